@@ -1,0 +1,33 @@
+// The contract between the actor kernel and whatever carries envelopes between nodes.
+// core/ never imports p2p/: the libp2p transport (p2p/) and the in-memory transport (core/) both
+// implement this, and both pass the shared compliance suite in core/test/transport-compliance.ts.
+//
+// What crosses a Transport is always a signed envelope in its wire encoding (spec/envelope.md).
+// The transport authenticates the remote *node* (libp2p: the Noise-authenticated peer id, which is the
+// node's did:key); the kernel does everything else on the receive path: decode (bounded size), verify the
+// signature, expiry, replay, bind the sender DID to `peerDid`, behavior lookup, capability check, mailbox.
+
+/** One envelope as it arrived, still in wire bytes, with the node it came from. */
+export interface InboundEnvelope {
+  /** The envelope's wire encoding (spec/envelope.md); not yet verified. */
+  readonly bytes: Uint8Array
+  /** The DID of the authenticated remote node that sent these bytes on this connection. */
+  readonly peerDid: string
+}
+
+export type InboundHandler = (inbound: InboundEnvelope) => void
+
+export interface Transport {
+  /** The DID of the node this transport speaks for. */
+  readonly localDid: string
+  /**
+   * Sends one encoded envelope to the node `toNodeDid`. Resolves once the bytes are handed to the
+   * connection (at-most-once: no retry after that point). Order is kept per (this node, toNodeDid).
+   * Rejects with an error whose `name` is `UnreachableError` when no route to that node can be found.
+   */
+  send(toNodeDid: string, bytes: Uint8Array): Promise<void>
+  /** Installs the one handler that receives every inbound envelope. Replaces any earlier handler. */
+  onEnvelope(handler: InboundHandler): void
+  start(): Promise<void>
+  stop(): Promise<void>
+}

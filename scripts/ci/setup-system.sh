@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the isolation tests need (Docker, QEMU, a kernel, busybox, iproute2), starts dockerd in the
+# background when it is not running, and builds the local images (no image registry is reachable here).
+# Runs as root on CI machines; elsewhere it does what it can and the tests that need more say why they skip.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+pkgs=(docker.io busybox-static qemu-system-x86 iproute2 iptables bubblewrap)
+missing=()
+command -v dockerd >/dev/null || missing+=(docker.io)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "cannot install ${missing[*]} (not root or no apt-get); tests that need them will say so"
+  fi
+fi
+bash "$here/start-dockerd.sh"
+for s in "$here"/images/*.sh; do
+  [ -e "$s" ] || continue
+  echo "image: $(basename "$s")"
+  bash "$s"
+done

@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Runs the whole suite with tap and ends with the one line CI reads: `N passed, N failed, N skipped`.
+// Extra arguments go to tap (e.g. `npm test -- core/test/ordering.test.ts`).
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+
+const require = createRequire(import.meta.url)
+const tapPkg = require.resolve('tap/package.json')
+const tapBin = join(dirname(tapPkg), JSON.parse(readFileSync(tapPkg, 'utf8')).bin.tap)
+const args = process.argv.slice(2)
+const child = spawn(process.execPath, [tapBin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+let tail = ''
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk)
+  tail = (tail + chunk.toString('utf8')).slice(-4096)
+})
+child.on('close', (code, signal) => {
+  const m = /# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail)
+  if (!m) {
+    console.log(`\n0 passed, 1 failed (tap printed no summary; exit ${code ?? signal})`)
+    process.exit(code || 1)
+  }
+  const pass = Number(m[2]), fail = Number(m[3] ?? 0), skip = Number(m[4] ?? 0)
+  const failed = fail + (code !== 0 && fail === 0 ? 1 : 0)
+  console.log(`\n${pass} passed, ${failed} failed, ${skip} skipped`)
+  process.exit(failed > 0 ? 1 : 0)
+})
