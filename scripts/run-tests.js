@@ -5,11 +5,13 @@ import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { ensureTapBuilt } from './tap-build.js'
 
 const require = createRequire(import.meta.url)
 const tapPkg = require.resolve('tap/package.json')
 const tapBin = join(dirname(tapPkg), JSON.parse(readFileSync(tapPkg, 'utf8')).bin.tap)
 const args = process.argv.slice(2)
+ensureTapBuilt()
 const child = spawn(process.execPath, [tapBin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
 let tail = ''
 child.stdout.on('data', (chunk) => {
