@@ -9,7 +9,15 @@ export type ExecutorKind = 'docker' | 'wasm' | 'microvm' | 'actor'
 export type RuntimeSpec =
   | { kind: 'docker'; image: string; command?: string[]; runtime?: 'runc' | 'runsc' }
   | { kind: 'wasm'; module: string; args?: string[] }
-  | { kind: 'microvm'; kernel: string; initrd?: string; rootfs?: string; append?: string }
+  | {
+      kind: 'microvm'
+      kernel: string
+      initrd?: string
+      rootfs?: string
+      append?: string
+      /** The workload's argv, run in the guest by the noir image's init (spec/microvm.md). */
+      command?: string[]
+    }
   | { kind: 'actor'; bundle: string; args?: string[] }
 
 export interface ResourceLimits {

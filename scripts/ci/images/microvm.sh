@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The microVM test image: a Debian kernel (package linux-image-<version>-amd64) and an initramfs made of
+# busybox-static, the few kernel modules the guest needs (virtio-mmio, 9p for the state share, virtio-net)
+# and the noir init (scripts/ci/images/microvm-init: no .sh suffix, since setup-system.sh runs every *.sh here).
+# Debian packages only, no registry.
+#
+# Output: $NOIR_IMAGES/microvm/ (default /var/lib/noir/images/microvm/):
+#   vmlinuz             the kernel
+#   initramfs.cpio.gz   busybox + modules + /init
+#   image.env           KERNEL_VERSION=..., INIT_SHA256=..., what the image was built from
+# Idempotent and quick: when image.env matches the kernel and the init script, nothing is rebuilt.
+# The kernel comes from /boot + /lib/modules when that kernel is installed; otherwise the kernel package is
+# fetched with `apt-get download` and unpacked with `dpkg-deb -x` (installing linux-image-amd64 would run
+# update-initramfs, which is slow and useless here).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+out="${NOIR_IMAGES:-/var/lib/noir/images}/microvm"
+init_src="$here/microvm-init"
+# Modules the init loads, in dependency order (closure computed from modules.dep below).
+want=(virtio_mmio 9pnet_virtio 9p virtio_net)
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# 1. Find a kernel with its modules: an installed one, or the Debian package unpacked into $work.
+kver="" kroot=""
+for k in /boot/vmlinuz-*-amd64; do
+  [ -e "$k" ] || continue
+  v="${k#/boot/vmlinuz-}"
+  if [ -r "$k" ] && [ -f "/lib/modules/$v/modules.dep" ]; then kver="$v" kroot=""; fi
+done
+if [ -z "$kver" ]; then
+  command -v apt-get >/dev/null || { echo "microvm image: no kernel in /boot and no apt-get; skipping"; exit 0; }
+  pkg="$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"
+  if [ -z "$pkg" ]; then apt-get update -qq; pkg="$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')"; fi
+  [ -n "$pkg" ] || { echo "microvm image: cannot resolve the kernel package behind linux-image-amd64"; exit 1; }
+  (cd "$work" && apt-get download -qq "$pkg" >/dev/null)
+  mkdir -p "$work/kernel"
+  dpkg-deb -x "$work"/"$pkg"_*.deb "$work/kernel"
+  kver="${pkg#linux-image-}"
+  kroot="$work/kernel"
+fi
+vmlinuz="$kroot/boot/vmlinuz-$kver"
+moddir="$kroot/lib/modules/$kver"
+[ -f "$vmlinuz" ] && [ -f "$moddir/modules.dep" ] || { echo "microvm image: kernel $kver incomplete"; exit 1; }
+
+# 2. busybox-static (statically linked: it is the whole userland).
+bb=/bin/busybox
+if ! file -L "$bb" 2>/dev/null | grep -q 'statically linked' && ! ldd "$bb" 2>&1 | grep -q 'not a dynamic'; then
+  command -v apt-get >/dev/null || { echo "microvm image: no busybox-static; skipping"; exit 0; }
+  (cd "$work" && apt-get download -qq busybox-static >/dev/null)
+  dpkg-deb -x "$work"/busybox-static_*.deb "$work/bb"
+  bb="$work/bb/bin/busybox"
+fi
+
+init_sum="$(sha256sum "$init_src" | cut -d' ' -f1)"
+stamp="KERNEL_VERSION=$kver
+INIT_SHA256=$init_sum
+MODULES=${want[*]}"
+if [ -f "$out/image.env" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initramfs.cpio.gz" ] && [ "$(cat "$out/image.env")" = "$stamp" ]; then
+  echo "microvm image up to date in $out (kernel $kver)"
+  exit 0
+fi
+
+# 3. The initramfs tree.
+root="$work/root"
+mkdir -p "$root"/{bin,sbin,dev,proc,sys,tmp,run,state,noir,etc,lib/modules}
+cp "$bb" "$root/bin/busybox"
+for a in $("$root/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+cp "$init_src" "$root/init"
+chmod 0755 "$root/init"
+echo 'root:x:0:0:root:/:/bin/sh' > "$root/etc/passwd"
+chmod 1777 "$root/tmp"
+
+# Module closure, dependencies first (modules.dep lists a module's dependencies after the colon).
+declare -A seen=()
+order=()
+visit() {
+  local name="$1" line path deps d
+  line="$(grep -E "/${name}\.ko(\.[a-z]+)?:" "$moddir/modules.dep" | head -1 || true)"
+  if [ -z "$line" ]; then
+    # Built into this kernel: nothing to load.
+    grep -qE "/${name}\.ko" "$moddir/modules.builtin" && return 0
+    echo "microvm image: module $name not found for $kver" >&2; exit 1
+  fi
+  path="${line%%:*}"
+  [ -n "${seen[$path]:-}" ] && return 0
+  seen[$path]=1
+  deps="${line#*:}"
+  for d in $deps; do visit "$(basename "$d" | sed -E 's/\.ko(\.[a-z]+)?$//')"; done
+  order+=("$path")
+}
+for m in "${want[@]}"; do visit "$m"; done
+: > "$root/lib/modules/load-order"
+for p in "${order[@]}"; do
+  f="$(basename "$p")"
+  case "$f" in
+    *.ko) cp "$moddir/$p" "$root/lib/modules/$f" ;;
+    *.ko.xz) xz -dc "$moddir/$p" > "$root/lib/modules/${f%.xz}"; f="${f%.xz}" ;;
+    *.ko.zst) zstd -qdc "$moddir/$p" > "$root/lib/modules/${f%.zst}"; f="${f%.zst}" ;;
+    *.ko.gz) gzip -dc "$moddir/$p" > "$root/lib/modules/${f%.gz}"; f="${f%.gz}" ;;
+  esac
+  echo "$f" >> "$root/lib/modules/load-order"
+done
+
+# 4. Pack and install atomically.
+mkdir -p "$out"
+(cd "$root" && find . | "$root/bin/busybox" cpio -o -H newc 2>/dev/null) | gzip -6 > "$work/initramfs.cpio.gz"
+cp "$vmlinuz" "$work/vmlinuz"
+chmod 0644 "$work/vmlinuz" "$work/initramfs.cpio.gz"
+mv -f "$work/vmlinuz" "$out/vmlinuz"
+mv -f "$work/initramfs.cpio.gz" "$out/initramfs.cpio.gz"
+printf '%s\n' "$stamp" > "$out/image.env"
+echo "built microvm image in $out (kernel $kver, modules: $(tr '\n' ' ' < "$root/lib/modules/load-order"))"
