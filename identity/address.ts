@@ -1,0 +1,64 @@
+// An actor address is the node's DID plus a path: `did:key:z6Mk.../alloc/7f3a` (spec/identity.md).
+// The node itself has the empty path. Path segments are non-empty and use unreserved URL characters.
+import { isDidKey } from './did-key.ts'
+import { InvalidAddressError } from './errors.ts'
+import { LruCache } from './lru.ts'
+
+export const MAX_ADDRESS_LENGTH = 512
+const SEGMENT = /^[A-Za-z0-9._~:@+-]+$/
+
+export interface ParsedAddress {
+  did: string
+  /** '' for the node itself, else '/seg/seg...' */
+  path: string
+}
+
+function checkPath(path: string, address: string): void {
+  if (path === '') return
+  if (path[0] !== '/') throw new InvalidAddressError(`address path must start with '/': ${JSON.stringify(address)}`)
+  const segments = path.slice(1).split('/')
+  for (const s of segments) {
+    if (!SEGMENT.test(s) || s === '.' || s === '..') {
+      throw new InvalidAddressError(`address path segments are non-empty [A-Za-z0-9._~:@+-], not '.'/'..': ${JSON.stringify(address.slice(0, 200))}`)
+    }
+  }
+}
+
+// Decoding base58 costs microseconds; addresses repeat, so remember DIDs already found well-formed.
+const validDids = new LruCache<string, true>(8192)
+function knownDid(did: string): boolean {
+  if (validDids.get(did)) return true
+  if (!isDidKey(did)) return false
+  validDids.set(did, true)
+  return true
+}
+
+export function parseAddress(address: string): ParsedAddress {
+  if (typeof address !== 'string') throw new InvalidAddressError('an address is a string')
+  if (address.length > MAX_ADDRESS_LENGTH) throw new InvalidAddressError(`address longer than ${MAX_ADDRESS_LENGTH} characters`)
+  if (!address.startsWith('did:key:')) throw new InvalidAddressError(`address must start with a did:key: ${JSON.stringify(address.slice(0, 200))}`)
+  const slash = address.indexOf('/')
+  const did = slash < 0 ? address : address.slice(0, slash)
+  const path = slash < 0 ? '' : address.slice(slash)
+  if (!knownDid(did)) throw new InvalidAddressError(`address does not start with an Ed25519 did:key: ${JSON.stringify(address.slice(0, 200))}`)
+  checkPath(path, address)
+  return { did, path }
+}
+
+export function formatAddress(did: string, path: string): string {
+  if (!isDidKey(did)) throw new InvalidAddressError(`not an Ed25519 did:key: ${JSON.stringify(String(did).slice(0, 200))}`)
+  const address = did + path
+  checkPath(path, address)
+  if (address.length > MAX_ADDRESS_LENGTH) throw new InvalidAddressError(`address longer than ${MAX_ADDRESS_LENGTH} characters`)
+  return address
+}
+
+/** True when `address` is well-formed. */
+export function isAddress(address: string): boolean {
+  try {
+    parseAddress(address)
+    return true
+  } catch {
+    return false
+  }
+}

@@ -1,0 +1,38 @@
+// identity/: keys, did:key, addresses, envelopes, capability tokens, keystore. The layer everything else uses.
+export * from './errors.ts'
+export { NodeKey, verifyEd25519, verifyEd25519ForDid, publicKeyObjectForDid } from './keys.ts'
+export {
+  didFromPublicKey,
+  publicKeyFromDid,
+  publicKeyMultibase,
+  isDidKey,
+  didFromPeerId,
+  peerIdFromDid,
+  getDidKeyResolver,
+  resolveDidKey,
+  x25519FromEd25519PublicKey,
+} from './did-key.ts'
+export { parseAddress, formatAddress, isAddress, MAX_ADDRESS_LENGTH, type ParsedAddress } from './address.ts'
+export { canonicalJson, canonicalJsonBytes, MAX_JSON_DEPTH } from './canonical-json.ts'
+export {
+  signEnvelope,
+  signEnvelopeBatch,
+  decodeEnvelope,
+  decodeWire,
+  didOf,
+  EnvelopeVerifier,
+  ReplayCache,
+  TAG_SINGLE,
+  TAG_BATCH,
+  DEFAULT_TTL_MS,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_CLOCK_SKEW_MS,
+  DEFAULT_MAX_TTL_MS,
+  type Envelope,
+  type EnvelopeInit,
+  type SignedEnvelope,
+  type DecodedWire,
+  type EnvelopeVerifierOptions,
+  type JsonValue,
+} from './envelope.ts'
+export { LruCache } from './lru.ts'

@@ -1,0 +1,153 @@
+// One Ed25519 key = the node's libp2p identity = its did:key. Signing and verifying use node:crypto with
+// cached KeyObjects (creating a KeyObject per call costs ~10%). The seed never leaves this object except
+// through exportSeed() (for the keystore); inspect/JSON/string forms redact it.
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
+import { inspect } from 'node:util'
+import { privateKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PeerId, PrivateKey } from '@libp2p/interface'
+import { didFromPublicKey, publicKeyFromDid } from './did-key.ts'
+import { InvalidKeyError } from './errors.ts'
+import { LruCache } from './lru.ts'
+
+// DER prefixes of an Ed25519 PKCS#8 private key and SPKI public key (RFC 8410): prefix || 32 raw bytes.
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+
+function privateKeyObject(seed: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+}
+
+function publicKeyObject(pub: Uint8Array): KeyObject {
+  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pub]), format: 'der', type: 'spki' })
+}
+
+function rawPublicKey(priv: KeyObject): Uint8Array {
+  const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' })
+  return new Uint8Array(spki.subarray(spki.length - 32))
+}
+
+function rawSeed(priv: KeyObject): Uint8Array {
+  const pkcs8 = priv.export({ format: 'der', type: 'pkcs8' })
+  return new Uint8Array(pkcs8.subarray(pkcs8.length - 32))
+}
+
+/** Private state, out of reach of enumeration, inspection and JSON. */
+const secrets = new WeakMap<NodeKey, { seed: Uint8Array; keyObject: KeyObject }>()
+
+export class NodeKey {
+  readonly did: string
+  readonly publicKey: Uint8Array
+  #peerId: PeerId | undefined
+  #libp2pKey: PrivateKey | undefined
+
+  private constructor(seed: Uint8Array, keyObject: KeyObject) {
+    this.publicKey = rawPublicKey(keyObject)
+    this.did = didFromPublicKey(this.publicKey)
+    secrets.set(this, { seed: Uint8Array.from(seed), keyObject })
+  }
+
+  static generate(): NodeKey {
+    const { privateKey } = generateKeyPairSync('ed25519')
+    return new NodeKey(rawSeed(privateKey), privateKey)
+  }
+
+  /** From a 32-byte seed (the RFC 8032 private key). */
+  static fromSeed(seed: Uint8Array): NodeKey {
+    if (!(seed instanceof Uint8Array) || seed.length !== 32) throw new InvalidKeyError('an Ed25519 seed is 32 bytes')
+    return new NodeKey(seed, privateKeyObject(seed))
+  }
+
+  /** From a libp2p Ed25519 private key (its `raw` is seed || public key). */
+  static fromLibp2pPrivateKey(key: PrivateKey): NodeKey {
+    if (key.type !== 'Ed25519') throw new InvalidKeyError(`libp2p key is ${key.type}, not Ed25519`)
+    const nk = NodeKey.fromSeed(key.raw.subarray(0, 32))
+    if (!key.publicKey.raw.every((b, i) => b === nk.publicKey[i])) throw new InvalidKeyError('libp2p key: public key does not match its seed')
+    return nk
+  }
+
+  /** Ed25519 signature (64 bytes) of `message`. */
+  sign(message: Uint8Array): Uint8Array {
+    return cryptoSign(null, message, secrets.get(this)!.keyObject)
+  }
+
+  /** The same key as a libp2p private key (for `createLibp2p({ privateKey })`). */
+  toLibp2pPrivateKey(): PrivateKey {
+    if (!this.#libp2pKey) {
+      const raw = new Uint8Array(64)
+      raw.set(secrets.get(this)!.seed, 0)
+      raw.set(this.publicKey, 32)
+      this.#libp2pKey = privateKeyFromRaw(raw)
+    }
+    return this.#libp2pKey
+  }
+
+  get peerId(): PeerId {
+    if (!this.#peerId) this.#peerId = peerIdFromPrivateKey(this.toLibp2pPrivateKey())
+    return this.#peerId
+  }
+
+  /** The 32-byte seed. Only the keystore should call this. */
+  exportSeed(): Uint8Array {
+    return Uint8Array.from(secrets.get(this)!.seed)
+  }
+
+  toJSON(): { did: string } {
+    return { did: this.did }
+  }
+
+  toString(): string {
+    return `NodeKey(${this.did})`
+  }
+
+  [inspect.custom](): string {
+    return `NodeKey { did: '${this.did}', seed: [redacted] }`
+  }
+}
+
+// ---- verification with cached public KeyObjects --------------------------------------------------------------
+
+const KEY_CACHE_SIZE = 4096
+const keyObjectsByHex = new LruCache<string, KeyObject>(KEY_CACHE_SIZE)
+const keyObjectsByDid = new LruCache<string, KeyObject>(KEY_CACHE_SIZE)
+
+function cachedPublicKeyObject(pub: Uint8Array): KeyObject {
+  const hex = Buffer.from(pub.buffer, pub.byteOffset, pub.byteLength).toString('hex')
+  let ko = keyObjectsByHex.get(hex)
+  if (!ko) {
+    ko = publicKeyObject(pub)
+    keyObjectsByHex.set(hex, ko)
+  }
+  return ko
+}
+
+/** A cached public KeyObject for a did:key (throws InvalidDidError). */
+export function publicKeyObjectForDid(did: string): KeyObject {
+  let ko = keyObjectsByDid.get(did)
+  if (!ko) {
+    ko = publicKeyObject(publicKeyFromDid(did))
+    keyObjectsByDid.set(did, ko)
+  }
+  return ko
+}
+
+/** Ed25519 verification with node:crypto; false (never a throw) for a wrong-length key or signature. */
+export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  if (publicKey.length !== 32 || signature.length !== 64) return false
+  try {
+    return cryptoVerify(null, message, cachedPublicKeyObject(publicKey), signature)
+  } catch {
+    return false
+  }
+}
+
+/** Like verifyEd25519, keyed by a did:key (throws InvalidDidError for a bad DID). */
+export function verifyEd25519ForDid(did: string, message: Uint8Array, signature: Uint8Array): boolean {
+  const ko = publicKeyObjectForDid(did)
+  if (signature.length !== 64) return false
+  try {
+    return cryptoVerify(null, message, ko, signature)
+  } catch {
+    return false
+  }
+}
