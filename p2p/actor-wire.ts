@@ -1,0 +1,287 @@
+// The actor wire protocol `/noir/actor/1.0.0` (spec/wire.md): one long-lived stream per peer pair, frames
+// coalesced per tick into one write, back-pressure that keeps yamux's buffer small, a frame size limit.
+// A protocol violation (oversize, garbage, truncated frame) resets that one stream; the node stays up.
+import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { NoirHost } from './host.ts'
+import { DEFAULT_MAX_FRAME_BODY, FrameDecoder, encodeFrames } from './framing.ts'
+import { MessageTooLargeError, NotStartedError, P2PError, UnreachableError } from './errors.ts'
+import { errorFields, silentLog, type Log } from './log.ts'
+
+export const ACTOR_PROTOCOL = '/noir/actor/1.0.0'
+
+/** One envelope body as received, with the Noise-authenticated peer that sent it. */
+export type FrameHandler = (body: Uint8Array, from: PeerId, connection: Connection) => void
+
+export interface ActorWireOptions {
+  host: NoirHost
+  /** Largest envelope body accepted or sent. Default 1 MiB. */
+  maxFrameBytes?: number
+  /** Bytes per stream write before a new write starts (coalescing cap). Default 256 KiB. */
+  maxWriteBytes?: number
+  /** Finds a connection to a peer with no open connection (DID -> peer id -> addresses / DHT). */
+  connect?: (peer: PeerId, signal: AbortSignal) => Promise<Connection>
+  /** Time allowed to open a connection + stream. Default 10 s. */
+  dialTimeoutMs?: number
+  log?: Log
+}
+
+interface Pending {
+  body: Uint8Array
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
+/** Everything the wire keeps per remote peer: the stream it writes on and what is queued for it. */
+class PeerChannel {
+  readonly peer: PeerId
+  stream: Stream | undefined
+  opening: Promise<Stream> | undefined
+  queue: Pending[] = []
+  flushing = false
+  constructor(peer: PeerId) {
+    this.peer = peer
+  }
+}
+
+export class ActorWire {
+  readonly maxFrameBytes: number
+  private readonly host: NoirHost
+  private readonly maxWriteBytes: number
+  private readonly dialTimeoutMs: number
+  private readonly log: Log
+  private readonly connectFn: ((peer: PeerId, signal: AbortSignal) => Promise<Connection>) | undefined
+  private readonly channels = new Map<string, PeerChannel>()
+  private readonly inbound = new Set<Stream>()
+  private handler: FrameHandler = () => {}
+  private started = false
+  /** Streams reset for protocol violations (observable for tests and status). */
+  violations = 0
+
+  constructor(opts: ActorWireOptions) {
+    this.host = opts.host
+    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BODY
+    this.maxWriteBytes = opts.maxWriteBytes ?? 256 * 1024
+    this.dialTimeoutMs = opts.dialTimeoutMs ?? 10_000
+    this.log = opts.log ?? silentLog
+    this.connectFn = opts.connect
+  }
+
+  onFrame(handler: FrameHandler): void {
+    this.handler = handler
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    await this.host.handle(ACTOR_PROTOCOL, (stream, connection) => this.accept(stream, connection), {
+      runOnLimitedConnection: true,
+      maxInboundStreams: 64,
+    })
+    this.started = true
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    await this.host.unhandle(ACTOR_PROTOCOL).catch(() => {})
+    const err = new NotStartedError('the actor wire is stopping')
+    for (const ch of this.channels.values()) {
+      for (const p of ch.queue.splice(0)) p.reject(err)
+      if (ch.stream) await ch.stream.close().catch(() => ch.stream?.abort(err))
+    }
+    for (const s of this.inbound) s.abort(err)
+    this.inbound.clear()
+    this.channels.clear()
+  }
+
+  /**
+   * Queues one envelope for `peer`. Resolves once its frame is handed to the stream (at-most-once: not
+   * retried after that). Frames queued in the same tick go out in one write. Order is kept per peer.
+   */
+  send(peer: PeerId, body: Uint8Array): Promise<void> {
+    if (!this.started) return Promise.reject(new NotStartedError('the actor wire is not started'))
+    if (body.byteLength > this.maxFrameBytes) {
+      return Promise.reject(new MessageTooLargeError(`envelope of ${body.byteLength} bytes exceeds the frame limit of ${this.maxFrameBytes}`))
+    }
+    const key = peer.toString()
+    let ch = this.channels.get(key)
+    if (!ch) {
+      ch = new PeerChannel(peer)
+      this.channels.set(key, ch)
+    }
+    const channel = ch
+    return new Promise<void>((resolve, reject) => {
+      channel.queue.push({ body, resolve, reject })
+      if (!channel.flushing) {
+        channel.flushing = true
+        // Coalesce everything queued during this tick into one write.
+        queueMicrotask(() => void this.flush(channel))
+      }
+    })
+  }
+
+  /** Writes the channel's queue, opening (or reopening) the stream as needed; one flusher per channel. */
+  private async flush(ch: PeerChannel): Promise<void> {
+    try {
+      while (ch.queue.length > 0 && this.started) {
+        let stream: Stream
+        try {
+          stream = await this.streamFor(ch)
+        } catch (err) {
+          const e = err instanceof P2PError ? err : new UnreachableError(`cannot reach ${ch.peer.toString()}: ${(err as Error).message}`)
+          for (const p of ch.queue.splice(0)) p.reject(e)
+          break
+        }
+        // take up to maxWriteBytes of queued frames
+        let bytes = 0
+        let n = 0
+        while (n < ch.queue.length && (n === 0 || bytes + ch.queue[n]!.body.byteLength <= this.maxWriteBytes)) {
+          bytes += ch.queue[n]!.body.byteLength
+          n++
+        }
+        const batch = ch.queue.splice(0, n)
+        const buf = encodeFrames(batch.map((p) => p.body))
+        let ok: boolean
+        try {
+          ok = stream.send(buf)
+        } catch (err) {
+          // the stream died under us: drop it and retry these frames once on a fresh stream
+          this.dropStream(ch, stream)
+          ch.queue.unshift(...batch)
+          if (batch.some((p) => (p as Pending & { retried?: boolean }).retried)) {
+            const e = new UnreachableError(`stream to ${ch.peer.toString()} failed: ${(err as Error).message}`)
+            for (const p of ch.queue.splice(0)) p.reject(e)
+            break
+          }
+          for (const p of batch) (p as Pending & { retried?: boolean }).retried = true
+          continue
+        }
+        for (const p of batch) p.resolve()
+        if (!ok) await this.waitWritable(stream)
+        // let other senders queue up more frames before the next write
+        if (ch.queue.length > 0) await new Promise<void>((r) => setImmediate(r))
+      }
+    } finally {
+      ch.flushing = false
+      if (ch.queue.length > 0 && this.started) {
+        ch.flushing = true
+        queueMicrotask(() => void this.flush(ch))
+      }
+    }
+  }
+
+  /**
+   * yamux's `send()` returning false means its buffer is above the high-water mark. Waiting for 'drain'
+   * alone let the buffer grow without bound under a fast sender (STACK.md); we wait until the write queue
+   * is empty ('idle') or the stream closes.
+   */
+  private waitWritable(stream: Stream): Promise<void> {
+    if (stream.writeBufferLength === 0 && !stream.writableNeedsDrain) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        stream.removeEventListener('idle', done)
+        stream.removeEventListener('close', done)
+        resolve()
+      }
+      stream.addEventListener('idle', done)
+      stream.addEventListener('close', done)
+    })
+  }
+
+  private async streamFor(ch: PeerChannel): Promise<Stream> {
+    if (ch.stream && ch.stream.status === 'open' && ch.stream.writeStatus === 'writable') return ch.stream
+    ch.stream = undefined
+    ch.opening ??= this.openStream(ch.peer).finally(() => {
+      ch.opening = undefined
+    })
+    const s = await ch.opening
+    ch.stream = s
+    return s
+  }
+
+  private async openStream(peer: PeerId): Promise<Stream> {
+    const signal = AbortSignal.timeout(this.dialTimeoutMs)
+    let conn = this.bestConnection(peer)
+    if (!conn) {
+      if (this.connectFn) conn = await this.connectFn(peer, signal)
+      else {
+        try {
+          conn = await this.host.dial(peer, { signal })
+        } catch (err) {
+          throw new UnreachableError(`cannot reach ${peer.toString()}: ${(err as Error).message}`)
+        }
+      }
+    }
+    let stream: Stream
+    try {
+      stream = await conn.newStream(ACTOR_PROTOCOL, { signal, runOnLimitedConnection: true })
+    } catch (err) {
+      throw new UnreachableError(`cannot open ${ACTOR_PROTOCOL} to ${peer.toString()}: ${(err as Error).message}`)
+    }
+    this.readLoop(stream, conn)
+    return stream
+  }
+
+  /** An open connection to the peer, preferring a direct one over a relayed (limited) one. */
+  private bestConnection(peer: PeerId): Connection | undefined {
+    const conns = this.host.getConnections(peer).filter((c) => c.status === 'open')
+    return conns.find((c) => c.limits == null) ?? conns[0]
+  }
+
+  private dropStream(ch: PeerChannel, stream: Stream): void {
+    if (ch.stream === stream) ch.stream = undefined
+  }
+
+  private accept(stream: Stream, connection: Connection): void {
+    if (!this.started) {
+      stream.abort(new NotStartedError('the actor wire is not started'))
+      return
+    }
+    // The remote opened a stream: also use it to write to that peer when we have none of our own.
+    const key = connection.remotePeer.toString()
+    let ch = this.channels.get(key)
+    if (!ch) {
+      ch = new PeerChannel(connection.remotePeer)
+      this.channels.set(key, ch)
+    }
+    if (!ch.stream || ch.stream.status !== 'open') ch.stream = stream
+    this.readLoop(stream, connection)
+  }
+
+  /** Reads frames until the stream ends; a violation resets the stream (typed error logged). */
+  private readLoop(stream: Stream, connection: Connection): void {
+    this.inbound.add(stream)
+    const decoder = new FrameDecoder(this.maxFrameBytes)
+    const from = connection.remotePeer
+    const run = async (): Promise<void> => {
+      try {
+        for await (const chunk of stream) {
+          const bodies = decoder.push(chunk)
+          for (const body of bodies) {
+            try {
+              this.handler(body, from, connection)
+            } catch (err) {
+              this.log.error('actor frame handler threw', { peer: from.toString(), ...errorFields(err) })
+            }
+          }
+        }
+        decoder.end()
+      } catch (err) {
+        if (err instanceof P2PError) {
+          this.violations++
+          this.log.warn('actor stream reset: protocol violation', { peer: from.toString(), ...errorFields(err) })
+          stream.abort(err)
+        } else if (stream.status === 'open') {
+          this.log.debug('actor stream failed', { peer: from.toString(), ...errorFields(err) })
+          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        }
+      } finally {
+        this.inbound.delete(stream)
+        const ch = this.channels.get(from.toString())
+        if (ch) this.dropStream(ch, stream)
+        // our side: close writing too, so the stream is fully released
+        if (stream.status === 'open') await stream.close().catch(() => {})
+      }
+    }
+    void run()
+  }
+}

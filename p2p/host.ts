@@ -1,0 +1,123 @@
+// The libp2p host of a NoirLedger node, made from the node's key: its peer id is the node's did:key.
+// TCP + Noise + Yamux; identify, ping, kad-dht under the project prefix `/noir`, gossipsub, mDNS (on by
+// default), a bootstrap list, circuit-relay-v2 (client always, server when asked), DCUtR and AutoNAT.
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify, type Identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { mdns } from '@libp2p/mdns'
+import { bootstrap } from '@libp2p/bootstrap'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import { autoNAT } from '@libp2p/autonat'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { Datastore } from 'interface-datastore'
+import { InvalidPeerAddressError } from './errors.ts'
+
+/** The kad-dht protocol prefix: our DHT is its own network (`/noir/kad/1.0.0`), not the IPFS one. */
+export const DHT_PROTOCOL_PREFIX = '/noir'
+/** Default listen address: loopback only, an ephemeral port. Opening a node to the LAN is a choice. */
+export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
+
+// The services map must be a `type` (not an `interface`) for libp2p's generic ServiceMap constraint.
+export type NoirServices = {
+  identify: Identify
+  ping: Ping
+  dht: KadDHT
+  pubsub: GossipSub
+  dcutr: unknown
+  autonat: unknown
+  relay?: unknown
+}
+
+export type NoirHost = Libp2p<NoirServices>
+
+export interface HostOptions {
+  /** The node key as a libp2p private key (Ed25519): the peer id is the node's did:key. */
+  privateKey: PrivateKey
+  /** Multiaddrs to listen on. Default: DEFAULT_LISTEN. Add '/p2p-circuit' to be reachable through relays. */
+  listen?: string[]
+  /** Addresses to announce instead of the listen addresses. */
+  announce?: string[]
+  /** Peers to dial at start and keep in the routing table. */
+  bootstrap?: string[]
+  /** mDNS discovery on the LAN. Default true. */
+  mdns?: boolean
+  /** Act as a circuit-relay-v2 server for other nodes. Default false. */
+  relayServer?: boolean
+  /** libp2p's per-host inbound connection rate limit (connections/s). Default 5 (libp2p's). */
+  inboundConnectionThreshold?: number
+  /** Persistent peer store / DHT records. Default: in memory. */
+  datastore?: Datastore
+  /** Run DCUtR and AutoNAT (hole punching and reachability). Default true. */
+  natTraversal?: boolean
+}
+
+function checkAddrs(what: string, addrs: readonly string[]): string[] {
+  for (const a of addrs) {
+    try {
+      multiaddr(a)
+    } catch (err) {
+      throw new InvalidPeerAddressError(`${what}: '${a}' is not a multiaddr (${(err as Error).message})`)
+    }
+  }
+  return [...addrs]
+}
+
+/** Creates (does not start) the host. */
+export async function createHost(opts: HostOptions): Promise<NoirHost> {
+  const listen = checkAddrs('listen', opts.listen ?? DEFAULT_LISTEN)
+  const bootstrapList = checkAddrs('bootstrap', opts.bootstrap ?? [])
+  const peerDiscovery: Array<(components: never) => PeerDiscovery> = []
+  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 0 }) as never)
+  if (opts.mdns ?? true) peerDiscovery.push(mdns({ interval: 10_000 }) as never)
+  const nat = opts.natTraversal ?? true
+
+  const services: Record<string, unknown> = {
+    identify: identify({ runOnLimitedConnection: true }),
+    ping: ping({ runOnLimitedConnection: true }),
+    dht: kadDHT({
+      protocol: `${DHT_PROTOCOL_PREFIX}/kad/1.0.0`,
+      // Every daemon serves the DHT: our nodes are participants, and libp2p's auto mode would keep
+      // nodes on loopback / private LANs in client mode forever (STACK.md).
+      clientMode: false,
+      // Our DHT is a private network of nodes that may sit on a LAN or on loopback: keep every address.
+      peerInfoMapper: passthroughMapper,
+    }),
+    pubsub: gossipsub({
+      // Our own signed envelope inside `data` is what authenticates a broadcast (p2p/pubsub.ts); gossipsub
+      // signing would be a second signature per message.
+      globalSignaturePolicy: 'StrictNoSign',
+      allowPublishToZeroTopicPeers: true,
+      emitSelf: false,
+      runOnLimitedConnection: true,
+    }),
+  }
+  if (nat) {
+    services.dcutr = dcutr()
+    services.autonat = autoNAT()
+  }
+  if (opts.relayServer) {
+    services.relay = circuitRelayServer({ reservations: { maxReservations: 64 } })
+  }
+
+  return createLibp2p({
+    privateKey: opts.privateKey,
+    start: false,
+    addresses: { listen, announce: opts.announce ? checkAddrs('announce', opts.announce) : [] },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    peerDiscovery: peerDiscovery as never,
+    connectionManager: {
+      inboundConnectionThreshold: opts.inboundConnectionThreshold ?? 5,
+    },
+    ...(opts.datastore ? { datastore: opts.datastore } : {}),
+    services: services as never,
+  }) as Promise<NoirHost>
+}

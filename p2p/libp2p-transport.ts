@@ -1,0 +1,91 @@
+// core's Transport over libp2p: envelopes travel as frames on /noir/actor/1.0.0; the peer that sent a frame
+// is the Noise-authenticated remote peer id, whose did:key is handed to the kernel as `peerDid`.
+import type { PeerId } from '@libp2p/interface'
+import type { InboundHandler, Transport } from '../core/transport.ts'
+import { didFromPeerId, peerIdFromDid } from '../identity/did-key.ts'
+import { ActorWire } from './actor-wire.ts'
+import type { NoirHost } from './host.ts'
+import { UnreachableError } from './errors.ts'
+import { errorFields, silentLog, type Log } from './log.ts'
+import { connectToPeer } from './routing.ts'
+
+export interface Libp2pTransportOptions {
+  host: NoirHost
+  /** Largest envelope accepted or sent. Default 1 MiB. */
+  maxFrameBytes?: number
+  /** Time allowed to find and open a route to a node. Default 10 s. */
+  dialTimeoutMs?: number
+  log?: Log
+}
+
+export class Libp2pTransport implements Transport {
+  readonly localDid: string
+  readonly wire: ActorWire
+  private readonly host: NoirHost
+  private readonly log: Log
+  private handler: InboundHandler = () => {}
+  private readonly didByPeer = new Map<string, string>()
+  private readonly peerByDid = new Map<string, PeerId>()
+
+  constructor(opts: Libp2pTransportOptions) {
+    this.host = opts.host
+    this.log = opts.log ?? silentLog
+    this.localDid = didFromPeerId(opts.host.peerId)
+    this.wire = new ActorWire({
+      host: opts.host,
+      maxFrameBytes: opts.maxFrameBytes,
+      dialTimeoutMs: opts.dialTimeoutMs,
+      log: this.log,
+      connect: (peer, signal) => connectToPeer(opts.host, peer, signal, this.log),
+    })
+    this.wire.onFrame((body, from) => {
+      const peerDid = this.didOf(from)
+      if (peerDid === undefined) return
+      this.handler({ bytes: body, peerDid })
+    })
+  }
+
+  onEnvelope(handler: InboundHandler): void {
+    this.handler = handler
+  }
+
+  async start(): Promise<void> {
+    await this.wire.start()
+  }
+
+  async stop(): Promise<void> {
+    await this.wire.stop()
+  }
+
+  async send(toNodeDid: string, bytes: Uint8Array): Promise<void> {
+    let peer = this.peerByDid.get(toNodeDid)
+    if (!peer) {
+      try {
+        peer = peerIdFromDid(toNodeDid)
+      } catch (err) {
+        throw new UnreachableError(`'${toNodeDid}' is not a node DID (did:key): ${(err as Error).message}`)
+      }
+      if (this.peerByDid.size > 10_000) this.peerByDid.clear()
+      this.peerByDid.set(toNodeDid, peer)
+    }
+    if (toNodeDid === this.localDid) throw new UnreachableError('a transport does not send to its own node')
+    return this.wire.send(peer, bytes)
+  }
+
+  /** The did:key of an authenticated peer (cached); undefined for a non-Ed25519 peer (frame dropped, logged). */
+  private didOf(peer: PeerId): string | undefined {
+    const k = peer.toString()
+    let did = this.didByPeer.get(k)
+    if (did === undefined) {
+      try {
+        did = didFromPeerId(peer)
+      } catch (err) {
+        this.log.warn('frame from a peer without an Ed25519 identity dropped', { peer: k, ...errorFields(err) })
+        return undefined
+      }
+      if (this.didByPeer.size > 10_000) this.didByPeer.clear()
+      this.didByPeer.set(k, did)
+    }
+    return did
+  }
+}

@@ -1,0 +1,129 @@
+// A node's whole presence on the mesh: the libp2p host, the actor wire + core Transport, broadcast,
+// and the peer table, started and stopped together.
+import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import { KEEP_ALIVE } from '@libp2p/interface'
+import { createHost, type HostOptions, type NoirHost } from './host.ts'
+import { Libp2pTransport } from './libp2p-transport.ts'
+import { Broadcast, type BroadcastSigner } from './pubsub.ts'
+import { PeerTable } from './peers.ts'
+import { errorFields, silentLog, type Log } from './log.ts'
+
+/** A NodeKey fits: the host's identity and the broadcast signer are the same key. */
+export interface MeshKey extends BroadcastSigner {
+  toLibp2pPrivateKey(): PrivateKey
+}
+
+export interface MeshOptions extends Omit<HostOptions, 'privateKey'> {
+  key: MeshKey
+  log?: Log
+  /** Largest envelope on the actor wire. Default 1 MiB. */
+  maxFrameBytes?: number
+  /** How often connected peers are pinged for latency. Default 15 s; 0 turns it off. */
+  pingIntervalMs?: number
+  /** How often the node re-dials its bootstrap peers when it has lost them all. Default 5 s. */
+  bootstrapCheckMs?: number
+  /** Broadcast rate limit per sender. */
+  broadcastRate?: { perSecond: number; burst: number }
+}
+
+export class Mesh {
+  readonly host: NoirHost
+  readonly transport: Libp2pTransport
+  readonly broadcast: Broadcast
+  readonly peers: PeerTable
+  readonly did: string
+  private readonly log: Log
+  private readonly bootstrapList: string[]
+  private readonly bootstrapCheckMs: number
+  private bootstrapTimer: NodeJS.Timeout | undefined
+  private started = false
+
+  private constructor(host: NoirHost, opts: MeshOptions) {
+    this.host = host
+    this.log = opts.log ?? silentLog
+    this.did = opts.key.did
+    this.transport = new Libp2pTransport({ host, maxFrameBytes: opts.maxFrameBytes, log: this.log })
+    this.broadcast = new Broadcast({ host, signer: opts.key, log: this.log, rate: opts.broadcastRate })
+    this.peers = new PeerTable({ host, log: this.log, pingIntervalMs: opts.pingIntervalMs })
+    this.bootstrapList = opts.bootstrap ?? []
+    this.bootstrapCheckMs = opts.bootstrapCheckMs ?? 5_000
+  }
+
+  static async create(opts: MeshOptions): Promise<Mesh> {
+    const host = await createHost({ ...opts, privateKey: opts.key.toLibp2pPrivateKey() })
+    return new Mesh(host, opts)
+  }
+
+  get peerId(): string {
+    return this.host.peerId.toString()
+  }
+
+  /** The addresses other nodes can dial, each ending in /p2p/<peer id>. */
+  multiaddrs(): string[] {
+    return this.host.getMultiaddrs().map((a) => a.toString())
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    await this.host.start()
+    await this.transport.start()
+    await this.broadcast.start()
+    this.peers.start()
+    await this.keepBootstrapPeers()
+    this.started = true
+    if (this.bootstrapList.length > 0 && this.bootstrapCheckMs > 0) {
+      this.bootstrapTimer = setInterval(() => void this.redialBootstrapIfAlone(), this.bootstrapCheckMs)
+      this.bootstrapTimer.unref()
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    if (this.bootstrapTimer) clearInterval(this.bootstrapTimer)
+    this.peers.stop()
+    await this.broadcast.stop().catch(() => {})
+    await this.transport.stop().catch(() => {})
+    await this.host.stop()
+  }
+
+  /** Tags bootstrap peers keep-alive, so libp2p's reconnect queue redials them when a link drops. */
+  private async keepBootstrapPeers(): Promise<void> {
+    for (const a of this.bootstrapList) {
+      try {
+        const ma = multiaddr(a)
+        const id = ma.getComponents().findLast((c) => c.name === 'p2p')?.value
+        if (!id) continue
+        await this.host.peerStore.merge(peerIdFromString(id), {
+          multiaddrs: [ma],
+          tags: { [`${KEEP_ALIVE}-noir-bootstrap`]: { value: 50 } },
+        })
+      } catch (err) {
+        this.log.warn('bootstrap address ignored', { address: a, ...errorFields(err) })
+      }
+    }
+  }
+
+  /** When no bootstrap peer is connected (a partition healed, a restart), dial them again. */
+  private async redialBootstrapIfAlone(): Promise<void> {
+    const connected = new Set(this.host.getConnections().map((c) => c.remotePeer.toString()))
+    const ids = this.bootstrapList.map((a) => {
+      try {
+        return multiaddr(a).getComponents().findLast((c) => c.name === 'p2p')?.value
+      } catch {
+        return undefined
+      }
+    })
+    if (ids.some((id) => id !== undefined && connected.has(id))) return
+    for (const a of this.bootstrapList) {
+      try {
+        await this.host.dial(multiaddr(a), { signal: AbortSignal.timeout(3_000) })
+        this.log.info('reconnected to bootstrap peer', { address: a })
+      } catch (err) {
+        this.log.debug('bootstrap redial failed', { address: a, ...errorFields(err) })
+      }
+    }
+  }
+}

@@ -1,0 +1,300 @@
+// Broadcast: signed messages on named gossipsub topics (spec/pubsub.md). Gossipsub runs with StrictNoSign;
+// each message's `data` is our own small signed envelope (domain tag `noir:pubsub:v1`) naming the sender's
+// DID. Every node validates a message (size, structure, canonical form, signature, topic, time window,
+// rate per sender) in a topic validator BEFORE gossipsub delivers or relays it.
+import type { PeerId } from '@libp2p/interface'
+import { TopicValidatorResult, type GossipsubMessage, type Message } from '@libp2p/gossipsub'
+import { randomBytes } from 'node:crypto'
+import { canonicalJson, canonicalJsonBytes, type JsonValue } from '../identity/canonical-json.ts'
+import { verifyEd25519ForDid } from '../identity/keys.ts'
+import { isDidKey } from '../identity/did-key.ts'
+import type { NoirHost } from './host.ts'
+import { InvalidTopicError, MessageTooLargeError, PubsubMessageRejectedError } from './errors.ts'
+import { errorFields, silentLog, type Log } from './log.ts'
+
+export const PUBSUB_DOMAIN_TAG = 'noir:pubsub:v1'
+export const PUBSUB_VERSION = 1
+const SIG_BYTES = 64
+const HEADER_BYTES = 1 + SIG_BYTES
+const TOPIC_RE = /^[a-z0-9][a-z0-9/_.:-]{0,127}$/
+
+/** What a node signs with: a NodeKey fits. */
+export interface BroadcastSigner {
+  readonly did: string
+  sign(message: Uint8Array): Uint8Array
+}
+
+/** A verified broadcast as subscribers see it. */
+export interface BroadcastMessage {
+  topic: string
+  /** The DID that signed it (the original publisher, not the relaying peer). */
+  from: string
+  body: JsonValue
+  /** Issued-at and expiry, ms since the epoch. */
+  iat: number
+  exp: number
+  nonce: string
+  /** The peer id of the neighbour that relayed it to us. */
+  receivedFrom: string
+}
+
+export type BroadcastHandler = (msg: BroadcastMessage) => void
+
+export interface BroadcastOptions {
+  host: NoirHost
+  signer: BroadcastSigner
+  log?: Log
+  /** Largest message (`data`) accepted or published. Default 64 KiB. */
+  maxBytes?: number
+  /** Longest lifetime a message may claim. Default 10 min. */
+  maxTtlMs?: number
+  /** Tolerated clock skew for `iat`. Default 30 s. */
+  clockSkewMs?: number
+  /** Per-sender token bucket: sustained messages/s and burst. Default 20/s, burst 100. */
+  rate?: { perSecond: number; burst: number }
+  now?: () => number
+}
+
+type Reason = PubsubMessageRejectedError['reason']
+
+export const PUBSUB_SIGNING_PREFIX = new TextEncoder().encode(PUBSUB_DOMAIN_TAG + '\0')
+
+/** The bytes a pubsub signature covers: tag, NUL, canonical payload. */
+export function pubsubSigningInput(payload: Uint8Array): Uint8Array {
+  const m = new Uint8Array(PUBSUB_SIGNING_PREFIX.byteLength + payload.byteLength)
+  m.set(PUBSUB_SIGNING_PREFIX, 0)
+  m.set(payload, PUBSUB_SIGNING_PREFIX.byteLength)
+  return m
+}
+
+/** Encodes and signs one broadcast message (wire: version | signature | canonical JSON payload). */
+export function encodeBroadcast(signer: BroadcastSigner, topic: string, body: JsonValue, opts: { ttlMs?: number; now?: number } = {}): Uint8Array {
+  const iat = opts.now ?? Date.now()
+  const payload = canonicalJsonBytes({
+    body,
+    exp: iat + (opts.ttlMs ?? 60_000),
+    from: signer.did,
+    iat,
+    nonce: randomBytes(12).toString('base64url'),
+    topic,
+  })
+  const sig = signer.sign(pubsubSigningInput(payload))
+  const out = new Uint8Array(HEADER_BYTES + payload.byteLength)
+  out[0] = PUBSUB_VERSION
+  out.set(sig, 1)
+  out.set(payload, HEADER_BYTES)
+  return out
+}
+
+const decoder = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * Decodes and verifies one broadcast message for `topic`, without rate limiting.
+ * Throws PubsubMessageRejectedError with the reason.
+ */
+export function verifyBroadcast(data: Uint8Array, topic: string, o: { now: number; maxBytes: number; maxTtlMs: number; clockSkewMs: number }): Omit<BroadcastMessage, 'receivedFrom'> {
+  const reject = (reason: Reason, msg: string): never => {
+    throw new PubsubMessageRejectedError(reason, msg)
+  }
+  if (data.byteLength > o.maxBytes) reject('too-large', `message of ${data.byteLength} bytes exceeds ${o.maxBytes}`)
+  if (data.byteLength <= HEADER_BYTES || data[0] !== PUBSUB_VERSION) reject('malformed', 'not a version 1 broadcast')
+  const payload = data.subarray(HEADER_BYTES)
+  let parsed: unknown
+  try {
+    const text = decoder.decode(payload)
+    parsed = JSON.parse(text)
+    if (canonicalJson(parsed) !== text) reject('malformed', 'payload is not canonical JSON')
+  } catch (err) {
+    if (err instanceof PubsubMessageRejectedError) throw err
+    reject('malformed', `payload is not JSON: ${(err as Error).message}`)
+  }
+  const p = parsed as Record<string, unknown>
+  if (typeof p !== 'object' || p === null || Array.isArray(p)) return reject('malformed', 'payload is not an object')
+  const keys = Object.keys(p).sort().join(',')
+  if (keys !== 'body,exp,from,iat,nonce,topic') reject('malformed', `payload fields are ${keys}`)
+  const { from, iat, exp, nonce } = p
+  if (typeof from !== 'string' || !isDidKey(from)) return reject('malformed', 'from is not a did:key')
+  if (typeof iat !== 'number' || typeof exp !== 'number' || !Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return reject('malformed', 'iat/exp are not integers')
+  if (typeof nonce !== 'string') return reject('malformed', 'nonce is not a string')
+  if (p.topic !== topic) reject('topic-mismatch', `signed for topic '${String(p.topic)}', arrived on '${topic}'`)
+  if (!verifyEd25519ForDid(from, pubsubSigningInput(payload), data.subarray(1, HEADER_BYTES))) reject('bad-signature', `signature does not verify for ${from}`)
+  if (exp <= o.now) reject('expired', `expired ${o.now - exp} ms ago`)
+  if (iat > o.now + o.clockSkewMs) reject('not-yet-valid', 'issued in the future')
+  if (exp - iat > o.maxTtlMs) reject('malformed', `lifetime ${exp - iat} ms exceeds ${o.maxTtlMs} ms`)
+  return { topic, from, body: p.body as JsonValue, iat, exp, nonce }
+}
+
+export function checkTopic(topic: string): string {
+  if (typeof topic !== 'string' || !TOPIC_RE.test(topic)) {
+    throw new InvalidTopicError(`topic '${String(topic)}' must match ${TOPIC_RE.source}`)
+  }
+  return topic
+}
+
+class TokenBucket {
+  tokens: number
+  last: number
+  constructor(burst: number, now: number) {
+    this.tokens = burst
+    this.last = now
+  }
+}
+
+export class Broadcast {
+  private readonly host: NoirHost
+  private readonly signer: BroadcastSigner
+  private readonly log: Log
+  private readonly maxBytes: number
+  private readonly maxTtlMs: number
+  private readonly clockSkewMs: number
+  private readonly rate: { perSecond: number; burst: number }
+  private readonly now: () => number
+  private readonly handlers = new Map<string, Set<BroadcastHandler>>()
+  private readonly buckets = new Map<string, TokenBucket>()
+  /** Messages that passed validation, keyed by their data buffer (gossipsub hands the same object on). */
+  private readonly verified = new WeakMap<Uint8Array, Omit<BroadcastMessage, 'receivedFrom'>>()
+  private started = false
+  /** Counters for status and tests. */
+  readonly stats = { published: 0, accepted: 0, rejected: {} as Partial<Record<Reason, number>> }
+
+  constructor(opts: BroadcastOptions) {
+    this.host = opts.host
+    this.signer = opts.signer
+    this.log = opts.log ?? silentLog
+    this.maxBytes = opts.maxBytes ?? 64 * 1024
+    this.maxTtlMs = opts.maxTtlMs ?? 10 * 60_000
+    this.clockSkewMs = opts.clockSkewMs ?? 30_000
+    this.rate = opts.rate ?? { perSecond: 20, burst: 100 }
+    this.now = opts.now ?? Date.now
+  }
+
+  private readonly onMessage = (evt: CustomEvent<GossipsubMessage>): void => {
+    const msg = evt.detail.msg
+    const set = this.handlers.get(msg.topic)
+    if (!set || set.size === 0) return
+    let v = this.verified.get(msg.data)
+    if (!v) {
+      try {
+        v = verifyBroadcast(msg.data, msg.topic, this.limits())
+      } catch {
+        return
+      }
+    }
+    const receivedFrom = evt.detail.propagationSource.toString()
+    const out: BroadcastMessage = { ...v, receivedFrom }
+    for (const h of set) {
+      try {
+        h(out)
+      } catch (err) {
+        this.log.error('broadcast handler threw', { topic: msg.topic, ...errorFields(err) })
+      }
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return
+    this.host.services.pubsub.addEventListener('gossipsub:message', this.onMessage)
+    this.started = true
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started) return
+    this.started = false
+    this.host.services.pubsub.removeEventListener('gossipsub:message', this.onMessage)
+    for (const topic of this.handlers.keys()) {
+      this.host.services.pubsub.topicValidators.delete(topic)
+      try {
+        this.host.services.pubsub.unsubscribe(topic)
+      } catch {
+        // host already stopped
+      }
+    }
+    this.handlers.clear()
+  }
+
+  /** Signs and publishes `body` on `topic`. Resolves with how many neighbours it was sent to. */
+  async publish(topic: string, body: JsonValue, opts: { ttlMs?: number } = {}): Promise<{ recipients: number }> {
+    checkTopic(topic)
+    const ttlMs = Math.min(opts.ttlMs ?? 60_000, this.maxTtlMs)
+    const data = encodeBroadcast(this.signer, topic, body, { ttlMs, now: this.now() })
+    if (data.byteLength > this.maxBytes) throw new MessageTooLargeError(`broadcast of ${data.byteLength} bytes exceeds ${this.maxBytes}`)
+    this.ensureValidator(topic)
+    const r = await this.host.services.pubsub.publish(topic, data)
+    this.stats.published++
+    return { recipients: r.recipients.length }
+  }
+
+  /** Receives verified messages on `topic` (also joins the topic's mesh). Returns an unsubscribe function. */
+  subscribe(topic: string, handler: BroadcastHandler): () => void {
+    checkTopic(topic)
+    let set = this.handlers.get(topic)
+    if (!set) {
+      set = new Set()
+      this.handlers.set(topic, set)
+      this.ensureValidator(topic)
+      this.host.services.pubsub.subscribe(topic)
+    }
+    set.add(handler)
+    return () => {
+      const s = this.handlers.get(topic)
+      if (!s) return
+      s.delete(handler)
+      if (s.size === 0) {
+        this.handlers.delete(topic)
+        this.host.services.pubsub.unsubscribe(topic)
+      }
+    }
+  }
+
+  /** Topics this node subscribes to, with the peers gossipsub knows on each. */
+  topics(): Array<{ topic: string; peers: number }> {
+    return [...this.handlers.keys()].map((topic) => ({ topic, peers: this.host.services.pubsub.getSubscribers(topic).length }))
+  }
+
+  private limits(): { now: number; maxBytes: number; maxTtlMs: number; clockSkewMs: number } {
+    return { now: this.now(), maxBytes: this.maxBytes, maxTtlMs: this.maxTtlMs, clockSkewMs: this.clockSkewMs }
+  }
+
+  private ensureValidator(topic: string): void {
+    const validators = this.host.services.pubsub.topicValidators
+    if (validators.has(topic)) return
+    validators.set(topic, (peer: PeerId, msg: Message) => this.validate(peer, msg))
+  }
+
+  /** Gossipsub topic validator: runs before delivery and before relaying. */
+  private validate(peer: PeerId, msg: Message): TopicValidatorResult {
+    let v: Omit<BroadcastMessage, 'receivedFrom'>
+    try {
+      v = verifyBroadcast(msg.data, msg.topic, this.limits())
+    } catch (err) {
+      const reason: Reason = err instanceof PubsubMessageRejectedError ? err.reason : 'malformed'
+      this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1
+      this.log.warn('broadcast rejected', { topic: msg.topic, peer: peer.toString(), reason, ...errorFields(err) })
+      // Expired / out-of-window messages may be honest but late: ignore them without penalising the relay.
+      return reason === 'expired' || reason === 'not-yet-valid' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+    }
+    if (v.from !== this.signer.did && !this.takeToken(v.from)) {
+      this.stats.rejected['rate-limited'] = (this.stats.rejected['rate-limited'] ?? 0) + 1
+      this.log.warn('broadcast rejected', { topic: msg.topic, peer: peer.toString(), from: v.from, reason: 'rate-limited' })
+      return TopicValidatorResult.Ignore
+    }
+    this.stats.accepted++
+    this.verified.set(msg.data, v)
+    return TopicValidatorResult.Accept
+  }
+
+  private takeToken(sender: string): boolean {
+    const now = this.now()
+    let b = this.buckets.get(sender)
+    if (!b) {
+      if (this.buckets.size > 10_000) this.buckets.clear()
+      b = new TokenBucket(this.rate.burst, now)
+      this.buckets.set(sender, b)
+    }
+    b.tokens = Math.min(this.rate.burst, b.tokens + ((now - b.last) / 1000) * this.rate.perSecond)
+    b.last = now
+    if (b.tokens < 1) return false
+    b.tokens -= 1
+    return true
+  }
+}

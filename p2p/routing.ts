@@ -1,0 +1,33 @@
+// DID -> peer id -> connection: an open connection, else the peer store's known addresses, else a DHT
+// peer lookup (peerRouting.findPeer), else UnreachableError.
+import type { Connection, PeerId } from '@libp2p/interface'
+import type { NoirHost } from './host.ts'
+import { UnreachableError } from './errors.ts'
+import { errorFields, silentLog, type Log } from './log.ts'
+
+export async function connectToPeer(host: NoirHost, peer: PeerId, signal: AbortSignal, log: Log = silentLog): Promise<Connection> {
+  const open = host.getConnections(peer).filter((c) => c.status === 'open')
+  const direct = open.find((c) => c.limits == null)
+  if (direct) return direct
+  if (open[0]) return open[0]
+  if (peer.equals(host.peerId)) throw new UnreachableError('cannot dial this node itself')
+  let firstError: unknown
+  const known = await host.peerStore.get(peer).then((p) => p.addresses.length, () => 0)
+  if (known > 0) {
+    try {
+      return await host.dial(peer, { signal })
+    } catch (err) {
+      firstError = err
+      log.debug('dial with known addresses failed; asking the DHT', { peer: peer.toString(), ...errorFields(err) })
+    }
+  }
+  try {
+    const info = await host.peerRouting.findPeer(peer, { signal })
+    if (info.multiaddrs.length === 0) throw new Error('the DHT knows no addresses for it')
+    await host.peerStore.merge(peer, { multiaddrs: info.multiaddrs })
+    return await host.dial(info.multiaddrs, { signal })
+  } catch (err) {
+    const why = firstError ? `${(firstError as Error).message}; DHT: ${(err as Error).message}` : `not in the peer store; DHT: ${(err as Error).message}`
+    throw new UnreachableError(`no route to ${peer.toString()}: ${why}`)
+  }
+}
