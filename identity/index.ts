@@ -36,3 +36,22 @@ export {
   type JsonValue,
 } from './envelope.ts'
 export { LruCache } from './lru.ts'
+export {
+  abilityCovers,
+  abilityWithin,
+  issueCapability,
+  delegateCapability,
+  createRevocation,
+  verifyRevocation,
+  tokenHash,
+  CapabilityVerifier,
+  MemoryRevocationStore,
+  LevelRevocationStore,
+  TAG_REVOKE,
+  MAX_CHAIN_LENGTH,
+  type Ability,
+  type VerifiedCapability,
+  type Revocation,
+  type RevocationStore,
+  type CapabilityVerifierOptions,
+} from './capabilities.ts'
