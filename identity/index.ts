@@ -55,3 +55,4 @@ export {
   type RevocationStore,
   type CapabilityVerifierOptions,
 } from './capabilities.ts'
+export { Keystore, passphraseFrom, keystorePath, SCRYPT_DEFAULTS, type KeystoreFile } from './keystore.ts'
