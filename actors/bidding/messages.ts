@@ -1,0 +1,114 @@
+// Bid requests and bids: what an orchestrator broadcasts and what a node answers (spec/orchestration.md).
+import { randomUUID } from 'node:crypto'
+import type { NodeKey } from '../../identity/keys.ts'
+import { InvalidTermsError } from '../errors.ts'
+import type { Capacity } from '../placement/offer.ts'
+import type { Arch, RuntimeType, Workload } from '../workload/workload.ts'
+import { BID_REQUEST_TAG, BID_TAG, checkWindow, signBody, verifyBody } from '../contracts/signed.ts'
+
+export interface BidRequestBody {
+  v: 1
+  id: string
+  /** The orchestrator's DID (it signs). */
+  orchestrator: string
+  deploymentId: string
+  workload: Workload
+  /** Replicas being placed in this round. */
+  count: number
+  /** Nodes that should not bid (lost, fenced, refused). */
+  exclude: string[]
+  issuedAt: number
+  expiresAt: number
+}
+
+export interface SignedBidRequest {
+  body: BidRequestBody
+  sig: string
+}
+
+export interface BidBody {
+  v: 1
+  id: string
+  requestId: string
+  deploymentId: string
+  /** The bidding node's DID (it signs). */
+  node: string
+  owner: string
+  arch: Arch
+  region: string
+  labels: Record<string, string>
+  runtimes: RuntimeType[]
+  free: Capacity
+  /** NLC per replica-hour, from the owner's price policy. */
+  pricePerHour: number
+  issuedAt: number
+  expiresAt: number
+}
+
+export interface SignedBid {
+  body: BidBody
+  sig: string
+}
+
+/** A node's signed "no", with the reasons (for `noir bids --dry-run` and infeasible answers). */
+export interface DeclineBody {
+  v: 1
+  requestId: string
+  node: string
+  reasons: string[]
+  issuedAt: number
+}
+
+export interface SignedDecline {
+  body: DeclineBody
+  sig: string
+}
+
+export const DECLINE_TAG = 'noir:bid-decline:v1'
+
+export function signBidRequest(key: NodeKey, o: { deploymentId: string; workload: Workload; count: number; exclude?: string[]; ttlMs?: number; now?: number }): SignedBidRequest {
+  const now = o.now ?? Date.now()
+  const body: BidRequestBody = {
+    v: 1, id: randomUUID(), orchestrator: key.did, deploymentId: o.deploymentId, workload: o.workload, count: o.count,
+    exclude: o.exclude ?? [], issuedAt: now, expiresAt: now + (o.ttlMs ?? 10_000),
+  }
+  return { body, sig: signBody(key, BID_REQUEST_TAG, body) }
+}
+
+export function verifyBidRequest(x: unknown, now = Date.now()): BidRequestBody {
+  const r = x as SignedBidRequest
+  if (!r || typeof r !== 'object' || !r.body || r.body.v !== 1 || typeof r.body.orchestrator !== 'string') throw new InvalidTermsError('bid request: malformed')
+  verifyBody(r.body.orchestrator, BID_REQUEST_TAG, r.body, r.sig, 'bid request')
+  checkWindow('bid request', r.body.issuedAt, r.body.expiresAt, now)
+  return r.body
+}
+
+export function signBid(key: NodeKey, b: Omit<BidBody, 'v' | 'id' | 'node' | 'issuedAt' | 'expiresAt'> & { ttlMs?: number; now?: number }): SignedBid {
+  const now = b.now ?? Date.now()
+  const { ttlMs, now: _n, ...rest } = b
+  const body: BidBody = { v: 1, id: randomUUID(), node: key.did, ...rest, issuedAt: now, expiresAt: now + (ttlMs ?? 30_000) }
+  return { body, sig: signBody(key, BID_TAG, body) }
+}
+
+/** Verifies a bid: signature by the node it names, fresh, and an answer to `requestId` when given. */
+export function verifyBid(x: unknown, o: { requestId?: string; now?: number } = {}): BidBody {
+  const b = x as SignedBid
+  if (!b || typeof b !== 'object' || !b.body || b.body.v !== 1 || typeof b.body.node !== 'string') throw new InvalidTermsError('bid: malformed')
+  verifyBody(b.body.node, BID_TAG, b.body, b.sig, 'bid')
+  checkWindow('bid', b.body.issuedAt, b.body.expiresAt, o.now ?? Date.now())
+  if (o.requestId !== undefined && b.body.requestId !== o.requestId) throw new InvalidTermsError('bid: answers another request')
+  if (typeof b.body.pricePerHour !== 'number' || !(b.body.pricePerHour >= 0)) throw new InvalidTermsError('bid: price missing or negative')
+  return b.body
+}
+
+export function signDecline(key: NodeKey, requestId: string, reasons: string[], now = Date.now()): SignedDecline {
+  const body: DeclineBody = { v: 1, requestId, node: key.did, reasons, issuedAt: now }
+  return { body, sig: signBody(key, DECLINE_TAG, body) }
+}
+
+export function verifyDecline(x: unknown): DeclineBody {
+  const d = x as SignedDecline
+  if (!d || typeof d !== 'object' || !d.body || d.body.v !== 1 || typeof d.body.node !== 'string') throw new InvalidTermsError('decline: malformed')
+  verifyBody(d.body.node, DECLINE_TAG, d.body, d.sig, 'decline')
+  return d.body
+}

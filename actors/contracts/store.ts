@@ -1,0 +1,84 @@
+// Contracts kept in level (on disk), by both sides. Keys: `c/<contractId>` -> Contract JSON, and
+// `e/<slot>` -> the highest epoch seen for a slot (the fencing record).
+import { Level } from 'level'
+import type { Contract, ContractTerms } from './contract.ts'
+
+export type ContractStatus = 'active' | 'ended' | 'superseded' | 'refused'
+
+export interface StoredContract {
+  contract: Contract
+  /** Which side this node is on. */
+  side: 'consumer' | 'provider'
+  status: ContractStatus
+  updatedAt: number
+  note?: string
+}
+
+/** Where contracts live: a level database, or any sublevel with the same shape. */
+export interface ContractStore {
+  put(c: StoredContract): Promise<void>
+  get(id: string): Promise<StoredContract | undefined>
+  list(): Promise<StoredContract[]>
+  /** Records an epoch for a slot if higher than the one held; returns the highest held afterwards. */
+  raiseEpoch(slot: string, epoch: number): Promise<number>
+  epoch(slot: string): Promise<number>
+  close(): Promise<void>
+}
+
+type Db = Level<string, string>
+
+export class LevelContractStore implements ContractStore {
+  readonly #db: Db
+  readonly #owned: boolean
+  #chain: Promise<unknown> = Promise.resolve()
+
+  /** Opens (creating) a level database at `path`, or wraps an open one (e.g. a daemon's sublevel). */
+  constructor(pathOrDb: string | Db) {
+    this.#owned = typeof pathOrDb === 'string'
+    this.#db = typeof pathOrDb === 'string' ? new Level<string, string>(pathOrDb, { valueEncoding: 'utf8' }) : pathOrDb
+  }
+
+  async put(c: StoredContract): Promise<void> {
+    await this.#db.put(`c/${c.contract.terms.id}`, JSON.stringify(c))
+  }
+
+  async get(id: string): Promise<StoredContract | undefined> {
+    const v = await this.#db.get(`c/${id}`)
+    return v === undefined ? undefined : (JSON.parse(v) as StoredContract)
+  }
+
+  async list(): Promise<StoredContract[]> {
+    const out: StoredContract[] = []
+    for await (const v of this.#db.values({ gte: 'c/', lt: 'c0' })) out.push(JSON.parse(v) as StoredContract)
+    return out.sort((a, b) => a.contract.terms.startsAt - b.contract.terms.startsAt)
+  }
+
+  raiseEpoch(slot: string, epoch: number): Promise<number> {
+    // Serialized so two concurrent raises cannot both win.
+    const next = this.#chain.then(async () => {
+      const held = Number((await this.#db.get(`e/${slot}`)) ?? 0)
+      if (epoch > held) await this.#db.put(`e/${slot}`, String(epoch))
+      return Math.max(held, epoch)
+    })
+    this.#chain = next.catch(() => undefined)
+    return next
+  }
+
+  async epoch(slot: string): Promise<number> {
+    return Number((await this.#db.get(`e/${slot}`)) ?? 0)
+  }
+
+  async close(): Promise<void> {
+    if (this.#owned) await this.#db.close()
+  }
+}
+
+/** The line `noir contracts` prints per contract. */
+export function contractSummary(s: StoredContract): Record<string, unknown> {
+  const t: ContractTerms = s.contract.terms
+  return {
+    id: t.id, side: s.side, status: s.status, deploymentId: t.deploymentId, workload: t.workloadName, slot: t.slot, epoch: t.epoch,
+    role: t.role, lane: t.lane, consumer: t.consumer, provider: t.provider, pricePerHour: t.pricePerHour, resources: t.resources,
+    startsAt: t.startsAt, endsAt: t.endsAt, signedByConsumer: Boolean(s.contract.consumerSig), signedByProvider: Boolean(s.contract.providerSig),
+  }
+}

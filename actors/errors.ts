@@ -1,0 +1,91 @@
+// Every failure the orchestration layer reports, one class each, with a stable `name` and `code`.
+// Callers branch on the class or `name`, never on message text. `data` carries what a CLI or a remote
+// caller needs to explain the failure (it crosses the wire as `{ name, code, message, data }`).
+
+export class OrchestrationError extends Error {
+  override name = 'OrchestrationError'
+  readonly code: string = 'ORCHESTRATION'
+  readonly data: Record<string, unknown> | undefined
+  constructor(message: string, data?: Record<string, unknown>) {
+    super(message)
+    this.data = data
+  }
+  toJSON(): { name: string; code: string; message: string; data?: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, ...(this.data ? { data: this.data } : {}) }
+  }
+}
+
+/** One problem found in a workload object: a JSON path (`$.resources.cpu`) and the reason. */
+export interface WorkloadIssue {
+  path: string
+  reason: string
+}
+
+/** The workload text is not YAML/JSON at all. */
+export class WorkloadParseError extends OrchestrationError {
+  override name = 'WorkloadParseError'
+  override readonly code = 'WORKLOAD_PARSE'
+}
+
+/** The workload parsed but breaks the schema or a rule; `issues` lists every problem with its path. */
+export class InvalidWorkloadError extends OrchestrationError {
+  override name = 'InvalidWorkloadError'
+  override readonly code = 'WORKLOAD_INVALID'
+  readonly issues: WorkloadIssue[]
+  constructor(issues: WorkloadIssue[]) {
+    super(issues.map((i) => `${i.path}: ${i.reason}`).join('; '), { issues })
+    this.issues = issues
+  }
+}
+
+/** No node can satisfy the request; `data` names the constraint no node met and the nearest candidate. */
+export class InfeasibleError extends OrchestrationError {
+  override name = 'InfeasibleError'
+  override readonly code = 'INFEASIBLE'
+}
+
+/** A bid, bid request or contract whose signature does not verify, or is signed by the wrong party. */
+export class InvalidSignatureError extends OrchestrationError {
+  override name = 'InvalidSignatureError'
+  override readonly code = 'INVALID_SIGNATURE'
+}
+
+/** A signed object that is malformed, expired, or whose terms do not match what was proposed. */
+export class InvalidTermsError extends OrchestrationError {
+  override name = 'InvalidTermsError'
+  override readonly code = 'INVALID_TERMS'
+}
+
+/** The provider could not reserve what it bid for (two-phase reservation refused). */
+export class ReservationFailedError extends OrchestrationError {
+  override name = 'ReservationFailedError'
+  override readonly code = 'RESERVATION_FAILED'
+}
+
+/** The bid request's workload does not fit this node; `data.reasons` says why. */
+export class WillNotBidError extends OrchestrationError {
+  override name = 'WillNotBidError'
+  override readonly code = 'WILL_NOT_BID'
+}
+
+/** A contract with an epoch older than the one this node already holds for the same slot. */
+export class StaleEpochError extends OrchestrationError {
+  override name = 'StaleEpochError'
+  override readonly code = 'STALE_EPOCH'
+}
+
+export class DeploymentNotFoundError extends OrchestrationError {
+  override name = 'DeploymentNotFoundError'
+  override readonly code = 'DEPLOYMENT_NOT_FOUND'
+}
+
+export class ContractNotFoundError extends OrchestrationError {
+  override name = 'ContractNotFoundError'
+  override readonly code = 'CONTRACT_NOT_FOUND'
+}
+
+/** An event the deployment state machine cannot take in its current state. */
+export class InvalidTransitionError extends OrchestrationError {
+  override name = 'InvalidTransitionError'
+  override readonly code = 'INVALID_TRANSITION'
+}

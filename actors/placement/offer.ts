@@ -1,0 +1,34 @@
+// What the orchestrator knows about one candidate node when it places work: the facts the node put in its
+// signed bid (capacity, arch, region, labels, owner, price quote) plus what the orchestrator measured itself
+// (latency) and what it believes (trust). Placement is pure over these values.
+import type { Arch, RuntimeType } from '../workload/workload.ts'
+
+/** Free capacity in canonical units. */
+export interface Capacity {
+  cpu: number
+  memoryBytes: number
+  gpu: number
+  vramBytes: number
+  diskBytes: number
+}
+
+export interface NodeOffer {
+  /** The node's did:key. */
+  nodeDid: string
+  /** The DID of the device owner (several nodes may share one). */
+  ownerDid: string
+  arch: Arch
+  region: string
+  labels: Record<string, string>
+  runtimes: RuntimeType[]
+  /** What the node says it can still give (after its reservations). */
+  free: Capacity
+  /** The node's quote for one replica of this workload, NLC per hour. */
+  pricePerHour: number
+  /** Round trip measured by the orchestrator, ms (0 for its own node). */
+  latencyMs: number
+  /** 0..1; every node is 0.5 until the trust work lands. */
+  trust: number
+}
+
+export const emptyCapacity = (): Capacity => ({ cpu: 0, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 })

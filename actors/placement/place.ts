@@ -1,0 +1,218 @@
+// Placement: filter offers by hard constraints, score the rest (price, measured latency, trust, spread) and
+// pick replicas greedily. Pure and allocation-light, so it can place thousands of workloads per second over
+// thousands of offers. Like Nomad's limit iterator, it may stop after `candidateLimit` eligible nodes found
+// from a random starting point instead of scoring every node; an infeasible answer always scans them all.
+import type { Lane, ResourceRequest, Workload } from '../workload/workload.ts'
+import { constraintFailures, constraintOrder, subtract, type ConstraintFailure, type ConstraintName } from './constraints.ts'
+import type { Capacity, NodeOffer } from './offer.ts'
+
+export interface ScoreWeights {
+  price: number
+  latency: number
+  trust: number
+  /** Penalty per replica of this workload already on the node (and half of it per replica on the same owner). */
+  spread: number
+}
+
+/** best-effort: the cheapest fit; protected: spread and latency weigh more (distinct nodes are a hard rule). */
+export const laneWeights: Record<Lane, ScoreWeights> = {
+  'best-effort': { price: 0.6, latency: 0.15, trust: 0.1, spread: 0.5 },
+  protected: { price: 0.3, latency: 0.3, trust: 0.2, spread: 1 },
+}
+
+export interface ExistingReplica {
+  nodeDid: string
+  ownerDid: string
+}
+
+export interface PlacementRequest {
+  workload: Workload
+  /** How many replicas to place now (all of them at deploy, the lost ones at failover). */
+  count: number
+  offers: readonly NodeOffer[]
+  /** Replicas of this workload that keep running (spread; distinct nodes for the protected lane). */
+  existing?: readonly ExistingReplica[]
+  /** Nodes not to use: lost, fenced, or that refused to reserve. */
+  exclude?: ReadonlySet<string>
+  /** Also pick a standby node (protected lane) distinct from every replica, when one exists. */
+  standby?: boolean
+  weights?: ScoreWeights
+  /** Stop after this many eligible nodes (0 or undefined: score all). */
+  candidateLimit?: number
+  random?: () => number
+}
+
+export interface PlacementPick {
+  offer: NodeOffer
+  score: number
+}
+
+export interface NearestCandidate {
+  nodeDid: string
+  failures: ConstraintFailure[]
+}
+
+export interface InfeasibleReason {
+  /** One sentence for people. */
+  reason: string
+  /** The constraint that ruled out the most nodes (every node when `noneMet`), or `distinct-nodes`. */
+  constraint?: ConstraintName | 'distinct-nodes' | 'no-offers'
+  /** True when not a single node met `constraint`. */
+  noneMet: boolean
+  offers: number
+  eligible: number
+  needed: number
+  /** How many nodes each constraint ruled out. */
+  ruledOut: Partial<Record<ConstraintName, number>>
+  nearest?: NearestCandidate
+}
+
+export type PlacementResult =
+  | { ok: true; picks: PlacementPick[]; standby?: PlacementPick; eligible: number }
+  | { ok: false; infeasible: InfeasibleReason }
+
+/** Fast eligibility check (the hot path); `constraintFailures` is its explaining twin. */
+export function isEligible(w: Workload, o: NodeOffer, free: Capacity = o.free): boolean {
+  const c = w.constraints
+  const r = w.resources
+  if (!o.runtimes.includes(w.runtime.type)) return false
+  if (r.cpu > free.cpu + 1e-9 || r.memoryBytes > free.memoryBytes || r.gpu > free.gpu || r.vramBytes > free.vramBytes || r.diskBytes > free.diskBytes) return false
+  if (c.arch && !c.arch.includes(o.arch)) return false
+  if (c.region && !c.region.includes(o.region)) return false
+  if (c.labels) for (const k in c.labels) if (o.labels[k] !== c.labels[k]) return false
+  if (c.owners?.deny?.includes(o.ownerDid)) return false
+  if (c.owners?.allow && !c.owners.allow.includes(o.ownerDid)) return false
+  if (c.maxLatencyMs !== undefined && o.latencyMs > c.maxLatencyMs) return false
+  if (c.maxPrice !== undefined && o.pricePerHour > c.maxPrice) return false
+  if (c.minTrust !== undefined && o.trust < c.minTrust) return false
+  return true
+}
+
+const fits = (r: ResourceRequest, f: Capacity): boolean =>
+  r.cpu <= f.cpu + 1e-9 && r.memoryBytes <= f.memoryBytes && r.gpu <= f.gpu && r.vramBytes <= f.vramBytes && r.diskBytes <= f.diskBytes
+
+interface Candidate {
+  offer: NodeOffer
+  free: Capacity
+  onNode: number
+  base: number
+}
+
+export function place(req: PlacementRequest): PlacementResult {
+  const { workload: w, offers } = req
+  const lane = w.lane
+  const weights = req.weights ?? laneWeights[lane]
+  const exclude = req.exclude
+  const distinctNodes = lane === 'protected'
+  const existing = req.existing ?? []
+  const usedNodes = new Map<string, number>()
+  const usedOwners = new Map<string, number>()
+  for (const e of existing) {
+    usedNodes.set(e.nodeDid, (usedNodes.get(e.nodeDid) ?? 0) + 1)
+    usedOwners.set(e.ownerDid, (usedOwners.get(e.ownerDid) ?? 0) + 1)
+  }
+  const wantStandby = req.standby === true
+  const need = req.count + (wantStandby ? 1 : 0)
+  const limit = req.candidateLimit && req.candidateLimit > 0 ? Math.max(req.candidateLimit, need * 2) : Infinity
+
+  // Collect eligible candidates, from a random start when sampling.
+  const n = offers.length
+  const start = limit < n ? Math.floor((req.random ?? Math.random)() * n) : 0
+  const cands: Candidate[] = []
+  let maxPrice = 0
+  for (let i = 0; i < n && cands.length < limit; i++) {
+    const o = offers[(start + i) % n]!
+    if (exclude?.has(o.nodeDid)) continue
+    if (distinctNodes && usedNodes.has(o.nodeDid)) continue
+    if (!isEligible(w, o)) continue
+    cands.push({ offer: o, free: o.free, onNode: usedNodes.get(o.nodeDid) ?? 0, base: 0 })
+    if (o.pricePerHour > maxPrice) maxPrice = o.pricePerHour
+  }
+  const minReplicas = distinctNodes ? req.count : Math.min(req.count, 1)
+  if (cands.length < minReplicas || cands.length === 0) return { ok: false, infeasible: explain(req, cands.length) }
+
+  // Static part of each score: price (cheaper is better), latency, trust.
+  for (const c of cands) {
+    const price = maxPrice > 0 ? 1 - c.offer.pricePerHour / maxPrice : 1
+    const latency = 1 / (1 + c.offer.latencyMs / 50)
+    c.base = weights.price * price + weights.latency * latency + weights.trust * c.offer.trust
+  }
+  const score = (c: Candidate): number =>
+    c.base - weights.spread * (c.onNode + 0.5 * (usedOwners.get(c.offer.ownerDid) ?? 0))
+
+  const picks: PlacementPick[] = []
+  for (let k = 0; k < req.count; k++) {
+    let best: Candidate | undefined
+    let bestScore = -Infinity
+    for (const c of cands) {
+      if (distinctNodes && c.onNode > 0) continue
+      if (!fits(w.resources, c.free)) continue
+      const s = score(c)
+      if (s > bestScore || (s === bestScore && best && c.offer.nodeDid < best.offer.nodeDid)) {
+        best = c
+        bestScore = s
+      }
+    }
+    if (!best) return { ok: false, infeasible: explain(req, cands.length) }
+    picks.push({ offer: best.offer, score: bestScore })
+    best.free = subtract(best.free, w.resources)
+    best.onNode++
+    usedNodes.set(best.offer.nodeDid, best.onNode)
+    usedOwners.set(best.offer.ownerDid, (usedOwners.get(best.offer.ownerDid) ?? 0) + 1)
+  }
+  let standby: PlacementPick | undefined
+  if (wantStandby) {
+    let bestScore = -Infinity
+    for (const c of cands) {
+      if (c.onNode > 0 || !fits(w.resources, c.free)) continue
+      const s = score(c)
+      if (s > bestScore) {
+        standby = { offer: c.offer, score: s }
+        bestScore = s
+      }
+    }
+  }
+  return { ok: true, picks, ...(standby ? { standby } : {}), eligible: cands.length }
+}
+
+/** Why a placement cannot be made: the constraint no node met (or that ruled out most), and the nearest node. */
+export function explain(req: PlacementRequest, eligible: number): InfeasibleReason {
+  const { workload: w, offers } = req
+  const needed = w.lane === 'protected' ? req.count : Math.min(req.count, 1)
+  if (offers.length === 0) {
+    return { reason: 'no node answered the bid request', constraint: 'no-offers', noneMet: true, offers: 0, eligible: 0, needed, ruledOut: {} }
+  }
+  const ruledOut: Partial<Record<ConstraintName, number>> = {}
+  let nearest: NearestCandidate | undefined
+  let nearestKey = Infinity
+  let considered = 0
+  for (const o of offers) {
+    if (req.exclude?.has(o.nodeDid)) continue
+    considered++
+    const f = constraintFailures(w, o)
+    for (const x of f) ruledOut[x.constraint] = (ruledOut[x.constraint] ?? 0) + 1
+    const key = f.length * 10 + f.reduce((s, x) => s + x.gap, 0)
+    if (f.length > 0 && key < nearestKey) {
+      nearestKey = key
+      nearest = { nodeDid: o.nodeDid, failures: f }
+    }
+  }
+  const base = { offers: offers.length, eligible, needed, ruledOut, ...(nearest ? { nearest } : {}) }
+  const near = nearest ? `; nearest candidate ${nearest.nodeDid}: ${nearest.failures.map((f) => `${f.constraint} (${f.detail})`).join(', ')}` : ''
+  if (considered === 0) {
+    return { ...base, reason: `every node that answered is excluded (lost, fenced or refused to reserve)`, constraint: 'no-offers', noneMet: true }
+  }
+  const noneMet = constraintOrder.find((c) => ruledOut[c] === considered)
+  if (noneMet) return { ...base, reason: `no node meets ${noneMet}${near}`, constraint: noneMet, noneMet: true }
+  if (eligible > 0 && w.lane === 'protected') {
+    return { ...base, reason: `the protected lane needs ${needed} distinct nodes, only ${eligible} meet every constraint${near}`, constraint: 'distinct-nodes', noneMet: false }
+  }
+  let worst: ConstraintName | undefined
+  for (const c of constraintOrder) if ((ruledOut[c] ?? 0) > (worst ? ruledOut[worst]! : 0)) worst = c
+  return {
+    ...base,
+    reason: `no node meets every constraint (${worst ?? 'capacity'} ruled out ${worst ? ruledOut[worst] : 0} of ${considered})${near}`,
+    ...(worst ? { constraint: worst } : {}),
+    noneMet: false,
+  }
+}

@@ -1,0 +1,88 @@
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { NodeKey } from '../../identity/keys.ts'
+import { signBid, signBidRequest, verifyBid, verifyBidRequest } from '../bidding/messages.ts'
+import { countersign, proposeContract, verifyContract, verifyProposal, workloadDigest } from '../contracts/contract.ts'
+import { signingBytes } from '../contracts/signed.ts'
+import { LevelContractStore } from '../contracts/store.ts'
+import { InvalidSignatureError, InvalidTermsError } from '../errors.ts'
+import { workload } from './helpers.ts'
+
+const orch = NodeKey.generate()
+const node = NodeKey.generate()
+const other = NodeKey.generate()
+const w = workload()
+
+const terms = () => ({
+  deploymentId: 'd1', workloadName: w.name, kind: w.kind, slot: 'd1/0', epoch: 1, provider: node.did, providerOwner: node.did, bidId: 'b1',
+  resources: w.resources, pricePerHour: 1.5, lane: w.lane, role: 'replica' as const, durationSeconds: 60, workloadDigest: workloadDigest(w),
+})
+
+t.test('the signing bytes are the domain tag, a zero byte, then canonical JSON', async (t) => {
+  const b = signingBytes('noir:contract:v1', { b: 1, a: [true, null] })
+  t.equal(Buffer.from(b).toString('utf8'), 'noir:contract:v1\u0000{"a":[true,null],"b":1}')
+})
+
+t.test('a contract signed by both sides verifies; each side signs the same terms', async (t) => {
+  const p = proposeContract(orch, terms())
+  t.equal(verifyProposal(p).consumer, orch.did)
+  const c = countersign(node, p)
+  const v = verifyContract(c)
+  t.equal(v.provider, node.did)
+  t.equal(v.pricePerHour, 1.5)
+})
+
+t.test('changing any term breaks both signatures', async (t) => {
+  const c = countersign(node, proposeContract(orch, terms()))
+  const tampered = { ...c, terms: { ...c.terms, pricePerHour: 0.01 } }
+  t.throws(() => verifyContract(tampered), InvalidSignatureError)
+  const epoch = { ...c, terms: { ...c.terms, epoch: 9 } }
+  t.throws(() => verifyContract(epoch), InvalidSignatureError)
+})
+
+t.test('a node cannot countersign a contract naming another provider', async (t) => {
+  t.throws(() => countersign(other, proposeContract(orch, terms())), InvalidSignatureError)
+})
+
+t.test('a contract without the provider signature is not a contract', async (t) => {
+  t.throws(() => verifyContract(proposeContract(orch, terms())), InvalidSignatureError)
+})
+
+t.test('a signature made under another domain tag does not verify as a contract', async (t) => {
+  const p = proposeContract(orch, terms())
+  const bidSig = signBid(orch, { requestId: 'r', deploymentId: 'd', owner: orch.did, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['container'], free: { cpu: 1, memoryBytes: 1, gpu: 0, vramBytes: 0, diskBytes: 0 }, pricePerHour: 1 }).sig
+  t.throws(() => verifyProposal({ ...p, consumerSig: bidSig }), InvalidSignatureError)
+})
+
+t.test('bid requests and bids verify, and expired or foreign ones are refused', async (t) => {
+  const req = signBidRequest(orch, { deploymentId: 'd1', workload: w, count: 2 })
+  t.equal(verifyBidRequest(req).orchestrator, orch.did)
+  t.throws(() => verifyBidRequest(req, Date.now() + 60_000), InvalidTermsError, 'expired')
+  t.throws(() => verifyBidRequest({ ...req, body: { ...req.body, count: 3 } }), InvalidSignatureError)
+  const bid = signBid(node, { requestId: req.body.id, deploymentId: 'd1', owner: node.did, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['container'], free: { cpu: 1, memoryBytes: 1, gpu: 0, vramBytes: 0, diskBytes: 0 }, pricePerHour: 2 })
+  t.equal(verifyBid(bid, { requestId: req.body.id }).node, node.did)
+  t.throws(() => verifyBid(bid, { requestId: 'another' }), InvalidTermsError)
+  t.throws(() => verifyBid({ ...bid, body: { ...bid.body, node: other.did } }), InvalidSignatureError, 'claims another node')
+  t.throws(() => verifyBid({ body: { v: 1 } }), InvalidTermsError)
+})
+
+t.test('the level store keeps contracts across a reopen and fences epochs per slot', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noir-contracts-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const c = countersign(node, proposeContract(orch, terms()))
+  let s = new LevelContractStore(dir)
+  await s.put({ contract: c, side: 'provider', status: 'active', updatedAt: 1 })
+  t.equal(await s.raiseEpoch('d1/0', 2), 2)
+  t.equal(await s.raiseEpoch('d1/0', 1), 2, 'a lower epoch does not lower the fence')
+  const both = await Promise.all([s.raiseEpoch('d1/1', 5), s.raiseEpoch('d1/1', 4)])
+  t.same(both, [5, 5])
+  await s.close()
+  s = new LevelContractStore(dir)
+  const list = await s.list()
+  t.equal(list.length, 1)
+  t.same(verifyContract(list[0]!.contract).id, c.terms.id)
+  t.equal(await s.epoch('d1/0'), 2)
+  await s.close()
+})

@@ -1,0 +1,103 @@
+import t from 'tap'
+import { InvalidWorkloadError, WorkloadParseError } from '../errors.ts'
+import { parseQuantity } from '../workload/quantity.ts'
+import { loadWorkloadFile, parseWorkload, validateWorkload } from '../workload/workload.ts'
+
+const base = () => ({
+  apiVersion: 'noir/v1', kind: 'service', name: 'web',
+  runtime: { type: 'container', image: 'noir/busybox:latest' },
+  resources: { cpu: 0.5, memory: '64Mi' },
+})
+
+const issuesOf = (v: unknown): { path: string; reason: string }[] => {
+  try {
+    validateWorkload(v)
+  } catch (err) {
+    if (err instanceof InvalidWorkloadError) return err.issues
+    throw err
+  }
+  return []
+}
+
+t.test('a minimal service is valid and gets its defaults', async (t) => {
+  const w = validateWorkload(base())
+  t.equal(w.lane, 'best-effort')
+  t.equal(w.service?.replicas, 1)
+  t.equal(w.service?.restart, 'always')
+  t.equal(w.resources.memoryBytes, 64 * 2 ** 20)
+  t.equal(w.leaseSeconds, 3600)
+})
+
+t.test('the examples in examples/ validate', async (t) => {
+  const s = loadWorkloadFile(new URL('../../examples/service/service.yaml', import.meta.url).pathname)
+  t.equal(s.kind, 'service')
+  t.equal(s.lane, 'protected')
+  const j = loadWorkloadFile(new URL('../../examples/job/job.yaml', import.meta.url).pathname)
+  t.equal(j.job?.retries, 2)
+  t.equal(j.leaseSeconds, 120, 'a job lease defaults to its deadline')
+})
+
+t.test('YAML and JSON forms give the same workload', async (t) => {
+  const yaml = 'apiVersion: noir/v1\nkind: job\nname: j\nruntime: {type: wasm, module: ./m.wasm}\nresources: {cpu: 1, memory: 1Gi}\n'
+  const json = JSON.stringify({ apiVersion: 'noir/v1', kind: 'job', name: 'j', runtime: { type: 'wasm', module: './m.wasm' }, resources: { cpu: 1, memory: '1Gi' } })
+  t.same(parseWorkload(yaml), parseWorkload(json))
+})
+
+t.test('text that is not YAML is refused with WorkloadParseError', async (t) => {
+  t.throws(() => parseWorkload('kind: [unclosed', 'bad.yaml'), WorkloadParseError)
+  t.throws(() => parseWorkload('a: 1\na: 2'), WorkloadParseError, 'duplicate keys are refused')
+})
+
+t.test('each schema violation names its JSON path and the reason', async (t) => {
+  const cases: [unknown, string, RegExp][] = [
+    [{ ...base(), kind: 'daemon' }, '$.kind', /one of "service", "job"/],
+    [{ ...base(), name: 'Bad_Name' }, '$.name', /does not match/],
+    [{ ...base(), resources: { cpu: 0, memory: '1Gi' } }, '$.resources.cpu', /> 0/],
+    [{ ...base(), resources: { cpu: 1 } }, '$.resources.memory', /required/],
+    [{ ...base(), resources: { cpu: 1, memory: 'lots' } }, '$.resources.memory', /does not match/],
+    [{ ...base(), runtime: { type: 'container' } }, '$.runtime.image', /required/],
+    [{ ...base(), runtime: { type: 'wasm', image: 'x' } }, '$.runtime.module', /required/],
+    [{ ...base(), lane: 'fast' }, '$.lane', /one of/],
+    [{ ...base(), constraints: { arch: ['sparc'] } }, '$.constraints.arch[0]', /one of/],
+    [{ ...base(), constraints: { node: 'did:key:z6Mk' } }, '$.constraints.node', /not allowed/],
+    [{ ...base(), constraints: { minTrust: 2 } }, '$.constraints.minTrust', /<= 1/],
+    [{ ...base(), env: { '1BAD': 'x' } }, '$.env["1BAD"]', /name does not match/],
+    [{ ...base(), ports: [{ port: 70000 }] }, '$.ports[0].port', /<= 65535/],
+    [{ ...base(), secrets: [{ name: 'db' }] }, '$.secrets[0].env', /required/],
+    [{ ...base(), extra: true }, '$.extra', /unknown field/],
+    [{ ...base(), service: { replicas: 1.5 } }, '$.service.replicas', /integer/],
+  ]
+  for (const [value, path, reason] of cases) {
+    const issues = issuesOf(value)
+    const hit = issues.find((i) => i.path === path)
+    t.ok(hit, `an issue at ${path} (got ${JSON.stringify(issues)})`)
+    if (hit) t.match(hit.reason, reason, `${path}: ${hit.reason}`)
+  }
+})
+
+t.test('rules beyond the schema are checked with paths too', async (t) => {
+  t.match(issuesOf({ ...base(), lane: 'protected', service: { replicas: 1 } }), [{ path: '$.service.replicas', reason: /at least 2 replicas/ }])
+  t.match(issuesOf({ ...base(), job: { retries: 1 } }), [{ path: '$.job', reason: /only for kind: job/ }])
+  t.match(issuesOf({ ...base(), kind: 'job', job: { completions: 1, parallelism: 3 } }), [{ path: '$.job.parallelism' }])
+  t.match(issuesOf({ ...base(), env: { DB: 'x' }, secrets: [{ name: 'db-pass', env: 'DB' }] }), [{ path: '$.secrets[0].env', reason: /shadowed/ }])
+  t.match(issuesOf({ ...base(), service: { healthCheck: { type: 'http', port: 80 } } }), [{ path: '$.service.healthCheck.path' }])
+  t.match(issuesOf({ ...base(), constraints: { owners: { allow: ['did:a'], deny: ['did:a'] } } }), [{ path: '$.constraints.owners' }])
+  t.match(issuesOf({ ...base(), resources: { cpu: 1, memory: 1024 } }), [{ path: '$.resources.memory', reason: /at least 4MiB/ }])
+})
+
+t.test('a protected service defaults to two replicas', async (t) => {
+  t.equal(validateWorkload({ ...base(), lane: 'protected' }).service?.replicas, 2)
+})
+
+t.test('every issue is reported at once, not only the first', async (t) => {
+  const issues = issuesOf({ apiVersion: 'noir/v2', kind: 'service', name: 'x', runtime: { type: 'vm' }, resources: {} })
+  t.ok(issues.length >= 4, JSON.stringify(issues))
+})
+
+t.test('quantities accept binary and decimal units', async (t) => {
+  t.equal(parseQuantity('1Gi'), 2 ** 30)
+  t.equal(parseQuantity('1.5GiB'), 1.5 * 2 ** 30)
+  t.equal(parseQuantity('2G'), 2e9)
+  t.equal(parseQuantity(4096), 4096)
+  t.equal(parseQuantity('12 parsecs'), undefined)
+})

@@ -1,0 +1,201 @@
+// The workload object (spec/workload.schema.json): parse YAML or JSON, validate against the schema and the
+// rules the schema cannot express, and normalize into one typed value with every default filled in.
+import { readFileSync } from 'node:fs'
+import { parse as parseYaml } from 'yaml'
+import { InvalidWorkloadError, WorkloadParseError, type WorkloadIssue } from '../errors.ts'
+import { SchemaValidator, type JsonSchema } from './json-schema.ts'
+import { parseQuantity } from './quantity.ts'
+
+export type WorkloadKind = 'service' | 'job'
+export type Lane = 'best-effort' | 'protected'
+export type RuntimeType = 'container' | 'microvm' | 'wasm' | 'actor'
+export type Arch = 'amd64' | 'arm64' | 'riscv64'
+
+export interface WorkloadRuntime {
+  type: RuntimeType
+  image?: string
+  command?: string[]
+  kernel?: string
+  rootfs?: string
+  module?: string
+  bundle?: string
+  args?: string[]
+}
+
+/** What one replica needs, in canonical units. */
+export interface ResourceRequest {
+  /** cores, fractional */
+  cpu: number
+  memoryBytes: number
+  gpu: number
+  vramBytes: number
+  diskBytes: number
+}
+
+export interface Constraints {
+  arch?: Arch[]
+  region?: string[]
+  labels?: Record<string, string>
+  maxLatencyMs?: number
+  /** NLC per replica-hour */
+  maxPrice?: number
+  minTrust?: number
+  owners?: { allow?: string[]; deny?: string[] }
+}
+
+export interface HealthCheck {
+  type: 'tcp' | 'http' | 'exec'
+  port?: number
+  path?: string
+  command?: string[]
+  intervalSeconds: number
+  timeoutSeconds: number
+  failureThreshold: number
+}
+
+export interface ServiceSpec {
+  replicas: number
+  restart: 'always' | 'on-failure' | 'never'
+  healthCheck?: HealthCheck
+}
+
+export interface JobSpec {
+  completions: number
+  parallelism: number
+  retries: number
+  deadlineSeconds?: number
+}
+
+/** A validated workload with every default filled in. JSON-serializable (it travels in bid requests). */
+export interface Workload {
+  apiVersion: 'noir/v1'
+  kind: WorkloadKind
+  name: string
+  runtime: WorkloadRuntime
+  resources: ResourceRequest
+  constraints: Constraints
+  lane: Lane
+  service?: ServiceSpec
+  job?: JobSpec
+  env: Record<string, string>
+  secrets: { name: string; env: string }[]
+  ports: { port: number; protocol: 'tcp' | 'udp'; name?: string }[]
+  stateDir?: string
+  leaseSeconds: number
+}
+
+const schemaUrl = new URL('../../spec/workload.schema.json', import.meta.url)
+let validator: SchemaValidator | undefined
+const schemaValidator = (): SchemaValidator =>
+  (validator ??= new SchemaValidator(JSON.parse(readFileSync(schemaUrl, 'utf8')) as JsonSchema))
+
+/** The schema itself (for `noir deploy --schema` and tests). */
+export function workloadSchema(): JsonSchema {
+  return JSON.parse(readFileSync(schemaUrl, 'utf8')) as JsonSchema
+}
+
+/** Parses YAML or JSON text (JSON is YAML) into a plain value; throws WorkloadParseError. */
+export function parseWorkloadText(text: string, source = 'workload'): unknown {
+  try {
+    return parseYaml(text, { strict: true, uniqueKeys: true, maxAliasCount: 50 })
+  } catch (err) {
+    throw new WorkloadParseError(`${source} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, { source })
+  }
+}
+
+/** Parses and validates a workload file's text; throws WorkloadParseError or InvalidWorkloadError. */
+export function parseWorkload(text: string, source = 'workload'): Workload {
+  return validateWorkload(parseWorkloadText(text, source))
+}
+
+export function loadWorkloadFile(path: string): Workload {
+  return parseWorkload(readFileSync(path, 'utf8'), path)
+}
+
+const DEFAULT_LEASE_S = 3600
+
+/** Validates a plain value (schema + rules) and returns the normalized workload; throws InvalidWorkloadError. */
+export function validateWorkload(value: unknown): Workload {
+  const issues = schemaValidator().validate(value)
+  if (issues.length > 0) throw new InvalidWorkloadError(issues)
+  const raw = value as Record<string, any> // oxlint-disable-line typescript/no-explicit-any -- shape checked by the schema above
+  const rules: WorkloadIssue[] = []
+  const bytes = (q: number | string | undefined, path: string): number => {
+    if (q === undefined) return 0
+    const n = parseQuantity(q)
+    if (n === undefined) rules.push({ path, reason: `is not a byte quantity (got ${JSON.stringify(q)})` })
+    return n ?? 0
+  }
+  const kind = raw.kind as WorkloadKind
+  const lane = (raw.lane ?? 'best-effort') as Lane
+  if (kind === 'service' && raw.job !== undefined) rules.push({ path: '$.job', reason: 'is only for kind: job (this is a service)' })
+  if (kind === 'job' && raw.service !== undefined) rules.push({ path: '$.service', reason: 'is only for kind: service (this is a job)' })
+
+  const resources: ResourceRequest = {
+    cpu: raw.resources.cpu,
+    memoryBytes: bytes(raw.resources.memory, '$.resources.memory'),
+    gpu: raw.resources.gpu ?? 0,
+    vramBytes: bytes(raw.resources.vram, '$.resources.vram'),
+    diskBytes: bytes(raw.resources.disk, '$.resources.disk'),
+  }
+  if (resources.memoryBytes < 4 * 2 ** 20) rules.push({ path: '$.resources.memory', reason: 'must be at least 4MiB' })
+  if (resources.vramBytes > 0 && resources.gpu === 0) rules.push({ path: '$.resources.vram', reason: 'needs resources.gpu >= 1' })
+
+  let service: ServiceSpec | undefined
+  let job: JobSpec | undefined
+  if (kind === 'service') {
+    const s = raw.service ?? {}
+    const replicas = s.replicas ?? (lane === 'protected' ? 2 : 1)
+    if (lane === 'protected' && replicas < 2) rules.push({ path: '$.service.replicas', reason: 'the protected lane needs at least 2 replicas (on distinct nodes)' })
+    let healthCheck: HealthCheck | undefined
+    if (s.healthCheck) {
+      const h = s.healthCheck
+      if ((h.type === 'tcp' || h.type === 'http') && h.port === undefined) rules.push({ path: '$.service.healthCheck.port', reason: `is required for a ${h.type} check` })
+      if (h.type === 'http' && h.path === undefined) rules.push({ path: '$.service.healthCheck.path', reason: 'is required for an http check' })
+      if (h.type === 'exec' && !(h.command?.length > 0)) rules.push({ path: '$.service.healthCheck.command', reason: 'is required for an exec check' })
+      healthCheck = { ...h, intervalSeconds: h.intervalSeconds ?? 10, timeoutSeconds: h.timeoutSeconds ?? 2, failureThreshold: h.failureThreshold ?? 3 }
+    }
+    service = { replicas, restart: s.restart ?? 'always', ...(healthCheck ? { healthCheck } : {}) }
+  } else {
+    const j = raw.job ?? {}
+    job = { completions: j.completions ?? 1, parallelism: j.parallelism ?? 1, retries: j.retries ?? 0, ...(j.deadlineSeconds ? { deadlineSeconds: j.deadlineSeconds } : {}) }
+    if (job.parallelism > job.completions) rules.push({ path: '$.job.parallelism', reason: `must not exceed completions (${job.completions})` })
+  }
+
+  const env: Record<string, string> = raw.env ?? {}
+  const secrets: { name: string; env: string }[] = raw.secrets ?? []
+  const seen = new Set<string>()
+  secrets.forEach((s, i) => {
+    if (s.env in env) rules.push({ path: `$.secrets[${i}].env`, reason: `${s.env} is also set in env (a secret must not be shadowed by a plain value)` })
+    if (seen.has(s.env)) rules.push({ path: `$.secrets[${i}].env`, reason: `${s.env} is set by two secrets` })
+    seen.add(s.env)
+  })
+  const owners = raw.constraints?.owners
+  if (owners?.allow && owners?.deny) {
+    const both = (owners.allow as string[]).filter((d) => (owners.deny as string[]).includes(d))
+    if (both.length > 0) rules.push({ path: '$.constraints.owners', reason: `${both[0]} is both allowed and denied` })
+  }
+  if (rules.length > 0) throw new InvalidWorkloadError(rules)
+
+  return {
+    apiVersion: 'noir/v1',
+    kind,
+    name: raw.name,
+    runtime: raw.runtime,
+    resources,
+    constraints: raw.constraints ?? {},
+    lane,
+    ...(service ? { service } : {}),
+    ...(job ? { job } : {}),
+    env,
+    secrets,
+    ports: (raw.ports ?? []).map((p: { port: number; protocol?: 'tcp' | 'udp'; name?: string }) => ({ ...p, protocol: p.protocol ?? 'tcp' })),
+    ...(raw.stateDir ? { stateDir: raw.stateDir } : {}),
+    leaseSeconds: raw.leaseSeconds ?? job?.deadlineSeconds ?? DEFAULT_LEASE_S,
+  }
+}
+
+/** How many copies run at once: service replicas, or job parallelism. */
+export function instanceCount(w: Workload): number {
+  return w.kind === 'service' ? (w.service?.replicas ?? 1) : (w.job?.parallelism ?? 1)
+}
