@@ -96,7 +96,8 @@ function checkAbilities(att: unknown): Ability[] {
 
 // ---- token claims ------------------------------------------------------------------------------------------------
 
-interface Claims {
+/** One decoded link of a chain (times in seconds, as in the JWT). */
+export interface CapabilityClaims {
   jwt: string
   iss: string
   aud: string
@@ -107,7 +108,7 @@ interface Claims {
   prf: string[]
 }
 
-function decodeClaims(jwt: string): Claims {
+function decodeCapabilityClaims(jwt: string): CapabilityClaims {
   if (typeof jwt !== 'string' || jwt.length === 0) throw new MalformedCapabilityError('a capability token is a JWT string')
   if (jwt.length > MAX_TOKEN_LENGTH) throw new MalformedCapabilityError(`token longer than ${MAX_TOKEN_LENGTH} characters`)
   let payload: JWTPayload
@@ -133,18 +134,18 @@ function decodeClaims(jwt: string): Claims {
     }
     prf = payload.prf as string[]
   }
-  const c: Claims = { jwt, iss: payload.iss, aud: payload.aud, exp: payload.exp as number, att, prf }
+  const c: CapabilityClaims = { jwt, iss: payload.iss, aud: payload.aud, exp: payload.exp as number, att, prf }
   if (payload.nbf !== undefined) c.nbf = payload.nbf
   return c
 }
 
-/** The chain leaf first, root last (structure only, no signature checks). */
-function decodeChain(token: string): Claims[] {
-  const chain: Claims[] = []
+/** The chain, presented token first, root last (structure only: no signature, trust or time checks). */
+export function decodeCapabilityChain(token: string): CapabilityClaims[] {
+  const chain: CapabilityClaims[] = []
   let jwt: string | undefined = token
   while (jwt !== undefined) {
     if (chain.length >= MAX_CHAIN_LENGTH) throw new MalformedCapabilityError(`delegation chain longer than ${MAX_CHAIN_LENGTH}`)
-    const c = decodeClaims(jwt)
+    const c = decodeCapabilityClaims(jwt)
     chain.push(c)
     jwt = c.prf[0]
   }
@@ -152,7 +153,7 @@ function decodeChain(token: string): Claims[] {
 }
 
 /** Checks one child against its parent: audience link, lifetime, narrowing. */
-function checkLink(child: Pick<Claims, 'iss' | 'exp' | 'att'>, parent: Claims): void {
+function checkLink(child: Pick<CapabilityClaims, 'iss' | 'exp' | 'att'>, parent: CapabilityClaims): void {
   if (child.iss !== parent.aud) throw new NotAudienceError(`delegator ${child.iss} is not the parent token's audience (${parent.aud})`)
   if (child.exp > parent.exp) throw new OutlivesParentError(`delegation expires at ${child.exp}s, after its parent (${parent.exp}s)`)
   for (const a of child.att) {
@@ -200,7 +201,7 @@ export async function issueCapability(issuer: NodeKey, o: { audience: string; ab
  * be within the parent's; without ttlMs it expires with the parent, and it may never outlive it.
  */
 export async function delegateCapability(holder: NodeKey, parent: string, o: { audience: string; abilities: Ability[]; ttlMs?: number; now?: number }): Promise<string> {
-  const chain = decodeChain(parent)
+  const chain = decodeCapabilityChain(parent)
   const p = chain[0]!
   if (!isDidKey(o.audience)) throw new MalformedCapabilityError('audience must be an Ed25519 did:key')
   const att = checkAbilities(o.abilities)
@@ -240,7 +241,7 @@ function revocationMessage(r: Pick<Revocation, 'at' | 'issuer' | 'token'>): Uint
 
 /** A signed revocation of `token`. Only a key that issued some link of the token's chain may revoke it. */
 export function createRevocation(key: NodeKey, token: string, now = Date.now()): Revocation {
-  const chain = decodeChain(token)
+  const chain = decodeCapabilityChain(token)
   if (!chain.some((c) => c.iss === key.did)) throw new InvalidRevocationError('only an issuer in the token\'s chain may revoke it')
   const r = { token: tokenHash(token), issuer: key.did, at: now }
   return { ...r, sig: Buffer.from(key.sign(revocationMessage(r))).toString('base64url') }
@@ -389,7 +390,7 @@ export class CapabilityVerifier {
   }
 
   async #verifyChain(token: string, now: number): Promise<CachedChain> {
-    const chain = decodeChain(token) // leaf first
+    const chain = decodeCapabilityChain(token) // leaf first
     for (let i = 0; i + 1 < chain.length; i++) checkLink(chain[i]!, chain[i + 1]!)
     const root = chain[chain.length - 1]!
     if (!this.#roots.has(root.iss)) throw new UntrustedRootError(`chain root ${root.iss} is not a trusted root`)

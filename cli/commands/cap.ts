@@ -1,0 +1,216 @@
+// `noir cap issue | delegate | verify | revoke`: capability tokens (spec/capabilities.md).
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
+import {
+  CapabilityVerifier,
+  IdentityError,
+  Keystore,
+  LevelRevocationStore,
+  MalformedCapabilityError,
+  createRevocation,
+  decodeCapabilityChain,
+  delegateCapability,
+  isDidKey,
+  issueCapability,
+  passphraseFrom,
+  type Ability,
+  type NodeKey,
+} from '../../identity/index.ts'
+import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
+
+type Options = ParseArgsOptionsConfig
+
+function parse(argv: string[], options: Options, usage: string, positionals: number): { values: Record<string, unknown>; positionals: string[] } {
+  let r: { values: Record<string, unknown>; positionals: string[] }
+  try {
+    r = parseArgs({ args: argv, options, allowPositionals: positionals > 0, strict: true }) as typeof r
+  } catch (err) {
+    throw new UsageError(`${err instanceof Error ? err.message : String(err)} (usage: ${usage})`)
+  }
+  if (r.positionals.length !== positionals) throw new UsageError(`expected ${positionals} argument(s) (usage: ${usage})`)
+  return r
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
+
+/** '90s', '15m', '1h', '7d', '500ms'; a bare number is seconds. */
+export function parseDuration(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim())
+  if (!m) throw new UsageError(`bad duration ${JSON.stringify(text)} (use e.g. 30s, 15m, 1h, 7d)`)
+  const ms = Math.round(Number(m[1]) * UNITS[m[2] ?? 's']!)
+  if (!(ms > 0)) throw new UsageError(`duration must be positive: ${JSON.stringify(text)}`)
+  return ms
+}
+
+function audience(values: Record<string, unknown>): string {
+  const to = values.to
+  if (typeof to !== 'string') throw new UsageError('--to DID is required')
+  if (!isDidKey(to)) throw new UsageError(`--to must be an Ed25519 did:key: ${JSON.stringify(to.slice(0, 100))}`)
+  return to
+}
+
+function abilities(values: Record<string, unknown>): Ability[] {
+  const can = values.can
+  if (!Array.isArray(can) || can.length === 0) throw new UsageError('at least one --can PATH is required')
+  return can.map((c) => ({ can: String(c) }))
+}
+
+async function loadKey(ctx: CommandContext): Promise<NodeKey> {
+  if (!Keystore.exists(ctx.home)) Keystore.publicDid(ctx.home) // throws NoIdentityError with the hint
+  return Keystore.load(ctx.home, await passphraseFrom(ctx.env))
+}
+
+function trustedRoots(ctx: CommandContext): string[] {
+  const roots: string[] = []
+  if (Keystore.exists(ctx.home)) roots.push(Keystore.publicDid(ctx.home))
+  const configPath = join(ctx.home, 'config.json')
+  if (existsSync(configPath)) {
+    let config: unknown
+    try {
+      config = JSON.parse(readFileSync(configPath, 'utf8'))
+    } catch {
+      throw new UsageError(`${configPath} is not valid JSON`)
+    }
+    const extra = (config as { trustedRoots?: unknown } | null)?.trustedRoots
+    if (extra !== undefined) {
+      if (!Array.isArray(extra) || !extra.every((d) => typeof d === 'string' && isDidKey(d))) {
+        throw new UsageError(`${configPath}: trustedRoots must be a list of did:key strings`)
+      }
+      roots.push(...(extra as string[]))
+    }
+  }
+  return roots
+}
+
+function printToken(ctx: CommandContext, token: string, info: { issuer: string; audience: string; abilities: Ability[]; expiresAt: number }): void {
+  if (ctx.json) return printJson(ctx, { token, ...info, expiresAt: new Date(info.expiresAt).toISOString() })
+  printLine(ctx, token)
+}
+
+export const capIssue: Command = {
+  path: ['cap', 'issue'],
+  summary: 'issue a capability token signed by this node',
+  usage: `Usage: noir cap issue --to DID --can PATH [--can PATH...] [--ttl 1h] [--json]
+
+Issues a capability (a did-jwt JWT) from this node's key to DID, granting each behavior path prefix
+given with --can (/noir/deploy covers /noir/deploy/status). --ttl: lifetime (30s, 15m, 1h, 7d; default 1h).
+Prints the token.`,
+  async run(ctx, argv) {
+    const { values } = parse(argv, { to: { type: 'string' }, can: { type: 'string', multiple: true }, ttl: { type: 'string' } }, 'noir cap issue --to DID --can PATH [--ttl 1h]', 0)
+    const aud = audience(values)
+    const att = abilities(values)
+    const ttlMs = parseDuration(typeof values.ttl === 'string' ? values.ttl : '1h')
+    const key = await loadKey(ctx)
+    const now = Date.now()
+    const token = await issueCapability(key, { audience: aud, abilities: att, ttlMs, now })
+    printToken(ctx, token, { issuer: key.did, audience: aud, abilities: att, expiresAt: Math.floor((now + ttlMs) / 1000) * 1000 })
+  },
+}
+
+export const capDelegate: Command = {
+  path: ['cap', 'delegate'],
+  summary: 'delegate (part of) a capability this node holds',
+  usage: `Usage: noir cap delegate TOKEN --to DID --can PATH [--can PATH...] [--ttl 30m] [--json]
+
+Delegates TOKEN (whose audience must be this node) to DID, narrowed to the given paths. Without --ttl the
+delegation expires with its parent; it may never outlive it or widen it. Prints the new token.`,
+  async run(ctx, argv) {
+    const { values, positionals } = parse(argv, { to: { type: 'string' }, can: { type: 'string', multiple: true }, ttl: { type: 'string' } }, 'noir cap delegate TOKEN --to DID --can PATH [--ttl 30m]', 1)
+    const parent = positionals[0]!
+    const aud = audience(values)
+    const att = abilities(values)
+    const ttlMs = typeof values.ttl === 'string' ? parseDuration(values.ttl) : undefined
+    const key = await loadKey(ctx)
+    const token = await delegateCapability(key, parent, ttlMs === undefined ? { audience: aud, abilities: att } : { audience: aud, abilities: att, ttlMs })
+    const leaf = decodeCapabilityChain(token)[0]!
+    printToken(ctx, token, { issuer: key.did, audience: aud, abilities: att, expiresAt: leaf.exp * 1000 })
+  },
+}
+
+export const capVerify: Command = {
+  path: ['cap', 'verify'],
+  summary: 'verify a capability chain against this node\'s trusted roots',
+  usage: `Usage: noir cap verify TOKEN [--audience DID] [--can PATH] [--json]
+
+Verifies every token of the chain (signatures, audience links, narrowing, lifetimes, revocations in
+$HOME/revocations) against the trusted roots: this node's own DID plus "trustedRoots" in $HOME/config.json.
+Prints the chain, root first. Exits 1 when the token is not valid.`,
+  async run(ctx, argv) {
+    const { values, positionals } = parse(argv, { audience: { type: 'string' }, can: { type: 'string' } }, 'noir cap verify TOKEN [--audience DID] [--can PATH]', 1)
+    const token = positionals[0]!
+    const roots = trustedRoots(ctx)
+    const store = await LevelRevocationStore.open(join(ctx.home, 'revocations'))
+    try {
+      const verifier = new CapabilityVerifier({ trustedRoots: roots, revocations: store })
+      const o: { audience?: string; ability?: string } = {}
+      if (typeof values.audience === 'string') o.audience = values.audience
+      if (typeof values.can === 'string') o.ability = values.can
+      let links: ReturnType<typeof decodeCapabilityChain> = []
+      try {
+        links = decodeCapabilityChain(token).reverse()
+      } catch (err) {
+        if (!(err instanceof MalformedCapabilityError)) throw err
+      }
+      try {
+        const v = await verifier.verify(token, o)
+        if (ctx.json) {
+          printJson(ctx, { valid: true, root: v.root, issuer: v.issuer, audience: v.audience, abilities: v.abilities, expiresAt: new Date(v.expiresAt).toISOString(), chain: links.map(linkView) })
+        } else {
+          printLine(ctx, `valid: granted by trusted root ${v.root}`)
+          printChain(ctx, links)
+        }
+        return 0
+      } catch (err) {
+        if (!(err instanceof IdentityError)) throw err
+        if (ctx.json) {
+          printJson(ctx, { valid: false, error: { name: err.name, code: err.code, message: err.message }, chain: links.map(linkView) })
+        } else {
+          printChain(ctx, links)
+          ctx.stderr.write(`noir: invalid capability: ${err.name}: ${err.message.split('\n')[0]}\n`)
+        }
+        return 1
+      }
+    } finally {
+      await store.close()
+    }
+  },
+}
+
+function linkView(l: ReturnType<typeof decodeCapabilityChain>[number]): { issuer: string; audience: string; abilities: Ability[]; expiresAt: string } {
+  return { issuer: l.iss, audience: l.aud, abilities: l.att, expiresAt: new Date(l.exp * 1000).toISOString() }
+}
+
+function printChain(ctx: CommandContext, links: ReturnType<typeof decodeCapabilityChain>): void {
+  links.forEach((l, i) => {
+    const abil = l.att.map((a) => a.can + (a.limits ? JSON.stringify(a.limits) : '')).join(', ')
+    printLine(ctx, `  ${i + 1}. ${l.iss}`)
+    printLine(ctx, `     -> ${l.aud}`)
+    printLine(ctx, `     can ${abil}; expires ${new Date(l.exp * 1000).toISOString()}`)
+  })
+}
+
+export const capRevoke: Command = {
+  path: ['cap', 'revoke'],
+  summary: 'revoke a capability this node issued (anywhere in its chain)',
+  usage: `Usage: noir cap revoke TOKEN [--json]
+
+Signs a revocation of TOKEN with this node's key (only an issuer in the token's chain may revoke it) and
+stores it in $HOME/revocations, which \`noir cap verify\` consults.`,
+  async run(ctx, argv) {
+    const { positionals } = parse(argv, {}, 'noir cap revoke TOKEN', 1)
+    const token = positionals[0]!
+    const key = await loadKey(ctx)
+    const r = createRevocation(key, token)
+    const store = await LevelRevocationStore.open(join(ctx.home, 'revocations'))
+    try {
+      await store.add(r)
+    } finally {
+      await store.close()
+    }
+    if (ctx.json) printJson(ctx, r)
+    else printLine(ctx, `revoked token sha256 ${r.token}`)
+  },
+}
+
+export const capCommands: Command[] = [capIssue, capDelegate, capVerify, capRevoke]
