@@ -56,6 +56,7 @@ function readFile(home: string): KeystoreFile {
   return f
 }
 
+// oxlint-disable-next-line typescript/no-extraneous-class -- the agreed API (other layers call Keystore.load)
 export class Keystore {
   /** Writes `key` (default: a new one) encrypted under `passphrase`. Refuses to overwrite unless `force`. */
   static async create(home: string, passphrase: string, key?: NodeKey, opts: { force?: boolean; kdf?: { N: number; r: number; p: number } } = {}): Promise<NodeKey> {
