@@ -3,5 +3,20 @@
 import type { Command } from '../command.ts'
 import { idCommands } from './id.ts'
 import { capCommands } from './cap.ts'
+import { initCommand } from './init.ts'
+import { nodeCommands } from './node.ts'
+import { joinCommand } from './join.ts'
+import { peersCommand } from './peers.ts'
+import { pingCommand } from './ping.ts'
+import { actorCommands } from './actor.ts'
 
-export const commands: Command[] = [...idCommands, ...capCommands]
+export const commands: Command[] = [
+  ...idCommands,
+  ...capCommands,
+  initCommand,
+  ...nodeCommands,
+  joinCommand,
+  peersCommand,
+  pingCommand,
+  ...actorCommands,
+]

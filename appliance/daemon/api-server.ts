@@ -1,0 +1,178 @@
+// The daemon's local API: HTTP on 127.0.0.1 with a bearer token (spec/api.md). JSON in, JSON out; an
+// error is `{ "error": { "name", "code", "message", "data"? } }` with a fitting HTTP status; a route may
+// answer with an NDJSON stream instead.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { timingSafeEqual } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import type { ApiRoute, HttpMethod, JsonValue } from './service.ts'
+import { isNdjson } from './service.ts'
+import { DuplicateServiceError, InvalidRequestError, RequestTooLargeError, RouteNotFoundError, UnauthorizedError, httpStatusFor } from './errors.ts'
+import { errorFields, silentLog, type Log } from '../../p2p/log.ts'
+
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+interface CompiledRoute {
+  route: ApiRoute
+  segments: string[]
+}
+
+function errorBody(err: unknown): { error: { name: string; code: string; message: string; data?: unknown } } {
+  const e = err instanceof Error ? err : new Error(String(err))
+  const code = (e as { code?: unknown }).code
+  const data = (e as { data?: unknown }).data
+  return {
+    error: {
+      name: e.name || 'Error',
+      code: typeof code === 'string' ? code : 'ERR_INTERNAL',
+      message: e.message,
+      ...(data !== undefined ? { data } : {}),
+    },
+  }
+}
+
+export class ApiServer {
+  private readonly routes = new Map<HttpMethod, CompiledRoute[]>()
+  private readonly token: Buffer
+  private readonly log: Log
+  private server: Server | undefined
+  private readonly active = new Set<AbortController>()
+
+  constructor(opts: { token: string; log?: Log }) {
+    this.token = Buffer.from(opts.token, 'utf8')
+    this.log = opts.log ?? silentLog
+  }
+
+  add(route: ApiRoute): void {
+    if (!route.path.startsWith('/')) throw new DuplicateServiceError(`route path '${route.path}' must start with /`)
+    const list = this.routes.get(route.method) ?? []
+    const segments = route.path.split('/').slice(1)
+    const clash = list.find((r) => r.route.path === route.path)
+    if (clash) throw new DuplicateServiceError(`route ${route.method} ${route.path} is defined twice`)
+    list.push({ route, segments })
+    this.routes.set(route.method, list)
+  }
+
+  /** Every route, for `GET /v1` (discovery) and tests. */
+  list(): Array<{ method: string; path: string }> {
+    return [...this.routes.entries()].flatMap(([m, rs]) => rs.map((r) => ({ method: m, path: r.route.path }))).sort((a, b) => a.path.localeCompare(b.path) || a.method.localeCompare(b.method))
+  }
+
+  async listen(port = 0): Promise<string> {
+    const server = createServer((req, res) => void this.handle(req, res))
+    server.keepAliveTimeout = 5_000
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    this.server = server
+    const addr = server.address() as AddressInfo
+    return `http://127.0.0.1:${addr.port}`
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.active) c.abort()
+    const s = this.server
+    this.server = undefined
+    if (!s) return
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve())
+      s.closeAllConnections()
+    })
+  }
+
+  private match(method: string, pathname: string): { route: ApiRoute; params: Record<string, string> } | undefined {
+    const list = this.routes.get(method as HttpMethod)
+    if (!list) return undefined
+    const parts = pathname.split('/').slice(1)
+    for (const r of list) {
+      if (r.segments.length !== parts.length) continue
+      const params: Record<string, string> = {}
+      let ok = true
+      for (let i = 0; i < parts.length; i++) {
+        const s = r.segments[i]!
+        if (s.startsWith(':')) {
+          try {
+            params[s.slice(1)] = decodeURIComponent(parts[i]!)
+          } catch {
+            ok = false
+            break
+          }
+        } else if (s !== parts[i]) {
+          ok = false
+          break
+        }
+      }
+      if (ok) return { route: r.route, params }
+    }
+    return undefined
+  }
+
+  private authorized(req: IncomingMessage): boolean {
+    const h = req.headers.authorization
+    if (typeof h !== 'string' || !h.startsWith('Bearer ')) return false
+    const given = Buffer.from(h.slice('Bearer '.length), 'utf8')
+    return given.length === this.token.length && timingSafeEqual(given, this.token)
+  }
+
+  private async readBody(req: IncomingMessage): Promise<JsonValue | undefined> {
+    const chunks: Buffer[] = []
+    let n = 0
+    for await (const c of req) {
+      n += (c as Buffer).length
+      if (n > MAX_REQUEST_BYTES) throw new RequestTooLargeError(`request body exceeds ${MAX_REQUEST_BYTES} bytes`)
+      chunks.push(c as Buffer)
+    }
+    if (n === 0) return undefined
+    try {
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as JsonValue
+    } catch (err) {
+      throw new InvalidRequestError(`request body is not JSON: ${(err as Error).message}`)
+    }
+  }
+
+  private send(res: ServerResponse, status: number, value: unknown): void {
+    const body = JSON.stringify(value)
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
+    res.end(body)
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const controller = new AbortController()
+    this.active.add(controller)
+    res.once('close', () => controller.abort())
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    try {
+      if (!this.authorized(req)) throw new UnauthorizedError('missing or wrong bearer token (see api.json in the node home)')
+      const m = this.match(req.method ?? 'GET', url.pathname)
+      if (!m) throw new RouteNotFoundError(`no route ${req.method} ${url.pathname} (GET /v1 lists them)`)
+      const body = await this.readBody(req)
+      const out = await m.route.handler({ params: m.params, query: url.searchParams, body, signal: controller.signal })
+      if (isNdjson(out)) {
+        res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+        res.flushHeaders()
+        try {
+          for await (const item of out.ndjson) {
+            if (controller.signal.aborted) break
+            if (!res.write(JSON.stringify(item) + '\n')) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r) })
+          }
+        } catch (err) {
+          // the stream failed after the headers: the last line carries the error
+          if (!res.writableEnded) res.write(JSON.stringify(errorBody(err)) + '\n')
+        }
+        res.end()
+        return
+      }
+      this.send(res, 200, out === undefined ? null : out)
+    } catch (err) {
+      const status = httpStatusFor(err)
+      if (status >= 500) this.log.warn('api request failed', { method: req.method, path: url.pathname, ...errorFields(err) })
+      if (!res.headersSent) this.send(res, status, errorBody(err))
+      else res.end()
+    } finally {
+      this.active.delete(controller)
+    }
+  }
+}

@@ -1,0 +1,80 @@
+// $NOIR_HOME/config.json: the node's settings. Written by `noir init` with defaults; `noir node start`
+// flags override it for one run. Unknown fields are kept (other layers add their own sections).
+import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
+import { join } from 'node:path'
+import { ConfigError } from './errors.ts'
+
+export interface NodeConfig {
+  /** Multiaddrs to listen on. */
+  listen: string[]
+  /** Multiaddrs (with /p2p/<id>) of peers to join at start. */
+  bootstrap: string[]
+  /** Addresses to announce instead of the listen addresses (e.g. a public address behind a port forward). */
+  announce: string[]
+  /** Discover peers on the LAN with mDNS. */
+  mdns: boolean
+  /** Act as a circuit-relay-v2 server for nodes that cannot be dialled directly. */
+  relay: boolean
+  /** DIDs whose capabilities this node accepts (its own DID is always trusted). */
+  trustedRoots: string[]
+  /** Local API port on 127.0.0.1 (0: an ephemeral port, written to api.json). */
+  apiPort: number
+  /** Where log lines go: 'stderr' or a file path (relative to the home). */
+  log: string
+  /** Other sections (owned by other layers), kept as they are. */
+  [section: string]: unknown
+}
+
+export const CONFIG_FILE = 'config.json'
+
+/**
+ * Defaults. Listening on 127.0.0.1 (ephemeral port) keeps a fresh node private to this machine until its
+ * owner opens it (`--listen /ip4/0.0.0.0/tcp/4001`): nothing is exposed by surprise. mDNS is on (it
+ * announces only what the node listens on). Relays can reach the node as soon as it adds '/p2p-circuit'.
+ */
+export function defaultConfig(): NodeConfig {
+  return {
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [],
+    announce: [],
+    mdns: true,
+    relay: false,
+    trustedRoots: [],
+    apiPort: 0,
+    log: 'stderr',
+  }
+}
+
+function strings(v: unknown, field: string): string[] {
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new ConfigError(`config.json: '${field}' must be an array of strings`)
+  return v as string[]
+}
+
+/** Reads config.json (defaults for missing fields); throws ConfigError on a bad file. */
+export function loadConfig(home: string): NodeConfig {
+  const file = join(home, CONFIG_FILE)
+  const cfg = defaultConfig()
+  if (!existsSync(file)) return cfg
+  let raw: unknown
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'))
+  } catch (err) {
+    throw new ConfigError(`config.json is not valid JSON: ${(err as Error).message}`)
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError('config.json must hold a JSON object')
+  const r = raw as Record<string, unknown>
+  const out: NodeConfig = { ...cfg, ...r } as NodeConfig
+  for (const f of ['listen', 'bootstrap', 'announce', 'trustedRoots'] as const) if (f in r) out[f] = strings(r[f], f)
+  for (const f of ['mdns', 'relay'] as const) if (f in r && typeof r[f] !== 'boolean') throw new ConfigError(`config.json: '${f}' must be true or false`)
+  if ('apiPort' in r && (!Number.isInteger(r.apiPort) || (r.apiPort as number) < 0 || (r.apiPort as number) > 65535)) throw new ConfigError("config.json: 'apiPort' must be a port number")
+  if ('log' in r && typeof r.log !== 'string') throw new ConfigError("config.json: 'log' must be 'stderr' or a file path")
+  return out
+}
+
+/** Writes config.json atomically (mode 0600). */
+export function saveConfig(home: string, cfg: NodeConfig): void {
+  const file = join(home, CONFIG_FILE)
+  const tmp = `${file}.${process.pid}.tmp`
+  writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 })
+  renameSync(tmp, file)
+}

@@ -1,0 +1,212 @@
+// The node daemon: one process per node home. Loads the node key from the keystore, opens the node's
+// level store, joins the mesh, starts the actor system and the node services, and serves the local API.
+// Ready when api.json is written; stops cleanly (reverse order) on SIGINT/SIGTERM or `POST /v1/node/stop`.
+import { mkdirSync, chmodSync } from 'node:fs'
+import { join, isAbsolute } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { Level } from 'level'
+import type { NodeKey } from '../../identity/keys.ts'
+import { ActorSystem } from '../../core/index.ts'
+import { Mesh } from '../../p2p/mesh.ts'
+import { errorFields } from '../../p2p/log.ts'
+import { loadConfig, type NodeConfig } from './config.ts'
+import { createJsonLog, type JsonLog } from './log.ts'
+import { ApiServer } from './api-server.ts'
+import { processAlive, readApiFile, removeApiFile, writeApiFile } from './api-file.ts'
+import { DaemonAlreadyRunningError, DuplicateServiceError } from './errors.ts'
+import type { JsonValue, NodeContext, NodeService, NodeServiceFactory } from './service.ts'
+import { coreRoutes } from './routes.ts'
+import { nodeServices } from './services.ts'
+
+export interface DaemonOptions {
+  home: string
+  /** The node key, already unlocked from the keystore by the caller. */
+  key: NodeKey
+  /** Overrides of config.json for this run (command-line flags). */
+  overrides?: Partial<NodeConfig>
+  /** The services to run; default: the registry in services.ts. */
+  services?: readonly NodeServiceFactory[]
+  /** Default: JSON lines to config.log (stderr), level from NOIR_LOG_LEVEL. */
+  log?: JsonLog
+}
+
+export class Daemon {
+  readonly home: string
+  readonly key: NodeKey
+  readonly did: string
+  readonly config: NodeConfig
+  readonly log: JsonLog
+  readonly startedAt = new Date()
+  mesh!: Mesh
+  system!: ActorSystem
+  db!: Level<string, JsonValue>
+  apiUrl = ''
+  private readonly api: ApiServer
+  private readonly token = randomBytes(32).toString('base64url')
+  private readonly services: NodeService[]
+  private readonly started: NodeService[] = []
+  private readonly controller = new AbortController()
+  private stopping: Promise<void> | undefined
+  private readonly done = Promise.withResolvers<void>()
+
+  private constructor(opts: DaemonOptions) {
+    this.home = opts.home
+    this.key = opts.key
+    this.did = opts.key.did
+    this.config = { ...loadConfig(opts.home), ...definedOnly(opts.overrides ?? {}) }
+    const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
+    this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {} })
+    this.api = new ApiServer({ token: this.token, log: this.log.child({ svc: 'api' }) })
+    this.services = (opts.services ?? nodeServices).map((f) => f())
+    const names = new Set<string>()
+    for (const s of this.services) {
+      if (names.has(s.name)) throw new DuplicateServiceError(`two node services are named '${s.name}'`)
+      names.add(s.name)
+    }
+  }
+
+  /** Starts a daemon; resolves once it is ready (api.json written). On failure everything started is stopped. */
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    mkdirSync(opts.home, { recursive: true, mode: 0o700 })
+    const running = readApiFile(opts.home)
+    if (running && running.pid !== process.pid && processAlive(running.pid)) {
+      throw new DaemonAlreadyRunningError(`a daemon (pid ${running.pid}) already runs with home ${opts.home}`)
+    }
+    const d = new Daemon(opts)
+    try {
+      await d.boot()
+    } catch (err) {
+      d.log.error('start failed', errorFields(err))
+      await d.stop().catch(() => {})
+      throw err
+    }
+    return d
+  }
+
+  /** Resolves when the daemon has stopped. */
+  get stopped(): Promise<void> {
+    return this.done.promise
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal
+  }
+
+  private async boot(): Promise<void> {
+    const t0 = performance.now()
+    const dataDir = join(this.home, 'data')
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 })
+    chmodSync(dataDir, 0o700)
+    this.db = new Level<string, JsonValue>(dataDir, { valueEncoding: 'json' })
+    try {
+      await this.db.open()
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause
+      if (cause?.code === 'LEVEL_LOCKED') throw new DaemonAlreadyRunningError(`another process holds the node store in ${dataDir}`)
+      throw err
+    }
+
+    const c = this.config
+    this.mesh = await Mesh.create({
+      key: this.key,
+      log: this.log.child({ svc: 'mesh' }),
+      listen: c.listen,
+      announce: c.announce.length > 0 ? c.announce : undefined,
+      bootstrap: c.bootstrap,
+      mdns: c.mdns,
+      relayServer: c.relay,
+      inboundConnectionThreshold: 100,
+    })
+    await this.mesh.start()
+
+    this.system = new ActorSystem({
+      key: this.key,
+      transport: this.mesh.transport,
+      trustedRoots: c.trustedRoots,
+    })
+    await this.system.start()
+
+    for (const s of this.services) {
+      const ctx: NodeContext = {
+        key: this.key,
+        did: this.did,
+        home: this.home,
+        config: this.config,
+        mesh: this.mesh,
+        pubsub: this.mesh.broadcast,
+        system: this.system,
+        log: this.log.child({ svc: s.name }),
+        store: this.db.sublevel<string, JsonValue>(`svc:${s.name}`, { valueEncoding: 'json' }),
+        signal: this.controller.signal,
+      }
+      await s.start(ctx)
+      this.started.push(s)
+    }
+
+    for (const r of coreRoutes(this)) this.api.add(r)
+    for (const s of this.services) for (const r of s.routes?.() ?? []) this.api.add(r)
+    this.api.add({ method: 'GET', path: '/v1', handler: () => ({ routes: this.api.list() }) })
+    this.apiUrl = await this.api.listen(c.apiPort)
+
+    writeApiFile(this.home, {
+      url: this.apiUrl,
+      token: this.token,
+      pid: process.pid,
+      did: this.did,
+      peerId: this.mesh.peerId,
+      multiaddrs: this.mesh.multiaddrs(),
+      startedAt: this.startedAt.toISOString(),
+    })
+    this.log.info('ready', {
+      did: this.did,
+      peerId: this.mesh.peerId,
+      multiaddrs: this.mesh.multiaddrs(),
+      api: this.apiUrl,
+      services: this.services.map((s) => s.name),
+      startMs: Math.round(performance.now() - t0),
+    })
+  }
+
+  /** `services.<name>` of the status document. */
+  async serviceStatus(): Promise<Record<string, JsonValue>> {
+    const out: Record<string, JsonValue> = {}
+    for (const s of this.started) {
+      if (!s.status) continue
+      try {
+        out[s.name] = await s.status()
+      } catch (err) {
+        out[s.name] = { error: errorFields(err) as JsonValue }
+      }
+    }
+    return out
+  }
+
+  /** Stops services (reverse order), the API, the actor system, the mesh and the store. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.controller.abort()
+      this.log.info('stopping', { did: this.did })
+      removeApiFile(this.home)
+      await this.api.close().catch(() => {})
+      for (const s of [...this.started].reverse()) {
+        try {
+          await s.stop()
+        } catch (err) {
+          this.log.error('service stop failed', { service: s.name, ...errorFields(err) })
+        }
+      }
+      this.started.length = 0
+      if (this.system) await this.system.stop().catch((err: unknown) => this.log.error('actor system stop failed', errorFields(err)))
+      if (this.mesh) await this.mesh.stop().catch((err: unknown) => this.log.error('mesh stop failed', errorFields(err)))
+      if (this.db) await this.db.close().catch(() => {})
+      this.log.info('stopped', { did: this.did })
+      await this.log.close()
+      this.done.resolve()
+    })()
+    return this.stopping
+  }
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}

@@ -1,0 +1,143 @@
+// The daemon's own API routes (spec/api.md): status, peers, join, ping, actor messaging, broadcast, stop.
+import type { ApiRoute, JsonValue } from './service.ts'
+import { ndjson } from './service.ts'
+import { InvalidRequestError } from './errors.ts'
+import type { Daemon } from './daemon.ts'
+import type { BroadcastMessage } from '../../p2p/pubsub.ts'
+
+type Obj = Record<string, JsonValue>
+
+function obj(body: JsonValue | undefined): Obj {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError('the request body must be a JSON object')
+  return body
+}
+
+function str(o: Obj, field: string): string {
+  const v = o[field]
+  if (typeof v !== 'string' || v.length === 0) throw new InvalidRequestError(`'${field}' must be a non-empty string`)
+  return v
+}
+
+function optInt(o: Obj, field: string, min: number, max: number): number | undefined {
+  const v = o[field]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InvalidRequestError(`'${field}' must be an integer in [${min}, ${max}]`)
+  return v
+}
+
+export const VERSION = '0.1.0'
+
+export function coreRoutes(d: Daemon): ApiRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: '/v1/status',
+      handler: async () => {
+        const peers = await d.mesh.peers.list()
+        return {
+          did: d.did,
+          peerId: d.mesh.peerId,
+          multiaddrs: d.mesh.multiaddrs(),
+          pid: process.pid,
+          version: VERSION,
+          startedAt: d.startedAt.toISOString(),
+          uptimeMs: Date.now() - d.startedAt.getTime(),
+          peers: peers.length,
+          relay: d.config.relay,
+          mdns: d.config.mdns,
+          protocols: d.mesh.host.getProtocols().sort(),
+          topics: d.mesh.broadcast.topics(),
+          wire: { streamsReset: d.mesh.transport.wire.violations },
+          services: await d.serviceStatus(),
+        }
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/peers',
+      handler: async () => ({ peers: (await d.mesh.peers.list()) as unknown as JsonValue }),
+    },
+    {
+      method: 'POST',
+      path: '/v1/peers/join',
+      handler: async (req) => {
+        const b = obj(req.body)
+        return await d.mesh.peers.join(str(b, 'address'), optInt(b, 'timeoutMs', 1, 120_000))
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/peers/ping',
+      handler: async (req) => {
+        const b = obj(req.body)
+        return await d.mesh.peers.ping(str(b, 'target'), optInt(b, 'timeoutMs', 1, 120_000))
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/actor/send',
+      handler: async (req): Promise<JsonValue> => {
+        const b = obj(req.body)
+        const to = str(b, 'to')
+        const behavior = str(b, 'behavior')
+        const body = b.body === undefined ? null : b.body
+        const timeoutMs = optInt(b, 'timeoutMs', 1, 600_000)
+        if (b.ask === true) {
+          const reply = await d.system.ask(to, behavior, body, timeoutMs === undefined ? {} : { timeoutMs })
+          return { reply: (reply === undefined ? null : reply) as JsonValue }
+        }
+        await d.system.tell(to, behavior, body)
+        return { sent: true }
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/pubsub/publish',
+      handler: async (req) => {
+        const b = obj(req.body)
+        const topic = str(b, 'topic')
+        const ttlMs = optInt(b, 'ttlMs', 1, 600_000)
+        return await d.mesh.broadcast.publish(topic, b.body === undefined ? null : b.body, ttlMs === undefined ? {} : { ttlMs })
+      },
+    },
+    {
+      method: 'GET',
+      path: '/v1/pubsub/subscribe',
+      handler: (req) => {
+        const topic = req.query.get('topic')
+        if (!topic) throw new InvalidRequestError("query parameter 'topic' is required")
+        const queue: BroadcastMessage[] = []
+        let wake: (() => void) | undefined
+        const unsubscribe = d.mesh.broadcast.subscribe(topic, (m) => {
+          if (queue.length < 10_000) queue.push(m)
+          wake?.()
+        })
+        const signal = req.signal
+        async function* stream(): AsyncGenerator<JsonValue> {
+          try {
+            yield { subscribed: topic }
+            while (!signal.aborted) {
+              while (queue.length > 0) yield queue.shift() as unknown as JsonValue
+              await new Promise<void>((resolve) => {
+                wake = resolve
+                signal.addEventListener('abort', () => resolve(), { once: true })
+              })
+              wake = undefined
+            }
+          } finally {
+            unsubscribe()
+          }
+        }
+        return ndjson(stream())
+      },
+    },
+    {
+      method: 'POST',
+      path: '/v1/node/stop',
+      handler: () => {
+        setImmediate(() => void d.stop())
+        return { stopping: true }
+      },
+    },
+  ]
+}

@@ -1,0 +1,8 @@
+// The node services every daemon runs, in start order (stopped in reverse). To plug a service in: write it
+// (e.g. appliance/node-services/<name>.ts exporting a NodeServiceFactory) and append ONE line here.
+import type { NodeServiceFactory } from './service.ts'
+import { nodeInfoService } from './node-actor.ts'
+
+export const nodeServices: NodeServiceFactory[] = [
+  nodeInfoService,
+]

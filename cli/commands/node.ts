@@ -1,0 +1,107 @@
+// `noir node start` (the daemon, in the foreground) and `noir node status`.
+import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
+import { Keystore, passphraseFrom } from '../../identity/index.ts'
+import { Daemon } from '../../appliance/daemon/daemon.ts'
+import type { NodeConfig } from '../../appliance/daemon/config.ts'
+import { ApiClient } from '../api-client.ts'
+import { printJson, printLine, UsageError, type Command } from '../command.ts'
+
+function parse(argv: string[], options: ParseArgsOptionsConfig, positionals = false): { values: Record<string, unknown>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, allowPositionals: positionals, strict: true })
+    return { values: r.values as Record<string, unknown>, positionals: r.positionals }
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+}
+
+export const nodeStart: Command = {
+  path: ['node', 'start'],
+  summary: 'run this node (the daemon) in the foreground',
+  usage: `Usage: noir node start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--announce MULTIADDR]...
+                       [--no-mdns] [--relay] [--api-port N] [--log stderr|FILE] [--json]
+
+Runs the node until SIGINT/SIGTERM: loads the key from the home's keystore (passphrase from
+NOIR_PASSPHRASE or the terminal), joins the mesh, serves the local API on 127.0.0.1 and writes
+$HOME/api.json (url + token, mode 0600) once ready. Flags override config.json for this run.
+
+  --listen      listen address (repeatable). Default /ip4/127.0.0.1/tcp/0: private to this machine
+                until you open it, e.g. --listen /ip4/0.0.0.0/tcp/4001; add /p2p-circuit to be
+                reachable through relays
+  --bootstrap   a peer to join, /ip4/.../tcp/N/p2p/<peer id> (repeatable)
+  --no-mdns     no LAN discovery
+  --relay       act as a circuit relay for nodes that cannot be dialled directly
+Log lines are JSON (stderr by default). Once ready it prints one line (with --json: the ready document).`,
+  async run(ctx, argv) {
+    const { values } = parse(argv, {
+      listen: { type: 'string', multiple: true },
+      bootstrap: { type: 'string', multiple: true },
+      announce: { type: 'string', multiple: true },
+      'no-mdns': { type: 'boolean' },
+      relay: { type: 'boolean' },
+      'api-port': { type: 'string' },
+      log: { type: 'string' },
+    })
+    const overrides: Partial<NodeConfig> = {}
+    if (values.listen) overrides.listen = values.listen as string[]
+    if (values.bootstrap) overrides.bootstrap = values.bootstrap as string[]
+    if (values.announce) overrides.announce = values.announce as string[]
+    if (values['no-mdns']) overrides.mdns = false
+    if (values.relay) overrides.relay = true
+    if (values.log) overrides.log = values.log as string
+    if (values['api-port'] !== undefined) {
+      const p = Number(values['api-port'])
+      if (!Number.isInteger(p) || p < 0 || p > 65535) throw new UsageError('--api-port must be a port number')
+      overrides.apiPort = p
+    }
+    const passphrase = await passphraseFrom(ctx.env, true)
+    const key = await Keystore.load(ctx.home, passphrase)
+    const daemon = await Daemon.start({ home: ctx.home, key, overrides })
+    const ready = { did: daemon.did, peerId: daemon.mesh.peerId, multiaddrs: daemon.mesh.multiaddrs(), api: daemon.apiUrl, pid: process.pid }
+    if (ctx.json) printJson(ctx, ready)
+    else printLine(ctx, `node ${daemon.did} ready; api ${daemon.apiUrl}; listening on ${ready.multiaddrs.join(' ') || '(no addresses)'}`)
+    const onAbort = (): void => void daemon.stop()
+    ctx.signal.addEventListener('abort', onAbort, { once: true })
+    // SIGINT/SIGTERM (ctx.signal) or POST /v1/node/stop
+    await daemon.stopped
+    ctx.signal.removeEventListener('abort', onAbort)
+    return 0
+  },
+}
+
+interface Status {
+  did: string
+  peerId: string
+  multiaddrs: string[]
+  pid: number
+  version: string
+  uptimeMs: number
+  peers: number
+  relay: boolean
+  protocols: string[]
+  services: Record<string, unknown>
+}
+
+export const nodeStatus: Command = {
+  path: ['node', 'status'],
+  summary: 'show the running node: DID, addresses, peers, services',
+  usage: `Usage: noir node status [--json]
+
+Asks the running daemon (found through $HOME/api.json). --json prints the daemon's status document
+(GET /v1/status, spec/api.md).`,
+  async run(ctx, argv) {
+    parse(argv, {})
+    const s = await ApiClient.forHome(ctx.home).get<Status>('/v1/status')
+    if (ctx.json) return printJson(ctx, s)
+    printLine(ctx, `did:       ${s.did}`)
+    printLine(ctx, `peer id:   ${s.peerId}`)
+    printLine(ctx, `pid:       ${s.pid}   uptime ${(s.uptimeMs / 1000).toFixed(1)} s   version ${s.version}`)
+    printLine(ctx, `peers:     ${s.peers}${s.relay ? '   (relay server)' : ''}`)
+    printLine(ctx, `addresses:`)
+    for (const a of s.multiaddrs) printLine(ctx, `  ${a}`)
+    const svc = Object.keys(s.services)
+    if (svc.length > 0) printLine(ctx, `services:  ${svc.join(', ')}`)
+  },
+}
+
+export const nodeCommands: Command[] = [nodeStart, nodeStatus]
