@@ -1,0 +1,203 @@
+// Signed envelopes: what is accepted, and every way one is refused (each with its own typed error).
+import t from 'tap'
+import {
+  BadSignatureError,
+  canonicalJson,
+  decodeEnvelope,
+  EnvelopeTooLargeError,
+  EnvelopeVerifier,
+  ExpiredEnvelopeError,
+  IdentityError,
+  InvalidEnvelopeInitError,
+  MalformedEnvelopeError,
+  NodeKey,
+  NotYetValidEnvelopeError,
+  ReplayedEnvelopeError,
+  signEnvelope,
+  signEnvelopeBatch,
+  UnknownKeyError,
+  type EnvelopeInit,
+} from '../index.ts'
+import { throwsA } from './helpers.ts'
+
+const alice = NodeKey.generate()
+const bob = NodeKey.generate()
+const T0 = 1_800_000_000_000
+
+function init(over: Partial<EnvelopeInit> = {}): EnvelopeInit {
+  return { from: `${alice.did}/orchestrator`, to: `${bob.did}/alloc/1`, behavior: '/noir/alloc/status', body: { n: 1 }, now: T0, ...over }
+}
+
+/** Rebuilds a single-signature wire from a payload text and a signature. */
+function wire(payload: string, sig: Uint8Array): Uint8Array {
+  const p = Buffer.from(payload, 'utf8')
+  const b = new Uint8Array(66 + p.length)
+  b[0] = 1
+  b[1] = 1
+  b.set(sig, 2)
+  b.set(p, 66)
+  return b
+}
+
+const signWith = (key: NodeKey, payload: string): Uint8Array =>
+  key.sign(Buffer.concat([Buffer.from('noir:msg:v1\0'), Buffer.from(payload)]))
+
+t.test('a signed envelope verifies and returns its fields', async (t) => {
+  const s = signEnvelope(alice, init({ replyTo: alice.did, inReplyTo: 'abc', proofs: ['x.y.z'] }))
+  const env = new EnvelopeVerifier({ now: () => T0 }).verify(s.bytes)
+  t.same(env, s.envelope)
+  t.equal(env.exp, T0 + 30_000, 'default lifetime is 30 s')
+  t.match(env.nonce, /^[A-Za-z0-9_-]{22}$/)
+  t.same(decodeEnvelope(s.bytes).envelope, s.envelope)
+})
+
+t.test('an envelope with a tampered body is refused with BadSignatureError', async (t) => {
+  const s = signEnvelope(alice, init({ body: { amount: 10 } }))
+  const text = Buffer.from(s.bytes.subarray(66)).toString().replace('"amount":10', '"amount":99')
+  t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(wire(text, s.bytes.subarray(2, 66))), BadSignatureError)
+})
+
+t.test('an envelope signed by another key than its sender is refused with BadSignatureError', async (t) => {
+  const s = signEnvelope(alice, init())
+  const text = Buffer.from(s.bytes.subarray(66)).toString()
+  t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(wire(text, signWith(bob, text))), BadSignatureError)
+  // the same bytes signed under another domain tag do not verify either
+  const other = bob.sign(Buffer.concat([Buffer.from('noir:bid:v1\0'), Buffer.from(text)]))
+  t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(wire(text, other)), BadSignatureError)
+})
+
+t.test('signing refuses a from address of another key with InvalidEnvelopeInitError', async (t) => {
+  t.throws(() => signEnvelope(alice, init({ from: bob.did })), InvalidEnvelopeInitError)
+  t.throws(() => signEnvelope(alice, init({ behavior: 'no-slash' })), InvalidEnvelopeInitError)
+  t.throws(() => signEnvelope(alice, init({ body: { x: Number.NaN } })), InvalidEnvelopeInitError)
+  t.throws(() => signEnvelope(alice, init({ body: { x: undefined as unknown as null } })), InvalidEnvelopeInitError)
+  t.throws(() => signEnvelope(alice, init({ ttlMs: 0 })), InvalidEnvelopeInitError)
+})
+
+t.test('an expired envelope is refused with ExpiredEnvelopeError, within the clock-skew allowance it passes', async (t) => {
+  const s = signEnvelope(alice, init({ ttlMs: 1000 }))
+  t.doesNotThrow(() => new EnvelopeVerifier({ now: () => T0 + 1000 + 29_000 }).verify(s.bytes))
+  t.throws(() => new EnvelopeVerifier({ now: () => T0 + 1000 + 30_001 }).verify(s.bytes), ExpiredEnvelopeError)
+  t.throws(() => new EnvelopeVerifier({ now: () => T0 + 2000, clockSkewMs: 0 }).verify(s.bytes), ExpiredEnvelopeError)
+})
+
+t.test('an envelope issued in the future beyond the skew is refused with NotYetValidEnvelopeError', async (t) => {
+  const s = signEnvelope(alice, init({ now: T0 + 60_000 }))
+  t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(s.bytes), NotYetValidEnvelopeError)
+  t.doesNotThrow(() => new EnvelopeVerifier({ now: () => T0 + 40_000 }).verify(s.bytes))
+})
+
+t.test('an envelope living longer than maxTtlMs is refused with MalformedEnvelopeError', async (t) => {
+  const s = signEnvelope(alice, init({ ttlMs: 3_600_000 }))
+  t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(s.bytes), MalformedEnvelopeError)
+  t.doesNotThrow(() => new EnvelopeVerifier({ now: () => T0, maxTtlMs: 3_600_000 }).verify(s.bytes))
+})
+
+t.test('a replayed envelope is refused with ReplayedEnvelopeError', async (t) => {
+  const v = new EnvelopeVerifier({ now: () => T0 })
+  const s = signEnvelope(alice, init())
+  v.verify(s.bytes)
+  t.throws(() => v.verify(s.bytes), ReplayedEnvelopeError)
+  // the same id with another nonce is a different message
+  t.doesNotThrow(() => v.verify(signEnvelope(alice, init({ id: s.envelope.id })).bytes))
+})
+
+t.test('the replay cache stays bounded and refuses what it can no longer rule out', async (t) => {
+  let now = T0
+  const v = new EnvelopeVerifier({ now: () => now, replayCacheSize: 3 })
+  const sent = [0, 1, 2, 3].map((i) => signEnvelope(alice, init({ now: T0 + i })))
+  for (const s of sent) v.verify(s.bytes) // the 4th evicts the 1st
+  t.throws(() => v.verify(sent[0]!.bytes), ReplayedEnvelopeError, 'evicted entry is not accepted again')
+  t.throws(() => v.verify(sent[3]!.bytes), ReplayedEnvelopeError)
+  t.doesNotThrow(() => v.verify(signEnvelope(alice, init({ now: T0 + 10 })).bytes), 'a fresher envelope still passes')
+  // once everything has expired, entries are dropped
+  now = T0 + 120_000
+  t.doesNotThrow(() => v.verify(signEnvelope(alice, init({ now })).bytes))
+})
+
+t.test('an oversize envelope is refused with EnvelopeTooLargeError before it is parsed', async (t) => {
+  const s = signEnvelope(alice, init({ body: 'x'.repeat(5000) }))
+  t.throws(() => new EnvelopeVerifier({ now: () => T0, maxBytes: 4096 }).verify(s.bytes), EnvelopeTooLargeError)
+  t.throws(() => decodeEnvelope(new Uint8Array(2 * 1024 * 1024)), EnvelopeTooLargeError)
+})
+
+t.test('malformed bytes are refused with MalformedEnvelopeError', async (t) => {
+  const s = signEnvelope(alice, init())
+  const sig = s.bytes.subarray(2, 66)
+  const text = Buffer.from(s.bytes.subarray(66)).toString()
+  const obj = JSON.parse(text) as Record<string, unknown>
+  const cases: [string, Uint8Array][] = [
+    ['empty', new Uint8Array(0)],
+    ['header only', s.bytes.subarray(0, 66)],
+    ['unknown version', Uint8Array.from([2, ...s.bytes.subarray(1)])],
+    ['unknown kind', Uint8Array.from([1, 9, ...s.bytes.subarray(2)])],
+    ['not JSON', wire('{"v":1', sig)],
+    ['not UTF-8', Uint8Array.from([...wire('"', sig), 0xff, 0xfe, 0x22])],
+    ['whitespace (not canonical)', wire(JSON.stringify(obj, null, 1), sig)],
+    ['unsorted keys (not canonical)', wire(JSON.stringify({ v: 1, ...obj }), sig)],
+    ['duplicate key', wire(text.replace('"v":1}', '"v":1,"v":1}'), sig)],
+    ['unknown field', wire(canonicalJson({ ...obj, extra: 1 }), sig)],
+    ['missing nonce', wire(canonicalJson(Object.fromEntries(Object.entries(obj).filter(([k]) => k !== 'nonce'))), sig)],
+    ['bad to', wire(canonicalJson({ ...obj, to: 'nobody' }), sig)],
+    ['bad behavior', wire(canonicalJson({ ...obj, behavior: 'noir' }), sig)],
+    ['exp before iat', wire(canonicalJson({ ...obj, exp: obj.iat }), sig)],
+    ['fractional iat', wire(canonicalJson({ ...obj, iat: 1.5 }), sig)],
+    ['array payload', wire('[1,2]', sig)],
+    ['lone surrogate', wire(canonicalJson({ ...obj, body: 'x' }).replace('"body":"x"', '"body":"\\ud800"'), sig)],
+    ['BOM', wire('\ufeff' + text, sig)],
+    ['batch index outside count', Uint8Array.from([1, 2, ...sig, 0, 0, 0, 2, 0, 0, 0, 2, ...Buffer.from(text)])],
+    ['batch count zero', Uint8Array.from([1, 2, ...sig, 0, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from(text)])],
+    ['batch path cut short', Uint8Array.from([1, 2, ...sig, 0, 1, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d])],
+  ]
+  for (const [name, bytes] of cases) {
+    t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(bytes), MalformedEnvelopeError, name)
+  }
+})
+
+t.test('a sender that is not a did:key is refused with UnknownKeyError', async (t) => {
+  const s = signEnvelope(alice, init())
+  const obj = JSON.parse(Buffer.from(s.bytes.subarray(66)).toString()) as Record<string, unknown>
+  for (const from of ['did:web:example.com', 'did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme', 42]) {
+    const bytes = wire(canonicalJson({ ...obj, from }), s.bytes.subarray(2, 66))
+    t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(bytes), from === 42 ? MalformedEnvelopeError : UnknownKeyError, String(from))
+  }
+})
+
+t.test('batch-signed envelopes each verify on their own, in any order, on separate verifiers', async (t) => {
+  for (const n of [1, 2, 3, 5, 8, 13, 64]) {
+    const batch = signEnvelopeBatch(alice, Array.from({ length: n }, (_, i) => init({ body: { i } })))
+    t.equal(new Set(batch.map((s) => Buffer.from(s.bytes.subarray(2, 66)).toString('hex'))).size, 1, `one signature for ${n}`)
+    const shared = new EnvelopeVerifier({ now: () => T0 })
+    for (const s of [...batch].reverse()) {
+      t.same(new EnvelopeVerifier({ now: () => T0 }).verify(s.bytes), s.envelope)
+      t.same(shared.verify(s.bytes), s.envelope)
+    }
+  }
+})
+
+t.test('a tampered envelope in a batch fails alone; the others still verify', async (t) => {
+  const batch = signEnvelopeBatch(alice, Array.from({ length: 7 }, (_, i) => init({ body: { amount: i } })))
+  const v = new EnvelopeVerifier({ now: () => T0 })
+  const bad = Uint8Array.from(batch[3]!.bytes)
+  const text = Buffer.from(bad).toString('latin1').replace('"amount":3', '"amount":9')
+  const tampered = Uint8Array.from(Buffer.from(text, 'latin1'))
+  t.throws(() => v.verify(tampered), BadSignatureError)
+  // a wrong Merkle sibling is refused too
+  const badPath = Uint8Array.from(batch[4]!.bytes)
+  badPath[80]! ^= 1
+  t.throws(() => v.verify(badPath), BadSignatureError)
+  // an index moved to another leaf position no longer leads to the signed root
+  const moved = Uint8Array.from(batch[6]!.bytes)
+  moved[73] = 5
+  throwsA(t, () => v.verify(moved), IdentityError)
+  for (const [i, s] of batch.entries()) if (i !== 3) t.same(v.verify(s.bytes), s.envelope)
+  t.throws(() => v.verify(batch[2]!.bytes), ReplayedEnvelopeError, 'batch members are replay-checked too')
+})
+
+t.test('a batch root signature cannot be reused as a single signature', async (t) => {
+  const [s] = signEnvelopeBatch(alice, [init()])
+  const single = Uint8Array.from(s!.bytes)
+  single[1] = 1
+  const asSingle = Uint8Array.from([...single.subarray(0, 66), ...single.subarray(74)])
+  t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(asSingle), BadSignatureError)
+})
