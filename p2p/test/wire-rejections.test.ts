@@ -1,0 +1,89 @@
+// Must show: a daemon refuses, with typed errors the sender reads, an envelope whose signer is not the
+// connection's peer, a replayed envelope and an expired one; random, truncated and oversize frames reset
+// that stream and the daemon stays up (it still answers afterwards).
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { NodeKey } from '../../identity/keys.ts'
+import { signEnvelope, type Envelope } from '../../identity/envelope.ts'
+import { DaemonCluster, eventually } from '../../scripts/testing/daemons.ts'
+import { ACTOR_PROTOCOL } from '../actor-wire.ts'
+import { encodeFrames } from '../framing.ts'
+import { Probe } from './probe.ts'
+
+const cluster = new DaemonCluster()
+t.teardown(() => cluster.cleanup())
+
+type ErrorBody = { ok?: boolean; error?: { name: string; code?: string; message: string } }
+const errorName = (e: Envelope): string | undefined => (e.body as ErrorBody | null)?.error?.name
+
+t.test('a daemon refuses forged, replayed and expired envelopes with typed errors', async (t) => {
+  const d = await cluster.start()
+  const probe = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => probe.stop())
+  const to = `${d.did}/node`
+
+  // sanity: an honest ask is answered
+  const honest = signEnvelope(probe.key, { from: probe.did, to, behavior: '/noir/node/ping', body: {}, replyTo: probe.did })
+  await probe.mesh.transport.send(d.did, honest.bytes)
+  const answer = await probe.waitFor((e) => e.inReplyTo === honest.envelope.id)
+  t.same((answer.body as { ok: boolean }).ok, true, 'an honest signed ask is answered')
+  t.equal(answer.from, to)
+
+  // signed correctly, but by a key that is not this connection's peer
+  const other = NodeKey.generate()
+  const forged = signEnvelope(other, { from: other.did, to, behavior: '/noir/node/ping', body: {}, replyTo: other.did })
+  await probe.mesh.transport.send(d.did, forged.bytes)
+  const e1 = await probe.waitFor((e) => e.inReplyTo === forged.envelope.id)
+  t.equal(errorName(e1), 'SenderMismatchError', 'a sender DID other than the authenticated peer is refused, and the peer is told why')
+
+  // the same bytes again
+  await probe.mesh.transport.send(d.did, honest.bytes)
+  const e2 = await probe.waitFor((e) => e.inReplyTo === honest.envelope.id && errorName(e) !== undefined)
+  t.equal(errorName(e2), 'ReplayedEnvelopeError', 'a replayed envelope is refused with ReplayedEnvelopeError')
+
+  // issued an hour ago with a one-second lifetime
+  const expired = signEnvelope(probe.key, { from: probe.did, to, behavior: '/noir/node/ping', body: {}, replyTo: probe.did, now: Date.now() - 3_600_000, ttlMs: 1000 })
+  await probe.mesh.transport.send(d.did, expired.bytes)
+  const e3 = await probe.waitFor((e) => e.inReplyTo === expired.envelope.id)
+  t.equal(errorName(e3), 'ExpiredEnvelopeError', 'an expired envelope is refused with ExpiredEnvelopeError')
+
+  // the daemon still serves
+  const after = await d.api.post<{ reply: { pong: boolean } }>('/v1/actor/send', { to, behavior: '/noir/node/ping', body: {}, ask: true })
+  t.equal(after.reply.pong, true)
+})
+
+t.test('random, truncated and oversize frames reset that stream; the daemon stays up and still answers', async (t) => {
+  const d = await cluster.start()
+  const probe = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => probe.stop())
+  const peer = peerIdFromString(d.peerId)
+  const host = probe.mesh.host
+
+  const cases: Array<{ what: string; bytes: Uint8Array; error: string }> = [
+    { what: 'random bytes', bytes: Uint8Array.of(0x05, 0x7e, ...randomBytes(64)), error: 'MalformedFrameError' },
+    { what: 'a truncated frame', bytes: encodeFrames([new Uint8Array(500)]).subarray(0, 100), error: 'TruncatedFrameError' },
+    { what: 'an oversize frame', bytes: Uint8Array.of(0xff, 0xff, 0xff, 0x7f, 0x01), error: 'FrameTooLargeError' },
+  ]
+  let resets = 0
+  for (const c of cases) {
+    const stream = await host.dialProtocol(peer, ACTOR_PROTOCOL)
+    const closed = new Promise<string>((resolve) => stream.addEventListener('close', () => resolve(stream.status), { once: true }))
+    stream.send(c.bytes)
+    await stream.close().catch(() => {})
+    const status = await closed
+    resets++
+    t.ok(['reset', 'aborted'].includes(status), `${c.what}: the stream ends (${status})`)
+    const line = await eventually(() => d.logLines().find((l) => l.msg === 'actor stream reset: protocol violation' && l.error === c.error), 10_000)
+    t.equal(line.error, c.error, `${c.what}: the daemon logs a typed ${c.error}`)
+    // the daemon is still up and answers over the mesh and its API
+    const s = await d.api.get<{ wire: { streamsReset: number } }>('/v1/status')
+    t.equal(s.wire.streamsReset, resets, `${c.what}: counted as a protocol violation`)
+  }
+  // a fresh, honest message on a new stream is still answered
+  const honest = signEnvelope(probe.key, { from: probe.did, to: `${d.did}/node`, behavior: '/noir/node/echo', body: { still: 'up' }, replyTo: probe.did })
+  await probe.mesh.transport.send(d.did, honest.bytes)
+  const answer = await probe.waitFor((e) => e.inReplyTo === honest.envelope.id)
+  t.same(answer.body, { ok: true, value: { still: 'up' } }, 'the daemon answers afterwards')
+  t.ok(d.running, 'the daemon process is still running')
+})
