@@ -1,0 +1,32 @@
+// core/: the actor kernel. Other layers import from here only.
+export { ActorSystem, type ActorSystemInit, type SpawnOptions, type RestoreOptions, type LocalPolicy, type Replier } from './actor-system.ts'
+export { signedRemote, REPLY_BEHAVIOR, ERROR_BEHAVIOR, type ReplyBody, type RemoteEndpointOptions } from './remote.ts'
+export type { RemoteEndpoint, RemoteEndpointDeps, RemoteEndpointFactory } from './remote-contract.ts'
+export { capabilityChecker, VerifierCapabilityChecker, type CapabilityCheckerInit } from './capabilities.ts'
+export {
+  defineActor,
+  isBehaviorPath,
+  defaultSupervision,
+  InvalidDefinitionError,
+  type ActorDefinition,
+  type BehaviorSpec,
+  type ChildSpec,
+  type DefineActorInit,
+  type ActorBuilder,
+  type MessageContext,
+  type RestartPolicy,
+  type SupervisionSpec,
+  type SupervisionStrategy,
+} from './sdk.ts'
+export type { ActorContext, SpawnChildOptions } from './actor-context.ts'
+export type { ActorRef, AskOptions, TellOptions, SystemEvent, SystemEventListener, TerminationReason } from './types.ts'
+export * from './errors.ts'
+export { toWireError, fromWireError, isWireError, registerErrorClass, type WireError } from './wire-error.ts'
+export { realClock, SimulatedClock, type Clock, type TimerHandle } from './clock.ts'
+export { checkName, actorAddress } from './address.ts'
+export { MemorySnapshotStore, type SnapshotStore, type StoredSnapshot } from './snapshot-store.ts'
+export { LevelSnapshotStore } from './level-snapshot-store.ts'
+export type { CapabilityChecker, CapabilityRequest } from './capability-check.ts'
+export type { Transport, InboundEnvelope, InboundHandler } from './transport.ts'
+export { MemoryNetwork, MemoryTransport } from './memory-transport.ts'
+export { startAll, stopAll, type Startable } from './startable.ts'

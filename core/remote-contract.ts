@@ -1,0 +1,30 @@
+// The seam between the ActorSystem and its signed remote path (core/remote.ts implements it). Kept apart
+// so the system's hot local path does not depend on envelope code.
+import type { ActorSystem, Replier } from './actor-system.ts'
+import type { Transport, InboundEnvelope } from './transport.ts'
+import type { SystemEvent, TellOptions } from './types.ts'
+
+/** What the system gives its remote endpoint. */
+export interface RemoteEndpointDeps {
+  system: ActorSystem
+  transport: Transport
+  /** Hands a verified inbound message to the actor at `path`; refusals go to `reply.fail`. */
+  deliver(path: string, behavior: string, body: unknown, from: string, senderDid: string, proofs: readonly string[] | undefined, reply: Replier): void
+  emit(event: SystemEvent): void
+}
+
+export interface RemoteEndpoint {
+  /**
+   * Signs and sends a message to an actor on another node; `reply` (for an ask) gets the answer or the
+   * error. Returns the envelope id.
+   */
+  send(to: string, behavior: string, body: unknown, from: string, options: TellOptions | undefined, reply: Replier | undefined): string
+  /** Forgets a pending ask (timed out): a late answer becomes an `unmatched-reply` event. */
+  forget(id: string): void
+  /** Runs one inbound envelope through the receive pipeline. */
+  receive(inbound: InboundEnvelope): void
+  /** Fails every pending ask with `error` (the system is stopping). */
+  close(error: Error): void
+}
+
+export type RemoteEndpointFactory = (deps: RemoteEndpointDeps) => RemoteEndpoint

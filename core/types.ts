@@ -1,0 +1,54 @@
+// Public types of the actor kernel shared by the ActorSystem, the SDK and the test kit.
+import type { InspectionEvent } from 'xstate'
+
+/** Options of a one-way message. */
+export interface TellOptions {
+  /** The sender's address; defaults to the node itself (its bare DID). Set by an actor's context. */
+  from?: string
+  /** Capability tokens (did-jwt JWTs) proving the sender may use the behavior. */
+  proofs?: readonly string[]
+  /** Lifetime of the remote envelope (ms); the receiver refuses it after that. */
+  ttlMs?: number
+}
+
+/** Options of a request/response message. */
+export interface AskOptions extends TellOptions {
+  /** How long to wait for the answer before failing with AskTimeoutError. Default: the system's `askTimeoutMs`. */
+  timeoutMs?: number
+}
+
+/** A handle on an actor, local or remote: its address and the two ways to message it. */
+export interface ActorRef {
+  readonly address: string
+  /** The actor path under its node's DID (`orchestrator`, `alloc/7f3a`). */
+  readonly path: string
+  /** Fire and forget. A local refusal throws its typed error at once; a remote one arrives as a `rejected` system event. */
+  tell(behavior: string, body?: unknown, options?: TellOptions): void
+  ask<TReply = unknown>(behavior: string, body?: unknown, options?: AskOptions): Promise<TReply>
+  /** Messages waiting in the mailbox (0 for a remote or stopped actor). */
+  readonly mailboxDepth: number
+}
+
+/** Why an actor ended, as given to watchers. */
+export type TerminationReason =
+  | { kind: 'stopped'; by: 'request' | 'parent' | 'system' | 'supervisor' }
+  | { kind: 'done'; output: unknown }
+  | { kind: 'crashed'; error: Error }
+  | { kind: 'not-found' }
+
+/** Everything the system reports on its event stream (tracing, dashboards, tests). */
+export type SystemEvent =
+  | { type: 'spawned'; address: string; definition: string }
+  | { type: 'terminated'; address: string; reason: TerminationReason }
+  | { type: 'crashed'; address: string; error: Error }
+  | { type: 'restarted'; address: string; restarts: number }
+  /** A supervisor gave up (restart intensity exceeded). At the root this stopped the whole tree. */
+  | { type: 'escalated'; address: string; error: Error; root: boolean }
+  /** A message refused after it was sent: a remote tell answered with an error, or a queued tell dropped. */
+  | { type: 'rejected'; to: string; behavior: string; error: Error }
+  /** An answer that matched no pending ask (late, after a time-out, or unknown). */
+  | { type: 'unmatched-reply'; from: string; inReplyTo: string }
+  /** XState's inspection stream for a hosted actor (only when the system was created with `inspect: true`). */
+  | { type: 'inspect'; address: string; event: InspectionEvent }
+
+export type SystemEventListener = (event: SystemEvent) => void
