@@ -149,3 +149,11 @@ export class ExecutorUnavailableError extends ApplianceError {
     this.kind = kind
   }
 }
+
+/** An allocation request is malformed (bad id, unknown runtime kind, bad ports). */
+export class InvalidAllocationError extends ApplianceError {
+  override readonly name = 'InvalidAllocationError'
+  constructor(why: string) {
+    super(`invalid allocation: ${why}`)
+  }
+}

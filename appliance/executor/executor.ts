@@ -115,4 +115,11 @@ export interface Executor {
   remove(handle: ExecHandle): Promise<void>
   /** Instances this node created that still exist (found by label / registry), for re-attach after a restart. */
   list(): Promise<ExecHandle[]>
+  /**
+   * Optional: where an instance is in its life (created but never started, running, ended). Re-attach uses
+   * it to tell a container that must be waited on from one that was prepared but never started.
+   */
+  phase?(handle: ExecHandle): Promise<InstancePhase>
 }
+
+export type InstancePhase = 'created' | 'running' | 'ended'

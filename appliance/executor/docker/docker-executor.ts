@@ -11,6 +11,7 @@ import type {
   ExecSpec,
   Executor,
   ExitStatus,
+  InstancePhase,
   LogLine,
   UsageStats,
 } from '../executor.ts'
@@ -301,10 +302,9 @@ export class DockerExecutor implements Executor {
       .map((c) => ({ allocationId: c.Labels[LABEL_ALLOCATION]!, kind: 'docker' as const, ref: c.Id }))
   }
 
-  /** Container state as Docker reports it (running, exited, ...), for re-attach. */
-  async state(handle: ExecHandle): Promise<{ status: string; running: boolean; startedAt: number }> {
-    const info = await this.inspect(handle.ref)
-    return { status: info.State.Status, running: info.State.Running, startedAt: Date.parse(info.State.StartedAt) || 0 }
+  async phase(handle: ExecHandle): Promise<InstancePhase> {
+    const st = (await this.inspect(handle.ref)).State
+    return st.Status === 'created' ? 'created' : st.Running || st.Status === 'restarting' || st.Paused ? 'running' : 'ended'
   }
 
   private async inspect(id: string): Promise<Docker.ContainerInspectInfo> {

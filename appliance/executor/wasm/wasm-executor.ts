@@ -9,7 +9,7 @@ import { Worker } from 'node:worker_threads'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
-import type { Availability, ExecHandle, ExecSpec, Executor, ExitStatus, LogLine, UsageStats } from '../executor.ts'
+import type { Availability, ExecHandle, ExecSpec, Executor, ExitStatus, InstancePhase, LogLine, UsageStats } from '../executor.ts'
 import { InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { capModuleMemory, WASM_PAGE } from './memory-limit.ts'
 import { wasmApi } from './wasm-api.ts'
@@ -225,6 +225,11 @@ export class WasmExecutor implements Executor {
 
   async list(): Promise<ExecHandle[]> {
     return [...this.instances.values()].map((i) => i.handle)
+  }
+
+  async phase(handle: ExecHandle): Promise<InstancePhase> {
+    const st = this.get(handle).state
+    return st === 'prepared' ? 'created' : st
   }
 
   private get(handle: ExecHandle): Instance {

@@ -1,0 +1,422 @@
+// Allocations on this node: one allocation actor (allocation-machine.ts, hosted on the core ActorSystem at
+// `<node DID>/alloc/<id>`) per workload instance, its resources held by a committed allocator reservation,
+// its record persisted in level (`alloc/<id>`, spec/appliance.md) on every state change.
+//
+// Restart safety (recover()): records that were not final are matched with what the executors still have
+// (executor.list(), by the `noir.allocation` label for docker): a live instance is re-attached (ATTACH, never
+// started again), a prepared-but-never-started one is removed and started fresh, a lost one (e.g. wasm
+// after a restart) is restarted only if its policy restarts, and containers with no record are removed.
+// Nothing is lost and nothing runs twice.
+import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { rmSync } from 'node:fs'
+import { createMachine } from 'xstate'
+import { defineActor, type ActorSystem } from '../../core/index.ts'
+import type { ExecHandle, ExecSpec, Executor, ExecutorKind, ExitStatus, LogLine, PortMapping, RuntimeSpec, UsageStats } from '../executor/executor.ts'
+import type { Allocator, JsonStore, Reservation } from '../allocator/allocator.ts'
+import {
+  AllocationNotFoundError,
+  DuplicateAllocationError,
+  ExecutorUnavailableError,
+  InvalidAllocationError,
+} from '../errors.ts'
+import {
+  allocationMachine,
+  finalStates,
+  type AllocationContext,
+  type AllocationEvent,
+  type AllocationInput,
+  type AllocationState,
+  type RestartPolicy,
+} from './allocation-machine.ts'
+
+export interface AllocationRequest {
+  /** Chosen by the caller (e.g. contract + slot) or generated. Letters, digits and . _ ~ : @ + - (1-128). */
+  id?: string
+  runtime: RuntimeSpec
+  env?: Record<string, string>
+  resources: { cpu: number; memoryBytes: number; diskBytes?: number; gpu?: number; pids?: number; cpuTimeMs?: number }
+  /** Ports the workload listens on; each is published on a host port from the allocator's range (127.0.0.1). */
+  ports?: Array<{ containerPort: number; protocol?: 'tcp' | 'udp' }>
+  restart?: Partial<RestartPolicy>
+  /** Grace period of a stop before the kill. Default 10 s. */
+  graceMs?: number
+  /** Commit this (already made) reservation instead of reserving now. */
+  reservationId?: string
+  labels?: Record<string, string>
+}
+
+export interface AllocationRecord {
+  id: string
+  kind: ExecutorKind
+  state: AllocationState
+  spec: ExecSpec
+  reservationId: string
+  restart: Partial<RestartPolicy>
+  graceMs: number
+  handle: ExecHandle | null
+  restarts: number
+  lastExit: ExitStatus | null
+  reason: string | null
+  createdAt: number
+  updatedAt: number
+  startedAt: number | null
+}
+
+export interface AllocationView extends AllocationRecord {
+  usage: UsageStats | null
+}
+
+export interface AllocationManagerInit {
+  system: ActorSystem
+  executors: Partial<Record<ExecutorKind, Executor>>
+  allocator: Allocator
+  store: JsonStore
+  /** Where allocation state directories live: `<stateRoot>/<id>/state`. */
+  stateRoot: string
+  /** How often running allocations' usage is sampled. Default 5 s. */
+  statsEveryMs?: number
+  /** Called after every persisted state change (status publishing). */
+  onChange?: (record: AllocationRecord) => void
+}
+
+const KEY = 'alloc/'
+const ID = /^[A-Za-z0-9._~:@+-]{1,128}$/
+const PARENT = 'alloc'
+export const ALLOC_STATUS = '/noir/alloc/status'
+export const ALLOC_STOP = '/noir/alloc/stop'
+export const ALLOC_START = '/noir/alloc/start'
+export const ALLOC_ATTACH = '/noir/alloc/attach'
+
+const isFinal = (s: AllocationState): boolean => finalStates.includes(s)
+
+export class AllocationManager {
+  private readonly system: ActorSystem
+  private readonly executors: Partial<Record<ExecutorKind, Executor>>
+  private readonly allocator: Allocator
+  private readonly store: JsonStore
+  private readonly stateRoot: string
+  private readonly statsEveryMs: number
+  private readonly onChange: ((r: AllocationRecord) => void) | undefined
+  private readonly records = new Map<string, AllocationRecord>()
+  private readonly usage = new Map<string, UsageStats>()
+  private readonly waiters = new Map<string, Set<() => void>>()
+  private writes: Promise<unknown> = Promise.resolve()
+  private statsTimer: NodeJS.Timeout | undefined
+  private stopped = false
+
+  constructor(init: AllocationManagerInit) {
+    this.system = init.system
+    this.executors = init.executors
+    this.allocator = init.allocator
+    this.store = init.store
+    this.stateRoot = init.stateRoot
+    this.statsEveryMs = init.statsEveryMs ?? 5000
+    this.onChange = init.onChange
+  }
+
+  /** Loads the records, re-attaches what still runs, and starts sampling usage. */
+  async start(): Promise<void> {
+    if (!this.system.lookup(PARENT)) {
+      this.system.spawn(defineActor(idleMachine()).with({ name: 'allocations', behaviors: {}, restart: 'permanent' }), { name: PARENT })
+    }
+    for await (const [key, value] of this.store.iterator({ gte: KEY, lt: KEY + '\xff' })) {
+      const r = value as AllocationRecord
+      this.records.set(key.slice(KEY.length), r)
+    }
+    await this.recover()
+    this.statsTimer = setInterval(() => void this.sampleUsage(), this.statsEveryMs)
+    this.statsTimer.unref()
+  }
+
+  /** Stops watching. Workloads keep running (a restarted daemon re-attaches them). */
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.statsTimer) clearInterval(this.statsTimer)
+    await this.writes.catch(() => undefined)
+  }
+
+  /** Reserves (or commits the given reservation), records, and starts the allocation. Resolves once it is starting. */
+  async create(req: AllocationRequest): Promise<AllocationRecord> {
+    const id = req.id ?? `a-${randomBytes(6).toString('hex')}`
+    if (!ID.test(id) || id === '.' || id === '..') throw new InvalidAllocationError(`id '${id}' must be 1-128 of A-Z a-z 0-9 . _ ~ : @ + -`)
+    const kind = req.runtime?.kind
+    const executor = kind ? this.executors[kind] : undefined
+    if (!kind || !executor) throw new ExecutorUnavailableError(String(kind), `no '${String(kind)}' executor on this node (have: ${Object.keys(this.executors).join(', ') || 'none'})`)
+    if (this.records.has(id)) throw new DuplicateAllocationError(id)
+    for (const p of req.ports ?? []) {
+      if (!Number.isInteger(p.containerPort) || p.containerPort < 1 || p.containerPort > 65535) throw new InvalidAllocationError(`bad container port ${p.containerPort}`)
+    }
+    const nPorts = req.ports?.length ?? 0
+    let reservation: Reservation
+    if (req.reservationId !== undefined) {
+      reservation = await this.allocator.commit(req.reservationId, { allocationId: id })
+      if (reservation.ports.length < nPorts) throw new InvalidAllocationError(`reservation ${req.reservationId} holds ${reservation.ports.length} ports, ${nPorts} are needed`)
+    } else {
+      const r = await this.allocator.reserve({ ...req.resources, ports: nPorts }, { allocationId: id })
+      reservation = await this.allocator.commit(r.id, { allocationId: id })
+    }
+    const ports: PortMapping[] = (req.ports ?? []).map((p, i) => ({ containerPort: p.containerPort, hostPort: reservation.ports[i]!, protocol: p.protocol ?? 'tcp' }))
+    const spec: ExecSpec = {
+      allocationId: id,
+      runtime: req.runtime,
+      env: { ...req.env },
+      limits: {
+        cpu: req.resources.cpu,
+        memoryBytes: req.resources.memoryBytes,
+        ...(req.resources.pids !== undefined ? { pids: req.resources.pids } : {}),
+        ...(req.resources.cpuTimeMs !== undefined ? { cpuTimeMs: req.resources.cpuTimeMs } : {}),
+      },
+      network: ports.length > 0 ? { ports } : 'none',
+      stateDir: join(this.stateRoot, id, 'state'),
+      ...(req.labels ? { labels: req.labels } : {}),
+    }
+    const now = Date.now()
+    const record: AllocationRecord = {
+      id,
+      kind,
+      state: 'pending',
+      spec,
+      reservationId: reservation.id,
+      restart: req.restart ?? {},
+      graceMs: req.graceMs ?? 10_000,
+      handle: null,
+      restarts: 0,
+      lastExit: null,
+      reason: null,
+      createdAt: now,
+      updatedAt: now,
+      startedAt: null,
+    }
+    this.records.set(id, record)
+    await this.persist(record) // the record exists before anything is created: a crash leaves no orphan unaccounted
+    this.spawnActor(record, { type: 'START' })
+    return { ...record }
+  }
+
+  get(id: string): AllocationView {
+    const r = this.records.get(id)
+    if (!r) throw new AllocationNotFoundError(id)
+    return { ...r, usage: this.usage.get(id) ?? null }
+  }
+
+  list(): AllocationView[] {
+    return [...this.records.values()].map((r) => ({ ...r, usage: this.usage.get(r.id) ?? null }))
+  }
+
+  /** Stops an allocation (SIGTERM, grace, kill) and resolves with its final record. */
+  async stopAllocation(id: string, graceMs?: number): Promise<AllocationRecord> {
+    const r = this.records.get(id)
+    if (!r) throw new AllocationNotFoundError(id)
+    if (isFinal(r.state)) return { ...r }
+    const ref = this.system.lookup(`${PARENT}/${id}`)
+    if (ref) ref.tell(ALLOC_STOP, graceMs === undefined ? {} : { graceMs })
+    return this.waitFor(id, isFinal)
+  }
+
+  /** Stops (if needed) and forgets an allocation: its instance, its reservation, its state dir, its record. */
+  async remove(id: string, opts: { graceMs?: number } = {}): Promise<void> {
+    const r = this.records.get(id)
+    if (!r) return
+    const final = await this.stopAllocation(id, opts.graceMs ?? 0)
+    const ex = this.executors[r.kind]
+    if (final.handle && ex) await ex.remove(final.handle)
+    await this.allocator.release(r.reservationId)
+    this.records.delete(id)
+    this.usage.delete(id)
+    await this.enqueue(() => this.store.del(KEY + id))
+    rmSync(join(this.stateRoot, id), { recursive: true, force: true })
+  }
+
+  logs(id: string, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
+    const r = this.records.get(id)
+    if (!r) throw new AllocationNotFoundError(id)
+    const manager = this
+    return (async function* () {
+      // Follow from the start: wait until there is an instance to read.
+      let rec = r
+      if (!rec.handle && !isFinal(rec.state)) rec = await manager.waitFor(id, (s) => s !== 'pending' && s !== 'starting')
+      if (!rec.handle) return
+      const ex = manager.executors[rec.kind]
+      if (!ex) return
+      yield* ex.logs(rec.handle, opts)
+    })()
+  }
+
+  /** Resolves with the record once its state satisfies `pred`. */
+  waitFor(id: string, pred: (s: AllocationState) => boolean): Promise<AllocationRecord> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const r = this.records.get(id)
+        if (!r) {
+          reject(new AllocationNotFoundError(id))
+          return true
+        }
+        if (pred(r.state)) {
+          resolve({ ...r })
+          return true
+        }
+        return false
+      }
+      if (check()) return
+      const set = this.waiters.get(id) ?? new Set()
+      this.waiters.set(id, set)
+      const w = (): void => {
+        if (check()) set.delete(w)
+      }
+      set.add(w)
+    })
+  }
+
+  /** Totals for the heartbeat: allocations by state and the usage of running ones. */
+  summary(): { total: number; byState: Partial<Record<AllocationState, number>>; cpuNanos: number; memoryBytes: number } {
+    const byState: Partial<Record<AllocationState, number>> = {}
+    let cpuNanos = 0
+    let memoryBytes = 0
+    for (const r of this.records.values()) {
+      byState[r.state] = (byState[r.state] ?? 0) + 1
+      const u = this.usage.get(r.id)
+      if (u && r.state === 'running') {
+        cpuNanos += u.cpuNanos
+        memoryBytes += u.memoryBytes
+      }
+    }
+    return { total: this.records.size, byState, cpuNanos, memoryBytes }
+  }
+
+  // ---- internals ------------------------------------------------------------------------------------------
+
+  private spawnActor(record: AllocationRecord, first: { type: 'START' } | { type: 'ATTACH'; handle: ExecHandle }): void {
+    const executor = this.executors[record.kind]!
+    const manager = this
+    const machine = allocationMachine({
+      async launch(spec, previous) {
+        if (previous) await executor.remove(previous)
+        const handle = await executor.prepare(spec)
+        manager.update(record.id, { handle }) // known before start: re-attach can find and judge it
+        await executor.start(handle)
+        return handle
+      },
+      wait: (h) => executor.wait(h),
+      stop: (h, graceMs) => executor.stop(h, { graceMs }),
+      report: (state, ctx) => manager.fromSnapshot(record.id, state, ctx),
+    })
+    const input: AllocationInput = {
+      allocationId: record.id,
+      spec: record.spec,
+      restart: record.restart,
+      graceMs: record.graceMs,
+      restarts: record.restarts,
+    }
+    const definition = defineActor(machine).with({
+      name: 'allocation',
+      restart: 'temporary',
+      behaviors: {
+        [ALLOC_START]: { event: (): AllocationEvent => ({ type: 'START' }) },
+        [ALLOC_ATTACH]: { event: (body: { handle: ExecHandle }): AllocationEvent => ({ type: 'ATTACH', handle: body.handle }) },
+        [ALLOC_STOP]: {
+          event: (body: { graceMs?: number } | undefined): AllocationEvent =>
+            typeof body?.graceMs === 'number' ? { type: 'STOP', graceMs: body.graceMs } : { type: 'STOP' },
+        },
+        [ALLOC_STATUS]: { reply: () => manager.get(record.id) },
+      },
+    })
+    const ref = this.system.spawn(definition, { name: record.id, parent: PARENT, input })
+    this.system.watch(ref, (reason) => {
+      if (reason.kind === 'crashed' && !this.stopped) this.update(record.id, { state: 'failed', reason: `allocation actor crashed: ${reason.error.message}` })
+    })
+    ref.tell(first.type === 'START' ? ALLOC_START : ALLOC_ATTACH, first.type === 'ATTACH' ? { handle: first.handle } : {})
+  }
+
+  private fromSnapshot(id: string, state: AllocationState, ctx: AllocationContext): void {
+    const r = this.records.get(id)
+    if (!r) return
+    this.update(id, { state, handle: ctx.handle, restarts: ctx.restarts, lastExit: ctx.lastExit, reason: ctx.reason, startedAt: ctx.startedAt })
+  }
+
+  private update(id: string, patch: Partial<AllocationRecord>): void {
+    const r = this.records.get(id)
+    if (!r || this.stopped) return
+    const wasFinal = isFinal(r.state)
+    Object.assign(r, patch, { updatedAt: Date.now() })
+    if (!wasFinal && isFinal(r.state)) {
+      this.usage.delete(id)
+      void this.allocator.release(r.reservationId).catch(() => undefined)
+    }
+    void this.persist(r)
+    this.onChange?.({ ...r })
+    for (const w of [...(this.waiters.get(id) ?? [])]) w()
+  }
+
+  private persist(r: AllocationRecord): Promise<void> {
+    const copy = JSON.parse(JSON.stringify(r)) as AllocationRecord
+    return this.enqueue(() => this.store.put(KEY + r.id, copy as never))
+  }
+
+  private enqueue(fn: () => Promise<void>): Promise<void> {
+    const p = this.writes.then(fn, fn)
+    this.writes = p.catch(() => undefined)
+    return p
+  }
+
+  private async recover(): Promise<void> {
+    const found = new Map<string, ExecHandle>()
+    for (const ex of Object.values(this.executors)) {
+      if (!ex) continue
+      const a = await ex.available()
+      if (!a.ok) continue
+      for (const h of await ex.list()) found.set(h.allocationId, h)
+    }
+    for (const r of this.records.values()) {
+      const h = found.get(r.id)
+      found.delete(r.id)
+      if (isFinal(r.state)) continue
+      const ex = this.executors[r.kind]
+      if (!ex) {
+        this.update(r.id, { state: 'failed', reason: `no '${r.kind}' executor after restart` })
+        continue
+      }
+      if (h && h.kind === r.kind) {
+        const phase = ex.phase ? await ex.phase(h) : 'running'
+        if (phase === 'created') {
+          await ex.remove(h)
+          this.update(r.id, { handle: null })
+          this.spawnActor(r, { type: 'START' })
+        } else {
+          this.spawnActor(r, { type: 'ATTACH', handle: h }) // running or ended while we were down: wait() tells
+        }
+        continue
+      }
+      // The instance is gone (never created, removed, or an in-process wasm instance lost with the old daemon).
+      const policy = r.restart.policy ?? 'never'
+      if (r.state === 'pending' || r.state === 'starting' || r.state === 'backoff' || policy !== 'never') {
+        this.update(r.id, { handle: null })
+        this.spawnActor(r, { type: 'START' })
+      } else {
+        this.update(r.id, { state: 'failed', reason: 'lost: the instance was gone after a restart' })
+      }
+    }
+    // Instances of this node with no live record: leftovers of removed allocations.
+    for (const h of found.values()) {
+      const rec = this.records.get(h.allocationId)
+      if (rec) continue
+      await this.executors[h.kind]?.remove(h)
+    }
+  }
+
+  private async sampleUsage(): Promise<void> {
+    for (const r of this.records.values()) {
+      if (r.state !== 'running' || !r.handle) continue
+      const ex = this.executors[r.kind]
+      if (!ex) continue
+      try {
+        this.usage.set(r.id, await ex.stats(r.handle))
+      } catch {
+        // ended between the check and the call
+      }
+    }
+  }
+}
+
+/** The parent of every allocation actor (`<node DID>/alloc`): it only supervises. */
+const idleMachine = () => createMachine({ id: 'allocations' })

@@ -1,0 +1,77 @@
+// Chooses how QEMU runs guests here: KVM when /dev/kvm opens AND a guest really boots under it, software
+// emulation (TCG) otherwise. Opening /dev/kvm is not enough: on PVM hosts (paravirtual KVM, as on these
+// machines) QEMU starts, then no stock kernel ever prints a line. So the probe boots the kernel itself
+// with no initramfs and waits for its first console line ("Linux version ..."); the answer is cached per
+// (QEMU binary, kernel) for the life of the process.
+import { spawn } from 'node:child_process'
+import { constants, openSync, closeSync } from 'node:fs'
+
+export type Accelerator = 'kvm' | 'tcg'
+
+export interface AcceleratorChoice {
+  accel: Accelerator
+  /** Why this one (why not KVM, when TCG). */
+  reason: string
+}
+
+/** QEMU arguments that select the accelerator (and a CPU model that suits it). */
+export function accelArgs(accel: Accelerator): string[] {
+  // tb-size bounds TCG's translation cache (the default, 1 GiB, would be charged to the node's memory).
+  return accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,tb-size=64', '-cpu', 'max']
+}
+
+const cache = new Map<string, Promise<AcceleratorChoice>>()
+
+export function detectAccelerator(qemu: string, kernel: string, probeMs = 4000): Promise<AcceleratorChoice> {
+  const key = `${qemu}\0${kernel}`
+  let p = cache.get(key)
+  if (p === undefined) {
+    p = probe(qemu, kernel, probeMs)
+    cache.set(key, p)
+  }
+  return p
+}
+
+async function probe(qemu: string, kernel: string, probeMs: number): Promise<AcceleratorChoice> {
+  try {
+    closeSync(openSync('/dev/kvm', constants.O_RDWR))
+  } catch (err) {
+    return { accel: 'tcg', reason: `/dev/kvm cannot be opened (${(err as NodeJS.ErrnoException).code ?? String(err)})` }
+  }
+  const booted = await bootsUnderKvm(qemu, kernel, probeMs)
+  return booted === true ? { accel: 'kvm', reason: 'a guest kernel booted under KVM' } : { accel: 'tcg', reason: booted }
+}
+
+/** true when the kernel prints its first console line under KVM within `probeMs`; otherwise why not. */
+function bootsUnderKvm(qemu: string, kernel: string, probeMs: number): Promise<true | string> {
+  return new Promise((resolve) => {
+    const args = [
+      '-M', 'microvm', ...accelArgs('kvm'), '-m', '64', '-smp', '1', '-nodefaults', '-no-user-config',
+      '-display', 'none', '-no-reboot', '-serial', 'stdio',
+      '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 reboot=t pci=off',
+    ]
+    const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    let done = false
+    const finish = (r: true | string): void => {
+      if (done) return
+      done = true
+      clearTimeout(timer)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      resolve(r)
+    }
+    const timer = setTimeout(() => finish(`no guest console output under KVM within ${probeMs} ms (e.g. a PVM host)`), probeMs)
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString('utf8')
+      if (/Linux version/.test(out)) finish(true)
+    })
+    child.stderr.on('data', (d: Buffer) => {
+      err = (err + d.toString('utf8')).slice(-2000)
+    })
+    child.on('error', (e) => finish(`QEMU could not start: ${e.message}`))
+    child.on('exit', (code, signal) => finish(`QEMU under KVM exited (${code ?? signal}) before any console output: ${lastLine(err)}`))
+  })
+}
+
+const lastLine = (s: string): string => s.trim().split('\n').filter(Boolean).slice(-2).join(' | ') || 'no message'

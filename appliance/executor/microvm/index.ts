@@ -1,0 +1,5 @@
+// The microvm executor: QEMU `-M microvm` guests (spec/microvm.md).
+export { MicrovmExecutor, type MicrovmExecutorInit } from './microvm-executor.ts'
+export { defaultMicrovmImage, imagesRoot, type MicrovmImage } from './image.ts'
+export { detectAccelerator, type Accelerator, type AcceleratorChoice } from './accel.ts'
+export { AcceleratorUnavailableError, MicrovmBootError, MicrovmImageNotFoundError } from './errors.ts'

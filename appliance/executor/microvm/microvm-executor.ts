@@ -1,0 +1,359 @@
+// The microvm executor: one QEMU `-M microvm` process per workload instance (spec/microvm.md).
+// The serial console is the instance's log and its control line; the guest's init reports the workload's
+// exit code on the console (`noir-init: exit N`) and reboots, which ends QEMU (-no-reboot).
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type {
+  Availability,
+  ExecHandle,
+  ExecSpec,
+  Executor,
+  ExitStatus,
+  LogLine,
+  UsageStats,
+} from '../executor.ts'
+import { ExecutorUnavailableError, InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
+import { detectAccelerator, type Accelerator, type AcceleratorChoice } from './accel.ts'
+import { AcceleratorUnavailableError, MicrovmBootError, MicrovmImageNotFoundError } from './errors.ts'
+import { encodeCpio, workloadScript } from './initramfs.ts'
+import { LineLog, LineSplitter } from './line-log.ts'
+import { ProcessCgroup } from './process-cgroup.ts'
+import { kernelCommandLine, memoryMiB, qemuArgs, vcpus } from './qemu-args.ts'
+import { readProcessUsage } from './proc-usage.ts'
+
+export interface MicrovmExecutorInit {
+  /** The node's DID, recorded with each instance (the `noir.node` label). */
+  nodeDid?: string
+  /** Where instance directories (initramfs, record) live. Default: $TMPDIR/noir-microvm. */
+  workDir?: string
+  /** Default: qemu-system-x86_64 on PATH. */
+  qemuBinary?: string
+  /** `auto` (default): KVM when a guest really boots under it, TCG otherwise. */
+  accel?: 'auto' | Accelerator
+  /** How long start() waits for the guest's init to start the workload. Default 120 s. */
+  bootTimeoutMs?: number
+}
+
+/** Console lines of the guest protocol (spec/microvm.md); they are not part of the workload's log. */
+const START_MARKER = 'noir-init: start'
+const EXIT_MARKER = /^noir-init: exit (\d+)$/
+const STOP_LINE = 'noir-stop\n'
+/** How often the stop line is repeated until the guest ends (a line sent mid-boot may be dropped). */
+const STOP_REPEAT_MS = 300
+const OOM_LINE = /Out of memory: Killed process|oom-kill:/
+const PANIC_LINE = /Kernel panic - not syncing/
+
+interface Instance {
+  handle: ExecHandle
+  spec: ExecSpec
+  dir: string
+  launchInitrd: string | undefined
+  log: LineLog
+  child?: ChildProcessWithoutNullStreams
+  cgroup?: ProcessCgroup
+  accel?: Accelerator
+  started?: Promise<void>
+  workloadStarted: boolean
+  onWorkloadStart: Array<() => void>
+  guestCode?: number
+  oomSeen: boolean
+  panicSeen: boolean
+  stopRequested: boolean
+  killedBy?: 'stop' | 'cpu-time'
+  stderrTail: string
+  exit?: ExitStatus
+  exited: Promise<ExitStatus>
+  resolveExit: (s: ExitStatus) => void
+  lastUsage?: UsageStats
+  stopTimer?: NodeJS.Timeout
+  cpuWatch?: NodeJS.Timeout
+  removed: boolean
+}
+
+export class MicrovmExecutor implements Executor {
+  readonly kind = 'microvm' as const
+  private readonly instances = new Map<string, Instance>()
+  private readonly workDir: string
+  private readonly qemu: string
+  private readonly accelMode: 'auto' | Accelerator
+  private readonly bootTimeoutMs: number
+  private readonly nodeDid: string | undefined
+
+  constructor(init: MicrovmExecutorInit = {}) {
+    this.workDir = init.workDir ?? join(tmpdir(), 'noir-microvm')
+    this.qemu = init.qemuBinary ?? 'qemu-system-x86_64'
+    this.accelMode = init.accel ?? 'auto'
+    this.bootTimeoutMs = init.bootTimeoutMs ?? 120_000
+    this.nodeDid = init.nodeDid
+  }
+
+  async available(): Promise<Availability> {
+    const r = spawnSync(this.qemu, ['--version'], { stdio: 'ignore', timeout: 10_000 })
+    if (r.error !== undefined || r.status !== 0) {
+      return { ok: false, reason: `${this.qemu} cannot run (Debian package qemu-system-x86): ${r.error?.message ?? `exit ${r.status}`}` }
+    }
+    const m = spawnSync(this.qemu, ['-machine', 'help'], { encoding: 'utf8', timeout: 10_000 })
+    if (!/^microvm\b/m.test(m.stdout ?? '')) return { ok: false, reason: `${this.qemu} has no microvm machine type` }
+    return { ok: true }
+  }
+
+  /** The accelerator new instances use, and why (probes KVM once per kernel; see accel.ts). */
+  async accelerator(kernel: string): Promise<AcceleratorChoice> {
+    if (this.accelMode === 'tcg') return { accel: 'tcg', reason: 'configured' }
+    const found = await detectAccelerator(this.qemu, kernel)
+    if (this.accelMode === 'kvm' && found.accel !== 'kvm') throw new AcceleratorUnavailableError('kvm', found.reason)
+    return found
+  }
+
+  async prepare(spec: ExecSpec): Promise<ExecHandle> {
+    const rt = spec.runtime
+    if (rt.kind !== 'microvm') throw new InvalidExecSpecError(`the microvm executor cannot run a '${rt.kind}' runtime`)
+    if (this.instances.has(spec.allocationId)) throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has a microVM instance`)
+    if (!(spec.limits.memoryBytes > 0)) throw new InvalidExecSpecError('limits.memoryBytes must be positive')
+    if (!(spec.limits.cpu > 0)) throw new InvalidExecSpecError('limits.cpu must be positive')
+    if (!/^[A-Za-z0-9_.-]{1,128}$/.test(spec.allocationId)) throw new InvalidExecSpecError(`allocation id '${spec.allocationId}' must be 1-128 of [A-Za-z0-9_.-]`)
+    if (!existsSync(rt.kernel)) throw new MicrovmImageNotFoundError(rt.kernel, 'kernel')
+    if (rt.initrd !== undefined && !existsSync(rt.initrd)) throw new MicrovmImageNotFoundError(rt.initrd, 'initramfs')
+    if (rt.rootfs !== undefined && !existsSync(rt.rootfs)) throw new MicrovmImageNotFoundError(rt.rootfs, 'rootfs')
+    if (!existsSync(spec.stateDir) || !statSync(spec.stateDir).isDirectory()) throw new InvalidExecSpecError(`state directory '${spec.stateDir}' does not exist`)
+    if (rt.command !== undefined && rt.initrd === undefined) {
+      throw new InvalidExecSpecError('a microvm command needs the noir initramfs (runtime.initrd) whose init runs it')
+    }
+
+    const dir = join(this.workDir, spec.allocationId)
+    mkdirSync(dir, { recursive: true })
+    let launchInitrd = rt.initrd
+    if (rt.command !== undefined && rt.initrd !== undefined) {
+      // The image's initramfs followed by a small archive holding /noir/workload.sh.
+      const script = new TextEncoder().encode(workloadScript(rt.command, spec.env))
+      const extra = encodeCpio([{ path: 'noir' }, { path: 'noir/workload.sh', data: script, mode: 0o755 }])
+      launchInitrd = join(dir, 'initramfs.img')
+      writeFileSync(launchInitrd, Buffer.concat([readFileSync(rt.initrd), extra]))
+    } else if (Object.keys(spec.env).length > 0 && rt.command === undefined) {
+      // Without the noir init there is nowhere to put the environment: refuse rather than drop it.
+      throw new InvalidExecSpecError('env needs runtime.command (the noir init exports it for the workload)')
+    }
+    const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'microvm', ref: `microvm-${spec.allocationId}-${randomUUID().slice(0, 8)}` }
+    writeFileSync(join(dir, 'instance.json'), JSON.stringify({ ref: handle.ref, allocationId: spec.allocationId, node: this.nodeDid ?? null, labels: spec.labels ?? {} }))
+    let resolveExit!: (s: ExitStatus) => void
+    const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
+    this.instances.set(handle.ref, {
+      handle, spec, dir, launchInitrd, log: new LineLog(), workloadStarted: false, onWorkloadStart: [],
+      oomSeen: false, panicSeen: false, stopRequested: false, stderrTail: '', exited, resolveExit, removed: false,
+    })
+    return handle
+  }
+
+  /** Boots the VM; resolves once the guest's init has started the workload (a booted guest, as docker start). */
+  start(handle: ExecHandle): Promise<void> {
+    const inst = this.get(handle)
+    inst.started ??= this.boot(inst)
+    return inst.started
+  }
+
+  private async boot(inst: Instance): Promise<void> {
+    const rt = inst.spec.runtime
+    if (rt.kind !== 'microvm') throw new InvalidExecSpecError('not a microvm spec')
+    if (inst.exit !== undefined) throw new MicrovmBootError(inst.handle.allocationId, `the instance already ended (${inst.exit.reason})`)
+    const { accel } = await this.accelerator(rt.kernel)
+    inst.accel = accel
+    const args = qemuArgs(inst.spec, {
+      accel, kernel: rt.kernel, initrd: inst.launchInitrd, rootfs: rt.rootfs, append: kernelCommandLine(inst.spec),
+      memoryMiB: memoryMiB(inst.spec.limits.memoryBytes), cpus: vcpus(inst.spec.limits.cpu),
+    })
+    const child = spawn(this.qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    inst.child = child
+    // A fractional CPU share is a cgroup quota on the QEMU process (all its vCPU threads).
+    inst.cgroup = ProcessCgroup.create(`noir-microvm-${inst.handle.allocationId}`, { cpu: inst.spec.limits.cpu })
+    if (child.pid !== undefined) {
+      try {
+        inst.cgroup?.add(child.pid)
+      } catch {
+        // the process may already be gone; its exit is reported below
+      }
+      writeFileSync(join(inst.dir, 'pid'), String(child.pid))
+    }
+    const splitter = new LineSplitter((line) => this.onConsoleLine(inst, line))
+    child.stdout.on('data', (d: Buffer) => splitter.write(d))
+    child.stderr.on('data', (d: Buffer) => {
+      inst.stderrTail = (inst.stderrTail + d.toString('utf8')).slice(-4000)
+    })
+    child.stdin.on('error', () => undefined) // the guest may be gone when a stop line is written
+    const spawnError = new Promise<Error>((resolve) => child.once('error', resolve))
+    child.once('close', (code, signal) => {
+      splitter.end()
+      this.onQemuExit(inst, code, signal)
+    })
+    if (inst.spec.limits.cpuTimeMs !== undefined) this.watchCpuTime(inst, inst.spec.limits.cpuTimeMs)
+
+    const workloadStarted = new Promise<void>((resolve) => {
+      if (inst.workloadStarted) resolve()
+      else inst.onWorkloadStart.push(resolve)
+    })
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.bootTimeoutMs)))
+    try {
+      const r = await Promise.race([workloadStarted.then(() => 'started' as const), inst.exited, spawnError, timeout])
+      if (r === 'started') return
+      if (r === 'timeout') {
+        this.kill(inst, 'stop')
+        throw new MicrovmBootError(inst.handle.allocationId, `the guest did not start its workload within ${this.bootTimeoutMs} ms`)
+      }
+      if (r instanceof Error) throw new ExecutorUnavailableError('microvm', `${this.qemu} could not start: ${r.message}`)
+      // Ended before its workload started: a stop during boot is not a boot failure.
+      if (inst.stopRequested) return
+      throw new MicrovmBootError(inst.handle.allocationId, r.message ?? `the guest ended (${r.reason}) before its workload started`)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private onConsoleLine(inst: Instance, line: string): void {
+    const ts = Date.now()
+    if (line === START_MARKER) {
+      inst.workloadStarted = true
+      for (const f of inst.onWorkloadStart.splice(0)) f()
+      if (inst.stopRequested) this.sendStop(inst)
+      return
+    }
+    const m = EXIT_MARKER.exec(line)
+    if (m) {
+      inst.guestCode = Number(m[1])
+      return
+    }
+    if (line.includes('noir-stop')) return // an echo of our control line, never the workload's
+    if (OOM_LINE.test(line)) inst.oomSeen = true
+    if (PANIC_LINE.test(line)) inst.panicSeen = true
+    inst.log.push({ ts, stream: 'console', line })
+  }
+
+  private onQemuExit(inst: Instance, code: number | null, signal: NodeJS.Signals | null): void {
+    clearInterval(inst.stopTimer)
+    clearInterval(inst.cpuWatch)
+    const finishedAt = Date.now()
+    let status: ExitStatus
+    if (inst.killedBy === 'stop') {
+      status = { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'killed', finishedAt }
+    } else if (inst.killedBy === 'cpu-time') {
+      status = { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'cpu-time', message: 'the VM used up its CPU time budget', finishedAt }
+    } else if (inst.guestCode !== undefined) {
+      // The guest's kernel OOM killer ended the workload (it then exits 137 = 128 + SIGKILL).
+      const oom = inst.oomSeen && inst.guestCode === 137
+      status = { code: inst.guestCode, oomKilled: oom, reason: oom ? 'oom' : inst.stopRequested ? 'stopped' : 'exited', finishedAt }
+    } else {
+      const why = inst.panicSeen
+        ? 'the guest kernel panicked'
+        : `QEMU exited (${code ?? signal}) without a guest exit status: ${inst.stderrTail.trim().split('\n').slice(-3).join(' | ') || 'no message'}`
+      status = { code: null, ...(signal !== null ? { signal } : {}), oomKilled: false, reason: 'error', message: why, finishedAt }
+    }
+    inst.lastUsage = { ...(inst.lastUsage ?? this.zeroUsage(inst)), ts: finishedAt, memoryBytes: 0 }
+    inst.cgroup?.remove()
+    this.settle(inst, status)
+  }
+
+  private settle(inst: Instance, status: ExitStatus): void {
+    if (inst.exit !== undefined) return
+    inst.exit = status
+    inst.log.close()
+    for (const f of inst.onWorkloadStart.splice(0)) f()
+    inst.resolveExit(status)
+  }
+
+  private sendStop(inst: Instance): void {
+    const write = (): void => {
+      if (inst.child !== undefined && inst.exit === undefined && inst.child.stdin.writable) inst.child.stdin.write(STOP_LINE)
+    }
+    write()
+    if (inst.stopTimer === undefined) inst.stopTimer = setInterval(write, STOP_REPEAT_MS)
+  }
+
+  private kill(inst: Instance, why: 'stop' | 'cpu-time'): void {
+    if (inst.child === undefined || inst.exit !== undefined) return
+    inst.killedBy ??= why
+    inst.child.kill('SIGKILL')
+  }
+
+  private watchCpuTime(inst: Instance, budgetMs: number): void {
+    inst.cpuWatch = setInterval(() => {
+      const pid = inst.child?.pid
+      if (pid === undefined) return
+      const u = readProcessUsage(pid)
+      if (u !== undefined && u.cpuNanos / 1e6 > budgetMs) this.kill(inst, 'cpu-time')
+    }, 250)
+  }
+
+  async stop(handle: ExecHandle, opts: { graceMs: number }): Promise<ExitStatus> {
+    const inst = this.get(handle)
+    if (inst.exit !== undefined) return inst.exit
+    inst.stopRequested = true
+    if (inst.child === undefined) {
+      // Prepared, never started: nothing runs; it simply will not start.
+      this.settle(inst, { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() })
+      return inst.exit!
+    }
+    if (opts.graceMs <= 0) {
+      this.kill(inst, 'stop')
+      return inst.exited
+    }
+    // The guest init turns the stop line into SIGTERM for the workload; before it runs, the line waits.
+    if (inst.workloadStarted) this.sendStop(inst)
+    const grace = setTimeout(() => this.kill(inst, 'stop'), opts.graceMs)
+    const status = await inst.exited
+    clearTimeout(grace)
+    return status
+  }
+
+  wait(handle: ExecHandle): Promise<ExitStatus> {
+    return this.get(handle).exited
+  }
+
+  logs(handle: ExecHandle, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
+    return this.get(handle).log.read(opts)
+  }
+
+  /** Host-side usage of the VM: the QEMU process' CPU time, resident memory and disk I/O (spec/microvm.md). */
+  async stats(handle: ExecHandle): Promise<UsageStats> {
+    const inst = this.get(handle)
+    const pid = inst.child?.pid
+    if (pid !== undefined && inst.exit === undefined) {
+      const u = readProcessUsage(pid)
+      if (u !== undefined) {
+        inst.lastUsage = {
+          ts: Date.now(), cpuNanos: u.cpuNanos, memoryBytes: u.rssBytes, memoryLimitBytes: memoryMiB(inst.spec.limits.memoryBytes) * 1024 * 1024,
+          netRxBytes: 0, netTxBytes: 0, diskReadBytes: u.readBytes, diskWriteBytes: u.writeBytes,
+        }
+      }
+    }
+    return inst.lastUsage ?? this.zeroUsage(inst)
+  }
+
+  private zeroUsage(inst: Instance): UsageStats {
+    return {
+      ts: Date.now(), cpuNanos: 0, memoryBytes: 0, memoryLimitBytes: memoryMiB(inst.spec.limits.memoryBytes) * 1024 * 1024,
+      netRxBytes: 0, netTxBytes: 0, diskReadBytes: 0, diskWriteBytes: 0,
+    }
+  }
+
+  async remove(handle: ExecHandle): Promise<void> {
+    const inst = this.instances.get(handle.ref)
+    if (inst === undefined) return
+    if (inst.exit === undefined) await this.stop(handle, { graceMs: 0 })
+    inst.removed = true
+    this.instances.delete(handle.ref)
+    inst.cgroup?.remove()
+    rmSync(inst.dir, { recursive: true, force: true })
+  }
+
+  async list(): Promise<ExecHandle[]> {
+    return [...this.instances.values()].map((i) => i.handle)
+  }
+
+  private get(handle: ExecHandle): Instance {
+    const inst = this.instances.get(handle.ref)
+    if (inst === undefined) throw new UnknownInstanceError(handle.ref)
+    return inst
+  }
+}
