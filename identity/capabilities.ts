@@ -111,6 +111,12 @@ export interface CapabilityClaims {
 function decodeCapabilityClaims(jwt: string): CapabilityClaims {
   if (typeof jwt !== 'string' || jwt.length === 0) throw new MalformedCapabilityError('a capability token is a JWT string')
   if (jwt.length > MAX_TOKEN_LENGTH) throw new MalformedCapabilityError(`token longer than ${MAX_TOKEN_LENGTH} characters`)
+  // Each segment must be canonical base64url (no padding, no stray bits), so a token has one text form and
+  // one hash (revocations name tokens by hash).
+  const segments = jwt.split('.')
+  if (segments.length !== 3 || !segments.every((s) => /^[A-Za-z0-9_-]+$/.test(s) && Buffer.from(s, 'base64url').toString('base64url') === s)) {
+    throw new MalformedCapabilityError('token is not three canonical base64url segments')
+  }
   let payload: JWTPayload
   let alg: unknown
   try {
