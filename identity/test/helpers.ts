@@ -1,8 +1,8 @@
 // Small test helpers for identity tests.
 
 interface T {
-  ok(value: unknown, message?: string): unknown
-  fail(message?: string): unknown
+  ok(value: unknown, message: string): unknown
+  fail(message: string): unknown
 }
 
 type ErrorClass = abstract new (...args: never[]) => Error
