@@ -18,9 +18,8 @@ export function nodeActorDefinition(info: () => { did: string; peerId: string; m
     context: { pings: 0 },
     on: { ping: { actions: assign({ pings: ({ context }) => context.pings + 1 }) } },
   })
-  return defineActor({
+  return defineActor(machine).with({
     name: 'noir-node',
-    machine,
     behaviors: {
       '/noir/node/ping': {
         public: true,
