@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { rmSync } from 'node:fs'
 import { createMachine } from 'xstate'
-import { defineActor, type ActorSystem } from '../../core/index.ts'
+import { defineActor, type ActorRef, type ActorSystem } from '../../core/index.ts'
 import type { ExecHandle, ExecSpec, Executor, ExecutorKind, ExitStatus, LogLine, PortMapping, RuntimeSpec, UsageStats } from '../executor/executor.ts'
 import type { Allocator, JsonStore, Reservation } from '../allocator/allocator.ts'
 import {
@@ -104,6 +104,7 @@ export class AllocationManager {
   private writes: Promise<unknown> = Promise.resolve()
   private statsTimer: NodeJS.Timeout | undefined
   private stopped = false
+  private parent: ActorRef | undefined
 
   constructor(init: AllocationManagerInit) {
     this.system = init.system
@@ -117,9 +118,7 @@ export class AllocationManager {
 
   /** Loads the records, re-attaches what still runs, and starts sampling usage. */
   async start(): Promise<void> {
-    if (!this.system.lookup(PARENT)) {
-      this.system.spawn(defineActor(idleMachine()).with({ name: 'allocations', behaviors: {}, restart: 'permanent' }), { name: PARENT })
-    }
+    this.parent = this.system.lookup(PARENT) ?? this.system.spawn(defineActor(idleMachine()).with({ name: 'allocations', behaviors: {}, restart: 'permanent' }), { name: PARENT })
     for await (const [key, value] of this.store.iterator({ gte: KEY, lt: KEY + '\xff' })) {
       const r = value as AllocationRecord
       this.records.set(key.slice(KEY.length), r)
@@ -321,7 +320,7 @@ export class AllocationManager {
         [ALLOC_STATUS]: { reply: () => manager.get(record.id) },
       },
     })
-    const ref = this.system.spawn(definition, { name: record.id, parent: PARENT, input })
+    const ref = this.system.spawn(definition, { name: record.id, parent: this.parent!, input })
     this.system.watch(ref, (reason) => {
       if (reason.kind === 'crashed' && !this.stopped) this.update(record.id, { state: 'failed', reason: `allocation actor crashed: ${reason.error.message}` })
     })
