@@ -1,9 +1,10 @@
 // Contracts kept in level (on disk), by both sides. Keys: `c/<contractId>` -> Contract JSON, and
 // `e/<slot>` -> the highest epoch seen for a slot (the fencing record).
 import { Level } from 'level'
+import type { Workload } from '../workload/workload.ts'
 import type { Contract, ContractTerms } from './contract.ts'
 
-export type ContractStatus = 'active' | 'ended' | 'superseded' | 'refused'
+export type ContractStatus = 'reserved' | 'standby' | 'active' | 'ended' | 'superseded' | 'refused'
 
 export interface StoredContract {
   contract: Contract
@@ -12,6 +13,13 @@ export interface StoredContract {
   status: ContractStatus
   updatedAt: number
   note?: string
+  /** Provider side: the workload (checked against the contract's digest), the reservation and the instance. */
+  workload?: Workload
+  reservationId?: string
+  instanceId?: string
+  /** Last known instance state (both sides). */
+  instanceState?: string
+  exitCode?: number | null
 }
 
 /** Where contracts live: a level database, or any sublevel with the same shape. */
@@ -79,6 +87,6 @@ export function contractSummary(s: StoredContract): Record<string, unknown> {
   return {
     id: t.id, side: s.side, status: s.status, deploymentId: t.deploymentId, workload: t.workloadName, slot: t.slot, epoch: t.epoch,
     role: t.role, lane: t.lane, consumer: t.consumer, provider: t.provider, pricePerHour: t.pricePerHour, resources: t.resources,
-    startsAt: t.startsAt, endsAt: t.endsAt, signedByConsumer: Boolean(s.contract.consumerSig), signedByProvider: Boolean(s.contract.providerSig),
+    startsAt: t.startsAt, endsAt: t.endsAt, instanceState: s.instanceState ?? null, note: s.note ?? null, signedByConsumer: Boolean(s.contract.consumerSig), signedByProvider: Boolean(s.contract.providerSig),
   }
 }

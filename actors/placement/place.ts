@@ -65,6 +65,10 @@ export interface InfeasibleReason {
   /** How many nodes each constraint ruled out. */
   ruledOut: Partial<Record<ConstraintName, number>>
   nearest?: NearestCandidate
+  /** Nodes that answered the bid request with a signed "no", and why (added by the orchestrator). */
+  declines?: { node: string; reasons: string[] }[]
+  /** Nodes asked that did not answer. */
+  silent?: { node: string; reason: string }[]
 }
 
 export type PlacementResult =

@@ -101,3 +101,15 @@ t.test('quantities accept binary and decimal units', async (t) => {
   t.equal(parseQuantity(4096), 4096)
   t.equal(parseQuantity('12 parsecs'), undefined)
 })
+
+t.test('a normalized workload survives the wire and anything else is refused', async (t) => {
+  const { workloadFromWire } = await import('../workload/workload.ts')
+  for (const f of ['service/service.yaml', 'job/job.yaml']) {
+    const w = loadWorkloadFile(new URL(`../../examples/${f}`, import.meta.url).pathname)
+    t.same(workloadFromWire(JSON.parse(JSON.stringify(w))), w, f)
+  }
+  const w = validateWorkload(base())
+  t.throws(() => workloadFromWire(base()), InvalidWorkloadError, 'the written form is not the wire form')
+  t.throws(() => workloadFromWire({ ...w, extra: 1 }), InvalidWorkloadError)
+  t.throws(() => workloadFromWire({ ...w, resources: { ...w.resources, cpu: -1 } }), InvalidWorkloadError)
+})

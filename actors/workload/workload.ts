@@ -191,11 +191,37 @@ export function validateWorkload(value: unknown): Workload {
     secrets,
     ports: (raw.ports ?? []).map((p: { port: number; protocol?: 'tcp' | 'udp'; name?: string }) => ({ ...p, protocol: p.protocol ?? 'tcp' })),
     ...(raw.stateDir ? { stateDir: raw.stateDir } : {}),
-    leaseSeconds: raw.leaseSeconds ?? job?.deadlineSeconds ?? DEFAULT_LEASE_S,
+    leaseSeconds: raw.leaseSeconds ?? (job?.deadlineSeconds ? Math.max(10, job.deadlineSeconds) : DEFAULT_LEASE_S),
   }
 }
 
 /** How many copies run at once: service replicas, or job parallelism. */
 export function instanceCount(w: Workload): number {
   return w.kind === 'service' ? (w.service?.replicas ?? 1) : (w.job?.parallelism ?? 1)
+}
+
+/** The schema form of a normalized workload (byte fields back to `memory`, `vram`, `disk`). */
+export function workloadSpec(w: Workload): Record<string, unknown> {
+  const { resources: r, ...rest } = w
+  return { ...rest, resources: { cpu: r.cpu, memory: r.memoryBytes, gpu: r.gpu, vram: r.vramBytes, disk: r.diskBytes } }
+}
+
+/**
+ * Checks a normalized workload that arrived from another node (in a bid request or a contract proposal):
+ * it must validate like a written one and come back unchanged. Throws InvalidWorkloadError.
+ */
+export function workloadFromWire(x: unknown): Workload {
+  const o = x as { resources?: { memoryBytes?: unknown } } | null
+  if (!o || typeof o !== 'object' || !o.resources || typeof o.resources !== 'object' || !('memoryBytes' in o.resources)) {
+    throw new InvalidWorkloadError([{ path: '$.resources', reason: 'a normalized workload has resources.memoryBytes' }])
+  }
+  const w = validateWorkload(workloadSpec(x as Workload))
+  if (JSON.stringify(sortKeys(w)) !== JSON.stringify(sortKeys(x))) throw new InvalidWorkloadError([{ path: '$', reason: 'not a normalized workload (defaults missing or extra fields)' }])
+  return w
+}
+
+function sortKeys(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(sortKeys)
+  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys((v as Record<string, unknown>)[k])]))
+  return v
 }

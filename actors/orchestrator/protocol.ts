@@ -1,0 +1,26 @@
+// Names on the wire for orchestration (spec/orchestration.md): actor paths, behaviors and pubsub topics.
+export const MARKET_ACTOR = 'market'
+export const ORCHESTRATOR_ACTOR = 'orchestrator'
+
+export const MarketBehavior = {
+  bid: '/noir/market/bid',
+  propose: '/noir/market/propose',
+  start: '/noir/market/start',
+  stop: '/noir/market/stop',
+  logs: '/noir/market/logs',
+  fence: '/noir/market/fence',
+} as const
+export type MarketBehaviorPath = (typeof MarketBehavior)[keyof typeof MarketBehavior]
+
+export const OrchestratorBehavior = {
+  /** A node answering a broadcast bid request: `{ bid }` or `{ decline }`. */
+  bid: '/noir/orchestrator/bid',
+  /** A provider reporting an instance's state change (ReplicaReport). */
+  report: '/noir/orchestrator/report',
+} as const
+
+export const Topics = {
+  bidRequests: 'noir/bids/v1',
+  fences: 'noir/fence/v1',
+  heartbeat: 'noir/heartbeat/v1',
+} as const

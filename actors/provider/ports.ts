@@ -1,0 +1,56 @@
+// What the provider side of orchestration needs from the device (the appliance implements these; a unit
+// test may implement them in memory). actors/ never imports appliance/: the appliance adapts itself.
+import type { Capacity } from '../placement/offer.ts'
+import type { Arch, ResourceRequest, RuntimeType, Workload } from '../workload/workload.ts'
+
+/** Facts a node states in its bids. */
+export interface NodeFacts {
+  did: string
+  /** The device owner's DID (the node's own DID when the owner did not configure one). */
+  owner: string
+  arch: Arch
+  region: string
+  labels: Record<string, string>
+}
+
+/** The owner's share as the allocator sees it: what is free, and two-phase reservations. */
+export interface CapacityPort {
+  /** Free capacity now (share minus running work minus open reservations). */
+  free(): Promise<Capacity> | Capacity
+  /** Reserves for `ttlMs`; rejects (e.g. InsufficientCapacityError) when it does not fit. */
+  reserve(o: { id: string; resources: ResourceRequest; ttlMs: number }): Promise<{ reservationId: string }>
+  /** Turns a reservation into a held allocation (it no longer expires). */
+  commit(reservationId: string): Promise<void>
+  /** Frees a reservation or a committed hold. Idempotent. */
+  release(reservationId: string): Promise<void>
+}
+
+export type InstanceState = 'starting' | 'running' | 'exited' | 'failed' | 'stopped'
+
+export interface InstanceStatus {
+  instanceId: string
+  state: InstanceState
+  /** Exit code for `exited`. */
+  code?: number | null
+  reason?: string
+  at: number
+}
+
+export interface LogEntry {
+  ts: number
+  stream: string
+  line: string
+}
+
+/** Runs workload instances on this node. */
+export interface WorkloadRunner {
+  /** Runtimes this node can run now (e.g. container only when Docker answers). */
+  runtimes(): Promise<RuntimeType[]> | RuntimeType[]
+  /** Starts one instance against a committed reservation; resolves once it is running (or has already ended). */
+  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }>
+  stop(instanceId: string): Promise<void>
+  /** Status changes of every instance this runner started. Returns an unsubscribe function. */
+  onStatus(listener: (s: InstanceStatus) => void): () => void
+  /** Log lines after `since` (ms, exclusive), at most `limit`. */
+  logs(instanceId: string, o: { since: number; limit: number }): Promise<{ lines: LogEntry[]; ended: boolean }>
+}

@@ -1,0 +1,260 @@
+// The provider side of the market, one per node: answers bid requests with signed bids (or signed declines
+// with reasons), reserves and countersigns proposed contracts (two-phase: the reservation expires unless the
+// consumer starts the work), runs the work, reports its status to the consumer, and obeys fences (a contract
+// whose slot was placed again with a higher epoch is stopped). Transport-free: the actor wiring calls it.
+import type { NodeKey } from '../../identity/keys.ts'
+import { signBid, signDecline, verifyBidRequest, type BidBody, type SignedBid, type SignedDecline } from '../bidding/messages.ts'
+import { countersign, verifyProposal, workloadDigest, type Contract } from '../contracts/contract.ts'
+import type { ContractStore, StoredContract } from '../contracts/store.ts'
+import { ContractNotFoundError, InvalidTermsError, OrchestrationError, ReservationFailedError, StaleEpochError } from '../errors.ts'
+import { constraintFailures } from '../placement/constraints.ts'
+import { quote, type PricePolicy } from '../placement/price.ts'
+import type { NodeOffer } from '../placement/offer.ts'
+import { workloadFromWire, type Workload } from '../workload/workload.ts'
+import type { CapacityPort, InstanceStatus, LogEntry, NodeFacts, WorkloadRunner } from './ports.ts'
+
+/** What the provider tells a consumer's orchestrator when an instance changes state. */
+export interface ReplicaReport {
+  contractId: string
+  deploymentId: string
+  slot: string
+  epoch: number
+  node: string
+  state: InstanceStatus['state']
+  code?: number | null
+  reason?: string
+  at: number
+}
+
+export interface ProviderInit {
+  key: NodeKey
+  facts: NodeFacts
+  capacity: CapacityPort
+  runner: WorkloadRunner
+  contracts: ContractStore
+  price: PricePolicy
+  /** Sends a report to the consumer (its orchestrator actor). Failures are the caller's to log. */
+  report(consumerDid: string, r: ReplicaReport): void
+  /** How long a reservation waits for `start` before it expires. */
+  reservationTtlMs?: number
+  now?: () => number
+  log?: (msg: string, fields?: Record<string, unknown>) => void
+}
+
+export type BidAnswer = { bid: SignedBid } | { decline: SignedDecline }
+
+const sameResources = (a: object, b: object): boolean => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort())
+
+export class Provider {
+  readonly #i: ProviderInit
+  readonly #answers = new Map<string, { answer: BidAnswer; at: number }>()
+  readonly #bids = new Map<string, BidBody>()
+  readonly #byInstance = new Map<string, string>()
+  readonly #now: () => number
+  #unsubscribe: (() => void) | undefined
+  #stopped = false
+
+  constructor(init: ProviderInit) {
+    this.#i = init
+    this.#now = init.now ?? Date.now
+  }
+
+  get did(): string {
+    return this.#i.key.did
+  }
+
+  start(): void {
+    this.#unsubscribe = this.#i.runner.onStatus((s) => void this.#onInstance(s))
+  }
+
+  stop(): void {
+    this.#stopped = true
+    this.#unsubscribe?.()
+  }
+
+  /** What this node would say about a workload: eligible with a price, or the reasons it is not. */
+  async evaluate(w: Workload): Promise<{ ok: true; offer: NodeOffer } | { ok: false; reasons: string[] }> {
+    const f = this.#i.facts
+    const offer: NodeOffer = {
+      nodeDid: f.did, ownerDid: f.owner, arch: f.arch, region: f.region, labels: f.labels,
+      runtimes: await this.#i.runner.runtimes(), free: await this.#i.capacity.free(),
+      pricePerHour: quote(this.#i.price, w.resources, w.lane), latencyMs: 0, trust: 0.5,
+    }
+    // Latency and trust are the orchestrator's to judge; everything else the node knows about itself.
+    const failures = constraintFailures(w, offer).filter((x) => x.constraint !== 'maxLatencyMs' && x.constraint !== 'minTrust')
+    if (failures.length > 0) return { ok: false, reasons: failures.map((x) => `${x.constraint}: ${x.detail}`) }
+    return { ok: true, offer }
+  }
+
+  /** Answers a signed bid request (the same answer for the same request, however it arrived). */
+  async bid(signedRequest: unknown): Promise<BidAnswer> {
+    const req = verifyBidRequest(signedRequest, this.#now())
+    const cached = this.#answers.get(req.id)
+    if (cached) return cached.answer
+    this.#gc()
+    let answer: BidAnswer
+    if (req.exclude.includes(this.did)) {
+      answer = { decline: signDecline(this.#i.key, req.id, ['excluded by the orchestrator'], this.#now()) }
+    } else {
+      let w: Workload
+      try {
+        w = workloadFromWire(req.workload)
+      } catch (err) {
+        throw new InvalidTermsError(`bid request: workload invalid: ${(err as Error).message}`)
+      }
+      const e = await this.evaluate(w)
+      if (!e.ok) answer = { decline: signDecline(this.#i.key, req.id, e.reasons, this.#now()) }
+      else {
+        const bid = signBid(this.#i.key, {
+          requestId: req.id, deploymentId: req.deploymentId, owner: e.offer.ownerDid, arch: e.offer.arch, region: e.offer.region,
+          labels: e.offer.labels, runtimes: e.offer.runtimes, free: e.offer.free, pricePerHour: e.offer.pricePerHour, now: this.#now(),
+        })
+        this.#bids.set(bid.body.id, bid.body)
+        answer = { bid }
+      }
+    }
+    this.#answers.set(req.id, { answer, at: this.#now() })
+    return answer
+  }
+
+  /**
+   * Phase one: checks the consumer's signature and that the terms match this node's own bid, fences the slot
+   * by epoch, reserves the capacity (expiring), countersigns and keeps the contract.
+   */
+  async propose(body: { contract: Contract; workload: unknown }, fromDid: string): Promise<Contract> {
+    const terms = verifyProposal(body.contract)
+    if (terms.provider !== this.did) throw new InvalidTermsError(`contract names provider ${terms.provider}`)
+    if (terms.consumer !== fromDid) throw new InvalidTermsError(`contract consumer ${terms.consumer} is not the sender ${fromDid}`)
+    if (terms.endsAt < this.#now()) throw new InvalidTermsError('contract already ended')
+    let workload: Workload
+    try {
+      workload = workloadFromWire(body.workload)
+    } catch (err) {
+      throw new InvalidTermsError(`contract: workload invalid: ${(err as Error).message}`)
+    }
+    if (workloadDigest(workload) !== terms.workloadDigest) throw new InvalidTermsError('workload does not match the contract digest')
+    const bid = this.#bids.get(terms.bidId)
+    if (!bid) throw new InvalidTermsError(`contract accepts bid ${terms.bidId}, which this node did not make (or it expired)`)
+    if (bid.expiresAt < this.#now()) throw new InvalidTermsError(`bid ${terms.bidId} expired`)
+    if (bid.deploymentId !== terms.deploymentId || bid.pricePerHour !== terms.pricePerHour) throw new InvalidTermsError('contract terms differ from the bid (deployment or price)')
+    if (!sameResources(terms.resources, workload.resources)) throw new InvalidTermsError('contract resources differ from the workload')
+
+    const held = await this.#i.contracts.raiseEpoch(terms.slot, terms.epoch)
+    if (held > terms.epoch) throw new StaleEpochError(`slot ${terms.slot} is at epoch ${held}, contract has ${terms.epoch}`, { held, epoch: terms.epoch })
+
+    // Promotion of a standby: the hold made for this deployment's standby is given back first.
+    if (terms.role === 'replica') {
+      for (const s of await this.#i.contracts.list()) {
+        if (s.side === 'provider' && s.status === 'standby' && s.contract.terms.deploymentId === terms.deploymentId && s.contract.terms.consumer === fromDid) {
+          if (s.reservationId) await this.#i.capacity.release(s.reservationId).catch(() => {})
+          await this.#put(s, { status: 'ended', note: 'promoted to replica' })
+        }
+      }
+    }
+    let reservationId: string
+    try {
+      reservationId = (await this.#i.capacity.reserve({ id: terms.id, resources: workload.resources, ttlMs: this.#i.reservationTtlMs ?? 30_000 })).reservationId
+    } catch (err) {
+      const e = err as Error
+      throw new ReservationFailedError(`node ${this.did} could not reserve: ${e.name}: ${e.message}`, { cause: e.name })
+    }
+    const signed = countersign(this.#i.key, body.contract)
+    const stored: StoredContract = { contract: signed, side: 'provider', status: terms.role === 'standby' ? 'standby' : 'reserved', updatedAt: this.#now(), workload, reservationId }
+    if (terms.role === 'standby') await this.#i.capacity.commit(reservationId)
+    await this.#i.contracts.put(stored)
+    return signed
+  }
+
+  /** Phase two: the consumer confirms; the reservation is committed and the work starts. */
+  async startWork(body: { contractId: string }, fromDid: string): Promise<{ instanceId: string }> {
+    const s = await this.#mine(body.contractId, fromDid)
+    if (s.status === 'active' && s.instanceId) return { instanceId: s.instanceId }
+    if (s.status !== 'reserved') throw new InvalidTermsError(`contract ${body.contractId} is ${s.status}, not reserved`)
+    if (s.contract.terms.epoch < (await this.#i.contracts.epoch(s.contract.terms.slot))) throw new StaleEpochError(`contract ${body.contractId} was superseded`)
+    try {
+      await this.#i.capacity.commit(s.reservationId!)
+    } catch (err) {
+      await this.#put(s, { status: 'refused', note: `reservation lost: ${(err as Error).message}` })
+      throw new ReservationFailedError(`reservation for ${body.contractId} is gone (expired?): ${(err as Error).message}`)
+    }
+    const { instanceId } = await this.#i.runner.start({ contractId: body.contractId, slot: s.contract.terms.slot, workload: s.workload!, reservationId: s.reservationId! })
+    this.#byInstance.set(instanceId, body.contractId)
+    await this.#put(s, { status: 'active', instanceId, instanceState: 'running' })
+    return { instanceId }
+  }
+
+  async stopWork(body: { contractId: string }, fromDid: string): Promise<{ stopped: boolean }> {
+    const s = await this.#mine(body.contractId, fromDid)
+    await this.#end(s, 'ended', 'stopped by the consumer')
+    return { stopped: true }
+  }
+
+  async logs(body: { contractId: string; since?: number; limit?: number }, fromDid: string): Promise<{ lines: LogEntry[]; ended: boolean }> {
+    const s = await this.#mine(body.contractId, fromDid)
+    if (!s.instanceId) return { lines: [], ended: s.status !== 'reserved' }
+    return this.#i.runner.logs(s.instanceId, { since: body.since ?? 0, limit: Math.min(body.limit ?? 500, 2000) })
+  }
+
+  /** A fence from the consumer: every copy of `slot` with a lower epoch stops. */
+  async fence(body: { slot: string; epoch: number }, fromDid: string): Promise<{ stopped: string[] }> {
+    if (typeof body.slot !== 'string' || !Number.isSafeInteger(body.epoch)) throw new InvalidTermsError('fence: slot and epoch required')
+    await this.#i.contracts.raiseEpoch(body.slot, body.epoch)
+    const stopped: string[] = []
+    for (const s of await this.#i.contracts.list()) {
+      const t = s.contract.terms
+      if (s.side !== 'provider' || t.slot !== body.slot || t.consumer !== fromDid || t.epoch >= body.epoch) continue
+      if (s.status === 'active' || s.status === 'reserved' || s.status === 'standby') {
+        await this.#end(s, 'superseded', `fenced: slot ${t.slot} is at epoch ${body.epoch}`)
+        stopped.push(t.id)
+      }
+    }
+    return { stopped }
+  }
+
+  async #mine(contractId: string, fromDid: string): Promise<StoredContract> {
+    const s = await this.#i.contracts.get(String(contractId))
+    if (!s || s.side !== 'provider') throw new ContractNotFoundError(`no contract ${contractId} on this node`)
+    if (s.contract.terms.consumer !== fromDid) throw new OrchestrationError(`only the consumer of ${contractId} may do that`)
+    return s
+  }
+
+  async #end(s: StoredContract, status: 'ended' | 'superseded', note: string): Promise<void> {
+    if (s.instanceId) {
+      this.#byInstance.delete(s.instanceId)
+      await this.#i.runner.stop(s.instanceId).catch(() => {})
+    }
+    if (s.reservationId) await this.#i.capacity.release(s.reservationId).catch(() => {})
+    await this.#put(s, { status, note, instanceState: s.instanceId ? 'stopped' : s.instanceState })
+  }
+
+  async #put(s: StoredContract, patch: Partial<StoredContract>): Promise<void> {
+    Object.assign(s, patch, { updatedAt: this.#now() })
+    await this.#i.contracts.put(s)
+  }
+
+  async #onInstance(st: InstanceStatus): Promise<void> {
+    if (this.#stopped) return
+    const id = this.#byInstance.get(st.instanceId)
+    if (!id) return
+    const s = await this.#i.contracts.get(id)
+    if (!s) return
+    const t = s.contract.terms
+    const ended = st.state === 'exited' || st.state === 'failed' || st.state === 'stopped'
+    if (ended) {
+      this.#byInstance.delete(st.instanceId)
+      if (s.reservationId) await this.#i.capacity.release(s.reservationId).catch(() => {})
+    }
+    await this.#put(s, { instanceState: st.state, ...(st.code !== undefined ? { exitCode: st.code } : {}), ...(ended && s.status === 'active' ? { status: 'ended' as const, note: st.reason ?? st.state } : {}) })
+    if (s.status === 'superseded') return
+    this.#i.report(t.consumer, {
+      contractId: t.id, deploymentId: t.deploymentId, slot: t.slot, epoch: t.epoch, node: this.did, state: st.state,
+      ...(st.code !== undefined ? { code: st.code } : {}), ...(st.reason ? { reason: st.reason } : {}), at: st.at,
+    })
+  }
+
+  #gc(): void {
+    const cutoff = this.#now() - 120_000
+    for (const [k, v] of this.#answers) if (v.at < cutoff) this.#answers.delete(k)
+    for (const [k, b] of this.#bids) if (b.expiresAt < cutoff) this.#bids.delete(k)
+  }
+}

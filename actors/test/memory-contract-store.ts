@@ -1,0 +1,26 @@
+// A ContractStore in memory, for unit tests (the daemon uses LevelContractStore on disk).
+import type { ContractStore, StoredContract } from '../contracts/store.ts'
+
+export class MemoryContractStore implements ContractStore {
+  readonly #c = new Map<string, string>()
+  readonly #e = new Map<string, number>()
+  async put(c: StoredContract): Promise<void> {
+    this.#c.set(c.contract.terms.id, JSON.stringify(c))
+  }
+  async get(id: string): Promise<StoredContract | undefined> {
+    const v = this.#c.get(id)
+    return v ? (JSON.parse(v) as StoredContract) : undefined
+  }
+  async list(): Promise<StoredContract[]> {
+    return [...this.#c.values()].map((v) => JSON.parse(v) as StoredContract)
+  }
+  async raiseEpoch(slot: string, epoch: number): Promise<number> {
+    const v = Math.max(this.#e.get(slot) ?? 0, epoch)
+    this.#e.set(slot, v)
+    return v
+  }
+  async epoch(slot: string): Promise<number> {
+    return this.#e.get(slot) ?? 0
+  }
+  async close(): Promise<void> {}
+}

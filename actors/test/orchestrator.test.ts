@@ -1,0 +1,141 @@
+// The orchestration logic end to end in one process (real signatures, contracts, placement, state machine;
+// a scripted runner and in-memory capacity stand in for the appliance). The same behaviours are proven with
+// real daemon processes in appliance/test/orchestration-daemons.test.ts.
+import t from 'tap'
+import { ReservationFailedError } from '../errors.ts'
+import { verifyContract } from '../contracts/contract.ts'
+import { MemoryCapacity } from '../provider/memory-capacity.ts'
+import type { CapacityPort } from '../provider/ports.ts'
+import { SimMarket, until } from './sim.ts'
+import { workload } from './helpers.ts'
+
+const svc = (over: Record<string, unknown> = {}) => workload({ resources: { cpu: 0.5, memory: '256Mi' }, ...over })
+
+t.test('a two-replica service on three nodes runs on two distinct nodes, with contracts signed by both sides', async (t) => {
+  const m = new SimMarket(3)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = o.deploy(svc({ service: { replicas: 2 } }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  const nodes = v.replicas.map((r) => r.node)
+  t.equal(new Set(nodes).size, 2, `distinct nodes: ${nodes.join(', ')}`)
+  t.same(v.history.map((h) => h.phase), ['preparing', 'bidding', 'committing', 'provisioning', 'running'])
+  for (const r of v.replicas) {
+    const mine = await m.nodes[0]!.orchestrator && (await (m.byDid(r.node!)!.contracts.get(r.contractId!)))
+    t.ok(mine, 'the provider kept the contract')
+    t.equal(verifyContract(mine!.contract).provider, r.node)
+  }
+})
+
+t.test('an infeasible spec fails with the constraint no node met and the nearest candidate', async (t) => {
+  const m = new SimMarket(3)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = o.deploy(svc({ resources: { cpu: 1, memory: '64Gi' } }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'failed' && s }, 5000, 'failed')
+  t.match(v.reason, /no node meets memory/)
+  t.equal(v.infeasible?.constraint, 'memory')
+  t.ok(v.infeasible?.declines?.length === 3, 'each node said why it declined')
+})
+
+t.test('a node that bids for capacity it does not have fails to reserve and the orchestrator moves on', async (t) => {
+  class LyingCapacity implements CapacityPort {
+    free() { return { cpu: 64, memoryBytes: 2 ** 40, gpu: 0, vramBytes: 0, diskBytes: 2 ** 40 } }
+    async reserve(): Promise<{ reservationId: string }> { throw new ReservationFailedError('nothing actually free') }
+    async commit() {}
+    async release() {}
+  }
+  const m = new SimMarket(3, { capacity: (i, share) => (i === 1 ? new LyingCapacity() : new MemoryCapacity(share)) })
+  t.teardown(() => m.close())
+  const liar = m.nodes[1]!.did
+  const o = m.nodes[0]!.orchestrator
+  // The liar quotes the same price but claims far more free capacity; make it the cheapest to be sure it is tried first.
+  const d = o.deploy(svc({ service: { replicas: 2 } }))
+  const v = await until(() => { const s = o.status(d.id); return (s.phase === 'running' || s.phase === 'failed') && s }, 5000, 'settled')
+  t.equal(v.phase, 'running')
+  t.notOk(v.replicas.some((r) => r.node === liar), 'no replica on the node that could not reserve')
+  const tried = v.events.some((e) => e.msg.includes(`node ${liar} refused`))
+  const placedElsewhere = v.replicas.every((r) => r.node !== liar)
+  t.ok(tried || placedElsewhere)
+})
+
+t.test('concurrent deploys never oversubscribe a node', async (t) => {
+  const m = new SimMarket(3, { share: { cpu: 2 } })
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const ds = Array.from({ length: 9 }, () => o.deploy(svc({ resources: { cpu: 1, memory: '64Mi' } })))
+  const views = await until(() => { const vs = ds.map((d) => o.status(d.id)); return vs.every((v) => v.phase === 'running' || v.phase === 'failed') && vs }, 10_000, 'all settled')
+  const running = views.filter((v) => v.phase === 'running')
+  t.equal(running.length, 6, 'three nodes x two cpus hold six one-cpu services')
+  for (const n of m.nodes) t.ok(n.runner.running() <= 2, `node runs ${n.runner.running()} (share 2 cpu)`)
+  t.ok(views.filter((v) => v.phase === 'failed').every((v) => /cpu/.test(v.reason ?? '')), 'the rest fail naming cpu')
+})
+
+t.test('a job that exits 1 is retried on another node up to its limit', async (t) => {
+  const m = new SimMarket(4)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '64Mi' }, env: { EXIT_CODE: '1' }, job: { retries: 2 } }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'failed' && s }, 8000, 'failed')
+  t.equal(v.failures, 3, 'one run plus two retries')
+  const r = v.replicas[0]!
+  t.equal(new Set(r.failedOn).size, 3, `three distinct nodes: ${r.failedOn.join(', ')}`)
+  t.equal(r.lastExitCode, 1)
+})
+
+t.test('a job that exits 0 completes', async (t) => {
+  const m = new SimMarket(2)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '64Mi' }, job: { completions: 2 } }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'completed' && s }, 5000, 'completed')
+  t.equal(v.succeeded, 2)
+})
+
+t.test('a lost node puts its protected replica on the standby, fenced by a higher epoch', async (t) => {
+  const m = new SimMarket(4)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = o.deploy(svc({ lane: 'protected' }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.standby !== null && s }, 5000, 'running with standby')
+  const standby = v.standby!.node
+  const victim = v.replicas.find((r) => r.node !== m.nodes[0]!.did)!
+  m.down.add(victim.node!)
+  const after = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.failovers[0]?.ms != null && s }, 5000, 'failover').catch((err: Error) => {
+    t.comment(o.status(d.id).events.map((e) => e.msg).join('\n'))
+    throw err
+  })
+  const moved = after.replicas[victim.index]!
+  t.equal(moved.node, standby, 'the standby took the slot')
+  t.equal(moved.epoch, victim.epoch + 1)
+  t.not(after.replicas[0]!.node, after.replicas[1]!.node)
+  t.comment(`failover took ${after.failovers[0]!.ms} ms after detection`)
+  // The partition heals: the old node hears the fence and stops its stale copy.
+  m.down.delete(victim.node!)
+  const old = m.byDid(victim.node!)!
+  await old.provider.fence({ slot: moved.slot, epoch: moved.epoch }, m.nodes[0]!.did)
+  t.equal(old.runner.running(), 0, 'the stale copy is stopped')
+})
+
+t.test('stopping a deployment stops its replicas and ends its contracts', async (t) => {
+  const m = new SimMarket(2)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = o.deploy(svc({ service: { replicas: 2 } }))
+  await until(() => o.status(d.id).phase === 'running', 5000, 'running')
+  const v = await o.stopDeployment(d.id)
+  t.equal(v.phase, 'stopped')
+  t.equal(m.nodes.reduce((n, x) => n + x.runner.running(), 0), 0)
+  const logs = await o.logs(d.id, { replica: 0 })
+  t.match(logs.lines[0]?.line ?? '', /started on/)
+})
+
+t.test('a dry run says which nodes would bid and why the others would not', async (t) => {
+  const m = new SimMarket(3, { share: { cpu: 1 } })
+  t.teardown(() => m.close())
+  const r = await m.nodes[0]!.orchestrator.dryRun(svc({ resources: { cpu: 2, memory: '64Mi' } }))
+  t.equal(r.round.bids.length, 0)
+  t.equal(r.round.declines.length, 3)
+  t.match(r.round.declines[0]!.reasons[0], /cpu: needs 2 cpu, has 1/)
+  t.equal(r.placement.ok, false)
+})
