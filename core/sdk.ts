@@ -84,7 +84,7 @@ export interface DefineActorInit<TLogic extends AnyStateMachine> {
   /** How this actor supervises its children. */
   supervision?: Partial<SupervisionSpec>
   /** Children started with the actor, in order. */
-  children?: ChildSpec[]
+  children?: readonly ChildSpec[]
   /** Mailbox capacity; a message beyond it is refused with MailboxFullError. Default 1000. */
   mailboxCapacity?: number
   restart?: RestartPolicy

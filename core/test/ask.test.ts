@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { NodeKey } from '../../identity/index.ts'
 import {
   ActorCrashedError,
@@ -12,7 +12,7 @@ import {
 } from '../index.ts'
 import { recorder, rejection } from './helpers.ts'
 
-function system(t: Parameters<Parameters<typeof t.test>[1]>[0], clock = new SimulatedClock()): ActorSystem {
+function system(t: Test, clock = new SimulatedClock()): ActorSystem {
   const s = new ActorSystem({ key: NodeKey.generate(), clock })
   t.teardown(() => s.stop())
   return s

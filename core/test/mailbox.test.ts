@@ -1,9 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { NodeKey } from '../../identity/index.ts'
 import { ActorSystem, MailboxFullError, SimulatedClock, type SystemEvent } from '../index.ts'
 import { recorder, rejection, thrown } from './helpers.ts'
 
-type T = Parameters<Parameters<typeof t.test>[1]>[0]
+type T = Test
 
 function system(t: T): ActorSystem {
   const s = new ActorSystem({ key: NodeKey.generate(), clock: new SimulatedClock() })

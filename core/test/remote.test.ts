@@ -1,5 +1,5 @@
 // Two ActorSystems joined by the memory transport: real signed envelopes, real capability tokens.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { NodeKey, decodeEnvelope, signEnvelope, type Envelope, type JsonValue } from '../../identity/index.ts'
 import {
   ActorCrashedError,
@@ -13,7 +13,7 @@ import {
 import { TestKit, type TestNode } from '../testkit.ts'
 import { recorder, rejection } from './helpers.ts'
 
-type T = Parameters<Parameters<typeof t.test>[1]>[0]
+type T = Test
 
 async function pair(t: T): Promise<{ kit: TestKit; a: TestNode; b: TestNode; addr: string }> {
   const kit = new TestKit()

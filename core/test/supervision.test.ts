@@ -1,9 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { NodeKey } from '../../identity/index.ts'
 import { ActorCrashedError, ActorSystem, RestartIntensityExceededError, SimulatedClock, type SupervisionStrategy, type SystemEvent, type TerminationReason } from '../index.ts'
 import { recorder, rejection } from './helpers.ts'
 
-type T = Parameters<Parameters<typeof t.test>[1]>[0]
+type T = Test
 
 function setupSystem(t: T, init: Partial<ConstructorParameters<typeof ActorSystem>[0]> = {}): { s: ActorSystem; clock: SimulatedClock; events: SystemEvent[] } {
   const clock = new SimulatedClock()
