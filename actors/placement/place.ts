@@ -75,21 +75,46 @@ export type PlacementResult =
   | { ok: true; picks: PlacementPick[]; standby?: PlacementPick; eligible: number }
   | { ok: false; infeasible: InfeasibleReason }
 
-/** Fast eligibility check (the hot path); `constraintFailures` is its explaining twin. */
-export function isEligible(w: Workload, o: NodeOffer, free: Capacity = o.free): boolean {
+export type EligibilityCheck = (o: NodeOffer, free?: Capacity) => boolean
+
+const compiled = new WeakMap<Workload, EligibilityCheck>()
+
+/**
+ * The hot-path eligibility check for one workload, compiled once (constraint lists turned into sets and
+ * arrays) so checking thousands of offers allocates nothing. `constraintFailures` is its explaining twin.
+ */
+export function eligibility(w: Workload): EligibilityCheck {
+  let check = compiled.get(w)
+  if (check) return check
   const c = w.constraints
   const r = w.resources
-  if (!o.runtimes.includes(w.runtime.type)) return false
-  if (r.cpu > free.cpu + 1e-9 || r.memoryBytes > free.memoryBytes || r.gpu > free.gpu || r.vramBytes > free.vramBytes || r.diskBytes > free.diskBytes) return false
-  if (c.arch && !c.arch.includes(o.arch)) return false
-  if (c.region && !c.region.includes(o.region)) return false
-  if (c.labels) for (const k in c.labels) if (o.labels[k] !== c.labels[k]) return false
-  if (c.owners?.deny?.includes(o.ownerDid)) return false
-  if (c.owners?.allow && !c.owners.allow.includes(o.ownerDid)) return false
-  if (c.maxLatencyMs !== undefined && o.latencyMs > c.maxLatencyMs) return false
-  if (c.maxPrice !== undefined && o.pricePerHour > c.maxPrice) return false
-  if (c.minTrust !== undefined && o.trust < c.minTrust) return false
-  return true
+  const runtime = w.runtime.type
+  const arch = c.arch ? new Set<string>(c.arch) : undefined
+  const region = c.region ? new Set(c.region) : undefined
+  const labels = c.labels ? Object.entries(c.labels) : []
+  const deny = c.owners?.deny ? new Set(c.owners.deny) : undefined
+  const allow = c.owners?.allow ? new Set(c.owners.allow) : undefined
+  const maxLatency = c.maxLatencyMs ?? Infinity
+  const maxPrice = c.maxPrice ?? Infinity
+  const minTrust = c.minTrust ?? -Infinity
+  check = (o: NodeOffer, free: Capacity = o.free): boolean => {
+    if (r.cpu > free.cpu + 1e-9 || r.memoryBytes > free.memoryBytes || r.gpu > free.gpu || r.vramBytes > free.vramBytes || r.diskBytes > free.diskBytes) return false
+    if (o.latencyMs > maxLatency || o.pricePerHour > maxPrice || o.trust < minTrust) return false
+    if (!o.runtimes.includes(runtime)) return false
+    if (arch && !arch.has(o.arch)) return false
+    if (region && !region.has(o.region)) return false
+    for (let i = 0; i < labels.length; i++) if (o.labels[labels[i]![0]] !== labels[i]![1]) return false
+    if (deny?.has(o.ownerDid)) return false
+    if (allow && !allow.has(o.ownerDid)) return false
+    return true
+  }
+  compiled.set(w, check)
+  return check
+}
+
+/** Whether `o` meets every hard constraint of `w` (with `free` capacity, default the offer's). */
+export function isEligible(w: Workload, o: NodeOffer, free: Capacity = o.free): boolean {
+  return eligibility(w)(o, free)
 }
 
 const fits = (r: ResourceRequest, f: Capacity): boolean =>
@@ -123,12 +148,13 @@ export function place(req: PlacementRequest): PlacementResult {
   const n = offers.length
   const start = limit < n ? Math.floor((req.random ?? Math.random)() * n) : 0
   const cands: Candidate[] = []
+  const eligible = eligibility(w)
   let maxPrice = 0
   for (let i = 0; i < n && cands.length < limit; i++) {
     const o = offers[(start + i) % n]!
     if (exclude?.has(o.nodeDid)) continue
     if (distinctNodes && usedNodes.has(o.nodeDid)) continue
-    if (!isEligible(w, o)) continue
+    if (!eligible(o)) continue
     cands.push({ offer: o, free: o.free, onNode: usedNodes.get(o.nodeDid) ?? 0, base: 0 })
     if (o.pricePerHour > maxPrice) maxPrice = o.pricePerHour
   }
