@@ -2,22 +2,12 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
-import {
-  CapabilityVerifier,
-  IdentityError,
-  Keystore,
-  LevelRevocationStore,
-  MalformedCapabilityError,
-  createRevocation,
-  decodeCapabilityChain,
-  delegateCapability,
-  isDidKey,
-  issueCapability,
-  passphraseFrom,
-  type Ability,
-  type NodeKey,
-} from '../../identity/index.ts'
+import type { Ability, CapabilityClaims, NodeKey } from '../../identity/index.ts'
 import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
+
+// identity/ (libp2p keys, did-jwt, level) is imported when a command runs, so `noir --help` and other commands stay fast.
+type Identity = typeof import('../../identity/index.ts')
+const identity = (): Promise<Identity> => import('../../identity/index.ts')
 
 type Options = ParseArgsOptionsConfig
 
@@ -43,10 +33,10 @@ export function parseDuration(text: string): number {
   return ms
 }
 
-function audience(values: Record<string, unknown>): string {
+function audience(id: Identity, values: Record<string, unknown>): string {
   const to = values.to
   if (typeof to !== 'string') throw new UsageError('--to DID is required')
-  if (!isDidKey(to)) throw new UsageError(`--to must be an Ed25519 did:key: ${JSON.stringify(to.slice(0, 100))}`)
+  if (!id.isDidKey(to)) throw new UsageError(`--to must be an Ed25519 did:key: ${JSON.stringify(to.slice(0, 100))}`)
   return to
 }
 
@@ -56,14 +46,14 @@ function abilities(values: Record<string, unknown>): Ability[] {
   return can.map((c) => ({ can: String(c) }))
 }
 
-async function loadKey(ctx: CommandContext): Promise<NodeKey> {
-  if (!Keystore.exists(ctx.home)) Keystore.publicDid(ctx.home) // throws NoIdentityError with the hint
-  return Keystore.load(ctx.home, await passphraseFrom(ctx.env))
+async function loadKey(id: Identity, ctx: CommandContext): Promise<NodeKey> {
+  if (!id.Keystore.exists(ctx.home)) id.Keystore.publicDid(ctx.home) // throws NoIdentityError with the hint
+  return id.Keystore.load(ctx.home, await id.passphraseFrom(ctx.env))
 }
 
-function trustedRoots(ctx: CommandContext): string[] {
+function trustedRoots(id: Identity, ctx: CommandContext): string[] {
   const roots: string[] = []
-  if (Keystore.exists(ctx.home)) roots.push(Keystore.publicDid(ctx.home))
+  if (id.Keystore.exists(ctx.home)) roots.push(id.Keystore.publicDid(ctx.home))
   const configPath = join(ctx.home, 'config.json')
   if (existsSync(configPath)) {
     let config: unknown
@@ -74,7 +64,7 @@ function trustedRoots(ctx: CommandContext): string[] {
     }
     const extra = (config as { trustedRoots?: unknown } | null)?.trustedRoots
     if (extra !== undefined) {
-      if (!Array.isArray(extra) || !extra.every((d) => typeof d === 'string' && isDidKey(d))) {
+      if (!Array.isArray(extra) || !extra.every((d) => typeof d === 'string' && id.isDidKey(d))) {
         throw new UsageError(`${configPath}: trustedRoots must be a list of did:key strings`)
       }
       roots.push(...(extra as string[]))
@@ -98,12 +88,13 @@ given with --can (/noir/deploy covers /noir/deploy/status). --ttl: lifetime (30s
 Prints the token.`,
   async run(ctx, argv) {
     const { values } = parse(argv, { to: { type: 'string' }, can: { type: 'string', multiple: true }, ttl: { type: 'string' } }, 'noir cap issue --to DID --can PATH [--ttl 1h]', 0)
-    const aud = audience(values)
+    const id = await identity()
+    const aud = audience(id, values)
     const att = abilities(values)
     const ttlMs = parseDuration(typeof values.ttl === 'string' ? values.ttl : '1h')
-    const key = await loadKey(ctx)
+    const key = await loadKey(id, ctx)
     const now = Date.now()
-    const token = await issueCapability(key, { audience: aud, abilities: att, ttlMs, now })
+    const token = await id.issueCapability(key, { audience: aud, abilities: att, ttlMs, now })
     printToken(ctx, token, { issuer: key.did, audience: aud, abilities: att, expiresAt: Math.floor((now + ttlMs) / 1000) * 1000 })
   },
 }
@@ -118,12 +109,13 @@ delegation expires with its parent; it may never outlive it or widen it. Prints 
   async run(ctx, argv) {
     const { values, positionals } = parse(argv, { to: { type: 'string' }, can: { type: 'string', multiple: true }, ttl: { type: 'string' } }, 'noir cap delegate TOKEN --to DID --can PATH [--ttl 30m]', 1)
     const parent = positionals[0]!
-    const aud = audience(values)
+    const id = await identity()
+    const aud = audience(id, values)
     const att = abilities(values)
     const ttlMs = typeof values.ttl === 'string' ? parseDuration(values.ttl) : undefined
-    const key = await loadKey(ctx)
-    const token = await delegateCapability(key, parent, ttlMs === undefined ? { audience: aud, abilities: att } : { audience: aud, abilities: att, ttlMs })
-    const leaf = decodeCapabilityChain(token)[0]!
+    const key = await loadKey(id, ctx)
+    const token = await id.delegateCapability(key, parent, ttlMs === undefined ? { audience: aud, abilities: att } : { audience: aud, abilities: att, ttlMs })
+    const leaf = id.decodeCapabilityChain(token)[0]!
     printToken(ctx, token, { issuer: key.did, audience: aud, abilities: att, expiresAt: leaf.exp * 1000 })
   },
 }
@@ -139,18 +131,19 @@ Prints the chain, root first. Exits 1 when the token is not valid.`,
   async run(ctx, argv) {
     const { values, positionals } = parse(argv, { audience: { type: 'string' }, can: { type: 'string' } }, 'noir cap verify TOKEN [--audience DID] [--can PATH]', 1)
     const token = positionals[0]!
-    const roots = trustedRoots(ctx)
-    const store = await LevelRevocationStore.open(join(ctx.home, 'revocations'))
+    const id = await identity()
+    const roots = trustedRoots(id, ctx)
+    const store = await id.LevelRevocationStore.open(join(ctx.home, 'revocations'))
     try {
-      const verifier = new CapabilityVerifier({ trustedRoots: roots, revocations: store })
+      const verifier = new id.CapabilityVerifier({ trustedRoots: roots, revocations: store })
       const o: { audience?: string; ability?: string } = {}
       if (typeof values.audience === 'string') o.audience = values.audience
       if (typeof values.can === 'string') o.ability = values.can
-      let links: ReturnType<typeof decodeCapabilityChain> = []
+      let links: CapabilityClaims[] = []
       try {
-        links = decodeCapabilityChain(token).reverse()
+        links = id.decodeCapabilityChain(token).reverse()
       } catch (err) {
-        if (!(err instanceof MalformedCapabilityError)) throw err
+        if (!(err instanceof id.MalformedCapabilityError)) throw err
       }
       try {
         const v = await verifier.verify(token, o)
@@ -162,7 +155,7 @@ Prints the chain, root first. Exits 1 when the token is not valid.`,
         }
         return 0
       } catch (err) {
-        if (!(err instanceof IdentityError)) throw err
+        if (!(err instanceof id.IdentityError)) throw err
         if (ctx.json) {
           printJson(ctx, { valid: false, error: { name: err.name, code: err.code, message: err.message }, chain: links.map(linkView) })
         } else {
@@ -177,11 +170,11 @@ Prints the chain, root first. Exits 1 when the token is not valid.`,
   },
 }
 
-function linkView(l: ReturnType<typeof decodeCapabilityChain>[number]): { issuer: string; audience: string; abilities: Ability[]; expiresAt: string } {
+function linkView(l: CapabilityClaims): { issuer: string; audience: string; abilities: Ability[]; expiresAt: string } {
   return { issuer: l.iss, audience: l.aud, abilities: l.att, expiresAt: new Date(l.exp * 1000).toISOString() }
 }
 
-function printChain(ctx: CommandContext, links: ReturnType<typeof decodeCapabilityChain>): void {
+function printChain(ctx: CommandContext, links: CapabilityClaims[]): void {
   links.forEach((l, i) => {
     const abil = l.att.map((a) => a.can + (a.limits ? JSON.stringify(a.limits) : '')).join(', ')
     printLine(ctx, `  ${i + 1}. ${l.iss}`)
@@ -200,9 +193,10 @@ stores it in $HOME/revocations, which \`noir cap verify\` consults.`,
   async run(ctx, argv) {
     const { positionals } = parse(argv, {}, 'noir cap revoke TOKEN', 1)
     const token = positionals[0]!
-    const key = await loadKey(ctx)
-    const r = createRevocation(key, token)
-    const store = await LevelRevocationStore.open(join(ctx.home, 'revocations'))
+    const id = await identity()
+    const key = await loadKey(id, ctx)
+    const r = id.createRevocation(key, token)
+    const store = await id.LevelRevocationStore.open(join(ctx.home, 'revocations'))
     try {
       await store.add(r)
     } finally {

@@ -1,6 +1,7 @@
 // `noir id new` and `noir id show`: the node's identity (one Ed25519 key = did:key = libp2p peer id).
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
-import { IdentityExistsError, Keystore, passphraseFrom, peerIdFromDid, publicKeyFromDid, publicKeyMultibase, keystorePath } from '../../identity/index.ts'
+// identity/ (libp2p keys, did-jwt, level) is imported when a command runs, so `noir --help` and other commands stay fast.
+const identity = (): Promise<typeof import('../../identity/index.ts')> => import('../../identity/index.ts')
 import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
 
 function parse(argv: string[], options: ParseArgsOptionsConfig, usage: string): { values: Record<string, unknown> } {
@@ -18,7 +19,8 @@ interface IdentityView {
   keystore: string
 }
 
-function view(home: string, did: string): IdentityView {
+async function view(home: string, did: string): Promise<IdentityView> {
+  const { peerIdFromDid, publicKeyMultibase, publicKeyFromDid, keystorePath } = await identity()
   return { did, peerId: peerIdFromDid(did).toString(), publicKeyMultibase: publicKeyMultibase(publicKeyFromDid(did)), keystore: keystorePath(home) }
 }
 
@@ -41,13 +43,14 @@ NOIR_PASSPHRASE or asked for on the terminal. Prints the DID, the libp2p peer id
 Refuses to replace an existing identity unless --force is given.`,
   async run(ctx, argv) {
     const { values } = parse(argv, { force: { type: 'boolean' } }, 'noir id new [--force]')
+    const { IdentityExistsError, Keystore, passphraseFrom } = await identity()
     const force = values.force === true
     if (Keystore.exists(ctx.home) && !force) {
       throw new IdentityExistsError(`an identity already exists in ${ctx.home} (${Keystore.publicDid(ctx.home)}); use --force to replace it`)
     }
     const passphrase = await passphraseFrom(ctx.env, true, true)
     const key = await Keystore.create(ctx.home, passphrase, undefined, { force })
-    print(ctx, view(ctx.home, key.did), `Created a new identity in ${ctx.home}`)
+    print(ctx, await view(ctx.home, key.did), `Created a new identity in ${ctx.home}`)
   },
 }
 
@@ -59,7 +62,8 @@ export const idShow: Command = {
 Prints the node's DID, libp2p peer id and public key (multibase). Needs no passphrase: only public data is read.`,
   async run(ctx, argv) {
     parse(argv, {}, 'noir id show')
-    print(ctx, view(ctx.home, Keystore.publicDid(ctx.home)))
+    const { Keystore } = await identity()
+    print(ctx, await view(ctx.home, Keystore.publicDid(ctx.home)))
   },
 }
 
