@@ -5,7 +5,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify, type Identify } from '@libp2p/identify'
+import { identify, identifyPush, type Identify, type IdentifyPush } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
@@ -27,6 +27,7 @@ export const DEFAULT_LISTEN = ['/ip4/127.0.0.1/tcp/0']
 // The services map must be a `type` (not an `interface`) for libp2p's generic ServiceMap constraint.
 export type NoirServices = {
   identify: Identify
+  identifyPush: IdentifyPush
   ping: Ping
   dht: KadDHT
   pubsub: GossipSub
@@ -80,6 +81,8 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
 
   const services: Record<string, unknown> = {
     identify: identify({ runOnLimitedConnection: true }),
+    // tells connected peers when our addresses change (e.g. a new relay reservation), so the DHT serves them
+    identifyPush: identifyPush({ runOnLimitedConnection: true }),
     ping: ping({ runOnLimitedConnection: true }),
     dht: kadDHT({
       protocol: `${DHT_PROTOCOL_PREFIX}/kad/1.0.0`,

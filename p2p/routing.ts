@@ -21,13 +21,30 @@ export async function connectToPeer(host: NoirHost, peer: PeerId, signal: AbortS
       log.debug('dial with known addresses failed; asking the DHT', { peer: peer.toString(), ...errorFields(err) })
     }
   }
-  try {
-    const info = await host.peerRouting.findPeer(peer, { signal })
-    if (info.multiaddrs.length === 0) throw new Error('the DHT knows no addresses for it')
-    await host.peerStore.merge(peer, { multiaddrs: info.multiaddrs })
-    return await host.dial(info.multiaddrs, { signal })
-  } catch (err) {
-    const why = firstError ? `${(firstError as Error).message}; DHT: ${(err as Error).message}` : `not in the peer store; DHT: ${(err as Error).message}`
-    throw new UnreachableError(`no route to ${peer.toString()}: ${why}`)
+  // The DHT: a node that just started may still be filling its routing table, so a lookup that finds
+  // nothing is retried (with a short pause) until the caller's deadline.
+  let lastError: unknown
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    try {
+      const info = await host.peerRouting.findPeer(peer, { signal })
+      if (info.multiaddrs.length === 0) throw new Error('the DHT knows no addresses for it')
+      await host.peerStore.merge(peer, { multiaddrs: info.multiaddrs })
+      // dial the peer id (not the bare addresses): a relay address from the DHT lacks the /p2p/<peer> suffix
+      return await host.dial(peer, { signal })
+    } catch (err) {
+      lastError = err
+      if (signal.aborted) break
+      log.debug('DHT lookup failed; retrying', { peer: peer.toString(), attempt, ...errorFields(err) })
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(250 * 2 ** attempt, 2_000))
+        signal.addEventListener('abort', () => {
+          clearTimeout(timer)
+          resolve()
+        }, { once: true })
+      })
+    }
   }
+  const dht = (lastError as Error | undefined)?.message ?? 'timed out'
+  const why = firstError ? `${(firstError as Error).message}; DHT: ${dht}` : `not in the peer store; DHT: ${dht}`
+  throw new UnreachableError(`no route to ${peer.toString()}: ${why}`)
 }
