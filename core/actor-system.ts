@@ -51,6 +51,8 @@ interface Message {
   readonly body: unknown
   readonly from: string
   readonly reply: Replier | undefined
+  /** Kernel work that must happen in mailbox order (a snapshot after the messages queued before it). */
+  readonly control: ((cell: ActorCell) => void) | undefined
 }
 
 /** How messages from this node's own actors are authorized (spec/actors.md, "Local trust"). */
@@ -321,6 +323,17 @@ class CellContext implements ActorContext {
   }
 }
 
+const SNAPSHOT_SPEC: NormalizedBehavior = Object.freeze({
+  path: '/noir/snapshot',
+  ability: '/noir/snapshot',
+  public: false,
+  parse: undefined,
+  event: undefined,
+  wantsContext: false,
+  reply: undefined,
+  deferred: false,
+})
+
 const TOMBSTONES = 10_000
 /** How many messages one actor handles before the scheduler moves to the next ready actor. */
 const FAIR_SHARE = 64
@@ -558,11 +571,28 @@ export class ActorSystem implements Startable {
   // ---- persistence ---------------------------------------------------------------------------------------------
 
   /** Saves the actor's persisted snapshot to the SnapshotStore under its path and returns the record. */
+  /**
+   * Saves the actor's persisted snapshot to the SnapshotStore under its path and returns the record. The
+   * snapshot is taken in mailbox order: after every message queued before this call was handled.
+   */
   async saveSnapshot(target: string | ActorRef): Promise<StoredSnapshot> {
     const cell = this.#localCell(target)
-    if (!(cell instanceof ActorCell)) throw cell
+    if (!(cell instanceof ActorCell)) throw cell === REMOTE ? new ActorNotFoundError(typeof target === 'string' ? target : target.address) : cell
     const store = this.#store()
-    const record = this.#record(cell)
+    const record = await new Promise<StoredSnapshot>((resolve, reject) => {
+      const reply: Replier = { expectsReply: true, ok: (r) => resolve(r as StoredSnapshot), fail: reject }
+      const take = (c: ActorCell): void => {
+        try {
+          reply.ok(this.#record(c))
+        } catch (err) {
+          reply.fail(asError(err))
+        }
+      }
+      if (cell.mailbox.depth === 0) return take(cell)
+      // Kernel work is never refused for a full mailbox: it rides behind the messages already queued.
+      cell.mailbox.force({ spec: SNAPSHOT_SPEC, body: undefined, from: this.did, reply, control: take })
+      if (!cell.queued) this.#schedule(cell)
+    })
     await store.save(cell.path, record)
     return record
   }
@@ -672,7 +702,7 @@ export class ActorSystem implements Startable {
         return err instanceof NoirError ? err : new InvalidMessageError(spec.path, asError(err).message)
       }
     }
-    if (!cell.mailbox.offer({ spec, body, from, reply })) return new MailboxFullError(cell.address, cell.mailbox.capacity)
+    if (!cell.mailbox.offer({ spec, body, from, reply, control: undefined })) return new MailboxFullError(cell.address, cell.mailbox.capacity)
     if (!cell.queued) this.#schedule(cell)
     return undefined
   }
@@ -728,6 +758,7 @@ export class ActorSystem implements Startable {
   #handle(cell: ActorCell, msg: Message): void {
     const actor = cell.actor
     if (actor === undefined) return msg.reply?.fail(new ActorStoppedError(cell.address))
+    if (msg.control !== undefined) return msg.control(cell)
     const spec = msg.spec
     const body = msg.body
     let crash: unknown = NONE

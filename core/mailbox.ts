@@ -27,6 +27,11 @@ export class Mailbox<T> {
     return true
   }
 
+  /** Adds a message even when full (kernel work that must keep its place in line). */
+  force(item: T): void {
+    ;(this.#items ??= []).push(item)
+  }
+
   shift(): T | undefined {
     const items = this.#items
     if (items === undefined || this.#head >= items.length) return undefined
