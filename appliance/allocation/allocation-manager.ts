@@ -230,16 +230,17 @@ export class AllocationManager {
   logs(id: string, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
     const r = this.records.get(id)
     if (!r) throw new AllocationNotFoundError(id)
-    const manager = this
-    return (async function* () {
-      // Follow from the start: wait until there is an instance to read.
-      let rec = r
-      if (!rec.handle && !isFinal(rec.state)) rec = await manager.waitFor(id, (s) => s !== 'pending' && s !== 'starting')
-      if (!rec.handle) return
-      const ex = manager.executors[rec.kind]
-      if (!ex) return
-      yield* ex.logs(rec.handle, opts)
-    })()
+    return this.logsOf(r, opts)
+  }
+
+  private async *logsOf(r: AllocationRecord, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
+    // Follow from the start: wait until there is an instance to read.
+    let rec = r
+    if (!rec.handle && !isFinal(rec.state)) rec = await this.waitFor(r.id, (s) => s !== 'pending' && s !== 'starting')
+    if (!rec.handle) return
+    const ex = this.executors[rec.kind]
+    if (!ex) return
+    yield* ex.logs(rec.handle, opts)
   }
 
   /** Resolves with the record once its state satisfies `pred`. */
@@ -287,18 +288,17 @@ export class AllocationManager {
 
   private spawnActor(record: AllocationRecord, first: { type: 'START' } | { type: 'ATTACH'; handle: ExecHandle }): void {
     const executor = this.executors[record.kind]!
-    const manager = this
     const machine = allocationMachine({
-      async launch(spec, previous) {
+      launch: async (spec, previous) => {
         if (previous) await executor.remove(previous)
         const handle = await executor.prepare(spec)
-        manager.update(record.id, { handle }) // known before start: re-attach can find and judge it
+        this.update(record.id, { handle }) // known before start: re-attach can find and judge it
         await executor.start(handle)
         return handle
       },
       wait: (h) => executor.wait(h),
       stop: (h, graceMs) => executor.stop(h, { graceMs }),
-      report: (state, ctx) => manager.fromSnapshot(record.id, state, ctx),
+      report: (state, ctx) => this.fromSnapshot(record.id, state, ctx),
     })
     const input: AllocationInput = {
       allocationId: record.id,
@@ -317,7 +317,7 @@ export class AllocationManager {
           event: (body: { graceMs?: number } | undefined): AllocationEvent =>
             typeof body?.graceMs === 'number' ? { type: 'STOP', graceMs: body.graceMs } : { type: 'STOP' },
         },
-        [ALLOC_STATUS]: { reply: () => manager.get(record.id) },
+        [ALLOC_STATUS]: { reply: () => this.get(record.id) },
       },
     })
     const ref = this.system.spawn(definition, { name: record.id, parent: this.parent!, input })

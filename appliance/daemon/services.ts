@@ -2,7 +2,9 @@
 // (e.g. appliance/node-services/<name>.ts exporting a NodeServiceFactory) and append ONE line here.
 import type { NodeServiceFactory } from './service.ts'
 import { nodeInfoService } from './node-actor.ts'
+import { applianceService } from '../node-services/appliance-service.ts'
 
 export const nodeServices: NodeServiceFactory[] = [
   nodeInfoService,
+  applianceService,
 ]

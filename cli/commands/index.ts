@@ -9,6 +9,7 @@ import { joinCommand } from './join.ts'
 import { peersCommand } from './peers.ts'
 import { pingCommand } from './ping.ts'
 import { actorCommands } from './actor.ts'
+import { nodeApplianceCommands } from './node-info.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -19,4 +20,5 @@ export const commands: Command[] = [
   peersCommand,
   pingCommand,
   ...actorCommands,
+  ...nodeApplianceCommands,
 ]

@@ -20,6 +20,7 @@ export const nodeStart: Command = {
   summary: 'run this node (the daemon) in the foreground',
   usage: `Usage: noir node start [--listen MULTIADDR]... [--bootstrap MULTIADDR]... [--announce MULTIADDR]...
                        [--no-mdns] [--relay] [--api-port N] [--log stderr|FILE] [--json]
+                       [--share cpu=2,memory=4GiB,disk=20GiB,gpu=0]
 
 Runs the node until SIGINT/SIGTERM: loads the key from the home's keystore (passphrase from
 NOIR_PASSPHRASE or the terminal), joins the mesh, serves the local API on 127.0.0.1 and writes
@@ -31,6 +32,8 @@ $HOME/api.json (url + token, mode 0600) once ready. Flags override config.json f
   --bootstrap   a peer to join, /ip4/.../tcp/N/p2p/<peer id> (repeatable)
   --no-mdns     no LAN discovery
   --relay       act as a circuit relay for nodes that cannot be dialled directly
+  --share       what this node offers the network (config.json 'share'); a resource left out is not
+                shared; default cpu=1,memory=1GiB,disk=4GiB,gpu=0 (cut to the machine)
 Log lines are JSON (stderr by default). Once ready it prints one line (with --json: the ready document).`,
   async run(ctx, argv) {
     const { values } = parse(argv, {
@@ -41,6 +44,7 @@ Log lines are JSON (stderr by default). Once ready it prints one line (with --js
       relay: { type: 'boolean' },
       'api-port': { type: 'string' },
       log: { type: 'string' },
+      share: { type: 'string' },
     })
     const overrides: Partial<NodeConfig> = {}
     if (values.listen) overrides.listen = values.listen as string[]
@@ -49,6 +53,7 @@ Log lines are JSON (stderr by default). Once ready it prints one line (with --js
     if (values['no-mdns']) overrides.mdns = false
     if (values.relay) overrides.relay = true
     if (values.log) overrides.log = values.log as string
+    if (values.share !== undefined) overrides.share = values.share as string // parsed (typed errors) by the appliance service
     if (values['api-port'] !== undefined) {
       const p = Number(values['api-port'])
       if (!Number.isInteger(p) || p < 0 || p > 65535) throw new UsageError('--api-port must be a port number')

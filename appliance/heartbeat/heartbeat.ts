@@ -1,0 +1,109 @@
+// Signed heartbeats: every `intervalMs` the node publishes its capacity (share, used, free), its
+// allocations and its load on the pubsub topic `noir/heartbeat/v1`. The mesh's Broadcast signs each message
+// with the node key (domain tag `noir:pubsub:v1`, spec/pubsub.md) and gives it a short lifetime; failure
+// detectors (actors/failure) feed on the arrival times. The body format is in spec/appliance.md.
+import { loadavg } from 'node:os'
+import type { Capacity } from '../allocator/allocator.ts'
+import type { AllocationState } from '../allocation/allocation-machine.ts'
+
+export const HEARTBEAT_TOPIC = 'noir/heartbeat/v1'
+export const HEARTBEAT_VERSION = 1
+
+export interface HeartbeatBody {
+  v: 1
+  /** The publishing node's DID (also the signer of the pubsub message). */
+  node: string
+  /** Increases by one per heartbeat since the daemon started. */
+  seq: number
+  /** ms since the epoch when it was built. */
+  at: number
+  intervalMs: number
+  capacity: Capacity
+  allocations: {
+    total: number
+    byState: Partial<Record<AllocationState, number>>
+    running: Array<{ id: string; kind: string }>
+  }
+  load: {
+    /** 1-minute load average of the machine. */
+    loadavg1: number
+    /** CPU time used so far by running allocations (ns), memory in use (bytes). */
+    cpuNanos: number
+    memoryBytes: number
+  }
+}
+
+export type HeartbeatSource = () => Promise<Omit<HeartbeatBody, 'v' | 'node' | 'seq' | 'at' | 'intervalMs' | 'load'> & { load: Omit<HeartbeatBody['load'], 'loadavg1'> }>
+
+export interface HeartbeatPublisherInit {
+  node: string
+  intervalMs: number
+  /** Publishes one body (the mesh Broadcast signs it). */
+  publish(topic: string, body: HeartbeatBody): Promise<unknown>
+  source: HeartbeatSource
+  /** Called when a publish fails (no peers yet, rate limit...); heartbeats go on. */
+  onError?: (err: unknown) => void
+}
+
+export class HeartbeatPublisher {
+  private readonly init: HeartbeatPublisherInit
+  private seq = 0
+  private timer: NodeJS.Timeout | undefined
+  private inFlight: Promise<void> | undefined
+
+  constructor(init: HeartbeatPublisherInit) {
+    if (!(init.intervalMs >= 100)) throw new RangeError('heartbeat intervalMs must be >= 100')
+    this.init = init
+  }
+
+  start(): void {
+    if (this.timer) return
+    void this.beat()
+    this.timer = setInterval(() => void this.beat(), this.init.intervalMs)
+    this.timer.unref()
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = undefined
+    await this.inFlight
+  }
+
+  /** Builds the next heartbeat body (also what `beat` publishes). */
+  async build(): Promise<HeartbeatBody> {
+    const s = await this.init.source()
+    return {
+      v: HEARTBEAT_VERSION,
+      node: this.init.node,
+      seq: ++this.seq,
+      at: Date.now(),
+      intervalMs: this.init.intervalMs,
+      capacity: s.capacity,
+      allocations: s.allocations,
+      load: { loadavg1: Math.round((loadavg()[0] ?? 0) * 100) / 100, ...s.load },
+    }
+  }
+
+  /** Publishes one heartbeat now; a beat still in flight is not doubled. */
+  beat(): Promise<void> {
+    this.inFlight ??= (async () => {
+      try {
+        await this.init.publish(HEARTBEAT_TOPIC, await this.build())
+      } catch (err) {
+        this.init.onError?.(err)
+      } finally {
+        this.inFlight = undefined
+      }
+    })()
+    return this.inFlight
+  }
+}
+
+/** Checks the shape of a received heartbeat body; returns it typed or undefined when it is not one. */
+export function parseHeartbeat(body: unknown): HeartbeatBody | undefined {
+  if (typeof body !== 'object' || body === null) return undefined
+  const b = body as Partial<HeartbeatBody>
+  if (b.v !== 1 || typeof b.node !== 'string' || typeof b.seq !== 'number' || typeof b.at !== 'number') return undefined
+  if (typeof b.capacity !== 'object' || typeof b.allocations !== 'object' || typeof b.load !== 'object') return undefined
+  return b as HeartbeatBody
+}

@@ -1,0 +1,201 @@
+// The appliance as a node service (plugged into the daemon through appliance/daemon/services.ts): hardware
+// discovery and the enrollment benchmark, the owner's share, the allocator, the executors (wasm always,
+// docker when dockerd answers), the allocation actors with re-attach, signed heartbeats, and the local API
+// routes the owner CLI uses (spec/appliance.md lists them).
+//
+// config.json fields it reads (all optional): `share` ("cpu=2,memory=4GiB,disk=20GiB,gpu=0" or an object),
+// `ports` ("20000-20999" or [20000, 20999]), `heartbeatMs` (default 5000), `reservationTtlMs` (default 30000).
+import { join } from 'node:path'
+import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory } from '../daemon/service.ts'
+import { ndjson } from '../daemon/service.ts'
+import { discoverHardware, hostFree, type HardwareInfo } from '../hardware/hardware.ts'
+import { runEnrollmentBenchmark, type BenchmarkResult } from '../hardware/benchmark.ts'
+import { checkShareFits, defaultShare, formatShare, parseShare, type Share } from '../share/share.ts'
+import { Allocator, type JsonStore } from '../allocator/allocator.ts'
+import { AllocationManager } from '../allocation/allocation-manager.ts'
+import { parseAllocationRequest, parseReservationRequest } from '../allocation/request.ts'
+import { HeartbeatPublisher, HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
+import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
+import { DockerExecutor } from '../executor/docker/docker-executor.ts'
+import type { Availability, Executor, ExecutorKind } from '../executor/executor.ts'
+import { InvalidResourceRequestError, InvalidShareError } from '../errors.ts'
+
+const ENROLLMENT_KEY = 'enrollment'
+
+export function parsePortRange(v: unknown): [number, number] {
+  let lo: number
+  let hi: number
+  if (typeof v === 'string' && /^\d+-\d+$/.test(v)) [lo, hi] = v.split('-').map(Number) as [number, number]
+  else if (Array.isArray(v) && v.length === 2) [lo, hi] = v as [number, number]
+  else throw new InvalidResourceRequestError(`config.json 'ports' must be "LO-HI" or [LO, HI] (got ${JSON.stringify(v)})`)
+  if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 1 || hi > 65535 || lo > hi) throw new InvalidResourceRequestError(`bad port range ${lo}-${hi}`)
+  return [lo, hi]
+}
+
+const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue
+
+export class ApplianceService implements NodeService {
+  readonly name = 'appliance'
+  private ctx!: NodeContext
+  hardware!: HardwareInfo
+  share!: Share
+  enrollment!: BenchmarkResult
+  allocator!: Allocator
+  manager!: AllocationManager
+  heartbeat!: HeartbeatPublisher
+  private readonly executors: Partial<Record<ExecutorKind, Executor>> = {}
+  private readonly availability: Partial<Record<ExecutorKind, Availability>> = {}
+
+  async start(ctx: NodeContext): Promise<void> {
+    this.ctx = ctx
+    const cfg = ctx.config
+    this.hardware = await discoverHardware({ diskPath: ctx.home })
+    const hw = { cpuCores: this.hardware.cpu.cores, memoryBytes: this.hardware.memory.totalBytes, diskBytes: this.hardware.disk.totalBytes, gpus: this.hardware.gpus.length }
+    if (cfg.share !== undefined && typeof cfg.share !== 'string' && (typeof cfg.share !== 'object' || cfg.share === null)) {
+      throw new InvalidShareError(String(cfg.share), "config.json 'share' must be a string or an object")
+    }
+    this.share = cfg.share === undefined ? defaultShare(hw) : parseShare(cfg.share as string | Record<string, unknown>)
+    checkShareFits(this.share, hw)
+
+    const store = ctx.store as unknown as JsonStore
+    const saved = (await ctx.store.get(ENROLLMENT_KEY)) as unknown as BenchmarkResult | undefined
+    if (saved) this.enrollment = saved
+    else {
+      this.enrollment = runEnrollmentBenchmark()
+      await ctx.store.put(ENROLLMENT_KEY, json(this.enrollment))
+      ctx.log.info('enrollment benchmark', { ...this.enrollment })
+    }
+
+    this.allocator = new Allocator({
+      store,
+      share: this.share,
+      hostFree: () => hostFree(ctx.home, this.hardware.gpus.length),
+      portRange: cfg.ports === undefined ? [20000, 20999] : parsePortRange(cfg.ports),
+      reservationTtlMs: typeof cfg.reservationTtlMs === 'number' ? cfg.reservationTtlMs : 30_000,
+      onReclaim: (rs) => ctx.log.info('reservations expired', { ids: rs.map((r) => r.id) }),
+    })
+    await this.allocator.start()
+
+    const wasm = new WasmExecutor()
+    this.executors.wasm = wasm
+    this.availability.wasm = await wasm.available()
+    const docker = new DockerExecutor({ nodeId: ctx.did })
+    this.availability.docker = await docker.available()
+    if (this.availability.docker.ok) this.executors.docker = docker
+
+    this.manager = new AllocationManager({
+      system: ctx.system,
+      executors: this.executors,
+      allocator: this.allocator,
+      store,
+      stateRoot: join(ctx.home, 'allocations'),
+      onChange: (r) => ctx.log.info('allocation', { id: r.id, state: r.state, ...(r.reason ? { reason: r.reason } : {}), ...(r.lastExit ? { exit: r.lastExit.code, exitReason: r.lastExit.reason } : {}) }),
+    })
+    await this.manager.start()
+
+    this.heartbeat = new HeartbeatPublisher({
+      node: ctx.did,
+      intervalMs: typeof cfg.heartbeatMs === 'number' ? cfg.heartbeatMs : 5000,
+      publish: (topic, body) => ctx.pubsub.publish(topic, json(body), { ttlMs: 60_000 }),
+      source: async () => {
+        const s = this.manager.summary()
+        return {
+          capacity: await this.allocator.capacity(),
+          allocations: { total: s.total, byState: s.byState, running: this.manager.list().filter((a) => a.state === 'running').map((a) => ({ id: a.id, kind: a.kind })) },
+          load: { cpuNanos: s.cpuNanos, memoryBytes: s.memoryBytes },
+        }
+      },
+      onError: (err) => ctx.log.debug('heartbeat not published', { error: (err as Error).message }),
+    })
+    this.heartbeat.start()
+  }
+
+  async stop(): Promise<void> {
+    await this.heartbeat?.stop()
+    await this.manager?.stop()
+    this.allocator?.stop()
+  }
+
+  async info(): Promise<JsonValue> {
+    return json({
+      did: this.ctx.did,
+      hardware: this.hardware,
+      share: { ...this.share, text: formatShare(this.share) },
+      capacity: await this.allocator.capacity(),
+      enrollment: this.enrollment,
+      executors: this.availability,
+      heartbeat: { topic: HEARTBEAT_TOPIC, intervalMs: typeof this.ctx.config.heartbeatMs === 'number' ? this.ctx.config.heartbeatMs : 5000 },
+      allocations: this.manager.summary(),
+    })
+  }
+
+  status(): JsonValue {
+    const s = this.manager.summary()
+    return json({ share: formatShare(this.share), allocations: s.total, byState: s.byState })
+  }
+
+  routes(): ApiRoute[] {
+    const m = this.manager
+    return [
+      { method: 'GET', path: '/v1/node/info', handler: () => this.info() },
+      { method: 'GET', path: '/v1/allocations', handler: () => json({ allocations: m.list() }) },
+      { method: 'POST', path: '/v1/allocations', handler: async (req) => json(await m.create(parseAllocationRequest(req.body))) },
+      { method: 'GET', path: '/v1/allocations/:id', handler: (req) => json(m.get(req.params.id!)) },
+      {
+        method: 'POST',
+        path: '/v1/allocations/:id/stop',
+        handler: async (req) => {
+          const b = req.body as { graceMs?: unknown } | undefined
+          const grace = typeof b?.graceMs === 'number' ? b.graceMs : undefined
+          return json(await m.stopAllocation(req.params.id!, grace))
+        },
+      },
+      {
+        method: 'DELETE',
+        path: '/v1/allocations/:id',
+        handler: async (req) => {
+          await m.remove(req.params.id!)
+          return { removed: req.params.id! }
+        },
+      },
+      {
+        method: 'GET',
+        path: '/v1/allocations/:id/logs',
+        handler: (req) => {
+          const follow = req.query.get('follow') === '1' || req.query.get('follow') === 'true'
+          const since = Number(req.query.get('since') ?? 0) || 0
+          m.get(req.params.id!) // 404 before the stream starts
+          const source = m.logs(req.params.id!, { follow, since })
+          return ndjson(
+            (async function* () {
+              for await (const l of source) {
+                if (req.signal.aborted) return
+                yield { ts: l.ts, stream: l.stream, line: l.line }
+              }
+            })(),
+          )
+        },
+      },
+      { method: 'GET', path: '/v1/reservations', handler: () => json({ reservations: this.allocator.list() }) },
+      {
+        method: 'POST',
+        path: '/v1/reservations',
+        handler: async (req) => {
+          const r = parseReservationRequest(req.body)
+          return json(await this.allocator.reserve(r.resources, { ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}) }))
+        },
+      },
+      { method: 'POST', path: '/v1/reservations/:id/commit', handler: async (req) => json(await this.allocator.commit(req.params.id!)) },
+      {
+        method: 'DELETE',
+        path: '/v1/reservations/:id',
+        handler: async (req) => {
+          await this.allocator.release(req.params.id!)
+          return { released: req.params.id! }
+        },
+      },
+    ]
+  }
+}
+
+export const applianceService: NodeServiceFactory = () => new ApplianceService()
