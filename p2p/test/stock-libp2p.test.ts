@@ -1,0 +1,41 @@
+// Must show: a stock js-libp2p node (libp2p packages only, no project code) dials a daemon, pings it, and
+// identify lists /noir/actor/1.0.0 among the daemon's protocols.
+import t from 'tap'
+import { createLibp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { ping } from '@libp2p/ping'
+import { multiaddr } from '@multiformats/multiaddr'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { DaemonCluster } from '../../scripts/testing/daemons.ts'
+
+const cluster = new DaemonCluster()
+t.teardown(() => cluster.cleanup())
+
+t.test('a stock js-libp2p node dials and pings a daemon; identify lists /noir/actor/1.0.0', async (t) => {
+  const d = await cluster.start()
+  const stock = await createLibp2p({
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), ping: ping() },
+  })
+  t.teardown(() => stock.stop())
+
+  const conn = await stock.dial(multiaddr(d.multiaddrs[0]!))
+  t.equal(conn.remotePeer.toString(), d.peerId, 'the Noise handshake authenticates the daemon\'s peer id (its did:key)')
+
+  const rtt = await stock.services.ping.ping(multiaddr(d.multiaddrs[0]!))
+  t.ok(Number.isFinite(rtt) && rtt >= 0, `ping answered in ${rtt} ms`)
+
+  const result = await stock.services.identify.identify(conn)
+  t.ok(result.protocols.includes('/noir/actor/1.0.0'), 'identify lists the actor wire protocol')
+  t.ok(result.protocols.includes('/noir/kad/1.0.0'), 'and the project DHT')
+  t.ok(result.listenAddrs.some((a) => d.multiaddrs.some((m) => m.startsWith(a.toString()))), 'and the daemon\'s listen address')
+
+  const peer = await stock.peerStore.get(peerIdFromString(d.peerId))
+  t.ok(peer.protocols.includes('/noir/actor/1.0.0'), 'the stock node\'s peer store records it too')
+})
