@@ -1,5 +1,7 @@
 // A client of a node daemon's local API (spec/api.md): finds it through $NOIR_HOME/api.json, sends the
 // bearer token, turns error documents back into errors with the daemon's `name` and `code` (ApiCallError).
+// Speaks HTTP over 127.0.0.1 or over the daemon's unix socket (`socket` option).
+import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { readApiFile, type ApiFile } from '../appliance/daemon/api-file.ts'
 import { ApiCallError, NoDaemonError } from '../appliance/daemon/errors.ts'
 
@@ -7,23 +9,34 @@ export { ApiCallError, NoDaemonError }
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 
+export interface ApiClientOptions {
+  /** Base URL, e.g. http://127.0.0.1:41234 (host and port are ignored when `socket` is set). */
+  url: string
+  token: string
+  /** Connect through this unix socket instead of TCP. */
+  socket?: string
+  info?: ApiFile
+}
+
 export class ApiClient {
   readonly url: string
+  readonly socket: string | undefined
   private readonly token: string
   /** The api.json this client was made from (when made by `forHome`). */
   readonly info: ApiFile | undefined
 
-  constructor(o: { url: string; token: string; info?: ApiFile }) {
+  constructor(o: ApiClientOptions) {
     this.url = o.url.replace(/\/$/, '')
     this.token = o.token
+    this.socket = o.socket
     this.info = o.info
   }
 
   /** The client of the daemon running with `home`; NoDaemonError when none is running there. */
-  static forHome(home: string): ApiClient {
+  static forHome(home: string, opts: { viaSocket?: boolean } = {}): ApiClient {
     const info = readApiFile(home)
     if (!info) throw new NoDaemonError(`no daemon is running for ${home} (no api.json there; start one with \`noir node start\`)`)
-    return new ApiClient({ url: info.url, token: info.token, info })
+    return new ApiClient({ url: info.url, token: info.token, info, ...(opts.viaSocket ? { socket: info.socket } : {}) })
   }
 
   get<T = Json>(path: string, opts: { signal?: AbortSignal } = {}): Promise<T> {
@@ -35,28 +48,47 @@ export class ApiClient {
   }
 
   async request<T = Json>(method: string, path: string, body?: unknown, opts: { signal?: AbortSignal } = {}): Promise<T> {
-    const res = await this.fetch(method, path, body, opts.signal)
-    const text = await res.text()
+    const res = await this.open(method, path, body, opts.signal)
+    const chunks: Buffer[] = []
+    for await (const c of res) chunks.push(c as Buffer)
+    const text = Buffer.concat(chunks).toString('utf8')
     let doc: unknown
     try {
       doc = text.length > 0 ? JSON.parse(text) : null
     } catch {
-      throw new ApiCallError(res.status, 'ApiProtocolError', 'ERR_API_PROTOCOL', `the daemon answered ${res.status} with a non-JSON body`)
+      throw new ApiCallError(res.statusCode ?? 0, 'ApiProtocolError', 'ERR_API_PROTOCOL', `the daemon answered ${res.statusCode} with a non-JSON body`)
     }
-    if (!res.ok) throw toError(res.status, doc)
+    const status = res.statusCode ?? 0
+    if (status < 200 || status >= 300) throw toError(status, doc)
     return doc as T
   }
 
   /** Reads an NDJSON route line by line; ends when the daemon ends the stream or `signal` aborts. */
   async *stream<T = Json>(path: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<T> {
-    const res = await this.fetch('GET', path, undefined, opts.signal)
-    if (!res.ok) throw toError(res.status, await res.json().catch(() => null))
-    if (!res.body) return
+    let res: IncomingMessage
+    try {
+      res = await this.open('GET', path, undefined, opts.signal)
+    } catch (err) {
+      if (opts.signal?.aborted) return
+      throw err
+    }
+    const status = res.statusCode ?? 0
+    if (status < 200 || status >= 300) {
+      const chunks: Buffer[] = []
+      for await (const c of res) chunks.push(c as Buffer)
+      let doc: unknown = null
+      try {
+        doc = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      } catch {
+        // not JSON: a generic error below
+      }
+      throw toError(status, doc)
+    }
     const decoder = new TextDecoder()
     let buf = ''
     try {
-      for await (const chunk of res.body) {
-        buf += decoder.decode(chunk as Uint8Array, { stream: true })
+      for await (const chunk of res) {
+        buf += decoder.decode(chunk as Buffer, { stream: true })
         let nl: number
         while ((nl = buf.indexOf('\n')) >= 0) {
           const line = buf.slice(0, nl)
@@ -70,22 +102,34 @@ export class ApiClient {
     } catch (err) {
       if (opts.signal?.aborted) return
       throw err
+    } finally {
+      res.destroy()
     }
   }
 
-  private async fetch(method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<Response> {
-    try {
-      return await fetch(this.url + path, {
-        method,
-        headers: { authorization: `Bearer ${this.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        ...(signal ? { signal } : {}),
+  private open(method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+    const u = new URL(this.url + path)
+    const payload = body !== undefined ? Buffer.from(JSON.stringify(body), 'utf8') : undefined
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          method,
+          path: u.pathname + u.search,
+          ...(this.socket ? { socketPath: this.socket } : { host: u.hostname, port: u.port }),
+          headers: {
+            authorization: `Bearer ${this.token}`,
+            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.byteLength } : {}),
+          },
+          ...(signal ? { signal } : {}),
+        },
+        resolve,
+      )
+      req.once('error', (err: NodeJS.ErrnoException) => {
+        if (signal?.aborted) return reject(err)
+        reject(new NoDaemonError(`the daemon at ${this.socket ?? this.url} does not answer (${err.code ?? err.message})`))
       })
-    } catch (err) {
-      if (signal?.aborted) throw err
-      const cause = (err as { cause?: { code?: string } }).cause
-      throw new NoDaemonError(`the daemon at ${this.url} does not answer (${cause?.code ?? (err as Error).message})`)
-    }
+      req.end(payload)
+    })
   }
 }
 

@@ -8,6 +8,8 @@ export const API_FILE = 'api.json'
 export interface ApiFile {
   /** Base URL of the local API, e.g. http://127.0.0.1:41234 */
   url: string
+  /** The same API on a unix socket (reachable from other network namespaces of this machine); '' when none. */
+  socket: string
   /** Bearer token for every request. */
   token: string
   pid: number

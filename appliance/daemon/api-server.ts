@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
+import { chmodSync, rmSync } from 'node:fs'
 import type { ApiRoute, HttpMethod, JsonValue } from './service.ts'
 import { isNdjson } from './service.ts'
 import { DuplicateServiceError, InvalidRequestError, RequestTooLargeError, RouteNotFoundError, UnauthorizedError, httpStatusFor } from './errors.ts'
@@ -34,7 +35,8 @@ export class ApiServer {
   private readonly routes = new Map<HttpMethod, CompiledRoute[]>()
   private readonly token: Buffer
   private readonly log: Log
-  private server: Server | undefined
+  private readonly servers: Server[] = []
+  private socketPath: string | undefined
   private readonly active = new Set<AbortController>()
 
   constructor(opts: { token: string; log?: Log }) {
@@ -57,30 +59,46 @@ export class ApiServer {
     return [...this.routes.entries()].flatMap(([m, rs]) => rs.map((r) => ({ method: m, path: r.route.path }))).sort((a, b) => a.path.localeCompare(b.path) || a.method.localeCompare(b.method))
   }
 
+  /** Listens on 127.0.0.1:`port` (0: ephemeral); returns the base URL. */
   async listen(port = 0): Promise<string> {
-    const server = createServer((req, res) => void this.handle(req, res))
-    server.keepAliveTimeout = 5_000
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(port, '127.0.0.1', () => {
-        server.off('error', reject)
-        resolve()
-      })
-    })
-    this.server = server
+    const server = await this.serve((srv, cb) => srv.listen(port, '127.0.0.1', cb))
     const addr = server.address() as AddressInfo
     return `http://127.0.0.1:${addr.port}`
   }
 
+  /**
+   * Also serves the API on a unix socket (mode 0600). A socket in the node home reaches the daemon from
+   * any network namespace of the same machine (tests that run nodes in namespaces use it).
+   */
+  async listenSocket(path: string): Promise<void> {
+    rmSync(path, { force: true })
+    await this.serve((srv, cb) => srv.listen(path, cb))
+    chmodSync(path, 0o600)
+    this.socketPath = path
+  }
+
+  private async serve(listen: (srv: Server, cb: () => void) => void): Promise<Server> {
+    const server = createServer((req, res) => void this.handle(req, res))
+    server.keepAliveTimeout = 5_000
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      listen(server, () => {
+        server.off('error', reject)
+        resolve()
+      })
+    })
+    this.servers.push(server)
+    return server
+  }
+
   async close(): Promise<void> {
     for (const c of this.active) c.abort()
-    const s = this.server
-    this.server = undefined
-    if (!s) return
-    await new Promise<void>((resolve) => {
+    const servers = this.servers.splice(0)
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => {
       s.close(() => resolve())
       s.closeAllConnections()
-    })
+    })))
+    if (this.socketPath) rmSync(this.socketPath, { force: true })
   }
 
   private match(method: string, pathname: string): { route: ApiRoute; params: Record<string, string> } | undefined {

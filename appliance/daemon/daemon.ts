@@ -147,9 +147,17 @@ export class Daemon {
     for (const s of this.services) for (const r of s.routes?.() ?? []) this.api.add(r)
     this.api.add({ method: 'GET', path: '/v1', handler: () => ({ routes: this.api.list() }) })
     this.apiUrl = await this.api.listen(c.apiPort)
+    // unix sockets have a ~108-byte path limit: a home too deep gets TCP only
+    let socket = join(this.home, 'api.sock')
+    if (Buffer.byteLength(socket) < 100) await this.api.listenSocket(socket)
+    else {
+      this.log.warn('home path too long for a unix socket; the API is served on TCP only', { socket })
+      socket = ''
+    }
 
     writeApiFile(this.home, {
       url: this.apiUrl,
+      socket,
       token: this.token,
       pid: process.pid,
       did: this.did,

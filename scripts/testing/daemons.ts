@@ -41,6 +41,8 @@ export interface DaemonStartOptions {
   /** Wrap the command, e.g. ['ip', 'netns', 'exec', 'ns1'] to run the daemon inside a namespace. */
   prefix?: string[]
   readyTimeoutMs?: number
+  /** Talk to the API over its unix socket (for daemons inside another network namespace). */
+  apiViaSocket?: boolean
 }
 
 export interface DaemonHandle {
@@ -116,7 +118,7 @@ export class DaemonCluster {
     })
     const pid = proc.pid!
     const info = await waitReady(home, proc, () => running, opts.readyTimeoutMs ?? 30_000, () => stderr + stdout)
-    const api = new ApiClient({ url: info.url, token: info.token, info })
+    const api = new ApiClient({ url: info.url, token: info.token, info, ...(opts.apiViaSocket ? { socket: info.socket } : {}) })
     const handle: DaemonHandle = {
       home,
       did: info.did,
