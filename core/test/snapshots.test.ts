@@ -37,7 +37,8 @@ t.test('a persistent actor saves its snapshot when it stops', async (t) => {
   await ref.ask('/counter/increment', { by: 3 })
   await one.stopActor(ref)
   t.same(await store.keys(), ['counter'])
-  t.equal(((await store.load('counter'))?.snapshot as { context: { count: number } }).context.count, 3)
+  const record = await store.load('counter')
+  t.equal((record?.snapshot as { context: { count: number } } | undefined)?.context.count, 3)
 })
 
 t.test('restoring needs a stored snapshot of the same definition', async (t) => {
