@@ -5,6 +5,8 @@
 export class OrchestrationError extends Error {
   override name = 'OrchestrationError'
   readonly code: string = 'ORCHESTRATION'
+  /** The HTTP status a local API answers with. */
+  readonly status: number = 409
   readonly data: Record<string, unknown> | undefined
   constructor(message: string, data?: Record<string, unknown>) {
     super(message)
@@ -25,12 +27,14 @@ export interface WorkloadIssue {
 export class WorkloadParseError extends OrchestrationError {
   override name = 'WorkloadParseError'
   override readonly code = 'WORKLOAD_PARSE'
+  override readonly status = 400
 }
 
 /** The workload parsed but breaks the schema or a rule; `issues` lists every problem with its path. */
 export class InvalidWorkloadError extends OrchestrationError {
   override name = 'InvalidWorkloadError'
   override readonly code = 'WORKLOAD_INVALID'
+  override readonly status = 400
   readonly issues: WorkloadIssue[]
   constructor(issues: WorkloadIssue[]) {
     super(issues.map((i) => `${i.path}: ${i.reason}`).join('; '), { issues })
@@ -42,18 +46,21 @@ export class InvalidWorkloadError extends OrchestrationError {
 export class InfeasibleError extends OrchestrationError {
   override name = 'InfeasibleError'
   override readonly code = 'INFEASIBLE'
+  override readonly status = 422
 }
 
 /** A bid, bid request or contract whose signature does not verify, or is signed by the wrong party. */
 export class InvalidSignatureError extends OrchestrationError {
   override name = 'InvalidSignatureError'
   override readonly code = 'INVALID_SIGNATURE'
+  override readonly status = 400
 }
 
 /** A signed object that is malformed, expired, or whose terms do not match what was proposed. */
 export class InvalidTermsError extends OrchestrationError {
   override name = 'InvalidTermsError'
   override readonly code = 'INVALID_TERMS'
+  override readonly status = 400
 }
 
 /** The provider could not reserve what it bid for (two-phase reservation refused). */
@@ -77,11 +84,13 @@ export class StaleEpochError extends OrchestrationError {
 export class DeploymentNotFoundError extends OrchestrationError {
   override name = 'DeploymentNotFoundError'
   override readonly code = 'DEPLOYMENT_NOT_FOUND'
+  override readonly status = 404
 }
 
 export class ContractNotFoundError extends OrchestrationError {
   override name = 'ContractNotFoundError'
   override readonly code = 'CONTRACT_NOT_FOUND'
+  override readonly status = 404
 }
 
 /** An event the deployment state machine cannot take in its current state. */

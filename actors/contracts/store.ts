@@ -1,4 +1,4 @@
-// Contracts kept in level (on disk), by both sides. Keys: `c/<contractId>` -> Contract JSON, and
+// Contracts kept in level (on disk), by both sides. Keys: `c/<contractId>/<side>` -> the stored contract JSON, and
 // `e/<slot>` -> the highest epoch seen for a slot (the fencing record).
 import { Level } from 'level'
 import type { Workload } from '../workload/workload.ts'
@@ -25,7 +25,8 @@ export interface StoredContract {
 /** Where contracts live: a level database, or any sublevel with the same shape. */
 export interface ContractStore {
   put(c: StoredContract): Promise<void>
-  get(id: string): Promise<StoredContract | undefined>
+  /** One side's record of a contract (a node that is both consumer and provider keeps two). */
+  get(id: string, side: StoredContract['side']): Promise<StoredContract | undefined>
   list(): Promise<StoredContract[]>
   /** Records an epoch for a slot if higher than the one held; returns the highest held afterwards. */
   raiseEpoch(slot: string, epoch: number): Promise<number>
@@ -33,7 +34,15 @@ export interface ContractStore {
   close(): Promise<void>
 }
 
-type Db = Level<string, string>
+/** The little of a level database (or sublevel) the store uses; values are JSON text. */
+export interface StringKv {
+  get(key: string): Promise<unknown>
+  put(key: string, value: string): Promise<void>
+  values(o: { gte: string; lt: string }): AsyncIterable<unknown>
+  close?(): Promise<void>
+}
+
+type Db = StringKv
 
 export class LevelContractStore implements ContractStore {
   readonly #db: Db
@@ -47,17 +56,17 @@ export class LevelContractStore implements ContractStore {
   }
 
   async put(c: StoredContract): Promise<void> {
-    await this.#db.put(`c/${c.contract.terms.id}`, JSON.stringify(c))
+    await this.#db.put(`c/${c.contract.terms.id}/${c.side}`, JSON.stringify(c))
   }
 
-  async get(id: string): Promise<StoredContract | undefined> {
-    const v = await this.#db.get(`c/${id}`)
-    return v === undefined ? undefined : (JSON.parse(v) as StoredContract)
+  async get(id: string, side: StoredContract['side']): Promise<StoredContract | undefined> {
+    const v = await this.#db.get(`c/${id}/${side}`)
+    return typeof v === 'string' ? (JSON.parse(v) as StoredContract) : undefined
   }
 
   async list(): Promise<StoredContract[]> {
     const out: StoredContract[] = []
-    for await (const v of this.#db.values({ gte: 'c/', lt: 'c0' })) out.push(JSON.parse(v) as StoredContract)
+    for await (const v of this.#db.values({ gte: 'c/', lt: 'c0' })) if (typeof v === 'string') out.push(JSON.parse(v) as StoredContract)
     return out.sort((a, b) => a.contract.terms.startsAt - b.contract.terms.startsAt)
   }
 
@@ -77,7 +86,7 @@ export class LevelContractStore implements ContractStore {
   }
 
   async close(): Promise<void> {
-    if (this.#owned) await this.#db.close()
+    if (this.#owned) await this.#db.close?.()
   }
 }
 

@@ -658,7 +658,7 @@ export class Orchestrator {
   }
 
   async #setStatus(contractId: string, status: 'active' | 'ended', note?: string): Promise<void> {
-    const s = await this.#p.contracts.get(contractId)
+    const s = await this.#p.contracts.get(contractId, 'consumer')
     if (!s || s.status === 'ended') return
     s.status = status
     s.updatedAt = this.#now()

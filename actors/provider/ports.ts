@@ -18,7 +18,7 @@ export interface CapacityPort {
   /** Free capacity now (share minus running work minus open reservations). */
   free(): Promise<Capacity> | Capacity
   /** Reserves for `ttlMs`; rejects (e.g. InsufficientCapacityError) when it does not fit. */
-  reserve(o: { id: string; resources: ResourceRequest; ttlMs: number }): Promise<{ reservationId: string }>
+  reserve(o: { id: string; resources: ResourceRequest; ttlMs: number; ports?: number }): Promise<{ reservationId: string }>
   /** Turns a reservation into a held allocation (it no longer expires). */
   commit(reservationId: string): Promise<void>
   /** Frees a reservation or a committed hold. Idempotent. */

@@ -153,7 +153,7 @@ export class Provider {
     }
     let reservationId: string
     try {
-      reservationId = (await this.#i.capacity.reserve({ id: terms.id, resources: workload.resources, ttlMs: this.#i.reservationTtlMs ?? 30_000 })).reservationId
+      reservationId = (await this.#i.capacity.reserve({ id: terms.id, resources: workload.resources, ttlMs: this.#i.reservationTtlMs ?? 30_000, ports: workload.ports.length })).reservationId
     } catch (err) {
       const e = err as Error
       throw new ReservationFailedError(`node ${this.did} could not reserve: ${e.name}: ${e.message}`, { cause: e.name })
@@ -212,7 +212,7 @@ export class Provider {
   }
 
   async #mine(contractId: string, fromDid: string): Promise<StoredContract> {
-    const s = await this.#i.contracts.get(String(contractId))
+    const s = await this.#i.contracts.get(String(contractId), 'provider')
     if (!s || s.side !== 'provider') throw new ContractNotFoundError(`no contract ${contractId} on this node`)
     if (s.contract.terms.consumer !== fromDid) throw new OrchestrationError(`only the consumer of ${contractId} may do that`)
     return s
@@ -236,7 +236,7 @@ export class Provider {
     if (this.#stopped) return
     const id = this.#byInstance.get(st.instanceId)
     if (!id) return
-    const s = await this.#i.contracts.get(id)
+    const s = await this.#i.contracts.get(id, 'provider')
     if (!s) return
     const t = s.contract.terms
     const ended = st.state === 'exited' || st.state === 'failed' || st.state === 'stopped'

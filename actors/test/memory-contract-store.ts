@@ -5,10 +5,10 @@ export class MemoryContractStore implements ContractStore {
   readonly #c = new Map<string, string>()
   readonly #e = new Map<string, number>()
   async put(c: StoredContract): Promise<void> {
-    this.#c.set(c.contract.terms.id, JSON.stringify(c))
+    this.#c.set(`${c.contract.terms.id}/${c.side}`, JSON.stringify(c))
   }
-  async get(id: string): Promise<StoredContract | undefined> {
-    const v = this.#c.get(id)
+  async get(id: string, side: StoredContract['side']): Promise<StoredContract | undefined> {
+    const v = this.#c.get(`${id}/${side}`)
     return v ? (JSON.parse(v) as StoredContract) : undefined
   }
   async list(): Promise<StoredContract[]> {

@@ -21,9 +21,11 @@ t.test('a two-replica service on three nodes runs on two distinct nodes, with co
   t.equal(new Set(nodes).size, 2, `distinct nodes: ${nodes.join(', ')}`)
   t.same(v.history.map((h) => h.phase), ['preparing', 'bidding', 'committing', 'provisioning', 'running'])
   for (const r of v.replicas) {
-    const mine = await m.nodes[0]!.orchestrator && (await (m.byDid(r.node!)!.contracts.get(r.contractId!)))
+    const mine = await m.byDid(r.node!)!.contracts.get(r.contractId!, 'provider')
     t.ok(mine, 'the provider kept the contract')
     t.equal(verifyContract(mine!.contract).provider, r.node)
+    const theirs = await m.nodes[0]!.contracts.get(r.contractId!, 'consumer')
+    t.same(theirs?.contract, mine?.contract, 'the consumer keeps the same signed contract')
   }
 })
 

@@ -102,7 +102,7 @@ export class SimMarket {
         publish: async () => {},
         candidates: () => this.nodes.map((n) => n.did).filter((d) => d !== key.did && !this.down.has(d)),
         latencyMs: () => 1,
-        contracts: new MemoryContractStore(),
+        contracts, // one store per node, both sides (as on a daemon)
       }, { bidWindowMs: 300, heartbeatIntervalMs: 50, checkIntervalMs: 20, ...(o.orchestrator ?? {}) })
       node.provider.start()
       node.orchestrator.start()

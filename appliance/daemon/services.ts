@@ -3,8 +3,10 @@
 import type { NodeServiceFactory } from './service.ts'
 import { nodeInfoService } from './node-actor.ts'
 import { applianceService } from '../node-services/appliance-service.ts'
+import { orchestrationService } from '../node-services/orchestration.ts'
 
 export const nodeServices: NodeServiceFactory[] = [
   nodeInfoService,
   applianceService,
+  orchestrationService,
 ]

@@ -19,6 +19,7 @@ import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
 import type { Availability, Executor, ExecutorKind } from '../executor/executor.ts'
 import { InvalidResourceRequestError, InvalidShareError } from '../errors.ts'
+import { shareApplianceParts } from './appliance-parts.ts'
 
 const ENROLLMENT_KEY = 'enrollment'
 
@@ -92,6 +93,7 @@ export class ApplianceService implements NodeService {
       onChange: (r) => ctx.log.info('allocation', { id: r.id, state: r.state, ...(r.reason ? { reason: r.reason } : {}), ...(r.lastExit ? { exit: r.lastExit.code, exitReason: r.lastExit.reason } : {}) }),
     })
     await this.manager.start()
+    shareApplianceParts(ctx.system, { allocator: this.allocator, allocations: this.manager, executors: this.executors })
 
     this.heartbeat = new HeartbeatPublisher({
       node: ctx.did,

@@ -1,0 +1,396 @@
+// The orchestration node service: every daemon is both a provider (its market actor bids, reserves,
+// countersigns and runs work through the appliance's allocator and allocations) and an orchestrator for
+// its own customers (the CLI talks to its own node). Also: the pubsub wiring (bid requests, fences,
+// liveness beats), contracts in level, and the local API routes behind `noir deploy/ps/status/logs/stop/
+// bids/contracts` (spec/orchestration.md, spec/cli.md).
+//
+// Appliance parts: the appliance's node service (started before this one) shares its allocator and
+// allocation manager (appliance-parts.ts). A daemon composed without it (tests of other layers) gets this
+// service's own, over the owner's share (config `share`); never two per node.
+import { arch as osArch } from 'node:os'
+import { join } from 'node:path'
+import type { ActorSystem } from '../../core/index.ts'
+import { didFromPeerId } from '../../identity/did-key.ts'
+import { Allocator, type JsonStore } from '../allocator/allocator.ts'
+import { AllocationManager, type AllocationRecord } from '../allocation/allocation-manager.ts'
+import { finalStates } from '../allocation/allocation-machine.ts'
+import { DockerExecutor } from '../executor/docker/docker-executor.ts'
+import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
+import type { Executor, ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
+import { parseShare, DEFAULT_SHARE } from '../share/share.ts'
+import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
+import { applianceParts, type ApplianceParts } from './appliance-parts.ts'
+import { InvalidRequestError } from '../daemon/errors.ts'
+import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory } from '../daemon/service.ts'
+import { ndjson } from '../daemon/service.ts'
+import { LevelContractStore, contractSummary, type StringKv } from '../../actors/contracts/store.ts'
+import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
+import { marketActor, orchestratorActor } from '../../actors/orchestrator/actors.ts'
+import { MARKET_ACTOR, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
+import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
+import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
+import { pricePolicyFrom, type PricePolicy } from '../../actors/placement/price.ts'
+import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type RuntimeType, type Workload } from '../../actors/workload/workload.ts'
+import { InvalidWorkloadError } from '../../actors/errors.ts'
+
+/** config.json `orchestration` section. */
+interface OrchestrationConfig {
+  region?: string
+  labels?: Record<string, string>
+  owner?: string
+  price?: Partial<PricePolicy>
+  /** Liveness beat interval, ms (default 250): the failure detector's clock. */
+  beatMs?: number
+  bidWindowMs?: number
+  /** Secret values by name; a workload names a secret, only this node's config holds its value. */
+  secrets?: Record<string, string>
+}
+
+const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
+const ALIVE_TOPIC = 'noir/alive/v1'
+
+/** Allocation ids are `c-<contract id>`. */
+const allocationIdFor = (contractId: string): string => `c-${contractId}`
+
+function runtimeSpec(w: Workload, moduleBase: string): RuntimeSpec {
+  const r = w.runtime
+  switch (r.type) {
+    case 'container':
+      return { kind: 'docker', image: r.image!, ...(r.command ? { command: r.command } : {}) }
+    case 'wasm':
+      return { kind: 'wasm', module: r.module!.startsWith('/') ? r.module! : join(moduleBase, r.module!), ...(r.args ? { args: r.args } : {}) }
+    case 'microvm':
+      return { kind: 'microvm', kernel: r.kernel!, ...(r.rootfs ? { rootfs: r.rootfs } : {}) }
+    case 'actor':
+      return { kind: 'actor', bundle: r.bundle!, ...(r.args ? { args: r.args } : {}) }
+  }
+}
+
+const kindOf: Record<RuntimeType, ExecutorKind> = { container: 'docker', wasm: 'wasm', microvm: 'microvm', actor: 'actor' }
+
+/** The appliance as the provider sees it: capacity (the allocator) and a runner (allocations). */
+class ApplianceRuntime implements CapacityPort, WorkloadRunner {
+  readonly #parts: ApplianceParts
+  readonly #secrets: Record<string, string>
+  readonly #moduleBase: string
+  readonly #listeners = new Set<(s: InstanceStatus) => void>()
+  #available: RuntimeType[] = []
+  #closed = false
+
+  constructor(parts: ApplianceParts, secrets: Record<string, string>, moduleBase: string) {
+    this.#parts = parts
+    this.#secrets = secrets
+    this.#moduleBase = moduleBase
+  }
+
+  async refreshRuntimes(): Promise<void> {
+    const out: RuntimeType[] = []
+    for (const [type, kind] of Object.entries(kindOf) as [RuntimeType, ExecutorKind][]) {
+      const ex = this.#parts.executors[kind]
+      if (ex && (await ex.available().catch(() => ({ ok: false }))).ok) out.push(type)
+    }
+    this.#available = out
+  }
+
+  close(): void {
+    this.#closed = true
+  }
+
+  // CapacityPort
+  async free() {
+    const c = await this.#parts.allocator.capacity()
+    return { cpu: c.free.cpu, memoryBytes: c.free.memoryBytes, gpu: c.free.gpu, vramBytes: 0, diskBytes: c.free.diskBytes }
+  }
+
+  async reserve(o: { id: string; resources: Workload['resources']; ttlMs: number; ports?: number }) {
+    const r = await this.#parts.allocator.reserve(
+      { cpu: o.resources.cpu, memoryBytes: o.resources.memoryBytes, diskBytes: o.resources.diskBytes, gpu: o.resources.gpu, ports: o.ports ?? 0 },
+      { ttlMs: o.ttlMs },
+    )
+    return { reservationId: r.id }
+  }
+
+  async commit(reservationId: string): Promise<void> {
+    await this.#parts.allocator.commit(reservationId)
+  }
+
+  async release(reservationId: string): Promise<void> {
+    await this.#parts.allocator.release(reservationId)
+  }
+
+  // WorkloadRunner
+  runtimes(): RuntimeType[] {
+    return this.#available
+  }
+
+  async start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
+    const w = o.workload
+    const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
+    for (const s of w.secrets) {
+      const v = this.#secrets[s.name]
+      if (v === undefined) throw new InvalidRequestError(`secret '${s.name}' is not configured on this node`)
+      env[s.env] = v
+    }
+    const id = allocationIdFor(o.contractId)
+    const service = w.kind === 'service' ? w.service! : undefined
+    const rec = await this.#parts.allocations.create({
+      id,
+      runtime: runtimeSpec(w, this.#moduleBase),
+      env,
+      resources: { cpu: w.resources.cpu, memoryBytes: w.resources.memoryBytes, diskBytes: w.resources.diskBytes, gpu: w.resources.gpu },
+      ports: w.ports.map((p) => ({ containerPort: p.port, protocol: p.protocol })),
+      // Services restart in place a few times; beyond that (or for a job) the orchestrator places again elsewhere.
+      restart: service ? { policy: service.restart, maxRestarts: 3, backoffMs: 200, maxBackoffMs: 2000 } : { policy: 'never' },
+      graceMs: 2000,
+      reservationId: o.reservationId,
+      labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot },
+    })
+    const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
+    // After the provider has recorded the instance (it maps instance -> contract when start resolves).
+    setImmediate(() => void this.#watch(rec.id, first))
+    return { instanceId: rec.id }
+  }
+
+  async stop(instanceId: string): Promise<void> {
+    await this.#parts.allocations.stopAllocation(instanceId, 2000).catch(() => {})
+  }
+
+  onStatus(listener: (s: InstanceStatus) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  async logs(instanceId: string, o: { since: number; limit: number }): Promise<{ lines: LogEntry[]; ended: boolean }> {
+    const lines: LogEntry[] = []
+    let ended = true
+    try {
+      const rec = this.#parts.allocations.get(instanceId)
+      ended = rec.state === 'stopped' || rec.state === 'exited' || rec.state === 'failed'
+      for await (const l of this.#parts.allocations.logs(instanceId, { follow: false, since: o.since })) {
+        if (l.ts <= o.since) continue
+        lines.push({ ts: l.ts, stream: l.stream, line: l.line })
+        if (lines.length >= o.limit) break
+      }
+    } catch {
+      // a removed allocation has no logs left
+    }
+    return { lines, ended }
+  }
+
+  /** Reports `running` once, then the final state (restarts in place in between are the allocation's own). */
+  async #watch(id: string, first: AllocationRecord): Promise<void> {
+    const isFinal = (st: AllocationRecord['state']): boolean => finalStates.includes(st)
+    if (!isFinal(first.state)) {
+      this.#emit(first)
+      const last = await this.#parts.allocations.waitFor(id, isFinal).catch(() => undefined)
+      if (last) this.#emit(last)
+    } else this.#emit(first)
+  }
+
+  #emit(r: AllocationRecord): void {
+    if (this.#closed) return
+    const map: Partial<Record<AllocationRecord['state'], InstanceStatus['state']>> = { running: 'running', backoff: 'running', exited: 'exited', failed: 'failed', stopped: 'stopped' }
+    const state = map[r.state]
+    if (!state) return
+    const s: InstanceStatus = {
+      instanceId: r.id, state, at: Date.now(),
+      ...(state === 'exited' || state === 'failed' ? { code: r.lastExit?.code ?? null, reason: r.reason ?? r.lastExit?.reason ?? state } : {}),
+    }
+    for (const l of this.#listeners) l(s)
+  }
+}
+
+class OrchestrationService implements NodeService {
+  readonly name = 'orchestration'
+  #ctx: NodeContext | undefined
+  #orchestrator: Orchestrator | undefined
+  #provider: Provider | undefined
+  #runtime: ApplianceRuntime | undefined
+  #own: ApplianceParts | undefined
+  #contracts: LevelContractStore | undefined
+  #unsubs: (() => void)[] = []
+  #timers: NodeJS.Timeout[] = []
+  #latency = new Map<string, number>()
+
+  async start(ctx: NodeContext): Promise<void> {
+    this.#ctx = ctx
+    const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
+    const parts = applianceParts(ctx.system) ?? (this.#own = await this.#ownParts(ctx))
+    this.#runtime = new ApplianceRuntime(parts, cfg.secrets ?? {}, ctx.home)
+    await this.#runtime.refreshRuntimes()
+    this.#contracts = new LevelContractStore(ctx.store as unknown as StringKv)
+
+    this.#provider = new Provider({
+      key: ctx.key,
+      facts: { did: ctx.did, owner: cfg.owner ?? ctx.did, arch: archOf(), region: cfg.region ?? 'local', labels: cfg.labels ?? {} },
+      capacity: this.#runtime,
+      runner: this.#runtime,
+      contracts: this.#contracts,
+      price: pricePolicyFrom(cfg.price),
+      report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
+    })
+    this.#provider.start()
+    this.#orchestrator = new Orchestrator({
+      key: ctx.key,
+      askMarket: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${MARKET_ACTOR}`).ask(behavior, body, { timeoutMs }),
+      publish: async (topic, body) => {
+        await ctx.pubsub.publish(topic, body as JsonValue)
+      },
+      candidates: () => [...new Set(ctx.mesh.host.getConnections().map((c) => {
+        try {
+          return didFromPeerId(c.remotePeer)
+        } catch {
+          return ''
+        }
+      }))].filter((d) => d.length > 0),
+      latencyMs: (did) => this.#latency.get(did),
+      contracts: this.#contracts,
+      log: (level, msg, fields) => ctx.log[level](msg, fields),
+    }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250 })
+    this.#orchestrator.start()
+    ctx.system.spawn(marketActor(this.#provider), { name: MARKET_ACTOR })
+    ctx.system.spawn(orchestratorActor(this.#orchestrator), { name: ORCHESTRATOR_ACTOR })
+
+    const o = this.#orchestrator
+    const p = this.#provider
+    this.#unsubs.push(
+      ctx.pubsub.subscribe(Topics.bidRequests, (msg) => {
+        if (msg.from === ctx.did) return
+        p.bid(msg.body).then(
+          (answer) => ctx.system.refFor(`${msg.from}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.bid, answer, { timeoutMs: 5000 }),
+        ).catch((err: Error) => ctx.log.info('bid request not answered', { from: msg.from, error: err.name, message: err.message }))
+      }),
+      ctx.pubsub.subscribe(Topics.fences, (msg) => {
+        p.fence(msg.body as { slot: string; epoch: number }, msg.from).then(
+          (r) => r.stopped.length > 0 && ctx.log.warn('fenced stale copies', { stopped: r.stopped, from: msg.from }),
+          (err: Error) => ctx.log.info('fence refused', { from: msg.from, error: err.name }),
+        )
+      }),
+      ctx.pubsub.subscribe(ALIVE_TOPIC, (msg) => o.heartbeat(msg.from)),
+      ctx.pubsub.subscribe(HEARTBEAT_TOPIC, (msg) => o.heartbeat(msg.from)),
+    )
+    // Liveness beats: small, frequent, signed by the pubsub layer; the phi-accrual detector's clock.
+    const beat = setInterval(() => void ctx.pubsub.publish(ALIVE_TOPIC, { at: Date.now() }, { ttlMs: 5000 }).catch(() => {}), cfg.beatMs ?? 250)
+    beat.unref()
+    const lat = setInterval(() => void this.#refreshLatency(), 2000)
+    lat.unref()
+    const rt = setInterval(() => void this.#runtime?.refreshRuntimes(), 10_000)
+    rt.unref()
+    this.#timers.push(beat, lat, rt)
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.#timers) clearInterval(t)
+    for (const u of this.#unsubs) u()
+    this.#orchestrator?.stop()
+    this.#provider?.stop()
+    this.#runtime?.close()
+    const ctx = this.#ctx
+    if (ctx?.system.running) {
+      await ctx.system.stopActor(MARKET_ACTOR).catch(() => {})
+      await ctx.system.stopActor(ORCHESTRATOR_ACTOR).catch(() => {})
+    }
+    if (this.#own) {
+      await this.#own.allocations.stop()
+      this.#own.allocator.stop()
+    }
+  }
+
+  status(): JsonValue {
+    const list = this.#orchestrator?.list() ?? []
+    return { deployments: list.length, running: list.filter((d) => d.phase === 'running').length, runtimes: this.#runtime?.runtimes() ?? [] }
+  }
+
+  routes(): ApiRoute[] {
+    const o = (): Orchestrator => this.#orchestrator!
+    return [
+      { method: 'POST', path: '/v1/deployments', handler: (req) => o().deploy(workloadFromBody(req.body)) as unknown as JsonValue },
+      { method: 'GET', path: '/v1/deployments', handler: () => ({ deployments: o().list() as unknown as JsonValue }) },
+      { method: 'GET', path: '/v1/deployments/:id', handler: (req) => o().status(req.params.id!) as unknown as JsonValue },
+      { method: 'POST', path: '/v1/deployments/:id/stop', handler: async (req) => (await o().stopDeployment(req.params.id!)) as unknown as JsonValue },
+      {
+        method: 'GET',
+        path: '/v1/deployments/:id/logs',
+        handler: (req) => {
+          const id = req.params.id!
+          const replica = Number(req.query.get('replica') ?? 0)
+          const follow = req.query.get('follow') === '1' || req.query.get('follow') === 'true'
+          o().status(id) // 404 now rather than inside the stream
+          return ndjson(followLogs(o(), id, replica, follow, req.signal))
+        },
+      },
+      { method: 'POST', path: '/v1/bids/dry-run', handler: async (req) => (await o().dryRun(workloadFromBody(req.body))) as unknown as JsonValue },
+      {
+        method: 'GET',
+        path: '/v1/contracts',
+        handler: async () => ({ contracts: (await this.#contracts!.list()).map(contractSummary) as unknown as JsonValue }),
+      },
+    ]
+  }
+
+  #report(consumer: string, r: ReplicaReport): void {
+    const ctx = this.#ctx
+    if (!ctx) return
+    if (consumer === ctx.did) {
+      this.#orchestrator?.report(r, ctx.did)
+      return
+    }
+    ctx.system.refFor(`${consumer}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.report, r, { timeoutMs: 5000 })
+      .catch((err: Error) => ctx.log.warn('replica report not delivered', { consumer, error: err.name, message: err.message }))
+  }
+
+  async #refreshLatency(): Promise<void> {
+    const peers = await this.#ctx?.mesh.peers.list().catch(() => [])
+    for (const p of peers ?? []) if (p.did && p.latencyMs !== null) this.#latency.set(p.did, p.latencyMs)
+  }
+
+  async #ownParts(ctx: NodeContext): Promise<ApplianceParts> {
+    const store = ctx.store as unknown as { sublevel(name: string, o: { valueEncoding: 'json' }): JsonStore }
+    const share = parseShare((ctx.config.share as string | Record<string, unknown> | undefined) ?? DEFAULT_SHARE)
+    const allocator = new Allocator({ store: store.sublevel('allocator', { valueEncoding: 'json' }), share, probePorts: true })
+    await allocator.start()
+    const executors: Partial<Record<ExecutorKind, Executor>> = { wasm: new WasmExecutor() }
+    const docker = new DockerExecutor({ nodeId: ctx.did })
+    if ((await docker.available()).ok) executors.docker = docker
+    const allocations = new AllocationManager({
+      system: ctx.system, executors, allocator, store: store.sublevel('allocations', { valueEncoding: 'json' }), stateRoot: join(ctx.home, 'allocations'),
+    })
+    await allocations.start()
+    return { allocator, allocations, executors }
+  }
+}
+
+/** The workload in a request: `{ workload: {...} }` (an object) or `{ workload: "yaml text" }`. */
+function workloadFromBody(body: JsonValue | undefined): Workload {
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || !('workload' in body)) throw new InvalidRequestError("the body must be { \"workload\": <object or YAML text> }")
+  const w = body.workload
+  if (typeof w === 'string') return validateWorkload(parseWorkloadText(w))
+  if (typeof w === 'object' && w !== null && !Array.isArray(w) && 'resources' in w && typeof w.resources === 'object' && w.resources !== null && 'memoryBytes' in w.resources) return workloadFromWire(w)
+  if (typeof w !== 'object' || w === null) throw new InvalidWorkloadError([{ path: '$', reason: 'must be an object' }])
+  return validateWorkload(w)
+}
+
+async function* followLogs(o: Orchestrator, id: string, replica: number, follow: boolean, signal: AbortSignal): AsyncIterable<JsonValue> {
+  let since = 0
+  let node: string | null = null
+  for (;;) {
+    if (signal.aborted) return
+    const r = await o.logs(id, { replica, since, limit: 500 }).catch((err: Error) => ({ node: null, lines: [] as LogEntry[], ended: false, error: err }))
+    if (r.node !== node && r.node !== null) {
+      // The replica moved (failover): read the new node's instance from its start.
+      if (node !== null) yield { event: 'moved', from: node, to: r.node, at: Date.now() }
+      node = r.node
+      since = 0
+      if (r.lines.length === 0) continue
+    }
+    for (const l of r.lines) {
+      yield { ts: l.ts, stream: l.stream, line: l.line, node: r.node }
+      since = Math.max(since, l.ts)
+    }
+    const view = o.status(id)
+    if (!follow || (r.ended && view.phase !== 'running' && view.phase !== 'degraded' && view.phase !== 'provisioning')) return
+    if (r.lines.length < 500) await new Promise((res) => setTimeout(res, 300))
+  }
+}
+
+export const orchestrationService: NodeServiceFactory = () => new OrchestrationService()
