@@ -23,7 +23,8 @@ export interface Transport {
   /**
    * Sends one encoded envelope to the node `toNodeDid`. Resolves once the bytes are handed to the
    * connection (at-most-once: no retry after that point). Order is kept per (this node, toNodeDid).
-   * Rejects with an error whose `name` is `UnreachableError` when no route to that node can be found.
+   * Rejects with an error whose `name` is `UnreachableError` when no route to that node can be found
+   * (core/errors.ts exports an `UnreachableError` class implementations may throw; the kernel checks the name).
    */
   send(toNodeDid: string, bytes: Uint8Array): Promise<void>
   /** Installs the one handler that receives every inbound envelope. Replaces any earlier handler. */

@@ -173,3 +173,37 @@ t.test('an answer that matches no pending ask does not disturb a waiting ask', a
   b.system.tell(addr, '/rec/release', 'real')
   t.equal(await p, 'real')
 })
+
+t.test('a full remote mailbox answers the extra tells with MailboxFullError', async (t) => {
+  const kit = new TestKit()
+  t.teardown(() => kit.stop())
+  const a = await kit.node()
+  const b = await kit.node()
+  const addr = a.system.spawn(recorder({ mailboxCapacity: 2 }), { name: 'small' }).address
+  for (let i = 0; i < 6; i++) b.system.tell(addr, '/rec/record', i)
+  await kit.settle(10)
+  const refused = b.events.filter((e) => e.type === 'rejected') as { error: Error }[]
+  t.equal(refused.length, 4)
+  t.ok(refused.every((e) => e.error.name === 'MailboxFullError'))
+  t.same(await b.system.ask(addr, '/rec/log'), [0, 1])
+})
+
+t.test('remote messages keep their order while capability checks are in flight', async (t) => {
+  const { kit, a, b, addr } = await pair(t)
+  const token = await kit.grant(a.key, b.system.did, ['/rec/guarded'])
+  b.system.tell(addr, '/rec/guarded', 'a', { proofs: [token] })
+  b.system.tell(addr, '/rec/record', 'b')
+  b.system.tell(addr, '/rec/guarded', 'c', { proofs: [token] })
+  b.system.tell(addr, '/rec/record', 'd')
+  t.same(await b.system.ask(addr, '/rec/log'), ['a', 'b', 'c', 'd'])
+})
+
+t.test('an actor messages a remote actor as itself, and gets its answer', async (t) => {
+  const { a, b, addr } = await pair(t)
+  const asker = b.system.spawn(recorder(), { name: 'asker' })
+  const answer = await b.system.ask(addr, '/rec/log', null, { from: asker.address })
+  t.same(answer, [])
+  a.system.spawn(recorder(), { name: 'peer' })
+  t.ok(b.system.refFor(`${a.system.did}/peer`).address.endsWith('/peer'))
+  t.same(await b.system.refFor(`${a.system.did}/peer`).ask('/rec/log'), [])
+})
