@@ -59,12 +59,18 @@ export class PeerTable {
   private readonly log: Log
   private readonly intervalMs: number
   private readonly latency = new Map<string, { ms: number; at: number }>()
+  /** Consecutive failed pings per peer; at `maxMissedPings` the connection is closed as dead. */
+  private readonly missed = new Map<string, number>()
+  private readonly maxMissedPings: number
+  private readonly pingTimeoutMs: number
   private timer: NodeJS.Timeout | undefined
 
-  constructor(opts: { host: NoirHost; log?: Log; pingIntervalMs?: number }) {
+  constructor(opts: { host: NoirHost; log?: Log; pingIntervalMs?: number; maxMissedPings?: number }) {
     this.host = opts.host
     this.log = opts.log ?? silentLog
     this.intervalMs = opts.pingIntervalMs ?? 15_000
+    this.maxMissedPings = opts.maxMissedPings ?? 2
+    this.pingTimeoutMs = Math.max(1_000, Math.min(5_000, this.intervalMs))
   }
 
   start(): void {
@@ -87,16 +93,34 @@ export class PeerTable {
     setTimeout(() => void this.measure(peer).catch(() => {}), 200).unref()
   }
 
-  /** Pings every connected peer once (failures are logged at debug level and leave the old sample). */
+  /**
+   * Pings every connected peer once. A peer that misses `maxMissedPings` pings in a row is taken for dead
+   * (a cut link leaves TCP connections open for many minutes): its connections are closed, so messages
+   * fail fast with UnreachableError and the next send, or the reconnect logic, dials it afresh.
+   */
   async refresh(): Promise<void> {
     const peers = new Map(this.host.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
-    await Promise.all([...peers.values()].map((p) => this.measure(p).catch((err: unknown) => {
-      this.log.debug('ping failed', { peer: p.toString(), ...errorFields(err) })
-    })))
+    await Promise.all([...peers.values()].map(async (p) => {
+      const k = p.toString()
+      try {
+        await this.measure(p)
+        this.missed.delete(k)
+      } catch (err) {
+        const n = (this.missed.get(k) ?? 0) + 1
+        this.missed.set(k, n)
+        this.log.debug('ping failed', { peer: k, missed: n, ...errorFields(err) })
+        if (n >= this.maxMissedPings) {
+          this.missed.delete(k)
+          this.latency.delete(k)
+          this.log.warn('peer missed its pings; closing its connections', { peer: k, missed: n })
+          await this.host.hangUp(p).catch(() => {})
+        }
+      }
+    }))
   }
 
   private async measure(peer: PeerId): Promise<number> {
-    const ms = await this.host.services.ping.ping(peer, { signal: AbortSignal.timeout(5_000), runOnLimitedConnection: true })
+    const ms = await this.host.services.ping.ping(peer, { signal: AbortSignal.timeout(this.pingTimeoutMs), runOnLimitedConnection: true })
     this.latency.set(peer.toString(), { ms, at: Date.now() })
     return ms
   }

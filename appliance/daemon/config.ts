@@ -17,6 +17,8 @@ export interface NodeConfig {
   relay: boolean
   /** DIDs whose capabilities this node accepts (its own DID is always trusted). */
   trustedRoots: string[]
+  /** How often connected peers are pinged (latency; two missed pings close a dead connection), ms. */
+  pingIntervalMs: number
   /** Local API port on 127.0.0.1 (0: an ephemeral port, written to api.json). */
   apiPort: number
   /** Where log lines go: 'stderr' or a file path (relative to the home). */
@@ -40,6 +42,7 @@ export function defaultConfig(): NodeConfig {
     mdns: true,
     relay: false,
     trustedRoots: [],
+    pingIntervalMs: 15_000,
     apiPort: 0,
     log: 'stderr',
   }
@@ -67,6 +70,7 @@ export function loadConfig(home: string): NodeConfig {
   for (const f of ['listen', 'bootstrap', 'announce', 'trustedRoots'] as const) if (f in r) out[f] = strings(r[f], f)
   for (const f of ['mdns', 'relay'] as const) if (f in r && typeof r[f] !== 'boolean') throw new ConfigError(`config.json: '${f}' must be true or false`)
   if ('apiPort' in r && (!Number.isInteger(r.apiPort) || (r.apiPort as number) < 0 || (r.apiPort as number) > 65535)) throw new ConfigError("config.json: 'apiPort' must be a port number")
+  if ('pingIntervalMs' in r && (!Number.isInteger(r.pingIntervalMs) || (r.pingIntervalMs as number) < 0)) throw new ConfigError("config.json: 'pingIntervalMs' must be a non-negative integer (0: off)")
   if ('log' in r && typeof r.log !== 'string') throw new ConfigError("config.json: 'log' must be 'stderr' or a file path")
   return out
 }

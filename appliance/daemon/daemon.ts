@@ -115,6 +115,7 @@ export class Daemon {
       bootstrap: c.bootstrap,
       mdns: c.mdns,
       relayServer: c.relay,
+      pingIntervalMs: c.pingIntervalMs,
       inboundConnectionThreshold: 100,
     })
     await this.mesh.start()
