@@ -9,7 +9,6 @@
 // service's own, over the owner's share (config `share`); never two per node.
 import { arch as osArch } from 'node:os'
 import { join } from 'node:path'
-import type { ActorSystem } from '../../core/index.ts'
 import { didFromPeerId } from '../../identity/did-key.ts'
 import { Allocator, type JsonStore } from '../allocator/allocator.ts'
 import { AllocationManager, type AllocationRecord } from '../allocation/allocation-manager.ts'

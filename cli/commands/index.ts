@@ -10,6 +10,13 @@ import { peersCommand } from './peers.ts'
 import { pingCommand } from './ping.ts'
 import { actorCommands } from './actor.ts'
 import { nodeApplianceCommands } from './node-info.ts'
+import { deployCommand } from './deploy.ts'
+import { psCommand } from './ps.ts'
+import { statusCommand } from './status.ts'
+import { logsCommand } from './logs.ts'
+import { stopCommand } from './stop.ts'
+import { bidsCommand } from './bids.ts'
+import { contractsCommand } from './contracts.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -21,4 +28,11 @@ export const commands: Command[] = [
   pingCommand,
   ...actorCommands,
   ...nodeApplianceCommands,
+  deployCommand,
+  psCommand,
+  statusCommand,
+  logsCommand,
+  stopCommand,
+  bidsCommand,
+  contractsCommand,
 ]

@@ -1,0 +1,24 @@
+// `noir ps [--json]`: this node's deployments, one line each.
+import { ApiClient } from '../api-client.ts'
+import { printJson, printLine, UsageError, type Command } from '../command.ts'
+import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
+
+export const psCommand: Command = {
+  path: ['ps'],
+  summary: 'list the deployments this node orchestrates',
+  usage: `Usage: noir ps [--json]
+
+--json prints { deployments: [DeploymentView] } (spec/cli.md).`,
+  async run(ctx, argv) {
+    if (argv.length > 0) throw new UsageError(`unexpected argument '${argv[0]}'`)
+    const r = await ApiClient.forHome(ctx.home).get<{ deployments: DeploymentView[] }>('/v1/deployments')
+    if (ctx.json) return printJson(ctx, r)
+    if (r.deployments.length === 0) return printLine(ctx, 'no deployments')
+    printLine(ctx, `${'ID'.padEnd(28)} ${'KIND'.padEnd(8)} ${'LANE'.padEnd(12)} ${'PHASE'.padEnd(13)} RUNNING`)
+    for (const d of r.deployments) {
+      const running = d.replicas.filter((x) => x.state === 'running').length
+      const extra = d.kind === 'job' ? ` done ${d.succeeded}, failed ${d.failures}` : ''
+      printLine(ctx, `${d.id.padEnd(28)} ${d.kind.padEnd(8)} ${d.lane.padEnd(12)} ${d.phase.padEnd(13)} ${running}/${d.desired}${extra}`)
+    }
+  },
+}
