@@ -2,7 +2,7 @@
 // The node itself has the empty path. Path segments are non-empty and use unreserved URL characters.
 import { isDidKey } from './did-key.ts'
 import { InvalidAddressError } from './errors.ts'
-import { LruCache } from './lru.ts'
+import { BoundedMap } from './lru.ts'
 
 export const MAX_ADDRESS_LENGTH = 512
 const SEGMENT = /^[A-Za-z0-9._~:@+-]+$/
@@ -24,24 +24,21 @@ function checkPath(path: string, address: string): void {
   }
 }
 
-// Decoding base58 costs microseconds; addresses repeat, so remember DIDs already found well-formed.
-const validDids = new LruCache<string, true>(8192)
-function knownDid(did: string): boolean {
-  if (validDids.get(did)) return true
-  if (!isDidKey(did)) return false
-  validDids.set(did, true)
-  return true
-}
+// Decoding base58 and matching segments costs microseconds; addresses repeat, so remember parsed ones.
+const parsed = new BoundedMap<string, Readonly<ParsedAddress>>(8192)
 
 export function parseAddress(address: string): ParsedAddress {
+  const hit = parsed.get(address)
+  if (hit) return { did: hit.did, path: hit.path }
   if (typeof address !== 'string') throw new InvalidAddressError('an address is a string')
   if (address.length > MAX_ADDRESS_LENGTH) throw new InvalidAddressError(`address longer than ${MAX_ADDRESS_LENGTH} characters`)
   if (!address.startsWith('did:key:')) throw new InvalidAddressError(`address must start with a did:key: ${JSON.stringify(address.slice(0, 200))}`)
   const slash = address.indexOf('/')
   const did = slash < 0 ? address : address.slice(0, slash)
   const path = slash < 0 ? '' : address.slice(slash)
-  if (!knownDid(did)) throw new InvalidAddressError(`address does not start with an Ed25519 did:key: ${JSON.stringify(address.slice(0, 200))}`)
+  if (!isDidKey(did)) throw new InvalidAddressError(`address does not start with an Ed25519 did:key: ${JSON.stringify(address.slice(0, 200))}`)
   checkPath(path, address)
+  parsed.set(address, { did, path })
   return { did, path }
 }
 

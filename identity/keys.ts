@@ -8,7 +8,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { didFromPublicKey, publicKeyFromDid } from './did-key.ts'
 import { InvalidKeyError } from './errors.ts'
-import { LruCache } from './lru.ts'
+import { BoundedMap } from './lru.ts'
 
 // DER prefixes of an Ed25519 PKCS#8 private key and SPKI public key (RFC 8410): prefix || 32 raw bytes.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
@@ -108,8 +108,8 @@ export class NodeKey {
 // ---- verification with cached public KeyObjects --------------------------------------------------------------
 
 const KEY_CACHE_SIZE = 4096
-const keyObjectsByHex = new LruCache<string, KeyObject>(KEY_CACHE_SIZE)
-const keyObjectsByDid = new LruCache<string, KeyObject>(KEY_CACHE_SIZE)
+const keyObjectsByHex = new BoundedMap<string, KeyObject>(KEY_CACHE_SIZE)
+const keyObjectsByDid = new BoundedMap<string, KeyObject>(KEY_CACHE_SIZE)
 
 function cachedPublicKeyObject(pub: Uint8Array): KeyObject {
   const hex = Buffer.from(pub.buffer, pub.byteOffset, pub.byteLength).toString('hex')

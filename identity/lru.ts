@@ -30,3 +30,22 @@ export class LruCache<K, V> {
   }
 }
 
+
+/**
+ * A bounded map that evicts the oldest insertion (hits do not reorder): cheaper than LruCache on the hot path,
+ * for caches of pure functions of their key (parsed addresses, key objects) where a rare re-computation is fine.
+ */
+export class BoundedMap<K, V> {
+  readonly #max: number
+  readonly #map = new Map<K, V>()
+  constructor(max: number) {
+    this.#max = Math.max(1, max)
+  }
+  get(key: K): V | undefined {
+    return this.#map.get(key)
+  }
+  set(key: K, value: V): void {
+    if (!this.#map.has(key) && this.#map.size >= this.#max) this.#map.delete(this.#map.keys().next().value as K)
+    this.#map.set(key, value)
+  }
+}
