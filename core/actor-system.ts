@@ -467,7 +467,7 @@ export class ActorSystem implements Startable {
     return new RemoteActorRef(this, address, path.replace(/^\//, ''))
   }
 
-  /** Paths of the running actors, in spawn order per level (parents before children). */
+  /** Paths of the running actors, in the order they were first spawned (a parent before its children). */
   actors(): string[] {
     return [...this.#registry.keys()]
   }
@@ -531,6 +531,7 @@ export class ActorSystem implements Startable {
       return
     }
     if (cell !== REMOTE) throw cell
+    if (this.#state !== 'running') throw new SystemStoppedError(this.did)
     if (!this.#remote) throw new NoTransportError(typeof to === 'string' ? to : to.address)
     this.#remote.send(typeof to === 'string' ? to : to.address, behavior, body, options?.from ?? this.did, options, undefined)
   }
@@ -553,6 +554,7 @@ export class ActorSystem implements Startable {
         return
       }
       if (cell !== REMOTE) return pending.fail(cell)
+      if (this.#state !== 'running') return pending.fail(new SystemStoppedError(this.did))
       if (!this.#remote) return pending.fail(new NoTransportError(address))
       const remote = this.#remote
       let id: string

@@ -136,3 +136,30 @@ t.test('a stopped system refuses new actors and stops the old ones', async (t) =
   t.type(await rejection(ref.ask('/rec/log')), Error)
   t.same(s.actors(), [])
 })
+
+t.test('an actor built from its context messages others as itself and spawns its own children', async (t) => {
+  const { s } = system(t)
+  const sink = s.spawn(recorder(), { name: 'sink' })
+  const forwarder = defineActor((ctx) =>
+    setup({ types: { events: {} as { type: 'fwd'; value: unknown } | { type: 'hire'; name: string } } }).createMachine({
+      id: 'fwd',
+      on: {
+        fwd: { actions: ({ event }) => ctx.tell(sink, '/rec/record', [ctx.self, event.value]) },
+        hire: { actions: ({ event }) => { ctx.spawnChild(recorder(), { name: event.name }) } },
+      },
+    }),
+  ).with({
+    name: 'test/forwarder',
+    behaviors: {
+      '/fwd/send': { public: true, event: (value: unknown) => ({ type: 'fwd', value }) },
+      '/fwd/hire': { public: true, event: (name: unknown) => ({ type: 'hire', name: String(name) }) },
+    },
+  })
+  const f = s.spawn(forwarder, { name: 'f' })
+  await f.ask('/fwd/send', 1)
+  await f.ask('/fwd/hire', 'helper')
+  t.same(await sink.ask('/rec/log'), [[f.address, 1]])
+  t.ok(s.lookup('f/helper'), 'the child runs under its parent')
+  await s.stopActor(f)
+  t.equal(s.lookup('f/helper'), undefined)
+})
