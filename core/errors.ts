@@ -79,6 +79,14 @@ export class InvalidMessageError extends NoirError {
   }
 }
 
+/** An actor definition that cannot work (bad behavior path, no handler, bad supervision or mailbox settings). */
+export class InvalidDefinitionError extends NoirError {
+  constructor(message: string) {
+    super(message, 'ERR_INVALID_DEFINITION')
+    this.name = 'InvalidDefinitionError'
+  }
+}
+
 /** A name is already registered in this system. */
 export class NameTakenError extends NoirError {
   constructor(address: string) {

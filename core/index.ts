@@ -7,7 +7,6 @@ export {
   defineActor,
   isBehaviorPath,
   defaultSupervision,
-  InvalidDefinitionError,
   type ActorDefinition,
   type BehaviorSpec,
   type ChildSpec,

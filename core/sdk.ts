@@ -3,6 +3,7 @@
 // behavior requires, its supervision of children and its mailbox. spec/actors.md explains the model.
 import type { AnyStateMachine, EventFromLogic, InputFrom, SnapshotFrom } from 'xstate'
 import { checkName } from './address.ts'
+import { InvalidDefinitionError } from './errors.ts'
 import type { ActorContext } from './actor-context.ts'
 
 /** What a behavior handler learns about the message it handles. */
@@ -120,14 +121,6 @@ export interface ActorDefinition<TLogic extends AnyStateMachine = AnyStateMachin
 }
 
 const BEHAVIOR_PATH = /^(\/[A-Za-z0-9._~-]+)+$/
-
-export class InvalidDefinitionError extends Error {
-  readonly code = 'INVALID_DEFINITION'
-  constructor(message: string) {
-    super(message)
-    this.name = 'InvalidDefinitionError'
-  }
-}
 
 /** Checks a behavior path such as `/noir/alloc/status`. */
 export function isBehaviorPath(path: string): boolean {
