@@ -404,6 +404,7 @@ export class EnvelopeVerifier {
   readonly #now: () => number
   readonly #replay: ReplayCache
   readonly #roots: LruCache<string, true>
+  #signatureChecks = 0
 
   constructor(opts: EnvelopeVerifierOptions = {}) {
     this.#maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES
@@ -412,6 +413,11 @@ export class EnvelopeVerifier {
     this.#now = opts.now ?? Date.now
     this.#replay = new ReplayCache(opts.replayCacheSize ?? DEFAULT_REPLAY_CACHE_SIZE)
     this.#roots = new LruCache(opts.batchCacheSize ?? 4096)
+  }
+
+  /** Ed25519 verifications performed so far (a batch costs one, however many of its envelopes arrive). */
+  get signatureChecks(): number {
+    return this.#signatureChecks
   }
 
   /**
@@ -435,12 +441,14 @@ export class EnvelopeVerifier {
     let ok: boolean
     try {
       if (w.kind === KIND_SINGLE) {
+        this.#signatureChecks++
         ok = verifyEd25519ForDid(did, withPrefix(SINGLE_PREFIX, w.payload), w.signature)
       } else {
         const root = rootFromProof(leafHash(w.payload), w.index, w.count, w.proof)
         const cacheKey = `${did}|${w.count}|${Buffer.from(root).toString('base64')}|${Buffer.from(w.signature).toString('base64')}`
         ok = this.#roots.get(cacheKey) === true
         if (!ok) {
+          this.#signatureChecks++
           ok = verifyEd25519ForDid(did, batchMessage(w.count, root), w.signature)
           if (ok) this.#roots.set(cacheKey, true)
         }

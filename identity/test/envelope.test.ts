@@ -175,6 +175,15 @@ t.test('batch-signed envelopes each verify on their own, in any order, on separa
   }
 })
 
+t.test('a whole batch costs one Ed25519 verification on a verifier; singles cost one each', async (t) => {
+  const v = new EnvelopeVerifier({ now: () => T0 })
+  for (const s of signEnvelopeBatch(alice, Array.from({ length: 64 }, (_, i) => init({ body: i })))) v.verify(s.bytes)
+  t.equal(v.signatureChecks, 1)
+  v.verify(signEnvelope(alice, init()).bytes)
+  v.verify(signEnvelope(alice, init()).bytes)
+  t.equal(v.signatureChecks, 3)
+})
+
 t.test('a tampered envelope in a batch fails alone; the others still verify', async (t) => {
   const batch = signEnvelopeBatch(alice, Array.from({ length: 7 }, (_, i) => init({ body: { amount: i } })))
   const v = new EnvelopeVerifier({ now: () => T0 })
