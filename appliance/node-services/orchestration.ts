@@ -43,6 +43,11 @@ interface OrchestrationConfig {
   bidWindowMs?: number
   /** Secret values by name; a workload names a secret, only this node's config holds its value. */
   secrets?: Record<string, string>
+  /**
+   * Testing only: the free capacity this node claims in its bids instead of the real one (a node that bids
+   * for capacity it does not have). Reservations still go through the real allocator and fail.
+   */
+  claimFree?: { cpu?: number; memoryBytes?: number }
 }
 
 const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
@@ -75,9 +80,11 @@ class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #listeners = new Set<(s: InstanceStatus) => void>()
   #available: RuntimeType[] = []
   #closed = false
+  readonly #claimFree: { cpu?: number; memoryBytes?: number } | undefined
 
-  constructor(parts: ApplianceParts, secrets: Record<string, string>, moduleBase: string) {
+  constructor(parts: ApplianceParts, secrets: Record<string, string>, moduleBase: string, claimFree?: { cpu?: number; memoryBytes?: number }) {
     this.#parts = parts
+    this.#claimFree = claimFree
     this.#secrets = secrets
     this.#moduleBase = moduleBase
   }
@@ -98,7 +105,7 @@ class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   // CapacityPort
   async free() {
     const c = await this.#parts.allocator.capacity()
-    return { cpu: c.free.cpu, memoryBytes: c.free.memoryBytes, gpu: c.free.gpu, vramBytes: 0, diskBytes: c.free.diskBytes }
+    return { cpu: c.free.cpu, memoryBytes: c.free.memoryBytes, gpu: c.free.gpu, vramBytes: 0, diskBytes: c.free.diskBytes, ...(this.#claimFree ?? {}) }
   }
 
   async reserve(o: { id: string; resources: Workload['resources']; ttlMs: number; ports?: number }) {
@@ -215,7 +222,7 @@ class OrchestrationService implements NodeService {
     this.#ctx = ctx
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
     const parts = applianceParts(ctx.system) ?? (this.#own = await this.#ownParts(ctx))
-    this.#runtime = new ApplianceRuntime(parts, cfg.secrets ?? {}, ctx.home)
+    this.#runtime = new ApplianceRuntime(parts, cfg.secrets ?? {}, ctx.home, cfg.claimFree)
     await this.#runtime.refreshRuntimes()
     this.#contracts = new LevelContractStore(ctx.store as unknown as StringKv)
 

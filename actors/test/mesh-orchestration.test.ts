@@ -1,0 +1,119 @@
+// The orchestration must-shows with real daemons as separate processes on 127.0.0.1 (Docker workloads):
+// infeasible answers, a node that bids for capacity it does not have, job retries on other nodes,
+// concurrent deploys that never oversubscribe a node, and a two-replica protected service on distinct
+// nodes that survives `kill -9` of one of them.
+import t from 'tap'
+import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import type { DeploymentView } from '../orchestrator/orchestrator.ts'
+
+const IMAGE = 'noir/busybox:latest'
+
+const service = (name: string, over: Record<string, unknown> = {}) => ({
+  apiVersion: 'noir/v1', kind: 'service', name,
+  runtime: { type: 'container', image: IMAGE, command: ['sh', '-c', 'while true; do echo tick; sleep 1; done'] },
+  resources: { cpu: 0.3, memory: '32Mi' },
+  ...over,
+})
+
+const view = (d: DaemonHandle, id: string) => d.api.get<DeploymentView>(`/v1/deployments/${id}`)
+
+async function settle(d: DaemonHandle, id: string, phases: string[], ms = 30_000): Promise<DeploymentView> {
+  return eventually(async () => {
+    const v = await view(d, id)
+    return phases.includes(v.phase) && v
+  }, ms, 100)
+}
+
+t.test('orchestration across real daemons', async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
+  const cluster = new DaemonCluster()
+  t.teardown(() => cluster.cleanup())
+  const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
+  const fast = { beatMs: 200, bidWindowMs: 1000 }
+  const a = await cluster.start({ config: { share, orchestration: { ...fast, region: 'eu' } } as never })
+  const boot = { bootstrap: a.multiaddrs }
+  const [b, c, liar] = await Promise.all([
+    cluster.start({ ...boot, config: { share, orchestration: { ...fast, region: 'eu' } } as never }),
+    cluster.start({ ...boot, config: { share, orchestration: { ...fast, region: 'eu' } } as never }),
+    // Claims eight free cpus in its bids, has half of one, and quotes the lowest price: always tried first.
+    cluster.start({ ...boot, config: { share: 'cpu=0.5,memory=1GiB,disk=2GiB,gpu=0', orchestration: { ...fast, region: 'eu', price: { cpuPerHour: 0.01 }, claimFree: { cpu: 8 } } } as never }),
+  ])
+  const nodes = [a, b, c, liar]
+  // Everyone is connected to `a`, and pubsub meshes have formed.
+  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 3, 20_000)
+  await new Promise((r) => setTimeout(r, 1500))
+
+  await t.test('an infeasible spec gets its reason: the constraint no node met and the nearest candidate', async (t) => {
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('too-big', { resources: { cpu: 0.3, memory: '64Gi' } }) })
+    const v = await settle(a, d.id, ['failed'])
+    t.match(v.reason, /no node meets memory/)
+    t.equal(v.infeasible?.constraint, 'memory')
+    t.ok(v.infeasible?.declines && v.infeasible.declines.length >= 3, 'the nodes said why they declined')
+    t.comment(`reason: ${v.reason}`)
+  })
+
+  await t.test('a node that bids for capacity it does not have fails to reserve and the orchestrator moves on', async (t) => {
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('liar-test', { resources: { cpu: 0.8, memory: '32Mi' } }) })
+    const v = await settle(a, d.id, ['running', 'failed'])
+    t.equal(v.phase, 'running', v.reason ?? '')
+    t.ok(v.events.some((e) => e.msg.includes(`node ${liar.did} refused`) && /ReservationFailedError/.test(e.msg)), 'the liar was tried and refused to reserve')
+    t.not(v.replicas[0]!.node, liar.did)
+    await a.api.post(`/v1/deployments/${d.id}/stop`)
+  })
+
+  await t.test('a job that exits 1 is retried on another node up to its limit', async (t) => {
+    const job = {
+      apiVersion: 'noir/v1', kind: 'job', name: 'fails',
+      runtime: { type: 'container', image: IMAGE, command: ['sh', '-c', 'echo failing on purpose; exit 1'] },
+      resources: { cpu: 0.2, memory: '16Mi' }, job: { retries: 2 },
+    }
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: job })
+    const v = await settle(a, d.id, ['failed', 'completed'], 60_000)
+    t.equal(v.phase, 'failed')
+    t.equal(v.failures, 3, 'one run and two retries')
+    t.equal(new Set(v.replicas[0]!.failedOn).size, 3, `each run on another node: ${v.replicas[0]!.failedOn.map((x) => x.slice(-6)).join(', ')}`)
+    t.equal(v.replicas[0]!.lastExitCode, 1)
+  })
+
+  await t.test('concurrent deploys from two orchestrators never oversubscribe a node', async (t) => {
+    const half = (i: number) => service(`crowd-${i}`, { resources: { cpu: 0.5, memory: '16Mi' } })
+    const started = await Promise.all(Array.from({ length: 9 }, (_, i) => (i % 2 === 0 ? a : b).api.post<DeploymentView>('/v1/deployments', { workload: half(i) }).then((d) => ({ d, via: i % 2 === 0 ? a : b }))))
+    const views = await Promise.all(started.map(({ d, via }) => settle(via, d.id, ['running', 'failed'], 60_000)))
+    const running = views.filter((v) => v.phase === 'running').length
+    t.ok(running <= 7, `${running} of 9 run: three nodes hold two halves of a cpu, the small one holds one`)
+    t.ok(running >= 5, `${running} run (most of the capacity is used)`)
+    for (const n of nodes) {
+      const info = await n.api.get<{ capacity: { share: { cpu: number }; used: { cpu: number } } }>('/v1/node/info')
+      t.ok(info.capacity.used.cpu <= info.capacity.share.cpu + 1e-9, `${n.did.slice(-6)} uses ${info.capacity.used.cpu} of ${info.capacity.share.cpu} cpu`)
+    }
+    for (const v of views.filter((x) => x.phase === 'failed')) t.match(v.reason ?? '', /cpu|reserve|refused|declined/, `failed with a reason: ${v.reason}`)
+    await Promise.all(started.map(({ d, via }) => via.api.post(`/v1/deployments/${d.id}/stop`)))
+  })
+
+  await t.test('a two-replica service runs on two distinct nodes, and kill -9 of one moves its replica', async (t) => {
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('guarded', { lane: 'protected' }) })
+    const v = await settle(a, d.id, ['running', 'failed'])
+    t.equal(v.phase, 'running', v.reason ?? '')
+    const [r0, r1] = v.replicas
+    t.not(r0!.node, r1!.node, 'two distinct nodes')
+    const victimRep = v.replicas.find((r) => r.node !== a.did)!
+    const victim = nodes.find((n) => n.did === victimRep.node)!
+    const killedAt = Date.now()
+    await victim.kill()
+    const after = await eventually(async () => {
+      const x = await view(a, d.id)
+      const f = x.failovers.find((f) => f.from === victim.did)
+      return x.phase === 'running' && f && f.runningAt !== null && x
+    }, 30_000, 50)
+    const f = after.failovers.find((x) => x.from === victim.did)!
+    const moved = after.replicas[victimRep.index]!
+    t.not(moved.node, victim.did)
+    t.not(moved.node, after.replicas[1 - victimRep.index]!.node, 'still two distinct nodes')
+    t.ok(moved.epoch > victimRep.epoch, 'placed again under a higher epoch')
+    const ms = f.runningAt! - killedAt
+    t.comment(`kill -9 -> replacement running: ${ms} ms (detected ${f.lostAt - killedAt} ms after the kill, running ${f.ms} ms after detection)`)
+    console.log(`# failover: kill -9 -> replacement running in ${ms} ms`)
+    await a.api.post(`/v1/deployments/${d.id}/stop`)
+  })
+})
