@@ -47,7 +47,7 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
           mdns: d.config.mdns,
           protocols: d.mesh.host.getProtocols().sort(),
           topics: d.mesh.broadcast.topics(),
-          wire: { streamsReset: d.mesh.transport.wire.violations },
+          wire: { streamsReset: d.mesh.transport.wire.violations, ...d.mesh.transport.wire.stats },
           services: await d.serviceStatus(),
         }
       },
