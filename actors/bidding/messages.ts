@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import type { NodeKey } from '../../identity/keys.ts'
 import { InvalidTermsError } from '../errors.ts'
 import type { Capacity } from '../placement/offer.ts'
+import type { ConstraintFailure } from '../placement/constraints.ts'
 import type { Arch, RuntimeType, Workload } from '../workload/workload.ts'
 import { BID_REQUEST_TAG, BID_TAG, checkWindow, signBody, verifyBody } from '../contracts/signed.ts'
 
@@ -56,6 +57,8 @@ export interface DeclineBody {
   requestId: string
   node: string
   reasons: string[]
+  /** The same, structured: which constraint, how, and how far off (0..1). */
+  failures: ConstraintFailure[]
   issuedAt: number
 }
 
@@ -101,8 +104,10 @@ export function verifyBid(x: unknown, o: { requestId?: string; now?: number } = 
   return b.body
 }
 
-export function signDecline(key: NodeKey, requestId: string, reasons: string[], now = Date.now()): SignedDecline {
-  const body: DeclineBody = { v: 1, requestId, node: key.did, reasons, issuedAt: now }
+export function signDecline(key: NodeKey, requestId: string, failures: ConstraintFailure[] | string[], now = Date.now()): SignedDecline {
+  const structured = failures.map((f) => (typeof f === 'string' ? { constraint: 'runtime' as const, detail: f, gap: 1 } : f))
+  const reasons = failures.map((f) => (typeof f === 'string' ? f : `${f.constraint}: ${f.detail}`))
+  const body: DeclineBody = { v: 1, requestId, node: key.did, reasons, failures: typeof failures[0] === 'string' ? [] : structured, issuedAt: now }
   return { body, sig: signBody(key, DECLINE_TAG, body) }
 }
 

@@ -14,6 +14,7 @@ import { DeploymentNotFoundError, InfeasibleError, InvalidTermsError, Orchestrat
 import { PhiAccrualDetector } from '../failure/phi-accrual.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { place, type InfeasibleReason, type PlacementPick } from '../placement/place.ts'
+import { constraintOrder } from '../placement/constraints.ts'
 import type { LogEntry } from '../provider/ports.ts'
 import type { ReplicaReport } from '../provider/provider.ts'
 import { instanceCount, type Lane, type Workload } from '../workload/workload.ts'
@@ -616,22 +617,34 @@ export class Orchestrator {
     }))
   }
 
-  /** Adds what the declining nodes said to an infeasible answer, so the reason covers every node. */
+  /**
+   * Adds what the declining nodes said to an infeasible answer, so the reason covers every node that was
+   * asked: the constraint none of them met, and the nearest candidate among bidders and decliners alike.
+   */
   #withDeclines(why: InfeasibleReason, round: BidRound): InfeasibleReason {
     if (round.declines.length === 0 && round.silent.length === 0) return why
-    const declined = round.declines.map((x) => `${x.node}: ${x.reasons.join('; ')}`)
-    const counts: Record<string, number> = {}
-    for (const x of round.declines) for (const r of x.reasons) {
-      const c = r.split(':')[0]!
-      counts[c] = (counts[c] ?? 0) + 1
+    const ruledOut = { ...why.ruledOut }
+    let nearest = why.nearest
+    let nearestKey = nearest ? nearest.failures.length * 10 + nearest.failures.reduce((s, f) => s + f.gap, 0) : Infinity
+    for (const d of round.declines) {
+      for (const f of d.failures ?? []) ruledOut[f.constraint] = (ruledOut[f.constraint] ?? 0) + 1
+      const key = (d.failures?.length ?? 1) * 10 + (d.failures ?? []).reduce((s, f) => s + f.gap, 0)
+      if (d.failures?.length && key < nearestKey) {
+        nearestKey = key
+        nearest = { nodeDid: d.node, failures: d.failures }
+      }
     }
-    const all = Object.entries(counts).find(([, n]) => n === round.declines.length && round.bids.length === 0)
-    const reason = why.constraint === 'no-offers' && round.declines.length > 0
-      ? all
-        ? `no node meets ${all[0]}: ${declined.slice(0, 3).join(' | ')}`
-        : `every node declined: ${declined.slice(0, 3).join(' | ')}`
-      : why.reason
-    return { ...why, reason, ...(all ? { constraint: all[0] as InfeasibleReason['constraint'], noneMet: true } : {}), declines: round.declines.map((x) => ({ node: x.node, reasons: x.reasons })), silent: round.silent }
+    const answered = round.bids.length + round.declines.length
+    const noneMet = answered > 0 ? constraintOrder.find((c) => (ruledOut[c] ?? 0) === answered) : undefined
+    const near = nearest ? `; nearest candidate ${nearest.nodeDid}: ${nearest.failures.map((f) => `${f.constraint} (${f.detail})`).join(', ')}` : ''
+    const silent = round.silent.length > 0 ? `; ${round.silent.length} node(s) did not answer` : ''
+    let reason = why.reason
+    if (noneMet) reason = `no node meets ${noneMet}${near}${silent}`
+    else if (why.constraint === 'no-offers' && round.declines.length > 0) reason = `every node declined${near}${silent}`
+    return {
+      ...why, reason, ruledOut, ...(nearest ? { nearest } : {}), ...(noneMet ? { constraint: noneMet, noneMet: true } : {}),
+      declines: round.declines.map((x) => ({ node: x.node, reasons: x.reasons })), silent: round.silent,
+    }
   }
 
   async #fence(slot: string, epoch: number, nodes?: string[]): Promise<void> {

@@ -7,7 +7,7 @@ import { signBid, signDecline, verifyBidRequest, type BidBody, type SignedBid, t
 import { countersign, verifyProposal, workloadDigest, type Contract } from '../contracts/contract.ts'
 import type { ContractStore, StoredContract } from '../contracts/store.ts'
 import { ContractNotFoundError, InvalidTermsError, OrchestrationError, ReservationFailedError, StaleEpochError } from '../errors.ts'
-import { constraintFailures } from '../placement/constraints.ts'
+import { constraintFailures, type ConstraintFailure } from '../placement/constraints.ts'
 import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { workloadFromWire, type Workload } from '../workload/workload.ts'
@@ -73,7 +73,7 @@ export class Provider {
   }
 
   /** What this node would say about a workload: eligible with a price, or the reasons it is not. */
-  async evaluate(w: Workload): Promise<{ ok: true; offer: NodeOffer } | { ok: false; reasons: string[] }> {
+  async evaluate(w: Workload): Promise<{ ok: true; offer: NodeOffer } | { ok: false; reasons: string[]; failures: ConstraintFailure[] }> {
     const f = this.#i.facts
     const offer: NodeOffer = {
       nodeDid: f.did, ownerDid: f.owner, arch: f.arch, region: f.region, labels: f.labels,
@@ -82,7 +82,7 @@ export class Provider {
     }
     // Latency and trust are the orchestrator's to judge; everything else the node knows about itself.
     const failures = constraintFailures(w, offer).filter((x) => x.constraint !== 'maxLatencyMs' && x.constraint !== 'minTrust')
-    if (failures.length > 0) return { ok: false, reasons: failures.map((x) => `${x.constraint}: ${x.detail}`) }
+    if (failures.length > 0) return { ok: false, reasons: failures.map((x) => `${x.constraint}: ${x.detail}`), failures }
     return { ok: true, offer }
   }
 
@@ -103,7 +103,7 @@ export class Provider {
         throw new InvalidTermsError(`bid request: workload invalid: ${(err as Error).message}`)
       }
       const e = await this.evaluate(w)
-      if (!e.ok) answer = { decline: signDecline(this.#i.key, req.id, e.reasons, this.#now()) }
+      if (!e.ok) answer = { decline: signDecline(this.#i.key, req.id, e.failures, this.#now()) }
       else {
         const bid = signBid(this.#i.key, {
           requestId: req.id, deploymentId: req.deploymentId, owner: e.offer.ownerDid, arch: e.offer.arch, region: e.offer.region,

@@ -50,6 +50,7 @@ t.test('orchestration across real daemons', async (t) => {
     t.match(v.reason, /no node meets memory/)
     t.equal(v.infeasible?.constraint, 'memory')
     t.ok(v.infeasible?.declines && v.infeasible.declines.length >= 3, 'the nodes said why they declined')
+    t.match(v.reason, /nearest candidate did:key:\S+: memory \(needs 64GiB memory, has 1GiB\)/)
     t.comment(`reason: ${v.reason}`)
   })
 

@@ -38,6 +38,8 @@ t.test('an infeasible spec fails with the constraint no node met and the nearest
   t.match(v.reason, /no node meets memory/)
   t.equal(v.infeasible?.constraint, 'memory')
   t.ok(v.infeasible?.declines?.length === 3, 'each node said why it declined')
+  t.ok(v.infeasible?.nearest, 'the nearest candidate is named')
+  t.match(v.reason, /nearest candidate did:key:.*memory \(needs 64GiB memory, has 4GiB\)/)
 })
 
 t.test('a node that bids for capacity it does not have fails to reserve and the orchestrator moves on', async (t) => {
