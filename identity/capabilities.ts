@@ -209,12 +209,14 @@ export async function issueCapability(issuer: NodeKey, o: { audience: string; ab
 export async function delegateCapability(holder: NodeKey, parent: string, o: { audience: string; abilities: Ability[]; ttlMs?: number; now?: number }): Promise<string> {
   const chain = decodeCapabilityChain(parent)
   const p = chain[0]!
+  const nowMs = o.now ?? Date.now()
+  if (chain.some((c) => c.exp * 1000 <= nowMs)) throw new CapabilityExpiredError('cannot delegate: a token in the parent chain has expired')
   if (!isDidKey(o.audience)) throw new MalformedCapabilityError('audience must be an Ed25519 did:key')
   const att = checkAbilities(o.abilities)
-  const now = o.now ?? Date.now()
-  const exp = o.ttlMs === undefined ? p.exp : Math.floor((now + o.ttlMs) / 1000)
+  if (o.ttlMs !== undefined && (!Number.isFinite(o.ttlMs) || o.ttlMs <= 0)) throw new MalformedCapabilityError('ttlMs must be positive')
+  const exp = o.ttlMs === undefined ? p.exp : Math.floor((nowMs + o.ttlMs) / 1000)
   checkLink({ iss: holder.did, exp, att }, p)
-  return sign(holder, { aud: o.audience, iat: Math.floor(now / 1000), exp, att, prf: [parent], nnc: nonce() })
+  return sign(holder, { aud: o.audience, iat: Math.floor(nowMs / 1000), exp, att, prf: [parent], nnc: nonce() })
 }
 
 // ---- revocation ----------------------------------------------------------------------------------------------------
@@ -313,6 +315,14 @@ export class LevelRevocationStore implements RevocationStore {
 }
 
 // ---- verification ------------------------------------------------------------------------------------------------
+
+function deepFreeze<T>(v: T): T {
+  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v)
+    for (const x of Object.values(v)) deepFreeze(x)
+  }
+  return v
+}
 
 interface CachedChain {
   result: VerifiedCapability
@@ -420,14 +430,15 @@ export class CapabilityVerifier {
     const leaf = chain[0]!
     const links = chain.map((c, i) => ({ hash: tokenHash(c.jwt), issuers: chain.slice(i).map((x) => x.iss) }))
     return {
-      result: {
+      // frozen: the same object is returned from the cache to every caller
+      result: deepFreeze({
         issuer: leaf.iss,
         audience: leaf.aud,
         abilities: leaf.att,
         expiresAt: Math.min(...chain.map((c) => c.exp)) * 1000,
         chain: chain.map((c) => c.jwt).reverse(),
         root: root.iss,
-      },
+      }),
       links,
       notBefore,
     }

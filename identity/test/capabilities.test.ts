@@ -106,6 +106,21 @@ t.test('only the parent\'s audience may delegate it (NotAudienceError)', async (
   await rejectsA(t, () => new CapabilityVerifier({ trustedRoots: [root.did] }).verify(forged), NotAudienceError, 'verifier')
 })
 
+t.test('an expired parent cannot be delegated (CapabilityExpiredError)', async (t) => {
+  const now = Date.now()
+  const parent = await issueCapability(root, { audience: alice.did, abilities: [{ can: '/noir' }], ttlMs: 5000, now })
+  await rejectsA(t, () => delegateCapability(alice, parent, { audience: bob.did, abilities: [{ can: '/noir' }], now: now + 10_000 }), CapabilityExpiredError)
+})
+
+t.test('a verified result is frozen, so no caller can alter what the cache hands to the next one', async (t) => {
+  const token = await issueCapability(root, { audience: alice.did, abilities: [{ can: '/noir/deploy' }], ttlMs: HOUR })
+  const v = new CapabilityVerifier({ trustedRoots: [root.did] })
+  const r = await v.verify(token)
+  t.throws(() => { (r.abilities as { can: string }[]).push({ can: '/' }) })
+  t.throws(() => { r.abilities[0]!.can = '/' })
+  t.same((await v.verify(token)).abilities, [{ can: '/noir/deploy' }])
+})
+
 t.test('expired and not-yet-valid tokens are refused with CapabilityExpiredError', async (t) => {
   let now = Date.now()
   const token = await issueCapability(root, { audience: alice.did, abilities: [{ can: '/noir' }], ttlMs: 10_000, now })
