@@ -43,7 +43,7 @@ const EXIT_MARKER = /^noir-init: exit (\d+)$/
 const STOP_LINE = 'noir-stop\n'
 /** How often the stop line is repeated until the guest ends (a line sent mid-boot may be dropped). */
 const STOP_REPEAT_MS = 300
-const OOM_LINE = /Out of memory: Killed process|oom-kill:/
+const OOM_MARKER = 'noir-init: oom'
 const PANIC_LINE = /Kernel panic - not syncing/
 
 interface Instance {
@@ -127,11 +127,13 @@ export class MicrovmExecutor implements Executor {
     mkdirSync(dir, { recursive: true })
     let launchInitrd = rt.initrd
     if (rt.command !== undefined && rt.initrd !== undefined) {
-      // The image's initramfs followed by a small archive holding /noir/workload.sh.
+      // The image's initramfs, zero padding (the kernel looks for the next archive on a 4-byte boundary
+      // and skips zeros), then a small archive holding /noir/workload.sh.
       const script = new TextEncoder().encode(workloadScript(rt.command, spec.env))
       const extra = encodeCpio([{ path: 'noir' }, { path: 'noir/workload.sh', data: script, mode: 0o755 }])
+      const base = readFileSync(rt.initrd)
       launchInitrd = join(dir, 'initramfs.img')
-      writeFileSync(launchInitrd, Buffer.concat([readFileSync(rt.initrd), extra]))
+      writeFileSync(launchInitrd, Buffer.concat([base, Buffer.alloc((512 - (base.length % 512)) % 512), extra]))
     } else if (Object.keys(spec.env).length > 0 && rt.command === undefined) {
       // Without the noir init there is nowhere to put the environment: refuse rather than drop it.
       throw new InvalidExecSpecError('env needs runtime.command (the noir init exports it for the workload)')
@@ -161,7 +163,7 @@ export class MicrovmExecutor implements Executor {
     const { accel } = await this.accelerator(rt.kernel)
     inst.accel = accel
     const args = qemuArgs(inst.spec, {
-      accel, kernel: rt.kernel, initrd: inst.launchInitrd, rootfs: rt.rootfs, append: kernelCommandLine(inst.spec),
+      accel, kernel: rt.kernel, initrd: inst.launchInitrd, rootfs: rt.rootfs, append: kernelCommandLine(inst.spec, accel),
       memoryMiB: memoryMiB(inst.spec.limits.memoryBytes), cpus: vcpus(inst.spec.limits.cpu),
     })
     const child = spawn(this.qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -224,8 +226,13 @@ export class MicrovmExecutor implements Executor {
       inst.guestCode = Number(m[1])
       return
     }
+    // After the exit report only the guest's own shutdown messages follow: not the workload's log.
+    if (inst.guestCode !== undefined) return
+    if (line === OOM_MARKER) {
+      inst.oomSeen = true
+      return
+    }
     if (line.includes('noir-stop')) return // an echo of our control line, never the workload's
-    if (OOM_LINE.test(line)) inst.oomSeen = true
     if (PANIC_LINE.test(line)) inst.panicSeen = true
     inst.log.push({ ts, stream: 'console', line })
   }

@@ -1,7 +1,7 @@
 // The QEMU command line of one microVM instance, built from its ExecSpec (pure: unit-tested).
 import type { ExecSpec } from '../executor.ts'
 import { InvalidExecSpecError } from '../../errors.ts'
-import { accelArgs, type Accelerator } from './accel.ts'
+import { accelArgs, tcgKernelParams, type Accelerator } from './accel.ts'
 
 export interface QemuLaunch {
   accel: Accelerator
@@ -25,9 +25,11 @@ export const vcpus = (cpu: number): number => Math.max(1, Math.ceil(cpu))
 const optValue = (s: string): string => s.replace(/,/g, ',,')
 
 /** The kernel command line: console on the first serial port, no PCI (microvm has none), reboot ends QEMU. */
-export function kernelCommandLine(spec: ExecSpec): string {
+export function kernelCommandLine(spec: ExecSpec, accel: Accelerator): string {
   if (spec.runtime.kind !== 'microvm') throw new InvalidExecSpecError(`runtime kind '${spec.runtime.kind}' is not microvm`)
-  const parts = ['console=ttyS0', 'quiet', 'panic=-1', 'reboot=t', 'pci=off', 'noir.state=9p']
+  // loglevel=2: only critical kernel messages reach the console, which is the workload's log.
+  const parts = ['console=ttyS0', 'loglevel=2', 'panic=-1', 'reboot=t', 'pci=off', 'noir.state=9p']
+  if (accel === 'tcg') parts.push(...tcgKernelParams())
   if (spec.network !== 'none') parts.push('noir.net=user')
   if (spec.runtime.append !== undefined && spec.runtime.append.trim() !== '') parts.push(spec.runtime.append.trim())
   return parts.join(' ')

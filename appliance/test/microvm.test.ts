@@ -1,0 +1,43 @@
+// The microvm executor passes the Executor compliance suite with real QEMU guests booted from the noir
+// test image (scripts/ci/images/microvm.sh: a Debian kernel and a busybox initramfs).
+import t from 'tap'
+import { file, qemu, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import { runExecutorCompliance, type ComplianceScenario } from './executor-compliance.ts'
+import { MicrovmExecutor, defaultMicrovmImage } from '../executor/microvm/index.ts'
+import type { ExecSpec } from '../executor/executor.ts'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const image = defaultMicrovmImage()
+const why = 'built by scripts/ci/images/microvm.sh'
+
+/** Each compliance scenario as a busybox shell script run by the guest's init. */
+const scripts: Record<ComplianceScenario, string> = {
+  'exit-zero': 'echo hello',
+  'exit-code': 'exit 3',
+  env: 'echo "$NOIR_COMPLIANCE_VALUE"',
+  'log-stream': 'for i in 1 2 3 4 5; do echo "tick $i"; sleep 0.2; done',
+  graceful: "trap 'echo term; exit 0' TERM; while :; do sleep 0.1; done",
+  'ignore-term': "trap '' TERM; while :; do sleep 1; done",
+  busy: "x=$(head -c 4000000 /dev/zero | tr '\\0' a); while :; do :; done",
+  'state-write': 'echo persisted > /state/out.txt',
+  'state-read': 'cat /state/out.txt',
+  sleep: 'sleep 600',
+}
+
+if (requireOrSkip(t, qemu, file(image.kernel, why), file(image.initrd, why))) {
+  const workDir = mkdtempSync(join(tmpdir(), 'noir-microvm-test-'))
+  t.teardown(() => rmSync(workDir, { recursive: true, force: true }))
+  const executor = new MicrovmExecutor({ workDir })
+  runExecutorCompliance(t, {
+    executor,
+    waitLimitMs: 90_000,
+    makeSpec: (scenario, ctx): ExecSpec => ({
+      ...ctx,
+      runtime: { kind: 'microvm', kernel: image.kernel, initrd: image.initrd, command: ['sh', '-c', scripts[scenario]] },
+      limits: { cpu: 1, memoryBytes: 128 * 1024 * 1024 },
+      network: 'none',
+    }),
+  })
+}
