@@ -1,7 +1,6 @@
 // `noir node start` (the daemon, in the foreground) and `noir node status`.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
 import { Keystore, passphraseFrom } from '../../identity/index.ts'
-import { Daemon } from '../../appliance/daemon/daemon.ts'
 import type { NodeConfig } from '../../appliance/daemon/config.ts'
 import { ApiClient } from '../api-client.ts'
 import { printJson, printLine, UsageError, type Command } from '../command.ts'
@@ -61,6 +60,8 @@ Log lines are JSON (stderr by default). Once ready it prints one line (with --js
     }
     const passphrase = await passphraseFrom(ctx.env, true)
     const key = await Keystore.load(ctx.home, passphrase)
+    // loaded here, not at the top: every other command stays quick to start (no libp2p / xstate / level)
+    const { Daemon } = await import('../../appliance/daemon/daemon.ts')
     const daemon = await Daemon.start({ home: ctx.home, key, overrides })
     const ready = { did: daemon.did, peerId: daemon.mesh.peerId, multiaddrs: daemon.mesh.multiaddrs(), api: daemon.apiUrl, pid: process.pid }
     if (ctx.json) printJson(ctx, ready)
