@@ -42,15 +42,65 @@ interface Instance {
 export interface WasmExecutorInit {
   /** How often CPU time is checked against limits.cpuTimeMs (default 50 ms). */
   cpuCheckMs?: number
+  /**
+   * Keep one worker started ahead (default true): the next start skips the worker's boot (loading and
+   * type-stripping its module, the bulk of the start latency). An idle spare does not keep the process alive.
+   */
+  warm?: boolean
 }
+
+const workerOptions = {
+  env: {},
+  stdout: true,
+  stderr: true,
+  resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
+} as const
 
 export class WasmExecutor implements Executor {
   readonly kind = 'wasm' as const
   private readonly instances = new Map<string, Instance>()
   private readonly cpuCheckMs: number
+  private readonly warm: boolean
+  private spare: Worker | undefined
 
   constructor(init: WasmExecutorInit = {}) {
     this.cpuCheckMs = init.cpuCheckMs ?? 50
+    this.warm = init.warm ?? true
+  }
+
+  /** Ends the warm spare worker (instances are not touched). */
+  async close(): Promise<void> {
+    const s = this.spare
+    this.spare = undefined
+    await s?.terminate()
+  }
+
+  private takeWorker(data: WasmWorkerData): Worker {
+    const spare = this.spare
+    this.spare = undefined
+    let worker: Worker
+    if (spare) {
+      spare.removeAllListeners()
+      spare.ref()
+      spare.postMessage(data)
+      worker = spare
+    } else {
+      worker = new Worker(workerUrl, { ...workerOptions, workerData: data })
+    }
+    if (this.warm) setImmediate(() => this.startSpare())
+    return worker
+  }
+
+  private startSpare(): void {
+    if (this.spare) return
+    const w = new Worker(workerUrl, workerOptions)
+    w.unref()
+    const forget = (): void => {
+      if (this.spare === w) this.spare = undefined
+    }
+    w.on('error', forget)
+    w.on('exit', forget)
+    this.spare = w
   }
 
   async available(): Promise<Availability> {
@@ -102,13 +152,7 @@ export class WasmExecutor implements Executor {
       stateDir: inst.spec.stateDir,
       control: inst.control,
     }
-    const worker = new Worker(workerUrl, {
-      workerData: data,
-      env: {},
-      stdout: true,
-      stderr: true,
-      resourceLimits: { maxOldGenerationSizeMb: 64, maxYoungGenerationSizeMb: 16, stackSizeMb: 4 },
-    })
+    const worker = this.takeWorker(data)
     inst.worker = worker
     inst.state = 'running'
     worker.on('message', (m: WasmWorkerMessage) => this.onMessage(inst, m))

@@ -20,9 +20,10 @@ export type WasmWorkerMessage =
   | { type: 'exit'; code: number }
   | { type: 'trap'; message: string; memoryBytes: number }
 
-const data = workerData as WasmWorkerData
 const port = parentPort
 if (!port) throw new Error('wasm-worker.ts runs only as a worker thread')
+// A warm (pre-started) worker gets its instance by its first message instead of workerData.
+const data = (workerData as WasmWorkerData | undefined) ?? (await new Promise<WasmWorkerData>((resolve) => port.once('message', resolve)))
 const control = new Int32Array(data.control)
 const post = (m: WasmWorkerMessage): void => port.postMessage(m)
 
