@@ -124,6 +124,9 @@ export class Keystore {
   }
 }
 
+/** Characters typed after a line ended (e.g. both answers arriving at once), kept for the next prompt. */
+let pendingInput = ''
+
 /** Reads a line from the terminal without echoing it. */
 async function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin
@@ -134,23 +137,42 @@ async function promptHidden(question: string): Promise<string> {
   stdin.setEncoding('utf8')
   return new Promise((resolve, reject) => {
     let buf = ''
-    const done = (err?: Error): void => {
+    const finish = (err?: Error): void => {
       stdin.off('data', onData)
+      stdin.off('end', onEnd)
       stdin.setRawMode(false)
       stdin.pause()
       out.write('\n')
       if (err) reject(err)
       else resolve(buf)
     }
-    const onData = (chunk: string): void => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n' || ch === '\u0004') return done()
-        if (ch === '\u0003') return done(new NoPassphraseError('passphrase prompt interrupted'))
+    const consume = (text: string): boolean => {
+      for (let i = 0; i < text.length; i++) {
+        const ch = text[i]!
+        if (ch === '\r' || ch === '\n' || ch === '\u0004') {
+          pendingInput = text.slice(i + 1).replace(/^\n/, '')
+          finish()
+          return true
+        }
+        if (ch === '\u0003') {
+          pendingInput = ''
+          finish(new NoPassphraseError('passphrase prompt interrupted'))
+          return true
+        }
         if (ch === '\u007f' || ch === '\b') buf = buf.slice(0, -1)
         else buf += ch
       }
+      return false
     }
+    const onData = (chunk: string): void => {
+      consume(chunk)
+    }
+    const onEnd = (): void => finish(new NoPassphraseError('terminal closed before a passphrase was entered'))
+    const early = pendingInput
+    pendingInput = ''
+    if (consume(early)) return
     stdin.on('data', onData)
+    stdin.on('end', onEnd)
   })
 }
 
