@@ -131,10 +131,11 @@ let pendingInput = ''
 async function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin
   const out = process.stderr
-  out.write(question)
+  // no echo BEFORE the question shows, or a quick typist's first characters would be echoed
   stdin.setRawMode(true)
   stdin.resume()
   stdin.setEncoding('utf8')
+  out.write(question)
   return new Promise((resolve, reject) => {
     let buf = ''
     const finish = (err?: Error): void => {

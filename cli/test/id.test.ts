@@ -1,13 +1,14 @@
 // `noir id new` / `noir id show`, run as real processes: identity creation, refusal to overwrite, passphrase
 // handling, and no key material in anything the command prints.
 import t from 'tap'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { toString } from 'uint8arrays'
 import { Keystore, keystorePath } from '../../identity/index.ts'
+import { file, requireOrSkip } from '../../scripts/testing/requirements.ts'
 
 const bin = join(dirname(fileURLToPath(import.meta.url)), '../bin/noir.js')
 
@@ -111,4 +112,34 @@ t.test('no command output or error ever contains the key, in hex, base64, base64
     t.notOk(all.includes(toString(seed, enc)), `seed in ${enc} is nowhere in the output`)
   }
   t.notOk(all.includes(toString(seed, 'base64').slice(0, 20)), 'not even a base64 prefix of the seed')
+})
+
+t.test('on a terminal, noir id new asks for the passphrase twice without echoing it', async (t) => {
+  // util-linux `script` gives the command a real pseudo-terminal (Debian: bsdutils, an essential package).
+  if (!requireOrSkip(t, file('/usr/bin/script', 'util-linux script, to run the command on a pseudo-terminal'))) return
+  const home = tempHome(t)
+  const secret = 'typed-on-a-tty-42'
+  const base: NodeJS.ProcessEnv = { ...process.env }
+  delete base.NOIR_PASSPHRASE
+  delete base.NOIR_HOME
+  const child = spawn('/usr/bin/script', ['-q', '-c', `${JSON.stringify(process.execPath)} ${JSON.stringify(bin)} --home ${JSON.stringify(home)} id new`, '/dev/null'], { env: base, stdio: ['pipe', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill() })
+  let out = ''
+  let answered = 0
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString()
+    // answer each prompt only once it is shown (raw, no-echo mode is on by then)
+    const prompts = (out.match(/assphrase: /g) ?? []).length
+    while (answered < prompts) {
+      answered++
+      child.stdin.write(secret + '\r')
+    }
+  })
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+  child.stdin.destroy()
+  t.equal(code, 0, out)
+  t.equal(answered, 2, 'asked twice')
+  t.match(out, /Created a new identity/)
+  t.notOk(out.includes(secret), 'the passphrase is never echoed')
+  t.equal((await Keystore.load(home, secret)).did, Keystore.publicDid(home))
 })
