@@ -183,7 +183,10 @@ export class Orchestrator {
   heartbeat(did: string, at = this.#now()): void {
     let d = this.#detectors.get(did)
     if (!d) {
-      d = new PhiAccrualDetector({ firstIntervalMs: this.#o.heartbeatIntervalMs, minStdDevMs: Math.max(20, this.#o.heartbeatIntervalMs / 10), windowSize: 50 })
+      // A busy machine delays beats by a few hundred ms now and then: tolerate one beat of pause and a wide
+      // spread, so the protected lane (phi 3) still declares a silent node lost within ~3.5 beat intervals.
+      const beat = this.#o.heartbeatIntervalMs
+      d = new PhiAccrualDetector({ firstIntervalMs: beat, minStdDevMs: Math.max(20, beat / 2), acceptablePauseMs: beat, windowSize: 50 })
       this.#detectors.set(did, d)
     }
     d.heartbeat(at)

@@ -52,6 +52,7 @@ interface OrchestrationConfig {
 
 const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
 const ALIVE_TOPIC = 'noir/alive/v1'
+const ENDED_RETENTION_MS = 60_000
 
 /** Allocation ids are `c-<contract id>`. */
 const allocationIdFor = (contractId: string): string => `c-${contractId}`
@@ -157,8 +158,9 @@ class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     return { instanceId: rec.id }
   }
 
+  /** Stops the instance and frees everything it held (container, reservation, state directory). */
   async stop(instanceId: string): Promise<void> {
-    await this.#parts.allocations.stopAllocation(instanceId, 2000).catch(() => {})
+    await this.#parts.allocations.remove(instanceId, { graceMs: 2000 }).catch(() => {})
   }
 
   onStatus(listener: (s: InstanceStatus) => void): () => void {
@@ -191,6 +193,9 @@ class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       const last = await this.#parts.allocations.waitFor(id, isFinal).catch(() => undefined)
       if (last) this.#emit(last)
     } else this.#emit(first)
+    // An ended instance's logs stay readable for a while, then its container and state are removed.
+    const t = setTimeout(() => void this.#parts.allocations.remove(id).catch(() => {}), ENDED_RETENTION_MS)
+    t.unref()
   }
 
   #emit(r: AllocationRecord): void {

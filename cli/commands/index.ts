@@ -17,6 +17,7 @@ import { logsCommand } from './logs.ts'
 import { stopCommand } from './stop.ts'
 import { bidsCommand } from './bids.ts'
 import { contractsCommand } from './contracts.ts'
+import { demoCommand } from './demo.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -35,4 +36,5 @@ export const commands: Command[] = [
   stopCommand,
   bidsCommand,
   contractsCommand,
+  demoCommand,
 ]

@@ -1,0 +1,96 @@
+// The customer CLI against a real daemon (noir deploy/ps/status/logs/bids/contracts/stop), and `noir demo`
+// end to end as a separate process: it must finish, show the failover, and leave nothing behind.
+import t from 'tap'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DaemonCluster, NOIR_BIN } from '../../scripts/testing/daemons.ts'
+import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import { removeNodeContainers } from '../commands/demo.ts'
+
+const IMAGE = 'noir/busybox:latest'
+const examples = new URL('../../examples/', import.meta.url).pathname
+
+function noir(home: string, args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [NOIR_BIN, '--home', home, ...args], { encoding: 'utf8', timeout: 90_000 })
+  return { code: r.status, out: r.stdout, err: r.stderr }
+}
+
+t.test('the customer commands drive this node\'s orchestrator', async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
+  const cluster = new DaemonCluster()
+  const tmp = mkdtempSync(join(tmpdir(), 'noir-cli-'))
+  t.teardown(async () => {
+    const dids = cluster.daemons.map((d) => d.did)
+    await cluster.cleanup()
+    await removeNodeContainers(dids)
+    rmSync(tmp, { recursive: true, force: true })
+  })
+  const d = await cluster.start({ config: { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { bidWindowMs: 500 } } as never })
+
+  const bad = join(tmp, 'bad.yaml')
+  writeFileSync(bad, 'apiVersion: noir/v1\nkind: job\nname: x\nruntime: {type: container}\nresources: {cpu: 0, memory: 1Gi}\n')
+  const invalid = noir(d.home, ['deploy', bad])
+  t.equal(invalid.code, 1)
+  t.match(invalid.err, /InvalidWorkloadError: \$\.runtime\.image: is required; \$\.resources\.cpu: must be > 0/)
+
+  const dry = noir(d.home, ['--json', 'bids', join(examples, 'job/job.yaml'), '--dry-run'])
+  t.equal(dry.code, 0, dry.err)
+  const dr = JSON.parse(dry.out) as { round: { bids: { node: string }[] }; placement: { ok: boolean; nodes: string[] } }
+  t.same(dr.placement, { ok: true, nodes: [d.did], standby: null })
+
+  const dep = noir(d.home, ['--json', 'deploy', join(examples, 'job/job.yaml'), '--wait'])
+  t.equal(dep.code, 0, dep.err)
+  const v = JSON.parse(dep.out) as { id: string; phase: string; history: { phase: string }[] }
+  t.equal(v.phase, 'completed')
+  t.same(v.history.map((h) => h.phase), ['preparing', 'bidding', 'committing', 'provisioning', 'running', 'completed'].filter((p) => v.history.some((h) => h.phase === p)))
+
+  const text = noir(d.home, ['deploy', join(examples, 'job/job.yaml')])
+  t.match(text.out, /deployment count-job-\w+\n.*bid round 1: asked 1 node\(s\), 1 bid\(s\)/s, 'progress is printed while bidding')
+
+  const ps = JSON.parse(noir(d.home, ['--json', 'ps']).out) as { deployments: { id: string }[] }
+  t.ok(ps.deployments.some((x) => x.id === v.id))
+  t.match(noir(d.home, ['status', v.id]).out, /phase: completed/)
+  const logs = noir(d.home, ['logs', v.id])
+  t.match(logs.out, /step 1\n.*step 5\n.*done/s, 'the job\'s log lines')
+
+  const contracts = JSON.parse(noir(d.home, ['--json', 'contracts']).out) as { contracts: { side: string; signedByConsumer: boolean; signedByProvider: boolean; deploymentId: string }[] }
+  const mine = contracts.contracts.filter((c) => c.deploymentId === v.id)
+  t.same(mine.map((c) => c.side).sort(), ['consumer', 'provider'], 'kept by both sides (here one node is both)')
+  t.ok(mine.every((c) => c.signedByConsumer && c.signedByProvider))
+
+  const missing = noir(d.home, ['status', 'nope'])
+  t.equal(missing.code, 1)
+  t.match(missing.err, /DeploymentNotFoundError/)
+})
+
+t.test('noir demo runs end to end and leaves no process, container or temp home behind', async (t) => {
+  const child = spawn(process.execPath, [NOIR_BIN, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')))
+  child.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')))
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  })
+  const code = await new Promise<number | null>((res) => child.once('exit', (c) => res(c)))
+  t.equal(code, 0, 'noir demo exits 0')
+  if (code !== 0) t.comment(out.slice(-3000))
+  t.match(out, /job completed/)
+  t.match(out, /replica \d is running again on node \w+: \d+ ms after the kill/)
+  const line = /running again on node \w+: (\d+) ms after the kill/.exec(out)
+  if (line) t.comment(`demo failover: ${line[1]} ms from kill -9 to running`)
+  const pids = [...out.matchAll(/pid (\d+)/g)].map((m) => Number(m[1]))
+  t.equal(pids.length >= 3, true)
+  for (const pid of pids) {
+    let alive = true
+    try {
+      process.kill(pid, 0)
+    } catch {
+      alive = false
+    }
+    t.notOk(alive, `daemon ${pid} is gone`)
+  }
+  const dids = [...out.matchAll(/(did:key:z6Mk\w+)/g)].map((m) => m[1]!)
+  t.equal(await removeNodeContainers([...new Set(dids)]), 0, 'no container left')
+})
