@@ -1,0 +1,453 @@
+// The actor executor: an SDK actor bundle in its own Node child process under the permission model,
+// joined to the node's ActorSystem through a proxy actor and an IPC channel (spec/actor-executor.md).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { ActorSystem } from '../../../core/actor-system.ts'
+import type { SnapshotStore, StoredSnapshot } from '../../../core/snapshot-store.ts'
+import type { ActorRef } from '../../../core/types.ts'
+import { fromWireError, toWireError } from '../../../core/wire-error.ts'
+import type { Availability, ExecHandle, ExecSpec, Executor, ExitStatus, LogLine, UsageStats } from '../executor.ts'
+import { InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
+import { LineLog, LineSplitter } from '../microvm/line-log.ts'
+import { ProcessCgroup } from '../microvm/process-cgroup.ts'
+import { readProcessUsage } from '../microvm/proc-usage.ts'
+import { ActorBundleError, ActorWorkloadEndedError } from './errors.ts'
+import { SNAPSHOT_FILE, type BehaviorInfo, type FromSandbox, type ToSandbox } from './protocol.ts'
+import { proxyDefinition, type ForwardEvent } from './proxy.ts'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const repoRoot = resolve(here, '../../..')
+const HOST = join(here, 'sandbox-host.ts')
+const HOOKS = join(here, 'sandbox-hooks.ts')
+/** What the sandbox may read besides the bundle's folder and its state dir: the runtime's own code. */
+const RUNTIME_READ = [join(repoRoot, 'core'), join(repoRoot, 'identity'), here, join(repoRoot, 'node_modules'), join(repoRoot, 'package.json')]
+
+export interface ActorPlacement {
+  /** Path of the parent actor in the node's system (e.g. `alloc/<id>`); none = top level. */
+  parent?: string
+  name: string
+}
+
+export interface ActorExecutorInit {
+  /** The node's ActorSystem: the workload's proxy lives there, and its outbound messages leave from there. */
+  system?: ActorSystem
+  /** Where the workload's proxy is spawned. Default: see `defaultPlacement`. */
+  place?: (allocationId: string, system: ActorSystem) => ActorPlacement
+  /** Mirror of snapshots saved on stop, keyed by allocation id; used on start when the state dir has none. */
+  snapshots?: SnapshotStore
+  /** Node binary for the sandbox (default: this process' own, so the same Node version). */
+  nodeBinary?: string
+  /** How long start() waits for the bundle to load. Default 60 s. */
+  startTimeoutMs?: number
+  /** With network 'none', run the child in a new network namespace via bubblewrap when `bwrap` works. Default true. */
+  isolateNetwork?: boolean
+}
+
+/**
+ * `<nodeDid>/alloc/<id>/workload` when the allocation actor `alloc/<id>` exists, `<nodeDid>/alloc/<id>`
+ * when only the `alloc` parent exists, `<nodeDid>/actor-<id>` otherwise.
+ */
+export function defaultPlacement(allocationId: string, system: ActorSystem): ActorPlacement {
+  if (system.lookup(`alloc/${allocationId}`) !== undefined) return { parent: `alloc/${allocationId}`, name: 'workload' }
+  if (system.lookup('alloc') !== undefined) return { parent: 'alloc', name: allocationId }
+  return { name: `actor-${allocationId}` }
+}
+
+interface Instance {
+  handle: ExecHandle
+  spec: ExecSpec
+  bundle: string
+  log: LineLog
+  child?: ChildProcess
+  /** The Node process itself (under bwrap, not the child's pid). */
+  pid?: number
+  cgroup?: ProcessCgroup
+  started?: Promise<void>
+  proxy?: ActorRef
+  address?: string
+  pending: Map<number, Pick<ForwardEvent, 'respond' | 'fail' | 'expectsReply'>>
+  checkpoints: Map<number, { resolve: (r: StoredSnapshot) => void; reject: (e: Error) => void }>
+  nextId: number
+  stopRequested: boolean
+  killedBy?: 'stop' | 'cpu-time'
+  ended?: Extract<FromSandbox, { t: 'ended' }>
+  stderrTail: string
+  exit?: ExitStatus
+  exited: Promise<ExitStatus>
+  resolveExit: (s: ExitStatus) => void
+  lastUsage?: UsageStats
+  cpuWatch?: NodeJS.Timeout
+}
+
+let bwrapWorks: boolean | undefined
+function bwrapAvailable(): boolean {
+  bwrapWorks ??= spawnSync('bwrap', ['--dev-bind', '/', '/', '--unshare-net', '--', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0
+  return bwrapWorks
+}
+
+export class ActorExecutor implements Executor {
+  readonly kind = 'actor' as const
+  private readonly instances = new Map<string, Instance>()
+  private readonly system: ActorSystem | undefined
+  private readonly place: (allocationId: string, system: ActorSystem) => ActorPlacement
+  private readonly snapshots: SnapshotStore | undefined
+  private readonly node: string
+  private readonly startTimeoutMs: number
+  private readonly isolateNetwork: boolean
+
+  constructor(init: ActorExecutorInit = {}) {
+    this.system = init.system
+    this.place = init.place ?? defaultPlacement
+    this.snapshots = init.snapshots
+    this.node = init.nodeBinary ?? process.execPath
+    this.startTimeoutMs = init.startTimeoutMs ?? 60_000
+    this.isolateNetwork = init.isolateNetwork ?? true
+  }
+
+  async available(): Promise<Availability> {
+    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', this.node, '--permission', '-e', '0'], { stdio: 'ignore', timeout: 10_000 })
+    if (r.status !== 0) return { ok: false, reason: `${this.node} has no working permission model (Node >= 22 needed)` }
+    return { ok: true }
+  }
+
+  async prepare(spec: ExecSpec): Promise<ExecHandle> {
+    const rt = spec.runtime
+    if (rt.kind !== 'actor') throw new InvalidExecSpecError(`the actor executor cannot run a '${rt.kind}' runtime`)
+    if ([...this.instances.values()].some((i) => i.spec.allocationId === spec.allocationId)) {
+      throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has an actor instance`)
+    }
+    if (!(spec.limits.memoryBytes >= 64 * 1024 * 1024)) throw new InvalidExecSpecError('an actor needs limits.memoryBytes >= 64 MiB (a Node process)')
+    if (!(spec.limits.cpu > 0)) throw new InvalidExecSpecError('limits.cpu must be positive')
+    const bundle = resolve(rt.bundle)
+    if (!existsSync(bundle) || !statSync(bundle).isFile()) throw new ActorBundleError(bundle, 'no such file')
+    if (!existsSync(spec.stateDir) || !statSync(spec.stateDir).isDirectory()) throw new InvalidExecSpecError(`state directory '${spec.stateDir}' does not exist`)
+    const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'actor', ref: `actor-${spec.allocationId}-${randomUUID().slice(0, 8)}` }
+    let resolveExit!: (s: ExitStatus) => void
+    const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
+    this.instances.set(handle.ref, {
+      handle, spec, bundle, log: new LineLog(), pending: new Map(), checkpoints: new Map(), nextId: 0,
+      stopRequested: false, stderrTail: '', exited, resolveExit,
+    })
+    return handle
+  }
+
+  /** Resolves once the bundle is loaded, its actor runs, and its proxy is addressable on the node. */
+  start(handle: ExecHandle): Promise<void> {
+    const inst = this.get(handle)
+    inst.started ??= this.launch(inst)
+    return inst.started
+  }
+
+  /** The workload's address on the node (set once started with a system). */
+  addressOf(handle: ExecHandle): string | undefined {
+    return this.get(handle).address
+  }
+
+  private async launch(inst: Instance): Promise<void> {
+    if (inst.exit !== undefined) throw new ActorWorkloadEndedError(inst.handle.allocationId, `it already ended (${inst.exit.reason})`)
+    const { spec } = inst
+    const rt = spec.runtime as Extract<ExecSpec['runtime'], { kind: 'actor' }>
+    const memMiB = Math.floor(spec.limits.memoryBytes / (1024 * 1024))
+    const reads = [dirname(inst.bundle), spec.stateDir, ...RUNTIME_READ]
+    const nodeArgs = [
+      '--permission',
+      ...reads.map((d) => `--allow-fs-read=${d}`),
+      `--allow-fs-write=${spec.stateDir}`,
+      // V8's heap gets most of the limit; the cgroup holds the whole process to it.
+      `--max-old-space-size=${Math.max(16, Math.floor(memMiB * 0.75))}`,
+      '--disable-warning=ExperimentalWarning',
+      `--import=${HOOKS}`,
+      HOST,
+      inst.bundle,
+    ]
+    let placement: ActorPlacement | undefined
+    if (this.system !== undefined) placement = this.place(spec.allocationId, this.system)
+    const address = this.system !== undefined && placement !== undefined
+      ? `${this.system.did}/${placement.parent !== undefined ? `${placement.parent}/` : ''}${placement.name}`
+      : undefined
+    // Only what the spec gives, plus the sandbox's own variables: the node's environment (and any secret in it) stays out.
+    const env: Record<string, string> = {
+      PATH: '/usr/local/bin:/usr/bin:/bin',
+      ...spec.env,
+      NOIR_STATE_DIR: spec.stateDir,
+      NOIR_ALLOCATION_ID: spec.allocationId,
+      ...(address !== undefined ? { NOIR_ACTOR_ADDRESS: address } : {}),
+      ...(rt.args !== undefined ? { NOIR_ACTOR_INPUT: JSON.stringify({ args: rt.args }) } : {}),
+    }
+    const useBwrap = spec.network === 'none' && this.isolateNetwork && bwrapAvailable()
+    // `env -u NODE_OPTIONS`: no preload from the environment reaches the sandbox (test runners and
+    // instrumentation inject NODE_OPTIONS into every child they see spawned, after our env is built).
+    const sandboxed = ['env', '-u', 'NODE_OPTIONS', this.node, ...nodeArgs]
+    const [cmd, args] = useBwrap
+      ? ['bwrap', ['--dev-bind', '/', '/', '--unshare-net', '--die-with-parent', '--', ...sandboxed]]
+      : [sandboxed[0]!, sandboxed.slice(1)]
+    const child = spawn(cmd, args as string[], { cwd: spec.stateDir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' })
+    inst.child = child
+    inst.cgroup = ProcessCgroup.create(`noir-actor-${spec.allocationId}`, { cpu: spec.limits.cpu, memoryBytes: spec.limits.memoryBytes })
+    const out = new LineSplitter((line) => inst.log.push({ ts: Date.now(), stream: 'stdout', line }))
+    const err = new LineSplitter((line) => {
+      inst.stderrTail = `${inst.stderrTail}${line}\n`.slice(-4000)
+      inst.log.push({ ts: Date.now(), stream: 'stderr', line })
+    })
+    child.stdout?.on('data', (d: Buffer) => out.write(d))
+    child.stderr?.on('data', (d: Buffer) => err.write(d))
+
+    let readyResolve!: (b: Extract<FromSandbox, { t: 'ready' }>) => void
+    const ready = new Promise<Extract<FromSandbox, { t: 'ready' }>>((r) => (readyResolve = r))
+    let snapshot: StoredSnapshot | undefined
+    if (this.snapshots !== undefined && !existsSync(join(spec.stateDir, SNAPSHOT_FILE))) snapshot = await this.snapshots.load(spec.allocationId)
+    child.on('message', (m: FromSandbox) => this.onMessage(inst, m, readyResolve, snapshot))
+    const spawnError = new Promise<Error>((r) => child.once('error', r))
+    child.once('close', (code, signal) => {
+      out.end()
+      err.end()
+      this.onChildExit(inst, code, signal)
+    })
+    if (spec.limits.cpuTimeMs !== undefined) this.watchCpuTime(inst, spec.limits.cpuTimeMs)
+
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.startTimeoutMs)))
+    try {
+      const r = await Promise.race([ready, inst.exited, spawnError, timeout])
+      if (r === 'timeout') {
+        this.kill(inst, 'stop')
+        throw new ActorBundleError(inst.bundle, `it did not start within ${this.startTimeoutMs} ms`)
+      }
+      if (r instanceof Error) throw new ActorBundleError(inst.bundle, `the sandbox could not start: ${r.message}`)
+      if ('reason' in r) {
+        if (inst.stopRequested) return
+        if (inst.ended?.error !== undefined) throw fromWireError(inst.ended.error)
+        throw new ActorBundleError(inst.bundle, `the sandbox ended before its actor started: ${inst.stderrTail.trim().split('\n').slice(-3).join(' | ')}`)
+      }
+      if (this.system !== undefined && placement !== undefined && address !== undefined) {
+        inst.address = address
+        inst.proxy = this.system.spawn(proxyDefinition(spec.allocationId, r.behaviors, { forward: (e) => this.forward(inst, e) }), {
+          name: placement.name,
+          ...(placement.parent !== undefined ? { parent: placement.parent } : {}),
+        })
+      }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private onMessage(inst: Instance, m: FromSandbox, ready: (m: Extract<FromSandbox, { t: 'ready' }>) => void, snapshot: StoredSnapshot | undefined): void {
+    switch (m.t) {
+      case 'hello':
+        inst.pid = m.pid
+        try {
+          inst.cgroup?.add(m.pid)
+        } catch {
+          // it may have exited already; its exit is reported
+        }
+        this.send(inst, { t: 'go', ...(snapshot !== undefined ? { snapshot } : {}) })
+        return
+      case 'ready':
+        ready(m)
+        return
+      case 'answer': {
+        const p = inst.pending.get(m.id)
+        if (p === undefined) return
+        inst.pending.delete(m.id)
+        if (m.ok) p.respond(m.value)
+        else p.fail(fromWireError(m.error))
+        return
+      }
+      case 'send':
+        this.outbound(inst, m)
+        return
+      case 'checkpointed': {
+        const c = inst.checkpoints.get(m.id)
+        if (c === undefined) return
+        inst.checkpoints.delete(m.id)
+        if (m.ok) c.resolve(m.record)
+        else c.reject(fromWireError(m.error))
+        return
+      }
+      case 'snapshot':
+        if (this.snapshots !== undefined) void this.snapshots.save(inst.spec.allocationId, m.record).catch(() => undefined)
+        return
+      case 'ended':
+        inst.ended = m
+        return
+    }
+  }
+
+  /** A message the node accepted for the workload (the proxy's action). */
+  private forward(inst: Instance, e: ForwardEvent): void {
+    if (inst.exit !== undefined || inst.child === undefined || !inst.child.connected) {
+      if (e.expectsReply) e.fail(new ActorWorkloadEndedError(inst.address ?? inst.handle.allocationId, inst.exit?.reason ?? 'not started'))
+      return
+    }
+    const id = ++inst.nextId
+    if (e.expectsReply) inst.pending.set(id, e)
+    this.send(inst, { t: 'deliver', id, behavior: e.behavior, body: e.body, from: e.from, ask: e.expectsReply })
+  }
+
+  /** A message the workload sends: it leaves from the node's system, from the workload's own address. */
+  private outbound(inst: Instance, m: Extract<FromSandbox, { t: 'send' }>): void {
+    const fail = (err: unknown): void => this.send(inst, { t: 'reply', id: m.id, ok: false, error: toWireError(err) })
+    if (this.system === undefined || inst.address === undefined) {
+      return fail(new ActorWorkloadEndedError(m.to, 'this executor has no node ActorSystem to send through'))
+    }
+    const options = { from: inst.address, ...(m.proofs ? { proofs: m.proofs } : {}), ...(m.timeoutMs !== undefined ? { timeoutMs: m.timeoutMs } : {}) }
+    if (!m.ask) {
+      try {
+        this.system.tell(m.to, m.behavior, m.body, options)
+      } catch (err) {
+        fail(err)
+      }
+      return
+    }
+    this.system.ask(m.to, m.behavior, m.body, options).then((value) => this.send(inst, { t: 'reply', id: m.id, ok: true, value }), fail)
+  }
+
+  private send(inst: Instance, m: ToSandbox): void {
+    if (inst.child?.connected) inst.child.send(m, (err) => void err)
+  }
+
+  private onChildExit(inst: Instance, code: number | null, signal: NodeJS.Signals | null): void {
+    clearInterval(inst.cpuWatch)
+    const finishedAt = Date.now()
+    const oom = (inst.cgroup?.oomKills() ?? 0) > 0 || /Reached heap limit|JavaScript heap out of memory/.test(inst.stderrTail)
+    let status: ExitStatus
+    if (inst.killedBy === 'stop') status = { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'killed', finishedAt }
+    else if (inst.killedBy === 'cpu-time') status = { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'cpu-time', message: 'the actor used up its CPU time budget', finishedAt }
+    else if (oom) status = { code, ...(signal !== null ? { signal } : {}), oomKilled: true, reason: 'oom', finishedAt }
+    else if (inst.ended?.kind === 'crashed' && inst.ended.error !== undefined) {
+      status = { code, oomKilled: false, reason: 'error', message: `${inst.ended.error.name}: ${inst.ended.error.message}`, finishedAt }
+    } else {
+      status = { code, ...(signal !== null ? { signal } : {}), oomKilled: false, reason: inst.stopRequested && code === 0 ? 'stopped' : 'exited', finishedAt }
+    }
+    const gone = new ActorWorkloadEndedError(inst.address ?? inst.handle.allocationId, status.reason)
+    for (const p of inst.pending.values()) if (p.expectsReply) p.fail(gone)
+    inst.pending.clear()
+    for (const c of inst.checkpoints.values()) c.reject(gone)
+    inst.checkpoints.clear()
+    if (inst.proxy !== undefined && this.system !== undefined) void this.system.stopActor(inst.proxy).catch(() => undefined)
+    inst.proxy = undefined
+    inst.lastUsage = { ...(inst.lastUsage ?? this.zeroUsage(inst)), ts: finishedAt, memoryBytes: 0 }
+    inst.cgroup?.remove()
+    this.settle(inst, status)
+  }
+
+  private settle(inst: Instance, status: ExitStatus): void {
+    if (inst.exit !== undefined) return
+    inst.exit = status
+    inst.log.close()
+    inst.resolveExit(status)
+  }
+
+  private kill(inst: Instance, why: 'stop' | 'cpu-time'): void {
+    if (inst.child === undefined || inst.exit !== undefined) return
+    inst.killedBy ??= why
+    inst.child.kill('SIGKILL')
+    // Under bwrap the Node process is a grandchild; --die-with-parent ends it, and so does this.
+    if (inst.pid !== undefined && inst.pid !== inst.child.pid) {
+      try {
+        process.kill(inst.pid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private watchCpuTime(inst: Instance, budgetMs: number): void {
+    inst.cpuWatch = setInterval(() => {
+      if (inst.pid === undefined) return
+      const u = readProcessUsage(inst.pid)
+      if (u !== undefined && u.cpuNanos / 1e6 > budgetMs) this.kill(inst, 'cpu-time')
+    }, 100)
+  }
+
+  /** Saves the actor's snapshot now (to its state dir) without stopping it, and returns it. */
+  checkpoint(handle: ExecHandle): Promise<StoredSnapshot> {
+    const inst = this.get(handle)
+    if (inst.exit !== undefined || inst.child === undefined) return Promise.reject(new ActorWorkloadEndedError(inst.address ?? handle.allocationId, inst.exit?.reason ?? 'not started'))
+    const id = ++inst.nextId
+    return new Promise((resolve, reject) => {
+      inst.checkpoints.set(id, { resolve, reject })
+      this.send(inst, { t: 'checkpoint', id })
+    })
+  }
+
+  /** The snapshot the workload last saved in its state directory (on stop or checkpoint), if any. */
+  savedSnapshot(handle: ExecHandle): StoredSnapshot | undefined {
+    const file = join(this.get(handle).spec.stateDir, SNAPSHOT_FILE)
+    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as StoredSnapshot) : undefined
+  }
+
+  async stop(handle: ExecHandle, opts: { graceMs: number }): Promise<ExitStatus> {
+    const inst = this.get(handle)
+    if (inst.exit !== undefined) return inst.exit
+    inst.stopRequested = true
+    if (inst.child === undefined) {
+      this.settle(inst, { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() })
+      return inst.exit!
+    }
+    if (opts.graceMs <= 0) {
+      this.kill(inst, 'stop')
+      return inst.exited
+    }
+    // Before the child says hello it cannot take the stop message; SIGTERM does the same thing once its
+    // handler is installed, and the grace timer covers the rest.
+    if (inst.child.connected) this.send(inst, { t: 'stop' })
+    else inst.child.kill('SIGTERM')
+    const grace = setTimeout(() => this.kill(inst, 'stop'), opts.graceMs)
+    const status = await inst.exited
+    clearTimeout(grace)
+    return status
+  }
+
+  wait(handle: ExecHandle): Promise<ExitStatus> {
+    return this.get(handle).exited
+  }
+
+  logs(handle: ExecHandle, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
+    return this.get(handle).log.read(opts)
+  }
+
+  async stats(handle: ExecHandle): Promise<UsageStats> {
+    const inst = this.get(handle)
+    if (inst.pid !== undefined && inst.exit === undefined) {
+      const u = readProcessUsage(inst.pid)
+      if (u !== undefined) {
+        inst.lastUsage = {
+          ts: Date.now(), cpuNanos: u.cpuNanos, memoryBytes: u.rssBytes, memoryLimitBytes: inst.spec.limits.memoryBytes,
+          netRxBytes: 0, netTxBytes: 0, diskReadBytes: u.readBytes, diskWriteBytes: u.writeBytes,
+        }
+      }
+    }
+    return inst.lastUsage ?? this.zeroUsage(inst)
+  }
+
+  private zeroUsage(inst: Instance): UsageStats {
+    return { ts: Date.now(), cpuNanos: 0, memoryBytes: 0, memoryLimitBytes: inst.spec.limits.memoryBytes, netRxBytes: 0, netTxBytes: 0, diskReadBytes: 0, diskWriteBytes: 0 }
+  }
+
+  async remove(handle: ExecHandle): Promise<void> {
+    const inst = this.instances.get(handle.ref)
+    if (inst === undefined) return
+    if (inst.exit === undefined) await this.stop(handle, { graceMs: 0 })
+    this.instances.delete(handle.ref)
+    inst.cgroup?.remove()
+  }
+
+  async list(): Promise<ExecHandle[]> {
+    return [...this.instances.values()].map((i) => i.handle)
+  }
+
+  private get(handle: ExecHandle): Instance {
+    const inst = this.instances.get(handle.ref)
+    if (inst === undefined) throw new UnknownInstanceError(handle.ref)
+    return inst
+  }
+}
+
+/** Writes a snapshot record into a state directory, so the next instance there starts from it. */
+export function seedSnapshot(stateDir: string, record: StoredSnapshot): void {
+  writeFileSync(join(stateDir, SNAPSHOT_FILE), JSON.stringify(record))
+}
