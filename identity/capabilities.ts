@@ -281,28 +281,38 @@ export class MemoryRevocationStore implements RevocationStore {
   }
 }
 
-/** Revocations on disk (level): key `<tokenHash>!<issuer>`, value the JSON record. */
+/**
+ * Revocations on disk (level): key `<tokenHash>!<issuer>`, value the JSON record. All records are mirrored in
+ * memory at open (revocations are few), so the per-message check never touches the disk.
+ */
 export class LevelRevocationStore implements RevocationStore {
   readonly #db: Level<string, string>
+  readonly #mirror = new MemoryRevocationStore()
   private constructor(db: Level<string, string>) {
     this.#db = db
   }
   static async open(path: string): Promise<LevelRevocationStore> {
     const db = new Level<string, string>(path, { valueEncoding: 'utf8' })
     await db.open()
-    return new LevelRevocationStore(db)
+    const store = new LevelRevocationStore(db)
+    for await (const v of db.values()) {
+      try {
+        await store.#mirror.add(JSON.parse(v) as Revocation)
+      } catch {
+        // a record that no longer verifies is ignored (it could not have been added through add())
+      }
+    }
+    return store
   }
   async add(r: Revocation): Promise<void> {
-    verifyRevocation(r)
+    await this.#mirror.add(r) // verifies
     await this.#db.put(`${r.token}!${r.issuer}`, JSON.stringify({ token: r.token, issuer: r.issuer, at: r.at, sig: r.sig }))
   }
-  async isRevoked(hash: string): Promise<boolean> {
-    return (await this.revokersOf(hash)).length > 0
+  isRevoked(hash: string): boolean {
+    return this.#mirror.isRevoked(hash)
   }
-  async revokersOf(hash: string): Promise<string[]> {
-    const out: string[] = []
-    for await (const k of this.#db.keys({ gt: `${hash}!`, lt: `${hash}"` })) out.push(k.slice(hash.length + 1))
-    return out
+  revokersOf(hash: string): string[] {
+    return this.#mirror.revokersOf(hash)
   }
   async list(): Promise<Revocation[]> {
     const out: Revocation[] = []
