@@ -495,6 +495,13 @@ export class ActorSystem implements Startable {
     return cell instanceof ActorCell && cell.state === 'running' ? cell.mailbox.depth : 0
   }
 
+  /** Counts for monitoring: running actors, messages waiting in all mailboxes, actors waiting to run. */
+  stats(): { actors: number; queuedMessages: number; readyActors: number } {
+    let queued = 0
+    for (const cell of this.#registry.values()) queued += cell.mailbox.depth
+    return { actors: this.#registry.size, queuedMessages: queued, readyActors: this.#ready.length - this.#readyHead }
+  }
+
   /** The XState snapshot of a local actor (read-only view, for tests and tooling). */
   snapshotOf(target: string | ActorRef): unknown {
     const cell = this.#localCell(target)

@@ -46,6 +46,7 @@ t.test('a full mailbox refuses the message with MailboxFullError and its depth i
   ref.tell('/rec/record', 3)
   t.equal(ref.mailboxDepth, 3)
   t.equal(s.mailboxDepth(`${s.did}/r`), 3)
+  t.same(s.stats(), { actors: 1, queuedMessages: 3, readyActors: 1 })
   const err = thrown(() => ref.tell('/rec/record', 4))
   t.type(err, MailboxFullError)
   t.same((err as MailboxFullError).data, { address: ref.address, capacity: 3 })
