@@ -15,7 +15,7 @@ import { LineLog, LineSplitter } from '../microvm/line-log.ts'
 import { ProcessCgroup } from '../microvm/process-cgroup.ts'
 import { readProcessUsage } from '../microvm/proc-usage.ts'
 import { ActorBundleError, ActorWorkloadEndedError } from './errors.ts'
-import { SNAPSHOT_FILE, type BehaviorInfo, type FromSandbox, type ToSandbox } from './protocol.ts'
+import { SNAPSHOT_FILE, type FromSandbox, type ToSandbox } from './protocol.ts'
 import { proxyDefinition, type ForwardEvent } from './proxy.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))

@@ -1,0 +1,131 @@
+// An SDK actor run by the actor executor is a real actor of its node: another node (an ActorSystem joined
+// by the memory transport, with real signed envelopes and capability tokens) asks it across the wire; it
+// messages the node's other actors from its own address; the sandbox refuses it files outside its state
+// directory and child processes with a typed error; and its snapshot restores into a new instance.
+import t, { type Test } from 'tap'
+import { fileURLToPath } from 'node:url'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { assign, setup } from 'xstate'
+import { TestKit } from '../../core/testkit.ts'
+import { CapabilityDeniedError, defineActor, type ActorSystem, type MessageContext } from '../../core/index.ts'
+import { ActorExecutor, SandboxAccessDeniedError, SNAPSHOT_FILE } from '../executor/actor/index.ts'
+import type { ExecHandle, ExecSpec } from '../executor/executor.ts'
+
+const probe = fileURLToPath(new URL('./fixtures/actor/probe.ts', import.meta.url))
+const counter = fileURLToPath(new URL('../../examples/counter/counter.ts', import.meta.url))
+
+const rejection = async (p: Promise<unknown>): Promise<Error> => {
+  try {
+    await p
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected a rejection')
+}
+
+async function twoNodes(t: Test) {
+  const kit = new TestKit({ simulatedClock: false })
+  t.teardown(() => kit.stop())
+  const a = await kit.node()
+  const b = await kit.node()
+  return { kit, a, b }
+}
+
+/** Starts a bundle on node `system` and tears it down after the test, even on failure. */
+async function run(t: Test, executor: ActorExecutor, bundle: string, allocationId: string, stateDir?: string): Promise<{ handle: ExecHandle; stateDir: string }> {
+  const dir = stateDir ?? mkdtempSync(join(tmpdir(), 'noir-actor-node-'))
+  if (stateDir === undefined) t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const spec: ExecSpec = { allocationId, runtime: { kind: 'actor', bundle }, env: {}, limits: { cpu: 1, memoryBytes: 256 * 1024 * 1024 }, network: 'none', stateDir: dir }
+  const handle = await executor.prepare(spec)
+  t.teardown(async () => {
+    await executor.stop(handle, { graceMs: 0 }).catch(() => undefined)
+    await executor.remove(handle)
+  })
+  await executor.start(handle)
+  return { handle, stateDir: dir }
+}
+
+/** A plain actor on node A that answers with the address of whoever asked (the workload's sender address). */
+function whoAsked(system: ActorSystem): void {
+  const m = setup({ types: { context: {} as { from: string }, events: {} as { type: 'seen'; from: string } } }).createMachine({
+    id: 'who',
+    context: { from: '' },
+    on: { seen: { actions: assign({ from: ({ event }) => event.from }) } },
+  })
+  system.spawn(
+    defineActor(m).with({
+      name: 'test/who',
+      behaviors: { '/who': { public: true, event: (_b: unknown, msg: MessageContext) => ({ type: 'seen' as const, from: msg.from }), reply: (s) => s.context.from } },
+    }),
+    { name: 'who' },
+  )
+}
+
+t.test('an SDK actor in the sandbox answers an ask from another node, and the sandbox refuses it files and processes', async (t) => {
+  const { a, b } = await twoNodes(t)
+  const executor = new ActorExecutor({ system: a.system })
+  const { handle, stateDir } = await run(t, executor, probe, 'probe1')
+  const address = executor.addressOf(handle)!
+  t.equal(address, `${a.system.did}/actor-probe1`, 'it is addressed under node A\'s DID')
+
+  // Inside its state directory: allowed.
+  t.equal(await b.system.ask(address, '/probe/write-state', { text: 'mine' }), true, 'node B asks it across the wire and gets its answer')
+  t.equal(await b.system.ask(address, '/probe/read', { path: join(stateDir, 'probe.txt') }), 'mine', 'it reads its own state directory')
+
+  // Outside: refused by Node's permission model, answered as a typed error across the wire.
+  const secret = join(mkdtempSync(join(tmpdir(), 'noir-secret-')), 'secret.txt')
+  writeFileSync(secret, 'not for the workload')
+  t.teardown(() => rmSync(join(secret, '..'), { recursive: true, force: true }))
+  const denied = await rejection(b.system.ask(address, '/probe/read', { path: secret }))
+  t.type(denied, SandboxAccessDeniedError, 'a file outside its state directory is refused with SandboxAccessDeniedError')
+  t.equal(denied.name, 'SandboxAccessDeniedError')
+  t.match((denied as SandboxAccessDeniedError).data, { permission: 'FileSystemRead', resource: secret }, 'naming the permission and the file')
+
+  const spawnDenied = await rejection(b.system.ask(address, '/probe/spawn'))
+  t.type(spawnDenied, SandboxAccessDeniedError, 'spawning a process is refused with SandboxAccessDeniedError')
+  t.match((spawnDenied as SandboxAccessDeniedError).data, { permission: 'ChildProcess' })
+
+  const status = await executor.stop(handle, { graceMs: 5000 })
+  t.equal(status.reason, 'stopped', 'it stops gracefully')
+  t.type(await rejection(b.system.ask(address, '/probe/read', { path: secret }, { timeoutMs: 5000 })), Error, 'once stopped, node B gets an error, not an answer')
+})
+
+t.test('the sandboxed actor messages the node\'s other actors from its own address, and its behaviors keep their abilities on the node', async (t) => {
+  const { kit, a, b } = await twoNodes(t)
+  whoAsked(a.system)
+  const executor = new ActorExecutor({ system: a.system })
+  const { handle } = await run(t, executor, probe, 'probe2')
+  const address = executor.addressOf(handle)!
+  const seenFrom = await b.system.ask(address, '/probe/relay', { to: `${a.system.did}/who`, behavior: '/who', body: null })
+  t.equal(seenFrom, address, 'B -> workload -> A\'s actor -> back to B; A\'s actor saw the workload\'s node address as the sender')
+
+  // The counter example requires a capability for /counter/increment: the workload's proxy declares the same ability.
+  const { handle: ch } = await run(t, executor, counter, 'count1')
+  const caddr = executor.addressOf(ch)!
+  t.type(await rejection(b.system.ask(caddr, '/counter/increment', { by: 1 })), CapabilityDeniedError, 'without a capability node B is denied by node A')
+  const token = await kit.grant(a.key, b.system.did, ['/counter/increment'])
+  t.equal(await b.system.ask(caddr, '/counter/increment', { by: 2 }, { proofs: [token] }), 2, 'with one from node A it counts')
+})
+
+t.test('the actor\'s snapshot is saved on stop and a new instance on the same state continues from it', async (t) => {
+  const { kit, a, b } = await twoNodes(t)
+  const executor = new ActorExecutor({ system: a.system })
+  const token = await kit.grant(a.key, b.system.did, ['/counter/increment'])
+  const first = await run(t, executor, counter, 'count-a')
+  const addr1 = executor.addressOf(first.handle)!
+  for (const by of [1, 2, 3]) await b.system.ask(addr1, '/counter/increment', { by }, { proofs: [token] })
+  t.equal(await b.system.ask(addr1, '/counter/get'), 6)
+  const stopped = await executor.stop(first.handle, { graceMs: 5000 })
+  t.equal(stopped.reason, 'stopped')
+  t.ok(existsSync(join(first.stateDir, SNAPSHOT_FILE)), 'the snapshot is in its state directory')
+  t.equal(executor.savedSnapshot(first.handle)?.definition, 'example/counter')
+
+  // A new instance (another allocation, another process) on the same state directory.
+  const second = await run(t, executor, counter, 'count-b', first.stateDir)
+  const addr2 = executor.addressOf(second.handle)!
+  t.not(addr2, addr1)
+  t.equal(await b.system.ask(addr2, '/counter/get'), 6, 'the new instance starts where the old one stopped')
+  t.equal(await b.system.ask(addr2, '/counter/increment', { by: 4 }, { proofs: [token] }), 10, 'and continues counting')
+})
