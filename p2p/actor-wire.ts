@@ -175,21 +175,28 @@ export class ActorWire {
   }
 
   /**
-   * yamux's `send()` returning false means its buffer is above the high-water mark. Waiting for 'drain'
-   * alone let the buffer grow without bound under a fast sender (STACK.md); we wait until the write queue
-   * is empty ('idle') or the stream closes.
+   * yamux's `send()` returning false means the muxer is full (its send window is used up, or its buffer is
+   * above the high-water mark). Waiting for 'drain' alone let the buffer grow without bound under a fast
+   * sender (STACK.md), so we wait until the muxer has drained AND the stream's own write queue is empty.
+   * 'idle' may already have fired inside send() (the queue was handed over but the muxer is full), so the
+   * conditions are re-checked on every event and at least every 50 ms: an event missed cannot stall us.
    */
-  private waitWritable(stream: Stream): Promise<void> {
-    if (stream.writeBufferLength === 0 && !stream.writableNeedsDrain) return Promise.resolve()
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        stream.removeEventListener('idle', done)
-        stream.removeEventListener('close', done)
-        resolve()
-      }
-      stream.addEventListener('idle', done)
-      stream.addEventListener('close', done)
-    })
+  private async waitWritable(stream: Stream): Promise<void> {
+    while (stream.status === 'open' && (stream.writableNeedsDrain || stream.writeBufferLength > 0)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer)
+          stream.removeEventListener('drain', done)
+          stream.removeEventListener('idle', done)
+          stream.removeEventListener('close', done)
+          resolve()
+        }
+        const timer = setTimeout(done, 50)
+        stream.addEventListener('drain', done)
+        stream.addEventListener('idle', done)
+        stream.addEventListener('close', done)
+      })
+    }
   }
 
   private async streamFor(ch: PeerChannel): Promise<Stream> {

@@ -42,3 +42,34 @@ t.test('100,000 frames sent without waiting arrive in order, coalesced, with a b
   t.ok(s.maxQueuedBytes < 8 * 1024 * 1024, `the muxer's write buffer stayed bounded (max ${s.maxQueuedBytes} bytes queued)`)
   t.equal(s.streamsOpened, 1, 'one long-lived stream carried everything')
 })
+
+t.test('a sender faster than its receiver (another process) keeps flowing once the muxer window fills', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const { createInterface } = await import('node:readline')
+  const child = spawn(process.execPath, [new URL('./slow-receiver.ts', import.meta.url).pathname], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+  })
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]()
+  const peer = JSON.parse((await lines.next()).value as string) as { did: string; multiaddrs: string[] }
+  const b = await Mesh.create({ key: NodeKey.generate(), mdns: false, natTraversal: false, pingIntervalMs: 0, bootstrap: peer.multiaddrs })
+  await b.start()
+  t.teardown(() => b.stop())
+  const n = 40_000
+  const sends: Promise<void>[] = []
+  for (let i = 0; i < n; i++) {
+    sends.push(b.transport.send(peer.did, new Uint8Array(200)))
+    if (i % 2000 === 1999) await new Promise((r) => setImmediate(r))
+  }
+  await Promise.all(sends)
+  t.pass(`all ${n} sends were handed to the stream (the writer never stalled on a missed drain/idle event)`)
+  let count = 0
+  while (count < n) {
+    child.stdin!.write('count\n')
+    count = (JSON.parse((await lines.next()).value as string) as { count: number }).count
+    if (count < n) await new Promise((r) => setTimeout(r, 200))
+  }
+  t.equal(count, n, 'and the slow receiver got every frame')
+  t.ok(b.transport.wire.stats.maxQueuedBytes < 8 * 1024 * 1024, `the stream's write queue stayed bounded (max ${b.transport.wire.stats.maxQueuedBytes} bytes)`)
+  child.stdin!.end()
+})

@@ -1,0 +1,41 @@
+// The receiving node of bench/p2p.bench.ts, run as its own process: a mesh + actor system with a sink actor.
+// Prints one JSON line `{ did, multiaddrs }` when ready; exits when stdin closes.
+import { assign, setup } from 'xstate'
+import { NodeKey } from '../identity/keys.ts'
+import { ActorSystem, defineActor } from '../core/index.ts'
+import { Mesh } from '../p2p/mesh.ts'
+
+export function sinkDefinition() {
+  const machine = setup({ types: { context: {} as { hits: number }, events: {} as { type: 'hit' } } }).createMachine({
+    id: 'bench-sink',
+    context: { hits: 0 },
+    on: { hit: { actions: assign({ hits: ({ context }) => context.hits + 1 }) } },
+  })
+  return defineActor(machine).with({
+    name: 'bench-sink',
+    mailboxCapacity: 1_000_000,
+    behaviors: {
+      '/bench/hit': { public: true, event: () => ({ type: 'hit' as const }) },
+      '/bench/count': { public: true, reply: (s) => s.context.hits },
+      '/bench/echo': { public: true, reply: (_s, body) => body },
+    },
+  })
+}
+
+if (import.meta.main) {
+  const key = NodeKey.generate()
+  const mesh = await Mesh.create({ key, mdns: false, natTraversal: false, pingIntervalMs: 0 })
+  await mesh.start()
+  const system = new ActorSystem({ key, transport: mesh.transport })
+  await system.start()
+  system.spawn(sinkDefinition(), { name: 'sink' })
+  process.stdout.write(JSON.stringify({ did: key.did, multiaddrs: mesh.multiaddrs() }) + '\n')
+  process.stdin.resume()
+  process.stdin.once('end', () => {
+    void (async () => {
+      await system.stop()
+      await mesh.stop()
+      process.exit(0)
+    })()
+  })
+}

@@ -1,0 +1,185 @@
+// The mesh, measured in one run (each figure beside a baseline measured here, now):
+// - remote signed ask round trip (two actor systems over libp2p) vs a raw libp2p stream echo;
+// - remote signed tell throughput to another process vs one core's node:crypto Ed25519 verify rate;
+// - daemon start time vs a bare `node` start; RSS of an idle daemon vs an idle bare `node`.
+import { spawn } from 'node:child_process'
+import { generateKeyPairSync, sign, verify } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+import { NodeKey } from '../identity/keys.ts'
+import { ActorSystem } from '../core/index.ts'
+import { Mesh } from '../p2p/mesh.ts'
+import { DaemonCluster } from '../scripts/testing/daemons.ts'
+import { percentile, printSection, type Figure } from './report.ts'
+import { sinkDefinition } from './p2p-peer.ts'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const meshOpts = { mdns: false, natTraversal: false, pingIntervalMs: 0 }
+const body100 = 'x'.repeat(100)
+
+async function pair(): Promise<{ a: Mesh; b: Mesh; stop: () => Promise<void> }> {
+  const a = await Mesh.create({ key: NodeKey.generate(), ...meshOpts })
+  await a.start()
+  const b = await Mesh.create({ key: NodeKey.generate(), ...meshOpts, bootstrap: a.multiaddrs() })
+  await b.start()
+  return { a, b, stop: async () => { await b.stop(); await a.stop() } }
+}
+
+/** Raw libp2p: one stream, 100-byte echo, sequential round trips (µs). */
+async function rawEcho(n: number): Promise<number[]> {
+  const { a, b, stop } = await pair()
+  await a.host.handle('/bench/echo/1.0.0', async (stream) => {
+    for await (const chunk of stream) stream.send(chunk)
+  })
+  const stream = await b.host.dialProtocol(a.host.peerId, '/bench/echo/1.0.0')
+  const it = stream[Symbol.asyncIterator]()
+  const msg = new TextEncoder().encode(body100)
+  const samples: number[] = []
+  for (let i = 0; i < n + 200; i++) {
+    const t0 = process.hrtime.bigint()
+    stream.send(msg)
+    let got = 0
+    while (got < msg.byteLength) {
+      const r = await it.next()
+      if (r.done) throw new Error('echo stream ended')
+      got += r.value.byteLength
+    }
+    if (i >= 200) samples.push(Number(process.hrtime.bigint() - t0) / 1000)
+  }
+  await stream.close()
+  await stop()
+  return samples
+}
+
+
+async function askBench(n: number): Promise<number[]> {
+  const ka = NodeKey.generate()
+  const kb = NodeKey.generate()
+  const a = await Mesh.create({ key: ka, ...meshOpts })
+  await a.start()
+  const b = await Mesh.create({ key: kb, ...meshOpts, bootstrap: a.multiaddrs() })
+  await b.start()
+  const sysA = new ActorSystem({ key: ka, transport: a.transport })
+  const sysB = new ActorSystem({ key: kb, transport: b.transport })
+  await sysA.start()
+  await sysB.start()
+  sysA.spawn(sinkDefinition(), { name: 'sink' })
+  const to = `${ka.did}/sink`
+  const samples: number[] = []
+  for (let i = 0; i < n + 200; i++) {
+    const t0 = process.hrtime.bigint()
+    await sysB.ask(to, '/bench/echo', body100)
+    if (i >= 200) samples.push(Number(process.hrtime.bigint() - t0) / 1000)
+  }
+  await sysB.stop()
+  await sysA.stop()
+  await b.stop()
+  await a.stop()
+  return samples
+}
+
+/** Signed tells to a sink actor in another process: messages/s, end to end (handled by the actor). */
+async function tellThroughput(total: number): Promise<number> {
+  const child = spawn(process.execPath, [join(here, 'p2p-peer.ts')], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve))
+  const peer = JSON.parse(first) as { did: string; multiaddrs: string[] }
+  const key = NodeKey.generate()
+  const mesh = await Mesh.create({ key, ...meshOpts, bootstrap: peer.multiaddrs })
+  await mesh.start()
+  const sys = new ActorSystem({ key, transport: mesh.transport, askTimeoutMs: 60_000 })
+  await sys.start()
+  const to = `${peer.did}/sink`
+  await sys.ask(to, '/bench/count', null) // connection and stream up
+  const window = 20_000
+  const t0 = process.hrtime.bigint()
+  let sent = 0
+  while (sent < total) {
+    const burst = Math.min(window, total - sent)
+    for (let i = 0; i < burst; i++) {
+      sys.tell(to, '/bench/hit', i)
+      if (i % 1000 === 999) await new Promise((r) => setImmediate(r))
+    }
+    sent += burst
+    // keep at most one window in flight: the count answer comes after every earlier tell was handled
+    await sys.ask(to, '/bench/count', null)
+  }
+  const hits = await sys.ask<number>(to, '/bench/count', null)
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9
+  if (hits !== total) console.log(`  (sink counted ${hits} of ${total})`)
+  await sys.stop()
+  await mesh.stop()
+  child.stdin!.end()
+  await new Promise((r) => child.once('exit', r))
+  return total / secs
+}
+
+function verifyRate(ms = 1000): number {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const msg = Buffer.alloc(200, 7)
+  const sig = sign(null, msg, privateKey)
+  let n = 0
+  const end = performance.now() + ms
+  while (performance.now() < end) {
+    for (let i = 0; i < 100; i++) verify(null, msg, publicKey, sig)
+    n += 100
+  }
+  return n / (ms / 1000)
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : NaN
+}
+
+async function bareNode(): Promise<{ startMs: number; rss: number }> {
+  const t0 = performance.now()
+  const p = spawn(process.execPath, ['-e', 'console.log("up"); setTimeout(() => {}, 60000)'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  await new Promise<void>((resolve) => p.stdout!.once('data', () => resolve()))
+  const startMs = performance.now() - t0
+  await new Promise((r) => setTimeout(r, 1500))
+  const rss = rssMiB(p.pid!)
+  p.kill('SIGKILL')
+  return { startMs, rss }
+}
+
+async function daemonStartAndRss(): Promise<{ startMs: number; bootMs: number; rss: number }> {
+  const cluster = new DaemonCluster()
+  try {
+    const { home } = await cluster.makeHome()
+    const t0 = performance.now()
+    const d = await cluster.start({ home })
+    const startMs = performance.now() - t0
+    const bootMs = Number(d.logLines().find((l) => l.msg === 'ready')?.startMs ?? NaN)
+    await new Promise((r) => setTimeout(r, 1500))
+    return { startMs, bootMs, rss: rssMiB(d.pid) }
+  } finally {
+    await cluster.cleanup()
+  }
+}
+
+const raw = await rawEcho(2000)
+const ask = await askBench(2000)
+const rawP50 = percentile(raw, 50)
+const rawP99 = percentile(raw, 99)
+printSection('remote ask round trip (100-byte body, one node pair, sequential)', [
+  { name: 'signed ask p50', value: percentile(ask, 50), unit: 'µs', better: 'lower', baseline: { name: 'raw libp2p echo p50', value: rawP50 }, target: '>= 0.5 (at most 2x raw)' },
+  { name: 'signed ask p99', value: percentile(ask, 99), unit: 'µs', better: 'lower', baseline: { name: 'raw libp2p echo p99', value: rawP99 } },
+])
+
+const verifies = verifyRate()
+const tells = await tellThroughput(200_000)
+printSection('remote signed tell throughput (to an actor in another process)', [
+  { name: 'signed tells handled/s', value: tells, unit: 'msg/s', better: 'higher', baseline: { name: 'node:crypto Ed25519 verify, 1 core', value: verifies }, target: 'goal 100,000 msg/s' },
+])
+
+const bare = await bareNode()
+const daemon = await daemonStartAndRss()
+const figures: Figure[] = [
+  { name: 'daemon start (spawn -> api.json)', value: daemon.startMs, unit: 'ms', better: 'lower', baseline: { name: 'bare node start', value: bare.startMs } },
+  { name: 'daemon boot inside the process', value: daemon.bootMs, unit: 'ms', better: 'lower' },
+  { name: 'idle daemon RSS', value: daemon.rss, unit: 'MiB', better: 'lower', baseline: { name: 'idle bare node RSS', value: bare.rss } },
+]
+printSection('daemon', figures)
+process.exit(0)
