@@ -23,6 +23,7 @@ import {
   RestartIntensityExceededError,
   SnapshotMismatchError,
   SnapshotNotFoundError,
+  SnapshotNotSavedError,
   SystemStoppedError,
   UnknownBehaviorError,
 } from './errors.ts'
@@ -629,7 +630,13 @@ export class ActorSystem implements Startable {
 
   #record(cell: ActorCell): StoredSnapshot {
     if (!cell.actor) throw new ActorStoppedError(cell.address)
-    return { v: 1, definition: cell.definition.name, address: cell.address, snapshot: toJsonValue(cell.actor.getPersistedSnapshot()), savedAt: this.clock.now() }
+    let snapshot: unknown
+    try {
+      snapshot = toJsonValue(cell.actor.getPersistedSnapshot())
+    } catch (err) {
+      throw new SnapshotNotSavedError(cell.path, `not JSON-serializable: ${asError(err).message}`)
+    }
+    return { v: 1, definition: cell.definition.name, address: cell.address, snapshot, savedAt: this.clock.now() }
   }
 
   // ---- internals: routing ------------------------------------------------------------------------------------
@@ -954,7 +961,7 @@ export class ActorSystem implements Startable {
       try {
         const record = this.#record(cell)
         const save = this.snapshots.save(cell.path, record).catch((err: unknown) => {
-          this.#emit({ type: 'crashed', address: cell.address, error: new SnapshotMismatchError(cell.path, `saving on stop failed: ${asError(err).message}`) })
+          this.#emit({ type: 'crashed', address: cell.address, error: new SnapshotNotSavedError(cell.path, `saving on stop failed: ${asError(err).message}`) })
         })
         this.#pendingSaves.add(save)
         void save.finally(() => this.#pendingSaves.delete(save))

@@ -135,6 +135,14 @@ export class SnapshotMismatchError extends NoirError {
   }
 }
 
+/** The actor's persisted snapshot is not plain JSON (keep machine context serializable), or could not be saved. */
+export class SnapshotNotSavedError extends NoirError {
+  constructor(key: string, why: string) {
+    super(`snapshot of ${key} was not saved: ${why}`, 'ERR_SNAPSHOT_NOT_SAVED', { key, why })
+    this.name = 'SnapshotNotSavedError'
+  }
+}
+
 /** A supervisor exceeded its restart intensity and gave up; carried to its parent (or reported at the root). */
 export class RestartIntensityExceededError extends NoirError {
   constructor(address: string, maxRestarts: number, withinMs: number, cause?: unknown) {

@@ -76,3 +76,20 @@ t.test('a snapshot in a level store on disk is restored by another process, whic
   t.teardown(() => s2.stop())
   t.equal(await (await s2.restore(counter, { name: 'counter' })).ask('/counter/get'), 15, 'and its stop saved the new count to disk')
 })
+
+t.test('a snapshot that is not plain JSON is refused with SnapshotNotSavedError', async (t) => {
+  const { setup, assign } = await import('xstate')
+  const { defineActor, SnapshotNotSavedError } = await import('../index.ts')
+  const machine = setup({ types: { context: {} as { self: unknown }, events: {} as { type: 'loop' } } }).createMachine({
+    id: 'loopy',
+    context: { self: null },
+    on: { loop: { actions: assign({ self: ({ context }) => { const o: Record<string, unknown> = { context }; o.o = o; return o } }) } },
+  })
+  const def = defineActor(machine).with({ name: 'test/loopy', behaviors: { '/loop': { public: true, event: () => ({ type: 'loop' }) } } })
+  const s = new ActorSystem({ key: NodeKey.generate(), snapshots: new MemorySnapshotStore() })
+  t.teardown(() => s.stop())
+  const ref = s.spawn(def, { name: 'loopy' })
+  await s.saveSnapshot(ref)
+  ref.tell('/loop')
+  t.type(await rejection(s.saveSnapshot(ref)), SnapshotNotSavedError)
+})
