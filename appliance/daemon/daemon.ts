@@ -8,6 +8,7 @@ import { Level } from 'level'
 import type { NodeKey } from '../../identity/keys.ts'
 import { ActorSystem } from '../../core/index.ts'
 import { Mesh } from '../../p2p/mesh.ts'
+import { LevelDatastore, type LevelStore } from '../../p2p/level-datastore.ts'
 import { errorFields } from '../../p2p/log.ts'
 import { loadConfig, type NodeConfig } from './config.ts'
 import { createJsonLog, type JsonLog } from './log.ts'
@@ -117,6 +118,8 @@ export class Daemon {
       relayServer: c.relay,
       pingIntervalMs: c.pingIntervalMs,
       inboundConnectionThreshold: 100,
+      // the peer store and DHT records persist in the node's level store
+      datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' }) as unknown as LevelStore),
     })
     await this.mesh.start()
 

@@ -49,3 +49,22 @@ t.test('two daemons: one asks the other\'s node actor over the mesh; errors come
   t.notOk(existsSync(join(a.home, 'api.json')), 'api.json is removed on shutdown')
   t.ok(a.logLines().some((l) => l.msg === 'stopped'), 'it logged a structured "stopped" line')
 })
+
+t.test('a restarted daemon remembers its peers from the level peer store and reaches them without bootstrap', async (t) => {
+  const a = await cluster.start()
+  const b = await cluster.start({ bootstrap: a.multiaddrs })
+  const first = await b.api.post<{ reply: { did: string } }>('/v1/actor/send', { to: `${a.did}/node`, behavior: '/noir/node/ping', ask: true })
+  t.equal(first.reply.did, a.did)
+  t.equal((await b.stop()).code, 0)
+  const again = await cluster.start({ home: b.home })
+  t.equal(again.did, b.did, 'same home, same node')
+  const r = await again.api.post<{ reply: { did: string } }>('/v1/actor/send', { to: `${a.did}/node`, behavior: '/noir/node/ping', ask: true, timeoutMs: 20_000 })
+  t.equal(r.reply.did, a.did, 'with no bootstrap list, it dials the peer it knew from its stored peer store')
+})
+
+t.test('the API is also served on the unix socket in the home', async (t) => {
+  const d = await cluster.start({ apiViaSocket: true })
+  t.match(d.api.socket, /api\.sock$/)
+  const s = await d.api.get<{ did: string }>('/v1/status')
+  t.equal(s.did, d.did)
+})
