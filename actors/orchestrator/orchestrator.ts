@@ -220,7 +220,7 @@ export class Orchestrator {
     if (!d) return
     const rep = d.replicas.find((x) => x.slot === r.slot)
     if (!rep) return
-    if (r.epoch < rep.epoch || r.contractId !== rep.contractId) {
+    if (r.epoch < rep.epoch || r.contractId !== rep.contractId || rep.node !== fromDid) {
       // A copy from an older placement is still alive somewhere: fence it.
       if (r.state === 'running') void this.#fence(rep.slot, rep.epoch, [r.node])
       return
@@ -655,11 +655,14 @@ export class Orchestrator {
     for (const n of nodes ?? []) await this.#p.askMarket(n, MarketBehavior.fence, { slot, epoch }, 3000).catch(() => {})
   }
 
+  /** One broadcast with every fence of the live deployments (rate limits count messages, not fences). */
   async #repeatFences(): Promise<void> {
+    const fences: { slot: string; epoch: number }[] = []
     for (const d of this.#deployments.values()) {
       if (d.machine.done) continue
-      for (const r of d.replicas) if (r.epoch > 1 && r.state === 'running') await this.#p.publish(Topics.fences, { slot: r.slot, epoch: r.epoch }).catch(() => {})
+      for (const r of d.replicas) if (r.epoch > 1 && r.state === 'running') fences.push({ slot: r.slot, epoch: r.epoch })
     }
+    for (let i = 0; i < fences.length; i += 200) await this.#p.publish(Topics.fences, { fences: fences.slice(i, i + 200) }).catch(() => {})
   }
 
   async #releaseAll(d: Deployment, why: string): Promise<void> {

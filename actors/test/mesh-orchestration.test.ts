@@ -6,6 +6,7 @@ import t from 'tap'
 import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../orchestrator/orchestrator.ts'
+import { removeNodeContainers } from '../../cli/commands/demo.ts'
 
 const IMAGE = 'noir/busybox:latest'
 
@@ -28,7 +29,12 @@ async function settle(d: DaemonHandle, id: string, phases: string[], ms = 30_000
 t.test('orchestration across real daemons', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
   const cluster = new DaemonCluster()
-  t.teardown(() => cluster.cleanup())
+  t.teardown(async () => {
+    // Containers outlive a daemon killed with SIGKILL (by design: a restarted daemon re-attaches them).
+    const dids = cluster.daemons.map((d) => d.did)
+    await cluster.cleanup()
+    await removeNodeContainers(dids)
+  })
   const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
   const fast = { beatMs: 200, bidWindowMs: 1000 }
   const a = await cluster.start({ config: { share, orchestration: { ...fast, region: 'eu' } } as never })

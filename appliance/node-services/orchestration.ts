@@ -272,10 +272,15 @@ class OrchestrationService implements NodeService {
         ).catch((err: Error) => ctx.log.info('bid request not answered', { from: msg.from, error: err.name, message: err.message }))
       }),
       ctx.pubsub.subscribe(Topics.fences, (msg) => {
-        p.fence(msg.body as { slot: string; epoch: number }, msg.from).then(
-          (r) => r.stopped.length > 0 && ctx.log.warn('fenced stale copies', { stopped: r.stopped, from: msg.from }),
-          (err: Error) => ctx.log.info('fence refused', { from: msg.from, error: err.name }),
-        )
+        // One fence `{ slot, epoch }`, or a batch `{ fences: [...] }` (the periodic repeat).
+        const b = msg.body as { slot?: string; epoch?: number; fences?: { slot: string; epoch: number }[] }
+        const list = Array.isArray(b?.fences) ? b.fences.slice(0, 1000) : [b as { slot: string; epoch: number }]
+        for (const f of list) {
+          p.fence(f, msg.from).then(
+            (r) => r.stopped.length > 0 && ctx.log.warn('fenced stale copies', { stopped: r.stopped, from: msg.from }),
+            (err: Error) => ctx.log.info('fence refused', { from: msg.from, error: err.name }),
+          )
+        }
       }),
       ctx.pubsub.subscribe(ALIVE_TOPIC, (msg) => o.heartbeat(msg.from)),
       ctx.pubsub.subscribe(HEARTBEAT_TOPIC, (msg) => o.heartbeat(msg.from)),
