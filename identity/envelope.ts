@@ -82,7 +82,7 @@ export const DEFAULT_TTL_MS = 30_000
 export const DEFAULT_MAX_BYTES = 1024 * 1024
 export const DEFAULT_CLOCK_SKEW_MS = 30_000
 export const DEFAULT_MAX_TTL_MS = 10 * 60_000
-export const DEFAULT_REPLAY_CACHE_SIZE = 1_000_000
+export const DEFAULT_REPLAY_CACHE_SIZE = 250_000
 const SINGLE_HEADER = 2 + 64
 const BATCH_FIXED_HEADER = 2 + 64 + 4 + 4
 
@@ -390,7 +390,7 @@ export interface EnvelopeVerifierOptions {
   clockSkewMs?: number
   /** Longest accepted lifetime (exp - iat); default 10 min. Bounds how long replay entries live. */
   maxTtlMs?: number
-  /** Replay cache entries; default 1,000,000. */
+  /** Replay cache entries; default 250,000 (~50 MB at most). Size it to rate x (lifetime + skew). */
   replayCacheSize?: number
   /** Verified batch roots remembered; default 4096. */
   batchCacheSize?: number
