@@ -2,7 +2,7 @@
 // joined to the node's ActorSystem through a proxy actor and an IPC channel (spec/actor-executor.md).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ActorSystem } from '../../../core/actor-system.ts'
@@ -123,7 +123,8 @@ export class ActorExecutor implements Executor {
     if (!(spec.limits.cpu > 0)) throw new InvalidExecSpecError('limits.cpu must be positive')
     const bundle = resolve(rt.bundle)
     if (!existsSync(bundle) || !statSync(bundle).isFile()) throw new ActorBundleError(bundle, 'no such file')
-    if (!existsSync(spec.stateDir) || !statSync(spec.stateDir).isDirectory()) throw new InvalidExecSpecError(`state directory '${spec.stateDir}' does not exist`)
+    mkdirSync(spec.stateDir, { recursive: true })
+    if (!statSync(spec.stateDir).isDirectory()) throw new InvalidExecSpecError(`state directory '${spec.stateDir}' is not a directory`)
     const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'actor', ref: `actor-${spec.allocationId}-${randomUUID().slice(0, 8)}` }
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
@@ -224,9 +225,14 @@ export class ActorExecutor implements Executor {
       }
       if (this.system !== undefined && placement !== undefined && address !== undefined) {
         inst.address = address
+        const parent = placement.parent !== undefined ? this.system.lookup(placement.parent) : undefined
+        if (placement.parent !== undefined && parent === undefined) {
+          this.kill(inst, 'stop')
+          throw new ActorWorkloadEndedError(address, `its parent actor ${placement.parent} is gone`)
+        }
         inst.proxy = this.system.spawn(proxyDefinition(spec.allocationId, r.behaviors, { forward: (e) => this.forward(inst, e) }), {
           name: placement.name,
-          ...(placement.parent !== undefined ? { parent: placement.parent } : {}),
+          ...(parent !== undefined ? { parent } : {}),
         })
       }
     } finally {

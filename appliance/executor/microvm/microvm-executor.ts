@@ -118,7 +118,8 @@ export class MicrovmExecutor implements Executor {
     if (!existsSync(rt.kernel)) throw new MicrovmImageNotFoundError(rt.kernel, 'kernel')
     if (rt.initrd !== undefined && !existsSync(rt.initrd)) throw new MicrovmImageNotFoundError(rt.initrd, 'initramfs')
     if (rt.rootfs !== undefined && !existsSync(rt.rootfs)) throw new MicrovmImageNotFoundError(rt.rootfs, 'rootfs')
-    if (!existsSync(spec.stateDir) || !statSync(spec.stateDir).isDirectory()) throw new InvalidExecSpecError(`state directory '${spec.stateDir}' does not exist`)
+    mkdirSync(spec.stateDir, { recursive: true })
+    if (!statSync(spec.stateDir).isDirectory()) throw new InvalidExecSpecError(`state directory '${spec.stateDir}' is not a directory`)
     if (rt.command !== undefined && rt.initrd === undefined) {
       throw new InvalidExecSpecError('a microvm command needs the noir initramfs (runtime.initrd) whose init runs it')
     }
