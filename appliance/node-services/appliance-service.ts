@@ -17,6 +17,8 @@ import { parseAllocationRequest, parseReservationRequest } from '../allocation/r
 import { HeartbeatPublisher, HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
+import { ActorExecutor } from '../executor/actor/index.ts'
+import { MicrovmExecutor } from '../executor/microvm/index.ts'
 import type { Availability, Executor, ExecutorKind } from '../executor/executor.ts'
 import { InvalidResourceRequestError, InvalidShareError } from '../errors.ts'
 import { shareApplianceParts } from './appliance-parts.ts'
@@ -83,6 +85,13 @@ export class ApplianceService implements NodeService {
     const docker = new DockerExecutor({ nodeId: ctx.did })
     this.availability.docker = await docker.available()
     if (this.availability.docker.ok) this.executors.docker = docker
+    // SDK actors join this node's ActorSystem (at alloc/<id>/workload); microVMs need qemu-system-x86_64.
+    const actor = new ActorExecutor({ system: ctx.system })
+    this.availability.actor = await actor.available()
+    if (this.availability.actor.ok) this.executors.actor = actor
+    const microvm = new MicrovmExecutor({ nodeDid: ctx.did, workDir: join(ctx.home, 'microvm') })
+    this.availability.microvm = await microvm.available()
+    if (this.availability.microvm.ok) this.executors.microvm = microvm
 
     this.manager = new AllocationManager({
       system: ctx.system,
