@@ -1,5 +1,6 @@
 // The microvm executor passes the Executor compliance suite with real QEMU guests booted from the noir
-// test image (scripts/ci/images/microvm.sh: a Debian kernel and a busybox initramfs).
+// test image (scripts/ci/images/microvm.sh: a Debian kernel and a busybox initramfs), and a published port
+// reaches a server inside a guest.
 import t from 'tap'
 import { file, qemu, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { runExecutorCompliance, type ComplianceScenario } from './executor-compliance.ts'
@@ -8,6 +9,7 @@ import type { ExecSpec } from '../executor/executor.ts'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer, type AddressInfo } from 'node:net'
 
 const image = defaultMicrovmImage()
 const why = 'built by scripts/ci/images/microvm.sh'
@@ -39,5 +41,45 @@ if (requireOrSkip(t, qemu, file(image.kernel, why), file(image.initrd, why))) {
       limits: { cpu: 1, memoryBytes: 128 * 1024 * 1024 },
       network: 'none',
     }),
+  })
+}
+
+t.test('a published port reaches a server in the guest through 127.0.0.1', async (t) => {
+  if (!requireOrSkip(t, qemu, file(image.kernel, why), file(image.initrd, why))) return
+  const workDir = mkdtempSync(join(tmpdir(), 'noir-microvm-net-'))
+  t.teardown(() => rmSync(workDir, { recursive: true, force: true }))
+  const executor = new MicrovmExecutor({ workDir })
+  const hostPort = await freePort()
+  const handle = await executor.prepare({
+    allocationId: 'net1',
+    runtime: { kind: 'microvm', kernel: image.kernel, initrd: image.initrd, command: ['sh', '-c', 'mkdir -p /tmp/www && echo hello-from-guest > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www'] },
+    env: {},
+    limits: { cpu: 1, memoryBytes: 128 * 1024 * 1024 },
+    network: { ports: [{ containerPort: 8080, hostPort, protocol: 'tcp' }] },
+    stateDir: workDir,
+  })
+  t.teardown(async () => {
+    await executor.stop(handle, { graceMs: 0 }).catch(() => undefined)
+    await executor.remove(handle)
+  })
+  await executor.start(handle)
+  let body = ''
+  for (let i = 0; i < 60 && body === ''; i++) {
+    body = await fetch(`http://127.0.0.1:${hostPort}/index.html`).then((r) => r.text(), () => '')
+    if (body === '') await new Promise((r) => setTimeout(r, 250))
+  }
+  t.equal(body.trim(), 'hello-from-guest', 'the guest\'s web server answered on the published port')
+  const status = await executor.stop(handle, { graceMs: 5000 })
+  t.equal(status.reason, 'stopped', 'httpd ends on SIGTERM: a graceful stop')
+})
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo
+      srv.close(() => resolve(port))
+    })
   })
 }
