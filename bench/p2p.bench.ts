@@ -169,7 +169,7 @@ printSection('remote ask round trip (100-byte body, one node pair, sequential)',
 ])
 
 const verifies = verifyRate()
-const tells = await tellThroughput(200_000)
+const tells = await tellThroughput(100_000)
 printSection('remote signed tell throughput (to an actor in another process)', [
   { name: 'signed tells handled/s', value: tells, unit: 'msg/s', better: 'higher', baseline: { name: 'node:crypto Ed25519 verify, 1 core', value: verifies }, target: 'goal 100,000 msg/s' },
 ])
