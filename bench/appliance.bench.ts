@@ -44,7 +44,7 @@ const allocator = new Allocator({
 await allocator.open()
 const nodeId = `bench-${randomUUID().slice(0, 8)}`
 const dockerEx = new DockerExecutor({ nodeId })
-const wasmEx = new WasmExecutor()
+const wasmEx = new WasmExecutor({ warm: true })
 const haveDocker = dockerImage(IMAGE).missing() === undefined
 const manager = new AllocationManager({
   system,
@@ -154,6 +154,7 @@ try {
   ])
 } finally {
   await manager.stop()
+  await wasmEx.close()
   for (const h of haveDocker ? await dockerEx.list() : []) await dockerEx.remove(h)
   await system.stop()
   await db.close()

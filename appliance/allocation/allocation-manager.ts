@@ -52,6 +52,8 @@ export interface AllocationRecord {
   state: AllocationState
   spec: ExecSpec
   reservationId: string
+  /** A ports-only reservation, when the committed reservation held fewer ports than the workload publishes. */
+  portsReservationId?: string
   restart: Partial<RestartPolicy>
   graceMs: number
   handle: ExecHandle | null
@@ -101,6 +103,7 @@ export class AllocationManager {
   private readonly records = new Map<string, AllocationRecord>()
   private readonly usage = new Map<string, UsageStats>()
   private readonly waiters = new Map<string, Set<() => void>>()
+  private readonly listeners = new Set<(r: AllocationRecord) => void>()
   private writes: Promise<unknown> = Promise.resolve()
   private statsTimer: NodeJS.Timeout | undefined
   private stopped = false
@@ -148,14 +151,20 @@ export class AllocationManager {
     }
     const nPorts = req.ports?.length ?? 0
     let reservation: Reservation
+    let portsReservation: Reservation | undefined
     if (req.reservationId !== undefined) {
       reservation = await this.allocator.commit(req.reservationId, { allocationId: id })
-      if (reservation.ports.length < nPorts) throw new InvalidAllocationError(`reservation ${req.reservationId} holds ${reservation.ports.length} ports, ${nPorts} are needed`)
+      if (reservation.ports.length < nPorts) {
+        // A reservation made from resources alone (a bid) holds no ports: take them now, as their own hold.
+        const pr = await this.allocator.reserve({ cpu: 0, memoryBytes: 0, ports: nPorts - reservation.ports.length }, { allocationId: id })
+        portsReservation = await this.allocator.commit(pr.id, { allocationId: id })
+      }
     } else {
       const r = await this.allocator.reserve({ ...req.resources, ports: nPorts }, { allocationId: id })
       reservation = await this.allocator.commit(r.id, { allocationId: id })
     }
-    const ports: PortMapping[] = (req.ports ?? []).map((p, i) => ({ containerPort: p.containerPort, hostPort: reservation.ports[i]!, protocol: p.protocol ?? 'tcp' }))
+    const hostPorts = [...reservation.ports, ...(portsReservation?.ports ?? [])]
+    const ports: PortMapping[] = (req.ports ?? []).map((p, i) => ({ containerPort: p.containerPort, hostPort: hostPorts[i]!, protocol: p.protocol ?? 'tcp' }))
     const spec: ExecSpec = {
       allocationId: id,
       runtime: req.runtime,
@@ -177,6 +186,7 @@ export class AllocationManager {
       state: 'pending',
       spec,
       reservationId: reservation.id,
+      ...(portsReservation ? { portsReservationId: portsReservation.id } : {}),
       restart: req.restart ?? {},
       graceMs: req.graceMs ?? 10_000,
       handle: null,
@@ -221,6 +231,7 @@ export class AllocationManager {
     const ex = this.executors[r.kind]
     if (final.handle && ex) await ex.remove(final.handle)
     await this.allocator.release(r.reservationId)
+    if (r.portsReservationId) await this.allocator.release(r.portsReservationId)
     this.records.delete(id)
     this.usage.delete(id)
     await this.enqueue(() => this.store.del(KEY + id))
@@ -241,6 +252,17 @@ export class AllocationManager {
     const ex = this.executors[rec.kind]
     if (!ex) return
     yield* ex.logs(rec.handle, opts)
+  }
+
+  /** Calls `listener` after every state change of any allocation. Returns an unsubscribe function. */
+  onStatus(listener: (r: AllocationRecord) => void): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  /** Kinds of executor this node has. */
+  kinds(): ExecutorKind[] {
+    return (Object.keys(this.executors) as ExecutorKind[]).filter((k) => this.executors[k] !== undefined)
   }
 
   /** Resolves with the record once its state satisfies `pred`. */
@@ -341,9 +363,11 @@ export class AllocationManager {
     if (!wasFinal && isFinal(r.state)) {
       this.usage.delete(id)
       void this.allocator.release(r.reservationId).catch(() => undefined)
+      if (r.portsReservationId) void this.allocator.release(r.portsReservationId).catch(() => undefined)
     }
     void this.persist(r)
     this.onChange?.({ ...r })
+    for (const l of [...this.listeners]) l({ ...r })
     for (const w of [...(this.waiters.get(id) ?? [])]) w()
   }
 

@@ -79,7 +79,7 @@ export class ApplianceService implements NodeService {
     })
     await this.allocator.start()
 
-    const wasm = new WasmExecutor()
+    const wasm = new WasmExecutor({ warm: true })
     this.executors.wasm = wasm
     this.availability.wasm = await wasm.available()
     const docker = new DockerExecutor({ nodeId: ctx.did })
@@ -125,6 +125,7 @@ export class ApplianceService implements NodeService {
     await this.heartbeat?.stop()
     await this.manager?.stop()
     this.allocator?.stop()
+    await (this.executors.wasm as WasmExecutor | undefined)?.close()
   }
 
   async info(): Promise<JsonValue> {

@@ -68,6 +68,7 @@ async function node(t: Test, executors: Partial<Record<ExecutorKind, Executor>>,
     await manager.stop()
     await system.stop()
     await db.close()
+    for (const ex of Object.values(executors)) if (ex instanceof WasmExecutor) await ex.close()
   }
   t.teardown(close)
   return { manager, allocator, system, changes, close, dir: home, key }

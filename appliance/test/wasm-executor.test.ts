@@ -24,6 +24,7 @@ const modulePath = (f: WasmFixture, maxPages?: number): string => {
 const executor = new WasmExecutor()
 t.teardown(async () => {
   for (const h of await executor.list()) await executor.remove(h)
+  await executor.close()
 })
 
 const spec = (f: WasmFixture, over: Partial<ExecSpec> = {}): ExecSpec => ({

@@ -43,8 +43,9 @@ export interface WasmExecutorInit {
   /** How often CPU time is checked against limits.cpuTimeMs (default 50 ms). */
   cpuCheckMs?: number
   /**
-   * Keep one worker started ahead (default true): the next start skips the worker's boot (loading and
-   * type-stripping its module, the bulk of the start latency). An idle spare does not keep the process alive.
+   * Keep one worker started ahead (default false; the daemon turns it on): the next start skips the worker's
+   * boot (loading and type-stripping its module, the bulk of the start latency). Call close() when done: an
+   * idle spare is unref'd, but loader hooks (tap's, for one) can keep a process alive through it.
    */
   warm?: boolean
 }
@@ -65,7 +66,7 @@ export class WasmExecutor implements Executor {
 
   constructor(init: WasmExecutorInit = {}) {
     this.cpuCheckMs = init.cpuCheckMs ?? 50
-    this.warm = init.warm ?? true
+    this.warm = init.warm ?? false
   }
 
   /** Ends the warm spare worker (instances are not touched). */
