@@ -4,7 +4,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { NoirHost } from './host.ts'
 import { DEFAULT_MAX_FRAME_BODY, FrameDecoder, encodeFrames } from './framing.ts'
-import { MessageTooLargeError, NotStartedError, P2PError, UnreachableError } from './errors.ts'
+import { MessageTooLargeError, NotStartedError, P2PError, UnreachableError, UnsupportedPeerKeyError } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 
 export const ACTOR_PROTOCOL = '/noir/actor/1.0.0'
@@ -247,6 +247,14 @@ export class ActorWire {
   private accept(stream: Stream, connection: Connection): void {
     if (!this.started) {
       stream.abort(new NotStartedError('the actor wire is not started'))
+      return
+    }
+    if (connection.remotePeer.type !== 'Ed25519') {
+      // only an Ed25519 peer id is a did:key, i.e. a node whose envelopes can be bound to it
+      this.violations++
+      const err = new UnsupportedPeerKeyError(`peer ${connection.remotePeer.toString()} has a ${connection.remotePeer.type} key, not Ed25519`)
+      this.log.warn('actor stream refused', { peer: connection.remotePeer.toString(), ...errorFields(err) })
+      stream.abort(err)
       return
     }
     // The remote opened a stream: also use it to write to that peer when we have none of our own.

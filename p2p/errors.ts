@@ -24,6 +24,12 @@ export class TruncatedFrameError extends P2PError {
   override readonly code = 'ERR_TRUNCATED_FRAME'
 }
 
+/** The remote peer's identity is not an Ed25519 key, so it has no did:key: it cannot be a NoirLedger node. */
+export class UnsupportedPeerKeyError extends P2PError {
+  override readonly name = 'UnsupportedPeerKeyError'
+  override readonly code = 'ERR_UNSUPPORTED_PEER_KEY'
+}
+
 /** No route to a node: unknown peer, no addresses, DHT lookup failed, or every dial failed. */
 export class UnreachableError extends P2PError {
   override readonly name = 'UnreachableError'

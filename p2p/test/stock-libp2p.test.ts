@@ -9,7 +9,8 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { multiaddr } from '@multiformats/multiaddr'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { DaemonCluster } from '../../scripts/testing/daemons.ts'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { DaemonCluster, eventually } from '../../scripts/testing/daemons.ts'
 
 const cluster = new DaemonCluster()
 t.teardown(() => cluster.cleanup())
@@ -38,4 +39,23 @@ t.test('a stock js-libp2p node dials and pings a daemon; identify lists /noir/ac
 
   const peer = await stock.peerStore.get(peerIdFromString(d.peerId))
   t.ok(peer.protocols.includes('/noir/actor/1.0.0'), 'the stock node\'s peer store records it too')
+})
+
+t.test('a peer whose key is not Ed25519 (no did:key) has its actor stream refused', async (t) => {
+  const d = await cluster.start()
+  const stock = await createLibp2p({
+    privateKey: await generateKeyPair('secp256k1'),
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), ping: ping() },
+  })
+  t.teardown(() => stock.stop())
+  const stream = await stock.dialProtocol(multiaddr(d.multiaddrs[0]!), '/noir/actor/1.0.0')
+  const closed = new Promise<string>((resolve) => stream.addEventListener('close', () => resolve(stream.status), { once: true }))
+  t.equal(await closed, 'reset', 'the daemon resets the stream')
+  const line = await eventually(() => d.logLines().find((l) => l.msg === 'actor stream refused'), 10_000)
+  t.equal(line.error, 'UnsupportedPeerKeyError', 'and logs why, with a typed error')
+  t.equal(await stock.services.ping.ping(multiaddr(d.multiaddrs[0]!)) >= 0, true, 'the daemon still answers that peer\'s ping')
 })
