@@ -8,7 +8,6 @@ import { DaemonCluster, eventually, NOIR_BIN, TEST_PASSPHRASE, type DaemonHandle
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { LABEL_ALLOCATION, LABEL_NODE } from '../executor/docker/docker-executor.ts'
 
-const MiB = 1024 * 1024
 const cluster = new DaemonCluster()
 t.teardown(() => cluster.cleanup())
 
