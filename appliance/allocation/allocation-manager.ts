@@ -406,7 +406,10 @@ export class AllocationManager {
           this.update(r.id, { handle: null })
           this.spawnActor(r, { type: 'START' })
         } else {
+          const wasStopping = r.state === 'stopping'
           this.spawnActor(r, { type: 'ATTACH', handle: h }) // running or ended while we were down: wait() tells
+          // A stop that was under way when the old daemon died is carried out now.
+          if (wasStopping) this.system.lookup(`${PARENT}/${r.id}`)?.tell(ALLOC_STOP, {})
         }
         continue
       }
