@@ -150,6 +150,15 @@ export class AllocationManager {
       if (!Number.isInteger(p.containerPort) || p.containerPort < 1 || p.containerPort > 65535) throw new InvalidAllocationError(`bad container port ${p.containerPort}`)
     }
     const nPorts = req.ports?.length ?? 0
+    // Refuse what can never run (missing image, bad module) before anything is reserved.
+    await executor.validate?.({
+      allocationId: id,
+      runtime: req.runtime,
+      env: {},
+      limits: { cpu: req.resources.cpu, memoryBytes: req.resources.memoryBytes },
+      network: 'none',
+      stateDir: join(this.stateRoot, id, 'state'),
+    })
     let reservation: Reservation
     let portsReservation: Reservation | undefined
     if (req.reservationId !== undefined) {

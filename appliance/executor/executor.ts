@@ -120,6 +120,11 @@ export interface Executor {
    * it to tell a container that must be waited on from one that was prepared but never started.
    */
   phase?(handle: ExecHandle): Promise<InstancePhase>
+  /**
+   * Optional: checks a spec without creating anything (image present, module readable and within limits),
+   * throwing the same typed error prepare() would. Lets a request be refused before resources are reserved.
+   */
+  validate?(spec: ExecSpec): Promise<void>
 }
 
 export type InstancePhase = 'created' | 'running' | 'ended'

@@ -149,6 +149,12 @@ t.test('docker: a service is stopped gracefully within its grace period, then on
     for (const h of await ex.list()) await ex.remove(h)
   })
   const n = await node(t, { docker: ex })
+  await t.rejects(
+    n.manager.create({ runtime: { kind: 'docker', image: 'noir/not-here:1' }, resources: { cpu: 0.1, memoryBytes: 32 * MiB } }),
+    { name: 'ImageNotFoundError' },
+    'a missing image is refused at create, before anything is reserved',
+  )
+  t.equal((await n.allocator.capacity()).used.cpu, 0)
   const graceful = await n.manager.create({
     runtime: { kind: 'docker', image: 'noir/busybox:latest', command: ['/bin/sh', '-c', "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done"] },
     resources: { cpu: 0.2, memoryBytes: 32 * MiB },

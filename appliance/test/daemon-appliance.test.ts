@@ -47,14 +47,22 @@ t.test('noir node info shows the hardware, the share, free capacity and the enro
 })
 
 t.test('a request beyond the share is refused through the API with InsufficientCapacityError', async (t) => {
+  const { wasmFixture } = await import('./wasm-fixtures.ts')
+  const { writeFileSync } = await import('node:fs')
+  const { join } = await import('node:path')
+  const mod = join(a.home, 'exit.wasm')
+  writeFileSync(mod, wasmFixture('exit-zero'))
   const err = await a.api
-    .post('/v1/allocations', { runtime: { kind: 'wasm', module: '/nonexistent.wasm' }, resources: { cpu: 2, memory: '64MiB' } })
+    .post('/v1/allocations', { runtime: { kind: 'wasm', module: mod }, resources: { cpu: 2, memory: '64MiB' } })
     .catch((e: unknown) => e as { name: string; status: number; data: { resource: string; requested: number; free: number } })
   t.equal((err as { name: string }).name, 'InsufficientCapacityError')
   t.equal((err as { status: number }).status, 409)
   t.same((err as { data: unknown }).data, { resource: 'cpu', requested: 2, free: 1 })
   const bad = await a.api.post('/v1/allocations', { runtime: { kind: 'nope' }, resources: { cpu: 1, memory: 1 } }).catch((e: unknown) => e as { name: string })
   t.equal((bad as { name: string }).name, 'InvalidAllocationError')
+  const missing = await a.api.post('/v1/allocations', { runtime: { kind: 'wasm', module: join(a.home, 'missing.wasm') }, resources: { cpu: 0.1, memory: '8MiB' } }).catch((e: unknown) => e as { name: string })
+  t.equal((missing as { name: string }).name, 'InvalidExecSpecError', 'a module that cannot be read is refused before anything is reserved')
+  t.same((await a.api.get<{ allocations: unknown[] }>('/v1/allocations')).allocations, [], 'no allocation was recorded for refused requests')
 })
 
 t.test('an expired reservation made through the API frees its capacity', async (t) => {

@@ -79,7 +79,7 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  async prepare(spec: ExecSpec): Promise<ExecHandle> {
+  async validate(spec: ExecSpec): Promise<void> {
     const rt = spec.runtime
     if (rt.kind !== 'docker') throw new InvalidExecSpecError(`the docker executor cannot run a '${rt.kind}' runtime`)
     if (!isAbsolute(spec.stateDir)) throw new InvalidExecSpecError(`stateDir must be an absolute path (got '${spec.stateDir}')`)
@@ -95,6 +95,11 @@ export class DockerExecutor implements Executor {
       const a = await this.runscAvailable()
       if (!a.ok) throw new ExecutorUnavailableError('docker/runsc', a.reason)
     }
+  }
+
+  async prepare(spec: ExecSpec): Promise<ExecHandle> {
+    await this.validate(spec)
+    const rt = spec.runtime as Extract<ExecSpec['runtime'], { kind: 'docker' }>
     mkdirSync(spec.stateDir, { recursive: true })
 
     const exposed: Record<string, object> = {}

@@ -108,7 +108,12 @@ export class WasmExecutor implements Executor {
     return wasmApi ? { ok: true } : { ok: false, reason: 'this Node has no WebAssembly' }
   }
 
-  async prepare(spec: ExecSpec): Promise<ExecHandle> {
+  async validate(spec: ExecSpec): Promise<void> {
+    this.load(spec)
+  }
+
+  /** Reads the module and caps its memory; the typed errors of a bad spec. */
+  private load(spec: ExecSpec): Uint8Array {
     const rt = spec.runtime
     if (rt.kind !== 'wasm') throw new InvalidExecSpecError(`the wasm executor cannot run a '${rt.kind}' runtime`)
     if (!isAbsolute(spec.stateDir)) throw new InvalidExecSpecError(`stateDir must be an absolute path (got '${spec.stateDir}')`)
@@ -121,6 +126,11 @@ export class WasmExecutor implements Executor {
     }
     const module = capModuleMemory(bytes, spec.limits.memoryBytes)
     if (!wasmApi?.validate(module)) throw new InvalidExecSpecError(`${rt.module} is not a valid WebAssembly module`)
+    return module
+  }
+
+  async prepare(spec: ExecSpec): Promise<ExecHandle> {
+    const module = this.load(spec)
     mkdirSync(spec.stateDir, { recursive: true })
     const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'wasm', ref: `wasm-${randomUUID()}` }
     this.instances.set(handle.ref, {
