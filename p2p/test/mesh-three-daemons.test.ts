@@ -17,7 +17,7 @@ t.test('a node that knows only the second node reaches an actor on the first thr
     to: `${a.did}/node`, behavior: '/noir/node/ping', body: {}, ask: true, timeoutMs: 20_000,
   })
   t.equal(r.reply.did, a.did, 'the third node asked the first node\'s actor and got its answer')
-  const peers = await c.api.get<{ peers: Array<{ did: string; addresses: string[] }> }>('/v1/peers')
+  const peers = await c.api.get<{ peers: Array<{ did: string; addresses: string[]; connection: string }> }>('/v1/peers')
   const toA = peers.peers.find((p) => p.did === a.did)
   t.ok(toA, 'the third node is now connected to the first')
   t.equal(toA!.connection, 'direct', 'directly (whichever side dialled)')
