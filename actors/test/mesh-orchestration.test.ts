@@ -3,6 +3,7 @@
 // concurrent deploys that never oversubscribe a node, and a two-replica protected service on distinct
 // nodes that survives `kill -9` of one of them.
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
 import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../orchestrator/orchestrator.ts'
@@ -16,6 +17,12 @@ const service = (name: string, over: Record<string, unknown> = {}) => ({
   resources: { cpu: 0.3, memory: '32Mi' },
   ...over,
 })
+
+/** Running containers of one slot, on any node. */
+function runningCopies(slot: string): number {
+  const r = spawnSync('docker', ['ps', '-q', '--filter', `label=noir.slot=${slot}`, '--filter', 'status=running'], { encoding: 'utf8' })
+  return r.stdout.split('\n').filter((l) => l.trim().length > 0).length
+}
 
 const view = (d: DaemonHandle, id: string) => d.api.get<DeploymentView>(`/v1/deployments/${id}`)
 
@@ -96,6 +103,39 @@ t.test('orchestration across real daemons', async (t) => {
     }
     for (const v of views.filter((x) => x.phase === 'failed')) t.match(v.reason ?? '', /cpu|reserve|refused|declined/, `failed with a reason: ${v.reason}`)
     await Promise.all(started.map(({ d, via }) => via.api.post(`/v1/deployments/${d.id}/stop`)))
+  })
+
+  await t.test('after a partition heals there are never two live copies of a singleton (fenced by epoch)', async (t) => {
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('singleton') })
+    const v = await settle(a, d.id, ['running', 'failed'])
+    t.equal(v.phase, 'running', v.reason ?? '')
+    const first = v.replicas[0]!
+    const cut = nodes.find((n) => n.did === first.node && n !== a)
+    if (!cut) {
+      t.comment('the singleton landed on the orchestrating node itself; nothing to cut off')
+      await a.api.post(`/v1/deployments/${d.id}/stop`)
+      return
+    }
+    const live = () => runningCopies(first.slot)
+    t.equal(live(), 1)
+    // Freeze the node's daemon (its container keeps running): to the others it is silent, as in a partition.
+    process.kill(cut.pid, 'SIGSTOP')
+    let resumed = false
+    t.teardown(() => {
+      if (!resumed) process.kill(cut.pid, 'SIGCONT')
+    })
+    const moved = await eventually(async () => {
+      const x = await view(a, d.id)
+      return x.phase === 'running' && x.replicas[0]!.node !== cut.did && x.replicas[0]!.epoch > first.epoch && x
+    }, 30_000, 100)
+    t.equal(live(), 2, 'while partitioned, the old copy still runs beside its replacement')
+    process.kill(cut.pid, 'SIGCONT')
+    resumed = true
+    await eventually(() => live() === 1, 30_000, 200)
+    t.equal(live(), 1, `healed: the copy with epoch ${first.epoch} was stopped, epoch ${moved.replicas[0]!.epoch} runs`)
+    const contracts = await cut.api.get<{ contracts: { id: string; status: string; side: string }[] }>('/v1/contracts')
+    t.equal(contracts.contracts.find((c) => c.id === first.contractId && c.side === 'provider')?.status, 'superseded')
+    await a.api.post(`/v1/deployments/${d.id}/stop`)
   })
 
   await t.test('a two-replica service runs on two distinct nodes, and kill -9 of one moves its replica', async (t) => {
