@@ -14,6 +14,7 @@ import { InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { LineLog, LineSplitter } from '../microvm/line-log.ts'
 import { ProcessCgroup } from '../microvm/process-cgroup.ts'
 import { readProcessUsage } from '../microvm/proc-usage.ts'
+import { hasSetpriv } from '../microvm/microvm-executor.ts'
 import { ActorBundleError, ActorWorkloadEndedError } from './errors.ts'
 import { SNAPSHOT_FILE, type FromSandbox, type ToSandbox } from './protocol.ts'
 import { proxyDefinition, type ForwardEvent } from './proxy.ts'
@@ -181,7 +182,8 @@ export class ActorExecutor implements Executor {
     const useBwrap = spec.network === 'none' && this.isolateNetwork && bwrapAvailable()
     // `env -u NODE_OPTIONS`: no preload from the environment reaches the sandbox (test runners and
     // instrumentation inject NODE_OPTIONS into every child they see spawned, after our env is built).
-    const sandboxed = ['env', '-u', 'NODE_OPTIONS', this.node, ...nodeArgs]
+    // setpriv --pdeathsig: the sandbox dies with the node (both exec, so the pid stays the Node process').
+    const sandboxed = [...(hasSetpriv() ? ['setpriv', '--pdeathsig', 'SIGKILL', '--'] : []), 'env', '-u', 'NODE_OPTIONS', this.node, ...nodeArgs]
     const [cmd, args] = useBwrap
       ? ['bwrap', ['--dev-bind', '/', '/', '--unshare-net', '--die-with-parent', '--', ...sandboxed]]
       : [sandboxed[0]!, sandboxed.slice(1)]

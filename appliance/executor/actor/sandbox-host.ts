@@ -33,6 +33,9 @@ const postThen = (m: FromSandbox): Promise<void> =>
     process.send(m, undefined, {}, () => resolve())
   })
 
+/** The node closed the channel (or died): stop as on SIGTERM once the actor runs (main sets it), else end. */
+let onDisconnect = (): void => process.exit(1)
+
 const bundle = process.argv[2]
 const stateDir = process.env.NOIR_STATE_DIR ?? process.cwd()
 if (bundle === undefined || process.send === undefined) {
@@ -197,6 +200,7 @@ async function main(): Promise<void> {
     process.exit(0)
   }
   process.on('SIGTERM', () => void stop())
+  onDisconnect = () => void stop()
 
   process.on('message', (m: ToSandbox) => {
     switch (m.t) {
@@ -248,4 +252,5 @@ function fatal(err: unknown): void {
   void postThen({ t: 'ended', kind: 'crashed', exitCode: 1, error: toWireError(e) }).then(() => process.exit(1))
 }
 process.on('uncaughtException', fatal)
+process.on('disconnect', () => onDisconnect())
 main().catch(fatal)

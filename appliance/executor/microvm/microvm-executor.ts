@@ -24,6 +24,13 @@ import { ProcessCgroup } from './process-cgroup.ts'
 import { kernelCommandLine, memoryMiB, qemuArgs, vcpus } from './qemu-args.ts'
 import { readProcessUsage } from './proc-usage.ts'
 
+let setprivWorks: boolean | undefined
+/** util-linux's setpriv with --pdeathsig (Debian: always installed). */
+export function hasSetpriv(): boolean {
+  setprivWorks ??= spawnSync('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0
+  return setprivWorks
+}
+
 export interface MicrovmExecutorInit {
   /** The node's DID, recorded with each instance (the `noir.node` label). */
   nodeDid?: string
@@ -167,7 +174,10 @@ export class MicrovmExecutor implements Executor {
       accel, kernel: rt.kernel, initrd: inst.launchInitrd, rootfs: rt.rootfs, append: kernelCommandLine(inst.spec, accel),
       memoryMiB: memoryMiB(inst.spec.limits.memoryBytes), cpus: vcpus(inst.spec.limits.cpu),
     })
-    const child = spawn(this.qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    // setpriv --pdeathsig: QEMU is killed if this process dies (its exec keeps the pid, so stats stay right).
+    const child = hasSetpriv()
+      ? spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', this.qemu, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(this.qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] })
     inst.child = child
     // A fractional CPU share is a cgroup quota on the QEMU process (all its vCPU threads).
     inst.cgroup = ProcessCgroup.create(`noir-microvm-${inst.handle.allocationId}`, { cpu: inst.spec.limits.cpu })
