@@ -31,8 +31,30 @@ export interface OrchestratorPorts {
   /** Round trip measured by the mesh, when known. */
   latencyMs(did: string): number | undefined
   contracts: ContractStore
+  /** Where deployments are kept across restarts of this node (optional). */
+  deployments?: DeploymentStore
   now?: () => number
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
+}
+
+/** A deployment as persisted: everything but the live objects, and the machine's persisted snapshot. */
+export interface DeploymentRecord {
+  v: 1
+  id: string
+  workload: Workload
+  replicas: ReplicaView[]
+  standby: { node: string; contractId: string } | null
+  createdAt: number
+  events: DeploymentEventLine[]
+  infeasible: InfeasibleReason | null
+  failovers: DeploymentView['failovers']
+  nextRun: number
+  machine: unknown
+}
+
+export interface DeploymentStore {
+  save(record: DeploymentRecord): Promise<void>
+  loadAll(): Promise<DeploymentRecord[]>
 }
 
 export interface OrchestratorOptions {
@@ -163,6 +185,33 @@ export class Orchestrator {
     return this.#p.key.did
   }
 
+  /**
+   * Loads the deployments this node orchestrated before a restart and takes them up again: running replicas
+   * are watched again (their nodes get a fresh detector), replicas caught mid-placement are placed again.
+   */
+  async restore(): Promise<number> {
+    const records = (await this.#p.deployments?.loadAll()) ?? []
+    for (const r of records) {
+      if (r.v !== 1 || this.#deployments.has(r.id)) continue
+      const w = r.workload
+      const machine = new DeploymentStateMachine({
+        id: r.id, kind: w.kind, desired: instanceCount(w), completions: w.job?.completions ?? 1, retries: w.job?.retries ?? 0, at: r.createdAt,
+      }, r.machine)
+      const d: Deployment = {
+        id: r.id, workload: w, machine, replicas: r.replicas.map((x) => ({ ...x })), standby: r.standby, createdAt: r.createdAt, events: r.events,
+        infeasible: r.infeasible, failovers: r.failovers, nextRun: r.nextRun, refusals: new Map(), busy: Promise.resolve(),
+      }
+      this.#deployments.set(d.id, d)
+      if (machine.done) continue
+      this.#event(d, 'taken up again after a restart of the orchestrating node')
+      for (const rep of d.replicas) {
+        if (rep.state === 'running' && rep.node) this.heartbeat(rep.node)
+        else if (rep.state === 'placing' || rep.state === 'starting' || rep.state === 'lost') this.#serial(d, () => this.#replace(d, rep, 'interrupted by a restart'))
+      }
+    }
+    return records.length
+  }
+
   start(): void {
     this.#timer = setInterval(() => this.#checkNodes(), this.#o.checkIntervalMs)
     this.#timer.unref()
@@ -261,6 +310,7 @@ export class Orchestrator {
       this.#event(d, 'stopped')
       resolve()
     }))
+    await d.busy
     return this.view(d)
   }
 
@@ -705,7 +755,16 @@ export class Orchestrator {
       this.#log('warn', 'deployment step failed', { deployment: d.id, error: err.name, message: err.message })
       this.#event(d, `internal error: ${err.name}: ${err.message}`)
       if (!d.machine.done && d.machine.phase !== 'running' && d.machine.phase !== 'degraded') d.machine.send({ type: 'FAIL', at: this.#now(), reason: err.message })
-    })
+    }).then(() => this.#save(d))
+  }
+
+  async #save(d: Deployment): Promise<void> {
+    if (!this.#p.deployments) return
+    const v = this.view(d)
+    await this.#p.deployments.save({
+      v: 1, id: d.id, workload: d.workload, replicas: v.replicas, standby: d.standby, createdAt: d.createdAt, events: v.events.slice(-200),
+      infeasible: d.infeasible, failovers: v.failovers, nextRun: d.nextRun, machine: d.machine.persisted(),
+    }).catch((err: Error) => this.#log('warn', 'deployment not saved', { deployment: d.id, error: err.message }))
   }
 
   #event(d: Deployment, msg: string): void {

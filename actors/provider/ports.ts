@@ -51,6 +51,8 @@ export interface WorkloadRunner {
   stop(instanceId: string): Promise<void>
   /** Status changes of every instance this runner started. Returns an unsubscribe function. */
   onStatus(listener: (s: InstanceStatus) => void): () => void
+  /** After a restart of this node: report the status changes of an instance started before it (re-attached). */
+  resume?(instanceId: string): void
   /** Log lines after `since` (ms, exclusive), at most `limit`. */
   logs(instanceId: string, o: { since: number; limit: number }): Promise<{ lines: LogEntry[]; ended: boolean }>
 }

@@ -63,8 +63,14 @@ export class Provider {
     return this.#i.key.did
   }
 
-  start(): void {
+  /** Listens to the runner; after a restart, takes up the instances of this node's active contracts again. */
+  async start(): Promise<void> {
     this.#unsubscribe = this.#i.runner.onStatus((s) => void this.#onInstance(s))
+    for (const s of await this.#i.contracts.list()) {
+      if (s.side !== 'provider' || s.status !== 'active' || !s.instanceId) continue
+      this.#byInstance.set(s.instanceId, s.contract.terms.id)
+      this.#i.runner.resume?.(s.instanceId)
+    }
   }
 
   stop(): void {

@@ -143,3 +143,40 @@ t.test('a dry run says which nodes would bid and why the others would not', asyn
   t.match(r.round.declines[0]!.reasons[0], /cpu: needs 2 cpu, has 1/)
   t.equal(r.placement.ok, false)
 })
+
+t.test('an orchestrator restarted on the same node takes its deployments up again', async (t) => {
+  const { Orchestrator } = await import('../orchestrator/orchestrator.ts')
+  type Rec = import('../orchestrator/orchestrator.ts').DeploymentRecord
+  const saved = new Map<string, string>()
+  const deployments = {
+    save: async (r: Rec) => void saved.set(r.id, JSON.stringify(r)),
+    loadAll: async () => [...saved.values()].map((v) => JSON.parse(v) as Rec),
+  }
+  const m = new SimMarket(3)
+  t.teardown(() => m.close())
+  const n0 = m.nodes[0]!
+  const mk = () => new Orchestrator({
+    key: n0.key, askMarket: (to, b, body) => m.ask(n0.did, to, b, body), publish: async () => {},
+    candidates: () => m.nodes.map((n) => n.did).filter((d) => d !== n0.did && !m.down.has(d)), latencyMs: () => 1, contracts: n0.contracts, deployments,
+  }, { bidWindowMs: 300, heartbeatIntervalMs: 50, checkIntervalMs: 20 })
+  const first = mk()
+  first.start()
+  const d = first.deploy(svc({ service: { replicas: 2 } }))
+  const before = await until(() => { const s = first.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  await until(() => saved.has(d.id) && (JSON.parse(saved.get(d.id)!) as Rec).replicas.every((r) => r.state === 'running'), 2000, 'saved')
+  first.stop()
+
+  const second = mk()
+  t.teardown(() => second.stop())
+  t.equal(await second.restore(), 1)
+  second.start()
+  const after = second.status(d.id)
+  t.equal(after.phase, 'running')
+  t.same(after.replicas.map((r) => [r.node, r.contractId, r.epoch]), before.replicas.map((r) => [r.node, r.contractId, r.epoch]), 'same replicas, same contracts')
+  t.same(after.history.map((h) => h.phase), before.history.map((h) => h.phase))
+  // It watches the replicas' nodes again: losing one is still detected and repaired.
+  const victim = after.replicas.find((r) => r.node !== n0.did)!
+  m.down.add(victim.node!)
+  const repaired = await until(() => { const s = second.status(d.id); return s.phase === 'running' && s.failovers.length === 1 && s.failovers[0]!.runningAt !== null && s }, 5000, 'repaired')
+  t.not(repaired.replicas[victim.index]!.node, victim.node)
+})

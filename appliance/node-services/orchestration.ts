@@ -23,7 +23,7 @@ import { InvalidRequestError } from '../daemon/errors.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory } from '../daemon/service.ts'
 import { ndjson } from '../daemon/service.ts'
 import { LevelContractStore, contractSummary, type StringKv } from '../../actors/contracts/store.ts'
-import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
+import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/orchestrator.ts'
 import { marketActor, orchestratorActor } from '../../actors/orchestrator/actors.ts'
 import { MARKET_ACTOR, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
@@ -163,6 +163,20 @@ class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     await this.#parts.allocations.remove(instanceId, { graceMs: 2000 }).catch(() => {})
   }
 
+  resume(instanceId: string): void {
+    let rec: AllocationRecord
+    try {
+      rec = this.#parts.allocations.get(instanceId)
+    } catch {
+      // gone while the daemon was down: report it ended
+      setImmediate(() => {
+        for (const l of this.#listeners) l({ instanceId, state: 'failed', reason: 'the allocation is gone after a restart', code: null, at: Date.now() })
+      })
+      return
+    }
+    setImmediate(() => void this.#watch(instanceId, rec))
+  }
+
   onStatus(listener: (s: InstanceStatus) => void): () => void {
     this.#listeners.add(listener)
     return () => this.#listeners.delete(listener)
@@ -240,7 +254,8 @@ class OrchestrationService implements NodeService {
       price: pricePolicyFrom(cfg.price),
       report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
     })
-    this.#provider.start()
+    await this.#provider.start()
+    const store = ctx.store as unknown as StringKv
     this.#orchestrator = new Orchestrator({
       key: ctx.key,
       askMarket: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${MARKET_ACTOR}`).ask(behavior, body, { timeoutMs }),
@@ -256,8 +271,18 @@ class OrchestrationService implements NodeService {
       }))].filter((d) => d.length > 0),
       latencyMs: (did) => this.#latency.get(did),
       contracts: this.#contracts,
+      deployments: {
+        save: (r) => store.put(`d/${r.id}`, JSON.stringify(r)),
+        loadAll: async () => {
+          const out: DeploymentRecord[] = []
+          for await (const v of store.values({ gte: 'd/', lt: 'd0' })) if (typeof v === 'string') out.push(JSON.parse(v) as DeploymentRecord)
+          return out
+        },
+      },
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250 })
+    const restored = await this.#orchestrator.restore()
+    if (restored > 0) ctx.log.info('deployments restored', { count: restored })
     this.#orchestrator.start()
     ctx.system.spawn(marketActor(this.#provider), { name: MARKET_ACTOR })
     ctx.system.spawn(orchestratorActor(this.#orchestrator), { name: ORCHESTRATOR_ACTOR })

@@ -63,6 +63,25 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
   const missing = noir(d.home, ['status', 'nope'])
   t.equal(missing.code, 1)
   t.match(missing.err, /DeploymentNotFoundError/)
+
+  // A service survives a restart of the daemon that orchestrates and runs it: same replica, one container.
+  const svcFile = join(tmp, 'svc.yaml')
+  writeFileSync(svcFile, `apiVersion: noir/v1\nkind: service\nname: keeps\nruntime: {type: container, image: ${IMAGE}, command: [sh, -c, 'while true; do echo up; sleep 1; done']}\nresources: {cpu: 0.2, memory: 16Mi}\n`)
+  const sv = JSON.parse(noir(d.home, ['--json', 'deploy', svcFile, '--wait']).out) as { id: string; phase: string; replicas: { slot: string; contractId: string }[] }
+  t.equal(sv.phase, 'running')
+  const slot = sv.replicas[0]!.slot
+  const copies = () => spawnSync('docker', ['ps', '-q', '--filter', `label=noir.slot=${slot}`, '--filter', 'status=running'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).length
+  t.equal(copies(), 1)
+  await d.stop()
+  const d2 = await cluster.start({ home: d.home })
+  const again = JSON.parse(noir(d2.home, ['--json', 'status', sv.id]).out) as { phase: string; replicas: { contractId: string }[]; events: { msg: string }[] }
+  t.equal(again.phase, 'running', 'the deployment is still running after the restart')
+  t.equal(again.replicas[0]!.contractId, sv.replicas[0]!.contractId, 'under the same contract')
+  t.ok(again.events.some((e) => /taken up again/.test(e.msg)))
+  t.equal(copies(), 1, 'the same single container, re-attached, not started twice')
+  const stopped = noir(d2.home, ['stop', sv.id])
+  t.match(stopped.out, /stopped/)
+  t.equal(copies(), 0, 'stopping removes it')
 })
 
 t.test('noir demo runs end to end and leaves no process, container or temp home behind', async (t) => {
