@@ -2,7 +2,8 @@
 //  - allocation create -> running for a trivial container, vs `docker run -d` of the same image (and vs raw
 //    dockerode create+start): the overhead of the allocator, the record, the actor and the executor;
 //  - wasm start latency (prepare + start + first output) vs raw in-process WASI;
-//  - heartbeat CPU cost (build + sign) per beat and per minute at the default 5 s interval.
+//  - heartbeat CPU cost (build + sign) per beat and per minute at the default 5 s interval;
+//  - actor executor start latency vs a bare `node -e 0`; microVM boot to first console line vs raw QEMU.
 import { execFileSync } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -159,4 +160,92 @@ try {
   await system.stop()
   await db.close()
   rmSync(home, { recursive: true, force: true })
+}
+
+// ---- microvm and actor executors --------------------------------------------------------------------------
+// microVM: start() -> the workload's first console line, beside raw QEMU (same kernel, initramfs and command
+// line, spawned by hand) -> the init's start line. Actor: prepare+start (sandboxed Node child, bundle loaded,
+// proxy addressable) beside a bare `node -e 0` spawn-to-exit.
+{
+  const { spawn } = await import('node:child_process')
+  const { existsSync } = await import('node:fs')
+  const { fileURLToPath } = await import('node:url')
+  const { ActorExecutor } = await import('../appliance/executor/actor/index.ts')
+  const { MicrovmExecutor, defaultMicrovmImage } = await import('../appliance/executor/microvm/index.ts')
+  const { qemu } = await import('../scripts/testing/requirements.ts')
+  const lat = (xs: number[]): number => percentile(xs, 50)
+  const t = (): bigint => process.hrtime.bigint()
+  const since = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6
+  const dir = mkdtempSync(join(tmpdir(), 'noir-bench-h5-'))
+  const system = new ActorSystem({ key: NodeKey.generate() })
+  try {
+    const nodeSpawn: number[] = []
+    for (let i = 0; i < 5; i++) {
+      const t0 = t()
+      await new Promise<void>((resolve) => spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' }).on('exit', () => resolve()))
+      nodeSpawn.push(since(t0))
+    }
+    const actorStart: number[] = []
+    const actorEx = new ActorExecutor({ system })
+    const counter = fileURLToPath(new URL('../examples/counter/counter.ts', import.meta.url))
+    for (let i = 0; i < 5; i++) {
+      const stateDir = mkdtempSync(join(dir, 'actor-'))
+      const t0 = t()
+      const h = await actorEx.prepare({ allocationId: `bench-actor-${i}`, runtime: { kind: 'actor', bundle: counter }, env: {}, limits: { cpu: 1, memoryBytes: 256 * MiB }, network: 'none', stateDir })
+      await actorEx.start(h)
+      actorStart.push(since(t0))
+      await system.ask(actorEx.addressOf(h)!, '/counter/get')
+      await actorEx.stop(h, { graceMs: 5000 })
+      await actorEx.remove(h)
+    }
+    printSection('actor executor start latency, 5 runs', [
+      { name: 'sandboxed SDK actor prepare+start (median)', value: lat(actorStart), unit: 'ms', baseline: { name: 'bare `node -e 0` spawn to exit', value: lat(nodeSpawn) }, better: 'lower' },
+    ])
+
+    const image = defaultMicrovmImage()
+    if (qemu.missing() === undefined && existsSync(image.kernel) && existsSync(image.initrd)) {
+      const mvEx = new MicrovmExecutor({ workDir: join(dir, 'microvm') })
+      const { accel } = await mvEx.accelerator(image.kernel)
+      const { qemuArgs, kernelCommandLine } = await import('../appliance/executor/microvm/qemu-args.ts')
+      const runs = 2
+      const firstLine: number[] = []
+      const raw: number[] = []
+      for (let i = 0; i < runs; i++) {
+        const stateDir = mkdtempSync(join(dir, 'vm-'))
+        const spec = { allocationId: `bench-vm-${i}`, runtime: { kind: 'microvm' as const, kernel: image.kernel, initrd: image.initrd, command: ['sh', '-c', 'echo ready'] }, env: {}, limits: { cpu: 1, memoryBytes: 128 * MiB }, network: 'none' as const, stateDir }
+        const h = await mvEx.prepare(spec)
+        const t0 = t()
+        const first = (async () => {
+          for await (const _ of mvEx.logs(h, { follow: true })) return since(t0)
+          return NaN
+        })()
+        await mvEx.start(h)
+        firstLine.push(await first)
+        await mvEx.wait(h)
+        await mvEx.remove(h)
+        // Raw QEMU with the image's initramfs as is (its init says it has no workload, then powers off).
+        const args = qemuArgs(spec, { accel, kernel: image.kernel, initrd: image.initrd, append: kernelCommandLine(spec, accel), memoryMiB: 128, cpus: 1 })
+        const r0 = t()
+        await new Promise<void>((resolve) => {
+          const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'ignore'] })
+          let seen = false
+          q.stdout.on('data', (d: Buffer) => {
+            if (!seen && d.toString().includes('noir-init')) {
+              seen = true
+              raw.push(since(r0))
+            }
+          })
+          q.on('exit', () => resolve())
+        })
+      }
+      printSection(`microVM boot (${accel}), ${runs} runs`, [
+        { name: 'executor start -> first console line (median)', value: lat(firstLine), unit: 'ms', baseline: { name: 'raw QEMU -> init\'s first line', value: lat(raw) }, better: 'lower' },
+      ])
+    } else {
+      console.log('\n## microVM boot: skipped (qemu-system-x86_64 or the image from scripts/ci/images/microvm.sh is missing)')
+    }
+  } finally {
+    await system.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
