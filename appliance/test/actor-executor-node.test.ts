@@ -129,3 +129,14 @@ t.test('the actor\'s snapshot is saved on stop and a new instance on the same st
   t.equal(await b.system.ask(addr2, '/counter/get'), 6, 'the new instance starts where the old one stopped')
   t.equal(await b.system.ask(addr2, '/counter/increment', { by: 4 }, { proofs: [token] }), 10, 'and continues counting')
 })
+
+t.test('an actor that allocates beyond its memory limit is ended and reported as OOM', async (t) => {
+  const { a, b } = await twoNodes(t)
+  const executor = new ActorExecutor({ system: a.system })
+  const { handle } = await run(t, executor, probe, 'hog1')
+  const err = await rejection(b.system.ask(executor.addressOf(handle)!, '/probe/hog', null, { timeoutMs: 60_000 }))
+  t.equal(err.name, 'ActorWorkloadEndedError', 'the pending ask fails with a typed error, not a time-out')
+  const status = await executor.wait(handle)
+  t.equal(status.reason, 'oom', 'reason oom')
+  t.equal(status.oomKilled, true)
+})
