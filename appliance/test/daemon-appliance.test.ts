@@ -78,14 +78,16 @@ t.test('another node receives signed heartbeats with capacity and allocations on
   const b = await cluster.start({ bootstrap: a.multiaddrs })
   const ac = new AbortController()
   t.teardown(() => ac.abort())
-  let beat: { from: string; body: { v: number; node: string; seq: number; capacity: { share: { cpu: number } }; allocations: { total: number } } } | undefined
-  for await (const m of b.api.stream<{ from?: string; body?: { v: number; node: string; seq: number; capacity: { share: { cpu: number } }; allocations: { total: number } } }>('/v1/pubsub/subscribe?topic=noir/heartbeat/v1', { signal: ac.signal })) {
-    if (m.from === a.did && m.body) {
-      beat = { from: m.from, body: m.body }
-      break
-    }
+  type Beat = { from: string; body: { v: number; node: string; seq: number; at: number; capacity: { share: { cpu: number } }; allocations: { total: number } } }
+  const beats: Beat[] = []
+  for await (const m of b.api.stream<{ from?: string; body?: Beat['body'] }>('/v1/pubsub/subscribe?topic=noir/heartbeat/v1', { signal: ac.signal })) {
+    if (m.from === a.did && m.body) beats.push({ from: m.from, body: m.body })
+    if (beats.length === 2) break
   }
   ac.abort()
+  const beat = beats[0]
+  t.equal(beats[1]!.body.seq, beat!.body.seq + 1, 'consecutive heartbeats carry consecutive sequence numbers')
+  t.ok(beats[1]!.body.at > beat!.body.at, 'and later times')
   t.ok(beat, 'a heartbeat arrived')
   t.equal(beat?.from, a.did, 'signed by the publishing node (verified by the mesh)')
   t.equal(beat?.body.v, 1)
