@@ -13,6 +13,7 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v iptables >/dev/null || missing+=(iptables)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v xz >/dev/null || missing+=(xz-utils)
+command -v depmod >/dev/null || missing+=(kmod)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${missing[*]}"

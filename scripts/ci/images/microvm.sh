@@ -23,10 +23,13 @@ want=(virtio_mmio 9pnet_virtio 9p virtio_net)
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+chmod 0755 "$work" # apt-get download runs as _apt and must write here
 
 # 1. Find a kernel with its modules: an installed one, or the Debian package unpacked into $work.
 kver="" kroot=""
+# NOIR_MICROVM_KERNEL=apt forces the download path (what a bare CI machine or a container without /boot does).
 for k in /boot/vmlinuz-*-amd64; do
+  [ "${NOIR_MICROVM_KERNEL:-}" = apt ] && break
   [ -e "$k" ] || continue
   v="${k#/boot/vmlinuz-}"
   if [ -r "$k" ] && [ -f "/lib/modules/$v/modules.dep" ]; then kver="$v" kroot=""; fi
@@ -44,6 +47,11 @@ if [ -z "$kver" ]; then
 fi
 vmlinuz="$kroot/boot/vmlinuz-$kver"
 moddir="$kroot/lib/modules/$kver"
+[ -d "$moddir" ] || moddir="$kroot/usr/lib/modules/$kver"
+# A package unpacked with dpkg-deb has no modules.dep (depmod makes it at install time): make it here.
+if [ ! -f "$moddir/modules.dep" ] && [ -n "$kroot" ] && command -v depmod >/dev/null; then
+  depmod -b "$kroot" "$kver" 2>/dev/null || depmod -b "$kroot/usr" "$kver"
+fi
 [ -f "$vmlinuz" ] && [ -f "$moddir/modules.dep" ] || { echo "microvm image: kernel $kver incomplete"; exit 1; }
 
 # 2. busybox-static (statically linked: it is the whole userland).
