@@ -113,6 +113,13 @@ t.test('a wasm allocation runs through the API and its logs are read with noir n
   const list = await noir(a.home, ['node', 'allocations', '--json'])
   const doc = JSON.parse(list.stdout) as { allocations: Alloc[] }
   t.equal(doc.allocations.find((x) => x.id === 'wasm-hello')?.state, 'exited')
+  const text = await noir(a.home, ['node', 'allocations'])
+  t.match(text.stdout, /wasm-hello\s+wasm\s+exited/, 'the text listing shows id, kind and state')
+  const plain = await noir(a.home, ['node', 'logs', 'wasm-hello'])
+  t.match(plain.stdout, /^\d{4}-\d\d-\d\dT[\d:.]+Z stdout tick 1$/m, 'text logs carry an ISO timestamp and the stream')
+  const unknown = await noir(a.home, ['node', 'logs', 'nope'])
+  t.equal(unknown.code, 1)
+  t.match(unknown.stderr, /AllocationNotFoundError/, 'an unknown allocation is a typed error')
   await a.api.request('DELETE', '/v1/allocations/wasm-hello')
 })
 
