@@ -140,3 +140,23 @@ t.test('an actor that allocates beyond its memory limit is ended and reported as
   t.equal(status.reason, 'oom', 'reason oom')
   t.equal(status.oomKilled, true)
 })
+
+t.test('an actor that burns through its CPU time budget is ended with reason cpu-time', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noir-actor-cpu-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const executor = new ActorExecutor()
+  const handle = await executor.prepare({
+    allocationId: 'cpu1',
+    runtime: { kind: 'actor', bundle: fileURLToPath(new URL('./fixtures/actor/compliance.ts', import.meta.url)) },
+    env: { COMPLIANCE_SCENARIO: 'busy' },
+    limits: { cpu: 1, memoryBytes: 256 * 1024 * 1024, cpuTimeMs: 1500 },
+    network: 'none',
+    stateDir: dir,
+  })
+  t.teardown(() => executor.remove(handle))
+  await executor.start(handle)
+  const status = await executor.wait(handle)
+  t.equal(status.reason, 'cpu-time', 'reason cpu-time')
+  const used = (await executor.stats(handle)).cpuNanos / 1e6
+  t.ok(used >= 1500, `it was allowed its budget first (${Math.round(used)} ms CPU)`)
+})

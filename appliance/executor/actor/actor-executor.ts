@@ -365,8 +365,7 @@ export class ActorExecutor implements Executor {
 
   private watchCpuTime(inst: Instance, budgetMs: number): void {
     inst.cpuWatch = setInterval(() => {
-      if (inst.pid === undefined) return
-      const u = readProcessUsage(inst.pid)
+      const u = this.sample(inst)
       if (u !== undefined && u.cpuNanos / 1e6 > budgetMs) this.kill(inst, 'cpu-time')
     }, 100)
   }
@@ -420,16 +419,20 @@ export class ActorExecutor implements Executor {
 
   async stats(handle: ExecHandle): Promise<UsageStats> {
     const inst = this.get(handle)
-    if (inst.pid !== undefined && inst.exit === undefined) {
-      const u = readProcessUsage(inst.pid)
-      if (u !== undefined) {
-        inst.lastUsage = {
-          ts: Date.now(), cpuNanos: u.cpuNanos, memoryBytes: u.rssBytes, memoryLimitBytes: inst.spec.limits.memoryBytes,
-          netRxBytes: 0, netTxBytes: 0, diskReadBytes: u.readBytes, diskWriteBytes: u.writeBytes,
-        }
-      }
-    }
+    if (inst.exit === undefined) this.sample(inst)
     return inst.lastUsage ?? this.zeroUsage(inst)
+  }
+
+  /** Reads the process' usage now and keeps it (the last sample is what stats() reports after the end). */
+  private sample(inst: Instance): UsageStats | undefined {
+    if (inst.pid === undefined) return undefined
+    const u = readProcessUsage(inst.pid)
+    if (u === undefined) return undefined
+    inst.lastUsage = {
+      ts: Date.now(), cpuNanos: u.cpuNanos, memoryBytes: u.rssBytes, memoryLimitBytes: inst.spec.limits.memoryBytes,
+      netRxBytes: 0, netTxBytes: 0, diskReadBytes: u.readBytes, diskWriteBytes: u.writeBytes,
+    }
+    return inst.lastUsage
   }
 
   private zeroUsage(inst: Instance): UsageStats {

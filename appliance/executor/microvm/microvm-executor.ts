@@ -296,9 +296,7 @@ export class MicrovmExecutor implements Executor {
 
   private watchCpuTime(inst: Instance, budgetMs: number): void {
     inst.cpuWatch = setInterval(() => {
-      const pid = inst.child?.pid
-      if (pid === undefined) return
-      const u = readProcessUsage(pid)
+      const u = this.sample(inst)
       if (u !== undefined && u.cpuNanos / 1e6 > budgetMs) this.kill(inst, 'cpu-time')
     }, 250)
   }
@@ -335,17 +333,21 @@ export class MicrovmExecutor implements Executor {
   /** Host-side usage of the VM: the QEMU process' CPU time, resident memory and disk I/O (spec/microvm.md). */
   async stats(handle: ExecHandle): Promise<UsageStats> {
     const inst = this.get(handle)
-    const pid = inst.child?.pid
-    if (pid !== undefined && inst.exit === undefined) {
-      const u = readProcessUsage(pid)
-      if (u !== undefined) {
-        inst.lastUsage = {
-          ts: Date.now(), cpuNanos: u.cpuNanos, memoryBytes: u.rssBytes, memoryLimitBytes: memoryMiB(inst.spec.limits.memoryBytes) * 1024 * 1024,
-          netRxBytes: 0, netTxBytes: 0, diskReadBytes: u.readBytes, diskWriteBytes: u.writeBytes,
-        }
-      }
-    }
+    if (inst.exit === undefined) this.sample(inst)
     return inst.lastUsage ?? this.zeroUsage(inst)
+  }
+
+  /** Reads QEMU's usage now and keeps it (the last sample is what stats() reports after the end). */
+  private sample(inst: Instance): UsageStats | undefined {
+    const pid = inst.child?.pid
+    if (pid === undefined) return undefined
+    const u = readProcessUsage(pid)
+    if (u === undefined) return undefined
+    inst.lastUsage = {
+      ts: Date.now(), cpuNanos: u.cpuNanos, memoryBytes: u.rssBytes, memoryLimitBytes: memoryMiB(inst.spec.limits.memoryBytes) * 1024 * 1024,
+      netRxBytes: 0, netTxBytes: 0, diskReadBytes: u.readBytes, diskWriteBytes: u.writeBytes,
+    }
+    return inst.lastUsage
   }
 
   private zeroUsage(inst: Instance): UsageStats {
