@@ -431,6 +431,14 @@ export class AllocationManager {
         this.update(r.id, { state: 'failed', reason: 'lost: the instance was gone after a restart' })
       }
     }
+    // Held resources nobody uses any more: a committed reservation of an allocation that ended (its release
+    // was lost with the old daemon) or that was never recorded (the daemon died between commit and record).
+    for (const res of this.allocator.list()) {
+      if (res.state !== 'committed' || res.allocationId === undefined) continue
+      const rec = this.records.get(res.allocationId)
+      const inUse = rec && !isFinal(rec.state) && (rec.reservationId === res.id || rec.portsReservationId === res.id)
+      if (!inUse) await this.allocator.release(res.id)
+    }
     // Instances of this node with no live record: leftovers of removed allocations.
     for (const h of found.values()) {
       const rec = this.records.get(h.allocationId)

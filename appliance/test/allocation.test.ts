@@ -210,3 +210,18 @@ t.test('docker: after a restart of the node, a running container is re-attached,
   t.equal(stopped.state, 'stopped', 'and the new node controls it')
   await second.manager.remove(rec.id)
 })
+
+t.test('after a restart, resources held for allocations that ended or were never recorded are released', async (t) => {
+  const first = await node(t, { wasm: new WasmExecutor() })
+  // committed for an allocation the old daemon never recorded (it died between commit and record)
+  const ghost = await first.allocator.reserve({ cpu: 0.5, memoryBytes: 8 * MiB }, { allocationId: 'ghost' })
+  await first.allocator.commit(ghost.id, { allocationId: 'ghost' })
+  // committed without an allocation yet (a bid's reservation waiting for its start): must stay
+  const bid = await first.allocator.reserve({ cpu: 0.25, memoryBytes: 8 * MiB }, { ttlMs: 60_000 })
+  await first.allocator.commit(bid.id)
+  await first.close()
+  const second = await node(t, { wasm: new WasmExecutor() }, first.dir, first.key)
+  t.equal(second.allocator.get(ghost.id), undefined, 'the orphaned hold is released')
+  t.equal(second.allocator.get(bid.id)?.state, 'committed', 'a committed reservation not yet tied to an allocation stays')
+  t.equal((await second.allocator.capacity()).used.cpu, 0.25)
+})
