@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { assign, setup } from 'xstate'
 import { TestKit } from '../../core/testkit.ts'
-import { CapabilityDeniedError, defineActor, type ActorSystem, type MessageContext } from '../../core/index.ts'
+import { CapabilityDeniedError, MemorySnapshotStore, defineActor, type ActorSystem, type MessageContext } from '../../core/index.ts'
 import { ActorExecutor, SandboxAccessDeniedError, SNAPSHOT_FILE } from '../executor/actor/index.ts'
 import type { ExecHandle, ExecSpec } from '../executor/executor.ts'
 
@@ -117,6 +117,8 @@ t.test('the actor\'s snapshot is saved on stop and a new instance on the same st
   const addr1 = executor.addressOf(first.handle)!
   for (const by of [1, 2, 3]) await b.system.ask(addr1, '/counter/increment', { by }, { proofs: [token] })
   t.equal(await b.system.ask(addr1, '/counter/get'), 6)
+  const checkpoint = await executor.checkpoint(first.handle)
+  t.match(checkpoint, { v: 1, definition: 'example/counter', snapshot: { context: { count: 6 } } }, 'a checkpoint taken while it runs holds the count')
   const stopped = await executor.stop(first.handle, { graceMs: 5000 })
   t.equal(stopped.reason, 'stopped')
   t.ok(existsSync(join(first.stateDir, SNAPSHOT_FILE)), 'the snapshot is in its state directory')
@@ -159,4 +161,19 @@ t.test('an actor that burns through its CPU time budget is ended with reason cpu
   t.equal(status.reason, 'cpu-time', 'reason cpu-time')
   const used = (await executor.stats(handle)).cpuNanos / 1e6
   t.ok(used >= 1500, `it was allowed its budget first (${Math.round(used)} ms CPU)`)
+})
+
+t.test('with a SnapshotStore, the stop snapshot is mirrored there and seeds the same allocation on a fresh state directory', async (t) => {
+  const { kit, a, b } = await twoNodes(t)
+  const store = new MemorySnapshotStore()
+  const executor = new ActorExecutor({ system: a.system, snapshots: store })
+  const token = await kit.grant(a.key, b.system.did, ['/counter/increment'])
+  const first = await run(t, executor, counter, 'moving')
+  await b.system.ask(executor.addressOf(first.handle)!, '/counter/increment', { by: 5 }, { proofs: [token] })
+  await executor.stop(first.handle, { graceMs: 5000 })
+  await executor.remove(first.handle)
+  t.match(await store.load('moving'), { definition: 'example/counter', snapshot: { context: { count: 5 } } }, 'the store holds the stop snapshot under the allocation id')
+  const moved = await run(t, executor, counter, 'moving')
+  t.not(moved.stateDir, first.stateDir, 'a fresh state directory (as on another node)')
+  t.equal(await b.system.ask(executor.addressOf(moved.handle)!, '/counter/get'), 5, 'the instance continues from the stored snapshot')
 })

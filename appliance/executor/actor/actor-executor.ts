@@ -45,6 +45,8 @@ export interface ActorExecutorInit {
   startTimeoutMs?: number
   /** With network 'none', run the child in a new network namespace via bubblewrap when `bwrap` works. Default true. */
   isolateNetwork?: boolean
+  /** Save each running actor's snapshot to its state dir (and `snapshots`) this often. Default: only on stop / checkpoint(). */
+  checkpointEveryMs?: number
 }
 
 /**
@@ -81,6 +83,8 @@ interface Instance {
   resolveExit: (s: ExitStatus) => void
   lastUsage?: UsageStats
   cpuWatch?: NodeJS.Timeout
+  checkpointTimer?: NodeJS.Timeout
+  storeSave?: Promise<void>
 }
 
 let bwrapWorks: boolean | undefined
@@ -98,6 +102,7 @@ export class ActorExecutor implements Executor {
   private readonly node: string
   private readonly startTimeoutMs: number
   private readonly isolateNetwork: boolean
+  private readonly checkpointEveryMs: number | undefined
 
   constructor(init: ActorExecutorInit = {}) {
     this.system = init.system
@@ -106,6 +111,7 @@ export class ActorExecutor implements Executor {
     this.node = init.nodeBinary ?? process.execPath
     this.startTimeoutMs = init.startTimeoutMs ?? 60_000
     this.isolateNetwork = init.isolateNetwork ?? true
+    this.checkpointEveryMs = init.checkpointEveryMs
   }
 
   async available(): Promise<Availability> {
@@ -237,6 +243,15 @@ export class ActorExecutor implements Executor {
           ...(parent !== undefined ? { parent } : {}),
         })
       }
+      if (this.checkpointEveryMs !== undefined && this.checkpointEveryMs > 0) {
+        inst.checkpointTimer = setInterval(() => {
+          this.checkpoint(inst.handle).then(
+            (record) => this.snapshots?.save(spec.allocationId, record),
+            () => undefined,
+          ).catch(() => undefined)
+        }, this.checkpointEveryMs)
+        inst.checkpointTimer.unref()
+      }
     } finally {
       clearTimeout(timer)
     }
@@ -276,7 +291,8 @@ export class ActorExecutor implements Executor {
         return
       }
       case 'snapshot':
-        if (this.snapshots !== undefined) void this.snapshots.save(inst.spec.allocationId, m.record).catch(() => undefined)
+        // The exit status waits for this save, so a stopped instance's snapshot is in the store when stop() returns.
+        if (this.snapshots !== undefined) inst.storeSave = this.snapshots.save(inst.spec.allocationId, m.record).catch(() => undefined)
         return
       case 'ended':
         inst.ended = m
@@ -319,6 +335,7 @@ export class ActorExecutor implements Executor {
 
   private onChildExit(inst: Instance, code: number | null, signal: NodeJS.Signals | null): void {
     clearInterval(inst.cpuWatch)
+    clearInterval(inst.checkpointTimer)
     const finishedAt = Date.now()
     const oom = (inst.cgroup?.oomKills() ?? 0) > 0 || /Reached heap limit|JavaScript heap out of memory/.test(inst.stderrTail)
     let status: ExitStatus
@@ -339,7 +356,8 @@ export class ActorExecutor implements Executor {
     inst.proxy = undefined
     inst.lastUsage = { ...(inst.lastUsage ?? this.zeroUsage(inst)), ts: finishedAt, memoryBytes: 0 }
     inst.cgroup?.remove()
-    this.settle(inst, status)
+    if (inst.storeSave === undefined) this.settle(inst, status)
+    else void inst.storeSave.finally(() => this.settle(inst, status))
   }
 
   private settle(inst: Instance, status: ExitStatus): void {
