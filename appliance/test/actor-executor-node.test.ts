@@ -25,10 +25,10 @@ const rejection = async (p: Promise<unknown>): Promise<Error> => {
   throw new Error('expected a rejection')
 }
 
-async function twoNodes(t: Test) {
+async function twoNodes(t: Test, localPolicy: 'trusted' | 'checked' = 'trusted') {
   const kit = new TestKit({ simulatedClock: false })
   t.teardown(() => kit.stop())
-  const a = await kit.node()
+  const a = await kit.node({ localPolicy })
   const b = await kit.node()
   return { kit, a, b }
 }
@@ -83,6 +83,10 @@ t.test('an SDK actor in the sandbox answers an ask from another node, and the sa
   t.equal(denied.name, 'SandboxAccessDeniedError')
   t.match((denied as SandboxAccessDeniedError).data, { permission: 'FileSystemRead', resource: secret }, 'naming the permission and the file')
 
+  whoAsked(a.system)
+  const local = await rejection(b.system.ask(address, '/probe/relay', { to: `${a.system.did}/who`, behavior: '/who', body: null }))
+  t.type(local, CapabilityDeniedError, 'while node A trusts local senders, the workload may not message A\'s own actors')
+
   const spawnDenied = await rejection(b.system.ask(address, '/probe/spawn'))
   t.type(spawnDenied, SandboxAccessDeniedError, 'spawning a process is refused with SandboxAccessDeniedError')
   t.match((spawnDenied as SandboxAccessDeniedError).data, { permission: 'ChildProcess' })
@@ -93,13 +97,15 @@ t.test('an SDK actor in the sandbox answers an ask from another node, and the sa
 })
 
 t.test('the sandboxed actor messages the node\'s other actors from its own address, and its behaviors keep their abilities on the node', async (t) => {
-  const { kit, a, b } = await twoNodes(t)
+  const { kit, a, b } = await twoNodes(t, 'checked')
   whoAsked(a.system)
   const executor = new ActorExecutor({ system: a.system })
   const { handle } = await run(t, executor, probe, 'probe2')
   const address = executor.addressOf(handle)!
   const seenFrom = await b.system.ask(address, '/probe/relay', { to: `${a.system.did}/who`, behavior: '/who', body: null })
-  t.equal(seenFrom, address, 'B -> workload -> A\'s actor -> back to B; A\'s actor saw the workload\'s node address as the sender')
+  t.equal(seenFrom, address, 'with localPolicy checked: B -> workload -> A\'s public actor -> back to B; it saw the workload\'s address as the sender')
+  const echo = await b.system.ask(address, '/probe/relay', { to: `${b.system.did}/who-b`, behavior: '/who', body: null }).catch((e: Error) => e)
+  t.equal((echo as Error).name, 'ActorNotFoundError', 'a message to an actor missing on node B comes back through the workload as the typed error')
 
   // The counter example requires a capability for /counter/increment: the workload's proxy declares the same ability.
   const { handle: ch } = await run(t, executor, counter, 'count1')

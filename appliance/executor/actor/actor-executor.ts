@@ -9,6 +9,7 @@ import type { ActorSystem } from '../../../core/actor-system.ts'
 import type { SnapshotStore, StoredSnapshot } from '../../../core/snapshot-store.ts'
 import type { ActorRef } from '../../../core/types.ts'
 import { fromWireError, toWireError } from '../../../core/wire-error.ts'
+import { CapabilityDeniedError } from '../../../core/errors.ts'
 import type { Availability, ExecHandle, ExecSpec, Executor, ExitStatus, LogLine, UsageStats } from '../executor.ts'
 import { InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { LineLog, LineSplitter } from '../microvm/line-log.ts'
@@ -316,6 +317,12 @@ export class ActorExecutor implements Executor {
     const fail = (err: unknown): void => this.send(inst, { t: 'reply', id: m.id, ok: false, error: toWireError(err) })
     if (this.system === undefined || inst.address === undefined) {
       return fail(new ActorWorkloadEndedError(m.to, 'this executor has no node ActorSystem to send through'))
+    }
+    // Deny by default: under the `trusted` local policy a message from a local address skips the capability
+    // check, so a workload could command the node's own actors. It may message them only when the node
+    // checks capabilities for local senders too (`localPolicy: 'checked'`); other nodes always check.
+    if (this.system.localPolicy === 'trusted' && (m.to === this.system.did || m.to.startsWith(`${this.system.did}/`))) {
+      return fail(new CapabilityDeniedError(`a sandboxed workload may not message this node's actors (${m.to}) while the node trusts local senders without capabilities (localPolicy 'trusted')`))
     }
     const options = { from: inst.address, ...(m.proofs ? { proofs: m.proofs } : {}), ...(m.timeoutMs !== undefined ? { timeoutMs: m.timeoutMs } : {}) }
     if (!m.ask) {
