@@ -5,6 +5,8 @@
 import t, { type Test } from 'tap'
 import { fileURLToPath } from 'node:url'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { assign, setup } from 'xstate'
@@ -12,6 +14,15 @@ import { TestKit } from '../../core/testkit.ts'
 import { CapabilityDeniedError, MemorySnapshotStore, defineActor, type ActorSystem, type MessageContext } from '../../core/index.ts'
 import { ActorExecutor, SandboxAccessDeniedError, SNAPSHOT_FILE } from '../executor/actor/index.ts'
 import type { ExecHandle, ExecSpec } from '../executor/executor.ts'
+import { requireOrSkip, type Requirement } from '../../scripts/testing/requirements.ts'
+
+const bwrap: Requirement = {
+  name: 'bubblewrap',
+  missing: () =>
+    spawnSync('bwrap', ['--dev-bind', '/', '/', '--unshare-net', '--', 'true'], { stdio: 'ignore' }).status === 0
+      ? undefined
+      : 'bwrap cannot make a network namespace here (Debian package bubblewrap; needs user or root namespaces)',
+}
 
 const probe = fileURLToPath(new URL('./fixtures/actor/probe.ts', import.meta.url))
 const counter = fileURLToPath(new URL('../../examples/counter/counter.ts', import.meta.url))
@@ -182,4 +193,19 @@ t.test('with a SnapshotStore, the stop snapshot is mirrored there and seeds the 
   const moved = await run(t, executor, counter, 'moving')
   t.not(moved.stateDir, first.stateDir, 'a fresh state directory (as on another node)')
   t.equal(await b.system.ask(executor.addressOf(moved.handle)!, '/counter/get'), 5, 'the instance continues from the stored snapshot')
+})
+
+t.test('with network none the sandbox has no route to the host, even to 127.0.0.1 (a network namespace via bubblewrap)', async (t) => {
+  if (!requireOrSkip(t, bwrap)) return
+  const server = createServer((sock) => sock.end())
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const port = (server.address() as AddressInfo).port
+  const { a } = await twoNodes(t)
+  const executor = new ActorExecutor({ system: a.system })
+  const isolated = await run(t, executor, probe, 'net-none')
+  t.equal(await a.system.ask(executor.addressOf(isolated.handle)!, '/probe/connect', { port }), 'ECONNREFUSED', 'the host\'s listener is unreachable from the sandbox')
+  const open = new ActorExecutor({ system: a.system, isolateNetwork: false })
+  const shared = await run(t, open, probe, 'net-host')
+  t.equal(await a.system.ask(open.addressOf(shared.handle)!, '/probe/connect', { port }), 'connected', 'control: without the namespace the same connection succeeds')
 })
