@@ -1,6 +1,6 @@
 // The microvm executor passes the Executor compliance suite with real QEMU guests booted from the noir
-// test image (scripts/ci/images/microvm.sh: a Debian kernel and a busybox initramfs), and a published port
-// reaches a server inside a guest.
+// test image (scripts/ci/images/microvm.sh: a Debian kernel and a busybox initramfs); a published port
+// reaches a server inside a guest; a guest out of memory is reported as OOM.
 import t from 'tap'
 import { file, qemu, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { runExecutorCompliance, type ComplianceScenario } from './executor-compliance.ts'
@@ -83,3 +83,28 @@ function freePort(): Promise<number> {
     })
   })
 }
+
+t.test('a guest workload that allocates beyond the VM memory is OOM-killed inside the guest and reported as oom', async (t) => {
+  if (!requireOrSkip(t, qemu, file(image.kernel, why), file(image.initrd, why))) return
+  const workDir = mkdtempSync(join(tmpdir(), 'noir-microvm-oom-'))
+  t.teardown(() => rmSync(workDir, { recursive: true, force: true }))
+  const executor = new MicrovmExecutor({ workDir })
+  const handle = await executor.prepare({
+    allocationId: 'oom1',
+    // The shell keeps growing one variable until the guest kernel's OOM killer ends it.
+    runtime: { kind: 'microvm', kernel: image.kernel, initrd: image.initrd, command: ['sh', '-c', 'x=a; while :; do x="$x$x"; done'] },
+    env: {},
+    limits: { cpu: 1, memoryBytes: 96 * 1024 * 1024 },
+    network: 'none',
+    stateDir: workDir,
+  })
+  t.teardown(async () => {
+    await executor.stop(handle, { graceMs: 0 }).catch(() => undefined)
+    await executor.remove(handle)
+  })
+  await executor.start(handle)
+  const status = await executor.wait(handle)
+  t.equal(status.reason, 'oom', `reason oom (${JSON.stringify(status)})`)
+  t.equal(status.oomKilled, true)
+  t.equal(status.code, 137, 'the workload died of SIGKILL (128 + 9)')
+})
