@@ -11,7 +11,7 @@ import { kernelCommandLine, qemuArgs, memoryMiB, vcpus } from '../executor/micro
 import { MicrovmExecutor, MicrovmImageNotFoundError, AcceleratorUnavailableError, defaultMicrovmImage } from '../executor/microvm/index.ts'
 import { InvalidExecSpecError } from '../errors.ts'
 import type { ExecSpec } from '../executor/executor.ts'
-import { file, qemu, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import { file, qemu, requireOrSkip, root } from '../../scripts/testing/requirements.ts'
 
 const busybox: { name: string; missing(): string | undefined } = {
   name: 'busybox',
@@ -98,4 +98,34 @@ t.test('auto picks KVM only when a guest boots under it, and says why not; forci
   } else {
     t.equal((await new MicrovmExecutor({ accel: 'kvm' }).accelerator(image.kernel)).accel, 'kvm')
   }
+})
+
+t.test('the process cgroup holds a busy process to its CPU quota and OOM-kills it at its memory limit', async (t) => {
+  if (!requireOrSkip(t, root)) return
+  const { ProcessCgroup } = await import('../executor/microvm/process-cgroup.ts')
+  const { readProcessUsage } = await import('../executor/microvm/proc-usage.ts')
+  const { spawn } = await import('node:child_process')
+  const cpuGroup = ProcessCgroup.create(`noir-test-cpu-${process.pid}`, { cpu: 0.2 })
+  const writable = { name: 'writable cgroup', missing: () => (cpuGroup === undefined ? 'no writable cpu cgroup under this process\' own' : undefined) }
+  if (!requireOrSkip(t, writable) || cpuGroup === undefined) return
+  t.teardown(() => cpuGroup.remove())
+  const busy = spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' })
+  t.teardown(() => busy.kill('SIGKILL'))
+  cpuGroup.add(busy.pid!)
+  const a = readProcessUsage(busy.pid!)!
+  await new Promise((r) => setTimeout(r, 1500))
+  const b = readProcessUsage(busy.pid!)!
+  const cores = (b.cpuNanos - a.cpuNanos) / 1.5e9
+  t.ok(cores < 0.35, `a busy loop under a 0.2-core quota used ${cores.toFixed(2)} cores`)
+  busy.kill('SIGKILL')
+
+  const memGroup = ProcessCgroup.create(`noir-test-mem-${process.pid}`, { memoryBytes: 32 * 1024 * 1024 })
+  if (memGroup === undefined || !memGroup.limitsMemory) return
+  t.teardown(() => memGroup.remove())
+  const hog = spawn('sh', ['-c', 'read go; x=a; while :; do x="$x$x"; done'], { stdio: ['pipe', 'ignore', 'ignore'] })
+  memGroup.add(hog.pid!)
+  hog.stdin.end('go\n')
+  const ended = await new Promise<NodeJS.Signals | null>((r) => hog.on('exit', (_c, s) => r(s)))
+  t.equal(ended, 'SIGKILL', 'the kernel killed it')
+  t.ok(memGroup.oomKills() > 0, 'and the group counts the OOM kill')
 })
