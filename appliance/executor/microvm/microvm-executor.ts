@@ -77,7 +77,6 @@ interface Instance {
   lastUsage?: UsageStats
   stopTimer?: NodeJS.Timeout
   cpuWatch?: NodeJS.Timeout
-  removed: boolean
 }
 
 export class MicrovmExecutor implements Executor {
@@ -152,7 +151,7 @@ export class MicrovmExecutor implements Executor {
     const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
     this.instances.set(handle.ref, {
       handle, spec, dir, launchInitrd, log: new LineLog(), workloadStarted: false, onWorkloadStart: [],
-      oomSeen: false, panicSeen: false, stopRequested: false, stderrTail: '', exited, resolveExit, removed: false,
+      oomSeen: false, panicSeen: false, stopRequested: false, stderrTail: '', exited, resolveExit,
     })
     return handle
   }
@@ -361,7 +360,6 @@ export class MicrovmExecutor implements Executor {
     const inst = this.instances.get(handle.ref)
     if (inst === undefined) return
     if (inst.exit === undefined) await this.stop(handle, { graceMs: 0 })
-    inst.removed = true
     this.instances.delete(handle.ref)
     inst.cgroup?.remove()
     rmSync(inst.dir, { recursive: true, force: true })
