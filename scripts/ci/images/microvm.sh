@@ -21,6 +21,7 @@ init_src="$here/microvm-init"
 # Modules the init loads, in dependency order (closure computed from modules.dep below).
 want=(virtio_mmio 9pnet_virtio 9p virtio_net)
 
+mkdir -p "$out" 2>/dev/null && [ -w "$out" ] || { echo "microvm image: cannot write $out (run as root or set NOIR_IMAGES); skipping"; exit 0; }
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 chmod 0755 "$work" # apt-get download runs as _apt and must write here
