@@ -3,7 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ActorSystem } from '../../../core/actor-system.ts'
 import type { SnapshotStore, StoredSnapshot } from '../../../core/snapshot-store.ts'
@@ -24,8 +24,14 @@ const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = resolve(here, '../../..')
 const HOST = join(here, 'sandbox-host.ts')
 const HOOKS = join(here, 'sandbox-hooks.ts')
+/** The node_modules folder packages resolve from (the repo's own, or the one this package is installed in). */
+function packagesDir(): string {
+  const xstate = fileURLToPath(import.meta.resolve('xstate'))
+  const i = xstate.lastIndexOf(`${sep}node_modules${sep}`)
+  return i >= 0 ? xstate.slice(0, i + `${sep}node_modules`.length) : join(repoRoot, 'node_modules')
+}
 /** What the sandbox may read besides the bundle's folder and its state dir: the runtime's own code. */
-const RUNTIME_READ = [join(repoRoot, 'core'), join(repoRoot, 'identity'), here, join(repoRoot, 'node_modules'), join(repoRoot, 'package.json')]
+const RUNTIME_READ = [...new Set([join(repoRoot, 'core'), join(repoRoot, 'identity'), here, packagesDir(), join(repoRoot, 'node_modules'), join(repoRoot, 'package.json')])]
 
 export interface ActorPlacement {
   /** Path of the parent actor in the node's system (e.g. `alloc/<id>`); none = top level. */
