@@ -4,7 +4,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { NoirHost } from './host.ts'
 import { DEFAULT_MAX_FRAME_BODY, FrameDecoder, encodeFrames } from './framing.ts'
-import { MessageTooLargeError, NotStartedError, P2PError, UnreachableError, UnsupportedPeerKeyError } from './errors.ts'
+import { MessageTooLargeError, NotStartedError, P2PError, TruncatedFrameError, UnreachableError, UnsupportedPeerKeyError } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 
 export const ACTOR_PROTOCOL = '/noir/actor/1.0.0'
@@ -22,6 +22,8 @@ export interface ActorWireOptions {
   connect?: (peer: PeerId, signal: AbortSignal) => Promise<Connection>
   /** Time allowed to open a connection + stream. Default 10 s. */
   dialTimeoutMs?: number
+  /** A frame that starts arriving must be complete within this time, else the stream is reset. Default 30 s. */
+  frameTimeoutMs?: number
   log?: Log
 }
 
@@ -48,6 +50,7 @@ export class ActorWire {
   private readonly host: NoirHost
   private readonly maxWriteBytes: number
   private readonly dialTimeoutMs: number
+  private readonly frameTimeoutMs: number
   private readonly log: Log
   private readonly connectFn: ((peer: PeerId, signal: AbortSignal) => Promise<Connection>) | undefined
   private readonly channels = new Map<string, PeerChannel>()
@@ -64,6 +67,7 @@ export class ActorWire {
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BODY
     this.maxWriteBytes = opts.maxWriteBytes ?? 256 * 1024
     this.dialTimeoutMs = opts.dialTimeoutMs ?? 10_000
+    this.frameTimeoutMs = opts.frameTimeoutMs ?? 30_000
     this.log = opts.log ?? silentLog
     this.connectFn = opts.connect
   }
@@ -88,7 +92,9 @@ export class ActorWire {
     const err = new NotStartedError('the actor wire is stopping')
     for (const ch of this.channels.values()) {
       for (const p of ch.queue.splice(0)) p.reject(err)
-      if (ch.stream) await ch.stream.close().catch(() => ch.stream?.abort(err))
+      // close() waits for the muxer; bound it so a stuck peer cannot hold up shutdown
+      const st = ch.stream
+      if (st) await st.close({ signal: AbortSignal.timeout(2_000) }).catch(() => st.abort(err))
     }
     for (const s of this.inbound) s.abort(err)
     this.inbound.clear()
@@ -270,14 +276,34 @@ export class ActorWire {
 
   /** Reads frames until the stream ends; a violation resets the stream (typed error logged). */
   private readLoop(stream: Stream, connection: Connection): void {
+    this.log.debug('actor stream open', { peer: connection.remotePeer.toString(), direction: stream.direction, id: stream.id })
     this.inbound.add(stream)
     const decoder = new FrameDecoder(this.maxFrameBytes)
     const from = connection.remotePeer
+    // A frame begun but never finished (a stalled or malicious sender) would hold the stream and its
+    // buffer forever: it must complete within frameTimeoutMs.
+    let stall: NodeJS.Timeout | undefined
+    let violated = false
+    const violation = (err: P2PError): void => {
+      if (violated) return // the abort below also ends the read loop with this same error
+      violated = true
+      this.violations++
+      this.log.warn('actor stream reset: protocol violation', { peer: from.toString(), ...errorFields(err) })
+      stream.abort(err)
+    }
     const run = async (): Promise<void> => {
       try {
         for await (const chunk of stream) {
           const bodies = decoder.push(chunk)
           this.stats.framesReceived += bodies.length
+          if (decoder.buffered === 0 || bodies.length > 0) {
+            clearTimeout(stall)
+            stall = undefined
+          }
+          if (decoder.buffered > 0 && stall === undefined) {
+            stall = setTimeout(() => violation(new TruncatedFrameError(`a frame stalled: ${decoder.buffered} bytes of it in ${this.frameTimeoutMs} ms`)), this.frameTimeoutMs)
+            stall.unref()
+          }
           for (const body of bodies) {
             try {
               this.handler(body, from, connection)
@@ -287,21 +313,20 @@ export class ActorWire {
           }
         }
         decoder.end()
+        this.log.debug('actor stream ended', { peer: from.toString(), id: stream.id, status: stream.status })
       } catch (err) {
-        if (err instanceof P2PError) {
-          this.violations++
-          this.log.warn('actor stream reset: protocol violation', { peer: from.toString(), ...errorFields(err) })
-          stream.abort(err)
-        } else if (stream.status === 'open') {
-          this.log.debug('actor stream failed', { peer: from.toString(), ...errorFields(err) })
-          stream.abort(err instanceof Error ? err : new Error(String(err)))
+        if (err instanceof P2PError) violation(err)
+        else {
+          this.log.debug('actor stream failed', { peer: from.toString(), status: stream.status, ...errorFields(err) })
+          if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
         }
       } finally {
+        clearTimeout(stall)
         this.inbound.delete(stream)
         const ch = this.channels.get(from.toString())
         if (ch) this.dropStream(ch, stream)
         // our side: close writing too, so the stream is fully released
-        if (stream.status === 'open') await stream.close().catch(() => {})
+        if (stream.status === 'open') await stream.close({ signal: AbortSignal.timeout(5_000) }).catch(() => stream.abort(new NotStartedError('stream close timed out')))
       }
     }
     void run()

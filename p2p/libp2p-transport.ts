@@ -15,6 +15,8 @@ export interface Libp2pTransportOptions {
   maxFrameBytes?: number
   /** Time allowed to find and open a route to a node. Default 10 s. */
   dialTimeoutMs?: number
+  /** A frame must complete within this time once it starts arriving. Default 30 s. */
+  frameTimeoutMs?: number
   log?: Log
 }
 
@@ -35,6 +37,7 @@ export class Libp2pTransport implements Transport {
       host: opts.host,
       maxFrameBytes: opts.maxFrameBytes,
       dialTimeoutMs: opts.dialTimeoutMs,
+      frameTimeoutMs: opts.frameTimeoutMs,
       log: this.log,
       connect: (peer, signal) => connectToPeer(opts.host, peer, signal, this.log),
     })

@@ -20,6 +20,8 @@ export interface MeshOptions extends Omit<HostOptions, 'privateKey'> {
   log?: Log
   /** Largest envelope on the actor wire. Default 1 MiB. */
   maxFrameBytes?: number
+  /** A frame must complete within this time once it starts arriving (else its stream is reset). Default 30 s. */
+  frameTimeoutMs?: number
   /** How often connected peers are pinged for latency. Default 15 s; 0 turns it off. */
   pingIntervalMs?: number
   /** How often the node re-dials its bootstrap peers when it has lost them all. Default 5 s. */
@@ -44,7 +46,7 @@ export class Mesh {
     this.host = host
     this.log = opts.log ?? silentLog
     this.did = opts.key.did
-    this.transport = new Libp2pTransport({ host, maxFrameBytes: opts.maxFrameBytes, log: this.log })
+    this.transport = new Libp2pTransport({ host, maxFrameBytes: opts.maxFrameBytes, frameTimeoutMs: opts.frameTimeoutMs, log: this.log })
     this.broadcast = new Broadcast({ host, signer: opts.key, log: this.log, rate: opts.broadcastRate })
     this.peers = new PeerTable({ host, log: this.log, pingIntervalMs: opts.pingIntervalMs })
     this.bootstrapList = opts.bootstrap ?? []

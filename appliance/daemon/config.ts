@@ -19,6 +19,8 @@ export interface NodeConfig {
   trustedRoots: string[]
   /** How often connected peers are pinged (latency; two missed pings close a dead connection), ms. */
   pingIntervalMs: number
+  /** A frame on the actor wire must complete within this time once it starts arriving, ms. */
+  frameTimeoutMs: number
   /** Local API port on 127.0.0.1 (0: an ephemeral port, written to api.json). */
   apiPort: number
   /** Where log lines go: 'stderr' or a file path (relative to the home). */
@@ -43,6 +45,7 @@ export function defaultConfig(): NodeConfig {
     relay: false,
     trustedRoots: [],
     pingIntervalMs: 15_000,
+    frameTimeoutMs: 30_000,
     apiPort: 0,
     log: 'stderr',
   }
@@ -71,6 +74,7 @@ export function loadConfig(home: string): NodeConfig {
   for (const f of ['mdns', 'relay'] as const) if (f in r && typeof r[f] !== 'boolean') throw new ConfigError(`config.json: '${f}' must be true or false`)
   if ('apiPort' in r && (!Number.isInteger(r.apiPort) || (r.apiPort as number) < 0 || (r.apiPort as number) > 65535)) throw new ConfigError("config.json: 'apiPort' must be a port number")
   if ('pingIntervalMs' in r && (!Number.isInteger(r.pingIntervalMs) || (r.pingIntervalMs as number) < 0)) throw new ConfigError("config.json: 'pingIntervalMs' must be a non-negative integer (0: off)")
+  if ('frameTimeoutMs' in r && (!Number.isInteger(r.frameTimeoutMs) || (r.frameTimeoutMs as number) < 1)) throw new ConfigError("config.json: 'frameTimeoutMs' must be a positive integer")
   if ('log' in r && typeof r.log !== 'string') throw new ConfigError("config.json: 'log' must be 'stderr' or a file path")
   return out
 }

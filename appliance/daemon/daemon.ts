@@ -117,6 +117,7 @@ export class Daemon {
       mdns: c.mdns,
       relayServer: c.relay,
       pingIntervalMs: c.pingIntervalMs,
+      frameTimeoutMs: c.frameTimeoutMs,
       inboundConnectionThreshold: 100,
       // the peer store and DHT records persist in the node's level store
       datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' }) as unknown as LevelStore),

@@ -73,3 +73,27 @@ t.test('a sender faster than its receiver (another process) keeps flowing once t
   t.ok(b.transport.wire.stats.maxQueuedBytes < 8 * 1024 * 1024, `the stream's write queue stayed bounded (max ${b.transport.wire.stats.maxQueuedBytes} bytes)`)
   child.stdin!.end()
 })
+
+t.test('a frame that starts but never completes resets its stream after the frame time-out', async (t) => {
+  const { encodeFrames } = await import('../framing.ts')
+  const { ACTOR_PROTOCOL } = await import('../actor-wire.ts')
+  const opts = { mdns: false, natTraversal: false, pingIntervalMs: 0 }
+  const a = await Mesh.create({ key: NodeKey.generate(), ...opts, frameTimeoutMs: 300 })
+  await a.start()
+  const b = await Mesh.create({ key: NodeKey.generate(), ...opts, bootstrap: a.multiaddrs() })
+  await b.start()
+  t.teardown(async () => {
+    await b.stop()
+    await a.stop()
+  })
+  const stream = await b.host.dialProtocol(a.host.peerId, ACTOR_PROTOCOL)
+  const closed = new Promise<string>((resolve) => stream.addEventListener('close', () => resolve(stream.status), { once: true }))
+  stream.send(encodeFrames([new Uint8Array(1000)]).subarray(0, 10)) // and then nothing: the stream stays open
+  t.equal(await closed, 'reset', 'the receiver resets the stalled stream')
+  t.equal(a.transport.wire.violations, 1, 'counted as a protocol violation')
+  const got = Promise.withResolvers<void>()
+  a.transport.onEnvelope(() => got.resolve())
+  await b.transport.send(a.did, new Uint8Array(10))
+  await got.promise
+  t.pass('the next frame on a fresh stream is received')
+})
