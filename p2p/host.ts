@@ -83,7 +83,8 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
     identify: identify({ runOnLimitedConnection: true }),
     // tells connected peers when our addresses change (e.g. a new relay reservation), so the DHT serves them
     identifyPush: identifyPush({ runOnLimitedConnection: true }),
-    ping: ping({ runOnLimitedConnection: true }),
+    // latency samples (p2p/peers.ts) and user pings may overlap: allow a few concurrent ping streams
+    ping: ping({ runOnLimitedConnection: true, maxOutboundStreams: 4, maxInboundStreams: 4 }),
     dht: kadDHT({
       protocol: `${DHT_PROTOCOL_PREFIX}/kad/1.0.0`,
       // Every daemon serves the DHT: our nodes are participants, and libp2p's auto mode would keep

@@ -119,10 +119,22 @@ export class PeerTable {
     }))
   }
 
-  private async measure(peer: PeerId): Promise<number> {
-    const ms = await this.host.services.ping.ping(peer, { signal: AbortSignal.timeout(this.pingTimeoutMs), runOnLimitedConnection: true })
-    this.latency.set(peer.toString(), { ms, at: Date.now() })
-    return ms
+  /** One ping per peer at a time: a caller arriving while one is in flight shares its result. */
+  private readonly inFlight = new Map<string, Promise<number>>()
+
+  private measure(peer: PeerId): Promise<number> {
+    const k = peer.toString()
+    let p = this.inFlight.get(k)
+    if (!p) {
+      p = this.host.services.ping.ping(peer, { signal: AbortSignal.timeout(this.pingTimeoutMs), runOnLimitedConnection: true })
+        .then((ms) => {
+          this.latency.set(k, { ms, at: Date.now() })
+          return ms
+        })
+        .finally(() => this.inFlight.delete(k))
+      this.inFlight.set(k, p)
+    }
+    return p
   }
 
   /** Pings a DID, peer id or multiaddr (connecting first, through the DHT when needed). */
