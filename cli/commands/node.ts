@@ -68,8 +68,22 @@ Log lines are JSON (stderr by default). Once ready it prints one line (with --js
     else printLine(ctx, `node ${daemon.did} ready; api ${daemon.apiUrl}; listening on ${ready.multiaddrs.join(' ') || '(no addresses)'}`)
     const onAbort = (): void => void daemon.stop()
     ctx.signal.addEventListener('abort', onAbort, { once: true })
+    // NOIR_PARENT_PID (set by test harnesses): stop when that process is gone, so a killed test run
+    // leaves no daemon behind
+    const parent = Number(ctx.env.NOIR_PARENT_PID)
+    const watch = Number.isInteger(parent) && parent > 0
+      ? setInterval(() => {
+        try {
+          process.kill(parent, 0)
+        } catch {
+          onAbort()
+        }
+      }, 1_000)
+      : undefined
+    watch?.unref()
     // SIGINT/SIGTERM (ctx.signal) or POST /v1/node/stop
     await daemon.stopped
+    clearInterval(watch)
     ctx.signal.removeEventListener('abort', onAbort)
     return 0
   },

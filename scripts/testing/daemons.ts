@@ -97,7 +97,7 @@ export class DaemonCluster {
     const cmd = opts.prefix && opts.prefix.length > 0 ? opts.prefix[0]! : process.execPath
     const cmdArgs = opts.prefix && opts.prefix.length > 0 ? [...opts.prefix.slice(1), process.execPath, ...args] : args
     const proc = spawn(cmd, cmdArgs, {
-      env: { ...process.env, NOIR_PASSPHRASE: TEST_PASSPHRASE, NOIR_LOG_LEVEL: process.env.NOIR_LOG_LEVEL ?? 'info', ...opts.env },
+      env: { ...process.env, NOIR_PASSPHRASE: TEST_PASSPHRASE, NOIR_LOG_LEVEL: process.env.NOIR_LOG_LEVEL ?? 'info', NOIR_PARENT_PID: String(process.pid), ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stderr = ''
