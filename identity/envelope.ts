@@ -21,7 +21,7 @@ import {
 } from './errors.ts'
 import { verifyEd25519ForDid, type NodeKey } from './keys.ts'
 import { LruCache } from './lru.ts'
-import { buildTree, leafHash, MAX_BATCH_LEAVES, proofLength, rootFromProof } from './merkle.ts'
+import { buildTree, leafHash, MAX_BATCH_LEAVES, pathFromProof, proofLength, type VerifiedPath } from './merkle.ts'
 
 export type { JsonValue } from './canonical-json.ts'
 
@@ -352,6 +352,7 @@ export class ReplayCache {
   readonly #max: number
   readonly #entries = new Map<string, number>()
   #floor = -Infinity
+  #front = Infinity
 
   constructor(max = DEFAULT_REPLAY_CACHE_SIZE) {
     this.#max = Math.max(1, max)
@@ -363,10 +364,14 @@ export class ReplayCache {
 
   /** Records the key; throws ReplayedEnvelopeError if it was seen or cannot be ruled out. */
   admit(key: string, deadline: number, now: number): void {
-    // drop expired entries at the front (entries arrive roughly in deadline order)
-    for (const [k, d] of this.#entries) {
-      if (d >= now) break
-      this.#entries.delete(k)
+    // drop expired entries at the front (entries arrive roughly in deadline order); #front is the front
+    // entry's deadline, so the common case (nothing expired) costs one comparison
+    if (this.#front < now) {
+      for (const [k, d] of this.#entries) {
+        if (d >= now) break
+        this.#entries.delete(k)
+      }
+      this.#front = this.#frontDeadline()
     }
     if (this.#entries.has(key)) throw new ReplayedEnvelopeError('envelope already received (same sender, id and nonce)')
     if (deadline <= this.#floor) {
@@ -376,8 +381,15 @@ export class ReplayCache {
       const first = this.#entries.entries().next().value as [string, number]
       this.#entries.delete(first[0])
       if (first[1] > this.#floor) this.#floor = first[1]
+      this.#front = this.#frontDeadline()
     }
+    if (this.#entries.size === 0) this.#front = deadline
     this.#entries.set(key, deadline)
+  }
+
+  #frontDeadline(): number {
+    const first = this.#entries.values().next()
+    return first.done === true ? Infinity : first.value
   }
 }
 
@@ -397,13 +409,30 @@ export interface EnvelopeVerifierOptions {
   now?: () => number
 }
 
+/** A batch whose root signature verified, with the path of the last leaf accepted under it. */
+interface BatchEntry {
+  did: string
+  count: number
+  signature: Uint8Array
+  path: VerifiedPath
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 export class EnvelopeVerifier {
   readonly #maxBytes: number
   readonly #skew: number
   readonly #maxTtl: number
   readonly #now: () => number
   readonly #replay: ReplayCache
-  readonly #roots: LruCache<string, true>
+  /** Per verified batch (sender DID, count, signature): the path of the last leaf accepted under its root. */
+  readonly #batches: LruCache<string, BatchEntry>
+  /** The batch of the last batch envelope accepted (checked before the LRU: batches arrive in runs). */
+  #lastBatch: BatchEntry | undefined
   #signatureChecks = 0
 
   constructor(opts: EnvelopeVerifierOptions = {}) {
@@ -412,7 +441,7 @@ export class EnvelopeVerifier {
     this.#maxTtl = opts.maxTtlMs ?? DEFAULT_MAX_TTL_MS
     this.#now = opts.now ?? Date.now
     this.#replay = new ReplayCache(opts.replayCacheSize ?? DEFAULT_REPLAY_CACHE_SIZE)
-    this.#roots = new LruCache(opts.batchCacheSize ?? 4096)
+    this.#batches = new LruCache(opts.batchCacheSize ?? 4096)
   }
 
   /** Ed25519 verifications performed so far (a batch costs one, however many of its envelopes arrive). */
@@ -444,13 +473,28 @@ export class EnvelopeVerifier {
         this.#signatureChecks++
         ok = verifyEd25519ForDid(did, withPrefix(SINGLE_PREFIX, w.payload), w.signature)
       } else {
-        const root = rootFromProof(leafHash(w.payload), w.index, w.count, w.proof)
-        const cacheKey = `${did}|${w.count}|${Buffer.from(root).toString('base64')}|${Buffer.from(w.signature).toString('base64')}`
-        ok = this.#roots.get(cacheKey) === true
+        // A leaf whose path meets the remembered path of an earlier leaf under the same verified root needs
+        // only the hashes up to that meeting point (about two per envelope for a batch arriving in order).
+        const sig = w.signature
+        const last = this.#lastBatch
+        let entry: BatchEntry | undefined
+        if (last !== undefined && last.did === did && last.count === w.count && sameBytes(last.signature, sig)) entry = last
+        else {
+          entry = this.#batches.get(`${did}|${w.count}|${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1')}`)
+        }
+        const { path, joined } = pathFromProof(leafHash(w.payload), w.index, w.count, w.proof, entry?.path)
+        ok = joined
         if (!ok) {
           this.#signatureChecks++
-          ok = verifyEd25519ForDid(did, batchMessage(w.count, root), w.signature)
-          if (ok) this.#roots.set(cacheKey, true)
+          ok = verifyEd25519ForDid(did, batchMessage(w.count, path.nodes[path.nodes.length - 1]!), sig)
+          if (ok) {
+            entry = { did, count: w.count, signature: Uint8Array.prototype.slice.call(sig), path }
+            this.#batches.set(`${did}|${w.count}|${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1')}`, entry)
+          }
+        }
+        if (ok && entry !== undefined) {
+          entry.path = path
+          this.#lastBatch = entry
         }
       }
     } catch (err) {

@@ -1,19 +1,74 @@
 // The Merkle tree behind batch-signed envelopes (spec/envelope.md): sha256 with distinct prefixes for
 // leaves (0x00) and inner nodes (0x01); a level with an odd count promotes its last node unchanged. The
 // shape of a leaf's path follows from (index, count) alone, so a proof carries only the sibling hashes.
-import { createHash } from 'node:crypto'
-
-const LEAF = Uint8Array.of(0x00)
-const NODE = Uint8Array.of(0x01)
+//
+// Hashing is one-shot (`crypto.hash`) over a reused scratch buffer: a createHash object per node cost about
+// twice as much and most of the verifier's garbage.
+import { hash } from 'node:crypto'
 
 export const MAX_BATCH_LEAVES = 65536
 
+let scratch = Buffer.allocUnsafe(4096)
+const nodeScratch = Buffer.allocUnsafe(65)
+nodeScratch[0] = 0x01
+
 export function leafHash(payload: Uint8Array): Uint8Array {
-  return createHash('sha256').update(LEAF).update(payload).digest()
+  const n = payload.byteLength + 1
+  if (n > scratch.length) scratch = Buffer.allocUnsafe(Math.max(n, scratch.length * 2))
+  scratch[0] = 0x00
+  scratch.set(payload, 1)
+  return hash('sha256', scratch.subarray(0, n), 'buffer')
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return createHash('sha256').update(NODE).update(left).update(right).digest()
+  nodeScratch.set(left, 1)
+  nodeScratch.set(right, 33)
+  return hash('sha256', nodeScratch, 'buffer')
+}
+
+function sameHash(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** The ancestors of one leaf under a root whose signature was verified: nodes[l] sits at level l, position index >>> l. */
+export interface VerifiedPath {
+  index: number
+  /** nodes[0] is the leaf hash, the last one the root. */
+  nodes: Uint8Array[]
+}
+
+/**
+ * Walks from `leaf` towards the root like rootFromProof, but stops as soon as it meets a node of `known` (a path
+ * under an already verified root) at the same level and position: the leaf is then in that verified tree.
+ * Returns the path walked, completed with `known`'s upper nodes when it joined (`joined: true`); otherwise its
+ * last node is the root, whose signature the caller must check.
+ */
+export function pathFromProof(leaf: Uint8Array, index: number, count: number, proof: Uint8Array[], known: VerifiedPath | undefined): { path: VerifiedPath; joined: boolean } {
+  const nodes = [leaf]
+  let h = leaf
+  let i = index
+  let w = count
+  let k = 0
+  let level = 0
+  for (;;) {
+    if (known !== undefined && known.index >>> level === i) {
+      const kn = known.nodes[level]
+      if (kn !== undefined && sameHash(kn, h)) {
+        for (let l = level + 1; l < known.nodes.length; l++) nodes.push(known.nodes[l]!)
+        return { path: { index, nodes }, joined: true }
+      }
+    }
+    if (w <= 1) break
+    if ((i & 1) === 1) h = nodeHash(proof[k++]!, h)
+    else if (i + 1 < w) h = nodeHash(h, proof[k++]!)
+    i >>>= 1
+    w = (w + 1) >>> 1
+    level++
+    nodes.push(h)
+  }
+  return { path: { index, nodes }, joined: false }
 }
 
 /** How many sibling hashes the proof of leaf `index` among `count` leaves holds. */

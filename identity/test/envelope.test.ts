@@ -13,6 +13,7 @@ import {
   NodeKey,
   NotYetValidEnvelopeError,
   ReplayedEnvelopeError,
+  ReplayCache,
   signEnvelope,
   signEnvelopeBatch,
   UnknownKeyError,
@@ -209,4 +210,40 @@ t.test('a batch root signature cannot be reused as a single signature', async (t
   single[1] = 1
   const asSingle = Uint8Array.from([...single.subarray(0, 66), ...single.subarray(74)])
   t.throws(() => new EnvelopeVerifier({ now: () => T0 }).verify(asSingle), BadSignatureError)
+})
+
+t.test('after members of a batch verified (their Merkle path remembered), tampered or grafted members are still refused', async (t) => {
+  const batch = signEnvelopeBatch(alice, Array.from({ length: 13 }, (_, i) => init({ body: { amount: i } })))
+  const other = signEnvelopeBatch(alice, Array.from({ length: 13 }, (_, i) => init({ body: { amount: 100 + i } })))
+  const v = new EnvelopeVerifier({ now: () => T0 })
+  // out of order: remembered paths must not be needed, only help
+  const order = [5, 0, 12, 3, 8, 1]
+  for (const i of order) t.same(v.verify(batch[i]!.bytes), batch[i]!.envelope)
+  t.equal(v.signatureChecks, 1, 'one Ed25519 check for the whole batch')
+  // a member whose body was changed: its leaf no longer meets the remembered path, and the root it leads to is not signed
+  const text = Buffer.from(batch[4]!.bytes).toString('latin1').replace('"amount":4', '"amount":9')
+  t.throws(() => v.verify(Uint8Array.from(Buffer.from(text, 'latin1'))), BadSignatureError)
+  // a sibling hash flipped
+  const badPath = Uint8Array.from(batch[2]!.bytes)
+  badPath[80]! ^= 1
+  t.throws(() => v.verify(badPath), BadSignatureError)
+  // a member of another batch carrying this batch's signature
+  const grafted = Uint8Array.from(other[6]!.bytes)
+  grafted.set(batch[6]!.bytes.subarray(2, 66), 2)
+  t.throws(() => v.verify(grafted), BadSignatureError)
+  for (const i of [2, 4, 6, 7, 9, 10, 11]) t.same(v.verify(batch[i]!.bytes), batch[i]!.envelope)
+  t.equal(v.signatureChecks, 4, 'the three refused envelopes each cost a check; the batch itself only one')
+})
+
+t.test('the replay cache drops expired entries once their deadline passed and admits them again later', async (t) => {
+  const c = new ReplayCache(10)
+  c.admit('a', 100, 0)
+  c.admit('b', 200, 0)
+  t.throws(() => c.admit('a', 100, 50), ReplayedEnvelopeError)
+  c.admit('c', 300, 150) // 'a' expired and is dropped
+  t.equal(c.size, 2)
+  c.admit('a', 400, 150)
+  t.throws(() => c.admit('b', 200, 199), ReplayedEnvelopeError)
+  c.admit('d', 500, 1000) // everything before expired
+  t.equal(c.size, 1)
 })
