@@ -87,6 +87,12 @@ export class DeploymentNotFoundError extends OrchestrationError {
   override readonly status = 404
 }
 
+/** A node could not stop (or could not confirm it stopped) an instance it runs under a contract. */
+export class StopFailedError extends OrchestrationError {
+  override name = 'StopFailedError'
+  override readonly code = 'STOP_FAILED'
+}
+
 export class ContractNotFoundError extends OrchestrationError {
   override name = 'ContractNotFoundError'
   override readonly code = 'CONTRACT_NOT_FOUND'

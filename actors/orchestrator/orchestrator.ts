@@ -10,7 +10,7 @@ import { signBidRequest, verifyBid, verifyDecline, type BidBody, type DeclineBod
 import { proposeContract, verifyContract, workloadDigest, type Contract } from '../contracts/contract.ts'
 import type { ContractStore } from '../contracts/store.ts'
 import { DeploymentStateMachine, type DeploymentContext, type DeploymentPhase } from '../deployment/machine.ts'
-import { DeploymentNotFoundError, InfeasibleError, InvalidTermsError, OrchestrationError } from '../errors.ts'
+import { DeploymentNotFoundError, InfeasibleError, InvalidTermsError, OrchestrationError, StopFailedError } from '../errors.ts'
 import { PhiAccrualDetector } from '../failure/phi-accrual.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { place, type InfeasibleReason, type PlacementPick } from '../placement/place.ts'
@@ -50,6 +50,8 @@ export interface DeploymentRecord {
   failovers: DeploymentView['failovers']
   nextRun: number
   machine: unknown
+  /** Replicas whose node did not confirm the last stop (absent in records saved before it existed). */
+  stopFailures?: StopFailure[]
 }
 
 export interface DeploymentStore {
@@ -70,6 +72,23 @@ export interface OrchestratorOptions {
   checkIntervalMs?: number
   /** How often fences of live deployments are broadcast again (so a healed partition learns them). Default 2 s. */
   fenceRepeatMs?: number
+  /**
+   * The grace a provider gives an instance on stop before it kills it (SIGTERM to SIGKILL). Default 2000 ms
+   * (the appliance's). A stop ask waits this long plus `stopMarginMs` for the node to confirm.
+   */
+  stopGraceMs?: number
+  /** Time beyond the grace for the kill, the removal and the round trip. Default 10 s. */
+  stopMarginMs?: number
+}
+
+/** A replica (or the standby) whose node did not confirm that it stopped. */
+export interface StopFailure {
+  slot: string
+  node: string
+  contractId: string
+  /** `Name: message` of the failure (a time-out, the node's StopFailedError, unreachable...). */
+  error: string
+  at: number
 }
 
 export type ReplicaState = 'pending' | 'placing' | 'starting' | 'running' | 'succeeded' | 'failed' | 'lost' | 'stopped'
@@ -114,6 +133,8 @@ export interface DeploymentView {
   events: DeploymentEventLine[]
   /** Each failover: when the node was found lost and when the replacement ran. */
   failovers: { slot: string; from: string; to: string | null; lostAt: number; lastHeartbeatAt: number | null; runningAt: number | null; ms: number | null }[]
+  /** After a stop: the replicas whose node did not confirm they stopped (empty when every one did). */
+  stopFailures: StopFailure[]
 }
 
 interface Replica extends ReplicaView {
@@ -135,6 +156,7 @@ interface Deployment {
   nextRun: number
   /** Nodes that refused a contract for this deployment, and how often (twice: left out of later rounds). */
   refusals: Map<string, number>
+  stopFailures: StopFailure[]
   busy: Promise<void>
 }
 
@@ -177,6 +199,8 @@ export class Orchestrator {
       heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 500,
       checkIntervalMs: opts.checkIntervalMs ?? 100,
       fenceRepeatMs: opts.fenceRepeatMs ?? 2000,
+      stopGraceMs: opts.stopGraceMs ?? 2000,
+      stopMarginMs: opts.stopMarginMs ?? 10_000,
       phiThreshold: { protected: 3, 'best-effort': 6, ...(opts.phiThreshold ?? {}) },
     }
   }
@@ -199,7 +223,7 @@ export class Orchestrator {
       }, r.machine)
       const d: Deployment = {
         id: r.id, workload: w, machine, replicas: r.replicas.map((x) => ({ ...x })), standby: r.standby, createdAt: r.createdAt, events: r.events,
-        infeasible: r.infeasible, failovers: r.failovers, nextRun: r.nextRun, refusals: new Map(), busy: Promise.resolve(),
+        infeasible: r.infeasible, failovers: r.failovers, nextRun: r.nextRun, refusals: new Map(), stopFailures: r.stopFailures ?? [], busy: Promise.resolve(),
       }
       this.#deployments.set(d.id, d)
       if (machine.done) continue
@@ -287,7 +311,7 @@ export class Orchestrator {
       id, kind: workload.kind, desired: count, completions: workload.job?.completions ?? 1, retries: workload.job?.retries ?? 0, at: this.#now(),
     })
     const replicas: Replica[] = Array.from({ length: count }, (_, i) => this.#newReplica(id, i))
-    const d: Deployment = { id, workload, machine, replicas, standby: null, createdAt: this.#now(), events: [], infeasible: null, failovers: [], nextRun: count, refusals: new Map(), busy: Promise.resolve() }
+    const d: Deployment = { id, workload, machine, replicas, standby: null, createdAt: this.#now(), events: [], infeasible: null, failovers: [], nextRun: count, refusals: new Map(), stopFailures: [], busy: Promise.resolve() }
     this.#deployments.set(id, d)
     this.#event(d, `deployment ${id} created: ${workload.kind} ${workload.name}, ${count} ${workload.kind === 'service' ? 'replica(s)' : 'parallel run(s)'}, lane ${workload.lane}`)
     this.#serial(d, () => this.#placeInitial(d))
@@ -302,13 +326,22 @@ export class Orchestrator {
     return this.view(this.#get(id))
   }
 
+  /**
+   * Stops every replica and the standby, waiting for each node to confirm. The view's `stopFailures` names
+   * the replicas whose node did not (their contracts stay open); stopping again asks those nodes again.
+   */
   async stopDeployment(id: string): Promise<DeploymentView> {
     const d = this.#get(id)
-    await new Promise<void>((resolve) => this.#serial(d, async () => {
-      d.machine.send({ type: 'STOP', at: this.#now() })
-      await this.#releaseAll(d, 'stopped')
-      this.#event(d, 'stopped')
-      resolve()
+    await new Promise<void>((resolve, reject) => this.#serial(d, async () => {
+      try {
+        d.machine.send({ type: 'STOP', at: this.#now() })
+        await this.#releaseAll(d, 'stopped')
+        this.#event(d, d.stopFailures.length === 0 ? 'stopped' : `stopped, but ${d.stopFailures.length} replica(s) not confirmed stopped: ${d.stopFailures.map((f) => `${f.slot} on ${f.node}`).join(', ')}`)
+        resolve()
+      } catch (err) {
+        reject(err as Error)
+        throw err
+      }
     }))
     await d.busy
     return this.view(d)
@@ -343,6 +376,7 @@ export class Orchestrator {
       infeasible: d.infeasible, createdAt: d.createdAt, desired: c.desired, succeeded: c.succeeded, failures: c.failures,
       replicas: d.replicas.map(({ contract: _c, placingSince: _p, ...r }) => ({ ...r, failedOn: [...r.failedOn] })),
       standby: d.standby, history: c.history, events: [...d.events], failovers: d.failovers.map((f) => ({ ...f })),
+      stopFailures: d.stopFailures.map((f) => ({ ...f })),
     }
   }
 
@@ -701,8 +735,13 @@ export class Orchestrator {
   }
 
   async #fence(slot: string, epoch: number, nodes?: string[]): Promise<void> {
-    await this.#p.publish(Topics.fences, { slot, epoch }).catch(() => {})
-    for (const n of nodes ?? []) await this.#p.askMarket(n, MarketBehavior.fence, { slot, epoch }, 3000).catch(() => {})
+    // Best effort: the broadcast is repeated every fenceRepeatMs, a stale copy's report gets a direct fence,
+    // and a node refuses lower epochs anyway; a failure here is logged, not fatal.
+    await this.#p.publish(Topics.fences, { slot, epoch }).catch((err: Error) => this.#log('warn', 'fence broadcast failed', { slot, epoch, error: err.name, message: err.message }))
+    for (const n of nodes ?? []) {
+      await this.#p.askMarket(n, MarketBehavior.fence, { slot, epoch }, 3000)
+        .catch((err: Error) => this.#log('warn', 'direct fence not confirmed', { node: n, slot, epoch, error: err.name, message: err.message }))
+    }
   }
 
   /** One broadcast with every fence of the live deployments (rate limits count messages, not fences). */
@@ -712,18 +751,40 @@ export class Orchestrator {
       if (d.machine.done) continue
       for (const r of d.replicas) if (r.epoch > 1 && r.state === 'running') fences.push({ slot: r.slot, epoch: r.epoch })
     }
-    for (let i = 0; i < fences.length; i += 200) await this.#p.publish(Topics.fences, { fences: fences.slice(i, i + 200) }).catch(() => {})
+    for (let i = 0; i < fences.length; i += 200) {
+      // Repeated every fenceRepeatMs: a failed round is logged and the next one tries again.
+      await this.#p.publish(Topics.fences, { fences: fences.slice(i, i + 200) })
+        .catch((err: Error) => this.#log('warn', 'fence repeat broadcast failed', { fences: fences.length, error: err.name, message: err.message }))
+    }
   }
 
+  /**
+   * Asks each node holding a replica (or the standby) to stop it and waits for the answer: long enough for
+   * the provider's grace period, the kill and the removal. A replica counts as stopped, and its contract as
+   * ended, only when its node confirmed; every other outcome is recorded in `d.stopFailures` and as an event.
+   */
   async #releaseAll(d: Deployment, why: string): Promise<void> {
-    const targets = d.replicas.filter((r) => r.node && r.contractId).map((r) => ({ node: r.node!, contractId: r.contractId!, rep: r as Replica | undefined }))
-    if (d.standby) targets.push({ node: d.standby.node, contractId: d.standby.contractId, rep: undefined })
+    const timeoutMs = this.#o.stopGraceMs + this.#o.stopMarginMs
+    const targets = d.replicas.filter((r) => r.node && r.contractId && r.state !== 'stopped')
+      .map((r) => ({ node: r.node!, contractId: r.contractId!, slot: r.slot, rep: r as Replica | undefined }))
+    const standby = d.standby
+    if (standby) targets.push({ node: standby.node, contractId: standby.contractId, slot: `${d.id}/standby`, rep: undefined })
+    const failures: StopFailure[] = []
     await Promise.all(targets.map(async (t) => {
-      await this.#p.askMarket(t.node, MarketBehavior.stop, { contractId: t.contractId }, 5000).catch(() => {})
+      try {
+        const answer = (await this.#p.askMarket(t.node, MarketBehavior.stop, { contractId: t.contractId }, timeoutMs)) as { stopped?: unknown } | null
+        if (answer?.stopped !== true) throw new StopFailedError(`node answered ${JSON.stringify(answer)} instead of { stopped: true }`)
+      } catch (err) {
+        const e = err as Error
+        failures.push({ slot: t.slot, node: t.node, contractId: t.contractId, error: `${e.name}: ${e.message}`, at: this.#now() })
+        this.#event(d, `${t.rep ? 'replica' : 'standby'} in slot ${t.slot} on node ${t.node} not confirmed stopped: ${e.name}: ${e.message}`)
+        return
+      }
       await this.#setStatus(t.contractId, 'ended', why)
       if (t.rep && t.rep.state !== 'succeeded' && t.rep.state !== 'failed') t.rep.state = 'stopped'
+      if (!t.rep && d.standby === standby) d.standby = null
     }))
-    d.standby = null
+    d.stopFailures = failures
   }
 
   async #setStatus(contractId: string, status: 'active' | 'ended', note?: string): Promise<void> {
@@ -763,7 +824,7 @@ export class Orchestrator {
     const v = this.view(d)
     await this.#p.deployments.save({
       v: 1, id: d.id, workload: d.workload, replicas: v.replicas, standby: d.standby, createdAt: d.createdAt, events: v.events.slice(-200),
-      infeasible: d.infeasible, failovers: v.failovers, nextRun: d.nextRun, machine: d.machine.persisted(),
+      infeasible: d.infeasible, failovers: v.failovers, nextRun: d.nextRun, machine: d.machine.persisted(), stopFailures: v.stopFailures,
     }).catch((err: Error) => this.#log('warn', 'deployment not saved', { deployment: d.id, error: err.message }))
   }
 

@@ -6,7 +6,7 @@ import type { NodeKey } from '../../identity/keys.ts'
 import { signBid, signDecline, verifyBidRequest, type BidBody, type SignedBid, type SignedDecline } from '../bidding/messages.ts'
 import { countersign, verifyProposal, workloadDigest, type Contract } from '../contracts/contract.ts'
 import type { ContractStore, StoredContract } from '../contracts/store.ts'
-import { ContractNotFoundError, InvalidTermsError, OrchestrationError, ReservationFailedError, StaleEpochError } from '../errors.ts'
+import { ContractNotFoundError, InvalidTermsError, OrchestrationError, ReservationFailedError, StaleEpochError, StopFailedError } from '../errors.ts'
 import { constraintFailures, type ConstraintFailure } from '../placement/constraints.ts'
 import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
@@ -152,7 +152,7 @@ export class Provider {
     if (terms.role === 'replica') {
       for (const s of await this.#i.contracts.list()) {
         if (s.side === 'provider' && s.status === 'standby' && s.contract.terms.deploymentId === terms.deploymentId && s.contract.terms.consumer === fromDid) {
-          if (s.reservationId) await this.#i.capacity.release(s.reservationId).catch(() => {})
+          if (s.reservationId) await this.#release(s, 'standby promoted')
           await this.#put(s, { status: 'ended', note: 'promoted to replica' })
         }
       }
@@ -189,6 +189,7 @@ export class Provider {
     return { instanceId }
   }
 
+  /** Stops the instance and answers `{ stopped: true }` once the runner confirmed; StopFailedError otherwise. */
   async stopWork(body: { contractId: string }, fromDid: string): Promise<{ stopped: boolean }> {
     const s = await this.#mine(body.contractId, fromDid)
     await this.#end(s, 'ended', 'stopped by the consumer')
@@ -202,19 +203,25 @@ export class Provider {
   }
 
   /** A fence from the consumer: every copy of `slot` with a lower epoch stops. */
-  async fence(body: { slot: string; epoch: number }, fromDid: string): Promise<{ stopped: string[] }> {
+  async fence(body: { slot: string; epoch: number }, fromDid: string): Promise<{ stopped: string[]; failed: { contractId: string; error: string }[] }> {
     if (typeof body.slot !== 'string' || !Number.isSafeInteger(body.epoch)) throw new InvalidTermsError('fence: slot and epoch required')
     await this.#i.contracts.raiseEpoch(body.slot, body.epoch)
     const stopped: string[] = []
+    const failed: { contractId: string; error: string }[] = []
     for (const s of await this.#i.contracts.list()) {
       const t = s.contract.terms
       if (s.side !== 'provider' || t.slot !== body.slot || t.consumer !== fromDid || t.epoch >= body.epoch) continue
       if (s.status === 'active' || s.status === 'reserved' || s.status === 'standby') {
-        await this.#end(s, 'superseded', `fenced: slot ${t.slot} is at epoch ${body.epoch}`)
-        stopped.push(t.id)
+        try {
+          await this.#end(s, 'superseded', `fenced: slot ${t.slot} is at epoch ${body.epoch}`)
+          stopped.push(t.id)
+        } catch (err) {
+          // The next fence (repeated every 2 s by the consumer) tries again; the answer says which failed.
+          failed.push({ contractId: t.id, error: `${(err as Error).name}: ${(err as Error).message}` })
+        }
       }
     }
-    return { stopped }
+    return { stopped, failed }
   }
 
   async #mine(contractId: string, fromDid: string): Promise<StoredContract> {
@@ -224,13 +231,42 @@ export class Provider {
     return s
   }
 
+  /**
+   * Stops the contract's instance and frees its hold. The contract is marked `status` only once the runner
+   * confirmed the stop; when it could not, the contract keeps its status with a note, the instance stays
+   * followed, and StopFailedError says why.
+   */
   async #end(s: StoredContract, status: 'ended' | 'superseded', note: string): Promise<void> {
+    const t = s.contract.terms
     if (s.instanceId) {
-      this.#byInstance.delete(s.instanceId)
-      await this.#i.runner.stop(s.instanceId).catch(() => {})
+      // Not followed while it stops: its `stopped` status is this stop, not a failure to report.
+      const followed = this.#byInstance.delete(s.instanceId)
+      try {
+        await this.#i.runner.stop(s.instanceId)
+      } catch (err) {
+        const e = err as Error
+        if (followed) this.#byInstance.set(s.instanceId, t.id)
+        await this.#put(s, { note: `stop failed: ${e.name}: ${e.message}` })
+        this.#log('instance did not stop', { contractId: t.id, instanceId: s.instanceId, error: e.name, message: e.message })
+        throw new StopFailedError(`node ${this.did} could not stop instance ${s.instanceId} of contract ${t.id}: ${e.name}: ${e.message}`, { contractId: t.id, instanceId: s.instanceId, cause: e.name })
+      }
     }
-    if (s.reservationId) await this.#i.capacity.release(s.reservationId).catch(() => {})
+    if (s.reservationId) await this.#release(s, note)
     await this.#put(s, { status, note, instanceState: s.instanceId ? 'stopped' : s.instanceState })
+  }
+
+  /** Frees a contract's hold; a failure leaves capacity held, so it is logged with the reason (not fatal). */
+  async #release(s: StoredContract, why: string): Promise<void> {
+    try {
+      await this.#i.capacity.release(s.reservationId!)
+    } catch (err) {
+      const e = err as Error
+      this.#log('reservation not released', { contractId: s.contract.terms.id, reservationId: s.reservationId, why, error: e.name, message: e.message })
+    }
+  }
+
+  #log(msg: string, fields?: Record<string, unknown>): void {
+    this.#i.log?.(msg, fields)
   }
 
   async #put(s: StoredContract, patch: Partial<StoredContract>): Promise<void> {
@@ -248,7 +284,7 @@ export class Provider {
     const ended = st.state === 'exited' || st.state === 'failed' || st.state === 'stopped'
     if (ended) {
       this.#byInstance.delete(st.instanceId)
-      if (s.reservationId) await this.#i.capacity.release(s.reservationId).catch(() => {})
+      if (s.reservationId) await this.#release(s, `instance ${st.state}`)
     }
     await this.#put(s, { instanceState: st.state, ...(st.code !== undefined ? { exitCode: st.code } : {}), ...(ended && s.status === 'active' ? { status: 'ended' as const, note: st.reason ?? st.state } : {}) })
     if (s.status === 'superseded') return

@@ -2,10 +2,11 @@
 // a scripted runner and in-memory capacity stand in for the appliance). The same behaviours are proven with
 // real daemon processes in appliance/test/orchestration-daemons.test.ts.
 import t from 'tap'
-import { ReservationFailedError } from '../errors.ts'
+import { ReservationFailedError, StopFailedError } from '../errors.ts'
 import { verifyContract } from '../contracts/contract.ts'
 import { MemoryCapacity } from '../provider/memory-capacity.ts'
 import type { CapacityPort } from '../provider/ports.ts'
+import { MarketBehavior } from '../orchestrator/protocol.ts'
 import { SimMarket, until } from './sim.ts'
 import { workload } from './helpers.ts'
 
@@ -132,6 +133,61 @@ t.test('stopping a deployment stops its replicas and ends its contracts', async 
   t.equal(m.nodes.reduce((n, x) => n + x.runner.running(), 0), 0)
   const logs = await o.logs(d.id, { replica: 0 })
   t.match(logs.lines[0]?.line ?? '', /started on/)
+})
+
+t.test('a replica its node cannot stop is not reported stopped: the stop names it with the error, and stopping again retries it', async (t) => {
+  const m = new SimMarket(2)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = o.deploy(svc({ service: { replicas: 2 } }))
+  const running = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  const stuck = running.replicas.find((r) => r.node === m.nodes[1]!.did)!
+  m.nodes[1]!.runner.failStop = new Error('container did not stop')
+
+  const v = await o.stopDeployment(d.id)
+  t.equal(v.phase, 'stopped')
+  t.same(v.stopFailures.map((f) => [f.slot, f.node, f.contractId]), [[stuck.slot, stuck.node, stuck.contractId]])
+  t.match(v.stopFailures[0]!.error, /^StopFailedError: .*container did not stop/)
+  t.equal(v.replicas.find((r) => r.slot === stuck.slot)!.state, 'running', 'not reported stopped')
+  t.equal(v.replicas.find((r) => r.slot !== stuck.slot)!.state, 'stopped', 'the other one was confirmed')
+  t.ok(v.events.some((e) => e.msg.includes(`slot ${stuck.slot} on node ${stuck.node} not confirmed stopped`) && e.msg.includes('container did not stop')))
+  t.equal(m.nodes[1]!.runner.running(), 1, 'the instance still runs')
+  const provider = await m.nodes[1]!.contracts.get(stuck.contractId!, 'provider')
+  t.equal(provider?.status, 'active', 'the provider keeps the contract open')
+  t.match(provider?.note ?? '', /stop failed/)
+  t.equal((await m.nodes[0]!.contracts.get(stuck.contractId!, 'consumer'))?.status, 'active', 'and so does the consumer')
+
+  m.nodes[1]!.runner.failStop = undefined
+  const again = await o.stopDeployment(d.id)
+  t.same(again.stopFailures, [])
+  t.ok(again.replicas.every((r) => r.state === 'stopped'))
+  t.equal(m.nodes[1]!.runner.running(), 0)
+  t.equal((await m.nodes[0]!.contracts.get(stuck.contractId!, 'consumer'))?.status, 'ended')
+})
+
+t.test('a stop is answered by the provider only once its runner stopped the instance, else with StopFailedError', async (t) => {
+  const m = new SimMarket(1)
+  t.teardown(() => m.close())
+  const n = m.nodes[0]!
+  const d = n.orchestrator.deploy(svc())
+  const v = await until(() => { const s = n.orchestrator.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  n.runner.failStop = new Error('kill refused')
+  await t.rejects(n.provider.stopWork({ contractId: v.replicas[0]!.contractId! }, n.did), StopFailedError)
+  n.runner.failStop = undefined
+  t.same(await n.provider.stopWork({ contractId: v.replicas[0]!.contractId! }, n.did), { stopped: true })
+  t.equal(n.runner.running(), 0)
+})
+
+t.test('a stop waits for the provider\'s grace period plus a margin before giving up on a node', async (t) => {
+  const m = new SimMarket(1, { orchestrator: { stopGraceMs: 30_000, stopMarginMs: 5_000 } })
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = o.deploy(svc())
+  await until(() => o.status(d.id).phase === 'running', 5000, 'running')
+  await o.stopDeployment(d.id)
+  const stops = m.asks.filter((a) => a.behavior === MarketBehavior.stop)
+  t.equal(stops.length, 1)
+  t.equal(stops[0]!.timeoutMs, 35_000)
 })
 
 t.test('a dry run says which nodes would bid and why the others would not', async (t) => {

@@ -20,6 +20,8 @@ export class ScriptedRunner implements WorkloadRunner {
   readonly #listeners = new Set<(s: InstanceStatus) => void>()
   #n = 0
   readonly node: string
+  /** When set, stop() rejects with it (an instance the node cannot stop). */
+  failStop: Error | undefined
   constructor(node: string) {
     this.node = node
   }
@@ -43,6 +45,7 @@ export class ScriptedRunner implements WorkloadRunner {
     this.#emit({ instanceId, state: 'exited', code, at: Date.now() })
   }
   async stop(instanceId: string): Promise<void> {
+    if (this.failStop) throw this.failStop
     const i = this.instances.get(instanceId)
     if (i && i.state === 'running') i.state = 'stopped'
   }
@@ -79,6 +82,8 @@ export interface SimNode {
 export class SimMarket {
   readonly nodes: SimNode[] = []
   readonly down = new Set<string>()
+  /** Every ask the orchestrators made: behavior and time-out. */
+  readonly asks: { from: string; to: string; behavior: string; timeoutMs: number }[] = []
   #beats: NodeJS.Timeout | undefined
 
   constructor(count: number, o: { share?: Partial<Capacity>; capacity?: (i: number, share: Capacity) => CapacityPort; orchestrator?: OrchestratorOptions; owners?: (i: number) => string } = {}) {
@@ -98,7 +103,10 @@ export class SimMarket {
       })
       node.orchestrator = new Orchestrator({
         key,
-        askMarket: (to, behavior, body) => this.ask(key.did, to, behavior, body),
+        askMarket: (to, behavior, body, timeoutMs) => {
+          this.asks.push({ from: key.did, to, behavior, timeoutMs })
+          return this.ask(key.did, to, behavior, body)
+        },
         publish: async () => {},
         candidates: () => this.nodes.map((n) => n.did).filter((d) => d !== key.did && !this.down.has(d)),
         latencyMs: () => 1,

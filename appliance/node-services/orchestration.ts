@@ -11,14 +11,14 @@ import { arch as osArch } from 'node:os'
 import { join } from 'node:path'
 import { didFromPeerId } from '../../identity/did-key.ts'
 import { Allocator, type JsonStore } from '../allocator/allocator.ts'
-import { AllocationManager, type AllocationRecord } from '../allocation/allocation-manager.ts'
-import { finalStates } from '../allocation/allocation-machine.ts'
+import { AllocationManager } from '../allocation/allocation-manager.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
-import type { Executor, ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
+import type { Executor, ExecutorKind } from '../executor/executor.ts'
 import { parseShare, DEFAULT_SHARE } from '../share/share.ts'
 import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import { applianceParts, type ApplianceParts } from './appliance-parts.ts'
+import { ApplianceRuntime, STOP_GRACE_MS } from './appliance-runtime.ts'
 import { InvalidRequestError } from '../daemon/errors.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory } from '../daemon/service.ts'
 import { ndjson } from '../daemon/service.ts'
@@ -27,9 +27,9 @@ import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/o
 import { marketActor, orchestratorActor } from '../../actors/orchestrator/actors.ts'
 import { MARKET_ACTOR, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
-import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
+import type { LogEntry } from '../../actors/provider/ports.ts'
 import { pricePolicyFrom, type PricePolicy } from '../../actors/placement/price.ts'
-import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type RuntimeType, type Workload } from '../../actors/workload/workload.ts'
+import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type Workload } from '../../actors/workload/workload.ts'
 import { InvalidWorkloadError } from '../../actors/errors.ts'
 
 /** config.json `orchestration` section. */
@@ -52,178 +52,6 @@ interface OrchestrationConfig {
 
 const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
 const ALIVE_TOPIC = 'noir/alive/v1'
-const ENDED_RETENTION_MS = 60_000
-
-/** Allocation ids are `c-<contract id>`. */
-const allocationIdFor = (contractId: string): string => `c-${contractId}`
-
-function runtimeSpec(w: Workload, moduleBase: string): RuntimeSpec {
-  const r = w.runtime
-  switch (r.type) {
-    case 'container':
-      return { kind: 'docker', image: r.image!, ...(r.command ? { command: r.command } : {}) }
-    case 'wasm':
-      return { kind: 'wasm', module: r.module!.startsWith('/') ? r.module! : join(moduleBase, r.module!), ...(r.args ? { args: r.args } : {}) }
-    case 'microvm':
-      return { kind: 'microvm', kernel: r.kernel!, ...(r.rootfs ? { rootfs: r.rootfs } : {}) }
-    case 'actor':
-      return { kind: 'actor', bundle: r.bundle!, ...(r.args ? { args: r.args } : {}) }
-  }
-}
-
-const kindOf: Record<RuntimeType, ExecutorKind> = { container: 'docker', wasm: 'wasm', microvm: 'microvm', actor: 'actor' }
-
-/** The appliance as the provider sees it: capacity (the allocator) and a runner (allocations). */
-class ApplianceRuntime implements CapacityPort, WorkloadRunner {
-  readonly #parts: ApplianceParts
-  readonly #secrets: Record<string, string>
-  readonly #moduleBase: string
-  readonly #listeners = new Set<(s: InstanceStatus) => void>()
-  #available: RuntimeType[] = []
-  #closed = false
-  readonly #claimFree: { cpu?: number; memoryBytes?: number } | undefined
-
-  constructor(parts: ApplianceParts, secrets: Record<string, string>, moduleBase: string, claimFree?: { cpu?: number; memoryBytes?: number }) {
-    this.#parts = parts
-    this.#claimFree = claimFree
-    this.#secrets = secrets
-    this.#moduleBase = moduleBase
-  }
-
-  async refreshRuntimes(): Promise<void> {
-    const out: RuntimeType[] = []
-    for (const [type, kind] of Object.entries(kindOf) as [RuntimeType, ExecutorKind][]) {
-      const ex = this.#parts.executors[kind]
-      if (ex && (await ex.available().catch(() => ({ ok: false }))).ok) out.push(type)
-    }
-    this.#available = out
-  }
-
-  close(): void {
-    this.#closed = true
-  }
-
-  // CapacityPort
-  async free() {
-    const c = await this.#parts.allocator.capacity()
-    return { cpu: c.free.cpu, memoryBytes: c.free.memoryBytes, gpu: c.free.gpu, vramBytes: 0, diskBytes: c.free.diskBytes, ...(this.#claimFree ?? {}) }
-  }
-
-  async reserve(o: { id: string; resources: Workload['resources']; ttlMs: number; ports?: number }) {
-    const r = await this.#parts.allocator.reserve(
-      { cpu: o.resources.cpu, memoryBytes: o.resources.memoryBytes, diskBytes: o.resources.diskBytes, gpu: o.resources.gpu, ports: o.ports ?? 0 },
-      { ttlMs: o.ttlMs },
-    )
-    return { reservationId: r.id }
-  }
-
-  async commit(reservationId: string): Promise<void> {
-    await this.#parts.allocator.commit(reservationId)
-  }
-
-  async release(reservationId: string): Promise<void> {
-    await this.#parts.allocator.release(reservationId)
-  }
-
-  // WorkloadRunner
-  runtimes(): RuntimeType[] {
-    return this.#available
-  }
-
-  async start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
-    const w = o.workload
-    const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
-    for (const s of w.secrets) {
-      const v = this.#secrets[s.name]
-      if (v === undefined) throw new InvalidRequestError(`secret '${s.name}' is not configured on this node`)
-      env[s.env] = v
-    }
-    const id = allocationIdFor(o.contractId)
-    const service = w.kind === 'service' ? w.service! : undefined
-    const rec = await this.#parts.allocations.create({
-      id,
-      runtime: runtimeSpec(w, this.#moduleBase),
-      env,
-      resources: { cpu: w.resources.cpu, memoryBytes: w.resources.memoryBytes, diskBytes: w.resources.diskBytes, gpu: w.resources.gpu },
-      ports: w.ports.map((p) => ({ containerPort: p.port, protocol: p.protocol })),
-      // Services restart in place a few times; beyond that (or for a job) the orchestrator places again elsewhere.
-      restart: service ? { policy: service.restart, maxRestarts: 3, backoffMs: 200, maxBackoffMs: 2000 } : { policy: 'never' },
-      graceMs: 2000,
-      reservationId: o.reservationId,
-      labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot },
-    })
-    const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
-    // After the provider has recorded the instance (it maps instance -> contract when start resolves).
-    setImmediate(() => void this.#watch(rec.id, first))
-    return { instanceId: rec.id }
-  }
-
-  /** Stops the instance and frees everything it held (container, reservation, state directory). */
-  async stop(instanceId: string): Promise<void> {
-    await this.#parts.allocations.remove(instanceId, { graceMs: 2000 }).catch(() => {})
-  }
-
-  resume(instanceId: string): void {
-    let rec: AllocationRecord
-    try {
-      rec = this.#parts.allocations.get(instanceId)
-    } catch {
-      // gone while the daemon was down: report it ended
-      setImmediate(() => {
-        for (const l of this.#listeners) l({ instanceId, state: 'failed', reason: 'the allocation is gone after a restart', code: null, at: Date.now() })
-      })
-      return
-    }
-    setImmediate(() => void this.#watch(instanceId, rec))
-  }
-
-  onStatus(listener: (s: InstanceStatus) => void): () => void {
-    this.#listeners.add(listener)
-    return () => this.#listeners.delete(listener)
-  }
-
-  async logs(instanceId: string, o: { since: number; limit: number }): Promise<{ lines: LogEntry[]; ended: boolean }> {
-    const lines: LogEntry[] = []
-    let ended = true
-    try {
-      const rec = this.#parts.allocations.get(instanceId)
-      ended = rec.state === 'stopped' || rec.state === 'exited' || rec.state === 'failed'
-      for await (const l of this.#parts.allocations.logs(instanceId, { follow: false, since: o.since })) {
-        if (l.ts <= o.since) continue
-        lines.push({ ts: l.ts, stream: l.stream, line: l.line })
-        if (lines.length >= o.limit) break
-      }
-    } catch {
-      // a removed allocation has no logs left
-    }
-    return { lines, ended }
-  }
-
-  /** Reports `running` once, then the final state (restarts in place in between are the allocation's own). */
-  async #watch(id: string, first: AllocationRecord): Promise<void> {
-    const isFinal = (st: AllocationRecord['state']): boolean => finalStates.includes(st)
-    if (!isFinal(first.state)) {
-      this.#emit(first)
-      const last = await this.#parts.allocations.waitFor(id, isFinal).catch(() => undefined)
-      if (last) this.#emit(last)
-    } else this.#emit(first)
-    // An ended instance's logs stay readable for a while, then its container and state are removed.
-    const t = setTimeout(() => void this.#parts.allocations.remove(id).catch(() => {}), ENDED_RETENTION_MS)
-    t.unref()
-  }
-
-  #emit(r: AllocationRecord): void {
-    if (this.#closed) return
-    const map: Partial<Record<AllocationRecord['state'], InstanceStatus['state']>> = { running: 'running', backoff: 'running', exited: 'exited', failed: 'failed', stopped: 'stopped' }
-    const state = map[r.state]
-    if (!state) return
-    const s: InstanceStatus = {
-      instanceId: r.id, state, at: Date.now(),
-      ...(state === 'exited' || state === 'failed' ? { code: r.lastExit?.code ?? null, reason: r.reason ?? r.lastExit?.reason ?? state } : {}),
-    }
-    for (const l of this.#listeners) l(s)
-  }
-}
 
 class OrchestrationService implements NodeService {
   readonly name = 'orchestration'
@@ -241,7 +69,10 @@ class OrchestrationService implements NodeService {
     this.#ctx = ctx
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
     const parts = applianceParts(ctx.system) ?? (this.#own = await this.#ownParts(ctx))
-    this.#runtime = new ApplianceRuntime(parts, cfg.secrets ?? {}, ctx.home, cfg.claimFree)
+    this.#runtime = new ApplianceRuntime({
+      parts, secrets: cfg.secrets ?? {}, moduleBase: ctx.home, ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
+      log: (level, msg, fields) => ctx.log[level](msg, fields),
+    })
     await this.#runtime.refreshRuntimes()
     this.#contracts = new LevelContractStore(ctx.store as unknown as StringKv)
 
@@ -253,6 +84,7 @@ class OrchestrationService implements NodeService {
       contracts: this.#contracts,
       price: pricePolicyFrom(cfg.price),
       report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
+      log: (msg, fields) => ctx.log.warn(msg, fields),
     })
     await this.#provider.start()
     const store = ctx.store as unknown as StringKv
@@ -280,7 +112,7 @@ class OrchestrationService implements NodeService {
         },
       },
       log: (level, msg, fields) => ctx.log[level](msg, fields),
-    }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250 })
+    }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
     this.#orchestrator.start()
@@ -311,7 +143,9 @@ class OrchestrationService implements NodeService {
       ctx.pubsub.subscribe(HEARTBEAT_TOPIC, (msg) => o.heartbeat(msg.from)),
     )
     // Liveness beats: small, frequent, signed by the pubsub layer; the phi-accrual detector's clock.
-    const beat = setInterval(() => void ctx.pubsub.publish(ALIVE_TOPIC, { at: Date.now() }, { ttlMs: 5000 }).catch(() => {}), cfg.beatMs ?? 250)
+    // A beat that cannot be published is a missed beat: exactly what the peers' detectors measure (debug only).
+    const beat = setInterval(() => void ctx.pubsub.publish(ALIVE_TOPIC, { at: Date.now() }, { ttlMs: 5000 })
+      .catch((err: Error) => ctx.log.debug('liveness beat not published', { error: err.name, message: err.message })), cfg.beatMs ?? 250)
     beat.unref()
     const lat = setInterval(() => void this.#refreshLatency(), 2000)
     lat.unref()
@@ -328,8 +162,9 @@ class OrchestrationService implements NodeService {
     this.#runtime?.close()
     const ctx = this.#ctx
     if (ctx?.system.running) {
-      await ctx.system.stopActor(MARKET_ACTOR).catch(() => {})
-      await ctx.system.stopActor(ORCHESTRATOR_ACTOR).catch(() => {})
+      // Shutting down: an actor that is already gone (or fails to stop) is stopped with the system right after.
+      await ctx.system.stopActor(MARKET_ACTOR).catch((err: Error) => ctx.log.debug('market actor not stopped', { error: err.name }))
+      await ctx.system.stopActor(ORCHESTRATOR_ACTOR).catch((err: Error) => ctx.log.debug('orchestrator actor not stopped', { error: err.name }))
     }
     if (this.#own) {
       await this.#own.allocations.stop()
@@ -381,6 +216,7 @@ class OrchestrationService implements NodeService {
   }
 
   async #refreshLatency(): Promise<void> {
+    // Latency is a placement hint refreshed every 2 s: no list this round keeps the last figures.
     const peers = await this.#ctx?.mesh.peers.list().catch(() => [])
     for (const p of peers ?? []) if (p.did && p.latencyMs !== null) this.#latency.set(p.did, p.latencyMs)
   }

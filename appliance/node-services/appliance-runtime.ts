@@ -1,0 +1,221 @@
+// The appliance behind the orchestration's provider ports (actors/provider/ports.ts): the allocator as the
+// CapacityPort (two-phase reservations) and the allocation manager as the WorkloadRunner (a workload replica
+// becomes one allocation). actors/ never imports appliance/: the orchestration service passes this in.
+//
+// Retries: a job runs once here (restart policy `never`); a failed run is placed again by the orchestrator,
+// on another node. A service restarts in place a few times, then the orchestrator places it elsewhere.
+import { join } from 'node:path'
+import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
+import type { Capacity } from '../../actors/placement/offer.ts'
+import type { RuntimeType, Workload } from '../../actors/workload/workload.ts'
+import type { AllocationRecord } from '../allocation/allocation-manager.ts'
+import { finalStates } from '../allocation/allocation-machine.ts'
+import type { ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
+import { AllocationNotFoundError, InvalidAllocationError } from '../errors.ts'
+import { InvalidRequestError } from '../daemon/errors.ts'
+import type { ApplianceParts } from './appliance-parts.ts'
+
+/** How long a stopped instance gets between SIGTERM (or the wasm stop request) and the kill. */
+export const STOP_GRACE_MS = 2000
+/** An ended instance's logs stay readable this long, then its container and state are removed. */
+const ENDED_RETENTION_MS = 60_000
+
+/** Allocation ids are `c-<contract id>`. */
+export const allocationIdFor = (contractId: string): string => `c-${contractId}`
+
+/** The executor runtime of a workload (`container` runs on docker); a relative wasm module is under `moduleBase`. */
+export function runtimeSpec(w: Workload, moduleBase: string): RuntimeSpec {
+  const r = w.runtime
+  switch (r.type) {
+    case 'container':
+      if (!r.image) throw new InvalidAllocationError('a container workload needs runtime.image')
+      return { kind: 'docker', image: r.image, ...(r.command ? { command: r.command } : {}) }
+    case 'wasm':
+      if (!r.module) throw new InvalidAllocationError('a wasm workload needs runtime.module')
+      return { kind: 'wasm', module: r.module.startsWith('/') ? r.module : join(moduleBase, r.module), ...(r.args ? { args: r.args } : {}) }
+    case 'microvm':
+      if (!r.kernel) throw new InvalidAllocationError('a microvm workload needs runtime.kernel')
+      return { kind: 'microvm', kernel: r.kernel, ...(r.rootfs ? { rootfs: r.rootfs } : {}), ...(r.command ? { command: r.command } : {}) }
+    case 'actor':
+      if (!r.bundle) throw new InvalidAllocationError('an actor workload needs runtime.bundle')
+      return { kind: 'actor', bundle: r.bundle, ...(r.args ? { args: r.args } : {}) }
+  }
+}
+
+const kindOf: Record<RuntimeType, ExecutorKind> = { container: 'docker', wasm: 'wasm', microvm: 'microvm', actor: 'actor' }
+
+export interface ApplianceRuntimeInit {
+  parts: ApplianceParts
+  /** Secret values by name (config `orchestration.secrets`). */
+  secrets?: Record<string, string>
+  /** Where a relative wasm module path is resolved (the node's home). */
+  moduleBase: string
+  /** Testing only: the free capacity claimed in bids (config `orchestration.claimFree`). */
+  claimFree?: { cpu?: number; memoryBytes?: number }
+  log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
+}
+
+/** The appliance as the provider sees it: capacity (the allocator) and a runner (allocations). */
+export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
+  readonly #parts: ApplianceParts
+  readonly #secrets: Record<string, string>
+  readonly #moduleBase: string
+  readonly #claimFree: { cpu?: number; memoryBytes?: number } | undefined
+  readonly #log: NonNullable<ApplianceRuntimeInit['log']>
+  readonly #listeners = new Set<(s: InstanceStatus) => void>()
+  #available: RuntimeType[] = []
+  #closed = false
+
+  constructor(init: ApplianceRuntimeInit) {
+    this.#parts = init.parts
+    this.#secrets = init.secrets ?? {}
+    this.#moduleBase = init.moduleBase
+    this.#claimFree = init.claimFree
+    this.#log = init.log ?? (() => {})
+  }
+
+  async refreshRuntimes(): Promise<void> {
+    const out: RuntimeType[] = []
+    for (const [type, kind] of Object.entries(kindOf) as [RuntimeType, ExecutorKind][]) {
+      const ex = this.#parts.executors[kind]
+      // An executor that cannot even answer is unavailable: that is the answer, not an error to report.
+      if (ex && (await ex.available().catch(() => ({ ok: false }))).ok) out.push(type)
+    }
+    this.#available = out
+  }
+
+  close(): void {
+    this.#closed = true
+  }
+
+  // CapacityPort
+  async free(): Promise<Capacity> {
+    const c = await this.#parts.allocator.capacity()
+    return { cpu: c.free.cpu, memoryBytes: c.free.memoryBytes, gpu: c.free.gpu, vramBytes: 0, diskBytes: c.free.diskBytes, ...(this.#claimFree ?? {}) }
+  }
+
+  async reserve(o: { id: string; resources: Workload['resources']; ttlMs: number; ports?: number }): Promise<{ reservationId: string }> {
+    const r = await this.#parts.allocator.reserve(
+      { cpu: o.resources.cpu, memoryBytes: o.resources.memoryBytes, diskBytes: o.resources.diskBytes, gpu: o.resources.gpu, ports: o.ports ?? 0 },
+      { ttlMs: o.ttlMs },
+    )
+    return { reservationId: r.id }
+  }
+
+  async commit(reservationId: string): Promise<void> {
+    await this.#parts.allocator.commit(reservationId)
+  }
+
+  async release(reservationId: string): Promise<void> {
+    await this.#parts.allocator.release(reservationId)
+  }
+
+  // WorkloadRunner
+  runtimes(): RuntimeType[] {
+    return this.#available
+  }
+
+  async start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
+    const w = o.workload
+    const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
+    for (const s of w.secrets) {
+      const v = this.#secrets[s.name]
+      if (v === undefined) throw new InvalidRequestError(`secret '${s.name}' is not configured on this node`)
+      env[s.env] = v
+    }
+    const id = allocationIdFor(o.contractId)
+    const service = w.kind === 'service' ? w.service! : undefined
+    const rec = await this.#parts.allocations.create({
+      id,
+      runtime: runtimeSpec(w, this.#moduleBase),
+      env,
+      resources: { cpu: w.resources.cpu, memoryBytes: w.resources.memoryBytes, diskBytes: w.resources.diskBytes, gpu: w.resources.gpu },
+      ports: w.ports.map((p) => ({ containerPort: p.port, protocol: p.protocol })),
+      // Services restart in place a few times; beyond that (or for a job) the orchestrator places again elsewhere.
+      restart: service ? { policy: service.restart, maxRestarts: 3, backoffMs: 200, maxBackoffMs: 2000 } : { policy: 'never' },
+      graceMs: STOP_GRACE_MS,
+      reservationId: o.reservationId,
+      labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot },
+    })
+    const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
+    // After the provider has recorded the instance (it maps instance -> contract when start resolves).
+    setImmediate(() => void this.#watch(rec.id, first))
+    return { instanceId: rec.id }
+  }
+
+  /**
+   * Stops the instance and frees everything it held (container, reservation, state directory); resolves only
+   * once that is done (an instance already gone counts as stopped). Any failure rejects: the caller reports it.
+   */
+  async stop(instanceId: string): Promise<void> {
+    await this.#parts.allocations.remove(instanceId, { graceMs: STOP_GRACE_MS })
+  }
+
+  resume(instanceId: string): void {
+    let rec: AllocationRecord
+    try {
+      rec = this.#parts.allocations.get(instanceId)
+    } catch {
+      // gone while the daemon was down: report it ended
+      setImmediate(() => {
+        for (const l of this.#listeners) l({ instanceId, state: 'failed', reason: 'the allocation is gone after a restart', code: null, at: Date.now() })
+      })
+      return
+    }
+    setImmediate(() => void this.#watch(instanceId, rec))
+  }
+
+  onStatus(listener: (s: InstanceStatus) => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  async logs(instanceId: string, o: { since: number; limit: number }): Promise<{ lines: LogEntry[]; ended: boolean }> {
+    const lines: LogEntry[] = []
+    let ended = true
+    try {
+      const rec = this.#parts.allocations.get(instanceId)
+      ended = rec.state === 'stopped' || rec.state === 'exited' || rec.state === 'failed'
+      for await (const l of this.#parts.allocations.logs(instanceId, { follow: false, since: o.since })) {
+        if (l.ts <= o.since) continue
+        lines.push({ ts: l.ts, stream: l.stream, line: l.line })
+        if (lines.length >= o.limit) break
+      }
+    } catch (err) {
+      // A removed allocation has no logs left; anything else is the caller's to see.
+      if (!(err instanceof AllocationNotFoundError)) throw err
+    }
+    return { lines, ended }
+  }
+
+  /** Reports `running` once, then the final state (restarts in place in between are the allocation's own). */
+  async #watch(id: string, first: AllocationRecord): Promise<void> {
+    const isFinal = (st: AllocationRecord['state']): boolean => finalStates.includes(st)
+    if (!isFinal(first.state)) {
+      this.#emit(first)
+      const last = await this.#parts.allocations.waitFor(id, isFinal).catch((err: Error) => {
+        // Removed (stopped by its consumer) before it ended by itself: the stop already answered for it.
+        if (!(err instanceof AllocationNotFoundError)) this.#log('warn', 'instance no longer followed', { instanceId: id, error: err.name, message: err.message })
+        return undefined
+      })
+      if (last) this.#emit(last)
+    } else this.#emit(first)
+    // An ended instance's logs stay readable for a while, then its container and state are removed.
+    const t = setTimeout(() => {
+      this.#parts.allocations.remove(id).catch((err: Error) => this.#log('warn', 'ended instance not removed', { instanceId: id, error: err.name, message: err.message }))
+    }, ENDED_RETENTION_MS)
+    t.unref()
+  }
+
+  #emit(r: AllocationRecord): void {
+    if (this.#closed) return
+    const map: Partial<Record<AllocationRecord['state'], InstanceStatus['state']>> = { running: 'running', backoff: 'running', exited: 'exited', failed: 'failed', stopped: 'stopped' }
+    const state = map[r.state]
+    if (!state) return
+    const s: InstanceStatus = {
+      instanceId: r.id, state, at: Date.now(),
+      ...(state === 'exited' || state === 'failed' ? { code: r.lastExit?.code ?? null, reason: r.reason ?? r.lastExit?.reason ?? state } : {}),
+    }
+    for (const l of this.#listeners) l(s)
+  }
+}

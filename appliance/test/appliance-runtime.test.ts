@@ -1,0 +1,106 @@
+// The appliance behind the orchestration's provider ports (ApplianceRuntime): the allocator as CapacityPort,
+// the allocation manager as WorkloadRunner, with a real wasm workload on a real ActorSystem; and a stop that
+// fails is reported, never swallowed.
+import t, { type Test } from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Level } from 'level'
+import { ActorSystem } from '../../core/index.ts'
+import { NodeKey } from '../../identity/keys.ts'
+import { validateWorkload } from '../../actors/workload/workload.ts'
+import type { InstanceStatus } from '../../actors/provider/ports.ts'
+import { Allocator, type JsonStore } from '../allocator/allocator.ts'
+import { AllocationManager } from '../allocation/allocation-manager.ts'
+import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
+import { parseShare } from '../share/share.ts'
+import { ApplianceRuntime } from '../node-services/appliance-runtime.ts'
+import type { ApplianceParts } from '../node-services/appliance-parts.ts'
+import { wasmFixture } from './wasm-fixtures.ts'
+import { AllocationNotFoundError, InsufficientCapacityError } from '../errors.ts'
+
+const MiB = 1024 * 1024
+
+async function appliance(t: Test) {
+  const home = mkdtempSync(join(tmpdir(), 'noir-runtime-'))
+  t.teardown(() => rmSync(home, { recursive: true, force: true }))
+  const db = new Level<string, unknown>(join(home, 'data'), { valueEncoding: 'json' })
+  await db.open()
+  const system = new ActorSystem({ key: NodeKey.generate() })
+  await system.start()
+  const store = db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' }) as unknown as JsonStore
+  const allocator = new Allocator({ store, share: parseShare('cpu=1,memory=256MiB,disk=1GiB') })
+  await allocator.open()
+  const wasm = new WasmExecutor()
+  const allocations = new AllocationManager({ system, executors: { wasm }, allocator, store, stateRoot: join(home, 'allocations') })
+  await allocations.start()
+  const runtime = new ApplianceRuntime({ parts: { allocator, allocations, executors: { wasm } }, moduleBase: home })
+  await runtime.refreshRuntimes()
+  t.teardown(async () => {
+    runtime.close()
+    await allocations.stop()
+    await system.stop()
+    await db.close()
+    await wasm.close()
+  })
+  return { home, allocator, allocations, runtime }
+}
+
+t.test('a workload replica runs as an allocation against a committed reservation, reporting status and logs', async (t) => {
+  const { home, allocations, runtime } = await appliance(t)
+  t.same(runtime.runtimes(), ['wasm'])
+  t.same(await runtime.free(), { cpu: 1, memoryBytes: 256 * MiB, gpu: 0, vramBytes: 0, diskBytes: 1024 ** 3 })
+
+  writeFileSync(join(home, 'ticks.wasm'), wasmFixture('log-stream'))
+  const workload = validateWorkload({
+    apiVersion: 'noir/v1', kind: 'job', name: 'ticks', runtime: { type: 'wasm', module: 'ticks.wasm' }, resources: { cpu: 0.5, memory: '32MiB' },
+  })
+  const { reservationId } = await runtime.reserve({ id: 'res-1', resources: workload.resources, ttlMs: 10_000 })
+  await t.rejects(runtime.reserve({ id: 'res-2', resources: { ...workload.resources, cpu: 0.6 }, ttlMs: 10_000 }), InsufficientCapacityError)
+  await runtime.commit(reservationId)
+
+  const seen: InstanceStatus[] = []
+  const off = runtime.onStatus((s) => seen.push(s))
+  t.teardown(off)
+  const { instanceId } = await runtime.start({ contractId: 'c1', slot: 's0', workload, reservationId })
+  const end = await allocations.waitFor(instanceId, (s) => s === 'exited' || s === 'failed')
+  t.equal(end.state, 'exited', end.reason ?? '')
+  await new Promise((r) => setTimeout(r, 50))
+  t.same(seen.filter((s) => s.instanceId === instanceId).map((s) => s.state), ['running', 'exited'], 'running once, then the final state (a job runs once: retries are placed elsewhere)')
+  t.equal(seen.at(-1)?.code, 0)
+  const { lines, ended } = await runtime.logs(instanceId, { since: 0, limit: 3 })
+  t.same(lines.map((l) => l.line), ['tick 1', 'tick 2', 'tick 3'], 'at most `limit` lines')
+  t.equal(ended, true)
+  const later = await runtime.logs(instanceId, { since: lines[2]!.ts, limit: 10 })
+  t.same(later.lines.map((l) => l.line), ['tick 4', 'tick 5'], 'lines after `since` only')
+  t.equal((await runtime.free()).cpu, 1, 'the reservation is released when the replica ends')
+})
+
+t.test('stop resolves once the instance is stopped and removed, and again for one already gone', async (t) => {
+  const { home, allocations, runtime } = await appliance(t)
+  writeFileSync(join(home, 'svc.wasm'), wasmFixture('graceful'))
+  const workload = validateWorkload({
+    apiVersion: 'noir/v1', kind: 'service', name: 'svc', runtime: { type: 'wasm', module: 'svc.wasm' }, resources: { cpu: 0.5, memory: '32MiB' },
+  })
+  const { reservationId } = await runtime.reserve({ id: 'r', resources: workload.resources, ttlMs: 10_000 })
+  await runtime.commit(reservationId)
+  const { instanceId } = await runtime.start({ contractId: 'c2', slot: 's0', workload, reservationId })
+  t.equal(allocations.get(instanceId).state, 'running')
+  await runtime.stop(instanceId)
+  t.throws(() => allocations.get(instanceId), AllocationNotFoundError, 'removed before stop resolved')
+  t.equal((await runtime.free()).cpu, 1, 'its capacity is free')
+  await runtime.stop(instanceId)
+})
+
+t.test('a stop the appliance could not carry out rejects with its reason instead of passing for done', async (t) => {
+  class StuckError extends Error {
+    override name = 'StuckError'
+  }
+  const parts = {
+    allocator: {},
+    allocations: { remove: async () => { throw new StuckError('container did not stop') } },
+    executors: {},
+  } as unknown as ApplianceParts
+  const runtime = new ApplianceRuntime({ parts, moduleBase: '/' })
+  await t.rejects(runtime.stop('c-x'), StuckError)
+})
