@@ -45,6 +45,8 @@ export interface Replier {
   readonly expectsReply: boolean
   ok(value: unknown): void
   fail(error: Error): void
+  /** Called once the message left the sender's hands: queued in a local mailbox, or handed to the transport. */
+  handedOff?(): void
 }
 
 interface Message {
@@ -206,6 +208,38 @@ class DeferredReply implements MessageContext {
 }
 
 /** A local ask waiting for its answer or its time-out. */
+/**
+ * The replier of `send`: settles its promise on hand-off (resolve) or on a refusal known before it (reject).
+ * A refusal that comes later (a crash while handling, a remote error answer) is a `rejected` event, as for a tell.
+ */
+class HandOff implements Replier {
+  readonly expectsReply = false
+  readonly #resolve: () => void
+  readonly #reject: (error: Error) => void
+  readonly #late: (error: Error) => void
+  #settled = false
+
+  constructor(resolve: () => void, reject: (error: Error) => void, late: (error: Error) => void) {
+    this.#resolve = resolve
+    this.#reject = reject
+    this.#late = late
+  }
+
+  ok(): void {}
+
+  handedOff(): void {
+    if (this.#settled) return
+    this.#settled = true
+    this.#resolve()
+  }
+
+  fail(error: Error): void {
+    if (this.#settled) return this.#late(error)
+    this.#settled = true
+    this.#reject(error)
+  }
+}
+
 class PendingAsk implements Replier {
   readonly expectsReply = true
   readonly #resolve: (value: unknown) => void
@@ -545,6 +579,34 @@ export class ActorSystem implements Startable {
   }
 
   /**
+   * A tell whose hand-off can be awaited: resolves once the message is queued in the local actor's mailbox
+   * (after its capability check, if one is needed) or handed to the transport for a remote actor; rejects
+   * with the refusal known by then (ActorNotFoundError, CapabilityDeniedError, MailboxFullError, ... locally;
+   * UnreachableError, MessageTooLargeError, InvalidMessageError for a remote address). A refusal that comes
+   * later (the receiving node's error answer, a crash while handling) is a `rejected` system event, as for `tell`.
+   */
+  send(to: string | ActorRef, behavior: string, body?: unknown, options?: TellOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const address = typeof to === 'string' ? to : to.address
+      const handOff = new HandOff(resolve, reject, (error) => this.#emit({ type: 'rejected', to: address, behavior, error }))
+      const cell = this.#localCell(to)
+      if (cell instanceof ActorCell) {
+        const err = this.#deliverLocal(cell, behavior, body, options, handOff)
+        if (err !== undefined) handOff.fail(err)
+        return
+      }
+      if (cell !== REMOTE) return handOff.fail(cell)
+      if (this.#state !== 'running') return handOff.fail(new SystemStoppedError(this.did))
+      if (!this.#remote) return handOff.fail(new NoTransportError(address))
+      try {
+        this.#remote.send(address, behavior, body, options?.from ?? this.did, options, handOff)
+      } catch (err) {
+        handOff.fail(asError(err))
+      }
+    })
+  }
+
+  /**
    * Request/response. Rejects with the receiver's typed error (same `name` and class), with
    * ActorNotFoundError / ActorStoppedError / ActorCrashedError at once when there is no live actor to
    * answer, and with AskTimeoutError after `timeoutMs`.
@@ -720,6 +782,7 @@ export class ActorSystem implements Startable {
     }
     if (!cell.mailbox.offer({ spec, body, from, reply, control: undefined })) return new MailboxFullError(cell.address, cell.mailbox.capacity)
     if (!cell.queued) this.#schedule(cell)
+    reply?.handedOff?.()
     return undefined
   }
 

@@ -152,11 +152,15 @@ class SignedRemote implements RemoteEndpoint {
   }
 
   #transmit(out: Outgoing, signed: SignedEnvelope): void {
-    this.#deps.transport.send(out.toDid, signed.bytes).catch((err: unknown) => {
+    const sent = this.#deps.transport.send(out.toDid, signed.bytes)
+    const onError = (err: unknown): void => {
       if (!out.origin) return
       this.#pending.delete(signed.envelope.id)
       this.#failOrigin(out, err instanceof Error ? err : new Error(String(err)))
-    })
+    }
+    const reply = out.origin?.reply
+    if (reply?.handedOff !== undefined) sent.then(() => reply.handedOff!(), onError)
+    else sent.catch(onError)
   }
 
   #failOrigin(out: Outgoing, error: Error): void {

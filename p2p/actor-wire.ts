@@ -4,7 +4,7 @@
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { NoirHost } from './host.ts'
 import { DEFAULT_MAX_FRAME_BODY, FrameDecoder, encodeFrames } from './framing.ts'
-import { MessageTooLargeError, NotStartedError, P2PError, TruncatedFrameError, UnreachableError, UnsupportedPeerKeyError } from './errors.ts'
+import { MessageTooLargeError, NotStartedError, P2PError, TruncatedFrameError, UnreachableError, UnsupportedPeerKeyError, unreachablePeer } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 
 export const ACTOR_PROTOCOL = '/noir/actor/1.0.0'
@@ -135,7 +135,7 @@ export class ActorWire {
         try {
           stream = await this.streamFor(ch)
         } catch (err) {
-          const e = err instanceof P2PError ? err : new UnreachableError(`cannot reach ${ch.peer.toString()}: ${(err as Error).message}`)
+          const e = err instanceof P2PError || err instanceof UnreachableError ? err : unreachablePeer(ch.peer, (err as Error).message)
           for (const p of ch.queue.splice(0)) p.reject(e)
           break
         }
@@ -156,7 +156,7 @@ export class ActorWire {
           this.dropStream(ch, stream)
           ch.queue.unshift(...batch)
           if (batch.some((p) => (p as Pending & { retried?: boolean }).retried)) {
-            const e = new UnreachableError(`stream to ${ch.peer.toString()} failed: ${(err as Error).message}`)
+            const e = unreachablePeer(ch.peer, `stream failed: ${(err as Error).message}`)
             for (const p of ch.queue.splice(0)) p.reject(e)
             break
           }
@@ -225,7 +225,7 @@ export class ActorWire {
         try {
           conn = await this.host.dial(peer, { signal })
         } catch (err) {
-          throw new UnreachableError(`cannot reach ${peer.toString()}: ${(err as Error).message}`)
+          throw unreachablePeer(peer, (err as Error).message)
         }
       }
     }
@@ -233,7 +233,7 @@ export class ActorWire {
     try {
       stream = await conn.newStream(ACTOR_PROTOCOL, { signal, runOnLimitedConnection: true })
     } catch (err) {
-      throw new UnreachableError(`cannot open ${ACTOR_PROTOCOL} to ${peer.toString()}: ${(err as Error).message}`)
+      throw unreachablePeer(peer, `cannot open ${ACTOR_PROTOCOL}: ${(err as Error).message}`)
     }
     this.readLoop(stream, conn)
     this.stats.streamsOpened++

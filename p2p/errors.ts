@@ -1,5 +1,8 @@
 // Typed errors of the mesh layer. Each class has a stable `name` and `code`; callers branch on those,
 // never on message text.
+import type { PeerId } from '@libp2p/interface'
+import { UnreachableError } from '../core/errors.ts'
+import { didFromPeerId } from '../identity/did-key.ts'
 
 export class P2PError extends Error {
   override readonly name: string = 'P2PError'
@@ -30,10 +33,22 @@ export class UnsupportedPeerKeyError extends P2PError {
   override readonly code = 'ERR_UNSUPPORTED_PEER_KEY'
 }
 
-/** No route to a node: unknown peer, no addresses, DHT lookup failed, or every dial failed. */
-export class UnreachableError extends P2PError {
-  override readonly name = 'UnreachableError'
-  override readonly code = 'ERR_UNREACHABLE'
+/**
+ * No route to a node: unknown peer, no addresses, DHT lookup failed, or every dial failed. This is core's class
+ * (`new UnreachableError(nodeDid, why)`, name 'UnreachableError', code 'ERR_UNREACHABLE'), so the kernel and
+ * every caller see one class whichever layer found the node unreachable.
+ */
+export { UnreachableError }
+
+/** UnreachableError for a peer: named by its did:key when it has one, else by its peer id. */
+export function unreachablePeer(peer: PeerId, why: string): UnreachableError {
+  let name: string
+  try {
+    name = didFromPeerId(peer)
+  } catch {
+    name = peer.toString()
+  }
+  return new UnreachableError(name, why)
 }
 
 /** An outbound envelope is larger than the frame size limit; it was not sent. */

@@ -66,12 +66,12 @@ export class Libp2pTransport implements Transport {
       try {
         peer = peerIdFromDid(toNodeDid)
       } catch (err) {
-        throw new UnreachableError(`'${toNodeDid}' is not a node DID (did:key): ${(err as Error).message}`)
+        throw new UnreachableError(toNodeDid, `not a node DID (did:key): ${(err as Error).message}`)
       }
       if (this.peerByDid.size > 10_000) this.peerByDid.clear()
       this.peerByDid.set(toNodeDid, peer)
     }
-    if (toNodeDid === this.localDid) throw new UnreachableError('a transport does not send to its own node')
+    if (toNodeDid === this.localDid) throw new UnreachableError(toNodeDid, 'a transport does not send to its own node')
     return this.wire.send(peer, bytes)
   }
 

@@ -148,7 +148,7 @@ export class PeerTable {
       return { peerId: t.peer.toString(), did: didOrNull(t.peer), rttMs }
     } catch (err) {
       if (err instanceof UnreachableError) throw err
-      throw new UnreachableError(`cannot ping ${target}: ${(err as Error).message}`)
+      throw new UnreachableError(target, `cannot ping: ${(err as Error).message}`)
     }
   }
 
@@ -161,7 +161,7 @@ export class PeerTable {
       return { peerId: conn.remotePeer.toString(), did: didOrNull(conn.remotePeer), address: conn.remoteAddr.toString() }
     } catch (err) {
       if (err instanceof UnreachableError) throw err
-      throw new UnreachableError(`cannot join ${target}: ${(err as Error).message}`)
+      throw new UnreachableError(target, `cannot join: ${(err as Error).message}`)
     }
   }
 

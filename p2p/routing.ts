@@ -2,7 +2,7 @@
 // peer lookup (peerRouting.findPeer), else UnreachableError.
 import type { Connection, PeerId } from '@libp2p/interface'
 import type { NoirHost } from './host.ts'
-import { UnreachableError } from './errors.ts'
+import { unreachablePeer } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 
 const DHT_ATTEMPTS = 5
@@ -12,7 +12,7 @@ export async function connectToPeer(host: NoirHost, peer: PeerId, signal: AbortS
   const direct = open.find((c) => c.limits == null)
   if (direct) return direct
   if (open[0]) return open[0]
-  if (peer.equals(host.peerId)) throw new UnreachableError('cannot dial this node itself')
+  if (peer.equals(host.peerId)) throw unreachablePeer(peer, 'cannot dial this node itself')
   let firstError: unknown
   const known = await host.peerStore.get(peer).then((p) => p.addresses.length, () => 0)
   if (known > 0) {
@@ -48,5 +48,5 @@ export async function connectToPeer(host: NoirHost, peer: PeerId, signal: AbortS
   }
   const dht = (lastError as Error | undefined)?.message ?? 'timed out'
   const why = firstError ? `${(firstError as Error).message}; DHT: ${dht}` : `not in the peer store; DHT: ${dht}`
-  throw new UnreachableError(`no route to ${peer.toString()}: ${why}`)
+  throw unreachablePeer(peer, `no route: ${why}`)
 }

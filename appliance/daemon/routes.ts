@@ -86,7 +86,8 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
           const reply = await d.system.ask(to, behavior, body, timeoutMs === undefined ? {} : { timeoutMs })
           return { reply: (reply === undefined ? null : reply) as JsonValue }
         }
-        await d.system.tell(to, behavior, body)
+        // resolves once the envelope is handed to the transport: an unreachable node is an error, not { sent: true }
+        await d.system.send(to, behavior, body)
         return { sent: true }
       },
     },
