@@ -731,7 +731,8 @@ export class ActorSystem implements Startable {
     const spec = cell.definition.behaviors.get(behavior)
     if (spec === undefined) return new UnknownBehaviorError(cell.address, behavior)
     const from = options?.from ?? this.did
-    if (spec.public || this.localPolicy === 'trusted') {
+    // An untrusted local sender (a sandboxed workload's message relayed by the node) is checked whatever the policy.
+    if (spec.public || (this.localPolicy === 'trusted' && options?.untrusted !== true)) {
       if (!this.#admission.busy(from)) return this.#enqueue(cell, spec, body, from, reply)
       this.#admission.admit(from, undefined, () => this.#afterAdmission(cell, spec, body, from, reply, undefined))
       return undefined

@@ -9,6 +9,12 @@ export interface TellOptions {
   proofs?: readonly string[]
   /** Lifetime of the remote envelope (ms); the receiver refuses it after that. */
   ttlMs?: number
+  /**
+   * The local sender is not trusted (code of a sandboxed workload relayed by the node): the message is
+   * capability-checked like a remote one (its `proofs` must grant the behavior's ability, audience = this
+   * node's DID) even under localPolicy 'trusted'. Public behaviors stay public. Remote receivers always check.
+   */
+  untrusted?: boolean
 }
 
 /** Options of a request/response message. */

@@ -68,14 +68,17 @@ function whoAsked(system: ActorSystem): void {
   system.spawn(
     defineActor(m).with({
       name: 'test/who',
-      behaviors: { '/who': { public: true, event: (_b: unknown, msg: MessageContext) => ({ type: 'seen' as const, from: msg.from }), reply: (s) => s.context.from } },
+      behaviors: {
+        '/who': { public: true, event: (_b: unknown, msg: MessageContext) => ({ type: 'seen' as const, from: msg.from }), reply: (s) => s.context.from },
+        '/who/guarded': { event: (_b: unknown, msg: MessageContext) => ({ type: 'seen' as const, from: msg.from }), reply: (s) => s.context.from },
+      },
     }),
     { name: 'who' },
   )
 }
 
 t.test('an SDK actor in the sandbox answers an ask from another node, and the sandbox refuses it files and processes', async (t) => {
-  const { a, b } = await twoNodes(t)
+  const { kit, a, b } = await twoNodes(t)
   const executor = new ActorExecutor({ system: a.system })
   const { handle, stateDir } = await run(t, executor, probe, 'probe1')
   const address = executor.addressOf(handle)!
@@ -94,9 +97,14 @@ t.test('an SDK actor in the sandbox answers an ask from another node, and the sa
   t.equal(denied.name, 'SandboxAccessDeniedError')
   t.match((denied as SandboxAccessDeniedError).data, { permission: 'FileSystemRead', resource: secret }, 'naming the permission and the file')
 
+  // Node A trusts its own local senders, but the workload's messages are marked untrusted: capability-checked.
   whoAsked(a.system)
-  const local = await rejection(b.system.ask(address, '/probe/relay', { to: `${a.system.did}/who`, behavior: '/who', body: null }))
-  t.type(local, CapabilityDeniedError, 'while node A trusts local senders, the workload may not message A\'s own actors')
+  const who = `${a.system.did}/who`
+  t.equal(await b.system.ask(address, '/probe/relay', { to: who, behavior: '/who', body: null }), address, 'a public behavior of A\'s own actor needs no capability')
+  const local = await rejection(b.system.ask(address, '/probe/relay', { to: who, behavior: '/who/guarded', body: null }))
+  t.type(local, CapabilityDeniedError, 'without a token the workload may not use a guarded behavior of A\'s own actor, though A trusts local senders')
+  const token = await kit.grant(a.key, a.system.did, ['/who/guarded'])
+  t.equal(await b.system.ask(address, '/probe/relay', { to: who, behavior: '/who/guarded', body: null, proofs: [token] }), address, 'with a covering token it is delivered')
 
   const spawnDenied = await rejection(b.system.ask(address, '/probe/spawn'))
   t.type(spawnDenied, SandboxAccessDeniedError, 'spawning a process is refused with SandboxAccessDeniedError')

@@ -49,3 +49,22 @@ t.test('send to a node no transport can reach rejects with UnreachableError (a t
   await new Promise((r) => setTimeout(r, 20))
   t.ok(events.some((e) => e.type === 'rejected' && e.error.name === 'UnreachableError'), 'the plain tell reports it only as an event')
 })
+
+t.test('under the trusted local policy a message marked untrusted is capability-checked like a remote one', async (t) => {
+  const kit = new TestKit()
+  t.teardown(() => kit.stop())
+  const a = await kit.node()
+  t.equal(a.system.localPolicy, 'trusted')
+  a.system.spawn(recorder(), { name: 'r' })
+  const addr = `${a.system.did}/r`
+  const from = `${a.system.did}/alloc/sandboxed`
+  t.equal(await a.system.ask(addr, '/rec/guarded', 'trusted', { from }), 1, 'an ordinary local sender is trusted')
+  t.type(await rejection(a.system.ask(addr, '/rec/guarded', 'x', { from, untrusted: true })), CapabilityDeniedError, 'no token: CapabilityDeniedError')
+  t.type(await rejection(a.system.send(addr, '/rec/guarded', 'x', { from, untrusted: true })), CapabilityDeniedError, 'a tell is refused the same way')
+  const other = await kit.grant(a.key, a.system.did, ['/rec/admin'])
+  t.type(await rejection(a.system.ask(addr, '/rec/guarded', 'x', { from, untrusted: true, proofs: [other] })), CapabilityDeniedError, 'a token for another ability does not cover it')
+  const token = await kit.grant(a.key, a.system.did, ['/rec/guarded'])
+  t.equal(await a.system.ask(addr, '/rec/guarded', 'covered', { from, untrusted: true, proofs: [token] }), 2, 'a covering token: delivered')
+  await a.system.send(addr, '/rec/record', 'public', { from, untrusted: true })
+  t.same(await a.system.ask(addr, '/rec/log'), ['trusted', 'covered', 'public'], 'public behaviors need no token; refused messages never reached the actor')
+})

@@ -9,7 +9,6 @@ import type { ActorSystem } from '../../../core/actor-system.ts'
 import type { SnapshotStore, StoredSnapshot } from '../../../core/snapshot-store.ts'
 import type { ActorRef } from '../../../core/types.ts'
 import { fromWireError, toWireError } from '../../../core/wire-error.ts'
-import { CapabilityDeniedError } from '../../../core/errors.ts'
 import type { Availability, ExecHandle, ExecSpec, Executor, ExitStatus, LogLine, UsageStats } from '../executor.ts'
 import { InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { LineLog, LineSplitter } from '../microvm/line-log.ts'
@@ -324,19 +323,13 @@ export class ActorExecutor implements Executor {
     if (this.system === undefined || inst.address === undefined) {
       return fail(new ActorWorkloadEndedError(m.to, 'this executor has no node ActorSystem to send through'))
     }
-    // Deny by default: under the `trusted` local policy a message from a local address skips the capability
-    // check, so a workload could command the node's own actors. It may message them only when the node
-    // checks capabilities for local senders too (`localPolicy: 'checked'`); other nodes always check.
-    if (this.system.localPolicy === 'trusted' && (m.to === this.system.did || m.to.startsWith(`${this.system.did}/`))) {
-      return fail(new CapabilityDeniedError(`a sandboxed workload may not message this node's actors (${m.to}) while the node trusts local senders without capabilities (localPolicy 'trusted')`))
-    }
-    const options = { from: inst.address, ...(m.proofs ? { proofs: m.proofs } : {}), ...(m.timeoutMs !== undefined ? { timeoutMs: m.timeoutMs } : {}) }
+    // Deny by default: the workload's code is not the node's, so its messages are marked untrusted: the node's
+    // own actors check its capabilities like a remote sender's, whatever the node's localPolicy
+    // (spec/actor-executor.md). Other nodes always check.
+    const options = { from: inst.address, untrusted: true, ...(m.proofs ? { proofs: m.proofs } : {}), ...(m.timeoutMs !== undefined ? { timeoutMs: m.timeoutMs } : {}) }
     if (!m.ask) {
-      try {
-        this.system.tell(m.to, m.behavior, m.body, options)
-      } catch (err) {
-        fail(err)
-      }
+      // a refusal known before the hand-off (a missing capability included) goes back to the workload
+      this.system.send(m.to, m.behavior, m.body, options).catch(fail)
       return
     }
     this.system.ask(m.to, m.behavior, m.body, options).then((value) => this.send(inst, { t: 'reply', id: m.id, ok: true, value }), fail)
