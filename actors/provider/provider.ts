@@ -50,6 +50,8 @@ export class Provider {
   readonly #answers = new Map<string, { answer: BidAnswer; at: number }>()
   readonly #bids = new Map<string, BidBody>()
   readonly #byInstance = new Map<string, string>()
+  /** Per contract: the tail of its operations (each reads, changes and writes its stored record). */
+  readonly #locks = new Map<string, Promise<void>>()
   readonly #now: () => number
   #unsubscribe: (() => void) | undefined
   #stopped = false
@@ -173,6 +175,10 @@ export class Provider {
 
   /** Phase two: the consumer confirms; the reservation is committed and the work starts. */
   async startWork(body: { contractId: string }, fromDid: string): Promise<{ instanceId: string }> {
+    return this.#locked(String(body.contractId), () => this.#startWork(body, fromDid))
+  }
+
+  async #startWork(body: { contractId: string }, fromDid: string): Promise<{ instanceId: string }> {
     const s = await this.#mine(body.contractId, fromDid)
     if (s.status === 'active' && s.instanceId) return { instanceId: s.instanceId }
     if (s.status !== 'reserved') throw new InvalidTermsError(`contract ${body.contractId} is ${s.status}, not reserved`)
@@ -191,9 +197,11 @@ export class Provider {
 
   /** Stops the instance and answers `{ stopped: true }` once the runner confirmed; StopFailedError otherwise. */
   async stopWork(body: { contractId: string }, fromDid: string): Promise<{ stopped: boolean }> {
-    const s = await this.#mine(body.contractId, fromDid)
-    await this.#end(s, 'ended', 'stopped by the consumer')
-    return { stopped: true }
+    return this.#locked(String(body.contractId), async () => {
+      const s = await this.#mine(body.contractId, fromDid)
+      await this.#end(s, 'ended', 'stopped by the consumer')
+      return { stopped: true }
+    })
   }
 
   async logs(body: { contractId: string; since?: number; limit?: number }, fromDid: string): Promise<{ lines: LogEntry[]; ended: boolean }> {
@@ -213,7 +221,10 @@ export class Provider {
       if (s.side !== 'provider' || t.slot !== body.slot || t.consumer !== fromDid || t.epoch >= body.epoch) continue
       if (s.status === 'active' || s.status === 'reserved' || s.status === 'standby') {
         try {
-          await this.#end(s, 'superseded', `fenced: slot ${t.slot} is at epoch ${body.epoch}`)
+          await this.#locked(t.id, async () => {
+            const fresh = (await this.#i.contracts.get(t.id, 'provider')) ?? s
+            await this.#end(fresh, 'superseded', `fenced: slot ${t.slot} is at epoch ${body.epoch}`)
+          })
           stopped.push(t.id)
         } catch (err) {
           // The next fence (repeated every 2 s by the consumer) tries again; the answer says which failed.
@@ -274,10 +285,29 @@ export class Provider {
     await this.#i.contracts.put(s)
   }
 
+  /**
+   * Runs `fn` after every earlier operation on the same contract: a status change that arrives while the
+   * start is still recording the instance must not overwrite it with the record it read before.
+   */
+  async #locked<T>(contractId: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.#locks.get(contractId) ?? Promise.resolve()).then(fn)
+    const tail = run.then(() => undefined, () => undefined)
+    this.#locks.set(contractId, tail)
+    void tail.then(() => {
+      if (this.#locks.get(contractId) === tail) this.#locks.delete(contractId)
+    })
+    return run
+  }
+
   async #onInstance(st: InstanceStatus): Promise<void> {
     if (this.#stopped) return
     const id = this.#byInstance.get(st.instanceId)
     if (!id) return
+    await this.#locked(id, () => this.#instanceChanged(id, st))
+  }
+
+  async #instanceChanged(id: string, st: InstanceStatus): Promise<void> {
+    if (this.#stopped || this.#byInstance.get(st.instanceId) !== id) return
     const s = await this.#i.contracts.get(id, 'provider')
     if (!s) return
     const t = s.contract.terms

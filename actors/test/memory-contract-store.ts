@@ -4,8 +4,12 @@ import type { ContractStore, StoredContract } from '../contracts/store.ts'
 export class MemoryContractStore implements ContractStore {
   readonly #c = new Map<string, string>()
   readonly #e = new Map<string, number>()
+  /** A slow disk: each put lands this many ms after it was called (default 0). */
+  putDelayMs = 0
   async put(c: StoredContract): Promise<void> {
-    this.#c.set(`${c.contract.terms.id}/${c.side}`, JSON.stringify(c))
+    const v = JSON.stringify(c)
+    if (this.putDelayMs > 0) await new Promise((r) => setTimeout(r, this.putDelayMs))
+    this.#c.set(`${c.contract.terms.id}/${c.side}`, v)
   }
   async get(id: string, side: StoredContract['side']): Promise<StoredContract | undefined> {
     const v = this.#c.get(`${id}/${side}`)

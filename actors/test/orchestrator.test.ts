@@ -190,6 +190,22 @@ t.test('a stop waits for the provider\'s grace period plus a margin before givin
   t.equal(stops[0]!.timeoutMs, 35_000)
 })
 
+t.test('an instance that changes state while its start is still being recorded keeps its instance id (its logs stay readable)', async (t) => {
+  const m = new SimMarket(1)
+  t.teardown(() => m.close())
+  const n = m.nodes[0]!
+  const o = n.orchestrator
+  n.contracts.putDelayMs = 30 // a slow disk: the start's record lands after the instance already reported
+  const d = o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '256Mi' }, env: { RUN_MS: '1' } }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'completed' && s }, 5000, 'completed')
+  await new Promise((r) => setTimeout(r, 100))
+  const stored = await n.contracts.get(v.replicas[0]!.contractId!, 'provider')
+  t.ok(stored?.instanceId, 'the instance id survived the concurrent status change')
+  t.equal(stored?.status, 'ended')
+  const logs = await o.logs(d.id, { replica: 0 })
+  t.match(logs.lines[0]?.line ?? '', /started on/)
+})
+
 t.test('a dry run says which nodes would bid and why the others would not', async (t) => {
   const m = new SimMarket(3, { share: { cpu: 1 } })
   t.teardown(() => m.close())

@@ -9,30 +9,14 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import Docker from 'dockerode'
 import { printLine, UsageError, type Command, type CommandContext } from '../command.ts'
-import { DaemonCluster, type DaemonHandle } from '../../scripts/testing/daemons.ts'
-import { wasmFixture } from '../../appliance/test/wasm-fixtures.ts'
+import { LocalMesh, type LocalNode } from '../local-mesh.ts'
+import { demoJobModule, demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import { printEvents } from './deploy.ts'
 
-const IMAGE = 'noir/busybox:latest'
+export { removeNodeContainers } from '../local-mesh.ts'
 
-/** Removes every container the given nodes created (a killed daemon cannot stop its own). */
-export async function removeNodeContainers(dids: string[]): Promise<number> {
-  const docker = new Docker()
-  let n = 0
-  try {
-    for (const did of dids) {
-      const list = await docker.listContainers({ all: true, filters: { label: [`noir.node=${did}`] } })
-      for (const c of list) {
-        await docker.getContainer(c.Id).remove({ force: true }).catch(() => {})
-        n++
-      }
-    }
-  } catch {
-    // no Docker: nothing to remove
-  }
-  return n
-}
+const IMAGE = 'noir/busybox:latest'
 
 async function dockerReady(): Promise<boolean> {
   try {
@@ -48,7 +32,7 @@ async function dockerReady(): Promise<boolean> {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const tag = (did: string | null): string => (did ? did.slice(-6) : '------')
 
-async function until(ctx: CommandContext, api: DaemonHandle['api'], id: string, done: (v: DeploymentView) => boolean, seen: { n: number }, timeoutMs: number): Promise<DeploymentView> {
+async function until(ctx: CommandContext, api: LocalNode['api'], id: string, done: (v: DeploymentView) => boolean, seen: { n: number }, timeoutMs: number): Promise<DeploymentView> {
   const end = Date.now() + timeoutMs
   for (;;) {
     const v = await api.get<DeploymentView>(`/v1/deployments/${id}`)
@@ -60,7 +44,7 @@ async function until(ctx: CommandContext, api: DaemonHandle['api'], id: string, 
 }
 
 /** Prints a replica's log lines for `ms`. */
-async function streamLogs(ctx: CommandContext, api: DaemonHandle['api'], id: string, replica: number, ms: number, prefix: string): Promise<number> {
+async function streamLogs(ctx: CommandContext, api: LocalNode['api'], id: string, replica: number, ms: number, prefix: string): Promise<number> {
   const ac = new AbortController()
   const timer = setTimeout(() => ac.abort(), ms)
   const onAbort = (): void => ac.abort()
@@ -97,17 +81,15 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
     const useDocker = !values.wasm && (await dockerReady())
     const work = mkdtempSync(join(tmpdir(), 'noir-demo-'))
-    const cluster = new DaemonCluster()
-    const dids: string[] = []
+    // Daemons with temp homes; their keys are encrypted with a passphrase made for this run only.
+    const mesh = new LocalMesh({ homePrefix: 'noir-demo-node-' })
     const t0 = Date.now()
     const say = (s: string): void => printLine(ctx, s)
     try {
       say(`NoirLedger demo: three nodes on 127.0.0.1, workloads as ${useDocker ? `containers (${IMAGE})` : 'WebAssembly modules'}`)
       const config = { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 800 } }
-      const a = await cluster.start({ config: config as never })
-      const [b, c] = await Promise.all([cluster.start({ bootstrap: a.multiaddrs, config: config as never }), cluster.start({ bootstrap: a.multiaddrs, config: config as never })])
-      const nodes = [a, b, c]
-      dids.push(...nodes.map((n) => n.did))
+      const nodes = await mesh.startMany(3, { config: config as never })
+      const a = nodes[0]!
       for (const n of nodes) say(`  node ${tag(n.did)}  pid ${n.pid}  ${n.did}`)
       for (let i = 0; i < 100 && (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length < 2; i++) await sleep(100)
       await sleep(1000) // let the pubsub mesh form
@@ -121,8 +103,8 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
       } else {
         const svc = join(work, 'service.wasm')
         const job = join(work, 'job.wasm')
-        writeFileSync(svc, wasmFixture('graceful'))
-        writeFileSync(job, wasmFixture('log-stream'))
+        writeFileSync(svc, demoServiceModule())
+        writeFileSync(job, demoJobModule())
         serviceRuntime = { type: 'wasm', module: svc }
         jobRuntime = { type: 'wasm', module: job }
       }
@@ -161,14 +143,14 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
       for (const x of cs.contracts) say(`  ${x.id.slice(0, 8)} ${x.side.padEnd(8)} ${x.status.padEnd(9)} ${x.slot} epoch ${x.epoch} on ${tag(x.provider)} ${x.pricePerHour} NLC/h ${x.signedByConsumer && x.signedByProvider ? 'signed by both' : ''}`)
 
       say('\n== stopping')
-      await a.api.post(`/v1/deployments/${sd.id}/stop`)
-      return 0
+      const stopped = await a.api.post<DeploymentView>(`/v1/deployments/${sd.id}/stop`)
+      for (const f of stopped.stopFailures) say(`  ${f.slot} on node ${tag(f.node)} did not confirm its stop: ${f.error}`)
+      say(stopped.stopFailures.length === 0 ? `service ${stopped.phase}: every replica confirmed by its node` : `service ${stopped.phase}, ${stopped.stopFailures.length} replica(s) unconfirmed`)
+      return stopped.stopFailures.length === 0 ? 0 : 1
     } finally {
-      await Promise.all(cluster.daemons.map((d) => d.stop().catch(() => {})))
-      await cluster.cleanup()
-      const removed = await removeNodeContainers(dids)
+      const { containersRemoved } = await mesh.shutdown()
       rmSync(work, { recursive: true, force: true })
-      say(`all nodes stopped${removed > 0 ? `, ${removed} container(s) they left removed` : ''}, temp homes removed (${Date.now() - t0} ms in all)`)
+      say(`all nodes stopped${containersRemoved > 0 ? `, ${containersRemoved} container(s) they left removed` : ''}, temp homes removed (${Date.now() - t0} ms in all)`)
     }
   },
 }
