@@ -32,43 +32,75 @@ function sameHash(a: Uint8Array, b: Uint8Array): boolean {
   return true
 }
 
-/** The ancestors of one leaf under a root whose signature was verified: nodes[l] sits at level l, position index >>> l. */
+/**
+ * One leaf's path under a root whose signature was verified: nodes[l] is its ancestor at level l (position
+ * index >>> l; nodes[0] the leaf hash, the last one the root) and siblings[l] that ancestor's sibling (position
+ * (index >>> l) ^ 1; undefined where a level promoted the node unchanged). All of them are authenticated.
+ */
 export interface VerifiedPath {
   index: number
-  /** nodes[0] is the leaf hash, the last one the root. */
   nodes: Uint8Array[]
+  siblings: (Uint8Array | undefined)[]
 }
 
 /**
  * Walks from `leaf` towards the root like rootFromProof, but stops as soon as it meets a node of `known` (a path
- * under an already verified root) at the same level and position: the leaf is then in that verified tree.
- * Returns the path walked, completed with `known`'s upper nodes when it joined (`joined: true`); otherwise its
- * last node is the root, whose signature the caller must check.
+ * under an already verified root: one of its ancestors or their siblings) at the same level and position: the
+ * leaf is then in that verified tree. For a batch arriving in order that is after ~0.5 node hashes per leaf.
+ * Returns the path walked, completed from `known` when it joined (`joined: true`); otherwise its last node is
+ * the root, whose signature the caller must check. Sibling hashes are copied (the path may outlive `proof`).
  */
 export function pathFromProof(leaf: Uint8Array, index: number, count: number, proof: Uint8Array[], known: VerifiedPath | undefined): { path: VerifiedPath; joined: boolean } {
   const nodes = [leaf]
+  const siblings: (Uint8Array | undefined)[] = []
   let h = leaf
   let i = index
   let w = count
   let k = 0
   let level = 0
   for (;;) {
-    if (known !== undefined && known.index >>> level === i) {
-      const kn = known.nodes[level]
-      if (kn !== undefined && sameHash(kn, h)) {
-        for (let l = level + 1; l < known.nodes.length; l++) nodes.push(known.nodes[l]!)
-        return { path: { index, nodes }, joined: true }
+    if (known !== undefined && level < known.nodes.length) {
+      const ki = known.index >>> level
+      let from = -1
+      if (ki === i) {
+        if (sameHash(known.nodes[level]!, h)) {
+          siblings[level] = known.siblings[level]
+          from = level + 1
+        }
+      } else if ((ki ^ 1) === i) {
+        const ks = known.siblings[level]
+        if (ks !== undefined && sameHash(ks, h)) {
+          siblings[level] = known.nodes[level]
+          from = level + 1
+        }
+      }
+      if (from >= 0) {
+        for (let l = from; l < known.nodes.length; l++) {
+          nodes.push(known.nodes[l]!)
+          siblings[l] = known.siblings[l]
+        }
+        siblings.length = nodes.length - 1
+        return { path: { index, nodes, siblings }, joined: true }
       }
     }
     if (w <= 1) break
-    if ((i & 1) === 1) h = nodeHash(proof[k++]!, h)
-    else if (i + 1 < w) h = nodeHash(h, proof[k++]!)
+    if ((i & 1) === 1) {
+      const sib = proof[k++]!
+      siblings[level] = Uint8Array.prototype.slice.call(sib)
+      h = nodeHash(sib, h)
+    } else if (i + 1 < w) {
+      const sib = proof[k++]!
+      siblings[level] = Uint8Array.prototype.slice.call(sib)
+      h = nodeHash(h, sib)
+    } else {
+      siblings[level] = undefined
+    }
     i >>>= 1
     w = (w + 1) >>> 1
     level++
     nodes.push(h)
   }
-  return { path: { index, nodes }, joined: false }
+  return { path: { index, nodes, siblings }, joined: false }
 }
 
 /** How many sibling hashes the proof of leaf `index` among `count` leaves holds. */
