@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { DaemonCluster, NOIR_BIN } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { removeNodeContainers } from '../commands/demo.ts'
+import { demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
 
 const IMAGE = 'noir/busybox:latest'
 const examples = new URL('../../examples/', import.meta.url).pathname
@@ -82,6 +83,37 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
   const stopped = noir(d2.home, ['stop', sv.id])
   t.match(stopped.out, /stopped/)
   t.equal(copies(), 0, 'stopping removes it')
+})
+
+t.test('noir stop exits 1 and names the replica when its node cannot confirm the stop', async (t) => {
+  const cluster = new DaemonCluster()
+  const tmp = mkdtempSync(join(tmpdir(), 'noir-cli-'))
+  t.teardown(async () => {
+    await cluster.cleanup()
+    rmSync(tmp, { recursive: true, force: true })
+  })
+  const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
+  const a = await cluster.start({ config: { share, orchestration: { bidWindowMs: 500 } } as never })
+  const b = await cluster.start({ bootstrap: a.multiaddrs, config: { share, orchestration: { labels: { zone: 'b' } } } as never })
+  const module = join(tmp, 'svc.wasm')
+  writeFileSync(module, demoServiceModule())
+  const file = join(tmp, 'svc.yaml')
+  writeFileSync(file, `apiVersion: noir/v1\nkind: service\nname: pinned\nruntime: {type: wasm, module: ${module}}\nresources: {cpu: 0.2, memory: 16Mi}\nconstraints: {labels: {zone: b}}\n`)
+  let v: { id: string; phase: string; replicas: { node: string; slot: string }[] } | undefined
+  for (let i = 0; i < 50 && v?.phase !== 'running'; i++) {
+    // the mesh may still be forming: deploy again until node b bids
+    const r = noir(a.home, ['--json', 'deploy', file, '--wait'])
+    v = JSON.parse(r.out) as typeof v
+    if (v?.phase !== 'running') await new Promise((res) => setTimeout(res, 200))
+  }
+  t.equal(v?.phase, 'running')
+  t.equal(v!.replicas[0]!.node, b.did, 'placed on the only node with the label')
+  await b.kill()
+  const stopped = noir(a.home, ['stop', v!.id])
+  t.equal(stopped.code, 1, 'not "stopped": the node could not confirm')
+  t.match(stopped.out, /1 replica\(s\) not confirmed stopped/)
+  t.match(stopped.err, new RegExp(`${v!.replicas[0]!.slot} on node ${b.did} \\(contract [\\w-]+\\) did not stop: \\w+`))
+  t.notMatch(stopped.out, /: stopped$/m)
 })
 
 t.test('noir demo runs end to end and leaves no process, container or temp home behind', async (t) => {
