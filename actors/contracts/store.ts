@@ -77,6 +77,7 @@ export class LevelContractStore implements ContractStore {
       if (epoch > held) await this.#db.put(`e/${slot}`, String(epoch))
       return Math.max(held, epoch)
     })
+    // The caller gets the failure through `next`; the chain only has to go on to the next raise.
     this.#chain = next.catch(() => undefined)
     return next
   }

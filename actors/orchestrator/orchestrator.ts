@@ -553,7 +553,7 @@ export class Orchestrator {
           this.#event(d, `standby ${standby.node} promoted for slot ${rep.slot}`)
           void this.#fence(rep.slot, rep.epoch)
           await this.#startReplica(d, rep)
-          void this.#refreshStandby(d)
+          this.#refreshStandby(d).catch((err: Error) => this.#log('warn', 'standby not refreshed', { deployment: d.id, error: err.name, message: err.message }))
           return
         } catch (err) {
           this.#event(d, `standby ${standby.node} could not take slot ${rep.slot}: ${(err as Error).message}`)
@@ -568,7 +568,7 @@ export class Orchestrator {
       if (await this.#commitSlots(d, [rep], offers, exclude, bids)) {
         void this.#fence(rep.slot, rep.epoch)
         await this.#startReplica(d, rep)
-        if (w.lane === 'protected' && !d.standby) void this.#refreshStandby(d)
+        if (w.lane === 'protected' && !d.standby) this.#refreshStandby(d).catch((err: Error) => this.#log('warn', 'standby not refreshed', { deployment: d.id, error: err.name, message: err.message }))
         return
       }
       await new Promise((r) => setTimeout(r, 1000))
@@ -653,7 +653,8 @@ export class Orchestrator {
     for (const d of this.#deployments.values()) {
       if (d.machine.done) continue
       if (d.standby?.node === node) {
-        void this.#setStatus(d.standby.contractId, 'ended', 'node lost')
+        const contractId = d.standby.contractId
+        this.#setStatus(contractId, 'ended', 'node lost').catch((err: Error) => this.#log('warn', 'standby contract not marked ended', { contractId, error: err.name, message: err.message }))
         d.standby = null
       }
       for (const rep of d.replicas) {

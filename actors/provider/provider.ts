@@ -67,7 +67,9 @@ export class Provider {
 
   /** Listens to the runner; after a restart, takes up the instances of this node's active contracts again. */
   async start(): Promise<void> {
-    this.#unsubscribe = this.#i.runner.onStatus((s) => void this.#onInstance(s))
+    this.#unsubscribe = this.#i.runner.onStatus((s) => {
+      this.#onInstance(s).catch((err: Error) => this.#log('instance status not recorded', { instanceId: s.instanceId, state: s.state, error: err.name, message: err.message }))
+    })
     for (const s of await this.#i.contracts.list()) {
       if (s.side !== 'provider' || s.status !== 'active' || !s.instanceId) continue
       this.#byInstance.set(s.instanceId, s.contract.terms.id)

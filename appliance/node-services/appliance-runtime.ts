@@ -156,7 +156,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     try {
       rec = this.#parts.allocations.get(instanceId)
     } catch {
-      // gone while the daemon was down: report it ended
+      // gone while the daemon was down (AllocationNotFoundError is get's only failure): report it ended
       setImmediate(() => {
         for (const l of this.#listeners) l({ instanceId, state: 'failed', reason: 'the allocation is gone after a restart', code: null, at: Date.now() })
       })

@@ -98,7 +98,7 @@ class OrchestrationService implements NodeService {
         try {
           return didFromPeerId(c.remotePeer)
         } catch {
-          return ''
+          return '' // a peer whose id is not an Ed25519 key has no did:key: not a node to ask
         }
       }))].filter((d) => d.length > 0),
       latencyMs: (did) => this.#latency.get(did),
@@ -149,7 +149,9 @@ class OrchestrationService implements NodeService {
     beat.unref()
     const lat = setInterval(() => void this.#refreshLatency(), 2000)
     lat.unref()
-    const rt = setInterval(() => void this.#runtime?.refreshRuntimes(), 10_000)
+    const rt = setInterval(() => {
+      this.#runtime?.refreshRuntimes().catch((err: Error) => ctx.log.warn('runtimes not refreshed', { error: err.name, message: err.message }))
+    }, 10_000)
     rt.unref()
     this.#timers.push(beat, lat, rt)
   }
