@@ -5,8 +5,6 @@ import type { NoirHost } from './host.ts'
 import { unreachablePeer } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 
-const DHT_ATTEMPTS = 5
-
 export async function connectToPeer(host: NoirHost, peer: PeerId, signal: AbortSignal, log: Log = silentLog): Promise<Connection> {
   const open = host.getConnections(peer).filter((c) => c.status === 'open')
   const direct = open.find((c) => c.limits == null)
@@ -23,10 +21,10 @@ export async function connectToPeer(host: NoirHost, peer: PeerId, signal: AbortS
       log.debug('dial with known addresses failed; asking the DHT', { peer: peer.toString(), ...errorFields(err) })
     }
   }
-  // The DHT: a node that just started may still be filling its routing table, so a lookup that finds
-  // nothing is retried a few times (0.25, 0.5, 1, 2 s apart) within the caller's deadline.
+  // The DHT: a node that just started (or a busy machine) may still be filling its routing table, so a
+  // lookup that finds nothing is retried (0.25, 0.5, 1, then every 2 s) until the caller's deadline.
   let lastError: unknown
-  for (let attempt = 0; attempt < DHT_ATTEMPTS && !signal.aborted; attempt++) {
+  for (let attempt = 0; !signal.aborted; attempt++) {
     try {
       const info = await host.peerRouting.findPeer(peer, { signal })
       if (info.multiaddrs.length === 0) throw new Error('the DHT knows no addresses for it')
@@ -35,7 +33,7 @@ export async function connectToPeer(host: NoirHost, peer: PeerId, signal: AbortS
       return await host.dial(peer, { signal })
     } catch (err) {
       lastError = err
-      if (signal.aborted || attempt === DHT_ATTEMPTS - 1) break
+      if (signal.aborted) break
       log.debug('DHT lookup failed; retrying', { peer: peer.toString(), attempt, ...errorFields(err) })
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(250 * 2 ** attempt, 2_000))
