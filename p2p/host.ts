@@ -10,7 +10,6 @@ import { ping, type Ping } from '@libp2p/ping'
 import { kadDHT, passthroughMapper, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { mdns } from '@libp2p/mdns'
-import { bootstrap } from '@libp2p/bootstrap'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { autoNAT } from '@libp2p/autonat'
@@ -73,9 +72,11 @@ function checkAddrs(what: string, addrs: readonly string[]): string[] {
 /** Creates (does not start) the host. */
 export async function createHost(opts: HostOptions): Promise<NoirHost> {
   const listen = checkAddrs('listen', opts.listen ?? DEFAULT_LISTEN)
-  const bootstrapList = checkAddrs('bootstrap', opts.bootstrap ?? [])
+  // Bootstrap peers are not a discovery module here: p2p/mesh.ts dials them once the host has started.
+  // @libp2p/bootstrap dials from a timer started with the services, and on a busy machine its connection
+  // could finish identify before kad-dht registered its topology, leaving the DHT routing table empty.
+  checkAddrs('bootstrap', opts.bootstrap ?? [])
   const peerDiscovery: Array<(components: never) => PeerDiscovery> = []
-  if (bootstrapList.length > 0) peerDiscovery.push(bootstrap({ list: bootstrapList, timeout: 0 }) as never)
   if (opts.mdns ?? true) peerDiscovery.push(mdns({ interval: 10_000 }) as never)
   const nat = opts.natTraversal ?? true
 

@@ -74,6 +74,7 @@ export class Mesh {
     await this.broadcast.start()
     this.peers.start()
     await this.keepBootstrapPeers()
+    await this.dialBootstrapPeers()
     this.started = true
     if (this.bootstrapList.length > 0 && this.bootstrapCheckMs > 0) {
       this.bootstrapTimer = setInterval(() => void this.redialBootstrapIfAlone(), this.bootstrapCheckMs)
@@ -106,6 +107,20 @@ export class Mesh {
         this.log.warn('bootstrap address ignored', { address: a, ...errorFields(err) })
       }
     }
+  }
+
+  /**
+   * Dials every bootstrap peer once the host (and so every service's protocol topology, kad-dht's
+   * included) has started; a peer that cannot be reached is logged and redialled later by the timer.
+   */
+  private async dialBootstrapPeers(): Promise<void> {
+    await Promise.all(this.bootstrapList.map(async (a) => {
+      try {
+        await this.host.dial(multiaddr(a), { signal: AbortSignal.timeout(5_000) })
+      } catch (err) {
+        this.log.warn('bootstrap peer not reached; will retry', { address: a, ...errorFields(err) })
+      }
+    }))
   }
 
   /** When no bootstrap peer is connected (a partition healed, a restart), dial them again. */

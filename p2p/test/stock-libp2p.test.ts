@@ -26,20 +26,24 @@ t.test('a stock js-libp2p node dials and pings a daemon; identify lists /noir/ac
   })
   t.teardown(() => stock.stop())
 
+  // Listen before dialling: the stock node runs identify on every new connection, and the event carries
+  // the daemon's whole protocol list (the peer store alone may first hold only protocols seen on streams,
+  // e.g. ping's, before identify's answer arrives).
+  const identified = new Promise<string[]>((resolve) => {
+    stock.addEventListener('peer:identify', (evt) => {
+      if (evt.detail.peerId.toString() === d.peerId) resolve(evt.detail.protocols)
+    })
+  })
   const conn = await stock.dial(multiaddr(d.multiaddrs[0]!))
   t.equal(conn.remotePeer.toString(), d.peerId, 'the Noise handshake authenticates the daemon\'s peer id (its did:key)')
 
   const rtt = await stock.services.ping.ping(multiaddr(d.multiaddrs[0]!))
   t.ok(Number.isFinite(rtt) && rtt >= 0, `ping answered in ${rtt} ms`)
 
-  // the stock node runs identify on every new connection (a second concurrent identify stream would be
-  // refused by identify's one-inbound-stream limit): read what it recorded
-  const peer = await eventually(async () => {
-    const p = await stock.peerStore.get(peerIdFromString(d.peerId))
-    return p.protocols.length > 0 ? p : undefined
-  }, 15_000)
-  t.ok(peer.protocols.includes('/noir/actor/1.0.0'), 'identify lists the actor wire protocol')
-  t.ok(peer.protocols.includes('/noir/kad/1.0.0'), 'and the project DHT')
+  const protocols = await identified
+  t.ok(protocols.includes('/noir/actor/1.0.0'), 'identify lists the actor wire protocol')
+  t.ok(protocols.includes('/noir/kad/1.0.0'), 'and the project DHT')
+  const peer = await stock.peerStore.get(peerIdFromString(d.peerId))
   t.ok(peer.addresses.some((a) => d.multiaddrs.some((m) => m.startsWith(a.multiaddr.toString()))), 'and the daemon\'s listen address')
 })
 
