@@ -4,7 +4,6 @@
 # Runs as root on CI machines; elsewhere it does what it can and the tests that need more say why they skip.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-pkgs=(docker.io busybox-static qemu-system-x86 iproute2 iptables bubblewrap)
 missing=()
 command -v dockerd >/dev/null || missing+=(docker.io)
 [ -x /bin/busybox ] || missing+=(busybox-static)
