@@ -438,6 +438,15 @@ export class ActorSystem implements Startable {
     }
   }
 
+  /**
+   * Resolves once every remote envelope received so far has had its signature checked. Over an authenticating
+   * transport signatures are checked concurrently with delivery (spec/actors.md, "Signature checks"): wait
+   * for this before keeping a received message as evidence.
+   */
+  signaturesChecked(): Promise<void> {
+    return this.#remote?.signaturesChecked?.() ?? Promise.resolve()
+  }
+
   /** Stops every actor (children before parents, newest first), saves persistent snapshots, stops the transport. */
   async stop(): Promise<void> {
     if (this.#state !== 'running') return

@@ -23,6 +23,8 @@ export interface RemoteEndpoint {
   forget(id: string): void
   /** Runs one inbound envelope through the receive pipeline. */
   receive(inbound: InboundEnvelope): void
+  /** Resolves once every envelope received so far has had its signature checked (concurrent checks). */
+  signaturesChecked?(): Promise<void>
   /** Fails every pending ask with `error` (the system is stopping). */
   close(error: Error): void
 }

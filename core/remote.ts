@@ -4,9 +4,14 @@
 // EnvelopeVerifier) -> sender DID bound to the delivering peer -> answer matching, or the actor's
 // behavior lookup -> capability check -> mailbox (in the ActorSystem). Every refusal is answered to the
 // peer with a typed error; an answer is never answered.
+//
+// Over a transport that authenticates peers (libp2p's Noise session is bound to the peer's did:key), the
+// signature is checked on identity's SignatureWorker, on another core, while the pipeline goes on; a failure
+// is answered, reported as a `peer-violation` and the peer is disconnected (spec/actors.md, "Signature checks").
 import { randomUUID } from 'node:crypto'
 import {
   EnvelopeVerifier,
+  SignatureWorker,
   decodeEnvelope,
   didOf,
   parseAddress,
@@ -15,6 +20,8 @@ import {
   type Envelope,
   type EnvelopeInit,
   type JsonValue,
+  type DecodedWire,
+  type IdentityError,
   type NodeKey,
   type SignedEnvelope,
 } from '../identity/index.ts'
@@ -40,6 +47,14 @@ interface Outgoing {
   init: EnvelopeInit
   /** Set for messages we originate (to report a send failure); unset for answers. */
   origin: { behavior: string; to: string; reply: Replier | undefined } | undefined
+  /** Runs once the transport took the envelope (or failed to). */
+  onSent?: () => void
+}
+
+/** What the signature worker keeps of an envelope it checks: enough to answer it and name the peer. */
+interface Unverified {
+  peerDid: string
+  env: Envelope
 }
 
 interface PendingRemote {
@@ -51,6 +66,14 @@ interface PendingRemote {
 export interface RemoteEndpointOptions {
   /** Largest accepted envelope in bytes; default identity's DEFAULT_MAX_BYTES (1 MiB). */
   maxBytes?: number
+  /**
+   * When inbound signatures are checked. 'concurrent' (the default) checks them on a worker thread while
+   * the envelope is delivered, but only over a transport that authenticates peers; 'inline' checks every
+   * signature before delivery. spec/actors.md, "Signature checks".
+   */
+  signatureCheck?: 'inline' | 'concurrent'
+  /** Envelopes that may wait for the signature worker before checks go inline. Default 65,536. */
+  maxUnverified?: number
 }
 
 function isAnswer(env: Pick<Envelope, 'behavior'>): boolean {
@@ -66,6 +89,7 @@ class SignedRemote implements RemoteEndpoint {
   readonly #key: NodeKey
   readonly #clock: Clock
   readonly #verifier: EnvelopeVerifier
+  readonly #signatures: SignatureWorker<Unverified> | undefined
   readonly #pending = new Map<string, PendingRemote>()
   #outbox: Outgoing[] = []
   #flushScheduled = false
@@ -76,6 +100,22 @@ class SignedRemote implements RemoteEndpoint {
     this.#key = deps.system.key
     this.#clock = deps.system.clock
     this.#verifier = new EnvelopeVerifier({ now: () => this.#clock.now(), ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}) })
+    if ((options.signatureCheck ?? 'concurrent') === 'concurrent' && deps.transport.authenticatesPeers === true) {
+      this.#signatures = new SignatureWorker<Unverified>({
+        onFailure: (u, error) => this.#onBadSignature(u, error),
+        ...(options.maxUnverified !== undefined ? { maxBacklog: options.maxUnverified } : {}),
+      })
+    }
+  }
+
+  /** How inbound signatures are being checked now ('worker' / 'idle' = concurrent). */
+  get signatureCheckMode(): 'inline' | 'idle' | 'worker' | 'stopped' {
+    return this.#signatures?.mode ?? 'inline'
+  }
+
+  /** Resolves once every envelope received so far has had its signature checked. */
+  signaturesChecked(): Promise<void> {
+    return this.#signatures?.drained() ?? Promise.resolve()
   }
 
   // ---- outbound ------------------------------------------------------------------------------------------------
@@ -153,6 +193,7 @@ class SignedRemote implements RemoteEndpoint {
 
   #transmit(out: Outgoing, signed: SignedEnvelope): void {
     const sent = this.#deps.transport.send(out.toDid, signed.bytes)
+    if (out.onSent) sent.then(out.onSent, out.onSent)
     const onError = (err: unknown): void => {
       if (!out.origin) return
       this.#pending.delete(signed.envelope.id)
@@ -170,8 +211,11 @@ class SignedRemote implements RemoteEndpoint {
   }
 
   /** Queues an answer to `env` (a reply or a refusal). Never answers an answer. */
-  answer(env: Pick<Envelope, 'id' | 'from' | 'to' | 'behavior' | 'replyTo'>, peerDid: string, body: ReplyBody, fromAddress: string): void {
-    if (isAnswer(env) || this.#closed) return
+  answer(env: Pick<Envelope, 'id' | 'from' | 'to' | 'behavior' | 'replyTo'>, peerDid: string, body: ReplyBody, fromAddress: string, onSent?: () => void): void {
+    if (isAnswer(env) || this.#closed) {
+      onSent?.()
+      return
+    }
     const to = env.replyTo ?? env.from
     let toDid: string
     try {
@@ -181,7 +225,9 @@ class SignedRemote implements RemoteEndpoint {
     }
     // Answers go to the node that delivered the envelope: a refusal must reach whoever sent these bytes.
     const target = toDid === peerDid ? to : peerDid
-    this.#queue({ toDid: peerDid, init: { from: fromAddress, to: target, behavior: REPLY_BEHAVIOR, inReplyTo: env.id, body: body as unknown as JsonValue, now: this.#clock.now() }, origin: undefined })
+    const out: Outgoing = { toDid: peerDid, init: { from: fromAddress, to: target, behavior: REPLY_BEHAVIOR, inReplyTo: env.id, body: body as unknown as JsonValue, now: this.#clock.now() }, origin: undefined }
+    if (onSent) out.onSent = onSent
+    this.#queue(out)
   }
 
   #refuse(peerDid: string, error: Error, env: Pick<Envelope, 'id' | 'from' | 'to' | 'behavior' | 'replyTo'> | undefined): void {
@@ -196,8 +242,12 @@ class SignedRemote implements RemoteEndpoint {
   receive(inbound: InboundEnvelope): void {
     const { bytes, peerDid } = inbound
     let env: Envelope
+    let unverified: DecodedWire | undefined
     try {
-      env = this.#verifier.verify(bytes)
+      if (this.#signatures) {
+        unverified = this.#verifier.admit(bytes)
+        env = unverified.envelope
+      } else env = this.#verifier.verify(bytes)
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err))
       let decoded: Envelope | undefined
@@ -215,6 +265,16 @@ class SignedRemote implements RemoteEndpoint {
     }
     const senderDid = didOf(env.from)
     if (senderDid !== peerDid) return this.#refuse(peerDid, new SenderMismatchError(senderDid, peerDid), env)
+    if (unverified) {
+      try {
+        // checked on the worker while we go on; inline (and thrown here) when the worker cannot take it
+        this.#signatures!.submit(senderDid, unverified, bytes, env.id, { peerDid, env })
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err))
+        if (isAnswer(env)) return this.#deps.emit({ type: 'rejected', to: env.to, behavior: env.behavior, error })
+        return this.#refuse(peerDid, error, env)
+      }
+    }
     if (isAnswer(env)) return this.#onAnswer(env, senderDid)
     let path: string
     try {
@@ -226,6 +286,17 @@ class SignedRemote implements RemoteEndpoint {
     }
     if (path === '') return this.#refuse(peerDid, new MisaddressedError(env.to, `${this.#key.did}/<actor>`), env)
     this.#deps.deliver(path, env.behavior, env.body, env.from, senderDid, env.proofs, new RemoteReplier(this, env, peerDid))
+  }
+
+  /**
+   * An envelope already delivered failed its concurrent signature check. The session was authenticated, so
+   * its sender is known: it is told (a typed refusal), reported, and disconnected once the refusal is sent.
+   */
+  #onBadSignature(u: Unverified, error: IdentityError): void {
+    const { peerDid, env } = u
+    this.#deps.emit({ type: 'peer-violation', peerDid, envelopeId: env.id, behavior: env.behavior, error })
+    const hangUp = (): void => this.#deps.transport.disconnect?.(peerDid, error)
+    this.answer(env, peerDid, { ok: false, error: toWireError(error) }, this.#key.did, hangUp)
   }
 
   #onAnswer(env: Envelope, senderDid: string): void {
@@ -249,6 +320,7 @@ class SignedRemote implements RemoteEndpoint {
 
   close(error: Error): void {
     this.#closed = true
+    void this.#signatures?.stop()
     const pending = [...this.#pending.values()]
     this.#pending.clear()
     for (const p of pending) p.reply.fail(error)

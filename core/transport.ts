@@ -21,12 +21,23 @@ export interface Transport {
   /** The DID of the node this transport speaks for. */
   readonly localDid: string
   /**
+   * True when `peerDid` is proven cryptographically for every inbound envelope (libp2p: the Noise session is
+   * bound to the peer's did:key). The kernel may then check envelope signatures concurrently with delivery
+   * (spec/actors.md, "Signature checks"); otherwise it checks them before delivery.
+   */
+  readonly authenticatesPeers?: boolean
+  /**
    * Sends one encoded envelope to the node `toNodeDid`. Resolves once the bytes are handed to the
    * connection (at-most-once: no retry after that point). Order is kept per (this node, toNodeDid).
    * Rejects with an error whose `name` is `UnreachableError` when no route to that node can be found
    * (core/errors.ts exports an `UnreachableError` class implementations may throw; the kernel checks the name).
    */
   send(toNodeDid: string, bytes: Uint8Array): Promise<void>
+  /**
+   * Drops every connection to `peerDid` (it broke the protocol: a signature that did not verify on an
+   * authenticated session). Optional; a transport without connections has nothing to drop.
+   */
+  disconnect?(peerDid: string, reason: Error): void
   /** Installs the one handler that receives every inbound envelope. Replaces any earlier handler. */
   onEnvelope(handler: InboundHandler): void
   start(): Promise<void>

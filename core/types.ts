@@ -52,6 +52,11 @@ export type SystemEvent =
   | { type: 'escalated'; address: string; error: Error; root: boolean }
   /** A message refused after it was sent: a remote tell answered with an error, or a queued tell dropped. */
   | { type: 'rejected'; to: string; behavior: string; error: Error }
+  /**
+   * A peer broke the protocol on an authenticated session (an envelope whose signature failed the concurrent
+   * check, after it was delivered): it was answered with the error and disconnected.
+   */
+  | { type: 'peer-violation'; peerDid: string; envelopeId: string; behavior: string; error: Error }
   /** An answer that matched no pending ask (late, after a time-out, or unknown). */
   | { type: 'unmatched-reply'; from: string; inReplyTo: string }
   /** XState's inspection stream for a hosted actor (only when the system was created with `inspect: true`). */

@@ -6,8 +6,6 @@ import { randomFillSync, randomUUID } from 'node:crypto'
 import { canonicalJson, type JsonValue } from './canonical-json.ts'
 import { parseAddress, isAddress } from './address.ts'
 import {
-  BadSignatureError,
-  EnvelopeTooLargeError,
   ExpiredEnvelopeError,
   IdentityError,
   InvalidAddressError,
@@ -17,11 +15,23 @@ import {
   NotYetValidEnvelopeError,
   ReplayedEnvelopeError,
   UnknownKeyError,
-  InvalidDidError,
 } from './errors.ts'
-import { verifyEd25519ForDid, type NodeKey } from './keys.ts'
-import { LruCache } from './lru.ts'
-import { buildTree, leafHash, MAX_BATCH_LEAVES, pathFromProof, proofLength, type VerifiedPath } from './merkle.ts'
+import type { NodeKey } from './keys.ts'
+import { buildTree, leafHash, MAX_BATCH_LEAVES } from './merkle.ts'
+import {
+  BATCH_FIXED_HEADER,
+  DEFAULT_MAX_BYTES,
+  KIND_BATCH,
+  KIND_SINGLE,
+  SINGLE_HEADER,
+  SINGLE_PREFIX,
+  WIRE_VERSION,
+  batchMessage,
+  decodeWireHeader,
+  withPrefix,
+  type WireHeader,
+} from './envelope-wire.ts'
+import { SignatureChecker } from './signature-checker.ts'
 
 export type { JsonValue } from './canonical-json.ts'
 
@@ -73,24 +83,14 @@ export interface SignedEnvelope {
 
 // ---- constants (spec/envelope.md) ---------------------------------------------------------------------------
 
-export const WIRE_VERSION = 0x01
-export const KIND_SINGLE = 0x01
-export const KIND_BATCH = 0x02
-export const TAG_SINGLE = 'noir:msg:v1'
-export const TAG_BATCH = 'noir:msg-batch:v1'
+export { WIRE_VERSION, KIND_SINGLE, KIND_BATCH, TAG_SINGLE, TAG_BATCH, DEFAULT_MAX_BYTES } from './envelope-wire.ts'
 export const DEFAULT_TTL_MS = 30_000
-export const DEFAULT_MAX_BYTES = 1024 * 1024
 export const DEFAULT_CLOCK_SKEW_MS = 30_000
 export const DEFAULT_MAX_TTL_MS = 10 * 60_000
 export const DEFAULT_REPLAY_CACHE_SIZE = 250_000
-const SINGLE_HEADER = 2 + 64
-const BATCH_FIXED_HEADER = 2 + 64 + 4 + 4
 
 const te = new TextEncoder()
 const td = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
-/** ASCII tag then a 0x00 separator. */
-const SINGLE_PREFIX = te.encode(TAG_SINGLE + '\0')
-const BATCH_PREFIX = te.encode(TAG_BATCH + '\0')
 
 const ID_RE = /^[\x21-\x7e]{1,128}$/
 const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/
@@ -204,13 +204,6 @@ function payloadOf(env: Envelope): Uint8Array {
   }
 }
 
-function withPrefix(prefix: Uint8Array, rest: Uint8Array): Uint8Array {
-  const m = new Uint8Array(prefix.length + rest.length)
-  m.set(prefix, 0)
-  m.set(rest, prefix.length)
-  return m
-}
-
 /** Signs one envelope. `init.from` must be an address of `key.did`. Throws InvalidEnvelopeInitError. */
 export function signEnvelope(key: NodeKey, init: EnvelopeInit): SignedEnvelope {
   const envelope = envelopeFromInit(key, init)
@@ -222,14 +215,6 @@ export function signEnvelope(key: NodeKey, init: EnvelopeInit): SignedEnvelope {
   bytes.set(sig, 2)
   bytes.set(payload, SINGLE_HEADER)
   return { envelope, bytes }
-}
-
-function batchMessage(count: number, root: Uint8Array): Uint8Array {
-  const m = new Uint8Array(BATCH_PREFIX.length + 4 + 32)
-  m.set(BATCH_PREFIX, 0)
-  new DataView(m.buffer).setUint32(BATCH_PREFIX.length, count)
-  m.set(root, BATCH_PREFIX.length + 4)
-  return m
 }
 
 /**
@@ -267,46 +252,13 @@ export function signEnvelopeBatch(key: NodeKey, inits: EnvelopeInit[]): SignedEn
 // ---- decoding ------------------------------------------------------------------------------------------------
 
 /** Everything the wire holds, parsed and checked for structure (not for signature or time). */
-export interface DecodedWire {
-  kind: typeof KIND_SINGLE | typeof KIND_BATCH
-  signature: Uint8Array
-  /** Batch only. */
-  count: number
-  index: number
-  proof: Uint8Array[]
-  payload: Uint8Array
+export interface DecodedWire extends WireHeader {
   envelope: Envelope
 }
 
 export function decodeWire(bytes: Uint8Array, maxBytes = DEFAULT_MAX_BYTES): DecodedWire {
-  if (!(bytes instanceof Uint8Array)) fail('envelope bytes must be a Uint8Array')
-  if (bytes.length > maxBytes) throw new EnvelopeTooLargeError(`envelope is ${bytes.length} bytes; the limit is ${maxBytes}`)
-  if (bytes.length < SINGLE_HEADER + 2) fail('envelope is shorter than its header')
-  if (bytes[0] !== WIRE_VERSION) fail(`unknown wire version ${bytes[0]}`)
-  const kind = bytes[1]
-  const signature = bytes.subarray(2, 66)
-  let count = 1
-  let index = 0
-  const proof: Uint8Array[] = []
-  let at = SINGLE_HEADER
-  if (kind === KIND_BATCH) {
-    if (bytes.length < BATCH_FIXED_HEADER + 2) fail('batch envelope is shorter than its header')
-    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    count = dv.getUint32(66)
-    index = dv.getUint32(70)
-    if (count < 1 || count > MAX_BATCH_LEAVES) fail(`batch count ${count} outside 1..${MAX_BATCH_LEAVES}`)
-    if (index >= count) fail(`batch index ${index} outside the batch of ${count}`)
-    const n = proofLength(index, count)
-    at = BATCH_FIXED_HEADER
-    if (bytes.length < at + n * 32 + 2) fail('batch envelope is shorter than its Merkle path')
-    for (let k = 0; k < n; k++) {
-      proof.push(bytes.subarray(at, at + 32))
-      at += 32
-    }
-  } else if (kind !== KIND_SINGLE) {
-    fail(`unknown signature kind ${kind}`)
-  }
-  const payload = bytes.subarray(at)
+  const header = decodeWireHeader(bytes, maxBytes)
+  const payload = header.payload
   let text: string
   try {
     text = td.decode(payload)
@@ -327,7 +279,7 @@ export function decodeWire(bytes: Uint8Array, maxBytes = DEFAULT_MAX_BYTES): Dec
     fail(`payload has no canonical form: ${err instanceof Error ? err.message : String(err)}`)
   }
   if (canonical !== text) fail('payload is not RFC 8785 canonical JSON')
-  return { kind: kind as DecodedWire['kind'], signature, count, index, proof, payload, envelope }
+  return { ...header, envelope }
 }
 
 /** Decodes and checks structure only (no signature, time or replay check). */
@@ -409,31 +361,13 @@ export interface EnvelopeVerifierOptions {
   now?: () => number
 }
 
-/** A batch whose root signature verified, with the path of the last leaf accepted under it. */
-interface BatchEntry {
-  did: string
-  count: number
-  signature: Uint8Array
-  path: VerifiedPath
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.byteLength !== b.byteLength) return false
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false
-  return true
-}
-
 export class EnvelopeVerifier {
   readonly #maxBytes: number
   readonly #skew: number
   readonly #maxTtl: number
   readonly #now: () => number
   readonly #replay: ReplayCache
-  /** Per verified batch (sender DID, count, signature): the path of the last leaf accepted under its root. */
-  readonly #batches: LruCache<string, BatchEntry>
-  /** The batch of the last batch envelope accepted (checked before the LRU: batches arrive in runs). */
-  #lastBatch: BatchEntry | undefined
-  #signatureChecks = 0
+  readonly #signatures: SignatureChecker
 
   constructor(opts: EnvelopeVerifierOptions = {}) {
     this.#maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES
@@ -441,12 +375,12 @@ export class EnvelopeVerifier {
     this.#maxTtl = opts.maxTtlMs ?? DEFAULT_MAX_TTL_MS
     this.#now = opts.now ?? Date.now
     this.#replay = new ReplayCache(opts.replayCacheSize ?? DEFAULT_REPLAY_CACHE_SIZE)
-    this.#batches = new LruCache(opts.batchCacheSize ?? 4096)
+    this.#signatures = new SignatureChecker(opts.batchCacheSize ?? 4096)
   }
 
   /** Ed25519 verifications performed so far (a batch costs one, however many of its envelopes arrive). */
   get signatureChecks(): number {
-    return this.#signatureChecks
+    return this.#signatures.signatureChecks
   }
 
   /**
@@ -455,52 +389,33 @@ export class EnvelopeVerifier {
    */
   verify(bytes: Uint8Array): Envelope {
     const w = decodeWire(bytes, this.#maxBytes)
-    const env = w.envelope
-    const did = didOf(env.from)
-    this.#checkSignature(did, w)
+    this.#signatures.check(didOf(w.envelope.from), w, w.envelope.id)
+    this.#admit(w.envelope)
+    return w.envelope
+  }
+
+  /**
+   * Everything but the signature: decode (bounded) -> expiry -> replay. For a receiver that learns the
+   * sender from an authenticated session and checks the signature elsewhere (a SignatureWorker): the
+   * signature must still be checked, with `checkSignature` or the worker, before the envelope is relied on
+   * as evidence. Throws a typed IdentityError.
+   */
+  admit(bytes: Uint8Array): DecodedWire {
+    const w = decodeWire(bytes, this.#maxBytes)
+    this.#admit(w.envelope)
+    return w
+  }
+
+  /** The signature check of `verify`, for an envelope decoded by `admit`. Throws BadSignatureError / UnknownKeyError. */
+  checkSignature(w: DecodedWire): void {
+    this.#signatures.check(didOf(w.envelope.from), w, w.envelope.id)
+  }
+
+  #admit(env: Envelope): void {
     const now = this.#now()
     if (env.exp - env.iat > this.#maxTtl) throw new MalformedEnvelopeError(`envelope lifetime ${env.exp - env.iat} ms exceeds ${this.#maxTtl} ms`)
     if (now > env.exp + this.#skew) throw new ExpiredEnvelopeError(`envelope ${env.id} expired at ${new Date(env.exp).toISOString()}`)
     if (env.iat > now + this.#skew) throw new NotYetValidEnvelopeError(`envelope ${env.id} is issued in the future (${new Date(env.iat).toISOString()})`)
-    this.#replay.admit(`${did}\n${env.id}\n${env.nonce}`, env.exp + this.#skew, now)
-    return env
-  }
-
-  #checkSignature(did: string, w: DecodedWire): void {
-    let ok: boolean
-    try {
-      if (w.kind === KIND_SINGLE) {
-        this.#signatureChecks++
-        ok = verifyEd25519ForDid(did, withPrefix(SINGLE_PREFIX, w.payload), w.signature)
-      } else {
-        // A leaf whose path meets the remembered path of an earlier leaf under the same verified root needs
-        // only the hashes up to that meeting point (about two per envelope for a batch arriving in order).
-        const sig = w.signature
-        const last = this.#lastBatch
-        let entry: BatchEntry | undefined
-        if (last !== undefined && last.did === did && last.count === w.count && sameBytes(last.signature, sig)) entry = last
-        else {
-          entry = this.#batches.get(`${did}|${w.count}|${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1')}`)
-        }
-        const { path, joined } = pathFromProof(leafHash(w.payload), w.index, w.count, w.proof, entry?.path)
-        ok = joined
-        if (!ok) {
-          this.#signatureChecks++
-          ok = verifyEd25519ForDid(did, batchMessage(w.count, path.nodes[path.nodes.length - 1]!), sig)
-          if (ok) {
-            entry = { did, count: w.count, signature: Uint8Array.prototype.slice.call(sig), path }
-            this.#batches.set(`${did}|${w.count}|${Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1')}`, entry)
-          }
-        }
-        if (ok && entry !== undefined) {
-          entry.path = path
-          this.#lastBatch = entry
-        }
-      }
-    } catch (err) {
-      if (err instanceof InvalidDidError) throw new UnknownKeyError(`cannot resolve the sender's key: ${err.message}`)
-      throw err
-    }
-    if (!ok) throw new BadSignatureError(`signature of envelope ${w.envelope.id} does not verify with ${did}`)
+    this.#replay.admit(`${didOf(env.from)}\n${env.id}\n${env.nonce}`, env.exp + this.#skew, now)
   }
 }

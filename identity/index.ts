@@ -36,6 +36,9 @@ export {
   type JsonValue,
 } from './envelope.ts'
 export { LruCache } from './lru.ts'
+export { decodeWireHeader, type WireHeader } from './envelope-wire.ts'
+export { SignatureChecker } from './signature-checker.ts'
+export { SignatureWorker, type SignatureWorkerOptions } from './signature-worker.ts'
 export {
   abilityCovers,
   abilityWithin,

@@ -14,9 +14,10 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import { dcutr } from '@libp2p/dcutr'
 import { autoNAT } from '@libp2p/autonat'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PeerDiscovery, PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import { InvalidPeerAddressError } from './errors.ts'
+import type { PeerQuarantine } from './quarantine.ts'
 
 /** The kad-dht protocol prefix: our DHT is its own network (`/noir/kad/1.0.0`), not the IPFS one. */
 export const DHT_PROTOCOL_PREFIX = '/noir'
@@ -56,6 +57,8 @@ export interface HostOptions {
   datastore?: Datastore
   /** Run DCUtR and AutoNAT (hole punching and reachability). Default true. */
   natTraversal?: boolean
+  /** Peers refused at the connection gater (inbound after Noise, and dials) while quarantined. */
+  quarantine?: PeerQuarantine
 }
 
 function checkAddrs(what: string, addrs: readonly string[]): string[] {
@@ -67,6 +70,14 @@ function checkAddrs(what: string, addrs: readonly string[]): string[] {
     }
   }
   return [...addrs]
+}
+
+function quarantineGater(q: PeerQuarantine): ConnectionGater {
+  return {
+    denyDialPeer: (peer) => q.denies(peer),
+    denyInboundEncryptedConnection: (peer) => q.denies(peer),
+    denyOutboundEncryptedConnection: (peer) => q.denies(peer),
+  }
 }
 
 /** Creates (does not start) the host. */
@@ -122,6 +133,7 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
     connectionManager: {
       inboundConnectionThreshold: opts.inboundConnectionThreshold ?? 5,
     },
+    ...(opts.quarantine ? { connectionGater: quarantineGater(opts.quarantine) } : {}),
     ...(opts.datastore ? { datastore: opts.datastore } : {}),
     services: services as never,
   }) as Promise<NoirHost>

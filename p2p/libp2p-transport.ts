@@ -18,13 +18,18 @@ export interface Libp2pTransportOptions {
   /** A frame must complete within this time once it starts arriving. Default 30 s. */
   frameTimeoutMs?: number
   log?: Log
+  /** Called with a peer that broke the protocol, before it is hung up on (the mesh refuses it for a while). */
+  quarantine?: (peer: PeerId) => void
 }
 
 export class Libp2pTransport implements Transport {
   readonly localDid: string
+  /** Noise binds every connection to the remote peer id, which is its did:key. */
+  readonly authenticatesPeers = true
   readonly wire: ActorWire
   private readonly host: NoirHost
   private readonly log: Log
+  private readonly quarantine: ((peer: PeerId) => void) | undefined
   private handler: InboundHandler = () => {}
   private readonly didByPeer = new Map<string, string>()
   private readonly peerByDid = new Map<string, PeerId>()
@@ -32,6 +37,7 @@ export class Libp2pTransport implements Transport {
   constructor(opts: Libp2pTransportOptions) {
     this.host = opts.host
     this.log = opts.log ?? silentLog
+    this.quarantine = opts.quarantine
     this.localDid = didFromPeerId(opts.host.peerId)
     this.wire = new ActorWire({
       host: opts.host,
@@ -73,6 +79,19 @@ export class Libp2pTransport implements Transport {
     }
     if (toNodeDid === this.localDid) throw new UnreachableError(toNodeDid, 'a transport does not send to its own node')
     return this.wire.send(peer, bytes)
+  }
+
+  /** Hangs up on a peer that broke the protocol (the kernel found a bad signature on its session) and quarantines it. */
+  disconnect(peerDid: string, reason: Error): void {
+    let peer: PeerId
+    try {
+      peer = this.peerByDid.get(peerDid) ?? peerIdFromDid(peerDid)
+    } catch {
+      return
+    }
+    this.log.warn('peer disconnected: protocol violation', { peer: peer.toString(), did: peerDid, ...errorFields(reason) })
+    this.quarantine?.(peer)
+    this.host.hangUp(peer).catch((err: unknown) => this.log.debug('hang-up failed', { peer: peer.toString(), ...errorFields(err) }))
   }
 
   /** The did:key of an authenticated peer (cached); undefined for a non-Ed25519 peer (frame dropped, logged). */

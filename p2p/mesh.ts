@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { KEEP_ALIVE } from '@libp2p/interface'
 import { createHost, type HostOptions, type NoirHost } from './host.ts'
 import { Libp2pTransport } from './libp2p-transport.ts'
+import { DEFAULT_QUARANTINE_MS, PeerQuarantine } from './quarantine.ts'
 import { Broadcast, type BroadcastSigner } from './pubsub.ts'
 import { PeerTable } from './peers.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
@@ -28,6 +29,8 @@ export interface MeshOptions extends Omit<HostOptions, 'privateKey'> {
   bootstrapCheckMs?: number
   /** Broadcast rate limit per sender. */
   broadcastRate?: { perSecond: number; burst: number }
+  /** How long a peer that sent a badly signed envelope is refused connections, ms. Default 60 s; 0 off. */
+  quarantineMs?: number
 }
 
 export class Mesh {
@@ -36,17 +39,26 @@ export class Mesh {
   readonly broadcast: Broadcast
   readonly peers: PeerTable
   readonly did: string
+  /** Peers refused for a while after a protocol violation (p2p/quarantine.ts). */
+  readonly quarantine: PeerQuarantine
   private readonly log: Log
   private readonly bootstrapList: string[]
   private readonly bootstrapCheckMs: number
   private bootstrapTimer: NodeJS.Timeout | undefined
   private started = false
 
-  private constructor(host: NoirHost, opts: MeshOptions) {
+  private constructor(host: NoirHost, opts: MeshOptions, quarantine: PeerQuarantine) {
     this.host = host
     this.log = opts.log ?? silentLog
     this.did = opts.key.did
-    this.transport = new Libp2pTransport({ host, maxFrameBytes: opts.maxFrameBytes, frameTimeoutMs: opts.frameTimeoutMs, log: this.log })
+    this.quarantine = quarantine
+    this.transport = new Libp2pTransport({
+      host,
+      maxFrameBytes: opts.maxFrameBytes,
+      frameTimeoutMs: opts.frameTimeoutMs,
+      log: this.log,
+      quarantine: (peer) => quarantine.add(peer, opts.quarantineMs ?? DEFAULT_QUARANTINE_MS),
+    })
     this.broadcast = new Broadcast({ host, signer: opts.key, log: this.log, rate: opts.broadcastRate })
     this.peers = new PeerTable({ host, log: this.log, pingIntervalMs: opts.pingIntervalMs })
     this.bootstrapList = opts.bootstrap ?? []
@@ -54,8 +66,9 @@ export class Mesh {
   }
 
   static async create(opts: MeshOptions): Promise<Mesh> {
-    const host = await createHost({ ...opts, privateKey: opts.key.toLibp2pPrivateKey() })
-    return new Mesh(host, opts)
+    const quarantine = new PeerQuarantine()
+    const host = await createHost({ ...opts, privateKey: opts.key.toLibp2pPrivateKey(), quarantine })
+    return new Mesh(host, opts, quarantine)
   }
 
   get peerId(): string {

@@ -21,6 +21,13 @@ export interface NodeConfig {
   pingIntervalMs: number
   /** A frame on the actor wire must complete within this time once it starts arriving, ms. */
   frameTimeoutMs: number
+  /**
+   * When signatures of envelopes from directly authenticated peers are checked: 'concurrent' (on a worker
+   * thread, while the envelope is delivered) or 'inline' (before delivery). spec/actors.md, "Signature checks".
+   */
+  signatureCheck: 'concurrent' | 'inline'
+  /** How long a peer that sent a badly signed envelope is refused connections, ms (0: not at all). */
+  quarantineMs: number
   /** Local API port on 127.0.0.1 (0: an ephemeral port, written to api.json). */
   apiPort: number
   /** Where log lines go: 'stderr' or a file path (relative to the home). */
@@ -46,6 +53,8 @@ export function defaultConfig(): NodeConfig {
     trustedRoots: [],
     pingIntervalMs: 15_000,
     frameTimeoutMs: 30_000,
+    signatureCheck: 'concurrent',
+    quarantineMs: 60_000,
     apiPort: 0,
     log: 'stderr',
   }
@@ -75,6 +84,8 @@ export function loadConfig(home: string): NodeConfig {
   if ('apiPort' in r && (!Number.isInteger(r.apiPort) || (r.apiPort as number) < 0 || (r.apiPort as number) > 65535)) throw new ConfigError("config.json: 'apiPort' must be a port number")
   if ('pingIntervalMs' in r && (!Number.isInteger(r.pingIntervalMs) || (r.pingIntervalMs as number) < 0)) throw new ConfigError("config.json: 'pingIntervalMs' must be a non-negative integer (0: off)")
   if ('frameTimeoutMs' in r && (!Number.isInteger(r.frameTimeoutMs) || (r.frameTimeoutMs as number) < 1)) throw new ConfigError("config.json: 'frameTimeoutMs' must be a positive integer")
+  if ('signatureCheck' in r && r.signatureCheck !== 'concurrent' && r.signatureCheck !== 'inline') throw new ConfigError("config.json: 'signatureCheck' must be 'concurrent' or 'inline'")
+  if ('quarantineMs' in r && (!Number.isInteger(r.quarantineMs) || (r.quarantineMs as number) < 0)) throw new ConfigError("config.json: 'quarantineMs' must be a non-negative integer (0: off)")
   if ('log' in r && typeof r.log !== 'string') throw new ConfigError("config.json: 'log' must be 'stderr' or a file path")
   return out
 }

@@ -6,7 +6,7 @@ import { join, isAbsolute } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import type { NodeKey } from '../../identity/keys.ts'
-import { ActorSystem } from '../../core/index.ts'
+import { ActorSystem, signedRemote } from '../../core/index.ts'
 import { Mesh } from '../../p2p/mesh.ts'
 import { LevelDatastore, type LevelStore } from '../../p2p/level-datastore.ts'
 import { errorFields } from '../../p2p/log.ts'
@@ -118,6 +118,7 @@ export class Daemon {
       relayServer: c.relay,
       pingIntervalMs: c.pingIntervalMs,
       frameTimeoutMs: c.frameTimeoutMs,
+      quarantineMs: c.quarantineMs,
       inboundConnectionThreshold: 100,
       // the peer store and DHT records persist in the node's level store
       datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' }) as unknown as LevelStore),
@@ -127,7 +128,13 @@ export class Daemon {
     this.system = new ActorSystem({
       key: this.key,
       transport: this.mesh.transport,
+      remote: signedRemote({ signatureCheck: c.signatureCheck }),
       trustedRoots: c.trustedRoots,
+    })
+    this.system.subscribe((e) => {
+      if (e.type === 'peer-violation') {
+        this.log.warn('peer violated the protocol: answered and disconnected', { peer: e.peerDid, envelope: e.envelopeId, behavior: e.behavior, error: e.error.name, message: e.error.message })
+      }
     })
     await this.system.start()
 

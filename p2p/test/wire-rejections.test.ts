@@ -5,6 +5,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { NodeKey } from '../../identity/keys.ts'
+import { peerIdFromDid } from '../../identity/did-key.ts'
 import { signEnvelope, type Envelope } from '../../identity/envelope.ts'
 import { DaemonCluster, eventually } from '../../scripts/testing/daemons.ts'
 import { ACTOR_PROTOCOL } from '../actor-wire.ts'
@@ -89,4 +90,66 @@ t.test('random, truncated and oversize frames reset that stream; the daemon stay
   const answer = await probe.waitFor((e) => e.inReplyTo === honest.envelope.id)
   t.same(answer.body, { ok: true, value: { still: 'up' } }, 'the daemon answers afterwards')
   t.ok(d.running, 'the daemon process is still running')
+})
+
+/** A correctly formed envelope from `key` whose signature is wrong (one bit flipped). */
+function badlySigned(key: NodeKey, to: string, body: string): { bytes: Uint8Array; envelope: Envelope } {
+  const s = signEnvelope(key, { from: key.did, to, behavior: '/noir/node/echo', body, replyTo: key.did })
+  const bytes = Uint8Array.from(s.bytes)
+  bytes[10]! ^= 0x01 // inside the 64-byte signature
+  return { bytes, envelope: s.envelope }
+}
+
+const peerConnected = (probe: Probe, did: string): boolean => probe.mesh.host.getConnections(peerIdFromDid(did)).length > 0
+
+t.test('concurrent checks (the default): a bad signature from the session peer is answered with BadSignatureError, logged, and the peer is quarantined', async (t) => {
+  const quarantineMs = 4_000
+  const d = await cluster.start({ config: { quarantineMs } })
+  const probe = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => probe.stop())
+  const daemonPeer = peerIdFromDid(d.did)
+  const disconnected = new Promise<number>((resolve) => probe.mesh.host.addEventListener('peer:disconnect', (e) => {
+    if (e.detail.equals(daemonPeer)) resolve(Date.now())
+  }))
+  const bad = badlySigned(probe.key, `${d.did}/node`, 'tampered')
+  await probe.mesh.transport.send(d.did, bad.bytes)
+  const refusal = await probe.waitFor((e) => e.inReplyTo === bad.envelope.id && errorName(e) !== undefined)
+  t.equal(errorName(refusal), 'BadSignatureError', 'the sender reads a typed BadSignatureError naming its envelope')
+  t.equal(refusal.from, d.did, 'the refusal comes from the node')
+  t.ok(probe.received.some((e) => e.inReplyTo === bad.envelope.id && (e.body as { ok?: boolean }).ok === true),
+    'checked concurrently, the envelope was delivered before its signature failed (spec/actors.md, "Signature checks")')
+  const line = await eventually(() => d.logLines().find((l) => l.msg === 'peer violated the protocol: answered and disconnected'), 10_000)
+  t.equal(line.peer, probe.did, 'the daemon logs the violation with the peer')
+  t.equal(line.error, 'BadSignatureError')
+  const droppedAt = await disconnected
+  t.pass('the daemon hung up on the peer')
+
+  // quarantined: the daemon refuses the peer's connections for quarantineMs
+  const honest = signEnvelope(probe.key, { from: probe.did, to: `${d.did}/node`, behavior: '/noir/node/echo', body: 'honest', replyTo: probe.did })
+  if (Date.now() - droppedAt < quarantineMs - 1_500) {
+    const refused = await probe.mesh.transport.send(d.did, honest.bytes).then(() => 'sent', (err: Error) => err.name)
+    t.equal(refused, 'UnreachableError', 'while quarantined, the peer cannot reach the node')
+  }
+  // afterwards the node serves it again
+  await new Promise((r) => setTimeout(r, Math.max(0, droppedAt + quarantineMs + 200 - Date.now())))
+  const again = signEnvelope(probe.key, { from: probe.did, to: `${d.did}/node`, behavior: '/noir/node/echo', body: 'after', replyTo: probe.did })
+  await eventually(async () => (await probe.mesh.transport.send(d.did, again.bytes).then(() => true, () => undefined)), 10_000)
+  const answer = await probe.waitFor((e) => e.inReplyTo === again.envelope.id)
+  t.same(answer.body, { ok: true, value: 'after' }, 'after the quarantine an honest envelope is answered')
+})
+
+t.test("signatureCheck 'inline': a bad signature is refused before delivery, with BadSignatureError and no other answer", async (t) => {
+  const d = await cluster.start({ config: { signatureCheck: 'inline' } })
+  const probe = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => probe.stop())
+  const bad = badlySigned(probe.key, `${d.did}/node`, 'tampered')
+  await probe.mesh.transport.send(d.did, bad.bytes)
+  const refusal = await probe.waitFor((e) => e.inReplyTo === bad.envelope.id)
+  t.equal(errorName(refusal), 'BadSignatureError', 'the first and only answer is the refusal')
+  // an honest envelope sent after it is answered, and by then nothing else answered the bad one
+  const honest = signEnvelope(probe.key, { from: probe.did, to: `${d.did}/node`, behavior: '/noir/node/echo', body: 'honest', replyTo: probe.did })
+  await probe.mesh.transport.send(d.did, honest.bytes)
+  await probe.waitFor((e) => e.inReplyTo === honest.envelope.id)
+  t.equal(probe.received.filter((e) => e.inReplyTo === bad.envelope.id).length, 1, 'the echo actor never saw the bad envelope')
+  t.ok(peerConnected(probe, d.did), 'refused inline, the peer stays connected (nothing was acted on)')
 })
