@@ -108,11 +108,6 @@ class SignedRemote implements RemoteEndpoint {
     }
   }
 
-  /** How inbound signatures are being checked now ('worker' / 'idle' = concurrent). */
-  get signatureCheckMode(): 'inline' | 'idle' | 'worker' | 'stopped' {
-    return this.#signatures?.mode ?? 'inline'
-  }
-
   /** Resolves once every envelope received so far has had its signature checked. */
   signaturesChecked(): Promise<void> {
     return this.#signatures?.drained() ?? Promise.resolve()

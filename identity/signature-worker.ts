@@ -34,8 +34,6 @@ export interface SignatureWorkerOptions<C> {
   maxBacklog?: number
   /** Verified batch roots remembered (on each side). Default 4096. */
   batchCacheSize?: number
-  /** Called when the thread fails and checks fall back to inline. */
-  onWorkerError?: (error: Error) => void
 }
 
 /** An envelope handed to the thread, kept until the thread has checked it. */
@@ -51,7 +49,6 @@ const POLL_MS = 1
 
 export class SignatureWorker<C> {
   readonly #onFailure: (context: C, error: IdentityError) => void
-  readonly #onWorkerError: ((error: Error) => void) | undefined
   readonly #maxBacklog: number
   readonly #batchCacheSize: number
   readonly #inline: SignatureChecker
@@ -73,7 +70,6 @@ export class SignatureWorker<C> {
 
   constructor(opts: SignatureWorkerOptions<C>) {
     this.#onFailure = opts.onFailure
-    this.#onWorkerError = opts.onWorkerError
     this.#maxBacklog = opts.maxBacklog ?? 65_536
     this.#batchCacheSize = opts.batchCacheSize ?? 4096
     this.#inline = new SignatureChecker(this.#batchCacheSize)
@@ -226,8 +222,8 @@ export class SignatureWorker<C> {
     let worker: Worker
     try {
       worker = new Worker(new URL('./signature-worker-thread.ts', import.meta.url), { workerData: init })
-    } catch (err) {
-      this.#fallBack(err)
+    } catch {
+      this.#fallBack()
       return
     }
     this.#control = new Int32Array(init.control)
@@ -237,12 +233,12 @@ export class SignatureWorker<C> {
     worker.on('message', (failure: RingFailure) => {
       if (this.#worker === worker) this.#onThreadFailure(failure)
     })
-    worker.on('error', (err) => {
-      if (this.#worker === worker) this.#fallBack(err)
-    })
-    worker.on('exit', (code) => {
-      if (this.#worker === worker) this.#fallBack(new Error(`signature worker exited with code ${code}`))
-    })
+    // the thread failed or ended: what it had not checked is checked here, inline from now on
+    const lost = (): void => {
+      if (this.#worker === worker) this.#fallBack()
+    }
+    worker.on('error', lost)
+    worker.on('exit', lost)
     this.#worker = worker
     this.#state = 'worker'
   }
@@ -269,14 +265,13 @@ export class SignatureWorker<C> {
   }
 
   /** The thread failed: everything it had not checked is checked here, and so is everything after. */
-  #fallBack(err: unknown): void {
+  #fallBack(): void {
     if (this.#state === 'inline' || this.#state === 'stopped') return
     const worker = this.#worker
     this.#retire()
     this.#state = 'inline'
     void worker?.terminate()
     this.#checkRestInline()
-    this.#onWorkerError?.(err instanceof Error ? err : new Error(String(err)))
   }
 
   /** Detaches from the thread: tells it to stop and ignores whatever it still posts. */
