@@ -27,5 +27,5 @@ export { MemorySnapshotStore, type SnapshotStore, type StoredSnapshot } from './
 export { LevelSnapshotStore } from './level-snapshot-store.ts'
 export type { CapabilityChecker, CapabilityRequest } from './capability-check.ts'
 export type { Transport, InboundEnvelope, InboundHandler } from './transport.ts'
-export { MemoryNetwork, MemoryTransport } from './memory-transport.ts'
+export { MemoryNetwork, MemoryTransport, type MemoryTransportOptions } from './memory-transport.ts'
 export { startAll, stopAll, type Startable } from './startable.ts'

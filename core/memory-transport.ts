@@ -10,8 +10,8 @@ export class MemoryNetwork {
   readonly #nodes = new Map<string, MemoryTransport>()
 
   /** A transport for `localDid` on this network (not started yet). */
-  transport(localDid: string): MemoryTransport {
-    return new MemoryTransport(this, localDid)
+  transport(localDid: string, options: MemoryTransportOptions = {}): MemoryTransport {
+    return new MemoryTransport(this, localDid, options)
   }
 
   /** @internal */
@@ -31,17 +31,28 @@ export class MemoryNetwork {
   }
 }
 
+export interface MemoryTransportOptions {
+  /**
+   * Claim that peers are authenticated, as libp2p's Noise sessions are. Inside one process a node is whoever
+   * its code says, so this is for tests of the kernel paths that need it (concurrent signature checks and
+   * sealed streams, spec/actors.md); default false.
+   */
+  authenticatesPeers?: boolean
+}
+
 export class MemoryTransport implements Transport {
   readonly localDid: string
+  readonly authenticatesPeers: boolean
   readonly #network: MemoryNetwork
   #handler: InboundHandler | undefined
   #running = false
   readonly #inbox: InboundEnvelope[] = []
   #draining = false
 
-  constructor(network: MemoryNetwork, localDid: string) {
+  constructor(network: MemoryNetwork, localDid: string, options: MemoryTransportOptions = {}) {
     this.#network = network
     this.localDid = localDid
+    this.authenticatesPeers = options.authenticatesPeers === true
   }
 
   async start(): Promise<void> {

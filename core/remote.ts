@@ -5,23 +5,39 @@
 // behavior lookup -> capability check -> mailbox (in the ActorSystem). Every refusal is answered to the
 // peer with a typed error; an answer is never answered.
 //
-// Over a transport that authenticates peers (libp2p's Noise session is bound to the peer's did:key), the
-// signature is checked on identity's SignatureWorker, on another core, while the pipeline goes on; a failure
-// is answered, reported as a `peer-violation` and the peer is disconnected (spec/actors.md, "Signature checks").
+// Over a transport that authenticates peers (libp2p's Noise session is bound to the peer's did:key):
+// - outbound envelopes travel as a sealed stream (identity/sealed-stream.ts): each payload goes out at once as
+//   a numbered batch member, and the batch seal (one signature over their Merkle root, signed on identity's
+//   SignatureWorker thread) follows, piggybacked on the next write or within a few ms;
+// - inbound signatures (envelopes and seals) are checked on that thread, on another core, while the pipeline
+//   goes on; a failure is answered, reported as a `peer-violation` and the peer is disconnected
+//   (spec/actors.md, "Signature checks"). With inline checks, members wait for their seal before delivery.
 import { randomUUID } from 'node:crypto'
 import {
+  BadSignatureError,
+  DEFAULT_MAX_BYTES,
   EnvelopeVerifier,
+  IdentityError,
+  KIND_SEAL,
+  MalformedEnvelopeError,
   SignatureWorker,
+  UnsealedEnvelopeError,
   decodeEnvelope,
+  decodePayload,
+  decodeStreamFrame,
   didOf,
+  encodeMember,
+  encodeSeal,
+  isStreamFrame,
   parseAddress,
+  prepareEnvelope,
   signEnvelope,
   signEnvelopeBatch,
+  verifySeal,
   type Envelope,
   type EnvelopeInit,
   type JsonValue,
   type DecodedWire,
-  type IdentityError,
   type NodeKey,
   type SignedEnvelope,
 } from '../identity/index.ts'
@@ -54,7 +70,25 @@ interface Outgoing {
 /** What the signature worker keeps of an envelope it checks: enough to answer it and name the peer. */
 interface Unverified {
   peerDid: string
-  env: Envelope
+  /** Undefined for a seal none of whose members decoded. */
+  env: Envelope | undefined
+}
+
+/** A batch of a sealed stream whose seal has not arrived yet. */
+interface OpenBatch {
+  peerDid: string
+  batch: number
+  /** Member payloads in index order, refused ones included (the seal covers what the sender sent). */
+  payloads: Uint8Array[]
+  /** A member is missing (joined late, or a gap): the seal cannot be checked, the batch ends unsealed. */
+  broken: boolean
+  /** The first member that decoded (to answer a violation and name the batch). */
+  first: Envelope | undefined
+  /** Inline checks: members that passed every other check, waiting for the seal to be delivered. */
+  held: Envelope[]
+  /** Members counted against maxUnverified. */
+  counted: number
+  openedAt: number
 }
 
 interface PendingRemote {
@@ -72,8 +106,21 @@ export interface RemoteEndpointOptions {
    * signature before delivery. spec/actors.md, "Signature checks".
    */
   signatureCheck?: 'inline' | 'concurrent'
-  /** Envelopes that may wait for the signature worker before checks go inline. Default 65,536. */
+  /** Envelopes that may wait for the signature worker (or for their seal) before checks go inline. Default 65,536. */
   maxUnverified?: number
+  /**
+   * Over a transport that authenticates peers, send envelopes as a sealed stream (the default) rather than
+   * each with its own signature and Merkle path. spec/envelope.md, "Sealed streams".
+   */
+  sealedStreams?: boolean
+  /** Time a batch member waits for its seal before it counts as unsealed. Default 10 s. */
+  sealTimeoutMs?: number
+  /**
+   * Sealed streams: an outgoing batch stays open this long from its first member (or until it holds 256),
+   * then one signature seals it. Members go out at once either way; a longer window means fewer signatures
+   * (and fewer checks at the receiver). Default 2 ms.
+   */
+  sealWindowMs?: number
 }
 
 function isAnswer(env: Pick<Envelope, 'behavior'>): boolean {
@@ -89,8 +136,26 @@ class SignedRemote implements RemoteEndpoint {
   readonly #key: NodeKey
   readonly #clock: Clock
   readonly #verifier: EnvelopeVerifier
-  readonly #signatures: SignatureWorker<Unverified> | undefined
+  /** The thread, when the transport authenticates peers (for sealing, and for concurrent checks). */
+  readonly #worker: SignatureWorker<Unverified> | undefined
+  /** Inbound signatures are checked concurrently (on #worker). */
+  readonly #concurrent: boolean
+  readonly #sealedOut: boolean
+  readonly #authenticated: boolean
+  readonly #maxBytes: number
+  readonly #maxUnverified: number
+  readonly #sealTimeoutMs: number
   readonly #pending = new Map<string, PendingRemote>()
+  /** Next batch number per destination node (random start: a restarted sender does not reuse open numbers). */
+  readonly #nextBatch = new Map<string, number>()
+  /** Outgoing batches not sealed yet, per destination node. */
+  readonly #outBatches = new Map<string, { batch: number; payloads: Uint8Array[] }>()
+  readonly #sealWindowMs: number
+  #sealWindow: NodeJS.Timeout | undefined
+  /** Open inbound batches by `${peerDid}\n${batch}`. */
+  readonly #open = new Map<string, OpenBatch>()
+  #openMembers = 0
+  #sweep: NodeJS.Timeout | undefined
   #outbox: Outgoing[] = []
   #flushScheduled = false
   #closed = false
@@ -99,18 +164,31 @@ class SignedRemote implements RemoteEndpoint {
     this.#deps = deps
     this.#key = deps.system.key
     this.#clock = deps.system.clock
-    this.#verifier = new EnvelopeVerifier({ now: () => this.#clock.now(), ...(options.maxBytes ? { maxBytes: options.maxBytes } : {}) })
-    if ((options.signatureCheck ?? 'concurrent') === 'concurrent' && deps.transport.authenticatesPeers === true) {
-      this.#signatures = new SignatureWorker<Unverified>({
+    this.#maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES
+    this.#verifier = new EnvelopeVerifier({ now: () => this.#clock.now(), maxBytes: this.#maxBytes })
+    this.#authenticated = deps.transport.authenticatesPeers === true
+    this.#sealedOut = this.#authenticated && options.sealedStreams !== false
+    this.#concurrent = this.#authenticated && (options.signatureCheck ?? 'concurrent') === 'concurrent'
+    this.#maxUnverified = options.maxUnverified ?? 65_536
+    this.#sealTimeoutMs = options.sealTimeoutMs ?? 10_000
+    this.#sealWindowMs = options.sealWindowMs ?? 2
+    if (this.#concurrent || this.#sealedOut) {
+      this.#worker = new SignatureWorker<Unverified>({
         onFailure: (u, error) => this.#onBadSignature(u, error),
-        ...(options.maxUnverified !== undefined ? { maxBacklog: options.maxUnverified } : {}),
+        maxBacklog: this.#maxUnverified,
+        ...(this.#sealedOut ? { signer: this.#key } : {}),
       })
     }
   }
 
-  /** Resolves once every envelope received so far has had its signature checked. */
-  signaturesChecked(): Promise<void> {
-    return this.#signatures?.drained() ?? Promise.resolve()
+  /**
+   * Resolves once every envelope received so far has had its signature checked: its seal arrived and was
+   * checked (or its batch ended unsealed), and the thread has checked everything handed to it.
+   */
+  async signaturesChecked(): Promise<void> {
+    const waiting = new Set(this.#open.values())
+    while ([...waiting].some((b) => this.#open.get(batchKey(b.peerDid, b.batch)) === b)) await new Promise((r) => setTimeout(r, 1))
+    await this.#worker?.drained()
   }
 
   // ---- outbound ------------------------------------------------------------------------------------------------
@@ -147,10 +225,89 @@ class SignedRemote implements RemoteEndpoint {
     this.#flushScheduled = false
     const outbox = this.#outbox
     this.#outbox = []
+    if (this.#sealedOut) return this.#flushSealed(outbox)
     for (let i = 0; i < outbox.length; i += BATCH_MAX) {
       const chunk = outbox.slice(i, i + BATCH_MAX)
-      for (const [out, signed] of this.#sign(chunk)) this.#transmit(out, signed)
+      for (const [out, signed] of this.#sign(chunk)) this.#transmit(out, signed.envelope.id, signed.bytes)
     }
+  }
+
+  /**
+   * Sealed stream: seals the thread has signed go first (they ride in this write), then each envelope as the
+   * next member of its destination's open batch. A batch is sealed when full or when its window closes.
+   */
+  #flushSealed(outbox: Outgoing[]): void {
+    this.#worker!.collectSeals()
+    for (const o of outbox) {
+      const prepared = this.#prepare(o)
+      if (prepared === undefined) continue
+      const toDid = prepared.out.toDid
+      let open = this.#outBatches.get(toDid)
+      if (open === undefined) {
+        const batch = this.#nextBatch.get(toDid) ?? (Math.random() * 0x1_0000_0000) >>> 0
+        this.#nextBatch.set(toDid, (batch + 1) >>> 0)
+        open = { batch, payloads: [] }
+        this.#outBatches.set(toDid, open)
+        this.#sealWindow ??= setTimeout(this.#sealAll, this.#sealWindowMs)
+      }
+      this.#transmit(prepared.out, prepared.id, encodeMember(open.batch, open.payloads.length, prepared.payload))
+      open.payloads.push(prepared.payload)
+      if (open.payloads.length >= BATCH_MAX) this.#sealBatch(toDid)
+    }
+  }
+
+  #sealAll = (): void => {
+    clearTimeout(this.#sealWindow)
+    this.#sealWindow = undefined
+    for (const toDid of [...this.#outBatches.keys()]) this.#sealBatch(toDid)
+  }
+
+  /** Closes the destination's open batch and asks the thread for its seal, sent when it comes back. */
+  #sealBatch(toDid: string): void {
+    const open = this.#outBatches.get(toDid)
+    if (open === undefined) return
+    this.#outBatches.delete(toDid)
+    const { batch, payloads } = open
+    this.#worker!.seal(payloads, (signature) => {
+      this.#deps.transport.send(toDid, encodeSeal(batch, payloads.length, signature)).catch(() => {
+        // the members' own sends report the failure to their senders
+      })
+    })
+  }
+
+  /** The payload of one outgoing envelope, or undefined when it cannot be encoded (reported, or answered with an error). */
+  #prepare(o: Outgoing): { out: Outgoing; id: string; payload: Uint8Array } | undefined {
+    try {
+      const { envelope, payload } = prepareEnvelope(this.#key, o.init)
+      return { out: o, id: envelope.id, payload }
+    } catch (err) {
+      const fixed = this.#unsendable(o, err)
+      if (fixed === undefined) return undefined
+      try {
+        const { envelope, payload } = prepareEnvelope(this.#key, fixed.init)
+        return { out: fixed, id: envelope.id, payload }
+      } catch {
+        return undefined // nothing sensible left to send
+      }
+    }
+  }
+
+  /**
+   * An outgoing envelope that cannot be encoded: a message of ours fails its sender; an answer whose value
+   * cannot be encoded becomes an answer with a typed error (returned, to be sent instead).
+   */
+  #unsendable(o: Outgoing, err: unknown): Outgoing | undefined {
+    const why = err instanceof Error ? err.message : String(err)
+    if (o.origin) {
+      this.#pending.delete(o.init.id!)
+      this.#failOrigin(o, new InvalidMessageError(o.origin.behavior, `cannot be sent: ${why}`))
+      return undefined
+    }
+    if (o.init.behavior === REPLY_BEHAVIOR && (o.init.body as { ok?: unknown } | null)?.ok === true) {
+      const fixed: EnvelopeInit = { ...o.init, body: { ok: false, error: toWireError(new InvalidMessageError(REPLY_BEHAVIOR, `the answer cannot be encoded: ${why}`)) } as unknown as JsonValue }
+      return { ...o, init: fixed }
+    }
+    return undefined
   }
 
   /** Signs a chunk in one batch; if any init is refused, signs one by one so only the bad ones fail. */
@@ -168,30 +325,24 @@ class SignedRemote implements RemoteEndpoint {
       try {
         out.push([o, signEnvelope(this.#key, o.init)])
       } catch (err) {
-        const why = err instanceof Error ? err.message : String(err)
-        if (o.origin) {
-          this.#pending.delete(o.init.id!)
-          this.#failOrigin(o, new InvalidMessageError(o.origin.behavior, `cannot be sent: ${why}`))
-        } else if (o.init.behavior === REPLY_BEHAVIOR && (o.init.body as { ok?: unknown } | null)?.ok === true) {
-          // An answer value that cannot be encoded: answer with a typed error instead.
-          const fixed: EnvelopeInit = { ...o.init, body: { ok: false, error: toWireError(new InvalidMessageError(REPLY_BEHAVIOR, `the answer cannot be encoded: ${why}`)) } as unknown as JsonValue }
-          try {
-            out.push([{ ...o, init: fixed }, signEnvelope(this.#key, fixed)])
-          } catch {
-            // nothing sensible left to send
-          }
+        const fixed = this.#unsendable(o, err)
+        if (fixed === undefined) continue
+        try {
+          out.push([fixed, signEnvelope(this.#key, fixed.init)])
+        } catch {
+          // nothing sensible left to send
         }
       }
     }
     return out
   }
 
-  #transmit(out: Outgoing, signed: SignedEnvelope): void {
-    const sent = this.#deps.transport.send(out.toDid, signed.bytes)
+  #transmit(out: Outgoing, id: string, bytes: Uint8Array): void {
+    const sent = this.#deps.transport.send(out.toDid, bytes)
     if (out.onSent) sent.then(out.onSent, out.onSent)
     const onError = (err: unknown): void => {
       if (!out.origin) return
-      this.#pending.delete(signed.envelope.id)
+      this.#pending.delete(id)
       this.#failOrigin(out, err instanceof Error ? err : new Error(String(err)))
     }
     const reply = out.origin?.reply
@@ -236,41 +387,48 @@ class SignedRemote implements RemoteEndpoint {
 
   receive(inbound: InboundEnvelope): void {
     const { bytes, peerDid } = inbound
+    if (isStreamFrame(bytes)) return this.#receiveStream(bytes, peerDid)
     let env: Envelope
     let unverified: DecodedWire | undefined
     try {
-      if (this.#signatures) {
+      if (this.#concurrent) {
         unverified = this.#verifier.admit(bytes)
         env = unverified.envelope
       } else env = this.#verifier.verify(bytes)
     } catch (err) {
-      const error = err instanceof Error ? err : new Error(String(err))
       let decoded: Envelope | undefined
       try {
         decoded = decodeEnvelope(bytes).envelope
       } catch {
         decoded = undefined
       }
-      if (decoded && isAnswer(decoded)) {
-        this.#deps.emit({ type: 'rejected', to: decoded.to, behavior: decoded.behavior, error })
-        return
-      }
-      this.#refuse(peerDid, error, decoded)
-      return
+      return this.#refuseDecoded(peerDid, err, decoded)
     }
     const senderDid = didOf(env.from)
     if (senderDid !== peerDid) return this.#refuse(peerDid, new SenderMismatchError(senderDid, peerDid), env)
     if (unverified) {
       try {
         // checked on the worker while we go on; inline (and thrown here) when the worker cannot take it
-        this.#signatures!.submit(senderDid, unverified, bytes, env.id, { peerDid, env })
+        this.#worker!.submit(senderDid, unverified, bytes, env.id, { peerDid, env })
       } catch (err) {
         const error = err instanceof Error ? err : new Error(String(err))
         if (isAnswer(env)) return this.#deps.emit({ type: 'rejected', to: env.to, behavior: env.behavior, error })
         return this.#refuse(peerDid, error, env)
       }
     }
-    if (isAnswer(env)) return this.#onAnswer(env, senderDid)
+    this.#dispatch(env, peerDid)
+  }
+
+  /** A refusal of what did not pass decode or admission; an answer is reported, never answered. */
+  #refuseDecoded(peerDid: string, err: unknown, decoded: Envelope | undefined): void {
+    const error = err instanceof Error ? err : new Error(String(err))
+    if (decoded && isAnswer(decoded)) return this.#deps.emit({ type: 'rejected', to: decoded.to, behavior: decoded.behavior, error })
+    this.#refuse(peerDid, error, decoded)
+  }
+
+  /** An envelope that passed every check but the signature's (done, under way, or waiting for its seal). */
+  #dispatch(env: Envelope, peerDid: string): void {
+    if (isAnswer(env)) return this.#onAnswer(env, peerDid)
     let path: string
     try {
       const to = parseAddress(env.to)
@@ -280,7 +438,116 @@ class SignedRemote implements RemoteEndpoint {
       return this.#refuse(peerDid, err instanceof Error ? err : new Error(String(err)), env)
     }
     if (path === '') return this.#refuse(peerDid, new MisaddressedError(env.to, `${this.#key.did}/<actor>`), env)
-    this.#deps.deliver(path, env.behavior, env.body, env.from, senderDid, env.proofs, new RemoteReplier(this, env, peerDid))
+    this.#deps.deliver(path, env.behavior, env.body, env.from, peerDid, env.proofs, new RemoteReplier(this, env, peerDid))
+  }
+
+  // ---- inbound sealed streams (spec/envelope.md, "Sealed streams") ------------------------------------------
+
+  #receiveStream(bytes: Uint8Array, peerDid: string): void {
+    let frame
+    try {
+      if (!this.#authenticated) throw new MalformedEnvelopeError('a sealed stream needs a transport that authenticates its peers; send self-signed envelopes')
+      frame = decodeStreamFrame(bytes, this.#maxBytes)
+    } catch (err) {
+      return this.#refuseDecoded(peerDid, err, undefined)
+    }
+    if (frame.kind === KIND_SEAL) return this.#onSeal(peerDid, frame.batch, frame.count, frame.signature)
+    const key = batchKey(peerDid, frame.batch)
+    let open = this.#open.get(key)
+    if (open === undefined) {
+      open = { peerDid, batch: frame.batch, payloads: [], broken: frame.index !== 0, first: undefined, held: [], counted: 0, openedAt: this.#clock.now() }
+      this.#open.set(key, open)
+      this.#armSweep()
+    }
+    if (frame.index !== open.payloads.length) open.broken = true
+    // a view into the frame: kept until the seal is checked (the member is delivered meanwhile)
+    open.payloads.push(frame.payload)
+    let env: Envelope
+    try {
+      if (this.#openMembers >= this.#maxUnverified) throw new UnsealedEnvelopeError(`${this.#openMembers} envelopes already wait for their seal`)
+      env = this.#verifier.admitPayload(frame.payload)
+    } catch (err) {
+      let decoded: Envelope | undefined
+      try {
+        decoded = decodePayload(frame.payload)
+      } catch {
+        decoded = undefined
+      }
+      return this.#refuseDecoded(peerDid, err, decoded)
+    }
+    open.counted++
+    this.#openMembers++
+    open.first ??= env
+    const senderDid = didOf(env.from)
+    if (senderDid !== peerDid) return this.#refuse(peerDid, new SenderMismatchError(senderDid, peerDid), env)
+    if (this.#concurrent) this.#dispatch(env, peerDid)
+    else open.held.push(env)
+  }
+
+  #onSeal(peerDid: string, batch: number, count: number, signature: Uint8Array): void {
+    const key = batchKey(peerDid, batch)
+    const open = this.#open.get(key)
+    if (open === undefined) return // every member was lost (or never sent): nothing to vouch for
+    this.#close(key, open)
+    if (open.broken || open.payloads.length !== count) {
+      return this.#unsealed(open, `the seal covers ${count} envelopes, ${open.payloads.length} arrived${open.broken ? ' (some out of order)' : ''}`)
+    }
+    const first = open.first
+    if (this.#concurrent) {
+      // the members were delivered: a seal that fails is a violation, reported when the thread finds it
+      try {
+        this.#worker!.submitSeal(peerDid, open.payloads, signature, first?.id ?? '?', { peerDid, env: first })
+      } catch (err) {
+        this.#sealViolation(peerDid, first, err)
+      }
+      return
+    }
+    let ok: boolean
+    try {
+      ok = verifySeal(peerDid, open.payloads, signature)
+    } catch {
+      ok = false
+    }
+    if (!ok) {
+      const error = new BadSignatureError(`seal of the batch of envelope ${first?.id ?? '?'} (${count} envelopes) does not verify with ${peerDid}`)
+      for (const env of open.held) if (env !== first) this.#refuse(peerDid, error, env)
+      return this.#sealViolation(peerDid, first, error)
+    }
+    for (const env of open.held) this.#dispatch(env, peerDid)
+  }
+
+  #sealViolation(peerDid: string, first: Envelope | undefined, err: unknown): void {
+    const error = err instanceof IdentityError ? err : new BadSignatureError(err instanceof Error ? err.message : String(err))
+    this.#onBadSignature({ peerDid, env: first }, error)
+  }
+
+  #close(key: string, open: OpenBatch): void {
+    this.#open.delete(key)
+    this.#openMembers -= open.counted
+    if (this.#open.size === 0 && this.#sweep !== undefined) {
+      clearInterval(this.#sweep)
+      this.#sweep = undefined
+    }
+  }
+
+  /** A batch its seal cannot vouch for: held members are refused; delivered ones are reported. */
+  #unsealed(open: OpenBatch, reason: string): void {
+    const error = new UnsealedEnvelopeError(`batch of envelope ${open.first?.id ?? '?'}: ${reason}`)
+    for (const env of open.held) this.#refuse(open.peerDid, error, env)
+    this.#deps.emit({ type: 'unsealed', peerDid: open.peerDid, envelopes: open.counted, firstEnvelopeId: open.first?.id, delivered: this.#concurrent, reason })
+  }
+
+  #armSweep(): void {
+    if (this.#sweep !== undefined) return
+    this.#sweep = setInterval(() => {
+      const now = this.#clock.now()
+      for (const [key, open] of this.#open) {
+        if (now - open.openedAt < this.#sealTimeoutMs) continue
+        this.#close(key, open)
+        this.#unsealed(open, `no seal within ${this.#sealTimeoutMs} ms`)
+      }
+    }, Math.max(10, Math.floor(this.#sealTimeoutMs / 4)))
+    this.#sweep.unref()
   }
 
   /**
@@ -289,8 +556,9 @@ class SignedRemote implements RemoteEndpoint {
    */
   #onBadSignature(u: Unverified, error: IdentityError): void {
     const { peerDid, env } = u
-    this.#deps.emit({ type: 'peer-violation', peerDid, envelopeId: env.id, behavior: env.behavior, error })
+    this.#deps.emit({ type: 'peer-violation', peerDid, envelopeId: env?.id ?? '', behavior: env?.behavior ?? '(sealed batch)', error })
     const hangUp = (): void => this.#deps.transport.disconnect?.(peerDid, error)
+    if (env === undefined) return hangUp()
     this.answer(env, peerDid, { ok: false, error: toWireError(error) }, this.#key.did, hangUp)
   }
 
@@ -314,12 +582,19 @@ class SignedRemote implements RemoteEndpoint {
   }
 
   close(error: Error): void {
+    this.#sealAll()
     this.#closed = true
-    void this.#signatures?.stop()
+    clearInterval(this.#sweep)
+    this.#sweep = undefined
+    void this.#worker?.stop()
     const pending = [...this.#pending.values()]
     this.#pending.clear()
     for (const p of pending) p.reply.fail(error)
   }
+}
+
+function batchKey(peerDid: string, batch: number): string {
+  return `${peerDid}\n${batch}`
 }
 
 /** Answers one inbound envelope: an ask gets its value or error, a tell only its refusal. */

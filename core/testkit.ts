@@ -18,21 +18,25 @@ export interface TestNode {
 export interface TestKitOptions {
   /** Use a SimulatedClock shared by every node (default true). */
   simulatedClock?: boolean
+  /** Memory transports that claim authenticated peers (core/memory-transport.ts); default false. */
+  authenticatesPeers?: boolean
 }
 
 export class TestKit {
   readonly network = new MemoryNetwork()
   readonly clock: Clock
   readonly #nodes: TestNode[] = []
+  readonly #authenticatesPeers: boolean
 
   constructor(options: TestKitOptions = {}) {
     this.clock = options.simulatedClock === false ? realClock : new SimulatedClock()
+    this.#authenticatesPeers = options.authenticatesPeers === true
   }
 
   /** Starts an ActorSystem with its own key on the kit's network and clock. */
   async node(init: Partial<ActorSystemInit> = {}): Promise<TestNode> {
     const key = init.key ?? NodeKey.generate()
-    const transport = this.network.transport(key.did)
+    const transport = this.network.transport(key.did, { authenticatesPeers: this.#authenticatesPeers })
     const system = new ActorSystem({ clock: this.clock, ...init, key, transport })
     const events: SystemEvent[] = []
     system.subscribe((e) => events.push(e))

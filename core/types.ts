@@ -57,6 +57,13 @@ export type SystemEvent =
    * check, after it was delivered): it was answered with the error and disconnected.
    */
   | { type: 'peer-violation'; peerDid: string; envelopeId: string; behavior: string; error: Error }
+  /**
+   * Envelopes of a sealed stream whose batch seal could not vouch for them (it never came within the seal
+   * time-out, or members of the batch were lost with a dropped stream). With concurrent checks they were
+   * already delivered on the strength of the authenticated session; with inline checks they were refused
+   * (answered with UnsealedEnvelopeError). Not a forgery: nothing was found wrong, only nothing proven.
+   */
+  | { type: 'unsealed'; peerDid: string; envelopes: number; firstEnvelopeId: string | undefined; delivered: boolean; reason: string }
   /** An answer that matched no pending ask (late, after a time-out, or unknown). */
   | { type: 'unmatched-reply'; from: string; inReplyTo: string }
   /** XState's inspection stream for a hosted actor (only when the system was created with `inspect: true`). */

@@ -50,6 +50,24 @@ export function batchMessage(count: number, root: Uint8Array): Uint8Array {
   return m
 }
 
+/** The wire of one batch-signed envelope: header, signature, count, index, Merkle path, payload. */
+export function batchWire(signature: Uint8Array, count: number, index: number, proof: readonly Uint8Array[], payload: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(BATCH_FIXED_HEADER + proof.length * 32 + payload.length)
+  const dv = new DataView(bytes.buffer)
+  bytes[0] = WIRE_VERSION
+  bytes[1] = KIND_BATCH
+  bytes.set(signature, 2)
+  dv.setUint32(66, count)
+  dv.setUint32(70, index)
+  let at = BATCH_FIXED_HEADER
+  for (const h of proof) {
+    bytes.set(h, at)
+    at += 32
+  }
+  bytes.set(payload, at)
+  return bytes
+}
+
 /** Parses the binary header (bounded size). Throws MalformedEnvelopeError / EnvelopeTooLargeError. */
 export function decodeWireHeader(bytes: Uint8Array, maxBytes = DEFAULT_MAX_BYTES): WireHeader {
   if (!(bytes instanceof Uint8Array)) fail('envelope bytes must be a Uint8Array')

@@ -6,6 +6,7 @@ import { randomFillSync, randomUUID } from 'node:crypto'
 import { canonicalJson, type JsonValue } from './canonical-json.ts'
 import { parseAddress, isAddress } from './address.ts'
 import {
+  EnvelopeTooLargeError,
   ExpiredEnvelopeError,
   IdentityError,
   InvalidAddressError,
@@ -19,14 +20,13 @@ import {
 import type { NodeKey } from './keys.ts'
 import { buildTree, leafHash, MAX_BATCH_LEAVES } from './merkle.ts'
 import {
-  BATCH_FIXED_HEADER,
   DEFAULT_MAX_BYTES,
-  KIND_BATCH,
   KIND_SINGLE,
   SINGLE_HEADER,
   SINGLE_PREFIX,
   WIRE_VERSION,
   batchMessage,
+  batchWire,
   decodeWireHeader,
   withPrefix,
   type WireHeader,
@@ -204,6 +204,15 @@ function payloadOf(env: Envelope): Uint8Array {
   }
 }
 
+/**
+ * The envelope `init` describes and its canonical payload bytes, unsigned: for a sealed stream
+ * (identity/sealed-stream.ts), whose batch signature follows the payloads. Throws InvalidEnvelopeInitError.
+ */
+export function prepareEnvelope(key: NodeKey, init: EnvelopeInit): { envelope: Envelope; payload: Uint8Array } {
+  const envelope = envelopeFromInit(key, init)
+  return { envelope, payload: payloadOf(envelope) }
+}
+
 /** Signs one envelope. `init.from` must be an address of `key.did`. Throws InvalidEnvelopeInitError. */
 export function signEnvelope(key: NodeKey, init: EnvelopeInit): SignedEnvelope {
   const envelope = envelopeFromInit(key, init)
@@ -229,24 +238,7 @@ export function signEnvelopeBatch(key: NodeKey, inits: EnvelopeInit[]): SignedEn
   const { root, proofs } = buildTree(payloads.map(leafHash))
   const count = envelopes.length
   const sig = key.sign(batchMessage(count, root))
-  return envelopes.map((envelope, index) => {
-    const payload = payloads[index]!
-    const proof = proofs[index]!
-    const bytes = new Uint8Array(BATCH_FIXED_HEADER + proof.length * 32 + payload.length)
-    const dv = new DataView(bytes.buffer)
-    bytes[0] = WIRE_VERSION
-    bytes[1] = KIND_BATCH
-    bytes.set(sig, 2)
-    dv.setUint32(66, count)
-    dv.setUint32(70, index)
-    let at = BATCH_FIXED_HEADER
-    for (const h of proof) {
-      bytes.set(h, at)
-      at += 32
-    }
-    bytes.set(payload, at)
-    return { envelope, bytes }
-  })
+  return envelopes.map((envelope, index) => ({ envelope, bytes: batchWire(sig, count, index, proofs[index]!, payloads[index]!) }))
 }
 
 // ---- decoding ------------------------------------------------------------------------------------------------
@@ -258,7 +250,14 @@ export interface DecodedWire extends WireHeader {
 
 export function decodeWire(bytes: Uint8Array, maxBytes = DEFAULT_MAX_BYTES): DecodedWire {
   const header = decodeWireHeader(bytes, maxBytes)
-  const payload = header.payload
+  return { ...header, envelope: decodePayload(header.payload) }
+}
+
+/**
+ * An envelope from its canonical JSON payload bytes: UTF-8, JSON, the field rules, and the bytes must be its
+ * exact canonical encoding. Throws MalformedEnvelopeError (UnknownKeyError for a `from` that is not a did:key).
+ */
+export function decodePayload(payload: Uint8Array): Envelope {
   let text: string
   try {
     text = td.decode(payload)
@@ -279,7 +278,7 @@ export function decodeWire(bytes: Uint8Array, maxBytes = DEFAULT_MAX_BYTES): Dec
     fail(`payload has no canonical form: ${err instanceof Error ? err.message : String(err)}`)
   }
   if (canonical !== text) fail('payload is not RFC 8785 canonical JSON')
-  return { ...header, envelope }
+  return envelope
 }
 
 /** Decodes and checks structure only (no signature, time or replay check). */
@@ -404,6 +403,17 @@ export class EnvelopeVerifier {
     const w = decodeWire(bytes, this.#maxBytes)
     this.#admit(w.envelope)
     return w
+  }
+
+  /**
+   * `admit` for the payload of a sealed-stream member (identity/sealed-stream.ts): decode -> expiry -> replay.
+   * Its seal is checked elsewhere, once it arrives. Throws a typed IdentityError.
+   */
+  admitPayload(payload: Uint8Array): Envelope {
+    if (payload.byteLength > this.#maxBytes) throw new EnvelopeTooLargeError(`envelope payload is ${payload.byteLength} bytes; the limit is ${this.#maxBytes}`)
+    const env = decodePayload(payload)
+    this.#admit(env)
+    return env
   }
 
   /** The signature check of `verify`, for an envelope decoded by `admit`. Throws BadSignatureError / UnknownKeyError. */

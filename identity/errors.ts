@@ -70,6 +70,15 @@ export class UnknownKeyError extends IdentityError {
   override readonly code: string = 'ERR_UNKNOWN_KEY'
 }
 
+/**
+ * An envelope of a sealed stream whose batch seal cannot vouch for it: the seal did not come in time, or some
+ * members of its batch never arrived (a dropped stream). Not a forgery: the sender may send it again.
+ */
+export class UnsealedEnvelopeError extends IdentityError {
+  override readonly name: string = 'UnsealedEnvelopeError'
+  override readonly code: string = 'ERR_UNSEALED_ENVELOPE'
+}
+
 /** Asked to sign an envelope whose `from` is not the signing key's DID, or other bad signing input. */
 export class InvalidEnvelopeInitError extends IdentityError {
   override readonly name: string = 'InvalidEnvelopeInitError'

@@ -19,6 +19,8 @@ export {
   signEnvelopeBatch,
   decodeEnvelope,
   decodeWire,
+  decodePayload,
+  prepareEnvelope,
   didOf,
   EnvelopeVerifier,
   ReplayCache,
@@ -38,6 +40,20 @@ export {
 export { LruCache } from './lru.ts'
 export { decodeWireHeader, type WireHeader } from './envelope-wire.ts'
 export { SignatureChecker } from './signature-checker.ts'
+export {
+  KIND_MEMBER,
+  KIND_SEAL,
+  encodeMember,
+  encodeSeal,
+  decodeStreamFrame,
+  isStreamFrame,
+  sealRoot,
+  signSeal,
+  verifySeal,
+  standaloneEnvelopes,
+  SealedStreamReader,
+  type StreamFrame,
+} from './sealed-stream.ts'
 export { SignatureWorker, type SignatureWorkerOptions } from './signature-worker.ts'
 export {
   abilityCovers,

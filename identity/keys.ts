@@ -87,7 +87,7 @@ export class NodeKey {
     return this.#peerId
   }
 
-  /** The 32-byte seed. Only the keystore should call this. */
+  /** The 32-byte seed. Only the keystore and the signature worker's thread (same process) should call this. */
   exportSeed(): Uint8Array {
     return Uint8Array.from(secrets.get(this)!.seed)
   }

@@ -1,12 +1,35 @@
-// The signature worker's thread (identity/signature-worker.ts owns it). It reads envelopes from the shared
-// ring (identity/signature-ring.ts), checks each signature with a SignatureChecker (which remembers verified
-// batch roots, so a Merkle batch costs one Ed25519 verification), publishes how far it got, and posts the
-// failures. It sleeps in Atomics.wait while the ring is empty.
+// The signature worker's thread (identity/signature-worker.ts owns it). It reads jobs from the shared ring
+// (identity/signature-ring.ts): checks self-signed envelopes with a SignatureChecker (which remembers verified
+// batch roots, so a Merkle batch costs one Ed25519 verification), checks batch seals of sealed streams, and
+// signs seals with the node's key, writing the signatures to the results ring. It publishes how far it got
+// and posts failures. It sleeps in Atomics.wait while the ring is empty.
 import { parentPort, workerData } from 'node:worker_threads'
 import { decodeWireHeader } from './envelope-wire.ts'
-import { IdentityError } from './errors.ts'
+import { BadSignatureError, IdentityError } from './errors.ts'
+import { NodeKey } from './keys.ts'
+import { signSeal, verifySeal } from './sealed-stream.ts'
 import { SignatureChecker } from './signature-checker.ts'
-import { CHECKED, FAILURES_POSTED, READ_POS, SIGNATURE_CHECKS, SLEEPING, STOP, WRAP, WRITE_POS, pad4, type RingFailure, type RingInit } from './signature-ring.ts'
+import {
+  CHECKED,
+  FAILURES_POSTED,
+  JOB_CHECK,
+  JOB_SEAL,
+  JOB_SIGN,
+  READ_POS,
+  RESULT_BYTES,
+  RESULT_SLOTS,
+  RESULTS_READ,
+  RESULTS_WRITTEN,
+  SIGNATURE_CHECKS,
+  SLEEPING,
+  STOP,
+  WRAP,
+  WRITE_POS,
+  pad4,
+  recordHeaderBytes,
+  type RingFailure,
+  type RingInit,
+} from './signature-ring.ts'
 
 const port = parentPort
 if (port === null) throw new Error('signature-worker-thread.ts runs only as a worker thread')
@@ -14,20 +37,59 @@ const init = workerData as RingInit
 const control = new Int32Array(init.control)
 const ring = new Uint8Array(init.ring)
 const view = new DataView(init.ring)
+const results = new Uint8Array(init.results)
+const resultsView = new DataView(init.results)
 const mask = ring.byteLength - 1
 const checker = new SignatureChecker(init.batchCacheSize)
+const signer = init.signerSeed ? NodeKey.fromSeed(init.signerSeed) : undefined
+let sealChecks = 0
 
-function checkOne(at: number): number {
+/** count x (u32 length | bytes | pad4) starting at `at`, as views into the ring. */
+function readPayloads(at: number, count: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (let k = 0; k < count; k++) {
+    const n = view.getUint32(at, true)
+    out.push(ring.subarray(at + 4, at + 4 + n))
+    at += 4 + pad4(n)
+  }
+  return out
+}
+
+function writeResult(token: number, signature: Uint8Array): void {
+  // the main thread reads results when it sends; wait (never drop) while the results ring is full
+  while (((Atomics.load(control, RESULTS_WRITTEN) - Atomics.load(control, RESULTS_READ)) | 0) >= RESULT_SLOTS) {
+    if (Atomics.load(control, STOP) !== 0) return
+    Atomics.wait(control, RESULTS_READ, Atomics.load(control, RESULTS_READ), 1)
+  }
+  const slot = Atomics.load(control, RESULTS_WRITTEN) & (RESULT_SLOTS - 1)
+  resultsView.setUint32(slot * RESULT_BYTES, token, true)
+  results.set(signature, slot * RESULT_BYTES + 4)
+  Atomics.add(control, RESULTS_WRITTEN, 1)
+}
+
+function handle(at: number): number {
   const total = view.getUint32(at, true)
-  const didLength = ring[at + 4]!
-  const did = Buffer.from(init.ring, at + 5, didLength).toString('latin1')
-  const wireAt = at + 4 + pad4(1 + didLength)
-  const wireLength = view.getUint32(wireAt, true)
-  // a view: the main thread reuses this part of the ring only after READ_POS moves past it, and the checker
-  // copies whatever it keeps
-  const wire = ring.subarray(wireAt + 4, wireAt + 4 + wireLength)
+  const job = ring[at + 4]!
+  const didLength = ring[at + 5]!
+  const did = Buffer.from(init.ring, at + 6, didLength).toString('latin1')
+  const body = at + recordHeaderBytes(didLength)
+  // views into the ring: the main thread reuses this part only after READ_POS moves past it, and the
+  // checker copies whatever it keeps
   try {
-    checker.check(did, decodeWireHeader(wire), '')
+    if (job === JOB_CHECK) {
+      const wireLength = view.getUint32(body, true)
+      checker.check(did, decodeWireHeader(ring.subarray(body + 4, body + 4 + wireLength)), '')
+    } else if (job === JOB_SEAL) {
+      const count = view.getUint32(body, true)
+      const signature = ring.subarray(body + 4, body + 68)
+      sealChecks++
+      if (!verifySeal(did, readPayloads(body + 68, count), signature)) throw new BadSignatureError('seal does not verify')
+    } else if (job === JOB_SIGN) {
+      const token = view.getUint32(body, true)
+      const count = view.getUint32(body + 4, true)
+      if (signer === undefined) throw new IdentityError('this signature worker has no signing key')
+      writeResult(token, signSeal(signer, readPayloads(body + 8, count)))
+    }
   } catch (err) {
     const e = err instanceof IdentityError ? err : new IdentityError(err instanceof Error ? err.message : String(err))
     const failure: RingFailure = { ticket: Atomics.load(control, CHECKED), name: e.name, message: e.message }
@@ -37,7 +99,7 @@ function checkOne(at: number): number {
   return total
 }
 
-// While envelopes keep coming the thread polls the ring every POLL_MS on its own, so the main thread need not
+// While jobs keep coming the thread polls the ring every POLL_MS on its own, so the main thread need not
 // wake it (a futex wake per turn cost the receiver ~9% of its time); after IDLE_MS without work it sleeps
 // until woken (SLEEPING tells the main thread to wake it).
 const POLL_MS = 1
@@ -64,8 +126,8 @@ for (;;) {
       read = (read + (ring.byteLength - at)) | 0
       continue
     }
-    read = (read + checkOne(at)) | 0
-    Atomics.store(control, SIGNATURE_CHECKS, checker.signatureChecks)
+    read = (read + handle(at)) | 0
+    Atomics.store(control, SIGNATURE_CHECKS, checker.signatureChecks + sealChecks)
     Atomics.add(control, CHECKED, 1)
     Atomics.store(control, READ_POS, read)
   }

@@ -1,20 +1,31 @@
-// Envelope signatures checked on a second core (spec/envelope.md, "Concurrent signature checks"). A receiver
-// whose transport already authenticated the sender (a Noise session bound to the sender's did:key) hands each
-// envelope here and goes on; the worker thread checks the signature and reports a failure a moment later.
-// Envelopes reach the thread through a shared ring buffer (identity/signature-ring.ts), not postMessage.
+// Envelope signatures checked, and seals signed, on a second core (spec/envelope.md, "Concurrent signature
+// checks"). A receiver whose transport already authenticated the sender (a Noise session bound to the
+// sender's did:key) hands each envelope, or each batch seal of a sealed stream, here and goes on; the worker
+// thread checks the signature and reports a failure a moment later. A sender hands the payloads of a sealed
+// batch here and gets the seal signature back when it next sends (or within `sealPollMs`). Jobs reach the
+// thread through a shared ring buffer (identity/signature-ring.ts), not postMessage.
 //
 // Deny by default still holds where it matters: when no thread runs (it could not start, crashed, or was
 // stopped) or the ring is full, `submit` checks inline and throws, so the caller refuses the envelope before
 // acting on it. Envelopes handed to a thread that dies are checked inline, so no failure goes unreported.
 import { Worker } from 'node:worker_threads'
 import type { WireHeader } from './envelope-wire.ts'
-import { BadSignatureError, IdentityError, UnknownKeyError } from './errors.ts'
+import { BadSignatureError, IdentityError, InvalidDidError, UnknownKeyError } from './errors.ts'
+import type { NodeKey } from './keys.ts'
+import { signSeal, verifySeal } from './sealed-stream.ts'
 import { SignatureChecker } from './signature-checker.ts'
 import {
   CHECKED,
   CONTROL_SLOTS,
   FAILURES_POSTED,
+  JOB_CHECK,
+  JOB_SEAL,
+  JOB_SIGN,
   READ_POS,
+  RESULT_BYTES,
+  RESULT_SLOTS,
+  RESULTS_READ,
+  RESULTS_WRITTEN,
   RING_BYTES,
   SIGNATURE_CHECKS,
   SLEEPING,
@@ -22,7 +33,7 @@ import {
   WRAP,
   WRITE_POS,
   pad4,
-  recordBytes,
+  recordHeaderBytes,
   type RingFailure,
   type RingInit,
 } from './signature-ring.ts'
@@ -34,15 +45,28 @@ export interface SignatureWorkerOptions<C> {
   maxBacklog?: number
   /** Verified batch roots remembered (on each side). Default 4096. */
   batchCacheSize?: number
+  /** The key that signs seals (`seal`); without it `seal` is refused. */
+  signer?: NodeKey
+  /** How often signed seals are collected when nothing else collects them. Default 2 ms. */
+  sealPollMs?: number
 }
 
-/** An envelope handed to the thread, kept until the thread has checked it. */
-interface Submitted<C> {
-  did: string
-  id: string
-  /** Views into the caller's bytes: used only if the thread dies before checking it. */
-  header: WireHeader
-  context: C
+/** A check handed to the thread, kept until the thread has done it (undefined for a signing job). */
+type Submitted<C> =
+  | {
+      job: 'check'
+      did: string
+      id: string
+      /** Views into the caller's bytes: used only if the thread dies before checking it. */
+      header: WireHeader
+      context: C
+    }
+  | { job: 'seal'; did: string; id: string; payloads: readonly Uint8Array[]; signature: Uint8Array; context: C }
+
+/** A seal being signed on the thread. */
+interface Signing {
+  payloads: readonly Uint8Array[]
+  done: (signature: Uint8Array) => void
 }
 
 const POLL_MS = 1
@@ -52,6 +76,8 @@ export class SignatureWorker<C> {
   readonly #maxBacklog: number
   readonly #batchCacheSize: number
   readonly #inline: SignatureChecker
+  readonly #signer: NodeKey | undefined
+  readonly #sealPollMs: number
   #worker: Worker | undefined
   #state: 'idle' | 'worker' | 'inline' | 'stopped' = 'idle'
   #control: Int32Array | undefined
@@ -67,12 +93,20 @@ export class SignatureWorker<C> {
   #drainWaiters: (() => void)[] = []
   #pollTimer: NodeJS.Timeout | undefined
   #wakeScheduled = false
+  #results: Buffer | undefined
+  /** Seals on the thread by token, in token order (Map keeps insertion order). */
+  readonly #signing = new Map<number, Signing>()
+  #nextToken = 0
+  #sealTimer: NodeJS.Timeout | undefined
+  #inlineSealChecks = 0
 
   constructor(opts: SignatureWorkerOptions<C>) {
     this.#onFailure = opts.onFailure
     this.#maxBacklog = opts.maxBacklog ?? 65_536
     this.#batchCacheSize = opts.batchCacheSize ?? 4096
     this.#inline = new SignatureChecker(this.#batchCacheSize)
+    this.#signer = opts.signer
+    this.#sealPollMs = opts.sealPollMs ?? 2
   }
 
   /** 'worker' while a thread checks signatures, 'inline' after it failed, 'idle' before the first submit. */
@@ -88,7 +122,7 @@ export class SignatureWorker<C> {
 
   /** Ed25519 verifications performed so far, here and in the thread. */
   get signatureChecks(): number {
-    return this.#inline.signatureChecks + (this.#control ? Atomics.load(this.#control, SIGNATURE_CHECKS) : 0)
+    return this.#inline.signatureChecks + this.#inlineSealChecks + (this.#control ? Atomics.load(this.#control, SIGNATURE_CHECKS) : 0)
   }
 
   /**
@@ -98,12 +132,85 @@ export class SignatureWorker<C> {
    */
   submit(did: string, header: WireHeader, bytes: Uint8Array, id: string, context: C): void {
     if (this.#state === 'idle') this.#startWorker()
-    if (this.#state !== 'worker' || !this.#write(did, bytes)) {
+    if (this.#state !== 'worker' || !this.#write(JOB_CHECK, did, 4 + pad4(bytes.byteLength), (at) => this.#putBytes(at, bytes))) {
       this.#inline.check(did, header, id)
       return
     }
-    this.#queue.push({ did, id, header, context })
-    if (this.#queue.length - this.#head > 1024) this.#reap()
+    this.#enqueue({ job: 'check', did, id, header, context })
+  }
+
+  /**
+   * Queues the check of a sealed batch: `signature` must seal exactly `payloads` for `did` (`id` names the
+   * batch's first envelope in error messages). Like `submit`: inline, throwing BadSignatureError, when the
+   * thread cannot take it; otherwise a failure reaches `onFailure(context, error)` later.
+   */
+  submitSeal(did: string, payloads: readonly Uint8Array[], signature: Uint8Array, id: string, context: C): void {
+    if (this.#state === 'idle') this.#startWorker()
+    const size = 4 + 64 + payloadsBytes(payloads)
+    const fits = this.#state === 'worker' && this.#write(JOB_SEAL, did, size, (at) => {
+      this.#view!.setUint32(at, payloads.length, true)
+      this.#ring!.set(signature, at + 4)
+      this.#putPayloads(at + 68, payloads)
+    })
+    if (!fits) {
+      this.#checkSealInline(did, payloads, signature, id)
+      return
+    }
+    this.#enqueue({ job: 'seal', did, id, payloads, signature: Uint8Array.prototype.slice.call(signature), context })
+  }
+
+  /**
+   * Signs the seal of `payloads` (1..65,536 of them) with the signer. `done(signature)` runs later, on this
+   * thread, when the seal is collected (by `collectSeals`, or within `sealPollMs`), in the order seals were
+   * asked for; or at once (signed inline) when no thread runs or the ring is full.
+   */
+  seal(payloads: readonly Uint8Array[], done: (signature: Uint8Array) => void): void {
+    const signer = this.#signer
+    if (signer === undefined) throw new IdentityError('this signature worker has no signing key')
+    if (this.#state === 'idle') this.#startWorker()
+    const token = this.#nextToken
+    const fits = this.#state === 'worker' && this.#write(JOB_SIGN, '', 8 + payloadsBytes(payloads), (at) => {
+      this.#view!.setUint32(at, token, true)
+      this.#view!.setUint32(at + 4, payloads.length, true)
+      this.#putPayloads(at + 8, payloads)
+    })
+    if (!fits) {
+      // seals must keep their order: collect those already signed before this one goes out
+      this.collectSeals()
+      this.#signInline({ payloads, done })
+      return
+    }
+    this.#nextToken = (token + 1) >>> 0
+    this.#signing.set(token, { payloads, done })
+    this.#queue.push(undefined)
+    this.#armSealTimer()
+  }
+
+  /** Seals asked for and not yet handed back. */
+  get sealsPending(): number {
+    return this.#signing.size
+  }
+
+  /** Hands back every seal the thread has signed (in order). Cheap when there is none: call it before sending. */
+  collectSeals(): void {
+    const control = this.#control
+    if (control === undefined || this.#signing.size === 0) return
+    const written = Atomics.load(control, RESULTS_WRITTEN)
+    let read = control[RESULTS_READ]!
+    if (read === written) return
+    const results = this.#results!
+    while (read !== written) {
+      const at = (read & (RESULT_SLOTS - 1)) * RESULT_BYTES
+      const token = results.readUInt32LE(at)
+      const signature = Uint8Array.prototype.slice.call(results.subarray(at + 4, at + 68))
+      read = (read + 1) | 0
+      Atomics.store(control, RESULTS_READ, read)
+      const s = this.#signing.get(token)
+      if (s === undefined) continue
+      this.#signing.delete(token)
+      this.#hand(s, signature)
+    }
+    if (this.#signing.size === 0) this.#clearSealTimer()
   }
 
   /** Resolves once every envelope submitted so far has been checked (and any failure reported). */
@@ -123,13 +230,73 @@ export class SignatureWorker<C> {
     this.#retire()
     this.#state = 'stopped'
     this.#checkRestInline()
+    if (this.#signer) this.#signRestInline()
     if (worker) await worker.terminate()
+  }
+
+  #enqueue(it: Submitted<C>): void {
+    this.#queue.push(it)
+    if (this.#queue.length - this.#head > 1024) this.#reap()
+  }
+
+  #hand(s: Signing, signature: Uint8Array): void {
+    try {
+      s.done(signature)
+    } catch {
+      // the callback's own failure must not stop the seals after it
+    }
+  }
+
+  #signInline(s: Signing): void {
+    this.#hand(s, signSeal(this.#signer!, s.payloads))
+  }
+
+  #checkSealInline(did: string, payloads: readonly Uint8Array[], signature: Uint8Array, id: string): void {
+    let ok: boolean
+    try {
+      this.#inlineSealChecks++
+      ok = verifySeal(did, payloads, signature)
+    } catch (err) {
+      if (err instanceof InvalidDidError) throw new UnknownKeyError(`cannot resolve the sender's key: ${err.message}`)
+      throw err
+    }
+    if (!ok) throw new BadSignatureError(`seal of the batch of envelope ${id} (${payloads.length} envelopes) does not verify with ${did}`)
+  }
+
+  #armSealTimer(): void {
+    if (this.#sealTimer !== undefined) return
+    const tick = (): void => {
+      this.#sealTimer = undefined
+      this.collectSeals()
+      if (this.#signing.size > 0) this.#armSealTimer()
+    }
+    this.#sealTimer = setTimeout(tick, this.#sealPollMs)
+  }
+
+  #clearSealTimer(): void {
+    clearTimeout(this.#sealTimer)
+    this.#sealTimer = undefined
   }
 
   // ---- the ring ----------------------------------------------------------------------------------------------
 
-  /** Writes one record; false when it does not fit (ring or backlog full), and the caller checks inline. */
-  #write(did: string, bytes: Uint8Array): boolean {
+  #putBytes(at: number, bytes: Uint8Array): void {
+    this.#view!.setUint32(at, bytes.byteLength, true)
+    this.#ring!.set(bytes, at + 4)
+  }
+
+  #putPayloads(at: number, payloads: readonly Uint8Array[]): void {
+    for (const p of payloads) {
+      this.#putBytes(at, p)
+      at += 4 + pad4(p.byteLength)
+    }
+  }
+
+  /**
+   * Writes one record (`job`, `did`, then `bodyBytes` written by `fill` at the offset it is given); false
+   * when it does not fit (ring or backlog full), and the caller works inline.
+   */
+  #write(job: number, did: string, bodyBytes: number, fill: (at: number) => void): boolean {
     const control = this.#control!
     const ring = this.#ring!
     const view = this.#view!
@@ -137,7 +304,7 @@ export class SignatureWorker<C> {
       this.#reap()
       if (this.#queue.length - this.#head >= this.#maxBacklog) return false
     }
-    const size = recordBytes(did.length, bytes.byteLength)
+    const size = recordHeaderBytes(did.length) + bodyBytes
     const write = control[WRITE_POS]!
     const read = Atomics.load(control, READ_POS)
     const at = write & (RING_BYTES - 1)
@@ -152,11 +319,10 @@ export class SignatureWorker<C> {
       off = 0
     }
     view.setUint32(off, size, true)
-    ring[off + 4] = did.length
-    ring.write(did, off + 5)
-    const wireAt = off + 4 + pad4(1 + did.length)
-    view.setUint32(wireAt, bytes.byteLength, true)
-    ring.set(bytes, wireAt + 4)
+    ring[off + 4] = job
+    ring[off + 5] = did.length
+    ring.write(did, off + 6, 'latin1')
+    fill(off + recordHeaderBytes(did.length))
     Atomics.store(control, WRITE_POS, (pos + size) | 0)
     // one wake-up per turn, not per envelope (a futex wake is a system call)
     if (!this.#wakeScheduled) {
@@ -217,8 +383,10 @@ export class SignatureWorker<C> {
     const init: RingInit = {
       control: new SharedArrayBuffer(CONTROL_SLOTS * 4),
       ring: new SharedArrayBuffer(RING_BYTES),
+      results: new SharedArrayBuffer(RESULT_SLOTS * RESULT_BYTES),
       batchCacheSize: this.#batchCacheSize,
     }
+    if (this.#signer) init.signerSeed = this.#signer.exportSeed()
     let worker: Worker
     try {
       worker = new Worker(new URL('./signature-worker-thread.ts', import.meta.url), { workerData: init })
@@ -229,6 +397,7 @@ export class SignatureWorker<C> {
     this.#control = new Int32Array(init.control)
     this.#ring = Buffer.from(init.ring)
     this.#view = new DataView(init.ring)
+    this.#results = Buffer.from(init.results)
     worker.unref()
     worker.on('message', (failure: RingFailure) => {
       if (this.#worker === worker) this.#onThreadFailure(failure)
@@ -248,8 +417,9 @@ export class SignatureWorker<C> {
     const it = this.#queue[this.#head + ((f.ticket - this.#headTicket) | 0)]
     if (it !== undefined) {
       this.#reportedThrough = f.ticket
+      const what = it.job === 'seal' ? `seal of the batch of envelope ${it.id} (${it.payloads.length} envelopes)` : `signature of envelope ${it.id}`
       const error = f.name === 'BadSignatureError'
-        ? new BadSignatureError(`signature of envelope ${it.id} does not verify with ${it.did}`)
+        ? new BadSignatureError(`${what} does not verify with ${it.did}`)
         : f.name === 'UnknownKeyError' ? new UnknownKeyError(f.message) : Object.assign(new IdentityError(f.message), { name: f.name })
       this.#report(it, error)
     }
@@ -264,7 +434,7 @@ export class SignatureWorker<C> {
     }
   }
 
-  /** The thread failed: everything it had not checked is checked here, and so is everything after. */
+  /** The thread failed: everything it had not done is done here, and so is everything after. */
   #fallBack(): void {
     if (this.#state === 'inline' || this.#state === 'stopped') return
     const worker = this.#worker
@@ -272,6 +442,16 @@ export class SignatureWorker<C> {
     this.#state = 'inline'
     void worker?.terminate()
     this.#checkRestInline()
+    this.#signRestInline()
+  }
+
+  /** Seals the thread signed are handed back; the rest are signed here, in order. */
+  #signRestInline(): void {
+    this.collectSeals()
+    this.#clearSealTimer()
+    const rest = [...this.#signing.values()]
+    this.#signing.clear()
+    for (const s of rest) this.#signInline(s)
   }
 
   /** Detaches from the thread: tells it to stop and ignores whatever it still posts. */
@@ -304,11 +484,19 @@ export class SignatureWorker<C> {
       if (it === undefined) continue
       if (this.#reportedThrough !== undefined && ((firstTicket + k - this.#reportedThrough) | 0) <= 0) continue
       try {
-        this.#inline.check(it.did, it.header, it.id)
+        if (it.job === 'check') this.#inline.check(it.did, it.header, it.id)
+        else this.#checkSealInline(it.did, it.payloads, it.signature, it.id)
       } catch (err) {
         this.#report(it, err instanceof IdentityError ? err : new IdentityError(String(err)))
       }
     }
     this.#wakeDrainWaiters()
   }
+}
+
+/** Ring bytes of count x (u32 length | payload | pad4). */
+function payloadsBytes(payloads: readonly Uint8Array[]): number {
+  let n = 0
+  for (const p of payloads) n += 4 + pad4(p.byteLength)
+  return n
 }

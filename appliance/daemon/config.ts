@@ -28,6 +28,13 @@ export interface NodeConfig {
   signatureCheck: 'concurrent' | 'inline'
   /** How long a peer that sent a badly signed envelope is refused connections, ms (0: not at all). */
   quarantineMs: number
+  /**
+   * Send envelopes to directly authenticated peers as a sealed stream (members now, one batch signature
+   * shortly after) rather than each with its own signature. spec/envelope.md, "Sealed streams".
+   */
+  sealedStreams: boolean
+  /** How long an outgoing sealed batch stays open before its one signature is made, ms. */
+  sealWindowMs: number
   /** Local API port on 127.0.0.1 (0: an ephemeral port, written to api.json). */
   apiPort: number
   /** Where log lines go: 'stderr' or a file path (relative to the home). */
@@ -55,6 +62,8 @@ export function defaultConfig(): NodeConfig {
     frameTimeoutMs: 30_000,
     signatureCheck: 'concurrent',
     quarantineMs: 60_000,
+    sealedStreams: true,
+    sealWindowMs: 2,
     apiPort: 0,
     log: 'stderr',
   }
@@ -80,12 +89,13 @@ export function loadConfig(home: string): NodeConfig {
   const r = raw as Record<string, unknown>
   const out: NodeConfig = { ...cfg, ...r } as NodeConfig
   for (const f of ['listen', 'bootstrap', 'announce', 'trustedRoots'] as const) if (f in r) out[f] = strings(r[f], f)
-  for (const f of ['mdns', 'relay'] as const) if (f in r && typeof r[f] !== 'boolean') throw new ConfigError(`config.json: '${f}' must be true or false`)
+  for (const f of ['mdns', 'relay', 'sealedStreams'] as const) if (f in r && typeof r[f] !== 'boolean') throw new ConfigError(`config.json: '${f}' must be true or false`)
   if ('apiPort' in r && (!Number.isInteger(r.apiPort) || (r.apiPort as number) < 0 || (r.apiPort as number) > 65535)) throw new ConfigError("config.json: 'apiPort' must be a port number")
   if ('pingIntervalMs' in r && (!Number.isInteger(r.pingIntervalMs) || (r.pingIntervalMs as number) < 0)) throw new ConfigError("config.json: 'pingIntervalMs' must be a non-negative integer (0: off)")
   if ('frameTimeoutMs' in r && (!Number.isInteger(r.frameTimeoutMs) || (r.frameTimeoutMs as number) < 1)) throw new ConfigError("config.json: 'frameTimeoutMs' must be a positive integer")
   if ('signatureCheck' in r && r.signatureCheck !== 'concurrent' && r.signatureCheck !== 'inline') throw new ConfigError("config.json: 'signatureCheck' must be 'concurrent' or 'inline'")
   if ('quarantineMs' in r && (!Number.isInteger(r.quarantineMs) || (r.quarantineMs as number) < 0)) throw new ConfigError("config.json: 'quarantineMs' must be a non-negative integer (0: off)")
+  if ('sealWindowMs' in r && (!Number.isInteger(r.sealWindowMs) || (r.sealWindowMs as number) < 0 || (r.sealWindowMs as number) > 1000)) throw new ConfigError("config.json: 'sealWindowMs' must be an integer from 0 to 1000")
   if ('log' in r && typeof r.log !== 'string') throw new ConfigError("config.json: 'log' must be 'stderr' or a file path")
   return out
 }

@@ -128,12 +128,14 @@ export class Daemon {
     this.system = new ActorSystem({
       key: this.key,
       transport: this.mesh.transport,
-      remote: signedRemote({ signatureCheck: c.signatureCheck }),
+      remote: signedRemote({ signatureCheck: c.signatureCheck, sealedStreams: c.sealedStreams, sealWindowMs: c.sealWindowMs }),
       trustedRoots: c.trustedRoots,
     })
     this.system.subscribe((e) => {
       if (e.type === 'peer-violation') {
         this.log.warn('peer violated the protocol: answered and disconnected', { peer: e.peerDid, envelope: e.envelopeId, behavior: e.behavior, error: e.error.name, message: e.error.message })
+      } else if (e.type === 'unsealed') {
+        this.log.warn(e.delivered ? 'envelopes delivered without a seal to vouch for them' : 'envelopes refused: their seal never vouched for them', { peer: e.peerDid, envelopes: e.envelopes, first: e.firstEnvelopeId, reason: e.reason })
       }
     })
     await this.system.start()

@@ -1,9 +1,11 @@
 // The signature worker checks envelope signatures on its own thread (spec/envelope.md, "Concurrent signature
 // checks"): good envelopes produce no failure, each bad one exactly one failure with its context, in order;
 // without a thread (a full backlog, after stop) the check runs inline and throws; the ring wraps correctly.
+// Seals of sealed streams are signed and checked there too, in order, and never lost at stop.
 import t from 'tap'
 import { NodeKey } from '../keys.ts'
-import { signEnvelope, signEnvelopeBatch, type SignedEnvelope } from '../envelope.ts'
+import { prepareEnvelope, signEnvelope, signEnvelopeBatch, type SignedEnvelope } from '../envelope.ts'
+import { signSeal } from '../sealed-stream.ts'
 import { decodeWireHeader } from '../envelope-wire.ts'
 import { BadSignatureError, IdentityError } from '../errors.ts'
 import { SignatureWorker } from '../signature-worker.ts'
@@ -95,4 +97,62 @@ t.test('the ring wraps around many times without losing or misplacing an envelop
     await w.drained()
   }
   t.same(failures.map(([ctx]) => ctx), expected, `one failure per round over ${rounds} rounds (${Math.round((rounds * bytesPerRound) / RING_BYTES)}x the ring)`)
+})
+
+// ---- sealed streams: seals signed and checked on the thread -----------------------------------------------------
+
+function payloads(n: number, tag = 'p'): Uint8Array[] {
+  return Array.from({ length: n }, (_, i) => prepareEnvelope(alice, { from: alice.did, to: `${bob.did}/sink`, behavior: '/t/hit', body: `${tag}${i}` }).payload)
+}
+
+t.test('seals signed on the thread come back in order and equal the inline signature', async (t) => {
+  const failures: [string, IdentityError][] = []
+  const w = new SignatureWorker<string>({ onFailure: (ctx, err) => failures.push([ctx, err]), signer: alice, sealPollMs: 1 })
+  t.teardown(() => w.stop())
+  const batches = Array.from({ length: 20 }, (_, k) => payloads(1 + (k * 7) % 40, `b${k}-`))
+  const got: [number, Uint8Array][] = []
+  batches.forEach((ps, k) => w.seal(ps, (sig) => got.push([k, sig])))
+  t.equal(w.mode, 'worker')
+  t.ok(w.sealsPending > 0, 'seals are pending on the thread, not signed inline')
+  const end = Date.now() + 10_000
+  while (got.length < batches.length && Date.now() < end) await new Promise((r) => setTimeout(r, 2))
+  t.same(got.map(([k]) => k), batches.map((_, k) => k), 'every seal is handed back once, in the order asked')
+  for (const [k, sig] of got) t.same(sig, signSeal(alice, batches[k]!), `seal ${k} is the key's deterministic Ed25519 signature`)
+  t.same(failures, [])
+})
+
+t.test('a seal check on the thread reports a forged or mismatched seal with its context; a good one is silent', async (t) => {
+  const { w, failures } = worker()
+  const ps = payloads(33)
+  w.submitSeal(alice.did, ps, signSeal(alice, ps), 'id-good', 'good')
+  w.submitSeal(alice.did, ps, signSeal(bob, ps), 'id-forged', 'forged')
+  w.submitSeal(alice.did, ps.slice(1), signSeal(alice, ps), 'id-short', 'one member missing')
+  w.submitSeal(alice.did, [...ps].reverse(), signSeal(alice, ps), 'id-order', 'reordered')
+  await w.drained()
+  t.same(failures.map(([ctx]) => ctx), ['forged', 'one member missing', 'reordered'])
+  for (const [, err] of failures) t.type(err, BadSignatureError)
+  t.match(failures[0]![1].message, /seal of the batch of envelope id-forged \(33 envelopes\)/)
+})
+
+t.test('stop() signs the seals still pending inline and checks pending seals inline; nothing is lost', async (t) => {
+  const failures: [string, IdentityError][] = []
+  const w = new SignatureWorker<string>({ onFailure: (ctx, err) => failures.push([ctx, err]), signer: alice, sealPollMs: 1000 })
+  const got: Uint8Array[] = []
+  const ps = payloads(200)
+  for (let k = 0; k < 50; k++) w.seal(ps, (sig) => got.push(sig))
+  w.submitSeal(alice.did, ps, signSeal(bob, ps), 'x', 'forged at stop')
+  await w.stop()
+  t.equal(got.length, 50, 'every seal asked for was handed back')
+  const want = signSeal(alice, ps)
+  t.ok(got.every((s) => Buffer.compare(Buffer.from(s), Buffer.from(want)) === 0))
+  t.same(failures.map(([ctx]) => ctx), ['forged at stop'])
+  const after: Uint8Array[] = []
+  w.seal(ps, (sig) => after.push(sig))
+  t.equal(after.length, 1, 'after stop a seal is signed inline, at once')
+  t.throws(() => w.submitSeal(alice.did, ps, signSeal(bob, ps), 'y', 'inline'), BadSignatureError, 'after stop a forged seal throws at submit')
+})
+
+t.test('a worker without a signer refuses to seal', async (t) => {
+  const { w } = worker()
+  t.throws(() => w.seal(payloads(1), () => {}), IdentityError)
 })

@@ -1,22 +1,46 @@
 // A test-side mesh node (project p2p code, no actor system) that sends hand-made envelopes and raw bytes to
 // daemons and reads every envelope that comes back, so tests can see the typed errors a sender receives.
+// It is a strict third party: a self-signed envelope counts once its signature verifies, a sealed-stream
+// member once its batch seal verifies (spec/envelope.md, "Sealed streams"); anything else is counted as bad.
 import { NodeKey } from '../../identity/keys.ts'
-import { decodeEnvelope, type Envelope } from '../../identity/envelope.ts'
+import { decodeEnvelope, EnvelopeVerifier, type Envelope } from '../../identity/envelope.ts'
+import { SealedStreamReader, isStreamFrame } from '../../identity/sealed-stream.ts'
 import { Mesh } from '../mesh.ts'
 
 export class Probe {
   readonly key: NodeKey
   readonly mesh: Mesh
   readonly received: Envelope[] = []
+  /** Standalone (self-verifying) encodings of everything received, as a third party would keep them. */
+  readonly evidence: Uint8Array[] = []
+  /** Envelopes or seals that did not verify. */
+  bad = 0
   private waiters: Array<() => void> = []
+  private readonly reader = new SealedStreamReader()
 
   private constructor(key: NodeKey, mesh: Mesh) {
     this.key = key
     this.mesh = mesh
-    mesh.transport.onEnvelope(({ bytes }) => {
-      this.received.push(decodeEnvelope(bytes).envelope)
-      for (const w of this.waiters.splice(0)) w()
+    const verifier = new EnvelopeVerifier()
+    mesh.transport.onEnvelope(({ bytes, peerDid }) => {
+      try {
+        if (isStreamFrame(bytes)) {
+          const sealed = this.reader.push(bytes, peerDid)
+          if (sealed.length > 0) this.accept(sealed.map((s) => s.envelope), sealed.map((s) => s.bytes))
+        } else {
+          verifier.verify(bytes)
+          this.accept([decodeEnvelope(bytes).envelope], [bytes])
+        }
+      } catch {
+        this.bad++
+      }
     })
+  }
+
+  private accept(envelopes: Envelope[], evidence: Uint8Array[]): void {
+    this.received.push(...envelopes)
+    this.evidence.push(...evidence)
+    for (const w of this.waiters.splice(0)) w()
   }
 
   static async start(opts: { bootstrap?: string[]; listen?: string[] } = {}): Promise<Probe> {

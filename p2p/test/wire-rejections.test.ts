@@ -1,12 +1,14 @@
 // Must show: a daemon refuses, with typed errors the sender reads, an envelope whose signer is not the
 // connection's peer, a replayed envelope and an expired one; random, truncated and oversize frames reset
-// that stream and the daemon stays up (it still answers afterwards).
+// that stream and the daemon stays up (it still answers afterwards). Bad signatures and forged seals of
+// sealed streams are answered, logged and the peer hung up on; with inline checks nothing acts on them.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { NodeKey } from '../../identity/keys.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
-import { signEnvelope, type Envelope } from '../../identity/envelope.ts'
+import { prepareEnvelope, signEnvelope, type Envelope } from '../../identity/envelope.ts'
+import { encodeMember, encodeSeal, signSeal } from '../../identity/sealed-stream.ts'
 import { DaemonCluster, eventually } from '../../scripts/testing/daemons.ts'
 import { ACTOR_PROTOCOL } from '../actor-wire.ts'
 import { encodeFrames } from '../framing.ts'
@@ -152,4 +154,51 @@ t.test("signatureCheck 'inline': a bad signature is refused before delivery, wit
   await probe.waitFor((e) => e.inReplyTo === honest.envelope.id)
   t.equal(probe.received.filter((e) => e.inReplyTo === bad.envelope.id).length, 1, 'the echo actor never saw the bad envelope')
   t.ok(peerConnected(probe, d.did), 'refused inline, the peer stays connected (nothing was acted on)')
+})
+
+// ---- sealed streams (spec/envelope.md, "Sealed streams") ------------------------------------------------------
+
+function member(probe: Probe, to: string, body: string): { envelope: Envelope; payload: Uint8Array } {
+  return prepareEnvelope(probe.key, { from: probe.did, to, behavior: '/noir/node/echo', body, replyTo: probe.did })
+}
+
+t.test('a sealed stream with a forged seal: its members were answered, the seal is refused with BadSignatureError and the peer hung up on', async (t) => {
+  const d = await cluster.start()
+  const probe = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => probe.stop())
+  const to = `${d.did}/node`
+  const honest = [member(probe, to, 'h0'), member(probe, to, 'h1')]
+  for (let i = 0; i < 2; i++) await probe.mesh.transport.send(d.did, encodeMember(40, i, honest[i]!.payload))
+  await probe.mesh.transport.send(d.did, encodeSeal(40, 2, signSeal(probe.key, honest.map((m) => m.payload))))
+  const a1 = await probe.waitFor((e) => e.inReplyTo === honest[1]!.envelope.id)
+  t.same(a1.body, { ok: true, value: 'h1' }, 'an honestly sealed batch is answered (and the answers come sealed too)')
+  t.equal(probe.bad, 0, "every answer's seal verified at the probe")
+
+  const daemonPeer = peerIdFromDid(d.did)
+  const disconnected = new Promise<void>((resolve) => probe.mesh.host.addEventListener('peer:disconnect', (e) => {
+    if (e.detail.equals(daemonPeer)) resolve()
+  }))
+  const forged = [member(probe, to, 'f0'), member(probe, to, 'f1')]
+  for (let i = 0; i < 2; i++) await probe.mesh.transport.send(d.did, encodeMember(41, i, forged[i]!.payload))
+  await probe.waitFor((e) => e.inReplyTo === forged[1]!.envelope.id && (e.body as { ok?: boolean }).ok === true)
+  t.pass('checked concurrently, the members were delivered and answered before their seal came')
+  await probe.mesh.transport.send(d.did, encodeSeal(41, 2, signSeal(NodeKey.generate(), forged.map((m) => m.payload))))
+  const line = await eventually(() => d.logLines().find((l) => l.msg === 'peer violated the protocol: answered and disconnected'), 10_000)
+  t.equal(line.peer, probe.did)
+  t.equal(line.error, 'BadSignatureError')
+  await disconnected
+  t.pass('the daemon hung up on the peer')
+})
+
+t.test("signatureCheck 'inline': sealed members wait for their seal before anything acts on them", async (t) => {
+  const d = await cluster.start({ config: { signatureCheck: 'inline' } })
+  const probe = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => probe.stop())
+  const m = member(probe, `${d.did}/node`, 'held')
+  await probe.mesh.transport.send(d.did, encodeMember(7, 0, m.payload))
+  await new Promise((r) => setTimeout(r, 500))
+  t.notOk(probe.received.some((e) => e.inReplyTo === m.envelope.id), 'no answer while the seal has not come')
+  await probe.mesh.transport.send(d.did, encodeSeal(7, 1, signSeal(probe.key, [m.payload])))
+  const answer = await probe.waitFor((e) => e.inReplyTo === m.envelope.id)
+  t.same(answer.body, { ok: true, value: 'held' }, 'answered once the seal verified')
 })

@@ -1,0 +1,42 @@
+// config.json: defaults for what is missing, typed ConfigError (naming the field) for what is wrong.
+import t from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { defaultConfig, loadConfig } from '../config.ts'
+import { ConfigError } from '../errors.ts'
+
+const home = mkdtempSync(join(tmpdir(), 'noir-config-'))
+t.teardown(() => rmSync(home, { recursive: true, force: true }))
+const write = (o: unknown): void => writeFileSync(join(home, 'config.json'), JSON.stringify(o))
+
+t.test('a missing file gives the defaults; given fields override them', async (t) => {
+  t.same(loadConfig(home), defaultConfig())
+  t.equal(defaultConfig().sealedStreams, true, 'sealed streams are on by default')
+  t.equal(defaultConfig().signatureCheck, 'concurrent')
+  write({ sealedStreams: false, sealWindowMs: 20, signatureCheck: 'inline' })
+  const c = loadConfig(home)
+  t.equal(c.sealedStreams, false)
+  t.equal(c.sealWindowMs, 20)
+  t.equal(c.signatureCheck, 'inline')
+  t.equal(c.quarantineMs, 60_000, 'the rest keep their defaults')
+})
+
+t.test('wrong values are refused with a ConfigError naming the field', async (t) => {
+  const cases: [unknown, RegExp][] = [
+    [{ sealedStreams: 'yes' }, /'sealedStreams' must be true or false/],
+    [{ sealWindowMs: -1 }, /'sealWindowMs' must be an integer from 0 to 1000/],
+    [{ sealWindowMs: 1.5 }, /'sealWindowMs'/],
+    [{ sealWindowMs: 5000 }, /'sealWindowMs'/],
+    [{ signatureCheck: 'never' }, /'signatureCheck' must be 'concurrent' or 'inline'/],
+    [{ quarantineMs: -5 }, /'quarantineMs'/],
+    [[1, 2], /must hold a JSON object/],
+  ]
+  for (const [cfg, msg] of cases) {
+    write(cfg)
+    t.throws(() => loadConfig(home), ConfigError, JSON.stringify(cfg))
+    t.throws(() => loadConfig(home), msg)
+  }
+  writeFileSync(join(home, 'config.json'), '{ not json')
+  t.throws(() => loadConfig(home), /not valid JSON/)
+})
