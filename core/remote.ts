@@ -118,7 +118,7 @@ export interface RemoteEndpointOptions {
   /**
    * Sealed streams: an outgoing batch stays open this long from its first member (or until it holds 256),
    * then one signature seals it. Members go out at once either way; a longer window means fewer signatures
-   * (and fewer checks at the receiver). Default 2 ms.
+   * (and fewer checks at the receiver). Default 10 ms.
    */
   sealWindowMs?: number
 }
@@ -171,7 +171,7 @@ class SignedRemote implements RemoteEndpoint {
     this.#concurrent = this.#authenticated && (options.signatureCheck ?? 'concurrent') === 'concurrent'
     this.#maxUnverified = options.maxUnverified ?? 65_536
     this.#sealTimeoutMs = options.sealTimeoutMs ?? 10_000
-    this.#sealWindowMs = options.sealWindowMs ?? 2
+    this.#sealWindowMs = options.sealWindowMs ?? 10
     if (this.#concurrent || this.#sealedOut) {
       this.#worker = new SignatureWorker<Unverified>({
         onFailure: (u, error) => this.#onBadSignature(u, error),

@@ -63,7 +63,7 @@ export function defaultConfig(): NodeConfig {
     signatureCheck: 'concurrent',
     quarantineMs: 60_000,
     sealedStreams: true,
-    sealWindowMs: 2,
+    sealWindowMs: 10,
     apiPort: 0,
     log: 'stderr',
   }
