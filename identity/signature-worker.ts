@@ -422,6 +422,11 @@ export class SignatureWorker<C> {
         ? new BadSignatureError(`${what} does not verify with ${it.did}`)
         : f.name === 'UnknownKeyError' ? new UnknownKeyError(f.message) : Object.assign(new IdentityError(f.message), { name: f.name })
       this.#report(it, error)
+    } else if (this.#signing.size > 0) {
+      // a signing job failed on the thread (it never should): seals must not be lost, so from here on the
+      // thread is not trusted with anything and everything pending is done inline
+      this.#fallBack()
+      return
     }
     this.#reap()
   }
