@@ -248,6 +248,27 @@ t.test('the replay cache drops expired entries once their deadline passed and ad
   t.equal(c.size, 1)
 })
 
+t.test('a full replay cache evicts oldest first through many compactions, and still refuses every remembered key', async (t) => {
+  const max = 5000
+  const c = new ReplayCache(max)
+  const n = 60_000
+  for (let i = 0; i < n; i++) c.admit(`k${i}`, 1_000_000 + i, 0)
+  t.equal(c.size, max, 'bounded')
+  let refusedRecent = 0
+  for (let i = n - max; i < n; i++) {
+    try {
+      c.admit(`k${i}`, 1_000_000 + i, 0)
+    } catch (err) {
+      if (err instanceof ReplayedEnvelopeError) refusedRecent++
+    }
+  }
+  t.equal(refusedRecent, max, 'each of the last max keys is still remembered')
+  t.throws(() => c.admit('k0', 1_000_000, 0), /saturated/, 'an evicted key whose deadline is below the floor cannot be proven fresh')
+  t.doesNotThrow(() => c.admit('fresh', 1_000_000 + n, 0), 'a key expiring after the floor is admitted')
+  c.admit('late', 3_000_000, 2_000_000) // every earlier deadline has passed: all expire at once
+  t.equal(c.size, 1)
+})
+
 t.test('every member of batches of 1 to 33 verifies in any order with one Ed25519 check per batch', async (t) => {
   let seed = 7
   const rand = (n: number): number => {
