@@ -49,6 +49,11 @@ export interface SignatureWorkerOptions<C> {
   signer?: NodeKey
   /** How often signed seals are collected when nothing else collects them. Default 2 ms. */
   sealPollMs?: number
+  /**
+   * Seals that may wait on the thread; beyond that `seal` signs inline (which also slows the sender down),
+   * so a starved thread cannot let seals lag without bound. Default 16.
+   */
+  maxPendingSeals?: number
 }
 
 /** A check handed to the thread, kept until the thread has done it (undefined for a signing job). */
@@ -78,6 +83,7 @@ export class SignatureWorker<C> {
   readonly #inline: SignatureChecker
   readonly #signer: NodeKey | undefined
   readonly #sealPollMs: number
+  readonly #maxPendingSeals: number
   #worker: Worker | undefined
   #state: 'idle' | 'worker' | 'inline' | 'stopped' = 'idle'
   #control: Int32Array | undefined
@@ -107,6 +113,7 @@ export class SignatureWorker<C> {
     this.#inline = new SignatureChecker(this.#batchCacheSize)
     this.#signer = opts.signer
     this.#sealPollMs = opts.sealPollMs ?? 2
+    this.#maxPendingSeals = opts.maxPendingSeals ?? 16
   }
 
   /** 'worker' while a thread checks signatures, 'inline' after it failed, 'idle' before the first submit. */
@@ -162,12 +169,20 @@ export class SignatureWorker<C> {
   /**
    * Signs the seal of `payloads` (1..65,536 of them) with the signer. `done(signature)` runs later, on this
    * thread, when the seal is collected (by `collectSeals`, or within `sealPollMs`), in the order seals were
-   * asked for; or at once (signed inline) when no thread runs or the ring is full.
+   * asked for; or at once (signed inline) when no thread runs, the ring is full or `maxPendingSeals` wait.
    */
   seal(payloads: readonly Uint8Array[], done: (signature: Uint8Array) => void): void {
     const signer = this.#signer
     if (signer === undefined) throw new IdentityError('this signature worker has no signing key')
     if (this.#state === 'idle') this.#startWorker()
+    if (this.#signing.size >= this.#maxPendingSeals) {
+      // the thread is behind (starved, or slow): what it has not signed is signed here, in order, and so is
+      // this one; its late results for them are ignored
+      this.collectSeals()
+      this.#signPendingInline()
+      this.#signInline({ payloads, done })
+      return
+    }
     const token = this.#nextToken
     const fits = this.#state === 'worker' && this.#write(JOB_SIGN, '', 8 + payloadsBytes(payloads), (at) => {
       this.#view!.setUint32(at, token, true)
@@ -342,8 +357,11 @@ export class SignatureWorker<C> {
   #reap(): void {
     const control = this.#control
     if (control === undefined || this.#state !== 'worker') return
-    if (Atomics.load(control, FAILURES_POSTED) !== this.#failuresReceived) return
+    // CHECKED before FAILURES_POSTED: the thread bumps FAILURES_POSTED before CHECKED moves past a failed
+    // job, so every failure among the jobs counted here is counted there too (read the other way round, a
+    // failure posted between the two reads was forgotten with its job and then dropped on arrival)
     const checked = Atomics.load(control, CHECKED)
+    if (Atomics.load(control, FAILURES_POSTED) !== this.#failuresReceived) return
     let n = (checked - this.#headTicket) | 0
     if (n <= 0) return
     n = Math.min(n, this.#queue.length - this.#head)
@@ -453,6 +471,10 @@ export class SignatureWorker<C> {
   /** Seals the thread signed are handed back; the rest are signed here, in order. */
   #signRestInline(): void {
     this.collectSeals()
+    this.#signPendingInline()
+  }
+
+  #signPendingInline(): void {
     this.#clearSealTimer()
     const rest = [...this.#signing.values()]
     this.#signing.clear()
@@ -477,8 +499,12 @@ export class SignatureWorker<C> {
   #checkRestInline(): void {
     const control = this.#control
     let start = this.#head
-    if (control !== undefined && Atomics.load(control, FAILURES_POSTED) === this.#failuresReceived) {
-      start += Math.max(0, Math.min((Atomics.load(control, CHECKED) - this.#headTicket) | 0, this.#queue.length - this.#head))
+    if (control !== undefined) {
+      // CHECKED first, as in #reap: a failure among the jobs it counts is then counted in FAILURES_POSTED
+      const checked = Atomics.load(control, CHECKED)
+      if (Atomics.load(control, FAILURES_POSTED) === this.#failuresReceived) {
+        start += Math.max(0, Math.min((checked - this.#headTicket) | 0, this.#queue.length - this.#head))
+      }
     }
     const firstTicket = (this.#headTicket + (start - this.#head)) | 0
     const rest = this.#queue.slice(start)

@@ -156,3 +156,20 @@ t.test('a worker without a signer refuses to seal', async (t) => {
   const { w } = worker()
   t.throws(() => w.seal(payloads(1), () => {}), IdentityError)
 })
+
+t.test('beyond maxPendingSeals the pending seals and the new one are signed inline, in order: seals never lag without bound', async (t) => {
+  const w = new SignatureWorker<string>({ onFailure: () => {}, signer: alice, sealPollMs: 1000, maxPendingSeals: 2 })
+  t.teardown(() => w.stop())
+  const order: number[] = []
+  const ps = payloads(3)
+  for (let k = 0; k < 7; k++) {
+    w.seal(ps, () => order.push(k))
+    t.ok(w.sealsPending <= 2, `at most 2 wait on the thread (${w.sealsPending} after seal ${k})`)
+  }
+  const end = Date.now() + 10_000
+  while (order.length < 7 && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 5))
+    w.collectSeals()
+  }
+  t.same(order, [0, 1, 2, 3, 4, 5, 6], 'every seal handed back once, in the order asked')
+})
