@@ -227,3 +227,23 @@ t.test('sealed-stream frames are refused with typed errors when malformed or not
   await until('three refusals', () => d.inbox.length === 3)
   t.same(d.inbox.map(errorName), ['MalformedEnvelopeError', 'MalformedEnvelopeError', 'MalformedEnvelopeError'])
 })
+
+t.test('signaturesChecked() waits for the seals of delivered members, then for their check', async (t) => {
+  const kit = await kitWith(t)
+  const a = await nodeWith(kit)
+  const c = await rawPeer(t, kit)
+  const to = `${a.system.did}/r`
+  const ps = [payload(kit, c, { to, body: 'e1' }), payload(kit, c, { to, body: 'e2' })]
+  for (let i = 0; i < 2; i++) await c.transport.send(a.system.did, encodeMember(11, i, ps[i]!))
+  await until('delivery', async () => (await logOf(a, to)).length === 2)
+  let checked = false
+  const waiting = a.system.signaturesChecked().then(() => {
+    checked = true
+  })
+  await new Promise((r) => setTimeout(r, 50))
+  t.notOk(checked, 'still pending: the members were delivered but their seal has not come')
+  await c.transport.send(a.system.did, encodeSeal(11, 2, signSeal(c.key, ps)))
+  await waiting
+  t.ok(checked, 'resolved once the seal arrived and was checked')
+  t.same(events(a, 'peer-violation'), [])
+})
