@@ -80,13 +80,18 @@ interface OpenBatch {
   batch: number
   /** Member payloads in index order, refused ones included (the seal covers what the sender sent). */
   payloads: Uint8Array[]
-  /** A member is missing (joined late, or a gap): the seal cannot be checked, the batch ends unsealed. */
+  /** Member frames received (kept or not). */
+  received: number
+  /**
+   * A member is missing (joined late, a gap) or was turned away at the limit: the seal cannot be checked,
+   * the batch ends unsealed, and its payloads are no longer kept.
+   */
   broken: boolean
   /** The first member that decoded (to answer a violation and name the batch). */
   first: Envelope | undefined
   /** Inline checks: members that passed every other check, waiting for the seal to be delivered. */
   held: Envelope[]
-  /** Members counted against maxUnverified. */
+  /** Members that passed their checks (delivered, or held for the seal). */
   counted: number
   openedAt: number
 }
@@ -154,7 +159,8 @@ class SignedRemote implements RemoteEndpoint {
   #sealWindow: NodeJS.Timeout | undefined
   /** Open inbound batches by `${peerDid}\n${batch}`. */
   readonly #open = new Map<string, OpenBatch>()
-  #openMembers = 0
+  /** Payloads kept in open batches, counted against maxUnverified. */
+  #openPayloads = 0
   #sweep: NodeJS.Timeout | undefined
   #outbox: Outgoing[] = []
   #flushScheduled = false
@@ -178,6 +184,8 @@ class SignedRemote implements RemoteEndpoint {
         maxBacklog: this.#maxUnverified,
         ...(this.#sealedOut ? { signer: this.#key } : {}),
       })
+      // started now: it takes a moment to load, and a fresh node's first seals should not wait for that
+      this.#worker.start()
     }
   }
 
@@ -455,16 +463,30 @@ class SignedRemote implements RemoteEndpoint {
     const key = batchKey(peerDid, frame.batch)
     let open = this.#open.get(key)
     if (open === undefined) {
-      open = { peerDid, batch: frame.batch, payloads: [], broken: frame.index !== 0, first: undefined, held: [], counted: 0, openedAt: this.#clock.now() }
+      open = { peerDid, batch: frame.batch, payloads: [], received: 0, broken: false, first: undefined, held: [], counted: 0, openedAt: this.#clock.now() }
       this.#open.set(key, open)
       this.#armSweep()
     }
-    if (frame.index !== open.payloads.length) open.broken = true
-    // a view into the frame: kept until the seal is checked (the member is delivered meanwhile)
-    open.payloads.push(frame.payload)
+    if (frame.index !== open.received) this.#breakBatch(open)
+    open.received++
+    if (this.#openPayloads >= this.#maxUnverified) {
+      // a peer that sends members faster than seals: turned away, and the batch can no longer be proven
+      this.#breakBatch(open)
+      let decoded: Envelope | undefined
+      try {
+        decoded = decodePayload(frame.payload)
+      } catch {
+        decoded = undefined
+      }
+      return this.#refuseDecoded(peerDid, new UnsealedEnvelopeError(`${this.#openPayloads} envelopes already wait for their seal`), decoded)
+    }
+    if (!open.broken) {
+      // a view into the frame: kept until the seal is checked (the member is delivered meanwhile)
+      open.payloads.push(frame.payload)
+      this.#openPayloads++
+    }
     let env: Envelope
     try {
-      if (this.#openMembers >= this.#maxUnverified) throw new UnsealedEnvelopeError(`${this.#openMembers} envelopes already wait for their seal`)
       env = this.#verifier.admitPayload(frame.payload)
     } catch (err) {
       let decoded: Envelope | undefined
@@ -476,12 +498,26 @@ class SignedRemote implements RemoteEndpoint {
       return this.#refuseDecoded(peerDid, err, decoded)
     }
     open.counted++
-    this.#openMembers++
     open.first ??= env
     const senderDid = didOf(env.from)
     if (senderDid !== peerDid) return this.#refuse(peerDid, new SenderMismatchError(senderDid, peerDid), env)
     if (this.#concurrent) this.#dispatch(env, peerDid)
+    else if (open.broken) this.#refuse(peerDid, brokenBatchError(open), env)
     else open.held.push(env)
+  }
+
+  /**
+   * The batch cannot be proven any more: its payloads are let go, and with inline checks its held members
+   * (which could now never be delivered) are refused at once.
+   */
+  #breakBatch(open: OpenBatch): void {
+    if (open.broken) return
+    open.broken = true
+    this.#openPayloads -= open.payloads.length
+    open.payloads = []
+    const held = open.held
+    open.held = []
+    for (const env of held) this.#refuse(open.peerDid, brokenBatchError(open), env)
   }
 
   #onSeal(peerDid: string, batch: number, count: number, signature: Uint8Array): void {
@@ -489,8 +525,8 @@ class SignedRemote implements RemoteEndpoint {
     const open = this.#open.get(key)
     if (open === undefined) return // every member was lost (or never sent): nothing to vouch for
     this.#close(key, open)
-    if (open.broken || open.payloads.length !== count) {
-      return this.#unsealed(open, `the seal covers ${count} envelopes, ${open.payloads.length} arrived${open.broken ? ' (some out of order)' : ''}`)
+    if (open.broken || open.received !== count) {
+      return this.#unsealed(open, `the seal covers ${count} envelopes, ${open.received} arrived${open.broken ? ' (some missing, out of order or turned away)' : ''}`)
     }
     const first = open.first
     if (this.#concurrent) {
@@ -523,7 +559,7 @@ class SignedRemote implements RemoteEndpoint {
 
   #close(key: string, open: OpenBatch): void {
     this.#open.delete(key)
-    this.#openMembers -= open.counted
+    this.#openPayloads -= open.payloads.length
     if (this.#open.size === 0 && this.#sweep !== undefined) {
       clearInterval(this.#sweep)
       this.#sweep = undefined
@@ -591,6 +627,10 @@ class SignedRemote implements RemoteEndpoint {
     this.#pending.clear()
     for (const p of pending) p.reply.fail(error)
   }
+}
+
+function brokenBatchError(open: OpenBatch): UnsealedEnvelopeError {
+  return new UnsealedEnvelopeError(`batch ${open.batch} of ${open.peerDid} cannot be proven: a member is missing, out of order or was turned away`)
 }
 
 function batchKey(peerDid: string, batch: number): string {

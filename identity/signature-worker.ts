@@ -116,6 +116,14 @@ export class SignatureWorker<C> {
     this.#maxPendingSeals = opts.maxPendingSeals ?? 16
   }
 
+  /**
+   * Starts the thread now rather than at the first job (it takes a moment to load; jobs handed over meanwhile
+   * wait in the ring). Idempotent.
+   */
+  start(): void {
+    if (this.#state === 'idle') this.#startWorker()
+  }
+
   /** 'worker' while a thread checks signatures, 'inline' after it failed, 'idle' before the first submit. */
   get mode(): 'idle' | 'worker' | 'inline' | 'stopped' {
     return this.#state

@@ -247,3 +247,40 @@ t.test('signaturesChecked() waits for the seals of delivered members, then for t
   t.ok(checked, 'resolved once the seal arrived and was checked')
   t.same(events(a, 'peer-violation'), [])
 })
+
+t.test('members beyond maxUnverified waiting for seals are turned away with UnsealedEnvelopeError; the room comes back', async (t) => {
+  const kit = await kitWith(t)
+  const a = await nodeWith(kit, { maxUnverified: 3 })
+  const c = await rawPeer(t, kit)
+  const to = `${a.system.did}/r`
+  const ps = [0, 1, 2, 3, 4].map((i) => payload(kit, c, { to, body: i }))
+  for (let i = 0; i < ps.length; i++) await c.transport.send(a.system.did, encodeMember(20, i, ps[i]!))
+  await until('the refusal', () => c.inbox.length === 1, 10_000)
+  t.equal(errorName(c.inbox[0]), 'UnsealedEnvelopeError', 'the 4th member, over the limit, is refused with a typed error')
+  t.same(await logOf(a, to), [0, 1, 2, 4], 'the batch released what it kept (it can no longer be proven): the 5th found room and was delivered')
+  await c.transport.send(a.system.did, encodeSeal(20, 5, signSeal(c.key, ps)))
+  await until('the unsealed event', () => events(a, 'unsealed').length === 1)
+  t.match(events(a, 'unsealed')[0]!.reason, /turned away/, 'a batch with a turned-away member ends unsealed')
+  t.same(events(a, 'peer-violation'), [], 'and that is not a forgery')
+  const next = [payload(kit, c, { to, body: 'after' })]
+  await c.transport.send(a.system.did, encodeMember(21, 0, next[0]!))
+  await c.transport.send(a.system.did, encodeSeal(21, 1, signSeal(c.key, next)))
+  await until('delivery', async () => (await logOf(a, to)).length === 5)
+  await a.system.signaturesChecked()
+  t.equal(events(a, 'unsealed').length, 1, 'the next batch is sealed normally')
+})
+
+t.test('inline checks: a batch that can no longer be proven refuses its held and later members at once', async (t) => {
+  const kit = await kitWith(t)
+  const a = await nodeWith(kit, { signatureCheck: 'inline', maxUnverified: 3 })
+  const c = await rawPeer(t, kit)
+  const to = `${a.system.did}/r`
+  const ps = [0, 1, 2, 3, 4].map((i) => payload(kit, c, { to, body: i }))
+  for (let i = 0; i < ps.length; i++) await c.transport.send(a.system.did, encodeMember(30, i, ps[i]!))
+  await until('five refusals', () => c.inbox.length === 5, 10_000)
+  t.same(c.inbox.map(errorName), Array(5).fill('UnsealedEnvelopeError'), 'every member is refused, without waiting for a seal or a time-out')
+  t.same(await logOf(a, to), [], 'nothing was delivered')
+  await c.transport.send(a.system.did, encodeSeal(30, 5, signSeal(c.key, ps)))
+  await until('the unsealed event', () => events(a, 'unsealed').length === 1)
+  t.equal(events(a, 'unsealed')[0]!.delivered, false)
+})
