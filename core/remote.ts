@@ -120,6 +120,8 @@ export interface RemoteEndpointOptions {
   sealedStreams?: boolean
   /** Time a batch member waits for its seal before it counts as unsealed. Default 10 s. */
   sealTimeoutMs?: number
+  /** Bytes of member payloads that may wait for their seals (beside `maxUnverified` of them). Default 64 MiB. */
+  maxUnsealedBytes?: number
   /**
    * Sealed streams: an outgoing batch stays open this long from its first member (or until it holds 256),
    * then one signature seals it. Members go out at once either way; a longer window means fewer signatures
@@ -159,8 +161,10 @@ class SignedRemote implements RemoteEndpoint {
   #sealWindow: NodeJS.Timeout | undefined
   /** Open inbound batches by `${peerDid}\n${batch}`. */
   readonly #open = new Map<string, OpenBatch>()
-  /** Payloads kept in open batches, counted against maxUnverified. */
+  /** Payloads kept in open batches, counted against maxUnverified, and their bytes (maxUnsealedBytes). */
   #openPayloads = 0
+  #openBytes = 0
+  readonly #maxUnsealedBytes: number
   #sweep: NodeJS.Timeout | undefined
   #outbox: Outgoing[] = []
   #flushScheduled = false
@@ -177,6 +181,7 @@ class SignedRemote implements RemoteEndpoint {
     this.#concurrent = this.#authenticated && (options.signatureCheck ?? 'concurrent') === 'concurrent'
     this.#maxUnverified = options.maxUnverified ?? 65_536
     this.#sealTimeoutMs = options.sealTimeoutMs ?? 10_000
+    this.#maxUnsealedBytes = options.maxUnsealedBytes ?? 64 * 1024 * 1024
     this.#sealWindowMs = options.sealWindowMs ?? 10
     if (this.#concurrent || this.#sealedOut) {
       this.#worker = new SignatureWorker<Unverified>({
@@ -469,7 +474,7 @@ class SignedRemote implements RemoteEndpoint {
     }
     if (frame.index !== open.received) this.#breakBatch(open)
     open.received++
-    if (this.#openPayloads >= this.#maxUnverified) {
+    if (this.#openPayloads >= this.#maxUnverified || this.#openBytes + frame.payload.byteLength > this.#maxUnsealedBytes) {
       // a peer that sends members faster than seals: turned away, and the batch can no longer be proven
       this.#breakBatch(open)
       let decoded: Envelope | undefined
@@ -478,12 +483,13 @@ class SignedRemote implements RemoteEndpoint {
       } catch {
         decoded = undefined
       }
-      return this.#refuseDecoded(peerDid, new UnsealedEnvelopeError(`${this.#openPayloads} envelopes already wait for their seal`), decoded)
+      return this.#refuseDecoded(peerDid, new UnsealedEnvelopeError(`${this.#openPayloads} envelopes (${this.#openBytes} bytes) already wait for their seal`), decoded)
     }
     if (!open.broken) {
       // a view into the frame: kept until the seal is checked (the member is delivered meanwhile)
       open.payloads.push(frame.payload)
       this.#openPayloads++
+      this.#openBytes += frame.payload.byteLength
     }
     let env: Envelope
     try {
@@ -513,8 +519,7 @@ class SignedRemote implements RemoteEndpoint {
   #breakBatch(open: OpenBatch): void {
     if (open.broken) return
     open.broken = true
-    this.#openPayloads -= open.payloads.length
-    open.payloads = []
+    this.#release(open)
     const held = open.held
     open.held = []
     for (const env of held) this.#refuse(open.peerDid, brokenBatchError(open), env)
@@ -524,6 +529,7 @@ class SignedRemote implements RemoteEndpoint {
     const key = batchKey(peerDid, batch)
     const open = this.#open.get(key)
     if (open === undefined) return // every member was lost (or never sent): nothing to vouch for
+    const payloads = open.payloads
     this.#close(key, open)
     if (open.broken || open.received !== count) {
       return this.#unsealed(open, `the seal covers ${count} envelopes, ${open.received} arrived${open.broken ? ' (some missing, out of order or turned away)' : ''}`)
@@ -532,7 +538,7 @@ class SignedRemote implements RemoteEndpoint {
     if (this.#concurrent) {
       // the members were delivered: a seal that fails is a violation, reported when the thread finds it
       try {
-        this.#worker!.submitSeal(peerDid, open.payloads, signature, first?.id ?? '?', { peerDid, env: first })
+        this.#worker!.submitSeal(peerDid, payloads, signature, first?.id ?? '?', { peerDid, env: first })
       } catch (err) {
         this.#sealViolation(peerDid, first, err)
       }
@@ -540,7 +546,7 @@ class SignedRemote implements RemoteEndpoint {
     }
     let ok: boolean
     try {
-      ok = verifySeal(peerDid, open.payloads, signature)
+      ok = verifySeal(peerDid, payloads, signature)
     } catch {
       ok = false
     }
@@ -557,9 +563,16 @@ class SignedRemote implements RemoteEndpoint {
     this.#onBadSignature({ peerDid, env: first }, error)
   }
 
+  /** Lets go of the payloads an open batch keeps (it closed, or can no longer be proven). */
+  #release(open: OpenBatch): void {
+    this.#openPayloads -= open.payloads.length
+    for (const p of open.payloads) this.#openBytes -= p.byteLength
+    open.payloads = []
+  }
+
   #close(key: string, open: OpenBatch): void {
     this.#open.delete(key)
-    this.#openPayloads -= open.payloads.length
+    this.#release(open)
     if (this.#open.size === 0 && this.#sweep !== undefined) {
       clearInterval(this.#sweep)
       this.#sweep = undefined

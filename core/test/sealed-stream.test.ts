@@ -284,3 +284,17 @@ t.test('inline checks: a batch that can no longer be proven refuses its held and
   await until('the unsealed event', () => events(a, 'unsealed').length === 1)
   t.equal(events(a, 'unsealed')[0]!.delivered, false)
 })
+
+t.test('bytes waiting for seals are bounded too (maxUnsealedBytes): a member that would exceed it is turned away', async (t) => {
+  const kit = await kitWith(t)
+  const a = await nodeWith(kit, { maxUnsealedBytes: 1_000 })
+  const c = await rawPeer(t, kit)
+  const to = `${a.system.did}/r`
+  const ps = [0, 1, 2].map((i) => payload(kit, c, { to, body: `${i}${'x'.repeat(400)}` }))
+  t.ok(ps[0]!.byteLength > 500 && ps[0]!.byteLength < 1_000, `each payload is ${ps[0]!.byteLength} bytes: one fits, two do not`)
+  for (let i = 0; i < ps.length; i++) await c.transport.send(a.system.did, encodeMember(40, i, ps[i]!))
+  await until('the refusal', () => c.inbox.length === 1, 10_000)
+  t.equal(errorName(c.inbox[0]), 'UnsealedEnvelopeError')
+  t.match((c.inbox[0]!.body as { ok: false; error: { message: string } }).error.message, /bytes\) already wait for their seal/)
+  t.same((await logOf(a, to)).map((v) => String(v)[0]), ['0', '2'], 'the first was kept and delivered; the third found room once the batch let go')
+})
