@@ -1,9 +1,13 @@
-// The receiving node of bench/p2p.bench.ts, run as its own process: a mesh + actor system with a sink actor.
-// Prints one JSON line `{ did, multiaddrs }` when ready; exits when stdin closes.
+// The other node of bench/p2p.bench.ts, run as its own process: a mesh + actor system with a sink actor, and
+// a raw libp2p echo protocol (the baseline). Prints one JSON line `{ did, multiaddrs }` when ready; exits
+// when stdin closes.
 import { assign, setup } from 'xstate'
 import { NodeKey } from '../identity/keys.ts'
 import { ActorSystem, defineActor } from '../core/index.ts'
 import { Mesh } from '../p2p/mesh.ts'
+
+/** A raw libp2p stream protocol that echoes what it reads: the round-trip baseline. */
+export const RAW_ECHO_PROTOCOL = '/bench/echo/1.0.0'
 
 export function sinkDefinition() {
   const machine = setup({ types: { context: {} as { hits: number }, events: {} as { type: 'hit' } } }).createMachine({
@@ -26,6 +30,9 @@ if (import.meta.main) {
   const key = NodeKey.generate()
   const mesh = await Mesh.create({ key, mdns: false, natTraversal: false, pingIntervalMs: 0 })
   await mesh.start()
+  await mesh.host.handle(RAW_ECHO_PROTOCOL, async (stream) => {
+    for await (const chunk of stream) stream.send(chunk)
+  })
   const system = new ActorSystem({ key, transport: mesh.transport })
   await system.start()
   system.spawn(sinkDefinition(), { name: 'sink' })

@@ -1,6 +1,6 @@
 // The mesh, measured in one run (each figure beside a baseline measured here, now):
-// - remote signed ask round trip (two actor systems over libp2p, one process) vs a raw libp2p stream echo
-//   (same process layout), for the default (sealed stream, concurrent checks) and the strictest setting;
+// - remote signed ask round trip vs a raw libp2p stream echo (same layout, alternating rounds): both nodes
+//   in this process (default and strictest settings), and to a node in another process (as two daemons);
 // - remote signed tell throughput to another process vs one core's node:crypto Ed25519 verify rate;
 // - daemon start time vs a bare `node` start; RSS of an idle daemon vs an idle bare `node`.
 import { spawn } from 'node:child_process'
@@ -14,7 +14,9 @@ import { ActorSystem, signedRemote, type RemoteEndpointOptions } from '../core/i
 import { Mesh } from '../p2p/mesh.ts'
 import { DaemonCluster } from '../scripts/testing/daemons.ts'
 import { percentile, printSection, type Figure } from './report.ts'
-import { sinkDefinition } from './p2p-peer.ts'
+import { RAW_ECHO_PROTOCOL, sinkDefinition } from './p2p-peer.ts'
+import { peerIdFromDid } from '../identity/did-key.ts'
+import type { Stream } from '@libp2p/interface'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const meshOpts = { mdns: false, natTraversal: false, pingIntervalMs: 0 }
@@ -31,16 +33,11 @@ async function pair(): Promise<{ a: Mesh; b: Mesh; stop: () => Promise<void> }> 
 /** Sequential round trips of one kind (µs each); `n` more each call, on connections kept open. */
 type RoundTrips = { run: (n: number) => Promise<number[]>; stop: () => Promise<void> }
 
-/** Raw libp2p: one stream, 100-byte echo. */
-async function rawEcho(): Promise<RoundTrips> {
-  const { a, b, stop } = await pair()
-  await a.host.handle('/bench/echo/1.0.0', async (stream) => {
-    for await (const chunk of stream) stream.send(chunk)
-  })
-  const stream = await b.host.dialProtocol(a.host.peerId, '/bench/echo/1.0.0')
+/** Sequential 100-byte round trips on a raw libp2p stream to an echo handler. */
+function echoRoundTrips(stream: Stream): (n: number) => Promise<number[]> {
   const it = stream[Symbol.asyncIterator]()
   const msg = new TextEncoder().encode(body100)
-  const run = async (n: number): Promise<number[]> => {
+  return async (n) => {
     const samples: number[] = []
     for (let i = 0; i < n; i++) {
       const t0 = process.hrtime.bigint()
@@ -55,7 +52,29 @@ async function rawEcho(): Promise<RoundTrips> {
     }
     return samples
   }
-  return { run, stop: async () => { await stream.close(); await stop() } }
+}
+
+/** Sequential asks (µs each) of the peer's sink actor, 100-byte body echoed back. */
+function askRoundTrips(system: ActorSystem, to: string): (n: number) => Promise<number[]> {
+  return async (n) => {
+    const samples: number[] = []
+    for (let i = 0; i < n; i++) {
+      const t0 = process.hrtime.bigint()
+      await system.ask(to, '/bench/echo', body100)
+      samples.push(Number(process.hrtime.bigint() - t0) / 1000)
+    }
+    return samples
+  }
+}
+
+/** Raw libp2p: one stream, 100-byte echo, both nodes in this process. */
+async function rawEcho(): Promise<RoundTrips> {
+  const { a, b, stop } = await pair()
+  await a.host.handle(RAW_ECHO_PROTOCOL, async (stream) => {
+    for await (const chunk of stream) stream.send(chunk)
+  })
+  const stream = await b.host.dialProtocol(a.host.peerId, RAW_ECHO_PROTOCOL)
+  return { run: echoRoundTrips(stream), stop: async () => { await stream.close(); await stop() } }
 }
 
 /** Signed asks between two actor systems over libp2p, 100-byte body echoed by the actor. */
@@ -72,16 +91,7 @@ async function signedAsks(options: RemoteEndpointOptions): Promise<RoundTrips> {
   await sysA.start()
   await sysB.start()
   sysA.spawn(sinkDefinition(), { name: 'sink' })
-  const to = `${ka.did}/sink`
-  const run = async (n: number): Promise<number[]> => {
-    const samples: number[] = []
-    for (let i = 0; i < n; i++) {
-      const t0 = process.hrtime.bigint()
-      await sysB.ask(to, '/bench/echo', body100)
-      samples.push(Number(process.hrtime.bigint() - t0) / 1000)
-    }
-    return samples
-  }
+  const run = askRoundTrips(sysB, `${ka.did}/sink`)
   return { run, stop: async () => { await sysB.stop(); await sysA.stop(); await b.stop(); await a.stop() } }
 }
 
@@ -98,16 +108,8 @@ async function interleaved(kinds: RoundTrips[], rounds: number, perRound: number
 
 /** Signed tells to a sink actor in another process: messages/s, end to end (handled by the actor). */
 async function tellThroughput(total: number): Promise<number> {
-  const child = spawn(process.execPath, [join(here, 'p2p-peer.ts')], { stdio: ['pipe', 'pipe', 'inherit'] })
-  const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve))
-  const peer = JSON.parse(first) as { did: string; multiaddrs: string[] }
-  const key = NodeKey.generate()
-  const mesh = await Mesh.create({ key, ...meshOpts, bootstrap: peer.multiaddrs })
-  await mesh.start()
-  const sys = new ActorSystem({ key, transport: mesh.transport, askTimeoutMs: 60_000 })
-  await sys.start()
+  const { peer, sys, stop } = await withPeerProcess()
   const to = `${peer.did}/sink`
-  await sys.ask(to, '/bench/count', null) // connection and stream up
   const window = 20_000
   const t0 = process.hrtime.bigint()
   let sent = 0
@@ -124,11 +126,40 @@ async function tellThroughput(total: number): Promise<number> {
   const hits = await sys.ask<number>(to, '/bench/count', null)
   const secs = Number(process.hrtime.bigint() - t0) / 1e9
   if (hits !== total) console.log(`  (sink counted ${hits} of ${total})`)
-  await sys.stop()
-  await mesh.stop()
-  child.stdin!.end()
-  await new Promise((r) => child.once('exit', r))
+  await stop()
   return total / secs
+}
+
+/** A node in this process (default remote options) connected to bench/p2p-peer.ts run as another process. */
+async function withPeerProcess(): Promise<{ peer: { did: string; multiaddrs: string[] }; mesh: Mesh; sys: ActorSystem; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [join(here, 'p2p-peer.ts')], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const first = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve))
+  const peer = JSON.parse(first) as { did: string; multiaddrs: string[] }
+  const key = NodeKey.generate()
+  const mesh = await Mesh.create({ key, ...meshOpts, bootstrap: peer.multiaddrs })
+  await mesh.start()
+  const sys = new ActorSystem({ key, transport: mesh.transport, askTimeoutMs: 60_000 })
+  await sys.start()
+  await sys.ask(`${peer.did}/sink`, '/bench/count', null) // connection and stream up
+  const stop = async (): Promise<void> => {
+    await sys.stop()
+    await mesh.stop()
+    child.stdin!.end()
+    await new Promise((r) => child.once('exit', r))
+  }
+  return { peer, mesh, sys, stop }
+}
+
+/** Raw echo and signed asks to a node in another process (as two daemons are), in alternating rounds. */
+async function crossProcessRoundTrips(): Promise<[number[], number[]]> {
+  const { peer, mesh, sys, stop } = await withPeerProcess()
+  const stream = await mesh.host.dialProtocol(peerIdFromDid(peer.did), RAW_ECHO_PROTOCOL)
+  const raw: RoundTrips = { run: echoRoundTrips(stream), stop: async () => { await stream.close() } }
+  const asks: RoundTrips = { run: askRoundTrips(sys, `${peer.did}/sink`), stop: async () => {} }
+  const samples = (await interleaved([raw, asks], 8, 250)) as [number[], number[]]
+  await raw.stop()
+  await stop()
+  return samples
 }
 
 function verifyRate(ms = 1000): number {
@@ -191,6 +222,12 @@ printSection('remote ask round trip (100-byte body, one node pair per kind, sequ
   { name: 'signed ask p50 (default: sealed stream, concurrent checks)', value: percentile(ask, 50), unit: 'µs', better: 'lower', baseline: { name: 'raw libp2p echo p50', value: rawP50 }, target: '>= 0.5 (at most 2x raw)' },
   { name: 'signed ask p99 (default)', value: percentile(ask, 99), unit: 'µs', better: 'lower', baseline: { name: 'raw libp2p echo p99', value: rawP99 }, target: '>= 0.5 (at most 2x raw)' },
   { name: 'signed ask p50, self-signed envelopes, inline checks', value: percentile(askInline, 50), unit: 'µs', better: 'lower', baseline: { name: 'raw libp2p echo p50 (its rounds)', value: percentile(raw2, 50) } },
+])
+
+const [xRaw, xAsk] = await crossProcessRoundTrips()
+printSection('remote ask round trip to a node in another process (as between two daemons; alternating rounds of 250)', [
+  { name: 'signed ask p50 (default)', value: percentile(xAsk, 50), unit: 'µs', better: 'lower', baseline: { name: 'raw libp2p echo p50', value: percentile(xRaw, 50) }, target: '>= 0.5 (at most 2x raw)' },
+  { name: 'signed ask p99 (default)', value: percentile(xAsk, 99), unit: 'µs', better: 'lower', baseline: { name: 'raw libp2p echo p99', value: percentile(xRaw, 99) }, target: '>= 0.5 (at most 2x raw)' },
 ])
 
 const verifies = verifyRate()
