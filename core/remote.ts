@@ -159,6 +159,8 @@ class SignedRemote implements RemoteEndpoint {
   readonly #outBatches = new Map<string, { batch: number; payloads: Uint8Array[] }>()
   readonly #sealWindowMs: number
   #sealWindow: NodeJS.Timeout | undefined
+  /** Per destination: resolves when the last seal asked for is handed to the transport. */
+  readonly #lastSeal = new Map<string, Promise<void>>()
   /** Open inbound batches by `${peerDid}\n${batch}`. */
   readonly #open = new Map<string, OpenBatch>()
   /** Payloads kept in open batches, counted against maxUnverified, and their bytes (maxUnsealedBytes). */
@@ -281,11 +283,23 @@ class SignedRemote implements RemoteEndpoint {
     if (open === undefined) return
     this.#outBatches.delete(toDid)
     const { batch, payloads } = open
-    this.#worker!.seal(payloads, (signature) => {
-      this.#deps.transport.send(toDid, encodeSeal(batch, payloads.length, signature)).catch(() => {
-        // the members' own sends report the failure to their senders
+    const sent = new Promise<void>((resolve) => {
+      this.#worker!.seal(payloads, (signature) => {
+        // a failed send is reported to the members' senders by their own sends
+        this.#deps.transport.send(toDid, encodeSeal(batch, payloads.length, signature)).then(resolve, () => resolve())
       })
     })
+    // seals are handed back in order, so the last one's hand-off means every earlier one was handed off
+    this.#lastSeal.set(toDid, sent)
+    void sent.then(() => {
+      if (this.#lastSeal.get(toDid) === sent) this.#lastSeal.delete(toDid)
+    })
+  }
+
+  /** Seals what is open to `toDid` now; resolves once every seal to it so far is handed to the transport. */
+  #sealsSent(toDid: string): Promise<void> {
+    if (this.#sealedOut) this.#sealBatch(toDid)
+    return this.#lastSeal.get(toDid) ?? Promise.resolve()
   }
 
   /** The payload of one outgoing envelope, or undefined when it cannot be encoded (reported, or answered with an error). */
@@ -606,7 +620,9 @@ class SignedRemote implements RemoteEndpoint {
   #onBadSignature(u: Unverified, error: IdentityError): void {
     const { peerDid, env } = u
     this.#deps.emit({ type: 'peer-violation', peerDid, envelopeId: env?.id ?? '', behavior: env?.behavior ?? '(sealed batch)', error })
-    const hangUp = (): void => this.#deps.transport.disconnect?.(peerDid, error)
+    // the refusal must reach the peer with its seal (a strict peer holds members until then): hang up only
+    // once every seal to it is handed to the transport
+    const hangUp = (): void => void this.#sealsSent(peerDid).then(() => this.#deps.transport.disconnect?.(peerDid, error))
     if (env === undefined) return hangUp()
     this.answer(env, peerDid, { ok: false, error: toWireError(error) }, this.#key.did, hangUp)
   }

@@ -127,6 +127,24 @@ export class ActorWire {
     })
   }
 
+  /**
+   * Resolves once everything queued for `peer` has left its stream's buffers (handed on by the muxer), or
+   * after `timeoutMs`. For a hang-up that must not cut off what was just sent (a refusal and its seal).
+   */
+  async drained(peer: PeerId, timeoutMs = 2_000): Promise<void> {
+    const ch = this.channels.get(peer.toString())
+    const deadline = Date.now() + timeoutMs
+    const busy = (): boolean => {
+      if (ch === undefined) return false
+      if (ch.queue.length > 0 || ch.flushing) return true
+      const st = ch.stream
+      return st !== undefined && st.status === 'open' && (st.writeBufferLength > 0 || st.writableNeedsDrain)
+    }
+    // one turn at least: a send handed over in this turn reaches the muxer in a later one
+    await new Promise<void>((r) => setImmediate(r))
+    while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+  }
+
   /** Writes the channel's queue, opening (or reopening) the stream as needed; one flusher per channel. */
   private async flush(ch: PeerChannel): Promise<void> {
     try {

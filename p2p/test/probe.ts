@@ -15,6 +15,10 @@ export class Probe {
   readonly evidence: Uint8Array[] = []
   /** Envelopes or seals that did not verify. */
   bad = 0
+  /** Why, for each of them (shown when a wait fails). */
+  readonly badReasons: string[] = []
+  /** Frames received, of each kind (wire byte 1: 1/2 self-signed, 3 member, 4 seal). */
+  readonly framesByKind: Record<number, number> = {}
   private waiters: Array<() => void> = []
   private readonly reader = new SealedStreamReader()
 
@@ -23,6 +27,7 @@ export class Probe {
     this.mesh = mesh
     const verifier = new EnvelopeVerifier()
     mesh.transport.onEnvelope(({ bytes, peerDid }) => {
+      this.framesByKind[bytes[1] ?? 0] = (this.framesByKind[bytes[1] ?? 0] ?? 0) + 1
       try {
         if (isStreamFrame(bytes)) {
           const sealed = this.reader.push(bytes, peerDid)
@@ -31,8 +36,9 @@ export class Probe {
           verifier.verify(bytes)
           this.accept([decodeEnvelope(bytes).envelope], [bytes])
         }
-      } catch {
+      } catch (err) {
         this.bad++
+        this.badReasons.push(err instanceof Error ? `${err.name}: ${err.message}` : String(err))
       }
     })
   }
@@ -61,7 +67,10 @@ export class Probe {
       const hit = this.received.find(pred)
       if (hit) return hit
       const left = deadline - Date.now()
-      if (left <= 0) throw new Error(`no matching envelope within ${timeoutMs} ms (got ${this.received.length}: ${this.received.map((e) => e.behavior).join(', ')})`)
+      if (left <= 0) {
+        throw new Error(`no matching envelope within ${timeoutMs} ms (got ${this.received.length}: ${this.received.map((e) => e.behavior).join(', ')}; ` +
+          `frames by kind ${JSON.stringify(this.framesByKind)}; ${this.reader.openBatches} batches unsealed; refused: ${this.badReasons.join(' | ') || 'none'})`)
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
         this.waiters.push(() => {
