@@ -188,6 +188,7 @@ class SignedRemote implements RemoteEndpoint {
     if (this.#concurrent || this.#sealedOut) {
       this.#worker = new SignatureWorker<Unverified>({
         onFailure: (u, error) => this.#onBadSignature(u, error),
+        onThreadLost: (error) => this.#deps.emit({ type: 'signature-thread-lost', error }),
         maxBacklog: this.#maxUnverified,
         ...(this.#sealedOut ? { signer: this.#key } : {}),
       })

@@ -64,6 +64,11 @@ export type SystemEvent =
    * (answered with UnsealedEnvelopeError). Not a forgery: nothing was found wrong, only nothing proven.
    */
   | { type: 'unsealed'; peerDid: string; envelopes: number; firstEnvelopeId: string | undefined; delivered: boolean; reason: string }
+  /**
+   * The signature thread failed (could not start, crashed or exited): signing seals and checking signatures
+   * go on inline, on the main thread, which is safe but slower.
+   */
+  | { type: 'signature-thread-lost'; error: Error }
   /** An answer that matched no pending ask (late, after a time-out, or unknown). */
   | { type: 'unmatched-reply'; from: string; inReplyTo: string }
   /** XState's inspection stream for a hosted actor (only when the system was created with `inspect: true`). */

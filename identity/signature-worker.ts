@@ -50,6 +50,13 @@ export interface SignatureWorkerOptions<C> {
   /** How often signed seals are collected when nothing else collects them. Default 2 ms. */
   sealPollMs?: number
   /**
+   * Called once if the thread fails (could not start, crashed, exited): from then on everything is done
+   * inline, which is safe but slower, and an operator should hear of it.
+   */
+  onThreadLost?: (reason: Error) => void
+  /** The module run as the thread. Default: signature-worker-thread.ts. Tests use another to make it fail. */
+  threadModule?: URL
+  /**
    * Seals that may wait on the thread; beyond that `seal` signs inline (which also slows the sender down),
    * so a starved thread cannot let seals lag without bound. Default 16.
    */
@@ -84,6 +91,8 @@ export class SignatureWorker<C> {
   readonly #signer: NodeKey | undefined
   readonly #sealPollMs: number
   readonly #maxPendingSeals: number
+  readonly #onThreadLost: ((reason: Error) => void) | undefined
+  readonly #threadModule: URL
   #worker: Worker | undefined
   #state: 'idle' | 'worker' | 'inline' | 'stopped' = 'idle'
   #control: Int32Array | undefined
@@ -114,6 +123,8 @@ export class SignatureWorker<C> {
     this.#signer = opts.signer
     this.#sealPollMs = opts.sealPollMs ?? 2
     this.#maxPendingSeals = opts.maxPendingSeals ?? 16
+    this.#onThreadLost = opts.onThreadLost
+    this.#threadModule = opts.threadModule ?? new URL('./signature-worker-thread.ts', import.meta.url)
   }
 
   /**
@@ -415,9 +426,9 @@ export class SignatureWorker<C> {
     if (this.#signer) init.signerSeed = this.#signer.exportSeed()
     let worker: Worker
     try {
-      worker = new Worker(new URL('./signature-worker-thread.ts', import.meta.url), { workerData: init })
-    } catch {
-      this.#fallBack()
+      worker = new Worker(this.#threadModule, { workerData: init })
+    } catch (err) {
+      this.#fallBack(new IdentityError(`the signature thread could not start: ${err instanceof Error ? err.message : String(err)}`))
       return
     }
     this.#control = new Int32Array(init.control)
@@ -429,11 +440,12 @@ export class SignatureWorker<C> {
       if (this.#worker === worker) this.#onThreadFailure(failure)
     })
     // the thread failed or ended: what it had not checked is checked here, inline from now on
-    const lost = (): void => {
-      if (this.#worker === worker) this.#fallBack()
-    }
-    worker.on('error', lost)
-    worker.on('exit', lost)
+    worker.on('error', (err: Error) => {
+      if (this.#worker === worker) this.#fallBack(new IdentityError(`the signature thread failed: ${err.message}`))
+    })
+    worker.on('exit', (code: number) => {
+      if (this.#worker === worker) this.#fallBack(new IdentityError(`the signature thread exited (code ${code})`))
+    })
     this.#worker = worker
     this.#state = 'worker'
   }
@@ -451,7 +463,7 @@ export class SignatureWorker<C> {
     } else if (this.#signing.size > 0) {
       // a signing job failed on the thread (it never should): seals must not be lost, so from here on the
       // thread is not trusted with anything and everything pending is done inline
-      this.#fallBack()
+      this.#fallBack(new IdentityError(`a signing job failed on the signature thread: ${f.name}: ${f.message}`))
       return
     }
     this.#reap()
@@ -466,7 +478,7 @@ export class SignatureWorker<C> {
   }
 
   /** The thread failed: everything it had not done is done here, and so is everything after. */
-  #fallBack(): void {
+  #fallBack(reason: Error): void {
     if (this.#state === 'inline' || this.#state === 'stopped') return
     const worker = this.#worker
     this.#retire()
@@ -474,6 +486,11 @@ export class SignatureWorker<C> {
     void worker?.terminate()
     this.#checkRestInline()
     this.#signRestInline()
+    try {
+      this.#onThreadLost?.(reason)
+    } catch {
+      // the callback's own failure changes nothing here
+    }
   }
 
   /** Seals the thread signed are handed back; the rest are signed here, in order. */

@@ -134,6 +134,8 @@ export class Daemon {
     this.system.subscribe((e) => {
       if (e.type === 'peer-violation') {
         this.log.warn('peer violated the protocol: answered and disconnected', { peer: e.peerDid, envelope: e.envelopeId, behavior: e.behavior, error: e.error.name, message: e.error.message })
+      } else if (e.type === 'signature-thread-lost') {
+        this.log.warn('signature thread lost: seals and signature checks now run inline (slower)', { error: e.error.name, message: e.error.message })
       } else if (e.type === 'unsealed') {
         this.log.warn(e.delivered ? 'envelopes delivered without a seal to vouch for them' : 'envelopes refused: their seal never vouched for them', { peer: e.peerDid, envelopes: e.envelopes, first: e.firstEnvelopeId, reason: e.reason })
       }

@@ -173,3 +173,31 @@ t.test('beyond maxPendingSeals the pending seals and the new one are signed inli
   }
   t.same(order, [0, 1, 2, 3, 4, 5, 6], 'every seal handed back once, in the order asked')
 })
+
+t.test('a thread that fails is reported once (onThreadLost); what it held is done inline, nothing is lost', async (t) => {
+  const failures: [string, IdentityError][] = []
+  const lost: Error[] = []
+  const w = new SignatureWorker<string>({
+    onFailure: (ctx, err) => failures.push([ctx, err]),
+    onThreadLost: (reason) => lost.push(reason),
+    signer: alice,
+    threadModule: new URL('./failing-thread.ts', import.meta.url),
+  })
+  t.teardown(() => w.stop())
+  w.start()
+  const envs = batch(8)
+  envs.forEach((s, i) => submit(w, i === 3 ? tamper(s) : s.bytes, s.envelope.id, `#${i}`))
+  const ps = payloads(5)
+  const seals: Uint8Array[] = []
+  w.seal(ps, (sig) => seals.push(sig))
+  const end = Date.now() + 10_000
+  while (lost.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 5))
+  t.equal(lost.length, 1, 'reported once')
+  t.match(lost[0]!.message, /signature thread (failed|exited)/)
+  t.equal(w.mode, 'inline')
+  t.same(failures.map(([ctx]) => ctx), ['#3'], 'the bad envelope it held was checked inline and reported')
+  t.equal(seals.length, 1, 'the seal it held was signed inline')
+  t.same(Buffer.from(seals[0]!).toString('hex'), Buffer.from(signSeal(alice, ps)).toString('hex'))
+  const bad = tamper(envs[5]!)
+  t.throws(() => submit(w, bad, envs[5]!.envelope.id, 'after'), BadSignatureError, 'from then on checks run inline')
+})
