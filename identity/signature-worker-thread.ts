@@ -3,8 +3,6 @@
 // batch roots, so a Merkle batch costs one Ed25519 verification), checks batch seals of sealed streams, and
 // signs seals with the node's key, writing the signatures to the results ring. It publishes how far it got
 // and posts failures. It sleeps in Atomics.wait while the ring is empty.
-import { readlinkSync } from 'node:fs'
-import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
 import { decodeWireHeader } from './envelope-wire.ts'
 import { BadSignatureError, IdentityError } from './errors.ts'
@@ -32,15 +30,6 @@ import {
   type RingFailure,
   type RingInit,
 } from './signature-ring.ts'
-
-// Checks and seals are background work: lower this thread's priority so that, when cores are short, the
-// main thread (which carries every message) is not made to wait for it (Linux: nice applies per thread).
-try {
-  const tid = Number(readlinkSync('/proc/thread-self').split('/').pop())
-  if (Number.isInteger(tid) && tid > 0) setPriority(tid, 10)
-} catch {
-  // not Linux, or not allowed: run at the process's priority
-}
 
 const port = parentPort
 if (port === null) throw new Error('signature-worker-thread.ts runs only as a worker thread')

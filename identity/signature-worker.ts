@@ -194,23 +194,18 @@ export class SignatureWorker<C> {
     const signer = this.#signer
     if (signer === undefined) throw new IdentityError('this signature worker has no signing key')
     if (this.#state === 'idle') this.#startWorker()
-    if (this.#signing.size >= this.#maxPendingSeals) {
-      // the thread is behind (starved, or slow): what it has not signed is signed here, in order, and so is
-      // this one; its late results for them are ignored
-      this.collectSeals()
-      this.#signPendingInline()
-      this.#signInline({ payloads, done })
-      return
-    }
+    if (this.#signing.size >= this.#maxPendingSeals) this.collectSeals()
     const token = this.#nextToken
-    const fits = this.#state === 'worker' && this.#write(JOB_SIGN, '', 8 + payloadsBytes(payloads), (at) => {
+    const onThread = this.#state === 'worker' && this.#signing.size < this.#maxPendingSeals && this.#write(JOB_SIGN, '', 8 + payloadsBytes(payloads), (at) => {
       this.#view!.setUint32(at, token, true)
       this.#view!.setUint32(at + 4, payloads.length, true)
       this.#putPayloads(at + 8, payloads)
     })
-    if (!fits) {
-      // seals must keep their order: collect those already signed before this one goes out
+    if (!onThread) {
+      // no thread, a full ring, or a thread that is behind (starved, or slow): seals keep their order, so those
+      // it signed are handed back, those it has not are signed here (its late results are ignored), then this one
       this.collectSeals()
+      this.#signPendingInline()
       this.#signInline({ payloads, done })
       return
     }

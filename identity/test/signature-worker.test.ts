@@ -201,3 +201,21 @@ t.test('a thread that fails is reported once (onThreadLost); what it held is don
   const bad = tamper(envs[5]!)
   t.throws(() => submit(w, bad, envs[5]!.envelope.id, 'after'), BadSignatureError, 'from then on checks run inline')
 })
+
+t.test('a seal too large for the ring is signed inline after the seals still on the thread, in order', async (t) => {
+  const w = new SignatureWorker<string>({ onFailure: () => {}, signer: alice, sealPollMs: 1000 })
+  t.teardown(() => w.stop())
+  const order: string[] = []
+  const small = payloads(3)
+  w.seal(small, () => order.push('small'))
+  t.equal(w.sealsPending, 1, 'the small seal waits on the thread')
+  const huge = Array.from({ length: 9 }, () => new Uint8Array(1024 * 1024).fill(7)) // 9 MiB: more than the ring
+  let hugeSig: Uint8Array | undefined
+  w.seal(huge, (sig) => {
+    order.push('huge')
+    hugeSig = sig
+  })
+  t.same(order, ['small', 'huge'], 'both handed back at once, the earlier first')
+  t.equal(w.sealsPending, 0)
+  t.same(Buffer.from(hugeSig!).toString('hex'), Buffer.from(signSeal(alice, huge)).toString('hex'))
+})

@@ -13,9 +13,7 @@ export class Probe {
   readonly received: Envelope[] = []
   /** Standalone (self-verifying) encodings of everything received, as a third party would keep them. */
   readonly evidence: Uint8Array[] = []
-  /** Envelopes or seals that did not verify. */
-  bad = 0
-  /** Why, for each of them (shown when a wait fails). */
+  /** Why each envelope or seal that did not verify was refused (shown when a wait fails). */
   readonly badReasons: string[] = []
   /** Frames received, of each kind (wire byte 1: 1/2 self-signed, 3 member, 4 seal). */
   readonly framesByKind: Record<number, number> = {}
@@ -37,10 +35,14 @@ export class Probe {
           this.accept([decodeEnvelope(bytes).envelope], [bytes])
         }
       } catch (err) {
-        this.bad++
         this.badReasons.push(err instanceof Error ? `${err.name}: ${err.message}` : String(err))
       }
     })
+  }
+
+  /** Envelopes or seals that did not verify. */
+  get bad(): number {
+    return this.badReasons.length
   }
 
   private accept(envelopes: Envelope[], evidence: Uint8Array[]): void {
