@@ -65,6 +65,8 @@ interface Outgoing {
   origin: { behavior: string; to: string; reply: Replier | undefined } | undefined
   /** Runs once the transport took the envelope (or failed to). */
   onSent?: () => void
+  /** Sent with its own signature even on a sealed stream: the refusal before a hang-up, which no seal may follow. */
+  selfSigned?: boolean
 }
 
 /** What the signature worker keeps of an envelope it checks: enough to answer it and name the peer. */
@@ -255,6 +257,10 @@ class SignedRemote implements RemoteEndpoint {
   #flushSealed(outbox: Outgoing[]): void {
     this.#worker!.collectSeals()
     for (const o of outbox) {
+      if (o.selfSigned) {
+        for (const [out, signed] of this.#sign([o])) this.#transmit(out, signed.envelope.id, signed.bytes)
+        continue
+      }
       const prepared = this.#prepare(o)
       if (prepared === undefined) continue
       const toDid = prepared.out.toDid
@@ -385,7 +391,7 @@ class SignedRemote implements RemoteEndpoint {
   }
 
   /** Queues an answer to `env` (a reply or a refusal). Never answers an answer. */
-  answer(env: Pick<Envelope, 'id' | 'from' | 'to' | 'behavior' | 'replyTo'>, peerDid: string, body: ReplyBody, fromAddress: string, onSent?: () => void): void {
+  answer(env: Pick<Envelope, 'id' | 'from' | 'to' | 'behavior' | 'replyTo'>, peerDid: string, body: ReplyBody, fromAddress: string, onSent?: () => void, selfSigned = false): void {
     if (isAnswer(env) || this.#closed) {
       onSent?.()
       return
@@ -401,6 +407,7 @@ class SignedRemote implements RemoteEndpoint {
     const target = toDid === peerDid ? to : peerDid
     const out: Outgoing = { toDid: peerDid, init: { from: fromAddress, to: target, behavior: REPLY_BEHAVIOR, inReplyTo: env.id, body: body as unknown as JsonValue, now: this.#clock.now() }, origin: undefined }
     if (onSent) out.onSent = onSent
+    if (selfSigned) out.selfSigned = true
     this.#queue(out)
   }
 
@@ -625,7 +632,8 @@ class SignedRemote implements RemoteEndpoint {
     // once every seal to it is handed to the transport
     const hangUp = (): void => void this.#sealsSent(peerDid).then(() => this.#deps.transport.disconnect?.(peerDid, error))
     if (env === undefined) return hangUp()
-    this.answer(env, peerDid, { ok: false, error: toWireError(error) }, this.#key.did, hangUp)
+    // self-signed: the last thing the peer hears must verify on its own, whatever happens to the stream
+    this.answer(env, peerDid, { ok: false, error: toWireError(error) }, this.#key.did, hangUp, true)
   }
 
   #onAnswer(env: Envelope, senderDid: string): void {

@@ -3,14 +3,16 @@
 // It is a strict third party: a self-signed envelope counts once its signature verifies, a sealed-stream
 // member once its batch seal verifies (spec/envelope.md, "Sealed streams"); anything else is counted as bad.
 import { NodeKey } from '../../identity/keys.ts'
-import { decodeEnvelope, EnvelopeVerifier, type Envelope } from '../../identity/envelope.ts'
-import { SealedStreamReader, isStreamFrame } from '../../identity/sealed-stream.ts'
+import { decodeEnvelope, decodePayload, EnvelopeVerifier, type Envelope } from '../../identity/envelope.ts'
+import { KIND_MEMBER, SealedStreamReader, decodeStreamFrame, isStreamFrame } from '../../identity/sealed-stream.ts'
 import { Mesh } from '../mesh.ts'
 
 export class Probe {
   readonly key: NodeKey
   readonly mesh: Mesh
   readonly received: Envelope[] = []
+  /** Sealed-stream members as they arrive, before (or without) their seal: shows what a node sent, not proof. */
+  readonly membersSeen: Envelope[] = []
   /** Standalone (self-verifying) encodings of everything received, as a third party would keep them. */
   readonly evidence: Uint8Array[] = []
   /** Why each envelope or seal that did not verify was refused (shown when a wait fails). */
@@ -28,6 +30,8 @@ export class Probe {
       this.framesByKind[bytes[1] ?? 0] = (this.framesByKind[bytes[1] ?? 0] ?? 0) + 1
       try {
         if (isStreamFrame(bytes)) {
+          const frame = decodeStreamFrame(bytes, 1024 * 1024)
+          if (frame.kind === KIND_MEMBER) this.membersSeen.push(decodePayload(frame.payload))
           const sealed = this.reader.push(bytes, peerDid)
           if (sealed.length > 0) this.accept(sealed.map((s) => s.envelope), sealed.map((s) => s.bytes))
         } else {
