@@ -198,8 +198,9 @@ async function daemonStartAndRss(): Promise<{ startMs: number; bootMs: number; r
     const t0 = performance.now()
     const d = await cluster.start({ home })
     const startMs = performance.now() - t0
-    const bootMs = Number(d.logLines().find((l) => l.msg === 'ready')?.startMs ?? NaN)
     await new Promise((r) => setTimeout(r, 1500))
+    // the 'ready' line is written just after api.json (which ends `start`): read it once it has arrived
+    const bootMs = Number(d.logLines().find((l) => l.msg === 'ready')?.startMs ?? NaN)
     return { startMs, bootMs, rss: rssMiB(d.pid) }
   } finally {
     await cluster.cleanup()

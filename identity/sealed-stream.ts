@@ -7,7 +7,7 @@
 import { WIRE_VERSION, batchMessage, batchWire } from './envelope-wire.ts'
 import { BadSignatureError, EnvelopeTooLargeError, MalformedEnvelopeError, UnsealedEnvelopeError } from './errors.ts'
 import { verifyEd25519ForDid, type NodeKey } from './keys.ts'
-import { buildTree, leafHash, MAX_BATCH_LEAVES, nodeHash } from './merkle.ts'
+import { buildTree, leafHash, MAX_BATCH_LEAVES, rootOfPayloads } from './merkle.ts'
 import { decodePayload, type Envelope, type SignedEnvelope } from './envelope.ts'
 
 /** Frame kind of one batch member: u8 version | u8 kind | u32 batch | u32 index | payload. */
@@ -75,16 +75,7 @@ export function decodeStreamFrame(bytes: Uint8Array, maxBytes: number): StreamFr
 
 /** Merkle root of the payloads (leaf = sha256(0x00 ‖ payload), as in a batch-signed envelope). */
 export function sealRoot(payloads: readonly Uint8Array[]): Uint8Array {
-  let level = payloads.map(leafHash)
-  while (level.length > 1) {
-    const next: Uint8Array[] = []
-    for (let j = 0; j < level.length; j += 2) {
-      const right = level[j + 1]
-      next.push(right ? nodeHash(level[j]!, right) : level[j]!)
-    }
-    level = next
-  }
-  return level[0]!
+  return rootOfPayloads(payloads)
 }
 
 /** The seal signature of a batch: the key's signature of the batch message (tag, count, root). */

@@ -75,13 +75,10 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   }
 
   async refreshRuntimes(): Promise<void> {
-    const out: RuntimeType[] = []
-    for (const [type, kind] of Object.entries(kindOf) as [RuntimeType, ExecutorKind][]) {
-      const ex = this.#parts.executors[kind]
-      // An executor that cannot even answer is unavailable: that is the answer, not an error to report.
-      if (ex && (await ex.available().catch(() => ({ ok: false }))).ok) out.push(type)
-    }
-    this.#available = out
+    const kinds = Object.entries(kindOf) as [RuntimeType, ExecutorKind][]
+    // An executor that cannot even answer is unavailable: that is the answer, not an error to report.
+    const answers = await Promise.all(kinds.map(([, kind]) => this.#parts.executors[kind]?.available().catch(() => ({ ok: false })) ?? { ok: false }))
+    this.#available = kinds.filter((_, i) => answers[i]!.ok).map(([type]) => type)
   }
 
   close(): void {

@@ -79,19 +79,21 @@ export class ApplianceService implements NodeService {
     })
     await this.allocator.start()
 
+    // the runtimes are probed at once (each probe runs a command: qemu, node --permission)
     const wasm = new WasmExecutor({ warm: true })
-    this.executors.wasm = wasm
-    this.availability.wasm = await wasm.available()
     const docker = new DockerExecutor({ nodeId: ctx.did })
-    this.availability.docker = await docker.available()
-    if (this.availability.docker.ok) this.executors.docker = docker
     // SDK actors join this node's ActorSystem (at alloc/<id>/workload); microVMs need qemu-system-x86_64.
     const actor = new ActorExecutor({ system: ctx.system })
-    this.availability.actor = await actor.available()
-    if (this.availability.actor.ok) this.executors.actor = actor
     const microvm = new MicrovmExecutor({ nodeDid: ctx.did, workDir: join(ctx.home, 'microvm') })
-    this.availability.microvm = await microvm.available()
-    if (this.availability.microvm.ok) this.executors.microvm = microvm
+    const [wasmOk, dockerOk, actorOk, microvmOk] = await Promise.all([wasm.available(), docker.available(), actor.available(), microvm.available()])
+    this.executors.wasm = wasm
+    this.availability.wasm = wasmOk
+    this.availability.docker = dockerOk
+    if (dockerOk.ok) this.executors.docker = docker
+    this.availability.actor = actorOk
+    if (actorOk.ok) this.executors.actor = actor
+    this.availability.microvm = microvmOk
+    if (microvmOk.ok) this.executors.microvm = microvm
 
     this.manager = new AllocationManager({
       system: ctx.system,

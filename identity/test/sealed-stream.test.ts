@@ -72,6 +72,30 @@ t.test('verifySeal holds for exactly the sealed payloads, in order, from the sea
   t.equal(sealRoot(payloads).length, 32)
 })
 
+t.test('sealRoot (folded in one buffer) equals the reference tree for every shape of 1..70 leaves and 256, 257', async (t) => {
+  const { createHash } = await import('node:crypto')
+  const sha = (...parts: Uint8Array[]) => { const h = createHash('sha256'); for (const p of parts) h.update(p); return new Uint8Array(h.digest()) }
+  const reference = (payloads: Uint8Array[]): Uint8Array => {
+    let level: Uint8Array[] = payloads.map((p) => sha(Uint8Array.of(0), p))
+    while (level.length > 1) {
+      const next: Uint8Array[] = []
+      for (let j = 0; j < level.length; j += 2) next.push(j + 1 < level.length ? sha(Uint8Array.of(1), level[j]!, level[j + 1]!) : level[j]!)
+      level = next
+    }
+    return level[0]!
+  }
+  const sizes = [...Array.from({ length: 70 }, (_, i) => i + 1), 256, 257]
+  let mismatches = 0
+  for (const n of sizes) {
+    // payloads of varied length, one longer than the hashing scratch buffer's first size
+    const payloads = Array.from({ length: n }, (_, i) => Uint8Array.from({ length: i === 3 ? 5000 : 1 + ((i * 37) % 300) }, (_, k) => (k * 31 + i) & 0xff))
+    const got = sealRoot(payloads)
+    if (Buffer.compare(Buffer.from(got), Buffer.from(reference(payloads))) !== 0) mismatches++
+    if (Buffer.compare(Buffer.from(got), Buffer.from(sealRoot(payloads))) !== 0) mismatches++
+  }
+  t.equal(mismatches, 0)
+})
+
 t.test('each sealed member rebuilt as a standalone envelope verifies with EnvelopeVerifier alone', async (t) => {
   const prepared = inits(13).map((i) => prepareEnvelope(alice, i))
   const payloads = prepared.map((p) => p.payload)

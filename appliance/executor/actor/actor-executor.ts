@@ -15,6 +15,7 @@ import { LineLog, LineSplitter } from '../microvm/line-log.ts'
 import { ProcessCgroup } from '../microvm/process-cgroup.ts'
 import { readProcessUsage } from '../microvm/proc-usage.ts'
 import { hasSetpriv } from '../microvm/microvm-executor.ts'
+import { CachedProbe, probeCommand } from '../probe.ts'
 import { ActorBundleError, ActorWorkloadEndedError } from './errors.ts'
 import { SNAPSHOT_FILE, type FromSandbox, type ToSandbox } from './protocol.ts'
 import { proxyDefinition, type ForwardEvent } from './proxy.ts'
@@ -121,10 +122,13 @@ export class ActorExecutor implements Executor {
   }
 
   async available(): Promise<Availability> {
-    const r = spawnSync('env', ['-u', 'NODE_OPTIONS', this.node, '--permission', '-e', '0'], { stdio: 'ignore', timeout: 10_000 })
-    if (r.status !== 0) return { ok: false, reason: `${this.node} has no working permission model (Node >= 22 needed)` }
-    return { ok: true }
+    return this.#availability.get()
   }
+
+  readonly #availability = new CachedProbe<Availability>(async () => {
+    const r = await probeCommand('env', ['-u', 'NODE_OPTIONS', this.node, '--permission', '-e', '0'])
+    return r.ok ? { ok: true } : { ok: false, reason: `${this.node} has no working permission model (Node >= 22 needed): ${r.reason ?? ''}` }
+  })
 
   async prepare(spec: ExecSpec): Promise<ExecHandle> {
     const rt = spec.runtime

@@ -23,6 +23,7 @@ import { LineLog, LineSplitter } from './line-log.ts'
 import { ProcessCgroup } from './process-cgroup.ts'
 import { kernelCommandLine, memoryMiB, qemuArgs, vcpus } from './qemu-args.ts'
 import { readProcessUsage } from './proc-usage.ts'
+import { CachedProbe, probeCommand } from '../probe.ts'
 
 let setprivWorks: boolean | undefined
 /** util-linux's setpriv with --pdeathsig (Debian: always installed). */
@@ -97,14 +98,16 @@ export class MicrovmExecutor implements Executor {
   }
 
   async available(): Promise<Availability> {
-    const r = spawnSync(this.qemu, ['--version'], { stdio: 'ignore', timeout: 10_000 })
-    if (r.error !== undefined || r.status !== 0) {
-      return { ok: false, reason: `${this.qemu} cannot run (Debian package qemu-system-x86): ${r.error?.message ?? `exit ${r.status}`}` }
-    }
-    const m = spawnSync(this.qemu, ['-machine', 'help'], { encoding: 'utf8', timeout: 10_000 })
-    if (!/^microvm\b/m.test(m.stdout ?? '')) return { ok: false, reason: `${this.qemu} has no microvm machine type` }
-    return { ok: true }
+    return this.#availability.get()
   }
+
+  readonly #availability = new CachedProbe<Availability>(async () => {
+    // `-machine help` alone answers both questions: qemu runs, and it knows the microvm machine type
+    const m = await probeCommand(this.qemu, ['-machine', 'help'])
+    if (!m.ok) return { ok: false, reason: `${this.qemu} cannot run (Debian package qemu-system-x86): ${m.reason ?? ''}` }
+    if (!/^microvm\b/m.test(m.stdout)) return { ok: false, reason: `${this.qemu} has no microvm machine type` }
+    return { ok: true }
+  })
 
   /** The accelerator new instances use, and why (probes KVM once per kernel; see accel.ts). */
   async accelerator(kernel: string): Promise<AcceleratorChoice> {
