@@ -24,12 +24,27 @@ function checkPath(path: string, address: string): void {
   }
 }
 
-// Decoding base58 and matching segments costs microseconds; addresses repeat, so remember parsed ones.
+// Decoding base58 and matching segments costs microseconds; addresses repeat, so remember parsed ones. The
+// last few are compared first: an envelope's addresses are fresh strings (from JSON.parse), and comparing
+// one with a remembered address is cheaper than hashing it for the map (a stream carries the same few).
 const parsed = new BoundedMap<string, Readonly<ParsedAddress>>(8192)
+const RECENT = 4
+const recentAddresses: string[] = []
+const recentParsed: Readonly<ParsedAddress>[] = []
+let recentNext = 0
 
 export function parseAddress(address: string): ParsedAddress {
+  for (let i = 0; i < recentAddresses.length; i++) {
+    if (recentAddresses[i] === address) {
+      const r = recentParsed[i]!
+      return { did: r.did, path: r.path }
+    }
+  }
   const hit = parsed.get(address)
-  if (hit) return { did: hit.did, path: hit.path }
+  if (hit) {
+    remember(address, hit)
+    return { did: hit.did, path: hit.path }
+  }
   if (typeof address !== 'string') throw new InvalidAddressError('an address is a string')
   if (address.length > MAX_ADDRESS_LENGTH) throw new InvalidAddressError(`address longer than ${MAX_ADDRESS_LENGTH} characters`)
   if (!address.startsWith('did:key:')) throw new InvalidAddressError(`address must start with a did:key: ${JSON.stringify(address.slice(0, 200))}`)
@@ -38,8 +53,16 @@ export function parseAddress(address: string): ParsedAddress {
   const path = slash < 0 ? '' : address.slice(slash)
   if (!isDidKey(did)) throw new InvalidAddressError(`address does not start with an Ed25519 did:key: ${JSON.stringify(address.slice(0, 200))}`)
   checkPath(path, address)
-  parsed.set(address, { did, path })
+  const result = { did, path }
+  parsed.set(address, result)
+  remember(address, result)
   return { did, path }
+}
+
+function remember(address: string, result: Readonly<ParsedAddress>): void {
+  recentAddresses[recentNext] = address
+  recentParsed[recentNext] = result
+  recentNext = (recentNext + 1) % RECENT
 }
 
 export function formatAddress(did: string, path: string): string {

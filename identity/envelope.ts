@@ -32,6 +32,7 @@ import {
   type WireHeader,
 } from './envelope-wire.ts'
 import { SignatureChecker } from './signature-checker.ts'
+import { ReplayCache } from './replay-cache.ts'
 
 export type { JsonValue } from './canonical-json.ts'
 
@@ -292,62 +293,9 @@ export function didOf(address: string): string {
   return slash < 0 ? address : address.slice(0, slash)
 }
 
-// ---- replay cache ---------------------------------------------------------------------------------------------
+// ---- replay cache: identity/replay-cache.ts ------------------------------------------------------------------
 
-/**
- * Remembers accepted (sender DID, id, nonce) until the envelope could no longer pass the expiry check.
- * Bounded: when full, the oldest entry is evicted and its deadline becomes a floor; an unseen envelope whose
- * deadline is not after the floor cannot be proven fresh and is refused (deny by default).
- *
- * Entries sit in a FIFO queue (arrival order, which is roughly deadline order) beside a Set for lookups, so
- * expiry and eviction cost O(1) each. An earlier version iterated the Map from its front instead; V8 leaves
- * deleted slots there until a rehash, so at capacity every eviction scanned them (17% of a receiver's time).
- */
-export class ReplayCache {
-  readonly #max: number
-  readonly #seen = new Set<string>()
-  #keys: string[] = []
-  #deadlines: number[] = []
-  #head = 0
-  #floor = -Infinity
-
-  constructor(max = DEFAULT_REPLAY_CACHE_SIZE) {
-    this.#max = Math.max(1, max)
-  }
-
-  get size(): number {
-    return this.#seen.size
-  }
-
-  /** Records the key; throws ReplayedEnvelopeError if it was seen or cannot be ruled out. */
-  admit(key: string, deadline: number, now: number): void {
-    // drop expired entries at the front (the common case, nothing expired, costs one comparison)
-    while (this.#head < this.#keys.length && this.#deadlines[this.#head]! < now) this.#shift()
-    if (this.#seen.has(key)) throw new ReplayedEnvelopeError('envelope already received (same sender, id and nonce)')
-    if (deadline <= this.#floor) {
-      throw new ReplayedEnvelopeError('replay cache is saturated: an envelope expiring this early cannot be proven fresh; resend with a later exp')
-    }
-    if (this.#seen.size >= this.#max) {
-      const evicted = this.#deadlines[this.#head]!
-      this.#shift()
-      if (evicted > this.#floor) this.#floor = evicted
-    }
-    this.#seen.add(key)
-    this.#keys.push(key)
-    this.#deadlines.push(deadline)
-  }
-
-  #shift(): void {
-    this.#seen.delete(this.#keys[this.#head]!)
-    this.#keys[this.#head] = ''
-    this.#head++
-    if (this.#head >= 4096 && this.#head * 2 >= this.#keys.length) {
-      this.#keys = this.#keys.slice(this.#head)
-      this.#deadlines = this.#deadlines.slice(this.#head)
-      this.#head = 0
-    }
-  }
-}
+export { ReplayCache } from './replay-cache.ts'
 
 // ---- verifier ---------------------------------------------------------------------------------------------------
 
@@ -358,7 +306,7 @@ export interface EnvelopeVerifierOptions {
   clockSkewMs?: number
   /** Longest accepted lifetime (exp - iat); default 10 min. Bounds how long replay entries live. */
   maxTtlMs?: number
-  /** Replay cache entries; default 250,000 (~50 MB at most). Size it to rate x (lifetime + skew). */
+  /** Replay cache entries; default 250,000 (~14 MB at most, typed arrays). Size it to rate x (lifetime + skew). */
   replayCacheSize?: number
   /** Verified batch roots remembered; default 4096. */
   batchCacheSize?: number

@@ -269,6 +269,67 @@ t.test('a full replay cache evicts oldest first through many compactions, and st
   t.equal(c.size, 1)
 })
 
+t.test('the replay cache agrees with a plain model through random admits, expiries, evictions and growth', async (t) => {
+  // the model: the same rules over a Map in arrival order (what the digest table must behave as)
+  class Model {
+    readonly seen = new Map<string, number>()
+    floor = -Infinity
+    readonly max: number
+    constructor(max: number) {
+      this.max = max
+    }
+    admit(key: string, deadline: number, now: number): void {
+      for (const [k, d] of this.seen) {
+        if (d >= now) break
+        this.seen.delete(k)
+      }
+      if (this.seen.has(key)) throw new ReplayedEnvelopeError('seen')
+      if (deadline <= this.floor) throw new ReplayedEnvelopeError('saturated')
+      if (this.seen.size >= this.max) {
+        const [k, d] = this.seen.entries().next().value as [string, number]
+        this.seen.delete(k)
+        if (d > this.floor) this.floor = d
+      }
+      this.seen.set(key, deadline)
+    }
+  }
+  let seed = 99
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648
+    return seed % n
+  }
+  for (const max of [1, 7, 600, 5000]) {
+    const c = new ReplayCache(max)
+    const m = new Model(max)
+    let now = 0
+    let disagreements = 0
+    let refused = 0
+    for (let i = 0; i < 40_000; i++) {
+      now += rand(3)
+      // keys drawn from a small space, so the same key comes back often; deadlines ahead of now, mostly in order
+      const key = `did:key:z6Mk${rand(3000)}\nid-${rand(7)}\nnonce`
+      const deadline = now + 200 + rand(50)
+      let a = 'ok'
+      let b = 'ok'
+      try {
+        c.admit(key, deadline, now)
+      } catch (err) {
+        a = err instanceof ReplayedEnvelopeError ? (/saturated/.test(err.message) ? 'saturated' : 'seen') : 'other'
+      }
+      try {
+        m.admit(key, deadline, now)
+      } catch (err) {
+        b = (err as Error).message
+      }
+      if (a !== b) disagreements++
+      if (a !== 'ok') refused++
+      if (c.size !== m.seen.size) disagreements++
+    }
+    t.equal(disagreements, 0, `max ${max}: same answer and size as the model at every step`)
+    t.ok(refused > 1000, `max ${max}: the run exercised refusals (${refused})`)
+  }
+})
+
 t.test('every member of batches of 1 to 33 verifies in any order with one Ed25519 check per batch', async (t) => {
   let seed = 7
   const rand = (n: number): number => {
