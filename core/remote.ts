@@ -26,11 +26,12 @@ import {
   decodePayload,
   decodeStreamFrame,
   didOf,
-  encodeMember,
+  MEMBER_HEADER,
   encodeSeal,
   isStreamFrame,
   parseAddress,
-  prepareEnvelope,
+  prepareEnvelopeFrame,
+  setMemberHeader,
   signEnvelope,
   signEnvelopeBatch,
   verifySeal,
@@ -272,7 +273,7 @@ class SignedRemote implements RemoteEndpoint {
         this.#outBatches.set(toDid, open)
         this.#sealWindow ??= setTimeout(this.#sealAll, this.#sealWindowMs)
       }
-      this.#transmit(prepared.out, prepared.id, encodeMember(open.batch, open.payloads.length, prepared.payload))
+      this.#transmit(prepared.out, prepared.id, setMemberHeader(prepared.frame, open.batch, open.payloads.length))
       open.payloads.push(prepared.payload)
       if (open.payloads.length >= BATCH_MAX) this.#sealBatch(toDid)
     }
@@ -309,17 +310,20 @@ class SignedRemote implements RemoteEndpoint {
     return this.#lastSeal.get(toDid) ?? Promise.resolve()
   }
 
-  /** The payload of one outgoing envelope, or undefined when it cannot be encoded (reported, or answered with an error). */
-  #prepare(o: Outgoing): { out: Outgoing; id: string; payload: Uint8Array } | undefined {
+  /**
+   * One outgoing envelope as a member frame (header left to fill, payload after it), or undefined when it
+   * cannot be encoded (reported, or answered with an error).
+   */
+  #prepare(o: Outgoing): { out: Outgoing; id: string; frame: Uint8Array; payload: Uint8Array } | undefined {
     try {
-      const { envelope, payload } = prepareEnvelope(this.#key, o.init)
-      return { out: o, id: envelope.id, payload }
+      const { envelope, frame, payload } = prepareEnvelopeFrame(this.#key, o.init, MEMBER_HEADER)
+      return { out: o, id: envelope.id, frame, payload }
     } catch (err) {
       const fixed = this.#unsendable(o, err)
       if (fixed === undefined) return undefined
       try {
-        const { envelope, payload } = prepareEnvelope(this.#key, fixed.init)
-        return { out: fixed, id: envelope.id, payload }
+        const { envelope, frame, payload } = prepareEnvelopeFrame(this.#key, fixed.init, MEMBER_HEADER)
+        return { out: fixed, id: envelope.id, frame, payload }
       } catch {
         return undefined // nothing sensible left to send
       }

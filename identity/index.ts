@@ -21,6 +21,7 @@ export {
   decodeWire,
   decodePayload,
   prepareEnvelope,
+  prepareEnvelopeFrame,
   didOf,
   EnvelopeVerifier,
   ReplayCache,
@@ -43,7 +44,9 @@ export { SignatureChecker } from './signature-checker.ts'
 export {
   KIND_MEMBER,
   KIND_SEAL,
+  MEMBER_HEADER,
   encodeMember,
+  setMemberHeader,
   encodeSeal,
   decodeStreamFrame,
   isStreamFrame,

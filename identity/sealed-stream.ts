@@ -37,6 +37,19 @@ export function encodeMember(batch: number, index: number, payload: Uint8Array):
   return out
 }
 
+/**
+ * Writes the member header into the first MEMBER_HEADER bytes of `frame`, whose payload follows them (as
+ * `prepareEnvelopeFrame` leaves it): encodeMember without the copy.
+ */
+export function setMemberHeader(frame: Uint8Array, batch: number, index: number): Uint8Array {
+  frame[0] = WIRE_VERSION
+  frame[1] = KIND_MEMBER
+  const dv = new DataView(frame.buffer, frame.byteOffset, MEMBER_HEADER)
+  dv.setUint32(2, batch)
+  dv.setUint32(6, index)
+  return frame
+}
+
 export function encodeSeal(batch: number, count: number, signature: Uint8Array): Uint8Array {
   const out = new Uint8Array(SEAL_BYTES)
   out[0] = WIRE_VERSION

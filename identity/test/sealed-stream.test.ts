@@ -2,18 +2,20 @@
 // signature signEnvelopeBatch makes for the same envelopes), its checks, standalone evidence, the reader.
 import t from 'tap'
 import { NodeKey } from '../keys.ts'
-import { EnvelopeVerifier, decodeEnvelope, prepareEnvelope, signEnvelopeBatch, type EnvelopeInit } from '../envelope.ts'
+import { EnvelopeVerifier, decodeEnvelope, prepareEnvelope, prepareEnvelopeFrame, signEnvelopeBatch, type EnvelopeInit, type JsonValue } from '../envelope.ts'
 import { decodeWireHeader } from '../envelope-wire.ts'
-import { BadSignatureError, EnvelopeTooLargeError, MalformedEnvelopeError, UnsealedEnvelopeError } from '../errors.ts'
+import { BadSignatureError, EnvelopeTooLargeError, InvalidEnvelopeInitError, MalformedEnvelopeError, UnsealedEnvelopeError } from '../errors.ts'
 import {
   KIND_MEMBER,
   KIND_SEAL,
+  MEMBER_HEADER,
   SealedStreamReader,
   decodeStreamFrame,
   encodeMember,
   encodeSeal,
   isStreamFrame,
   sealRoot,
+  setMemberHeader,
   signSeal,
   standaloneEnvelopes,
   verifySeal,
@@ -55,6 +57,21 @@ t.test('a seal is the same signature signEnvelopeBatch makes for the same envelo
     const payloads = inits(n).map((i) => prepareEnvelope(alice, i).payload)
     t.equal(Buffer.from(signSeal(alice, payloads)).toString('hex'), Buffer.from(decodeWireHeader(batch[0]!.bytes).signature).toString('hex'), `${n} envelopes`)
   }
+})
+
+t.test('a member framed in place (prepareEnvelopeFrame + setMemberHeader) is byte for byte encodeMember of the payload', async (t) => {
+  const bodies: JsonValue[] = [{ i: 1 }, 'x'.repeat(5000), { text: 'naïve – 日本語 🚀' }, null]
+  for (const [k, body] of bodies.entries()) {
+    const init = { ...inits(1)[0]!, body, id: `frame-${k}`, nonce: `nonce-frame-${k}` }
+    const framed = prepareEnvelopeFrame(alice, init, MEMBER_HEADER)
+    const reference = prepareEnvelope(alice, init)
+    t.same(Buffer.from(framed.payload), Buffer.from(reference.payload), `payload ${k}`)
+    const frame = setMemberHeader(framed.frame, 0xfedcba98, k)
+    t.same(Buffer.from(frame), Buffer.from(encodeMember(0xfedcba98, k, reference.payload)), `frame ${k}`)
+    const back = decodeStreamFrame(frame, 1 << 20)
+    t.same([back.kind, back.kind === KIND_MEMBER ? back.index : -1], [KIND_MEMBER, k])
+  }
+  t.throws(() => prepareEnvelopeFrame(alice, { ...inits(1)[0]!, body: { n: Number.NaN } }, MEMBER_HEADER), InvalidEnvelopeInitError)
 })
 
 t.test('verifySeal holds for exactly the sealed payloads, in order, from the sealing key', async (t) => {
