@@ -33,6 +33,8 @@ export const SIGNATURE_CHECKS = 6
 /** Seal signatures written to the results ring / read from it (record counts). */
 export const RESULTS_WRITTEN = 7
 export const RESULTS_READ = 8
+/** The thread is in a long timed wait (LAZY_MS): wake it only for a job someone waits on. */
+export const LAZY = 9
 export const CONTROL_SLOTS = 10
 
 /** The results ring: RESULT_SLOTS records of u32 token | 64-byte signature. */

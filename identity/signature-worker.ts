@@ -28,6 +28,7 @@ import {
   RESULTS_WRITTEN,
   RING_BYTES,
   SIGNATURE_CHECKS,
+  LAZY,
   SLEEPING,
   STOP,
   WRAP,
@@ -108,6 +109,7 @@ export class SignatureWorker<C> {
   #drainWaiters: (() => void)[] = []
   #pollTimer: NodeJS.Timeout | undefined
   #wakeScheduled = false
+  #urgent = false
   #results: Buffer | undefined
   /** Seals on the thread by token, in token order (Map keeps insertion order). */
   readonly #signing = new Map<number, Signing>()
@@ -209,6 +211,7 @@ export class SignatureWorker<C> {
       this.#signInline({ payloads, done })
       return
     }
+    this.#wakeUrgently()
     this.#nextToken = (token + 1) >>> 0
     this.#signing.set(token, { payloads, done })
     this.#queue.push(undefined)
@@ -248,6 +251,7 @@ export class SignatureWorker<C> {
     if (this.#head === this.#queue.length) return Promise.resolve()
     return new Promise((resolve) => {
       this.#drainWaiters.push(resolve)
+      this.#wakeUrgently()
       this.#poll()
     })
   }
@@ -361,10 +365,26 @@ export class SignatureWorker<C> {
     return true
   }
 
+  /**
+   * Wakes the thread when it sleeps, or when it waits lazily (LAZY) and something waits on it: a seal to sign
+   * or a drain. Checks of delivered envelopes alone never wake a lazily waiting thread (spec/envelope.md).
+   */
   #wake = (): void => {
     this.#wakeScheduled = false
+    const urgent = this.#urgent
+    this.#urgent = false
     const control = this.#control
-    if (control !== undefined && Atomics.load(control, SLEEPING) !== 0) Atomics.notify(control, WRITE_POS)
+    if (control === undefined) return
+    if (Atomics.load(control, SLEEPING) !== 0 || (urgent && Atomics.load(control, LAZY) !== 0)) Atomics.notify(control, WRITE_POS)
+  }
+
+  /** Marks this turn's writes as waited on: the thread is woken even from a lazy wait. */
+  #wakeUrgently(): void {
+    this.#urgent = true
+    if (!this.#wakeScheduled) {
+      this.#wakeScheduled = true
+      queueMicrotask(this.#wake)
+    }
   }
 
   /** Forgets the envelopes the thread has checked (once every failure it posted has arrived). */
