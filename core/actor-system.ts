@@ -777,6 +777,7 @@ export class ActorSystem implements Startable {
     const spec = cell.definition.behaviors.get(behavior)
     if (spec === undefined) return reply.fail(new UnknownBehaviorError(cell.address, behavior))
     // Messages from another node are always capability-checked (unless public), whatever the local policy.
+    if (spec.public && !this.#admission.busy(senderDid)) return this.#afterAdmission(cell, spec, body, from, reply, undefined)
     const check = spec.public ? undefined : this.#checkCapability(proofs, senderDid, spec)
     this.#admission.admit(senderDid, check, (err) => this.#afterAdmission(cell, spec, body, from, reply, err))
   }

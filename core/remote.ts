@@ -166,6 +166,8 @@ class SignedRemote implements RemoteEndpoint {
   readonly #lastSeal = new Map<string, Promise<void>>()
   /** Open inbound batches by `${peerDid}\n${batch}`. */
   readonly #open = new Map<string, OpenBatch>()
+  /** The batch the last member joined (still open): checked before the map. */
+  #lastOpen: OpenBatch | undefined
   /** Payloads kept in open batches, counted against maxUnverified, and their bytes (maxUnsealedBytes). */
   #openPayloads = 0
   #openBytes = 0
@@ -491,12 +493,18 @@ class SignedRemote implements RemoteEndpoint {
       return this.#refuseDecoded(peerDid, err, undefined)
     }
     if (frame.kind === KIND_SEAL) return this.#onSeal(peerDid, frame.batch, frame.count, frame.signature)
-    const key = batchKey(peerDid, frame.batch)
-    let open = this.#open.get(key)
+    // members of one batch arrive back to back: the last one's batch is checked before the map
+    const last = this.#lastOpen
+    let open = last !== undefined && last.batch === frame.batch && last.peerDid === peerDid ? last : undefined
     if (open === undefined) {
-      open = { peerDid, batch: frame.batch, payloads: [], received: 0, broken: false, first: undefined, held: [], counted: 0, openedAt: this.#clock.now() }
-      this.#open.set(key, open)
-      this.#armSweep()
+      const key = batchKey(peerDid, frame.batch)
+      open = this.#open.get(key)
+      if (open === undefined) {
+        open = { peerDid, batch: frame.batch, payloads: [], received: 0, broken: false, first: undefined, held: [], counted: 0, openedAt: this.#clock.now() }
+        this.#open.set(key, open)
+        this.#armSweep()
+      }
+      this.#lastOpen = open
     }
     if (frame.index !== open.received) this.#breakBatch(open)
     open.received++
@@ -598,6 +606,7 @@ class SignedRemote implements RemoteEndpoint {
 
   #close(key: string, open: OpenBatch): void {
     this.#open.delete(key)
+    if (this.#lastOpen === open) this.#lastOpen = undefined
     this.#release(open)
     if (this.#open.size === 0 && this.#sweep !== undefined) {
       clearInterval(this.#sweep)

@@ -61,6 +61,11 @@ export function encodeSeal(batch: number, count: number, signature: Uint8Array):
   return out
 }
 
+/** Big-endian u32 at `at` (a DataView per frame was garbage on every member). */
+function u32be(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
+}
+
 /** True when `bytes` is a member or seal frame (kind byte 0x03 / 0x04), not a self-signed envelope. */
 export function isStreamFrame(bytes: Uint8Array): boolean {
   return bytes.byteLength >= 2 && bytes[0] === WIRE_VERSION && (bytes[1] === KIND_MEMBER || bytes[1] === KIND_SEAL)
@@ -70,18 +75,17 @@ export function isStreamFrame(bytes: Uint8Array): boolean {
 export function decodeStreamFrame(bytes: Uint8Array, maxBytes: number): StreamFrame {
   if (bytes.byteLength > maxBytes) throw new EnvelopeTooLargeError(`envelope is ${bytes.byteLength} bytes; the limit is ${maxBytes}`)
   if (bytes.byteLength < 2 || bytes[0] !== WIRE_VERSION) fail('not a sealed-stream frame')
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   if (bytes[1] === KIND_MEMBER) {
     if (bytes.byteLength < MEMBER_HEADER + 2) fail('batch member is shorter than its header')
-    const index = dv.getUint32(6)
+    const index = u32be(bytes, 6)
     if (index >= MAX_BATCH_LEAVES) fail(`batch index ${index} outside 0..${MAX_BATCH_LEAVES - 1}`)
-    return { kind: KIND_MEMBER, batch: dv.getUint32(2), index, payload: bytes.subarray(MEMBER_HEADER) }
+    return { kind: KIND_MEMBER, batch: u32be(bytes, 2), index, payload: bytes.subarray(MEMBER_HEADER) }
   }
   if (bytes[1] === KIND_SEAL) {
     if (bytes.byteLength !== SEAL_BYTES) fail(`a seal is ${SEAL_BYTES} bytes, not ${bytes.byteLength}`)
-    const count = dv.getUint32(6)
+    const count = u32be(bytes, 6)
     if (count < 1 || count > MAX_BATCH_LEAVES) fail(`batch count ${count} outside 1..${MAX_BATCH_LEAVES}`)
-    return { kind: KIND_SEAL, batch: dv.getUint32(2), count, signature: bytes.subarray(10, SEAL_BYTES) }
+    return { kind: KIND_SEAL, batch: u32be(bytes, 2), count, signature: bytes.subarray(10, SEAL_BYTES) }
   }
   return fail(`unknown sealed-stream kind ${bytes[1]}`)
 }
