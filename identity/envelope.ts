@@ -195,13 +195,18 @@ function envelopeText(e: Envelope): string {
   return s + ',"to":' + JSON.stringify(e.to) + ',"v":1}'
 }
 
-function payloadOf(env: Envelope): Uint8Array {
+/** envelopeText of an envelope being built: a body with no canonical form is the init's fault. */
+function initText(env: Envelope): string {
   try {
-    return te.encode(envelopeText(env))
+    return envelopeText(env)
   } catch (err) {
     if (err instanceof NonCanonicalValueError) throw new InvalidEnvelopeInitError(`body: ${err.message}`)
     throw err
   }
+}
+
+function payloadOf(env: Envelope): Uint8Array {
+  return te.encode(initText(env))
 }
 
 /**
@@ -220,13 +225,7 @@ export function prepareEnvelope(key: NodeKey, init: EnvelopeInit): { envelope: E
  */
 export function prepareEnvelopeFrame(key: NodeKey, init: EnvelopeInit, headerBytes: number): { envelope: Envelope; frame: Uint8Array; payload: Uint8Array } {
   const envelope = envelopeFromInit(key, init)
-  let text: string
-  try {
-    text = envelopeText(envelope)
-  } catch (err) {
-    if (err instanceof NonCanonicalValueError) throw new InvalidEnvelopeInitError(`body: ${err.message}`)
-    throw err
-  }
+  const text = initText(envelope)
   const n = Buffer.byteLength(text, 'utf8')
   const frame = Buffer.allocUnsafe(headerBytes + n)
   frame.write(text, headerBytes, n, 'utf8')

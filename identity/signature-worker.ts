@@ -357,12 +357,16 @@ export class SignatureWorker<C> {
     ring.write(did, off + 6, 'latin1')
     fill(off + recordHeaderBytes(did.length))
     Atomics.store(control, WRITE_POS, (pos + size) | 0)
-    // one wake-up per turn, not per envelope (a futex wake is a system call)
+    this.#scheduleWake()
+    return true
+  }
+
+  /** One wake-up check per turn, not per job (a futex wake is a system call). */
+  #scheduleWake(): void {
     if (!this.#wakeScheduled) {
       this.#wakeScheduled = true
       queueMicrotask(this.#wake)
     }
-    return true
   }
 
   /**
@@ -381,10 +385,7 @@ export class SignatureWorker<C> {
   /** Marks this turn's writes as waited on: the thread is woken even from a lazy wait. */
   #wakeUrgently(): void {
     this.#urgent = true
-    if (!this.#wakeScheduled) {
-      this.#wakeScheduled = true
-      queueMicrotask(this.#wake)
-    }
+    this.#scheduleWake()
   }
 
   /** Forgets the envelopes the thread has checked (once every failure it posted has arrived). */
