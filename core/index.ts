@@ -2,6 +2,7 @@
 export { ActorSystem, type ActorSystemInit, type SpawnOptions, type RestoreOptions, type LocalPolicy, type Replier } from './actor-system.ts'
 export { signedRemote, REPLY_BEHAVIOR, ERROR_BEHAVIOR, type ReplyBody, type RemoteEndpointOptions } from './remote.ts'
 export type { RemoteEndpoint, RemoteEndpointDeps, RemoteEndpointFactory } from './remote-contract.ts'
+export { DEFAULT_SEAL_WINDOW_MS } from './remote-contract.ts'
 export { capabilityChecker, VerifierCapabilityChecker, type CapabilityCheckerInit } from './capabilities.ts'
 export {
   defineActor,

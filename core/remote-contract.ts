@@ -4,6 +4,9 @@ import type { ActorSystem, Replier } from './actor-system.ts'
 import type { Transport, InboundEnvelope } from './transport.ts'
 import type { SystemEvent, TellOptions } from './types.ts'
 
+/** How long an outgoing sealed-stream batch stays open by default (spec/actors.md, "Sealed streams"). */
+export const DEFAULT_SEAL_WINDOW_MS = 25
+
 /** What the system gives its remote endpoint. */
 export interface RemoteEndpointDeps {
   system: ActorSystem

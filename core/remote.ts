@@ -45,7 +45,7 @@ import {
 import type { Replier } from './actor-system.ts'
 import type { Clock } from './clock.ts'
 import { InvalidMessageError, MisaddressedError, NoirError, SenderMismatchError, UnexpectedReplyError } from './errors.ts'
-import type { RemoteEndpoint, RemoteEndpointDeps } from './remote-contract.ts'
+import { DEFAULT_SEAL_WINDOW_MS, type RemoteEndpoint, type RemoteEndpointDeps } from './remote-contract.ts'
 import type { InboundEnvelope } from './transport.ts'
 import type { TellOptions } from './types.ts'
 import { fromWireError, isWireError, toWireError, type WireError } from './wire-error.ts'
@@ -128,7 +128,7 @@ export interface RemoteEndpointOptions {
   /**
    * Sealed streams: an outgoing batch stays open this long from its first member (or until it holds 256),
    * then one signature seals it. Members go out at once either way; a longer window means fewer signatures
-   * (and fewer checks at the receiver). Default 10 ms.
+   * (and fewer checks at the receiver). Default 25 ms.
    */
   sealWindowMs?: number
 }
@@ -189,7 +189,7 @@ class SignedRemote implements RemoteEndpoint {
     this.#maxUnverified = options.maxUnverified ?? 65_536
     this.#sealTimeoutMs = options.sealTimeoutMs ?? 10_000
     this.#maxUnsealedBytes = options.maxUnsealedBytes ?? 64 * 1024 * 1024
-    this.#sealWindowMs = options.sealWindowMs ?? 10
+    this.#sealWindowMs = options.sealWindowMs ?? DEFAULT_SEAL_WINDOW_MS
     if (this.#concurrent || this.#sealedOut) {
       this.#worker = new SignatureWorker<Unverified>({
         onFailure: (u, error) => this.#onBadSignature(u, error),

@@ -4,6 +4,7 @@
 // path never re-encodes to verify; the decoder refuses payloads that are not exactly canonical.
 import { randomFillSync, randomUUID } from 'node:crypto'
 import { canonicalJson, type JsonValue } from './canonical-json.ts'
+import { parseCanonicalEnvelope } from './canonical-envelope-parser.ts'
 import { parseAddress, isAddress } from './address.ts'
 import {
   EnvelopeTooLargeError,
@@ -124,6 +125,11 @@ function checkEnvelope(o: unknown, E: new (m: string) => IdentityError): Envelop
   if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new E('envelope payload is not a JSON object')
   const r = o as Record<string, unknown>
   for (const k of Object.keys(r)) if (!ALLOWED_KEYS.has(k)) throw new E(`unknown envelope field ${JSON.stringify(k.slice(0, 40))}`)
+  return checkFields(r, E)
+}
+
+/** checkEnvelope's rules for each field, for an object holding no field but the envelope's. */
+function checkFields(r: Record<string, unknown>, E: new (m: string) => IdentityError): Envelope {
   if (r.v !== 1) throw new E('envelope version must be 1')
   if (typeof r.id !== 'string' || !ID_RE.test(r.id)) throw new E('id must be 1-128 printable ASCII characters')
   if (typeof r.from !== 'string') throw new E('from must be an address string')
@@ -283,6 +289,9 @@ export function decodePayload(payload: Uint8Array): Envelope {
   } catch {
     fail('payload is not valid UTF-8')
   }
+  // the common case: already canonical, parsed and proven so in one pass (identity/canonical-envelope-parser.ts)
+  const fast = parseCanonicalEnvelope(text)
+  if (fast !== undefined) return checkFields(fast, MalformedEnvelopeError)
   let parsed: unknown
   try {
     parsed = JSON.parse(text)

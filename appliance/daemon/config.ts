@@ -3,6 +3,7 @@
 import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError } from './errors.ts'
+import { DEFAULT_SEAL_WINDOW_MS } from '../../core/remote-contract.ts'
 
 export interface NodeConfig {
   /** Multiaddrs to listen on. */
@@ -63,7 +64,7 @@ export function defaultConfig(): NodeConfig {
     signatureCheck: 'concurrent',
     quarantineMs: 60_000,
     sealedStreams: true,
-    sealWindowMs: 10,
+    sealWindowMs: DEFAULT_SEAL_WINDOW_MS,
     apiPort: 0,
     log: 'stderr',
   }
