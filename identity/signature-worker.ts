@@ -211,7 +211,9 @@ export class SignatureWorker<C> {
       this.#signInline({ payloads, done })
       return
     }
-    this.#wakeUrgently()
+    // a thread waiting lazily signs it within LAZY_MS (waking it would cost this thread its core for the
+    // thread's turn); only when seals pile up is it woken at once
+    if (this.#signing.size + 1 >= this.#maxPendingSeals / 2) this.#wakeUrgently()
     this.#nextToken = (token + 1) >>> 0
     this.#signing.set(token, { payloads, done })
     this.#queue.push(undefined)
@@ -370,8 +372,9 @@ export class SignatureWorker<C> {
   }
 
   /**
-   * Wakes the thread when it sleeps, or when it waits lazily (LAZY) and something waits on it: a seal to sign
-   * or a drain. Checks of delivered envelopes alone never wake a lazily waiting thread (spec/envelope.md).
+   * Wakes the thread when it sleeps, or when it waits lazily (LAZY) and something waits on it: a drain, or
+   * half of maxPendingSeals seals to sign. Checks of delivered envelopes and the odd seal never wake a lazily
+   * waiting thread (spec/envelope.md): it comes round within LAZY_MS.
    */
   #wake = (): void => {
     this.#wakeScheduled = false
