@@ -46,7 +46,7 @@ import type { Replier } from './actor-system.ts'
 import type { Clock } from './clock.ts'
 import { InvalidMessageError, MisaddressedError, NoirError, SenderMismatchError, UnexpectedReplyError } from './errors.ts'
 import { DEFAULT_SEAL_WINDOW_MS, type RemoteEndpoint, type RemoteEndpointDeps } from './remote-contract.ts'
-import type { InboundEnvelope } from './transport.ts'
+import type { InboundEnvelope, SendSink } from './transport.ts'
 import type { TellOptions } from './types.ts'
 import { fromWireError, isWireError, toWireError, type WireError } from './wire-error.ts'
 
@@ -68,6 +68,8 @@ interface Outgoing {
   onSent?: () => void
   /** Sent with its own signature even on a sealed stream: the refusal before a hang-up, which no seal may follow. */
   selfSigned?: boolean
+  /** Its envelope's id, once encoded. */
+  id?: string
 }
 
 /** What the signature worker keeps of an envelope it checks: enough to answer it and name the peer. */
@@ -378,7 +380,13 @@ class SignedRemote implements RemoteEndpoint {
   }
 
   #transmit(out: Outgoing, id: string, bytes: Uint8Array): void {
-    const sent = this.#deps.transport.send(out.toDid, bytes)
+    const transport = this.#deps.transport
+    if (transport.post !== undefined) {
+      out.id = id
+      transport.post(out.toDid, bytes, this.#sent, out)
+      return
+    }
+    const sent = transport.send(out.toDid, bytes)
     if (out.onSent) sent.then(out.onSent, out.onSent)
     const onError = (err: unknown): void => {
       if (!out.origin) return
@@ -388,6 +396,20 @@ class SignedRemote implements RemoteEndpoint {
     const reply = out.origin?.reply
     if (reply?.handedOff !== undefined) sent.then(() => reply.handedOff!(), onError)
     else sent.catch(onError)
+  }
+
+  /** What became of an envelope handed to `Transport.post`: as `#transmit` does with `send`'s promise. */
+  readonly #sent: SendSink<Outgoing> = {
+    handedOff: (out) => {
+      out.onSent?.()
+      out.origin?.reply?.handedOff?.()
+    },
+    failed: (out, error) => {
+      out.onSent?.()
+      if (!out.origin) return
+      this.#pending.delete(out.id!)
+      this.#failOrigin(out, error)
+    },
   }
 
   #failOrigin(out: Outgoing, error: Error): void {

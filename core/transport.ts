@@ -17,6 +17,12 @@ export interface InboundEnvelope {
 
 export type InboundHandler = (inbound: InboundEnvelope) => void
 
+/** Where `Transport.post` reports what became of an envelope (one shared object; `context` tells them apart). */
+export interface SendSink<C> {
+  handedOff(context: C): void
+  failed(context: C, error: Error): void
+}
+
 export interface Transport {
   /** The DID of the node this transport speaks for. */
   readonly localDid: string
@@ -33,6 +39,12 @@ export interface Transport {
    * (core/errors.ts exports an `UnreachableError` class implementations may throw; the kernel checks the name).
    */
   send(toNodeDid: string, bytes: Uint8Array): Promise<void>
+  /**
+   * `send` without a promise, for the kernel's hot path (optional): the outcome goes to `sink` with `context`,
+   * `sink.handedOff(context)` or `sink.failed(context, error)`, exactly once, never from within this call. A
+   * promise and its reactions per envelope were a sizeable part of a sender's time and garbage.
+   */
+  post?<C>(toNodeDid: string, bytes: Uint8Array, sink: SendSink<C>, context: C): void
   /**
    * Drops every connection to `peerDid` (it broke the protocol: a signature that did not verify on an
    * authenticated session). Optional; a transport without connections has nothing to drop.

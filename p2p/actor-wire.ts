@@ -2,6 +2,7 @@
 // coalesced per tick into one write, back-pressure that keeps yamux's buffer small, a frame size limit.
 // A protocol violation (oversize, garbage, truncated frame) resets that one stream; the node stays up.
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
+import type { SendSink } from '../core/transport.ts'
 import type { NoirHost } from './host.ts'
 import { DEFAULT_MAX_FRAME_BODY, FrameDecoder, encodeFrames } from './framing.ts'
 import { MessageTooLargeError, NotStartedError, P2PError, TruncatedFrameError, UnreachableError, UnsupportedPeerKeyError, unreachablePeer } from './errors.ts'
@@ -27,10 +28,27 @@ export interface ActorWireOptions {
   log?: Log
 }
 
+/** A frame queued for a peer, and where to report what became of it (`sink` is shared, `context` per frame). */
 interface Pending {
   body: Uint8Array
-  resolve: () => void
-  reject: (err: Error) => void
+  sink: SendSink<unknown>
+  context: unknown
+  retried?: boolean
+}
+
+/** The sink behind the promise `send` returns: the context is that promise's resolvers. */
+const PROMISE_SINK: SendSink<PromiseWithResolvers<void>> = {
+  handedOff: (r) => r.resolve(),
+  failed: (r, err) => r.reject(err),
+}
+
+function settle(p: Pending, err: Error | undefined): void {
+  try {
+    if (err === undefined) p.sink.handedOff(p.context)
+    else p.sink.failed(p.context, err)
+  } catch {
+    // a sink's own failure must not stop the frames after it
+  }
 }
 
 /** Everything the wire keeps per remote peer: the stream it writes on and what is queued for it. */
@@ -91,7 +109,7 @@ export class ActorWire {
     await this.host.unhandle(ACTOR_PROTOCOL).catch(() => {})
     const err = new NotStartedError('the actor wire is stopping')
     for (const ch of this.channels.values()) {
-      for (const p of ch.queue.splice(0)) p.reject(err)
+      for (const p of ch.queue.splice(0)) settle(p, err)
       // close() waits for the muxer; bound it so a stuck peer cannot hold up shutdown
       const st = ch.stream
       if (st) await st.close({ signal: AbortSignal.timeout(2_000) }).catch(() => st.abort(err))
@@ -106,9 +124,21 @@ export class ActorWire {
    * retried after that). Frames queued in the same tick go out in one write. Order is kept per peer.
    */
   send(peer: PeerId, body: Uint8Array): Promise<void> {
-    if (!this.started) return Promise.reject(new NotStartedError('the actor wire is not started'))
-    if (body.byteLength > this.maxFrameBytes) {
-      return Promise.reject(new MessageTooLargeError(`envelope of ${body.byteLength} bytes exceeds the frame limit of ${this.maxFrameBytes}`))
+    const r = Promise.withResolvers<void>()
+    this.post(peer, body, PROMISE_SINK, r)
+    return r.promise
+  }
+
+  /**
+   * `send` without a promise: `sink.handedOff(context)` once the frame is handed to the stream, or
+   * `sink.failed(context, error)`; exactly once, never from within this call.
+   */
+  post<C>(peer: PeerId, body: Uint8Array, sink: SendSink<C>, context: C): void {
+    const pending: Pending = { body, sink: sink as SendSink<unknown>, context }
+    if (!this.started || body.byteLength > this.maxFrameBytes) {
+      const err = !this.started ? new NotStartedError('the actor wire is not started') : new MessageTooLargeError(`envelope of ${body.byteLength} bytes exceeds the frame limit of ${this.maxFrameBytes}`)
+      queueMicrotask(() => settle(pending, err))
+      return
     }
     const key = peer.toString()
     let ch = this.channels.get(key)
@@ -116,15 +146,13 @@ export class ActorWire {
       ch = new PeerChannel(peer)
       this.channels.set(key, ch)
     }
-    const channel = ch
-    return new Promise<void>((resolve, reject) => {
-      channel.queue.push({ body, resolve, reject })
-      if (!channel.flushing) {
-        channel.flushing = true
-        // Coalesce everything queued during this tick into one write.
-        queueMicrotask(() => void this.flush(channel))
-      }
-    })
+    ch.queue.push(pending)
+    if (!ch.flushing) {
+      ch.flushing = true
+      const channel = ch
+      // Coalesce everything queued during this tick into one write.
+      queueMicrotask(() => void this.flush(channel))
+    }
   }
 
   /**
@@ -154,7 +182,7 @@ export class ActorWire {
           stream = await this.streamFor(ch)
         } catch (err) {
           const e = err instanceof P2PError || err instanceof UnreachableError ? err : unreachablePeer(ch.peer, (err as Error).message)
-          for (const p of ch.queue.splice(0)) p.reject(e)
+          for (const p of ch.queue.splice(0)) settle(p, e)
           break
         }
         // take up to maxWriteBytes of queued frames
@@ -173,15 +201,15 @@ export class ActorWire {
           // the stream died under us: drop it and retry these frames once on a fresh stream
           this.dropStream(ch, stream)
           ch.queue.unshift(...batch)
-          if (batch.some((p) => (p as Pending & { retried?: boolean }).retried)) {
+          if (batch.some((p) => p.retried)) {
             const e = unreachablePeer(ch.peer, `stream failed: ${(err as Error).message}`)
-            for (const p of ch.queue.splice(0)) p.reject(e)
+            for (const p of ch.queue.splice(0)) settle(p, e)
             break
           }
-          for (const p of batch) (p as Pending & { retried?: boolean }).retried = true
+          for (const p of batch) p.retried = true
           continue
         }
-        for (const p of batch) p.resolve()
+        for (const p of batch) settle(p, undefined)
         this.stats.framesSent += batch.length
         this.stats.writes++
         if (stream.writeBufferLength > this.stats.maxQueuedBytes) this.stats.maxQueuedBytes = stream.writeBufferLength

@@ -1,7 +1,7 @@
 // core's Transport over libp2p: envelopes travel as frames on /noir/actor/1.0.0; the peer that sent a frame
 // is the Noise-authenticated remote peer id, whose did:key is handed to the kernel as `peerDid`.
 import type { PeerId } from '@libp2p/interface'
-import type { InboundHandler, Transport } from '../core/transport.ts'
+import type { InboundHandler, SendSink, Transport } from '../core/transport.ts'
 import { didFromPeerId, peerIdFromDid } from '../identity/did-key.ts'
 import { ActorWire } from './actor-wire.ts'
 import type { NoirHost } from './host.ts'
@@ -67,6 +67,22 @@ export class Libp2pTransport implements Transport {
   }
 
   async send(toNodeDid: string, bytes: Uint8Array): Promise<void> {
+    return this.wire.send(this.peerFor(toNodeDid), bytes)
+  }
+
+  post<C>(toNodeDid: string, bytes: Uint8Array, sink: SendSink<C>, context: C): void {
+    let peer: PeerId
+    try {
+      peer = this.peerFor(toNodeDid)
+    } catch (err) {
+      queueMicrotask(() => sink.failed(context, err as Error))
+      return
+    }
+    this.wire.post(peer, bytes, sink, context)
+  }
+
+  /** The peer id of a node DID (cached). Throws UnreachableError for a DID that is not a node's, or our own. */
+  private peerFor(toNodeDid: string): PeerId {
     let peer = this.peerByDid.get(toNodeDid)
     if (!peer) {
       try {
@@ -78,7 +94,7 @@ export class Libp2pTransport implements Transport {
       this.peerByDid.set(toNodeDid, peer)
     }
     if (toNodeDid === this.localDid) throw new UnreachableError(toNodeDid, 'a transport does not send to its own node')
-    return this.wire.send(peer, bytes)
+    return peer
   }
 
   /**

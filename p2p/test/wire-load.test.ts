@@ -97,3 +97,59 @@ t.test('a frame that starts but never completes resets its stream after the fram
   await got.promise
   t.pass('the next frame on a fresh stream is received')
 })
+
+t.test('post (send without a promise) reports each frame exactly once, never from within the call: handed off in order, or failed with a typed error', async (t) => {
+  const opts = { mdns: false, natTraversal: false, pingIntervalMs: 0 }
+  const a = await Mesh.create({ key: NodeKey.generate(), ...opts })
+  await a.start()
+  const b = await Mesh.create({ key: NodeKey.generate(), ...opts, bootstrap: a.multiaddrs() })
+  await b.start()
+  t.teardown(async () => {
+    await b.stop()
+    await a.stop()
+  })
+  const outcomes = new Map<number, string[]>()
+  let inCall = false
+  let reportedInCall = 0
+  const sink = {
+    handedOff: (i: number) => {
+      if (inCall) reportedInCall++
+      outcomes.set(i, [...(outcomes.get(i) ?? []), 'handed off'])
+    },
+    failed: (i: number, err: Error) => {
+      if (inCall) reportedInCall++
+      outcomes.set(i, [...(outcomes.get(i) ?? []), `failed: ${err.name}`])
+    },
+  }
+  const received: number[] = []
+  const all = Promise.withResolvers<void>()
+  a.transport.onEnvelope(({ bytes }) => {
+    received.push(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0))
+    if (received.length === 1000) all.resolve()
+  })
+  const post = (to: string, body: Uint8Array, i: number): void => {
+    inCall = true
+    b.transport.post(to, body, sink, i)
+    inCall = false
+  }
+  for (let i = 0; i < 1000; i++) {
+    const body = new Uint8Array(64)
+    new DataView(body.buffer).setUint32(0, i)
+    post(a.did, body, i)
+  }
+  post(b.did, new Uint8Array(8), 1000) // its own node
+  post('did:web:example.org', new Uint8Array(8), 1001) // not a node DID
+  post(a.did, new Uint8Array(b.transport.wire.maxFrameBytes + 1), 1002) // over the frame limit
+  t.equal(reportedInCall, 0, 'nothing is reported from within post')
+  await all.promise
+  await new Promise((r) => setImmediate(r))
+  t.same(received, Array.from({ length: 1000 }, (_, i) => i), 'every frame arrived, in order')
+  for (let i = 0; i < 1000; i++) if (outcomes.get(i)?.join() !== 'handed off') t.fail(`frame ${i}: ${outcomes.get(i)?.join() ?? 'no outcome'}`)
+  t.same(outcomes.get(1000), ['failed: UnreachableError'], 'to its own node: UnreachableError, once')
+  t.same(outcomes.get(1001), ['failed: UnreachableError'], 'to a DID that is not a node: UnreachableError, once')
+  t.same(outcomes.get(1002), ['failed: MessageTooLargeError'], 'over the frame limit: MessageTooLargeError, once')
+  await b.stop()
+  post(a.did, new Uint8Array(8), 1003)
+  await new Promise((r) => setImmediate(r))
+  t.same(outcomes.get(1003), ['failed: NotStartedError'], 'after stop: NotStartedError, once')
+})
