@@ -33,17 +33,14 @@ const recentAddresses: string[] = []
 const recentParsed: Readonly<ParsedAddress>[] = []
 let recentNext = 0
 
-export function parseAddress(address: string): ParsedAddress {
+export function parseAddress(address: string): Readonly<ParsedAddress> {
   for (let i = 0; i < recentAddresses.length; i++) {
-    if (recentAddresses[i] === address) {
-      const r = recentParsed[i]!
-      return { did: r.did, path: r.path }
-    }
+    if (recentAddresses[i] === address) return recentParsed[i]!
   }
   const hit = parsed.get(address)
   if (hit) {
     remember(address, hit)
-    return { did: hit.did, path: hit.path }
+    return hit
   }
   if (typeof address !== 'string') throw new InvalidAddressError('an address is a string')
   if (address.length > MAX_ADDRESS_LENGTH) throw new InvalidAddressError(`address longer than ${MAX_ADDRESS_LENGTH} characters`)
@@ -53,10 +50,11 @@ export function parseAddress(address: string): ParsedAddress {
   const path = slash < 0 ? '' : address.slice(slash)
   if (!isDidKey(did)) throw new InvalidAddressError(`address does not start with an Ed25519 did:key: ${JSON.stringify(address.slice(0, 200))}`)
   checkPath(path, address)
-  const result = { did, path }
+  // shared by every caller (read-only): parsing is on each message's path, a copy per call was garbage
+  const result: Readonly<ParsedAddress> = Object.freeze({ did, path })
   parsed.set(address, result)
   remember(address, result)
-  return { did, path }
+  return result
 }
 
 function remember(address: string, result: Readonly<ParsedAddress>): void {
