@@ -1,11 +1,12 @@
 // The actor wire under sustained load: frames queued together go out in few writes (coalescing), every
 // frame arrives in order, and back-pressure keeps the muxer's write buffer bounded (STACK.md: waiting for
 // 'drain' alone let yamux queue 30 MB and then abort the stream).
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { NodeKey } from '../../identity/keys.ts'
 import { Mesh } from '../mesh.ts'
 
-t.test('100,000 frames sent without waiting arrive in order, coalesced, with a bounded write buffer', async (t) => {
+/** Two meshes on loopback, b bootstrapped from a, both stopped when the test ends. */
+async function connectedPair(t: Test): Promise<{ a: Mesh; b: Mesh }> {
   const opts = { mdns: false, natTraversal: false, pingIntervalMs: 0 }
   const a = await Mesh.create({ key: NodeKey.generate(), ...opts })
   await a.start()
@@ -15,6 +16,11 @@ t.test('100,000 frames sent without waiting arrive in order, coalesced, with a b
     await b.stop()
     await a.stop()
   })
+  return { a, b }
+}
+
+t.test('100,000 frames sent without waiting arrive in order, coalesced, with a bounded write buffer', async (t) => {
+  const { a, b } = await connectedPair(t)
   const n = 100_000
   let next = 0
   let outOfOrder = 0
@@ -99,15 +105,7 @@ t.test('a frame that starts but never completes resets its stream after the fram
 })
 
 t.test('post (send without a promise) reports each frame exactly once, never from within the call: handed off in order, or failed with a typed error', async (t) => {
-  const opts = { mdns: false, natTraversal: false, pingIntervalMs: 0 }
-  const a = await Mesh.create({ key: NodeKey.generate(), ...opts })
-  await a.start()
-  const b = await Mesh.create({ key: NodeKey.generate(), ...opts, bootstrap: a.multiaddrs() })
-  await b.start()
-  t.teardown(async () => {
-    await b.stop()
-    await a.stop()
-  })
+  const { a, b } = await connectedPair(t)
   const outcomes = new Map<number, string[]>()
   let inCall = false
   let reportedInCall = 0
