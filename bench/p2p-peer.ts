@@ -9,6 +9,13 @@ import { Mesh } from '../p2p/mesh.ts'
 /** A raw libp2p stream protocol that echoes what it reads: the round-trip baseline. */
 export const RAW_ECHO_PROTOCOL = '/bench/echo/1.0.0'
 
+/** Serves RAW_ECHO_PROTOCOL on `mesh`. */
+export async function serveRawEcho(mesh: Mesh): Promise<void> {
+  await mesh.host.handle(RAW_ECHO_PROTOCOL, async (stream) => {
+    for await (const chunk of stream) stream.send(chunk)
+  })
+}
+
 export function sinkDefinition() {
   const machine = setup({ types: { context: {} as { hits: number }, events: {} as { type: 'hit' } } }).createMachine({
     id: 'bench-sink',
@@ -30,9 +37,7 @@ if (import.meta.main) {
   const key = NodeKey.generate()
   const mesh = await Mesh.create({ key, mdns: false, natTraversal: false, pingIntervalMs: 0 })
   await mesh.start()
-  await mesh.host.handle(RAW_ECHO_PROTOCOL, async (stream) => {
-    for await (const chunk of stream) stream.send(chunk)
-  })
+  await serveRawEcho(mesh)
   const system = new ActorSystem({ key, transport: mesh.transport })
   await system.start()
   system.spawn(sinkDefinition(), { name: 'sink' })

@@ -14,7 +14,7 @@ import { ActorSystem, signedRemote, type RemoteEndpointOptions } from '../core/i
 import { Mesh } from '../p2p/mesh.ts'
 import { DaemonCluster } from '../scripts/testing/daemons.ts'
 import { percentile, printSection, type Figure } from './report.ts'
-import { RAW_ECHO_PROTOCOL, sinkDefinition } from './p2p-peer.ts'
+import { RAW_ECHO_PROTOCOL, serveRawEcho, sinkDefinition } from './p2p-peer.ts'
 import { peerIdFromDid } from '../identity/did-key.ts'
 import type { Stream } from '@libp2p/interface'
 
@@ -70,9 +70,7 @@ function askRoundTrips(system: ActorSystem, to: string): (n: number) => Promise<
 /** Raw libp2p: one stream, 100-byte echo, both nodes in this process. */
 async function rawEcho(): Promise<RoundTrips> {
   const { a, b, stop } = await pair()
-  await a.host.handle(RAW_ECHO_PROTOCOL, async (stream) => {
-    for await (const chunk of stream) stream.send(chunk)
-  })
+  await serveRawEcho(a)
   const stream = await b.host.dialProtocol(a.host.peerId, RAW_ECHO_PROTOCOL)
   return { run: echoRoundTrips(stream), stop: async () => { await stream.close(); await stop() } }
 }

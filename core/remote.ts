@@ -380,25 +380,16 @@ class SignedRemote implements RemoteEndpoint {
   }
 
   #transmit(out: Outgoing, id: string, bytes: Uint8Array): void {
+    out.id = id
     const transport = this.#deps.transport
-    if (transport.post !== undefined) {
-      out.id = id
-      transport.post(out.toDid, bytes, this.#sent, out)
-      return
-    }
-    const sent = transport.send(out.toDid, bytes)
-    if (out.onSent) sent.then(out.onSent, out.onSent)
-    const onError = (err: unknown): void => {
-      if (!out.origin) return
-      this.#pending.delete(id)
-      this.#failOrigin(out, err instanceof Error ? err : new Error(String(err)))
-    }
-    const reply = out.origin?.reply
-    if (reply?.handedOff !== undefined) sent.then(() => reply.handedOff!(), onError)
-    else sent.catch(onError)
+    if (transport.post !== undefined) return transport.post(out.toDid, bytes, this.#sent, out)
+    transport.send(out.toDid, bytes).then(
+      () => this.#sent.handedOff(out),
+      (err: unknown) => this.#sent.failed(out, err instanceof Error ? err : new Error(String(err))),
+    )
   }
 
-  /** What became of an envelope handed to `Transport.post`: as `#transmit` does with `send`'s promise. */
+  /** What became of an envelope handed to the transport (`post`'s sink; `send`'s promise ends here too). */
   readonly #sent: SendSink<Outgoing> = {
     handedOff: (out) => {
       out.onSent?.()

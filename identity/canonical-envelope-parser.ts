@@ -57,20 +57,12 @@ function envelope(): Record<string, unknown> | undefined {
   if (iat === FAIL || !lit(',"id":')) return undefined
   const id = string()
   if (id === FAIL) return undefined
-  let inReplyTo: Parsed = undefined
-  if (lit(',"inReplyTo":')) {
-    inReplyTo = string()
-    if (inReplyTo === FAIL) return undefined
-  }
-  if (!lit(',"nonce":')) return undefined
+  const inReplyTo = optionalString(',"inReplyTo":')
+  if (inReplyTo === FAIL || !lit(',"nonce":')) return undefined
   const nonce = string()
   if (nonce === FAIL) return undefined
-  let replyTo: Parsed = undefined
-  if (lit(',"replyTo":')) {
-    replyTo = string()
-    if (replyTo === FAIL) return undefined
-  }
-  if (!lit(',"to":')) return undefined
+  const replyTo = optionalString(',"replyTo":')
+  if (replyTo === FAIL || !lit(',"to":')) return undefined
   const to = string()
   if (to === FAIL || !lit(',"v":1}') || i !== s.length) return undefined
   // members in the order JSON.parse would create them (the payload's, which is sorted)
@@ -81,6 +73,11 @@ function envelope(): Record<string, unknown> | undefined {
   env.to = to
   env.v = 1
   return env
+}
+
+/** The string member `key` introduces, when it is there (undefined when it is not). */
+function optionalString(key: string): Parsed {
+  return lit(key) ? string() : undefined
 }
 
 function lit(l: string): boolean {

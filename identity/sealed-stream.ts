@@ -28,13 +28,8 @@ function fail(message: string): never {
 /** The frame of member `index` of batch `batch` (the payload is copied in after a 10-byte header). */
 export function encodeMember(batch: number, index: number, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(MEMBER_HEADER + payload.byteLength)
-  out[0] = WIRE_VERSION
-  out[1] = KIND_MEMBER
-  const dv = new DataView(out.buffer)
-  dv.setUint32(2, batch)
-  dv.setUint32(6, index)
   out.set(payload, MEMBER_HEADER)
-  return out
+  return setMemberHeader(out, batch, index)
 }
 
 /**
@@ -42,28 +37,34 @@ export function encodeMember(batch: number, index: number, payload: Uint8Array):
  * `prepareEnvelopeFrame` leaves it): encodeMember without the copy.
  */
 export function setMemberHeader(frame: Uint8Array, batch: number, index: number): Uint8Array {
-  frame[0] = WIRE_VERSION
-  frame[1] = KIND_MEMBER
-  const dv = new DataView(frame.buffer, frame.byteOffset, MEMBER_HEADER)
-  dv.setUint32(2, batch)
-  dv.setUint32(6, index)
-  return frame
+  return setHeader(frame, KIND_MEMBER, batch, index)
 }
 
 export function encodeSeal(batch: number, count: number, signature: Uint8Array): Uint8Array {
   const out = new Uint8Array(SEAL_BYTES)
-  out[0] = WIRE_VERSION
-  out[1] = KIND_SEAL
-  const dv = new DataView(out.buffer)
-  dv.setUint32(2, batch)
-  dv.setUint32(6, count)
   out.set(signature, 10)
-  return out
+  return setHeader(out, KIND_SEAL, batch, count)
 }
 
-/** Big-endian u32 at `at` (a DataView per frame was garbage on every member). */
+/** The 10-byte header both frame kinds share: version, kind, u32 batch, u32 index or count. */
+function setHeader(frame: Uint8Array, kind: number, batch: number, n: number): Uint8Array {
+  frame[0] = WIRE_VERSION
+  frame[1] = kind
+  putU32be(frame, 2, batch)
+  putU32be(frame, 6, n)
+  return frame
+}
+
+// Big-endian u32s without a DataView (one per frame was garbage on every member).
 function u32be(b: Uint8Array, at: number): number {
   return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0
+}
+
+function putU32be(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24
+  b[at + 1] = v >>> 16
+  b[at + 2] = v >>> 8
+  b[at + 3] = v
 }
 
 /** True when `bytes` is a member or seal frame (kind byte 0x03 / 0x04), not a self-signed envelope. */
