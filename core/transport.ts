@@ -47,7 +47,8 @@ export interface Transport {
   post?<C>(toNodeDid: string, bytes: Uint8Array, sink: SendSink<C>, context: C): void
   /**
    * Drops every connection to `peerDid` (it broke the protocol: a signature that did not verify on an
-   * authenticated session). Optional; a transport without connections has nothing to drop.
+   * authenticated session), but not before the peer could read what was handed over for it (the refusal
+   * that tells it why). Optional; a transport without connections has nothing to drop.
    */
   disconnect?(peerDid: string, reason: Error): void
   /** Installs the one handler that receives every inbound envelope. Replaces any earlier handler. */

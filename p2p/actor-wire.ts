@@ -157,7 +157,7 @@ export class ActorWire {
 
   /**
    * Resolves once everything queued for `peer` has left its stream's buffers (handed on by the muxer), or
-   * after `timeoutMs`. For a hang-up that must not cut off what was just sent (a refusal and its seal).
+   * after `timeoutMs`.
    */
   async drained(peer: PeerId, timeoutMs = 2_000): Promise<void> {
     const ch = this.channels.get(peer.toString())
@@ -171,6 +171,37 @@ export class ActorWire {
     // one turn at least: a send handed over in this turn reaches the muxer in a later one
     await new Promise<void>((r) => setImmediate(r))
     while (busy() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+  }
+
+  /**
+   * For a hang-up that must not cut off what was just sent (a refusal and its seal): once what was queued for
+   * `peer` has left, ends our side of every actor stream with it (its FIN follows our last frame), then waits
+   * until the peer has ended its side too, or `timeoutMs` in all. A peer running this wire ends its side when
+   * its read loop reaches our end, so by then it has read every frame. Closing the connection at once loses
+   * them on a busy peer: they wait unread in its socket, its next write (a ping, say) fails on the closed
+   * connection, and libp2p aborts the connection with the unread bytes (spec/wire.md, "Hanging up").
+   */
+  async finish(peer: PeerId, timeoutMs = 2_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    await this.drained(peer, timeoutMs)
+    const streams = this.host.getConnections(peer).flatMap((c) => c.streams).filter((s) => s.protocol === ACTOR_PROTOCOL && s.status === 'open')
+    if (streams.length === 0) return
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
+    })
+    try {
+      await Promise.race([expired, Promise.all(streams.map(async (stream) => {
+        const ended = new Promise<void>((resolve) => {
+          if (stream.status !== 'open') resolve()
+          else stream.addEventListener('close', () => resolve(), { once: true })
+        })
+        await stream.close({ signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) }).catch(() => {})
+        await ended
+      }))])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** Writes the channel's queue, opening (or reopening) the stream as needed; one flusher per channel. */

@@ -99,7 +99,8 @@ export class Libp2pTransport implements Transport {
 
   /**
    * Quarantines a peer that broke the protocol (the kernel found a bad signature on its session) and hangs up
-   * on it once what was queued for it has left the actor stream (at most 2 s).
+   * on it once it has read what was queued for it: our actor streams with it are ended after the last frame
+   * and the hang-up waits for the peer to end its side (ActorWire.finish, at most 2 s).
    */
   disconnect(peerDid: string, reason: Error): void {
     let peer: PeerId
@@ -109,13 +110,13 @@ export class Libp2pTransport implements Transport {
       return
     }
     this.log.warn('peer disconnected: protocol violation', { peer: peer.toString(), did: peerDid, ...errorFields(reason) })
-    // refused at once for new connections; this one is closed once what was queued for the peer (the kernel's
-    // refusal and its seal) has left the stream, so the peer learns why
+    // refused at once for new connections; this one is closed once the peer has read what was queued for it
+    // (the kernel's refusal and its seal), so the peer learns why
     this.quarantine?.(peer)
     const hangUp = (): void => {
       this.host.hangUp(peer).catch((err: unknown) => this.log.debug('hang-up failed', { peer: peer.toString(), ...errorFields(err) }))
     }
-    this.wire.drained(peer).then(hangUp, hangUp)
+    this.wire.finish(peer).then(hangUp, hangUp)
   }
 
   /** The did:key of an authenticated peer (cached); undefined for a non-Ed25519 peer (frame dropped, logged). */

@@ -89,8 +89,15 @@ export class PeerTable {
 
   private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
     const peer = evt.detail
-    // first latency sample shortly after connecting (let identify finish first)
-    setTimeout(() => void this.measure(peer).catch(() => {}), 200).unref()
+    // first latency sample shortly after connecting (let identify finish first); not if the connection is
+    // gone by then: the ping would dial it again (a peer that refuses us would be dialled every 200 ms)
+    setTimeout(() => {
+      if (this.connected(peer)) void this.measure(peer).catch(() => {})
+    }, 200).unref()
+  }
+
+  private connected(peer: PeerId): boolean {
+    return this.host.getConnections(peer).some((c) => c.status === 'open')
   }
 
   /**
@@ -102,6 +109,7 @@ export class PeerTable {
     const peers = new Map(this.host.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
     await Promise.all([...peers.values()].map(async (p) => {
       const k = p.toString()
+      if (!this.connected(p)) return // closed meanwhile: nothing to sample, and a ping would dial it
       try {
         await this.measure(p)
         this.missed.delete(k)

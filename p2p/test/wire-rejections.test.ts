@@ -9,7 +9,7 @@ import { NodeKey } from '../../identity/keys.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
 import { prepareEnvelope, signEnvelope, type Envelope } from '../../identity/envelope.ts'
 import { encodeMember, encodeSeal, signSeal } from '../../identity/sealed-stream.ts'
-import { DaemonCluster, eventually } from '../../scripts/testing/daemons.ts'
+import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { ACTOR_PROTOCOL } from '../actor-wire.ts'
 import { encodeFrames } from '../framing.ts'
 import { Probe } from './probe.ts'
@@ -102,6 +102,13 @@ function badlySigned(key: NodeKey, to: string, body: string): { bytes: Uint8Arra
   return { bytes, envelope: s.envelope }
 }
 
+/** What a daemon saw, for a wait that failed: its wire counters and the log lines of its mesh and actors. */
+const daemonView = (d: DaemonHandle) => async (): Promise<string> => {
+  const status = await d.api.get<{ wire: unknown }>('/v1/status').then((s) => JSON.stringify(s.wire), (err: unknown) => `status failed: ${String(err)}`)
+  const lines = d.logLines().filter((l) => l.level !== 'debug' && l.svc !== 'api').slice(-40).map((l) => JSON.stringify(l))
+  return `daemon wire: ${status}\ndaemon log (last ${lines.length}):\n${lines.join('\n')}`
+}
+
 const peerConnected = (probe: Probe, did: string): boolean => probe.mesh.host.getConnections(peerIdFromDid(did)).length > 0
 
 t.test('concurrent checks (the default): a bad signature from the session peer is answered with BadSignatureError, logged, and the peer is quarantined', async (t) => {
@@ -115,7 +122,7 @@ t.test('concurrent checks (the default): a bad signature from the session peer i
   }))
   const bad = badlySigned(probe.key, `${d.did}/node`, 'tampered')
   await probe.mesh.transport.send(d.did, bad.bytes)
-  const refusal = await probe.waitFor((e) => e.inReplyTo === bad.envelope.id && errorName(e) !== undefined)
+  const refusal = await probe.waitFor((e) => e.inReplyTo === bad.envelope.id && errorName(e) !== undefined, 10_000, daemonView(d))
   t.equal(errorName(refusal), 'BadSignatureError', 'the sender reads a typed BadSignatureError naming its envelope')
   t.equal(refusal.from, d.did, 'the refusal comes from the node')
   t.ok(probe.membersSeen.some((e) => e.inReplyTo === bad.envelope.id && (e.body as { ok?: boolean }).ok === true),
@@ -138,6 +145,26 @@ t.test('concurrent checks (the default): a bad signature from the session peer i
   await eventually(async () => (await probe.mesh.transport.send(d.did, again.bytes).then(() => true, () => undefined)), 10_000)
   const answer = await probe.waitFor((e) => e.inReplyTo === again.envelope.id)
   t.same(answer.body, { ok: true, value: 'after' }, 'after the quarantine an honest envelope is answered')
+})
+
+t.test('a peer too busy to read at once still reads the refusal, and its seal, before the node hangs up', async (t) => {
+  const d = await cluster.start({ config: { quarantineMs: 60_000 } })
+  const probe = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => probe.stop())
+  const bad = badlySigned(probe.key, `${d.did}/node`, 'tampered')
+  await probe.mesh.transport.send(d.did, bad.bytes)
+  // the probe's event loop is blocked while the node answers, refuses and hangs up: every frame waits unread
+  // in its socket, and the first thing the probe does afterwards is a write of its own (a latency ping)
+  const until = Date.now() + 1_000
+  while (Date.now() < until) {
+    // busy: nothing is read
+  }
+  const refusal = await probe.waitFor((e) => e.inReplyTo === bad.envelope.id && errorName(e) !== undefined, 10_000, daemonView(d))
+  t.equal(errorName(refusal), 'BadSignatureError', 'the refusal was read although the node hung up meanwhile')
+  await eventually(() => (probe.framesByKind[4] ?? 0) >= 1, 10_000)
+  t.equal(probe.bad, 0, 'the seal of the answers that came before the refusal arrived and verified')
+  await eventually(() => !peerConnected(probe, d.did), 10_000)
+  t.pass('and the node hung up')
 })
 
 t.test("signatureCheck 'inline': a bad signature is refused before delivery, with BadSignatureError and no other answer", async (t) => {
