@@ -108,12 +108,10 @@ export class ActorWire {
     this.started = false
     await this.host.unhandle(ACTOR_PROTOCOL).catch(() => {})
     const err = new NotStartedError('the actor wire is stopping')
-    for (const ch of this.channels.values()) {
-      for (const p of ch.queue.splice(0)) settle(p, err)
-      // close() waits for the muxer; bound it so a stuck peer cannot hold up shutdown
-      const st = ch.stream
-      if (st) await st.close({ signal: AbortSignal.timeout(2_000) }).catch(() => st.abort(err))
-    }
+    for (const ch of this.channels.values()) for (const p of ch.queue.splice(0)) settle(p, err)
+    // what was written reaches the peers, as on a hang-up (spec/wire.md, "Hanging up"); at most 2 s, so a
+    // stuck peer cannot hold up shutdown; a stream still open then is reset
+    await this.endGracefully([...this.inbound], Date.now() + 2_000)
     for (const s of this.inbound) s.abort(err)
     this.inbound.clear()
     this.channels.clear()
@@ -184,18 +182,23 @@ export class ActorWire {
   async finish(peer: PeerId, timeoutMs = 2_000): Promise<void> {
     const deadline = Date.now() + timeoutMs
     await this.drained(peer, timeoutMs)
-    const streams = this.host.getConnections(peer).flatMap((c) => c.streams).filter((s) => s.protocol === ACTOR_PROTOCOL && s.status === 'open')
-    if (streams.length === 0) return
+    await this.endGracefully(this.host.getConnections(peer).flatMap((c) => c.streams).filter((s) => s.protocol === ACTOR_PROTOCOL), deadline)
+  }
+
+  /**
+   * Ends our side of each open stream (its FIN after what was written) and waits until the other side has
+   * ended it too (a peer running this wire does once it has read everything), or until `deadline`.
+   */
+  private async endGracefully(streams: Stream[], deadline: number): Promise<void> {
+    const open = streams.filter((s) => s.status === 'open')
+    if (open.length === 0) return
     let timer: NodeJS.Timeout | undefined
     const expired = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))
     })
     try {
-      await Promise.race([expired, Promise.all(streams.map(async (stream) => {
-        const ended = new Promise<void>((resolve) => {
-          if (stream.status !== 'open') resolve()
-          else stream.addEventListener('close', () => resolve(), { once: true })
-        })
+      await Promise.race([expired, Promise.all(open.map(async (stream) => {
+        const ended = new Promise<void>((resolve) => stream.addEventListener('close', () => resolve(), { once: true }))
         await stream.close({ signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) }).catch(() => {})
         await ended
       }))])
