@@ -157,7 +157,7 @@ export class ActorWire {
    * Resolves once everything queued for `peer` has left its stream's buffers (handed on by the muxer), or
    * after `timeoutMs`.
    */
-  async drained(peer: PeerId, timeoutMs = 2_000): Promise<void> {
+  private async drained(peer: PeerId, timeoutMs: number): Promise<void> {
     const ch = this.channels.get(peer.toString())
     const deadline = Date.now() + timeoutMs
     const busy = (): boolean => {

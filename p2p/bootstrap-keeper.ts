@@ -6,7 +6,7 @@
 import { KEEP_ALIVE, type PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import type { NoirHost } from './host.ts'
+import { hasOpenConnection, type NoirHost } from './host.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 
 export interface BootstrapKeeperOptions {
@@ -140,7 +140,7 @@ export class BootstrapKeeper {
   }
 
   async #dial(k: Kept, first = false): Promise<void> {
-    if (!this.#running || k.dialing || this.#host.getConnections(k.peer).some((c) => c.status === 'open')) return
+    if (!this.#running || k.dialing || hasOpenConnection(this.#host, k.peer)) return
     k.dialing = true
     this.dials++
     try {

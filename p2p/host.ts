@@ -14,7 +14,7 @@ import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay
 import { dcutr } from '@libp2p/dcutr'
 import { autoNAT } from '@libp2p/autonat'
 import { multiaddr } from '@multiformats/multiaddr'
-import type { ConnectionGater, PeerDiscovery, PrivateKey } from '@libp2p/interface'
+import type { ConnectionGater, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import { InvalidPeerAddressError } from './errors.ts'
 import type { PeerQuarantine } from './quarantine.ts'
@@ -37,6 +37,11 @@ export type NoirServices = {
 }
 
 export type NoirHost = Libp2p<NoirServices>
+
+/** Whether the host has an open connection to `peer` (one that is closing does not count). */
+export function hasOpenConnection(host: NoirHost, peer: PeerId): boolean {
+  return host.getConnections(peer).some((c) => c.status === 'open')
+}
 
 export interface HostOptions {
   /** The node key as a libp2p private key (Ed25519): the peer id is the node's did:key. */

@@ -4,7 +4,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { didFromPeerId, isDidKey, peerIdFromDid } from '../identity/did-key.ts'
-import type { NoirHost } from './host.ts'
+import { hasOpenConnection, type NoirHost } from './host.ts'
 import { InvalidPeerAddressError, UnreachableError } from './errors.ts'
 import { connectToPeer } from './routing.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
@@ -92,12 +92,8 @@ export class PeerTable {
     // first latency sample shortly after connecting (let identify finish first); not if the connection is
     // gone by then: the ping would dial it again (a peer that refuses us would be dialled every 200 ms)
     setTimeout(() => {
-      if (this.connected(peer)) void this.measure(peer).catch(() => {})
+      if (hasOpenConnection(this.host, peer)) void this.measure(peer).catch(() => {})
     }, 200).unref()
-  }
-
-  private connected(peer: PeerId): boolean {
-    return this.host.getConnections(peer).some((c) => c.status === 'open')
   }
 
   /**
@@ -109,7 +105,7 @@ export class PeerTable {
     const peers = new Map(this.host.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
     await Promise.all([...peers.values()].map(async (p) => {
       const k = p.toString()
-      if (!this.connected(p)) return // closed meanwhile: nothing to sample, and a ping would dial it
+      if (!hasOpenConnection(this.host, p)) return // closed meanwhile: nothing to sample, and a ping would dial it
       try {
         await this.measure(p)
         this.missed.delete(k)
