@@ -18,6 +18,8 @@
 //   JSON.parse makes an own property but assignment would not);
 // - no whitespace anywhere, nothing after the closing brace.
 
+import { makeEnvelope } from './envelope-object.ts'
+
 /** Containers nested deeper than this are left to the full decoder (which allows MAX_JSON_DEPTH). */
 export const FAST_DEPTH = 32
 
@@ -43,41 +45,28 @@ export function parseCanonicalEnvelope(text: string): Record<string, unknown> | 
   }
 }
 
-function envelope(): Record<string, unknown> | undefined {
-  if (!lit('{"behavior":')) return undefined
-  const behavior = string()
-  if (behavior === FAIL || !lit(',"body":')) return undefined
-  const body = value(0)
-  if (body === FAIL || !lit(',"exp":')) return undefined
-  const exp = number()
-  if (exp === FAIL || !lit(',"from":')) return undefined
-  const from = string()
-  if (from === FAIL || !lit(',"iat":')) return undefined
-  const iat = number()
-  if (iat === FAIL || !lit(',"id":')) return undefined
-  const id = string()
-  if (id === FAIL) return undefined
-  const inReplyTo = optionalString(',"inReplyTo":')
-  if (inReplyTo === FAIL || !lit(',"nonce":')) return undefined
-  const nonce = string()
-  if (nonce === FAIL) return undefined
-  const replyTo = optionalString(',"replyTo":')
-  if (replyTo === FAIL || !lit(',"to":')) return undefined
-  const to = string()
-  if (to === FAIL || !lit(',"v":1}') || i !== s.length) return undefined
-  // members in the order JSON.parse would create them (the payload's, which is sorted)
-  const env: Record<string, unknown> = { behavior, body, exp, from, iat, id }
-  if (inReplyTo !== undefined) env.inReplyTo = inReplyTo
-  env.nonce = nonce
-  if (replyTo !== undefined) env.replyTo = replyTo
-  env.to = to
-  env.v = 1
-  return env
-}
+// The envelope's own members around the body, matched by two sticky regular expressions (compiled to machine
+// code, several times faster than a loop over the characters): top-level strings on this path hold raw
+// characters only (no escape, quote or control: a text is its own canonical form), integers at most 15
+// digits without a leading zero (their own Number::toString). Anything else (an escaped id, a 16-digit
+// time) is left to the full decoder.
+const RAW = '([^"\\\\\\x00-\\x1f]*)'
+const INT = '(0|[1-9][0-9]{0,14})'
+const HEAD = new RegExp(`\\{"behavior":"${RAW}","body":`, 'y')
+const TAIL = new RegExp(`,"exp":${INT},"from":"${RAW}","iat":${INT},"id":"${RAW}"(?:,"inReplyTo":"${RAW}")?,"nonce":"${RAW}"(?:,"replyTo":"${RAW}")?,"to":"${RAW}","v":1\\}$`, 'y')
 
-/** The string member `key` introduces, when it is there (undefined when it is not). */
-function optionalString(key: string): Parsed {
-  return lit(key) ? string() : undefined
+function envelope(): Record<string, unknown> | undefined {
+  HEAD.lastIndex = 0
+  const head = HEAD.exec(s)
+  if (head === null) return undefined
+  i = HEAD.lastIndex
+  const body = value(0)
+  if (body === FAIL) return undefined
+  TAIL.lastIndex = i
+  const m = TAIL.exec(s)
+  if (m === null) return undefined
+  // members in the order JSON.parse would create them (the payload's, which is sorted)
+  return makeEnvelope(head[1], body, Number(m[1]), m[2], Number(m[3]), m[4], m[5], m[6], undefined, m[7], m[8])
 }
 
 function lit(l: string): boolean {
@@ -140,8 +129,20 @@ function array(depth: number): Parsed {
   }
 }
 
+/** A string token of raw characters only (the common case), matched in one step. */
+// oxlint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
+const RAW_STRING = /"[^"\\\x00-\x1f]*"/y
+
 /** A string token at `i` (which must be at its opening quote). */
 function string(): Parsed {
+  RAW_STRING.lastIndex = i
+  if (RAW_STRING.test(s)) {
+    const end = RAW_STRING.lastIndex
+    const v = s.slice(i + 1, end - 1)
+    i = end
+    return v
+  }
+  // an escape, a control character, no closing quote, or no string at all
   if (s.charCodeAt(i) !== QUOTE) return FAIL
   const start = i + 1
   for (let j = start; j < s.length; j++) {

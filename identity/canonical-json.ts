@@ -8,10 +8,18 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: s
 /** Deepest nesting accepted, so hostile input cannot exhaust the stack. */
 export const MAX_JSON_DEPTH = 64
 
-function str(s: string): string {
+/** Characters JSON.stringify writes as they are (no quote, backslash, control or surrogate half). */
+// oxlint-disable-next-line no-control-regex -- control characters are exactly what JSON must escape
+const PLAIN = /^[^"\\\x00-\x1f\ud800-\udfff]*$/
+
+/** The canonical text of a string: quoted as it is when nothing in it needs an escape (a regex test costs a fraction of JSON.stringify). */
+export function quoteJson(s: string): string {
+  if (PLAIN.test(s)) return '"' + s + '"'
   if (!s.isWellFormed()) throw new NonCanonicalValueError('string holds a lone surrogate (not valid Unicode)')
   return JSON.stringify(s)
 }
+
+const str = quoteJson
 
 function enc(v: unknown, depth: number): string {
   switch (typeof v) {

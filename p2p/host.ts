@@ -18,6 +18,7 @@ import type { ConnectionGater, PeerDiscovery, PeerId, PrivateKey } from '@libp2p
 import type { Datastore } from 'interface-datastore'
 import { InvalidPeerAddressError } from './errors.ts'
 import type { PeerQuarantine } from './quarantine.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 
 /** The kad-dht protocol prefix: our DHT is its own network (`/noir/kad/1.0.0`), not the IPFS one. */
 export const DHT_PROTOCOL_PREFIX = '/noir'
@@ -132,7 +133,7 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
     start: false,
     addresses: { listen, announce: opts.announce ? checkAddrs('announce', opts.announce) : [] },
     transports: [tcp(), circuitRelayTransport()],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
     peerDiscovery: peerDiscovery as never,
     connectionManager: {
