@@ -12,7 +12,6 @@
 // - inbound signatures (envelopes and seals) are checked on that thread, on another core, while the pipeline
 //   goes on; a failure is answered, reported as a `peer-violation` and the peer is disconnected
 //   (spec/actors.md, "Signature checks"). With inline checks, members wait for their seal before delivery.
-import { randomUUID } from 'node:crypto'
 import {
   BadSignatureError,
   DEFAULT_MAX_BYTES,
@@ -41,6 +40,7 @@ import {
   type DecodedWire,
   type NodeKey,
   type SignedEnvelope,
+  randomEnvelopeId,
 } from '../identity/index.ts'
 import type { Replier } from './actor-system.ts'
 import type { Clock } from './clock.ts'
@@ -218,7 +218,7 @@ class SignedRemote implements RemoteEndpoint {
 
   send(to: string, behavior: string, body: unknown, from: string, options: TellOptions | undefined, reply: Replier | undefined): string {
     const toDid = parseAddress(to).did
-    const id = randomUUID()
+    const id = randomEnvelopeId()
     const init: EnvelopeInit = { id, from, to, behavior, body: jsonBody(body), now: this.#clock.now() }
     if (options?.ttlMs !== undefined) init.ttlMs = options.ttlMs
     if (options?.proofs !== undefined && options.proofs.length > 0) init.proofs = [...options.proofs]

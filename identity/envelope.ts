@@ -2,7 +2,7 @@
 // the 64-byte Ed25519 signature, for a batch the leaf count, index and Merkle path) followed by the RFC 8785
 // canonical JSON payload. The signature covers a domain tag and the payload bytes as received, so the hot
 // path never re-encodes to verify; the decoder refuses payloads that are not exactly canonical.
-import { randomFillSync, randomUUID } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import { canonicalJson, quoteJson, type JsonValue } from './canonical-json.ts'
 import { parseCanonicalEnvelope } from './canonical-envelope-parser.ts'
 import { makeEnvelope } from './envelope-object.ts'
@@ -107,18 +107,47 @@ const MAX_BEHAVIOR = 256
 const MAX_PROOFS = 16
 const ALLOWED_KEYS = new Set(['v', 'id', 'from', 'to', 'behavior', 'body', 'iat', 'exp', 'nonce', 'replyTo', 'inReplyTo', 'proofs'])
 
-// ---- nonces --------------------------------------------------------------------------------------------------
+// ---- nonces and ids ------------------------------------------------------------------------------------------
 
+// Both drawn from one pool of random bytes, refilled 4 KiB at a time.
 const pool = Buffer.alloc(16 * 256)
 let poolAt = pool.length
-function randomNonce(): string {
+
+function randomBytes16(): number {
   if (poolAt + 16 > pool.length) {
     randomFillSync(pool)
     poolAt = 0
   }
-  const s = pool.toString('base64url', poolAt, poolAt + 16)
+  const at = poolAt
   poolAt += 16
-  return s
+  return at
+}
+
+function randomNonce(): string {
+  const at = randomBytes16()
+  return pool.toString('base64url', at, at + 16)
+}
+
+const HEX = Buffer.from('0123456789abcdef', 'latin1')
+const uuidText = Buffer.alloc(36, 0x2d) // the dashes stay where they are
+
+/**
+ * A random (version 4) UUID: an envelope's default id. Written into a buffer and read back as one flat string:
+ * node:crypto's randomUUID builds it by concatenation, and the rope had to be flattened (~80 ns) before the id
+ * could be checked.
+ */
+export function randomEnvelopeId(): string {
+  const at = randomBytes16()
+  pool[at + 6] = (pool[at + 6]! & 0x0f) | 0x40
+  pool[at + 8] = (pool[at + 8]! & 0x3f) | 0x80
+  let o = 0
+  for (let k = 0; k < 16; k++) {
+    if (k === 4 || k === 6 || k === 8 || k === 10) o++
+    const b = pool[at + k]!
+    uuidText[o++] = HEX[b >>> 4]!
+    uuidText[o++] = HEX[b & 15]!
+  }
+  return uuidText.toString('latin1', 0, 36)
 }
 
 // ---- building ------------------------------------------------------------------------------------------------
@@ -175,7 +204,7 @@ function envelopeFromInit(key: NodeKey, init: EnvelopeInit): Envelope {
   const iat = init.now ?? Date.now()
   const ttl = init.ttlMs ?? DEFAULT_TTL_MS
   if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new InvalidEnvelopeInitError('ttlMs must be a positive integer')
-  const env = makeEnvelope(init.behavior, init.body, iat + ttl, init.from, iat, init.id ?? randomUUID(), init.inReplyTo, init.nonce ?? randomNonce(), init.proofs, init.replyTo, init.to)
+  const env = makeEnvelope(init.behavior, init.body, iat + ttl, init.from, iat, init.id ?? randomEnvelopeId(), init.inReplyTo, init.nonce ?? randomNonce(), init.proofs, init.replyTo, init.to)
   // built here from the allowed fields only: the field rules alone
   return checkFields(env, InvalidEnvelopeInitError)
 }

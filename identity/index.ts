@@ -23,6 +23,7 @@ export {
   prepareEnvelope,
   prepareEnvelopeFrame,
   didOf,
+  randomEnvelopeId,
   EnvelopeVerifier,
   ReplayCache,
   TAG_SINGLE,

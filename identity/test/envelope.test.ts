@@ -14,6 +14,7 @@ import {
   NotYetValidEnvelopeError,
   ReplayedEnvelopeError,
   ReplayCache,
+  randomEnvelopeId,
   signEnvelope,
   signEnvelopeBatch,
   UnknownKeyError,
@@ -352,4 +353,21 @@ t.test('every member of batches of 1 to 33 verifies in any order with one Ed2551
     const forged = Buffer.from(batch[rand(n)]!.bytes).toString('latin1').replace('"i":', '"i":1')
     t.throws(() => v.verify(Uint8Array.from(Buffer.from(forged, 'latin1'))), BadSignatureError)
   }
+})
+
+t.test('default envelope ids are random version-4 UUIDs, flat strings that pass the id rule', async (t) => {
+  const seen = new Set<string>()
+  // over several refills of the random pool (256 ids each)
+  for (let k = 0; k < 2000; k++) {
+    const id = randomEnvelopeId()
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id)) t.fail(`not a v4 UUID: ${id}`)
+    seen.add(id)
+  }
+  t.equal(seen.size, 2000, 'no id repeats')
+  const env = signEnvelope(alice, init()).envelope
+  t.match(env.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'an envelope without an id gets one')
+  // the bytes behind one id are not reused for the next: two consecutive ids share no 16-hex run
+  const x = randomEnvelopeId().replace(/-/g, '')
+  const y = randomEnvelopeId().replace(/-/g, '')
+  t.not(x.slice(0, 16), y.slice(0, 16))
 })
