@@ -44,11 +44,7 @@ export class ReplayCache {
     // drop expired entries at the front (the common case, nothing expired, costs one comparison)
     while (this.#count > 0 && this.#ringDeadlines[this.#head]! < now) this.#shift()
     const d = this.#digest(key)
-    const d0 = d[0]!
-    const d1 = d[1]!
-    const d2 = d[2]!
-    const d3 = d[3]!
-    if (this.#find(this.#table, d0, d1, d2, d3) >= 0) throw new ReplayedEnvelopeError('envelope already received (same sender, id and nonce)')
+    if (this.#find(d) >= 0) throw new ReplayedEnvelopeError('envelope already received (same sender, id and nonce)')
     if (deadline <= this.#floor) {
       throw new ReplayedEnvelopeError('replay cache is saturated: an envelope expiring this early cannot be proven fresh; resend with a later exp')
     }
@@ -58,14 +54,9 @@ export class ReplayCache {
       if (evicted > this.#floor) this.#floor = evicted
     }
     if (this.#count === this.#ringDeadlines.length) this.#grow()
-    this.#insert(d0, d1, d2, d3)
+    this.#insert(d)
     const at = (this.#head + this.#count) % this.#ringDeadlines.length
-    const r = this.#ringKeys
-    const o = at * WORDS
-    r[o] = d0
-    r[o + 1] = d1
-    r[o + 2] = d2
-    r[o + 3] = d3
+    this.#ringKeys.set(d, at * WORDS)
     this.#ringDeadlines[at] = deadline
     this.#count++
   }
@@ -81,68 +72,49 @@ export class ReplayCache {
     return d
   }
 
-  // Words are read and written one by one (no subarray, set, copyWithin or fill): a builtin call per entry
-  // cost more than the probe itself.
-
-  /** The slot of `table` holding the digest d0..d3, or -1. */
-  #find(t: Uint32Array, d0: number, d1: number, d2: number, d3: number): number {
-    const mask = this.#mask
-    for (let i = d0 & mask; ; i = (i + 1) & mask) {
+  /** The slot holding `d`, or -1. */
+  #find(d: Uint32Array): number {
+    const t = this.#table
+    for (let i = d[0]! & this.#mask; ; i = (i + 1) & this.#mask) {
       const o = i * WORDS
-      const t0 = t[o]!
-      if (t0 === d0 && t[o + 1] === d1 && t[o + 2] === d2 && t[o + 3] === d3) return i
-      if ((t0 | t[o + 1]! | t[o + 2]! | t[o + 3]!) === 0) return -1
+      if ((t[o]! | t[o + 1]! | t[o + 2]! | t[o + 3]!) === 0) return -1
+      if (t[o] === d[0] && t[o + 1] === d[1] && t[o + 2] === d[2] && t[o + 3] === d[3]) return i
     }
   }
 
-  #insert(d0: number, d1: number, d2: number, d3: number): void {
+  #insert(d: Uint32Array): void {
     const t = this.#table
-    const mask = this.#mask
-    let i = d0 & mask
-    while ((t[i * WORDS]! | t[i * WORDS + 1]! | t[i * WORDS + 2]! | t[i * WORDS + 3]!) !== 0) i = (i + 1) & mask
-    const o = i * WORDS
-    t[o] = d0
-    t[o + 1] = d1
-    t[o + 2] = d2
-    t[o + 3] = d3
+    let i = d[0]! & this.#mask
+    while ((t[i * WORDS]! | t[i * WORDS + 1]! | t[i * WORDS + 2]! | t[i * WORDS + 3]!) !== 0) i = (i + 1) & this.#mask
+    t.set(d, i * WORDS)
   }
 
   /** Forgets the oldest entry. */
   #shift(): void {
     const h = this.#head
-    const r = this.#ringKeys
-    const o = h * WORDS
-    this.#remove(r[o]!, r[o + 1]!, r[o + 2]!, r[o + 3]!)
+    this.#remove(this.#ringKeys.subarray(h * WORDS, h * WORDS + WORDS))
     this.#head = (h + 1) % this.#ringDeadlines.length
     this.#count--
   }
 
-  /** Deletes the digest d0..d3 from the table, shifting later members of its probe run back (no tombstones). */
-  #remove(d0: number, d1: number, d2: number, d3: number): void {
-    const t = this.#table
-    let i = this.#find(t, d0, d1, d2, d3)
+  /** Deletes `d` from the table, shifting later members of its probe run back (no tombstones). */
+  #remove(d: Uint32Array): void {
+    let i = this.#find(d)
     if (i < 0) return
+    const t = this.#table
     const mask = this.#mask
     for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
       const o = j * WORDS
-      const home = t[o]! & mask
       if ((t[o]! | t[o + 1]! | t[o + 2]! | t[o + 3]!) === 0) break
+      const home = t[o]! & mask
       // slot j may move back to i when its home is not in the cyclic range (i, j]
       const between = i <= j ? home > i && home <= j : home > i || home <= j
       if (!between) {
-        const to = i * WORDS
-        t[to] = t[o]!
-        t[to + 1] = t[o + 1]!
-        t[to + 2] = t[o + 2]!
-        t[to + 3] = t[o + 3]!
+        t.copyWithin(i * WORDS, o, o + WORDS)
         i = j
       }
     }
-    const o = i * WORDS
-    t[o] = 0
-    t[o + 1] = 0
-    t[o + 2] = 0
-    t[o + 3] = 0
+    t.fill(0, i * WORDS, i * WORDS + WORDS)
   }
 
   /** Doubles the ring, and the table with it (kept at most half full), re-inserting every entry. */
@@ -157,18 +129,10 @@ export class ReplayCache {
     this.#mask = size * 2 - 1
     for (let k = 0; k < this.#count; k++) {
       const from = (this.#head + k) % n
-      const o = from * WORDS
-      const d0 = oldKeys[o]!
-      const d1 = oldKeys[o + 1]!
-      const d2 = oldKeys[o + 2]!
-      const d3 = oldKeys[o + 3]!
-      const to = k * WORDS
-      this.#ringKeys[to] = d0
-      this.#ringKeys[to + 1] = d1
-      this.#ringKeys[to + 2] = d2
-      this.#ringKeys[to + 3] = d3
+      const d = oldKeys.subarray(from * WORDS, from * WORDS + WORDS)
+      this.#ringKeys.set(d, k * WORDS)
       this.#ringDeadlines[k] = oldDeadlines[from]!
-      this.#insert(d0, d1, d2, d3)
+      this.#insert(d)
     }
     this.#head = 0
   }

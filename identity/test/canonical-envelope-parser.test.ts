@@ -201,3 +201,26 @@ t.test('decodePayload gives the same envelopes and errors with the fast path as 
   ]
   for (const [text, message] of cases) t.throws(() => decodePayload(Buffer.from(text)), { name: MalformedEnvelopeError.name, message }, String(message))
 })
+
+t.test('a built payload is exactly canonicalJson of its envelope, whatever the body and id hold', async (t) => {
+  const r = prng(4)
+  const ids = ['plain-id', 'with"quote', 'back\\slash', '~!#$%&()*+,-./:;<=>?@[]^_`{|}', 'x'.repeat(128)]
+  for (let k = 0; k < 2000; k++) {
+    const init = {
+      from: `${sender.did}/a`,
+      to: `${receiver.did}/b/c`,
+      behavior: '/x/y',
+      body: randomValue(r, 0),
+      id: ids[k % ids.length]!,
+      ...(r() < 0.3 ? { replyTo: `${sender.did}/asker` } : {}),
+      ...(r() < 0.3 ? { inReplyTo: ids[(k + 1) % ids.length]! } : {}),
+      ...(r() < 0.2 ? { proofs: ['eyJ.a.b'] } : {}),
+      now: 1_700_000_000_000 + Math.floor(r() * 1e9),
+    }
+    const { envelope, payload } = prepareEnvelope(sender, init)
+    const text = Buffer.from(payload).toString('utf8')
+    if (text !== canonicalJson(envelope)) t.fail(`payload differs from canonicalJson: ${text}`)
+    deepStrictEqual(decodePayload(payload), envelope)
+  }
+  t.pass('2000 payloads')
+})
