@@ -5,17 +5,16 @@
 //   verify rate, and what two threads verifying at once add (these 2-vCPU VMs share a second core unevenly);
 // - daemon start time vs a bare `node` start; RSS of an idle daemon vs an idle bare `node`.
 import { spawn } from 'node:child_process'
-import { generateKeyPairSync, sign, verify } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
-import { Worker } from 'node:worker_threads'
 import { NodeKey } from '../identity/keys.ts'
 import { ActorSystem, signedRemote, type RemoteEndpointOptions } from '../core/index.ts'
 import { Mesh } from '../p2p/mesh.ts'
 import { DaemonCluster } from '../scripts/testing/daemons.ts'
 import { percentile, printSection, type Figure } from './report.ts'
+import { verifyRate, verifyRateOnThreads } from './verify-rate.ts'
 import { RAW_ECHO_PROTOCOL, serveRawEcho, sinkDefinition } from './p2p-peer.ts'
 import { peerIdFromDid } from '../identity/did-key.ts'
 import type { Stream } from '@libp2p/interface'
@@ -151,25 +150,6 @@ async function tellThroughput(warmup: number, total: number, rounds: number): Pr
   return rates
 }
 
-/** Ed25519 verifications per second on two threads at once: how much the machine's second core adds. */
-async function twoThreadVerifyRate(ms = 1000): Promise<number> {
-  const code = `const { parentPort, workerData } = require('node:worker_threads')
-    const { generateKeyPairSync, sign, verify } = require('node:crypto')
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-    const msg = Buffer.alloc(200, 7)
-    const sig = sign(null, msg, privateKey)
-    let n = 0
-    const end = performance.now() + workerData
-    while (performance.now() < end) { for (let i = 0; i < 100; i++) verify(null, msg, publicKey, sig); n += 100 }
-    parentPort.postMessage(n)`
-  const counts = await Promise.all([0, 1].map(() => new Promise<number>((resolve, reject) => {
-    const w = new Worker(code, { eval: true, workerData: ms })
-    w.once('message', (n: number) => resolve(n))
-    w.once('error', reject)
-  })))
-  return (counts[0]! + counts[1]!) / (ms / 1000)
-}
-
 /** A node in this process (default remote options) connected to bench/p2p-peer.ts run as another process. */
 async function withPeerProcess(): Promise<{ peer: { did: string; multiaddrs: string[] }; mesh: Mesh; sys: ActorSystem; stop: () => Promise<void> }> {
   const child = spawn(process.execPath, [join(here, 'p2p-peer.ts')], { stdio: ['pipe', 'pipe', 'inherit'] })
@@ -200,19 +180,6 @@ async function crossProcessRoundTrips(): Promise<[number[], number[]]> {
   await raw.stop()
   await stop()
   return samples
-}
-
-function verifyRate(ms = 1000): number {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-  const msg = Buffer.alloc(200, 7)
-  const sig = sign(null, msg, privateKey)
-  let n = 0
-  const end = performance.now() + ms
-  while (performance.now() < end) {
-    for (let i = 0; i < 100; i++) verify(null, msg, publicKey, sig)
-    n += 100
-  }
-  return n / (ms / 1000)
 }
 
 function rssMiB(pid: number): number {
@@ -274,7 +241,7 @@ printSection('remote ask round trip to a node in another process (as between two
 const verifiesBefore = verifyRate()
 const tellRates = await tellThroughput(50_000, 300_000, 3)
 const verifies = (verifiesBefore + verifyRate()) / 2
-const verifies2 = await twoThreadVerifyRate()
+const verifies2 = await verifyRateOnThreads(2)
 const tells = percentile(tellRates, 50)
 const fmtRate = (n: number): string => Math.round(n).toLocaleString('en-US')
 printSection(`remote signed tell throughput (to an actor in another process; 3 runs of 300,000 after 50,000 to warm up: median; runs ${tellRates.map(fmtRate).join(', ')})`, [

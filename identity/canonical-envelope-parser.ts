@@ -142,17 +142,13 @@ function string(): Parsed {
     i = end
     return v
   }
-  // an escape, a control character, no closing quote, or no string at all
+  // not a raw string: an escape (handled below), a control character, no closing quote, or no string at all
   if (s.charCodeAt(i) !== QUOTE) return FAIL
-  const start = i + 1
-  for (let j = start; j < s.length; j++) {
+  for (let j = i + 1; j < s.length; j++) {
     const c = s.charCodeAt(j)
-    if (c === QUOTE) {
-      i = j + 1
-      return s.slice(start, j)
-    }
-    if (c === BACKSLASH) return escapedString(start - 1, j)
-    if (c < 0x20) return FAIL
+    if (c === BACKSLASH) return escapedString(i, j)
+    // a closing quote before any backslash would have been a raw string
+    if (c < 0x20 || c === QUOTE) return FAIL
   }
   return FAIL
 }

@@ -19,12 +19,11 @@ export function quoteJson(s: string): string {
   return JSON.stringify(s)
 }
 
-const str = quoteJson
 
 function enc(v: unknown, depth: number): string {
   switch (typeof v) {
     case 'string':
-      return str(v)
+      return quoteJson(v)
     case 'number':
       if (!Number.isFinite(v)) throw new NonCanonicalValueError(`number ${String(v)} has no JSON form`)
       return JSON.stringify(v)
@@ -52,7 +51,7 @@ function enc(v: unknown, depth: number): string {
         const val = obj[k]
         if (val === undefined) throw new NonCanonicalValueError(`property ${JSON.stringify(k)} is undefined`)
         if (i > 0) out += ','
-        out += str(k) + ':' + enc(val, depth + 1)
+        out += quoteJson(k) + ':' + enc(val, depth + 1)
       }
       return out + '}'
     }

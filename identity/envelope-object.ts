@@ -3,7 +3,8 @@
 // objects that gain the same members in the same order one hidden class, so the code that reads envelopes
 // (the field rules, the remote endpoint, the actor system) meets a handful of shapes (tell, ask, answer,
 // with proofs) instead of one set per path; past four, each member read goes through a slow generic lookup
-// (measured: the field rules cost ~0.7 µs per envelope on a node that both sent and received, ~0.15 µs here).
+// (measured: the field rules cost ~0.7 µs per envelope on a node that both sent and received, ~0.15 µs in a
+// microbenchmark that met one shape; on the receiver they went from 5.2% of the main thread to 0.7%).
 
 /** A new envelope object; optional members (inReplyTo, proofs, replyTo) only when defined. */
 export function makeEnvelope(

@@ -113,7 +113,8 @@ const ALLOWED_KEYS = new Set(['v', 'id', 'from', 'to', 'behavior', 'body', 'iat'
 const pool = Buffer.alloc(16 * 256)
 let poolAt = pool.length
 
-function randomBytes16(): number {
+/** The offset in `pool` of 16 random bytes not handed out before. */
+function fresh16(): number {
   if (poolAt + 16 > pool.length) {
     randomFillSync(pool)
     poolAt = 0
@@ -124,7 +125,7 @@ function randomBytes16(): number {
 }
 
 function randomNonce(): string {
-  const at = randomBytes16()
+  const at = fresh16()
   return pool.toString('base64url', at, at + 16)
 }
 
@@ -137,7 +138,7 @@ const uuidText = Buffer.alloc(36, 0x2d) // the dashes stay where they are
  * could be checked.
  */
 export function randomEnvelopeId(): string {
-  const at = randomBytes16()
+  const at = fresh16()
   pool[at + 6] = (pool[at + 6]! & 0x0f) | 0x40
   pool[at + 8] = (pool[at + 8]! & 0x3f) | 0x80
   let o = 0
