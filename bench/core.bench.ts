@@ -1,7 +1,8 @@
 // The actor kernel's local numbers, each beside a raw XState baseline measured in this run:
-// tell throughput vs actor.send, ask round trip p50/p99, spawn rate, memory of 100,000 idle actors.
+// tell throughput vs actor.send (for a state machine, and for `fromTransition` logic), ask round trip p50/p99,
+// spawn rate, memory of 100,000 idle actors.
 // Remote-path numbers belong to the p2p bench.
-import { assign, createActor, setup } from 'xstate'
+import { assign, createActor, fromTransition, setup, type AnyActorLogic } from 'xstate'
 import { NodeKey } from '../identity/index.ts'
 import { ActorSystem, defineActor } from '../core/index.ts'
 import { percentile, printSection } from './report.ts'
@@ -24,6 +25,18 @@ const def = defineActor(machine).with({
   },
 })
 
+/** The same counter as transition logic: the kernel's own cost shows when the logic's is small. */
+const reducer = fromTransition((state: { n: number }, event: { type: 'inc'; by: number }) => ({ n: state.n + event.by }), { n: 0 })
+
+const reducerDef = defineActor(reducer).with({
+  name: 'bench/counter-reducer',
+  mailboxCapacity: 1_000_000,
+  behaviors: {
+    '/b/inc': { public: true, event: (by: number) => ({ type: 'inc' as const, by }) },
+    '/b/get': { public: true, reply: (s) => s.context.n },
+  },
+})
+
 const gc = (globalThis as { gc?: () => void }).gc
 const heapMiB = (): number => {
   gc?.()
@@ -32,8 +45,8 @@ const heapMiB = (): number => {
 }
 const now = (): number => Number(process.hrtime.bigint()) / 1e6
 
-async function rawSendRate(n: number): Promise<number> {
-  const actor = createActor(machine).start()
+async function rawSendRate(n: number, logic: AnyActorLogic = machine): Promise<number> {
+  const actor = createActor(logic).start()
   const ev = { type: 'inc' as const, by: 1 }
   const t0 = now()
   for (let i = 0; i < n; i++) actor.send(ev)
@@ -43,8 +56,8 @@ async function rawSendRate(n: number): Promise<number> {
   return (n / ms) * 1000
 }
 
-async function tellRate(system: ActorSystem, n: number, round: number): Promise<number> {
-  const ref = system.spawn(def, { name: `tell-${round}` })
+async function tellRate(system: ActorSystem, n: number, round: number, definition: typeof def | typeof reducerDef = def): Promise<number> {
+  const ref = system.spawn(definition as typeof def, { name: `tell-${definition.name.replace(/\//g, '.')}-${round}` })
   const t0 = now()
   for (let i = 0; i < n; i++) ref.tell('/b/inc', 1)
   const count = await ref.ask<number>('/b/get')
@@ -61,9 +74,13 @@ const N = 200_000
 const rounds = 5
 const raw: number[] = []
 const ours: number[] = []
+const rawReducer: number[] = []
+const oursReducer: number[] = []
 for (let r = 0; r < rounds; r++) {
   raw.push(await rawSendRate(N))
   ours.push(await tellRate(system, N, r))
+  rawReducer.push(await rawSendRate(N, reducer))
+  oursReducer.push(await tellRate(system, N, r, reducerDef))
 }
 
 // ask round trip, sequential
@@ -115,6 +132,7 @@ await system.stop()
 
 printSection('core: local actors (median of 5 rounds of 200k messages)', [
   { name: 'tell throughput (enqueue + handle)', value: median(ours), unit: 'msg/s', baseline: { name: 'raw actor.send', value: median(raw) }, better: 'higher', target: '>= 0.7 of raw' },
+  { name: 'tell throughput, fromTransition logic', value: median(oursReducer), unit: 'msg/s', baseline: { name: 'raw actor.send, same logic', value: median(rawReducer) }, better: 'higher' },
   { name: 'ask round trip p50 (event + reply)', value: percentile(askSamples, 50), unit: 'µs', baseline: { name: 'raw send + await', value: percentile(rawSamples, 50) }, better: 'lower' },
   { name: 'ask round trip p99 (event + reply)', value: percentile(askSamples, 99), unit: 'µs', baseline: { name: 'raw send + await', value: percentile(rawSamples, 99) }, better: 'lower' },
   { name: 'spawn rate', value: ourSpawn, unit: 'actors/s', baseline: { name: 'raw createActor().start()', value: rawSpawn }, better: 'higher' },

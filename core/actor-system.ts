@@ -2,7 +2,7 @@
 // names, the mailboxes and the scheduler that feeds each actor one message at a time, the supervision
 // tree, snapshots, and (through core/remote.ts) the signed path to other nodes. spec/actors.md is the
 // contract; comments here say why the code is shaped as it is.
-import { createActor, type AnyStateMachine, type Actor, type InspectionEvent } from 'xstate'
+import { createActor, type AnyActorLogic, type Actor, type InspectionEvent } from 'xstate'
 import { parseAddress, type NodeKey } from '../identity/index.ts'
 import { actorAddress, checkName } from './address.ts'
 import type { ActorContext, SpawnChildOptions } from './actor-context.ts'
@@ -37,7 +37,7 @@ import type { Startable } from './startable.ts'
 import type { Transport } from './transport.ts'
 import type { ActorRef, AskOptions, SystemEvent, SystemEventListener, TellOptions, TerminationReason } from './types.ts'
 
-type HostedActor = Actor<AnyStateMachine>
+type HostedActor = Actor<AnyActorLogic>
 
 /** Who gets the outcome of a message: an ask's caller, or a remote sender to tell about a failure. */
 export interface Replier {
@@ -905,7 +905,7 @@ export class ActorSystem implements Startable {
   #boot(cell: ActorCell, snapshot: unknown): void {
     const def = cell.definition
     const ctx = cell.context
-    const logic = typeof def.machine === 'function' ? def.machine(ctx) : def.machine
+    const logic = typeof def.logic === 'function' ? def.logic(ctx) : def.logic
     const input = def.input !== undefined ? def.input(cell.input, ctx) : cell.input
     const inspect = this.#inspect ? (event: InspectionEvent) => this.#emit({ type: 'inspect', address: cell.address, event }) : undefined
     const actor = createActor(logic, {

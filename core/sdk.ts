@@ -1,7 +1,8 @@
-// The actor SDK: how a workload author (and the network's own actors) describe an actor: an XState v5
-// machine, the behaviors it accepts (message paths mapped to machine events and replies), the ability each
+// The actor SDK: how a workload author (and the network's own actors) describe an actor: XState v5 actor
+// logic (a state machine, or lighter logic such as `fromTransition`), the behaviors it accepts (message
+// paths mapped to events and replies), the ability each
 // behavior requires, its supervision of children and its mailbox. spec/actors.md explains the model.
-import type { AnyStateMachine, EventFromLogic, InputFrom, SnapshotFrom } from 'xstate'
+import type { AnyActorLogic, EventFromLogic, InputFrom, SnapshotFrom } from 'xstate'
 import { checkName } from './address.ts'
 import { InvalidDefinitionError } from './errors.ts'
 import type { ActorContext } from './actor-context.ts'
@@ -30,14 +31,14 @@ export interface MessageContext<TReply = unknown> {
  * Deny by default: unless `public: true`, a sender needs a capability covering `ability` (which defaults to
  * the behavior path itself). Methods (not arrow properties) keep the body and reply types assignable.
  */
-export interface BehaviorSpec<TLogic extends AnyStateMachine = AnyStateMachine, TBody = unknown, TReply = unknown> {
+export interface BehaviorSpec<TLogic extends AnyActorLogic = AnyActorLogic, TBody = unknown, TReply = unknown> {
   /** The ability a capability must cover. Defaults to the behavior's own path. */
   ability?: string
   /** Accept the message from anyone, with no capability. Must be explicit. */
   public?: boolean
   /** Validates and converts the raw body; throw to refuse (the sender gets InvalidMessageError, or the NoirError thrown). */
   parse?(body: unknown): TBody
-  /** Maps the message to the machine event. Omit for a read-only behavior answered from the snapshot. */
+  /** Maps the message to the logic's event. Omit for a read-only behavior answered from the snapshot. */
   event?(body: TBody, msg: MessageContext<TReply>): EventFromLogic<TLogic>
   /**
    * Computes the answer to an ask from the snapshot after the event was handled. Throw a NoirError to
@@ -72,15 +73,15 @@ export interface ChildSpec {
   input?: unknown
 }
 
-/** Everything about an actor besides its machine (the argument of `defineActor(machine).with(...)`). */
-export interface DefineActorInit<TLogic extends AnyStateMachine> {
+/** Everything about an actor besides its logic (the argument of `defineActor(logic).with(...)`). */
+export interface DefineActorInit<TLogic extends AnyActorLogic> {
   /** The definition's name (its type), recorded in snapshots so a snapshot is restored into the same kind. */
   name?: string
   /** Behavior path -> spec. Paths start with `/`. */
   // Bodies and replies differ per behavior; BehaviorSpec's members are methods, so an entry whose handlers
   // take a narrower body (e.g. `event(body: { by: number })`) still fits.
   behaviors: Record<string, BehaviorSpec<TLogic, unknown, unknown>>
-  /** The machine's input from the spawn's input (default: the spawn's input unchanged). */
+  /** The logic's input from the spawn's input (default: the spawn's input unchanged). */
   input?(spawnInput: unknown, ctx: ActorContext): InputFrom<TLogic>
   /** How this actor supervises its children. */
   supervision?: Partial<SupervisionSpec>
@@ -107,10 +108,11 @@ export interface NormalizedBehavior {
 }
 
 /** A checked, immutable actor definition. Spawn it with `ActorSystem.spawn`. */
-export interface ActorDefinition<TLogic extends AnyStateMachine = AnyStateMachine> {
+export interface ActorDefinition<TLogic extends AnyActorLogic = AnyActorLogic> {
   readonly kind: 'noir.actor'
   readonly name: string
-  readonly machine: TLogic | ((ctx: ActorContext) => TLogic)
+  /** The XState actor logic (a machine, `fromTransition` logic, ...) or a factory given the actor's context. */
+  readonly logic: TLogic | ((ctx: ActorContext) => TLogic)
   readonly behaviors: ReadonlyMap<string, NormalizedBehavior>
   readonly input: ((spawnInput: unknown, ctx: ActorContext) => unknown) | undefined
   readonly supervision: SupervisionSpec
@@ -127,27 +129,35 @@ export function isBehaviorPath(path: string): boolean {
   return typeof path === 'string' && path.length <= 256 && BEHAVIOR_PATH.test(path)
 }
 
-/** The second step of `defineActor`: the machine's type is fixed, so behaviors are checked against its events. */
-export interface ActorBuilder<TLogic extends AnyStateMachine> {
+/** The second step of `defineActor`: the logic's type is fixed, so behaviors are checked against its events. */
+export interface ActorBuilder<TLogic extends AnyActorLogic> {
   with(init: DefineActorInit<TLogic>): ActorDefinition<TLogic>
 }
 
 /**
- * Describes an actor for the ActorSystem in two steps, `defineActor(machine).with({ behaviors, ... })`:
- * taking the machine first lets TypeScript check each behavior's event against the machine's own event
- * union (with the machine and behaviors in one object, event literals widen to `string`).
- * `machine` is an XState machine or a factory given the actor's context. `with` throws
- * InvalidDefinitionError on a malformed definition.
+ * Describes an actor for the ActorSystem in two steps, `defineActor(logic).with({ behaviors, ... })`:
+ * taking the logic first lets TypeScript check each behavior's event against the logic's own event
+ * union (with the logic and behaviors in one object, event literals widen to `string`).
+ * `logic` is XState v5 actor logic or a factory given the actor's context: usually a state machine
+ * (`setup(...).createMachine(...)`); for an actor on a hot path whose state is one value, `fromTransition`
+ * logic handles an event for a small fraction of a machine's cost (spec/actors.md, "Actor logic").
+ * `with` throws InvalidDefinitionError on a malformed definition.
  */
-export function defineActor<TLogic extends AnyStateMachine>(machine: TLogic | ((ctx: ActorContext) => TLogic)): ActorBuilder<TLogic> {
-  return { with: (init) => buildDefinition(machine, init) }
+export function defineActor<TLogic extends AnyActorLogic>(logic: TLogic | ((ctx: ActorContext) => TLogic)): ActorBuilder<TLogic> {
+  return { with: (init) => buildDefinition(logic, init) }
 }
 
-function buildDefinition<TLogic extends AnyStateMachine>(machine: TLogic | ((ctx: ActorContext) => TLogic), init: DefineActorInit<TLogic>): ActorDefinition<TLogic> {
-  if (typeof machine !== 'function' && (typeof machine !== 'object' || machine === null || typeof (machine as { transition?: unknown }).transition !== 'function')) {
-    throw new InvalidDefinitionError('defineActor needs an XState machine or a function returning one')
+function isActorLogic(value: unknown): value is AnyActorLogic {
+  const v = value as { transition?: unknown; getInitialSnapshot?: unknown } | null
+  return typeof v === 'object' && v !== null && typeof v.transition === 'function' && typeof v.getInitialSnapshot === 'function'
+}
+
+function buildDefinition<TLogic extends AnyActorLogic>(logic: TLogic | ((ctx: ActorContext) => TLogic), init: DefineActorInit<TLogic>): ActorDefinition<TLogic> {
+  if (typeof logic !== 'function' && !isActorLogic(logic)) {
+    throw new InvalidDefinitionError('defineActor needs XState actor logic (a machine, fromTransition logic, ...) or a function returning it')
   }
-  const name = init.name ?? (typeof machine === 'function' ? 'actor' : (machine.id ?? 'actor'))
+  const id = typeof logic === 'function' ? undefined : (logic as { id?: unknown }).id
+  const name = init.name ?? (typeof id === 'string' && id !== '' ? id : 'actor')
   const behaviors = new Map<string, NormalizedBehavior>()
   for (const [path, raw] of Object.entries(init.behaviors)) {
     const spec = raw as BehaviorSpec<TLogic, unknown, unknown>
@@ -183,7 +193,7 @@ function buildDefinition<TLogic extends AnyStateMachine>(machine: TLogic | ((ctx
   return Object.freeze({
     kind: 'noir.actor' as const,
     name,
-    machine,
+    logic,
     behaviors,
     input: init.input as ActorDefinition['input'],
     supervision,

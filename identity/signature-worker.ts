@@ -60,8 +60,9 @@ export interface SignatureWorkerOptions<C> {
   /**
    * Seals that may wait on the thread; beyond that `seal` signs inline (which also slows the sender down),
    * so a starved thread cannot let seals lag without bound. Default 64: half of them waiting wakes a lazily
-   * waiting thread at once, and at 64 a stream of 100k signed tells/s fills half in ~80 ms, well past the
-   * thread's 20 ms lazy wait (at 16 it needed a wake-up every ~20 ms, each costing the sender ~1 ms of its core).
+   * waiting thread at once, and at 64 a stream of 100k signed tells/s in batches of 256 fills half in ~80 ms
+   * (the kernel's sealed batches hold up to 1024: ~330 ms), well past the thread's 20 ms lazy wait (at 16 it
+   * needed a wake-up every ~20 ms, each costing the sender ~1 ms of its core).
    */
   maxPendingSeals?: number
 }
@@ -187,6 +188,9 @@ export class SignatureWorker<C> {
       return
     }
     this.#enqueue({ job: 'seal', did, id, payloads, signature: Uint8Array.prototype.slice.call(signature), context })
+    // a seal job keeps views of its whole batch (and so the received chunks under them) until the thread has
+    // checked it: forget checked ones now, not after 1024 jobs (seconds of traffic, promoted to the old space)
+    this.#reap()
   }
 
   /**

@@ -1,6 +1,17 @@
-// Machines and definitions shared by the core tests.
+// Machines, definitions and systems shared by the core tests.
+import type { Test } from 'tap'
 import { assign, setup } from 'xstate'
-import { defineActor, InvalidMessageError, type ActorDefinition, type MessageContext } from '../index.ts'
+import { NodeKey } from '../../identity/index.ts'
+import { ActorSystem, defineActor, InvalidMessageError, SimulatedClock, type ActorDefinition, type MessageContext, type SystemEvent } from '../index.ts'
+
+/** A system on a simulated clock, stopped when the test ends, with every system event it emitted. */
+export function observedSystem(t: Test, init: Partial<ConstructorParameters<typeof ActorSystem>[0]> = {}): { s: ActorSystem; events: SystemEvent[] } {
+  const s = new ActorSystem({ key: NodeKey.generate(), clock: new SimulatedClock(), ...init })
+  const events: SystemEvent[] = []
+  s.subscribe((e) => events.push(e))
+  t.teardown(() => s.stop())
+  return { s, events }
+}
 
 /** Records every value it is told, in order; can be made to crash; answers asks in several ways. */
 export const recorderMachine = setup({

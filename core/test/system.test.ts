@@ -1,4 +1,4 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { fromPromise, setup } from 'xstate'
 import { NodeKey, issueCapability } from '../../identity/index.ts'
 import {
@@ -14,15 +14,8 @@ import {
   type SystemEvent,
   type TerminationReason,
 } from '../index.ts'
-import { recorder, rejection } from './helpers.ts'
+import { observedSystem as system, recorder, rejection } from './helpers.ts'
 
-function system(t: Test, init: Partial<ConstructorParameters<typeof ActorSystem>[0]> = {}): { s: ActorSystem; events: SystemEvent[] } {
-  const s = new ActorSystem({ key: NodeKey.generate(), clock: new SimulatedClock(), ...init })
-  const events: SystemEvent[] = []
-  s.subscribe((e) => events.push(e))
-  t.teardown(() => s.stop())
-  return { s, events }
-}
 
 t.test('with inspect on, XState inspection events appear on the system event stream per actor', async (t) => {
   const { s, events } = system(t, { inspect: true })

@@ -3,6 +3,8 @@
 // without a thread (a full backlog, after stop) the check runs inline and throws; the ring wraps correctly.
 // Seals of sealed streams are signed and checked there too, in order, and never lost at stop.
 import t from 'tap'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { NodeKey } from '../keys.ts'
 import { prepareEnvelope, signEnvelope, signEnvelopeBatch, type SignedEnvelope } from '../envelope.ts'
 import { signSeal } from '../sealed-stream.ts'
@@ -132,6 +134,33 @@ t.test('a seal check on the thread reports a forged or mismatched seal with its 
   t.same(failures.map(([ctx]) => ctx), ['forged', 'one member missing', 'reordered'])
   for (const [, err] of failures) t.type(err, BadSignatureError)
   t.match(failures[0]![1].message, /seal of the batch of envelope id-forged \(33 envelopes\)/)
+})
+
+t.test('a seal job lets go of its batch once the thread has checked it (not after 1024 more jobs)', async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const { w, failures } = worker()
+  const until = async (ok: () => boolean): Promise<void> => {
+    const end = Date.now() + 10_000
+    while (!ok() && Date.now() < end) await new Promise((r) => setTimeout(r, 2))
+  }
+  let held: Uint8Array[] | undefined = payloads(64, 'held-')
+  const refs = held.map((p) => new WeakRef(p))
+  w.submitSeal(alice.did, held, signSeal(alice, held), 'held', 'held')
+  held = undefined
+  // the second check done means the first job is counted as checked (the thread does them in order)
+  await until(() => w.signatureChecks >= 1)
+  const second = payloads(2, 'second-')
+  w.submitSeal(alice.did, second, signSeal(alice, second), 'second', 'second')
+  await until(() => w.signatureChecks >= 2)
+  // the next submission forgets what the thread has checked (backlog and drained() would too: not called here)
+  const third = payloads(2, 'third-')
+  w.submitSeal(alice.did, third, signSeal(alice, third), 'third', 'third')
+  await new Promise((r) => setImmediate(r))
+  gc()
+  t.equal(refs.filter((r) => r.deref() !== undefined).length, 0, 'no payload of the checked batch is still reachable')
+  await w.drained()
+  t.same(failures, [])
 })
 
 t.test('stop() signs the seals still pending inline and checks pending seals inline; nothing is lost', async (t) => {
