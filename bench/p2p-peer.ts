@@ -1,6 +1,6 @@
 // The other node of bench/p2p.bench.ts, run as its own process: a mesh + actor system with two sink actors
-// (`sink`, a state machine; `tally`, fromTransition logic), and a raw libp2p echo protocol (the baseline). Prints one JSON line `{ did, multiaddrs }` when ready; exits
-// when stdin closes.
+// (`sink`, a state machine; `tally`, fromTransition logic), and a raw libp2p echo protocol (the baseline).
+// Prints one JSON line `{ did, multiaddrs }` when ready; exits when stdin closes.
 import { assign, fromTransition, setup } from 'xstate'
 import { NodeKey } from '../identity/keys.ts'
 import { ActorSystem, defineActor } from '../core/index.ts'

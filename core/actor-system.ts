@@ -15,6 +15,7 @@ import {
   ActorStoppedError,
   AskTimeoutError,
   CapabilityDeniedError,
+  InvalidDefinitionError,
   InvalidMessageError,
   MailboxFullError,
   NameTakenError,
@@ -31,7 +32,7 @@ import { Mailbox } from './mailbox.ts'
 import { OrderedAdmission } from './ordered-admission.ts'
 import type { RemoteEndpoint, RemoteEndpointFactory } from './remote-contract.ts'
 import { signedRemote } from './remote.ts'
-import { defaultSupervision, type ActorDefinition, type MessageContext, type NormalizedBehavior, type SupervisionSpec } from './sdk.ts'
+import { defaultSupervision, isActorLogic, type ActorDefinition, type MessageContext, type NormalizedBehavior, type SupervisionSpec } from './sdk.ts'
 import { toJsonValue, type SnapshotStore, type StoredSnapshot } from './snapshot-store.ts'
 import type { Startable } from './startable.ts'
 import type { Transport } from './transport.ts'
@@ -906,6 +907,7 @@ export class ActorSystem implements Startable {
     const def = cell.definition
     const ctx = cell.context
     const logic = typeof def.logic === 'function' ? def.logic(ctx) : def.logic
+    if (!isActorLogic(logic)) throw new InvalidDefinitionError(`${def.name}: its logic factory returned something that is not XState actor logic`)
     const input = def.input !== undefined ? def.input(cell.input, ctx) : cell.input
     const inspect = this.#inspect ? (event: InspectionEvent) => this.#emit({ type: 'inspect', address: cell.address, event }) : undefined
     const actor = createActor(logic, {

@@ -1,7 +1,7 @@
 // The actor SDK: how a workload author (and the network's own actors) describe an actor: XState v5 actor
 // logic (a state machine, or lighter logic such as `fromTransition`), the behaviors it accepts (message
-// paths mapped to events and replies), the ability each
-// behavior requires, its supervision of children and its mailbox. spec/actors.md explains the model.
+// paths mapped to events and replies), the ability each behavior requires, its supervision of children and
+// its mailbox. spec/actors.md explains the model.
 import type { AnyActorLogic, EventFromLogic, InputFrom, SnapshotFrom } from 'xstate'
 import { checkName } from './address.ts'
 import { InvalidDefinitionError } from './errors.ts'
@@ -147,7 +147,8 @@ export function defineActor<TLogic extends AnyActorLogic>(logic: TLogic | ((ctx:
   return { with: (init) => buildDefinition(logic, init) }
 }
 
-function isActorLogic(value: unknown): value is AnyActorLogic {
+/** True for XState actor logic (it has `transition` and `getInitialSnapshot`). */
+export function isActorLogic(value: unknown): value is AnyActorLogic {
   const v = value as { transition?: unknown; getInitialSnapshot?: unknown } | null
   return typeof v === 'object' && v !== null && typeof v.transition === 'function' && typeof v.getInitialSnapshot === 'function'
 }

@@ -5,7 +5,7 @@ import t from 'tap'
 import { fromTransition } from 'xstate'
 import { NodeKey } from '../../identity/index.ts'
 import { ActorCrashedError, ActorSystem, InvalidDefinitionError, MemorySnapshotStore, defineActor } from '../index.ts'
-import { observedSystem as system, rejection } from './helpers.ts'
+import { observedSystem as system, rejection, thrown } from './helpers.ts'
 
 type TallyEvent = { type: 'add'; by: number } | { type: 'boom' }
 
@@ -67,4 +67,14 @@ t.test('defineActor refuses what is not XState actor logic', async (t) => {
   }
   const named = defineActor(fromTransition((s: number) => s, 0)).with({ behaviors: {} })
   t.equal(named.name, 'actor', 'logic without an id gets the default name')
+})
+
+t.test('a logic factory that returns something else fails the spawn with the definition named, not a TypeError', async (t) => {
+  const { s } = system(t)
+  const def = defineActor(() => ({ not: 'logic' }) as never).with({ name: 'test/bad-factory', behaviors: { '/x/get': { public: true, reply: () => 1 } } })
+  const err = thrown(() => s.spawn(def, { name: 'bad' }))
+  t.type(err, ActorCrashedError)
+  t.type((err as ActorCrashedError).cause, InvalidDefinitionError)
+  t.match(((err as ActorCrashedError).cause as Error).message, /test\/bad-factory: its logic factory returned something that is not XState actor logic/)
+  t.equal(s.lookup('bad'), undefined, 'nothing is left registered under the name')
 })
