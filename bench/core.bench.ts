@@ -4,7 +4,7 @@
 // Remote-path numbers belong to the p2p bench.
 import { assign, createActor, fromTransition, setup, type AnyActorLogic } from 'xstate'
 import { NodeKey } from '../identity/index.ts'
-import { ActorSystem, defineActor } from '../core/index.ts'
+import { ActorSystem, defineActor, type ActorDefinition } from '../core/index.ts'
 import { percentile, printSection } from './report.ts'
 
 const machine = setup({
@@ -56,8 +56,8 @@ async function rawSendRate(n: number, logic: AnyActorLogic = machine): Promise<n
   return (n / ms) * 1000
 }
 
-async function tellRate(system: ActorSystem, n: number, round: number, definition: typeof def | typeof reducerDef = def): Promise<number> {
-  const ref = system.spawn(definition as typeof def, { name: `tell-${definition.name.replace(/\//g, '.')}-${round}` })
+async function tellRate(system: ActorSystem, n: number, round: number, definition: ActorDefinition = def): Promise<number> {
+  const ref = system.spawn(definition, { name: `tell-${definition.name.replace(/\//g, '.')}-${round}` })
   const t0 = now()
   for (let i = 0; i < n; i++) ref.tell('/b/inc', 1)
   const count = await ref.ask<number>('/b/get')

@@ -188,9 +188,6 @@ export class SignatureWorker<C> {
       return
     }
     this.#enqueue({ job: 'seal', did, id, payloads, signature: Uint8Array.prototype.slice.call(signature), context })
-    // a seal job keeps views of its whole batch (and so the received chunks under them) until the thread has
-    // checked it: forget checked ones now, not after 1024 jobs (seconds of traffic, promoted to the old space)
-    this.#reap()
   }
 
   /**
@@ -275,9 +272,14 @@ export class SignatureWorker<C> {
     if (worker) await worker.terminate()
   }
 
+  /**
+   * Queues a job and forgets those the thread has checked (two atomic loads when there are none). A job keeps
+   * views of what it checks (a seal job, its whole batch and the received chunks under it) until forgotten;
+   * forgetting only past 1024 queued jobs kept seconds of traffic alive, promoted to the old space.
+   */
   #enqueue(it: Submitted<C>): void {
     this.#queue.push(it)
-    if (this.#queue.length - this.#head > 1024) this.#reap()
+    this.#reap()
   }
 
   #hand(s: Signing, signature: Uint8Array): void {

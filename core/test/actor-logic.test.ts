@@ -25,7 +25,6 @@ function tally(name = 'test/tally') {
   })
 }
 
-
 t.test('transition logic handles tells and asks in mailbox order and answers from its snapshot', async (t) => {
   const { s } = system(t)
   const ref = s.spawn(tally(), { name: 'tally' })

@@ -148,10 +148,10 @@ t.test('a seal job lets go of its batch once the thread has checked it (not afte
   const refs = held.map((p) => new WeakRef(p))
   w.submitSeal(alice.did, held, signSeal(alice, held), 'held', 'held')
   held = undefined
-  // the second check done means the first job is counted as checked (the thread does them in order)
   await until(() => w.signatureChecks >= 1)
   const second = payloads(2, 'second-')
   w.submitSeal(alice.did, second, signSeal(alice, second), 'second', 'second')
+  // the second check done means the first job is counted as checked (the thread does them in order)
   await until(() => w.signatureChecks >= 2)
   // the next submission forgets what the thread has checked (backlog and drained() would too: not called here)
   const third = payloads(2, 'third-')
