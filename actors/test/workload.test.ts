@@ -1,7 +1,7 @@
 import t from 'tap'
 import { InvalidWorkloadError, WorkloadParseError } from '../errors.ts'
 import { parseQuantity } from '../workload/quantity.ts'
-import { loadWorkloadFile, parseWorkload, validateWorkload } from '../workload/workload.ts'
+import { loadWorkloadFile, parseWorkload, parseWorkloadText, validateWorkload } from '../workload/workload.ts'
 
 const base = () => ({
   apiVersion: 'noir/v1', kind: 'service', name: 'web',
@@ -52,7 +52,7 @@ t.test('each schema violation names its JSON path and the reason', async (t) => 
   const cases: [unknown, string, RegExp][] = [
     [{ ...base(), kind: 'daemon' }, '$.kind', /one of "service", "job"/],
     [{ ...base(), name: 'Bad_Name' }, '$.name', /does not match/],
-    [{ ...base(), resources: { cpu: 0, memory: '1Gi' } }, '$.resources.cpu', /> 0/],
+    [{ ...base(), resources: { cpu: 0, memory: '1Gi' } }, '$.resources.cpu', />= 0.01/],
     [{ ...base(), resources: { cpu: 1 } }, '$.resources.memory', /required/],
     [{ ...base(), resources: { cpu: 1, memory: 'lots' } }, '$.resources.memory', /does not match/],
     [{ ...base(), runtime: { type: 'container' } }, '$.runtime.image', /required/],
@@ -113,3 +113,50 @@ t.test('a normalized workload survives the wire and anything else is refused', a
   t.throws(() => workloadFromWire({ ...w, extra: 1 }), InvalidWorkloadError)
   t.throws(() => workloadFromWire({ ...w, resources: { ...w.resources, cpu: -1 } }), InvalidWorkloadError)
 })
+
+t.test('an attacker\'s non-JSON numbers (YAML .nan, .inf, -.inf) are refused in every numeric field, by name', async (t) => {
+  // Each field as YAML text, so the values arrive exactly as a workload file would bring them.
+  const fields: [string, (v: string) => string][] = [
+    ['$.resources.cpu', (v) => `resources: {cpu: ${v}, memory: 64Mi}`],
+    ['$.resources.memory', (v) => `resources: {cpu: 1, memory: ${v}}`],
+    ['$.resources.gpu', (v) => `resources: {cpu: 1, memory: 64Mi, gpu: ${v}}`],
+    ['$.constraints.maxPrice', (v) => `resources: {cpu: 1, memory: 64Mi}\nconstraints: {maxPrice: ${v}}`],
+    ['$.constraints.minTrust', (v) => `resources: {cpu: 1, memory: 64Mi}\nconstraints: {minTrust: ${v}}`],
+    ['$.constraints.maxLatencyMs', (v) => `resources: {cpu: 1, memory: 64Mi}\nconstraints: {maxLatencyMs: ${v}}`],
+    ['$.service.replicas', (v) => `resources: {cpu: 1, memory: 64Mi}\nservice: {replicas: ${v}}`],
+    ['$.leaseSeconds', (v) => `resources: {cpu: 1, memory: 64Mi}\nleaseSeconds: ${v}`],
+    ['$.ports[0].port', (v) => `resources: {cpu: 1, memory: 64Mi}\nports: [{port: ${v}}]`],
+    ['$.service.healthCheck.intervalSeconds', (v) => `resources: {cpu: 1, memory: 64Mi}\nservice: {healthCheck: {type: tcp, port: 80, intervalSeconds: ${v}}}`],
+  ]
+  const head = 'apiVersion: noir/v1\nkind: service\nname: web\nruntime: {type: container, image: noir/busybox:latest}\n'
+  for (const [path, body] of fields) {
+    for (const v of ['.nan', '.NaN', '.inf', '-.inf', '.Inf']) {
+      let err: unknown
+      try {
+        parseWorkload(head + body(v))
+      } catch (e) {
+        err = e
+      }
+      t.ok(err instanceof InvalidWorkloadError, `${path} = ${v} is an InvalidWorkloadError`)
+      const issue = (err as InvalidWorkloadError).issues?.find((i) => i.path === path)
+      t.ok(issue, `${path} = ${v} names the field (got ${JSON.stringify((err as InvalidWorkloadError).issues)})`)
+    }
+  }
+  const job = 'apiVersion: noir/v1\nkind: job\nname: j\nruntime: {type: container, image: noir/busybox:latest}\nresources: {cpu: 1, memory: 64Mi}\n'
+  for (const f of ['completions', 'parallelism', 'retries', 'deadlineSeconds']) {
+    t.same(issuesOf(parseWorkloadValue(`${job}job: {${f}: .nan}`)).map((i) => i.path), [`$.job.${f}`], `$.job.${f} = .nan`)
+  }
+})
+
+t.test('cpu below the 10-millicore floor is refused, never counted as 0; integers beyond 2^53 are refused', async (t) => {
+  for (const cpu of [1e-12, 5e-324, 0.001, 0.009, -0, 0]) {
+    t.match(issuesOf({ ...base(), resources: { cpu, memory: '64Mi' } }), [{ path: '$.resources.cpu', reason: />= 0.01/ }], `cpu ${cpu}`)
+  }
+  t.equal(validateWorkload({ ...base(), resources: { cpu: 0.01, memory: '64Mi' } }).resources.cpu, 0.01, 'the floor itself is accepted')
+  t.match(issuesOf({ ...base(), service: { replicas: 2 ** 60 } }), [{ path: '$.service.replicas', reason: /integer/ }])
+  t.match(issuesOf({ ...base(), resources: { cpu: 1, memory: 2 ** 64 } }), [{ path: '$.resources.memory' }])
+})
+
+function parseWorkloadValue(text: string): unknown {
+  return parseWorkloadText(text)
+}

@@ -11,12 +11,17 @@ const known = new Set([
   'exclusiveMinimum', 'minLength', 'maxLength', 'pattern', 'allOf', 'if', 'then',
 ])
 
+// NaN and the infinities (YAML's .nan, .inf) are numbers to JavaScript but not to JSON: they match no
+// numeric type, so they are refused here, by field, instead of failing later as an internal error.
 const typeOf = (v: unknown): string =>
-  v === null ? 'null' : Array.isArray(v) ? 'array' : Number.isInteger(v) ? 'integer' : typeof v
+  v === null ? 'null'
+    : Array.isArray(v) ? 'array'
+      : typeof v === 'number' ? (!Number.isFinite(v) ? String(v) : Number.isInteger(v) ? (Number.isSafeInteger(v) ? 'integer' : 'unsafe integer') : 'number')
+        : typeof v
 
 const typeMatches = (v: unknown, t: string): boolean => {
   const actual = typeOf(v)
-  return actual === t || (t === 'number' && actual === 'integer')
+  return actual === t || (t === 'number' && (actual === 'integer' || actual === 'unsafe integer'))
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)

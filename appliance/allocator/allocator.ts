@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:net'
 import type { Share } from '../share/share.ts'
+import { MIN_CPU } from '../executor/executor.ts'
 import type { HostFree } from '../hardware/hardware.ts'
 import {
   InsufficientCapacityError,
@@ -284,8 +285,14 @@ function normalize(req: ResourceRequest): Resources {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvalidResourceRequestError(`${k} must be a finite number >= 0 (got ${String(v)})`)
   }
   if (!Number.isInteger(r.gpu)) throw new InvalidResourceRequestError('gpu must be a whole number')
+  // Nothing that runs is free: a CPU request below the floor is refused (it would count as 0), and what is
+  // held is counted in whole millicores rounded up, so no request rounds to less than it asked for.
+  // (The one exception holds nothing that runs: a reservation of host ports alone, added to an allocation.)
   const ports = req.ports ?? 0
   if (!Number.isInteger(ports) || ports < 0) throw new InvalidResourceRequestError('ports must be a whole number >= 0')
+  const portsOnly = ports > 0 && r.cpu === 0 && r.memoryBytes === 0 && r.diskBytes === 0 && r.gpu === 0
+  if (r.cpu < MIN_CPU && !portsOnly) throw new InvalidResourceRequestError(`cpu must be at least ${MIN_CPU} (got ${String(r.cpu)})`)
+  if (!portsOnly) r.cpu = Math.ceil(r.cpu * 1000 - 1e-9) / 1000
   return r
 }
 

@@ -20,12 +20,17 @@ export type RuntimeSpec =
     }
   | { kind: 'actor'; bundle: string; args?: string[] }
 
+/** The smallest CPU share anything may ask for: 10 millicores. A smaller request is refused, never rounded to 0. */
+export const MIN_CPU = 0.01
+/** The process limit a container gets when its request names none (a fork bomb stops here). */
+export const DEFAULT_PIDS_LIMIT = 256
+
 export interface ResourceLimits {
   /** CPU cores, fractional (0.5 = half a core), enforced as a quota. */
   cpu: number
   /** Hard memory limit in bytes: exceeding it ends the workload with `oomKilled: true`. */
   memoryBytes: number
-  /** Maximum number of processes / threads, where the executor can enforce it. */
+  /** Maximum number of processes / threads; containers get DEFAULT_PIDS_LIMIT when it is not given. */
   pids?: number
   /** CPU time budget in milliseconds (wasm, actor): exceeding it ends the workload, reason `cpu-time`. */
   cpuTimeMs?: number

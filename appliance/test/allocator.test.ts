@@ -35,7 +35,7 @@ t.test('a request beyond the share is rejected with InsufficientCapacityError na
   t.equal(c.requested, 1)
   t.equal(c.free, 0.5)
   await t.rejects(a.reserve({ cpu: 0.1, memoryBytes: 5 * GiB }), { name: 'InsufficientCapacityError', resource: 'memory' })
-  await t.rejects(a.reserve({ cpu: 0, memoryBytes: 0, gpu: 1 }), { name: 'InsufficientCapacityError', resource: 'gpu' }, 'no GPU is shared')
+  await t.rejects(a.reserve({ cpu: 0.1, memoryBytes: 0, gpu: 1 }), { name: 'InsufficientCapacityError', resource: 'gpu' }, 'no GPU is shared')
 })
 
 t.test('the allocator never exceeds what the machine really has free', async (t) => {
@@ -52,6 +52,23 @@ t.test('bad requests are refused with InvalidResourceRequestError', async (t) =>
   await t.rejects(a.reserve({ cpu: -1, memoryBytes: 0 }), InvalidResourceRequestError)
   await t.rejects(a.reserve({ cpu: Number.NaN, memoryBytes: 0 }), InvalidResourceRequestError)
   await t.rejects(a.reserve({ cpu: 1, memoryBytes: 1, ports: 1.5 }), InvalidResourceRequestError)
+})
+
+t.test('no request is free: cpu below the 10-millicore floor is refused, and what is held is rounded up, never down', async (t) => {
+  const { store } = await openStore(t)
+  const a = make(store)
+  await a.open()
+  for (const cpu of [0, 1e-12, 5e-324, 0.009, Number.POSITIVE_INFINITY]) {
+    await t.rejects(a.reserve({ cpu, memoryBytes: 0 }), InvalidResourceRequestError, `cpu ${cpu}`)
+  }
+  // 200 of the smallest requests fill exactly the two shared cores: each counts as its full 10 millicores.
+  for (let i = 0; i < 200; i++) await a.reserve({ cpu: 0.01, memoryBytes: 0 })
+  await t.rejects(a.reserve({ cpu: 0.01, memoryBytes: 0 }), InsufficientCapacityError, 'the 201st does not fit')
+  const { store: s2 } = await openStore(t)
+  const b = make(s2)
+  await b.open()
+  const r = await b.reserve({ cpu: 0.0101, memoryBytes: 0 })
+  t.equal(r.resources.cpu, 0.011, 'a fraction of a millicore is held as a whole one')
 })
 
 t.test('an expired reservation frees its capacity, and committing it fails with ReservationExpiredError', async (t) => {

@@ -1,14 +1,14 @@
 // The docker executor against the real dockerd: the compliance suite, then what only containers do
 // (OOM, CPU quota, missing image, labels, read-only root).
 import t, { type Test } from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import Docker from 'dockerode'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { DockerExecutor, LABEL_ALLOCATION, LABEL_NODE } from '../executor/docker/docker-executor.ts'
-import type { ExecSpec, LogLine } from '../executor/executor.ts'
+import { DEFAULT_PIDS_LIMIT, type ExecSpec, type LogLine } from '../executor/executor.ts'
 import { COMPLIANCE_ENV_NAME, COMPLIANCE_EXIT_CODE, runExecutorCompliance, type ComplianceScenario } from './executor-compliance.ts'
 import { ImageNotFoundError } from '../errors.ts'
 
@@ -82,7 +82,7 @@ if (requireOrSkip(t, docker, dockerImage(IMAGE))) {
   t.test('a CPU quota of half a core holds a busy loop to half a core, measured beside an unlimited one', async (t) => {
     const busy = 'while :; do :; done'
     const limited = await executor.prepare(spec(`cpu-half-${randomUUID().slice(0, 8)}`, tempState(t), busy, { limits: { cpu: 0.5, memoryBytes: 32 * MiB } }))
-    const free = await executor.prepare(spec(`cpu-free-${randomUUID().slice(0, 8)}`, tempState(t), busy, { limits: { cpu: 0, memoryBytes: 32 * MiB } }))
+    const free = await executor.prepare(spec(`cpu-free-${randomUUID().slice(0, 8)}`, tempState(t), busy, { limits: { cpu: 2, memoryBytes: 32 * MiB } }))
     t.teardown(async () => {
       await executor.remove(limited)
       await executor.remove(free)
@@ -103,7 +103,7 @@ if (requireOrSkip(t, docker, dockerImage(IMAGE))) {
     t.ok(lim > 0, `and it did run (${lim.toFixed(2)})`)
     // The unlimited figure depends on what else this shared machine runs, so it is reported, not asserted.
     const freeInfo = await new Docker().getContainer(free.ref).inspect()
-    t.equal(freeInfo.HostConfig.NanoCpus, 0, 'the unlimited container has no quota')
+    t.equal(freeInfo.HostConfig.NanoCpus, 2e9, 'the other container\'s quota is the whole machine (every container has one)')
   })
 
   t.test('a missing image is refused with ImageNotFoundError and never pulled', async (t) => {
@@ -124,6 +124,30 @@ if (requireOrSkip(t, docker, dockerImage(IMAGE))) {
     t.equal((await executor.wait(h)).code, 0)
     const out = await lines(executor.logs(h, { follow: false }))
     t.same(out, ['root-readonly', 'state-writable'])
+  })
+
+  t.test('a CPU request below the floor is refused, never run unlimited (Docker reads NanoCpus 0 as no limit)', async (t) => {
+    for (const cpu of [0, 1e-12, 5e-324, -0, 0.009, Number.NaN]) {
+      await t.rejects(executor.prepare(spec(`cpu-floor-${randomUUID().slice(0, 8)}`, tempState(t), 'true', { limits: { cpu, memoryBytes: 32 * MiB } })), { name: 'InvalidExecSpecError' }, `cpu ${cpu}`)
+    }
+    t.same(await executor.list(), [], 'no container was created for a refused request')
+  })
+
+  t.test('a container whose request names no pids limit gets the default one, and a fork bomb stops at it', async (t) => {
+    // Each `sleep &` is a process; the shell records how many it started, and dies at the first fork refused.
+    const tries = DEFAULT_PIDS_LIMIT + 200
+    const bomb = `i=0; while [ $i -lt ${tries} ]; do sleep 30 & i=$((i+1)); echo $i > /state/started; done`
+    const state = tempState(t)
+    const h = await executor.prepare(spec(`forkbomb-${randomUUID().slice(0, 8)}`, state, bomb, { limits: { cpu: 1, memoryBytes: 64 * MiB } }))
+    t.teardown(() => executor.remove(h))
+    const info = await new Docker().getContainer(h.ref).inspect()
+    t.equal(info.HostConfig.PidsLimit, DEFAULT_PIDS_LIMIT, 'the container carries the default pids limit')
+    t.equal(info.HostConfig.NanoCpus, 1e9, 'and its CPU quota')
+    await executor.start(h)
+    const exit = await executor.wait(h)
+    const started = Number(readFileSync(join(state, 'started'), 'utf8'))
+    t.not(exit.code, 0, 'the bomb ended on a refused fork')
+    t.ok(started > 0 && started < DEFAULT_PIDS_LIMIT, `it started ${started} of ${tries} processes`)
   })
 
   t.test('a published port is bound on 127.0.0.1 only', async (t) => {

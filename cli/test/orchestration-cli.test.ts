@@ -34,7 +34,20 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
   writeFileSync(bad, 'apiVersion: noir/v1\nkind: job\nname: x\nruntime: {type: container}\nresources: {cpu: 0, memory: 1Gi}\n')
   const invalid = noir(d.home, ['deploy', bad])
   t.equal(invalid.code, 1)
-  t.match(invalid.err, /InvalidWorkloadError: \$\.runtime\.image: is required; \$\.resources\.cpu: must be > 0/)
+  t.match(invalid.err, /InvalidWorkloadError: \$\.runtime\.image: is required; \$\.resources\.cpu: must be >= 0.01/)
+  // Numbers JSON cannot carry are a validation error naming the field, not an internal error later.
+  for (const v of ['.nan', '.inf', '-.inf']) {
+    writeFileSync(bad, `apiVersion: noir/v1\nkind: job\nname: x\nruntime: {type: container, image: ${IMAGE}}\nresources: {cpu: ${v}, memory: 64Mi}\n`)
+    const r = noir(d.home, ['deploy', bad])
+    t.equal(r.code, 1, `cpu ${v}`)
+    t.match(r.err, /InvalidWorkloadError: \$\.resources\.cpu: must be number \(got -?(NaN|Infinity)\)/, `cpu ${v} is named`)
+  }
+  // Straight at the API: JSON cannot hold NaN, so the nearest an attacker gets is null or a huge number.
+  for (const cpu of [null, 1e308, 1e-12, '1e-12']) {
+    const err = await d.api.post('/v1/deployments', { workload: { apiVersion: 'noir/v1', kind: 'job', name: 'x', runtime: { type: 'container', image: IMAGE }, resources: { cpu, memory: '64Mi' } } }).then(() => undefined, (e: unknown) => e as Error)
+    t.equal(err?.name, 'InvalidWorkloadError', `API cpu ${String(cpu)}`)
+    t.match(err?.message, /resources\.cpu/, `API cpu ${String(cpu)} is named`)
+  }
 
   const dry = noir(d.home, ['--json', 'bids', join(examples, 'job/job.yaml'), '--dry-run'])
   t.equal(dry.code, 0, dry.err)

@@ -10,6 +10,7 @@ import type { SnapshotStore, StoredSnapshot } from '../../../core/snapshot-store
 import type { ActorRef } from '../../../core/types.ts'
 import { fromWireError, toWireError } from '../../../core/wire-error.ts'
 import type { Availability, ExecHandle, ExecSpec, Executor, ExitStatus, LogLine, UsageStats } from '../executor.ts'
+import { DEFAULT_PIDS_LIMIT, MIN_CPU } from '../executor.ts'
 import { InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { LineLog, LineSplitter } from '../microvm/line-log.ts'
 import { ProcessCgroup } from '../microvm/process-cgroup.ts'
@@ -137,7 +138,7 @@ export class ActorExecutor implements Executor {
       throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has an actor instance`)
     }
     if (!(spec.limits.memoryBytes >= 64 * 1024 * 1024)) throw new InvalidExecSpecError('an actor needs limits.memoryBytes >= 64 MiB (a Node process)')
-    if (!(spec.limits.cpu > 0)) throw new InvalidExecSpecError('limits.cpu must be positive')
+    if (!(spec.limits.cpu >= MIN_CPU)) throw new InvalidExecSpecError(`limits.cpu must be at least ${MIN_CPU}`)
     const bundle = resolve(rt.bundle)
     if (!existsSync(bundle) || !statSync(bundle).isFile()) throw new ActorBundleError(bundle, 'no such file')
     mkdirSync(spec.stateDir, { recursive: true })
@@ -205,7 +206,7 @@ export class ActorExecutor implements Executor {
       : [sandboxed[0]!, sandboxed.slice(1)]
     const child = spawn(cmd, args as string[], { cwd: spec.stateDir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' })
     inst.child = child
-    inst.cgroup = ProcessCgroup.create(`noir-actor-${spec.allocationId}`, { cpu: spec.limits.cpu, memoryBytes: spec.limits.memoryBytes })
+    inst.cgroup = ProcessCgroup.create(`noir-actor-${spec.allocationId}`, { cpu: spec.limits.cpu, memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids ?? DEFAULT_PIDS_LIMIT })
     const out = new LineSplitter((line) => inst.log.push({ ts: Date.now(), stream: 'stdout', line }))
     const err = new LineSplitter((line) => {
       inst.stderrTail = `${inst.stderrTail}${line}\n`.slice(-4000)

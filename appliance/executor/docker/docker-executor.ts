@@ -15,6 +15,7 @@ import type {
   LogLine,
   UsageStats,
 } from '../executor.ts'
+import { DEFAULT_PIDS_LIMIT, MIN_CPU } from '../executor.ts'
 import {
   DuplicateAllocationError,
   ExecutorUnavailableError,
@@ -84,7 +85,8 @@ export class DockerExecutor implements Executor {
     if (rt.kind !== 'docker') throw new InvalidExecSpecError(`the docker executor cannot run a '${rt.kind}' runtime`)
     if (!isAbsolute(spec.stateDir)) throw new InvalidExecSpecError(`stateDir must be an absolute path (got '${spec.stateDir}')`)
     if (!(spec.limits.memoryBytes >= 6 * 1024 * 1024)) throw new InvalidExecSpecError('limits.memoryBytes must be at least 6 MiB (Docker\'s minimum)')
-    if (!(spec.limits.cpu >= 0)) throw new InvalidExecSpecError('limits.cpu must be >= 0')
+    if (!(spec.limits.cpu >= MIN_CPU)) throw new InvalidExecSpecError(`limits.cpu must be at least ${MIN_CPU} (got ${spec.limits.cpu})`)
+    if (spec.limits.pids !== undefined && !(Number.isSafeInteger(spec.limits.pids) && spec.limits.pids >= 1)) throw new InvalidExecSpecError(`limits.pids must be a whole number >= 1 (got ${spec.limits.pids})`)
     try {
       await this.docker.getImage(rt.image).inspect()
     } catch (err) {
@@ -125,10 +127,10 @@ export class DockerExecutor implements Executor {
         AttachStderr: false,
         ExposedPorts: exposed,
         HostConfig: {
-          NanoCpus: spec.limits.cpu > 0 ? Math.round(spec.limits.cpu * 1e9) : 0,
+          NanoCpus: Math.ceil(spec.limits.cpu * 1e9), // never 0 (which Docker reads as 'unlimited')
           Memory: memory,
           MemorySwap: memory, // no swap: the limit is a hard limit
-          ...(spec.limits.pids !== undefined ? { PidsLimit: spec.limits.pids } : {}),
+          PidsLimit: spec.limits.pids ?? DEFAULT_PIDS_LIMIT,
           NetworkMode: spec.network === 'none' ? 'none' : 'bridge',
           PortBindings: bindings,
           ReadonlyRootfs: spec.readOnlyRoot !== false,

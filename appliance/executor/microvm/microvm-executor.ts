@@ -15,6 +15,7 @@ import type {
   LogLine,
   UsageStats,
 } from '../executor.ts'
+import { DEFAULT_PIDS_LIMIT, MIN_CPU } from '../executor.ts'
 import { ExecutorUnavailableError, InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { detectAccelerator, type Accelerator, type AcceleratorChoice } from './accel.ts'
 import { AcceleratorUnavailableError, MicrovmBootError, MicrovmImageNotFoundError } from './errors.ts'
@@ -122,7 +123,7 @@ export class MicrovmExecutor implements Executor {
     if (rt.kind !== 'microvm') throw new InvalidExecSpecError(`the microvm executor cannot run a '${rt.kind}' runtime`)
     if (this.instances.has(spec.allocationId)) throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has a microVM instance`)
     if (!(spec.limits.memoryBytes > 0)) throw new InvalidExecSpecError('limits.memoryBytes must be positive')
-    if (!(spec.limits.cpu > 0)) throw new InvalidExecSpecError('limits.cpu must be positive')
+    if (!(spec.limits.cpu >= MIN_CPU)) throw new InvalidExecSpecError(`limits.cpu must be at least ${MIN_CPU}`)
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(spec.allocationId)) throw new InvalidExecSpecError(`allocation id '${spec.allocationId}' must be 1-128 of [A-Za-z0-9_.-]`)
     if (!existsSync(rt.kernel)) throw new MicrovmImageNotFoundError(rt.kernel, 'kernel')
     if (rt.initrd !== undefined && !existsSync(rt.initrd)) throw new MicrovmImageNotFoundError(rt.initrd, 'initramfs')
@@ -182,7 +183,7 @@ export class MicrovmExecutor implements Executor {
       : spawn(this.qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] })
     inst.child = child
     // A fractional CPU share is a cgroup quota on the QEMU process (all its vCPU threads).
-    inst.cgroup = ProcessCgroup.create(`noir-microvm-${inst.handle.allocationId}`, { cpu: inst.spec.limits.cpu })
+    inst.cgroup = ProcessCgroup.create(`noir-microvm-${inst.handle.allocationId}`, { cpu: inst.spec.limits.cpu, pids: inst.spec.limits.pids ?? DEFAULT_PIDS_LIMIT })
     if (child.pid !== undefined) {
       try {
         inst.cgroup?.add(child.pid)

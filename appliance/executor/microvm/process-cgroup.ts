@@ -15,6 +15,8 @@ export interface CgroupLimits {
   cpu?: number
   /** Hard memory limit in bytes (the kernel's OOM killer ends the group's processes beyond it). */
   memoryBytes?: number
+  /** Most processes and threads the group may hold (pids.max): a fork bomb stops here. */
+  pids?: number
 }
 
 /** The cgroup path of this process for one v1 controller ('' for v2), from /proc/self/cgroup. */
@@ -57,12 +59,15 @@ export class ProcessCgroup {
   readonly version: 1 | 2
   private readonly cpuDir: string | undefined
   private readonly memDir: string | undefined
+  /** The pids hierarchy's directory, when the pids limit is enforced. */
+  readonly pidsDir: string | undefined
 
-  private constructor(version: 1 | 2, cpuDir: string | undefined, memDir: string | undefined) {
+  private constructor(version: 1 | 2, cpuDir: string | undefined, memDir: string | undefined, pidsDir: string | undefined) {
     this.version = version
     this.cpuDir = cpuDir
     this.memDir = memDir
-    this.dirs = [...new Set([cpuDir, memDir].filter((d): d is string => d !== undefined))]
+    this.pidsDir = pidsDir
+    this.dirs = [...new Set([cpuDir, memDir, pidsDir].filter((d): d is string => d !== undefined))]
   }
 
   /** Creates the group with its limits, or returns undefined when cgroups cannot be written here. */
@@ -102,8 +107,20 @@ export class ProcessCgroup {
           }
         }
       }
-      if (cpuDir === undefined && memDir === undefined) return undefined
-      return new ProcessCgroup(1, cpuDir, memDir)
+      let pidsDir: string | undefined
+      if (limits.pids !== undefined && existsSync(join(ROOT, 'pids'))) {
+        const dir = join(ROOT, 'pids', ownPath('pids') ?? '/', safe)
+        if (tryMkdir(dir)) {
+          try {
+            writeFileSync(join(dir, 'pids.max'), String(limits.pids))
+            pidsDir = dir
+          } catch {
+            cleanup(dir)
+          }
+        }
+      }
+      if (cpuDir === undefined && memDir === undefined && pidsDir === undefined) return undefined
+      return new ProcessCgroup(1, cpuDir, memDir, pidsDir)
     }
     // cgroup v2: one directory holds both controllers.
     if (!existsSync(join(ROOT, 'cgroup.controllers'))) return undefined
@@ -115,11 +132,12 @@ export class ProcessCgroup {
         writeFileSync(join(dir, 'memory.max'), String(limits.memoryBytes))
         if (existsSync(join(dir, 'memory.swap.max'))) writeFileSync(join(dir, 'memory.swap.max'), '0')
       }
+      if (limits.pids !== undefined && existsSync(join(dir, 'pids.max'))) writeFileSync(join(dir, 'pids.max'), String(limits.pids))
     } catch {
       cleanup(dir)
       return undefined
     }
-    return new ProcessCgroup(2, dir, dir)
+    return new ProcessCgroup(2, dir, dir, limits.pids !== undefined && existsSync(join(dir, 'pids.max')) ? dir : undefined)
   }
 
   /** Moves a process into the group (all its hierarchies). */
