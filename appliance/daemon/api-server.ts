@@ -7,10 +7,25 @@ import type { AddressInfo } from 'node:net'
 import { chmodSync, rmSync } from 'node:fs'
 import type { ApiRoute, HttpMethod, JsonValue } from './service.ts'
 import { isNdjson } from './service.ts'
-import { DuplicateServiceError, InvalidRequestError, RequestTooLargeError, RouteNotFoundError, UnauthorizedError, httpStatusFor } from './errors.ts'
+import { DuplicateServiceError, ForeignHostError, ForeignOriginError, InvalidRequestError, RequestTooLargeError, RouteNotFoundError, UnauthorizedError, httpStatusFor } from './errors.ts'
 import { errorFields, silentLog, type Log } from '../../p2p/log.ts'
 
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
+/** A client must send its whole header block within this time, and its whole request within the next. */
+export const HEADERS_TIMEOUT_MS = 10_000
+export const REQUEST_TIMEOUT_MS = 30_000
+
+export interface ApiServerOptions {
+  token: string
+  log?: Log
+  /** Overrides HEADERS_TIMEOUT_MS (tests). */
+  headersTimeoutMs?: number
+  /** Overrides REQUEST_TIMEOUT_MS (tests). */
+  requestTimeoutMs?: number
+}
+
+/** The scheme is case-insensitive (RFC 9110 section 11.1); one or more spaces before the token. */
+const BEARER = /^bearer +(\S+)$/i
 
 interface CompiledRoute {
   route: ApiRoute
@@ -38,10 +53,14 @@ export class ApiServer {
   private readonly servers: Server[] = []
   private socketPath: string | undefined
   private readonly active = new Set<AbortController>()
+  private readonly headersTimeoutMs: number
+  private readonly requestTimeoutMs: number
 
-  constructor(opts: { token: string; log?: Log }) {
+  constructor(opts: ApiServerOptions) {
     this.token = Buffer.from(opts.token, 'utf8')
     this.log = opts.log ?? silentLog
+    this.headersTimeoutMs = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   }
 
   add(route: ApiRoute): void {
@@ -61,9 +80,10 @@ export class ApiServer {
 
   /** Listens on 127.0.0.1:`port` (0: ephemeral); returns the base URL. */
   async listen(port = 0): Promise<string> {
-    const server = await this.serve((srv, cb) => srv.listen(port, '127.0.0.1', cb))
-    const addr = server.address() as AddressInfo
-    return `http://127.0.0.1:${addr.port}`
+    let bound = 0
+    const server = await this.serve((srv, cb) => srv.listen(port, '127.0.0.1', cb), () => bound)
+    bound = (server.address() as AddressInfo).port
+    return `http://127.0.0.1:${bound}`
   }
 
   /**
@@ -72,13 +92,22 @@ export class ApiServer {
    */
   async listenSocket(path: string): Promise<void> {
     rmSync(path, { force: true })
-    await this.serve((srv, cb) => srv.listen(path, cb))
+    // No Host check here: a browser cannot reach a unix socket, and only the owner may open it (0600).
+    await this.serve((srv, cb) => srv.listen(path, cb), undefined)
     chmodSync(path, 0o600)
     this.socketPath = path
   }
 
-  private async serve(listen: (srv: Server, cb: () => void) => void): Promise<Server> {
-    const server = createServer((req, res) => void this.handle(req, res))
+  /** `loopbackPort`: for a TCP listener, the port whose loopback names are the only Hosts accepted. */
+  private async serve(listen: (srv: Server, cb: () => void) => void, loopbackPort: (() => number) | undefined): Promise<Server> {
+    // Slow clients (a header trickle, a body that never ends) get 408 and their socket closed; the timers
+    // are checked every second instead of Node's default 30 s, so a slow client cannot hold a socket long.
+    const server = createServer({
+      headersTimeout: this.headersTimeoutMs,
+      requestTimeout: this.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, this.headersTimeoutMs),
+      maxHeaderSize: 16 * 1024,
+    }, (req, res) => void this.handle(req, res, loopbackPort?.()))
     server.keepAliveTimeout = 5_000
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -130,9 +159,28 @@ export class ApiServer {
 
   private authorized(req: IncomingMessage): boolean {
     const h = req.headers.authorization
-    if (typeof h !== 'string' || !h.startsWith('Bearer ')) return false
-    const given = Buffer.from(h.slice('Bearer '.length), 'utf8')
+    const m = typeof h === 'string' ? BEARER.exec(h) : null
+    if (!m) return false
+    const given = Buffer.from(m[1]!, 'utf8')
     return given.length === this.token.length && timingSafeEqual(given, this.token)
+  }
+
+  /**
+   * Deny what a web page could send: a Host that is not this listener's loopback name (DNS rebinding) and
+   * any Origin but the API's own (a cross-site request). The CLI sends neither a foreign Host nor an Origin.
+   */
+  private checkCaller(req: IncomingMessage, port: number | undefined): void {
+    if (port === undefined) return
+    const own = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`])
+    const host = (req.headers.host ?? '').toLowerCase()
+    if (!own.has(host)) throw new ForeignHostError(`Host '${host.slice(0, 100)}' is not this API (only 127.0.0.1:${port}, localhost:${port} or [::1]:${port})`)
+    const origin = req.headers.origin
+    if (origin !== undefined && !own.has(origin.toLowerCase().replace(/^http:\/\//, '')) ) {
+      throw new ForeignOriginError(`requests from web pages of another origin are refused (Origin '${String(origin).slice(0, 100)}')`)
+    }
+    if (origin !== undefined && !/^http:\/\//i.test(origin)) throw new ForeignOriginError(`Origin '${String(origin).slice(0, 100)}' is not this API`)
+    const site = req.headers['sec-fetch-site']
+    if (site === 'cross-site' || site === 'same-site') throw new ForeignOriginError(`requests from other sites are refused (Sec-Fetch-Site: ${site})`)
   }
 
   private async readBody(req: IncomingMessage): Promise<JsonValue | undefined> {
@@ -157,12 +205,13 @@ export class ApiServer {
     res.end(body)
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, loopbackPort: number | undefined): Promise<void> {
     const controller = new AbortController()
     this.active.add(controller)
     res.once('close', () => controller.abort())
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     try {
+      this.checkCaller(req, loopbackPort)
       if (!this.authorized(req)) throw new UnauthorizedError('missing or wrong bearer token (see api.json in the node home)')
       const m = this.match(req.method ?? 'GET', url.pathname)
       if (!m) throw new RouteNotFoundError(`no route ${req.method} ${url.pathname} (GET /v1 lists them)`)

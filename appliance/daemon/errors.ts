@@ -27,6 +27,20 @@ export class UnauthorizedError extends DaemonError {
   override readonly status = 401
 }
 
+/** The request names a Host that is not this API's loopback address (DNS rebinding: a web page's name pointed at 127.0.0.1). */
+export class ForeignHostError extends DaemonError {
+  override readonly name = 'ForeignHostError'
+  override readonly code = 'ERR_FOREIGN_HOST'
+  override readonly status = 421
+}
+
+/** The request comes from a web page of another origin (a browser's cross-site request). */
+export class ForeignOriginError extends DaemonError {
+  override readonly name = 'ForeignOriginError'
+  override readonly code = 'ERR_FOREIGN_ORIGIN'
+  override readonly status = 403
+}
+
 /** No route for this method and path. */
 export class RouteNotFoundError extends DaemonError {
   override readonly name = 'RouteNotFoundError'
