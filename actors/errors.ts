@@ -81,6 +81,19 @@ export class StaleEpochError extends OrchestrationError {
   override readonly code = 'STALE_EPOCH'
 }
 
+/** The provider could not start the work of a contract; its reservation was released at once. */
+export class WorkloadStartError extends OrchestrationError {
+  override name = 'WorkloadStartError'
+  override readonly code = 'WORKLOAD_START'
+}
+
+/** A fence (or other slot operation) for a slot this node holds no contract of the sender's for. */
+export class UnknownSlotError extends OrchestrationError {
+  override name = 'UnknownSlotError'
+  override readonly code = 'UNKNOWN_SLOT'
+  override readonly status = 404
+}
+
 export class DeploymentNotFoundError extends OrchestrationError {
   override name = 'DeploymentNotFoundError'
   override readonly code = 'DEPLOYMENT_NOT_FOUND'

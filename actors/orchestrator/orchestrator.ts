@@ -72,6 +72,8 @@ export interface OrchestratorOptions {
   checkIntervalMs?: number
   /** How often fences of live deployments are broadcast again (so a healed partition learns them). Default 2 s. */
   fenceRepeatMs?: number
+  /** How long a degraded deployment waits before it tries again to place a slot no node took. Default 30 s. */
+  replaceRetryMs?: number
   /**
    * The grace a provider gives an instance on stop before it kills it (SIGTERM to SIGKILL). Default 2000 ms
    * (the appliance's). A stop ask waits this long plus `stopMarginMs` for the node to confirm.
@@ -199,6 +201,7 @@ export class Orchestrator {
       heartbeatIntervalMs: opts.heartbeatIntervalMs ?? 500,
       checkIntervalMs: opts.checkIntervalMs ?? 100,
       fenceRepeatMs: opts.fenceRepeatMs ?? 2000,
+      replaceRetryMs: opts.replaceRetryMs ?? 30_000,
       stopGraceMs: opts.stopGraceMs ?? 2000,
       stopMarginMs: opts.stopMarginMs ?? 10_000,
       phiThreshold: { protected: 3, 'best-effort': 6, ...(opts.phiThreshold ?? {}) },
@@ -405,6 +408,8 @@ export class Orchestrator {
       if (d.machine.done) return
       if (!committed) {
         d.machine.send({ type: 'COMMIT_FAILED', at: this.#now(), reason: 'a node could not reserve; bidding again without it' })
+        // Out of rounds: the holds made for the slots that did commit go back now, not when they expire.
+        if (d.machine.done) await this.#releaseAll(d, 'placement failed')
         continue
       }
       d.machine.send({ type: 'COMMITTED', at: this.#now(), contracts: d.replicas.length })
@@ -573,7 +578,21 @@ export class Orchestrator {
       }
       await new Promise((r) => setTimeout(r, 1000))
     }
-    this.#event(d, `slot ${rep.slot} could not be placed again: ${d.infeasible?.reason ?? 'no node accepted'}`)
+    if (d.machine.done || this.#stopped) return
+    const reason = `slot ${rep.slot} could not be placed again (${why}): ${d.infeasible?.reason ?? 'no node accepted'}`
+    this.#event(d, reason)
+    if (!d.machine.context.history.some((h) => h.phase === 'running')) {
+      // It never ran: a deployment nothing can start fails with the reason instead of provisioning forever.
+      d.machine.send({ type: 'FAIL', at: this.#now(), reason })
+      await this.#releaseAll(d, reason)
+      return
+    }
+    // It ran before: it stays degraded, with the reason, and tries again later (capacity may come back).
+    const timer = setTimeout(() => {
+      if (d.machine.done || this.#stopped || rep.state === 'running' || rep.state === 'starting') return
+      void this.#serial(d, () => this.#replace(d, rep, why))
+    }, this.#o.replaceRetryMs)
+    timer.unref()
   }
 
   async #refreshStandby(d: Deployment): Promise<void> {

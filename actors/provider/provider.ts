@@ -6,7 +6,7 @@ import type { NodeKey } from '../../identity/keys.ts'
 import { signBid, signDecline, verifyBidRequest, type BidBody, type SignedBid, type SignedDecline } from '../bidding/messages.ts'
 import { countersign, verifyProposal, workloadDigest, type Contract } from '../contracts/contract.ts'
 import type { ContractStore, StoredContract } from '../contracts/store.ts'
-import { ContractNotFoundError, InvalidTermsError, OrchestrationError, ReservationFailedError, StaleEpochError, StopFailedError } from '../errors.ts'
+import { ContractNotFoundError, InvalidTermsError, OrchestrationError, ReservationFailedError, StaleEpochError, StopFailedError, UnknownSlotError, WorkloadStartError } from '../errors.ts'
 import { constraintFailures, type ConstraintFailure } from '../placement/constraints.ts'
 import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
@@ -149,8 +149,12 @@ export class Provider {
     if (bid.deploymentId !== terms.deploymentId || bid.pricePerHour !== terms.pricePerHour) throw new InvalidTermsError('contract terms differ from the bid (deployment or price)')
     if (!sameResources(terms.resources, workload.resources)) throw new InvalidTermsError('contract resources differ from the workload')
 
-    const held = await this.#i.contracts.raiseEpoch(terms.slot, terms.epoch)
-    if (held > terms.epoch) throw new StaleEpochError(`slot ${terms.slot} is at epoch ${held}, contract has ${terms.epoch}`, { held, epoch: terms.epoch })
+    if (!validEpoch(terms.epoch)) throw new InvalidTermsError(`contract epoch must be a whole number from 1 to ${MAX_EPOCH}`)
+    // Epochs are kept per consumer and slot: nobody can fence a slot that belongs to someone else. Nothing is
+    // written yet: a proposal that fails below leaves no record behind (the store grows only with contracts).
+    const slotKey = epochKey(terms.consumer, terms.slot)
+    const current = await this.#i.contracts.epoch(slotKey)
+    if (current > terms.epoch) throw new StaleEpochError(`slot ${terms.slot} is at epoch ${current}, contract has ${terms.epoch}`, { held: current, epoch: terms.epoch })
 
     // Promotion of a standby: the hold made for this deployment's standby is given back first.
     if (terms.role === 'replica') {
@@ -168,6 +172,12 @@ export class Provider {
       const e = err as Error
       throw new ReservationFailedError(`node ${this.did} could not reserve: ${e.name}: ${e.message}`, { cause: e.name })
     }
+    const held = await this.#i.contracts.raiseEpoch(slotKey, terms.epoch)
+    if (held > terms.epoch) {
+      // A newer proposal for the same slot won the race while this one reserved.
+      await this.#i.capacity.release(reservationId).catch(() => undefined)
+      throw new StaleEpochError(`slot ${terms.slot} is at epoch ${held}, contract has ${terms.epoch}`, { held, epoch: terms.epoch })
+    }
     const signed = countersign(this.#i.key, body.contract)
     const stored: StoredContract = { contract: signed, side: 'provider', status: terms.role === 'standby' ? 'standby' : 'reserved', updatedAt: this.#now(), workload, reservationId }
     if (terms.role === 'standby') await this.#i.capacity.commit(reservationId)
@@ -184,14 +194,24 @@ export class Provider {
     const s = await this.#mine(body.contractId, fromDid)
     if (s.status === 'active' && s.instanceId) return { instanceId: s.instanceId }
     if (s.status !== 'reserved') throw new InvalidTermsError(`contract ${body.contractId} is ${s.status}, not reserved`)
-    if (s.contract.terms.epoch < (await this.#i.contracts.epoch(s.contract.terms.slot))) throw new StaleEpochError(`contract ${body.contractId} was superseded`)
+    if (s.contract.terms.epoch < (await this.#i.contracts.epoch(epochKey(s.contract.terms.consumer, s.contract.terms.slot)))) throw new StaleEpochError(`contract ${body.contractId} was superseded`)
     try {
       await this.#i.capacity.commit(s.reservationId!)
     } catch (err) {
       await this.#put(s, { status: 'refused', note: `reservation lost: ${(err as Error).message}` })
       throw new ReservationFailedError(`reservation for ${body.contractId} is gone (expired?): ${(err as Error).message}`)
     }
-    const { instanceId } = await this.#i.runner.start({ contractId: body.contractId, slot: s.contract.terms.slot, workload: s.workload!, reservationId: s.reservationId! })
+    let instanceId: string
+    try {
+      ;({ instanceId } = await this.#i.runner.start({ contractId: body.contractId, slot: s.contract.terms.slot, workload: s.workload!, reservationId: s.reservationId! }))
+    } catch (err) {
+      // Nothing runs, so nothing stays held: the reservation goes back at once and the consumer learns why.
+      const e = err as Error
+      const why = `start failed: ${e.name}: ${e.message}`
+      await this.#release(s, why)
+      await this.#put(s, { status: 'refused', note: why })
+      throw new WorkloadStartError(`node ${this.did} could not start contract ${body.contractId}: ${e.name}: ${e.message}`, { cause: e.name })
+    }
     this.#byInstance.set(instanceId, body.contractId)
     await this.#put(s, { status: 'active', instanceId, instanceState: 'running' })
     return { instanceId }
@@ -212,15 +232,22 @@ export class Provider {
     return this.#i.runner.logs(s.instanceId, { since: body.since ?? 0, limit: Math.min(body.limit ?? 500, 2000) })
   }
 
-  /** A fence from the consumer: every copy of `slot` with a lower epoch stops. */
+  /**
+   * A fence from the consumer: every copy of `slot` with a lower epoch stops. Only the slot's consumer can
+   * move its epoch, and only for a slot this node holds a contract of theirs for: anything else is answered
+   * with UnknownSlotError and changes nothing (so no peer can poison an epoch or grow the store).
+   */
   async fence(body: { slot: string; epoch: number }, fromDid: string): Promise<{ stopped: string[]; failed: { contractId: string; error: string }[] }> {
-    if (typeof body.slot !== 'string' || !Number.isSafeInteger(body.epoch)) throw new InvalidTermsError('fence: slot and epoch required')
-    await this.#i.contracts.raiseEpoch(body.slot, body.epoch)
+    if (typeof body?.slot !== 'string' || body.slot.length === 0 || body.slot.length > 256) throw new InvalidTermsError('fence: slot (a string of 1-256 characters) required')
+    if (!validEpoch(body.epoch)) throw new InvalidTermsError(`fence: epoch must be a whole number from 1 to ${MAX_EPOCH}`)
+    const held = (await this.#i.contracts.list()).filter((s) => s.side === 'provider' && s.contract.terms.slot === body.slot && s.contract.terms.consumer === fromDid)
+    if (held.length === 0) throw new UnknownSlotError(`this node holds no contract of ${fromDid} for slot ${body.slot}`)
+    await this.#i.contracts.raiseEpoch(epochKey(fromDid, body.slot), body.epoch)
     const stopped: string[] = []
     const failed: { contractId: string; error: string }[] = []
-    for (const s of await this.#i.contracts.list()) {
+    for (const s of held) {
       const t = s.contract.terms
-      if (s.side !== 'provider' || t.slot !== body.slot || t.consumer !== fromDid || t.epoch >= body.epoch) continue
+      if (t.epoch >= body.epoch) continue
       if (s.status === 'active' || s.status === 'reserved' || s.status === 'standby') {
         try {
           await this.#locked(t.id, async () => {
@@ -332,3 +359,9 @@ export class Provider {
     for (const [k, b] of this.#bids) if (b.expiresAt < cutoff) this.#bids.delete(k)
   }
 }
+
+/** The highest epoch a slot may reach: far beyond any real number of re-placements, far below 2^53. */
+export const MAX_EPOCH = 2 ** 31 - 1
+const validEpoch = (e: unknown): e is number => Number.isSafeInteger(e) && (e as number) >= 1 && (e as number) <= MAX_EPOCH
+/** Where a slot's epoch is kept: per consumer, so one consumer's slot names never touch another's. */
+const epochKey = (consumer: string, slot: string): string => `${consumer} ${slot}`

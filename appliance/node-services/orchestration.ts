@@ -132,12 +132,16 @@ class OrchestrationService implements NodeService {
         // One fence `{ slot, epoch }`, or a batch `{ fences: [...] }` (the periodic repeat).
         const b = msg.body as { slot?: string; epoch?: number; fences?: { slot: string; epoch: number }[] }
         const list = Array.isArray(b?.fences) ? b.fences.slice(0, 1000) : [b as { slot: string; epoch: number }]
-        for (const f of list) {
-          p.fence(f, msg.from).then(
-            (r) => r.stopped.length > 0 && ctx.log.warn('fenced stale copies', { stopped: r.stopped, from: msg.from }),
-            (err: Error) => ctx.log.info('fence refused', { from: msg.from, error: err.name }),
-          )
-        }
+        // A broadcast reaches every node: a slot this node holds nothing of is the usual case, not news.
+        // One after another, so a batch of fences never runs a thousand store reads at once.
+        void (async () => {
+          for (const f of list) {
+            await p.fence(f, msg.from).then(
+              (r) => r.stopped.length > 0 && ctx.log.warn('fenced stale copies', { stopped: r.stopped, from: msg.from }),
+              (err: Error) => err.name !== 'UnknownSlotError' && ctx.log.info('fence refused', { from: msg.from, error: err.name }),
+            )
+          }
+        })()
       }),
       ctx.pubsub.subscribe(ALIVE_TOPIC, (msg) => o.heartbeat(msg.from)),
       ctx.pubsub.subscribe(HEARTBEAT_TOPIC, (msg) => o.heartbeat(msg.from)),

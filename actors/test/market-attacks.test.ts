@@ -1,0 +1,91 @@
+// The market's boundary with real daemons (separate processes, Docker): a third-party node fences someone
+// else's slot, directly and over pubsub; and a deployment that no provider can start must end, with its
+// reason, with every reservation made for it given back.
+import t from 'tap'
+import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import type { DeploymentView } from '../orchestrator/orchestrator.ts'
+import { MARKET_ACTOR, MarketBehavior, Topics } from '../orchestrator/protocol.ts'
+import { removeNodeContainers } from '../../cli/commands/demo.ts'
+
+const IMAGE = 'noir/busybox:latest'
+
+const service = (name: string, image = IMAGE) => ({
+  apiVersion: 'noir/v1', kind: 'service', name,
+  runtime: { type: 'container', image, command: ['sh', '-c', 'while true; do echo tick; sleep 1; done'] },
+  resources: { cpu: 0.2, memory: '32Mi' },
+})
+
+const view = (d: DaemonHandle, id: string) => d.api.get<DeploymentView>(`/v1/deployments/${id}`)
+const reservations = async (d: DaemonHandle) => (await d.api.get<{ reservations: { id: string; state: string }[] }>('/v1/reservations')).reservations
+
+t.test('the market against a third party and against work that cannot start', async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
+  const cluster = new DaemonCluster()
+  t.teardown(async () => {
+    const dids = cluster.daemons.map((d) => d.did)
+    await cluster.cleanup()
+    await removeNodeContainers(dids)
+  })
+  const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
+  const fast = { beatMs: 200, bidWindowMs: 600 }
+  const a = await cluster.start({ config: { share, orchestration: fast } as never })
+  const boot = { bootstrap: a.multiaddrs }
+  const [b, c] = await Promise.all([
+    cluster.start({ ...boot, config: { share, orchestration: fast } as never }),
+    cluster.start({ ...boot, config: { share, orchestration: fast } as never }),
+  ])
+  const nodes = [a, b, c]
+  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
+  await new Promise((r) => setTimeout(r, 1500))
+
+  await t.test('a deployment no provider can start fails with its reason, and no reservation is left', async (t) => {
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('cannot-start', 'noir/not-on-any-node:1') })
+    const started = Date.now()
+    const v = await eventually(async () => {
+      const x = await view(a, d.id)
+      return (x.phase === 'failed' || x.phase === 'running') && x
+    }, 120_000, 200)
+    t.equal(v.phase, 'failed', 'it reached a terminal phase instead of provisioning forever')
+    t.match(v.reason, /could not be placed|start/, `with its reason: ${v.reason}`)
+    t.comment(`failed after ${Date.now() - started} ms: ${v.reason}`)
+    t.ok(v.events.some((e) => /WorkloadStartError|ImageNotFoundError/.test(e.msg)), 'the events name why the starts failed')
+    for (const n of nodes) t.same(await reservations(n), [], `node ${n.did.slice(-6)} holds no reservation`)
+  })
+
+  await t.test('a third party cannot fence another consumer\'s slot, directly or over pubsub', async (t) => {
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('fence-target') })
+    const v = await eventually(async () => {
+      const x = await view(a, d.id)
+      return x.phase === 'running' && x
+    }, 60_000, 200)
+    const rep = v.replicas[0]!
+    const provider = nodes.find((n) => n.did === rep.node)!
+    const attacker = nodes.find((n) => n !== provider && n !== a) ?? nodes.find((n) => n !== provider)!
+    t.not(attacker.did, provider.did)
+
+    // Directly: the attacker's node asks the provider's market actor, signed with its own key.
+    for (const epoch of [rep.epoch + 1, 2 ** 31 - 1]) {
+      const err = await attacker.api.post('/v1/actor/send', { to: `${provider.did}/${MARKET_ACTOR}`, behavior: MarketBehavior.fence, body: { slot: rep.slot, epoch }, ask: true })
+        .then(() => undefined, (e: unknown) => e as Error)
+      t.equal(err?.name, 'UnknownSlotError', `a direct fence to ${epoch} is answered with UnknownSlotError`)
+    }
+    const huge = await attacker.api.post('/v1/actor/send', { to: `${provider.did}/${MARKET_ACTOR}`, behavior: MarketBehavior.fence, body: { slot: rep.slot, epoch: 2 ** 53 - 1 }, ask: true })
+      .then(() => undefined, (e: unknown) => e as Error)
+    t.equal(huge?.name, 'InvalidTermsError', 'an epoch of 2^53-1 is refused as malformed')
+    // Over pubsub, as the report did it: thousands of slots, the real one among them.
+    const fences = Array.from({ length: 999 }, (_, i) => ({ slot: `${d.id}/${i + 7}`, epoch: 2 ** 31 - 1 }))
+    await attacker.api.post('/v1/pubsub/publish', { topic: Topics.fences, body: { fences: [{ slot: rep.slot, epoch: 2 ** 31 - 1 }, ...fences] } })
+    await new Promise((r) => setTimeout(r, 2500))
+    const after = await view(a, d.id)
+    t.equal(after.phase, 'running', 'the deployment still runs')
+    t.equal(after.replicas[0]!.node, rep.node, 'on the same node')
+    t.equal(after.replicas[0]!.epoch, rep.epoch, 'at the same epoch')
+    const contracts = (await provider.api.get<{ contracts: { slot: string; status: string; epoch: number }[] }>('/v1/contracts')).contracts
+    t.ok(contracts.some((k) => k.slot === rep.slot && k.status === 'active'), 'the provider\'s contract is still active')
+
+    // The consumer itself still stops its deployment, and its slots could be placed again.
+    const stopped = await a.api.post<DeploymentView>(`/v1/deployments/${d.id}/stop`)
+    t.equal(stopped.phase, 'stopped')
+  })
+})
