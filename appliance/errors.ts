@@ -195,3 +195,29 @@ export class InvalidAllocationError extends ApplianceError {
     super(`invalid allocation: ${why}`)
   }
 }
+
+/** A workload names a catalog entry this node's owner has not installed (or a name that cannot be one). */
+export class CatalogEntryNotFoundError extends ApplianceError {
+  override readonly name = 'CatalogEntryNotFoundError'
+  override readonly status = 404
+  override readonly code = 'ERR_CATALOG_ENTRY_NOT_FOUND'
+  constructor(kind: string, entry: string) {
+    // Says nothing about the node's disk: only that the owner has not made this name available.
+    super(`this node's catalog has no ${kind} named '${entry.slice(0, 64)}' (its owner adds one with \`noir catalog add ${kind} NAME FILE\`)`)
+    this.data = { kind, entry: entry.slice(0, 64) }
+  }
+}
+
+/** A catalog entry's bytes no longer match the digest recorded when the owner added it. */
+export class CatalogEntryCorruptError extends ApplianceError {
+  override readonly name = 'CatalogEntryCorruptError'
+  override readonly status = 500
+  override readonly code = 'ERR_CATALOG_ENTRY_CORRUPT'
+}
+
+/** `noir catalog` was given a kind, name or file it cannot take. */
+export class InvalidCatalogEntryError extends ApplianceError {
+  override readonly name = 'InvalidCatalogEntryError'
+  override readonly status = 400
+  override readonly code = 'ERR_INVALID_CATALOG_ENTRY'
+}

@@ -46,6 +46,8 @@ export interface LogEntry {
 export interface WorkloadRunner {
   /** Runtimes this node can run now (e.g. container only when Docker answers). */
   runtimes(): Promise<RuntimeType[]> | RuntimeType[]
+  /** Why this node cannot run this workload although it has the runtime (e.g. a catalog entry it lacks); undefined when it can. */
+  missing?(w: Workload): string | undefined
   /** Starts one instance against a committed reservation; resolves once it is running (or has already ended). */
   start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }>
   stop(instanceId: string): Promise<void>

@@ -92,6 +92,8 @@ export class Provider {
     }
     // Latency and trust are the orchestrator's to judge; everything else the node knows about itself.
     const failures = constraintFailures(w, offer).filter((x) => x.constraint !== 'maxLatencyMs' && x.constraint !== 'minTrust')
+    const missing = this.#i.runner.missing?.(w)
+    if (missing !== undefined && !failures.some((x) => x.constraint === 'runtime')) failures.push({ constraint: 'runtime', detail: missing, gap: 1 })
     if (failures.length > 0) return { ok: false, reasons: failures.map((x) => `${x.constraint}: ${x.detail}`), failures }
     return { ok: true, offer }
   }

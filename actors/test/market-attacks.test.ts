@@ -7,6 +7,14 @@ import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requir
 import type { DeploymentView } from '../orchestrator/orchestrator.ts'
 import { MARKET_ACTOR, MarketBehavior, Topics } from '../orchestrator/protocol.ts'
 import { removeNodeContainers } from '../../cli/commands/demo.ts'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { NodeKey } from '../../identity/keys.ts'
+import { signBidRequest } from '../bidding/messages.ts'
+import { validateWorkload, type Workload } from '../workload/workload.ts'
+import { Catalog } from '../../appliance/catalog/catalog.ts'
+import { demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
 
 const IMAGE = 'noir/busybox:latest'
 
@@ -38,6 +46,42 @@ t.test('the market against a third party and against work that cannot start', as
   const nodes = [a, b, c]
   await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
   await new Promise((r) => setTimeout(r, 1500))
+
+  await t.test('a bid request naming a path on the provider\'s disk is refused before anything is opened', async (t) => {
+    // As a stranger would: its own fresh key signs a bid request whose workload skips validation.
+    const stranger = NodeKey.generate()
+    const good = validateWorkload({ ...service('path-attack'), runtime: { type: 'wasm', module: 'hello' } })
+    const messages = new Set<string>()
+    for (const path of [join(b.home, 'keystore.json'), '../keystore.json', '/etc/passwd', '/nonexistent/file']) {
+      const req = signBidRequest(stranger, { deploymentId: `attack-${path.length}`, workload: { ...good, runtime: { type: 'wasm', module: path } } as Workload, count: 1 })
+      const err = await a.api.post('/v1/actor/send', { to: `${b.did}/${MARKET_ACTOR}`, behavior: MarketBehavior.bid, body: req as never, ask: true })
+        .then(() => undefined, (e: unknown) => e as Error)
+      t.equal(err?.name, 'InvalidTermsError', `module ${path} is refused`)
+      t.match(err?.message, /\$\.runtime\.module: .*never a path/, 'naming the field')
+      messages.add(err?.message ?? '')
+    }
+    t.equal(messages.size, 1, 'the same answer whether the file exists or not (no existence oracle)')
+  })
+
+  await t.test('a module installed in one provider\'s catalog runs there by name; nodes without it decline', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'noir-catalog-daemons-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    writeFileSync(join(dir, 'svc.wasm'), demoServiceModule())
+    new Catalog(c.home).add('wasm', 'hello-svc', join(dir, 'svc.wasm'))
+    const w = { ...service('by-name'), runtime: { type: 'wasm', module: 'hello-svc' } }
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: w })
+    const v = await eventually(async () => {
+      const x = await view(a, d.id)
+      return (x.phase === 'running' || x.phase === 'failed') && x
+    }, 60_000, 200)
+    t.equal(v.phase, 'running', v.reason ?? '')
+    t.equal(v.replicas[0]!.node, c.did, 'placed on the only node whose owner installed it')
+    t.ok(v.events.some((e) => /decline/.test(e.msg)), 'the others declined')
+    const pathDeploy = await a.api.post('/v1/deployments', { workload: { ...service('by-path'), runtime: { type: 'wasm', module: join(dir, 'svc.wasm') } } })
+      .then(() => undefined, (e: unknown) => e as Error)
+    t.equal(pathDeploy?.name, 'InvalidWorkloadError', 'a deploy naming a path is refused at once')
+    await a.api.post(`/v1/deployments/${d.id}/stop`)
+  })
 
   await t.test('a deployment no provider can start fails with its reason, and no reservation is left', async (t) => {
     const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('cannot-start', 'noir/not-on-any-node:1') })

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { InvalidWorkloadError, WorkloadParseError } from '../errors.ts'
 import { parseQuantity } from '../workload/quantity.ts'
-import { loadWorkloadFile, parseWorkload, parseWorkloadText, validateWorkload } from '../workload/workload.ts'
+import { loadWorkloadFile, parseWorkload, parseWorkloadText, validateWorkload, workloadFromWire } from '../workload/workload.ts'
 
 const base = () => ({
   apiVersion: 'noir/v1', kind: 'service', name: 'web',
@@ -38,8 +38,8 @@ t.test('the examples in examples/ validate', async (t) => {
 })
 
 t.test('YAML and JSON forms give the same workload', async (t) => {
-  const yaml = 'apiVersion: noir/v1\nkind: job\nname: j\nruntime: {type: wasm, module: ./m.wasm}\nresources: {cpu: 1, memory: 1Gi}\n'
-  const json = JSON.stringify({ apiVersion: 'noir/v1', kind: 'job', name: 'j', runtime: { type: 'wasm', module: './m.wasm' }, resources: { cpu: 1, memory: '1Gi' } })
+  const yaml = 'apiVersion: noir/v1\nkind: job\nname: j\nruntime: {type: wasm, module: m.wasm}\nresources: {cpu: 1, memory: 1Gi}\n'
+  const json = JSON.stringify({ apiVersion: 'noir/v1', kind: 'job', name: 'j', runtime: { type: 'wasm', module: 'm.wasm' }, resources: { cpu: 1, memory: '1Gi' } })
   t.same(parseWorkload(yaml), parseWorkload(json))
 })
 
@@ -160,3 +160,28 @@ t.test('cpu below the 10-millicore floor is refused, never counted as 0; integer
 function parseWorkloadValue(text: string): unknown {
   return parseWorkloadText(text)
 }
+
+t.test('a workload naming a path on the provider\'s disk is refused at validation, by field, whatever exists there', async (t) => {
+  const fields: [string, Record<string, unknown>][] = [
+    ['$.runtime.module', { type: 'wasm', module: 'X' }],
+    ['$.runtime.bundle', { type: 'actor', bundle: 'X' }],
+    ['$.runtime.kernel', { type: 'microvm', kernel: 'X' }],
+    ['$.runtime.rootfs', { type: 'microvm', kernel: 'k', rootfs: 'X' }],
+  ]
+  const attempts = ['../../keystore.json', '/etc/passwd', '/proc/1/environ', './x.wasm', 'a/b', '..', '%2e%2e%2fkeystore.json', 'C:\\x', '~/.noir/keystore.json', '/var/lib/noir/allocations/c-1/state/link', 'x\u0000y']
+  for (const [path, runtime] of fields) {
+    const reasons = new Set<string>()
+    for (const a of attempts) {
+      const issues = issuesOf({ ...base(), runtime: JSON.parse(JSON.stringify(runtime).replace('"X"', JSON.stringify(a))) })
+      const issue = issues.find((i) => i.path === path)
+      t.ok(issue, `${path} = ${JSON.stringify(a)} is refused naming the field`)
+      t.match(issue?.reason, /never a path/)
+      reasons.add(issue?.reason ?? '')
+    }
+    t.equal(reasons.size, 1, `${path}: one reason for every path, so nothing about the disk is revealed`)
+  }
+  // From the wire too: a normalized workload with a path is refused before a provider looks at it.
+  const good = validateWorkload({ ...base(), runtime: { type: 'wasm', module: 'hello' } })
+  t.throws(() => workloadFromWire({ ...good, runtime: { type: 'wasm', module: '/etc/passwd' } }), InvalidWorkloadError)
+  t.equal(workloadFromWire(good).runtime.module, 'hello', 'a catalog name passes')
+})

@@ -116,7 +116,7 @@ const DEFAULT_LEASE_S = 3600
 
 /** Validates a plain value (schema + rules) and returns the normalized workload; throws InvalidWorkloadError. */
 export function validateWorkload(value: unknown): Workload {
-  const issues = schemaValidator().validate(value)
+  const issues = schemaValidator().validate(value).map(explainCatalogName)
   if (issues.length > 0) throw new InvalidWorkloadError(issues)
   const raw = value as Record<string, any> // oxlint-disable-line typescript/no-explicit-any -- shape checked by the schema above
   const rules: WorkloadIssue[] = []
@@ -192,6 +192,18 @@ export function validateWorkload(value: unknown): Workload {
     ports: (raw.ports ?? []).map((p: { port: number; protocol?: 'tcp' | 'udp'; name?: string }) => ({ ...p, protocol: p.protocol ?? 'tcp' })),
     ...(raw.stateDir ? { stateDir: raw.stateDir } : {}),
     leaseSeconds: raw.leaseSeconds ?? (job?.deadlineSeconds ? Math.max(10, job.deadlineSeconds) : DEFAULT_LEASE_S),
+  }
+}
+
+const CATALOG_FIELDS = new Set(['$.runtime.module', '$.runtime.bundle', '$.runtime.kernel', '$.runtime.rootfs'])
+
+/** A path where a catalog name belongs gets a reason that says why, and what to do instead. */
+function explainCatalogName(issue: WorkloadIssue): WorkloadIssue {
+  if (!CATALOG_FIELDS.has(issue.path) || !issue.reason.startsWith('does not match')) return issue
+  const kind = { '$.runtime.module': 'wasm', '$.runtime.bundle': 'actor', '$.runtime.kernel': 'kernel', '$.runtime.rootfs': 'rootfs' }[issue.path]
+  return {
+    path: issue.path,
+    reason: `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64), never a path: a workload runs on other parties' nodes and names nothing on their disks (that node's owner installs it with \`noir catalog add ${kind} NAME FILE\`)`,
   }
 }
 

@@ -4,7 +4,7 @@
 //
 // Retries: a job runs once here (restart policy `never`); a failed run is placed again by the orchestrator,
 // on another node. A service restarts in place a few times, then the orchestrator places it elsewhere.
-import { join } from 'node:path'
+import { catalogNeeds, type Catalog } from '../catalog/catalog.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
 import type { Capacity } from '../../actors/placement/offer.ts'
 import type { RuntimeType, Workload } from '../../actors/workload/workload.ts'
@@ -23,8 +23,11 @@ const ENDED_RETENTION_MS = 60_000
 /** Allocation ids are `c-<contract id>`. */
 export const allocationIdFor = (contractId: string): string => `c-${contractId}`
 
-/** The executor runtime of a workload (`container` runs on docker); a relative wasm module is under `moduleBase`. */
-export function runtimeSpec(w: Workload, moduleBase: string): RuntimeSpec {
+/**
+ * The executor runtime of a workload (`container` runs on docker). Modules, bundles, kernels and root
+ * filesystems are names in this node's catalog, resolved (and digest-checked) there and nowhere else.
+ */
+export function runtimeSpec(w: Workload, catalog: Catalog): RuntimeSpec {
   const r = w.runtime
   switch (r.type) {
     case 'container':
@@ -32,13 +35,13 @@ export function runtimeSpec(w: Workload, moduleBase: string): RuntimeSpec {
       return { kind: 'docker', image: r.image, ...(r.command ? { command: r.command } : {}) }
     case 'wasm':
       if (!r.module) throw new InvalidAllocationError('a wasm workload needs runtime.module')
-      return { kind: 'wasm', module: r.module.startsWith('/') ? r.module : join(moduleBase, r.module), ...(r.args ? { args: r.args } : {}) }
+      return { kind: 'wasm', module: catalog.resolve('wasm', r.module), ...(r.args ? { args: r.args } : {}) }
     case 'microvm':
       if (!r.kernel) throw new InvalidAllocationError('a microvm workload needs runtime.kernel')
-      return { kind: 'microvm', kernel: r.kernel, ...(r.rootfs ? { rootfs: r.rootfs } : {}), ...(r.command ? { command: r.command } : {}) }
+      return { kind: 'microvm', kernel: catalog.resolve('kernel', r.kernel), ...(r.rootfs ? { rootfs: catalog.resolve('rootfs', r.rootfs) } : {}), ...(r.command ? { command: r.command } : {}) }
     case 'actor':
       if (!r.bundle) throw new InvalidAllocationError('an actor workload needs runtime.bundle')
-      return { kind: 'actor', bundle: r.bundle, ...(r.args ? { args: r.args } : {}) }
+      return { kind: 'actor', bundle: catalog.resolve('actor', r.bundle), ...(r.args ? { args: r.args } : {}) }
   }
 }
 
@@ -48,8 +51,8 @@ export interface ApplianceRuntimeInit {
   parts: ApplianceParts
   /** Secret values by name (config `orchestration.secrets`). */
   secrets?: Record<string, string>
-  /** Where a relative wasm module path is resolved (the node's home). */
-  moduleBase: string
+  /** The owner's catalog: where workloads' modules, bundles, kernels and root filesystems are found by name. */
+  catalog: Catalog
   /** Testing only: the free capacity claimed in bids (config `orchestration.claimFree`). */
   claimFree?: { cpu?: number; memoryBytes?: number }
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
@@ -59,7 +62,7 @@ export interface ApplianceRuntimeInit {
 export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #parts: ApplianceParts
   readonly #secrets: Record<string, string>
-  readonly #moduleBase: string
+  readonly #catalog: Catalog
   readonly #claimFree: { cpu?: number; memoryBytes?: number } | undefined
   readonly #log: NonNullable<ApplianceRuntimeInit['log']>
   readonly #listeners = new Set<(s: InstanceStatus) => void>()
@@ -69,7 +72,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   constructor(init: ApplianceRuntimeInit) {
     this.#parts = init.parts
     this.#secrets = init.secrets ?? {}
-    this.#moduleBase = init.moduleBase
+    this.#catalog = init.catalog
     this.#claimFree = init.claimFree
     this.#log = init.log ?? (() => {})
   }
@@ -112,6 +115,12 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     return this.#available
   }
 
+  /** A catalog entry the workload names that this node's owner has not installed: the node declines to bid. */
+  missing(w: Workload): string | undefined {
+    const gone = catalogNeeds(w.runtime).find(([kind, name]) => !this.#catalog.has(kind, name))
+    return gone ? `no ${gone[0]} '${gone[1]}' in this node's catalog` : undefined
+  }
+
   async start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
     const w = o.workload
     const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
@@ -124,7 +133,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     const service = w.kind === 'service' ? w.service! : undefined
     const rec = await this.#parts.allocations.create({
       id,
-      runtime: runtimeSpec(w, this.#moduleBase),
+      runtime: runtimeSpec(w, this.#catalog),
       env,
       resources: { cpu: w.resources.cpu, memoryBytes: w.resources.memoryBytes, diskBytes: w.resources.diskBytes, gpu: w.resources.gpu },
       ports: w.ports.map((p) => ({ containerPort: p.port, protocol: p.protocol })),

@@ -31,6 +31,7 @@ import type { LogEntry } from '../../actors/provider/ports.ts'
 import { pricePolicyFrom, type PricePolicy } from '../../actors/placement/price.ts'
 import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type Workload } from '../../actors/workload/workload.ts'
 import { InvalidWorkloadError } from '../../actors/errors.ts'
+import { Catalog } from '../catalog/catalog.ts'
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -70,7 +71,7 @@ class OrchestrationService implements NodeService {
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
     const parts = applianceParts(ctx.system) ?? (this.#own = await this.#ownParts(ctx))
     this.#runtime = new ApplianceRuntime({
-      parts, secrets: cfg.secrets ?? {}, moduleBase: ctx.home, ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
+      parts, secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     })
     await this.#runtime.refreshRuntimes()

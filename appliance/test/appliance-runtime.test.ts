@@ -15,6 +15,7 @@ import { AllocationManager } from '../allocation/allocation-manager.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { parseShare } from '../share/share.ts'
 import { ApplianceRuntime } from '../node-services/appliance-runtime.ts'
+import { Catalog } from '../catalog/catalog.ts'
 import type { ApplianceParts } from '../node-services/appliance-parts.ts'
 import { wasmFixture } from './wasm-fixtures.ts'
 import { AllocationNotFoundError, InsufficientCapacityError } from '../errors.ts'
@@ -34,7 +35,7 @@ async function appliance(t: Test) {
   const wasm = new WasmExecutor()
   const allocations = new AllocationManager({ system, executors: { wasm }, allocator, store, stateRoot: join(home, 'allocations') })
   await allocations.start()
-  const runtime = new ApplianceRuntime({ parts: { allocator, allocations, executors: { wasm } }, moduleBase: home })
+  const runtime = new ApplianceRuntime({ parts: { allocator, allocations, executors: { wasm } }, catalog: new Catalog(home) })
   await runtime.refreshRuntimes()
   t.teardown(async () => {
     runtime.close()
@@ -52,6 +53,7 @@ t.test('a workload replica runs as an allocation against a committed reservation
   t.same(await runtime.free(), { cpu: 1, memoryBytes: 256 * MiB, gpu: 0, vramBytes: 0, diskBytes: 1024 ** 3 })
 
   writeFileSync(join(home, 'ticks.wasm'), wasmFixture('log-stream'))
+  new Catalog(home).add('wasm', 'ticks.wasm', join(home, 'ticks.wasm'))
   const workload = validateWorkload({
     apiVersion: 'noir/v1', kind: 'job', name: 'ticks', runtime: { type: 'wasm', module: 'ticks.wasm' }, resources: { cpu: 0.5, memory: '32MiB' },
   })
@@ -79,6 +81,7 @@ t.test('a workload replica runs as an allocation against a committed reservation
 t.test('stop resolves once the instance is stopped and removed, and again for one already gone', async (t) => {
   const { home, allocations, runtime } = await appliance(t)
   writeFileSync(join(home, 'svc.wasm'), wasmFixture('graceful'))
+  new Catalog(home).add('wasm', 'svc.wasm', join(home, 'svc.wasm'))
   const workload = validateWorkload({
     apiVersion: 'noir/v1', kind: 'service', name: 'svc', runtime: { type: 'wasm', module: 'svc.wasm' }, resources: { cpu: 0.5, memory: '32MiB' },
   })
@@ -101,6 +104,6 @@ t.test('a stop the appliance could not carry out rejects with its reason instead
     allocations: { remove: async () => { throw new StuckError('container did not stop') } },
     executors: {},
   } as unknown as ApplianceParts
-  const runtime = new ApplianceRuntime({ parts, moduleBase: '/' })
+  const runtime = new ApplianceRuntime({ parts, catalog: new Catalog(join(tmpdir(), 'noir-no-catalog')) })
   await t.rejects(runtime.stop('c-x'), StuckError)
 })

@@ -11,6 +11,7 @@ import Docker from 'dockerode'
 import { printLine, UsageError, type Command, type CommandContext } from '../command.ts'
 import { LocalMesh, type LocalNode } from '../local-mesh.ts'
 import { demoJobModule, demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
+import { Catalog } from '../../appliance/catalog/catalog.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import { printEvents } from './deploy.ts'
 
@@ -105,8 +106,15 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
         const job = join(work, 'job.wasm')
         writeFileSync(svc, demoServiceModule())
         writeFileSync(job, demoJobModule())
-        serviceRuntime = { type: 'wasm', module: svc }
-        jobRuntime = { type: 'wasm', module: job }
+        // Workloads name modules, never paths: the demo owns all three nodes, so it installs the modules into
+        // each node's catalog as their owner would (noir catalog add wasm NAME FILE).
+        for (const n of nodes) {
+          const catalog = new Catalog(n.home)
+          catalog.add('wasm', 'demo-service', svc)
+          catalog.add('wasm', 'demo-job', job)
+        }
+        serviceRuntime = { type: 'wasm', module: 'demo-service' }
+        jobRuntime = { type: 'wasm', module: 'demo-job' }
       }
       const service = { apiVersion: 'noir/v1', kind: 'service', name: 'demo-service', lane: 'protected', runtime: serviceRuntime, resources: { cpu: 0.25, memory: '32Mi' }, service: { replicas: 2 } }
       const job = { apiVersion: 'noir/v1', kind: 'job', name: 'demo-job', runtime: jobRuntime, resources: { cpu: 0.25, memory: '16Mi' }, job: { retries: 1 } }

@@ -18,6 +18,7 @@ import { stopCommand } from './stop.ts'
 import { bidsCommand } from './bids.ts'
 import { contractsCommand } from './contracts.ts'
 import { demoCommand } from './demo.ts'
+import { catalogCommands } from './catalog.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -29,6 +30,7 @@ export const commands: Command[] = [
   pingCommand,
   ...actorCommands,
   ...nodeApplianceCommands,
+  ...catalogCommands,
   deployCommand,
   psCommand,
   statusCommand,

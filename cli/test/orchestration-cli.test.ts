@@ -110,8 +110,11 @@ t.test('noir stop exits 1 and names the replica when its node cannot confirm the
   const b = await cluster.start({ bootstrap: a.multiaddrs, config: { share, orchestration: { labels: { zone: 'b' } } } as never })
   const module = join(tmp, 'svc.wasm')
   writeFileSync(module, demoServiceModule())
+  // b's owner makes the module available by name; a's workload names it.
+  const added = noir(b.home, ['catalog', 'add', 'wasm', 'svc', module])
+  t.equal(added.code, 0, added.err)
   const file = join(tmp, 'svc.yaml')
-  writeFileSync(file, `apiVersion: noir/v1\nkind: service\nname: pinned\nruntime: {type: wasm, module: ${module}}\nresources: {cpu: 0.2, memory: 16Mi}\nconstraints: {labels: {zone: b}}\n`)
+  writeFileSync(file, `apiVersion: noir/v1\nkind: service\nname: pinned\nruntime: {type: wasm, module: svc}\nresources: {cpu: 0.2, memory: 16Mi}\nconstraints: {labels: {zone: b}}\n`)
   let v: { id: string; phase: string; replicas: { node: string; slot: string }[] } | undefined
   for (let i = 0; i < 50 && v?.phase !== 'running'; i++) {
     // the mesh may still be forming: deploy again until node b bids
