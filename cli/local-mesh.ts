@@ -120,9 +120,14 @@ export class LocalMesh {
     const cmdArgs = prefixed ? [...opts.prefix!.slice(1), process.execPath, ...args] : args
     const proc = spawn(cmd, cmdArgs, {
       // NOIR_PARENT_PID: the daemons stop by themselves if this process dies without cleaning up.
-      env: { ...process.env, NOIR_PASSPHRASE: this.#passphrase, NOIR_LOG_LEVEL: process.env.NOIR_LOG_LEVEL ?? this.#logLevel, NOIR_PARENT_PID: String(process.pid), ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // The passphrase reaches the daemon through a pipe on fd 3, never its environment (which any process of
+      // the same user can read in /proc/PID/environ for as long as the daemon runs).
+      env: { ...withoutPassphrase(process.env), NOIR_PASSPHRASE_FD: '3', NOIR_LOG_LEVEL: process.env.NOIR_LOG_LEVEL ?? this.#logLevel, NOIR_PARENT_PID: String(process.pid), ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
     })
+    const secret = proc.stdio[3] as import('node:stream').Writable
+    secret.on('error', () => undefined) // a daemon that died at once: its exit is reported below
+    secret.end(this.#passphrase)
     let stderr = ''
     let stdout = ''
     proc.stderr!.on('data', (c: Buffer) => {
@@ -256,4 +261,13 @@ export async function removeNodeContainers(dids: string[]): Promise<number> {
     }
   }
   return n
+}
+
+/** The environment without any passphrase variable (a daemon gets its passphrase on a descriptor). */
+function withoutPassphrase(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out = { ...env }
+  delete out.NOIR_PASSPHRASE
+  delete out.NOIR_PASSPHRASE_FILE
+  delete out.NOIR_PASSPHRASE_FD
+  return out
 }

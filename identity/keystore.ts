@@ -2,7 +2,7 @@
 // key derived from the passphrase by scrypt (memory-hard; parameters stored in the file). The public part (DID)
 // is stored in clear and bound to the ciphertext as additional authenticated data. File 0600, folder 0700.
 import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, type ScryptOptions } from 'node:crypto'
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, lstatSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { canonicalJson } from './canonical-json.ts'
 import { isDidKey } from './did-key.ts'
@@ -178,17 +178,50 @@ async function promptHidden(question: string): Promise<string> {
 }
 
 /**
- * The passphrase: NOIR_PASSPHRASE if set, else a no-echo prompt on the terminal (when `prompt` and stdin is a TTY).
- * With `confirm`, the prompt asks twice. No TTY and no variable -> NoPassphraseError.
+ * The passphrase, from the first of: the file descriptor named by NOIR_PASSPHRASE_FD (read to its end, then
+ * closed), the file named by NOIR_PASSPHRASE_FILE (a regular file no one but its owner may read: mode 0600
+ * or stricter), NOIR_PASSPHRASE, else a no-echo prompt on the terminal (when `prompt` and stdin is a TTY).
+ * The descriptor and the file keep the passphrase out of the process environment, which other processes of
+ * the same user can read in /proc/PID/environ (spec/identity.md). A trailing newline is dropped.
+ * With `confirm`, the prompt asks twice. Nothing usable -> NoPassphraseError.
  */
 export async function passphraseFrom(env: NodeJS.ProcessEnv, prompt = true, confirm = false): Promise<string> {
+  const fd = env.NOIR_PASSPHRASE_FD
+  if (fd !== undefined && fd !== '') {
+    if (!/^[0-9]{1,4}$/.test(fd) || Number(fd) < 3) throw new NoPassphraseError(`NOIR_PASSPHRASE_FD must be a file descriptor number >= 3 (got '${fd.slice(0, 16)}')`)
+    let text: string
+    try {
+      text = readFileSync(Number(fd), 'utf8')
+      closeSync(Number(fd))
+    } catch (err) {
+      throw new NoPassphraseError(`cannot read the passphrase from file descriptor ${fd}: ${(err as Error).message}`)
+    }
+    return nonEmpty(text.replace(/\r?\n$/, ''), `file descriptor ${fd}`)
+  }
+  const file = env.NOIR_PASSPHRASE_FILE
+  if (file !== undefined && file !== '') {
+    let st
+    try {
+      st = lstatSync(file)
+    } catch (err) {
+      throw new NoPassphraseError(`cannot read the passphrase file ${file}: ${(err as Error).message}`)
+    }
+    if (!st.isFile()) throw new NoPassphraseError(`the passphrase file ${file} is not a regular file`)
+    if ((st.mode & 0o077) !== 0) throw new NoPassphraseError(`the passphrase file ${file} may be read by others (mode ${(st.mode & 0o777).toString(8)}; chmod 600 it)`)
+    return nonEmpty(readFileSync(file, 'utf8').replace(/\r?\n$/, ''), `file ${file}`)
+  }
   const fromEnv = env.NOIR_PASSPHRASE
   if (fromEnv !== undefined && fromEnv.length > 0) return fromEnv
   if (!prompt || !process.stdin.isTTY) {
-    throw new NoPassphraseError('no passphrase: set NOIR_PASSPHRASE or run in a terminal to be prompted')
+    throw new NoPassphraseError('no passphrase: set NOIR_PASSPHRASE_FD, NOIR_PASSPHRASE_FILE or NOIR_PASSPHRASE, or run in a terminal to be prompted')
   }
   const p = await promptHidden('Passphrase: ')
   if (p.length === 0) throw new NoPassphraseError('an empty passphrase is not allowed')
   if (confirm && (await promptHidden('Repeat passphrase: ')) !== p) throw new NoPassphraseError('the passphrases do not match')
+  return p
+}
+
+function nonEmpty(p: string, from: string): string {
+  if (p.length === 0) throw new NoPassphraseError(`the passphrase from ${from} is empty`)
   return p
 }

@@ -9,7 +9,7 @@
 // Nothing is lost and nothing runs twice.
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { rmSync } from 'node:fs'
+import { chmodSync, mkdirSync, rmSync } from 'node:fs'
 import { createMachine } from 'xstate'
 import { defineActor, type ActorRef, type ActorSystem } from '../../core/index.ts'
 import type { ExecHandle, ExecSpec, Executor, ExecutorKind, ExitStatus, LogLine, PortMapping, RuntimeSpec, UsageStats } from '../executor/executor.ts'
@@ -98,6 +98,21 @@ export class AllocationManager {
   private readonly allocator: Allocator
   private readonly store: JsonStore
   private readonly stateRoot: string
+
+  /**
+   * A fresh state directory for one allocation: `<stateRoot>/<id>/state-<128 random bits>`, the folders on
+   * the way 0711 / 0700, so no other allocation (nor another local user) can list, guess or reach it. The
+   * name is kept in the allocation's record (its spec), so a restarted node finds it again.
+   */
+  private privateStateDir(id: string): string {
+    mkdirSync(this.stateRoot, { recursive: true, mode: 0o711 })
+    chmodSync(this.stateRoot, 0o711)
+    const own = join(this.stateRoot, id)
+    mkdirSync(own, { recursive: true, mode: 0o711 })
+    const dir = join(own, `state-${randomBytes(16).toString('hex')}`)
+    mkdirSync(dir, { mode: 0o700 })
+    return dir
+  }
   private readonly statsEveryMs: number
   private readonly onChange: ((r: AllocationRecord) => void) | undefined
   private readonly records = new Map<string, AllocationRecord>()
@@ -157,7 +172,7 @@ export class AllocationManager {
       env: {},
       limits: { cpu: req.resources.cpu, memoryBytes: req.resources.memoryBytes },
       network: 'none',
-      stateDir: join(this.stateRoot, id, 'state'),
+      stateDir: join(this.stateRoot, id, 'state-validate'),
     })
     let reservation: Reservation
     let portsReservation: Reservation | undefined
@@ -185,7 +200,7 @@ export class AllocationManager {
         ...(req.resources.cpuTimeMs !== undefined ? { cpuTimeMs: req.resources.cpuTimeMs } : {}),
       },
       network: ports.length > 0 ? { ports } : 'none',
-      stateDir: join(this.stateRoot, id, 'state'),
+      stateDir: this.privateStateDir(id),
       ...(req.labels ? { labels: req.labels } : {}),
     }
     const now = Date.now()

@@ -59,6 +59,12 @@ Log lines are JSON (stderr by default). Once ready it prints one line (with --js
       overrides.apiPort = p
     }
     const passphrase = await passphraseFrom(ctx.env, true)
+    // Nothing this node starts inherits it (executors build their children's environments, but a library
+    // that spawns with process.env would pass it on).
+    for (const v of ['NOIR_PASSPHRASE', 'NOIR_PASSPHRASE_FD', 'NOIR_PASSPHRASE_FILE']) {
+      delete ctx.env[v]
+      delete process.env[v]
+    }
     const key = await Keystore.load(ctx.home, passphrase)
     // loaded here, not at the top: every other command stays quick to start (no libp2p / xstate / level)
     const { Daemon } = await import('../../appliance/daemon/daemon.ts')

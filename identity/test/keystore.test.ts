@@ -1,6 +1,6 @@
 // The keystore: encrypted at rest, readable only by its owner, wrong passphrases and altered files refused.
 import t from 'tap'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { toString } from 'uint8arrays'
@@ -96,4 +96,21 @@ t.test('the passphrase comes from NOIR_PASSPHRASE; no variable and no terminal i
   await rejectsA(t, () => passphraseFrom({}, false), NoPassphraseError, 'prompt disabled')
   if (!process.stdin.isTTY) await rejectsA(t, () => passphraseFrom({ NOIR_PASSPHRASE: '' }), NoPassphraseError, 'no TTY')
   await rejectsA(t, () => Keystore.create(home(t), ''), NoPassphraseError, 'empty passphrase')
+})
+
+t.test('the passphrase can come on a descriptor or from a 0600 file, ahead of the environment', async (t) => {
+  const dir = home(t)
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, 'pass')
+  writeFileSync(file, 'from-file\n', { mode: 0o600 })
+  t.equal(await passphraseFrom({ NOIR_PASSPHRASE_FILE: file, NOIR_PASSPHRASE: 'from-env' }), 'from-file', 'the file wins; its trailing newline is dropped')
+  writeFileSync(join(dir, 'open'), 'x', { mode: 0o644 })
+  chmodSync(join(dir, 'open'), 0o644)
+  await rejectsA(t, () => passphraseFrom({ NOIR_PASSPHRASE_FILE: join(dir, 'open') }), NoPassphraseError, 'a file others may read is refused')
+  symlinkSync(file, join(dir, 'link'))
+  await rejectsA(t, () => passphraseFrom({ NOIR_PASSPHRASE_FILE: join(dir, 'link') }), NoPassphraseError, 'a link is not followed')
+  const fd = openSync(file, 'r')
+  t.equal(await passphraseFrom({ NOIR_PASSPHRASE_FD: String(fd) }), 'from-file', 'read from the descriptor, which is then closed')
+  await rejectsA(t, () => passphraseFrom({ NOIR_PASSPHRASE_FD: '1' }), NoPassphraseError, 'stdin, stdout and stderr are not passphrase descriptors')
+  await rejectsA(t, () => passphraseFrom({ NOIR_PASSPHRASE_FD: 'x' }), NoPassphraseError)
 })

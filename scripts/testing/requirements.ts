@@ -34,6 +34,14 @@ export const netns: Requirement = {
   },
 }
 
+export const bwrap: Requirement = {
+  name: 'bubblewrap',
+  missing: () =>
+    ok('bwrap', ['--dev-bind', '/', '/', '--unshare-net', '--unshare-pid', '--', 'true'])
+      ? undefined
+      : 'bwrap cannot make network and PID namespaces here (Debian package bubblewrap; needs user or root namespaces)',
+}
+
 export const qemu: Requirement = {
   name: 'qemu',
   missing: () => (ok('qemu-system-x86_64', ['--version']) ? undefined : 'qemu-system-x86_64 is not installed (Debian package qemu-system-x86)'),

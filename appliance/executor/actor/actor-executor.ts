@@ -2,7 +2,8 @@
 // joined to the node's ActorSystem through a proxy actor and an IPC channel (spec/actor-executor.md).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, lchownSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ActorSystem } from '../../../core/actor-system.ts'
@@ -20,6 +21,7 @@ import { CachedProbe, probeCommand } from '../probe.ts'
 import { ActorBundleError, ActorWorkloadEndedError } from './errors.ts'
 import { SNAPSHOT_FILE, type FromSandbox, type ToSandbox } from './protocol.ts'
 import { proxyDefinition, type ForwardEvent } from './proxy.ts'
+import { hostPidOf, jailArgs, SANDBOX_GID, SANDBOX_UID } from './sandbox-jail.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = resolve(here, '../../..')
@@ -75,6 +77,8 @@ interface Instance {
   child?: ChildProcess
   /** The Node process itself (under bwrap, not the child's pid). */
   pid?: number
+  /** Whether it runs in the bubblewrap jail (then it reports its pid in its own PID namespace). */
+  jailed?: boolean
   cgroup?: ProcessCgroup
   started?: Promise<void>
   proxy?: ActorRef
@@ -97,8 +101,22 @@ interface Instance {
 
 let bwrapWorks: boolean | undefined
 function bwrapAvailable(): boolean {
-  bwrapWorks ??= spawnSync('bwrap', ['--dev-bind', '/', '/', '--unshare-net', '--', 'true'], { stdio: 'ignore', timeout: 10_000 }).status === 0
+  bwrapWorks ??= spawnSync('bwrap', jailArgs({ readOnly: [], stateDir: tmpdir(), network: false }, ['true']), { stdio: 'ignore', timeout: 10_000 }).status === 0
   return bwrapWorks
+}
+
+/** Hands a state directory to the sandbox's user without following any link planted in it. */
+function chownTree(dir: string, uid: number, gid: number): void {
+  const st = lstatSync(dir)
+  if (st.isSymbolicLink()) throw new InvalidExecSpecError(`state directory '${dir}' is a symbolic link`)
+  lchownSync(dir, uid, gid)
+  chmodSync(dir, 0o700)
+  if (!st.isDirectory()) return
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name)
+    if (e.isDirectory()) chownTree(p, uid, gid)
+    else lchownSync(p, uid, gid)
+  }
 }
 
 export class ActorExecutor implements Executor {
@@ -196,13 +214,15 @@ export class ActorExecutor implements Executor {
       ...(address !== undefined ? { NOIR_ACTOR_ADDRESS: address } : {}),
       ...(rt.args !== undefined ? { NOIR_ACTOR_INPUT: JSON.stringify({ args: rt.args }) } : {}),
     }
-    const useBwrap = spec.network === 'none' && this.isolateNetwork && bwrapAvailable()
+    const useBwrap = this.isolateNetwork && bwrapAvailable()
     // `env -u NODE_OPTIONS`: no preload from the environment reaches the sandbox (test runners and
     // instrumentation inject NODE_OPTIONS into every child they see spawned, after our env is built).
     // setpriv --pdeathsig: the sandbox dies with the node (both exec, so the pid stays the Node process').
     const sandboxed = [...(hasSetpriv() ? ['setpriv', '--pdeathsig', 'SIGKILL', '--'] : []), 'env', '-u', 'NODE_OPTIONS', this.node, ...nodeArgs]
+    if (useBwrap) chownTree(spec.stateDir, SANDBOX_UID, SANDBOX_GID)
+    inst.jailed = useBwrap
     const [cmd, args] = useBwrap
-      ? ['bwrap', ['--dev-bind', '/', '/', '--unshare-net', '--die-with-parent', '--', ...sandboxed]]
+      ? ['bwrap', jailArgs({ readOnly: [...reads.filter((r) => r !== spec.stateDir), dirname(realpathSync(this.node))], stateDir: spec.stateDir, network: spec.network !== 'none' }, ['env', '-u', 'NODE_OPTIONS', realpathSync(this.node), ...nodeArgs])]
       : [sandboxed[0]!, sandboxed.slice(1)]
     const child = spawn(cmd, args as string[], { cwd: spec.stateDir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' })
     inst.child = child
@@ -271,9 +291,10 @@ export class ActorExecutor implements Executor {
   private onMessage(inst: Instance, m: FromSandbox, ready: (m: Extract<FromSandbox, { t: 'ready' }>) => void, snapshot: StoredSnapshot | undefined): void {
     switch (m.t) {
       case 'hello':
-        inst.pid = m.pid
+        // In the jail it reports its pid in its own PID namespace: find the host's pid for it.
+        inst.pid = inst.jailed ? (hostPidOf(inst.child!.pid!, m.pid) ?? -1) : m.pid
         try {
-          inst.cgroup?.add(m.pid)
+          if (inst.pid > 0) inst.cgroup?.add(inst.pid)
         } catch {
           // it may have exited already; its exit is reported
         }
