@@ -267,11 +267,31 @@ export function verifyRevocation(r: Revocation): void {
 
 export class MemoryRevocationStore implements RevocationStore {
   readonly #byToken = new Map<string, Map<string, Revocation>>()
+  readonly #perIssuer = new Map<string, number>()
   async add(r: Revocation): Promise<void> {
     verifyRevocation(r)
     let m = this.#byToken.get(r.token)
     if (!m) this.#byToken.set(r.token, (m = new Map()))
+    if (!m.has(r.issuer)) this.#perIssuer.set(r.issuer, (this.#perIssuer.get(r.issuer) ?? 0) + 1)
     m.set(r.issuer, { token: r.token, issuer: r.issuer, at: r.at, sig: r.sig })
+  }
+  /** Forgets one revocation (its token expired: nothing can present it any more). */
+  delete(hash: string, issuer: string): void {
+    const m = this.#byToken.get(hash)
+    if (!m?.delete(issuer)) return
+    if (m.size === 0) this.#byToken.delete(hash)
+    const n = (this.#perIssuer.get(issuer) ?? 1) - 1
+    if (n > 0) this.#perIssuer.set(issuer, n)
+    else this.#perIssuer.delete(issuer)
+  }
+  /** How many revocations this issuer has in the store (a bound per issuer keeps the store small). */
+  countBy(issuer: string): number {
+    return this.#perIssuer.get(issuer) ?? 0
+  }
+  get size(): number {
+    let n = 0
+    for (const m of this.#byToken.values()) n += m.size
+    return n
   }
   isRevoked(hash: string): boolean {
     return (this.#byToken.get(hash)?.size ?? 0) > 0
@@ -291,22 +311,57 @@ export class LevelRevocationStore implements RevocationStore {
   private constructor(db: Level<string, string>) {
     this.#db = db
   }
-  static async open(path: string): Promise<LevelRevocationStore> {
+  readonly #expiry = new Map<string, number>()
+  static async open(path: string, now = Date.now()): Promise<LevelRevocationStore> {
     const db = new Level<string, string>(path, { valueEncoding: 'utf8' })
     await db.open()
     const store = new LevelRevocationStore(db)
-    for await (const v of db.values()) {
+    for await (const [k, v] of db.iterator()) {
       try {
-        await store.#mirror.add(JSON.parse(v) as Revocation)
+        const rec = JSON.parse(v) as Revocation & { expiresAt?: number }
+        if (rec.expiresAt !== undefined && rec.expiresAt <= now) {
+          await db.del(k) // the token it revoked has expired: nothing can present it any more
+          continue
+        }
+        await store.#mirror.add(rec)
+        if (rec.expiresAt !== undefined) store.#expiry.set(k, rec.expiresAt)
       } catch {
         // a record that no longer verifies is ignored (it could not have been added through add())
       }
     }
     return store
   }
-  async add(r: Revocation): Promise<void> {
+  /**
+   * Adds a verified revocation. `expiresAt` (the revoked token's own expiry, when known): after it the record
+   * is dropped by `prune`, so the store holds only revocations of tokens that could still be presented.
+   */
+  async add(r: Revocation, o: { expiresAt?: number } = {}): Promise<void> {
     await this.#mirror.add(r) // verifies
-    await this.#db.put(`${r.token}!${r.issuer}`, JSON.stringify({ token: r.token, issuer: r.issuer, at: r.at, sig: r.sig }))
+    const key = `${r.token}!${r.issuer}`
+    await this.#db.put(key, JSON.stringify({ token: r.token, issuer: r.issuer, at: r.at, sig: r.sig, ...(o.expiresAt !== undefined ? { expiresAt: o.expiresAt } : {}) }))
+    if (o.expiresAt !== undefined) this.#expiry.set(key, o.expiresAt)
+  }
+  /** Drops the revocations whose token has expired; returns how many. */
+  async prune(now = Date.now()): Promise<number> {
+    let n = 0
+    for (const [key, exp] of this.#expiry) {
+      if (exp > now) continue
+      const [hash, issuer] = key.split('!') as [string, string]
+      this.#mirror.delete(hash, issuer)
+      this.#expiry.delete(key)
+      await this.#db.del(key)
+      n++
+    }
+    return n
+  }
+  has(hash: string, issuer: string): boolean {
+    return this.#mirror.revokersOf(hash).includes(issuer)
+  }
+  countBy(issuer: string): number {
+    return this.#mirror.countBy(issuer)
+  }
+  get size(): number {
+    return this.#mirror.size
   }
   isRevoked(hash: string): boolean {
     return this.#mirror.isRevoked(hash)

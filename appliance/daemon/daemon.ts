@@ -6,7 +6,9 @@ import { join, isAbsolute } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import type { NodeKey } from '../../identity/keys.ts'
-import { ActorSystem, signedRemote } from '../../core/index.ts'
+import { ActorSystem, capabilityChecker, signedRemote } from '../../core/index.ts'
+import { LevelRevocationStore } from '../../identity/index.ts'
+import { RevocationSync } from './revocations.ts'
 import { Mesh } from '../../p2p/mesh.ts'
 import { LevelDatastore, type LevelStore } from '../../p2p/level-datastore.ts'
 import { errorFields } from '../../p2p/log.ts'
@@ -41,6 +43,9 @@ export class Daemon {
   mesh!: Mesh
   system!: ActorSystem
   db!: Level<string, JsonValue>
+  /** Revocations this node honours: the owner's (`noir cap revoke`) and those heard on the mesh. */
+  revocations!: RevocationSync
+  #revocationStore: LevelRevocationStore | undefined
   apiUrl = ''
   private readonly api: ApiServer
   private readonly token = randomBytes(32).toString('base64url')
@@ -108,6 +113,10 @@ export class Daemon {
     }
 
     const c = this.config
+    // Opened before the actor system: every capability check consults it.
+    this.#revocationStore = await LevelRevocationStore.open(join(this.home, 'revocations'))
+    const roots = [...new Set([this.did, ...c.trustedRoots])]
+    this.revocations = new RevocationSync({ store: this.#revocationStore, key: this.key, roots: () => roots, log: this.log.child({ svc: 'revocations' }) })
     this.mesh = await Mesh.create({
       key: this.key,
       log: this.log.child({ svc: 'mesh' }),
@@ -130,6 +139,7 @@ export class Daemon {
       transport: this.mesh.transport,
       remote: signedRemote({ signatureCheck: c.signatureCheck, sealedStreams: c.sealedStreams, sealWindowMs: c.sealWindowMs }),
       trustedRoots: c.trustedRoots,
+      capabilities: capabilityChecker({ trustedRoots: roots, revocations: this.#revocationStore }),
     })
     this.system.subscribe((e) => {
       if (e.type === 'peer-violation') {
@@ -141,6 +151,7 @@ export class Daemon {
       }
     })
     await this.system.start()
+    this.revocations.start(this.mesh.broadcast)
 
     for (const s of this.services) {
       const ctx: NodeContext = {
@@ -223,6 +234,8 @@ export class Daemon {
       if (this.system) await this.system.stop().catch((err: unknown) => this.log.error('actor system stop failed', errorFields(err)))
       if (this.mesh) await this.mesh.stop().catch((err: unknown) => this.log.error('mesh stop failed', errorFields(err)))
       if (this.db) await this.db.close().catch(() => {})
+      this.revocations?.stop()
+      await this.#revocationStore?.close().catch(() => {})
       this.log.info('stopped', { did: this.did })
       await this.log.close()
       this.done.resolve()

@@ -82,15 +82,30 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
         const behavior = str(b, 'behavior')
         const body = b.body === undefined ? null : b.body
         const timeoutMs = optInt(b, 'timeoutMs', 1, 600_000)
+        const proofs = b.proofs
+        if (proofs !== undefined && (!Array.isArray(proofs) || proofs.length > 16 || !proofs.every((p) => typeof p === 'string' && p.length > 0 && p.length < 65_536))) {
+          throw new InvalidRequestError("'proofs' must be an array of at most 16 capability tokens")
+        }
+        const o = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(proofs ? { proofs: proofs as string[] } : {}) }
         if (b.ask === true) {
-          const reply = await d.system.ask(to, behavior, body, timeoutMs === undefined ? {} : { timeoutMs })
+          const reply = await d.system.ask(to, behavior, body, o)
           return { reply: (reply === undefined ? null : reply) as JsonValue }
         }
         // resolves once the envelope is handed to the transport: an unreachable node is an error, not { sent: true }
-        await d.system.send(to, behavior, body)
+        await d.system.send(to, behavior, body, proofs ? { proofs: proofs as string[] } : undefined)
         return { sent: true }
       },
     },
+    {
+      // The owner revokes a capability token: signed with the node's key, kept, announced on the mesh.
+      method: 'POST',
+      path: '/v1/capabilities/revoke',
+      handler: async (req) => {
+        const token = str(obj(req.body), 'token')
+        return { revocation: (await d.revocations.revoke(token)) as unknown as JsonValue }
+      },
+    },
+    { method: 'GET', path: '/v1/revocations', handler: async () => ({ revocations: (await d.revocations.list()) as unknown as JsonValue }) },
     {
       method: 'POST',
       path: '/v1/pubsub/publish',

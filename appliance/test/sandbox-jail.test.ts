@@ -80,18 +80,18 @@ t.test('a link planted in a state directory leads nowhere: its target is not in 
 t.test('state directories are private: 128 random bits under folders no other allocation can list', async (t) => {
   if (!requireOrSkip(t, root)) return
   const { AllocationManager } = await import('../allocation/allocation-manager.ts')
-  const root_ = mkdtempSync(join(tmpdir(), 'noir-stateroot-'))
-  t.teardown(() => rmSync(root_, { recursive: true, force: true }))
+  const base = mkdtempSync(join(tmpdir(), 'noir-stateroot-'))
+  t.teardown(() => rmSync(base, { recursive: true, force: true }))
   const m = Object.create(AllocationManager.prototype) as { privateStateDir(id: string): string; stateRoot: string }
-  Object.defineProperty(m, 'stateRoot', { value: join(root_, 'allocations') })
+  Object.defineProperty(m, 'stateRoot', { value: join(base, 'allocations') })
   const a = m.privateStateDir('same-id')
   const b = m.privateStateDir('same-id')
   t.not(a, b, 'two state directories of one allocation id differ')
   t.match(a, /state-[0-9a-f]{32}$/, 'the name carries 128 random bits')
-  t.equal(statSync(join(root_, 'allocations')).mode & 0o777, 0o711, 'the root can be traversed but not listed')
+  t.equal(statSync(join(base, 'allocations')).mode & 0o777, 0o711, 'the root can be traversed but not listed')
   t.equal(statSync(join(a, '..')).mode & 0o777, 0o711, 'so can the allocation\'s folder')
   t.equal(statSync(a).mode & 0o777, 0o700, 'the state directory is its owner\'s alone')
-  const listing = spawnSync('setpriv', [`--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_GID}`, '--clear-groups', 'ls', join(root_, 'allocations', 'same-id')], { encoding: 'utf8' })
+  const listing = spawnSync('setpriv', [`--reuid=${SANDBOX_UID}`, `--regid=${SANDBOX_GID}`, '--clear-groups', 'ls', join(base, 'allocations', 'same-id')], { encoding: 'utf8' })
   t.not(listing.status, 0, 'another user cannot list the allocation folder to find the name')
 })
 

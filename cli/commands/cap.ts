@@ -2,7 +2,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
-import type { Ability, CapabilityClaims, NodeKey } from '../../identity/index.ts'
+import type { Ability, CapabilityClaims, NodeKey, Revocation } from '../../identity/index.ts'
+import { ApiClient } from '../api-client.ts'
+import { processAlive, readApiFile } from '../../appliance/daemon/api-file.ts'
 import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
 
 // identity/ (libp2p keys, did-jwt, level) is imported when a command runs, so `noir --help` and other commands stay fast.
@@ -133,7 +135,8 @@ Prints the chain, root first. Exits 1 when the token is not valid.`,
     const token = positionals[0]!
     const id = await identity()
     const roots = trustedRoots(id, ctx)
-    const store = await id.LevelRevocationStore.open(join(ctx.home, 'revocations'))
+    // The running daemon holds the revocation store open: ask it for the list then.
+    const store = daemonRuns(ctx.home) ? await daemonRevocations(id, ctx.home) : await id.LevelRevocationStore.open(join(ctx.home, 'revocations'))
     try {
       const verifier = new id.CapabilityVerifier({ trustedRoots: roots, revocations: store })
       const o: { audience?: string; ability?: string } = {}
@@ -188,23 +191,43 @@ export const capRevoke: Command = {
   summary: 'revoke a capability this node issued (anywhere in its chain)',
   usage: `Usage: noir cap revoke TOKEN [--json]
 
-Signs a revocation of TOKEN with this node's key (only an issuer in the token's chain may revoke it) and
-stores it in $HOME/revocations, which \`noir cap verify\` consults.`,
+Signs a revocation of TOKEN with this node's key (only an issuer in the token's chain may revoke it). When
+the node's daemon runs, it does so through the daemon's API: the daemon honours it at once and announces it
+on the mesh (noir/revocation/v1), where nodes that trust the token's root honour it too. Otherwise it is
+stored in $HOME/revocations, which the daemon reads when it starts and \`noir cap verify\` consults.`,
   async run(ctx, argv) {
     const { positionals } = parse(argv, {}, 'noir cap revoke TOKEN', 1)
     const token = positionals[0]!
     const id = await identity()
-    const key = await loadKey(id, ctx)
-    const r = id.createRevocation(key, token)
-    const store = await id.LevelRevocationStore.open(join(ctx.home, 'revocations'))
-    try {
-      await store.add(r)
-    } finally {
-      await store.close()
+    let r: Revocation
+    if (daemonRuns(ctx.home)) {
+      r = (await ApiClient.forHome(ctx.home).post<{ revocation: Revocation }>('/v1/capabilities/revoke', { token })).revocation
+    } else {
+      const key = await loadKey(id, ctx)
+      r = id.createRevocation(key, token)
+      const expiresAt = Math.min(...id.decodeCapabilityChain(token).map((c) => c.exp * 1000))
+      const store = await id.LevelRevocationStore.open(join(ctx.home, 'revocations'))
+      try {
+        await store.add(r, { expiresAt })
+      } finally {
+        await store.close()
+      }
     }
     if (ctx.json) printJson(ctx, r)
     else printLine(ctx, `revoked token sha256 ${r.token}`)
   },
+}
+
+function daemonRuns(home: string): boolean {
+  const info = readApiFile(home)
+  return info !== undefined && processAlive(info.pid)
+}
+
+async function daemonRevocations(id: Identity, home: string): Promise<InstanceType<typeof id.MemoryRevocationStore> & { close(): Promise<void> }> {
+  const { revocations } = await ApiClient.forHome(home).get<{ revocations: Revocation[] }>('/v1/revocations')
+  const store = Object.assign(new id.MemoryRevocationStore(), { close: async () => {} })
+  for (const r of revocations) await store.add(r)
+  return store
 }
 
 export const capCommands: Command[] = [capIssue, capDelegate, capVerify, capRevoke]
