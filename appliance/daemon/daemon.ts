@@ -9,6 +9,7 @@ import type { NodeKey } from '../../identity/keys.ts'
 import { ActorSystem, capabilityChecker, signedRemote } from '../../core/index.ts'
 import { LevelRevocationStore } from '../../identity/index.ts'
 import { RevocationSync } from './revocations.ts'
+import { WatchdogKeeper } from '../watchdog/watchdog-keeper.ts'
 import { Mesh } from '../../p2p/mesh.ts'
 import { LevelDatastore, type LevelStore } from '../../p2p/level-datastore.ts'
 import { errorFields } from '../../p2p/log.ts'
@@ -45,6 +46,8 @@ export class Daemon {
   db!: Level<string, JsonValue>
   /** Revocations this node honours: the owner's (`noir cap revoke`) and those heard on the mesh. */
   revocations!: RevocationSync
+  /** The process that stops this node's contract replicas if this daemon dies (spec/appliance.md "Watchdog"). */
+  watchdog: WatchdogKeeper | undefined
   #revocationStore: LevelRevocationStore | undefined
   apiUrl = ''
   private readonly api: ApiServer
@@ -113,6 +116,8 @@ export class Daemon {
     }
 
     const c = this.config
+    this.watchdog = new WatchdogKeeper({ home: this.home, did: this.did, onLost: (code, signal) => this.log.warn('watchdog lost; started a new one', { code, signal }) })
+    this.watchdog.start()
     // Opened before the actor system: every capability check consults it.
     this.#revocationStore = await LevelRevocationStore.open(join(this.home, 'revocations'))
     const roots = [...new Set([this.did, ...c.trustedRoots])]
@@ -235,6 +240,7 @@ export class Daemon {
       if (this.mesh) await this.mesh.stop().catch((err: unknown) => this.log.error('mesh stop failed', errorFields(err)))
       if (this.db) await this.db.close().catch(() => {})
       this.revocations?.stop()
+      this.watchdog?.stop()
       await this.#revocationStore?.close().catch(() => {})
       this.log.info('stopped', { did: this.did })
       await this.log.close()

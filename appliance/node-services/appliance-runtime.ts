@@ -5,6 +5,7 @@
 // Retries: a job runs once here (restart policy `never`); a failed run is placed again by the orchestrator,
 // on another node. A service restarts in place a few times, then the orchestrator places it elsewhere.
 import { catalogNeeds, type Catalog } from '../catalog/catalog.ts'
+import { GRACE_MS, LABEL_GRACE } from '../watchdog/lease.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
 import type { Capacity } from '../../actors/placement/offer.ts'
 import type { RuntimeType, Workload } from '../../actors/workload/workload.ts'
@@ -141,7 +142,8 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       restart: service ? { policy: service.restart, maxRestarts: 3, backoffMs: 200, maxBackoffMs: 2000 } : { policy: 'never' },
       graceMs: STOP_GRACE_MS,
       reservationId: o.reservationId,
-      labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot },
+      // The grace tells the node's watchdog how long this replica may outlive its daemon (appliance/watchdog).
+      labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot, [LABEL_GRACE]: String(GRACE_MS[w.lane]) },
     })
     const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
     // After the provider has recorded the instance (it maps instance -> contract when start resolves).
