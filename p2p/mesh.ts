@@ -8,6 +8,8 @@ import { DEFAULT_QUARANTINE_MS, PeerQuarantine } from './quarantine.ts'
 import { Broadcast, type BroadcastSigner } from './pubsub.ts'
 import { PeerTable } from './peers.ts'
 import { silentLog, type Log } from './log.ts'
+import { peerIdFromDid } from '../identity/did-key.ts'
+import type { PeerId } from '@libp2p/interface'
 
 /** A NodeKey fits: the host's identity and the broadcast signer are the same key. */
 export interface MeshKey extends BroadcastSigner {
@@ -55,7 +57,7 @@ export class Mesh {
       log,
       quarantine: (peer) => quarantine.add(peer, opts.quarantineMs ?? DEFAULT_QUARANTINE_MS),
     })
-    this.broadcast = new Broadcast({ host, signer: opts.key, log, rate: opts.broadcastRate })
+    this.broadcast = new Broadcast({ host, signer: opts.key, log, rate: opts.broadcastRate, isKnown: connectedDid(host) })
     this.peers = new PeerTable({ host, log, pingIntervalMs: opts.pingIntervalMs })
     this.bootstrap = new BootstrapKeeper({ host, addresses: opts.bootstrap ?? [], log, maxDelayMs: opts.bootstrapRedialMaxMs })
   }
@@ -94,5 +96,27 @@ export class Mesh {
     await this.broadcast.stop().catch(() => {})
     await this.transport.stop().catch(() => {})
     await this.host.stop()
+  }
+}
+
+/**
+ * A sender is known when the node has an open connection to it: a peer that proved its key in a Noise
+ * handshake, costs a connection, and falls under the connection limits. DID -> peer id conversions are
+ * remembered for the last 4,096 senders.
+ */
+function connectedDid(host: NoirHost): (did: string) => boolean {
+  const ids = new Map<string, PeerId>()
+  return (did) => {
+    let id = ids.get(did)
+    if (!id) {
+      try {
+        id = peerIdFromDid(did)
+      } catch {
+        return false
+      }
+      if (ids.size >= 4096) ids.delete(ids.keys().next().value!)
+      ids.set(did, id)
+    }
+    return host.getConnections(id).length > 0
   }
 }

@@ -11,6 +11,7 @@ import { isDidKey } from '../identity/did-key.ts'
 import type { NoirHost } from './host.ts'
 import { InvalidTopicError, MessageTooLargeError, PubsubMessageRejectedError } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
+import { BucketTable, RejectionTally } from './admission.ts'
 
 export const PUBSUB_DOMAIN_TAG = 'noir:pubsub:v1'
 export const PUBSUB_VERSION = 1
@@ -50,8 +51,14 @@ export interface BroadcastOptions {
   maxTtlMs?: number
   /** Tolerated clock skew for `iat`. Default 30 s. */
   clockSkewMs?: number
-  /** Per-sender token bucket: sustained messages/s and burst. Default 20/s, burst 100. */
+  /** Per-sender token bucket, for senders the node knows: sustained messages/s and burst. Default 20/s, burst 100. */
   rate?: { perSecond: number; burst: number }
+  /** One bucket shared by every sender the node does not know (a DID costs a key generation). Default 20/s, burst 50. */
+  strangerRate?: { perSecond: number; burst: number }
+  /** Per neighbour (the authenticated peer that handed the message on), before any signature check. Default 400/s, burst 2,000. */
+  peerRate?: { perSecond: number; burst: number }
+  /** Whether a sender DID is known here (a peer with an open connection). Default: nobody is. */
+  isKnown?: (did: string) => boolean
   now?: () => number
 }
 
@@ -89,10 +96,11 @@ export function encodeBroadcast(signer: BroadcastSigner, topic: string, body: Js
 const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /**
- * Decodes and verifies one broadcast message for `topic`, without rate limiting.
+ * Decodes one broadcast message for `topic` and runs every check but the signature's (size, version,
+ * canonical JSON, fields, topic, time window): what admission runs before it spends a signature check.
  * Throws PubsubMessageRejectedError with the reason.
  */
-export function verifyBroadcast(data: Uint8Array, topic: string, o: { now: number; maxBytes: number; maxTtlMs: number; clockSkewMs: number }): Omit<BroadcastMessage, 'receivedFrom'> {
+export function parseBroadcast(data: Uint8Array, topic: string, o: { now: number; maxBytes: number; maxTtlMs: number; clockSkewMs: number }): Omit<BroadcastMessage, 'receivedFrom'> {
   const reject = (reason: Reason, msg: string): never => {
     throw new PubsubMessageRejectedError(reason, msg)
   }
@@ -117,11 +125,27 @@ export function verifyBroadcast(data: Uint8Array, topic: string, o: { now: numbe
   if (typeof iat !== 'number' || typeof exp !== 'number' || !Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return reject('malformed', 'iat/exp are not integers')
   if (typeof nonce !== 'string') return reject('malformed', 'nonce is not a string')
   if (p.topic !== topic) reject('topic-mismatch', `signed for topic '${String(p.topic)}', arrived on '${topic}'`)
-  if (!verifyEd25519ForDid(from, pubsubSigningInput(payload), data.subarray(1, HEADER_BYTES))) reject('bad-signature', `signature does not verify for ${from}`)
   if (exp <= o.now) reject('expired', `expired ${o.now - exp} ms ago`)
   if (iat > o.now + o.clockSkewMs) reject('not-yet-valid', 'issued in the future')
   if (exp - iat > o.maxTtlMs) reject('malformed', `lifetime ${exp - iat} ms exceeds ${o.maxTtlMs} ms`)
   return { topic, from, body: p.body as JsonValue, iat, exp, nonce }
+}
+
+/** The one expensive check: the Ed25519 signature of a message `parseBroadcast` accepted. */
+export function checkBroadcastSignature(data: Uint8Array, from: string): void {
+  if (!verifyEd25519ForDid(from, pubsubSigningInput(data.subarray(HEADER_BYTES)), data.subarray(1, HEADER_BYTES))) {
+    throw new PubsubMessageRejectedError('bad-signature', `signature does not verify for ${from}`)
+  }
+}
+
+/**
+ * Decodes and verifies one broadcast message for `topic`, without rate limiting: the cheap checks
+ * (`parseBroadcast`), then the signature.
+ */
+export function verifyBroadcast(data: Uint8Array, topic: string, o: { now: number; maxBytes: number; maxTtlMs: number; clockSkewMs: number }): Omit<BroadcastMessage, 'receivedFrom'> {
+  const v = parseBroadcast(data, topic, o)
+  checkBroadcastSignature(data, v.from)
+  return v
 }
 
 export function checkTopic(topic: string): string {
@@ -129,15 +153,6 @@ export function checkTopic(topic: string): string {
     throw new InvalidTopicError(`topic '${String(topic)}' must match ${TOPIC_RE.source}`)
   }
   return topic
-}
-
-class TokenBucket {
-  tokens: number
-  last: number
-  constructor(burst: number, now: number) {
-    this.tokens = burst
-    this.last = now
-  }
 }
 
 export class Broadcast {
@@ -150,12 +165,16 @@ export class Broadcast {
   private readonly rate: { perSecond: number; burst: number }
   private readonly now: () => number
   private readonly handlers = new Map<string, Set<BroadcastHandler>>()
-  private readonly buckets = new Map<string, TokenBucket>()
+  private readonly senders: BucketTable
+  private readonly neighbours: BucketTable
+  private readonly strangers: BucketTable
+  private readonly isKnown: (did: string) => boolean
+  private readonly refused: RejectionTally
   /** Messages that passed validation, keyed by their data buffer (gossipsub hands the same object on). */
   private readonly verified = new WeakMap<Uint8Array, Omit<BroadcastMessage, 'receivedFrom'>>()
   private started = false
   /** Counters for status and tests. */
-  readonly stats = { published: 0, accepted: 0, rejected: {} as Partial<Record<Reason, number>> }
+  readonly stats = { published: 0, accepted: 0, rejected: {} as Record<string, number> }
 
   constructor(opts: BroadcastOptions) {
     this.host = opts.host
@@ -166,6 +185,16 @@ export class Broadcast {
     this.clockSkewMs = opts.clockSkewMs ?? 30_000
     this.rate = opts.rate ?? { perSecond: 20, burst: 100 }
     this.now = opts.now ?? Date.now
+    this.senders = new BucketTable(this.rate, 10_000)
+    this.neighbours = new BucketTable(opts.peerRate ?? { perSecond: 400, burst: 2_000 }, 4_096)
+    this.strangers = new BucketTable(opts.strangerRate ?? { perSecond: 20, burst: 50 }, 1)
+    this.isKnown = opts.isKnown ?? (() => false)
+    this.refused = new RejectionTally(this.log, 'broadcasts refused (counts by reason)', 10_000, this.now())
+  }
+
+  /** Refusals since start by reason, and the sender table's size (status, tests). */
+  admission(): { refused: Record<string, number>; senders: number; evicted: number } {
+    return { refused: { ...this.refused.total }, senders: this.senders.size, evicted: this.senders.evicted }
   }
 
   private readonly onMessage = (evt: CustomEvent<GossipsubMessage>): void => {
@@ -261,40 +290,38 @@ export class Broadcast {
     validators.set(topic, (peer: PeerId, msg: Message) => this.validate(peer, msg))
   }
 
-  /** Gossipsub topic validator: runs before delivery and before relaying. */
+  /**
+   * Gossipsub topic validator: runs before delivery and before relaying. Cheap checks first (the neighbour's
+   * budget, the message's structure and time window, the strangers' shared budget), the signature last.
+   */
   private validate(peer: PeerId, msg: Message): TopicValidatorResult {
+    const now = this.now()
+    const refuse = (reason: string, result: TopicValidatorResult): TopicValidatorResult => {
+      this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1
+      this.refused.add(reason, now)
+      return result
+    }
+    if (!this.neighbours.take(peer.toString(), now)) return refuse('peer-budget', TopicValidatorResult.Ignore)
     let v: Omit<BroadcastMessage, 'receivedFrom'>
     try {
-      v = verifyBroadcast(msg.data, msg.topic, this.limits())
+      v = parseBroadcast(msg.data, msg.topic, this.limits())
     } catch (err) {
       const reason: Reason = err instanceof PubsubMessageRejectedError ? err.reason : 'malformed'
-      this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1
-      this.log.warn('broadcast rejected', { topic: msg.topic, peer: peer.toString(), reason, ...errorFields(err) })
       // Expired / out-of-window messages may be honest but late: ignore them without penalising the relay.
-      return reason === 'expired' || reason === 'not-yet-valid' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+      return refuse(reason, reason === 'expired' || reason === 'not-yet-valid' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject)
     }
-    if (v.from !== this.signer.did && !this.takeToken(v.from)) {
-      this.stats.rejected['rate-limited'] = (this.stats.rejected['rate-limited'] ?? 0) + 1
-      this.log.warn('broadcast rejected', { topic: msg.topic, peer: peer.toString(), from: v.from, reason: 'rate-limited' })
-      return TopicValidatorResult.Ignore
+    const own = v.from === this.signer.did
+    const known = own || this.isKnown(v.from)
+    // Strangers share one budget, spent before their signature is checked: fresh keys buy nothing.
+    if (!known && !this.strangers.take('*', now)) return refuse('stranger-budget', TopicValidatorResult.Ignore)
+    try {
+      checkBroadcastSignature(msg.data, v.from)
+    } catch {
+      return refuse('bad-signature', TopicValidatorResult.Reject)
     }
+    if (known && !own && !this.senders.take(v.from, now)) return refuse('rate-limited', TopicValidatorResult.Ignore)
     this.stats.accepted++
     this.verified.set(msg.data, v)
     return TopicValidatorResult.Accept
-  }
-
-  private takeToken(sender: string): boolean {
-    const now = this.now()
-    let b = this.buckets.get(sender)
-    if (!b) {
-      if (this.buckets.size > 10_000) this.buckets.clear()
-      b = new TokenBucket(this.rate.burst, now)
-      this.buckets.set(sender, b)
-    }
-    b.tokens = Math.min(this.rate.burst, b.tokens + ((now - b.last) / 1000) * this.rate.perSecond)
-    b.last = now
-    if (b.tokens < 1) return false
-    b.tokens -= 1
-    return true
   }
 }

@@ -32,6 +32,7 @@ import { pricePolicyFrom, type PricePolicy } from '../../actors/placement/price.
 import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type Workload } from '../../actors/workload/workload.ts'
 import { InvalidWorkloadError } from '../../actors/errors.ts'
 import { Catalog } from '../catalog/catalog.ts'
+import { BidAnswerLimiter } from './bid-answers.ts'
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -58,6 +59,8 @@ class OrchestrationService implements NodeService {
   readonly name = 'orchestration'
   #ctx: NodeContext | undefined
   #orchestrator: Orchestrator | undefined
+  /** Bounds the bid answers strangers can make this node send (spec/pubsub.md "Admission"). */
+  bidAnswers: BidAnswerLimiter | undefined
   #provider: Provider | undefined
   #runtime: ApplianceRuntime | undefined
   #own: ApplianceParts | undefined
@@ -122,12 +125,13 @@ class OrchestrationService implements NodeService {
 
     const o = this.#orchestrator
     const p = this.#provider
+    const bidAnswers = (this.bidAnswers = new BidAnswerLimiter(ctx.log))
     this.#unsubs.push(
       ctx.pubsub.subscribe(Topics.bidRequests, (msg) => {
         if (msg.from === ctx.did) return
-        p.bid(msg.body).then(
+        bidAnswers.run(msg.from, () => p.bid(msg.body).then(
           (answer) => ctx.system.refFor(`${msg.from}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.bid, answer, { timeoutMs: 5000 }),
-        ).catch((err: Error) => ctx.log.info('bid request not answered', { from: msg.from, error: err.name, message: err.message }))
+        ))
       }),
       ctx.pubsub.subscribe(Topics.fences, (msg) => {
         // One fence `{ slot, epoch }`, or a batch `{ fences: [...] }` (the periodic repeat).
@@ -181,7 +185,11 @@ class OrchestrationService implements NodeService {
 
   status(): JsonValue {
     const list = this.#orchestrator?.list() ?? []
-    return { deployments: list.length, running: list.filter((d) => d.phase === 'running').length, runtimes: this.#runtime?.runtimes() ?? [] }
+    const b = this.bidAnswers
+    return {
+      deployments: list.length, running: list.filter((d) => d.phase === 'running').length, runtimes: this.#runtime?.runtimes() ?? [],
+      bidAnswers: { sent: b?.answered ?? 0, inFlight: b?.inFlight ?? 0, dropped: { ...(b?.dropped.total ?? {}) } },
+    }
   }
 
   routes(): ApiRoute[] {
