@@ -33,6 +33,7 @@ import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type 
 import { InvalidWorkloadError } from '../../actors/errors.ts'
 import { Catalog } from '../catalog/catalog.ts'
 import { BidAnswerLimiter } from './bid-answers.ts'
+import { peerIdFromDid } from '../../identity/did-key.ts'
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -129,7 +130,7 @@ class OrchestrationService implements NodeService {
     this.#unsubs.push(
       ctx.pubsub.subscribe(Topics.bidRequests, (msg) => {
         if (msg.from === ctx.did) return
-        bidAnswers.run(msg.from, () => p.bid(msg.body).then(
+        bidAnswers.run(msg.from, connectedTo(ctx, msg.from), () => p.bid(msg.body).then(
           (answer) => ctx.system.refFor(`${msg.from}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.bid, answer, { timeoutMs: 5000 }),
         ))
       }),
@@ -286,3 +287,12 @@ async function* followLogs(o: Orchestrator, id: string, replica: number, follow:
 }
 
 export const orchestrationService: NodeServiceFactory = () => new OrchestrationService()
+
+/** Whether this node has an open connection to `did` (an answer to it needs no dial). */
+function connectedTo(ctx: NodeContext, did: string): boolean {
+  try {
+    return ctx.mesh.host.getConnections(peerIdFromDid(did)).length > 0
+  } catch {
+    return false
+  }
+}
