@@ -54,13 +54,13 @@ t.test('a stranger\'s flood of bid requests, pubsub junk and garbage streams lea
   t.teardown(() => clearInterval(sampler))
 
   // The bystander keeps pinging and asking the victim all along.
-  let stop = false
+  const run = { on: true }
   const started = Date.now()
   const pings: number[] = []
   let failures = 0
   const failed: string[] = []
   const legit = (async () => {
-    while (!stop) {
+    while (run.on) {
       const t0 = performance.now()
       try {
         await bystander.api.post('/v1/peers/ping', { target: victim.did, timeoutMs: 5000 })
@@ -80,7 +80,7 @@ t.test('a stranger\'s flood of bid requests, pubsub junk and garbage streams lea
   const streams = done.streams
 
   await new Promise((r) => setTimeout(r, 3000))
-  stop = true
+  run.on = false
   await legit
   const s = await victim.api.get<Status>('/v1/status')
   await new Promise((r) => setTimeout(r, 15_000))
