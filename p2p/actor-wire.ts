@@ -25,6 +25,11 @@ export interface ActorWireOptions {
   dialTimeoutMs?: number
   /** A frame that starts arriving must be complete within this time, else the stream is reset. Default 30 s. */
   frameTimeoutMs?: number
+  /**
+   * Told of a peer that broke the framing: its stream is reset at once and nothing more is read from it.
+   * The transport quarantines the peer and closes its connection (spec/wire.md).
+   */
+  onViolation?: (peer: PeerId, err: P2PError) => void
   log?: Log
 }
 
@@ -69,6 +74,7 @@ export class ActorWire {
   private readonly maxWriteBytes: number
   private readonly dialTimeoutMs: number
   private readonly frameTimeoutMs: number
+  private readonly onViolation: ((peer: PeerId, err: P2PError) => void) | undefined
   private readonly log: Log
   private readonly connectFn: ((peer: PeerId, signal: AbortSignal) => Promise<Connection>) | undefined
   private readonly channels = new Map<string, PeerChannel>()
@@ -86,6 +92,7 @@ export class ActorWire {
     this.maxWriteBytes = opts.maxWriteBytes ?? 256 * 1024
     this.dialTimeoutMs = opts.dialTimeoutMs ?? 10_000
     this.frameTimeoutMs = opts.frameTimeoutMs ?? 30_000
+    this.onViolation = opts.onViolation
     this.log = opts.log ?? silentLog
     this.connectFn = opts.connect
   }
@@ -370,6 +377,7 @@ export class ActorWire {
       this.violations++
       this.log.warn('actor stream reset: protocol violation', { peer: from.toString(), ...errorFields(err) })
       stream.abort(err)
+      this.onViolation?.(from, err)
     }
     const run = async (): Promise<void> => {
       try {

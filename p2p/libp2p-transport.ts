@@ -46,6 +46,13 @@ export class Libp2pTransport implements Transport {
       frameTimeoutMs: opts.frameTimeoutMs,
       log: this.log,
       connect: (peer, signal) => connectToPeer(opts.host, peer, signal, this.log),
+      // Broken framing is not a mistake an honest peer makes: refuse it for a while and close its connection
+      // now, so nothing more it sent is read (no refusal can be framed back on a stream that is not framed).
+      onViolation: (peer, err) => {
+        this.quarantine?.(peer)
+        this.log.warn('peer disconnected: broken framing', { peer: peer.toString(), error: err.name })
+        this.host.hangUp(peer).catch((e: unknown) => this.log.debug('hang-up failed', { peer: peer.toString(), ...errorFields(e) }))
+      },
     })
     this.wire.onFrame((body, from) => {
       const peerDid = this.didOf(from)

@@ -80,7 +80,7 @@ t.test('a sender faster than its receiver (another process) keeps flowing once t
   child.stdin!.end()
 })
 
-t.test('a frame that starts but never completes resets its stream after the frame time-out', async (t) => {
+t.test('a frame that starts but never completes resets its stream after the frame time-out, and its peer is hung up on', async (t) => {
   const { encodeFrames } = await import('../framing.ts')
   const { ACTOR_PROTOCOL } = await import('../actor-wire.ts')
   const opts = { mdns: false, natTraversal: false, pingIntervalMs: 0 }
@@ -97,11 +97,18 @@ t.test('a frame that starts but never completes resets its stream after the fram
   stream.send(encodeFrames([new Uint8Array(1000)]).subarray(0, 10)) // and then nothing: the stream stays open
   t.equal(await closed, 'reset', 'the receiver resets the stalled stream')
   t.equal(a.transport.wire.violations, 1, 'counted as a protocol violation')
+  const gone = Date.now() + 10_000
+  while (b.host.getConnections(a.host.peerId).length > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 50))
+  t.equal(b.host.getConnections(a.host.peerId).length, 0, 'the peer that stalled is hung up on')
+  await t.rejects(b.transport.send(a.did, new Uint8Array(10)), 'and refused when it comes back (quarantine)')
+  const c = await Mesh.create({ key: NodeKey.generate(), ...opts, bootstrap: a.multiaddrs() })
+  await c.start()
+  t.teardown(() => c.stop())
   const got = Promise.withResolvers<void>()
   a.transport.onEnvelope(() => got.resolve())
-  await b.transport.send(a.did, new Uint8Array(10))
+  await c.transport.send(a.did, new Uint8Array(10))
   await got.promise
-  t.pass('the next frame on a fresh stream is received')
+  t.pass('another peer\'s frame is received')
 })
 
 t.test('post (send without a promise) reports each frame exactly once, never from within the call: handed off in order, or failed with a typed error', async (t) => {

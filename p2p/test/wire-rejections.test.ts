@@ -1,6 +1,6 @@
 // Must show: a daemon refuses, with typed errors the sender reads, an envelope whose signer is not the
 // connection's peer, a replayed envelope and an expired one; random, truncated and oversize frames reset
-// that stream and the daemon stays up (it still answers afterwards). Bad signatures and forged seals of
+// that stream, the peer is hung up on and quarantined, and the daemon stays up (it answers others). Bad signatures and forged seals of
 // sealed streams are answered, logged and the peer hung up on; with inline checks nothing acts on them.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
@@ -56,13 +56,10 @@ t.test('a daemon refuses forged, replayed and expired envelopes with typed error
   t.equal(after.reply.pong, true)
 })
 
-t.test('random, truncated and oversize frames reset that stream; the daemon stays up and still answers', async (t) => {
+t.test('random, truncated and oversize frames reset that stream, the peer is hung up on and refused; the daemon still answers others', async (t) => {
   // a truncated frame is caught when the stream ends, or when the frame stalls (frameTimeoutMs), whichever first
   const d = await cluster.start({ config: { frameTimeoutMs: 2_000 } })
-  const probe = await Probe.start({ bootstrap: d.multiaddrs })
-  t.teardown(() => probe.stop())
   const peer = peerIdFromString(d.peerId)
-  const host = probe.mesh.host
 
   const cases: Array<{ what: string; bytes: Uint8Array; error: string }> = [
     { what: 'random bytes', bytes: Uint8Array.of(0x05, 0x7e, ...randomBytes(64)), error: 'MalformedFrameError' },
@@ -71,6 +68,10 @@ t.test('random, truncated and oversize frames reset that stream; the daemon stay
   ]
   let resets = 0
   for (const c of cases) {
+    // Each attack from a peer of its own: the first violation ends that peer's welcome.
+    const probe = await Probe.start({ bootstrap: d.multiaddrs })
+    t.teardown(() => probe.stop())
+    const host = probe.mesh.host
     const stream = await host.dialProtocol(peer, ACTOR_PROTOCOL)
     const closed = new Promise<string>((resolve) => stream.addEventListener('close', () => resolve(stream.status), { once: true }))
     stream.send(c.bytes)
@@ -78,19 +79,24 @@ t.test('random, truncated and oversize frames reset that stream; the daemon stay
     stream.close().catch(() => {})
     const status = await closed
     resets++
-    t.ok(['reset', 'aborted'].includes(status), `${c.what}: the stream ends (${status})`)
+    t.ok(['reset', 'aborted', 'closed'].includes(status), `${c.what}: the stream ends (${status})`)
     const line = await eventually(() => d.logLines().find((l) => l.msg === 'actor stream reset: protocol violation' && l.error === c.error), 10_000)
       .catch(() => ({ error: `none; daemon log:\n${d.logLines().filter((l) => String(l.msg).startsWith('actor')).map((l) => JSON.stringify(l)).join('\n')}` }))
     t.equal(line.error, c.error, `${c.what}: the daemon logs a typed ${c.error}`)
-    // the daemon is still up and answers over the mesh and its API
+    await eventually(() => host.getConnections(peer).length === 0, 10_000)
+    t.pass(`${c.what}: the daemon hung up on the peer (nothing more it sends is read)`)
+    const again = await host.dialProtocol(peer, ACTOR_PROTOCOL, { signal: AbortSignal.timeout(5_000) }).then(() => 'dialled', (e: Error) => e.name)
+    t.not(again, 'dialled', `${c.what}: the peer is refused when it comes back (quarantine)`)
     const s = await d.api.get<{ wire: { streamsReset: number } }>('/v1/status')
     t.equal(s.wire.streamsReset, resets, `${c.what}: counted as a protocol violation`)
   }
-  // a fresh, honest message on a new stream is still answered
-  const honest = signEnvelope(probe.key, { from: probe.did, to: `${d.did}/node`, behavior: '/noir/node/echo', body: { still: 'up' }, replyTo: probe.did })
-  await probe.mesh.transport.send(d.did, honest.bytes)
-  const answer = await probe.waitFor((e) => e.inReplyTo === honest.envelope.id)
-  t.same(answer.body, { ok: true, value: { still: 'up' } }, 'the daemon answers afterwards')
+  // another, honest peer is still answered
+  const honestPeer = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => honestPeer.stop())
+  const honest = signEnvelope(honestPeer.key, { from: honestPeer.did, to: `${d.did}/node`, behavior: '/noir/node/echo', body: { still: 'up' }, replyTo: honestPeer.did })
+  await honestPeer.mesh.transport.send(d.did, honest.bytes)
+  const answer = await honestPeer.waitFor((e) => e.inReplyTo === honest.envelope.id)
+  t.same(answer.body, { ok: true, value: { still: 'up' } }, 'the daemon answers another peer afterwards')
   t.ok(d.running, 'the daemon process is still running')
 })
 
