@@ -1,7 +1,7 @@
 // The workload object (spec/workload.schema.json): parse YAML or JSON, validate against the schema and the
 // rules the schema cannot express, and normalize into one typed value with every default filled in.
 import { readFileSync } from 'node:fs'
-import { parse as parseYaml } from 'yaml'
+import { parseDocument } from 'yaml'
 import { InvalidWorkloadError, WorkloadParseError, type WorkloadIssue } from '../errors.ts'
 import { SchemaValidator, type JsonSchema } from './json-schema.ts'
 import { parseQuantity } from './quantity.ts'
@@ -96,10 +96,18 @@ export function workloadSchema(): JsonSchema {
 
 /** Parses YAML or JSON text (JSON is YAML) into a plain value; throws WorkloadParseError. */
 export function parseWorkloadText(text: string, source = 'workload'): unknown {
+  const refuse = (why: string): never => {
+    throw new WorkloadParseError(`${source} is not valid YAML or JSON: ${why.split('\n')[0]}`, { source })
+  }
   try {
-    return parseYaml(text, { strict: true, uniqueKeys: true, maxAliasCount: 50 })
+    const doc = parseDocument(text, { strict: true, uniqueKeys: true })
+    if (doc.errors.length > 0) refuse(doc.errors[0]!.message)
+    // Unknown directives and tags are warnings to the library; a workload has no use for them: refused.
+    if (doc.warnings.length > 0) refuse(doc.warnings[0]!.message)
+    return doc.toJS({ maxAliasCount: 50 })
   } catch (err) {
-    throw new WorkloadParseError(`${source} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`, { source })
+    if (err instanceof WorkloadParseError) throw err
+    return refuse((err as Error).message)
   }
 }
 
