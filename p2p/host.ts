@@ -13,11 +13,12 @@ import { mdns } from '@libp2p/mdns'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { autoNAT } from '@libp2p/autonat'
-import { multiaddr } from '@multiformats/multiaddr'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { ConnectionGater, PeerDiscovery, PeerId, PrivateKey } from '@libp2p/interface'
 import type { Datastore } from 'interface-datastore'
 import { InvalidPeerAddressError } from './errors.ts'
 import type { PeerQuarantine } from './quarantine.ts'
+import type { AddressAdmission } from './address-admission.ts'
 import { noiseCrypto } from './noise-crypto.ts'
 
 /** The kad-dht protocol prefix: our DHT is its own network (`/noir/kad/1.0.0`), not the IPFS one. */
@@ -65,6 +66,8 @@ export interface HostOptions {
   natTraversal?: boolean
   /** Peers refused at the connection gater (inbound after Noise, and dials) while quarantined. */
   quarantine?: PeerQuarantine
+  /** Source addresses refused while quarantined, and limited in the new peer ids they bring. */
+  addresses?: AddressAdmission
 }
 
 function checkAddrs(what: string, addrs: readonly string[]): string[] {
@@ -78,11 +81,23 @@ function checkAddrs(what: string, addrs: readonly string[]): string[] {
   return [...addrs]
 }
 
-function quarantineGater(q: PeerQuarantine): ConnectionGater {
+export const ipOf = (ma: Multiaddr): string | undefined =>
+  ma.getComponents().find((c) => c.name === 'ip4' || c.name === 'ip6')?.value
+
+function quarantineGater(q: PeerQuarantine | undefined, a: AddressAdmission | undefined): ConnectionGater {
   return {
-    denyDialPeer: (peer) => q.denies(peer),
-    denyInboundEncryptedConnection: (peer) => q.denies(peer),
-    denyOutboundEncryptedConnection: (peer) => q.denies(peer),
+    denyDialPeer: (peer) => q?.denies(peer) ?? false,
+    // Before any handshake work: a quarantined source address costs nothing more.
+    denyInboundConnection: (maConn) => {
+      const ip = ipOf(maConn.remoteAddr)
+      return ip !== undefined && (a?.deniesAddress(ip) ?? false)
+    },
+    denyInboundEncryptedConnection: (peer, maConn) => {
+      if (q?.denies(peer)) return true
+      const ip = ipOf(maConn.remoteAddr)
+      return ip !== undefined && (a?.deniesIdentity(ip, peer.toString()) ?? false)
+    },
+    denyOutboundEncryptedConnection: (peer) => q?.denies(peer) ?? false,
   }
 }
 
@@ -139,7 +154,7 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
     connectionManager: {
       inboundConnectionThreshold: opts.inboundConnectionThreshold ?? 5,
     },
-    ...(opts.quarantine ? { connectionGater: quarantineGater(opts.quarantine) } : {}),
+    ...(opts.quarantine || opts.addresses ? { connectionGater: quarantineGater(opts.quarantine, opts.addresses) } : {}),
     ...(opts.datastore ? { datastore: opts.datastore } : {}),
     services: services as never,
   }) as Promise<NoirHost>

@@ -2,7 +2,8 @@
 // and the peer table, started and stopped together.
 import type { PrivateKey } from '@libp2p/interface'
 import { BootstrapKeeper } from './bootstrap-keeper.ts'
-import { createHost, type HostOptions, type NoirHost } from './host.ts'
+import { createHost, ipOf, type HostOptions, type NoirHost } from './host.ts'
+import { AddressAdmission, type AddressAdmissionOptions } from './address-admission.ts'
 import { Libp2pTransport } from './libp2p-transport.ts'
 import { DEFAULT_QUARANTINE_MS, PeerQuarantine } from './quarantine.ts'
 import { Broadcast, type BroadcastSigner } from './pubsub.ts'
@@ -31,6 +32,8 @@ export interface MeshOptions extends Omit<HostOptions, 'privateKey'> {
   broadcastRate?: { perSecond: number; burst: number }
   /** How long a peer that sent a badly signed envelope is refused connections, ms. Default 60 s; 0 off. */
   quarantineMs?: number
+  /** Admission by source address: new peer ids per address per minute, exempt prefixes (p2p/address-admission.ts). */
+  addressAdmission?: AddressAdmissionOptions
 }
 
 export class Mesh {
@@ -45,8 +48,12 @@ export class Mesh {
   readonly bootstrap: BootstrapKeeper
   private started = false
 
-  private constructor(host: NoirHost, opts: MeshOptions, quarantine: PeerQuarantine) {
+  /** Source addresses: quarantined with the peers that broke the protocol, limited in new identities. */
+  readonly addresses: AddressAdmission
+
+  private constructor(host: NoirHost, opts: MeshOptions, quarantine: PeerQuarantine, addresses: AddressAdmission) {
     this.host = host
+    this.addresses = addresses
     const log = opts.log ?? silentLog
     this.did = opts.key.did
     this.quarantine = quarantine
@@ -55,7 +62,15 @@ export class Mesh {
       maxFrameBytes: opts.maxFrameBytes,
       frameTimeoutMs: opts.frameTimeoutMs,
       log,
-      quarantine: (peer) => quarantine.add(peer, opts.quarantineMs ?? DEFAULT_QUARANTINE_MS),
+      quarantine: (peer) => {
+        const ms = opts.quarantineMs ?? DEFAULT_QUARANTINE_MS
+        quarantine.add(peer, ms)
+        // and where it came from: a fresh peer id from the same address is refused too
+        for (const c of host.getConnections(peer)) {
+          const ip = ipOf(c.remoteAddr)
+          if (ip !== undefined) addresses.quarantine(ip, ms)
+        }
+      },
     })
     this.broadcast = new Broadcast({ host, signer: opts.key, log, rate: opts.broadcastRate, isKnown: connectedDid(host) })
     this.peers = new PeerTable({ host, log, pingIntervalMs: opts.pingIntervalMs })
@@ -64,8 +79,9 @@ export class Mesh {
 
   static async create(opts: MeshOptions): Promise<Mesh> {
     const quarantine = new PeerQuarantine()
-    const host = await createHost({ ...opts, privateKey: opts.key.toLibp2pPrivateKey(), quarantine })
-    return new Mesh(host, opts, quarantine)
+    const addresses = new AddressAdmission(opts.addressAdmission)
+    const host = await createHost({ ...opts, privateKey: opts.key.toLibp2pPrivateKey(), quarantine, addresses })
+    return new Mesh(host, opts, quarantine, addresses)
   }
 
   get peerId(): string {

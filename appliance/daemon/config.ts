@@ -29,6 +29,10 @@ export interface NodeConfig {
   signatureCheck: 'concurrent' | 'inline'
   /** How long a peer that sent a badly signed envelope is refused connections, ms (0: not at all). */
   quarantineMs: number
+  /** Source-address prefixes exempt from address admission (CIDR; default loopback). spec/wire.md. */
+  allowAddresses: string[]
+  /** New peer ids one source address (IPv4, IPv6 /64) may bring per minute. */
+  maxNewIdentitiesPerMinute: number
   /**
    * Send envelopes to directly authenticated peers as a sealed stream (members now, one batch signature
    * shortly after) rather than each with its own signature. spec/envelope.md, "Sealed streams".
@@ -63,6 +67,8 @@ export function defaultConfig(): NodeConfig {
     frameTimeoutMs: 30_000,
     signatureCheck: 'concurrent',
     quarantineMs: 60_000,
+    allowAddresses: ['127.0.0.0/8', '::1/128'],
+    maxNewIdentitiesPerMinute: 10,
     sealedStreams: true,
     sealWindowMs: DEFAULT_SEAL_WINDOW_MS,
     apiPort: 0,
@@ -89,7 +95,8 @@ export function loadConfig(home: string): NodeConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError('config.json must hold a JSON object')
   const r = raw as Record<string, unknown>
   const out: NodeConfig = { ...cfg, ...r } as NodeConfig
-  for (const f of ['listen', 'bootstrap', 'announce', 'trustedRoots'] as const) if (f in r) out[f] = strings(r[f], f)
+  for (const f of ['listen', 'bootstrap', 'announce', 'trustedRoots', 'allowAddresses'] as const) if (f in r) out[f] = strings(r[f], f)
+  if ('maxNewIdentitiesPerMinute' in r && (!Number.isInteger(r.maxNewIdentitiesPerMinute) || (r.maxNewIdentitiesPerMinute as number) < 1)) throw new ConfigError("config.json: 'maxNewIdentitiesPerMinute' must be a positive integer")
   for (const f of ['mdns', 'relay', 'sealedStreams'] as const) if (f in r && typeof r[f] !== 'boolean') throw new ConfigError(`config.json: '${f}' must be true or false`)
   if ('apiPort' in r && (!Number.isInteger(r.apiPort) || (r.apiPort as number) < 0 || (r.apiPort as number) > 65535)) throw new ConfigError("config.json: 'apiPort' must be a port number")
   if ('pingIntervalMs' in r && (!Number.isInteger(r.pingIntervalMs) || (r.pingIntervalMs as number) < 0)) throw new ConfigError("config.json: 'pingIntervalMs' must be a non-negative integer (0: off)")

@@ -133,6 +133,7 @@ export class Daemon {
       pingIntervalMs: c.pingIntervalMs,
       frameTimeoutMs: c.frameTimeoutMs,
       quarantineMs: c.quarantineMs,
+      addressAdmission: { allow: c.allowAddresses, maxNewIdentitiesPerMinute: c.maxNewIdentitiesPerMinute },
       inboundConnectionThreshold: 100,
       // the peer store and DHT records persist in the node's level store
       datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' }) as unknown as LevelStore),

@@ -47,6 +47,7 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
           mdns: d.config.mdns,
           protocols: d.mesh.host.getProtocols().sort(),
           topics: d.mesh.broadcast.topics(),
+          admission: d.mesh.addresses.limits() as unknown as JsonValue,
           broadcast: { published: d.mesh.broadcast.stats.published, accepted: d.mesh.broadcast.stats.accepted, ...d.mesh.broadcast.admission() },
           wire: { streamsReset: d.mesh.transport.wire.violations, ...d.mesh.transport.wire.stats },
           services: await d.serviceStatus(),

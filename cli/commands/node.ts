@@ -106,6 +106,7 @@ interface Status {
   relay: boolean
   protocols: string[]
   services: Record<string, unknown>
+  admission?: { maxNewIdentitiesPerMinute: number; allow: string[]; quarantinedAddresses: number; refused: Record<string, number> }
 }
 
 export const nodeStatus: Command = {
@@ -125,6 +126,10 @@ Asks the running daemon (found through $HOME/api.json). --json prints the daemon
     printLine(ctx, `peers:     ${s.peers}${s.relay ? '   (relay server)' : ''}`)
     printLine(ctx, `addresses:`)
     for (const a of s.multiaddrs) printLine(ctx, `  ${a}`)
+    if (s.admission) {
+      const a = s.admission
+      printLine(ctx, `admission: ${a.maxNewIdentitiesPerMinute} new peer ids per address per minute; exempt ${a.allow.join(', ') || 'none'}; ${a.quarantinedAddresses} address(es) quarantined; refused ${a.refused.quarantined} quarantined, ${a.refused['new-identities']} new identities`)
+    }
     const svc = Object.keys(s.services)
     if (svc.length > 0) printLine(ctx, `services:  ${svc.join(', ')}`)
   },
