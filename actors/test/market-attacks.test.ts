@@ -2,11 +2,10 @@
 // else's slot, directly and over pubsub; and a deployment that no provider can start must end, with its
 // reason, with every reservation made for it given back.
 import t from 'tap'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { eventually, startConnectedMesh, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../orchestrator/orchestrator.ts'
 import { MARKET_ACTOR, MarketBehavior, Topics } from '../orchestrator/protocol.ts'
-import { removeNodeContainers } from '../../cli/commands/demo.ts'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,23 +28,8 @@ const reservations = async (d: DaemonHandle) => (await d.api.get<{ reservations:
 
 t.test('the market against a third party and against work that cannot start', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
-  const cluster = new DaemonCluster()
-  t.teardown(async () => {
-    const dids = cluster.daemons.map((d) => d.did)
-    await cluster.cleanup()
-    await removeNodeContainers(dids)
-  })
-  const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
-  const fast = { beatMs: 200, bidWindowMs: 600 }
-  const a = await cluster.start({ config: { share, orchestration: fast } as never })
-  const boot = { bootstrap: a.multiaddrs }
-  const [b, c] = await Promise.all([
-    cluster.start({ ...boot, config: { share, orchestration: fast } as never }),
-    cluster.start({ ...boot, config: { share, orchestration: fast } as never }),
-  ])
-  const nodes = [a, b, c]
-  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
-  await new Promise((r) => setTimeout(r, 1500))
+  const { nodes } = await startConnectedMesh(t, 3, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600 } })
+  const [a, b, c] = nodes as [DaemonHandle, DaemonHandle, DaemonHandle]
 
   await t.test('a bid request naming a path on the provider\'s disk is refused before anything is opened', async (t) => {
     // As a stranger would: its own fresh key signs a bid request whose workload skips validation.

@@ -5,10 +5,9 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { eventually, startConnectedMesh, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
-import { removeNodeContainers } from '../../cli/commands/demo.ts'
 import { GRACE_MS } from '../watchdog/lease.ts'
 
 const IMAGE = 'noir/busybox:latest'
@@ -35,22 +34,8 @@ const alive = (pid: number): boolean => {
 
 t.test('the watchdog of a provider killed with SIGKILL stops its replica within the grace; the replacement runs elsewhere', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
-  const cluster = new DaemonCluster()
-  t.teardown(async () => {
-    const dids = cluster.daemons.map((d) => d.did)
-    await cluster.cleanup()
-    await removeNodeContainers(dids)
-  })
-  const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
-  const fast = { beatMs: 200, bidWindowMs: 600 }
-  const a = await cluster.start({ config: { share, orchestration: fast } as never })
-  const [b, c] = await Promise.all([
-    cluster.start({ bootstrap: a.multiaddrs, config: { share, orchestration: fast } as never }),
-    cluster.start({ bootstrap: a.multiaddrs, config: { share, orchestration: fast } as never }),
-  ])
-  const nodes = [a, b, c]
-  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
-  await new Promise((r) => setTimeout(r, 1500))
+  const { nodes } = await startConnectedMesh(t, 3, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600 } })
+  const [a, b] = nodes as [DaemonHandle, DaemonHandle, DaemonHandle]
 
   await t.test('a watchdog killed while its daemon runs is started again', async (t) => {
     const [first] = await eventually(() => { const p = watchdogPids(b.home); return p.length > 0 && p }, 10_000)
