@@ -4,7 +4,8 @@
 // the digest recorded when the owner added them. Files are copied in (never linked) and kept 0600 in a 0700
 // folder; the manifest is the only index, so a file planted beside the entries is never served.
 import { createHash, randomBytes } from 'node:crypto'
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, existsSync, chmodSync } from 'node:fs'
+import { constants, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, chmodSync } from 'node:fs'
+import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CatalogEntryCorruptError, CatalogEntryNotFoundError, InvalidCatalogEntryError } from '../errors.ts'
 
@@ -83,25 +84,26 @@ export class Catalog {
    * A name that is not an installed entry, whatever it is, gets the same CatalogEntryNotFoundError: nothing
    * is opened for it, so no answer tells whether some file exists on this node.
    */
-  resolve(kind: CatalogKind, name: string): string {
+  async resolve(kind: CatalogKind, name: string): Promise<string> {
     const entry = CATALOG_NAME.test(name) ? this.#manifest()[`${kind}/${name}`] : undefined
     if (!entry) throw new CatalogEntryNotFoundError(kind, name)
     const path = join(this.dir, kind, name)
-    let fd: number
+    let fh: FileHandle
     try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+      fh = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
     } catch {
       throw new CatalogEntryCorruptError(`catalog entry ${kind}/${name} is missing or is not a plain file`)
     }
     try {
-      const st = fstatSync(fd)
+      const st = await fh.stat()
       if (!st.isFile() || st.size !== entry.bytes) throw new CatalogEntryCorruptError(`catalog entry ${kind}/${name} changed since it was added (size)`)
+      // Hashed in chunks between turns of the event loop: a large rootfs must not stall the daemon's beats.
       const hash = createHash('sha256')
       const buf = Buffer.allocUnsafe(1 << 20)
-      for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) hash.update(buf.subarray(0, n))
+      for (let r = await fh.read(buf, 0, buf.length); r.bytesRead > 0; r = await fh.read(buf, 0, buf.length)) hash.update(buf.subarray(0, r.bytesRead))
       if (hash.digest('hex') !== entry.sha256) throw new CatalogEntryCorruptError(`catalog entry ${kind}/${name} changed since it was added (digest)`)
     } finally {
-      closeSync(fd)
+      await fh.close()
     }
     return path
   }

@@ -28,7 +28,7 @@ export const allocationIdFor = (contractId: string): string => `c-${contractId}`
  * The executor runtime of a workload (`container` runs on docker). Modules, bundles, kernels and root
  * filesystems are names in this node's catalog, resolved (and digest-checked) there and nowhere else.
  */
-export function runtimeSpec(w: Workload, catalog: Catalog): RuntimeSpec {
+export async function runtimeSpec(w: Workload, catalog: Catalog): Promise<RuntimeSpec> {
   const r = w.runtime
   switch (r.type) {
     case 'container':
@@ -36,13 +36,13 @@ export function runtimeSpec(w: Workload, catalog: Catalog): RuntimeSpec {
       return { kind: 'docker', image: r.image, ...(r.command ? { command: r.command } : {}) }
     case 'wasm':
       if (!r.module) throw new InvalidAllocationError('a wasm workload needs runtime.module')
-      return { kind: 'wasm', module: catalog.resolve('wasm', r.module), ...(r.args ? { args: r.args } : {}) }
+      return { kind: 'wasm', module: await catalog.resolve('wasm', r.module), ...(r.args ? { args: r.args } : {}) }
     case 'microvm':
       if (!r.kernel) throw new InvalidAllocationError('a microvm workload needs runtime.kernel')
-      return { kind: 'microvm', kernel: catalog.resolve('kernel', r.kernel), ...(r.rootfs ? { rootfs: catalog.resolve('rootfs', r.rootfs) } : {}), ...(r.command ? { command: r.command } : {}) }
+      return { kind: 'microvm', kernel: await catalog.resolve('kernel', r.kernel), ...(r.rootfs ? { rootfs: await catalog.resolve('rootfs', r.rootfs) } : {}), ...(r.command ? { command: r.command } : {}) }
     case 'actor':
       if (!r.bundle) throw new InvalidAllocationError('an actor workload needs runtime.bundle')
-      return { kind: 'actor', bundle: catalog.resolve('actor', r.bundle), ...(r.args ? { args: r.args } : {}) }
+      return { kind: 'actor', bundle: await catalog.resolve('actor', r.bundle), ...(r.args ? { args: r.args } : {}) }
   }
 }
 
@@ -134,7 +134,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     const service = w.kind === 'service' ? w.service! : undefined
     const rec = await this.#parts.allocations.create({
       id,
-      runtime: runtimeSpec(w, this.#catalog),
+      runtime: await runtimeSpec(w, this.#catalog),
       env,
       resources: { cpu: w.resources.cpu, memoryBytes: w.resources.memoryBytes, diskBytes: w.resources.diskBytes, gpu: w.resources.gpu },
       ports: w.ports.map((p) => ({ containerPort: p.port, protocol: p.protocol })),

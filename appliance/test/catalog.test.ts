@@ -21,7 +21,7 @@ t.test('an entry the owner added resolves to a private copy whose digest is chec
   const e = c.add('wasm', 'hello', src)
   t.equal(e.bytes, 12)
   writeFileSync(src, 'changed later') // the owner's original may change: the catalog holds its own copy
-  const p = c.resolve('wasm', 'hello')
+  const p = await c.resolve('wasm', 'hello')
   t.equal(readFileSync(p, 'utf8'), 'module bytes')
   t.equal(statSync(p).mode & 0o777, 0o600, 'the copy is 0600')
   t.equal(statSync(c.dir).mode & 0o777, 0o700, 'the catalog folder is 0700')
@@ -29,7 +29,7 @@ t.test('an entry the owner added resolves to a private copy whose digest is chec
   t.ok(c.has('wasm', 'hello'))
   t.notOk(c.has('actor', 'hello'), 'kinds are apart')
   t.equal(c.remove('wasm', 'hello'), true)
-  t.throws(() => c.resolve('wasm', 'hello'), CatalogEntryNotFoundError)
+  await t.rejects(c.resolve('wasm', 'hello'), CatalogEntryNotFoundError)
 })
 
 t.test('a name that is a path, or names a file that exists, is the same CatalogEntryNotFoundError (no oracle)', async (t) => {
@@ -39,12 +39,12 @@ t.test('a name that is a path, or names a file that exists, is the same CatalogE
   c.add('wasm', 'real', join(h, 'keystore.json'))
   const messages = new Set<string>()
   for (const name of ['../keystore.json', '../../keystore.json', '/etc/passwd', './x', 'a/b', '%2e%2e%2fkeystore.json', '..', '.', 'catalog.json', 'REAL', 'real/../real', '', 'x'.repeat(65), 'nonexistent']) {
-    const err = (() => { try { c.resolve('wasm', name) } catch (e) { return e } })()
+    const err = await c.resolve('wasm', name).then(() => undefined, (e: unknown) => e)
     t.ok(err instanceof CatalogEntryNotFoundError, `'${name}' is CatalogEntryNotFoundError`)
     messages.add((err as Error).message.replace(`'${name.slice(0, 64)}'`, "'NAME'"))
   }
   t.equal(messages.size, 1, 'every refusal reads the same, whatever exists on the disk')
-  t.throws(() => c.resolve('actor', 'real'), CatalogEntryNotFoundError, 'an entry of another kind is not served')
+  await t.rejects(c.resolve('actor', 'real'), CatalogEntryNotFoundError, 'an entry of another kind is not served')
 })
 
 t.test('a link planted where an entry lives is not followed; a changed entry is refused', async (t) => {
@@ -54,15 +54,15 @@ t.test('a link planted where an entry lives is not followed; a changed entry is 
   writeFileSync(join(h, 'secret'), 'x'.repeat(16)) // same size as the entry
   const c = new Catalog(h)
   c.add('actor', 'counter', src)
-  const entry = c.resolve('actor', 'counter')
+  const entry = await c.resolve('actor', 'counter')
   unlinkSync(entry)
   symlinkSync(join(h, 'secret'), entry)
-  t.throws(() => c.resolve('actor', 'counter'), CatalogEntryCorruptError, 'the link is not followed (O_NOFOLLOW)')
+  await t.rejects(c.resolve('actor', 'counter'), CatalogEntryCorruptError, 'the link is not followed (O_NOFOLLOW)')
   unlinkSync(entry)
   writeFileSync(entry, 'export default 2')
-  t.throws(() => c.resolve('actor', 'counter'), CatalogEntryCorruptError, 'same size, other bytes: the digest refuses it')
+  await t.rejects(c.resolve('actor', 'counter'), CatalogEntryCorruptError, 'same size, other bytes: the digest refuses it')
   c.add('actor', 'counter', src) // the owner adds it again: a fresh copy replaces whatever was there
-  t.equal(readFileSync(c.resolve('actor', 'counter'), 'utf8'), 'export default 1')
+  t.equal(readFileSync(await c.resolve('actor', 'counter'), 'utf8'), 'export default 1')
 })
 
 t.test('the owner\'s add refuses bad kinds, names and files with InvalidCatalogEntryError', async (t) => {
