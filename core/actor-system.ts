@@ -421,6 +421,10 @@ export class ActorSystem implements Startable {
         system: this,
         transport: init.transport,
         deliver: (path, behavior, body, from, senderDid, proofs, reply) => this.#deliverRemote(path, behavior, body, from, senderDid, proofs, reply),
+        readOnly: (path, behavior) => {
+          const spec = this.#registry.get(path)?.definition.behaviors.get(behavior)
+          return spec !== undefined && spec.event === undefined && !spec.deferred
+        },
         emit: (event) => this.#emit(event),
       })
     }

@@ -167,6 +167,17 @@ export class SenderMismatchError extends NoirError {
   }
 }
 
+/**
+ * Too many inbound envelopes already wait for their signature checks (or their seals) before delivery: this
+ * one is refused rather than kept (spec/actors.md, "Signature checks"). The sender may send it again later.
+ */
+export class UnverifiedBacklogError extends NoirError {
+  constructor(waiting: number, limit: number) {
+    super(`${waiting} envelopes already wait for their signature checks (limit ${limit})`, 'ERR_UNVERIFIED_BACKLOG', { waiting, limit })
+    this.name = 'UnverifiedBacklogError'
+  }
+}
+
 /** The envelope is addressed to another node. */
 export class MisaddressedError extends NoirError {
   constructor(to: string, localDid: string) {

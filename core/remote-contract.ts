@@ -13,6 +13,11 @@ export interface RemoteEndpointDeps {
   transport: Transport
   /** Hands a verified inbound message to the actor at `path`; refusals go to `reply.fail`. */
   deliver(path: string, behavior: string, body: unknown, from: string, senderDid: string, proofs: readonly string[] | undefined, reply: Replier): void
+  /**
+   * The behavior at `path` only reads its actor (it has no event: answered from the snapshot), so it may run
+   * before the message's signature check is done (spec/actors.md, "Signature checks"). False when unknown.
+   */
+  readOnly(path: string, behavior: string): boolean
   emit(event: SystemEvent): void
 }
 

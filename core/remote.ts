@@ -44,7 +44,7 @@ import {
 } from '../identity/index.ts'
 import type { Replier } from './actor-system.ts'
 import type { Clock } from './clock.ts'
-import { InvalidMessageError, MisaddressedError, NoirError, SenderMismatchError, UnexpectedReplyError } from './errors.ts'
+import { InvalidMessageError, MisaddressedError, NoirError, SenderMismatchError, UnexpectedReplyError, UnverifiedBacklogError } from './errors.ts'
 import { DEFAULT_SEAL_WINDOW_MS, type RemoteEndpoint, type RemoteEndpointDeps } from './remote-contract.ts'
 import type { InboundEnvelope, SendSink } from './transport.ts'
 import type { TellOptions } from './types.ts'
@@ -83,7 +83,38 @@ interface Unverified {
   peerDid: string
   /** Undefined for a seal none of whose members decoded. */
   env: Envelope | undefined
+  /** Envelopes that wait for this check before delivery (the envelope itself, or a sealed batch's members). */
+  entries?: GateEntry[]
 }
+
+/**
+ * An inbound envelope in its sender's queue (spec/actors.md, "Signature checks"): nothing reaches a behavior
+ * before its signature is verified, except a read-only behavior when nothing of that sender waits before it.
+ */
+interface GateEntry {
+  env: Envelope
+  /** The actor path; undefined for an answer (held for its seal with inline checks). */
+  path: string | undefined
+  /** Its signature (or its batch's seal) verified: delivered once everything before it is. */
+  ready: boolean
+  /** Refused after all (a bad signature or seal, no seal in time, or its sender broke the protocol). */
+  dead: boolean
+}
+
+/** One sender's envelopes waiting for their checks, in arrival order. */
+interface Gate {
+  entries: (GateEntry | undefined)[]
+  head: number
+}
+
+/**
+ * How long nothing more of a peer that broke the protocol is acted on here: what it sent before the
+ * transport heard of the violation. The transport stops delivering its frames itself while it hangs up (p2p
+ * waits at most 2 s for the peer to read its refusal) and keeps it out after (its quarantine).
+ */
+const VIOLATOR_MS = 2_000
+/** Peers remembered as violators (least recently added forgotten first). */
+const MAX_VIOLATORS = 4096
 
 /** A batch of a sealed stream whose seal has not arrived yet. */
 interface OpenBatch {
@@ -100,10 +131,12 @@ interface OpenBatch {
   broken: boolean
   /** The first member that decoded (to answer a violation and name the batch). */
   first: Envelope | undefined
-  /** Inline checks: members that passed every other check, waiting for the seal to be delivered. */
-  held: Envelope[]
+  /** Members that passed every other check and wait for the seal (they also sit in their sender's gate). */
+  entries: GateEntry[]
   /** Members that passed their checks (delivered, or held for the seal). */
   counted: number
+  /** Members delivered before the seal (read-only behaviors, answers: concurrent checks only). */
+  early: number
   openedAt: number
 }
 
@@ -184,6 +217,12 @@ class SignedRemote implements RemoteEndpoint {
   #outbox: Outgoing[] = []
   #flushScheduled = false
   #closed = false
+  /** Per sender: envelopes waiting for their signature checks before delivery, in order. */
+  readonly #gates = new Map<string, Gate>()
+  /** Entries in #gates (bounded by maxUnverified). */
+  #gated = 0
+  /** Peers that broke the protocol: nothing more of theirs is read (until the time here). */
+  readonly #violators = new Map<string, number>()
 
   constructor(deps: RemoteEndpointDeps, options: RemoteEndpointOptions) {
     this.#deps = deps
@@ -201,6 +240,7 @@ class SignedRemote implements RemoteEndpoint {
     if (this.#concurrent || this.#sealedOut) {
       this.#worker = new SignatureWorker<Unverified>({
         onFailure: (u, error) => this.#onBadSignature(u, error),
+        onPassed: (u) => this.#passed(u),
         onThreadLost: (error) => this.#deps.emit({ type: 'signature-thread-lost', error }),
         maxBacklog: this.#maxUnverified,
         ...(this.#sealedOut ? { signer: this.#key } : {}),
@@ -218,6 +258,8 @@ class SignedRemote implements RemoteEndpoint {
     const waiting = new Set(this.#open.values())
     while ([...waiting].some((b) => this.#open.get(batchKey(b.peerDid, b.batch)) === b)) await new Promise((r) => setTimeout(r, 1))
     await this.#worker?.drained()
+    // and what passed was delivered (passes are collected by the worker's poll)
+    while (this.#worker !== undefined && this.#worker.awaited > 0) await new Promise((r) => setTimeout(r, 1))
   }
 
   // ---- outbound ------------------------------------------------------------------------------------------------
@@ -267,6 +309,8 @@ class SignedRemote implements RemoteEndpoint {
    */
   #flushSealed(outbox: Outgoing[]): void {
     this.#worker!.collectSeals()
+    // destinations sent an ask in this flush: its receiver may hold it for the seal, so the seal goes now
+    let asked: Set<string> | undefined
     for (const o of outbox) {
       if (o.selfSigned) {
         for (const [out, signed] of this.#sign([o])) this.#transmit(out, signed.envelope.id, signed.bytes)
@@ -286,7 +330,9 @@ class SignedRemote implements RemoteEndpoint {
       this.#transmit(prepared.out, prepared.id, setMemberHeader(prepared.frame, open.batch, open.payloads.length))
       open.payloads.push(prepared.payload)
       if (open.payloads.length >= SEALED_BATCH_MAX) this.#sealBatch(toDid)
+      else if (o.init.replyTo !== undefined) (asked ??= new Set()).add(toDid)
     }
+    if (asked !== undefined) for (const toDid of asked) this.#sealBatch(toDid, true)
   }
 
   #sealAll = (): void => {
@@ -296,7 +342,7 @@ class SignedRemote implements RemoteEndpoint {
   }
 
   /** Closes the destination's open batch and asks the thread for its seal, sent when it comes back. */
-  #sealBatch(toDid: string): void {
+  #sealBatch(toDid: string, urgent = false): void {
     const open = this.#outBatches.get(toDid)
     if (open === undefined) return
     this.#outBatches.delete(toDid)
@@ -305,7 +351,7 @@ class SignedRemote implements RemoteEndpoint {
       this.#worker!.seal(payloads, (signature) => {
         // a failed send is reported to the members' senders by their own sends
         this.#deps.transport.send(toDid, encodeSeal(batch, payloads.length, signature)).then(resolve, () => resolve())
-      })
+      }, urgent)
     })
     // seals are handed back in order, so the last one's hand-off means every earlier one was handed off
     this.#lastSeal.set(toDid, sent)
@@ -447,6 +493,8 @@ class SignedRemote implements RemoteEndpoint {
 
   receive(inbound: InboundEnvelope): void {
     const { bytes, peerDid } = inbound
+    // a peer that broke the protocol is being hung up on: nothing more of its is read (its refusal was sent)
+    if (this.#violators.size > 0 && this.#isViolator(peerDid)) return
     if (isStreamFrame(bytes)) return this.#receiveStream(bytes, peerDid)
     let env: Envelope
     let unverified: DecodedWire | undefined
@@ -466,17 +514,32 @@ class SignedRemote implements RemoteEndpoint {
     }
     const senderDid = didOf(env.from)
     if (senderDid !== peerDid) return this.#refuse(peerDid, new SenderMismatchError(senderDid, peerDid), env)
-    if (unverified) {
-      try {
-        // checked on the worker while we go on; inline (and thrown here) when the worker cannot take it
-        this.#worker!.submit(senderDid, unverified, bytes, env.id, { peerDid, env })
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err))
-        if (isAnswer(env)) return this.#deps.emit({ type: 'rejected', to: env.to, behavior: env.behavior, error })
-        return this.#refuse(peerDid, error, env)
-      }
+    if (unverified === undefined) {
+      // checked inline above
+      if (isAnswer(env)) return this.#onAnswer(env, peerDid)
+      const path = this.#pathOf(env, peerDid)
+      if (path !== undefined) this.#enter(env, path, peerDid, true)
+      return
     }
-    this.#dispatch(env, peerDid)
+    // checked on the worker while we go on; inline (and thrown here) when the worker cannot take it. An answer
+    // (it reaches no behavior) and a message for a read-only behavior with nothing of its sender waiting go on
+    // at once; anything else waits in its sender's queue until the check passed.
+    const path = isAnswer(env) ? undefined : this.#pathOf(env, peerDid)
+    if (!isAnswer(env) && path === undefined) return
+    const early = path === undefined || (!this.#gates.has(peerDid) && this.#deps.readOnly(path, env.behavior))
+    const entry: GateEntry | undefined = early ? undefined : { env, path, ready: false, dead: false }
+    let route
+    try {
+      route = this.#worker!.submit(senderDid, unverified, bytes, env.id, entry ? { peerDid, env, entries: [entry] } : { peerDid, env }, entry !== undefined)
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err))
+      if (isAnswer(env)) return this.#deps.emit({ type: 'rejected', to: env.to, behavior: env.behavior, error })
+      return this.#refuse(peerDid, error, env)
+    }
+    if (path === undefined) return this.#onAnswer(env, peerDid)
+    if (entry === undefined) return this.#deliver(env, path, peerDid)
+    entry.ready = route === 'checked'
+    this.#push(peerDid, entry)
   }
 
   /** A refusal of what did not pass decode or admission; an answer is reported, never answered. */
@@ -486,19 +549,113 @@ class SignedRemote implements RemoteEndpoint {
     this.#refuse(peerDid, error, decoded)
   }
 
-  /** An envelope that passed every check but the signature's (done, under way, or waiting for its seal). */
-  #dispatch(env: Envelope, peerDid: string): void {
-    if (isAnswer(env)) return this.#onAnswer(env, peerDid)
+  /** The local actor path a (non-answer) envelope is for; undefined once it was refused. */
+  #pathOf(env: Envelope, peerDid: string): string | undefined {
     let path: string
     try {
       const to = parseAddress(env.to)
-      if (to.did !== this.#key.did) return this.#refuse(peerDid, new MisaddressedError(env.to, this.#key.did), env)
+      if (to.did !== this.#key.did) return void this.#refuse(peerDid, new MisaddressedError(env.to, this.#key.did), env)
       path = to.path.slice(1)
     } catch (err) {
-      return this.#refuse(peerDid, err instanceof Error ? err : new Error(String(err)), env)
+      return void this.#refuse(peerDid, err instanceof Error ? err : new Error(String(err)), env)
     }
-    if (path === '') return this.#refuse(peerDid, new MisaddressedError(env.to, `${this.#key.did}/<actor>`), env)
+    if (path === '') return void this.#refuse(peerDid, new MisaddressedError(env.to, `${this.#key.did}/<actor>`), env)
+    return path
+  }
+
+  /** Hands a checked envelope to the actor system (behavior lookup, capability check, mailbox), or an answer to its ask. */
+  #deliver(env: Envelope, path: string | undefined, peerDid: string): void {
+    if (path === undefined) return this.#onAnswer(env, peerDid)
     this.#deps.deliver(path, env.behavior, env.body, env.from, peerDid, env.proofs, new RemoteReplier(this, env, peerDid))
+  }
+
+  // ---- the senders' queues: delivery only after the signature check, in each sender's order -------------------
+
+  /** An envelope whose check is done (`ready`) or under way: delivered now if nothing of its sender waits. */
+  #enter(env: Envelope, path: string, peerDid: string, ready: boolean): GateEntry | undefined {
+    if (ready && !this.#gates.has(peerDid)) {
+      this.#deliver(env, path, peerDid)
+      return undefined
+    }
+    const entry: GateEntry = { env, path, ready, dead: false }
+    return this.#push(peerDid, entry) ? entry : undefined
+  }
+
+  /** Queues an entry behind its sender's others (refused when too many wait); false when refused. */
+  #push(peerDid: string, entry: GateEntry): boolean {
+    if (this.#gated >= this.#maxUnverified) {
+      entry.dead = true
+      this.#refuse(peerDid, new UnverifiedBacklogError(this.#gated, this.#maxUnverified), entry.env)
+      return false
+    }
+    let gate = this.#gates.get(peerDid)
+    if (gate === undefined) {
+      gate = { entries: [], head: 0 }
+      this.#gates.set(peerDid, gate)
+    }
+    gate.entries.push(entry)
+    this.#gated++
+    if (entry.ready && gate.entries.length - gate.head === 1) this.#drain(peerDid)
+    return true
+  }
+
+  /** Delivers the sender's entries from the front while they are ready (dead ones are skipped). */
+  #drain(peerDid: string): void {
+    const gate = this.#gates.get(peerDid)
+    if (gate === undefined) return
+    const entries = gate.entries
+    while (gate.head < entries.length) {
+      const e = entries[gate.head]!
+      if (!e.ready && !e.dead) break
+      entries[gate.head++] = undefined
+      this.#gated--
+      if (!e.dead) this.#deliver(e.env, e.path, peerDid)
+    }
+    if (gate.head === entries.length) this.#gates.delete(peerDid)
+    else if (gate.head > 1024 && gate.head * 2 > entries.length) {
+      gate.entries = entries.slice(gate.head)
+      gate.head = 0
+    }
+  }
+
+  /** A check someone waited on passed: its envelopes may go once everything before them went. */
+  #passed(u: Unverified): void {
+    if (u.entries === undefined) return
+    for (const e of u.entries) e.ready = true
+    this.#drain(u.peerDid)
+  }
+
+  /** Refuses entries that can never be delivered, and lets those behind them go. */
+  #kill(peerDid: string, entries: readonly GateEntry[], error: Error | undefined): void {
+    for (const e of entries) {
+      if (e.dead) continue
+      e.dead = true
+      if (error !== undefined) this.#refuse(peerDid, error, e.env)
+    }
+    this.#drain(peerDid)
+  }
+
+  #isViolator(peerDid: string): boolean {
+    const until = this.#violators.get(peerDid)
+    if (until === undefined) return false
+    if (this.#clock.now() < until) return true
+    this.#violators.delete(peerDid)
+    return false
+  }
+
+  /** Stops reading a peer that broke the protocol: what of its still waits is dropped (it is hung up on). */
+  #markViolator(peerDid: string): void {
+    this.#violators.delete(peerDid)
+    this.#violators.set(peerDid, this.#clock.now() + VIOLATOR_MS)
+    if (this.#violators.size > MAX_VIOLATORS) this.#violators.delete(this.#violators.keys().next().value!)
+    const gate = this.#gates.get(peerDid)
+    if (gate === undefined) return
+    for (let i = gate.head; i < gate.entries.length; i++) gate.entries[i]!.dead = true
+    this.#drain(peerDid)
+    for (const [key, open] of this.#open) {
+      if (open.peerDid !== peerDid) continue
+      this.#close(key, open)
+    }
   }
 
   // ---- inbound sealed streams (spec/envelope.md, "Sealed streams") ------------------------------------------
@@ -519,7 +676,7 @@ class SignedRemote implements RemoteEndpoint {
       const key = batchKey(peerDid, frame.batch)
       open = this.#open.get(key)
       if (open === undefined) {
-        open = { peerDid, batch: frame.batch, payloads: [], received: 0, broken: false, first: undefined, held: [], counted: 0, openedAt: this.#clock.now() }
+        open = { peerDid, batch: frame.batch, payloads: [], received: 0, broken: false, first: undefined, entries: [], counted: 0, early: 0, openedAt: this.#clock.now() }
         this.#open.set(key, open)
         this.#armSweep()
       }
@@ -529,6 +686,7 @@ class SignedRemote implements RemoteEndpoint {
     open.received++
     if (this.#openPayloads >= this.#maxUnverified || this.#openBytes + frame.payload.byteLength > this.#maxUnsealedBytes) {
       // a peer that sends members faster than seals: turned away, and the batch can no longer be proven
+      const why = `${this.#openPayloads} envelopes (${this.#openBytes} bytes) already wait for their seal`
       this.#breakBatch(open)
       let decoded: Envelope | undefined
       try {
@@ -536,7 +694,7 @@ class SignedRemote implements RemoteEndpoint {
       } catch {
         decoded = undefined
       }
-      return this.#refuseDecoded(peerDid, new UnsealedEnvelopeError(`${this.#openPayloads} envelopes (${this.#openBytes} bytes) already wait for their seal`), decoded)
+      return this.#refuseDecoded(peerDid, new UnsealedEnvelopeError(why), decoded)
     }
     if (!open.broken) {
       // a view into the frame: kept until the seal is checked (the member is delivered meanwhile)
@@ -560,22 +718,35 @@ class SignedRemote implements RemoteEndpoint {
     open.first ??= env
     const senderDid = didOf(env.from)
     if (senderDid !== peerDid) return this.#refuse(peerDid, new SenderMismatchError(senderDid, peerDid), env)
-    if (this.#concurrent) this.#dispatch(env, peerDid)
-    else if (open.broken) this.#refuse(peerDid, brokenBatchError(open), env)
-    else open.held.push(env)
+    const answer = isAnswer(env)
+    if (answer && this.#concurrent) {
+      // an answer reaches no behavior: with concurrent checks it goes on at once (spec/actors.md)
+      open.early++
+      return this.#onAnswer(env, peerDid)
+    }
+    if (open.broken) return this.#refuse(peerDid, brokenBatchError(open), env)
+    const path = answer ? undefined : this.#pathOf(env, peerDid)
+    if (!answer && path === undefined) return
+    if (this.#concurrent && !this.#gates.has(peerDid) && this.#deps.readOnly(path!, env.behavior)) {
+      // a read-only behavior with nothing of this sender waiting: answered before the seal
+      open.early++
+      return this.#deliver(env, path, peerDid)
+    }
+    const entry: GateEntry = { env, path, ready: false, dead: false }
+    if (this.#push(peerDid, entry)) open.entries.push(entry)
   }
 
   /**
-   * The batch cannot be proven any more: its payloads are let go, and with inline checks its held members
-   * (which could now never be delivered) are refused at once.
+   * The batch cannot be proven any more: its payloads are let go, and its waiting members (which could now
+   * never be delivered) are refused at once.
    */
   #breakBatch(open: OpenBatch): void {
     if (open.broken) return
     open.broken = true
     this.#release(open)
-    const held = open.held
-    open.held = []
-    for (const env of held) this.#refuse(open.peerDid, brokenBatchError(open), env)
+    const entries = open.entries
+    open.entries = []
+    this.#kill(open.peerDid, entries, brokenBatchError(open))
   }
 
   #onSeal(peerDid: string, batch: number, count: number, signature: Uint8Array): void {
@@ -585,16 +756,19 @@ class SignedRemote implements RemoteEndpoint {
     const payloads = open.payloads
     this.#close(key, open)
     if (open.broken || open.received !== count) {
-      return this.#unsealed(open, `the seal covers ${count} envelopes, ${open.received} arrived${open.broken ? ' (some missing, out of order or turned away)' : ''}`)
+      this.#unsealed(open, `the seal covers ${count} envelopes, ${open.received} arrived${open.broken ? ' (some missing, out of order or turned away)' : ''}`)
+      return
     }
-    const first = open.first
+    const checked: Unverified = { peerDid, env: open.first, entries: open.entries }
     if (this.#concurrent) {
-      // the members were delivered: a seal that fails is a violation, reported when the thread finds it
+      // checked on the thread: the waiting members go once it passed; a failure is a violation
+      let route
       try {
-        this.#worker!.submitSeal(peerDid, payloads, signature, first?.id ?? '?', { peerDid, env: first })
+        route = this.#worker!.submitSeal(peerDid, payloads, signature, open.first?.id ?? '?', checked, open.entries.length > 0)
       } catch (err) {
-        this.#sealViolation(peerDid, first, err)
+        return this.#sealViolation(checked, err)
       }
+      if (route === 'checked') this.#passed(checked)
       return
     }
     let ok: boolean
@@ -603,17 +777,13 @@ class SignedRemote implements RemoteEndpoint {
     } catch {
       ok = false
     }
-    if (!ok) {
-      const error = new BadSignatureError(`seal of the batch of envelope ${first?.id ?? '?'} (${count} envelopes) does not verify with ${peerDid}`)
-      for (const env of open.held) if (env !== first) this.#refuse(peerDid, error, env)
-      return this.#sealViolation(peerDid, first, error)
-    }
-    for (const env of open.held) this.#dispatch(env, peerDid)
+    if (!ok) return this.#sealViolation(checked, new BadSignatureError(`seal of the batch of envelope ${open.first?.id ?? '?'} (${count} envelopes) does not verify with ${peerDid}`))
+    this.#passed(checked)
   }
 
-  #sealViolation(peerDid: string, first: Envelope | undefined, err: unknown): void {
+  #sealViolation(u: Unverified, err: unknown): void {
     const error = err instanceof IdentityError ? err : new BadSignatureError(err instanceof Error ? err.message : String(err))
-    this.#onBadSignature({ peerDid, env: first }, error)
+    this.#onBadSignature(u, error)
   }
 
   /** Lets go of the payloads an open batch keeps (it closed, or can no longer be proven). */
@@ -633,11 +803,14 @@ class SignedRemote implements RemoteEndpoint {
     }
   }
 
-  /** A batch its seal cannot vouch for: held members are refused; delivered ones are reported. */
-  #unsealed(open: OpenBatch, reason: string): void {
+  /** A batch its seal cannot vouch for: waiting members are refused; those delivered early are reported. */
+  #unsealed(open: OpenBatch, reason: string): UnsealedEnvelopeError {
     const error = new UnsealedEnvelopeError(`batch of envelope ${open.first?.id ?? '?'}: ${reason}`)
-    for (const env of open.held) this.#refuse(open.peerDid, error, env)
-    this.#deps.emit({ type: 'unsealed', peerDid: open.peerDid, envelopes: open.counted, firstEnvelopeId: open.first?.id, delivered: this.#concurrent, reason })
+    this.#deps.emit({ type: 'unsealed', peerDid: open.peerDid, envelopes: open.counted, firstEnvelopeId: open.first?.id, delivered: open.early > 0, reason })
+    const entries = open.entries
+    open.entries = []
+    this.#kill(open.peerDid, entries, error)
+    return error
   }
 
   #armSweep(): void {
@@ -647,7 +820,10 @@ class SignedRemote implements RemoteEndpoint {
       for (const [key, open] of this.#open) {
         if (now - open.openedAt < this.#sealTimeoutMs) continue
         this.#close(key, open)
-        this.#unsealed(open, `no seal within ${this.#sealTimeoutMs} ms`)
+        const error = this.#unsealed(open, `no seal within ${this.#sealTimeoutMs} ms`)
+        // every member came, in order, and the seal did not: a sender that never seals is a violation (a
+        // dropped stream shows as missing members instead, and only ends the batch)
+        if (!open.broken && !this.#isViolator(open.peerDid)) this.#onBadSignature({ peerDid: open.peerDid, env: undefined }, error)
       }
     }, Math.max(10, Math.floor(this.#sealTimeoutMs / 4)))
     this.#sweep.unref()
@@ -659,6 +835,17 @@ class SignedRemote implements RemoteEndpoint {
    */
   #onBadSignature(u: Unverified, error: IdentityError): void {
     const { peerDid, env } = u
+    if (this.#isViolator(peerDid)) {
+      // checked after the first violation (it was on the thread already): nothing of it is acted on or answered
+      if (u.entries !== undefined) this.#kill(peerDid, u.entries, undefined)
+      return
+    }
+    if (u.entries !== undefined) {
+      // what waited for this check is refused (the first member is answered below, last)
+      this.#kill(peerDid, u.entries.filter((e) => e.env !== env), error)
+      for (const e of u.entries) e.dead = true
+    }
+    this.#markViolator(peerDid)
     this.#deps.emit({ type: 'peer-violation', peerDid, envelopeId: env?.id ?? '', behavior: env?.behavior ?? '(sealed batch)', error })
     // the refusal must reach the peer with its seal (a strict peer holds members until then): hang up only
     // once every seal to it is handed to the transport

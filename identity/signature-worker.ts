@@ -42,6 +42,11 @@ import {
 export interface SignatureWorkerOptions<C> {
   /** Called once per envelope whose signature failed, with what was submitted for it. */
   onFailure: (context: C, error: IdentityError) => void
+  /**
+   * Called once per job submitted with `notify` whose check passed on the thread (a job checked inline is
+   * answered by `submit`'s return instead). A caller that holds a message until its signature is known uses it.
+   */
+  onPassed?: (context: C) => void
   /** Envelopes that may wait for the thread; beyond that `submit` checks inline. Default 65,536. */
   maxBacklog?: number
   /** Verified batch roots remembered (on each side). Default 4096. */
@@ -76,8 +81,15 @@ type Submitted<C> =
       /** Views into the caller's bytes: used only if the thread dies before checking it. */
       header: WireHeader
       context: C
+      /** The caller waits for the outcome: `onPassed` is called when it passes. */
+      notify: boolean
+      /** Its failure was reported (so it is not reported as passed). */
+      failed?: boolean
     }
-  | { job: 'seal'; did: string; id: string; payloads: readonly Uint8Array[]; signature: Uint8Array; context: C }
+  | { job: 'seal'; did: string; id: string; payloads: readonly Uint8Array[]; signature: Uint8Array; context: C; notify: boolean; failed?: boolean }
+
+/** Where a submitted check went: done inline (it passed; a failure throws) or queued for the thread. */
+export type CheckRoute = 'checked' | 'queued'
 
 /** A seal being signed on the thread. */
 interface Signing {
@@ -89,6 +101,9 @@ const POLL_MS = 1
 
 export class SignatureWorker<C> {
   readonly #onFailure: (context: C, error: IdentityError) => void
+  readonly #onPassed: ((context: C) => void) | undefined
+  /** Queued jobs whose caller waits for the outcome (they keep the poll running). */
+  #notifying = 0
   readonly #maxBacklog: number
   readonly #batchCacheSize: number
   readonly #inline: SignatureChecker
@@ -122,6 +137,7 @@ export class SignatureWorker<C> {
 
   constructor(opts: SignatureWorkerOptions<C>) {
     this.#onFailure = opts.onFailure
+    this.#onPassed = opts.onPassed
     this.#maxBacklog = opts.maxBacklog ?? 65_536
     this.#batchCacheSize = opts.batchCacheSize ?? 4096
     this.#inline = new SignatureChecker(this.#batchCacheSize)
@@ -159,23 +175,28 @@ export class SignatureWorker<C> {
   /**
    * Queues the signature check of one envelope (`bytes` its wire encoding, `header` decoded from it, `did` the
    * sender, `id` its envelope id for error messages). When the check runs inline (no thread, a full ring or
-   * backlog) a failure throws here; otherwise it reaches `onFailure(context, error)` later.
+   * backlog) a failure throws here and a pass returns 'checked'; otherwise ('queued') a failure reaches
+   * `onFailure(context, error)` later, and with `notify` a pass reaches `onPassed(context)` (the thread is
+   * woken at once for it).
    */
-  submit(did: string, header: WireHeader, bytes: Uint8Array, id: string, context: C): void {
+  submit(did: string, header: WireHeader, bytes: Uint8Array, id: string, context: C, notify = false): CheckRoute {
     if (this.#state === 'idle') this.#startWorker()
     if (this.#state !== 'worker' || !this.#write(JOB_CHECK, did, 4 + pad4(bytes.byteLength), (at) => this.#putBytes(at, bytes))) {
       this.#inline.check(did, header, id)
-      return
+      return 'checked'
     }
-    this.#enqueue({ job: 'check', did, id, header, context })
+    this.#enqueue({ job: 'check', did, id, header, context, notify })
+    if (notify) this.#waitFor()
+    return 'queued'
   }
 
   /**
    * Queues the check of a sealed batch: `signature` must seal exactly `payloads` for `did` (`id` names the
    * batch's first envelope in error messages). Like `submit`: inline, throwing BadSignatureError, when the
-   * thread cannot take it; otherwise a failure reaches `onFailure(context, error)` later.
+   * thread cannot take it ('checked' when it passed there); otherwise ('queued') a failure reaches
+   * `onFailure(context, error)` later, and with `notify` a pass reaches `onPassed(context)`.
    */
-  submitSeal(did: string, payloads: readonly Uint8Array[], signature: Uint8Array, id: string, context: C): void {
+  submitSeal(did: string, payloads: readonly Uint8Array[], signature: Uint8Array, id: string, context: C, notify = false): CheckRoute {
     if (this.#state === 'idle') this.#startWorker()
     const size = 4 + 64 + payloadsBytes(payloads)
     const fits = this.#state === 'worker' && this.#write(JOB_SEAL, did, size, (at) => {
@@ -185,17 +206,34 @@ export class SignatureWorker<C> {
     })
     if (!fits) {
       this.#checkSealInline(did, payloads, signature, id)
-      return
+      return 'checked'
     }
-    this.#enqueue({ job: 'seal', did, id, payloads, signature: Uint8Array.prototype.slice.call(signature), context })
+    this.#enqueue({ job: 'seal', did, id, payloads, signature: Uint8Array.prototype.slice.call(signature), context, notify })
+    if (notify) this.#waitFor()
+    return 'queued'
+  }
+
+  /** A job someone waits on was queued: the thread is woken for it and its outcome is polled for. */
+  #waitFor(): void {
+    this.#notifying++
+    this.#wakeUrgently()
+    this.#poll()
+  }
+
+  /** Jobs queued with `notify` whose outcome is not known yet. */
+  get awaited(): number {
+    return this.#notifying
   }
 
   /**
    * Signs the seal of `payloads` (1..65,536 of them) with the signer. `done(signature)` runs later, on this
    * thread, when the seal is collected (by `collectSeals`, or within `sealPollMs`), in the order seals were
    * asked for; or at once (signed inline) when no thread runs, the ring is full or `maxPendingSeals` wait.
+   * `urgent`: someone waits on this seal (an ask's receiver may hold it until then): the thread is woken
+   * for it at once rather than coming round within LAZY_MS. (Signing it here instead cost every ask ~60 µs
+   * of this thread, measured, though most asks need no seal to be answered.)
    */
-  seal(payloads: readonly Uint8Array[], done: (signature: Uint8Array) => void): void {
+  seal(payloads: readonly Uint8Array[], done: (signature: Uint8Array) => void, urgent = false): void {
     const signer = this.#signer
     if (signer === undefined) throw new IdentityError('this signature worker has no signing key')
     if (this.#state === 'idle') this.#startWorker()
@@ -216,7 +254,7 @@ export class SignatureWorker<C> {
     }
     // a thread waiting lazily signs it within LAZY_MS (waking it would cost this thread its core for the
     // thread's turn); only when seals pile up is it woken at once
-    if (this.#signing.size + 1 >= this.#maxPendingSeals / 2) this.#wakeUrgently()
+    if (urgent || this.#signing.size + 1 >= this.#maxPendingSeals / 2) this.#wakeUrgently()
     this.#nextToken = (token + 1) >>> 0
     this.#signing.set(token, { payloads, done })
     this.#queue.push(undefined)
@@ -411,7 +449,15 @@ export class SignatureWorker<C> {
     let n = (checked - this.#headTicket) | 0
     if (n <= 0) return
     n = Math.min(n, this.#queue.length - this.#head)
-    for (let k = 0; k < n; k++) this.#queue[this.#head + k] = undefined
+    let passed: Submitted<C>[] | undefined
+    for (let k = 0; k < n; k++) {
+      const it = this.#queue[this.#head + k]
+      if (it?.notify === true) {
+        this.#notifying--
+        if (it.failed !== true) (passed ??= []).push(it)
+      }
+      this.#queue[this.#head + k] = undefined
+    }
     this.#head += n
     this.#headTicket = (this.#headTicket + n) | 0
     if (this.#head === this.#queue.length) {
@@ -422,6 +468,15 @@ export class SignatureWorker<C> {
       this.#head = 0
     }
     if (this.#head === this.#queue.length) this.#wakeDrainWaiters()
+    if (passed !== undefined) for (const it of passed) this.#pass(it)
+  }
+
+  #pass(it: Submitted<C>): void {
+    try {
+      this.#onPassed?.(it.context)
+    } catch {
+      // the callback's own failure must not stop the passes after it
+    }
   }
 
   #poll(): void {
@@ -429,7 +484,7 @@ export class SignatureWorker<C> {
     const tick = (): void => {
       this.#pollTimer = undefined
       this.#reap()
-      if (this.#drainWaiters.length > 0) this.#pollTimer = setTimeout(tick, POLL_MS)
+      if (this.#drainWaiters.length > 0 || this.#notifying > 0) this.#pollTimer = setTimeout(tick, POLL_MS)
     }
     this.#pollTimer = setTimeout(tick, POLL_MS)
   }
@@ -497,6 +552,7 @@ export class SignatureWorker<C> {
   }
 
   #report(it: Submitted<C>, error: IdentityError): void {
+    it.failed = true
     try {
       this.#onFailure(it.context, error)
     } catch {
@@ -559,19 +615,29 @@ export class SignatureWorker<C> {
       }
     }
     const firstTicket = (this.#headTicket + (start - this.#head)) | 0
+    // the thread checked these: those waited on that did not fail passed
+    const done = this.#queue.slice(this.#head, start)
     const rest = this.#queue.slice(start)
     this.#queue = []
     this.#head = 0
+    this.#notifying = 0
+    for (const it of done) if (it?.notify === true && it.failed !== true) this.#pass(it)
     for (let k = 0; k < rest.length; k++) {
       const it = rest[k]
       if (it === undefined) continue
-      if (this.#reportedThrough !== undefined && ((firstTicket + k - this.#reportedThrough) | 0) <= 0) continue
+      if (this.#reportedThrough !== undefined && ((firstTicket + k - this.#reportedThrough) | 0) <= 0) {
+        // the thread got this far: its failures here were reported, the rest passed
+        if (it.notify && it.failed !== true) this.#pass(it)
+        continue
+      }
       try {
         if (it.job === 'check') this.#inline.check(it.did, it.header, it.id)
         else this.#checkSealInline(it.did, it.payloads, it.signature, it.id)
       } catch (err) {
         this.#report(it, err instanceof IdentityError ? err : new IdentityError(String(err)))
+        continue
       }
+      if (it.notify) this.#pass(it)
     }
     this.#wakeDrainWaiters()
   }

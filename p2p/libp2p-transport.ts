@@ -33,6 +33,8 @@ export class Libp2pTransport implements Transport {
   private handler: InboundHandler = () => {}
   private readonly didByPeer = new Map<string, string>()
   private readonly peerByDid = new Map<string, PeerId>()
+  /** Peers being hung up on for a protocol violation: their frames are no longer delivered. */
+  private readonly closing = new Set<string>()
 
   constructor(opts: Libp2pTransportOptions) {
     this.host = opts.host
@@ -55,6 +57,8 @@ export class Libp2pTransport implements Transport {
       },
     })
     this.wire.onFrame((body, from) => {
+      // a peer being hung up on for a violation: nothing more it sent is acted on (it still reads our refusal)
+      if (this.closing.size > 0 && this.closing.has(from.toString())) return
       const peerDid = this.didOf(from)
       if (peerDid === undefined) return
       this.handler({ bytes: body, peerDid })
@@ -120,8 +124,12 @@ export class Libp2pTransport implements Transport {
     // refused at once for new connections; this one is closed once the peer has read what was queued for it
     // (the kernel's refusal and its seal), so the peer learns why
     this.quarantine?.(peer)
+    const key = peer.toString()
+    this.closing.add(key)
     const hangUp = (): void => {
-      this.host.hangUp(peer).catch((err: unknown) => this.log.debug('hang-up failed', { peer: peer.toString(), ...errorFields(err) }))
+      this.host.hangUp(peer)
+        .catch((err: unknown) => this.log.debug('hang-up failed', { peer: key, ...errorFields(err) }))
+        .finally(() => this.closing.delete(key))
     }
     this.wire.finish(peer).then(hangUp, hangUp)
   }

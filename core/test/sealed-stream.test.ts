@@ -12,6 +12,7 @@ import {
   isStreamFrame,
   prepareEnvelope,
   signSeal,
+  signEnvelope,
   type Envelope,
   type EnvelopeInit,
   type JsonValue,
@@ -119,22 +120,40 @@ t.test('over an authenticated transport, messages travel as members and seals th
   t.pass('each member, rebuilt as a standalone envelope, verifies with EnvelopeVerifier alone')
 })
 
-t.test('concurrent checks: a member is delivered before its seal; a forged seal is a violation, answered', async (t) => {
+t.test('concurrent checks: a read-only behavior answers before the seal; a state-changing one waits for it; a forged seal changes nothing, is answered, and nothing after it is read', async (t) => {
   const kit = await kitWith(t)
   const a = await nodeWith(kit)
   const c = await rawPeer(t, kit)
   const to = `${a.system.did}/r`
-  const p = payload(kit, c, { to, body: 'early' })
+  // an ask to the read-only /rec/log (no event: answered from the snapshot), sealed properly later
+  const look = payload(kit, c, { to, behavior: '/rec/log', body: null, replyTo: c.key.did })
+  await c.transport.send(a.system.did, encodeMember(6, 0, look))
+  await until('the read-only answer', () => c.inbox.length === 1)
+  t.same(c.inbox[0]!.body, { ok: true, value: [] }, 'answered before its seal came')
+  await c.transport.send(a.system.did, encodeSeal(6, 1, signSeal(c.key, [look])))
+  // a state-changing tell under a forged seal
+  const p = payload(kit, c, { to, body: 'forged' })
   await c.transport.send(a.system.did, encodeMember(7, 0, p))
-  await until('delivery', async () => (await logOf(a, to)).length === 1)
-  t.same(await logOf(a, to), ['early'], 'delivered before any seal came')
+  await kit.settle(20)
+  t.same(await logOf(a, to), [], 'the state-changing member waits for its seal')
   await c.transport.send(a.system.did, encodeSeal(7, 1, signSeal(NodeKey.generate(), [p])))
   await until('a peer-violation', () => events(a, 'peer-violation').length === 1)
   const v = events(a, 'peer-violation')[0]!
   t.equal(v.peerDid, c.key.did)
   t.equal(v.error.name, 'BadSignatureError')
-  await until('the answer', () => c.inbox.length === 1)
-  t.equal(errorName(c.inbox[0]), 'BadSignatureError', 'the sender is told, with a typed error')
+  await until('the answer', () => c.inbox.length === 2)
+  t.equal(errorName(c.inbox[1]), 'BadSignatureError', 'the sender is told, with a typed error')
+  await a.system.signaturesChecked()
+  t.same(await logOf(a, to), [], 'the forged member never reached the behavior: the state is unchanged')
+  // the same peer, on the same session, tries again: nothing of it is read any more
+  const again = payload(kit, c, { to, body: 'second' })
+  await c.transport.send(a.system.did, encodeMember(8, 0, again))
+  await c.transport.send(a.system.did, encodeSeal(8, 1, signSeal(NodeKey.generate(), [again])))
+  await kit.settle(30)
+  await a.system.signaturesChecked()
+  t.equal(events(a, 'peer-violation').length, 1, 'the second forged seal was never read (no second violation)')
+  t.equal(c.inbox.length, 2, 'and nothing more was answered')
+  t.same(await logOf(a, to), [], 'and the state is still unchanged')
 })
 
 t.test('inline checks: members wait for their seal; a forged seal refuses them all', async (t) => {
@@ -194,6 +213,8 @@ t.test('a batch whose seal never comes, or that lost a member, ends unsealed', a
   t.match(u.reason, /no seal within 1000 ms/)
   await until('the refusal', () => c.inbox.length === 1)
   t.equal(errorName(c.inbox[0]), 'UnsealedEnvelopeError', 'a held member is refused with a typed error the sender can act on')
+  await until('the violation', () => events(strict, 'peer-violation').length === 1)
+  t.equal(events(strict, 'peer-violation')[0]!.error.name, 'UnsealedEnvelopeError', 'a complete batch left unsealed past its deadline is a violation')
 
   const fast = await nodeWith(kit)
   const to2 = `${fast.system.did}/r`
@@ -203,8 +224,11 @@ t.test('a batch whose seal never comes, or that lost a member, ends unsealed', a
   await c.transport.send(fast.system.did, encodeSeal(4, 3, signSeal(c.key, ps)))
   await until('the unsealed event', () => events(fast, 'unsealed').length === 1)
   const g = events(fast, 'unsealed')[0]!
-  t.equal(g.delivered, true, 'with concurrent checks the members were already delivered')
+  t.equal(g.delivered, false, 'with concurrent checks too, nothing state-changing was delivered before its seal')
   t.match(g.reason, /covers 3 envelopes, 2 arrived/)
+  await until('two refusals', () => c.inbox.length === 3)
+  t.same(c.inbox.slice(1).map(errorName), ['UnsealedEnvelopeError', 'UnsealedEnvelopeError'], 'the members that can never be proven are refused')
+  t.same(await logOf(fast, to2), [], 'and never delivered')
   t.same(events(fast, 'peer-violation'), [], 'a lost member is not a forgery')
 })
 
@@ -228,23 +252,25 @@ t.test('sealed-stream frames are refused with typed errors when malformed or not
   t.same(d.inbox.map(errorName), ['MalformedEnvelopeError', 'MalformedEnvelopeError', 'MalformedEnvelopeError'])
 })
 
-t.test('signaturesChecked() waits for the seals of delivered members, then for their check', async (t) => {
+t.test('signaturesChecked() waits for the seals of waiting members, then for their check and delivery', async (t) => {
   const kit = await kitWith(t)
   const a = await nodeWith(kit)
   const c = await rawPeer(t, kit)
   const to = `${a.system.did}/r`
   const ps = [payload(kit, c, { to, body: 'e1' }), payload(kit, c, { to, body: 'e2' })]
   for (let i = 0; i < 2; i++) await c.transport.send(a.system.did, encodeMember(11, i, ps[i]!))
-  await until('delivery', async () => (await logOf(a, to)).length === 2)
+  await kit.settle(10)
   let checked = false
   const waiting = a.system.signaturesChecked().then(() => {
     checked = true
   })
   await new Promise((r) => setTimeout(r, 50))
-  t.notOk(checked, 'still pending: the members were delivered but their seal has not come')
+  t.notOk(checked, 'still pending: the members wait for their seal')
+  t.same(await logOf(a, to), [], 'and were not delivered')
   await c.transport.send(a.system.did, encodeSeal(11, 2, signSeal(c.key, ps)))
   await waiting
   t.ok(checked, 'resolved once the seal arrived and was checked')
+  t.same(await logOf(a, to), ['e1', 'e2'], 'delivered, in order, once it passed')
   t.same(events(a, 'peer-violation'), [])
 })
 
@@ -255,9 +281,10 @@ t.test('members beyond maxUnverified waiting for seals are turned away with Unse
   const to = `${a.system.did}/r`
   const ps = [0, 1, 2, 3, 4].map((i) => payload(kit, c, { to, body: i }))
   for (let i = 0; i < ps.length; i++) await c.transport.send(a.system.did, encodeMember(20, i, ps[i]!))
-  await until('the refusal', () => c.inbox.length === 1, 10_000)
-  t.equal(errorName(c.inbox[0]), 'UnsealedEnvelopeError', 'the 4th member, over the limit, is refused with a typed error')
-  t.same(await logOf(a, to), [0, 1, 2, 4], 'the batch released what it kept (it can no longer be proven): the 5th found room and was delivered')
+  await until('five refusals', () => c.inbox.length === 5, 10_000)
+  t.same(c.inbox.map(errorName), Array(5).fill('UnsealedEnvelopeError'), 'the 4th member, over the limit, is refused with a typed error, and so is the rest of its batch (it can no longer be proven)')
+  t.match((c.inbox.find((e) => /already wait for their seal/.test(JSON.stringify(e.body)))?.body as { error: { message: string } } | undefined)?.error.message ?? '', /3 envelopes/, 'the refusal says how many wait')
+  t.same(await logOf(a, to), [], 'nothing of the batch was delivered')
   await c.transport.send(a.system.did, encodeSeal(20, 5, signSeal(c.key, ps)))
   await until('the unsealed event', () => events(a, 'unsealed').length === 1)
   t.match(events(a, 'unsealed')[0]!.reason, /turned away/, 'a batch with a turned-away member ends unsealed')
@@ -265,8 +292,9 @@ t.test('members beyond maxUnverified waiting for seals are turned away with Unse
   const next = [payload(kit, c, { to, body: 'after' })]
   await c.transport.send(a.system.did, encodeMember(21, 0, next[0]!))
   await c.transport.send(a.system.did, encodeSeal(21, 1, signSeal(c.key, next)))
-  await until('delivery', async () => (await logOf(a, to)).length === 5)
+  await until('delivery', async () => (await logOf(a, to)).length === 1)
   await a.system.signaturesChecked()
+  t.same(await logOf(a, to), ['after'], 'the room came back: the next batch is delivered')
   t.equal(events(a, 'unsealed').length, 1, 'the next batch is sealed normally')
 })
 
@@ -293,8 +321,48 @@ t.test('bytes waiting for seals are bounded too (maxUnsealedBytes): a member tha
   const ps = [0, 1, 2].map((i) => payload(kit, c, { to, body: `${i}${'x'.repeat(400)}` }))
   t.ok(ps[0]!.byteLength > 500 && ps[0]!.byteLength < 1_000, `each payload is ${ps[0]!.byteLength} bytes: one fits, two do not`)
   for (let i = 0; i < ps.length; i++) await c.transport.send(a.system.did, encodeMember(40, i, ps[i]!))
-  await until('the refusal', () => c.inbox.length === 1, 10_000)
-  t.equal(errorName(c.inbox[0]), 'UnsealedEnvelopeError')
-  t.match((c.inbox[0]!.body as { ok: false; error: { message: string } }).error.message, /bytes\) already wait for their seal/)
-  t.same((await logOf(a, to)).map((v) => String(v)[0]), ['0', '2'], 'the first was kept and delivered; the third found room once the batch let go')
+  await until('three refusals', () => c.inbox.length === 3, 10_000)
+  t.same(c.inbox.map(errorName), Array(3).fill('UnsealedEnvelopeError'))
+  t.ok(c.inbox.some((e) => /bytes\) already wait for their seal/.test((e.body as { ok: false; error: { message: string } }).error.message)), 'the one over the limit is told why')
+  t.same(await logOf(a, to), [], 'the batch let go of what it kept: nothing of it is delivered')
+  const next = [payload(kit, c, { to, body: 'small' })]
+  await c.transport.send(a.system.did, encodeMember(41, 0, next[0]!))
+  await c.transport.send(a.system.did, encodeSeal(41, 1, signSeal(c.key, next)))
+  await until('delivery', async () => (await logOf(a, to)).length === 1)
+  t.same(await logOf(a, to), ['small'], 'the room came back')
+})
+
+t.test("a read-only ask behind its sender's waiting tell waits for it too: each sender's order holds", async (t) => {
+  const kit = await kitWith(t)
+  const a = await nodeWith(kit)
+  const c = await rawPeer(t, kit)
+  const to = `${a.system.did}/r`
+  const write = payload(kit, c, { to, body: 'w' })
+  const read = payload(kit, c, { to, behavior: '/rec/log', body: null, replyTo: c.key.did })
+  await c.transport.send(a.system.did, encodeMember(12, 0, write))
+  await c.transport.send(a.system.did, encodeMember(12, 1, read))
+  await kit.settle(20)
+  t.equal(c.inbox.length, 0, 'the read waits behind the write, which waits for its seal')
+  await c.transport.send(a.system.did, encodeSeal(12, 2, signSeal(c.key, [write, read])))
+  await until('the answer', () => c.inbox.length === 1)
+  t.same(c.inbox[0]!.body, { ok: true, value: ['w'] }, 'the read sees the write before it')
+})
+
+t.test('concurrent checks, self-signed envelopes: a forged one to a state-changing behavior never reaches it', async (t) => {
+  const kit = await kitWith(t)
+  const a = await nodeWith(kit)
+  const c = await rawPeer(t, kit)
+  const to = `${a.system.did}/r`
+  const s = signEnvelope(c.key, { from: c.key.did, to, behavior: '/rec/record', body: 'forged', replyTo: c.key.did, now: kit.clock.now() })
+  const bytes = Uint8Array.from(s.bytes)
+  bytes[10]! ^= 0x01 // inside the signature
+  await c.transport.send(a.system.did, bytes)
+  await until('the refusal', () => c.inbox.length === 1)
+  t.equal(errorName(c.inbox[0]), 'BadSignatureError')
+  t.equal(c.inbox.filter((e) => (e.body as { ok?: boolean } | null)?.ok === true).length, 0, 'no other answer')
+  await a.system.signaturesChecked()
+  t.same(await logOf(a, to), [], 'the state is unchanged')
+  const honest = await nodeWith(kit)
+  await honest.system.ask(to, '/rec/record', 'honest')
+  t.same(await logOf(a, to), ['honest'], 'an honest sender is served (after its check passed)')
 })

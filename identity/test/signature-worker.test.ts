@@ -248,3 +248,33 @@ t.test('a seal too large for the ring is signed inline after the seals still on 
   t.equal(w.sealsPending, 0)
   t.same(Buffer.from(hugeSig!).toString('hex'), Buffer.from(signSeal(alice, huge)).toString('hex'))
 })
+
+t.test('onPassed: a job submitted with notify is reported once when it passes, never when it fails; jobs without notify are not reported', async (t) => {
+  const passed: string[] = []
+  const failures: string[] = []
+  const w = new SignatureWorker<string>({ onFailure: (ctx) => failures.push(ctx), onPassed: (ctx) => passed.push(ctx) })
+  t.teardown(() => w.stop())
+  w.start()
+  const envs = batch(40)
+  const routes = envs.map((s, i) => w.submit(alice.did, decodeWireHeader(i === 7 ? tamper(s) : s.bytes), i === 7 ? tamper(s) : s.bytes, s.envelope.id, `#${i}`, i % 2 === 1))
+  t.ok(routes.every((r) => r === 'queued'), 'a running thread takes them')
+  t.ok(w.awaited > 0, 'the notified jobs are awaited')
+  const payloads = [prepareEnvelope(alice, { from: alice.did, to: `${bob.did}/x`, behavior: '/t/hit', body: 1 }).payload]
+  w.submitSeal(alice.did, payloads, signSeal(alice, payloads), 'seal-ok', 'seal-ok', true)
+  w.submitSeal(alice.did, payloads, signSeal(bob, payloads), 'seal-bad', 'seal-bad', true)
+  const end = Date.now() + 10_000
+  while (w.awaited > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 2))
+  t.equal(w.awaited, 0, 'every awaited job came back without anyone calling drained()')
+  t.same(passed, [...envs.map((_, i) => i).filter((i) => i % 2 === 1 && i !== 7).map((i) => `#${i}`), 'seal-ok'], 'the odd ones (notify) that passed, in order, and the good seal')
+  t.same(failures, ['#7', 'seal-bad'], 'the bad envelope and the bad seal failed, and were not reported as passed')
+})
+
+t.test('onPassed: after the thread is stopped a check runs inline and submit says so (checked), or throws', async (t) => {
+  const passed: string[] = []
+  const w = new SignatureWorker<string>({ onFailure: () => {}, onPassed: (ctx) => passed.push(ctx) })
+  await w.stop()
+  const s = signEnvelope(alice, { from: alice.did, to: `${bob.did}/sink`, behavior: '/t/hit', body: 1 })
+  t.equal(w.submit(alice.did, decodeWireHeader(s.bytes), s.bytes, s.envelope.id, 'inline', true), 'checked')
+  t.throws(() => w.submit(alice.did, decodeWireHeader(tamper(s)), tamper(s), s.envelope.id, 'bad', true), BadSignatureError)
+  t.same(passed, [], 'an inline result is returned, not reported')
+})

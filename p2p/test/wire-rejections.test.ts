@@ -101,8 +101,8 @@ t.test('random, truncated and oversize frames reset that stream, the peer is hun
 })
 
 /** A correctly formed envelope from `key` whose signature is wrong (one bit flipped). */
-function badlySigned(key: NodeKey, to: string, body: string): { bytes: Uint8Array; envelope: Envelope } {
-  const s = signEnvelope(key, { from: key.did, to, behavior: '/noir/node/echo', body, replyTo: key.did })
+function badlySigned(key: NodeKey, to: string, body: string, behavior = '/noir/node/echo'): { bytes: Uint8Array; envelope: Envelope } {
+  const s = signEnvelope(key, { from: key.did, to, behavior, body, replyTo: key.did })
   const bytes = Uint8Array.from(s.bytes)
   bytes[10]! ^= 0x01 // inside the 64-byte signature
   return { bytes, envelope: s.envelope }
@@ -132,7 +132,7 @@ t.test('concurrent checks (the default): a bad signature from the session peer i
   t.equal(errorName(refusal), 'BadSignatureError', 'the sender reads a typed BadSignatureError naming its envelope')
   t.equal(refusal.from, d.did, 'the refusal comes from the node')
   t.ok(probe.membersSeen.some((e) => e.inReplyTo === bad.envelope.id && (e.body as { ok?: boolean }).ok === true),
-    'checked concurrently, the envelope was delivered (and answered) before its signature failed (spec/actors.md, "Signature checks")')
+    'checked concurrently, the read-only echo answered before its signature failed (spec/actors.md, "Signature checks")')
   const line = await eventually(() => d.logLines().find((l) => l.msg === 'peer violated the protocol: answered and disconnected'), 10_000)
   t.equal(line.peer, probe.did, 'the daemon logs the violation with the peer')
   t.equal(line.error, 'BadSignatureError')
@@ -191,9 +191,57 @@ t.test("signatureCheck 'inline': a bad signature is refused before delivery, wit
 
 // ---- sealed streams (spec/envelope.md, "Sealed streams") ------------------------------------------------------
 
-function member(probe: Probe, to: string, body: string): { envelope: Envelope; payload: Uint8Array } {
-  return prepareEnvelope(probe.key, { from: probe.did, to, behavior: '/noir/node/echo', body, replyTo: probe.did })
+function member(probe: Probe, to: string, body: string, behavior = '/noir/node/echo'): { envelope: Envelope; payload: Uint8Array } {
+  return prepareEnvelope(probe.key, { from: probe.did, to, behavior, body, replyTo: probe.did })
 }
+
+/** The daemon's ping count (each /noir/node/ping handled adds one), asked by an honest peer. */
+async function pings(probe: Probe, d: DaemonHandle): Promise<number> {
+  const env = signEnvelope(probe.key, { from: probe.did, to: `${d.did}/node`, behavior: '/noir/node/ping', body: null, replyTo: probe.did })
+  await probe.mesh.transport.send(d.did, env.bytes)
+  const answer = await probe.waitFor((e) => e.inReplyTo === env.envelope.id, 10_000)
+  return (answer.body as { ok: true; value: { count: number } }).value.count - 1 // less this ping itself
+}
+
+t.test('as an attacker: forged envelopes and forged seals to a state-changing behavior never change its state; a second forged seal on the connection is never read', async (t) => {
+  const d = await cluster.start({ config: { quarantineMs: 60_000 } })
+  const to = `${d.did}/node`
+  // 1. a self-signed envelope with a broken signature to /noir/node/ping (it counts pings: state)
+  const forger = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => forger.stop())
+  const bad = badlySigned(forger.key, to, 'x', '/noir/node/ping')
+  await forger.mesh.transport.send(d.did, bad.bytes)
+  const refusal = await forger.waitFor((e) => e.inReplyTo === bad.envelope.id && errorName(e) !== undefined, 10_000, daemonView(d))
+  t.equal(errorName(refusal), 'BadSignatureError', 'the forger reads BadSignatureError')
+  t.notOk(forger.received.some((e) => e.inReplyTo === bad.envelope.id && (e.body as { ok?: boolean }).ok === true), 'and no pong: the behavior never ran')
+
+  // 2. a sealed batch of pings under a forged seal, then a second one on the same connection
+  const sealer = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => sealer.stop())
+  const forged = [member(sealer, to, 'f0', '/noir/node/ping'), member(sealer, to, 'f1', '/noir/node/ping')]
+  for (let i = 0; i < 2; i++) await sealer.mesh.transport.send(d.did, encodeMember(50, i, forged[i]!.payload))
+  await new Promise((r) => setTimeout(r, 300))
+  t.notOk(sealer.received.some((e) => forged.some((f) => f.envelope.id === e.inReplyTo)), 'the members wait for their seal: nothing answered them')
+  await sealer.mesh.transport.send(d.did, encodeSeal(50, 2, signSeal(NodeKey.generate(), forged.map((m) => m.payload))))
+  // and at once a second forged batch on the same connection, before the node could hang up
+  const second = [member(sealer, to, 's0', '/noir/node/ping')]
+  await sealer.mesh.transport.send(d.did, encodeMember(51, 0, second[0]!.payload)).catch(() => {})
+  await sealer.mesh.transport.send(d.did, encodeSeal(51, 1, signSeal(NodeKey.generate(), [second[0]!.payload]))).catch(() => {})
+  const answers = await eventually(() => {
+    const a = sealer.received.filter((e) => forged.some((f) => f.envelope.id === e.inReplyTo))
+    return a.length === 2 ? a : undefined
+  }, 10_000)
+  t.same(answers.map(errorName), ['BadSignatureError', 'BadSignatureError'], 'each forged member is refused with BadSignatureError')
+  await eventually(() => !peerConnected(sealer, d.did) || undefined, 10_000)
+  const violations = d.logLines().filter((l) => l.msg === 'peer violated the protocol: answered and disconnected' && l.peer === sealer.did)
+  t.equal(violations.length, 1, 'one violation: the second forged seal was never read')
+  t.notOk(sealer.received.some((e) => e.inReplyTo === second[0]!.envelope.id), 'and its member was never answered')
+
+  // 3. an honest peer's ping: the count shows that none of the forged pings ran
+  const honest = await Probe.start({ bootstrap: d.multiaddrs })
+  t.teardown(() => honest.stop())
+  t.equal(await pings(honest, d), 0, 'the ping count is unchanged: no forged message reached the behavior')
+})
 
 t.test('a sealed stream with a forged seal: its members were answered, the seal is refused with BadSignatureError and the peer hung up on', async (t) => {
   const d = await cluster.start()
