@@ -12,6 +12,7 @@ import type { ContractStore } from '../contracts/store.ts'
 import { DeploymentStateMachine, type DeploymentContext, type DeploymentPhase } from '../deployment/machine.ts'
 import { DeploymentNotFoundError, InfeasibleError, InvalidTermsError, OrchestrationError, StopFailedError } from '../errors.ts'
 import { PhiAccrualDetector } from '../failure/phi-accrual.ts'
+import { LoopStalls } from '../failure/loop-stalls.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { place, type InfeasibleReason, type PlacementPick } from '../placement/place.ts'
 import { constraintOrder } from '../placement/constraints.ts'
@@ -185,6 +186,10 @@ export class Orchestrator {
   readonly #o: Required<Omit<OrchestratorOptions, 'phiThreshold'>> & { phiThreshold: Record<Lane, number> }
   readonly #deployments = new Map<string, Deployment>()
   readonly #detectors = new Map<string, PhiAccrualDetector>()
+  /** Our own event loop's stalls: a peer is not convicted for the time we could not read its beats. */
+  #stalls: LoopStalls | undefined
+  /** Convictions withheld because the silence was our own stall. */
+  #forgiven = 0
   readonly #lostNodes = new Set<string>()
   readonly #rounds = new Map<string, BidRound>()
   readonly #now: () => number
@@ -240,6 +245,7 @@ export class Orchestrator {
   }
 
   start(): void {
+    this.#stalls = new LoopStalls({ intervalMs: this.#o.checkIntervalMs, now: this.#now })
     this.#timer = setInterval(() => this.#checkNodes(), this.#o.checkIntervalMs)
     this.#timer.unref()
     this.#fenceTimer = setInterval(() => void this.#repeatFences(), this.#o.fenceRepeatMs)
@@ -248,12 +254,18 @@ export class Orchestrator {
 
   stop(): void {
     this.#stopped = true
+    this.#stalls?.stop()
     if (this.#timer) clearInterval(this.#timer)
     if (this.#fenceTimer) clearInterval(this.#fenceTimer)
     for (const d of this.#deployments.values()) d.machine.stop()
   }
 
   // ---- inputs ------------------------------------------------------------------------------------------------
+
+  /** Our own loop's stalls seen by the failure detector, and the convictions they withheld. */
+  get ownStalls(): { count: number; totalMs: number; longestMs: number; forgiven: number } {
+    return { ...(this.#stalls?.stats ?? { count: 0, totalMs: 0, longestMs: 0 }), forgiven: this.#forgiven }
+  }
 
   /** A verified heartbeat from `did` (any signed broadcast on the heartbeat topic). */
   heartbeat(did: string, at = this.#now()): void {
@@ -647,6 +659,8 @@ export class Orchestrator {
   #checkNodes(): void {
     if (this.#stopped) return
     const now = this.#now()
+    const stalled = this.#stalls?.sample(now) ?? 0
+    if (stalled > this.#o.heartbeatIntervalMs) this.#log('info', 'own event loop stalled: peers are not judged on that time', { stalledMs: Math.round(stalled) })
     const hosting = new Map<string, Lane>()
     for (const d of this.#deployments.values()) {
       if (d.machine.done) continue
@@ -661,7 +675,14 @@ export class Orchestrator {
       const det = this.#detectors.get(node)
       if (!det) continue
       const phi = det.phi(now)
-      if (phi >= this.#o.phiThreshold[lane]) this.#nodeLost(node, phi, det.lastHeartbeat ?? null)
+      if (phi < this.#o.phiThreshold[lane]) continue
+      // the silence less the time our own loop could not have read its beats
+      const own = this.#stalls?.since(det.lastHeartbeat ?? now) ?? 0
+      if (own > 0 && det.phi(now - own) < this.#o.phiThreshold[lane]) {
+        this.#forgiven++
+        continue
+      }
+      this.#nodeLost(node, phi, det.lastHeartbeat ?? null)
     }
   }
 

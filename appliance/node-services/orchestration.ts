@@ -190,6 +190,7 @@ class OrchestrationService implements NodeService {
     return {
       deployments: list.length, running: list.filter((d) => d.phase === 'running').length, runtimes: this.#runtime?.runtimes() ?? [],
       bidAnswers: { sent: b?.answered ?? 0, inFlight: b?.inFlight ?? 0, dropped: { ...(b?.dropped.total ?? {}) } },
+      ownStalls: this.#orchestrator?.ownStalls ?? null,
     }
   }
 
