@@ -42,6 +42,7 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
           version: VERSION,
           startedAt: d.startedAt.toISOString(),
           uptimeMs: Date.now() - d.startedAt.getTime(),
+          memory: memoryMiB(),
           peers: peers.length,
           relay: d.config.relay,
           mdns: d.config.mdns,
@@ -158,4 +159,11 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
       },
     },
   ]
+}
+
+/** The daemon process's memory, MiB (one decimal): what an operator watches after a flood. */
+function memoryMiB(): { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number } {
+  const m = process.memoryUsage()
+  const mib = (n: number): number => Math.round(n / 104_857.6) / 10
+  return { rss: mib(m.rss), heapUsed: mib(m.heapUsed), heapTotal: mib(m.heapTotal), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers) }
 }

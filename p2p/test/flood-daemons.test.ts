@@ -1,34 +1,65 @@
 // A stranger floods one daemon of a three-daemon mesh from a stock js-libp2p node (libp2p packages; the
-// project's public message format to sign with): bid requests each signed by a fresh key, then by one key,
-// junk on the pubsub topic, and garbage streams on the actor protocol. Meanwhile another daemon keeps
-// pinging and asking the victim. The victim must keep serving, refuse the flood cheaply, send a bounded
-// number of bid answers, and keep its memory bounded; the figures are printed.
+// project's public message format to sign with): tens of thousands of bid requests each signed by a fresh
+// key, as many again signed by one key, junk on the pubsub topic, and garbage streams on the actor protocol.
+// The victim hosts a replica of a protected deployment orchestrated by another daemon, which meanwhile keeps
+// pinging and asking it. The victim must keep serving, refuse the flood cheaply, send a bounded number of bid
+// answers, keep beating (no false failover), and give its memory back; the figures are printed.
 import t from 'tap'
-import { readFileSync, statSync } from 'node:fs'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { readFileSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { eventually, startConnectedMesh, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
+import { Probe } from './probe.ts'
+
+const IMAGE = 'noir/busybox:latest'
+/** Bid requests per flood phase (one with a fresh key each, one with a single key). */
+const N = Number(process.env.NOIR_FLOOD_N ?? 20_000)
+/** How long after the flood the memory is measured again (the issue asks for 60 s). */
+const SETTLE_MS = Number(process.env.NOIR_FLOOD_SETTLE_MS ?? 60_000)
+const BEAT_MS = 250
 
 const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
 
+interface Memory { rss: number; heapUsed: number; external: number; arrayBuffers: number }
 interface Status {
+  memory: Memory
   broadcast: { accepted: number; refused: Record<string, number>; senders: number }
   services: { orchestration: { bidAnswers: { sent: number; inFlight: number; dropped: Record<string, number> } } }
 }
 
-t.test('a stranger\'s flood of bid requests, pubsub junk and garbage streams leaves the victim serving, with bounded memory and bid answers', async (t) => {
-  const cluster = new DaemonCluster()
-  t.teardown(() => cluster.cleanup())
-  const victim = await cluster.start({ config: { orchestration: { beatMs: 250 } } as never })
-  const [relay, bystander] = await Promise.all([
-    cluster.start({ bootstrap: victim.multiaddrs }),
-    cluster.start({ bootstrap: victim.multiaddrs }),
-  ])
-  await eventually(async () => (await victim.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
-  await new Promise((r) => setTimeout(r, 1500))
+t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and garbage streams leaves the victim serving and beating, with no false failover, bounded bid answers, and its memory back', async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
+  const { nodes } = await startConnectedMesh(t, 3, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: BEAT_MS } })
+  const orchestrator = nodes[0]!
+  const d = await orchestrator.api.post<DeploymentView>('/v1/deployments', {
+    workload: {
+      apiVersion: 'noir/v1', kind: 'service', name: 'guarded', lane: 'protected',
+      runtime: { type: 'container', image: IMAGE, command: ['sh', '-c', 'while true; do sleep 1; done'] },
+      resources: { cpu: 0.1, memory: '16Mi' }, service: { replicas: 2 },
+    },
+  })
+  const placed = await eventually(async () => {
+    const x = await orchestrator.api.get<DeploymentView>(`/v1/deployments/${d.id}`)
+    return x.phase === 'running' && x
+  }, 60_000, 200)
+  // the victim hosts a replica and is not the orchestrating node; the relay is the third daemon
+  const victimDid = placed.replicas.find((r) => r.node !== orchestrator.did)!.node!
+  const victim = nodes.find((n) => n.did === victimDid) as DaemonHandle
+  const relay = nodes.find((n) => n !== victim && n !== orchestrator) as DaemonHandle
 
-  const N = 6000
-  const attacker = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/flood-attacker.ts', import.meta.url)), victim.multiaddrs[0]!, victim.peerId, String(N)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  // the victim's liveness beats, as a neighbour hears them
+  const listener = await Probe.start({ bootstrap: victim.multiaddrs })
+  t.teardown(() => listener.stop())
+  const beats: number[] = []
+  listener.mesh.broadcast.subscribe('noir/alive/v1', (m) => {
+    if (m.from === victim.did) beats.push(Date.now())
+  })
+  await eventually(() => beats.length >= 4, 20_000)
+  await new Promise((r) => setTimeout(r, 2_000))
+
+  const attacker = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/flood-attacker.ts', import.meta.url)), victim.multiaddrs[0]!, victim.peerId, `fresh:${N}`, `one:${N}`, `junk:${N / 10}`, 'streams:50'], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => attacker.kill('SIGKILL'))
   const lines: Record<string, unknown>[] = []
   let buf = ''
@@ -39,10 +70,11 @@ t.test('a stranger\'s flood of bid requests, pubsub junk and garbage streams lea
       buf = buf.slice(i + 1)
     }
   })
-  await eventually(() => lines.some((l) => l.ready), 120_000)
+  await eventually(() => lines.some((l) => l.ready), 180_000)
 
-  const logBytes = (d: DaemonHandle): number => d.logLines().reduce((n, l) => n + JSON.stringify(l).length + 1, 0)
-  const before = { victim: rssMiB(victim.pid), relay: rssMiB(relay.pid), log: logBytes(victim) }
+  const logBytes = (x: DaemonHandle): number => x.logLines().reduce((n, l) => n + JSON.stringify(l).length + 1, 0)
+  const memOf = async (x: DaemonHandle): Promise<Memory> => (await x.api.get<Status>('/v1/status')).memory
+  const before = { victim: rssMiB(victim.pid), relay: rssMiB(relay.pid), log: logBytes(victim), heap: await memOf(victim) }
   let peak = { victim: before.victim, relay: before.relay }
   const sampler = setInterval(() => {
     try {
@@ -53,60 +85,73 @@ t.test('a stranger\'s flood of bid requests, pubsub junk and garbage streams lea
   }, 200)
   t.teardown(() => clearInterval(sampler))
 
-  // The bystander keeps pinging and asking the victim all along.
+  // The orchestrating node keeps pinging and asking the victim all along.
   const run = { on: true }
   const started = Date.now()
   const pings: number[] = []
-  let failures = 0
   const failed: string[] = []
   const legit = (async () => {
     while (run.on) {
       const t0 = performance.now()
       try {
-        await bystander.api.post('/v1/peers/ping', { target: victim.did, timeoutMs: 5000 })
-        await bystander.api.post('/v1/actor/send', { to: `${victim.did}/node`, behavior: '/noir/node/echo', body: { n: pings.length }, ask: true, timeoutMs: 5000 })
+        await orchestrator.api.post('/v1/peers/ping', { target: victim.did, timeoutMs: 5000 })
+        await orchestrator.api.post('/v1/actor/send', { to: `${victim.did}/node`, behavior: '/noir/node/echo', body: { n: pings.length }, ask: true, timeoutMs: 5000 })
         pings.push(performance.now() - t0)
       } catch (err) {
-        failures++
         failed.push(`${Date.now() - started} ms ${(err as Error).name}: ${(err as Error).message.slice(0, 120)}`)
       }
       await new Promise((r) => setTimeout(r, 100))
     }
   })()
 
-  const t0 = Date.now()
-  const done = (await eventually(() => lines.find((l) => l.done), 120_000)) as unknown as { floodMs: number; streams: number }
-  const floodMs = done.floodMs
-  const streams = done.streams
-
+  const floodStart = Date.now()
+  await eventually(() => lines.find((l) => l.done), 600_000)
+  const floodEnd = Date.now()
   await new Promise((r) => setTimeout(r, 3000))
   run.on = false
   await legit
   const s = await victim.api.get<Status>('/v1/status')
-  await new Promise((r) => setTimeout(r, 15_000))
-  const after = { victim: rssMiB(victim.pid), relay: rssMiB(relay.pid), log: logBytes(victim) }
+  const after3 = await memOf(victim)
+  await new Promise((r) => setTimeout(r, SETTLE_MS))
+  const after = { victim: rssMiB(victim.pid), relay: rssMiB(relay.pid), log: logBytes(victim), heap: await memOf(victim) }
   clearInterval(sampler)
+
+  // the longest silence of the victim's beats from the flood's start to 3 s after its end
+  const during = beats.filter((b) => b >= floodStart - BEAT_MS * 4 && b <= floodEnd + 3000)
+  let silence = 0
+  for (let i = 1; i < during.length; i++) silence = Math.max(silence, during[i]! - during[i - 1]!)
+  const view = await orchestrator.api.get<DeploymentView>(`/v1/deployments/${d.id}`)
+  const lost = orchestrator.logLines().filter((l) => l.msg === 'node lost')
 
   const sorted = [...pings].sort((a, b) => a - b)
   const p50 = sorted[Math.floor(sorted.length / 2)] ?? NaN
   const p99 = sorted[Math.floor(sorted.length * 0.99)] ?? NaN
-  t.comment(`flood: ${N} bid requests (${N / 2} fresh keys, ${N / 2} one key) + ${N / 4} junk in ${floodMs} ms, ${streams} garbage streams`)
-  t.comment(`victim RSS MiB: before ${before.victim.toFixed(0)}, peak ${peak.victim.toFixed(0)}, 15 s after ${after.victim.toFixed(0)}; relay: ${before.relay.toFixed(0)} / ${peak.relay.toFixed(0)} / ${after.relay.toFixed(0)}`)
-  t.comment(`legit ping+ask during the flood: ${pings.length} ok, ${failures} failed, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`)
+  const phases = lines.filter((l) => l.phase).map((l) => `${String(l.phase)} ${String(l.sent)}/${String(l.n)} in ${String(l.ms)} ms`).join(', ')
+  t.comment(`flood: ${phases}`)
+  t.comment(`victim RSS MiB: before ${before.victim.toFixed(0)}, peak ${peak.victim.toFixed(0)}, ${SETTLE_MS / 1000} s after ${after.victim.toFixed(0)}; relay: ${before.relay.toFixed(0)} / ${peak.relay.toFixed(0)} / ${after.relay.toFixed(0)}`)
+  t.comment(`victim heap MiB (used/external/arrayBuffers): before ${before.heap.heapUsed}/${before.heap.external}/${before.heap.arrayBuffers}, 3 s after ${after3.heapUsed}/${after3.external}/${after3.arrayBuffers}, ${SETTLE_MS / 1000} s after ${after.heap.heapUsed}/${after.heap.external}/${after.heap.arrayBuffers}`)
+  t.comment(`legit ping+ask during the flood: ${pings.length} ok, ${failed.length} failed, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`)
+  t.comment(`victim's beats: longest silence ${silence} ms (beat every ${BEAT_MS} ms), ${during.length} beats heard`)
   t.comment(`bid answers sent ${s.services.orchestration.bidAnswers.sent}, dropped ${JSON.stringify(s.services.orchestration.bidAnswers.dropped)}; broadcasts accepted ${s.broadcast.accepted}, refused ${JSON.stringify(s.broadcast.refused)}; log grew ${after.log - before.log} bytes`)
+  if (failed.length > 0) t.comment(`failures:\n${failed.slice(0, 5).join('\n')}${failed.length > 5 ? `\n... ${failed.length - 5} more` : ''}\n(flood from ${floodStart - started} ms to ${floodEnd - started} ms)`)
 
-  if (failed.length > 0) t.comment(`failures:\n${failed.slice(0, 5).join('\n')}${failed.length > 5 ? `\n... ${failed.length - 5} more` : ''}\n(flood began at ${t0 - started} ms, lasted ${floodMs} ms)`)
-  for (const d of [victim, relay, bystander]) t.ok(d.running, `daemon ${d.pid} is alive`)
-  // Printed, not held to a number yet: a window of failed pings (~2 s, streams left closing) follows such a
-  // flood on these 2-core machines; bounding it is the wire-level admission issue's "liveness under attack".
-  t.ok(pings.length >= 5, `the bystander was served during the flood (${pings.length} answered, ${failures} failed)`)
-  await eventually(async () => bystander.api.post('/v1/peers/ping', { target: victim.did, timeoutMs: 5000 }).then(() => true, () => false), 30_000, 250)
-  await bystander.api.post('/v1/actor/send', { to: `${victim.did}/node`, behavior: '/noir/node/echo', body: { after: true }, ask: true, timeoutMs: 5000 })
-  t.pass('and is served after the flood')
-  t.ok((s.broadcast.refused['stranger-budget'] ?? 0) > N / 4, 'fresh keys bought nothing: most of their requests hit the strangers\' shared budget')
+  for (const x of nodes) t.ok(x.running, `daemon ${x.pid} is alive`)
+  t.same(view.failovers, [], 'no false failover: the protected replica stayed where it was')
+  t.same(lost.map((l) => l.node), [], 'and the orchestrator never declared a node lost')
+  t.ok(silence < BEAT_MS * 3.5, `the victim's beats were never silent long enough to convict on the protected lane (${silence} ms < ${BEAT_MS * 3.5} ms)`)
+  t.ok(pings.length >= 10, `the legitimate pings and asks were answered during the flood (${pings.length} answered, ${failed.length} failed)`)
+  t.ok(failed.length <= pings.length / 10, `at most one in ten failed (${failed.length})`)
+  await bystanderServed(orchestrator, victim)
+  t.pass('and are answered after the flood')
+  t.ok((s.broadcast.refused['stranger-budget'] ?? 0) > N / 2, 'fresh keys bought nothing: most of their requests hit the strangers\' shared budget')
   t.ok(s.broadcast.senders < 200, `the sender table stayed small (${s.broadcast.senders})`)
-  t.ok(s.services.orchestration.bidAnswers.sent < N / 10, `bid answers stayed bounded (${s.services.orchestration.bidAnswers.sent} for ${N} requests)`)
-  t.ok(peak.victim - before.victim < 400, `the victim's memory stayed bounded (+${(peak.victim - before.victim).toFixed(0)} MiB at peak)`)
+  t.ok(s.services.orchestration.bidAnswers.sent < 100, `bid answers stayed bounded (${s.services.orchestration.bidAnswers.sent} for ${2 * N} requests)`)
   t.ok(after.log - before.log < 200_000, `its log grew by counts, not a line per message (${after.log - before.log} bytes)`)
-  t.ok(statSync(victim.home).isDirectory())
+  t.ok(after.heap.heapUsed - before.heap.heapUsed < 32, `the victim's heap came back near its baseline (${before.heap.heapUsed} -> ${after.heap.heapUsed} MiB)`)
+  t.ok(after.victim - before.victim < 96, `and its RSS stayed near it (${before.victim.toFixed(0)} -> ${after.victim.toFixed(0)} MiB)`)
 })
+
+async function bystanderServed(from: DaemonHandle, to: DaemonHandle): Promise<void> {
+  await eventually(async () => from.api.post('/v1/peers/ping', { target: to.did, timeoutMs: 5000 }).then(() => true, () => false), 30_000, 250)
+  await from.api.post('/v1/actor/send', { to: `${to.did}/node`, behavior: '/noir/node/echo', body: { after: true }, ask: true, timeoutMs: 5000 })
+}
