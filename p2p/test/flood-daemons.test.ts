@@ -1,6 +1,6 @@
 // A stranger floods one daemon of a three-daemon mesh from a stock js-libp2p node (libp2p packages; the
 // project's public message format to sign with): bid requests each signed by a fresh key, then by one key,
-// junk on the pubsub topic, and garbage streams on the actor protocol. Meanwhile another daemon keeps
+// junk on the pubsub topic (which gets it graylisted), and garbage streams on the actor protocol. Meanwhile another daemon keeps
 // pinging and asking the victim. The victim must keep serving, refuse the flood cheaply, send a bounded
 // number of bid answers, and keep its memory bounded; the figures are printed.
 import t from 'tap'
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
 
 interface Status {
-  broadcast: { accepted: number; refused: Record<string, number>; senders: number }
+  broadcast: { accepted: number; refused: Record<string, number>; senders: number; scores: { graylisted: number; lowest: number | null } }
   services: { orchestration: { bidAnswers: { sent: number; inFlight: number; dropped: Record<string, number> } } }
 }
 
@@ -75,6 +75,12 @@ t.test('a stranger\'s flood of bid requests, pubsub junk and garbage streams lea
   })()
 
   const t0 = Date.now()
+  // once its junk is sent the attacker waits 4 s: the victim's status shows it graylisted (peer scoring)
+  await eventually(() => lines.some((l) => l.junkSent), 120_000)
+  const scored = await eventually(async () => {
+    const x = (await victim.api.get<Status>('/v1/status')).broadcast.scores
+    return x.graylisted > 0 ? x : undefined
+  }, 3_500, 100).catch(() => undefined)
   const done = (await eventually(() => lines.find((l) => l.done), 120_000)) as unknown as { floodMs: number; streams: number }
   const floodMs = done.floodMs
   const streams = done.streams
@@ -90,7 +96,7 @@ t.test('a stranger\'s flood of bid requests, pubsub junk and garbage streams lea
   const sorted = [...pings].sort((a, b) => a - b)
   const p50 = sorted[Math.floor(sorted.length / 2)] ?? NaN
   const p99 = sorted[Math.floor(sorted.length * 0.99)] ?? NaN
-  t.comment(`flood: ${N} bid requests (${N / 2} fresh keys, ${N / 2} one key) + ${N / 4} junk in ${floodMs} ms, ${streams} garbage streams`)
+  t.comment(`flood: ${N} bid requests (${N / 2} fresh keys, ${N / 2} one key), 2 s later ${N / 4} junk, in ${floodMs} ms; ${streams} garbage streams`)
   t.comment(`victim RSS MiB: before ${before.victim.toFixed(0)}, peak ${peak.victim.toFixed(0)}, 15 s after ${after.victim.toFixed(0)}; relay: ${before.relay.toFixed(0)} / ${peak.relay.toFixed(0)} / ${after.relay.toFixed(0)}`)
   t.comment(`legit ping+ask during the flood: ${pings.length} ok, ${failures} failed, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`)
   t.comment(`bid answers sent ${s.services.orchestration.bidAnswers.sent}, dropped ${JSON.stringify(s.services.orchestration.bidAnswers.dropped)}; broadcasts accepted ${s.broadcast.accepted}, refused ${JSON.stringify(s.broadcast.refused)}; log grew ${after.log - before.log} bytes`)
@@ -104,6 +110,7 @@ t.test('a stranger\'s flood of bid requests, pubsub junk and garbage streams lea
   await bystander.api.post('/v1/actor/send', { to: `${victim.did}/node`, behavior: '/noir/node/echo', body: { after: true }, ask: true, timeoutMs: 5000 })
   t.pass('and is served after the flood')
   t.ok((s.broadcast.refused['stranger-budget'] ?? 0) > N / 4, 'fresh keys bought nothing: most of their requests hit the strangers\' shared budget')
+  t.ok(scored, `the attacker was graylisted for its junk (lowest score ${scored?.lowest}, ${s.broadcast.refused.malformed ?? 0} of ${N / 4} junk messages rejected)`)
   t.ok(s.broadcast.senders < 200, `the sender table stayed small (${s.broadcast.senders})`)
   t.ok(s.services.orchestration.bidAnswers.sent < N / 10, `bid answers stayed bounded (${s.services.orchestration.bidAnswers.sent} for ${N} requests)`)
   t.ok(peak.victim - before.victim < 400, `the victim's memory stayed bounded (+${(peak.victim - before.victim).toFixed(0)} MiB at peak)`)
