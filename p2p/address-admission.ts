@@ -50,9 +50,15 @@ function inCidr(ip: string, cidr: string): boolean {
   return false
 }
 
+/** Whether `ip` lies in one of `prefixes` (CIDRs as in `AddressAdmissionOptions.allow`). */
+export function allowedBy(prefixes: readonly string[]): (ip: string) => boolean {
+  return (ip) => prefixes.some((c) => inCidr(ip, c))
+}
+
 export class AddressAdmission {
   readonly #max: number
   readonly #allow: readonly string[]
+  readonly #exempt: (ip: string) => boolean
   readonly #now: () => number
   readonly #quarantined = new Map<string, number>()
   /** Per source: the peer ids it brought, with when each was first seen (within the last minute). */
@@ -63,11 +69,12 @@ export class AddressAdmission {
   constructor(o: AddressAdmissionOptions = {}) {
     this.#max = o.maxNewIdentitiesPerMinute ?? 10
     this.#allow = o.allow ?? DEFAULT_ALLOW
+    this.#exempt = allowedBy(this.#allow)
     this.#now = o.now ?? Date.now
   }
 
   exempt(ip: string): boolean {
-    return this.#allow.some((c) => inCidr(ip, c))
+    return this.#exempt(ip)
   }
 
   /** Refuses the address (its /64 for IPv6) for `ms`. */

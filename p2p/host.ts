@@ -18,7 +18,8 @@ import type { ConnectionGater, PeerDiscovery, PeerId, PrivateKey } from '@libp2p
 import type { Datastore } from 'interface-datastore'
 import { InvalidPeerAddressError } from './errors.ts'
 import type { PeerQuarantine } from './quarantine.ts'
-import type { AddressAdmission } from './address-admission.ts'
+import { allowedBy, DEFAULT_ALLOW, type AddressAdmission } from './address-admission.ts'
+import { pubsubScoreParams, SCORE_THRESHOLDS } from './pubsub-score.ts'
 import { noiseCrypto } from './noise-crypto.ts'
 
 /** The kad-dht protocol prefix: our DHT is its own network (`/noir/kad/1.0.0`), not the IPFS one. */
@@ -66,7 +67,10 @@ export interface HostOptions {
   natTraversal?: boolean
   /** Peers refused at the connection gater (inbound after Noise, and dials) while quarantined. */
   quarantine?: PeerQuarantine
-  /** Source addresses refused while quarantined, and limited in the new peer ids they bring. */
+  /**
+   * Source addresses refused while quarantined, and limited in the new peer ids they bring. Its exempt
+   * prefixes (loopback, the operator's allowAddresses) are also exempt from gossipsub's IP-colocation penalty.
+   */
   addresses?: AddressAdmission
 }
 
@@ -111,6 +115,8 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
   const peerDiscovery: Array<(components: never) => PeerDiscovery> = []
   if (opts.mdns ?? true) peerDiscovery.push(mdns({ interval: 10_000 }) as never)
   const nat = opts.natTraversal ?? true
+  const addresses = opts.addresses
+  const colocationExempt = addresses ? (ip: string) => addresses.exempt(ip) : allowedBy(DEFAULT_ALLOW)
 
   const services: Record<string, unknown> = {
     identify: identify({ runOnLimitedConnection: true }),
@@ -133,6 +139,10 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
       allowPublishToZeroTopicPeers: true,
       emitSelf: false,
       runOnLimitedConnection: true,
+      // Peer scoring (p2p/pubsub-score.ts, spec/pubsub.md "Peer scoring"): peers that deliver what our
+      // validator rejects, crowd one IP or break gossip promises are graylisted.
+      scoreParams: pubsubScoreParams(colocationExempt),
+      scoreThresholds: SCORE_THRESHOLDS,
     }),
   }
   if (nat) {

@@ -12,6 +12,7 @@ import type { NoirHost } from './host.ts'
 import { InvalidTopicError, MessageTooLargeError, PubsubMessageRejectedError } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 import { BucketTable, RejectionTally } from './admission.ts'
+import { peerScoreSummary, scoreTopic, type PeerScoreSummary } from './pubsub-score.ts'
 
 export const PUBSUB_DOMAIN_TAG = 'noir:pubsub:v1'
 export const PUBSUB_VERSION = 1
@@ -192,9 +193,9 @@ export class Broadcast {
     this.refused = new RejectionTally(this.log, 'broadcasts refused (counts by reason)', 10_000, this.now())
   }
 
-  /** Refusals since start by reason, and the sender table's size (status, tests). */
-  admission(): { refused: Record<string, number>; senders: number; evicted: number } {
-    return { refused: { ...this.refused.total }, senders: this.senders.size, evicted: this.senders.evicted }
+  /** Refusals since start by reason, the sender table's size and the neighbours' gossipsub scores (status, tests). */
+  admission(): { refused: Record<string, number>; senders: number; evicted: number; scores: PeerScoreSummary } {
+    return { refused: { ...this.refused.total }, senders: this.senders.size, evicted: this.senders.evicted, scores: peerScoreSummary(this.host.services.pubsub) }
   }
 
   private readonly onMessage = (evt: CustomEvent<GossipsubMessage>): void => {
@@ -287,12 +288,17 @@ export class Broadcast {
   private ensureValidator(topic: string): void {
     const validators = this.host.services.pubsub.topicValidators
     if (validators.has(topic)) return
+    // what this validator rejects penalises the relay on every topic it runs on, not only on ours
+    scoreTopic(this.host.services.pubsub, topic)
     validators.set(topic, (peer: PeerId, msg: Message) => this.validate(peer, msg))
   }
 
   /**
    * Gossipsub topic validator: runs before delivery and before relaying. Cheap checks first (the neighbour's
    * budget, the message's structure and time window, the strangers' shared budget), the signature last.
+   * Reject lowers the relaying peer's score (P4, p2p/pubsub-score.ts: three take it to the graylist), so it
+   * is kept for what no honest relay hands on (every such check is deterministic: the relay ran it too);
+   * budgets and time windows Ignore, since an honest relay may be chatty or late.
    */
   private validate(peer: PeerId, msg: Message): TopicValidatorResult {
     const now = this.now()

@@ -107,6 +107,7 @@ interface Status {
   protocols: string[]
   services: Record<string, unknown>
   admission?: { maxNewIdentitiesPerMinute: number; allow: string[]; quarantinedAddresses: number; refused: Record<string, number> }
+  broadcast?: { scores?: { peers: number; graylisted: number; belowGossip: number; lowest: number | null; graylistThreshold: number } }
 }
 
 export const nodeStatus: Command = {
@@ -129,6 +130,10 @@ Asks the running daemon (found through $HOME/api.json). --json prints the daemon
     if (s.admission) {
       const a = s.admission
       printLine(ctx, `admission: ${a.maxNewIdentitiesPerMinute} new peer ids per address per minute; exempt ${a.allow.join(', ') || 'none'}; ${a.quarantinedAddresses} address(es) quarantined; refused ${a.refused.quarantined} quarantined, ${a.refused['new-identities']} new identities`)
+    }
+    const sc = s.broadcast?.scores
+    if (sc) {
+      printLine(ctx, `pubsub:    ${sc.peers} peer(s) scored, lowest ${sc.lowest ?? '-'}; ${sc.belowGossip} without gossip, ${sc.graylisted} graylisted (below ${sc.graylistThreshold})`)
     }
     const svc = Object.keys(s.services)
     if (svc.length > 0) printLine(ctx, `services:  ${svc.join(', ')}`)
