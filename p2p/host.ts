@@ -122,8 +122,12 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
     identify: identify({ runOnLimitedConnection: true }),
     // tells connected peers when our addresses change (e.g. a new relay reservation), so the DHT serves them
     identifyPush: identifyPush({ runOnLimitedConnection: true }),
-    // latency samples (p2p/peers.ts) and user pings may overlap: allow a few concurrent ping streams
-    ping: ping({ runOnLimitedConnection: true, maxOutboundStreams: 4, maxInboundStreams: 4 }),
+    // latency samples (p2p/peers.ts) and user pings may overlap. A ping stream stays open (closing) until the
+    // other side ends it too, so while that side is busy (refusing a flood) finished pings linger: at 4 a
+    // bystander's pings to a flooded node failed at once ("Too many outbound protocol streams", then "Cannot
+    // write to a stream that is closing") for seconds; at 32 all were answered (p2p/test/flood-daemons.test.ts).
+    // A ping stream costs its 32 bytes and a yamux stream: 32 per connection is cheap to hold.
+    ping: ping({ runOnLimitedConnection: true, maxOutboundStreams: 32, maxInboundStreams: 32 }),
     dht: kadDHT({
       protocol: `${DHT_PROTOCOL_PREFIX}/kad/1.0.0`,
       // Every daemon serves the DHT: our nodes are participants, and libp2p's auto mode would keep
@@ -143,6 +147,11 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
       // validator rejects, crowd one IP or break gossip promises are graylisted.
       scoreParams: pubsubScoreParams(colocationExempt),
       scoreThresholds: SCORE_THRESHOLDS,
+      // No IDONTWANT (gossipsub 1.2): it is sent to every mesh peer for each message received, before the
+      // message is validated, one write each. Under a flood that was most of a victim's time (3 of its 4 s of
+      // socket writes in a 40k-message flood, measured with --cpu-prof) and silenced its beats for ~2 s; our
+      // broadcasts are small (<= 64 KiB, most < 2 KiB), so what IDONTWANT saves is little. spec/pubsub.md.
+      idontwantMinDataSize: Number.MAX_SAFE_INTEGER,
     }),
   }
   if (nat) {

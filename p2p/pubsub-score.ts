@@ -107,12 +107,26 @@ export function pubsubScoreParams(exempt: (ip: string) => boolean): PeerScorePar
 /** What the GossipSub instance has beyond its declared interface (@libp2p/gossipsub 17: the class's public members). */
 interface ScoringGossipSub {
   getScore(peerId: string): number
-  score?: { params?: PeerScoreParams }
+  score?: { params?: PeerScoreParams; addPenalty?(id: string, penalty: number, label: string): void }
 }
 
 function scoring(pubsub: GossipSub): ScoringGossipSub | undefined {
   const s = pubsub as unknown as Partial<ScoringGossipSub>
   return typeof s.getScore === 'function' ? (s as ScoringGossipSub) : undefined
+}
+
+/**
+ * Messages a neighbour sends over its budget (p2p/pubsub.ts, 400/s, burst 2,000) per behaviour penalty
+ * (P7): gossipsub keeps a record of every message it sees for 2 minutes (~700 bytes each, before any
+ * validator runs), so a neighbour that floods must lose its standing, not only its messages. A flood at
+ * 10k/s is graylisted after ~2,100 messages over budget (P7: 6 free, 21 to the graylist); an honest relay
+ * briefly over budget loses a little standing, recovered within minutes.
+ */
+export const OVER_BUDGET_PER_PENALTY = 100
+
+/** One behaviour penalty (P7) for `peerId`. */
+export function penalise(pubsub: GossipSub, peerId: string): void {
+  scoring(pubsub)?.score?.addPenalty?.(peerId, 1, 'over_budget')
 }
 
 /**

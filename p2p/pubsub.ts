@@ -12,7 +12,7 @@ import type { NoirHost } from './host.ts'
 import { InvalidTopicError, MessageTooLargeError, PubsubMessageRejectedError } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 import { BucketTable, RejectionTally } from './admission.ts'
-import { peerScoreSummary, scoreTopic, type PeerScoreSummary } from './pubsub-score.ts'
+import { OVER_BUDGET_PER_PENALTY, penalise, peerScoreSummary, scoreTopic, type PeerScoreSummary } from './pubsub-score.ts'
 
 export const PUBSUB_DOMAIN_TAG = 'noir:pubsub:v1'
 export const PUBSUB_VERSION = 1
@@ -293,6 +293,18 @@ export class Broadcast {
     validators.set(topic, (peer: PeerId, msg: Message) => this.validate(peer, msg))
   }
 
+  /** Messages each neighbour sent over its budget (most recent neighbours; bounded like the buckets). */
+  private readonly overBudgetCounts = new Map<string, number>()
+
+  /** Counts a message over a neighbour's budget; every OVER_BUDGET_PER_PENALTY of them lower its score (P7). */
+  private overBudget(peer: string): void {
+    const n = (this.overBudgetCounts.get(peer) ?? 0) + 1
+    this.overBudgetCounts.delete(peer)
+    this.overBudgetCounts.set(peer, n)
+    if (this.overBudgetCounts.size > 4_096) this.overBudgetCounts.delete(this.overBudgetCounts.keys().next().value!)
+    if (n % OVER_BUDGET_PER_PENALTY === 0) penalise(this.host.services.pubsub, peer)
+  }
+
   /**
    * Gossipsub topic validator: runs before delivery and before relaying. Cheap checks first (the neighbour's
    * budget, the message's structure and time window, the strangers' shared budget), the signature last.
@@ -307,7 +319,10 @@ export class Broadcast {
       this.refused.add(reason, now)
       return result
     }
-    if (!this.neighbours.take(peer.toString(), now)) return refuse('peer-budget', TopicValidatorResult.Ignore)
+    if (!this.neighbours.take(peer.toString(), now)) {
+      this.overBudget(peer.toString())
+      return refuse('peer-budget', TopicValidatorResult.Ignore)
+    }
     let v: Omit<BroadcastMessage, 'receivedFrom'>
     try {
       v = parseBroadcast(msg.data, msg.topic, this.limits())

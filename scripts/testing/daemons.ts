@@ -48,7 +48,7 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false> | T
  * formed. The test's teardown stops them and removes the containers they left (a daemon killed with SIGKILL
  * leaves its containers by design).
  */
-export async function startConnectedMesh(t: { teardown(fn: () => Promise<void>): void }, n: number, config: Record<string, unknown>): Promise<{ cluster: DaemonCluster; nodes: DaemonHandle[] }> {
+export async function startConnectedMesh(t: { teardown(fn: () => Promise<void>): void }, n: number, config: Record<string, unknown>, env?: Record<string, string>): Promise<{ cluster: DaemonCluster; nodes: DaemonHandle[] }> {
   const { removeNodeContainers } = await import('../../cli/commands/demo.ts')
   const cluster = new DaemonCluster()
   t.teardown(async () => {
@@ -56,8 +56,8 @@ export async function startConnectedMesh(t: { teardown(fn: () => Promise<void>):
     await cluster.cleanup()
     await removeNodeContainers(dids)
   })
-  const first = await cluster.start({ config: config as never })
-  const rest = await Promise.all(Array.from({ length: n - 1 }, () => cluster.start({ bootstrap: first.multiaddrs, config: config as never })))
+  const first = await cluster.start({ config: config as never, ...(env ? { env } : {}) })
+  const rest = await Promise.all(Array.from({ length: n - 1 }, () => cluster.start({ bootstrap: first.multiaddrs, config: config as never, ...(env ? { env } : {}) })))
   await eventually(async () => (await first.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= n - 1, 20_000)
   await new Promise((r) => setTimeout(r, 1500)) // pubsub meshes
   return { cluster, nodes: [first, ...rest] }
