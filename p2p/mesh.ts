@@ -8,7 +8,7 @@ import { Libp2pTransport } from './libp2p-transport.ts'
 import { DEFAULT_QUARANTINE_MS, PeerQuarantine } from './quarantine.ts'
 import { Broadcast, type BroadcastSigner } from './pubsub.ts'
 import { PeerTable } from './peers.ts'
-import { silentLog, type Log } from './log.ts'
+import { errorFields, silentLog, type Log } from './log.ts'
 import { peerIdFromDid } from '../identity/did-key.ts'
 import type { PeerId } from '@libp2p/interface'
 
@@ -57,22 +57,31 @@ export class Mesh {
     const log = opts.log ?? silentLog
     this.did = opts.key.did
     this.quarantine = quarantine
+    const quarantinePeer = (peer: PeerId): void => {
+      const ms = opts.quarantineMs ?? DEFAULT_QUARANTINE_MS
+      quarantine.add(peer, ms)
+      // and where it came from: a fresh peer id from the same address is refused too
+      for (const c of host.getConnections(peer)) {
+        const ip = ipOf(c.remoteAddr)
+        if (ip !== undefined) addresses.quarantine(ip, ms)
+      }
+    }
     this.transport = new Libp2pTransport({
       host,
       maxFrameBytes: opts.maxFrameBytes,
       frameTimeoutMs: opts.frameTimeoutMs,
       log,
-      quarantine: (peer) => {
-        const ms = opts.quarantineMs ?? DEFAULT_QUARANTINE_MS
-        quarantine.add(peer, ms)
-        // and where it came from: a fresh peer id from the same address is refused too
-        for (const c of host.getConnections(peer)) {
-          const ip = ipOf(c.remoteAddr)
-          if (ip !== undefined) addresses.quarantine(ip, ms)
-        }
+      quarantine: quarantinePeer,
+    })
+    this.broadcast = new Broadcast({
+      host, signer: opts.key, log, rate: opts.broadcastRate, isKnown: connectedDid(host),
+      // a neighbour flooding pubsub far over its budget: refused for a while, and its connection closed now
+      onFlood: (peer) => {
+        quarantinePeer(peer)
+        log.warn('peer disconnected: pubsub flood', { peer: peer.toString() })
+        host.hangUp(peer).catch((err: unknown) => log.debug('hang-up failed', { peer: peer.toString(), ...errorFields(err) }))
       },
     })
-    this.broadcast = new Broadcast({ host, signer: opts.key, log, rate: opts.broadcastRate, isKnown: connectedDid(host) })
     this.peers = new PeerTable({ host, log, pingIntervalMs: opts.pingIntervalMs })
     this.bootstrap = new BootstrapKeeper({ host, addresses: opts.bootstrap ?? [], log, maxDelayMs: opts.bootstrapRedialMaxMs })
   }

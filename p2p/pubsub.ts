@@ -60,8 +60,16 @@ export interface BroadcastOptions {
   peerRate?: { perSecond: number; burst: number }
   /** Whether a sender DID is known here (a peer with an open connection). Default: nobody is. */
   isKnown?: (did: string) => boolean
+  /**
+   * A neighbour sent FLOOD_HANGUP messages over its budget (a flood, not a chatty relay): the mesh
+   * quarantines it and hangs up, so nothing more it sends is even decoded.
+   */
+  onFlood?: (peer: PeerId) => void
   now?: () => number
 }
+
+/** Messages over its budget after which a neighbour is taken for a flooder and hung up on (see onFlood). */
+export const FLOOD_HANGUP = 2_000
 
 type Reason = PubsubMessageRejectedError['reason']
 
@@ -190,6 +198,7 @@ export class Broadcast {
     this.neighbours = new BucketTable(opts.peerRate ?? { perSecond: 400, burst: 2_000 }, 4_096)
     this.strangers = new BucketTable(opts.strangerRate ?? { perSecond: 20, burst: 50 }, 1)
     this.isKnown = opts.isKnown ?? (() => false)
+    this.onFlood = opts.onFlood
     this.refused = new RejectionTally(this.log, 'broadcasts refused (counts by reason)', 10_000, this.now())
   }
 
@@ -295,14 +304,21 @@ export class Broadcast {
 
   /** Messages each neighbour sent over its budget (most recent neighbours; bounded like the buckets). */
   private readonly overBudgetCounts = new Map<string, number>()
+  private readonly onFlood: ((peer: PeerId) => void) | undefined
 
   /** Counts a message over a neighbour's budget; every OVER_BUDGET_PER_PENALTY of them lower its score (P7). */
-  private overBudget(peer: string): void {
+  private overBudget(peerId: PeerId): void {
+    const peer = peerId.toString()
     const n = (this.overBudgetCounts.get(peer) ?? 0) + 1
     this.overBudgetCounts.delete(peer)
     this.overBudgetCounts.set(peer, n)
     if (this.overBudgetCounts.size > 4_096) this.overBudgetCounts.delete(this.overBudgetCounts.keys().next().value!)
     if (n % OVER_BUDGET_PER_PENALTY === 0) penalise(this.host.services.pubsub, peer)
+    if (n >= FLOOD_HANGUP && this.onFlood !== undefined) {
+      this.overBudgetCounts.delete(peer)
+      this.refused.add('flooder-hung-up', this.now())
+      this.onFlood(peerId)
+    }
   }
 
   /**
@@ -320,7 +336,7 @@ export class Broadcast {
       return result
     }
     if (!this.neighbours.take(peer.toString(), now)) {
-      this.overBudget(peer.toString())
+      this.overBudget(peer)
       return refuse('peer-budget', TopicValidatorResult.Ignore)
     }
     let v: Omit<BroadcastMessage, 'receivedFrom'>
