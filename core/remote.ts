@@ -144,7 +144,13 @@ interface PendingRemote {
   reply: Replier
   /** The node asked: only it may answer. */
   toDid: string
+  /** Sealed streams: the batch the ask went out in, and `${toDid} ${behavior}` (to learn read-only behaviors). */
+  batch?: number
+  key?: string
 }
+
+/** (destination, behavior) pairs learned to be read-only at their node, remembered (least recent forgotten). */
+const MAX_READ_ONLY_LEARNED = 1024
 
 export interface RemoteEndpointOptions {
   /** Largest accepted envelope in bytes; default identity's DEFAULT_MAX_BYTES (1 MiB). */
@@ -217,6 +223,10 @@ class SignedRemote implements RemoteEndpoint {
   #outbox: Outgoing[] = []
   #flushScheduled = false
   #closed = false
+  /** Per destination: the last batch whose seal was handed to the transport. */
+  readonly #sealedThrough = new Map<string, number>()
+  /** `${toDid} ${behavior}` answered before its ask's seal went out: read-only there (no urgent seal). */
+  readonly #readOnlyAt = new Set<string>()
   /** Per sender: envelopes waiting for their signature checks before delivery, in order. */
   readonly #gates = new Map<string, Gate>()
   /** Entries in #gates (bounded by maxUnverified). */
@@ -330,7 +340,18 @@ class SignedRemote implements RemoteEndpoint {
       this.#transmit(prepared.out, prepared.id, setMemberHeader(prepared.frame, open.batch, open.payloads.length))
       open.payloads.push(prepared.payload)
       if (open.payloads.length >= SEALED_BATCH_MAX) this.#sealBatch(toDid)
-      else if (o.init.replyTo !== undefined) (asked ??= new Set()).add(toDid)
+      else if (o.init.replyTo !== undefined && o.origin !== undefined) {
+        // an ask: its receiver holds it for the seal unless the behavior only reads, so the seal goes at
+        // once, unless this behavior there was seen answered before its seal (then waking the thread for
+        // the seal would only slow the ask)
+        const key = `${toDid} ${o.origin.behavior}`
+        const pending = this.#pending.get(prepared.id)
+        if (pending !== undefined) {
+          pending.batch = open.batch
+          pending.key = key
+        }
+        if (!this.#readOnlyAt.has(key)) (asked ??= new Set()).add(toDid)
+      }
     }
     if (asked !== undefined) for (const toDid of asked) this.#sealBatch(toDid, true)
   }
@@ -349,6 +370,7 @@ class SignedRemote implements RemoteEndpoint {
     const { batch, payloads } = open
     const sent = new Promise<void>((resolve) => {
       this.#worker!.seal(payloads, (signature) => {
+        this.#sealedThrough.set(toDid, batch)
         // a failed send is reported to the members' senders by their own sends
         this.#deps.transport.send(toDid, encodeSeal(batch, payloads.length, signature)).then(resolve, () => resolve())
       }, urgent)
@@ -869,9 +891,22 @@ class SignedRemote implements RemoteEndpoint {
       return
     }
     this.#pending.delete(id!)
+    if (pending.key !== undefined && pending.batch !== undefined) this.#learn(pending.key, pending.batch, senderDid)
     if (body && body.ok === true) pending.reply.ok(body.value)
     else if (body && isWireError(body.error)) pending.reply.fail(fromWireError(body.error))
     else pending.reply.fail(new UnexpectedReplyError(`answer to ${id} has neither a value nor an error`))
+  }
+
+  /**
+   * An answer to an ask sent in `batch`: if that batch's seal had not gone out yet, the receiver answered
+   * before it could check the seal, so the behavior only reads there.
+   */
+  #learn(key: string, batch: number, toDid: string): void {
+    const through = this.#sealedThrough.get(toDid)
+    if (through !== undefined && ((through - batch) | 0) >= 0) return
+    this.#readOnlyAt.delete(key)
+    this.#readOnlyAt.add(key)
+    if (this.#readOnlyAt.size > MAX_READ_ONLY_LEARNED) this.#readOnlyAt.delete(this.#readOnlyAt.values().next().value!)
   }
 
   close(error: Error): void {

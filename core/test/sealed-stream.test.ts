@@ -366,3 +366,16 @@ t.test('concurrent checks, self-signed envelopes: a forged one to a state-changi
   await honest.system.ask(to, '/rec/record', 'honest')
   t.same(await logOf(a, to), ['honest'], 'an honest sender is served (after its check passed)')
 })
+
+t.test('an ask to a state-changing behavior is sealed at once: it is answered even when the seal window is a minute', async (t) => {
+  const kit = await kitWith(t)
+  const a = await nodeWith(kit)
+  const b = await nodeWith(kit, { sealWindowMs: 60_000 })
+  const to = `${a.system.did}/r`
+  await b.system.ask(to, '/rec/log', null) // read-only: answered before any seal
+  await b.system.ask(to, '/rec/record', 'held for its seal')
+  t.same(await logOf(a, to), ['held for its seal'], 'the state-changing ask waited for its seal, which came at once')
+  b.system.tell(to, '/rec/record', 'a tell waits for the window')
+  await kit.settle(30)
+  t.same(await logOf(a, to), ['held for its seal'], 'a tell is not sealed before its window closes (one seal covers many)')
+})

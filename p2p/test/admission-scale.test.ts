@@ -3,13 +3,14 @@
 // least-recently-used eviction (never cleared wholesale), and a neighbour far over its budget is reported as
 // a flooder once. The validator is the real one, registered on a real libp2p host.
 import t from 'tap'
-import type { Message, PeerId } from '@libp2p/interface'
+import type { PeerId } from '@libp2p/interface'
 import { NodeKey } from '../../identity/keys.ts'
 import { encodeBroadcast, FLOOD_HANGUP } from '../pubsub.ts'
 import { Mesh } from '../mesh.ts'
 
 const TOPIC = 'noir/test/v1'
 const fakePeer = (id: string): PeerId => ({ toString: () => id }) as unknown as PeerId
+type Message = Parameters<NonNullable<ReturnType<Mesh['host']['services']['pubsub']['topicValidators']['get']>>>[1]
 
 t.test('50,000 fresh senders through 50,000 neighbour ids: the strangers\' budget holds, the tables stay bounded', async (t) => {
   const mesh = await Mesh.create({ key: NodeKey.generate(), mdns: false, natTraversal: false, pingIntervalMs: 0 })
