@@ -14,6 +14,8 @@ import { signBidRequest } from '../bidding/messages.ts'
 import { validateWorkload, type Workload } from '../workload/workload.ts'
 import { Catalog } from '../../appliance/catalog/catalog.ts'
 import { demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
+import { encodeBroadcast } from '../../p2p/pubsub.ts'
+import { Probe } from '../../p2p/test/probe.ts'
 
 const IMAGE = 'noir/busybox:latest'
 
@@ -45,6 +47,37 @@ t.test('the market against a third party and against work that cannot start', as
       messages.add(err?.message ?? '')
     }
     t.equal(messages.size, 1, 'the same answer whether the file exists or not (no existence oracle)')
+  })
+
+  await t.test('a broadcast bid request is answered only for an orchestrator the provider is connected to (a fresh key is refused before any work)', async (t) => {
+    type Dropped = { services: { orchestration: { bidAnswers: { sent: number; dropped: Record<string, number> } } } }
+    const answers = async (d: DaemonHandle) => (await d.api.get<Dropped>('/v1/status')).services.orchestration.bidAnswers
+    const probe = await Probe.start({ bootstrap: a.multiaddrs })
+    t.teardown(() => probe.stop())
+    await eventually(() => probe.mesh.host.services.pubsub.getSubscribers(Topics.bidRequests).length > 0 || undefined, 20_000)
+    await new Promise((r) => setTimeout(r, 1_500)) // grafted into a's mesh
+    const workload = validateWorkload(service('who-is-answered'))
+    const before = await answers(a)
+    // signed by a key no node is connected to
+    const stranger = NodeKey.generate()
+    const fromStranger = encodeBroadcast(stranger, Topics.bidRequests, signBidRequest(stranger, { deploymentId: 'stranger', workload, count: 1 }) as never)
+    await probe.mesh.host.services.pubsub.publish(Topics.bidRequests, fromStranger)
+    const refused = await eventually(async () => {
+      const x = await answers(a)
+      return (x.dropped['orchestrator-not-connected'] ?? 0) > (before.dropped['orchestrator-not-connected'] ?? 0) && x
+    }, 10_000)
+    t.pass('the stranger\'s request was refused before any work')
+    t.equal(refused.sent, before.sent, 'and nothing was sent to it')
+    // signed by the probe itself, which holds a connection to a
+    const own = encodeBroadcast(probe.key, Topics.bidRequests, signBidRequest(probe.key, { deploymentId: 'connected', workload, count: 1 }) as never)
+    await probe.mesh.host.services.pubsub.publish(Topics.bidRequests, own)
+    const tried = await eventually(async () => {
+      const x = await answers(a)
+      const attempts = x.sent + Object.entries(x.dropped).filter(([k]) => k.startsWith('failed:')).reduce((n, [, v]) => n + v, 0)
+      const before2 = refused.sent + Object.entries(refused.dropped).filter(([k]) => k.startsWith('failed:')).reduce((n, [, v]) => n + v, 0)
+      return attempts > before2 && x
+    }, 15_000)
+    t.equal(tried.dropped['orchestrator-not-connected'], refused.dropped['orchestrator-not-connected'], 'the connected orchestrator\'s request was answered (its answer went to the probe, which runs no orchestrator)')
   })
 
   await t.test('a module installed in one provider\'s catalog runs there by name; nodes without it decline', async (t) => {

@@ -44,6 +44,13 @@ interface OrchestrationConfig {
   /** Liveness beat interval, ms (default 250): the failure detector's clock. */
   beatMs?: number
   bidWindowMs?: number
+  /**
+   * Which orchestrators' broadcast bid requests this node answers (spec/orchestration.md, "Who is answered"):
+   * 'connected' (default), only an orchestrator with an open, authenticated connection to this node, one
+   * that can be held to what it asks (identified, reachable without a dial, quarantined if it cheats);
+   * 'anyone', every orchestrator, within the bounds of bid-answers.ts. Direct asks are answered either way.
+   */
+  answerBroadcastBids?: 'connected' | 'anyone'
   /** Secret values by name; a workload names a secret, only this node's config holds its value. */
   secrets?: Record<string, string>
   /**
@@ -130,7 +137,10 @@ class OrchestrationService implements NodeService {
     this.#unsubs.push(
       ctx.pubsub.subscribe(Topics.bidRequests, (msg) => {
         if (msg.from === ctx.did) return
-        bidAnswers.run(msg.from, connectedTo(ctx, msg.from), () => p.bid(msg.body).then(
+        const connected = connectedTo(ctx, msg.from)
+        // refused before any work: an orchestrator this node could not hold to its request
+        if (!connected && cfg.answerBroadcastBids !== 'anyone') return bidAnswers.dropped.add('orchestrator-not-connected', Date.now())
+        bidAnswers.run(msg.from, connected, () => p.bid(msg.body).then(
           (answer) => ctx.system.refFor(`${msg.from}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.bid, answer, { timeoutMs: 5000 }),
         ))
       }),
