@@ -125,7 +125,7 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
     // latency samples (p2p/peers.ts) and user pings may overlap. A ping stream stays open (closing) until the
     // other side ends it too, so while that side is busy (refusing a flood) finished pings linger: at 4 a
     // bystander's pings to a flooded node failed at once ("Too many outbound protocol streams", then "Cannot
-    // write to a stream that is closing") for seconds; at 32 all were answered (p2p/test/flood-daemons.test.ts).
+    // write to a stream that is closing") for seconds; at 32 all were answered (p2p/test/alone/flood-daemons.test.ts).
     // A ping stream costs its 32 bytes and a yamux stream: 32 per connection is cheap to hold.
     ping: ping({ runOnLimitedConnection: true, maxOutboundStreams: 32, maxInboundStreams: 32 }),
     dht: kadDHT({

@@ -116,11 +116,11 @@ function scoring(pubsub: GossipSub): ScoringGossipSub | undefined {
 }
 
 /**
- * Messages a neighbour sends over its budget (p2p/pubsub.ts, 400/s, burst 2,000) per behaviour penalty
+ * Messages a neighbour sends over its budget (p2p/pubsub.ts, 400/s, burst 1,000) per behaviour penalty
  * (P7): gossipsub keeps a record of every message it sees for 2 minutes (~700 bytes each, before any
- * validator runs), so a neighbour that floods must lose its standing, not only its messages. A flood at
- * 10k/s is graylisted after ~2,100 messages over budget (P7: 6 free, 21 to the graylist); an honest relay
- * briefly over budget loses a little standing, recovered within minutes.
+ * validator runs), so a neighbour that floods must lose its standing, not only its messages (it is also hung
+ * up on at FLOOD_HANGUP over; the standing follows its peer id if it comes back). An honest relay briefly
+ * over budget loses a little standing, recovered within minutes.
  */
 export const OVER_BUDGET_PER_PENALTY = 100
 

@@ -56,7 +56,7 @@ export interface BroadcastOptions {
   rate?: { perSecond: number; burst: number }
   /** One bucket shared by every sender the node does not know (a DID costs a key generation). Default 20/s, burst 50. */
   strangerRate?: { perSecond: number; burst: number }
-  /** Per neighbour (the authenticated peer that handed the message on), before any signature check. Default 400/s, burst 2,000. */
+  /** Per neighbour (the authenticated peer that handed the message on), before any signature check. Default DEFAULT_PEER_RATE. */
   peerRate?: { perSecond: number; burst: number }
   /** Whether a sender DID is known here (a peer with an open connection). Default: nobody is. */
   isKnown?: (did: string) => boolean
@@ -68,8 +68,19 @@ export interface BroadcastOptions {
   now?: () => number
 }
 
-/** Messages over its budget after which a neighbour is taken for a flooder and hung up on (see onFlood). */
-export const FLOOD_HANGUP = 2_000
+/**
+ * A neighbour's budget: 400 messages/s, bursts of 1,000. Our own traffic is a few messages per node per
+ * second (beats, heartbeats, bid requests); a relay for a hundred nodes stays well inside it.
+ */
+export const DEFAULT_PEER_RATE = { perSecond: 400, burst: 1_000 }
+
+/**
+ * Messages over its budget after which a neighbour is taken for a flooder and hung up on (see onFlood).
+ * Every message read before costs the node gossipsub's own work (decryption, decoding, a message id, a
+ * delivery record) before any check of ours: ~100-250 µs each on these machines under a flood, so the
+ * sooner the better (at 2,000 a flooded node's beats went silent for over a second on a busy machine).
+ */
+export const FLOOD_HANGUP = 500
 
 type Reason = PubsubMessageRejectedError['reason']
 
@@ -195,7 +206,7 @@ export class Broadcast {
     this.rate = opts.rate ?? { perSecond: 20, burst: 100 }
     this.now = opts.now ?? Date.now
     this.senders = new BucketTable(this.rate, 10_000)
-    this.neighbours = new BucketTable(opts.peerRate ?? { perSecond: 400, burst: 2_000 }, 4_096)
+    this.neighbours = new BucketTable(opts.peerRate ?? DEFAULT_PEER_RATE, 4_096)
     this.strangers = new BucketTable(opts.strangerRate ?? { perSecond: 20, burst: 50 }, 1)
     this.isKnown = opts.isKnown ?? (() => false)
     this.onFlood = opts.onFlood

@@ -32,7 +32,7 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
     {
       method: 'GET',
       path: '/v1/status',
-      handler: async () => {
+      handler: async (req) => {
         const peers = await d.mesh.peers.list()
         return {
           did: d.did,
@@ -42,14 +42,14 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
           version: VERSION,
           startedAt: d.startedAt.toISOString(),
           uptimeMs: Date.now() - d.startedAt.getTime(),
-          memory: memoryMiB(),
+          memory: memoryMiB(req.query.get('gc') === '1'),
           peers: peers.length,
           relay: d.config.relay,
           mdns: d.config.mdns,
           protocols: d.mesh.host.getProtocols().sort(),
           topics: d.mesh.broadcast.topics(),
           admission: d.mesh.addresses.limits() as unknown as JsonValue,
-          broadcast: { published: d.mesh.broadcast.stats.published, accepted: d.mesh.broadcast.stats.accepted, ...d.mesh.broadcast.admission() },
+          broadcast: { published: d.mesh.broadcast.stats.published, accepted: d.mesh.broadcast.stats.accepted, ...d.mesh.broadcast.admission() } as unknown as JsonValue,
           wire: { streamsReset: d.mesh.transport.wire.violations, ...d.mesh.transport.wire.stats },
           services: await d.serviceStatus(),
         }
@@ -163,11 +163,12 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
 
 /**
  * The daemon process's memory, MiB (one decimal): what an operator watches after a flood. `heapUsed` counts
- * garbage not yet collected too; a daemon started with `node --expose-gc` runs a full collection first
- * (`afterGc: true`), so `heapUsed` is then the live heap (tests compare it before and after a flood).
+ * garbage not yet collected too; asked with `?gc=1`, a daemon started with `node --expose-gc` runs a full
+ * collection first (`afterGc: true`; it pauses the node for a moment), so `heapUsed` is then the live heap
+ * (tests compare it before and after a flood).
  */
-function memoryMiB(): { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; afterGc: boolean } {
-  const gc = (globalThis as { gc?: () => void }).gc
+function memoryMiB(collect: boolean): { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number; afterGc: boolean } {
+  const gc = collect ? (globalThis as { gc?: () => void }).gc : undefined
   if (typeof gc === 'function') gc()
   const m = process.memoryUsage()
   const mib = (n: number): number => Math.round(n / 104_857.6) / 10

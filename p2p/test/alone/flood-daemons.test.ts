@@ -1,3 +1,4 @@
+// Runs alone (.taprc serial: p2p/test/alone): it measures a daemon's liveness under a flood on a 2-core machine.
 // A stranger floods one daemon of a three-daemon mesh from a stock js-libp2p node (libp2p packages; the
 // project's public message format to sign with): tens of thousands of bid requests each signed by a fresh
 // key, as many again signed by one key, junk on the pubsub topic, and garbage streams on the actor protocol.
@@ -8,10 +9,10 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { eventually, startConnectedMesh, type DaemonHandle } from '../../scripts/testing/daemons.ts'
-import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
-import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
-import { Probe } from './probe.ts'
+import { eventually, startConnectedMesh, type DaemonHandle } from '../../../scripts/testing/daemons.ts'
+import { docker, dockerImage, requireOrSkip } from '../../../scripts/testing/requirements.ts'
+import type { DeploymentView } from '../../../actors/orchestrator/orchestrator.ts'
+import { Probe } from '../probe.ts'
 
 const IMAGE = 'noir/busybox:latest'
 /** Bid requests per flood phase (one with a fresh key each, one with a single key). */
@@ -64,9 +65,10 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
   // bid requests each signed by a fresh key, the second as many signed by one key, then junk (2 s later, once
   // its neighbour budget has refilled, so it is parsed and rejected) and garbage streams.
   const lines: Record<string, unknown>[] = []
-  const attack = (phases: string[]): Record<string, unknown>[] => {
-    const own: Record<string, unknown>[] = []
-    const attacker = spawn(process.execPath, [fileURLToPath(new URL('./fixtures/flood-attacker.ts', import.meta.url)), victim.multiaddrs[0]!, victim.peerId, ...phases], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const attack = (phases: string[]): Record<string, unknown>[] & { go?: () => void } => {
+    const own: Record<string, unknown>[] & { go?: () => void } = []
+    const attacker = spawn(process.execPath, [fileURLToPath(new URL('../fixtures/flood-attacker.ts', import.meta.url)), victim.multiaddrs[0]!, victim.peerId, ...phases], { stdio: ['pipe', 'pipe', 'inherit'] })
+    own.go = () => attacker.stdin.end('go\n')
     t.teardown(() => attacker.kill('SIGKILL'))
     let buf = ''
     attacker.stdout.on('data', (c: Buffer) => {
@@ -84,7 +86,7 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
   await eventually(() => first.some((l) => l.ready), 180_000)
 
   const logBytes = (x: DaemonHandle): number => x.logLines().reduce((n, l) => n + JSON.stringify(l).length + 1, 0)
-  const memOf = async (x: DaemonHandle): Promise<Memory> => (await x.api.get<Status>('/v1/status')).memory
+  const memOf = async (x: DaemonHandle): Promise<Memory> => (await x.api.get<Status>('/v1/status?gc=1')).memory
   const before = { victim: rssMiB(victim.pid), relay: rssMiB(relay.pid), log: logBytes(victim), heap: await memOf(victim) }
   let peak = { victim: before.victim, relay: before.relay }
   const sampler = setInterval(() => {
@@ -116,6 +118,7 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
   })()
 
   const floodStart = Date.now()
+  first.go!()
   // peer scoring graylists the attacker (over its budget, then for its junk): watched while it is connected
   let scored: Status['broadcast']['scores'] | undefined
   let scoredAt = 0
@@ -131,8 +134,12 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
     }
   })()
   await eventually(() => first.find((l) => l.done), 600_000)
-  second = attack([`one:${N}`, 'pause:2000', `junk:${N / 10}`, 'pause:4000', 'streams:50'])
-  await eventually(() => second.find((l) => l.done), 600_000)
+  const secondAt = Date.now()
+  const next = attack([`one:${N}`, 'pause:2000', `junk:${N / 10}`, 'pause:4000', 'streams:50'])
+  second = next
+  await eventually(() => next.some((l) => l.ready), 180_000)
+  next.go!()
+  await eventually(() => next.find((l) => l.done), 600_000)
   await watcher
   const floodEnd = Date.now()
   await new Promise((r) => setTimeout(r, 3000))
@@ -148,9 +155,20 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
   // the longest silence of the victim's beats from the flood's start to 3 s after its end
   const during = beats.filter((b) => b >= floodStart - BEAT_MS * 4 && b <= floodEnd + 3000)
   let silence = 0
-  for (let i = 1; i < during.length; i++) silence = Math.max(silence, during[i]! - during[i - 1]!)
+  let silenceAt = 0
+  for (let i = 1; i < during.length; i++) {
+    if (during[i]! - during[i - 1]! > silence) {
+      silence = during[i]! - during[i - 1]!
+      silenceAt = during[i - 1]! - floodStart
+    }
+  }
   const view = await orchestrator.api.get<DeploymentView>(`/v1/deployments/${d.id}`)
   const lost = orchestrator.logLines().filter((l) => l.msg === 'node lost')
+  if (lost.length > 0) {
+    const own = (await orchestrator.api.get<{ services: { orchestration: { ownStalls: unknown } } }>('/v1/status')).services.orchestration.ownStalls
+    t.comment(`flood from 0 to ${floodEnd - floodStart} ms, second attacker started at ${secondAt - floodStart} ms, node lost at ${Date.parse(String(lost[0]!.t)) - floodStart} ms`)
+    t.comment(`the orchestrator: ${JSON.stringify(lost)}; its own stalls ${JSON.stringify(own)}; the victim's beats heard here around it: ${beats.filter((b) => Math.abs(b - Date.parse(String(lost[0]!.t))) < 3_000).map((b) => b - Date.parse(String(lost[0]!.t))).join(' ')}`)
+  }
 
   const sorted = [...pings].sort((a, b) => a - b)
   const p50 = sorted[Math.floor(sorted.length / 2)] ?? NaN
@@ -160,7 +178,7 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
   t.comment(`victim RSS MiB: before ${before.victim.toFixed(0)}, peak ${peak.victim.toFixed(0)}, ${SETTLE_MS / 1000} s after ${after.victim.toFixed(0)}; relay: ${before.relay.toFixed(0)} / ${peak.relay.toFixed(0)} / ${after.relay.toFixed(0)}`)
   t.comment(`victim heap MiB (used/external/arrayBuffers): before ${before.heap.heapUsed}/${before.heap.external}/${before.heap.arrayBuffers}, 3 s after ${after3.heapUsed}/${after3.external}/${after3.arrayBuffers}, ${SETTLE_MS / 1000} s after ${after.heap.heapUsed}/${after.heap.external}/${after.heap.arrayBuffers}`)
   t.comment(`legit ping+ask during the flood: ${pings.length} ok, ${failed.length} failed, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`)
-  t.comment(`victim's beats: longest silence ${silence} ms (beat every ${BEAT_MS} ms), ${during.length} beats heard`)
+  t.comment(`victim's beats: longest silence ${silence} ms from ${silenceAt} ms into the flood (beat every ${BEAT_MS} ms; the second attacker came at ${secondAt - floodStart} ms), ${during.length} beats heard`)
   t.comment(`bid answers sent ${s.services.orchestration.bidAnswers.sent}, dropped ${JSON.stringify(s.services.orchestration.bidAnswers.dropped)}; broadcasts accepted ${s.broadcast.accepted}, refused ${JSON.stringify(s.broadcast.refused)}; log grew ${after.log - before.log} bytes`)
   if (failed.length > 0) t.comment(`failures:\n${failed.slice(0, 5).join('\n')}${failed.length > 5 ? `\n... ${failed.length - 5} more` : ''}\n(flood from ${floodStart - started} ms to ${floodEnd - started} ms)`)
 
