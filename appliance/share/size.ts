@@ -1,25 +1,16 @@
-// Byte sizes as owners write them: `4GiB`, `512MiB`, `20GB`, `1073741824`. Binary units are powers of 1024,
-// decimal units powers of 1000; a bare number is bytes.
+// Byte sizes as owners write them (`4GiB`, `512MiB`, `20GB`, `1073741824`): the same parser, with the same
+// meaning, as workload quantities (actors/workload/quantity.ts): `G` is 10^9 bytes, `Gi`/`GiB` 2^30.
+import { parseQuantity } from '../../actors/workload/quantity.ts'
 import { InvalidSizeError } from '../errors.ts'
-
-const units: Record<string, number> = {
-  b: 1,
-  k: 1024, kb: 1000, kib: 1024,
-  m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
-  g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
-  t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4,
-}
 
 export function parseSize(input: string | number): number {
   if (typeof input === 'number') {
     if (!Number.isFinite(input) || input < 0) throw new InvalidSizeError(String(input))
     return Math.floor(input)
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input)
-  if (!m) throw new InvalidSizeError(input)
-  const mult = units[(m[2] ?? '').toLowerCase() || 'b']
-  if (mult === undefined) throw new InvalidSizeError(input)
-  return Math.floor(Number(m[1]) * mult)
+  const bytes = parseQuantity(input)
+  if (bytes === undefined) throw new InvalidSizeError(input)
+  return bytes
 }
 
 /** `4294967296` -> `4GiB` (exact binary units where possible). */

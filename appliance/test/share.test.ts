@@ -21,7 +21,10 @@ t.test('a bad share is refused with InvalidShareError naming the problem', async
 
 t.test('sizes take binary and decimal units and refuse anything else with InvalidSizeError', async (t) => {
   t.equal(parseSize('4GiB'), 4 * GiB)
-  t.equal(parseSize('1.5k'), 1536)
+  t.equal(parseSize('1.5k'), 1500, 'k is 1000: one meaning with workload quantities')
+  t.equal(parseSize('1.5Ki'), 1536)
+  t.equal(parseSize('4G'), 4e9, 'G is 10^9 here as in a workload (it was 2^30 here once)')
+  t.equal(parseSize('4gib'), 4 * GiB, 'any case')
   t.equal(parseSize('20GB'), 20e9)
   t.equal(parseSize('1024'), 1024)
   t.equal(formatSize(4 * GiB), '4GiB')
