@@ -87,7 +87,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const name = e.name && e.name !== 'Error' ? `${e.name}: ` : ''
     process.stderr.write(`noir: ${name}${e.message.split('\n')[0]}\n`)
     if (env.NOIR_DEBUG) process.stderr.write((e.stack ?? '') + '\n')
-    return e instanceof UsageError ? 2 : 1
+    // node:util parseArgs refuses a bad command line with ERR_PARSE_ARGS_* TypeErrors: those are usage errors too
+    const usage = e instanceof UsageError || String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS')
+    return usage ? 2 : 1
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)

@@ -1,6 +1,6 @@
 // `noir actor send ADDRESS BEHAVIOR JSON [--ask]`: a signed message from this node to any actor.
 import { ApiClient } from '../api-client.ts'
-import { printJson, printLine, UsageError, type Command } from '../command.ts'
+import { intOption, parseCommandArgs, printJson, printLine, UsageError, type Command } from '../command.ts'
 
 export const actorSend: Command = {
   path: ['actor', 'send'],
@@ -11,20 +11,10 @@ ADDRESS is <node did>/<actor path> (e.g. did:key:z6Mk.../node), BEHAVIOR a path 
 JSON the body. The running node signs and sends it. With --ask, waits for the answer and prints it.
 --json prints { sent: true } for a tell and { reply } for an ask. A refusal exits 1 with its typed name.`,
   async run(ctx, argv) {
-    const pos: string[] = []
-    let ask = false
-    let timeoutMs: number | undefined
-    for (let i = 0; i < argv.length; i++) {
-      const a = argv[i]!
-      if (a === '--ask') ask = true
-      else if (a === '--timeout') {
-        timeoutMs = Number(argv[++i])
-        if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError('--timeout needs milliseconds')
-      } else if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`)
-      else pos.push(a)
-    }
-    const [to, behavior, json] = pos
-    if (!to || !behavior || pos.length > 3) throw new UsageError('usage: noir actor send ADDRESS BEHAVIOR JSON [--ask]')
+    const { values, positionals } = parseCommandArgs(argv, { ask: { type: 'boolean' }, timeout: { type: 'string' } }, { min: 2, max: 3, usage: 'usage: noir actor send ADDRESS BEHAVIOR JSON [--ask]' })
+    const ask = values.ask === true
+    const timeoutMs = intOption(values.timeout, '--timeout')
+    const [to, behavior, json] = positionals as [string, string, string | undefined]
     let body: unknown = null
     if (json !== undefined) {
       try {

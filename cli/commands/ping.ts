@@ -1,6 +1,6 @@
 // `noir ping DID|PEERID|MULTIADDR`: round trip through the running node (libp2p ping).
 import { ApiClient } from '../api-client.ts'
-import { printJson, printLine, UsageError, type Command } from '../command.ts'
+import { intOption, parseCommandArgs, printJson, printLine, type Command } from '../command.ts'
 
 export const pingCommand: Command = {
   path: ['ping'],
@@ -10,13 +10,9 @@ export const pingCommand: Command = {
 Connects when needed (peer store, then the DHT) and measures one libp2p ping round trip.
 --json prints { peerId, did, rttMs }.`,
   async run(ctx, argv) {
-    const [target, ...rest] = argv
-    let timeoutMs: number | undefined
-    for (let i = 0; i < rest.length; i++) {
-      if (rest[i] === '--timeout') timeoutMs = Number(rest[++i])
-      else throw new UsageError(`unexpected argument '${rest[i]}'`)
-    }
-    if (!target) throw new UsageError('noir ping needs a DID, peer id or multiaddr')
+    const { values, positionals } = parseCommandArgs(argv, { timeout: { type: 'string' } }, { min: 1, max: 1, usage: 'noir ping needs one DID, peer id or multiaddr' })
+    const target = positionals[0]!
+    const timeoutMs = intOption(values.timeout, '--timeout')
     const r = await ApiClient.forHome(ctx.home).post<{ peerId: string; did: string | null; rttMs: number }>('/v1/peers/ping', { target, ...(timeoutMs ? { timeoutMs } : {}) })
     if (ctx.json) return printJson(ctx, r)
     printLine(ctx, `${r.did ?? r.peerId}: ${r.rttMs} ms`)
