@@ -270,7 +270,7 @@ export class ActorWire {
   /**
    * yamux's `send()` returning false means the muxer is full (its send window is used up, or its buffer is
    * above the high-water mark). Waiting for 'drain' alone let the buffer grow without bound under a fast
-   * sender (STACK.md), so we wait until the muxer has drained AND the stream's own write queue is empty.
+   * sender, so we wait until the muxer has drained AND the stream's own write queue is empty.
    * 'idle' may already have fired inside send() (the queue was handed over but the muxer is full), so the
    * conditions are re-checked on every event and at least every 50 ms: an event missed cannot stall us.
    */

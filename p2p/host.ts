@@ -131,7 +131,7 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
     dht: kadDHT({
       protocol: `${DHT_PROTOCOL_PREFIX}/kad/1.0.0`,
       // Every daemon serves the DHT: our nodes are participants, and libp2p's auto mode would keep
-      // nodes on loopback / private LANs in client mode forever (STACK.md).
+      // nodes on loopback / private LANs in client mode forever.
       clientMode: false,
       // Our DHT is a private network of nodes that may sit on a LAN or on loopback: keep every address.
       peerInfoMapper: passthroughMapper,

@@ -1,5 +1,5 @@
 // The actor wire under sustained load: frames queued together go out in few writes (coalescing), every
-// frame arrives in order, and back-pressure keeps the muxer's write buffer bounded (STACK.md: waiting for
+// frame arrives in order, and back-pressure keeps the muxer's write buffer bounded (waiting for
 // 'drain' alone let yamux queue 30 MB and then abort the stream).
 import t, { type Test } from 'tap'
 import { NodeKey } from '../../identity/keys.ts'
