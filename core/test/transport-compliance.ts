@@ -147,6 +147,45 @@ export function runTransportCompliance(t: Test, makePair: MakeTransportPair): vo
     t.equal(err?.name, 'UnreachableError')
   })
 
+  t.test('post (when the transport has it, as the kernel prefers): each envelope reported exactly once, never within the call, delivered in order; an unknown node fails with UnreachableError', async (t) => {
+    const [a, b] = await withPair(t, makePair)
+    if (a.post === undefined) {
+      t.pass('this transport has no post: the kernel sends through send, which the tests above cover')
+      return
+    }
+    const inbox = new Inbox(b)
+    const outcomes = new Map<number, string[]>()
+    let inCall = false
+    let reportedInCall = 0
+    const sink = {
+      handedOff: (i: number) => {
+        if (inCall) reportedInCall++
+        outcomes.set(i, [...(outcomes.get(i) ?? []), 'handed off'])
+      },
+      failed: (i: number, err: Error) => {
+        if (inCall) reportedInCall++
+        outcomes.set(i, [...(outcomes.get(i) ?? []), `failed: ${err.name}`])
+      },
+    }
+    const N = 500
+    for (let i = 0; i < N; i++) {
+      inCall = true
+      a.post(b.localDid, indexed(11, i), sink, i)
+      inCall = false
+    }
+    const stranger = NodeKey.generate().did
+    inCall = true
+    a.post(stranger, indexed(11, N), sink, N)
+    inCall = false
+    const got = await inbox.until(N)
+    t.same(got.map((x) => indexOf(x.bytes)[1]), Array.from({ length: N }, (_, i) => i), 'delivered in order, each once')
+    const end = Date.now() + 10_000
+    while (outcomes.size < N + 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 5))
+    t.equal(reportedInCall, 0, 'never reported from within the call')
+    t.ok([...Array(N).keys()].every((i) => outcomes.get(i)?.length === 1 && outcomes.get(i)![0] === 'handed off'), 'every delivered envelope reported handed off, exactly once')
+    t.same(outcomes.get(N), ['failed: UnreachableError'], 'the one to an unknown node failed, once, with UnreachableError')
+  })
+
   t.test('installing a new handler replaces the old one', async (t) => {
     const [a, b] = await withPair(t, makePair)
     let old = 0
