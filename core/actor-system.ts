@@ -418,7 +418,8 @@ export class ActorSystem implements Startable {
     this.#transport = init.transport
     if (init.transport) {
       this.#remote = (init.remote ?? signedRemote())({
-        system: this,
+        key: this.key,
+        clock: this.clock,
         transport: init.transport,
         deliver: (path, behavior, body, from, senderDid, proofs, reply) => this.#deliverRemote(path, behavior, body, from, senderDid, proofs, reply),
         readOnly: (path, behavior) => {

@@ -1,6 +1,8 @@
 // The seam between the ActorSystem and its signed remote path (core/remote.ts implements it). Kept apart
 // so the system's hot local path does not depend on envelope code.
-import type { ActorSystem, Replier } from './actor-system.ts'
+import type { NodeKey } from '../identity/index.ts'
+import type { Replier } from './actor-system.ts'
+import type { Clock } from './clock.ts'
 import type { Transport, InboundEnvelope } from './transport.ts'
 import type { SystemEvent, TellOptions } from './types.ts'
 
@@ -9,7 +11,10 @@ export const DEFAULT_SEAL_WINDOW_MS = 25
 
 /** What the system gives its remote endpoint. */
 export interface RemoteEndpointDeps {
-  system: ActorSystem
+  /** The node's key: signs what it sends (and seals), and names it (`key.did`). */
+  key: NodeKey
+  /** The system's clock (envelope times, expiry, seal time-outs). */
+  clock: Clock
   transport: Transport
   /** Hands a verified inbound message to the actor at `path`; refusals go to `reply.fail`. */
   deliver(path: string, behavior: string, body: unknown, from: string, senderDid: string, proofs: readonly string[] | undefined, reply: Replier): void

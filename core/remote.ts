@@ -236,8 +236,8 @@ class SignedRemote implements RemoteEndpoint {
 
   constructor(deps: RemoteEndpointDeps, options: RemoteEndpointOptions) {
     this.#deps = deps
-    this.#key = deps.system.key
-    this.#clock = deps.system.clock
+    this.#key = deps.key
+    this.#clock = deps.clock
     this.#maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES
     this.#verifier = new EnvelopeVerifier({ now: () => this.#clock.now(), maxBytes: this.#maxBytes })
     this.#authenticated = deps.transport.authenticatesPeers === true
