@@ -85,3 +85,9 @@ export class InvalidTopicError extends P2PError {
   override readonly name = 'InvalidTopicError'
   override readonly code = 'ERR_INVALID_TOPIC'
 }
+
+/** A neighbour sent far more pubsub messages than its budget (p2p/pubsub.ts FLOOD_HANGUP): its connections are aborted. */
+export class PeerFloodError extends P2PError {
+  override readonly name = 'PeerFloodError'
+  override readonly code = 'ERR_PEER_FLOOD'
+}
