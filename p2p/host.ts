@@ -152,6 +152,11 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
       // socket writes in a 40k-message flood, measured with --cpu-prof) and silenced its beats for ~2 s; our
       // broadcasts are small (<= 64 KiB, most < 2 KiB), so what IDONTWANT saves is little. spec/pubsub.md.
       idontwantMinDataSize: Number.MAX_SAFE_INTEGER,
+      // One RPC, and one message, of a peer at a time: a flood then waits in its own socket (TCP pushes back on
+      // the flooder) instead of being decoded all at once, and our validator can hand the rest of a busy turn
+      // to the timers (p2p/pubsub.ts validateInTurn)
+      awaitRpcHandler: true,
+      awaitRpcMessageHandler: true,
     }),
   }
   if (nat) {

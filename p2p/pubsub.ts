@@ -74,6 +74,9 @@ export interface BroadcastOptions {
  */
 export const DEFAULT_PEER_RATE = { perSecond: 400, burst: 1_000 }
 
+/** Validation time one turn of the event loop may spend before the rest waits for the next turn, ms. */
+export const TURN_BUDGET_MS = 5
+
 /**
  * Messages over its budget after which a neighbour is taken for a flooder and hung up on (see onFlood).
  * Every message read before costs the node gossipsub's own work (decryption, decoding, a message id, a
@@ -310,7 +313,29 @@ export class Broadcast {
     if (validators.has(topic)) return
     // what this validator rejects penalises the relay on every topic it runs on, not only on ours
     scoreTopic(this.host.services.pubsub, topic)
-    validators.set(topic, (peer: PeerId, msg: Message) => this.validate(peer, msg))
+    validators.set(topic, (peer: PeerId, msg: Message) => this.validateInTurn(peer, msg))
+  }
+
+  /** When the current turn of the event loop began validating (ms, performance.now), or undefined between turns. */
+  private turnStartedAt: number | undefined = undefined
+
+  /**
+   * Validates now, or, once this turn of the event loop has spent TURN_BUDGET_MS validating, in the next turn
+   * (gossipsub awaits the validator, and with awaitRpcHandler / awaitRpcMessageHandler nothing more of that
+   * peer is read meanwhile). A flood's backlog is otherwise drained in one chain of microtasks: timers (our
+   * liveness beats) and other peers' reads waited behind it for ~1 s (p2p/test/alone/flood-daemons.test.ts).
+   */
+  private validateInTurn(peer: PeerId, msg: Message): TopicValidatorResult | Promise<TopicValidatorResult> {
+    const now = performance.now()
+    if (this.turnStartedAt === undefined) {
+      this.turnStartedAt = now
+      setImmediate(() => {
+        this.turnStartedAt = undefined
+      })
+    } else if (now - this.turnStartedAt > TURN_BUDGET_MS) {
+      return new Promise((resolve) => setImmediate(() => resolve(this.validateInTurn(peer, msg))))
+    }
+    return this.validate(peer, msg)
   }
 
   /** Messages each neighbour sent over its budget (most recent neighbours; bounded like the buckets). */
