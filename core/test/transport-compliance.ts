@@ -51,6 +51,39 @@ async function withPair(t: Test, makePair: MakeTransportPair): Promise<[Transpor
   return [a, b]
 }
 
+/**
+ * Posts through `transport.post` and records what its sink hears of each (by index): 'handed off' or
+ * 'failed: <ErrorName>', and how many reports came from within a `post` call (the contract says none).
+ */
+export class PostRecorder {
+  readonly outcomes = new Map<number, string[]>()
+  reportedInCall = 0
+  #inCall = false
+  readonly #transport: Transport
+  readonly #sink = {
+    handedOff: (i: number) => this.#record(i, 'handed off'),
+    failed: (i: number, err: Error) => this.#record(i, `failed: ${err.name}`),
+  }
+
+  constructor(transport: Transport) {
+    this.#transport = transport
+  }
+
+  post(to: string, bytes: Uint8Array, i: number): void {
+    this.#inCall = true
+    try {
+      this.#transport.post!(to, bytes, this.#sink, i)
+    } finally {
+      this.#inCall = false
+    }
+  }
+
+  #record(i: number, what: string): void {
+    if (this.#inCall) this.reportedInCall++
+    this.outcomes.set(i, [...(this.outcomes.get(i) ?? []), what])
+  }
+}
+
 export function runTransportCompliance(t: Test, makePair: MakeTransportPair): void {
   t.test('bytes arrive unchanged at the peer, labelled with the sender node DID', async (t) => {
     const [a, b] = await withPair(t, makePair)
@@ -154,34 +187,16 @@ export function runTransportCompliance(t: Test, makePair: MakeTransportPair): vo
       return
     }
     const inbox = new Inbox(b)
-    const outcomes = new Map<number, string[]>()
-    let inCall = false
-    let reportedInCall = 0
-    const sink = {
-      handedOff: (i: number) => {
-        if (inCall) reportedInCall++
-        outcomes.set(i, [...(outcomes.get(i) ?? []), 'handed off'])
-      },
-      failed: (i: number, err: Error) => {
-        if (inCall) reportedInCall++
-        outcomes.set(i, [...(outcomes.get(i) ?? []), `failed: ${err.name}`])
-      },
-    }
+    const rec = new PostRecorder(a)
     const N = 500
-    for (let i = 0; i < N; i++) {
-      inCall = true
-      a.post(b.localDid, indexed(11, i), sink, i)
-      inCall = false
-    }
-    const stranger = NodeKey.generate().did
-    inCall = true
-    a.post(stranger, indexed(11, N), sink, N)
-    inCall = false
+    for (let i = 0; i < N; i++) rec.post(b.localDid, indexed(11, i), i)
+    rec.post(NodeKey.generate().did, indexed(11, N), N)
+    const { outcomes } = rec
     const got = await inbox.until(N)
     t.same(got.map((x) => indexOf(x.bytes)[1]), Array.from({ length: N }, (_, i) => i), 'delivered in order, each once')
     const end = Date.now() + 10_000
     while (outcomes.size < N + 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 5))
-    t.equal(reportedInCall, 0, 'never reported from within the call')
+    t.equal(rec.reportedInCall, 0, 'never reported from within the call')
     t.ok([...Array(N).keys()].every((i) => outcomes.get(i)?.length === 1 && outcomes.get(i)![0] === 'handed off'), 'every delivered envelope reported handed off, exactly once')
     t.same(outcomes.get(N), ['failed: UnreachableError'], 'the one to an unknown node failed, once, with UnreachableError')
   })

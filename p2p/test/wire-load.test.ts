@@ -2,6 +2,7 @@
 // frame arrives in order, and back-pressure keeps the muxer's write buffer bounded (waiting for
 // 'drain' alone let yamux queue 30 MB and then abort the stream).
 import t, { type Test } from 'tap'
+import { PostRecorder } from '../../core/test/transport-compliance.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { Mesh } from '../mesh.ts'
 
@@ -113,30 +114,15 @@ t.test('a frame that starts but never completes resets its stream after the fram
 
 t.test('post (send without a promise) reports each frame exactly once, never from within the call: handed off in order, or failed with a typed error', async (t) => {
   const { a, b } = await connectedPair(t)
-  const outcomes = new Map<number, string[]>()
-  let inCall = false
-  let reportedInCall = 0
-  const sink = {
-    handedOff: (i: number) => {
-      if (inCall) reportedInCall++
-      outcomes.set(i, [...(outcomes.get(i) ?? []), 'handed off'])
-    },
-    failed: (i: number, err: Error) => {
-      if (inCall) reportedInCall++
-      outcomes.set(i, [...(outcomes.get(i) ?? []), `failed: ${err.name}`])
-    },
-  }
+  const rec = new PostRecorder(b.transport)
+  const outcomes = rec.outcomes
   const received: number[] = []
   const all = Promise.withResolvers<void>()
   a.transport.onEnvelope(({ bytes }) => {
     received.push(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0))
     if (received.length === 1000) all.resolve()
   })
-  const post = (to: string, body: Uint8Array, i: number): void => {
-    inCall = true
-    b.transport.post(to, body, sink, i)
-    inCall = false
-  }
+  const post = (to: string, body: Uint8Array, i: number): void => rec.post(to, body, i)
   for (let i = 0; i < 1000; i++) {
     const body = new Uint8Array(64)
     new DataView(body.buffer).setUint32(0, i)
@@ -145,7 +131,7 @@ t.test('post (send without a promise) reports each frame exactly once, never fro
   post(b.did, new Uint8Array(8), 1000) // its own node
   post('did:web:example.org', new Uint8Array(8), 1001) // not a node DID
   post(a.did, new Uint8Array(b.transport.wire.maxFrameBytes + 1), 1002) // over the frame limit
-  t.equal(reportedInCall, 0, 'nothing is reported from within post')
+  t.equal(rec.reportedInCall, 0, 'nothing is reported from within post')
   await all.promise
   await new Promise((r) => setImmediate(r))
   t.same(received, Array.from({ length: 1000 }, (_, i) => i), 'every frame arrived, in order')
