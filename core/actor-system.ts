@@ -94,6 +94,11 @@ export interface SpawnOptions {
   parent?: string | ActorRef
   /** Given to the definition's `input` (or straight to the machine). */
   input?: unknown
+  /**
+   * A persisted snapshot to continue from instead of starting from `input` (the caller keeps snapshots
+   * itself; `restore` reads them from the system's SnapshotStore).
+   */
+  snapshot?: unknown
 }
 
 export interface RestoreOptions extends SpawnOptions {
@@ -472,7 +477,7 @@ export class ActorSystem implements Startable {
 
   /** Starts an actor under a registered name. Throws NameTakenError, InvalidAddressError, or ActorCrashedError if it fails to start. */
   spawn(definition: ActorDefinition, options: SpawnOptions): ActorRef {
-    return this.#spawn(definition, options, undefined).ref
+    return this.#spawn(definition, options, options.snapshot).ref
   }
 
   #spawn(definition: ActorDefinition, options: SpawnOptions, snapshot: unknown): ActorCell {

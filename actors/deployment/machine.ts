@@ -1,208 +1,734 @@
-// The life of one deployment, as an XState machine:
-//   preparing -> bidding -> committing -> provisioning -> running <-> degraded -> completed | failed | stopped
-// The orchestrator drives it with events; its snapshot (state + context) is what `noir status` shows and
-// what is persisted. Context stays plain JSON so the snapshot is the checkpoint.
-import { assign, createActor, setup, type SnapshotFrom } from 'xstate'
+// The life of one deployment, as an XState v5 machine that owns the workflow:
+//
+//   placing: bidding -> committing -> (standby) -> starting      (a refused commit re-bids, up to the rounds)
+//   live (parallel):
+//     health: provisioning | running | degraded                 (judged from the replicas' states)
+//     repair: idle -> working -> idle | waiting -> idle         (one job at a time: a slot to place again,
+//                                                                 the standby to reserve again)
+//   stopping | failing (release every contract) -> stopped | failed;  completed (a job's runs all succeeded)
+//
+// Bid rounds, proposals, starts, repairs and releases are invoked `fromPromise` children given by the
+// orchestrator (DeploymentEffects): they act on the network and report facts; the machine decides what the
+// facts mean. Reports of instances and lost nodes arrive as events. The context is plain JSON (model.ts), so
+// the persisted snapshot is the checkpoint: restored, the machine re-runs the step that was in flight.
+import { assign, enqueueActions, fromPromise, setup, type SnapshotFrom } from 'xstate'
+import type { Contract } from '../contracts/contract.ts'
+import { constraintOrder } from '../placement/constraints.ts'
+import { place, type ExistingReplica, type InfeasibleReason } from '../placement/place.ts'
+import type { ReplicaReport } from '../provider/provider.ts'
+import { instanceCount, type Workload } from '../workload/workload.ts'
+import {
+  edit, enqueue, isActive, newReplica, note, repeatRefusers, replicaOf, runningCount, toView,
+  type BidRound, type DeploymentContext, type DeploymentPhase, type DeploymentView, type Replica, type RepairJob, type StandbyRef,
+} from './model.ts'
 
-export type DeploymentPhase = 'preparing' | 'bidding' | 'committing' | 'provisioning' | 'running' | 'degraded' | 'completed' | 'failed' | 'stopped'
-export const finalPhases: readonly DeploymentPhase[] = ['completed', 'failed', 'stopped']
+// ---- what the effects are given and report ---------------------------------------------------------------------
 
-export interface DeploymentContext {
-  id: string
-  kind: 'service' | 'job'
-  /** Instances that should run at once (service replicas, job parallelism). */
-  desired: number
-  /** Job: successful runs needed. */
-  completions: number
-  /** Job: failed runs tolerated. */
-  retries: number
-  /** Commit rounds allowed before giving up (each round re-bids without the refusing nodes). */
-  maxCommitRounds: number
-  running: string[]
-  succeeded: number
-  failures: number
-  commitRounds: number
-  reason?: string
-  /** Every phase entered, with the time (ms). */
-  history: { phase: DeploymentPhase; at: number; note?: string }[]
+export interface BidRoundInput {
+  deploymentId: string
+  workload: Workload
+  count: number
+  exclude: string[]
 }
 
+export interface CommitInput {
+  deploymentId: string
+  workload: Workload
+  /** The slots to find a node for, in order. */
+  slots: Replica[]
+  /** Replicas that keep their nodes (spread, distinct nodes). */
+  existing: ExistingReplica[]
+  round: BidRound
+  exclude: string[]
+}
+
+export interface CommitOutcome {
+  /** Countersigned contracts, one per slot that got a node. */
+  contracts: { slot: string; contract: Contract }[]
+  /** Nodes that refused a proposal, with the error. */
+  refusals: { node: string; slot: string; error: string }[]
+  /** The first slot no offer was left for, and why. */
+  exhausted: { slot: string; infeasible: InfeasibleReason } | null
+}
+
+export interface StandbyInput {
+  deploymentId: string
+  workload: Workload
+  /** Nodes that hold a replica (the standby must be another). */
+  used: string[]
+  /** The round to choose from (initial placement), or none: the effect asks for bids itself. */
+  round: BidRound | null
+  /** The node placement chose, tried first. */
+  preferred: string | null
+}
+
+export interface StandbyOutcome {
+  standby: StandbyRef | null
+  notes: string[]
+}
+
+export interface StartInput {
+  deploymentId: string
+  slots: { slot: string; node: string; contractId: string }[]
+}
+
+export type StartOutcome = { slot: string; node: string; contractId: string; ok: true } | { slot: string; node: string; contractId: string; ok: false; error: string }
+
+export interface RepairInput {
+  deploymentId: string
+  workload: Workload
+  job: RepairJob
+  /** The slot to place again (slot jobs). */
+  replica: Replica | null
+  standby: StandbyRef | null
+  existing: ExistingReplica[]
+  /** Nodes that hold a replica (a new standby must be another). */
+  used: string[]
+  /** Nodes to leave out: repeated refusers (the effect adds lost nodes and the slot's failed nodes). */
+  exclude: string[]
+  why: string
+}
+
+export interface RepairOutcome {
+  notes: string[]
+  refusals: { node: string; slot: string; error: string }[]
+  /** The standby given in was used up (promoted, or gone while trying). */
+  standbyConsumed: boolean
+  /** The slot's new contract, when a node took it. */
+  placed: Contract | null
+  /** Outcome of the start on the new node. */
+  started: { ok: true } | { ok: false; error: string } | null
+  infeasible: InfeasibleReason | null
+  /** Standby jobs: the standby now reserved (or null when none could be). */
+  standby: StandbyRef | null
+}
+
+export interface ReleaseInput {
+  deploymentId: string
+  why: string
+  targets: { slot: string; node: string; contractId: string; role: 'replica' | 'standby' }[]
+}
+
+export type ReleaseOutcome = ReleaseInput['targets'][number] & ({ ok: true } | { ok: false; error: string })
+
+/** What the machine asks of the world; the orchestrator implements it (../orchestrator/effects.ts). */
+export interface DeploymentEffects {
+  now(): number
+  bidRound(i: BidRoundInput): Promise<BidRound>
+  commit(i: CommitInput): Promise<CommitOutcome>
+  reserveStandby(i: StandbyInput): Promise<StandbyOutcome>
+  start(i: StartInput): Promise<StartOutcome[]>
+  repair(i: RepairInput): Promise<RepairOutcome>
+  release(i: ReleaseInput): Promise<ReleaseOutcome[]>
+  /** Fire and forget: the consumer side's record of a contract ended (a report, a lost standby). */
+  contractEnded(contractId: string, why: string): void
+  /** Fire and forget: the start answer is a sign of life of `node` (its failure detector starts now). */
+  alive(node: string): void
+  /** How long a degraded deployment waits before it tries again to place a slot no node took. */
+  retryMs: number
+}
+
+// ---- events ------------------------------------------------------------------------------------------------
+
 export type DeploymentEvent =
-  | { type: 'BID'; at: number }
-  | { type: 'BIDS_CLOSED'; at: number; bids: number }
-  | { type: 'INFEASIBLE'; at: number; reason: string }
-  | { type: 'COMMITTED'; at: number; contracts: number }
-  | { type: 'COMMIT_FAILED'; at: number; reason: string }
-  | { type: 'REPLICA_RUNNING'; at: number; slot: string }
-  | { type: 'REPLICA_DOWN'; at: number; slot: string; reason: string }
-  | { type: 'REPLICA_SUCCEEDED'; at: number; slot: string }
-  | { type: 'REPLICA_FAILED'; at: number; slot: string; reason: string }
-  | { type: 'STOP'; at: number }
-  | { type: 'FAIL'; at: number; reason: string }
+  /** A provider's report, checked by the orchestrator: from the node that holds the slot's current contract. */
+  | { type: 'REPORT'; report: ReplicaReport }
+  | { type: 'NODE_LOST'; node: string; phi: number; lastHeartbeatAt: number | null; at: number }
+  | { type: 'STOP' }
+  /** After a restore: a wait whose timer did not survive the restart ends now. */
+  | { type: 'RESUME' }
+  | { type: 'UP' }
+  | { type: 'DOWN' }
 
 export interface DeploymentInput {
   id: string
-  kind: 'service' | 'job'
-  desired: number
-  completions?: number
-  retries?: number
-  maxCommitRounds?: number
+  workload: Workload
   at: number
+  maxCommitRounds?: number
 }
 
-const without = (list: string[], slot: string): string[] => list.filter((s) => s !== slot)
-const withSlot = (list: string[], slot: string): string[] => (list.includes(slot) ? list : [...list, slot])
+// ---- pure steps -----------------------------------------------------------------------------------------------
 
-export const deploymentMachine = setup({
-  types: {
-    context: {} as DeploymentContext,
-    events: {} as DeploymentEvent,
-    input: {} as DeploymentInput,
-  },
-  guards: {
-    full: ({ context, event }) => event.type === 'REPLICA_RUNNING' && withSlot(context.running, event.slot).length >= context.desired,
-    jobDone: ({ context, event }) => event.type === 'REPLICA_SUCCEEDED' && context.succeeded + 1 >= context.completions,
-    retriesLeft: ({ context, event }) => event.type === 'REPLICA_FAILED' && context.failures + 1 <= context.retries,
-    roundsLeft: ({ context }) => context.commitRounds + 1 < context.maxCommitRounds,
-  },
-  actions: {
-    markRunning: assign({ running: ({ context, event }) => (event.type === 'REPLICA_RUNNING' ? withSlot(context.running, event.slot) : context.running) }),
-    markDown: assign({
-      running: ({ context, event }) =>
-        event.type === 'REPLICA_DOWN' || event.type === 'REPLICA_FAILED' || event.type === 'REPLICA_SUCCEEDED' ? without(context.running, event.slot) : context.running,
-    }),
-    countSuccess: assign({ succeeded: ({ context }) => context.succeeded + 1 }),
-    countFailure: assign({ failures: ({ context }) => context.failures + 1 }),
-    countRound: assign({ commitRounds: ({ context }) => context.commitRounds + 1 }),
-    noteReason: assign({ reason: ({ context, event }) => ('reason' in event ? event.reason : context.reason) }),
-    clearRunning: assign({ running: () => [] }),
-    record: assign({
-      history: ({ context, event }, params: { phase: DeploymentPhase }) => [
-        ...context.history,
-        { phase: params.phase, at: 'at' in event ? event.at : Date.now(), ...('reason' in event ? { note: event.reason } : {}) },
-      ],
-    }),
-  },
-}).createMachine({
-  id: 'deployment',
-  context: ({ input }) => ({
-    id: input.id,
-    kind: input.kind,
-    desired: input.desired,
-    completions: input.completions ?? 1,
-    retries: input.retries ?? 0,
-    maxCommitRounds: input.maxCommitRounds ?? 5,
-    running: [],
-    succeeded: 0,
-    failures: 0,
-    commitRounds: 0,
-    history: [{ phase: 'preparing', at: input.at }],
-  }),
-  initial: 'preparing',
-  on: {
-    STOP: { target: '.stopped' },
-    FAIL: { target: '.failed', actions: 'noteReason' },
-  },
-  states: {
-    preparing: { on: { BID: 'bidding' } },
-    bidding: {
-      entry: { type: 'record', params: { phase: 'bidding' } },
-      on: {
-        BIDS_CLOSED: 'committing',
-        INFEASIBLE: { target: 'failed', actions: 'noteReason' },
-      },
-    },
-    committing: {
-      entry: { type: 'record', params: { phase: 'committing' } },
-      on: {
-        COMMITTED: 'provisioning',
-        COMMIT_FAILED: [
-          { guard: 'roundsLeft', target: 'bidding', actions: ['countRound', 'noteReason'] },
-          { target: 'failed', actions: 'noteReason' },
-        ],
-      },
-    },
-    provisioning: {
-      entry: { type: 'record', params: { phase: 'provisioning' } },
-      on: {
-        REPLICA_RUNNING: [{ guard: 'full', target: 'running', actions: 'markRunning' }, { actions: 'markRunning' }],
-        REPLICA_DOWN: { actions: ['markDown', 'noteReason'] },
-        REPLICA_SUCCEEDED: [{ guard: 'jobDone', target: 'completed', actions: ['markDown', 'countSuccess'] }, { actions: ['markDown', 'countSuccess'] }],
-        REPLICA_FAILED: [
-          { guard: 'retriesLeft', actions: ['markDown', 'countFailure', 'noteReason'] },
-          { target: 'failed', actions: ['markDown', 'countFailure', 'noteReason'] },
-        ],
-      },
-    },
-    running: {
-      entry: { type: 'record', params: { phase: 'running' } },
-      on: {
-        REPLICA_RUNNING: { actions: 'markRunning' },
-        REPLICA_DOWN: { target: 'degraded', actions: ['markDown', 'noteReason'] },
-        REPLICA_SUCCEEDED: [{ guard: 'jobDone', target: 'completed', actions: ['markDown', 'countSuccess'] }, { actions: ['markDown', 'countSuccess'] }],
-        REPLICA_FAILED: [
-          { guard: 'retriesLeft', target: 'degraded', actions: ['markDown', 'countFailure', 'noteReason'] },
-          { target: 'failed', actions: ['markDown', 'countFailure', 'noteReason'] },
-        ],
-      },
-    },
-    degraded: {
-      entry: { type: 'record', params: { phase: 'degraded' } },
-      on: {
-        REPLICA_RUNNING: [{ guard: 'full', target: 'running', actions: 'markRunning' }, { actions: 'markRunning' }],
-        REPLICA_DOWN: { actions: ['markDown', 'noteReason'] },
-        REPLICA_SUCCEEDED: [{ guard: 'jobDone', target: 'completed', actions: ['markDown', 'countSuccess'] }, { actions: ['markDown', 'countSuccess'] }],
-        REPLICA_FAILED: [
-          { guard: 'retriesLeft', actions: ['markDown', 'countFailure', 'noteReason'] },
-          { target: 'failed', actions: ['markDown', 'countFailure', 'noteReason'] },
-        ],
-      },
-    },
-    completed: { type: 'final', entry: ['clearRunning', { type: 'record', params: { phase: 'completed' } }] },
-    failed: { type: 'final', entry: ['clearRunning', { type: 'record', params: { phase: 'failed' } }] },
-    stopped: { type: 'final', entry: ['clearRunning', { type: 'record', params: { phase: 'stopped' } }] },
-  },
-})
+const existingOf = (d: DeploymentContext, except?: string): ExistingReplica[] =>
+  d.replicas.filter((r) => r.slot !== except && r.node && r.owner && isActive(r)).map((r) => ({ nodeDid: r.node!, ownerDid: r.owner! }))
 
-export type DeploymentSnapshot = SnapshotFrom<typeof deploymentMachine>
+const usedNodes = (d: DeploymentContext): string[] => d.replicas.map((r) => r.node).filter((n): n is string => n !== null && n !== undefined)
 
-/** One deployment's machine, with the phase history kept in context and a typed `phase`. */
-export class DeploymentStateMachine {
-  readonly #actor
-  constructor(input: DeploymentInput, persisted?: unknown) {
-    this.#actor = createActor(deploymentMachine, persisted ? { input, snapshot: persisted as DeploymentSnapshot } : { input })
-    this.#actor.start()
-  }
+/** Slots the initial placement still has to find a node for. */
+const unplaced = (d: DeploymentContext): Replica[] => d.replicas.filter((r) => r.contractId === null || r.state === 'pending')
 
-  get phase(): DeploymentPhase {
-    return this.#actor.getSnapshot().value as DeploymentPhase
-  }
+function takeContract(d: DeploymentContext, rep: Replica, c: Contract, at: number): void {
+  const t = c.terms
+  rep.epoch = t.epoch
+  rep.contract = c
+  rep.contractId = t.id
+  rep.node = t.provider
+  rep.owner = t.providerOwner
+  rep.pricePerHour = t.pricePerHour
+  rep.attempts++
+  rep.state = 'placing'
+  rep.placingSince ??= at
+  note(d, at, `contract ${t.id.slice(0, 8)} for slot ${rep.slot} (epoch ${t.epoch}) with ${t.provider} at ${t.pricePerHour} NLC/h, countersigned`)
+}
 
-  get context(): DeploymentContext {
-    return this.#actor.getSnapshot().context
-  }
-
-  get done(): boolean {
-    return finalPhases.includes(this.phase)
-  }
-
-  /** Sends an event; returns whether it changed anything (an event the phase ignores returns false). */
-  send(event: DeploymentEvent): boolean {
-    const before = this.#actor.getSnapshot()
-    if (!before.can(event)) return false
-    this.#actor.send(event)
-    return true
-  }
-
-  can(event: DeploymentEvent): boolean {
-    return this.#actor.getSnapshot().can(event)
-  }
-
-  persisted(): unknown {
-    return this.#actor.getPersistedSnapshot()
-  }
-
-  stop(): void {
-    this.#actor.stop()
+function countRefusals(d: DeploymentContext, refusals: CommitOutcome['refusals'], at: number): void {
+  for (const r of refusals) {
+    d.refusals[r.node] = (d.refusals[r.node] ?? 0) + 1
+    note(d, at, `node ${r.node} refused slot ${r.slot}: ${r.error}; trying the next best`)
   }
 }
+
+/** Marks a slot running; true when it changed (the caller raises UP). */
+function markRunning(d: DeploymentContext, rep: Replica, at: number): boolean {
+  if (rep.state !== 'starting' && rep.state !== 'placing') return false
+  rep.state = 'running'
+  rep.runningSince = at
+  const since = rep.placingSince
+  rep.placingSince = null
+  const fo = d.failovers.find((f) => f.slot === rep.slot && f.runningAt === null)
+  if (fo) {
+    fo.runningAt = at
+    fo.to = rep.node
+    fo.ms = at - fo.lostAt
+    note(d, at, `slot ${rep.slot} running again on ${rep.node}, ${fo.ms} ms after ${fo.from} was found lost${fo.lastHeartbeatAt ? ` (${at - fo.lastHeartbeatAt} ms after its last heartbeat)` : ''}`)
+  } else {
+    note(d, at, `slot ${rep.slot} running on ${rep.node}${since !== null ? ` (${at - since} ms after its contract was proposed)` : ''}`)
+  }
+  return true
+}
+
+function phaseOf(value: unknown): DeploymentPhase {
+  if (typeof value === 'string') {
+    if (value === 'stopping' || value === 'failing') return 'stopping'
+    return value as DeploymentPhase
+  }
+  const v = value as { placing?: string; live?: { health?: string } }
+  if (v.placing === 'bidding') return 'bidding'
+  if (v.placing === 'committing' || v.placing === 'standby') return 'committing'
+  if (v.placing === 'starting') return 'provisioning'
+  const h = v.live?.health
+  return h === 'running' || h === 'degraded' ? h : 'provisioning'
+}
+
+// ---- the machine ------------------------------------------------------------------------------------------------
+
+export function deploymentMachine(fx: DeploymentEffects) {
+  return setup({
+    types: {
+      context: {} as DeploymentContext,
+      events: {} as DeploymentEvent,
+      input: {} as DeploymentInput,
+    },
+    actors: {
+      bidRound: fromPromise<BidRound, BidRoundInput>(({ input }) => fx.bidRound(input)),
+      commit: fromPromise<CommitOutcome, CommitInput>(({ input }) => fx.commit(input)),
+      reserveStandby: fromPromise<StandbyOutcome, StandbyInput>(({ input }) => fx.reserveStandby(input)),
+      start: fromPromise<StartOutcome[], StartInput>(({ input }) => fx.start(input)),
+      repair: fromPromise<RepairOutcome, RepairInput>(({ input }) => fx.repair(input)),
+      release: fromPromise<ReleaseOutcome[], ReleaseInput>(({ input }) => fx.release(input)),
+    },
+    delays: { retry: () => fx.retryMs },
+    guards: {
+      stopRequested: ({ context }) => context.stopRequested,
+      stopRetry: ({ context }) => context.stopRequested && context.stopFailures.length > 0,
+      failRequested: ({ context }) => context.reason !== null && context.failNow,
+      full: ({ context }) => runningCount(context) >= context.desired,
+      everRan: ({ context }) => context.everRan,
+      queued: ({ context }) => context.queue.length > 0,
+      parked: ({ context }) => context.parked.length > 0,
+      jobDone: ({ context }) => context.workload.kind === 'job' && context.succeeded >= context.completions,
+      jobFailedOut: ({ context }) => context.workload.kind === 'job' && context.failures > context.retries,
+      roundsLeft: ({ context }) => context.commitRounds + 1 < context.maxCommitRounds,
+    },
+    actions: {
+      record: assign(({ context }, params: { phase: DeploymentPhase }) => {
+        const last = context.history.at(-1)
+        if (last?.phase === params.phase && params.phase !== 'bidding') return {}
+        return { history: [...context.history, { phase: params.phase, at: fx.now(), ...(context.reason && (params.phase === 'failed' || params.phase === 'degraded') ? { note: context.reason } : {}) }] }
+      }),
+      markEverRan: assign({ everRan: true }),
+      noteResumed: assign(({ context }) => edit(context, (d) => note(d, fx.now(), 'taken up again after a restart of the orchestrating node'))),
+      requestStop: assign({ stopRequested: true }),
+      clearStop: assign({ stopRequested: false }),
+      unpark: assign(({ context }) => ({ queue: [...context.queue, ...context.parked], parked: [] })),
+
+      noteRound: assign(({ context, event }) => {
+        const round = (event as unknown as { output: BidRound }).output
+        return edit(context, (d) => {
+          const at = fx.now()
+          note(d, at, `bid round ${d.commitRounds + 1}: asked ${round.asked.length} node(s), ${round.bids.length} bid(s), ${round.declines.length} decline(s)`)
+          const plan = place({ workload: d.workload, count: unplaced(d).length, offers: round.offers, exclude: new Set(repeatRefusers(d)), standby: d.workload.lane === 'protected' })
+          if (!plan.ok) {
+            d.infeasible = withDeclines(plan.infeasible, round)
+            d.reason = d.infeasible.reason
+            d.failNow = true
+            note(d, at, `infeasible: ${d.infeasible.reason}`)
+            return
+          }
+          d.round = round
+          d.preferredStandby = plan.standby?.offer.nodeDid ?? null
+        })
+      }),
+      markPlacing: assign(({ context }) => edit(context, (d) => {
+        const at = fx.now()
+        for (const r of unplaced(d)) {
+          r.state = 'placing'
+          r.placingSince ??= at
+        }
+      })),
+      applyCommit: assign(({ context, event }) => {
+        const out = (event as unknown as { output: CommitOutcome }).output
+        return edit(context, (d) => {
+          const at = fx.now()
+          countRefusals(d, out.refusals, at)
+          for (const { slot, contract } of out.contracts) {
+            const rep = replicaOf(d, slot)
+            if (rep) takeContract(d, rep, contract, at)
+          }
+          if (out.exhausted) {
+            d.infeasible = out.exhausted.infeasible
+            note(d, at, `slot ${out.exhausted.slot}: no more candidates (${out.exhausted.infeasible.reason})`)
+          }
+        })
+      }),
+      commitFailed: assign(({ context }) => edit(context, (d) => {
+        d.commitRounds++
+        d.reason = 'a node could not reserve; bidding again without it'
+        if (d.commitRounds >= d.maxCommitRounds) {
+          d.reason = `no node reserved every slot in ${d.maxCommitRounds} round(s)${d.infeasible ? `: ${d.infeasible.reason}` : ''}`
+          d.failNow = true
+        }
+      })),
+      applyStandby: assign(({ context, event }) => {
+        const out = (event as unknown as { output: StandbyOutcome }).output
+        return edit(context, (d) => {
+          const at = fx.now()
+          for (const n of out.notes) note(d, at, n)
+          if (out.standby) d.standby = out.standby
+        })
+      }),
+      markStarting: assign(({ context }) => edit(context, (d) => {
+        for (const r of d.replicas) if (r.state === 'placing' && r.contractId) r.state = 'starting'
+        d.round = null
+      })),
+      applyStarts: enqueueActions(({ context, event, enqueue: q }) => {
+        const out = (event as unknown as { output: StartOutcome[] }).output
+        let up = false
+        const next = edit(context, (d) => {
+          const at = fx.now()
+          for (const s of out) {
+            const rep = replicaOf(d, s.slot)
+            if (!rep || rep.contractId !== s.contractId) continue
+            if (s.ok) {
+              fx.alive(s.node)
+              up = markRunning(d, rep, at) || up
+            } else if (rep.state === 'starting') {
+              note(d, at, `start of slot ${rep.slot} on ${s.node} failed: ${s.error}`)
+              rep.failedOn.push(s.node)
+              rep.state = 'placing'
+              enqueue(d, { kind: 'slot', slot: rep.slot, why: `start failed on ${s.node}` })
+            }
+          }
+        })
+        q.assign(next)
+        if (up) q.raise({ type: 'UP' })
+      }),
+      takeJob: assign(({ context }) => ({ current: context.queue[0] ?? null, queue: context.queue.slice(1) })),
+      applyRepair: enqueueActions(({ context, event, enqueue: q }) => {
+        const out = (event as unknown as { output: RepairOutcome }).output
+        let up = false
+        const next = edit(context, (d) => {
+          const at = fx.now()
+          const job = d.current
+          d.current = null
+          for (const n of out.notes) note(d, at, n)
+          countRefusals(d, out.refusals, at)
+          if (out.standbyConsumed) d.standby = null
+          if (!job) return
+          if (job.kind === 'standby') {
+            if (out.standby) d.standby = out.standby
+            return
+          }
+          const rep = replicaOf(d, job.slot)
+          if (!rep) return
+          if (out.placed) {
+            takeContract(d, rep, out.placed, at)
+            if (out.started?.ok) {
+              rep.state = 'starting'
+              fx.alive(rep.node!)
+              up = markRunning(d, rep, at)
+            } else if (out.started) {
+              note(d, at, `start of slot ${rep.slot} on ${rep.node} failed: ${out.started.error}`)
+              rep.failedOn.push(rep.node!)
+              enqueue(d, { kind: 'slot', slot: rep.slot, why: `start failed on ${rep.node}` })
+            }
+            if (d.workload.lane === 'protected' && !d.standby) enqueue(d, { kind: 'standby' })
+            return
+          }
+          if (out.infeasible) d.infeasible = out.infeasible
+          const reason = `slot ${rep.slot} could not be placed again (${job.why}): ${d.infeasible?.reason ?? 'no node accepted'}`
+          note(d, at, reason)
+          d.reason = reason
+          if (!d.everRan) d.failNow = true // it never ran: fail with the reason instead of provisioning forever
+          else d.parked.push(job) // it ran before: stay degraded and try again later (capacity may come back)
+        })
+        q.assign(next)
+        if (up) q.raise({ type: 'UP' })
+      }),
+      repairFailed: assign(({ context, event }) => edit(context, (d) => {
+        const e = (event as unknown as { error: unknown }).error
+        const job = d.current
+        d.current = null
+        note(d, fx.now(), `internal error while repairing: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`)
+        if (job) d.parked.push(job)
+      })),
+      noteError: assign(({ context, event }) => edit(context, (d) => {
+        const e = (event as unknown as { error: unknown }).error
+        d.reason = `internal error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`
+        d.failNow = true
+        note(d, fx.now(), d.reason)
+      })),
+      applyRelease: assign(({ context, event }, params: { why: string }) => {
+        const out = (event as unknown as { output: ReleaseOutcome[] }).output
+        return edit(context, (d) => {
+          const at = fx.now()
+          d.stopFailures = []
+          for (const t of out) {
+            if (!t.ok) {
+              d.stopFailures.push({ slot: t.slot, node: t.node, contractId: t.contractId, error: t.error, at })
+              note(d, at, `${t.role} in slot ${t.slot} on node ${t.node} not confirmed stopped: ${t.error}`)
+              continue
+            }
+            if (t.role === 'standby') {
+              if (d.standby?.contractId === t.contractId) d.standby = null
+              continue
+            }
+            const rep = replicaOf(d, t.slot)
+            if (rep && rep.contractId === t.contractId && rep.state !== 'succeeded' && rep.state !== 'failed') rep.state = 'stopped'
+          }
+          for (const r of d.replicas) if (r.state === 'pending' || r.state === 'placing') r.state = 'stopped'
+          d.queue = []
+          d.parked = []
+          note(d, at, d.stopFailures.length === 0 ? params.why : `${params.why}, but ${d.stopFailures.length} replica(s) not confirmed stopped: ${d.stopFailures.map((f) => `${f.slot} on ${f.node}`).join(', ')}`)
+        })
+      }),
+      report: enqueueActions(({ context, event, enqueue: q }) => {
+        if (event.type !== 'REPORT') return
+        const r = event.report
+        let raise: 'UP' | 'DOWN' | null = null
+        const next = edit(context, (d) => {
+          const rep = replicaOf(d, r.slot)
+          if (!rep || rep.contractId !== r.contractId) return
+          const at = fx.now()
+          if (r.state === 'running') {
+            if (markRunning(d, rep, at)) raise = 'UP'
+            return
+          }
+          if (r.state !== 'exited' && r.state !== 'failed') return
+          if (rep.state !== 'running' && rep.state !== 'starting') return
+          rep.lastExitCode = r.code ?? null
+          fx.contractEnded(r.contractId, `${r.state}${r.code !== undefined && r.code !== null ? ` ${r.code}` : ''}`)
+          const ok = r.state === 'exited' && r.code === 0
+          const w = d.workload
+          if (w.kind === 'job') {
+            if (ok) {
+              rep.state = 'succeeded'
+              d.succeeded++
+              note(d, at, `run in slot ${rep.slot} succeeded on ${r.node}`)
+              const active = d.replicas.filter(isActive).length
+              if (d.succeeded + active < d.completions) {
+                rep.failedOn = []
+                enqueue(d, { kind: 'slot', slot: rep.slot, why: 'next completion' })
+              }
+            } else {
+              rep.state = 'failed'
+              rep.failedOn.push(r.node)
+              d.failures++
+              d.reason = `exit ${r.code ?? r.reason ?? r.state} on ${r.node}`
+              note(d, at, `run in slot ${rep.slot} failed on ${r.node} (${r.state}${r.code !== undefined && r.code !== null ? ` code ${r.code}` : ''}${r.reason ? `: ${r.reason}` : ''})`)
+              if (d.failures <= d.retries) enqueue(d, { kind: 'slot', slot: rep.slot, why: `retry ${d.failures} of ${d.retries}` })
+            }
+            return
+          }
+          rep.state = 'failed'
+          d.reason = `ended on ${r.node}`
+          raise = 'DOWN'
+          note(d, at, `replica in slot ${rep.slot} ended on ${r.node} (${r.state}${r.code !== undefined && r.code !== null ? ` code ${r.code}` : ''})`)
+          const restart = w.service?.restart ?? 'always'
+          if (restart === 'never' || (restart === 'on-failure' && ok)) return
+          if (!ok) rep.failedOn.push(r.node)
+          enqueue(d, { kind: 'slot', slot: rep.slot, why: 'restart' })
+        })
+        q.assign(next)
+        if (raise) q.raise({ type: raise })
+      }),
+      nodeLost: enqueueActions(({ context, event, enqueue: q }) => {
+        if (event.type !== 'NODE_LOST') return
+        let down = false
+        const next = edit(context, (d) => {
+          const { node, at } = event
+          if (d.standby?.node === node) {
+            fx.contractEnded(d.standby.contractId, 'node lost')
+            note(d, at, `standby node ${node} lost`)
+            d.standby = null
+            if (d.workload.lane === 'protected') enqueue(d, { kind: 'standby' })
+          }
+          for (const rep of d.replicas) {
+            if (rep.node !== node || (rep.state !== 'running' && rep.state !== 'starting')) continue
+            rep.state = 'lost'
+            rep.failedOn.push(node)
+            d.failovers.push({ slot: rep.slot, from: node, to: null, lostAt: at, lastHeartbeatAt: event.lastHeartbeatAt, runningAt: null, ms: null })
+            d.reason = `node ${node} lost`
+            note(d, at, `node ${node} lost (phi ${event.phi.toFixed(1)}, silent ${event.lastHeartbeatAt ? at - event.lastHeartbeatAt : '?'} ms); slot ${rep.slot} is placed again`)
+            enqueue(d, { kind: 'slot', slot: rep.slot, why: `node ${node} lost` })
+            down = true
+          }
+        })
+        q.assign(next)
+        if (down) q.raise({ type: 'DOWN' })
+      }),
+    },
+  }).createMachine({
+    id: 'deployment',
+    context: ({ input }) => {
+      const w = input.workload
+      const count = instanceCount(w)
+      return {
+        id: input.id, workload: w, createdAt: input.at, desired: count, completions: w.job?.completions ?? 1, retries: w.job?.retries ?? 0,
+        maxCommitRounds: input.maxCommitRounds ?? 5, replicas: Array.from({ length: count }, (_, i) => newReplica(input.id, i)),
+        standby: null, succeeded: 0, failures: 0, commitRounds: 0, reason: null, infeasible: null,
+        history: [{ phase: 'preparing', at: input.at }],
+        events: [{ at: input.at, msg: `deployment ${input.id} created: ${w.kind} ${w.name}, ${count} ${w.kind === 'service' ? 'replica(s)' : 'parallel run(s)'}, lane ${w.lane}` }], failovers: [], refusals: {}, stopFailures: [], round: null,
+        preferredStandby: null, queue: [], parked: [], current: null, stopRequested: false, failNow: false, everRan: false,
+      }
+    },
+    initial: 'placing',
+    on: {
+      REPORT: { actions: 'report' },
+      NODE_LOST: { actions: 'nodeLost' },
+      STOP: { actions: 'requestStop' },
+      RESUME: { actions: 'noteResumed' },
+    },
+    states: {
+      placing: {
+        initial: 'bidding',
+        states: {
+          bidding: {
+            entry: { type: 'record', params: { phase: 'bidding' } },
+            invoke: {
+              src: 'bidRound',
+              input: ({ context }) => ({ deploymentId: context.id, workload: context.workload, count: unplaced(context).length, exclude: repeatRefusers(context) }),
+              onDone: [
+                { guard: 'stopRequested', target: '#deployment.stopping' },
+                { target: 'judgingRound', actions: 'noteRound' },
+              ],
+              onError: { target: '#deployment.failing', actions: 'noteError' },
+            },
+          },
+          judgingRound: {
+            always: [
+              { guard: 'failRequested', target: '#deployment.failing' },
+              { target: 'committing' },
+            ],
+          },
+          committing: {
+            entry: [{ type: 'record', params: { phase: 'committing' } }, 'markPlacing'],
+            invoke: {
+              src: 'commit',
+              input: ({ context }) => ({
+                deploymentId: context.id, workload: context.workload, slots: unplaced(context), existing: existingOf(context),
+                round: context.round!, exclude: repeatRefusers(context),
+              }),
+              onDone: { target: 'judgingCommit', actions: 'applyCommit' },
+              onError: { target: '#deployment.failing', actions: 'noteError' },
+            },
+          },
+          judgingCommit: {
+            always: [
+              { guard: 'stopRequested', target: '#deployment.stopping' },
+              { guard: ({ context }) => unplaced(context).length === 0 && context.workload.lane === 'protected', target: 'standby' },
+              { guard: ({ context }) => unplaced(context).length === 0, target: 'starting' },
+              { guard: 'roundsLeft', target: 'bidding', actions: 'commitFailed' },
+              { target: '#deployment.failing', actions: 'commitFailed' },
+            ],
+          },
+          standby: {
+            invoke: {
+              src: 'reserveStandby',
+              input: ({ context }) => ({ deploymentId: context.id, workload: context.workload, used: usedNodes(context), round: context.round, preferred: context.preferredStandby }),
+              onDone: { target: 'starting', actions: 'applyStandby' },
+              onError: { target: 'starting' },
+            },
+          },
+          starting: {
+            entry: [{ type: 'record', params: { phase: 'provisioning' } }, 'markStarting'],
+            invoke: {
+              src: 'start',
+              input: ({ context }) => ({
+                deploymentId: context.id,
+                slots: context.replicas.filter((r) => r.state === 'starting').map((r) => ({ slot: r.slot, node: r.node!, contractId: r.contractId! })),
+              }),
+              onDone: [
+                { guard: 'stopRequested', target: '#deployment.stopping', actions: 'applyStarts' },
+                { target: '#deployment.live', actions: 'applyStarts' },
+              ],
+              onError: { target: '#deployment.failing', actions: 'noteError' },
+            },
+          },
+        },
+      },
+      live: {
+        type: 'parallel',
+        always: [
+          { guard: 'jobDone', target: 'completed' },
+          { guard: 'jobFailedOut', target: 'failing' },
+          { guard: 'failRequested', target: 'failing' },
+        ],
+        states: {
+          health: {
+            initial: 'judging',
+            states: {
+              judging: {
+                always: [
+                  { guard: 'full', target: 'running' },
+                  { guard: 'everRan', target: 'degraded' },
+                  { target: 'provisioning' },
+                ],
+              },
+              provisioning: {
+                entry: { type: 'record', params: { phase: 'provisioning' } },
+                on: { UP: { guard: 'full', target: 'running' } },
+              },
+              running: {
+                entry: [{ type: 'record', params: { phase: 'running' } }, 'markEverRan'],
+                on: { DOWN: { target: 'degraded' } },
+              },
+              degraded: {
+                entry: { type: 'record', params: { phase: 'degraded' } },
+                on: { UP: { guard: 'full', target: 'running' } },
+              },
+            },
+          },
+          repair: {
+            initial: 'idle',
+            states: {
+              idle: {
+                always: [
+                  { guard: 'stopRequested', target: '#deployment.stopping' },
+                  { guard: 'queued', target: 'working', actions: 'takeJob' },
+                  { guard: 'parked', target: 'waiting' },
+                ],
+              },
+              working: {
+                invoke: {
+                  src: 'repair',
+                  input: ({ context }) => {
+                    const job = context.current!
+                    const replica = job.kind === 'slot' ? replicaOf(context, job.slot) ?? null : null
+                    return {
+                      deploymentId: context.id, workload: context.workload, job, replica, standby: context.standby,
+                      existing: existingOf(context, replica?.slot), used: usedNodes(context), exclude: repeatRefusers(context),
+                      why: job.kind === 'slot' ? job.why : 'standby',
+                    }
+                  },
+                  onDone: { target: 'idle', actions: 'applyRepair' },
+                  onError: { target: 'idle', actions: 'repairFailed' },
+                },
+              },
+              waiting: {
+                always: [
+                  { guard: 'stopRequested', target: '#deployment.stopping' },
+                  { guard: 'queued', target: 'idle' },
+                ],
+                after: { retry: { target: 'idle', actions: 'unpark' } },
+                on: { RESUME: { target: 'idle', actions: 'unpark' } },
+              },
+            },
+          },
+        },
+      },
+      stopping: {
+        entry: ['clearStop', { type: 'record', params: { phase: 'stopping' } }],
+        invoke: {
+          src: 'release',
+          input: ({ context }) => releaseInput(context, 'stopped'),
+          onDone: { target: 'stopped', actions: { type: 'applyRelease', params: { why: 'stopped' } } },
+          onError: { target: 'stopped', actions: 'noteError' },
+        },
+      },
+      failing: {
+        invoke: {
+          src: 'release',
+          input: ({ context }) => releaseInput(context, context.reason ?? 'failed'),
+          onDone: { target: 'failed', actions: { type: 'applyRelease', params: { why: 'released after the failure' } } },
+          onError: { target: 'failed' },
+        },
+      },
+      completed: {
+        entry: [{ type: 'record', params: { phase: 'completed' } }, 'clearStop'],
+        always: { guard: 'stopRetry', target: 'stopping' },
+      },
+      failed: {
+        entry: [{ type: 'record', params: { phase: 'failed' } }, 'clearStop'],
+        always: { guard: 'stopRetry', target: 'stopping' },
+      },
+      stopped: {
+        entry: [{ type: 'record', params: { phase: 'stopped' } }, 'clearStop'],
+        always: { guard: 'stopRetry', target: 'stopping' },
+      },
+    },
+  })
+}
+
+function releaseInput(d: DeploymentContext, why: string): ReleaseInput {
+  const targets: ReleaseInput['targets'] = d.replicas
+    .filter((r) => r.node && r.contractId && r.state !== 'stopped')
+    .map((r) => ({ slot: r.slot, node: r.node!, contractId: r.contractId!, role: 'replica' as const }))
+  if (d.standby) targets.push({ slot: `${d.id}/standby`, node: d.standby.node, contractId: d.standby.contractId, role: 'standby' })
+  return { deploymentId: d.id, why, targets }
+}
+
+/**
+ * Adds what the declining nodes said to an infeasible answer, so the reason covers every node that was
+ * asked: the constraint none of them met, and the nearest candidate among bidders and decliners alike.
+ */
+export function withDeclines(why: InfeasibleReason, round: BidRound): InfeasibleReason {
+  if (round.declines.length === 0 && round.silent.length === 0) return why
+  const ruledOut = { ...why.ruledOut }
+  let nearest = why.nearest
+  let nearestKey = nearest ? nearest.failures.length * 10 + nearest.failures.reduce((s, f) => s + f.gap, 0) : Infinity
+  for (const d of round.declines) {
+    for (const f of d.failures ?? []) ruledOut[f.constraint] = (ruledOut[f.constraint] ?? 0) + 1
+    const key = (d.failures?.length ?? 1) * 10 + (d.failures ?? []).reduce((s, f) => s + f.gap, 0)
+    if (d.failures?.length && key < nearestKey) {
+      nearestKey = key
+      nearest = { nodeDid: d.node, failures: d.failures }
+    }
+  }
+  const answered = round.bids.length + round.declines.length
+  const noneMet = answered > 0 ? constraintOrder.find((c) => (ruledOut[c] ?? 0) === answered) : undefined
+  const near = nearest ? `; nearest candidate ${nearest.nodeDid}: ${nearest.failures.map((f) => `${f.constraint} (${f.detail})`).join(', ')}` : ''
+  const silent = round.silent.length > 0 ? `; ${round.silent.length} node(s) did not answer` : ''
+  let reason = why.reason
+  if (noneMet) reason = `no node meets ${noneMet}${near}${silent}`
+  else if (why.constraint === 'no-offers' && round.declines.length > 0) reason = `every node declined${near}${silent}`
+  return {
+    ...why, reason, ruledOut, ...(nearest ? { nearest } : {}), ...(noneMet ? { constraint: noneMet, noneMet: true } : {}),
+    declines: round.declines.map((x) => ({ node: x.node, reasons: x.reasons })), silent: round.silent,
+  }
+}
+
+
+export type DeploymentMachine = ReturnType<typeof deploymentMachine>
+export type DeploymentSnapshot = SnapshotFrom<DeploymentMachine>
+
+/** The phase `noir status` shows for a snapshot of the machine. */
+export function phaseOfSnapshot(s: { value: unknown }): DeploymentPhase {
+  return phaseOf(s.value)
+}
+
+export function viewOf(s: { value: unknown; context: DeploymentContext }): DeploymentView {
+  return toView(s.context, phaseOf(s.value))
+}
+
+export { finalPhases, type DeploymentContext, type DeploymentPhase, type DeploymentView } from './model.ts'

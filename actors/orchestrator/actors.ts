@@ -1,17 +1,16 @@
-// The orchestration actors on a node's ActorSystem:
+// The market actor on a node's ActorSystem (the consumer side's actors are the orchestrator's own,
+// orchestrator.ts):
 //   <did>/market        the provider side: bid, propose (reserve + countersign), start, stop, logs, fence
-//   <did>/orchestrator  the consumer side's inbox: bids answering a broadcast, replica reports
-// Each is a small XState machine whose `call` event runs one operation of the Provider / Orchestrator and
-// answers the ask when it settles (deferred replies), so the mailbox stays the single way in.
+// A small XState machine whose `call` event runs one operation of the Provider and answers the ask when it
+// settles (deferred replies), so the mailbox stays the single way in.
 // The market is open (behaviors are public, as a marketplace must be): what binds is the signature on each
 // bid and contract, and every operation on a contract checks that the sender is that contract's consumer.
 import { setup } from 'xstate'
 import { defineActor, registerErrorClass, type MessageContext } from '../../core/index.ts'
 import { parseAddress } from '../../identity/address.ts'
 import * as errors from '../errors.ts'
-import type { Orchestrator } from './orchestrator.ts'
-import type { Provider, ReplicaReport } from '../provider/provider.ts'
-import { MarketBehavior, OrchestratorBehavior } from './protocol.ts'
+import type { Provider } from '../provider/provider.ts'
+import { MarketBehavior } from './protocol.ts'
 
 for (const value of Object.values(errors)) {
   // Each class's `name` equals its class name, so a remote caller gets the same class back.
@@ -52,25 +51,11 @@ export function marketActor(provider: Provider) {
       [MarketBehavior.stop]: op((b, from) => provider.stopWork(b, from)),
       [MarketBehavior.logs]: op((b, from) => provider.logs(b, from)),
       [MarketBehavior.fence]: op((b, from) => provider.fence(b, from)),
-    },
-  })
-}
-
-export function orchestratorActor(orchestrator: Orchestrator) {
-  const op = (fn: (body: never, from: string) => void) => ({
-    public: true,
-    deferred: true,
-    event: (body: unknown, msg: MessageContext): CallEvent => settle(msg, async () => {
-      fn(body as never, senderDid(msg))
-      return { ok: true }
-    }),
-  })
-  return defineActor(callMachine('noir-orchestrator')).with({
-    name: 'noir-orchestrator',
-    mailboxCapacity: 10_000,
-    behaviors: {
-      [OrchestratorBehavior.bid]: op((b, from) => orchestrator.bidArrived(b, from)),
-      [OrchestratorBehavior.report]: op((b: ReplicaReport, from) => orchestrator.report(b, from)),
+      // not public: only this node's pubsub layer tells it, with the signer it verified
+      [MarketBehavior.fenceHeard]: {
+        deferred: true,
+        event: (body: { fence: { slot: string; epoch: number }; from: string }, msg: MessageContext): CallEvent => settle(msg, () => provider.fence(body.fence, body.from)),
+      },
     },
   })
 }

@@ -9,6 +9,8 @@ export const MarketBehavior = {
   stop: '/noir/market/stop',
   logs: '/noir/market/logs',
   fence: '/noir/market/fence',
+  /** Local only: a fence this node heard on the fence topic; `from` is the verified signer. */
+  fenceHeard: '/noir/market/fence-heard',
 } as const
 export type MarketBehaviorPath = (typeof MarketBehavior)[keyof typeof MarketBehavior]
 
@@ -17,6 +19,8 @@ export const OrchestratorBehavior = {
   bid: '/noir/orchestrator/bid',
   /** A provider reporting an instance's state change (ReplicaReport). */
   report: '/noir/orchestrator/report',
+  /** Local only: the failure detector convicted a node (NodeLost). */
+  nodeLost: '/noir/orchestrator/node-lost',
 } as const
 
 export const Topics = {

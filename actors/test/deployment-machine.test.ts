@@ -1,91 +1,287 @@
+// The deployment machine on its own: its effects are scripted (each call waits until the test settles it)
+// and its delays run on XState's SimulatedClock, so every transition is driven step by step. The effects
+// themselves are proven against real providers in orchestrator.test.ts and with real daemons elsewhere.
 import t from 'tap'
-import { DeploymentStateMachine } from '../deployment/machine.ts'
+import { createActor, SimulatedClock } from 'xstate'
+import { NodeKey } from '../../identity/keys.ts'
+import { proposeContract, workloadDigest, type Contract } from '../contracts/contract.ts'
+import { deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEffects } from '../deployment/machine.ts'
+import type { BidRound, DeploymentContext } from '../deployment/model.ts'
+import type { NodeOffer } from '../placement/offer.ts'
+import type { Workload } from '../workload/workload.ts'
+import { workload } from './helpers.ts'
 
-const svc = () => new DeploymentStateMachine({ id: 'd1', kind: 'service', desired: 2, at: 0 })
+type Kind = 'bidRound' | 'commit' | 'reserveStandby' | 'start' | 'repair' | 'release'
+interface Call { kind: Kind; input: never; resolve(v: unknown): void; reject(e: Error): void }
 
-t.test('a service goes preparing -> bidding -> committing -> provisioning -> running', async (t) => {
-  const m = svc()
-  t.equal(m.phase, 'preparing')
-  m.send({ type: 'BID', at: 1 })
-  m.send({ type: 'BIDS_CLOSED', at: 2, bids: 3 })
-  m.send({ type: 'COMMITTED', at: 3, contracts: 2 })
-  t.equal(m.phase, 'provisioning')
-  m.send({ type: 'REPLICA_RUNNING', at: 4, slot: 'd1/0' })
-  t.equal(m.phase, 'provisioning', 'one of two is not yet running')
-  m.send({ type: 'REPLICA_RUNNING', at: 5, slot: 'd1/1' })
-  t.equal(m.phase, 'running')
-  t.same(m.context.history.map((h) => h.phase), ['preparing', 'bidding', 'committing', 'provisioning', 'running'])
+const consumer = NodeKey.generate()
+const nodes = ['A', 'B', 'C'].map(() => NodeKey.generate().did)
+const GiB = 2 ** 30
+
+/** Effects whose every call waits in `calls` until the test resolves it. */
+class ScriptedEffects implements DeploymentEffects {
+  readonly calls: Call[] = []
+  readonly ended: string[] = []
+  readonly alive: (node: string) => void = () => {}
+  retryMs = 30_000
+  #waiters: (() => void)[] = []
+  now = (): number => 1_000
+  #call(kind: Kind, input: unknown): Promise<never> {
+    return new Promise((resolve, reject) => {
+      this.calls.push({ kind, input: input as never, resolve: resolve as never, reject })
+      for (const w of this.#waiters.splice(0)) w()
+    })
+  }
+  bidRound = (i: unknown) => this.#call('bidRound', i)
+  commit = (i: unknown) => this.#call('commit', i)
+  reserveStandby = (i: unknown) => this.#call('reserveStandby', i)
+  start = (i: unknown) => this.#call('start', i)
+  repair = (i: unknown) => this.#call('repair', i)
+  release = (i: unknown) => this.#call('release', i)
+  contractEnded = (id: string): void => void this.ended.push(id)
+  /** The next call not yet taken, of this kind (fails the test on another kind). */
+  async next(kind: Kind): Promise<Call> {
+    for (;;) {
+      const c = this.calls.shift()
+      if (c) {
+        if (c.kind !== kind) throw new Error(`expected a ${kind} call, got ${c.kind}`)
+        return c
+      }
+      await new Promise<void>((r) => this.#waiters.push(r))
+    }
+  }
+}
+
+const offer = (node: string): NodeOffer => ({
+  nodeDid: node, ownerDid: node, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['container'],
+  free: { cpu: 4, memoryBytes: 8 * GiB, gpu: 0, vramBytes: 0, diskBytes: 50 * GiB }, pricePerHour: 1, latencyMs: 1, trust: 0.5,
+})
+const round = (bidders: string[]): BidRound => ({ requestId: 'r', asked: nodes, bids: [], declines: [], silent: [], rttMs: {}, offers: bidders.map(offer) })
+
+function contract(w: Workload, id: string, slot: string, epoch: number, node: string): Contract {
+  const c = proposeContract(consumer, {
+    deploymentId: id, workloadName: w.name, kind: w.kind, slot, epoch, provider: node, providerOwner: node, bidId: 'b', resources: w.resources,
+    pricePerHour: 1, lane: w.lane, role: 'replica', durationSeconds: w.leaseSeconds, workloadDigest: workloadDigest(w), now: 1_000,
+  })
+  return c
+}
+
+function run(w: Workload, o: { maxCommitRounds?: number; snapshot?: unknown } = {}) {
+  const fx = new ScriptedEffects()
+  const clock = new SimulatedClock()
+  const machine = deploymentMachine(fx)
+  const options = o.snapshot ? { snapshot: o.snapshot, clock } : { input: { id: 'd1', workload: w, at: 1_000, ...(o.maxCommitRounds ? { maxCommitRounds: o.maxCommitRounds } : {}) }, clock }
+  const actor = createActor(machine, options as never)
+  actor.start()
+  const phase = () => phaseOfSnapshot(actor.getSnapshot())
+  const ctx = (): DeploymentContext => actor.getSnapshot().context
+  return { fx, clock, actor, phase, ctx, view: () => viewOf(actor.getSnapshot()) }
+}
+
+const settle = () => new Promise((r) => setImmediate(r))
+
+/** Drives a fresh deployment of `w` to running with every replica on `on[i]`. */
+async function toRunning(w: Workload, on: string[]) {
+  const r = run(w)
+  ;(await r.fx.next('bidRound')).resolve(round(nodes))
+  const commit = await r.fx.next('commit')
+  commit.resolve({ contracts: on.map((n, i) => ({ slot: `d1/${i}`, contract: contract(w, 'd1', `d1/${i}`, 1, n) })), refusals: [], exhausted: null })
+  if (w.lane === 'protected') (await r.fx.next('reserveStandby')).resolve({ standby: null, notes: [] })
+  const start = await r.fx.next('start')
+  start.resolve((start.input as { slots: { slot: string; node: string; contractId: string }[] }).slots.map((s) => ({ ...s, ok: true })))
+  await settle()
+  return r
+}
+
+t.test('a service goes bidding -> committing -> provisioning -> running, each step an invoked effect', async (t) => {
+  const w = workload({ service: { replicas: 2 } })
+  const r = run(w)
+  t.equal(r.phase(), 'bidding')
+  const bid = await r.fx.next('bidRound')
+  t.equal((bid.input as { count: number }).count, 2)
+  bid.resolve(round(nodes))
+  const commit = await r.fx.next('commit')
+  t.equal(r.phase(), 'committing')
+  t.same((commit.input as { slots: { slot: string }[] }).slots.map((s) => s.slot), ['d1/0', 'd1/1'])
+  t.ok(r.ctx().replicas.every((x) => x.state === 'placing'))
+  commit.resolve({ contracts: [0, 1].map((i) => ({ slot: `d1/${i}`, contract: contract(w, 'd1', `d1/${i}`, 1, nodes[i]!) })), refusals: [], exhausted: null })
+  const start = await r.fx.next('start')
+  t.equal(r.phase(), 'provisioning')
+  t.same((start.input as { slots: { node: string }[] }).slots.map((s) => s.node), [nodes[0], nodes[1]])
+  start.resolve((start.input as { slots: object[] }).slots.map((s) => ({ ...s, ok: true })))
+  await settle()
+  t.equal(r.phase(), 'running')
+  t.same(r.ctx().history.map((h) => h.phase), ['preparing', 'bidding', 'committing', 'provisioning', 'running'])
+  t.same(r.ctx().replicas.map((x) => [x.state, x.node, x.epoch]), [['running', nodes[0], 1], ['running', nodes[1], 1]])
 })
 
-t.test('a lost replica degrades a running service and its replacement restores it', async (t) => {
-  const m = svc()
-  for (const e of [{ type: 'BID' }, { type: 'BIDS_CLOSED', bids: 2 }, { type: 'COMMITTED', contracts: 2 }, { type: 'REPLICA_RUNNING', slot: 'a' }, { type: 'REPLICA_RUNNING', slot: 'b' }] as const) m.send({ ...e, at: 1 } as never)
-  m.send({ type: 'REPLICA_DOWN', at: 2, slot: 'a', reason: 'node lost' })
-  t.equal(m.phase, 'degraded')
-  t.equal(m.context.reason, 'node lost')
-  m.send({ type: 'REPLICA_RUNNING', at: 3, slot: 'a' })
-  t.equal(m.phase, 'running')
+t.test('an infeasible round fails the deployment with the reason, after releasing (nothing held)', async (t) => {
+  const r = run(workload({ resources: { cpu: 64, memory: '1Gi' } }))
+  ;(await r.fx.next('bidRound')).resolve(round(nodes))
+  const release = await r.fx.next('release')
+  t.same((release.input as { targets: unknown[] }).targets, [])
+  release.resolve([])
+  await settle()
+  t.equal(r.phase(), 'failed')
+  t.match(r.ctx().reason, /cpu/)
+  t.equal(r.ctx().infeasible?.constraint, 'cpu')
 })
 
-t.test('an infeasible request fails the deployment with the reason', async (t) => {
-  const m = svc()
-  m.send({ type: 'BID', at: 1 })
-  m.send({ type: 'INFEASIBLE', at: 2, reason: 'no node meets memory' })
-  t.equal(m.phase, 'failed')
-  t.equal(m.context.reason, 'no node meets memory')
-  t.ok(m.done)
+t.test('a refused commit re-bids without the refusing node until the rounds run out, then releases what it holds', async (t) => {
+  const w = workload({ service: { replicas: 2 } })
+  const r = run(w, { maxCommitRounds: 2 })
+  for (let attempt = 0; attempt < 2; attempt++) {
+    ;(await r.fx.next('bidRound')).resolve(round(nodes))
+    const commit = await r.fx.next('commit')
+    // slot 0 gets a node, slot 1 runs out of offers; the refuser is counted
+    commit.resolve({
+      contracts: attempt === 0 ? [{ slot: 'd1/0', contract: contract(w, 'd1', 'd1/0', 1, nodes[0]!) }] : [],
+      refusals: [{ node: nodes[1]!, slot: 'd1/1', error: 'ReservationFailedError: no memory' }],
+      exhausted: { slot: 'd1/1', infeasible: { reason: 'no more candidates', ruledOut: {} } },
+    })
+  }
+  const release = await r.fx.next('release')
+  t.same((release.input as { targets: { node: string }[] }).targets.map((x) => x.node), [nodes[0]], 'the slot that did commit is released')
+  release.resolve((release.input as { targets: object[] }).targets.map((x) => ({ ...x, ok: true })))
+  await settle()
+  t.equal(r.phase(), 'failed')
+  t.equal(r.ctx().refusals[nodes[1]!], 2)
+  t.match(r.ctx().reason, /2 round/)
 })
 
-t.test('a refused commit re-bids until the rounds run out', async (t) => {
-  const m = new DeploymentStateMachine({ id: 'd', kind: 'service', desired: 1, maxCommitRounds: 2, at: 0 })
-  m.send({ type: 'BID', at: 1 })
-  m.send({ type: 'BIDS_CLOSED', at: 1, bids: 1 })
-  m.send({ type: 'COMMIT_FAILED', at: 1, reason: 'reservation refused' })
-  t.equal(m.phase, 'bidding')
-  m.send({ type: 'BIDS_CLOSED', at: 1, bids: 1 })
-  m.send({ type: 'COMMIT_FAILED', at: 1, reason: 'reservation refused' })
-  t.equal(m.phase, 'failed')
+t.test('a stop during provisioning waits for the start in flight, then stops what it started', async (t) => {
+  const w = workload({})
+  const r = run(w)
+  ;(await r.fx.next('bidRound')).resolve(round(nodes))
+  ;(await r.fx.next('commit')).resolve({ contracts: [{ slot: 'd1/0', contract: contract(w, 'd1', 'd1/0', 1, nodes[0]!) }], refusals: [], exhausted: null })
+  const start = await r.fx.next('start')
+  r.actor.send({ type: 'STOP' })
+  t.equal(r.phase(), 'provisioning', 'the start settles first: nothing it starts is left behind')
+  start.resolve((start.input as { slots: object[] }).slots.map((s) => ({ ...s, ok: true })))
+  const release = await r.fx.next('release')
+  t.equal(r.phase(), 'stopping')
+  t.same((release.input as { targets: { node: string }[] }).targets.map((x) => x.node), [nodes[0]])
+  release.resolve((release.input as { targets: object[] }).targets.map((x) => ({ ...x, ok: true })))
+  await settle()
+  t.equal(r.phase(), 'stopped')
+  t.equal(r.ctx().replicas[0]!.state, 'stopped')
 })
 
-t.test('a job completes after its completions and fails after its retries', async (t) => {
-  const ok = new DeploymentStateMachine({ id: 'j', kind: 'job', desired: 1, completions: 1, retries: 2, at: 0 })
-  for (const e of [{ type: 'BID' }, { type: 'BIDS_CLOSED', bids: 1 }, { type: 'COMMITTED', contracts: 1 }, { type: 'REPLICA_RUNNING', slot: 'j/0' }] as const) ok.send({ ...e, at: 1 } as never)
-  ok.send({ type: 'REPLICA_FAILED', at: 2, slot: 'j/0', reason: 'exit 1' })
-  t.equal(ok.phase, 'degraded', 'one failure, retries left')
-  ok.send({ type: 'REPLICA_RUNNING', at: 3, slot: 'j/0' })
-  ok.send({ type: 'REPLICA_SUCCEEDED', at: 4, slot: 'j/0' })
-  t.equal(ok.phase, 'completed')
-
-  const bad = new DeploymentStateMachine({ id: 'j', kind: 'job', desired: 1, retries: 1, at: 0 })
-  for (const e of [{ type: 'BID' }, { type: 'BIDS_CLOSED', bids: 1 }, { type: 'COMMITTED', contracts: 1 }, { type: 'REPLICA_RUNNING', slot: 'j/0' }] as const) bad.send({ ...e, at: 1 } as never)
-  bad.send({ type: 'REPLICA_FAILED', at: 2, slot: 'j/0', reason: 'exit 1' })
-  bad.send({ type: 'REPLICA_RUNNING', at: 3, slot: 'j/0' })
-  bad.send({ type: 'REPLICA_FAILED', at: 4, slot: 'j/0', reason: 'exit 1' })
-  t.equal(bad.phase, 'failed')
-  t.equal(bad.context.failures, 2)
+t.test('a start that fails places the slot again, without the node that failed', async (t) => {
+  const w = workload({})
+  const r = run(w)
+  ;(await r.fx.next('bidRound')).resolve(round(nodes))
+  ;(await r.fx.next('commit')).resolve({ contracts: [{ slot: 'd1/0', contract: contract(w, 'd1', 'd1/0', 1, nodes[0]!) }], refusals: [], exhausted: null })
+  const start = await r.fx.next('start')
+  start.resolve((start.input as { slots: object[] }).slots.map((s) => ({ ...s, ok: false, error: 'WorkloadStartError: image missing' })))
+  const repair = await r.fx.next('repair')
+  const input = repair.input as { why: string; replica: { failedOn: string[] } }
+  t.match(input.why, /start failed on/)
+  t.same(input.replica.failedOn, [nodes[0]])
+  t.equal(r.phase(), 'provisioning')
+  repair.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', 'd1/0', 2, nodes[1]!), started: { ok: true }, infeasible: null, standby: null })
+  await settle()
+  t.equal(r.phase(), 'running')
+  t.same([r.ctx().replicas[0]!.node, r.ctx().replicas[0]!.epoch], [nodes[1], 2])
 })
 
-t.test('stop ends any phase, and a final phase ignores further events', async (t) => {
-  const m = svc()
-  m.send({ type: 'BID', at: 1 })
-  t.ok(m.send({ type: 'STOP', at: 2 }))
-  t.equal(m.phase, 'stopped')
-  t.notOk(m.send({ type: 'REPLICA_RUNNING', at: 3, slot: 'x' }), 'ignored')
-  t.equal(m.phase, 'stopped')
+t.test('failover: a lost node degrades the service, its slot is placed again under a higher epoch and the time is recorded', async (t) => {
+  const w = workload({ service: { replicas: 2 } })
+  const r = await toRunning(w, [nodes[0]!, nodes[1]!])
+  r.actor.send({ type: 'NODE_LOST', node: nodes[1]!, phi: 9, lastHeartbeatAt: 900, at: 1_000 })
+  t.equal(r.phase(), 'degraded')
+  t.equal(r.ctx().replicas[1]!.state, 'lost')
+  const repair = await r.fx.next('repair')
+  t.match((repair.input as { why: string }).why, /lost/)
+  repair.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', 'd1/1', 2, nodes[2]!), started: { ok: true }, infeasible: null, standby: null })
+  await settle()
+  t.equal(r.phase(), 'running')
+  const fo = r.ctx().failovers[0]!
+  t.same([fo.from, fo.to, fo.ms], [nodes[1], nodes[2], 0])
+  t.same(r.ctx().history.map((h) => h.phase).slice(-2), ['degraded', 'running'])
 })
 
-t.test('events a phase does not take are refused without changing it', async (t) => {
-  const m = svc()
-  t.notOk(m.send({ type: 'COMMITTED', at: 1, contracts: 1 }))
-  t.equal(m.phase, 'preparing')
+t.test('a report from a stale epoch (another contract) changes nothing; the current one does', async (t) => {
+  const w = workload({})
+  const r = await toRunning(w, [nodes[0]!])
+  const current = r.ctx().replicas[0]!
+  r.actor.send({ type: 'REPORT', report: { contractId: 'an-older-contract', deploymentId: 'd1', slot: 'd1/0', epoch: 0, node: nodes[0]!, state: 'exited', code: 1, at: 1 } })
+  t.equal(r.phase(), 'running')
+  t.equal(r.ctx().replicas[0]!.state, 'running')
+  t.equal(r.fx.calls.length, 0, 'nothing placed again')
+  r.actor.send({ type: 'REPORT', report: { contractId: current.contractId!, deploymentId: 'd1', slot: 'd1/0', epoch: 1, node: nodes[0]!, state: 'exited', code: 1, at: 1 } })
+  t.equal(r.phase(), 'degraded')
+  t.same(r.fx.ended, [current.contractId])
+  t.match(((await r.fx.next('repair')).input as { why: string }).why, /restart/)
 })
 
-t.test('a persisted snapshot restores the same phase and context', async (t) => {
-  const m = svc()
-  m.send({ type: 'BID', at: 1 })
-  m.send({ type: 'BIDS_CLOSED', at: 2, bids: 2 })
-  const snap = JSON.parse(JSON.stringify(m.persisted())) as unknown
-  const r = new DeploymentStateMachine({ id: 'd1', kind: 'service', desired: 2, at: 0 }, snap)
-  t.equal(r.phase, 'committing')
-  t.same(r.context.history, m.context.history)
+t.test('a slot no node takes leaves a deployment that ran degraded; it tries again after the retry delay (simulated clock)', async (t) => {
+  const w = workload({})
+  const r = await toRunning(w, [nodes[0]!])
+  r.actor.send({ type: 'NODE_LOST', node: nodes[0]!, phi: 9, lastHeartbeatAt: 900, at: 1_000 })
+  ;(await r.fx.next('repair')).resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: null, infeasible: { reason: 'no node meets memory', ruledOut: {} }, standby: null })
+  await settle()
+  t.equal(r.phase(), 'degraded')
+  t.match(r.ctx().reason, /no node meets memory/)
+  t.same(r.actor.getSnapshot().value, { live: { health: 'degraded', repair: 'waiting' } })
+  r.clock.increment(29_999)
+  await settle()
+  t.equal(r.fx.calls.length, 0, 'not before the delay')
+  r.clock.increment(1)
+  const again = await r.fx.next('repair')
+  t.match((again.input as { why: string }).why, /lost/)
+})
+
+t.test('a job whose runs fail beyond its retries fails', async (t) => {
+  const w = workload({ kind: 'job', job: { retries: 1 } })
+  const r = await toRunning(w, [nodes[0]!])
+  const fail = (node: string, contractId: string) => r.actor.send({ type: 'REPORT', report: { contractId, deploymentId: 'd1', slot: 'd1/0', epoch: 1, node, state: 'exited', code: 3, at: 1 } })
+  fail(nodes[0]!, r.ctx().replicas[0]!.contractId!)
+  const retry = await r.fx.next('repair')
+  t.match((retry.input as { why: string }).why, /retry 1 of 1/)
+  retry.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', 'd1/0', 2, nodes[1]!), started: { ok: true }, infeasible: null, standby: null })
+  await settle()
+  fail(nodes[1]!, r.ctx().replicas[0]!.contractId!)
+  const release = await r.fx.next('release')
+  release.resolve([])
+  await settle()
+  t.equal(r.phase(), 'failed')
+  t.equal(r.ctx().failures, 2)
+  t.match(r.ctx().reason, /exit 3/)
+})
+
+t.test('restored from a snapshot taken mid-step, the machine runs that step again (the checkpoint is the snapshot)', async (t) => {
+  const w = workload({ service: { replicas: 1 } })
+  const r = run(w)
+  ;(await r.fx.next('bidRound')).resolve(round(nodes))
+  await r.fx.next('commit') // in flight: never settled
+  const persisted = JSON.parse(JSON.stringify(r.actor.getPersistedSnapshot())) as unknown
+  r.actor.stop()
+  const again = run(w, { snapshot: persisted })
+  t.equal(again.phase(), 'committing')
+  const commit = await again.fx.next('commit')
+  t.same((commit.input as { slots: { slot: string }[] }).slots.map((s) => s.slot), ['d1/0'], 'the same step with the same input')
+  commit.resolve({ contracts: [{ slot: 'd1/0', contract: contract(w, 'd1', 'd1/0', 1, nodes[0]!) }], refusals: [], exhausted: null })
+  const start = await again.fx.next('start')
+  start.resolve((start.input as { slots: object[] }).slots.map((s) => ({ ...s, ok: true })))
+  await settle()
+  t.equal(again.phase(), 'running')
+})
+
+t.test('a stop of a stopped deployment whose node did not confirm asks again', async (t) => {
+  const w = workload({})
+  const r = await toRunning(w, [nodes[0]!])
+  r.actor.send({ type: 'STOP' })
+  const first = await r.fx.next('release')
+  first.resolve((first.input as { targets: object[] }).targets.map((x) => ({ ...x, ok: false, error: 'TimeoutError: no answer' })))
+  await settle()
+  t.equal(r.phase(), 'stopped')
+  t.equal(r.view().stopFailures.length, 1)
+  r.actor.send({ type: 'STOP' })
+  const second = await r.fx.next('release')
+  second.resolve((second.input as { targets: object[] }).targets.map((x) => ({ ...x, ok: true })))
+  await settle()
+  t.equal(r.phase(), 'stopped')
+  t.same(r.view().stopFailures, [])
+  t.equal(r.ctx().replicas[0]!.state, 'stopped')
 })

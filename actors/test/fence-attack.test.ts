@@ -13,7 +13,7 @@ t.test('only a slot\'s consumer moves its epoch: a stranger\'s fence is UnknownS
   const m = new SimMarket(3)
   t.teardown(() => m.close())
   const consumer = m.nodes[0]!
-  const d = consumer.orchestrator.deploy(svc())
+  const d = await consumer.orchestrator.deploy(svc())
   const v = await until(() => { const s = consumer.orchestrator.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
   const rep = v.replicas[0]!
   const provider = m.byDid(rep.node!)!

@@ -36,7 +36,7 @@ t.test("an orchestrator whose own loop was blocked for 1.5 s does not fail over 
   const m = new SimMarket(4)
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(workload({ resources: { cpu: 0.5, memory: '256Mi' }, lane: 'protected' }))
+  const d = await o.deploy(workload({ resources: { cpu: 0.5, memory: '256Mi' }, lane: 'protected' }))
   const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.standby !== null && s }, 5000, 'running with standby')
   await new Promise((r) => setTimeout(r, 300))
   // our own stall: no beat is read for 1.5 s (30 beat intervals; phi 3 convicts after ~3.5)

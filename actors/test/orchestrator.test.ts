@@ -16,7 +16,7 @@ t.test('a two-replica service on three nodes runs on two distinct nodes, with co
   const m = new SimMarket(3)
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(svc({ service: { replicas: 2 } }))
+  const d = await o.deploy(svc({ service: { replicas: 2 } }))
   const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
   const nodes = v.replicas.map((r) => r.node)
   t.equal(new Set(nodes).size, 2, `distinct nodes: ${nodes.join(', ')}`)
@@ -34,7 +34,7 @@ t.test('an infeasible spec fails with the constraint no node met and the nearest
   const m = new SimMarket(3)
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(svc({ resources: { cpu: 1, memory: '64Gi' } }))
+  const d = await o.deploy(svc({ resources: { cpu: 1, memory: '64Gi' } }))
   const v = await until(() => { const s = o.status(d.id); return s.phase === 'failed' && s }, 5000, 'failed')
   t.match(v.reason, /no node meets memory/)
   t.equal(v.infeasible?.constraint, 'memory')
@@ -55,7 +55,7 @@ t.test('a node that bids for capacity it does not have fails to reserve and the 
   const liar = m.nodes[1]!.did
   const o = m.nodes[0]!.orchestrator
   // The liar quotes the same price but claims far more free capacity; make it the cheapest to be sure it is tried first.
-  const d = o.deploy(svc({ service: { replicas: 2 } }))
+  const d = await o.deploy(svc({ service: { replicas: 2 } }))
   const v = await until(() => { const s = o.status(d.id); return (s.phase === 'running' || s.phase === 'failed') && s }, 5000, 'settled')
   t.equal(v.phase, 'running')
   t.notOk(v.replicas.some((r) => r.node === liar), 'no replica on the node that could not reserve')
@@ -68,7 +68,7 @@ t.test('concurrent deploys never oversubscribe a node', async (t) => {
   const m = new SimMarket(3, { share: { cpu: 2 } })
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const ds = Array.from({ length: 9 }, () => o.deploy(svc({ resources: { cpu: 1, memory: '64Mi' } })))
+  const ds = await Promise.all(Array.from({ length: 9 }, () => o.deploy(svc({ resources: { cpu: 1, memory: '64Mi' } }))))
   const views = await until(() => { const vs = ds.map((d) => o.status(d.id)); return vs.every((v) => v.phase === 'running' || v.phase === 'failed') && vs }, 10_000, 'all settled')
   const running = views.filter((v) => v.phase === 'running')
   t.equal(running.length, 6, 'three nodes x two cpus hold six one-cpu services')
@@ -80,7 +80,7 @@ t.test('a job that exits 1 is retried on another node up to its limit', async (t
   const m = new SimMarket(4)
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '64Mi' }, env: { EXIT_CODE: '1' }, job: { retries: 2 } }))
+  const d = await o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '64Mi' }, env: { EXIT_CODE: '1' }, job: { retries: 2 } }))
   const v = await until(() => { const s = o.status(d.id); return s.phase === 'failed' && s }, 8000, 'failed')
   t.equal(v.failures, 3, 'one run plus two retries')
   const r = v.replicas[0]!
@@ -92,7 +92,7 @@ t.test('a job that exits 0 completes', async (t) => {
   const m = new SimMarket(2)
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '64Mi' }, job: { completions: 2 } }))
+  const d = await o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '64Mi' }, job: { completions: 2 } }))
   const v = await until(() => { const s = o.status(d.id); return s.phase === 'completed' && s }, 5000, 'completed')
   t.equal(v.succeeded, 2)
 })
@@ -101,7 +101,7 @@ t.test('a lost node puts its protected replica on the standby, fenced by a highe
   const m = new SimMarket(4)
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(svc({ lane: 'protected' }))
+  const d = await o.deploy(svc({ lane: 'protected' }))
   const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.standby !== null && s }, 5000, 'running with standby')
   const standby = v.standby!.node
   const victim = v.replicas.find((r) => r.node !== m.nodes[0]!.did)!
@@ -126,7 +126,7 @@ t.test('stopping a deployment stops its replicas and ends its contracts', async 
   const m = new SimMarket(2)
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(svc({ service: { replicas: 2 } }))
+  const d = await o.deploy(svc({ service: { replicas: 2 } }))
   await until(() => o.status(d.id).phase === 'running', 5000, 'running')
   const v = await o.stopDeployment(d.id)
   t.equal(v.phase, 'stopped')
@@ -139,7 +139,7 @@ t.test('a replica its node cannot stop is not reported stopped: the stop names i
   const m = new SimMarket(2)
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(svc({ service: { replicas: 2 } }))
+  const d = await o.deploy(svc({ service: { replicas: 2 } }))
   const running = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
   const stuck = running.replicas.find((r) => r.node === m.nodes[1]!.did)!
   m.nodes[1]!.runner.failStop = new Error('container did not stop')
@@ -169,7 +169,7 @@ t.test('a stop is answered by the provider only once its runner stopped the inst
   const m = new SimMarket(1)
   t.teardown(() => m.close())
   const n = m.nodes[0]!
-  const d = n.orchestrator.deploy(svc())
+  const d = await n.orchestrator.deploy(svc())
   const v = await until(() => { const s = n.orchestrator.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
   n.runner.failStop = new Error('kill refused')
   await t.rejects(n.provider.stopWork({ contractId: v.replicas[0]!.contractId! }, n.did), StopFailedError)
@@ -182,7 +182,7 @@ t.test('a stop waits for the provider\'s grace period plus a margin before givin
   const m = new SimMarket(1, { orchestrator: { stopGraceMs: 30_000, stopMarginMs: 5_000 } })
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
-  const d = o.deploy(svc())
+  const d = await o.deploy(svc())
   await until(() => o.status(d.id).phase === 'running', 5000, 'running')
   await o.stopDeployment(d.id)
   const stops = m.asks.filter((a) => a.behavior === MarketBehavior.stop)
@@ -196,7 +196,7 @@ t.test('an instance that changes state while its start is still being recorded k
   const n = m.nodes[0]!
   const o = n.orchestrator
   n.contracts.putDelayMs = 30 // a slow disk: the start's record lands after the instance already reported
-  const d = o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '256Mi' }, env: { RUN_MS: '1' } }))
+  const d = await o.deploy(workload({ kind: 'job', resources: { cpu: 0.5, memory: '256Mi' }, env: { RUN_MS: '1' } }))
   const v = await until(() => { const s = o.status(d.id); return s.phase === 'completed' && s }, 5000, 'completed')
   await new Promise((r) => setTimeout(r, 100))
   const stored = await n.contracts.get(v.replicas[0]!.contractId!, 'provider')
@@ -233,15 +233,18 @@ t.test('an orchestrator restarted on the same node takes its deployments up agai
   }, { bidWindowMs: 300, heartbeatIntervalMs: 50, checkIntervalMs: 20 })
   const first = mk()
   first.start()
-  const d = first.deploy(svc({ service: { replicas: 2 } }))
+  const d = await first.deploy(svc({ service: { replicas: 2 } }))
   const before = await until(() => { const s = first.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
-  await until(() => saved.has(d.id) && (JSON.parse(saved.get(d.id)!) as Rec).replicas.every((r) => r.state === 'running'), 2000, 'saved')
-  first.stop()
+  await until(() => saved.has(d.id) && (JSON.parse(saved.get(d.id)!) as { snapshot: { context: { replicas: { state: string }[] } } }).snapshot.context.replicas.every((r) => r.state === 'running'), 2000, 'saved')
+  await first.stop()
 
   const second = mk()
   t.teardown(() => second.stop())
-  t.equal(await second.restore(), 1)
   second.start()
+  // the market's nodes beat to the new orchestrator as they do to every other
+  const beats = setInterval(() => { for (const n of m.nodes) if (!m.down.has(n.did)) second.heartbeat(n.did) }, 50)
+  t.teardown(() => clearInterval(beats))
+  t.equal(await second.restore(), 1)
   const after = second.status(d.id)
   t.equal(after.phase, 'running')
   t.same(after.replicas.map((r) => [r.node, r.contractId, r.epoch]), before.replicas.map((r) => [r.node, r.contractId, r.epoch]), 'same replicas, same contracts')

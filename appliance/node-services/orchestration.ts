@@ -24,8 +24,8 @@ import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory 
 import { ndjson } from '../daemon/service.ts'
 import { LevelContractStore, contractSummary, type StringKv } from '../../actors/contracts/store.ts'
 import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/orchestrator.ts'
-import { marketActor, orchestratorActor } from '../../actors/orchestrator/actors.ts'
-import { MARKET_ACTOR, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
+import { marketActor } from '../../actors/orchestrator/actors.ts'
+import { MARKET_ACTOR, MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
 import type { LogEntry } from '../../actors/provider/ports.ts'
 import { pricePolicyFrom, type PricePolicy } from '../../actors/placement/price.ts'
@@ -123,16 +123,15 @@ class OrchestrationService implements NodeService {
           return out
         },
       },
+      system: ctx.system,
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
+    ctx.system.spawn(marketActor(this.#provider), { name: MARKET_ACTOR })
+    this.#orchestrator.start()
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
-    this.#orchestrator.start()
-    ctx.system.spawn(marketActor(this.#provider), { name: MARKET_ACTOR })
-    ctx.system.spawn(orchestratorActor(this.#orchestrator), { name: ORCHESTRATOR_ACTOR })
 
     const o = this.#orchestrator
-    const p = this.#provider
     const bidAnswers = (this.bidAnswers = new BidAnswerLimiter(ctx.log))
     this.#unsubs.push(
       ctx.pubsub.subscribe(Topics.bidRequests, (msg) => {
@@ -140,7 +139,8 @@ class OrchestrationService implements NodeService {
         const connected = connectedTo(ctx, msg.from)
         // refused before any work: an orchestrator this node could not hold to its request
         if (!connected && cfg.answerBroadcastBids !== 'anyone') return bidAnswers.dropped.add('orchestrator-not-connected', Date.now())
-        bidAnswers.run(msg.from, connected, () => p.bid(msg.body).then(
+        // through the market actor's mailbox, like a direct ask
+        bidAnswers.run(msg.from, connected, () => ctx.system.ask(`${ctx.did}/${MARKET_ACTOR}`, MarketBehavior.bid, msg.body, { timeoutMs: 5000 }).then(
           (answer) => ctx.system.refFor(`${msg.from}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.bid, answer, { timeoutMs: 5000 }),
         ))
       }),
@@ -150,9 +150,10 @@ class OrchestrationService implements NodeService {
         const list = Array.isArray(b?.fences) ? b.fences.slice(0, 1000) : [b as { slot: string; epoch: number }]
         // A broadcast reaches every node: a slot this node holds nothing of is the usual case, not news.
         // One after another, so a batch of fences never runs a thousand store reads at once.
+        // Through the market actor's mailbox: pubsub verified the signer, so this node vouches for `from`.
         void (async () => {
           for (const f of list) {
-            await p.fence(f, msg.from).then(
+            await ctx.system.ask<{ stopped: string[] }>(`${ctx.did}/${MARKET_ACTOR}`, MarketBehavior.fenceHeard, { fence: f, from: msg.from }, { timeoutMs: 10_000 }).then(
               (r) => r.stopped.length > 0 && ctx.log.warn('fenced stale copies', { stopped: r.stopped, from: msg.from }),
               (err: Error) => err.name !== 'UnknownSlotError' && ctx.log.info('fence refused', { from: msg.from, error: err.name }),
             )
@@ -179,14 +180,13 @@ class OrchestrationService implements NodeService {
   async stop(): Promise<void> {
     for (const t of this.#timers) clearInterval(t)
     for (const u of this.#unsubs) u()
-    this.#orchestrator?.stop()
+    await this.#orchestrator?.stop()
     this.#provider?.stop()
     this.#runtime?.close()
     const ctx = this.#ctx
     if (ctx?.system.running) {
       // Shutting down: an actor that is already gone (or fails to stop) is stopped with the system right after.
-      await ctx.system.stopActor(MARKET_ACTOR).catch((err: Error) => ctx.log.debug('market actor not stopped', { error: err.name }))
-      await ctx.system.stopActor(ORCHESTRATOR_ACTOR).catch((err: Error) => ctx.log.debug('orchestrator actor not stopped', { error: err.name }))
+      await ctx.system.stopActor(`${ctx.did}/${MARKET_ACTOR}`).catch((err: Error) => ctx.log.debug('market actor not stopped', { error: err.name }))
     }
     if (this.#own) {
       await this.#own.allocations.stop()

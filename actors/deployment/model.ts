@@ -1,0 +1,203 @@
+// What a deployment is, as plain JSON: the deployment actor's context (its persisted snapshot is the
+// checkpoint), the view `noir status` shows, and the facts its effects report back. Pure helpers that
+// change a context live here too, so the machine (machine.ts) reads as the workflow and nothing else.
+import type { Contract } from '../contracts/contract.ts'
+import type { BidBody, DeclineBody } from '../bidding/messages.ts'
+import type { InfeasibleReason } from '../placement/place.ts'
+import type { NodeOffer } from '../placement/offer.ts'
+import type { Lane, Workload } from '../workload/workload.ts'
+
+export type DeploymentPhase =
+  | 'preparing' | 'bidding' | 'committing' | 'provisioning' | 'running' | 'degraded' | 'stopping'
+  | 'completed' | 'failed' | 'stopped'
+export const finalPhases: readonly DeploymentPhase[] = ['completed', 'failed', 'stopped']
+
+export type ReplicaState = 'pending' | 'placing' | 'starting' | 'running' | 'succeeded' | 'failed' | 'lost' | 'stopped'
+
+export interface ReplicaView {
+  index: number
+  slot: string
+  epoch: number
+  node: string | null
+  owner: string | null
+  contractId: string | null
+  state: ReplicaState
+  pricePerHour: number | null
+  /** Placements of this slot so far (1 = first). */
+  attempts: number
+  /** Nodes where this slot failed or was lost. */
+  failedOn: string[]
+  runningSince: number | null
+  lastExitCode: number | null
+}
+
+/** A replica as the deployment actor keeps it: the view plus its signed contract. */
+export interface Replica extends ReplicaView {
+  contract: Contract | null
+  /** When the current placement of this slot began (for the time-to-running figure). */
+  placingSince: number | null
+}
+
+export interface DeploymentEventLine {
+  at: number
+  msg: string
+}
+
+/** A replica (or the standby) whose node did not confirm that it stopped. */
+export interface StopFailure {
+  slot: string
+  node: string
+  contractId: string
+  /** `Name: message` of the failure (a time-out, the node's StopFailedError, unreachable...). */
+  error: string
+  at: number
+}
+
+export interface Failover {
+  slot: string
+  from: string
+  to: string | null
+  lostAt: number
+  lastHeartbeatAt: number | null
+  runningAt: number | null
+  ms: number | null
+}
+
+export interface StandbyRef {
+  node: string
+  contractId: string
+}
+
+/** Work the deployment still has to do on one slot, in order of arrival. */
+export type RepairJob = { kind: 'slot'; slot: string; why: string } | { kind: 'standby' }
+
+export interface BidRound {
+  requestId: string
+  asked: string[]
+  bids: BidBody[]
+  declines: DeclineBody[]
+  /** Nodes asked directly that did not answer (time-out or error), with the reason. */
+  silent: { node: string; reason: string }[]
+  /** Measured round trip of each direct answer, ms. */
+  rttMs: Record<string, number>
+  /** The bids as offers placement scores (the orchestrator adds latency and trust). */
+  offers: NodeOffer[]
+}
+
+export interface DeploymentContext {
+  id: string
+  workload: Workload
+  createdAt: number
+  /** Instances that should run at once (service replicas, job parallelism). */
+  desired: number
+  /** Job: successful runs needed. */
+  completions: number
+  /** Job: failed runs tolerated. */
+  retries: number
+  /** Commit rounds allowed before giving up (each round re-bids without the refusing nodes). */
+  maxCommitRounds: number
+  replicas: Replica[]
+  standby: StandbyRef | null
+  succeeded: number
+  failures: number
+  commitRounds: number
+  reason: string | null
+  infeasible: InfeasibleReason | null
+  /** Every phase entered, with the time (ms). */
+  history: { phase: DeploymentPhase; at: number; note?: string }[]
+  events: DeploymentEventLine[]
+  failovers: Failover[]
+  /** Nodes that refused a contract for this deployment, and how often (twice: left out of later rounds). */
+  refusals: Record<string, number>
+  stopFailures: StopFailure[]
+  /** The bid round being committed (initial placement only). */
+  round: BidRound | null
+  /** The standby placement chose in that round (protected lane). */
+  preferredStandby: string | null
+  /** Slots to place again, standby to reserve again: done one job at a time. */
+  queue: RepairJob[]
+  /** The job being worked on. */
+  current: RepairJob | null
+  /** Jobs that found no node: tried again after the retry delay. */
+  parked: RepairJob[]
+  /** A stop arrived while a step was in flight: stop as soon as it settles. */
+  stopRequested: boolean
+  /** The deployment cannot go on (`reason` says why): it releases what it holds and fails. */
+  failNow: boolean
+  /** Ever had every replica running (a deployment that never ran fails instead of waiting). */
+  everRan: boolean
+}
+
+export interface DeploymentView {
+  id: string
+  name: string
+  kind: 'service' | 'job'
+  lane: Lane
+  phase: DeploymentPhase
+  reason: string | null
+  infeasible: InfeasibleReason | null
+  createdAt: number
+  desired: number
+  succeeded: number
+  failures: number
+  replicas: ReplicaView[]
+  standby: StandbyRef | null
+  history: DeploymentContext['history']
+  events: DeploymentEventLine[]
+  /** Each failover: when the node was found lost and when the replacement ran. */
+  failovers: Failover[]
+  /** After a stop: the replicas whose node did not confirm they stopped (empty when every one did). */
+  stopFailures: StopFailure[]
+}
+
+export const MAX_EVENTS = 200
+
+export function newReplica(id: string, index: number): Replica {
+  return {
+    index, slot: `${id}/${index}`, epoch: 0, node: null, owner: null, contractId: null, state: 'pending', pricePerHour: null,
+    attempts: 0, failedOn: [], runningSince: null, lastExitCode: null, contract: null, placingSince: null,
+  }
+}
+
+/** A changed copy of the context: `fn` edits a deep copy (contexts are JSON, small, and changed a few times a second at most). */
+export function edit(c: DeploymentContext, fn: (draft: DeploymentContext) => void): DeploymentContext {
+  const draft = structuredClone(c)
+  fn(draft)
+  return draft
+}
+
+export function note(d: DeploymentContext, at: number, msg: string): void {
+  d.events.push({ at, msg })
+  if (d.events.length > MAX_EVENTS) d.events.splice(0, d.events.length - MAX_EVENTS)
+}
+
+export function replicaOf(d: DeploymentContext, slot: string): Replica | undefined {
+  return d.replicas.find((r) => r.slot === slot)
+}
+
+export const isActive = (r: ReplicaView): boolean => r.state === 'running' || r.state === 'starting' || r.state === 'placing'
+
+export function runningCount(d: DeploymentContext): number {
+  return d.replicas.filter((r) => r.state === 'running').length
+}
+
+export function repeatRefusers(d: DeploymentContext): string[] {
+  return Object.entries(d.refusals).filter(([, n]) => n >= 2).map(([node]) => node)
+}
+
+export function enqueue(d: DeploymentContext, job: RepairJob): void {
+  const same = (j: RepairJob): boolean => j.kind === job.kind && (j.kind === 'standby' || (job.kind === 'slot' && j.slot === job.slot))
+  if (d.queue.some(same)) return
+  d.parked = d.parked.filter((j) => !same(j))
+  d.queue.push(job)
+}
+
+export function toView(c: DeploymentContext, phase: DeploymentPhase): DeploymentView {
+  return {
+    id: c.id, name: c.workload.name, kind: c.workload.kind, lane: c.workload.lane, phase, reason: c.reason, infeasible: c.infeasible,
+    createdAt: c.createdAt, desired: c.desired, succeeded: c.succeeded, failures: c.failures,
+    replicas: c.replicas.map(({ contract: _c, placingSince: _p, ...r }) => ({ ...r, failedOn: [...r.failedOn] })),
+    standby: c.standby ? { ...c.standby } : null, history: c.history.map((h) => ({ ...h })), events: c.events.map((e) => ({ ...e })),
+    failovers: c.failovers.map((f) => ({ ...f })), stopFailures: c.stopFailures.map((f) => ({ ...f })),
+  }
+}

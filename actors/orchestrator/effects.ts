@@ -1,0 +1,335 @@
+// What a deployment actor does to the world (DeploymentEffects): bid rounds over the mesh, proposals and
+// countersigned contracts, starts, repairs (standby first, then new rounds) and releases. Each step first
+// waits until the deployment's latest snapshot is on disk (`durable`): nothing leaves the node before the
+// step that sends it is recorded, so a restart re-runs the step instead of forgetting it.
+import type { NodeKey } from '../../identity/keys.ts'
+import { signBidRequest, verifyBid, verifyDecline, type BidBody, type SignedBidRequest } from '../bidding/messages.ts'
+import { proposeContract, verifyContract, workloadDigest, type Contract } from '../contracts/contract.ts'
+import type { ContractStore } from '../contracts/store.ts'
+import type {
+  BidRoundInput, CommitInput, CommitOutcome, DeploymentEffects, ReleaseInput, ReleaseOutcome, RepairInput, RepairOutcome,
+  StandbyInput, StandbyOutcome, StartInput, StartOutcome,
+} from '../deployment/machine.ts'
+import { withDeclines } from '../deployment/machine.ts'
+import type { BidRound, Replica, StandbyRef } from '../deployment/model.ts'
+import { InvalidTermsError, StopFailedError } from '../errors.ts'
+import type { NodeOffer } from '../placement/offer.ts'
+import { place, type ExistingReplica, type InfeasibleReason, type PlacementPick } from '../placement/place.ts'
+import type { Workload } from '../workload/workload.ts'
+import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
+
+export interface EffectPorts {
+  key: NodeKey
+  askMarket(did: string, behavior: MarketBehaviorPath, body: unknown, timeoutMs: number): Promise<unknown>
+  publish(topic: string, body: unknown): Promise<void>
+  candidates(): string[]
+  latencyMs(did: string): number | undefined
+  contracts: ContractStore
+  now(): number
+  log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void
+  /** Resolves once the deployment's latest snapshot is durable (write-ahead). */
+  durable(deploymentId: string): Promise<void>
+  /** Nodes the failure detector holds lost. */
+  lost(): ReadonlySet<string>
+  /** A start answer is a sign of life. */
+  alive(node: string): void
+  /** False once the orchestrator stops: repairs give up between rounds. */
+  running(): boolean
+}
+
+export interface EffectTimings {
+  bidWindowMs: number
+  commitTimeoutMs: number
+  stopTimeoutMs: number
+  replaceRetryMs: number
+  /** Pause between repair rounds that found no node. Default 1000 ms. */
+  roundPauseMs: number
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err))
+
+/** Open bid rounds by request id: answers to a broadcast arrive as tells to the orchestrator actor. */
+export class OpenRounds {
+  readonly #rounds = new Map<string, BidRound>()
+
+  open(round: BidRound): void {
+    this.#rounds.set(round.requestId, round)
+    if (this.#rounds.size > 64) this.#rounds.delete(this.#rounds.keys().next().value!)
+  }
+
+  close(requestId: string): void {
+    this.#rounds.delete(requestId)
+  }
+
+  /** A bid or decline answering a round; throws a typed error for a forged or relayed one. */
+  arrived(body: unknown, fromDid: string, now: number): void {
+    const b = body as { bid?: unknown; decline?: unknown }
+    if (b?.bid) {
+      const bid = verifyBid(b.bid, { now })
+      if (bid.node !== fromDid) throw new InvalidTermsError('bid relayed by another node')
+      const round = this.#rounds.get(bid.requestId)
+      if (round && !round.bids.some((x) => x.node === bid.node)) round.bids.push(bid)
+    } else if (b?.decline) {
+      const d = verifyDecline(b.decline)
+      const round = this.#rounds.get(d.requestId)
+      if (round && d.node === fromDid && !round.declines.some((x) => x.node === d.node)) round.declines.push(d)
+    } else {
+      throw new InvalidTermsError('a bid answer carries { bid } or { decline }')
+    }
+  }
+}
+
+export class OrchestrationEffects implements DeploymentEffects {
+  readonly #p: EffectPorts
+  readonly #t: EffectTimings
+  readonly rounds = new OpenRounds()
+
+  constructor(ports: EffectPorts, timings: EffectTimings) {
+    this.#p = ports
+    this.#t = timings
+  }
+
+  get retryMs(): number {
+    return this.#t.replaceRetryMs
+  }
+
+  now(): number {
+    return this.#p.now()
+  }
+
+  alive(node: string): void {
+    this.#p.alive(node)
+  }
+
+  contractEnded(contractId: string, why: string): void {
+    this.#setStatus(contractId, 'ended', why).catch((err: unknown) => this.#p.log('warn', 'contract not marked ended', { contractId, error: errorText(err) }))
+  }
+
+  async bidRound(i: BidRoundInput): Promise<BidRound> {
+    await this.#p.durable(i.deploymentId)
+    return this.collect(i.deploymentId, i.workload, i.count, i.exclude)
+  }
+
+  async commit(i: CommitInput): Promise<CommitOutcome> {
+    await this.#p.durable(i.deploymentId)
+    const out: CommitOutcome = { contracts: [], refusals: [], exhausted: null }
+    const exclude = new Set(i.exclude)
+    const existing = [...i.existing]
+    for (const rep of i.slots) {
+      const got = await this.#commitOne(i.deploymentId, i.workload, rep, i.round, exclude, existing, out.refusals)
+      if ('infeasible' in got) {
+        out.exhausted = { slot: rep.slot, infeasible: got.infeasible }
+        break
+      }
+      out.contracts.push({ slot: rep.slot, contract: got.contract })
+      existing.push({ nodeDid: got.contract.terms.provider, ownerDid: got.contract.terms.providerOwner })
+    }
+    return out
+  }
+
+  async reserveStandby(i: StandbyInput): Promise<StandbyOutcome> {
+    await this.#p.durable(i.deploymentId)
+    const notes: string[] = []
+    const used = new Set([...i.used, ...this.#p.lost()])
+    let round = i.round
+    let preferred = i.preferred
+    if (!round) {
+      round = await this.collect(i.deploymentId, i.workload, 1, [...used])
+      const res = place({ workload: i.workload, count: 1, offers: round.offers, exclude: used })
+      if (!res.ok) return { standby: null, notes: [`no standby capacity: ${res.infeasible.reason}`] }
+      preferred = res.picks[0]!.offer.nodeDid
+    }
+    const order = [...(preferred ? [preferred] : []), ...round.offers.map((o) => o.nodeDid).filter((n) => n !== preferred)]
+    for (const node of order) {
+      if (used.has(node)) continue
+      const offer = round.offers.find((o) => o.nodeDid === node)
+      const bid = round.bids.find((b) => b.node === node)
+      if (!offer || !bid) continue
+      try {
+        const c = await this.#propose(i.deploymentId, i.workload, { slot: `${i.deploymentId}/standby`, epoch: 0 }, { offer, score: 0 }, bid, 'standby')
+        notes.push(`standby capacity reserved on ${c.terms.provider}`)
+        return { standby: { node: c.terms.provider, contractId: c.terms.id }, notes }
+      } catch (err) {
+        notes.push(`standby on ${node} refused: ${errorText(err)}`)
+      }
+    }
+    return { standby: null, notes }
+  }
+
+  async start(i: StartInput): Promise<StartOutcome[]> {
+    await this.#p.durable(i.deploymentId)
+    return Promise.all(i.slots.map(async (s): Promise<StartOutcome> => {
+      try {
+        await this.#p.askMarket(s.node, MarketBehavior.start, { contractId: s.contractId }, this.#t.commitTimeoutMs)
+        await this.#setStatus(s.contractId, 'active')
+        return { ...s, ok: true }
+      } catch (err) {
+        return { ...s, ok: false, error: errorText(err) }
+      }
+    }))
+  }
+
+  async repair(i: RepairInput): Promise<RepairOutcome> {
+    await this.#p.durable(i.deploymentId)
+    const out: RepairOutcome = { notes: [], refusals: [], standbyConsumed: false, placed: null, started: null, infeasible: null, standby: null }
+    if (i.job.kind === 'standby') {
+      if (i.standby) return out
+      const r = await this.reserveStandby({ deploymentId: i.deploymentId, workload: i.workload, used: i.used, round: null, preferred: null })
+      out.notes.push(...r.notes)
+      out.standby = r.standby
+      return out
+    }
+    const rep = i.replica
+    if (!rep || rep.state === 'running' || rep.state === 'starting' || rep.state === 'stopped') return out
+    const oldNode = rep.node
+    if (rep.contractId) await this.#setStatus(rep.contractId, 'ended', i.why)
+    // Standby first (protected lane): its capacity is held for exactly this.
+    const standby = i.standby
+    if (standby && standby.node !== oldNode && !this.#p.lost().has(standby.node)) {
+      out.standbyConsumed = true
+      const placed = await this.#promote(i, rep, standby, out)
+      if (placed) return this.#startPlaced(rep, placed, out)
+    }
+    for (let round = 0; round < 5 && this.#p.running(); round++) {
+      const exclude = new Set<string>([...this.#p.lost(), ...rep.failedOn, ...i.exclude])
+      const bids = await this.collect(i.deploymentId, i.workload, 1, [...exclude])
+      out.notes.push(`re-placing slot ${rep.slot} (${i.why}): ${bids.bids.length} bid(s)`)
+      const got = await this.#commitOne(i.deploymentId, i.workload, rep, bids, exclude, [...i.existing], out.refusals)
+      if ('contract' in got) return this.#startPlaced(rep, got.contract, out)
+      out.infeasible = got.infeasible
+      await new Promise((r) => setTimeout(r, this.#t.roundPauseMs).unref())
+    }
+    return out
+  }
+
+  async release(i: ReleaseInput): Promise<ReleaseOutcome[]> {
+    await this.#p.durable(i.deploymentId)
+    return Promise.all(i.targets.map(async (t): Promise<ReleaseOutcome> => {
+      try {
+        const answer = (await this.#p.askMarket(t.node, MarketBehavior.stop, { contractId: t.contractId }, this.#t.stopTimeoutMs)) as { stopped?: unknown } | null
+        if (answer?.stopped !== true) throw new StopFailedError(`node answered ${JSON.stringify(answer)} instead of { stopped: true }`)
+      } catch (err) {
+        return { ...t, ok: false, error: errorText(err) }
+      }
+      await this.#setStatus(t.contractId, 'ended', i.why)
+      return { ...t, ok: true }
+    }))
+  }
+
+  /** Fences a slot at an epoch: a broadcast, and a direct fence to the nodes named. Best effort. */
+  async fence(slot: string, epoch: number, nodes: string[] = []): Promise<void> {
+    // The broadcast is repeated every fenceRepeatMs, a stale copy's report gets a direct fence, and a node
+    // refuses lower epochs anyway; a failure here is logged, not fatal.
+    await this.#p.publish(Topics.fences, { slot, epoch }).catch((err: unknown) => this.#p.log('warn', 'fence broadcast failed', { slot, epoch, error: errorText(err) }))
+    for (const n of nodes) {
+      await this.#p.askMarket(n, MarketBehavior.fence, { slot, epoch }, 3000)
+        .catch((err: unknown) => this.#p.log('warn', 'direct fence not confirmed', { node: n, slot, epoch, error: errorText(err) }))
+    }
+  }
+
+  /** One bid round: a signed broadcast, and a direct ask of each candidate (answers to the broadcast arrive as tells). */
+  async collect(deploymentId: string, w: Workload, count: number, exclude: string[], only?: string[]): Promise<BidRound> {
+    const now = this.#p.now()
+    const req: SignedBidRequest = signBidRequest(this.#p.key, { deploymentId, workload: w, count, exclude, ttlMs: this.#t.bidWindowMs + 10_000, now })
+    const lost = this.#p.lost()
+    const asked = only ?? [...new Set([this.#p.key.did, ...this.#p.candidates()])].filter((n) => !exclude.includes(n) && !lost.has(n))
+    const round: BidRound = { requestId: req.body.id, asked, bids: [], declines: [], silent: [], rttMs: {}, offers: [] }
+    this.rounds.open(round)
+    if (!only) this.#p.publish(Topics.bidRequests, req).catch((err: unknown) => this.#p.log('warn', 'bid request broadcast failed', { error: errorText(err) }))
+    await Promise.all(asked.map(async (node) => {
+      const t0 = performance.now()
+      try {
+        const answer = await this.#p.askMarket(node, MarketBehavior.bid, req, this.#t.bidWindowMs)
+        round.rttMs[node] = performance.now() - t0
+        this.rounds.arrived(answer, node, this.#p.now())
+      } catch (err) {
+        round.silent.push({ node, reason: errorText(err) })
+      }
+    }))
+    this.rounds.close(round.requestId)
+    round.silent = round.silent.filter((s) => !round.bids.some((b) => b.node === s.node) && !round.declines.some((x) => x.node === s.node))
+    round.offers = this.#offers(round)
+    return round
+  }
+
+  #offers(round: BidRound): NodeOffer[] {
+    return round.bids.map((b) => ({
+      nodeDid: b.node, ownerDid: b.owner, arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free,
+      pricePerHour: b.pricePerHour,
+      latencyMs: b.node === this.#p.key.did ? 0 : Math.min(this.#p.latencyMs(b.node) ?? Infinity, round.rttMs[b.node] ?? Infinity, 10_000),
+      trust: 0.5,
+    }))
+  }
+
+  /** Proposes one slot to the best offer left; a node that refuses is excluded and the next best tried. */
+  async #commitOne(
+    deploymentId: string, w: Workload, rep: Replica, round: BidRound, exclude: Set<string>, existing: ExistingReplica[], refusals: CommitOutcome['refusals'],
+  ): Promise<{ contract: Contract } | { infeasible: InfeasibleReason }> {
+    for (;;) {
+      const res = place({ workload: w, count: 1, offers: round.offers, exclude: new Set([...exclude, ...rep.failedOn]), existing })
+      if (!res.ok) return { infeasible: withDeclines(res.infeasible, round) }
+      const pick = res.picks[0]!
+      const bid = round.bids.find((b) => b.node === pick.offer.nodeDid)!
+      try {
+        return { contract: await this.#propose(deploymentId, w, rep, pick, bid, 'replica') }
+      } catch (err) {
+        exclude.add(pick.offer.nodeDid)
+        refusals.push({ node: pick.offer.nodeDid, slot: rep.slot, error: errorText(err) })
+      }
+    }
+  }
+
+  async #propose(deploymentId: string, w: Workload, rep: { slot: string; epoch: number }, pick: PlacementPick, bid: BidBody, role: 'replica' | 'standby'): Promise<Contract> {
+    const proposal = proposeContract(this.#p.key, {
+      deploymentId, workloadName: w.name, kind: w.kind, slot: rep.slot, epoch: role === 'replica' ? rep.epoch + 1 : 1,
+      provider: pick.offer.nodeDid, providerOwner: pick.offer.ownerDid, bidId: bid.id, resources: w.resources, pricePerHour: bid.pricePerHour,
+      lane: w.lane, role, durationSeconds: w.leaseSeconds, workloadDigest: workloadDigest(w), now: this.#p.now(),
+    })
+    const signed = (await this.#p.askMarket(pick.offer.nodeDid, MarketBehavior.propose, { contract: proposal, workload: w }, this.#t.commitTimeoutMs)) as Contract
+    const terms = verifyContract(signed)
+    if (terms.id !== proposal.terms.id || terms.provider !== pick.offer.nodeDid) throw new InvalidTermsError('countersigned contract differs from the proposal')
+    await this.#p.contracts.put({ contract: signed, side: 'consumer', status: role === 'standby' ? 'standby' : 'reserved', updatedAt: this.#p.now() })
+    return signed
+  }
+
+  async #promote(i: RepairInput, rep: Replica, standby: StandbyRef, out: RepairOutcome): Promise<Contract | null> {
+    const round = await this.collect(i.deploymentId, i.workload, 1, [], [standby.node])
+    const bid = round.bids.find((b) => b.node === standby.node)
+    const offer = round.offers.find((o) => o.nodeDid === standby.node)
+    if (!bid || !offer) {
+      out.notes.push(`standby ${standby.node} did not bid for slot ${rep.slot}`)
+      return null
+    }
+    try {
+      const c = await this.#propose(i.deploymentId, i.workload, rep, { offer, score: 0 }, bid, 'replica')
+      await this.#setStatus(standby.contractId, 'ended', 'promoted')
+      out.notes.push(`standby ${standby.node} promoted for slot ${rep.slot}`)
+      return c
+    } catch (err) {
+      out.notes.push(`standby ${standby.node} could not take slot ${rep.slot}: ${errorText(err)}`)
+      return null
+    }
+  }
+
+  async #startPlaced(rep: Replica, c: Contract, out: RepairOutcome): Promise<RepairOutcome> {
+    out.placed = c
+    void this.fence(rep.slot, c.terms.epoch)
+    try {
+      await this.#p.askMarket(c.terms.provider, MarketBehavior.start, { contractId: c.terms.id }, this.#t.commitTimeoutMs)
+      await this.#setStatus(c.terms.id, 'active')
+      out.started = { ok: true }
+    } catch (err) {
+      out.started = { ok: false, error: errorText(err) }
+    }
+    return out
+  }
+
+  async #setStatus(contractId: string, status: 'active' | 'ended', note?: string): Promise<void> {
+    const s = await this.#p.contracts.get(contractId, 'consumer')
+    if (!s || s.status === 'ended') return
+    s.status = status
+    s.updatedAt = this.#p.now()
+    if (note) s.note = note
+    await this.#p.contracts.put(s)
+  }
+}
