@@ -117,3 +117,16 @@ export class InvalidTransitionError extends OrchestrationError {
   override name = 'InvalidTransitionError'
   override readonly code = 'INVALID_TRANSITION'
 }
+
+/** The orchestration of a deployment was handed over to a standby orchestrator: the sender no longer acts for it. */
+export class HandedOverError extends OrchestrationError {
+  override name = 'HandedOverError'
+  override readonly code = 'HANDED_OVER'
+}
+
+/** A node sent deployment snapshots or a takeover to a node that is not its named standby (or without the capability). */
+export class NotStandbyError extends OrchestrationError {
+  override name = 'NotStandbyError'
+  override readonly code = 'NOT_STANDBY'
+  override readonly status = 403
+}

@@ -1,5 +1,5 @@
 // Contracts kept in level (on disk), by both sides. Keys: `c/<contractId>/<side>` -> the stored contract JSON, and
-// `e/<slot>` -> the highest epoch seen for a slot (the fencing record).
+// `e/<slot>` -> the highest epoch seen for a slot (the fencing record), `m/<key>` -> a small named value.
 import { Level } from 'level'
 import type { Workload } from '../workload/workload.ts'
 import type { Contract, ContractTerms } from './contract.ts'
@@ -31,6 +31,9 @@ export interface ContractStore {
   /** Records an epoch for a slot if higher than the one held; returns the highest held afterwards. */
   raiseEpoch(slot: string, epoch: number): Promise<number>
   epoch(slot: string): Promise<number>
+  /** A small named value (who orchestrates a deployment after a handover): `m/<key>`. */
+  putNote(key: string, value: string): Promise<void>
+  note(key: string): Promise<string | undefined>
   close(): Promise<void>
 }
 
@@ -84,6 +87,15 @@ export class LevelContractStore implements ContractStore {
 
   async epoch(slot: string): Promise<number> {
     return Number((await this.#db.get(`e/${slot}`)) ?? 0)
+  }
+
+  async putNote(key: string, value: string): Promise<void> {
+    await this.#db.put(`m/${key}`, JSON.stringify(value))
+  }
+
+  async note(key: string): Promise<string | undefined> {
+    const v = await this.#db.get(`m/${key}`)
+    return typeof v === 'string' ? (JSON.parse(v) as string) : undefined
   }
 
   async close(): Promise<void> {

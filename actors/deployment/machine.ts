@@ -137,6 +137,8 @@ export type DeploymentEvent =
   | { type: 'STOP' }
   /** After a restore: a wait whose timer did not survive the restart ends now. */
   | { type: 'RESUME' }
+  /** This node (the standby orchestrator) took the deployment over from `from` at orchestrator epoch `epoch`. */
+  | { type: 'TAKEN_OVER'; from: string; by: string; epoch: number; at: number }
   | { type: 'UP' }
   | { type: 'DOWN' }
 
@@ -247,6 +249,14 @@ export function deploymentMachine(fx: DeploymentEffects) {
         return { history: [...context.history, { phase: params.phase, at: fx.now(), ...(context.reason && (params.phase === 'failed' || params.phase === 'degraded') ? { note: context.reason } : {}) }] }
       }),
       markEverRan: assign({ everRan: true }),
+      takenOver: assign(({ context, event }) => {
+        if (event.type !== 'TAKEN_OVER') return {}
+        return edit(context, (d) => {
+          d.orchestratorEpoch = event.epoch
+          d.takenOverFrom = event.from
+          note(d, event.at, `taken over from ${event.from} by its standby orchestrator ${event.by} (orchestrator epoch ${event.epoch})`)
+        })
+      }),
       noteResumed: assign(({ context }) => edit(context, (d) => note(d, fx.now(), 'taken up again after a restart of the orchestrating node'))),
       requestStop: assign({ stopRequested: true }),
       clearStop: assign({ stopRequested: false }),
@@ -500,6 +510,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
         history: [{ phase: 'preparing', at: input.at }],
         events: [{ at: input.at, msg: `deployment ${input.id} created: ${w.kind} ${w.name}, ${count} ${w.kind === 'service' ? 'replica(s)' : 'parallel run(s)'}, lane ${w.lane}` }], failovers: [], refusals: {}, stopFailures: [], round: null,
         preferredStandby: null, queue: [], parked: [], current: null, stopRequested: false, failNow: false, everRan: false,
+        orchestratorEpoch: 1, takenOverFrom: null,
       }
     },
     initial: 'placing',
@@ -508,6 +519,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
       NODE_LOST: { actions: 'nodeLost' },
       STOP: { actions: 'requestStop' },
       RESUME: { actions: 'noteResumed' },
+      TAKEN_OVER: { actions: 'takenOver' },
     },
     states: {
       placing: {

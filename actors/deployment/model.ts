@@ -9,8 +9,9 @@ import type { Lane, Workload } from '../workload/workload.ts'
 
 export type DeploymentPhase =
   | 'preparing' | 'bidding' | 'committing' | 'provisioning' | 'running' | 'degraded' | 'stopping'
-  | 'completed' | 'failed' | 'stopped'
-export const finalPhases: readonly DeploymentPhase[] = ['completed', 'failed', 'stopped']
+  | 'completed' | 'failed' | 'stopped' | 'handed-over'
+/** Phases after which this node does nothing more for the deployment (`handed-over`: its standby orchestrates it). */
+export const finalPhases: readonly DeploymentPhase[] = ['completed', 'failed', 'stopped', 'handed-over']
 
 export type ReplicaState = 'pending' | 'placing' | 'starting' | 'running' | 'succeeded' | 'failed' | 'lost' | 'stopped'
 
@@ -126,6 +127,10 @@ export interface DeploymentContext {
   failNow: boolean
   /** Ever had every replica running (a deployment that never ran fails instead of waiting). */
   everRan: boolean
+  /** Which orchestrator term this is: 1 on the node that created it, +1 each time a standby takes it over. */
+  orchestratorEpoch?: number
+  /** The node this deployment was taken over from (this node is its standby orchestrator), if any. */
+  takenOverFrom?: string | null
 }
 
 export interface DeploymentView {
@@ -148,6 +153,9 @@ export interface DeploymentView {
   failovers: Failover[]
   /** After a stop: the replicas whose node did not confirm they stopped (empty when every one did). */
   stopFailures: StopFailure[]
+  /** The orchestrator term (1: the creating node; more: a standby took it over) and who it was taken from. */
+  orchestratorEpoch: number
+  takenOverFrom: string | null
 }
 
 export const MAX_EVENTS = 200
@@ -199,5 +207,6 @@ export function toView(c: DeploymentContext, phase: DeploymentPhase): Deployment
     replicas: c.replicas.map(({ contract: _c, placingSince: _p, ...r }) => ({ ...r, failedOn: [...r.failedOn] })),
     standby: c.standby ? { ...c.standby } : null, history: c.history.map((h) => ({ ...h })), events: c.events.map((e) => ({ ...e })),
     failovers: c.failovers.map((f) => ({ ...f })), stopFailures: c.stopFailures.map((f) => ({ ...f })),
+    orchestratorEpoch: c.orchestratorEpoch ?? 1, takenOverFrom: c.takenOverFrom ?? null,
   }
 }

@@ -51,6 +51,7 @@ export function marketActor(provider: Provider) {
       [MarketBehavior.stop]: op((b, from) => provider.stopWork(b, from)),
       [MarketBehavior.logs]: op((b, from) => provider.logs(b, from)),
       [MarketBehavior.fence]: op((b, from) => provider.fence(b, from)),
+      [MarketBehavior.handover]: op((b, from) => provider.handover(b, from)),
       // not public: only this node's pubsub layer tells it, with the signer it verified
       [MarketBehavior.fenceHeard]: {
         deferred: true,

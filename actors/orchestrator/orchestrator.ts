@@ -22,6 +22,7 @@ import type { ReplicaReport } from '../provider/provider.ts'
 import { instanceCount, type Lane, type Workload } from '../workload/workload.ts'
 import { Checkpoints, type DeploymentStore } from './checkpoints.ts'
 import { OrchestrationEffects } from './effects.ts'
+import { StandbyReplicas, StandbyReplicator, type StandbyReplicaStore } from './standby.ts'
 import { MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 import { withDeclines } from '../deployment/machine.ts'
 
@@ -41,6 +42,7 @@ export const DeploymentBehavior = {
   nodeLost: '/noir/deployment/node-lost',
   stop: '/noir/deployment/stop',
   resume: '/noir/deployment/resume',
+  takenOver: '/noir/deployment/taken-over',
   status: '/noir/deployment/status',
 } as const
 
@@ -59,6 +61,14 @@ export interface OrchestratorPorts {
   deployments?: DeploymentStore
   /** The ActorSystem that hosts the orchestration actors (default: a local one of its own). */
   system?: ActorSystem
+  /** Asks another node's orchestrator inbox (standby replication and questions). */
+  askOrchestrator?(did: string, behavior: string, body: unknown, timeoutMs: number): Promise<unknown>
+  /** This node's standby orchestrator: another node its owner controls (spec/orchestration.md "Standby orchestrator"). */
+  standby?: string
+  /** The nodes this node is the standby orchestrator of (deny by default: nobody else's snapshots are kept). */
+  standbyFor?: readonly string[]
+  /** Where the snapshots received as a standby are kept across restarts (default: in memory). */
+  standbyReplicas?: StandbyReplicaStore
   now?: () => number
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
 }
@@ -132,6 +142,12 @@ export class Orchestrator {
   /** The last snapshot of each deployment (what a crashed actor is started again from). */
   readonly #last = new Map<string, unknown>()
   readonly #waiters = new Map<string, Set<() => void>>()
+  /** Sends snapshots to this node's standby orchestrator, when one is named. */
+  readonly #replicator: StandbyReplicator | undefined
+  /** Snapshots of the nodes this node stands by for. */
+  readonly #replicas: StandbyReplicas
+  /** Deployments this node's standby took over while it was down: shown, never acted on. */
+  readonly #handedOver = new Map<string, DeploymentView>()
   #inbox: ActorRef | undefined
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
@@ -168,6 +184,14 @@ export class Orchestrator {
       alive: (node) => this.heartbeat(node),
       running: () => !this.#stopped,
     }, { bidWindowMs: this.#o.bidWindowMs, commitTimeoutMs: this.#o.commitTimeoutMs, stopTimeoutMs: this.#o.stopTimeoutMs, replaceRetryMs: this.#o.replaceRetryMs, roundPauseMs: 1000 })
+    const ask = ports.askOrchestrator
+    if (ports.standby && ask) {
+      const standby = ports.standby
+      this.#replicator = new StandbyReplicator({
+        standby, send: (body) => ask(standby, OrchestratorBehavior.replica, body, 5000), warn: (msg, fields) => this.#log('warn', msg, fields),
+      })
+    }
+    this.#replicas = new StandbyReplicas({ self: ports.key.did, standbyFor: ports.standbyFor ?? [], ...(ports.standbyReplicas ? { store: ports.standbyReplicas } : {}), now: this.#now })
     this.#machine = deploymentMachine(this.#effects)
     this.#logic = checkpointed(this.#machine, (s) => this.#onSnapshot(s))
     this.#definition = defineActor(this.#logic).with({
@@ -179,6 +203,7 @@ export class Orchestrator {
         [DeploymentBehavior.nodeLost]: { event: (b: NodeLost): DeploymentEvent => ({ type: 'NODE_LOST', ...b }) },
         [DeploymentBehavior.stop]: { event: (): DeploymentEvent => ({ type: 'STOP' }) },
         [DeploymentBehavior.resume]: { event: (): DeploymentEvent => ({ type: 'RESUME' }) },
+        [DeploymentBehavior.takenOver]: { event: (b: { from: string; by: string; epoch: number; at: number }): DeploymentEvent => ({ type: 'TAKEN_OVER', ...b }) },
         [DeploymentBehavior.status]: { reply: (s) => viewOf(s as never) },
       },
     })
@@ -205,6 +230,12 @@ export class Orchestrator {
     }, { heartbeatIntervalMs: this.#o.heartbeatIntervalMs, checkIntervalMs: this.#o.checkIntervalMs, phiThreshold: this.#o.phiThreshold }), { name: FAILURE_DETECTOR_ACTOR })
     this.#fenceTimer = setInterval(() => void this.#repeatFences(), this.#o.fenceRepeatMs)
     this.#fenceTimer.unref()
+    this.#replicator?.start(this.#p.key, this.#now()).catch((err: Error) => this.#log('warn', 'standby capability not issued', { error: err.name, message: err.message }))
+  }
+
+  /** Standby figures for `noir node status`: who this node replicates to, and for whom it stands by. */
+  get standby(): { standby: string | null; replicated: number; backlog: number; standingFor: string[] } {
+    return { standby: this.#replicator?.standby ?? null, replicated: this.#replicator?.sent ?? 0, backlog: this.#replicator?.backlog ?? 0, standingFor: [...this.#replicas.standingFor] }
   }
 
   /**
@@ -213,6 +244,9 @@ export class Orchestrator {
    */
   async restore(): Promise<number> {
     const records = await this.#checkpoints.loadAll()
+    const kept = await this.#replicas.load()
+    if (kept > 0) this.#log('info', 'standby snapshots loaded', { count: kept })
+    const takenOver = await this.#askTakenOver()
     let n = 0
     for (const r of records) {
       if (this.#ids.has(r.id)) continue
@@ -221,6 +255,13 @@ export class Orchestrator {
         continue
       }
       n++
+      if (takenOver.has(r.id)) {
+        // Its standby orchestrates it now: this node shows it and never acts for it again.
+        const v = viewOf(r.snapshot as never)
+        this.#handedOver.set(r.id, { ...v, phase: 'handed-over', reason: `taken over by the standby orchestrator ${this.#replicator!.standby}` })
+        this.#log('warn', 'deployment was taken over by the standby orchestrator while this node was down', { deployment: r.id, standby: this.#replicator!.standby })
+        continue
+      }
       this.#ids.add(r.id)
       this.#last.set(r.id, r.snapshot)
       const ref = this.#spawn(r.id, r.snapshot)
@@ -235,6 +276,7 @@ export class Orchestrator {
 
   async stop(): Promise<void> {
     this.#stopped = true
+    this.#replicator?.stop()
     if (this.#fenceTimer) clearInterval(this.#fenceTimer)
     if (this.#system.running) {
       for (const ref of [this.#detector, this.#inbox]) {
@@ -278,11 +320,11 @@ export class Orchestrator {
   }
 
   list(): DeploymentView[] {
-    return [...this.#ids].map((id) => this.#view(id)).filter((v): v is DeploymentView => v !== undefined)
+    return [...[...this.#ids].map((id) => this.#view(id)).filter((v): v is DeploymentView => v !== undefined), ...this.#handedOver.values()]
   }
 
   status(id: string): DeploymentView {
-    const v = this.#view(id)
+    const v = this.#view(id) ?? this.#handedOver.get(id)
     if (!v) throw new DeploymentNotFoundError(`no deployment ${id}`)
     return v
   }
@@ -338,6 +380,8 @@ export class Orchestrator {
       | { type: 'bid'; body: unknown; from: string; msg: MessageContext }
       | { type: 'report'; body: ReplicaReport; from: string; msg: MessageContext }
       | { type: 'lost'; body: NodeLost }
+      | { type: 'replica'; body: unknown; from: string; msg: MessageContext }
+      | { type: 'takenOver'; from: string; msg: MessageContext }
     const machine = setup({
       types: { events: {} as InboxEvent },
       actions: {
@@ -360,8 +404,22 @@ export class Orchestrator {
             event.msg.fail(asError(err))
           }
         },
+        replica: ({ event }) => {
+          if (event.type !== 'replica') return
+          const first = this.#replicas.live(event.from).length === 0
+          this.#replicas.accept(event.from, event.body).then(() => {
+            // the orchestrating node is watched from its first snapshot on
+            if (first) this.heartbeat(event.from)
+            event.msg.respond({ ok: true })
+          }, (err: unknown) => event.msg.fail(asError(err)))
+        },
+        takenOver: ({ event }) => {
+          if (event.type !== 'takenOver') return
+          event.msg.respond({ ids: [...this.#ids].filter((id) => this.#snapshot(id)?.context.takenOverFrom === event.from) })
+        },
         lost: ({ event }) => {
           if (event.type !== 'lost') return
+          if (this.#replicas.standingFor.has(event.body.node)) void this.#takeOver(event.body)
           for (const id of this.#ids) {
             const s = this.#snapshot(id)
             if (!s || finalPhases.includes(phaseOfSnapshot(s))) continue
@@ -372,7 +430,7 @@ export class Orchestrator {
       },
     }).createMachine({
       id: 'orchestrator',
-      on: { bid: { actions: 'bid' }, report: { actions: 'report' }, lost: { actions: 'lost' } },
+      on: { bid: { actions: 'bid' }, report: { actions: 'report' }, lost: { actions: 'lost' }, replica: { actions: 'replica' }, takenOver: { actions: 'takenOver' } },
     })
     return defineActor(machine).with({
       name: 'noir-orchestrator',
@@ -382,10 +440,62 @@ export class Orchestrator {
         // The market is open: what binds is the signature on each bid; a report must come from the node it names.
         [OrchestratorBehavior.bid]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext) => ({ type: 'bid' as const, body, from: senderDid(msg), msg }) },
         [OrchestratorBehavior.report]: { public: true, deferred: true, event: (body: ReplicaReport, msg: MessageContext) => ({ type: 'report' as const, body, from: senderDid(msg), msg }) },
+        // From a node this one stands by for (checked in StandbyReplicas: deny by default).
+        [OrchestratorBehavior.replica]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext) => ({ type: 'replica' as const, body, from: senderDid(msg), msg }) },
+        // Asked by a restarted orchestrating node: which of its deployments this node took over (its own only).
+        [OrchestratorBehavior.takenOver]: { public: true, deferred: true, event: (_body: unknown, msg: MessageContext) => ({ type: 'takenOver' as const, from: senderDid(msg), msg }) },
         // Local only: the failure detector's convictions.
         [OrchestratorBehavior.nodeLost]: { event: (body: NodeLost) => ({ type: 'lost' as const, body }) },
       },
     })
+  }
+
+  /**
+   * The node this one stands by for was convicted: every live deployment of it is taken over. The providers
+   * are told first (a handover with the capability and the next orchestrator epoch: from then on only this
+   * node acts for the deployment), then the deployment actor is spawned from the replicated snapshot, learns
+   * it was taken over, and that its orchestrating node is lost (replicas there are placed again).
+   */
+  async #takeOver(lost: NodeLost): Promise<void> {
+    const from = lost.node
+    const list = this.#replicas.live(from)
+    if (list.length === 0) return
+    const t0 = this.#now()
+    this.#log('warn', 'taking over the deployments of a lost orchestrator', { from, deployments: list.length })
+    for (const { record, token } of list) {
+      const id = record.id
+      if (this.#ids.has(id)) continue
+      const c = (record.snapshot as { context: DeploymentContext }).context
+      const epoch = (c.orchestratorEpoch ?? 1) + 1
+      const nodes = new Set<string>()
+      for (const r of c.replicas) if (r.node && r.node !== from && r.contract?.terms.consumer === from) nodes.add(r.node)
+      if (c.standby && c.standby.node !== from) nodes.add(c.standby.node)
+      await Promise.all([...nodes].map((n) => this.#p.askMarket(n, MarketBehavior.handover, { consumer: from, deploymentId: id, epoch, token }, 3000)
+        .catch((err: Error) => this.#log('warn', 'handover not confirmed by a provider', { deployment: id, node: n, error: err.name, message: err.message }))))
+      this.#ids.add(id)
+      this.#last.set(id, record.snapshot)
+      const ref = this.#spawn(id, record.snapshot)
+      this.#system.tell(ref, DeploymentBehavior.takenOver, { from, by: this.did, epoch, at: this.#now() })
+      for (const r of c.replicas) if (r.state === 'running' && r.node && r.node !== from) this.heartbeat(r.node)
+      this.#system.tell(ref, DeploymentBehavior.nodeLost, lost)
+      this.#system.tell(ref, DeploymentBehavior.resume, {})
+    }
+    this.#log('warn', 'deployments taken over', { from, deployments: list.length, ms: this.#now() - t0 })
+  }
+
+  /** Asks this node's standby which of this node's deployments it took over (none when it cannot be asked). */
+  async #askTakenOver(): Promise<Set<string>> {
+    const ask = this.#p.askOrchestrator
+    const standby = this.#replicator?.standby
+    if (!ask || !standby) return new Set()
+    try {
+      const r = (await ask(standby, OrchestratorBehavior.takenOver, {}, 5000)) as { ids?: unknown }
+      return new Set(Array.isArray(r?.ids) ? r.ids.filter((x): x is string => typeof x === 'string') : [])
+    } catch (err) {
+      // Not reachable: this node goes on; if the standby did take over, the providers refuse this node's steps (HandedOverError).
+      this.#log('warn', 'standby orchestrator not reachable at restart: deployments taken up without asking it', { standby, error: (err as Error).name })
+      return new Set()
+    }
   }
 
   /** A report goes to its deployment's actor if it comes from the node holding the slot's current contract. */
@@ -420,9 +530,12 @@ export class Orchestrator {
     const id = snap.context?.id
     // A stopped actor (this node shutting down) or a crashed one is not where the deployment stands.
     if (typeof id !== 'string' || snap.status === 'stopped' || snap.status === 'error') return
-    const persisted = this.#machine.getPersistedSnapshot(snap as never)
+    // plain JSON (XState leaves `undefined` fields such as `error`): what is written is what is read and sent
+    const persisted = JSON.parse(JSON.stringify(this.#machine.getPersistedSnapshot(snap as never))) as unknown
     this.#last.set(id, persisted)
-    this.#checkpoints.put({ v: 2, id, savedAt: this.#now(), snapshot: persisted })
+    const record = { v: 2 as const, id, savedAt: this.#now(), snapshot: persisted }
+    this.#checkpoints.put(record)
+    this.#replicator?.put(record)
     const waiters = this.#waiters.get(id)
     if (waiters) queueMicrotask(() => { for (const w of [...waiters]) w() })
   }
@@ -476,6 +589,8 @@ export class Orchestrator {
       }
       if (s.context.standby && !hosting.has(s.context.standby.node)) hosting.set(s.context.standby.node, s.context.workload.lane)
     }
+    // the orchestrating nodes this node stands by for, while they have live deployments: judged as protected
+    for (const node of this.#replicas.standingFor) if (this.#replicas.live(node).length > 0) hosting.set(node, 'protected')
     return hosting
   }
 

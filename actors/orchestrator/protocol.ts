@@ -9,6 +9,8 @@ export const MarketBehavior = {
   stop: '/noir/market/stop',
   logs: '/noir/market/logs',
   fence: '/noir/market/fence',
+  /** A standby orchestrator takes a consumer's deployment over: Handover (orchestrator-authority.ts). */
+  handover: '/noir/market/handover',
   /** Local only: a fence this node heard on the fence topic; `from` is the verified signer. */
   fenceHeard: '/noir/market/fence-heard',
 } as const
@@ -21,6 +23,10 @@ export const OrchestratorBehavior = {
   report: '/noir/orchestrator/report',
   /** Local only: the failure detector convicted a node (NodeLost). */
   nodeLost: '/noir/orchestrator/node-lost',
+  /** From the orchestrating node to its standby: a deployment's latest snapshot, and the capability. */
+  replica: '/noir/orchestrator/replica',
+  /** Asked by a restarted orchestrating node of its standby: which of its deployments the standby took over. */
+  takenOver: '/noir/orchestrator/taken-over',
 } as const
 
 export const Topics = {

@@ -6,12 +6,13 @@ import type { NodeKey } from '../../identity/keys.ts'
 import { signBid, signDecline, verifyBidRequest, type BidBody, type SignedBid, type SignedDecline } from '../bidding/messages.ts'
 import { countersign, verifyProposal, workloadDigest, type Contract } from '../contracts/contract.ts'
 import type { ContractStore, StoredContract } from '../contracts/store.ts'
-import { ContractNotFoundError, InvalidTermsError, OrchestrationError, ReservationFailedError, StaleEpochError, StopFailedError, UnknownSlotError, WorkloadStartError } from '../errors.ts'
+import { ContractNotFoundError, HandedOverError, InvalidTermsError, OrchestrationError, ReservationFailedError, StaleEpochError, StopFailedError, UnknownSlotError, WorkloadStartError } from '../errors.ts'
 import { constraintFailures, type ConstraintFailure } from '../placement/constraints.ts'
 import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { workloadFromWire, type Workload } from '../workload/workload.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, NodeFacts, WorkloadRunner } from './ports.ts'
+import { OrchestratorAuthority, type Handover } from './orchestrator-authority.ts'
 
 /** What the provider tells a consumer's orchestrator when an instance changes state. */
 export interface ReplicaReport {
@@ -53,12 +54,20 @@ export class Provider {
   /** Per contract: the tail of its operations (each reads, changes and writes its stored record). */
   readonly #locks = new Map<string, Promise<void>>()
   readonly #now: () => number
+  /** Who acts for a consumer's deployment (the consumer, or its standby after a handover). */
+  readonly #authority: OrchestratorAuthority
   #unsubscribe: (() => void) | undefined
   #stopped = false
 
   constructor(init: ProviderInit) {
     this.#i = init
     this.#now = init.now ?? Date.now
+    this.#authority = new OrchestratorAuthority(init.contracts, this.#now)
+  }
+
+  /** A standby orchestrator takes a consumer's deployment over (spec/orchestration.md "Standby orchestrator"). */
+  handover(body: Handover, fromDid: string): Promise<{ epoch: number }> {
+    return this.#authority.handover(body, fromDid)
   }
 
   get did(): string {
@@ -138,6 +147,7 @@ export class Provider {
     if (terms.provider !== this.did) throw new InvalidTermsError(`contract names provider ${terms.provider}`)
     if (terms.consumer !== fromDid) throw new InvalidTermsError(`contract consumer ${terms.consumer} is not the sender ${fromDid}`)
     if (terms.endsAt < this.#now()) throw new InvalidTermsError('contract already ended')
+    await this.#authority.checkProposal(terms.consumer, terms.deploymentId)
     let workload: Workload
     try {
       workload = workloadFromWire(body.workload)
@@ -161,7 +171,7 @@ export class Provider {
     // Promotion of a standby: the hold made for this deployment's standby is given back first.
     if (terms.role === 'replica') {
       for (const s of await this.#i.contracts.list()) {
-        if (s.side === 'provider' && s.status === 'standby' && s.contract.terms.deploymentId === terms.deploymentId && s.contract.terms.consumer === fromDid) {
+        if (s.side === 'provider' && s.status === 'standby' && s.contract.terms.deploymentId === terms.deploymentId && await this.#authority.acts(s.contract.terms.consumer, terms.deploymentId, fromDid)) {
           if (s.reservationId) await this.#release(s, 'standby promoted')
           await this.#put(s, { status: 'ended', note: 'promoted to replica' })
         }
@@ -242,7 +252,10 @@ export class Provider {
   async fence(body: { slot: string; epoch: number }, fromDid: string): Promise<{ stopped: string[]; failed: { contractId: string; error: string }[] }> {
     if (typeof body?.slot !== 'string' || body.slot.length === 0 || body.slot.length > 256) throw new InvalidTermsError('fence: slot (a string of 1-256 characters) required')
     if (!validEpoch(body.epoch)) throw new InvalidTermsError(`fence: epoch must be a whole number from 1 to ${MAX_EPOCH}`)
-    const held = (await this.#i.contracts.list()).filter((s) => s.side === 'provider' && s.contract.terms.slot === body.slot && s.contract.terms.consumer === fromDid)
+    const held: StoredContract[] = []
+    for (const s of await this.#i.contracts.list()) {
+      if (s.side === 'provider' && s.contract.terms.slot === body.slot && await this.#authority.acts(s.contract.terms.consumer, s.contract.terms.deploymentId, fromDid)) held.push(s)
+    }
     if (held.length === 0) throw new UnknownSlotError(`this node holds no contract of ${fromDid} for slot ${body.slot}`)
     await this.#i.contracts.raiseEpoch(epochKey(fromDid, body.slot), body.epoch)
     const stopped: string[] = []
@@ -269,7 +282,11 @@ export class Provider {
   async #mine(contractId: string, fromDid: string): Promise<StoredContract> {
     const s = await this.#i.contracts.get(String(contractId), 'provider')
     if (!s || s.side !== 'provider') throw new ContractNotFoundError(`no contract ${contractId} on this node`)
-    if (s.contract.terms.consumer !== fromDid) throw new OrchestrationError(`only the consumer of ${contractId} may do that`)
+    const t = s.contract.terms
+    if (!(await this.#authority.acts(t.consumer, t.deploymentId, fromDid))) {
+      if (t.consumer === fromDid) throw new HandedOverError(`deployment ${t.deploymentId} of contract ${contractId} is orchestrated by its standby now`)
+      throw new OrchestrationError(`only the consumer of ${contractId} may do that`)
+    }
     return s
   }
 
@@ -349,7 +366,7 @@ export class Provider {
     }
     await this.#put(s, { instanceState: st.state, ...(st.code !== undefined ? { exitCode: st.code } : {}), ...(ended && s.status === 'active' ? { status: 'ended' as const, note: st.reason ?? st.state } : {}) })
     if (s.status === 'superseded') return
-    this.#i.report(t.consumer, {
+    this.#i.report(await this.#authority.reportTo(t.consumer, t.deploymentId), {
       contractId: t.id, deploymentId: t.deploymentId, slot: t.slot, epoch: t.epoch, node: this.did, state: st.state,
       ...(st.code !== undefined ? { code: st.code } : {}), ...(st.reason ? { reason: st.reason } : {}), at: st.at,
     })

@@ -26,6 +26,13 @@ export class MemoryContractStore implements ContractStore {
   async epoch(slot: string): Promise<number> {
     return this.#e.get(slot) ?? 0
   }
+  readonly #m = new Map<string, string>()
+  async putNote(key: string, value: string): Promise<void> {
+    this.#m.set(key, value)
+  }
+  async note(key: string): Promise<string | undefined> {
+    return this.#m.get(key)
+  }
   /** How many slots have an epoch record (tests: nothing a stranger sends may grow this). */
   epochRecords(): number {
     return this.#e.size

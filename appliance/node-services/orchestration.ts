@@ -25,6 +25,7 @@ import { ndjson } from '../daemon/service.ts'
 import { LevelContractStore, contractSummary, type StringKv } from '../../actors/contracts/store.ts'
 import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/orchestrator.ts'
 import { marketActor } from '../../actors/orchestrator/actors.ts'
+import type { ReplicaBody } from '../../actors/orchestrator/standby.ts'
 import { MARKET_ACTOR, MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
 import type { LogEntry } from '../../actors/provider/ports.ts'
@@ -51,6 +52,13 @@ interface OrchestrationConfig {
    * 'anyone', every orchestrator, within the bounds of bid-answers.ts. Direct asks are answered either way.
    */
   answerBroadcastBids?: 'connected' | 'anyone'
+  /**
+   * This node's standby orchestrator: the DID of another node its owner controls. Every deployment snapshot
+   * is replicated to it, and it takes the deployments over if this node is lost (spec/orchestration.md).
+   */
+  standby?: string
+  /** The nodes this node is the standby orchestrator of (nobody else's snapshots are accepted). */
+  standbyFor?: string[]
   /** Secret values by name; a workload names a secret, only this node's config holds its value. */
   secrets?: Record<string, string>
   /**
@@ -124,6 +132,17 @@ class OrchestrationService implements NodeService {
         },
       },
       system: ctx.system,
+      askOrchestrator: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${ORCHESTRATOR_ACTOR}`).ask(behavior, body, { timeoutMs }),
+      ...(cfg.standby ? { standby: cfg.standby } : {}),
+      standbyFor: cfg.standbyFor ?? [],
+      standbyReplicas: {
+        save: (from, body) => store.put(`s/${from}/${body.record.id}`, JSON.stringify({ from, body })),
+        loadAll: async () => {
+          const out: { from: string; body: ReplicaBody }[] = []
+          for await (const v of store.values({ gte: 's/', lt: 's0' })) if (typeof v === 'string') out.push(JSON.parse(v) as { from: string; body: ReplicaBody })
+          return out
+        },
+      },
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
     ctx.system.spawn(marketActor(this.#provider), { name: MARKET_ACTOR })
@@ -201,6 +220,7 @@ class OrchestrationService implements NodeService {
       deployments: list.length, running: list.filter((d) => d.phase === 'running').length, runtimes: this.#runtime?.runtimes() ?? [],
       bidAnswers: { sent: b?.answered ?? 0, inFlight: b?.inFlight ?? 0, dropped: { ...(b?.dropped.total ?? {}) } },
       ownStalls: this.#orchestrator?.ownStalls ?? null,
+      standby: this.#orchestrator?.standby ?? null,
     }
   }
 
