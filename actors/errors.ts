@@ -130,3 +130,9 @@ export class NotStandbyError extends OrchestrationError {
   override readonly code = 'NOT_STANDBY'
   override readonly status = 403
 }
+
+/** A create retried with an idempotency key that named a different workload (or a malformed key). */
+export class IdempotencyConflictError extends OrchestrationError {
+  override name = 'IdempotencyConflictError'
+  override readonly code = 'IDEMPOTENCY_CONFLICT'
+}

@@ -147,6 +147,7 @@ export interface DeploymentInput {
   workload: Workload
   at: number
   maxCommitRounds?: number
+  idempotencyKey?: string
 }
 
 // ---- pure steps -----------------------------------------------------------------------------------------------
@@ -510,7 +511,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
         history: [{ phase: 'preparing', at: input.at }],
         events: [{ at: input.at, msg: `deployment ${input.id} created: ${w.kind} ${w.name}, ${count} ${w.kind === 'service' ? 'replica(s)' : 'parallel run(s)'}, lane ${w.lane}` }], failovers: [], refusals: {}, stopFailures: [], round: null,
         preferredStandby: null, queue: [], parked: [], current: null, stopRequested: false, failNow: false, everRan: false,
-        orchestratorEpoch: 1, takenOverFrom: null,
+        orchestratorEpoch: 1, takenOverFrom: null, idempotencyKey: input.idempotencyKey ?? null,
       }
     },
     initial: 'placing',

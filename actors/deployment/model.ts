@@ -131,6 +131,8 @@ export interface DeploymentContext {
   orchestratorEpoch?: number
   /** The node this deployment was taken over from (this node is its standby orchestrator), if any. */
   takenOverFrom?: string | null
+  /** The key its create was made with (a retried create with it returns this deployment). */
+  idempotencyKey?: string | null
 }
 
 export interface DeploymentView {

@@ -14,7 +14,8 @@ import type { ContractStore } from '../contracts/store.ts'
 import { deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
 import { finalPhases, type DeploymentContext, type DeploymentView } from '../deployment/model.ts'
 import * as errors from '../errors.ts'
-import { DeploymentNotFoundError, InvalidTermsError, OrchestrationError } from '../errors.ts'
+import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
+import { workloadDigest } from '../contracts/contract.ts'
 import { FailureBehavior, failureDetectorActor, type FailureDetectorContext, type NodeLost } from '../failure/failure-detector.ts'
 import { place } from '../placement/place.ts'
 import type { LogEntry } from '../provider/ports.ts'
@@ -146,6 +147,8 @@ export class Orchestrator {
   readonly #replicator: StandbyReplicator | undefined
   /** Snapshots of the nodes this node stands by for. */
   readonly #replicas: StandbyReplicas
+  /** Creates by idempotency key: the deployment and the digest of the workload it was made with. */
+  readonly #byKey = new Map<string, { id: string; digest: string }>()
   /** Deployments this node's standby took over while it was down: shown, never acted on. */
   readonly #handedOver = new Map<string, DeploymentView>()
   #inbox: ActorRef | undefined
@@ -255,6 +258,8 @@ export class Orchestrator {
         continue
       }
       n++
+      const keyed = (r.snapshot as { context?: DeploymentContext } | undefined)?.context
+      if (keyed?.idempotencyKey) this.#byKey.set(keyed.idempotencyKey, { id: r.id, digest: workloadDigest(keyed.workload) })
       if (takenOver.has(r.id)) {
         // Its standby orchestrates it now: this node shows it and never acts for it again.
         const v = viewOf(r.snapshot as never)
@@ -309,12 +314,29 @@ export class Orchestrator {
 
   // ---- commands ----------------------------------------------------------------------------------------------
 
-  /** Creates a deployment; resolves once it is recorded on disk (before any bid request leaves), with its view. */
-  async deploy(workload: Workload): Promise<DeploymentView> {
+  /**
+   * Creates a deployment; resolves once it is recorded on disk (before any bid request leaves), with its
+   * view. With an idempotency key, a create retried with the same key (after a dropped connection, or a
+   * crash of this node once the first was acknowledged) returns the same deployment, never a second one;
+   * the same key with another workload is IdempotencyConflictError.
+   */
+  async deploy(workload: Workload, o: { idempotencyKey?: string } = {}): Promise<DeploymentView> {
     if (!this.#inbox) throw new OrchestrationError('the orchestrator is not started')
+    const key = o.idempotencyKey
+    if (key !== undefined) {
+      if (typeof key !== 'string' || !/^[A-Za-z0-9._:-]{1,128}$/.test(key)) throw new IdempotencyConflictError('an idempotency key is 1-128 characters of A-Z a-z 0-9 . _ : -')
+      const digest = workloadDigest(workload)
+      const known = this.#byKey.get(key)
+      if (known) {
+        if (known.digest !== digest) throw new IdempotencyConflictError(`idempotency key ${key} was used for deployment ${known.id} of another workload`)
+        await this.#checkpoints.durable(known.id)
+        return this.status(known.id)
+      }
+    }
     const id = `${workload.name}-${shortId()}`
+    if (key !== undefined) this.#byKey.set(key, { id, digest: workloadDigest(workload) })
     this.#ids.add(id)
-    this.#spawn(id, undefined, { id, workload, at: this.#now(), maxCommitRounds: this.#o.maxCommitRounds })
+    this.#spawn(id, undefined, { id, workload, at: this.#now(), maxCommitRounds: this.#o.maxCommitRounds, ...(key !== undefined ? { idempotencyKey: key } : {}) })
     await this.#checkpoints.durable(id)
     return this.status(id)
   }

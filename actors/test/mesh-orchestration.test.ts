@@ -169,7 +169,7 @@ t.test('orchestration across real daemons', async (t) => {
     const v = await settle(a, d.id, ['running', 'failed'])
     t.equal(v.phase, 'running', v.reason ?? '')
     // acknowledged just before the kill: recorded before the answer, so it must not be lost
-    const late = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('late') })
+    const late = await a.api.post<DeploymentView>('/v1/deployments', { workload: service('late'), idempotencyKey: 'late-create-1' })
     await a.kill()
     const killedAt = Date.now()
     for (const r of v.replicas) t.equal(runningCopies(r.slot), 1, `slot ${r.slot} keeps running on its provider while the orchestrator is gone`)
@@ -179,6 +179,10 @@ t.test('orchestration across real daemons', async (t) => {
     t.equal(after.phase, 'running')
     t.same(after.replicas.map((r) => [r.slot, r.node, r.contractId, r.epoch]), v.replicas.map((r) => [r.slot, r.node, r.contractId, r.epoch]), 'the same replicas under the same contracts')
     t.ok(after.events.some((e) => /taken up again/.test(e.msg)))
+    // the client retries its create (it never saw the answer, say): the same deployment comes back
+    const retried = await a2.api.post<DeploymentView>('/v1/deployments', { workload: service('late'), idempotencyKey: 'late-create-1' })
+    t.equal(retried.id, late.id, 'a create retried with its idempotency key after the crash returns the same deployment')
+    t.equal((await a2.api.get<{ deployments: DeploymentView[] }>('/v1/deployments')).deployments.filter((x) => x.name === 'late').length, 1, 'never a second one')
     const lateView = await settle(a2, late.id, ['running', 'failed'], 60_000)
     t.equal(lateView.phase, 'running', `the create acknowledged before the kill ran: ${lateView.reason ?? ''}`)
     // never doubled: sampled for a few seconds after the restart

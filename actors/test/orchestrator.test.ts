@@ -255,3 +255,38 @@ t.test('an orchestrator restarted on the same node takes its deployments up agai
   const repaired = await until(() => { const s = second.status(d.id); return s.phase === 'running' && s.failovers.length === 1 && s.failovers[0]!.runningAt !== null && s }, 5000, 'repaired')
   t.not(repaired.replicas[victim.index]!.node, victim.node)
 })
+
+t.test('a create retried with its idempotency key returns the same deployment, also after a restart; another workload under the key is refused', async (t) => {
+  const { Orchestrator } = await import('../orchestrator/orchestrator.ts')
+  const { IdempotencyConflictError } = await import('../errors.ts')
+  type Rec = import('../orchestrator/orchestrator.ts').DeploymentRecord
+  const saved = new Map<string, string>()
+  const deployments = { save: async (r: Rec) => void saved.set(r.id, JSON.stringify(r)), loadAll: async () => [...saved.values()].map((v) => JSON.parse(v) as Rec) }
+  const m = new SimMarket(2)
+  t.teardown(() => m.close())
+  const n0 = m.nodes[0]!
+  const mk = () => new Orchestrator({
+    key: n0.key, askMarket: (to, b, body) => m.ask(n0.did, to, b, body), publish: async () => {},
+    candidates: () => m.nodes.map((n) => n.did).filter((d) => d !== n0.did), latencyMs: () => 1, contracts: n0.contracts, deployments,
+  }, { bidWindowMs: 300, heartbeatIntervalMs: 50, checkIntervalMs: 20 })
+  const first = mk()
+  first.start()
+  const w = svc()
+  const a = await first.deploy(w, { idempotencyKey: 'order-42' })
+  t.ok(saved.has(a.id), 'recorded before it was answered')
+  const again = await first.deploy(w, { idempotencyKey: 'order-42' })
+  t.equal(again.id, a.id, 'the retry returns the same deployment')
+  t.equal(first.list().length, 1, 'never a second one')
+  await t.rejects(first.deploy(svc({ resources: { cpu: 1, memory: '64Mi' } }), { idempotencyKey: 'order-42' }), IdempotencyConflictError)
+  await t.rejects(first.deploy(w, { idempotencyKey: 'has spaces' }), IdempotencyConflictError)
+  const other = await first.deploy(w, { idempotencyKey: 'order-43' })
+  t.not(other.id, a.id)
+  await first.stop()
+
+  const second = mk()
+  t.teardown(() => second.stop())
+  second.start()
+  await second.restore()
+  t.equal((await second.deploy(w, { idempotencyKey: 'order-42' })).id, a.id, 'after a restart the key still names the same deployment')
+  t.equal(second.list().length, 2)
+})

@@ -227,7 +227,11 @@ class OrchestrationService implements NodeService {
   routes(): ApiRoute[] {
     const o = (): Orchestrator => this.#orchestrator!
     return [
-      { method: 'POST', path: '/v1/deployments', handler: (req) => o().deploy(workloadFromBody(req.body)) as unknown as JsonValue },
+      {
+        method: 'POST', path: '/v1/deployments',
+        // `{ workload, idempotencyKey? }`: a retried create with the same key returns the same deployment
+        handler: (req) => o().deploy(workloadFromBody(req.body), idempotencyKeyOf(req.body)) as unknown as JsonValue,
+      },
       { method: 'GET', path: '/v1/deployments', handler: () => ({ deployments: o().list() as unknown as JsonValue }) },
       { method: 'GET', path: '/v1/deployments/:id', handler: (req) => o().status(req.params.id!) as unknown as JsonValue },
       { method: 'POST', path: '/v1/deployments/:id/stop', handler: async (req) => (await o().stopDeployment(req.params.id!)) as unknown as JsonValue },
@@ -282,6 +286,14 @@ class OrchestrationService implements NodeService {
     await allocations.start()
     return { allocator, allocations, executors }
   }
+}
+
+/** The optional `idempotencyKey` of a create (checked by the orchestrator). */
+function idempotencyKeyOf(body: JsonValue | undefined): { idempotencyKey?: string } {
+  const k = (body as { idempotencyKey?: unknown } | undefined)?.idempotencyKey
+  if (k === undefined || k === null) return {}
+  if (typeof k !== 'string') throw new InvalidRequestError("'idempotencyKey' must be a string")
+  return { idempotencyKey: k }
 }
 
 /** The workload in a request: `{ workload: {...} }` (an object) or `{ workload: "yaml text" }`. */

@@ -1,5 +1,6 @@
 // `noir deploy FILE [--wait] [--json]`: validates the workload here (errors name the JSON path), hands it to
 // this node's orchestrator, and shows the deployment's progress (bidding, contracts, starting).
+import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { ApiClient } from '../api-client.ts'
 import { parseArgs } from 'node:util'
@@ -43,21 +44,50 @@ export async function follow(ctx: CommandContext, api: ApiClient, id: string, do
   }
 }
 
+/** Errors that mean the daemon may not have answered (the connection dropped, it is restarting). */
+const RETRYABLE = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ENOENT', 'ETIMEDOUT', 'UND_ERR_SOCKET'])
+const retryable = (err: unknown): boolean => {
+  const e = err as { code?: unknown; name?: unknown; message?: unknown }
+  return (typeof e.code === 'string' && RETRYABLE.has(e.code)) || e.name === 'NoDaemonError' || (typeof e.message === 'string' && /socket hang up/.test(e.message))
+}
+
+/**
+ * Sends the create, and sends it again with the same idempotency key while the connection drops before an
+ * answer (for up to a minute: a daemon restarting answers again): the daemon returns the same deployment.
+ */
+async function createWithRetries(ctx: CommandContext, body: { workload: Workload; idempotencyKey: string }): Promise<DeploymentView> {
+  const deadline = Date.now() + 60_000
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ApiClient.forHome(ctx.home).post<DeploymentView>('/v1/deployments', body)
+    } catch (err) {
+      if (!retryable(err) || Date.now() > deadline || ctx.signal.aborted) throw err
+      if (!ctx.json) printLine(ctx, `no answer from the daemon (${(err as Error).message}); sending the create again with its idempotency key (attempt ${attempt + 1})`)
+      await new Promise((r) => setTimeout(r, 1000))
+    }
+  }
+}
+
 export const deployCommand: Command = {
   path: ['deploy'],
   summary: 'deploy a workload (service or job) to the network and show its progress',
-  usage: `Usage: noir deploy FILE [--wait] [--json]
+  usage: `Usage: noir deploy FILE [--wait] [--idempotency-key KEY] [--json]
 
 Validates FILE (YAML or JSON, spec/workload.schema.json) and asks this node's orchestrator to place it:
 signed bid request, signed bids, contracts, start. Progress is printed while bidding and starting.
   --wait   wait until the deployment is running (a job: completed) or has failed; exit 1 if it failed
+  --idempotency-key KEY
+           the create's key (default: a fresh one per run); when the connection to the daemon drops before
+           it answers (the daemon restarted), the create is sent again with the same key: the same
+           deployment comes back, never a second one
   --json   print the deployment (as \`noir status --json\`) once settled`,
   async run(ctx, argv) {
-    const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' } }, allowPositionals: true })
-    if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait]')
+    const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' }, 'idempotency-key': { type: 'string' } }, allowPositionals: true })
+    if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait] [--idempotency-key KEY]')
     const w = readWorkload(positionals[0])
+    const idempotencyKey = values['idempotency-key'] ?? `cli-${randomUUID()}`
+    const started = await createWithRetries(ctx, { workload: w, idempotencyKey })
     const api = ApiClient.forHome(ctx.home)
-    const started = await api.post<DeploymentView>('/v1/deployments', { workload: w })
     if (!ctx.json) printLine(ctx, `deployment ${started.id}`)
     const wait = values.wait === true
     const v = await follow(ctx, api, started.id, (x) => settled(x, wait) && (!wait || x.kind === 'service' || x.phase !== 'running'))
