@@ -142,7 +142,9 @@ const cpuMs = (): number => {
 class Run {
   readonly nodes: SimNode[]
   readonly byDid: Map<string, SimNode>
-  index = new CapacityIndex()
+  /** The index's clock: the run's CPU time, as the heartbeats' (a loaded machine must not age nodes out). */
+  clockMs = 0
+  index = new CapacityIndex({ now: () => this.clockMs })
   /** Wall time spent being the nodes (answers, heartbeat bodies); making nodes' keys and resetting the cluster are setup, left out of everything. */
   nodeMs = 0
   setupMs = 0
@@ -168,7 +170,7 @@ class Run {
   reset(): void {
     const t = performance.now()
     const c = cpuMs()
-    this.index = new CapacityIndex()
+    this.index = new CapacityIndex({ now: () => this.clockMs })
     for (const n of this.nodes) {
       n.offer.free = { ...n.share }
       this.index.observe(n.did, heartbeatBody(n))
@@ -257,6 +259,7 @@ class Run {
 
   /** The heartbeats due by `elapsedMs` (of CPU time): every node once per interval, staggered. */
   beats(elapsedMs: number): void {
+    this.clockMs = elapsedMs
     const due = Math.floor((elapsedMs / HEARTBEAT_MS) * this.nodes.length)
     while (this.heartbeats < due) {
       const n = this.nodes[this.heartbeats++ % this.nodes.length]!
