@@ -136,3 +136,26 @@ export class IdempotencyConflictError extends OrchestrationError {
   override name = 'IdempotencyConflictError'
   override readonly code = 'IDEMPOTENCY_CONFLICT'
 }
+
+/**
+ * A heartbeat body the capacity index will not take (actors/placement/capacity-report.ts): a field missing,
+ * of the wrong type or out of range, or a body naming another node than its signer. `issues` lists every
+ * problem with its JSON path, as InvalidWorkloadError does. Nothing of a refused body is indexed.
+ */
+export class InvalidHeartbeatError extends OrchestrationError {
+  override name = 'InvalidHeartbeatError'
+  override readonly code = 'HEARTBEAT_INVALID'
+  override readonly status = 400
+  readonly issues: WorkloadIssue[]
+  constructor(issues: WorkloadIssue[]) {
+    super(issues.map((i) => `${i.path}: ${i.reason}`).join('; '), { issues })
+    this.issues = issues
+  }
+}
+
+/** The capacity index holds its most nodes and none of them is stale: a new node is not taken. */
+export class CapacityIndexFullError extends OrchestrationError {
+  override name = 'CapacityIndexFullError'
+  override readonly code = 'CAPACITY_INDEX_FULL'
+  override readonly status = 503
+}

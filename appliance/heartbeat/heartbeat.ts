@@ -1,10 +1,13 @@
 // Signed heartbeats: every `intervalMs` the node publishes its capacity (share, used, free), its
-// allocations and its load on the pubsub topic `noir/heartbeat/v1`. The mesh's Broadcast signs each message
-// with the node key (domain tag `noir:pubsub:v1`, spec/pubsub.md) and gives it a short lifetime; failure
-// detectors (actors/failure) feed on the arrival times. The body format is in spec/appliance.md.
+// allocations, its load and the facts placement needs (owner, arch, region, labels, runtimes, price policy)
+// on the pubsub topic `noir/heartbeat/v1`. The mesh's Broadcast signs each message with the node key (domain
+// tag `noir:pubsub:v1`, spec/pubsub.md) and gives it a short lifetime; failure detectors (actors/failure) feed
+// on the arrival times, the capacity index (actors/placement/capacity-index.ts) on the bodies. The body
+// format is in spec/appliance.md.
 import { loadavg } from 'node:os'
 import type { Capacity } from '../allocator/allocator.ts'
 import type { AllocationState } from '../allocation/allocation-machine.ts'
+import type { CapacityReport, PlacementFacts } from '../../actors/placement/capacity-report.ts'
 
 export const HEARTBEAT_TOPIC = 'noir/heartbeat/v1'
 export const HEARTBEAT_VERSION = 1
@@ -31,6 +34,11 @@ export interface HeartbeatBody {
     cpuNanos: number
     memoryBytes: number
   }
+  /**
+   * What placement needs to choose this node without asking it first (the facts its bids state). Optional:
+   * a node of an older version sends none, and a receiver that does not know the field ignores it.
+   */
+  facts?: PlacementFacts
 }
 
 export type HeartbeatSource = () => Promise<Omit<HeartbeatBody, 'v' | 'node' | 'seq' | 'at' | 'intervalMs' | 'load'> & { load: Omit<HeartbeatBody['load'], 'loadavg1'> }>
@@ -72,7 +80,7 @@ export class HeartbeatPublisher {
   /** Builds the next heartbeat body (also what `beat` publishes). */
   async build(): Promise<HeartbeatBody> {
     const s = await this.init.source()
-    return {
+    const body: HeartbeatBody = {
       v: HEARTBEAT_VERSION,
       node: this.init.node,
       seq: ++this.seq,
@@ -81,7 +89,9 @@ export class HeartbeatPublisher {
       capacity: s.capacity,
       allocations: s.allocations,
       load: { loadavg1: Math.round((loadavg()[0] ?? 0) * 100) / 100, ...s.load },
+      ...(s.facts ? { facts: s.facts } : {}),
     }
+    return body satisfies CapacityReport // what the capacity index reads is part of every body
   }
 
   /** Publishes one heartbeat now; a beat still in flight is not doubled. */

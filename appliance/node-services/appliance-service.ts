@@ -22,6 +22,7 @@ import { MicrovmExecutor } from '../executor/microvm/index.ts'
 import type { Availability, Executor, ExecutorKind } from '../executor/executor.ts'
 import { InvalidResourceRequestError, InvalidShareError } from '../errors.ts'
 import { shareApplianceParts } from './appliance-parts.ts'
+import { placementFacts, runtimesOf } from './placement-facts.ts'
 
 const ENROLLMENT_KEY = 'enrollment'
 
@@ -48,6 +49,7 @@ export class ApplianceService implements NodeService {
   heartbeat!: HeartbeatPublisher
   private readonly executors: Partial<Record<ExecutorKind, Executor>> = {}
   private readonly availability: Partial<Record<ExecutorKind, Availability>> = {}
+  private availabilityAt = 0
 
   async start(ctx: NodeContext): Promise<void> {
     this.ctx = ctx
@@ -106,21 +108,33 @@ export class ApplianceService implements NodeService {
     await this.manager.start()
     shareApplianceParts(ctx.system, { allocator: this.allocator, allocations: this.manager, executors: this.executors })
 
+    this.availabilityAt = Date.now()
     this.heartbeat = new HeartbeatPublisher({
       node: ctx.did,
       intervalMs: typeof cfg.heartbeatMs === 'number' ? cfg.heartbeatMs : 5000,
       publish: (topic, body) => ctx.pubsub.publish(topic, json(body), { ttlMs: 60_000 }),
       source: async () => {
         const s = this.manager.summary()
+        this.refreshAvailability()
         return {
           capacity: await this.allocator.capacity(),
           allocations: { total: s.total, byState: s.byState, running: this.manager.list().filter((a) => a.state === 'running').map((a) => ({ id: a.id, kind: a.kind })) },
           load: { cpuNanos: s.cpuNanos, memoryBytes: s.memoryBytes },
+          facts: placementFacts(cfg, ctx.did, runtimesOf(this.availability)),
         }
       },
       onError: (err) => ctx.log.debug('heartbeat not published', { error: (err as Error).message }),
     })
     this.heartbeat.start()
+  }
+
+  /** The heartbeat's runtimes follow executors that stop (or start) answering: re-asked every 10 s, in the background. */
+  private refreshAvailability(): void {
+    if (Date.now() - this.availabilityAt < 10_000) return
+    this.availabilityAt = Date.now()
+    for (const [kind, ex] of Object.entries(this.executors) as [ExecutorKind, Executor][]) {
+      ex.available().then((a) => void (this.availability[kind] = a), (err: Error) => void (this.availability[kind] = { ok: false, reason: err.message }))
+    }
   }
 
   async stop(): Promise<void> {

@@ -34,6 +34,7 @@ import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type 
 import { InvalidWorkloadError } from '../../actors/errors.ts'
 import { Catalog } from '../catalog/catalog.ts'
 import { BidAnswerLimiter } from './bid-answers.ts'
+import { CapacityIndex } from '../../actors/placement/capacity-index.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
 
 /** config.json `orchestration` section. */
@@ -84,6 +85,8 @@ class OrchestrationService implements NodeService {
   #unsubs: (() => void)[] = []
   #timers: NodeJS.Timeout[] = []
   #latency = new Map<string, number>()
+  /** The mesh's heartbeat bodies, for placement at scale (spec/orchestration.md, "Placement at scale"). */
+  readonly capacityIndex = new CapacityIndex()
 
   async start(ctx: NodeContext): Promise<void> {
     this.#ctx = ctx
@@ -180,7 +183,14 @@ class OrchestrationService implements NodeService {
         })()
       }),
       ctx.pubsub.subscribe(ALIVE_TOPIC, (msg) => o.heartbeat(msg.from)),
-      ctx.pubsub.subscribe(HEARTBEAT_TOPIC, (msg) => o.heartbeat(msg.from)),
+      ctx.pubsub.subscribe(HEARTBEAT_TOPIC, (msg) => {
+        o.heartbeat(msg.from)
+        try {
+          this.capacityIndex.observe(msg.from, msg.body)
+        } catch (err) {
+          ctx.log.debug('heartbeat not indexed', { from: msg.from, error: (err as Error).name, message: (err as Error).message })
+        }
+      }),
     )
     // Liveness beats: small, frequent, signed by the pubsub layer; the phi-accrual detector's clock.
     // A beat that cannot be published is a missed beat: exactly what the peers' detectors measure (debug only).
@@ -193,7 +203,9 @@ class OrchestrationService implements NodeService {
       this.#runtime?.refreshRuntimes().catch((err: Error) => ctx.log.warn('runtimes not refreshed', { error: err.name, message: err.message }))
     }, 10_000)
     rt.unref()
-    this.#timers.push(beat, lat, rt)
+    const prune = setInterval(() => this.capacityIndex.prune(), 5000)
+    prune.unref()
+    this.#timers.push(beat, lat, rt, prune)
   }
 
   async stop(): Promise<void> {
@@ -221,6 +233,7 @@ class OrchestrationService implements NodeService {
       bidAnswers: { sent: b?.answered ?? 0, inFlight: b?.inFlight ?? 0, dropped: { ...(b?.dropped.total ?? {}) } },
       ownStalls: this.#orchestrator?.ownStalls ?? null,
       standby: this.#orchestrator?.standby ?? null,
+      capacityIndex: { ...this.capacityIndex.stats() },
     }
   }
 

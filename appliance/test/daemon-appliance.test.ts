@@ -7,6 +7,7 @@ import Docker from 'dockerode'
 import { DaemonCluster, eventually, NOIR_BIN, TEST_PASSPHRASE, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { LABEL_ALLOCATION, LABEL_NODE } from '../executor/docker/docker-executor.ts'
+import { parseCapacityReport } from '../../actors/placement/capacity-report.ts'
 
 const cluster = new DaemonCluster()
 t.teardown(() => cluster.cleanup())
@@ -94,6 +95,18 @@ t.test('another node receives signed heartbeats with capacity and allocations on
   t.equal(beat?.body.node, a.did)
   t.equal(beat?.body.capacity.share.cpu, 1)
   t.type(beat?.body.allocations.total, 'number')
+  // the facts placement reads from it (spec/orchestration.md "Placement at scale"), as another node's index takes them
+  const report = parseCapacityReport(beat?.body, a.did)
+  t.equal(report.facts?.owner, a.did, 'no owner configured: the node itself')
+  t.equal(report.facts?.region, 'local')
+  t.ok(report.facts?.runtimes.includes('wasm'), 'the runtimes whose executors answer')
+  t.ok(report.facts?.price, 'and the price policy')
+  type Status = { services: { orchestration: { capacityIndex: { nodes: number; withoutFacts: number } } } }
+  const indexed = await eventually(async () => {
+    const ci = (await b.api.get<Status>('/v1/status')).services.orchestration.capacityIndex
+    return ci.nodes >= 1 && ci
+  }, 10_000)
+  t.equal(indexed.withoutFacts, 0, "the other node's orchestration service indexed the heartbeat, with its facts")
   await b.stop()
 })
 

@@ -1,0 +1,409 @@
+// Placement at scale (npm run bench -- placement; spec/orchestration.md, "Placement at scale"): placements per
+// second and messages per placement at 1,000, 10,000 and 100,000 simulated nodes, in the same run:
+//  - the baseline, today's broadcast round: every node evaluates the request and answers, then place.ts
+//    scores every bid. Measured twice: unsigned (the model of bench/orchestration.bench.ts: each node checks
+//    eligibility and quotes) and signed (each node verifies the signed request, reads the workload, evaluates
+//    and signs a bid or a decline, and the orchestrator verifies every answer: Provider.bid's steps with the
+//    real code of actors/bidding/messages.ts). The signed broadcast costs seconds per placement at 10,000
+//    nodes and is not run at 100,000 (about ten times that per placement).
+//  - the capacity index + sampling path: the index is fed with heartbeat bodies of the real shape at the
+//    real rate (every node every 5 s, staggered), only the sampled nodes evaluate and answer (signed as
+//    above, or unsigned), rounds widen by actors/placement/sample.ts `runRounds`, place.ts scores the
+//    sample's bids, and each placement reserves on its nodes and notes it in the index (index.note).
+// Every path reserves what it places, as a contract would. Nothing ends during a run: in
+// a live cluster work outlives many heartbeat intervals, while a run lasts a fraction of one, so work that
+// ended within the run would be seen by nobody's index and would only measure the bench's time compression.
+// Instead the cluster is filled from empty up to a quarter of its cpu (a third of the placements need the
+// 30% of nodes with an ssd label, so those are then about full), then set back (untimed) and filled again.
+// Messages per placement count bid requests delivered and their answers (bids and declines): a broadcast
+// reaches every node and every node answers. "orchestrator only" leaves out the time the simulated nodes
+// spend (answering, building heartbeats), which in a real mesh runs on their own machines.
+// Time: this machine is shared, so each figure is given per CPU-second of the bench's thread
+// (process.threadCpuUsage; GC helper threads not counted) and, for reference, per wall-clock second. A run
+// lasts --ms of CPU time and heartbeats arrive at their rate per CPU-second (as on a core of its own). The
+// nodes' share of a run is measured on the wall clock and taken off the CPU time in the same proportion.
+// Every simulated node has its own Ed25519 key (100,000 of them take 5-25 s to make here; not timed).
+// Options: --sizes 1000,10000 --ms 1500
+import { generateKeyPairSync } from 'node:crypto'
+import { availableParallelism, loadavg } from 'node:os'
+import { printSection, type Figure } from './report.ts'
+import { NodeKey } from '../identity/keys.ts'
+import { didFromPublicKey } from '../identity/did-key.ts'
+import type { HeartbeatBody } from '../appliance/heartbeat/heartbeat.ts'
+import { signBid, signBidRequest, signDecline, verifyBid, verifyBidRequest, verifyDecline, type BidBody, type SignedBid, type SignedBidRequest, type SignedDecline } from '../actors/bidding/messages.ts'
+import { CapacityIndex } from '../actors/placement/capacity-index.ts'
+import { runRounds } from '../actors/placement/sample.ts'
+import { constraintFailures, subtract } from '../actors/placement/constraints.ts'
+import { isEligible, place, type PlacementPick } from '../actors/placement/place.ts'
+import { defaultPricePolicy, quote, type PricePolicy } from '../actors/placement/price.ts'
+import type { Capacity, NodeOffer } from '../actors/placement/offer.ts'
+import { validateWorkload, workloadFromWire, type Workload } from '../actors/workload/workload.ts'
+
+const GiB = 2 ** 30
+const HEARTBEAT_MS = 5000
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+const SIZES = (arg('sizes') ?? '1000,10000,100000').split(',').map(Number)
+const RUN_MS = Number(arg('ms') ?? 1500)
+const SIGNED_BROADCAST_MAX = 10_000
+/** --only sample-signed: one path alone (for a profile: node --cpu-prof bench/placement.bench.ts --only sample-signed). */
+const ONLY = arg('only')
+
+const workloads: Workload[] = [
+  validateWorkload({ apiVersion: 'noir/v1', kind: 'service', name: 'web', runtime: { type: 'container', image: 'x' }, resources: { cpu: 0.5, memory: '512Mi' }, service: { replicas: 3 } }),
+  validateWorkload({ apiVersion: 'noir/v1', kind: 'service', name: 'db', lane: 'protected', runtime: { type: 'container', image: 'x' }, resources: { cpu: 1, memory: '2Gi' }, constraints: { labels: { ssd: 'yes' } } }),
+  validateWorkload({ apiVersion: 'noir/v1', kind: 'job', name: 'batch', runtime: { type: 'wasm', module: 'm.wasm' }, resources: { cpu: 0.25, memory: '128Mi' }, constraints: { region: ['eu'], arch: ['amd64'] } }),
+]
+const slots = (w: Workload): number => (w.kind === 'service' ? w.service!.replicas : 1)
+
+// ---- the simulated cluster -------------------------------------------------------------------------------------
+
+interface SimNode {
+  did: string
+  seed: Uint8Array
+  key: NodeKey | undefined
+  price: PricePolicy
+  /** What the node offers; `free` is its real free capacity (reservations taken off). */
+  offer: NodeOffer
+  share: Capacity
+  seq: number
+  bootAt: number
+}
+
+/** Seven owners' price policies, so quotes differ between nodes as they would. */
+const policies: PricePolicy[] = Array.from({ length: 7 }, (_, k) => ({ ...defaultPricePolicy, cpuPerHour: 0.8 + k / 10, memoryGiBPerHour: 0.2 + k / 50 }))
+
+function makeNodes(n: number, seed = 1): SimNode[] {
+  let s = seed
+  const rnd = (): number => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+  const regions = ['eu', 'us', 'asia']
+  return Array.from({ length: n }, (_, i) => {
+    const pair = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } })
+    const did = didFromPublicKey(new Uint8Array(pair.publicKey.subarray(pair.publicKey.length - 32)))
+    // Partly used already, so scores differ and some nodes are too full for the bigger workloads.
+    const share: Capacity = { cpu: Math.round(rnd() * 16 * 4) / 4, memoryBytes: Math.round(rnd() * 64) * GiB, gpu: 0, vramBytes: 0, diskBytes: 500 * GiB }
+    return {
+      did, seed: new Uint8Array(pair.privateKey.subarray(pair.privateKey.length - 32)), key: undefined, price: policies[i % 7]!, share, seq: 0, bootAt: Date.now(),
+      offer: {
+        nodeDid: did, ownerDid: `did:key:owner${i % Math.max(1, Math.floor(n / 3))}`, arch: rnd() < 0.8 ? 'amd64' : 'arm64', region: regions[i % 3]!,
+        labels: (rnd() < 0.3 ? { ssd: 'yes' } : {}) as Record<string, string>, runtimes: ['container', 'wasm'], free: { ...share }, pricePerHour: 0, latencyMs: 1 + rnd() * 80, trust: 0.5,
+      },
+    }
+  })
+}
+
+/** A heartbeat body as appliance/heartbeat/heartbeat.ts builds it. */
+function heartbeatBody(n: SimNode): HeartbeatBody {
+  const f = n.offer.free
+  const free = { cpu: f.cpu, memoryBytes: f.memoryBytes, diskBytes: f.diskBytes, gpu: f.gpu }
+  const share = { cpu: n.share.cpu, memoryBytes: n.share.memoryBytes, diskBytes: n.share.diskBytes, gpu: n.share.gpu }
+  const used = { cpu: share.cpu - free.cpu, memoryBytes: share.memoryBytes - free.memoryBytes, diskBytes: share.diskBytes - free.diskBytes, gpu: share.gpu - free.gpu }
+  const o = n.offer
+  return {
+    v: 1, node: n.did, seq: ++n.seq, at: n.bootAt + n.seq * HEARTBEAT_MS, intervalMs: HEARTBEAT_MS,
+    capacity: { share, used, free, ports: { range: [20000, 20999], used: 0, free: 1000 } },
+    allocations: { total: 0, byState: {}, running: [] },
+    load: { loadavg1: 0.5, cpuNanos: 0, memoryBytes: used.memoryBytes },
+    facts: { owner: o.ownerDid, arch: o.arch, region: o.region, labels: o.labels, runtimes: o.runtimes, price: n.price },
+  }
+}
+
+// ---- one run ---------------------------------------------------------------------------------------------------
+
+type Path = 'broadcast-unsigned' | 'broadcast-signed' | 'sample-unsigned' | 'sample-signed'
+
+interface Result {
+  path: Path
+  nodes: number
+  placements: number
+  /** Placements per CPU-second of the bench thread, and per wall-clock second. */
+  perSec: number
+  perWallSec: number
+  /** Placements per CPU-second of the orchestrator's own work (the nodes' share left out). */
+  orchestratorPerSec: number
+  messagesPerPlacement: number
+  widenedShare: number
+  broadcastShare: number
+  infeasibleShare: number
+  heartbeatsPerSec: number
+  nodeShare: number
+  /** CPU µs per placement of each step (the orchestrator's, and the nodes'), split by their wall-clock shares. */
+  stepsUs: Record<string, number>
+}
+
+const orchestratorKey = NodeKey.generate()
+const cpuMs = (): number => {
+  const u = process.threadCpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+class Run {
+  readonly nodes: SimNode[]
+  readonly byDid: Map<string, SimNode>
+  /** The index's clock: the run's CPU time, as the heartbeats' (a loaded machine must not age nodes out). */
+  clockMs = 0
+  index = new CapacityIndex({ now: () => this.clockMs })
+  /** Wall time spent being the nodes (answers, heartbeat bodies); making nodes' keys and resetting the cluster are setup, left out of everything. */
+  nodeMs = 0
+  setupMs = 0
+  setupCpuMs = 0
+  messages = 0
+  heartbeats = 0
+  /** Wall time of the orchestrator's steps (the nodes' time is `nodeMs`). */
+  readonly steps = { heartbeats: 0, choose: 0, signRequest: 0, verify: 0, place: 0, commit: 0 }
+  /** Wall time inside ask(), nodes included (what runRounds spent outside the index). */
+  askMs = 0
+  /** Cpu reserved since the last reset, and the most before the next (a quarter of the cluster's). */
+  reserved = 0
+  readonly fillLimit: number
+
+  constructor(nodes: SimNode[], byDid: Map<string, SimNode>) {
+    this.nodes = nodes
+    this.byDid = byDid
+    this.fillLimit = nodes.reduce((a, n) => a + n.share.cpu, 0) / 4
+    this.reset()
+  }
+
+  /** An empty cluster and an index fed with one heartbeat of every node (setup). */
+  reset(): void {
+    const t = performance.now()
+    const c = cpuMs()
+    this.index = new CapacityIndex({ now: () => this.clockMs })
+    for (const n of this.nodes) {
+      n.offer.free = { ...n.share }
+      this.index.observe(n.did, heartbeatBody(n))
+    }
+    this.reserved = 0
+    this.setupCpuMs += cpuMs() - c
+    this.setupMs += performance.now() - t
+  }
+
+  keyOf(n: SimNode): NodeKey {
+    if (!n.key) {
+      const t = performance.now()
+      const c = cpuMs()
+      n.key = NodeKey.fromSeed(n.seed)
+      this.setupCpuMs += cpuMs() - c
+      this.setupMs += performance.now() - t
+    }
+    return n.key
+  }
+
+  /** One node's answer to a signed bid request (Provider.bid's steps). */
+  answer(n: SimNode, key: NodeKey, signed: SignedBidRequest, now: number): { bid: SignedBid } | { decline: SignedDecline } {
+    const req = verifyBidRequest(signed, now)
+    if (req.exclude.includes(n.did)) return { decline: signDecline(key, req.id, ['excluded by the orchestrator'], now) }
+    const w = workloadFromWire(req.workload)
+    const o = n.offer
+    o.pricePerHour = quote(n.price, w.resources, w.lane)
+    const failures = constraintFailures(w, o).filter((x) => x.constraint !== 'maxLatencyMs' && x.constraint !== 'minTrust')
+    if (failures.length > 0) return { decline: signDecline(key, req.id, failures, now) }
+    return { bid: signBid(key, { requestId: req.id, deploymentId: req.deploymentId, owner: o.ownerDid, arch: o.arch, region: o.region, labels: o.labels, runtimes: o.runtimes, free: o.free, pricePerHour: o.pricePerHour, now }) }
+  }
+
+  /** Asks `targets`; returns the offers of those that bid (signed: every answer verified by the orchestrator). */
+  ask(targets: Iterable<SimNode>, w: Workload, count: number, signed: boolean): NodeOffer[] {
+    const t0 = performance.now()
+    const setup0 = this.setupMs
+    const offers = this.#ask(targets, w, count, signed)
+    this.askMs += performance.now() - t0 - (this.setupMs - setup0)
+    return offers
+  }
+
+  #ask(targets: Iterable<SimNode>, w: Workload, count: number, signed: boolean): NodeOffer[] {
+    const offers: NodeOffer[] = []
+    const now = Date.now()
+    if (!signed) {
+      const t = performance.now()
+      const price = (n: SimNode): number => quote(n.price, w.resources, w.lane)
+      for (const n of targets) {
+        this.messages += 2
+        if (!isEligible(w, n.offer)) continue
+        n.offer.pricePerHour = price(n)
+        offers.push(n.offer)
+      }
+      this.nodeMs += performance.now() - t // the unsigned model is all the nodes' work (as in orchestration.bench.ts)
+      return offers
+    }
+    let t = performance.now()
+    const req = signBidRequest(orchestratorKey, { deploymentId: 'bench', workload: w, count, ttlMs: 30_000, now })
+    this.steps.signRequest += performance.now() - t
+    for (const n of targets) {
+      this.messages += 2
+      const key = this.keyOf(n)
+      t = performance.now()
+      const a = this.answer(n, key, req, now)
+      const t1 = performance.now()
+      this.nodeMs += t1 - t
+      if ('bid' in a) {
+        const b: BidBody = verifyBid(a.bid, { requestId: req.body.id, now })
+        offers.push({ nodeDid: b.node, ownerDid: b.owner, arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free, pricePerHour: b.pricePerHour, latencyMs: n.offer.latencyMs, trust: 0.5 })
+      } else verifyDecline(a.decline)
+      this.steps.verify += performance.now() - t1
+    }
+    return offers
+  }
+
+  /** What a countersigned contract does: the node reserves and the index notes it; a half-full cluster starts again. */
+  commit(w: Workload, picks: PlacementPick[], useIndex: boolean): void {
+    for (const p of picks) {
+      const n = this.byDid.get(p.offer.nodeDid)!
+      n.offer.free = subtract(n.offer.free, w.resources)
+      if (useIndex) this.index.note(n.did, w.resources)
+      this.reserved += w.resources.cpu
+    }
+    if (this.reserved >= this.fillLimit) this.reset()
+  }
+
+  /** The heartbeats due by `elapsedMs` (of CPU time): every node once per interval, staggered. */
+  beats(elapsedMs: number): void {
+    this.clockMs = elapsedMs
+    const due = Math.floor((elapsedMs / HEARTBEAT_MS) * this.nodes.length)
+    while (this.heartbeats < due) {
+      const n = this.nodes[this.heartbeats++ % this.nodes.length]!
+      const t = performance.now()
+      const body = heartbeatBody(n)
+      const t1 = performance.now()
+      this.nodeMs += t1 - t
+      this.index.observe(n.did, body)
+      this.steps.heartbeats += performance.now() - t1
+    }
+  }
+}
+
+async function measure(path: Path, nodes: SimNode[], byDid: Map<string, SimNode>, ms: number, maxPlacements = Infinity): Promise<Result> {
+  const run = new Run(nodes, byDid)
+  run.setupMs = run.setupCpuMs = 0 // the first fill of the index came before the clock started
+  const signed = path.endsWith('-signed')
+  const sampled = path.startsWith('sample')
+  let placements = 0
+  let widened = 0
+  let broadcasts = 0
+  let infeasible = 0
+  const t0 = performance.now()
+  const c0 = cpuMs()
+  // Runs and heartbeats follow the thread's CPU time, so a loaded machine slows the run, not the figures.
+  let cpuElapsed = 0
+  while (cpuElapsed < ms && placements < maxPlacements) {
+    const w = workloads[placements % workloads.length]!
+    const count = slots(w)
+    const standby = w.lane === 'protected'
+    let offers: NodeOffer[]
+    if (sampled) {
+      run.beats(cpuElapsed)
+      const t = performance.now()
+      const ask0 = run.askMs
+      const setup0 = run.setupMs
+      const r = await runRounds<NodeOffer>({
+        index: run.index, workload: w, count, standby,
+        ask: (dids) => run.ask(dids.map((d) => byDid.get(d)!), w, count, signed),
+        broadcast: (_plan, asked) => run.ask(nodes.filter((n) => !asked.has(n.did)), w, count, signed),
+      })
+      offers = r.bids
+      run.steps.choose += performance.now() - t - (run.askMs - ask0) - (run.setupMs - setup0)
+      if (r.rounds.length > 1) widened++
+      if (r.broadcast) broadcasts++
+    } else offers = run.ask(nodes, w, count, signed)
+    const t = performance.now()
+    const res = place({ workload: w, count, offers, standby })
+    const t1 = performance.now()
+    run.steps.place += t1 - t
+    const setup0 = run.setupMs
+    if (res.ok) run.commit(w, res.standby ? [...res.picks, res.standby] : res.picks, sampled)
+    else infeasible++
+    run.steps.commit += performance.now() - t1 - (run.setupMs - setup0)
+    placements++
+    if (placements < 64 || (placements & 15) === 0) cpuElapsed = cpuMs() - c0 - run.setupCpuMs
+  }
+  const elapsed = performance.now() - t0
+  const cpuSeconds = (cpuMs() - c0 - run.setupCpuMs) / 1000
+  const seconds = (elapsed - run.setupMs) / 1000
+  const nodeShare = run.nodeMs / 1000 / seconds
+  return {
+    path, nodes: nodes.length, placements, perSec: placements / cpuSeconds, perWallSec: placements / seconds, orchestratorPerSec: placements / (cpuSeconds * (1 - nodeShare)),
+    messagesPerPlacement: run.messages / placements, widenedShare: widened / placements, broadcastShare: broadcasts / placements,
+    infeasibleShare: infeasible / placements, heartbeatsPerSec: run.heartbeats / cpuSeconds, nodeShare,
+    // each step's wall share of the run, applied to the CPU time (a loaded machine stretches the wall clock)
+    stepsUs: Object.fromEntries([...Object.entries(run.steps), ['nodes answering', run.nodeMs]].map(([k, v]) => [k, (((1000 * (v as number)) / placements) * cpuSeconds) / seconds])),
+  }
+}
+
+// ---- the runs --------------------------------------------------------------------------------------------------
+
+const results: Result[] = []
+for (const size of SIZES) {
+  const t = performance.now()
+  const nodes = makeNodes(size)
+  const byDid = new Map(nodes.map((n) => [n.did, n]))
+  console.log(`  (${size.toLocaleString('en-US')} nodes and their keys made in ${Math.round(performance.now() - t)} ms)`)
+  if (ONLY) {
+    console.log(JSON.stringify(await measure(ONLY as Path, nodes, byDid, RUN_MS)))
+    continue
+  }
+  // Warm-up (JIT) on every path but the signed broadcast, which is too slow to repeat.
+  await measure('sample-signed', nodes, byDid, 200)
+  await measure('sample-unsigned', nodes, byDid, 200)
+  await measure('broadcast-unsigned', nodes, byDid, 200, 20)
+  results.push(await measure('broadcast-unsigned', nodes, byDid, RUN_MS))
+  if (size <= SIGNED_BROADCAST_MAX) results.push(await measure('broadcast-signed', nodes, byDid, RUN_MS * 2, size >= 10_000 ? 2 : Infinity))
+  results.push(await measure('sample-unsigned', nodes, byDid, RUN_MS))
+  results.push(await measure('sample-signed', nodes, byDid, RUN_MS))
+}
+if (ONLY) process.exit(0)
+
+const get = (path: Path, n: number): Result | undefined => results.find((r) => r.path === path && r.nodes === n)
+const fmtN = (n: number): string => n.toLocaleString('en-US')
+const throughput: Figure[] = []
+const orchestratorOnly: Figure[] = []
+const wall: Figure[] = []
+const messages: Figure[] = []
+const rounds: Figure[] = []
+for (const n of SIZES) {
+  const bu = get('broadcast-unsigned', n)!
+  const bs = get('broadcast-signed', n)
+  const su = get('sample-unsigned', n)!
+  const ss = get('sample-signed', n)!
+  const signedBase = (v: (r: Result) => number) => (bs ? { name: 'broadcast, signed', value: v(bs) } : undefined)
+  throughput.push(
+    { name: `${fmtN(n)} nodes: broadcast, unsigned bids`, value: bu.perSec, unit: 'place/s', better: 'higher' },
+    ...(bs ? [{ name: `${fmtN(n)} nodes: broadcast, signed bids (${bs.placements} placed)`, value: bs.perSec, unit: 'place/s', better: 'higher' as const }] : []),
+    { name: `${fmtN(n)} nodes: index + sample, unsigned bids`, value: su.perSec, unit: 'place/s', baseline: { name: 'broadcast, unsigned', value: bu.perSec }, better: 'higher' },
+    { name: `${fmtN(n)} nodes: index + sample, signed bids`, value: ss.perSec, unit: 'place/s', ...(bs ? { baseline: signedBase((r) => r.perSec)! } : {}), better: 'higher' },
+  )
+  orchestratorOnly.push(
+    ...(bs ? [{ name: `${fmtN(n)} nodes: broadcast, signed`, value: bs.orchestratorPerSec, unit: 'place/s', better: 'higher' as const }] : []),
+    { name: `${fmtN(n)} nodes: index + sample, signed`, value: ss.orchestratorPerSec, unit: 'place/s', ...(bs ? { baseline: signedBase((r) => r.orchestratorPerSec)! } : {}), better: 'higher', ...(n === 10_000 ? { target: '>= 5,000/s (Nomad C1M 3,750/s)' } : {}) },
+    // Unsigned, the orchestrator's work is the decision alone: what placement costs if the sampled nodes' binding
+    // statement is their contract countersignature (made in both designs) rather than a bid.
+    { name: `${fmtN(n)} nodes: index + sample, no bid signatures`, value: su.orchestratorPerSec, unit: 'place/s', baseline: { name: 'broadcast, unsigned', value: bu.orchestratorPerSec }, better: 'higher', ...(n === 10_000 ? { target: '>= 5,000/s' } : {}) },
+  )
+  wall.push(
+    { name: `${fmtN(n)} nodes: index + sample, unsigned bids`, value: su.perWallSec, unit: 'place/s', baseline: { name: 'broadcast, unsigned', value: bu.perWallSec }, better: 'higher' },
+    { name: `${fmtN(n)} nodes: index + sample, signed bids`, value: ss.perWallSec, unit: 'place/s', ...(bs ? { baseline: signedBase((r) => r.perWallSec)! } : {}), better: 'higher' },
+  )
+  messages.push({ name: `${fmtN(n)} nodes: index + sample`, value: ss.messagesPerPlacement, unit: 'msg', baseline: { name: 'broadcast', value: bu.messagesPerPlacement }, better: 'lower' })
+  rounds.push(
+    { name: `${fmtN(n)} nodes: placements needing a second round`, value: 100 * ss.widenedShare, unit: '%', better: 'lower' },
+    { name: `${fmtN(n)} nodes: placements that fell back to broadcast`, value: 100 * ss.broadcastShare, unit: '%', better: 'lower' },
+    { name: `${fmtN(n)} nodes: infeasible placements`, value: 100 * ss.infeasibleShare, unit: '%', baseline: { name: 'broadcast', value: 100 * bu.infeasibleShare }, better: 'lower' },
+    { name: `${fmtN(n)} nodes: heartbeats indexed per CPU-second`, value: ss.heartbeatsPerSec, unit: 'beats/s', better: 'higher' },
+    { name: `${fmtN(n)} nodes: the nodes' share of the run`, value: 100 * ss.nodeShare, unit: '%', better: 'lower' },
+  )
+}
+printSection('placements per CPU-second, in-process (the orchestrator and the nodes it asks on one thread)', throughput)
+printSection("placements per CPU-second of the orchestrator's own work (the nodes' share left out)", orchestratorOnly)
+printSection(`placements per wall-clock second (this machine is shared: load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores)`, wall)
+printSection('messages per placement (bid requests delivered + answers)', messages)
+printSection('the sampled path, signed bids', rounds)
+const stepNames: Record<string, string> = {
+  heartbeats: 'heartbeats indexed (observe)', choose: 'candidates from the index', signRequest: 'bid request signed', verify: 'answers verified',
+  place: 'place.ts scoring', commit: 'reservation noted', 'nodes answering': 'the nodes (verify, read, evaluate, sign)',
+}
+for (const n of SIZES) {
+  const ss = get('sample-signed', n)!
+  const total = Object.values(ss.stepsUs).reduce((a, b) => a + b, 0)
+  printSection(`where a signed sampled placement's time goes at ${fmtN(n)} nodes (CPU µs per placement by wall-clock shares; ${Math.round(total)} in all)`,
+    Object.entries(ss.stepsUs).map(([k, v]) => ({ name: `${stepNames[k] ?? k} (${((100 * v) / total).toFixed(0)}%)`, value: v, unit: 'µs', better: 'lower' as const })))
+}
