@@ -16,6 +16,9 @@ import { InvalidTermsError, StopFailedError } from '../errors.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { place, type ExistingReplica, type InfeasibleReason, type PlacementPick } from '../placement/place.ts'
 import type { Workload } from '../workload/workload.ts'
+import type { CapacityIndex } from '../placement/capacity-index.ts'
+import { chooseCandidates, neededBids } from '../placement/sample.ts'
+import { isEligible } from '../placement/place.ts'
 import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 
 export interface EffectPorts {
@@ -35,6 +38,8 @@ export interface EffectPorts {
   alive(node: string): void
   /** False once the orchestrator stops: repairs give up between rounds. */
   running(): boolean
+  /** Candidates from the signed heartbeats: bid rounds ask a sample of them before any broadcast (optional). */
+  index?: CapacityIndex
 }
 
 export interface EffectTimings {
@@ -227,16 +232,56 @@ export class OrchestrationEffects implements DeploymentEffects {
     }
   }
 
-  /** One bid round: a signed broadcast, and a direct ask of each candidate (answers to the broadcast arrive as tells). */
-  async collect(deploymentId: string, w: Workload, count: number, exclude: string[], only?: string[]): Promise<BidRound> {
-    const now = this.#p.now()
-    const req: SignedBidRequest = signBidRequest(this.#p.key, { deploymentId, workload: w, count, exclude, ttlMs: this.#t.bidWindowMs + 10_000, now })
-    const lost = this.#p.lost()
-    const asked = only ?? [...new Set([this.#p.key.did, ...this.#p.candidates()])].filter((n) => !exclude.includes(n) && !lost.has(n))
-    const round: BidRound = { requestId: req.body.id, asked, bids: [], declines: [], silent: [], rttMs: {}, offers: [] }
+  /**
+   * The bids for `count` slots (spec/orchestration.md "Placement at scale"): with a capacity index, a sample
+   * of the nodes it holds is asked directly (this node too), a bigger sample when too few bids were feasible,
+   * and the broadcast round only as the last resort; without one (or with `broadcast`), the broadcast round.
+   */
+  async collect(deploymentId: string, w: Workload, count: number, exclude: string[], o: { only?: string[]; broadcast?: boolean } = {}): Promise<BidRound> {
+    const req: SignedBidRequest = signBidRequest(this.#p.key, { deploymentId, workload: w, count, exclude, ttlMs: this.#t.bidWindowMs + 10_000, now: this.#p.now() })
+    const round: BidRound = { requestId: req.body.id, asked: [], bids: [], declines: [], silent: [], rttMs: {}, offers: [] }
     this.rounds.open(round)
-    if (!only) this.#p.publish(Topics.bidRequests, req).catch((err: unknown) => this.#p.log('warn', 'bid request broadcast failed', { error: errorText(err) }))
-    await Promise.all(asked.map(async (node) => {
+    try {
+      const index = this.#p.index
+      if (o.only) {
+        await this.#ask(round, req, o.only)
+      } else if (!index || o.broadcast) {
+        await this.#broadcastRound(round, req, exclude)
+      } else {
+        const standby = w.lane === 'protected'
+        const needed = neededBids(count, standby)
+        const lost = this.#p.lost()
+        for (let r = 0; ; r++) {
+          const choice = chooseCandidates(index, w, count, [...exclude, ...lost, ...round.asked], { round: r, standby })
+          if (choice.plan.kind === 'broadcast') {
+            await this.#broadcastRound(round, req, exclude)
+            break
+          }
+          await this.#ask(round, req, r === 0 ? [this.#p.key.did, ...choice.dids].filter((n) => !exclude.includes(n)) : choice.dids)
+          if (this.#offers(round).filter((x) => isEligible(w, x)).length >= needed) break
+        }
+      }
+    } finally {
+      this.rounds.close(round.requestId)
+    }
+    round.silent = round.silent.filter((s) => !round.bids.some((b) => b.node === s.node) && !round.declines.some((x) => x.node === s.node))
+    round.offers = this.#offers(round)
+    return round
+  }
+
+  /** The broadcast round: a signed broadcast, and a direct ask of each connected node not asked yet. */
+  async #broadcastRound(round: BidRound, req: SignedBidRequest, exclude: string[]): Promise<void> {
+    const lost = this.#p.lost()
+    const asked = new Set(round.asked)
+    const targets = [...new Set([this.#p.key.did, ...this.#p.candidates()])].filter((n) => !exclude.includes(n) && !lost.has(n) && !asked.has(n))
+    this.#p.publish(Topics.bidRequests, req).catch((err: unknown) => this.#p.log('warn', 'bid request broadcast failed', { error: errorText(err) }))
+    await this.#ask(round, req, targets)
+  }
+
+  /** Asks each node directly for a bid (answers to a broadcast arrive as tells to the inbox meanwhile). */
+  async #ask(round: BidRound, req: SignedBidRequest, nodes: string[]): Promise<void> {
+    round.asked.push(...nodes)
+    await Promise.all(nodes.map(async (node) => {
       const t0 = performance.now()
       try {
         const answer = await this.#p.askMarket(node, MarketBehavior.bid, req, this.#t.bidWindowMs)
@@ -246,10 +291,6 @@ export class OrchestrationEffects implements DeploymentEffects {
         round.silent.push({ node, reason: errorText(err) })
       }
     }))
-    this.rounds.close(round.requestId)
-    round.silent = round.silent.filter((s) => !round.bids.some((b) => b.node === s.node) && !round.declines.some((x) => x.node === s.node))
-    round.offers = this.#offers(round)
-    return round
   }
 
   #offers(round: BidRound): NodeOffer[] {
@@ -289,11 +330,13 @@ export class OrchestrationEffects implements DeploymentEffects {
     const terms = verifyContract(signed)
     if (terms.id !== proposal.terms.id || terms.provider !== pick.offer.nodeDid) throw new InvalidTermsError('countersigned contract differs from the proposal')
     await this.#p.contracts.put({ contract: signed, side: 'consumer', status: role === 'standby' ? 'standby' : 'reserved', updatedAt: this.#p.now() })
+    // the index takes it off the node's free capacity until the node's heartbeats show it
+    this.#p.index?.note(terms.provider, w.resources)
     return signed
   }
 
   async #promote(i: RepairInput, rep: Replica, standby: StandbyRef, out: RepairOutcome): Promise<Contract | null> {
-    const round = await this.collect(i.deploymentId, i.workload, 1, [], [standby.node])
+    const round = await this.collect(i.deploymentId, i.workload, 1, [], { only: [standby.node] })
     const bid = round.bids.find((b) => b.node === standby.node)
     const offer = round.offers.find((o) => o.nodeDid === standby.node)
     if (!bid || !offer) {

@@ -24,6 +24,7 @@ import { instanceCount, type Lane, type Workload } from '../workload/workload.ts
 import { Checkpoints, type DeploymentStore } from './checkpoints.ts'
 import { OrchestrationEffects } from './effects.ts'
 import { StandbyReplicas, StandbyReplicator, type StandbyReplicaStore } from './standby.ts'
+import type { CapacityIndex } from '../placement/capacity-index.ts'
 import { MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 import { withDeclines } from '../deployment/machine.ts'
 
@@ -70,6 +71,8 @@ export interface OrchestratorPorts {
   standbyFor?: readonly string[]
   /** Where the snapshots received as a standby are kept across restarts (default: in memory). */
   standbyReplicas?: StandbyReplicaStore
+  /** The capacity index fed by signed heartbeats: bid rounds ask a sample of it first (spec/orchestration.md "Placement at scale"). */
+  capacityIndex?: CapacityIndex
   now?: () => number
   log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
 }
@@ -186,6 +189,7 @@ export class Orchestrator {
       lost: () => new Set(this.#detectorContext()?.lost ?? []),
       alive: (node) => this.heartbeat(node),
       running: () => !this.#stopped,
+      ...(ports.capacityIndex ? { index: ports.capacityIndex } : {}),
     }, { bidWindowMs: this.#o.bidWindowMs, commitTimeoutMs: this.#o.commitTimeoutMs, stopTimeoutMs: this.#o.stopTimeoutMs, replaceRetryMs: this.#o.replaceRetryMs, roundPauseMs: 1000 })
     const ask = ports.askOrchestrator
     if (ports.standby && ask) {
@@ -380,7 +384,8 @@ export class Orchestrator {
 
   /** Which nodes would bid for this workload, why the others would not, and what would be chosen. Nothing is reserved. */
   async dryRun(workload: Workload): Promise<DryRunResult> {
-    const round = await this.#effects.collect(`dry-${shortId()}`, workload, instanceCount(workload), [])
+    // every node is asked: a dry run explains why each would or would not bid
+    const round = await this.#effects.collect(`dry-${shortId()}`, workload, instanceCount(workload), [], { broadcast: true })
     const result = place({ workload, count: instanceCount(workload), offers: round.offers, standby: workload.lane === 'protected' })
     return {
       round,
@@ -441,6 +446,7 @@ export class Orchestrator {
         },
         lost: ({ event }) => {
           if (event.type !== 'lost') return
+          this.#p.capacityIndex?.forget(event.body.node)
           if (this.#replicas.standingFor.has(event.body.node)) void this.#takeOver(event.body)
           for (const id of this.#ids) {
             const s = this.#snapshot(id)

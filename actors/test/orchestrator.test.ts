@@ -290,3 +290,41 @@ t.test('a create retried with its idempotency key returns the same deployment, a
   t.equal((await second.deploy(w, { idempotencyKey: 'order-42' })).id, a.id, 'after a restart the key still names the same deployment')
   t.equal(second.list().length, 2)
 })
+
+t.test('with a capacity index a placement asks a small sample for bids, not every node, and places from it', async (t) => {
+  const { Orchestrator } = await import('../orchestrator/orchestrator.ts')
+  const { CapacityIndex } = await import('../placement/capacity-index.ts')
+  const { defaultPricePolicy } = await import('../placement/price.ts')
+  const { MarketBehavior } = await import('../orchestrator/protocol.ts')
+  const GiB = 2 ** 30
+  const m = new SimMarket(30)
+  t.teardown(() => m.close())
+  const n0 = m.nodes[0]!
+  const index = new CapacityIndex()
+  const free = { cpu: 2, memoryBytes: 4 * GiB, diskBytes: 50 * GiB, gpu: 0 }
+  for (const n of m.nodes.slice(1)) {
+    index.observe(n.did, {
+      v: 1, node: n.did, seq: 1, at: Date.now(), intervalMs: 60_000,
+      capacity: { share: free, used: { cpu: 0, memoryBytes: 0, diskBytes: 0, gpu: 0 }, free, ports: { range: [20000, 20999], used: 0, free: 1000 } },
+      allocations: { total: 0, byState: {}, running: [] }, load: { loadavg1: 0, cpuNanos: 0, memoryBytes: 0 },
+      facts: { owner: n.did, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['container', 'wasm'], price: defaultPricePolicy },
+    })
+  }
+  const published: string[] = []
+  const asks: string[] = []
+  const o = new Orchestrator({
+    key: n0.key, askMarket: (to, b, body) => { if (b === MarketBehavior.bid) asks.push(to); return m.ask(n0.did, to, b, body) },
+    publish: async (topic) => void published.push(topic),
+    candidates: () => m.nodes.map((n) => n.did).filter((d) => d !== n0.did), latencyMs: () => 1, contracts: n0.contracts, capacityIndex: index,
+  }, { bidWindowMs: 300, heartbeatIntervalMs: 50, checkIntervalMs: 20 })
+  o.start()
+  t.teardown(() => o.stop())
+  const d = await o.deploy(svc({ service: { replicas: 2 } }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  t.equal(new Set(v.replicas.map((r) => r.node)).size, 2)
+  t.ok(asks.length <= 5, `${asks.length} nodes asked for bids (this node and a sample of max(4, 2 x 2)), not 30`)
+  t.same(published.filter((x) => x === 'noir/bids/v1'), [], 'no broadcast: the sample had enough bids')
+  // the index now counts the reservations against the nodes that took them
+  // (this node is not in its own index: it asks itself directly)
+  for (const r of v.replicas.filter((x) => x.node !== n0.did)) t.ok(index.get(r.node!)!.free.cpu < 2, 'the reservation was noted in the index')
+})

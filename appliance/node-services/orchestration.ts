@@ -138,6 +138,7 @@ class OrchestrationService implements NodeService {
       askOrchestrator: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${ORCHESTRATOR_ACTOR}`).ask(behavior, body, { timeoutMs }),
       ...(cfg.standby ? { standby: cfg.standby } : {}),
       standbyFor: cfg.standbyFor ?? [],
+      capacityIndex: this.capacityIndex,
       standbyReplicas: {
         save: (from, body) => store.put(`s/${from}/${body.record.id}`, JSON.stringify({ from, body })),
         loadAll: async () => {
