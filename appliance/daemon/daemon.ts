@@ -18,7 +18,7 @@ import { createJsonLog, type JsonLog } from './log.ts'
 import { ApiServer } from './api-server.ts'
 import { processAlive, readApiFile, removeApiFile, writeApiFile } from './api-file.ts'
 import { DaemonAlreadyRunningError, DuplicateServiceError } from './errors.ts'
-import type { JsonValue, NodeContext, NodeService, NodeServiceFactory } from './service.ts'
+import type { JsonValue, NodeContext, NodeService } from './service.ts'
 import { coreRoutes } from './routes.ts'
 import { nodeServices } from './services.ts'
 
@@ -28,8 +28,8 @@ export interface DaemonOptions {
   key: NodeKey
   /** Overrides of config.json for this run (command-line flags). */
   overrides?: Partial<NodeConfig>
-  /** The services to run; default: the registry in services.ts. */
-  services?: readonly NodeServiceFactory[]
+  /** Makes the services to run, fresh for this daemon; default: the composition in services.ts. */
+  services?: () => NodeService[]
   /** Default: JSON lines to config.log (stderr), level from NOIR_LOG_LEVEL. */
   log?: JsonLog
 }
@@ -66,7 +66,7 @@ export class Daemon {
     const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
     this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {} })
     this.api = new ApiServer({ token: this.token, log: this.log.child({ svc: 'api' }) })
-    this.services = (opts.services ?? nodeServices).map((f) => f())
+    this.services = (opts.services ?? nodeServices)()
     const names = new Set<string>()
     for (const s of this.services) {
       if (names.has(s.name)) throw new DuplicateServiceError(`two node services are named '${s.name}'`)

@@ -5,7 +5,7 @@
 //   /noir/node/echo  -> the body, unchanged
 import { assign, setup } from 'xstate'
 import { defineActor } from '../../core/index.ts'
-import type { NodeContext, NodeService, NodeServiceFactory } from './service.ts'
+import type { NodeContext, NodeService } from './service.ts'
 import { VERSION } from './routes.ts'
 
 export const NODE_ACTOR_NAME = 'node'
@@ -38,7 +38,7 @@ export function nodeActorDefinition(info: () => { did: string; peerId: string; m
   })
 }
 
-class NodeInfoService implements NodeService {
+export class NodeInfoService implements NodeService {
   readonly name = 'node-actor'
   private ctx: NodeContext | undefined
 
@@ -56,5 +56,3 @@ class NodeInfoService implements NodeService {
     if (ctx?.system.running) await ctx.system.stopActor(NODE_ACTOR_NAME).catch(() => {})
   }
 }
-
-export const nodeInfoService: NodeServiceFactory = () => new NodeInfoService()

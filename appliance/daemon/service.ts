@@ -1,6 +1,7 @@
 // How a node is composed: the daemon starts a list of NodeServices (appliance/daemon/services.ts) in order,
 // each with the same NodeContext, and serves every service's API routes on the local API. Stop runs in
-// reverse order. Other layers plug in by writing a service and appending one line to services.ts.
+// reverse order. Other layers plug in by writing a service and adding one line to services.ts, where what a
+// service needs from another is passed to it explicitly.
 import type { AbstractSublevel } from 'abstract-level'
 import type { Level } from 'level'
 import type { NodeKey } from '../../identity/keys.ts'
@@ -79,6 +80,3 @@ export interface NodeService {
   /** Extra fields for `GET /v1/status` under `services.<name>` (read on each status call). */
   status?(): JsonValue | Promise<JsonValue>
 }
-
-/** A factory, so each daemon (several per process in tests) gets fresh service instances. */
-export type NodeServiceFactory = () => NodeService

@@ -6,7 +6,7 @@
 // config.json fields it reads (all optional): `share` ("cpu=2,memory=4GiB,disk=20GiB,gpu=0" or an object),
 // `ports` ("20000-20999" or [20000, 20999]), `heartbeatMs` (default 5000), `reservationTtlMs` (default 30000).
 import { join } from 'node:path'
-import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory } from '../daemon/service.ts'
+import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { ndjson } from '../daemon/service.ts'
 import { discoverHardware, hostFree, type HardwareInfo } from '../hardware/hardware.ts'
 import { runEnrollmentBenchmark, type BenchmarkResult } from '../hardware/benchmark.ts'
@@ -21,7 +21,8 @@ import { ActorExecutor } from '../executor/actor/index.ts'
 import { MicrovmExecutor } from '../executor/microvm/index.ts'
 import type { Availability, Executor, ExecutorKind } from '../executor/executor.ts'
 import { InvalidResourceRequestError, InvalidShareError } from '../errors.ts'
-import { shareApplianceParts } from './appliance-parts.ts'
+import type { ApplianceParts } from './appliance-parts.ts'
+import { ServiceNotStartedError } from '../daemon/errors.ts'
 
 const ENROLLMENT_KEY = 'enrollment'
 
@@ -104,7 +105,6 @@ export class ApplianceService implements NodeService {
       onChange: (r) => ctx.log.info('allocation', { id: r.id, state: r.state, ...(r.reason ? { reason: r.reason } : {}), ...(r.lastExit ? { exit: r.lastExit.code, exitReason: r.lastExit.reason } : {}) }),
     })
     await this.manager.start()
-    shareApplianceParts(ctx.system, { allocator: this.allocator, allocations: this.manager, executors: this.executors })
 
     this.heartbeat = new HeartbeatPublisher({
       node: ctx.did,
@@ -121,6 +121,12 @@ export class ApplianceService implements NodeService {
       onError: (err) => ctx.log.debug('heartbeat not published', { error: (err as Error).message }),
     })
     this.heartbeat.start()
+  }
+
+  /** This node's allocator, allocations and executors, for the services composed after this one (once started). */
+  get parts(): ApplianceParts {
+    if (!this.manager) throw new ServiceNotStartedError("the appliance's parts are read before the appliance service started")
+    return { allocator: this.allocator, allocations: this.manager, executors: this.executors }
   }
 
   async stop(): Promise<void> {
@@ -211,5 +217,3 @@ export class ApplianceService implements NodeService {
     ]
   }
 }
-
-export const applianceService: NodeServiceFactory = () => new ApplianceService()

@@ -4,23 +4,16 @@
 // liveness beats), contracts in level, and the local API routes behind `noir deploy/ps/status/logs/stop/
 // bids/contracts` (spec/orchestration.md, spec/cli.md).
 //
-// Appliance parts: the appliance's node service (started before this one) shares its allocator and
-// allocation manager (appliance-parts.ts). A daemon composed without it (tests of other layers) gets this
-// service's own, over the owner's share (config `share`); never two per node.
+// Appliance parts: the appliance's node service (started before this one) owns the node's allocator and
+// allocation manager; the composition (appliance/daemon/services.ts) hands them to this service, so there
+// are never two per node.
 import { arch as osArch } from 'node:os'
-import { join } from 'node:path'
 import { didFromPeerId } from '../../identity/did-key.ts'
-import { Allocator, type JsonStore } from '../allocator/allocator.ts'
-import { AllocationManager } from '../allocation/allocation-manager.ts'
-import { DockerExecutor } from '../executor/docker/docker-executor.ts'
-import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
-import type { Executor, ExecutorKind } from '../executor/executor.ts'
-import { parseShare, DEFAULT_SHARE } from '../share/share.ts'
 import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
-import { applianceParts, type ApplianceParts } from './appliance-parts.ts'
+import type { ApplianceParts } from './appliance-parts.ts'
 import { ApplianceRuntime, STOP_GRACE_MS } from './appliance-runtime.ts'
 import { InvalidRequestError } from '../daemon/errors.ts'
-import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory } from '../daemon/service.ts'
+import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { ndjson } from '../daemon/service.ts'
 import { LevelContractStore, contractSummary, type StringKv } from '../../actors/contracts/store.ts'
 import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/orchestrator.ts'
@@ -63,26 +56,34 @@ interface OrchestrationConfig {
 const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
 const ALIVE_TOPIC = 'noir/alive/v1'
 
-class OrchestrationService implements NodeService {
+export interface OrchestrationServiceInit {
+  /** The appliance's parts, read at start: the appliance service is started before this one. */
+  appliance: () => ApplianceParts
+}
+
+export class OrchestrationService implements NodeService {
   readonly name = 'orchestration'
+  readonly #appliance: () => ApplianceParts
   #ctx: NodeContext | undefined
   #orchestrator: Orchestrator | undefined
   /** Bounds the bid answers strangers can make this node send (spec/pubsub.md "Admission"). */
   bidAnswers: BidAnswerLimiter | undefined
   #provider: Provider | undefined
   #runtime: ApplianceRuntime | undefined
-  #own: ApplianceParts | undefined
   #contracts: LevelContractStore | undefined
   #unsubs: (() => void)[] = []
   #timers: NodeJS.Timeout[] = []
   #latency = new Map<string, number>()
 
+  constructor(init: OrchestrationServiceInit) {
+    this.#appliance = init.appliance
+  }
+
   async start(ctx: NodeContext): Promise<void> {
     this.#ctx = ctx
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
-    const parts = applianceParts(ctx.system) ?? (this.#own = await this.#ownParts(ctx))
     this.#runtime = new ApplianceRuntime({
-      parts, secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
+      parts: this.#appliance(), secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     })
     await this.#runtime.refreshRuntimes()
@@ -188,10 +189,6 @@ class OrchestrationService implements NodeService {
       await ctx.system.stopActor(MARKET_ACTOR).catch((err: Error) => ctx.log.debug('market actor not stopped', { error: err.name }))
       await ctx.system.stopActor(ORCHESTRATOR_ACTOR).catch((err: Error) => ctx.log.debug('orchestrator actor not stopped', { error: err.name }))
     }
-    if (this.#own) {
-      await this.#own.allocations.stop()
-      this.#own.allocator.stop()
-    }
   }
 
   status(): JsonValue {
@@ -247,21 +244,6 @@ class OrchestrationService implements NodeService {
     const peers = await this.#ctx?.mesh.peers.list().catch(() => [])
     for (const p of peers ?? []) if (p.did && p.latencyMs !== null) this.#latency.set(p.did, p.latencyMs)
   }
-
-  async #ownParts(ctx: NodeContext): Promise<ApplianceParts> {
-    const store = ctx.store as unknown as { sublevel(name: string, o: { valueEncoding: 'json' }): JsonStore }
-    const share = parseShare((ctx.config.share as string | Record<string, unknown> | undefined) ?? DEFAULT_SHARE)
-    const allocator = new Allocator({ store: store.sublevel('allocator', { valueEncoding: 'json' }), share, probePorts: true })
-    await allocator.start()
-    const executors: Partial<Record<ExecutorKind, Executor>> = { wasm: new WasmExecutor() }
-    const docker = new DockerExecutor({ nodeId: ctx.did })
-    if ((await docker.available()).ok) executors.docker = docker
-    const allocations = new AllocationManager({
-      system: ctx.system, executors, allocator, store: store.sublevel('allocations', { valueEncoding: 'json' }), stateRoot: join(ctx.home, 'allocations'),
-    })
-    await allocations.start()
-    return { allocator, allocations, executors }
-  }
 }
 
 /** The workload in a request: `{ workload: {...} }` (an object) or `{ workload: "yaml text" }`. */
@@ -296,8 +278,6 @@ async function* followLogs(o: Orchestrator, id: string, replica: number, follow:
     if (r.lines.length < 500) await new Promise((res) => setTimeout(res, 300))
   }
 }
-
-export const orchestrationService: NodeServiceFactory = () => new OrchestrationService()
 
 /** Whether this node has an open connection to `did` (an answer to it needs no dial). */
 function connectedTo(ctx: NodeContext, did: string): boolean {

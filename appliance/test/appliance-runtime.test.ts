@@ -17,6 +17,9 @@ import { parseShare } from '../share/share.ts'
 import { ApplianceRuntime } from '../node-services/appliance-runtime.ts'
 import { Catalog } from '../catalog/catalog.ts'
 import type { ApplianceParts } from '../node-services/appliance-parts.ts'
+import { ApplianceService } from '../node-services/appliance-service.ts'
+import { nodeServices } from '../daemon/services.ts'
+import { ServiceNotStartedError } from '../daemon/errors.ts'
 import { wasmFixture } from './wasm-fixtures.ts'
 import { AllocationNotFoundError, InsufficientCapacityError } from '../errors.ts'
 
@@ -106,4 +109,12 @@ t.test('a stop the appliance could not carry out rejects with its reason instead
   } as unknown as ApplianceParts
   const runtime = new ApplianceRuntime({ parts, catalog: new Catalog(join(tmpdir(), 'noir-no-catalog')) })
   await t.rejects(runtime.stop('c-x'), StuckError)
+})
+
+t.test("the daemon's composition hands the appliance's own parts to orchestration, and none before the appliance started", async (t) => {
+  const services = nodeServices()
+  t.same(services.map((s) => s.name), ['node-actor', 'appliance', 'orchestration'], 'the appliance starts before the orchestration that reads its parts')
+  const appliance = services[1]
+  if (!(appliance instanceof ApplianceService)) return t.fail('the second service is the appliance')
+  t.throws(() => appliance.parts, ServiceNotStartedError)
 })
