@@ -19,7 +19,7 @@ import { ApiServer } from './api-server.ts'
 import { processAlive, readApiFile, removeApiFile, writeApiFile } from './api-file.ts'
 import { DaemonAlreadyRunningError, DuplicateServiceError } from './errors.ts'
 import type { JsonValue, NodeContext, NodeService } from './service.ts'
-import { coreRoutes } from './routes.ts'
+import { actorRoutes, discoveryRoutes, nodeRoutes, peerRoutes, pubsubRoutes, revocationRoutes, statusRoutes } from './routes.ts'
 import { nodeServices } from './services.ts'
 
 export interface DaemonOptions {
@@ -176,9 +176,17 @@ export class Daemon {
       this.started.push(s)
     }
 
-    for (const r of coreRoutes(this)) this.api.add(r)
+    const own = [
+      ...statusRoutes({ did: this.did, startedAt: this.startedAt, config: this.config, mesh: this.mesh, serviceStatus: () => this.serviceStatus() }),
+      ...peerRoutes(this.mesh.peers),
+      ...actorRoutes(this.system),
+      ...revocationRoutes(this.revocations),
+      ...pubsubRoutes(this.mesh.broadcast),
+      ...nodeRoutes({ stop: () => this.stop() }),
+    ]
+    for (const r of own) this.api.add(r)
     for (const s of this.services) for (const r of s.routes?.() ?? []) this.api.add(r)
-    this.api.add({ method: 'GET', path: '/v1', handler: () => ({ routes: this.api.list() }) })
+    for (const r of discoveryRoutes(this.api)) this.api.add(r)
     this.apiUrl = await this.api.listen(c.apiPort)
     // unix sockets have a ~108-byte path limit: a home too deep gets TCP only
     let socket = join(this.home, 'api.sock')

@@ -13,6 +13,11 @@ import type { NodeConfig } from './config.ts'
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue }
 
+/** A JSON copy of `v`: what a client of the API reads back (undefined fields dropped, dates as text). */
+export function jsonCopy(v: unknown): JsonValue {
+  return JSON.parse(JSON.stringify(v)) as JsonValue
+}
+
 /** A level sublevel with string keys and JSON values, private to one service. */
 export type ServiceStore = AbstractSublevel<Level<string, JsonValue>, string | Buffer | Uint8Array, string, JsonValue>
 

@@ -7,13 +7,12 @@
 // `ports` ("20000-20999" or [20000, 20999]), `heartbeatMs` (default 5000), `reservationTtlMs` (default 30000).
 import { join } from 'node:path'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
-import { ndjson } from '../daemon/service.ts'
+import { jsonCopy } from '../daemon/service.ts'
 import { discoverHardware, hostFree, type HardwareInfo } from '../hardware/hardware.ts'
 import { runEnrollmentBenchmark, type BenchmarkResult } from '../hardware/benchmark.ts'
 import { checkShareFits, defaultShare, formatShare, parseShare, type Share } from '../share/share.ts'
 import { Allocator, type JsonStore } from '../allocator/allocator.ts'
 import { AllocationManager } from '../allocation/allocation-manager.ts'
-import { parseAllocationRequest, parseReservationRequest } from '../allocation/request.ts'
 import { HeartbeatPublisher, HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
@@ -22,6 +21,7 @@ import { MicrovmExecutor } from '../executor/microvm/index.ts'
 import type { Availability, Executor, ExecutorKind } from '../executor/executor.ts'
 import { InvalidResourceRequestError, InvalidShareError } from '../errors.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
+import { allocationRoutes, reservationRoutes } from './appliance-routes.ts'
 import { ServiceNotStartedError } from '../daemon/errors.ts'
 
 const ENROLLMENT_KEY = 'enrollment'
@@ -35,8 +35,6 @@ export function parsePortRange(v: unknown): [number, number] {
   if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 1 || hi > 65535 || lo > hi) throw new InvalidResourceRequestError(`bad port range ${lo}-${hi}`)
   return [lo, hi]
 }
-
-const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue
 
 export class ApplianceService implements NodeService {
   readonly name = 'appliance'
@@ -66,7 +64,7 @@ export class ApplianceService implements NodeService {
     if (saved) this.enrollment = saved
     else {
       this.enrollment = runEnrollmentBenchmark({ cpuMs: 150, memoryMs: 150 }) // ~0.3 s, once per node
-      await ctx.store.put(ENROLLMENT_KEY, json(this.enrollment))
+      await ctx.store.put(ENROLLMENT_KEY, jsonCopy(this.enrollment))
       ctx.log.info('enrollment benchmark', { ...this.enrollment })
     }
 
@@ -109,7 +107,7 @@ export class ApplianceService implements NodeService {
     this.heartbeat = new HeartbeatPublisher({
       node: ctx.did,
       intervalMs: typeof cfg.heartbeatMs === 'number' ? cfg.heartbeatMs : 5000,
-      publish: (topic, body) => ctx.pubsub.publish(topic, json(body), { ttlMs: 60_000 }),
+      publish: (topic, body) => ctx.pubsub.publish(topic, jsonCopy(body), { ttlMs: 60_000 }),
       source: async () => {
         const s = this.manager.summary()
         return {
@@ -137,7 +135,7 @@ export class ApplianceService implements NodeService {
   }
 
   async info(): Promise<JsonValue> {
-    return json({
+    return jsonCopy({
       did: this.ctx.did,
       hardware: this.hardware,
       share: { ...this.share, text: formatShare(this.share) },
@@ -151,69 +149,14 @@ export class ApplianceService implements NodeService {
 
   status(): JsonValue {
     const s = this.manager.summary()
-    return json({ share: formatShare(this.share), allocations: s.total, byState: s.byState })
+    return jsonCopy({ share: formatShare(this.share), allocations: s.total, byState: s.byState })
   }
 
   routes(): ApiRoute[] {
-    const m = this.manager
     return [
       { method: 'GET', path: '/v1/node/info', handler: () => this.info() },
-      { method: 'GET', path: '/v1/allocations', handler: () => json({ allocations: m.list() }) },
-      { method: 'POST', path: '/v1/allocations', handler: async (req) => json(await m.create(parseAllocationRequest(req.body))) },
-      { method: 'GET', path: '/v1/allocations/:id', handler: (req) => json(m.get(req.params.id!)) },
-      {
-        method: 'POST',
-        path: '/v1/allocations/:id/stop',
-        handler: async (req) => {
-          const b = req.body as { graceMs?: unknown } | undefined
-          const grace = typeof b?.graceMs === 'number' ? b.graceMs : undefined
-          return json(await m.stopAllocation(req.params.id!, grace))
-        },
-      },
-      {
-        method: 'DELETE',
-        path: '/v1/allocations/:id',
-        handler: async (req) => {
-          await m.remove(req.params.id!)
-          return { removed: req.params.id! }
-        },
-      },
-      {
-        method: 'GET',
-        path: '/v1/allocations/:id/logs',
-        handler: (req) => {
-          const follow = req.query.get('follow') === '1' || req.query.get('follow') === 'true'
-          const since = Number(req.query.get('since') ?? 0) || 0
-          m.get(req.params.id!) // 404 before the stream starts
-          const source = m.logs(req.params.id!, { follow, since })
-          return ndjson(
-            (async function* () {
-              for await (const l of source) {
-                if (req.signal.aborted) return
-                yield { ts: l.ts, stream: l.stream, line: l.line }
-              }
-            })(),
-          )
-        },
-      },
-      { method: 'GET', path: '/v1/reservations', handler: () => json({ reservations: this.allocator.list() }) },
-      {
-        method: 'POST',
-        path: '/v1/reservations',
-        handler: async (req) => {
-          const r = parseReservationRequest(req.body)
-          return json(await this.allocator.reserve(r.resources, { ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}) }))
-        },
-      },
-      { method: 'POST', path: '/v1/reservations/:id/commit', handler: async (req) => json(await this.allocator.commit(req.params.id!)) },
-      {
-        method: 'DELETE',
-        path: '/v1/reservations/:id',
-        handler: async (req) => {
-          await this.allocator.release(req.params.id!)
-          return { released: req.params.id! }
-        },
-      },
+      ...allocationRoutes(this.manager),
+      ...reservationRoutes(this.allocator),
     ]
   }
 }

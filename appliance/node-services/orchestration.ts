@@ -2,7 +2,7 @@
 // countersigns and runs work through the appliance's allocator and allocations) and an orchestrator for
 // its own customers (the CLI talks to its own node). Also: the pubsub wiring (bid requests, fences,
 // liveness beats), contracts in level, and the local API routes behind `noir deploy/ps/status/logs/stop/
-// bids/contracts` (spec/orchestration.md, spec/cli.md).
+// bids/contracts` (orchestration-routes.ts; spec/orchestration.md, spec/cli.md).
 //
 // Appliance parts: the appliance's node service (started before this one) owns the node's allocator and
 // allocation manager; the composition (appliance/daemon/services.ts) hands them to this service, so there
@@ -12,20 +12,17 @@ import { didFromPeerId } from '../../identity/did-key.ts'
 import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import { ApplianceRuntime, STOP_GRACE_MS } from './appliance-runtime.ts'
-import { InvalidRequestError } from '../daemon/errors.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
-import { ndjson } from '../daemon/service.ts'
-import { LevelContractStore, contractSummary, type StringKv } from '../../actors/contracts/store.ts'
+import { LevelContractStore, type StringKv } from '../../actors/contracts/store.ts'
 import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/orchestrator.ts'
 import { marketActor, orchestratorActor } from '../../actors/orchestrator/actors.ts'
 import { MARKET_ACTOR, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
-import type { LogEntry } from '../../actors/provider/ports.ts'
 import { pricePolicyFrom, type PricePolicy } from '../../actors/placement/price.ts'
-import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type Workload } from '../../actors/workload/workload.ts'
-import { InvalidWorkloadError } from '../../actors/errors.ts'
+import type { Arch } from '../../actors/workload/workload.ts'
 import { Catalog } from '../catalog/catalog.ts'
 import { BidAnswerLimiter } from './bid-answers.ts'
+import { contractRoutes, deploymentRoutes } from './orchestration-routes.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
 
 /** config.json `orchestration` section. */
@@ -202,30 +199,7 @@ export class OrchestrationService implements NodeService {
   }
 
   routes(): ApiRoute[] {
-    const o = (): Orchestrator => this.#orchestrator!
-    return [
-      { method: 'POST', path: '/v1/deployments', handler: (req) => o().deploy(workloadFromBody(req.body)) as unknown as JsonValue },
-      { method: 'GET', path: '/v1/deployments', handler: () => ({ deployments: o().list() as unknown as JsonValue }) },
-      { method: 'GET', path: '/v1/deployments/:id', handler: (req) => o().status(req.params.id!) as unknown as JsonValue },
-      { method: 'POST', path: '/v1/deployments/:id/stop', handler: async (req) => (await o().stopDeployment(req.params.id!)) as unknown as JsonValue },
-      {
-        method: 'GET',
-        path: '/v1/deployments/:id/logs',
-        handler: (req) => {
-          const id = req.params.id!
-          const replica = Number(req.query.get('replica') ?? 0)
-          const follow = req.query.get('follow') === '1' || req.query.get('follow') === 'true'
-          o().status(id) // 404 now rather than inside the stream
-          return ndjson(followLogs(o(), id, replica, follow, req.signal))
-        },
-      },
-      { method: 'POST', path: '/v1/bids/dry-run', handler: async (req) => (await o().dryRun(workloadFromBody(req.body))) as unknown as JsonValue },
-      {
-        method: 'GET',
-        path: '/v1/contracts',
-        handler: async () => ({ contracts: (await this.#contracts!.list()).map(contractSummary) as unknown as JsonValue }),
-      },
-    ]
+    return [...deploymentRoutes(this.#orchestrator!), ...contractRoutes(this.#contracts!)]
   }
 
   #report(consumer: string, r: ReplicaReport): void {
@@ -243,39 +217,6 @@ export class OrchestrationService implements NodeService {
     // Latency is a placement hint refreshed every 2 s: no list this round keeps the last figures.
     const peers = await this.#ctx?.mesh.peers.list().catch(() => [])
     for (const p of peers ?? []) if (p.did && p.latencyMs !== null) this.#latency.set(p.did, p.latencyMs)
-  }
-}
-
-/** The workload in a request: `{ workload: {...} }` (an object) or `{ workload: "yaml text" }`. */
-function workloadFromBody(body: JsonValue | undefined): Workload {
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || !('workload' in body)) throw new InvalidRequestError("the body must be { \"workload\": <object or YAML text> }")
-  const w = body.workload
-  if (typeof w === 'string') return validateWorkload(parseWorkloadText(w))
-  if (typeof w === 'object' && w !== null && !Array.isArray(w) && 'resources' in w && typeof w.resources === 'object' && w.resources !== null && 'memoryBytes' in w.resources) return workloadFromWire(w)
-  if (typeof w !== 'object' || w === null) throw new InvalidWorkloadError([{ path: '$', reason: 'must be an object' }])
-  return validateWorkload(w)
-}
-
-async function* followLogs(o: Orchestrator, id: string, replica: number, follow: boolean, signal: AbortSignal): AsyncIterable<JsonValue> {
-  let since = 0
-  let node: string | null = null
-  for (;;) {
-    if (signal.aborted) return
-    const r = await o.logs(id, { replica, since, limit: 500 }).catch((err: Error) => ({ node: null, lines: [] as LogEntry[], ended: false, error: err }))
-    if (r.node !== node && r.node !== null) {
-      // The replica moved (failover): read the new node's instance from its start.
-      if (node !== null) yield { event: 'moved', from: node, to: r.node, at: Date.now() }
-      node = r.node
-      since = 0
-      if (r.lines.length === 0) continue
-    }
-    for (const l of r.lines) {
-      yield { ts: l.ts, stream: l.stream, line: l.line, node: r.node }
-      since = Math.max(since, l.ts)
-    }
-    const view = o.status(id)
-    if (!follow || (r.ended && view.phase !== 'running' && view.phase !== 'degraded' && view.phase !== 'provisioning')) return
-    if (r.lines.length < 500) await new Promise((res) => setTimeout(res, 300))
   }
 }
 
