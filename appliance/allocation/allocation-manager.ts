@@ -11,9 +11,9 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { chmodSync, mkdirSync, rmSync } from 'node:fs'
 import { createMachine } from 'xstate'
-import { defineActor, type ActorRef, type ActorSystem } from '../../core/index.ts'
+import { defineActor, type ActorRef, type ActorSystem, type KvStore } from '../../core/index.ts'
 import type { ExecHandle, ExecSpec, Executor, ExecutorKind, ExitStatus, LogLine, PortMapping, RuntimeSpec, UsageStats } from '../executor/executor.ts'
-import type { Allocator, JsonStore, Reservation } from '../allocator/allocator.ts'
+import type { Allocator, Reservation } from '../allocator/allocator.ts'
 import {
   AllocationNotFoundError,
   DuplicateAllocationError,
@@ -73,7 +73,8 @@ export interface AllocationManagerInit {
   system: ActorSystem
   executors: Partial<Record<ExecutorKind, Executor>>
   allocator: Allocator
-  store: JsonStore
+  /** Where allocation records are kept (under `alloc/`); the appliance service's own store. */
+  store: KvStore
   /** Where allocation state directories live: `<stateRoot>/<id>/state`. */
   stateRoot: string
   /** How often running allocations' usage is sampled. Default 5 s. */
@@ -96,7 +97,8 @@ export class AllocationManager {
   private readonly system: ActorSystem
   private readonly executors: Partial<Record<ExecutorKind, Executor>>
   private readonly allocator: Allocator
-  private readonly store: JsonStore
+  /** Allocation records by id (keys `alloc/<id>` of the store). */
+  private readonly stored: KvStore<AllocationRecord>
   private readonly stateRoot: string
 
   /**
@@ -128,7 +130,7 @@ export class AllocationManager {
     this.system = init.system
     this.executors = init.executors
     this.allocator = init.allocator
-    this.store = init.store
+    this.stored = init.store.scope<AllocationRecord>(KEY)
     this.stateRoot = init.stateRoot
     this.statsEveryMs = init.statsEveryMs ?? 5000
     this.onChange = init.onChange
@@ -137,10 +139,7 @@ export class AllocationManager {
   /** Loads the records, re-attaches what still runs, and starts sampling usage. */
   async start(): Promise<void> {
     this.parent = this.system.lookup(PARENT) ?? this.system.spawn(defineActor(idleMachine()).with({ name: 'allocations', behaviors: {}, restart: 'permanent' }), { name: PARENT })
-    for await (const [key, value] of this.store.iterator({ gte: KEY, lt: KEY + '\xff' })) {
-      const r = value as AllocationRecord
-      this.records.set(key.slice(KEY.length), r)
-    }
+    for await (const [id, r] of this.stored.entries()) this.records.set(id, r)
     await this.recover()
     this.statsTimer = setInterval(() => void this.sampleUsage(), this.statsEveryMs)
     this.statsTimer.unref()
@@ -258,7 +257,7 @@ export class AllocationManager {
     if (r.portsReservationId) await this.allocator.release(r.portsReservationId)
     this.records.delete(id)
     this.usage.delete(id)
-    await this.enqueue(() => this.store.del(KEY + id))
+    await this.enqueue(() => this.stored.del(id))
     rmSync(join(this.stateRoot, id), { recursive: true, force: true })
   }
 
@@ -396,8 +395,9 @@ export class AllocationManager {
   }
 
   private persist(r: AllocationRecord): Promise<void> {
+    // a copy now: the record changes on while the write waits its turn
     const copy = JSON.parse(JSON.stringify(r)) as AllocationRecord
-    return this.enqueue(() => this.store.put(KEY + r.id, copy as never))
+    return this.enqueue(() => this.stored.put(r.id, copy))
   }
 
   private enqueue(fn: () => Promise<void>): Promise<void> {

@@ -7,6 +7,7 @@ import { createServer } from 'node:net'
 import type { Share } from '../share/share.ts'
 import { MIN_CPU } from '../executor/executor.ts'
 import type { HostFree } from '../hardware/hardware.ts'
+import type { KvStore } from '../../core/index.ts'
 import {
   InsufficientCapacityError,
   InvalidResourceRequestError,
@@ -52,16 +53,9 @@ export interface Capacity {
   ports: { range: [number, number]; used: number; free: number }
 }
 
-/** The storage the allocator needs: a level sublevel (string keys, JSON values) fits. */
-export interface JsonStore {
-  get(key: string): Promise<unknown>
-  put(key: string, value: never): Promise<void>
-  del(key: string): Promise<void>
-  iterator(opts?: { gte?: string; lt?: string }): AsyncIterable<[string, unknown]>
-}
-
 export interface AllocatorInit {
-  store: JsonStore
+  /** Where reservations are kept (under `res/`); the appliance service's own store. */
+  store: KvStore
   share: Share
   /** What the machine has free now (memory available, disk free...). Default: unlimited (share only). */
   hostFree?: () => Promise<HostFree> | HostFree
@@ -84,7 +78,8 @@ const zero = (): Resources => ({ cpu: 0, memoryBytes: 0, diskBytes: 0, gpu: 0 })
 const EPS = 1e-9
 
 export class Allocator {
-  private readonly store: JsonStore
+  /** Reservations by id (keys `res/<id>` of the store). */
+  private readonly records: KvStore<Reservation>
   readonly share: Share
   private readonly hostFree: () => Promise<HostFree> | HostFree
   readonly portRange: [number, number]
@@ -99,7 +94,7 @@ export class Allocator {
   private opened = false
 
   constructor(init: AllocatorInit) {
-    this.store = init.store
+    this.records = init.store.scope<Reservation>(KEY_PREFIX)
     this.share = init.share
     this.hostFree = init.hostFree ?? (() => ({ cpu: Infinity, memoryBytes: Infinity, diskBytes: Infinity, gpu: Infinity }))
     this.portRange = init.portRange ?? [20000, 20999]
@@ -117,10 +112,7 @@ export class Allocator {
   async open(): Promise<void> {
     await this.serial(async () => {
       this.reservations.clear()
-      for await (const [key, value] of this.store.iterator({ gte: KEY_PREFIX, lt: KEY_PREFIX + '\xff' })) {
-        const r = value as Reservation
-        this.reservations.set(key.slice(KEY_PREFIX.length), r)
-      }
+      for await (const [id, r] of this.records.entries()) this.reservations.set(id, r)
       this.opened = true
       await this.reclaimLocked()
     })
@@ -162,7 +154,7 @@ export class Allocator {
         expiresAt: now + (opts.ttlMs ?? this.ttlMs),
       }
       if (this.reservations.has(r.id)) throw new InvalidResourceRequestError(`reservation '${r.id}' already exists`)
-      await this.store.put(KEY_PREFIX + r.id, r as never)
+      await this.records.put(r.id, r)
       this.reservations.set(r.id, r)
       return { ...r }
     })
@@ -178,7 +170,7 @@ export class Allocator {
         throw new ReservationExpiredError(id)
       }
       const next: Reservation = { ...r, state: 'committed', ...(opts.allocationId !== undefined ? { allocationId: opts.allocationId } : {}) }
-      await this.store.put(KEY_PREFIX + id, next as never)
+      await this.records.put(id, next)
       this.reservations.set(id, next)
       return { ...next }
     })
@@ -265,7 +257,7 @@ export class Allocator {
 
   private async dropLocked(rs: Reservation[], expired = true): Promise<void> {
     for (const r of rs) {
-      await this.store.del(KEY_PREFIX + r.id)
+      await this.records.del(r.id)
       this.reservations.delete(r.id)
     }
     if (expired && rs.length > 0) this.onReclaim?.(rs.map((r) => ({ ...r })))

@@ -6,12 +6,11 @@ import { join, isAbsolute } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import type { NodeKey } from '../../identity/keys.ts'
-import { ActorSystem, capabilityChecker, signedRemote } from '../../core/index.ts'
-import { LevelRevocationStore } from '../../identity/index.ts'
+import { ActorSystem, capabilityChecker, signedRemote, KvRevocationStore, LevelKvStore } from '../../core/index.ts'
 import { RevocationSync } from './revocations.ts'
 import { WatchdogKeeper } from '../watchdog/watchdog-keeper.ts'
 import { Mesh } from '../../p2p/mesh.ts'
-import { LevelDatastore, type LevelStore } from '../../p2p/level-datastore.ts'
+import { LevelDatastore } from '../../p2p/level-datastore.ts'
 import { errorFields } from '../../p2p/log.ts'
 import { loadConfig, type NodeConfig } from './config.ts'
 import { createJsonLog, type JsonLog } from './log.ts'
@@ -48,7 +47,8 @@ export class Daemon {
   revocations!: RevocationSync
   /** The process that stops this node's contract replicas if this daemon dies (spec/appliance.md "Watchdog"). */
   watchdog: WatchdogKeeper | undefined
-  #revocationStore: LevelRevocationStore | undefined
+  /** NOIR_HOME/revocations: the revocations this node honours (`noir cap` reads it when no daemon runs). */
+  #revocationStore: LevelKvStore | undefined
   apiUrl = ''
   private readonly api: ApiServer
   private readonly token = randomBytes(32).toString('base64url')
@@ -119,9 +119,10 @@ export class Daemon {
     this.watchdog = new WatchdogKeeper({ home: this.home, did: this.did, onLost: (code, signal) => this.log.warn('watchdog lost; started a new one', { code, signal }) })
     this.watchdog.start()
     // Opened before the actor system: every capability check consults it.
-    this.#revocationStore = await LevelRevocationStore.open(join(this.home, 'revocations'))
+    this.#revocationStore = await LevelKvStore.open(join(this.home, 'revocations'))
+    const revoked = await KvRevocationStore.open(this.#revocationStore)
     const roots = [...new Set([this.did, ...c.trustedRoots])]
-    this.revocations = new RevocationSync({ store: this.#revocationStore, key: this.key, roots: () => roots, log: this.log.child({ svc: 'revocations' }) })
+    this.revocations = new RevocationSync({ store: revoked, key: this.key, roots: () => roots, log: this.log.child({ svc: 'revocations' }) })
     this.mesh = await Mesh.create({
       key: this.key,
       log: this.log.child({ svc: 'mesh' }),
@@ -136,7 +137,7 @@ export class Daemon {
       addressAdmission: { allow: c.allowAddresses, maxNewIdentitiesPerMinute: c.maxNewIdentitiesPerMinute },
       inboundConnectionThreshold: 100,
       // the peer store and DHT records persist in the node's level store
-      datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' }) as unknown as LevelStore),
+      datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' })),
     })
     await this.mesh.start()
 
@@ -145,7 +146,7 @@ export class Daemon {
       transport: this.mesh.transport,
       remote: signedRemote({ signatureCheck: c.signatureCheck, sealedStreams: c.sealedStreams, sealWindowMs: c.sealWindowMs }),
       trustedRoots: c.trustedRoots,
-      capabilities: capabilityChecker({ trustedRoots: roots, revocations: this.#revocationStore }),
+      capabilities: capabilityChecker({ trustedRoots: roots, revocations: revoked }),
     })
     this.system.subscribe((e) => {
       if (e.type === 'peer-violation') {
@@ -169,7 +170,7 @@ export class Daemon {
         pubsub: this.mesh.broadcast,
         system: this.system,
         log: this.log.child({ svc: s.name }),
-        store: this.db.sublevel<string, JsonValue>(`svc:${s.name}`, { valueEncoding: 'json' }),
+        store: new LevelKvStore(this.db.sublevel<string, unknown>(`svc:${s.name}`, { valueEncoding: 'json' })),
         signal: this.controller.signal,
       }
       await s.start(ctx)

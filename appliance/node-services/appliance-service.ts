@@ -11,7 +11,7 @@ import { jsonCopy } from '../daemon/service.ts'
 import { discoverHardware, hostFree, type HardwareInfo } from '../hardware/hardware.ts'
 import { runEnrollmentBenchmark, type BenchmarkResult } from '../hardware/benchmark.ts'
 import { checkShareFits, defaultShare, formatShare, parseShare, type Share } from '../share/share.ts'
-import { Allocator, type JsonStore } from '../allocator/allocator.ts'
+import { Allocator } from '../allocator/allocator.ts'
 import { AllocationManager } from '../allocation/allocation-manager.ts'
 import { HeartbeatPublisher, HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
@@ -59,12 +59,13 @@ export class ApplianceService implements NodeService {
     this.share = cfg.share === undefined ? defaultShare(hw) : parseShare(cfg.share as string | Record<string, unknown>)
     checkShareFits(this.share, hw)
 
-    const store = ctx.store as unknown as JsonStore
-    const saved = (await ctx.store.get(ENROLLMENT_KEY)) as unknown as BenchmarkResult | undefined
+    const store = ctx.store
+    const enrollment = store.scope<BenchmarkResult>('')
+    const saved = await enrollment.get(ENROLLMENT_KEY)
     if (saved) this.enrollment = saved
     else {
       this.enrollment = runEnrollmentBenchmark({ cpuMs: 150, memoryMs: 150 }) // ~0.3 s, once per node
-      await ctx.store.put(ENROLLMENT_KEY, jsonCopy(this.enrollment))
+      await enrollment.put(ENROLLMENT_KEY, this.enrollment)
       ctx.log.info('enrollment benchmark', { ...this.enrollment })
     }
 

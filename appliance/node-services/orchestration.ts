@@ -13,8 +13,9 @@ import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import { ApplianceRuntime, STOP_GRACE_MS } from './appliance-runtime.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
-import { LevelContractStore, type StringKv } from '../../actors/contracts/store.ts'
-import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/orchestrator.ts'
+import { KvContractStore } from '../../actors/contracts/store.ts'
+import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
+import { KvDeploymentStore } from '../../actors/orchestrator/deployment-store.ts'
 import { marketActor, orchestratorActor } from '../../actors/orchestrator/actors.ts'
 import { MARKET_ACTOR, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
@@ -67,7 +68,7 @@ export class OrchestrationService implements NodeService {
   bidAnswers: BidAnswerLimiter | undefined
   #provider: Provider | undefined
   #runtime: ApplianceRuntime | undefined
-  #contracts: LevelContractStore | undefined
+  #contracts: KvContractStore | undefined
   #unsubs: (() => void)[] = []
   #timers: NodeJS.Timeout[] = []
   #latency = new Map<string, number>()
@@ -84,7 +85,7 @@ export class OrchestrationService implements NodeService {
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     })
     await this.#runtime.refreshRuntimes()
-    this.#contracts = new LevelContractStore(ctx.store as unknown as StringKv)
+    this.#contracts = new KvContractStore(ctx.store)
 
     this.#provider = new Provider({
       key: ctx.key,
@@ -97,7 +98,6 @@ export class OrchestrationService implements NodeService {
       log: (msg, fields) => ctx.log.warn(msg, fields),
     })
     await this.#provider.start()
-    const store = ctx.store as unknown as StringKv
     this.#orchestrator = new Orchestrator({
       key: ctx.key,
       askMarket: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${MARKET_ACTOR}`).ask(behavior, body, { timeoutMs }),
@@ -113,14 +113,7 @@ export class OrchestrationService implements NodeService {
       }))].filter((d) => d.length > 0),
       latencyMs: (did) => this.#latency.get(did),
       contracts: this.#contracts,
-      deployments: {
-        save: (r) => store.put(`d/${r.id}`, JSON.stringify(r)),
-        loadAll: async () => {
-          const out: DeploymentRecord[] = []
-          for await (const v of store.values({ gte: 'd/', lt: 'd0' })) if (typeof v === 'string') out.push(JSON.parse(v) as DeploymentRecord)
-          return out
-        },
-      },
+      deployments: new KvDeploymentStore(ctx.store),
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
     const restored = await this.#orchestrator.restore()

@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { ActorSystem } from '../../core/index.ts'
+import { ActorSystem, LevelKvStore } from '../../core/index.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { validateWorkload } from '../../actors/workload/workload.ts'
 import type { InstanceStatus } from '../../actors/provider/ports.ts'
-import { Allocator, type JsonStore } from '../allocator/allocator.ts'
+import { Allocator } from '../allocator/allocator.ts'
 import { AllocationManager } from '../allocation/allocation-manager.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { parseShare } from '../share/share.ts'
@@ -32,7 +32,7 @@ async function appliance(t: Test) {
   await db.open()
   const system = new ActorSystem({ key: NodeKey.generate() })
   await system.start()
-  const store = db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' }) as unknown as JsonStore
+  const store = new LevelKvStore(db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' }))
   const allocator = new Allocator({ store, share: parseShare('cpu=1,memory=256MiB,disk=1GiB') })
   await allocator.open()
   const wasm = new WasmExecutor()
