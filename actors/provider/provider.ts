@@ -12,6 +12,7 @@ import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { workloadFromWire, type Workload } from '../workload/workload.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, NodeFacts, WorkloadRunner } from './ports.ts'
+import { silentLog, type Log } from '../../p2p/log.ts'
 
 /** What the provider tells a consumer's orchestrator when an instance changes state. */
 export interface ReplicaReport {
@@ -38,7 +39,8 @@ export interface ProviderInit {
   /** How long a reservation waits for `start` before it expires. */
   reservationTtlMs?: number
   now?: () => number
-  log?: (msg: string, fields?: Record<string, unknown>) => void
+  /** Where the provider reports what went wrong on its own (warnings). Default: nowhere. */
+  log?: Log
 }
 
 export type BidAnswer = { bid: SignedBid } | { decline: SignedDecline }
@@ -53,12 +55,14 @@ export class Provider {
   /** Per contract: the tail of its operations (each reads, changes and writes its stored record). */
   readonly #locks = new Map<string, Promise<void>>()
   readonly #now: () => number
+  readonly #log: Log
   #unsubscribe: (() => void) | undefined
   #stopped = false
 
   constructor(init: ProviderInit) {
     this.#i = init
     this.#now = init.now ?? Date.now
+    this.#log = init.log ?? silentLog
   }
 
   get did(): string {
@@ -68,7 +72,7 @@ export class Provider {
   /** Listens to the runner; after a restart, takes up the instances of this node's active contracts again. */
   async start(): Promise<void> {
     this.#unsubscribe = this.#i.runner.onStatus((s) => {
-      this.#onInstance(s).catch((err: Error) => this.#log('instance status not recorded', { instanceId: s.instanceId, state: s.state, error: err.name, message: err.message }))
+      this.#onInstance(s).catch((err: Error) => this.#log.warn('instance status not recorded', { instanceId: s.instanceId, state: s.state, error: err.name, message: err.message }))
     })
     for (const s of await this.#i.contracts.list()) {
       if (s.side !== 'provider' || s.status !== 'active' || !s.instanceId) continue
@@ -289,7 +293,7 @@ export class Provider {
         const e = err as Error
         if (followed) this.#byInstance.set(s.instanceId, t.id)
         await this.#put(s, { note: `stop failed: ${e.name}: ${e.message}` })
-        this.#log('instance did not stop', { contractId: t.id, instanceId: s.instanceId, error: e.name, message: e.message })
+        this.#log.warn('instance did not stop', { contractId: t.id, instanceId: s.instanceId, error: e.name, message: e.message })
         throw new StopFailedError(`node ${this.did} could not stop instance ${s.instanceId} of contract ${t.id}: ${e.name}: ${e.message}`, { contractId: t.id, instanceId: s.instanceId, cause: e.name })
       }
     }
@@ -303,12 +307,8 @@ export class Provider {
       await this.#i.capacity.release(s.reservationId!)
     } catch (err) {
       const e = err as Error
-      this.#log('reservation not released', { contractId: s.contract.terms.id, reservationId: s.reservationId, why, error: e.name, message: e.message })
+      this.#log.warn('reservation not released', { contractId: s.contract.terms.id, reservationId: s.reservationId, why, error: e.name, message: e.message })
     }
-  }
-
-  #log(msg: string, fields?: Record<string, unknown>): void {
-    this.#i.log?.(msg, fields)
   }
 
   async #put(s: StoredContract, patch: Partial<StoredContract>): Promise<void> {

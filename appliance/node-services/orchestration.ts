@@ -82,7 +82,7 @@ export class OrchestrationService implements NodeService {
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
     this.#runtime = new ApplianceRuntime({
       parts: this.#appliance(), secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
-      log: (level, msg, fields) => ctx.log[level](msg, fields),
+      log: ctx.log,
     })
     await this.#runtime.refreshRuntimes()
     this.#contracts = new KvContractStore(ctx.store)
@@ -95,7 +95,7 @@ export class OrchestrationService implements NodeService {
       contracts: this.#contracts,
       price: pricePolicyFrom(cfg.price),
       report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
-      log: (msg, fields) => ctx.log.warn(msg, fields),
+      log: ctx.log,
     })
     await this.#provider.start()
     this.#orchestrator = new Orchestrator({
@@ -114,6 +114,7 @@ export class OrchestrationService implements NodeService {
       latencyMs: (did) => this.#latency.get(did),
       contracts: this.#contracts,
       deployments: new KvDeploymentStore(ctx.store),
+      // the orchestrator's port still takes a function of the level, not a Log
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
     const restored = await this.#orchestrator.restore()
