@@ -50,13 +50,13 @@ export class Daemon {
   /** NOIR_HOME/revocations: the revocations this node honours (`noir cap` reads it when no daemon runs). */
   #revocationStore: LevelKvStore | undefined
   apiUrl = ''
-  private readonly api: ApiServer
-  private readonly token = randomBytes(32).toString('base64url')
-  private readonly services: NodeService[]
-  private readonly started: NodeService[] = []
-  private readonly controller = new AbortController()
-  private stopping: Promise<void> | undefined
-  private readonly done = Promise.withResolvers<void>()
+  readonly #api: ApiServer
+  readonly #token = randomBytes(32).toString('base64url')
+  readonly #services: NodeService[]
+  readonly #started: NodeService[] = []
+  readonly #controller = new AbortController()
+  #stopping: Promise<void> | undefined
+  readonly #done = Promise.withResolvers<void>()
 
   private constructor(opts: DaemonOptions) {
     this.home = opts.home
@@ -65,10 +65,10 @@ export class Daemon {
     this.config = { ...loadConfig(opts.home), ...definedOnly(opts.overrides ?? {}) }
     const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
     this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {} })
-    this.api = new ApiServer({ token: this.token, log: this.log.child({ svc: 'api' }) })
-    this.services = (opts.services ?? nodeServices)()
+    this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }) })
+    this.#services = (opts.services ?? nodeServices)()
     const names = new Set<string>()
-    for (const s of this.services) {
+    for (const s of this.#services) {
       if (names.has(s.name)) throw new DuplicateServiceError(`two node services are named '${s.name}'`)
       names.add(s.name)
     }
@@ -83,7 +83,7 @@ export class Daemon {
     }
     const d = new Daemon(opts)
     try {
-      await d.boot()
+      await d.#boot()
     } catch (err) {
       d.log.error('start failed', errorFields(err))
       await d.stop().catch(() => {})
@@ -94,14 +94,14 @@ export class Daemon {
 
   /** Resolves when the daemon has stopped. */
   get stopped(): Promise<void> {
-    return this.done.promise
+    return this.#done.promise
   }
 
   get signal(): AbortSignal {
-    return this.controller.signal
+    return this.#controller.signal
   }
 
-  private async boot(): Promise<void> {
+  async #boot(): Promise<void> {
     const t0 = performance.now()
     const dataDir = join(this.home, 'data')
     mkdirSync(dataDir, { recursive: true, mode: 0o700 })
@@ -160,7 +160,7 @@ export class Daemon {
     await this.system.start()
     this.revocations.start(this.mesh.broadcast)
 
-    for (const s of this.services) {
+    for (const s of this.#services) {
       const ctx: NodeContext = {
         key: this.key,
         did: this.did,
@@ -171,10 +171,10 @@ export class Daemon {
         system: this.system,
         log: this.log.child({ svc: s.name }),
         store: new LevelKvStore(this.db.sublevel<string, unknown>(`svc:${s.name}`, { valueEncoding: 'json' })),
-        signal: this.controller.signal,
+        signal: this.#controller.signal,
       }
       await s.start(ctx)
-      this.started.push(s)
+      this.#started.push(s)
     }
 
     const own = [
@@ -185,13 +185,13 @@ export class Daemon {
       ...pubsubRoutes(this.mesh.broadcast),
       ...nodeRoutes({ stop: () => this.stop() }),
     ]
-    for (const r of own) this.api.add(r)
-    for (const s of this.services) for (const r of s.routes?.() ?? []) this.api.add(r)
-    for (const r of discoveryRoutes(this.api)) this.api.add(r)
-    this.apiUrl = await this.api.listen(c.apiPort)
+    for (const r of own) this.#api.add(r)
+    for (const s of this.#services) for (const r of s.routes?.() ?? []) this.#api.add(r)
+    for (const r of discoveryRoutes(this.#api)) this.#api.add(r)
+    this.apiUrl = await this.#api.listen(c.apiPort)
     // unix sockets have a ~108-byte path limit: a home too deep gets TCP only
     let socket = join(this.home, 'api.sock')
-    if (Buffer.byteLength(socket) < 100) await this.api.listenSocket(socket)
+    if (Buffer.byteLength(socket) < 100) await this.#api.listenSocket(socket)
     else {
       this.log.warn('home path too long for a unix socket; the API is served on TCP only', { socket })
       socket = ''
@@ -200,7 +200,7 @@ export class Daemon {
     writeApiFile(this.home, {
       url: this.apiUrl,
       socket,
-      token: this.token,
+      token: this.#token,
       pid: process.pid,
       did: this.did,
       peerId: this.mesh.peerId,
@@ -212,7 +212,7 @@ export class Daemon {
       peerId: this.mesh.peerId,
       multiaddrs: this.mesh.multiaddrs(),
       api: this.apiUrl,
-      services: this.services.map((s) => s.name),
+      services: this.#services.map((s) => s.name),
       startMs: Math.round(performance.now() - t0),
     })
   }
@@ -220,7 +220,7 @@ export class Daemon {
   /** `services.<name>` of the status document. */
   async serviceStatus(): Promise<Record<string, JsonValue>> {
     const out: Record<string, JsonValue> = {}
-    for (const s of this.started) {
+    for (const s of this.#started) {
       if (!s.status) continue
       try {
         out[s.name] = await s.status()
@@ -233,19 +233,19 @@ export class Daemon {
 
   /** Stops services (reverse order), the API, the actor system, the mesh and the store. Idempotent. */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      this.controller.abort()
+    this.#stopping ??= (async () => {
+      this.#controller.abort()
       this.log.info('stopping', { did: this.did })
       removeApiFile(this.home)
-      await this.api.close().catch(() => {})
-      for (const s of [...this.started].reverse()) {
+      await this.#api.close().catch(() => {})
+      for (const s of [...this.#started].reverse()) {
         try {
           await s.stop()
         } catch (err) {
           this.log.error('service stop failed', { service: s.name, ...errorFields(err) })
         }
       }
-      this.started.length = 0
+      this.#started.length = 0
       if (this.system) await this.system.stop().catch((err: unknown) => this.log.error('actor system stop failed', errorFields(err)))
       if (this.mesh) await this.mesh.stop().catch((err: unknown) => this.log.error('mesh stop failed', errorFields(err)))
       if (this.db) await this.db.close().catch(() => {})
@@ -254,9 +254,9 @@ export class Daemon {
       await this.#revocationStore?.close().catch(() => {})
       this.log.info('stopped', { did: this.did })
       await this.log.close()
-      this.done.resolve()
+      this.#done.resolve()
     })()
-    return this.stopping
+    return this.#stopping
   }
 }
 

@@ -40,10 +40,10 @@ export function nodeActorDefinition(info: () => { did: string; peerId: string; m
 
 export class NodeInfoService implements NodeService {
   readonly name = 'node-actor'
-  private ctx: NodeContext | undefined
+  #ctx: NodeContext | undefined
 
   start(ctx: NodeContext): void {
-    this.ctx = ctx
+    this.#ctx = ctx
     ctx.system.spawn(
       nodeActorDefinition(() => ({ did: ctx.did, peerId: ctx.mesh.peerId, multiaddrs: ctx.mesh.multiaddrs() })),
       { name: NODE_ACTOR_NAME },
@@ -51,8 +51,8 @@ export class NodeInfoService implements NodeService {
   }
 
   async stop(): Promise<void> {
-    const ctx = this.ctx
-    this.ctx = undefined
+    const ctx = this.#ctx
+    this.#ctx = undefined
     if (ctx?.system.running) await ctx.system.stopActor(NODE_ACTOR_NAME).catch(() => {})
   }
 }

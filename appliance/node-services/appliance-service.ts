@@ -38,18 +38,18 @@ export function parsePortRange(v: unknown): [number, number] {
 
 export class ApplianceService implements NodeService {
   readonly name = 'appliance'
-  private ctx!: NodeContext
+  #ctx!: NodeContext
   hardware!: HardwareInfo
   share!: Share
   enrollment!: BenchmarkResult
   allocator!: Allocator
   manager!: AllocationManager
   heartbeat!: HeartbeatPublisher
-  private readonly executors: Partial<Record<ExecutorKind, Executor>> = {}
-  private readonly availability: Partial<Record<ExecutorKind, Availability>> = {}
+  readonly #executors: Partial<Record<ExecutorKind, Executor>> = {}
+  readonly #availability: Partial<Record<ExecutorKind, Availability>> = {}
 
   async start(ctx: NodeContext): Promise<void> {
-    this.ctx = ctx
+    this.#ctx = ctx
     const cfg = ctx.config
     this.hardware = await discoverHardware({ diskPath: ctx.home })
     const hw = { cpuCores: this.hardware.cpu.cores, memoryBytes: this.hardware.memory.totalBytes, diskBytes: this.hardware.disk.totalBytes, gpus: this.hardware.gpus.length }
@@ -86,18 +86,18 @@ export class ApplianceService implements NodeService {
     const actor = new ActorExecutor({ system: ctx.system })
     const microvm = new MicrovmExecutor({ nodeDid: ctx.did, workDir: join(ctx.home, 'microvm') })
     const [wasmOk, dockerOk, actorOk, microvmOk] = await Promise.all([wasm.available(), docker.available(), actor.available(), microvm.available()])
-    this.executors.wasm = wasm
-    this.availability.wasm = wasmOk
-    this.availability.docker = dockerOk
-    if (dockerOk.ok) this.executors.docker = docker
-    this.availability.actor = actorOk
-    if (actorOk.ok) this.executors.actor = actor
-    this.availability.microvm = microvmOk
-    if (microvmOk.ok) this.executors.microvm = microvm
+    this.#executors.wasm = wasm
+    this.#availability.wasm = wasmOk
+    this.#availability.docker = dockerOk
+    if (dockerOk.ok) this.#executors.docker = docker
+    this.#availability.actor = actorOk
+    if (actorOk.ok) this.#executors.actor = actor
+    this.#availability.microvm = microvmOk
+    if (microvmOk.ok) this.#executors.microvm = microvm
 
     this.manager = new AllocationManager({
       system: ctx.system,
-      executors: this.executors,
+      executors: this.#executors,
       allocator: this.allocator,
       store,
       stateRoot: join(ctx.home, 'allocations'),
@@ -125,25 +125,25 @@ export class ApplianceService implements NodeService {
   /** This node's allocator, allocations and executors, for the services composed after this one (once started). */
   get parts(): ApplianceParts {
     if (!this.manager) throw new ServiceNotStartedError("the appliance's parts are read before the appliance service started")
-    return { allocator: this.allocator, allocations: this.manager, executors: this.executors }
+    return { allocator: this.allocator, allocations: this.manager, executors: this.#executors }
   }
 
   async stop(): Promise<void> {
     await this.heartbeat?.stop()
     await this.manager?.stop()
     this.allocator?.stop()
-    await (this.executors.wasm as WasmExecutor | undefined)?.close()
+    await (this.#executors.wasm as WasmExecutor | undefined)?.close()
   }
 
   async info(): Promise<JsonValue> {
     return jsonCopy({
-      did: this.ctx.did,
+      did: this.#ctx.did,
       hardware: this.hardware,
       share: { ...this.share, text: formatShare(this.share) },
       capacity: await this.allocator.capacity(),
       enrollment: this.enrollment,
-      executors: this.availability,
-      heartbeat: { topic: HEARTBEAT_TOPIC, intervalMs: typeof this.ctx.config.heartbeatMs === 'number' ? this.ctx.config.heartbeatMs : 5000 },
+      executors: this.#availability,
+      heartbeat: { topic: HEARTBEAT_TOPIC, intervalMs: typeof this.#ctx.config.heartbeatMs === 'number' ? this.#ctx.config.heartbeatMs : 5000 },
       allocations: this.manager.summary(),
     })
   }
