@@ -13,10 +13,10 @@ import { WASI } from 'node:wasi'
 import Docker from 'dockerode'
 import { Level } from 'level'
 import { printSection, percentile, type Figure } from './report.ts'
-import { ActorSystem } from '../core/index.ts'
+import { ActorSystem, LevelKvStore } from '../core/index.ts'
 import { NodeKey } from '../identity/keys.ts'
 import { encodeBroadcast } from '../p2p/pubsub.ts'
-import { Allocator, type JsonStore } from '../appliance/allocator/allocator.ts'
+import { Allocator } from '../appliance/allocator/allocator.ts'
 import { AllocationManager } from '../appliance/allocation/allocation-manager.ts'
 import { DockerExecutor } from '../appliance/executor/docker/docker-executor.ts'
 import { WasmExecutor } from '../appliance/executor/wasm/wasm-executor.ts'
@@ -39,7 +39,7 @@ await db.open()
 const system = new ActorSystem({ key })
 await system.start()
 const allocator = new Allocator({
-  store: db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' }) as unknown as JsonStore,
+  store: new LevelKvStore(db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' })),
   share: parseShare('cpu=2,memory=2GiB,disk=1GiB,gpu=0'),
 })
 await allocator.open()
@@ -51,7 +51,7 @@ const manager = new AllocationManager({
   system,
   executors: haveDocker ? { docker: dockerEx, wasm: wasmEx } : { wasm: wasmEx },
   allocator,
-  store: db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' }) as unknown as JsonStore,
+  store: new LevelKvStore(db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' })),
   stateRoot: join(home, 'allocations'),
 })
 await manager.start()

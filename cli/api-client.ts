@@ -21,13 +21,13 @@ export interface ApiClientOptions {
 export class ApiClient {
   readonly url: string
   readonly socket: string | undefined
-  private readonly token: string
+  readonly #token: string
   /** The api.json this client was made from (when made by `forHome`). */
   readonly info: ApiFile | undefined
 
   constructor(o: ApiClientOptions) {
     this.url = o.url.replace(/\/$/, '')
-    this.token = o.token
+    this.#token = o.token
     this.socket = o.socket
     this.info = o.info
   }
@@ -48,7 +48,7 @@ export class ApiClient {
   }
 
   async request<T = Json>(method: string, path: string, body?: unknown, opts: { signal?: AbortSignal } = {}): Promise<T> {
-    const res = await this.open(method, path, body, opts.signal)
+    const res = await this.#open(method, path, body, opts.signal)
     const chunks: Buffer[] = []
     for await (const c of res) chunks.push(c as Buffer)
     const text = Buffer.concat(chunks).toString('utf8')
@@ -67,7 +67,7 @@ export class ApiClient {
   async *stream<T = Json>(path: string, opts: { signal?: AbortSignal } = {}): AsyncGenerator<T> {
     let res: IncomingMessage
     try {
-      res = await this.open('GET', path, undefined, opts.signal)
+      res = await this.#open('GET', path, undefined, opts.signal)
     } catch (err) {
       if (opts.signal?.aborted) return
       throw err
@@ -107,7 +107,7 @@ export class ApiClient {
     }
   }
 
-  private open(method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  #open(method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<IncomingMessage> {
     const u = new URL(this.url + path)
     const payload = body !== undefined ? Buffer.from(JSON.stringify(body), 'utf8') : undefined
     return new Promise<IncomingMessage>((resolve, reject) => {
@@ -117,7 +117,7 @@ export class ApiClient {
           path: u.pathname + u.search,
           ...(this.socket ? { socketPath: this.socket } : { host: u.hostname, port: u.port }),
           headers: {
-            authorization: `Bearer ${this.token}`,
+            authorization: `Bearer ${this.#token}`,
             ...(payload ? { 'content-type': 'application/json', 'content-length': payload.byteLength } : {}),
           },
           ...(signal ? { signal } : {}),

@@ -2,6 +2,7 @@
 // persisted snapshot (`actor.getPersistedSnapshot()`), a plain JSON value, kept with the definition name
 // so it is restored into the same kind of actor. Keys are actor paths (`counter`, `alloc/7f3a`), not full
 // addresses, so another node can restore the actor under its own DID.
+import { MemoryKvStore, type KvStore } from './kv-store.ts'
 
 export interface StoredSnapshot {
   /** Record format version. */
@@ -30,26 +31,39 @@ export function toJsonValue<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T
 }
 
-/** Keeps snapshots in memory (tests, single-process use). Values are JSON copies. */
-export class MemorySnapshotStore implements SnapshotStore {
-  readonly #records = new Map<string, string>()
+/** Snapshots as entries of a KvStore (core/kv-store.ts), one per actor path. */
+export class KvSnapshotStore implements SnapshotStore {
+  readonly #records: KvStore<StoredSnapshot>
+
+  constructor(kv: KvStore) {
+    this.#records = kv.scope<StoredSnapshot>('')
+  }
 
   async save(key: string, record: StoredSnapshot): Promise<void> {
-    this.#records.set(key, JSON.stringify(record))
+    await this.#records.put(key, record)
   }
 
   async load(key: string): Promise<StoredSnapshot | undefined> {
-    const text = this.#records.get(key)
-    return text === undefined ? undefined : (JSON.parse(text) as StoredSnapshot)
+    return await this.#records.get(key)
   }
 
   async delete(key: string): Promise<void> {
-    this.#records.delete(key)
+    await this.#records.del(key)
   }
 
   async keys(): Promise<string[]> {
-    return [...this.#records.keys()].sort()
+    const out: string[] = []
+    for await (const [k] of this.#records.entries()) out.push(k)
+    return out
   }
 
+  /** The KvStore's owner closes it. */
   async close(): Promise<void> {}
+}
+
+/** Keeps snapshots in memory (tests, single-process use). Values are JSON copies. */
+export class MemorySnapshotStore extends KvSnapshotStore {
+  constructor() {
+    super(new MemoryKvStore())
+  }
 }

@@ -6,7 +6,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createJWT, decodeJWT, verifyJWT, type JWTPayload, type Signer } from 'did-jwt'
 import { Resolver } from 'did-resolver'
-import { Level } from 'level'
 import { canonicalJson } from './canonical-json.ts'
 import { getDidKeyResolver, isDidKey } from './did-key.ts'
 import {
@@ -298,84 +297,6 @@ export class MemoryRevocationStore implements RevocationStore {
   }
   revokersOf(hash: string): string[] {
     return [...(this.#byToken.get(hash)?.keys() ?? [])]
-  }
-}
-
-/**
- * Revocations on disk (level): key `<tokenHash>!<issuer>`, value the JSON record. All records are mirrored in
- * memory at open (revocations are few), so the per-message check never touches the disk.
- */
-export class LevelRevocationStore implements RevocationStore {
-  readonly #db: Level<string, string>
-  readonly #mirror = new MemoryRevocationStore()
-  private constructor(db: Level<string, string>) {
-    this.#db = db
-  }
-  readonly #expiry = new Map<string, number>()
-  static async open(path: string, now = Date.now()): Promise<LevelRevocationStore> {
-    const db = new Level<string, string>(path, { valueEncoding: 'utf8' })
-    await db.open()
-    const store = new LevelRevocationStore(db)
-    for await (const [k, v] of db.iterator()) {
-      try {
-        const rec = JSON.parse(v) as Revocation & { expiresAt?: number }
-        if (rec.expiresAt !== undefined && rec.expiresAt <= now) {
-          await db.del(k) // the token it revoked has expired: nothing can present it any more
-          continue
-        }
-        await store.#mirror.add(rec)
-        if (rec.expiresAt !== undefined) store.#expiry.set(k, rec.expiresAt)
-      } catch {
-        // a record that no longer verifies is ignored (it could not have been added through add())
-      }
-    }
-    return store
-  }
-  /**
-   * Adds a verified revocation. `expiresAt` (the revoked token's own expiry, when known): after it the record
-   * is dropped by `prune`, so the store holds only revocations of tokens that could still be presented.
-   */
-  async add(r: Revocation, o: { expiresAt?: number } = {}): Promise<void> {
-    await this.#mirror.add(r) // verifies
-    const key = `${r.token}!${r.issuer}`
-    await this.#db.put(key, JSON.stringify({ token: r.token, issuer: r.issuer, at: r.at, sig: r.sig, ...(o.expiresAt !== undefined ? { expiresAt: o.expiresAt } : {}) }))
-    if (o.expiresAt !== undefined) this.#expiry.set(key, o.expiresAt)
-  }
-  /** Drops the revocations whose token has expired; returns how many. */
-  async prune(now = Date.now()): Promise<number> {
-    let n = 0
-    for (const [key, exp] of this.#expiry) {
-      if (exp > now) continue
-      const [hash, issuer] = key.split('!') as [string, string]
-      this.#mirror.delete(hash, issuer)
-      this.#expiry.delete(key)
-      await this.#db.del(key)
-      n++
-    }
-    return n
-  }
-  has(hash: string, issuer: string): boolean {
-    return this.#mirror.revokersOf(hash).includes(issuer)
-  }
-  countBy(issuer: string): number {
-    return this.#mirror.countBy(issuer)
-  }
-  get size(): number {
-    return this.#mirror.size
-  }
-  isRevoked(hash: string): boolean {
-    return this.#mirror.isRevoked(hash)
-  }
-  revokersOf(hash: string): string[] {
-    return this.#mirror.revokersOf(hash)
-  }
-  async list(): Promise<Revocation[]> {
-    const out: Revocation[] = []
-    for await (const v of this.#db.values()) out.push(JSON.parse(v) as Revocation)
-    return out
-  }
-  async close(): Promise<void> {
-    await this.#db.close()
   }
 }
 

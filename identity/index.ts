@@ -70,7 +70,6 @@ export {
   tokenHash,
   CapabilityVerifier,
   MemoryRevocationStore,
-  LevelRevocationStore,
   TAG_REVOKE,
   MAX_CHAIN_LENGTH,
   type Ability,

@@ -32,19 +32,20 @@ function rawSeed(priv: KeyObject): Uint8Array {
   return new Uint8Array(pkcs8.subarray(pkcs8.length - 32))
 }
 
-/** Private state, out of reach of enumeration, inspection and JSON. */
-const secrets = new WeakMap<NodeKey, { seed: Uint8Array; keyObject: KeyObject }>()
-
 export class NodeKey {
   readonly did: string
   readonly publicKey: Uint8Array
+  // Private names: out of reach of enumeration, inspection and JSON.
+  readonly #seed: Uint8Array
+  readonly #keyObject: KeyObject
   #peerId: PeerId | undefined
   #libp2pKey: PrivateKey | undefined
 
   private constructor(seed: Uint8Array, keyObject: KeyObject) {
     this.publicKey = rawPublicKey(keyObject)
     this.did = didFromPublicKey(this.publicKey)
-    secrets.set(this, { seed: Uint8Array.from(seed), keyObject })
+    this.#seed = Uint8Array.from(seed)
+    this.#keyObject = keyObject
   }
 
   static generate(): NodeKey {
@@ -68,14 +69,14 @@ export class NodeKey {
 
   /** Ed25519 signature (64 bytes) of `message`. */
   sign(message: Uint8Array): Uint8Array {
-    return cryptoSign(null, message, secrets.get(this)!.keyObject)
+    return cryptoSign(null, message, this.#keyObject)
   }
 
   /** The same key as a libp2p private key (for `createLibp2p({ privateKey })`). */
   toLibp2pPrivateKey(): PrivateKey {
     if (!this.#libp2pKey) {
       const raw = new Uint8Array(64)
-      raw.set(secrets.get(this)!.seed, 0)
+      raw.set(this.#seed, 0)
       raw.set(this.publicKey, 32)
       this.#libp2pKey = privateKeyFromRaw(raw)
     }
@@ -89,7 +90,7 @@ export class NodeKey {
 
   /** The 32-byte seed. Only the keystore and the signature worker's thread (same process) should call this. */
   exportSeed(): Uint8Array {
-    return Uint8Array.from(secrets.get(this)!.seed)
+    return Uint8Array.from(this.#seed)
   }
 
   toJSON(): { did: string } {

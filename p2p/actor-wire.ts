@@ -70,58 +70,58 @@ class PeerChannel {
 
 export class ActorWire {
   readonly maxFrameBytes: number
-  private readonly host: NoirHost
-  private readonly maxWriteBytes: number
-  private readonly dialTimeoutMs: number
-  private readonly frameTimeoutMs: number
-  private readonly onViolation: ((peer: PeerId, err: P2PError) => void) | undefined
-  private readonly log: Log
-  private readonly connectFn: ((peer: PeerId, signal: AbortSignal) => Promise<Connection>) | undefined
-  private readonly channels = new Map<string, PeerChannel>()
-  private readonly inbound = new Set<Stream>()
-  private handler: FrameHandler = () => {}
-  private started = false
+  readonly #host: NoirHost
+  readonly #maxWriteBytes: number
+  readonly #dialTimeoutMs: number
+  readonly #frameTimeoutMs: number
+  readonly #onViolation: ((peer: PeerId, err: P2PError) => void) | undefined
+  readonly #log: Log
+  readonly #connectFn: ((peer: PeerId, signal: AbortSignal) => Promise<Connection>) | undefined
+  readonly #channels = new Map<string, PeerChannel>()
+  readonly #inbound = new Set<Stream>()
+  #handler: FrameHandler = () => {}
+  #started = false
   /** Streams reset for protocol violations (observable for tests and status). */
   violations = 0
   /** Counters for status, tests and the bench: frames per write shows coalescing under load. */
   readonly stats = { framesSent: 0, writes: 0, framesReceived: 0, maxQueuedBytes: 0, streamsOpened: 0 }
 
   constructor(opts: ActorWireOptions) {
-    this.host = opts.host
+    this.#host = opts.host
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BODY
-    this.maxWriteBytes = opts.maxWriteBytes ?? 256 * 1024
-    this.dialTimeoutMs = opts.dialTimeoutMs ?? 10_000
-    this.frameTimeoutMs = opts.frameTimeoutMs ?? 30_000
-    this.onViolation = opts.onViolation
-    this.log = opts.log ?? silentLog
-    this.connectFn = opts.connect
+    this.#maxWriteBytes = opts.maxWriteBytes ?? 256 * 1024
+    this.#dialTimeoutMs = opts.dialTimeoutMs ?? 10_000
+    this.#frameTimeoutMs = opts.frameTimeoutMs ?? 30_000
+    this.#onViolation = opts.onViolation
+    this.#log = opts.log ?? silentLog
+    this.#connectFn = opts.connect
   }
 
   onFrame(handler: FrameHandler): void {
-    this.handler = handler
+    this.#handler = handler
   }
 
   async start(): Promise<void> {
-    if (this.started) return
-    await this.host.handle(ACTOR_PROTOCOL, (stream, connection) => this.accept(stream, connection), {
+    if (this.#started) return
+    await this.#host.handle(ACTOR_PROTOCOL, (stream, connection) => this.#accept(stream, connection), {
       runOnLimitedConnection: true,
       maxInboundStreams: 64,
     })
-    this.started = true
+    this.#started = true
   }
 
   async stop(): Promise<void> {
-    if (!this.started) return
-    this.started = false
-    await this.host.unhandle(ACTOR_PROTOCOL).catch(() => {})
+    if (!this.#started) return
+    this.#started = false
+    await this.#host.unhandle(ACTOR_PROTOCOL).catch(() => {})
     const err = new NotStartedError('the actor wire is stopping')
-    for (const ch of this.channels.values()) for (const p of ch.queue.splice(0)) settle(p, err)
+    for (const ch of this.#channels.values()) for (const p of ch.queue.splice(0)) settle(p, err)
     // what was written reaches the peers, as on a hang-up (spec/wire.md, "Hanging up"); at most 2 s, so a
     // stuck peer cannot hold up shutdown; a stream still open then is reset
-    await this.endGracefully([...this.inbound], Date.now() + 2_000)
-    for (const s of this.inbound) s.abort(err)
-    this.inbound.clear()
-    this.channels.clear()
+    await this.#endGracefully([...this.#inbound], Date.now() + 2_000)
+    for (const s of this.#inbound) s.abort(err)
+    this.#inbound.clear()
+    this.#channels.clear()
   }
 
   /**
@@ -140,23 +140,23 @@ export class ActorWire {
    */
   post<C>(peer: PeerId, body: Uint8Array, sink: SendSink<C>, context: C): void {
     const pending: Pending = { body, sink: sink as SendSink<unknown>, context }
-    if (!this.started || body.byteLength > this.maxFrameBytes) {
-      const err = !this.started ? new NotStartedError('the actor wire is not started') : new MessageTooLargeError(`envelope of ${body.byteLength} bytes exceeds the frame limit of ${this.maxFrameBytes}`)
+    if (!this.#started || body.byteLength > this.maxFrameBytes) {
+      const err = !this.#started ? new NotStartedError('the actor wire is not started') : new MessageTooLargeError(`envelope of ${body.byteLength} bytes exceeds the frame limit of ${this.maxFrameBytes}`)
       queueMicrotask(() => settle(pending, err))
       return
     }
     const key = peer.toString()
-    let ch = this.channels.get(key)
+    let ch = this.#channels.get(key)
     if (!ch) {
       ch = new PeerChannel(peer)
-      this.channels.set(key, ch)
+      this.#channels.set(key, ch)
     }
     ch.queue.push(pending)
     if (!ch.flushing) {
       ch.flushing = true
       const channel = ch
       // Coalesce everything queued during this tick into one write.
-      queueMicrotask(() => void this.flush(channel))
+      queueMicrotask(() => void this.#flush(channel))
     }
   }
 
@@ -164,8 +164,8 @@ export class ActorWire {
    * Resolves once everything queued for `peer` has left its stream's buffers (handed on by the muxer), or
    * after `timeoutMs`.
    */
-  private async drained(peer: PeerId, timeoutMs: number): Promise<void> {
-    const ch = this.channels.get(peer.toString())
+  async #drained(peer: PeerId, timeoutMs: number): Promise<void> {
+    const ch = this.#channels.get(peer.toString())
     const deadline = Date.now() + timeoutMs
     const busy = (): boolean => {
       if (ch === undefined) return false
@@ -188,15 +188,15 @@ export class ActorWire {
    */
   async finish(peer: PeerId, timeoutMs = 2_000): Promise<void> {
     const deadline = Date.now() + timeoutMs
-    await this.drained(peer, timeoutMs)
-    await this.endGracefully(this.host.getConnections(peer).flatMap((c) => c.streams).filter((s) => s.protocol === ACTOR_PROTOCOL), deadline)
+    await this.#drained(peer, timeoutMs)
+    await this.#endGracefully(this.#host.getConnections(peer).flatMap((c) => c.streams).filter((s) => s.protocol === ACTOR_PROTOCOL), deadline)
   }
 
   /**
    * Ends our side of each open stream (its FIN after what was written) and waits until the other side has
    * ended it too (a peer running this wire does once it has read everything), or until `deadline`.
    */
-  private async endGracefully(streams: Stream[], deadline: number): Promise<void> {
+  async #endGracefully(streams: Stream[], deadline: number): Promise<void> {
     const open = streams.filter((s) => s.status === 'open')
     if (open.length === 0) return
     let timer: NodeJS.Timeout | undefined
@@ -215,12 +215,12 @@ export class ActorWire {
   }
 
   /** Writes the channel's queue, opening (or reopening) the stream as needed; one flusher per channel. */
-  private async flush(ch: PeerChannel): Promise<void> {
+  async #flush(ch: PeerChannel): Promise<void> {
     try {
-      while (ch.queue.length > 0 && this.started) {
+      while (ch.queue.length > 0 && this.#started) {
         let stream: Stream
         try {
-          stream = await this.streamFor(ch)
+          stream = await this.#streamFor(ch)
         } catch (err) {
           const e = err instanceof P2PError || err instanceof UnreachableError ? err : unreachablePeer(ch.peer, (err as Error).message)
           for (const p of ch.queue.splice(0)) settle(p, e)
@@ -229,7 +229,7 @@ export class ActorWire {
         // take up to maxWriteBytes of queued frames
         let bytes = 0
         let n = 0
-        while (n < ch.queue.length && (n === 0 || bytes + ch.queue[n]!.body.byteLength <= this.maxWriteBytes)) {
+        while (n < ch.queue.length && (n === 0 || bytes + ch.queue[n]!.body.byteLength <= this.#maxWriteBytes)) {
           bytes += ch.queue[n]!.body.byteLength
           n++
         }
@@ -240,7 +240,7 @@ export class ActorWire {
           ok = stream.send(buf)
         } catch (err) {
           // the stream died under us: drop it and retry these frames once on a fresh stream
-          this.dropStream(ch, stream)
+          this.#dropStream(ch, stream)
           ch.queue.unshift(...batch)
           if (batch.some((p) => p.retried)) {
             const e = unreachablePeer(ch.peer, `stream failed: ${(err as Error).message}`)
@@ -254,15 +254,15 @@ export class ActorWire {
         this.stats.framesSent += batch.length
         this.stats.writes++
         if (stream.writeBufferLength > this.stats.maxQueuedBytes) this.stats.maxQueuedBytes = stream.writeBufferLength
-        if (!ok) await this.waitWritable(stream)
+        if (!ok) await this.#waitWritable(stream)
         // let other senders queue up more frames before the next write
         if (ch.queue.length > 0) await new Promise<void>((r) => setImmediate(r))
       }
     } finally {
       ch.flushing = false
-      if (ch.queue.length > 0 && this.started) {
+      if (ch.queue.length > 0 && this.#started) {
         ch.flushing = true
-        queueMicrotask(() => void this.flush(ch))
+        queueMicrotask(() => void this.#flush(ch))
       }
     }
   }
@@ -274,7 +274,7 @@ export class ActorWire {
    * 'idle' may already have fired inside send() (the queue was handed over but the muxer is full), so the
    * conditions are re-checked on every event and at least every 50 ms: an event missed cannot stall us.
    */
-  private async waitWritable(stream: Stream): Promise<void> {
+  async #waitWritable(stream: Stream): Promise<void> {
     while (stream.status === 'open' && (stream.writableNeedsDrain || stream.writeBufferLength > 0)) {
       await new Promise<void>((resolve) => {
         const done = (): void => {
@@ -292,10 +292,10 @@ export class ActorWire {
     }
   }
 
-  private async streamFor(ch: PeerChannel): Promise<Stream> {
+  async #streamFor(ch: PeerChannel): Promise<Stream> {
     if (ch.stream && ch.stream.status === 'open' && ch.stream.writeStatus === 'writable') return ch.stream
     ch.stream = undefined
-    ch.opening ??= this.openStream(ch.peer).finally(() => {
+    ch.opening ??= this.#openStream(ch.peer).finally(() => {
       ch.opening = undefined
     })
     const s = await ch.opening
@@ -303,14 +303,14 @@ export class ActorWire {
     return s
   }
 
-  private async openStream(peer: PeerId): Promise<Stream> {
-    const signal = AbortSignal.timeout(this.dialTimeoutMs)
-    let conn = this.bestConnection(peer)
+  async #openStream(peer: PeerId): Promise<Stream> {
+    const signal = AbortSignal.timeout(this.#dialTimeoutMs)
+    let conn = this.#bestConnection(peer)
     if (!conn) {
-      if (this.connectFn) conn = await this.connectFn(peer, signal)
+      if (this.#connectFn) conn = await this.#connectFn(peer, signal)
       else {
         try {
-          conn = await this.host.dial(peer, { signal })
+          conn = await this.#host.dial(peer, { signal })
         } catch (err) {
           throw unreachablePeer(peer, (err as Error).message)
         }
@@ -322,23 +322,23 @@ export class ActorWire {
     } catch (err) {
       throw unreachablePeer(peer, `cannot open ${ACTOR_PROTOCOL}: ${(err as Error).message}`)
     }
-    this.readLoop(stream, conn)
+    this.#readLoop(stream, conn)
     this.stats.streamsOpened++
     return stream
   }
 
   /** An open connection to the peer, preferring a direct one over a relayed (limited) one. */
-  private bestConnection(peer: PeerId): Connection | undefined {
-    const conns = this.host.getConnections(peer).filter((c) => c.status === 'open')
+  #bestConnection(peer: PeerId): Connection | undefined {
+    const conns = this.#host.getConnections(peer).filter((c) => c.status === 'open')
     return conns.find((c) => c.limits == null) ?? conns[0]
   }
 
-  private dropStream(ch: PeerChannel, stream: Stream): void {
+  #dropStream(ch: PeerChannel, stream: Stream): void {
     if (ch.stream === stream) ch.stream = undefined
   }
 
-  private accept(stream: Stream, connection: Connection): void {
-    if (!this.started) {
+  #accept(stream: Stream, connection: Connection): void {
+    if (!this.#started) {
       stream.abort(new NotStartedError('the actor wire is not started'))
       return
     }
@@ -346,25 +346,25 @@ export class ActorWire {
       // only an Ed25519 peer id is a did:key, i.e. a node whose envelopes can be bound to it
       this.violations++
       const err = new UnsupportedPeerKeyError(`peer ${connection.remotePeer.toString()} has a ${connection.remotePeer.type} key, not Ed25519`)
-      this.log.warn('actor stream refused', { peer: connection.remotePeer.toString(), ...errorFields(err) })
+      this.#log.warn('actor stream refused', { peer: connection.remotePeer.toString(), ...errorFields(err) })
       stream.abort(err)
       return
     }
     // The remote opened a stream: also use it to write to that peer when we have none of our own.
     const key = connection.remotePeer.toString()
-    let ch = this.channels.get(key)
+    let ch = this.#channels.get(key)
     if (!ch) {
       ch = new PeerChannel(connection.remotePeer)
-      this.channels.set(key, ch)
+      this.#channels.set(key, ch)
     }
     if (!ch.stream || ch.stream.status !== 'open') ch.stream = stream
-    this.readLoop(stream, connection)
+    this.#readLoop(stream, connection)
   }
 
   /** Reads frames until the stream ends; a violation resets the stream (typed error logged). */
-  private readLoop(stream: Stream, connection: Connection): void {
-    this.log.debug('actor stream open', { peer: connection.remotePeer.toString(), direction: stream.direction, id: stream.id })
-    this.inbound.add(stream)
+  #readLoop(stream: Stream, connection: Connection): void {
+    this.#log.debug('actor stream open', { peer: connection.remotePeer.toString(), direction: stream.direction, id: stream.id })
+    this.#inbound.add(stream)
     const decoder = new FrameDecoder(this.maxFrameBytes)
     const from = connection.remotePeer
     // A frame begun but never finished (a stalled or malicious sender) would hold the stream and its
@@ -375,9 +375,9 @@ export class ActorWire {
       if (violated) return // the abort below also ends the read loop with this same error
       violated = true
       this.violations++
-      this.log.warn('actor stream reset: protocol violation', { peer: from.toString(), ...errorFields(err) })
+      this.#log.warn('actor stream reset: protocol violation', { peer: from.toString(), ...errorFields(err) })
       stream.abort(err)
-      this.onViolation?.(from, err)
+      this.#onViolation?.(from, err)
     }
     const run = async (): Promise<void> => {
       try {
@@ -389,30 +389,30 @@ export class ActorWire {
             stall = undefined
           }
           if (decoder.buffered > 0 && stall === undefined) {
-            stall = setTimeout(() => violation(new TruncatedFrameError(`a frame stalled: ${decoder.buffered} bytes of it in ${this.frameTimeoutMs} ms`)), this.frameTimeoutMs)
+            stall = setTimeout(() => violation(new TruncatedFrameError(`a frame stalled: ${decoder.buffered} bytes of it in ${this.#frameTimeoutMs} ms`)), this.#frameTimeoutMs)
             stall.unref()
           }
           for (const body of bodies) {
             try {
-              this.handler(body, from, connection)
+              this.#handler(body, from, connection)
             } catch (err) {
-              this.log.error('actor frame handler threw', { peer: from.toString(), ...errorFields(err) })
+              this.#log.error('actor frame handler threw', { peer: from.toString(), ...errorFields(err) })
             }
           }
         }
         decoder.end()
-        this.log.debug('actor stream ended', { peer: from.toString(), id: stream.id, status: stream.status })
+        this.#log.debug('actor stream ended', { peer: from.toString(), id: stream.id, status: stream.status })
       } catch (err) {
         if (err instanceof P2PError) violation(err)
         else {
-          this.log.debug('actor stream failed', { peer: from.toString(), status: stream.status, ...errorFields(err) })
+          this.#log.debug('actor stream failed', { peer: from.toString(), status: stream.status, ...errorFields(err) })
           if (stream.status === 'open') stream.abort(err instanceof Error ? err : new Error(String(err)))
         }
       } finally {
         clearTimeout(stall)
-        this.inbound.delete(stream)
-        const ch = this.channels.get(from.toString())
-        if (ch) this.dropStream(ch, stream)
+        this.#inbound.delete(stream)
+        const ch = this.#channels.get(from.toString())
+        if (ch) this.#dropStream(ch, stream)
         // our side: close writing too, so the stream is fully released
         if (stream.status === 'open') await stream.close({ signal: AbortSignal.timeout(5_000) }).catch(() => stream.abort(new NotStartedError('stream close timed out')))
       }

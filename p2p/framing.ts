@@ -62,10 +62,10 @@ export type Chunk = Uint8Array | { subarray(): Uint8Array; byteLength: number }
 export class FrameDecoder {
   readonly maxBodyBytes: number
   /** Bytes of an incomplete frame, kept as received (joined once the whole frame is there). */
-  private chunks: Uint8Array[] = []
-  private held = 0
+  #chunks: Uint8Array[] = []
+  #held = 0
   /** Bytes the incomplete frame needs in total (0 while its length prefix is incomplete). */
-  private need = 0
+  #need = 0
 
   constructor(maxBodyBytes = DEFAULT_MAX_FRAME_BODY) {
     this.maxBodyBytes = maxBodyBytes
@@ -73,30 +73,30 @@ export class FrameDecoder {
 
   /** Bytes held from an incomplete frame. */
   get buffered(): number {
-    return this.held
+    return this.#held
   }
 
   push(chunk: Chunk): Uint8Array[] {
     const bytes = chunk instanceof Uint8Array ? chunk : chunk.subarray()
     let buf: Uint8Array
-    if (this.held === 0) buf = bytes
+    if (this.#held === 0) buf = bytes
     else {
-      this.chunks.push(bytes)
-      this.held += bytes.byteLength
+      this.#chunks.push(bytes)
+      this.#held += bytes.byteLength
       // a large frame arriving in many chunks: join once, when all of it is here
-      if (this.need > 0 && this.held < this.need) return []
-      buf = new Uint8Array(this.held)
+      if (this.#need > 0 && this.#held < this.#need) return []
+      buf = new Uint8Array(this.#held)
       let o = 0
-      for (const c of this.chunks) {
+      for (const c of this.#chunks) {
         buf.set(c, o)
         o += c.byteLength
       }
-      this.chunks = []
-      this.held = 0
+      this.#chunks = []
+      this.#held = 0
     }
     const out: Uint8Array[] = []
     let o = 0
-    this.need = 0
+    this.#need = 0
     const limit = this.maxBodyBytes + 1
     while (o < buf.byteLength) {
       // uvarint length, at most 5 bytes for any limit we allow (< 2^35)
@@ -119,7 +119,7 @@ export class FrameDecoder {
         throw new MalformedFrameError(`unknown frame kind 0x${buf[i]!.toString(16).padStart(2, '0')}`)
       }
       if (buf.byteLength - i < n) {
-        this.need = i - o + n
+        this.#need = i - o + n
         break
       }
       out.push(buf.subarray(i + 1, i + n))
@@ -127,18 +127,18 @@ export class FrameDecoder {
     }
     if (o < buf.byteLength) {
       // keep the partial frame (a copy: the muxer may reuse its buffer)
-      this.chunks = [buf.slice(o)]
-      this.held = buf.byteLength - o
+      this.#chunks = [buf.slice(o)]
+      this.#held = buf.byteLength - o
     }
     return out
   }
 
   /** The stream ended: a partial frame left over means the sender truncated it. */
   end(): void {
-    if (this.held > 0) {
-      const n = this.held
-      this.chunks = []
-      this.held = 0
+    if (this.#held > 0) {
+      const n = this.#held
+      this.#chunks = []
+      this.#held = 0
       throw new TruncatedFrameError(`stream ended inside a frame (${n} bytes of it received)`)
     }
   }

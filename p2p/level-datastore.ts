@@ -28,33 +28,33 @@ function applyQuery<T>(items: T[], filters: Array<(x: T) => boolean> | undefined
 }
 
 export class LevelDatastore implements Datastore {
-  private readonly db: LevelStore
+  readonly #db: LevelStore
 
   constructor(db: LevelStore) {
-    this.db = db
+    this.#db = db
   }
 
   async put(key: Key, val: Uint8Array, options?: AbortOptions): Promise<Key> {
     options?.signal?.throwIfAborted()
-    await this.db.put(key.toString(), val)
+    await this.#db.put(key.toString(), val)
     return key
   }
 
   async get(key: Key, options?: AbortOptions): Promise<Uint8Array> {
     options?.signal?.throwIfAborted()
-    const v = await this.db.get(key.toString())
+    const v = await this.#db.get(key.toString())
     if (v === undefined) throw new NotFoundError(`no datastore entry for ${key.toString()}`)
     return v
   }
 
   async has(key: Key, options?: AbortOptions): Promise<boolean> {
     options?.signal?.throwIfAborted()
-    return (await this.db.get(key.toString())) !== undefined
+    return (await this.#db.get(key.toString())) !== undefined
   }
 
   async delete(key: Key, options?: AbortOptions): Promise<void> {
     options?.signal?.throwIfAborted()
-    await this.db.del(key.toString())
+    await this.#db.del(key.toString())
   }
 
   async *putMany(source: Iterable<Pair> | AsyncIterable<Pair>, options?: AbortOptions): AsyncGenerator<Key> {
@@ -78,14 +78,14 @@ export class LevelDatastore implements Datastore {
       put: (key, value) => void ops.push({ type: 'put', key: key.toString(), value }),
       delete: (key) => void ops.push({ type: 'del', key: key.toString() }),
       commit: async () => {
-        await this.db.batch(ops.splice(0))
+        await this.#db.batch(ops.splice(0))
       },
     }
   }
 
   async *query(q: Query, options?: AbortOptions): AsyncGenerator<Pair> {
     const items: Pair[] = []
-    for await (const [k, v] of this.db.iterator(range(q.prefix))) {
+    for await (const [k, v] of this.#db.iterator(range(q.prefix))) {
       options?.signal?.throwIfAborted()
       items.push({ key: new Key(k), value: v })
     }
@@ -94,7 +94,7 @@ export class LevelDatastore implements Datastore {
 
   async *queryKeys(q: KeyQuery, options?: AbortOptions): AsyncGenerator<Key> {
     const keys: Key[] = []
-    for await (const [k] of this.db.iterator(range(q.prefix))) {
+    for await (const [k] of this.#db.iterator(range(q.prefix))) {
       options?.signal?.throwIfAborted()
       keys.push(new Key(k))
     }

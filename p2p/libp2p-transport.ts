@@ -27,46 +27,46 @@ export class Libp2pTransport implements Transport {
   /** Noise binds every connection to the remote peer id, which is its did:key. */
   readonly authenticatesPeers = true
   readonly wire: ActorWire
-  private readonly host: NoirHost
-  private readonly log: Log
-  private readonly quarantine: ((peer: PeerId) => void) | undefined
-  private handler: InboundHandler = () => {}
-  private readonly didByPeer = new Map<string, string>()
-  private readonly peerByDid = new Map<string, PeerId>()
+  readonly #host: NoirHost
+  readonly #log: Log
+  readonly #quarantine: ((peer: PeerId) => void) | undefined
+  #handler: InboundHandler = () => {}
+  readonly #didByPeer = new Map<string, string>()
+  readonly #peerByDid = new Map<string, PeerId>()
   /** Peers being hung up on for a protocol violation: their frames are no longer delivered. */
-  private readonly closing = new Set<string>()
+  readonly #closing = new Set<string>()
 
   constructor(opts: Libp2pTransportOptions) {
-    this.host = opts.host
-    this.log = opts.log ?? silentLog
-    this.quarantine = opts.quarantine
+    this.#host = opts.host
+    this.#log = opts.log ?? silentLog
+    this.#quarantine = opts.quarantine
     this.localDid = didFromPeerId(opts.host.peerId)
     this.wire = new ActorWire({
       host: opts.host,
       maxFrameBytes: opts.maxFrameBytes,
       dialTimeoutMs: opts.dialTimeoutMs,
       frameTimeoutMs: opts.frameTimeoutMs,
-      log: this.log,
-      connect: (peer, signal) => connectToPeer(opts.host, peer, signal, this.log),
+      log: this.#log,
+      connect: (peer, signal) => connectToPeer(opts.host, peer, signal, this.#log),
       // Broken framing is not a mistake an honest peer makes: refuse it for a while and close its connection
       // now, so nothing more it sent is read (no refusal can be framed back on a stream that is not framed).
       onViolation: (peer, err) => {
-        this.quarantine?.(peer)
-        this.log.warn('peer disconnected: broken framing', { peer: peer.toString(), error: err.name })
-        this.host.hangUp(peer).catch((e: unknown) => this.log.debug('hang-up failed', { peer: peer.toString(), ...errorFields(e) }))
+        this.#quarantine?.(peer)
+        this.#log.warn('peer disconnected: broken framing', { peer: peer.toString(), error: err.name })
+        this.#host.hangUp(peer).catch((e: unknown) => this.#log.debug('hang-up failed', { peer: peer.toString(), ...errorFields(e) }))
       },
     })
     this.wire.onFrame((body, from) => {
       // a peer being hung up on for a violation: nothing more it sent is acted on (it still reads our refusal)
-      if (this.closing.size > 0 && this.closing.has(from.toString())) return
-      const peerDid = this.didOf(from)
+      if (this.#closing.size > 0 && this.#closing.has(from.toString())) return
+      const peerDid = this.#didOf(from)
       if (peerDid === undefined) return
-      this.handler({ bytes: body, peerDid })
+      this.#handler({ bytes: body, peerDid })
     })
   }
 
   onEnvelope(handler: InboundHandler): void {
-    this.handler = handler
+    this.#handler = handler
   }
 
   async start(): Promise<void> {
@@ -78,13 +78,13 @@ export class Libp2pTransport implements Transport {
   }
 
   async send(toNodeDid: string, bytes: Uint8Array): Promise<void> {
-    return this.wire.send(this.peerFor(toNodeDid), bytes)
+    return this.wire.send(this.#peerFor(toNodeDid), bytes)
   }
 
   post<C>(toNodeDid: string, bytes: Uint8Array, sink: SendSink<C>, context: C): void {
     let peer: PeerId
     try {
-      peer = this.peerFor(toNodeDid)
+      peer = this.#peerFor(toNodeDid)
     } catch (err) {
       queueMicrotask(() => sink.failed(context, err as Error))
       return
@@ -93,16 +93,16 @@ export class Libp2pTransport implements Transport {
   }
 
   /** The peer id of a node DID (cached). Throws UnreachableError for a DID that is not a node's, or our own. */
-  private peerFor(toNodeDid: string): PeerId {
-    let peer = this.peerByDid.get(toNodeDid)
+  #peerFor(toNodeDid: string): PeerId {
+    let peer = this.#peerByDid.get(toNodeDid)
     if (!peer) {
       try {
         peer = peerIdFromDid(toNodeDid)
       } catch (err) {
         throw new UnreachableError(toNodeDid, `not a node DID (did:key): ${(err as Error).message}`)
       }
-      if (this.peerByDid.size > 10_000) this.peerByDid.clear()
-      this.peerByDid.set(toNodeDid, peer)
+      if (this.#peerByDid.size > 10_000) this.#peerByDid.clear()
+      this.#peerByDid.set(toNodeDid, peer)
     }
     if (toNodeDid === this.localDid) throw new UnreachableError(toNodeDid, 'a transport does not send to its own node')
     return peer
@@ -116,37 +116,37 @@ export class Libp2pTransport implements Transport {
   disconnect(peerDid: string, reason: Error): void {
     let peer: PeerId
     try {
-      peer = this.peerByDid.get(peerDid) ?? peerIdFromDid(peerDid)
+      peer = this.#peerByDid.get(peerDid) ?? peerIdFromDid(peerDid)
     } catch {
       return
     }
-    this.log.warn('peer disconnected: protocol violation', { peer: peer.toString(), did: peerDid, ...errorFields(reason) })
+    this.#log.warn('peer disconnected: protocol violation', { peer: peer.toString(), did: peerDid, ...errorFields(reason) })
     // refused at once for new connections; this one is closed once the peer has read what was queued for it
     // (the kernel's refusal and its seal), so the peer learns why
-    this.quarantine?.(peer)
+    this.#quarantine?.(peer)
     const key = peer.toString()
-    this.closing.add(key)
+    this.#closing.add(key)
     const hangUp = (): void => {
-      this.host.hangUp(peer)
-        .catch((err: unknown) => this.log.debug('hang-up failed', { peer: key, ...errorFields(err) }))
-        .finally(() => this.closing.delete(key))
+      this.#host.hangUp(peer)
+        .catch((err: unknown) => this.#log.debug('hang-up failed', { peer: key, ...errorFields(err) }))
+        .finally(() => this.#closing.delete(key))
     }
     this.wire.finish(peer).then(hangUp, hangUp)
   }
 
   /** The did:key of an authenticated peer (cached); undefined for a non-Ed25519 peer (frame dropped, logged). */
-  private didOf(peer: PeerId): string | undefined {
+  #didOf(peer: PeerId): string | undefined {
     const k = peer.toString()
-    let did = this.didByPeer.get(k)
+    let did = this.#didByPeer.get(k)
     if (did === undefined) {
       try {
         did = didFromPeerId(peer)
       } catch (err) {
-        this.log.warn('frame from a peer without an Ed25519 identity dropped', { peer: k, ...errorFields(err) })
+        this.#log.warn('frame from a peer without an Ed25519 identity dropped', { peer: k, ...errorFields(err) })
         return undefined
       }
-      if (this.didByPeer.size > 10_000) this.didByPeer.clear()
-      this.didByPeer.set(k, did)
+      if (this.#didByPeer.size > 10_000) this.#didByPeer.clear()
+      this.#didByPeer.set(k, did)
     }
     return did
   }

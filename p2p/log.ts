@@ -1,5 +1,7 @@
-// The structured logger the mesh writes to. The daemon supplies one that prints JSON lines; tests and
-// libraries can pass `silentLog`. Fields are plain values; never pass key material.
+// The one logger type of the code base: whatever logs (the mesh, the daemon and its services, the provider,
+// the appliance runtime...) takes a `Log`. The daemon supplies one that prints JSON lines
+// (appliance/daemon/log.ts); tests and libraries can pass `silentLog`. Fields are plain values; never pass
+// key material.
 export type LogFields = Record<string, unknown>
 
 export interface Log {

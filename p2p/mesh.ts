@@ -47,7 +47,7 @@ export class Mesh {
   readonly quarantine: PeerQuarantine
   /** Redials bootstrap peers that dropped, backing off while they keep refusing (p2p/bootstrap-keeper.ts). */
   readonly bootstrap: BootstrapKeeper
-  private started = false
+  #started = false
 
   /** Source addresses: quarantined with the peers that broke the protocol, limited in new identities. */
   readonly addresses: AddressAdmission
@@ -112,19 +112,19 @@ export class Mesh {
   }
 
   async start(): Promise<void> {
-    if (this.started) return
+    if (this.#started) return
     await this.host.start()
     await this.transport.start()
     await this.broadcast.start()
     this.peers.start()
     // dialled once the host (and so every service's protocol topology, kad-dht's included) has started
     await this.bootstrap.start()
-    this.started = true
+    this.#started = true
   }
 
   async stop(): Promise<void> {
-    if (!this.started) return
-    this.started = false
+    if (!this.#started) return
+    this.#started = false
     this.bootstrap.stop()
     this.peers.stop()
     await this.broadcast.stop().catch(() => {})

@@ -55,44 +55,44 @@ function didOrNull(peer: PeerId): string | null {
 }
 
 export class PeerTable {
-  private readonly host: NoirHost
-  private readonly log: Log
-  private readonly intervalMs: number
-  private readonly latency = new Map<string, { ms: number; at: number }>()
+  readonly #host: NoirHost
+  readonly #log: Log
+  readonly #intervalMs: number
+  readonly #latency = new Map<string, { ms: number; at: number }>()
   /** Consecutive failed pings per peer; at `maxMissedPings` the connection is closed as dead. */
-  private readonly missed = new Map<string, number>()
-  private readonly maxMissedPings: number
-  private readonly pingTimeoutMs: number
-  private timer: NodeJS.Timeout | undefined
+  readonly #missed = new Map<string, number>()
+  readonly #maxMissedPings: number
+  readonly #pingTimeoutMs: number
+  #timer: NodeJS.Timeout | undefined
 
   constructor(opts: { host: NoirHost; log?: Log; pingIntervalMs?: number; maxMissedPings?: number }) {
-    this.host = opts.host
-    this.log = opts.log ?? silentLog
-    this.intervalMs = opts.pingIntervalMs ?? 15_000
-    this.maxMissedPings = opts.maxMissedPings ?? 2
-    this.pingTimeoutMs = Math.max(1_000, Math.min(5_000, this.intervalMs))
+    this.#host = opts.host
+    this.#log = opts.log ?? silentLog
+    this.#intervalMs = opts.pingIntervalMs ?? 15_000
+    this.#maxMissedPings = opts.maxMissedPings ?? 2
+    this.#pingTimeoutMs = Math.max(1_000, Math.min(5_000, this.#intervalMs))
   }
 
   start(): void {
-    if (this.intervalMs > 0 && !this.timer) {
-      this.timer = setInterval(() => void this.refresh(), this.intervalMs)
-      this.timer.unref()
+    if (this.#intervalMs > 0 && !this.#timer) {
+      this.#timer = setInterval(() => void this.refresh(), this.#intervalMs)
+      this.#timer.unref()
     }
-    this.host.addEventListener('peer:connect', this.onConnect)
+    this.#host.addEventListener('peer:connect', this.#onConnect)
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = undefined
-    this.host.removeEventListener('peer:connect', this.onConnect)
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = undefined
+    this.#host.removeEventListener('peer:connect', this.#onConnect)
   }
 
-  private readonly onConnect = (evt: CustomEvent<PeerId>): void => {
+  readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
     const peer = evt.detail
     // first latency sample shortly after connecting (let identify finish first); not if the connection is
     // gone by then: the ping would dial it again (a peer that refuses us would be dialled every 200 ms)
     setTimeout(() => {
-      if (hasOpenConnection(this.host, peer)) void this.measure(peer).catch(() => {})
+      if (hasOpenConnection(this.#host, peer)) void this.#measure(peer).catch(() => {})
     }, 200).unref()
   }
 
@@ -102,41 +102,41 @@ export class PeerTable {
    * fail fast with UnreachableError and the next send, or the reconnect logic, dials it afresh.
    */
   async refresh(): Promise<void> {
-    const peers = new Map(this.host.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
+    const peers = new Map(this.#host.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
     await Promise.all([...peers.values()].map(async (p) => {
       const k = p.toString()
-      if (!hasOpenConnection(this.host, p)) return // closed meanwhile: nothing to sample, and a ping would dial it
+      if (!hasOpenConnection(this.#host, p)) return // closed meanwhile: nothing to sample, and a ping would dial it
       try {
-        await this.measure(p)
-        this.missed.delete(k)
+        await this.#measure(p)
+        this.#missed.delete(k)
       } catch (err) {
-        const n = (this.missed.get(k) ?? 0) + 1
-        this.missed.set(k, n)
-        this.log.debug('ping failed', { peer: k, missed: n, ...errorFields(err) })
-        if (n >= this.maxMissedPings) {
-          this.missed.delete(k)
-          this.latency.delete(k)
-          this.log.warn('peer missed its pings; closing its connections', { peer: k, missed: n })
-          await this.host.hangUp(p).catch(() => {})
+        const n = (this.#missed.get(k) ?? 0) + 1
+        this.#missed.set(k, n)
+        this.#log.debug('ping failed', { peer: k, missed: n, ...errorFields(err) })
+        if (n >= this.#maxMissedPings) {
+          this.#missed.delete(k)
+          this.#latency.delete(k)
+          this.#log.warn('peer missed its pings; closing its connections', { peer: k, missed: n })
+          await this.#host.hangUp(p).catch(() => {})
         }
       }
     }))
   }
 
   /** One ping per peer at a time: a caller arriving while one is in flight shares its result. */
-  private readonly inFlight = new Map<string, Promise<number>>()
+  readonly #inFlight = new Map<string, Promise<number>>()
 
-  private measure(peer: PeerId): Promise<number> {
+  #measure(peer: PeerId): Promise<number> {
     const k = peer.toString()
-    let p = this.inFlight.get(k)
+    let p = this.#inFlight.get(k)
     if (!p) {
-      p = this.host.services.ping.ping(peer, { signal: AbortSignal.timeout(this.pingTimeoutMs), runOnLimitedConnection: true })
+      p = this.#host.services.ping.ping(peer, { signal: AbortSignal.timeout(this.#pingTimeoutMs), runOnLimitedConnection: true })
         .then((ms) => {
-          this.latency.set(k, { ms, at: Date.now() })
+          this.#latency.set(k, { ms, at: Date.now() })
           return ms
         })
-        .finally(() => this.inFlight.delete(k))
-      this.inFlight.set(k, p)
+        .finally(() => this.#inFlight.delete(k))
+      this.#inFlight.set(k, p)
     }
     return p
   }
@@ -146,9 +146,9 @@ export class PeerTable {
     const t = parsePeerTarget(target)
     const signal = AbortSignal.timeout(timeoutMs)
     try {
-      if (t.addr) await this.host.dial(t.addr, { signal })
-      else await connectToPeer(this.host, t.peer, signal, this.log)
-      const rttMs = await this.measure(t.peer)
+      if (t.addr) await this.#host.dial(t.addr, { signal })
+      else await connectToPeer(this.#host, t.peer, signal, this.#log)
+      const rttMs = await this.#measure(t.peer)
       return { peerId: t.peer.toString(), did: didOrNull(t.peer), rttMs }
     } catch (err) {
       if (err instanceof UnreachableError) throw err
@@ -161,7 +161,7 @@ export class PeerTable {
     const t = parsePeerTarget(target)
     const signal = AbortSignal.timeout(timeoutMs)
     try {
-      const conn = t.addr ? await this.host.dial(t.addr, { signal }) : await connectToPeer(this.host, t.peer, signal, this.log)
+      const conn = t.addr ? await this.#host.dial(t.addr, { signal }) : await connectToPeer(this.#host, t.peer, signal, this.#log)
       return { peerId: conn.remotePeer.toString(), did: didOrNull(conn.remotePeer), address: conn.remoteAddr.toString() }
     } catch (err) {
       if (err instanceof UnreachableError) throw err
@@ -171,7 +171,7 @@ export class PeerTable {
 
   async list(): Promise<PeerSummary[]> {
     const byPeer = new Map<string, { peer: PeerId; addrs: string[]; direct: boolean }>()
-    for (const c of this.host.getConnections()) {
+    for (const c of this.#host.getConnections()) {
       if (c.status !== 'open') continue
       const k = c.remotePeer.toString()
       const e = byPeer.get(k) ?? { peer: c.remotePeer, addrs: [], direct: false }
@@ -181,8 +181,8 @@ export class PeerTable {
     }
     const out: PeerSummary[] = []
     for (const [k, e] of byPeer) {
-      const lat = this.latency.get(k)
-      const protocols = await this.host.peerStore.get(e.peer).then((p) => p.protocols, () => [] as string[])
+      const lat = this.#latency.get(k)
+      const protocols = await this.#host.peerStore.get(e.peer).then((p) => p.protocols, () => [] as string[])
       out.push({
         peerId: k,
         did: didOrNull(e.peer),

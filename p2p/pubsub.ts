@@ -179,56 +179,56 @@ export function checkTopic(topic: string): string {
 }
 
 export class Broadcast {
-  private readonly host: NoirHost
-  private readonly signer: BroadcastSigner
-  private readonly log: Log
-  private readonly maxBytes: number
-  private readonly maxTtlMs: number
-  private readonly clockSkewMs: number
-  private readonly rate: { perSecond: number; burst: number }
-  private readonly now: () => number
-  private readonly handlers = new Map<string, Set<BroadcastHandler>>()
-  private readonly senders: BucketTable
-  private readonly neighbours: BucketTable
-  private readonly strangers: BucketTable
-  private readonly isKnown: (did: string) => boolean
-  private readonly refused: RejectionTally
+  readonly #host: NoirHost
+  readonly #signer: BroadcastSigner
+  readonly #log: Log
+  readonly #maxBytes: number
+  readonly #maxTtlMs: number
+  readonly #clockSkewMs: number
+  readonly #rate: { perSecond: number; burst: number }
+  readonly #now: () => number
+  readonly #handlers = new Map<string, Set<BroadcastHandler>>()
+  readonly #senders: BucketTable
+  readonly #neighbours: BucketTable
+  readonly #strangers: BucketTable
+  readonly #isKnown: (did: string) => boolean
+  readonly #refused: RejectionTally
   /** Messages that passed validation, keyed by their data buffer (gossipsub hands the same object on). */
-  private readonly verified = new WeakMap<Uint8Array, Omit<BroadcastMessage, 'receivedFrom'>>()
-  private started = false
+  readonly #verified = new WeakMap<Uint8Array, Omit<BroadcastMessage, 'receivedFrom'>>()
+  #started = false
   /** Counters for status and tests. */
   readonly stats = { published: 0, accepted: 0, rejected: {} as Record<string, number> }
 
   constructor(opts: BroadcastOptions) {
-    this.host = opts.host
-    this.signer = opts.signer
-    this.log = opts.log ?? silentLog
-    this.maxBytes = opts.maxBytes ?? 64 * 1024
-    this.maxTtlMs = opts.maxTtlMs ?? 10 * 60_000
-    this.clockSkewMs = opts.clockSkewMs ?? 30_000
-    this.rate = opts.rate ?? { perSecond: 20, burst: 100 }
-    this.now = opts.now ?? Date.now
-    this.senders = new BucketTable(this.rate, 10_000)
-    this.neighbours = new BucketTable(opts.peerRate ?? DEFAULT_PEER_RATE, 4_096)
-    this.strangers = new BucketTable(opts.strangerRate ?? { perSecond: 20, burst: 50 }, 1)
-    this.isKnown = opts.isKnown ?? (() => false)
-    this.onFlood = opts.onFlood
-    this.refused = new RejectionTally(this.log, 'broadcasts refused (counts by reason)', 10_000, this.now())
+    this.#host = opts.host
+    this.#signer = opts.signer
+    this.#log = opts.log ?? silentLog
+    this.#maxBytes = opts.maxBytes ?? 64 * 1024
+    this.#maxTtlMs = opts.maxTtlMs ?? 10 * 60_000
+    this.#clockSkewMs = opts.clockSkewMs ?? 30_000
+    this.#rate = opts.rate ?? { perSecond: 20, burst: 100 }
+    this.#now = opts.now ?? Date.now
+    this.#senders = new BucketTable(this.#rate, 10_000)
+    this.#neighbours = new BucketTable(opts.peerRate ?? DEFAULT_PEER_RATE, 4_096)
+    this.#strangers = new BucketTable(opts.strangerRate ?? { perSecond: 20, burst: 50 }, 1)
+    this.#isKnown = opts.isKnown ?? (() => false)
+    this.#onFlood = opts.onFlood
+    this.#refused = new RejectionTally(this.#log, 'broadcasts refused (counts by reason)', 10_000, this.#now())
   }
 
   /** Refusals since start by reason, the sender table's size and the neighbours' gossipsub scores (status, tests). */
   admission(): { refused: Record<string, number>; senders: number; evicted: number; scores: PeerScoreSummary } {
-    return { refused: { ...this.refused.total }, senders: this.senders.size, evicted: this.senders.evicted, scores: peerScoreSummary(this.host.services.pubsub) }
+    return { refused: { ...this.#refused.total }, senders: this.#senders.size, evicted: this.#senders.evicted, scores: peerScoreSummary(this.#host.services.pubsub) }
   }
 
-  private readonly onMessage = (evt: CustomEvent<GossipsubMessage>): void => {
+  readonly #onMessage = (evt: CustomEvent<GossipsubMessage>): void => {
     const msg = evt.detail.msg
-    const set = this.handlers.get(msg.topic)
+    const set = this.#handlers.get(msg.topic)
     if (!set || set.size === 0) return
-    let v = this.verified.get(msg.data)
+    let v = this.#verified.get(msg.data)
     if (!v) {
       try {
-        v = verifyBroadcast(msg.data, msg.topic, this.limits())
+        v = verifyBroadcast(msg.data, msg.topic, this.#limits())
       } catch {
         return
       }
@@ -239,40 +239,40 @@ export class Broadcast {
       try {
         h(out)
       } catch (err) {
-        this.log.error('broadcast handler threw', { topic: msg.topic, ...errorFields(err) })
+        this.#log.error('broadcast handler threw', { topic: msg.topic, ...errorFields(err) })
       }
     }
   }
 
   async start(): Promise<void> {
-    if (this.started) return
-    this.host.services.pubsub.addEventListener('gossipsub:message', this.onMessage)
-    this.started = true
+    if (this.#started) return
+    this.#host.services.pubsub.addEventListener('gossipsub:message', this.#onMessage)
+    this.#started = true
   }
 
   async stop(): Promise<void> {
-    if (!this.started) return
-    this.started = false
-    this.host.services.pubsub.removeEventListener('gossipsub:message', this.onMessage)
-    for (const topic of this.handlers.keys()) {
-      this.host.services.pubsub.topicValidators.delete(topic)
+    if (!this.#started) return
+    this.#started = false
+    this.#host.services.pubsub.removeEventListener('gossipsub:message', this.#onMessage)
+    for (const topic of this.#handlers.keys()) {
+      this.#host.services.pubsub.topicValidators.delete(topic)
       try {
-        this.host.services.pubsub.unsubscribe(topic)
+        this.#host.services.pubsub.unsubscribe(topic)
       } catch {
         // host already stopped
       }
     }
-    this.handlers.clear()
+    this.#handlers.clear()
   }
 
   /** Signs and publishes `body` on `topic`. Resolves with how many neighbours it was sent to. */
   async publish(topic: string, body: JsonValue, opts: { ttlMs?: number } = {}): Promise<{ recipients: number }> {
     checkTopic(topic)
-    const ttlMs = Math.min(opts.ttlMs ?? 60_000, this.maxTtlMs)
-    const data = encodeBroadcast(this.signer, topic, body, { ttlMs, now: this.now() })
-    if (data.byteLength > this.maxBytes) throw new MessageTooLargeError(`broadcast of ${data.byteLength} bytes exceeds ${this.maxBytes}`)
-    this.ensureValidator(topic)
-    const r = await this.host.services.pubsub.publish(topic, data)
+    const ttlMs = Math.min(opts.ttlMs ?? 60_000, this.#maxTtlMs)
+    const data = encodeBroadcast(this.#signer, topic, body, { ttlMs, now: this.#now() })
+    if (data.byteLength > this.#maxBytes) throw new MessageTooLargeError(`broadcast of ${data.byteLength} bytes exceeds ${this.#maxBytes}`)
+    this.#ensureValidator(topic)
+    const r = await this.#host.services.pubsub.publish(topic, data)
     this.stats.published++
     return { recipients: r.recipients.length }
   }
@@ -280,44 +280,44 @@ export class Broadcast {
   /** Receives verified messages on `topic` (also joins the topic's mesh). Returns an unsubscribe function. */
   subscribe(topic: string, handler: BroadcastHandler): () => void {
     checkTopic(topic)
-    let set = this.handlers.get(topic)
+    let set = this.#handlers.get(topic)
     if (!set) {
       set = new Set()
-      this.handlers.set(topic, set)
-      this.ensureValidator(topic)
-      this.host.services.pubsub.subscribe(topic)
+      this.#handlers.set(topic, set)
+      this.#ensureValidator(topic)
+      this.#host.services.pubsub.subscribe(topic)
     }
     set.add(handler)
     return () => {
-      const s = this.handlers.get(topic)
+      const s = this.#handlers.get(topic)
       if (!s) return
       s.delete(handler)
       if (s.size === 0) {
-        this.handlers.delete(topic)
-        this.host.services.pubsub.unsubscribe(topic)
+        this.#handlers.delete(topic)
+        this.#host.services.pubsub.unsubscribe(topic)
       }
     }
   }
 
   /** Topics this node subscribes to, with the peers gossipsub knows on each. */
   topics(): Array<{ topic: string; peers: number }> {
-    return [...this.handlers.keys()].map((topic) => ({ topic, peers: this.host.services.pubsub.getSubscribers(topic).length }))
+    return [...this.#handlers.keys()].map((topic) => ({ topic, peers: this.#host.services.pubsub.getSubscribers(topic).length }))
   }
 
-  private limits(): { now: number; maxBytes: number; maxTtlMs: number; clockSkewMs: number } {
-    return { now: this.now(), maxBytes: this.maxBytes, maxTtlMs: this.maxTtlMs, clockSkewMs: this.clockSkewMs }
+  #limits(): { now: number; maxBytes: number; maxTtlMs: number; clockSkewMs: number } {
+    return { now: this.#now(), maxBytes: this.#maxBytes, maxTtlMs: this.#maxTtlMs, clockSkewMs: this.#clockSkewMs }
   }
 
-  private ensureValidator(topic: string): void {
-    const validators = this.host.services.pubsub.topicValidators
+  #ensureValidator(topic: string): void {
+    const validators = this.#host.services.pubsub.topicValidators
     if (validators.has(topic)) return
     // what this validator rejects penalises the relay on every topic it runs on, not only on ours
-    scoreTopic(this.host.services.pubsub, topic)
-    validators.set(topic, (peer: PeerId, msg: Message) => this.validateInTurn(peer, msg))
+    scoreTopic(this.#host.services.pubsub, topic)
+    validators.set(topic, (peer: PeerId, msg: Message) => this.#validateInTurn(peer, msg))
   }
 
   /** When the current turn of the event loop began validating (ms, performance.now), or undefined between turns. */
-  private turnStartedAt: number | undefined = undefined
+  #turnStartedAt: number | undefined = undefined
 
   /**
    * Validates now, or, once this turn of the event loop has spent TURN_BUDGET_MS validating, in the next turn
@@ -325,35 +325,35 @@ export class Broadcast {
    * peer is read meanwhile). A flood's backlog is otherwise drained in one chain of microtasks: timers (our
    * liveness beats) and other peers' reads waited behind it for ~1 s (p2p/test/alone/flood-daemons.test.ts).
    */
-  private validateInTurn(peer: PeerId, msg: Message): TopicValidatorResult | Promise<TopicValidatorResult> {
+  #validateInTurn(peer: PeerId, msg: Message): TopicValidatorResult | Promise<TopicValidatorResult> {
     const now = performance.now()
-    if (this.turnStartedAt === undefined) {
-      this.turnStartedAt = now
+    if (this.#turnStartedAt === undefined) {
+      this.#turnStartedAt = now
       setImmediate(() => {
-        this.turnStartedAt = undefined
+        this.#turnStartedAt = undefined
       })
-    } else if (now - this.turnStartedAt > TURN_BUDGET_MS) {
-      return new Promise((resolve) => setImmediate(() => resolve(this.validateInTurn(peer, msg))))
+    } else if (now - this.#turnStartedAt > TURN_BUDGET_MS) {
+      return new Promise((resolve) => setImmediate(() => resolve(this.#validateInTurn(peer, msg))))
     }
-    return this.validate(peer, msg)
+    return this.#validate(peer, msg)
   }
 
   /** Messages each neighbour sent over its budget (most recent neighbours; bounded like the buckets). */
-  private readonly overBudgetCounts = new Map<string, number>()
-  private readonly onFlood: ((peer: PeerId) => void) | undefined
+  readonly #overBudgetCounts = new Map<string, number>()
+  readonly #onFlood: ((peer: PeerId) => void) | undefined
 
   /** Counts a message over a neighbour's budget; every OVER_BUDGET_PER_PENALTY of them lower its score (P7). */
-  private overBudget(peerId: PeerId): void {
+  #overBudget(peerId: PeerId): void {
     const peer = peerId.toString()
-    const n = (this.overBudgetCounts.get(peer) ?? 0) + 1
-    this.overBudgetCounts.delete(peer)
-    this.overBudgetCounts.set(peer, n)
-    if (this.overBudgetCounts.size > 4_096) this.overBudgetCounts.delete(this.overBudgetCounts.keys().next().value!)
-    if (n % OVER_BUDGET_PER_PENALTY === 0) penalise(this.host.services.pubsub, peer)
-    if (n >= FLOOD_HANGUP && this.onFlood !== undefined) {
-      this.overBudgetCounts.delete(peer)
-      this.refused.add('flooder-hung-up', this.now())
-      this.onFlood(peerId)
+    const n = (this.#overBudgetCounts.get(peer) ?? 0) + 1
+    this.#overBudgetCounts.delete(peer)
+    this.#overBudgetCounts.set(peer, n)
+    if (this.#overBudgetCounts.size > 4_096) this.#overBudgetCounts.delete(this.#overBudgetCounts.keys().next().value!)
+    if (n % OVER_BUDGET_PER_PENALTY === 0) penalise(this.#host.services.pubsub, peer)
+    if (n >= FLOOD_HANGUP && this.#onFlood !== undefined) {
+      this.#overBudgetCounts.delete(peer)
+      this.#refused.add('flooder-hung-up', this.#now())
+      this.#onFlood(peerId)
     }
   }
 
@@ -364,37 +364,37 @@ export class Broadcast {
    * is kept for what no honest relay hands on (every such check is deterministic: the relay ran it too);
    * budgets and time windows Ignore, since an honest relay may be chatty or late.
    */
-  private validate(peer: PeerId, msg: Message): TopicValidatorResult {
-    const now = this.now()
+  #validate(peer: PeerId, msg: Message): TopicValidatorResult {
+    const now = this.#now()
     const refuse = (reason: string, result: TopicValidatorResult): TopicValidatorResult => {
       this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1
-      this.refused.add(reason, now)
+      this.#refused.add(reason, now)
       return result
     }
-    if (!this.neighbours.take(peer.toString(), now)) {
-      this.overBudget(peer)
+    if (!this.#neighbours.take(peer.toString(), now)) {
+      this.#overBudget(peer)
       return refuse('peer-budget', TopicValidatorResult.Ignore)
     }
     let v: Omit<BroadcastMessage, 'receivedFrom'>
     try {
-      v = parseBroadcast(msg.data, msg.topic, this.limits())
+      v = parseBroadcast(msg.data, msg.topic, this.#limits())
     } catch (err) {
       const reason: Reason = err instanceof PubsubMessageRejectedError ? err.reason : 'malformed'
       // Expired / out-of-window messages may be honest but late: ignore them without penalising the relay.
       return refuse(reason, reason === 'expired' || reason === 'not-yet-valid' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject)
     }
-    const own = v.from === this.signer.did
-    const known = own || this.isKnown(v.from)
+    const own = v.from === this.#signer.did
+    const known = own || this.#isKnown(v.from)
     // Strangers share one budget, spent before their signature is checked: fresh keys buy nothing.
-    if (!known && !this.strangers.take('*', now)) return refuse('stranger-budget', TopicValidatorResult.Ignore)
+    if (!known && !this.#strangers.take('*', now)) return refuse('stranger-budget', TopicValidatorResult.Ignore)
     try {
       checkBroadcastSignature(msg.data, v.from)
     } catch {
       return refuse('bad-signature', TopicValidatorResult.Reject)
     }
-    if (known && !own && !this.senders.take(v.from, now)) return refuse('rate-limited', TopicValidatorResult.Ignore)
+    if (known && !own && !this.#senders.take(v.from, now)) return refuse('rate-limited', TopicValidatorResult.Ignore)
     this.stats.accepted++
-    this.verified.set(msg.data, v)
+    this.#verified.set(msg.data, v)
     return TopicValidatorResult.Accept
   }
 }

@@ -1,6 +1,6 @@
-// Contracts kept in level (on disk), by both sides. Keys: `c/<contractId>/<side>` -> the stored contract JSON, and
+// Contracts kept on disk by both sides, in a KvStore. Keys: `c/<contractId>/<side>` -> the stored contract, and
 // `e/<slot>` -> the highest epoch seen for a slot (the fencing record), `m/<key>` -> a small named value.
-import { Level } from 'level'
+import { decodedTwice, type KvStore } from '../../core/index.ts'
 import type { Workload } from '../workload/workload.ts'
 import type { Contract, ContractTerms } from './contract.ts'
 
@@ -22,7 +22,7 @@ export interface StoredContract {
   exitCode?: number | null
 }
 
-/** Where contracts live: a level database, or any sublevel with the same shape. */
+/** Where contracts live, on both sides. */
 export interface ContractStore {
   put(c: StoredContract): Promise<void>
   /** One side's record of a contract (a node that is both consumer and provider keeps two). */
@@ -34,50 +34,43 @@ export interface ContractStore {
   /** A small named value (who orchestrates a deployment after a handover): `m/<key>`. */
   putNote(key: string, value: string): Promise<void>
   note(key: string): Promise<string | undefined>
-  close(): Promise<void>
 }
 
-/** The little of a level database (or sublevel) the store uses; values are JSON text. */
-export interface StringKv {
-  get(key: string): Promise<unknown>
-  put(key: string, value: string): Promise<void>
-  values(o: { gte: string; lt: string }): AsyncIterable<unknown>
-  close?(): Promise<void>
-}
-
-type Db = StringKv
-
-export class LevelContractStore implements ContractStore {
-  readonly #db: Db
-  readonly #owned: boolean
+/**
+ * Contracts in a KvStore (core/kv-store.ts): the orchestration service's own store in the daemon. Records
+ * written before 2026-12 hold the contract as JSON text (encoded twice) and the epoch as text: both still read.
+ */
+export class KvContractStore implements ContractStore {
+  readonly #contracts: KvStore<StoredContract | string>
+  readonly #epochs: KvStore<number | string>
+  readonly #notes: KvStore<string>
   #chain: Promise<unknown> = Promise.resolve()
 
-  /** Opens (creating) a level database at `path`, or wraps an open one (e.g. a daemon's sublevel). */
-  constructor(pathOrDb: string | Db) {
-    this.#owned = typeof pathOrDb === 'string'
-    this.#db = typeof pathOrDb === 'string' ? new Level<string, string>(pathOrDb, { valueEncoding: 'utf8' }) : pathOrDb
+  constructor(kv: KvStore) {
+    this.#contracts = kv.scope<StoredContract | string>('c/')
+    this.#epochs = kv.scope<number | string>('e/')
+    this.#notes = kv.scope<string>('m/')
   }
 
   async put(c: StoredContract): Promise<void> {
-    await this.#db.put(`c/${c.contract.terms.id}/${c.side}`, JSON.stringify(c))
+    await this.#contracts.put(`${c.contract.terms.id}/${c.side}`, c)
   }
 
   async get(id: string, side: StoredContract['side']): Promise<StoredContract | undefined> {
-    const v = await this.#db.get(`c/${id}/${side}`)
-    return typeof v === 'string' ? (JSON.parse(v) as StoredContract) : undefined
+    return decodedTwice(await this.#contracts.get(`${id}/${side}`))
   }
 
   async list(): Promise<StoredContract[]> {
     const out: StoredContract[] = []
-    for await (const v of this.#db.values({ gte: 'c/', lt: 'c0' })) if (typeof v === 'string') out.push(JSON.parse(v) as StoredContract)
+    for await (const [, v] of this.#contracts.entries()) out.push(decodedTwice(v)!)
     return out.sort((a, b) => a.contract.terms.startsAt - b.contract.terms.startsAt)
   }
 
   raiseEpoch(slot: string, epoch: number): Promise<number> {
     // Serialized so two concurrent raises cannot both win.
     const next = this.#chain.then(async () => {
-      const held = Number((await this.#db.get(`e/${slot}`)) ?? 0)
-      if (epoch > held) await this.#db.put(`e/${slot}`, String(epoch))
+      const held = await this.epoch(slot)
+      if (epoch > held) await this.#epochs.put(slot, epoch)
       return Math.max(held, epoch)
     })
     // The caller gets the failure through `next`; the chain only has to go on to the next raise.
@@ -86,20 +79,15 @@ export class LevelContractStore implements ContractStore {
   }
 
   async epoch(slot: string): Promise<number> {
-    return Number((await this.#db.get(`e/${slot}`)) ?? 0)
+    return Number((await this.#epochs.get(slot)) ?? 0)
   }
 
   async putNote(key: string, value: string): Promise<void> {
-    await this.#db.put(`m/${key}`, JSON.stringify(value))
+    await this.#notes.put(key, value)
   }
 
   async note(key: string): Promise<string | undefined> {
-    const v = await this.#db.get(`m/${key}`)
-    return typeof v === 'string' ? (JSON.parse(v) as string) : undefined
-  }
-
-  async close(): Promise<void> {
-    if (this.#owned) await this.#db.close?.()
+    return (await this.#notes.get(key)) ?? undefined
   }
 }
 

@@ -10,6 +10,7 @@ import { setup, type AnyActorLogic } from 'xstate'
 import { ActorSystem, defineActor, registerErrorClass, type ActorDefinition, type ActorRef, type MessageContext } from '../../core/index.ts'
 import { parseAddress } from '../../identity/address.ts'
 import type { NodeKey } from '../../identity/keys.ts'
+import type { Log } from '../../p2p/log.ts'
 import type { ContractStore } from '../contracts/store.ts'
 import { deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
 import { finalPhases, type DeploymentContext, type DeploymentView } from '../deployment/model.ts'
@@ -74,7 +75,7 @@ export interface OrchestratorPorts {
   /** The capacity index fed by signed heartbeats: bid rounds ask a sample of it first (spec/orchestration.md "Placement at scale"). */
   capacityIndex?: CapacityIndex
   now?: () => number
-  log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
+  log?: Log
 }
 
 export interface OrchestratorOptions {
@@ -638,6 +639,6 @@ export class Orchestrator {
   }
 
   #log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void {
-    this.#p.log?.(level, msg, fields)
+    this.#p.log?.[level](msg, fields)
   }
 }

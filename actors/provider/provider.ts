@@ -13,6 +13,7 @@ import type { NodeOffer } from '../placement/offer.ts'
 import { workloadFromWire, type Workload } from '../workload/workload.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, NodeFacts, WorkloadRunner } from './ports.ts'
 import { OrchestratorAuthority, type Handover } from './orchestrator-authority.ts'
+import { silentLog, type Log } from '../../p2p/log.ts'
 
 /** What the provider tells a consumer's orchestrator when an instance changes state. */
 export interface ReplicaReport {
@@ -39,7 +40,8 @@ export interface ProviderInit {
   /** How long a reservation waits for `start` before it expires. */
   reservationTtlMs?: number
   now?: () => number
-  log?: (msg: string, fields?: Record<string, unknown>) => void
+  /** Where the provider reports what went wrong on its own (warnings). Default: nowhere. */
+  log?: Log
 }
 
 export type BidAnswer = { bid: SignedBid } | { decline: SignedDecline }
@@ -56,6 +58,7 @@ export class Provider {
   readonly #now: () => number
   /** Who acts for a consumer's deployment (the consumer, or its standby after a handover). */
   readonly #authority: OrchestratorAuthority
+  readonly #log: Log
   #unsubscribe: (() => void) | undefined
   #stopped = false
 
@@ -63,6 +66,7 @@ export class Provider {
     this.#i = init
     this.#now = init.now ?? Date.now
     this.#authority = new OrchestratorAuthority(init.contracts, this.#now)
+    this.#log = init.log ?? silentLog
   }
 
   /** A standby orchestrator takes a consumer's deployment over (spec/orchestration.md "Standby orchestrator"). */
@@ -77,7 +81,7 @@ export class Provider {
   /** Listens to the runner; after a restart, takes up the instances of this node's active contracts again. */
   async start(): Promise<void> {
     this.#unsubscribe = this.#i.runner.onStatus((s) => {
-      this.#onInstance(s).catch((err: Error) => this.#log('instance status not recorded', { instanceId: s.instanceId, state: s.state, error: err.name, message: err.message }))
+      this.#onInstance(s).catch((err: Error) => this.#log.warn('instance status not recorded', { instanceId: s.instanceId, state: s.state, error: err.name, message: err.message }))
     })
     for (const s of await this.#i.contracts.list()) {
       if (s.side !== 'provider' || s.status !== 'active' || !s.instanceId) continue
@@ -306,7 +310,7 @@ export class Provider {
         const e = err as Error
         if (followed) this.#byInstance.set(s.instanceId, t.id)
         await this.#put(s, { note: `stop failed: ${e.name}: ${e.message}` })
-        this.#log('instance did not stop', { contractId: t.id, instanceId: s.instanceId, error: e.name, message: e.message })
+        this.#log.warn('instance did not stop', { contractId: t.id, instanceId: s.instanceId, error: e.name, message: e.message })
         throw new StopFailedError(`node ${this.did} could not stop instance ${s.instanceId} of contract ${t.id}: ${e.name}: ${e.message}`, { contractId: t.id, instanceId: s.instanceId, cause: e.name })
       }
     }
@@ -320,12 +324,8 @@ export class Provider {
       await this.#i.capacity.release(s.reservationId!)
     } catch (err) {
       const e = err as Error
-      this.#log('reservation not released', { contractId: s.contract.terms.id, reservationId: s.reservationId, why, error: e.name, message: e.message })
+      this.#log.warn('reservation not released', { contractId: s.contract.terms.id, reservationId: s.reservationId, why, error: e.name, message: e.message })
     }
-  }
-
-  #log(msg: string, fields?: Record<string, unknown>): void {
-    this.#i.log?.(msg, fields)
   }
 
   async #put(s: StoredContract, patch: Partial<StoredContract>): Promise<void> {

@@ -6,7 +6,11 @@ import { NodeKey } from '../../identity/keys.ts'
 import { signBid, signBidRequest, verifyBid, verifyBidRequest } from '../bidding/messages.ts'
 import { countersign, proposeContract, verifyContract, verifyProposal, workloadDigest } from '../contracts/contract.ts'
 import { signingBytes } from '../contracts/signed.ts'
-import { LevelContractStore } from '../contracts/store.ts'
+import { KvContractStore, type StoredContract } from '../contracts/store.ts'
+import { KvDeploymentStore } from '../orchestrator/deployment-store.ts'
+import type { DeploymentRecord } from '../orchestrator/orchestrator.ts'
+import { LevelKvStore } from '../../core/index.ts'
+import { Level } from 'level'
 import { InvalidSignatureError, InvalidTermsError } from '../errors.ts'
 import { workload } from './helpers.ts'
 
@@ -72,17 +76,50 @@ t.test('the level store keeps contracts across a reopen and fences epochs per sl
   const dir = mkdtempSync(join(tmpdir(), 'noir-contracts-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const c = countersign(node, proposeContract(orch, terms()))
-  let s = new LevelContractStore(dir)
+  let kv = await LevelKvStore.open(dir)
+  let s = new KvContractStore(kv)
   await s.put({ contract: c, side: 'provider', status: 'active', updatedAt: 1 })
   t.equal(await s.raiseEpoch('d1/0', 2), 2)
   t.equal(await s.raiseEpoch('d1/0', 1), 2, 'a lower epoch does not lower the fence')
   const both = await Promise.all([s.raiseEpoch('d1/1', 5), s.raiseEpoch('d1/1', 4)])
   t.same(both, [5, 5])
-  await s.close()
-  s = new LevelContractStore(dir)
+  t.same(await kv.get(`c/${c.terms.id}/provider`), { contract: c, side: 'provider', status: 'active', updatedAt: 1 }, 'the record, JSON-encoded once')
+  t.equal(await kv.get('e/d1/0'), 2)
+  await kv.close()
+  kv = await LevelKvStore.open(dir)
+  s = new KvContractStore(kv)
   const list = await s.list()
   t.equal(list.length, 1)
   t.same(verifyContract(list[0]!.contract).id, c.terms.id)
   t.equal(await s.epoch('d1/0'), 2)
-  await s.close()
+  await kv.close()
+})
+
+t.test('contracts, epochs and deployments written before (JSON text inside the JSON store) still load, and are rewritten once', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noir-contracts-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const c = countersign(node, proposeContract(orch, terms()))
+  const stored: StoredContract = { contract: c, side: 'consumer', status: 'active', updatedAt: 1, note: 'from before' }
+  const deployment = { v: 1, id: 'd1', workload: w, replicas: [], standby: null, createdAt: 1, events: [{ at: 1, msg: 'placed' }], infeasible: null, failovers: [], nextRun: 1, machine: { value: 'running' } } as unknown as DeploymentRecord
+  // what the orchestration service wrote into its sublevel before: JSON.stringify'd values, the epoch as text
+  const db = new Level<string, unknown>(dir, { valueEncoding: 'json' })
+  const svc = db.sublevel<string, unknown>('svc:orchestration', { valueEncoding: 'json' })
+  await svc.put(`c/${c.terms.id}/consumer`, JSON.stringify(stored))
+  await svc.put('e/d1/0', String(3))
+  await svc.put('d/d1', JSON.stringify(deployment))
+  const kv = new LevelKvStore(svc)
+  t.teardown(() => db.close())
+  const contracts = new KvContractStore(kv)
+  t.same(await contracts.get(c.terms.id, 'consumer'), stored)
+  t.same(await contracts.list(), [stored])
+  t.equal(await contracts.epoch('d1/0'), 3)
+  t.equal(await contracts.raiseEpoch('d1/0', 2), 3, 'an epoch kept as text still fences')
+  const deployments = new KvDeploymentStore(kv)
+  t.same(await deployments.loadAll(), [deployment])
+
+  await contracts.put({ ...stored, status: 'ended' })
+  await deployments.save(deployment)
+  t.match(await kv.get(`c/${c.terms.id}/consumer`), { status: 'ended', side: 'consumer' }, 'written again: an object, encoded once')
+  t.same(await kv.get('d/d1'), deployment)
+  t.same((await contracts.list()).map((s) => s.status), ['ended'])
 })

@@ -1,4 +1,4 @@
-// A ContractStore in memory, for unit tests (the daemon uses LevelContractStore on disk).
+// A ContractStore in memory, for unit tests (the daemon uses KvContractStore over its level store).
 import type { ContractStore, StoredContract } from '../contracts/store.ts'
 
 export class MemoryContractStore implements ContractStore {

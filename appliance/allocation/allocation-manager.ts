@@ -11,9 +11,9 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { chmodSync, mkdirSync, rmSync } from 'node:fs'
 import { createMachine } from 'xstate'
-import { defineActor, type ActorRef, type ActorSystem } from '../../core/index.ts'
+import { defineActor, type ActorRef, type ActorSystem, type KvStore } from '../../core/index.ts'
 import type { ExecHandle, ExecSpec, Executor, ExecutorKind, ExitStatus, LogLine, PortMapping, RuntimeSpec, UsageStats } from '../executor/executor.ts'
-import type { Allocator, JsonStore, Reservation } from '../allocator/allocator.ts'
+import type { Allocator, Reservation } from '../allocator/allocator.ts'
 import {
   AllocationNotFoundError,
   DuplicateAllocationError,
@@ -73,7 +73,8 @@ export interface AllocationManagerInit {
   system: ActorSystem
   executors: Partial<Record<ExecutorKind, Executor>>
   allocator: Allocator
-  store: JsonStore
+  /** Where allocation records are kept (under `alloc/`); the appliance service's own store. */
+  store: KvStore
   /** Where allocation state directories live: `<stateRoot>/<id>/state`. */
   stateRoot: string
   /** How often running allocations' usage is sampled. Default 5 s. */
@@ -92,65 +93,63 @@ export const ALLOC_ATTACH = '/noir/alloc/attach'
 
 const isFinal = (s: AllocationState): boolean => finalStates.includes(s)
 
-export class AllocationManager {
-  private readonly system: ActorSystem
-  private readonly executors: Partial<Record<ExecutorKind, Executor>>
-  private readonly allocator: Allocator
-  private readonly store: JsonStore
-  private readonly stateRoot: string
+/**
+ * A fresh state directory for one allocation: `<stateRoot>/<id>/state-<128 random bits>`, the folders on
+ * the way 0711 / 0700, so no other allocation (nor another local user) can list, guess or reach it. The
+ * name is kept in the allocation's record (its spec), so a restarted node finds it again.
+ */
+export function privateStateDir(stateRoot: string, id: string): string {
+  mkdirSync(stateRoot, { recursive: true, mode: 0o711 })
+  chmodSync(stateRoot, 0o711)
+  const own = join(stateRoot, id)
+  mkdirSync(own, { recursive: true, mode: 0o711 })
+  const dir = join(own, `state-${randomBytes(16).toString('hex')}`)
+  mkdirSync(dir, { mode: 0o700 })
+  return dir
+}
 
-  /**
-   * A fresh state directory for one allocation: `<stateRoot>/<id>/state-<128 random bits>`, the folders on
-   * the way 0711 / 0700, so no other allocation (nor another local user) can list, guess or reach it. The
-   * name is kept in the allocation's record (its spec), so a restarted node finds it again.
-   */
-  private privateStateDir(id: string): string {
-    mkdirSync(this.stateRoot, { recursive: true, mode: 0o711 })
-    chmodSync(this.stateRoot, 0o711)
-    const own = join(this.stateRoot, id)
-    mkdirSync(own, { recursive: true, mode: 0o711 })
-    const dir = join(own, `state-${randomBytes(16).toString('hex')}`)
-    mkdirSync(dir, { mode: 0o700 })
-    return dir
-  }
-  private readonly statsEveryMs: number
-  private readonly onChange: ((r: AllocationRecord) => void) | undefined
-  private readonly records = new Map<string, AllocationRecord>()
-  private readonly usage = new Map<string, UsageStats>()
-  private readonly waiters = new Map<string, Set<() => void>>()
-  private readonly listeners = new Set<(r: AllocationRecord) => void>()
-  private writes: Promise<unknown> = Promise.resolve()
-  private statsTimer: NodeJS.Timeout | undefined
-  private stopped = false
-  private parent: ActorRef | undefined
+export class AllocationManager {
+  readonly #system: ActorSystem
+  readonly #executors: Partial<Record<ExecutorKind, Executor>>
+  readonly #allocator: Allocator
+  /** Allocation records by id (keys `alloc/<id>` of the store). */
+  readonly #stored: KvStore<AllocationRecord>
+  readonly #stateRoot: string
+  readonly #statsEveryMs: number
+  readonly #onChange: ((r: AllocationRecord) => void) | undefined
+  readonly #records = new Map<string, AllocationRecord>()
+  readonly #usage = new Map<string, UsageStats>()
+  readonly #waiters = new Map<string, Set<() => void>>()
+  readonly #listeners = new Set<(r: AllocationRecord) => void>()
+  #writes: Promise<unknown> = Promise.resolve()
+  #statsTimer: NodeJS.Timeout | undefined
+  #stopped = false
+  #parent: ActorRef | undefined
 
   constructor(init: AllocationManagerInit) {
-    this.system = init.system
-    this.executors = init.executors
-    this.allocator = init.allocator
-    this.store = init.store
-    this.stateRoot = init.stateRoot
-    this.statsEveryMs = init.statsEveryMs ?? 5000
-    this.onChange = init.onChange
+    this.#system = init.system
+    this.#executors = init.executors
+    this.#allocator = init.allocator
+    this.#stored = init.store.scope<AllocationRecord>(KEY)
+    this.#stateRoot = init.stateRoot
+    this.#statsEveryMs = init.statsEveryMs ?? 5000
+    this.#onChange = init.onChange
   }
 
   /** Loads the records, re-attaches what still runs, and starts sampling usage. */
   async start(): Promise<void> {
-    this.parent = this.system.lookup(PARENT) ?? this.system.spawn(defineActor(idleMachine()).with({ name: 'allocations', behaviors: {}, restart: 'permanent' }), { name: PARENT })
-    for await (const [key, value] of this.store.iterator({ gte: KEY, lt: KEY + '\xff' })) {
-      const r = value as AllocationRecord
-      this.records.set(key.slice(KEY.length), r)
-    }
-    await this.recover()
-    this.statsTimer = setInterval(() => void this.sampleUsage(), this.statsEveryMs)
-    this.statsTimer.unref()
+    this.#parent = this.#system.lookup(PARENT) ?? this.#system.spawn(defineActor(idleMachine()).with({ name: 'allocations', behaviors: {}, restart: 'permanent' }), { name: PARENT })
+    for await (const [id, r] of this.#stored.entries()) this.#records.set(id, r)
+    await this.#recover()
+    this.#statsTimer = setInterval(() => void this.#sampleUsage(), this.#statsEveryMs)
+    this.#statsTimer.unref()
   }
 
   /** Stops watching. Workloads keep running (a restarted daemon re-attaches them). */
   async stop(): Promise<void> {
-    this.stopped = true
-    if (this.statsTimer) clearInterval(this.statsTimer)
-    await this.writes.catch(() => undefined)
+    this.#stopped = true
+    if (this.#statsTimer) clearInterval(this.#statsTimer)
+    await this.#writes.catch(() => undefined)
   }
 
   /** Reserves (or commits the given reservation), records, and starts the allocation. Resolves once it is starting. */
@@ -158,9 +157,9 @@ export class AllocationManager {
     const id = req.id ?? `a-${randomBytes(6).toString('hex')}`
     if (!ID.test(id) || id === '.' || id === '..') throw new InvalidAllocationError(`id '${id}' must be 1-128 of A-Z a-z 0-9 . _ ~ : @ + -`)
     const kind = req.runtime?.kind
-    const executor = kind ? this.executors[kind] : undefined
-    if (!kind || !executor) throw new ExecutorUnavailableError(String(kind), `no '${String(kind)}' executor on this node (have: ${Object.keys(this.executors).join(', ') || 'none'})`)
-    if (this.records.has(id)) throw new DuplicateAllocationError(id)
+    const executor = kind ? this.#executors[kind] : undefined
+    if (!kind || !executor) throw new ExecutorUnavailableError(String(kind), `no '${String(kind)}' executor on this node (have: ${Object.keys(this.#executors).join(', ') || 'none'})`)
+    if (this.#records.has(id)) throw new DuplicateAllocationError(id)
     for (const p of req.ports ?? []) {
       if (!Number.isInteger(p.containerPort) || p.containerPort < 1 || p.containerPort > 65535) throw new InvalidAllocationError(`bad container port ${p.containerPort}`)
     }
@@ -172,20 +171,20 @@ export class AllocationManager {
       env: {},
       limits: { cpu: req.resources.cpu, memoryBytes: req.resources.memoryBytes },
       network: 'none',
-      stateDir: join(this.stateRoot, id, 'state-validate'),
+      stateDir: join(this.#stateRoot, id, 'state-validate'),
     })
     let reservation: Reservation
     let portsReservation: Reservation | undefined
     if (req.reservationId !== undefined) {
-      reservation = await this.allocator.commit(req.reservationId, { allocationId: id })
+      reservation = await this.#allocator.commit(req.reservationId, { allocationId: id })
       if (reservation.ports.length < nPorts) {
         // A reservation made from resources alone (a bid) holds no ports: take them now, as their own hold.
-        const pr = await this.allocator.reserve({ cpu: 0, memoryBytes: 0, ports: nPorts - reservation.ports.length }, { allocationId: id })
-        portsReservation = await this.allocator.commit(pr.id, { allocationId: id })
+        const pr = await this.#allocator.reserve({ cpu: 0, memoryBytes: 0, ports: nPorts - reservation.ports.length }, { allocationId: id })
+        portsReservation = await this.#allocator.commit(pr.id, { allocationId: id })
       }
     } else {
-      const r = await this.allocator.reserve({ ...req.resources, ports: nPorts }, { allocationId: id })
-      reservation = await this.allocator.commit(r.id, { allocationId: id })
+      const r = await this.#allocator.reserve({ ...req.resources, ports: nPorts }, { allocationId: id })
+      reservation = await this.#allocator.commit(r.id, { allocationId: id })
     }
     const hostPorts = [...reservation.ports, ...(portsReservation?.ports ?? [])]
     const ports: PortMapping[] = (req.ports ?? []).map((p, i) => ({ containerPort: p.containerPort, hostPort: hostPorts[i]!, protocol: p.protocol ?? 'tcp' }))
@@ -200,7 +199,7 @@ export class AllocationManager {
         ...(req.resources.cpuTimeMs !== undefined ? { cpuTimeMs: req.resources.cpuTimeMs } : {}),
       },
       network: ports.length > 0 ? { ports } : 'none',
-      stateDir: this.privateStateDir(id),
+      stateDir: privateStateDir(this.#stateRoot, id),
       ...(req.labels ? { labels: req.labels } : {}),
     }
     const now = Date.now()
@@ -221,79 +220,79 @@ export class AllocationManager {
       updatedAt: now,
       startedAt: null,
     }
-    this.records.set(id, record)
-    await this.persist(record) // the record exists before anything is created: a crash leaves no orphan unaccounted
-    this.spawnActor(record, { type: 'START' })
+    this.#records.set(id, record)
+    await this.#persist(record) // the record exists before anything is created: a crash leaves no orphan unaccounted
+    this.#spawnActor(record, { type: 'START' })
     return { ...record }
   }
 
   get(id: string): AllocationView {
-    const r = this.records.get(id)
+    const r = this.#records.get(id)
     if (!r) throw new AllocationNotFoundError(id)
-    return { ...r, usage: this.usage.get(id) ?? null }
+    return { ...r, usage: this.#usage.get(id) ?? null }
   }
 
   list(): AllocationView[] {
-    return [...this.records.values()].map((r) => ({ ...r, usage: this.usage.get(r.id) ?? null }))
+    return [...this.#records.values()].map((r) => ({ ...r, usage: this.#usage.get(r.id) ?? null }))
   }
 
   /** Stops an allocation (SIGTERM, grace, kill) and resolves with its final record. */
   async stopAllocation(id: string, graceMs?: number): Promise<AllocationRecord> {
-    const r = this.records.get(id)
+    const r = this.#records.get(id)
     if (!r) throw new AllocationNotFoundError(id)
     if (isFinal(r.state)) return { ...r }
-    const ref = this.system.lookup(`${PARENT}/${id}`)
+    const ref = this.#system.lookup(`${PARENT}/${id}`)
     if (ref) ref.tell(ALLOC_STOP, graceMs === undefined ? {} : { graceMs })
     return this.waitFor(id, isFinal)
   }
 
   /** Stops (if needed) and forgets an allocation: its instance, its reservation, its state dir, its record. */
   async remove(id: string, opts: { graceMs?: number } = {}): Promise<void> {
-    const r = this.records.get(id)
+    const r = this.#records.get(id)
     if (!r) return
     const final = await this.stopAllocation(id, opts.graceMs ?? 0)
-    const ex = this.executors[r.kind]
+    const ex = this.#executors[r.kind]
     if (final.handle && ex) await ex.remove(final.handle)
-    await this.allocator.release(r.reservationId)
-    if (r.portsReservationId) await this.allocator.release(r.portsReservationId)
-    this.records.delete(id)
-    this.usage.delete(id)
-    await this.enqueue(() => this.store.del(KEY + id))
-    rmSync(join(this.stateRoot, id), { recursive: true, force: true })
+    await this.#allocator.release(r.reservationId)
+    if (r.portsReservationId) await this.#allocator.release(r.portsReservationId)
+    this.#records.delete(id)
+    this.#usage.delete(id)
+    await this.#enqueue(() => this.#stored.del(id))
+    rmSync(join(this.#stateRoot, id), { recursive: true, force: true })
   }
 
   logs(id: string, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
-    const r = this.records.get(id)
+    const r = this.#records.get(id)
     if (!r) throw new AllocationNotFoundError(id)
-    return this.logsOf(r, opts)
+    return this.#logsOf(r, opts)
   }
 
-  private async *logsOf(r: AllocationRecord, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
+  async *#logsOf(r: AllocationRecord, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
     // Follow from the start: wait until there is an instance to read.
     let rec = r
     if (!rec.handle && !isFinal(rec.state)) rec = await this.waitFor(r.id, (s) => s !== 'pending' && s !== 'starting')
     if (!rec.handle) return
-    const ex = this.executors[rec.kind]
+    const ex = this.#executors[rec.kind]
     if (!ex) return
     yield* ex.logs(rec.handle, opts)
   }
 
   /** Calls `listener` after every state change of any allocation. Returns an unsubscribe function. */
   onStatus(listener: (r: AllocationRecord) => void): () => void {
-    this.listeners.add(listener)
-    return () => this.listeners.delete(listener)
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
   }
 
   /** Kinds of executor this node has. */
   kinds(): ExecutorKind[] {
-    return (Object.keys(this.executors) as ExecutorKind[]).filter((k) => this.executors[k] !== undefined)
+    return (Object.keys(this.#executors) as ExecutorKind[]).filter((k) => this.#executors[k] !== undefined)
   }
 
   /** Resolves with the record once its state satisfies `pred`. */
   waitFor(id: string, pred: (s: AllocationState) => boolean): Promise<AllocationRecord> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
-        const r = this.records.get(id)
+        const r = this.#records.get(id)
         if (!r) {
           reject(new AllocationNotFoundError(id))
           return true
@@ -305,8 +304,8 @@ export class AllocationManager {
         return false
       }
       if (check()) return
-      const set = this.waiters.get(id) ?? new Set()
-      this.waiters.set(id, set)
+      const set = this.#waiters.get(id) ?? new Set()
+      this.#waiters.set(id, set)
       const w = (): void => {
         if (check()) set.delete(w)
       }
@@ -319,32 +318,32 @@ export class AllocationManager {
     const byState: Partial<Record<AllocationState, number>> = {}
     let cpuNanos = 0
     let memoryBytes = 0
-    for (const r of this.records.values()) {
+    for (const r of this.#records.values()) {
       byState[r.state] = (byState[r.state] ?? 0) + 1
-      const u = this.usage.get(r.id)
+      const u = this.#usage.get(r.id)
       if (u && r.state === 'running') {
         cpuNanos += u.cpuNanos
         memoryBytes += u.memoryBytes
       }
     }
-    return { total: this.records.size, byState, cpuNanos, memoryBytes }
+    return { total: this.#records.size, byState, cpuNanos, memoryBytes }
   }
 
   // ---- internals ------------------------------------------------------------------------------------------
 
-  private spawnActor(record: AllocationRecord, first: { type: 'START' } | { type: 'ATTACH'; handle: ExecHandle }): void {
-    const executor = this.executors[record.kind]!
+  #spawnActor(record: AllocationRecord, first: { type: 'START' } | { type: 'ATTACH'; handle: ExecHandle }): void {
+    const executor = this.#executors[record.kind]!
     const machine = allocationMachine({
       launch: async (spec, previous) => {
         if (previous) await executor.remove(previous)
         const handle = await executor.prepare(spec)
-        this.update(record.id, { handle }) // known before start: re-attach can find and judge it
+        this.#update(record.id, { handle }) // known before start: re-attach can find and judge it
         await executor.start(handle)
         return handle
       },
       wait: (h) => executor.wait(h),
       stop: (h, graceMs) => executor.stop(h, { graceMs }),
-      report: (state, ctx) => this.fromSnapshot(record.id, state, ctx),
+      report: (state, ctx) => this.#fromSnapshot(record.id, state, ctx),
     })
     const input: AllocationInput = {
       allocationId: record.id,
@@ -366,109 +365,110 @@ export class AllocationManager {
         [ALLOC_STATUS]: { reply: () => this.get(record.id) },
       },
     })
-    const ref = this.system.spawn(definition, { name: record.id, parent: this.parent!, input })
-    this.system.watch(ref, (reason) => {
-      if (reason.kind === 'crashed' && !this.stopped) this.update(record.id, { state: 'failed', reason: `allocation actor crashed: ${reason.error.message}` })
+    const ref = this.#system.spawn(definition, { name: record.id, parent: this.#parent!, input })
+    this.#system.watch(ref, (reason) => {
+      if (reason.kind === 'crashed' && !this.#stopped) this.#update(record.id, { state: 'failed', reason: `allocation actor crashed: ${reason.error.message}` })
     })
     ref.tell(first.type === 'START' ? ALLOC_START : ALLOC_ATTACH, first.type === 'ATTACH' ? { handle: first.handle } : {})
   }
 
-  private fromSnapshot(id: string, state: AllocationState, ctx: AllocationContext): void {
-    const r = this.records.get(id)
+  #fromSnapshot(id: string, state: AllocationState, ctx: AllocationContext): void {
+    const r = this.#records.get(id)
     if (!r) return
-    this.update(id, { state, handle: ctx.handle, restarts: ctx.restarts, lastExit: ctx.lastExit, reason: ctx.reason, startedAt: ctx.startedAt })
+    this.#update(id, { state, handle: ctx.handle, restarts: ctx.restarts, lastExit: ctx.lastExit, reason: ctx.reason, startedAt: ctx.startedAt })
   }
 
-  private update(id: string, patch: Partial<AllocationRecord>): void {
-    const r = this.records.get(id)
-    if (!r || this.stopped) return
+  #update(id: string, patch: Partial<AllocationRecord>): void {
+    const r = this.#records.get(id)
+    if (!r || this.#stopped) return
     const wasFinal = isFinal(r.state)
     Object.assign(r, patch, { updatedAt: Date.now() })
     if (!wasFinal && isFinal(r.state)) {
-      this.usage.delete(id)
-      void this.allocator.release(r.reservationId).catch(() => undefined)
-      if (r.portsReservationId) void this.allocator.release(r.portsReservationId).catch(() => undefined)
+      this.#usage.delete(id)
+      void this.#allocator.release(r.reservationId).catch(() => undefined)
+      if (r.portsReservationId) void this.#allocator.release(r.portsReservationId).catch(() => undefined)
     }
-    void this.persist(r)
-    this.onChange?.({ ...r })
-    for (const l of [...this.listeners]) l({ ...r })
-    for (const w of [...(this.waiters.get(id) ?? [])]) w()
+    void this.#persist(r)
+    this.#onChange?.({ ...r })
+    for (const l of [...this.#listeners]) l({ ...r })
+    for (const w of [...(this.#waiters.get(id) ?? [])]) w()
   }
 
-  private persist(r: AllocationRecord): Promise<void> {
+  #persist(r: AllocationRecord): Promise<void> {
+    // a copy now: the record changes on while the write waits its turn
     const copy = JSON.parse(JSON.stringify(r)) as AllocationRecord
-    return this.enqueue(() => this.store.put(KEY + r.id, copy as never))
+    return this.#enqueue(() => this.#stored.put(r.id, copy))
   }
 
-  private enqueue(fn: () => Promise<void>): Promise<void> {
-    const p = this.writes.then(fn, fn)
-    this.writes = p.catch(() => undefined)
+  #enqueue(fn: () => Promise<void>): Promise<void> {
+    const p = this.#writes.then(fn, fn)
+    this.#writes = p.catch(() => undefined)
     return p
   }
 
-  private async recover(): Promise<void> {
+  async #recover(): Promise<void> {
     const found = new Map<string, ExecHandle>()
-    for (const ex of Object.values(this.executors)) {
+    for (const ex of Object.values(this.#executors)) {
       if (!ex) continue
       const a = await ex.available()
       if (!a.ok) continue
       for (const h of await ex.list()) found.set(h.allocationId, h)
     }
-    for (const r of this.records.values()) {
+    for (const r of this.#records.values()) {
       const h = found.get(r.id)
       found.delete(r.id)
       if (isFinal(r.state)) continue
-      const ex = this.executors[r.kind]
+      const ex = this.#executors[r.kind]
       if (!ex) {
-        this.update(r.id, { state: 'failed', reason: `no '${r.kind}' executor after restart` })
+        this.#update(r.id, { state: 'failed', reason: `no '${r.kind}' executor after restart` })
         continue
       }
       if (h && h.kind === r.kind) {
         const phase = ex.phase ? await ex.phase(h) : 'running'
         if (phase === 'created') {
           await ex.remove(h)
-          this.update(r.id, { handle: null })
-          this.spawnActor(r, { type: 'START' })
+          this.#update(r.id, { handle: null })
+          this.#spawnActor(r, { type: 'START' })
         } else {
           const wasStopping = r.state === 'stopping'
-          this.spawnActor(r, { type: 'ATTACH', handle: h }) // running or ended while we were down: wait() tells
+          this.#spawnActor(r, { type: 'ATTACH', handle: h }) // running or ended while we were down: wait() tells
           // A stop that was under way when the old daemon died is carried out now.
-          if (wasStopping) this.system.lookup(`${PARENT}/${r.id}`)?.tell(ALLOC_STOP, {})
+          if (wasStopping) this.#system.lookup(`${PARENT}/${r.id}`)?.tell(ALLOC_STOP, {})
         }
         continue
       }
       // The instance is gone (never created, removed, or an in-process wasm instance lost with the old daemon).
       const policy = r.restart.policy ?? 'never'
       if (r.state === 'pending' || r.state === 'starting' || r.state === 'backoff' || policy !== 'never') {
-        this.update(r.id, { handle: null })
-        this.spawnActor(r, { type: 'START' })
+        this.#update(r.id, { handle: null })
+        this.#spawnActor(r, { type: 'START' })
       } else {
-        this.update(r.id, { state: 'failed', reason: 'lost: the instance was gone after a restart' })
+        this.#update(r.id, { state: 'failed', reason: 'lost: the instance was gone after a restart' })
       }
     }
     // Held resources nobody uses any more: a committed reservation of an allocation that ended (its release
     // was lost with the old daemon) or that was never recorded (the daemon died between commit and record).
-    for (const res of this.allocator.list()) {
+    for (const res of this.#allocator.list()) {
       if (res.state !== 'committed' || res.allocationId === undefined) continue
-      const rec = this.records.get(res.allocationId)
+      const rec = this.#records.get(res.allocationId)
       const inUse = rec && !isFinal(rec.state) && (rec.reservationId === res.id || rec.portsReservationId === res.id)
-      if (!inUse) await this.allocator.release(res.id)
+      if (!inUse) await this.#allocator.release(res.id)
     }
     // Instances of this node with no live record: leftovers of removed allocations.
     for (const h of found.values()) {
-      const rec = this.records.get(h.allocationId)
+      const rec = this.#records.get(h.allocationId)
       if (rec) continue
-      await this.executors[h.kind]?.remove(h)
+      await this.#executors[h.kind]?.remove(h)
     }
   }
 
-  private async sampleUsage(): Promise<void> {
-    for (const r of this.records.values()) {
+  async #sampleUsage(): Promise<void> {
+    for (const r of this.#records.values()) {
       if (r.state !== 'running' || !r.handle) continue
-      const ex = this.executors[r.kind]
+      const ex = this.#executors[r.kind]
       if (!ex) continue
       try {
-        this.usage.set(r.id, await ex.stats(r.handle))
+        this.#usage.set(r.id, await ex.stats(r.handle))
       } catch {
         // ended between the check and the call
       }

@@ -7,6 +7,7 @@ import { createServer } from 'node:net'
 import type { Share } from '../share/share.ts'
 import { MIN_CPU } from '../executor/executor.ts'
 import type { HostFree } from '../hardware/hardware.ts'
+import type { KvStore } from '../../core/index.ts'
 import {
   InsufficientCapacityError,
   InvalidResourceRequestError,
@@ -52,16 +53,9 @@ export interface Capacity {
   ports: { range: [number, number]; used: number; free: number }
 }
 
-/** The storage the allocator needs: a level sublevel (string keys, JSON values) fits. */
-export interface JsonStore {
-  get(key: string): Promise<unknown>
-  put(key: string, value: never): Promise<void>
-  del(key: string): Promise<void>
-  iterator(opts?: { gte?: string; lt?: string }): AsyncIterable<[string, unknown]>
-}
-
 export interface AllocatorInit {
-  store: JsonStore
+  /** Where reservations are kept (under `res/`); the appliance service's own store. */
+  store: KvStore
   share: Share
   /** What the machine has free now (memory available, disk free...). Default: unlimited (share only). */
   hostFree?: () => Promise<HostFree> | HostFree
@@ -84,30 +78,31 @@ const zero = (): Resources => ({ cpu: 0, memoryBytes: 0, diskBytes: 0, gpu: 0 })
 const EPS = 1e-9
 
 export class Allocator {
-  private readonly store: JsonStore
+  /** Reservations by id (keys `res/<id>` of the store). */
+  readonly #records: KvStore<Reservation>
   readonly share: Share
-  private readonly hostFree: () => Promise<HostFree> | HostFree
+  readonly #hostFree: () => Promise<HostFree> | HostFree
   readonly portRange: [number, number]
-  private readonly probePorts: boolean
-  private readonly ttlMs: number
-  private readonly reclaimEveryMs: number
-  private readonly now: () => number
-  private readonly onReclaim: ((expired: Reservation[]) => void) | undefined
-  private readonly reservations = new Map<string, Reservation>()
-  private queue: Promise<unknown> = Promise.resolve()
-  private timer: NodeJS.Timeout | undefined
-  private opened = false
+  readonly #probePorts: boolean
+  readonly #ttlMs: number
+  readonly #reclaimEveryMs: number
+  readonly #now: () => number
+  readonly #onReclaim: ((expired: Reservation[]) => void) | undefined
+  readonly #reservations = new Map<string, Reservation>()
+  #queue: Promise<unknown> = Promise.resolve()
+  #timer: NodeJS.Timeout | undefined
+  #opened = false
 
   constructor(init: AllocatorInit) {
-    this.store = init.store
+    this.#records = init.store.scope<Reservation>(KEY_PREFIX)
     this.share = init.share
-    this.hostFree = init.hostFree ?? (() => ({ cpu: Infinity, memoryBytes: Infinity, diskBytes: Infinity, gpu: Infinity }))
+    this.#hostFree = init.hostFree ?? (() => ({ cpu: Infinity, memoryBytes: Infinity, diskBytes: Infinity, gpu: Infinity }))
     this.portRange = init.portRange ?? [20000, 20999]
-    this.probePorts = init.probePorts ?? true
-    this.ttlMs = init.reservationTtlMs ?? 30_000
-    this.reclaimEveryMs = init.reclaimEveryMs ?? 1000
-    this.now = init.now ?? Date.now
-    this.onReclaim = init.onReclaim
+    this.#probePorts = init.probePorts ?? true
+    this.#ttlMs = init.reservationTtlMs ?? 30_000
+    this.#reclaimEveryMs = init.reclaimEveryMs ?? 1000
+    this.#now = init.now ?? Date.now
+    this.#onReclaim = init.onReclaim
     if (this.portRange[0] < 1 || this.portRange[1] > 65535 || this.portRange[0] > this.portRange[1]) {
       throw new InvalidResourceRequestError(`bad port range ${this.portRange.join('-')}`)
     }
@@ -115,27 +110,24 @@ export class Allocator {
 
   /** Loads every reservation from the store (after a restart), then reclaims the expired ones. */
   async open(): Promise<void> {
-    await this.serial(async () => {
-      this.reservations.clear()
-      for await (const [key, value] of this.store.iterator({ gte: KEY_PREFIX, lt: KEY_PREFIX + '\xff' })) {
-        const r = value as Reservation
-        this.reservations.set(key.slice(KEY_PREFIX.length), r)
-      }
-      this.opened = true
-      await this.reclaimLocked()
+    await this.#serial(async () => {
+      this.#reservations.clear()
+      for await (const [id, r] of this.#records.entries()) this.#reservations.set(id, r)
+      this.#opened = true
+      await this.#reclaimLocked()
     })
   }
 
   /** Starts the reclaim timer. */
   async start(): Promise<void> {
-    if (!this.opened) await this.open()
-    this.timer = setInterval(() => void this.reclaimExpired().catch(() => undefined), this.reclaimEveryMs)
-    this.timer.unref()
+    if (!this.#opened) await this.open()
+    this.#timer = setInterval(() => void this.reclaimExpired().catch(() => undefined), this.#reclaimEveryMs)
+    this.#timer.unref()
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = undefined
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = undefined
   }
 
   /**
@@ -144,14 +136,14 @@ export class Allocator {
    */
   async reserve(req: ResourceRequest, opts: { ttlMs?: number; allocationId?: string; id?: string } = {}): Promise<Reservation> {
     const want = normalize(req)
-    return this.serial(async () => {
-      await this.reclaimLocked()
-      const free = await this.freeLocked()
+    return this.#serial(async () => {
+      await this.#reclaimLocked()
+      const free = await this.#freeLocked()
       for (const k of ['cpu', 'memoryBytes', 'diskBytes', 'gpu'] as const) {
         if (want[k] > free[k] + EPS) throw new InsufficientCapacityError(resourceName(k), want[k], round(free[k]))
       }
-      const ports = await this.pickPorts(req.ports ?? 0)
-      const now = this.now()
+      const ports = await this.#pickPorts(req.ports ?? 0)
+      const now = this.#now()
       const r: Reservation = {
         id: opts.id ?? randomUUID(),
         ...(opts.allocationId !== undefined ? { allocationId: opts.allocationId } : {}),
@@ -159,58 +151,58 @@ export class Allocator {
         ports,
         state: 'reserved',
         createdAt: now,
-        expiresAt: now + (opts.ttlMs ?? this.ttlMs),
+        expiresAt: now + (opts.ttlMs ?? this.#ttlMs),
       }
-      if (this.reservations.has(r.id)) throw new InvalidResourceRequestError(`reservation '${r.id}' already exists`)
-      await this.store.put(KEY_PREFIX + r.id, r as never)
-      this.reservations.set(r.id, r)
+      if (this.#reservations.has(r.id)) throw new InvalidResourceRequestError(`reservation '${r.id}' already exists`)
+      await this.#records.put(r.id, r)
+      this.#reservations.set(r.id, r)
       return { ...r }
     })
   }
 
   /** Makes a reservation permanent (until release). Throws ReservationExpiredError / ReservationNotFoundError. */
   commit(id: string, opts: { allocationId?: string } = {}): Promise<Reservation> {
-    return this.serial(async () => {
-      const r = this.reservations.get(id)
+    return this.#serial(async () => {
+      const r = this.#reservations.get(id)
       if (!r) throw new ReservationNotFoundError(id)
-      if (r.state === 'reserved' && r.expiresAt <= this.now()) {
-        await this.dropLocked([r])
+      if (r.state === 'reserved' && r.expiresAt <= this.#now()) {
+        await this.#dropLocked([r])
         throw new ReservationExpiredError(id)
       }
       const next: Reservation = { ...r, state: 'committed', ...(opts.allocationId !== undefined ? { allocationId: opts.allocationId } : {}) }
-      await this.store.put(KEY_PREFIX + id, next as never)
-      this.reservations.set(id, next)
+      await this.#records.put(id, next)
+      this.#reservations.set(id, next)
       return { ...next }
     })
   }
 
   /** Frees a reservation or a committed allocation's resources. Idempotent. */
   release(id: string): Promise<void> {
-    return this.serial(async () => {
-      const r = this.reservations.get(id)
-      if (r) await this.dropLocked([r], false)
+    return this.#serial(async () => {
+      const r = this.#reservations.get(id)
+      if (r) await this.#dropLocked([r], false)
     })
   }
 
   reclaimExpired(): Promise<Reservation[]> {
-    return this.serial(() => this.reclaimLocked())
+    return this.#serial(() => this.#reclaimLocked())
   }
 
   get(id: string): Reservation | undefined {
-    const r = this.reservations.get(id)
+    const r = this.#reservations.get(id)
     return r ? { ...r } : undefined
   }
 
   list(): Reservation[] {
-    return [...this.reservations.values()].map((r) => ({ ...r }))
+    return [...this.#reservations.values()].map((r) => ({ ...r }))
   }
 
   async capacity(): Promise<Capacity> {
-    return this.serial(async () => {
-      await this.reclaimLocked()
-      const used = this.usedLocked()
-      const free = await this.freeLocked()
-      const portsUsed = new Set([...this.reservations.values()].flatMap((r) => r.ports)).size
+    return this.#serial(async () => {
+      await this.#reclaimLocked()
+      const used = this.#usedLocked()
+      const free = await this.#freeLocked()
+      const portsUsed = new Set([...this.#reservations.values()].flatMap((r) => r.ports)).size
       const size = this.portRange[1] - this.portRange[0] + 1
       return {
         share: { cpu: this.share.cpu, memoryBytes: this.share.memoryBytes, diskBytes: this.share.diskBytes, gpu: this.share.gpu },
@@ -221,9 +213,9 @@ export class Allocator {
     })
   }
 
-  private usedLocked(): Resources {
+  #usedLocked(): Resources {
     const used = zero()
-    for (const r of this.reservations.values()) {
+    for (const r of this.#reservations.values()) {
       used.cpu += r.resources.cpu
       used.memoryBytes += r.resources.memoryBytes
       used.diskBytes += r.resources.diskBytes
@@ -232,9 +224,9 @@ export class Allocator {
     return used
   }
 
-  private async freeLocked(): Promise<Resources> {
-    const used = this.usedLocked()
-    const host = await this.hostFree()
+  async #freeLocked(): Promise<Resources> {
+    const used = this.#usedLocked()
+    const host = await this.#hostFree()
     return {
       cpu: Math.max(0, Math.min(this.share.cpu - used.cpu, host.cpu)),
       memoryBytes: Math.max(0, Math.min(this.share.memoryBytes - used.memoryBytes, host.memoryBytes)),
@@ -243,38 +235,38 @@ export class Allocator {
     }
   }
 
-  private async pickPorts(n: number): Promise<number[]> {
+  async #pickPorts(n: number): Promise<number[]> {
     if (n === 0) return []
-    const taken = new Set([...this.reservations.values()].flatMap((r) => r.ports))
+    const taken = new Set([...this.#reservations.values()].flatMap((r) => r.ports))
     const out: number[] = []
     for (let p = this.portRange[0]; p <= this.portRange[1] && out.length < n; p++) {
       if (taken.has(p)) continue
-      if (this.probePorts && !(await portBindable(p))) continue
+      if (this.#probePorts && !(await portBindable(p))) continue
       out.push(p)
     }
     if (out.length < n) throw new PortsExhaustedError(n, out.length)
     return out
   }
 
-  private async reclaimLocked(): Promise<Reservation[]> {
-    const now = this.now()
-    const expired = [...this.reservations.values()].filter((r) => r.state === 'reserved' && r.expiresAt <= now)
-    if (expired.length > 0) await this.dropLocked(expired)
+  async #reclaimLocked(): Promise<Reservation[]> {
+    const now = this.#now()
+    const expired = [...this.#reservations.values()].filter((r) => r.state === 'reserved' && r.expiresAt <= now)
+    if (expired.length > 0) await this.#dropLocked(expired)
     return expired
   }
 
-  private async dropLocked(rs: Reservation[], expired = true): Promise<void> {
+  async #dropLocked(rs: Reservation[], expired = true): Promise<void> {
     for (const r of rs) {
-      await this.store.del(KEY_PREFIX + r.id)
-      this.reservations.delete(r.id)
+      await this.#records.del(r.id)
+      this.#reservations.delete(r.id)
     }
-    if (expired && rs.length > 0) this.onReclaim?.(rs.map((r) => ({ ...r })))
+    if (expired && rs.length > 0) this.#onReclaim?.(rs.map((r) => ({ ...r })))
   }
 
   /** Runs `fn` after every earlier call has finished: one change at a time, in order. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.queue.then(fn, fn)
-    this.queue = p.catch(() => undefined)
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(fn, fn)
+    this.#queue = p.catch(() => undefined)
     return p
   }
 }

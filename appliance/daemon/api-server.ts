@@ -47,41 +47,41 @@ function errorBody(err: unknown): { error: { name: string; code: string; message
 }
 
 export class ApiServer {
-  private readonly routes = new Map<HttpMethod, CompiledRoute[]>()
-  private readonly token: Buffer
-  private readonly log: Log
-  private readonly servers: Server[] = []
-  private socketPath: string | undefined
-  private readonly active = new Set<AbortController>()
-  private readonly headersTimeoutMs: number
-  private readonly requestTimeoutMs: number
+  readonly #routes = new Map<HttpMethod, CompiledRoute[]>()
+  readonly #token: Buffer
+  readonly #log: Log
+  readonly #servers: Server[] = []
+  #socketPath: string | undefined
+  readonly #active = new Set<AbortController>()
+  readonly #headersTimeoutMs: number
+  readonly #requestTimeoutMs: number
 
   constructor(opts: ApiServerOptions) {
-    this.token = Buffer.from(opts.token, 'utf8')
-    this.log = opts.log ?? silentLog
-    this.headersTimeoutMs = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+    this.#token = Buffer.from(opts.token, 'utf8')
+    this.#log = opts.log ?? silentLog
+    this.#headersTimeoutMs = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS
+    this.#requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
   }
 
   add(route: ApiRoute): void {
     if (!route.path.startsWith('/')) throw new DuplicateServiceError(`route path '${route.path}' must start with /`)
-    const list = this.routes.get(route.method) ?? []
+    const list = this.#routes.get(route.method) ?? []
     const segments = route.path.split('/').slice(1)
     const clash = list.find((r) => r.route.path === route.path)
     if (clash) throw new DuplicateServiceError(`route ${route.method} ${route.path} is defined twice`)
     list.push({ route, segments })
-    this.routes.set(route.method, list)
+    this.#routes.set(route.method, list)
   }
 
   /** Every route, for `GET /v1` (discovery) and tests. */
   list(): Array<{ method: string; path: string }> {
-    return [...this.routes.entries()].flatMap(([m, rs]) => rs.map((r) => ({ method: m, path: r.route.path }))).sort((a, b) => a.path.localeCompare(b.path) || a.method.localeCompare(b.method))
+    return [...this.#routes.entries()].flatMap(([m, rs]) => rs.map((r) => ({ method: m, path: r.route.path }))).sort((a, b) => a.path.localeCompare(b.path) || a.method.localeCompare(b.method))
   }
 
   /** Listens on 127.0.0.1:`port` (0: ephemeral); returns the base URL. */
   async listen(port = 0): Promise<string> {
     let bound = 0
-    const server = await this.serve((srv, cb) => srv.listen(port, '127.0.0.1', cb), () => bound)
+    const server = await this.#serve((srv, cb) => srv.listen(port, '127.0.0.1', cb), () => bound)
     bound = (server.address() as AddressInfo).port
     return `http://127.0.0.1:${bound}`
   }
@@ -93,21 +93,21 @@ export class ApiServer {
   async listenSocket(path: string): Promise<void> {
     rmSync(path, { force: true })
     // No Host check here: a browser cannot reach a unix socket, and only the owner may open it (0600).
-    await this.serve((srv, cb) => srv.listen(path, cb), undefined)
+    await this.#serve((srv, cb) => srv.listen(path, cb), undefined)
     chmodSync(path, 0o600)
-    this.socketPath = path
+    this.#socketPath = path
   }
 
   /** `loopbackPort`: for a TCP listener, the port whose loopback names are the only Hosts accepted. */
-  private async serve(listen: (srv: Server, cb: () => void) => void, loopbackPort: (() => number) | undefined): Promise<Server> {
+  async #serve(listen: (srv: Server, cb: () => void) => void, loopbackPort: (() => number) | undefined): Promise<Server> {
     // Slow clients (a header trickle, a body that never ends) get 408 and their socket closed; the timers
     // are checked every second instead of Node's default 30 s, so a slow client cannot hold a socket long.
     const server = createServer({
-      headersTimeout: this.headersTimeoutMs,
-      requestTimeout: this.requestTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, this.headersTimeoutMs),
+      headersTimeout: this.#headersTimeoutMs,
+      requestTimeout: this.#requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, this.#headersTimeoutMs),
       maxHeaderSize: 16 * 1024,
-    }, (req, res) => void this.handle(req, res, loopbackPort?.()))
+    }, (req, res) => void this.#handle(req, res, loopbackPort?.()))
     server.keepAliveTimeout = 5_000
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
@@ -116,22 +116,22 @@ export class ApiServer {
         resolve()
       })
     })
-    this.servers.push(server)
+    this.#servers.push(server)
     return server
   }
 
   async close(): Promise<void> {
-    for (const c of this.active) c.abort()
-    const servers = this.servers.splice(0)
+    for (const c of this.#active) c.abort()
+    const servers = this.#servers.splice(0)
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => {
       s.close(() => resolve())
       s.closeAllConnections()
     })))
-    if (this.socketPath) rmSync(this.socketPath, { force: true })
+    if (this.#socketPath) rmSync(this.#socketPath, { force: true })
   }
 
-  private match(method: string, pathname: string): { route: ApiRoute; params: Record<string, string> } | undefined {
-    const list = this.routes.get(method as HttpMethod)
+  #match(method: string, pathname: string): { route: ApiRoute; params: Record<string, string> } | undefined {
+    const list = this.#routes.get(method as HttpMethod)
     if (!list) return undefined
     const parts = pathname.split('/').slice(1)
     for (const r of list) {
@@ -157,19 +157,19 @@ export class ApiServer {
     return undefined
   }
 
-  private authorized(req: IncomingMessage): boolean {
+  #authorized(req: IncomingMessage): boolean {
     const h = req.headers.authorization
     const m = typeof h === 'string' ? BEARER.exec(h) : null
     if (!m) return false
     const given = Buffer.from(m[1]!, 'utf8')
-    return given.length === this.token.length && timingSafeEqual(given, this.token)
+    return given.length === this.#token.length && timingSafeEqual(given, this.#token)
   }
 
   /**
    * Deny what a web page could send: a Host that is not this listener's loopback name (DNS rebinding) and
    * any Origin but the API's own (a cross-site request). The CLI sends neither a foreign Host nor an Origin.
    */
-  private checkCaller(req: IncomingMessage, port: number | undefined): void {
+  #checkCaller(req: IncomingMessage, port: number | undefined): void {
     if (port === undefined) return
     const own = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`])
     const host = (req.headers.host ?? '').toLowerCase()
@@ -183,7 +183,7 @@ export class ApiServer {
     if (site === 'cross-site' || site === 'same-site') throw new ForeignOriginError(`requests from other sites are refused (Sec-Fetch-Site: ${site})`)
   }
 
-  private async readBody(req: IncomingMessage): Promise<JsonValue | undefined> {
+  async #readBody(req: IncomingMessage): Promise<JsonValue | undefined> {
     const chunks: Buffer[] = []
     let n = 0
     for await (const c of req) {
@@ -199,23 +199,23 @@ export class ApiServer {
     }
   }
 
-  private send(res: ServerResponse, status: number, value: unknown): void {
+  #send(res: ServerResponse, status: number, value: unknown): void {
     const body = JSON.stringify(value)
     res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' })
     res.end(body)
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse, loopbackPort: number | undefined): Promise<void> {
+  async #handle(req: IncomingMessage, res: ServerResponse, loopbackPort: number | undefined): Promise<void> {
     const controller = new AbortController()
-    this.active.add(controller)
+    this.#active.add(controller)
     res.once('close', () => controller.abort())
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
     try {
-      this.checkCaller(req, loopbackPort)
-      if (!this.authorized(req)) throw new UnauthorizedError('missing or wrong bearer token (see api.json in the node home)')
-      const m = this.match(req.method ?? 'GET', url.pathname)
+      this.#checkCaller(req, loopbackPort)
+      if (!this.#authorized(req)) throw new UnauthorizedError('missing or wrong bearer token (see api.json in the node home)')
+      const m = this.#match(req.method ?? 'GET', url.pathname)
       if (!m) throw new RouteNotFoundError(`no route ${req.method} ${url.pathname} (GET /v1 lists them)`)
-      const body = await this.readBody(req)
+      const body = await this.#readBody(req)
       const out = await m.route.handler({ params: m.params, query: url.searchParams, body, signal: controller.signal })
       if (isNdjson(out)) {
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
@@ -232,14 +232,14 @@ export class ApiServer {
         res.end()
         return
       }
-      this.send(res, 200, out === undefined ? null : out)
+      this.#send(res, 200, out === undefined ? null : out)
     } catch (err) {
       const status = httpStatusFor(err)
-      if (status >= 500) this.log.warn('api request failed', { method: req.method, path: url.pathname, ...errorFields(err) })
-      if (!res.headersSent) this.send(res, status, errorBody(err))
+      if (status >= 500) this.#log.warn('api request failed', { method: req.method, path: url.pathname, ...errorFields(err) })
+      if (!res.headersSent) this.#send(res, status, errorBody(err))
       else res.end()
     } finally {
-      this.active.delete(controller)
+      this.#active.delete(controller)
     }
   }
 }

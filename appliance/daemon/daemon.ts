@@ -6,20 +6,19 @@ import { join, isAbsolute } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import type { NodeKey } from '../../identity/keys.ts'
-import { ActorSystem, capabilityChecker, signedRemote } from '../../core/index.ts'
-import { LevelRevocationStore } from '../../identity/index.ts'
+import { ActorSystem, capabilityChecker, signedRemote, KvRevocationStore, LevelKvStore } from '../../core/index.ts'
 import { RevocationSync } from './revocations.ts'
 import { WatchdogKeeper } from '../watchdog/watchdog-keeper.ts'
 import { Mesh } from '../../p2p/mesh.ts'
-import { LevelDatastore, type LevelStore } from '../../p2p/level-datastore.ts'
+import { LevelDatastore } from '../../p2p/level-datastore.ts'
 import { errorFields } from '../../p2p/log.ts'
 import { loadConfig, type NodeConfig } from './config.ts'
 import { createJsonLog, type JsonLog } from './log.ts'
 import { ApiServer } from './api-server.ts'
 import { processAlive, readApiFile, removeApiFile, writeApiFile } from './api-file.ts'
 import { DaemonAlreadyRunningError, DuplicateServiceError } from './errors.ts'
-import type { JsonValue, NodeContext, NodeService, NodeServiceFactory } from './service.ts'
-import { coreRoutes } from './routes.ts'
+import type { JsonValue, NodeContext, NodeService } from './service.ts'
+import { actorRoutes, discoveryRoutes, nodeRoutes, peerRoutes, pubsubRoutes, revocationRoutes, statusRoutes } from './routes.ts'
 import { nodeServices } from './services.ts'
 
 export interface DaemonOptions {
@@ -28,8 +27,8 @@ export interface DaemonOptions {
   key: NodeKey
   /** Overrides of config.json for this run (command-line flags). */
   overrides?: Partial<NodeConfig>
-  /** The services to run; default: the registry in services.ts. */
-  services?: readonly NodeServiceFactory[]
+  /** Makes the services to run, fresh for this daemon; default: the composition in services.ts. */
+  services?: () => NodeService[]
   /** Default: JSON lines to config.log (stderr), level from NOIR_LOG_LEVEL. */
   log?: JsonLog
 }
@@ -48,15 +47,16 @@ export class Daemon {
   revocations!: RevocationSync
   /** The process that stops this node's contract replicas if this daemon dies (spec/appliance.md "Watchdog"). */
   watchdog: WatchdogKeeper | undefined
-  #revocationStore: LevelRevocationStore | undefined
+  /** NOIR_HOME/revocations: the revocations this node honours (`noir cap` reads it when no daemon runs). */
+  #revocationStore: LevelKvStore | undefined
   apiUrl = ''
-  private readonly api: ApiServer
-  private readonly token = randomBytes(32).toString('base64url')
-  private readonly services: NodeService[]
-  private readonly started: NodeService[] = []
-  private readonly controller = new AbortController()
-  private stopping: Promise<void> | undefined
-  private readonly done = Promise.withResolvers<void>()
+  readonly #api: ApiServer
+  readonly #token = randomBytes(32).toString('base64url')
+  readonly #services: NodeService[]
+  readonly #started: NodeService[] = []
+  readonly #controller = new AbortController()
+  #stopping: Promise<void> | undefined
+  readonly #done = Promise.withResolvers<void>()
 
   private constructor(opts: DaemonOptions) {
     this.home = opts.home
@@ -65,10 +65,10 @@ export class Daemon {
     this.config = { ...loadConfig(opts.home), ...definedOnly(opts.overrides ?? {}) }
     const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
     this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {} })
-    this.api = new ApiServer({ token: this.token, log: this.log.child({ svc: 'api' }) })
-    this.services = (opts.services ?? nodeServices).map((f) => f())
+    this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }) })
+    this.#services = (opts.services ?? nodeServices)()
     const names = new Set<string>()
-    for (const s of this.services) {
+    for (const s of this.#services) {
       if (names.has(s.name)) throw new DuplicateServiceError(`two node services are named '${s.name}'`)
       names.add(s.name)
     }
@@ -83,7 +83,7 @@ export class Daemon {
     }
     const d = new Daemon(opts)
     try {
-      await d.boot()
+      await d.#boot()
     } catch (err) {
       d.log.error('start failed', errorFields(err))
       await d.stop().catch(() => {})
@@ -94,14 +94,14 @@ export class Daemon {
 
   /** Resolves when the daemon has stopped. */
   get stopped(): Promise<void> {
-    return this.done.promise
+    return this.#done.promise
   }
 
   get signal(): AbortSignal {
-    return this.controller.signal
+    return this.#controller.signal
   }
 
-  private async boot(): Promise<void> {
+  async #boot(): Promise<void> {
     const t0 = performance.now()
     const dataDir = join(this.home, 'data')
     mkdirSync(dataDir, { recursive: true, mode: 0o700 })
@@ -119,9 +119,10 @@ export class Daemon {
     this.watchdog = new WatchdogKeeper({ home: this.home, did: this.did, onLost: (code, signal) => this.log.warn('watchdog lost; started a new one', { code, signal }) })
     this.watchdog.start()
     // Opened before the actor system: every capability check consults it.
-    this.#revocationStore = await LevelRevocationStore.open(join(this.home, 'revocations'))
+    this.#revocationStore = await LevelKvStore.open(join(this.home, 'revocations'))
+    const revoked = await KvRevocationStore.open(this.#revocationStore)
     const roots = [...new Set([this.did, ...c.trustedRoots])]
-    this.revocations = new RevocationSync({ store: this.#revocationStore, key: this.key, roots: () => roots, log: this.log.child({ svc: 'revocations' }) })
+    this.revocations = new RevocationSync({ store: revoked, key: this.key, roots: () => roots, log: this.log.child({ svc: 'revocations' }) })
     this.mesh = await Mesh.create({
       key: this.key,
       log: this.log.child({ svc: 'mesh' }),
@@ -136,7 +137,7 @@ export class Daemon {
       addressAdmission: { allow: c.allowAddresses, maxNewIdentitiesPerMinute: c.maxNewIdentitiesPerMinute },
       inboundConnectionThreshold: 100,
       // the peer store and DHT records persist in the node's level store
-      datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' }) as unknown as LevelStore),
+      datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' })),
     })
     await this.mesh.start()
 
@@ -145,7 +146,7 @@ export class Daemon {
       transport: this.mesh.transport,
       remote: signedRemote({ signatureCheck: c.signatureCheck, sealedStreams: c.sealedStreams, sealWindowMs: c.sealWindowMs }),
       trustedRoots: c.trustedRoots,
-      capabilities: capabilityChecker({ trustedRoots: roots, revocations: this.#revocationStore }),
+      capabilities: capabilityChecker({ trustedRoots: roots, revocations: revoked }),
     })
     this.system.subscribe((e) => {
       if (e.type === 'peer-violation') {
@@ -159,7 +160,7 @@ export class Daemon {
     await this.system.start()
     this.revocations.start(this.mesh.broadcast)
 
-    for (const s of this.services) {
+    for (const s of this.#services) {
       const ctx: NodeContext = {
         key: this.key,
         did: this.did,
@@ -169,20 +170,28 @@ export class Daemon {
         pubsub: this.mesh.broadcast,
         system: this.system,
         log: this.log.child({ svc: s.name }),
-        store: this.db.sublevel<string, JsonValue>(`svc:${s.name}`, { valueEncoding: 'json' }),
-        signal: this.controller.signal,
+        store: new LevelKvStore(this.db.sublevel<string, unknown>(`svc:${s.name}`, { valueEncoding: 'json' })),
+        signal: this.#controller.signal,
       }
       await s.start(ctx)
-      this.started.push(s)
+      this.#started.push(s)
     }
 
-    for (const r of coreRoutes(this)) this.api.add(r)
-    for (const s of this.services) for (const r of s.routes?.() ?? []) this.api.add(r)
-    this.api.add({ method: 'GET', path: '/v1', handler: () => ({ routes: this.api.list() }) })
-    this.apiUrl = await this.api.listen(c.apiPort)
+    const own = [
+      ...statusRoutes({ did: this.did, startedAt: this.startedAt, config: this.config, mesh: this.mesh, serviceStatus: () => this.serviceStatus() }),
+      ...peerRoutes(this.mesh.peers),
+      ...actorRoutes(this.system),
+      ...revocationRoutes(this.revocations),
+      ...pubsubRoutes(this.mesh.broadcast),
+      ...nodeRoutes({ stop: () => this.stop() }),
+    ]
+    for (const r of own) this.#api.add(r)
+    for (const s of this.#services) for (const r of s.routes?.() ?? []) this.#api.add(r)
+    for (const r of discoveryRoutes(this.#api)) this.#api.add(r)
+    this.apiUrl = await this.#api.listen(c.apiPort)
     // unix sockets have a ~108-byte path limit: a home too deep gets TCP only
     let socket = join(this.home, 'api.sock')
-    if (Buffer.byteLength(socket) < 100) await this.api.listenSocket(socket)
+    if (Buffer.byteLength(socket) < 100) await this.#api.listenSocket(socket)
     else {
       this.log.warn('home path too long for a unix socket; the API is served on TCP only', { socket })
       socket = ''
@@ -191,7 +200,7 @@ export class Daemon {
     writeApiFile(this.home, {
       url: this.apiUrl,
       socket,
-      token: this.token,
+      token: this.#token,
       pid: process.pid,
       did: this.did,
       peerId: this.mesh.peerId,
@@ -203,7 +212,7 @@ export class Daemon {
       peerId: this.mesh.peerId,
       multiaddrs: this.mesh.multiaddrs(),
       api: this.apiUrl,
-      services: this.services.map((s) => s.name),
+      services: this.#services.map((s) => s.name),
       startMs: Math.round(performance.now() - t0),
     })
   }
@@ -211,7 +220,7 @@ export class Daemon {
   /** `services.<name>` of the status document. */
   async serviceStatus(): Promise<Record<string, JsonValue>> {
     const out: Record<string, JsonValue> = {}
-    for (const s of this.started) {
+    for (const s of this.#started) {
       if (!s.status) continue
       try {
         out[s.name] = await s.status()
@@ -224,19 +233,19 @@ export class Daemon {
 
   /** Stops services (reverse order), the API, the actor system, the mesh and the store. Idempotent. */
   stop(): Promise<void> {
-    this.stopping ??= (async () => {
-      this.controller.abort()
+    this.#stopping ??= (async () => {
+      this.#controller.abort()
       this.log.info('stopping', { did: this.did })
       removeApiFile(this.home)
-      await this.api.close().catch(() => {})
-      for (const s of [...this.started].reverse()) {
+      await this.#api.close().catch(() => {})
+      for (const s of [...this.#started].reverse()) {
         try {
           await s.stop()
         } catch (err) {
           this.log.error('service stop failed', { service: s.name, ...errorFields(err) })
         }
       }
-      this.started.length = 0
+      this.#started.length = 0
       if (this.system) await this.system.stop().catch((err: unknown) => this.log.error('actor system stop failed', errorFields(err)))
       if (this.mesh) await this.mesh.stop().catch((err: unknown) => this.log.error('mesh stop failed', errorFields(err)))
       if (this.db) await this.db.close().catch(() => {})
@@ -245,9 +254,9 @@ export class Daemon {
       await this.#revocationStore?.close().catch(() => {})
       this.log.info('stopped', { did: this.did })
       await this.log.close()
-      this.done.resolve()
+      this.#done.resolve()
     })()
-    return this.stopping
+    return this.#stopping
   }
 }
 

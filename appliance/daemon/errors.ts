@@ -68,6 +68,12 @@ export class DuplicateServiceError extends DaemonError {
   override readonly code = 'ERR_DUPLICATE_SERVICE'
 }
 
+/** A node service was asked for what it has only once started (the composition starts it too late). */
+export class ServiceNotStartedError extends DaemonError {
+  override readonly name = 'ServiceNotStartedError'
+  override readonly code = 'ERR_SERVICE_NOT_STARTED'
+}
+
 /** The daemon is shutting down. */
 export class DaemonStoppingError extends DaemonError {
   override readonly name = 'DaemonStoppingError'

@@ -5,7 +5,7 @@
 //   /noir/node/echo  -> the body, unchanged
 import { assign, setup } from 'xstate'
 import { defineActor } from '../../core/index.ts'
-import type { NodeContext, NodeService, NodeServiceFactory } from './service.ts'
+import type { NodeContext, NodeService } from './service.ts'
 import { VERSION } from './routes.ts'
 
 export const NODE_ACTOR_NAME = 'node'
@@ -38,12 +38,12 @@ export function nodeActorDefinition(info: () => { did: string; peerId: string; m
   })
 }
 
-class NodeInfoService implements NodeService {
+export class NodeInfoService implements NodeService {
   readonly name = 'node-actor'
-  private ctx: NodeContext | undefined
+  #ctx: NodeContext | undefined
 
   start(ctx: NodeContext): void {
-    this.ctx = ctx
+    this.#ctx = ctx
     ctx.system.spawn(
       nodeActorDefinition(() => ({ did: ctx.did, peerId: ctx.mesh.peerId, multiaddrs: ctx.mesh.multiaddrs() })),
       { name: NODE_ACTOR_NAME },
@@ -51,10 +51,8 @@ class NodeInfoService implements NodeService {
   }
 
   async stop(): Promise<void> {
-    const ctx = this.ctx
-    this.ctx = undefined
+    const ctx = this.#ctx
+    this.#ctx = undefined
     if (ctx?.system.running) await ctx.system.stopActor(NODE_ACTOR_NAME).catch(() => {})
   }
 }
-
-export const nodeInfoService: NodeServiceFactory = () => new NodeInfoService()

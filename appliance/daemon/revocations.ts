@@ -5,7 +5,8 @@
 // Bounded: a revocation from the mesh is kept only when it comes with its token, the token's chain is rooted
 // in one of this node's trusted roots, its signer issued a link of that chain, and the token has not expired;
 // it is dropped when the token expires; and one issuer may hold at most MAX_PER_ISSUER of them.
-import { createRevocation, decodeCapabilityChain, tokenHash, verifyRevocation, type LevelRevocationStore, type Revocation } from '../../identity/index.ts'
+import { createRevocation, decodeCapabilityChain, tokenHash, verifyRevocation, type Revocation } from '../../identity/index.ts'
+import type { KvRevocationStore } from '../../core/index.ts'
 import { InvalidRevocationError } from '../../identity/errors.ts'
 import type { NodeKey } from '../../identity/keys.ts'
 import type { Broadcast, BroadcastMessage } from '../../p2p/pubsub.ts'
@@ -23,7 +24,7 @@ export interface RevocationAnnouncement {
 }
 
 export class RevocationSync {
-  readonly #store: LevelRevocationStore
+  readonly #store: KvRevocationStore
   readonly #key: NodeKey
   readonly #roots: () => readonly string[]
   readonly #log: Log
@@ -34,7 +35,7 @@ export class RevocationSync {
   /** Mesh revocations refused, by reason (logged as counts, never one line each). */
   readonly refused = new Map<string, number>()
 
-  constructor(o: { store: LevelRevocationStore; key: NodeKey; roots: () => readonly string[]; log: Log; now?: () => number }) {
+  constructor(o: { store: KvRevocationStore; key: NodeKey; roots: () => readonly string[]; log: Log; now?: () => number }) {
     this.#store = o.store
     this.#key = o.key
     this.#roots = o.roots

@@ -1,9 +1,17 @@
-// The daemon's own API routes (spec/api.md): status, peers, join, ping, actor messaging, broadcast, stop.
+// The daemon's own API routes (spec/api.md): status, peers, join, ping, actor messaging, revocations,
+// broadcast, stop, and the route list. Each group takes exactly what it reads and calls, never the daemon.
 import type { ApiRoute, JsonValue } from './service.ts'
 import { ndjson } from './service.ts'
 import { InvalidRequestError } from './errors.ts'
-import type { Daemon } from './daemon.ts'
-import type { BroadcastMessage } from '../../p2p/pubsub.ts'
+import type { NodeConfig } from './config.ts'
+import type { RevocationSync } from './revocations.ts'
+import type { ApiServer } from './api-server.ts'
+import type { Broadcast, BroadcastMessage } from '../../p2p/pubsub.ts'
+import type { Mesh } from '../../p2p/mesh.ts'
+import type { PeerTable } from '../../p2p/peers.ts'
+import type { AddressAdmission } from '../../p2p/address-admission.ts'
+import type { ActorWire } from '../../p2p/actor-wire.ts'
+import type { NoirHost } from '../../p2p/host.ts'
 
 type Obj = Record<string, JsonValue>
 
@@ -27,7 +35,23 @@ function optInt(o: Obj, field: string, min: number, max: number): number | undef
 
 export const VERSION = '0.1.0'
 
-export function coreRoutes(d: Daemon): ApiRoute[] {
+/** What `GET /v1/status` reads. */
+export interface StatusRoutesInput {
+  readonly did: string
+  readonly startedAt: Date
+  readonly config: Pick<NodeConfig, 'relay' | 'mdns'>
+  readonly mesh: Pick<Mesh, 'peerId' | 'multiaddrs'> & {
+    readonly peers: Pick<PeerTable, 'list'>
+    readonly host: Pick<NoirHost, 'getProtocols'>
+    readonly broadcast: Pick<Broadcast, 'topics' | 'stats' | 'admission'>
+    readonly addresses: Pick<AddressAdmission, 'limits'>
+    readonly transport: { readonly wire: Pick<ActorWire, 'violations' | 'stats'> }
+  }
+  /** `services.<name>` of the status document. */
+  serviceStatus(): Promise<Record<string, JsonValue>>
+}
+
+export function statusRoutes(d: StatusRoutesInput): ApiRoute[] {
   return [
     {
       method: 'GET',
@@ -55,17 +79,25 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
         }
       },
     },
+  ]
+}
+
+/** The peer table the peer routes read and drive. */
+export type PeerRoutesInput = Pick<PeerTable, 'list' | 'join' | 'ping'>
+
+export function peerRoutes(peers: PeerRoutesInput): ApiRoute[] {
+  return [
     {
       method: 'GET',
       path: '/v1/peers',
-      handler: async () => ({ peers: (await d.mesh.peers.list()) as unknown as JsonValue }),
+      handler: async () => ({ peers: (await peers.list()) as unknown as JsonValue }),
     },
     {
       method: 'POST',
       path: '/v1/peers/join',
       handler: async (req) => {
         const b = obj(req.body)
-        return await d.mesh.peers.join(str(b, 'address'), optInt(b, 'timeoutMs', 1, 120_000))
+        return await peers.join(str(b, 'address'), optInt(b, 'timeoutMs', 1, 120_000))
       },
     },
     {
@@ -73,9 +105,20 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
       path: '/v1/peers/ping',
       handler: async (req) => {
         const b = obj(req.body)
-        return await d.mesh.peers.ping(str(b, 'target'), optInt(b, 'timeoutMs', 1, 120_000))
+        return await peers.ping(str(b, 'target'), optInt(b, 'timeoutMs', 1, 120_000))
       },
     },
+  ]
+}
+
+/** The actor system `/v1/actor/send` sends and asks through (as the node itself). */
+export interface ActorRoutesInput {
+  ask(to: string, behavior: string, body: unknown, options: { timeoutMs?: number; proofs?: string[] }): Promise<unknown>
+  send(to: string, behavior: string, body: unknown, options?: { proofs: string[] }): Promise<void>
+}
+
+export function actorRoutes(system: ActorRoutesInput): ApiRoute[] {
+  return [
     {
       method: 'POST',
       path: '/v1/actor/send',
@@ -91,24 +134,40 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
         }
         const o = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(proofs ? { proofs: proofs as string[] } : {}) }
         if (b.ask === true) {
-          const reply = await d.system.ask(to, behavior, body, o)
+          const reply = await system.ask(to, behavior, body, o)
           return { reply: (reply === undefined ? null : reply) as JsonValue }
         }
         // resolves once the envelope is handed to the transport: an unreachable node is an error, not { sent: true }
-        await d.system.send(to, behavior, body, proofs ? { proofs: proofs as string[] } : undefined)
+        await system.send(to, behavior, body, proofs ? { proofs: proofs as string[] } : undefined)
         return { sent: true }
       },
     },
+  ]
+}
+
+/** The node's revocations: the owner revokes through them and lists them. */
+export type RevocationRoutesInput = Pick<RevocationSync, 'revoke' | 'list'>
+
+export function revocationRoutes(revocations: RevocationRoutesInput): ApiRoute[] {
+  return [
     {
       // The owner revokes a capability token: signed with the node's key, kept, announced on the mesh.
       method: 'POST',
       path: '/v1/capabilities/revoke',
       handler: async (req) => {
         const token = str(obj(req.body), 'token')
-        return { revocation: (await d.revocations.revoke(token)) as unknown as JsonValue }
+        return { revocation: (await revocations.revoke(token)) as unknown as JsonValue }
       },
     },
-    { method: 'GET', path: '/v1/revocations', handler: async () => ({ revocations: (await d.revocations.list()) as unknown as JsonValue }) },
+    { method: 'GET', path: '/v1/revocations', handler: async () => ({ revocations: (await revocations.list()) as unknown as JsonValue }) },
+  ]
+}
+
+/** The signed broadcast the pubsub routes publish on and subscribe to. */
+export type PubsubRoutesInput = Pick<Broadcast, 'publish' | 'subscribe'>
+
+export function pubsubRoutes(broadcast: PubsubRoutesInput): ApiRoute[] {
+  return [
     {
       method: 'POST',
       path: '/v1/pubsub/publish',
@@ -116,7 +175,7 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
         const b = obj(req.body)
         const topic = str(b, 'topic')
         const ttlMs = optInt(b, 'ttlMs', 1, 600_000)
-        return await d.mesh.broadcast.publish(topic, b.body === undefined ? null : b.body, ttlMs === undefined ? {} : { ttlMs })
+        return await broadcast.publish(topic, b.body === undefined ? null : b.body, ttlMs === undefined ? {} : { ttlMs })
       },
     },
     {
@@ -127,7 +186,7 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
         if (!topic) throw new InvalidRequestError("query parameter 'topic' is required")
         const queue: BroadcastMessage[] = []
         let wake: (() => void) | undefined
-        const unsubscribe = d.mesh.broadcast.subscribe(topic, (m) => {
+        const unsubscribe = broadcast.subscribe(topic, (m) => {
           if (queue.length < 10_000) queue.push(m)
           wake?.()
         })
@@ -150,15 +209,32 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
         return ndjson(stream())
       },
     },
+  ]
+}
+
+/** What `POST /v1/node/stop` calls. */
+export interface NodeRoutesInput {
+  stop(): Promise<void>
+}
+
+export function nodeRoutes(node: NodeRoutesInput): ApiRoute[] {
+  return [
     {
       method: 'POST',
       path: '/v1/node/stop',
       handler: () => {
-        setImmediate(() => void d.stop())
+        setImmediate(() => void node.stop())
         return { stopping: true }
       },
     },
   ]
+}
+
+/** The API server whose routes `GET /v1` lists (every route, services' included). */
+export type DiscoveryRoutesInput = Pick<ApiServer, 'list'>
+
+export function discoveryRoutes(api: DiscoveryRoutesInput): ApiRoute[] {
+  return [{ method: 'GET', path: '/v1', handler: () => ({ routes: api.list() }) }]
 }
 
 /**

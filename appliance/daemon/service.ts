@@ -1,10 +1,9 @@
 // How a node is composed: the daemon starts a list of NodeServices (appliance/daemon/services.ts) in order,
 // each with the same NodeContext, and serves every service's API routes on the local API. Stop runs in
-// reverse order. Other layers plug in by writing a service and appending one line to services.ts.
-import type { AbstractSublevel } from 'abstract-level'
-import type { Level } from 'level'
+// reverse order. Other layers plug in by writing a service and adding one line to services.ts, where what a
+// service needs from another is passed to it explicitly.
 import type { NodeKey } from '../../identity/keys.ts'
-import type { ActorSystem } from '../../core/index.ts'
+import type { ActorSystem, KvStore } from '../../core/index.ts'
 import type { Mesh } from '../../p2p/mesh.ts'
 import type { Broadcast } from '../../p2p/pubsub.ts'
 import type { Log } from '../../p2p/log.ts'
@@ -12,8 +11,10 @@ import type { NodeConfig } from './config.ts'
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue }
 
-/** A level sublevel with string keys and JSON values, private to one service. */
-export type ServiceStore = AbstractSublevel<Level<string, JsonValue>, string | Buffer | Uint8Array, string, JsonValue>
+/** A JSON copy of `v`: what a client of the API reads back (undefined fields dropped, dates as text). */
+export function jsonCopy(v: unknown): JsonValue {
+  return JSON.parse(JSON.stringify(v)) as JsonValue
+}
 
 export interface NodeContext {
   /** The node key (its DID is the node's identity on the mesh). Never log it. */
@@ -30,8 +31,8 @@ export interface NodeContext {
   readonly system: ActorSystem
   /** Structured log, already tagged with the service's name. */
   readonly log: Log
-  /** This service's own storage (level sublevel `svc:<name>` under NOIR_HOME/data). */
-  readonly store: ServiceStore
+  /** This service's own storage (level sublevel `svc:<name>` under NOIR_HOME/data; JSON values, core/kv-store.ts). */
+  readonly store: KvStore
   /** Aborted when the daemon begins to stop. */
   readonly signal: AbortSignal
 }
@@ -79,6 +80,3 @@ export interface NodeService {
   /** Extra fields for `GET /v1/status` under `services.<name>` (read on each status call). */
   status?(): JsonValue | Promise<JsonValue>
 }
-
-/** A factory, so each daemon (several per process in tests) gets fresh service instances. */
-export type NodeServiceFactory = () => NodeService

@@ -1,12 +1,17 @@
-// The node services every daemon runs, in start order (stopped in reverse). To plug a service in: write it
-// (e.g. appliance/node-services/<name>.ts exporting a NodeServiceFactory) and append ONE line here.
-import type { NodeServiceFactory } from './service.ts'
-import { nodeInfoService } from './node-actor.ts'
-import { applianceService } from '../node-services/appliance-service.ts'
-import { orchestrationService } from '../node-services/orchestration.ts'
+// The node services every daemon runs, in start order (stopped in reverse), composed here: a service gets
+// from the services before it exactly what it uses, passed explicitly. To plug a service in: write it (e.g.
+// appliance/node-services/<name>.ts exporting its class) and add ONE line here.
+import type { NodeService } from './service.ts'
+import { NodeInfoService } from './node-actor.ts'
+import { ApplianceService } from '../node-services/appliance-service.ts'
+import { OrchestrationService } from '../node-services/orchestration.ts'
 
-export const nodeServices: NodeServiceFactory[] = [
-  nodeInfoService,
-  applianceService,
-  orchestrationService,
-]
+/** Fresh instances for each daemon (tests run several per process). */
+export function nodeServices(): NodeService[] {
+  const appliance = new ApplianceService()
+  return [
+    new NodeInfoService(),
+    appliance,
+    new OrchestrationService({ appliance: () => appliance.parts }),
+  ]
+}

@@ -54,38 +54,38 @@ export interface HeartbeatPublisherInit {
 }
 
 export class HeartbeatPublisher {
-  private readonly init: HeartbeatPublisherInit
-  private seq = 0
-  private timer: NodeJS.Timeout | undefined
-  private inFlight: Promise<void> | undefined
+  readonly #init: HeartbeatPublisherInit
+  #seq = 0
+  #timer: NodeJS.Timeout | undefined
+  #inFlight: Promise<void> | undefined
 
   constructor(init: HeartbeatPublisherInit) {
     if (!(init.intervalMs >= 100)) throw new RangeError('heartbeat intervalMs must be >= 100')
-    this.init = init
+    this.#init = init
   }
 
   start(): void {
-    if (this.timer) return
+    if (this.#timer) return
     void this.beat()
-    this.timer = setInterval(() => void this.beat(), this.init.intervalMs)
-    this.timer.unref()
+    this.#timer = setInterval(() => void this.beat(), this.#init.intervalMs)
+    this.#timer.unref()
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer)
-    this.timer = undefined
-    await this.inFlight
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = undefined
+    await this.#inFlight
   }
 
   /** Builds the next heartbeat body (also what `beat` publishes). */
   async build(): Promise<HeartbeatBody> {
-    const s = await this.init.source()
+    const s = await this.#init.source()
     const body: HeartbeatBody = {
       v: HEARTBEAT_VERSION,
-      node: this.init.node,
-      seq: ++this.seq,
+      node: this.#init.node,
+      seq: ++this.#seq,
       at: Date.now(),
-      intervalMs: this.init.intervalMs,
+      intervalMs: this.#init.intervalMs,
       capacity: s.capacity,
       allocations: s.allocations,
       load: { loadavg1: Math.round((loadavg()[0] ?? 0) * 100) / 100, ...s.load },
@@ -96,16 +96,16 @@ export class HeartbeatPublisher {
 
   /** Publishes one heartbeat now; a beat still in flight is not doubled. */
   beat(): Promise<void> {
-    this.inFlight ??= (async () => {
+    this.#inFlight ??= (async () => {
       try {
-        await this.init.publish(HEARTBEAT_TOPIC, await this.build())
+        await this.#init.publish(HEARTBEAT_TOPIC, await this.build())
       } catch (err) {
-        this.init.onError?.(err)
+        this.#init.onError?.(err)
       } finally {
-        this.inFlight = undefined
+        this.#inFlight = undefined
       }
     })()
-    return this.inFlight
+    return this.#inFlight
   }
 }
 

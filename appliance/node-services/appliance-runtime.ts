@@ -15,6 +15,7 @@ import type { ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
 import { AllocationNotFoundError, InvalidAllocationError } from '../errors.ts'
 import { InvalidRequestError } from '../daemon/errors.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
+import { silentLog, type Log } from '../../p2p/log.ts'
 
 /** How long a stopped instance gets between SIGTERM (or the wasm stop request) and the kill. */
 export const STOP_GRACE_MS = 2000
@@ -56,7 +57,7 @@ export interface ApplianceRuntimeInit {
   catalog: Catalog
   /** Testing only: the free capacity claimed in bids (config `orchestration.claimFree`). */
   claimFree?: { cpu?: number; memoryBytes?: number }
-  log?: (level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>) => void
+  log?: Log
 }
 
 /** The appliance as the provider sees it: capacity (the allocator) and a runner (allocations). */
@@ -65,7 +66,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #secrets: Record<string, string>
   readonly #catalog: Catalog
   readonly #claimFree: { cpu?: number; memoryBytes?: number } | undefined
-  readonly #log: NonNullable<ApplianceRuntimeInit['log']>
+  readonly #log: Log
   readonly #listeners = new Set<(s: InstanceStatus) => void>()
   #available: RuntimeType[] = []
   #closed = false
@@ -75,7 +76,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     this.#secrets = init.secrets ?? {}
     this.#catalog = init.catalog
     this.#claimFree = init.claimFree
-    this.#log = init.log ?? (() => {})
+    this.#log = init.log ?? silentLog
   }
 
   async refreshRuntimes(): Promise<void> {
@@ -203,14 +204,14 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       this.#emit(first)
       const last = await this.#parts.allocations.waitFor(id, isFinal).catch((err: Error) => {
         // Removed (stopped by its consumer) before it ended by itself: the stop already answered for it.
-        if (!(err instanceof AllocationNotFoundError)) this.#log('warn', 'instance no longer followed', { instanceId: id, error: err.name, message: err.message })
+        if (!(err instanceof AllocationNotFoundError)) this.#log.warn('instance no longer followed', { instanceId: id, error: err.name, message: err.message })
         return undefined
       })
       if (last) this.#emit(last)
     } else this.#emit(first)
     // An ended instance's logs stay readable for a while, then its container and state are removed.
     const t = setTimeout(() => {
-      this.#parts.allocations.remove(id).catch((err: Error) => this.#log('warn', 'ended instance not removed', { instanceId: id, error: err.name, message: err.message }))
+      this.#parts.allocations.remove(id).catch((err: Error) => this.#log.warn('ended instance not removed', { instanceId: id, error: err.name, message: err.message }))
     }, ENDED_RETENTION_MS)
     t.unref()
   }

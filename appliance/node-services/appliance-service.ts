@@ -6,14 +6,13 @@
 // config.json fields it reads (all optional): `share` ("cpu=2,memory=4GiB,disk=20GiB,gpu=0" or an object),
 // `ports` ("20000-20999" or [20000, 20999]), `heartbeatMs` (default 5000), `reservationTtlMs` (default 30000).
 import { join } from 'node:path'
-import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory } from '../daemon/service.ts'
-import { ndjson } from '../daemon/service.ts'
+import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
+import { jsonCopy } from '../daemon/service.ts'
 import { discoverHardware, hostFree, type HardwareInfo } from '../hardware/hardware.ts'
 import { runEnrollmentBenchmark, type BenchmarkResult } from '../hardware/benchmark.ts'
 import { checkShareFits, defaultShare, formatShare, parseShare, type Share } from '../share/share.ts'
-import { Allocator, type JsonStore } from '../allocator/allocator.ts'
+import { Allocator } from '../allocator/allocator.ts'
 import { AllocationManager } from '../allocation/allocation-manager.ts'
-import { parseAllocationRequest, parseReservationRequest } from '../allocation/request.ts'
 import { HeartbeatPublisher, HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
@@ -21,8 +20,10 @@ import { ActorExecutor } from '../executor/actor/index.ts'
 import { MicrovmExecutor } from '../executor/microvm/index.ts'
 import type { Availability, Executor, ExecutorKind } from '../executor/executor.ts'
 import { InvalidResourceRequestError, InvalidShareError } from '../errors.ts'
-import { shareApplianceParts } from './appliance-parts.ts'
 import { placementFacts, runtimesOf } from './placement-facts.ts'
+import type { ApplianceParts } from './appliance-parts.ts'
+import { allocationRoutes, reservationRoutes } from './appliance-routes.ts'
+import { ServiceNotStartedError } from '../daemon/errors.ts'
 
 const ENROLLMENT_KEY = 'enrollment'
 
@@ -36,23 +37,21 @@ export function parsePortRange(v: unknown): [number, number] {
   return [lo, hi]
 }
 
-const json = (v: unknown): JsonValue => JSON.parse(JSON.stringify(v)) as JsonValue
-
 export class ApplianceService implements NodeService {
   readonly name = 'appliance'
-  private ctx!: NodeContext
+  #ctx!: NodeContext
   hardware!: HardwareInfo
   share!: Share
   enrollment!: BenchmarkResult
   allocator!: Allocator
   manager!: AllocationManager
   heartbeat!: HeartbeatPublisher
-  private readonly executors: Partial<Record<ExecutorKind, Executor>> = {}
-  private readonly availability: Partial<Record<ExecutorKind, Availability>> = {}
-  private availabilityAt = 0
+  readonly #executors: Partial<Record<ExecutorKind, Executor>> = {}
+  readonly #availability: Partial<Record<ExecutorKind, Availability>> = {}
+  #availabilityAt = 0
 
   async start(ctx: NodeContext): Promise<void> {
-    this.ctx = ctx
+    this.#ctx = ctx
     const cfg = ctx.config
     this.hardware = await discoverHardware({ diskPath: ctx.home })
     const hw = { cpuCores: this.hardware.cpu.cores, memoryBytes: this.hardware.memory.totalBytes, diskBytes: this.hardware.disk.totalBytes, gpus: this.hardware.gpus.length }
@@ -62,12 +61,13 @@ export class ApplianceService implements NodeService {
     this.share = cfg.share === undefined ? defaultShare(hw) : parseShare(cfg.share as string | Record<string, unknown>)
     checkShareFits(this.share, hw)
 
-    const store = ctx.store as unknown as JsonStore
-    const saved = (await ctx.store.get(ENROLLMENT_KEY)) as unknown as BenchmarkResult | undefined
+    const store = ctx.store
+    const enrollment = store.scope<BenchmarkResult>('')
+    const saved = await enrollment.get(ENROLLMENT_KEY)
     if (saved) this.enrollment = saved
     else {
       this.enrollment = runEnrollmentBenchmark({ cpuMs: 150, memoryMs: 150 }) // ~0.3 s, once per node
-      await ctx.store.put(ENROLLMENT_KEY, json(this.enrollment))
+      await enrollment.put(ENROLLMENT_KEY, this.enrollment)
       ctx.log.info('enrollment benchmark', { ...this.enrollment })
     }
 
@@ -88,39 +88,38 @@ export class ApplianceService implements NodeService {
     const actor = new ActorExecutor({ system: ctx.system })
     const microvm = new MicrovmExecutor({ nodeDid: ctx.did, workDir: join(ctx.home, 'microvm') })
     const [wasmOk, dockerOk, actorOk, microvmOk] = await Promise.all([wasm.available(), docker.available(), actor.available(), microvm.available()])
-    this.executors.wasm = wasm
-    this.availability.wasm = wasmOk
-    this.availability.docker = dockerOk
-    if (dockerOk.ok) this.executors.docker = docker
-    this.availability.actor = actorOk
-    if (actorOk.ok) this.executors.actor = actor
-    this.availability.microvm = microvmOk
-    if (microvmOk.ok) this.executors.microvm = microvm
+    this.#executors.wasm = wasm
+    this.#availability.wasm = wasmOk
+    this.#availability.docker = dockerOk
+    if (dockerOk.ok) this.#executors.docker = docker
+    this.#availability.actor = actorOk
+    if (actorOk.ok) this.#executors.actor = actor
+    this.#availability.microvm = microvmOk
+    if (microvmOk.ok) this.#executors.microvm = microvm
 
     this.manager = new AllocationManager({
       system: ctx.system,
-      executors: this.executors,
+      executors: this.#executors,
       allocator: this.allocator,
       store,
       stateRoot: join(ctx.home, 'allocations'),
       onChange: (r) => ctx.log.info('allocation', { id: r.id, state: r.state, ...(r.reason ? { reason: r.reason } : {}), ...(r.lastExit ? { exit: r.lastExit.code, exitReason: r.lastExit.reason } : {}) }),
     })
     await this.manager.start()
-    shareApplianceParts(ctx.system, { allocator: this.allocator, allocations: this.manager, executors: this.executors })
 
-    this.availabilityAt = Date.now()
+    this.#availabilityAt = Date.now()
     this.heartbeat = new HeartbeatPublisher({
       node: ctx.did,
       intervalMs: typeof cfg.heartbeatMs === 'number' ? cfg.heartbeatMs : 5000,
-      publish: (topic, body) => ctx.pubsub.publish(topic, json(body), { ttlMs: 60_000 }),
+      publish: (topic, body) => ctx.pubsub.publish(topic, jsonCopy(body), { ttlMs: 60_000 }),
       source: async () => {
         const s = this.manager.summary()
-        this.refreshAvailability()
+        this.#refreshAvailability()
         return {
           capacity: await this.allocator.capacity(),
           allocations: { total: s.total, byState: s.byState, running: this.manager.list().filter((a) => a.state === 'running').map((a) => ({ id: a.id, kind: a.kind })) },
           load: { cpuNanos: s.cpuNanos, memoryBytes: s.memoryBytes },
-          facts: placementFacts(cfg, ctx.did, runtimesOf(this.availability)),
+          facts: placementFacts(cfg, ctx.did, runtimesOf(this.#availability)),
         }
       },
       onError: (err) => ctx.log.debug('heartbeat not published', { error: (err as Error).message }),
@@ -129,101 +128,50 @@ export class ApplianceService implements NodeService {
   }
 
   /** The heartbeat's runtimes follow executors that stop (or start) answering: re-asked every 10 s, in the background. */
-  private refreshAvailability(): void {
-    if (Date.now() - this.availabilityAt < 10_000) return
-    this.availabilityAt = Date.now()
-    for (const [kind, ex] of Object.entries(this.executors) as [ExecutorKind, Executor][]) {
-      ex.available().then((a) => void (this.availability[kind] = a), (err: Error) => void (this.availability[kind] = { ok: false, reason: err.message }))
+  #refreshAvailability(): void {
+    if (Date.now() - this.#availabilityAt < 10_000) return
+    this.#availabilityAt = Date.now()
+    for (const [kind, ex] of Object.entries(this.#executors) as [ExecutorKind, Executor][]) {
+      ex.available().then((a) => void (this.#availability[kind] = a), (err: Error) => void (this.#availability[kind] = { ok: false, reason: err.message }))
     }
+  }
+
+  /** This node's allocator, allocations and executors, for the services composed after this one (once started). */
+  get parts(): ApplianceParts {
+    if (!this.manager) throw new ServiceNotStartedError("the appliance's parts are read before the appliance service started")
+    return { allocator: this.allocator, allocations: this.manager, executors: this.#executors }
   }
 
   async stop(): Promise<void> {
     await this.heartbeat?.stop()
     await this.manager?.stop()
     this.allocator?.stop()
-    await (this.executors.wasm as WasmExecutor | undefined)?.close()
+    await (this.#executors.wasm as WasmExecutor | undefined)?.close()
   }
 
   async info(): Promise<JsonValue> {
-    return json({
-      did: this.ctx.did,
+    return jsonCopy({
+      did: this.#ctx.did,
       hardware: this.hardware,
       share: { ...this.share, text: formatShare(this.share) },
       capacity: await this.allocator.capacity(),
       enrollment: this.enrollment,
-      executors: this.availability,
-      heartbeat: { topic: HEARTBEAT_TOPIC, intervalMs: typeof this.ctx.config.heartbeatMs === 'number' ? this.ctx.config.heartbeatMs : 5000 },
+      executors: this.#availability,
+      heartbeat: { topic: HEARTBEAT_TOPIC, intervalMs: typeof this.#ctx.config.heartbeatMs === 'number' ? this.#ctx.config.heartbeatMs : 5000 },
       allocations: this.manager.summary(),
     })
   }
 
   status(): JsonValue {
     const s = this.manager.summary()
-    return json({ share: formatShare(this.share), allocations: s.total, byState: s.byState })
+    return jsonCopy({ share: formatShare(this.share), allocations: s.total, byState: s.byState })
   }
 
   routes(): ApiRoute[] {
-    const m = this.manager
     return [
       { method: 'GET', path: '/v1/node/info', handler: () => this.info() },
-      { method: 'GET', path: '/v1/allocations', handler: () => json({ allocations: m.list() }) },
-      { method: 'POST', path: '/v1/allocations', handler: async (req) => json(await m.create(parseAllocationRequest(req.body))) },
-      { method: 'GET', path: '/v1/allocations/:id', handler: (req) => json(m.get(req.params.id!)) },
-      {
-        method: 'POST',
-        path: '/v1/allocations/:id/stop',
-        handler: async (req) => {
-          const b = req.body as { graceMs?: unknown } | undefined
-          const grace = typeof b?.graceMs === 'number' ? b.graceMs : undefined
-          return json(await m.stopAllocation(req.params.id!, grace))
-        },
-      },
-      {
-        method: 'DELETE',
-        path: '/v1/allocations/:id',
-        handler: async (req) => {
-          await m.remove(req.params.id!)
-          return { removed: req.params.id! }
-        },
-      },
-      {
-        method: 'GET',
-        path: '/v1/allocations/:id/logs',
-        handler: (req) => {
-          const follow = req.query.get('follow') === '1' || req.query.get('follow') === 'true'
-          const since = Number(req.query.get('since') ?? 0) || 0
-          m.get(req.params.id!) // 404 before the stream starts
-          const source = m.logs(req.params.id!, { follow, since })
-          return ndjson(
-            (async function* () {
-              for await (const l of source) {
-                if (req.signal.aborted) return
-                yield { ts: l.ts, stream: l.stream, line: l.line }
-              }
-            })(),
-          )
-        },
-      },
-      { method: 'GET', path: '/v1/reservations', handler: () => json({ reservations: this.allocator.list() }) },
-      {
-        method: 'POST',
-        path: '/v1/reservations',
-        handler: async (req) => {
-          const r = parseReservationRequest(req.body)
-          return json(await this.allocator.reserve(r.resources, { ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}) }))
-        },
-      },
-      { method: 'POST', path: '/v1/reservations/:id/commit', handler: async (req) => json(await this.allocator.commit(req.params.id!)) },
-      {
-        method: 'DELETE',
-        path: '/v1/reservations/:id',
-        handler: async (req) => {
-          await this.allocator.release(req.params.id!)
-          return { released: req.params.id! }
-        },
-      },
+      ...allocationRoutes(this.manager),
+      ...reservationRoutes(this.allocator),
     ]
   }
 }
-
-export const applianceService: NodeServiceFactory = () => new ApplianceService()

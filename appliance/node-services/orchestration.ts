@@ -2,39 +2,29 @@
 // countersigns and runs work through the appliance's allocator and allocations) and an orchestrator for
 // its own customers (the CLI talks to its own node). Also: the pubsub wiring (bid requests, fences,
 // liveness beats), contracts in level, and the local API routes behind `noir deploy/ps/status/logs/stop/
-// bids/contracts` (spec/orchestration.md, spec/cli.md).
+// bids/contracts` (orchestration-routes.ts; spec/orchestration.md, spec/cli.md).
 //
-// Appliance parts: the appliance's node service (started before this one) shares its allocator and
-// allocation manager (appliance-parts.ts). A daemon composed without it (tests of other layers) gets this
-// service's own, over the owner's share (config `share`); never two per node.
+// Appliance parts: the appliance's node service (started before this one) owns the node's allocator and
+// allocation manager; the composition (appliance/daemon/services.ts) hands them to this service, so there
+// are never two per node.
 import { arch as osArch } from 'node:os'
-import { join } from 'node:path'
 import { didFromPeerId } from '../../identity/did-key.ts'
-import { Allocator, type JsonStore } from '../allocator/allocator.ts'
-import { AllocationManager } from '../allocation/allocation-manager.ts'
-import { DockerExecutor } from '../executor/docker/docker-executor.ts'
-import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
-import type { Executor, ExecutorKind } from '../executor/executor.ts'
-import { parseShare, DEFAULT_SHARE } from '../share/share.ts'
 import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
-import { applianceParts, type ApplianceParts } from './appliance-parts.ts'
+import type { ApplianceParts } from './appliance-parts.ts'
 import { ApplianceRuntime, STOP_GRACE_MS } from './appliance-runtime.ts'
-import { InvalidRequestError } from '../daemon/errors.ts'
-import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory } from '../daemon/service.ts'
-import { ndjson } from '../daemon/service.ts'
-import { LevelContractStore, contractSummary, type StringKv } from '../../actors/contracts/store.ts'
-import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/orchestrator.ts'
+import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
+import { KvContractStore } from '../../actors/contracts/store.ts'
+import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
+import { KvDeploymentStore, KvStandbyReplicaStore } from '../../actors/orchestrator/deployment-store.ts'
 import { marketActor } from '../../actors/orchestrator/actors.ts'
-import type { ReplicaBody } from '../../actors/orchestrator/standby.ts'
 import { MARKET_ACTOR, MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
-import type { LogEntry } from '../../actors/provider/ports.ts'
 import { pricePolicyFrom, type PricePolicy } from '../../actors/placement/price.ts'
-import { parseWorkloadText, validateWorkload, workloadFromWire, type Arch, type Workload } from '../../actors/workload/workload.ts'
-import { InvalidWorkloadError } from '../../actors/errors.ts'
+import type { Arch } from '../../actors/workload/workload.ts'
 import { Catalog } from '../catalog/catalog.ts'
 import { BidAnswerLimiter } from './bid-answers.ts'
 import { CapacityIndex } from '../../actors/placement/capacity-index.ts'
+import { contractRoutes, deploymentRoutes } from './orchestration-routes.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
 
 /** config.json `orchestration` section. */
@@ -72,32 +62,40 @@ interface OrchestrationConfig {
 const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
 const ALIVE_TOPIC = 'noir/alive/v1'
 
-class OrchestrationService implements NodeService {
+export interface OrchestrationServiceInit {
+  /** The appliance's parts, read at start: the appliance service is started before this one. */
+  appliance: () => ApplianceParts
+}
+
+export class OrchestrationService implements NodeService {
   readonly name = 'orchestration'
+  readonly #appliance: () => ApplianceParts
   #ctx: NodeContext | undefined
   #orchestrator: Orchestrator | undefined
   /** Bounds the bid answers strangers can make this node send (spec/pubsub.md "Admission"). */
   bidAnswers: BidAnswerLimiter | undefined
   #provider: Provider | undefined
   #runtime: ApplianceRuntime | undefined
-  #own: ApplianceParts | undefined
-  #contracts: LevelContractStore | undefined
+  #contracts: KvContractStore | undefined
   #unsubs: (() => void)[] = []
   #timers: NodeJS.Timeout[] = []
   #latency = new Map<string, number>()
   /** The mesh's heartbeat bodies, for placement at scale (spec/orchestration.md, "Placement at scale"). */
   readonly capacityIndex = new CapacityIndex()
 
+  constructor(init: OrchestrationServiceInit) {
+    this.#appliance = init.appliance
+  }
+
   async start(ctx: NodeContext): Promise<void> {
     this.#ctx = ctx
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
-    const parts = applianceParts(ctx.system) ?? (this.#own = await this.#ownParts(ctx))
     this.#runtime = new ApplianceRuntime({
-      parts, secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
-      log: (level, msg, fields) => ctx.log[level](msg, fields),
+      parts: this.#appliance(), secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
+      log: ctx.log,
     })
     await this.#runtime.refreshRuntimes()
-    this.#contracts = new LevelContractStore(ctx.store as unknown as StringKv)
+    this.#contracts = new KvContractStore(ctx.store)
 
     this.#provider = new Provider({
       key: ctx.key,
@@ -107,10 +105,9 @@ class OrchestrationService implements NodeService {
       contracts: this.#contracts,
       price: pricePolicyFrom(cfg.price),
       report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
-      log: (msg, fields) => ctx.log.warn(msg, fields),
+      log: ctx.log,
     })
     await this.#provider.start()
-    const store = ctx.store as unknown as StringKv
     this.#orchestrator = new Orchestrator({
       key: ctx.key,
       askMarket: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${MARKET_ACTOR}`).ask(behavior, body, { timeoutMs }),
@@ -126,28 +123,14 @@ class OrchestrationService implements NodeService {
       }))].filter((d) => d.length > 0),
       latencyMs: (did) => this.#latency.get(did),
       contracts: this.#contracts,
-      deployments: {
-        save: (r) => store.put(`d/${r.id}`, JSON.stringify(r)),
-        loadAll: async () => {
-          const out: DeploymentRecord[] = []
-          for await (const v of store.values({ gte: 'd/', lt: 'd0' })) if (typeof v === 'string') out.push(JSON.parse(v) as DeploymentRecord)
-          return out
-        },
-      },
+      deployments: new KvDeploymentStore(ctx.store),
       system: ctx.system,
       askOrchestrator: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${ORCHESTRATOR_ACTOR}`).ask(behavior, body, { timeoutMs }),
       ...(cfg.standby ? { standby: cfg.standby } : {}),
       standbyFor: cfg.standbyFor ?? [],
+      standbyReplicas: new KvStandbyReplicaStore(ctx.store),
       capacityIndex: this.capacityIndex,
-      standbyReplicas: {
-        save: (from, body) => store.put(`s/${from}/${body.record.id}`, JSON.stringify({ from, body })),
-        loadAll: async () => {
-          const out: { from: string; body: ReplicaBody }[] = []
-          for await (const v of store.values({ gte: 's/', lt: 's0' })) if (typeof v === 'string') out.push(JSON.parse(v) as { from: string; body: ReplicaBody })
-          return out
-        },
-      },
-      log: (level, msg, fields) => ctx.log[level](msg, fields),
+      log: ctx.log,
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
     ctx.system.spawn(marketActor(this.#provider), { name: MARKET_ACTOR })
     this.#orchestrator.start()
@@ -220,10 +203,6 @@ class OrchestrationService implements NodeService {
       // Shutting down: an actor that is already gone (or fails to stop) is stopped with the system right after.
       await ctx.system.stopActor(`${ctx.did}/${MARKET_ACTOR}`).catch((err: Error) => ctx.log.debug('market actor not stopped', { error: err.name }))
     }
-    if (this.#own) {
-      await this.#own.allocations.stop()
-      this.#own.allocator.stop()
-    }
   }
 
   status(): JsonValue {
@@ -239,34 +218,7 @@ class OrchestrationService implements NodeService {
   }
 
   routes(): ApiRoute[] {
-    const o = (): Orchestrator => this.#orchestrator!
-    return [
-      {
-        method: 'POST', path: '/v1/deployments',
-        // `{ workload, idempotencyKey? }`: a retried create with the same key returns the same deployment
-        handler: (req) => o().deploy(workloadFromBody(req.body), idempotencyKeyOf(req.body)) as unknown as JsonValue,
-      },
-      { method: 'GET', path: '/v1/deployments', handler: () => ({ deployments: o().list() as unknown as JsonValue }) },
-      { method: 'GET', path: '/v1/deployments/:id', handler: (req) => o().status(req.params.id!) as unknown as JsonValue },
-      { method: 'POST', path: '/v1/deployments/:id/stop', handler: async (req) => (await o().stopDeployment(req.params.id!)) as unknown as JsonValue },
-      {
-        method: 'GET',
-        path: '/v1/deployments/:id/logs',
-        handler: (req) => {
-          const id = req.params.id!
-          const replica = Number(req.query.get('replica') ?? 0)
-          const follow = req.query.get('follow') === '1' || req.query.get('follow') === 'true'
-          o().status(id) // 404 now rather than inside the stream
-          return ndjson(followLogs(o(), id, replica, follow, req.signal))
-        },
-      },
-      { method: 'POST', path: '/v1/bids/dry-run', handler: async (req) => (await o().dryRun(workloadFromBody(req.body))) as unknown as JsonValue },
-      {
-        method: 'GET',
-        path: '/v1/contracts',
-        handler: async () => ({ contracts: (await this.#contracts!.list()).map(contractSummary) as unknown as JsonValue }),
-      },
-    ]
+    return [...deploymentRoutes(this.#orchestrator!), ...contractRoutes(this.#contracts!)]
   }
 
   #report(consumer: string, r: ReplicaReport): void {
@@ -285,65 +237,7 @@ class OrchestrationService implements NodeService {
     const peers = await this.#ctx?.mesh.peers.list().catch(() => [])
     for (const p of peers ?? []) if (p.did && p.latencyMs !== null) this.#latency.set(p.did, p.latencyMs)
   }
-
-  async #ownParts(ctx: NodeContext): Promise<ApplianceParts> {
-    const store = ctx.store as unknown as { sublevel(name: string, o: { valueEncoding: 'json' }): JsonStore }
-    const share = parseShare((ctx.config.share as string | Record<string, unknown> | undefined) ?? DEFAULT_SHARE)
-    const allocator = new Allocator({ store: store.sublevel('allocator', { valueEncoding: 'json' }), share, probePorts: true })
-    await allocator.start()
-    const executors: Partial<Record<ExecutorKind, Executor>> = { wasm: new WasmExecutor() }
-    const docker = new DockerExecutor({ nodeId: ctx.did })
-    if ((await docker.available()).ok) executors.docker = docker
-    const allocations = new AllocationManager({
-      system: ctx.system, executors, allocator, store: store.sublevel('allocations', { valueEncoding: 'json' }), stateRoot: join(ctx.home, 'allocations'),
-    })
-    await allocations.start()
-    return { allocator, allocations, executors }
-  }
 }
-
-/** The optional `idempotencyKey` of a create (checked by the orchestrator). */
-function idempotencyKeyOf(body: JsonValue | undefined): { idempotencyKey?: string } {
-  const k = (body as { idempotencyKey?: unknown } | undefined)?.idempotencyKey
-  if (k === undefined || k === null) return {}
-  if (typeof k !== 'string') throw new InvalidRequestError("'idempotencyKey' must be a string")
-  return { idempotencyKey: k }
-}
-
-/** The workload in a request: `{ workload: {...} }` (an object) or `{ workload: "yaml text" }`. */
-function workloadFromBody(body: JsonValue | undefined): Workload {
-  if (typeof body !== 'object' || body === null || Array.isArray(body) || !('workload' in body)) throw new InvalidRequestError("the body must be { \"workload\": <object or YAML text> }")
-  const w = body.workload
-  if (typeof w === 'string') return validateWorkload(parseWorkloadText(w))
-  if (typeof w === 'object' && w !== null && !Array.isArray(w) && 'resources' in w && typeof w.resources === 'object' && w.resources !== null && 'memoryBytes' in w.resources) return workloadFromWire(w)
-  if (typeof w !== 'object' || w === null) throw new InvalidWorkloadError([{ path: '$', reason: 'must be an object' }])
-  return validateWorkload(w)
-}
-
-async function* followLogs(o: Orchestrator, id: string, replica: number, follow: boolean, signal: AbortSignal): AsyncIterable<JsonValue> {
-  let since = 0
-  let node: string | null = null
-  for (;;) {
-    if (signal.aborted) return
-    const r = await o.logs(id, { replica, since, limit: 500 }).catch((err: Error) => ({ node: null, lines: [] as LogEntry[], ended: false, error: err }))
-    if (r.node !== node && r.node !== null) {
-      // The replica moved (failover): read the new node's instance from its start.
-      if (node !== null) yield { event: 'moved', from: node, to: r.node, at: Date.now() }
-      node = r.node
-      since = 0
-      if (r.lines.length === 0) continue
-    }
-    for (const l of r.lines) {
-      yield { ts: l.ts, stream: l.stream, line: l.line, node: r.node }
-      since = Math.max(since, l.ts)
-    }
-    const view = o.status(id)
-    if (!follow || (r.ended && view.phase !== 'running' && view.phase !== 'degraded' && view.phase !== 'provisioning')) return
-    if (r.lines.length < 500) await new Promise((res) => setTimeout(res, 300))
-  }
-}
-
-export const orchestrationService: NodeServiceFactory = () => new OrchestrationService()
 
 /** Whether this node has an open connection to `did` (an answer to it needs no dial). */
 function connectedTo(ctx: NodeContext, did: string): boolean {

@@ -6,9 +6,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import { Level } from 'level'
-import { ActorSystem } from '../../core/index.ts'
+import { ActorSystem, LevelKvStore } from '../../core/index.ts'
 import { NodeKey } from '../../identity/keys.ts'
-import { Allocator, type JsonStore } from '../allocator/allocator.ts'
+import { Allocator } from '../allocator/allocator.ts'
 import { AllocationManager, ALLOC_STATUS, type AllocationRecord } from '../allocation/allocation-manager.ts'
 import { backoffDelay, defaultRestart, shouldRestart } from '../allocation/allocation-machine.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
@@ -45,7 +45,7 @@ async function node(t: Test, executors: Partial<Record<ExecutorKind, Executor>>,
   const system = new ActorSystem({ key })
   await system.start()
   const allocator = new Allocator({
-    store: db.sublevel<string, unknown>('svc:allocator', { valueEncoding: 'json' }) as unknown as JsonStore,
+    store: new LevelKvStore(db.sublevel<string, unknown>('svc:allocator', { valueEncoding: 'json' })),
     share: parseShare('cpu=2,memory=512MiB,disk=1GiB,gpu=0'),
     portRange: [42000, 42099],
   })
@@ -55,7 +55,7 @@ async function node(t: Test, executors: Partial<Record<ExecutorKind, Executor>>,
     system,
     executors,
     allocator,
-    store: db.sublevel<string, unknown>('svc:allocations', { valueEncoding: 'json' }) as unknown as JsonStore,
+    store: new LevelKvStore(db.sublevel<string, unknown>('svc:allocations', { valueEncoding: 'json' })),
     stateRoot: join(home, 'allocations'),
     statsEveryMs: 200,
     onChange: (r) => changes.push(r),

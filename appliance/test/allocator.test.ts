@@ -4,23 +4,24 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createServer, type Server } from 'node:net'
 import { Level } from 'level'
-import { Allocator, type AllocatorInit, type JsonStore } from '../allocator/allocator.ts'
+import { LevelKvStore, type KvStore } from '../../core/index.ts'
+import { Allocator, type AllocatorInit } from '../allocator/allocator.ts'
 import { parseShare } from '../share/share.ts'
 import { InsufficientCapacityError, InvalidResourceRequestError, PortsExhaustedError, ReservationExpiredError, ReservationNotFoundError } from '../errors.ts'
 
 const GiB = 1024 ** 3
 const share = parseShare('cpu=2,memory=4GiB,disk=20GiB,gpu=0')
 
-async function openStore(t: Test, dir?: string): Promise<{ db: Level<string, unknown>; store: JsonStore; dir: string }> {
+async function openStore(t: Test, dir?: string): Promise<{ db: Level<string, unknown>; store: KvStore; dir: string }> {
   const d = dir ?? mkdtempSync(join(tmpdir(), 'noir-alloc-'))
   if (!dir) t.teardown(() => rmSync(d, { recursive: true, force: true }))
   const db = new Level<string, unknown>(d, { valueEncoding: 'json' })
   await db.open()
   t.teardown(() => db.close())
-  return { db, store: db.sublevel<string, unknown>('svc:allocator', { valueEncoding: 'json' }) as unknown as JsonStore, dir: d }
+  return { db, store: new LevelKvStore(db.sublevel<string, unknown>('svc:allocator', { valueEncoding: 'json' })), dir: d }
 }
 
-const make = (store: JsonStore, over: Partial<AllocatorInit> = {}): Allocator => new Allocator({ store, share, portRange: [41000, 41009], ...over })
+const make = (store: KvStore, over: Partial<AllocatorInit> = {}): Allocator => new Allocator({ store, share, portRange: [41000, 41009], ...over })
 
 t.test('a request beyond the share is rejected with InsufficientCapacityError naming resource, requested and free', async (t) => {
   const { store } = await openStore(t)
@@ -123,7 +124,7 @@ t.test('reservations survive a restart: a new allocator on the same store sees t
   let id: string
   {
     const db = new Level<string, unknown>(dir, { valueEncoding: 'json' })
-    const a = make(db.sublevel<string, unknown>('svc:allocator', { valueEncoding: 'json' }) as unknown as JsonStore)
+    const a = make(new LevelKvStore(db.sublevel<string, unknown>('svc:allocator', { valueEncoding: 'json' })))
     await a.open()
     const r = await a.reserve({ cpu: 1.5, memoryBytes: GiB, ports: 2 }, { ttlMs: 60_000 })
     await a.commit(r.id, { allocationId: 'survivor' })

@@ -6,17 +6,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { ActorSystem } from '../../core/index.ts'
+import { ActorSystem, LevelKvStore } from '../../core/index.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { validateWorkload } from '../../actors/workload/workload.ts'
 import type { InstanceStatus } from '../../actors/provider/ports.ts'
-import { Allocator, type JsonStore } from '../allocator/allocator.ts'
+import { Allocator } from '../allocator/allocator.ts'
 import { AllocationManager } from '../allocation/allocation-manager.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { parseShare } from '../share/share.ts'
 import { ApplianceRuntime } from '../node-services/appliance-runtime.ts'
 import { Catalog } from '../catalog/catalog.ts'
 import type { ApplianceParts } from '../node-services/appliance-parts.ts'
+import { ApplianceService } from '../node-services/appliance-service.ts'
+import { nodeServices } from '../daemon/services.ts'
+import { ServiceNotStartedError } from '../daemon/errors.ts'
 import { wasmFixture } from './wasm-fixtures.ts'
 import { AllocationNotFoundError, InsufficientCapacityError } from '../errors.ts'
 
@@ -29,7 +32,7 @@ async function appliance(t: Test) {
   await db.open()
   const system = new ActorSystem({ key: NodeKey.generate() })
   await system.start()
-  const store = db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' }) as unknown as JsonStore
+  const store = new LevelKvStore(db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' }))
   const allocator = new Allocator({ store, share: parseShare('cpu=1,memory=256MiB,disk=1GiB') })
   await allocator.open()
   const wasm = new WasmExecutor()
@@ -106,4 +109,12 @@ t.test('a stop the appliance could not carry out rejects with its reason instead
   } as unknown as ApplianceParts
   const runtime = new ApplianceRuntime({ parts, catalog: new Catalog(join(tmpdir(), 'noir-no-catalog')) })
   await t.rejects(runtime.stop('c-x'), StuckError)
+})
+
+t.test("the daemon's composition hands the appliance's own parts to orchestration, and none before the appliance started", async (t) => {
+  const services = nodeServices()
+  t.same(services.map((s) => s.name), ['node-actor', 'appliance', 'orchestration'], 'the appliance starts before the orchestration that reads its parts')
+  const appliance = services[1]
+  if (!(appliance instanceof ApplianceService)) return t.fail('the second service is the appliance')
+  t.throws(() => appliance.parts, ServiceNotStartedError)
 })

@@ -79,13 +79,11 @@ t.test('a link planted in a state directory leads nowhere: its target is not in 
 
 t.test('state directories are private: 128 random bits under folders no other allocation can list', async (t) => {
   if (!requireOrSkip(t, root)) return
-  const { AllocationManager } = await import('../allocation/allocation-manager.ts')
+  const { privateStateDir } = await import('../allocation/allocation-manager.ts')
   const base = mkdtempSync(join(tmpdir(), 'noir-stateroot-'))
   t.teardown(() => rmSync(base, { recursive: true, force: true }))
-  const m = Object.create(AllocationManager.prototype) as { privateStateDir(id: string): string; stateRoot: string }
-  Object.defineProperty(m, 'stateRoot', { value: join(base, 'allocations') })
-  const a = m.privateStateDir('same-id')
-  const b = m.privateStateDir('same-id')
+  const a = privateStateDir(join(base, 'allocations'), 'same-id')
+  const b = privateStateDir(join(base, 'allocations'), 'same-id')
   t.not(a, b, 'two state directories of one allocation id differ')
   t.match(a, /state-[0-9a-f]{32}$/, 'the name carries 128 random bits')
   t.equal(statSync(join(base, 'allocations')).mode & 0o777, 0o711, 'the root can be traversed but not listed')

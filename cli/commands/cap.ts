@@ -2,12 +2,13 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
-import type { Ability, CapabilityClaims, NodeKey, Revocation } from '../../identity/index.ts'
+import type { Ability, CapabilityClaims, NodeKey, Revocation, RevocationStore } from '../../identity/index.ts'
+import type { KvRevocationStore } from '../../core/revocation-store.ts'
 import { ApiClient } from '../api-client.ts'
 import { processAlive, readApiFile } from '../../appliance/daemon/api-file.ts'
 import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
 
-// identity/ (libp2p keys, did-jwt, level) is imported when a command runs, so `noir --help` and other commands stay fast.
+// identity/ (libp2p keys, did-jwt) and the level store are imported when a command runs, so `noir --help` and other commands stay fast.
 type Identity = typeof import('../../identity/index.ts')
 const identity = (): Promise<Identity> => import('../../identity/index.ts')
 
@@ -136,7 +137,7 @@ Prints the chain, root first. Exits 1 when the token is not valid.`,
     const id = await identity()
     const roots = trustedRoots(id, ctx)
     // The running daemon holds the revocation store open: ask it for the list then.
-    const store = daemonRuns(ctx.home) ? await daemonRevocations(id, ctx.home) : await id.LevelRevocationStore.open(join(ctx.home, 'revocations'))
+    const { store, close } = daemonRuns(ctx.home) ? await daemonRevocations(id, ctx.home) : await homeRevocations(ctx.home)
     try {
       const verifier = new id.CapabilityVerifier({ trustedRoots: roots, revocations: store })
       const o: { audience?: string; ability?: string } = {}
@@ -168,7 +169,7 @@ Prints the chain, root first. Exits 1 when the token is not valid.`,
         return 1
       }
     } finally {
-      await store.close()
+      await close()
     }
   },
 }
@@ -206,11 +207,11 @@ stored in $HOME/revocations, which the daemon reads when it starts and \`noir ca
       const key = await loadKey(id, ctx)
       r = id.createRevocation(key, token)
       const expiresAt = Math.min(...id.decodeCapabilityChain(token).map((c) => c.exp * 1000))
-      const store = await id.LevelRevocationStore.open(join(ctx.home, 'revocations'))
+      const { store, close } = await homeRevocations(ctx.home)
       try {
         await store.add(r, { expiresAt })
       } finally {
-        await store.close()
+        await close()
       }
     }
     if (ctx.json) printJson(ctx, r)
@@ -223,11 +224,23 @@ function daemonRuns(home: string): boolean {
   return info !== undefined && processAlive(info.pid)
 }
 
-async function daemonRevocations(id: Identity, home: string): Promise<InstanceType<typeof id.MemoryRevocationStore> & { close(): Promise<void> }> {
+async function daemonRevocations(id: Identity, home: string): Promise<{ store: RevocationStore; close(): Promise<void> }> {
   const { revocations } = await ApiClient.forHome(home).get<{ revocations: Revocation[] }>('/v1/revocations')
-  const store = Object.assign(new id.MemoryRevocationStore(), { close: async () => {} })
+  const store = new id.MemoryRevocationStore()
   for (const r of revocations) await store.add(r)
-  return store
+  return { store, close: async () => {} }
+}
+
+/** The revocations kept in the home (NOIR_HOME/revocations, level), open until `close`. */
+async function homeRevocations(home: string): Promise<{ store: KvRevocationStore; close(): Promise<void> }> {
+  const [{ LevelKvStore }, { KvRevocationStore }] = await Promise.all([import('../../core/level-kv-store.ts'), import('../../core/revocation-store.ts')])
+  const kv = await LevelKvStore.open(join(home, 'revocations'))
+  try {
+    return { store: await KvRevocationStore.open(kv), close: () => kv.close() }
+  } catch (err) {
+    await kv.close()
+    throw err
+  }
 }
 
 export const capCommands: Command[] = [capIssue, capDelegate, capVerify, capRevoke]

@@ -1,9 +1,6 @@
 // Capability tokens: issuing, delegating (narrow only, never outliving), chain verification, revocation,
 // and interoperability with stock did-jwt both ways.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { createJWT, decodeJWT, EdDSASigner, verifyJWT } from 'did-jwt'
 import { Resolver, type DIDResolutionResult } from 'did-resolver'
 import {
@@ -18,7 +15,6 @@ import {
   getDidKeyResolver,
   InvalidRevocationError,
   issueCapability,
-  LevelRevocationStore,
   MalformedCapabilityError,
   MemoryRevocationStore,
   NodeKey,
@@ -173,21 +169,6 @@ t.test('only an issuer in the chain may revoke; a stranger\'s revocation is refu
   await v.verify(t1)
   await rejectsA(t, () => store.add({ ...hand, sig: sig.replace(/^./, sig[0] === 'A' ? 'B' : 'A') }), InvalidRevocationError, 'bad signature')
   throwsA(t, () => verifyRevocation({ ...hand, sig, at: hand.at + 1 }), InvalidRevocationError, 'altered record')
-})
-
-t.test('the level revocation store keeps revocations across reopen and the verifier honours them', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'noir-rev-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const token = await issueCapability(root, { audience: alice.did, abilities: [{ can: '/noir' }], ttlMs: HOUR })
-  const s1 = await LevelRevocationStore.open(join(dir, 'rev'))
-  await s1.add(createRevocation(root, token))
-  await s1.close()
-  const s2 = await LevelRevocationStore.open(join(dir, 'rev'))
-  t.teardown(() => s2.close())
-  t.equal(await s2.isRevoked(tokenHash(token)), true)
-  t.same(await s2.revokersOf(tokenHash(token)), [root.did])
-  t.equal((await s2.list()).length, 1)
-  await rejectsA(t, () => new CapabilityVerifier({ trustedRoots: [root.did], revocations: s2 }).verify(token), RevokedCapabilityError)
 })
 
 t.test('covers() returns the first token that grants the ability, else CapabilityDeniedError with each reason', async (t) => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { Key } from 'interface-datastore'
-import { LevelDatastore, type LevelStore } from '../level-datastore.ts'
+import { LevelDatastore } from '../level-datastore.ts'
 
 t.test('put/get/has/delete, a missing key is NotFoundError, queries by prefix with filters, order and limit', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'noir-ds-'))
@@ -14,7 +14,7 @@ t.test('put/get/has/delete, a missing key is NotFoundError, queries by prefix wi
     await db.close()
     rmSync(dir, { recursive: true, force: true })
   })
-  const ds = new LevelDatastore(db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' }) as unknown as LevelStore)
+  const ds = new LevelDatastore(db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' }))
   await ds.put(new Key('/peers/b'), Uint8Array.of(2))
   await ds.put(new Key('/peers/a'), Uint8Array.of(1))
   await ds.put(new Key('/peersx/c'), Uint8Array.of(9))

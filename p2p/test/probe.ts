@@ -39,14 +39,14 @@ export class Probe {
   readonly badReasons: string[] = []
   /** Frames received, of each kind (wire byte 1: 1/2 self-signed, 3 member, 4 seal). */
   readonly framesByKind: Record<number, number> = {}
-  private waiters: Array<() => void> = []
-  private readonly reader = new SealedStreamReader()
-  private readonly trail: EventTrail
+  #waiters: Array<() => void> = []
+  readonly #reader = new SealedStreamReader()
+  readonly #trail: EventTrail
 
   private constructor(key: NodeKey, mesh: Mesh, trail: EventTrail) {
     this.key = key
     this.mesh = mesh
-    this.trail = trail
+    this.#trail = trail
     const verifier = new EnvelopeVerifier()
     mesh.transport.onEnvelope(({ bytes, peerDid }) => {
       trail.add(`frame of kind ${bytes[1] ?? 0}`)
@@ -55,11 +55,11 @@ export class Probe {
         if (isStreamFrame(bytes)) {
           const frame = decodeStreamFrame(bytes, 1024 * 1024)
           if (frame.kind === KIND_MEMBER) this.membersSeen.push(decodePayload(frame.payload))
-          const sealed = this.reader.push(bytes, peerDid)
-          if (sealed.length > 0) this.accept(sealed.map((s) => s.envelope), sealed.map((s) => s.bytes))
+          const sealed = this.#reader.push(bytes, peerDid)
+          if (sealed.length > 0) this.#accept(sealed.map((s) => s.envelope), sealed.map((s) => s.bytes))
         } else {
           verifier.verify(bytes)
-          this.accept([decodeEnvelope(bytes).envelope], [bytes])
+          this.#accept([decodeEnvelope(bytes).envelope], [bytes])
         }
       } catch (err) {
         this.badReasons.push(err instanceof Error ? `${err.name}: ${err.message}` : String(err))
@@ -72,10 +72,10 @@ export class Probe {
     return this.badReasons.length
   }
 
-  private accept(envelopes: Envelope[], evidence: Uint8Array[]): void {
+  #accept(envelopes: Envelope[], evidence: Uint8Array[]): void {
     this.received.push(...envelopes)
     this.evidence.push(...evidence)
-    for (const w of this.waiters.splice(0)) w()
+    for (const w of this.#waiters.splice(0)) w()
   }
 
   static async start(opts: { bootstrap?: string[]; listen?: string[] } = {}): Promise<Probe> {
@@ -109,12 +109,12 @@ export class Probe {
         const conns = this.mesh.host.getConnections().map((c) => `${c.direction} ${c.status} [${c.streams.map((s) => `${s.protocol ?? '?'} ${s.direction} ${s.status}`).join(', ')}]`)
         const more = explain ? `\n${await Promise.resolve().then(explain).catch((err: unknown) => `(explain failed: ${String(err)})`)}` : ''
         throw new Error(`no matching envelope within ${timeoutMs} ms (got ${this.received.length}: ${this.received.map((e) => e.behavior).join(', ')}; ` +
-          `frames by kind ${JSON.stringify(this.framesByKind)}; ${this.reader.openBatches} batches unsealed; refused: ${this.badReasons.join(' | ') || 'none'}; ` +
-          `connections: ${conns.join('; ') || 'none'})\nprobe events:\n${this.trail.summary()}${more}`)
+          `frames by kind ${JSON.stringify(this.framesByKind)}; ${this.#reader.openBatches} batches unsealed; refused: ${this.badReasons.join(' | ') || 'none'}; ` +
+          `connections: ${conns.join('; ') || 'none'})\nprobe events:\n${this.#trail.summary()}${more}`)
       }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left)
-        this.waiters.push(() => {
+        this.#waiters.push(() => {
           clearTimeout(timer)
           resolve()
         })

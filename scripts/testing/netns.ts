@@ -32,8 +32,8 @@ export class NetnsLab {
   readonly bridge: string
   readonly subnet: string
   readonly nodes: LabNode[] = []
-  private forwardRule = false
-  private destroyed = false
+  #forwardRule = false
+  #destroyed = false
 
   private constructor() {
     this.id = randomBytes(3).toString('hex')
@@ -49,8 +49,8 @@ export class NetnsLab {
       sh('ip', ['link', 'add', lab.bridge, 'type', 'bridge'])
       sh('ip', ['link', 'set', lab.bridge, 'up'])
       sh('iptables', ['-I', 'FORWARD', '-i', lab.bridge, '-o', lab.bridge, '-j', 'ACCEPT'])
-      lab.forwardRule = true
-      for (let i = 0; i < n; i++) lab.addNode(i)
+      lab.#forwardRule = true
+      for (let i = 0; i < n; i++) lab.#addNode(i)
     } catch (err) {
       lab.destroy()
       throw err
@@ -58,7 +58,7 @@ export class NetnsLab {
     return lab
   }
 
-  private addNode(i: number): void {
+  #addNode(i: number): void {
     const ns = `noir-${this.id}-${i}`
     const veth = `nv${this.id}${i}`
     const peer = `np${this.id}${i}`
@@ -98,11 +98,11 @@ export class NetnsLab {
 
   /** Removes the namespaces (and with them the veths), the bridge and the FORWARD rule. Idempotent. */
   destroy(): void {
-    if (this.destroyed) return
-    this.destroyed = true
+    if (this.#destroyed) return
+    this.#destroyed = true
     for (const n of this.nodes) tryRun('ip', ['netns', 'del', n.ns])
     for (const n of this.nodes) tryRun('ip', ['link', 'del', n.veth])
     tryRun('ip', ['link', 'del', this.bridge])
-    if (this.forwardRule) tryRun('iptables', ['-D', 'FORWARD', '-i', this.bridge, '-o', this.bridge, '-j', 'ACCEPT'])
+    if (this.#forwardRule) tryRun('iptables', ['-D', 'FORWARD', '-i', this.bridge, '-o', this.bridge, '-j', 'ACCEPT'])
   }
 }

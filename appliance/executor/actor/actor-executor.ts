@@ -121,23 +121,23 @@ function chownTree(dir: string, uid: number, gid: number): void {
 
 export class ActorExecutor implements Executor {
   readonly kind = 'actor' as const
-  private readonly instances = new Map<string, Instance>()
-  private readonly system: ActorSystem | undefined
-  private readonly place: (allocationId: string, system: ActorSystem) => ActorPlacement
-  private readonly snapshots: SnapshotStore | undefined
-  private readonly node: string
-  private readonly startTimeoutMs: number
-  private readonly isolateNetwork: boolean
-  private readonly checkpointEveryMs: number | undefined
+  readonly #instances = new Map<string, Instance>()
+  readonly #system: ActorSystem | undefined
+  readonly #place: (allocationId: string, system: ActorSystem) => ActorPlacement
+  readonly #snapshots: SnapshotStore | undefined
+  readonly #node: string
+  readonly #startTimeoutMs: number
+  readonly #isolateNetwork: boolean
+  readonly #checkpointEveryMs: number | undefined
 
   constructor(init: ActorExecutorInit = {}) {
-    this.system = init.system
-    this.place = init.place ?? defaultPlacement
-    this.snapshots = init.snapshots
-    this.node = init.nodeBinary ?? process.execPath
-    this.startTimeoutMs = init.startTimeoutMs ?? 60_000
-    this.isolateNetwork = init.isolateNetwork ?? true
-    this.checkpointEveryMs = init.checkpointEveryMs
+    this.#system = init.system
+    this.#place = init.place ?? defaultPlacement
+    this.#snapshots = init.snapshots
+    this.#node = init.nodeBinary ?? process.execPath
+    this.#startTimeoutMs = init.startTimeoutMs ?? 60_000
+    this.#isolateNetwork = init.isolateNetwork ?? true
+    this.#checkpointEveryMs = init.checkpointEveryMs
   }
 
   async available(): Promise<Availability> {
@@ -145,14 +145,14 @@ export class ActorExecutor implements Executor {
   }
 
   readonly #availability = new CachedProbe<Availability>(async () => {
-    const r = await probeCommand('env', ['-u', 'NODE_OPTIONS', this.node, '--permission', '-e', '0'])
-    return r.ok ? { ok: true } : { ok: false, reason: `${this.node} has no working permission model (Node >= 22 needed): ${r.reason ?? ''}` }
+    const r = await probeCommand('env', ['-u', 'NODE_OPTIONS', this.#node, '--permission', '-e', '0'])
+    return r.ok ? { ok: true } : { ok: false, reason: `${this.#node} has no working permission model (Node >= 22 needed): ${r.reason ?? ''}` }
   })
 
   async prepare(spec: ExecSpec): Promise<ExecHandle> {
     const rt = spec.runtime
     if (rt.kind !== 'actor') throw new InvalidExecSpecError(`the actor executor cannot run a '${rt.kind}' runtime`)
-    if ([...this.instances.values()].some((i) => i.spec.allocationId === spec.allocationId)) {
+    if ([...this.#instances.values()].some((i) => i.spec.allocationId === spec.allocationId)) {
       throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has an actor instance`)
     }
     if (!(spec.limits.memoryBytes >= 64 * 1024 * 1024)) throw new InvalidExecSpecError('an actor needs limits.memoryBytes >= 64 MiB (a Node process)')
@@ -164,7 +164,7 @@ export class ActorExecutor implements Executor {
     const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'actor', ref: `actor-${spec.allocationId}-${randomUUID().slice(0, 8)}` }
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
-    this.instances.set(handle.ref, {
+    this.#instances.set(handle.ref, {
       handle, spec, bundle, log: new LineLog(), pending: new Map(), checkpoints: new Map(), nextId: 0,
       stopRequested: false, stderrTail: '', exited, resolveExit,
     })
@@ -173,17 +173,17 @@ export class ActorExecutor implements Executor {
 
   /** Resolves once the bundle is loaded, its actor runs, and its proxy is addressable on the node. */
   start(handle: ExecHandle): Promise<void> {
-    const inst = this.get(handle)
-    inst.started ??= this.launch(inst)
+    const inst = this.#get(handle)
+    inst.started ??= this.#launch(inst)
     return inst.started
   }
 
   /** The workload's address on the node (set once started with a system). */
   addressOf(handle: ExecHandle): string | undefined {
-    return this.get(handle).address
+    return this.#get(handle).address
   }
 
-  private async launch(inst: Instance): Promise<void> {
+  async #launch(inst: Instance): Promise<void> {
     if (inst.exit !== undefined) throw new ActorWorkloadEndedError(inst.handle.allocationId, `it already ended (${inst.exit.reason})`)
     const { spec } = inst
     const rt = spec.runtime as Extract<ExecSpec['runtime'], { kind: 'actor' }>
@@ -201,9 +201,9 @@ export class ActorExecutor implements Executor {
       inst.bundle,
     ]
     let placement: ActorPlacement | undefined
-    if (this.system !== undefined) placement = this.place(spec.allocationId, this.system)
-    const address = this.system !== undefined && placement !== undefined
-      ? `${this.system.did}/${placement.parent !== undefined ? `${placement.parent}/` : ''}${placement.name}`
+    if (this.#system !== undefined) placement = this.#place(spec.allocationId, this.#system)
+    const address = this.#system !== undefined && placement !== undefined
+      ? `${this.#system.did}/${placement.parent !== undefined ? `${placement.parent}/` : ''}${placement.name}`
       : undefined
     // Only what the spec gives, plus the sandbox's own variables: the node's environment (and any secret in it) stays out.
     const env: Record<string, string> = {
@@ -214,15 +214,15 @@ export class ActorExecutor implements Executor {
       ...(address !== undefined ? { NOIR_ACTOR_ADDRESS: address } : {}),
       ...(rt.args !== undefined ? { NOIR_ACTOR_INPUT: JSON.stringify({ args: rt.args }) } : {}),
     }
-    const useBwrap = this.isolateNetwork && bwrapAvailable()
+    const useBwrap = this.#isolateNetwork && bwrapAvailable()
     // `env -u NODE_OPTIONS`: no preload from the environment reaches the sandbox (test runners and
     // instrumentation inject NODE_OPTIONS into every child they see spawned, after our env is built).
     // setpriv --pdeathsig: the sandbox dies with the node (both exec, so the pid stays the Node process').
-    const sandboxed = [...(hasSetpriv() ? ['setpriv', '--pdeathsig', 'SIGKILL', '--'] : []), 'env', '-u', 'NODE_OPTIONS', this.node, ...nodeArgs]
+    const sandboxed = [...(hasSetpriv() ? ['setpriv', '--pdeathsig', 'SIGKILL', '--'] : []), 'env', '-u', 'NODE_OPTIONS', this.#node, ...nodeArgs]
     if (useBwrap) chownTree(spec.stateDir, SANDBOX_UID, SANDBOX_GID)
     inst.jailed = useBwrap
     const [cmd, args] = useBwrap
-      ? ['bwrap', jailArgs({ readOnly: [...reads.filter((r) => r !== spec.stateDir), dirname(realpathSync(this.node))], stateDir: spec.stateDir, network: spec.network !== 'none' }, ['env', '-u', 'NODE_OPTIONS', realpathSync(this.node), ...nodeArgs])]
+      ? ['bwrap', jailArgs({ readOnly: [...reads.filter((r) => r !== spec.stateDir), dirname(realpathSync(this.#node))], stateDir: spec.stateDir, network: spec.network !== 'none' }, ['env', '-u', 'NODE_OPTIONS', realpathSync(this.#node), ...nodeArgs])]
       : [sandboxed[0]!, sandboxed.slice(1)]
     const child = spawn(cmd, args as string[], { cwd: spec.stateDir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' })
     inst.child = child
@@ -238,23 +238,23 @@ export class ActorExecutor implements Executor {
     let readyResolve!: (b: Extract<FromSandbox, { t: 'ready' }>) => void
     const ready = new Promise<Extract<FromSandbox, { t: 'ready' }>>((r) => (readyResolve = r))
     let snapshot: StoredSnapshot | undefined
-    if (this.snapshots !== undefined && !existsSync(join(spec.stateDir, SNAPSHOT_FILE))) snapshot = await this.snapshots.load(spec.allocationId)
-    child.on('message', (m: FromSandbox) => this.onMessage(inst, m, readyResolve, snapshot))
+    if (this.#snapshots !== undefined && !existsSync(join(spec.stateDir, SNAPSHOT_FILE))) snapshot = await this.#snapshots.load(spec.allocationId)
+    child.on('message', (m: FromSandbox) => this.#onMessage(inst, m, readyResolve, snapshot))
     const spawnError = new Promise<Error>((r) => child.once('error', r))
     child.once('close', (code, signal) => {
       out.end()
       err.end()
-      this.onChildExit(inst, code, signal)
+      this.#onChildExit(inst, code, signal)
     })
-    if (spec.limits.cpuTimeMs !== undefined) this.watchCpuTime(inst, spec.limits.cpuTimeMs)
+    if (spec.limits.cpuTimeMs !== undefined) this.#watchCpuTime(inst, spec.limits.cpuTimeMs)
 
     let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.startTimeoutMs)))
+    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.#startTimeoutMs)))
     try {
       const r = await Promise.race([ready, inst.exited, spawnError, timeout])
       if (r === 'timeout') {
-        this.kill(inst, 'stop')
-        throw new ActorBundleError(inst.bundle, `it did not start within ${this.startTimeoutMs} ms`)
+        this.#kill(inst, 'stop')
+        throw new ActorBundleError(inst.bundle, `it did not start within ${this.#startTimeoutMs} ms`)
       }
       if (r instanceof Error) throw new ActorBundleError(inst.bundle, `the sandbox could not start: ${r.message}`)
       if ('reason' in r) {
@@ -262,25 +262,25 @@ export class ActorExecutor implements Executor {
         if (inst.ended?.error !== undefined) throw fromWireError(inst.ended.error)
         throw new ActorBundleError(inst.bundle, `the sandbox ended before its actor started: ${inst.stderrTail.trim().split('\n').slice(-3).join(' | ')}`)
       }
-      if (this.system !== undefined && placement !== undefined && address !== undefined) {
+      if (this.#system !== undefined && placement !== undefined && address !== undefined) {
         inst.address = address
-        const parent = placement.parent !== undefined ? this.system.lookup(placement.parent) : undefined
+        const parent = placement.parent !== undefined ? this.#system.lookup(placement.parent) : undefined
         if (placement.parent !== undefined && parent === undefined) {
-          this.kill(inst, 'stop')
+          this.#kill(inst, 'stop')
           throw new ActorWorkloadEndedError(address, `its parent actor ${placement.parent} is gone`)
         }
-        inst.proxy = this.system.spawn(proxyDefinition(spec.allocationId, r.behaviors, { forward: (e) => this.forward(inst, e) }), {
+        inst.proxy = this.#system.spawn(proxyDefinition(spec.allocationId, r.behaviors, { forward: (e) => this.#forward(inst, e) }), {
           name: placement.name,
           ...(parent !== undefined ? { parent } : {}),
         })
       }
-      if (this.checkpointEveryMs !== undefined && this.checkpointEveryMs > 0) {
+      if (this.#checkpointEveryMs !== undefined && this.#checkpointEveryMs > 0) {
         inst.checkpointTimer = setInterval(() => {
           this.checkpoint(inst.handle).then(
-            (record) => this.snapshots?.save(spec.allocationId, record),
+            (record) => this.#snapshots?.save(spec.allocationId, record),
             () => undefined,
           ).catch(() => undefined)
-        }, this.checkpointEveryMs)
+        }, this.#checkpointEveryMs)
         inst.checkpointTimer.unref()
       }
     } finally {
@@ -288,7 +288,7 @@ export class ActorExecutor implements Executor {
     }
   }
 
-  private onMessage(inst: Instance, m: FromSandbox, ready: (m: Extract<FromSandbox, { t: 'ready' }>) => void, snapshot: StoredSnapshot | undefined): void {
+  #onMessage(inst: Instance, m: FromSandbox, ready: (m: Extract<FromSandbox, { t: 'ready' }>) => void, snapshot: StoredSnapshot | undefined): void {
     switch (m.t) {
       case 'hello':
         // In the jail it reports its pid in its own PID namespace: find the host's pid for it.
@@ -298,7 +298,7 @@ export class ActorExecutor implements Executor {
         } catch {
           // it may have exited already; its exit is reported
         }
-        this.send(inst, { t: 'go', ...(snapshot !== undefined ? { snapshot } : {}) })
+        this.#send(inst, { t: 'go', ...(snapshot !== undefined ? { snapshot } : {}) })
         return
       case 'ready':
         ready(m)
@@ -312,7 +312,7 @@ export class ActorExecutor implements Executor {
         return
       }
       case 'send':
-        this.outbound(inst, m)
+        this.#outbound(inst, m)
         return
       case 'checkpointed': {
         const c = inst.checkpoints.get(m.id)
@@ -324,7 +324,7 @@ export class ActorExecutor implements Executor {
       }
       case 'snapshot':
         // The exit status waits for this save, so a stopped instance's snapshot is in the store when stop() returns.
-        if (this.snapshots !== undefined) inst.storeSave = this.snapshots.save(inst.spec.allocationId, m.record).catch(() => undefined)
+        if (this.#snapshots !== undefined) inst.storeSave = this.#snapshots.save(inst.spec.allocationId, m.record).catch(() => undefined)
         return
       case 'ended':
         inst.ended = m
@@ -333,20 +333,20 @@ export class ActorExecutor implements Executor {
   }
 
   /** A message the node accepted for the workload (the proxy's action). */
-  private forward(inst: Instance, e: ForwardEvent): void {
+  #forward(inst: Instance, e: ForwardEvent): void {
     if (inst.exit !== undefined || inst.child === undefined || !inst.child.connected) {
       if (e.expectsReply) e.fail(new ActorWorkloadEndedError(inst.address ?? inst.handle.allocationId, inst.exit?.reason ?? 'not started'))
       return
     }
     const id = ++inst.nextId
     if (e.expectsReply) inst.pending.set(id, e)
-    this.send(inst, { t: 'deliver', id, behavior: e.behavior, body: e.body, from: e.from, ask: e.expectsReply })
+    this.#send(inst, { t: 'deliver', id, behavior: e.behavior, body: e.body, from: e.from, ask: e.expectsReply })
   }
 
   /** A message the workload sends: it leaves from the node's system, from the workload's own address. */
-  private outbound(inst: Instance, m: Extract<FromSandbox, { t: 'send' }>): void {
-    const fail = (err: unknown): void => this.send(inst, { t: 'reply', id: m.id, ok: false, error: toWireError(err) })
-    if (this.system === undefined || inst.address === undefined) {
+  #outbound(inst: Instance, m: Extract<FromSandbox, { t: 'send' }>): void {
+    const fail = (err: unknown): void => this.#send(inst, { t: 'reply', id: m.id, ok: false, error: toWireError(err) })
+    if (this.#system === undefined || inst.address === undefined) {
       return fail(new ActorWorkloadEndedError(m.to, 'this executor has no node ActorSystem to send through'))
     }
     // Deny by default: the workload's code is not the node's, so its messages are marked untrusted: the node's
@@ -355,17 +355,17 @@ export class ActorExecutor implements Executor {
     const options = { from: inst.address, untrusted: true, ...(m.proofs ? { proofs: m.proofs } : {}), ...(m.timeoutMs !== undefined ? { timeoutMs: m.timeoutMs } : {}) }
     if (!m.ask) {
       // a refusal known before the hand-off (a missing capability included) goes back to the workload
-      this.system.send(m.to, m.behavior, m.body, options).catch(fail)
+      this.#system.send(m.to, m.behavior, m.body, options).catch(fail)
       return
     }
-    this.system.ask(m.to, m.behavior, m.body, options).then((value) => this.send(inst, { t: 'reply', id: m.id, ok: true, value }), fail)
+    this.#system.ask(m.to, m.behavior, m.body, options).then((value) => this.#send(inst, { t: 'reply', id: m.id, ok: true, value }), fail)
   }
 
-  private send(inst: Instance, m: ToSandbox): void {
+  #send(inst: Instance, m: ToSandbox): void {
     if (inst.child?.connected) inst.child.send(m, (err) => void err)
   }
 
-  private onChildExit(inst: Instance, code: number | null, signal: NodeJS.Signals | null): void {
+  #onChildExit(inst: Instance, code: number | null, signal: NodeJS.Signals | null): void {
     clearInterval(inst.cpuWatch)
     clearInterval(inst.checkpointTimer)
     const finishedAt = Date.now()
@@ -384,22 +384,22 @@ export class ActorExecutor implements Executor {
     inst.pending.clear()
     for (const c of inst.checkpoints.values()) c.reject(gone)
     inst.checkpoints.clear()
-    if (inst.proxy !== undefined && this.system !== undefined) void this.system.stopActor(inst.proxy).catch(() => undefined)
+    if (inst.proxy !== undefined && this.#system !== undefined) void this.#system.stopActor(inst.proxy).catch(() => undefined)
     inst.proxy = undefined
-    inst.lastUsage = { ...(inst.lastUsage ?? this.zeroUsage(inst)), ts: finishedAt, memoryBytes: 0 }
+    inst.lastUsage = { ...(inst.lastUsage ?? this.#zeroUsage(inst)), ts: finishedAt, memoryBytes: 0 }
     inst.cgroup?.remove()
-    if (inst.storeSave === undefined) this.settle(inst, status)
-    else void inst.storeSave.finally(() => this.settle(inst, status))
+    if (inst.storeSave === undefined) this.#settle(inst, status)
+    else void inst.storeSave.finally(() => this.#settle(inst, status))
   }
 
-  private settle(inst: Instance, status: ExitStatus): void {
+  #settle(inst: Instance, status: ExitStatus): void {
     if (inst.exit !== undefined) return
     inst.exit = status
     inst.log.close()
     inst.resolveExit(status)
   }
 
-  private kill(inst: Instance, why: 'stop' | 'cpu-time'): void {
+  #kill(inst: Instance, why: 'stop' | 'cpu-time'): void {
     if (inst.child === undefined || inst.exit !== undefined) return
     inst.killedBy ??= why
     inst.child.kill('SIGKILL')
@@ -413,68 +413,68 @@ export class ActorExecutor implements Executor {
     }
   }
 
-  private watchCpuTime(inst: Instance, budgetMs: number): void {
+  #watchCpuTime(inst: Instance, budgetMs: number): void {
     inst.cpuWatch = setInterval(() => {
-      const u = this.sample(inst)
-      if (u !== undefined && u.cpuNanos / 1e6 > budgetMs) this.kill(inst, 'cpu-time')
+      const u = this.#sample(inst)
+      if (u !== undefined && u.cpuNanos / 1e6 > budgetMs) this.#kill(inst, 'cpu-time')
     }, 100)
   }
 
   /** Saves the actor's snapshot now (to its state dir) without stopping it, and returns it. */
   checkpoint(handle: ExecHandle): Promise<StoredSnapshot> {
-    const inst = this.get(handle)
+    const inst = this.#get(handle)
     if (inst.exit !== undefined || inst.child === undefined) return Promise.reject(new ActorWorkloadEndedError(inst.address ?? handle.allocationId, inst.exit?.reason ?? 'not started'))
     const id = ++inst.nextId
     return new Promise((resolve, reject) => {
       inst.checkpoints.set(id, { resolve, reject })
-      this.send(inst, { t: 'checkpoint', id })
+      this.#send(inst, { t: 'checkpoint', id })
     })
   }
 
   /** The snapshot the workload last saved in its state directory (on stop or checkpoint), if any. */
   savedSnapshot(handle: ExecHandle): StoredSnapshot | undefined {
-    const file = join(this.get(handle).spec.stateDir, SNAPSHOT_FILE)
+    const file = join(this.#get(handle).spec.stateDir, SNAPSHOT_FILE)
     return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as StoredSnapshot) : undefined
   }
 
   async stop(handle: ExecHandle, opts: { graceMs: number }): Promise<ExitStatus> {
-    const inst = this.get(handle)
+    const inst = this.#get(handle)
     if (inst.exit !== undefined) return inst.exit
     inst.stopRequested = true
     if (inst.child === undefined) {
-      this.settle(inst, { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() })
+      this.#settle(inst, { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() })
       return inst.exit!
     }
     if (opts.graceMs <= 0) {
-      this.kill(inst, 'stop')
+      this.#kill(inst, 'stop')
       return inst.exited
     }
     // Before the child says hello it cannot take the stop message; SIGTERM does the same thing once its
     // handler is installed, and the grace timer covers the rest.
-    if (inst.child.connected) this.send(inst, { t: 'stop' })
+    if (inst.child.connected) this.#send(inst, { t: 'stop' })
     else inst.child.kill('SIGTERM')
-    const grace = setTimeout(() => this.kill(inst, 'stop'), opts.graceMs)
+    const grace = setTimeout(() => this.#kill(inst, 'stop'), opts.graceMs)
     const status = await inst.exited
     clearTimeout(grace)
     return status
   }
 
   wait(handle: ExecHandle): Promise<ExitStatus> {
-    return this.get(handle).exited
+    return this.#get(handle).exited
   }
 
   logs(handle: ExecHandle, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
-    return this.get(handle).log.read(opts)
+    return this.#get(handle).log.read(opts)
   }
 
   async stats(handle: ExecHandle): Promise<UsageStats> {
-    const inst = this.get(handle)
-    if (inst.exit === undefined) this.sample(inst)
-    return inst.lastUsage ?? this.zeroUsage(inst)
+    const inst = this.#get(handle)
+    if (inst.exit === undefined) this.#sample(inst)
+    return inst.lastUsage ?? this.#zeroUsage(inst)
   }
 
   /** Reads the process' usage now and keeps it (the last sample is what stats() reports after the end). */
-  private sample(inst: Instance): UsageStats | undefined {
+  #sample(inst: Instance): UsageStats | undefined {
     if (inst.pid === undefined) return undefined
     const u = readProcessUsage(inst.pid)
     if (u === undefined) return undefined
@@ -485,24 +485,24 @@ export class ActorExecutor implements Executor {
     return inst.lastUsage
   }
 
-  private zeroUsage(inst: Instance): UsageStats {
+  #zeroUsage(inst: Instance): UsageStats {
     return { ts: Date.now(), cpuNanos: 0, memoryBytes: 0, memoryLimitBytes: inst.spec.limits.memoryBytes, netRxBytes: 0, netTxBytes: 0, diskReadBytes: 0, diskWriteBytes: 0 }
   }
 
   async remove(handle: ExecHandle): Promise<void> {
-    const inst = this.instances.get(handle.ref)
+    const inst = this.#instances.get(handle.ref)
     if (inst === undefined) return
     if (inst.exit === undefined) await this.stop(handle, { graceMs: 0 })
-    this.instances.delete(handle.ref)
+    this.#instances.delete(handle.ref)
     inst.cgroup?.remove()
   }
 
   async list(): Promise<ExecHandle[]> {
-    return [...this.instances.values()].map((i) => i.handle)
+    return [...this.#instances.values()].map((i) => i.handle)
   }
 
-  private get(handle: ExecHandle): Instance {
-    const inst = this.instances.get(handle.ref)
+  #get(handle: ExecHandle): Instance {
+    const inst = this.#instances.get(handle.ref)
     if (inst === undefined) throw new UnknownInstanceError(handle.ref)
     return inst
   }

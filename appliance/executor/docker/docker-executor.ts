@@ -50,20 +50,20 @@ const sanitize = (s: string): string => s.replace(/[^a-zA-Z0-9_.-]/g, '_')
 export class DockerExecutor implements Executor {
   readonly kind = 'docker' as const
   readonly nodeId: string
-  private readonly docker: Docker
-  private readonly exits = new Map<string, Promise<ExitStatus>>()
-  private readonly stops = new Map<string, StopState>()
+  readonly #docker: Docker
+  readonly #exits = new Map<string, Promise<ExitStatus>>()
+  readonly #stops = new Map<string, StopState>()
   /** Status decided without Docker (stopped before it ever started). */
-  private readonly settled = new Map<string, ExitStatus>()
+  readonly #settled = new Map<string, ExitStatus>()
 
   constructor(init: DockerExecutorInit) {
     this.nodeId = init.nodeId
-    this.docker = init.docker ?? new Docker()
+    this.#docker = init.docker ?? new Docker()
   }
 
   async available(): Promise<Availability> {
     try {
-      await this.docker.ping()
+      await this.#docker.ping()
       return { ok: true }
     } catch (err) {
       return { ok: false, reason: `no Docker daemon answers: ${(err as Error).message}` }
@@ -73,7 +73,7 @@ export class DockerExecutor implements Executor {
   /** Whether gVisor's runsc is registered with this dockerd. */
   async runscAvailable(): Promise<Availability> {
     try {
-      const info = (await this.docker.info()) as { Runtimes?: Record<string, unknown> }
+      const info = (await this.#docker.info()) as { Runtimes?: Record<string, unknown> }
       return info.Runtimes && 'runsc' in info.Runtimes ? { ok: true } : { ok: false, reason: 'runsc is not a registered Docker runtime (install gVisor: apt-get install runsc; runsc install)' }
     } catch (err) {
       return { ok: false, reason: (err as Error).message }
@@ -88,7 +88,7 @@ export class DockerExecutor implements Executor {
     if (!(spec.limits.cpu >= MIN_CPU)) throw new InvalidExecSpecError(`limits.cpu must be at least ${MIN_CPU} (got ${spec.limits.cpu})`)
     if (spec.limits.pids !== undefined && !(Number.isSafeInteger(spec.limits.pids) && spec.limits.pids >= 1)) throw new InvalidExecSpecError(`limits.pids must be a whole number >= 1 (got ${spec.limits.pids})`)
     try {
-      await this.docker.getImage(rt.image).inspect()
+      await this.#docker.getImage(rt.image).inspect()
     } catch (err) {
       if (statusCode(err) === 404) throw new ImageNotFoundError(rt.image)
       throw err
@@ -115,7 +115,7 @@ export class DockerExecutor implements Executor {
     }
     const memory = Math.floor(spec.limits.memoryBytes)
     try {
-      const container = await this.docker.createContainer({
+      const container = await this.#docker.createContainer({
         name: `noir-${sanitize(this.nodeId).slice(-12)}-${sanitize(spec.allocationId)}`,
         Image: rt.image,
         ...(rt.command ? { Cmd: rt.command } : {}),
@@ -151,7 +151,7 @@ export class DockerExecutor implements Executor {
 
   async start(handle: ExecHandle): Promise<void> {
     try {
-      await this.docker.getContainer(handle.ref).start()
+      await this.#docker.getContainer(handle.ref).start()
     } catch (err) {
       const code = statusCode(err)
       if (code === 304) return // already running: starting twice runs nothing twice
@@ -161,18 +161,18 @@ export class DockerExecutor implements Executor {
   }
 
   async stop(handle: ExecHandle, opts: { graceMs: number }): Promise<ExitStatus> {
-    const settled = this.settled.get(handle.ref)
+    const settled = this.#settled.get(handle.ref)
     if (settled) return settled
-    const c = this.docker.getContainer(handle.ref)
-    const info = await this.inspect(handle.ref)
+    const c = this.#docker.getContainer(handle.ref)
+    const info = await this.#inspect(handle.ref)
     if (info.State.Status === 'created') {
       const status: ExitStatus = { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() }
-      this.settled.set(handle.ref, status)
+      this.#settled.set(handle.ref, status)
       return status
     }
     if (!info.State.Running) return this.wait(handle)
     const state: StopState = { killed: false }
-    this.stops.set(handle.ref, state)
+    this.#stops.set(handle.ref, state)
     const exit = this.wait(handle)
     await c.kill({ signal: 'SIGTERM' }).catch(ignoreNotRunning)
     let timer: NodeJS.Timeout | undefined
@@ -189,32 +189,32 @@ export class DockerExecutor implements Executor {
   }
 
   wait(handle: ExecHandle): Promise<ExitStatus> {
-    const settled = this.settled.get(handle.ref)
+    const settled = this.#settled.get(handle.ref)
     if (settled) return Promise.resolve(settled)
-    let p = this.exits.get(handle.ref)
+    let p = this.#exits.get(handle.ref)
     if (!p) {
-      p = this.waitExit(handle.ref)
-      this.exits.set(handle.ref, p)
-      p.catch(() => this.exits.delete(handle.ref))
+      p = this.#waitExit(handle.ref)
+      this.#exits.set(handle.ref, p)
+      p.catch(() => this.#exits.delete(handle.ref))
     }
     return p
   }
 
-  private async waitExit(id: string): Promise<ExitStatus> {
-    const c = this.docker.getContainer(id)
+  async #waitExit(id: string): Promise<ExitStatus> {
+    const c = this.#docker.getContainer(id)
     // A created container is "not running" already: wait for it to start first.
     for (;;) {
-      const info = await this.inspect(id)
+      const info = await this.#inspect(id)
       if (info.State.Status !== 'created') break
-      const settled = this.settled.get(id)
+      const settled = this.#settled.get(id)
       if (settled) return settled
       await sleep(100)
     }
     await c.wait({ condition: 'not-running' })
-    const info = await this.inspect(id)
+    const info = await this.#inspect(id)
     const st = info.State
     const finishedAt = Number.isNaN(Date.parse(st.FinishedAt)) ? Date.now() : Date.parse(st.FinishedAt)
-    const stop = this.stops.get(id)
+    const stop = this.#stops.get(id)
     if (st.OOMKilled) return { code: null, signal: 'SIGKILL', oomKilled: true, reason: 'oom', finishedAt }
     if (stop?.killed) return { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'killed', finishedAt }
     if (stop) {
@@ -228,11 +228,11 @@ export class DockerExecutor implements Executor {
   }
 
   async *logs(handle: ExecHandle, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
-    const c = this.docker.getContainer(handle.ref)
+    const c = this.#docker.getContainer(handle.ref)
     if (opts.follow) {
       // Docker ends a follow at once for a container that has not started yet: wait for the start.
-      while ((await this.inspect(handle.ref)).State.Status === 'created') {
-        if (this.settled.has(handle.ref)) return
+      while ((await this.#inspect(handle.ref)).State.Status === 'created') {
+        if (this.#settled.has(handle.ref)) return
         await sleep(50)
       }
     }
@@ -258,7 +258,7 @@ export class DockerExecutor implements Executor {
   async stats(handle: ExecHandle): Promise<UsageStats> {
     let s: DockerStats
     try {
-      s = (await this.docker.getContainer(handle.ref).stats({ stream: false, 'one-shot': true })) as unknown as DockerStats
+      s = (await this.#docker.getContainer(handle.ref).stats({ stream: false, 'one-shot': true })) as unknown as DockerStats
     } catch (err) {
       if (statusCode(err) === 404) throw new UnknownInstanceError(handle.ref)
       throw err
@@ -292,31 +292,31 @@ export class DockerExecutor implements Executor {
 
   async remove(handle: ExecHandle): Promise<void> {
     try {
-      await this.docker.getContainer(handle.ref).remove({ force: true, v: true })
+      await this.#docker.getContainer(handle.ref).remove({ force: true, v: true })
     } catch (err) {
       const code = statusCode(err)
       if (code !== 404 && code !== 409) throw err // 409: removal already in progress
     }
-    this.exits.delete(handle.ref)
-    this.stops.delete(handle.ref)
-    this.settled.delete(handle.ref)
+    this.#exits.delete(handle.ref)
+    this.#stops.delete(handle.ref)
+    this.#settled.delete(handle.ref)
   }
 
   async list(): Promise<ExecHandle[]> {
-    const cs = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`] } })
+    const cs = await this.#docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`] } })
     return cs
       .filter((c) => c.Labels[LABEL_ALLOCATION] !== undefined)
       .map((c) => ({ allocationId: c.Labels[LABEL_ALLOCATION]!, kind: 'docker' as const, ref: c.Id }))
   }
 
   async phase(handle: ExecHandle): Promise<InstancePhase> {
-    const st = (await this.inspect(handle.ref)).State
+    const st = (await this.#inspect(handle.ref)).State
     return st.Status === 'created' ? 'created' : st.Running || st.Status === 'restarting' || st.Paused ? 'running' : 'ended'
   }
 
-  private async inspect(id: string): Promise<Docker.ContainerInspectInfo> {
+  async #inspect(id: string): Promise<Docker.ContainerInspectInfo> {
     try {
-      return await this.docker.getContainer(id).inspect()
+      return await this.#docker.getContainer(id).inspect()
     } catch (err) {
       if (statusCode(err) === 404) throw new UnknownInstanceError(id)
       throw err

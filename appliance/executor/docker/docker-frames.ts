@@ -6,23 +6,23 @@
 import type { LogLine } from '../executor.ts'
 
 export class DockerLogParser {
-  private pending: Buffer = Buffer.alloc(0)
-  private partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' }
+  #pending: Buffer = Buffer.alloc(0)
+  #partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' }
 
   /** Feeds bytes; returns every complete line they finish. */
   push(chunk: Buffer): LogLine[] {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk])
+    this.#pending = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk])
     const out: LogLine[] = []
-    while (this.pending.length >= 8) {
-      const type = this.pending[0]
-      const size = this.pending.readUInt32BE(4)
-      if (this.pending.length < 8 + size) break
-      const payload = this.pending.subarray(8, 8 + size).toString('utf8')
-      this.pending = this.pending.subarray(8 + size)
+    while (this.#pending.length >= 8) {
+      const type = this.#pending[0]
+      const size = this.#pending.readUInt32BE(4)
+      if (this.#pending.length < 8 + size) break
+      const payload = this.#pending.subarray(8, 8 + size).toString('utf8')
+      this.#pending = this.#pending.subarray(8 + size)
       const stream = type === 2 ? 'stderr' : 'stdout'
-      const text = this.partial[stream] + payload
+      const text = this.#partial[stream] + payload
       const parts = text.split('\n')
-      this.partial[stream] = parts.pop() ?? ''
+      this.#partial[stream] = parts.pop() ?? ''
       for (const p of parts) out.push(parseStampedLine(p, stream))
     }
     return out
@@ -32,8 +32,8 @@ export class DockerLogParser {
   flush(): LogLine[] {
     const out: LogLine[] = []
     for (const stream of ['stdout', 'stderr'] as const) {
-      if (this.partial[stream].length > 0) out.push(parseStampedLine(this.partial[stream], stream))
-      this.partial[stream] = ''
+      if (this.#partial[stream].length > 0) out.push(parseStampedLine(this.#partial[stream], stream))
+      this.#partial[stream] = ''
     }
     return out
   }

@@ -4,83 +4,83 @@
 import type { LogLine } from '../executor.ts'
 
 export class LineLog {
-  private readonly lines: LogLine[] = []
+  readonly #lines: LogLine[] = []
   /** Sequence number of lines[0]: lines dropped from the front (bounded memory) still count. */
-  private first = 0
-  private closed = false
-  private wake: Array<() => void> = []
-  private readonly max: number
+  #first = 0
+  #closed = false
+  #wake: Array<() => void> = []
+  readonly #max: number
 
   constructor(maxLines = 10_000) {
-    this.max = maxLines
+    this.#max = maxLines
   }
 
   push(line: LogLine): void {
-    if (this.closed) return
-    this.lines.push(line)
-    if (this.lines.length > this.max) {
-      this.lines.shift()
-      this.first++
+    if (this.#closed) return
+    this.#lines.push(line)
+    if (this.#lines.length > this.#max) {
+      this.#lines.shift()
+      this.#first++
     }
-    this.notify()
+    this.#notify()
   }
 
   /** No more lines will come: followers end after draining. */
   close(): void {
-    this.closed = true
-    this.notify()
+    this.#closed = true
+    this.#notify()
   }
 
   get isClosed(): boolean {
-    return this.closed
+    return this.#closed
   }
 
   snapshot(): LogLine[] {
-    return [...this.lines]
+    return [...this.#lines]
   }
 
   async *read(opts: { follow: boolean; since?: number }): AsyncGenerator<LogLine> {
-    let seq = this.first
+    let seq = this.#first
     for (;;) {
-      if (seq < this.first) seq = this.first
-      while (seq - this.first < this.lines.length) {
-        const l = this.lines[seq - this.first]!
+      if (seq < this.#first) seq = this.#first
+      while (seq - this.#first < this.#lines.length) {
+        const l = this.#lines[seq - this.#first]!
         seq++
         if (opts.since === undefined || l.ts >= opts.since) yield l
       }
-      if (!opts.follow || this.closed) return
-      await new Promise<void>((resolve) => this.wake.push(resolve))
+      if (!opts.follow || this.#closed) return
+      await new Promise<void>((resolve) => this.#wake.push(resolve))
     }
   }
 
-  private notify(): void {
-    const w = this.wake
-    this.wake = []
+  #notify(): void {
+    const w = this.#wake
+    this.#wake = []
     for (const f of w) f()
   }
 }
 
 /** Splits a byte stream into lines (LF or CRLF), calling `onLine` for each complete one. */
 export class LineSplitter {
-  private rest = ''
-  private readonly onLine: (line: string) => void
-  private readonly decoder = new TextDecoder()
+  #rest = ''
+  readonly #onLine: (line: string) => void
+  readonly #decoder = new TextDecoder()
 
   constructor(onLine: (line: string) => void) {
-    this.onLine = onLine
+    this.#onLine = onLine
   }
 
   write(chunk: Uint8Array): void {
-    const text = this.rest + this.decoder.decode(chunk, { stream: true })
+    const text = this.#rest + this.#decoder.decode(chunk, { stream: true })
     const parts = text.split('\n')
-    this.rest = parts.pop() ?? ''
-    for (const p of parts) this.onLine(p.replace(/\r+$/, '').replace(/^\r+/, ''))
+    this.#rest = parts.pop() ?? ''
+    for (const p of parts) this.#onLine(p.replace(/\r+$/, '').replace(/^\r+/, ''))
   }
 
   /** Emits a last line without a newline, if any. */
   end(): void {
-    const tail = this.rest + this.decoder.decode()
-    this.rest = ''
-    if (tail.replace(/\r/g, '').length > 0) this.onLine(tail.replace(/\r+$/, ''))
+    const tail = this.#rest + this.#decoder.decode()
+    this.#rest = ''
+    if (tail.replace(/\r/g, '').length > 0) this.#onLine(tail.replace(/\r+$/, ''))
   }
 }

@@ -83,19 +83,19 @@ interface Instance {
 
 export class MicrovmExecutor implements Executor {
   readonly kind = 'microvm' as const
-  private readonly instances = new Map<string, Instance>()
-  private readonly workDir: string
-  private readonly qemu: string
-  private readonly accelMode: 'auto' | Accelerator
-  private readonly bootTimeoutMs: number
-  private readonly nodeDid: string | undefined
+  readonly #instances = new Map<string, Instance>()
+  readonly #workDir: string
+  readonly #qemu: string
+  readonly #accelMode: 'auto' | Accelerator
+  readonly #bootTimeoutMs: number
+  readonly #nodeDid: string | undefined
 
   constructor(init: MicrovmExecutorInit = {}) {
-    this.workDir = init.workDir ?? join(tmpdir(), 'noir-microvm')
-    this.qemu = init.qemuBinary ?? 'qemu-system-x86_64'
-    this.accelMode = init.accel ?? 'auto'
-    this.bootTimeoutMs = init.bootTimeoutMs ?? 120_000
-    this.nodeDid = init.nodeDid
+    this.#workDir = init.workDir ?? join(tmpdir(), 'noir-microvm')
+    this.#qemu = init.qemuBinary ?? 'qemu-system-x86_64'
+    this.#accelMode = init.accel ?? 'auto'
+    this.#bootTimeoutMs = init.bootTimeoutMs ?? 120_000
+    this.#nodeDid = init.nodeDid
   }
 
   async available(): Promise<Availability> {
@@ -104,24 +104,24 @@ export class MicrovmExecutor implements Executor {
 
   readonly #availability = new CachedProbe<Availability>(async () => {
     // `-machine help` alone answers both questions: qemu runs, and it knows the microvm machine type
-    const m = await probeCommand(this.qemu, ['-machine', 'help'])
-    if (!m.ok) return { ok: false, reason: `${this.qemu} cannot run (Debian package qemu-system-x86): ${m.reason ?? ''}` }
-    if (!/^microvm\b/m.test(m.stdout)) return { ok: false, reason: `${this.qemu} has no microvm machine type` }
+    const m = await probeCommand(this.#qemu, ['-machine', 'help'])
+    if (!m.ok) return { ok: false, reason: `${this.#qemu} cannot run (Debian package qemu-system-x86): ${m.reason ?? ''}` }
+    if (!/^microvm\b/m.test(m.stdout)) return { ok: false, reason: `${this.#qemu} has no microvm machine type` }
     return { ok: true }
   })
 
   /** The accelerator new instances use, and why (probes KVM once per kernel; see accel.ts). */
   async accelerator(kernel: string): Promise<AcceleratorChoice> {
-    if (this.accelMode === 'tcg') return { accel: 'tcg', reason: 'configured' }
-    const found = await detectAccelerator(this.qemu, kernel)
-    if (this.accelMode === 'kvm' && found.accel !== 'kvm') throw new AcceleratorUnavailableError('kvm', found.reason)
+    if (this.#accelMode === 'tcg') return { accel: 'tcg', reason: 'configured' }
+    const found = await detectAccelerator(this.#qemu, kernel)
+    if (this.#accelMode === 'kvm' && found.accel !== 'kvm') throw new AcceleratorUnavailableError('kvm', found.reason)
     return found
   }
 
   async prepare(spec: ExecSpec): Promise<ExecHandle> {
     const rt = spec.runtime
     if (rt.kind !== 'microvm') throw new InvalidExecSpecError(`the microvm executor cannot run a '${rt.kind}' runtime`)
-    if (this.instances.has(spec.allocationId)) throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has a microVM instance`)
+    if (this.#instances.has(spec.allocationId)) throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has a microVM instance`)
     if (!(spec.limits.memoryBytes > 0)) throw new InvalidExecSpecError('limits.memoryBytes must be positive')
     if (!(spec.limits.cpu >= MIN_CPU)) throw new InvalidExecSpecError(`limits.cpu must be at least ${MIN_CPU}`)
     if (!/^[A-Za-z0-9_.-]{1,128}$/.test(spec.allocationId)) throw new InvalidExecSpecError(`allocation id '${spec.allocationId}' must be 1-128 of [A-Za-z0-9_.-]`)
@@ -134,7 +134,7 @@ export class MicrovmExecutor implements Executor {
       throw new InvalidExecSpecError('a microvm command needs the noir initramfs (runtime.initrd) whose init runs it')
     }
 
-    const dir = join(this.workDir, spec.allocationId)
+    const dir = join(this.#workDir, spec.allocationId)
     mkdirSync(dir, { recursive: true })
     let launchInitrd = rt.initrd
     if (rt.command !== undefined && rt.initrd !== undefined) {
@@ -150,10 +150,10 @@ export class MicrovmExecutor implements Executor {
       throw new InvalidExecSpecError('env needs runtime.command (the noir init exports it for the workload)')
     }
     const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'microvm', ref: `microvm-${spec.allocationId}-${randomUUID().slice(0, 8)}` }
-    writeFileSync(join(dir, 'instance.json'), JSON.stringify({ ref: handle.ref, allocationId: spec.allocationId, node: this.nodeDid ?? null, labels: spec.labels ?? {} }))
+    writeFileSync(join(dir, 'instance.json'), JSON.stringify({ ref: handle.ref, allocationId: spec.allocationId, node: this.#nodeDid ?? null, labels: spec.labels ?? {} }))
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
-    this.instances.set(handle.ref, {
+    this.#instances.set(handle.ref, {
       handle, spec, dir, launchInitrd, log: new LineLog(), workloadStarted: false, onWorkloadStart: [],
       oomSeen: false, panicSeen: false, stopRequested: false, stderrTail: '', exited, resolveExit,
     })
@@ -162,12 +162,12 @@ export class MicrovmExecutor implements Executor {
 
   /** Boots the VM; resolves once the guest's init has started the workload (a booted guest, as docker start). */
   start(handle: ExecHandle): Promise<void> {
-    const inst = this.get(handle)
-    inst.started ??= this.boot(inst)
+    const inst = this.#get(handle)
+    inst.started ??= this.#boot(inst)
     return inst.started
   }
 
-  private async boot(inst: Instance): Promise<void> {
+  async #boot(inst: Instance): Promise<void> {
     const rt = inst.spec.runtime
     if (rt.kind !== 'microvm') throw new InvalidExecSpecError('not a microvm spec')
     if (inst.exit !== undefined) throw new MicrovmBootError(inst.handle.allocationId, `the instance already ended (${inst.exit.reason})`)
@@ -179,8 +179,8 @@ export class MicrovmExecutor implements Executor {
     })
     // setpriv --pdeathsig: QEMU is killed if this process dies (its exec keeps the pid, so stats stay right).
     const child = hasSetpriv()
-      ? spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', this.qemu, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
-      : spawn(this.qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+      ? spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', this.#qemu, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(this.#qemu, args, { stdio: ['pipe', 'pipe', 'pipe'] })
     inst.child = child
     // A fractional CPU share is a cgroup quota on the QEMU process (all its vCPU threads).
     inst.cgroup = ProcessCgroup.create(`noir-microvm-${inst.handle.allocationId}`, { cpu: inst.spec.limits.cpu, pids: inst.spec.limits.pids ?? DEFAULT_PIDS_LIMIT })
@@ -192,7 +192,7 @@ export class MicrovmExecutor implements Executor {
       }
       writeFileSync(join(inst.dir, 'pid'), String(child.pid))
     }
-    const splitter = new LineSplitter((line) => this.onConsoleLine(inst, line))
+    const splitter = new LineSplitter((line) => this.#onConsoleLine(inst, line))
     child.stdout.on('data', (d: Buffer) => splitter.write(d))
     child.stderr.on('data', (d: Buffer) => {
       inst.stderrTail = (inst.stderrTail + d.toString('utf8')).slice(-4000)
@@ -201,24 +201,24 @@ export class MicrovmExecutor implements Executor {
     const spawnError = new Promise<Error>((resolve) => child.once('error', resolve))
     child.once('close', (code, signal) => {
       splitter.end()
-      this.onQemuExit(inst, code, signal)
+      this.#onQemuExit(inst, code, signal)
     })
-    if (inst.spec.limits.cpuTimeMs !== undefined) this.watchCpuTime(inst, inst.spec.limits.cpuTimeMs)
+    if (inst.spec.limits.cpuTimeMs !== undefined) this.#watchCpuTime(inst, inst.spec.limits.cpuTimeMs)
 
     const workloadStarted = new Promise<void>((resolve) => {
       if (inst.workloadStarted) resolve()
       else inst.onWorkloadStart.push(resolve)
     })
     let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.bootTimeoutMs)))
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.#bootTimeoutMs)))
     try {
       const r = await Promise.race([workloadStarted.then(() => 'started' as const), inst.exited, spawnError, timeout])
       if (r === 'started') return
       if (r === 'timeout') {
-        this.kill(inst, 'stop')
-        throw new MicrovmBootError(inst.handle.allocationId, `the guest did not start its workload within ${this.bootTimeoutMs} ms`)
+        this.#kill(inst, 'stop')
+        throw new MicrovmBootError(inst.handle.allocationId, `the guest did not start its workload within ${this.#bootTimeoutMs} ms`)
       }
-      if (r instanceof Error) throw new ExecutorUnavailableError('microvm', `${this.qemu} could not start: ${r.message}`)
+      if (r instanceof Error) throw new ExecutorUnavailableError('microvm', `${this.#qemu} could not start: ${r.message}`)
       // Ended before its workload started: a stop during boot is not a boot failure.
       if (inst.stopRequested) return
       throw new MicrovmBootError(inst.handle.allocationId, r.message ?? `the guest ended (${r.reason}) before its workload started`)
@@ -227,12 +227,12 @@ export class MicrovmExecutor implements Executor {
     }
   }
 
-  private onConsoleLine(inst: Instance, line: string): void {
+  #onConsoleLine(inst: Instance, line: string): void {
     const ts = Date.now()
     if (line === START_MARKER) {
       inst.workloadStarted = true
       for (const f of inst.onWorkloadStart.splice(0)) f()
-      if (inst.stopRequested) this.sendStop(inst)
+      if (inst.stopRequested) this.#sendStop(inst)
       return
     }
     const m = EXIT_MARKER.exec(line)
@@ -251,7 +251,7 @@ export class MicrovmExecutor implements Executor {
     inst.log.push({ ts, stream: 'console', line })
   }
 
-  private onQemuExit(inst: Instance, code: number | null, signal: NodeJS.Signals | null): void {
+  #onQemuExit(inst: Instance, code: number | null, signal: NodeJS.Signals | null): void {
     clearInterval(inst.stopTimer)
     clearInterval(inst.cpuWatch)
     const finishedAt = Date.now()
@@ -270,12 +270,12 @@ export class MicrovmExecutor implements Executor {
         : `QEMU exited (${code ?? signal}) without a guest exit status: ${inst.stderrTail.trim().split('\n').slice(-3).join(' | ') || 'no message'}`
       status = { code: null, ...(signal !== null ? { signal } : {}), oomKilled: false, reason: 'error', message: why, finishedAt }
     }
-    inst.lastUsage = { ...(inst.lastUsage ?? this.zeroUsage(inst)), ts: finishedAt, memoryBytes: 0 }
+    inst.lastUsage = { ...(inst.lastUsage ?? this.#zeroUsage(inst)), ts: finishedAt, memoryBytes: 0 }
     inst.cgroup?.remove()
-    this.settle(inst, status)
+    this.#settle(inst, status)
   }
 
-  private settle(inst: Instance, status: ExitStatus): void {
+  #settle(inst: Instance, status: ExitStatus): void {
     if (inst.exit !== undefined) return
     inst.exit = status
     inst.log.close()
@@ -283,7 +283,7 @@ export class MicrovmExecutor implements Executor {
     inst.resolveExit(status)
   }
 
-  private sendStop(inst: Instance): void {
+  #sendStop(inst: Instance): void {
     const write = (): void => {
       if (inst.child !== undefined && inst.exit === undefined && inst.child.stdin.writable) inst.child.stdin.write(STOP_LINE)
     }
@@ -291,57 +291,57 @@ export class MicrovmExecutor implements Executor {
     if (inst.stopTimer === undefined) inst.stopTimer = setInterval(write, STOP_REPEAT_MS)
   }
 
-  private kill(inst: Instance, why: 'stop' | 'cpu-time'): void {
+  #kill(inst: Instance, why: 'stop' | 'cpu-time'): void {
     if (inst.child === undefined || inst.exit !== undefined) return
     inst.killedBy ??= why
     inst.child.kill('SIGKILL')
   }
 
-  private watchCpuTime(inst: Instance, budgetMs: number): void {
+  #watchCpuTime(inst: Instance, budgetMs: number): void {
     inst.cpuWatch = setInterval(() => {
-      const u = this.sample(inst)
-      if (u !== undefined && u.cpuNanos / 1e6 > budgetMs) this.kill(inst, 'cpu-time')
+      const u = this.#sample(inst)
+      if (u !== undefined && u.cpuNanos / 1e6 > budgetMs) this.#kill(inst, 'cpu-time')
     }, 250)
   }
 
   async stop(handle: ExecHandle, opts: { graceMs: number }): Promise<ExitStatus> {
-    const inst = this.get(handle)
+    const inst = this.#get(handle)
     if (inst.exit !== undefined) return inst.exit
     inst.stopRequested = true
     if (inst.child === undefined) {
       // Prepared, never started: nothing runs; it simply will not start.
-      this.settle(inst, { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() })
+      this.#settle(inst, { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() })
       return inst.exit!
     }
     if (opts.graceMs <= 0) {
-      this.kill(inst, 'stop')
+      this.#kill(inst, 'stop')
       return inst.exited
     }
     // The guest init turns the stop line into SIGTERM for the workload; before it runs, the line waits.
-    if (inst.workloadStarted) this.sendStop(inst)
-    const grace = setTimeout(() => this.kill(inst, 'stop'), opts.graceMs)
+    if (inst.workloadStarted) this.#sendStop(inst)
+    const grace = setTimeout(() => this.#kill(inst, 'stop'), opts.graceMs)
     const status = await inst.exited
     clearTimeout(grace)
     return status
   }
 
   wait(handle: ExecHandle): Promise<ExitStatus> {
-    return this.get(handle).exited
+    return this.#get(handle).exited
   }
 
   logs(handle: ExecHandle, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
-    return this.get(handle).log.read(opts)
+    return this.#get(handle).log.read(opts)
   }
 
   /** Host-side usage of the VM: the QEMU process' CPU time, resident memory and disk I/O (spec/microvm.md). */
   async stats(handle: ExecHandle): Promise<UsageStats> {
-    const inst = this.get(handle)
-    if (inst.exit === undefined) this.sample(inst)
-    return inst.lastUsage ?? this.zeroUsage(inst)
+    const inst = this.#get(handle)
+    if (inst.exit === undefined) this.#sample(inst)
+    return inst.lastUsage ?? this.#zeroUsage(inst)
   }
 
   /** Reads QEMU's usage now and keeps it (the last sample is what stats() reports after the end). */
-  private sample(inst: Instance): UsageStats | undefined {
+  #sample(inst: Instance): UsageStats | undefined {
     const pid = inst.child?.pid
     if (pid === undefined) return undefined
     const u = readProcessUsage(pid)
@@ -353,7 +353,7 @@ export class MicrovmExecutor implements Executor {
     return inst.lastUsage
   }
 
-  private zeroUsage(inst: Instance): UsageStats {
+  #zeroUsage(inst: Instance): UsageStats {
     return {
       ts: Date.now(), cpuNanos: 0, memoryBytes: 0, memoryLimitBytes: memoryMiB(inst.spec.limits.memoryBytes) * 1024 * 1024,
       netRxBytes: 0, netTxBytes: 0, diskReadBytes: 0, diskWriteBytes: 0,
@@ -361,20 +361,20 @@ export class MicrovmExecutor implements Executor {
   }
 
   async remove(handle: ExecHandle): Promise<void> {
-    const inst = this.instances.get(handle.ref)
+    const inst = this.#instances.get(handle.ref)
     if (inst === undefined) return
     if (inst.exit === undefined) await this.stop(handle, { graceMs: 0 })
-    this.instances.delete(handle.ref)
+    this.#instances.delete(handle.ref)
     inst.cgroup?.remove()
     rmSync(inst.dir, { recursive: true, force: true })
   }
 
   async list(): Promise<ExecHandle[]> {
-    return [...this.instances.values()].map((i) => i.handle)
+    return [...this.#instances.values()].map((i) => i.handle)
   }
 
-  private get(handle: ExecHandle): Instance {
-    const inst = this.instances.get(handle.ref)
+  #get(handle: ExecHandle): Instance {
+    const inst = this.#instances.get(handle.ref)
     if (inst === undefined) throw new UnknownInstanceError(handle.ref)
     return inst
   }

@@ -57,15 +57,15 @@ export class ProcessCgroup {
   /** Directories of this group, one per hierarchy it uses. */
   readonly dirs: string[]
   readonly version: 1 | 2
-  private readonly cpuDir: string | undefined
-  private readonly memDir: string | undefined
+  readonly #cpuDir: string | undefined
+  readonly #memDir: string | undefined
   /** The pids hierarchy's directory, when the pids limit is enforced. */
   readonly pidsDir: string | undefined
 
   private constructor(version: 1 | 2, cpuDir: string | undefined, memDir: string | undefined, pidsDir: string | undefined) {
     this.version = version
-    this.cpuDir = cpuDir
-    this.memDir = memDir
+    this.#cpuDir = cpuDir
+    this.#memDir = memDir
     this.pidsDir = pidsDir
     this.dirs = [...new Set([cpuDir, memDir, pidsDir].filter((d): d is string => d !== undefined))]
   }
@@ -147,20 +147,20 @@ export class ProcessCgroup {
 
   /** Whether the memory limit is enforced by this group. */
   get limitsMemory(): boolean {
-    return this.memDir !== undefined
+    return this.#memDir !== undefined
   }
 
   /** Whether the CPU quota is enforced by this group. */
   get limitsCpu(): boolean {
-    return this.cpuDir !== undefined
+    return this.#cpuDir !== undefined
   }
 
   /** How many processes of the group the kernel's OOM killer ended (0 when unknown). */
   oomKills(): number {
-    if (this.memDir === undefined) return 0
+    if (this.#memDir === undefined) return 0
     try {
       const file = this.version === 1 ? 'memory.oom_control' : 'memory.events'
-      const m = /^oom_kill (\d+)$/m.exec(readFileSync(join(this.memDir, file), 'utf8'))
+      const m = /^oom_kill (\d+)$/m.exec(readFileSync(join(this.#memDir, file), 'utf8'))
       return m ? Number(m[1]) : 0
     } catch {
       return 0
@@ -169,8 +169,8 @@ export class ProcessCgroup {
 
   /** Memory charged to the group now, bytes (undefined when the group does not limit memory). */
   memoryUsage(): number | undefined {
-    if (this.memDir === undefined) return undefined
-    return readNumber(join(this.memDir, this.version === 1 ? 'memory.usage_in_bytes' : 'memory.current'))
+    if (this.#memDir === undefined) return undefined
+    return readNumber(join(this.#memDir, this.version === 1 ? 'memory.usage_in_bytes' : 'memory.current'))
   }
 
   /** Removes the group's directories (they must be empty of processes). Idempotent. */

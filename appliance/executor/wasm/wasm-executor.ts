@@ -59,26 +59,26 @@ const workerOptions = {
 
 export class WasmExecutor implements Executor {
   readonly kind = 'wasm' as const
-  private readonly instances = new Map<string, Instance>()
-  private readonly cpuCheckMs: number
-  private readonly warm: boolean
-  private spare: Worker | undefined
+  readonly #instances = new Map<string, Instance>()
+  readonly #cpuCheckMs: number
+  readonly #warm: boolean
+  #spare: Worker | undefined
 
   constructor(init: WasmExecutorInit = {}) {
-    this.cpuCheckMs = init.cpuCheckMs ?? 50
-    this.warm = init.warm ?? false
+    this.#cpuCheckMs = init.cpuCheckMs ?? 50
+    this.#warm = init.warm ?? false
   }
 
   /** Ends the warm spare worker (instances are not touched). */
   async close(): Promise<void> {
-    const s = this.spare
-    this.spare = undefined
+    const s = this.#spare
+    this.#spare = undefined
     await s?.terminate()
   }
 
-  private takeWorker(data: WasmWorkerData): Worker {
-    const spare = this.spare
-    this.spare = undefined
+  #takeWorker(data: WasmWorkerData): Worker {
+    const spare = this.#spare
+    this.#spare = undefined
     let worker: Worker
     if (spare) {
       spare.removeAllListeners()
@@ -88,20 +88,20 @@ export class WasmExecutor implements Executor {
     } else {
       worker = new Worker(workerUrl, { ...workerOptions, workerData: data })
     }
-    if (this.warm) setImmediate(() => this.startSpare())
+    if (this.#warm) setImmediate(() => this.#startSpare())
     return worker
   }
 
-  private startSpare(): void {
-    if (this.spare) return
+  #startSpare(): void {
+    if (this.#spare) return
     const w = new Worker(workerUrl, workerOptions)
     w.unref()
     const forget = (): void => {
-      if (this.spare === w) this.spare = undefined
+      if (this.#spare === w) this.#spare = undefined
     }
     w.on('error', forget)
     w.on('exit', forget)
-    this.spare = w
+    this.#spare = w
   }
 
   async available(): Promise<Availability> {
@@ -109,11 +109,11 @@ export class WasmExecutor implements Executor {
   }
 
   async validate(spec: ExecSpec): Promise<void> {
-    this.load(spec)
+    this.#load(spec)
   }
 
   /** Reads the module and caps its memory; the typed errors of a bad spec. */
-  private load(spec: ExecSpec): Uint8Array {
+  #load(spec: ExecSpec): Uint8Array {
     const rt = spec.runtime
     if (rt.kind !== 'wasm') throw new InvalidExecSpecError(`the wasm executor cannot run a '${rt.kind}' runtime`)
     if (!isAbsolute(spec.stateDir)) throw new InvalidExecSpecError(`stateDir must be an absolute path (got '${spec.stateDir}')`)
@@ -130,10 +130,10 @@ export class WasmExecutor implements Executor {
   }
 
   async prepare(spec: ExecSpec): Promise<ExecHandle> {
-    const module = this.load(spec)
+    const module = this.#load(spec)
     mkdirSync(spec.stateDir, { recursive: true })
     const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'wasm', ref: `wasm-${randomUUID()}` }
-    this.instances.set(handle.ref, {
+    this.#instances.set(handle.ref, {
       handle,
       spec,
       module,
@@ -153,7 +153,7 @@ export class WasmExecutor implements Executor {
   }
 
   async start(handle: ExecHandle): Promise<void> {
-    const inst = this.get(handle)
+    const inst = this.#get(handle)
     if (inst.state !== 'prepared') return // started already: nothing runs twice
     const rt = inst.spec.runtime
     const data: WasmWorkerData = {
@@ -163,18 +163,18 @@ export class WasmExecutor implements Executor {
       stateDir: inst.spec.stateDir,
       control: inst.control,
     }
-    const worker = this.takeWorker(data)
+    const worker = this.#takeWorker(data)
     inst.worker = worker
     inst.state = 'running'
-    worker.on('message', (m: WasmWorkerMessage) => this.onMessage(inst, m))
+    worker.on('message', (m: WasmWorkerMessage) => this.#onMessage(inst, m))
     worker.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') this.finish(inst, { code: null, oomKilled: true, reason: 'oom', message: err.message })
-      else this.finish(inst, { code: null, oomKilled: false, reason: 'error', message: err.message })
+      if (err.code === 'ERR_WORKER_OUT_OF_MEMORY') this.#finish(inst, { code: null, oomKilled: true, reason: 'oom', message: err.message })
+      else this.#finish(inst, { code: null, oomKilled: false, reason: 'error', message: err.message })
     })
     worker.on('exit', () => {
-      if (inst.killed) this.finish(inst, { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'killed' })
-      else if (inst.cpuExceeded) this.finish(inst, { code: null, signal: 'SIGXCPU', oomKilled: false, reason: 'cpu-time', message: `CPU time above ${inst.spec.limits.cpuTimeMs} ms` })
-      else this.finish(inst, { code: null, oomKilled: false, reason: 'error', message: 'the worker ended without an exit status' })
+      if (inst.killed) this.#finish(inst, { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'killed' })
+      else if (inst.cpuExceeded) this.#finish(inst, { code: null, signal: 'SIGXCPU', oomKilled: false, reason: 'cpu-time', message: `CPU time above ${inst.spec.limits.cpuTimeMs} ms` })
+      else this.#finish(inst, { code: null, oomKilled: false, reason: 'error', message: 'the worker ended without an exit status' })
     })
     const budget = inst.spec.limits.cpuTimeMs
     inst.cpuWatch = setInterval(() => {
@@ -188,14 +188,14 @@ export class WasmExecutor implements Executor {
         },
         () => undefined,
       )
-    }, this.cpuCheckMs)
+    }, this.#cpuCheckMs)
     inst.cpuWatch.unref()
   }
 
   async stop(handle: ExecHandle, opts: { graceMs: number }): Promise<ExitStatus> {
-    const inst = this.get(handle)
+    const inst = this.#get(handle)
     if (inst.state === 'prepared') {
-      this.finish(inst, { code: null, oomKilled: false, reason: 'stopped' })
+      this.#finish(inst, { code: null, oomKilled: false, reason: 'stopped' })
       return inst.exited.promise
     }
     if (inst.state === 'ended') return inst.exited.promise
@@ -217,11 +217,11 @@ export class WasmExecutor implements Executor {
   }
 
   wait(handle: ExecHandle): Promise<ExitStatus> {
-    return this.get(handle).exited.promise
+    return this.#get(handle).exited.promise
   }
 
   async *logs(handle: ExecHandle, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
-    const inst = this.get(handle)
+    const inst = this.#get(handle)
     const since = opts.since ?? 0
     let next = inst.dropped // absolute index of the next line to yield
     for (;;) {
@@ -243,7 +243,7 @@ export class WasmExecutor implements Executor {
   }
 
   async stats(handle: ExecHandle): Promise<UsageStats> {
-    const inst = this.get(handle)
+    const inst = this.#get(handle)
     let heap = 0
     if (inst.state === 'running' && inst.worker) {
       const w = inst.worker
@@ -268,50 +268,50 @@ export class WasmExecutor implements Executor {
   }
 
   async remove(handle: ExecHandle): Promise<void> {
-    const inst = this.instances.get(handle.ref)
+    const inst = this.#instances.get(handle.ref)
     if (!inst) return
     if (inst.state === 'running') {
       inst.killed = true
       await inst.worker?.terminate()
     }
-    if (inst.state !== 'ended') this.finish(inst, { code: null, oomKilled: false, reason: 'stopped' })
-    this.instances.delete(handle.ref)
+    if (inst.state !== 'ended') this.#finish(inst, { code: null, oomKilled: false, reason: 'stopped' })
+    this.#instances.delete(handle.ref)
   }
 
   async list(): Promise<ExecHandle[]> {
-    return [...this.instances.values()].map((i) => i.handle)
+    return [...this.#instances.values()].map((i) => i.handle)
   }
 
   async phase(handle: ExecHandle): Promise<InstancePhase> {
-    const st = this.get(handle).state
+    const st = this.#get(handle).state
     return st === 'prepared' ? 'created' : st
   }
 
-  private get(handle: ExecHandle): Instance {
-    const inst = this.instances.get(handle.ref)
+  #get(handle: ExecHandle): Instance {
+    const inst = this.#instances.get(handle.ref)
     if (!inst) throw new UnknownInstanceError(handle.ref)
     return inst
   }
 
-  private onMessage(inst: Instance, m: WasmWorkerMessage): void {
+  #onMessage(inst: Instance, m: WasmWorkerMessage): void {
     if (m.type === 'output') {
       const parts = (inst.partial[m.stream] + m.text).split('\n')
       inst.partial[m.stream] = parts.pop() ?? ''
-      for (const line of parts) this.pushLine(inst, { ts: m.ts, stream: m.stream, line })
-      this.wakeFollowers(inst)
+      for (const line of parts) this.#pushLine(inst, { ts: m.ts, stream: m.stream, line })
+      this.#wakeFollowers(inst)
     } else if (m.type === 'exit') {
-      if (inst.stopRequested) this.finish(inst, { code: m.code, oomKilled: false, reason: 'stopped' })
-      else this.finish(inst, { code: m.code, oomKilled: false, reason: 'exited' })
+      if (inst.stopRequested) this.#finish(inst, { code: m.code, oomKilled: false, reason: 'stopped' })
+      else this.#finish(inst, { code: m.code, oomKilled: false, reason: 'exited' })
     } else {
       // A trap with the memory at its cap is an out-of-memory end: memory.grow failed and the module gave up.
       const atCap = m.memoryBytes + WASM_PAGE > inst.spec.limits.memoryBytes
-      this.finish(inst, atCap
+      this.#finish(inst, atCap
         ? { code: null, oomKilled: true, reason: 'oom', message: m.message }
         : { code: null, oomKilled: false, reason: 'error', message: m.message })
     }
   }
 
-  private pushLine(inst: Instance, l: LogLine): void {
+  #pushLine(inst: Instance, l: LogLine): void {
     inst.logs.push(l)
     if (inst.logs.length > MAX_LOG_LINES) {
       inst.logs.shift()
@@ -319,14 +319,14 @@ export class WasmExecutor implements Executor {
     }
   }
 
-  private wakeFollowers(inst: Instance): void {
+  #wakeFollowers(inst: Instance): void {
     for (const w of [...inst.wake]) w()
   }
 
-  private finish(inst: Instance, s: Omit<ExitStatus, 'finishedAt'>): void {
+  #finish(inst: Instance, s: Omit<ExitStatus, 'finishedAt'>): void {
     if (inst.state === 'ended') return
     for (const stream of ['stdout', 'stderr'] as const) {
-      if (inst.partial[stream].length > 0) this.pushLine(inst, { ts: Date.now(), stream, line: inst.partial[stream] })
+      if (inst.partial[stream].length > 0) this.#pushLine(inst, { ts: Date.now(), stream, line: inst.partial[stream] })
       inst.partial[stream] = ''
     }
     inst.state = 'ended'
@@ -335,6 +335,6 @@ export class WasmExecutor implements Executor {
     inst.status = status
     inst.exited.resolve(status)
     if (inst.worker) void inst.worker.terminate()
-    this.wakeFollowers(inst)
+    this.#wakeFollowers(inst)
   }
 }
