@@ -24,7 +24,6 @@ import type { ApiRoute, JsonValue, NodeContext, NodeService, NodeServiceFactory 
 import { ndjson } from '../daemon/service.ts'
 import { LevelContractStore, contractSummary, type StringKv } from '../../actors/contracts/store.ts'
 import { Orchestrator, type DeploymentRecord } from '../../actors/orchestrator/orchestrator.ts'
-import { marketActor } from '../../actors/orchestrator/actors.ts'
 import { MARKET_ACTOR, MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
 import type { LogEntry } from '../../actors/provider/ports.ts'
@@ -96,8 +95,10 @@ class OrchestrationService implements NodeService {
       contracts: this.#contracts,
       price: pricePolicyFrom(cfg.price),
       report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
+      system: ctx.system,
       log: (msg, fields) => ctx.log.warn(msg, fields),
     })
+    // Spawns the market actor (<did>/market) and takes up this node's live contracts, each in its own actor.
     await this.#provider.start()
     const store = ctx.store as unknown as StringKv
     this.#orchestrator = new Orchestrator({
@@ -126,7 +127,6 @@ class OrchestrationService implements NodeService {
       system: ctx.system,
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
-    ctx.system.spawn(marketActor(this.#provider), { name: MARKET_ACTOR })
     this.#orchestrator.start()
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
@@ -181,13 +181,9 @@ class OrchestrationService implements NodeService {
     for (const t of this.#timers) clearInterval(t)
     for (const u of this.#unsubs) u()
     await this.#orchestrator?.stop()
-    this.#provider?.stop()
+    // Stops the market actor and its contract actors (an actor already gone is stopped with the system right after).
+    await this.#provider?.stop()
     this.#runtime?.close()
-    const ctx = this.#ctx
-    if (ctx?.system.running) {
-      // Shutting down: an actor that is already gone (or fails to stop) is stopped with the system right after.
-      await ctx.system.stopActor(`${ctx.did}/${MARKET_ACTOR}`).catch((err: Error) => ctx.log.debug('market actor not stopped', { error: err.name }))
-    }
     if (this.#own) {
       await this.#own.allocations.stop()
       this.#own.allocator.stop()
