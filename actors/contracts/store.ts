@@ -4,7 +4,8 @@ import { decodedTwice, type KvStore } from '../../core/index.ts'
 import type { Workload } from '../workload/workload.ts'
 import type { Contract, ContractTerms } from './contract.ts'
 
-export type ContractStatus = 'reserved' | 'standby' | 'active' | 'ended' | 'superseded' | 'refused'
+/** `expired`: a reservation never started (records written before it existed never carry it). */
+export type ContractStatus = 'reserved' | 'standby' | 'active' | 'ended' | 'superseded' | 'refused' | 'expired'
 
 export interface StoredContract {
   contract: Contract

@@ -13,6 +13,12 @@ export const MarketBehavior = {
   handover: '/noir/market/handover',
   /** Local only: a fence this node heard on the fence topic; `from` is the verified signer. */
   fenceHeard: '/noir/market/fence-heard',
+  /** Local only: the provider takes up a stored contract (after a restart): its actor is spawned from the record. */
+  adopt: '/noir/market/adopt',
+  /** Local only: a status of a contract's instance, from the runner, for the contract's actor. */
+  instance: '/noir/market/instance',
+  /** Local only: a standby contract gives its hold back (a replica of its deployment is being reserved here). */
+  promote: '/noir/market/promote',
 } as const
 export type MarketBehaviorPath = (typeof MarketBehavior)[keyof typeof MarketBehavior]
 

@@ -1,6 +1,8 @@
-// An in-process market for unit tests of the orchestration logic: real Providers and Orchestrators, real
-// signatures and contracts, in-memory capacity, a scripted runner instead of executors, and a simulated
-// network (asks go through a JSON round trip; a node can be cut off). The must-show tests use real daemons.
+// An in-process market for unit tests of the orchestration logic: real Providers and Orchestrators (each
+// with its market, contract and deployment actors on an ActorSystem of its own), real signatures and
+// contracts, in-memory capacity, a scripted runner instead of executors, and a simulated network (asks go
+// through a JSON round trip to the provider, whose facade asks its market actor; a node can be cut off).
+// The must-show tests use real daemons.
 import { NodeKey } from '../../identity/keys.ts'
 import { MemoryContractStore } from './memory-contract-store.ts'
 import { MemoryCapacity } from '../provider/memory-capacity.ts'
@@ -112,7 +114,7 @@ export class SimMarket {
         latencyMs: () => 1,
         contracts, // one store per node, both sides (as on a daemon)
       }, { bidWindowMs: 300, heartbeatIntervalMs: 50, checkIntervalMs: 20, ...(o.orchestrator ?? {}) })
-      node.provider.start()
+      void node.provider.start()
       node.orchestrator.start()
       this.nodes.push(node)
     }
@@ -147,8 +149,8 @@ export class SimMarket {
   close(): void {
     clearInterval(this.#beats)
     for (const n of this.nodes) {
-      n.orchestrator.stop()
-      n.provider.stop()
+      void n.orchestrator.stop()
+      void n.provider.stop()
     }
   }
 }

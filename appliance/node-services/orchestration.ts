@@ -16,7 +16,6 @@ import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/se
 import { KvContractStore } from '../../actors/contracts/store.ts'
 import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
 import { KvDeploymentStore, KvStandbyReplicaStore } from '../../actors/orchestrator/deployment-store.ts'
-import { marketActor } from '../../actors/orchestrator/actors.ts'
 import { MARKET_ACTOR, MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from '../../actors/orchestrator/protocol.ts'
 import { Provider, type ReplicaReport } from '../../actors/provider/provider.ts'
 import { pricePolicyFrom, type PricePolicy } from '../../actors/placement/price.ts'
@@ -105,8 +104,10 @@ export class OrchestrationService implements NodeService {
       contracts: this.#contracts,
       price: pricePolicyFrom(cfg.price),
       report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
+      system: ctx.system,
       log: ctx.log,
     })
+    // Spawns the market actor (<did>/market) and takes up this node's live contracts, each in its own actor.
     await this.#provider.start()
     this.#orchestrator = new Orchestrator({
       key: ctx.key,
@@ -132,7 +133,6 @@ export class OrchestrationService implements NodeService {
       capacityIndex: this.capacityIndex,
       log: ctx.log,
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
-    ctx.system.spawn(marketActor(this.#provider), { name: MARKET_ACTOR })
     this.#orchestrator.start()
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
@@ -196,13 +196,9 @@ export class OrchestrationService implements NodeService {
     for (const t of this.#timers) clearInterval(t)
     for (const u of this.#unsubs) u()
     await this.#orchestrator?.stop()
-    this.#provider?.stop()
+    // Stops the market actor and its contract actors (an actor already gone is stopped with the system right after).
+    await this.#provider?.stop()
     this.#runtime?.close()
-    const ctx = this.#ctx
-    if (ctx?.system.running) {
-      // Shutting down: an actor that is already gone (or fails to stop) is stopped with the system right after.
-      await ctx.system.stopActor(`${ctx.did}/${MARKET_ACTOR}`).catch((err: Error) => ctx.log.debug('market actor not stopped', { error: err.name }))
-    }
   }
 
   status(): JsonValue {

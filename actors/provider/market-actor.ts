@@ -1,0 +1,265 @@
+// The market actor on a node's ActorSystem, the provider side of the market:
+//   <did>/market                 bids, proposals, and the door to the contracts: routes each request to its contract
+//   <did>/market/<contractId>    one contract actor each (contract-machine.ts): owns the contract's life
+// A small XState machine whose data events are handled by actions given at definition time; answers are
+// deferred (sent when the bid, or the contract actor's step, settles), so the mailbox stays the single way in.
+// A contract without an actor is one that ended (its actor finished) or one this node takes up again: a live
+// record gets its actor spawned from the record, a final one is answered from it (answerFromRecord).
+// The market is open (behaviors are public, as a marketplace must be): what binds is the signature on each
+// bid and contract, and every operation on a contract checks that the sender is that contract's consumer.
+import { setup } from 'xstate'
+import {
+  ActorNotFoundError, ActorStoppedError, NameTakenError, checkName, defineActor, registerErrorClass,
+  type ActorContext, type ActorDefinition, type ActorRef, type MessageContext,
+} from '../../core/index.ts'
+import { parseAddress } from '../../identity/address.ts'
+import type { SignedBid, SignedDecline } from '../bidding/messages.ts'
+import type { Contract } from '../contracts/contract.ts'
+import type { ContractStore, StoredContract } from '../contracts/store.ts'
+import * as errors from '../errors.ts'
+import { ContractNotFoundError, InvalidTermsError, UnknownSlotError } from '../errors.ts'
+import { MarketBehavior } from '../orchestrator/protocol.ts'
+import type { Workload } from '../workload/workload.ts'
+import { ContractBehavior, answerFromRecord, isLive, requestBehavior, type ContractRequest } from './contract-machine.ts'
+import { MAX_EPOCH, epochKey, validEpoch } from './contract-steps.ts'
+import type { InstanceStatus, LogEntry } from './ports.ts'
+import { HandedOverError } from '../errors.ts'
+import type { Handover, OrchestratorAuthority } from './orchestrator-authority.ts'
+
+for (const value of Object.values(errors)) {
+  // Each class's `name` equals its class name, so a remote caller gets the same class back.
+  if (typeof value === 'function' && value.prototype instanceof Error) registerErrorClass(value as never)
+}
+
+export type BidAnswer = { bid: SignedBid } | { decline: SignedDecline }
+
+/** What the market actor is given by the Provider. */
+export interface MarketDeps {
+  /** Answers a signed bid request (the same answer for the same request, however it arrived). */
+  bid(body: unknown): Promise<BidAnswer>
+  /** Checks a proposal against this node and its own bids; throws the typed refusal. */
+  checkProposal(body: unknown, from: string): { contract: Contract; workload: Workload }
+  contracts: ContractStore
+  /** The definition of a contract actor (contract-machine.ts `contractActor`). */
+  contractActor: ActorDefinition
+  logs(instanceId: string, o: { since: number; limit: number }): Promise<{ lines: LogEntry[]; ended: boolean }>
+  log(msg: string, fields?: Record<string, unknown>): void
+  /** Who acts for a consumer's deployment: the consumer, or its standby orchestrator after a handover. */
+  authority: OrchestratorAuthority
+}
+
+/** How long the market waits for a contract actor's answer (a stop waits for the runner's grace and more). */
+const RELAY_TIMEOUT_MS = 10 * 60_000
+
+type MarketEvent =
+  | { type: 'bid'; body: unknown; msg: MessageContext }
+  | { type: 'propose'; body: unknown; from: string; msg: MessageContext }
+  | { type: 'request'; contractId: unknown; request: ContractRequest; msg: MessageContext }
+  | { type: 'fence'; fence: unknown; from: string; msg: MessageContext }
+  | { type: 'adopt'; record: StoredContract }
+  | { type: 'instance'; contractId: string; status: InstanceStatus }
+  | { type: 'promote'; contractId: string; msg: MessageContext }
+  | { type: 'handover'; body: unknown; from: string; msg: MessageContext }
+
+const senderDid = (msg: MessageContext): string => parseAddress(msg.from).did
+const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
+const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err))
+const answer = (msg: MessageContext, p: Promise<unknown>): void => {
+  p.then((v) => msg.respond(v ?? null), (err: unknown) => msg.fail(asError(err)))
+}
+
+/** A contract id names its actor: it must be an actor name (a UUID is). */
+export function isContractName(id: unknown): id is string {
+  try {
+    checkName(id as string)
+    return true
+  } catch {
+    return false
+  }
+}
+
+function marketMachine(ctx: ActorContext, deps: MarketDeps) {
+  const pathOf = (id: string): string => `${ctx.self}/${id}`
+  const spawn = (id: string, input: unknown): ActorRef => {
+    try {
+      return ctx.spawnChild(deps.contractActor, { name: id, input })
+    } catch (err) {
+      const ref = err instanceof NameTakenError ? ctx.lookup(pathOf(id)) : undefined
+      if (ref) return ref
+      throw err
+    }
+  }
+
+  /** The contract's actor (spawned from its record if it is live, or for a new proposal), or its final record. */
+  async function target(id: string, proposal?: { contract: Contract; workload: Workload }): Promise<{ ref: ActorRef } | { record: StoredContract | undefined }> {
+    const ref = ctx.lookup(pathOf(id))
+    if (ref) return { ref }
+    const record = await deps.contracts.get(id, 'provider')
+    const now = ctx.lookup(pathOf(id)) // spawned while the record was read
+    if (now) return { ref: now }
+    if (record && record.side === 'provider' && isLive(record.status)) return { ref: spawn(id, { record }) }
+    if (!record && proposal) return { ref: spawn(id, { proposal }) }
+    return { record }
+  }
+
+  /** Asks the contract's actor; a contract with no actor left is answered from its record. */
+  async function route(id: string, req: ContractRequest, proposal?: { contract: Contract; workload: Workload }): Promise<unknown> {
+    for (let attempt = 0; ; attempt++) {
+      const t = await target(id, proposal)
+      if (!('ref' in t)) return answerFromRecord(id, t.record, req, deps.logs)
+      try {
+        return await ctx.ask(t.ref, requestBehavior[req.type], req, { timeoutMs: RELAY_TIMEOUT_MS })
+      } catch (err) {
+        // It finished between the lookup and the delivery: its record has the answer now.
+        if (attempt === 0 && (err instanceof ActorStoppedError || err instanceof ActorNotFoundError)) continue
+        throw err
+      }
+    }
+  }
+
+  /**
+   * The request as its contract judges it: a standby orchestrator that took the contract's deployment over
+   * acts as the consumer; the consumer itself, once its deployment was handed over, is refused
+   * (HandedOverError). Anyone else goes on as they are (the contract refuses a stranger).
+   */
+  async function authorized(id: string, req: ContractRequest): Promise<ContractRequest> {
+    if (!('from' in req) || req.type === 'PROPOSE') return req
+    const record = await deps.contracts.get(id, 'provider')
+    const t = record?.contract.terms
+    if (!t) return req
+    const acts = await deps.authority.acts(t.consumer, t.deploymentId, req.from)
+    if (req.from === t.consumer) {
+      if (!acts) throw new HandedOverError(`deployment ${t.deploymentId} of contract ${id} is orchestrated by its standby now`)
+      return req
+    }
+    return acts ? { ...req, from: t.consumer } : req
+  }
+
+  /**
+   * A fence from the consumer: every copy of `slot` with a lower epoch stops. Only the slot's consumer can
+   * move its epoch, and only for a slot this node holds a contract of theirs for: anything else is answered
+   * with UnknownSlotError and changes nothing (so no peer can poison an epoch or grow the store).
+   */
+  async function fence(body: unknown, from: string): Promise<{ stopped: string[]; failed: { contractId: string; error: string }[] }> {
+    const f = body as { slot?: unknown; epoch?: unknown } | null
+    if (typeof f?.slot !== 'string' || f.slot.length === 0 || f.slot.length > 256) throw new InvalidTermsError('fence: slot (a string of 1-256 characters) required')
+    if (!validEpoch(f.epoch)) throw new InvalidTermsError(`fence: epoch must be a whole number from 1 to ${MAX_EPOCH}`)
+    const slot = f.slot
+    const epoch = f.epoch
+    // the consumer's contracts, or those of a deployment `from` took over as its standby orchestrator
+    const held: StoredContract[] = []
+    for (const s of await deps.contracts.list()) {
+      if (s.side === 'provider' && s.contract.terms.slot === slot && await deps.authority.acts(s.contract.terms.consumer, s.contract.terms.deploymentId, from)) held.push(s)
+    }
+    if (held.length === 0) throw new UnknownSlotError(`this node holds no contract of ${from} for slot ${slot}`)
+    for (const consumer of new Set([from, ...held.map((s) => s.contract.terms.consumer)])) await deps.contracts.raiseEpoch(epochKey(consumer, slot), epoch)
+    const stopped: string[] = []
+    const failed: { contractId: string; error: string }[] = []
+    for (const s of held) {
+      const t = s.contract.terms
+      if (t.epoch >= epoch || !isLive(s.status)) continue
+      try {
+        const r = (await route(t.id, { type: 'FENCE', from: t.consumer, epoch })) as { stopped?: boolean } | null
+        if (r?.stopped) stopped.push(t.id)
+      } catch (err) {
+        // The next fence (repeated every 2 s by the consumer) tries again; the answer says which failed.
+        failed.push({ contractId: t.id, error: errorText(err) })
+      }
+    }
+    return { stopped, failed }
+  }
+
+  return setup({
+    types: { events: {} as MarketEvent },
+    actions: {
+      bid: ({ event }) => {
+        if (event.type === 'bid') answer(event.msg, deps.bid(event.body))
+      },
+      propose: ({ event }) => {
+        if (event.type !== 'propose') return
+        let p: { contract: Contract; workload: Workload }
+        try {
+          p = deps.checkProposal(event.body, event.from)
+        } catch (err) {
+          event.msg.fail(asError(err))
+          return
+        }
+        answer(event.msg, route(p.contract.terms.id, { type: 'PROPOSE', contract: p.contract, from: event.from }, p))
+      },
+      request: ({ event }) => {
+        if (event.type !== 'request') return
+        const id = event.contractId
+        if (!isContractName(id)) return event.msg.fail(new ContractNotFoundError(`no contract ${String(id).slice(0, 200)} on this node`))
+        answer(event.msg, authorized(id, event.request).then((req) => route(id, req)))
+      },
+      fence: ({ event }) => {
+        if (event.type === 'fence') answer(event.msg, fence(event.fence, event.from))
+      },
+      handover: ({ event }) => {
+        if (event.type === 'handover') answer(event.msg, deps.authority.handover(event.body as Handover, event.from))
+      },
+      promote: ({ event }) => {
+        if (event.type === 'promote') answer(event.msg, route(event.contractId, { type: 'PROMOTED' }))
+      },
+      adopt: ({ event }) => {
+        if (event.type !== 'adopt') return
+        const id = event.record?.contract?.terms?.id
+        if (isContractName(id) && !ctx.lookup(pathOf(id))) spawn(id, { record: event.record })
+      },
+      instance: ({ event }) => {
+        if (event.type !== 'instance') return
+        const { contractId, status } = event
+        const ref = ctx.lookup(pathOf(contractId))
+        if (ref) return ctx.tell(ref, ContractBehavior.instance, { status })
+        // No actor: a live contract is taken up from its record (its status matters), an ended one no longer cares.
+        target(contractId).then(
+          (t) => ('ref' in t ? ctx.tell(t.ref, ContractBehavior.instance, { status }) : undefined),
+        ).catch((err: unknown) => deps.log('instance status not delivered', { contractId, state: status.state, error: errorText(err) }))
+      },
+    },
+  }).createMachine({
+    id: 'market',
+    on: {
+      bid: { actions: 'bid' },
+      propose: { actions: 'propose' },
+      request: { actions: 'request' },
+      fence: { actions: 'fence' },
+      promote: { actions: 'promote' },
+      handover: { actions: 'handover' },
+      adopt: { actions: 'adopt' },
+      instance: { actions: 'instance' },
+    },
+  })
+}
+
+export function marketActor(deps: MarketDeps): ActorDefinition {
+  type ById = { contractId?: unknown; since?: number; limit?: number } | null
+  const request = (req: (b: ById, from: string) => ContractRequest) => ({
+    public: true,
+    deferred: true,
+    event: (body: ById, msg: MessageContext): MarketEvent => ({ type: 'request', contractId: body?.contractId, request: req(body, senderDid(msg)), msg }),
+  })
+  return defineActor((ctx: ActorContext) => marketMachine(ctx, deps)).with({
+    name: 'noir-market',
+    mailboxCapacity: 10_000,
+    behaviors: {
+      [MarketBehavior.bid]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'bid', body, msg }) },
+      [MarketBehavior.propose]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'propose', body, from: senderDid(msg), msg }) },
+      [MarketBehavior.start]: request((_b, from) => ({ type: 'START', from })),
+      [MarketBehavior.stop]: request((_b, from) => ({ type: 'STOP', from })),
+      [MarketBehavior.logs]: request((b, from) => ({ type: 'LOGS', from, since: b?.since ?? 0, limit: Math.min(b?.limit ?? 500, 2000) })),
+      [MarketBehavior.fence]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'fence', fence: body, from: senderDid(msg), msg }) },
+      // a standby orchestrator takes a consumer's deployment over (checked in orchestrator-authority.ts)
+      [MarketBehavior.handover]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'handover', body, from: senderDid(msg), msg }) },
+      // not public: only this node's pubsub layer tells it, with the signer it verified
+      [MarketBehavior.fenceHeard]: {
+        deferred: true,
+        event: (body: { fence: unknown; from: string }, msg: MessageContext): MarketEvent => ({ type: 'fence', fence: body?.fence, from: String(body?.from), msg }),
+      },
+      // not public: the node's own provider
+      [MarketBehavior.adopt]: { event: (body: { record: StoredContract } | null): MarketEvent => ({ type: 'adopt', record: body?.record as StoredContract }) },
+      [MarketBehavior.instance]: { event: (body: { contractId: string; status: InstanceStatus } | null): MarketEvent => ({ type: 'instance', contractId: String(body?.contractId), status: body?.status as InstanceStatus }) },
+      [MarketBehavior.promote]: { deferred: true, event: (body: { contractId: string } | null, msg: MessageContext): MarketEvent => ({ type: 'promote', contractId: String(body?.contractId), msg }) },
+    },
+  })
+}
