@@ -91,7 +91,7 @@ t.test('the market against a third party and against work that cannot start', as
       const x = await view(a, d.id)
       return (x.phase === 'running' || x.phase === 'failed') && x
     }, 60_000, 200)
-    t.equal(v.phase, 'running', v.reason ?? '')
+    t.equal(v.phase, 'running', `${v.reason ?? ''} ${JSON.stringify(v.infeasible?.silent ?? [])}`)
     t.equal(v.replicas[0]!.node, c.did, 'placed on the only node whose owner installed it')
     t.ok(v.events.some((e) => /decline/.test(e.msg)), 'the others declined')
     const pathDeploy = await a.api.post('/v1/deployments', { workload: { ...service('by-path'), runtime: { type: 'wasm', module: join(dir, 'svc.wasm') } } })

@@ -191,6 +191,7 @@ t.test('orchestration across real daemons', async (t) => {
       await new Promise((r) => setTimeout(r, 300))
     }
     for (const r of [...after.replicas, ...lateView.replicas]) t.equal(runningCopies(r.slot), 1, `slot ${r.slot}: one copy`)
+    if ([...after.replicas, ...lateView.replicas].some((r) => runningCopies(r.slot) !== 1)) t.comment(JSON.stringify((await view(a2, d.id)).events.slice(-12)))
     // The restarted node hosts the orchestration actors and one actor per deployment, fed through their mailboxes.
     await a2.api.post(`/v1/deployments/${d.id}/stop`)
     await a2.api.post(`/v1/deployments/${late.id}/stop`)

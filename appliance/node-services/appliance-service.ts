@@ -116,7 +116,7 @@ export class ApplianceService implements NodeService {
         const s = this.manager.summary()
         this.#refreshAvailability()
         return {
-          capacity: await this.allocator.capacity(),
+          capacity: claimed(await this.allocator.capacity(), cfg.orchestration),
           allocations: { total: s.total, byState: s.byState, running: this.manager.list().filter((a) => a.state === 'running').map((a) => ({ id: a.id, kind: a.kind })) },
           load: { cpuNanos: s.cpuNanos, memoryBytes: s.memoryBytes },
           facts: placementFacts(cfg, ctx.did, runtimesOf(this.#availability)),
@@ -174,4 +174,13 @@ export class ApplianceService implements NodeService {
       ...reservationRoutes(this.allocator),
     ]
   }
+}
+
+/**
+ * Testing only (config `orchestration.claimFree`): a node that claims capacity it does not have claims it in
+ * its heartbeats as in its bids, so placement samples it and its reservation fails (a consistent liar).
+ */
+function claimed<C extends { free: { cpu: number; memoryBytes: number } }>(c: C, orchestration: unknown): C {
+  const claim = (orchestration as { claimFree?: { cpu?: number; memoryBytes?: number } } | undefined)?.claimFree
+  return claim ? { ...c, free: { ...c.free, ...claim } } : c
 }
