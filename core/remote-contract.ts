@@ -1,4 +1,4 @@
-// The seam between the ActorSystem and its signed remote path (core/remote.ts implements it). Kept apart
+// The seam between the ActorSystem and its signed remote path (core/remote/endpoint.ts implements it). Kept apart
 // so the system's hot local path does not depend on envelope code.
 import type { NodeKey } from '../identity/index.ts'
 import type { Replier } from './actor-system.ts'
