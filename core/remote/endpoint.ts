@@ -22,7 +22,7 @@ import {
   type IdentityError,
   type NodeKey,
 } from '../../identity/index.ts'
-import type { Replier } from '../actor-system.ts'
+import type { Replier } from '../repliers.ts'
 import { MisaddressedError, NoirError, SenderMismatchError } from '../errors.ts'
 import { DEFAULT_SEAL_WINDOW_MS, type RemoteEndpoint, type RemoteEndpointDeps } from '../remote-contract.ts'
 import type { InboundEnvelope } from '../transport.ts'

@@ -22,7 +22,7 @@ import {
   type SignatureWorker,
   type SignedEnvelope,
 } from '../../identity/index.ts'
-import type { Replier } from '../actor-system.ts'
+import type { Replier } from '../repliers.ts'
 import type { Clock } from '../clock.ts'
 import { InvalidMessageError } from '../errors.ts'
 import type { SendSink, Transport } from '../transport.ts'

@@ -4,7 +4,7 @@
 // `unmatched-reply` event.
 import type { Envelope, JsonValue } from '../../identity/index.ts'
 import { UnexpectedReplyError } from '../errors.ts'
-import type { Replier } from '../actor-system.ts'
+import type { Replier } from '../repliers.ts'
 import type { SystemEvent } from '../types.ts'
 import { fromWireError, isWireError } from '../wire-error.ts'
 
