@@ -1,11 +1,13 @@
 // An actor cell: everything the ActorSystem keeps of one hosted actor across restarts: its address and place
-// in the supervision tree, its mailbox, the running XState instance, its restart count, its watchers and the
-// answers it still owes. And the ActorContext its logic factory gets (messages sent as the actor, its children).
+// in the supervision tree, its mailbox, the running XState instance and the XState children it runs
+// (core/actor-tree.ts), its restart count, its watchers and the answers it still owes. And the ActorContext
+// its logic factory gets (messages sent as the actor, its children).
 import type { AnyActorLogic, Actor } from 'xstate'
 import { actorAddress } from './address.ts'
 import type { ActorContext, SpawnChildOptions } from './actor-context.ts'
 import type { ActorSystem } from './actor-system.ts'
 import { LocalActorRef } from './actor-refs.ts'
+import type { XStateChildren } from './actor-tree.ts'
 import { Mailbox } from './mailbox.ts'
 import type { DeferredReply, Replier } from './repliers.ts'
 import type { ActorDefinition, NormalizedBehavior, SupervisionSpec } from './sdk.ts'
@@ -42,6 +44,8 @@ export class ActorCell implements SupervisorNode {
   restarts = 0
   watchers: Set<(reason: TerminationReason) => void> | undefined
   deferred: Set<DeferredReply> | undefined
+  /** The XState children of the running instance, from its inspection events (logic that can have any). */
+  xstate: XStateChildren | undefined
   #ref: LocalActorRef | undefined
   #context: CellContext | undefined
   readonly system: ActorSystem

@@ -8,6 +8,7 @@ import { createActor, type InspectionEvent } from 'xstate'
 import { parseAddress, type NodeKey } from '../identity/index.ts'
 import { ActorCell, type HostedActor, type Message } from './actor-cell.ts'
 import { LocalActorRef, RemoteActorRef } from './actor-refs.ts'
+import { XStateChildren, canHaveChildren, describeActors, type HostedActorNode } from './actor-tree.ts'
 import { actorAddress, checkName } from './address.ts'
 import type { CapabilityChecker } from './capability-check.ts'
 import { capabilityChecker } from './capabilities.ts'
@@ -292,6 +293,14 @@ export class ActorSystem implements Startable {
     let queued = 0
     for (const cell of this.#registry.values()) queued += cell.mailbox.depth
     return { actors: this.#registry.size, queuedMessages: queued, readyActors: this.#ready.length - this.#readyHead }
+  }
+
+  /**
+   * The live actor tree: every running actor under its supervisor, in start order, with its logic, state,
+   * mailbox depth and restarts, and the XState children its machine invoked or spawned (core/actor-tree.ts).
+   */
+  actorTree(): HostedActorNode[] {
+    return describeActors(this.#root.children)
   }
 
   /** The XState snapshot of a local actor (read-only view, for tests and tooling). */
@@ -640,7 +649,16 @@ export class ActorSystem implements Startable {
     const logic = typeof def.logic === 'function' ? def.logic(ctx) : def.logic
     if (!isActorLogic(logic)) throw new InvalidDefinitionError(`${def.name}: its logic factory returned something that is not XState actor logic`)
     const input = def.input !== undefined ? def.input(cell.input, ctx) : cell.input
-    const inspect = this.#inspect ? (event: InspectionEvent) => this.#emit({ type: 'inspect', address: cell.address, event }) : undefined
+    // XState's inspection keeps the actor tree's children current, for logic that can have children only
+    // (core/actor-tree.ts says why); `inspect: true` surfaces every inspection event on the event stream
+    const children = canHaveChildren(logic) ? new XStateChildren() : undefined
+    cell.xstate = children
+    const inspect = this.#inspect
+      ? (event: InspectionEvent) => {
+        children?.observe(event)
+        this.#emit({ type: 'inspect', address: cell.address, event })
+      }
+      : children?.observe
     const actor = createActor(logic, {
       id: cell.path,
       ...(snapshot !== undefined ? { snapshot: snapshot as never } : { input }),

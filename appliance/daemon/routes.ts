@@ -1,4 +1,5 @@
-// The daemon's own API routes (spec/api.md): status, peers, join, ping, actor messaging, broadcast, stop.
+// The daemon's own API routes (spec/api.md): status, the actor tree, peers, join, ping, actor messaging,
+// broadcast, stop.
 import type { ApiRoute, JsonValue } from './service.ts'
 import { ndjson } from './service.ts'
 import { InvalidRequestError } from './errors.ts'
@@ -54,6 +55,12 @@ export function coreRoutes(d: Daemon): ApiRoute[] {
           services: await d.serviceStatus(),
         }
       },
+    },
+    {
+      // the live actor tree from the ActorSystem's inspection source (core/actor-tree.ts)
+      method: 'GET',
+      path: '/v1/node/actors',
+      handler: () => ({ did: d.did, actors: d.system.actorTree() as unknown as JsonValue }),
     },
     {
       method: 'GET',
