@@ -1,11 +1,15 @@
-// The ActorSystem: hosts XState v5 machines as addressed actors on one node. It owns the registry of
-// names, the mailboxes and the scheduler that feeds each actor one message at a time, the supervision
-// tree, snapshots, and (through core/remote.ts) the signed path to other nodes. spec/actors.md is the
-// contract; comments here say why the code is shaped as it is.
-import { createActor, type AnyActorLogic, type Actor, type InspectionEvent } from 'xstate'
+// The ActorSystem: hosts XState v5 machines as addressed actors on one node. It owns the registry of names,
+// the mailboxes and the scheduler that feeds each actor one message at a time, the one routing path of tell,
+// send and ask (an actor here, or the remote endpoint), actor lifecycles and snapshots. Its parts: the actor
+// cell (actor-cell.ts), refs (actor-refs.ts), repliers (repliers.ts), supervision (supervision.ts) and, through
+// core/remote.ts, the signed path to other nodes. spec/actors.md is the contract; comments here say why the
+// code is shaped as it is.
+import { createActor, type InspectionEvent } from 'xstate'
 import { parseAddress, type NodeKey } from '../identity/index.ts'
+import { ActorCell, type HostedActor, type Message } from './actor-cell.ts'
+import { LocalActorRef, RemoteActorRef } from './actor-refs.ts'
+import { XStateChildren, canHaveChildren, describeActors, type HostedActorNode } from './actor-tree.ts'
 import { actorAddress, checkName } from './address.ts'
-import type { ActorContext, SpawnChildOptions } from './actor-context.ts'
 import type { CapabilityChecker } from './capability-check.ts'
 import { capabilityChecker } from './capabilities.ts'
 import { realClock, type Clock } from './clock.ts'
@@ -13,7 +17,6 @@ import {
   ActorCrashedError,
   ActorNotFoundError,
   ActorStoppedError,
-  AskTimeoutError,
   CapabilityDeniedError,
   InvalidDefinitionError,
   InvalidMessageError,
@@ -21,43 +24,24 @@ import {
   NameTakenError,
   NoirError,
   NoTransportError,
-  RestartIntensityExceededError,
   SnapshotMismatchError,
   SnapshotNotFoundError,
   SnapshotNotSavedError,
   SystemStoppedError,
   UnknownBehaviorError,
 } from './errors.ts'
-import { Mailbox } from './mailbox.ts'
 import { OrderedAdmission } from './ordered-admission.ts'
 import type { RemoteEndpoint, RemoteEndpointFactory } from './remote-contract.ts'
 import { signedRemote } from './remote.ts'
-import { defaultSupervision, isActorLogic, type ActorDefinition, type MessageContext, type NormalizedBehavior, type SupervisionSpec } from './sdk.ts'
+import { DeferredReply, HandOff, NO_CONTEXT, PendingAsk, type Replier } from './repliers.ts'
+import { defaultSupervision, isActorLogic, type ActorDefinition, type NormalizedBehavior, type SupervisionSpec } from './sdk.ts'
 import { toJsonValue, type SnapshotStore, type StoredSnapshot } from './snapshot-store.ts'
 import type { Startable } from './startable.ts'
+import { Supervisor, type SupervisorNode } from './supervision.ts'
 import type { Transport } from './transport.ts'
 import type { ActorRef, AskOptions, SystemEvent, SystemEventListener, TellOptions, TerminationReason } from './types.ts'
 
-type HostedActor = Actor<AnyActorLogic>
-
-/** Who gets the outcome of a message: an ask's caller, or a remote sender to tell about a failure. */
-export interface Replier {
-  /** True for an ask (answer with a value); false for a tell (only failures are reported). */
-  readonly expectsReply: boolean
-  ok(value: unknown): void
-  fail(error: Error): void
-  /** Called once the message left the sender's hands: queued in a local mailbox, or handed to the transport. */
-  handedOff?(): void
-}
-
-interface Message {
-  readonly spec: NormalizedBehavior
-  readonly body: unknown
-  readonly from: string
-  readonly reply: Replier | undefined
-  /** Kernel work that must happen in mailbox order (a snapshot after the messages queued before it). */
-  readonly control: ((cell: ActorCell) => void) | undefined
-}
+export type { Replier } from './repliers.ts'
 
 /** How messages from this node's own actors are authorized (spec/actors.md, "Local trust"). */
 export type LocalPolicy = 'trusted' | 'checked'
@@ -110,258 +94,8 @@ const NONE: unique symbol = Symbol('none')
 /** Marks an address that belongs to another node. */
 const REMOTE: unique symbol = Symbol('remote')
 
-/** A behavior's event function that did not ask for a context gets this harmless stand-in. */
-const NO_CONTEXT: MessageContext = Object.freeze({
-  from: '',
-  self: '',
-  behavior: '',
-  expectsReply: false,
-  respond: () => {},
-  fail: () => {},
-})
-
 function asError(value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value))
-}
-
-/** The supervisor side of a node in the tree: an actor cell, or the system's root. */
-interface SupervisorNode {
-  readonly address: string
-  readonly children: ActorCell[]
-  restartTimes: number[]
-  readonly supervision: SupervisionSpec
-  readonly isRoot: boolean
-}
-
-class ActorCell implements SupervisorNode {
-  readonly path: string
-  readonly address: string
-  readonly name: string
-  readonly definition: ActorDefinition
-  readonly parent: SupervisorNode
-  readonly children: ActorCell[] = []
-  readonly mailbox: Mailbox<Message>
-  readonly input: unknown
-  readonly isRoot = false
-  restartTimes: number[] = []
-  actor: HostedActor | undefined
-  state: 'running' | 'stopped' = 'running'
-  queued = false
-  processing = false
-  restarts = 0
-  watchers: Set<(reason: TerminationReason) => void> | undefined
-  deferred: Set<DeferredReply> | undefined
-  #ref: LocalActorRef | undefined
-  #context: CellContext | undefined
-  readonly system: ActorSystem
-
-  constructor(system: ActorSystem, path: string, name: string, definition: ActorDefinition, parent: SupervisorNode, input: unknown) {
-    this.system = system
-    this.path = path
-    this.address = actorAddress(system.did, path)
-    this.name = name
-    this.definition = definition
-    this.parent = parent
-    this.input = input
-    this.mailbox = new Mailbox(definition.mailboxCapacity)
-  }
-
-  get supervision(): SupervisionSpec {
-    return this.definition.supervision
-  }
-
-  get ref(): LocalActorRef {
-    return (this.#ref ??= new LocalActorRef(this.system, this))
-  }
-
-  get context(): CellContext {
-    return (this.#context ??= new CellContext(this.system, this))
-  }
-}
-
-/** The answer handle given to a behavior's event: `respond`/`fail` reach the asker once. */
-class DeferredReply implements MessageContext {
-  readonly from: string
-  readonly self: string
-  readonly behavior: string
-  readonly expectsReply: boolean
-  readonly #cell: ActorCell
-  readonly #reply: Replier | undefined
-  answered = false
-
-  constructor(cell: ActorCell, msg: Message) {
-    this.#cell = cell
-    this.#reply = msg.reply
-    this.from = msg.from
-    this.self = cell.address
-    this.behavior = msg.spec.path
-    this.expectsReply = msg.reply?.expectsReply === true
-  }
-
-  respond(value: unknown): void {
-    if (this.answered) return
-    this.answered = true
-    this.#cell.deferred?.delete(this)
-    this.#reply?.ok(value)
-  }
-
-  fail(error: Error): void {
-    if (this.answered) return
-    this.answered = true
-    this.#cell.deferred?.delete(this)
-    this.#reply?.fail(error)
-  }
-}
-
-/** A local ask waiting for its answer or its time-out. */
-/**
- * The replier of `send`: settles its promise on hand-off (resolve) or on a refusal known before it (reject).
- * A refusal that comes later (a crash while handling, a remote error answer) is a `rejected` event, as for a tell.
- */
-class HandOff implements Replier {
-  readonly expectsReply = false
-  readonly #resolve: () => void
-  readonly #reject: (error: Error) => void
-  readonly #late: (error: Error) => void
-  #settled = false
-
-  constructor(resolve: () => void, reject: (error: Error) => void, late: (error: Error) => void) {
-    this.#resolve = resolve
-    this.#reject = reject
-    this.#late = late
-  }
-
-  ok(): void {}
-
-  handedOff(): void {
-    if (this.#settled) return
-    this.#settled = true
-    this.#resolve()
-  }
-
-  fail(error: Error): void {
-    if (this.#settled) return this.#late(error)
-    this.#settled = true
-    this.#reject(error)
-  }
-}
-
-class PendingAsk implements Replier {
-  readonly expectsReply = true
-  readonly #resolve: (value: unknown) => void
-  readonly #reject: (error: Error) => void
-  readonly #clock: Clock
-  timer: unknown
-  done = false
-
-  constructor(resolve: (value: unknown) => void, reject: (error: Error) => void, clock: Clock) {
-    this.#resolve = resolve
-    this.#reject = reject
-    this.#clock = clock
-  }
-
-  ok(value: unknown): void {
-    if (this.done) return
-    this.done = true
-    if (this.timer !== undefined) this.#clock.clearTimeout(this.timer as object)
-    this.#resolve(value)
-  }
-
-  fail(error: Error): void {
-    if (this.done) return
-    this.done = true
-    if (this.timer !== undefined) this.#clock.clearTimeout(this.timer as object)
-    this.#reject(error)
-  }
-}
-
-class LocalActorRef implements ActorRef {
-  readonly system: ActorSystem
-  readonly cell: ActorCell
-
-  constructor(system: ActorSystem, cell: ActorCell) {
-    this.system = system
-    this.cell = cell
-  }
-
-  get address(): string {
-    return this.cell.address
-  }
-
-  get path(): string {
-    return this.cell.path
-  }
-
-  get mailboxDepth(): number {
-    return this.cell.state === 'running' ? this.cell.mailbox.depth : 0
-  }
-
-  tell(behavior: string, body?: unknown, options?: TellOptions): void {
-    this.system.tell(this, behavior, body, options)
-  }
-
-  ask<TReply = unknown>(behavior: string, body?: unknown, options?: AskOptions): Promise<TReply> {
-    return this.system.ask<TReply>(this, behavior, body, options)
-  }
-}
-
-class RemoteActorRef implements ActorRef {
-  readonly system: ActorSystem
-  readonly address: string
-  readonly path: string
-  readonly mailboxDepth = 0
-
-  constructor(system: ActorSystem, address: string, path: string) {
-    this.system = system
-    this.address = address
-    this.path = path
-  }
-
-  tell(behavior: string, body?: unknown, options?: TellOptions): void {
-    this.system.tell(this.address, behavior, body, options)
-  }
-
-  ask<TReply = unknown>(behavior: string, body?: unknown, options?: AskOptions): Promise<TReply> {
-    return this.system.ask<TReply>(this.address, behavior, body, options)
-  }
-}
-
-class CellContext implements ActorContext {
-  readonly #system: ActorSystem
-  readonly #cell: ActorCell
-
-  constructor(system: ActorSystem, cell: ActorCell) {
-    this.#system = system
-    this.#cell = cell
-  }
-
-  get self(): string {
-    return this.#cell.address
-  }
-
-  get nodeDid(): string {
-    return this.#system.did
-  }
-
-  tell(to: string | ActorRef, behavior: string, body?: unknown, options?: TellOptions): void {
-    this.#system.tell(to, behavior, body, { ...options, from: this.#cell.address })
-  }
-
-  ask<TReply = unknown>(to: string | ActorRef, behavior: string, body?: unknown, options?: AskOptions): Promise<TReply> {
-    return this.#system.ask<TReply>(to, behavior, body, { ...options, from: this.#cell.address })
-  }
-
-  spawnChild(definition: ActorDefinition, options: SpawnChildOptions): ActorRef {
-    return this.#system.spawn(definition, { ...options, parent: this.#cell.ref })
-  }
-
-  stopChild(name: string): Promise<void> {
-    return this.#system.stopActor(`${this.#cell.address}/${name}`)
-  }
-
-  lookup(path: string): ActorRef | undefined {
-    return this.#system.lookup(path)
-  }
 }
 
 const SNAPSHOT_SPEC: NormalizedBehavior = Object.freeze({
@@ -401,7 +135,7 @@ export class ActorSystem implements Startable {
   readonly #capabilities: CapabilityChecker
   readonly #admission = new OrderedAdmission()
   readonly #pendingSaves = new Set<Promise<unknown>>()
-  readonly #onEscalation: ((error: Error) => void) | undefined
+  readonly #supervisor: Supervisor
   readonly #transport: Transport | undefined
   readonly #remote: RemoteEndpoint | undefined
   #state: 'running' | 'stopping' | 'stopped' = 'running'
@@ -418,7 +152,16 @@ export class ActorSystem implements Startable {
     this.#inspect = init.inspect === true
     this.#askTimeoutMs = init.askTimeoutMs ?? 5000
     this.#capabilities = init.capabilities ?? capabilityChecker({ trustedRoots: this.trustedRoots, now: () => this.clock.now() })
-    this.#onEscalation = init.onEscalation
+    this.#supervisor = new Supervisor({
+      now: () => this.clock.now(),
+      emit: (event) => this.#emit(event),
+      terminate: (cell, reason, failWith) => this.#terminate(cell, reason, failWith),
+      halt: (cell) => this.#halt(cell),
+      flush: (cell, error) => this.#flush(cell, error),
+      boot: (cell) => this.#boot(cell, undefined),
+      crash: (cell, error) => this.#crash(cell, error, undefined),
+      onEscalation: init.onEscalation,
+    })
     this.#root = { address: this.did, children: [], restartTimes: [], supervision: { ...defaultSupervision, ...init.rootSupervision }, isRoot: true }
     this.#transport = init.transport
     if (init.transport) {
@@ -557,6 +300,14 @@ export class ActorSystem implements Startable {
     return { actors: this.#registry.size, queuedMessages: queued, readyActors: this.#ready.length - this.#readyHead }
   }
 
+  /**
+   * The live actor tree: every running actor under its supervisor, in start order, with its logic, state,
+   * mailbox depth and restarts, and the XState children its machine invoked or spawned (core/actor-tree.ts).
+   */
+  actorTree(): HostedActorNode[] {
+    return describeActors(this.#root.children)
+  }
+
   /** The XState snapshot of a local actor (read-only view, for tests and tooling). */
   snapshotOf(target: string | ActorRef): unknown {
     const cell = this.#localCell(target)
@@ -586,16 +337,8 @@ export class ActorSystem implements Startable {
    * `rejected` system event. No promise is allocated on the local path.
    */
   tell(to: string | ActorRef, behavior: string, body?: unknown, options?: TellOptions): void {
-    const cell = this.#localCell(to)
-    if (cell instanceof ActorCell) {
-      const err = this.#deliverLocal(cell, behavior, body, options, undefined)
-      if (err !== undefined) throw err
-      return
-    }
-    if (cell !== REMOTE) throw cell
-    if (this.#state !== 'running') throw new SystemStoppedError(this.did)
-    if (!this.#remote) throw new NoTransportError(typeof to === 'string' ? to : to.address)
-    this.#remote.send(typeof to === 'string' ? to : to.address, behavior, body, options?.from ?? this.did, options, undefined)
+    const refusal = this.#route(to, behavior, body, options, undefined)
+    if (refusal !== undefined) throw refusal
   }
 
   /**
@@ -609,20 +352,8 @@ export class ActorSystem implements Startable {
     return new Promise<void>((resolve, reject) => {
       const address = typeof to === 'string' ? to : to.address
       const handOff = new HandOff(resolve, reject, (error) => this.#emit({ type: 'rejected', to: address, behavior, error }))
-      const cell = this.#localCell(to)
-      if (cell instanceof ActorCell) {
-        const err = this.#deliverLocal(cell, behavior, body, options, handOff)
-        if (err !== undefined) handOff.fail(err)
-        return
-      }
-      if (cell !== REMOTE) return handOff.fail(cell)
-      if (this.#state !== 'running') return handOff.fail(new SystemStoppedError(this.did))
-      if (!this.#remote) return handOff.fail(new NoTransportError(address))
-      try {
-        this.#remote.send(address, behavior, body, options?.from ?? this.did, options, handOff)
-      } catch (err) {
-        handOff.fail(asError(err))
-      }
+      const refusal = this.#route(to, behavior, body, options, handOff)
+      if (refusal !== undefined) handOff.fail(refusal)
     })
   }
 
@@ -635,34 +366,14 @@ export class ActorSystem implements Startable {
     const timeoutMs = options?.timeoutMs ?? this.#askTimeoutMs
     return new Promise<TReply>((resolve, reject) => {
       const pending = new PendingAsk(resolve as (v: unknown) => void, reject, this.clock)
-      const cell = this.#localCell(to)
-      const address = typeof to === 'string' ? to : to.address
-      if (cell instanceof ActorCell) {
-        pending.timer = this.clock.setTimeout(() => pending.fail(new AskTimeoutError(address, behavior, timeoutMs)), timeoutMs)
-        const err = this.#deliverLocal(cell, behavior, body, options, pending)
-        if (err !== undefined) pending.fail(err)
-        return
-      }
-      if (cell !== REMOTE) return pending.fail(cell)
-      if (this.#state !== 'running') return pending.fail(new SystemStoppedError(this.did))
-      if (!this.#remote) return pending.fail(new NoTransportError(address))
-      const remote = this.#remote
-      let id: string
-      try {
-        id = remote.send(address, behavior, body, options?.from ?? this.did, options, pending)
-      } catch (err) {
-        return pending.fail(asError(err))
-      }
-      pending.timer = this.clock.setTimeout(() => {
-        remote.forget(id)
-        pending.fail(new AskTimeoutError(address, behavior, timeoutMs))
-      }, timeoutMs)
+      const refusal = this.#route(to, behavior, body, options, pending)
+      if (refusal !== undefined) return pending.fail(refusal)
+      pending.expireAfter(typeof to === 'string' ? to : to.address, behavior, timeoutMs)
     })
   }
 
   // ---- persistence ---------------------------------------------------------------------------------------------
 
-  /** Saves the actor's persisted snapshot to the SnapshotStore under its path and returns the record. */
   /**
    * Saves the actor's persisted snapshot to the SnapshotStore under its path and returns the record. The
    * snapshot is taken in mailbox order: after every message queued before this call was handled.
@@ -722,6 +433,30 @@ export class ActorSystem implements Startable {
   }
 
   // ---- internals: routing ------------------------------------------------------------------------------------
+
+  /**
+   * The one routing decision of tell, send and ask: an actor of this node gets the message in its mailbox
+   * (after its admission), an address on another node goes to the remote endpoint. Returns the refusal known
+   * at once; `reply` hears of anything later.
+   */
+  #route(to: string | ActorRef, behavior: string, body: unknown, options: TellOptions | undefined, reply: Replier | undefined): Error | undefined {
+    const cell = this.#localCell(to)
+    if (cell instanceof ActorCell) return this.#deliverLocal(cell, behavior, body, options, reply)
+    if (cell !== REMOTE) return cell
+    if (this.#state !== 'running') return new SystemStoppedError(this.did)
+    const address = typeof to === 'string' ? to : to.address
+    const remote = this.#remote
+    if (remote === undefined) return new NoTransportError(address)
+    let id: string
+    try {
+      id = remote.send(address, behavior, body, options?.from ?? this.did, options, reply)
+    } catch (err) {
+      return asError(err)
+    }
+    // an ask that times out is forgotten at the endpoint: its late answer is then reported as unmatched
+    if (reply instanceof PendingAsk) reply.forgetOnExpiry(() => remote.forget(id))
+    return undefined
+  }
 
   #localCell(to: string | ActorRef): ActorCell | Error | typeof REMOTE {
     if (typeof to !== 'string') {
@@ -860,6 +595,7 @@ export class ActorSystem implements Startable {
     const actor = cell.actor
     if (actor === undefined) return msg.reply?.fail(new ActorStoppedError(cell.address))
     if (msg.control !== undefined) return msg.control(cell)
+    cell.handled++
     const spec = msg.spec
     const body = msg.body
     let crash: unknown = NONE
@@ -919,7 +655,16 @@ export class ActorSystem implements Startable {
     const logic = typeof def.logic === 'function' ? def.logic(ctx) : def.logic
     if (!isActorLogic(logic)) throw new InvalidDefinitionError(`${def.name}: its logic factory returned something that is not XState actor logic`)
     const input = def.input !== undefined ? def.input(cell.input, ctx) : cell.input
-    const inspect = this.#inspect ? (event: InspectionEvent) => this.#emit({ type: 'inspect', address: cell.address, event }) : undefined
+    // XState's inspection keeps the actor tree's children current, for logic that can have children only
+    // (core/actor-tree.ts says why); `inspect: true` surfaces every inspection event on the event stream
+    const children = canHaveChildren(logic) ? new XStateChildren() : undefined
+    cell.xstate = children
+    const inspect = this.#inspect
+      ? (event: InspectionEvent) => {
+        children?.observe(event)
+        this.#emit({ type: 'inspect', address: cell.address, event })
+      }
+      : children?.observe
     const actor = createActor(logic, {
       id: cell.path,
       ...(snapshot !== undefined ? { snapshot: snapshot as never } : { input }),
@@ -984,58 +729,14 @@ export class ActorSystem implements Startable {
     }
   }
 
-  // ---- internals: supervision ------------------------------------------------------------------------------------
+  // ---- internals: crashes (core/supervision.ts decides what follows) -------------------------------------------
 
   #crash(cell: ActorCell, error: Error, msg: Message | undefined): void {
     if (cell.state !== 'running') return
     const crashed = new ActorCrashedError(cell.address, error)
     this.#emit({ type: 'crashed', address: cell.address, error })
     if (msg) this.#refuse(cell, msg, crashed)
-    this.#supervise(cell, error, crashed)
-  }
-
-  #supervise(child: ActorCell, error: Error, crashed: ActorCrashedError): void {
-    const sup = child.parent
-    if (child.definition.restart === 'temporary') {
-      this.#terminate(child, { kind: 'crashed', error }, crashed)
-      return
-    }
-    const { maxRestarts, withinMs, strategy } = sup.supervision
-    const now = this.clock.now()
-    sup.restartTimes = sup.restartTimes.filter((t) => now - t < withinMs)
-    if (sup.restartTimes.length >= maxRestarts) {
-      const gaveUp = new RestartIntensityExceededError(sup.address, maxRestarts, withinMs, error)
-      this.#emit({ type: 'escalated', address: sup.address, error: gaveUp, root: sup.isRoot })
-      if (sup.isRoot) {
-        // The root has no one to escalate to: stop the whole tree and report.
-        for (const c of [...sup.children].reverse()) this.#terminate(c, c === child ? { kind: 'crashed', error } : { kind: 'stopped', by: 'supervisor' }, c === child ? crashed : undefined)
-        sup.restartTimes = []
-        this.#onEscalation?.(gaveUp)
-      } else {
-        this.#crash(sup as ActorCell, gaveUp, undefined)
-      }
-      return
-    }
-    sup.restartTimes.push(now)
-    const siblings = sup.children
-    const group = strategy === 'one-for-one' ? [child] : strategy === 'all-for-one' ? [...siblings] : siblings.slice(Math.max(0, siblings.indexOf(child)))
-    // Stop the group newest first, then start it again in its original order (OTP semantics).
-    for (const c of [...group].reverse()) {
-      for (const grandchild of [...c.children].reverse()) this.#terminate(grandchild, { kind: 'stopped', by: 'parent' })
-      this.#halt(c)
-      this.#flush(c, c === child ? crashed : new ActorStoppedError(c.address, 'restarted by its supervisor'))
-    }
-    for (const c of group) {
-      if (c.state !== 'running') continue
-      c.restarts++
-      try {
-        this.#boot(c, undefined)
-      } catch (err) {
-        this.#crash(c, asError(err instanceof ActorCrashedError && err.cause !== undefined ? err.cause : err), undefined)
-        return
-      }
-      this.#emit({ type: 'restarted', address: c.address, restarts: c.restarts })
-    }
+    this.#supervisor.childCrashed(cell, error, crashed)
   }
 
   /** Ends an actor for good: children first, snapshot if persistent, pending work failed, name released, watchers told. */

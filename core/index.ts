@@ -1,5 +1,7 @@
 // core/: the actor kernel. Other layers import from here only.
-export { ActorSystem, type ActorSystemInit, type SpawnOptions, type RestoreOptions, type LocalPolicy, type Replier } from './actor-system.ts'
+export { ActorSystem, type ActorSystemInit, type SpawnOptions, type RestoreOptions, type LocalPolicy } from './actor-system.ts'
+export type { Replier } from './repliers.ts'
+export type { ActorTreeNode, HostedActorNode, XStateChildNode, ActorStatus } from './actor-tree.ts'
 export { signedRemote, REPLY_BEHAVIOR, ERROR_BEHAVIOR, type ReplyBody, type RemoteEndpointOptions } from './remote.ts'
 export type { RemoteEndpoint, RemoteEndpointDeps, RemoteEndpointFactory } from './remote-contract.ts'
 export { DEFAULT_SEAL_WINDOW_MS } from './remote-contract.ts'

@@ -1,7 +1,7 @@
-// The seam between the ActorSystem and its signed remote path (core/remote.ts implements it). Kept apart
+// The seam between the ActorSystem and its signed remote path (core/remote/endpoint.ts implements it). Kept apart
 // so the system's hot local path does not depend on envelope code.
 import type { NodeKey } from '../identity/index.ts'
-import type { Replier } from './actor-system.ts'
+import type { Replier } from './repliers.ts'
 import type { Clock } from './clock.ts'
 import type { Transport, InboundEnvelope } from './transport.ts'
 import type { SystemEvent, TellOptions } from './types.ts'

@@ -1,5 +1,6 @@
-// The daemon's own API routes (spec/api.md): status, peers, join, ping, actor messaging, revocations,
-// broadcast, stop, and the route list. Each group takes exactly what it reads and calls, never the daemon.
+// The daemon's own API routes (spec/api.md): status, the actor tree, peers, join, ping, actor messaging,
+// revocations, broadcast, stop, and the route list. Each group takes exactly what it reads and calls, never
+// the daemon.
 import type { ApiRoute, JsonValue } from './service.ts'
 import { ndjson } from './service.ts'
 import { InvalidRequestError } from './errors.ts'
@@ -113,12 +114,21 @@ export function peerRoutes(peers: PeerRoutesInput): ApiRoute[] {
 
 /** The actor system `/v1/actor/send` sends and asks through (as the node itself). */
 export interface ActorRoutesInput {
+  readonly did: string
   ask(to: string, behavior: string, body: unknown, options: { timeoutMs?: number; proofs?: string[] }): Promise<unknown>
   send(to: string, behavior: string, body: unknown, options?: { proofs: string[] }): Promise<void>
+  /** The live actor tree (core/actor-tree.ts). */
+  actorTree(): unknown
 }
 
 export function actorRoutes(system: ActorRoutesInput): ApiRoute[] {
   return [
+    {
+      // the live actor tree from the ActorSystem's inspection source (core/actor-tree.ts)
+      method: 'GET',
+      path: '/v1/node/actors',
+      handler: () => ({ did: system.did, actors: system.actorTree() as JsonValue }),
+    },
     {
       method: 'POST',
       path: '/v1/actor/send',

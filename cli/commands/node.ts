@@ -1,9 +1,10 @@
-// `noir node start` (the daemon, in the foreground) and `noir node status`.
+// `noir node start` (the daemon, in the foreground), `noir node status` and `noir node actors`.
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util'
 import { Keystore, passphraseFrom } from '../../identity/index.ts'
 import type { NodeConfig } from '../../appliance/daemon/config.ts'
+import type { ActorTreeNode, HostedActorNode } from '../../core/index.ts'
 import { ApiClient } from '../api-client.ts'
-import { printJson, printLine, UsageError, type Command } from '../command.ts'
+import { parseCommandArgs, printJson, printLine, UsageError, type Command } from '../command.ts'
 
 function parse(argv: string[], options: ParseArgsOptionsConfig, positionals = false): { values: Record<string, unknown>; positionals: string[] } {
   try {
@@ -140,4 +141,39 @@ Asks the running daemon (found through $HOME/api.json). --json prints the daemon
   },
 }
 
-export const nodeCommands: Command[] = [nodeStart, nodeStatus]
+export const nodeActors: Command = {
+  path: ['node', 'actors'],
+  summary: "the node's live actor tree: logic, state, mailbox depth, messages handled, restarts",
+  usage: `Usage: noir node actors [--json]
+
+Shows every actor the running daemon hosts, nested under its supervisor, and under each the XState
+children its machine invoked or spawned (xstate:<id>): its logic (definition name or machine id), state
+(a machine's state value, else its status), mailbox depth (messages waiting), messages handled and
+restarts (by its supervisor). --json prints the document of GET /v1/node/actors (spec/cli.md).`,
+  async run(ctx, argv) {
+    parseCommandArgs(argv, {}, { min: 0, max: 0, usage: 'usage: noir node actors [--json]' })
+    const doc = await ApiClient.forHome(ctx.home).get<{ did: string; actors: HostedActorNode[] }>('/v1/node/actors')
+    if (ctx.json) return printJson(ctx, doc)
+    if (doc.actors.length === 0) return printLine(ctx, 'no actors')
+    for (const line of actorTreeLines(doc.actors)) printLine(ctx, line)
+  },
+}
+
+/** The tree as aligned columns, one line per actor, children indented under their parent. */
+function actorTreeLines(actors: readonly ActorTreeNode[]): string[] {
+  const rows: string[][] = [['ACTOR', 'LOGIC', 'STATE', 'STATUS', 'MAILBOX', 'HANDLED', 'RESTARTS']]
+  const walk = (nodes: readonly ActorTreeNode[], depth: number): void => {
+    for (const n of nodes) {
+      const indent = '  '.repeat(depth)
+      const state = typeof n.state === 'string' ? n.state : JSON.stringify(n.state)
+      if (n.kind === 'actor') rows.push([indent + n.address, n.logic, state, n.status, String(n.mailbox), String(n.handled), String(n.restarts)])
+      else rows.push([`${indent}xstate:${n.id}`, n.logic, state, n.status, '-', '-', '-'])
+      walk(n.children, depth + 1)
+    }
+  }
+  walk(actors, 0)
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd())
+}
+
+export const nodeCommands: Command[] = [nodeStart, nodeStatus, nodeActors]

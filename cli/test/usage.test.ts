@@ -29,6 +29,8 @@ const cases: [string[], RegExp][] = [
   [['actor', 'send', 'did:key:z6Mkabc/node', '/noir/node/ping', '--timeout', '1.5'], /--timeout must be a whole number/],
   [['deploy', '--bogus'], /Unknown option '--bogus'/],
   [['logs', 'x', '--replica', 'two'], /--replica must be/],
+  [['node', 'actors', '--bogus'], /Unknown option '--bogus'/],
+  [['node', 'actors', 'extra'], /Unexpected argument 'extra'/],
 ]
 
 for (const [args, why] of cases) {

@@ -17,10 +17,13 @@ function call(routes: ApiRoute[], method: string, path: string, body?: JsonValue
 t.test('actor messaging asks or sends through the system it is given, and refuses malformed proofs', async (t) => {
   const calls: unknown[][] = []
   const system = {
+    did: 'did:key:zNode',
     ask: async (...a: unknown[]) => (calls.push(['ask', ...a]), { ok: 1 }),
     send: async (...a: unknown[]) => void calls.push(['send', ...a]),
+    actorTree: () => [{ address: 'did:key:zNode/market' }],
   }
   const routes = actorRoutes(system)
+  t.same(await call(routes, 'GET', '/v1/node/actors'), { did: 'did:key:zNode', actors: [{ address: 'did:key:zNode/market' }] })
   t.same(await call(routes, 'POST', '/v1/actor/send', { to: 'did:key:z/x', behavior: '/b', ask: true, timeoutMs: 50 }), { reply: { ok: 1 } })
   t.same(await call(routes, 'POST', '/v1/actor/send', { to: 'did:key:z/x', behavior: '/b', body: 7 }), { sent: true })
   t.same(calls, [['ask', 'did:key:z/x', '/b', null, { timeoutMs: 50 }], ['send', 'did:key:z/x', '/b', 7, undefined]])
