@@ -59,11 +59,11 @@ function findOrUndefined(nodes: readonly ActorTreeNode[], address: string): Host
 t.test("a machine's invoked children show nested under it, with their id, logic, state and status, and go when it leaves the state", async (t) => {
   const { s } = observedSystem(t)
   const ref = s.spawn(job, { name: 'job' })
-  t.same(s.actorTree(), [{ kind: 'actor', address: `${s.did}/job`, logic: 'test/job', state: 'idle', status: 'active', mailbox: 0, restarts: 0, children: [] }])
+  t.same(s.actorTree(), [{ kind: 'actor', address: `${s.did}/job`, logic: 'test/job', state: 'idle', status: 'active', mailbox: 0, restarts: 0, handled: 0, children: [] }])
 
   await ref.ask('/job/start')
   t.same(find(s.actorTree(), `${s.did}/job`), {
-    kind: 'actor', address: `${s.did}/job`, logic: 'test/job', state: 'working', status: 'active', mailbox: 0, restarts: 0,
+    kind: 'actor', address: `${s.did}/job`, logic: 'test/job', state: 'working', status: 'active', mailbox: 0, restarts: 0, handled: 1,
     children: [
       { kind: 'xstate', id: 'worker', logic: 'worker', state: 'warming', status: 'active', children: [] },
       { kind: 'xstate', id: 'fetch', logic: 'fetcher', state: 'active', status: 'active', children: [] },
@@ -120,6 +120,8 @@ t.test('mailbox depth counts the messages queued and not yet handled, also while
   t.equal(await ref.ask('/probe/count'), 4)
   t.same([seen[0]![0]!.state, seen[0]![0]!.logic], ['active', 'test/probe'], "logic that is not a machine shows its status as its state")
   t.equal(s.actorTree()[0]!.mailbox, 0, 'and none once handled')
+  t.equal(s.actorTree()[0]!.handled, 5, 'five messages handled: look, three incs and the count')
+  t.equal(seen[0]![0]!.handled, 1, 'counted as it is handled')
 })
 
 t.test('restarts count the restarts its supervisor made after crashes', async (t) => {
