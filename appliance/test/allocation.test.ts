@@ -194,6 +194,13 @@ t.test('docker: after a restart of the node, a running container is re-attached,
     graceMs: 500,
   })
   const running = await first.manager.waitFor(rec.id, (s) => s === 'running')
+  // its first line is out before the restart (a loaded machine may not have run the shell yet at `running`)
+  for (let i = 0; i < 100; i++) {
+    const seen: string[] = []
+    for await (const l of first.manager.logs(rec.id, { follow: false })) seen.push(l.line)
+    if (seen.includes('started')) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
   await first.close()
 
   const ex2 = new DockerExecutor({ nodeId })
