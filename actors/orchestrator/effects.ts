@@ -21,13 +21,21 @@ import { chooseCandidates, neededBids } from '../placement/sample.ts'
 import { isEligible } from '../placement/place.ts'
 import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 
-export interface EffectPorts {
+/** How an orchestrator reaches the market: what OrchestratorPorts and EffectPorts share. */
+export interface MarketPorts {
   key: NodeKey
+  /** Asks the market actor of node `did` (this node's own included). */
   askMarket(did: string, behavior: MarketBehaviorPath, body: unknown, timeoutMs: number): Promise<unknown>
+  /** Signed broadcast (bid requests, fences). */
   publish(topic: string, body: unknown): Promise<void>
+  /** Nodes to ask directly besides the broadcast: connected peers. */
   candidates(): string[]
+  /** Round trip measured by the mesh, when known. */
   latencyMs(did: string): number | undefined
   contracts: ContractStore
+}
+
+export interface EffectPorts extends MarketPorts {
   now(): number
   log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void
   /** Resolves once the deployment's latest snapshot is durable (write-ahead). */

@@ -23,7 +23,7 @@ import type { LogEntry } from '../provider/ports.ts'
 import type { ReplicaReport } from '../provider/provider.ts'
 import { instanceCount, type Lane, type Workload } from '../workload/workload.ts'
 import { Checkpoints, type DeploymentStore } from './checkpoints.ts'
-import { OrchestrationEffects } from './effects.ts'
+import { OrchestrationEffects, type MarketPorts } from './effects.ts'
 import { StandbyReplicas, StandbyReplicator, type StandbyReplicaStore } from './standby.ts'
 import type { CapacityIndex } from '../placement/capacity-index.ts'
 import { MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
@@ -49,17 +49,7 @@ export const DeploymentBehavior = {
   status: '/noir/deployment/status',
 } as const
 
-export interface OrchestratorPorts {
-  key: NodeKey
-  /** Asks the market actor of node `did` (this node's own included). */
-  askMarket(did: string, behavior: MarketBehaviorPath, body: unknown, timeoutMs: number): Promise<unknown>
-  /** Signed broadcast (bid requests, fences). */
-  publish(topic: string, body: unknown): Promise<void>
-  /** Nodes to ask directly besides the broadcast: connected peers. */
-  candidates(): string[]
-  /** Round trip measured by the mesh, when known. */
-  latencyMs(did: string): number | undefined
-  contracts: ContractStore
+export interface OrchestratorPorts extends MarketPorts {
   /** Where deployment snapshots are kept across restarts of this node (default: in memory). */
   deployments?: DeploymentStore
   /** The ActorSystem that hosts the orchestration actors (default: a local one of its own). */

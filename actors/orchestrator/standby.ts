@@ -9,6 +9,7 @@ import type { NodeKey } from '../../identity/keys.ts'
 import { finalPhases, type DeploymentContext } from '../deployment/model.ts'
 import { phaseOfSnapshot } from '../deployment/machine.ts'
 import { InvalidTermsError, NotStandbyError } from '../errors.ts'
+import { checkName } from '../../core/index.ts'
 import { ORCHESTRATE_ABILITY } from '../provider/orchestrator-authority.ts'
 import type { DeploymentRecord } from './checkpoints.ts'
 
@@ -140,7 +141,7 @@ export class StandbyReplicas {
     const b = body as ReplicaBody
     const r = b?.record
     const ctx = (r?.snapshot as { context?: DeploymentContext } | undefined)?.context
-    if (!r || r.v !== 2 || typeof r.id !== 'string' || r.id.length === 0 || r.id.length > 200 || ctx?.id !== r.id || typeof b.token !== 'string') {
+    if (!r || r.v !== 2 || !isActorName(r.id) || ctx?.id !== r.id || typeof b.token !== 'string' || !Array.isArray(ctx.replicas)) {
       throw new InvalidTermsError('replica: { record: { v: 2, id, snapshot }, token } with the snapshot of that deployment required')
     }
     if (this.#verified.get(from) !== b.token) {
@@ -165,5 +166,15 @@ export class StandbyReplicas {
     if (!m) this.#byNode.set(from, (m = new Map()))
     const old = m.get(body.record.id)
     if (!old || old.record.savedAt <= body.record.savedAt) m.set(body.record.id, body)
+  }
+}
+
+/** A deployment id names its actor on the standby (`orchestrator/<id>`): it must be an actor name. */
+function isActorName(id: unknown): id is string {
+  try {
+    checkName(id as string)
+    return true
+  } catch {
+    return false
   }
 }

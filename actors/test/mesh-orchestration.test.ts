@@ -3,8 +3,7 @@
 // concurrent deploys that never oversubscribe a node, and a two-replica protected service on distinct
 // nodes that survives `kill -9` of one of them.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { DaemonCluster, eventually, runningCopies, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../orchestrator/orchestrator.ts'
 import { removeNodeContainers } from '../../cli/commands/demo.ts'
@@ -18,11 +17,6 @@ const service = (name: string, over: Record<string, unknown> = {}) => ({
   ...over,
 })
 
-/** Running containers of one slot, on any node. */
-function runningCopies(slot: string): number {
-  const r = spawnSync('docker', ['ps', '-q', '--filter', `label=noir.slot=${slot}`, '--filter', 'status=running'], { encoding: 'utf8' })
-  return r.stdout.split('\n').filter((l) => l.trim().length > 0).length
-}
 
 const view = (d: DaemonHandle, id: string) => d.api.get<DeploymentView>(`/v1/deployments/${id}`)
 

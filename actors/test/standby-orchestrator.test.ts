@@ -4,19 +4,14 @@
 // next orchestrator epoch), replaces the replica lost during the outage, and stops it on request; A,
 // restarted, shows the deployment as handed over and never acts for it again.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
 import { NodeKey } from '../../identity/keys.ts'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { DaemonCluster, eventually, runningCopies, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { removeNodeContainers } from '../../cli/commands/demo.ts'
 import type { DeploymentView } from '../orchestrator/orchestrator.ts'
 
 const IMAGE = 'noir/busybox:latest'
 
-function runningCopies(slot: string): number {
-  const r = spawnSync('docker', ['ps', '-q', '--filter', `label=noir.slot=${slot}`, '--filter', 'status=running'], { encoding: 'utf8' })
-  return r.stdout.split('\n').filter((l) => l.trim().length > 0).length
-}
 
 const view = (d: DaemonHandle, id: string) => d.api.get<DeploymentView>(`/v1/deployments/${id}`)
 

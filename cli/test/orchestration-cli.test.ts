@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DaemonCluster, NOIR_BIN } from '../../scripts/testing/daemons.ts'
+import { DaemonCluster, NOIR_BIN, runningCopies } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { removeNodeContainers } from '../commands/demo.ts'
 import { demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
@@ -84,7 +84,7 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
   const sv = JSON.parse(noir(d.home, ['--json', 'deploy', svcFile, '--wait']).out) as { id: string; phase: string; replicas: { slot: string; contractId: string }[] }
   t.equal(sv.phase, 'running')
   const slot = sv.replicas[0]!.slot
-  const copies = () => spawnSync('docker', ['ps', '-q', '--filter', `label=noir.slot=${slot}`, '--filter', 'status=running'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).length
+  const copies = () => runningCopies(slot)
   t.equal(copies(), 1)
   await d.stop()
   const d2 = await cluster.start({ home: d.home })

@@ -8,6 +8,7 @@
 //   const a = await cluster.start()
 //   const b = await cluster.start({ bootstrap: a.multiaddrs })
 //   await b.api.post('/v1/actor/send', { to: `${a.did}/node`, behavior: '/noir/node/ping', ask: true })
+import { spawnSync } from 'node:child_process'
 import { LocalMesh, type LocalNode, type LocalNodeOptions } from '../../cli/local-mesh.ts'
 
 export { NOIR_BIN } from '../../cli/local-mesh.ts'
@@ -61,4 +62,10 @@ export async function startConnectedMesh(t: { teardown(fn: () => Promise<void>):
   await eventually(async () => (await first.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= n - 1, 20_000)
   await new Promise((r) => setTimeout(r, 1500)) // pubsub meshes
   return { cluster, nodes: [first, ...rest] }
+}
+
+/** Running Docker containers of one contract slot (label `noir.slot`), on any node of this machine. */
+export function runningCopies(slot: string): number {
+  const r = spawnSync('docker', ['ps', '-q', '--filter', `label=noir.slot=${slot}`, '--filter', 'status=running'], { encoding: 'utf8' })
+  return r.stdout.split('\n').filter((l) => l.trim().length > 0).length
 }
