@@ -2,10 +2,13 @@
 //  1. placements per second over 1,000 and 10,000 simulated nodes (bidders in-process), beside a first-fit
 //     scan of the same nodes (the least any scheduler does) measured in the same run. Nomad's published
 //     figure (1M containers on 5,000 hosts at 3,750 placements/s) is printed as the target for reference.
-//  2. deploy -> running on three real daemons beside a direct `docker run` of the same image (when Docker
-//     and the daemon harness are present).
-//  3. kill -9 of a node -> its protected replica running elsewhere.
+//  2. deploy -> running on three real daemons beside a direct `docker run` of the same image, plain and with
+//     the limits and hardening the appliance gives every container (when Docker and the harness are present).
+//  3. kill -9 of a node -> the node convicted, and its protected replica running elsewhere.
 import { spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { NodeKey } from '../identity/keys.ts'
 import { printSection, percentile, type Figure } from './report.ts'
 import { DaemonCluster, eventually } from '../scripts/testing/daemons.ts'
@@ -140,13 +143,22 @@ printSection('placement over simulated nodes (in-process bidders)', figures)
 const IMAGE = 'noir/busybox:latest'
 const CMD = ['sh', '-c', 'while true; do sleep 1; done']
 
-async function dockerRunMs(): Promise<number> {
+/** The flags the appliance's Docker executor gives every container (docker-executor.ts), as `docker run` flags. */
+const HARDENED = [
+  '--network', 'none', '--cpus', '0.2', '-m', '16m', '--memory-swap', '16m', '--pids-limit', '256', '--read-only',
+  '--tmpfs', '/tmp:rw,nosuid,nodev,size=16m', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+  '--log-opt', 'max-size=10m', '--log-opt', 'max-file=2',
+]
+
+function dockerRunMs(flags: string[], stateDir?: string): number {
   const t0 = performance.now()
-  const r = spawnSync('docker', ['run', '-d', '--rm', '--network', 'none', IMAGE, ...CMD], { encoding: 'utf8' })
+  const r = spawnSync('docker', ['run', '-d', '--rm', ...flags, ...(stateDir ? ['-v', `${stateDir}:/state:rw`] : []), IMAGE, ...CMD], { encoding: 'utf8' })
   const ms = performance.now() - t0
   if (r.status === 0) spawnSync('docker', ['rm', '-f', r.stdout.trim()], { stdio: 'ignore' })
   return ms
 }
+
+const median = (xs: number[]): number => percentile(xs, 50)
 
 async function runLive(): Promise<void> {
   const missing = docker.missing() ?? dockerImage(IMAGE).missing()
@@ -156,6 +168,7 @@ async function runLive(): Promise<void> {
   }
   const cluster = new DaemonCluster()
   const dids: string[] = []
+  const stateDir = mkdtempSync(join(tmpdir(), 'noir-bench-state-'))
   try {
     const config = { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 300 } }
     const a = await cluster.start({ config: config as never })
@@ -172,43 +185,65 @@ async function runLive(): Promise<void> {
       eventually(async () => {
         const v = await a.api.get<DeploymentView>(`/v1/deployments/${id}`)
         return ok(v) && v
-      }, 30_000, 10)
-
-    const deployMs: number[] = []
-    const runMs: number[] = []
-    for (let i = 0; i < 5; i++) {
-      runMs.push(await dockerRunMs())
+      }, 30_000, 5)
+    const deployOnce = async (name: string): Promise<number> => {
       const t0 = performance.now()
-      const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: svc(`bench-${i}`) })
+      const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: svc(name) })
       await until(d.id, (v) => v.phase === 'running')
-      deployMs.push(performance.now() - t0)
+      const ms = performance.now() - t0
       await a.api.post(`/v1/deployments/${d.id}/stop`)
+      await until(d.id, (v) => v.phase === 'stopped')
+      return ms
     }
 
+    // The first deploy of a run pays for cold paths (first sealed streams, first asks of each behavior, JIT):
+    // printed on its own, then warm deploys interleaved with both `docker run` baselines, so drift in Docker's
+    // own speed (it varies by +-50 ms here) falls on all three alike; the overhead is the median of the pairs.
+    const cold = await deployOnce('bench-cold')
+    const deployMs: number[] = []
+    const plainMs: number[] = []
+    const hardenedMs: number[] = []
+    for (let i = 0; i < 10; i++) {
+      plainMs.push(dockerRunMs(['--network', 'none']))
+      hardenedMs.push(dockerRunMs(HARDENED, stateDir))
+      deployMs.push(await deployOnce(`bench-${i}`))
+    }
+    const overPlain = deployMs.map((d, i) => d - plainMs[i]!)
+    const overHardened = deployMs.map((d, i) => d - hardenedMs[i]!)
+
     const failoverMs: number[] = []
-    for (let i = 0; i < 2; i++) {
+    const detectMs: number[] = []
+    for (let i = 0; i < 3; i++) {
       const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: svc(`guard-${i}`, 'protected') })
-      const v = await until(d.id, (x) => x.phase === 'running')
+      const v = await until(d.id, (x) => x.phase === 'running' && x.standby !== null)
       const rep = v.replicas.find((r) => r.node !== a.did)!
       const victim = cluster.daemons.find((n) => n.did === rep.node && n.running)!
       const killedAt = Date.now()
       await victim.kill()
       const after = await until(d.id, (x) => x.phase === 'running' && x.failovers.some((f) => f.from === victim.did && f.runningAt !== null))
-      failoverMs.push(after.failovers.find((f) => f.from === victim.did)!.runningAt! - killedAt)
+      const f = after.failovers.find((f) => f.from === victim.did)!
+      failoverMs.push(f.runningAt! - killedAt)
+      detectMs.push(f.lostAt - killedAt)
       await a.api.post(`/v1/deployments/${d.id}/stop`)
       await removeNodeContainers([victim.did])
       await cluster.start({ home: victim.home, bootstrap: a.multiaddrs })
       await new Promise((r) => setTimeout(r, 1500))
     }
     printSection('deploy and failover on three real daemons (Docker)', [
-      { name: 'deploy -> running, p50', value: percentile(deployMs, 50), unit: 'ms', baseline: { name: 'docker run -d (same image)', value: percentile(runMs, 50) }, better: 'lower' },
-      { name: 'deploy -> running, max', value: Math.max(...deployMs), unit: 'ms', better: 'lower' },
-      { name: 'kill -9 -> protected replica running, p50', value: percentile(failoverMs, 50), unit: 'ms', better: 'lower', target: '< 3,000 ms (Kubernetes default ~300,000 ms)' },
+      { name: 'deploy -> running, p50 (10 warm)', value: median(deployMs), unit: 'ms', baseline: { name: 'docker run -d (same image)', value: median(plainMs) }, better: 'lower' },
+      { name: 'deploy -> running, p50 (10 warm)', value: median(deployMs), unit: 'ms', baseline: { name: 'docker run -d, same limits and hardening', value: median(hardenedMs) }, better: 'lower' },
+      { name: 'overhead over docker run -d, median of pairs', value: median(overPlain), unit: 'ms', better: 'lower', target: '<= ~15 ms' },
+      { name: 'overhead over the same container by docker run, median of pairs', value: median(overHardened), unit: 'ms', better: 'lower' },
+      { name: 'deploy -> running, max (warm)', value: Math.max(...deployMs), unit: 'ms', better: 'lower' },
+      { name: 'first deploy of the run (cold)', value: cold, unit: 'ms', better: 'lower' },
+      { name: 'kill -9 -> node convicted, p50', value: median(detectMs), unit: 'ms', better: 'lower' },
+      { name: 'kill -9 -> protected replica running, p50', value: median(failoverMs), unit: 'ms', better: 'lower', target: '< 1,000 ms (Kubernetes default ~300,000 ms)' },
       { name: 'kill -9 -> protected replica running, max', value: Math.max(...failoverMs), unit: 'ms', better: 'lower' },
     ])
   } finally {
     await cluster.cleanup()
     await removeNodeContainers(dids)
+    rmSync(stateDir, { recursive: true, force: true })
   }
 }
 

@@ -133,7 +133,7 @@ export interface DeploymentEffects {
 export type DeploymentEvent =
   /** A provider's report, checked by the orchestrator: from the node that holds the slot's current contract. */
   | { type: 'REPORT'; report: ReplicaReport }
-  | { type: 'NODE_LOST'; node: string; phi: number; lastHeartbeatAt: number | null; at: number }
+  | { type: 'NODE_LOST'; node: string; phi: number; lastHeartbeatAt: number | null; at: number; evidence?: string }
   | { type: 'STOP' }
   /** After a restore: a wait whose timer did not survive the restart ends now. */
   | { type: 'RESUME' }
@@ -490,7 +490,8 @@ export function deploymentMachine(fx: DeploymentEffects) {
             rep.failedOn.push(node)
             d.failovers.push({ slot: rep.slot, from: node, to: null, lostAt: at, lastHeartbeatAt: event.lastHeartbeatAt, runningAt: null, ms: null })
             d.reason = `node ${node} lost`
-            note(d, at, `node ${node} lost (phi ${event.phi.toFixed(1)}, silent ${event.lastHeartbeatAt ? at - event.lastHeartbeatAt : '?'} ms); slot ${rep.slot} is placed again`)
+            const why = event.evidence ?? `phi ${event.phi.toFixed(1)}`
+            note(d, at, `node ${node} lost (${why}, silent ${event.lastHeartbeatAt ? at - event.lastHeartbeatAt : '?'} ms); slot ${rep.slot} is placed again`)
             enqueue(d, { kind: 'slot', slot: rep.slot, why: `node ${node} lost` })
             down = true
           }

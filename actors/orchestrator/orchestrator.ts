@@ -15,7 +15,7 @@ import { finalPhases, type DeploymentContext, type DeploymentView } from '../dep
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
 import { workloadDigest } from '../contracts/contract.ts'
-import { FailureBehavior, failureDetectorActor, type FailureDetectorContext, type NodeLost } from '../failure/failure-detector.ts'
+import { FailureBehavior, failureDetectorActor, type FailureDetectorContext, type NodeGone, type NodeLost } from '../failure/failure-detector.ts'
 import { place } from '../placement/place.ts'
 import type { LogEntry } from '../provider/ports.ts'
 import type { ReplicaReport } from '../provider/provider.ts'
@@ -295,6 +295,16 @@ export class Orchestrator {
   /** A verified heartbeat from `did`: told to the failure detector. */
   heartbeat(did: string): void {
     if (this.#detector) this.#system.tell(this.#detector, FailureBehavior.beat, { node: did })
+  }
+
+  /** Whether `did` hosts a replica, a standby or an orchestrator this node depends on (its departure matters). */
+  watches(did: string): boolean {
+    return did !== this.did && this.#hosting().has(did)
+  }
+
+  /** The mesh saw `did`'s process gone (every listen address refused): convicted at once, not by silence. */
+  gone(did: string, evidence: string): void {
+    if (this.#detector) this.#system.tell(this.#detector, FailureBehavior.gone, { node: did, evidence } satisfies NodeGone)
   }
 
   /**

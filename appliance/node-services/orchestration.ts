@@ -23,6 +23,8 @@ import type { Arch } from '../../actors/workload/workload.ts'
 import { Catalog } from '../catalog/catalog.ts'
 import { BidAnswerLimiter } from './bid-answers.ts'
 import { CapacityIndex } from '../../actors/placement/capacity-index.ts'
+import { DepartureProbe } from '../../p2p/departure-probe.ts'
+import type { PeerId } from '@libp2p/interface'
 import { contractRoutes, deploymentRoutes } from './orchestration-routes.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
 
@@ -61,6 +63,15 @@ interface OrchestrationConfig {
 const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
 const ALIVE_TOPIC = 'noir/alive/v1'
 
+/** The did:key of a peer, or undefined for a peer whose id is not an Ed25519 key (not a node). */
+function didOfPeer(peer: PeerId): string | undefined {
+  try {
+    return didFromPeerId(peer)
+  } catch {
+    return undefined
+  }
+}
+
 export interface OrchestrationServiceInit {
   /** The appliance's parts, read at start: the appliance service is started before this one. */
   appliance: () => ApplianceParts
@@ -77,6 +88,7 @@ export class OrchestrationService implements NodeService {
   #runtime: ApplianceRuntime | undefined
   #contracts: KvContractStore | undefined
   #unsubs: (() => void)[] = []
+  #departures: DepartureProbe | undefined
   #timers: NodeJS.Timeout[] = []
   #latency = new Map<string, number>()
   /** The mesh's heartbeat bodies, for placement at scale (spec/orchestration.md, "Placement at scale"). */
@@ -115,13 +127,8 @@ export class OrchestrationService implements NodeService {
       publish: async (topic, body) => {
         await ctx.pubsub.publish(topic, body as JsonValue)
       },
-      candidates: () => [...new Set(ctx.mesh.host.getConnections().map((c) => {
-        try {
-          return didFromPeerId(c.remotePeer)
-        } catch {
-          return '' // a peer whose id is not an Ed25519 key has no did:key: not a node to ask
-        }
-      }))].filter((d) => d.length > 0),
+      // a peer whose id is not an Ed25519 key has no did:key: not a node to ask
+      candidates: () => [...new Set(ctx.mesh.host.getConnections().map((c) => didOfPeer(c.remotePeer)))].filter((d) => d !== undefined),
       latencyMs: (did) => this.#latency.get(did),
       contracts: this.#contracts,
       deployments: new KvDeploymentStore(ctx.store),
@@ -134,6 +141,22 @@ export class OrchestrationService implements NodeService {
       log: ctx.log,
     }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
     this.#orchestrator.start()
+    // A watched node whose process died is convicted when its connections close, not after its silence.
+    const orchestrator = this.#orchestrator
+    const departures = (this.#departures = new DepartureProbe(ctx.mesh.host, {
+      watched: (peer) => {
+        const did = didOfPeer(peer)
+        return did !== undefined && orchestrator.watches(did)
+      },
+      onGone: (peer, evidence) => {
+        const did = didOfPeer(peer)
+        if (did === undefined) return
+        ctx.log.info('node gone', { node: did, evidence })
+        orchestrator.gone(did, evidence)
+      },
+      log: ctx.log,
+    }))
+    departures.start()
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
 
@@ -193,6 +216,7 @@ export class OrchestrationService implements NodeService {
   }
 
   async stop(): Promise<void> {
+    this.#departures?.stop()
     for (const t of this.#timers) clearInterval(t)
     for (const u of this.#unsubs) u()
     await this.#orchestrator?.stop()
