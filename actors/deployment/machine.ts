@@ -111,6 +111,9 @@ export interface ReleaseInput {
 
 export type ReleaseOutcome = ReleaseInput['targets'][number] & ({ ok: true } | { ok: false; error: string })
 
+/** The effects that are steps (each invoked as a child, its outcome recorded): the crash boundaries. */
+export const DEPLOYMENT_STEPS = ['bidRound', 'commit', 'reserveStandby', 'start', 'repair', 'release'] as const
+
 /** What the machine asks of the world; the orchestrator implements it (../orchestrator/effects.ts). */
 export interface DeploymentEffects {
   now(): number

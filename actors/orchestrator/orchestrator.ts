@@ -7,10 +7,11 @@
 // and a restarted orchestrator spawns each deployment from its last snapshot: the step in flight runs again.
 import { randomBytes } from 'node:crypto'
 import { setup, type AnyActorLogic } from 'xstate'
+import { failpoint, withFailpoints } from '../../core/failpoints.ts'
 import { ActorSystem, defineActor, registerErrorClass, type ActorDefinition, type ActorRef, type MessageContext } from '../../core/index.ts'
 import { parseAddress } from '../../identity/address.ts'
 import type { Log } from '../../p2p/log.ts'
-import { deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
+import { DEPLOYMENT_STEPS, deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
 import { finalPhases, type DeploymentContext, type DeploymentView } from '../deployment/model.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
@@ -188,7 +189,8 @@ export class Orchestrator {
       })
     }
     this.#replicas = new StandbyReplicas({ self: ports.key.did, standbyFor: ports.standbyFor ?? [], ...(ports.standbyReplicas ? { store: ports.standbyReplicas } : {}), now: this.#now })
-    this.#machine = deploymentMachine(this.#effects)
+    // Each step can be made to crash the process before or after it (core/failpoints.ts, spec/failpoints.md).
+    this.#machine = deploymentMachine(withFailpoints(this.#effects, 'orchestrator', DEPLOYMENT_STEPS))
     this.#logic = checkpointed(this.#machine, (s) => this.#onSnapshot(s))
     this.#definition = defineActor(this.#logic).with({
       name: 'deployment',
@@ -341,6 +343,7 @@ export class Orchestrator {
     this.#ids.add(id)
     this.#spawn(id, undefined, { id, workload, at: this.#now(), maxCommitRounds: this.#o.maxCommitRounds, ...(key !== undefined ? { idempotencyKey: key } : {}) })
     await this.#checkpoints.durable(id)
+    failpoint('orchestrator.create.recorded') // recorded, not yet acknowledged to the client
     return this.status(id)
   }
 

@@ -102,6 +102,9 @@ export interface StepOutcome {
 }
 
 /** The steps, implemented from the Provider's ports (contract-steps.ts); a unit test scripts them. */
+/** The steps that are crash boundaries (each before and after). */
+export const CONTRACT_STEPS = ['reserve', 'start', 'stop', 'finish', 'expire'] as const
+
 export interface ContractSteps {
   now(): number
   /** How long a reservation waits for `start` before it expires. */

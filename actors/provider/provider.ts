@@ -6,6 +6,7 @@
 // stopped). This class wires the node's ports into those actors, keeps the bids it made (a proposal must
 // accept one) and follows the runner's instances to their contracts. Its contract methods are a facade:
 // each is an ask to the market actor, so an in-process caller goes through the same mailbox as a remote one.
+import { withFailpoints } from '../../core/failpoints.ts'
 import { ActorSystem, type ActorRef } from '../../core/index.ts'
 import type { NodeKey } from '../../identity/keys.ts'
 import { signBid, signDecline, verifyBidRequest, type BidBody } from '../bidding/messages.ts'
@@ -17,7 +18,7 @@ import { constraintFailures, type ConstraintFailure } from '../placement/constra
 import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { workloadFromWire, type Workload } from '../workload/workload.ts'
-import { contractActor, isLive, type ReplicaReport } from './contract-machine.ts'
+import { CONTRACT_STEPS, contractActor, isLive, type ReplicaReport } from './contract-machine.ts'
 import { MAX_EPOCH, contractSteps, validEpoch } from './contract-steps.ts'
 import { isContractName, marketActor, type BidAnswer } from './market-actor.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, NodeFacts, WorkloadRunner } from './ports.ts'
@@ -90,7 +91,7 @@ export class Provider {
   async start(): Promise<void> {
     const i = this.#i
     this.#unsubscribe = i.runner.onStatus((s) => this.#onInstance(s))
-    const steps = contractSteps({
+    const steps = withFailpoints(contractSteps({
       key: i.key, capacity: i.capacity, runner: i.runner, contracts: i.contracts, reservationTtlMs: i.reservationTtlMs ?? 30_000, now: this.#now,
       // reports go to whoever orchestrates the deployment now (its standby, after a handover)
       report: (consumer, r) => {
@@ -102,7 +103,7 @@ export class Provider {
       follow: (instanceId, contractId) => void this.#instances.set(instanceId, contractId),
       unfollow: (instanceId) => void this.#instances.delete(instanceId),
       log: (msg, fields) => this.#log(msg, fields),
-    })
+    }), 'provider', CONTRACT_STEPS) // each step can crash the process before or after it (spec/failpoints.md)
     this.#market = this.#system.spawn(marketActor({
       bid: (b) => this.#bid(b),
       checkProposal: (b, from) => this.#checkProposal(b, from),

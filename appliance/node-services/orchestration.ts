@@ -24,6 +24,7 @@ import { Catalog } from '../catalog/catalog.ts'
 import { BidAnswerLimiter } from './bid-answers.ts'
 import { CapacityIndex } from '../../actors/placement/capacity-index.ts'
 import { DepartureProbe } from '../../p2p/departure-probe.ts'
+import { failpoints } from '../../core/failpoints.ts'
 import type { PeerId } from '@libp2p/interface'
 import { contractRoutes, deploymentRoutes } from './orchestration-routes.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
@@ -100,6 +101,9 @@ export class OrchestrationService implements NodeService {
 
   async start(ctx: NodeContext): Promise<void> {
     this.#ctx = ctx
+    // armed from NOIR_FAILPOINTS now: a malformed value stops the start here, not at the first step
+    const armed = failpoints().armed
+    if (armed.length > 0) ctx.log.warn('failpoints armed: this node will kill itself there (testing only)', { failpoints: armed })
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
     this.#runtime = new ApplianceRuntime({
       parts: this.#appliance(), secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
