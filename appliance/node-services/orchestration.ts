@@ -25,6 +25,7 @@ import { BidAnswerLimiter } from './bid-answers.ts'
 import { CapacityIndex } from '../../actors/placement/capacity-index.ts'
 import { contractRoutes, deploymentRoutes } from './orchestration-routes.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
+import { publicKeyCacheStats, sizePublicKeyCacheFor } from '../../identity/keys.ts'
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -187,7 +188,11 @@ export class OrchestrationService implements NodeService {
       this.#runtime?.refreshRuntimes().catch((err: Error) => ctx.log.warn('runtimes not refreshed', { error: err.name, message: err.message }))
     }, 10_000)
     rt.unref()
-    const prune = setInterval(() => this.capacityIndex.prune(), 5000)
+    const prune = setInterval(() => {
+      this.capacityIndex.prune()
+      // the bids acted on come from any node of the index: their keys must stay cached (identity/keys.ts)
+      sizePublicKeyCacheFor(this.capacityIndex.size)
+    }, 5000)
     prune.unref()
     this.#timers.push(beat, lat, rt, prune)
   }
@@ -210,6 +215,8 @@ export class OrchestrationService implements NodeService {
       ownStalls: this.#orchestrator?.ownStalls ?? null,
       standby: this.#orchestrator?.standby ?? null,
       capacityIndex: { ...this.capacityIndex.stats() },
+      bidSignaturesChecked: this.#orchestrator?.bidSignaturesChecked ?? 0,
+      publicKeyCache: publicKeyCacheStats(),
     }
   }
 
