@@ -36,10 +36,21 @@ export class LruCache<K, V> {
  * for caches of pure functions of their key (parsed addresses, key objects) where a rare re-computation is fine.
  */
 export class BoundedMap<K, V> {
-  readonly #max: number
+  #max: number
   readonly #map = new Map<K, V>()
   constructor(max: number) {
     this.#max = Math.max(1, max)
+  }
+  get size(): number {
+    return this.#map.size
+  }
+  get max(): number {
+    return this.#max
+  }
+  /** Changes the bound; shrinking evicts the oldest entries at once. */
+  resize(max: number): void {
+    this.#max = Math.max(1, max)
+    while (this.#map.size > this.#max) this.#map.delete(this.#map.keys().next().value as K)
   }
   get(key: K): V | undefined {
     return this.#map.get(key)

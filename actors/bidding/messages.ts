@@ -1,7 +1,7 @@
 // Bid requests and bids: what an orchestrator broadcasts and what a node answers (spec/orchestration.md).
 import { randomUUID } from 'node:crypto'
 import type { NodeKey } from '../../identity/keys.ts'
-import { InvalidTermsError } from '../errors.ts'
+import { InvalidSignatureError, InvalidTermsError } from '../errors.ts'
 import type { Capacity } from '../placement/offer.ts'
 import type { ConstraintFailure } from '../placement/constraints.ts'
 import type { Arch, RuntimeType, Workload } from '../workload/workload.ts'
@@ -93,15 +93,31 @@ export function signBid(key: NodeKey, b: Omit<BidBody, 'v' | 'id' | 'node' | 'is
   return { body, sig: signBody(key, BID_TAG, body) }
 }
 
-/** Verifies a bid: signature by the node it names, fresh, and an answer to `requestId` when given. */
-export function verifyBid(x: unknown, o: { requestId?: string; now?: number } = {}): BidBody {
+/**
+ * Checks everything of a bid but its signature: its shape, fresh, an answer to `requestId` when given, a price.
+ * Cheap; a bid that passes is a candidate only: verifyBidSignature must pass before it is acted on (reserved,
+ * proposed to, committed), see spec/orchestration.md "Bids verified when acted on".
+ */
+export function checkBid(x: unknown, o: { requestId?: string; now?: number } = {}): BidBody {
   const b = x as SignedBid
   if (!b || typeof b !== 'object' || !b.body || b.body.v !== 1 || typeof b.body.node !== 'string') throw new InvalidTermsError('bid: malformed')
-  verifyBody(b.body.node, BID_TAG, b.body, b.sig, 'bid')
+  if (typeof b.sig !== 'string') throw new InvalidSignatureError('bid: signature missing')
   checkWindow('bid', b.body.issuedAt, b.body.expiresAt, o.now ?? Date.now())
   if (o.requestId !== undefined && b.body.requestId !== o.requestId) throw new InvalidTermsError('bid: answers another request')
   if (typeof b.body.pricePerHour !== 'number' || !(b.body.pricePerHour >= 0)) throw new InvalidTermsError('bid: price missing or negative')
   return b.body
+}
+
+/** Throws InvalidSignatureError unless `sig` is the signature of the node `body` names over `body`. */
+export function verifyBidSignature(body: BidBody, sig: unknown): void {
+  verifyBody(body.node, BID_TAG, body, sig, 'bid')
+}
+
+/** Verifies a bid: signature by the node it names, fresh, and an answer to `requestId` when given. */
+export function verifyBid(x: unknown, o: { requestId?: string; now?: number } = {}): BidBody {
+  const body = checkBid(x, o)
+  verifyBidSignature(body, (x as SignedBid).sig)
+  return body
 }
 
 export function signDecline(key: NodeKey, requestId: string, failures: ConstraintFailure[] | string[], now = Date.now()): SignedDecline {

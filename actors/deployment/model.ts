@@ -83,6 +83,11 @@ export interface BidRound {
   rttMs: Record<string, number>
   /** The bids as offers placement scores (the orchestrator adds latency and trust). */
   offers: NodeOffer[]
+  /**
+   * Each bid's signature as received, by bidding node: verified only when the bid is acted on (proposed to),
+   * spec/orchestration.md "Bids verified when acted on". A bid without one here is never acted on.
+   */
+  sigs?: Record<string, string>
 }
 
 export interface DeploymentContext {

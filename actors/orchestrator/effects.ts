@@ -3,7 +3,7 @@
 // waits until the deployment's latest snapshot is on disk (`durable`): nothing leaves the node before the
 // step that sends it is recorded, so a restart re-runs the step instead of forgetting it.
 import type { NodeKey } from '../../identity/keys.ts'
-import { signBidRequest, verifyBid, verifyDecline, type BidBody, type SignedBidRequest } from '../bidding/messages.ts'
+import { checkBid, signBidRequest, verifyBidSignature, verifyDecline, type BidBody, type SignedBid, type SignedBidRequest } from '../bidding/messages.ts'
 import { proposeContract, verifyContract, workloadDigest, type Contract } from '../contracts/contract.ts'
 import type { ContractStore } from '../contracts/store.ts'
 import type {
@@ -12,13 +12,14 @@ import type {
 } from '../deployment/machine.ts'
 import { withDeclines } from '../deployment/machine.ts'
 import type { BidRound, Replica, StandbyRef } from '../deployment/model.ts'
-import { InvalidTermsError, StopFailedError } from '../errors.ts'
+import { InvalidSignatureError, InvalidTermsError, StopFailedError } from '../errors.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { place, type ExistingReplica, type InfeasibleReason, type PlacementPick } from '../placement/place.ts'
 import type { Workload } from '../workload/workload.ts'
 import type { CapacityIndex } from '../placement/capacity-index.ts'
 import { chooseCandidates, neededBids } from '../placement/sample.ts'
 import { isEligible } from '../placement/place.ts'
+import { placeVerified } from '../placement/verified-place.ts'
 import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 
 /** How an orchestrator reaches the market: what OrchestratorPorts and EffectPorts share. */
@@ -61,7 +62,13 @@ export interface EffectTimings {
 
 const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err))
 
-/** Open bid rounds by request id: answers to a broadcast arrive as tells to the orchestrator actor. */
+/**
+ * Open bid rounds by request id: answers to a broadcast arrive as tells to the orchestrator actor. A bid is
+ * taken after its cheap checks (shape, sent by the node it names, fresh, a price) with its signature kept
+ * beside it: the signature is verified only if the bid is acted on (`verifySignature`, spec/orchestration.md
+ * "Bids verified when acted on"). A decline is verified when it arrives (declines are rare and explain an
+ * infeasible placement to people).
+ */
 export class OpenRounds {
   readonly #rounds = new Map<string, BidRound>()
 
@@ -78,10 +85,14 @@ export class OpenRounds {
   arrived(body: unknown, fromDid: string, now: number): void {
     const b = body as { bid?: unknown; decline?: unknown }
     if (b?.bid) {
-      const bid = verifyBid(b.bid, { now })
+      const bid = checkBid(b.bid, { now })
       if (bid.node !== fromDid) throw new InvalidTermsError('bid relayed by another node')
       const round = this.#rounds.get(bid.requestId)
-      if (round && !round.bids.some((x) => x.node === bid.node)) round.bids.push(bid)
+      if (round && !round.bids.some((x) => x.node === bid.node)) {
+        round.bids.push(bid)
+        // keyed by the node (authenticated as the sender above), never by the bid id the node chose
+        ;(round.sigs ??= {})[bid.node] = (b.bid as SignedBid).sig
+      }
     } else if (b?.decline) {
       const d = verifyDecline(b.decline)
       const round = this.#rounds.get(d.requestId)
@@ -96,6 +107,10 @@ export class OrchestrationEffects implements DeploymentEffects {
   readonly #p: EffectPorts
   readonly #t: EffectTimings
   readonly rounds = new OpenRounds()
+  /** Bids whose signature verified (by object: a round read back from a snapshot is verified again). */
+  readonly #verified = new WeakSet<BidBody>()
+  /** Bid signatures verified so far (one per bid acted on, not one per answer). */
+  bidSignaturesChecked = 0
 
   constructor(ports: EffectPorts, timings: EffectTimings) {
     this.#p = ports
@@ -159,7 +174,7 @@ export class OrchestrationEffects implements DeploymentEffects {
       const bid = round.bids.find((b) => b.node === node)
       if (!offer || !bid) continue
       try {
-        const c = await this.#propose(i.deploymentId, i.workload, { slot: `${i.deploymentId}/standby`, epoch: 0 }, { offer, score: 0 }, bid, 'standby')
+        const c = await this.#propose(i.deploymentId, i.workload, { slot: `${i.deploymentId}/standby`, epoch: 0 }, { offer, score: 0 }, round, bid, 'standby')
         notes.push(`standby capacity reserved on ${c.terms.provider}`)
         return { standby: { node: c.terms.provider, contractId: c.terms.id }, notes }
       } catch (err) {
@@ -245,7 +260,7 @@ export class OrchestrationEffects implements DeploymentEffects {
    * of the nodes it holds is asked directly (this node too), a bigger sample when too few bids were feasible,
    * and the broadcast round only as the last resort; without one (or with `broadcast`), the broadcast round.
    */
-  async collect(deploymentId: string, w: Workload, count: number, exclude: string[], o: { only?: string[]; broadcast?: boolean } = {}): Promise<BidRound> {
+  async collect(deploymentId: string, w: Workload, count: number, exclude: string[], o: { only?: string[]; broadcast?: boolean; verifyAll?: boolean } = {}): Promise<BidRound> {
     const req: SignedBidRequest = signBidRequest(this.#p.key, { deploymentId, workload: w, count, exclude, ttlMs: this.#t.bidWindowMs + 10_000, now: this.#p.now() })
     const round: BidRound = { requestId: req.body.id, asked: [], bids: [], declines: [], silent: [], rttMs: {}, offers: [] }
     this.rounds.open(round)
@@ -271,6 +286,17 @@ export class OrchestrationEffects implements DeploymentEffects {
       }
     } finally {
       this.rounds.close(round.requestId)
+    }
+    if (o.verifyAll) {
+      // a dry run shows every bid to people: each one is verified, a bad one reported as no answer
+      for (const b of [...round.bids]) {
+        try {
+          this.verifySignature(round, b)
+        } catch (err) {
+          round.bids = round.bids.filter((x) => x !== b)
+          round.silent.push({ node: b.node, reason: errorText(err) })
+        }
+      }
     }
     round.silent = round.silent.filter((s) => !round.bids.some((b) => b.node === s.node) && !round.declines.some((x) => x.node === s.node))
     round.offers = this.#offers(round)
@@ -301,6 +327,19 @@ export class OrchestrationEffects implements DeploymentEffects {
     }))
   }
 
+  /**
+   * Verifies the signature of `bid` (a bid of `round`) before it is acted on; throws InvalidSignatureError.
+   * A bid is verified once; one with no signature kept (a round from an older snapshot) is refused.
+   */
+  verifySignature(round: BidRound, bid: BidBody): void {
+    if (this.#verified.has(bid)) return
+    const sig = round.sigs?.[bid.node]
+    if (sig === undefined) throw new InvalidSignatureError(`bid: no signature kept for ${bid.node}`)
+    this.bidSignaturesChecked++
+    verifyBidSignature(bid, sig)
+    this.#verified.add(bid)
+  }
+
   #offers(round: BidRound): NodeOffer[] {
     return round.bids.map((b) => ({
       nodeDid: b.node, ownerDid: b.owner, arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free,
@@ -315,12 +354,21 @@ export class OrchestrationEffects implements DeploymentEffects {
     deploymentId: string, w: Workload, rep: Replica, round: BidRound, exclude: Set<string>, existing: ExistingReplica[], refusals: CommitOutcome['refusals'],
   ): Promise<{ contract: Contract } | { infeasible: InfeasibleReason }> {
     for (;;) {
-      const res = place({ workload: w, count: 1, offers: round.offers, exclude: new Set([...exclude, ...rep.failedOn]), existing })
+      // the pick's bid signature is verified before it is proposed to; a bad one is dropped and the next best taken
+      const v = placeVerified({ workload: w, count: 1, offers: round.offers, exclude: new Set([...exclude, ...rep.failedOn]), existing }, (offer) => {
+        this.verifySignature(round, round.bids.find((b) => b.node === offer.nodeDid)!)
+      })
+      for (const r of v.refused) {
+        exclude.add(r.node) // for the slots after this one too
+        refusals.push({ node: r.node, slot: rep.slot, error: errorText(r.error) })
+        this.#p.log('warn', 'bid signature refused', { node: r.node, deploymentId, error: errorText(r.error) })
+      }
+      const res = v.result
       if (!res.ok) return { infeasible: withDeclines(res.infeasible, round) }
       const pick = res.picks[0]!
       const bid = round.bids.find((b) => b.node === pick.offer.nodeDid)!
       try {
-        return { contract: await this.#propose(deploymentId, w, rep, pick, bid, 'replica') }
+        return { contract: await this.#propose(deploymentId, w, rep, pick, round, bid, 'replica') }
       } catch (err) {
         exclude.add(pick.offer.nodeDid)
         refusals.push({ node: pick.offer.nodeDid, slot: rep.slot, error: errorText(err) })
@@ -328,7 +376,9 @@ export class OrchestrationEffects implements DeploymentEffects {
     }
   }
 
-  async #propose(deploymentId: string, w: Workload, rep: { slot: string; epoch: number }, pick: PlacementPick, bid: BidBody, role: 'replica' | 'standby'): Promise<Contract> {
+  async #propose(deploymentId: string, w: Workload, rep: { slot: string; epoch: number }, pick: PlacementPick, round: BidRound, bid: BidBody, role: 'replica' | 'standby'): Promise<Contract> {
+    // nothing is proposed on a bid whose signature was not verified (a no-op when placeVerified did it)
+    this.verifySignature(round, bid)
     const proposal = proposeContract(this.#p.key, {
       deploymentId, workloadName: w.name, kind: w.kind, slot: rep.slot, epoch: role === 'replica' ? rep.epoch + 1 : 1,
       provider: pick.offer.nodeDid, providerOwner: pick.offer.ownerDid, bidId: bid.id, resources: w.resources, pricePerHour: bid.pricePerHour,
@@ -352,7 +402,7 @@ export class OrchestrationEffects implements DeploymentEffects {
       return null
     }
     try {
-      const c = await this.#propose(i.deploymentId, i.workload, rep, { offer, score: 0 }, bid, 'replica')
+      const c = await this.#propose(i.deploymentId, i.workload, rep, { offer, score: 0 }, round, bid, 'replica')
       await this.#setStatus(standby.contractId, 'ended', 'promoted')
       out.notes.push(`standby ${standby.node} promoted for slot ${rep.slot}`)
       return c

@@ -290,6 +290,11 @@ export class Orchestrator {
   // ---- inputs: all through mailboxes --------------------------------------------------------------------------
 
   /** Our own loop's stalls seen by the failure detector, and the convictions they withheld. */
+  /** Bid signatures verified so far: one per bid acted on (proposed to), not one per answer. */
+  get bidSignaturesChecked(): number {
+    return this.#effects.bidSignaturesChecked
+  }
+
   get ownStalls(): FailureDetectorContext['stalls'] {
     return this.#detectorContext()?.stalls ?? { count: 0, totalMs: 0, longestMs: 0, forgiven: 0 }
   }
@@ -387,7 +392,7 @@ export class Orchestrator {
   /** Which nodes would bid for this workload, why the others would not, and what would be chosen. Nothing is reserved. */
   async dryRun(workload: Workload): Promise<DryRunResult> {
     // every node is asked: a dry run explains why each would or would not bid
-    const round = await this.#effects.collect(`dry-${shortId()}`, workload, instanceCount(workload), [], { broadcast: true })
+    const round = await this.#effects.collect(`dry-${shortId()}`, workload, instanceCount(workload), [], { broadcast: true, verifyAll: true })
     const result = place({ workload, count: instanceCount(workload), offers: round.offers, standby: workload.lane === 'protected' })
     return {
       round,

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NodeKey } from '../../identity/keys.ts'
-import { signBid, signBidRequest, verifyBid, verifyBidRequest } from '../bidding/messages.ts'
+import { checkBid, signBid, signBidRequest, verifyBid, verifyBidRequest, verifyBidSignature } from '../bidding/messages.ts'
 import { countersign, proposeContract, verifyContract, verifyProposal, workloadDigest } from '../contracts/contract.ts'
 import { signingBytes } from '../contracts/signed.ts'
 import { KvContractStore, type StoredContract } from '../contracts/store.ts'
@@ -70,6 +70,19 @@ t.test('bid requests and bids verify, and expired or foreign ones are refused', 
   t.throws(() => verifyBid(bid, { requestId: 'another' }), InvalidTermsError)
   t.throws(() => verifyBid({ ...bid, body: { ...bid.body, node: other.did } }), InvalidSignatureError, 'claims another node')
   t.throws(() => verifyBid({ body: { v: 1 } }), InvalidTermsError)
+})
+
+t.test('a bid\'s cheap checks and its signature are separate steps, and verifyBid is both', async (t) => {
+  const req = signBidRequest(orch, { deploymentId: 'd1', workload: w, count: 1 })
+  const bid = signBid(node, { requestId: req.body.id, deploymentId: 'd1', owner: node.did, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['container'], free: { cpu: 1, memoryBytes: 1, gpu: 0, vramBytes: 0, diskBytes: 0 }, pricePerHour: 2 })
+  const forged = { ...bid, body: { ...bid.body, pricePerHour: 0 } }
+  t.equal(checkBid(forged, { requestId: req.body.id }).pricePerHour, 0, 'checkBid does not look at the signature')
+  t.throws(() => verifyBidSignature(forged.body, forged.sig), InvalidSignatureError)
+  t.throws(() => verifyBid(forged), InvalidSignatureError)
+  t.doesNotThrow(() => verifyBidSignature(bid.body, bid.sig))
+  t.throws(() => checkBid({ body: bid.body }), InvalidSignatureError, 'no signature at all is refused at once')
+  t.throws(() => checkBid(bid, { now: Date.now() + 60_000 }), InvalidTermsError, 'expired')
+  t.throws(() => checkBid({ ...bid, body: { ...bid.body, pricePerHour: -1 } }), InvalidTermsError, 'negative price')
 })
 
 t.test('the level store keeps contracts across a reopen and fences epochs per slot', async (t) => {

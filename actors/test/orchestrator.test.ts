@@ -64,6 +64,41 @@ t.test('a node that bids for capacity it does not have fails to reserve and the 
   t.ok(tried || placedElsewhere)
 })
 
+t.test('a forged bid that would win is verified before anything is proposed, refused, and the next best bid is placed', async (t) => {
+  const m = new SimMarket(4)
+  t.teardown(() => m.close())
+  const forger = m.nodes[2]!.did
+  // The forger's answers claim a price no one beats, under the signature of its true bid: the body no longer verifies.
+  const ask = m.ask.bind(m)
+  m.ask = async (from, to, behavior, body) => {
+    const r = await ask(from, to, behavior, body)
+    const bid = (r as { bid?: { body: { pricePerHour: number } } }).bid
+    if (behavior === MarketBehavior.bid && to === forger && bid) bid.body.pricePerHour = 0.001
+    return r
+  }
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc())
+  const v = await until(() => { const s = o.status(d.id); return (s.phase === 'running' || s.phase === 'failed') && s }, 5000, 'settled')
+  t.equal(v.phase, 'running')
+  t.not(v.replicas[0]!.node, forger, 'placed on a genuine bid')
+  t.same(m.asks.filter((a) => a.behavior === MarketBehavior.propose && a.to === forger), [], 'nothing was proposed to the forger')
+  t.ok(v.events.some((e) => e.msg.includes(`node ${forger} refused`) && e.msg.includes('InvalidSignatureError')), 'its bid was verified (it would have won) and refused')
+  // a dry run verifies every bid it shows: the forged one is reported as no answer
+  const dry = await o.dryRun(svc())
+  t.notOk(dry.round.bids.some((b) => b.node === forger))
+  t.match(dry.round.silent.find((s) => s.node === forger)?.reason ?? '', /InvalidSignatureError/)
+})
+
+t.test('bids never picked are never verified: an orchestrator verifies one bid signature per slot placed, not one per answer', async (t) => {
+  const m = new SimMarket(6)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc({ service: { replicas: 2 } }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  t.equal(v.replicas.length, 2)
+  t.equal(o.bidSignaturesChecked, 2, `2 verified of the ${m.asks.filter((a) => a.behavior === MarketBehavior.bid).length} bids asked for`)
+})
+
 t.test('concurrent deploys never oversubscribe a node', async (t) => {
   const m = new SimMarket(3, { share: { cpu: 2 } })
   t.teardown(() => m.close())

@@ -28,6 +28,7 @@ import { failpoints } from '../../core/failpoints.ts'
 import type { PeerId } from '@libp2p/interface'
 import { contractRoutes, deploymentRoutes } from './orchestration-routes.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
+import { publicKeyCacheStats, sizePublicKeyCacheFor } from '../../identity/keys.ts'
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -214,7 +215,11 @@ export class OrchestrationService implements NodeService {
       this.#runtime?.refreshRuntimes().catch((err: Error) => ctx.log.warn('runtimes not refreshed', { error: err.name, message: err.message }))
     }, 10_000)
     rt.unref()
-    const prune = setInterval(() => this.capacityIndex.prune(), 5000)
+    const prune = setInterval(() => {
+      this.capacityIndex.prune()
+      // the bids acted on come from any node of the index: their keys must stay cached (identity/keys.ts)
+      sizePublicKeyCacheFor(this.capacityIndex.size)
+    }, 5000)
     prune.unref()
     this.#timers.push(beat, lat, rt, prune)
   }
@@ -238,6 +243,8 @@ export class OrchestrationService implements NodeService {
       ownStalls: this.#orchestrator?.ownStalls ?? null,
       standby: this.#orchestrator?.standby ?? null,
       capacityIndex: { ...this.capacityIndex.stats() },
+      bidSignaturesChecked: this.#orchestrator?.bidSignaturesChecked ?? 0,
+      publicKeyCache: publicKeyCacheStats(),
     }
   }
 

@@ -115,3 +115,22 @@ t.test('addresses format and parse back; bad ones are refused with InvalidAddres
   throwsA(t, () => formatAddress('did:web:x', '/a'), InvalidAddressError)
   throwsA(t, () => parseAddress(`${key.did}/${'a'.repeat(600)}`), InvalidAddressError)
 })
+
+t.test('the did:key public-key cache is sized to the active signers, within its bounds, and a shrink evicts at once', async (t) => {
+  const { DEFAULT_KEY_CACHE_SIZE, MAX_KEY_CACHE_SIZE, publicKeyCacheStats, publicKeyObjectForDid, sizePublicKeyCacheFor, verifyEd25519ForDid } = await import('../keys.ts')
+  t.teardown(() => void sizePublicKeyCacheFor(0))
+  t.equal(sizePublicKeyCacheFor(0), DEFAULT_KEY_CACHE_SIZE, 'never below the default')
+  t.equal(sizePublicKeyCacheFor(10_000), 12_500, 'the active signers and a quarter to spare')
+  t.equal(publicKeyCacheStats().max, 12_500)
+  t.equal(sizePublicKeyCacheFor(10_000_000), MAX_KEY_CACHE_SIZE, 'never above the bound')
+  t.equal(sizePublicKeyCacheFor(Number.NaN), DEFAULT_KEY_CACHE_SIZE)
+  const keys = Array.from({ length: 5 }, () => NodeKey.generate())
+  for (const k of keys) publicKeyObjectForDid(k.did)
+  t.ok(publicKeyCacheStats().size >= 5)
+  sizePublicKeyCacheFor(0)
+  t.ok(publicKeyCacheStats().size <= DEFAULT_KEY_CACHE_SIZE)
+  // a key evicted or not, verification gives the same answer
+  const msg = new TextEncoder().encode('hello')
+  t.ok(verifyEd25519ForDid(keys[0]!.did, msg, keys[0]!.sign(msg)))
+  t.notOk(verifyEd25519ForDid(keys[1]!.did, msg, keys[0]!.sign(msg)))
+})
