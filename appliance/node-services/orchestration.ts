@@ -39,6 +39,8 @@ interface OrchestrationConfig {
   /** Liveness beat interval, ms (default 250): the failure detector's clock. */
   beatMs?: number
   bidWindowMs?: number
+  /** How long a degraded deployment waits before it tries again to place a slot no node took (default 30 s). */
+  replaceRetryMs?: number
   /**
    * Which orchestrators' broadcast bid requests this node answers (spec/orchestration.md, "Who is answered"):
    * 'connected' (default), only an orchestrator with an open, authenticated connection to this node, one
@@ -144,7 +146,7 @@ export class OrchestrationService implements NodeService {
       standbyReplicas: new KvStandbyReplicaStore(ctx.store),
       capacityIndex: this.capacityIndex,
       log: ctx.log,
-    }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS })
+    }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS, ...(cfg.replaceRetryMs !== undefined ? { replaceRetryMs: cfg.replaceRetryMs } : {}) })
     this.#orchestrator.start()
     // A watched node whose process died is convicted when its connections close, not after its silence.
     const orchestrator = this.#orchestrator
