@@ -39,11 +39,23 @@ export interface ProviderInit {
   report(consumerDid: string, r: ReplicaReport): void
   /** How long a reservation waits for `start` before it expires. Default 30 s. */
   reservationTtlMs?: number
+  /** The leases this node accepts (spec/contracts.md "Leases"): a proposal outside [min, max] is refused. */
+  lease?: Partial<LeaseBounds>
+  /** The monotonic clock leases are measured on. Default `performance.now()`. */
+  leaseClock?: () => number
   /** The ActorSystem that hosts the market and contract actors (default: a local one of its own). */
   system?: ActorSystem
   now?: () => number
   log?: Log
 }
+
+/** The leases a provider accepts, and the one a contract made before leases gets. */
+export interface LeaseBounds {
+  minMs: number
+  maxMs: number
+  defaultMs: number
+}
+export const DEFAULT_LEASE_BOUNDS: LeaseBounds = { minMs: 1000, maxMs: 600_000, defaultMs: 30_000 }
 
 /** How long a facade call waits for the market's answer (a stop waits for the runner's grace). */
 const FACADE_TIMEOUT_MS = 10 * 60_000
@@ -57,6 +69,8 @@ export class Provider {
   /** Instance id -> contract id: where the runner's statuses go (kept by the contract actors' steps). */
   readonly #instances = new Map<string, string>()
   readonly #now: () => number
+  readonly #leaseClock: () => number
+  readonly #lease: LeaseBounds
   readonly #system: ActorSystem
   readonly #ownSystem: boolean
   #market: ActorRef | undefined
@@ -68,6 +82,8 @@ export class Provider {
   constructor(init: ProviderInit) {
     this.#i = init
     this.#now = init.now ?? Date.now
+    this.#leaseClock = init.leaseClock ?? (() => performance.now())
+    this.#lease = { ...DEFAULT_LEASE_BOUNDS, ...(init.lease ?? {}) }
     this.#ownSystem = init.system === undefined
     this.#system = init.system ?? new ActorSystem({ key: init.key })
     this.#authority = new OrchestratorAuthority(init.contracts, this.#now)
@@ -92,6 +108,7 @@ export class Provider {
     this.#unsubscribe = i.runner.onStatus((s) => this.#onInstance(s))
     const steps = contractSteps({
       key: i.key, capacity: i.capacity, runner: i.runner, contracts: i.contracts, reservationTtlMs: i.reservationTtlMs ?? 30_000, now: this.#now,
+      leaseClock: this.#leaseClock, defaultLeaseMs: this.#lease.defaultMs,
       // reports go to whoever orchestrates the deployment now (its standby, after a handover)
       report: (consumer, r) => {
         if (this.#stopped) return
@@ -236,6 +253,8 @@ export class Provider {
     if (bid.deploymentId !== terms.deploymentId || bid.pricePerHour !== terms.pricePerHour) throw new InvalidTermsError('contract terms differ from the bid (deployment or price)')
     if (!sameResources(terms.resources, workload.resources)) throw new InvalidTermsError('contract resources differ from the workload')
     if (!validEpoch(terms.epoch)) throw new InvalidTermsError(`contract epoch must be a whole number from 1 to ${MAX_EPOCH}`)
+    const lease = terms.leaseMs ?? this.#lease.defaultMs
+    if (lease < this.#lease.minMs || lease > this.#lease.maxMs) throw new InvalidTermsError(`contract lease ${lease} ms is outside what this node accepts (${this.#lease.minMs}-${this.#lease.maxMs} ms)`)
     return { contract: b!.contract as Contract, workload }
   }
 
