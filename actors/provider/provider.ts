@@ -17,7 +17,8 @@ import { constraintFailures, type ConstraintFailure } from '../placement/constra
 import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { workloadFromWire, type Workload } from '../workload/workload.ts'
-import { contractActor, isLive, type ReplicaReport } from './contract-machine.ts'
+import { contractActor, isLive, type ContractContext, type ReplicaReport } from './contract-machine.ts'
+import { LeaseDesk, type ContractLeaseView, type LeaseState, type RenewAnswer } from './leases.ts'
 import { MAX_EPOCH, contractSteps, validEpoch } from './contract-steps.ts'
 import { isContractName, marketActor, type BidAnswer } from './market-actor.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, NodeFacts, WorkloadRunner } from './ports.ts'
@@ -128,6 +129,7 @@ export class Provider {
       logs: (instanceId, o) => i.runner.logs(instanceId, o),
       log: (msg, fields) => this.#log(msg, fields),
       authority: this.#authority,
+      lease: (id) => this.#leaseOf(id),
     }), { name: MARKET_ACTOR })
     for (const s of await i.contracts.list()) {
       if (s.side === 'provider' && isLive(s.status)) await this.#system.ask(this.#market, MarketBehavior.adopt, { record: s })
@@ -279,6 +281,29 @@ export class Provider {
     } catch (err) {
       this.#log('instance status not delivered', { instanceId: s.instanceId, state: s.state, error: (err as Error).name, message: (err as Error).message })
     }
+  }
+
+  /** The live contracts this node holds, each with its lease (`noir node contracts`). */
+  leases(): Promise<ContractLeaseView[]> {
+    return new LeaseDesk({ contracts: this.#i.contracts, authority: this.#authority, renew: () => undefined, lease: (id) => this.#leaseOf(id) }).view()
+  }
+
+  /** Renews leases as `fromDid` (the consumer's batch, leases.ts). */
+  renew(body: { contracts: string[] }, fromDid: string): Promise<RenewAnswer> {
+    return this.#ask(MarketBehavior.renew, body, fromDid)
+  }
+
+  /** The live contracts `fromDid` acts for (what a restarted orchestrator reconciles). */
+  contractsOf(body: { consumer?: string }, fromDid: string): Promise<{ contracts: ContractLeaseView[] }> {
+    return this.#ask(MarketBehavior.contractsOfConsumer, body, fromDid)
+  }
+
+  /** The lease a contract's actor holds, read from its snapshot. */
+  #leaseOf(contractId: string): LeaseState | undefined {
+    const ref = this.#system.lookup(`${MARKET_ACTOR}/${contractId}`)
+    const c = ref ? (this.#system.snapshotOf(ref) as { context?: Partial<ContractContext> } | undefined)?.context : undefined
+    if (typeof c?.leaseMs !== 'number' || typeof c.renewedAt !== 'number') return undefined
+    return { leaseMs: c.leaseMs, renewedAgoMs: this.#leaseClock() - c.renewedAt }
   }
 
   #log(msg: string, fields?: Record<string, unknown>): void {
