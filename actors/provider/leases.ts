@@ -140,13 +140,11 @@ export class LeaseDesk {
     }
     return { contracts: out }
   }
+}
 
-  /** Every live contract this node holds, with its lease: `noir node contracts`. */
-  async view(): Promise<ContractLeaseView[]> {
-    const out: ContractLeaseView[] = []
-    for (const s of await this.#d.contracts.list()) {
-      if (s.side === 'provider' && isLive(s.status)) out.push(leaseView(s, this.#d.lease(s.contract.terms.id)))
-    }
-    return out
-  }
+/** Every live contract this node holds as a provider, with its lease: `noir node contracts`. */
+export async function leaseViews(contracts: Pick<ContractStore, 'list'>, lease: (contractId: string) => LeaseState | undefined): Promise<ContractLeaseView[]> {
+  const out: ContractLeaseView[] = []
+  for (const s of await contracts.list()) if (s.side === 'provider' && isLive(s.status)) out.push(leaseView(s, lease(s.contract.terms.id)))
+  return out
 }

@@ -18,7 +18,7 @@ import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { workloadFromWire, type Workload } from '../workload/workload.ts'
 import { contractActor, isLive, type ContractContext, type ReplicaReport } from './contract-machine.ts'
-import { LeaseDesk, type ContractLeaseView, type LeaseState, type RenewAnswer } from './leases.ts'
+import { leaseViews, type ContractLeaseView, type LeaseState, type RenewAnswer } from './leases.ts'
 import { MAX_EPOCH, contractSteps, validEpoch } from './contract-steps.ts'
 import { isContractName, marketActor, type BidAnswer } from './market-actor.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, NodeFacts, WorkloadRunner } from './ports.ts'
@@ -285,7 +285,7 @@ export class Provider {
 
   /** The live contracts this node holds, each with its lease (`noir node contracts`). */
   leases(): Promise<ContractLeaseView[]> {
-    return new LeaseDesk({ contracts: this.#i.contracts, authority: this.#authority, renew: () => undefined, lease: (id) => this.#leaseOf(id) }).view()
+    return leaseViews(this.#i.contracts, (id) => this.#leaseOf(id))
   }
 
   /** Renews leases as `fromDid` (the consumer's batch, leases.ts). */
