@@ -298,6 +298,22 @@ t.test('after a restart that re-runs the proposals, reconciliation stops the fir
   t.equal(m.nodes.reduce((n, x) => n + x.runner.running(), 0), 2, 'two instances run, not four')
 })
 
+t.test('a renewal answer naming a contract the provider no longer holds makes the orchestrator place the slot again', async (t) => {
+  const m = new SimMarket(3, { orchestrator: { leaseMs: 3000, leaseRenewMs: 200 } })
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc())
+  const before = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  const rep = before.replicas[0]!
+  // The provider ends the contract and the orchestrator hears no report of it (a stop it did not ask for is
+  // not reported): only the next renewal's answer tells it.
+  await m.byDid(rep.node!)!.provider.stopWork({ contractId: rep.contractId! }, m.nodes[0]!.did)
+  const after = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.replicas[0]!.contractId !== rep.contractId && s }, 5000, 'placed again')
+  t.ok(after.events.some((e) => /ended on/.test(e.msg)), 'the deployment learned the replica ended')
+  t.ok(o.leases.gone >= 1, 'from a renewal answer')
+  t.equal(m.nodes.reduce((n, x) => n + x.runner.running(), 0), 1, 'one instance runs')
+})
+
 t.test('a create retried with its idempotency key returns the same deployment, also after a restart; another workload under the key is refused', async (t) => {
   const { Orchestrator } = await import('../orchestrator/orchestrator.ts')
   const { IdempotencyConflictError } = await import('../errors.ts')
