@@ -11,6 +11,7 @@ import { InvalidTermsError, LeaseExpiredError, NotContractConsumerError } from '
 import { defaultPricePolicy } from '../placement/price.ts'
 import { MemoryCapacity } from '../provider/memory-capacity.ts'
 import { Provider } from '../provider/provider.ts'
+import { leaseView } from '../provider/leases.ts'
 import { MemoryContractStore } from './memory-contract-store.ts'
 import { ScriptedRunner, until } from './sim.ts'
 import { workload } from './helpers.ts'
@@ -122,4 +123,16 @@ t.test('a proposal whose lease is outside what the provider accepts is refused w
   await t.rejects(propose(n.provider, consumer, { leaseMs: 50 }), InvalidTermsError)
   await t.rejects(propose(n.provider, consumer, { leaseMs: 120_000 }), InvalidTermsError)
   t.same(await n.contracts.list(), [], 'nothing was reserved or written')
+})
+
+t.test('a consumer that let more than half its lease pass without renewing is shown late', async (t) => {
+  const consumer = NodeKey.generate()
+  const n = node()
+  await n.provider.start()
+  t.teardown(() => n.provider.stop())
+  const c = await propose(n.provider, consumer, { leaseMs: 30_000 })
+  const s = (await n.contracts.get(c.terms.id, 'provider'))!
+  t.match(leaseView(s, { leaseMs: 30_000, renewedAgoMs: 10_000 }), { late: false, leaseRemainingMs: 20_000, lastRenewalAgeMs: 10_000 })
+  t.match(leaseView(s, { leaseMs: 30_000, renewedAgoMs: 16_000 }), { late: true, leaseRemainingMs: 14_000 })
+  t.match(leaseView(s, undefined), { late: false, leaseMs: null, leaseRemainingMs: null }, 'no actor (yet): no lease figures')
 })

@@ -314,6 +314,19 @@ t.test('a renewal answer naming a contract the provider no longer holds makes th
   t.equal(m.nodes.reduce((n, x) => n + x.runner.running(), 0), 1, 'one instance runs')
 })
 
+t.test('the standby hold of a protected deployment is renewed with its replicas, well past several leases', async (t) => {
+  const m = new SimMarket(4, { orchestrator: { leaseMs: 1000, leaseRenewMs: 200 } })
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc({ lane: 'protected' }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.standby !== null && s }, 5000, 'running with a standby')
+  await new Promise((r) => setTimeout(r, 4000))
+  const held = await m.byDid(v.standby!.node)!.contracts.get(v.standby!.contractId, 'provider')
+  t.equal(held?.status, 'standby', 'four leases later the standby still holds its capacity')
+  for (const r of v.replicas) t.equal((await m.byDid(r.node!)!.contracts.get(r.contractId!, 'provider'))?.status, 'active', `replica ${r.slot} still active`)
+  t.same(o.status(d.id).replicas.map((r) => r.contractId), v.replicas.map((r) => r.contractId), 'never placed again')
+})
+
 t.test('a create retried with its idempotency key returns the same deployment, also after a restart; another workload under the key is refused', async (t) => {
   const { Orchestrator } = await import('../orchestrator/orchestrator.ts')
   const { IdempotencyConflictError } = await import('../errors.ts')
