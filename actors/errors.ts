@@ -131,6 +131,19 @@ export class NotStandbyError extends OrchestrationError {
   override readonly status = 403
 }
 
+/** A lease renewal (or a question about contracts) from a node that does not act for the contract's consumer. */
+export class NotContractConsumerError extends OrchestrationError {
+  override name = 'NotContractConsumerError'
+  override readonly code = 'NOT_CONTRACT_CONSUMER'
+  override readonly status = 403
+}
+
+/** A contract whose lease ran out (its consumer stopped renewing it): the work was stopped and its hold released. */
+export class LeaseExpiredError extends OrchestrationError {
+  override name = 'LeaseExpiredError'
+  override readonly code = 'LEASE_EXPIRED'
+}
+
 /** A create retried with an idempotency key that named a different workload (or a malformed key). */
 export class IdempotencyConflictError extends OrchestrationError {
   override name = 'IdempotencyConflictError'

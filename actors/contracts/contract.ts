@@ -31,6 +31,12 @@ export interface ContractTerms {
   /** Standby contracts reserve capacity without running anything until promoted. */
   role: 'replica' | 'standby'
   durationSeconds: number
+  /**
+   * The lease (ms): the provider stops the work and releases its hold when no renewal from the consumer
+   * arrived for this long (spec/contracts.md "Leases"). Absent in contracts made before leases: the
+   * provider's default lease applies.
+   */
+  leaseMs?: number
   startsAt: number
   endsAt: number
   /** sha256 (hex) of the canonical JSON of the workload object. */
@@ -63,7 +69,8 @@ export function checkTerms(x: unknown): ContractTerms {
   const ok =
     t && typeof t === 'object' && t.v === 1 && typeof t.id === 'string' && typeof t.slot === 'string' && Number.isSafeInteger(t.epoch) && t.epoch >= 1 &&
     typeof t.consumer === 'string' && typeof t.provider === 'string' && typeof t.pricePerHour === 'number' && t.pricePerHour >= 0 &&
-    (t.role === 'replica' || t.role === 'standby') && typeof t.resources === 'object' && t.resources !== null && typeof t.endsAt === 'number'
+    (t.role === 'replica' || t.role === 'standby') && typeof t.resources === 'object' && t.resources !== null && typeof t.endsAt === 'number' &&
+    (t.leaseMs === undefined || (Number.isSafeInteger(t.leaseMs) && t.leaseMs > 0))
   if (!ok) throw new InvalidTermsError('contract: malformed terms')
   return t
 }

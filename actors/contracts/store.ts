@@ -4,8 +4,11 @@ import { decodedTwice, type KvStore } from '../../core/index.ts'
 import type { Workload } from '../workload/workload.ts'
 import type { Contract, ContractTerms } from './contract.ts'
 
-/** `expired`: a reservation never started (records written before it existed never carry it). */
-export type ContractStatus = 'reserved' | 'standby' | 'active' | 'ended' | 'superseded' | 'refused' | 'expired'
+/**
+ * `expired`: a reservation never started (records written before it existed never carry it).
+ * `lease-expired`: the consumer stopped renewing the lease; the work was stopped and its hold released.
+ */
+export type ContractStatus = 'reserved' | 'standby' | 'active' | 'ended' | 'superseded' | 'refused' | 'expired' | 'lease-expired'
 
 export interface StoredContract {
   contract: Contract

@@ -21,6 +21,7 @@ import { chooseCandidates, neededBids } from '../placement/sample.ts'
 import { isEligible } from '../placement/place.ts'
 import { placeVerified } from '../placement/verified-place.ts'
 import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
+import type { LeaseTarget } from './lease-renewer.ts'
 
 /** How an orchestrator reaches the market: what OrchestratorPorts and EffectPorts share. */
 export interface MarketPorts {
@@ -49,6 +50,10 @@ export interface EffectPorts extends MarketPorts {
   running(): boolean
   /** Candidates from the signed heartbeats: bid rounds ask a sample of them before any broadcast (optional). */
   index?: CapacityIndex
+  /** A contract was countersigned by the step in flight: its lease is renewed before any snapshot names it. */
+  proposed?(t: LeaseTarget): void
+  /** A step that proposes contracts settled (its outcome goes into the deployment's snapshot now). */
+  stepSettled?(deploymentId: string): void
 }
 
 export interface EffectTimings {
@@ -58,6 +63,8 @@ export interface EffectTimings {
   replaceRetryMs: number
   /** Pause between repair rounds that found no node. Default 1000 ms. */
   roundPauseMs: number
+  /** The lease written in each contract (ms); none: the provider's default. */
+  leaseMs?: number
 }
 
 const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err))
@@ -138,7 +145,20 @@ export class OrchestrationEffects implements DeploymentEffects {
     return this.collect(i.deploymentId, i.workload, i.count, i.exclude)
   }
 
-  async commit(i: CommitInput): Promise<CommitOutcome> {
+  commit(i: CommitInput): Promise<CommitOutcome> {
+    return this.#tracked(i.deploymentId, () => this.#commit(i))
+  }
+
+  /** Runs a step that proposes contracts, and says when it settled (lease-renewer.ts renews what it made meanwhile). */
+  async #tracked<T>(deploymentId: string, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step()
+    } finally {
+      this.#p.stepSettled?.(deploymentId)
+    }
+  }
+
+  async #commit(i: CommitInput): Promise<CommitOutcome> {
     await this.#p.durable(i.deploymentId)
     const out: CommitOutcome = { contracts: [], refusals: [], exhausted: null }
     const exclude = new Set(i.exclude)
@@ -155,7 +175,11 @@ export class OrchestrationEffects implements DeploymentEffects {
     return out
   }
 
-  async reserveStandby(i: StandbyInput): Promise<StandbyOutcome> {
+  reserveStandby(i: StandbyInput): Promise<StandbyOutcome> {
+    return this.#tracked(i.deploymentId, () => this.#reserveStandby(i))
+  }
+
+  async #reserveStandby(i: StandbyInput): Promise<StandbyOutcome> {
     await this.#p.durable(i.deploymentId)
     const notes: string[] = []
     const used = new Set([...i.used, ...this.#p.lost()])
@@ -197,12 +221,16 @@ export class OrchestrationEffects implements DeploymentEffects {
     }))
   }
 
-  async repair(i: RepairInput): Promise<RepairOutcome> {
+  repair(i: RepairInput): Promise<RepairOutcome> {
+    return this.#tracked(i.deploymentId, () => this.#repair(i))
+  }
+
+  async #repair(i: RepairInput): Promise<RepairOutcome> {
     await this.#p.durable(i.deploymentId)
     const out: RepairOutcome = { notes: [], refusals: [], standbyConsumed: false, placed: null, started: null, infeasible: null, standby: null }
     if (i.job.kind === 'standby') {
       if (i.standby) return out
-      const r = await this.reserveStandby({ deploymentId: i.deploymentId, workload: i.workload, used: i.used, round: null, preferred: null })
+      const r = await this.#reserveStandby({ deploymentId: i.deploymentId, workload: i.workload, used: i.used, round: null, preferred: null })
       out.notes.push(...r.notes)
       out.standby = r.standby
       return out
@@ -383,10 +411,12 @@ export class OrchestrationEffects implements DeploymentEffects {
       deploymentId, workloadName: w.name, kind: w.kind, slot: rep.slot, epoch: role === 'replica' ? rep.epoch + 1 : 1,
       provider: pick.offer.nodeDid, providerOwner: pick.offer.ownerDid, bidId: bid.id, resources: w.resources, pricePerHour: bid.pricePerHour,
       lane: w.lane, role, durationSeconds: w.leaseSeconds, workloadDigest: workloadDigest(w), now: this.#p.now(),
+      ...(this.#t.leaseMs !== undefined ? { leaseMs: this.#t.leaseMs } : {}),
     })
     const signed = (await this.#p.askMarket(pick.offer.nodeDid, MarketBehavior.propose, { contract: proposal, workload: w }, this.#t.commitTimeoutMs)) as Contract
     const terms = verifyContract(signed)
     if (terms.id !== proposal.terms.id || terms.provider !== pick.offer.nodeDid) throw new InvalidTermsError('countersigned contract differs from the proposal')
+    this.#p.proposed?.({ contractId: terms.id, node: terms.provider, deploymentId })
     await this.#p.contracts.put({ contract: signed, side: 'consumer', status: role === 'standby' ? 'standby' : 'reserved', updatedAt: this.#p.now() })
     // the index takes it off the node's free capacity until the node's heartbeats show it
     this.#p.index?.note(terms.provider, w.resources)

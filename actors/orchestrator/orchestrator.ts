@@ -27,6 +27,9 @@ import { StandbyReplicas, StandbyReplicator, type StandbyReplicaStore } from './
 import type { CapacityIndex } from '../placement/capacity-index.ts'
 import { MarketBehavior, ORCHESTRATOR_ACTOR, OrchestratorBehavior, Topics } from './protocol.ts'
 import { withDeclines } from '../deployment/machine.ts'
+import { LeaseRenewer, type LeaseTarget } from './lease-renewer.ts'
+import { emptyReport, reconcile, type ReconcileReport, type Verdict } from './reconciliation.ts'
+import type { ContractLeaseView, GoneContract } from '../provider/leases.ts'
 
 export type { DeploymentRecord, DeploymentStore } from './checkpoints.ts'
 export type { BidRound, DeploymentEventLine, DeploymentView, ReplicaState, ReplicaView, StopFailure } from '../deployment/model.ts'
@@ -91,6 +94,10 @@ export interface OrchestratorOptions {
   stopMarginMs?: number
   /** Commit rounds before a deployment gives up. Default 5. */
   maxCommitRounds?: number
+  /** The lease written in each contract (spec/contracts.md "Leases"). Default 30 s. */
+  leaseMs?: number
+  /** How often the leases of live contracts are renewed. Default a third of the lease. */
+  leaseRenewMs?: number
 }
 
 export interface DryRunResult {
@@ -144,6 +151,10 @@ export class Orchestrator {
   readonly #byKey = new Map<string, { id: string; digest: string }>()
   /** Deployments this node's standby took over while it was down: shown, never acted on. */
   readonly #handedOver = new Map<string, DeploymentView>()
+  /** Renews the leases of every live contract, one ask per provider per period. */
+  readonly #renewer: LeaseRenewer
+  /** The last reconciliation with the providers (after a restart). */
+  #reconciliation: ReconcileReport | null = null
   #inbox: ActorRef | undefined
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
@@ -166,6 +177,14 @@ export class Orchestrator {
     this.#ownSystem = ports.system === undefined
     this.#system = ports.system ?? new ActorSystem({ key: ports.key })
     this.#checkpoints = new Checkpoints(ports.deployments, (msg, fields) => this.#log('warn', msg, fields))
+    const leaseMs = opts.leaseMs ?? 30_000
+    this.#renewer = new LeaseRenewer({
+      askMarket: ports.askMarket,
+      named: () => this.#leaseTargets(),
+      gone: (t, g) => this.#contractGone(t, g),
+      now: this.#now,
+      log: (level, msg, fields) => this.#log(level, msg, fields),
+    }, { leaseMs, renewMs: opts.leaseRenewMs ?? Math.floor(leaseMs / 3) })
     this.#effects = new OrchestrationEffects({
       key: ports.key,
       askMarket: ports.askMarket,
@@ -179,8 +198,10 @@ export class Orchestrator {
       lost: () => new Set(this.#detectorContext()?.lost ?? []),
       alive: (node) => this.heartbeat(node),
       running: () => !this.#stopped,
+      proposed: (t) => this.#renewer.proposed(t),
+      stepSettled: (id) => this.#renewer.settled(id),
       ...(ports.capacityIndex ? { index: ports.capacityIndex } : {}),
-    }, { bidWindowMs: this.#o.bidWindowMs, commitTimeoutMs: this.#o.commitTimeoutMs, stopTimeoutMs: this.#o.stopTimeoutMs, replaceRetryMs: this.#o.replaceRetryMs, roundPauseMs: 1000 })
+    }, { bidWindowMs: this.#o.bidWindowMs, commitTimeoutMs: this.#o.commitTimeoutMs, stopTimeoutMs: this.#o.stopTimeoutMs, replaceRetryMs: this.#o.replaceRetryMs, roundPauseMs: 1000, leaseMs })
     const ask = ports.askOrchestrator
     if (ports.standby && ask) {
       const standby = ports.standby
@@ -228,6 +249,7 @@ export class Orchestrator {
     }, { heartbeatIntervalMs: this.#o.heartbeatIntervalMs, checkIntervalMs: this.#o.checkIntervalMs, phiThreshold: this.#o.phiThreshold }), { name: FAILURE_DETECTOR_ACTOR })
     this.#fenceTimer = setInterval(() => void this.#repeatFences(), this.#o.fenceRepeatMs)
     this.#fenceTimer.unref()
+    this.#renewer.start()
     this.#replicator?.start(this.#p.key, this.#now()).catch((err: Error) => this.#log('warn', 'standby capability not issued', { error: err.name, message: err.message }))
   }
 
@@ -277,6 +299,7 @@ export class Orchestrator {
   async stop(): Promise<void> {
     this.#stopped = true
     this.#replicator?.stop()
+    this.#renewer.stop()
     if (this.#fenceTimer) clearInterval(this.#fenceTimer)
     if (this.#system.running) {
       for (const ref of [this.#detector, this.#inbox]) {
@@ -285,6 +308,39 @@ export class Orchestrator {
     }
     await this.#checkpoints.flushAll()
     if (this.#ownSystem) await this.#system.stop()
+  }
+
+  /** Lease figures for `noir node status`: the lease, the renewal period, renewals sent and their answers. */
+  get leases(): { leaseMs: number; renewMs: number; rounds: number; renewed: number; gone: number; refused: number; failed: number } {
+    return { ...this.#renewer.timings, ...this.#renewer.stats }
+  }
+
+  /** The last reconciliation with the providers (null before any). */
+  get reconciliation(): ReconcileReport | null {
+    return this.#reconciliation
+  }
+
+  /**
+   * After a restart (call it after `restore()`): asks every provider this node has dealt with, and `more`
+   * (peers, the capacity index), for the live contracts it acts for; adopts those its deployments name, stops
+   * the others (spec/contracts.md "Reconciliation"). Nodes that do not answer are asked again for a while.
+   */
+  async reconcile(more: readonly string[] = [], o: { attempts?: number; pauseMs?: number } = {}): Promise<ReconcileReport> {
+    const nodes = new Set<string>([this.did, ...more])
+    for (const s of await this.#p.contracts.list()) if (s.side === 'consumer') nodes.add(s.contract.terms.provider)
+    for (const t of this.#leaseTargets()) nodes.add(t.node)
+    const report = (this.#reconciliation = emptyReport())
+    return reconcile([...nodes], {
+      askMarket: this.#p.askMarket,
+      judge: (c) => this.#judge(c),
+      stop: async (node, contractId, why) => {
+        const a = (await this.#p.askMarket(node, MarketBehavior.stop, { contractId }, this.#o.stopTimeoutMs)) as { stopped?: unknown } | null
+        if (a?.stopped !== true) throw new OrchestrationError(`node answered ${JSON.stringify(a)} instead of { stopped: true }`)
+        const mine = await this.#p.contracts.get(contractId, 'consumer')
+        if (mine && mine.status !== 'ended') await this.#p.contracts.put({ ...mine, status: 'ended', updatedAt: this.#now(), note: why })
+      },
+      log: (level, msg, fields) => this.#log(level, msg, fields),
+    }, report, o)
   }
 
   // ---- inputs: all through mailboxes --------------------------------------------------------------------------
@@ -627,6 +683,56 @@ export class Orchestrator {
     // the orchestrating nodes this node stands by for, while they have live deployments: judged as protected
     for (const node of this.#replicas.standingFor) if (this.#replicas.live(node).length > 0) hosting.set(node, 'protected')
     return hosting
+  }
+
+  /** The contracts the live deployments name: their replicas being placed, started or running, and their standby. */
+  #leaseTargets(): LeaseTarget[] {
+    const out: LeaseTarget[] = []
+    for (const id of this.#ids) {
+      const s = this.#snapshot(id)
+      if (!s || finalPhases.includes(phaseOfSnapshot(s))) continue
+      for (const r of s.context.replicas) {
+        if (r.contractId && r.node && (r.state === 'placing' || r.state === 'starting' || r.state === 'running')) out.push({ contractId: r.contractId, node: r.node, deploymentId: id })
+      }
+      const sb = s.context.standby
+      if (sb) out.push({ contractId: sb.contractId, node: sb.node, deploymentId: id })
+    }
+    return out
+  }
+
+  /**
+   * A renewal's answer says the provider no longer holds this contract live (its lease ran out, it was fenced,
+   * the instance ended and the report was lost...): the replica's deployment learns it as the instance's end,
+   * and places the slot again.
+   */
+  #contractGone(t: LeaseTarget, g: GoneContract): void {
+    const s = this.#snapshot(t.deploymentId)
+    if (!s || finalPhases.includes(phaseOfSnapshot(s))) return
+    const rep = s.context.replicas.find((r) => r.contractId === t.contractId)
+    if (!rep) {
+      if (s.context.standby?.contractId === t.contractId) this.#log('warn', 'standby contract gone on its provider', { deployment: t.deploymentId, node: t.node, status: g.status, note: g.note })
+      return
+    }
+    if (rep.state !== 'running' && rep.state !== 'starting') return
+    const exited = g.instanceState === 'exited' && typeof g.exitCode === 'number'
+    const report: ReplicaReport = {
+      contractId: t.contractId, deploymentId: t.deploymentId, slot: rep.slot, epoch: rep.epoch, node: t.node,
+      state: exited ? 'exited' : 'failed', ...(exited ? { code: g.exitCode! } : {}),
+      reason: `contract ${g.status} on the provider${g.note ? `: ${g.note}` : ''}`, at: this.#now(),
+    }
+    this.#log('warn', 'contract gone on its provider: slot placed again', { deployment: t.deploymentId, slot: rep.slot, node: t.node, status: g.status, note: g.note })
+    this.#system.tell(this.#ref(t.deploymentId), DeploymentBehavior.report, { report })
+  }
+
+  /** What reconciliation does with a live contract a provider holds for this node. */
+  #judge(c: ContractLeaseView): Verdict {
+    if (this.#handedOver.has(c.deploymentId)) return { do: 'leave', why: 'its deployment was handed over to the standby orchestrator' }
+    if (this.#renewer.inFlight(c.contractId)) return { do: 'leave', why: 'made by a step in flight' }
+    if (!this.#ids.has(c.deploymentId)) return { do: 'stop', why: 'reconciliation: no deployment record names it' }
+    const s = this.#snapshot(c.deploymentId)
+    if (!s || finalPhases.includes(phaseOfSnapshot(s))) return { do: 'stop', why: `reconciliation: its deployment is ${s ? phaseOfSnapshot(s) : 'gone'}` }
+    if (this.#leaseTargets().some((t) => t.contractId === c.contractId)) return { do: 'adopt' }
+    return { do: 'stop', why: 'reconciliation: its deployment does not name it (a proposal made again after a restart)' }
   }
 
   /** One broadcast with every fence of the live deployments (rate limits count messages, not fences). */

@@ -11,6 +11,10 @@ export const MarketBehavior = {
   fence: '/noir/market/fence',
   /** A standby orchestrator takes a consumer's deployment over: Handover (orchestrator-authority.ts). */
   handover: '/noir/market/handover',
+  /** The consumer renews the leases of its contracts on this node, one batch per period: `{ contracts: [id] }` -> RenewAnswer. */
+  renew: '/noir/market/renew',
+  /** A restarted orchestrator asks for the live contracts it acts for: `{}` -> `{ contracts: [ContractLeaseView] }`. */
+  contractsOfConsumer: '/noir/market/contracts-of-consumer',
   /** Local only: a fence this node heard on the fence topic; `from` is the verified signer. */
   fenceHeard: '/noir/market/fence-heard',
   /** Local only: the provider takes up a stored contract (after a restart): its actor is spawned from the record. */

@@ -10,6 +10,7 @@
 //   starting --(commit or start failed)--> refused   starting --(a higher epoch came first)--> superseded
 //   running --STATUS (the instance ended)--> finishing --> ended
 //   running --STATUS (any other state)--> recording --> running
+//   reserved | standby | running --(no RENEW for the lease)--> stopping --> lease-expired
 //
 // Steps (reserve + countersign, commit + start, stop + release, ...) are invoked `fromPromise` children
 // whose implementations come from the Provider's ports (ContractSteps, contract-steps.ts); each writes the
@@ -23,7 +24,7 @@ import { assign, enqueueActions, fromPromise, setup } from 'xstate'
 import { defineActor, type ActorDefinition, type MessageContext } from '../../core/index.ts'
 import type { Contract, ContractTerms } from '../contracts/contract.ts'
 import type { ContractStatus, StoredContract } from '../contracts/store.ts'
-import { ContractNotFoundError, InvalidTermsError, OrchestrationError, ReservationFailedError } from '../errors.ts'
+import { ContractNotFoundError, InvalidTermsError, LeaseExpiredError, OrchestrationError, ReservationFailedError } from '../errors.ts'
 import type { Workload } from '../workload/workload.ts'
 import type { InstanceStatus, LogEntry } from './ports.ts'
 
@@ -51,6 +52,8 @@ export const ContractBehavior = {
   promoted: '/noir/contract/promoted',
   /** A status of the contract's instance, from the runner. */
   instance: '/noir/contract/instance',
+  /** The consumer renewed the lease (the market checked who sent it): a tell. */
+  renew: '/noir/contract/renew',
 } as const
 
 /** A request to a contract; `from` is the DID the market verified as the sender. */
@@ -65,16 +68,16 @@ export type ContractRequest =
 /** Where a request's answer goes (the ask's MessageContext, or anything with the same two methods). */
 export type Reply = Pick<MessageContext, 'respond' | 'fail'>
 
-export type ContractEvent = (ContractRequest & { reply: Reply }) | { type: 'STATUS'; status: InstanceStatus }
+export type ContractEvent = (ContractRequest & { reply: Reply }) | { type: 'STATUS'; status: InstanceStatus } | { type: 'RENEW' }
 
 export const requestBehavior: Record<ContractRequest['type'], string> = {
   PROPOSE: ContractBehavior.propose, START: ContractBehavior.start, STOP: ContractBehavior.stop, LOGS: ContractBehavior.logs,
   FENCE: ContractBehavior.fence, PROMOTED: ContractBehavior.promoted,
 }
 
-/** How a contract ends when it is stopped: by its consumer, a fence, or the promotion of a standby. */
+/** How a contract ends when it is stopped: by its consumer, a fence, the promotion of a standby, or its lease running out. */
 export interface Ending {
-  as: 'ended' | 'superseded'
+  as: 'ended' | 'superseded' | 'lease-expired'
   note: string
 }
 
@@ -91,6 +94,14 @@ export interface ContractContext {
   change: InstanceStatus | null
   /** The last failure of a step, `Name: message` (a stop the runner refused, a start that failed...). */
   failure: string | null
+  /** The lease (ms): without a renewal for this long the work is stopped and the hold released. */
+  leaseMs: number
+  /**
+   * When the lease was last renewed, on the provider's own monotonic clock (`ContractSteps.leaseClock`), never
+   * a time from the consumer's message: skew between the two clocks does not shorten or stretch a lease. A
+   * contract taken up after a restart of the node starts with a full lease.
+   */
+  renewedAt: number
 }
 
 export type ContractInput = { record: StoredContract } | { proposal: { contract: Contract; workload: Workload } }
@@ -107,6 +118,10 @@ export const CONTRACT_STEPS = ['reserve', 'start', 'stop', 'finish', 'expire'] a
 
 export interface ContractSteps {
   now(): number
+  /** The monotonic clock leases are measured on (ms; `performance.now()` in a daemon). */
+  leaseClock(): number
+  /** The lease of a contract whose terms name none (made before leases). */
+  defaultLeaseMs: number
   /** How long a reservation waits for `start` before it expires. */
   reservationTtlMs: number
   /**
@@ -142,6 +157,8 @@ const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
 
 const termsOf = (c: ContractContext): ContractTerms => (c.record?.contract ?? c.proposal!.contract).terms
+/** After a stop that failed, the lease's next try waits this long (not a tight loop of failing stops). */
+const LEASE_RETRY_MS = 1000
 
 function reservedUntil(r: StoredContract, ttlMs: number): number | null {
   return r.status === 'reserved' ? r.updatedAt + ttlMs : null
@@ -173,6 +190,7 @@ export async function answerFromRecord(
     case 'START':
       if (record.status === 'active' && record.instanceId) return { instanceId: record.instanceId }
       if (record.status === 'expired') throw new ReservationFailedError(`reservation for ${id} expired before the start`)
+      if (record.status === 'lease-expired') throw new LeaseExpiredError(`the lease of contract ${id} ran out: ${record.note ?? 'no renewal'}`)
       throw new InvalidTermsError(`contract ${id} is ${record.status}, not reserved`)
     case 'STOP':
       return { stopped: true }
@@ -207,7 +225,7 @@ export function contractMachine(steps: ContractSteps) {
     }
   }
   const answer = (c: ContractContext, e: ContractEvent): void => {
-    if (e.type === 'STATUS') return
+    if (e.type === 'STATUS' || e.type === 'RENEW') return
     answerFromRecord(termsOf(c).id, c.record, e, (i, o) => steps.logs(i, o)).then((v) => e.reply.respond(v ?? null), (err: unknown) => e.reply.fail(asError(err)))
   }
   const reqOf = (e: ContractEvent): ContractRequest & { reply: Reply } => e as ContractRequest & { reply: Reply }
@@ -217,6 +235,8 @@ export function contractMachine(steps: ContractSteps) {
     FENCE: { actions: 'postpone' }, PROMOTED: { actions: 'postpone' }, STATUS: { actions: 'postpone' },
   } as const
   const stranger = { guard: 'stranger', actions: 'answer' } as const
+  /** The lease ran out: the work stops and the hold is released (written `lease-expired`). */
+  const leaseOut = { target: 'stopping', actions: 'beginLeaseEnd' } as const
   const stopByConsumer = {
     target: 'stopping',
     actions: [{ type: 'holdEnd', params: { answer: { stopped: true } } }, { type: 'beginEnd', params: { as: 'ended', note: 'stopped by the consumer' } }],
@@ -238,6 +258,7 @@ export function contractMachine(steps: ContractSteps) {
     },
     delays: {
       reservation: ({ context }) => Math.max(0, (context.reservedUntil ?? 0) - steps.now()),
+      lease: ({ context }) => Math.max(context.failure ? LEASE_RETRY_MS : 0, context.renewedAt + context.leaseMs - steps.leaseClock()),
     },
     guards: {
       /** A request from anyone but the contract's consumer (answered with OrchestrationError). */
@@ -248,6 +269,8 @@ export function contractMachine(steps: ContractSteps) {
       isStandbyRecord: ({ event }) => (event as unknown as { output: StoredContract }).output.status === 'standby',
       stepFailed: ({ event }) => (event as unknown as { output: StepOutcome }).output.error !== undefined,
       endingSuperseded: ({ context }) => context.ending?.as === 'superseded',
+      endingLeaseExpired: ({ context }) => context.ending?.as === 'lease-expired',
+      leaseExpired: ({ context }) => context.record?.status === 'lease-expired',
       noRecord: ({ context }) => context.record === null,
       active: ({ context }) => context.record?.status === 'active',
       activeWithInstance: ({ context }) => context.record?.status === 'active' && Boolean(context.record.instanceId),
@@ -278,6 +301,10 @@ export function contractMachine(steps: ContractSteps) {
       /** The request that asks for a stop gets `answer` once it is done. */
       holdEnd: ({ event }, params: { answer: unknown }) => hold(reqOf(event).reply, () => params.answer),
       beginEnd: assign((_, params: Ending) => ({ ending: { as: params.as, note: params.note } })),
+      renew: assign(() => ({ renewedAt: steps.leaseClock() })),
+      beginLeaseEnd: assign(({ context }) => ({
+        ending: { as: 'lease-expired' as const, note: `lease expired: no renewal from the consumer for ${Math.round(steps.leaseClock() - context.renewedAt)} ms (lease ${context.leaseMs} ms)` },
+      })),
       beginFence: assign(({ event }) => (event.type === 'FENCE' ? { ending: { as: 'superseded' as const, note: `fenced: slot is at epoch ${event.epoch}` } } : {})),
       /** The reservation settled: the replies waiting for it get the countersigned contract. */
       answerReserved: ({ event }) => settleHeld((event as unknown as { output: StoredContract }).output),
@@ -317,9 +344,13 @@ export function contractMachine(steps: ContractSteps) {
     },
   }).createMachine({
     id: 'contract',
-    context: ({ input }) => ('record' in input
-      ? { record: input.record, proposal: null, reservedUntil: reservedUntil(input.record, steps.reservationTtlMs), ending: null, change: null, failure: null }
-      : { record: null, proposal: input.proposal, reservedUntil: null, ending: null, change: null, failure: null }),
+    context: ({ input }) => {
+      const terms = ('record' in input ? input.record.contract : input.proposal.contract).terms
+      const lease = { leaseMs: terms.leaseMs ?? steps.defaultLeaseMs, renewedAt: steps.leaseClock() }
+      return 'record' in input
+        ? { record: input.record, proposal: null, reservedUntil: reservedUntil(input.record, steps.reservationTtlMs), ending: null, change: null, failure: null, ...lease }
+        : { record: null, proposal: input.proposal, reservedUntil: null, ending: null, change: null, failure: null, ...lease }
+    },
     initial: 'restoring',
     // What a state does not take itself is answered from the record (a start of a standby, logs, ...).
     on: {
@@ -329,6 +360,8 @@ export function contractMachine(steps: ContractSteps) {
       LOGS: { actions: 'answer' },
       FENCE: { actions: 'answer' },
       PROMOTED: { actions: 'answer' },
+      // A renewal while a step is in flight is noted; the lease's timer runs in the stable states.
+      RENEW: { actions: 'renew' },
     },
     states: {
       /** Where a contract spawned from its record (after a restart) stands. */
@@ -342,6 +375,7 @@ export function contractMachine(steps: ContractSteps) {
           { guard: 'superseded', target: 'superseded' },
           { guard: 'refused', target: 'refused' },
           { guard: 'expired', target: 'expired' },
+          { guard: 'leaseExpired', target: 'leaseExpired' },
           { target: 'ended' },
         ],
       },
@@ -366,8 +400,9 @@ export function contractMachine(steps: ContractSteps) {
       },
       reserved: {
         entry: 'replay',
-        after: { reservation: 'expiring' },
+        after: { reservation: 'expiring', lease: leaseOut },
         on: {
+          RENEW: { target: 'reserved', reenter: true, actions: 'renew' },
           START: [stranger, { target: 'starting', actions: 'holdStart' }],
           STOP: [stranger, stopByConsumer],
           FENCE: [stranger, { guard: 'lowerEpoch', target: 'stopping', actions: [{ type: 'holdEnd', params: { answer: { stopped: true } } }, 'beginFence'] }, { actions: 'answer' }],
@@ -375,7 +410,9 @@ export function contractMachine(steps: ContractSteps) {
       },
       standby: {
         entry: 'replay',
+        after: { lease: leaseOut },
         on: {
+          RENEW: { target: 'standby', reenter: true, actions: 'renew' },
           STOP: [stranger, stopByConsumer],
           FENCE: [stranger, { guard: 'lowerEpoch', target: 'stopping', actions: [{ type: 'holdEnd', params: { answer: { stopped: true } } }, 'beginFence'] }, { actions: 'answer' }],
           PROMOTED: { target: 'stopping', actions: [{ type: 'holdEnd', params: { answer: { ended: true } } }, { type: 'beginEnd', params: { as: 'ended', note: 'promoted to replica' } }] },
@@ -395,7 +432,9 @@ export function contractMachine(steps: ContractSteps) {
       },
       running: {
         entry: 'replay',
+        after: { lease: leaseOut },
         on: {
+          RENEW: { target: 'running', reenter: true, actions: 'renew' },
           START: [stranger, { actions: 'answer' }],
           STOP: [stranger, stopByConsumer],
           FENCE: [stranger, { guard: 'lowerEpoch', target: 'stopping', actions: [{ type: 'holdEnd', params: { answer: { stopped: true } } }, 'beginFence'] }, { actions: 'answer' }],
@@ -432,6 +471,7 @@ export function contractMachine(steps: ContractSteps) {
           onDone: [
             { guard: 'stepFailed', target: 'judging', actions: ['takeOutcome', 'answerOutcome'] },
             { guard: 'endingSuperseded', target: 'superseded', actions: ['takeOutcome', 'answerOutcome'] },
+            { guard: 'endingLeaseExpired', target: 'leaseExpired', actions: ['takeOutcome', 'answerOutcome'] },
             { target: 'ended', actions: ['takeOutcome', 'answerOutcome'] },
           ],
           onError: { target: 'judging', actions: ['noteError', 'answerError'] },
@@ -455,6 +495,7 @@ export function contractMachine(steps: ContractSteps) {
           { guard: 'superseded', target: 'superseded' },
           { guard: 'expired', target: 'expired' },
           { guard: 'refused', target: 'refused' },
+          { guard: 'leaseExpired', target: 'leaseExpired' },
           { target: 'ended' },
         ],
       },
@@ -462,6 +503,7 @@ export function contractMachine(steps: ContractSteps) {
       superseded: { type: 'final', entry: ['unfollow', 'answerPostponed'] },
       refused: { type: 'final', entry: ['unfollow', 'answerPostponed'] },
       expired: { type: 'final', entry: ['unfollow', 'answerPostponed'] },
+      leaseExpired: { type: 'final', entry: ['unfollow', 'answerPostponed'] },
     },
   })
 }
@@ -486,6 +528,7 @@ export function contractActor(steps: ContractSteps): ActorDefinition {
       [ContractBehavior.fence]: { deferred: true, event: (b: { from: string; epoch: number }, msg: MessageContext) => ({ type: 'FENCE' as const, from: b.from, epoch: b.epoch, reply: msg }) },
       [ContractBehavior.promoted]: { deferred: true, event: (_b: unknown, msg: MessageContext) => ({ type: 'PROMOTED' as const, reply: msg }) },
       [ContractBehavior.instance]: { event: (b: { status: InstanceStatus }) => ({ type: 'STATUS' as const, status: b.status }) },
+      [ContractBehavior.renew]: { event: () => ({ type: 'RENEW' as const }) },
     },
   })
 }

@@ -17,6 +17,10 @@ export interface ContractPorts {
   contracts: ContractStore
   reservationTtlMs: number
   now(): number
+  /** The monotonic clock leases are measured on. */
+  leaseClock(): number
+  /** The lease of a contract whose terms name none (made before leases). */
+  defaultLeaseMs: number
   report(consumer: string, r: ReplicaReport): void
   /** Asks the consumer's standby contracts of the deployment to give their holds back (before a replica of it reserves). */
   handOverStandby(terms: ContractTerms): Promise<void>
@@ -54,6 +58,8 @@ export function contractSteps(p: ContractPorts): ContractSteps {
 
   return {
     now: () => p.now(),
+    leaseClock: () => p.leaseClock(),
+    defaultLeaseMs: p.defaultLeaseMs,
     reservationTtlMs: p.reservationTtlMs,
 
     async reserve({ contract, workload }: { contract: Contract; workload: Workload }): Promise<StoredContract> {

@@ -25,6 +25,7 @@ import { MAX_EPOCH, epochKey, validEpoch } from './contract-steps.ts'
 import type { InstanceStatus, LogEntry } from './ports.ts'
 import { HandedOverError } from '../errors.ts'
 import type { Handover, OrchestratorAuthority } from './orchestrator-authority.ts'
+import { LeaseDesk, type LeaseState } from './leases.ts'
 
 for (const value of Object.values(errors)) {
   // Each class's `name` equals its class name, so a remote caller gets the same class back.
@@ -46,6 +47,8 @@ export interface MarketDeps {
   log(msg: string, fields?: Record<string, unknown>): void
   /** Who acts for a consumer's deployment: the consumer, or its standby orchestrator after a handover. */
   authority: OrchestratorAuthority
+  /** The lease a contract's actor holds (leases.ts). */
+  lease(contractId: string): LeaseState | undefined
 }
 
 /** How long the market waits for a contract actor's answer (a stop waits for the runner's grace and more). */
@@ -60,6 +63,8 @@ type MarketEvent =
   | { type: 'instance'; contractId: string; status: InstanceStatus }
   | { type: 'promote'; contractId: string; msg: MessageContext }
   | { type: 'handover'; body: unknown; from: string; msg: MessageContext }
+  | { type: 'renew'; body: unknown; from: string; msg: MessageContext }
+  | { type: 'contractsOf'; body: unknown; from: string; msg: MessageContext }
 
 const senderDid = (msg: MessageContext): string => parseAddress(msg.from).did
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
@@ -101,6 +106,19 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
     if (!record && proposal) return { ref: spawn(id, { proposal }) }
     return { record }
   }
+
+  /** Renewals are told to each contract's actor (spawned from its record if it has none). */
+  const leases = new LeaseDesk({
+    contracts: deps.contracts,
+    authority: deps.authority,
+    lease: (id) => deps.lease(id),
+    renew: (record) => {
+      const id = record.contract.terms.id
+      target(id).then(
+        (t) => ('ref' in t ? ctx.tell(t.ref, ContractBehavior.renew, {}) : undefined),
+      ).catch((err: unknown) => deps.log('lease renewal not delivered', { contractId: id, error: errorText(err) }))
+    },
+  })
 
   /** Asks the contract's actor; a contract with no actor left is answered from its record. */
   async function route(id: string, req: ContractRequest, proposal?: { contract: Contract; workload: Workload }): Promise<unknown> {
@@ -195,6 +213,12 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       fence: ({ event }) => {
         if (event.type === 'fence') answer(event.msg, fence(event.fence, event.from))
       },
+      renew: ({ event }) => {
+        if (event.type === 'renew') answer(event.msg, leases.renew(event.body, event.from))
+      },
+      contractsOf: ({ event }) => {
+        if (event.type === 'contractsOf') answer(event.msg, leases.contractsOf(event.body, event.from))
+      },
       handover: ({ event }) => {
         if (event.type === 'handover') answer(event.msg, deps.authority.handover(event.body as Handover, event.from))
       },
@@ -226,6 +250,8 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       fence: { actions: 'fence' },
       promote: { actions: 'promote' },
       handover: { actions: 'handover' },
+      renew: { actions: 'renew' },
+      contractsOf: { actions: 'contractsOf' },
       adopt: { actions: 'adopt' },
       instance: { actions: 'instance' },
     },
@@ -251,6 +277,9 @@ export function marketActor(deps: MarketDeps): ActorDefinition {
       [MarketBehavior.fence]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'fence', fence: body, from: senderDid(msg), msg }) },
       // a standby orchestrator takes a consumer's deployment over (checked in orchestrator-authority.ts)
       [MarketBehavior.handover]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'handover', body, from: senderDid(msg), msg }) },
+      // the consumer's batched lease renewal, and a restarted orchestrator's question (leases.ts)
+      [MarketBehavior.renew]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'renew', body, from: senderDid(msg), msg }) },
+      [MarketBehavior.contractsOfConsumer]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'contractsOf', body, from: senderDid(msg), msg }) },
       // not public: only this node's pubsub layer tells it, with the signer it verified
       [MarketBehavior.fenceHeard]: {
         deferred: true,

@@ -18,7 +18,8 @@ import { constraintFailures, type ConstraintFailure } from '../placement/constra
 import { quote, type PricePolicy } from '../placement/price.ts'
 import type { NodeOffer } from '../placement/offer.ts'
 import { workloadFromWire, type Workload } from '../workload/workload.ts'
-import { CONTRACT_STEPS, contractActor, isLive, type ReplicaReport } from './contract-machine.ts'
+import { CONTRACT_STEPS, contractActor, isLive, type ContractContext, type ReplicaReport } from './contract-machine.ts'
+import { leaseViews, type ContractLeaseView, type LeaseState, type RenewAnswer } from './leases.ts'
 import { MAX_EPOCH, contractSteps, validEpoch } from './contract-steps.ts'
 import { isContractName, marketActor, type BidAnswer } from './market-actor.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, NodeFacts, WorkloadRunner } from './ports.ts'
@@ -40,11 +41,23 @@ export interface ProviderInit {
   report(consumerDid: string, r: ReplicaReport): void
   /** How long a reservation waits for `start` before it expires. Default 30 s. */
   reservationTtlMs?: number
+  /** The leases this node accepts (spec/contracts.md "Leases"): a proposal outside [min, max] is refused. */
+  lease?: Partial<LeaseBounds>
+  /** The monotonic clock leases are measured on. Default `performance.now()`. */
+  leaseClock?: () => number
   /** The ActorSystem that hosts the market and contract actors (default: a local one of its own). */
   system?: ActorSystem
   now?: () => number
   log?: Log
 }
+
+/** The leases a provider accepts, and the one a contract made before leases gets. */
+export interface LeaseBounds {
+  minMs: number
+  maxMs: number
+  defaultMs: number
+}
+export const DEFAULT_LEASE_BOUNDS: LeaseBounds = { minMs: 1000, maxMs: 600_000, defaultMs: 30_000 }
 
 /** How long a facade call waits for the market's answer (a stop waits for the runner's grace). */
 const FACADE_TIMEOUT_MS = 10 * 60_000
@@ -58,6 +71,8 @@ export class Provider {
   /** Instance id -> contract id: where the runner's statuses go (kept by the contract actors' steps). */
   readonly #instances = new Map<string, string>()
   readonly #now: () => number
+  readonly #leaseClock: () => number
+  readonly #lease: LeaseBounds
   readonly #system: ActorSystem
   readonly #ownSystem: boolean
   #market: ActorRef | undefined
@@ -69,6 +84,8 @@ export class Provider {
   constructor(init: ProviderInit) {
     this.#i = init
     this.#now = init.now ?? Date.now
+    this.#leaseClock = init.leaseClock ?? (() => performance.now())
+    this.#lease = { ...DEFAULT_LEASE_BOUNDS, ...(init.lease ?? {}) }
     this.#ownSystem = init.system === undefined
     this.#system = init.system ?? new ActorSystem({ key: init.key })
     this.#authority = new OrchestratorAuthority(init.contracts, this.#now)
@@ -93,6 +110,7 @@ export class Provider {
     this.#unsubscribe = i.runner.onStatus((s) => this.#onInstance(s))
     const steps = withFailpoints(contractSteps({
       key: i.key, capacity: i.capacity, runner: i.runner, contracts: i.contracts, reservationTtlMs: i.reservationTtlMs ?? 30_000, now: this.#now,
+      leaseClock: this.#leaseClock, defaultLeaseMs: this.#lease.defaultMs,
       // reports go to whoever orchestrates the deployment now (its standby, after a handover)
       report: (consumer, r) => {
         if (this.#stopped) return
@@ -112,6 +130,7 @@ export class Provider {
       logs: (instanceId, o) => i.runner.logs(instanceId, o),
       log: (msg, fields) => this.#log(msg, fields),
       authority: this.#authority,
+      lease: (id) => this.#leaseOf(id),
     }), { name: MARKET_ACTOR })
     for (const s of await i.contracts.list()) {
       if (s.side === 'provider' && isLive(s.status)) await this.#system.ask(this.#market, MarketBehavior.adopt, { record: s })
@@ -237,6 +256,8 @@ export class Provider {
     if (bid.deploymentId !== terms.deploymentId || bid.pricePerHour !== terms.pricePerHour) throw new InvalidTermsError('contract terms differ from the bid (deployment or price)')
     if (!sameResources(terms.resources, workload.resources)) throw new InvalidTermsError('contract resources differ from the workload')
     if (!validEpoch(terms.epoch)) throw new InvalidTermsError(`contract epoch must be a whole number from 1 to ${MAX_EPOCH}`)
+    const lease = terms.leaseMs ?? this.#lease.defaultMs
+    if (lease < this.#lease.minMs || lease > this.#lease.maxMs) throw new InvalidTermsError(`contract lease ${lease} ms is outside what this node accepts (${this.#lease.minMs}-${this.#lease.maxMs} ms)`)
     return { contract: b!.contract as Contract, workload }
   }
 
@@ -261,6 +282,29 @@ export class Provider {
     } catch (err) {
       this.#log('instance status not delivered', { instanceId: s.instanceId, state: s.state, error: (err as Error).name, message: (err as Error).message })
     }
+  }
+
+  /** The live contracts this node holds, each with its lease (`noir node contracts`). */
+  leases(): Promise<ContractLeaseView[]> {
+    return leaseViews(this.#i.contracts, (id) => this.#leaseOf(id))
+  }
+
+  /** Renews leases as `fromDid` (the consumer's batch, leases.ts). */
+  renew(body: { contracts: string[] }, fromDid: string): Promise<RenewAnswer> {
+    return this.#ask(MarketBehavior.renew, body, fromDid)
+  }
+
+  /** The live contracts `fromDid` acts for (what a restarted orchestrator reconciles). */
+  contractsOf(body: { consumer?: string }, fromDid: string): Promise<{ contracts: ContractLeaseView[] }> {
+    return this.#ask(MarketBehavior.contractsOfConsumer, body, fromDid)
+  }
+
+  /** The lease a contract's actor holds, read from its snapshot. */
+  #leaseOf(contractId: string): LeaseState | undefined {
+    const ref = this.#system.lookup(`${MARKET_ACTOR}/${contractId}`)
+    const c = ref ? (this.#system.snapshotOf(ref) as { context?: Partial<ContractContext> } | undefined)?.context : undefined
+    if (typeof c?.leaseMs !== 'number' || typeof c.renewedAt !== 'number') return undefined
+    return { leaseMs: c.leaseMs, renewedAgoMs: this.#leaseClock() - c.renewedAt }
   }
 
   #log(msg: string, fields?: Record<string, unknown>): void {

@@ -19,6 +19,7 @@ const provider = NodeKey.generate()
 const stranger = NodeKey.generate()
 const w = workload()
 const TTL = 30_000
+const LEASE = 60_000
 
 class ScriptedSteps implements ContractSteps {
   readonly calls: Call[] = []
@@ -32,6 +33,8 @@ class ScriptedSteps implements ContractSteps {
     this.clock = clock
   }
   now = (): number => this.clock.now()
+  leaseClock = (): number => this.clock.now()
+  readonly defaultLeaseMs = LEASE
   #call<T>(kind: Kind, input: unknown): Promise<T> {
     return new Promise((resolve, reject) => {
       this.calls.push({ kind, input: input as never, resolve: resolve as never, reject })
@@ -370,4 +373,123 @@ t.test('only the contract\'s consumer may start, stop, fence or read the logs of
   const logs = r.ask({ type: 'LOGS', from: consumer.did, since: 0, limit: 10 })
   await settle()
   t.same(logs.value, { lines: [{ ts: 1, stream: 'stdout', line: 'hello' }], ended: false }, 'the consumer reads them')
+})
+
+// ---- leases (spec/contracts.md "Leases") -------------------------------------------------------------------
+
+/** A contract driven to `running` whose terms carry a short lease. */
+async function leased(leaseMs: number) {
+  const c = proposeContract(consumer, {
+    deploymentId: 'd1', workloadName: w.name, kind: w.kind, slot: 'd1/0', epoch: 2, provider: provider.did, providerOwner: provider.did,
+    bidId: 'b1', resources: w.resources, pricePerHour: 1, lane: w.lane, role: 'replica', durationSeconds: 3600, leaseMs,
+    workloadDigest: workloadDigest(w), now: 1_000,
+  })
+  const r = run({ proposal: { contract: c, workload: w } })
+  r.ask({ type: 'PROPOSE', contract: c, from: consumer.did })
+  ;(await r.steps.next('reserve')).resolve(stored(c))
+  await settle()
+  r.ask({ type: 'START', from: consumer.did })
+  const call = await r.steps.next('start')
+  call.resolve({ record: { ...(call.input as StoredContract), status: 'active', instanceId: 'i1', instanceState: 'running' } })
+  await settle()
+  return r
+}
+
+t.test('a running contract whose lease is not renewed is stopped and released, written lease-expired', async (t) => {
+  const r = await leased(3_000)
+  t.equal(r.state(), 'running')
+  t.equal(r.ctx().leaseMs, 3_000, 'the lease comes from the terms')
+  r.clock.increment(2_999)
+  t.equal(r.state(), 'running', 'not before the lease ran out')
+  r.clock.increment(1)
+  t.equal(r.state(), 'stopping')
+  const call = await r.steps.next('stop')
+  const input = call.input as { record: StoredContract } & Ending
+  t.equal(input.as, 'lease-expired')
+  t.match(input.note, /lease expired: no renewal from the consumer for 3000 ms/)
+  const late = r.ask({ type: 'START', from: consumer.did })
+  call.resolve({ record: { ...input.record, status: 'lease-expired', note: input.note, instanceState: 'stopped' } })
+  await settle()
+  t.equal(r.state(), 'leaseExpired')
+  t.equal(r.actor.getSnapshot().status, 'done')
+  t.type(late.error, Error, 'a start that waited is answered from the final record')
+  t.equal(late.error?.name, 'LeaseExpiredError')
+  t.same(r.steps.unfollowed, ['i1'], 'the instance is no longer followed')
+})
+
+t.test('each renewal gives a full lease again, measured from when it arrived (the message carries no time)', async (t) => {
+  const r = await leased(3_000)
+  for (let i = 0; i < 10; i++) {
+    r.clock.increment(2_000)
+    r.send({ type: 'RENEW' })
+  }
+  t.equal(r.state(), 'running', 'ten renewals 2 s apart: 20 s, well past several leases, still running')
+  t.equal(r.steps.calls.length, 0, 'no step was started')
+  r.clock.increment(2_999)
+  t.equal(r.state(), 'running')
+  r.clock.increment(1)
+  t.equal(r.state(), 'stopping', 'the lease counts from the last renewal')
+})
+
+t.test('a renewal during a step in flight is noted, and the lease runs from it once the step settled', async (t) => {
+  const r = await leased(3_000)
+  r.send({ type: 'STATUS', status: status('running') })
+  t.equal(r.state(), 'recording')
+  const rec = await r.steps.next('record')
+  r.clock.increment(2_500)
+  r.send({ type: 'RENEW' })
+  r.clock.increment(1_000) // the lease's timer is not running in `recording`
+  rec.resolve({ ...(rec.input as { record: StoredContract }).record })
+  await settle()
+  t.equal(r.state(), 'running')
+  r.clock.increment(1_999)
+  t.equal(r.state(), 'running', 'the renewal made while recording counts')
+  r.clock.increment(1)
+  t.equal(r.state(), 'stopping')
+})
+
+t.test('a reservation and a standby hold also end when their lease runs out', async (t) => {
+  const s = await reserved({ role: 'standby' })
+  t.equal(s.state(), 'standby')
+  s.clock.increment(LEASE)
+  t.equal(s.state(), 'stopping', 'the standby hold (default lease) lapsed')
+  const call = await s.steps.next('stop')
+  t.equal((call.input as Ending).as, 'lease-expired')
+  call.resolve({ record: { ...(call.input as { record: StoredContract }).record, status: 'lease-expired' } })
+  await settle()
+  t.equal(s.state(), 'leaseExpired')
+  const r = await reserved()
+  r.clock.increment(TTL - 1)
+  r.send({ type: 'RENEW' })
+  t.equal(r.state(), 'reserved', 'a renewal does not stretch the reservation: it still expires at its TTL')
+  r.clock.increment(1)
+  t.equal(r.state(), 'expiring')
+})
+
+t.test('a lease stop the runner refuses goes back to running and is tried again after a pause, not in a tight loop', async (t) => {
+  const r = await leased(3_000)
+  r.clock.increment(3_000)
+  const call = await r.steps.next('stop')
+  call.resolve({ record: (call.input as { record: StoredContract }).record, error: new StopFailedError('docker did not answer') })
+  await settle()
+  t.equal(r.state(), 'running')
+  t.match(r.ctx().failure, /StopFailedError/)
+  r.clock.increment(999)
+  t.equal(r.state(), 'running', 'waits before the next try')
+  r.clock.increment(1)
+  t.equal(r.state(), 'stopping')
+})
+
+t.test('a contract taken up from its record after a restart starts with a full lease', async (t) => {
+  const c = proposal()
+  const rec = stored(c, { status: 'active', instanceId: 'i1', instanceState: 'running', updatedAt: 1 })
+  const r = run({ record: rec })
+  t.equal(r.state(), 'running')
+  t.same(r.steps.resumed, ['i1'])
+  r.clock.increment(LEASE - 1)
+  t.equal(r.state(), 'running', 'the whole lease, from the restart on')
+  r.clock.increment(1)
+  t.equal(r.state(), 'stopping')
+  const done = run({ record: stored(c, { status: 'lease-expired' }) })
+  t.equal(done.state(), 'leaseExpired', 'a lease-expired record is final')
 })

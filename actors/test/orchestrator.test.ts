@@ -291,6 +291,77 @@ t.test('an orchestrator restarted on the same node takes its deployments up agai
   t.not(repaired.replicas[victim.index]!.node, victim.node)
 })
 
+t.test('after a restart that re-runs the proposals, reconciliation stops the first contracts instead of leaving them held', async (t) => {
+  const { Orchestrator } = await import('../orchestrator/orchestrator.ts')
+  type Rec = import('../orchestrator/orchestrator.ts').DeploymentRecord
+  // The orchestrator "crashes" between the countersign and the write of the commit step's outcome: nothing
+  // it records after the create reaches the disk.
+  const saved = new Map<string, string>()
+  let frozen = false
+  const deployments = {
+    save: async (r: Rec) => void (frozen || saved.set(r.id, JSON.stringify(r))),
+    loadAll: async () => [...saved.values()].map((v) => JSON.parse(v) as Rec),
+  }
+  const m = new SimMarket(3)
+  t.teardown(() => m.close())
+  const n0 = m.nodes[0]!
+  const mk = () => new Orchestrator({
+    key: n0.key, askMarket: (to, b, body) => m.ask(n0.did, to, b, body), publish: async () => {},
+    candidates: () => m.nodes.map((n) => n.did).filter((d) => d !== n0.did && !m.down.has(d)), latencyMs: () => 1, contracts: n0.contracts, deployments,
+  }, { bidWindowMs: 300, heartbeatIntervalMs: 50, checkIntervalMs: 20 })
+  const first = mk()
+  first.start()
+  const d = await first.deploy(svc({ service: { replicas: 2 } }))
+  frozen = true
+  const before = await until(() => { const s = first.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  const firstIds = before.replicas.map((r) => r.contractId!)
+  await first.stop()
+
+  const second = mk()
+  t.teardown(() => second.stop())
+  second.start()
+  const beats = setInterval(() => { for (const n of m.nodes) if (!m.down.has(n.did)) second.heartbeat(n.did) }, 50)
+  t.teardown(() => clearInterval(beats))
+  t.equal(await second.restore(), 1)
+  const report = await second.reconcile(m.nodes.map((n) => n.did))
+  const after = await until(() => { const s = second.status(d.id); return s.phase === 'running' && s }, 5000, 'running again')
+  t.notSame(after.replicas.map((r) => r.contractId).sort(), [...firstIds].sort(), 'the restored deployment proposed again: new contracts')
+  t.same(report.stopped.map((s) => s.contractId).sort(), [...firstIds].sort(), 'reconciliation stopped the contracts of the first proposal')
+  for (const s of report.stopped) t.match(s.why, /no longer|does not name it|no deployment record/)
+  const live = (await Promise.all(m.nodes.map((n) => n.contracts.list()))).flat().filter((c) => c.side === 'provider' && (c.status === 'active' || c.status === 'reserved'))
+  t.same(live.map((c) => c.contract.terms.id).sort(), after.replicas.map((r) => r.contractId).sort(), 'only the new contracts hold capacity')
+  t.equal(m.nodes.reduce((n, x) => n + x.runner.running(), 0), 2, 'two instances run, not four')
+})
+
+t.test('a renewal answer naming a contract the provider no longer holds makes the orchestrator place the slot again', async (t) => {
+  const m = new SimMarket(3, { orchestrator: { leaseMs: 3000, leaseRenewMs: 200 } })
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc())
+  const before = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 5000, 'running')
+  const rep = before.replicas[0]!
+  // The provider ends the contract and the orchestrator hears no report of it (a stop it did not ask for is
+  // not reported): only the next renewal's answer tells it.
+  await m.byDid(rep.node!)!.provider.stopWork({ contractId: rep.contractId! }, m.nodes[0]!.did)
+  const after = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.replicas[0]!.contractId !== rep.contractId && s }, 5000, 'placed again')
+  t.ok(after.events.some((e) => /ended on/.test(e.msg)), 'the deployment learned the replica ended')
+  t.ok(o.leases.gone >= 1, 'from a renewal answer')
+  t.equal(m.nodes.reduce((n, x) => n + x.runner.running(), 0), 1, 'one instance runs')
+})
+
+t.test('the standby hold of a protected deployment is renewed with its replicas, well past several leases', async (t) => {
+  const m = new SimMarket(4, { orchestrator: { leaseMs: 1000, leaseRenewMs: 200 } })
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc({ lane: 'protected' }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.standby !== null && s }, 5000, 'running with a standby')
+  await new Promise((r) => setTimeout(r, 4000))
+  const held = await m.byDid(v.standby!.node)!.contracts.get(v.standby!.contractId, 'provider')
+  t.equal(held?.status, 'standby', 'four leases later the standby still holds its capacity')
+  for (const r of v.replicas) t.equal((await m.byDid(r.node!)!.contracts.get(r.contractId!, 'provider'))?.status, 'active', `replica ${r.slot} still active`)
+  t.same(o.status(d.id).replicas.map((r) => r.contractId), v.replicas.map((r) => r.contractId), 'never placed again')
+})
+
 t.test('a create retried with its idempotency key returns the same deployment, also after a restart; another workload under the key is refused', async (t) => {
   const { Orchestrator } = await import('../orchestrator/orchestrator.ts')
   const { IdempotencyConflictError } = await import('../errors.ts')

@@ -141,6 +141,8 @@ export class SimMarket {
       case MarketBehavior.stop: r = await p.stopWork(b, from); break
       case MarketBehavior.logs: r = await p.logs(b, from); break
       case MarketBehavior.fence: r = await p.fence(b, from); break
+      case MarketBehavior.renew: r = await p.renew(b, from); break
+      case MarketBehavior.contractsOfConsumer: r = await p.contractsOf(b, from); break
       default: throw new Error(`unknown behavior ${behavior}`)
     }
     return JSON.parse(JSON.stringify(r))

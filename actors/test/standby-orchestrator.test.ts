@@ -26,7 +26,9 @@ t.test('a standby orchestrator takes the deployments over after kill -9 of the o
   const ka = NodeKey.generate()
   const kb = NodeKey.generate()
   const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
-  const fast = { beatMs: 200, bidWindowMs: 1000 }
+  // a 10 s lease renewed every 2 s: the surviving replica must outlive two leases after A died (B renews it)
+  const LEASE = { ms: 10_000, renewMs: 2000 }
+  const fast = { beatMs: 200, bidWindowMs: 1000, lease: LEASE }
   // A cannot host the replicas itself (0.1 cpu): they land on the providers, the standby among them.
   const a = await cluster.start({ key: ka, config: { share: 'cpu=0.1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { ...fast, standby: kb.did } } as never })
   const boot = { bootstrap: a.multiaddrs }
@@ -88,6 +90,16 @@ t.test('a standby orchestrator takes the deployments over after kill -9 of the o
   t.ok(moved.epoch > lostRep.epoch, 'under a higher epoch')
   const stayed = healed.replicas.find((r) => r.slot === kept.slot)!
   t.same([stayed.node, stayed.contractId], [kept.node, kept.contractId], 'the surviving replica keeps its node and contract')
+  // Leases through the takeover: B renews the deployment's contracts; two leases after A died the surviving
+  // replica still runs under its contract (A has renewed nothing since).
+  const host = nodes.find((n) => n.did === kept.node)!
+  const wait = killedAt + 2 * LEASE.ms + LEASE.renewMs - Date.now()
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  const held = (await host.api.get<{ contracts: { contractId: string; status: string; lastRenewalAgeMs: number | null }[] }>('/v1/node/contracts')).contracts.find((x) => x.contractId === kept.contractId)
+  t.equal(held?.status, 'active', `two leases after the kill the surviving replica's contract is active (renewed ${held?.lastRenewalAgeMs} ms ago)`)
+  t.equal(runningCopies(kept.slot), 1, 'and its container runs')
+  const leases = (await b.api.get<{ services: { orchestration: { leases: { renewed: number } } } }>('/v1/status')).services.orchestration.leases
+  t.ok(leases.renewed > 0, `the standby renewed leases (${leases.renewed})`)
   // the killed provider's watchdog stops its copy: one copy per slot
   await eventually(() => healed.replicas.every((r) => runningCopies(r.slot) === 1), 20_000, 200)
   t.ok(healed.replicas.every((r) => runningCopies(r.slot) === 1), 'one copy of each slot')

@@ -7,6 +7,7 @@ import { ndjson } from '../daemon/service.ts'
 import { contractSummary, type ContractStore } from '../../actors/contracts/store.ts'
 import type { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
 import type { LogEntry } from '../../actors/provider/ports.ts'
+import type { Provider } from '../../actors/provider/provider.ts'
 import { parseWorkloadText, validateWorkload, workloadFromWire, type Workload } from '../../actors/workload/workload.ts'
 import { InvalidWorkloadError } from '../../actors/errors.ts'
 
@@ -47,6 +48,19 @@ export function contractRoutes(contracts: ContractRoutesInput): ApiRoute[] {
       method: 'GET',
       path: '/v1/contracts',
       handler: async () => ({ contracts: (await contracts.list()).map(contractSummary) as unknown as JsonValue }),
+    },
+  ]
+}
+
+/** The live contracts this node holds as a provider, with their leases: `noir node contracts`. */
+export type NodeContractRoutesInput = Pick<Provider, 'leases'>
+
+export function nodeContractRoutes(provider: NodeContractRoutesInput): ApiRoute[] {
+  return [
+    {
+      method: 'GET',
+      path: '/v1/node/contracts',
+      handler: async () => ({ contracts: (await provider.leases()) as unknown as JsonValue }),
     },
   ]
 }

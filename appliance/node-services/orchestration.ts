@@ -26,7 +26,8 @@ import { CapacityIndex } from '../../actors/placement/capacity-index.ts'
 import { DepartureProbe } from '../../p2p/departure-probe.ts'
 import { failpoints } from '../../core/failpoints.ts'
 import type { PeerId } from '@libp2p/interface'
-import { contractRoutes, deploymentRoutes } from './orchestration-routes.ts'
+import { contractRoutes, deploymentRoutes, nodeContractRoutes } from './orchestration-routes.ts'
+import type { ReconcileReport } from '../../actors/orchestrator/reconciliation.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
 import { publicKeyCacheStats, sizePublicKeyCacheFor } from '../../identity/keys.ts'
 
@@ -62,6 +63,12 @@ interface OrchestrationConfig {
    * for capacity it does not have). Reservations still go through the real allocator and fail.
    */
   claimFree?: { cpu?: number; memoryBytes?: number }
+  /**
+   * Contract leases (spec/contracts.md "Leases"): `ms` the lease this node writes in the contracts it
+   * proposes (default 30000), `renewMs` how often it renews them (default a third of `ms`), `minMs`/`maxMs`
+   * the leases it accepts as a provider (default 1000-600000). Short leases are for tests.
+   */
+  lease?: { ms?: number; renewMs?: number; minMs?: number; maxMs?: number }
 }
 
 const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
@@ -114,6 +121,7 @@ export class OrchestrationService implements NodeService {
     })
     await this.#runtime.refreshRuntimes()
     this.#contracts = new KvContractStore(ctx.store)
+    const lease = leaseConfig(cfg.lease)
 
     this.#provider = new Provider({
       key: ctx.key,
@@ -122,6 +130,7 @@ export class OrchestrationService implements NodeService {
       runner: this.#runtime,
       contracts: this.#contracts,
       price: pricePolicyFrom(cfg.price),
+      lease: { minMs: lease.minMs, maxMs: lease.maxMs, defaultMs: lease.ms },
       report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
       system: ctx.system,
       log: ctx.log,
@@ -134,8 +143,7 @@ export class OrchestrationService implements NodeService {
       publish: async (topic, body) => {
         await ctx.pubsub.publish(topic, body as JsonValue)
       },
-      // a peer whose id is not an Ed25519 key has no did:key: not a node to ask
-      candidates: () => [...new Set(ctx.mesh.host.getConnections().map((c) => didOfPeer(c.remotePeer)))].filter((d) => d !== undefined),
+      candidates: () => connectedDids(ctx),
       latencyMs: (did) => this.#latency.get(did),
       contracts: this.#contracts,
       deployments: new KvDeploymentStore(ctx.store),
@@ -146,7 +154,10 @@ export class OrchestrationService implements NodeService {
       standbyReplicas: new KvStandbyReplicaStore(ctx.store),
       capacityIndex: this.capacityIndex,
       log: ctx.log,
-    }, { bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS, ...(cfg.replaceRetryMs !== undefined ? { replaceRetryMs: cfg.replaceRetryMs } : {}) })
+    }, {
+      bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS, leaseMs: lease.ms, leaseRenewMs: lease.renewMs,
+      ...(cfg.replaceRetryMs !== undefined ? { replaceRetryMs: cfg.replaceRetryMs } : {}),
+    })
     this.#orchestrator.start()
     // A watched node whose process died is convicted when its connections close, not after its silence.
     const orchestrator = this.#orchestrator
@@ -166,6 +177,10 @@ export class OrchestrationService implements NodeService {
     departures.start()
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
+    // In the background: the providers this node dealt with (and the nodes it knows) are asked which of its
+    // contracts they hold; those no deployment names are stopped (spec/contracts.md "Reconciliation").
+    const known = connectedDids(ctx)
+    this.#orchestrator.reconcile(known).catch((err: Error) => ctx.log.warn('reconciliation failed', { error: err.name, message: err.message }))
 
     const o = this.#orchestrator
     const bidAnswers = (this.bidAnswers = new BidAnswerLimiter(ctx.log))
@@ -244,6 +259,8 @@ export class OrchestrationService implements NodeService {
       bidAnswers: { sent: b?.answered ?? 0, inFlight: b?.inFlight ?? 0, dropped: { ...(b?.dropped.total ?? {}) } },
       ownStalls: this.#orchestrator?.ownStalls ?? null,
       standby: this.#orchestrator?.standby ?? null,
+      leases: this.#orchestrator?.leases ?? null,
+      reconciliation: reconciliationSummary(this.#orchestrator?.reconciliation ?? null),
       capacityIndex: { ...this.capacityIndex.stats() },
       bidSignaturesChecked: this.#orchestrator?.bidSignaturesChecked ?? 0,
       publicKeyCache: publicKeyCacheStats(),
@@ -251,7 +268,7 @@ export class OrchestrationService implements NodeService {
   }
 
   routes(): ApiRoute[] {
-    return [...deploymentRoutes(this.#orchestrator!), ...contractRoutes(this.#contracts!)]
+    return [...deploymentRoutes(this.#orchestrator!), ...contractRoutes(this.#contracts!), ...nodeContractRoutes(this.#provider!)]
   }
 
   #report(consumer: string, r: ReplicaReport): void {
@@ -269,6 +286,28 @@ export class OrchestrationService implements NodeService {
     // Latency is a placement hint refreshed every 2 s: no list this round keeps the last figures.
     const peers = await this.#ctx?.mesh.peers.list().catch(() => [])
     for (const p of peers ?? []) if (p.did && p.latencyMs !== null) this.#latency.set(p.did, p.latencyMs)
+  }
+}
+
+/** The DIDs of the peers this node has a connection to. */
+function connectedDids(ctx: NodeContext): string[] {
+  // a peer whose id is not an Ed25519 key has no did:key: not a node to ask
+  return [...new Set(ctx.mesh.host.getConnections().map((c) => didOfPeer(c.remotePeer)))].filter((d) => d !== undefined)
+}
+
+/** The lease settings from config.json, with their defaults; a renewal period not below the lease is a third of it. */
+function leaseConfig(c: OrchestrationConfig['lease']): { ms: number; renewMs: number; minMs: number; maxMs: number } {
+  const pos = (x: unknown, d: number): number => (Number.isSafeInteger(x) && (x as number) > 0 ? (x as number) : d)
+  const ms = pos(c?.ms, 30_000)
+  const renewMs = pos(c?.renewMs, Math.floor(ms / 3))
+  return { ms, renewMs: renewMs < ms ? renewMs : Math.floor(ms / 3), minMs: pos(c?.minMs, 1000), maxMs: pos(c?.maxMs, 600_000) }
+}
+
+function reconciliationSummary(r: ReconcileReport | null): JsonValue {
+  if (!r) return null
+  return {
+    done: r.done, asked: r.asked, answered: r.answered, unreachable: r.unreachable.length, adopted: r.adopted.length,
+    stopped: r.stopped.map((x) => ({ ...x })), left: r.left.length, failed: r.failed.map((x) => ({ ...x })),
   }
 }
 

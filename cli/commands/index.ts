@@ -5,6 +5,7 @@ import { idCommands } from './id.ts'
 import { capCommands } from './cap.ts'
 import { initCommand } from './init.ts'
 import { nodeCommands } from './node.ts'
+import { nodeContracts } from './node-contracts.ts'
 import { joinCommand } from './join.ts'
 import { peersCommand } from './peers.ts'
 import { pingCommand } from './ping.ts'
@@ -25,6 +26,7 @@ export const commands: Command[] = [
   ...capCommands,
   initCommand,
   ...nodeCommands,
+  nodeContracts,
   joinCommand,
   peersCommand,
   pingCommand,
