@@ -62,7 +62,8 @@ export class WatchdogKeeper {
     const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', MAIN, this.#i.home, this.#i.did, String(process.pid)], {
       detached: true,
       stdio: 'ignore',
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      // a test's clock offset (spec/chaos.md) goes with it: the watchdog shares the daemon's machine clock
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.NOIR_CLOCK_OFFSET_MS ? { NOIR_CLOCK_OFFSET_MS: process.env.NOIR_CLOCK_OFFSET_MS } : {}) },
     })
     child.unref()
     child.once('exit', (code, signal) => {

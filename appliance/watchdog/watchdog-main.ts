@@ -2,12 +2,16 @@
 // While the daemon renews its lease it only waits; once the daemon stops renewing (killed with SIGKILL, hung
 // or stopped) it stops, by Docker label, each contract replica of this node whose grace has passed, so a
 // replica never runs on here for long after its consumer placed it elsewhere; then it exits.
-// Imports nothing but Node's own modules and lease.ts: it starts in tens of milliseconds and holds little.
+// Imports nothing but Node's own modules, lease.ts and clock-offset.ts: it starts in tens of milliseconds and holds little.
 // Usage: node watchdog-main.ts HOME NODE_DID DAEMON_PID
 import { execFile } from 'node:child_process'
 import { appendFileSync, existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { decide, LABEL_GRACE, parseLease, type Replica } from './lease.ts'
+import { applyClockOffset } from '../daemon/clock-offset.ts'
+
+// the daemon's clock offset (tests only): the lease times it writes are read on the same skewed clock
+applyClockOffset(process.env)
 
 const [home, did, pidText] = process.argv.slice(2)
 if (!home || !did || !pidText) {

@@ -67,6 +67,10 @@ Log lines are JSON (stderr by default). Once ready it prints one line (with --js
       delete process.env[v]
     }
     const key = await Keystore.load(ctx.home, passphrase)
+    // NOIR_CLOCK_OFFSET_MS (fault injection only, spec/chaos.md): this node's wall clock runs skewed
+    const { applyClockOffset } = await import('../../appliance/daemon/clock-offset.ts')
+    const skew = applyClockOffset(ctx.env)
+    if (skew !== 0) process.stderr.write(`${JSON.stringify({ level: 'warn', msg: 'wall clock skewed for testing (NOIR_CLOCK_OFFSET_MS)', offsetMs: skew })}\n`)
     // loaded here, not at the top: every other command stays quick to start (no libp2p / xstate / level)
     const { Daemon } = await import('../../appliance/daemon/daemon.ts')
     const daemon = await Daemon.start({ home: ctx.home, key, overrides })

@@ -96,6 +96,51 @@ export class NetnsLab {
     sh('ip', ['link', 'set', this.node(i).veth, 'up'])
   }
 
+  /**
+   * A partition between two groups: each node of one side drops every packet from and to the other side
+   * (iptables inside its own namespace), while each side still talks within itself. Returns what lifts this
+   * partition only; `heal()` lifts all.
+   */
+  partition(sideA: number[], sideB: number[]): () => void {
+    const rules: Array<[string, string[]]> = []
+    for (const [from, to] of [[sideA, sideB], [sideB, sideA]] as const) {
+      for (const i of from) {
+        for (const j of to) {
+          rules.push([this.node(i).ns, ['INPUT', '-s', this.node(j).ip, '-j', 'DROP']], [this.node(i).ns, ['OUTPUT', '-d', this.node(j).ip, '-j', 'DROP']])
+        }
+      }
+    }
+    for (const [ns, rule] of rules) sh('ip', ['netns', 'exec', ns, 'iptables', '-A', ...rule])
+    return () => {
+      for (const [ns, rule] of rules) tryRun('ip', ['netns', 'exec', ns, 'iptables', '-D', ...rule])
+    }
+  }
+
+  /** Lifts every partition (flushes each namespace's filter rules; the namespaces hold no others). */
+  heal(): void {
+    for (const n of this.nodes) sh('ip', ['netns', 'exec', n.ns, 'iptables', '-F'])
+  }
+
+  /**
+   * Slows the traffic towards node i: netem's fixed delay (with jitter) where the kernel has it, else a
+   * token-bucket rate limit (tbf), whose queue delays packets once the link is busy. Returns which one.
+   */
+  delay(i: number, ms: number, jitterMs = Math.round(ms / 4)): 'netem' | 'tbf' {
+    const dev = this.node(i).veth
+    try {
+      sh('tc', ['qdisc', 'replace', 'dev', dev, 'root', 'netem', 'delay', `${ms}ms`, `${jitterMs}ms`])
+      return 'netem'
+    } catch {
+      sh('tc', ['qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', '256kbit', 'burst', '16kbit', 'latency', `${Math.max(ms, 50)}ms`])
+      return 'tbf'
+    }
+  }
+
+  /** Removes node i's delay (nothing to remove is fine). */
+  undelay(i: number): void {
+    tryRun('tc', ['qdisc', 'del', 'dev', this.node(i).veth, 'root'])
+  }
+
   /** Removes the namespaces (and with them the veths), the bridge and the FORWARD rule. Idempotent. */
   destroy(): void {
     if (this.#destroyed) return
