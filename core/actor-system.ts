@@ -188,6 +188,7 @@ export class ActorSystem implements Startable {
     this.#started = true
     if (this.#transport && this.#remote) {
       this.#transport.onEnvelope((inbound) => this.#remote?.receive(inbound))
+      this.#transport.onPeerGone?.((peerDid) => this.#remote?.peerGone?.(peerDid))
       await this.#transport.start()
     }
   }

@@ -20,9 +20,11 @@ export class MemoryNetwork {
     this.#nodes.set(t.localDid, t)
   }
 
-  /** @internal */
+  /** @internal A stopped transport leaves: every other node hears that peer gone (as a closed connection). */
   detach(t: MemoryTransport): void {
-    if (this.#nodes.get(t.localDid) === t) this.#nodes.delete(t.localDid)
+    if (this.#nodes.get(t.localDid) !== t) return
+    this.#nodes.delete(t.localDid)
+    for (const other of this.#nodes.values()) other.peerLeft(t.localDid)
   }
 
   /** @internal */
@@ -45,6 +47,7 @@ export class MemoryTransport implements Transport {
   readonly authenticatesPeers: boolean
   readonly #network: MemoryNetwork
   #handler: InboundHandler | undefined
+  #gone: ((peerDid: string) => void) | undefined
   #running = false
   readonly #inbox: InboundEnvelope[] = []
   #draining = false
@@ -68,6 +71,17 @@ export class MemoryTransport implements Transport {
 
   onEnvelope(handler: InboundHandler): void {
     this.#handler = handler
+  }
+
+  onPeerGone(handler: (peerDid: string) => void): void {
+    this.#gone = handler
+  }
+
+  /** @internal The network says `peerDid` left (its transport stopped): told after what it sent was delivered. */
+  peerLeft(peerDid: string): void {
+    if (!this.#running || this.#gone === undefined) return
+    const gone = this.#gone
+    setImmediate(() => setImmediate(() => gone(peerDid)))
   }
 
   async send(toNodeDid: string, bytes: Uint8Array): Promise<void> {

@@ -36,6 +36,8 @@ export interface RemoteEndpoint {
   forget(id: string): void
   /** Runs one inbound envelope through the receive pipeline. */
   receive(inbound: InboundEnvelope): void
+  /** Every connection to `peerDid` closed: its open sealed batches may never be sealed (it may have crashed). */
+  peerGone?(peerDid: string): void
   /** Resolves once every envelope received so far has had its signature checked (concurrent checks). */
   signaturesChecked?(): Promise<void>
   /** Fails every pending ask with `error` (the system is stopping). */

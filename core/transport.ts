@@ -53,6 +53,11 @@ export interface Transport {
   disconnect?(peerDid: string, reason: Error): void
   /** Installs the one handler that receives every inbound envelope. Replaces any earlier handler. */
   onEnvelope(handler: InboundHandler): void
+  /**
+   * Optional: installs the one handler told when every connection to a peer has closed (it may have crashed:
+   * what it had sent but not yet sealed is not a violation). Replaces any earlier handler.
+   */
+  onPeerGone?(handler: (peerDid: string) => void): void
   start(): Promise<void>
   stop(): Promise<void>
 }

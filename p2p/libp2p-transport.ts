@@ -31,6 +31,7 @@ export class Libp2pTransport implements Transport {
   readonly #log: Log
   readonly #quarantine: ((peer: PeerId) => void) | undefined
   #handler: InboundHandler = () => {}
+  #goneListener: ((e: CustomEvent<PeerId>) => void) | undefined
   readonly #didByPeer = new Map<string, string>()
   readonly #peerByDid = new Map<string, PeerId>()
   /** Peers being hung up on for a protocol violation: their frames are no longer delivered. */
@@ -69,11 +70,22 @@ export class Libp2pTransport implements Transport {
     this.#handler = handler
   }
 
+  onPeerGone(handler: (peerDid: string) => void): void {
+    if (this.#goneListener) this.#host.removeEventListener('peer:disconnect', this.#goneListener)
+    this.#goneListener = (e: CustomEvent<PeerId>) => {
+      const did = this.#didOf(e.detail)
+      if (did !== undefined) handler(did)
+    }
+    this.#host.addEventListener('peer:disconnect', this.#goneListener)
+  }
+
   async start(): Promise<void> {
     await this.wire.start()
   }
 
   async stop(): Promise<void> {
+    if (this.#goneListener) this.#host.removeEventListener('peer:disconnect', this.#goneListener)
+    this.#goneListener = undefined
     await this.wire.stop()
   }
 

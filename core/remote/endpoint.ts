@@ -170,6 +170,11 @@ class SignedRemoteEndpoint implements RemoteEndpoint {
 
   // ---- inbound ---------------------------------------------------------------------------------------------------
 
+  /** Every connection to `peerDid` closed: its open batches end without a seal but are no violation. */
+  peerGone(peerDid: string): void {
+    this.#streams.senderGone(peerDid)
+  }
+
   receive(inbound: InboundEnvelope): void {
     const { bytes, peerDid } = inbound
     // a peer that broke the protocol is being hung up on: nothing more of its is read (its refusal was sent)

@@ -39,6 +39,11 @@ interface OpenBatch {
    * the batch ends unsealed, and its payloads are no longer kept.
    */
   broken: boolean
+  /**
+   * The sender's connections all closed while this batch was open: it may have crashed, so a missing seal is
+   * no violation (a sender that stays connected and never seals is one).
+   */
+  senderGone: boolean
   /** The first member that decoded (to answer a violation and name the batch). */
   first: Envelope | undefined
   /** Members that passed every other check and wait for the seal (they also sit in their sender's gate). */
@@ -125,7 +130,7 @@ export class SealedStreamReceiver {
       const key = batchKey(peerDid, frame.batch)
       open = this.#open.get(key)
       if (open === undefined) {
-        open = { peerDid, batch: frame.batch, payloads: [], received: 0, broken: false, first: undefined, entries: [], counted: 0, early: 0, openedAt: this.#deps.clock.now() }
+        open = { peerDid, batch: frame.batch, payloads: [], received: 0, broken: false, senderGone: false, first: undefined, entries: [], counted: 0, early: 0, openedAt: this.#deps.clock.now() }
         this.#open.set(key, open)
         this.#armSweep()
       }
@@ -282,6 +287,15 @@ export class SealedStreamReceiver {
     return error
   }
 
+  /**
+   * Every connection to `peerDid` closed: its batches open now may never be sealed (a crash, kill -9). They
+   * still wait for their seal (a sender that reconnects may send it) and end unsealed at the deadline, their
+   * held members refused, but without a violation: a restarted node is not refused for its crash.
+   */
+  senderGone(peerDid: string): void {
+    for (const open of this.#open.values()) if (open.peerDid === peerDid) open.senderGone = true
+  }
+
   /** The unsealed-batch deadline: checked a few times per seal time-out while batches are open. */
   #armSweep(): void {
     if (this.#sweep !== undefined) return
@@ -294,7 +308,7 @@ export class SealedStreamReceiver {
         const error = this.#unsealed(open, `no seal within ${timeoutMs} ms`)
         // every member came, in order, and the seal did not: a sender that never seals is a violation (a
         // dropped stream shows as missing members instead, and only ends the batch)
-        if (!open.broken && !this.#deps.violators.has(open.peerDid)) this.#steps.violation({ peerDid: open.peerDid, env: undefined }, error)
+        if (!open.broken && !open.senderGone && !this.#deps.violators.has(open.peerDid)) this.#steps.violation({ peerDid: open.peerDid, env: undefined }, error)
       }
     }, Math.max(10, Math.floor(timeoutMs / 4)))
     this.#sweep.unref()

@@ -379,3 +379,25 @@ t.test('an ask to a state-changing behavior is sealed at once: it is answered ev
   await kit.settle(30)
   t.same(await logOf(a, to), ['held for its seal'], 'a tell is not sealed before its window closes (one seal covers many)')
 })
+
+t.test('a sender whose connections closed (a crash) with a batch open is refused but not a violator: its restart is not shut out', async (t) => {
+  const kit = await kitWith(t)
+  const strict = await nodeWith(kit, { signatureCheck: 'inline', sealTimeoutMs: 1_000 })
+  const to = `${strict.system.did}/r`
+  // a sender that stays connected and never seals: a violation (the case above)
+  const stays = await rawPeer(t, kit)
+  await stays.transport.send(strict.system.did, encodeMember(7, 0, payload(kit, stays, { to, body: 'kept-open' })))
+  // a sender that dies with its batch open: every member came in order, then its connection closed
+  const crashes = await rawPeer(t, kit)
+  await crashes.transport.send(strict.system.did, encodeMember(9, 0, payload(kit, crashes, { to, body: 'in-flight' })))
+  await kit.settle(5)
+  await crashes.transport.stop()
+  await kit.settle(5)
+  kit.advance(1_500)
+  await until('both batches ended unsealed', () => events(strict, 'unsealed').length === 2)
+  await until('the violation', () => events(strict, 'peer-violation').length >= 1)
+  await kit.settle(5)
+  const violators = events(strict, 'peer-violation').map((e) => e.peerDid)
+  t.same(violators, [stays.key.did], 'only the sender that stayed connected and never sealed broke the protocol')
+  t.same(await logOf(strict, to), [], 'nothing unsealed was delivered, from either')
+})
