@@ -2,7 +2,7 @@
 // Cardano adapter can read history as it would from a chain indexer. The emulator never forks: a block's
 // hash here is derived from its height.
 import { createHash } from 'node:crypto'
-import { CML, Emulator, type EmulatorAccount, type ProtocolParameters, type Transaction, type TxHash } from '@lucid-evolution/lucid'
+import { CML, Emulator, type Transaction, type TxHash } from '@lucid-evolution/lucid'
 import type { BlockPoint } from '../types.ts'
 import type { CardanoChainIndex, IndexedOutput, IndexedTx } from './chain-index.ts'
 
@@ -11,10 +11,6 @@ type Unplaced = Omit<IndexedTx, 'height'>
 export class EmulatorChainIndex extends Emulator implements CardanoChainIndex {
   #unplaced: Unplaced[] = []
   #txs: IndexedTx[] = []
-
-  constructor(accounts: EmulatorAccount[], protocolParameters?: ProtocolParameters) {
-    super(accounts, protocolParameters)
-  }
 
   override async submitTx(tx: Transaction): Promise<TxHash> {
     const hash = await super.submitTx(tx)

@@ -10,13 +10,13 @@ import type { BlockPoint, ObservedDeposit } from '../types.ts'
 class ScriptedChain implements DepositSource {
   readonly chain = 'evm-1'
   blocks: string[] = ['g']
-  deposits_ = new Map<string, { key: string; amount: bigint }[]>()
+  byBlock = new Map<string, { key: string; amount: bigint }[]>()
   #n = 0
 
   mine(deposit?: { key: string; amount: bigint }): string {
     const hash = `b${++this.#n}`
     this.blocks.push(hash)
-    if (deposit) this.deposits_.set(hash, [deposit])
+    if (deposit) this.byBlock.set(hash, [deposit])
     return hash
   }
 
@@ -36,7 +36,7 @@ class ScriptedChain implements DepositSource {
     const out: ObservedDeposit[] = []
     for (let h = Number(from); h <= Number(to) && h < this.blocks.length; h++) {
       const hash = this.blocks[h]!
-      for (const [i, d] of (this.deposits_.get(hash) ?? []).entries()) {
+      for (const [i, d] of (this.byBlock.get(hash) ?? []).entries()) {
         out.push({ ref: externalRef({ chain: this.chain, txHash: `0x${hash.padStart(64, '0').replace(/[^0-9a-f]/g, 'e')}`, index: i }), accountKey: d.key, amount: d.amount, block: { height: BigInt(h), hash } })
       }
     }

@@ -1,7 +1,7 @@
 // RFC 6962 Merkle tree hash: the reference vectors of certificate-transparency (the eight test leaves and
 // the root after each), audit paths that verify and ones that do not.
 import t from 'tap'
-import fc from 'fast-check'
+import * as fc from 'fast-check'
 import { inclusionProof, leafHash, merkleRoot, verifyInclusion } from '../merkle.ts'
 
 const leaves = ['', '00', '10', '2021', '3031', '40414243', '5051525354555657', '606162636465666768696a6b6c6d6e6f'].map((h) => new Uint8Array(Buffer.from(h, 'hex')))
