@@ -3,6 +3,7 @@
 // failure, not a skip (CI installs everything the suite needs).
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { findAnvil } from '../../settlement/evm/anvil.ts'
 
 export interface Requirement {
   /** Short name, e.g. "docker". */
@@ -80,4 +81,13 @@ export function requireOrSkip(t: TestLike, ...reqs: Requirement[]): boolean {
 /** Runs a command and returns its stdout, throwing with stderr on failure (for test set-up). */
 export function run(cmd: string, args: string[]): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+/** Anvil (Foundry's local EVM node) from the npm package @foundry-rs/anvil (settlement/evm/anvil.ts). */
+export const anvil: Requirement = {
+  name: 'anvil',
+  missing: () => {
+    const found = findAnvil()
+    return 'missing' in found ? `${found.missing} (npm install brings it with @foundry-rs/anvil)` : undefined
+  },
 }
