@@ -114,6 +114,9 @@ export type ReleaseOutcome = ReleaseInput['targets'][number] & ({ ok: true } | {
 /** The effects that are steps (each invoked as a child, its outcome recorded): the crash boundaries. */
 export const DEPLOYMENT_STEPS = ['bidRound', 'commit', 'reserveStandby', 'start', 'repair', 'release'] as const
 
+/** Bid rounds that placed nothing while nodes were silent, before the deployment fails (model.ts). */
+export const UNANSWERED_ROUNDS_MAX = 5
+
 /** What the machine asks of the world; the orchestrator implements it (../orchestrator/effects.ts). */
 export interface DeploymentEffects {
   now(): number
@@ -209,7 +212,7 @@ function phaseOf(value: unknown): DeploymentPhase {
     return value as DeploymentPhase
   }
   const v = value as { placing?: string; live?: { health?: string } }
-  if (v.placing === 'bidding') return 'bidding'
+  if (v.placing === 'bidding' || v.placing === 'awaitingAnswers') return 'bidding'
   if (v.placing === 'committing' || v.placing === 'standby') return 'committing'
   if (v.placing === 'starting') return 'provisioning'
   const h = v.live?.health
@@ -233,11 +236,16 @@ export function deploymentMachine(fx: DeploymentEffects) {
       repair: fromPromise<RepairOutcome, RepairInput>(({ input }) => fx.repair(input)),
       release: fromPromise<ReleaseOutcome[], ReleaseInput>(({ input }) => fx.release(input)),
     },
-    delays: { retry: () => fx.retryMs },
+    delays: {
+      retry: () => fx.retryMs,
+      // 0.5 s, 1 s, 2 s, 4 s, 8 s: long enough for a restarted node's connections, short enough to feel none
+      rebid: ({ context }) => Math.min(8_000, 500 * 2 ** Math.max(0, (context.unansweredRounds ?? 1) - 1)),
+    },
     guards: {
       stopRequested: ({ context }) => context.stopRequested,
       stopRetry: ({ context }) => context.stopRequested && context.stopFailures.length > 0,
       failRequested: ({ context }) => context.reason !== null && context.failNow,
+      unanswered: ({ context }) => (context.unansweredRounds ?? 0) > 0 && !context.failNow,
       full: ({ context }) => runningCount(context) >= context.desired,
       everRan: ({ context }) => context.everRan,
       queued: ({ context }) => context.queue.length > 0,
@@ -275,10 +283,18 @@ export function deploymentMachine(fx: DeploymentEffects) {
           if (!plan.ok) {
             d.infeasible = withDeclines(plan.infeasible, round)
             d.reason = d.infeasible.reason
+            const unanswered = (d.unansweredRounds ?? 0) + 1
+            if (round.silent.length > 0 && unanswered <= UNANSWERED_ROUNDS_MAX) {
+              // nodes that did not answer might have taken it: not known to be infeasible yet
+              d.unansweredRounds = unanswered
+              note(d, at, `no placement yet (${d.infeasible.reason}); ${round.silent.length} node(s) did not answer: bidding again (${unanswered} of ${UNANSWERED_ROUNDS_MAX})`)
+              return
+            }
             d.failNow = true
             note(d, at, `infeasible: ${d.infeasible.reason}`)
             return
           }
+          d.unansweredRounds = 0
           d.round = round
           d.preferredStandby = plan.standby?.offer.nodeDid ?? null
         })
@@ -545,8 +561,14 @@ export function deploymentMachine(fx: DeploymentEffects) {
           judgingRound: {
             always: [
               { guard: 'failRequested', target: '#deployment.failing' },
+              { guard: 'unanswered', target: 'awaitingAnswers' },
               { target: 'committing' },
             ],
+          },
+          // some nodes did not answer and nothing could be placed without them: bid again after a pause
+          awaitingAnswers: {
+            on: { STOP: { target: '#deployment.stopping', actions: 'requestStop' } },
+            after: { rebid: { target: 'bidding' } },
           },
           committing: {
             entry: [{ type: 'record', params: { phase: 'committing' } }, 'markPlacing'],

@@ -107,6 +107,12 @@ export interface DeploymentContext {
   succeeded: number
   failures: number
   commitRounds: number
+  /**
+   * Bid rounds in a row that placed nothing while some asked nodes did not answer (a restart before the mesh
+   * is back, a partition): an unknown, not an infeasible workload, so it bids again after a growing pause, up
+   * to UNANSWERED_ROUNDS_MAX times, before it fails. Absent in snapshots older than this field (0).
+   */
+  unansweredRounds?: number
   reason: string | null
   infeasible: InfeasibleReason | null
   /** Every phase entered, with the time (ms). */
