@@ -106,6 +106,8 @@ export interface DryRunResult {
 }
 
 const shortId = (): string => randomBytes(4).toString('hex')
+/** How long a create waits for its standby orchestrator to hold it before it is answered anyway. */
+const REPLICATE_BEFORE_ACK_MS = 2000
 const senderDid = (msg: MessageContext): string => parseAddress(msg.from).did
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
 
@@ -345,7 +347,6 @@ export class Orchestrator {
 
   // ---- inputs: all through mailboxes --------------------------------------------------------------------------
 
-  /** Our own loop's stalls seen by the failure detector, and the convictions they withheld. */
   /** Bid signatures verified so far: one per bid acted on (proposed to), not one per answer. */
   get bidSignaturesChecked(): number {
     return this.#effects.bidSignaturesChecked
@@ -404,6 +405,9 @@ export class Orchestrator {
     this.#ids.add(id)
     this.#spawn(id, undefined, { id, workload, at: this.#now(), maxCommitRounds: this.#o.maxCommitRounds, ...(key !== undefined ? { idempotencyKey: key } : {}) })
     await this.#checkpoints.durable(id)
+    // durable here and, with a standby orchestrator, there too (bounded: a standby that is down does not stop
+    // creates; its snapshot is retried): an acknowledged create survives this node's death for good
+    if (this.#replicator) await this.#replicator.replicated(id, REPLICATE_BEFORE_ACK_MS)
     failpoint('orchestrator.create.recorded') // recorded, not yet acknowledged to the client
     return this.status(id)
   }
@@ -431,7 +435,26 @@ export class Orchestrator {
     const settled = this.#until(id, (s) => finalPhases.includes(phaseOfSnapshot(s)) && !s.context.stopRequested && s.context.history.length > seen + (retry ? 1 : 0))
     this.#system.tell(this.#ref(id), DeploymentBehavior.stop, {})
     await settled
-    return this.status(id)
+    const after = this.status(id)
+    // A provider refused the release because the standby orchestrator took the deployment over (this node
+    // was cut off, not dead): the stop is not done, and not this node's to do. Not acknowledged: the client
+    // hears who holds it now, and this node stops acting for it.
+    const handed = after.stopFailures.find((f) => f.error.startsWith('HandedOverError'))
+    if (handed) {
+      await this.#handOver(id, `taken over by the standby orchestrator (${handed.node} refused the stop: ${handed.error})`)
+      throw new errors.HandedOverError(`deployment ${id} is orchestrated by the standby orchestrator ${this.#replicator?.standby ?? '(unknown)'} now: stop it there`)
+    }
+    return after
+  }
+
+  /** This node no longer orchestrates `id` (its standby took it over): its actor stops, its view says so. */
+  async #handOver(id: string, reason: string): Promise<void> {
+    const v = this.status(id)
+    this.#ids.delete(id)
+    this.#handedOver.set(id, { ...v, phase: 'handed-over', reason })
+    const ref = this.#system.lookup(`${ORCHESTRATOR_ACTOR}/${id}`)
+    if (ref) await this.#system.stopActor(ref).catch((err: Error) => this.#log('info', 'deployment actor not stopped', { deployment: id, error: err.name }))
+    this.#log('warn', 'deployment handed over to the standby orchestrator', { deployment: id, reason })
   }
 
   /** Log lines of one replica, read over the mesh from the node that runs it. */

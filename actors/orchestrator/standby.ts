@@ -32,6 +32,9 @@ export class StandbyReplicator {
   readonly #send: (body: ReplicaBody) => Promise<unknown>
   readonly #warn: (msg: string, fields?: Record<string, unknown>) => void
   readonly #pending = new Map<string, DeploymentRecord>()
+  /** The deployment whose snapshot is on its way, and who waits for a deployment to be replicated. */
+  #inFlight: string | undefined
+  readonly #waiters = new Map<string, Array<(ok: boolean) => void>>()
   #token: string | undefined
   #busy = false
   #retry: NodeJS.Timeout | undefined
@@ -69,6 +72,28 @@ export class StandbyReplicator {
     return this.#pending.size
   }
 
+  /**
+   * Resolves true once the standby confirmed the latest snapshot of `id` handed to `put`, or false after
+   * `timeoutMs` (the standby is down or unreachable: the caller goes on, the snapshot keeps being retried).
+   */
+  replicated(id: string, timeoutMs: number): Promise<boolean> {
+    if (!this.#pending.has(id) && this.#inFlight !== id) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(false), timeoutMs)
+      const done = (ok: boolean): void => {
+        clearTimeout(timer)
+        const list = this.#waiters.get(id)
+        if (list) {
+          const rest = list.filter((w) => w !== done)
+          if (rest.length > 0) this.#waiters.set(id, rest)
+          else this.#waiters.delete(id)
+        }
+        resolve(ok)
+      }
+      this.#waiters.set(id, [...(this.#waiters.get(id) ?? []), done])
+    })
+  }
+
   #flush(): void {
     if (this.#busy || this.#stopped || this.#retry || !this.#token || this.#pending.size === 0) return
     this.#busy = true
@@ -77,10 +102,14 @@ export class StandbyReplicator {
         while (this.#pending.size > 0 && !this.#stopped) {
           const [id, record] = this.#pending.entries().next().value!
           this.#pending.delete(id)
+          this.#inFlight = id
           try {
             await this.#send({ record, token: this.#token! })
             this.sent++
+            this.#inFlight = undefined
+            if (!this.#pending.has(id)) for (const w of [...(this.#waiters.get(id) ?? [])]) w(true)
           } catch (err) {
+            this.#inFlight = undefined
             // The newest snapshot wins: put it back unless a newer one arrived meanwhile.
             if (!this.#pending.has(id)) this.#pending.set(id, record)
             this.#warn('deployment snapshot not replicated to the standby orchestrator', { standby: this.#standby, deployment: id, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) })
