@@ -55,6 +55,8 @@ export interface WorkloadRunner {
   onStatus(listener: (s: InstanceStatus) => void): () => void
   /** After a restart of this node: report the status changes of an instance started before it (re-attached). */
   resume?(instanceId: string): void
+  /** Optional: the instances this runner started for contracts that have not ended (after a restart: re-attached). */
+  liveInstances?(): Promise<{ instanceId: string; contractId: string }[]>
   /** Log lines after `since` (ms, exclusive), at most `limit`. */
   logs(instanceId: string, o: { since: number; limit: number }): Promise<{ lines: LogEntry[]; ended: boolean }>
 }

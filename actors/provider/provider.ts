@@ -11,7 +11,7 @@ import { ActorSystem, type ActorRef } from '../../core/index.ts'
 import type { NodeKey } from '../../identity/keys.ts'
 import { signBid, signDecline, verifyBidRequest, type BidBody } from '../bidding/messages.ts'
 import { verifyProposal, workloadDigest, type Contract, type ContractTerms } from '../contracts/contract.ts'
-import type { ContractStore } from '../contracts/store.ts'
+import type { ContractStore, StoredContract } from '../contracts/store.ts'
 import { InvalidTermsError, OrchestrationError } from '../errors.ts'
 import { MARKET_ACTOR, MarketBehavior, type MarketBehaviorPath } from '../orchestrator/protocol.ts'
 import { constraintFailures, type ConstraintFailure } from '../placement/constraints.ts'
@@ -132,8 +132,27 @@ export class Provider {
       authority: this.#authority,
       lease: (id) => this.#leaseOf(id),
     }), { name: MARKET_ACTOR })
-    for (const s of await i.contracts.list()) {
+    const records = await i.contracts.list()
+    for (const s of records) {
       if (s.side === 'provider' && isLive(s.status)) await this.#system.ask(this.#market, MarketBehavior.adopt, { record: s })
+    }
+    await this.#stopUnheldInstances(records)
+  }
+
+  /**
+   * After a restart: an instance no live contract holds (the node died between starting it and recording the
+   * start, or after its contract ended but before it was stopped) is stopped, its hold released. Nobody would
+   * ever stop it otherwise: no consumer names it, no lease covers it (found by the chaos suite, seeds 8 and 10).
+   */
+  async #stopUnheldInstances(records: StoredContract[]): Promise<void> {
+    const runner = this.#i.runner
+    if (!runner.liveInstances) return
+    const held = new Set(records.filter((r) => r.side === 'provider' && isLive(r.status) && r.instanceId).map((r) => r.instanceId!))
+    for (const inst of await runner.liveInstances()) {
+      if (held.has(inst.instanceId)) continue
+      const status = records.find((r) => r.side === 'provider' && r.contract.terms.id === inst.contractId)?.status ?? 'unknown'
+      this.#log('instance no live contract holds: stopped', { instanceId: inst.instanceId, contractId: inst.contractId, contract: status })
+      await runner.stop(inst.instanceId).catch((err: Error) => this.#log('unheld instance not stopped', { instanceId: inst.instanceId, error: err.name, message: err.message }))
     }
   }
 

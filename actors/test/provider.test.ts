@@ -134,3 +134,24 @@ t.test('a provider restarted on the same store takes its contracts up: the runni
   await eventually(async () => (await second.contracts.get(running.terms.id, 'provider'))?.status === 'ended', 2000, 'ended')
   t.same(second.reports.filter((r) => r.state !== 'running').map((r) => [r.contractId, r.state, r.code]), [[running.terms.id, 'exited', 3]])
 })
+
+t.test('a restarted provider stops an instance no live contract holds (it died between the start and its record)', async (t) => {
+  const first = node()
+  await first.provider.start()
+  const consumer = NodeKey.generate()
+  const held = await propose(first.provider, consumer, { slot: 'd1/0' })
+  const { instanceId: heldId } = await first.provider.startWork({ contractId: held.terms.id }, consumer.did)
+  const unheld = await propose(first.provider, consumer, { slot: 'd1/1' })
+  // the runner started it, but the node died before the contract recorded the start: it still says `reserved`
+  const { instanceId: orphanId } = await first.runner.start({ contractId: unheld.terms.id, workload: w })
+  await first.provider.stop()
+  t.equal(first.runner.running(), 2, 'both instances outlive the provider')
+  t.equal((await first.contracts.get(unheld.terms.id, 'provider'))?.status, 'reserved')
+
+  const second = node({ key: first.key, contracts: first.contracts, runner: first.runner, capacity: first.capacity })
+  await second.provider.start()
+  t.teardown(() => second.provider.stop())
+  t.equal(first.runner.instances.get(orphanId)?.state, 'stopped', 'the instance no live contract holds is stopped')
+  t.equal(first.runner.instances.get(heldId)?.state, 'running', 'the one its active contract holds runs on')
+})
+

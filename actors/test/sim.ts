@@ -62,6 +62,9 @@ export class ScriptedRunner implements WorkloadRunner {
   running(): number {
     return [...this.instances.values()].filter((i) => i.state === 'running').length
   }
+  async liveInstances(): Promise<{ instanceId: string; contractId: string }[]> {
+    return [...this.instances].filter(([, i]) => i.state === 'running').map(([instanceId, i]) => ({ instanceId, contractId: i.contractId }))
+  }
   #emit(s: InstanceStatus): void {
     for (const l of this.#listeners) l(s)
   }

@@ -23,7 +23,8 @@ export const STOP_GRACE_MS = 2000
 const ENDED_RETENTION_MS = 60_000
 
 /** Allocation ids are `c-<contract id>`. */
-export const allocationIdFor = (contractId: string): string => `c-${contractId}`
+const CONTRACT_ALLOCATION_PREFIX = 'c-'
+export const allocationIdFor = (contractId: string): string => `${CONTRACT_ALLOCATION_PREFIX}${contractId}`
 
 /**
  * The executor runtime of a workload (`container` runs on docker). Modules, bundles, kernels and root
@@ -158,6 +159,12 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
    */
   async stop(instanceId: string): Promise<void> {
     await this.#parts.allocations.remove(instanceId, { graceMs: STOP_GRACE_MS })
+  }
+
+  async liveInstances(): Promise<{ instanceId: string; contractId: string }[]> {
+    return this.#parts.allocations.list()
+      .filter((a) => a.id.startsWith(CONTRACT_ALLOCATION_PREFIX) && !finalStates.includes(a.state))
+      .map((a) => ({ instanceId: a.id, contractId: a.id.slice(CONTRACT_ALLOCATION_PREFIX.length) }))
   }
 
   resume(instanceId: string): void {
