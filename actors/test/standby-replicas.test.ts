@@ -29,3 +29,38 @@ t.test('a standby keeps its owner node\'s snapshots and nothing else', async (t)
   t.same(r.live(owner.did).map((b) => b.record.id), ['web-1'], 'nothing refused was kept')
   t.same(r.live(mallory.did), [])
 })
+
+t.test('a create waits for its standby: replicated() resolves once the latest snapshot of it was confirmed, false when the standby does not answer', async (t) => {
+  const { StandbyReplicator } = await import('../orchestrator/standby.ts')
+  const sent: string[] = []
+  let answer: (() => void) | undefined
+  let failing = false
+  const rep = new StandbyReplicator({
+    standby: standby.did,
+    send: async (body) => {
+      sent.push(`${body.record.id}@${body.record.savedAt}`)
+      if (failing) throw new Error('unreachable')
+      await new Promise<void>((r) => (answer = r))
+    },
+    warn: () => {},
+  })
+  t.teardown(() => rep.stop())
+  await rep.start(owner)
+  t.equal(await rep.replicated('web-1', 50), true, 'nothing pending for it: already replicated')
+  rep.put({ ...record('web-1'), savedAt: 1 } as never)
+  let done: boolean | undefined
+  const waiting = rep.replicated('web-1', 5_000).then((ok) => (done = ok))
+  await new Promise((r) => setTimeout(r, 20))
+  rep.put({ ...record('web-1'), savedAt: 2 } as never) // a newer snapshot while the first is on its way
+  answer!()
+  await new Promise((r) => setTimeout(r, 20))
+  t.equal(done, undefined, 'the first confirmed is not enough: a newer snapshot of it is pending')
+  answer!()
+  await waiting
+  t.equal(done, true, 'resolved once its latest snapshot was confirmed')
+  t.same(sent, ['web-1@1', 'web-1@2'])
+
+  failing = true
+  rep.put({ ...record('web-2'), savedAt: 3 } as never)
+  t.equal(await rep.replicated('web-2', 100), false, 'a standby that does not answer: false after the bound, the create goes on')
+})
