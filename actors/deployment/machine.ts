@@ -335,8 +335,13 @@ export function deploymentMachine(fx: DeploymentEffects) {
           const at = fx.now()
           for (const n of out.notes) note(d, at, n)
           if (out.standby) d.standby = out.standby
+          // no standby yet (the node for it was down, its bid lapsed): sought again once live, then every retry
+          else if (d.workload.lane === 'protected') enqueue(d, { kind: 'standby' })
         })
       }),
+      standbyLater: assign(({ context }) => edit(context, (d) => {
+        if (d.workload.lane === 'protected' && !d.standby) enqueue(d, { kind: 'standby' })
+      })),
       markStarting: assign(({ context }) => edit(context, (d) => {
         for (const r of d.replicas) if (r.state === 'placing' && r.contractId) r.state = 'starting'
         d.round = null
@@ -377,6 +382,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
           if (!job) return
           if (job.kind === 'standby') {
             if (out.standby) d.standby = out.standby
+            else d.parked.push(job) // tried again after the retry delay (a node may have come back)
             return
           }
           const rep = replicaOf(d, job.slot)
@@ -596,7 +602,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
               src: 'reserveStandby',
               input: ({ context }) => ({ deploymentId: context.id, workload: context.workload, used: usedNodes(context), round: context.round, preferred: context.preferredStandby }),
               onDone: { target: 'starting', actions: 'applyStandby' },
-              onError: { target: 'starting' },
+              onError: { target: 'starting', actions: 'standbyLater' },
             },
           },
           starting: {

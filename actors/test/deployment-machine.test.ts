@@ -179,6 +179,24 @@ t.test('silent rounds are bounded: after five the deployment fails with the reas
   t.equal(s.phase(), 'stopped', 'a stop while it waits for answers needs no round')
 })
 
+t.test('a protected deployment placed without its standby seeks one once live, and again after each retry delay', async (t) => {
+  const w = workload({ lane: 'protected', service: { replicas: 2 } })
+  const r = await toRunning(w, [nodes[0]!, nodes[1]!])
+  t.equal(r.phase(), 'running')
+  t.equal(r.ctx().standby, null)
+  const first = await r.fx.next('repair')
+  t.equal((first.input as { job: { kind: string } }).job.kind, 'standby', 'sought as soon as it runs')
+  first.resolve({ notes: ['no standby capacity: no node answered the bid request'], refusals: [], standbyConsumed: false, placed: null, started: null, infeasible: null, standby: null })
+  await settle()
+  t.equal(r.fx.calls.length, 0, 'not in a loop')
+  r.clock.increment(30_000)
+  const second = await r.fx.next('repair')
+  t.equal((second.input as { job: { kind: string } }).job.kind, 'standby', 'sought again after the retry delay')
+  second.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: null, infeasible: null, standby: { node: nodes[2]!, contractId: 'sb' } })
+  await settle()
+  t.same(r.ctx().standby, { node: nodes[2], contractId: 'sb' })
+})
+
 t.test('a refused commit re-bids without the refusing node until the rounds run out, then releases what it holds', async (t) => {
   const w = workload({ service: { replicas: 2 } })
   const r = run(w, { maxCommitRounds: 2 })

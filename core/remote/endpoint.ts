@@ -23,7 +23,7 @@ import {
   type NodeKey,
 } from '../../identity/index.ts'
 import type { Replier } from '../repliers.ts'
-import { MisaddressedError, NoirError, SenderMismatchError } from '../errors.ts'
+import { MisaddressedError, NoirError, SenderMismatchError, UnreachableError } from '../errors.ts'
 import { DEFAULT_SEAL_WINDOW_MS, type RemoteEndpoint, type RemoteEndpointDeps } from '../remote-contract.ts'
 import type { InboundEnvelope } from '../transport.ts'
 import type { SystemEvent, TellOptions } from '../types.ts'
@@ -170,9 +170,15 @@ class SignedRemoteEndpoint implements RemoteEndpoint {
 
   // ---- inbound ---------------------------------------------------------------------------------------------------
 
-  /** Every connection to `peerDid` closed: its open batches end without a seal but are no violation. */
+  /**
+   * Every connection to `peerDid` closed: its open batches end without a seal but are no violation, and the
+   * asks waiting on it fail now with UnreachableError instead of at their time-out (a node killed mid-ask
+   * answers nothing; the asker moves on at once). The ask may have run there: the caller's retry must be
+   * idempotent, as over any network.
+   */
   peerGone(peerDid: string): void {
     this.#streams.senderGone(peerDid)
+    this.#asks.failTo(peerDid, () => new UnreachableError(peerDid, 'its connection closed while an ask waited for the answer (the ask may have run there)'))
   }
 
   receive(inbound: InboundEnvelope): void {

@@ -61,6 +61,18 @@ export class PendingAsks {
     return ask
   }
 
+  /** Fails every ask waiting on node `toDid` with `error` (every connection to it closed). Returns how many. */
+  failTo(toDid: string, error: () => Error): number {
+    let n = 0
+    for (const [id, a] of this.#asks) {
+      if (a.toDid !== toDid) continue
+      this.#asks.delete(id)
+      a.reply.fail(error())
+      n++
+    }
+    return n
+  }
+
   /** Fails every pending ask with `error` (the endpoint is closing). */
   failAll(error: Error): void {
     const asks = [...this.#asks.values()]

@@ -107,6 +107,16 @@ t.test('a remote ask times out on the simulated clock; its late answer is report
   t.ok(b.events.some((e) => e.type === 'unmatched-reply'), 'late answer seen as unmatched')
 })
 
+t.test('an ask waiting on a node whose connection closes fails at once with UnreachableError, not at its time-out', async (t) => {
+  const { kit, a, b, addr } = await pair(t)
+  const p = b.system.ask(addr, '/rec/park', null, { timeoutMs: 60_000 })
+  await kit.settle()
+  await a.transport.stop() // the node asked is gone (kill -9): its connections close
+  const err = await rejection(p)
+  t.type(err, UnreachableError)
+  t.match((err as Error).message, /connection closed while an ask waited/)
+})
+
 t.test('a node that is not on the network is unreachable', async (t) => {
   const { b } = await pair(t)
   const nowhere = NodeKey.generate().did
