@@ -27,6 +27,8 @@ export interface VerifyReport {
   ok: boolean
   did: string
   entries: number
+  /** Transfer entries (the rest create accounts or expire pending transfers). */
+  transfers: number
   accounts: number
   checkpoints: number
   cosignatures: number
@@ -244,6 +246,7 @@ export async function verifyLedgerDb(db: LedgerDb, did: string): Promise<VerifyR
     ok: problems.length === 0,
     did,
     entries: size,
+    transfers,
     accounts: state.accounts.size,
     checkpoints: checkpoints.size,
     cosignatures,
