@@ -88,6 +88,7 @@ export async function verifyLedgerDb(db: LedgerDb, did: string): Promise<VerifyR
   let prevTs = 0
   let size = 0
   let entryProblem = false
+  const treeMismatches: Array<[number, number]> = []
 
   const replay = (e: Entry): string | undefined => {
     if (e.ts < prevTs) return `its time ${e.ts} is before the previous entry's ${prevTs}`
@@ -207,8 +208,11 @@ export async function verifyLedgerDb(db: LedgerDb, did: string): Promise<VerifyR
       const level = parseInt(key.slice(2, 4), 16)
       const index = parseInt(key.slice(5), 16)
       const want = nodes[level]?.get(index)
-      if (want && !sameHash(want, v)) {
-        const start = index * 2 ** level
+      const start = index * 2 ** level
+      const end = start + 2 ** level
+      // only the smallest differing subtree is named (its ancestors differ because it does)
+      if (want && !sameHash(want, v) && !treeMismatches.some(([a, b]) => a >= start && b <= end)) {
+        treeMismatches.push([start, end])
         problem({ entry: start, message: `entries ${start}..${start + 2 ** level - 1} do not match the tree recorded when they were appended (an entry and its recorded hash were both rewritten)` })
       }
     } else if (p === 'p:') storedPending.set(key.slice(2), pendingFromBytes(v))

@@ -40,9 +40,9 @@ t.test('kill -9 during a storm of transfers: after restart verify passes, nothin
   // are the plain sum of the ops once each is applied once
   const sent: Op[] = []
   const acked = new Map<string, { entry: number }>()
-  let stop = false
+  const storm = { stop: false }
   const worker = async (w: number): Promise<void> => {
-    for (let i = 0; !stop; i++) {
+    for (let i = 0; !storm.stop; i++) {
       const amount = BigInt(1 + ((w * 7919 + i * 104729) % 1000))
       const kind = i % 3
       const op: Op =
@@ -66,14 +66,14 @@ t.test('kill -9 during a storm of transfers: after restart verify passes, nothin
           acked.set(x.id, { entry: x.entry })
         }
       } catch (err) {
-        if (!stop && node.running) throw err
+        if (!storm.stop && node.running) throw err
         return
       }
     }
   }
   const workers = Array.from({ length: 8 }, (_, w) => worker(w))
   while (acked.size < 600) await new Promise((r) => setTimeout(r, 20))
-  stop = true // (workers stop sending; the requests already sent are in flight)
+  storm.stop = true // (workers stop sending; the requests already sent are in flight)
   await node.kill() // kill -9
   await Promise.allSettled(workers)
   t.ok(acked.size >= 600, `${acked.size} transfers acknowledged before the kill, ${sent.length} operations sent`)
