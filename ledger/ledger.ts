@@ -370,19 +370,19 @@ export class Ledger {
     }
     const idList = [...ids]
     const pendList = [...pendingIds]
-    const keys = [...idList.flatMap((id) => [Keys.id(id), Keys.failed(id)]), ...pendList.flatMap((id) => [Keys.id(id), Keys.resolution(id)])]
+    const keys = [...idList.map((id) => Keys.id(id)), ...pendList.flatMap((id) => [Keys.id(id), Keys.resolution(id)])]
     const vals = keys.length > 0 ? await this.#db.getMany(keys) : []
     const seqOf = new Map<string, number>()
     const failed = new Map<string, Refusal>()
     const resolutions = new Map<string, Resolution>()
     const known = new Set<string>()
     idList.forEach((id, j) => {
-      const s = vals[2 * j]
-      const f = vals[2 * j + 1]
-      if (s) seqOf.set(id, Number(bytesText(s)))
-      if (f) failed.set(id, refusalFromBytes(f))
+      const v = vals[j]
+      if (!v) return
+      if (v[0] === 0x7b) failed.set(id, refusalFromBytes(v))
+      else seqOf.set(id, Number(bytesText(v)))
     })
-    const base = idList.length * 2
+    const base = idList.length
     pendList.forEach((id, j) => {
       if (vals[base + 2 * j]) known.add(id)
       const r = vals[base + 2 * j + 1]
@@ -500,7 +500,7 @@ export class Ledger {
           ops.push({ type: 'del', key: Keys.pending(eff.id) }, { type: 'put', key: Keys.resolution(eff.id), value: textBytes(eff.resolution) })
           break
         case 'failed':
-          ops.push({ type: 'put', key: Keys.failed(eff.id), value: jsonBytes(eff.refusal) })
+          ops.push({ type: 'put', key: Keys.id(eff.id), value: jsonBytes(eff.refusal) })
           break
       }
     }

@@ -4,8 +4,8 @@
 //
 //   e:<seq>            leaf hash (32 bytes) || entry bytes (canonical JSON)
 //   n:<level>:<index>  hash of the perfect subtree `index` at `level` >= 1 (for proofs without a rescan)
-//   i:<transfer id>    the seq of the entry the id created (idempotency)
-//   f:<transfer id>    the refusal that made the id fail for good (JSON)
+//   i:<transfer id>    the seq of the entry the id created (decimal), or the refusal that made the id fail
+//                      for good (JSON, starts with '{'): one key, so a new id costs one lookup
 //   a:<account id>     the account and its four balance fields (JSON, amounts as decimal strings)
 //   p:<transfer id>    an open pending transfer (JSON); deleted when posted, voided or expired
 //   r:<transfer id>    how a pending transfer ended: posted | voided | expired
@@ -26,7 +26,6 @@ export const Keys = {
   entry: (seq: number): string => 'e:' + hex(seq, 12),
   node: (level: number, index: number): string => 'n:' + hex(level, 2) + ':' + hex(index, 12),
   id: (id: string): string => 'i:' + id,
-  failed: (id: string): string => 'f:' + id,
   account: (id: string): string => 'a:' + id,
   pending: (id: string): string => 'p:' + id,
   resolution: (id: string): string => 'r:' + id,

@@ -200,6 +200,7 @@ export async function verifyLedgerDb(db: LedgerDb, did: string): Promise<VerifyR
         problem({ checkpoint: size, message: `checkpoint at size ${size}: ${(err as Error).message}` })
       }
     } else if (p === 'i:') {
+      if (v[0] === 0x7b) continue // a refused id (JSON): no entry
       const seq = Number(bytesText(v))
       if (!Number.isSafeInteger(seq) || seq < 0 || seq >= size || !isTransfer[seq] || idPrints[seq] !== fingerprint(key.slice(2))) {
         problem({ entry: Number.isSafeInteger(seq) && seq >= 0 && seq < size ? seq : undefined, message: `the idempotency index maps ${key.slice(2)} to entry ${seq}, which is not that transfer` })
