@@ -5,12 +5,14 @@ import type { NodeService } from './service.ts'
 import { NodeInfoService } from './node-actor.ts'
 import { ApplianceService } from '../node-services/appliance-service.ts'
 import { OrchestrationService } from '../node-services/orchestration.ts'
+import { LedgerService } from '../node-services/ledger-service.ts'
 
 /** Fresh instances for each daemon (tests run several per process). */
 export function nodeServices(): NodeService[] {
   const appliance = new ApplianceService()
   return [
     new NodeInfoService(),
+    new LedgerService(),
     appliance,
     new OrchestrationService({ appliance: () => appliance.parts }),
   ]

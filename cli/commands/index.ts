@@ -20,6 +20,8 @@ import { bidsCommand } from './bids.ts'
 import { contractsCommand } from './contracts.ts'
 import { demoCommand } from './demo.ts'
 import { catalogCommands } from './catalog.ts'
+import { walletCommands } from './wallet.ts'
+import { ledgerCommands } from './ledger.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -40,5 +42,7 @@ export const commands: Command[] = [
   stopCommand,
   bidsCommand,
   contractsCommand,
+  ...walletCommands,
+  ...ledgerCommands,
   demoCommand,
 ]

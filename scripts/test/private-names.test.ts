@@ -6,7 +6,7 @@ import { join, relative, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const folders = ['identity', 'core', 'p2p', 'actors', 'settlement', 'appliance', 'cli', 'examples', 'bench', 'scripts', 'fuzz', 'chaos']
+const folders = ['identity', 'core', 'ledger', 'p2p', 'actors', 'settlement', 'appliance', 'cli', 'examples', 'bench', 'scripts', 'fuzz', 'chaos']
 
 function tsFiles(dir: string): string[] {
   const out: string[] = []
