@@ -10,7 +10,9 @@ import { removeNodeContainers } from '../cli/local-mesh.ts'
 import { NODE_COUNT, ORCHESTRATOR, STANDBY } from './schedule.ts'
 
 const PORT = 4001
-const FAST = { beatMs: 200, bidWindowMs: 1_000 }
+// Short leases (spec/contracts.md "Leases"): what a fault orphans ends within 6 s, well inside the convergence
+// bound; a degraded deployment tries again every 2 s.
+const FAST = { beatMs: 200, bidWindowMs: 1_000, replaceRetryMs: 2_000, lease: { ms: 6_000, renewMs: 2_000 } }
 const PROVIDER_SHARE = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
 /** Too little for a replica (0.2 cpu): the orchestrating node hosts nothing, so killing it kills no replica. */
 const ORCHESTRATOR_SHARE = 'cpu=0.1,memory=1GiB,disk=2GiB,gpu=0'

@@ -188,7 +188,11 @@ export class OrchestrationEffects implements DeploymentEffects {
     if (!round) {
       round = await this.collect(i.deploymentId, i.workload, 1, [...used])
       const res = place({ workload: i.workload, count: 1, offers: round.offers, exclude: used })
-      if (!res.ok) return { standby: null, notes: [`no standby capacity: ${res.infeasible.reason}`] }
+      if (!res.ok) {
+        const asked = round.asked.length === 0 ? 'no node to ask' : `asked ${round.asked.length}`
+        const silent = round.silent.map((x) => `${x.node}: ${x.reason}`).join('; ')
+        return { standby: null, notes: [`no standby capacity: ${res.infeasible.reason} (${asked}${silent ? `; silent: ${silent}` : ''})`] }
+      }
       preferred = res.picks[0]!.offer.nodeDid
     }
     const order = [...(preferred ? [preferred] : []), ...round.offers.map((o) => o.nodeDid).filter((n) => n !== preferred)]
