@@ -138,9 +138,15 @@ export class LocalMesh {
       stdout += c.toString('utf8')
     })
     let running = true
+    let expected = false
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
       proc.once('exit', (code, signal) => {
         running = false
+        // a daemon that died by itself (not killed or stopped from here, not a failpoint): say why, or a test
+        // only sees its API's connection reset
+        if (!expected && !/failpoint reached/.test(stderr)) {
+          process.stderr.write(`\n[local-mesh] daemon ${home} exited by itself (code ${code}, signal ${signal}); its last output:\n${stderr.split('\n').slice(-40).join('\n')}\n`)
+        }
         res({ code, signal })
       })
     })
@@ -168,10 +174,12 @@ export class LocalMesh {
             }
           }),
       kill: async () => {
+        expected = true
         if (running) proc.kill('SIGKILL')
         await exited
       },
       stop: async () => {
+        expected = true
         if (running) proc.kill('SIGTERM')
         const timer = setTimeout(() => running && proc.kill('SIGKILL'), 10_000)
         const r = await exited

@@ -79,6 +79,11 @@ export interface OrchestratorOptions {
   phiThreshold?: Partial<Record<Lane, number>>
   /** Expected heartbeat interval (seeds the detector). Default 500 ms. */
   heartbeatIntervalMs?: number
+  /**
+   * Keep the reports that arrive before `restore()` and route them after it (a daemon: its own provider
+   * reports at its start what ended while it was down). Default false (nothing is restored, nothing waits).
+   */
+  holdReportsUntilRestore?: boolean
   /** How often the detector is checked. Default 100 ms. */
   checkIntervalMs?: number
   /** How often fences of live deployments are broadcast again (so a healed partition learns them). Default 2 s. */
@@ -153,6 +158,9 @@ export class Orchestrator {
   readonly #byKey = new Map<string, { id: string; digest: string }>()
   /** Deployments this node's standby took over while it was down: shown, never acted on. */
   readonly #handedOver = new Map<string, DeploymentView>()
+  /** Reports that arrived before restore() (undefined once it ran). */
+  #early: { r: ReplicaReport; fromDid: string }[] | undefined
+  #checkingHandover = false
   /** Renews the leases of every live contract, one ask per provider per period. */
   readonly #renewer: LeaseRenewer
   /** The last reconciliation with the providers (after a restart). */
@@ -176,6 +184,7 @@ export class Orchestrator {
       maxCommitRounds: opts.maxCommitRounds ?? 5,
       phiThreshold: { protected: 3, 'best-effort': 6, ...(opts.phiThreshold ?? {}) },
     }
+    if (opts.holdReportsUntilRestore) this.#early = []
     this.#ownSystem = ports.system === undefined
     this.#system = ports.system ?? new ActorSystem({ key: ports.key })
     this.#checkpoints = new Checkpoints(ports.deployments, (msg, fields) => this.#log('warn', msg, fields))
@@ -249,7 +258,11 @@ export class Orchestrator {
       convicted: (lost) => this.#system.tell(this.#inbox!, OrchestratorBehavior.nodeLost, lost),
       log: (level, msg, fields) => this.#log(level, msg, fields),
     }, { heartbeatIntervalMs: this.#o.heartbeatIntervalMs, checkIntervalMs: this.#o.checkIntervalMs, phiThreshold: this.#o.phiThreshold }), { name: FAILURE_DETECTOR_ACTOR })
-    this.#fenceTimer = setInterval(() => void this.#repeatFences(), this.#o.fenceRepeatMs)
+    this.#fenceTimer = setInterval(() => {
+      void this.#repeatFences()
+      // after a partition (or a false conviction) the standby may hold deployments this node still runs: ask
+      void this.#checkHandedOver()
+    }, this.#o.fenceRepeatMs)
     this.#fenceTimer.unref()
     this.#renewer.start()
     this.#replicator?.start(this.#p.key, this.#now()).catch((err: Error) => this.#log('warn', 'standby capability not issued', { error: err.name, message: err.message }))
@@ -265,6 +278,22 @@ export class Orchestrator {
    * was in flight runs again, a running deployment's nodes are watched again. Returns how many were found.
    */
   async restore(): Promise<number> {
+    try {
+      return await this.#restore()
+    } finally {
+      const early = this.#early ?? []
+      this.#early = undefined
+      for (const { r, fromDid } of early) {
+        try {
+          this.#routeReport(r, fromDid)
+        } catch (err) {
+          this.#log('info', 'early report refused', { error: (err as Error).name })
+        }
+      }
+    }
+  }
+
+  async #restore(): Promise<number> {
     const records = await this.#checkpoints.loadAll()
     const kept = await this.#replicas.load()
     if (kept > 0) this.#log('info', 'standby snapshots loaded', { count: kept })
@@ -598,6 +627,28 @@ export class Orchestrator {
   }
 
   /** Asks this node's standby which of this node's deployments it took over (none when it cannot be asked). */
+  /**
+   * Asks the standby which of this node's deployments it took over, and hands those over here at once: after
+   * a partition that made the standby take over while this node lived, only one orchestrator acts (the copies
+   * this node placed meanwhile end with their leases, which it no longer renews). Unreachable: asked again
+   * at the next tick (chaos seeds 7 and 9, spec/chaos.md).
+   */
+  async #checkHandedOver(): Promise<void> {
+    const ask = this.#p.askOrchestrator
+    const standby = this.#replicator?.standby
+    if (this.#checkingHandover || this.#stopped || !ask || !standby || this.#ids.size === 0) return
+    this.#checkingHandover = true
+    try {
+      const r = (await ask(standby, OrchestratorBehavior.takenOver, {}, 2000)) as { ids?: unknown }
+      const taken = Array.isArray(r?.ids) ? r.ids.filter((x): x is string => typeof x === 'string') : []
+      for (const id of taken) if (this.#ids.has(id)) await this.#handOver(id, `taken over by the standby orchestrator ${standby} while this node was cut off`)
+    } catch {
+      // not reachable now (a partition): asked again at the next tick
+    } finally {
+      this.#checkingHandover = false
+    }
+  }
+
   async #askTakenOver(): Promise<Set<string>> {
     const ask = this.#p.askOrchestrator
     const standby = this.#replicator?.standby
@@ -615,6 +666,12 @@ export class Orchestrator {
   /** A report goes to its deployment's actor if it comes from the node holding the slot's current contract. */
   #routeReport(r: ReplicaReport, fromDid: string): void {
     if (!r || typeof r !== 'object' || r.node !== fromDid) throw new InvalidTermsError('report: not from the node it names')
+    if (this.#early !== undefined) {
+      // before restore(): this node's own provider reports what it found at its start (an instance that ended
+      // while the daemon was down) before the deployments are spawned again; kept, and routed after restore
+      if (this.#early.length < 10_000) this.#early.push({ r, fromDid })
+      return
+    }
     if (typeof r.deploymentId !== 'string' || !this.#ids.has(r.deploymentId)) return
     const s = this.#snapshot(r.deploymentId)
     const rep = s?.context.replicas.find((x) => x.slot === r.slot)

@@ -156,6 +156,7 @@ export class OrchestrationService implements NodeService {
       log: ctx.log,
     }, {
       bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS, leaseMs: lease.ms, leaseRenewMs: lease.renewMs,
+      holdReportsUntilRestore: true,
       ...(cfg.replaceRetryMs !== undefined ? { replaceRetryMs: cfg.replaceRetryMs } : {}),
     })
     this.#orchestrator.start()
