@@ -10,7 +10,7 @@ import { runSchedule } from '../runner.ts'
 import { replayCommand, scheduleLine } from '../report.ts'
 
 // 21: the orchestrator killed at a placement step, a cut, a delay, skewed clocks; 7: a provider killed, a
-// partition, a delay, skewed clocks. Seed 9 fails today (spec/chaos.md "Known failures"): not here until fixed.
+// partition, a delay, skewed clocks (spec/chaos.md "Known failures" for what they found).
 const SEEDS = [21, 7]
 
 t.test('seeded chaos schedules leave every invariant holding', { timeout: 600_000 }, async (t) => {
