@@ -15,7 +15,7 @@ import { FAILPOINTS_ENV } from '../core/failpoints.ts'
 import type { DeploymentView } from '../actors/orchestrator/orchestrator.ts'
 import { checkInvariants, type Violation } from './invariants.ts'
 import { DoubleRunSampler, observeNode, runningContainers } from './observe.ts'
-import type { AckedCreate, Observation } from './observation.ts'
+import type { AckedCreate, FaultWindow, Observation } from './observation.ts'
 
 export type CrashPhase = 'placement' | 'failover' | 'stop'
 /** Which node carries the failpoint: A (orchestrator), B (the first provider picked), D (the standby). */
@@ -66,6 +66,12 @@ export class CrashRig {
   readonly #nodes = new Map<Node, DaemonHandle>()
   readonly #homes = new Map<Node, string>()
   #seq = 0
+  /**
+   * A node down from its death to its restart is a fault like a cut link: copies it ran cannot be stopped
+   * until it is back, then the fence or the lease ends them (the checker's heal grace, spec/chaos.md).
+   */
+  #faults: FaultWindow[] = []
+  readonly #downSince = new Map<Node, number>()
 
   /** Starts the four daemons, connected, with their pubsub meshes formed. */
   async start(): Promise<void> {
@@ -97,11 +103,15 @@ export class CrashRig {
   /** kill -9 of `n` (if it runs), then started again from its home; armed with `failpoint` if given. */
   async restart(n: Node, failpoint?: string): Promise<DaemonHandle> {
     const old = this.#nodes.get(n)!
+    const wasDown = !old.running
+    const downFrom = this.#downSince.get(n) ?? Date.now()
     await old.kill()
     const a = this.#nodes.get('A')!
     const bootstrap = n === 'A' ? [...this.#nodes.values()].filter((x) => x !== old && x.running).flatMap((x) => x.multiaddrs).slice(0, 3) : a.multiaddrs
     const d = await this.cluster.start({ home: this.#homes.get(n)!, bootstrap, ...(failpoint ? { env: { [FAILPOINTS_ENV]: failpoint } } : {}) })
     this.#set(n, d)
+    if (wasDown) this.#faults.push({ kind: 'cut', nodes: [old.did], from: downFrom, to: Date.now() })
+    this.#downSince.delete(n)
     await this.#connected()
     return d
   }
@@ -208,7 +218,8 @@ export class CrashRig {
       const d = this.#nodes.get(n)!
       return observeNode(i, { did: d.did, live: d.running, api: d.running ? d.api : null })
     }))
-    return { at: Date.now(), containers: await runningContainers(order.map((n) => this.#nodes.get(n)!.did)), nodes, creates, doubleRuns: sampler.runs, faultWindows: [] }
+    const open = [...this.#downSince.entries()].filter(([n]) => !this.#nodes.get(n)!.running).map(([n, from]): FaultWindow => ({ kind: 'cut', nodes: [this.#nodes.get(n)!.did], from, to: Date.now() }))
+    return { at: Date.now(), containers: await runningContainers(order.map((n) => this.#nodes.get(n)!.did)), nodes, creates, doubleRuns: sampler.runs, faultWindows: [...this.#faults, ...open] }
   }
 
   /** Containers of `id`'s slots still running, and provider contracts of it still live, on any node. */
@@ -234,6 +245,8 @@ export class CrashRig {
    */
   async run(c: CrashCase): Promise<CaseResult> {
     const armed = this.#armedNode(c.role)
+    this.#faults = []
+    this.#downSince.clear()
     const sampler = new DoubleRunSampler([...this.#nodes.values()].map((d) => d.did)).start(250)
     let key = `crash-${c.point}-${Date.now()}`
     let trialDied: { name: string; made: DeploymentView | undefined } | undefined
@@ -271,10 +284,14 @@ export class CrashRig {
       if (c.phase !== 'placement' && victim.running) {
         if (id === undefined) throw new Error(`create ${key} not answered, yet ${c.point} is not a placement point`)
         await this.settled(id)
-        if (c.phase === 'failover') await this.node('B').kill() // B hosts a replica: A fails it over to D
+        if (c.phase === 'failover') {
+          this.#downSince.set('B', Date.now())
+          await this.node('B').kill() // B hosts a replica: A fails it over to D
+        }
         else await this.node('A').api.post(`/v1/deployments/${id}/stop`).catch(() => undefined)
       }
       died = await dies(victim)
+      this.#downSince.set(armed, Date.now())
       await this.restart(armed)
       if (c.phase === 'failover' && !this.node('B').running) await this.restart('B')
       // the CLI's retry with the same key: the same deployment, whether or not the first answer arrived

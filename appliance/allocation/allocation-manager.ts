@@ -14,7 +14,6 @@ import { createMachine } from 'xstate'
 import { defineActor, type ActorRef, type ActorSystem, type KvStore } from '../../core/index.ts'
 import type { ExecHandle, ExecSpec, Executor, ExecutorKind, ExitStatus, LogLine, PortMapping, RuntimeSpec, UsageStats } from '../executor/executor.ts'
 import type { Allocator, Reservation } from '../allocator/allocator.ts'
-import { LABEL_GRACE } from '../watchdog/lease.ts'
 import {
   AllocationNotFoundError,
   DuplicateAllocationError,
@@ -430,11 +429,6 @@ export class AllocationManager {
           await ex.remove(h)
           this.#update(r.id, { handle: null })
           this.#spawnActor(r, { type: 'START' })
-        } else if (phase === 'ended' && r.spec.labels?.[LABEL_GRACE] !== undefined) {
-          // A contract replica that ended while this daemon was down (its watchdog stops them once the daemon
-          // is gone past their grace, so that the consumer can place them elsewhere): restarting it here would
-          // run the slot twice beside its replacement. It ends; the consumer hears it and decides.
-          this.#update(r.id, { state: 'failed', handle: h, reason: 'ended while the node\'s daemon was down (its watchdog stops contract replicas then): not restarted in place' })
         } else {
           const wasStopping = r.state === 'stopping'
           this.#spawnActor(r, { type: 'ATTACH', handle: h }) // running or ended while we were down: wait() tells

@@ -1,7 +1,6 @@
 // Allocation actors on a real ActorSystem with the real executors (wasm always; docker when present):
 // lifecycle, restart policy, graceful stop, capacity released at the end, re-attach after a restart.
 import t, { type Test } from 'tap'
-import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -217,40 +216,6 @@ t.test('docker: after a restart of the node, a running container is re-attached,
   const stopped = await second.manager.stopAllocation(rec.id)
   t.equal(stopped.state, 'stopped', 'and the new node controls it')
   await second.manager.remove(rec.id)
-})
-
-t.test('docker: a contract replica that ended while the daemon was down is not restarted in place; a plain service is', async (t) => {
-  if (!requireOrSkip(t, docker, dockerImage('noir/busybox:latest'))) return
-  const nodeId = `watchdogged-${randomUUID().slice(0, 8)}`
-  const ex1 = new DockerExecutor({ nodeId })
-  t.teardown(async () => {
-    for (const h of await ex1.list()) await ex1.remove(h)
-  })
-  const first = await node(t, { docker: ex1 })
-  const spec = (labels?: Record<string, string>) => ({
-    runtime: { kind: 'docker' as const, image: 'noir/busybox:latest', command: ['/bin/sh', '-c', 'while :; do sleep 0.1; done'] },
-    resources: { cpu: 0.2, memoryBytes: 32 * MiB }, graceMs: 500, restart: { policy: 'always' as const, maxRestarts: 3, backoffMs: 50, maxBackoffMs: 100 },
-    ...(labels ? { labels } : {}),
-  })
-  // a contract replica carries its watchdog grace label; the other is a local service
-  const replica = await first.manager.create(spec({ 'noir.grace-ms': '1000' }))
-  const plain = await first.manager.create(spec())
-  const r1 = await first.manager.waitFor(replica.id, (s) => s === 'running')
-  const p1 = await first.manager.waitFor(plain.id, (s) => s === 'running')
-  await first.close()
-  // what the watchdog does once the daemon is gone past the grace: the containers are stopped
-  spawnSync('docker', ['kill', r1.handle!.ref, p1.handle!.ref], { stdio: 'ignore' })
-
-  const ex2 = new DockerExecutor({ nodeId })
-  const second = await node(t, { docker: ex2 }, first.dir, first.key)
-  const r2 = await second.manager.waitFor(replica.id, (s) => s === 'failed' || s === 'running')
-  t.equal(r2.state, 'failed', 'the replica is not started again beside its replacement')
-  t.match(r2.reason, /ended while the node's daemon was down/)
-  t.equal(r2.restarts, 0)
-  const p2 = await second.manager.waitFor(plain.id, (s) => s === 'running' && (second.manager.get(plain.id).restarts ?? 0) > 0)
-  t.ok(p2.restarts > 0, 'a service that is no contract replica keeps its restart policy')
-  await second.manager.remove(replica.id)
-  await second.manager.remove(plain.id)
 })
 
 t.test('after a restart, resources held for allocations that ended or were never recorded are released', async (t) => {
