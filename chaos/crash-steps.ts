@@ -283,7 +283,12 @@ export class CrashRig {
       let id = made?.id
       if (c.phase !== 'placement' && victim.running) {
         if (id === undefined) throw new Error(`create ${key} not answered, yet ${c.point} is not a placement point`)
-        await this.settled(id)
+        // the armed node may pass its point while the deployment is placed (then that is the crash)
+        const placed = this.settled(id)
+        placed.catch(() => undefined) // the victim's death may end the race first
+        await Promise.race([placed, victim.exited])
+      }
+      if (c.phase !== 'placement' && victim.running) {
         if (c.phase === 'failover') {
           this.#downSince.set('B', Date.now())
           await this.node('B').kill() // B hosts a replica: A fails it over to D
@@ -311,8 +316,9 @@ export class CrashRig {
       } else {
         const v = await this.settled(id)
         settledMs = Date.now() - t0
-        running = (await runningContainers([...this.#nodes.values()].map((d) => d.did))).filter((x) => x.slot.startsWith(`${id}/`)).length
+        // judged once the invariants hold (a returned node's stale copy ends with the fence or its lease)
         violations.push(...(await this.#checkUntilClean(creates, sampler, LEASE.ms * 2)))
+        running = (await runningContainers([...this.#nodes.values()].map((d) => d.did))).filter((x) => x.slot.startsWith(`${id}/`)).length
         await this.stopDeployment(v.id)
         mine.stopAckedAt = Date.now()
       }
