@@ -68,6 +68,11 @@ export function didFromPeerId(peerId: PeerId): string {
   return didFromPublicKey(peerId.publicKey.raw)
 }
 
+/** The did:key of a peer, or undefined for a peer whose id is not an Ed25519 key (not a node). */
+export function didOfPeer(peerId: PeerId): string | undefined {
+  return peerId.type === 'Ed25519' && peerId.publicKey ? didFromPublicKey(peerId.publicKey.raw) : undefined
+}
+
 export function peerIdFromDid(did: string): PeerId {
   return peerIdFromPublicKey(publicKeyFromRaw(publicKeyFromDid(did)))
 }

@@ -3,7 +3,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { didFromPeerId, isDidKey, peerIdFromDid } from '../identity/did-key.ts'
+import { didFromPeerId, didOfPeer, isDidKey, peerIdFromDid } from '../identity/did-key.ts'
 import { hasOpenConnection, type NoirHost } from './host.ts'
 import { InvalidPeerAddressError, UnreachableError } from './errors.ts'
 import { connectToPeer } from './routing.ts'
@@ -46,13 +46,7 @@ export function parsePeerTarget(target: string): PeerTarget {
   }
 }
 
-function didOrNull(peer: PeerId): string | null {
-  try {
-    return didFromPeerId(peer)
-  } catch {
-    return null
-  }
-}
+const didOrNull = (peer: PeerId): string | null => didOfPeer(peer) ?? null
 
 export class PeerTable {
   readonly #host: NoirHost

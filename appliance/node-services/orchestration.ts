@@ -8,7 +8,7 @@
 // allocation manager; the composition (appliance/daemon/services.ts) hands them to this service, so there
 // are never two per node.
 import { arch as osArch } from 'node:os'
-import { didFromPeerId } from '../../identity/did-key.ts'
+import { didOfPeer, peerIdFromDid } from '../../identity/did-key.ts'
 import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import { ApplianceRuntime, STOP_GRACE_MS } from './appliance-runtime.ts'
@@ -25,10 +25,8 @@ import { BidAnswerLimiter } from './bid-answers.ts'
 import { CapacityIndex } from '../../actors/placement/capacity-index.ts'
 import { DepartureProbe } from '../../p2p/departure-probe.ts'
 import { failpoints } from '../../core/failpoints.ts'
-import type { PeerId } from '@libp2p/interface'
 import { contractRoutes, deploymentRoutes, nodeContractRoutes } from './orchestration-routes.ts'
 import type { ReconcileReport } from '../../actors/orchestrator/reconciliation.ts'
-import { peerIdFromDid } from '../../identity/did-key.ts'
 import { publicKeyCacheStats, sizePublicKeyCacheFor } from '../../identity/keys.ts'
 
 /** config.json `orchestration` section. */
@@ -74,14 +72,6 @@ interface OrchestrationConfig {
 const archOf = (): Arch => (osArch() === 'arm64' ? 'arm64' : osArch() === 'riscv64' ? 'riscv64' : 'amd64')
 const ALIVE_TOPIC = 'noir/alive/v1'
 
-/** The did:key of a peer, or undefined for a peer whose id is not an Ed25519 key (not a node). */
-function didOfPeer(peer: PeerId): string | undefined {
-  try {
-    return didFromPeerId(peer)
-  } catch {
-    return undefined
-  }
-}
 
 export interface OrchestrationServiceInit {
   /** The appliance's parts, read at start: the appliance service is started before this one. */
