@@ -15,7 +15,7 @@ export class ClockOffsetError extends Error {
 export function clockOffsetFrom(env: Record<string, string | undefined>): number {
   const raw = env.NOIR_CLOCK_OFFSET_MS
   if (raw === undefined || raw.trim() === '') return 0
-  const n = Number(raw)
+  const n = /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : Number.NaN // decimal digits only: no 0x10, 1e3, Infinity
   if (!Number.isInteger(n) || Math.abs(n) > MAX_CLOCK_OFFSET_MS) throw new ClockOffsetError(`NOIR_CLOCK_OFFSET_MS must be a whole number of ms within ±${MAX_CLOCK_OFFSET_MS}, not ${JSON.stringify(raw)}`)
   return n
 }
