@@ -3,7 +3,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { didFromPeerId, didOfPeer, isDidKey, peerIdFromDid } from '../identity/did-key.ts'
+import { didOfPeer, isDidKey, peerIdFromDid } from '../identity/did-key.ts'
 import { hasOpenConnection, type NoirHost } from './host.ts'
 import { InvalidPeerAddressError, UnreachableError } from './errors.ts'
 import { connectToPeer } from './routing.ts'
