@@ -13,6 +13,7 @@ import { parseAddress } from '../../identity/address.ts'
 import type { Log } from '../../p2p/log.ts'
 import { DEPLOYMENT_STEPS, deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
 import { finalPhases, type DeploymentContext, type DeploymentView } from '../deployment/model.ts'
+import { upgradeDeploymentSnapshot } from '../deployment/upgrade.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
 import { workloadDigest } from '../contracts/contract.ts'
@@ -306,6 +307,7 @@ export class Orchestrator {
         continue
       }
       n++
+      r.snapshot = upgradeDeploymentSnapshot(r.snapshot)
       const keyed = (r.snapshot as { context?: DeploymentContext } | undefined)?.context
       if (keyed?.idempotencyKey) this.#byKey.set(keyed.idempotencyKey, { id: r.id, digest: workloadDigest(keyed.workload) })
       if (takenOver.has(r.id)) {
