@@ -126,6 +126,8 @@ interface Candidate {
   free: Capacity
   onNode: number
   base: number
+  /** The offer's µNLC price as a Number: for the score only (a rank, never money). */
+  price: number
 }
 
 export function place(req: PlacementRequest): PlacementResult {
@@ -153,23 +155,21 @@ export function place(req: PlacementRequest): PlacementResult {
   // Prices rank candidates here, nothing is paid from them: the score may read them as Numbers (a µNLC
   // price loses precision as a double only beyond 2^53 µNLC, 9 billion NLC an hour, and then only in its rank).
   let maxPrice = 0
-  const prices = new Map<NodeOffer, number>()
   for (let i = 0; i < n && cands.length < limit; i++) {
     const o = offers[(start + i) % n]!
     if (exclude?.has(o.nodeDid)) continue
     if (distinctNodes && usedNodes.has(o.nodeDid)) continue
     if (!eligible(o)) continue
-    cands.push({ offer: o, free: o.free, onNode: usedNodes.get(o.nodeDid) ?? 0, base: 0 })
-    const p = Number(o.pricePerHour)
-    prices.set(o, p)
-    if (p > maxPrice) maxPrice = p
+    const price = Number(o.pricePerHour)
+    cands.push({ offer: o, free: o.free, onNode: usedNodes.get(o.nodeDid) ?? 0, base: 0, price })
+    if (price > maxPrice) maxPrice = price
   }
   const minReplicas = distinctNodes ? req.count : Math.min(req.count, 1)
   if (cands.length < minReplicas || cands.length === 0) return { ok: false, infeasible: explain(req, cands.length) }
 
   // Static part of each score: price (cheaper is better), latency, trust.
   for (const c of cands) {
-    const price = maxPrice > 0 ? 1 - prices.get(c.offer)! / maxPrice : 1
+    const price = maxPrice > 0 ? 1 - c.price / maxPrice : 1
     const latency = 1 / (1 + c.offer.latencyMs / 50)
     c.base = weights.price * price + weights.latency * latency + weights.trust * c.offer.trust
   }
