@@ -610,7 +610,9 @@ export class Orchestrator {
     for (const { record, token } of list) {
       const id = record.id
       if (this.#ids.has(id)) continue
-      const c = (record.snapshot as { context: DeploymentContext }).context
+      // a snapshot kept from before integer prices is read with its prices in µNLC (spec/contracts.md "Terms v2")
+      const snapshot = upgradeDeploymentSnapshot(record.snapshot)
+      const c = (snapshot as { context: DeploymentContext }).context
       const epoch = (c.orchestratorEpoch ?? 1) + 1
       const nodes = new Set<string>()
       for (const r of c.replicas) if (r.node && r.node !== from && r.contract?.terms.consumer === from) nodes.add(r.node)
@@ -618,8 +620,8 @@ export class Orchestrator {
       await Promise.all([...nodes].map((n) => this.#p.askMarket(n, MarketBehavior.handover, { consumer: from, deploymentId: id, epoch, token }, 3000)
         .catch((err: Error) => this.#log('warn', 'handover not confirmed by a provider', { deployment: id, node: n, error: err.name, message: err.message }))))
       this.#ids.add(id)
-      this.#last.set(id, record.snapshot)
-      const ref = this.#spawn(id, record.snapshot)
+      this.#last.set(id, snapshot)
+      const ref = this.#spawn(id, snapshot)
       this.#system.tell(ref, DeploymentBehavior.takenOver, { from, by: this.did, epoch, at: this.#now() })
       for (const r of c.replicas) if (r.state === 'running' && r.node && r.node !== from) this.heartbeat(r.node)
       this.#system.tell(ref, DeploymentBehavior.nodeLost, lost)
