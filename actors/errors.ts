@@ -63,6 +63,20 @@ export class InvalidTermsError extends OrchestrationError {
   override readonly status = 400
 }
 
+/** Contract terms of a version this node no longer accepts (v1, whose price was a float): `data.required` is the version to send. */
+export class UnsupportedTermsVersionError extends OrchestrationError {
+  override name = 'UnsupportedTermsVersionError'
+  override readonly code = 'UNSUPPORTED_TERMS_VERSION'
+  override readonly status = 400
+}
+
+/** An owner's price policy (config `orchestration.price`) with a field that is not a whole non-negative number of its unit; `data.field`, `data.unit`. */
+export class InvalidPricePolicyError extends OrchestrationError {
+  override name = 'InvalidPricePolicyError'
+  override readonly code = 'PRICE_POLICY_INVALID'
+  override readonly status = 400
+}
+
 /** The provider could not reserve what it bid for (two-phase reservation refused). */
 export class ReservationFailedError extends OrchestrationError {
   override name = 'ReservationFailedError'

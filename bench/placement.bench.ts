@@ -74,7 +74,7 @@ interface SimNode {
 }
 
 /** Seven owners' price policies, so quotes differ between nodes as they would. */
-const policies: PricePolicy[] = Array.from({ length: 7 }, (_, k) => ({ ...defaultPricePolicy, cpuPerHour: 0.8 + k / 10, memoryGiBPerHour: 0.2 + k / 50 }))
+const policies: PricePolicy[] = Array.from({ length: 7 }, (_, k) => ({ ...defaultPricePolicy, cpuPerHour: 800_000 + k * 100_000, memoryGiBPerHour: 200_000 + k * 20_000 }))
 
 function makeNodes(n: number, seed = 1): SimNode[] {
   let s = seed
@@ -89,7 +89,7 @@ function makeNodes(n: number, seed = 1): SimNode[] {
       did, seed: new Uint8Array(pair.privateKey.subarray(pair.privateKey.length - 32)), key: undefined, price: policies[i % 7]!, share, seq: 0, bootAt: Date.now(),
       offer: {
         nodeDid: did, ownerDid: `did:key:owner${i % Math.max(1, Math.floor(n / 3))}`, arch: rnd() < 0.8 ? 'amd64' : 'arm64', region: regions[i % 3]!,
-        labels: (rnd() < 0.3 ? { ssd: 'yes' } : {}) as Record<string, string>, runtimes: ['container', 'wasm'], free: { ...share }, pricePerHour: 0, latencyMs: 1 + rnd() * 80, trust: 0.5,
+        labels: (rnd() < 0.3 ? { ssd: 'yes' } : {}) as Record<string, string>, runtimes: ['container', 'wasm'], free: { ...share }, pricePerHour: '0', latencyMs: 1 + rnd() * 80, trust: 0.5,
       },
     }
   })
@@ -212,7 +212,7 @@ class Run {
     if (req.exclude.includes(n.did)) return { decline: signDecline(key, req.id, ['excluded by the orchestrator'], now) }
     const w = workloadFromWire(req.workload)
     const o = n.offer
-    o.pricePerHour = quote(n.price, w.resources, w.lane)
+    o.pricePerHour = String(quote(n.price, w.resources, w.lane))
     const failures = constraintFailures(w, o).filter((x) => x.constraint !== 'maxLatencyMs' && x.constraint !== 'minTrust')
     if (failures.length > 0) return { decline: signDecline(key, req.id, failures, now) }
     return { bid: signBid(key, { requestId: req.id, deploymentId: req.deploymentId, owner: o.ownerDid, arch: o.arch, region: o.region, labels: o.labels, runtimes: o.runtimes, free: o.free, pricePerHour: o.pricePerHour, now }) }
@@ -232,7 +232,7 @@ class Run {
     const now = Date.now()
     if (!signed) {
       const t = performance.now()
-      const price = (n: SimNode): number => quote(n.price, w.resources, w.lane)
+      const price = (n: SimNode): string => String(quote(n.price, w.resources, w.lane))
       for (const n of targets) {
         this.messages += 2
         if (!isEligible(w, n.offer)) continue

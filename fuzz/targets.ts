@@ -35,10 +35,10 @@ const key = NodeKey.generate()
 const now = Date.now()
 const workload: Workload = validateWorkload({ apiVersion: 'noir/v1', kind: 'service', name: 'fuzz', runtime: { type: 'wasm', module: 'hello' }, resources: { cpu: 0.5, memory: '64Mi' }, ports: [{ port: 80 }], env: { A: 'b' } })
 const bidRequest = signBidRequest(key, { deploymentId: 'd1', workload, count: 1, now })
-const bid = signBid(key, { requestId: bidRequest.body.id, deploymentId: 'd1', owner: key.did, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['wasm'], free: { cpu: 1, memoryBytes: 2 ** 30, gpu: 0, vramBytes: 0, diskBytes: 0 }, pricePerHour: 1, now })
+const bid = signBid(key, { requestId: bidRequest.body.id, deploymentId: 'd1', owner: key.did, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['wasm'], free: { cpu: 1, memoryBytes: 2 ** 30, gpu: 0, vramBytes: 0, diskBytes: 0 }, pricePerHour: '1000000', now })
 const proposal = proposeContract(key, {
   deploymentId: 'd1', workloadName: 'fuzz', kind: 'service', slot: 'd1/0', epoch: 1, provider: NodeKey.generate().did, providerOwner: key.did, bidId: bid.body.id,
-  resources: workload.resources, pricePerHour: 1, lane: 'best-effort', role: 'replica', durationSeconds: 3600, workloadDigest: workloadDigest(workload), now,
+  resources: workload.resources, pricePerHour: '1000000', lane: 'best-effort', role: 'replica', durationSeconds: 3600, workloadDigest: workloadDigest(workload), now,
 })
 const envelope = signEnvelope(key, { from: `${key.did}/a`, to: `${NodeKey.generate().did}/b`, behavior: '/x/y', body: { n: 1 } }).bytes
 const broadcast = encodeBroadcast(key, 'noir/bids/v1', bidRequest as never, { now })

@@ -1,14 +1,21 @@
 // Bid requests and bids: what an orchestrator broadcasts and what a node answers (spec/orchestration.md).
 import { randomUUID } from 'node:crypto'
 import type { NodeKey } from '../../identity/keys.ts'
-import { InvalidSignatureError, InvalidTermsError } from '../errors.ts'
+import { isMicroNlcText } from '../../ledger/units.ts'
+import { InvalidSignatureError, InvalidTermsError, UnsupportedTermsVersionError } from '../errors.ts'
 import type { Capacity } from '../placement/offer.ts'
 import type { ConstraintFailure } from '../placement/constraints.ts'
 import type { Arch, RuntimeType, Workload } from '../workload/workload.ts'
-import { BID_REQUEST_TAG, BID_TAG, checkWindow, signBody, verifyBody } from '../contracts/signed.ts'
+import { BID_REQUEST_TAG, BID_TAG, checkWindow, shown, signBody, verifyBody } from '../contracts/signed.ts'
+
+/**
+ * The version of bid requests and bids: 2 since prices are whole µNLC (a bid's `pricePerHour`, a workload's
+ * `constraints.maxPrice`); v1 carried NLC as floats and is refused (spec/contracts.md "Terms v2").
+ */
+export const BID_VERSION = 2
 
 export interface BidRequestBody {
-  v: 1
+  v: 2
   id: string
   /** The orchestrator's DID (it signs). */
   orchestrator: string
@@ -28,7 +35,7 @@ export interface SignedBidRequest {
 }
 
 export interface BidBody {
-  v: 1
+  v: 2
   id: string
   requestId: string
   deploymentId: string
@@ -40,8 +47,8 @@ export interface BidBody {
   labels: Record<string, string>
   runtimes: RuntimeType[]
   free: Capacity
-  /** NLC per replica-hour, from the owner's price policy. */
-  pricePerHour: number
+  /** µNLC per replica-hour, from the owner's price policy: decimal digits (read it with bidPricePerHour). */
+  pricePerHour: string
   issuedAt: number
   expiresAt: number
 }
@@ -72,7 +79,7 @@ export const DECLINE_TAG = 'noir:bid-decline:v1'
 export function signBidRequest(key: NodeKey, o: { deploymentId: string; workload: Workload; count: number; exclude?: string[]; ttlMs?: number; now?: number }): SignedBidRequest {
   const now = o.now ?? Date.now()
   const body: BidRequestBody = {
-    v: 1, id: randomUUID(), orchestrator: key.did, deploymentId: o.deploymentId, workload: o.workload, count: o.count,
+    v: BID_VERSION, id: randomUUID(), orchestrator: key.did, deploymentId: o.deploymentId, workload: o.workload, count: o.count,
     exclude: o.exclude ?? [], issuedAt: now, expiresAt: now + (o.ttlMs ?? 10_000),
   }
   return { body, sig: signBody(key, BID_REQUEST_TAG, body) }
@@ -80,7 +87,9 @@ export function signBidRequest(key: NodeKey, o: { deploymentId: string; workload
 
 export function verifyBidRequest(x: unknown, now = Date.now()): BidRequestBody {
   const r = x as SignedBidRequest
-  if (!r || typeof r !== 'object' || !r.body || r.body.v !== 1 || typeof r.body.orchestrator !== 'string') throw new InvalidTermsError('bid request: malformed')
+  if (!r || typeof r !== 'object' || !r.body || typeof r.body !== 'object') throw new InvalidTermsError('bid request: malformed')
+  checkVersion('bid request', r.body.v)
+  if (typeof r.body.orchestrator !== 'string') throw new InvalidTermsError('bid request: malformed')
   verifyBody(r.body.orchestrator, BID_REQUEST_TAG, r.body, r.sig, 'bid request')
   checkWindow('bid request', r.body.issuedAt, r.body.expiresAt, now)
   return r.body
@@ -89,7 +98,7 @@ export function verifyBidRequest(x: unknown, now = Date.now()): BidRequestBody {
 export function signBid(key: NodeKey, b: Omit<BidBody, 'v' | 'id' | 'node' | 'issuedAt' | 'expiresAt'> & { ttlMs?: number; now?: number }): SignedBid {
   const now = b.now ?? Date.now()
   const { ttlMs, now: _n, ...rest } = b
-  const body: BidBody = { v: 1, id: randomUUID(), node: key.did, ...rest, issuedAt: now, expiresAt: now + (ttlMs ?? 30_000) }
+  const body: BidBody = { v: BID_VERSION, id: randomUUID(), node: key.did, ...rest, issuedAt: now, expiresAt: now + (ttlMs ?? 30_000) }
   return { body, sig: signBody(key, BID_TAG, body) }
 }
 
@@ -100,12 +109,26 @@ export function signBid(key: NodeKey, b: Omit<BidBody, 'v' | 'id' | 'node' | 'is
  */
 export function checkBid(x: unknown, o: { requestId?: string; now?: number } = {}): BidBody {
   const b = x as SignedBid
-  if (!b || typeof b !== 'object' || !b.body || b.body.v !== 1 || typeof b.body.node !== 'string') throw new InvalidTermsError('bid: malformed')
+  if (!b || typeof b !== 'object' || !b.body || typeof b.body !== 'object') throw new InvalidTermsError('bid: malformed')
+  checkVersion('bid', b.body.v)
+  if (typeof b.body.node !== 'string') throw new InvalidTermsError('bid: malformed')
   if (typeof b.sig !== 'string') throw new InvalidSignatureError('bid: signature missing')
   checkWindow('bid', b.body.issuedAt, b.body.expiresAt, o.now ?? Date.now())
   if (o.requestId !== undefined && b.body.requestId !== o.requestId) throw new InvalidTermsError('bid: answers another request')
-  if (typeof b.body.pricePerHour !== 'number' || !(b.body.pricePerHour >= 0)) throw new InvalidTermsError('bid: price missing or negative')
+  if (!isMicroNlcText(b.body.pricePerHour)) {
+    throw new InvalidTermsError(`bid: 'pricePerHour' must be a decimal string of whole µNLC per replica-hour (digits only: no sign, point, exponent or leading zero), got ${shown(b.body.pricePerHour)}`, { field: 'pricePerHour' })
+  }
   return b.body
+}
+
+/** A bid's price, µNLC per replica-hour (the one way code reads it as a number). */
+export function bidPricePerHour(b: Pick<BidBody, 'pricePerHour'>): bigint {
+  if (!isMicroNlcText(b.pricePerHour)) throw new InvalidTermsError("bid: 'pricePerHour' must be decimal digits of µNLC per replica-hour", { field: 'pricePerHour' })
+  return BigInt(b.pricePerHour)
+}
+
+function checkVersion(what: string, v: unknown): void {
+  if (v !== BID_VERSION) throw new UnsupportedTermsVersionError(`${what}: v${shown(v)} is not accepted; v${BID_VERSION} is required (prices in whole µNLC)`, { field: 'v', got: v ?? null, required: BID_VERSION })
 }
 
 /** Throws InvalidSignatureError unless `sig` is the signature of the node `body` names over `body`. */

@@ -48,3 +48,6 @@ export function checkWindow(what: string, issuedAt: unknown, expiresAt: unknown,
   if (issuedAt > now + skewMs) throw new InvalidTermsError(`${what}: issued in the future`)
   if (expiresAt < now) throw new InvalidTermsError(`${what}: expired`, { expiresAt, now })
 }
+
+/** A value from the wire, short and safe to put in an error message. */
+export const shown = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v.slice(0, 60)) : typeof v === 'number' || typeof v === 'boolean' ? String(v) : v === null ? 'null' : typeof v)

@@ -2,7 +2,7 @@
 // `e/<slot>` -> the highest epoch seen for a slot (the fencing record), `m/<key>` -> a small named value.
 import { decodedTwice, type KvStore } from '../../core/index.ts'
 import type { Workload } from '../workload/workload.ts'
-import type { Contract, ContractTerms } from './contract.ts'
+import { upgradeStoredTerms, type Contract, type ContractTerms, type ContractTermsV1 } from './contract.ts'
 
 /**
  * `expired`: a reservation never started (records written before it existed never carry it).
@@ -24,6 +24,21 @@ export interface StoredContract {
   /** Last known instance state (both sides). */
   instanceState?: string
   exitCode?: number | null
+  /**
+   * A contract made before terms v2: the terms both sides signed (v1, price a float of NLC), kept because the
+   * signatures cover these bytes; `contract.terms` holds them read as v2 (spec/contracts.md "Terms v2").
+   */
+  signedV1Terms?: ContractTermsV1
+}
+
+/**
+ * A record as read from a store: v1 terms (written before v2) are upgraded, once, here, and the signed v1
+ * terms kept beside them. Records already v2 come back as they are.
+ */
+export function upgradeStoredContract(s: StoredContract): StoredContract {
+  const terms = s.contract.terms as ContractTerms | ContractTermsV1
+  if (terms.v !== 1) return s
+  return { ...s, contract: { ...s.contract, terms: upgradeStoredTerms(terms) }, signedV1Terms: terms }
 }
 
 /** Where contracts live, on both sides. */
@@ -61,12 +76,13 @@ export class KvContractStore implements ContractStore {
   }
 
   async get(id: string, side: StoredContract['side']): Promise<StoredContract | undefined> {
-    return decodedTwice(await this.#contracts.get(`${id}/${side}`))
+    const s = decodedTwice(await this.#contracts.get(`${id}/${side}`))
+    return s && upgradeStoredContract(s)
   }
 
   async list(): Promise<StoredContract[]> {
     const out: StoredContract[] = []
-    for await (const [, v] of this.#contracts.entries()) out.push(decodedTwice(v)!)
+    for await (const [, v] of this.#contracts.entries()) out.push(upgradeStoredContract(decodedTwice(v)!))
     return out.sort((a, b) => a.contract.terms.startsAt - b.contract.terms.startsAt)
   }
 

@@ -12,7 +12,8 @@
 // facts mean. Reports of instances and lost nodes arrive as events. The context is plain JSON (model.ts), so
 // the persisted snapshot is the checkpoint: restored, the machine re-runs the step that was in flight.
 import { assign, enqueueActions, fromPromise, setup, type SnapshotFrom } from 'xstate'
-import type { Contract } from '../contracts/contract.ts'
+import { formatNlc } from '../../ledger/units.ts'
+import { contractPricePerHour, type Contract } from '../contracts/contract.ts'
 import { constraintOrder } from '../placement/constraints.ts'
 import { place, type ExistingReplica, type InfeasibleReason } from '../placement/place.ts'
 import type { ReplicaReport } from '../provider/provider.ts'
@@ -177,7 +178,7 @@ function takeContract(d: DeploymentContext, rep: Replica, c: Contract, at: numbe
   rep.attempts++
   rep.state = 'placing'
   rep.placingSince ??= at
-  note(d, at, `contract ${t.id.slice(0, 8)} for slot ${rep.slot} (epoch ${t.epoch}) with ${t.provider} at ${t.pricePerHour} NLC/h, countersigned`)
+  note(d, at, `contract ${t.id.slice(0, 8)} for slot ${rep.slot} (epoch ${t.epoch}) with ${t.provider} at ${formatNlc(contractPricePerHour(t))}/h, countersigned`)
 }
 
 function countRefusals(d: DeploymentContext, refusals: CommitOutcome['refusals'], at: number): void {

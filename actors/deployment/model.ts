@@ -23,7 +23,8 @@ export interface ReplicaView {
   owner: string | null
   contractId: string | null
   state: ReplicaState
-  pricePerHour: number | null
+  /** µNLC per replica-hour of the slot's contract (decimal digits), null before one. */
+  pricePerHour: string | null
   /** Placements of this slot so far (1 = first). */
   attempts: number
   /** Nodes where this slot failed or was lost. */

@@ -13,6 +13,7 @@ import { parseAddress } from '../../identity/address.ts'
 import type { Log } from '../../p2p/log.ts'
 import { DEPLOYMENT_STEPS, deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
 import { finalPhases, type DeploymentContext, type DeploymentView } from '../deployment/model.ts'
+import { upgradeDeploymentSnapshot } from '../deployment/upgrade.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
 import { workloadDigest } from '../contracts/contract.ts'
@@ -308,6 +309,7 @@ export class Orchestrator {
         continue
       }
       n++
+      r.snapshot = upgradeDeploymentSnapshot(r.snapshot)
       const keyed = (r.snapshot as { context?: DeploymentContext } | undefined)?.context
       if (keyed?.idempotencyKey) this.#byKey.set(keyed.idempotencyKey, { id: r.id, digest: workloadDigest(keyed.workload) })
       if (takenOver.has(r.id)) {
@@ -610,7 +612,9 @@ export class Orchestrator {
     for (const { record, token } of list) {
       const id = record.id
       if (this.#ids.has(id)) continue
-      const c = (record.snapshot as { context: DeploymentContext }).context
+      // a snapshot kept from before integer prices is read with its prices in µNLC (spec/contracts.md "Terms v2")
+      const snapshot = upgradeDeploymentSnapshot(record.snapshot)
+      const c = (snapshot as { context: DeploymentContext }).context
       const epoch = (c.orchestratorEpoch ?? 1) + 1
       const nodes = new Set<string>()
       for (const r of c.replicas) if (r.node && r.node !== from && r.contract?.terms.consumer === from) nodes.add(r.node)
@@ -618,8 +622,8 @@ export class Orchestrator {
       await Promise.all([...nodes].map((n) => this.#p.askMarket(n, MarketBehavior.handover, { consumer: from, deploymentId: id, epoch, token }, 3000)
         .catch((err: Error) => this.#log('warn', 'handover not confirmed by a provider', { deployment: id, node: n, error: err.name, message: err.message }))))
       this.#ids.add(id)
-      this.#last.set(id, record.snapshot)
-      const ref = this.#spawn(id, record.snapshot)
+      this.#last.set(id, snapshot)
+      const ref = this.#spawn(id, snapshot)
       this.#system.tell(ref, DeploymentBehavior.takenOver, { from, by: this.did, epoch, at: this.#now(), token })
       for (const r of c.replicas) if (r.state === 'running' && r.node && r.node !== from) this.heartbeat(r.node)
       this.#system.tell(ref, DeploymentBehavior.nodeLost, lost)

@@ -8,7 +8,7 @@
 // `missedBeats` of its own intervals leaves the index; `note()` takes off what a placement just reserved
 // until the node's own heartbeats show it. spec/orchestration.md, "Placement at scale".
 import { CapacityIndexFullError } from '../errors.ts'
-import type { Lane, ResourceRequest, RuntimeType, Workload } from '../workload/workload.ts'
+import { maxPriceOf, type Lane, type ResourceRequest, type RuntimeType, type Workload } from '../workload/workload.ts'
 import { parseCapacityReport, type PlacementFacts } from './capacity-report.ts'
 import type { Capacity } from './offer.ts'
 import { quote } from './price.ts'
@@ -175,7 +175,7 @@ function compile(w: Workload): CompiledQuery {
   const deny = c.owners?.deny ? new Set(c.owners.deny) : undefined
   const allowList = c.owners?.allow
   const allow = allowList ? new Set(allowList) : undefined
-  const maxPrice = c.maxPrice ?? Infinity
+  const maxPrice = maxPriceOf(c)
   return {
     runtime, arch, region, labelKeys: labels.map(([k, v]) => labelKey(k, v)), allow: allowList,
     minCpu: minClassFor(r.cpu, CPU_BASE, CPU_TOP), minMem: minClassFor(r.memoryBytes, MEM_BASE, MEM_TOP), minGpu: minClassFor(r.gpu, GPU_BASE, GPU_TOP),
@@ -190,7 +190,7 @@ function compile(w: Workload): CompiledQuery {
       for (let i = 0; i < labels.length; i++) if (f.labels[labels[i]![0]] !== labels[i]![1]) return false
       if (deny?.has(f.owner)) return false
       if (allow && !allow.has(f.owner)) return false
-      if (maxPrice !== Infinity && f.price && quote(f.price, r, lane) > maxPrice) return false
+      if (maxPrice !== undefined && f.price && quote(f.price, r, lane) > maxPrice) return false
       return true
     },
   }

@@ -5,7 +5,7 @@
 // (freshness, capacity) but such a node is no sampling candidate (spec/orchestration.md, "Placement at scale").
 import { InvalidHeartbeatError, type WorkloadIssue } from '../errors.ts'
 import type { Arch, RuntimeType } from '../workload/workload.ts'
-import type { PricePolicy } from './price.ts'
+import { PRICE_POLICY_FIELDS, pricePolicyUnits, type PricePolicy } from './price.ts'
 
 /** What a node states about itself for placement, in its heartbeat: the facts its bids state too. */
 export interface PlacementFacts {
@@ -54,11 +54,11 @@ export const reportLimits = {
 
 const ARCHES: ReadonlySet<string> = new Set<Arch>(['amd64', 'arm64', 'riscv64'])
 const RUNTIMES: ReadonlySet<string> = new Set<RuntimeType>(['container', 'microvm', 'wasm', 'actor'])
-const PRICE_FIELDS = ['cpuPerHour', 'memoryGiBPerHour', 'gpuPerHour', 'diskGiBPerHour', 'protectedMultiplier', 'minimumPerHour'] as const
 const FREE_FIELDS = ['cpu', 'memoryBytes', 'diskBytes', 'gpu'] as const
 
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x)
 const isAmount = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0
+const isWhole = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
 const isDid = (x: unknown): x is string => typeof x === 'string' && x.startsWith('did:') && x.length <= reportLimits.maxDidChars
 
 /**
@@ -135,13 +135,13 @@ function parseFacts(x: unknown, bad: (path: string, reason: string) => void): Pl
     else {
       const p = x.price
       let ok = true
-      for (const k of PRICE_FIELDS) {
-        if (!isAmount(p[k])) {
-          bad(`$.facts.price.${k}`, 'must be a finite number >= 0')
+      for (const k of PRICE_POLICY_FIELDS) {
+        if (!isWhole(p[k])) {
+          bad(`$.facts.price.${k}`, `must be a whole number >= 0 of ${pricePolicyUnits[k]}`)
           ok = false
         }
       }
-      if (ok) price = Object.fromEntries(PRICE_FIELDS.map((k) => [k, p[k]])) as unknown as PricePolicy
+      if (ok) price = Object.fromEntries(PRICE_POLICY_FIELDS.map((k) => [k, p[k]])) as unknown as PricePolicy
     }
   }
   return {

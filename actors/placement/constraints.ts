@@ -1,8 +1,9 @@
 // Hard constraints: a node either meets each one or it does not. Each failure is named so that an
 // infeasible answer can say which constraint no node met and how close the nearest candidate came.
-import type { ResourceRequest, Workload } from '../workload/workload.ts'
+import { formatNlc } from '../../ledger/units.ts'
+import { maxPriceOf, type ResourceRequest, type Workload } from '../workload/workload.ts'
 import { formatBytes } from '../workload/quantity.ts'
-import type { Capacity, NodeOffer } from './offer.ts'
+import { offerPricePerHour, type Capacity, type NodeOffer } from './offer.ts'
 
 export type ConstraintName =
   | 'runtime' | 'arch' | 'region' | 'labels' | 'owner' | 'maxLatencyMs' | 'maxPrice' | 'minTrust'
@@ -49,7 +50,12 @@ export function constraintFailures(w: Workload, offer: NodeOffer): ConstraintFai
   if (c.owners?.deny?.includes(offer.ownerDid)) out.push({ constraint: 'owner', detail: `owner ${offer.ownerDid} is denied`, gap: 1 })
   else if (c.owners?.allow && !c.owners.allow.includes(offer.ownerDid)) out.push({ constraint: 'owner', detail: `owner ${offer.ownerDid} is not in the allow list`, gap: 1 })
   if (c.maxLatencyMs !== undefined && offer.latencyMs > c.maxLatencyMs) out.push({ constraint: 'maxLatencyMs', detail: `is ${round(offer.latencyMs)} ms away, limit ${c.maxLatencyMs} ms`, gap: rel(offer.latencyMs, c.maxLatencyMs) })
-  if (c.maxPrice !== undefined && offer.pricePerHour > c.maxPrice) out.push({ constraint: 'maxPrice', detail: `asks ${round(offer.pricePerHour)} NLC/h, limit ${c.maxPrice}`, gap: rel(offer.pricePerHour, c.maxPrice) })
+  const maxPrice = maxPriceOf(c)
+  const price = offerPricePerHour(offer)
+  if (maxPrice !== undefined && price > maxPrice) {
+    // the gap only ranks the nearest candidate: a Number is good enough for it
+    out.push({ constraint: 'maxPrice', detail: `asks ${formatNlc(price)}/h, limit ${formatNlc(maxPrice)}/h`, gap: rel(Number(price), Number(maxPrice)) })
+  }
   if (c.minTrust !== undefined && offer.trust < c.minTrust) out.push({ constraint: 'minTrust', detail: `has trust ${offer.trust}, needs ${c.minTrust}`, gap: rel(c.minTrust, offer.trust) })
   out.push(...resourceFailures(w.resources, offer.free))
   return out

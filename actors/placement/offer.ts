@@ -23,8 +23,8 @@ export interface NodeOffer {
   runtimes: RuntimeType[]
   /** What the node says it can still give (after its reservations). */
   free: Capacity
-  /** The node's quote for one replica of this workload, NLC per hour. */
-  pricePerHour: number
+  /** The node's quote for one replica of this workload, µNLC per hour: decimal digits, as its bid states it. */
+  pricePerHour: string
   /** Round trip measured by the orchestrator, ms (0 for its own node). */
   latencyMs: number
   /** 0..1; every node is 0.5 until the trust work lands. */
@@ -32,3 +32,8 @@ export interface NodeOffer {
 }
 
 export const emptyCapacity = (): Capacity => ({ cpu: 0, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 })
+
+/** An offer's price, µNLC per replica-hour (the one way code reads it as a number). */
+export function offerPricePerHour(o: Pick<NodeOffer, 'pricePerHour'>): bigint {
+  return BigInt(o.pricePerHour)
+}

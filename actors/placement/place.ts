@@ -2,9 +2,9 @@
 // pick replicas greedily. Pure and allocation-light, so it can place thousands of workloads per second over
 // thousands of offers. Like Nomad's limit iterator, it may stop after `candidateLimit` eligible nodes found
 // from a random starting point instead of scoring every node; an infeasible answer always scans them all.
-import type { Lane, ResourceRequest, Workload } from '../workload/workload.ts'
+import { maxPriceOf, type Lane, type ResourceRequest, type Workload } from '../workload/workload.ts'
 import { constraintFailures, constraintOrder, subtract, type ConstraintFailure, type ConstraintName } from './constraints.ts'
-import type { Capacity, NodeOffer } from './offer.ts'
+import { offerPricePerHour, type Capacity, type NodeOffer } from './offer.ts'
 
 export interface ScoreWeights {
   price: number
@@ -95,11 +95,12 @@ export function eligibility(w: Workload): EligibilityCheck {
   const deny = c.owners?.deny ? new Set(c.owners.deny) : undefined
   const allow = c.owners?.allow ? new Set(c.owners.allow) : undefined
   const maxLatency = c.maxLatencyMs ?? Infinity
-  const maxPrice = c.maxPrice ?? Infinity
+  const maxPrice = maxPriceOf(c)
   const minTrust = c.minTrust ?? -Infinity
   check = (o: NodeOffer, free: Capacity = o.free): boolean => {
     if (r.cpu > free.cpu + 1e-9 || r.memoryBytes > free.memoryBytes || r.gpu > free.gpu || r.vramBytes > free.vramBytes || r.diskBytes > free.diskBytes) return false
-    if (o.latencyMs > maxLatency || o.pricePerHour > maxPrice || o.trust < minTrust) return false
+    if (o.latencyMs > maxLatency || o.trust < minTrust) return false
+    if (maxPrice !== undefined && offerPricePerHour(o) > maxPrice) return false
     if (!o.runtimes.includes(runtime)) return false
     if (arch && !arch.has(o.arch)) return false
     if (region && !region.has(o.region)) return false
@@ -125,6 +126,8 @@ interface Candidate {
   free: Capacity
   onNode: number
   base: number
+  /** The offer's µNLC price as a Number: for the score only (a rank, never money). */
+  price: number
 }
 
 export function place(req: PlacementRequest): PlacementResult {
@@ -149,21 +152,24 @@ export function place(req: PlacementRequest): PlacementResult {
   const start = limit < n ? Math.floor((req.random ?? Math.random)() * n) : 0
   const cands: Candidate[] = []
   const eligible = eligibility(w)
+  // Prices rank candidates here, nothing is paid from them: the score may read them as Numbers (a µNLC
+  // price loses precision as a double only beyond 2^53 µNLC, 9 billion NLC an hour, and then only in its rank).
   let maxPrice = 0
   for (let i = 0; i < n && cands.length < limit; i++) {
     const o = offers[(start + i) % n]!
     if (exclude?.has(o.nodeDid)) continue
     if (distinctNodes && usedNodes.has(o.nodeDid)) continue
     if (!eligible(o)) continue
-    cands.push({ offer: o, free: o.free, onNode: usedNodes.get(o.nodeDid) ?? 0, base: 0 })
-    if (o.pricePerHour > maxPrice) maxPrice = o.pricePerHour
+    const price = Number(o.pricePerHour)
+    cands.push({ offer: o, free: o.free, onNode: usedNodes.get(o.nodeDid) ?? 0, base: 0, price })
+    if (price > maxPrice) maxPrice = price
   }
   const minReplicas = distinctNodes ? req.count : Math.min(req.count, 1)
   if (cands.length < minReplicas || cands.length === 0) return { ok: false, infeasible: explain(req, cands.length) }
 
   // Static part of each score: price (cheaper is better), latency, trust.
   for (const c of cands) {
-    const price = maxPrice > 0 ? 1 - c.offer.pricePerHour / maxPrice : 1
+    const price = maxPrice > 0 ? 1 - c.price / maxPrice : 1
     const latency = 1 / (1 + c.offer.latencyMs / 50)
     c.base = weights.price * price + weights.latency * latency + weights.trust * c.offer.trust
   }

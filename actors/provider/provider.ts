@@ -210,7 +210,7 @@ export class Provider {
     const offer: NodeOffer = {
       nodeDid: f.did, ownerDid: f.owner, arch: f.arch, region: f.region, labels: f.labels,
       runtimes: await this.#i.runner.runtimes(), free: await this.#i.capacity.free(),
-      pricePerHour: quote(this.#i.price, w.resources, w.lane), latencyMs: 0, trust: 0.5,
+      pricePerHour: String(quote(this.#i.price, w.resources, w.lane)), latencyMs: 0, trust: 0.5,
     }
     // Latency and trust are the orchestrator's to judge; everything else the node knows about itself.
     const failures = constraintFailures(w, offer).filter((x) => x.constraint !== 'maxLatencyMs' && x.constraint !== 'minTrust')
@@ -272,6 +272,7 @@ export class Provider {
     const bid = this.#bids.get(terms.bidId)
     if (!bid) throw new InvalidTermsError(`contract accepts bid ${terms.bidId}, which this node did not make (or it expired)`)
     if (bid.expiresAt < this.#now()) throw new InvalidTermsError(`bid ${terms.bidId} expired`)
+    // both prices are canonical digit strings (checked on the way in): equal strings are equal amounts
     if (bid.deploymentId !== terms.deploymentId || bid.pricePerHour !== terms.pricePerHour) throw new InvalidTermsError('contract terms differ from the bid (deployment or price)')
     if (!sameResources(terms.resources, workload.resources)) throw new InvalidTermsError('contract resources differ from the workload')
     if (!validEpoch(terms.epoch)) throw new InvalidTermsError(`contract epoch must be a whole number from 1 to ${MAX_EPOCH}`)

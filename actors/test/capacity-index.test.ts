@@ -113,17 +113,17 @@ t.test('a query never returns a node that fails a hard constraint', async (t) =>
     ssd: fc.boolean(),
     deny: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
     allow: fc.option(fc.subarray([0, 1, 2, 3], { minLength: 1 }), { nil: undefined }),
-    maxPrice: fc.option(fc.constantFrom(0.5, 2, 10, 200), { nil: undefined }),
+    maxPrice: fc.option(fc.constantFrom('500000', '2000000', '10000000', '200000000'), { nil: undefined }),
   })
   fc.assert(fc.property(fc.array(node, { minLength: 1, maxLength: 60 }), wl, fc.integer(), (nodes, q, seed) => {
     const index = new CapacityIndex({ now: new Clock().now, random: seeded(seed) })
     const offers = new Map<string, NodeOffer>()
     nodes.forEach((n, i) => {
-      const price = n.cheap ? { ...defaultPricePolicy, cpuPerHour: 0.1 } : defaultPricePolicy
+      const price = n.cheap ? { ...defaultPricePolicy, cpuPerHour: 100_000 } : defaultPricePolicy
       const facts: PlacementFacts = { owner: `did:key:owner${n.owner}`, arch: n.arch, region: n.region, labels: n.ssd ? { ssd: 'yes' } : {}, runtimes: n.runtimes, price }
       const free = { cpu: n.cpu, memoryBytes: n.mem * 512 * 2 ** 20, gpu: n.gpu, diskBytes: 50 * GiB }
       index.observe(did(i), beat(i, { free, facts }))
-      offers.set(did(i), { nodeDid: did(i), ownerDid: facts.owner, arch: n.arch, region: n.region, labels: facts.labels, runtimes: n.runtimes, free: { ...free, vramBytes: 0 }, pricePerHour: 0, latencyMs: 0, trust: 1 })
+      offers.set(did(i), { nodeDid: did(i), ownerDid: facts.owner, arch: n.arch, region: n.region, labels: facts.labels, runtimes: n.runtimes, free: { ...free, vramBytes: 0 }, pricePerHour: '0', latencyMs: 0, trust: 1 })
     })
     const owners = (xs: number[]) => xs.map((o) => `did:key:owner${o}`)
     const w: Workload = workload({
@@ -138,7 +138,7 @@ t.test('a query never returns a node that fails a hard constraint', async (t) =>
     const eligible = (d: string): boolean => {
       const o = offers.get(d)!
       const n = nodes[Number(d.slice(-6))]!
-      return isEligible(w, { ...o, pricePerHour: quote(n.cheap ? { ...defaultPricePolicy, cpuPerHour: 0.1 } : defaultPricePolicy, w.resources, w.lane) })
+      return isEligible(w, { ...o, pricePerHour: String(quote(n.cheap ? { ...defaultPricePolicy, cpuPerHour: 100_000 } : defaultPricePolicy, w.resources, w.lane)) })
     }
     const all = [...offers.keys()].filter(eligible)
     const s = index.sample({ workload: w, want: nodes.length, budget: 10_000 })
@@ -208,6 +208,7 @@ t.test('a heartbeat body with bad fields is refused with InvalidHeartbeatError a
     ['a label that is not a string', beat(1, { facts: { labels: { ssd: 1 } as unknown as Record<string, string> } }), '$.facts.labels.ssd'],
     ['runtimes that are not a list', beat(1, { facts: { runtimes: 'container' as unknown as RuntimeType[] } }), '$.facts.runtimes'],
     ['a negative price', beat(1, { facts: { price: { ...defaultPricePolicy, cpuPerHour: -1 } } }), '$.facts.price.cpuPerHour'],
+    ['a price of a fraction of a µNLC', beat(1, { facts: { price: { ...defaultPricePolicy, memoryGiBPerHour: 0.25 } } }), '$.facts.price.memoryGiBPerHour'],
     ['an owner that is not a DID', beat(1, { facts: { owner: 'bob' } }), '$.facts.owner'],
   ]
   for (const [what, body, path] of bad) {

@@ -85,7 +85,7 @@ class Answer {
 function proposal(o: { epoch?: number; role?: 'replica' | 'standby' } = {}): Contract {
   return proposeContract(consumer, {
     deploymentId: 'd1', workloadName: w.name, kind: w.kind, slot: o.role === 'standby' ? 'd1/standby' : 'd1/0', epoch: o.epoch ?? 2,
-    provider: provider.did, providerOwner: provider.did, bidId: 'b1', resources: w.resources, pricePerHour: 1, lane: w.lane,
+    provider: provider.did, providerOwner: provider.did, bidId: 'b1', resources: w.resources, pricePerHour: '1000000', lane: w.lane,
     role: o.role ?? 'replica', durationSeconds: 60, workloadDigest: workloadDigest(w), now: 1_000,
   })
 }
@@ -381,7 +381,7 @@ t.test('only the contract\'s consumer may start, stop, fence or read the logs of
 async function leased(leaseMs: number) {
   const c = proposeContract(consumer, {
     deploymentId: 'd1', workloadName: w.name, kind: w.kind, slot: 'd1/0', epoch: 2, provider: provider.did, providerOwner: provider.did,
-    bidId: 'b1', resources: w.resources, pricePerHour: 1, lane: w.lane, role: 'replica', durationSeconds: 3600, leaseMs,
+    bidId: 'b1', resources: w.resources, pricePerHour: '1000000', lane: w.lane, role: 'replica', durationSeconds: 3600, leaseMs,
     workloadDigest: workloadDigest(w), now: 1_000,
   })
   const r = run({ proposal: { contract: c, workload: w } })

@@ -54,14 +54,14 @@ class ScriptedEffects implements DeploymentEffects {
 
 const offer = (node: string): NodeOffer => ({
   nodeDid: node, ownerDid: node, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['container'],
-  free: { cpu: 4, memoryBytes: 8 * GiB, gpu: 0, vramBytes: 0, diskBytes: 50 * GiB }, pricePerHour: 1, latencyMs: 1, trust: 0.5,
+  free: { cpu: 4, memoryBytes: 8 * GiB, gpu: 0, vramBytes: 0, diskBytes: 50 * GiB }, pricePerHour: '1000000', latencyMs: 1, trust: 0.5,
 })
 const round = (bidders: string[]): BidRound => ({ requestId: 'r', asked: nodes, bids: [], declines: [], silent: [], rttMs: {}, offers: bidders.map(offer) })
 
 function contract(w: Workload, id: string, slot: string, epoch: number, node: string): Contract {
   const c = proposeContract(consumer, {
     deploymentId: id, workloadName: w.name, kind: w.kind, slot, epoch, provider: node, providerOwner: node, bidId: 'b', resources: w.resources,
-    pricePerHour: 1, lane: w.lane, role: 'replica', durationSeconds: w.leaseSeconds, workloadDigest: workloadDigest(w), now: 1_000,
+    pricePerHour: '1000000', lane: w.lane, role: 'replica', durationSeconds: w.leaseSeconds, workloadDigest: workloadDigest(w), now: 1_000,
   })
   return c
 }

@@ -13,7 +13,7 @@ export function offer(i: number, over: Partial<NodeOffer> = {}): NodeOffer {
     labels: {},
     runtimes: ['container', 'wasm'],
     free: { cpu: 4, memoryBytes: 8 * GiB, gpu: 0, vramBytes: 0, diskBytes: 100 * GiB },
-    pricePerHour: 1,
+    pricePerHour: '1000000',
     latencyMs: 1,
     trust: 0.5,
     ...over,

@@ -16,6 +16,10 @@ import { Catalog } from '../../appliance/catalog/catalog.ts'
 import { demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
 import { encodeBroadcast } from '../../p2p/pubsub.ts'
 import { Probe } from '../../p2p/test/probe.ts'
+import { randomUUID } from 'node:crypto'
+import { workloadDigest } from '../contracts/contract.ts'
+import { CONTRACT_TAG, signBody } from '../contracts/signed.ts'
+import type { ApiCallError } from '../../appliance/daemon/errors.ts'
 
 const IMAGE = 'noir/busybox:latest'
 
@@ -47,6 +51,32 @@ t.test('the market against a third party and against work that cannot start', as
       messages.add(err?.message ?? '')
     }
     t.equal(messages.size, 1, 'the same answer whether the file exists or not (no existence oracle)')
+  })
+
+  await t.test('a proposal whose price is not whole µNLC (a float, a negative, an exponent, too long) is refused by field, and a v1 one as v1', async (t) => {
+    // As a stranger would: its own key signs terms with a bad price; a's node carries them to b's market actor.
+    const stranger = NodeKey.generate()
+    const w = validateWorkload(service('price-attack'))
+    const terms = (pricePerHour: unknown, v = 2) => ({
+      v, id: randomUUID(), deploymentId: 'price-attack', workloadName: w.name, kind: w.kind, slot: 'price-attack/0', epoch: 1, consumer: stranger.did,
+      provider: b.did, providerOwner: b.did, bidId: randomUUID(), resources: w.resources, pricePerHour, lane: w.lane, role: 'replica', durationSeconds: 60,
+      startsAt: Date.now(), endsAt: Date.now() + 60_000, workloadDigest: workloadDigest(w),
+    })
+    const propose = (x: Record<string, unknown>) =>
+      a.api.post('/v1/actor/send', { to: `${b.did}/${MARKET_ACTOR}`, behavior: MarketBehavior.propose, body: { contract: { terms: x, consumerSig: signBody(stranger, CONTRACT_TAG, x) }, workload: w } as never, ask: true })
+        .then(() => undefined, (e: unknown) => e as ApiCallError)
+    const before = (await b.api.get<{ contracts: unknown[] }>('/v1/contracts')).contracts.length
+    for (const price of [0.5, '0.5', -1, '-1', '1e6', 1e21, '01', '9'.repeat(40), null]) {
+      const err = await propose(terms(price))
+      t.equal(err?.name, 'InvalidTermsError', `price ${JSON.stringify(price)} is refused`)
+      t.match(err?.message, /'pricePerHour' must be a decimal string of whole µNLC/, 'naming the field')
+      t.match(err?.data, { field: 'pricePerHour' }, 'and the field in the data')
+    }
+    const v1 = await propose(terms(0.5, 1))
+    t.equal(v1?.name, 'UnsupportedTermsVersionError', 'terms v1 (a float price) are refused as such')
+    t.match(v1?.message, /v2 is required/)
+    t.equal((await b.api.get<{ contracts: unknown[] }>('/v1/contracts')).contracts.length, before, 'nothing stored')
+    t.same(await reservations(b), [], 'nothing reserved')
   })
 
   await t.test('a broadcast bid request is answered only for an orchestrator the provider is connected to (a fresh key is refused before any work)', async (t) => {
@@ -144,6 +174,8 @@ t.test('the market against a third party and against work that cannot start', as
     t.equal(after.replicas[0]!.epoch, rep.epoch, 'at the same epoch')
     const contracts = (await provider.api.get<{ contracts: { slot: string; status: string; epoch: number }[] }>('/v1/contracts')).contracts
     t.ok(contracts.some((k) => k.slot === rep.slot && k.status === 'active'), 'the provider\'s contract is still active')
+    const priced = (await provider.api.get<{ contracts: { slot: string; pricePerHour: unknown }[] }>('/v1/contracts')).contracts.find((k) => k.slot === rep.slot)
+    t.match(priced?.pricePerHour, /^[1-9][0-9]*$/, 'its price is whole µNLC, in digits')
 
     // The consumer itself still stops its deployment, and its slots could be placed again.
     const stopped = await a.api.post<DeploymentView>(`/v1/deployments/${d.id}/stop`)

@@ -44,7 +44,7 @@ t.test('orchestration across real daemons', async (t) => {
     cluster.start({ ...boot, config: { share, orchestration: { ...fast, region: 'eu' } } as never }),
     cluster.start({ ...boot, config: { share, orchestration: { ...fast, region: 'eu' } } as never }),
     // Claims eight free cpus in its bids, has half of one, and quotes the lowest price: always tried first.
-    cluster.start({ ...boot, config: { share: 'cpu=0.5,memory=1GiB,disk=2GiB,gpu=0', orchestration: { ...fast, region: 'eu', price: { cpuPerHour: 0.01 }, claimFree: { cpu: 8 } } } as never }),
+    cluster.start({ ...boot, config: { share: 'cpu=0.5,memory=1GiB,disk=2GiB,gpu=0', orchestration: { ...fast, region: 'eu', price: { cpuPerHour: 10_000 }, claimFree: { cpu: 8 } } } as never }),
   ])
   const nodes = [a, b, c, liar]
   // Everyone is connected to `a`, and pubsub meshes have formed.

@@ -72,8 +72,8 @@ t.test('a forged bid that would win is verified before anything is proposed, ref
   const ask = m.ask.bind(m)
   m.ask = async (from, to, behavior, body) => {
     const r = await ask(from, to, behavior, body)
-    const bid = (r as { bid?: { body: { pricePerHour: number } } }).bid
-    if (behavior === MarketBehavior.bid && to === forger && bid) bid.body.pricePerHour = 0.001
+    const bid = (r as { bid?: { body: { pricePerHour: string } } }).bid
+    if (behavior === MarketBehavior.bid && to === forger && bid) bid.body.pricePerHour = '1000'
     return r
   }
   const o = m.nodes[0]!.orchestrator

@@ -7,7 +7,7 @@ import { offer, workload } from './helpers.ts'
 const GiB = 2 ** 30
 
 t.test('best-effort picks the cheapest node that fits', async (t) => {
-  const offers = [offer(1, { pricePerHour: 3 }), offer(2, { pricePerHour: 1 }), offer(3, { pricePerHour: 2 })]
+  const offers = [offer(1, { pricePerHour: '3000000' }), offer(2, { pricePerHour: '1000000' }), offer(3, { pricePerHour: '2000000' })]
   const r = place({ workload: workload(), count: 1, offers })
   t.ok(r.ok)
   if (r.ok) t.equal(r.picks[0]!.offer.nodeDid, offer(2).nodeDid)
@@ -31,7 +31,7 @@ t.test('stacked replicas never exceed the node capacity', async (t) => {
 })
 
 t.test('the protected lane needs distinct nodes, prefers distinct owners, and picks a standby', async (t) => {
-  const offers = [offer(1, { ownerDid: 'did:key:alice' }), offer(2, { ownerDid: 'did:key:alice' }), offer(3, { ownerDid: 'did:key:bob', pricePerHour: 1.2 }), offer(4, { ownerDid: 'did:key:carol', pricePerHour: 1.1 })]
+  const offers = [offer(1, { ownerDid: 'did:key:alice' }), offer(2, { ownerDid: 'did:key:alice' }), offer(3, { ownerDid: 'did:key:bob', pricePerHour: '1200000' }), offer(4, { ownerDid: 'did:key:carol', pricePerHour: '1100000' })]
   const r = place({ workload: workload({ lane: 'protected' }), count: 2, offers, standby: true })
   t.ok(r.ok)
   if (!r.ok) return
@@ -92,7 +92,7 @@ t.test('every hard constraint rules a node out', async (t) => {
     [{ constraints: { owners: { deny: ['did:key:owner1'] } } }, {}, 'owner'],
     [{ constraints: { owners: { allow: ['did:key:someone'] } } }, {}, 'owner'],
     [{ constraints: { maxLatencyMs: 5 } }, { latencyMs: 50 }, 'maxLatencyMs'],
-    [{ constraints: { maxPrice: 0.5 } }, {}, 'maxPrice'],
+    [{ constraints: { maxPrice: '500000' } }, {}, 'maxPrice'],
     [{ constraints: { minTrust: 0.9 } }, {}, 'minTrust'],
     [{ resources: { cpu: 16, memory: '1Gi' } }, {}, 'cpu'],
     [{ resources: { cpu: 1, memory: '1Gi', gpu: 1 } }, {}, 'gpu'],
@@ -109,11 +109,11 @@ t.test('every hard constraint rules a node out', async (t) => {
 t.test('the fast eligibility check agrees with the explaining one on random offers', async (t) => {
   let seed = 7
   const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
-  const w = workload({ constraints: { region: ['eu', 'us'], maxPrice: 2, maxLatencyMs: 30, minTrust: 0.3, labels: { tier: 'a' } } })
+  const w = workload({ constraints: { region: ['eu', 'us'], maxPrice: '2000000', maxLatencyMs: 30, minTrust: 0.3, labels: { tier: 'a' } } })
   let disagreements = 0
   for (let i = 0; i < 2000; i++) {
     const o = offer(i, {
-      region: rnd() < 0.7 ? 'eu' : 'asia', pricePerHour: rnd() * 3, latencyMs: rnd() * 50, trust: rnd(), labels: rnd() < 0.8 ? { tier: 'a' } : {},
+      region: rnd() < 0.7 ? 'eu' : 'asia', pricePerHour: String(Math.floor(rnd() * 3_000_000)), latencyMs: rnd() * 50, trust: rnd(), labels: rnd() < 0.8 ? { tier: 'a' } : {},
       free: { cpu: rnd() * 3, memoryBytes: rnd() * 3 * GiB, gpu: 0, vramBytes: 0, diskBytes: GiB },
     })
     if (isEligible(w, o) !== (constraintFailures(w, o).length === 0)) disagreements++
@@ -122,7 +122,7 @@ t.test('the fast eligibility check agrees with the explaining one on random offe
 })
 
 t.test('sampling a few candidates still places on an eligible node', async (t) => {
-  const offers = Array.from({ length: 1000 }, (_, i) => offer(i, { arch: i % 2 === 0 ? 'amd64' : 'arm64', pricePerHour: 1 + (i % 7) }))
+  const offers = Array.from({ length: 1000 }, (_, i) => offer(i, { arch: i % 2 === 0 ? 'amd64' : 'arm64', pricePerHour: String(1_000_000 + (i % 7) * 1_000_000) }))
   const w = workload({ constraints: { arch: ['arm64'] } })
   const r = place({ workload: w, count: 3, offers, candidateLimit: 16 })
   t.ok(r.ok)
@@ -134,6 +134,38 @@ t.test('sampling a few candidates still places on an eligible node', async (t) =
 
 t.test('a quote follows the owner price policy and the lane', async (t) => {
   const w = workload({ resources: { cpu: 2, memory: '4Gi' } })
-  t.equal(quote(defaultPricePolicy, w.resources, 'best-effort'), 2 * 1 + 4 * 0.25)
-  t.equal(quote(defaultPricePolicy, w.resources, 'protected'), (2 + 1) * 1.5)
+  t.equal(quote(defaultPricePolicy, w.resources, 'best-effort'), 2_000_000n + 4n * 250_000n, '2 cpu and 4 GiB: 3 NLC')
+  t.equal(quote(defaultPricePolicy, w.resources, 'protected'), 4_500_000n, 'times 15000 bps')
+})
+
+t.test('a quote is rounded up, never down: a fraction of a µNLC is a whole one', async (t) => {
+  const policy = { ...defaultPricePolicy, minimumPerHour: 0 }
+  // 1 byte of memory at 250000 µNLC per GiB-hour is 0.00023 µNLC: quoted as 1
+  t.equal(quote({ ...policy, cpuPerHour: 0 }, { cpu: 0, memoryBytes: 1, gpu: 0, vramBytes: 0, diskBytes: 0 }, 'best-effort'), 1n)
+  // 10 millicores at 1 µNLC per CPU-hour is 0.01 µNLC: 1
+  t.equal(quote({ ...policy, cpuPerHour: 1 }, { cpu: 0.01, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 }, 'best-effort'), 1n)
+  // a cpu fraction below a millicore counts as a whole one, as the allocator holds it: 0.0101 cores -> 11 millicores
+  t.equal(quote({ ...policy, cpuPerHour: 1000 }, { cpu: 0.0101, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 }, 'best-effort'), 11n)
+  // 0.011 (11.000000000000002 as a double times 1000) stays 11 millicores
+  t.equal(quote({ ...policy, cpuPerHour: 1000 }, { cpu: 0.011, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 }, 'best-effort'), 11n)
+  // the protected lane rounds up too: 3 µNLC * 1.5 = 4.5 -> 5
+  t.equal(quote({ ...policy, minimumPerHour: 3, cpuPerHour: 0 }, { cpu: 0.01, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 }, 'protected'), 5n)
+  // the floor applies before the lane
+  t.equal(quote(defaultPricePolicy, { cpu: 0.01, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 }, 'best-effort'), 10_000n)
+})
+
+t.test('a quote is exact in bigint where a double would not be', async (t) => {
+  const big = Number.MAX_SAFE_INTEGER // µNLC per CPU-hour
+  const policy = { cpuPerHour: big, memoryGiBPerHour: big, gpuPerHour: big, diskGiBPerHour: big, protectedMultiplierBps: 10_001, minimumPerHour: 0 }
+  const r = { cpu: 1024, memoryBytes: 2 ** 50 + 1, gpu: 8, vramBytes: 0, diskBytes: 2 ** 52 + 3 }
+  const B = BigInt(big)
+  const GiB = 2n ** 30n
+  const exact = 1024n * B + 8n * B + (BigInt(r.memoryBytes) * B + GiB - 1n) / GiB + 0n // memory alone, rounded up
+  const num = 1024_000n * B * GiB + BigInt(r.memoryBytes) * B * 1000n + 8n * B * 1000n * GiB + BigInt(r.diskBytes) * B * 1000n
+  const den = 1000n * GiB
+  const raw = (num + den - 1n) / den
+  t.equal(quote(policy, r, 'best-effort'), raw, 'one rounding, up, over the exact sum')
+  t.ok(raw > exact, 'the disk share is in it')
+  t.equal(quote(policy, r, 'protected'), (raw * 10_001n + 9_999n) / 10_000n)
+  t.ok(raw > BigInt(Number.MAX_SAFE_INTEGER) * 1000n, 'far beyond what a double holds exactly')
 })

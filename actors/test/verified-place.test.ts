@@ -14,7 +14,8 @@ const GiB = 2 ** 30
 const free = { cpu: 4, memoryBytes: 8 * GiB, gpu: 0, vramBytes: 0, diskBytes: 100 * GiB }
 
 /** n nodes, each with a real signed bid at `price(i)`, and the offers placement scores. */
-function market(n: number, price: (i: number) => number) {
+function market(n: number, nlc: (i: number) => number) {
+  const price = (i: number): string => String(nlc(i) * 1_000_000)
   const keys = Array.from({ length: n }, () => NodeKey.generate())
   const bids = new Map<string, SignedBid>()
   const offers: NodeOffer[] = keys.map((k, i) => {
@@ -50,8 +51,8 @@ t.test('a forged bid that would win is verified, refused, and the next best bid 
   // node 3 claims the lowest price of all: its body no longer matches its signature
   const forger = m.keys[3]!.did
   const b = m.bids.get(forger)!
-  m.bids.set(forger, { body: { ...b.body, pricePerHour: 0.01 }, sig: b.sig })
-  const offers = m.offers.map((o) => (o.nodeDid === forger ? { ...o, pricePerHour: 0.01 } : o))
+  m.bids.set(forger, { body: { ...b.body, pricePerHour: '10000' }, sig: b.sig })
+  const offers = m.offers.map((o) => (o.nodeDid === forger ? { ...o, pricePerHour: '10000' } : o))
   const w = workload()
   const unverified = place({ workload: w, count: 1, offers })
   t.equal(unverified.ok && unverified.picks[0]!.offer.nodeDid, forger, 'unchecked, the forged bid would win')
@@ -88,7 +89,7 @@ t.test('the standby is verified too, and a forged standby is replaced by the nex
 
 t.test('when every bid that could be picked is forged the placement is infeasible, and nothing unverified is returned', async (t) => {
   const m = market(3, () => 1)
-  for (const [did, b] of m.bids) m.bids.set(did, { body: { ...b.body, pricePerHour: 0 }, sig: b.sig })
+  for (const [did, b] of m.bids) m.bids.set(did, { body: { ...b.body, pricePerHour: '0' }, sig: b.sig })
   const v = placeVerified({ workload: workload(), count: 1, offers: m.offers }, m.verify)
   t.notOk(v.result.ok)
   t.equal(v.refused.length, 3)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { InvalidWorkloadError, WorkloadParseError } from '../errors.ts'
 import { parseQuantity } from '../workload/quantity.ts'
-import { loadWorkloadFile, parseWorkload, parseWorkloadText, validateWorkload, workloadFromWire } from '../workload/workload.ts'
+import { loadWorkloadFile, maxPriceOf, parseWorkload, parseWorkloadText, validateWorkload, workloadFromWire } from '../workload/workload.ts'
 
 const base = () => ({
   apiVersion: 'noir/v1', kind: 'service', name: 'web',
@@ -35,6 +35,22 @@ t.test('the examples in examples/ validate', async (t) => {
   const j = loadWorkloadFile(new URL('../../examples/job/job.yaml', import.meta.url).pathname)
   t.equal(j.job?.retries, 2)
   t.equal(j.leaseSeconds, 120, 'a job lease defaults to its deadline')
+})
+
+t.test('maxPrice is whole µNLC: digits or a safe integer, normalized to digits; anything else is refused naming the field', async (t) => {
+  const base = { apiVersion: 'noir/v1', kind: 'job', name: 'j', runtime: { type: 'wasm', module: 'm.wasm' }, resources: { cpu: 1, memory: '1Gi' } }
+  t.equal(validateWorkload({ ...base, constraints: { maxPrice: '500000' } }).constraints.maxPrice, '500000')
+  t.equal(validateWorkload({ ...base, constraints: { maxPrice: 500000 } }).constraints.maxPrice, '500000', 'a JSON integer becomes its digits')
+  t.equal(validateWorkload({ ...base, constraints: { maxPrice: 0 } }).constraints.maxPrice, '0')
+  t.equal(maxPriceOf(validateWorkload({ ...base, constraints: { maxPrice: '9'.repeat(38) } }).constraints), 10n ** 38n - 1n, 'exact far beyond a double')
+  t.equal(loadWorkloadFile(new URL('../../examples/service/service.yaml', import.meta.url).pathname).constraints.maxPrice, '5000000', 'the example asks at most 5 NLC')
+  for (const bad of [0.5, '0.5', -1, '-1', '1e6', 1e300, '01', ' 1', '', 2 ** 53, '9'.repeat(39), null, true]) {
+    const err = t.throws(() => validateWorkload({ ...base, constraints: { maxPrice: bad } }), InvalidWorkloadError, JSON.stringify(bad)) as InvalidWorkloadError | undefined
+    t.ok(err?.issues.some((i) => i.path === '$.constraints.maxPrice'), `${JSON.stringify(bad)}: names $.constraints.maxPrice`)
+  }
+  // a normalized workload with a number in maxPrice (as a node before integer prices sent) is not a wire workload
+  const w = validateWorkload({ ...base, constraints: { maxPrice: '5' } })
+  t.throws(() => workloadFromWire({ ...w, constraints: { maxPrice: 5 } }), InvalidWorkloadError)
 })
 
 t.test('YAML and JSON forms give the same workload', async (t) => {

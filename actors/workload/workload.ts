@@ -37,8 +37,8 @@ export interface Constraints {
   region?: string[]
   labels?: Record<string, string>
   maxLatencyMs?: number
-  /** NLC per replica-hour */
-  maxPrice?: number
+  /** µNLC per replica-hour: decimal digits (normalized from a decimal string or a safe integer). Read it with maxPriceOf. */
+  maxPrice?: string
   minTrust?: number
   owners?: { allow?: string[]; deny?: string[] }
 }
@@ -191,7 +191,7 @@ export function validateWorkload(value: unknown): Workload {
     name: raw.name,
     runtime: raw.runtime,
     resources,
-    constraints: raw.constraints ?? {},
+    constraints: normalizedConstraints(raw.constraints ?? {}),
     lane,
     ...(service ? { service } : {}),
     ...(job ? { job } : {}),
@@ -213,6 +213,17 @@ function explainCatalogName(issue: WorkloadIssue): WorkloadIssue {
     path: issue.path,
     reason: `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64), never a path: a workload runs on other parties' nodes and names nothing on their disks (that node's owner installs it with \`noir catalog add ${kind} NAME FILE\`)`,
   }
+}
+
+/** Constraints with `maxPrice` as its decimal string (a JSON integer is written as digits). */
+function normalizedConstraints(c: Constraints | (Omit<Constraints, 'maxPrice'> & { maxPrice?: number | string })): Constraints {
+  if (typeof c.maxPrice !== 'number') return c as Constraints
+  return { ...c, maxPrice: String(c.maxPrice) }
+}
+
+/** A workload's price limit, µNLC per replica-hour, or undefined when it sets none (the one way code reads it). */
+export function maxPriceOf(c: Constraints): bigint | undefined {
+  return c.maxPrice === undefined ? undefined : BigInt(c.maxPrice)
 }
 
 /** How many copies run at once: service replicas, or job parallelism. */

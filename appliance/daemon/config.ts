@@ -4,6 +4,8 @@ import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { ConfigError } from './errors.ts'
 import { DEFAULT_SEAL_WINDOW_MS } from '../../core/remote-contract.ts'
+import { pricePolicyFrom } from '../../actors/placement/price.ts'
+import { InvalidPricePolicyError } from '../../actors/errors.ts'
 
 export interface NodeConfig {
   /** Multiaddrs to listen on. */
@@ -105,7 +107,23 @@ export function loadConfig(home: string): NodeConfig {
   if ('quarantineMs' in r && (!Number.isInteger(r.quarantineMs) || (r.quarantineMs as number) < 0)) throw new ConfigError("config.json: 'quarantineMs' must be a non-negative integer (0: off)")
   if ('sealWindowMs' in r && (!Number.isInteger(r.sealWindowMs) || (r.sealWindowMs as number) < 0 || (r.sealWindowMs as number) > 1000)) throw new ConfigError("config.json: 'sealWindowMs' must be an integer from 0 to 1000")
   if ('log' in r && typeof r.log !== 'string') throw new ConfigError("config.json: 'log' must be 'stderr' or a file path")
+  checkPricePolicy(r.orchestration)
   return out
+}
+
+/**
+ * The owner's price policy (`orchestration.price`, spec/contracts.md) is money: whole numbers of µNLC (and
+ * basis points), never floats. A bad one stops the daemon here, before anything starts, naming field and unit.
+ */
+function checkPricePolicy(orchestration: unknown): void {
+  if (typeof orchestration !== 'object' || orchestration === null || !('price' in orchestration)) return
+  try {
+    pricePolicyFrom((orchestration as { price?: unknown }).price)
+  } catch (err) {
+    if (!(err instanceof InvalidPricePolicyError)) throw err
+    const field = String(err.data?.field ?? 'price')
+    throw new ConfigError(`config.json: 'orchestration.${field === 'price' ? 'price' : `price.${field}`}': ${err.message}`)
+  }
 }
 
 /** Writes config.json atomically (mode 0600). */

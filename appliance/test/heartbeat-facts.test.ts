@@ -22,13 +22,14 @@ function publisher(facts: ReturnType<typeof placementFacts> | undefined): Heartb
 }
 
 t.test('the facts come from the orchestration config, with the same defaults as the bids', async (t) => {
-  const f = placementFacts({ orchestration: { region: 'eu-west', labels: { ssd: 'yes', bad: 3 }, owner: 'did:key:alice', price: { cpuPerHour: 2 } } }, did, ['container'])
-  t.same(f, { owner: 'did:key:alice', arch: machineArch(), region: 'eu-west', labels: { ssd: 'yes' }, runtimes: ['container'], price: { ...defaultPricePolicy, cpuPerHour: 2 } })
+  const f = placementFacts({ orchestration: { region: 'eu-west', labels: { ssd: 'yes', bad: 3 }, owner: 'did:key:alice', price: { cpuPerHour: 2_000_000 } } }, did, ['container'])
+  t.same(f, { owner: 'did:key:alice', arch: machineArch(), region: 'eu-west', labels: { ssd: 'yes' }, runtimes: ['container'], price: { ...defaultPricePolicy, cpuPerHour: 2_000_000 } })
   const d = placementFacts({}, did, [])
   t.equal(d.owner, did, 'no owner configured: the node is its own owner')
   t.equal(d.region, 'local')
   t.same(d.price, defaultPricePolicy)
   t.notOk('price' in placementFacts({ orchestration: { price: { cpuPerHour: -1 } } }, did, []), 'a bad price policy is left out, not sent')
+  t.notOk('price' in placementFacts({ orchestration: { price: { cpuPerHour: 0.5 } } }, did, []), 'so is one with a fraction of a µNLC')
   t.same(runtimesOf({ docker: { ok: true }, wasm: { ok: true }, microvm: { ok: false }, actor: { ok: true } }), ['container', 'wasm', 'actor'])
 })
 

@@ -5,6 +5,7 @@ import { ApiClient } from '../api-client.ts'
 import { printJson, printLine, UsageError, type Command } from '../command.ts'
 import type { DryRunResult } from '../../actors/orchestrator/orchestrator.ts'
 import { readWorkload } from './deploy.ts'
+import { formatNlcText } from '../../ledger/units.ts'
 
 export const bidsCommand: Command = {
   path: ['bids'],
@@ -21,7 +22,7 @@ export const bidsCommand: Command = {
     printLine(ctx, `asked ${r.round.asked.length} node(s): ${r.round.bids.length} would bid, ${r.round.declines.length} would not, ${r.round.silent.length} did not answer`)
     for (const b of r.round.bids) {
       const rtt = r.round.rttMs[b.node]
-      printLine(ctx, `  bid      ${b.node}  ${b.pricePerHour} NLC/h  ${b.arch}/${b.region}  free cpu ${b.free.cpu}${rtt !== undefined ? `  rtt ${rtt.toFixed(1)} ms` : ''}`)
+      printLine(ctx, `  bid      ${b.node}  ${formatNlcText(b.pricePerHour)}/h  ${b.arch}/${b.region}  free cpu ${b.free.cpu}${rtt !== undefined ? `  rtt ${rtt.toFixed(1)} ms` : ''}`)
     }
     for (const d of r.round.declines) printLine(ctx, `  declines ${d.node}: ${d.reasons.join('; ')}`)
     for (const s of r.round.silent) printLine(ctx, `  silent   ${s.node}: ${s.reason}`)

@@ -2,6 +2,7 @@
 // runs the work), each signed by both sides.
 import { ApiClient } from '../api-client.ts'
 import { printJson, printLine, UsageError, type Command } from '../command.ts'
+import { formatNlcText } from '../../ledger/units.ts'
 
 interface Summary {
   id: string
@@ -14,7 +15,8 @@ interface Summary {
   lane: string
   consumer: string
   provider: string
-  pricePerHour: number
+  /** µNLC per replica-hour, decimal digits */
+  pricePerHour: string
   signedByConsumer: boolean
   signedByProvider: boolean
   note: string | null
@@ -35,7 +37,7 @@ provider, pricePerHour, resources, startsAt, endsAt, instanceState, note, signed
     for (const c of r.contracts) {
       const other = c.side === 'consumer' ? `provider ${c.provider}` : `consumer ${c.consumer}`
       const sigs = c.signedByConsumer && c.signedByProvider ? 'signed by both' : 'NOT countersigned'
-      printLine(ctx, `${c.id.slice(0, 8)}  ${c.side.padEnd(8)} ${c.status.padEnd(10)} ${c.role.padEnd(7)} ${c.slot} e${c.epoch}  ${c.pricePerHour} NLC/h  ${other}  ${sigs}${c.note ? `  (${c.note})` : ''}`)
+      printLine(ctx, `${c.id.slice(0, 8)}  ${c.side.padEnd(8)} ${c.status.padEnd(10)} ${c.role.padEnd(7)} ${c.slot} e${c.epoch}  ${formatNlcText(c.pricePerHour)}/h  ${other}  ${sigs}${c.note ? `  (${c.note})` : ''}`)
     }
   },
 }

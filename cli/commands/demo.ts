@@ -14,6 +14,7 @@ import { demoJobModule, demoServiceModule } from '../../appliance/executor/wasm/
 import { Catalog } from '../../appliance/catalog/catalog.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import { printEvents } from './deploy.ts'
+import { formatNlcText } from '../../ledger/units.ts'
 
 export { removeNodeContainers } from '../local-mesh.ts'
 
@@ -147,8 +148,8 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
       await streamLogs(ctx, a.api, sd.id, victimRep.index, 1500, '  svc |')
 
       say('\n== contracts on node ' + tag(a.did) + ' (each signed by both sides)')
-      const cs = await a.api.get<{ contracts: { id: string; side: string; status: string; slot: string; epoch: number; provider: string; pricePerHour: number; signedByConsumer: boolean; signedByProvider: boolean }[] }>('/v1/contracts')
-      for (const x of cs.contracts) say(`  ${x.id.slice(0, 8)} ${x.side.padEnd(8)} ${x.status.padEnd(9)} ${x.slot} epoch ${x.epoch} on ${tag(x.provider)} ${x.pricePerHour} NLC/h ${x.signedByConsumer && x.signedByProvider ? 'signed by both' : ''}`)
+      const cs = await a.api.get<{ contracts: { id: string; side: string; status: string; slot: string; epoch: number; provider: string; pricePerHour: string; signedByConsumer: boolean; signedByProvider: boolean }[] }>('/v1/contracts')
+      for (const x of cs.contracts) say(`  ${x.id.slice(0, 8)} ${x.side.padEnd(8)} ${x.status.padEnd(9)} ${x.slot} epoch ${x.epoch} on ${tag(x.provider)} ${formatNlcText(x.pricePerHour)}/h ${x.signedByConsumer && x.signedByProvider ? 'signed by both' : ''}`)
 
       say('\n== stopping')
       const stopped = await a.api.post<DeploymentView>(`/v1/deployments/${sd.id}/stop`)

@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util'
 import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
 import { parseWorkload, type Workload } from '../../actors/workload/workload.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
+import { InvalidAmountError } from '../../ledger/errors.ts'
+import { parseNlc } from '../../ledger/units.ts'
 
 export function readWorkload(file: string | undefined): Workload {
   if (!file) throw new UsageError('a workload file is needed (YAML or JSON, see spec/workload.schema.json)')
@@ -68,10 +70,26 @@ async function createWithRetries(ctx: CommandContext, body: { workload: Workload
   }
 }
 
+/**
+ * `--max-price NLC` (up to 6 decimals) over the file's `constraints.maxPrice`, in whole µNLC. Read before the
+ * file, so a bad value is a usage error (exit 2) whatever the file holds.
+ */
+export function maxPriceOption(text: string | undefined): ((w: Workload) => Workload) {
+  if (text === undefined) return (w) => w
+  let micro: bigint
+  try {
+    micro = parseNlc(text, '--max-price')
+  } catch (err) {
+    if (err instanceof InvalidAmountError) throw new UsageError(err.message)
+    throw err
+  }
+  return (w) => ({ ...w, constraints: { ...w.constraints, maxPrice: micro.toString() } })
+}
+
 export const deployCommand: Command = {
   path: ['deploy'],
   summary: 'deploy a workload (service or job) to the network and show its progress',
-  usage: `Usage: noir deploy FILE [--wait] [--idempotency-key KEY] [--json]
+  usage: `Usage: noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--json]
 
 Validates FILE (YAML or JSON, spec/workload.schema.json) and asks this node's orchestrator to place it:
 signed bid request, signed bids, contracts, start. Progress is printed while bidding and starting.
@@ -80,11 +98,15 @@ signed bid request, signed bids, contracts, start. Progress is printed while bid
            the create's key (default: a fresh one per run); when the connection to the daemon drops before
            it answers (the daemon restarted), the create is sent again with the same key: the same
            deployment comes back, never a second one
+  --max-price NLC
+           the most one replica may cost per hour, in NLC with up to 6 decimals (0.5); replaces the file's
+           constraints.maxPrice (which is in µNLC: 1 NLC = 1000000 µNLC)
   --json   print the deployment (as \`noir status --json\`) once settled`,
   async run(ctx, argv) {
-    const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' }, 'idempotency-key': { type: 'string' } }, allowPositionals: true })
-    if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait] [--idempotency-key KEY]')
-    const w = readWorkload(positionals[0])
+    const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' }, 'idempotency-key': { type: 'string' }, 'max-price': { type: 'string' } }, allowPositionals: true })
+    if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC]')
+    const withMaxPrice = maxPriceOption(values['max-price'])
+    const w = withMaxPrice(readWorkload(positionals[0]))
     const idempotencyKey = values['idempotency-key'] ?? `cli-${randomUUID()}`
     const started = await createWithRetries(ctx, { workload: w, idempotencyKey })
     const api = ApiClient.forHome(ctx.home)

@@ -3,6 +3,7 @@
 import { ApiClient } from '../api-client.ts'
 import { printJson, printLine, UsageError, type Command } from '../command.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
+import { formatNlcText } from '../../ledger/units.ts'
 
 export const statusCommand: Command = {
   path: ['status'],
@@ -19,7 +20,7 @@ export const statusCommand: Command = {
     printLine(ctx, `history: ${v.history.map((h) => h.phase).join(' -> ')}`)
     if (v.kind === 'job') printLine(ctx, `runs: ${v.succeeded} succeeded, ${v.failures} failed`)
     for (const r of v.replicas) {
-      printLine(ctx, `  replica ${r.index}: ${r.state.padEnd(9)} epoch ${r.epoch}  ${r.node ?? '-'}${r.pricePerHour !== null ? `  ${r.pricePerHour} NLC/h` : ''}${r.failedOn.length ? `  (failed on ${r.failedOn.length} node(s))` : ''}`)
+      printLine(ctx, `  replica ${r.index}: ${r.state.padEnd(9)} epoch ${r.epoch}  ${r.node ?? '-'}${r.pricePerHour !== null ? `  ${formatNlcText(r.pricePerHour)}/h` : ''}${r.failedOn.length ? `  (failed on ${r.failedOn.length} node(s))` : ''}`)
     }
     if (v.standby) printLine(ctx, `  standby: ${v.standby.node}`)
     for (const f of v.failovers) printLine(ctx, `  failover of ${f.slot}: ${f.from} -> ${f.to ?? '(pending)'}${f.ms !== null ? ` in ${f.ms} ms after detection` : ''}`)

@@ -1,6 +1,7 @@
 // The customer CLI against a real daemon (noir deploy/ps/status/logs/bids/contracts/stop), and `noir demo`
 // end to end as a separate process: it must finish, show the failover, and leave nothing behind.
 import t from 'tap'
+import { formatNlc } from '../../ledger/units.ts'
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -73,6 +74,11 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
   const mine = contracts.contracts.filter((c) => c.deploymentId === v.id)
   t.same(mine.map((c) => c.side).sort(), ['consumer', 'provider'], 'kept by both sides (here one node is both)')
   t.ok(mine.every((c) => c.signedByConsumer && c.signedByProvider))
+  // prices are whole µNLC in digits on the API, and NLC in the text the CLI prints
+  const price = (contracts.contracts.find((c) => c.deploymentId === v.id) as unknown as { pricePerHour: unknown }).pricePerHour
+  t.match(price, /^[1-9][0-9]*$/, `the price is whole µNLC (${String(price)})`)
+  const shown = `${formatNlc(BigInt(price as string))}/h`
+  t.ok(noir(d.home, ['contracts']).out.includes(shown), `noir contracts shows it as ${shown}`)
 
   const missing = noir(d.home, ['status', 'nope'])
   t.equal(missing.code, 1)

@@ -31,6 +31,14 @@ t.test('wrong values are refused with a ConfigError naming the field', async (t)
     [{ signatureCheck: 'never' }, /'signatureCheck' must be 'concurrent' or 'inline'/],
     [{ quarantineMs: -5 }, /'quarantineMs'/],
     [[1, 2], /must hold a JSON object/],
+    // the owner's price policy is money: whole µNLC (and basis points), never a float, a negative or text
+    [{ orchestration: { price: { cpuPerHour: 0.01 } } }, /'orchestration\.price\.cpuPerHour'.*whole number >= 0 of µNLC per CPU-hour/],
+    [{ orchestration: { price: { memoryGiBPerHour: -1 } } }, /'orchestration\.price\.memoryGiBPerHour'.*µNLC per GiB-hour of memory/],
+    [{ orchestration: { price: { minimumPerHour: '10000' } } }, /'orchestration\.price\.minimumPerHour'/],
+    [{ orchestration: { price: { gpuPerHour: 1e300 } } }, /'orchestration\.price\.gpuPerHour'/],
+    [{ orchestration: { price: { protectedMultiplierBps: 1.5 } } }, /'orchestration\.price\.protectedMultiplierBps'.*basis points/],
+    [{ orchestration: { price: { protectedMultiplier: 1.5 } } }, /'orchestration\.price\.protectedMultiplier'.*protectedMultiplierBps/],
+    [{ orchestration: { price: 3 } }, /'orchestration\.price'/],
   ]
   for (const [cfg, msg] of cases) {
     write(cfg)
@@ -39,4 +47,9 @@ t.test('wrong values are refused with a ConfigError naming the field', async (t)
   }
   writeFileSync(join(home, 'config.json'), '{ not json')
   t.throws(() => loadConfig(home), /not valid JSON/)
+})
+
+t.test('a price policy in whole µNLC is taken as it is', async (t) => {
+  write({ orchestration: { price: { cpuPerHour: 1_500_000, protectedMultiplierBps: 20_000, minimumPerHour: 0 } } })
+  t.same((loadConfig(home).orchestration as { price: unknown }).price, { cpuPerHour: 1_500_000, protectedMultiplierBps: 20_000, minimumPerHour: 0 })
 })
