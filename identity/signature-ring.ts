@@ -43,7 +43,9 @@ export const RESULTS_READ = 8
 export const LAZY = 9
 /** Signers whose public keys the thread should keep decoded (its did:key cache is sized for them). */
 export const KEY_CACHE_SIGNERS = 10
-export const CONTROL_SLOTS = 11
+/** The thread's own CPU time in µs, modulo 2^32 (published as it works; compare with `(a - b) | 0`). */
+export const THREAD_CPU_US = 11
+export const CONTROL_SLOTS = 12
 
 /** Outcome slots of JOB_VERIFY (one byte per ticket, modulo); the backlog never exceeds it. */
 export const OUTCOME_SLOTS = 65_536

@@ -31,6 +31,7 @@ import {
   SIGNATURE_CHECKS,
   SLEEPING,
   STOP,
+  THREAD_CPU_US,
   WRAP,
   WRITE_POS,
   pad4,
@@ -146,6 +147,13 @@ function handle(at: number): number {
 // window a few times over, so steady traffic never needs a wake-up, and an idle thread stops waking itself
 // after 100 ms.
 const POLL_MS = 1
+/** The thread's CPU time is published every this many jobs and whenever the ring runs dry. */
+const CPU_EVERY = 16
+const publishCpu = (): void => {
+  const u = process.threadCpuUsage()
+  Atomics.store(control, THREAD_CPU_US, (u.user + u.system) | 0)
+}
+let sinceCpu = 0
 const LAZY_MS = 20
 const LAZY_ROUNDS = 5
 /** 1: just worked (poll next); 2: lazy waits next (lazyLeft of them); 0: sleep until woken. */
@@ -155,6 +163,10 @@ for (;;) {
   const write = Atomics.load(control, WRITE_POS)
   let read = Atomics.load(control, READ_POS)
   if (read === write) {
+    if (sinceCpu > 0) {
+      sinceCpu = 0
+      publishCpu()
+    }
     if (Atomics.load(control, STOP) !== 0) break
     if (phase === 1) {
       phase = 2
@@ -187,5 +199,9 @@ for (;;) {
     Atomics.store(control, READ_POS, read)
     // a caller may block on CHECKED for its outcomes (SignatureWorker.awaitOutcomes); cheap when nobody does
     Atomics.notify(control, CHECKED)
+    if (++sinceCpu >= CPU_EVERY) {
+      sinceCpu = 0
+      publishCpu()
+    }
   }
 }

@@ -43,6 +43,7 @@ import {
   LAZY,
   SLEEPING,
   STOP,
+  THREAD_CPU_US,
   WRAP,
   WRITE_POS,
   pad4,
@@ -82,6 +83,12 @@ export interface SignatureWorkerOptions<C> {
    * needed a wake-up every ~20 ms, each costing the sender ~1 ms of its core).
    */
   maxPendingSeals?: number
+  /**
+   * When this many detached verifications (`verifyDetached`) already wait on the thread, the next one is
+   * verified inline: this thread takes a share of the work while the second core is behind, rather than let
+   * it bound a pipelined caller. Default: never (everything goes to the thread while the ring has room).
+   */
+  inlineVerifyOver?: number
 }
 
 /** A check handed to the thread, kept until the thread has done it (undefined for a signing job). */
@@ -107,7 +114,7 @@ interface Verifying {
   did: string
   /** Names what is verified in error messages ("bid <id>"). */
   what: string
-  /** Copies (the caller's bytes may change): used only if the thread dies before answering. */
+  /** The caller's bytes, kept (not copied) until answered: used only if the thread dies before answering. */
   message: Uint8Array
   signature: Uint8Array
   done: DetachedVerdict
@@ -141,6 +148,9 @@ export class SignatureWorker<C> {
   readonly #sealPollMs: number
   readonly #maxPendingSeals: number
   readonly #onThreadLost: ((reason: Error) => void) | undefined
+  readonly #inlineVerifyOver: number
+  /** Detached verifications queued on the thread and not yet answered. */
+  #verifying = 0
   readonly #threadModule: URL
   #worker: Worker | undefined
   #state: 'idle' | 'worker' | 'inline' | 'stopped' = 'idle'
@@ -179,6 +189,7 @@ export class SignatureWorker<C> {
     this.#sealPollMs = opts.sealPollMs ?? 2
     this.#maxPendingSeals = opts.maxPendingSeals ?? 64
     this.#onThreadLost = opts.onThreadLost
+    this.#inlineVerifyOver = opts.inlineVerifyOver ?? Infinity
     this.#threadModule = opts.threadModule ?? new URL('./signature-worker-thread.ts', import.meta.url)
   }
 
@@ -199,6 +210,14 @@ export class SignatureWorker<C> {
   get backlog(): number {
     this.#reap()
     return this.#queue.length - this.#head
+  }
+
+  /**
+   * The thread's own CPU time in µs, modulo 2^32 (compare two readings with `(b - a) | 0`); published every
+   * few jobs and when it runs out of work. 0 without a thread. For measurements (bench/placement.bench.ts).
+   */
+  get threadCpuMicros(): number {
+    return this.#control ? Atomics.load(this.#control, THREAD_CPU_US) : 0
   }
 
   /** Ed25519 verifications performed so far, here and in the thread. */
@@ -251,12 +270,17 @@ export class SignatureWorker<C> {
    * Verifies `signature` (64 bytes) as `did`'s Ed25519 signature over `message` on the thread; `done(error)`
    * runs once, on this thread, with undefined when it verifies, else a BadSignatureError (or UnknownKeyError
    * for a DID that names no key). 'queued': `done` runs later, when the outcome is collected (`poll`,
-   * `awaitOutcomes`, or within ~1 ms by the poll timer). 'checked': no thread runs or the ring is full, so it
+   * `awaitOutcomes`, or within ~1 ms by the poll timer). `message` and `signature` are kept, not copied, until
+   * the answer: the caller must not change them meanwhile. 'checked': no thread runs, the ring is full (or
+   * `inlineVerifyOver` verifications wait on the thread), so it
    * was verified inline and `done` has run before this returns. `what` names it in error messages.
+   * `urgent` (default): a thread waiting lazily is woken for it at once. A pipelined caller that keeps it busy
+   * passes false and saves this thread the wake-ups (a futex call each): a sleeping thread is still woken, a
+   * lazily waiting one comes round within its LAZY_MS, and `awaitOutcomes` wakes it when the caller must wait.
    */
-  verifyDetached(did: string, message: Uint8Array, signature: Uint8Array, what: string, done: DetachedVerdict): CheckRoute {
+  verifyDetached(did: string, message: Uint8Array, signature: Uint8Array, what: string, done: DetachedVerdict, urgent = true): CheckRoute {
     if (this.#state === 'idle') this.#startWorker()
-    const fits = signature.byteLength === 64 && this.#state === 'worker' && this.#write(JOB_VERIFY, did, 4 + pad4(message.byteLength) + 64, (at) => {
+    const fits = signature.byteLength === 64 && this.#state === 'worker' && this.#verifying < this.#inlineVerifyOver && this.#write(JOB_VERIFY, did, 4 + pad4(message.byteLength) + 64, (at) => {
       // the slot of this job's ticket is cleared before the thread can see the job
       Atomics.store(this.#outcomes!, (this.#headTicket + this.#queue.length - this.#head) & (OUTCOME_SLOTS - 1), OUTCOME_PENDING)
       this.#putBytes(at, message)
@@ -267,9 +291,11 @@ export class SignatureWorker<C> {
       this.#answer(done, error)
       return 'checked'
     }
-    const copy = (b: Uint8Array): Uint8Array => Uint8Array.prototype.slice.call(b)
-    this.#enqueue({ job: 'verify', did, what, message: copy(message), signature: copy(signature), done, notify: true })
-    this.#waitFor()
+    this.#enqueue({ job: 'verify', did, what, message, signature, done, notify: true })
+    this.#notifying++
+    this.#verifying++
+    if (urgent) this.#wakeUrgently()
+    this.#poll()
     return 'queued'
   }
 
@@ -575,6 +601,7 @@ export class SignatureWorker<C> {
       const it = this.#queue[this.#head + k]
       if (it?.job === 'verify') {
         this.#notifying--
+        this.#verifying--
         ;(verdicts ??= []).push([it, this.#verdict(it, Atomics.load(this.#outcomes!, (this.#headTicket + k) & (OUTCOME_SLOTS - 1)))])
       } else if (it?.notify === true) {
         this.#notifying--
@@ -751,6 +778,7 @@ export class SignatureWorker<C> {
     this.#queue = []
     this.#head = 0
     this.#notifying = 0
+    this.#verifying = 0
     const outcomes = this.#outcomes
     // a detached verification: the thread's outcome when it wrote one, else verified here
     const verdict = (it: Verifying, ticket: number): IdentityError | undefined =>

@@ -60,17 +60,23 @@ t.test('on the thread: a good signature passes, a forged one and a wrong signer 
   t.ok(w.signatureChecks >= 3, 'the thread counted its verifications')
 })
 
-t.test('the caller may change its bytes after handing them over: the thread verifies what was handed', async (t) => {
-  const w = new SignatureWorker<unknown>({ onFailure: () => {} })
-  t.teardown(() => w.stop())
+t.test('inlineVerifyOver: past that many waiting on the thread, this thread verifies inline; stop answers the rest', async (t) => {
+  const w = new SignatureWorker<unknown>({ onFailure: () => {}, inlineVerifyOver: 2, threadModule: new URL('./idle-thread.ts', import.meta.url) })
   w.start()
-  const s = signed(alice, 'the bytes handed over')
-  const c = collector(1)
-  t.equal(w.verifyDetached(alice.did, s.message, s.signature, 'bid', c.done(0)), 'queued')
-  s.message.fill(0)
-  s.signature.fill(0)
-  await settle(w, c.answered)
+  const c = collector(5)
+  const routes = [0, 1, 2, 3, 4].map((i) => {
+    const s = signed(alice, `bid ${i}`)
+    if (i === 3) s.message[0]! ^= 1
+    return w.verifyDetached(alice.did, s.message, s.signature, `bid ${i}`, c.done(i))
+  })
+  t.same(routes, ['queued', 'queued', 'checked', 'checked', 'checked'], 'two wait on the (idle) thread, the rest are verified here')
+  t.same(c.answered, [0, 0, 1, 1, 1])
+  t.equal(c.verdicts[2], undefined)
+  t.type(c.verdicts[3], BadSignatureError, 'a bad one verified inline is refused')
+  await w.stop()
+  t.same(c.answered, [1, 1, 1, 1, 1], 'stop answers those the thread never took, inline')
   t.equal(c.verdicts[0], undefined)
+  t.equal(c.verdicts[1], undefined)
 })
 
 t.test('without a thread (after stop) a detached signature is verified inline before verifyDetached returns', async (t) => {
