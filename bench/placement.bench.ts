@@ -10,6 +10,10 @@
 //    real rate (every node every 5 s, staggered), only the sampled nodes evaluate and answer (signed as
 //    above, or unsigned), rounds widen by actors/placement/sample.ts `runRounds`, place.ts scores the
 //    sample's bids, and each placement reserves on its nodes and notes it in the index (index.note).
+//  - signed and sampled, three ways in the same run: every answer verified (the design before), the picks
+//    verified inline (placeVerified), and the picks verified on the signature thread with placements
+//    pipelined (actors/placement/pipelined-place.ts; figure per CPU-second of the busier of the two threads,
+//    and each thread's CPU per placement).
 // Every path reserves what it places, as a contract would. Nothing ends during a run: in
 // a live cluster work outlives many heartbeat intervals, while a run lasts a fraction of one, so work that
 // ended within the run would be seen by nobody's index and would only measure the bench's time compression.
