@@ -176,7 +176,7 @@ export class SignatureWorker<C> {
   readonly #signing = new Map<number, Signing>()
   #nextToken = 0
   #sealTimer: NodeJS.Timeout | undefined
-  #inlineSealChecks = 0
+  #inlineVerifications = 0
 
   constructor(opts: SignatureWorkerOptions<C>) {
     this.#onFailure = opts.onFailure
@@ -222,7 +222,7 @@ export class SignatureWorker<C> {
 
   /** Ed25519 verifications performed so far, here and in the thread. */
   get signatureChecks(): number {
-    return this.#inline.signatureChecks + this.#inlineSealChecks + (this.#control ? Atomics.load(this.#control, SIGNATURE_CHECKS) : 0)
+    return this.#inline.signatureChecks + this.#inlineVerifications + (this.#control ? Atomics.load(this.#control, SIGNATURE_CHECKS) : 0)
   }
 
   /**
@@ -310,7 +310,9 @@ export class SignatureWorker<C> {
   /**
    * Blocks this thread until the thread answers at least one more job, or `timeoutMs` passed, then collects
    * (as `poll`). Returns at once when nothing is queued. For a pipelined caller that has too much in flight:
-   * it gives the second core its turn instead of spinning.
+   * it gives the second core its turn instead of spinning. Verdicts are collected only once every envelope
+   * failure the thread posted has arrived (by postMessage): a caller sharing this worker with envelope checks
+   * must also let its event loop turn, or a posted failure holds the verdicts after it back.
    */
   awaitOutcomes(timeoutMs: number): void {
     const control = this.#control
@@ -335,7 +337,7 @@ export class SignatureWorker<C> {
   }
 
   #verifyInline(did: string, message: Uint8Array, signature: Uint8Array, what: string): IdentityError | undefined {
-    this.#inlineSealChecks++
+    this.#inlineVerifications++
     try {
       if (verifyEd25519ForDid(did, message, signature)) return undefined
     } catch (err) {
@@ -481,7 +483,7 @@ export class SignatureWorker<C> {
   #checkSealInline(did: string, payloads: readonly Uint8Array[], signature: Uint8Array, id: string): void {
     let ok: boolean
     try {
-      this.#inlineSealChecks++
+      this.#inlineVerifications++
       ok = verifySeal(did, payloads, signature)
     } catch (err) {
       if (err instanceof InvalidDidError) throw new UnknownKeyError(`cannot resolve the sender's key: ${err.message}`)
