@@ -11,6 +11,11 @@
 //   JOB_CHECK: u32 wire length | wire bytes | padding to 4                 (a self-signed envelope)
 //   JOB_SEAL:  u32 count | 64-byte signature | count x (u32 length | payload | padding to 4)
 //   JOB_SIGN:  u32 token | u32 count | count x (u32 length | payload | padding to 4)   (DID: the signer)
+//   JOB_VERIFY: u32 message length | message | padding to 4 | 64-byte signature      (DID: the signer)
+// A JOB_VERIFY's outcome (a detached signature over given bytes, as a signed bid's) travels in the outcomes
+// array, indexed by the job's ticket modulo OUTCOME_SLOTS: the main thread zeroes the slot as it writes the
+// record, the thread writes OUTCOME_* before CHECKED moves past the ticket. No postMessage, so a pipelined
+// caller can collect outcomes without turning its event loop.
 
 export const RING_BYTES = 8 * 1024 * 1024
 export const WRAP = 0xffffffff
@@ -18,6 +23,7 @@ export const WRAP = 0xffffffff
 export const JOB_CHECK = 1
 export const JOB_SEAL = 2
 export const JOB_SIGN = 3
+export const JOB_VERIFY = 4
 
 /** Int32 slots of the control block. */
 export const WRITE_POS = 0
@@ -35,7 +41,18 @@ export const RESULTS_WRITTEN = 7
 export const RESULTS_READ = 8
 /** The thread is in a long timed wait (LAZY_MS): wake it only for a job someone waits on. */
 export const LAZY = 9
-export const CONTROL_SLOTS = 10
+/** Signers whose public keys the thread should keep decoded (its did:key cache is sized for them). */
+export const KEY_CACHE_SIGNERS = 10
+/** The thread's own CPU time in µs, modulo 2^32 (published as it works; compare with `(a - b) | 0`). */
+export const THREAD_CPU_US = 11
+export const CONTROL_SLOTS = 12
+
+/** Outcome slots of JOB_VERIFY (one byte per ticket, modulo); the backlog never exceeds it. */
+export const OUTCOME_SLOTS = 65_536
+export const OUTCOME_PENDING = 0
+export const OUTCOME_PASSED = 1
+export const OUTCOME_BAD_SIGNATURE = 2
+export const OUTCOME_UNKNOWN_KEY = 3
 
 /** The results ring: RESULT_SLOTS records of u32 token | 64-byte signature. */
 export const RESULT_SLOTS = 4096
@@ -62,6 +79,8 @@ export interface RingInit {
   control: SharedArrayBuffer
   ring: SharedArrayBuffer
   results: SharedArrayBuffer
+  /** OUTCOME_SLOTS bytes: the outcomes of JOB_VERIFY by ticket. */
+  outcomes: SharedArrayBuffer
   batchCacheSize: number
   /** The seed of the key that signs seals (JOB_SIGN); absent when the worker only checks. */
   signerSeed?: Uint8Array

@@ -2,11 +2,12 @@
 // (identity/signature-ring.ts): checks self-signed envelopes with a SignatureChecker (which remembers verified
 // batch roots, so a Merkle batch costs one Ed25519 verification), checks batch seals of sealed streams, and
 // signs seals with the node's key, writing the signatures to the results ring. It publishes how far it got
-// and posts failures. It sleeps in Atomics.wait while the ring is empty.
+// and posts failures. It also verifies detached signatures over given bytes (JOB_VERIFY: a signed bid picked
+// by placement), writing each outcome to the outcomes array. It sleeps in Atomics.wait while the ring is empty.
 import { parentPort, workerData } from 'node:worker_threads'
 import { decodeWireHeader } from './envelope-wire.ts'
 import { BadSignatureError, IdentityError } from './errors.ts'
-import { NodeKey } from './keys.ts'
+import { NodeKey, sizePublicKeyCacheFor, verifyEd25519ForDid } from './keys.ts'
 import { signSeal, verifySeal } from './sealed-stream.ts'
 import { SignatureChecker } from './signature-checker.ts'
 import {
@@ -16,6 +17,12 @@ import {
   LAZY,
   JOB_SEAL,
   JOB_SIGN,
+  JOB_VERIFY,
+  KEY_CACHE_SIGNERS,
+  OUTCOME_BAD_SIGNATURE,
+  OUTCOME_PASSED,
+  OUTCOME_SLOTS,
+  OUTCOME_UNKNOWN_KEY,
   READ_POS,
   RESULT_BYTES,
   RESULT_SLOTS,
@@ -24,6 +31,7 @@ import {
   SIGNATURE_CHECKS,
   SLEEPING,
   STOP,
+  THREAD_CPU_US,
   WRAP,
   WRITE_POS,
   pad4,
@@ -43,7 +51,31 @@ const resultsView = new DataView(init.results)
 const mask = ring.byteLength - 1
 const checker = new SignatureChecker(init.batchCacheSize)
 const signer = init.signerSeed ? NodeKey.fromSeed(init.signerSeed) : undefined
+const outcomes = new Uint8Array(init.outcomes)
 let sealChecks = 0
+let verifyChecks = 0
+/** The signer count the key cache was last sized for. */
+let keyCacheSigners = 0
+
+/** JOB_VERIFY: one detached Ed25519 signature over `message` by `did`; its outcome goes to the ticket's slot. */
+function verifyDetached(did: string, body: number): void {
+  const wanted = Atomics.load(control, KEY_CACHE_SIGNERS)
+  if (wanted !== keyCacheSigners) {
+    keyCacheSigners = wanted
+    sizePublicKeyCacheFor(wanted)
+  }
+  const length = view.getUint32(body, true)
+  const message = ring.subarray(body + 4, body + 4 + length)
+  const signature = ring.subarray(body + 4 + pad4(length), body + 4 + pad4(length) + 64)
+  let outcome = OUTCOME_BAD_SIGNATURE
+  try {
+    verifyChecks++
+    if (verifyEd25519ForDid(did, message, signature)) outcome = OUTCOME_PASSED
+  } catch {
+    outcome = OUTCOME_UNKNOWN_KEY // a DID that does not resolve to a key
+  }
+  Atomics.store(outcomes, Atomics.load(control, CHECKED) & (OUTCOME_SLOTS - 1), outcome)
+}
 
 /** count x (u32 length | bytes | pad4) starting at `at`, as views into the ring. */
 function readPayloads(at: number, count: number): Uint8Array[] {
@@ -90,6 +122,8 @@ function handle(at: number): number {
       const count = view.getUint32(body + 4, true)
       if (signer === undefined) throw new IdentityError('this signature worker has no signing key')
       writeResult(token, signSeal(signer, readPayloads(body + 8, count)))
+    } else if (job === JOB_VERIFY) {
+      verifyDetached(did, body)
     }
   } catch (err) {
     const e = err instanceof IdentityError ? err : new IdentityError(err instanceof Error ? err.message : String(err))
@@ -113,6 +147,13 @@ function handle(at: number): number {
 // window a few times over, so steady traffic never needs a wake-up, and an idle thread stops waking itself
 // after 100 ms.
 const POLL_MS = 1
+/** The thread's CPU time is published every this many jobs and whenever the ring runs dry. */
+const CPU_EVERY = 16
+const publishCpu = (): void => {
+  const u = process.threadCpuUsage()
+  Atomics.store(control, THREAD_CPU_US, (u.user + u.system) | 0)
+}
+let sinceCpu = 0
 const LAZY_MS = 20
 const LAZY_ROUNDS = 5
 /** 1: just worked (poll next); 2: lazy waits next (lazyLeft of them); 0: sleep until woken. */
@@ -122,6 +163,10 @@ for (;;) {
   const write = Atomics.load(control, WRITE_POS)
   let read = Atomics.load(control, READ_POS)
   if (read === write) {
+    if (sinceCpu > 0) {
+      sinceCpu = 0
+      publishCpu()
+    }
     if (Atomics.load(control, STOP) !== 0) break
     if (phase === 1) {
       phase = 2
@@ -149,8 +194,14 @@ for (;;) {
       continue
     }
     read = (read + handle(at)) | 0
-    Atomics.store(control, SIGNATURE_CHECKS, checker.signatureChecks + sealChecks)
+    Atomics.store(control, SIGNATURE_CHECKS, checker.signatureChecks + sealChecks + verifyChecks)
     Atomics.add(control, CHECKED, 1)
     Atomics.store(control, READ_POS, read)
+    // a caller may block on CHECKED for its outcomes (SignatureWorker.awaitOutcomes); cheap when nobody does
+    Atomics.notify(control, CHECKED)
+    if (++sinceCpu >= CPU_EVERY) {
+      sinceCpu = 0
+      publishCpu()
+    }
   }
 }

@@ -8,10 +8,16 @@
 // Deny by default still holds where it matters: when no thread runs (it could not start, crashed, or was
 // stopped) or the ring is full, `submit` checks inline and throws, so the caller refuses the envelope before
 // acting on it. Envelopes handed to a thread that dies are checked inline, so no failure goes unreported.
+//
+// `verifyDetached` hands over a detached signature over given bytes (a signed bid picked by placement,
+// spec/orchestration.md "Bids verified on the signature thread"); its outcome comes back through shared
+// memory and reaches the caller's callback when collected (`poll`, `awaitOutcomes`, or the poll timer). The
+// same rule holds: no thread, a full ring: verified inline before `verifyDetached` returns; a thread that dies
+// with jobs in flight: those it had not answered are verified inline.
 import { Worker } from 'node:worker_threads'
 import type { WireHeader } from './envelope-wire.ts'
 import { BadSignatureError, IdentityError, InvalidDidError, UnknownKeyError } from './errors.ts'
-import type { NodeKey } from './keys.ts'
+import { verifyEd25519ForDid, type NodeKey } from './keys.ts'
 import { signSeal, verifySeal } from './sealed-stream.ts'
 import { SignatureChecker } from './signature-checker.ts'
 import {
@@ -21,6 +27,12 @@ import {
   JOB_CHECK,
   JOB_SEAL,
   JOB_SIGN,
+  JOB_VERIFY,
+  KEY_CACHE_SIGNERS,
+  OUTCOME_BAD_SIGNATURE,
+  OUTCOME_PASSED,
+  OUTCOME_PENDING,
+  OUTCOME_SLOTS,
   READ_POS,
   RESULT_BYTES,
   RESULT_SLOTS,
@@ -31,6 +43,7 @@ import {
   LAZY,
   SLEEPING,
   STOP,
+  THREAD_CPU_US,
   WRAP,
   WRITE_POS,
   pad4,
@@ -70,6 +83,12 @@ export interface SignatureWorkerOptions<C> {
    * needed a wake-up every ~20 ms, each costing the sender ~1 ms of its core).
    */
   maxPendingSeals?: number
+  /**
+   * When this many detached verifications (`verifyDetached`) already wait on the thread, the next one is
+   * verified inline: this thread takes a share of the work while the second core is behind, rather than let
+   * it bound a pipelined caller. Default: never (everything goes to the thread while the ring has room).
+   */
+  inlineVerifyOver?: number
 }
 
 /** A check handed to the thread, kept until the thread has done it (undefined for a signing job). */
@@ -87,6 +106,24 @@ type Submitted<C> =
       failed?: boolean
     }
   | { job: 'seal'; did: string; id: string; payloads: readonly Uint8Array[]; signature: Uint8Array; context: C; notify: boolean; failed?: boolean }
+  | Verifying
+
+/** A detached signature handed to the thread (`verifyDetached`): answered through `done`, exactly once. */
+interface Verifying {
+  job: 'verify'
+  did: string
+  /** Names what is verified in error messages ("bid <id>"). */
+  what: string
+  /** The caller's bytes, kept (not copied) until answered: used only if the thread dies before answering. */
+  message: Uint8Array
+  signature: Uint8Array
+  done: DetachedVerdict
+  notify: true
+  failed?: boolean
+}
+
+/** The verdict on a detached signature: undefined when it verifies, else why not (BadSignatureError, UnknownKeyError). */
+export type DetachedVerdict = (error: IdentityError | undefined) => void
 
 /** Where a submitted check went: done inline (it passed; a failure throws) or queued for the thread. */
 export type CheckRoute = 'checked' | 'queued'
@@ -111,6 +148,9 @@ export class SignatureWorker<C> {
   readonly #sealPollMs: number
   readonly #maxPendingSeals: number
   readonly #onThreadLost: ((reason: Error) => void) | undefined
+  readonly #inlineVerifyOver: number
+  /** Detached verifications queued on the thread and not yet answered. */
+  #verifying = 0
   readonly #threadModule: URL
   #worker: Worker | undefined
   #state: 'idle' | 'worker' | 'inline' | 'stopped' = 'idle'
@@ -129,22 +169,27 @@ export class SignatureWorker<C> {
   #wakeScheduled = false
   #urgent = false
   #results: Buffer | undefined
+  #outcomes: Uint8Array | undefined
+  /** What the thread's key cache should hold (KEY_CACHE_SIGNERS), kept for a thread started later. */
+  #keyCacheSigners = 0
   /** Seals on the thread by token, in token order (Map keeps insertion order). */
   readonly #signing = new Map<number, Signing>()
   #nextToken = 0
   #sealTimer: NodeJS.Timeout | undefined
-  #inlineSealChecks = 0
+  #inlineVerifications = 0
 
   constructor(opts: SignatureWorkerOptions<C>) {
     this.#onFailure = opts.onFailure
     this.#onPassed = opts.onPassed
-    this.#maxBacklog = opts.maxBacklog ?? 65_536
+    // the outcomes of detached verifications are kept by ticket modulo OUTCOME_SLOTS: never more in flight
+    this.#maxBacklog = Math.min(opts.maxBacklog ?? 65_536, OUTCOME_SLOTS)
     this.#batchCacheSize = opts.batchCacheSize ?? 4096
     this.#inline = new SignatureChecker(this.#batchCacheSize)
     this.#signer = opts.signer
     this.#sealPollMs = opts.sealPollMs ?? 2
     this.#maxPendingSeals = opts.maxPendingSeals ?? 64
     this.#onThreadLost = opts.onThreadLost
+    this.#inlineVerifyOver = opts.inlineVerifyOver ?? Infinity
     this.#threadModule = opts.threadModule ?? new URL('./signature-worker-thread.ts', import.meta.url)
   }
 
@@ -167,9 +212,17 @@ export class SignatureWorker<C> {
     return this.#queue.length - this.#head
   }
 
+  /**
+   * The thread's own CPU time in µs, modulo 2^32 (compare two readings with `(b - a) | 0`); published every
+   * few jobs and when it runs out of work. 0 without a thread. For measurements (bench/placement.bench.ts).
+   */
+  get threadCpuMicros(): number {
+    return this.#control ? Atomics.load(this.#control, THREAD_CPU_US) : 0
+  }
+
   /** Ed25519 verifications performed so far, here and in the thread. */
   get signatureChecks(): number {
-    return this.#inline.signatureChecks + this.#inlineSealChecks + (this.#control ? Atomics.load(this.#control, SIGNATURE_CHECKS) : 0)
+    return this.#inline.signatureChecks + this.#inlineVerifications + (this.#control ? Atomics.load(this.#control, SIGNATURE_CHECKS) : 0)
   }
 
   /**
@@ -211,6 +264,101 @@ export class SignatureWorker<C> {
     this.#enqueue({ job: 'seal', did, id, payloads, signature: Uint8Array.prototype.slice.call(signature), context, notify })
     if (notify) this.#waitFor()
     return 'queued'
+  }
+
+  /**
+   * Verifies `signature` (64 bytes) as `did`'s Ed25519 signature over `message` on the thread; `done(error)`
+   * runs once, on this thread, with undefined when it verifies, else a BadSignatureError (or UnknownKeyError
+   * for a DID that names no key). 'queued': `done` runs later, when the outcome is collected (`poll`,
+   * `awaitOutcomes`, or within ~1 ms by the poll timer). `message` and `signature` are kept, not copied, until
+   * the answer: the caller must not change them meanwhile. 'checked': no thread runs, the ring is full (or
+   * `inlineVerifyOver` verifications wait on the thread), so it
+   * was verified inline and `done` has run before this returns. `what` names it in error messages.
+   * `urgent` (default): a thread waiting lazily is woken for it at once. A pipelined caller that keeps it busy
+   * passes false and saves this thread the wake-ups (a futex call each): a sleeping thread is still woken, a
+   * lazily waiting one comes round within its LAZY_MS, and `awaitOutcomes` wakes it when the caller must wait.
+   */
+  verifyDetached(did: string, message: Uint8Array, signature: Uint8Array, what: string, done: DetachedVerdict, urgent = true): CheckRoute {
+    if (this.#state === 'idle') this.#startWorker()
+    const fits = signature.byteLength === 64 && this.#state === 'worker' && this.#verifying < this.#inlineVerifyOver && this.#write(JOB_VERIFY, did, 4 + pad4(message.byteLength) + 64, (at) => {
+      // the slot of this job's ticket is cleared before the thread can see the job
+      Atomics.store(this.#outcomes!, (this.#headTicket + this.#queue.length - this.#head) & (OUTCOME_SLOTS - 1), OUTCOME_PENDING)
+      this.#putBytes(at, message)
+      this.#ring!.set(signature, at + 4 + pad4(message.byteLength))
+    })
+    if (!fits) {
+      const error = this.#verifyInline(did, message, signature, what)
+      this.#answer(done, error)
+      return 'checked'
+    }
+    this.#enqueue({ job: 'verify', did, what, message, signature, done, notify: true })
+    this.#notifying++
+    this.#verifying++
+    if (urgent) this.#wakeUrgently()
+    this.#poll()
+    return 'queued'
+  }
+
+  /**
+   * Collects what the thread has finished: `verifyDetached` verdicts (and `onPassed`) are handed out now. For a
+   * caller that pipelines work and cannot wait for the poll timer.
+   */
+  poll(): void {
+    this.#reap()
+  }
+
+  /**
+   * Blocks this thread until the thread answers at least one more job, or `timeoutMs` passed, then collects
+   * (as `poll`). Returns at once when nothing is queued. For a pipelined caller that has too much in flight:
+   * it gives the second core its turn instead of spinning. Verdicts are collected only once every envelope
+   * failure the thread posted has arrived (by postMessage): a caller sharing this worker with envelope checks
+   * must also let its event loop turn, or a posted failure holds the verdicts after it back.
+   */
+  awaitOutcomes(timeoutMs: number): void {
+    const control = this.#control
+    if (control !== undefined && this.#state === 'worker' && this.#head < this.#queue.length) {
+      const checked = Atomics.load(control, CHECKED)
+      if (((checked - this.#headTicket) | 0) <= 0) {
+        this.#urgent = true
+        this.#wake()
+        Atomics.wait(control, CHECKED, checked, timeoutMs)
+      }
+    }
+    this.#reap()
+  }
+
+  /**
+   * Sizes the thread's did:key public-key cache for `activeSigners` signers (identity/keys.ts
+   * sizePublicKeyCacheFor, on the thread): the orchestrator verifies bids from anywhere in its capacity index.
+   */
+  sizeKeyCacheFor(activeSigners: number): void {
+    this.#keyCacheSigners = Math.max(0, Math.floor(activeSigners))
+    if (this.#control) Atomics.store(this.#control, KEY_CACHE_SIGNERS, this.#keyCacheSigners)
+  }
+
+  #verifyInline(did: string, message: Uint8Array, signature: Uint8Array, what: string): IdentityError | undefined {
+    this.#inlineVerifications++
+    try {
+      if (verifyEd25519ForDid(did, message, signature)) return undefined
+    } catch (err) {
+      return new UnknownKeyError(`cannot resolve the signer's key of ${what}: ${err instanceof Error ? err.message : String(err)}`)
+    }
+    return new BadSignatureError(`signature of ${what} does not verify with ${did}`)
+  }
+
+  #verdict(it: Verifying, outcome: number): IdentityError | undefined {
+    if (outcome === OUTCOME_PASSED) return undefined
+    if (outcome === OUTCOME_BAD_SIGNATURE) return new BadSignatureError(`signature of ${it.what} does not verify with ${it.did}`)
+    if (outcome === OUTCOME_PENDING) return this.#verifyInline(it.did, it.message, it.signature, it.what)
+    return new UnknownKeyError(`cannot resolve the signer's key of ${it.what}: ${it.did}`)
+  }
+
+  #answer(done: DetachedVerdict, error: IdentityError | undefined): void {
+    try {
+      done(error)
+    } catch {
+      // the callback's own failure must not stop the answers after it
+    }
   }
 
   /** A job someone waits on was queued: the thread is woken for it and its outcome is polled for. */
@@ -335,7 +483,7 @@ export class SignatureWorker<C> {
   #checkSealInline(did: string, payloads: readonly Uint8Array[], signature: Uint8Array, id: string): void {
     let ok: boolean
     try {
-      this.#inlineSealChecks++
+      this.#inlineVerifications++
       ok = verifySeal(did, payloads, signature)
     } catch (err) {
       if (err instanceof InvalidDidError) throw new UnknownKeyError(`cannot resolve the sender's key: ${err.message}`)
@@ -450,9 +598,14 @@ export class SignatureWorker<C> {
     if (n <= 0) return
     n = Math.min(n, this.#queue.length - this.#head)
     let passed: Submitted<C>[] | undefined
+    let verdicts: [Verifying, IdentityError | undefined][] | undefined
     for (let k = 0; k < n; k++) {
       const it = this.#queue[this.#head + k]
-      if (it?.notify === true) {
+      if (it?.job === 'verify') {
+        this.#notifying--
+        this.#verifying--
+        ;(verdicts ??= []).push([it, this.#verdict(it, Atomics.load(this.#outcomes!, (this.#headTicket + k) & (OUTCOME_SLOTS - 1)))])
+      } else if (it?.notify === true) {
         this.#notifying--
         if (it.failed !== true) (passed ??= []).push(it)
       }
@@ -469,9 +622,11 @@ export class SignatureWorker<C> {
     }
     if (this.#head === this.#queue.length) this.#wakeDrainWaiters()
     if (passed !== undefined) for (const it of passed) this.#pass(it)
+    if (verdicts !== undefined) for (const [it, error] of verdicts) this.#answer(it.done, error)
   }
 
   #pass(it: Submitted<C>): void {
+    if (it.job === 'verify') return // answered through its own callback
     try {
       this.#onPassed?.(it.context)
     } catch {
@@ -503,6 +658,7 @@ export class SignatureWorker<C> {
       control: new SharedArrayBuffer(CONTROL_SLOTS * 4),
       ring: new SharedArrayBuffer(RING_BYTES),
       results: new SharedArrayBuffer(RESULT_SLOTS * RESULT_BYTES),
+      outcomes: new SharedArrayBuffer(OUTCOME_SLOTS),
       batchCacheSize: this.#batchCacheSize,
     }
     if (this.#signer) init.signerSeed = this.#signer.exportSeed()
@@ -517,6 +673,8 @@ export class SignatureWorker<C> {
     this.#ring = Buffer.from(init.ring)
     this.#view = new DataView(init.ring)
     this.#results = Buffer.from(init.results)
+    this.#outcomes = new Uint8Array(init.outcomes)
+    Atomics.store(this.#control, KEY_CACHE_SIGNERS, this.#keyCacheSigners)
     worker.unref()
     worker.on('message', (failure: RingFailure) => {
       if (this.#worker === worker) this.#onThreadFailure(failure)
@@ -535,7 +693,8 @@ export class SignatureWorker<C> {
   #onThreadFailure(f: RingFailure): void {
     this.#failuresReceived++
     const it = this.#queue[this.#head + ((f.ticket - this.#headTicket) | 0)]
-    if (it !== undefined) {
+    // a detached verification never posts (its outcome slot, left pending, makes it verified inline)
+    if (it !== undefined && it.job !== 'verify') {
       this.#reportedThrough = f.ticket
       const what = it.job === 'seal' ? `seal of the batch of envelope ${it.id} (${it.payloads.length} envelopes)` : `signature of envelope ${it.id}`
       const error = f.name === 'BadSignatureError'
@@ -551,7 +710,7 @@ export class SignatureWorker<C> {
     this.#reap()
   }
 
-  #report(it: Submitted<C>, error: IdentityError): void {
+  #report(it: Exclude<Submitted<C>, Verifying>, error: IdentityError): void {
     it.failed = true
     try {
       this.#onFailure(it.context, error)
@@ -621,10 +780,23 @@ export class SignatureWorker<C> {
     this.#queue = []
     this.#head = 0
     this.#notifying = 0
-    for (const it of done) if (it?.notify === true && it.failed !== true) this.#pass(it)
+    this.#verifying = 0
+    const outcomes = this.#outcomes
+    // a detached verification: the thread's outcome when it wrote one, else verified here
+    const verdict = (it: Verifying, ticket: number): IdentityError | undefined =>
+      this.#verdict(it, outcomes === undefined ? OUTCOME_PENDING : Atomics.load(outcomes, ticket & (OUTCOME_SLOTS - 1)))
+    for (let k = 0; k < done.length; k++) {
+      const it = done[k]
+      if (it?.job === 'verify') this.#answer(it.done, verdict(it, (this.#headTicket + k) | 0))
+      else if (it?.notify === true && it.failed !== true) this.#pass(it)
+    }
     for (let k = 0; k < rest.length; k++) {
       const it = rest[k]
       if (it === undefined) continue
+      if (it.job === 'verify') {
+        this.#answer(it.done, verdict(it, (firstTicket + k) | 0))
+        continue
+      }
       if (this.#reportedThrough !== undefined && ((firstTicket + k - this.#reportedThrough) | 0) <= 0) {
         // the thread got this far: its failures here were reported, the rest passed
         if (it.notify && it.failed !== true) this.#pass(it)
