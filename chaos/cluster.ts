@@ -96,6 +96,11 @@ export class ChaosCluster {
     return h
   }
 
+  /** What node `i` printed (its current process; the killed one's output is kept by its handle). */
+  logsOf(i: number): string {
+    return this.#handles[i]?.logs() ?? ''
+  }
+
   live(i: number): boolean {
     return this.#handles[i]?.running ?? false
   }

@@ -223,6 +223,14 @@ export async function runSchedule(schedule: Schedule, opts: RunOptions = {}): Pr
       await sleep(500)
     }
     const { violations, tolerated } = split(last)
+    if (violations.length > 0 && opts.log) {
+      // what each node said about the faults and the copies it ended: the first thing to read of a failed seed
+      const telling = /fence|lost|gone|is back|superseded|lease|watchdog|took up|taken up|taking over|handed|orphan|stale/i
+      for (let i = 0; i < cluster.dids.length; i++) {
+        const lines = cluster.logsOf(i).split('\n').filter((l) => telling.test(l)).slice(-25)
+        for (const l of lines) log(`  n${i} ${l.slice(0, 400)}`)
+      }
+    }
     return { seed: schedule.seed, faults: faultsOf(schedule), violations, tolerated, converged: convergeMs !== null, convergeMs, notes: run.notes, elapsedMs: Date.now() - started }
   } finally {
     sampler.stop()
