@@ -28,6 +28,13 @@ import { failpoints } from '../../core/failpoints.ts'
 import { contractRoutes, deploymentRoutes, nodeContractRoutes } from './orchestration-routes.ts'
 import type { ReconcileReport } from '../../actors/orchestrator/reconciliation.ts'
 import { publicKeyCacheStats, sizePublicKeyCacheFor } from '../../identity/keys.ts'
+import type { Ledger } from '../../ledger/ledger.ts'
+import { KvUsageStore } from '../../actors/usage/store.ts'
+import { UsageMeter } from '../../actors/usage/meter.ts'
+import type { UsageRecord } from '../../actors/usage/record.ts'
+import { LedgerEarnings, LedgerEscrow } from './ledger-escrow.ts'
+import { meteringConfig } from './metering-config.ts'
+import { usageRoutes } from './usage-routes.ts'
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -76,11 +83,16 @@ const ALIVE_TOPIC = 'noir/alive/v1'
 export interface OrchestrationServiceInit {
   /** The appliance's parts, read at start: the appliance service is started before this one. */
   appliance: () => ApplianceParts
+  /** The node's ledger (the ledger service is started before this one): escrow holds and usage payments. */
+  ledger: () => Ledger
 }
 
 export class OrchestrationService implements NodeService {
   readonly name = 'orchestration'
   readonly #appliance: () => ApplianceParts
+  readonly #ledger: () => Ledger
+  #usageStore: KvUsageStore | undefined
+  #meter: UsageMeter | undefined
   #ctx: NodeContext | undefined
   #orchestrator: Orchestrator | undefined
   /** Bounds the bid answers strangers can make this node send (spec/pubsub.md "Admission"). */
@@ -97,6 +109,7 @@ export class OrchestrationService implements NodeService {
 
   constructor(init: OrchestrationServiceInit) {
     this.#appliance = init.appliance
+    this.#ledger = init.ledger
   }
 
   async start(ctx: NodeContext): Promise<void> {
@@ -125,6 +138,14 @@ export class OrchestrationService implements NodeService {
       system: ctx.system,
       log: ctx.log,
     })
+    const metering = meteringConfig(ctx.config.ledger)
+    const usageStore = (this.#usageStore = new KvUsageStore(ctx.store))
+    this.#meter = new UsageMeter({
+      key: ctx.key, contracts: this.#contracts, store: usageStore, now: Date.now,
+      send: (consumer: string, record: UsageRecord) => ctx.system.refFor(`${consumer}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.usage, record, { timeoutMs: 10_000 }),
+      earnings: new LedgerEarnings(this.#ledger, metering.conversion),
+      log: (level, msg, fields) => ctx.log[level](msg, fields),
+    }, { intervalMs: metering.usageIntervalMs })
     // Spawns the market actor (<did>/market) and takes up this node's live contracts, each in its own actor.
     await this.#provider.start()
     this.#orchestrator = new Orchestrator({
@@ -143,8 +164,11 @@ export class OrchestrationService implements NodeService {
       standbyFor: cfg.standbyFor ?? [],
       standbyReplicas: new KvStandbyReplicaStore(ctx.store),
       capacityIndex: this.capacityIndex,
+      escrow: new LedgerEscrow(this.#ledger),
+      usage: usageStore,
       log: ctx.log,
     }, {
+      escrowWindowMs: metering.escrowWindowMs,
       bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS, leaseMs: lease.ms, leaseRenewMs: lease.renewMs,
       holdReportsUntilRestore: true,
       ...(cfg.replaceRetryMs !== undefined ? { replaceRetryMs: cfg.replaceRetryMs } : {}),
@@ -166,6 +190,8 @@ export class OrchestrationService implements NodeService {
       log: ctx.log,
     }))
     departures.start()
+    // contracts that ran before a restart are metered again from their last record; unanswered records are sent again
+    await this.#meter.resume().catch((err: Error) => ctx.log.warn('metering not resumed', { error: err.name, message: err.message }))
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
     // In the background: the providers this node dealt with (and the nodes it knows) are asked which of its
@@ -233,6 +259,7 @@ export class OrchestrationService implements NodeService {
   }
 
   async stop(): Promise<void> {
+    this.#meter?.stop()
     this.#departures?.stop()
     for (const t of this.#timers) clearInterval(t)
     for (const u of this.#unsubs) u()
@@ -259,12 +286,19 @@ export class OrchestrationService implements NodeService {
   }
 
   routes(): ApiRoute[] {
-    return [...deploymentRoutes(this.#orchestrator!), ...contractRoutes(this.#contracts!), ...nodeContractRoutes(this.#provider!)]
+    return [
+      ...usageRoutes(this.#orchestrator!, () => this.#usageStore!),
+      ...deploymentRoutes(this.#orchestrator!), ...contractRoutes(this.#contracts!), ...nodeContractRoutes(this.#provider!),
+    ]
   }
 
   #report(consumer: string, r: ReplicaReport): void {
     const ctx = this.#ctx
     if (!ctx) return
+    // metering follows this node's own instances: a record every interval while running, the final one at the end
+    const meter = this.#meter
+    if (meter && r.state === 'running') meter.started(r.contractId, r.at).catch((err: Error) => ctx.log.warn('metering not started', { contractId: r.contractId, error: err.message }))
+    else if (meter && (r.state === 'exited' || r.state === 'failed' || r.state === 'stopped')) meter.ended(r.contractId, r.at).catch((err: Error) => ctx.log.warn('final usage record not issued', { contractId: r.contractId, error: err.message }))
     if (consumer === ctx.did) {
       this.#orchestrator?.report(r, ctx.did)
       return

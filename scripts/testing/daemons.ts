@@ -14,12 +14,29 @@ import { LocalMesh, type LocalNode, type LocalNodeOptions } from '../../cli/loca
 export { NOIR_BIN } from '../../cli/local-mesh.ts'
 export const TEST_PASSPHRASE = 'noir-test-passphrase'
 
-export type DaemonStartOptions = LocalNodeOptions
+export interface DaemonStartOptions extends LocalNodeOptions {
+  /**
+   * Start with an empty wallet. By default a daemon with a fresh home is funded with a development top-up of
+   * TEST_FUNDING µNLC (once per node: the reference names its DID), since every contract holds escrow
+   * (spec/ledger.md "Escrow"); a restart with `home` funds nothing more.
+   */
+  emptyWallet?: boolean
+}
 export type DaemonHandle = LocalNode
+
+/** µNLC each test daemon is funded with: 1,000 NLC. */
+export const TEST_FUNDING = 1_000_000_000n
 
 export class DaemonCluster extends LocalMesh {
   constructor() {
     super({ passphrase: TEST_PASSPHRASE, homePrefix: 'noir-daemon-' })
+  }
+
+  override async start(opts: DaemonStartOptions = {}): Promise<DaemonHandle> {
+    const { emptyWallet, ...rest } = opts
+    const node = await super.start(rest)
+    if (!emptyWallet && opts.home === undefined) await node.api.post('/v1/wallet/topup', { amount: String(TEST_FUNDING), ref: `test-funding-${node.did}` })
+    return node
   }
 
   /** Every daemon started so far (running or not). */
