@@ -14,7 +14,7 @@ export interface Observation {
 
 /**
  * The tolerance (spec/ledger.md): a record's replicaMs is accepted in full when it is at most the observed
- * overlap plus `ms` plus `ratio` of the record's interval (reports travel, clocks differ a little).
+ * overlap plus `ms` plus `ratio` of that overlap (reports travel, clocks differ a little).
  */
 export interface Tolerance {
   ms: number
@@ -48,7 +48,7 @@ export function judgeUsage(o: { body: UsageBody; price: bigint; observation: Obs
     ms = b.to - b.from
   }
   const seen = observedMs(o.observation, b.from, b.to, o.now)
-  const allowed = seen + tol.ms + Math.ceil((b.to - b.from) * tol.ratio)
+  const allowed = seen + tol.ms + Math.ceil(seen * tol.ratio)
   if (ms > allowed) {
     reasons.push(`replicaMs ${b.replicaMs} exceeds the ${seen} ms observed running (tolerance ${tol.ms} ms + ${tol.ratio * 100}%)`)
     ms = seen
