@@ -16,7 +16,6 @@ import { Keystore } from '../../identity/keystore.ts'
 import { TEST_PASSPHRASE } from '../../scripts/testing/daemons.ts'
 import type { DeploymentView } from '../orchestrator/orchestrator.ts'
 import { signUsage, usageAmount, type UsageBody, type UsageRecord } from '../usage/record.ts'
-import type { StoredUsage } from '../usage/store.ts'
 
 const IMAGE = 'noir/busybox:latest'
 const share = 'cpu=2,memory=1GiB,disk=2GiB,gpu=0'
