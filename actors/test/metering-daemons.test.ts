@@ -8,8 +8,8 @@
 //       is disputed and paid only what the consumer observed;
 //   (d) the same record sent again changes nothing, and the same seq with other content is refused.
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { execFile, spawnSync } from 'node:child_process'
+import { DaemonCluster, NOIR_BIN, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { removeNodeContainers } from '../../cli/commands/demo.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { Keystore } from '../../identity/keystore.ts'
@@ -32,6 +32,14 @@ const containersNamed = (name: string): string =>
   spawnSync('docker', ['ps', '-aq', '--filter', `label=noir.deployment`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)
     .map((id) => spawnSync('docker', ['inspect', '-f', '{{index .Config.Labels "noir.deployment"}}', id], { encoding: 'utf8' }).stdout.trim())
     .filter((dep) => dep.startsWith(`${name}-`)).join(',')
+
+function noir(home: string, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [NOIR_BIN, '--home', home, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+    })
+  })
+}
 
 const workload = (name: string, kind: 'job' | 'service', role: string, command: string) => ({
   apiVersion: 'noir/v1', kind, name,
@@ -106,6 +114,12 @@ t.test('escrow and metering between real daemons', async (t) => {
     const nlrAfter = await wallet(b, 'NLR')
     t.equal(BigInt(nlrAfter.posted) - BigInt(nlrBefore.posted), net, 'the worker earned the accepted NLC converted to NLR less the fee')
     for (const n of [a, b]) t.ok((await n.api.get<{ ok: boolean }>('/v1/ledger/verify')).ok, 'both ledgers verify')
+
+    const cli = await noir(a.home, 'usage', d.id)
+    t.equal(cli.code, 0, cli.stderr)
+    t.match(cli.stdout, new RegExp(`${consumerSide.length} record\\(s\\): claimed \\d+ µNLC, accepted ${accepted} µNLC, 0 disputed, 0 unanswered`), '`noir usage` shows the records and the totals')
+    const json = JSON.parse((await noir(a.home, 'usage', d.id, '--json')).stdout) as { records: unknown[] }
+    t.equal(json.records.length, consumerSide.length)
   })
 
   await t.test('(b) an empty wallet is refused before placement', async (t) => {
