@@ -34,7 +34,8 @@ export class DaemonCluster extends LocalMesh {
 
   override async start(opts: DaemonStartOptions = {}): Promise<DaemonHandle> {
     const { emptyWallet, ...rest } = opts
-    const node = await super.start(rest)
+    // a shared machine can take long to start a daemon (its enrollment benchmark): tests wait, they do not time out
+    const node = await super.start({ readyTimeoutMs: 180_000, ...rest })
     if (!emptyWallet && opts.home === undefined) await node.api.post('/v1/wallet/topup', { amount: String(TEST_FUNDING), ref: `test-funding-${node.did}` })
     return node
   }
