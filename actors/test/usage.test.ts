@@ -198,3 +198,66 @@ t.test('escrow over a real ledger: holds, posts in part, voids, refuses without 
   await new LedgerEarnings(() => tl.ledger, { nlrPerNlc: 1n, feeBps: 250 }).credit('c-1', 1, 1n)
   t.equal(tl.ledger.balance('self:NLR')!.posted, '975', 'a record so small its fee would take it all is converted without one')
 })
+
+t.test('the meter issues records at its interval and at the end, in order, retried until answered, credited once', async (t) => {
+  const { UsageMeter } = await import('../usage/meter.ts')
+  const contracts = new MemoryContractStore()
+  const c: Contract = { terms: terms(), consumerSig: 'x', providerSig: 'y' }
+  await contracts.put({ contract: c, side: 'provider', status: 'active', updatedAt: T0 })
+  await contracts.put({ contract: c, side: 'consumer', status: 'active', updatedAt: T0 })
+  const clock = { now: T0 }
+  const escrow = new FakeEscrow()
+  const consumerDesk = new UsageDesk({ key: consumer, contracts, store: new KvUsageStore(new MemoryKvStore()), escrow, now: () => clock.now, log: () => {} }, { windowMs: 120_000 })
+  await consumerDesk.hold(c.terms, 0)
+  consumerDesk.observe({ contractId: 'c-1', deploymentId: 'd-1', running: T0 })
+  const credited: Array<[number, bigint]> = []
+  let down = 2 // the consumer does not answer the first two sends
+  let cpu = 0
+  const store = new KvUsageStore(new MemoryKvStore())
+  const meter = new UsageMeter({
+    key: provider, contracts, store, now: () => clock.now,
+    send: async (_to, record) => {
+      if (down-- > 0) throw Object.assign(new Error('no answer'), { name: 'AskTimeoutError' })
+      return consumerDesk.receive(JSON.parse(JSON.stringify(record)), provider.did)
+    },
+    earnings: { credit: async (_c, seq, amount) => void credited.push([seq, amount]) },
+    measure: () => ({ cpuNanos: (cpu += 250_000_000), memoryBytes: 1000 }),
+    log: () => {},
+  }, { intervalMs: 40, retryMs: 10, maxRetryMs: 20 })
+  t.teardown(() => meter.stop())
+  await meter.started('c-1', T0)
+  await meter.started('c-1', T0) // a repeated running report starts nothing twice
+  // the provider's clock moves 30 s per record
+  for (let i = 0; i < 2; i++) {
+    clock.now += 30_000
+    await new Promise((r) => setTimeout(r, 45))
+  }
+  clock.now += 10_000
+  await meter.ended('c-1', clock.now)
+  const all = await eventually(async () => {
+    const l = await store.ofContract('c-1', 'provider')
+    return l.length >= 3 && l.every((u) => u.settled !== undefined) && l
+  })
+  const seqs = all.map((u) => u.record.body.seq)
+  t.same(seqs, seqs.map((_, i) => i), 'numbered in order')
+  t.ok(all.at(-1)!.record.body.final, 'the last one is final')
+  t.equal(all.reduce((s, u) => s + u.record.body.replicaMs, 0), clock.now - T0, 'the records cover the run exactly, without gaps or overlaps')
+  t.ok(all.every((u) => u.status === 'accepted'), 'answered after the retries')
+  t.ok((all[0]!.tries ?? 0) >= 3, `the first record was sent ${all[0]!.tries} times`)
+  t.same(credited.map(([s]) => s), seqs, 'each credited once')
+  t.same(credited.map(([, a]) => a), all.map((u) => BigInt(u.record.answer!.acceptedAmount)))
+  t.equal(all[0]!.record.body.cpuMs, 250, 'cpu time as the difference of the counters')
+  t.equal(all[0]!.record.body.memoryByteMs, String(1000 * all[0]!.record.body.replicaMs))
+  t.equal(all[0]!.record.body.egressBytes, undefined, 'egress not measured: absent, not 0')
+  t.same(escrow.paid.map(([, a]) => a), credited.map(([, a]) => a), 'what the consumer paid is what the provider credited')
+})
+
+async function eventually<T>(fn: () => Promise<T | false>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > end) throw new Error('condition not met')
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}

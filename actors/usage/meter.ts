@@ -10,11 +10,14 @@ import type { Earnings } from './escrow.ts'
 import { contractPricePerHour, signUsage, usageAmount, verifyAnswered, type UsageBody, type UsageRecord } from './record.ts'
 import type { KvUsageStore, StoredUsage } from './store.ts'
 
-/** What the executor measured of a contract's instance so far (absent fields: not measured). */
+/**
+ * The executor's counters for a contract's instance, as last sampled (absent fields: not measured):
+ * cumulative since the instance started for cpu and egress, the working set now for memory.
+ */
 export interface MeasuredUsage {
-  cpuMs?: number
-  memoryByteMs?: bigint
-  egressBytes?: bigint
+  cpuNanos?: number
+  memoryBytes?: number
+  egressBytes?: number
 }
 
 export interface UsageMeterPorts {
@@ -45,6 +48,8 @@ interface Running {
   from: number
   seq: number
   timer: NodeJS.Timeout
+  /** The counters at the last record (a record carries the difference); undefined after a restart: not known. */
+  last: MeasuredUsage | undefined
 }
 
 const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err))
@@ -116,7 +121,8 @@ export class UsageMeter {
   }
 
   #begin(terms: ContractTerms, from: number, seq: number): void {
-    const r: Running = { terms, from, seq, timer: setInterval(() => void this.#issue(r, this.#p.now(), false), this.#o.intervalMs) }
+    // a fresh instance's counters start at 0; after a restart the counters at the last record are unknown
+    const r: Running = { terms, from, seq, last: seq === 0 ? {} : undefined, timer: setInterval(() => void this.#issue(r, this.#p.now(), false), this.#o.intervalMs) }
     r.timer.unref()
     this.#running.set(terms.id, r)
   }
@@ -130,11 +136,16 @@ export class UsageMeter {
     const price = contractPricePerHour(t)
     const replicaMs = Math.max(0, to - from)
     const m = this.#p.measure?.(t.id)
+    const prev = r.last
+    r.last = m
+    // differences of cumulative counters; a counter that went back (a restart in place) is not reported
+    const cpu = m?.cpuNanos !== undefined && prev !== undefined && m.cpuNanos >= (prev.cpuNanos ?? 0) ? Math.round((m.cpuNanos - (prev.cpuNanos ?? 0)) / 1e6) : undefined
+    const egress = m?.egressBytes !== undefined && prev !== undefined && m.egressBytes >= (prev.egressBytes ?? 0) ? m.egressBytes - (prev.egressBytes ?? 0) : undefined
     const body: UsageBody = {
       v: 1, contractId: t.id, deploymentId: t.deploymentId, slot: t.slot, consumer: t.consumer, provider: t.provider, seq, from, to: Math.max(to, from), replicaMs,
-      ...(m?.cpuMs !== undefined ? { cpuMs: m.cpuMs } : {}),
-      ...(m?.memoryByteMs !== undefined ? { memoryByteMs: String(m.memoryByteMs) } : {}),
-      ...(m?.egressBytes !== undefined ? { egressBytes: String(m.egressBytes) } : {}),
+      ...(cpu !== undefined ? { cpuMs: cpu } : {}),
+      ...(m?.memoryBytes !== undefined ? { memoryByteMs: String(BigInt(Math.round(m.memoryBytes)) * BigInt(replicaMs)) } : {}),
+      ...(egress !== undefined ? { egressBytes: String(Math.round(egress)) } : {}),
       pricePerHour: String(price), amount: String(usageAmount(price, replicaMs)), ...(final ? { final: true } : {}),
     }
     try {

@@ -11,7 +11,7 @@ import { arch as osArch } from 'node:os'
 import { didOfPeer, peerIdFromDid } from '../../identity/did-key.ts'
 import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
-import { ApplianceRuntime, STOP_GRACE_MS } from './appliance-runtime.ts'
+import { ApplianceRuntime, STOP_GRACE_MS, allocationIdFor } from './appliance-runtime.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { KvContractStore } from '../../actors/contracts/store.ts'
 import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
@@ -30,7 +30,7 @@ import type { ReconcileReport } from '../../actors/orchestrator/reconciliation.t
 import { publicKeyCacheStats, sizePublicKeyCacheFor } from '../../identity/keys.ts'
 import type { Ledger } from '../../ledger/ledger.ts'
 import { KvUsageStore } from '../../actors/usage/store.ts'
-import { UsageMeter } from '../../actors/usage/meter.ts'
+import { UsageMeter, type MeasuredUsage } from '../../actors/usage/meter.ts'
 import type { UsageRecord } from '../../actors/usage/record.ts'
 import { LedgerEarnings, LedgerEscrow } from './ledger-escrow.ts'
 import { meteringConfig } from './metering-config.ts'
@@ -144,6 +144,7 @@ export class OrchestrationService implements NodeService {
       key: ctx.key, contracts: this.#contracts, store: usageStore, now: Date.now,
       send: (consumer: string, record: UsageRecord) => ctx.system.refFor(`${consumer}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.usage, record, { timeoutMs: 10_000 }),
       earnings: new LedgerEarnings(this.#ledger, metering.conversion),
+      measure: (contractId) => measuredUsage(this.#appliance(), contractId),
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { intervalMs: metering.usageIntervalMs })
     // Spawns the market actor (<did>/market) and takes up this node's live contracts, each in its own actor.
@@ -311,6 +312,22 @@ export class OrchestrationService implements NodeService {
     // Latency is a placement hint refreshed every 2 s: no list this round keeps the last figures.
     const peers = await this.#ctx?.mesh.peers.list().catch(() => [])
     for (const p of peers ?? []) if (p.did && p.latencyMs !== null) this.#latency.set(p.did, p.latencyMs)
+  }
+}
+
+/**
+ * What the executor measured of a contract's allocation, as the allocation manager last sampled it (every 5 s):
+ * cpu and memory from every executor that samples them, egress from containers only (the other runtimes have
+ * no network counters of their own). Nothing once the allocation is gone (spec/ledger.md "Metering").
+ */
+function measuredUsage(parts: ApplianceParts, contractId: string): MeasuredUsage | undefined {
+  try {
+    const a = parts.allocations.get(allocationIdFor(contractId))
+    const u = a.usage
+    if (!u) return undefined
+    return { cpuNanos: u.cpuNanos, memoryBytes: u.memoryBytes, ...(a.kind === 'docker' ? { egressBytes: u.netTxBytes } : {}) }
+  } catch {
+    return undefined
   }
 }
 
