@@ -500,5 +500,7 @@ export class OrchestrationEffects implements DeploymentEffects {
     s.updatedAt = this.#p.now()
     if (note) s.note = note
     await this.#p.contracts.put(s)
+    // from now on this node pays for none of it: usage past this point is judged as not observed
+    if (status === 'ended') this.#p.usage?.observe({ contractId, deploymentId: s.contract.terms.deploymentId, ended: s.updatedAt })
   }
 }
