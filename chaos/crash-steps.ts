@@ -318,7 +318,10 @@ export class CrashRig {
         settledMs = Date.now() - t0
         // judged once the invariants hold (a returned node's stale copy ends with the fence or its lease)
         violations.push(...(await this.#checkUntilClean(creates, sampler, LEASE.ms * 2)))
-        running = (await runningContainers([...this.#nodes.values()].map((d) => d.did))).filter((x) => x.slot.startsWith(`${id}/`)).length
+        // a stale copy a restarted node took up again runs beside its replacement until the fence or its lease
+        // ends it (the invariants' bound): counted once that bound has had its time
+        const count = async () => (await runningContainers([...this.#nodes.values()].map((d) => d.did))).filter((x) => x.slot.startsWith(`${id}/`)).length
+        running = await eventually(async () => { const n = await count(); return n === 2 && n }, LEASE.ms * 2, 250).catch(count)
         await this.stopDeployment(v.id)
         mine.stopAckedAt = Date.now()
       }

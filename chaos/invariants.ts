@@ -160,7 +160,8 @@ function deploymentsSettled(o: Observation, views: Map<string, CurrentView>): Vi
       continue
     }
     if (v.phase === 'failed' && !v.reason) out.push({ invariant: 'deployment-settled', detail: `${at}: failed without a reason`, awaitsLeases: false })
-    else if (v.phase === 'stopped') out.push({ invariant: 'deployment-settled', detail: `${at}: stopped, but nobody asked`, awaitsLeases: false })
+    // a stop sent whose answer never came may have been carried out: stopped or not, both are right
+    else if (v.phase === 'stopped' && (c.stopSentAt ?? null) === null) out.push({ invariant: 'deployment-settled', detail: `${at}: stopped, but nobody asked`, awaitsLeases: false })
     else if (!FINAL.has(v.phase)) {
       const running = v.replicas.filter((r) => r.state === 'running').length
       if (v.phase !== 'running' || running < v.desired) out.push({ invariant: 'deployment-settled', detail: `${at}: ${v.phase} with ${running} of ${v.desired} replicas running${v.reason ? ` (${v.reason})` : ''}`, awaitsLeases: false })

@@ -58,6 +58,11 @@ export interface AckedCreate {
   via: number
   at: number
   stopAckedAt: number | null
+  /**
+   * When a stop was sent whose answer never came (a time-out, or its orchestrator killed meanwhile): an
+   * indeterminate operation in Jepsen's sense, so the deployment may be stopped or not; absent when none was.
+   */
+  stopSentAt?: number | null
   /** The id a create retried with the same key after the run answered (must be `id`), or null if not retried. */
   replayedId: string | null
 }

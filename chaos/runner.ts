@@ -101,6 +101,7 @@ class Run {
     const cur = await this.currentView(c.id)
     const api = cur ? this.#api(cur.node) : null
     if (!api) return void this.notes.push(`stop ${key} not sent: no live orchestrator holds it`)
+    c.stopSentAt = Date.now()
     try {
       await api.post(`/v1/deployments/${c.id}/stop`, {}, { signal: AbortSignal.timeout(30_000) })
       c.stopAckedAt = Date.now()

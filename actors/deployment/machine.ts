@@ -144,7 +144,7 @@ export type DeploymentEvent =
   /** After a restore: a wait whose timer did not survive the restart ends now. */
   | { type: 'RESUME' }
   /** This node (the standby orchestrator) took the deployment over from `from` at orchestrator epoch `epoch`. */
-  | { type: 'TAKEN_OVER'; from: string; by: string; epoch: number; at: number }
+  | { type: 'TAKEN_OVER'; from: string; by: string; epoch: number; at: number; token?: string }
   | { type: 'UP' }
   | { type: 'DOWN' }
 
@@ -266,6 +266,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
         return edit(context, (d) => {
           d.orchestratorEpoch = event.epoch
           d.takenOverFrom = event.from
+          if (event.token !== undefined) d.handoverToken = event.token
           note(d, event.at, `taken over from ${event.from} by its standby orchestrator ${event.by} (orchestrator epoch ${event.epoch})`)
         })
       }),

@@ -142,6 +142,11 @@ export interface DeploymentContext {
   orchestratorEpoch?: number
   /** The node this deployment was taken over from (this node is its standby orchestrator), if any. */
   takenOverFrom?: string | null
+  /**
+   * The capability the node it was taken over from issued to this one (ability /noir/orchestrate): its fences
+   * carry it, so a provider that never heard of the takeover learns it from them (spec/contracts.md "Fences").
+   */
+  handoverToken?: string
   /** The key its create was made with (a retried create with it returns this deployment). */
   idempotencyKey?: string | null
 }

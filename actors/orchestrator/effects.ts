@@ -24,6 +24,7 @@ import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 import type { LeaseTarget } from './lease-renewer.ts'
 import type { UsageDesk } from '../usage/desk.ts'
 import { InsufficientFundsError } from '../errors.ts'
+import type { Handover } from '../provider/orchestrator-authority.ts'
 
 /** How an orchestrator reaches the market: what OrchestratorPorts and EffectPorts share. */
 export interface MarketPorts {
@@ -58,6 +59,8 @@ export interface EffectPorts extends MarketPorts {
   stepSettled?(deploymentId: string): void
   /** Escrow and metering (consumer side): a countersigned replica contract holds its first window before it starts. */
   usage?: UsageDesk
+  /** The handover a deployment's fences carry (this node took it over as standby orchestrator), if any. */
+  handoverOf?(deploymentId: string): Handover | undefined
 }
 
 export interface EffectTimings {
@@ -290,13 +293,20 @@ export class OrchestrationEffects implements DeploymentEffects {
     }))
   }
 
-  /** Fences a slot at an epoch: a broadcast, and a direct fence to the nodes named. Best effort. */
-  async fence(slot: string, epoch: number, nodes: string[] = []): Promise<void> {
+  /**
+   * Fences a slot at an epoch, naming its current contract (spec/contracts.md "Fences"): a broadcast, and a
+   * direct fence to the nodes named. Best effort. A deployment taken over from another orchestrator: the
+   * fence carries the handover, so a provider that never heard of the takeover learns it here.
+   */
+  async fence(f: { slot: string; epoch: number; deploymentId: string; contractId?: string }, nodes: string[] = []): Promise<void> {
     // The broadcast is repeated every fenceRepeatMs, a stale copy's report gets a direct fence, and a node
     // refuses lower epochs anyway; a failure here is logged, not fatal.
-    await this.#p.publish(Topics.fences, { slot, epoch }).catch((err: unknown) => this.#p.log('warn', 'fence broadcast failed', { slot, epoch, error: errorText(err) }))
+    const handover = this.#p.handoverOf?.(f.deploymentId)
+    const { slot, epoch } = f
+    const body = { slot, epoch, ...(f.contractId ? { contractId: f.contractId } : {}), ...(handover ? { handover } : {}) }
+    await this.#p.publish(Topics.fences, body).catch((err: unknown) => this.#p.log('warn', 'fence broadcast failed', { slot, epoch, error: errorText(err) }))
     for (const n of nodes) {
-      await this.#p.askMarket(n, MarketBehavior.fence, { slot, epoch }, 3000)
+      await this.#p.askMarket(n, MarketBehavior.fence, body, 3000)
         .catch((err: unknown) => this.#p.log('warn', 'direct fence not confirmed', { node: n, slot, epoch, error: errorText(err) }))
     }
   }
@@ -482,7 +492,7 @@ export class OrchestrationEffects implements DeploymentEffects {
 
   async #startPlaced(rep: Replica, c: Contract, out: RepairOutcome): Promise<RepairOutcome> {
     out.placed = c
-    void this.fence(rep.slot, c.terms.epoch)
+    void this.fence({ slot: rep.slot, epoch: c.terms.epoch, deploymentId: c.terms.deploymentId, contractId: c.terms.id })
     try {
       await this.#p.askMarket(c.terms.provider, MarketBehavior.start, { contractId: c.terms.id }, this.#t.commitTimeoutMs)
       await this.#setStatus(c.terms.id, 'active')

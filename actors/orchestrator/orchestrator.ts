@@ -37,6 +37,7 @@ import type { Tolerance } from '../usage/judge.ts'
 import { KvUsageStore, type StoredUsage } from '../usage/store.ts'
 import { MICRO } from '../usage/record.ts'
 import { defaultPricePolicy } from '../placement/price.ts'
+import type { Handover } from '../provider/orchestrator-authority.ts'
 
 export type { DeploymentRecord, DeploymentStore } from './checkpoints.ts'
 export type { BidRound, DeploymentEventLine, DeploymentView, ReplicaState, ReplicaView, StopFailure } from '../deployment/model.ts'
@@ -236,6 +237,7 @@ export class Orchestrator {
       running: () => !this.#stopped,
       proposed: (t) => this.#renewer.proposed(t),
       stepSettled: (id) => this.#renewer.settled(id),
+      handoverOf: (id) => this.#handoverOf(id),
       ...(ports.capacityIndex ? { index: ports.capacityIndex } : {}),
     }, { bidWindowMs: this.#o.bidWindowMs, commitTimeoutMs: this.#o.commitTimeoutMs, stopTimeoutMs: this.#o.stopTimeoutMs, replaceRetryMs: this.#o.replaceRetryMs, roundPauseMs: 1000, leaseMs })
     const ask = ports.askOrchestrator
@@ -258,7 +260,7 @@ export class Orchestrator {
         [DeploymentBehavior.nodeLost]: { event: (b: NodeLost): DeploymentEvent => ({ type: 'NODE_LOST', ...b }) },
         [DeploymentBehavior.stop]: { event: (): DeploymentEvent => ({ type: 'STOP' }) },
         [DeploymentBehavior.resume]: { event: (): DeploymentEvent => ({ type: 'RESUME' }) },
-        [DeploymentBehavior.takenOver]: { event: (b: { from: string; by: string; epoch: number; at: number }): DeploymentEvent => ({ type: 'TAKEN_OVER', ...b }) },
+        [DeploymentBehavior.takenOver]: { event: (b: { from: string; by: string; epoch: number; at: number; token?: string }): DeploymentEvent => ({ type: 'TAKEN_OVER', ...b }) },
         [DeploymentBehavior.status]: { reply: (s) => viewOf(s as never) },
       },
     })
@@ -676,7 +678,7 @@ export class Orchestrator {
       this.#ids.add(id)
       this.#last.set(id, record.snapshot)
       const ref = this.#spawn(id, record.snapshot)
-      this.#system.tell(ref, DeploymentBehavior.takenOver, { from, by: this.did, epoch, at: this.#now() })
+      this.#system.tell(ref, DeploymentBehavior.takenOver, { from, by: this.did, epoch, at: this.#now(), token })
       for (const r of c.replicas) if (r.state === 'running' && r.node && r.node !== from) this.heartbeat(r.node)
       this.#system.tell(ref, DeploymentBehavior.nodeLost, lost)
       this.#system.tell(ref, DeploymentBehavior.resume, {})
@@ -736,7 +738,7 @@ export class Orchestrator {
     if (!s || !rep) return
     if (r.epoch < rep.epoch || r.contractId !== rep.contractId || rep.node !== fromDid) {
       // A copy from an older placement is still alive somewhere: fence it.
-      if (r.state === 'running') void this.#effects.fence(rep.slot, rep.epoch, [r.node])
+      if (r.state === 'running') void this.#effects.fence({ slot: rep.slot, epoch: rep.epoch, deploymentId: r.deploymentId, ...(rep.contractId ? { contractId: rep.contractId } : {}) }, [r.node])
       return
     }
     if (r.state === 'running') this.#usage.observe({ contractId: r.contractId, deploymentId: r.deploymentId, running: this.#now() })
@@ -875,19 +877,34 @@ export class Orchestrator {
     return { do: 'stop', why: 'reconciliation: its deployment does not name it (a proposal made again after a restart)' }
   }
 
-  /** One broadcast with every fence of the live deployments (rate limits count messages, not fences). */
+  /**
+   * One broadcast with every fence of the live deployments (rate limits count messages, not fences): each names
+   * its slot's current contract, and a batch carries the handover of each deployment this node took over as
+   * standby orchestrator (spec/contracts.md "Fences").
+   */
   async #repeatFences(): Promise<void> {
-    const fences: { slot: string; epoch: number }[] = []
+    const fences: { slot: string; epoch: number; contractId?: string; deploymentId: string }[] = []
     for (const id of this.#ids) {
       const s = this.#snapshot(id)
       if (!s || finalPhases.includes(phaseOfSnapshot(s))) continue
-      for (const r of s.context.replicas) if (r.epoch > 1 && r.state === 'running') fences.push({ slot: r.slot, epoch: r.epoch })
+      for (const r of s.context.replicas) {
+        if (r.epoch > 1 && r.state === 'running') fences.push({ slot: r.slot, epoch: r.epoch, ...(r.contractId ? { contractId: r.contractId } : {}), deploymentId: id })
+      }
     }
     for (let i = 0; i < fences.length; i += 200) {
+      const batch = fences.slice(i, i + 200)
+      const handovers = [...new Set(batch.map((f) => f.deploymentId))].map((id) => this.#handoverOf(id)).filter((h) => h !== undefined)
       // Repeated every fenceRepeatMs: a failed round is logged and the next one tries again.
-      await this.#p.publish(Topics.fences, { fences: fences.slice(i, i + 200) })
+      await this.#p.publish(Topics.fences, { fences: batch.map(({ deploymentId: _d, ...f }) => f), ...(handovers.length > 0 ? { handovers } : {}) })
         .catch((err: Error) => this.#log('warn', 'fence repeat broadcast failed', { fences: fences.length, error: err.name, message: err.message }))
     }
+  }
+
+  /** The handover this node's fences for a deployment carry: set when it took the deployment over as standby. */
+  #handoverOf(id: string): Handover | undefined {
+    const c = this.#snapshot(id)?.context
+    if (!c?.takenOverFrom || c.handoverToken === undefined) return undefined
+    return { consumer: c.takenOverFrom, deploymentId: id, epoch: c.orchestratorEpoch ?? 2, token: c.handoverToken }
   }
 
   #log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void {

@@ -62,7 +62,8 @@ export type ContractRequest =
   | { type: 'START'; from: string }
   | { type: 'STOP'; from: string }
   | { type: 'LOGS'; from: string; since: number; limit: number }
-  | { type: 'FENCE'; from: string; epoch: number }
+  /** `outranked`: the market found this copy below the fence though its epoch is not lower (another contract named at that epoch, or made by an orchestrator the sender took over from). */
+  | { type: 'FENCE'; from: string; epoch: number; outranked?: boolean }
   | { type: 'PROMOTED' }
 
 /** Where a request's answer goes (the ask's MessageContext, or anything with the same two methods). */
@@ -264,7 +265,7 @@ export function contractMachine(steps: ContractSteps) {
       /** A request from anyone but the contract's consumer (answered with OrchestrationError). */
       stranger: ({ context, event }) => 'from' in event && event.from !== termsOf(context).consumer,
       sameProposal: ({ context, event }) => event.type === 'PROPOSE' && event.contract?.consumerSig === (context.record?.contract ?? context.proposal!.contract).consumerSig,
-      lowerEpoch: ({ context, event }) => event.type === 'FENCE' && termsOf(context).epoch < event.epoch,
+      lowerEpoch: ({ context, event }) => event.type === 'FENCE' && (termsOf(context).epoch < event.epoch || event.outranked === true),
       endsInstance: ({ event }) => event.type === 'STATUS' && endsInstance(event.status.state),
       isStandbyRecord: ({ event }) => (event as unknown as { output: StoredContract }).output.status === 'standby',
       stepFailed: ({ event }) => (event as unknown as { output: StepOutcome }).output.error !== undefined,
@@ -525,7 +526,7 @@ export function contractActor(steps: ContractSteps): ActorDefinition {
       [ContractBehavior.start]: { deferred: true, event: (b: { from: string }, msg: MessageContext) => ({ type: 'START' as const, from: b.from, reply: msg }) },
       [ContractBehavior.stop]: { deferred: true, event: (b: { from: string }, msg: MessageContext) => ({ type: 'STOP' as const, from: b.from, reply: msg }) },
       [ContractBehavior.logs]: { deferred: true, event: (b: { from: string; since: number; limit: number }, msg: MessageContext) => ({ type: 'LOGS' as const, from: b.from, since: b.since, limit: b.limit, reply: msg }) },
-      [ContractBehavior.fence]: { deferred: true, event: (b: { from: string; epoch: number }, msg: MessageContext) => ({ type: 'FENCE' as const, from: b.from, epoch: b.epoch, reply: msg }) },
+      [ContractBehavior.fence]: { deferred: true, event: (b: { from: string; epoch: number; outranked?: boolean }, msg: MessageContext) => ({ type: 'FENCE' as const, from: b.from, epoch: b.epoch, outranked: b.outranked === true, reply: msg }) },
       [ContractBehavior.promoted]: { deferred: true, event: (_b: unknown, msg: MessageContext) => ({ type: 'PROMOTED' as const, reply: msg }) },
       [ContractBehavior.instance]: { event: (b: { status: InstanceStatus }) => ({ type: 'STATUS' as const, status: b.status }) },
       [ContractBehavior.renew]: { event: () => ({ type: 'RENEW' as const }) },

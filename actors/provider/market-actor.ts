@@ -154,16 +154,26 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
   }
 
   /**
-   * A fence from the consumer: every copy of `slot` with a lower epoch stops. Only the slot's consumer can
-   * move its epoch, and only for a slot this node holds a contract of theirs for: anything else is answered
-   * with UnknownSlotError and changes nothing (so no peer can poison an epoch or grow the store).
+   * A fence from the consumer: every copy of `slot` below it stops. Only the slot's consumer can move its
+   * epoch, and only for a slot this node holds a contract of theirs for: anything else is answered with
+   * UnknownSlotError and changes nothing (so no peer can poison an epoch or grow the store).
+   *
+   * Copies are ordered by (orchestrator epoch, slot epoch) (spec/contracts.md "Fences"): a fence that names its
+   * slot's current contract (`contractId`) also stops another copy at the same epoch (a placement made twice),
+   * and a fence from a standby orchestrator that carries its `handover` (the consumer's capability and the
+   * orchestrator epoch it took the deployment over at) first hands the deployment over here, if this node
+   * had not heard of it, and then stops every copy the older orchestrator made of that slot whatever its
+   * epoch, except the contract it names: after a partition both may have raised the slot to the same epoch.
    */
   async function fence(body: unknown, from: string): Promise<{ stopped: string[]; failed: { contractId: string; error: string }[] }> {
-    const f = body as { slot?: unknown; epoch?: unknown } | null
+    const f = body as { slot?: unknown; epoch?: unknown; contractId?: unknown; handover?: unknown } | null
     if (typeof f?.slot !== 'string' || f.slot.length === 0 || f.slot.length > 256) throw new InvalidTermsError('fence: slot (a string of 1-256 characters) required')
     if (!validEpoch(f.epoch)) throw new InvalidTermsError(`fence: epoch must be a whole number from 1 to ${MAX_EPOCH}`)
+    if (f.contractId !== undefined && !isContractName(f.contractId)) throw new InvalidTermsError('fence: contractId, when given, is a contract id')
     const slot = f.slot
     const epoch = f.epoch
+    const named = f.contractId as string | undefined
+    if (f.handover !== undefined) await handoverFromFence(f.handover, slot, from)
     // the consumer's contracts, or those of a deployment `from` took over as its standby orchestrator
     const held: StoredContract[] = []
     for (const s of await deps.contracts.list()) {
@@ -175,9 +185,13 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
     const failed: { contractId: string; error: string }[] = []
     for (const s of held) {
       const t = s.contract.terms
-      if (t.epoch >= epoch || !isLive(s.status)) continue
+      if (!isLive(s.status) || t.id === named) continue
+      // made by the orchestrator `from` took the deployment over from: below any fence of `from` that names the current copy
+      const olderOrchestrator = t.consumer !== from
+      const outranked = named !== undefined && (t.epoch <= epoch || olderOrchestrator)
+      if (t.epoch >= epoch && !outranked) continue
       try {
-        const r = (await route(t.id, { type: 'FENCE', from: t.consumer, epoch })) as { stopped?: boolean } | null
+        const r = (await route(t.id, { type: 'FENCE', from: t.consumer, epoch, outranked })) as { stopped?: boolean } | null
         if (r?.stopped) stopped.push(t.id)
       } catch (err) {
         // The next fence (repeated every 2 s by the consumer) tries again; the answer says which failed.
@@ -185,6 +199,22 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       }
     }
     return { stopped, failed }
+  }
+
+  /**
+   * The handover a standby orchestrator's fence carries, applied here when this node holds a contract of that
+   * deployment and had not heard of the takeover (it was cut off, or the old orchestrator placed here
+   * after it). Checked as a direct handover is (orchestrator-authority.ts): a chain rooted at the consumer naming
+   * the sender, an orchestrator epoch above the one held. A node that holds nothing of the deployment records
+   * nothing (the store does not grow for strangers).
+   */
+  async function handoverFromFence(x: unknown, slot: string, from: string): Promise<void> {
+    const h = x as Partial<Handover> | null
+    if (!h || typeof h !== 'object' || typeof h.consumer !== 'string' || typeof h.deploymentId !== 'string') throw new InvalidTermsError('fence: handover must be { consumer, deploymentId, epoch, token }')
+    if (!slot.startsWith(`${h.deploymentId}/`)) throw new InvalidTermsError('fence: the handover names another deployment than the slot\'s')
+    const holds = (await deps.contracts.list()).some((s) => s.side === 'provider' && s.contract.terms.consumer === h.consumer && s.contract.terms.deploymentId === h.deploymentId)
+    if (!holds || (await deps.authority.acts(h.consumer, h.deploymentId, from))) return
+    await deps.authority.handover(h as Handover, from)
   }
 
   return setup({

@@ -189,13 +189,13 @@ export class Provider {
     return this.#ask(MarketBehavior.logs, body, fromDid)
   }
 
-  /** A fence from the consumer: every copy of `slot` with a lower epoch stops (market-actor.ts). */
   /** A standby orchestrator takes a consumer's deployment over (spec/orchestration.md "Standby orchestrator"). */
   handover(body: Handover, fromDid: string): Promise<{ epoch: number }> {
     return this.#ask(MarketBehavior.handover, body, fromDid)
   }
 
-  fence(body: { slot: string; epoch: number }, fromDid: string): Promise<{ stopped: string[]; failed: { contractId: string; error: string }[] }> {
+  /** A fence from the consumer: every copy of `slot` below it stops (market-actor.ts). */
+  fence(body: { slot: string; epoch: number; contractId?: string; handover?: Handover }, fromDid: string): Promise<{ stopped: string[]; failed: { contractId: string; error: string }[] }> {
     return this.#ask(MarketBehavior.fence, body, fromDid)
   }
 

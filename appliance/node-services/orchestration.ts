@@ -214,9 +214,23 @@ export class OrchestrationService implements NodeService {
         ))
       }),
       ctx.pubsub.subscribe(Topics.fences, (msg) => {
-        // One fence `{ slot, epoch }`, or a batch `{ fences: [...] }` (the periodic repeat).
-        const b = msg.body as { slot?: string; epoch?: number; fences?: { slot: string; epoch: number }[] }
-        const list = Array.isArray(b?.fences) ? b.fences.slice(0, 1000) : [b as { slot: string; epoch: number }]
+        // One fence `{ slot, epoch, contractId?, handover? }`, or a batch `{ fences: [...], handovers?: [...] }` (the
+        // periodic repeat; a standby orchestrator's handovers once per deployment, matched to fences by slot).
+        type Fence = { slot: string; epoch: number; contractId?: string; handover?: unknown }
+        const b = msg.body as (Fence & { fences?: Fence[]; handovers?: unknown[] }) | null
+        const handovers = new Map<string, unknown>()
+        if (Array.isArray(b?.handovers)) {
+          for (const h of b.handovers.slice(0, 1000)) {
+            const id = (h as { deploymentId?: unknown } | null)?.deploymentId
+            if (typeof id === 'string') handovers.set(id, h)
+          }
+        }
+        const withHandover = (f: Fence): Fence => {
+          if (f?.handover !== undefined || handovers.size === 0 || typeof f?.slot !== 'string') return f
+          const h = handovers.get(f.slot.slice(0, f.slot.lastIndexOf('/')))
+          return h === undefined ? f : { ...f, handover: h }
+        }
+        const list = (Array.isArray(b?.fences) ? b.fences.slice(0, 1000) : [b as Fence]).map(withHandover)
         // A broadcast reaches every node: a slot this node holds nothing of is the usual case, not news.
         // One after another, so a batch of fences never runs a thousand store reads at once.
         // Through the market actor's mailbox: pubsub verified the signer, so this node vouches for `from`.

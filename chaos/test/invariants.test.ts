@@ -125,6 +125,17 @@ t.test('deployment-settled: degraded for good, an acknowledged stop not carried 
   t.same(names(checkInvariants(failed)), ['deployment-settled'])
   failed.nodes[0]!.deployments = [deployment({ phase: 'failed', reason: 'no node meets memory' })]
   t.same(checkInvariants(failed), [], 'a failure with its reason is a terminal state')
+
+  // stopped with no stop sent is a violation; a stop sent whose answer never came (its orchestrator was killed
+  // while it stopped the deployment) may have been carried out, so stopped is right then
+  const unasked = clean()
+  unasked.containers = []
+  unasked.nodes[2]!.contracts = []
+  unasked.nodes[2]!.usedCpu = 0
+  unasked.nodes[0]!.deployments = [deployment({ phase: 'stopped' })]
+  t.ok(checkInvariants(unasked).some((v) => v.invariant === 'deployment-settled' && /stopped, but nobody asked/.test(v.detail)))
+  unasked.creates[0]!.stopSentAt = NOW - 5_000
+  t.same(checkInvariants(unasked), [], 'a stop sent but not acknowledged, then carried out')
 })
 
 t.test('create-kept: an acknowledged create no live orchestrator holds, or a retried key that answers another deployment', async (t) => {
