@@ -186,3 +186,27 @@ export class CapacityIndexFullError extends OrchestrationError {
   override readonly code = 'CAPACITY_INDEX_FULL'
   override readonly status = 503
 }
+
+/**
+ * The consumer's wallet cannot hold what the work would cost (spec/ledger.md "Escrow"): refused before
+ * placement (an estimate at create) or at commit (the hold itself), never after the work ran.
+ * `data: { needed, available }` in µNLC (decimal strings).
+ */
+export class InsufficientFundsError extends OrchestrationError {
+  override name = 'InsufficientFundsError'
+  override readonly code = 'INSUFFICIENT_FUNDS'
+  override readonly status = 402
+}
+
+/** A usage record refused before it is judged: malformed, forged, not for a contract of this consumer with its sender. */
+export class InvalidUsageError extends OrchestrationError {
+  override name = 'InvalidUsageError'
+  override readonly code = 'INVALID_USAGE'
+  override readonly status = 400
+}
+
+/** A usage record whose (contract, seq) was answered before with other content, or that overlaps an answered one. */
+export class UsageConflictError extends OrchestrationError {
+  override name = 'UsageConflictError'
+  override readonly code = 'USAGE_CONFLICT'
+}

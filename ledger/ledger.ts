@@ -43,6 +43,9 @@ export const STANDARD_ACCOUNTS: AccountInit[] = [
   { id: 'treasury:NLC', currency: 'NLC' },
   { id: 'treasury:NLR', currency: 'NLR' },
   { id: 'fees:NLR', currency: 'NLR' },
+  // metering (spec/ledger.md "Escrow"): what this node owes providers for usage it accepted, and is owed by consumers
+  { id: 'payable:NLC', currency: 'NLC' },
+  { id: 'receivable:NLC', currency: 'NLC' },
 ]
 
 export interface WalletBalance {

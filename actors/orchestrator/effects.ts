@@ -22,6 +22,8 @@ import { isEligible } from '../placement/place.ts'
 import { placeVerified } from '../placement/verified-place.ts'
 import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 import type { LeaseTarget } from './lease-renewer.ts'
+import type { UsageDesk } from '../usage/desk.ts'
+import { InsufficientFundsError } from '../errors.ts'
 import type { Handover } from '../provider/orchestrator-authority.ts'
 
 /** How an orchestrator reaches the market: what OrchestratorPorts and EffectPorts share. */
@@ -55,6 +57,8 @@ export interface EffectPorts extends MarketPorts {
   proposed?(t: LeaseTarget): void
   /** A step that proposes contracts settled (its outcome goes into the deployment's snapshot now). */
   stepSettled?(deploymentId: string): void
+  /** Escrow and metering (consumer side): a countersigned replica contract holds its first window before it starts. */
+  usage?: UsageDesk
   /** The handover a deployment's fences carry (this node took it over as standby orchestrator), if any. */
   handoverOf?(deploymentId: string): Handover | undefined
 }
@@ -167,7 +171,14 @@ export class OrchestrationEffects implements DeploymentEffects {
     const exclude = new Set(i.exclude)
     const existing = [...i.existing]
     for (const rep of i.slots) {
-      const got = await this.#commitOne(i.deploymentId, i.workload, rep, i.round, exclude, existing, out.refusals)
+      let got: { contract: Contract } | { infeasible: InfeasibleReason }
+      try {
+        got = await this.#commitOne(i.deploymentId, i.workload, rep, i.round, exclude, existing, out.refusals)
+      } catch (err) {
+        // no funds for a hold: the contracts this commit made are released too, and nothing starts
+        if (err instanceof InsufficientFundsError) for (const c of out.contracts) await this.#releaseUnstarted(c.contract, 'insufficient funds')
+        throw err
+      }
       if ('infeasible' in got) {
         out.exhausted = { slot: rep.slot, infeasible: got.infeasible }
         break
@@ -220,6 +231,8 @@ export class OrchestrationEffects implements DeploymentEffects {
     return Promise.all(i.slots.map(async (s): Promise<StartOutcome> => {
       try {
         await this.#p.askMarket(s.node, MarketBehavior.start, { contractId: s.contractId }, this.#t.commitTimeoutMs)
+        // a start answered ok: the replica runs (or has already ended) from now, as this node sees it
+        this.#p.usage?.observe({ contractId: s.contractId, deploymentId: i.deploymentId, running: this.#p.now() })
         await this.#setStatus(s.contractId, 'active')
         return { ...s, ok: true }
       } catch (err) {
@@ -274,6 +287,7 @@ export class OrchestrationEffects implements DeploymentEffects {
       } catch (err) {
         return { ...t, ok: false, error: errorText(err) }
       }
+      this.#p.usage?.observe({ contractId: t.contractId, deploymentId: i.deploymentId, ended: this.#p.now() })
       await this.#setStatus(t.contractId, 'ended', i.why)
       return { ...t, ok: true }
     }))
@@ -412,6 +426,7 @@ export class OrchestrationEffects implements DeploymentEffects {
       try {
         return { contract: await this.#propose(deploymentId, w, rep, pick, round, bid, 'replica') }
       } catch (err) {
+        if (err instanceof InsufficientFundsError) throw err
         exclude.add(pick.offer.nodeDid)
         refusals.push({ node: pick.offer.nodeDid, slot: rep.slot, error: errorText(err) })
       }
@@ -432,9 +447,28 @@ export class OrchestrationEffects implements DeploymentEffects {
     if (terms.id !== proposal.terms.id || terms.provider !== pick.offer.nodeDid) throw new InvalidTermsError('countersigned contract differs from the proposal')
     this.#p.proposed?.({ contractId: terms.id, node: terms.provider, deploymentId })
     await this.#p.contracts.put({ contract: signed, side: 'consumer', status: role === 'standby' ? 'standby' : 'reserved', updatedAt: this.#p.now() })
+    if (role === 'replica' && this.#p.usage) {
+      // the first prepaid window is held before the start is asked for: without the funds, the contract is
+      // released and never started (spec/ledger.md "Escrow")
+      try {
+        await this.#p.usage.hold(terms, 0)
+      } catch (err) {
+        await this.#releaseUnstarted(signed, `no escrow hold: ${errorText(err)}`)
+        if (err instanceof InsufficientFundsError) throw err
+        throw new InsufficientFundsError(`contract ${terms.id}: the first window could not be held (${errorText(err)})`)
+      }
+    }
     // the index takes it off the node's free capacity until the node's heartbeats show it
     this.#p.index?.note(terms.provider, w.resources)
     return signed
+  }
+
+  /** A countersigned contract that will not start: the provider releases its reservation, its hold (if any) is voided. */
+  async #releaseUnstarted(c: Contract, why: string): Promise<void> {
+    await this.#p.askMarket(c.terms.provider, MarketBehavior.stop, { contractId: c.terms.id }, this.#t.stopTimeoutMs)
+      .catch((err: unknown) => this.#p.log('warn', 'unstarted contract not released (its reservation expires on its own)', { contractId: c.terms.id, error: errorText(err) }))
+    await this.#p.usage?.release(c.terms.id, 0).catch((err: unknown) => this.#p.log('warn', 'escrow hold not voided (it times out)', { contractId: c.terms.id, error: errorText(err) }))
+    await this.#setStatus(c.terms.id, 'ended', why)
   }
 
   async #promote(i: RepairInput, rep: Replica, standby: StandbyRef, out: RepairOutcome): Promise<Contract | null> {
@@ -476,5 +510,7 @@ export class OrchestrationEffects implements DeploymentEffects {
     s.updatedAt = this.#p.now()
     if (note) s.note = note
     await this.#p.contracts.put(s)
+    // from now on this node pays for none of it: usage past this point is judged as not observed
+    if (status === 'ended') this.#p.usage?.observe({ contractId, deploymentId: s.contract.terms.deploymentId, ended: s.updatedAt })
   }
 }

@@ -21,7 +21,7 @@ import { FailureBehavior, failureDetectorActor, type FailureDetectorContext, typ
 import { place } from '../placement/place.ts'
 import type { LogEntry } from '../provider/ports.ts'
 import type { ReplicaReport } from '../provider/provider.ts'
-import { instanceCount, type Lane, type Workload } from '../workload/workload.ts'
+import { instanceCount, maxPriceOf, type Lane, type Workload } from '../workload/workload.ts'
 import { Checkpoints, type DeploymentStore } from './checkpoints.ts'
 import { OrchestrationEffects, type MarketPorts } from './effects.ts'
 import { StandbyReplicas, StandbyReplicator, type StandbyReplicaStore } from './standby.ts'
@@ -31,6 +31,12 @@ import { withDeclines } from '../deployment/machine.ts'
 import { LeaseRenewer, type LeaseTarget } from './lease-renewer.ts'
 import { emptyReport, reconcile, type ReconcileReport, type Verdict } from './reconciliation.ts'
 import type { ContractLeaseView, GoneContract } from '../provider/leases.ts'
+import { MemoryKvStore } from '../../core/index.ts'
+import type { Escrow } from '../usage/escrow.ts'
+import { UsageDesk } from '../usage/desk.ts'
+import type { Tolerance } from '../usage/judge.ts'
+import { KvUsageStore, type StoredUsage } from '../usage/store.ts'
+import { defaultPricePolicy } from '../placement/price.ts'
 import type { Handover } from '../provider/orchestrator-authority.ts'
 
 export type { DeploymentRecord, DeploymentStore } from './checkpoints.ts'
@@ -68,6 +74,13 @@ export interface OrchestratorPorts extends MarketPorts {
   standbyReplicas?: StandbyReplicaStore
   /** The capacity index fed by signed heartbeats: bid rounds ask a sample of it first (spec/orchestration.md "Placement at scale"). */
   capacityIndex?: CapacityIndex
+  /**
+   * The node's wallet (spec/ledger.md "Escrow"): contracts hold prepaid windows of NLC, usage is paid from
+   * them. Absent (unit tests of placement): nothing is held or paid.
+   */
+  escrow?: Escrow
+  /** Where usage records and observations are kept (default: in memory). */
+  usage?: KvUsageStore
   now?: () => number
   log?: Log
 }
@@ -105,6 +118,10 @@ export interface OrchestratorOptions {
   leaseMs?: number
   /** How often the leases of live contracts are renewed. Default a third of the lease. */
   leaseRenewMs?: number
+  /** The prepaid window each escrow hold covers (ms). Default 120,000. */
+  escrowWindowMs?: number
+  /** How far a usage record may exceed what this node observed and still be accepted in full. */
+  usageTolerance?: Tolerance
 }
 
 export interface DryRunResult {
@@ -167,6 +184,8 @@ export class Orchestrator {
   readonly #renewer: LeaseRenewer
   /** The last reconciliation with the providers (after a restart). */
   #reconciliation: ReconcileReport | null = null
+  /** The consumer side of metering: escrow holds, usage records answered and paid. */
+  readonly #usage: UsageDesk
   #inbox: ActorRef | undefined
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
@@ -198,7 +217,12 @@ export class Orchestrator {
       now: this.#now,
       log: (level, msg, fields) => this.#log(level, msg, fields),
     }, { leaseMs, renewMs: opts.leaseRenewMs ?? Math.floor(leaseMs / 3) })
+    this.#usage = new UsageDesk({
+      key: ports.key, contracts: ports.contracts, store: ports.usage ?? new KvUsageStore(new MemoryKvStore()), now: this.#now,
+      log: (level, msg, fields) => this.#log(level, msg, fields), ...(ports.escrow ? { escrow: ports.escrow } : {}),
+    }, { ...(opts.escrowWindowMs !== undefined ? { windowMs: opts.escrowWindowMs } : {}), ...(opts.usageTolerance ? { tolerance: opts.usageTolerance } : {}) })
     this.#effects = new OrchestrationEffects({
+      usage: this.#usage,
       key: ports.key,
       askMarket: ports.askMarket,
       publish: ports.publish,
@@ -433,6 +457,7 @@ export class Orchestrator {
         return this.status(known.id)
       }
     }
+    this.#checkFunds(workload)
     const id = `${workload.name}-${shortId()}`
     if (key !== undefined) this.#byKey.set(key, { id, digest: workloadDigest(workload) })
     this.#ids.add(id)
@@ -443,6 +468,27 @@ export class Orchestrator {
     if (this.#replicator) await this.#replicator.replicated(id, REPLICATE_BEFORE_ACK_MS)
     failpoint('orchestrator.create.recorded') // recorded, not yet acknowledged to the client
     return this.status(id)
+  }
+
+  /**
+   * Before placement: the wallet must be able to hold one prepaid window for every replica, at the
+   * workload's price ceiling when it has one, else at the lowest price a node quotes by default
+   * (spec/ledger.md "Escrow"). The binding check is the hold at commit; this one refuses early.
+   */
+  #checkFunds(w: Workload): void {
+    const available = this.#usage.available()
+    if (available < 0n) return
+    const perHour = (w.constraints ? maxPriceOf(w.constraints) : undefined) ?? BigInt(defaultPricePolicy.minimumPerHour)
+    const needed = this.#usage.estimate(perHour, instanceCount(w))
+    if (needed > available) {
+      throw new errors.InsufficientFundsError(`the wallet holds ${available} µNLC available; one prepaid window of ${instanceCount(w)} replica(s) needs ${needed} µNLC`, { needed: String(needed), available: String(available) })
+    }
+  }
+
+  /** The usage records of a deployment (this node's side as its consumer), in contract and seq order. */
+  async usage(id: string): Promise<StoredUsage[]> {
+    this.status(id)
+    return (await this.#usage.ofDeployment(id)).filter((u) => u.side === 'consumer')
   }
 
   list(): DeploymentView[] {
@@ -528,6 +574,7 @@ export class Orchestrator {
       | { type: 'lost'; body: NodeLost }
       | { type: 'replica'; body: unknown; from: string; msg: MessageContext }
       | { type: 'takenOver'; from: string; msg: MessageContext }
+      | { type: 'usage'; body: unknown; from: string; msg: MessageContext }
     const machine = setup({
       types: { events: {} as InboxEvent },
       actions: {
@@ -559,6 +606,13 @@ export class Orchestrator {
             event.msg.respond({ ok: true })
           }, (err: unknown) => event.msg.fail(asError(err)))
         },
+        usage: ({ event }) => {
+          if (event.type !== 'usage') return
+          this.#usage.receive(event.body, event.from).then((answered) => event.msg.respond(answered), (err: unknown) => {
+            this.#log('warn', 'usage record refused', { from: event.from, error: asError(err).name, message: asError(err).message })
+            event.msg.fail(asError(err))
+          })
+        },
         takenOver: ({ event }) => {
           if (event.type !== 'takenOver') return
           event.msg.respond({ ids: [...this.#ids].filter((id) => this.#snapshot(id)?.context.takenOverFrom === event.from) })
@@ -577,7 +631,7 @@ export class Orchestrator {
       },
     }).createMachine({
       id: 'orchestrator',
-      on: { bid: { actions: 'bid' }, report: { actions: 'report' }, lost: { actions: 'lost' }, replica: { actions: 'replica' }, takenOver: { actions: 'takenOver' } },
+      on: { bid: { actions: 'bid' }, report: { actions: 'report' }, lost: { actions: 'lost' }, replica: { actions: 'replica' }, takenOver: { actions: 'takenOver' }, usage: { actions: 'usage' } },
     })
     return defineActor(machine).with({
       name: 'noir-orchestrator',
@@ -591,6 +645,8 @@ export class Orchestrator {
         [OrchestratorBehavior.replica]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext) => ({ type: 'replica' as const, body, from: senderDid(msg), msg }) },
         // Asked by a restarted orchestrating node: which of its deployments this node took over (its own only).
         [OrchestratorBehavior.takenOver]: { public: true, deferred: true, event: (_body: unknown, msg: MessageContext) => ({ type: 'takenOver' as const, from: senderDid(msg), msg }) },
+        // A provider's usage record: checked in UsageDesk (signed by the sender, for a contract of this node with it).
+        [OrchestratorBehavior.usage]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext) => ({ type: 'usage' as const, body, from: senderDid(msg), msg }) },
         // Local only: the failure detector's convictions.
         [OrchestratorBehavior.nodeLost]: { event: (body: NodeLost) => ({ type: 'lost' as const, body }) },
       },
@@ -687,6 +743,8 @@ export class Orchestrator {
       if (r.state === 'running') void this.#effects.fence({ slot: rep.slot, epoch: rep.epoch, deploymentId: r.deploymentId, ...(rep.contractId ? { contractId: rep.contractId } : {}) }, [r.node])
       return
     }
+    if (r.state === 'running') this.#usage.observe({ contractId: r.contractId, deploymentId: r.deploymentId, running: this.#now() })
+    else if (r.state === 'exited' || r.state === 'failed' || r.state === 'stopped') this.#usage.observe({ contractId: r.contractId, deploymentId: r.deploymentId, ended: this.#now() })
     this.#system.tell(this.#ref(r.deploymentId), DeploymentBehavior.report, { report: r })
   }
 

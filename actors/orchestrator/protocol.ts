@@ -31,6 +31,8 @@ export const OrchestratorBehavior = {
   bid: '/noir/orchestrator/bid',
   /** A provider reporting an instance's state change (ReplicaReport). */
   report: '/noir/orchestrator/report',
+  /** A provider's signed usage record (actors/usage/record.ts) -> the record answered: countersigned or disputed. */
+  usage: '/noir/orchestrator/usage',
   /** Local only: the failure detector convicted a node (NodeLost). */
   nodeLost: '/noir/orchestrator/node-lost',
   /** From the orchestrating node to its standby: a deployment's latest snapshot, and the capability. */

@@ -10,10 +10,11 @@ import { LedgerService } from '../node-services/ledger-service.ts'
 /** Fresh instances for each daemon (tests run several per process). */
 export function nodeServices(): NodeService[] {
   const appliance = new ApplianceService()
+  const ledger = new LedgerService()
   return [
     new NodeInfoService(),
-    new LedgerService(),
+    ledger,
     appliance,
-    new OrchestrationService({ appliance: () => appliance.parts }),
+    new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger }),
   ]
 }

@@ -11,7 +11,7 @@ import { arch as osArch } from 'node:os'
 import { didOfPeer, peerIdFromDid } from '../../identity/did-key.ts'
 import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
-import { ApplianceRuntime, STOP_GRACE_MS } from './appliance-runtime.ts'
+import { ApplianceRuntime, STOP_GRACE_MS, allocationIdFor } from './appliance-runtime.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { KvContractStore } from '../../actors/contracts/store.ts'
 import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
@@ -28,6 +28,13 @@ import { failpoints } from '../../core/failpoints.ts'
 import { contractRoutes, deploymentRoutes, nodeContractRoutes } from './orchestration-routes.ts'
 import type { ReconcileReport } from '../../actors/orchestrator/reconciliation.ts'
 import { publicKeyCacheStats, sizePublicKeyCacheFor } from '../../identity/keys.ts'
+import type { Ledger } from '../../ledger/ledger.ts'
+import { KvUsageStore } from '../../actors/usage/store.ts'
+import { UsageMeter, type MeasuredUsage } from '../../actors/usage/meter.ts'
+import type { UsageRecord } from '../../actors/usage/record.ts'
+import { LedgerEarnings, LedgerEscrow } from './ledger-escrow.ts'
+import { meteringConfig } from './metering-config.ts'
+import { usageRoutes } from './usage-routes.ts'
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -76,11 +83,16 @@ const ALIVE_TOPIC = 'noir/alive/v1'
 export interface OrchestrationServiceInit {
   /** The appliance's parts, read at start: the appliance service is started before this one. */
   appliance: () => ApplianceParts
+  /** The node's ledger (the ledger service is started before this one): escrow holds and usage payments. */
+  ledger: () => Ledger
 }
 
 export class OrchestrationService implements NodeService {
   readonly name = 'orchestration'
   readonly #appliance: () => ApplianceParts
+  readonly #ledger: () => Ledger
+  #usageStore: KvUsageStore | undefined
+  #meter: UsageMeter | undefined
   #ctx: NodeContext | undefined
   #orchestrator: Orchestrator | undefined
   /** Bounds the bid answers strangers can make this node send (spec/pubsub.md "Admission"). */
@@ -97,6 +109,7 @@ export class OrchestrationService implements NodeService {
 
   constructor(init: OrchestrationServiceInit) {
     this.#appliance = init.appliance
+    this.#ledger = init.ledger
   }
 
   async start(ctx: NodeContext): Promise<void> {
@@ -125,6 +138,15 @@ export class OrchestrationService implements NodeService {
       system: ctx.system,
       log: ctx.log,
     })
+    const metering = meteringConfig(ctx.config.ledger)
+    const usageStore = (this.#usageStore = new KvUsageStore(ctx.store))
+    this.#meter = new UsageMeter({
+      key: ctx.key, contracts: this.#contracts, store: usageStore, now: Date.now,
+      send: (consumer: string, record: UsageRecord) => ctx.system.refFor(`${consumer}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.usage, record, { timeoutMs: 10_000 }),
+      earnings: new LedgerEarnings(this.#ledger, metering.conversion),
+      measure: (contractId) => measuredUsage(this.#appliance(), contractId),
+      log: (level, msg, fields) => ctx.log[level](msg, fields),
+    }, { intervalMs: metering.usageIntervalMs })
     // Spawns the market actor (<did>/market) and takes up this node's live contracts, each in its own actor.
     await this.#provider.start()
     this.#orchestrator = new Orchestrator({
@@ -143,8 +165,11 @@ export class OrchestrationService implements NodeService {
       standbyFor: cfg.standbyFor ?? [],
       standbyReplicas: new KvStandbyReplicaStore(ctx.store),
       capacityIndex: this.capacityIndex,
+      escrow: new LedgerEscrow(this.#ledger),
+      usage: usageStore,
       log: ctx.log,
     }, {
+      escrowWindowMs: metering.escrowWindowMs,
       bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS, leaseMs: lease.ms, leaseRenewMs: lease.renewMs,
       holdReportsUntilRestore: true,
       ...(cfg.replaceRetryMs !== undefined ? { replaceRetryMs: cfg.replaceRetryMs } : {}),
@@ -166,6 +191,8 @@ export class OrchestrationService implements NodeService {
       log: ctx.log,
     }))
     departures.start()
+    // contracts that ran before a restart are metered again from their last record; unanswered records are sent again
+    await this.#meter.resume().catch((err: Error) => ctx.log.warn('metering not resumed', { error: err.name, message: err.message }))
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
     // In the background: the providers this node dealt with (and the nodes it knows) are asked which of its
@@ -247,6 +274,7 @@ export class OrchestrationService implements NodeService {
   }
 
   async stop(): Promise<void> {
+    this.#meter?.stop()
     this.#departures?.stop()
     for (const t of this.#timers) clearInterval(t)
     for (const u of this.#unsubs) u()
@@ -273,12 +301,19 @@ export class OrchestrationService implements NodeService {
   }
 
   routes(): ApiRoute[] {
-    return [...deploymentRoutes(this.#orchestrator!), ...contractRoutes(this.#contracts!), ...nodeContractRoutes(this.#provider!)]
+    return [
+      ...usageRoutes(this.#orchestrator!, () => this.#usageStore!),
+      ...deploymentRoutes(this.#orchestrator!), ...contractRoutes(this.#contracts!), ...nodeContractRoutes(this.#provider!),
+    ]
   }
 
   #report(consumer: string, r: ReplicaReport): void {
     const ctx = this.#ctx
     if (!ctx) return
+    // metering follows this node's own instances: a record every interval while running, the final one at the end
+    const meter = this.#meter
+    if (meter && r.state === 'running') meter.started(r.contractId, r.at).catch((err: Error) => ctx.log.warn('metering not started', { contractId: r.contractId, error: err.message }))
+    else if (meter && (r.state === 'exited' || r.state === 'failed' || r.state === 'stopped')) meter.ended(r.contractId, r.at).catch((err: Error) => ctx.log.warn('final usage record not issued', { contractId: r.contractId, error: err.message }))
     if (consumer === ctx.did) {
       this.#orchestrator?.report(r, ctx.did)
       return
@@ -291,6 +326,22 @@ export class OrchestrationService implements NodeService {
     // Latency is a placement hint refreshed every 2 s: no list this round keeps the last figures.
     const peers = await this.#ctx?.mesh.peers.list().catch(() => [])
     for (const p of peers ?? []) if (p.did && p.latencyMs !== null) this.#latency.set(p.did, p.latencyMs)
+  }
+}
+
+/**
+ * What the executor measured of a contract's allocation, as the allocation manager last sampled it (every 5 s):
+ * cpu and memory from every executor that samples them, egress from containers only (the other runtimes have
+ * no network counters of their own). Nothing once the allocation is gone (spec/ledger.md "Metering").
+ */
+function measuredUsage(parts: ApplianceParts, contractId: string): MeasuredUsage | undefined {
+  try {
+    const a = parts.allocations.get(allocationIdFor(contractId))
+    const u = a.usage
+    if (!u) return undefined
+    return { cpuNanos: u.cpuNanos, memoryBytes: u.memoryBytes, ...(a.kind === 'docker' ? { egressBytes: u.netTxBytes } : {}) }
+  } catch {
+    return undefined
   }
 }
 

@@ -18,6 +18,20 @@ import { formatNlcText } from '../../ledger/units.ts'
 
 export { removeNodeContainers } from '../local-mesh.ts'
 
+/** µNLC the demo's consumer is funded with: 100 NLC. */
+const DEMO_FUNDING = 100_000_000n
+interface UsageDoc {
+  totals: { records: number; claimed: string; accepted: string; disputed: number }
+  records: Array<{ status: string; record: { body: { seq: number; contractId: string; provider: string; replicaMs: number; amount: string }; consumerSig?: string } }>
+}
+const nlc = async (api: LocalNode['api']): Promise<{ posted: string; held: string; available: string }> =>
+  (await api.get<{ balances: { account: string; posted: string; held: string; available: string }[] }>('/v1/wallet')).balances.find((b) => b.account === 'self:NLC')!
+/** µNLC as NLC with six decimals (display only: the amount stays an integer). */
+const micro = (v: string): string => {
+  const n = BigInt(v)
+  return `${n / 1_000_000n}.${String(n % 1_000_000n).padStart(6, '0')}`
+}
+
 const IMAGE = 'noir/busybox:latest'
 
 async function dockerReady(): Promise<boolean> {
@@ -89,13 +103,18 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
     const say = (s: string): void => printLine(ctx, s)
     try {
       say(`NoirLedger demo: three nodes on 127.0.0.1, workloads as ${useDocker ? `containers (${IMAGE})` : 'WebAssembly modules'}`)
-      const config = { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 800 } }
+      // usage records every second so that the money moves while the demo watches (the default is a minute)
+      const config = { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 800 }, ledger: { usageIntervalMs: 1000 } }
       const nodes = await mesh.startMany(3, { config: config as never })
       const a = nodes[0]!
       for (const n of nodes) say(`  node ${tag(n.did)}  pid ${n.pid}  ${n.did}`)
       for (let i = 0; i < 100 && (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length < 2; i++) await sleep(100)
       await sleep(1000) // let the pubsub mesh form
       say(`mesh up in ${Date.now() - t0} ms; this CLI talks to node ${tag(a.did)}`)
+      // every contract holds a prepaid window of NLC: the consumer is funded first (development top-up)
+      await a.api.post('/v1/wallet/topup', { amount: String(DEMO_FUNDING), ref: 'demo-funding' })
+      const before = await nlc(a.api)
+      say(`node ${tag(a.did)}'s wallet: ${micro(before.available)} NLC available (development top-up)`)
 
       let serviceRuntime: Record<string, unknown>
       let jobRuntime: Record<string, unknown>
@@ -155,6 +174,24 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
       const stopped = await a.api.post<DeploymentView>(`/v1/deployments/${sd.id}/stop`)
       for (const f of stopped.stopFailures) say(`  ${f.slot} on node ${tag(f.node)} did not confirm its stop: ${f.error}`)
       say(stopped.stopFailures.length === 0 ? `service ${stopped.phase}: every replica confirmed by its node` : `service ${stopped.phase}, ${stopped.stopFailures.length} replica(s) unconfirmed`)
+
+      say('\n== the money (µNLC; 1 NLC = 1,000,000 µNLC)')
+      await sleep(2000) // the final usage records of the stopped replicas are on their way
+      for (const d of [jd.id, sd.id]) {
+        const u = await a.api.get<UsageDoc>(`/v1/deployments/${d}/usage`)
+        say(`  ${d}: ${u.totals.records} usage record(s) signed by the worker, ${u.totals.accepted} of ${u.totals.claimed} µNLC accepted, ${u.totals.disputed} disputed`)
+        for (const r of u.records.slice(0, 3)) {
+          const b = r.record.body
+          say(`    receipt #${b.seq} of ${b.contractId.slice(0, 8)} on ${tag(b.provider)}: ${b.replicaMs} ms, ${b.amount} µNLC, ${r.status}${r.record.consumerSig ? ', signed by both' : ''}`)
+        }
+        if (u.records.length > 3) say(`    ... ${u.records.length - 3} more (noir usage ${d})`)
+      }
+      const after = await nlc(a.api)
+      say(`  consumer ${tag(a.did)}: ${micro(before.posted)} NLC before, ${micro(after.posted)} NLC after (paid ${BigInt(before.posted) - BigInt(after.posted)} µNLC), ${after.held} µNLC still held`)
+      for (const n of nodes.filter((x) => x.running)) {
+        const w = await n.api.get<{ balances: { account: string; posted: string }[] }>('/v1/wallet')
+        say(`  node ${tag(n.did)} earned ${w.balances.find((x) => x.account === 'self:NLR')?.posted ?? '0'} NLR units (converted through the treasury, less the network fee)`)
+      }
       return stopped.stopFailures.length === 0 ? 0 : 1
     } finally {
       const { containersRemoved } = await mesh.shutdown()

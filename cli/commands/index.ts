@@ -22,6 +22,7 @@ import { demoCommand } from './demo.ts'
 import { catalogCommands } from './catalog.ts'
 import { walletCommands } from './wallet.ts'
 import { ledgerCommands } from './ledger.ts'
+import { usageCommand } from './usage.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -43,6 +44,7 @@ export const commands: Command[] = [
   bidsCommand,
   contractsCommand,
   ...walletCommands,
+  usageCommand,
   ...ledgerCommands,
   demoCommand,
 ]

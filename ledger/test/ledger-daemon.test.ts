@@ -31,7 +31,7 @@ function noir(home: string, ...args: string[]): Promise<{ code: number; stdout: 
 t.test('kill -9 during a storm of transfers: after restart verify passes, nothing is applied twice or half', async (t) => {
   const cluster = new DaemonCluster()
   t.teardown(() => cluster.cleanup())
-  let node: DaemonHandle = await cluster.start({ config: { ledger: { checkpointIntervalMs: 50 } } as never })
+  let node: DaemonHandle = await cluster.start({ config: { ledger: { checkpointIntervalMs: 50 } } as never, emptyWallet: true })
   const home = node.home
   const accounts = await node.api.post<{ results: Result[] }>('/v1/ledger/accounts', { accounts: [{ id: 'bob', currency: 'NLC' }, { id: 'carol', currency: 'NLC' }] })
   t.ok(accounts.results.every((r) => r.ok))

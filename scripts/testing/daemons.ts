@@ -9,23 +9,67 @@
 //   const b = await cluster.start({ bootstrap: a.multiaddrs })
 //   await b.api.post('/v1/actor/send', { to: `${a.did}/node`, behavior: '/noir/node/ping', ask: true })
 import { spawnSync } from 'node:child_process'
+import { request } from 'node:http'
 import { LocalMesh, type LocalNode, type LocalNodeOptions } from '../../cli/local-mesh.ts'
 
 export { NOIR_BIN } from '../../cli/local-mesh.ts'
 export const TEST_PASSPHRASE = 'noir-test-passphrase'
 
-export type DaemonStartOptions = LocalNodeOptions
+export interface DaemonStartOptions extends LocalNodeOptions {
+  /**
+   * Start with an empty wallet. By default a daemon with a fresh home is funded with a development top-up of
+   * TEST_FUNDING µNLC (once per node: the reference names its DID), since every contract holds escrow
+   * (spec/ledger.md "Escrow"); a restart with `home` funds nothing more.
+   */
+  emptyWallet?: boolean
+}
 export type DaemonHandle = LocalNode
+
+/** µNLC each test daemon is funded with: 1,000 NLC. */
+export const TEST_FUNDING = 1_000_000_000n
 
 export class DaemonCluster extends LocalMesh {
   constructor() {
     super({ passphrase: TEST_PASSPHRASE, homePrefix: 'noir-daemon-' })
   }
 
+  override async start(opts: DaemonStartOptions = {}): Promise<DaemonHandle> {
+    const { emptyWallet, ...rest } = opts
+    // a shared machine can take long to start a daemon (its enrollment benchmark): tests wait, they do not time out
+    const node = await super.start({ readyTimeoutMs: 180_000, ...rest })
+    if (!emptyWallet && opts.home === undefined) await topup(node, TEST_FUNDING, `test-funding-${node.did}`)
+    return node
+  }
+
   /** Every daemon started so far (running or not). */
   get daemons(): DaemonHandle[] {
     return this.nodes
   }
+}
+
+/**
+ * A development top-up on a connection of its own (`agent: false`): the shared keep-alive pool of `node.api`
+ * stays empty, so a test that blocks its event loop afterwards (spawnSync) never reuses a socket the daemon
+ * closed meanwhile.
+ */
+function topup(node: DaemonHandle, amount: bigint, ref: string): Promise<void> {
+  const info = node.api.info
+  if (!info) throw new Error(`no api.json read for ${node.home}`)
+  const body = JSON.stringify({ amount: String(amount), ref })
+  const url = new URL('/v1/wallet/topup', info.url)
+  return new Promise((resolve, reject) => {
+    const req = request({
+      ...(node.api.socket ? { socketPath: node.api.socket } : { host: url.hostname, port: url.port }),
+      path: url.pathname, method: 'POST', agent: false,
+      headers: { authorization: `Bearer ${info.token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    }, (res) => {
+      let text = ''
+      res.on('data', (c: Buffer) => (text += c.toString('utf8')))
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`top-up of ${node.home} answered ${res.statusCode}: ${text}`))))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
 }
 
 /** Polls `fn` until it returns a truthy value (or throws after `timeoutMs`, with the last error). */
