@@ -2,6 +2,7 @@
 // what is held by pending transfers, the entries that moved them, and development funding (once per
 // reference). Thin clients of the ledger service's API (spec/cli.md, spec/api.md).
 import { ApiClient } from '../api-client.ts'
+import { nlcDecimal } from '../../ledger/units.ts'
 import { intOption, parseCommandArgs, printJson, printLine, UsageError, type Command } from '../command.ts'
 
 interface Balance {
@@ -36,7 +37,9 @@ interface EntryDoc {
 
 function printWallet(out: (l: string) => void, w: WalletDoc): void {
   for (const b of w.balances) {
-    out(`${b.currency}  available ${b.available}  (posted ${b.posted}, held ${b.held}, incoming ${b.incoming})`)
+    // NLC in NLC with its six decimals (whole µNLC underneath: spec/ledger.md "Amounts"); NLR in its units
+    const show = (x: string): string => (b.currency === 'NLC' ? nlcDecimal(BigInt(x)) : x)
+    out(`${b.currency}  available ${show(b.available)}  (posted ${show(b.posted)}, held ${show(b.held)}, incoming ${show(b.incoming)})`)
   }
   out(`ledger: ${w.entries} entries${w.checkpoint ? `, checkpoint at ${w.checkpoint.size} root ${w.checkpoint.root.slice(0, 16)}…` : ''}`)
 }
@@ -46,7 +49,7 @@ export const walletCommand: Command = {
   summary: 'show this node\'s balances (NLC, NLR) and what pending transfers hold',
   usage: `Usage: noir wallet [--json]
 
-Balances are whole numbers of each currency's smallest unit. available = posted - held; held is what pending
+NLC is shown in NLC (up to six decimals; --json and the API give whole µNLC); NLR in its smallest unit. available = posted - held; held is what pending
 (two-phase) transfers reserve; incoming is what pending transfers will credit.
 --json prints { did, balances: [{ account, currency, posted, held, incoming, available }], entries,
 checkpoint: { v, log, size, root, ts } | null } (amounts as decimal strings).`,

@@ -128,7 +128,7 @@ t.test('kill -9 during a storm of transfers: after restart verify passes, nothin
   t.equal(w3.code, 1)
   t.match(w3.stderr, /IdempotencyConflictError.*amount/)
   const wallet = await noir(home, 'wallet')
-  t.match(wallet.stdout, /NLC {2}available \d+/)
+  t.match(wallet.stdout, /NLC {2}available \d+(\.\d{1,6})? /)
   const hist = await noir(home, 'wallet', 'history', '--limit', '3', '--json')
   t.equal((JSON.parse(hist.stdout) as { entries: unknown[] }).entries.length, 3)
   const v = await noir(home, 'ledger', 'verify')
