@@ -105,7 +105,11 @@ export interface ContractContext {
   renewedAt: number
 }
 
-export type ContractInput = { record: StoredContract } | { proposal: { contract: Contract; workload: Workload } }
+/**
+ * `leaseUsedMs`: taken up after a restart of the node, the part of its lease already gone: the time the node was
+ * down (spec/contracts.md "Leases"); the lease runs out at once when that is more than the lease.
+ */
+export type ContractInput = { record: StoredContract; leaseUsedMs?: number } | { proposal: { contract: Contract; workload: Workload } }
 
 /** What a step reports: the record it wrote, and why it failed when it did (the record says what is left). */
 export interface StepOutcome {
@@ -347,7 +351,8 @@ export function contractMachine(steps: ContractSteps) {
     id: 'contract',
     context: ({ input }) => {
       const terms = ('record' in input ? input.record.contract : input.proposal.contract).terms
-      const lease = { leaseMs: terms.leaseMs ?? steps.defaultLeaseMs, renewedAt: steps.leaseClock() }
+      const used = 'record' in input && typeof input.leaseUsedMs === 'number' && input.leaseUsedMs > 0 ? input.leaseUsedMs : 0
+      const lease = { leaseMs: terms.leaseMs ?? steps.defaultLeaseMs, renewedAt: steps.leaseClock() - used }
       return 'record' in input
         ? { record: input.record, proposal: null, reservedUntil: reservedUntil(input.record, steps.reservationTtlMs), ending: null, change: null, failure: null, ...lease }
         : { record: null, proposal: input.proposal, reservedUntil: null, ending: null, change: null, failure: null, ...lease }

@@ -59,7 +59,7 @@ type MarketEvent =
   | { type: 'propose'; body: unknown; from: string; msg: MessageContext }
   | { type: 'request'; contractId: unknown; request: ContractRequest; msg: MessageContext }
   | { type: 'fence'; fence: unknown; from: string; msg: MessageContext }
-  | { type: 'adopt'; record: StoredContract }
+  | { type: 'adopt'; record: StoredContract; leaseUsedMs?: number }
   | { type: 'instance'; contractId: string; status: InstanceStatus }
   | { type: 'promote'; contractId: string; msg: MessageContext }
   | { type: 'handover'; body: unknown; from: string; msg: MessageContext }
@@ -258,7 +258,7 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       adopt: ({ event }) => {
         if (event.type !== 'adopt') return
         const id = event.record?.contract?.terms?.id
-        if (isContractName(id) && !ctx.lookup(pathOf(id))) spawn(id, { record: event.record })
+        if (isContractName(id) && !ctx.lookup(pathOf(id))) spawn(id, { record: event.record, ...(event.leaseUsedMs ? { leaseUsedMs: event.leaseUsedMs } : {}) })
       },
       instance: ({ event }) => {
         if (event.type !== 'instance') return
@@ -316,7 +316,7 @@ export function marketActor(deps: MarketDeps): ActorDefinition {
         event: (body: { fence: unknown; from: string }, msg: MessageContext): MarketEvent => ({ type: 'fence', fence: body?.fence, from: String(body?.from), msg }),
       },
       // not public: the node's own provider
-      [MarketBehavior.adopt]: { event: (body: { record: StoredContract } | null): MarketEvent => ({ type: 'adopt', record: body?.record as StoredContract }) },
+      [MarketBehavior.adopt]: { event: (body: { record: StoredContract; leaseUsedMs?: number } | null): MarketEvent => ({ type: 'adopt', record: body?.record as StoredContract, ...(typeof body?.leaseUsedMs === 'number' ? { leaseUsedMs: body.leaseUsedMs } : {}) }) },
       [MarketBehavior.instance]: { event: (body: { contractId: string; status: InstanceStatus } | null): MarketEvent => ({ type: 'instance', contractId: String(body?.contractId), status: body?.status as InstanceStatus }) },
       [MarketBehavior.promote]: { deferred: true, event: (body: { contractId: string } | null, msg: MessageContext): MarketEvent => ({ type: 'promote', contractId: String(body?.contractId), msg }) },
     },

@@ -62,6 +62,16 @@ export const DEFAULT_LEASE_BOUNDS: LeaseBounds = { minMs: 1000, maxMs: 600_000, 
 /** How long a facade call waits for the market's answer (a stop waits for the runner's grace). */
 const FACADE_TIMEOUT_MS = 10 * 60_000
 
+/**
+ * How often the provider notes the wall-clock time in its store: after a restart, the time since the last note is
+ * how long the node was down, and it counts against the leases of the contracts it takes up (spec/contracts.md
+ * "Leases"). A lease's own clock is monotonic and starts again with the process, so without this a restarted
+ * node would give every contract a full new lease, and a copy whose consumer had moved on would run a whole
+ * lease beside its replacement (chaos seed 6).
+ */
+const ALIVE_NOTE_MS = 1000
+const ALIVE_NOTE = 'provider alive-at'
+
 const sameResources = (a: object, b: object): boolean => JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort())
 
 export class Provider {
@@ -79,6 +89,7 @@ export class Provider {
   /** Who acts for a consumer's deployment (the consumer, or its standby orchestrator after a handover). */
   readonly #authority: OrchestratorAuthority
   #unsubscribe: (() => void) | undefined
+  #aliveTimer: NodeJS.Timeout | undefined
   #stopped = false
 
   constructor(init: ProviderInit) {
@@ -133,10 +144,25 @@ export class Provider {
       lease: (id) => this.#leaseOf(id),
     }), { name: MARKET_ACTOR })
     const records = await i.contracts.list()
+    const downMs = await this.#downMs()
+    if (downMs > 0) this.#log('taking contracts up after a restart: the time down counts against their leases', { downMs })
     for (const s of records) {
-      if (s.side === 'provider' && isLive(s.status)) await this.#system.ask(this.#market, MarketBehavior.adopt, { record: s })
+      if (s.side === 'provider' && isLive(s.status)) await this.#system.ask(this.#market, MarketBehavior.adopt, { record: s, leaseUsedMs: downMs })
     }
     await this.#stopUnheldInstances(records)
+    await this.#noteAlive()
+    this.#aliveTimer = setInterval(() => void this.#noteAlive(), ALIVE_NOTE_MS)
+    this.#aliveTimer.unref()
+  }
+
+  /** How long ago this node last noted it was alive (0 on a first start, or when the clock went back). */
+  async #downMs(): Promise<number> {
+    const at = Number(await this.#i.contracts.note(ALIVE_NOTE).catch(() => undefined))
+    return Number.isSafeInteger(at) && at > 0 ? Math.max(0, this.#now() - at) : 0
+  }
+
+  #noteAlive(): Promise<void> {
+    return this.#i.contracts.putNote(ALIVE_NOTE, String(this.#now())).catch((err: Error) => this.#log('alive note not written', { error: err.name, message: err.message }))
   }
 
   /**
@@ -159,6 +185,8 @@ export class Provider {
   /** Stops the market actor and its contract actors (the instances keep running; a restart takes them up). */
   async stop(): Promise<void> {
     this.#stopped = true
+    clearInterval(this.#aliveTimer)
+    if (this.#aliveTimer) await this.#noteAlive() // a graceful stop: the time down counts from here
     this.#unsubscribe?.()
     if (this.#market && this.#system.running) await this.#system.stopActor(this.#market).catch((err: Error) => this.#log('market actor not stopped', { error: err.name }))
     if (this.#ownSystem) await this.#system.stop()

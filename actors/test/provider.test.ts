@@ -135,6 +135,36 @@ t.test('a provider restarted on the same store takes its contracts up: the runni
   t.same(second.reports.filter((r) => r.state !== 'running').map((r) => [r.contractId, r.state, r.code]), [[running.terms.id, 'exited', 3]])
 })
 
+t.test('the time a provider was down counts against the leases it takes up: down longer than a lease, its copies stop at once', async (t) => {
+  const first = node()
+  await first.provider.start()
+  const consumer = NodeKey.generate()
+  const kept = await propose(first.provider, consumer, { slot: 'd1/0' })
+  await first.provider.startWork({ contractId: kept.terms.id }, consumer.did)
+  const orphan = await propose(first.provider, consumer, { slot: 'd1/1' })
+  await first.provider.startWork({ contractId: orphan.terms.id }, consumer.did)
+  await first.provider.stop()
+  t.equal(first.runner.running(), 2, 'both instances outlive the provider')
+
+  // Down briefly: the lease (30 s, the default) has most of its time left; the copy runs on.
+  const brief = node({ key: first.key, contracts: first.contracts, runner: first.runner, capacity: first.capacity })
+  await brief.provider.start()
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal((await brief.contracts.get(kept.terms.id, 'provider'))?.status, 'active', 'a short restart leaves the lease running')
+  await brief.provider.stop()
+
+  // Down for 40 s (the node's note of its last moment alive says so): every lease it held ran out meanwhile.
+  await first.contracts.putNote('provider alive-at', String(Date.now() - 40_000))
+  const late = node({ key: first.key, contracts: first.contracts, runner: first.runner, capacity: first.capacity })
+  await late.provider.start()
+  t.teardown(() => late.provider.stop())
+  for (const c of [kept, orphan]) {
+    await eventually(async () => (await late.contracts.get(c.terms.id, 'provider'))?.status === 'lease-expired', 3000, `${c.terms.slot} lease-expired`)
+  }
+  await eventually(async () => late.runner.running() === 0, 3000, 'no copy runs')
+  t.match((await late.contracts.get(kept.terms.id, 'provider'))?.note ?? '', /lease expired/, 'recorded as the lease running out')
+})
+
 t.test('a restarted provider stops an instance no live contract holds (it died between the start and its record)', async (t) => {
   const first = node()
   await first.provider.start()
