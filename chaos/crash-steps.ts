@@ -76,10 +76,12 @@ export class CrashRig {
   /** Starts the four daemons, connected, with their pubsub meshes formed. */
   async start(): Promise<void> {
     // prices in whole µNLC per CPU-hour (1 NLC, then 0.01, 0.02 and 0.03 NLC)
-    const orchestration = (cpuPerHour: number) => ({ beatMs: 200, bidWindowMs: 1000, replaceRetryMs: 1000, lease: LEASE, price: { cpuPerHour } })
+    // No price floor, and cpu prices far apart: the quotes differ (with the default floor all three quoted the
+    // floor, so which provider was picked first was left to latency, and a provider case could miss its point)
+    const orchestration = (cpuPerHour: number) => ({ beatMs: 200, bidWindowMs: 1000, replaceRetryMs: 1000, lease: LEASE, price: { cpuPerHour, minimumPerHour: 0 } })
     const a = await this.cluster.start({ config: { share: 'cpu=0.1,memory=1GiB,disk=2GiB,gpu=0', orchestration: orchestration(1_000_000) } as never })
     this.#set('A', a)
-    const [b, c, d] = await Promise.all([10_000, 20_000, 30_000].map((p) => this.cluster.start({ bootstrap: a.multiaddrs, config: { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: orchestration(p) } as never })))
+    const [b, c, d] = await Promise.all([1_000_000, 3_000_000, 6_000_000].map((p) => this.cluster.start({ bootstrap: a.multiaddrs, config: { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: orchestration(p) } as never })))
     this.#set('B', b!)
     this.#set('C', c!)
     this.#set('D', d!)
