@@ -91,6 +91,13 @@ t.test('the judgement: within tolerance accepted, inflated disputed down to what
   const capped = judgeUsage({ body: body(), price: 360_000n, observation: seen, now: T0 + 60_000, cap: 4000n })
   t.equal(capped.acceptedAmount, '4000', 'never more than the hold')
   t.equal(judgeUsage({ body: body(), price: 360_000n, observation: { start: null, end: null }, now: T0 + 60_000 }).acceptedAmount, '0', 'never seen running: nothing')
+  // the attack on the tolerance: many short records of intervals in which the replica did not run (before its
+  // start, after its end), each under the 2 s tolerance; none is paid anything
+  const ran = { start: T0 + 100_000, end: T0 + 160_000 }
+  for (const from of [T0, T0 + 2000, T0 + 50_000, T0 + 170_000, T0 - 86_400_000]) {
+    const short = judgeUsage({ body: body({ from, to: from + 1900, replicaMs: 1900, amount: String(usageAmount(360_000n, 1900)) }), price: 360_000n, observation: ran, now: T0 + 200_000 })
+    t.same([short.verdict, short.acceptedAmount], ['disputed', '0'], `an unobserved interval at ${from - T0} ms is paid nothing`)
+  }
 })
 
 /** An escrow in memory that records what it was asked. */

@@ -48,7 +48,9 @@ export function judgeUsage(o: { body: UsageBody; price: bigint; observation: Obs
     ms = b.to - b.from
   }
   const seen = observedMs(o.observation, b.from, b.to, o.now)
-  const allowed = seen + tol.ms + Math.ceil(seen * tol.ratio)
+  // the tolerance widens observed time, never creates it: an interval in which the replica was not seen running
+  // is paid nothing however short (else a provider could sell many 2 s records of intervals before the start)
+  const allowed = seen === 0 ? 0 : seen + tol.ms + Math.ceil(seen * tol.ratio)
   if (ms > allowed) {
     reasons.push(`replicaMs ${b.replicaMs} exceeds the ${seen} ms observed running (tolerance ${tol.ms} ms + ${tol.ratio * 100}%)`)
     ms = seen
