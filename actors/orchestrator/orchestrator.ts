@@ -477,7 +477,7 @@ export class Orchestrator {
    */
   #checkFunds(w: Workload): void {
     const available = this.#usage.available()
-    if (available < 0n) return
+    if (available === undefined) return
     const perHour = (w.constraints ? maxPriceOf(w.constraints) : undefined) ?? BigInt(defaultPricePolicy.minimumPerHour)
     const needed = this.#usage.estimate(perHour, instanceCount(w))
     if (needed > available) {

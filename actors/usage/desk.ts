@@ -62,9 +62,9 @@ export class UsageDesk {
     return usageAmount(pricePerHour, this.#windowMs) * BigInt(replicas)
   }
 
-  /** The wallet's available µNLC (none without a wallet: unlimited, -1n). */
-  available(): bigint {
-    return this.#p.escrow ? this.#p.escrow.available() : -1n
+  /** The wallet's available µNLC; undefined without a wallet (nothing is held then). */
+  available(): bigint | undefined {
+    return this.#p.escrow?.available()
   }
 
   /** Holds window `window` of a contract; InsufficientFundsError when the wallet cannot. Free contracts: nothing. */
