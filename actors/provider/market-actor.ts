@@ -173,10 +173,11 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
     const slot = f.slot
     const epoch = f.epoch
     const named = f.contractId as string | undefined
-    if (f.handover !== undefined) await handoverFromFence(f.handover, slot, from)
+    const all = await deps.contracts.list()
+    if (f.handover !== undefined) await handoverFromFence(f.handover, slot, from, all)
     // the consumer's contracts, or those of a deployment `from` took over as its standby orchestrator
     const held: StoredContract[] = []
-    for (const s of await deps.contracts.list()) {
+    for (const s of all) {
       if (s.side === 'provider' && s.contract.terms.slot === slot && await deps.authority.acts(s.contract.terms.consumer, s.contract.terms.deploymentId, from)) held.push(s)
     }
     if (held.length === 0) throw new UnknownSlotError(`this node holds no contract of ${from} for slot ${slot}`)
@@ -208,11 +209,11 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
    * the sender, an orchestrator epoch above the one held. A node that holds nothing of the deployment records
    * nothing (the store does not grow for strangers).
    */
-  async function handoverFromFence(x: unknown, slot: string, from: string): Promise<void> {
+  async function handoverFromFence(x: unknown, slot: string, from: string, all: StoredContract[]): Promise<void> {
     const h = x as Partial<Handover> | null
     if (!h || typeof h !== 'object' || typeof h.consumer !== 'string' || typeof h.deploymentId !== 'string') throw new InvalidTermsError('fence: handover must be { consumer, deploymentId, epoch, token }')
     if (!slot.startsWith(`${h.deploymentId}/`)) throw new InvalidTermsError('fence: the handover names another deployment than the slot\'s')
-    const holds = (await deps.contracts.list()).some((s) => s.side === 'provider' && s.contract.terms.consumer === h.consumer && s.contract.terms.deploymentId === h.deploymentId)
+    const holds = all.some((s) => s.side === 'provider' && s.contract.terms.consumer === h.consumer && s.contract.terms.deploymentId === h.deploymentId)
     if (!holds || (await deps.authority.acts(h.consumer, h.deploymentId, from))) return
     await deps.authority.handover(h as Handover, from)
   }
