@@ -46,6 +46,8 @@ export const STANDARD_ACCOUNTS: AccountInit[] = [
   // metering (spec/ledger.md "Escrow"): what this node owes providers for usage it accepted, and is owed by consumers
   { id: 'payable:NLC', currency: 'NLC' },
   { id: 'receivable:NLC', currency: 'NLC' },
+  // settlement (spec/settlement.md): NLR paid out on a chain (held while its batch is being paid)
+  { id: 'settlement:NLR', currency: 'NLR' },
 ]
 
 export interface WalletBalance {
@@ -241,6 +243,23 @@ export class Ledger {
       const e = decodeEntry(v.subarray(32))
       if (want.size === 0 || (e.kind === 'account' ? want.has(e.id) : want.has(e.debit) || want.has(e.credit))) out.push(e)
       if (out.length >= limit || ++scanned >= 100_000) break
+    }
+    return out
+  }
+
+  /**
+   * The applied transfers whose id starts with `prefix` (e.g. `topup:evm-31337:`), in id order, at most
+   * `limit` (default 100,000). Refused ids are left out. Reads the id index, not the whole log.
+   */
+  async transfersWithIdPrefix(prefix: string, limit = 100_000): Promise<TransferEntry[]> {
+    this.#assertOpen()
+    const out: TransferEntry[] = []
+    const range = prefixRange(Keys.id(prefix))
+    for await (const v of this.#db.values({ ...range, limit })) {
+      const text = bytesText(v)
+      if (!/^[0-9]+$/.test(text)) continue // a refusal recorded under this id
+      const { entry } = await this.entry(Number(text))
+      if (entry.kind === 'transfer') out.push(entry)
     }
     return out
   }

@@ -131,7 +131,14 @@ export function httpStatusFor(err: unknown): number {
     case 'InvalidMessageError':
     case 'UnknownBehaviorError':
     case 'UsageError':
+    case 'InvalidPayoutBatchError':
+    case 'InvalidExternalRefError':
       return 400
+    case 'DeepReorgError':
+    case 'TopupConflictError':
+      return 409
+    case 'PayoutFailedError':
+      return 502
     default:
       return 500
   }

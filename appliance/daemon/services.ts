@@ -6,6 +6,7 @@ import { NodeInfoService } from './node-actor.ts'
 import { ApplianceService } from '../node-services/appliance-service.ts'
 import { OrchestrationService } from '../node-services/orchestration.ts'
 import { LedgerService } from '../node-services/ledger-service.ts'
+import { SettlementService } from '../node-services/settlement-service.ts'
 
 /** Fresh instances for each daemon (tests run several per process). */
 export function nodeServices(): NodeService[] {
@@ -16,5 +17,6 @@ export function nodeServices(): NodeService[] {
     ledger,
     appliance,
     new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger }),
+    new SettlementService({ ledger: () => ledger.ledger }),
   ]
 }

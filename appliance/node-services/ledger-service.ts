@@ -7,6 +7,7 @@ import { Ledger, STANDARD_ACCOUNTS } from '../../ledger/ledger.ts'
 import { LedgerClosedError } from '../../ledger/errors.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { ledgerRoutes, walletRoutes } from './ledger-routes.ts'
+import { meteringConfig } from './metering-config.ts'
 
 const EXPIRY_TICK_MS = 1000
 
@@ -26,8 +27,9 @@ export class LedgerService implements NodeService {
   }
 
   async start(ctx: NodeContext): Promise<void> {
-    const cfg = (typeof ctx.config.ledger === 'object' && ctx.config.ledger !== null ? ctx.config.ledger : {}) as LedgerConfig
-    const interval = typeof cfg.checkpointIntervalMs === 'number' && Number.isSafeInteger(cfg.checkpointIntervalMs) && cfg.checkpointIntervalMs >= 0 ? cfg.checkpointIntervalMs : 1000
+    meteringConfig(ctx.config.ledger) // the whole section checked before anything opens: ConfigError naming a wrong field
+    const cfg = (ctx.config.ledger ?? {}) as LedgerConfig
+    const interval = cfg.checkpointIntervalMs ?? 1000
     this.#ledger = await Ledger.open({ location: join(ctx.home, 'ledger'), key: ctx.key, checkpointIntervalMs: interval })
     const created = await this.#ledger.createAccounts(STANDARD_ACCOUNTS)
     for (const r of created) if (!r.ok) ctx.log.warn('ledger account refused', { account: r.id, result: r.result })

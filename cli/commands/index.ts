@@ -21,6 +21,7 @@ import { contractsCommand } from './contracts.ts'
 import { demoCommand } from './demo.ts'
 import { catalogCommands } from './catalog.ts'
 import { walletCommands } from './wallet.ts'
+import { settleCommands } from './settle.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
 
@@ -44,6 +45,7 @@ export const commands: Command[] = [
   bidsCommand,
   contractsCommand,
   ...walletCommands,
+  ...settleCommands,
   usageCommand,
   ...ledgerCommands,
   demoCommand,

@@ -135,16 +135,19 @@ t.test('kill -9 during a storm of transfers: after restart verify passes, nothin
   t.equal(v.code, 0, v.stderr)
   t.match(v.stdout, /ledger verified \(by the daemon\)/)
   const proofFile = join(home, 'proof.json')
-  const p = await noir(home, 'ledger', 'prove', '10', '--out', proofFile)
+  const moved = (JSON.parse((await noir(home, 'wallet', 'history', '--limit', '50', '--json')).stdout) as { entries: Array<{ seq: number; amount?: string }> }).entries
+  const transferSeq = String(moved.filter((e) => e.amount !== undefined).at(-1)!.seq) // an early transfer that moves an amount
+  const p = await noir(home, 'ledger', 'prove', transferSeq, '--out', proofFile)
   t.equal(p.code, 0, p.stderr)
   const c = await noir(home, 'ledger', 'check-proof', proofFile, '--did', node.did)
   t.equal(c.code, 0, c.stderr)
-  t.match(c.stdout, /proof OK: entry 10/)
+  t.match(c.stdout, new RegExp(`proof OK: entry ${transferSeq}`))
   const other = await cluster.makeHome()
   const wrong = await noir(home, 'ledger', 'check-proof', proofFile, '--did', (await import('../../identity/keystore.ts')).Keystore.publicDid(other.home))
   t.equal(wrong.code, 1, 'a proof checked against another DID is refused')
   t.match(wrong.stderr, /InvalidCheckpointError/)
   const doc = JSON.parse((await import('node:fs')).readFileSync(proofFile, 'utf8')) as { entry: string }
+  t.match(doc.entry, /"amount":"\d+"/, 'the proven entry moves an amount')
   writeFileSync(proofFile, JSON.stringify({ ...doc, entry: doc.entry.replace(/"amount":"(\d+)"/, (_m, a: string) => `"amount":"${BigInt(a) + 1n}"`) }))
   const forged = await noir(home, 'ledger', 'check-proof', proofFile, '--did', node.did)
   t.equal(forged.code, 1, 'a proof whose entry was changed is refused')
