@@ -42,11 +42,20 @@ process.on('SIGINT', () => {
 })
 
 const results: ScheduleResult[] = []
+const harnessErrors: number[] = []
 for (const [i, seed] of seeds.entries()) {
   if (stopping) break
   const schedule = generateSchedule(seed)
   if (seeds.length === 1 || values.verbose) for (const l of describe(schedule)) console.log(`  ${l}`)
-  const r = await runSchedule(schedule, { allowKnownUntilLeases: allow, ...(values.verbose ? { log: (l: string) => console.log(`  ${l}`) } : {}) })
+  let r: ScheduleResult
+  try {
+    r = await runSchedule(schedule, { allowKnownUntilLeases: allow, ...(values.verbose ? { log: (l: string) => console.log(`  ${l}`) } : {}) })
+  } catch (err) {
+    // the harness failed (no cluster came up): not a violation, not a schedule run; reported and counted
+    harnessErrors.push(seed)
+    console.log(`[${i + 1}/${seeds.length}] seed ${seed}: HARNESS ERROR (schedule not run): ${(err as Error).message.split('\n')[0]}`)
+    continue
+  }
   results.push(r)
   console.log(scheduleLine(r, i, seeds.length))
   if (r.violations.length > 0) {
@@ -57,4 +66,5 @@ for (const [i, seed] of seeds.entries()) {
 }
 console.log('')
 for (const l of summary(results, allow)) console.log(l)
-process.exit(results.some((r) => r.violations.length > 0) ? 1 : 0)
+if (harnessErrors.length > 0) console.log(`harness errors (schedules not run): ${harnessErrors.length} (seeds ${harnessErrors.join(', ')})`)
+process.exit(results.some((r) => r.violations.length > 0) || harnessErrors.length > 0 ? 1 : 0)

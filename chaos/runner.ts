@@ -191,7 +191,12 @@ export async function runSchedule(schedule: Schedule, opts: RunOptions = {}): Pr
   const log = opts.log ?? (() => undefined)
   const bounds = opts.bounds ?? DEFAULT_BOUNDS
   const contracts = opts.contracts ?? apiContracts
-  const cluster = await ChaosCluster.start(schedule.clockOffsetsMs)
+  // the cluster comes up before any fault: a start that fails (a daemon not ready on a starved machine) is the
+  // harness's, not the system's; it is tried once more, then reported as a harness error by the caller
+  const cluster = await ChaosCluster.start(schedule.clockOffsetsMs).catch((err: Error) => {
+    log(`seed ${schedule.seed}: cluster did not come up (${err.message.split('\n')[0]}); trying once more`)
+    return ChaosCluster.start(schedule.clockOffsetsMs)
+  })
   const sampler = new DoubleRunSampler(cluster.dids).start()
   try {
     log(`seed ${schedule.seed}: cluster up in ${Date.now() - started} ms (daemons ready ${cluster.startedMs} ms, connected ${cluster.connectedMs} ms)`)
