@@ -210,3 +210,24 @@ export class UsageConflictError extends OrchestrationError {
   override name = 'UsageConflictError'
   override readonly code = 'USAGE_CONFLICT'
 }
+
+/**
+ * A provider asked this consumer to cosign a checkpoint of its ledger that the consumer cannot vouch for: a
+ * receipt that is not the amount this consumer accepted, a receipt of another consumer or of a record it never
+ * answered (spec/ledger.md "Cosigned checkpoints").
+ */
+export class ReceiptMismatchError extends OrchestrationError {
+  override name = 'ReceiptMismatchError'
+  override readonly code = 'RECEIPT_MISMATCH'
+  override readonly status = 400
+}
+
+/**
+ * A provider's checkpoint that does not extend the one this consumer cosigned last (no consistency proof, a
+ * proof that does not verify, a smaller size, or another root at the same size): its log was rewritten or
+ * forked. `data: { size, root }` is the checkpoint this consumer cosigned last, to prove consistency from.
+ */
+export class LogConsistencyError extends OrchestrationError {
+  override name = 'LogConsistencyError'
+  override readonly code = 'LOG_CONSISTENCY'
+}

@@ -279,13 +279,14 @@ export class Ledger {
   }
 
   /**
-   * A self-contained inclusion proof of entry `seq` under a signed checkpoint (the latest, made now if it
-   * does not cover the entry yet): anyone holding only this log's DID can check it (proof-document.ts).
+   * A self-contained inclusion proof of entry `seq` under a signed checkpoint (the one at `atSize`, else the
+   * latest, made now if it does not cover the entry yet): anyone holding only this log's DID can check it
+   * (proof-document.ts).
    */
-  async proveEntry(seq: number): Promise<InclusionProofDocument> {
+  async proveEntry(seq: number, atSize?: number): Promise<InclusionProofDocument> {
     const { bytes } = await this.entry(seq)
-    let cp = this.#latest
-    if (!cp || cp.body.size <= seq) cp = await this.checkpoint()
+    let cp = atSize !== undefined ? await this.checkpointAt(atSize) : this.#latest
+    if (atSize === undefined && (!cp || cp.body.size <= seq)) cp = await this.checkpoint()
     if (!cp || cp.body.size <= seq) throw new EntryNotFoundError(`no checkpoint covers entry ${seq}`, { entry: seq })
     const size = cp.body.size
     const proof = await this.#withStoredHashes((h) => inclusionProof(seq, size, h))

@@ -34,6 +34,7 @@ import type { ContractLeaseView, GoneContract } from '../provider/leases.ts'
 import { MemoryKvStore } from '../../core/index.ts'
 import type { Escrow } from '../usage/escrow.ts'
 import { UsageDesk } from '../usage/desk.ts'
+import { CheckpointWitness } from '../usage/witness.ts'
 import type { Tolerance } from '../usage/judge.ts'
 import { KvUsageStore, type StoredUsage } from '../usage/store.ts'
 import { defaultPricePolicy } from '../placement/price.ts'
@@ -186,6 +187,8 @@ export class Orchestrator {
   #reconciliation: ReconcileReport | null = null
   /** The consumer side of metering: escrow holds, usage records answered and paid. */
   readonly #usage: UsageDesk
+  /** The consumer as witness of its providers' ledgers: cosigns checkpoints holding the receipts it accepted. */
+  readonly #witness: CheckpointWitness
   #inbox: ActorRef | undefined
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
@@ -217,8 +220,10 @@ export class Orchestrator {
       now: this.#now,
       log: (level, msg, fields) => this.#log(level, msg, fields),
     }, { leaseMs, renewMs: opts.leaseRenewMs ?? Math.floor(leaseMs / 3) })
+    const usageStore = ports.usage ?? new KvUsageStore(new MemoryKvStore())
+    this.#witness = new CheckpointWitness({ key: ports.key, usage: usageStore, witnessed: usageStore.witnessed })
     this.#usage = new UsageDesk({
-      key: ports.key, contracts: ports.contracts, store: ports.usage ?? new KvUsageStore(new MemoryKvStore()), now: this.#now,
+      key: ports.key, contracts: ports.contracts, store: usageStore, now: this.#now,
       log: (level, msg, fields) => this.#log(level, msg, fields), ...(ports.escrow ? { escrow: ports.escrow } : {}),
     }, { ...(opts.escrowWindowMs !== undefined ? { windowMs: opts.escrowWindowMs } : {}), ...(opts.usageTolerance ? { tolerance: opts.usageTolerance } : {}) })
     this.#effects = new OrchestrationEffects({
@@ -575,6 +580,7 @@ export class Orchestrator {
       | { type: 'replica'; body: unknown; from: string; msg: MessageContext }
       | { type: 'takenOver'; from: string; msg: MessageContext }
       | { type: 'usage'; body: unknown; from: string; msg: MessageContext }
+      | { type: 'cosign'; body: unknown; from: string; msg: MessageContext }
     const machine = setup({
       types: { events: {} as InboxEvent },
       actions: {
@@ -613,6 +619,13 @@ export class Orchestrator {
             event.msg.fail(asError(err))
           })
         },
+        cosign: ({ event }) => {
+          if (event.type !== 'cosign') return
+          this.#witness.cosign(event.body, event.from).then((cos) => event.msg.respond(cos), (err: unknown) => {
+            this.#log('warn', 'cosignature refused', { from: event.from, error: asError(err).name, message: asError(err).message })
+            event.msg.fail(asError(err))
+          })
+        },
         takenOver: ({ event }) => {
           if (event.type !== 'takenOver') return
           event.msg.respond({ ids: [...this.#ids].filter((id) => this.#snapshot(id)?.context.takenOverFrom === event.from) })
@@ -631,7 +644,7 @@ export class Orchestrator {
       },
     }).createMachine({
       id: 'orchestrator',
-      on: { bid: { actions: 'bid' }, report: { actions: 'report' }, lost: { actions: 'lost' }, replica: { actions: 'replica' }, takenOver: { actions: 'takenOver' }, usage: { actions: 'usage' } },
+      on: { bid: { actions: 'bid' }, report: { actions: 'report' }, lost: { actions: 'lost' }, replica: { actions: 'replica' }, takenOver: { actions: 'takenOver' }, usage: { actions: 'usage' }, cosign: { actions: 'cosign' } },
     })
     return defineActor(machine).with({
       name: 'noir-orchestrator',
@@ -647,6 +660,8 @@ export class Orchestrator {
         [OrchestratorBehavior.takenOver]: { public: true, deferred: true, event: (_body: unknown, msg: MessageContext) => ({ type: 'takenOver' as const, from: senderDid(msg), msg }) },
         // A provider's usage record: checked in UsageDesk (signed by the sender, for a contract of this node with it).
         [OrchestratorBehavior.usage]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext) => ({ type: 'usage' as const, body, from: senderDid(msg), msg }) },
+        // A provider asking for a cosignature of its ledger: checked in CheckpointWitness (its own signed log, receipts this node accepted, consistent with the last cosigned).
+        [OrchestratorBehavior.cosign]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext) => ({ type: 'cosign' as const, body, from: senderDid(msg), msg }) },
         // Local only: the failure detector's convictions.
         [OrchestratorBehavior.nodeLost]: { event: (body: NodeLost) => ({ type: 'lost' as const, body }) },
       },

@@ -33,6 +33,8 @@ export const OrchestratorBehavior = {
   report: '/noir/orchestrator/report',
   /** A provider's signed usage record (actors/usage/record.ts) -> the record answered: countersigned or disputed. */
   usage: '/noir/orchestrator/usage',
+  /** A provider asking its consumer to cosign a checkpoint holding its receipts (actors/usage/witness.ts) -> a Cosignature. */
+  cosign: '/noir/orchestrator/cosign',
   /** Local only: the failure detector convicted a node (NodeLost). */
   nodeLost: '/noir/orchestrator/node-lost',
   /** From the orchestrating node to its standby: a deployment's latest snapshot, and the capability. */

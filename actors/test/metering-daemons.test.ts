@@ -115,6 +115,19 @@ t.test('escrow and metering between real daemons', async (t) => {
     t.equal(BigInt(nlrAfter.posted) - BigInt(nlrBefore.posted), net, 'the worker earned the accepted NLC converted to NLR less the fee')
     for (const n of [a, b]) t.ok((await n.api.get<{ ok: boolean }>('/v1/ledger/verify')).ok, 'both ledgers verify')
 
+    // the consumer witnessed the worker's ledger: a checkpoint covering every receipt of the job carries its cosignature
+    const receipts = (await b.api.get<{ entries: Array<{ seq: number; id?: string }> }>('/v1/wallet/history?account=receivable:NLC&limit=1000')).entries
+    const receiptSeq = consumerSide.map((u) => receipts.find((e) => e.id === `usage:${u.record.body.contractId}:${u.record.body.seq}:nlc`)?.seq)
+    t.ok(receiptSeq.every((x) => x !== undefined), 'every accepted record is a receipt in the worker\'s ledger')
+    const covering = await eventually(async () => {
+      const cps = (await b.api.get<{ checkpoints: Array<{ body: { v: 1; log: string; size: number; root: string; ts: number }; cosignatures: Array<{ did: string; signature: string }> }> }>('/v1/ledger/checkpoints?limit=1000')).checkpoints
+      return cps.find((cp) => cp.cosignatures.some((c) => c.did === a.did) && receiptSeq.every((x) => x! < cp.body.size))
+    }, 30_000)
+    const { verifyCosignature } = await import('../../ledger/checkpoint.ts')
+    t.doesNotThrow(() => verifyCosignature(covering.body, covering.cosignatures.find((c) => c.did === a.did)!), 'the consumer\'s cosignature of a checkpoint holding every receipt verifies with its DID alone')
+    const vb = await b.api.get<{ ok: boolean; cosignatures: number }>('/v1/ledger/verify')
+    t.ok(vb.ok && vb.cosignatures >= 1, `the worker's ledger verifies with ${vb.cosignatures} cosignature(s)`)
+
     const cli = await noir(a.home, 'usage', d.id)
     t.equal(cli.code, 0, cli.stderr)
     t.match(cli.stdout, new RegExp(`${consumerSide.length} record\\(s\\): claimed \\d+ µNLC, accepted ${accepted} µNLC, 0 disputed, 0 unanswered`), '`noir usage` shows the records and the totals')

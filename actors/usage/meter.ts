@@ -27,6 +27,8 @@ export interface UsageMeterPorts {
   /** Sends a record to the consumer's orchestrator; resolves with its answer (the record with both signatures). */
   send(consumer: string, record: UsageRecord): Promise<unknown>
   earnings?: Earnings
+  /** A receipt was credited to this node's ledger (the consumer is then asked to cosign a checkpoint holding it). */
+  credited?(consumer: string, contractId: string, seq: number): void
   /** The executor's counters for a contract's instance, where it measures them. */
   measure?(contractId: string): MeasuredUsage | undefined
   now(): number
@@ -230,7 +232,10 @@ export class UsageMeter {
   async #credit(u: StoredUsage): Promise<void> {
     const b = u.record.body
     const amount = BigInt(u.record.answer!.acceptedAmount)
-    if (amount > 0n && this.#p.earnings) await this.#p.earnings.credit(b.contractId, b.seq, amount)
+    if (amount > 0n && this.#p.earnings) {
+      await this.#p.earnings.credit(b.contractId, b.seq, amount)
+      this.#p.credited?.(b.consumer, b.contractId, b.seq)
+    }
     await this.#p.store.put({ ...u, settled: amount > 0n && this.#p.earnings ? 'paid' : 'nothing', updatedAt: this.#p.now() })
   }
 

@@ -1,5 +1,6 @@
 // Usage records kept by both sides in the node store (level): `u/<contractId>/<seq, 8 hex>/<side>` -> the
-// record and its state, and `o/<contractId>` -> what the consumer observed of the contract's replica.
+// record and its state, `o/<contractId>` -> what the consumer observed of the contract's replica, and
+// `w/<provider>` -> the last checkpoint of the provider's ledger this node cosigned.
 import type { KvStore } from '../../core/index.ts'
 import type { Observation } from './judge.ts'
 import type { UsageRecord } from './record.ts'
@@ -31,10 +32,13 @@ const seqKey = (n: number): string => n.toString(16).padStart(8, '0')
 export class KvUsageStore {
   readonly #records: KvStore<StoredUsage>
   readonly #seen: KvStore<ObservationRecord>
+  /** `w/<provider DID>`: the last checkpoint of that provider's ledger this node cosigned (witness.ts). */
+  readonly witnessed: KvStore<{ size: number; root: string }>
 
   constructor(kv: KvStore) {
     this.#records = kv.scope<StoredUsage>('u/')
     this.#seen = kv.scope<ObservationRecord>('o/')
+    this.witnessed = kv.scope<{ size: number; root: string }>('w/')
   }
 
   async put(u: StoredUsage): Promise<void> {

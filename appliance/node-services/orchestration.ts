@@ -35,6 +35,7 @@ import type { UsageRecord } from '../../actors/usage/record.ts'
 import { LedgerEarnings, LedgerEscrow } from './ledger-escrow.ts'
 import { meteringConfig } from './metering-config.ts'
 import { usageRoutes } from './usage-routes.ts'
+import { CheckpointCosigner } from './ledger-cosigner.ts'
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -93,6 +94,7 @@ export class OrchestrationService implements NodeService {
   readonly #ledger: () => Ledger
   #usageStore: KvUsageStore | undefined
   #meter: UsageMeter | undefined
+  #cosigner: CheckpointCosigner | undefined
   #ctx: NodeContext | undefined
   #orchestrator: Orchestrator | undefined
   /** Bounds the bid answers strangers can make this node send (spec/pubsub.md "Admission"). */
@@ -140,10 +142,17 @@ export class OrchestrationService implements NodeService {
     })
     const metering = meteringConfig(ctx.config.ledger)
     const usageStore = (this.#usageStore = new KvUsageStore(ctx.store))
+    const cosigner = (this.#cosigner = new CheckpointCosigner({
+      ledger: this.#ledger,
+      ask: (consumer, req) => ctx.system.refFor(`${consumer}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.cosign, req, { timeoutMs: 10_000 }),
+      store: ctx.store.scope('cosign/'),
+      log: (level, msg, fields) => ctx.log[level](msg, fields),
+    }))
     this.#meter = new UsageMeter({
       key: ctx.key, contracts: this.#contracts, store: usageStore, now: Date.now,
       send: (consumer: string, record: UsageRecord) => ctx.system.refFor(`${consumer}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.usage, record, { timeoutMs: 10_000 }),
       earnings: new LedgerEarnings(this.#ledger, metering.conversion),
+      credited: (consumer, contractId, seq) => cosigner.credited(consumer, contractId, seq),
       measure: (contractId) => measuredUsage(this.#appliance(), contractId),
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { intervalMs: metering.usageIntervalMs })
@@ -193,6 +202,7 @@ export class OrchestrationService implements NodeService {
     departures.start()
     // contracts that ran before a restart are metered again from their last record; unanswered records are sent again
     await this.#meter.resume().catch((err: Error) => ctx.log.warn('metering not resumed', { error: err.name, message: err.message }))
+    await cosigner.resume().catch((err: Error) => ctx.log.warn('cosigning not resumed', { error: err.name, message: err.message }))
     const restored = await this.#orchestrator.restore()
     if (restored > 0) ctx.log.info('deployments restored', { count: restored })
     // In the background: the providers this node dealt with (and the nodes it knows) are asked which of its
@@ -275,6 +285,7 @@ export class OrchestrationService implements NodeService {
 
   async stop(): Promise<void> {
     this.#meter?.stop()
+    this.#cosigner?.stop()
     this.#departures?.stop()
     for (const t of this.#timers) clearInterval(t)
     for (const u of this.#unsubs) u()
