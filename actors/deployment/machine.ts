@@ -141,7 +141,8 @@ export type DeploymentEvent =
   /** A provider's report, checked by the orchestrator: from the node that holds the slot's current contract. */
   | { type: 'REPORT'; report: ReplicaReport }
   | { type: 'NODE_LOST'; node: string; phi: number; lastHeartbeatAt: number | null; at: number; evidence?: string }
-  | { type: 'STOP' }
+  /** `reason`: why this node stops it by itself (e.g. out of funds); absent for a stop the owner asked for. */
+  | { type: 'STOP'; reason?: string }
   /** After a restore: a wait whose timer did not survive the restart ends now. */
   | { type: 'RESUME' }
   /** This node (the standby orchestrator) took the deployment over from `from` at orchestrator epoch `epoch`. */
@@ -272,7 +273,14 @@ export function deploymentMachine(fx: DeploymentEffects) {
         })
       }),
       noteResumed: assign(({ context }) => edit(context, (d) => note(d, fx.now(), 'taken up again after a restart of the orchestrating node'))),
-      requestStop: assign({ stopRequested: true }),
+      requestStop: assign(({ context, event }) => {
+        const why = (event as { reason?: string }).reason
+        if (!why) return { stopRequested: true }
+        return edit({ ...context, stopRequested: true }, (d) => {
+          d.reason = why
+          note(d, fx.now(), `stopping: ${why}`)
+        })
+      }),
       clearStop: assign({ stopRequested: false }),
       unpark: assign(({ context }) => ({ queue: [...context.queue, ...context.parked], parked: [] })),
 

@@ -16,7 +16,7 @@ import { finalPhases, type DeploymentContext, type DeploymentView } from '../dep
 import { upgradeDeploymentSnapshot } from '../deployment/upgrade.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
-import { workloadDigest } from '../contracts/contract.ts'
+import { workloadDigest, type ContractTerms } from '../contracts/contract.ts'
 import { FailureBehavior, failureDetectorActor, type FailureDetectorContext, type NodeGone, type NodeLost } from '../failure/failure-detector.ts'
 import { place } from '../placement/place.ts'
 import type { LogEntry } from '../provider/ports.ts'
@@ -224,6 +224,7 @@ export class Orchestrator {
     this.#witness = new CheckpointWitness({ key: ports.key, usage: usageStore, witnessed: usageStore.witnessed })
     this.#usage = new UsageDesk({
       key: ports.key, contracts: ports.contracts, store: usageStore, now: this.#now,
+      outOfFunds: (terms, err) => this.#outOfFunds(terms, err),
       log: (level, msg, fields) => this.#log(level, msg, fields), ...(ports.escrow ? { escrow: ports.escrow } : {}),
     }, { ...(opts.escrowWindowMs !== undefined ? { windowMs: opts.escrowWindowMs } : {}), ...(opts.usageTolerance ? { tolerance: opts.usageTolerance } : {}) })
     this.#effects = new OrchestrationEffects({
@@ -263,7 +264,7 @@ export class Orchestrator {
       behaviors: {
         [DeploymentBehavior.report]: { event: (b: { report: ReplicaReport }): DeploymentEvent => ({ type: 'REPORT', report: b.report }) },
         [DeploymentBehavior.nodeLost]: { event: (b: NodeLost): DeploymentEvent => ({ type: 'NODE_LOST', ...b }) },
-        [DeploymentBehavior.stop]: { event: (): DeploymentEvent => ({ type: 'STOP' }) },
+        [DeploymentBehavior.stop]: { event: (b?: { reason?: unknown }): DeploymentEvent => ({ type: 'STOP', ...(typeof b?.reason === 'string' && b.reason !== '' ? { reason: b.reason.slice(0, 500) } : {}) }) },
         [DeploymentBehavior.resume]: { event: (): DeploymentEvent => ({ type: 'RESUME' }) },
         [DeploymentBehavior.takenOver]: { event: (b: { from: string; by: string; epoch: number; at: number; token?: string }): DeploymentEvent => ({ type: 'TAKEN_OVER', ...b }) },
         [DeploymentBehavior.status]: { reply: (s) => viewOf(s as never) },
@@ -529,6 +530,21 @@ export class Orchestrator {
       throw new errors.HandedOverError(`deployment ${id} is orchestrated by the standby orchestrator ${this.#replicator?.standby ?? '(unknown)'} now: stop it there`)
     }
     return after
+  }
+
+  /**
+   * The wallet cannot hold the next prepaid window of a running contract (spec/ledger.md "Escrow"): the
+   * deployment is stopped, saying why, rather than run on credit. Its last records are paid from what is held.
+   */
+  #outOfFunds(terms: ContractTerms, err: Error): void {
+    const id = terms.deploymentId
+    if (!this.#ids.has(id)) return
+    const s = this.#snapshot(id)
+    if (!s || finalPhases.includes(phaseOfSnapshot(s)) || s.context.stopRequested) return
+    const needed = (err as { data?: { needed?: unknown } }).data?.needed
+    const reason = `out of funds: the wallet cannot hold the next usage window of contract ${terms.id.slice(0, 8)}${typeof needed === 'string' ? ` (${needed} µNLC)` : ''} (InsufficientFundsError)`
+    this.#log('warn', 'deployment stopped: out of funds', { deployment: id, contract: terms.id, error: err.message })
+    this.#system.tell(this.#ref(id), DeploymentBehavior.stop, { reason })
   }
 
   /** This node no longer orchestrates `id` (its standby took it over): its actor stops, its view says so. */

@@ -166,6 +166,34 @@ t.test('escrow and metering between real daemons', async (t) => {
     t.equal(w.held, '0', 'nothing is held')
   })
 
+  await t.test('(e) a wallet that runs dry stops the service, saying why, instead of running on credit', async (t) => {
+    const w = workload('dry', 'service', 'worker', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done')
+    // the worker's price for this workload, as it bids (a dry run asks every node)
+    const dry = await broke.api.post<{ round: { bids: Array<{ node: string; pricePerHour: string }> } }>('/v1/bids/dry-run', { workload: w })
+    const bid = dry.round.bids.find((x) => x.node === b.did)
+    t.ok(bid, 'the worker bids')
+    const window = usageAmount(BigInt(bid!.pricePerHour), 120_000) // one prepaid window (the default 120 s)
+    // enough for the first window's hold and a sliver: not for the second window once the first record is paid
+    const have = BigInt((await wallet(broke, 'NLC')).available)
+    const topup = window + window / 1000n - have
+    if (topup > 0n) await broke.api.post('/v1/wallet/topup', { amount: String(topup), ref: 'runs-dry' })
+    const d = await broke.api.post<DeploymentView>('/v1/deployments', { workload: w })
+    const v = await eventually(async () => {
+      const x = await view(broke, d.id)
+      return ['stopped', 'failed', 'completed'].includes(x.phase) && x
+    }, 90_000)
+    t.equal(v.phase, 'stopped', 'the deployment stopped')
+    t.match(v.reason ?? '', /out of funds.*InsufficientFundsError/, 'and says why')
+    t.ok(v.history.some((h: { phase: string }) => h.phase === 'running'), 'it had run')
+    await eventually(async () => containersNamed('dry') === '', 30_000)
+    const after = await eventually(async () => {
+      const x = await wallet(broke, 'NLC')
+      return x.held === '0' && x
+    }, 60_000)
+    t.ok(BigInt(after.posted) >= 0n && BigInt(after.posted) < have + topup, `it paid for what ran (${have + topup - BigInt(after.posted)} µNLC) and holds nothing`)
+    t.ok((await broke.api.get<{ ok: boolean }>('/v1/ledger/verify')).ok)
+  })
+
   await t.test('(c, d) an inflated record is disputed and paid only what was observed; a replay changes nothing', async (t) => {
     const createdAt = Date.now()
     const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: workload('inflated', 'service', 'slow', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done') })

@@ -20,6 +20,8 @@ export interface UsageDeskPorts {
   /** The node's wallet; absent (unit tests of other things): nothing is held or paid. */
   escrow?: Escrow
   now(): number
+  /** The wallet could not hold the next window of a running contract (InsufficientFundsError): its deployment should stop. */
+  outOfFunds?(terms: ContractTerms, err: Error): void
   log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void
 }
 
@@ -145,7 +147,10 @@ export class UsageDesk {
       // the next window is held while the contract runs (the final record holds none)
       const live = (await this.#p.contracts.get(b.contractId, 'consumer'))?.status
       if (!b.final && (live === 'active' || live === 'reserved')) {
-        await this.hold(terms, b.seq + 1).catch((err: Error) => this.#p.log('warn', 'next usage window not held', { contractId: b.contractId, window: b.seq + 1, error: err.name, message: err.message }))
+        await this.hold(terms, b.seq + 1).catch((err: Error) => {
+          this.#p.log('warn', 'next usage window not held', { contractId: b.contractId, window: b.seq + 1, error: err.name, message: err.message })
+          if (err.name === 'InsufficientFundsError') this.#p.outOfFunds?.(terms, err)
+        })
       }
     }
     await this.#p.store.put({ ...u, settled, updatedAt: this.#p.now() })
