@@ -28,6 +28,8 @@ export class ChaosCluster {
   #addrs: string[] = []
   /** How long the daemons took to start, and to connect to one another, ms. */
   startedMs = 0
+  /** Starts on their way, by node. */
+  readonly #launching = new Map<number, Promise<DaemonHandle>>()
   connectedMs = 0
 
   private constructor(lab: NetnsLab, offsets: number[]) {
@@ -107,13 +109,26 @@ export class ChaosCluster {
 
   /** kill -9. */
   async kill(i: number): Promise<void> {
+    // a start on its way is let finish first: killed before it is up, it would come up after the kill
+    await this.#launching.get(i)?.catch(() => undefined)
     await this.#handles[i]?.kill()
   }
 
-  /** Starts node i again from its home (a no-op if it runs), bootstrapping from every other node. */
+  /**
+   * Starts node i again from its home (a no-op if it runs), bootstrapping from every other node. Two restarts
+   * of one node at once (two kills whose restarts overlap, or the heal) share one start: a second process on
+   * the same home would find the store locked (DaemonAlreadyRunningError).
+   */
   async restart(i: number): Promise<void> {
+    const inFlight = this.#launching.get(i)
+    if (inFlight) {
+      await inFlight
+      return
+    }
     if (this.live(i)) return
-    await this.#launch(i)
+    const p = this.#launch(i).finally(() => this.#launching.delete(i))
+    this.#launching.set(i, p)
+    await p
   }
 
   /** Cuts node i's link; nested cuts of one node are counted, the link returns with the last restore. */
