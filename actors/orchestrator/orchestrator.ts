@@ -225,6 +225,7 @@ export class Orchestrator {
     this.#usage = new UsageDesk({
       key: ports.key, contracts: ports.contracts, store: usageStore, now: this.#now,
       outOfFunds: (terms, err) => this.#outOfFunds(terms, err),
+      adopted: (consumer, deploymentId, contractId) => this.#adoptedContract(consumer, deploymentId, contractId),
       log: (level, msg, fields) => this.#log(level, msg, fields), ...(ports.escrow ? { escrow: ports.escrow } : {}),
     }, { ...(opts.escrowWindowMs !== undefined ? { windowMs: opts.escrowWindowMs } : {}), ...(opts.usageTolerance ? { tolerance: opts.usageTolerance } : {}) })
     this.#effects = new OrchestrationEffects({
@@ -547,6 +548,15 @@ export class Orchestrator {
     this.#system.tell(this.#ref(id), DeploymentBehavior.stop, { reason })
   }
 
+  /** A replica contract of a deployment this node took over from `consumer` (its usage is answered and paid here). */
+  #adoptedContract(consumer: string, deploymentId: string, contractId: string): ContractTerms | undefined {
+    if (!this.#ids.has(deploymentId)) return undefined
+    const s = this.#snapshot(deploymentId)
+    if (!s || s.context.takenOverFrom !== consumer) return undefined
+    const terms = s.context.replicas.find((r) => r.contract?.terms.id === contractId)?.contract?.terms
+    return terms && terms.consumer === consumer && terms.role === 'replica' ? terms : undefined
+  }
+
   /** This node no longer orchestrates `id` (its standby took it over): its actor stops, its view says so. */
   async #handOver(id: string, reason: string): Promise<void> {
     const v = this.status(id)
@@ -713,6 +723,8 @@ export class Orchestrator {
       const ref = this.#spawn(id, snapshot)
       this.#system.tell(ref, DeploymentBehavior.takenOver, { from, by: this.did, epoch, at: this.#now(), token })
       for (const r of c.replicas) if (r.state === 'running' && r.node && r.node !== from) this.heartbeat(r.node)
+      // what the orchestrating node saw of its replicas is what this node judges their usage records against
+      for (const r of c.replicas) if (r.contract && r.runningSince !== null) this.#usage.observe({ contractId: r.contract.terms.id, deploymentId: id, running: r.runningSince })
       this.#system.tell(ref, DeploymentBehavior.nodeLost, lost)
       this.#system.tell(ref, DeploymentBehavior.resume, {})
     }

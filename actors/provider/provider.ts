@@ -217,6 +217,11 @@ export class Provider {
     return this.#ask(MarketBehavior.logs, body, fromDid)
   }
 
+  /** Who orchestrates a consumer's deployment now: the consumer, or its standby after a handover. */
+  orchestratorOf(consumer: string, deploymentId: string): Promise<string> {
+    return this.#authority.reportTo(consumer, deploymentId)
+  }
+
   /** A standby orchestrator takes a consumer's deployment over (spec/orchestration.md "Standby orchestrator"). */
   handover(body: Handover, fromDid: string): Promise<{ epoch: number }> {
     return this.#ask(MarketBehavior.handover, body, fromDid)

@@ -33,9 +33,11 @@ t.test('a standby orchestrator takes the deployments over after kill -9 of the o
   const a = await cluster.start({ key: ka, config: { share: 'cpu=0.1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { ...fast, standby: kb.did } } as never })
   const boot = { bootstrap: a.multiaddrs }
   // one after another: a loaded machine starts three daemons at once slowly
-  const b = await cluster.start({ ...boot, key: kb, config: { share, orchestration: { ...fast, standbyFor: [ka.did] } } as never })
-  const c = await cluster.start({ ...boot, config: { share, orchestration: fast } as never })
-  const d = await cluster.start({ ...boot, config: { share, orchestration: fast } as never })
+  // the providers meter every second: usage after the takeover must be answered (and paid) by the standby
+  const metered = { usageIntervalMs: 1000 }
+  const b = await cluster.start({ ...boot, key: kb, config: { share, orchestration: { ...fast, standbyFor: [ka.did] }, ledger: metered } as never })
+  const c = await cluster.start({ ...boot, config: { share, orchestration: fast, ledger: metered } as never })
+  const d = await cluster.start({ ...boot, config: { share, orchestration: fast, ledger: metered } as never })
   const nodes = [a, b, c, d]
   for (const n of nodes) await eventually(async () => (await n.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 3, 30_000)
   await new Promise((r) => setTimeout(r, 1500))
@@ -100,6 +102,25 @@ t.test('a standby orchestrator takes the deployments over after kill -9 of the o
   t.equal(runningCopies(kept.slot), 1, 'and its container runs')
   const leases = (await b.api.get<{ services: { orchestration: { leases: { renewed: number } } } }>('/v1/status')).services.orchestration.leases
   t.ok(leases.renewed > 0, `the standby renewed leases (${leases.renewed})`)
+  // Metering through the takeover: the surviving replica's records (its contract's consumer is A) now go to B,
+  // which answers them, pays them from its own wallet, and holds the next window.
+  type Usage = { side: string; status: string; settled: string | null; record: { body: { contractId: string; consumer: string; from: number; to: number }; answer?: { acceptedAmount: string } } }
+  const answeredByB = await eventually(async () => {
+    const l = (await b.api.get<{ records: Usage[] }>(`/v1/usage?side=consumer&deployment=${created.id}`)).records
+      .filter((u) => u.record.body.contractId === kept.contractId && u.record.body.from >= killedAt)
+    return l.length >= 2 && l.every((u) => u.status === 'accepted' && u.settled === 'paid') && l
+  }, 30_000, 200).catch(async (err: Error) => {
+    console.error('B consumer-side:', JSON.stringify((await b.api.get<{ records: Usage[] }>(`/v1/usage?side=consumer&deployment=${created.id}`)).records.map((u) => [u.record.body.contractId.slice(0, 8), u.record.body.from - killedAt, u.status, u.settled])))
+    console.error('host provider-side:', JSON.stringify((await host.api.get<{ records: (Usage & { note?: string })[] }>(`/v1/usage?side=provider&deployment=${created.id}`)).records.map((u) => [u.record.body.contractId.slice(0, 8), u.record.body.from - killedAt, u.status, u.note])))
+    console.error('kept', kept.contractId?.slice(0, 8), 'host', host === b ? 'b' : 'other')
+    console.error(b.logs().split('\n').filter((l) => /usage|window|escrow/i.test(l)).slice(-15).join('\n'))
+    throw err
+  })
+  t.ok(answeredByB.every((u) => u.record.body.consumer === a.did), `${answeredByB.length} records of A's contract after the kill, answered by the standby`)
+  t.ok(answeredByB.every((u) => BigInt(u.record.answer!.acceptedAmount) > 0n), 'accepted in full (the standby judged them against what A saw running)')
+  const onHost = (await host.api.get<{ records: Usage[] }>(`/v1/usage?side=provider&deployment=${created.id}`)).records.filter((u) => u.record.body.contractId === kept.contractId && u.record.body.from >= killedAt)
+  t.ok(onHost.length >= 2 && onHost.slice(0, -1).every((u) => u.status === 'accepted'), `the provider holds them answered (${onHost.map((u) => u.status).join(', ')})`)
+  t.ok((await b.api.get<{ ok: boolean }>('/v1/ledger/verify')).ok, 'the standby\'s ledger verifies')
   // the killed provider's watchdog stops its copy: one copy per slot
   await eventually(() => healed.replicas.every((r) => runningCopies(r.slot) === 1), 20_000, 200)
   t.ok(healed.replicas.every((r) => runningCopies(r.slot) === 1), 'one copy of each slot')

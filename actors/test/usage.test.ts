@@ -63,7 +63,11 @@ t.test('a record verifies for its provider and for nobody else', async (t) => {
   const a = answerUsage(consumer, r, { verdict: 'accepted', acceptedAmount: r.body.amount, acceptedReplicaMs: 60_000, at: T0 })
   t.equal(verifyAnswered(a).answer.verdict, 'accepted')
   t.throws(() => verifyAnswered({ ...a, answer: { ...a.answer!, acceptedAmount: '1' } }), InvalidSignatureError, 'an edited answer fails')
-  t.throws(() => answerUsage(stranger, r, a.answer!), InvalidUsageError, 'only the consumer named answers')
+  const other = answerUsage(stranger, r, a.answer!)
+  t.equal(other.answer!.by, stranger.did, 'an answer by another node than the consumer names its signer')
+  t.equal(verifyAnswered(other).answer.by, stranger.did, 'and verifies only as that node\'s (whether it may answer is the provider\'s check)')
+  t.throws(() => verifyAnswered({ ...other, answer: { ...other.answer!, by: undefined } }), InvalidSignatureError, 'it cannot pass as the consumer\'s answer')
+  t.throws(() => verifyAnswered({ ...a, answer: { ...a.answer!, by: consumer.did } }), InvalidUsageError, '`by` naming the consumer itself is malformed')
   const greedy = answerUsage(consumer, r, { verdict: 'accepted', acceptedAmount: '999999999', acceptedReplicaMs: 60_000, at: T0 })
   t.throws(() => verifyAnswered(greedy), InvalidUsageError, 'an answer accepting more than claimed is refused')
 })
@@ -204,6 +208,46 @@ t.test('escrow over a real ledger: holds, posts in part, voids, refuses without 
   t.equal(tl.ledger.balance('receivable:NLC')!.posted, '-333', 'owed by the consumer')
   await new LedgerEarnings(() => tl.ledger, { nlrPerNlc: 1n, feeBps: 250 }).credit('c-1', 1, 1n)
   t.equal(tl.ledger.balance('self:NLR')!.posted, '975', 'a record so small its fee would take it all is converted without one')
+})
+
+t.test('after a takeover: the standby answers records of the contracts it adopted, and only those; the provider credits only the orchestrator\'s answers', async (t) => {
+  const { UsageMeter } = await import('../usage/meter.ts')
+  const standby = NodeKey.generate()
+  const contracts = new MemoryContractStore()
+  const c: Contract = { terms: terms(), consumerSig: 'x', providerSig: 'y' }
+  await contracts.put({ contract: c, side: 'provider', status: 'active', updatedAt: T0 })
+  const escrow = new FakeEscrow()
+  const adoptedBy = (who: string) => (consumerDid: string, deploymentId: string, contractId: string) => (who === standby.did && consumerDid === consumer.did && deploymentId === c.terms.deploymentId && contractId === c.terms.id ? c.terms : undefined)
+  const standbyDesk = new UsageDesk({ key: standby, contracts: new MemoryContractStore(), store: new KvUsageStore(new MemoryKvStore()), escrow, now: () => T0 + 60_000, log: () => {}, adopted: adoptedBy(standby.did) }, { windowMs: 120_000 })
+  standbyDesk.observe({ contractId: c.terms.id, deploymentId: c.terms.deploymentId, running: T0 })
+  const answered = await standbyDesk.receive(signUsage(provider, body()), provider.did)
+  t.equal(answered.answer?.by, standby.did, 'the standby answers, naming itself')
+  t.equal(answered.answer?.verdict, 'accepted')
+  t.ok(escrow.holds.has(`${c.terms.id}:1`), 'and holds the next window in its own wallet (the first is paid from it directly: no hold of its own covered it)')
+  const strangerDesk = new UsageDesk({ key: stranger, contracts: new MemoryContractStore(), store: new KvUsageStore(new MemoryKvStore()), escrow: new FakeEscrow(), now: () => T0 + 60_000, log: () => {}, adopted: adoptedBy(stranger.did) })
+  await t.rejects(strangerDesk.receive(signUsage(provider, body()), provider.did), InvalidUsageError, 'a node that took nothing over answers nothing')
+  await t.rejects(standbyDesk.receive(signUsage(provider, body({ contractId: 'c-other' })), provider.did), InvalidUsageError, 'nor a contract it did not adopt')
+
+  // the provider: an answer by a node that does not orchestrate the deployment is not credited
+  const credited: number[] = []
+  const store = new KvUsageStore(new MemoryKvStore())
+  let orchestrator = consumer.did
+  const meter = new UsageMeter({
+    key: provider, contracts, store, now: () => T0 + 60_000,
+    send: async (_to, record) => answerUsage(standby, JSON.parse(JSON.stringify(record)), { verdict: 'accepted', acceptedAmount: (record as { body: { amount: string } }).body.amount, acceptedReplicaMs: 60_000, at: T0 }),
+    earnings: { credit: async (_c, seq) => void credited.push(seq) },
+    orchestratorOf: async () => orchestrator,
+    log: () => {},
+  }, { intervalMs: 1_000_000, retryMs: 5, maxRetryMs: 5 })
+  t.teardown(() => meter.stop())
+  await meter.started(c.terms.id, T0)
+  await meter.ended(c.terms.id, T0 + 60_000)
+  await new Promise((r) => setTimeout(r, 60))
+  t.same(credited, [], 'answered by the standby before any handover: not credited')
+  t.match((await store.ofContract(c.terms.id, 'provider'))[0]?.note ?? '', /does not orchestrate/)
+  orchestrator = standby.did // the handover reached the provider
+  await eventually(async () => credited.length === 1)
+  t.same(credited, [0], 'credited once the standby orchestrates the deployment')
 })
 
 t.test('the meter issues records at its interval and at the end, in order, retried until answered, credited once', async (t) => {

@@ -20,6 +20,11 @@ export interface UsageDeskPorts {
   /** The node's wallet; absent (unit tests of other things): nothing is held or paid. */
   escrow?: Escrow
   now(): number
+  /**
+   * A contract of a deployment this node took over as standby orchestrator (its consumer is the node it took
+   * over from): its terms, or undefined when this node did not take that deployment over from `consumer`.
+   */
+  adopted?(consumer: string, deploymentId: string, contractId: string): ContractTerms | undefined
   /** The wallet could not hold the next window of a running contract (InsufficientFundsError): its deployment should stop. */
   outOfFunds?(terms: ContractTerms, err: Error): void
   log(level: 'info' | 'warn', msg: string, fields?: Record<string, unknown>): void
@@ -94,10 +99,17 @@ export class UsageDesk {
   async receive(x: unknown, fromDid: string): Promise<UsageRecord> {
     const body = verifyUsage(x)
     if (body.provider !== fromDid) throw new InvalidUsageError(`usage record of ${body.provider} sent by ${fromDid}`)
-    if (body.consumer !== this.#p.key.did) throw new InvalidUsageError(`usage record for a contract of ${body.consumer}, not of this node`)
-    const stored = await this.#p.contracts.get(body.contractId, 'consumer')
-    if (!stored) throw new InvalidUsageError(`no contract ${body.contractId} of this node`, { contractId: body.contractId })
-    const terms = stored.contract.terms
+    let terms: ContractTerms
+    if (body.consumer !== this.#p.key.did) {
+      // after a takeover: records of the deployment's contracts come to its standby orchestrator, which pays them
+      const adopted = this.#p.adopted?.(body.consumer, body.deploymentId, body.contractId)
+      if (!adopted) throw new InvalidUsageError(`usage record for a contract of ${body.consumer}, not of this node`)
+      terms = adopted
+    } else {
+      const stored = await this.#p.contracts.get(body.contractId, 'consumer')
+      if (!stored) throw new InvalidUsageError(`no contract ${body.contractId} of this node`, { contractId: body.contractId })
+      terms = stored.contract.terms
+    }
     if (terms.provider !== body.provider || terms.deploymentId !== body.deploymentId || terms.slot !== body.slot) {
       throw new InvalidUsageError(`usage record does not match contract ${terms.id} (provider, deployment or slot)`)
     }
@@ -145,7 +157,7 @@ export class UsageDesk {
     if (this.#p.escrow) {
       settled = await this.#p.escrow.settle(b.contractId, b.seq, amount)
       // the next window is held while the contract runs (the final record holds none)
-      const live = (await this.#p.contracts.get(b.contractId, 'consumer'))?.status
+      const live = b.consumer === this.#p.key.did ? (await this.#p.contracts.get(b.contractId, 'consumer'))?.status : this.#p.adopted?.(b.consumer, b.deploymentId, b.contractId) ? 'active' : undefined
       if (!b.final && (live === 'active' || live === 'reserved')) {
         await this.hold(terms, b.seq + 1).catch((err: Error) => {
           this.#p.log('warn', 'next usage window not held', { contractId: b.contractId, window: b.seq + 1, error: err.name, message: err.message })

@@ -28,7 +28,9 @@ export interface UsageMeterPorts {
   send(consumer: string, record: UsageRecord): Promise<unknown>
   earnings?: Earnings
   /** A receipt was credited to this node's ledger (the consumer is then asked to cosign a checkpoint holding it). */
-  credited?(consumer: string, contractId: string, seq: number): void
+  credited?(consumer: string, contractId: string, seq: number, deploymentId: string): void
+  /** Who orchestrates a deployment now (the consumer, or its standby after a handover): the only other DID that may answer its records. */
+  orchestratorOf?(consumer: string, deploymentId: string): Promise<string>
   /** The executor's counters for a contract's instance, where it measures them. */
   measure?(contractId: string): MeasuredUsage | undefined
   now(): number
@@ -217,6 +219,8 @@ export class UsageMeter {
     try {
       answered = verifyAnswered(reply)
       if (answered.providerSig !== u.record.providerSig || answered.body.seq !== b.seq || answered.body.contractId !== b.contractId) throw new Error('the answer is for another record')
+      const by = answered.answer.by
+      if (by !== undefined && by !== (await this.#p.orchestratorOf?.(b.consumer, b.deploymentId))) throw new Error(`answered by ${by}, which does not orchestrate deployment ${b.deploymentId}`)
     } catch (err) {
       await this.#p.store.put({ ...u, tries: (u.tries ?? 0) + 1, updatedAt: this.#p.now(), note: `bad answer: ${errorText(err)}` })
       return false
@@ -234,7 +238,7 @@ export class UsageMeter {
     const amount = BigInt(u.record.answer!.acceptedAmount)
     if (amount > 0n && this.#p.earnings) {
       await this.#p.earnings.credit(b.contractId, b.seq, amount)
-      this.#p.credited?.(b.consumer, b.contractId, b.seq)
+      this.#p.credited?.(b.consumer, b.contractId, b.seq, b.deploymentId)
     }
     await this.#p.store.put({ ...u, settled: amount > 0n && this.#p.earnings ? 'paid' : 'nothing', updatedAt: this.#p.now() })
   }

@@ -52,6 +52,11 @@ export interface UsageAnswer {
   reason?: string
   /** ms since the epoch, consumer's clock. */
   at: number
+  /**
+   * The DID that answered and signed, when it is not the record's consumer: the standby orchestrator that took
+   * the deployment over (spec/ledger.md "Metering after a takeover"). Absent: the consumer answered.
+   */
+  by?: string
 }
 
 export interface UsageRecord {
@@ -102,8 +107,13 @@ export function verifyUsage(x: unknown): UsageBody {
   return body
 }
 
+/**
+ * Answers a record, signed by `key`: the record's consumer, or (`by` set to its DID) the standby orchestrator
+ * acting for it after a takeover (who may answer is decided by the caller: UsageDesk).
+ */
 export function answerUsage(key: NodeKey, record: UsageRecord, answer: UsageAnswer): UsageRecord {
-  if (record.body.consumer !== key.did) throw new InvalidUsageError(`usage record names consumer ${record.body.consumer}, not ${key.did}`)
+  const { by: _ignored, ...rest } = answer
+  answer = record.body.consumer === key.did ? rest : { ...rest, by: key.did }
   return { body: record.body, providerSig: record.providerSig, answer, consumerSig: signBody(key, USAGE_ANSWER_TAG, { body: record.body, answer }) }
 }
 
@@ -113,11 +123,13 @@ export function verifyAnswered(x: unknown): UsageRecord & { answer: UsageAnswer;
   const r = x as UsageRecord
   const a = r.answer
   if (!a || typeof a !== 'object' || (a.verdict !== 'accepted' && a.verdict !== 'disputed') || !isDec(a.acceptedAmount) || !isMs(a.acceptedReplicaMs) || !isMs(a.at) ||
-    (a.reason !== undefined && (typeof a.reason !== 'string' || a.reason.length > 1000)) || (a.verdict === 'disputed') !== (a.reason !== undefined)) {
+    (a.reason !== undefined && (typeof a.reason !== 'string' || a.reason.length > 1000)) || (a.verdict === 'disputed') !== (a.reason !== undefined) ||
+    (a.by !== undefined && (typeof a.by !== 'string' || !a.by.startsWith('did:key:') || a.by.length > 200 || a.by === body.consumer))) {
     throw new InvalidUsageError('usage answer: malformed')
   }
   if (BigInt(a.acceptedAmount) > BigInt(body.amount)) throw new InvalidUsageError('usage answer: accepts more than the record claims')
-  verifyBody(body.consumer, USAGE_ANSWER_TAG, { body, answer: a }, r.consumerSig, 'usage answer (consumer)')
+  // signed by the consumer, or by the orchestrator it names in `by` (whether that one may answer is the caller's check)
+  verifyBody(a.by ?? body.consumer, USAGE_ANSWER_TAG, { body, answer: a }, r.consumerSig, 'usage answer (consumer)')
   return r as UsageRecord & { answer: UsageAnswer; consumerSig: string }
 }
 

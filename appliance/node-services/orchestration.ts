@@ -144,15 +144,23 @@ export class OrchestrationService implements NodeService {
     const usageStore = (this.#usageStore = new KvUsageStore(ctx.store))
     const cosigner = (this.#cosigner = new CheckpointCosigner({
       ledger: this.#ledger,
-      ask: (consumer, req) => ctx.system.refFor(`${consumer}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.cosign, req, { timeoutMs: 10_000 }),
+      ask: (to, req) => ctx.system.refFor(`${to}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.cosign, req, { timeoutMs: 10_000 }),
       store: ctx.store.scope('cosign/'),
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }))
     this.#meter = new UsageMeter({
       key: ctx.key, contracts: this.#contracts, store: usageStore, now: Date.now,
-      send: (consumer: string, record: UsageRecord) => ctx.system.refFor(`${consumer}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.usage, record, { timeoutMs: 10_000 }),
+      // to whoever orchestrates the deployment now: its consumer, or the standby that took it over
+      send: async (consumer: string, record: UsageRecord) => {
+        const to = await this.#provider!.orchestratorOf(consumer, record.body.deploymentId).catch(() => consumer)
+        return ctx.system.refFor(`${to}/${ORCHESTRATOR_ACTOR}`).ask(OrchestratorBehavior.usage, record, { timeoutMs: 10_000 })
+      },
       earnings: new LedgerEarnings(this.#ledger, metering.conversion),
-      credited: (consumer, contractId, seq) => cosigner.credited(consumer, contractId, seq),
+      orchestratorOf: (consumer, deploymentId) => this.#provider!.orchestratorOf(consumer, deploymentId),
+      credited: (consumer, contractId, seq, deploymentId) => {
+        // the witness is whoever answered the record: the consumer, or its standby after a takeover
+        void this.#provider!.orchestratorOf(consumer, deploymentId).catch(() => consumer).then((to) => cosigner.credited(to, contractId, seq))
+      },
       measure: (contractId) => measuredUsage(this.#appliance(), contractId),
       log: (level, msg, fields) => ctx.log[level](msg, fields),
     }, { intervalMs: metering.usageIntervalMs })
