@@ -22,6 +22,7 @@ import { demoCommand } from './demo.ts'
 import { catalogCommands } from './catalog.ts'
 import { walletCommands } from './wallet.ts'
 import { settleCommands } from './settle.ts'
+import { gatewayCommands } from './gateway.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
 
@@ -46,6 +47,7 @@ export const commands: Command[] = [
   contractsCommand,
   ...walletCommands,
   ...settleCommands,
+  ...gatewayCommands,
   usageCommand,
   ...ledgerCommands,
   demoCommand,

@@ -1,0 +1,50 @@
+// `noir gateway start`: the customer-facing gateway (issue 19; spec/auth.md): accounts with email
+// verification, password and TOTP, sessions; its state in NOIR_HOME/gateway/gateway.db (node:sqlite). This
+// slice serves the auth API over plain HTTP on a loopback or private address; TLS, the workload API and the
+// mesh role come next (README "Not built yet").
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { AuthService } from '../../gateway/auth/auth-service.ts'
+import { gatewayApp } from '../../gateway/http/app.ts'
+import { Mailer } from '../../gateway/mail/mailer.ts'
+import { GatewayStore } from '../../gateway/store/gateway-store.ts'
+import { parseCommandArgs, printLine, UsageError, type Command } from '../command.ts'
+
+const hostPort = (v: string, what: string): { host: string; port: number } => {
+  const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v)
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`${what} is HOST:PORT, got ${JSON.stringify(v)}`)
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) }
+}
+
+export const gatewayStartCommand: Command = {
+  path: ['gateway', 'start'],
+  summary: 'run the customer gateway (accounts, email verification, TOTP, sessions) in the foreground',
+  usage: `Usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--listen HOST:PORT] [--origin URL]...
+
+Serves the gateway's auth API (spec/auth.md: /v1/auth/signup, /verify, /login, /logout, /totp, /totp/confirm,
+/reset, /reset/confirm, /sessions, /v1/account) on --listen (default 127.0.0.1:8480), sending verification and
+reset links through the SMTP server --smtp from --from, links pointing at --public-url. --origin names a web
+origin (the dashboard's) allowed to change state; requests with any other Origin are refused. State:
+NOIR_HOME/gateway/gateway.db. Stops on Ctrl-C.`,
+  async run(ctx, argv) {
+    const { values } = parseCommandArgs(argv, { smtp: { type: 'string' }, from: { type: 'string' }, 'public-url': { type: 'string' }, listen: { type: 'string' }, origin: { type: 'string', multiple: true } }, { min: 0, max: 0, usage: 'usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--listen HOST:PORT]' })
+    if (typeof values.smtp !== 'string' || typeof values.from !== 'string' || typeof values['public-url'] !== 'string') throw new UsageError('--smtp, --from and --public-url are required')
+    if (!URL.canParse(values['public-url'])) throw new UsageError('--public-url must be a URL')
+    const smtp = hostPort(values.smtp, '--smtp')
+    const listen = hostPort(typeof values.listen === 'string' ? values.listen : '127.0.0.1:8480', '--listen')
+    const dir = join(ctx.home, 'gateway')
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    const store = new GatewayStore(join(dir, 'gateway.db'))
+    const mailer = new Mailer({ ...smtp, from: values.from })
+    const app = gatewayApp({ auth: new AuthService({ store, mailer, publicUrl: values['public-url'] }), allowedOrigins: (values.origin as string[] | undefined) ?? [] })
+    const at = await app.listen({ host: listen.host, port: listen.port })
+    printLine(ctx, `gateway listening on ${at} (state in ${dir})`)
+    await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })))
+    await app.close()
+    mailer.close()
+    store.close()
+    printLine(ctx, 'gateway stopped')
+  },
+}
+
+export const gatewayCommands: Command[] = [gatewayStartCommand]

@@ -1,0 +1,220 @@
+// Accounts and sessions (spec/auth.md): sign-up with email verification, login with password and TOTP,
+// sessions as opaque random tokens with idle and absolute time-outs, TOTP enrolment, password reset by a
+// single-use short-lived link that does not bypass TOTP. No answer tells whether an email has an account.
+import { randomUUID } from 'node:crypto'
+import type { Mailer } from '../mail/mailer.ts'
+import type { Account, GatewayStore, Session } from '../store/gateway-store.ts'
+import { AuthRequiredError, EmailNotVerifiedError, InvalidCredentialsError, InvalidRequestError, InvalidTokenError, TotpRequiredError } from '../errors.ts'
+import { Attempts } from './attempts.ts'
+import { checkPasswordPolicy, decoyHash, hashPassword, verifyPassword } from './passwords.ts'
+import { isToken, newToken, tokenHash } from './tokens.ts'
+import { matchTotp, newTotpSecret, totpUri } from './totp.ts'
+
+export interface AuthTimes {
+  /** A session ends this long after its last use (default 30 min). */
+  idleMs: number
+  /** A session ends this long after its login whatever its use (default 12 h). */
+  absoluteMs: number
+  /** A verification link is good this long (default 24 h); a reset link (default 20 min). */
+  verifyMs: number
+  resetMs: number
+}
+
+export const DEFAULT_TIMES: AuthTimes = { idleMs: 30 * 60_000, absoluteMs: 12 * 3600_000, verifyMs: 24 * 3600_000, resetMs: 20 * 60_000 }
+
+export interface AuthServiceInit {
+  store: GatewayStore
+  mailer: Mailer
+  /** Where links in mails point (e.g. https://gateway.example/): `<base>verify?token=...`. */
+  publicUrl: string
+  times?: Partial<AuthTimes>
+  now?: () => number
+}
+
+const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,253}\.[^\s@]{2,63}$/
+
+export function normalEmail(x: unknown): string {
+  if (typeof x !== 'string' || x.length > 320 || !EMAIL.test(x.trim())) throw new InvalidRequestError("'email' must be an email address", { field: 'email' })
+  return x.trim().toLowerCase()
+}
+
+export interface LoggedIn {
+  /** The session token for the cookie (shown once; only its hash is kept). */
+  token: string
+  session: Session
+  account: Account
+}
+
+export class AuthService {
+  readonly #s: GatewayStore
+  readonly #mail: Mailer
+  readonly #url: string
+  readonly #t: AuthTimes
+  readonly #now: () => number
+  /** Failed logins per email: 10 per 15 min. Failed TOTP codes per account: 10 per 15 min. Mails per email: 5 per hour. */
+  readonly #logins = new Attempts(10, 15 * 60_000)
+  readonly #codes = new Attempts(10, 15 * 60_000)
+  readonly #mails = new Attempts(5, 3600_000)
+
+  constructor(init: AuthServiceInit) {
+    this.#s = init.store
+    this.#mail = init.mailer
+    this.#url = init.publicUrl.endsWith('/') ? init.publicUrl : `${init.publicUrl}/`
+    this.#t = { ...DEFAULT_TIMES, ...init.times }
+    this.#now = init.now ?? Date.now
+  }
+
+  /**
+   * Signs up: the same answer whether or not the email has an account. A new account gets a verification mail;
+   * an existing one gets a mail saying someone tried (its owner learns of it; the caller learns nothing).
+   */
+  async signUp(emailIn: unknown, passwordIn: unknown): Promise<void> {
+    const email = normalEmail(emailIn)
+    const password = checkPasswordPolicy(passwordIn)
+    const now = this.#now()
+    const hash = await hashPassword(password)
+    const created = this.#s.createAccount(email, hash, now)
+    this.#mails.check(email, now)
+    this.#mails.fail(email, now)
+    if (!created) {
+      await this.#mail.send({ to: email, subject: 'NoirLedger: sign-up attempt', text: 'Someone tried to sign up with this address, which already has an account. If it was you, log in or reset your password.' })
+      return
+    }
+    await this.#sendVerification(created, now)
+  }
+
+  async #sendVerification(a: Account, now: number): Promise<void> {
+    const token = newToken()
+    this.#s.addEmailToken(tokenHash(token), a.id, 'verify', now + this.#t.verifyMs)
+    await this.#mail.send({ to: a.email, subject: 'NoirLedger: verify your email', text: `Open this link to verify your email address:\n${this.#url}verify?token=${token}\n\nIt works once, for 24 hours.` })
+  }
+
+  async verifyEmail(token: unknown): Promise<void> {
+    if (!isToken(token)) throw new InvalidTokenError('not a verification token')
+    const now = this.#now()
+    const id = this.#s.useEmailToken(tokenHash(token), 'verify', now)
+    if (!id) throw new InvalidTokenError('the link is unknown, used or expired')
+    this.#s.markVerified(id, now)
+  }
+
+  /**
+   * Logs in: InvalidCredentialsError for an unknown email and a wrong password alike (both verify an argon2id
+   * hash, so they take as long); EmailNotVerifiedError and TotpRequiredError only after the right password.
+   */
+  async login(emailIn: unknown, passwordIn: unknown, totp: unknown): Promise<LoggedIn> {
+    const email = normalEmail(emailIn)
+    if (typeof passwordIn !== 'string' || passwordIn.length > 1024) throw new InvalidCredentialsError('wrong email or password')
+    const now = this.#now()
+    this.#logins.check(email, now)
+    const a = this.#s.accountByEmail(email)
+    const ok = await verifyPassword(passwordIn, a?.passwordHash ?? (await decoyHash()))
+    if (!a || !ok) {
+      this.#logins.fail(email, now)
+      throw new InvalidCredentialsError('wrong email or password')
+    }
+    if (a.verifiedAt === null) throw new EmailNotVerifiedError('verify your email first (see the mail sent at sign-up)')
+    if (a.totpSecret !== null) await this.#checkCode(a, totp, now)
+    this.#logins.clear(email)
+    return this.#newSession(a, now)
+  }
+
+  async #checkCode(a: Account, code: unknown, now: number): Promise<void> {
+    this.#codes.check(a.id, now)
+    const step = await matchTotp(a.totpSecret!, code, now)
+    if (step === undefined || !this.#s.useTotpStep(a.id, step)) {
+      this.#codes.fail(a.id, now)
+      throw new TotpRequiredError(code === undefined ? 'this account needs a TOTP code' : 'the TOTP code is wrong or was used before')
+    }
+    this.#codes.clear(a.id)
+  }
+
+  #newSession(a: Account, now: number): LoggedIn {
+    const token = newToken()
+    const session: Session = { hash: tokenHash(token), id: randomUUID(), accountId: a.id, createdAt: now, lastSeenAt: now, expiresAt: now + this.#t.absoluteMs }
+    this.#s.addSession(session)
+    return { token, session, account: a }
+  }
+
+  /** The session of a cookie's token, renewed (last seen); AuthRequiredError when none, idle or expired. */
+  authenticate(token: unknown): { session: Session; account: Account } {
+    if (!isToken(token)) throw new AuthRequiredError('log in first')
+    const hash = tokenHash(token)
+    const s = this.#s.session(hash)
+    const now = this.#now()
+    if (!s || now >= s.expiresAt || now - s.lastSeenAt >= this.#t.idleMs) {
+      if (s) this.#s.deleteSession(hash)
+      throw new AuthRequiredError('log in first (the session ended)')
+    }
+    const account = this.#s.accountById(s.accountId)
+    if (!account) throw new AuthRequiredError('log in first')
+    this.#s.touchSession(hash, now)
+    return { session: s, account }
+  }
+
+  logout(session: Session): void {
+    this.#s.deleteSession(session.hash)
+  }
+
+  sessions(accountId: string): Session[] {
+    return this.#s.sessionsOf(accountId).filter((s) => this.#now() < s.expiresAt)
+  }
+
+  /** Ends one of the account's own sessions by id; false for an id of no session of this account. */
+  revoke(accountId: string, id: unknown): boolean {
+    return typeof id === 'string' && this.#s.deleteSessionById(accountId, id)
+  }
+
+  /** Starts TOTP enrolment: a new secret (not active until confirmed with a code). */
+  enrolTotp(a: Account): { secret: string; uri: string } {
+    const secret = newTotpSecret()
+    this.#s.setTotpPending(a.id, secret)
+    return { secret, uri: totpUri(secret, a.email) }
+  }
+
+  /** Confirms the pending secret with a current code; every other session of the account ends. */
+  async confirmTotp(a: Account, current: Session, code: unknown): Promise<void> {
+    const fresh = this.#s.accountById(a.id)
+    if (!fresh?.totpPending) throw new InvalidRequestError('no TOTP enrolment is pending (POST /v1/auth/totp first)')
+    const now = this.#now()
+    this.#codes.check(a.id, now)
+    const step = await matchTotp(fresh.totpPending, code, now)
+    if (step === undefined) {
+      this.#codes.fail(a.id, now)
+      throw new TotpRequiredError('the TOTP code does not match the new secret')
+    }
+    this.#s.confirmTotp(a.id, step)
+    this.#s.deleteOtherSessions(a.id, current.hash)
+  }
+
+  /** Sends a reset link when the email has a verified account; the same answer (nothing) either way. */
+  async requestReset(emailIn: unknown): Promise<void> {
+    const email = normalEmail(emailIn)
+    const now = this.#now()
+    this.#mails.check(email, now)
+    this.#mails.fail(email, now)
+    const a = this.#s.accountByEmail(email)
+    if (!a || a.verifiedAt === null) return
+    const token = newToken()
+    this.#s.addEmailToken(tokenHash(token), a.id, 'reset', now + this.#t.resetMs)
+    await this.#mail.send({ to: a.email, subject: 'NoirLedger: reset your password', text: `Open this link to choose a new password:\n${this.#url}reset?token=${token}\n\nIt works once, for 20 minutes. If you did not ask for it, ignore this mail.` })
+  }
+
+  /**
+   * Sets a new password with a reset link. The link does not bypass TOTP: an account with TOTP must give a
+   * current code too. Every session of the account ends; nobody is logged in by it.
+   */
+  async reset(token: unknown, passwordIn: unknown, totp: unknown): Promise<void> {
+    if (!isToken(token)) throw new InvalidTokenError('not a reset token')
+    const password = checkPasswordPolicy(passwordIn)
+    const now = this.#now()
+    const hash = tokenHash(token)
+    // checked before it is used: a wrong TOTP code leaves the link usable (for its owner, within its time)
+    const peek = this.#s.accountForToken(hash, 'reset', now)
+    if (!peek) throw new InvalidTokenError('the link is unknown, used or expired')
+    if (peek.totpSecret !== null) await this.#checkCode(peek, totp, now)
+    const id = this.#s.useEmailToken(hash, 'reset', now)
+    if (id !== peek.id) throw new InvalidTokenError('the link is unknown, used or expired')
+    this.#s.setPassword(id, await hashPassword(password))
+    this.#s.deleteOtherSessions(id, null)
+  }
+}

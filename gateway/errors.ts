@@ -1,0 +1,75 @@
+// Typed errors of the gateway (spec/auth.md). Each has a stable `name` and `code` and the HTTP status it is
+// answered with, as RFC 9457 problem+json: { type, title, status, detail, name, code, data? }.
+export class GatewayError extends Error {
+  override name = 'GatewayError'
+  readonly code: string = 'ERR_GATEWAY'
+  readonly status: number = 500
+  readonly data: Record<string, unknown> | undefined
+  constructor(message: string, data?: Record<string, unknown>) {
+    super(message)
+    this.data = data
+  }
+}
+
+/** The request body or a field is missing, malformed or not allowed (names the field). */
+export class InvalidRequestError extends GatewayError {
+  override name = 'InvalidRequestError'
+  override readonly code = 'ERR_INVALID_REQUEST'
+  override readonly status = 400
+}
+
+/** A password that does not meet the policy (length 12 to 128; spec/auth.md). */
+export class WeakPasswordError extends GatewayError {
+  override name = 'WeakPasswordError'
+  override readonly code = 'ERR_WEAK_PASSWORD'
+  override readonly status = 400
+}
+
+/** No valid session: the route needs one. */
+export class AuthRequiredError extends GatewayError {
+  override name = 'AuthRequiredError'
+  override readonly code = 'ERR_AUTH_REQUIRED'
+  override readonly status = 401
+}
+
+/** Email or password wrong, or no such account: one answer for all three (no account enumeration). */
+export class InvalidCredentialsError extends GatewayError {
+  override name = 'InvalidCredentialsError'
+  override readonly code = 'ERR_INVALID_CREDENTIALS'
+  override readonly status = 401
+}
+
+/** The password was right but the email is not verified yet. */
+export class EmailNotVerifiedError extends GatewayError {
+  override name = 'EmailNotVerifiedError'
+  override readonly code = 'ERR_EMAIL_NOT_VERIFIED'
+  override readonly status = 403
+}
+
+/** The account has TOTP: the login needs a current code (missing, wrong, or used before). */
+export class TotpRequiredError extends GatewayError {
+  override name = 'TotpRequiredError'
+  override readonly code = 'ERR_TOTP_REQUIRED'
+  override readonly status = 401
+}
+
+/** A verification, reset or enrolment token that is unknown, used, or expired. */
+export class InvalidTokenError extends GatewayError {
+  override name = 'InvalidTokenError'
+  override readonly code = 'ERR_INVALID_TOKEN'
+  override readonly status = 400
+}
+
+/** Too many attempts: `data.retryAfterSeconds`. */
+export class RateLimitedError extends GatewayError {
+  override name = 'RateLimitedError'
+  override readonly code = 'ERR_RATE_LIMITED'
+  override readonly status = 429
+}
+
+/** No route, or a resource of another account (the same answer: nothing about others leaks). */
+export class NotFoundError extends GatewayError {
+  override name = 'NotFoundError'
+  override readonly code = 'ERR_NOT_FOUND'
+  override readonly status = 404
+}

@@ -1,0 +1,126 @@
+// The gateway's HTTP API, auth slice (spec/auth.md): fastify, JSON bodies checked by JSON Schema (fastify's
+// own validator), errors as RFC 9457 problem+json carrying the typed error's name, the session in a cookie
+// `noir_session` (HttpOnly, Secure, SameSite=Strict, Path=/), state changes refused from another Origin.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { AuthService } from '../auth/auth-service.ts'
+import { GatewayError, InvalidRequestError, NotFoundError } from '../errors.ts'
+import type { Account, Session } from '../store/gateway-store.ts'
+
+export const SESSION_COOKIE = 'noir_session'
+
+export interface GatewayAppInit {
+  auth: AuthService
+  /** Origins allowed to change state (the dashboard's); requests without Origin (CLI, SDK) are allowed. */
+  allowedOrigins?: string[]
+  logger?: boolean
+}
+
+const str = { type: 'string', maxLength: 1024 } as const
+const body = (props: Record<string, unknown>, required: string[]) => ({ body: { type: 'object', additionalProperties: false, properties: props, required } })
+
+function problem(reply: FastifyReply, err: unknown): FastifyReply {
+  const e = err instanceof GatewayError ? err : undefined
+  const validation = (err as { validation?: unknown; message?: string } | null)?.validation
+  const status = e?.status ?? (validation ? 400 : (err as { statusCode?: number })?.statusCode && (err as { statusCode: number }).statusCode < 500 ? (err as { statusCode: number }).statusCode : 500)
+  const name = e?.name ?? (validation ? 'InvalidRequestError' : status < 500 ? 'InvalidRequestError' : 'InternalError')
+  const detail = e?.message ?? (status < 500 ? (err as Error).message : 'internal error')
+  if (e?.name === 'RateLimitedError' && typeof e.data?.retryAfterSeconds === 'number') void reply.header('retry-after', String(e.data.retryAfterSeconds))
+  return reply.status(status).type('application/problem+json').send({ type: `https://noirledger.dev/errors/${name}`, title: name, status, detail, name, code: e?.code ?? (status < 500 ? 'ERR_INVALID_REQUEST' : 'ERR_INTERNAL'), ...(e?.data ? { data: e.data } : {}) })
+}
+
+function cookieOf(req: FastifyRequest): string | undefined {
+  const h = req.headers.cookie
+  if (!h) return undefined
+  for (const part of h.split(';')) {
+    const [k, ...v] = part.trim().split('=')
+    if (k === SESSION_COOKIE) return v.join('=')
+  }
+  return undefined
+}
+
+const setCookie = (reply: FastifyReply, token: string, maxAgeS: number): void =>
+  void reply.header('set-cookie', `${SESSION_COOKIE}=${token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=${maxAgeS}`)
+
+const sessionView = (s: Session, current: Session) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, current: s.hash === current.hash })
+const accountView = (a: Account) => ({ id: a.id, email: a.email, verified: a.verifiedAt !== null, totp: a.totpSecret !== null })
+
+export function gatewayApp(init: GatewayAppInit): FastifyInstance {
+  // unknown fields are refused, never silently dropped (fastify's default Ajv removes them)
+  const app = Fastify({ logger: init.logger ?? false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } })
+  const auth = init.auth
+  const allowed = new Set(init.allowedOrigins ?? [])
+
+  app.setErrorHandler((err, _req, reply) => problem(reply, err))
+  app.setNotFoundHandler((_req, reply) => problem(reply, new NotFoundError('no such route')))
+  // a browser's cross-site request never changes state (CSRF; SameSite=Strict is the first line)
+  app.addHook('onRequest', async (req) => {
+    if (req.method === 'GET' || req.method === 'HEAD') return
+    const origin = req.headers.origin
+    if (origin !== undefined && !allowed.has(origin)) throw new InvalidRequestError(`requests from ${origin} may not change state here`, { origin })
+  })
+  app.addHook('onSend', async (_req, reply) => {
+    void reply.header('cache-control', 'no-store')
+    void reply.header('x-content-type-options', 'nosniff')
+  })
+
+  const who = (req: FastifyRequest): { session: Session; account: Account } => auth.authenticate(cookieOf(req))
+
+  app.post('/v1/auth/signup', { schema: body({ email: str, password: str }, ['email', 'password']) }, async (req, reply) => {
+    const b = req.body as { email: string; password: string }
+    await auth.signUp(b.email, b.password)
+    return reply.status(202).send({ ok: true, next: 'check your mail for a verification link' })
+  })
+
+  app.post('/v1/auth/verify', { schema: body({ token: str }, ['token']) }, async (req) => {
+    await auth.verifyEmail((req.body as { token: string }).token)
+    return { ok: true, verified: true }
+  })
+
+  app.post('/v1/auth/login', { schema: body({ email: str, password: str, totp: str }, ['email', 'password']) }, async (req, reply) => {
+    const b = req.body as { email: string; password: string; totp?: string }
+    const r = await auth.login(b.email, b.password, b.totp)
+    setCookie(reply, r.token, Math.floor((r.session.expiresAt - r.session.createdAt) / 1000))
+    return { account: accountView(r.account), session: { id: r.session.id, expiresAt: r.session.expiresAt } }
+  })
+
+  app.post('/v1/auth/logout', async (req, reply) => {
+    const { session } = who(req)
+    auth.logout(session)
+    void reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0`)
+    return { ok: true }
+  })
+
+  app.get('/v1/account', async (req) => accountView(who(req).account))
+
+  app.get('/v1/auth/sessions', async (req) => {
+    const { session, account } = who(req)
+    return { sessions: auth.sessions(account.id).map((s) => sessionView(s, session)) }
+  })
+
+  app.delete('/v1/auth/sessions/:id', async (req) => {
+    const { account } = who(req)
+    if (!auth.revoke(account.id, (req.params as { id: string }).id)) throw new NotFoundError('no such session')
+    return { ok: true }
+  })
+
+  app.post('/v1/auth/totp', async (req) => auth.enrolTotp(who(req).account))
+
+  app.post('/v1/auth/totp/confirm', { schema: body({ code: str }, ['code']) }, async (req) => {
+    const { account, session } = who(req)
+    await auth.confirmTotp(account, session, (req.body as { code: string }).code)
+    return { ok: true, totp: true }
+  })
+
+  app.post('/v1/auth/reset', { schema: body({ email: str }, ['email']) }, async (req, reply) => {
+    await auth.requestReset((req.body as { email: string }).email)
+    return reply.status(202).send({ ok: true, next: 'if the address has an account, a reset link is on its way' })
+  })
+
+  app.post('/v1/auth/reset/confirm', { schema: body({ token: str, password: str, totp: str }, ['token', 'password']) }, async (req) => {
+    const b = req.body as { token: string; password: string; totp?: string }
+    await auth.reset(b.token, b.password, b.totp)
+    return { ok: true, next: 'log in with the new password' }
+  })
+
+  return app
+}
