@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { AuthService } from '../../gateway/auth/auth-service.ts'
 import { gatewayApp } from '../../gateway/http/app.ts'
 import { Mailer } from '../../gateway/mail/mailer.ts'
+import { Sealer } from '../../gateway/auth/sealed.ts'
 import { GatewayStore } from '../../gateway/store/gateway-store.ts'
 import { parseCommandArgs, printLine, UsageError, type Command } from '../command.ts'
 
@@ -36,7 +37,8 @@ NOIR_HOME/gateway/gateway.db. Stops on Ctrl-C.`,
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     const store = new GatewayStore(join(dir, 'gateway.db'))
     const mailer = new Mailer({ ...smtp, from: values.from })
-    const app = gatewayApp({ auth: new AuthService({ store, mailer, publicUrl: values['public-url'] }), allowedOrigins: (values.origin as string[] | undefined) ?? [] })
+    const sealer = Sealer.fromFile(join(dir, 'secret.key'))
+    const app = gatewayApp({ auth: new AuthService({ store, mailer, sealer, publicUrl: values['public-url'] }), allowedOrigins: (values.origin as string[] | undefined) ?? [] })
     const at = await app.listen({ host: listen.host, port: listen.port })
     printLine(ctx, `gateway listening on ${at} (state in ${dir})`)
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })))

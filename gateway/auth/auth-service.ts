@@ -9,6 +9,16 @@ import { Attempts } from './attempts.ts'
 import { checkPasswordPolicy, decoyHash, hashPassword, verifyPassword } from './passwords.ts'
 import { isToken, newToken, tokenHash } from './tokens.ts'
 import { matchTotp, newTotpSecret, totpUri } from './totp.ts'
+import type { Sealer } from './sealed.ts'
+import { randomInt } from 'node:crypto'
+
+/** Recovery codes: 10 of `xxxxx-xxxxx` over a 32-letter alphabet (50 bits each), shown once, stored hashed. */
+const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'.padEnd(32, '0')
+const RECOVERY = /^[a-z0-9]{5}-[a-z0-9]{5}$/
+function newRecoveryCodes(): string[] {
+  const one = (): string => Array.from({ length: 10 }, () => RECOVERY_ALPHABET[randomInt(32)]).join('').replace(/^(.{5})/, '$1-')
+  return Array.from({ length: 10 }, one)
+}
 
 export interface AuthTimes {
   /** A session ends this long after its last use (default 30 min). */
@@ -25,6 +35,8 @@ export const DEFAULT_TIMES: AuthTimes = { idleMs: 30 * 60_000, absoluteMs: 12 * 
 export interface AuthServiceInit {
   store: GatewayStore
   mailer: Mailer
+  /** Seals TOTP secrets at rest (the gateway's key). */
+  sealer: Sealer
   /** Where links in mails point (e.g. https://gateway.example/): `<base>verify?token=...`. */
   publicUrl: string
   times?: Partial<AuthTimes>
@@ -48,6 +60,7 @@ export interface LoggedIn {
 export class AuthService {
   readonly #s: GatewayStore
   readonly #mail: Mailer
+  readonly #seal: Sealer
   readonly #url: string
   readonly #t: AuthTimes
   readonly #now: () => number
@@ -59,6 +72,7 @@ export class AuthService {
   constructor(init: AuthServiceInit) {
     this.#s = init.store
     this.#mail = init.mailer
+    this.#seal = init.sealer
     this.#url = init.publicUrl.endsWith('/') ? init.publicUrl : `${init.publicUrl}/`
     this.#t = { ...DEFAULT_TIMES, ...init.times }
     this.#now = init.now ?? Date.now
@@ -118,9 +132,18 @@ export class AuthService {
     return this.#newSession(a, now)
   }
 
+  /** A current TOTP code, or one unused recovery code (used up by this). */
   async #checkCode(a: Account, code: unknown, now: number): Promise<void> {
     this.#codes.check(a.id, now)
-    const step = await matchTotp(a.totpSecret!, code, now)
+    if (typeof code === 'string' && RECOVERY.test(code)) {
+      if (!this.#s.useRecoveryCode(a.id, tokenHash(code), now)) {
+        this.#codes.fail(a.id, now)
+        throw new TotpRequiredError('the recovery code is wrong or was used before')
+      }
+      this.#codes.clear(a.id)
+      return
+    }
+    const step = await matchTotp(this.#seal.open(a.totpSecret!, a.id), code, now)
     if (step === undefined || !this.#s.useTotpStep(a.id, step)) {
       this.#codes.fail(a.id, now)
       throw new TotpRequiredError(code === undefined ? 'this account needs a TOTP code' : 'the TOTP code is wrong or was used before')
@@ -167,23 +190,46 @@ export class AuthService {
   /** Starts TOTP enrolment: a new secret (not active until confirmed with a code). */
   enrolTotp(a: Account): { secret: string; uri: string } {
     const secret = newTotpSecret()
-    this.#s.setTotpPending(a.id, secret)
+    this.#s.setTotpPending(a.id, this.#seal.seal(secret, a.id))
     return { secret, uri: totpUri(secret, a.email) }
   }
 
-  /** Confirms the pending secret with a current code; every other session of the account ends. */
-  async confirmTotp(a: Account, current: Session, code: unknown): Promise<void> {
+  /**
+   * Confirms the pending secret with a current code; every other session of the account ends. Answers the
+   * account's recovery codes (shown this once: only their hashes are kept).
+   */
+  async confirmTotp(a: Account, current: Session, code: unknown): Promise<string[]> {
     const fresh = this.#s.accountById(a.id)
     if (!fresh?.totpPending) throw new InvalidRequestError('no TOTP enrolment is pending (POST /v1/auth/totp first)')
     const now = this.#now()
     this.#codes.check(a.id, now)
-    const step = await matchTotp(fresh.totpPending, code, now)
+    const step = await matchTotp(this.#seal.open(fresh.totpPending, a.id), code, now)
     if (step === undefined) {
       this.#codes.fail(a.id, now)
       throw new TotpRequiredError('the TOTP code does not match the new secret')
     }
     this.#s.confirmTotp(a.id, step)
     this.#s.deleteOtherSessions(a.id, current.hash)
+    return this.#recoveryCodes(a.id)
+  }
+
+  #recoveryCodes(accountId: string): string[] {
+    const codes = newRecoveryCodes()
+    this.#s.setRecoveryCodes(accountId, codes.map((c) => tokenHash(c)))
+    return codes
+  }
+
+  /** A new set of recovery codes (the old ones stop working); needs a current TOTP code. */
+  async renewRecoveryCodes(a: Account, code: unknown): Promise<string[]> {
+    const fresh = this.#s.accountById(a.id)
+    if (!fresh?.totpSecret) throw new InvalidRequestError('this account has no TOTP: enrol first')
+    if (typeof code === 'string' && RECOVERY.test(code)) throw new TotpRequiredError('new recovery codes need a current TOTP code, not a recovery code')
+    await this.#checkCode(fresh, code, this.#now())
+    return this.#recoveryCodes(a.id)
+  }
+
+  recoveryCodesLeft(accountId: string): number {
+    return this.#s.recoveryCodesLeft(accountId)
   }
 
   /** Sends a reset link when the email has a verified account; the same answer (nothing) either way. */

@@ -42,7 +42,7 @@ const setCookie = (reply: FastifyReply, token: string, maxAgeS: number): void =>
   void reply.header('set-cookie', `${SESSION_COOKIE}=${token}; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=${maxAgeS}`)
 
 const sessionView = (s: Session, current: Session) => ({ id: s.id, createdAt: s.createdAt, lastSeenAt: s.lastSeenAt, expiresAt: s.expiresAt, current: s.hash === current.hash })
-const accountView = (a: Account) => ({ id: a.id, email: a.email, verified: a.verifiedAt !== null, totp: a.totpSecret !== null })
+const accountView = (a: Account, recoveryCodesLeft?: number) => ({ id: a.id, email: a.email, verified: a.verifiedAt !== null, totp: a.totpSecret !== null, ...(recoveryCodesLeft !== undefined ? { recoveryCodesLeft } : {}) })
 
 export function gatewayApp(init: GatewayAppInit): FastifyInstance {
   // unknown fields are refused, never silently dropped (fastify's default Ajv removes them)
@@ -90,7 +90,10 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
     return { ok: true }
   })
 
-  app.get('/v1/account', async (req) => accountView(who(req).account))
+  app.get('/v1/account', async (req) => {
+    const { account } = who(req)
+    return accountView(account, account.totpSecret !== null ? auth.recoveryCodesLeft(account.id) : undefined)
+  })
 
   app.get('/v1/auth/sessions', async (req) => {
     const { session, account } = who(req)
@@ -107,8 +110,13 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
 
   app.post('/v1/auth/totp/confirm', { schema: body({ code: str }, ['code']) }, async (req) => {
     const { account, session } = who(req)
-    await auth.confirmTotp(account, session, (req.body as { code: string }).code)
-    return { ok: true, totp: true }
+    const recoveryCodes = await auth.confirmTotp(account, session, (req.body as { code: string }).code)
+    return { ok: true, totp: true, recoveryCodes }
+  })
+
+  app.post('/v1/auth/recovery-codes', { schema: body({ code: str }, ['code']) }, async (req) => {
+    const { account } = who(req)
+    return { recoveryCodes: await auth.renewRecoveryCodes(account, (req.body as { code: string }).code) }
   })
 
   app.post('/v1/auth/reset', { schema: body({ email: str }, ['email']) }, async (req, reply) => {

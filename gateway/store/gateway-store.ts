@@ -1,6 +1,6 @@
 // The gateway's state in an embedded database (node:sqlite, one file; spec/auth.md "Storage"): accounts,
-// sessions, one-time email tokens. Tokens and session ids are stored as SHA-256 hashes only; passwords as
-// argon2id PHC strings; TOTP secrets as given (encryption at rest with a gateway key: not built yet).
+// sessions, one-time email tokens, TOTP recovery codes. Tokens, session ids and recovery codes are stored as
+// SHA-256 hashes only; passwords as argon2id PHC strings; TOTP secrets sealed by the caller (auth/sealed.ts).
 import { DatabaseSync } from 'node:sqlite'
 import { randomUUID } from 'node:crypto'
 
@@ -55,6 +55,8 @@ export class GatewayStore {
       CREATE TABLE IF NOT EXISTS sessions (
         hash TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, account_id TEXT NOT NULL REFERENCES accounts(id),
         created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS recovery_codes (
+        hash TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id), used_at INTEGER);
       CREATE TABLE IF NOT EXISTS email_tokens (
         hash TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id), kind TEXT NOT NULL,
         expires_at INTEGER NOT NULL, used_at INTEGER);
@@ -101,6 +103,29 @@ export class GatewayStore {
   useTotpStep(id: string, step: number): boolean {
     const r = this.#db.prepare('UPDATE accounts SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)').run(step, id, step)
     return r.changes === 1
+  }
+
+  /** Replaces the account's recovery codes (their hashes). */
+  setRecoveryCodes(accountId: string, hashes: string[]): void {
+    this.#db.exec('BEGIN')
+    try {
+      this.#db.prepare('DELETE FROM recovery_codes WHERE account_id = ?').run(accountId)
+      const ins = this.#db.prepare('INSERT INTO recovery_codes (hash, account_id) VALUES (?, ?)')
+      for (const h of hashes) ins.run(h, accountId)
+      this.#db.exec('COMMIT')
+    } catch (err) {
+      this.#db.exec('ROLLBACK')
+      throw err
+    }
+  }
+
+  /** Uses one recovery code of the account once; false when unknown or used. */
+  useRecoveryCode(accountId: string, hash: string, now: number): boolean {
+    return this.#db.prepare('UPDATE recovery_codes SET used_at = ? WHERE account_id = ? AND hash = ? AND used_at IS NULL').run(now, accountId, hash).changes === 1
+  }
+
+  recoveryCodesLeft(accountId: string): number {
+    return Number((this.#db.prepare('SELECT COUNT(*) AS n FROM recovery_codes WHERE account_id = ? AND used_at IS NULL').get(accountId) as Row).n)
   }
 
   addEmailToken(hash: string, accountId: string, kind: EmailTokenKind, expiresAt: number): void {
@@ -152,7 +177,7 @@ export class GatewayStore {
 
   /** Raw rows, for tests that search the store for secrets. */
   dump(): string {
-    const tables = ['accounts', 'sessions', 'email_tokens']
+    const tables = ['accounts', 'sessions', 'email_tokens', 'recovery_codes']
     return JSON.stringify(Object.fromEntries(tables.map((t) => [t, this.#db.prepare(`SELECT * FROM ${t}`).all()])))
   }
 }

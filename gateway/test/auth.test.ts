@@ -13,6 +13,7 @@ import { AuthService } from '../auth/auth-service.ts'
 import { gatewayApp, SESSION_COOKIE } from '../http/app.ts'
 import { Mailer } from '../mail/mailer.ts'
 import { GatewayStore } from '../store/gateway-store.ts'
+import { Sealer } from '../auth/sealed.ts'
 
 interface Received { to: string; body: string }
 
@@ -39,7 +40,7 @@ async function rig(t: Parameters<typeof smtp>[0] & { teardown(fn: () => Promise<
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-'))
   const store = new GatewayStore(join(dir, 'gateway.db'))
   const mailer = new Mailer({ host: '127.0.0.1', port: mail.port, from: 'NoirLedger <noreply@noir.test>' })
-  const auth = new AuthService({ store, mailer, publicUrl: 'https://gateway.noir.test/', now: () => clock.now })
+  const auth = new AuthService({ store, mailer, sealer: Sealer.fromFile(join(dir, 'secret.key')), publicUrl: 'https://gateway.noir.test/', now: () => clock.now })
   const app = gatewayApp({ auth, allowedOrigins: ['https://gateway.noir.test'] })
   await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
@@ -68,7 +69,7 @@ async function rig(t: Parameters<typeof smtp>[0] & { teardown(fn: () => Promise<
     }
     throw new Error(`no mail to ${to}`)
   }
-  return { call, mail, lastMailTo, store, clock }
+  return { call, mail, lastMailTo, store, clock, dir }
 }
 
 const linkToken = (body: string, path: string): string => new RegExp(`${path}\\?token=([A-Za-z0-9_-]{43})`).exec(body)![1]!
@@ -132,7 +133,7 @@ t.test('no account enumeration: sign-up, login and reset answer the same for a k
 
 t.test('TOTP: enrolment needs a code, login needs a code, a code works once; other sessions end', async (t) => {
   const clock = { now: Date.now() }
-  const { call, lastMailTo } = await rig(t, clock)
+  const { call, lastMailTo, store } = await rig(t, clock)
   await call('POST', '/v1/auth/signup', { body: { email: 'dan@example.org', password: PASSWORD } })
   await call('POST', '/v1/auth/verify', { body: { token: linkToken(await lastMailTo('dan@example.org'), 'verify') } })
   const s1 = (await call('POST', '/v1/auth/login', { body: { email: 'dan@example.org', password: PASSWORD } })).cookie!
@@ -142,7 +143,12 @@ t.test('TOTP: enrolment needs a code, login needs a code, a code works once; oth
   t.match(String(enrol.json.uri), /^otpauth:\/\/totp\//)
   t.equal((await call('POST', '/v1/auth/totp/confirm', { cookie: s1, body: { code: '000000' } })).json.name, 'TotpRequiredError', 'a wrong code enrols nothing')
   const code = await generate({ secret, epoch: Math.floor(clock.now / 1000) })
-  t.equal((await call('POST', '/v1/auth/totp/confirm', { cookie: s1, body: { code } })).status, 200)
+  const confirmed = await call('POST', '/v1/auth/totp/confirm', { cookie: s1, body: { code } })
+  t.equal(confirmed.status, 200)
+  const recovery = confirmed.json.recoveryCodes as string[]
+  t.equal(new Set(recovery).size, 10, 'ten recovery codes, shown once')
+  t.notOk(store.dump().includes(secret), 'the TOTP secret is sealed at rest')
+  t.notOk(recovery.some((c) => store.dump().includes(c)), 'recovery codes are stored hashed')
   t.equal((await call('GET', '/v1/account', { cookie: s2 })).json.name, 'AuthRequiredError', 'the other session ended with the factor change')
   t.equal((await call('GET', '/v1/account', { cookie: s1 })).json.totp, true)
   t.equal((await call('POST', '/v1/auth/login', { body: { email: 'dan@example.org', password: PASSWORD } })).json.name, 'TotpRequiredError', 'password alone is not enough now')
@@ -152,6 +158,12 @@ t.test('TOTP: enrolment needs a code, login needs a code, a code works once; oth
   const ok = await call('POST', '/v1/auth/login', { body: { email: 'dan@example.org', password: PASSWORD, totp: next } })
   t.equal(ok.status, 200)
   t.equal((await call('POST', '/v1/auth/login', { body: { email: 'dan@example.org', password: PASSWORD, totp: next } })).json.name, 'TotpRequiredError', 'a code is used once')
+  // a recovery code stands in for a TOTP code, once
+  const viaRecovery = await call('POST', '/v1/auth/login', { body: { email: 'dan@example.org', password: PASSWORD, totp: recovery[3] } })
+  t.equal(viaRecovery.status, 200, 'a recovery code logs in')
+  t.equal((await call('POST', '/v1/auth/login', { body: { email: 'dan@example.org', password: PASSWORD, totp: recovery[3] } })).json.name, 'TotpRequiredError', 'once')
+  t.equal((await call('GET', '/v1/account', { cookie: viaRecovery.cookie! })).json.recoveryCodesLeft, 9)
+  t.equal((await call('POST', '/v1/auth/recovery-codes', { cookie: viaRecovery.cookie!, body: { code: recovery[4] } })).json.name, 'TotpRequiredError', 'new codes need a TOTP code, not a recovery code')
   // a reset link does not bypass TOTP
   await call('POST', '/v1/auth/reset', { body: { email: 'dan@example.org' } })
   const reset = linkToken(await lastMailTo('dan@example.org', 1), 'reset')
@@ -238,4 +250,19 @@ t.test('`noir gateway start` runs the gateway as its own process: a sign-up thro
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)))
   proc.kill('SIGTERM')
   t.equal(await exited, 0, 'stops cleanly on SIGTERM')
+})
+
+t.test('sealed secrets open only with the gateway key and for their own account', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noir-seal-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const { statSync } = await import('node:fs')
+  const s = Sealer.fromFile(join(dir, 'secret.key'))
+  t.equal(statSync(join(dir, 'secret.key')).mode & 0o777, 0o600, 'the key file is its owner\'s only')
+  const sealed = s.seal('JBSWY3DPEHPK3PXP', 'account-1')
+  t.equal(s.open(sealed, 'account-1'), 'JBSWY3DPEHPK3PXP')
+  t.throws(() => s.open(sealed, 'account-2'), { name: 'SealError' }, 'moved to another account it does not open')
+  t.throws(() => new Sealer(Buffer.alloc(32, 7)).open(sealed, 'account-1'), { name: 'SealError' }, 'nor with another key')
+  const flipped = sealed.slice(0, -2) + (sealed.at(-2) === 'A' ? 'B' : 'A') + sealed.at(-1)
+  t.throws(() => s.open(flipped, 'account-1'), { name: 'SealError' }, 'nor altered')
+  t.equal(Sealer.fromFile(join(dir, 'secret.key')).open(sealed, 'account-1'), 'JBSWY3DPEHPK3PXP', 'the key survives a restart')
 })
