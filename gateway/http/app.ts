@@ -13,6 +13,8 @@ export interface GatewayAppInit {
   /** Origins allowed to change state (the dashboard's); requests without Origin (CLI, SDK) are allowed. */
   allowedOrigins?: string[]
   logger?: boolean
+  /** Serve HTTPS with this key and certificate (the CLI always does; tests of the rules may use plain HTTP). */
+  https?: { key: string; cert: string }
 }
 
 const str = { type: 'string', maxLength: 1024 } as const
@@ -46,7 +48,8 @@ const accountView = (a: Account, recoveryCodesLeft?: number) => ({ id: a.id, ema
 
 export function gatewayApp(init: GatewayAppInit): FastifyInstance {
   // unknown fields are refused, never silently dropped (fastify's default Ajv removes them)
-  const app = Fastify({ logger: init.logger ?? false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } })
+  const options = { logger: init.logger ?? false, bodyLimit: 64 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } }
+  const app = (init.https ? Fastify({ ...options, https: { key: init.https.key, cert: init.https.cert, minVersion: 'TLSv1.2' } }) : Fastify(options)) as unknown as FastifyInstance
   const auth = init.auth
   const allowed = new Set(init.allowedOrigins ?? [])
 

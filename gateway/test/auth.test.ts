@@ -225,7 +225,7 @@ t.test('attacks: guessing passwords is rate limited, cross-site writes refused, 
   t.equal((await call('GET', '/v1/nothing-here')).json.name, 'NotFoundError')
 })
 
-t.test('`noir gateway start` runs the gateway as its own process: a sign-up through it mails a link that verifies', async (t) => {
+t.test('`noir gateway start` runs the gateway as its own process, over HTTPS with a generated certificate it prints: a sign-up through it mails a link that verifies', async (t) => {
   const { spawn } = await import('node:child_process')
   const { NOIR_BIN } = await import('../../scripts/testing/daemons.ts')
   const mail = await smtp(t)
@@ -239,9 +239,25 @@ t.test('`noir gateway start` runs the gateway as its own process: a sign-up thro
   let out = ''
   proc.stdout.on('data', (c: Buffer) => (out += c.toString()))
   proc.stderr.on('data', (c: Buffer) => (out += c.toString()))
-  for (let i = 0; i < 300 && !/listening/.test(out); i++) await new Promise((r) => setTimeout(r, 50))
-  t.match(out, /gateway listening on http:\/\/127\.0\.0\.1:\d+/)
-  const post = (path: string, b: unknown) => fetch(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(b) })
+  for (let i = 0; i < 300 && !/fingerprint/.test(out); i++) await new Promise((r) => setTimeout(r, 50))
+  t.match(out, /gateway listening on https:\/\/127\.0\.0\.1:\d+/)
+  const { readFileSync, statSync } = await import('node:fs')
+  const { X509Certificate } = await import('node:crypto')
+  const https = await import('node:https')
+  const ca = readFileSync(join(home, 'gateway', 'tls.crt'), 'utf8')
+  t.match(out, new RegExp(`self-signed, generated now\\) SHA-256 fingerprint ${new X509Certificate(ca).fingerprint256}`), 'the fingerprint printed is the certificate\'s')
+  t.equal(statSync(join(home, 'gateway', 'tls.key')).mode & 0o777, 0o600, 'its key is its owner\'s only')
+  const post = (path: string, b: unknown, trust = ca) => new Promise<{ status: number }>((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path, method: 'POST', ca: trust, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }))
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify(b))
+  })
+  await t.rejects(fetch(`http://127.0.0.1:${port}/v1/account`), 'no plain HTTP')
+  const stranger = (await (await import('selfsigned')).generate([{ name: 'commonName', value: '127.0.0.1' }], { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' })).cert
+  await t.rejects(post('/v1/auth/signup', {}, stranger), 'a client that trusts another certificate does not connect')
   t.equal((await post('/v1/auth/signup', { email: 'kim@example.org', password: PASSWORD })).status, 202)
   for (let i = 0; i < 200 && mail.mails.length === 0; i++) await new Promise((r) => setTimeout(r, 20))
   const body = mail.mails[0]!.body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_x, h: string) => String.fromCharCode(parseInt(h, 16)))
