@@ -1,16 +1,16 @@
 // Every failure the trust layer reports, one class each, with a stable `name` and `code` (callers branch on
 // the class or `name`, never on message text). Registered with core so a remote caller gets the same class.
+// They are NoirErrors: an actor that refuses a record with one answers the sender with it (core/sdk.ts).
 import { registerErrorClass } from '../core/wire-error.ts'
+import { NoirError } from '../core/errors.ts'
 
-export class TrustError extends Error {
+export class TrustError extends NoirError {
   override name = 'TrustError'
-  readonly code: string = 'TRUST'
+  override readonly code: string = 'TRUST'
   /** The HTTP status a local API answers with. */
   readonly status: number = 409
-  readonly data: Record<string, unknown> | undefined
   constructor(message: string, data?: Record<string, unknown>) {
-    super(message)
-    this.data = data
+    super(message, 'TRUST', data)
   }
 }
 
