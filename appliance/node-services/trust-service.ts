@@ -41,6 +41,8 @@ interface TrustConfig {
   checkDeadlineMs?: number
   /** First pause before a quarantined node's next validation task (ms, default 60000; doubled each time, at most an hour). */
   readmitIntervalMs?: number
+  /** How often the quarantines this node decided are signed and spread again, for nodes that missed them (ms, default 60000). */
+  republishMs?: number
   /** Compare job runs and send validation tasks (default true); false: the book keeps heartbeats and records only. */
   checks?: boolean
   /** tests only (trust/faults.ts), read by the orchestration service */
@@ -56,7 +58,7 @@ function trustConfig(raw: unknown): TrustConfig {
   if (c.validators !== undefined && (!Array.isArray(c.validators) || !c.validators.every((v) => typeof v === 'string' && isDidKey(v)))) {
     throw new InvalidTrustConfigError('trust.validators must be a list of did:key strings')
   }
-  for (const f of ['checkDeadlineMs', 'readmitIntervalMs'] as const) {
+  for (const f of ['checkDeadlineMs', 'readmitIntervalMs', 'republishMs'] as const) {
     if (c[f] !== undefined && !(Number.isSafeInteger(c[f]) && (c[f] as number) >= 100)) throw new InvalidTrustConfigError(`trust.${f} must be an integer of ms >= 100`)
   }
   if (c.checks !== undefined && typeof c.checks !== 'boolean') throw new InvalidTrustConfigError('trust.checks must be true or false')
@@ -90,6 +92,7 @@ export class TrustService implements NodeService, OrchestrationTrust {
   /** What this node was told about itself (a record of a validator it trusts). */
   #ownQuarantine: { by: string; reason: string; since: number } | null = null
   #timer: NodeJS.Timeout | undefined
+  #republish: NodeJS.Timeout | undefined
   #unsubs: (() => void)[] = []
   #stopping = false
 
@@ -144,11 +147,16 @@ export class TrustService implements NodeService, OrchestrationTrust {
     )
     this.#timer = setInterval(() => void this.#readmissionTasks(), Math.min(5000, this.#readmitPause()))
     this.#timer.unref()
+    this.#republish = setInterval(() => {
+      for (const r of book.nodes()) if (r.quarantine?.by === ctx.did) void this.#spread({ kind: 'quarantined', node: r.node, reason: r.quarantine.reason, at: r.quarantine.since }, false)
+    }, cfg.republishMs ?? 60_000)
+    this.#republish.unref()
   }
 
   async stop(): Promise<void> {
     this.#stopping = true
     if (this.#timer) clearInterval(this.#timer)
+    if (this.#republish) clearInterval(this.#republish)
     for (const u of this.#unsubs) u()
     const ctx = this.#ctx
     if (ctx?.system.running) await ctx.system.stopActor(TRUST_ACTOR).catch(() => {})
@@ -202,8 +210,17 @@ export class TrustService implements NodeService, OrchestrationTrust {
     return { applied: true, kind: b.kind, node: b.node }
   }
 
-  /** Signs, spreads and tells the record of a quarantine or readmission this node decided. */
+  /** A quarantine or readmission this node decided: its record spread, readmission tests scheduled. */
   async #publish(e: BookEvent): Promise<void> {
+    const ctx = this.#ctx!
+    if (e.kind === 'quarantined') this.#readmit.set(e.node, { at: Date.now() + this.#readmitPause(), pauseMs: this.#readmitPause() })
+    else this.#readmit.delete(e.node)
+    ctx.log.warn(e.kind === 'quarantined' ? 'node quarantined' : 'node readmitted', { node: e.node, ...(e.kind === 'quarantined' ? { reason: e.reason } : {}) })
+    await this.#spread(e, true)
+  }
+
+  /** Signs a new record of `e` (a later issuedAt than any before), publishes it and tells the node. */
+  async #spread(e: BookEvent, tell: boolean): Promise<void> {
     const ctx = this.#ctx!
     const r = this.#book!.view(e.node, Date.now())!
     const record: SignedTrustRecord = signTrustRecord(ctx.key, {
@@ -211,10 +228,8 @@ export class TrustService implements NodeService, OrchestrationTrust {
       reason: e.kind === 'quarantined' ? e.reason : 'passed validation tasks', evidence: { strikes: r.strikes, invalid: r.invalid, missed: r.missed, judged: r.judged },
     })
     this.#applied.set(`${ctx.did} ${e.node}`, record.body.issuedAt)
-    if (e.kind === 'quarantined') this.#readmit.set(e.node, { at: Date.now() + this.#readmitPause(), pauseMs: this.#readmitPause() })
-    else this.#readmit.delete(e.node)
-    ctx.log.warn(e.kind === 'quarantined' ? 'node quarantined' : 'node readmitted', { node: e.node, ...(e.kind === 'quarantined' ? { reason: e.reason } : {}) })
-    await ctx.pubsub.publish(TRUST_TOPIC, record as unknown as JsonValue).catch((err: Error) => ctx.log.warn('trust record not published', { error: err.message }))
+    await ctx.pubsub.publish(TRUST_TOPIC, record as unknown as JsonValue).catch((err: Error) => ctx.log.info('trust record not published', { error: err.message }))
+    if (!tell) return
     // the node is told why, directly
     await ctx.system.refFor(`${e.node}/${TRUST_ACTOR}`).ask(TrustBehavior.record, record, { timeoutMs: 5000 })
       .catch((err: Error) => ctx.log.info('quarantined node not told', { node: e.node, error: err.name }))

@@ -23,6 +23,7 @@ import { catalogCommands } from './catalog.ts'
 import { walletCommands } from './wallet.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
+import { trustCommand, trustShowCommand } from './trust.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -45,6 +46,8 @@ export const commands: Command[] = [
   contractsCommand,
   ...walletCommands,
   usageCommand,
+  trustCommand,
+  trustShowCommand,
   ...ledgerCommands,
   demoCommand,
 ]

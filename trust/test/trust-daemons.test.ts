@@ -1,0 +1,163 @@
+// Worker trust with real daemons (spec/trust.md): four daemons on 127.0.0.1, WASI jobs through the market.
+// A (the customer's node, the validator) pays for jobs; B and C are honest; D is started to cheat (it serves
+// every job's stdout altered: NOIR_TEST_FAULTS=1 with trust.testFaults.wrongResults 1) and undercuts the
+// others' price, so paid work goes to it first. Shown: D is caught by replicas on nodes of other owners and
+// quarantined within the stated number of runs (2), by a record A signs, which D is told and B applies; D gets
+// no paid work after; the honest nodes' trust rises; placement honours minTrust; forged and replayed records
+// are refused with typed errors; the cheat option without the environment variable stops the daemon.
+import t from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
+import { Catalog } from '../../appliance/catalog/catalog.ts'
+import { knownAnswerModule } from '../../appliance/executor/wasm/known-answer-module.ts'
+import { NodeKey } from '../../identity/keys.ts'
+import { signTrustRecord } from '../record.ts'
+import type { NodeTrustView } from '../book.ts'
+
+interface TrustDoc {
+  self: string
+  thisNode: { quarantined: boolean; by?: string; reason?: string }
+  nodes: NodeTrustView[]
+}
+
+const MODULE = 'noir-kat'
+let jobs = 0
+const job = (over: Record<string, unknown> = {}) => ({
+  apiVersion: 'noir/v1', kind: 'job', name: `hash-${++jobs}`,
+  runtime: { type: 'wasm', module: MODULE }, env: { SEED: `paid-${jobs}` },
+  resources: { cpu: 0.1, memory: '32Mi' }, job: { retries: 0, deadlineSeconds: 60 },
+  ...over,
+})
+const price = (cpuPerHour: number) => ({ cpuPerHour, memoryGiBPerHour: 250_000, minimumPerHour: 10_000 })
+const trustOf = async (d: DaemonHandle, node: string): Promise<NodeTrustView | undefined> =>
+  (await d.api.get<TrustDoc>('/v1/trust')).nodes.find((n) => n.node === node)
+
+async function completed(a: DaemonHandle, w: Record<string, unknown>): Promise<DeploymentView> {
+  const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: w })
+  return eventually(async () => {
+    const v = await a.api.get<DeploymentView>(`/v1/deployments/${d.id}`)
+    return ['completed', 'failed'].includes(v.phase) && v
+  }, 60_000, 100)
+}
+
+t.test('a node returning wrong results is quarantined and gets no paid work; honest trust rises; minTrust holds', async (t) => {
+  const cluster = new DaemonCluster()
+  const dir = mkdtempSync(join(tmpdir(), 'noir-kat-'))
+  t.teardown(async () => {
+    await cluster.cleanup()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const moduleFile = join(dir, 'kat.wasm')
+  writeFileSync(moduleFile, knownAnswerModule())
+  const outsider = NodeKey.generate() // a validator B trusts, played by the test
+  // every run of a young node replicated (halvingStreak 1000) so each step below is certain; no random validation tasks
+  const trust = (validators: string[] = []) => ({ checkDeadlineMs: 5000, readmitIntervalMs: 600_000, republishMs: 3000, validators, policy: { validationRate: 0, halvingStreak: 1000 } })
+  const a = await cluster.start({ config: { orchestration: { price: price(10_000_000) }, trust: trust() } as never })
+  const b = await cluster.start({ bootstrap: a.multiaddrs, emptyWallet: true, config: { orchestration: { price: price(2_000_000) }, trust: trust([a.did, outsider.did]) } as never })
+  const c = await cluster.start({ bootstrap: a.multiaddrs, emptyWallet: true, config: { orchestration: { price: price(2_000_000) }, trust: trust([a.did]) } as never })
+  const d = await cluster.start({
+    bootstrap: a.multiaddrs, emptyWallet: true, env: { NOIR_TEST_FAULTS: '1' },
+    config: { orchestration: { price: price(1_000_000) }, trust: { ...trust([a.did]), testFaults: { wrongResults: 1 } } } as never,
+  })
+  for (const n of [a, b, c, d]) new Catalog(n.home).add('wasm', MODULE, moduleFile)
+  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 3, 20_000)
+  await new Promise((r) => setTimeout(r, 1500)) // pubsub meshes
+
+  await t.test('fresh nodes start at trust 0', async (t) => {
+    await eventually(async () => (await trustOf(a, d.did)) !== undefined, 15_000) // heard a heartbeat
+    t.equal((await trustOf(a, d.did))!.trust, 0)
+  })
+
+  const onD: string[] = []
+  await t.test('the cheat is caught by replicas and quarantined within 2 paid runs', async (t) => {
+    for (let i = 0; i < 2; i++) {
+      const v = await completed(a, job())
+      t.equal(v.phase, 'completed', 'the paid job itself completes (its exit code is right, its output is not)')
+      t.equal(v.replicas[0]!.node, d.did, `paid run ${i + 1} went to the cheapest node, the cheat`)
+      onD.push(v.id)
+      // the replica and the run that decides happen after the job completed
+      const judged = await eventually(async () => {
+        const r = await trustOf(a, d.did)
+        return r && r.invalid === i + 1 && r
+      }, 60_000, 200)
+      t.equal(judged.streak, 0, 'a wrong result resets its streak')
+    }
+    const r = (await trustOf(a, d.did))!
+    t.ok(r.quarantine, `quarantined: ${r.quarantine?.reason}`)
+    t.equal(r.quarantine!.by, a.did)
+    t.equal(r.invalid, 2)
+    t.ok(r.judged <= 2, `after ${r.judged} judged runs (the stated bound: 2 for a node that is wrong every time)`)
+    t.equal(r.trust, 0)
+  })
+
+  await t.test('the quarantined node is told why, and nodes that trust the validator apply the record', async (t) => {
+    const told = await eventually(async () => {
+      const doc = await d.api.get<TrustDoc>('/v1/trust')
+      return doc.thisNode.quarantined && doc
+    }, 15_000)
+    t.equal(told.thisNode.by, a.did)
+    t.match(told.thisNode.reason ?? '', /strikes/)
+    await eventually(async () => (await trustOf(b, d.did))?.quarantine != null, 15_000)
+    t.equal((await trustOf(b, d.did))!.quarantine!.by, a.did, 'B holds D quarantined on A\'s signed record')
+  })
+
+  await t.test('an honest node\'s trust rises with each valid result', async (t) => {
+    const before = new Map<string, number>()
+    for (const n of [b, c]) {
+      const r = (await trustOf(a, n.did))!
+      t.equal(r.invalid, 0, 'no honest node judged wrong')
+      before.set(n.did, r.trust)
+    }
+    t.ok(Math.max(...before.values()) > 0, `the nodes that agreed with the validator gained: ${[...before.values()].join(', ')}`)
+    const v = await completed(a, job())
+    const ran = v.replicas[0]!.node!
+    t.not(ran, d.did, 'no paid work for the quarantined node')
+    t.not(ran, a.did, 'the honest nodes are cheaper than the validator')
+    const after = await eventually(async () => {
+      const r = (await trustOf(a, ran))!
+      return r.trust > before.get(ran)! && r
+    }, 60_000, 200)
+    t.ok(after.trust > before.get(ran)!, `trust of the node that ran it rose ${before.get(ran)} -> ${after.trust} (streak ${after.streak})`)
+  })
+
+  await t.test('after quarantine the cheat gets no paid work', async (t) => {
+    for (let i = 0; i < 3; i++) {
+      const v = await completed(a, job())
+      t.equal(v.phase, 'completed')
+      t.not(v.replicas[0]!.node, d.did, `paid run ${i + 1} after the quarantine went to ${v.replicas[0]!.node?.slice(-6)}`)
+    }
+  })
+
+  await t.test('placement honours minTrust', async (t) => {
+    const none = await completed(a, job({ constraints: { minTrust: 0.99 } }))
+    t.equal(none.phase, 'failed', 'no node has trust 0.99')
+    t.equal(none.infeasible?.constraint, 'minTrust')
+    const some = await completed(a, job({ constraints: { minTrust: 0.3 } }))
+    t.equal(some.phase, 'completed')
+    const placed = some.replicas[0]!.node!
+    const tr = placed === a.did ? 0.5 : (await trustOf(a, placed))!.trust
+    t.ok(tr >= 0.3, `placed on a node of trust ${tr}`)
+    t.not(placed, d.did)
+  })
+
+  await t.test('records: forged and replayed ones are refused with typed errors', async (t) => {
+    const record = signTrustRecord(outsider, { kind: 'quarantine', node: c.did, issuedAt: Date.now(), reason: 'test', evidence: { strikes: 2, invalid: 2, missed: 0, judged: 2 } })
+    const stranger = NodeKey.generate()
+    const forged = { ...signTrustRecord(stranger, { ...record.body }), body: record.body }
+    await t.rejects(b.api.post('/v1/trust/records', forged), { name: 'TrustRecordSignatureError', status: 400 })
+    await t.rejects(b.api.post('/v1/trust/records', signTrustRecord(stranger, { ...record.body })), { name: 'UntrustedValidatorError', status: 403 })
+    t.notOk((await trustOf(b, c.did))?.quarantine, 'nothing applied')
+    t.same(await b.api.post('/v1/trust/records', record), { applied: true, kind: 'quarantine', node: c.did })
+    await t.rejects(b.api.post('/v1/trust/records', record), { name: 'ReplayedTrustRecordError', status: 409 })
+    t.ok((await trustOf(b, c.did))?.quarantine, 'the genuine record was applied once')
+  })
+})
+
+t.test('the cheat option is refused without NOIR_TEST_FAULTS=1: the daemon does not start', async (t) => {
+  const cluster = new DaemonCluster()
+  t.teardown(() => cluster.cleanup())
+  await t.rejects(cluster.start({ emptyWallet: true, config: { trust: { testFaults: { wrongResults: 1 } } } as never }), /FaultInjectionRefusedError|NOIR_TEST_FAULTS/)
+})
