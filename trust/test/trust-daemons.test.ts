@@ -9,13 +9,15 @@ import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { spawnSync } from 'node:child_process'
+import { DaemonCluster, NOIR_BIN, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import { Catalog } from '../../appliance/catalog/catalog.ts'
 import { knownAnswerModule } from '../../appliance/executor/wasm/known-answer-module.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { signTrustRecord } from '../record.ts'
 import type { NodeTrustView } from '../book.ts'
+import { loadConfig, saveConfig } from '../../appliance/daemon/config.ts'
 
 interface TrustDoc {
   self: string
@@ -104,6 +106,24 @@ t.test('a node returning wrong results is quarantined and gets no paid work; hon
     t.equal((await trustOf(b, d.did))!.quarantine!.by, a.did, 'B holds D quarantined on A\'s signed record')
   })
 
+  await t.test('noir trust and noir trust show print the book', async (t) => {
+    const noir = (...args: string[]) => spawnSync(process.execPath, [NOIR_BIN, '--home', a.home, ...args], { encoding: 'utf8', timeout: 60_000 })
+    const json = noir('trust', '--json')
+    t.equal(json.status, 0, json.stderr)
+    const doc = JSON.parse(json.stdout) as TrustDoc
+    t.equal(doc.self, a.did)
+    t.ok(doc.nodes.find((n) => n.node === d.did)?.quarantine, 'the cheat is quarantined in --json')
+    const text = noir('trust')
+    t.match(text.stdout, /quarantined since/)
+    const show = noir('trust', 'show', d.did)
+    t.equal(show.status, 0, show.stderr)
+    t.match(show.stdout, /QUARANTINED since .* by did:key:/)
+    t.match(show.stdout, /2 wrong/)
+    const unknown = noir('trust', 'show', NodeKey.generate().did)
+    t.equal(unknown.status, 1)
+    t.match(unknown.stderr, /UnknownNodeError/)
+  })
+
   await t.test('an honest node\'s trust rises with each valid result', async (t) => {
     const before = new Map<string, number>()
     for (const n of [b, c]) {
@@ -153,6 +173,26 @@ t.test('a node returning wrong results is quarantined and gets no paid work; hon
     t.same(await b.api.post('/v1/trust/records', record), { applied: true, kind: 'quarantine', node: c.did })
     await t.rejects(b.api.post('/v1/trust/records', record), { name: 'ReplayedTrustRecordError', status: 409 })
     t.ok((await trustOf(b, c.did))?.quarantine, 'the genuine record was applied once')
+  })
+
+  await t.test('the cheat, honest again, is readmitted after passing validation tasks in a row', async (t) => {
+    await d.stop()
+    const cfg = loadConfig(d.home)
+    delete (cfg.trust as { testFaults?: unknown }).testFaults
+    saveConfig(d.home, cfg)
+    const again = await cluster.start({ home: d.home, bootstrap: a.multiaddrs })
+    await eventually(async () => (await again.api.get<{ peers: { did: string }[] }>('/v1/peers')).peers.some((p) => p.did === a.did), 20_000)
+    t.ok((await trustOf(a, d.did))!.quarantine, 'still quarantined after its restart (the book is on disk)')
+    for (let i = 0; i < 3; i++) {
+      const out = await a.api.post<{ kind: string; digest?: string | null; reason?: string }>(`/v1/trust/nodes/${encodeURIComponent(d.did)}/validate`, {})
+      t.equal(out.kind, 'result', `validation task ${i + 1}: ${out.reason ?? 'ran'}`)
+    }
+    const r = (await trustOf(a, d.did))!
+    t.equal(r.quarantine, null, 'readmitted after 3 validation tasks passed')
+    t.equal(r.validationTasks.passed, 3)
+    t.equal(r.strikes, 1, 'on probation: one strike short of quarantine')
+    await eventually(async () => (await trustOf(b, d.did))?.quarantine === null, 15_000)
+    t.pass('the readmission record reached B')
   })
 })
 
