@@ -228,11 +228,12 @@ export class TrustService implements NodeService, OrchestrationTrust {
       reason: e.kind === 'quarantined' ? e.reason : 'passed validation tasks', evidence: { strikes: r.strikes, invalid: r.invalid, missed: r.missed, judged: r.judged },
     })
     this.#applied.set(`${ctx.did} ${e.node}`, record.body.issuedAt)
+    // the node is told why, directly (first: the same record from pubsub would be a replay to it)
+    if (tell) {
+      await ctx.system.refFor(`${e.node}/${TRUST_ACTOR}`).ask(TrustBehavior.record, record, { timeoutMs: 5000 })
+        .catch((err: Error) => ctx.log.info('node not told of its record', { node: e.node, error: err.name }))
+    }
     await ctx.pubsub.publish(TRUST_TOPIC, record as unknown as JsonValue).catch((err: Error) => ctx.log.info('trust record not published', { error: err.message }))
-    if (!tell) return
-    // the node is told why, directly
-    await ctx.system.refFor(`${e.node}/${TRUST_ACTOR}`).ask(TrustBehavior.record, record, { timeoutMs: 5000 })
-      .catch((err: Error) => ctx.log.info('quarantined node not told', { node: e.node, error: err.name }))
   }
 
   #apply(node: string, verdict: 'valid' | 'invalid' | 'missed', by: 'replication' | 'known-answer', detail?: string): void {

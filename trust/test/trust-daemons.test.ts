@@ -1,5 +1,5 @@
 // Worker trust with real daemons (spec/trust.md): four daemons on 127.0.0.1, WASI jobs through the market.
-// A (the customer's node, the validator) pays for jobs; B and C are honest; D is started to cheat (it serves
+// A (the customer's node, the validator) pays for jobs and does not run them itself; B and C are honest; D is started to cheat (it serves
 // every job's stdout altered: NOIR_TEST_FAULTS=1 with trust.testFaults.wrongResults 1) and undercuts the
 // others' price, so paid work goes to it first. Shown: D is caught by replicas on nodes of other owners and
 // quarantined within the stated number of runs (2), by a record A signs, which D is told and B applies; D gets
@@ -34,8 +34,11 @@ const job = (over: Record<string, unknown> = {}) => ({
   ...over,
 })
 const price = (cpuPerHour: number) => ({ cpuPerHour, memoryGiBPerHour: 250_000, minimumPerHour: 10_000 })
-const trustOf = async (d: DaemonHandle, node: string): Promise<NodeTrustView | undefined> =>
-  (await d.api.get<TrustDoc>('/v1/trust')).nodes.find((n) => n.node === node)
+const CHEAP = 100_000
+const HONEST = 5_000_000
+// one retry: a keep-alive socket the daemon closed while the test was busy elsewhere resets (ECONNRESET)
+const trustDoc = (d: DaemonHandle): Promise<TrustDoc> => d.api.get<TrustDoc>('/v1/trust').catch(() => d.api.get<TrustDoc>('/v1/trust'))
+const trustOf = async (d: DaemonHandle, node: string): Promise<NodeTrustView | undefined> => (await trustDoc(d)).nodes.find((n) => n.node === node)
 
 async function completed(a: DaemonHandle, w: Record<string, unknown>): Promise<DeploymentView> {
   const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: w })
@@ -57,20 +60,23 @@ t.test('a node returning wrong results is quarantined and gets no paid work; hon
   const outsider = NodeKey.generate() // a validator B trusts, played by the test
   // every run of a young node replicated (halvingStreak 1000) so each step below is certain; no random validation tasks
   const trust = (validators: string[] = []) => ({ checkDeadlineMs: 5000, readmitIntervalMs: 600_000, republishMs: 3000, validators, policy: { validationRate: 0, halvingStreak: 1000 } })
-  const a = await cluster.start({ config: { orchestration: { price: price(10_000_000) }, trust: trust() } as never })
-  const b = await cluster.start({ bootstrap: a.multiaddrs, emptyWallet: true, config: { orchestration: { price: price(2_000_000) }, trust: trust([a.did, outsider.did]) } as never })
-  const c = await cluster.start({ bootstrap: a.multiaddrs, emptyWallet: true, config: { orchestration: { price: price(2_000_000) }, trust: trust([a.did]) } as never })
+  const a = await cluster.start({ config: { orchestration: { price: price(HONEST) }, trust: trust() } as never })
+  const b = await cluster.start({ bootstrap: a.multiaddrs, emptyWallet: true, config: { orchestration: { price: price(HONEST) }, trust: trust([a.did, outsider.did]) } as never })
+  const c = await cluster.start({ bootstrap: a.multiaddrs, emptyWallet: true, config: { orchestration: { price: price(HONEST) }, trust: trust([a.did]) } as never })
   const d = await cluster.start({
     bootstrap: a.multiaddrs, emptyWallet: true, env: { NOIR_TEST_FAULTS: '1' },
-    config: { orchestration: { price: price(1_000_000) }, trust: { ...trust([a.did]), testFaults: { wrongResults: 1 } } } as never,
+    config: { orchestration: { price: price(CHEAP) }, trust: { ...trust([a.did]), testFaults: { wrongResults: 1 } } } as never,
   })
-  for (const n of [a, b, c, d]) new Catalog(n.home).add('wasm', MODULE, moduleFile)
+  // the validator itself does not run the module (it bids for none of these jobs): the work and the
+  // replicas go to B, C and D, and the price ranks them clearly whatever the latencies measured
+  for (const n of [b, c, d]) new Catalog(n.home).add('wasm', MODULE, moduleFile)
   await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 3, 20_000)
   await new Promise((r) => setTimeout(r, 1500)) // pubsub meshes
 
   await t.test('fresh nodes start at trust 0', async (t) => {
-    await eventually(async () => (await trustOf(a, d.did)) !== undefined, 15_000) // heard a heartbeat
-    t.equal((await trustOf(a, d.did))!.trust, 0)
+    // A heard every node's heartbeat: they are in its book and in its capacity index (placement samples it)
+    for (const n of [b, c, d]) await eventually(async () => (await trustOf(a, n.did)) !== undefined, 20_000)
+    for (const n of [b, c, d]) t.equal((await trustOf(a, n.did))!.trust, 0)
   })
 
   const onD: string[] = []
@@ -97,7 +103,7 @@ t.test('a node returning wrong results is quarantined and gets no paid work; hon
 
   await t.test('the quarantined node is told why, and nodes that trust the validator apply the record', async (t) => {
     const told = await eventually(async () => {
-      const doc = await d.api.get<TrustDoc>('/v1/trust')
+      const doc = await trustDoc(d)
       return doc.thisNode.quarantined && doc
     }, 15_000)
     t.equal(told.thisNode.by, a.did)
@@ -135,7 +141,6 @@ t.test('a node returning wrong results is quarantined and gets no paid work; hon
     const v = await completed(a, job())
     const ran = v.replicas[0]!.node!
     t.not(ran, d.did, 'no paid work for the quarantined node')
-    t.not(ran, a.did, 'the honest nodes are cheaper than the validator')
     const after = await eventually(async () => {
       const r = (await trustOf(a, ran))!
       return r.trust > before.get(ran)! && r
@@ -158,7 +163,7 @@ t.test('a node returning wrong results is quarantined and gets no paid work; hon
     const some = await completed(a, job({ constraints: { minTrust: 0.3 } }))
     t.equal(some.phase, 'completed')
     const placed = some.replicas[0]!.node!
-    const tr = placed === a.did ? 0.5 : (await trustOf(a, placed))!.trust
+    const tr = (await trustOf(a, placed))!.trust
     t.ok(tr >= 0.3, `placed on a node of trust ${tr}`)
     t.not(placed, d.did)
   })
