@@ -4,7 +4,9 @@
 // others' price, so paid work goes to it first. Shown: D is caught by replicas on nodes of other owners and
 // quarantined within the stated number of runs (2), by a record A signs, which D is told and B applies; D gets
 // no paid work after; the honest nodes' trust rises; placement honours minTrust; forged and replayed records
-// are refused with typed errors; the cheat option without the environment variable stops the daemon.
+// are refused with typed errors; restarted honest, the cheat is readmitted after validation tasks; a fifth
+// node that drops work is quarantined by its validation tasks; the cheat option without the environment
+// variable stops the daemon.
 import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -198,6 +200,23 @@ t.test('a node returning wrong results is quarantined and gets no paid work; hon
     t.equal(r.strikes, 1, 'on probation: one strike short of quarantine')
     await eventually(async () => (await trustOf(b, d.did))?.quarantine === null, 15_000)
     t.pass('the readmission record reached B')
+  })
+
+  await t.test('a node that drops the work it accepts is quarantined by its validation tasks running out', async (t) => {
+    const e = await cluster.start({
+      bootstrap: a.multiaddrs, emptyWallet: true, env: { NOIR_TEST_FAULTS: '1' },
+      config: { orchestration: { price: price(HONEST) }, trust: { ...trust([a.did]), testFaults: { dropWork: 1 } } } as never,
+    })
+    new Catalog(e.home).add('wasm', MODULE, moduleFile)
+    await eventually(async () => (await trustOf(a, e.did)) !== undefined, 20_000)
+    // each task is accepted (bid, contract, start answered) and never ends: dropped at the deadline (5 s here)
+    for (let i = 0; i < 4; i++) {
+      const out = await a.api.post<{ kind: string; digest?: string | null; reason?: string }>(`/v1/trust/nodes/${encodeURIComponent(e.did)}/validate`, {})
+      t.same([out.kind, out.digest], ['result', null], `task ${i + 1} accepted and dropped${out.reason ? ` (${out.reason})` : ''}`)
+    }
+    const r = (await trustOf(a, e.did))!
+    t.equal(r.missed, 4)
+    t.ok(r.quarantine, `quarantined after 4 dropped runs (0.5 strike each): ${r.quarantine?.reason}`)
   })
 })
 
