@@ -14,8 +14,8 @@ export function decayToOnePercentIn(ms: number): number {
   return 0.01 ** (SCORE_DECAY_INTERVAL_MS / ms)
 }
 
-/** The topics our nodes use (actors/orchestrator/protocol.ts Topics, heartbeats, liveness, revocations). */
-export const SCORED_TOPICS: readonly string[] = ['noir/bids/v1', 'noir/fence/v1', 'noir/heartbeat/v1', 'noir/alive/v1', 'noir/revocation/v1']
+/** The topics our nodes use (actors/orchestrator/protocol.ts Topics, heartbeats, liveness, revocations, trust records). */
+export const SCORED_TOPICS: readonly string[] = ['noir/bids/v1', 'noir/fence/v1', 'noir/heartbeat/v1', 'noir/alive/v1', 'noir/revocation/v1', 'noir/trust/v1']
 
 export const SCORE_THRESHOLDS: PeerScoreThresholds = createPeerScoreThresholds({
   // below: no gossip (IHAVE/IWANT) to or from the peer

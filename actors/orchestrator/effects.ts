@@ -13,7 +13,7 @@ import type {
 import { withDeclines } from '../deployment/machine.ts'
 import type { BidRound, Replica, StandbyRef } from '../deployment/model.ts'
 import { InvalidSignatureError, InvalidTermsError, StopFailedError } from '../errors.ts'
-import type { NodeOffer } from '../placement/offer.ts'
+import type { NodeOffer, TrustView } from '../placement/offer.ts'
 import { place, type ExistingReplica, type InfeasibleReason, type PlacementPick } from '../placement/place.ts'
 import type { Workload } from '../workload/workload.ts'
 import type { CapacityIndex } from '../placement/capacity-index.ts'
@@ -38,6 +38,8 @@ export interface MarketPorts {
   /** Round trip measured by the mesh, when known. */
   latencyMs(did: string): number | undefined
   contracts: ContractStore
+  /** The trust book's view (spec/trust.md): offers carry its trust, quarantined nodes' bids are dropped. Absent: 0.5 for all. */
+  trust?: TrustView
 }
 
 export interface EffectPorts extends MarketPorts {
@@ -397,11 +399,13 @@ export class OrchestrationEffects implements DeploymentEffects {
   }
 
   #offers(round: BidRound): NodeOffer[] {
-    return round.bids.map((b) => ({
+    const trust = this.#p.trust
+    // a quarantined node gets no paid work: its bid is not an offer (spec/trust.md "Quarantine")
+    return round.bids.filter((b) => !trust?.quarantined(b.node)).map((b) => ({
       nodeDid: b.node, ownerDid: b.owner, arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free,
       pricePerHour: b.pricePerHour,
       latencyMs: b.node === this.#p.key.did ? 0 : Math.min(this.#p.latencyMs(b.node) ?? Infinity, round.rttMs[b.node] ?? Infinity, 10_000),
-      trust: 0.5,
+      trust: trust ? trust.trustOf(b.node) : 0.5,
     }))
   }
 

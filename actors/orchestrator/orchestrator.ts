@@ -82,6 +82,11 @@ export interface OrchestratorPorts extends MarketPorts {
   escrow?: Escrow
   /** Where usage records and observations are kept (default: in memory). */
   usage?: KvUsageStore
+  /**
+   * Sees every report that comes from the node it names, before it is routed (spec/trust.md): the trust
+   * layer's own check runs are its to take (true: not a deployment's report); ended job runs are compared.
+   */
+  observeReport?(r: ReplicaReport): boolean
   now?: () => number
   log?: Log
 }
@@ -246,6 +251,7 @@ export class Orchestrator {
       stepSettled: (id) => this.#renewer.settled(id),
       handoverOf: (id) => this.#handoverOf(id),
       ...(ports.capacityIndex ? { index: ports.capacityIndex } : {}),
+      ...(ports.trust ? { trust: ports.trust } : {}),
     }, { bidWindowMs: this.#o.bidWindowMs, commitTimeoutMs: this.#o.commitTimeoutMs, stopTimeoutMs: this.#o.stopTimeoutMs, replaceRetryMs: this.#o.replaceRetryMs, roundPauseMs: 1000, leaseMs })
     const ask = ports.askOrchestrator
     if (ports.standby && ask) {
@@ -567,6 +573,11 @@ export class Orchestrator {
     this.#log('warn', 'deployment handed over to the standby orchestrator', { deployment: id, reason })
   }
 
+  /** The workload of a deployment this node orchestrates (undefined for another). */
+  workloadOf(id: string): Workload | undefined {
+    return this.#snapshot(id)?.context.workload
+  }
+
   /** Log lines of one replica, read over the mesh from the node that runs it. */
   async logs(id: string, o: { replica?: number; since?: number; limit?: number } = {}): Promise<{ node: string | null; lines: LogEntry[]; ended: boolean }> {
     const v = this.status(id)
@@ -771,6 +782,7 @@ export class Orchestrator {
   /** A report goes to its deployment's actor if it comes from the node holding the slot's current contract. */
   #routeReport(r: ReplicaReport, fromDid: string): void {
     if (!r || typeof r !== 'object' || r.node !== fromDid) throw new InvalidTermsError('report: not from the node it names')
+    if (this.#p.observeReport?.(r) === true) return
     if (this.#early !== undefined) {
       // before restore(): this node's own provider reports what it found at its start (an instance that ended
       // while the daemon was down) before the deployments are spawned again; kept, and routed after restore

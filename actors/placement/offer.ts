@@ -27,8 +27,14 @@ export interface NodeOffer {
   pricePerHour: string
   /** Round trip measured by the orchestrator, ms (0 for its own node). */
   latencyMs: number
-  /** 0..1; every node is 0.5 until the trust work lands. */
+  /** 0..1: what the orchestrator's trust book says of the node (spec/trust.md); 0.5 without one. */
   trust: number
+}
+
+/** What an orchestrator believes of nodes (spec/trust.md): their trust, and which get no paid work. */
+export interface TrustView {
+  trustOf(did: string): number
+  quarantined(did: string): boolean
 }
 
 export const emptyCapacity = (): Capacity => ({ cpu: 0, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 })

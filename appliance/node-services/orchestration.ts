@@ -36,6 +36,15 @@ import { LedgerEarnings, LedgerEscrow } from './ledger-escrow.ts'
 import { meteringConfig } from './metering-config.ts'
 import { usageRoutes } from './usage-routes.ts'
 import { CheckpointCosigner } from './ledger-cosigner.ts'
+import type { TrustView } from '../../actors/placement/offer.ts'
+import type { ReplicaReport as ContractReport } from '../../actors/provider/contract-machine.ts'
+import { testFaultsFrom } from '../../trust/faults.ts'
+import { cheatingRunner, inflatedCapacity } from './cheating-runner.ts'
+
+/** What the trust service (trust-service.ts) gives orchestration: its view of nodes, and the reports it takes. */
+export interface OrchestrationTrust extends TrustView {
+  observeReport(r: ContractReport): boolean
+}
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
@@ -86,12 +95,15 @@ export interface OrchestrationServiceInit {
   appliance: () => ApplianceParts
   /** The node's ledger (the ledger service is started before this one): escrow holds and usage payments. */
   ledger: () => Ledger
+  /** The trust service (started before this one), when the node runs one: offers' trust, quarantine, job runs compared. */
+  trust?: () => OrchestrationTrust | undefined
 }
 
 export class OrchestrationService implements NodeService {
   readonly name = 'orchestration'
   readonly #appliance: () => ApplianceParts
   readonly #ledger: () => Ledger
+  readonly #trust: (() => OrchestrationTrust | undefined) | undefined
   #usageStore: KvUsageStore | undefined
   #meter: UsageMeter | undefined
   #cosigner: CheckpointCosigner | undefined
@@ -112,6 +124,12 @@ export class OrchestrationService implements NodeService {
   constructor(init: OrchestrationServiceInit) {
     this.#appliance = init.appliance
     this.#ledger = init.ledger
+    this.#trust = init.trust
+  }
+
+  /** The orchestrator (after start): the trust service reads the workloads and replicas of job runs it compares. */
+  get orchestrator(): Orchestrator | undefined {
+    return this.#orchestrator
   }
 
   async start(ctx: NodeContext): Promise<void> {
@@ -127,12 +145,16 @@ export class OrchestrationService implements NodeService {
     await this.#runtime.refreshRuntimes()
     this.#contracts = new KvContractStore(ctx.store)
     const lease = leaseConfig(cfg.lease)
+    // tests only: a node that cheats (refused, and the daemon does not start, without NOIR_TEST_FAULTS=1)
+    const faults = testFaultsFrom((ctx.config.trust as { testFaults?: unknown } | undefined)?.testFaults, process.env)
+    if (faults) ctx.log.warn('test faults armed: this node cheats (testing only)', { ...faults })
+    const trust = this.#trust
 
     this.#provider = new Provider({
       key: ctx.key,
       facts: { did: ctx.did, owner: cfg.owner ?? ctx.did, arch: archOf(), region: cfg.region ?? 'local', labels: cfg.labels ?? {} },
-      capacity: this.#runtime,
-      runner: this.#runtime,
+      capacity: faults ? inflatedCapacity(this.#runtime, faults) : this.#runtime,
+      runner: faults ? cheatingRunner(this.#runtime, faults) : this.#runtime,
       contracts: this.#contracts,
       price: pricePolicyFrom(cfg.price),
       lease: { minMs: lease.minMs, maxMs: lease.maxMs, defaultMs: lease.ms },
@@ -184,6 +206,10 @@ export class OrchestrationService implements NodeService {
       capacityIndex: this.capacityIndex,
       escrow: new LedgerEscrow(this.#ledger),
       usage: usageStore,
+      ...(trust ? {
+        trust: { trustOf: (did: string) => trust()?.trustOf(did) ?? 0.5, quarantined: (did: string) => trust()?.quarantined(did) ?? false },
+        observeReport: (r: ContractReport) => trust()?.observeReport(r) ?? false,
+      } : {}),
       log: ctx.log,
     }, {
       escrowWindowMs: metering.escrowWindowMs,

@@ -25,6 +25,7 @@ import { settleCommands } from './settle.ts'
 import { gatewayCommands } from './gateway.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
+import { trustCommand, trustShowCommand } from './trust.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -49,6 +50,8 @@ export const commands: Command[] = [
   ...settleCommands,
   ...gatewayCommands,
   usageCommand,
+  trustCommand,
+  trustShowCommand,
   ...ledgerCommands,
   demoCommand,
 ]

@@ -1,0 +1,46 @@
+// Fault injection for tests (spec/trust.md "Fault injection"): a daemon can be made to cheat, so tests run
+// real daemons that lie. Configured in config.json `trust.testFaults`; refused (FaultInjectionRefusedError,
+// the daemon does not start) unless the environment has NOIR_TEST_FAULTS=1, so no production config can
+// turn it on by mistake.
+import { FaultInjectionRefusedError } from './errors.ts'
+
+export interface TestFaults {
+  /** Share of job runs whose stdout is served altered (a wrong result). */
+  wrongResults: number
+  /** Share of job runs accepted and never run (dropped work: started, then nothing). */
+  dropWork: number
+  /** Claims this many times its free capacity in bids (its reservations still fail). 1: honest. */
+  inflateCapacity: number
+}
+
+export const TEST_FAULTS_ENV = 'NOIR_TEST_FAULTS'
+
+/** The faults of config `trust.testFaults`, or undefined when there are none. */
+export function testFaultsFrom(raw: unknown, env: NodeJS.ProcessEnv): TestFaults | undefined {
+  if (raw === undefined || raw === null) return undefined
+  if (env[TEST_FAULTS_ENV] !== '1') {
+    throw new FaultInjectionRefusedError(`trust.testFaults makes this node cheat and is for tests only: refused unless ${TEST_FAULTS_ENV}=1 is set`)
+  }
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new FaultInjectionRefusedError('trust.testFaults must be an object')
+  const r = raw as Record<string, unknown>
+  const problems: string[] = []
+  for (const k of Object.keys(r)) if (!['wrongResults', 'dropWork', 'inflateCapacity'].includes(k)) problems.push(`${k}: unknown fault`)
+  const share = (k: string): number => {
+    const v = r[k] ?? 0
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) problems.push(`${k}: a share from 0 to 1`)
+    return typeof v === 'number' ? v : 0
+  }
+  const f: TestFaults = { wrongResults: share('wrongResults'), dropWork: share('dropWork'), inflateCapacity: 1 }
+  const inflate = r.inflateCapacity ?? 1
+  if (typeof inflate !== 'number' || !(inflate >= 1 && inflate <= 1000)) problems.push('inflateCapacity: a factor from 1 to 1000')
+  else f.inflateCapacity = inflate
+  if (problems.length > 0) throw new FaultInjectionRefusedError(`trust.testFaults: ${problems.join('; ')}`, { problems })
+  return f
+}
+
+/** A stable draw in [0, 1) for one run (so a run lies the same way every time it is asked). */
+export function faultDraw(id: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193)
+  return (h >>> 0) / 4294967296
+}
