@@ -239,7 +239,13 @@ export class Allocator {
     if (n === 0) return []
     const taken = new Set([...this.#reservations.values()].flatMap((r) => r.ports))
     const out: number[] = []
-    for (let p = this.portRange[0]; p <= this.portRange[1] && out.length < n; p++) {
+    // from a random place in the range, wrapping: nodes that share a host (tests, several daemons on one machine)
+    // probe the same free ports at the same moment, and the first to start its container would win the port
+    const [lo, hi] = this.portRange
+    const size = hi - lo + 1
+    const start = Math.floor(Math.random() * size)
+    for (let k = 0; k < size && out.length < n; k++) {
+      const p = lo + ((start + k) % size)
       if (taken.has(p)) continue
       if (this.#probePorts && !(await portBindable(p))) continue
       out.push(p)
