@@ -220,7 +220,7 @@ export class SettlementService implements NodeService {
 
   routes(): ApiRoute[] {
     return [
-      { method: 'GET', path: '/v1/settlement', handler: async () => this.#status(true) },
+      { method: 'GET', path: '/v1/settlement', handler: async () => this.#status() },
       { method: 'POST', path: '/v1/settlement/poll', handler: async () => bigJson(await this.#serialized(() => this.#pollOnce())) },
       {
         method: 'GET',
@@ -241,7 +241,7 @@ export class SettlementService implements NodeService {
     ]
   }
 
-  async #status(live: boolean): Promise<JsonValue> {
+  async #status(): Promise<JsonValue> {
     if (!this.#init || !this.#cfg) throw new SettlementNotConfiguredError()
     const adapter = await this.#adapterReady().catch(() => undefined)
     const cfg = this.#cfg
@@ -256,7 +256,6 @@ export class SettlementService implements NodeService {
       lastError: this.#lastError ?? null,
       stopped: this.#stopped ?? null,
     }
-    if (!live) return base
     try {
       const s = await adapter.status()
       return { ...base, tip: s.tip.height.toString(), pending: bigJson(s.pending) }

@@ -132,6 +132,18 @@ t.test('settlement joined to a real daemon on a real chain', async (t) => {
     t.not(tooMuch.code, 0, 'more than the wallet holds is refused')
     t.equal(await tokens(payee), 1_000_000n * UNIT, 'and nothing was paid')
     t.equal((await wallet(d, 'NLR')).available, '2000000')
+    // hostile bodies: each a typed error, nothing held or paid
+    const bad: Array<[unknown, string]> = [
+      [{ payee, amount: '-5' }, 'a negative amount'], [{ payee, amount: '1e9' }, 'an exponent'], [{ payee, amount: '0' }, 'zero'],
+      [{ payee, amount: 5 }, 'a number, not digits'], [{ payee: '../../etc/passwd', amount: '1' }, 'a path as payee'],
+      [{ payee, amount: '1', id: '../x' }, 'a path as receipt id'], [{ payee, amount: '1', admin: true }, 'an unknown field'],
+    ]
+    for (const [body, what] of bad) {
+      const e = await d.api.post('/v1/settlement/payouts', body).then(() => null, (x: { name: string; status: number }) => x)
+      t.same([e?.name, e?.status], ['InvalidRequestError', 400], what)
+    }
+    t.equal((await wallet(d, 'NLR')).available, '2000000', 'none of them held anything')
+    t.equal(await tokens(payee), 1_000_000n * UNIT)
   })
 
   for (const [step, what] of [['settlement.payout.held', 'held, not paid: the restart pays it'], ['settlement.payout.paid', 'paid, not posted: the restart posts it']] as const) {

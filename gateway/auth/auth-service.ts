@@ -79,22 +79,22 @@ export class AuthService {
   }
 
   /**
-   * Signs up: the same answer whether or not the email has an account. A new account gets a verification mail;
-   * an existing one gets a mail saying someone tried (its owner learns of it; the caller learns nothing).
+   * Signs up: the same answer whether or not the email has an account. The mail limit is checked first (no
+   * argon2 work for a flood). A new account gets a verification mail; an existing unverified one gets a fresh
+   * link (its first mail may have been lost, and nothing else would ever send another); a verified one gets a
+   * mail saying someone tried (its owner learns of it; the caller learns nothing).
    */
   async signUp(emailIn: unknown, passwordIn: unknown): Promise<void> {
     const email = normalEmail(emailIn)
     const password = checkPasswordPolicy(passwordIn)
     const now = this.#now()
-    const hash = await hashPassword(password)
-    const created = this.#s.createAccount(email, hash, now)
     this.#mails.check(email, now)
     this.#mails.fail(email, now)
-    if (!created) {
-      await this.#mail.send({ to: email, subject: 'NoirLedger: sign-up attempt', text: 'Someone tried to sign up with this address, which already has an account. If it was you, log in or reset your password.' })
-      return
-    }
-    await this.#sendVerification(created, now)
+    const created = this.#s.createAccount(email, await hashPassword(password), now)
+    if (created) return this.#sendVerification(created, now)
+    const existing = this.#s.accountByEmail(email)
+    if (existing && existing.verifiedAt === null) return this.#sendVerification(existing, now)
+    await this.#mail.send({ to: email, subject: 'NoirLedger: sign-up attempt', text: 'Someone tried to sign up with this address, which already has an account. If it was you, log in or reset your password.' })
   }
 
   async #sendVerification(a: Account, now: number): Promise<void> {
