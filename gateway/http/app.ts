@@ -1,10 +1,13 @@
-// The gateway's HTTP API, auth slice (spec/auth.md): fastify, JSON bodies checked by JSON Schema (fastify's
+// The gateway's HTTP API (spec/auth.md, spec/gateway.md): fastify, JSON bodies checked by JSON Schema (fastify's
 // own validator), errors as RFC 9457 problem+json carrying the typed error's name, the session in a cookie
 // `noir_session` (HttpOnly, Secure, SameSite=Strict, Path=/), state changes refused from another Origin.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { AuthService } from '../auth/auth-service.ts'
 import { GatewayError, InvalidRequestError, NotFoundError } from '../errors.ts'
 import type { Account, Session } from '../store/gateway-store.ts'
+import type { ApiKeys } from '../keys/api-keys.ts'
+import type { TenantWorkloads } from '../workloads/tenant-workloads.ts'
+import { registerWorkloadRoutes } from './workload-routes.ts'
 
 export const SESSION_COOKIE = 'noir_session'
 
@@ -15,6 +18,8 @@ export interface GatewayAppInit {
   logger?: boolean
   /** Serve HTTPS with this key and certificate (the CLI always does; tests of the rules may use plain HTTP). */
   https?: { key: string; cert: string }
+  /** The workload and API-key routes (spec/gateway.md); absent in tests of the auth rules alone. */
+  tenants?: { keys: ApiKeys; workloads: TenantWorkloads }
 }
 
 const str = { type: 'string', maxLength: 1024 } as const
@@ -132,6 +137,8 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
     await auth.reset(b.token, b.password, b.totp)
     return { ok: true, next: 'log in with the new password' }
   })
+
+  if (init.tenants) registerWorkloadRoutes(app, { ...init.tenants, sessionAccount: (req) => who(req).account.id })
 
   return app
 }
