@@ -43,6 +43,7 @@ fingerprint is printed, for clients to pin). State: NOIR_HOME/gateway/gateway.db
     if (resumed > 0) printLine(ctx, `finished ${resumed} create(s) interrupted before the last stop`)
     const at = await gw.app.listen({ host: listen.host, port: listen.port })
     printLine(ctx, `gateway listening on ${at} (state in ${dir})`)
+    printLine(ctx, `gateway DID ${gw.wallets.gatewayKey().did} (the audience of its API keys)${typeof values.node === 'string' ? `; workloads run through the node at ${resolve(values.node)}` : '; no --node: workload routes answer MeshUnavailableError'}`)
     printLine(ctx, `certificate${tls.generated ? ' (self-signed, generated now)' : ''} SHA-256 fingerprint ${tls.fingerprint}`)
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })))
     await gw.close()
