@@ -22,6 +22,8 @@ export interface NoirClientOptions {
   ca?: string
   /** Times a create is retried after a dropped connection (default 3). */
   retries?: number
+  /** A session token from an earlier `login` (see `session`), e.g. saved by `noir login`. */
+  session?: string
 }
 
 export interface Account { id: string; email: string; verified: boolean; totp: boolean; recoveryCodesLeft?: number }
@@ -45,6 +47,12 @@ export class NoirClient {
     this.#apiKey = o.apiKey
     this.#ca = o.ca
     this.#retries = o.retries ?? 3
+    this.#session = o.session
+  }
+
+  /** The session token of the last login (a secret: whoever holds it is logged in until it ends). */
+  get session(): string | undefined {
+    return this.#session
   }
 
   // ---- account ----

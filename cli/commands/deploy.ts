@@ -2,7 +2,7 @@
 // this node's orchestrator, and shows the deployment's progress (bidding, contracts, starting).
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { ApiClient } from '../api-client.ts'
+import { deploymentsTarget, type DeploymentsTarget } from '../gateway-login.ts'
 import { parseArgs } from 'node:util'
 import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
 import { parseWorkload, type Workload } from '../../actors/workload/workload.ts'
@@ -36,10 +36,10 @@ const settled = (v: DeploymentView, wait: boolean): boolean =>
   ['running', 'completed', 'failed', 'stopped'].includes(v.phase) || (!wait && ['provisioning', 'degraded'].includes(v.phase))
 
 /** Polls a deployment until `done`, printing its events (text mode). */
-export async function follow(ctx: CommandContext, api: ApiClient, id: string, done: (v: DeploymentView) => boolean, quiet = ctx.json): Promise<DeploymentView> {
+export async function follow(ctx: CommandContext, target: DeploymentsTarget, id: string, done: (v: DeploymentView) => boolean, quiet = ctx.json): Promise<DeploymentView> {
   let seen = 0
   for (;;) {
-    const v = await api.get<DeploymentView>(`/v1/deployments/${encodeURIComponent(id)}`)
+    const v = await target.status(id)
     if (!quiet) seen = printEvents(ctx, v, seen)
     if (done(v) || ctx.signal.aborted) return v
     await new Promise((r) => setTimeout(r, 150))
@@ -50,18 +50,18 @@ export async function follow(ctx: CommandContext, api: ApiClient, id: string, do
 const RETRYABLE = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ENOENT', 'ETIMEDOUT', 'UND_ERR_SOCKET'])
 const retryable = (err: unknown): boolean => {
   const e = err as { code?: unknown; name?: unknown; message?: unknown }
-  return (typeof e.code === 'string' && RETRYABLE.has(e.code)) || e.name === 'NoDaemonError' || (typeof e.message === 'string' && /socket hang up/.test(e.message))
+  return (typeof e.code === 'string' && RETRYABLE.has(e.code)) || e.name === 'NoDaemonError' || e.name === 'GatewayUnreachableError' || (typeof e.message === 'string' && /socket hang up/.test(e.message))
 }
 
 /**
  * Sends the create, and sends it again with the same idempotency key while the connection drops before an
  * answer (for up to a minute: a daemon restarting answers again): the daemon returns the same deployment.
  */
-async function createWithRetries(ctx: CommandContext, body: { workload: Workload; idempotencyKey: string }): Promise<DeploymentView> {
+async function createWithRetries(ctx: CommandContext, target: DeploymentsTarget, body: { workload: Workload; idempotencyKey: string }): Promise<DeploymentView> {
   const deadline = Date.now() + 60_000
   for (let attempt = 1; ; attempt++) {
     try {
-      return await ApiClient.forHome(ctx.home).post<DeploymentView>('/v1/deployments', body)
+      return await target.create(body.workload, body.idempotencyKey)
     } catch (err) {
       if (!retryable(err) || Date.now() > deadline || ctx.signal.aborted) throw err
       if (!ctx.json) printLine(ctx, `no answer from the daemon (${(err as Error).message}); sending the create again with its idempotency key (attempt ${attempt + 1})`)
@@ -108,11 +108,11 @@ signed bid request, signed bids, contracts, start. Progress is printed while bid
     const withMaxPrice = maxPriceOption(values['max-price'])
     const w = withMaxPrice(readWorkload(positionals[0]))
     const idempotencyKey = values['idempotency-key'] ?? `cli-${randomUUID()}`
-    const started = await createWithRetries(ctx, { workload: w, idempotencyKey })
-    const api = ApiClient.forHome(ctx.home)
-    if (!ctx.json) printLine(ctx, `deployment ${started.id}`)
+    const target = deploymentsTarget(ctx.home)
+    const started = await createWithRetries(ctx, target, { workload: w, idempotencyKey })
+    if (!ctx.json) printLine(ctx, `deployment ${started.id}${target.remote ? ` (through the gateway ${target.where})` : ''}`)
     const wait = values.wait === true
-    const v = await follow(ctx, api, started.id, (x) => settled(x, wait) && (!wait || x.kind === 'service' || x.phase !== 'running'))
+    const v = await follow(ctx, target, started.id, (x) => settled(x, wait) && (!wait || x.kind === 'service' || x.phase !== 'running'))
     if (ctx.json) printJson(ctx, v)
     else {
       printLine(ctx, `${v.id}: ${v.phase}${v.reason ? ` (${v.reason})` : ''}`)

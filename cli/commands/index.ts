@@ -23,6 +23,7 @@ import { catalogCommands } from './catalog.ts'
 import { walletCommands } from './wallet.ts'
 import { settleCommands } from './settle.ts'
 import { gatewayCommands } from './gateway.ts'
+import { loginCommand, logoutCommand } from './login.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
@@ -49,6 +50,8 @@ export const commands: Command[] = [
   ...walletCommands,
   ...settleCommands,
   ...gatewayCommands,
+  loginCommand,
+  logoutCommand,
   usageCommand,
   trustCommand,
   trustShowCommand,

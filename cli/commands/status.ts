@@ -1,8 +1,7 @@
 // `noir status ID [--json]`: one deployment: phase (and its history), replicas and where they run, standby,
 // failovers with their timing, and the event log.
-import { ApiClient } from '../api-client.ts'
+import { deploymentsTarget } from '../gateway-login.ts'
 import { printJson, printLine, UsageError, type Command } from '../command.ts'
-import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import { formatNlcText } from '../../ledger/units.ts'
 
 export const statusCommand: Command = {
@@ -13,7 +12,7 @@ export const statusCommand: Command = {
 --json prints the DeploymentView (spec/cli.md).`,
   async run(ctx, argv) {
     if (argv.length !== 1) throw new UsageError('noir status ID')
-    const v = await ApiClient.forHome(ctx.home).get<DeploymentView>(`/v1/deployments/${encodeURIComponent(argv[0]!)}`)
+    const v = await deploymentsTarget(ctx.home).status(argv[0]!)
     if (ctx.json) return printJson(ctx, v)
     printLine(ctx, `${v.id}  ${v.kind} ${v.name}, lane ${v.lane}`)
     printLine(ctx, `phase: ${v.phase}${v.reason ? ` (${v.reason})` : ''}`)

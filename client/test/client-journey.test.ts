@@ -4,14 +4,16 @@
 // and a job with the key, stream the service's logs as an async iterator, read the job's output, usage,
 // stop. A create whose answer is lost on the wire (a proxy cuts the connection after the gateway handled
 // it) is retried with its idempotency key and makes exactly one deployment. A client that does not trust
-// the gateway's certificate does not connect.
+// the gateway's certificate does not connect. Then the CLI: `noir login` (email, password and a recovery
+// code; then an API key), and deploy, ps, status, logs and stop through the gateway; `noir logout`.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { execFile } from 'node:child_process'
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generate } from 'otplib'
-import { eventually, runningCopies, startConnectedMesh } from '../../scripts/testing/daemons.ts'
+import { eventually, NOIR_BIN, runningCopies, startConnectedMesh } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { openGateway } from '../../gateway/gateway.ts'
 import { gatewayCertificate } from '../../gateway/http/tls.ts'
@@ -129,4 +131,39 @@ t.test('the customer journey through NoirClient', async (t) => {
   for (const id of [svc.id, retried.id]) await sdk.stop(id)
   await eventually(() => runningCopies(running.replicas[0]!.slot) === 0, 30_000)
   t.pass('stopped: the container is gone')
+
+  // ---- the CLI against the gateway: noir login, then deploy/ps/status/logs/stop go there ----
+  const home = mkdtempSync(join(tmpdir(), 'noir-cli-login-'))
+  t.teardown(() => rmSync(home, { recursive: true, force: true }))
+  writeFileSync(join(home, 'ca.pem'), tls.cert)
+  writeFileSync(join(home, 'w.yaml'), 'apiVersion: noir/v1\nkind: job\nname: from-cli\nruntime: {type: container, image: noir/busybox:latest, command: [sh, -c, "echo hello from the cli"]}\nresources: {cpu: 0.2, memory: 32Mi}\n')
+  // the gateway runs in this process: the CLI is run without blocking its event loop
+  const noir = (args: string[], env: Record<string, string> = {}) => new Promise<{ status: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [NOIR_BIN, '--home', home, ...args], { encoding: 'utf8', env: { ...process.env, NOIR_PASSWORD: '', NOIR_API_KEY: '', ...env } }, (err, stdout, stderr) => {
+      resolve({ status: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr })
+    })
+  })
+  t.equal((await noir(['login', '--gateway', url, '--ca', join(home, 'ca.pem'), '--email', 'ada@example.org'])).status, 2, 'no password in the environment: a usage error')
+  const wrong = (await noir(['login', '--gateway', url, '--ca', join(home, 'ca.pem'), '--email', 'ada@example.org'], { NOIR_PASSWORD: 'not the password at all' }))
+  t.match(wrong.stderr, /InvalidCredentialsError|wrong|TotpRequired/i, 'a wrong password is refused')
+  t.notOk(existsSync(join(home, 'gateway-login.json')), 'and nothing is kept')
+  const viaEmail = (await noir(['login', '--gateway', url, '--ca', join(home, 'ca.pem'), '--email', 'ada@example.org', '--totp', codes[0]!], { NOIR_PASSWORD: PASSWORD }))
+  t.equal(viaEmail.status, 0, viaEmail.stderr)
+  t.match(viaEmail.stdout, /logged in to https:\/\/127\.0\.0\.1:\d+ as ada@example\.org/, 'logged in with a recovery code as the second factor')
+  t.equal(statSync(join(home, 'gateway-login.json')).mode & 0o777, 0o600, 'the login is kept 0600')
+  t.equal((await noir(['logout'])).status, 0)
+  const viaKey = (await noir(['login', '--gateway', url, '--ca', join(home, 'ca.pem'), '--api-key'], { NOIR_API_KEY: key.token }))
+  t.equal(viaKey.status, 0, viaKey.stderr)
+  const deployed = (await noir(['deploy', join(home, 'w.yaml'), '--wait']))
+  t.equal(deployed.status, 0, deployed.stderr)
+  const cliId = /deployment (\S+) \(through the gateway/.exec(deployed.stdout)?.[1]
+  t.ok(cliId, 'noir deploy went through the gateway')
+  const ps = JSON.parse((await noir(['ps', '--json'])).stdout) as { deployments: { id: string }[] }
+  t.ok(ps.deployments.some((d) => d.id === cliId) && ps.deployments.some((d) => d.id === svc.id), 'noir ps lists the account\'s deployments')
+  t.match((await noir(['status', cliId!])).stdout, /phase: completed/)
+  t.match((await noir(['logs', cliId!])).stdout, /hello from the cli/, 'noir logs reads them through the gateway')
+  t.equal((await noir(['stop', cliId!])).status, 0)
+  t.equal((await noir(['logout'])).status, 0)
+  const local = (await noir(['ps']))
+  t.match(local.stderr, /no daemon is running/, 'after logout, the commands go to the local daemon again')
 })
