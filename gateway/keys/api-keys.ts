@@ -88,7 +88,8 @@ export class ApiKeys {
     }
     const paths = new Map(Object.entries(SCOPES).map(([s, p]) => [p as string, s as Scope]))
     const scopes = verified.abilities.map((a) => paths.get(a.can)).filter((s): s is Scope => s !== undefined)
-    this.#store.touchApiKey(row.hash, now)
+    // last use is kept to the minute: a durable write per request would cost every call an fsync
+    if (row.lastUsedAt === null || now - row.lastUsedAt >= 60_000) this.#store.touchApiKey(row.hash, now)
     return { accountId: row.accountId, keyId: row.id, scopes }
   }
 }
