@@ -57,6 +57,8 @@ interface Tracked {
   timer: NodeJS.Timeout | undefined
   running: boolean
   probing: boolean
+  /** The instance being stopped for a restart: not checked again. */
+  restartingRef: string | null
 }
 
 export class HealthMonitor {
@@ -127,7 +129,7 @@ export class HealthMonitor {
       return
     }
     const ref = r.handle?.ref ?? null
-    if (!running || ref !== t.ref) {
+    if (running !== t.running || ref !== t.ref) {
       // stopped, backing off, or a new instance: it must pass again
       t.running = running
       t.ref = ref
@@ -143,7 +145,7 @@ export class HealthMonitor {
     const now = Date.now()
     const t: Tracked = {
       health: { contractId, allocationId: r.id, ready: false, detail: 'waiting for its first passing check', check: check?.type ?? 'none', consecutiveFailures: 0, lastCheckAt: null, since: now, restarts: 0 },
-      workload: w, ref: r.handle?.ref ?? null, passedSinceStart: false, timer: undefined, running: true, probing: false,
+      workload: w, ref: r.handle?.ref ?? null, passedSinceStart: false, timer: undefined, running: true, probing: false, restartingRef: null,
     }
     this.#tracked.set(contractId, t)
     if (!check) {
@@ -157,7 +159,7 @@ export class HealthMonitor {
   }
 
   async #runCheck(t: Tracked, check: HealthCheck, first: AllocationRecord): Promise<void> {
-    if (!t.running || t.probing || this.#stopped) return
+    if (!t.running || t.probing || this.#stopped || (t.ref !== null && t.restartingRef === t.ref)) return
     t.probing = true
     let result: ProbeResult
     const rec = this.#i.allocations.list().find((a) => a.id === first.id)
@@ -170,7 +172,7 @@ export class HealthMonitor {
         ...(hostPort !== undefined ? { hostPort } : {}),
         ...(rec.kind === 'docker' ? { exec: (cmd: string[], ms: number) => dockerExec(ref, cmd, ms) } : {}),
       })
-      if (rec.handle.ref !== t.ref || !t.running) return // restarted meanwhile: this result is of the old instance
+      if (rec.handle.ref !== t.ref || !t.running || t.restartingRef === t.ref) return // restarted meanwhile: this result is of the old instance
     } finally {
       t.probing = false
     }
@@ -200,7 +202,7 @@ export class HealthMonitor {
     const ex = this.#i.executors[rec.kind]
     if (!ex || !rec.handle) return
     t.health.restarts++
-    t.running = false
+    t.restartingRef = rec.handle.ref
     this.#event(t, 'restart', `restarting after ${t.health.consecutiveFailures} failed checks`)
     try {
       await ex.stop(rec.handle, { graceMs: 1000 })

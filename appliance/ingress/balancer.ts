@@ -6,7 +6,7 @@ import type { Stream } from '@libp2p/interface'
 import { errorFields, type Log } from '../../p2p/log.ts'
 import type { Backend, BackendsAnswer } from './backends.ts'
 import type { RouteSpec } from './config.ts'
-import { IngressError, NoReadyReplicaError, UpstreamUnreachableError } from './errors.ts'
+import { DeploymentNotHereError, IngressError, NoReadyReplicaError, PortNotExposedError, UpstreamUnreachableError } from './errors.ts'
 import { encodeFrame, parseOpenAnswer, readFrame, type OpenRequest } from './protocol.ts'
 
 export const REFRESH_MS = 1000
@@ -122,6 +122,10 @@ export class RouteBalancer {
       this.#answer = a
       this.#fetchedAt = Date.now()
       return a
+    }, (err: unknown) => {
+      // the owner closed the port (or the deployment is gone): nothing stale is served after that answer
+      if (err instanceof PortNotExposedError || err instanceof DeploymentNotHereError) this.#answer = undefined
+      throw err
     }).finally(() => {
       this.#refreshing = undefined
     })

@@ -10,7 +10,7 @@ import { InvalidExposureGrantError } from './errors.ts'
 
 export const GRANT_DOMAIN = 'noir:expose:v1'
 /** How long a grant is good for (the ingress asks for a fresh one well before). */
-export const GRANT_TTL_MS = 5 * 60_000
+export const GRANT_TTL_MS = 60_000
 
 export interface ExposureGrant {
   v: 1

@@ -31,6 +31,8 @@ export class IngressServer {
   readonly stats: IngressStats = { connections: 0, routed: 0, refused: {}, active: 0 }
   /** The HTTP listener's bound address (after start). */
   address: ListenAddress | undefined
+  /** The raw TCP listeners' bound addresses, by route (after start). */
+  readonly tcpAddresses: { route: string; address: ListenAddress }[] = []
 
   constructor(cfg: IngressConfig, deps: BalancerDeps) {
     this.#cfg = cfg
@@ -59,7 +61,11 @@ export class IngressServer {
     const http = await this.#listen(this.#cfg.listen, (s) => this.#http(s))
     const a = http.address()
     if (a && typeof a === 'object') this.address = { host: a.address, port: a.port }
-    for (const t of this.#cfg.tcp) await this.#listen(t.listen, (s) => void this.#connect(s, t.route, undefined))
+    for (const t of this.#cfg.tcp) {
+      const srv = await this.#listen(t.listen, (s) => void this.#connect(s, t.route, undefined))
+      const ta = srv.address()
+      if (ta && typeof ta === 'object') this.tcpAddresses.push({ route: t.route, address: { host: ta.address, port: ta.port } })
+    }
   }
 
   async stop(): Promise<void> {
