@@ -104,7 +104,7 @@ export class IngressForwarder {
 
 function connectLoopback(hostPort: number, req: OpenRequest): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host: '127.0.0.1', port: hostPort, noDelay: true })
+    const s = connect({ host: '127.0.0.1', port: hostPort, noDelay: true, allowHalfOpen: true })
     s.pause()
     const timer = setTimeout(() => {
       s.destroy()

@@ -75,7 +75,7 @@ export class IngressServer {
 
   #listen(at: ListenAddress, onConnection: (s: Socket) => void): Promise<Server> {
     return new Promise((resolve, reject) => {
-      const srv = createServer({ pauseOnConnect: true, noDelay: true }, (s) => {
+      const srv = createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (s) => {
         this.stats.connections++
         this.#sockets.add(s)
         s.on('close', () => this.#sockets.delete(s))
