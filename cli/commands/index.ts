@@ -25,6 +25,7 @@ import { settleCommands } from './settle.ts'
 import { gatewayCommands } from './gateway.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
+import { endpointsCommand, exposeCommand } from './ingress.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
 
 export const commands: Command[] = [
@@ -50,6 +51,8 @@ export const commands: Command[] = [
   ...settleCommands,
   ...gatewayCommands,
   usageCommand,
+  exposeCommand,
+  endpointsCommand,
   trustCommand,
   trustShowCommand,
   ...ledgerCommands,
