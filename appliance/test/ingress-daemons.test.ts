@@ -5,9 +5,9 @@
 import t from 'tap'
 import { request, type Agent } from 'node:http'
 import { connect } from 'node:net'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { multiaddr } from '@multiformats/multiaddr'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import { DaemonCluster, NOIR_BIN, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import { NodeKey } from '../../identity/keys.ts'
@@ -46,6 +46,17 @@ function get(port: number, host: string, o: { agent?: Agent; path?: string } = {
     req.setTimeout(15_000, () => req.destroy(new Error('no answer in 15 s')))
     req.on('error', reject)
     req.end()
+  })
+}
+
+/** `noir --home HOME ARGS...` (asynchronously: the test's event loop keeps serving its own sockets). */
+function noir(home: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [NOIR_BIN, '--home', home, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    p.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    p.stderr.on('data', (c: Buffer) => (out += c.toString()))
+    p.on('close', (code) => resolve({ code, out }))
   })
 }
 
@@ -112,7 +123,10 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
   })
 
   await t.test('an upgraded connection (101, then both ways) survives through the ingress', async (t) => {
-    const up = await owner.api.post<Exposed>('/v1/ingress/expose', { deploymentId: d.id, port: 9000 })
+    const cli = await noir(owner.home, ['--json', 'expose', d.id, '9000'])
+    t.equal(cli.code, 0, `noir expose: ${cli.out}`)
+    const up = JSON.parse(cli.out) as Exposed
+    t.equal(up.endpoint.host, 'web-9000.localhost')
     const s = connect({ host: '127.0.0.1', port: ingressPort })
     t.teardown(() => s.destroy())
     let got = ''
@@ -128,6 +142,21 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
       got = ''
     }
     t.pass('three messages echoed back over the upgraded connection, one of 64 KiB')
+  })
+
+  await t.test('noir endpoints and noir status show where the service is served', async (t) => {
+    const e = await noir(owner.home, ['--json', 'endpoints'])
+    t.equal(e.code, 0)
+    const doc = JSON.parse(e.out) as { open: boolean; endpoints: { name: string; replicas: { connections: number }[] }[] }
+    t.ok(doc.open)
+    t.same(doc.endpoints.map((x) => x.name).sort(), ['web-8080', 'web-9000'])
+    const web8080 = doc.endpoints.find((x) => x.name === 'web-8080')!
+    t.equal(web8080.replicas.length, 2, 'both replicas, as the ingress sees them')
+    t.ok(web8080.replicas.every((r) => r.connections > 0), 'each took connections')
+    const st = await noir(owner.home, ['status', d.id])
+    t.match(st.out, /port 8080: public/)
+    t.match(st.out, /port 7000: private/)
+    t.match(st.out, new RegExp(`endpoint: http://web-8080\\.localhost:${ingressPort}/`))
   })
 
   await t.test('a private port cannot be reached; opened by its owner, it is (through a signed grant)', async (t) => {
