@@ -76,7 +76,7 @@ export function readFrame(stream: Stream, timeoutMs: number): Promise<unknown> {
   })
 }
 
-const ID = /^[A-Za-z0-9._~:@+\/-]{1,160}$/
+const ID = /^[A-Za-z0-9._~:@+/-]{1,160}$/
 
 /** Checks an open frame's shape (the provider then checks what it asks for). */
 export function parseOpenRequest(x: unknown): OpenRequest {

@@ -257,10 +257,10 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     let ok = 0
     let failed = 0
     const failures: string[] = []
-    let stop = false
+    const loop = { on: true }
     const bodies: string[] = []
     const load = (async () => {
-      while (!stop) {
+      while (loop.on) {
         try {
           const a = await get(ingressPort, host)
           if (a.status === 200) {
@@ -292,7 +292,7 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     await eventually(() => bodies.some((b) => b.startsWith(victimReplica.slot) && !oldBodies.has(b)), 60_000, 100)
     const okAt = ok
     await new Promise((r) => setTimeout(r, 1000))
-    stop = true
+    loop.on = false
     await load
     t.comment(`kill -9 at 0 ms; slot placed again on ${moved.node} at ${movedAt - killedAt} ms; ${ok} requests answered (${before} before the kill), ${failed} failed during the failover${failures.length ? `: ${failures.slice(0, 3).join(' | ')}` : ''}`)
     t.ok(ok > okAt, 'requests kept succeeding after the failover')
