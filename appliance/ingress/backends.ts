@@ -12,6 +12,8 @@ import { signGrant, type ExposureGrant } from './grant.ts'
 
 export const INGRESS_ACTOR = 'ingress'
 export const BACKENDS_BEHAVIOR = '/noir/ingress/backends'
+/** A provider's answer to the orchestrator of its contracts: their replicas' health (spec/ingress.md). */
+export const READINESS_BEHAVIOR = '/noir/ingress/readiness'
 
 export interface BackendsRequest {
   deploymentId: string

@@ -7,7 +7,8 @@
 // A node whose config.json has an `ingress` section also opens listeners (appliance/ingress/ingress-server.ts)
 // that route outside connections to ready replicas over the mesh.
 import { createMachine } from 'xstate'
-import { defineActor } from '../../core/index.ts'
+import { defineActor, type MessageContext } from '../../core/index.ts'
+import { didOf } from '../../identity/envelope.ts'
 import { peerIdFromDid } from '../../identity/did-key.ts'
 import type { Stream } from '@libp2p/interface'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
@@ -21,10 +22,10 @@ import type { Provider } from '../../actors/provider/provider.ts'
 import { HealthMonitor } from '../health/health-monitor.ts'
 import { IngressForwarder } from '../ingress/forwarder.ts'
 import { INGRESS_PROTOCOL } from '../ingress/protocol.ts'
-import { BACKENDS_BEHAVIOR, INGRESS_ACTOR, ExposureBook, backendsFor, exposureOf, parseBackendsRequest, type BackendsAnswer } from '../ingress/backends.ts'
+import { BACKENDS_BEHAVIOR, READINESS_BEHAVIOR, INGRESS_ACTOR, ExposureBook, backendsFor, exposureOf, parseBackendsRequest, type BackendsAnswer } from '../ingress/backends.ts'
 import { parseIngressConfig, parseRoute, type RouteSpec } from '../ingress/config.ts'
 import { IngressServer } from '../ingress/ingress-server.ts'
-import { DeploymentNotHereError, PortNotExposedError, RouteExistsError, UpstreamUnreachableError } from '../ingress/errors.ts'
+import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError, RouteExistsError, UpstreamUnreachableError } from '../ingress/errors.ts'
 
 /** What the ingress reads of the orchestration service (started before it). */
 export interface IngressOrchestration {
@@ -39,6 +40,15 @@ export interface IngressServiceInit {
 }
 
 const BACKENDS_TIMEOUT_MS = 3000
+
+/** A replica's health as its provider tells the deployment's orchestrator (`ready: null`: unknown there). */
+export interface ReplicaReadiness {
+  contractId: string
+  ready: boolean | null
+  detail: string
+  since: number | null
+  restarts: number
+}
 const DIAL_TIMEOUT_MS = 5000
 
 export class IngressService implements NodeService {
@@ -97,6 +107,14 @@ export class IngressService implements NodeService {
           public: true, // anyone may ask; only a public (or owner-opened) port is answered
           reply: (_s: unknown, body: unknown) => backendsFor(source(), book, ctx.key, parseBackendsRequest(body)),
         },
+        [READINESS_BEHAVIOR]: {
+          public: true, // anyone may ask; only the orchestrator of a contract learns its replica's health
+          deferred: true,
+          event: (body: unknown, msg: MessageContext<ReplicaReadiness[]>) => {
+            this.#readinessFor(body, didOf(msg.from)).then((r) => msg.respond(r), (err: Error) => msg.fail(err))
+            return { type: 'readiness-asked' }
+          },
+        },
       },
     }), { name: INGRESS_ACTOR })
 
@@ -120,6 +138,47 @@ export class IngressService implements NodeService {
       await ctx.mesh.host.unhandle(INGRESS_PROTOCOL).catch(() => undefined)
       if (ctx.system.running) await ctx.system.stopActor(INGRESS_ACTOR).catch(() => undefined)
     }
+  }
+
+  /**
+   * The health of replicas this node provides, for the orchestrator of their contracts (their consumer, or the
+   * standby that took the deployment over): a contract of anyone else is answered as unknown, like one that
+   * does not exist.
+   */
+  async #readinessFor(body: unknown, asker: string): Promise<ReplicaReadiness[]> {
+    const ids = (body as { contractIds?: unknown } | null)?.contractIds
+    if (!Array.isArray(ids) || ids.length > 64 || !ids.every((x) => typeof x === 'string' && x.length <= 160)) {
+      throw new InvalidIngressRequestError('the body must be { contractIds: [string] } (at most 64)')
+    }
+    const orch = this.#init.orchestration()
+    const out: ReplicaReadiness[] = []
+    for (const contractId of ids as string[]) {
+      const stored = await orch.contracts?.get(contractId, 'provider')
+      const terms = stored?.contract.terms
+      const allowed = terms !== undefined && (terms.consumer === asker || (await orch.provider?.orchestratorOf(terms.consumer, terms.deploymentId).catch(() => terms.consumer)) === asker)
+      const h = allowed ? this.#health?.list().find((r) => r.contractId === contractId) : undefined
+      out.push(h ? { contractId, ready: h.ready, detail: h.detail, since: h.since, restarts: h.restarts } : { contractId, ready: null, detail: 'unknown here', since: null, restarts: 0 })
+    }
+    return out
+  }
+
+  /** Each running replica of a deployment this node orchestrates, with its health as its provider reports it. */
+  async #replicaHealth(deploymentId: string): Promise<(ReplicaReadiness & { index: number; node: string })[]> {
+    const ctx = this.#ctx!
+    const o = this.#init.orchestration().orchestrator
+    if (!o?.workloadOf(deploymentId)) return []
+    const running = o.status(deploymentId).replicas.filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
+    const byNode = new Map<string, string[]>()
+    for (const r of running) byNode.set(r.node!, [...(byNode.get(r.node!) ?? []), r.contractId!])
+    const answers = new Map<string, ReplicaReadiness>()
+    await Promise.all([...byNode].map(async ([node, contractIds]) => {
+      const got = node === ctx.did
+        ? await this.#readinessFor({ contractIds }, ctx.did)
+        : await ctx.system.refFor(`${node}/${INGRESS_ACTOR}`).ask<ReplicaReadiness[]>(READINESS_BEHAVIOR, { contractIds }, { timeoutMs: BACKENDS_TIMEOUT_MS })
+          .catch((err: Error) => contractIds.map((contractId) => ({ contractId, ready: null, detail: `not answered: ${err.name}`, since: null, restarts: 0 })))
+      for (const a of got) answers.set(a.contractId, a)
+    }))
+    return running.map((r) => ({ index: r.index, node: r.node!, ...(answers.get(r.contractId!) ?? { contractId: r.contractId!, ready: null, detail: 'not answered', since: null, restarts: 0 }) }))
   }
 
   /** The replica set of a route, from its orchestrators in order (this node when it names none). */
@@ -204,13 +263,13 @@ export class IngressService implements NodeService {
       { method: 'POST', path: '/v1/ingress/expose', handler: (req) => this.#expose(req.body) },
       {
         method: 'GET', path: '/v1/ingress/deployments/:id',
-        handler: (req) => {
+        handler: async (req) => {
           const id = req.params.id!
           const w = this.#init.orchestration().orchestrator?.workloadOf(id)
           const ports = (w?.ports ?? []).filter((p) => p.protocol === 'tcp').map((p) => ({ port: p.port, exposure: exposureOf(w!, id, p.port, this.#book!) }))
           const s = this.#server
           const endpoints = s ? s.routes().filter((r) => r.route.deploymentId === id).map((r) => this.#endpointOf(r.route)) : []
-          return jsonCopy({ deploymentId: id, ports, endpoints })
+          return jsonCopy({ deploymentId: id, ports, endpoints, replicas: await this.#replicaHealth(id) })
         },
       },
       { method: 'GET', path: '/v1/health', handler: () => jsonCopy({ replicas: this.#health?.list() ?? [], events: this.#health?.events() ?? [] }) },

@@ -154,6 +154,7 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     t.equal(web8080.replicas.length, 2, 'both replicas, as the ingress sees them')
     t.ok(web8080.replicas.every((r) => r.connections > 0), 'each took connections')
     const st = await noir(owner.home, ['status', d.id])
+    t.match(st.out, /replica 0: running .* ready \(HTTP 200\)/, 'each replica\'s health, as its provider reports it')
     t.match(st.out, /port 8080: public/)
     t.match(st.out, /port 7000: private/)
     t.match(st.out, new RegExp(`endpoint: http://web-8080\\.localhost:${ingressPort}/`))
@@ -210,6 +211,10 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
       const err = await ask(frame)
       t.equal(err?.name, name, `${what}: ${name} (${err?.message})`)
     }
+    // a node that does not orchestrate the deployment learns nothing of its replicas' health
+    const stranger = all.find((n) => n.did !== owner.did && n.did !== victim.did)!
+    const told = await stranger.api.post<{ value?: { ready: unknown; detail: string }[] }>('/v1/actor/send', { to: `${victim.did}/ingress`, behavior: '/noir/ingress/readiness', body: { contractIds: [secretContract] }, ask: true })
+    t.same(told.value?.map((r) => r.ready), [null], `another node asking a replica's health is told nothing (${JSON.stringify(told)})`)
     const big = Buffer.alloc(8); big.writeUInt32BE(1 << 20, 0)
     t.equal((await ask(big))?.name, 'InvalidIngressRequestError', 'an oversized frame is refused before it is read')
   })
@@ -226,6 +231,9 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
       return mine && !mine.ready && mine
     }, 20_000, 50)
     t.comment(`not ready: ${out.detail}`)
+    const st = JSON.parse((await noir(owner.home, ['--json', 'status', d.id])).out) as { ingress: { replicas: { index: number; ready: boolean | null; detail: string }[] } }
+    const seenByOwner = st.ingress.replicas.find((x) => x.index === r0.index)
+    t.ok(seenByOwner && seenByOwner.ready !== true, `noir status on the orchestrator shows the replica not ready (${JSON.stringify(seenByOwner)})`)
     // while it is out, every new connection goes to the other replica
     const during = new Set<string>()
     for (let i = 0; i < 6; i++) {

@@ -8,6 +8,7 @@ import { formatNlcText } from '../../ledger/units.ts'
 interface IngressView {
   ports: { port: number; exposure: string }[]
   endpoints: { url: string; port: number }[]
+  replicas?: { index: number; ready: boolean | null; detail: string }[]
 }
 
 export const statusCommand: Command = {
@@ -29,7 +30,9 @@ endpoints }\` when the node runs the ingress service (spec/ingress.md).`,
     printLine(ctx, `history: ${v.history.map((h) => h.phase).join(' -> ')}`)
     if (v.kind === 'job') printLine(ctx, `runs: ${v.succeeded} succeeded, ${v.failures} failed`)
     for (const r of v.replicas) {
-      printLine(ctx, `  replica ${r.index}: ${r.state.padEnd(9)} epoch ${r.epoch}  ${r.node ?? '-'}${r.pricePerHour !== null ? `  ${formatNlcText(r.pricePerHour)}/h` : ''}${r.failedOn.length ? `  (failed on ${r.failedOn.length} node(s))` : ''}`)
+      const h = ingress?.replicas?.find((x) => x.index === r.index && r.state === 'running')
+      const health = h ? `  ${h.ready === null ? 'health unknown' : h.ready ? 'ready' : 'not ready'} (${h.detail})` : ''
+      printLine(ctx, `  replica ${r.index}: ${r.state.padEnd(9)} epoch ${r.epoch}  ${r.node ?? '-'}${r.pricePerHour !== null ? `  ${formatNlcText(r.pricePerHour)}/h` : ''}${r.failedOn.length ? `  (failed on ${r.failedOn.length} node(s))` : ''}${health}`)
     }
     if (v.standby) printLine(ctx, `  standby: ${v.standby.node}`)
     for (const p of ingress?.ports ?? []) printLine(ctx, `  port ${p.port}: ${p.exposure}`)
