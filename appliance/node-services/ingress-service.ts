@@ -91,7 +91,7 @@ export class IngressService implements NodeService {
       log: ctx.log,
     })
     const forwarder = this.#forwarder
-    await ctx.mesh.host.handle(INGRESS_PROTOCOL, (stream, connection) => forwarder.handle(stream, connection), { runOnLimitedConnection: true, maxInboundStreams: 1024 })
+    await ctx.mesh.host.handle(INGRESS_PROTOCOL, (stream, connection) => forwarder.handle(stream, connection), { runOnLimitedConnection: true, maxInboundStreams: 1024, maxOutboundStreams: 1024 })
 
     const book = (this.#book = new ExposureBook(ctx.store))
     await book.load()

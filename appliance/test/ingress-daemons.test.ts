@@ -20,7 +20,8 @@ const IMAGE = 'noir/busybox:latest'
 
 // The root is read-only (only /tmp and /state are writable). httpd on 8080 (and on the private 7000) answers "<slot> <container hostname>" (and /health); nc on 9000 answers an Upgrade with 101, then echoes.
 const SERVE = [
-  'mkdir -p /tmp/www && echo "$NOIR_SLOT $(hostname)" > /tmp/www/index.html && echo ok > /tmp/www/health',
+  // a replica whose state dir holds `sick` stays unhealthy across restarts (the state dir is kept)
+  'mkdir -p /tmp/www && echo "$NOIR_SLOT $(hostname)" > /tmp/www/index.html && { [ -f /state/sick ] || echo ok > /tmp/www/health; }',
   `printf '#!/bin/sh\\nwhile read -r l; do l=$(printf "%%s" "$l" | tr -d "\\\\r"); [ -z "$l" ] && break; done\\nprintf "HTTP/1.1 101 Switching Protocols\\\\r\\\\nUpgrade: echo\\\\r\\\\nConnection: Upgrade\\\\r\\\\n\\\\r\\\\n"\\nexec cat\\n' > /tmp/up.sh`,
   'nc -ll -p 9000 -e sh /tmp/up.sh &',
   'httpd -p 7000 -h /tmp/www',
@@ -213,8 +214,8 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     }
     // a node that does not orchestrate the deployment learns nothing of its replicas' health
     const stranger = all.find((n) => n.did !== owner.did && n.did !== victim.did)!
-    const told = await stranger.api.post<{ value?: { ready: unknown; detail: string }[] }>('/v1/actor/send', { to: `${victim.did}/ingress`, behavior: '/noir/ingress/readiness', body: { contractIds: [secretContract] }, ask: true })
-    t.same(told.value?.map((r) => r.ready), [null], `another node asking a replica's health is told nothing (${JSON.stringify(told)})`)
+    const told = await stranger.api.post<{ reply?: { ready: unknown; detail: string }[] }>('/v1/actor/send', { to: `${victim.did}/ingress`, behavior: '/noir/ingress/readiness', body: { contractIds: [secretContract] }, ask: true })
+    t.same(told.reply?.map((r) => r.ready), [null], `another node asking a replica's health is told nothing (${JSON.stringify(told)})`)
     const big = Buffer.alloc(8); big.writeUInt32BE(1 << 20, 0)
     t.equal((await ask(big))?.name, 'InvalidIngressRequestError', 'an oversized frame is refused before it is read')
   })
@@ -224,17 +225,14 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     const provider = all.find((n) => n.did === r0.node)!
     const [cid] = containersOf(r0.slot)
     t.ok(cid, 'the replica\'s container runs')
-    spawnSync('docker', ['exec', cid!, 'rm', '/tmp/www/health'])
+    spawnSync('docker', ['exec', cid!, 'sh', '-c', 'touch /state/sick && rm /tmp/www/health'])
     const out = await eventually(async () => {
       const h = await provider.api.get<{ replicas: ReplicaHealth[] }>('/v1/health')
       const mine = h.replicas.find((x) => x.contractId === r0.contractId)
       return mine && !mine.ready && mine
     }, 20_000, 50)
     t.comment(`not ready: ${out.detail}`)
-    const st = JSON.parse((await noir(owner.home, ['--json', 'status', d.id])).out) as { ingress: { replicas: { index: number; ready: boolean | null; detail: string }[] } }
-    const seenByOwner = st.ingress.replicas.find((x) => x.index === r0.index)
-    t.ok(seenByOwner && seenByOwner.ready !== true, `noir status on the orchestrator shows the replica not ready (${JSON.stringify(seenByOwner)})`)
-    // while it is out, every new connection goes to the other replica
+    // while it is out (and sick across its restarts), every new connection goes to the other replica
     const during = new Set<string>()
     for (let i = 0; i < 6; i++) {
       const a = await get(ingressPort, host)
@@ -242,20 +240,26 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
       during.add(a.body.split(' ')[0]!)
     }
     t.notOk(during.has(r0.slot), `no answer came from the unhealthy replica (${[...during].join(', ')})`)
+    const seenByOwner = (await owner.api.get<{ replicas: { index: number; ready: boolean | null; detail: string }[] }>(`/v1/ingress/deployments/${d.id}`)).replicas.find((x) => x.index === r0.index)
+    t.equal(seenByOwner?.ready, false, `the orchestrator's status shows it not ready (${seenByOwner?.detail})`)
+    // healed: whichever instance runs now gets its health back
     const back = await eventually(async () => {
+      for (const c of containersOf(r0.slot)) spawnSync('docker', ['exec', c, 'sh', '-c', 'rm -f /state/sick; echo ok > /tmp/www/health'])
       const h = await provider.api.get<{ replicas: ReplicaHealth[]; events: HealthEvent[] }>('/v1/health')
       const mine = h.replicas.find((x) => x.contractId === r0.contractId)
       return mine?.ready && mine.restarts >= 1 && h
-    }, 60_000, 100)
+    }, 60_000, 300)
     const kinds = back.events.filter((e) => e.contractId === r0.contractId).map((e) => e.kind)
     t.comment(`events: ${kinds.join(', ')}`)
-    t.ok(kinds.indexOf('not-ready') < kinds.lastIndexOf('restart') && kinds.lastIndexOf('restart') < kinds.lastIndexOf('ready'), 'not ready, restarted, ready again')
+    t.ok(kinds.indexOf('not-ready') < kinds.indexOf('restart') && kinds.indexOf('restart') < kinds.lastIndexOf('ready'), 'not ready, restarted, ready again')
     const after = await eventually(async () => {
       const seen = new Set<string>()
       for (let i = 0; i < 6; i++) seen.add((await get(ingressPort, host)).body.split(' ')[0]!)
       return seen.has(r0.slot) && seen
     }, 30_000, 200)
     t.ok(after.has(r0.slot), 'the restarted replica answers again')
+    const st = await noir(owner.home, ['status', d.id])
+    t.match(st.out, new RegExp(`replica ${r0.index}: running .* ready \\(HTTP 200\\)`), 'noir status shows it ready again')
   })
 
   await t.test('kill -9 of a provider: requests keep succeeding through the failover', async (t) => {
