@@ -231,7 +231,12 @@ export class IngressService implements NodeService {
     const server = this.#server
     if (server) {
       const name = b.name === undefined ? `${w.name}-${port}` : b.name
-      const route = parseRoute({ name, deployment: deploymentId, port }, 'route')
+      let route: RouteSpec
+      try {
+        route = parseRoute({ name, deployment: deploymentId, port }, 'route')
+      } catch {
+        throw new InvalidRequestError(`'name' must be a DNS label (a-z, 0-9, -; at most 63), got ${JSON.stringify(name)}`)
+      }
       const existing = server.route(route.name)
       if (existing && (existing.deploymentId !== deploymentId || existing.port !== port)) throw new RouteExistsError(route.name)
       if (!existing) {
