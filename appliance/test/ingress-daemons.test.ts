@@ -14,6 +14,7 @@ import { NodeKey } from '../../identity/keys.ts'
 import { createHost } from '../../p2p/host.ts'
 import { INGRESS_PROTOCOL, encodeFrame, parseOpenAnswer, readFrame } from '../ingress/protocol.ts'
 import { signGrant } from '../ingress/grant.ts'
+import { DOWN_MS } from '../ingress/balancer.ts'
 import type { ReplicaHealth, HealthEvent } from '../health/health-monitor.ts'
 
 const IMAGE = 'noir/busybox:latest'
@@ -110,6 +111,12 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
 
   await t.test('HTTP through the ingress reaches a ready replica, and new connections spread over both', async (t) => {
     await eventually(async () => (await get(ingressPort, host)).status === 200, 60_000, 250)
+    // both replicas' checks pass (a replica the ingress found not ready is skipped for DOWN_MS after)
+    await eventually(async () => {
+      const h = await owner.api.get<{ replicas: { ready: boolean | null }[] }>(`/v1/ingress/deployments/${d.id}`)
+      return h.replicas.length === 2 && h.replicas.every((r) => r.ready === true)
+    }, 60_000, 250)
+    await new Promise((r) => setTimeout(r, DOWN_MS + 100))
     const seen = new Map<string, number>()
     for (let i = 0; i < 20; i++) {
       const a = await get(ingressPort, host)
