@@ -95,17 +95,12 @@ export class IngressService implements NodeService {
 
     const book = (this.#book = new ExposureBook(ctx.store))
     await book.load()
-    const source = (): Orchestrator => {
-      const o = orch.orchestrator
-      if (!o) throw new DeploymentNotHereError('(no orchestrator on this node)')
-      return o
-    }
     ctx.system.spawn(defineActor(createMachine({ id: 'ingress' })).with({
       name: 'ingress',
       behaviors: {
         [BACKENDS_BEHAVIOR]: {
           public: true, // anyone may ask; only a public (or owner-opened) port is answered
-          reply: (_s: unknown, body: unknown) => backendsFor(source(), book, ctx.key, parseBackendsRequest(body)),
+          reply: (_s: unknown, body: unknown) => backendsFor(this.#orchestrator(), book, ctx.key, parseBackendsRequest(body)),
         },
         [READINESS_BEHAVIOR]: {
           public: true, // anyone may ask; only the orchestrator of a contract learns its replica's health
