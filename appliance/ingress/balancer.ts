@@ -121,6 +121,9 @@ export class RouteBalancer {
     this.#refreshing ??= this.#d.backends(this.route).then((a) => {
       this.#answer = a
       this.#fetchedAt = Date.now()
+      // replicas that moved away are forgotten (a long-lived route sees many failovers)
+      const live = new Set(a.replicas.map((r) => r.contractId))
+      for (const id of this.#seen.keys()) if (!live.has(id)) this.#seen.delete(id)
       return a
     }, (err: unknown) => {
       // the owner closed the port (or the deployment is gone): nothing stale is served after that answer
