@@ -26,18 +26,31 @@ export interface IngressPair {
   client: NoirHost
   replicas: FakeReplica[]
   port: number
+  /** The provider's address the ingress dials (a circuit address with `relay`). */
+  providerAddress: string
   stop(): Promise<void>
 }
 
 export const DEPLOYMENT = 'web-00000001'
 
-export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[] } = {}): Promise<IngressPair> {
+/**
+ * `relay`: the provider listens on no address, only through a relay (a third host), and the ingress listens on
+ * none: every byte between them crosses the relay's circuit (a limited connection), as for a provider behind NAT.
+ */
+export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean } = {}): Promise<IngressPair> {
   const providerKey = NodeKey.generate()
   const consumer = NodeKey.generate()
-  const provider = await createHost({ privateKey: providerKey.toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false })
-  const client = await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false })
+  const relay = o.relay ? await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false, relayServer: true }) : undefined
+  await relay?.start()
+  const provider = await createHost({ privateKey: providerKey.toLibp2pPrivateKey(), listen: relay ? ['/p2p-circuit'] : ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false })
+  const client = await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: relay ? [] : ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false })
   await provider.start()
   await client.start()
+  if (relay) {
+    await provider.dial(relay.getMultiaddrs()[0]!)
+    // the provider's only address: a reservation on the relay
+    for (let i = 0; i < 200 && !provider.getMultiaddrs().some((m) => m.toString().includes('/p2p-circuit')); i++) await new Promise((r) => setTimeout(r, 50))
+  }
   const contract = (r: FakeReplica): StoredContract => ({
     contract: { terms: { deploymentId: DEPLOYMENT, consumer: consumer.did } as never, consumerSig: '' },
     side: 'provider', status: 'active', updatedAt: 0,
@@ -53,25 +66,26 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
     readiness: (id) => replicas.find((x) => x.contractId === id)?.ready ?? { ready: true },
     log: silentLog,
   })
-  await provider.handle(INGRESS_PROTOCOL, (s, c) => forwarder.handle(s, c), { maxInboundStreams: 1024 })
+  await provider.handle(INGRESS_PROTOCOL, (s, c) => forwarder.handle(s, c), { maxInboundStreams: 1024, runOnLimitedConnection: true })
   const route: RouteSpec = { name: 'web', deploymentId: DEPLOYMENT, port: 8080, orchestrators: [] }
   const cfg: IngressConfig = { listen: { host: '127.0.0.1', port: 0 }, domain: 'localhost', routes: o.routes ?? [route], tcp: o.tcp ? [{ listen: { host: '127.0.0.1', port: 0 }, route: 'web' }] : [] }
-  const addr = provider.getMultiaddrs()[0]!
+  const addr = provider.getMultiaddrs().find((m) => !relay || m.toString().includes('/p2p-circuit'))!
   const ingress = new IngressServer(cfg, {
     backends: async (r) => ({
       deploymentId: r.deploymentId, port: r.port, orchestrator: consumer.did,
       replicas: replicas.map((x, index): Backend => ({ index, node: providerKey.did, contractId: x.contractId })),
     }),
-    openStream: () => client.dialProtocol(addr, INGRESS_PROTOCOL),
+    openStream: () => client.dialProtocol(addr, INGRESS_PROTOCOL, { runOnLimitedConnection: true }),
     log: silentLog,
   })
   await ingress.start()
   return {
-    ingress, forwarder, provider, client, replicas, port: ingress.address!.port,
+    ingress, forwarder, provider, client, replicas, port: ingress.address!.port, providerAddress: addr.toString(),
     async stop() {
       await ingress.stop()
       await client.stop()
       await provider.stop()
+      await relay?.stop()
     },
   }
 }

@@ -134,3 +134,22 @@ t.test('raw TCP with half-close: the client ends its side, the workload still an
   })
   t.equal(answer, 'got 100000 bytes')
 })
+
+t.test('a provider reachable only through a relay (as behind NAT) is served through the circuit', async (t) => {
+  const b = backend('hidden')
+  const pair = await ingressPair([{ contractId: 'c1', hostPort: await listen(b.server) }], { relay: true })
+  t.teardown(async () => {
+    await pair.stop()
+    b.server.closeAllConnections()
+    b.server.close()
+  })
+  t.match(pair.providerAddress, /\/p2p-circuit\/p2p\//, `the provider has only a circuit address (${pair.providerAddress})`)
+  t.same(pair.client.getMultiaddrs(), [], 'the ingress has no address either: nobody can dial it')
+  for (let i = 0; i < 3; i++) {
+    const r = await call(pair.port)
+    t.equal(r.status, 200)
+    t.equal(r.body.toString(), 'hidden')
+  }
+  const conns = pair.client.getConnections(pair.provider.peerId)
+  t.ok(conns.length > 0 && conns.every((c) => c.limits != null && c.remoteAddr.toString().includes('/p2p-circuit')), 'only through the relay\'s circuit')
+})
