@@ -63,7 +63,14 @@ export function splice(socket: Socket, stream: Stream): Promise<SpliceCounts> {
     })
     socket.on('close', (hadError) => {
       if (hadError && stream.status === 'open') stream.abort(new Error('the connection was reset'))
-      else if (stream.status === 'open' && stream.writeStatus === 'writable') stream.close().catch((err: Error) => stream.abort(err))
+      else if (stream.status === 'open') {
+        // nothing more can be delivered to the socket: once our side is flushed, the stream ends (a peer that
+        // would keep sending into a closed connection is cut off rather than held open)
+        const closing = stream.writeStatus === 'writable' ? stream.close() : Promise.resolve()
+        closing.then(() => {
+          if (stream.status === 'open') stream.abort(new Error('the connection closed'))
+        }, (err: Error) => stream.abort(err))
+      }
       if (stream.status !== 'open') finish()
     })
     socket.on('error', () => undefined) // 'close' follows with hadError
