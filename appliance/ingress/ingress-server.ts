@@ -125,7 +125,7 @@ export class IngressServer {
     if (!balancer) return this.#refuse(s, new UnknownRouteError(routeName), head !== undefined)
     let opened: Awaited<ReturnType<RouteBalancer['open']>>
     try {
-      opened = await balancer.open()
+      opened = await balancer.open(head)
     } catch (err) {
       return this.#refuse(s, err as Error, head !== undefined)
     }
@@ -136,7 +136,6 @@ export class IngressServer {
     this.stats.routed++
     this.stats.active++
     try {
-      if (head) opened.stream.send(head)
       await splice(s, opened.stream)
     } catch (err) {
       this.#log.debug('ingress connection failed', { route: routeName, ...errorFields(err) })

@@ -75,7 +75,10 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
       deploymentId: r.deploymentId, port: r.port, orchestrator: consumer.did,
       replicas: replicas.map((x, index): Backend => ({ index, node: providerKey.did, contractId: x.contractId })),
     }),
-    openStream: () => client.dialProtocol(addr, INGRESS_PROTOCOL, { runOnLimitedConnection: true }),
+    openStream: async () => {
+      const conn = client.getConnections(provider.peerId).find((c) => c.status === 'open')
+      return conn ? conn.newStream(INGRESS_PROTOCOL, { runOnLimitedConnection: true }) : client.dialProtocol(addr, INGRESS_PROTOCOL, { runOnLimitedConnection: true })
+    },
     log: silentLog,
   })
   await ingress.start()

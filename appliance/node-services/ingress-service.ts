@@ -202,8 +202,14 @@ export class IngressService implements NodeService {
 
   async #openStream(node: string): Promise<Stream> {
     const ctx = this.#ctx!
+    const opts = { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS), runOnLimitedConnection: true }
     try {
-      return await ctx.mesh.host.dialProtocol(peerIdFromDid(node), INGRESS_PROTOCOL, { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS), runOnLimitedConnection: true })
+      const peer = peerIdFromDid(node)
+      // an open connection (a direct one first) takes a new stream at once; otherwise libp2p dials
+      const conns = ctx.mesh.host.getConnections(peer).filter((c) => c.status === 'open')
+      const conn = conns.find((c) => c.limits == null) ?? conns[0]
+      if (conn) return await conn.newStream(INGRESS_PROTOCOL, opts)
+      return await ctx.mesh.host.dialProtocol(peer, INGRESS_PROTOCOL, opts)
     } catch (err) {
       throw new UpstreamUnreachableError(`node ${node}`, (err as Error).message)
     }
