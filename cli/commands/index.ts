@@ -26,6 +26,7 @@ import { gatewayCommands } from './gateway.ts'
 import { loginCommand, logoutCommand } from './login.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
+import { endpointsCommand, exposeCommand } from './ingress.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
 
 export const commands: Command[] = [
@@ -53,6 +54,8 @@ export const commands: Command[] = [
   loginCommand,
   logoutCommand,
   usageCommand,
+  exposeCommand,
+  endpointsCommand,
   trustCommand,
   trustShowCommand,
   ...ledgerCommands,
