@@ -115,7 +115,11 @@ t.test('leases with real daemons: renewed, orphaned, and attacked', async (t) =>
     clearInterval(renewing)
     t.comment(`kill -9 -> orphan stopped and capacity released: ${ms} ms (lease ${SHORT.ms} ms, renewal every ${SHORT.renewMs} ms)`)
     t.ok(ms <= SHORT.ms + SHORT.renewMs, `stopped within lease + one renewal period (${ms} ms)`)
-    const c = await providerStatus(b2, rep.contractId!)
+    // the record is written just after the capacity is released (contract-steps.ts `stop`): read it once written
+    const c = await eventually(async () => {
+      const x = await providerStatus(b2, rep.contractId!)
+      return x?.status !== 'active' && x
+    }, 5000, 50)
     t.equal(c?.status, 'lease-expired')
     t.match(c?.note, /lease expired: no renewal from the consumer/)
     t.same(await nodeContracts(b2), [], 'no live contract left on the worker')
