@@ -39,7 +39,7 @@ import { toJsonValue, type SnapshotStore, type StoredSnapshot } from './snapshot
 import type { Startable } from './startable.ts'
 import { Supervisor, type SupervisorNode } from './supervision.ts'
 import type { Transport } from './transport.ts'
-import type { ActorRef, AskOptions, SystemEvent, SystemEventListener, TellOptions, TerminationReason } from './types.ts'
+import type { ActorRef, AskOptions, SystemEvent, SystemEventListener, SystemObserver, TellOptions, TerminationReason } from './types.ts'
 
 export type { Replier } from './repliers.ts'
 
@@ -69,6 +69,8 @@ export interface ActorSystemInit {
   inspect?: boolean
   /** Called when the root supervisor gives up (restart intensity exceeded at the top): the tree is stopped. */
   onEscalation?: (error: Error) => void
+  /** Told of ask latencies (metrics); absent: nothing is measured. */
+  observer?: SystemObserver
 }
 
 export interface SpawnOptions {
@@ -132,6 +134,7 @@ export class ActorSystem implements Startable {
   readonly #listeners = new Set<SystemEventListener>()
   readonly #inspect: boolean
   readonly #askTimeoutMs: number
+  readonly #observer: SystemObserver | undefined
   readonly #capabilities: CapabilityChecker
   readonly #admission = new OrderedAdmission()
   readonly #pendingSaves = new Set<Promise<unknown>>()
@@ -151,6 +154,7 @@ export class ActorSystem implements Startable {
     this.snapshots = init.snapshots
     this.#inspect = init.inspect === true
     this.#askTimeoutMs = init.askTimeoutMs ?? 5000
+    this.#observer = init.observer
     this.#capabilities = init.capabilities ?? capabilityChecker({ trustedRoots: this.trustedRoots, now: () => this.clock.now() })
     this.#supervisor = new Supervisor({
       now: () => this.clock.now(),
@@ -365,8 +369,22 @@ export class ActorSystem implements Startable {
    */
   ask<TReply = unknown>(to: string | ActorRef, behavior: string, body?: unknown, options?: AskOptions): Promise<TReply> {
     const timeoutMs = options?.timeoutMs ?? this.#askTimeoutMs
+    const observer = this.#observer
     return new Promise<TReply>((resolve, reject) => {
-      const pending = new PendingAsk(resolve as (v: unknown) => void, reject, this.clock)
+      let ok = resolve as (v: unknown) => void
+      let fail: (e: Error) => void = reject
+      if (observer !== undefined) {
+        const t0 = performance.now()
+        ok = (v) => {
+          observer.askSettled(behavior, performance.now() - t0, 'ok')
+          resolve(v as TReply)
+        }
+        fail = (e: Error) => {
+          observer.askSettled(behavior, performance.now() - t0, e.name === 'AskTimeoutError' ? 'timeout' : 'error')
+          reject(e)
+        }
+      }
+      const pending = new PendingAsk(ok, fail, this.clock)
       const refusal = this.#route(to, behavior, body, options, pending)
       if (refusal !== undefined) return pending.fail(refusal)
       pending.expireAfter(typeof to === 'string' ? to : to.address, behavior, timeoutMs)

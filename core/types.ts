@@ -75,3 +75,12 @@ export type SystemEvent =
   | { type: 'inspect'; address: string; event: InspectionEvent }
 
 export type SystemEventListener = (event: SystemEvent) => void
+
+/**
+ * What the kernel tells an observer (metrics), when one is given: kept to calls that cost nothing when absent.
+ * The appliance binds it to its metrics registry; core knows nothing of the metrics library.
+ */
+export interface SystemObserver {
+  /** An ask settled: `ms` from the call to its answer; outcome 'ok', 'error' (a typed refusal) or 'timeout'. */
+  askSettled(behavior: string, ms: number, outcome: 'ok' | 'error' | 'timeout'): void
+}

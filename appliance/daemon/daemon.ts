@@ -6,6 +6,7 @@ import { join, isAbsolute } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import type { NodeKey } from '../../identity/keys.ts'
+import type { Transport } from '../../core/transport.ts'
 import { ActorSystem, capabilityChecker, signedRemote, KvRevocationStore, LevelKvStore } from '../../core/index.ts'
 import { RevocationSync } from './revocations.ts'
 import { WatchdogKeeper } from '../watchdog/watchdog-keeper.ts'
@@ -20,6 +21,10 @@ import { DaemonAlreadyRunningError, DuplicateServiceError } from './errors.ts'
 import type { JsonValue, NodeContext, NodeService } from './service.ts'
 import { actorRoutes, discoveryRoutes, nodeRoutes, peerRoutes, pubsubRoutes, revocationRoutes, statusRoutes } from './routes.ts'
 import { nodeServices } from './services.ts'
+import { observabilityConfig, type ObservabilityConfig } from '../observability/config.ts'
+import { NodeMetrics } from '../observability/node-metrics.ts'
+import { MetricsServer } from '../observability/metrics-server.ts'
+import { countingTransport } from '../observability/counting-transport.ts'
 
 export interface DaemonOptions {
   home: string
@@ -50,6 +55,10 @@ export class Daemon {
   /** NOIR_HOME/revocations: the revocations this node honours (`noir cap` reads it when no daemon runs). */
   #revocationStore: LevelKvStore | undefined
   apiUrl = ''
+  /** Metrics, when config.json `metrics` is set (spec/observability.md). */
+  readonly metrics: NodeMetrics | undefined
+  readonly #observability: ObservabilityConfig
+  #metricsServer: MetricsServer | undefined
   readonly #api: ApiServer
   readonly #token = randomBytes(32).toString('base64url')
   readonly #services: NodeService[]
@@ -65,7 +74,9 @@ export class Daemon {
     this.config = { ...loadConfig(opts.home), ...definedOnly(opts.overrides ?? {}) }
     const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
     this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {} })
-    this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }) })
+    this.#observability = observabilityConfig({ metrics: this.config.metrics, tracing: this.config.tracing })
+    const metrics = (this.metrics = this.#observability.metrics ? new NodeMetrics(this.did) : undefined)
+    this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }), ...(metrics ? { onRequest: (m, r, s, ms) => metrics.apiRequest(m, r, s, ms) } : {}) })
     this.#services = (opts.services ?? nodeServices)()
     const names = new Set<string>()
     for (const s of this.#services) {
@@ -141,9 +152,16 @@ export class Daemon {
     })
     await this.mesh.start()
 
+    let transport: Transport = this.mesh.transport
+    if (this.metrics) {
+      const counted = countingTransport(transport)
+      this.metrics.bindTransport(counted.counts)
+      transport = counted.transport
+    }
     this.system = new ActorSystem({
       key: this.key,
-      transport: this.mesh.transport,
+      transport,
+      ...(this.metrics ? { observer: this.metrics.observer } : {}),
       remote: signedRemote({ signatureCheck: c.signatureCheck, sealedStreams: c.sealedStreams, sealWindowMs: c.sealWindowMs }),
       trustedRoots: c.trustedRoots,
       capabilities: capabilityChecker({ trustedRoots: roots, revocations: revoked }),
@@ -159,6 +177,12 @@ export class Daemon {
     })
     await this.system.start()
     this.revocations.start(this.mesh.broadcast)
+    if (this.metrics && this.#observability.metrics) {
+      this.metrics.bindSystem(this.system)
+      this.#metricsServer = new MetricsServer(this.metrics, this.log.child({ svc: 'metrics' }))
+      this.metrics.url = await this.#metricsServer.listen(this.#observability.metrics)
+      this.log.info('metrics served', { url: this.metrics.url })
+    }
 
     for (const s of this.#services) {
       const ctx: NodeContext = {
@@ -172,6 +196,7 @@ export class Daemon {
         log: this.log.child({ svc: s.name }),
         store: new LevelKvStore(this.db.sublevel<string, unknown>(`svc:${s.name}`, { valueEncoding: 'json' })),
         signal: this.#controller.signal,
+        metrics: this.metrics,
       }
       await s.start(ctx)
       this.#started.push(s)
@@ -238,6 +263,7 @@ export class Daemon {
       this.log.info('stopping', { did: this.did })
       removeApiFile(this.home)
       await this.#api.close().catch(() => {})
+      await this.#metricsServer?.close()
       for (const s of [...this.#started].reverse()) {
         try {
           await s.stop()

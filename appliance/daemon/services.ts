@@ -8,6 +8,7 @@ import { OrchestrationService } from '../node-services/orchestration.ts'
 import { LedgerService } from '../node-services/ledger-service.ts'
 import { SettlementService } from '../node-services/settlement-service.ts'
 import { TrustService } from '../node-services/trust-service.ts'
+import { MetricsService } from '../observability/metrics-service.ts'
 
 /** Fresh instances for each daemon (tests run several per process). */
 export function nodeServices(): NodeService[] {
@@ -23,5 +24,6 @@ export function nodeServices(): NodeService[] {
     trust,
     orchestration,
     new SettlementService({ ledger: () => ledger.ledger }),
+    new MetricsService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, orchestrator: () => orchestration.orchestrator }),
   ]
 }
