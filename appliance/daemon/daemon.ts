@@ -25,6 +25,9 @@ import { observabilityConfig, type ObservabilityConfig } from '../observability/
 import { NodeMetrics } from '../observability/node-metrics.ts'
 import { MetricsServer } from '../observability/metrics-server.ts'
 import { countingTransport } from '../observability/counting-transport.ts'
+import { NodeTracing } from '../observability/tracing.ts'
+import type { ApiRoute } from './service.ts'
+import { SpanKind } from '@opentelemetry/api'
 
 export interface DaemonOptions {
   home: string
@@ -57,6 +60,8 @@ export class Daemon {
   apiUrl = ''
   /** Metrics, when config.json `metrics` is set (spec/observability.md). */
   readonly metrics: NodeMetrics | undefined
+  /** Traces, when config.json `tracing` is set (spec/observability.md). */
+  readonly tracing: NodeTracing | undefined
   readonly #observability: ObservabilityConfig
   #metricsServer: MetricsServer | undefined
   readonly #api: ApiServer
@@ -72,9 +77,10 @@ export class Daemon {
     this.key = opts.key
     this.did = opts.key.did
     this.config = { ...loadConfig(opts.home), ...definedOnly(opts.overrides ?? {}) }
-    const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
-    this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {} })
     this.#observability = observabilityConfig({ metrics: this.config.metrics, tracing: this.config.tracing })
+    const tracing = (this.tracing = this.#observability.tracing ? new NodeTracing(this.did, this.#observability.tracing) : undefined)
+    const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
+    this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {}, ...(tracing ? { context: () => tracing.ids() } : {}) })
     const metrics = (this.metrics = this.#observability.metrics ? new NodeMetrics(this.did) : undefined)
     this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }), ...(metrics ? { onRequest: (m, r, s, ms) => metrics.apiRequest(m, r, s, ms) } : {}) })
     this.#services = (opts.services ?? nodeServices)()
@@ -162,6 +168,7 @@ export class Daemon {
       key: this.key,
       transport,
       ...(this.metrics ? { observer: this.metrics.observer } : {}),
+      ...(this.tracing ? { tracer: this.tracing.messages } : {}),
       remote: signedRemote({ signatureCheck: c.signatureCheck, sealedStreams: c.sealedStreams, sealWindowMs: c.sealWindowMs }),
       trustedRoots: c.trustedRoots,
       capabilities: capabilityChecker({ trustedRoots: roots, revocations: revoked }),
@@ -197,6 +204,7 @@ export class Daemon {
         store: new LevelKvStore(this.db.sublevel<string, unknown>(`svc:${s.name}`, { valueEncoding: 'json' })),
         signal: this.#controller.signal,
         metrics: this.metrics,
+        tracing: this.tracing,
       }
       await s.start(ctx)
       this.#started.push(s)
@@ -210,8 +218,8 @@ export class Daemon {
       ...pubsubRoutes(this.mesh.broadcast),
       ...nodeRoutes({ stop: () => this.stop() }),
     ]
-    for (const r of own) this.#api.add(r)
-    for (const s of this.#services) for (const r of s.routes?.() ?? []) this.#api.add(r)
+    for (const r of own) this.#api.add(this.#traced(r))
+    for (const s of this.#services) for (const r of s.routes?.() ?? []) this.#api.add(this.#traced(r))
     for (const r of discoveryRoutes(this.#api)) this.#api.add(r)
     this.apiUrl = await this.#api.listen(c.apiPort)
     // unix sockets have a ~108-byte path limit: a home too deep gets TCP only
@@ -240,6 +248,14 @@ export class Daemon {
       services: this.#services.map((s) => s.name),
       startMs: Math.round(performance.now() - t0),
     })
+  }
+
+  /** A route whose handling is a span (the root of the trace of what it starts), when tracing is on. */
+  #traced(r: ApiRoute): ApiRoute {
+    const tracing = this.tracing
+    if (!tracing) return r
+    const name = `${r.method} ${r.path}`
+    return { ...r, handler: (req) => tracing.inSpan(name, { 'http.method': r.method, 'http.route': r.path }, () => r.handler(req), SpanKind.SERVER) }
   }
 
   /** `services.<name>` of the status document. */
@@ -278,6 +294,7 @@ export class Daemon {
       this.revocations?.stop()
       this.watchdog?.stop()
       await this.#revocationStore?.close().catch(() => {})
+      await this.tracing?.shutdown().catch((err: unknown) => this.log.warn('traces not all exported', errorFields(err)))
       this.log.info('stopped', { did: this.did })
       await this.log.close()
       this.#done.resolve()

@@ -20,7 +20,12 @@ function safe(fields: LogFields | undefined): LogFields {
   return out
 }
 
-export function createJsonLog(opts: { target?: string; level?: string; base?: LogFields } = {}): JsonLog {
+/**
+ * `context`: fields of the moment added to every line (the daemon's: `trace` and `span` ids of the active span,
+ * when tracing is on), so a line can be found from its trace and the other way round.
+ */
+export function createJsonLog(opts: { target?: string; level?: string; base?: LogFields; context?: () => LogFields | undefined } = {}): JsonLog {
+  const context = opts.context
   const min = LEVELS[(opts.level ?? 'info') as LogLevel] ?? LEVELS.info
   let stream: WriteStream | undefined
   const write: (line: string) => void =
@@ -31,7 +36,7 @@ export function createJsonLog(opts: { target?: string; level?: string; base?: Lo
     const emit = (level: LogLevel, msg: string, fields?: LogFields): void => {
       if (LEVELS[level] < min) return
       try {
-        write(JSON.stringify({ t: new Date().toISOString(), level, msg, ...base, ...safe(fields) }) + '\n')
+        write(JSON.stringify({ t: new Date().toISOString(), level, msg, ...base, ...context?.(), ...safe(fields) }) + '\n')
       } catch {
         // a log line must never take the node down
       }
