@@ -77,10 +77,10 @@ export class Daemon {
     this.key = opts.key
     this.did = opts.key.did
     this.config = { ...loadConfig(opts.home), ...definedOnly(opts.overrides ?? {}) }
-    this.#observability = observabilityConfig({ metrics: this.config.metrics, tracing: this.config.tracing })
+    this.#observability = observabilityConfig({ metrics: this.config.metrics, tracing: this.config.tracing, logs: this.config.logs })
     const tracing = (this.tracing = this.#observability.tracing ? new NodeTracing(this.did, this.#observability.tracing) : undefined)
     const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
-    this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {}, ...(tracing ? { context: () => tracing.ids() } : {}) })
+    this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {}, retention: this.#observability.logs, ...(tracing ? { context: () => tracing.ids() } : {}) })
     const metrics = (this.metrics = this.#observability.metrics ? new NodeMetrics(this.did) : undefined)
     this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }), ...(metrics ? { onRequest: (m, r, s, ms) => metrics.apiRequest(m, r, s, ms) } : {}) })
     this.#services = (opts.services ?? nodeServices)()

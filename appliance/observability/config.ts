@@ -3,6 +3,7 @@
 // metrics endpoint listens on loopback unless its owner says `exposed: true`.
 import { isIP } from 'node:net'
 import { ConfigError } from '../daemon/errors.ts'
+import { DEFAULT_LOG_RETENTION, type LogRetention } from '../daemon/log.ts'
 
 export interface MetricsConfig {
   /** Where the scrape endpoint listens (`GET /metrics`); port 0: an ephemeral port. */
@@ -24,6 +25,8 @@ export interface TracingConfig {
 export interface ObservabilityConfig {
   readonly metrics: MetricsConfig | undefined
   readonly tracing: TracingConfig | undefined
+  /** How much of the node's log file is kept (when `log` names a file). */
+  readonly logs: LogRetention
 }
 
 function isLoopback(host: string): boolean {
@@ -78,6 +81,17 @@ export function tracingConfig(v: unknown): TracingConfig | undefined {
   return { otlp: url.toString(), sampleRatio: ratio, batchSize: batchSize as number, flushMs: flushMs as number }
 }
 
-export function observabilityConfig(cfg: { metrics?: unknown; tracing?: unknown }): ObservabilityConfig {
-  return { metrics: metricsConfig(cfg.metrics), tracing: tracingConfig(cfg.tracing) }
+/** config.json `logs`: `{ maxBytes?: 65536.., files?: 0..20 }` (defaults 64 MiB, 3). */
+export function logsConfig(v: unknown): LogRetention {
+  if (v === undefined || v === null) return DEFAULT_LOG_RETENTION
+  const r = section(v, 'logs', ['maxBytes', 'files'])
+  const maxBytes = r.maxBytes ?? DEFAULT_LOG_RETENTION.maxBytes
+  if (!Number.isSafeInteger(maxBytes) || (maxBytes as number) < 65_536) throw new ConfigError("config.json: 'logs.maxBytes' must be an integer of at least 65536 (bytes)")
+  const files = r.files ?? DEFAULT_LOG_RETENTION.files
+  if (!Number.isInteger(files) || (files as number) < 0 || (files as number) > 20) throw new ConfigError("config.json: 'logs.files' must be an integer from 0 to 20")
+  return { maxBytes: maxBytes as number, files: files as number }
+}
+
+export function observabilityConfig(cfg: { metrics?: unknown; tracing?: unknown; logs?: unknown }): ObservabilityConfig {
+  return { metrics: metricsConfig(cfg.metrics), tracing: tracingConfig(cfg.tracing), logs: logsConfig(cfg.logs) }
 }

@@ -1,7 +1,7 @@
 // config.json `metrics` and `tracing`: checked strictly (unknown fields, names instead of IP literals, a public
 // address without `exposed`, credentials in an OTLP URL are all refused with a ConfigError naming the field).
 import t from 'tap'
-import { metricsConfig, tracingConfig } from '../observability/config.ts'
+import { logsConfig, metricsConfig, tracingConfig } from '../observability/config.ts'
 import { ConfigError } from '../daemon/errors.ts'
 
 t.test('metrics: off unless configured, loopback unless exposed', async (t) => {
@@ -41,4 +41,17 @@ t.test('tracing: an http(s) OTLP endpoint, no credentials in it, bounded batchin
     [{}, /http\(s\) URL/],
   ]
   for (const [v, re] of bad) t.throws(() => tracingConfig(v), { name: 'ConfigError', message: re }, JSON.stringify(v))
+})
+
+t.test('logs: bounded by default, strict when set', async (t) => {
+  t.same(logsConfig(undefined), { maxBytes: 64 * 1024 * 1024, files: 3 })
+  t.same(logsConfig({ maxBytes: 65_536, files: 0 }), { maxBytes: 65_536, files: 0 })
+  const bad: [unknown, RegExp][] = [
+    [{ maxBytes: 100 }, /logs.maxBytes/],
+    [{ maxBytes: 1.5e6 + 0.5 }, /logs.maxBytes/],
+    [{ files: 21 }, /logs.files/],
+    [{ files: -1 }, /logs.files/],
+    [{ keepDays: 3 }, /'logs.keepDays' is not a known field/],
+  ]
+  for (const [v, re] of bad) t.throws(() => logsConfig(v), { name: 'ConfigError', message: re }, JSON.stringify(v))
 })
