@@ -24,6 +24,8 @@ export class MetricsService implements NodeService {
   readonly #init: MetricsServiceInit
   #unsubscribe: (() => void) | undefined
   #url: string | undefined
+  /** The allocations-by-state gauge, once started with metrics on. */
+  allocations: Gauge | undefined
 
   constructor(init: MetricsServiceInit) {
     this.#init = init
@@ -35,7 +37,7 @@ export class MetricsService implements NodeService {
     this.#url = metrics.url
     const r: Registry = metrics.registry
     const parts = this.#init.appliance()
-    new Gauge({
+    this.allocations = new Gauge({
       name: 'noir_allocations', help: 'Allocations on this node by state', labelNames: ['state'], registers: [r],
       collect() {
         const by = parts.allocations.summary().byState

@@ -18,6 +18,8 @@ export class NodeMetrics {
   readonly #asks: Histogram<'behavior' | 'outcome'>
   readonly #api: Counter<'method' | 'route' | 'status'>
   readonly #apiSeconds: Histogram<'method' | 'route'>
+  /** Gauges read at scrape time (kept here: registered, and referenced). */
+  readonly #gauges: Gauge[] = []
 
   constructor(node: string, opts: { processMetrics?: boolean } = {}) {
     this.registry.setDefaultLabels({ node })
@@ -53,17 +55,17 @@ export class NodeMetrics {
   /** Actors and mailbox depths of the node's actor system, read at scrape time. */
   bindSystem(system: ActorSystem): void {
     const stats = (): ReturnType<ActorSystem['stats']> => system.stats()
-    new Gauge({ name: 'noir_actors', help: 'Actors running on this node', registers: [this.registry], collect() { this.set(stats().actors) } })
-    new Gauge({ name: 'noir_mailbox_messages', help: 'Messages waiting in all mailboxes of this node', registers: [this.registry], collect() { this.set(stats().queuedMessages) } })
-    new Gauge({ name: 'noir_actors_ready', help: 'Actors with mail waiting for the scheduler', registers: [this.registry], collect() { this.set(stats().readyActors) } })
-    new Gauge({
+    this.#gauges.push(new Gauge({ name: 'noir_actors', help: 'Actors running on this node', registers: [this.registry], collect() { this.set(stats().actors) } }))
+    this.#gauges.push(new Gauge({ name: 'noir_mailbox_messages', help: 'Messages waiting in all mailboxes of this node', registers: [this.registry], collect() { this.set(stats().queuedMessages) } }))
+    this.#gauges.push(new Gauge({ name: 'noir_actors_ready', help: 'Actors with mail waiting for the scheduler', registers: [this.registry], collect() { this.set(stats().readyActors) } }))
+    this.#gauges.push(new Gauge({
       name: 'noir_mailbox_max_depth', help: 'The deepest mailbox of this node', registers: [this.registry],
       collect() {
         let max = 0
         for (const path of system.actors()) max = Math.max(max, system.mailboxDepth(path))
         this.set(max)
       },
-    })
+    }))
   }
 
   /** The exposition text (Prometheus text format 0.0.4). */
