@@ -40,6 +40,15 @@ only. Stops on Ctrl-C.`,
     if (!URL.canParse(values['public-url'])) throw new UsageError('--public-url must be a URL')
     const smtp = hostPort(values.smtp, '--smtp')
     const listen = hostPort(typeof values.listen === 'string' ? values.listen : '127.0.0.1:8480', '--listen')
+    // checked before anything is written or opened
+    let metricsAt: { host: string; port: number } | undefined
+    if (typeof values.metrics === 'string') {
+      try {
+        metricsAt = metricsConfig({ listen: values.metrics })
+      } catch (err) {
+        throw new UsageError(`--metrics: ${(err as Error).message.replace(/^config\.json: 'metrics\.listen':? ?/, '')}`)
+      }
+    }
     const dir = join(ctx.home, 'gateway')
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     const store = new GatewayStore(join(dir, 'gateway.db'))
@@ -48,16 +57,10 @@ only. Stops on Ctrl-C.`,
     const tls = await gatewayCertificate({ dir, host: listen.host, ...(typeof values.cert === 'string' ? { certFile: values.cert } : {}), ...(typeof values.key === 'string' ? { keyFile: values.key } : {}) })
     let scrape: MetricsServer | undefined
     let metrics: NodeMetrics | undefined
-    if (typeof values.metrics === 'string') {
-      let at: { host: string; port: number } | undefined
-      try {
-        at = metricsConfig({ listen: values.metrics })
-      } catch (err) {
-        throw new UsageError(`--metrics: ${(err as Error).message.replace(/^config\.json: 'metrics\.listen':? ?/, '')}`)
-      }
+    if (metricsAt) {
       metrics = new NodeMetrics('gateway')
       scrape = new MetricsServer(metrics, silentLog)
-      metrics.url = await scrape.listen(at!)
+      metrics.url = await scrape.listen(metricsAt)
     }
     const m = metrics
     const app = gatewayApp({
