@@ -3,8 +3,9 @@
 // when config.json `tracing` is set. It binds the kernel's MessageTracer (core/types.ts): a message sent in a
 // trace carries its context (the envelope's `trace` field, a W3C traceparent) and is handled inside a span of
 // it, here or on another node. Spans name behaviors and actor paths, never bodies, keys or paths on disk.
-import { context, trace, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, type Context, type Tracer } from '@opentelemetry/api'
+import { context, trace, ROOT_CONTEXT, SpanKind, SpanStatusCode, TraceFlags, type Context, type Span, type Tracer } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
+import { hrTimeToMilliseconds } from '@opentelemetry/core'
 import { resourceFromAttributes } from '@opentelemetry/resources'
 import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
@@ -22,7 +23,19 @@ function ensureContextManager(): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
 }
 
+/** How long after its span ended a context still carries its trace to messages sent in it. */
+export const LINGER_MS = 30_000
+
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/
+
+/** The sampled span of `ctx`, unless it ended more than LINGER_MS ago. */
+function liveSpan(ctx: Context): Span | undefined {
+  const span = trace.getSpan(ctx)
+  if (span === undefined || (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return undefined
+  const ended = span as unknown as { ended?: boolean; endTime?: [number, number] }
+  if (ended.ended === true && ended.endTime !== undefined && Date.now() - hrTimeToMilliseconds(ended.endTime) > LINGER_MS) return undefined
+  return span
+}
 
 export class NodeTracing {
   readonly #provider: TracerProvider
@@ -55,17 +68,20 @@ export class NodeTracing {
 
   /** `{ trace, span }` ids of the active span, for a log line; undefined outside a trace. */
   ids(): { trace: string; span: string } | undefined {
-    const sc = trace.getSpanContext(context.active())
-    return sc && (sc.traceFlags & TraceFlags.SAMPLED) !== 0 ? { trace: sc.traceId, span: sc.spanId } : undefined
+    const span = liveSpan(context.active())
+    if (span === undefined) return undefined
+    const sc = span.spanContext()
+    return { trace: sc.traceId, span: sc.spanId }
   }
 
   /** The kernel's view: carry the active context with messages, handle them inside spans. */
   readonly messages: MessageTracer = {
     capture: () => {
-      // a sampled span, ended or not: work a request started goes on after its span ended, in its trace
+      // a sampled span, ended or not: work a request started goes on after its span ended, in its trace; but
+      // not for ever (timers started in a trace keep its context: a contract's metering every minute would
+      // join the deploy's trace for the life of the service): LINGER_MS after the span ended, no longer
       const ctx = context.active()
-      const span = trace.getSpan(ctx)
-      return span !== undefined && (span.spanContext().traceFlags & TraceFlags.SAMPLED) !== 0 ? ctx : undefined
+      return liveSpan(ctx) ? ctx : undefined
     },
     traceparent: (captured) => {
       const sc = trace.getSpanContext(captured as Context)
