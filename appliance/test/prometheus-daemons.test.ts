@@ -2,7 +2,8 @@
 // three real daemons (separate processes, libp2p over TCP) after a deploy of a Docker service, and PromQL over
 // its HTTP API returns the series the deploy must have moved: a placement counted by the orchestrating node,
 // an allocation running and an executor start on the worker, envelopes received by every node, ask
-// latencies, API requests by route and status. Also: the scrape endpoint serves /metrics only.
+// latencies, API requests by route and status; then the worker is killed and the failover and second placement
+// are counted. Also: the scrape endpoint serves /metrics only.
 import t from 'tap'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -63,7 +64,7 @@ t.test('a real Prometheus scrapes a 3-daemon mesh after a deploy', async (t) => 
     config: { share, metrics: { listen: `127.0.0.1:${ports[i]}` }, orchestration: { beatMs: 200, bidWindowMs: 1000, labels } } as never,
   })
   const a = await cluster.start(config(0, {}))
-  const [b, c] = await Promise.all([cluster.start({ ...config(1, { role: 'worker' }), bootstrap: a.multiaddrs }), cluster.start({ ...config(2, {}), bootstrap: a.multiaddrs })]) as [DaemonHandle, DaemonHandle]
+  const [b, c] = await Promise.all([cluster.start({ ...config(1, { role: 'worker' }), bootstrap: a.multiaddrs }), cluster.start({ ...config(2, { role: 'worker' }), bootstrap: a.multiaddrs })]) as [DaemonHandle, DaemonHandle]
   await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
   await new Promise((r) => setTimeout(r, 1500))
 
@@ -87,7 +88,9 @@ t.test('a real Prometheus scrapes a 3-daemon mesh after a deploy', async (t) => 
     return (x.phase === 'running' || x.phase === 'failed') && x
   }, 60_000, 200)
   t.equal(v.phase, 'running', `the service runs (${v.reason ?? ''})`)
-  t.equal(v.replicas[0]?.node, b.did, 'on the worker')
+  const worker = v.replicas[0]?.node === b.did ? b : c
+  const other = worker === b ? c : b
+  t.equal(v.replicas[0]?.node, worker.did, 'on a worker')
 
   const refused = await a.api.get('/v1/no-such-route').then(() => 'answered', (err: Error) => err.name)
   t.equal(refused, 'RouteNotFoundError', 'a request for no route is refused')
@@ -135,11 +138,11 @@ t.test('a real Prometheus scrapes a 3-daemon mesh after a deploy', async (t) => 
   t.same(placements.map((s) => s.metric.node), [a.did], 'the orchestrating node counted its placement, and only it')
 
   const running = await one('noir_allocations{state="running"} >= 1')
-  t.same(running.map((s) => s.metric.node), [b.did], 'an allocation runs on the worker, on no other node')
+  t.same(running.map((s) => s.metric.node), [worker.did], 'an allocation runs on the worker, on no other node')
   t.equal(Number(running[0]!.value[1]), 1, 'exactly one')
 
   const starts = await one('noir_executor_starts_total{kind="docker"} >= 1')
-  t.same(starts.map((s) => s.metric.node), [b.did], 'the docker executor started it on the worker')
+  t.same(starts.map((s) => s.metric.node), [worker.did], 'the docker executor started it on the worker')
 
   const received = await one('noir_messages_received_total > 0')
   t.same(received.map((s) => s.metric.node).sort(), [a.did, b.did, c.did].sort(), 'every node received envelopes')
@@ -159,4 +162,19 @@ t.test('a real Prometheus scrapes a 3-daemon mesh after a deploy', async (t) => 
   const failovers = await query(base, 'noir_failovers_total')
   t.equal(failovers.length, 3, 'failovers are exported by every node')
   t.ok(failovers.every((s) => Number(s.value[1]) === 0), 'and none happened')
+
+  // the worker dies: the orchestrator places the slot again on the other worker, and counts a failover
+  await worker.kill()
+  const moved = await eventually(async () => {
+    const x = await a.api.get<DeploymentView>(`/v1/deployments/${dep.id}`)
+    return x.phase === 'running' && x.replicas[0]?.node === other.did && x
+  }, 60_000, 200)
+  t.equal(moved.replicas[0]?.node, other.did, 'the slot runs again on the other worker')
+  const failedOver = await one('noir_failovers_total >= 1')
+  t.same(failedOver.map((s) => [s.metric.node, Number(s.value[1])]), [[a.did, 1]], 'one failover, counted by the orchestrating node')
+  const placedAgain = await one('noir_placements_total >= 2')
+  t.same(placedAgain.map((s) => [s.metric.node, Number(s.value[1])]), [[a.did, 2]], 'and a second placement')
+  const runningNow = await one(`noir_allocations{state="running",node="${other.did}"} >= 1`)
+  t.equal(Number(runningNow[0]!.value[1]), 1, 'the allocation runs on the other worker now')
+  t.same(await query(base, `up{job="noir",instance="127.0.0.1:${ports[worker === b ? 1 : 2]}"} == 0`).then((r) => r.length), 1, 'Prometheus sees the dead worker down')
 })
