@@ -39,6 +39,7 @@ function liveSpan(ctx: Context): Span | undefined {
 
 export class NodeTracing {
   readonly #provider: TracerProvider
+  readonly #traceparents = new WeakMap<Context, string>()
   readonly tracer: Tracer
 
   constructor(node: string, cfg: Pick<TracingConfig, 'sampleRatio' | 'batchSize' | 'flushMs'> & { otlp?: string }, opts: { exporter?: SpanExporter } = {}) {
@@ -84,9 +85,16 @@ export class NodeTracing {
       return liveSpan(ctx) ? ctx : undefined
     },
     traceparent: (captured) => {
-      const sc = trace.getSpanContext(captured as Context)
-      if (sc === undefined || (sc.traceFlags & TraceFlags.SAMPLED) === 0) return undefined
-      return `00-${sc.traceId}-${sc.spanId}-01`
+      // a burst of messages sent in one context shares one text
+      const ctx = captured as Context
+      let tp = this.#traceparents.get(ctx)
+      if (tp === undefined) {
+        const sc = trace.getSpanContext(ctx)
+        if (sc === undefined || (sc.traceFlags & TraceFlags.SAMPLED) === 0) return undefined
+        tp = `00-${sc.traceId}-${sc.spanId}-01`
+        this.#traceparents.set(ctx, tp)
+      }
+      return tp
     },
     fromTraceparent: (traceparent) => {
       const m = TRACEPARENT.exec(traceparent)
