@@ -104,8 +104,8 @@ async function pair(observed: boolean): Promise<Pair> {
 }
 
 const WARMUP = 30_000
-const TOTAL = 150_000
-const ROUNDS = 5
+const TOTAL = 60_000
+const ROUNDS = 12
 
 const off = await pair(false)
 const on = await pair(true)
@@ -115,11 +115,19 @@ const sendTraced = (n: number): Promise<void> => traced.tracing!.inSpan('bench w
 const kinds: [string, (n: number) => Promise<void>][] = [['off', off.send], ['on', on.send], ['on, traced', sendTraced]]
 for (const [, send] of kinds) await send(WARMUP)
 const rates = new Map<string, number[]>(kinds.map(([k]) => [k, []]))
+// tells per CPU-second of this process (all its threads): what the work costs, less swayed than wall time by
+// other processes on a shared machine
+const perCpu = new Map<string, number[]>(kinds.map(([k]) => [k, []]))
 for (let r = 0; r < ROUNDS; r++) {
   for (const [k, send] of kinds) {
+    // one set-up's garbage (the traced pair's spans) is not collected during another's round
+    ;(globalThis as { gc?: () => void }).gc?.()
     const t0 = process.hrtime.bigint()
+    const c0 = process.cpuUsage()
     await send(TOTAL)
     rates.get(k)!.push(TOTAL / (Number(process.hrtime.bigint() - t0) / 1e9))
+    const c = process.cpuUsage(c0)
+    perCpu.get(k)!.push(TOTAL / ((c.user + c.system) / 1e6))
   }
 }
 // what the observed nodes counted (a scrape), and what the traced pair exported
@@ -136,5 +144,10 @@ const fmt = (xs: number[]): string => xs.map((x) => Math.round(x / 1000) + 'k').
 printSection(`signed tells/s with metrics and tracing on vs off (two nodes over libp2p in this process; ${ROUNDS} alternating rounds of ${TOTAL.toLocaleString('en-US')} after ${WARMUP.toLocaleString('en-US')}: median; off ${fmt(rates.get('off')!)}; on ${fmt(rates.get('on')!)}; traced ${fmt(rates.get('on, traced')!)})`, [
   { name: 'tells/s, metrics + tracing on (untraced tells)', value: med('on'), unit: 'msg/s', better: 'higher', baseline: { name: 'off', value: med('off') }, target: '>= 0.95' },
   { name: 'tells/s, every tell in a sampled trace', value: med('on, traced'), unit: 'msg/s', better: 'higher', baseline: { name: 'off', value: med('off') } },
+  { name: 'tells per CPU-second, on (untraced tells)', value: percentile(perCpu.get('on')!, 50), unit: 'msg/cpu-s', better: 'higher', baseline: { name: 'off', value: percentile(perCpu.get('off')!, 50) }, target: '>= 0.95' },
+  { name: 'tells per CPU-second, every tell traced', value: percentile(perCpu.get('on, traced')!, 50), unit: 'msg/cpu-s', better: 'higher', baseline: { name: 'off', value: percentile(perCpu.get('off')!, 50) } },
 ])
+// the machine drifts within seconds: the ratio of each round's pair (measured back to back) is steadier
+const pairwise = (k: string): number => percentile(rates.get(k)!.map((x, i) => x / rates.get('off')![i]!), 50)
+console.log(`  median of per-round ratios (each round's set-ups back to back): on/off ${pairwise('on').toFixed(2)}, traced/off ${pairwise('on, traced').toFixed(2)}`)
 console.log(`  (checks: the observed sender counted ${sentCount.toLocaleString('en-US')} envelopes or frames sent; the traced pair exported ${spans.toLocaleString('en-US')} spans for ${(WARMUP + ROUNDS * TOTAL).toLocaleString('en-US')} tells)`)
