@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import type { NodeMetrics } from './node-metrics.ts'
 import type { MetricsConfig } from './config.ts'
 import type { Log } from '../../p2p/log.ts'
+import { MetricsListenError } from './errors.ts'
 
 export class MetricsServer {
   readonly #server: Server
@@ -36,12 +37,16 @@ export class MetricsServer {
     this.#server.requestTimeout = 30_000
   }
 
-  /** Listens; resolves with the scrape URL. */
+  /** Listens; resolves with the scrape URL. Rejects with MetricsListenError (address in use, not on this host). */
   listen(cfg: MetricsConfig): Promise<string> {
     return new Promise((resolve, reject) => {
-      this.#server.once('error', reject)
+      const failed = (err: NodeJS.ErrnoException): void => {
+        const host = cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host
+        reject(new MetricsListenError(`metrics endpoint cannot listen on ${host}:${cfg.port}: ${err.code ?? err.message}`))
+      }
+      this.#server.once('error', failed)
       this.#server.listen(cfg.port, cfg.host, () => {
-        this.#server.off('error', reject)
+        this.#server.off('error', failed)
         const a = this.#server.address() as AddressInfo
         this.#url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}/metrics`
         resolve(this.#url)
