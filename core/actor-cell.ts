@@ -24,6 +24,8 @@ export interface Message {
   readonly reply: Replier | undefined
   /** Kernel work that must happen in mailbox order (a snapshot after the messages queued before it). */
   readonly control: ((cell: ActorCell) => void) | undefined
+  /** The trace context the message was sent in (core/types.ts MessageTracer); undefined when untraced. */
+  readonly trace: unknown
 }
 
 export class ActorCell implements SupervisorNode {

@@ -39,7 +39,7 @@ import { toJsonValue, type SnapshotStore, type StoredSnapshot } from './snapshot
 import type { Startable } from './startable.ts'
 import { Supervisor, type SupervisorNode } from './supervision.ts'
 import type { Transport } from './transport.ts'
-import type { ActorRef, AskOptions, SystemEvent, SystemEventListener, TellOptions, TerminationReason } from './types.ts'
+import type { ActorRef, AskOptions, SystemEvent, SystemEventListener, SystemObserver, MessageTracer, TellOptions, TerminationReason } from './types.ts'
 
 export type { Replier } from './repliers.ts'
 
@@ -69,6 +69,10 @@ export interface ActorSystemInit {
   inspect?: boolean
   /** Called when the root supervisor gives up (restart intensity exceeded at the top): the tree is stopped. */
   onEscalation?: (error: Error) => void
+  /** Told of ask latencies (metrics); absent: nothing is measured. */
+  observer?: SystemObserver
+  /** Carries trace context with messages, local and remote (spec/observability.md); absent: nothing is traced. */
+  tracer?: MessageTracer
 }
 
 export interface SpawnOptions {
@@ -132,6 +136,8 @@ export class ActorSystem implements Startable {
   readonly #listeners = new Set<SystemEventListener>()
   readonly #inspect: boolean
   readonly #askTimeoutMs: number
+  readonly #observer: SystemObserver | undefined
+  readonly #tracer: MessageTracer | undefined
   readonly #capabilities: CapabilityChecker
   readonly #admission = new OrderedAdmission()
   readonly #pendingSaves = new Set<Promise<unknown>>()
@@ -151,6 +157,8 @@ export class ActorSystem implements Startable {
     this.snapshots = init.snapshots
     this.#inspect = init.inspect === true
     this.#askTimeoutMs = init.askTimeoutMs ?? 5000
+    this.#observer = init.observer
+    this.#tracer = init.tracer
     this.#capabilities = init.capabilities ?? capabilityChecker({ trustedRoots: this.trustedRoots, now: () => this.clock.now() })
     this.#supervisor = new Supervisor({
       now: () => this.clock.now(),
@@ -169,7 +177,7 @@ export class ActorSystem implements Startable {
         key: this.key,
         clock: this.clock,
         transport: init.transport,
-        deliver: (path, behavior, body, from, senderDid, proofs, reply) => this.#deliverRemote(path, behavior, body, from, senderDid, proofs, reply),
+        deliver: (path, behavior, body, from, senderDid, proofs, reply, trace) => this.#deliverRemote(path, behavior, body, from, senderDid, proofs, reply, trace),
         readOnly: (path, behavior) => {
           const spec = this.#registry.get(path)?.definition.behaviors.get(behavior)
           return spec !== undefined && spec.event === undefined && !spec.deferred
@@ -365,8 +373,22 @@ export class ActorSystem implements Startable {
    */
   ask<TReply = unknown>(to: string | ActorRef, behavior: string, body?: unknown, options?: AskOptions): Promise<TReply> {
     const timeoutMs = options?.timeoutMs ?? this.#askTimeoutMs
+    const observer = this.#observer
     return new Promise<TReply>((resolve, reject) => {
-      const pending = new PendingAsk(resolve as (v: unknown) => void, reject, this.clock)
+      let ok = resolve as (v: unknown) => void
+      let fail: (e: Error) => void = reject
+      if (observer !== undefined) {
+        const t0 = performance.now()
+        ok = (v) => {
+          observer.askSettled(behavior, performance.now() - t0, 'ok')
+          resolve(v as TReply)
+        }
+        fail = (e: Error) => {
+          observer.askSettled(behavior, performance.now() - t0, e.name === 'AskTimeoutError' ? 'timeout' : 'error')
+          reject(e)
+        }
+      }
+      const pending = new PendingAsk(ok, fail, this.clock)
       const refusal = this.#route(to, behavior, body, options, pending)
       if (refusal !== undefined) return pending.fail(refusal)
       pending.expireAfter(typeof to === 'string' ? to : to.address, behavior, timeoutMs)
@@ -394,7 +416,7 @@ export class ActorSystem implements Startable {
       }
       if (cell.mailbox.depth === 0) return take(cell)
       // Kernel work is never refused for a full mailbox: it rides behind the messages already queued.
-      cell.mailbox.force({ spec: SNAPSHOT_SPEC, body: undefined, from: this.did, reply, control: take })
+      cell.mailbox.force({ spec: SNAPSHOT_SPEC, body: undefined, from: this.did, reply, control: take, trace: undefined })
       if (!cell.queued) this.#schedule(cell)
     })
     await store.save(cell.path, record)
@@ -450,7 +472,9 @@ export class ActorSystem implements Startable {
     if (remote === undefined) return new NoTransportError(address)
     let id: string
     try {
-      id = remote.send(address, behavior, body, options?.from ?? this.did, options, reply)
+      const tracer = this.#tracer
+      const captured = tracer?.capture()
+      id = remote.send(address, behavior, body, options?.from ?? this.did, options, reply, captured === undefined ? undefined : tracer!.traceparent(captured))
     } catch (err) {
       return asError(err)
     }
@@ -487,19 +511,20 @@ export class ActorSystem implements Startable {
     const spec = cell.definition.behaviors.get(behavior)
     if (spec === undefined) return new UnknownBehaviorError(cell.address, behavior)
     const from = options?.from ?? this.did
+    const trace = this.#tracer?.capture()
     // An untrusted local sender (a sandboxed workload's message relayed by the node) is checked whatever the policy.
     if (spec.public || (this.localPolicy === 'trusted' && options?.untrusted !== true)) {
-      if (!this.#admission.busy(from)) return this.#enqueue(cell, spec, body, from, reply)
-      this.#admission.admit(from, undefined, () => this.#afterAdmission(cell, spec, body, from, reply, undefined))
+      if (!this.#admission.busy(from)) return this.#enqueue(cell, spec, body, from, reply, trace)
+      this.#admission.admit(from, undefined, () => this.#afterAdmission(cell, spec, body, from, reply, undefined, trace))
       return undefined
     }
     const check = this.#checkCapability(options?.proofs, this.did, spec)
-    this.#admission.admit(from, check, (err) => this.#afterAdmission(cell, spec, body, from, reply, err))
+    this.#admission.admit(from, check, (err) => this.#afterAdmission(cell, spec, body, from, reply, err, trace))
     return undefined
   }
 
-  #afterAdmission(cell: ActorCell, spec: NormalizedBehavior, body: unknown, from: string, reply: Replier | undefined, err: Error | undefined): void {
-    const refusal = err ?? (cell.state !== 'running' ? new ActorStoppedError(cell.address) : this.#enqueue(cell, spec, body, from, reply))
+  #afterAdmission(cell: ActorCell, spec: NormalizedBehavior, body: unknown, from: string, reply: Replier | undefined, err: Error | undefined, trace: unknown): void {
+    const refusal = err ?? (cell.state !== 'running' ? new ActorStoppedError(cell.address) : this.#enqueue(cell, spec, body, from, reply, trace))
     if (refusal === undefined) return
     if (reply) reply.fail(refusal)
     else this.#emit({ type: 'rejected', to: cell.address, behavior: spec.path, error: refusal })
@@ -513,7 +538,7 @@ export class ActorSystem implements Startable {
   }
 
   /** Entry point for messages that arrived over the transport, already verified by the remote endpoint. */
-  #deliverRemote(path: string, behavior: string, body: unknown, from: string, senderDid: string, proofs: readonly string[] | undefined, reply: Replier): void {
+  #deliverRemote(path: string, behavior: string, body: unknown, from: string, senderDid: string, proofs: readonly string[] | undefined, reply: Replier, traceparent: string | undefined): void {
     const cell = this.#registry.get(path)
     if (cell === undefined || cell.state !== 'running') {
       const address = actorAddress(this.did, path)
@@ -523,13 +548,15 @@ export class ActorSystem implements Startable {
     }
     const spec = cell.definition.behaviors.get(behavior)
     if (spec === undefined) return reply.fail(new UnknownBehaviorError(cell.address, behavior))
+    // the remote sender's span is the parent of this node's handling (an untraced node ignores it)
+    const trace = traceparent !== undefined && this.#tracer !== undefined ? this.#tracer.fromTraceparent(traceparent) : undefined
     // Messages from another node are always capability-checked (unless public), whatever the local policy.
-    if (spec.public && !this.#admission.busy(senderDid)) return this.#afterAdmission(cell, spec, body, from, reply, undefined)
+    if (spec.public && !this.#admission.busy(senderDid)) return this.#afterAdmission(cell, spec, body, from, reply, undefined, trace)
     const check = spec.public ? undefined : this.#checkCapability(proofs, senderDid, spec)
-    this.#admission.admit(senderDid, check, (err) => this.#afterAdmission(cell, spec, body, from, reply, err))
+    this.#admission.admit(senderDid, check, (err) => this.#afterAdmission(cell, spec, body, from, reply, err, trace))
   }
 
-  #enqueue(cell: ActorCell, spec: NormalizedBehavior, body: unknown, from: string, reply: Replier | undefined): Error | undefined {
+  #enqueue(cell: ActorCell, spec: NormalizedBehavior, body: unknown, from: string, reply: Replier | undefined, trace: unknown): Error | undefined {
     if (spec.parse !== undefined) {
       // Bodies are checked on arrival, so a bad one is refused at once (a tell throws), not after queueing.
       try {
@@ -538,7 +565,7 @@ export class ActorSystem implements Startable {
         return err instanceof NoirError ? err : new InvalidMessageError(spec.path, asError(err).message)
       }
     }
-    if (!cell.mailbox.offer({ spec, body, from, reply, control: undefined })) return new MailboxFullError(cell.address, cell.mailbox.capacity)
+    if (!cell.mailbox.offer({ spec, body, from, reply, control: undefined, trace })) return new MailboxFullError(cell.address, cell.mailbox.capacity)
     if (!cell.queued) this.#schedule(cell)
     reply?.handedOff?.()
     return undefined
@@ -566,7 +593,8 @@ export class ActorSystem implements Startable {
       while (n < FAIR_SHARE && cell.state === 'running') {
         const msg = cell.mailbox.shift()
         if (msg === undefined) break
-        this.#handle(cell, msg)
+        if (msg.trace === undefined) this.#handle(cell, msg)
+        else this.#handleTraced(cell, msg)
         n++
       }
       budget -= n
@@ -591,6 +619,13 @@ export class ActorSystem implements Startable {
   }
 
   // ---- internals: handling one message ----------------------------------------------------------------------------
+
+  /** A message sent within a trace is handled inside a span of it (the tracer's). */
+  #handleTraced(cell: ActorCell, msg: Message): void {
+    const tracer = this.#tracer
+    if (tracer === undefined) return this.#handle(cell, msg)
+    tracer.handle(msg.trace, msg.spec.path, cell.address, () => this.#handle(cell, msg))
+  }
 
   #handle(cell: ActorCell, msg: Message): void {
     const actor = cell.actor

@@ -21,7 +21,7 @@ export {
   type SupervisionStrategy,
 } from './sdk.ts'
 export type { ActorContext, SpawnChildOptions } from './actor-context.ts'
-export type { ActorRef, AskOptions, TellOptions, SystemEvent, SystemEventListener, TerminationReason } from './types.ts'
+export type { ActorRef, AskOptions, TellOptions, SystemEvent, SystemEventListener, TerminationReason, SystemObserver, MessageTracer } from './types.ts'
 export * from './errors.ts'
 export { toWireError, fromWireError, isWireError, registerErrorClass, type WireError } from './wire-error.ts'
 export { realClock, SimulatedClock, type Clock, type TimerHandle } from './clock.ts'

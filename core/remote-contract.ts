@@ -17,7 +17,7 @@ export interface RemoteEndpointDeps {
   clock: Clock
   transport: Transport
   /** Hands a verified inbound message to the actor at `path`; refusals go to `reply.fail`. */
-  deliver(path: string, behavior: string, body: unknown, from: string, senderDid: string, proofs: readonly string[] | undefined, reply: Replier): void
+  deliver(path: string, behavior: string, body: unknown, from: string, senderDid: string, proofs: readonly string[] | undefined, reply: Replier, trace: string | undefined): void
   /**
    * The behavior at `path` only reads its actor (it has no event: answered from the snapshot), so it may run
    * before the message's signature check is done (spec/actors.md, "Signature checks"). False when unknown.
@@ -29,9 +29,9 @@ export interface RemoteEndpointDeps {
 export interface RemoteEndpoint {
   /**
    * Signs and sends a message to an actor on another node; `reply` (for an ask) gets the answer or the
-   * error. Returns the envelope id.
+   * error. `trace`: the W3C traceparent the envelope carries (spec/observability.md). Returns the envelope id.
    */
-  send(to: string, behavior: string, body: unknown, from: string, options: TellOptions | undefined, reply: Replier | undefined): string
+  send(to: string, behavior: string, body: unknown, from: string, options: TellOptions | undefined, reply: Replier | undefined, trace?: string): string
   /** Forgets a pending ask (timed out): a late answer becomes an `unmatched-reply` event. */
   forget(id: string): void
   /** Runs one inbound envelope through the receive pipeline. */

@@ -75,3 +75,28 @@ export type SystemEvent =
   | { type: 'inspect'; address: string; event: InspectionEvent }
 
 export type SystemEventListener = (event: SystemEvent) => void
+
+/**
+ * What the kernel tells an observer (metrics), when one is given: kept to calls that cost nothing when absent.
+ * The appliance binds it to its metrics registry; core knows nothing of the metrics library.
+ */
+export interface SystemObserver {
+  /** An ask settled: `ms` from the call to its answer; outcome 'ok', 'error' (a typed refusal) or 'timeout'. */
+  askSettled(behavior: string, ms: number, outcome: 'ok' | 'error' | 'timeout'): void
+}
+
+/**
+ * Carries trace context with messages, when given (spec/observability.md, "Traces"): a message sent while a
+ * trace is active is handled inside a span of that trace, on this node or another (the envelope's `trace`
+ * field). Contexts are opaque to the kernel; the appliance binds this to OpenTelemetry.
+ */
+export interface MessageTracer {
+  /** The active trace context, to travel with a message; undefined when there is none (nothing is carried). */
+  capture(): unknown
+  /** The W3C `traceparent` of a captured context, for an envelope (undefined: not sampled, nothing sent). */
+  traceparent(captured: unknown): string | undefined
+  /** A context from a received envelope's `traceparent` (the remote sender's span as the parent). */
+  fromTraceparent(traceparent: string): unknown
+  /** Runs the handling of one message inside a span of the captured context. */
+  handle(captured: unknown, behavior: string, address: string, fn: () => void): void
+}

@@ -25,6 +25,8 @@ export interface GatewayInit {
   nodeHome?: string
   times?: Partial<AuthTimes>
   now?: () => number
+  /** Told of every answered request (the gateway's metrics, spec/observability.md). */
+  onRequest?: (method: string, route: string, status: number, ms: number) => void
 }
 
 export interface Gateway {
@@ -48,7 +50,7 @@ export function openGateway(o: GatewayInit): Gateway {
   const node = o.nodeHome !== undefined ? ApiClient.forHome(o.nodeHome) : undefined
   const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now })
   const auth = new AuthService({ store, mailer, sealer, publicUrl: o.publicUrl, now, ...(o.times ? { times: o.times } : {}) })
-  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads } })
+  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
   return {
     app, store, tenants, wallets,
     resume: () => (node ? workloads.resume() : Promise.resolve(0)),

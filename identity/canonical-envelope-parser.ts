@@ -53,7 +53,7 @@ export function parseCanonicalEnvelope(text: string): Record<string, unknown> | 
 const RAW = '([^"\\\\\\x00-\\x1f]*)'
 const INT = '(0|[1-9][0-9]{0,14})'
 const HEAD = new RegExp(`\\{"behavior":"${RAW}","body":`, 'y')
-const TAIL = new RegExp(`,"exp":${INT},"from":"${RAW}","iat":${INT},"id":"${RAW}"(?:,"inReplyTo":"${RAW}")?,"nonce":"${RAW}"(?:,"replyTo":"${RAW}")?,"to":"${RAW}","v":1\\}$`, 'y')
+const TAIL = new RegExp(`,"exp":${INT},"from":"${RAW}","iat":${INT},"id":"${RAW}"(?:,"inReplyTo":"${RAW}")?,"nonce":"${RAW}"(?:,"replyTo":"${RAW}")?,"to":"${RAW}"(?:,"trace":"${RAW}")?,"v":1\\}$`, 'y')
 
 function envelope(): Record<string, unknown> | undefined {
   HEAD.lastIndex = 0
@@ -66,7 +66,7 @@ function envelope(): Record<string, unknown> | undefined {
   const m = TAIL.exec(s)
   if (m === null) return undefined
   // members in the order JSON.parse would create them (the payload's, which is sorted)
-  return makeEnvelope(head[1], body, Number(m[1]), m[2], Number(m[3]), m[4], m[5], m[6], undefined, m[7], m[8])
+  return makeEnvelope(head[1], body, Number(m[1]), m[2], Number(m[3]), m[4], m[5], m[6], undefined, m[7], m[8], m[9])
 }
 
 function lit(l: string): boolean {

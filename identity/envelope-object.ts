@@ -6,7 +6,7 @@
 // (measured: the field rules cost ~0.7 µs per envelope on a node that both sent and received, ~0.15 µs in a
 // microbenchmark that met one shape; on the receiver they went from 5.2% of the main thread to 0.7%).
 
-/** A new envelope object; optional members (inReplyTo, proofs, replyTo) only when defined. */
+/** A new envelope object; optional members (inReplyTo, proofs, replyTo, trace) only when defined. */
 export function makeEnvelope(
   behavior: unknown,
   body: unknown,
@@ -19,6 +19,7 @@ export function makeEnvelope(
   proofs: unknown,
   replyTo: unknown,
   to: unknown,
+  trace?: unknown,
 ): Record<string, unknown> {
   const env: Record<string, unknown> = { behavior, body, exp, from, iat, id }
   if (inReplyTo !== undefined) env.inReplyTo = inReplyTo
@@ -26,6 +27,7 @@ export function makeEnvelope(
   if (proofs !== undefined) env.proofs = proofs
   if (replyTo !== undefined) env.replyTo = replyTo
   env.to = to
+  if (trace !== undefined) env.trace = trace
   env.v = 1
   return env
 }

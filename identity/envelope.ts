@@ -57,6 +57,8 @@ export interface Envelope {
   inReplyTo?: string
   /** Capability JWTs. */
   proofs?: string[]
+  /** W3C trace context `traceparent` of the sender's span (spec/observability.md); signed like every field. */
+  trace?: string
 }
 
 export interface EnvelopeInit {
@@ -69,6 +71,8 @@ export interface EnvelopeInit {
   replyTo?: string
   inReplyTo?: string
   proofs?: string[]
+  /** A W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), when the message belongs to a trace. */
+  trace?: string
   /** Default: a random UUID. */
   id?: string
   /** Issue time in ms; default Date.now(). */
@@ -105,7 +109,13 @@ const NONCE_RE = /^[A-Za-z0-9_-]{8,64}$/
 const BEHAVIOR_RE = /^(\/[A-Za-z0-9._~:@+-]+)+$/
 const MAX_BEHAVIOR = 256
 const MAX_PROOFS = 16
-const ALLOWED_KEYS = new Set(['v', 'id', 'from', 'to', 'behavior', 'body', 'iat', 'exp', 'nonce', 'replyTo', 'inReplyTo', 'proofs'])
+const ALLOWED_KEYS = new Set(['v', 'id', 'from', 'to', 'behavior', 'body', 'iat', 'exp', 'nonce', 'replyTo', 'inReplyTo', 'proofs', 'trace'])
+// W3C Trace Context version 00: trace id and span id not all zeros (checked apart)
+const TRACEPARENT_RE = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/
+
+function isTraceparent(v: unknown): boolean {
+  return typeof v === 'string' && TRACEPARENT_RE.test(v) && !v.startsWith('00-00000000000000000000000000000000-') && v.slice(36, 52) !== '0000000000000000'
+}
 
 // ---- nonces and ids ------------------------------------------------------------------------------------------
 
@@ -189,6 +199,7 @@ function checkFields(r: Record<string, unknown>, E: new (m: string) => IdentityE
     if (!Array.isArray(r.proofs) || r.proofs.length > MAX_PROOFS) throw new E(`proofs must be an array of at most ${MAX_PROOFS} tokens`)
     for (const p of r.proofs) if (typeof p !== 'string' || p.length === 0) throw new E('each proof is a non-empty JWT string')
   }
+  if (r.trace !== undefined && !isTraceparent(r.trace)) throw new E('trace must be a W3C traceparent: 00-<32 hex>-<16 hex>-<2 hex>, ids not all zeros')
   return r as unknown as Envelope
 }
 
@@ -205,7 +216,7 @@ function envelopeFromInit(key: NodeKey, init: EnvelopeInit): Envelope {
   const iat = init.now ?? Date.now()
   const ttl = init.ttlMs ?? DEFAULT_TTL_MS
   if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new InvalidEnvelopeInitError('ttlMs must be a positive integer')
-  const env = makeEnvelope(init.behavior, init.body, iat + ttl, init.from, iat, init.id ?? randomEnvelopeId(), init.inReplyTo, init.nonce ?? randomNonce(), init.proofs, init.replyTo, init.to)
+  const env = makeEnvelope(init.behavior, init.body, iat + ttl, init.from, iat, init.id ?? randomEnvelopeId(), init.inReplyTo, init.nonce ?? randomNonce(), init.proofs, init.replyTo, init.to, init.trace)
   // built here from the allowed fields only: the field rules alone
   return checkFields(env, InvalidEnvelopeInitError)
 }
@@ -223,7 +234,9 @@ function envelopeText(e: Envelope): string {
   s += ',"nonce":"' + e.nonce + '"'
   if (e.proofs !== undefined) s += ',"proofs":' + canonicalJson(e.proofs)
   if (e.replyTo !== undefined) s += ',"replyTo":"' + e.replyTo + '"'
-  return s + ',"to":"' + e.to + '","v":1}'
+  s += ',"to":"' + e.to + '"'
+  if (e.trace !== undefined) s += ',"trace":"' + e.trace + '"'
+  return s + ',"v":1}'
 }
 
 /**
@@ -346,7 +359,7 @@ export function decodePayload(payload: Uint8Array): Envelope {
   const checked = checkEnvelope(parsed, MalformedEnvelopeError)
   // rebuilt in canonical member order: the one object shape every envelope has (identity/envelope-object.ts)
   const e = checked as unknown as Record<string, unknown>
-  const envelope = makeEnvelope(e.behavior, e.body, e.exp, e.from, e.iat, e.id, e.inReplyTo, e.nonce, e.proofs, e.replyTo, e.to) as unknown as Envelope
+  const envelope = makeEnvelope(e.behavior, e.body, e.exp, e.from, e.iat, e.id, e.inReplyTo, e.nonce, e.proofs, e.replyTo, e.to, e.trace) as unknown as Envelope
   let canonical: string
   try {
     canonical = envelopeText(envelope)

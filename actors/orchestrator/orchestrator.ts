@@ -198,6 +198,8 @@ export class Orchestrator {
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
   #stopped = false
+  /** Since this process started: contracts taken for a slot (placements, first or again) and failovers completed (for metrics). */
+  readonly activity = { placements: 0, failovers: 0 }
 
   constructor(ports: OrchestratorPorts, opts: OrchestratorOptions = {}) {
     this.#p = ports
@@ -822,12 +824,22 @@ export class Orchestrator {
     if (typeof id !== 'string' || snap.status === 'stopped' || snap.status === 'error') return
     // plain JSON (XState leaves `undefined` fields such as `error`): what is written is what is read and sent
     const persisted = JSON.parse(JSON.stringify(this.#machine.getPersistedSnapshot(snap as never))) as unknown
+    this.#count(this.#last.get(id), snap.context)
     this.#last.set(id, persisted)
     const record = { v: 2 as const, id, savedAt: this.#now(), snapshot: persisted }
     this.#checkpoints.put(record)
     this.#replicator?.put(record)
     const waiters = this.#waiters.get(id)
     if (waiters) queueMicrotask(() => { for (const w of [...waiters]) w() })
+  }
+
+  /** Contracts taken and failovers completed since the deployment's previous snapshot, added to `activity`. */
+  #count(prev: unknown, next: DeploymentContext): void {
+    const before = (prev as { context?: DeploymentContext } | undefined)?.context
+    const taken = (c: DeploymentContext | undefined): number => c?.replicas?.reduce((n, r) => n + r.attempts, 0) ?? 0
+    const failedOver = (c: DeploymentContext | undefined): number => c?.failovers?.filter((f) => f.runningAt !== null).length ?? 0
+    this.activity.placements += Math.max(0, taken(next) - taken(before))
+    this.activity.failovers += Math.max(0, failedOver(next) - failedOver(before))
   }
 
   #until(id: string, pred: (s: { value: unknown; context: DeploymentContext }) => boolean): Promise<void> {

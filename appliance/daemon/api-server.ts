@@ -22,10 +22,14 @@ export interface ApiServerOptions {
   headersTimeoutMs?: number
   /** Overrides REQUEST_TIMEOUT_MS (tests). */
   requestTimeoutMs?: number
+  /** Told of every answered request (metrics): method, the matched route's pattern ('unmatched' if none), status, ms. */
+  onRequest?: (method: string, route: string, status: number, ms: number) => void
 }
 
 /** The scheme is case-insensitive (RFC 9110 section 11.1); one or more spaces before the token. */
 const BEARER = /^bearer +(\S+)$/i
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 
 interface CompiledRoute {
   route: ApiRoute
@@ -55,8 +59,10 @@ export class ApiServer {
   readonly #active = new Set<AbortController>()
   readonly #headersTimeoutMs: number
   readonly #requestTimeoutMs: number
+  readonly #onRequest: ApiServerOptions['onRequest']
 
   constructor(opts: ApiServerOptions) {
+    this.#onRequest = opts.onRequest
     this.#token = Buffer.from(opts.token, 'utf8')
     this.#log = opts.log ?? silentLog
     this.#headersTimeoutMs = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS
@@ -210,11 +216,20 @@ export class ApiServer {
     this.#active.add(controller)
     res.once('close', () => controller.abort())
     const url = new URL(req.url ?? '/', 'http://127.0.0.1')
+    const onRequest = this.#onRequest
+    let route = 'unmatched'
+    if (onRequest) {
+      const t0 = performance.now()
+      // a label never takes a caller's free text: an unknown method is 'other'
+      const method = KNOWN_METHODS.has(req.method ?? '') ? req.method! : 'other'
+      res.once('close', () => onRequest(method, route, res.statusCode, performance.now() - t0))
+    }
     try {
       this.#checkCaller(req, loopbackPort)
       if (!this.#authorized(req)) throw new UnauthorizedError('missing or wrong bearer token (see api.json in the node home)')
       const m = this.#match(req.method ?? 'GET', url.pathname)
       if (!m) throw new RouteNotFoundError(`no route ${req.method} ${url.pathname} (GET /v1 lists them)`)
+      route = m.route.path
       const body = await this.#readBody(req)
       const out = await m.route.handler({ params: m.params, query: url.searchParams, body, signal: controller.signal })
       if (isNdjson(out)) {

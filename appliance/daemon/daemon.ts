@@ -6,6 +6,7 @@ import { join, isAbsolute } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { Level } from 'level'
 import type { NodeKey } from '../../identity/keys.ts'
+import type { Transport } from '../../core/transport.ts'
 import { ActorSystem, capabilityChecker, signedRemote, KvRevocationStore, LevelKvStore } from '../../core/index.ts'
 import { RevocationSync } from './revocations.ts'
 import { WatchdogKeeper } from '../watchdog/watchdog-keeper.ts'
@@ -20,6 +21,13 @@ import { DaemonAlreadyRunningError, DuplicateServiceError } from './errors.ts'
 import type { JsonValue, NodeContext, NodeService } from './service.ts'
 import { actorRoutes, discoveryRoutes, nodeRoutes, peerRoutes, pubsubRoutes, revocationRoutes, statusRoutes } from './routes.ts'
 import { nodeServices } from './services.ts'
+import { observabilityConfig, type ObservabilityConfig } from '../observability/config.ts'
+import { NodeMetrics } from '../observability/node-metrics.ts'
+import { MetricsServer } from '../observability/metrics-server.ts'
+import { countingTransport } from '../observability/counting-transport.ts'
+import { NodeTracing } from '../observability/tracing.ts'
+import type { ApiRoute } from './service.ts'
+import { SpanKind } from '@opentelemetry/api'
 
 export interface DaemonOptions {
   home: string
@@ -50,6 +58,12 @@ export class Daemon {
   /** NOIR_HOME/revocations: the revocations this node honours (`noir cap` reads it when no daemon runs). */
   #revocationStore: LevelKvStore | undefined
   apiUrl = ''
+  /** Metrics, when config.json `metrics` is set (spec/observability.md). */
+  readonly metrics: NodeMetrics | undefined
+  /** Traces, when config.json `tracing` is set (spec/observability.md). */
+  readonly tracing: NodeTracing | undefined
+  readonly #observability: ObservabilityConfig
+  #metricsServer: MetricsServer | undefined
   readonly #api: ApiServer
   readonly #token = randomBytes(32).toString('base64url')
   readonly #services: NodeService[]
@@ -63,9 +77,12 @@ export class Daemon {
     this.key = opts.key
     this.did = opts.key.did
     this.config = { ...loadConfig(opts.home), ...definedOnly(opts.overrides ?? {}) }
+    this.#observability = observabilityConfig({ metrics: this.config.metrics, tracing: this.config.tracing, logs: this.config.logs })
+    const tracing = (this.tracing = this.#observability.tracing ? new NodeTracing(this.did, this.#observability.tracing) : undefined)
     const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
-    this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {} })
-    this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }) })
+    this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {}, retention: this.#observability.logs, ...(tracing ? { context: () => tracing.ids() } : {}) })
+    const metrics = (this.metrics = this.#observability.metrics ? new NodeMetrics(this.did) : undefined)
+    this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }), ...(metrics ? { onRequest: (m, r, s, ms) => metrics.apiRequest(m, r, s, ms) } : {}) })
     this.#services = (opts.services ?? nodeServices)()
     const names = new Set<string>()
     for (const s of this.#services) {
@@ -141,9 +158,17 @@ export class Daemon {
     })
     await this.mesh.start()
 
+    let transport: Transport = this.mesh.transport
+    if (this.metrics) {
+      const counted = countingTransport(transport)
+      this.metrics.bindTransport(counted.counts)
+      transport = counted.transport
+    }
     this.system = new ActorSystem({
       key: this.key,
-      transport: this.mesh.transport,
+      transport,
+      ...(this.metrics ? { observer: this.metrics.observer } : {}),
+      ...(this.tracing ? { tracer: this.tracing.messages } : {}),
       remote: signedRemote({ signatureCheck: c.signatureCheck, sealedStreams: c.sealedStreams, sealWindowMs: c.sealWindowMs }),
       trustedRoots: c.trustedRoots,
       capabilities: capabilityChecker({ trustedRoots: roots, revocations: revoked }),
@@ -159,6 +184,12 @@ export class Daemon {
     })
     await this.system.start()
     this.revocations.start(this.mesh.broadcast)
+    if (this.metrics && this.#observability.metrics) {
+      this.metrics.bindSystem(this.system)
+      this.#metricsServer = new MetricsServer(this.metrics, this.log.child({ svc: 'metrics' }))
+      this.metrics.url = await this.#metricsServer.listen(this.#observability.metrics)
+      this.log.info('metrics served', { url: this.metrics.url })
+    }
 
     for (const s of this.#services) {
       const ctx: NodeContext = {
@@ -172,6 +203,8 @@ export class Daemon {
         log: this.log.child({ svc: s.name }),
         store: new LevelKvStore(this.db.sublevel<string, unknown>(`svc:${s.name}`, { valueEncoding: 'json' })),
         signal: this.#controller.signal,
+        metrics: this.metrics,
+        tracing: this.tracing,
       }
       await s.start(ctx)
       this.#started.push(s)
@@ -185,8 +218,8 @@ export class Daemon {
       ...pubsubRoutes(this.mesh.broadcast),
       ...nodeRoutes({ stop: () => this.stop() }),
     ]
-    for (const r of own) this.#api.add(r)
-    for (const s of this.#services) for (const r of s.routes?.() ?? []) this.#api.add(r)
+    for (const r of own) this.#api.add(this.#traced(r))
+    for (const s of this.#services) for (const r of s.routes?.() ?? []) this.#api.add(this.#traced(r))
     for (const r of discoveryRoutes(this.#api)) this.#api.add(r)
     this.apiUrl = await this.#api.listen(c.apiPort)
     // unix sockets have a ~108-byte path limit: a home too deep gets TCP only
@@ -217,6 +250,14 @@ export class Daemon {
     })
   }
 
+  /** A route whose handling is a span (the root of the trace of what it starts), when tracing is on. */
+  #traced(r: ApiRoute): ApiRoute {
+    const tracing = this.tracing
+    if (!tracing) return r
+    const name = `${r.method} ${r.path}`
+    return { ...r, handler: (req) => tracing.inSpan(name, { 'http.method': r.method, 'http.route': r.path }, () => r.handler(req), SpanKind.SERVER) }
+  }
+
   /** `services.<name>` of the status document. */
   async serviceStatus(): Promise<Record<string, JsonValue>> {
     const out: Record<string, JsonValue> = {}
@@ -238,6 +279,7 @@ export class Daemon {
       this.log.info('stopping', { did: this.did })
       removeApiFile(this.home)
       await this.#api.close().catch(() => {})
+      await this.#metricsServer?.close()
       for (const s of [...this.#started].reverse()) {
         try {
           await s.stop()
@@ -252,6 +294,7 @@ export class Daemon {
       this.revocations?.stop()
       this.watchdog?.stop()
       await this.#revocationStore?.close().catch(() => {})
+      await this.tracing?.shutdown().catch((err: unknown) => this.log.warn('traces not all exported', errorFields(err)))
       this.log.info('stopped', { did: this.did })
       await this.log.close()
       this.#done.resolve()

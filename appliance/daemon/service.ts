@@ -8,6 +8,8 @@ import type { Mesh } from '../../p2p/mesh.ts'
 import type { Broadcast } from '../../p2p/pubsub.ts'
 import type { Log } from '../../p2p/log.ts'
 import type { NodeConfig } from './config.ts'
+import type { NodeMetrics } from '../observability/node-metrics.ts'
+import type { NodeTracing } from '../observability/tracing.ts'
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue }
 
@@ -35,6 +37,10 @@ export interface NodeContext {
   readonly store: KvStore
   /** Aborted when the daemon begins to stop. */
   readonly signal: AbortSignal
+  /** The node's metrics registry, when config.json `metrics` is set (spec/observability.md); register yours in it. */
+  readonly metrics?: NodeMetrics | undefined
+  /** The node's tracer, when config.json `tracing` is set: `inSpan(name, attributes, fn)` (spec/observability.md). */
+  readonly tracing?: NodeTracing | undefined
 }
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE'

@@ -59,6 +59,8 @@ export interface ApplianceRuntimeInit {
   /** Testing only: the free capacity claimed in bids (config `orchestration.claimFree`). */
   claimFree?: { cpu?: number; memoryBytes?: number }
   log?: Log
+  /** Runs an executor start inside a trace span, when the node traces (spec/observability.md). */
+  span?: <T>(name: string, attributes: Record<string, string>, fn: () => Promise<T>) => Promise<T>
 }
 
 /** The appliance as the provider sees it: capacity (the allocator) and a runner (allocations). */
@@ -68,6 +70,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #catalog: Catalog
   readonly #claimFree: { cpu?: number; memoryBytes?: number } | undefined
   readonly #log: Log
+  readonly #span: ApplianceRuntimeInit['span']
   readonly #listeners = new Set<(s: InstanceStatus) => void>()
   #available: RuntimeType[] = []
   #closed = false
@@ -78,6 +81,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     this.#catalog = init.catalog
     this.#claimFree = init.claimFree
     this.#log = init.log ?? silentLog
+    this.#span = init.span
   }
 
   async refreshRuntimes(): Promise<void> {
@@ -124,7 +128,13 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     return gone ? `no ${gone[0]} '${gone[1]}' in this node's catalog` : undefined
   }
 
-  async start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
+  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
+    const span = this.#span
+    if (!span) return this.#start(o)
+    return span('noir.executor.start', { 'noir.executor': kindOf[o.workload.runtime.type], 'noir.contract': o.contractId, 'noir.slot': o.slot }, () => this.#start(o))
+  }
+
+  async #start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
     const w = o.workload
     const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
     for (const s of w.secrets) {

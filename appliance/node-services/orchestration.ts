@@ -150,7 +150,7 @@ export class OrchestrationService implements NodeService {
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
     this.#runtime = new ApplianceRuntime({
       parts: this.#appliance(), secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
-      log: ctx.log,
+      log: ctx.log, ...(ctx.tracing ? { span: ctx.tracing.inSpan.bind(ctx.tracing) } : {}),
     })
     await this.#runtime.refreshRuntimes()
     this.#contracts = new KvContractStore(ctx.store)

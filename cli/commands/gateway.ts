@@ -6,6 +6,10 @@ import { join, resolve } from 'node:path'
 import { openGateway } from '../../gateway/gateway.ts'
 import { gatewayCertificate } from '../../gateway/http/tls.ts'
 import { parseCommandArgs, printLine, UsageError, type Command } from '../command.ts'
+import { NodeMetrics } from '../../appliance/observability/node-metrics.ts'
+import { MetricsServer } from '../../appliance/observability/metrics-server.ts'
+import { metricsConfig } from '../../appliance/observability/config.ts'
+import { silentLog } from '../../p2p/log.ts'
 
 const hostPort = (v: string, what: string): { host: string; port: number } => {
   const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(v)
@@ -16,7 +20,7 @@ const hostPort = (v: string, what: string): { host: string; port: number } => {
 export const gatewayStartCommand: Command = {
   path: ['gateway', 'start'],
   summary: 'run the customer gateway (accounts, email verification, TOTP, sessions) in the foreground',
-  usage: `Usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--node HOME] [--listen HOST:PORT] [--origin URL]... [--cert FILE --key FILE]
+  usage: `Usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--node HOME] [--listen HOST:PORT] [--origin URL]... [--cert FILE --key FILE] [--metrics IP:PORT]
 
 Serves the gateway's API on --listen (default 127.0.0.1:8480): auth (spec/auth.md: /v1/auth/signup, /verify,
 /login, /logout, /totp, /totp/confirm, /reset, /reset/confirm, /sessions, /v1/account), API keys (/v1/keys)
@@ -25,28 +29,50 @@ orchestrator), workloads (/v1/workloads, spec/gateway.md). Verification and rese
 server --smtp from --from, pointing at --public-url. --origin names a web
 origin (the dashboard's) allowed to change state; requests with any other Origin are refused. HTTPS only:
 the certificate in --cert/--key, else a self-signed one generated into NOIR_HOME/gateway/tls.crt (its SHA-256
-fingerprint is printed, for clients to pin). State: NOIR_HOME/gateway/gateway.db. Stops on Ctrl-C.`,
+fingerprint is printed, for clients to pin). State: NOIR_HOME/gateway/gateway.db. --metrics serves Prometheus
+metrics (requests by route and status; spec/observability.md) at http://IP:PORT/metrics, a loopback address
+only. Stops on Ctrl-C.`,
   async run(ctx, argv) {
-    const { values } = parseCommandArgs(argv, { smtp: { type: 'string' }, from: { type: 'string' }, 'public-url': { type: 'string' }, node: { type: 'string' }, listen: { type: 'string' }, origin: { type: 'string', multiple: true }, cert: { type: 'string' }, key: { type: 'string' } }, { min: 0, max: 0, usage: 'usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--listen HOST:PORT]' })
+    const { values } = parseCommandArgs(argv, { smtp: { type: 'string' }, from: { type: 'string' }, 'public-url': { type: 'string' }, node: { type: 'string' }, listen: { type: 'string' }, origin: { type: 'string', multiple: true }, cert: { type: 'string' }, key: { type: 'string' }, metrics: { type: 'string' } }, { min: 0, max: 0, usage: 'usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--node HOME] [--listen HOST:PORT] [--metrics IP:PORT]' })
     if (typeof values.smtp !== 'string' || typeof values.from !== 'string' || typeof values['public-url'] !== 'string') throw new UsageError('--smtp, --from and --public-url are required')
     if (!URL.canParse(values['public-url'])) throw new UsageError('--public-url must be a URL')
     const smtp = hostPort(values.smtp, '--smtp')
     const listen = hostPort(typeof values.listen === 'string' ? values.listen : '127.0.0.1:8480', '--listen')
+    // checked before anything is written or opened
+    let metricsAt: { host: string; port: number } | undefined
+    if (typeof values.metrics === 'string') {
+      try {
+        metricsAt = metricsConfig({ listen: values.metrics })
+      } catch (err) {
+        throw new UsageError(`--metrics: ${(err as Error).message.replace(/^config\.json: 'metrics\.listen':? ?/, '')}`)
+      }
+    }
     const dir = join(ctx.home, 'gateway')
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     const tls = await gatewayCertificate({ dir, host: listen.host, ...(typeof values.cert === 'string' ? { certFile: values.cert } : {}), ...(typeof values.key === 'string' ? { keyFile: values.key } : {}) })
+    let scrape: MetricsServer | undefined
+    let metrics: NodeMetrics | undefined
+    if (metricsAt) {
+      metrics = new NodeMetrics('gateway')
+      scrape = new MetricsServer(metrics, silentLog)
+      metrics.url = await scrape.listen(metricsAt)
+    }
+    const m = metrics
     const gw = openGateway({
       dir, smtp: { ...smtp, from: values.from }, publicUrl: values['public-url'], allowedOrigins: (values.origin as string[] | undefined) ?? [],
       https: { key: tls.key, cert: tls.cert }, ...(typeof values.node === 'string' ? { nodeHome: resolve(values.node) } : {}),
+      ...(m ? { onRequest: (method: string, route: string, status: number, ms: number) => m.apiRequest(method, route, status, ms) } : {}),
     })
     const resumed = await gw.resume()
     if (resumed > 0) printLine(ctx, `finished ${resumed} create(s) interrupted before the last stop`)
     const at = await gw.app.listen({ host: listen.host, port: listen.port })
     printLine(ctx, `gateway listening on ${at} (state in ${dir})`)
+    if (metrics) printLine(ctx, `metrics on ${metrics.url}`)
     printLine(ctx, `gateway DID ${gw.wallets.gatewayKey().did} (the audience of its API keys)${typeof values.node === 'string' ? `; workloads run through the node at ${resolve(values.node)}` : '; no --node: workload routes answer MeshUnavailableError'}`)
     printLine(ctx, `certificate${tls.generated ? ' (self-signed, generated now)' : ''} SHA-256 fingerprint ${tls.fingerprint}`)
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })))
     await gw.close()
+    await scrape?.close()
     printLine(ctx, 'gateway stopped')
   },
 }

@@ -153,8 +153,8 @@ class SignedRemoteEndpoint implements RemoteEndpoint {
 
   // ---- outbound ------------------------------------------------------------------------------------------------
 
-  send(to: string, behavior: string, body: unknown, from: string, options: TellOptions | undefined, reply: Replier | undefined): string {
-    return this.#sender.send(to, behavior, body, from, options, reply)
+  send(to: string, behavior: string, body: unknown, from: string, options: TellOptions | undefined, reply: Replier | undefined, trace?: string): string {
+    return this.#sender.send(to, behavior, body, from, options, reply, trace)
   }
 
   /** Drops a pending ask (it timed out or was given up): a late answer is reported as unmatched. */
@@ -256,7 +256,7 @@ class SignedRemoteEndpoint implements RemoteEndpoint {
   /** Hands a checked envelope to the actor system (behavior lookup, capability check, mailbox), or an answer to its ask. */
   #deliver(env: Envelope, path: string | undefined, peerDid: string): void {
     if (path === undefined) return this.#onAnswer(env, peerDid)
-    this.#deps.deliver(path, env.behavior, env.body, env.from, peerDid, env.proofs, new RemoteReplier(this.#sender, env, peerDid))
+    this.#deps.deliver(path, env.behavior, env.body, env.from, peerDid, env.proofs, new RemoteReplier(this.#sender, env, peerDid), env.trace)
   }
 
   #onAnswer(env: Envelope, senderDid: string): void {

@@ -106,12 +106,13 @@ export class EnvelopeSender {
   }
 
   /** Queues a message to an actor on another node; an ask waits in the pending asks. Returns the envelope id. */
-  send(to: string, behavior: string, body: unknown, from: string, options: TellOptions | undefined, reply: Replier | undefined): string {
+  send(to: string, behavior: string, body: unknown, from: string, options: TellOptions | undefined, reply: Replier | undefined, trace?: string): string {
     const toDid = parseAddress(to).did
     const id = randomEnvelopeId()
     const init: EnvelopeInit = { id, from, to, behavior, body: jsonBody(body), now: this.#clock.now() }
     if (options?.ttlMs !== undefined) init.ttlMs = options.ttlMs
     if (options?.proofs !== undefined && options.proofs.length > 0) init.proofs = [...options.proofs]
+    if (trace !== undefined) init.trace = trace
     // replyTo marks an ask: the receiver answers it. A tell has none; only its refusal is answered (to `from`).
     if (reply?.expectsReply) {
       init.replyTo = from

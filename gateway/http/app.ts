@@ -21,7 +21,14 @@ export interface GatewayAppInit {
   https?: { key: string; cert: string }
   /** The workload and API-key routes (spec/gateway.md); absent in tests of the auth rules alone. */
   tenants?: { keys: ApiKeys; workloads: TenantWorkloads }
+  /**
+   * Told of every answered request (metrics, spec/observability.md): method, the route's pattern ('unmatched'
+   * when none; never the path a caller sent), status, ms.
+   */
+  onRequest?: (method: string, route: string, status: number, ms: number) => void
 }
+
+const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
 
 const str = { type: 'string', maxLength: 1024 } as const
 const body = (props: Record<string, unknown>, required: string[]) => ({ body: { type: 'object', additionalProperties: false, properties: props, required } })
@@ -68,6 +75,13 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
     const origin = req.headers.origin
     if (origin !== undefined && !allowed.has(origin)) throw new InvalidRequestError(`requests from ${origin} may not change state here`, { origin })
   })
+  const onRequest = init.onRequest
+  if (onRequest) {
+    app.addHook('onResponse', async (req, reply) => {
+      const route = reply.statusCode === 404 && req.routeOptions.url === undefined ? 'unmatched' : (req.routeOptions.url ?? 'unmatched')
+      onRequest(METHODS.has(req.method) ? req.method : 'other', route, reply.statusCode, reply.elapsedTime)
+    })
+  }
   app.addHook('onSend', async (_req, reply) => {
     void reply.header('cache-control', 'no-store')
     void reply.header('x-content-type-options', 'nosniff')

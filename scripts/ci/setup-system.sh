@@ -13,6 +13,7 @@ command -v iptables >/dev/null || missing+=(iptables)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v xz >/dev/null || missing+=(xz-utils)
 command -v depmod >/dev/null || missing+=(kmod)
+command -v prometheus >/dev/null || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${missing[*]}"
@@ -21,6 +22,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   else
     echo "cannot install ${missing[*]} (not root or no apt-get); tests that need them will say so"
   fi
+fi
+# the prometheus package starts a system service where systemd runs: the tests run their own on loopback
+if command -v systemctl >/dev/null && systemctl is-enabled prometheus >/dev/null 2>&1; then
+  systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
 fi
 bash "$here/start-dockerd.sh"
 for s in "$here"/images/*.sh; do
