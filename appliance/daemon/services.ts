@@ -8,19 +8,22 @@ import { OrchestrationService } from '../node-services/orchestration.ts'
 import { LedgerService } from '../node-services/ledger-service.ts'
 import { SettlementService } from '../node-services/settlement-service.ts'
 import { TrustService } from '../node-services/trust-service.ts'
+import { ArtifactService } from '../node-services/artifact-service.ts'
 
 /** Fresh instances for each daemon (tests run several per process). */
 export function nodeServices(): NodeService[] {
   const appliance = new ApplianceService()
   const ledger = new LedgerService()
+  const artifacts = new ArtifactService()
   // trust before orchestration (placement reads it from its first bid round); it reads the orchestrator lazily
   const trust: TrustService = new TrustService({ orchestration: () => orchestration })
-  const orchestration: OrchestrationService = new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, trust: () => trust })
+  const orchestration: OrchestrationService = new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, trust: () => trust, artifacts: () => artifacts })
   return [
     new NodeInfoService(),
     ledger,
     appliance,
     trust,
+    artifacts,
     orchestration,
     new SettlementService({ ledger: () => ledger.ledger }),
   ]
