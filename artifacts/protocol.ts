@@ -64,35 +64,46 @@ export function pacedChunks(stream: Stream, idleMs = IDLE_MS): AsyncIterable<Uin
   stream.addEventListener('close', onClose)
   stream.addEventListener('remoteCloseWrite', onEnd)
   if (stream.readStatus === 'closed' || stream.readableEnded) ended = true
+  const detach = (): void => {
+    stream.removeEventListener('message', onMessage)
+    stream.removeEventListener('close', onClose)
+    stream.removeEventListener('remoteCloseWrite', onEnd)
+  }
+  // Several loops may read in turn (the header, then the body): the listeners stay until the stream ends.
   return {
     unshift(b: Uint8Array) {
       queue.unshift(b)
       queued += b.byteLength
     },
     async *[Symbol.asyncIterator]() {
-      try {
-        for (;;) {
-          if (queue.length > 0) {
-            const b = queue.shift()!
-            queued -= b.byteLength
-            if (queued < READ_HIGH_WATER / 2 && stream.readStatus === 'paused') stream.resume()
-            yield b
-            continue
-          }
-          if (failure) throw failure
-          if (ended) return
-          await new Promise<void>((resolve, reject) => {
-            const t = setTimeout(() => reject(new ArtifactProtocolError(`no bytes for ${idleMs} ms: the peer stalled`)), idleMs)
-            wake = () => {
-              clearTimeout(t)
-              resolve()
-            }
-          })
+      for (;;) {
+        if (queue.length > 0) {
+          const b = queue.shift()!
+          queued -= b.byteLength
+          if (queued < READ_HIGH_WATER / 2 && stream.readStatus === 'paused') stream.resume()
+          yield b
+          continue
         }
-      } finally {
-        stream.removeEventListener('message', onMessage)
-        stream.removeEventListener('close', onClose)
-        stream.removeEventListener('remoteCloseWrite', onEnd)
+        // bytes the stream held while paused are dispatched (to onMessage) by resume
+        if (stream.readStatus === 'paused') {
+          stream.resume()
+          continue
+        }
+        if (failure) {
+          detach()
+          throw failure
+        }
+        if (ended) {
+          detach()
+          return
+        }
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(() => reject(new ArtifactProtocolError(`no bytes for ${idleMs} ms: the peer stalled`)), idleMs)
+          wake = () => {
+            clearTimeout(t)
+            resolve()
+          }
+        })
       }
     },
   }
