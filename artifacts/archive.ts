@@ -4,7 +4,7 @@
 // file of the node must not carry that file off); unpacking accepts only plain files and folders whose
 // relative paths stay inside the target (no absolute path, no `..`, no link, no device), and bounds entries
 // and bytes. spec/artifacts.md "Archives".
-import { constants, lstatSync, readdirSync, mkdirSync, existsSync, type Stats } from 'node:fs'
+import { chmodSync, constants, lstatSync, readdirSync, mkdirSync, existsSync, type Stats } from 'node:fs'
 import { open, mkdir, type FileHandle } from 'node:fs/promises'
 import { join, posix } from 'node:path'
 import { UnsafeArchiveError } from './errors.ts'
@@ -182,9 +182,13 @@ export async function readArchive(file: string, visit: (h: { path: string; type:
  * checked, at most `maxBytes` in all. A link, device, absolute path or `..` anywhere is UnsafeArchiveError and
  * leaves nothing behind but the partly filled `target` (the caller removes it).
  */
-export async function unpackArchive(file: string, target: string, o: { maxBytes?: number; maxEntries?: number } = {}): Promise<string[]> {
+export async function unpackArchive(file: string, target: string, o: { maxBytes?: number; maxEntries?: number; readableByAll?: boolean } = {}): Promise<string[]> {
   if (existsSync(target)) throw new UnsafeArchiveError(`${target} exists already`)
-  mkdirSync(target, { recursive: true, mode: 0o700 })
+  // readableByAll: a bundle is read by its sandbox's unprivileged user (files 0644, folders 0755)
+  const dirMode = o.readableByAll ? 0o755 : 0o700
+  const fileMode = o.readableByAll ? 0o644 : 0o600
+  mkdirSync(target, { recursive: true, mode: dirMode })
+  chmodSync(target, dirMode)
   const files: string[] = []
   let total = 0
   await readArchive(file, async (e) => {
@@ -192,16 +196,16 @@ export async function unpackArchive(file: string, target: string, o: { maxBytes?
     const rel = checkRelativePath(e.path)
     const abs = join(target, ...rel.split('/'))
     if (e.type === '5') {
-      await mkdir(abs, { recursive: true, mode: 0o700 })
+      await mkdir(abs, { recursive: true, mode: dirMode })
       return
     }
     total += e.bytes
     if (total > (o.maxBytes ?? Number.MAX_SAFE_INTEGER)) throw new UnsafeArchiveError(`the archive unpacks to more than ${o.maxBytes} bytes`)
-    await mkdir(join(target, ...posix.dirname(rel).split('/').filter((s) => s !== '.')), { recursive: true, mode: 0o700 })
+    await mkdir(join(target, ...posix.dirname(rel).split('/').filter((s) => s !== '.')), { recursive: true, mode: dirMode })
     // O_EXCL | O_NOFOLLOW: a second entry of the same path, or anything already there, is refused
     let out: FileHandle
     try {
-      out = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+      out = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, fileMode)
     } catch (err) {
       throw new UnsafeArchiveError(`archive entry '${rel}' cannot be written: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
     }

@@ -147,10 +147,11 @@ export class ArtifactService implements NodeService, WorkloadArtifacts {
     const folder = join(this.store.dir, 'bundles', digestHex(digest))
     if (!existsSync(join(folder, '.complete'))) {
       rmSync(folder, { recursive: true, force: true })
-      mkdirSync(join(this.store.dir, 'bundles'), { recursive: true, mode: 0o700 })
+      // the sandbox's unprivileged user reads the bundle (the store's own folder stays 0700; bubblewrap binds the bundle)
+      mkdirSync(join(this.store.dir, 'bundles'), { recursive: true, mode: 0o711 })
       const tmp = `${folder}.${randomBytes(6).toString('hex')}`
       try {
-        await unpackArchive(archive, tmp, { maxBytes: MAX_BUNDLE_BYTES })
+        await unpackArchive(archive, tmp, { maxBytes: MAX_BUNDLE_BYTES, readableByAll: true })
         mkdirSync(join(tmp, '.complete'))
         renameSync(tmp, folder)
       } catch (err) {
