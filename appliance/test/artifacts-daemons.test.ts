@@ -117,7 +117,7 @@ t.test('artifacts, outputs and provenance between real daemons', async (t) => {
     const r = v.replicas[0]!
     t.equal(r.node, b.did)
     const addr = `${b.did}/alloc/c-${r.contractId}/workload`
-    const reply = await eventually(async () => (await a.api.post<{ reply: unknown }>('/v1/actor/send', { to: addr, behavior: '/counter/get', body: null, ask: true, timeoutMs: 10_000 })).reply, 30_000, 500)
+    const { reply } = await eventually(async () => await a.api.post<{ reply: unknown }>('/v1/actor/send', { to: addr, behavior: '/counter/get', body: null, ask: true, timeoutMs: 10_000 }), 30_000, 500)
     t.equal(reply, 0, 'the consumer asks the counter the worker runs from the fetched bundle')
     await noir(a.home, 'stop', v.id)
   })
