@@ -19,6 +19,12 @@ const MAX_HEADER_LINE = 4096
 export const SEND_CHUNK = 1 << 20
 /** The fetcher pauses the stream above this many unprocessed bytes, and resumes below half of it. */
 const READ_HIGH_WATER = 8 << 20
+/**
+ * What the stream may hold while paused: the bytes yamux already allowed in flight (its window grows to 16 MiB)
+ * still arrive after a pause, and libp2p resets a stream whose paused buffer passes its limit (4 MiB by default).
+ * A fetch holds at most READ_HIGH_WATER + this in memory.
+ */
+const PAUSED_BUFFER_LIMIT = 24 << 20
 /** A holder waits this long for the request line; a fetcher this long between two chunks. */
 const IDLE_MS = 30_000
 
@@ -60,6 +66,7 @@ export function pacedChunks(stream: Stream, idleMs = IDLE_MS): AsyncIterable<Uin
     ended = true
     notify()
   }
+  stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, PAUSED_BUFFER_LIMIT)
   stream.addEventListener('message', onMessage)
   stream.addEventListener('close', onClose)
   stream.addEventListener('remoteCloseWrite', onEnd)
@@ -179,12 +186,12 @@ async function answer(stream: Stream, connection: Connection, store: ArtifactSto
     const file = await store.openForRead(digest)
     try {
       await sendAll(stream, line({ ok: true, bytes: file.bytes }))
-      const buf = Buffer.allocUnsafe(SEND_CHUNK)
       for (let pos = 0; pos < file.bytes;) {
-        const { bytesRead } = await file.fh.read(buf, 0, Math.min(buf.length, file.bytes - pos), pos)
+        // a fresh buffer per read: the muxer may hold the one sent until the peer's window opens
+        const buf = Buffer.allocUnsafe(Math.min(SEND_CHUNK, file.bytes - pos))
+        const { bytesRead } = await file.fh.read(buf, 0, buf.length, pos)
         if (bytesRead === 0) throw new ArtifactProtocolError(`artifact ${digest} shrank on disk while sent`)
-        // a copy: the send may hold the buffer past the next read
-        await sendAll(stream, Uint8Array.prototype.slice.call(buf, 0, bytesRead))
+        await sendAll(stream, bytesRead === buf.length ? buf : buf.subarray(0, bytesRead))
         pos += bytesRead
         sent = pos
       }

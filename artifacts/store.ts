@@ -266,21 +266,24 @@ export class Receiver {
       await this.abort()
       throw new ArtifactTooLargeError(`artifact ${this.digest} passed the limit of ${this.limit} bytes`, { digest: this.digest, limit: this.limit })
     }
-    // copied: a muxer may reuse the buffer it handed us
-    this.#batch.push(Buffer.from(chunk))
+    // not copied: the muxer hands each chunk over for good (TCP reads and Noise decryption make fresh buffers)
+    this.#batch.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
     this.#batched += chunk.byteLength
     if (this.#batched >= WRITE_BATCH) await this.#flush()
   }
 
   async #flush(): Promise<void> {
     if (this.#batched === 0) return
-    const buf = this.#batch.length === 1 ? this.#batch[0]! : Buffer.concat(this.#batch, this.#batched)
+    const bufs = this.#batch
+    const n = this.#batched
     this.#batch = []
     this.#batched = 0
-    const written = this.#o.fh.write(buf, 0, buf.length, this.#pos)
-    this.#pos += buf.length
-    this.#hash.update(buf) // on this thread while the write runs on libuv's
-    await written
+    // one writev of the chunks as they came (no concatenation); hashed on this thread while libuv writes
+    const written = this.#o.fh.writev(bufs, this.#pos)
+    this.#pos += n
+    for (const b of bufs) this.#hash.update(b)
+    const { bytesWritten } = await written
+    if (bytesWritten !== n) throw new ArtifactTooLargeError(`short write to the store (${bytesWritten} of ${n} bytes): is the disk full?`)
   }
 
   /** Keeps the bytes when they hash to the digest; otherwise removes them and throws ArtifactDigestMismatchError. */
