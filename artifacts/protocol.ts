@@ -5,6 +5,7 @@
 // The fetcher trusts nothing the holder says: the announced size only lets it refuse early (over its limit);
 // it counts the bytes itself (more than announced, or than its limit, resets the stream at that byte; fewer
 // is a protocol error) and keeps them only if they hash to the digest it asked for (store.ts, Receiver).
+// A fetch that keeps the bytes returns their path (checked as they came: not hashed again).
 // Backpressure both ways: the holder waits for `drain` when the muxer's buffer is full, and the fetcher
 // pauses the stream (no yamux window updates) while its disk writes lag.
 import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
@@ -231,7 +232,7 @@ export interface FetchOptions {
  * typed refusal (ArtifactNotFoundError, ...), ArtifactTooLargeError, ArtifactDigestMismatchError or
  * ArtifactProtocolError; nothing is kept unless it hashes to `digest`.
  */
-export async function fetchArtifact(host: Libp2p, peer: PeerId, digest: string, store: ArtifactStore, o: FetchOptions = {}): Promise<{ bytes: number }> {
+export async function fetchArtifact(host: Libp2p, peer: PeerId, digest: string, store: ArtifactStore, o: FetchOptions = {}): Promise<{ bytes: number; path?: string }> {
   digestHex(digest)
   if (store.has(digest)) return { bytes: -1 }
   const limit = Math.min(o.limit ?? store.maxBytes, store.maxBytes)
@@ -266,7 +267,7 @@ export async function fetchArtifact(host: Libp2p, peer: PeerId, digest: string, 
       await r.abort()
       throw err
     }
-    return { bytes: announced }
+    return { bytes: announced, path: store.receivedPath(r) }
   } catch (err) {
     stream.abort(err as Error)
     if (o.signal?.aborted) throw new ArtifactProtocolError('the fetch was cancelled')

@@ -113,26 +113,40 @@ export class ArtifactStore {
     try {
       const st = await src.stat()
       if (!st.isFile()) throw new ArtifactNotFoundError(`${path} is not a file`)
-      // hashed first (the digest names the blob), then copied through a receiver that checks it again
-      const digest = await hashHandle(src, st.size)
-      if (this.has(digest)) return { digest, bytes: st.size }
-      const r = await this.receive(digest, { expectedBytes: st.size })
-      try {
-        const buf = Buffer.allocUnsafe(WRITE_BATCH)
-        for (let pos = 0; pos < st.size;) {
-          const { bytesRead } = await src.read(buf, 0, buf.length, pos)
-          if (bytesRead === 0) break
-          await r.write(buf.subarray(0, bytesRead))
-          pos += bytesRead
-        }
-        await r.finish()
-      } catch (err) {
-        await r.abort()
-        throw err
-      }
-      return { digest, bytes: st.size }
+      return await this.putStream(src.createReadStream({ highWaterMark: WRITE_BATCH, autoClose: false }), st.size)
     } finally {
       await src.close()
+    }
+  }
+
+  /**
+   * Adds the bytes of a stream (a local file, `docker save`): written to tmp while hashed once, then kept under
+   * the digest they hash to. `expectedBytes` (when known) makes room before the first byte.
+   */
+  async putStream(source: AsyncIterable<Uint8Array>, expectedBytes?: number): Promise<{ digest: string; bytes: number }> {
+    await this.#makeRoom(expectedBytes ?? 0)
+    const tmp = join(this.#tmp, `put.${randomBytes(8).toString('hex')}`)
+    const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
+    const hash = createHash('sha256')
+    let pos = 0
+    try {
+      for await (const chunk of source) {
+        if (pos + chunk.byteLength > this.maxBytes) throw new ArtifactTooLargeError(`more than the store's ${this.maxBytes} bytes`, { limit: this.maxBytes })
+        const written = fh.write(chunk, 0, chunk.byteLength, pos)
+        hash.update(chunk)
+        await written
+        pos += chunk.byteLength
+      }
+      await fh.close()
+      const hex = hash.digest('hex')
+      if (expectedBytes === undefined) await this.#makeRoom(0)
+      await chmod(tmp, 0o400)
+      await rename(tmp, join(this.#blobs, hex))
+      return { digest: `sha256:${hex}`, bytes: pos }
+    } catch (err) {
+      await fh.close().catch(() => undefined)
+      await rm(tmp, { force: true })
+      throw err
     }
   }
 
@@ -181,6 +195,15 @@ export class ArtifactStore {
     } finally {
       this.#leave(hex)
     }
+  }
+
+  /**
+   * The path of an artifact a Receiver of this process has just kept (it hashed every byte on the way in):
+   * not hashed again. Anything else goes through verifiedPath.
+   */
+  receivedPath(r: Receiver): string {
+    if (!r.kept) throw new ArtifactNotFoundError(`artifact ${r.digest} was not kept`)
+    return join(this.#blobs, digestHex(r.digest))
   }
 
   /** Opens an artifact for sending (not re-hashed: the receiver checks). `close()` when done. */
@@ -248,6 +271,8 @@ export class Receiver {
   #batched = 0
   #pos = 0
   #ended = false
+  /** True once the bytes hashed to the digest and were kept. */
+  kept = false
 
   constructor(o: { digest: string; hex: string; limit: number; tmp: string; fh: FileHandle; target: string; done: () => void }) {
     this.digest = o.digest
@@ -299,6 +324,7 @@ export class Receiver {
       }
       await chmod(this.#o.tmp, 0o400)
       await rename(this.#o.tmp, this.#o.target)
+      this.kept = true
     } finally {
       this.#end()
     }

@@ -18,7 +18,7 @@ import { Mesh } from '../p2p/mesh.ts'
 import { ArtifactStore } from '../artifacts/store.ts'
 import { fetchArtifact } from '../artifacts/protocol.ts'
 import { imageIdOfArchive } from '../artifacts/oci.ts'
-import { loadImageArchive, saveImage } from '../appliance/executor/docker/image-archive.ts'
+import { loadImageArchive, saveImage, saveImageStream } from '../appliance/executor/docker/image-archive.ts'
 import { DaemonCluster } from '../scripts/testing/daemons.ts'
 import { printSection, type Figure } from './report.ts'
 import { RAW_BLOB_PROTOCOL } from './artifact-peer.ts'
@@ -106,10 +106,9 @@ try {
   spawnSync('docker', ['tag', id, tag])
   // ours: save into the consumer's store, fetch by the worker daemon, load there
   const ours0 = performance.now()
-  const shipFile = join(work, 'ship.tar')
-  await saveImage(tag, shipFile)
-  if ((await imageIdOfArchive(shipFile)) !== id) throw new Error('the archive holds another image')
-  const { digest } = await storeA.putFile(shipFile)
+  // as noir deploy does it: docker save streamed into the consumer's store, hashed once
+  const { digest } = await storeA.putStream(await saveImageStream(tag) as AsyncIterable<Uint8Array>)
+  if ((await imageIdOfArchive(await storeA.verifiedPath(digest))) !== id) throw new Error('the archive holds another image')
   spawnSync('docker', ['rmi', '-f', tag, id])
   await b.api.post('/v1/artifacts/fetch', { digest, from: [a.did] })
   await loadImageArchive(await new ArtifactStore({ dir: join(b.home, 'artifacts') }).verifiedPath(digest), id)

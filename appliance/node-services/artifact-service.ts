@@ -103,11 +103,12 @@ export class ArtifactService implements NodeService, WorkloadArtifacts {
       tried.push(peer.toString())
       try {
         const t0 = Date.now()
-        const { bytes } = await fetchArtifact(this.#host, peer, digest, this.store, { signal: ctx.signal })
+        const { bytes, path } = await fetchArtifact(this.#host, peer, digest, this.store, { signal: ctx.signal })
         this.stats.fetched++
         this.stats.fetchedBytes += Math.max(0, bytes)
         ctx.log.info('artifact fetched', { digest, from: peer.toString(), bytes, ms: Date.now() - t0 })
-        return await this.store.verifiedPath(digest)
+        // just hashed on the way in; one held before (a concurrent fetch) is checked again
+        return path ?? await this.store.verifiedPath(digest)
       } catch (err) {
         const e = err as Error
         ctx.log.info('artifact not fetched', { digest, from: peer.toString(), error: e.name, message: e.message })

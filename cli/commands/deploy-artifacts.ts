@@ -12,7 +12,7 @@ import { writeArchive } from '../../artifacts/archive.ts'
 import { bundleEntries } from '../../artifacts/bundle.ts'
 import { imageIdOfArchive } from '../../artifacts/oci.ts'
 import { ArtifactSourceError } from '../../artifacts/errors.ts'
-import { saveImage } from '../../appliance/executor/docker/image-archive.ts'
+import { saveImageStream } from '../../appliance/executor/docker/image-archive.ts'
 
 export interface ShippedArtifact {
   field: 'runtime.module' | 'runtime.bundle' | 'runtime.imageArchive'
@@ -57,10 +57,9 @@ export async function shipLocalArtifacts(raw: unknown, o: { baseDir: string; hom
     }
     if (r.imageArchive === 'local') {
       if (typeof r.image !== 'string') throw new ArtifactSourceError('runtime.imageArchive: local needs runtime.image, the local image to ship')
-      const file = join(scratch, 'image.tar')
-      await saveImage(r.image, file)
-      const id = await imageIdOfArchive(file)
-      const { digest, bytes } = await st().putFile(file)
+      // streamed from dockerd into the store, hashed once on the way
+      const { digest, bytes } = await st().putStream(await saveImageStream(r.image) as AsyncIterable<Uint8Array>)
+      const id = await imageIdOfArchive(await st().verifiedPath(digest))
       shipped.push({ field: 'runtime.imageArchive', source: `docker:${r.image}`, digest, bytes })
       r.image = id
       r.imageArchive = digest

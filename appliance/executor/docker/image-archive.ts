@@ -1,7 +1,8 @@
 // Images that arrive as artifacts (spec/artifacts.md "Images"): a `docker save` archive, already checked by
 // digest, whose one image must be the id the workload names; loaded into the local dockerd and run by that id.
 import Docker from 'dockerode'
-import { createReadStream } from 'node:fs'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { pipeline } from 'node:stream/promises'
 import { imageIdOfArchive } from '../../../artifacts/oci.ts'
 import { ArtifactDigestMismatchError } from '../../../artifacts/errors.ts'
 import { ImageNotFoundError } from '../../errors.ts'
@@ -32,16 +33,17 @@ export async function loadImageArchive(archive: string, imageId: string, docker:
   return imageId
 }
 
-/** Writes `docker save IMAGE` to `file` (the consumer's side of `noir deploy`). */
-export async function saveImage(image: string, file: string, docker: Docker = new Docker()): Promise<void> {
-  const { createWriteStream } = await import('node:fs')
-  const { pipeline } = await import('node:stream/promises')
-  let src: NodeJS.ReadableStream
+/** The `docker save IMAGE` stream (the consumer's side of `noir deploy`). */
+export async function saveImageStream(image: string, docker: Docker = new Docker()): Promise<NodeJS.ReadableStream> {
   try {
-    src = await docker.getImage(image).get()
+    return await docker.getImage(image).get()
   } catch (err) {
     if ((err as { statusCode?: number }).statusCode === 404) throw new ImageNotFoundError(image)
     throw err
   }
-  await pipeline(src, createWriteStream(file, { flags: 'wx', mode: 0o600 }))
+}
+
+/** Writes `docker save IMAGE` to `file`. */
+export async function saveImage(image: string, file: string, docker: Docker = new Docker()): Promise<void> {
+  await pipeline(await saveImageStream(image, docker), createWriteStream(file, { flags: 'wx', mode: 0o600 }))
 }
