@@ -1,4 +1,4 @@
-// Dependencies point one way: cli -> gateway -> appliance -> settlement -> trust -> actors -> p2p -> ledger -> core -> identity (spec/architecture.md).
+// Dependencies point one way: cli -> gateway -> appliance -> settlement -> trust -> actors -> artifacts -> p2p -> ledger -> core -> identity (spec/architecture.md).
 // Non-test source in a layer may import only its own layer and the layers below it.
 import t from 'tap'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
