@@ -12,6 +12,7 @@ import { open, rename, rm, utimes, chmod, type FileHandle } from 'node:fs/promis
 import { join } from 'node:path'
 import { digestHex } from './digest.ts'
 import { ArtifactDigestMismatchError, ArtifactNotFoundError, ArtifactTooLargeError } from './errors.ts'
+import { FileHasher } from './file-hasher.ts'
 
 /** Default bound of a node's store: 10 GiB (config `artifacts.maxBytes`). */
 export const DEFAULT_STORE_BYTES = 10 * 1024 ** 3
@@ -32,11 +33,17 @@ export interface ArtifactStoreInit {
   dir: string
   /** The bound on all blobs together (default DEFAULT_STORE_BYTES). */
   maxBytes?: number
+  /**
+   * Artifacts announced at least this large are hashed by a worker thread reading the file back as it is
+   * written (file-hasher.ts), off the thread that runs the stream. Default 8 MiB; Infinity: always inline.
+   */
+  hashOffThreadFrom?: number
 }
 
 export class ArtifactStore {
   readonly dir: string
   readonly maxBytes: number
+  readonly #offThreadFrom: number
   readonly #blobs: string
   readonly #tmp: string
   readonly #pins: string
@@ -46,6 +53,7 @@ export class ArtifactStore {
   constructor(init: ArtifactStoreInit) {
     this.dir = init.dir
     this.maxBytes = init.maxBytes ?? DEFAULT_STORE_BYTES
+    this.#offThreadFrom = init.hashOffThreadFrom ?? 8 * 1024 * 1024
     this.#blobs = join(this.dir, 'blobs')
     this.#tmp = join(this.dir, 'tmp')
     this.#pins = join(this.dir, 'pins')
@@ -100,7 +108,8 @@ export class ArtifactStore {
       await this.#makeRoom(o.expectedBytes ?? 0)
       const tmp = join(this.#tmp, `${hex}.${randomBytes(6).toString('hex')}`)
       const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
-      return new Receiver({ digest, hex, limit, tmp, fh, target: join(this.#blobs, hex), done: () => this.#leave(hex) })
+      const hasher = (o.expectedBytes ?? 0) >= this.#offThreadFrom ? new FileHasher(tmp) : undefined
+      return new Receiver({ digest, hex, limit, tmp, fh, target: join(this.#blobs, hex), done: () => this.#leave(hex), ...(hasher ? { hasher } : {}) })
     } catch (err) {
       this.#leave(hex)
       throw err
@@ -266,7 +275,7 @@ export class Receiver {
   readonly limit: number
   #received = 0
   readonly #hash = createHash('sha256')
-  readonly #o: { hex: string; tmp: string; fh: FileHandle; target: string; done: () => void }
+  readonly #o: { hex: string; tmp: string; fh: FileHandle; target: string; done: () => void; hasher?: FileHasher }
   #batch: Buffer[] = []
   #batched = 0
   #pos = 0
@@ -274,7 +283,7 @@ export class Receiver {
   /** True once the bytes hashed to the digest and were kept. */
   kept = false
 
-  constructor(o: { digest: string; hex: string; limit: number; tmp: string; fh: FileHandle; target: string; done: () => void }) {
+  constructor(o: { digest: string; hex: string; limit: number; tmp: string; fh: FileHandle; target: string; done: () => void; hasher?: FileHasher }) {
     this.digest = o.digest
     this.limit = o.limit
     this.#o = o
@@ -306,9 +315,10 @@ export class Receiver {
     // one writev of the chunks as they came (no concatenation); hashed on this thread while libuv writes
     const written = this.#o.fh.writev(bufs, this.#pos)
     this.#pos += n
-    for (const b of bufs) this.#hash.update(b)
+    if (!this.#o.hasher) for (const b of bufs) this.#hash.update(b)
     const { bytesWritten } = await written
     if (bytesWritten !== n) throw new ArtifactTooLargeError(`short write to the store (${bytesWritten} of ${n} bytes): is the disk full?`)
+    this.#o.hasher?.written(this.#pos)
   }
 
   /** Keeps the bytes when they hash to the digest; otherwise removes them and throws ArtifactDigestMismatchError. */
@@ -316,8 +326,8 @@ export class Receiver {
     if (this.#ended) return
     try {
       await this.#flush()
-      const got = `sha256:${this.#hash.digest('hex')}`
       await this.#o.fh.close()
+      const got = this.#o.hasher ? (await this.#o.hasher.digest(this.#pos)).digest : `sha256:${this.#hash.digest('hex')}`
       if (got !== this.digest) {
         await rm(this.#o.tmp, { force: true })
         throw new ArtifactDigestMismatchError(`the bytes received for ${this.digest} hash to ${got}: refused`, { digest: this.digest, got })
@@ -334,6 +344,7 @@ export class Receiver {
   async abort(): Promise<void> {
     if (this.#ended) return
     this.#end()
+    this.#o.hasher?.close()
     await this.#o.fh.close().catch(() => undefined)
     await rm(this.#o.tmp, { force: true })
   }

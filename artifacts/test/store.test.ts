@@ -79,3 +79,24 @@ t.test('a digest that is not sha256 and 64 hex digits never reaches the disk', a
     await t.rejects(s.verifiedPath(bad), InvalidArtifactDigestError)
   }
 })
+
+t.test('a large artifact is hashed by a worker reading the file back, with the same verdicts', async (t) => {
+  const s = fresh()
+  const good = randomFill(10 * 1024 * 1024)
+  const d = digestOf(good)
+  const r = await s.receive(d, { expectedBytes: good.length })
+  for (let i = 0; i < good.length; i += 65536) await r.write(good.subarray(i, i + 65536))
+  await r.finish()
+  t.ok(r.kept && s.has(d), 'matching bytes are kept')
+  const bad = Buffer.from(good)
+  bad[5_000_000] ^= 1
+  const r2 = await s.receive(digestOf(Buffer.from('other')), { expectedBytes: bad.length })
+  await r2.write(bad)
+  await t.rejects(r2.finish(), ArtifactDigestMismatchError, 'one flipped bit is refused')
+})
+
+function randomFill(n: number): Buffer {
+  const b = Buffer.alloc(n)
+  for (let i = 0; i < n; i += 4) b.writeUInt32LE((i * 2654435761) >>> 0, i)
+  return b
+}
