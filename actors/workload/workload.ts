@@ -221,9 +221,12 @@ const CATALOG_FIELDS = new Set(['$.runtime.module', '$.runtime.bundle', '$.runti
 function explainCatalogName(issue: WorkloadIssue): WorkloadIssue {
   if (!CATALOG_FIELDS.has(issue.path) || !issue.reason.startsWith('does not match')) return issue
   const kind = { '$.runtime.module': 'wasm', '$.runtime.bundle': 'actor', '$.runtime.kernel': 'kernel', '$.runtime.rootfs': 'rootfs' }[issue.path]
+  const artifact = issue.path === '$.runtime.module' || issue.path === '$.runtime.bundle'
   return {
     path: issue.path,
-    reason: `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64) or an artifact digest (sha256:<64 hex>), never a path: a workload runs on other parties' nodes and names nothing on their disks (\`noir deploy\` turns a ./path into an artifact; a node's owner installs a catalog entry with \`noir catalog add ${kind} NAME FILE\`)`,
+    reason: artifact
+      ? `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64) or an artifact digest (sha256:<64 hex>), never a path: a workload runs on other parties' nodes and names nothing on their disks (\`noir deploy\` turns a ./path into an artifact; a node's owner installs a catalog entry with \`noir catalog add ${kind} NAME FILE\`)`
+      : `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64), never a path: a workload runs on other parties' nodes and names nothing on their disks (that node's owner installs it with \`noir catalog add ${kind} NAME FILE\`)`,
   }
 }
 
