@@ -32,8 +32,7 @@ const IDLE_MS = 30_000
 const enc = new TextEncoder()
 const line = (v: unknown): Uint8Array => enc.encode(JSON.stringify(v) + '\n')
 
-type Chunk = Uint8Array | { subarray(): Uint8Array }
-const bytesOf = (c: Chunk): Uint8Array => (c instanceof Uint8Array ? c : c.subarray())
+type Chunk = Uint8Array | Iterable<Uint8Array>
 
 /**
  * A stream's incoming bytes as an async iterable that pauses the stream while more than READ_HIGH_WATER bytes
@@ -45,16 +44,29 @@ export function pacedChunks(stream: Stream, idleMs = IDLE_MS): AsyncIterable<Uin
   let ended = false
   let failure: Error | undefined
   let wake: (() => void) | undefined
+  let pauseSoon = false
   const notify = (): void => {
     const w = wake
     wake = undefined
     w?.()
   }
   const onMessage = (evt: Event): void => {
-    const b = bytesOf((evt as Event & { data: Chunk }).data)
-    queue.push(b)
-    queued += b.byteLength
-    if (queued > READ_HIGH_WATER && stream.readStatus === 'readable') stream.pause()
+    const data = (evt as Event & { data: Chunk }).data
+    // a Uint8ArrayList's pieces as they are (its subarray() would concatenate them: a copy per message)
+    for (const b of data instanceof Uint8Array ? [data] : data) {
+      queue.push(b)
+      queued += b.byteLength
+    }
+    if (queued > READ_HIGH_WATER && !pauseSoon) {
+      // Paused on the next turn, never inside this handler: resume() dispatches the paused bytes to it and only
+      // then tells yamux to resume, so a pause from here would be undone for yamux (which would keep granting
+      // window) while the stream stayed paused and its buffer overflowed.
+      pauseSoon = true
+      setImmediate(() => {
+        pauseSoon = false
+        if (queued > READ_HIGH_WATER && stream.readStatus === 'readable') stream.pause()
+      })
+    }
     notify()
   }
   const onClose = (evt: Event): void => {

@@ -18,6 +18,8 @@ import { FileHasher } from './file-hasher.ts'
 export const DEFAULT_STORE_BYTES = 10 * 1024 ** 3
 /** Bytes buffered before one write to disk (hashing of a batch overlaps the write of the one before). */
 const WRITE_BATCH = 1 << 20
+/** Bytes a Receiver gathers before one writev (small: chunks freed young are cheap for the GC). */
+const RECEIVE_BATCH = 256 * 1024
 const HEX64 = /^[0-9a-f]{64}$/
 
 export interface ArtifactInfo {
@@ -303,7 +305,7 @@ export class Receiver {
     // not copied: the muxer hands each chunk over for good (TCP reads and Noise decryption make fresh buffers)
     this.#batch.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
     this.#batched += chunk.byteLength
-    if (this.#batched >= WRITE_BATCH) await this.#flush()
+    if (this.#batched >= RECEIVE_BATCH) await this.#flush()
   }
 
   async #flush(): Promise<void> {
