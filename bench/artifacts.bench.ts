@@ -62,22 +62,22 @@ const fetchOnce = async (digest: string, dir: string, hashOffThreadFrom?: number
 }
 for (let i = 0; i < ROUNDS; i++) {
   raw.push(await rawOnce(host, peer))
-  ours.push(await fetchOnce(ready.digests[i]!, `fetch-${i}`))
-  inline.push(await fetchOnce(ready.digests[ROUNDS + i]!, `inline-${i}`, Infinity))
+  ours.push(await fetchOnce(ready.digests[i]!, `fetch-${i}`, 8 * MiB))
+  inline.push(await fetchOnce(ready.digests[ROUNDS + i]!, `inline-${i}`))
 }
 const protocolFigure: Figure = {
-  name: `fetch ${SIZE / MiB} MiB (disk, hashed off-thread)`, value: mibs(SIZE, median(ours)), unit: 'MiB/s',
+  name: `fetch ${SIZE / MiB} MiB (hashed off-thread, option)`, value: mibs(SIZE, median(ours)), unit: 'MiB/s',
   baseline: { name: 'raw libp2p stream', value: mibs(SIZE, median(raw)) }, better: 'higher', target: '>= 0.7',
 }
 const inlineFigure: Figure = {
-  name: `fetch ${SIZE / MiB} MiB (disk, hashed inline)`, value: mibs(SIZE, median(inline)), unit: 'MiB/s',
+  name: `fetch ${SIZE / MiB} MiB (hashed inline, default)`, value: mibs(SIZE, median(inline)), unit: 'MiB/s',
   baseline: { name: 'raw libp2p stream', value: mibs(SIZE, median(raw)) }, better: 'higher', target: '>= 0.7',
 }
 
 // 2. between two daemons
 const cluster = new DaemonCluster()
 const images: string[] = []
-const figures: Figure[] = [protocolFigure, inlineFigure]
+const figures: Figure[] = [inlineFigure, protocolFigure]
 try {
   const a = await cluster.start({ config: { share: 'cpu=1,memory=1GiB,disk=4GiB,gpu=0' } as never })
   const b = await cluster.start({ bootstrap: a.multiaddrs, config: { share: 'cpu=1,memory=1GiB,disk=4GiB,gpu=0' } as never })

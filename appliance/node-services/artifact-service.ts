@@ -2,7 +2,8 @@
 // over /noir/artifact/1.0.0 and announced in the DHT; fetched for the workloads this node runs (from the
 // consumer first, then from any node the DHT names), checked by digest, unpacked (actor bundles) or loaded
 // into Docker (images, run by id); provenance records signed when a run ends, and countersigned here for the
-// runs this node ordered. config.json: `artifacts.maxBytes` (the store's bound, default 10 GiB).
+// runs this node ordered. config.json: `artifacts.maxBytes` (the store's bound, default 10 GiB),
+// `artifacts.hashOffThreadFrom` (bytes from which a fetch is hashed by a worker thread; default never).
 import { join } from 'node:path'
 import { existsSync, rmSync, renameSync, mkdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -44,9 +45,10 @@ export class ArtifactService implements NodeService, WorkloadArtifacts {
 
   async start(ctx: NodeContext): Promise<void> {
     this.#ctx = ctx
-    const cfg = (ctx.config.artifacts ?? {}) as { maxBytes?: unknown }
+    const cfg = (ctx.config.artifacts ?? {}) as { maxBytes?: unknown; hashOffThreadFrom?: unknown }
     const maxBytes = typeof cfg.maxBytes === 'number' && Number.isSafeInteger(cfg.maxBytes) && cfg.maxBytes > 0 ? cfg.maxBytes : DEFAULT_STORE_BYTES
-    this.#store = new ArtifactStore({ dir: join(ctx.home, 'artifacts'), maxBytes })
+    const off = typeof cfg.hashOffThreadFrom === 'number' && cfg.hashOffThreadFrom >= 0 ? { hashOffThreadFrom: cfg.hashOffThreadFrom } : {}
+    this.#store = new ArtifactStore({ dir: join(ctx.home, 'artifacts'), maxBytes, ...off })
     this.#unserve = await serveArtifacts(this.#host, this.#store, {
       onServed: (s) => {
         if (s.error) {

@@ -81,7 +81,7 @@ t.test('a digest that is not sha256 and 64 hex digits never reaches the disk', a
 })
 
 t.test('a large artifact is hashed by a worker reading the file back, with the same verdicts', async (t) => {
-  const s = fresh()
+  const s = new ArtifactStore({ dir: join(dir, `worker${n++}`), hashOffThreadFrom: 1 << 20 })
   const good = randomFill(10 * 1024 * 1024)
   const d = digestOf(good)
   const r = await s.receive(d, { expectedBytes: good.length })
