@@ -73,3 +73,46 @@ export class NotFoundError extends GatewayError {
   override readonly code = 'ERR_NOT_FOUND'
   override readonly status = 404
 }
+
+/** An API key that is malformed, unknown, revoked, expired or whose signature does not verify (`data.reason`). */
+export class InvalidApiKeyError extends GatewayError {
+  override name = 'InvalidApiKeyError'
+  override readonly code = 'ERR_INVALID_API_KEY'
+  override readonly status = 401
+}
+
+/** The credentials are valid but do not grant this route (`data.needs`: the scope, or `session`). */
+export class ScopeDeniedError extends GatewayError {
+  override name = 'ScopeDeniedError'
+  override readonly code = 'ERR_SCOPE_DENIED'
+  override readonly status = 403
+}
+
+/** The gateway has no node to drive (started without --node, or its node does not answer). */
+export class MeshUnavailableError extends GatewayError {
+  override name = 'MeshUnavailableError'
+  override readonly code = 'ERR_MESH_UNAVAILABLE'
+  override readonly status = 503
+}
+
+/** One idempotency key, two different workloads. */
+export class IdempotencyConflictError extends GatewayError {
+  override name = 'IdempotencyConflictError'
+  override readonly code = 'ERR_IDEMPOTENCY_CONFLICT'
+  override readonly status = 409
+}
+
+/**
+ * The node refused what the gateway asked on a customer's behalf: its typed error, passed on (`name` and
+ * `code` are the node's; a 5xx of the node is a 502 here).
+ */
+export class NodeRefusedError extends GatewayError {
+  override readonly code: string
+  override readonly status: number
+  constructor(o: { name: string; code: string; status: number; message: string; data?: Record<string, unknown> }) {
+    super(o.message, o.data)
+    this.name = o.name
+    this.code = o.code
+    this.status = o.status >= 500 ? 502 : o.status
+  }
+}

@@ -120,7 +120,7 @@ t.test('quantities accept binary and decimal units', async (t) => {
 
 t.test('a normalized workload survives the wire and anything else is refused', async (t) => {
   const { workloadFromWire } = await import('../workload/workload.ts')
-  for (const f of ['service/service.yaml', 'job/job.yaml']) {
+  for (const f of ['service/service.yaml', 'job/job.yaml', 'web/web.yaml']) {
     const w = loadWorkloadFile(new URL(`../../examples/${f}`, import.meta.url).pathname)
     t.same(workloadFromWire(JSON.parse(JSON.stringify(w))), w, f)
   }

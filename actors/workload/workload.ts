@@ -81,7 +81,8 @@ export interface Workload {
   job?: JobSpec
   env: Record<string, string>
   secrets: { name: string; env: string }[]
-  ports: { port: number; protocol: 'tcp' | 'udp'; name?: string }[]
+  /** `public: true` only when the workload opens the port to ingresses (absent: private; spec/ingress.md). */
+  ports: { port: number; protocol: 'tcp' | 'udp'; name?: string; public?: true }[]
   stateDir?: string
   leaseSeconds: number
 }
@@ -201,7 +202,7 @@ export function validateWorkload(value: unknown): Workload {
     ...(job ? { job } : {}),
     env,
     secrets,
-    ports: (raw.ports ?? []).map((p: { port: number; protocol?: 'tcp' | 'udp'; name?: string }) => ({ ...p, protocol: p.protocol ?? 'tcp' })),
+    ports: (raw.ports ?? []).map(({ public: open, ...p }: { port: number; protocol?: 'tcp' | 'udp'; name?: string; public?: boolean }) => ({ ...p, protocol: p.protocol ?? 'tcp', ...(open === true ? { public: true as const } : {}) })),
     ...(raw.stateDir ? { stateDir: raw.stateDir } : {}),
     leaseSeconds: raw.leaseSeconds ?? (job?.deadlineSeconds ? Math.max(10, job.deadlineSeconds) : DEFAULT_LEASE_S),
   }

@@ -9,6 +9,7 @@ import { LedgerService } from '../node-services/ledger-service.ts'
 import { SettlementService } from '../node-services/settlement-service.ts'
 import { TrustService } from '../node-services/trust-service.ts'
 import { ArtifactService } from '../node-services/artifact-service.ts'
+import { IngressService } from '../node-services/ingress-service.ts'
 
 /** Fresh instances for each daemon (tests run several per process). */
 export function nodeServices(): NodeService[] {
@@ -26,5 +27,6 @@ export function nodeServices(): NodeService[] {
     artifacts,
     orchestration,
     new SettlementService({ ledger: () => ledger.ledger }),
+    new IngressService({ appliance: () => appliance.parts, orchestration: () => orchestration }),
   ]
 }

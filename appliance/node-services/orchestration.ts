@@ -136,6 +136,16 @@ export class OrchestrationService implements NodeService {
     return this.#orchestrator
   }
 
+  /** This node's contracts (after start): the ingress reads the ones it provides. */
+  get contracts(): KvContractStore | undefined {
+    return this.#contracts
+  }
+
+  /** The provider side (after start): the ingress asks it who orchestrates a deployment now. */
+  get provider(): Provider | undefined {
+    return this.#provider
+  }
+
   async start(ctx: NodeContext): Promise<void> {
     this.#ctx = ctx
     // armed from NOIR_FAILPOINTS now: a malformed value stops the start here, not at the first step

@@ -2,8 +2,9 @@
 // this node's orchestrator, and shows the deployment's progress (bidding, contracts, starting).
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { ApiClient } from '../api-client.ts'
+import { deploymentsTarget, type DeploymentsTarget } from '../gateway-login.ts'
 import { parseArgs } from 'node:util'
+import { ApiClient } from '../api-client.ts'
 import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
 import { dirname } from 'node:path'
 import { parseWorkload, parseWorkloadText, validateWorkload, workloadSpec, type Workload } from '../../actors/workload/workload.ts'
@@ -47,10 +48,10 @@ const settled = (v: DeploymentView, wait: boolean): boolean =>
   ['running', 'completed', 'failed', 'stopped'].includes(v.phase) || (!wait && ['provisioning', 'degraded'].includes(v.phase))
 
 /** Polls a deployment until `done`, printing its events (text mode). */
-export async function follow(ctx: CommandContext, api: ApiClient, id: string, done: (v: DeploymentView) => boolean, quiet = ctx.json): Promise<DeploymentView> {
+export async function follow(ctx: CommandContext, target: DeploymentsTarget, id: string, done: (v: DeploymentView) => boolean, quiet = ctx.json): Promise<DeploymentView> {
   let seen = 0
   for (;;) {
-    const v = await api.get<DeploymentView>(`/v1/deployments/${encodeURIComponent(id)}`)
+    const v = await target.status(id)
     if (!quiet) seen = printEvents(ctx, v, seen)
     if (done(v) || ctx.signal.aborted) return v
     await new Promise((r) => setTimeout(r, 150))
@@ -61,18 +62,18 @@ export async function follow(ctx: CommandContext, api: ApiClient, id: string, do
 const RETRYABLE = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ENOENT', 'ETIMEDOUT', 'UND_ERR_SOCKET'])
 const retryable = (err: unknown): boolean => {
   const e = err as { code?: unknown; name?: unknown; message?: unknown }
-  return (typeof e.code === 'string' && RETRYABLE.has(e.code)) || e.name === 'NoDaemonError' || (typeof e.message === 'string' && /socket hang up/.test(e.message))
+  return (typeof e.code === 'string' && RETRYABLE.has(e.code)) || e.name === 'NoDaemonError' || e.name === 'GatewayUnreachableError' || (typeof e.message === 'string' && /socket hang up/.test(e.message))
 }
 
 /**
  * Sends the create, and sends it again with the same idempotency key while the connection drops before an
  * answer (for up to a minute: a daemon restarting answers again): the daemon returns the same deployment.
  */
-async function createWithRetries(ctx: CommandContext, body: { workload: Workload; idempotencyKey: string }): Promise<DeploymentView> {
+async function createWithRetries(ctx: CommandContext, target: DeploymentsTarget, body: { workload: Workload; idempotencyKey: string }): Promise<DeploymentView> {
   const deadline = Date.now() + 60_000
   for (let attempt = 1; ; attempt++) {
     try {
-      return await ApiClient.forHome(ctx.home).post<DeploymentView>('/v1/deployments', body)
+      return await target.create(body.workload, body.idempotencyKey)
     } catch (err) {
       if (!retryable(err) || Date.now() > deadline || ctx.signal.aborted) throw err
       if (!ctx.json) printLine(ctx, `no answer from the daemon (${(err as Error).message}); sending the create again with its idempotency key (attempt ${attempt + 1})`)
@@ -123,7 +124,10 @@ the workload names them by digest (spec/artifacts.md); providers fetch and check
     const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' }, 'idempotency-key': { type: 'string' }, 'max-price': { type: 'string' }, prepare: { type: 'boolean' } }, allowPositionals: true })
     if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--prepare]')
     const withMaxPrice = maxPriceOption(values['max-price'])
-    const read = await readWorkloadShipping(positionals[0], ctx.home)
+    const target = deploymentsTarget(ctx.home)
+    // Local files become artifacts this node serves; through a gateway there is no node of ours to serve
+    // them, so the file must name catalog entries or digests (a ./path is refused by the validator).
+    const read = target.remote && !values.prepare ? { workload: readWorkload(positionals[0]), shipped: [] } : await readWorkloadShipping(positionals[0], ctx.home)
     const w = withMaxPrice(read.workload)
     if (!ctx.json) for (const s of read.shipped) printLine(ctx, `${s.field}: ${s.source} -> ${s.digest} (${s.bytes} bytes)`)
     if (values.prepare) {
@@ -133,11 +137,10 @@ the workload names them by digest (spec/artifacts.md); providers fetch and check
     // announced in the DHT by the daemon (and pinned: kept while this node serves them)
     if (read.shipped.length > 0) await ApiClient.forHome(ctx.home).post('/v1/artifacts/announce', { digests: read.shipped.map((s) => s.digest) })
     const idempotencyKey = values['idempotency-key'] ?? `cli-${randomUUID()}`
-    const started = await createWithRetries(ctx, { workload: w, idempotencyKey })
-    const api = ApiClient.forHome(ctx.home)
-    if (!ctx.json) printLine(ctx, `deployment ${started.id}`)
+    const started = await createWithRetries(ctx, target, { workload: w, idempotencyKey })
+    if (!ctx.json) printLine(ctx, `deployment ${started.id}${target.remote ? ` (through the gateway ${target.where})` : ''}`)
     const wait = values.wait === true
-    const v = await follow(ctx, api, started.id, (x) => settled(x, wait) && (!wait || x.kind === 'service' || x.phase !== 'running'))
+    const v = await follow(ctx, target, started.id, (x) => settled(x, wait) && (!wait || x.kind === 'service' || x.phase !== 'running'))
     if (ctx.json) printJson(ctx, v)
     else {
       printLine(ctx, `${v.id}: ${v.phase}${v.reason ? ` (${v.reason})` : ''}`)

@@ -1,14 +1,10 @@
-// `noir gateway start`: the customer-facing gateway (issue 19; spec/auth.md): accounts with email
-// verification, password and TOTP, sessions, over HTTPS; its state in NOIR_HOME/gateway/ (node:sqlite). The
-// workload API and the mesh role come next (README "Not built yet").
+// `noir gateway start`: the customer-facing gateway (issue 19; spec/auth.md, spec/gateway.md): accounts with
+// email verification, password and TOTP, sessions, DID wallets and API keys over HTTPS, and the customers'
+// workloads run through a node daemon it drives; its state in NOIR_HOME/gateway/ (node:sqlite).
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
-import { AuthService } from '../../gateway/auth/auth-service.ts'
-import { gatewayApp } from '../../gateway/http/app.ts'
-import { Mailer } from '../../gateway/mail/mailer.ts'
-import { Sealer } from '../../gateway/auth/sealed.ts'
+import { join, resolve } from 'node:path'
+import { openGateway } from '../../gateway/gateway.ts'
 import { gatewayCertificate } from '../../gateway/http/tls.ts'
-import { GatewayStore } from '../../gateway/store/gateway-store.ts'
 import { parseCommandArgs, printLine, UsageError, type Command } from '../command.ts'
 
 const hostPort = (v: string, what: string): { host: string; port: number } => {
@@ -20,34 +16,37 @@ const hostPort = (v: string, what: string): { host: string; port: number } => {
 export const gatewayStartCommand: Command = {
   path: ['gateway', 'start'],
   summary: 'run the customer gateway (accounts, email verification, TOTP, sessions) in the foreground',
-  usage: `Usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--listen HOST:PORT] [--origin URL]... [--cert FILE --key FILE]
+  usage: `Usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--node HOME] [--listen HOST:PORT] [--origin URL]... [--cert FILE --key FILE]
 
-Serves the gateway's auth API (spec/auth.md: /v1/auth/signup, /verify, /login, /logout, /totp, /totp/confirm,
-/reset, /reset/confirm, /sessions, /v1/account) on --listen (default 127.0.0.1:8480), sending verification and
-reset links through the SMTP server --smtp from --from, links pointing at --public-url. --origin names a web
+Serves the gateway's API on --listen (default 127.0.0.1:8480): auth (spec/auth.md: /v1/auth/signup, /verify,
+/login, /logout, /totp, /totp/confirm, /reset, /reset/confirm, /sessions, /v1/account), API keys (/v1/keys)
+and, with --node HOME (a running node daemon's home, which the gateway drives as its customers'
+orchestrator), workloads (/v1/workloads, spec/gateway.md). Verification and reset links go through the SMTP
+server --smtp from --from, pointing at --public-url. --origin names a web
 origin (the dashboard's) allowed to change state; requests with any other Origin are refused. HTTPS only:
 the certificate in --cert/--key, else a self-signed one generated into NOIR_HOME/gateway/tls.crt (its SHA-256
 fingerprint is printed, for clients to pin). State: NOIR_HOME/gateway/gateway.db. Stops on Ctrl-C.`,
   async run(ctx, argv) {
-    const { values } = parseCommandArgs(argv, { smtp: { type: 'string' }, from: { type: 'string' }, 'public-url': { type: 'string' }, listen: { type: 'string' }, origin: { type: 'string', multiple: true }, cert: { type: 'string' }, key: { type: 'string' } }, { min: 0, max: 0, usage: 'usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--listen HOST:PORT]' })
+    const { values } = parseCommandArgs(argv, { smtp: { type: 'string' }, from: { type: 'string' }, 'public-url': { type: 'string' }, node: { type: 'string' }, listen: { type: 'string' }, origin: { type: 'string', multiple: true }, cert: { type: 'string' }, key: { type: 'string' } }, { min: 0, max: 0, usage: 'usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--listen HOST:PORT]' })
     if (typeof values.smtp !== 'string' || typeof values.from !== 'string' || typeof values['public-url'] !== 'string') throw new UsageError('--smtp, --from and --public-url are required')
     if (!URL.canParse(values['public-url'])) throw new UsageError('--public-url must be a URL')
     const smtp = hostPort(values.smtp, '--smtp')
     const listen = hostPort(typeof values.listen === 'string' ? values.listen : '127.0.0.1:8480', '--listen')
     const dir = join(ctx.home, 'gateway')
     mkdirSync(dir, { recursive: true, mode: 0o700 })
-    const store = new GatewayStore(join(dir, 'gateway.db'))
-    const mailer = new Mailer({ ...smtp, from: values.from })
-    const sealer = Sealer.fromFile(join(dir, 'secret.key'))
     const tls = await gatewayCertificate({ dir, host: listen.host, ...(typeof values.cert === 'string' ? { certFile: values.cert } : {}), ...(typeof values.key === 'string' ? { keyFile: values.key } : {}) })
-    const app = gatewayApp({ auth: new AuthService({ store, mailer, sealer, publicUrl: values['public-url'] }), allowedOrigins: (values.origin as string[] | undefined) ?? [], https: { key: tls.key, cert: tls.cert } })
-    const at = await app.listen({ host: listen.host, port: listen.port })
+    const gw = openGateway({
+      dir, smtp: { ...smtp, from: values.from }, publicUrl: values['public-url'], allowedOrigins: (values.origin as string[] | undefined) ?? [],
+      https: { key: tls.key, cert: tls.cert }, ...(typeof values.node === 'string' ? { nodeHome: resolve(values.node) } : {}),
+    })
+    const resumed = await gw.resume()
+    if (resumed > 0) printLine(ctx, `finished ${resumed} create(s) interrupted before the last stop`)
+    const at = await gw.app.listen({ host: listen.host, port: listen.port })
     printLine(ctx, `gateway listening on ${at} (state in ${dir})`)
+    printLine(ctx, `gateway DID ${gw.wallets.gatewayKey().did} (the audience of its API keys)${typeof values.node === 'string' ? `; workloads run through the node at ${resolve(values.node)}` : '; no --node: workload routes answer MeshUnavailableError'}`)
     printLine(ctx, `certificate${tls.generated ? ' (self-signed, generated now)' : ''} SHA-256 fingerprint ${tls.fingerprint}`)
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })))
-    await app.close()
-    mailer.close()
-    store.close()
+    await gw.close()
     printLine(ctx, 'gateway stopped')
   },
 }

@@ -24,8 +24,10 @@ import { catalogCommands } from './catalog.ts'
 import { walletCommands } from './wallet.ts'
 import { settleCommands } from './settle.ts'
 import { gatewayCommands } from './gateway.ts'
+import { loginCommand, logoutCommand } from './login.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
+import { endpointsCommand, exposeCommand } from './ingress.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
 
 export const commands: Command[] = [
@@ -52,7 +54,11 @@ export const commands: Command[] = [
   ...walletCommands,
   ...settleCommands,
   ...gatewayCommands,
+  loginCommand,
+  logoutCommand,
   usageCommand,
+  exposeCommand,
+  endpointsCommand,
   trustCommand,
   trustShowCommand,
   ...ledgerCommands,

@@ -1,18 +1,8 @@
 // `noir logs ID [-f] [--replica N]`: a replica's log lines, read over the mesh from the node that runs it
 // (after a failover, from the new node).
 import { parseArgs } from 'node:util'
-import { ApiClient } from '../api-client.ts'
+import { deploymentsTarget, type LogDoc } from '../gateway-login.ts'
 import { printJson, printLine, UsageError, type Command } from '../command.ts'
-
-interface LogDoc {
-  ts?: number
-  stream?: string
-  line?: string
-  node?: string
-  event?: string
-  from?: string
-  to?: string
-}
 
 export const logsCommand: Command = {
   path: ['logs'],
@@ -25,9 +15,8 @@ export const logsCommand: Command = {
     if (positionals.length !== 1) throw new UsageError('noir logs ID [-f] [--replica N]')
     const replica = values.replica === undefined ? 0 : Number(values.replica)
     if (!Number.isInteger(replica) || replica < 0) throw new UsageError('--replica must be a replica index (0, 1, ...)')
-    const q = new URLSearchParams({ replica: String(replica), follow: values.follow ? '1' : '0' })
-    const api = ApiClient.forHome(ctx.home)
-    for await (const d of api.stream<LogDoc>(`/v1/deployments/${encodeURIComponent(positionals[0]!)}/logs?${q}`, { signal: ctx.signal })) {
+    const lines: AsyncIterable<LogDoc> = deploymentsTarget(ctx.home).logs(positionals[0]!, { replica, follow: values.follow === true, signal: ctx.signal })
+    for await (const d of lines) {
       if (ctx.json) printJson(ctx, d)
       else if (d.event === 'moved') printLine(ctx, `--- replica ${replica} moved: ${d.from} -> ${d.to}`)
       else printLine(ctx, `${d.node ? `[${d.node.slice(-6)}] ` : ''}${d.line ?? ''}`)

@@ -1,7 +1,6 @@
-// `noir ps [--json]`: this node's deployments, one line each.
-import { ApiClient } from '../api-client.ts'
+// `noir ps [--json]`: this node's deployments (or, after `noir login`, the account's at the gateway), one line each.
+import { deploymentsTarget } from '../gateway-login.ts'
 import { printJson, printLine, UsageError, type Command } from '../command.ts'
-import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 
 export const psCommand: Command = {
   path: ['ps'],
@@ -11,7 +10,7 @@ export const psCommand: Command = {
 --json prints { deployments: [DeploymentView] } (spec/cli.md).`,
   async run(ctx, argv) {
     if (argv.length > 0) throw new UsageError(`unexpected argument '${argv[0]}'`)
-    const r = await ApiClient.forHome(ctx.home).get<{ deployments: DeploymentView[] }>('/v1/deployments')
+    const r = { deployments: await deploymentsTarget(ctx.home).list() }
     if (ctx.json) return printJson(ctx, r)
     if (r.deployments.length === 0) return printLine(ctx, 'no deployments')
     printLine(ctx, `${'ID'.padEnd(28)} ${'KIND'.padEnd(8)} ${'LANE'.padEnd(12)} ${'PHASE'.padEnd(13)} RUNNING`)

@@ -1,9 +1,8 @@
 // `noir stop ID`: stops a deployment: its replicas stop, its contracts end (on both sides). It says
 // "stopped" only when every node confirmed; otherwise it names each replica that did not stop and why,
 // and exits 1 (running it again asks those nodes again).
-import { ApiClient } from '../api-client.ts'
+import { deploymentsTarget } from '../gateway-login.ts'
 import { printJson, printLine, UsageError, type Command } from '../command.ts'
-import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 
 export const stopCommand: Command = {
   path: ['stop'],
@@ -11,7 +10,7 @@ export const stopCommand: Command = {
   usage: 'Usage: noir stop ID [--json]\n\nExits 1 when a node did not confirm that its replica stopped (each one is named, with the reason).',
   async run(ctx, argv) {
     if (argv.length !== 1) throw new UsageError('noir stop ID')
-    const v = await ApiClient.forHome(ctx.home).post<DeploymentView>(`/v1/deployments/${encodeURIComponent(argv[0]!)}/stop`)
+    const v = await deploymentsTarget(ctx.home).stop(argv[0]!)
     const failures = v.stopFailures ?? []
     if (ctx.json) printJson(ctx, v)
     else if (failures.length === 0) printLine(ctx, `${v.id}: ${v.phase}`)

@@ -1,10 +1,14 @@
-// The gateway's HTTP API, auth slice (spec/auth.md): fastify, JSON bodies checked by JSON Schema (fastify's
+// The gateway's HTTP API (spec/auth.md, spec/gateway.md): fastify, JSON bodies checked by JSON Schema (fastify's
 // own validator), errors as RFC 9457 problem+json carrying the typed error's name, the session in a cookie
 // `noir_session` (HttpOnly, Secure, SameSite=Strict, Path=/), state changes refused from another Origin.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { AuthService } from '../auth/auth-service.ts'
 import { GatewayError, InvalidRequestError, NotFoundError } from '../errors.ts'
 import type { Account, Session } from '../store/gateway-store.ts'
+import type { ApiKeys } from '../keys/api-keys.ts'
+import type { TenantWorkloads } from '../workloads/tenant-workloads.ts'
+import { registerWorkloadRoutes } from './workload-routes.ts'
+import { registerOpenApi } from './openapi.ts'
 
 export const SESSION_COOKIE = 'noir_session'
 
@@ -15,6 +19,8 @@ export interface GatewayAppInit {
   logger?: boolean
   /** Serve HTTPS with this key and certificate (the CLI always does; tests of the rules may use plain HTTP). */
   https?: { key: string; cert: string }
+  /** The workload and API-key routes (spec/gateway.md); absent in tests of the auth rules alone. */
+  tenants?: { keys: ApiKeys; workloads: TenantWorkloads }
 }
 
 const str = { type: 'string', maxLength: 1024 } as const
@@ -53,6 +59,7 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
   const auth = init.auth
   const allowed = new Set(init.allowedOrigins ?? [])
 
+  registerOpenApi(app)
   app.setErrorHandler((err, _req, reply) => problem(reply, err))
   app.setNotFoundHandler((_req, reply) => problem(reply, new NotFoundError('no such route')))
   // a browser's cross-site request never changes state (CSRF; SameSite=Strict is the first line)
@@ -68,69 +75,74 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
 
   const who = (req: FastifyRequest): { session: Session; account: Account } => auth.authenticate(cookieOf(req))
 
-  app.post('/v1/auth/signup', { schema: body({ email: str, password: str }, ['email', 'password']) }, async (req, reply) => {
-    const b = req.body as { email: string; password: string }
-    await auth.signUp(b.email, b.password)
-    return reply.status(202).send({ ok: true, next: 'check your mail for a verification link' })
-  })
+  // the routes in a plugin loaded after the OpenAPI generator, so its onRoute hook sees every one of them
+  void app.register(async (app) => {
+    app.post('/v1/auth/signup', { schema: body({ email: str, password: str }, ['email', 'password']) }, async (req, reply) => {
+      const b = req.body as { email: string; password: string }
+      await auth.signUp(b.email, b.password)
+      return reply.status(202).send({ ok: true, next: 'check your mail for a verification link' })
+    })
 
-  app.post('/v1/auth/verify', { schema: body({ token: str }, ['token']) }, async (req) => {
-    await auth.verifyEmail((req.body as { token: string }).token)
-    return { ok: true, verified: true }
-  })
+    app.post('/v1/auth/verify', { schema: body({ token: str }, ['token']) }, async (req) => {
+      await auth.verifyEmail((req.body as { token: string }).token)
+      return { ok: true, verified: true }
+    })
 
-  app.post('/v1/auth/login', { schema: body({ email: str, password: str, totp: str }, ['email', 'password']) }, async (req, reply) => {
-    const b = req.body as { email: string; password: string; totp?: string }
-    const r = await auth.login(b.email, b.password, b.totp)
-    setCookie(reply, r.token, Math.floor((r.session.expiresAt - r.session.createdAt) / 1000))
-    return { account: accountView(r.account), session: { id: r.session.id, expiresAt: r.session.expiresAt } }
-  })
+    app.post('/v1/auth/login', { schema: body({ email: str, password: str, totp: str }, ['email', 'password']) }, async (req, reply) => {
+      const b = req.body as { email: string; password: string; totp?: string }
+      const r = await auth.login(b.email, b.password, b.totp)
+      setCookie(reply, r.token, Math.floor((r.session.expiresAt - r.session.createdAt) / 1000))
+      return { account: accountView(r.account), session: { id: r.session.id, expiresAt: r.session.expiresAt } }
+    })
 
-  app.post('/v1/auth/logout', async (req, reply) => {
-    const { session } = who(req)
-    auth.logout(session)
-    void reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0`)
-    return { ok: true }
-  })
+    app.post('/v1/auth/logout', async (req, reply) => {
+      const { session } = who(req)
+      auth.logout(session)
+      void reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0`)
+      return { ok: true }
+    })
 
-  app.get('/v1/account', async (req) => {
-    const { account } = who(req)
-    return accountView(account, account.totpSecret !== null ? auth.recoveryCodesLeft(account.id) : undefined)
-  })
+    app.get('/v1/account', async (req) => {
+      const { account } = who(req)
+      return accountView(account, account.totpSecret !== null ? auth.recoveryCodesLeft(account.id) : undefined)
+    })
 
-  app.get('/v1/auth/sessions', async (req) => {
-    const { session, account } = who(req)
-    return { sessions: auth.sessions(account.id).map((s) => sessionView(s, session)) }
-  })
+    app.get('/v1/auth/sessions', async (req) => {
+      const { session, account } = who(req)
+      return { sessions: auth.sessions(account.id).map((s) => sessionView(s, session)) }
+    })
 
-  app.delete('/v1/auth/sessions/:id', async (req) => {
-    const { account } = who(req)
-    if (!auth.revoke(account.id, (req.params as { id: string }).id)) throw new NotFoundError('no such session')
-    return { ok: true }
-  })
+    app.delete('/v1/auth/sessions/:id', async (req) => {
+      const { account } = who(req)
+      if (!auth.revoke(account.id, (req.params as { id: string }).id)) throw new NotFoundError('no such session')
+      return { ok: true }
+    })
 
-  app.post('/v1/auth/totp', async (req) => auth.enrolTotp(who(req).account))
+    app.post('/v1/auth/totp', async (req) => auth.enrolTotp(who(req).account))
 
-  app.post('/v1/auth/totp/confirm', { schema: body({ code: str }, ['code']) }, async (req) => {
-    const { account, session } = who(req)
-    const recoveryCodes = await auth.confirmTotp(account, session, (req.body as { code: string }).code)
-    return { ok: true, totp: true, recoveryCodes }
-  })
+    app.post('/v1/auth/totp/confirm', { schema: body({ code: str }, ['code']) }, async (req) => {
+      const { account, session } = who(req)
+      const recoveryCodes = await auth.confirmTotp(account, session, (req.body as { code: string }).code)
+      return { ok: true, totp: true, recoveryCodes }
+    })
 
-  app.post('/v1/auth/recovery-codes', { schema: body({ code: str }, ['code']) }, async (req) => {
-    const { account } = who(req)
-    return { recoveryCodes: await auth.renewRecoveryCodes(account, (req.body as { code: string }).code) }
-  })
+    app.post('/v1/auth/recovery-codes', { schema: body({ code: str }, ['code']) }, async (req) => {
+      const { account } = who(req)
+      return { recoveryCodes: await auth.renewRecoveryCodes(account, (req.body as { code: string }).code) }
+    })
 
-  app.post('/v1/auth/reset', { schema: body({ email: str }, ['email']) }, async (req, reply) => {
-    await auth.requestReset((req.body as { email: string }).email)
-    return reply.status(202).send({ ok: true, next: 'if the address has an account, a reset link is on its way' })
-  })
+    app.post('/v1/auth/reset', { schema: body({ email: str }, ['email']) }, async (req, reply) => {
+      await auth.requestReset((req.body as { email: string }).email)
+      return reply.status(202).send({ ok: true, next: 'if the address has an account, a reset link is on its way' })
+    })
 
-  app.post('/v1/auth/reset/confirm', { schema: body({ token: str, password: str, totp: str }, ['token', 'password']) }, async (req) => {
-    const b = req.body as { token: string; password: string; totp?: string }
-    await auth.reset(b.token, b.password, b.totp)
-    return { ok: true, next: 'log in with the new password' }
+    app.post('/v1/auth/reset/confirm', { schema: body({ token: str, password: str, totp: str }, ['token', 'password']) }, async (req) => {
+      const b = req.body as { token: string; password: string; totp?: string }
+      await auth.reset(b.token, b.password, b.totp)
+      return { ok: true, next: 'log in with the new password' }
+    })
+
+    if (init.tenants) registerWorkloadRoutes(app, { ...init.tenants, sessionAccount: (req) => who(req).account.id })
   })
 
   return app

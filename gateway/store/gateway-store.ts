@@ -67,6 +67,11 @@ export class GatewayStore {
     this.#db.close()
   }
 
+  /** The open database, for the gateway's other stores (gateway/store/tenant-store.ts) to share its file and WAL. */
+  sharedDatabase(): DatabaseSync {
+    return this.#db
+  }
+
   createAccount(email: string, passwordHash: string, now: number): Account | undefined {
     const id = randomUUID()
     const r = this.#db.prepare('INSERT INTO accounts (id, email, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(email) DO NOTHING').run(id, email, passwordHash, now)

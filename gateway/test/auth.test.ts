@@ -7,36 +7,16 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { SMTPServer } from 'smtp-server'
 import { generate } from 'otplib'
 import { AuthService } from '../auth/auth-service.ts'
 import { gatewayApp, SESSION_COOKIE } from '../http/app.ts'
 import { Mailer } from '../mail/mailer.ts'
 import { GatewayStore } from '../store/gateway-store.ts'
 import { Sealer } from '../auth/sealed.ts'
+import { linkToken, smtpOnLoopback } from './mail-rig.ts'
 
-interface Received { to: string; body: string }
-
-async function smtp(t: { teardown(fn: () => Promise<void> | void): void }): Promise<{ port: number; mails: Received[] }> {
-  const mails: Received[] = []
-  const server = new SMTPServer({
-    authOptional: true, disabledCommands: ['STARTTLS'], logger: false,
-    onData(stream, session, cb) {
-      let body = ''
-      stream.on('data', (c: Buffer) => (body += c.toString('utf8')))
-      stream.on('end', () => {
-        mails.push({ to: session.envelope.rcptTo.map((r) => r.address).join(','), body })
-        cb()
-      })
-    },
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  t.teardown(() => new Promise<void>((r) => server.close(() => r())))
-  return { port: (server.server.address() as AddressInfo).port, mails }
-}
-
-async function rig(t: Parameters<typeof smtp>[0] & { teardown(fn: () => Promise<void> | void): void }, clock = { now: Date.now() }) {
-  const mail = await smtp(t)
+async function rig(t: { teardown(fn: () => Promise<void> | void): void }, clock = { now: Date.now() }) {
+  const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-'))
   const store = new GatewayStore(join(dir, 'gateway.db'))
   const mailer = new Mailer({ host: '127.0.0.1', port: mail.port, from: 'NoirLedger <noreply@noir.test>' })
@@ -60,19 +40,10 @@ async function rig(t: Parameters<typeof smtp>[0] & { teardown(fn: () => Promise<
     const setCookie = r.headers.get('set-cookie') ?? ''
     return { status: r.status, type: r.headers.get('content-type') ?? '', json: text ? (JSON.parse(text) as Record<string, unknown>) : {}, setCookie, cookie: /noir_session=([A-Za-z0-9_-]*)/.exec(setCookie)?.[1] }
   }
-  const lastMailTo = async (to: string, after = 0): Promise<string> => {
-    for (let i = 0; i < 200; i++) {
-      const m = mail.mails.filter((x) => x.to === to).slice(after).at(-1)
-      // quoted-printable (RFC 2045 6.7): soft line breaks joined, =XX decoded
-      if (m) return m.body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_x, h: string) => String.fromCharCode(parseInt(h, 16)))
-      await new Promise((r) => setTimeout(r, 10))
-    }
-    throw new Error(`no mail to ${to}`)
-  }
+  const lastMailTo = mail.lastMailTo
   return { call, mail, lastMailTo, store, clock, dir }
 }
 
-const linkToken = (body: string, path: string): string => new RegExp(`${path}\\?token=([A-Za-z0-9_-]{43})`).exec(body)![1]!
 const PASSWORD = 'correct horse battery staple'
 
 t.test('sign up, verify by the mailed link, log in, read the account', async (t) => {
@@ -234,7 +205,7 @@ t.test('attacks: guessing passwords is rate limited, cross-site writes refused, 
 t.test('`noir gateway start` runs the gateway as its own process, over HTTPS with a generated certificate it prints: a sign-up through it mails a link that verifies', async (t) => {
   const { spawn } = await import('node:child_process')
   const { NOIR_BIN } = await import('../../scripts/testing/daemons.ts')
-  const mail = await smtp(t)
+  const mail = await smtpOnLoopback(t)
   const home = mkdtempSync(join(tmpdir(), 'noir-gateway-home-'))
   const port = 20_000 + Math.floor(Math.random() * 20_000)
   const proc = spawn(process.execPath, [NOIR_BIN, '--home', home, 'gateway', 'start', '--smtp', `127.0.0.1:${mail.port}`, '--from', 'noreply@noir.test', '--public-url', 'https://gw.noir.test/', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'pipe'] })

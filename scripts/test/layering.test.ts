@@ -6,7 +6,7 @@ import { join, relative, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const layers = ['identity', 'core', 'ledger', 'p2p', 'artifacts', 'actors', 'trust', 'settlement', 'appliance', 'gateway', 'cli'] as const
+const layers = ['identity', 'core', 'ledger', 'p2p', 'artifacts', 'actors', 'trust', 'settlement', 'appliance', 'gateway', 'client', 'cli'] as const
 
 function sourceFiles(dir: string): string[] {
   const out: string[] = []

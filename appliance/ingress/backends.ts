@@ -1,0 +1,97 @@
+// The orchestrator's side of routing (spec/ingress.md "Replica sets"): an ingress asks the deployment's
+// orchestrator (`<did>/ingress`, behavior `/noir/ingress/backends`) which replicas run a deployment now, for one
+// port. The answer names each running replica's node and contract, and carries an exposure grant when the owner
+// opened a port the workload keeps private. A port that is neither public nor opened is refused: the replica set
+// of a private service is nobody's business.
+import type { NodeKey } from '../../identity/keys.ts'
+import type { KvStore } from '../../core/index.ts'
+import type { DeploymentView } from '../../actors/deployment/model.ts'
+import type { Workload } from '../../actors/workload/workload.ts'
+import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError } from './errors.ts'
+import { signGrant, type ExposureGrant } from './grant.ts'
+
+export const INGRESS_ACTOR = 'ingress'
+export const BACKENDS_BEHAVIOR = '/noir/ingress/backends'
+/** A provider's answer to the orchestrator of its contracts: their replicas' health (spec/ingress.md). */
+export const READINESS_BEHAVIOR = '/noir/ingress/readiness'
+
+export interface BackendsRequest {
+  deploymentId: string
+  port: number
+}
+
+export interface Backend {
+  index: number
+  node: string
+  contractId: string
+}
+
+export interface BackendsAnswer {
+  deploymentId: string
+  port: number
+  /** The orchestrator that answered. */
+  orchestrator: string
+  replicas: Backend[]
+  grant?: ExposureGrant
+}
+
+/** What the answer reads of the orchestrator. */
+export interface DeploymentSource {
+  status(id: string): DeploymentView
+  workloadOf(id: string): Workload | undefined
+}
+
+export function parseBackendsRequest(x: unknown): BackendsRequest {
+  const b = x as Partial<BackendsRequest> | null
+  if (typeof b !== 'object' || b === null || typeof b.deploymentId !== 'string' || b.deploymentId.length > 160 || !Number.isInteger(b.port) || (b.port as number) < 1 || (b.port as number) > 65535) {
+    throw new InvalidIngressRequestError('the body must be { deploymentId: string, port: 1-65535 }')
+  }
+  return { deploymentId: b.deploymentId, port: b.port as number }
+}
+
+/** Ports the owner opened (or closed again) with `noir expose`, kept in the ingress service's store. */
+export class ExposureBook {
+  readonly #store: KvStore<{ public: boolean; at: number }>
+  readonly #open = new Map<string, boolean>()
+
+  constructor(store: KvStore) {
+    this.#store = store.scope('exposure/')
+  }
+
+  async load(): Promise<void> {
+    for await (const [k, v] of this.#store.entries()) this.#open.set(k, v.public)
+  }
+
+  isOpened(deploymentId: string, port: number): boolean {
+    return this.#open.get(`${deploymentId}:${port}`) === true
+  }
+
+  async set(deploymentId: string, port: number, open: boolean): Promise<void> {
+    this.#open.set(`${deploymentId}:${port}`, open)
+    await this.#store.put(`${deploymentId}:${port}`, { public: open, at: Date.now() })
+  }
+}
+
+/** Whether a port is reachable through ingresses, and how (declared public, opened by the owner, or not). */
+export function exposureOf(w: Workload, deploymentId: string, port: number, book: ExposureBook): 'public' | 'opened' | 'private' | 'undeclared' {
+  const p = w.ports.find((x) => x.port === port && x.protocol === 'tcp')
+  if (!p) return 'undeclared'
+  if (p.public === true) return 'public'
+  return book.isOpened(deploymentId, port) ? 'opened' : 'private'
+}
+
+export function backendsFor(src: DeploymentSource, book: ExposureBook, key: NodeKey, req: BackendsRequest): BackendsAnswer {
+  const w = src.workloadOf(req.deploymentId)
+  if (!w) throw new DeploymentNotHereError(req.deploymentId)
+  const exposure = exposureOf(w, req.deploymentId, req.port, book)
+  if (exposure === 'undeclared') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload declares no such tcp port')
+  if (exposure === 'private') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload keeps it private')
+  const view = src.status(req.deploymentId)
+  const replicas = view.replicas
+    .filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
+    .map((r) => ({ index: r.index, node: r.node!, contractId: r.contractId! }))
+  return {
+    deploymentId: req.deploymentId, port: req.port, orchestrator: key.did, replicas,
+    ...(exposure === 'opened' ? { grant: signGrant(key, req.deploymentId, req.port) } : {}),
+  }
+}

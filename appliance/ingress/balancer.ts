@@ -1,0 +1,156 @@
+// Picks the replica for each new connection of one route (spec/ingress.md "Routing"): round-robin over the
+// running replicas the deployment's orchestrator names, skipping for a short while one that refused or could
+// not be reached, and trying the next at once when opening the stream fails. The replica set is asked again
+// every REFRESH_MS while there is traffic, and at once when every replica failed (a failover moved them).
+import type { Stream } from '@libp2p/interface'
+import { errorFields, type Log } from '../../p2p/log.ts'
+import type { Backend, BackendsAnswer } from './backends.ts'
+import type { RouteSpec } from './config.ts'
+import { DeploymentNotHereError, IngressError, NoReadyReplicaError, PortNotExposedError, UpstreamUnreachableError } from './errors.ts'
+import { encodeFrame, parseOpenAnswer, readFrame, type OpenRequest } from './protocol.ts'
+
+export const REFRESH_MS = 1000
+/** How long a replica that failed is skipped (unless every one is). */
+export const DOWN_MS = 2000
+const ANSWER_TIMEOUT_MS = 10_000
+
+export interface BalancerDeps {
+  /** Asks the route's orchestrators (in order) for its replica set. */
+  backends(route: RouteSpec): Promise<BackendsAnswer>
+  /** Opens an `/noir/ingress/1` stream to a node. */
+  openStream(node: string): Promise<Stream>
+  log: Log
+}
+
+export interface ReplicaSeen {
+  contractId: string
+  node: string
+  index: number
+  /** Connections this ingress opened on it. */
+  connections: number
+  /** Why it was last skipped (null: it took the last connection asked of it). */
+  lastRefusal: string | null
+  downUntil: number
+}
+
+export class RouteBalancer {
+  readonly route: RouteSpec
+  readonly #d: BalancerDeps
+  #answer: BackendsAnswer | undefined
+  #fetchedAt = 0
+  #refreshing: Promise<BackendsAnswer> | undefined
+  #next = 0
+  readonly #seen = new Map<string, ReplicaSeen>()
+
+  constructor(route: RouteSpec, deps: BalancerDeps) {
+    this.route = route
+    this.#d = deps
+  }
+
+  /** What this ingress knows of the route's replicas (for `noir endpoints`). */
+  replicas(): ReplicaSeen[] {
+    const live = new Set(this.#answer?.replicas.map((r) => r.contractId) ?? [])
+    return [...this.#seen.values()].filter((r) => live.has(r.contractId)).map((r) => ({ ...r }))
+  }
+
+  /**
+   * A stream to a ready replica whose provider accepted the open request (paused; nothing read past the
+   * answer). `early` (the request head already read) is sent right behind the open frame, saving a round trip:
+   * the provider forwards it only once its checks passed, and a refused attempt sends it again to the next one.
+   */
+  async open(early?: Uint8Array): Promise<{ stream: Stream; backend: Backend }> {
+    let tried = 0
+    let last: Error | undefined
+    for (let round = 0; round < 2; round++) {
+      let answer: BackendsAnswer
+      try {
+        answer = await this.#current(round > 0)
+      } catch (err) {
+        throw err instanceof IngressError ? err : new UpstreamUnreachableError(`the orchestrator of '${this.route.name}'`, (err as Error).message)
+      }
+      for (const b of this.#order(answer.replicas)) {
+        tried++
+        try {
+          const stream = await this.#openOn(b, answer, early)
+          const s = this.#seenOf(b)
+          s.connections++
+          s.lastRefusal = null
+          s.downUntil = 0
+          return { stream, backend: b }
+        } catch (err) {
+          last = err as Error
+          const s = this.#seenOf(b)
+          s.lastRefusal = `${last.name}: ${last.message}`
+          s.downUntil = Date.now() + DOWN_MS
+          this.#d.log.info('ingress replica skipped', { route: this.route.name, node: b.node, contractId: b.contractId, ...errorFields(err) })
+        }
+      }
+    }
+    throw new NoReadyReplicaError(this.route.name, tried, last ? `${last.name}: ${last.message}` : undefined)
+  }
+
+  /** Round-robin from the next position; replicas marked down go last (tried only when the others failed). */
+  #order(replicas: Backend[]): Backend[] {
+    if (replicas.length === 0) return []
+    const start = this.#next++ % replicas.length
+    const rotated = [...replicas.slice(start), ...replicas.slice(0, start)]
+    const now = Date.now()
+    const up = rotated.filter((b) => (this.#seen.get(b.contractId)?.downUntil ?? 0) <= now)
+    const down = rotated.filter((b) => (this.#seen.get(b.contractId)?.downUntil ?? 0) > now)
+    return [...up, ...down]
+  }
+
+  #seenOf(b: Backend): ReplicaSeen {
+    let s = this.#seen.get(b.contractId)
+    if (!s) {
+      s = { contractId: b.contractId, node: b.node, index: b.index, connections: 0, lastRefusal: null, downUntil: 0 }
+      this.#seen.set(b.contractId, s)
+    }
+    return s
+  }
+
+  async #current(force: boolean): Promise<BackendsAnswer> {
+    const fresh = Date.now() - this.#fetchedAt < REFRESH_MS
+    if (this.#answer && fresh && !force) return this.#answer
+    const p = this.#refresh()
+    // a stale answer serves while a new one comes (unless every replica of it just failed)
+    if (this.#answer && !force) {
+      p.catch(() => undefined)
+      return this.#answer
+    }
+    return p
+  }
+
+  #refresh(): Promise<BackendsAnswer> {
+    this.#refreshing ??= this.#d.backends(this.route).then((a) => {
+      this.#answer = a
+      this.#fetchedAt = Date.now()
+      // replicas that moved away are forgotten (a long-lived route sees many failovers)
+      const live = new Set(a.replicas.map((r) => r.contractId))
+      for (const id of this.#seen.keys()) if (!live.has(id)) this.#seen.delete(id)
+      return a
+    }, (err: unknown) => {
+      // the owner closed the port (or the deployment is gone): nothing stale is served after that answer
+      if (err instanceof PortNotExposedError || err instanceof DeploymentNotHereError) this.#answer = undefined
+      throw err
+    }).finally(() => {
+      this.#refreshing = undefined
+    })
+    return this.#refreshing
+  }
+
+  async #openOn(b: Backend, answer: BackendsAnswer, early: Uint8Array | undefined): Promise<Stream> {
+    const stream = await this.#d.openStream(b.node)
+    try {
+      const req: OpenRequest = { v: 1, deploymentId: answer.deploymentId, contractId: b.contractId, port: answer.port, ...(answer.grant ? { grant: answer.grant } : {}) }
+      stream.send(encodeFrame(req))
+      if (early && early.byteLength > 0) stream.send(early)
+      const refused = parseOpenAnswer(await readFrame(stream, ANSWER_TIMEOUT_MS))
+      if (refused) throw refused
+      return stream
+    } catch (err) {
+      stream.abort(err as Error)
+      throw err
+    }
+  }
+}

@@ -1,0 +1,98 @@
+// The `ingress` section of config.json (spec/ingress.md "Configuration"). Absent: the node opens no ingress
+// (it still forwards for the replicas it runs and answers for the deployments it orchestrates). Present: every
+// field is checked, unknown ones refused, and a bad section stops the daemon with a ConfigError naming it.
+//
+//   "ingress": {
+//     "listen": "127.0.0.1:8080",              HTTP (Host-routed) listener
+//     "domain": "localhost",                    a route NAME is served as Host NAME.<domain> (and NAME alone)
+//     "routes": [{ "name": "web", "deployment": "ID", "port": 8080, "orchestrators": ["did:key:..."] }],
+//     "tcp": [{ "listen": "127.0.0.1:9000", "route": "web" }]   raw TCP listeners, one route each
+//   }
+import { ConfigError } from '../daemon/errors.ts'
+import { isIP } from 'node:net'
+
+export interface RouteSpec {
+  /** DNS-label name: the Host an HTTP client uses (`NAME.<domain>`), and what `noir endpoints` lists. */
+  name: string
+  deploymentId: string
+  port: number
+  /** Who to ask for the replica set, in order (the deployment's orchestrator, then its standby). Empty: this node. */
+  orchestrators: string[]
+}
+
+export interface ListenAddress {
+  host: string
+  port: number
+}
+
+export interface IngressConfig {
+  listen: ListenAddress
+  domain: string
+  routes: RouteSpec[]
+  tcp: { listen: ListenAddress; route: string }[]
+}
+
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{20,80}$/
+const DOMAIN = /^[a-z0-9]([a-z0-9.-]{0,200}[a-z0-9])?$/
+
+const bad = (field: string, why: string): ConfigError => new ConfigError(`config.json: 'ingress.${field}' ${why}`)
+
+function only(o: Record<string, unknown>, allowed: string[], at: string): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw bad(`${at}${at ? '.' : ''}${k}`, `is not a known field (known: ${allowed.join(', ')})`)
+}
+
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x)
+
+export function parseListen(v: unknown, field: string): ListenAddress {
+  if (typeof v !== 'string') throw bad(field, 'must be "HOST:PORT" (e.g. "127.0.0.1:8080")')
+  const i = v.lastIndexOf(':')
+  const host = v.slice(0, i).replace(/^\[(.*)\]$/, '$1')
+  const port = Number(v.slice(i + 1))
+  if (i < 1 || !isIP(host)) throw bad(field, `must be "HOST:PORT" with an IP address as HOST (got ${JSON.stringify(v)})`)
+  if (!Number.isInteger(port) || port < 0 || port > 65535 || v.slice(i + 1) === '') throw bad(field, `has no valid port (got ${JSON.stringify(v)})`)
+  return { host, port }
+}
+
+export function parseRoute(r: unknown, at: string): RouteSpec {
+  if (!isObject(r)) throw bad(at, 'must be an object { name, deployment, port, orchestrators? }')
+  only(r, ['name', 'deployment', 'port', 'orchestrators'], at)
+  if (typeof r.name !== 'string' || !NAME.test(r.name)) throw bad(`${at}.name`, 'must be a DNS label (a-z, 0-9, -; at most 63)')
+  if (typeof r.deployment !== 'string' || !/^[A-Za-z0-9._~:@+-]{1,160}$/.test(r.deployment)) throw bad(`${at}.deployment`, 'must be a deployment id')
+  if (!Number.isInteger(r.port) || (r.port as number) < 1 || (r.port as number) > 65535) throw bad(`${at}.port`, 'must be a port number (1-65535) the workload declares')
+  const orchestrators = r.orchestrators ?? []
+  if (!Array.isArray(orchestrators) || !orchestrators.every((d) => typeof d === 'string' && DID.test(d)) || orchestrators.length > 8) throw bad(`${at}.orchestrators`, 'must be a list of at most 8 did:key DIDs')
+  return { name: r.name, deploymentId: r.deployment, port: r.port as number, orchestrators: orchestrators as string[] }
+}
+
+/** The ingress section, or undefined when the node opens no ingress. Throws ConfigError. */
+export function parseIngressConfig(v: unknown): IngressConfig | undefined {
+  if (v === undefined || v === null) return undefined
+  if (!isObject(v)) throw new ConfigError("config.json: 'ingress' must be an object { listen, domain?, routes?, tcp? }")
+  only(v, ['listen', 'domain', 'routes', 'tcp'], '')
+  const listen = parseListen(v.listen, 'listen')
+  const domain = v.domain ?? 'localhost'
+  if (typeof domain !== 'string' || !DOMAIN.test(domain)) throw bad('domain', 'must be a DNS name (e.g. "localhost" or "apps.example.org")')
+  if (v.routes !== undefined && (!Array.isArray(v.routes) || v.routes.length > 1000)) throw bad('routes', 'must be a list of at most 1000 routes')
+  const routes = ((v.routes ?? []) as unknown[]).map((r, i) => parseRoute(r, `routes[${i}]`))
+  const names = new Set<string>()
+  for (const [i, r] of routes.entries()) {
+    if (names.has(r.name)) throw bad(`routes[${i}].name`, `'${r.name}' is used twice`)
+    names.add(r.name)
+  }
+  if (v.tcp !== undefined && (!Array.isArray(v.tcp) || v.tcp.length > 64)) throw bad('tcp', 'must be a list of at most 64 listeners')
+  const tcp = ((v.tcp ?? []) as unknown[]).map((t, i) => {
+    if (!isObject(t)) throw bad(`tcp[${i}]`, 'must be an object { listen, route }')
+    only(t, ['listen', 'route'], `tcp[${i}]`)
+    if (typeof t.route !== 'string' || !names.has(t.route)) throw bad(`tcp[${i}].route`, 'must name one of ingress.routes')
+    return { listen: parseListen(t.listen, `tcp[${i}].listen`), route: t.route }
+  })
+  return { listen, domain, routes, tcp }
+}
+
+/** The route name a Host header asks for (`NAME.<domain>[:port]` or `NAME[:port]`), or undefined. */
+export function routeNameOfHost(host: string, domain: string): string | undefined {
+  const h = host.trim().toLowerCase().replace(/:\d+$/, '')
+  const name = h.endsWith(`.${domain}`) ? h.slice(0, -(domain.length + 1)) : h
+  return NAME.test(name) ? name : undefined
+}

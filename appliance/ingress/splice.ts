@@ -1,0 +1,85 @@
+// Carries a TCP connection's bytes over a libp2p stream and back, with back-pressure both ways and half-close:
+// the side that ends its writing ends the other side's writing, so HTTP/1.1 keep-alive, upgrades (WebSocket)
+// and any raw TCP protocol pass through unchanged. Resolves once both directions are done (or either failed).
+import type { Socket } from 'node:net'
+import type { Stream } from '@libp2p/interface'
+
+export interface SpliceCounts {
+  /** Bytes from the socket to the stream. */
+  up: number
+  /** Bytes from the stream to the socket. */
+  down: number
+}
+
+const bytesOf = (d: Uint8Array | { subarray(): Uint8Array }): Uint8Array => (d instanceof Uint8Array ? d : d.subarray())
+
+export function splice(socket: Socket, stream: Stream): Promise<SpliceCounts> {
+  const counts: SpliceCounts = { up: 0, down: 0 }
+  return new Promise((resolve) => {
+    let finished = false
+    const finish = (): void => {
+      if (finished) return
+      finished = true
+      stream.removeEventListener('message', onMessage as never)
+      resolve(counts)
+    }
+    // stream -> socket
+    const onMessage = (e: { data: Uint8Array | { subarray(): Uint8Array } }): void => {
+      const b = bytesOf(e.data)
+      counts.down += b.byteLength
+      if (!socket.destroyed && !socket.write(b)) {
+        stream.pause()
+        socket.once('drain', () => stream.resume())
+      }
+    }
+    stream.addEventListener('message', onMessage as never)
+    stream.addEventListener('remoteCloseWrite', () => {
+      if (!socket.destroyed) socket.end()
+    })
+    stream.addEventListener('close', (e) => {
+      const err = (e as { error?: Error }).error
+      if (err) socket.destroy()
+      else if (!socket.destroyed) socket.end()
+      finish()
+    })
+    // socket -> stream
+    socket.on('data', (b: Buffer) => {
+      counts.up += b.byteLength
+      if (stream.status !== 'open' || stream.writeStatus !== 'writable') return
+      let ok: boolean
+      try {
+        ok = stream.send(b)
+      } catch {
+        socket.destroy()
+        return
+      }
+      if (!ok) {
+        socket.pause()
+        stream.onDrain().then(() => socket.resume(), () => socket.destroy())
+      }
+    })
+    socket.on('end', () => {
+      if (stream.status === 'open') stream.close().catch((err: Error) => stream.abort(err))
+    })
+    socket.on('close', (hadError) => {
+      if (hadError && stream.status === 'open') stream.abort(new Error('the connection was reset'))
+      else if (stream.status === 'open') {
+        // nothing more can be delivered to the socket: once our side is flushed, the stream ends (a peer that
+        // would keep sending into a closed connection is cut off rather than held open)
+        const closing = stream.writeStatus === 'writable' ? stream.close() : Promise.resolve()
+        closing.then(() => {
+          if (stream.status === 'open') stream.abort(new Error('the connection closed'))
+        }, (err: Error) => stream.abort(err))
+      }
+      if (stream.status !== 'open') finish()
+    })
+    socket.on('error', () => undefined) // 'close' follows with hadError
+    if (stream.status !== 'open') {
+      socket.destroy()
+      finish()
+      return
+    }
+    stream.resume()
+    socket.resume()
+  })
+}

@@ -1,0 +1,307 @@
+// The service ingress as a node service (spec/ingress.md). Every node runs three parts of it:
+// - health checks of the replicas it provides (appliance/health): readiness, events, restarts;
+// - the provider's side of `/noir/ingress/1` (appliance/ingress/forwarder.ts): checked forwarding to a
+//   workload's port on its own loopback;
+// - the orchestrator's side (`<did>/ingress`, `/noir/ingress/backends`): the replica set of a deployment it
+//   orchestrates, for a public (or owner-opened) port only.
+// A node whose config.json has an `ingress` section also opens listeners (appliance/ingress/ingress-server.ts)
+// that route outside connections to ready replicas over the mesh.
+import { createMachine } from 'xstate'
+import { defineActor, type MessageContext } from '../../core/index.ts'
+import { didOf } from '../../identity/envelope.ts'
+import { peerIdFromDid } from '../../identity/did-key.ts'
+import type { Stream } from '@libp2p/interface'
+import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
+import { jsonCopy } from '../daemon/service.ts'
+import { InvalidRequestError } from '../daemon/errors.ts'
+import type { ApplianceParts } from './appliance-parts.ts'
+import { allocationIdFor } from './appliance-runtime.ts'
+import type { ContractStore } from '../../actors/contracts/store.ts'
+import type { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
+import type { Provider } from '../../actors/provider/provider.ts'
+import { HealthMonitor } from '../health/health-monitor.ts'
+import { IngressForwarder } from '../ingress/forwarder.ts'
+import { INGRESS_PROTOCOL } from '../ingress/protocol.ts'
+import { BACKENDS_BEHAVIOR, READINESS_BEHAVIOR, INGRESS_ACTOR, ExposureBook, backendsFor, exposureOf, parseBackendsRequest, type BackendsAnswer } from '../ingress/backends.ts'
+import { parseIngressConfig, parseRoute, type RouteSpec } from '../ingress/config.ts'
+import { IngressServer } from '../ingress/ingress-server.ts'
+import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError, RouteExistsError, UpstreamUnreachableError } from '../ingress/errors.ts'
+
+/** What the ingress reads of the orchestration service (started before it). */
+export interface IngressOrchestration {
+  readonly contracts: ContractStore | undefined
+  readonly provider: Provider | undefined
+  readonly orchestrator: Orchestrator | undefined
+}
+
+export interface IngressServiceInit {
+  appliance: () => ApplianceParts
+  orchestration: () => IngressOrchestration
+}
+
+const BACKENDS_TIMEOUT_MS = 3000
+
+/** A replica's health as its provider tells the deployment's orchestrator (`ready: null`: unknown there). */
+export interface ReplicaReadiness {
+  contractId: string
+  ready: boolean | null
+  detail: string
+  since: number | null
+  restarts: number
+}
+const DIAL_TIMEOUT_MS = 5000
+
+export class IngressService implements NodeService {
+  readonly name = 'ingress'
+  readonly #init: IngressServiceInit
+  #ctx: NodeContext | undefined
+  #health: HealthMonitor | undefined
+  #forwarder: IngressForwarder | undefined
+  #book: ExposureBook | undefined
+  #server: IngressServer | undefined
+
+  constructor(init: IngressServiceInit) {
+    this.#init = init
+  }
+
+  /** The open ingress (after start), if config.json opens one. */
+  get server(): IngressServer | undefined {
+    return this.#server
+  }
+
+  async start(ctx: NodeContext): Promise<void> {
+    this.#ctx = ctx
+    const cfg = parseIngressConfig(ctx.config.ingress) // a bad section stops the start here, with a ConfigError
+    const parts = this.#init.appliance()
+    const orch = this.#init.orchestration()
+    const contracts = orch.contracts
+    this.#health = new HealthMonitor({
+      allocations: parts.allocations,
+      executors: parts.executors,
+      workloadOf: async (id) => (await contracts?.get(id, 'provider'))?.workload,
+      log: ctx.log,
+    })
+    this.#health.start()
+    const health = this.#health
+    this.#forwarder = new IngressForwarder({
+      contract: async (id) => contracts?.get(id, 'provider'),
+      orchestratorOf: (consumer, deploymentId) => orch.provider?.orchestratorOf(consumer, deploymentId) ?? Promise.resolve(consumer),
+      hostPort: (contractId, port) => hostPortOf(parts, contractId, port),
+      readiness: (contractId) => health.readiness(contractId),
+      log: ctx.log,
+    })
+    const forwarder = this.#forwarder
+    await ctx.mesh.host.handle(INGRESS_PROTOCOL, (stream, connection) => forwarder.handle(stream, connection), { runOnLimitedConnection: true, maxInboundStreams: 1024, maxOutboundStreams: 1024 })
+
+    const book = (this.#book = new ExposureBook(ctx.store))
+    await book.load()
+    ctx.system.spawn(defineActor(createMachine({ id: 'ingress' })).with({
+      name: 'ingress',
+      behaviors: {
+        [BACKENDS_BEHAVIOR]: {
+          public: true, // anyone may ask; only a public (or owner-opened) port is answered
+          reply: (_s: unknown, body: unknown) => backendsFor(this.#orchestrator(), book, ctx.key, parseBackendsRequest(body)),
+        },
+        [READINESS_BEHAVIOR]: {
+          public: true, // anyone may ask; only the orchestrator of a contract learns its replica's health
+          deferred: true,
+          event: (body: unknown, msg: MessageContext<ReplicaReadiness[]>) => {
+            this.#readinessFor(body, didOf(msg.from)).then((r) => msg.respond(r), (err: Error) => msg.fail(err))
+            return { type: 'readiness-asked' }
+          },
+        },
+      },
+    }), { name: INGRESS_ACTOR })
+
+    if (cfg) {
+      this.#server = new IngressServer(cfg, {
+        backends: (route) => this.#backends(route),
+        openStream: (node) => this.#openStream(node),
+        log: ctx.log,
+      })
+      for await (const [, r] of ctx.store.scope<RouteSpec>('routes/').entries()) if (!this.#server.route(r.name)) this.#server.addRoute(r)
+      await this.#server.start()
+      ctx.log.info('ingress open', { listen: this.#server.address, domain: cfg.domain, routes: this.#server.routes().length })
+    }
+  }
+
+  async stop(): Promise<void> {
+    const ctx = this.#ctx
+    await this.#server?.stop()
+    this.#health?.stop()
+    if (ctx) {
+      await ctx.mesh.host.unhandle(INGRESS_PROTOCOL).catch(() => undefined)
+      if (ctx.system.running) await ctx.system.stopActor(INGRESS_ACTOR).catch(() => undefined)
+    }
+  }
+
+  /**
+   * The health of replicas this node provides, for the orchestrator of their contracts (their consumer, or the
+   * standby that took the deployment over): a contract of anyone else is answered as unknown, like one that
+   * does not exist.
+   */
+  async #readinessFor(body: unknown, asker: string): Promise<ReplicaReadiness[]> {
+    const ids = (body as { contractIds?: unknown } | null)?.contractIds
+    if (!Array.isArray(ids) || ids.length > 64 || !ids.every((x) => typeof x === 'string' && x.length <= 160)) {
+      throw new InvalidIngressRequestError('the body must be { contractIds: [string] } (at most 64)')
+    }
+    const orch = this.#init.orchestration()
+    const out: ReplicaReadiness[] = []
+    for (const contractId of ids as string[]) {
+      const stored = await orch.contracts?.get(contractId, 'provider')
+      const terms = stored?.contract.terms
+      const allowed = terms !== undefined && (terms.consumer === asker || (await orch.provider?.orchestratorOf(terms.consumer, terms.deploymentId).catch(() => terms.consumer)) === asker)
+      const h = allowed ? this.#health?.list().find((r) => r.contractId === contractId) : undefined
+      out.push(h ? { contractId, ready: h.ready, detail: h.detail, since: h.since, restarts: h.restarts } : { contractId, ready: null, detail: 'unknown here', since: null, restarts: 0 })
+    }
+    return out
+  }
+
+  /** Each running replica of a deployment this node orchestrates, with its health as its provider reports it. */
+  async #replicaHealth(deploymentId: string): Promise<(ReplicaReadiness & { index: number; node: string })[]> {
+    const ctx = this.#ctx!
+    const o = this.#init.orchestration().orchestrator
+    if (!o?.workloadOf(deploymentId)) return []
+    const running = o.status(deploymentId).replicas.filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
+    const byNode = new Map<string, string[]>()
+    for (const r of running) byNode.set(r.node!, [...(byNode.get(r.node!) ?? []), r.contractId!])
+    const answers = new Map<string, ReplicaReadiness>()
+    await Promise.all([...byNode].map(async ([node, contractIds]) => {
+      const got = node === ctx.did
+        ? await this.#readinessFor({ contractIds }, ctx.did)
+        : await ctx.system.refFor(`${node}/${INGRESS_ACTOR}`).ask<ReplicaReadiness[]>(READINESS_BEHAVIOR, { contractIds }, { timeoutMs: BACKENDS_TIMEOUT_MS })
+          .catch((err: Error) => contractIds.map((contractId) => ({ contractId, ready: null, detail: `not answered: ${err.name}`, since: null, restarts: 0 })))
+      for (const a of got) answers.set(a.contractId, a)
+    }))
+    return running.map((r) => ({ index: r.index, node: r.node!, ...(answers.get(r.contractId!) ?? { contractId: r.contractId!, ready: null, detail: 'not answered', since: null, restarts: 0 }) }))
+  }
+
+  /** The replica set of a route, from its orchestrators in order (this node when it names none). */
+  async #backends(route: RouteSpec): Promise<BackendsAnswer> {
+    const ctx = this.#ctx!
+    const req = { deploymentId: route.deploymentId, port: route.port }
+    const asked = route.orchestrators.length > 0 ? route.orchestrators : [ctx.did]
+    let last: Error | undefined
+    for (const did of asked) {
+      try {
+        if (did === ctx.did) return backendsFor(this.#orchestrator(), this.#book!, ctx.key, req)
+        return await ctx.system.refFor(`${did}/${INGRESS_ACTOR}`).ask<BackendsAnswer>(BACKENDS_BEHAVIOR, req, { timeoutMs: BACKENDS_TIMEOUT_MS })
+      } catch (err) {
+        if (err instanceof PortNotExposedError) throw err // the owner's answer: not to be asked around
+        last = err as Error
+      }
+    }
+    throw last instanceof DeploymentNotHereError ? last : new UpstreamUnreachableError(`the orchestrators of '${route.name}'`, last?.message ?? 'none answered')
+  }
+
+  #orchestrator(): Orchestrator {
+    const o = this.#init.orchestration().orchestrator
+    if (!o) throw new DeploymentNotHereError('(no orchestrator on this node)')
+    return o
+  }
+
+  async #openStream(node: string): Promise<Stream> {
+    const ctx = this.#ctx!
+    const opts = { signal: AbortSignal.timeout(DIAL_TIMEOUT_MS), runOnLimitedConnection: true }
+    try {
+      const peer = peerIdFromDid(node)
+      // an open connection (a direct one first) takes a new stream at once; otherwise libp2p dials
+      const conns = ctx.mesh.host.getConnections(peer).filter((c) => c.status === 'open')
+      const conn = conns.find((c) => c.limits == null) ?? conns[0]
+      if (conn) return await conn.newStream(INGRESS_PROTOCOL, opts)
+      return await ctx.mesh.host.dialProtocol(peer, INGRESS_PROTOCOL, opts)
+    } catch (err) {
+      throw new UpstreamUnreachableError(`node ${node}`, (err as Error).message)
+    }
+  }
+
+  /** `noir expose`: opens (or closes) a port of a deployment this node orchestrates, and serves it on this node's ingress. */
+  async #expose(body: JsonValue | undefined): Promise<JsonValue> {
+    const ctx = this.#ctx!
+    const b = (body ?? {}) as { deploymentId?: unknown; port?: unknown; public?: unknown; name?: unknown }
+    if (typeof b.deploymentId !== 'string' || !Number.isInteger(b.port)) throw new InvalidRequestError('the body must be { deploymentId, port, public?, name? }')
+    if (b.public !== undefined && typeof b.public !== 'boolean') throw new InvalidRequestError("'public' must be true or false")
+    const deploymentId = b.deploymentId
+    const port = b.port as number
+    const w = this.#orchestrator().workloadOf(deploymentId)
+    if (!w) throw new DeploymentNotHereError(deploymentId)
+    if (exposureOf(w, deploymentId, port, this.#book!) === 'undeclared') throw new PortNotExposedError(deploymentId, port, 'the workload declares no such tcp port')
+    if (b.public !== undefined) await this.#book!.set(deploymentId, port, b.public)
+    const exposure = exposureOf(w, deploymentId, port, this.#book!)
+    let endpoint: JsonValue = null
+    const server = this.#server
+    if (server) {
+      const name = b.name === undefined ? `${w.name}-${port}` : b.name
+      let route: RouteSpec
+      try {
+        route = parseRoute({ name, deployment: deploymentId, port }, 'route')
+      } catch {
+        throw new InvalidRequestError(`'name' must be a DNS label (a-z, 0-9, -; at most 63), got ${JSON.stringify(name)}`)
+      }
+      const existing = server.route(route.name)
+      if (existing && (existing.deploymentId !== deploymentId || existing.port !== port)) throw new RouteExistsError(route.name)
+      if (!existing) {
+        server.addRoute(route)
+        await ctx.store.scope<RouteSpec>('routes/').put(route.name, route)
+      }
+      endpoint = this.#endpointOf(route)
+    }
+    return { deploymentId, port, exposure, endpoint }
+  }
+
+  #endpointOf(r: RouteSpec): JsonValue {
+    const s = this.#server!
+    const a = s.address!
+    const host = `${r.name}.${s.domain}`
+    const replicas = s.routes().find((x) => x.route.name === r.name)?.balancer.replicas() ?? []
+    return jsonCopy({ name: r.name, deploymentId: r.deploymentId, port: r.port, host, url: `http://${host}:${a.port}/`, listen: `${a.host}:${a.port}`, replicas })
+  }
+
+  routes(): ApiRoute[] {
+    return [
+      {
+        method: 'GET', path: '/v1/endpoints',
+        handler: () => {
+          const s = this.#server
+          return { open: s !== undefined, listen: s?.address ? `${s.address.host}:${s.address.port}` : null, endpoints: s ? s.routes().map((r) => this.#endpointOf(r.route)) : [] }
+        },
+      },
+      { method: 'POST', path: '/v1/ingress/expose', handler: (req) => this.#expose(req.body) },
+      {
+        method: 'GET', path: '/v1/ingress/deployments/:id',
+        handler: async (req) => {
+          const id = req.params.id!
+          const w = this.#init.orchestration().orchestrator?.workloadOf(id)
+          const ports = (w?.ports ?? []).filter((p) => p.protocol === 'tcp').map((p) => ({ port: p.port, exposure: exposureOf(w!, id, p.port, this.#book!) }))
+          const s = this.#server
+          const endpoints = s ? s.routes().filter((r) => r.route.deploymentId === id).map((r) => this.#endpointOf(r.route)) : []
+          return jsonCopy({ deploymentId: id, ports, endpoints, replicas: await this.#replicaHealth(id) })
+        },
+      },
+      { method: 'GET', path: '/v1/health', handler: () => jsonCopy({ replicas: this.#health?.list() ?? [], events: this.#health?.events() ?? [] }) },
+    ]
+  }
+
+  status(): JsonValue {
+    const h = this.#health?.list() ?? []
+    return jsonCopy({
+      open: this.#server !== undefined,
+      listen: this.#server?.address ?? null,
+      routes: this.#server?.routes().length ?? 0,
+      connections: this.#server?.stats ?? null,
+      forwarded: this.#forwarder?.stats ?? null,
+      replicas: { ready: h.filter((r) => r.ready).length, notReady: h.filter((r) => !r.ready).length },
+    })
+  }
+}
+
+/** The loopback host port a contract's running instance publishes `port` on. */
+function hostPortOf(parts: ApplianceParts, contractId: string, port: number): number | undefined {
+  try {
+    const a = parts.allocations.get(allocationIdFor(contractId))
+    if (a.state !== 'running' || a.spec.network === 'none') return undefined
+    return a.spec.network.ports.find((p) => p.containerPort === port && p.protocol === 'tcp')?.hostPort
+  } catch {
+    return undefined
+  }
+}

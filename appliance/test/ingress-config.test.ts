@@ -1,0 +1,106 @@
+// The ingress's inputs checked as an attacker or a careless owner would write them: the config section
+// (ConfigError naming the field), exposure grants (InvalidExposureGrantError), open frames on the stream
+// (InvalidIngressRequestError), Host names, and the workload's `public` flag.
+import t from 'tap'
+import { ConfigError } from '../daemon/errors.ts'
+import { parseIngressConfig, routeNameOfHost } from '../ingress/config.ts'
+import { checkGrant, signGrant, GRANT_TTL_MS } from '../ingress/grant.ts'
+import { InvalidExposureGrantError, InvalidIngressRequestError, PortNotExposedError } from '../ingress/errors.ts'
+import { parseOpenRequest, parseOpenAnswer, refusal } from '../ingress/protocol.ts'
+import { problemResponse } from '../ingress/ingress-server.ts'
+import { NodeKey } from '../../identity/keys.ts'
+import { validateWorkload, workloadFromWire } from '../../actors/workload/workload.ts'
+
+const did = NodeKey.generate().did
+
+t.test('a valid ingress section is read with its defaults; none means no ingress', async (t) => {
+  t.equal(parseIngressConfig(undefined), undefined)
+  const c = parseIngressConfig({ listen: '127.0.0.1:8080', routes: [{ name: 'web', deployment: 'web-1', port: 80, orchestrators: [did] }], tcp: [{ listen: '127.0.0.1:9000', route: 'web' }] })!
+  t.same(c.listen, { host: '127.0.0.1', port: 8080 })
+  t.equal(c.domain, 'localhost')
+  t.same(c.routes, [{ name: 'web', deploymentId: 'web-1', port: 80, orchestrators: [did] }])
+  t.same(c.tcp, [{ listen: { host: '127.0.0.1', port: 9000 }, route: 'web' }])
+  t.same(parseIngressConfig({ listen: '[::1]:0' })!.listen, { host: '::1', port: 0 })
+})
+
+t.test('a bad ingress section is refused with a ConfigError naming the field', async (t) => {
+  const cases: [unknown, RegExp][] = [
+    ['yes', /'ingress' must be an object/],
+    [{}, /ingress\.listen/],
+    [{ listen: 'localhost:80' }, /ingress\.listen.*IP address/],
+    [{ listen: '127.0.0.1' }, /ingress\.listen/],
+    [{ listen: '127.0.0.1:70000' }, /ingress\.listen.*port/],
+    [{ listen: '127.0.0.1:80', extra: 1 }, /ingress\.extra.*not a known field/],
+    [{ listen: '127.0.0.1:80', domain: 'Bad Domain' }, /ingress\.domain/],
+    [{ listen: '127.0.0.1:80', routes: [{ name: 'Web', deployment: 'd', port: 80 }] }, /routes\[0\]\.name/],
+    [{ listen: '127.0.0.1:80', routes: [{ name: 'web', deployment: '../x/y z', port: 80 }] }, /routes\[0\]\.deployment/],
+    [{ listen: '127.0.0.1:80', routes: [{ name: 'web', deployment: 'd', port: 0 }] }, /routes\[0\]\.port/],
+    [{ listen: '127.0.0.1:80', routes: [{ name: 'web', deployment: 'd', port: 80, orchestrators: ['me'] }] }, /routes\[0\]\.orchestrators/],
+    [{ listen: '127.0.0.1:80', routes: [{ name: 'web', deployment: 'd', port: 80, secret: 1 }] }, /routes\[0\]\.secret/],
+    [{ listen: '127.0.0.1:80', routes: [{ name: 'web', deployment: 'd', port: 80 }, { name: 'web', deployment: 'e', port: 80 }] }, /routes\[1\]\.name.*twice/],
+    [{ listen: '127.0.0.1:80', tcp: [{ listen: '127.0.0.1:81', route: 'nope' }] }, /tcp\[0\]\.route/],
+  ]
+  for (const [v, why] of cases) t.throws(() => parseIngressConfig(v), { name: 'ConfigError', message: why }, JSON.stringify(v))
+  t.throws(() => parseIngressConfig({}), ConfigError)
+})
+
+t.test('a Host names a route by its first label under the domain', async (t) => {
+  t.equal(routeNameOfHost('web-8080.localhost:8080', 'localhost'), 'web-8080')
+  t.equal(routeNameOfHost('WEB.localhost', 'localhost'), 'web')
+  t.equal(routeNameOfHost('web', 'localhost'), 'web')
+  t.equal(routeNameOfHost('a.b.localhost', 'localhost'), undefined)
+  t.equal(routeNameOfHost('web.example.org', 'localhost'), undefined)
+  t.equal(routeNameOfHost('', 'localhost'), undefined)
+})
+
+t.test('an exposure grant opens one port of one deployment, signed by its orchestrator, for a short while', async (t) => {
+  const orch = NodeKey.generate()
+  const other = NodeKey.generate()
+  const want = { deploymentId: 'web-1', port: 8080, orchestrators: [orch.did] }
+  const g = signGrant(orch, 'web-1', 8080)
+  t.same(checkGrant(g, want), g)
+  t.same(checkGrant(signGrant(orch, 'web-1', 8080), { ...want, orchestrators: [other.did, orch.did] }).issuer, orch.did, 'a standby that took over may sign too')
+  const bad: [unknown, RegExp][] = [
+    [signGrant(other, 'web-1', 8080), /does not orchestrate/],
+    [{ ...signGrant(other, 'web-1', 8080), issuer: orch.did }, /signature/],
+    [signGrant(orch, 'web-2', 8080), /not port 8080 of web-1/],
+    [signGrant(orch, 'web-1', 8081), /not port 8080/],
+    [{ ...g, expiresAt: g.expiresAt + 1 }, /signature/],
+    [signGrant(orch, 'web-1', 8080, Date.now() - GRANT_TTL_MS - 1), /expired/],
+    [{ ...g, sig: 'AAAA' }, /signature/],
+    [{ ...g, v: 2 }, /v1/],
+    [{ ...g, port: '8080' }, /wrong type/],
+    [null, /v1/],
+  ]
+  for (const [x, why] of bad) t.throws(() => checkGrant(x, want), { name: 'InvalidExposureGrantError', message: why })
+  t.throws(() => checkGrant({ ...g, issuer: 'did:key:zNotAKey' }, { ...want, orchestrators: ['did:key:zNotAKey'] }), InvalidExposureGrantError)
+})
+
+t.test('open frames: only a well-formed v1 request is read; a refusal comes back as the typed error', async (t) => {
+  t.same(parseOpenRequest({ v: 1, deploymentId: 'd', contractId: 'c', port: 80 }), { v: 1, deploymentId: 'd', contractId: 'c', port: 80 })
+  for (const bad of [null, [], 'x', { v: 2, deploymentId: 'd', contractId: 'c', port: 80 }, { v: 1, deploymentId: '', contractId: 'c', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'a b', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 0 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, grant: 'x' }]) {
+    t.throws(() => parseOpenRequest(bad), InvalidIngressRequestError, JSON.stringify(bad))
+  }
+  const err = parseOpenAnswer(JSON.parse(JSON.stringify(refusal(new PortNotExposedError('d', 80, 'private')))))
+  t.ok(err instanceof PortNotExposedError, 'rebuilt as its class')
+  t.equal((err as PortNotExposedError).status, 403, 'with its HTTP status')
+  t.equal(parseOpenAnswer({ ok: true }), undefined)
+  t.ok(parseOpenAnswer({ nonsense: 1 }) instanceof InvalidIngressRequestError)
+})
+
+t.test('a refusal at the ingress is an RFC 9457 problem document with the status of its error', async (t) => {
+  const r = problemResponse(new PortNotExposedError('d', 80, 'private'))
+  t.match(r, /^HTTP\/1\.1 403 Forbidden\r\n/)
+  t.match(r, /content-type: application\/problem\+json/)
+  const body = JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4)) as Record<string, unknown>
+  t.same({ title: body.title, status: body.status, code: body.code }, { title: 'PortNotExposedError', status: 403, code: 'ERR_PORT_NOT_EXPOSED' })
+  t.match(problemResponse(new Error('x')), /^HTTP\/1\.1 502 /)
+})
+
+t.test("a workload's ports are private unless it says public; the normalized form keeps `public` only when true", async (t) => {
+  const base = { apiVersion: 'noir/v1', kind: 'service', name: 'web', runtime: { type: 'container', image: 'x' }, resources: { cpu: 0.1, memory: '16Mi' } }
+  const w = validateWorkload({ ...base, ports: [{ port: 80, public: true }, { port: 81 }, { port: 82, public: false }] })
+  t.same(w.ports, [{ port: 80, protocol: 'tcp', public: true }, { port: 81, protocol: 'tcp' }, { port: 82, protocol: 'tcp' }])
+  t.same(workloadFromWire(JSON.parse(JSON.stringify(w))).ports, w.ports, 'it travels unchanged')
+  t.throws(() => validateWorkload({ ...base, ports: [{ port: 80, public: 'yes' }] }), { name: 'InvalidWorkloadError' })
+})

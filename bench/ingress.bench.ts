@@ -1,0 +1,120 @@
+// The service ingress, measured in one run beside a direct request to the same workload port:
+// - request latency p50/p99, one request at a time on a keep-alive connection: client -> ingress (HTTP
+//   listener, Host routing) -> libp2p stream (TCP, Noise, yamux on loopback) -> provider forwarder -> the
+//   container's published port, vs client -> the container's published port;
+// - the same with a new connection per request (each one opens a stream and passes the provider's checks);
+// - requests/s with 8 keep-alive connections in parallel.
+// The workload is busybox httpd in a container (noir/busybox) when Docker is there, else a node:http server
+// (printed). The ingress and the provider run in this process (appliance/ingress/test-mesh.ts); across
+// daemons the path adds only the orchestrator's replica-set answer, cached for a second.
+import { spawnSync } from 'node:child_process'
+import { createServer } from 'node:http'
+import { request, Agent } from 'node:http'
+import { ingressPair } from '../appliance/ingress/test-mesh.ts'
+import { percentile, printSection, type Figure } from './report.ts'
+
+const ROUNDS = Number(process.env.INGRESS_BENCH_ROUNDS ?? 2000)
+
+function get(port: number, host: string, agent: Agent | false): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/index.html', headers: { host }, agent }, (res) => {
+      res.resume()
+      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`))))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+async function latencies(port: number, host: string, keepAlive: boolean, n: number): Promise<number[]> {
+  const agent = keepAlive ? new Agent({ keepAlive: true, maxSockets: 1 }) : false
+  const out: number[] = []
+  for (let i = 0; i < n + 50; i++) {
+    const t0 = performance.now()
+    await get(port, host, agent)
+    if (i >= 50) out.push(performance.now() - t0)
+  }
+  if (agent) agent.destroy()
+  return out
+}
+
+async function throughput(port: number, host: string, ms: number): Promise<number> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 })
+  let n = 0
+  const end = performance.now() + ms
+  const worker = async (): Promise<void> => {
+    while (performance.now() < end) {
+      await get(port, host, agent)
+      n++
+    }
+  }
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: 8 }, worker))
+  const s = (performance.now() - t0) / 1000
+  agent.destroy()
+  return n / s
+}
+
+/** The workload: busybox httpd in a container on a published loopback port, or node:http. */
+async function workload(): Promise<{ port: number; what: string; stop: () => void }> {
+  const img = spawnSync('docker', ['image', 'inspect', 'noir/busybox:latest'], { stdio: 'ignore' })
+  if (img.status === 0) {
+    const name = `noir-bench-ingress-${process.pid}`
+    const run = spawnSync('docker', ['run', '-d', '--rm', '--name', name, '--label', 'noir.bench=ingress', '-p', '127.0.0.1::8080', 'noir/busybox:latest', 'sh', '-c', 'mkdir -p /tmp/www && echo hello > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www'], { encoding: 'utf8' })
+    if (run.status === 0) {
+      const port = Number(spawnSync('docker', ['port', name, '8080/tcp'], { encoding: 'utf8' }).stdout.trim().split(':').at(-1))
+      for (let i = 0; i < 50; i++) {
+        try {
+          await get(port, 'x', false)
+          break
+        } catch {
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      }
+      return { port, what: 'busybox httpd in a container (published port)', stop: () => void spawnSync('docker', ['rm', '-f', name], { stdio: 'ignore' }) }
+    }
+  }
+  const srv = createServer({ keepAlive: true }, (_req, res) => res.end('hello\n'))
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()))
+  return { port: (srv.address() as { port: number }).port, what: 'node:http (no Docker here)', stop: () => srv.close() }
+}
+
+async function section(w: { port: number; what: string }): Promise<void> {
+  const pair = await ingressPair([{ contractId: 'c1', hostPort: w.port }])
+  try {
+    const figures: Figure[] = []
+    for (const keepAlive of [true, false]) {
+      // busybox httpd closes after each answer: its "keep-alive" rounds are new connections too
+      const direct = await latencies(w.port, 'x', keepAlive, ROUNDS)
+      const via = await latencies(pair.port, 'web.localhost', keepAlive, ROUNDS)
+      const label = keepAlive ? 'keep-alive agent' : 'new connection each'
+      for (const p of [50, 99]) {
+        figures.push({ name: `request p${p} via ingress (${label})`, value: percentile(via, p), unit: 'ms', better: 'lower', baseline: { name: 'direct', value: percentile(direct, p) } })
+      }
+      const overhead = percentile(via, 50) - percentile(direct, 50)
+      figures.push({ name: `p50 overhead of the ingress (${label})`, value: overhead, unit: 'ms', better: 'lower', target: '<= 1 ms' })
+    }
+    const directRps = await throughput(w.port, 'x', 3000)
+    const viaRps = await throughput(pair.port, 'web.localhost', 3000)
+    figures.push({ name: 'requests/s via ingress (8 connections)', value: viaRps, unit: 'req/s', better: 'higher', baseline: { name: 'direct', value: directRps }, target: '>= 0.5 of direct' })
+    printSection(`ingress to ${w.what} (one process: ingress + provider over libp2p on loopback; ${ROUNDS} sequential requests per figure)`, figures)
+  } finally {
+    await pair.stop()
+  }
+}
+
+const container = await workload()
+try {
+  await section(container)
+} finally {
+  container.stop()
+}
+// a workload that keeps its connections (as most web servers do): the keep-alive path crosses an open stream
+const kept = createServer({ keepAlive: true }, (_req, res) => res.end('hello\n'))
+await new Promise<void>((r) => kept.listen(0, '127.0.0.1', () => r()))
+try {
+  await section({ port: (kept.address() as { port: number }).port, what: 'node:http keep-alive server' })
+} finally {
+  kept.closeAllConnections()
+  kept.close()
+}

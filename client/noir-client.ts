@@ -1,0 +1,256 @@
+// NoirClient: the typed TypeScript client of the gateway's API (spec/gateway.md; the OpenAPI document at
+// /v1/openapi.json). Credentials are a session (login with email, password and a TOTP code) or an API key.
+// Over HTTPS it trusts the system's CAs, or exactly the certificate given as `ca` (a gateway's generated
+// self-signed one). Creates carry an idempotency key (made when none is given) and are retried with it after
+// a dropped connection, so a retry never makes a second deployment. Logs are an async iterator that
+// reconnects with Last-Event-ID and never repeats a line.
+import { randomUUID } from 'node:crypto'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import type { ApiKeyView, Scope } from '../gateway/keys/api-keys.ts'
+import { GatewayUnreachableError, NoirApiError } from './errors.ts'
+
+export { GatewayUnreachableError, NoirApiError }
+export type { ApiKeyView, Scope }
+
+export interface NoirClientOptions {
+  /** The gateway's base URL, e.g. https://gateway.example:8480 */
+  url: string
+  /** An API key (capability token); without it, log in first. */
+  apiKey?: string
+  /** PEM certificate(s) to trust instead of the system's CAs (a gateway's self-signed certificate). */
+  ca?: string
+  /** Times a create is retried after a dropped connection (default 3). */
+  retries?: number
+  /** A session token from an earlier `login` (see `session`), e.g. saved by `noir login`. */
+  session?: string
+}
+
+export interface Account { id: string; email: string; verified: boolean; totp: boolean; recoveryCodesLeft?: number }
+export interface ReplicaView { index: number; slot: string; node: string | null; state: string; [k: string]: unknown }
+export interface DeploymentView { id: string; name: string; kind: 'service' | 'job'; phase: string; reason: string | null; desired: number; replicas: ReplicaView[]; events: { at: number; msg: string }[]; [k: string]: unknown }
+export interface LogLine { ts: number; stream: string; line: string }
+export interface NewApiKey extends ApiKeyView { token: string }
+
+interface Answer { status: number; headers: IncomingMessage['headers']; body: unknown }
+
+export class NoirClient {
+  readonly url: URL
+  readonly #apiKey: string | undefined
+  readonly #ca: string | undefined
+  readonly #retries: number
+  #session: string | undefined
+
+  constructor(o: NoirClientOptions) {
+    this.url = new URL(o.url)
+    if (this.url.protocol !== 'https:' && this.url.protocol !== 'http:') throw new TypeError('the gateway URL is https:// (or http:// for a test)')
+    this.#apiKey = o.apiKey
+    this.#ca = o.ca
+    this.#retries = o.retries ?? 3
+    this.#session = o.session
+  }
+
+  /** The session token of the last login (a secret: whoever holds it is logged in until it ends). */
+  get session(): string | undefined {
+    return this.#session
+  }
+
+  // ---- account ----
+  async signUp(email: string, password: string): Promise<void> {
+    await this.#call('POST', '/v1/auth/signup', { email, password })
+  }
+
+  async verifyEmail(token: string): Promise<void> {
+    await this.#call('POST', '/v1/auth/verify', { token })
+  }
+
+  /** Logs in; the session is kept by this client for the calls after. */
+  async login(email: string, password: string, totp?: string): Promise<Account> {
+    const r = await this.#send('POST', '/v1/auth/login', { email, password, ...(totp !== undefined ? { totp } : {}) })
+    const cookie = [r.headers['set-cookie'] ?? []].flat().map((c) => /noir_session=([A-Za-z0-9_-]+)/.exec(c)?.[1]).find((c) => c)
+    if (!cookie) throw new NoirApiError({ status: r.status, name: 'ApiProtocolError', code: 'ERR_API_PROTOCOL', detail: 'the login answer set no session' })
+    this.#session = cookie
+    return (r.body as { account: Account }).account
+  }
+
+  async logout(): Promise<void> {
+    await this.#call('POST', '/v1/auth/logout', {})
+    this.#session = undefined
+  }
+
+  account(): Promise<Account> {
+    return this.#call('GET', '/v1/account') as Promise<Account>
+  }
+
+  /** Starts TOTP enrolment: the secret and its otpauth:// URI, for an authenticator app. */
+  enrolTotp(): Promise<{ secret: string; uri: string }> {
+    return this.#call('POST', '/v1/auth/totp', {}) as Promise<{ secret: string; uri: string }>
+  }
+
+  /** Confirms TOTP with a current code; answers the recovery codes (shown once). */
+  async confirmTotp(code: string): Promise<string[]> {
+    return ((await this.#call('POST', '/v1/auth/totp/confirm', { code })) as { recoveryCodes: string[] }).recoveryCodes
+  }
+
+  // ---- API keys (a session only) ----
+  createApiKey(name: string, scopes: Scope[], days?: number): Promise<NewApiKey> {
+    return this.#call('POST', '/v1/keys', { name, scopes, ...(days !== undefined ? { days } : {}) }) as Promise<NewApiKey>
+  }
+
+  async apiKeys(): Promise<ApiKeyView[]> {
+    return ((await this.#call('GET', '/v1/keys')) as { keys: ApiKeyView[] }).keys
+  }
+
+  async revokeApiKey(id: string): Promise<void> {
+    await this.#call('DELETE', `/v1/keys/${encodeURIComponent(id)}`)
+  }
+
+  // ---- workloads ----
+  /** Deploys a workload (an object or YAML text); retried with its idempotency key after a dropped connection. */
+  async deploy(workload: object | string, o: { idempotencyKey?: string } = {}): Promise<DeploymentView> {
+    const body = { workload, idempotencyKey: o.idempotencyKey ?? randomUUID() }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await this.#call('POST', '/v1/workloads', body)) as DeploymentView
+      } catch (err) {
+        if (!(err instanceof GatewayUnreachableError) || attempt >= this.#retries) throw err
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt))
+      }
+    }
+  }
+
+  async workloads(): Promise<DeploymentView[]> {
+    return ((await this.#call('GET', '/v1/workloads')) as { workloads: DeploymentView[] }).workloads
+  }
+
+  status(id: string): Promise<DeploymentView> {
+    return this.#call('GET', `/v1/workloads/${encodeURIComponent(id)}`) as Promise<DeploymentView>
+  }
+
+  stop(id: string): Promise<DeploymentView> {
+    return this.#call('POST', `/v1/workloads/${encodeURIComponent(id)}/stop`, {}) as Promise<DeploymentView>
+  }
+
+  usage(id: string): Promise<Record<string, unknown>> {
+    return this.#call('GET', `/v1/workloads/${encodeURIComponent(id)}/usage`) as Promise<Record<string, unknown>>
+  }
+
+  /**
+   * A replica's log lines. With `follow`, keeps reading (reconnecting with Last-Event-ID after a dropped
+   * connection, up to `retries` times in a row) until `signal` aborts or the deployment's stream ends.
+   */
+  async *logs(id: string, o: { replica?: number; follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<LogLine> {
+    let last = -1
+    let failures = 0
+    const path = `/v1/workloads/${encodeURIComponent(id)}/logs?replica=${o.replica ?? 0}${o.follow ? '&follow=1' : ''}`
+    for (;;) {
+      let res: IncomingMessage
+      try {
+        res = await this.#open('GET', path, undefined, { ...(last >= 0 ? { 'last-event-id': String(last) } : {}), accept: 'text/event-stream' }, o.signal)
+      } catch (err) {
+        if (o.signal?.aborted) return
+        if (err instanceof GatewayUnreachableError && o.follow && ++failures <= this.#retries) continue
+        throw err
+      }
+      if ((res.statusCode ?? 0) >= 300) throw problemOf(res.statusCode ?? 0, await readJson(res))
+      failures = 0
+      let buf = ''
+      let ended = false
+      try {
+        for await (const chunk of res) {
+          buf += (chunk as Buffer).toString('utf8')
+          let cut: number
+          while ((cut = buf.indexOf('\n\n')) >= 0) {
+            if (o.signal?.aborted) return
+            const ev = parseEvent(buf.slice(0, cut))
+            buf = buf.slice(cut + 2)
+            if (ev.event === 'log') {
+              if (ev.id !== undefined) last = ev.id
+              yield JSON.parse(ev.data) as LogLine
+            } else if (ev.event === 'error') {
+              const e = JSON.parse(ev.data) as { name: string; detail: string }
+              throw new NoirApiError({ status: 502, name: e.name, code: 'ERR_LOG_STREAM', detail: e.detail })
+            } else if (ev.event === 'end') ended = true
+          }
+        }
+      } catch (err) {
+        if (o.signal?.aborted) return
+        if (err instanceof NoirApiError) throw err
+      } finally {
+        res.destroy()
+      }
+      if (ended || !o.follow || o.signal?.aborted) return
+    }
+  }
+
+  // ---- transport ----
+  async #call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const r = await this.#send(method, path, body)
+    return r.body
+  }
+
+  async #send(method: string, path: string, body?: unknown): Promise<Answer> {
+    const res = await this.#open(method, path, body, {})
+    const doc = await readJson(res)
+    const status = res.statusCode ?? 0
+    if (status < 200 || status >= 300) throw problemOf(status, doc)
+    return { status, headers: res.headers, body: doc }
+  }
+
+  #open(method: string, path: string, body: unknown, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingMessage> {
+    const payload = body !== undefined ? Buffer.from(JSON.stringify(body), 'utf8') : undefined
+    const auth: Record<string, string> = this.#apiKey ? { authorization: `Bearer ${this.#apiKey}` } : this.#session ? { cookie: `noir_session=${this.#session}` } : {}
+    const u = new URL(path, this.url)
+    const request = u.protocol === 'https:' ? httpsRequest : httpRequest
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(u, {
+        method,
+        headers: { ...auth, ...headers, ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.byteLength) } : {}) },
+        ...(this.#ca !== undefined ? { ca: this.#ca } : {}),
+        ...(signal ? { signal } : {}),
+      }, resolve)
+      req.once('error', (err: NodeJS.ErrnoException) => {
+        if (signal?.aborted) return reject(err)
+        // a certificate the client does not trust is not "unreachable": it is refused, and not retried
+        if (err.code && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(err.code)) return reject(err)
+        reject(new GatewayUnreachableError(`the gateway at ${this.url.origin} did not answer (${err.code ?? err.message})`))
+      })
+      req.end(payload)
+    })
+  }
+}
+
+async function readJson(res: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  for await (const c of res) chunks.push(c as Buffer)
+  const text = Buffer.concat(chunks).toString('utf8')
+  if (text.length === 0) return null
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new NoirApiError({ status: res.statusCode ?? 0, name: 'ApiProtocolError', code: 'ERR_API_PROTOCOL', detail: `the gateway answered ${res.statusCode} with a body that is not JSON` })
+  }
+}
+
+function problemOf(status: number, doc: unknown): NoirApiError {
+  const p = (doc ?? {}) as { name?: unknown; code?: unknown; detail?: unknown; data?: unknown }
+  return new NoirApiError({
+    status,
+    name: typeof p.name === 'string' ? p.name : 'ApiError',
+    code: typeof p.code === 'string' ? p.code : 'ERR_API',
+    detail: typeof p.detail === 'string' ? p.detail : `the gateway answered ${status}`,
+    ...(typeof p.data === 'object' && p.data !== null ? { data: p.data as Record<string, unknown> } : {}),
+  })
+}
+
+function parseEvent(block: string): { event: string; data: string; id?: number } {
+  let event = 'message'
+  const data: string[] = []
+  let id: number | undefined
+  for (const line of block.split('\n')) {
+    if (line.startsWith('event: ')) event = line.slice(7)
+    else if (line.startsWith('data: ')) data.push(line.slice(6))
+    else if (line.startsWith('id: ')) id = Number(line.slice(4))
+  }
+  return { event, data: data.join('\n'), ...(id !== undefined && Number.isSafeInteger(id) ? { id } : {}) }
+}

@@ -1,0 +1,61 @@
+// One gateway, composed (spec/gateway.md): its store in `dir` (node:sqlite `gateway.db`, the sealing key
+// `secret.key`), mail through SMTP, accounts and sessions, wallets and API keys, and — when it has a node to
+// drive — its customers' workloads. `noir gateway start` and the tests build it here, the same way.
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { ApiClient } from '../appliance/daemon/api-client.ts'
+import { AuthService, type AuthTimes } from './auth/auth-service.ts'
+import { Sealer } from './auth/sealed.ts'
+import { gatewayApp } from './http/app.ts'
+import { ApiKeys } from './keys/api-keys.ts'
+import { Mailer, type SmtpConfig } from './mail/mailer.ts'
+import { GatewayStore } from './store/gateway-store.ts'
+import { TenantStore } from './store/tenant-store.ts'
+import { AccountWallets } from './wallets/account-wallets.ts'
+import { TenantWorkloads } from './workloads/tenant-workloads.ts'
+
+export interface GatewayInit {
+  /** The gateway's state folder (0700). */
+  dir: string
+  smtp: SmtpConfig
+  publicUrl: string
+  allowedOrigins?: string[]
+  https?: { key: string; cert: string }
+  /** The home of the node daemon whose deployments this gateway drives (its api.json); none: no workloads. */
+  nodeHome?: string
+  times?: Partial<AuthTimes>
+  now?: () => number
+}
+
+export interface Gateway {
+  app: FastifyInstance
+  store: GatewayStore
+  tenants: TenantStore
+  wallets: AccountWallets
+  /** Finishes creates a crash interrupted; the count. */
+  resume(): Promise<number>
+  close(): Promise<void>
+}
+
+export function openGateway(o: GatewayInit): Gateway {
+  const now = o.now ?? Date.now
+  const store = new GatewayStore(join(o.dir, 'gateway.db'))
+  const tenants = new TenantStore(store.sharedDatabase())
+  const mailer = new Mailer(o.smtp)
+  const sealer = Sealer.fromFile(join(o.dir, 'secret.key'))
+  const wallets = new AccountWallets({ store: tenants, sealer, now })
+  const keys = new ApiKeys({ store: tenants, wallets, now })
+  const node = o.nodeHome !== undefined ? ApiClient.forHome(o.nodeHome) : undefined
+  const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now })
+  const auth = new AuthService({ store, mailer, sealer, publicUrl: o.publicUrl, now, ...(o.times ? { times: o.times } : {}) })
+  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads } })
+  return {
+    app, store, tenants, wallets,
+    resume: () => (node ? workloads.resume() : Promise.resolve(0)),
+    async close() {
+      await app.close()
+      mailer.close()
+      store.close()
+    },
+  }
+}

@@ -1,0 +1,117 @@
+// The gateway's workload and API-key routes (spec/gateway.md): who is asking is a session (cookie; every
+// scope) or an API key (`Authorization: Bearer`; its scopes only). Keys are managed with a session only: a
+// key never mints or lists keys. Every workload route answers a deployment of another account exactly as a
+// missing one (404). Logs stream as Server-Sent Events, resumable with Last-Event-ID.
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { type ApiKeys, type Scope, MAX_KEY_DAYS, SCOPES } from '../keys/api-keys.ts'
+import { IDEMPOTENCY_KEY, type TenantWorkloads } from '../workloads/tenant-workloads.ts'
+import { InvalidRequestError, ScopeDeniedError } from '../errors.ts'
+
+export interface Principal {
+  accountId: string
+  /** 'session', or the id of the API key used. */
+  via: string
+  scopes: ReadonlySet<Scope>
+}
+
+export interface WorkloadRoutesInit {
+  keys: ApiKeys
+  workloads: TenantWorkloads
+  /** The account of the request's session (throws AuthRequiredError without one). */
+  sessionAccount(req: FastifyRequest): string
+}
+
+const ALL = new Set(Object.keys(SCOPES) as Scope[])
+
+export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoutesInit): void {
+  const { keys, workloads } = init
+
+  const principal = async (req: FastifyRequest, need: Scope): Promise<Principal> => {
+    const h = req.headers.authorization
+    let p: Principal
+    if (h !== undefined) {
+      const m = /^Bearer (\S+)$/.exec(h)
+      if (!m) throw new InvalidRequestError('Authorization is "Bearer <API key>"', { field: 'authorization' })
+      const k = await keys.authenticate(m[1]!)
+      p = { accountId: k.accountId, via: k.keyId, scopes: new Set(k.scopes) }
+    } else {
+      p = { accountId: init.sessionAccount(req), via: 'session', scopes: ALL }
+    }
+    if (!p.scopes.has(need)) throw new ScopeDeniedError(`this key is not scoped for ${need}`, { needs: need })
+    return p
+  }
+  const sessionOnly = (req: FastifyRequest): string => {
+    if (req.headers.authorization !== undefined) throw new ScopeDeniedError('API keys are managed with a signed-in session, not with a key', { needs: 'session' })
+    return init.sessionAccount(req)
+  }
+  const idParam = (req: FastifyRequest): string => {
+    const id = (req.params as { id: string }).id
+    if (!/^[A-Za-z0-9._-]{1,200}$/.test(id)) throw new InvalidRequestError('not a deployment id', { field: 'id' })
+    return id
+  }
+
+  // ---- API keys ----
+  app.post('/v1/keys', {
+    schema: { body: { type: 'object', additionalProperties: false, required: ['name', 'scopes'], properties: {
+      name: { type: 'string', maxLength: 64 },
+      scopes: { type: 'array', minItems: 1, maxItems: 4, items: { type: 'string', enum: Object.keys(SCOPES) } },
+      days: { type: 'integer', minimum: 1, maximum: MAX_KEY_DAYS },
+    } } },
+  }, async (req, reply) => {
+    const b = req.body as { name: string; scopes: string[]; days?: number }
+    return reply.status(201).send(await keys.create(sessionOnly(req), { name: b.name, scopes: b.scopes, days: b.days ?? 90 }))
+  })
+  app.get('/v1/keys', async (req) => ({ keys: keys.list(sessionOnly(req)) }))
+  app.delete('/v1/keys/:id', async (req) => {
+    keys.revoke(sessionOnly(req), (req.params as { id: string }).id)
+    return { ok: true, revoked: true }
+  })
+
+  // ---- workloads ----
+  app.post('/v1/workloads', {
+    schema: { body: { type: 'object', additionalProperties: false, required: ['workload'], properties: {
+      workload: { anyOf: [{ type: 'object' }, { type: 'string', maxLength: 64 * 1024 }] },
+      idempotencyKey: { type: 'string', maxLength: 128 },
+    } } },
+  }, async (req, reply) => {
+    const p = await principal(req, 'deploy')
+    const b = req.body as { workload: unknown; idempotencyKey?: string }
+    const header = req.headers['idempotency-key']
+    if (typeof header === 'string' && b.idempotencyKey !== undefined && header !== b.idempotencyKey) throw new InvalidRequestError('the Idempotency-Key header and idempotencyKey differ', { field: 'idempotencyKey' })
+    const key = b.idempotencyKey ?? (typeof header === 'string' ? header : undefined)
+    if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new InvalidRequestError('an idempotency key is 1-128 characters of A-Z a-z 0-9 . _ : -', { field: 'idempotencyKey' })
+    return reply.status(201).send(await workloads.deploy(p.accountId, b.workload, key))
+  })
+  app.get('/v1/workloads', async (req) => ({ workloads: await workloads.list((await principal(req, 'deploy')).accountId) }))
+  app.get('/v1/workloads/:id', async (req) => workloads.status((await principal(req, 'deploy')).accountId, idParam(req)))
+  app.post('/v1/workloads/:id/stop', async (req) => workloads.stop((await principal(req, 'deploy')).accountId, idParam(req)))
+  app.get('/v1/workloads/:id/usage', async (req) => workloads.usage((await principal(req, 'usage')).accountId, idParam(req)))
+  app.get('/v1/workloads/:id/logs', async (req, reply) => {
+    const p = await principal(req, 'logs')
+    const q = req.query as Record<string, string | undefined>
+    const replica = q.replica === undefined ? 0 : Number(q.replica)
+    const follow = q.follow === '1' || q.follow === 'true'
+    const last = req.headers['last-event-id']
+    const after = last === undefined ? -1 : Number(last)
+    if (!Number.isSafeInteger(after) || after < -1) throw new InvalidRequestError('Last-Event-ID is the id of the last event received', { field: 'last-event-id' })
+    const abort = new AbortController()
+    req.raw.once('close', () => abort.abort())
+    const lines = await workloads.logs(p.accountId, idParam(req), { replica, follow, signal: abort.signal })
+    reply.hijack()
+    const out = reply.raw
+    out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', connection: 'keep-alive' })
+    let n = -1
+    try {
+      for await (const l of lines) {
+        n++
+        if (n <= after) continue
+        out.write(`id: ${n}\nevent: log\ndata: ${JSON.stringify({ ts: l.ts, stream: l.stream, line: l.line })}\n\n`)
+      }
+      out.write('event: end\ndata: {}\n\n')
+    } catch (err) {
+      out.write(`event: error\ndata: ${JSON.stringify({ name: (err as Error).name, detail: (err as Error).message })}\n\n`)
+    } finally {
+      out.end()
+    }
+  })
+}

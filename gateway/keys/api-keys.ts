@@ -1,0 +1,95 @@
+// API keys (spec/gateway.md "API keys"): capability tokens (spec/capabilities.md) issued by the account's DID
+// wallet to the gateway's DID, one ability per scope, expiring, shown once. The gateway keeps only the
+// token's SHA-256, so a copy of its store yields no usable key. A presented key must be one the gateway
+// issued and has not revoked (its hash is on record), unexpired, and its chain must verify with the
+// account's DID as the only trusted root: deny by default, every refusal an InvalidApiKeyError naming why.
+import { randomBytes } from 'node:crypto'
+import { CapabilityVerifier, decodeCapabilityChain, issueCapability, tokenHash } from '../../identity/capabilities.ts'
+import { InvalidApiKeyError, InvalidRequestError, NotFoundError } from '../errors.ts'
+import type { ApiKeyRow, TenantStore } from '../store/tenant-store.ts'
+import type { AccountWallets } from '../wallets/account-wallets.ts'
+
+/** What a key may be scoped to, and the ability path each scope is issued as. */
+export const SCOPES = {
+  deploy: '/noir/gateway/deploy',
+  logs: '/noir/gateway/logs',
+  usage: '/noir/gateway/usage',
+  secrets: '/noir/gateway/secrets',
+} as const
+export type Scope = keyof typeof SCOPES
+export const isScope = (s: string): s is Scope => Object.hasOwn(SCOPES, s)
+
+export const MAX_KEY_DAYS = 365
+const MAX_KEYS_PER_ACCOUNT = 100
+
+export interface ApiKeyView { id: string; name: string; scopes: string[]; createdAt: number; expiresAt: number; revoked: boolean; lastUsedAt: number | null }
+export interface ApiKeyPrincipal { accountId: string; keyId: string; scopes: Scope[] }
+
+export const keyView = (k: ApiKeyRow): ApiKeyView => ({ id: k.id, name: k.name, scopes: k.scopes, createdAt: k.createdAt, expiresAt: k.expiresAt, revoked: k.revokedAt !== null, lastUsedAt: k.lastUsedAt })
+
+export class ApiKeys {
+  readonly #store: TenantStore
+  readonly #wallets: AccountWallets
+  readonly #now: () => number
+  readonly #verifiers = new Map<string, CapabilityVerifier>()
+
+  constructor(o: { store: TenantStore; wallets: AccountWallets; now?: () => number }) {
+    this.#store = o.store
+    this.#wallets = o.wallets
+    this.#now = o.now ?? Date.now
+  }
+
+  /** Issues a key; the token is in the answer only (shown once). */
+  async create(accountId: string, o: { name: string; scopes: string[]; days: number }): Promise<ApiKeyView & { token: string }> {
+    if (!/^[A-Za-z0-9 ._-]{1,64}$/.test(o.name)) throw new InvalidRequestError('a key name is 1-64 letters, digits, spaces, dots, dashes or underscores', { field: 'name' })
+    const scopes = [...new Set(o.scopes)]
+    if (scopes.length === 0) throw new InvalidRequestError('a key needs at least one scope', { field: 'scopes' })
+    const unknown = scopes.filter((s) => !isScope(s))
+    if (unknown.length > 0) throw new InvalidRequestError(`unknown scope ${JSON.stringify(unknown[0])}: one of ${Object.keys(SCOPES).join(', ')}`, { field: 'scopes' })
+    if (!Number.isInteger(o.days) || o.days < 1 || o.days > MAX_KEY_DAYS) throw new InvalidRequestError(`days is a whole number from 1 to ${MAX_KEY_DAYS}`, { field: 'days' })
+    if (this.#store.apiKeysOf(accountId).filter((k) => k.revokedAt === null).length >= MAX_KEYS_PER_ACCOUNT) throw new InvalidRequestError(`an account holds at most ${MAX_KEYS_PER_ACCOUNT} live keys: revoke one first`, { field: 'scopes' })
+    const now = this.#now()
+    const token = await issueCapability(this.#wallets.keyOf(accountId), {
+      audience: this.#wallets.gatewayKey().did,
+      abilities: scopes.map((s) => ({ can: SCOPES[s as Scope] })),
+      ttlMs: o.days * 86_400_000,
+      now,
+    })
+    const row: ApiKeyRow = { hash: tokenHash(token), id: `key_${randomBytes(9).toString('base64url')}`, accountId, name: o.name, scopes, createdAt: now, expiresAt: decodeCapabilityChain(token)[0]!.exp * 1000, revokedAt: null, lastUsedAt: null }
+    this.#store.addApiKey(row)
+    return { ...keyView(row), token }
+  }
+
+  list(accountId: string): ApiKeyView[] {
+    return this.#store.apiKeysOf(accountId).map(keyView)
+  }
+
+  revoke(accountId: string, id: string): void {
+    if (!this.#store.revokeApiKey(accountId, id, this.#now())) throw new NotFoundError('no such live key')
+  }
+
+  /** The account and scopes a presented key grants; InvalidApiKeyError otherwise. */
+  async authenticate(token: string): Promise<ApiKeyPrincipal> {
+    if (token.length > 8192 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) throw new InvalidApiKeyError('not an API key', { reason: 'malformed' })
+    const row = this.#store.apiKeyByHash(tokenHash(token))
+    if (!row) throw new InvalidApiKeyError('this gateway did not issue that key', { reason: 'unknown' })
+    if (row.revokedAt !== null) throw new InvalidApiKeyError('that key was revoked', { reason: 'revoked' })
+    const now = this.#now()
+    if (now >= row.expiresAt) throw new InvalidApiKeyError('that key has expired', { reason: 'expired' })
+    const wallet = this.#store.wallet(row.accountId)
+    if (!wallet) throw new InvalidApiKeyError('the key\'s account has no wallet', { reason: 'unknown' })
+    let v = this.#verifiers.get(wallet.did)
+    if (!v) this.#verifiers.set(wallet.did, (v = new CapabilityVerifier({ trustedRoots: [wallet.did], now: this.#now, clockSkewMs: 0 })))
+    let verified
+    try {
+      verified = await v.verify(token, { audience: this.#wallets.gatewayKey().did })
+    } catch (err) {
+      throw new InvalidApiKeyError(`the key does not verify: ${(err as Error).message}`, { reason: 'signature' })
+    }
+    const paths = new Map(Object.entries(SCOPES).map(([s, p]) => [p as string, s as Scope]))
+    const scopes = verified.abilities.map((a) => paths.get(a.can)).filter((s): s is Scope => s !== undefined)
+    // last use is kept to the minute: a durable write per request would cost every call an fsync
+    if (row.lastUsedAt === null || now - row.lastUsedAt >= 60_000) this.#store.touchApiKey(row.hash, now)
+    return { accountId: row.accountId, keyId: row.id, scopes }
+  }
+}

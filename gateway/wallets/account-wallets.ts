@@ -1,0 +1,59 @@
+// Each account's DID wallet (spec/gateway.md "Wallets"): an Ed25519 did:key made for the account on first
+// use, its seed kept sealed under the gateway key with the account id as context (a sealed seed copied to
+// another account's row does not open). The wallet signs the account's API keys (capability tokens). The
+// gateway's own identity is kept the same way; its DID is the audience of every API key.
+import { NodeKey } from '../../identity/keys.ts'
+import type { Sealer } from '../auth/sealed.ts'
+import type { TenantStore } from '../store/tenant-store.ts'
+
+const GATEWAY_KEY = 'gateway-identity'
+
+export class AccountWallets {
+  readonly #store: TenantStore
+  readonly #sealer: Sealer
+  readonly #now: () => number
+  readonly #keys = new Map<string, NodeKey>()
+  #gateway: NodeKey | undefined
+
+  constructor(o: { store: TenantStore; sealer: Sealer; now?: () => number }) {
+    this.#store = o.store
+    this.#sealer = o.sealer
+    this.#now = o.now ?? Date.now
+  }
+
+  /** The gateway's own key (made once, then the same across restarts and across gateways on one store). */
+  gatewayKey(): NodeKey {
+    if (!this.#gateway) {
+      const sealed = this.#store.meta(GATEWAY_KEY) ?? this.#store.setMetaOnce(GATEWAY_KEY, this.#seal(NodeKey.generate(), GATEWAY_KEY))
+      this.#gateway = this.#open(sealed, GATEWAY_KEY)
+    }
+    return this.#gateway
+  }
+
+  /** The account's wallet key, made on first use. */
+  keyOf(accountId: string): NodeKey {
+    const cached = this.#keys.get(accountId)
+    if (cached) return cached
+    let row = this.#store.wallet(accountId)
+    if (!row) {
+      const key = NodeKey.generate()
+      row = this.#store.addWallet({ accountId, did: key.did, sealedSeed: this.#seal(key, `wallet:${accountId}`), createdAt: this.#now() })
+    }
+    const key = this.#open(row.sealedSeed, `wallet:${accountId}`)
+    if (key.did !== row.did) throw new Error(`the wallet of ${accountId} does not match its DID`)
+    this.#keys.set(accountId, key)
+    return key
+  }
+
+  didOf(accountId: string): string {
+    return this.keyOf(accountId).did
+  }
+
+  #seal(key: NodeKey, context: string): string {
+    return this.#sealer.seal(Buffer.from(key.exportSeed()).toString('base64'), context)
+  }
+
+  #open(sealed: string, context: string): NodeKey {
+    return NodeKey.fromSeed(new Uint8Array(Buffer.from(this.#sealer.open(sealed, context), 'base64')))
+  }
+}

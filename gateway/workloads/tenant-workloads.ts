@@ -1,0 +1,127 @@
+// Customers' workloads through the gateway (spec/gateway.md "Workloads"): the gateway is its customers'
+// orchestrator on the mesh by driving its own node's deployments API (the node it was started with). It
+// records which account owns which deployment and answers every other account as if the deployment did not
+// exist. A create is recorded (account, idempotency key) BEFORE the node is asked and the node gets a key
+// derived from both, so a create retried after a dropped connection or a crash of the gateway returns the
+// same deployment, and two accounts using the same key never meet.
+import { createHash, randomUUID } from 'node:crypto'
+import type { ApiClient, Json } from '../../appliance/daemon/api-client.ts'
+import { ApiCallError, NoDaemonError } from '../../appliance/daemon/errors.ts'
+import { InvalidWorkloadError, WorkloadParseError } from '../../actors/errors.ts'
+import { parseWorkloadText, validateWorkload, workloadSpec } from '../../actors/workload/workload.ts'
+import { GatewayError, IdempotencyConflictError, InvalidRequestError, MeshUnavailableError, NodeRefusedError, NotFoundError } from '../errors.ts'
+import type { TenantStore } from '../store/tenant-store.ts'
+
+/** The node the gateway drives: its local API client (appliance/daemon/api-client.ts). */
+export type NodeLink = Pick<ApiClient, 'get' | 'post' | 'stream'>
+
+export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/
+
+export interface LogLine { ts: number; stream: string; line: string }
+
+export class TenantWorkloads {
+  readonly #store: TenantStore
+  readonly #node: NodeLink | undefined
+  readonly #now: () => number
+
+  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number }) {
+    this.#store = o.store
+    this.#node = o.node
+    this.#now = o.now ?? Date.now
+  }
+
+  /** Finishes creates a crash interrupted (recorded, never answered), with their own keys. */
+  async resume(): Promise<number> {
+    let n = 0
+    for (const c of this.#store.unsettledCreates()) {
+      // the node returns the deployment it recorded under this key, or creates it now: the create was
+      // asked for, and the customer's retry with the key will find it
+      const view = await this.#call(() => this.#link().post<{ id: string }>('/v1/deployments', { workload: JSON.parse(c.workload) as Json, idempotencyKey: nodeKey(c.accountId, c.key) }))
+      this.#store.settleCreate(c.accountId, c.key, view.id)
+      n++
+    }
+    return n
+  }
+
+  /** Creates (or, with a key used before, returns) a deployment of `workload` owned by `accountId`. */
+  async deploy(accountId: string, workload: unknown, idempotencyKey?: string): Promise<Json> {
+    const node = this.#link()
+    const key = idempotencyKey ?? randomUUID()
+    if (!IDEMPOTENCY_KEY.test(key)) throw new InvalidRequestError('an idempotency key is 1-128 characters of A-Z a-z 0-9 . _ : -', { field: 'idempotencyKey' })
+    const spec = JSON.stringify(workloadSpec(this.#validate(workload)))
+    const recorded = this.#store.recordCreate(accountId, key, spec, this.#now())
+    if (recorded.workload !== spec) throw new IdempotencyConflictError(`idempotency key ${key} was used for another workload`, { field: 'idempotencyKey' })
+    const view = await this.#call(() => node.post<{ id: string } & Record<string, Json>>('/v1/deployments', { workload: JSON.parse(spec) as Json, idempotencyKey: nodeKey(accountId, key) }))
+    this.#store.settleCreate(accountId, key, view.id)
+    return view
+  }
+
+  async list(accountId: string): Promise<Json[]> {
+    const mine = new Set(this.#store.deploymentsOf(accountId))
+    if (mine.size === 0) return []
+    const all = await this.#call(() => this.#link().get<{ deployments: ({ id: string } & Record<string, Json>)[] }>('/v1/deployments'))
+    return all.deployments.filter((d) => mine.has(d.id))
+  }
+
+  async status(accountId: string, id: string): Promise<Json> {
+    this.#own(accountId, id)
+    return this.#call(() => this.#link().get(`/v1/deployments/${encodeURIComponent(id)}`))
+  }
+
+  async stop(accountId: string, id: string): Promise<Json> {
+    this.#own(accountId, id)
+    return this.#call(() => this.#link().post(`/v1/deployments/${encodeURIComponent(id)}/stop`))
+  }
+
+  async usage(accountId: string, id: string): Promise<Json> {
+    this.#own(accountId, id)
+    return this.#call(() => this.#link().get(`/v1/deployments/${encodeURIComponent(id)}/usage`))
+  }
+
+  /** The deployment's log lines (following when `follow`), until `signal` aborts or the node ends the stream. */
+  async logs(accountId: string, id: string, o: { replica: number; follow: boolean; signal: AbortSignal }): Promise<AsyncGenerator<LogLine>> {
+    this.#own(accountId, id)
+    if (!Number.isInteger(o.replica) || o.replica < 0 || o.replica > 999) throw new InvalidRequestError('replica is a whole number from 0', { field: 'replica' })
+    const node = this.#link()
+    await this.status(accountId, id) // a refusal now, as a status code, rather than inside the stream
+    return node.stream<LogLine>(`/v1/deployments/${encodeURIComponent(id)}/logs?replica=${o.replica}${o.follow ? '&follow=1' : ''}`, { signal: o.signal })
+  }
+
+  #own(accountId: string, id: string): void {
+    // the same answer for "not yours" and "does not exist": nothing about other accounts leaks
+    if (!this.#store.owns(accountId, id)) throw new NotFoundError(`no deployment ${id}`)
+  }
+
+  #validate(workload: unknown) {
+    try {
+      return validateWorkload(typeof workload === 'string' ? parseWorkloadText(workload) : workload)
+    } catch (err) {
+      if (err instanceof InvalidWorkloadError) throw new InvalidRequestError(err.message, { field: 'workload', issues: err.issues })
+      if (err instanceof WorkloadParseError) throw new InvalidRequestError(err.message, { field: 'workload' })
+      throw err
+    }
+  }
+
+  #link(): NodeLink {
+    if (!this.#node) throw new MeshUnavailableError('this gateway was started without a node to run workloads on (noir gateway start --node HOME)')
+    return this.#node
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn()
+    } catch (err) {
+      if (err instanceof GatewayError) throw err
+      if (err instanceof NoDaemonError) throw new MeshUnavailableError(`the gateway's node does not answer: ${err.message}`)
+      if (err instanceof ApiCallError) throw new NodeRefusedError({ name: err.name, code: err.code, status: err.status, message: err.message, ...(isRecord(err.data) ? { data: err.data } : {}) })
+      throw err
+    }
+  }
+}
+
+/** The key the node sees: one per (account, customer key), so accounts never share a key's deployment. */
+export function nodeKey(accountId: string, key: string): string {
+  return `gw:${createHash('sha256').update(`${accountId}\0${key}`).digest('hex')}`
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
