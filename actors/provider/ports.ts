@@ -48,8 +48,8 @@ export interface WorkloadRunner {
   runtimes(): Promise<RuntimeType[]> | RuntimeType[]
   /** Why this node cannot run this workload although it has the runtime (e.g. a catalog entry it lacks); undefined when it can. */
   missing?(w: Workload): string | undefined
-  /** Starts one instance against a committed reservation; resolves once it is running (or has already ended). */
-  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }>
+  /** Starts one instance against a committed reservation; resolves once it is running (or has already ended). `consumer`: the contract's consumer DID (where the workload's artifacts are fetched from first). */
+  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }>
   stop(instanceId: string): Promise<void>
   /** Status changes of every instance this runner started. Returns an unsubscribe function. */
   onStatus(listener: (s: InstanceStatus) => void): () => void

@@ -14,6 +14,8 @@ export type Arch = 'amd64' | 'arm64' | 'riscv64'
 export interface WorkloadRuntime {
   type: RuntimeType
   image?: string
+  /** Artifact digest of the image's `docker save` archive; `image` is then the image id it holds. */
+  imageArchive?: string
   command?: string[]
   kernel?: string
   rootfs?: string
@@ -137,6 +139,8 @@ export function validateWorkload(value: unknown): Workload {
   }
   const kind = raw.kind as WorkloadKind
   const lane = (raw.lane ?? 'best-effort') as Lane
+  if (raw.runtime.imageArchive !== undefined && !ARTIFACT_DIGEST.test(raw.runtime.image)) rules.push({ path: '$.runtime.image', reason: 'with imageArchive, image must be the image id (sha256:<64 hex>) the archive holds: an image from the mesh runs by its id, never by a tag' })
+  if (raw.runtime.imageArchive !== undefined && raw.runtime.type !== 'container') rules.push({ path: '$.runtime.imageArchive', reason: 'is only for a container runtime' })
   if (kind === 'service' && raw.job !== undefined) rules.push({ path: '$.job', reason: 'is only for kind: job (this is a service)' })
   if (kind === 'job' && raw.service !== undefined) rules.push({ path: '$.service', reason: 'is only for kind: service (this is a job)' })
 
@@ -204,15 +208,26 @@ export function validateWorkload(value: unknown): Workload {
   }
 }
 
+export const ARTIFACT_DIGEST = /^sha256:[0-9a-f]{64}$/
+
+/** The artifacts a workload's runtime names by digest (fetched over the mesh by the provider). */
+export function workloadArtifacts(r: WorkloadRuntime): string[] {
+  const named = r.type === 'wasm' ? [r.module] : r.type === 'actor' ? [r.bundle] : r.type === 'container' ? [r.imageArchive] : []
+  return named.filter((d): d is string => typeof d === 'string' && ARTIFACT_DIGEST.test(d))
+}
+
 const CATALOG_FIELDS = new Set(['$.runtime.module', '$.runtime.bundle', '$.runtime.kernel', '$.runtime.rootfs'])
 
 /** A path where a catalog name belongs gets a reason that says why, and what to do instead. */
 function explainCatalogName(issue: WorkloadIssue): WorkloadIssue {
   if (!CATALOG_FIELDS.has(issue.path) || !issue.reason.startsWith('does not match')) return issue
   const kind = { '$.runtime.module': 'wasm', '$.runtime.bundle': 'actor', '$.runtime.kernel': 'kernel', '$.runtime.rootfs': 'rootfs' }[issue.path]
+  const artifact = issue.path === '$.runtime.module' || issue.path === '$.runtime.bundle'
   return {
     path: issue.path,
-    reason: `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64), never a path: a workload runs on other parties' nodes and names nothing on their disks (that node's owner installs it with \`noir catalog add ${kind} NAME FILE\`)`,
+    reason: artifact
+      ? `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64) or an artifact digest (sha256:<64 hex>), never a path: a workload runs on other parties' nodes and names nothing on their disks (\`noir deploy\` turns a ./path into an artifact; a node's owner installs a catalog entry with \`noir catalog add ${kind} NAME FILE\`)`
+      : `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64), never a path: a workload runs on other parties' nodes and names nothing on their disks (that node's owner installs it with \`noir catalog add ${kind} NAME FILE\`)`,
   }
 }
 

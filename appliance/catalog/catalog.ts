@@ -128,11 +128,12 @@ export class Catalog {
   }
 }
 
-/** The catalog entries a workload's runtime names, as [kind, name] pairs (none for a container). */
+/** The catalog entries a workload's runtime names, as [kind, name] pairs (none for a container or an artifact digest). */
 export function catalogNeeds(runtime: { type: string; module?: string; bundle?: string; kernel?: string; rootfs?: string }): [CatalogKind, string][] {
   const out: [CatalogKind, string][] = []
-  if (runtime.type === 'wasm' && runtime.module) out.push(['wasm', runtime.module])
-  if (runtime.type === 'actor' && runtime.bundle) out.push(['actor', runtime.bundle])
+  // an artifact digest (sha256:...) is fetched over the mesh, never looked up here
+  if (runtime.type === 'wasm' && runtime.module && CATALOG_NAME.test(runtime.module)) out.push(['wasm', runtime.module])
+  if (runtime.type === 'actor' && runtime.bundle && CATALOG_NAME.test(runtime.bundle)) out.push(['actor', runtime.bundle])
   if (runtime.type === 'microvm' && runtime.kernel) out.push(['kernel', runtime.kernel])
   if (runtime.type === 'microvm' && runtime.rootfs) out.push(['rootfs', runtime.rootfs])
   return out

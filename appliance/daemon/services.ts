@@ -8,6 +8,7 @@ import { OrchestrationService } from '../node-services/orchestration.ts'
 import { LedgerService } from '../node-services/ledger-service.ts'
 import { SettlementService } from '../node-services/settlement-service.ts'
 import { TrustService } from '../node-services/trust-service.ts'
+import { ArtifactService } from '../node-services/artifact-service.ts'
 import { IngressService } from '../node-services/ingress-service.ts'
 import { MetricsService } from '../observability/metrics-service.ts'
 
@@ -15,14 +16,16 @@ import { MetricsService } from '../observability/metrics-service.ts'
 export function nodeServices(): NodeService[] {
   const appliance = new ApplianceService()
   const ledger = new LedgerService()
+  const artifacts = new ArtifactService()
   // trust before orchestration (placement reads it from its first bid round); it reads the orchestrator lazily
   const trust: TrustService = new TrustService({ orchestration: () => orchestration })
-  const orchestration: OrchestrationService = new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, trust: () => trust })
+  const orchestration: OrchestrationService = new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, trust: () => trust, artifacts: () => artifacts })
   return [
     new NodeInfoService(),
     ledger,
     appliance,
     trust,
+    artifacts,
     orchestration,
     new SettlementService({ ledger: () => ledger.ledger }),
     new IngressService({ appliance: () => appliance.parts, orchestration: () => orchestration }),

@@ -8,7 +8,7 @@ import { catalogNeeds, type Catalog } from '../catalog/catalog.ts'
 import { GRACE_MS, LABEL_GRACE } from '../watchdog/lease.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
 import type { Capacity } from '../../actors/placement/offer.ts'
-import type { RuntimeType, Workload } from '../../actors/workload/workload.ts'
+import { ARTIFACT_DIGEST, workloadArtifacts, type RuntimeType, type Workload } from '../../actors/workload/workload.ts'
 import type { AllocationRecord } from '../allocation/allocation-manager.ts'
 import { finalStates } from '../allocation/allocation-machine.ts'
 import type { ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
@@ -26,24 +26,65 @@ const ENDED_RETENTION_MS = 60_000
 const CONTRACT_ALLOCATION_PREFIX = 'c-'
 export const allocationIdFor = (contractId: string): string => `${CONTRACT_ALLOCATION_PREFIX}${contractId}`
 
+/** What the runtime needs of the artifacts service (appliance/node-services/artifact-service.ts). */
+export interface WorkloadArtifacts {
+  /** A verified local path of the artifact, fetched (from `from`, then the DHT) when this node lacks it. */
+  file(digest: string, o: { from: string[] }): Promise<string>
+  /** The entry file of an actor bundle artifact, unpacked. */
+  bundle(digest: string, o: { from: string[] }): Promise<string>
+  /** Loads an image archive artifact into Docker (checking it holds `imageId`); returns the id to run. */
+  image(digest: string, imageId: string, o: { from: string[] }): Promise<string>
+  /** A run ended: sign its provenance (and keep a job's output folder as an artifact). */
+  runEnded?(r: RunEnded): Promise<void>
+}
+
+export interface RunEnded {
+  contractId: string
+  consumer: string
+  workload: Workload
+  artifacts: string[]
+  startedAt: number
+  endedAt: number
+  state: 'exited' | 'failed' | 'stopped'
+  code: number | null
+  reason?: string
+  /** A job's state folder, kept as its output. */
+  outputDir?: string
+}
+
+const isDigest = (v: string | undefined): v is string => v !== undefined && ARTIFACT_DIGEST.test(v)
+
+function needArtifacts(a: WorkloadArtifacts | undefined): WorkloadArtifacts {
+  if (!a) throw new InvalidAllocationError('this workload names artifacts by digest, and this node runs no artifacts service')
+  return a
+}
+
 /**
  * The executor runtime of a workload (`container` runs on docker). Modules, bundles, kernels and root
- * filesystems are names in this node's catalog, resolved (and digest-checked) there and nowhere else.
+ * filesystems are names in this node's catalog, resolved (and digest-checked) there and nowhere else, or
+ * artifact digests, fetched over the mesh (from the consumer first) and checked before use.
  */
-export async function runtimeSpec(w: Workload, catalog: Catalog): Promise<RuntimeSpec> {
+export async function runtimeSpec(w: Workload, catalog: Catalog, artifacts?: WorkloadArtifacts, from: string[] = []): Promise<RuntimeSpec> {
   const r = w.runtime
   switch (r.type) {
     case 'container':
       if (!r.image) throw new InvalidAllocationError('a container workload needs runtime.image')
+      if (r.imageArchive) {
+        if (!isDigest(r.image)) throw new InvalidAllocationError('with imageArchive, runtime.image must be the image id')
+        const id = await needArtifacts(artifacts).image(r.imageArchive, r.image, { from })
+        return { kind: 'docker', image: id, ...(r.command ? { command: r.command } : {}) }
+      }
       return { kind: 'docker', image: r.image, ...(r.command ? { command: r.command } : {}) }
     case 'wasm':
       if (!r.module) throw new InvalidAllocationError('a wasm workload needs runtime.module')
+      if (isDigest(r.module)) return { kind: 'wasm', module: await needArtifacts(artifacts).file(r.module, { from }), ...(r.args ? { args: r.args } : {}) }
       return { kind: 'wasm', module: await catalog.resolve('wasm', r.module), ...(r.args ? { args: r.args } : {}) }
     case 'microvm':
       if (!r.kernel) throw new InvalidAllocationError('a microvm workload needs runtime.kernel')
       return { kind: 'microvm', kernel: await catalog.resolve('kernel', r.kernel), ...(r.rootfs ? { rootfs: await catalog.resolve('rootfs', r.rootfs) } : {}), ...(r.command ? { command: r.command } : {}) }
     case 'actor':
       if (!r.bundle) throw new InvalidAllocationError('an actor workload needs runtime.bundle')
+      if (isDigest(r.bundle)) return { kind: 'actor', bundle: await needArtifacts(artifacts).bundle(r.bundle, { from }), ...(r.args ? { args: r.args } : {}) }
       return { kind: 'actor', bundle: await catalog.resolve('actor', r.bundle), ...(r.args ? { args: r.args } : {}) }
   }
 }
@@ -61,6 +102,8 @@ export interface ApplianceRuntimeInit {
   log?: Log
   /** Runs an executor start inside a trace span, when the node traces (spec/observability.md). */
   span?: <T>(name: string, attributes: Record<string, string>, fn: () => Promise<T>) => Promise<T>
+  /** Workload artifacts (fetch, unpack, load) and provenance; without it a workload naming a digest is refused. */
+  artifacts?: WorkloadArtifacts
 }
 
 /** The appliance as the provider sees it: capacity (the allocator) and a runner (allocations). */
@@ -72,6 +115,9 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #log: Log
   readonly #span: ApplianceRuntimeInit['span']
   readonly #listeners = new Set<(s: InstanceStatus) => void>()
+  readonly #artifacts: WorkloadArtifacts | undefined
+  /** Runs started by this process, for their provenance when they end. */
+  readonly #runs = new Map<string, { contractId: string; consumer: string; workload: Workload; startedAt: number }>()
   #available: RuntimeType[] = []
   #closed = false
 
@@ -82,6 +128,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     this.#claimFree = init.claimFree
     this.#log = init.log ?? silentLog
     this.#span = init.span
+    this.#artifacts = init.artifacts
   }
 
   async refreshRuntimes(): Promise<void> {
@@ -128,13 +175,13 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     return gone ? `no ${gone[0]} '${gone[1]}' in this node's catalog` : undefined
   }
 
-  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
+  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }> {
     const span = this.#span
     if (!span) return this.#start(o)
     return span('noir.executor.start', { 'noir.executor': kindOf[o.workload.runtime.type], 'noir.contract': o.contractId, 'noir.slot': o.slot }, () => this.#start(o))
   }
 
-  async #start(o: { contractId: string; slot: string; workload: Workload; reservationId: string }): Promise<{ instanceId: string }> {
+  async #start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }> {
     const w = o.workload
     const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
     for (const s of w.secrets) {
@@ -146,7 +193,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     const service = w.kind === 'service' ? w.service! : undefined
     const rec = await this.#parts.allocations.create({
       id,
-      runtime: await runtimeSpec(w, this.#catalog),
+      runtime: await runtimeSpec(w, this.#catalog, this.#artifacts, o.consumer ? [o.consumer] : []),
       env,
       resources: { cpu: w.resources.cpu, memoryBytes: w.resources.memoryBytes, diskBytes: w.resources.diskBytes, gpu: w.resources.gpu },
       ports: w.ports.map((p) => ({ containerPort: p.port, protocol: p.protocol })),
@@ -157,6 +204,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       // The grace tells the node's watchdog how long this replica may outlive its daemon (appliance/watchdog).
       labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot, [LABEL_GRACE]: String(GRACE_MS[w.lane]) },
     })
+    if (o.consumer) this.#runs.set(rec.id, { contractId: o.contractId, consumer: o.consumer, workload: w, startedAt: Date.now() })
     const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
     // After the provider has recorded the instance (it maps instance -> contract when start resolves).
     setImmediate(() => void this.#watch(rec.id, first))
@@ -224,13 +272,36 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
         if (!(err instanceof AllocationNotFoundError)) this.#log.warn('instance no longer followed', { instanceId: id, error: err.name, message: err.message })
         return undefined
       })
-      if (last) this.#emit(last)
-    } else this.#emit(first)
+      if (last) {
+        await this.#provenance(last)
+        this.#emit(last)
+      }
+    } else {
+      await this.#provenance(first)
+      this.#emit(first)
+    }
     // An ended instance's logs stay readable for a while, then its container and state are removed.
     const t = setTimeout(() => {
       this.#parts.allocations.remove(id).catch((err: Error) => this.#log.warn('ended instance not removed', { instanceId: id, error: err.name, message: err.message }))
     }, ENDED_RETENTION_MS)
     t.unref()
+  }
+
+  /** Signs the ended run's provenance (with a job's state folder as its output) before the end is reported. */
+  async #provenance(r: AllocationRecord): Promise<void> {
+    const run = this.#runs.get(r.id)
+    this.#runs.delete(r.id)
+    if (!run || !this.#artifacts?.runEnded) return
+    const state = r.state === 'exited' || r.state === 'failed' || r.state === 'stopped' ? r.state : 'failed'
+    try {
+      await this.#artifacts.runEnded({
+        contractId: run.contractId, consumer: run.consumer, workload: run.workload, artifacts: workloadArtifacts(run.workload.runtime),
+        startedAt: run.startedAt, endedAt: Date.now(), state, code: r.lastExit?.code ?? null, ...(r.reason ? { reason: r.reason } : {}),
+        ...(run.workload.kind === 'job' ? { outputDir: r.spec.stateDir } : {}),
+      })
+    } catch (err) {
+      this.#log.warn('provenance not recorded', { instanceId: r.id, error: (err as Error).name, message: (err as Error).message })
+    }
   }
 
   #emit(r: AllocationRecord): void {

@@ -11,7 +11,7 @@ import { arch as osArch } from 'node:os'
 import { didOfPeer, peerIdFromDid } from '../../identity/did-key.ts'
 import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
-import { ApplianceRuntime, STOP_GRACE_MS, allocationIdFor } from './appliance-runtime.ts'
+import { ApplianceRuntime, STOP_GRACE_MS, allocationIdFor, type WorkloadArtifacts } from './appliance-runtime.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { KvContractStore } from '../../actors/contracts/store.ts'
 import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
@@ -97,6 +97,8 @@ export interface OrchestrationServiceInit {
   ledger: () => Ledger
   /** The trust service (started before this one), when the node runs one: offers' trust, quarantine, job runs compared. */
   trust?: () => OrchestrationTrust | undefined
+  /** The artifacts service (started before this one): workloads' artifacts fetched by digest, provenance. */
+  artifacts?: () => WorkloadArtifacts | undefined
 }
 
 export class OrchestrationService implements NodeService {
@@ -104,6 +106,7 @@ export class OrchestrationService implements NodeService {
   readonly #appliance: () => ApplianceParts
   readonly #ledger: () => Ledger
   readonly #trust: (() => OrchestrationTrust | undefined) | undefined
+  readonly #artifacts: (() => WorkloadArtifacts | undefined) | undefined
   #usageStore: KvUsageStore | undefined
   #meter: UsageMeter | undefined
   #cosigner: CheckpointCosigner | undefined
@@ -125,6 +128,7 @@ export class OrchestrationService implements NodeService {
     this.#appliance = init.appliance
     this.#ledger = init.ledger
     this.#trust = init.trust
+    this.#artifacts = init.artifacts
   }
 
   /** The orchestrator (after start): the trust service reads the workloads and replicas of job runs it compares. */
@@ -150,7 +154,7 @@ export class OrchestrationService implements NodeService {
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
     this.#runtime = new ApplianceRuntime({
       parts: this.#appliance(), secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
-      log: ctx.log, ...(ctx.tracing ? { span: ctx.tracing.inSpan.bind(ctx.tracing) } : {}),
+      log: ctx.log, ...(ctx.tracing ? { span: ctx.tracing.inSpan.bind(ctx.tracing) } : {}), ...(this.#artifacts?.() ? { artifacts: this.#artifacts()! } : {}),
     })
     await this.#runtime.refreshRuntimes()
     this.#contracts = new KvContractStore(ctx.store)

@@ -4,21 +4,33 @@ import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { deploymentsTarget, type DeploymentsTarget } from '../gateway-login.ts'
 import { parseArgs } from 'node:util'
+import { ApiClient } from '../api-client.ts'
 import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
-import { parseWorkload, type Workload } from '../../actors/workload/workload.ts'
+import { dirname } from 'node:path'
+import { parseWorkload, parseWorkloadText, validateWorkload, workloadSpec, type Workload } from '../../actors/workload/workload.ts'
+import { shipLocalArtifacts, type ShippedArtifact } from './deploy-artifacts.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import { InvalidAmountError } from '../../ledger/errors.ts'
 import { parseNlc } from '../../ledger/units.ts'
 
-export function readWorkload(file: string | undefined): Workload {
+function readText(file: string | undefined): string {
   if (!file) throw new UsageError('a workload file is needed (YAML or JSON, see spec/workload.schema.json)')
-  let text: string
   try {
-    text = readFileSync(file, 'utf8')
+    return readFileSync(file, 'utf8')
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${(err as Error).message}`)
   }
-  return parseWorkload(text, file)
+}
+
+export function readWorkload(file: string | undefined): Workload {
+  return parseWorkload(readText(file), file)
+}
+
+/** Reads a workload file, turning the local files it names into artifacts of this node (deploy-artifacts.ts). */
+export async function readWorkloadShipping(file: string | undefined, home: string): Promise<{ workload: Workload; shipped: ShippedArtifact[] }> {
+  const raw = parseWorkloadText(readText(file), file)
+  const { workload, shipped } = await shipLocalArtifacts(raw, { baseDir: dirname(file!), home })
+  return { workload: validateWorkload(workload), shipped }
 }
 
 const short = (did: string | null): string => (did ? `${did.slice(0, 12)}…${did.slice(-6)}` : '-')
@@ -89,10 +101,16 @@ export function maxPriceOption(text: string | undefined): ((w: Workload) => Work
 export const deployCommand: Command = {
   path: ['deploy'],
   summary: 'deploy a workload (service or job) to the network and show its progress',
-  usage: `Usage: noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--json]
+  usage: `Usage: noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--prepare] [--json]
 
 Validates FILE (YAML or JSON, spec/workload.schema.json) and asks this node's orchestrator to place it:
 signed bid request, signed bids, contracts, start. Progress is printed while bidding and starting.
+Local files FILE names (runtime.module: ./x.wasm, runtime.bundle: ./actor.ts with its relative imports,
+runtime.imageArchive: local for runtime.image in the local Docker) become artifacts this node serves, and
+the workload names them by digest (spec/artifacts.md); providers fetch and check them before starting.
+  --prepare
+           only turn local files into artifacts and print the workload that names them (JSON); deploy
+           nothing
   --wait   wait until the deployment is running (a job: completed) or has failed; exit 1 if it failed
   --idempotency-key KEY
            the create's key (default: a fresh one per run); when the connection to the daemon drops before
@@ -103,12 +121,22 @@ signed bid request, signed bids, contracts, start. Progress is printed while bid
            constraints.maxPrice (which is in µNLC: 1 NLC = 1000000 µNLC)
   --json   print the deployment (as \`noir status --json\`) once settled`,
   async run(ctx, argv) {
-    const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' }, 'idempotency-key': { type: 'string' }, 'max-price': { type: 'string' } }, allowPositionals: true })
-    if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC]')
+    const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' }, 'idempotency-key': { type: 'string' }, 'max-price': { type: 'string' }, prepare: { type: 'boolean' } }, allowPositionals: true })
+    if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--prepare]')
     const withMaxPrice = maxPriceOption(values['max-price'])
-    const w = withMaxPrice(readWorkload(positionals[0]))
-    const idempotencyKey = values['idempotency-key'] ?? `cli-${randomUUID()}`
     const target = deploymentsTarget(ctx.home)
+    // Local files become artifacts this node serves; through a gateway there is no node of ours to serve
+    // them, so the file must name catalog entries or digests (a ./path is refused by the validator).
+    const read = target.remote && !values.prepare ? { workload: readWorkload(positionals[0]), shipped: [] } : await readWorkloadShipping(positionals[0], ctx.home)
+    const w = withMaxPrice(read.workload)
+    if (!ctx.json) for (const s of read.shipped) printLine(ctx, `${s.field}: ${s.source} -> ${s.digest} (${s.bytes} bytes)`)
+    if (values.prepare) {
+      printJson(ctx, workloadSpec(w))
+      return 0
+    }
+    // announced in the DHT by the daemon (and pinned: kept while this node serves them)
+    if (read.shipped.length > 0) await ApiClient.forHome(ctx.home).post('/v1/artifacts/announce', { digests: read.shipped.map((s) => s.digest) })
+    const idempotencyKey = values['idempotency-key'] ?? `cli-${randomUUID()}`
     const started = await createWithRetries(ctx, target, { workload: w, idempotencyKey })
     if (!ctx.json) printLine(ctx, `deployment ${started.id}${target.remote ? ` (through the gateway ${target.where})` : ''}`)
     const wait = values.wait === true

@@ -12,6 +12,7 @@ import { pingCommand } from './ping.ts'
 import { actorCommands } from './actor.ts'
 import { nodeApplianceCommands } from './node-info.ts'
 import { deployCommand } from './deploy.ts'
+import { provenanceCommand, resultsCommand } from './results.ts'
 import { psCommand } from './ps.ts'
 import { statusCommand } from './status.ts'
 import { logsCommand } from './logs.ts'
@@ -42,6 +43,8 @@ export const commands: Command[] = [
   ...nodeApplianceCommands,
   ...catalogCommands,
   deployCommand,
+  resultsCommand,
+  provenanceCommand,
   psCommand,
   statusCommand,
   logsCommand,

@@ -1,4 +1,4 @@
-// Dependencies point one way: cli -> gateway -> appliance -> settlement -> trust -> actors -> p2p -> ledger -> core -> identity (spec/architecture.md).
+// Dependencies point one way: cli -> client -> gateway -> appliance -> settlement -> trust -> actors -> artifacts -> p2p -> ledger -> core -> identity (spec/architecture.md).
 // Non-test source in a layer may import only its own layer and the layers below it.
 import t from 'tap'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
@@ -6,7 +6,7 @@ import { join, relative, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
-const layers = ['identity', 'core', 'ledger', 'p2p', 'actors', 'trust', 'settlement', 'appliance', 'gateway', 'client', 'cli'] as const
+const layers = ['identity', 'core', 'ledger', 'p2p', 'artifacts', 'actors', 'trust', 'settlement', 'appliance', 'gateway', 'client', 'cli'] as const
 
 function sourceFiles(dir: string): string[] {
   const out: string[] = []

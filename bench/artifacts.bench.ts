@@ -1,0 +1,136 @@
+// Artifacts, measured in one run (each figure beside a baseline measured here, now):
+// - a fetch over /noir/artifact/1.0.0 (into a store on disk, hashed, checked) from a node in another process
+//   vs a raw libp2p stream of the same bytes on the same connection (alternating rounds, medians);
+// - the same fetch between two real daemons (`POST /v1/artifacts/fetch`) vs that raw stream;
+// - an image shipped as an artifact (docker save into the consumer's store, fetched by the worker daemon,
+//   docker load there) vs `docker save | docker load` of the same image on one host.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+import { randomBytes } from 'node:crypto'
+import type { Libp2p } from '@libp2p/interface'
+import { multiaddr } from '@multiformats/multiaddr'
+import { NodeKey } from '../identity/keys.ts'
+import { Mesh } from '../p2p/mesh.ts'
+import { ArtifactStore } from '../artifacts/store.ts'
+import { fetchArtifact } from '../artifacts/protocol.ts'
+import { imageIdOfArchive } from '../artifacts/oci.ts'
+import { loadImageArchive, saveImage, saveImageStream } from '../appliance/executor/docker/image-archive.ts'
+import { DaemonCluster } from '../scripts/testing/daemons.ts'
+import { printSection, type Figure } from './report.ts'
+import { RAW_BLOB_PROTOCOL } from './artifact-peer.ts'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const SIZE = 64 * 1024 * 1024
+const ROUNDS = 5
+const MiB = 1024 * 1024
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const mibs = (bytes: number, ms: number): number => bytes / MiB / (ms / 1000)
+const work = mkdtempSync(join(tmpdir(), 'noir-artifacts-bench-'))
+
+async function rawOnce(host: Libp2p, peer: Libp2p['peerId']): Promise<number> {
+  const t0 = performance.now()
+  const s = await host.dialProtocol(peer, RAW_BLOB_PROTOCOL)
+  let n = 0
+  for await (const c of s) n += c.byteLength
+  if (n !== SIZE) throw new Error(`raw stream: ${n} of ${SIZE} bytes`)
+  return performance.now() - t0
+}
+
+// 1. protocol vs raw, to a node in another process
+const child = spawn(process.execPath, [join(here, 'artifact-peer.ts'), String(SIZE), String(ROUNDS * 2)], { stdio: ['pipe', 'pipe', 'inherit'] })
+const ready = await new Promise<{ multiaddrs: string[]; digests: string[] }>((resolve) => {
+  createInterface({ input: child.stdout! }).once('line', (l) => resolve(JSON.parse(l) as { multiaddrs: string[]; digests: string[] }))
+})
+const mesh = await Mesh.create({ key: NodeKey.generate(), mdns: false, natTraversal: false, pingIntervalMs: 0 })
+await mesh.start()
+const host = mesh.host as unknown as Libp2p
+const conn = await host.dial(multiaddr(ready.multiaddrs[0]!))
+const peer = conn.remotePeer
+const raw: number[] = []
+const ours: number[] = []
+const inline: number[] = []
+await rawOnce(host, peer) // warm-up (yamux windows grow per stream; the connection's Noise is set up)
+const fetchOnce = async (digest: string, dir: string, hashOffThreadFrom?: number): Promise<number> => {
+  const store = new ArtifactStore({ dir: join(work, dir), ...(hashOffThreadFrom !== undefined ? { hashOffThreadFrom } : {}) })
+  const t0 = performance.now()
+  await fetchArtifact(host, peer, digest, store)
+  return performance.now() - t0
+}
+for (let i = 0; i < ROUNDS; i++) {
+  raw.push(await rawOnce(host, peer))
+  ours.push(await fetchOnce(ready.digests[i]!, `fetch-${i}`, 8 * MiB))
+  inline.push(await fetchOnce(ready.digests[ROUNDS + i]!, `inline-${i}`))
+}
+const protocolFigure: Figure = {
+  name: `fetch ${SIZE / MiB} MiB (hashed off-thread, option)`, value: mibs(SIZE, median(ours)), unit: 'MiB/s',
+  baseline: { name: 'raw libp2p stream', value: mibs(SIZE, median(raw)) }, better: 'higher', target: '>= 0.7',
+}
+const inlineFigure: Figure = {
+  name: `fetch ${SIZE / MiB} MiB (hashed inline, default)`, value: mibs(SIZE, median(inline)), unit: 'MiB/s',
+  baseline: { name: 'raw libp2p stream', value: mibs(SIZE, median(raw)) }, better: 'higher', target: '>= 0.7',
+}
+
+// 2. between two daemons
+const cluster = new DaemonCluster()
+const images: string[] = []
+const figures: Figure[] = [inlineFigure, protocolFigure]
+try {
+  const a = await cluster.start({ config: { share: 'cpu=1,memory=1GiB,disk=4GiB,gpu=0' } as never })
+  const b = await cluster.start({ bootstrap: a.multiaddrs, config: { share: 'cpu=1,memory=1GiB,disk=4GiB,gpu=0' } as never })
+  const storeA = new ArtifactStore({ dir: join(a.home, 'artifacts') })
+  const daemonRuns: number[] = []
+  const rawRuns: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const d = await storeA.putBytes(randomBytes(SIZE))
+    rawRuns.push(await rawOnce(host, peer))
+    const t0 = performance.now()
+    await b.api.post('/v1/artifacts/fetch', { digest: d, from: [a.did] })
+    daemonRuns.push(performance.now() - t0)
+  }
+  figures.push({
+    name: `daemon -> daemon fetch ${SIZE / MiB} MiB`, value: mibs(SIZE, median(daemonRuns)), unit: 'MiB/s',
+    baseline: { name: 'raw libp2p stream', value: mibs(SIZE, median(rawRuns)) }, better: 'higher', target: '>= 0.7',
+  })
+
+  // 3. an image: a throwaway one with a 48 MiB layer
+  const tag = `noir-bench/artifact-${randomBytes(4).toString('hex')}:latest`
+  const ctx = join(work, 'image')
+  spawnSync('mkdir', ['-p', ctx])
+  spawnSync('sh', ['-c', `printf 'FROM noir/busybox:latest\\nRUN head -c 50331648 /dev/urandom > /blob\\n' > ${ctx}/Dockerfile`])
+  const built = spawnSync('docker', ['build', '-q', '-t', tag, '--label', 'noir.bench=artifacts', ctx], { encoding: 'utf8' })
+  if (built.status !== 0) throw new Error(`docker build: ${built.stderr}`)
+  const id = built.stdout.trim()
+  images.push(id)
+  // baseline: docker save | docker load on this host (the image removed in between, as on a node without it)
+  const base0 = performance.now()
+  const file = join(work, 'base.tar')
+  await saveImage(id, file)
+  spawnSync('docker', ['rmi', '-f', tag, id])
+  await loadImageArchive(file, id)
+  const baseMs = performance.now() - base0
+  spawnSync('docker', ['tag', id, tag])
+  // ours: save into the consumer's store, fetch by the worker daemon, load there
+  const ours0 = performance.now()
+  // as noir deploy does it: docker save streamed into the consumer's store, hashed once
+  const { digest } = await storeA.putStream(await saveImageStream(tag) as AsyncIterable<Uint8Array>)
+  if ((await imageIdOfArchive(await storeA.verifiedPath(digest))) !== id) throw new Error('the archive holds another image')
+  spawnSync('docker', ['rmi', '-f', tag, id])
+  await b.api.post('/v1/artifacts/fetch', { digest, from: [a.did] })
+  // as the worker's runtime does: the fetch hashed the bytes on the way in, then docker load
+  await loadImageArchive(join(b.home, 'artifacts', 'blobs', digest.slice(7)), id)
+  const oursMs = performance.now() - ours0
+  figures.push({ name: 'image (48 MiB layer) shipped as an artifact', value: oursMs, unit: 'ms', baseline: { name: 'docker save | docker load', value: baseMs }, better: 'lower' })
+} finally {
+  for (const i of images) spawnSync('docker', ['rmi', '-f', i])
+  await cluster.cleanup()
+  child.stdin!.end()
+  await mesh.stop()
+  rmSync(work, { recursive: true, force: true })
+}
+printSection('artifacts', figures)
+console.log(`  rounds (ms): raw ${raw.map(Math.round).join(', ')}; off-thread ${ours.map(Math.round).join(', ')}; inline ${inline.map(Math.round).join(', ')}`)
+process.exit(0)
