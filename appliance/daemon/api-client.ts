@@ -107,7 +107,7 @@ export class ApiClient {
     }
   }
 
-  #open(method: string, path: string, body: unknown, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+  #open(method: string, path: string, body: unknown, signal: AbortSignal | undefined, retried = false): Promise<IncomingMessage> {
     const u = new URL(this.url + path)
     const payload = body !== undefined ? Buffer.from(JSON.stringify(body), 'utf8') : undefined
     return new Promise<IncomingMessage>((resolve, reject) => {
@@ -126,6 +126,9 @@ export class ApiClient {
       )
       req.once('error', (err: NodeJS.ErrnoException) => {
         if (signal?.aborted) return reject(err)
+        // a kept-alive socket the daemon closed while it sat in the pool: the request never reached the
+        // daemon, so it is sent once more on a fresh socket (Node's documented pattern, `req.reusedSocket`)
+        if (!retried && req.reusedSocket && err.code === 'ECONNRESET') return resolve(this.#open(method, path, body, signal, true))
         reject(new NoDaemonError(`the daemon at ${this.socket ?? this.url} does not answer (${err.code ?? err.message})`))
       })
       req.end(payload)
