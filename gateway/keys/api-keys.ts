@@ -32,6 +32,8 @@ export class ApiKeys {
   readonly #wallets: AccountWallets
   readonly #now: () => number
   readonly #verifiers = new Map<string, CapabilityVerifier>()
+  /** Account id -> wallet DID: a wallet never changes once made, so it is read from the store once. */
+  readonly #walletDids = new Map<string, string>()
 
   constructor(o: { store: TenantStore; wallets: AccountWallets; now?: () => number }) {
     this.#store = o.store
@@ -76,10 +78,14 @@ export class ApiKeys {
     if (row.revokedAt !== null) throw new InvalidApiKeyError('that key was revoked', { reason: 'revoked' })
     const now = this.#now()
     if (now >= row.expiresAt) throw new InvalidApiKeyError('that key has expired', { reason: 'expired' })
-    const wallet = this.#store.wallet(row.accountId)
-    if (!wallet) throw new InvalidApiKeyError('the key\'s account has no wallet', { reason: 'unknown' })
-    let v = this.#verifiers.get(wallet.did)
-    if (!v) this.#verifiers.set(wallet.did, (v = new CapabilityVerifier({ trustedRoots: [wallet.did], now: this.#now, clockSkewMs: 0 })))
+    let did = this.#walletDids.get(row.accountId)
+    if (did === undefined) {
+      const wallet = this.#store.wallet(row.accountId)
+      if (!wallet) throw new InvalidApiKeyError('the key\'s account has no wallet', { reason: 'unknown' })
+      this.#walletDids.set(row.accountId, (did = wallet.did))
+    }
+    let v = this.#verifiers.get(did)
+    if (!v) this.#verifiers.set(did, (v = new CapabilityVerifier({ trustedRoots: [did], now: this.#now, clockSkewMs: 0 })))
     let verified
     try {
       verified = await v.verify(token, { audience: this.#wallets.gatewayKey().did })

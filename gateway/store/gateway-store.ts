@@ -2,6 +2,7 @@
 // sessions, one-time email tokens, TOTP recovery codes. Tokens, session ids and recovery codes are stored as
 // SHA-256 hashes only; passwords as argon2id PHC strings; TOTP secrets sealed by the caller (auth/sealed.ts).
 import { DatabaseSync } from 'node:sqlite'
+import { Statements } from './statements.ts'
 import { randomUUID } from 'node:crypto'
 
 export interface Account {
@@ -42,10 +43,12 @@ const session = (r: Row): Session => ({ hash: String(r.hash), id: String(r.id), 
 
 export class GatewayStore {
   readonly #db: DatabaseSync
+  readonly #sql: Statements
 
   /** `path`: the database file (':memory:' in unit tests of code around it). */
   constructor(path: string) {
     this.#db = new DatabaseSync(path)
+    this.#sql = new Statements(this.#db)
     this.#db.exec(`
       PRAGMA journal_mode = WAL;
       PRAGMA synchronous = FULL;
@@ -74,39 +77,39 @@ export class GatewayStore {
 
   createAccount(email: string, passwordHash: string, now: number): Account | undefined {
     const id = randomUUID()
-    const r = this.#db.prepare('INSERT INTO accounts (id, email, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(email) DO NOTHING').run(id, email, passwordHash, now)
+    const r = this.#sql.get('INSERT INTO accounts (id, email, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(email) DO NOTHING').run(id, email, passwordHash, now)
     return r.changes === 1 ? this.accountById(id) : undefined
   }
 
   accountByEmail(email: string): Account | undefined {
-    const r = this.#db.prepare('SELECT * FROM accounts WHERE email = ?').get(email) as Row | undefined
+    const r = this.#sql.get('SELECT * FROM accounts WHERE email = ?').get(email) as Row | undefined
     return r ? account(r) : undefined
   }
 
   accountById(id: string): Account | undefined {
-    const r = this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined
+    const r = this.#sql.get('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined
     return r ? account(r) : undefined
   }
 
   markVerified(id: string, now: number): void {
-    this.#db.prepare('UPDATE accounts SET verified_at = COALESCE(verified_at, ?) WHERE id = ?').run(now, id)
+    this.#sql.get('UPDATE accounts SET verified_at = COALESCE(verified_at, ?) WHERE id = ?').run(now, id)
   }
 
   setPassword(id: string, passwordHash: string): void {
-    this.#db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?').run(passwordHash, id)
+    this.#sql.get('UPDATE accounts SET password_hash = ? WHERE id = ?').run(passwordHash, id)
   }
 
   setTotpPending(id: string, secret: string | null): void {
-    this.#db.prepare('UPDATE accounts SET totp_pending = ? WHERE id = ?').run(secret, id)
+    this.#sql.get('UPDATE accounts SET totp_pending = ? WHERE id = ?').run(secret, id)
   }
 
   confirmTotp(id: string, step: number): void {
-    this.#db.prepare('UPDATE accounts SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ? WHERE id = ?').run(step, id)
+    this.#sql.get('UPDATE accounts SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ? WHERE id = ?').run(step, id)
   }
 
   /** Records `step` as used if it is later than the last one; false when it was used (or an earlier one was). */
   useTotpStep(id: string, step: number): boolean {
-    const r = this.#db.prepare('UPDATE accounts SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)').run(step, id, step)
+    const r = this.#sql.get('UPDATE accounts SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)').run(step, id, step)
     return r.changes === 1
   }
 
@@ -114,8 +117,8 @@ export class GatewayStore {
   setRecoveryCodes(accountId: string, hashes: string[]): void {
     this.#db.exec('BEGIN')
     try {
-      this.#db.prepare('DELETE FROM recovery_codes WHERE account_id = ?').run(accountId)
-      const ins = this.#db.prepare('INSERT INTO recovery_codes (hash, account_id) VALUES (?, ?)')
+      this.#sql.get('DELETE FROM recovery_codes WHERE account_id = ?').run(accountId)
+      const ins = this.#sql.get('INSERT INTO recovery_codes (hash, account_id) VALUES (?, ?)')
       for (const h of hashes) ins.run(h, accountId)
       this.#db.exec('COMMIT')
     } catch (err) {
@@ -126,63 +129,63 @@ export class GatewayStore {
 
   /** Uses one recovery code of the account once; false when unknown or used. */
   useRecoveryCode(accountId: string, hash: string, now: number): boolean {
-    return this.#db.prepare('UPDATE recovery_codes SET used_at = ? WHERE account_id = ? AND hash = ? AND used_at IS NULL').run(now, accountId, hash).changes === 1
+    return this.#sql.get('UPDATE recovery_codes SET used_at = ? WHERE account_id = ? AND hash = ? AND used_at IS NULL').run(now, accountId, hash).changes === 1
   }
 
   recoveryCodesLeft(accountId: string): number {
-    return Number((this.#db.prepare('SELECT COUNT(*) AS n FROM recovery_codes WHERE account_id = ? AND used_at IS NULL').get(accountId) as Row).n)
+    return Number((this.#sql.get('SELECT COUNT(*) AS n FROM recovery_codes WHERE account_id = ? AND used_at IS NULL').get(accountId) as Row).n)
   }
 
   addEmailToken(hash: string, accountId: string, kind: EmailTokenKind, expiresAt: number): void {
-    this.#db.prepare('INSERT INTO email_tokens (hash, account_id, kind, expires_at) VALUES (?, ?, ?, ?)').run(hash, accountId, kind, expiresAt)
+    this.#sql.get('INSERT INTO email_tokens (hash, account_id, kind, expires_at) VALUES (?, ?, ?, ?)').run(hash, accountId, kind, expiresAt)
   }
 
   /** Uses a token once: its account id, or undefined when unknown, of another kind, used or expired. */
   useEmailToken(hash: string, kind: EmailTokenKind, now: number): string | undefined {
-    const r = this.#db.prepare('UPDATE email_tokens SET used_at = ? WHERE hash = ? AND kind = ? AND used_at IS NULL AND expires_at > ? RETURNING account_id').get(now, hash, kind, now) as Row | undefined
+    const r = this.#sql.get('UPDATE email_tokens SET used_at = ? WHERE hash = ? AND kind = ? AND used_at IS NULL AND expires_at > ? RETURNING account_id').get(now, hash, kind, now) as Row | undefined
     return r ? String(r.account_id) : undefined
   }
 
   /** The account a token of `kind` belongs to while it is unused and in time (without using it). */
   accountForToken(hash: string, kind: EmailTokenKind, now: number): Account | undefined {
-    const r = this.#db.prepare('SELECT a.* FROM email_tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ? AND t.kind = ? AND t.used_at IS NULL AND t.expires_at > ?').get(hash, kind, now) as Row | undefined
+    const r = this.#sql.get('SELECT a.* FROM email_tokens t JOIN accounts a ON a.id = t.account_id WHERE t.hash = ? AND t.kind = ? AND t.used_at IS NULL AND t.expires_at > ?').get(hash, kind, now) as Row | undefined
     return r ? account(r) : undefined
   }
 
   addSession(s: Session): void {
-    this.#db.prepare('INSERT INTO sessions (hash, id, account_id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)').run(s.hash, s.id, s.accountId, s.createdAt, s.lastSeenAt, s.expiresAt)
+    this.#sql.get('INSERT INTO sessions (hash, id, account_id, created_at, last_seen_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)').run(s.hash, s.id, s.accountId, s.createdAt, s.lastSeenAt, s.expiresAt)
   }
 
   session(hash: string): Session | undefined {
-    const r = this.#db.prepare('SELECT * FROM sessions WHERE hash = ?').get(hash) as Row | undefined
+    const r = this.#sql.get('SELECT * FROM sessions WHERE hash = ?').get(hash) as Row | undefined
     return r ? session(r) : undefined
   }
 
   touchSession(hash: string, now: number): void {
-    this.#db.prepare('UPDATE sessions SET last_seen_at = ? WHERE hash = ?').run(now, hash)
+    this.#sql.get('UPDATE sessions SET last_seen_at = ? WHERE hash = ?').run(now, hash)
   }
 
   sessionsOf(accountId: string): Session[] {
-    return (this.#db.prepare('SELECT * FROM sessions WHERE account_id = ? ORDER BY created_at').all(accountId) as Row[]).map(session)
+    return (this.#sql.get('SELECT * FROM sessions WHERE account_id = ? ORDER BY created_at').all(accountId) as Row[]).map(session)
   }
 
   deleteSession(hash: string): void {
-    this.#db.prepare('DELETE FROM sessions WHERE hash = ?').run(hash)
+    this.#sql.get('DELETE FROM sessions WHERE hash = ?').run(hash)
   }
 
   /** Ends one session of `accountId` by its public id; false when it is not that account's. */
   deleteSessionById(accountId: string, id: string): boolean {
-    return this.#db.prepare('DELETE FROM sessions WHERE account_id = ? AND id = ?').run(accountId, id).changes === 1
+    return this.#sql.get('DELETE FROM sessions WHERE account_id = ? AND id = ?').run(accountId, id).changes === 1
   }
 
   /** Ends every session of an account but `keepHash` (after a password or factor change). */
   deleteOtherSessions(accountId: string, keepHash: string | null): number {
-    return Number(this.#db.prepare('DELETE FROM sessions WHERE account_id = ? AND hash IS NOT ?').run(accountId, keepHash).changes)
+    return Number(this.#sql.get('DELETE FROM sessions WHERE account_id = ? AND hash IS NOT ?').run(accountId, keepHash).changes)
   }
 
   /** Raw rows, for tests that search the store for secrets. */
   dump(): string {
     const tables = ['accounts', 'sessions', 'email_tokens', 'recovery_codes']
-    return JSON.stringify(Object.fromEntries(tables.map((t) => [t, this.#db.prepare(`SELECT * FROM ${t}`).all()])))
+    return JSON.stringify(Object.fromEntries(tables.map((t) => [t, this.#sql.get(`SELECT * FROM ${t}`).all()])))
   }
 }

@@ -4,6 +4,7 @@
 // (write-ahead: a create interrupted by a crash is finished with the same idempotency key, never doubled).
 // Also the gateway's own identity (its DID is the audience of every API key).
 import type { DatabaseSync } from 'node:sqlite'
+import { Statements } from './statements.ts'
 
 export interface WalletRow { accountId: string; did: string; sealedSeed: string; createdAt: number }
 
@@ -33,9 +34,11 @@ const owned = (r: Row): OwnedCreate => ({ accountId: String(r.account_id), key: 
 
 export class TenantStore {
   readonly #db: DatabaseSync
+  readonly #sql: Statements
 
   constructor(db: DatabaseSync) {
     this.#db = db
+    this.#sql = new Statements(db)
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS gateway_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS wallets (
@@ -50,81 +53,81 @@ export class TenantStore {
   }
 
   meta(key: string): string | undefined {
-    const r = this.#db.prepare('SELECT value FROM gateway_meta WHERE key = ?').get(key) as Row | undefined
+    const r = this.#sql.get('SELECT value FROM gateway_meta WHERE key = ?').get(key) as Row | undefined
     return r ? String(r.value) : undefined
   }
 
   /** Sets `key` once; the value already there wins (two processes starting at once agree). */
   setMetaOnce(key: string, value: string): string {
-    this.#db.prepare('INSERT INTO gateway_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING').run(key, value)
+    this.#sql.get('INSERT INTO gateway_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO NOTHING').run(key, value)
     return this.meta(key)!
   }
 
   wallet(accountId: string): WalletRow | undefined {
-    const r = this.#db.prepare('SELECT * FROM wallets WHERE account_id = ?').get(accountId) as Row | undefined
+    const r = this.#sql.get('SELECT * FROM wallets WHERE account_id = ?').get(accountId) as Row | undefined
     return r ? { accountId: String(r.account_id), did: String(r.did), sealedSeed: String(r.sealed_seed), createdAt: Number(r.created_at) } : undefined
   }
 
   walletByDid(did: string): WalletRow | undefined {
-    const r = this.#db.prepare('SELECT * FROM wallets WHERE did = ?').get(did) as Row | undefined
+    const r = this.#sql.get('SELECT * FROM wallets WHERE did = ?').get(did) as Row | undefined
     return r ? { accountId: String(r.account_id), did: String(r.did), sealedSeed: String(r.sealed_seed), createdAt: Number(r.created_at) } : undefined
   }
 
   /** Adds the account's wallet unless it has one; the stored one either way. */
   addWallet(w: WalletRow): WalletRow {
-    this.#db.prepare('INSERT INTO wallets (account_id, did, sealed_seed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(account_id) DO NOTHING').run(w.accountId, w.did, w.sealedSeed, w.createdAt)
+    this.#sql.get('INSERT INTO wallets (account_id, did, sealed_seed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(account_id) DO NOTHING').run(w.accountId, w.did, w.sealedSeed, w.createdAt)
     return this.wallet(w.accountId)!
   }
 
   addApiKey(k: ApiKeyRow): void {
-    this.#db.prepare('INSERT INTO api_keys (hash, id, account_id, name, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.#sql.get('INSERT INTO api_keys (hash, id, account_id, name, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(k.hash, k.id, k.accountId, k.name, JSON.stringify(k.scopes), k.createdAt, k.expiresAt)
   }
 
   apiKeyByHash(hash: string): ApiKeyRow | undefined {
-    const r = this.#db.prepare('SELECT * FROM api_keys WHERE hash = ?').get(hash) as Row | undefined
+    const r = this.#sql.get('SELECT * FROM api_keys WHERE hash = ?').get(hash) as Row | undefined
     return r ? apiKey(r) : undefined
   }
 
   apiKeysOf(accountId: string): ApiKeyRow[] {
-    return (this.#db.prepare('SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, id').all(accountId) as Row[]).map(apiKey)
+    return (this.#sql.get('SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, id').all(accountId) as Row[]).map(apiKey)
   }
 
   /** Revokes one key of `accountId` by its public id; false when it is not that account's (or already revoked). */
   revokeApiKey(accountId: string, id: string, now: number): boolean {
-    return this.#db.prepare('UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ? AND revoked_at IS NULL').run(now, accountId, id).changes === 1
+    return this.#sql.get('UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ? AND revoked_at IS NULL').run(now, accountId, id).changes === 1
   }
 
   touchApiKey(hash: string, now: number): void {
-    this.#db.prepare('UPDATE api_keys SET last_used_at = ? WHERE hash = ?').run(now, hash)
+    this.#sql.get('UPDATE api_keys SET last_used_at = ? WHERE hash = ?').run(now, hash)
   }
 
   /** Records the intent to create (account, key) unless recorded; the record either way. */
   recordCreate(accountId: string, key: string, workload: string, now: number): OwnedCreate {
-    this.#db.prepare('INSERT INTO owned_deployments (account_id, idem_key, workload, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(account_id, idem_key) DO NOTHING').run(accountId, key, workload, now)
-    return owned(this.#db.prepare('SELECT * FROM owned_deployments WHERE account_id = ? AND idem_key = ?').get(accountId, key) as Row)
+    this.#sql.get('INSERT INTO owned_deployments (account_id, idem_key, workload, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(account_id, idem_key) DO NOTHING').run(accountId, key, workload, now)
+    return owned(this.#sql.get('SELECT * FROM owned_deployments WHERE account_id = ? AND idem_key = ?').get(accountId, key) as Row)
   }
 
   settleCreate(accountId: string, key: string, deploymentId: string): void {
-    this.#db.prepare('UPDATE owned_deployments SET deployment_id = ? WHERE account_id = ? AND idem_key = ?').run(deploymentId, accountId, key)
+    this.#sql.get('UPDATE owned_deployments SET deployment_id = ? WHERE account_id = ? AND idem_key = ?').run(deploymentId, accountId, key)
   }
 
   /** Creates recorded but not answered yet (a crash between the record and the node's answer). */
   unsettledCreates(): OwnedCreate[] {
-    return (this.#db.prepare('SELECT * FROM owned_deployments WHERE deployment_id IS NULL ORDER BY created_at').all() as Row[]).map(owned)
+    return (this.#sql.get('SELECT * FROM owned_deployments WHERE deployment_id IS NULL ORDER BY created_at').all() as Row[]).map(owned)
   }
 
   /** True when `deploymentId` is one of `accountId`'s. */
   owns(accountId: string, deploymentId: string): boolean {
-    return this.#db.prepare('SELECT 1 FROM owned_deployments WHERE account_id = ? AND deployment_id = ?').get(accountId, deploymentId) !== undefined
+    return this.#sql.get('SELECT 1 FROM owned_deployments WHERE account_id = ? AND deployment_id = ?').get(accountId, deploymentId) !== undefined
   }
 
   deploymentsOf(accountId: string): string[] {
-    return (this.#db.prepare('SELECT deployment_id FROM owned_deployments WHERE account_id = ? AND deployment_id IS NOT NULL ORDER BY created_at').all(accountId) as Row[]).map((r) => String(r.deployment_id))
+    return (this.#sql.get('SELECT deployment_id FROM owned_deployments WHERE account_id = ? AND deployment_id IS NOT NULL ORDER BY created_at').all(accountId) as Row[]).map((r) => String(r.deployment_id))
   }
 
   dump(): string {
     const tables = ['gateway_meta', 'wallets', 'api_keys', 'owned_deployments']
-    return JSON.stringify(Object.fromEntries(tables.map((t) => [t, this.#db.prepare(`SELECT * FROM ${t}`).all()])))
+    return JSON.stringify(Object.fromEntries(tables.map((t) => [t, this.#sql.get(`SELECT * FROM ${t}`).all()])))
   }
 }
