@@ -338,7 +338,14 @@ export class AllocationManager {
         if (previous) await executor.remove(previous)
         const handle = await executor.prepare(spec)
         this.#update(record.id, { handle }) // known before start: re-attach can find and judge it
-        await executor.start(handle)
+        try {
+          await executor.start(handle)
+        } catch (err) {
+          // a failed start's instance can never run: removed now, so the next attempt (a restart) starts
+          // clean and fails, if it does, for its own reason
+          await executor.remove(handle).catch(() => undefined)
+          throw err
+        }
         return handle
       },
       wait: (h) => executor.wait(h),

@@ -130,6 +130,24 @@ t.test('a failing service restarts with backoff up to its limit, then stays ende
   t.equal(backoffs, 2, 'each restart went through backoff')
 })
 
+t.test('a start that fails is cleaned up: each restart fails for its own reason, never for the instance the failed start left', async (t) => {
+  const { ActorExecutor } = await import('../executor/actor/actor-executor.ts')
+  const bundle = join(fixtures, 'broken-actor.mjs')
+  writeFileSync(bundle, "throw new Error('broken on purpose')\n")
+  const n = await node(t, { actor: new ActorExecutor({}) })
+  const rec = await n.manager.create({
+    runtime: { kind: 'actor', bundle },
+    resources: { cpu: 0.1, memoryBytes: 96 * MiB },
+    restart: { policy: 'on-failure', maxRestarts: 2, backoffMs: 50, maxBackoffMs: 100 },
+  })
+  const end = await n.manager.waitFor(rec.id, (s) => s === 'exited' || s === 'failed')
+  const reasons = n.changes.filter((c) => c.id === rec.id && c.reason).map((c) => c.reason!)
+  t.ok(reasons.length > 0, `reasons recorded: ${JSON.stringify([...new Set(reasons)])}`)
+  t.notOk(reasons.some((r) => /already has an actor instance/.test(r)), 'no restart refused for a leftover instance')
+  t.equal(end.restarts, 2, 'restarted up to its limit')
+  t.equal(end.reason, reasons[0], 'the last failure is the same as the first: the bundle\'s own error')
+})
+
 t.test('requests are checked: beyond the share, duplicate ids, unknown kinds, bad ids', async (t) => {
   const n = await node(t, { wasm: new WasmExecutor() })
   await t.rejects(n.manager.create({ runtime: { kind: 'wasm', module: wasm('exit-zero') }, resources: { cpu: 3, memoryBytes: MiB } }), InsufficientCapacityError)
