@@ -1,6 +1,6 @@
 // Where the CLI's deployment commands go (spec/cli.md "Against a gateway"): after `noir login --gateway URL`
 // the login is kept in NOIR_HOME/gateway-login.json (0600: the gateway URL, the certificate to trust, and a
-// session token or an API key) and `noir deploy`, `ps`, `status`, `logs` and `stop` talk to that gateway
+// session token or an API key) and `noir deploy`, `ps`, `status`, `logs`, `stop` and `usage` talk to that gateway
 // through the client SDK; without it (or after `noir logout`) they talk to the local daemon as before.
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
@@ -61,6 +61,8 @@ export interface DeploymentsTarget {
   status(id: string): Promise<DeploymentView>
   stop(id: string): Promise<DeploymentView>
   logs(id: string, o: { replica: number; follow: boolean; signal: AbortSignal }): AsyncIterable<LogDoc>
+  /** The deployment's signed usage records and totals (spec/ledger.md "Metering"). */
+  usage(id: string): Promise<unknown>
 }
 
 export function deploymentsTarget(home: string): DeploymentsTarget {
@@ -74,6 +76,7 @@ export function deploymentsTarget(home: string): DeploymentsTarget {
       status: async (id) => (await c.status(id)) as unknown as DeploymentView,
       stop: async (id) => (await c.stop(id)) as unknown as DeploymentView,
       logs: (id, o) => c.logs(id, o),
+      usage: (id) => c.usage(id),
     }
   }
   const api = () => ApiClient.forHome(home)
@@ -85,5 +88,6 @@ export function deploymentsTarget(home: string): DeploymentsTarget {
     status: (id) => api().get<DeploymentView>(path(id)),
     stop: (id) => api().post<DeploymentView>(`${path(id)}/stop`),
     logs: (id, o) => api().stream<LogDoc>(`${path(id)}/logs?${new URLSearchParams({ replica: String(o.replica), follow: o.follow ? '1' : '0' })}`, { signal: o.signal }),
+    usage: (id) => api().get(`${path(id)}/usage`),
   }
 }

@@ -1,7 +1,8 @@
-// `noir usage DEPLOYMENT [--json]`: the usage records of a deployment this node orchestrates, each signed by
+// `noir usage DEPLOYMENT [--json]`: the usage records of a deployment this node orchestrates (or, after
+// `noir login`, one of the account's at the gateway), each signed by
 // the provider and answered by this node (countersigned, or disputed with the amount it accepts), and what
 // was paid for them (spec/ledger.md "Metering", spec/cli.md).
-import { ApiClient } from '../api-client.ts'
+import { deploymentsTarget } from '../gateway-login.ts'
 import { parseCommandArgs, printJson, printLine, type Command } from '../command.ts'
 
 interface UsageDoc {
@@ -31,7 +32,7 @@ accepted (countersigned) or disputed (with the reason and the amount accepted).
 status, settled, note, updatedAt, record: { body, providerSig, answer?, consumerSig? } }] }.`,
   async run(ctx, argv) {
     const { positionals } = parseCommandArgs(argv, {}, { min: 1, max: 1, usage: 'usage: noir usage DEPLOYMENT [--json]' })
-    const r = await ApiClient.forHome(ctx.home).get<UsageDoc>(`/v1/deployments/${encodeURIComponent(positionals[0]!)}/usage`)
+    const r = (await deploymentsTarget(ctx.home).usage(positionals[0]!)) as UsageDoc
     if (ctx.json) return printJson(ctx, r)
     if (r.records.length === 0) return printLine(ctx, `no usage records for ${r.deployment} yet`)
     for (const u of r.records) {
