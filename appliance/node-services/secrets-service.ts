@@ -125,12 +125,16 @@ export class SecretsService implements NodeService, ProviderSecrets {
     ]
   }
 
-  /** Asks the node of every running replica of the deployment to start it again; who did, who did not. */
+  /**
+   * Asks the node of every running replica of a service to start it again, all at once; who did, who did not.
+   * A job's runs are not restarted (that would throw their work away): each later run fetches anew.
+   */
   async #restartDeployment(id: string): Promise<{ restarted: string[]; failed: { contractId: string; error: string }[] }> {
     const ctx = this.#need()
     const view = this.#orchestration().orchestrator!.status(id)
     const restarted: string[] = []
     const failed: { contractId: string; error: string }[] = []
+    if (view.kind === 'job') return { restarted, failed: view.replicas.filter((r) => r.contractId !== null && r.state === 'running').map((r) => ({ contractId: r.contractId!, error: 'a job run is not restarted: its next run gets the new value' })) }
     await Promise.all(view.replicas.filter((r) => r.contractId !== null && r.node !== null && r.state === 'running').map(async (r) => {
       try {
         const a = await ctx.system.refFor(`${r.node}/${SECRETS_ACTOR}`).ask<{ restarted: boolean }>(SecretsBehavior.restart, { contractId: r.contractId }, { timeoutMs: 15_000 })

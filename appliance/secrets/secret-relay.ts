@@ -22,6 +22,11 @@ export interface SecretRelayInit {
   own: Record<string, string>
   /** How long a broker has to answer (default 20 s). */
   brokerTimeoutMs?: number
+  /**
+   * How long a fetch the node's own config cannot answer waits for a broker to follow (default 5 s): the
+   * gateway reconnecting after this node restarted, not a failure.
+   */
+  brokerWaitMs?: number
 }
 
 const LIVE: StoredContract['status'][] = ['reserved', 'active']
@@ -37,6 +42,7 @@ export class SecretRelay {
   readonly #o: SecretRelayInit
   readonly #pending = new Map<string, { request: SecretRequest; resolve: (a: SecretAnswer) => void; sent: boolean }>()
   readonly #brokers = new Set<() => void>()
+  readonly #awaitingBroker = new Set<() => void>()
 
   constructor(o: SecretRelayInit) {
     this.#o = o
@@ -53,6 +59,7 @@ export class SecretRelay {
     const extra = f.names.find((n) => !named.has(n))
     if (extra !== undefined) throw new SecretRefusedError(`the workload of contract ${f.contractId} does not name secret ${extra}`)
     const request: SecretRequest = { id: `sr_${randomBytes(9).toString('base64url')}`, deploymentId: t.deploymentId, contractId: f.contractId, provider, names: f.names }
+    if (this.#brokers.size === 0 && f.names.some((n) => typeof this.#o.own[n] !== 'string')) await this.#brokerFollows(this.#o.brokerWaitMs ?? 5000)
     const a = this.#brokers.size > 0 ? await this.#ask(request) : ({ unknown: true } as const)
     if ('secrets' in a) {
       const missing = f.names.find((n) => !a.secrets.some((s) => s.name === n))
@@ -74,6 +81,7 @@ export class SecretRelay {
     let wake: (() => void) | undefined
     const poke = (): void => wake?.()
     this.#brokers.add(poke)
+    for (const w of this.#awaitingBroker) w()
     signal.addEventListener('abort', poke, { once: true })
     try {
       while (!signal.aborted) {
@@ -104,6 +112,20 @@ export class SecretRelay {
 
   get brokers(): number {
     return this.#brokers.size
+  }
+
+  /** Resolves when a broker follows, or after `ms`. */
+  #brokerFollows(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.#awaitingBroker.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      timer.unref()
+      this.#awaitingBroker.add(done)
+    })
   }
 
   #ask(request: SecretRequest): Promise<SecretAnswer> {

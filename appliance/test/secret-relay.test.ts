@@ -30,6 +30,7 @@ const relay = (own: Record<string, string> = { DB_PASSWORD: 'pw-one', OTHER: 'no
   contract: async (id) => contracts.get(id),
   workloadOf: (id) => (id === 'd1' ? workload : undefined),
   own,
+  brokerWaitMs: 300,
   ...(brokerTimeoutMs ? { brokerTimeoutMs } : {}),
 })
 
@@ -53,7 +54,22 @@ t.test('everyone else is refused with SecretRefusedError, one answer for each ca
   await t.rejects(rl.answer({ contractId: 'c1', names: ['OTHER'] }, provider.did), SecretRefusedError, 'a secret its workload does not name')
   await t.rejects(rl.answer({ contractId: 'c1', names: [] }, provider.did), InvalidRequestError, 'no names')
   await t.rejects(rl.answer({ contractId: '../x', names: ['DB_PASSWORD'] }, provider.did), InvalidRequestError, 'a malformed id')
-  await t.rejects(relay({}).answer({ contractId: 'c1', names: ['DB_PASSWORD'] }, provider.did), SecretUnavailableError, 'no value anywhere')
+  const alive = setTimeout(() => undefined, 5000)
+  await t.rejects(relay({}).answer({ contractId: 'c1', names: ['DB_PASSWORD'] }, provider.did), SecretUnavailableError, 'no value anywhere (after waiting for a broker)')
+  clearTimeout(alive)
+})
+
+t.test('a fetch the node cannot answer itself waits for a broker that is reconnecting', async (t) => {
+  const rl = new SecretRelay({ contract: async (id) => contracts.get(id), workloadOf: () => workload, own: {}, brokerWaitMs: 10_000 })
+  const abort = new AbortController()
+  const asked = rl.answer({ contractId: 'c1', names: ['DB_PASSWORD'] }, provider.did)
+  await new Promise((r) => setTimeout(r, 100))
+  const broker = (async () => {
+    for await (const req of rl.follow(abort.signal)) rl.settle(req.id, { secrets: [{ name: 'DB_PASSWORD', version: 3, box: 'nsb1.late' }] })
+  })()
+  t.same((await asked).secrets, [{ name: 'DB_PASSWORD', version: 3, box: 'nsb1.late' }], 'answered by the broker that came')
+  abort.abort()
+  await broker
 })
 
 t.test('a following broker answers; the relay passes its boxes on and never needs a value', async (t) => {
