@@ -13,20 +13,23 @@ import { NodeKey } from '../../identity/keys.ts'
 import { Allocator } from '../allocator/allocator.ts'
 import { AllocationManager } from '../allocation/allocation-manager.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
+import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
+import { wasmFixture } from './wasm-fixtures.ts'
+import { writeFileSync } from 'node:fs'
 import { parseShare } from '../share/share.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 
 const MiB = 1024 * 1024
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex')
 
-async function node(t: Test, ex: DockerExecutor, home: string, key: NodeKey) {
+async function node(t: Test, ex: DockerExecutor | WasmExecutor, home: string, key: NodeKey) {
   const db = new Level<string, unknown>(join(home, 'data'), { valueEncoding: 'json' })
   await db.open()
   const system = new ActorSystem({ key })
   await system.start()
   const allocator = new Allocator({ store: new LevelKvStore(db.sublevel<string, unknown>('svc:allocator', { valueEncoding: 'json' })), share: parseShare('cpu=2,memory=512MiB,disk=1GiB,gpu=0'), portRange: [42100, 42199] })
   await allocator.open()
-  const manager = new AllocationManager({ system, executors: { docker: ex }, allocator, store: new LevelKvStore(db.sublevel<string, unknown>('svc:allocations', { valueEncoding: 'json' })), stateRoot: join(home, 'allocations') })
+  const manager = new AllocationManager({ system, executors: ex instanceof WasmExecutor ? { wasm: ex } : { docker: ex }, allocator, store: new LevelKvStore(db.sublevel<string, unknown>('svc:allocations', { valueEncoding: 'json' })), stateRoot: join(home, 'allocations') })
   await manager.start()
   let closed = false
   const close = async (): Promise<void> => {
@@ -103,4 +106,22 @@ t.test('docker: a secret env reaches the container at each launch and never the 
   t.equal(ended.state, 'failed', 'a launch without its secrets fails instead of starting without them')
   t.match(ended.reason, /InvalidAllocationError: .*its secrets are delivered at start/)
   await again.manager.remove(rec.id)
+})
+
+t.test('wasm: the secret env reaches the module (which prints its environment) and not the record', async (t) => {
+  const ex = new WasmExecutor()
+  t.teardown(() => ex.close())
+  const home = mkdtempSync(join(tmpdir(), 'noir-alloc-secrets-wasm-'))
+  t.teardown(() => rmSync(home, { recursive: true, force: true }))
+  const module = join(home, 'env.wasm')
+  writeFileSync(module, wasmFixture('env'))
+  const n = await node(t, ex, home, NodeKey.generate())
+  const value = `wasm-${randomBytes(12).toString('hex')}`
+  const rec = await n.manager.create({ runtime: { kind: 'wasm', module }, resources: { cpu: 0.1, memoryBytes: 16 * MiB }, env: { PLAIN: 'visible' }, secretEnv: async () => ({ S: value }) })
+  t.same(rec.spec.env, { PLAIN: 'visible' })
+  const end = await n.manager.waitFor(rec.id, (s) => s === 'exited' || s === 'failed')
+  t.equal(end.state, 'exited')
+  t.match(await logText(n.manager, rec.id), value, 'the module saw the value (this fixture prints its environment)')
+  t.notOk(JSON.stringify(n.manager.get(rec.id)).includes(value), 'the record does not hold it')
+  await n.manager.remove(rec.id)
 })
