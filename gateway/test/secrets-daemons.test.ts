@@ -23,6 +23,7 @@ const IMAGE = 'noir/busybox:latest'
 const PASSWORD = 'correct horse battery staple'
 const sha = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex')
 const MARKER = `plain-marker-${randomBytes(9).toString('hex')}`
+const OWN = `owner-${randomBytes(9).toString('hex')}`
 const service = (name: string, secret = 'DB_PASSWORD') => ({
   apiVersion: 'noir/v1', kind: 'service', name,
   env: { PLAIN_MARKER: MARKER },
@@ -49,7 +50,8 @@ function filesUnder(dir: string): string[] {
 
 t.test('a secret reaches only the container that names it, sealed to its node, and shows up nowhere else', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
-  const { nodes } = await startConnectedMesh(t, 3, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600 } })
+  // the nodes' own secrets (for deployments their owner makes without a gateway)
+  const { nodes } = await startConnectedMesh(t, 3, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600, secrets: { OWNERS_TOKEN: OWN } } })
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-secrets-'))
   const gw = openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home })
@@ -148,6 +150,17 @@ t.test('a secret reaches only the container that names it, sealed to its node, a
   t.same((await call('GET', '/v1/secrets', { cookie: ada })).json.secrets, [])
   t.equal((await call('POST', `/v1/workloads/${id}/stop`, { key: adaDeploy })).status, 200)
 
+  // ---- a node owner deploying without the gateway: the orchestrating node seals its own config's value ----
+  const own = await orchestrator.api.post<{ id: string }>('/v1/deployments', { workload: { ...service('owners', 'OWNERS_TOKEN'), env: {} } })
+  const ownLogs = async (): Promise<string> => {
+    let text = ''
+    for await (const l of orchestrator.api.stream<{ line?: string }>(`/v1/deployments/${own.id}/logs?replica=0`)) text += `${l.line ?? ''}\n`
+    return text
+  }
+  await eventually(async () => (await ownLogs()).includes(`pw ${sha(OWN)}`), 60_000, 300)
+  t.pass('a deployment of the node\'s owner gets the value from the orchestrating node\'s config, sealed to its provider')
+  await orchestrator.api.post(`/v1/deployments/${own.id}/stop`)
+
   // ---- the values are nowhere in clear: stores, logs, events, answers ----
   const places: [string, string][] = []
   for (const n of nodes) {
@@ -163,6 +176,8 @@ t.test('a secret reaches only the container that names it, sealed to its node, a
     const found = places.filter(([, text]) => text.includes(v)).map(([p]) => p)
     t.same(found, [], `${v.slice(0, 2)} is in none of them`)
   }
+  const ownFound = places.filter(([, text]) => text.includes(OWN)).map(([p]) => p)
+  t.ok(ownFound.length > 0 && ownFound.every((p) => p.endsWith('/config.json')), `the owner's value is only in the owners' config files (${ownFound.length})`)
   // the search finds what is there: the hash the workload printed, and a plain env value in the stores
   t.ok(answers.join('\n').includes(sha(V1)), 'the hash of V1, printed by the workload, is found in the answers')
   t.ok(places.some(([p, text]) => p.startsWith(nodes.find((n) => n.did === replica.node)!.home) && text.includes(MARKER)), 'a plain env value of the workload is found in the provider\'s store')
