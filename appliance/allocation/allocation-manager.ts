@@ -45,11 +45,14 @@ export interface AllocationRequest {
   reservationId?: string
   labels?: Record<string, string>
   /**
-   * Secret values for the environment (spec/secrets.md): asked at each launch, the first and every restart,
-   * and handed to the executor only; never in the record, the state folder or a log.
+   * The secrets (spec/secrets.md): environment variables and files, asked at each launch, the first and every
+   * restart, and handed to the executor only; never in the record, the state folder or a log.
    */
-  secretEnv?: () => Promise<Record<string, string>>
+  secrets?: () => Promise<SecretDelivery>
 }
+
+/** Secret values by target: environment variable -> value, container path -> value. */
+export interface SecretDelivery { env: Record<string, string>; files: Record<string, string> }
 
 export interface AllocationRecord {
   id: string
@@ -68,8 +71,8 @@ export interface AllocationRecord {
   createdAt: number
   updatedAt: number
   startedAt: number | null
-  /** Its environment has secrets, delivered at each launch by `secretEnv` (held in this process only). */
-  secretEnv?: true
+  /** It has secrets, delivered at each launch by `secrets` (held in this process only). */
+  secrets?: true
 }
 
 export interface AllocationView extends AllocationRecord {
@@ -129,8 +132,8 @@ export class AllocationManager {
   readonly #usage = new Map<string, UsageStats>()
   readonly #waiters = new Map<string, Set<() => void>>()
   readonly #listeners = new Set<(r: AllocationRecord) => void>()
-  /** Where each allocation's secret environment comes from (memory only: a restarted daemon has none). */
-  readonly #secretEnv = new Map<string, () => Promise<Record<string, string>>>()
+  /** Where each allocation's secrets come from (memory only: a restarted daemon has none). */
+  readonly #secrets = new Map<string, () => Promise<SecretDelivery>>()
   #writes: Promise<unknown> = Promise.resolve()
   #statsTimer: NodeJS.Timeout | undefined
   #stopped = false
@@ -229,9 +232,9 @@ export class AllocationManager {
       createdAt: now,
       updatedAt: now,
       startedAt: null,
-      ...(req.secretEnv ? { secretEnv: true as const } : {}),
+      ...(req.secrets ? { secrets: true as const } : {}),
     }
-    if (req.secretEnv) this.#secretEnv.set(id, req.secretEnv)
+    if (req.secrets) this.#secrets.set(id, req.secrets)
     this.#records.set(id, record)
     await this.#persist(record) // the record exists before anything is created: a crash leaves no orphan unaccounted
     this.#spawnActor(record, { type: 'START' })
@@ -279,7 +282,7 @@ export class AllocationManager {
     await this.#allocator.release(r.reservationId)
     if (r.portsReservationId) await this.#allocator.release(r.portsReservationId)
     this.#records.delete(id)
-    this.#secretEnv.delete(id)
+    this.#secrets.delete(id)
     this.#usage.delete(id)
     await this.#enqueue(() => this.#stored.del(id))
     rmSync(join(this.#stateRoot, id), { recursive: true, force: true })
@@ -404,12 +407,13 @@ export class AllocationManager {
     ref.tell(first.type === 'START' ? ALLOC_START : ALLOC_ATTACH, first.type === 'ATTACH' ? { handle: first.handle } : {})
   }
 
-  /** The spec with its secret environment added (a copy, for the executor only). */
+  /** The spec with its secrets added (a copy, for the executor only). */
   async #withSecrets(record: AllocationRecord, spec: ExecSpec): Promise<ExecSpec> {
-    if (!record.secretEnv) return spec
-    const source = this.#secretEnv.get(record.id)
+    if (!record.secrets) return spec
+    const source = this.#secrets.get(record.id)
     if (!source) throw new InvalidAllocationError('its secrets are delivered at start by its orchestrator and this process holds none for it (the daemon restarted): it is placed again')
-    return { ...spec, env: { ...spec.env, ...(await source()) } }
+    const d = await source()
+    return { ...spec, env: { ...spec.env, ...d.env }, ...(Object.keys(d.files).length > 0 ? { secretFiles: d.files } : {}) }
   }
 
   #fromSnapshot(id: string, state: AllocationState, ctx: AllocationContext): void {

@@ -9,7 +9,7 @@ import { GRACE_MS, LABEL_GRACE } from '../watchdog/lease.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
 import type { Capacity } from '../../actors/placement/offer.ts'
 import { ARTIFACT_DIGEST, workloadArtifacts, type RuntimeType, type Workload } from '../../actors/workload/workload.ts'
-import type { AllocationRecord } from '../allocation/allocation-manager.ts'
+import type { AllocationRecord, SecretDelivery } from '../allocation/allocation-manager.ts'
 import { finalStates } from '../allocation/allocation-machine.ts'
 import type { ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
 import { AllocationNotFoundError, InvalidAllocationError } from '../errors.ts'
@@ -184,7 +184,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   async #start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }> {
     const w = o.workload
     const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
-    const secretEnv = await this.#secretEnv(o)
+    const secrets = await this.#secretDelivery(o)
     const id = allocationIdFor(o.contractId)
     const service = w.kind === 'service' ? w.service! : undefined
     const rec = await this.#parts.allocations.create({
@@ -199,7 +199,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       reservationId: o.reservationId,
       // The grace tells the node's watchdog how long this replica may outlive its daemon (appliance/watchdog).
       labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot, [LABEL_GRACE]: String(GRACE_MS[w.lane]) },
-      ...(secretEnv ? { secretEnv } : {}),
+      ...(secrets ? { secrets } : {}),
     })
     if (o.consumer) this.#runs.set(rec.id, { contractId: o.contractId, consumer: o.consumer, workload: w, startedAt: Date.now() })
     const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
@@ -209,26 +209,32 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   }
 
   /**
-   * The secret environment of a start (spec/secrets.md): fetched now from the contract's orchestrator, so a
+   * The secrets of a start, by target (spec/secrets.md): fetched now from the contract's orchestrator, so a
    * refusal fails the start with its typed error, and again at every later launch (a restart in place, a
    * rotation). Values live in memory only: never in the allocation record, its state folder or a log.
    */
-  async #secretEnv(o: { contractId: string; slot: string; workload: Workload; consumer?: string }): Promise<(() => Promise<Record<string, string>>) | undefined> {
+  async #secretDelivery(o: { contractId: string; slot: string; workload: Workload; consumer?: string }): Promise<(() => Promise<SecretDelivery>) | undefined> {
     const w = o.workload
     if (w.secrets.length === 0) return undefined
     if (w.runtime.type === 'microvm') throw new InvalidAllocationError('secrets reach container, wasm and actor workloads only (a microvm\'s environment is written into its boot image)')
+    if (w.runtime.type !== 'container' && w.secrets.some((s) => s.file !== undefined)) throw new InvalidAllocationError('a secret file is for a container runtime only')
     const source = this.#secrets()
     if (!source || o.consumer === undefined) throw new InvalidAllocationError('this node has no secrets service: it cannot run a workload that names secrets')
     const ask = { contractId: o.contractId, consumer: o.consumer, deploymentId: o.slot.slice(0, o.slot.lastIndexOf('/')), names: w.secrets.map((s) => s.name) }
-    const fetchEnv = async (): Promise<Record<string, string>> => {
+    const fetchEnv = async (): Promise<SecretDelivery> => {
       const values = await source.fetch(ask)
-      return Object.fromEntries(w.secrets.map((s) => [s.env, values[s.name]!]))
+      const d: SecretDelivery = { env: {}, files: {} }
+      for (const s of w.secrets) {
+        if (s.env !== undefined) d.env[s.env] = values[s.name]!
+        else if (s.file !== undefined) d.files[s.file] = values[s.name]!
+      }
+      return d
     }
-    let first: Record<string, string> | undefined = await fetchEnv()
+    let first: SecretDelivery | undefined = await fetchEnv()
     return async () => {
-      const env = first ?? (await fetchEnv())
+      const d = first ?? (await fetchEnv())
       first = undefined
-      return env
+      return d
     }
   }
 

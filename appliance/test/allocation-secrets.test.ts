@@ -1,10 +1,12 @@
-// Allocations with a secret environment (spec/appliance.md, spec/secrets.md) on a real ActorSystem, level
-// store and Docker: the secret reaches the container but never the allocation's record; it is asked again at
-// each launch; RESTART relaunches in place without using the restart policy's budget; after a daemon restart
-// (no source in memory) a launch fails instead of starting without its secrets.
+// Allocations with secrets (spec/appliance.md, spec/secrets.md) on a real ActorSystem, level store and Docker:
+// a secret reaches the container (as a variable, and as a file on a tmpfs that Docker's own store never holds)
+// but never the allocation's record; it is asked again at each launch; RESTART relaunches in place without
+// using the restart policy's budget; after a daemon restart (no source in memory) a launch fails instead of
+// starting without its secrets.
 import t, { type Test } from 'tap'
 import { createHash, randomBytes, randomUUID } from 'node:crypto'
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
@@ -13,6 +15,7 @@ import { NodeKey } from '../../identity/keys.ts'
 import { Allocator } from '../allocator/allocator.ts'
 import { AllocationManager } from '../allocation/allocation-manager.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
+import { secretFilesDir } from '../executor/docker/secret-files.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { wasmFixture } from './wasm-fixtures.ts'
 import { writeFileSync } from 'node:fs'
@@ -57,7 +60,7 @@ async function until(fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
   }
 }
 
-t.test('docker: a secret env reaches the container at each launch and never the record; RESTART relaunches in place', async (t) => {
+t.test('docker: secrets reach the container at each launch and never the record; files stay off Docker\'s store; RESTART relaunches in place', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage('noir/busybox:latest'))) return
   const ex = new DockerExecutor({ nodeId: `alloc-secret-${randomUUID().slice(0, 8)}` })
   t.teardown(async () => {
@@ -68,20 +71,26 @@ t.test('docker: a secret env reaches the container at each launch and never the 
   const key = NodeKey.generate()
   const n = await node(t, ex, home, key)
   const values = [`one-${randomBytes(12).toString('hex')}`, `two-${randomBytes(12).toString('hex')}`]
+  const fileValue = `file-${randomBytes(12).toString('hex')}`
   let asked = 0
   const rec = await n.manager.create({
-    runtime: { kind: 'docker', image: 'noir/busybox:latest', command: ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do echo "h $(printf %s "$S" | sha256sum | cut -d" " -f1)"; sleep 0.2 & wait $!; done'] },
+    runtime: { kind: 'docker', image: 'noir/busybox:latest', command: ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do echo "h $(printf %s "$S" | sha256sum | cut -d" " -f1) f $(sha256sum < /run/secrets/f | cut -d" " -f1)"; sleep 0.2 & wait $!; done'] },
     resources: { cpu: 0.2, memoryBytes: 32 * MiB },
     env: { PLAIN: 'visible' },
     restart: { policy: 'always', maxRestarts: 0 },
     graceMs: 2000,
-    secretEnv: async () => ({ S: values[Math.min(asked++, values.length - 1)]! }),
+    secrets: async () => ({ env: { S: values[Math.min(asked++, values.length - 1)]! }, files: { '/run/secrets/f': fileValue } }),
   })
-  t.equal(rec.secretEnv, true, 'the record says it has secrets')
+  t.equal(rec.secrets, true, 'the record says it has secrets')
   t.same(rec.spec.env, { PLAIN: 'visible' }, 'its spec holds the plain env only')
   await n.manager.waitFor(rec.id, (s) => s === 'running')
-  await until(async () => (await logText(n.manager, rec.id)).includes(`h ${sha(values[0]!)}`))
+  await until(async () => (await logText(n.manager, rec.id)).includes(`h ${sha(values[0]!)} f ${sha(fileValue)}`))
   t.equal(asked, 1, 'asked once for the first launch')
+  const dir = secretFilesDir(ex.nodeId, rec.id)
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'the host folder of its secret files is root\'s alone')
+  const inspect = spawnSync('docker', ['inspect', n.manager.get(rec.id).handle!.ref], { encoding: 'utf8' }).stdout
+  t.match(inspect, /\/run\/secrets\/f/, 'Docker knows the mount')
+  t.notOk(inspect.includes(fileValue), 'but not the file\'s value')
 
   t.equal(n.manager.restart(rec.id), true)
   await until(async () => (await logText(n.manager, rec.id)).includes(`h ${sha(values[1]!)}`))
@@ -106,6 +115,7 @@ t.test('docker: a secret env reaches the container at each launch and never the 
   t.equal(ended.state, 'failed', 'a launch without its secrets fails instead of starting without them')
   t.match(ended.reason, /InvalidAllocationError: .*its secrets are delivered at start/)
   await again.manager.remove(rec.id)
+  t.notOk(existsSync(dir), 'its secret files are gone with it')
 })
 
 t.test('wasm: the secret env reaches the module (which prints its environment) and not the record', async (t) => {
@@ -117,7 +127,7 @@ t.test('wasm: the secret env reaches the module (which prints its environment) a
   writeFileSync(module, wasmFixture('env'))
   const n = await node(t, ex, home, NodeKey.generate())
   const value = `wasm-${randomBytes(12).toString('hex')}`
-  const rec = await n.manager.create({ runtime: { kind: 'wasm', module }, resources: { cpu: 0.1, memoryBytes: 16 * MiB }, env: { PLAIN: 'visible' }, secretEnv: async () => ({ S: value }) })
+  const rec = await n.manager.create({ runtime: { kind: 'wasm', module }, resources: { cpu: 0.1, memoryBytes: 16 * MiB }, env: { PLAIN: 'visible' }, secrets: async () => ({ env: { S: value }, files: {} }) })
   t.same(rec.spec.env, { PLAIN: 'visible' })
   const end = await n.manager.waitFor(rec.id, (s) => s === 'exited' || s === 'failed')
   t.equal(end.state, 'exited')
