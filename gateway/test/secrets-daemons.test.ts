@@ -1,6 +1,7 @@
 // Secrets through the gateway (spec/secrets.md), against three real node daemons (separate processes, real
-// libp2p, Docker workloads) and a real SMTP server on loopback. An account stores a secret; a container that
-// names it proves it got it by printing its SHA-256 (never the value); the value is then searched for in
+// libp2p, Docker workloads) and a real SMTP server on loopback. An account stores secrets; a container that
+// names them (a variable and a file) proves it got them by printing their SHA-256 (never a value); Docker's
+// store holds the file's mount but not its value; the values are then searched for in
 // every file under every daemon's home, the gateway's folder, every daemon's log and every API answer the
 // test received: it is nowhere. Attacks: another account lists, deletes, overwrites-into and deploys with
 // it; a node that does not run the replica asks the orchestrating node for it (SecretRefusedError); a node
@@ -9,6 +10,7 @@
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
@@ -24,12 +26,12 @@ const PASSWORD = 'correct horse battery staple'
 const sha = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex')
 const MARKER = `plain-marker-${randomBytes(9).toString('hex')}`
 const OWN = `owner-${randomBytes(9).toString('hex')}`
-const service = (name: string, secret = 'DB_PASSWORD') => ({
+const service = (name: string, secret = 'DB_PASSWORD', withFile = true) => ({
   apiVersion: 'noir/v1', kind: 'service', name,
   env: { PLAIN_MARKER: MARKER },
-  runtime: { type: 'container', image: IMAGE, command: ['sh', '-c', 'trap "exit 0" TERM; while true; do echo "pw $(printf %s "$DB_PASSWORD" | sha256sum | cut -d" " -f1)"; sleep 0.3 & wait $!; done'] },
+  runtime: { type: 'container', image: IMAGE, command: ['sh', '-c', `trap "exit 0" TERM; while true; do echo "pw $(printf %s "$DB_PASSWORD" | sha256sum | cut -d" " -f1)${withFile ? ' file $(sha256sum < /run/secrets/api | cut -d" " -f1)' : ''}"; sleep 0.3 & wait $!; done`] },
   resources: { cpu: 0.2, memory: '32Mi' },
-  secrets: [{ name: secret, env: 'DB_PASSWORD' }],
+  secrets: [{ name: secret, env: 'DB_PASSWORD' }, ...(withFile ? [{ name: 'API_KEY', file: '/run/secrets/api' }] : [])],
 })
 
 interface Answer { status: number; json: Record<string, unknown>; text: string }
@@ -89,15 +91,17 @@ t.test('a secret reaches only the container that names it, sealed to its node, a
 
   const V1 = `v1-${randomBytes(18).toString('hex')}`
   const V2 = `v2-${randomBytes(18).toString('hex')}`
+  const FILE = `file-${randomBytes(18).toString('hex')}`
 
   // ---- stored: by a key with the scope only; listed without the value ----
   t.equal((await call('PUT', '/v1/secrets/DB_PASSWORD', { key: adaDeploy, body: { value: V1 } })).json.name, 'ScopeDeniedError', 'a deploy key cannot write secrets')
   const made = await call('PUT', '/v1/secrets/DB_PASSWORD', { key: adaSecrets, body: { value: V1 } })
   t.same([made.status, made.json.name, made.json.version, made.json.created], [201, 'DB_PASSWORD', 1, true], made.text)
+  t.equal((await call('PUT', '/v1/secrets/API_KEY', { key: adaSecrets, body: { value: FILE } })).status, 201)
   t.equal((await call('PUT', '/v1/secrets/bad%20name', { key: adaSecrets, body: { value: 'x' } })).json.name, 'InvalidRequestError', 'names are validated')
   t.equal((await call('PUT', '/v1/secrets/BIG', { key: adaSecrets, body: { value: 'x'.repeat(64 * 1024 + 1) } })).json.name, 'InvalidRequestError', 'values are bounded')
   const listed = await call('GET', '/v1/secrets', { cookie: ada })
-  t.same((listed.json.secrets as { name: string; version: number }[]).map((s) => [s.name, s.version]), [['DB_PASSWORD', 1]])
+  t.same((listed.json.secrets as { name: string; version: number }[]).map((s) => [s.name, s.version]), [['API_KEY', 1], ['DB_PASSWORD', 1]])
 
   // ---- bob, as an attacker: the secret does not exist for him ----
   t.same((await call('GET', '/v1/secrets', { cookie: bob })).json.secrets, [], 'bob lists none')
@@ -125,8 +129,13 @@ t.test('a secret reaches only the container that names it, sealed to its node, a
     answers.push(text)
     return text
   }
-  await eventually(async () => (await logLines()).includes(`pw ${sha(V1)}`), 30_000, 300)
-  t.pass('the container printed the hash of the value it got')
+  await eventually(async () => (await logLines()).includes(`pw ${sha(V1)} file ${sha(FILE)}`), 30_000, 300)
+  t.pass('the container printed the hashes of the values it got (a variable and a file)')
+  const slot = (running.json.replicas as { slot: string }[])[0]!.slot
+  const containers = spawnSync('docker', ['ps', '-q', '--filter', `label=noir.slot=${slot}`], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.trim())
+  t.equal(containers.length, 1)
+  const inspect = spawnSync('docker', ['inspect', ...containers], { encoding: 'utf8' }).stdout
+  t.ok(inspect.includes('/run/secrets/api') && !inspect.includes(FILE), 'Docker\'s own store has the file secret\'s mount, not its value')
 
   // ---- a node that does not run the replica asks for it: refused, typed ----
   const orchestrator = nodes[0]!
@@ -140,18 +149,19 @@ t.test('a secret reaches only the container that names it, sealed to its node, a
   const rotated = await call('PUT', '/v1/secrets/DB_PASSWORD', { key: adaSecrets, body: { value: V2 } })
   t.same([rotated.status, rotated.json.version, rotated.json.created], [200, 2, false], rotated.text)
   t.same(rotated.json.rotated, [{ deploymentId: id, restarted: [replica.contractId], failed: [] }], 'the replica naming it was restarted')
-  await eventually(async () => (await logLines()).includes(`pw ${sha(V2)}`), 30_000, 300)
+  await eventually(async () => (await logLines()).includes(`pw ${sha(V2)} file ${sha(FILE)}`), 30_000, 300)
   t.pass('after the rotation the container has the new value')
   const after = await call('GET', `/v1/workloads/${id}`, { key: adaDeploy })
   t.same([after.json.phase, (after.json.replicas as { contractId: string }[])[0]!.contractId], ['running', replica.contractId], 'restarted in place: the same contract')
 
   // ---- deleted: a later start has nothing to receive ----
   t.equal((await call('DELETE', '/v1/secrets/DB_PASSWORD', { key: adaSecrets })).json.deleted, true)
+  t.equal((await call('DELETE', '/v1/secrets/API_KEY', { key: adaSecrets })).json.deleted, true)
   t.same((await call('GET', '/v1/secrets', { cookie: ada })).json.secrets, [])
   t.equal((await call('POST', `/v1/workloads/${id}/stop`, { key: adaDeploy })).status, 200)
 
   // ---- a node owner deploying without the gateway: the orchestrating node seals its own config's value ----
-  const own = await orchestrator.api.post<{ id: string }>('/v1/deployments', { workload: { ...service('owners', 'OWNERS_TOKEN'), env: {} } })
+  const own = await orchestrator.api.post<{ id: string }>('/v1/deployments', { workload: { ...service('owners', 'OWNERS_TOKEN', false), env: {} } })
   const ownLogs = async (): Promise<string> => {
     let text = ''
     for await (const l of orchestrator.api.stream<{ line?: string }>(`/v1/deployments/${own.id}/logs?replica=0`)) text += `${l.line ?? ''}\n`
@@ -172,7 +182,7 @@ t.test('a secret reaches only the container that names it, sealed to its node, a
   const events = await call('GET', `/v1/workloads/${id}`, { key: adaDeploy })
   places.push(['deployment events', JSON.stringify(events.json)])
   t.ok(places.length > 20, `searched ${places.length} files and logs`)
-  for (const v of [V1, V2]) {
+  for (const v of [V1, V2, FILE]) {
     const found = places.filter(([, text]) => text.includes(v)).map(([p]) => p)
     t.same(found, [], `${v.slice(0, 2)} is in none of them`)
   }
