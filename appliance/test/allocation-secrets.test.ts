@@ -54,7 +54,8 @@ const logText = async (m: AllocationManager, id: string): Promise<string> => {
 
 async function until(fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
   const end = Date.now() + ms
-  while (!(await fn())) {
+  // a container being replaced answers its logs with an error for a moment: that is "not yet"
+  while (!(await fn().catch(() => false))) {
     if (Date.now() > end) throw new Error('condition not met')
     await new Promise((r) => setTimeout(r, 200))
   }
