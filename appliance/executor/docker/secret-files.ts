@@ -1,8 +1,8 @@
 // A container's secret files (spec/secrets.md "Targets"): written on the RAM-backed tmpfs at /dev/shm, never
 // on a disk, in a folder only root may enter, each file bind-mounted read-only at its path in the container;
 // removed with the container. A host without a tmpfs there gets no secret files (refused, never a disk).
-import { chmodSync, mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { chmodSync, mkdirSync, rmdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { InvalidExecSpecError } from '../../errors.ts'
 
 const TMPFS_MAGIC = 0x01021994
@@ -26,7 +26,12 @@ export function writeSecretFiles(dir: string, files: Record<string, string>): st
   }
   if (type !== TMPFS_MAGIC) throw new InvalidExecSpecError('secret files need a tmpfs at /dev/shm on this host (they are never written to a disk)')
   rmSync(dir, { recursive: true, force: true })
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  } catch {
+    // another allocation of this node removed the (then empty) node folder between two steps: once more
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+  }
   chmodSync(SECRET_FILES_ROOT, 0o700)
   const binds: string[] = []
   Object.entries(files).forEach(([path, value], i) => {
@@ -39,6 +44,12 @@ export function writeSecretFiles(dir: string, files: Record<string, string>): st
   return binds
 }
 
+/** Removes the allocation's files, and its node's folder once that holds no other allocation's. */
 export function removeSecretFiles(dir: string): void {
   rmSync(dir, { recursive: true, force: true })
+  try {
+    rmdirSync(dirname(dir))
+  } catch {
+    // other allocations' files are there, or it is gone already
+  }
 }
