@@ -12,7 +12,7 @@ import { ActorSystem, defineActor, registerErrorClass, type ActorDefinition, typ
 import { parseAddress } from '../../identity/address.ts'
 import type { Log } from '../../p2p/log.ts'
 import { DEPLOYMENT_STEPS, deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
-import { finalPhases, type DeploymentContext, type DeploymentView } from '../deployment/model.ts'
+import { finalPhases, type DeploymentContext, type DeploymentView, type MigrationRecord } from '../deployment/model.ts'
 import { upgradeDeploymentSnapshot } from '../deployment/upgrade.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
@@ -58,6 +58,8 @@ export const DeploymentBehavior = {
   resume: '/noir/deployment/resume',
   takenOver: '/noir/deployment/taken-over',
   status: '/noir/deployment/status',
+  /** `noir migrate` (local only): move a slot's replica to another node. */
+  migrate: '/noir/deployment/migrate',
 } as const
 
 export interface OrchestratorPorts extends MarketPorts {
@@ -277,6 +279,7 @@ export class Orchestrator {
         [DeploymentBehavior.resume]: { event: (): DeploymentEvent => ({ type: 'RESUME' }) },
         [DeploymentBehavior.takenOver]: { event: (b: { from: string; by: string; epoch: number; at: number; token?: string }): DeploymentEvent => ({ type: 'TAKEN_OVER', ...b }) },
         [DeploymentBehavior.status]: { reply: (s) => viewOf(s as never) },
+        [DeploymentBehavior.migrate]: { event: (b: { id: string; slot: string; to?: string; why: string; at: number }): DeploymentEvent => ({ type: 'MIGRATE', ...b }) },
       },
     })
   }
@@ -539,6 +542,43 @@ export class Orchestrator {
       throw new errors.HandedOverError(`deployment ${id} is orchestrated by the standby orchestrator ${this.#replicator?.standby ?? '(unknown)'} now: stop it there`)
     }
     return after
+  }
+
+  /**
+   * Moves replica `replica` (default 0) of deployment `id` to another node (`to`: that one), and resolves
+   * once it runs there (spec/migration.md). Typed refusals: DeploymentNotFoundError, ReplicaNotRunningError,
+   * MigrationInProgressError, NoMigrationTargetError (nothing moved), MigrationFailedError (the move started
+   * and did not finish: `data.slot` says where the slot stands).
+   */
+  async migrate(id: string, o: { replica?: number; to?: string; why?: string } = {}): Promise<MigrationRecord> {
+    const v = this.status(id)
+    const index = o.replica ?? 0
+    if (!Number.isSafeInteger(index) || index < 0) throw new errors.ReplicaNotRunningError(`replica must be a whole number from 0 (got ${String(o.replica)})`)
+    if (o.to !== undefined && (typeof o.to !== 'string' || !o.to.startsWith('did:key:'))) throw new InvalidTermsError('to: a node DID (did:key:...)')
+    const rep = v.replicas.find((r) => r.index === index)
+    if (v.phase !== 'running' && v.phase !== 'degraded') throw new errors.ReplicaNotRunningError(`deployment ${id} is ${v.phase}: only a running deployment's replicas move`)
+    if (!rep || rep.state !== 'running') throw new errors.ReplicaNotRunningError(`replica ${index} of ${id} is ${rep ? rep.state : 'not there'}${rep ? '' : ` (it has ${v.replicas.length})`}`)
+    if (o.to !== undefined && o.to === rep.node) throw new errors.NoMigrationTargetError(`replica ${index} already runs on ${o.to}`)
+    const s = this.#snapshot(id)
+    const ctx = s?.context
+    if (ctx && (ctx.replicas.some((r) => r.moving) || [ctx.current, ...ctx.queue].some((j) => j?.kind === 'migrate' || j?.kind === 'move'))) {
+      throw new errors.MigrationInProgressError(`a migration of ${id} is already in progress`)
+    }
+    const mid = `m-${shortId()}`
+    const done = new Promise<MigrationRecord>((resolve) => {
+      void this.#until(id, (x) => (x.context.migrations ?? []).some((m) => m.id === mid && m.doneAt !== null) || finalPhases.includes(phaseOfSnapshot(x)))
+        .then(() => resolve((this.#snapshot(id)?.context.migrations ?? []).find((m) => m.id === mid) ?? {
+          id: mid, slot: rep.slot, from: rep.node ?? '', to: null, why: '', requestedAt: 0, doneAt: this.#now(), ok: false, checkpoint: null, gapMs: null, error: 'the deployment ended',
+        }))
+    })
+    this.#system.tell(this.#ref(id), DeploymentBehavior.migrate, { id: mid, slot: rep.slot, ...(o.to ? { to: o.to } : {}), why: o.why ?? 'migrated on request', at: this.#now() })
+    const m = await done
+    if (m.ok) return m
+    const data = { deploymentId: id, slot: rep.slot, from: m.from, error: m.error }
+    if (m.error?.startsWith('no other node fits')) throw new errors.NoMigrationTargetError(`replica ${index} of ${id}: ${m.error}`, data)
+    if (m.error === 'a migration is already in progress') throw new errors.MigrationInProgressError(`a migration of ${id} is already in progress`, data)
+    if (m.error?.endsWith('is not running')) throw new errors.ReplicaNotRunningError(`replica ${index} of ${id} is not running`, data)
+    throw new errors.MigrationFailedError(`replica ${index} of ${id} did not move: ${m.error ?? 'unknown'}`, data)
   }
 
   /**

@@ -36,6 +36,10 @@ export interface WorkloadArtifacts {
   image(digest: string, imageId: string, o: { from: string[] }): Promise<string>
   /** A run ended: sign its provenance (and keep a job's output folder as an artifact). */
   runEnded?(r: RunEnded): Promise<void>
+  /** Archives a state directory as an artifact (pinned, announced): a migration's checkpoint. */
+  packState?(dir: string): Promise<{ digest: string; bytes: number }>
+  /** Fetches a state archive (from `from`, then the DHT), checks its digest and unpacks it into `dir`. */
+  unpackState?(digest: string, dir: string, o: { from: string[] }): Promise<void>
 }
 
 export interface RunEnded {
@@ -89,6 +93,9 @@ export async function runtimeSpec(w: Workload, catalog: Catalog, artifacts?: Wor
   }
 }
 
+/** What the provider asks the runner to start (ports.ts WorkloadRunner.start). */
+type StartOrder = { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string; restore?: { digest: string; from: string[] } }
+
 const kindOf: Record<RuntimeType, ExecutorKind> = { container: 'docker', wasm: 'wasm', microvm: 'microvm', actor: 'actor' }
 
 export interface ApplianceRuntimeInit {
@@ -118,6 +125,8 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #artifacts: WorkloadArtifacts | undefined
   /** Runs started by this process, for their provenance when they end. */
   readonly #runs = new Map<string, { contractId: string; consumer: string; workload: Workload; startedAt: number }>()
+  /** Checkpoints taken by this process, by instance (a repeated ask gets the same archive). */
+  readonly #checkpoints = new Map<string, Promise<{ digest: string; bytes: number }>>()
   #available: RuntimeType[] = []
   #closed = false
 
@@ -175,13 +184,13 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     return gone ? `no ${gone[0]} '${gone[1]}' in this node's catalog` : undefined
   }
 
-  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }> {
+  start(o: StartOrder): Promise<{ instanceId: string }> {
     const span = this.#span
     if (!span) return this.#start(o)
     return span('noir.executor.start', { 'noir.executor': kindOf[o.workload.runtime.type], 'noir.contract': o.contractId, 'noir.slot': o.slot }, () => this.#start(o))
   }
 
-  async #start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }> {
+  async #start(o: StartOrder): Promise<{ instanceId: string }> {
     const w = o.workload
     const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
     for (const s of w.secrets) {
@@ -191,6 +200,15 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     }
     const id = allocationIdFor(o.contractId)
     const service = w.kind === 'service' ? w.service! : undefined
+    const restore = o.restore
+    let seedState: ((dir: string) => Promise<void>) | undefined
+    if (restore) {
+      const a = this.#artifacts
+      if (!a?.unpackState) throw new InvalidAllocationError('this start restores a state archive, and this node runs no artifacts service')
+      // fetched and checked before anything is reserved; unpacked into the fresh state directory
+      await a.file(restore.digest, { from: restore.from })
+      seedState = (dir) => a.unpackState!(restore.digest, dir, { from: restore.from })
+    }
     const rec = await this.#parts.allocations.create({
       id,
       runtime: await runtimeSpec(w, this.#catalog, this.#artifacts, o.consumer ? [o.consumer] : []),
@@ -203,6 +221,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       reservationId: o.reservationId,
       // The grace tells the node's watchdog how long this replica may outlive its daemon (appliance/watchdog).
       labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot, [LABEL_GRACE]: String(GRACE_MS[w.lane]) },
+      ...(seedState ? { seedState } : {}),
     })
     if (o.consumer) this.#runs.set(rec.id, { contractId: o.contractId, consumer: o.consumer, workload: w, startedAt: Date.now() })
     const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
@@ -217,6 +236,26 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
    */
   async stop(instanceId: string): Promise<void> {
     await this.#parts.allocations.remove(instanceId, { graceMs: STOP_GRACE_MS })
+  }
+
+  /**
+   * A migration's checkpoint (spec/migration.md): the instance is stopped (an SDK actor saves its snapshot
+   * into its state directory as it stops; a container's files are at rest), then the state directory is
+   * archived as an artifact. Asked again for the same instance: the same archive.
+   */
+  async checkpoint(instanceId: string): Promise<{ digest: string; bytes: number }> {
+    const kept = this.#checkpoints.get(instanceId)
+    if (kept) return await kept
+    const a = this.#artifacts
+    if (!a?.packState) throw new InvalidAllocationError('this node runs no artifacts service: it cannot checkpoint')
+    const p = (async () => {
+      const rec = this.#parts.allocations.get(instanceId)
+      await this.#parts.allocations.stopAllocation(instanceId, STOP_GRACE_MS)
+      return await a.packState!(rec.spec.stateDir)
+    })()
+    this.#checkpoints.set(instanceId, p)
+    p.catch(() => this.#checkpoints.delete(instanceId))
+    return await p
   }
 
   async liveInstances(): Promise<{ instanceId: string; contractId: string }[]> {
