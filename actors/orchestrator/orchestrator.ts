@@ -944,6 +944,8 @@ export class Orchestrator {
       if (!s || finalPhases.includes(phaseOfSnapshot(s))) continue
       for (const r of s.context.replicas) {
         if (r.contractId && r.node && (r.state === 'placing' || r.state === 'starting' || r.state === 'running')) out.push({ contractId: r.contractId, node: r.node, deploymentId: id })
+        // a migration's new contract, reserved by its first step, is the deployment's until the move settles
+        if (r.moving) out.push({ contractId: r.moving.contract.terms.id, node: r.moving.contract.terms.provider, deploymentId: id })
       }
       const sb = s.context.standby
       if (sb) out.push({ contractId: sb.contractId, node: sb.node, deploymentId: id })

@@ -182,10 +182,13 @@ t.test('noir migrate between real daemons', async (t) => {
     t.not(r.code, 0, 'the orchestrating node died during the migration')
     await eventually(() => !d.running, 30_000, 200)
     const back = await cluster.start({ home: d.home, bootstrap: a.multiaddrs })
+    let last: DeploymentView | undefined
     const settled = await eventually(async () => {
-      const s = await back.api.get<DeploymentView>(`/v1/deployments/${v.id}`)
+      const s = (last = await back.api.get<DeploymentView>(`/v1/deployments/${v.id}`))
       return s.phase === 'running' && s.migrations.at(-1)?.ok === true ? s : undefined
-    }, 120_000, 500)
+    }, 120_000, 500).catch((err: Error) => {
+      throw new Error(`${err.message}; last status: ${JSON.stringify({ phase: last?.phase, replicas: last?.replicas, migrations: last?.migrations, events: last?.events.slice(-12) })}`)
+    })
     t.not(settled.replicas[0]!.node, from.node, 'the migration finished after the restart')
     const running = (await Promise.all(workers.map(allocations))).flat().filter((x) => x.spec.labels?.['noir.slot'] === from.slot && x.state === 'running')
     t.equal(running.length, 1, 'exactly one replica of the slot runs')
