@@ -14,6 +14,7 @@ import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requir
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import type { MigrationRecord } from '../../actors/deployment/model.ts'
 import { FAILPOINTS_ENV } from '../../core/failpoints.ts'
+import { MARKET_ACTOR, MarketBehavior } from '../../actors/orchestrator/protocol.ts'
 
 const BASE_IMAGE = 'noir/busybox:latest'
 const share = 'cpu=2,memory=1GiB,disk=2GiB,gpu=0'
@@ -86,6 +87,11 @@ t.test('noir migrate between real daemons', async (t) => {
     const old = tallyOf(v)
     await eventually(async () => (await ask(a, old, '/tally/get')) === 0, 30_000, 300)
     for (let i = 1; i <= 3; i++) t.equal(await ask(a, old, '/tally/add'), i, `count ${i} on the first node`)
+    // a node other than the consumer cannot checkpoint (and so stop) the replica
+    const stranger = workers.find((w) => w.did !== from.node)!
+    const refused = await failure(stranger.api.post('/v1/actor/send', { to: `${from.node}/${MARKET_ACTOR}`, behavior: MarketBehavior.checkpoint, body: { contractId: from.contractId }, ask: true }))
+    t.equal(refused.name, 'OrchestrationError', `another node's checkpoint is refused (${refused.message})`)
+    t.equal(await ask(a, old, '/tally/get'), 3, 'and the replica runs on')
 
     const r = await noir(a.home, 'migrate', v.id, '--json')
     t.equal(r.code, 0, `noir migrate: ${r.stderr.slice(0, 400)}`)
