@@ -154,6 +154,8 @@ export type DeploymentEvent =
   | { type: 'STOP'; reason?: string }
   /** After a restore: a wait whose timer did not survive the restart ends now. */
   | { type: 'RESUME' }
+  /** A running replica's live checkpoint (protected lane, spec/migration.md "Stateful failover"). */
+  | { type: 'CHECKPOINTED'; slot: string; contractId: string; checkpoint: SlotCheckpoint }
   /** `noir migrate`: move the replica of `slot` to another node (`to`: that one), `why` shown in status. */
   | { type: 'MIGRATE'; id: string; slot: string; to?: string; why: string; at: number }
   /** This node (the standby orchestrator) took the deployment over from `from` at orchestrator epoch `epoch`. */
@@ -501,6 +503,15 @@ export function deploymentMachine(fx: DeploymentEffects) {
         if (up) q.raise({ type: 'UP' })
         if (down) q.raise({ type: 'DOWN' })
       }),
+      takeCheckpoint: assign(({ context, event }) => {
+        if (event.type !== 'CHECKPOINTED') return {}
+        const rep = replicaOf(context, event.slot)
+        // only the slot's current replica's checkpoint counts (a late one from a replaced copy does not)
+        if (!rep || rep.contractId !== event.contractId || rep.state !== 'running') return {}
+        return edit(context, (d) => {
+          replicaOf(d, event.slot)!.checkpoint = event.checkpoint
+        })
+      }),
       migrateAsked: assign(({ context, event }) => {
         if (event.type !== 'MIGRATE') return {}
         return edit(context, (d) => {
@@ -657,6 +668,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
       RESUME: { actions: 'noteResumed' },
       TAKEN_OVER: { actions: 'takenOver' },
       MIGRATE: { actions: 'migrateAsked' },
+      CHECKPOINTED: { actions: 'takeCheckpoint' },
     },
     states: {
       placing: {

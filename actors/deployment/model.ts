@@ -31,6 +31,8 @@ export interface ReplicaView {
   failedOn: string[]
   runningSince: number | null
   lastExitCode: number | null
+  /** The slot's last checkpoint (a migration's, or a protected replica's periodic one): its next start restores it. */
+  lastCheckpoint?: { digest: string; bytes: number; at: number } | null
 }
 
 /** A replica as the deployment actor keeps it: the view plus its signed contract. */
@@ -274,7 +276,9 @@ export function toView(c: DeploymentContext, phase: DeploymentPhase): Deployment
   return {
     id: c.id, name: c.workload.name, kind: c.workload.kind, lane: c.workload.lane, phase, reason: c.reason, infeasible: c.infeasible,
     createdAt: c.createdAt, desired: c.desired, succeeded: c.succeeded, failures: c.failures,
-    replicas: c.replicas.map(({ contract: _c, placingSince: _p, checkpoint: _k, moving: _m, ...r }) => ({ ...r, failedOn: [...r.failedOn] })),
+    replicas: c.replicas.map(({ contract: _c, placingSince: _p, checkpoint: k, moving: _m, ...r }) => ({
+      ...r, failedOn: [...r.failedOn], lastCheckpoint: k ? { digest: k.digest, bytes: k.bytes, at: k.at } : null,
+    })),
     standby: c.standby ? { ...c.standby } : null, history: c.history.map((h) => ({ ...h })), events: c.events.map((e) => ({ ...e })),
     failovers: c.failovers.map((f) => ({ ...f })), stopFailures: c.stopFailures.map((f) => ({ ...f })),
     orchestratorEpoch: c.orchestratorEpoch ?? 1, takenOverFrom: c.takenOverFrom ?? null,

@@ -12,7 +12,7 @@ import { ActorSystem, defineActor, registerErrorClass, type ActorDefinition, typ
 import { parseAddress } from '../../identity/address.ts'
 import type { Log } from '../../p2p/log.ts'
 import { DEPLOYMENT_STEPS, deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
-import { finalPhases, type DeploymentContext, type DeploymentView, type MigrationRecord } from '../deployment/model.ts'
+import { finalPhases, type DeploymentContext, type DeploymentView, type MigrationRecord, type SlotCheckpoint } from '../deployment/model.ts'
 import { upgradeDeploymentSnapshot } from '../deployment/upgrade.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
@@ -60,6 +60,8 @@ export const DeploymentBehavior = {
   status: '/noir/deployment/status',
   /** `noir migrate` (local only): move a slot's replica to another node. */
   migrate: '/noir/deployment/migrate',
+  /** A running replica's live checkpoint (local only): the slot starts from it after a failover. */
+  checkpointed: '/noir/deployment/checkpointed',
 } as const
 
 export interface OrchestratorPorts extends MarketPorts {
@@ -67,6 +69,8 @@ export interface OrchestratorPorts extends MarketPorts {
   deployments?: DeploymentStore
   /** The ActorSystem that hosts the orchestration actors (default: a local one of its own). */
   system?: ActorSystem
+  /** Keeps a copy of an artifact on this node (fetched from `from`, checked by digest): a replica's checkpoint outlives its node. */
+  keepArtifact?(digest: string, from: string[]): Promise<void>
   /** Asks another node's orchestrator inbox (standby replication and questions). */
   askOrchestrator?(did: string, behavior: string, body: unknown, timeoutMs: number): Promise<unknown>
   /** This node's standby orchestrator: another node its owner controls (spec/orchestration.md "Standby orchestrator"). */
@@ -111,6 +115,12 @@ export interface OrchestratorOptions {
   checkIntervalMs?: number
   /** How often fences of live deployments are broadcast again (so a healed partition learns them). Default 2 s. */
   fenceRepeatMs?: number
+  /**
+   * How often each running replica of a protected deployment with a `stateDir` is checkpointed (its state
+   * directory archived while it runs, kept on this node too), so a replica lost with its node resumes from
+   * its last checkpoint elsewhere (spec/migration.md "Stateful failover"). Default 30 s; 0: never.
+   */
+  checkpointEveryMs?: number
   /** How long a degraded deployment waits before it tries again to place a slot no node took. Default 30 s. */
   replaceRetryMs?: number
   /**
@@ -199,6 +209,9 @@ export class Orchestrator {
   #inbox: ActorRef | undefined
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
+  #checkpointTimer: NodeJS.Timeout | undefined
+  #checkpointing = false
+  readonly #checkpointEveryMs: number
   #stopped = false
   /** Since this process started: contracts taken for a slot (placements, first or again) and failovers completed (for metrics). */
   readonly activity = { placements: 0, failovers: 0 }
@@ -217,6 +230,7 @@ export class Orchestrator {
       maxCommitRounds: opts.maxCommitRounds ?? 5,
       phiThreshold: { protected: 3, 'best-effort': 6, ...(opts.phiThreshold ?? {}) },
     }
+    this.#checkpointEveryMs = opts.checkpointEveryMs ?? 30_000
     if (opts.holdReportsUntilRestore) this.#early = []
     this.#ownSystem = ports.system === undefined
     this.#system = ports.system ?? new ActorSystem({ key: ports.key })
@@ -279,6 +293,7 @@ export class Orchestrator {
         [DeploymentBehavior.resume]: { event: (): DeploymentEvent => ({ type: 'RESUME' }) },
         [DeploymentBehavior.takenOver]: { event: (b: { from: string; by: string; epoch: number; at: number; token?: string }): DeploymentEvent => ({ type: 'TAKEN_OVER', ...b }) },
         [DeploymentBehavior.status]: { reply: (s) => viewOf(s as never) },
+        [DeploymentBehavior.checkpointed]: { event: (b: { slot: string; contractId: string; checkpoint: SlotCheckpoint }): DeploymentEvent => ({ type: 'CHECKPOINTED', ...b }) },
         [DeploymentBehavior.migrate]: { event: (b: { id: string; slot: string; to?: string; why: string; at: number }): DeploymentEvent => ({ type: 'MIGRATE', ...b }) },
       },
     })
@@ -309,6 +324,11 @@ export class Orchestrator {
       void this.#checkHandedOver()
     }, this.#o.fenceRepeatMs)
     this.#fenceTimer.unref()
+    const every = this.#checkpointEveryMs
+    if (every > 0) {
+      this.#checkpointTimer = setInterval(() => void this.#checkpointReplicas(), every)
+      this.#checkpointTimer.unref()
+    }
     this.#renewer.start()
     this.#replicator?.start(this.#p.key, this.#now()).catch((err: Error) => this.#log('warn', 'standby capability not issued', { error: err.name, message: err.message }))
   }
@@ -378,6 +398,7 @@ export class Orchestrator {
     this.#replicator?.stop()
     this.#renewer.stop()
     if (this.#fenceTimer) clearInterval(this.#fenceTimer)
+    if (this.#checkpointTimer) clearInterval(this.#checkpointTimer)
     if (this.#system.running) {
       for (const ref of [this.#detector, this.#inbox]) {
         if (ref) await this.#system.stopActor(ref).catch((err: Error) => this.#log('info', 'orchestration actor not stopped', { actor: ref.address, error: err.name }))
@@ -937,6 +958,39 @@ export class Orchestrator {
   }
 
   /** The contracts the live deployments name: their replicas being placed, started or running, and their standby. */
+  /**
+   * Stateful failover (spec/migration.md): each running replica of a live protected deployment with a
+   * `stateDir` is asked for a live checkpoint (its state directory archived while it runs), the archive is
+   * kept on this node too, and the deployment records it for the slot (its snapshot, which the standby
+   * orchestrator receives, names it): a replacement starts from it. One round at a time; a failure is logged.
+   */
+  async #checkpointReplicas(): Promise<void> {
+    if (this.#checkpointing) return
+    this.#checkpointing = true
+    try {
+      for (const id of this.#ids) {
+        const s = this.#snapshot(id)
+        if (!s || finalPhases.includes(phaseOfSnapshot(s))) continue
+        const w = s.context.workload
+        if (w.lane !== 'protected' || w.stateDir === undefined) continue
+        for (const r of s.context.replicas) {
+          if (r.state !== 'running' || !r.node || !r.contractId || r.moving) continue
+          try {
+            const k = (await this.#p.askMarket(r.node, MarketBehavior.checkpoint, { contractId: r.contractId, live: true }, 60_000)) as { digest?: unknown; bytes?: unknown } | null
+            if (typeof k?.digest !== 'string' || typeof k.bytes !== 'number') throw new InvalidTermsError(`checkpoint answered ${JSON.stringify(k).slice(0, 200)}`)
+            await this.#p.keepArtifact?.(k.digest, [r.node])
+            const ref = this.#system.lookup(`${ORCHESTRATOR_ACTOR}/${id}`)
+            if (ref) this.#system.tell(ref, DeploymentBehavior.checkpointed, { slot: r.slot, contractId: r.contractId, checkpoint: { digest: k.digest, bytes: k.bytes, from: this.did, at: this.#now() } })
+          } catch (err) {
+            this.#log('warn', 'replica not checkpointed', { deployment: id, slot: r.slot, node: r.node, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) })
+          }
+        }
+      }
+    } finally {
+      this.#checkpointing = false
+    }
+  }
+
   #leaseTargets(): LeaseTarget[] {
     const out: LeaseTarget[] = []
     for (const id of this.#ids) {

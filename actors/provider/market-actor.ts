@@ -50,7 +50,7 @@ export interface MarketDeps {
   /** The lease a contract's actor holds (leases.ts). */
   lease(contractId: string): LeaseState | undefined
   /** Quiesces a contract's instance and archives its state (a migration); absent: this node cannot. */
-  checkpoint?(instanceId: string): Promise<{ digest: string; bytes: number }>
+  checkpoint?(instanceId: string, o: { live: boolean }): Promise<{ digest: string; bytes: number }>
 }
 
 /** How long the market waits for a contract actor's answer (a stop waits for the runner's grace and more). */
@@ -164,7 +164,8 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
    * same archive is answered.
    */
   async function checkpoint(body: unknown, from: string): Promise<{ digest: string; bytes: number }> {
-    const id = (body as { contractId?: unknown } | null)?.contractId
+    const b = body as { contractId?: unknown; live?: unknown } | null
+    const id = b?.contractId
     if (!isContractName(id)) throw new ContractNotFoundError(`no contract ${String(id).slice(0, 200)} on this node`)
     const record = await deps.contracts.get(id, 'provider')
     if (!record || record.side !== 'provider') throw new ContractNotFoundError(`no contract ${id} on this node`)
@@ -172,7 +173,7 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
     if (!(await deps.authority.acts(t.consumer, t.deploymentId, from))) throw new OrchestrationError(`only the consumer of ${id} may do that`)
     if (!deps.checkpoint) throw new CheckpointUnavailableError('this node cannot checkpoint instances')
     if (!record.instanceId) throw new CheckpointUnavailableError(`contract ${id} has no instance here (it is ${record.status})`)
-    return deps.checkpoint(record.instanceId)
+    return deps.checkpoint(record.instanceId, { live: b?.live === true })
   }
 
   /**

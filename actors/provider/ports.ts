@@ -54,8 +54,9 @@ export interface WorkloadRunner {
   /**
    * Optional (a migration, spec/migration.md): stops the instance and archives its state directory as an
    * artifact; asked again for the same instance, the same archive. Without it the node cannot be migrated from.
+   * `live`: archived while it runs (a copy of the directory at that moment; stateful failover), nothing stops.
    */
-  checkpoint?(instanceId: string): Promise<{ digest: string; bytes: number }>
+  checkpoint?(instanceId: string, o?: { live?: boolean }): Promise<{ digest: string; bytes: number }>
   /** Status changes of every instance this runner started. Returns an unsubscribe function. */
   onStatus(listener: (s: InstanceStatus) => void): () => void
   /** After a restart of this node: report the status changes of an instance started before it (re-attached). */

@@ -4,6 +4,10 @@
 //
 // Retries: a job runs once here (restart policy `never`); a failed run is placed again by the orchestrator,
 // on another node. A service restarts in place a few times, then the orchestrator places it elsewhere.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { cp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { catalogNeeds, type Catalog } from '../catalog/catalog.ts'
 import { GRACE_MS, LABEL_GRACE } from '../watchdog/lease.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
@@ -243,7 +247,8 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
    * into its state directory as it stops; a container's files are at rest), then the state directory is
    * archived as an artifact. Asked again for the same instance: the same archive.
    */
-  async checkpoint(instanceId: string): Promise<{ digest: string; bytes: number }> {
+  async checkpoint(instanceId: string, o: { live?: boolean } = {}): Promise<{ digest: string; bytes: number }> {
+    if (o.live) return await this.#liveCheckpoint(instanceId)
     const kept = this.#checkpoints.get(instanceId)
     if (kept) return await kept
     const a = this.#artifacts
@@ -256,6 +261,25 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     this.#checkpoints.set(instanceId, p)
     p.catch(() => this.#checkpoints.delete(instanceId))
     return await p
+  }
+
+  /**
+   * A live checkpoint (stateful failover, spec/migration.md): the state directory is copied as it is at this
+   * moment (the instance keeps running; a file written during the copy may be caught half-written, as after
+   * a power cut) and the copy archived.
+   */
+  async #liveCheckpoint(instanceId: string): Promise<{ digest: string; bytes: number }> {
+    const a = this.#artifacts
+    if (!a?.packState) throw new InvalidAllocationError('this node runs no artifacts service: it cannot checkpoint')
+    const rec = this.#parts.allocations.get(instanceId)
+    if (rec.state !== 'running') throw new InvalidAllocationError(`instance ${instanceId} is ${rec.state}, not running`)
+    const copy = mkdtempSync(join(tmpdir(), 'noir-live-state-'))
+    try {
+      await cp(rec.spec.stateDir, copy, { recursive: true, verbatimSymlinks: true, force: true })
+      return await a.packState(copy)
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
+    }
   }
 
   async liveInstances(): Promise<{ instanceId: string; contractId: string }[]> {

@@ -57,13 +57,14 @@ t.test('noir migrate between real daemons', async (t) => {
     await removeNodeContainers(dids)
     rmSync(work, { recursive: true, force: true })
   })
-  const cfg = (role: string) => ({ config: { share, orchestration: { beatMs: 200, bidWindowMs: 1000, labels: { role } } } as never })
+  const cfg = (role: string) => ({ config: { share, orchestration: { beatMs: 200, bidWindowMs: 1000, labels: { role }, checkpointEveryMs: 1000 } } as never })
   const a = await cluster.start(cfg('consumer'))
   const b = await cluster.start({ ...cfg('worker'), bootstrap: a.multiaddrs })
   const c = await cluster.start({ ...cfg('worker'), bootstrap: a.multiaddrs })
-  const workers = [b, c]
+  const e = await cluster.start({ ...cfg('worker'), bootstrap: a.multiaddrs })
+  const workers = [b, c, e]
   const byDid = (did: string | null | undefined): DaemonHandle => workers.find((w) => w.did === did)!
-  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 60_000)
+  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 3, 60_000)
   await new Promise((r) => setTimeout(r, 1500))
 
   const deploy = async (home: string, file: string): Promise<DeploymentView> => {
@@ -175,7 +176,7 @@ t.test('noir migrate between real daemons', async (t) => {
   await t.test('kill -9 of the orchestrating node in the middle of a migration: one running replica after its restart', async (t) => {
     // the second repair step of this node is the migration's move: it dies once the move acted, before it is recorded
     const d = await cluster.start({ ...cfg('consumer'), bootstrap: a.multiaddrs, env: { [FAILPOINTS_ENV]: 'orchestrator.repair.after@2' } })
-    await eventually(async () => (await d.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 3, 60_000)
+    await eventually(async () => (await d.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 4, 60_000)
     await new Promise((r) => setTimeout(r, 1500))
     const v = await deploy(d.home, join(work, 'tally.yaml'))
     t.equal(v.phase, 'running', `the tally runs (${v.reason ?? ''})`)
@@ -200,5 +201,40 @@ t.test('noir migrate between real daemons', async (t) => {
     t.equal(running.length, 1, 'exactly one replica of the slot runs')
     t.equal(await eventually(async () => (await ask(back, tallyOf(settled), '/tally/get').catch(() => undefined)) as number | undefined, 30_000, 300), 2, 'with its count')
     await noir(back.home, 'stop', v.id)
+  })
+
+  await t.test('a protected replica lost with its node resumes from its last checkpoint elsewhere', async (t) => {
+    writeFileSync(join(work, 'guarded.yaml'), [
+      'apiVersion: noir/v1', 'kind: service', 'name: guarded', 'lane: protected',
+      `runtime: { type: container, image: ${JSON.stringify(BASE_IMAGE)}, command: [sh, -c, "trap 'exit 0' TERM; [ -f /state/id ] || echo made-$NOIR_SLOT-$(date +%s%N) > /state/id; echo start >> /state/starts; while true; do sleep 0.2; done"] }`,
+      'resources: { cpu: 0.2, memory: 32Mi }', 'constraints: { labels: { role: worker } }', 'service: { replicas: 2 }', 'stateDir: /state', '',
+    ].join('\n'))
+    const v = await deploy(a.home, join(work, 'guarded.yaml'))
+    t.equal(v.phase, 'running', `the protected service runs (${v.reason ?? ''})`)
+    const lost = v.replicas[0]!
+    const victim = byDid(lost.node)
+    const alloc = (await allocations(victim)).find((x) => x.id === `c-${lost.contractId}`)!
+    const made = await eventually(() => {
+      try {
+        return readFileSync(join(alloc.spec.stateDir, 'id'), 'utf8')
+      } catch {
+        return undefined
+      }
+    }, 30_000, 200)
+    const k = await eventually(async () => (await a.api.get<DeploymentView>(`/v1/deployments/${v.id}`)).replicas[0]!.lastCheckpoint ?? undefined, 60_000, 300)
+    t.match(k.digest, /^sha256:[0-9a-f]{64}$/, `the replica was checkpointed while it ran (${k.bytes} bytes)`)
+    await victim.kill()
+    const after = await eventually(async () => {
+      const s = await a.api.get<DeploymentView>(`/v1/deployments/${v.id}`)
+      const r = s.replicas[0]!
+      return s.phase === 'running' && r.node !== lost.node && r.state === 'running' ? s : undefined
+    }, 120_000, 500)
+    const r = after.replicas[0]!
+    t.ok(after.failovers.some((f) => f.slot === lost.slot && f.from === lost.node), 'a failover of the lost slot is recorded')
+    const host = byDid(r.node)
+    const newAlloc = (await allocations(host)).find((x) => x.id === `c-${r.contractId}`)!
+    t.equal(readFileSync(join(newAlloc.spec.stateDir, 'id'), 'utf8'), made, 'the replacement has the checkpointed file')
+    t.ok(readFileSync(join(newAlloc.spec.stateDir, 'starts'), 'utf8').split('\n').filter(Boolean).length >= 2, 'and started on top of it')
+    await noir(a.home, 'stop', v.id)
   })
 })
