@@ -94,6 +94,12 @@ try {
     for (const x of [id, id2]) await b.api.request('DELETE', `/v1/allocations/${x}`).catch(() => undefined)
   }
 
+  printSection('Migration of an SDK actor (real daemons, same run)', [
+    { name: 'SDK actor migration downtime p50', value: median(actorDown), unit: 'ms', baseline: { name: 'restart on one node', value: median(actorRestart) }, better: 'lower', target: '< 200 ms' },
+    { name: 'SDK actor migration gap (orchestrator) p50', value: median(actorGap), unit: 'ms', baseline: { name: 'restart on one node', value: median(actorRestart) }, better: 'lower' },
+  ])
+  console.log(`  (downtime of each round, ms: ${actorDown.map((x) => Math.round(x)).join(', ')})`)
+
   // 2. container with a STATE_MIB MiB state directory: the orchestrator's gap
   writeFileSync(join(work, 'box.yaml'), [
     'apiVersion: noir/v1', 'kind: service', 'name: box',
@@ -113,7 +119,12 @@ try {
   const boxWall: number[] = []
   for (let i = 0; i < 3; i++) {
     const t0 = performance.now()
-    const m = await a.api.post<MigrationRecord>(`/v1/deployments/${box.id}/migrate`, {})
+    const m = await a.api.post<MigrationRecord>(`/v1/deployments/${box.id}/migrate`, {}).catch(async (err: Error & { data?: unknown }) => {
+      const s = await a.api.get<DeploymentView>(`/v1/deployments/${box.id}`)
+      console.log(`  container migration ${i} refused: ${err.name}: ${err.message}\n  ${JSON.stringify(s.events.slice(-6))}`)
+      return undefined
+    })
+    if (!m) continue
     boxWall.push(performance.now() - t0)
     if (m.gapMs !== null) boxGap.push(m.gapMs)
   }
@@ -134,12 +145,10 @@ try {
   }
 
   const figures: Figure[] = [
-    { name: 'SDK actor migration downtime p50', value: median(actorDown), unit: 'ms', baseline: { name: 'restart on one node', value: median(actorRestart) }, better: 'lower', target: '< 200 ms' },
-    { name: 'SDK actor migration gap (orchestrator) p50', value: median(actorGap), unit: 'ms', baseline: { name: 'restart on one node', value: median(actorRestart) }, better: 'lower' },
     { name: `container ${STATE_MIB} MiB stateDir gap p50`, value: median(boxGap), unit: 'ms', baseline: { name: 'restart on one node (no state)', value: median(boxRestart) }, better: 'lower' },
     { name: `container ${STATE_MIB} MiB migrate call p50`, value: median(boxWall), unit: 'ms', baseline: { name: 'restart on one node (no state)', value: median(boxRestart) }, better: 'lower' },
   ]
-  printSection('Migration (real daemons, same run)', figures)
+  printSection(`Migration of a container with a ${STATE_MIB} MiB stateDir (real daemons, same run)`, figures)
 } finally {
   const dids = cluster.daemons.map((d) => d.did)
   await cluster.cleanup()
