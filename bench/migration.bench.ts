@@ -66,7 +66,16 @@ try {
     const poll = (async () => {
       while (moving) if (await ask(old)) lastOld = performance.now()
     })()
-    const m = await a.api.post<MigrationRecord>(`/v1/deployments/${v.id}/migrate`, {})
+    let m: MigrationRecord | undefined
+    for (let tries = 0; !m && tries < 5; tries++) {
+      m = await a.api.post<MigrationRecord>(`/v1/deployments/${v.id}/migrate`, {}).catch(async (err: Error) => {
+        const s = await a.api.get<DeploymentView>(`/v1/deployments/${v.id}`)
+        console.log(`  actor migration ${i} refused (try ${tries + 1}): ${err.name}: ${err.message}\n  ${JSON.stringify(s.events.slice(-4))}`)
+        await new Promise((r) => setTimeout(r, 3000))
+        return undefined
+      })
+    }
+    if (!m) throw new Error('no migration')
     v = await a.api.get<DeploymentView>(`/v1/deployments/${v.id}`)
     const next = addressOf(v)
     while (!(await ask(next)));

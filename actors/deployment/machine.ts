@@ -582,6 +582,8 @@ export function deploymentMachine(fx: DeploymentEffects) {
           }
           if (r.state !== 'exited' && r.state !== 'failed') return
           if (rep.state !== 'running' && rep.state !== 'starting') return
+          // the end of a replica a migration quiesced is the move's to handle (its checkpoint stopped it)
+          if (rep.moving?.from.contractId === r.contractId) return
           rep.lastExitCode = r.code ?? null
           fx.contractEnded(r.contractId, `${r.state}${r.code !== undefined && r.code !== null ? ` ${r.code}` : ''}`)
           const ok = r.state === 'exited' && r.code === 0

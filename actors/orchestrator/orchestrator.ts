@@ -1021,6 +1021,8 @@ export class Orchestrator {
       return
     }
     if (rep.state !== 'running' && rep.state !== 'starting') return
+    // a migration's checkpoint stopped it on purpose: the move replaces it
+    if (rep.moving?.from.contractId === t.contractId) return
     const exited = g.instanceState === 'exited' && typeof g.exitCode === 'number'
     const report: ReplicaReport = {
       contractId: t.contractId, deploymentId: t.deploymentId, slot: rep.slot, epoch: rep.epoch, node: t.node,

@@ -449,3 +449,19 @@ t.test('restored from a snapshot taken during the move, the move runs again with
   const move = await back.fx.next('repair')
   t.match(move.input, { job: { kind: 'move', id: 'm1' }, replica: { moving: { contract: { terms: { id: next.terms.id } } } } }, 'the same move, with the same new contract')
 })
+
+t.test("the end of the replica a migration quiesced is not a failure of its node (the move replaces it)", async (t) => {
+  const w = workload({ stateDir: '/state' })
+  const r = await toRunning(w, [nodes[0]!])
+  const first = r.ctx().replicas[0]!
+  migrate(r, 'm1')
+  ;(await r.fx.next('repair')).resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', 'd1/0', 2, nodes[1]!), started: null, infeasible: null, standby: null })
+  const move = await r.fx.next('repair')
+  r.actor.send({ type: 'REPORT', report: { contractId: first.contractId!, deploymentId: 'd1', slot: 'd1/0', epoch: 1, node: nodes[0]!, state: 'failed', reason: 'contract ended on the provider', at: 2_600 } })
+  await settle()
+  t.same(r.ctx().replicas[0]!.failedOn, [], 'its node is not marked failed (a later migration may go back there)')
+  t.same(r.ctx().queue, [], 'nothing is queued to replace it')
+  move.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: { ok: true }, infeasible: null, standby: null, moved: { oldStopped: true, checkpoint: null, gapMs: 5 } })
+  await settle()
+  t.same([r.ctx().replicas[0]!.node, r.ctx().replicas[0]!.state], [nodes[1], 'running'])
+})
