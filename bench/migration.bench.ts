@@ -62,9 +62,9 @@ try {
   for (let i = 0; i < ROUNDS; i++) {
     const old = addressOf(v)
     let lastOld = performance.now()
-    let moving = true
+    const state = { moving: true }
     const poll = (async () => {
-      while (moving) if (await ask(old)) lastOld = performance.now()
+      while (state.moving) if (await ask(old)) lastOld = performance.now()
     })()
     let m: MigrationRecord | undefined
     for (let tries = 0; !m && tries < 5; tries++) {
@@ -80,7 +80,7 @@ try {
     const next = addressOf(v)
     while (!(await ask(next)));
     const firstNew = performance.now()
-    moving = false
+    state.moving = false
     await poll
     actorDown.push(firstNew - lastOld)
     if (m.gapMs !== null) actorGap.push(m.gapMs)
