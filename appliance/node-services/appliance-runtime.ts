@@ -41,7 +41,7 @@ export interface WorkloadArtifacts {
   /** A run ended: sign its provenance (and keep a job's output folder as an artifact). */
   runEnded?(r: RunEnded): Promise<void>
   /** Archives a state directory as an artifact (pinned, announced): a migration's checkpoint. */
-  packState?(dir: string): Promise<{ digest: string; bytes: number }>
+  packState?(dir: string, o?: { pin?: boolean }): Promise<{ digest: string; bytes: number }>
   /** Fetches a state archive (from `from`, then the DHT), checks its digest and unpacks it into `dir`. */
   unpackState?(digest: string, dir: string, o: { from: string[] }): Promise<void>
 }
@@ -276,7 +276,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     const copy = mkdtempSync(join(tmpdir(), 'noir-live-state-'))
     try {
       await cp(rec.spec.stateDir, copy, { recursive: true, verbatimSymlinks: true, force: true })
-      return await a.packState(copy)
+      return await a.packState(copy, { pin: false })
     } finally {
       rmSync(copy, { recursive: true, force: true })
     }

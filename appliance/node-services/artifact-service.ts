@@ -173,15 +173,19 @@ export class ArtifactService implements NodeService, WorkloadArtifacts {
     return await loadImageArchive(archive, imageId)
   }
 
-  /** A migration's checkpoint: the state directory as a tar artifact (links left out), pinned and announced. */
-  async packState(dir: string): Promise<{ digest: string; bytes: number }> {
+  /**
+   * A checkpoint: the state directory as a tar artifact (links left out), announced; pinned unless `pin` is
+   * false (a live checkpoint, taken every interval: its copy on the orchestrating node is the one that counts,
+   * and the store's bound may evict the older ones here).
+   */
+  async packState(dir: string, o: { pin?: boolean } = {}): Promise<{ digest: string; bytes: number }> {
     const tmp = join(tmpdir(), `noir-state-${randomBytes(8).toString('hex')}.tar`)
     try {
       const { entries, skipped } = walkFolder(dir, { skipLinks: true })
       if (skipped.length > 0) this.#ctx?.log.warn('links in a state directory were left out of its checkpoint', { skipped: skipped.slice(0, 10) })
       await writeArchive(tmp, entries)
       const put = await this.store.putFile(tmp)
-      this.store.pin(put.digest)
+      if (o.pin !== false) this.store.pin(put.digest)
       this.announce(put.digest)
       return put
     } finally {
