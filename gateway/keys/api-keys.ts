@@ -18,6 +18,8 @@ export const SCOPES = {
 } as const
 export type Scope = keyof typeof SCOPES
 export const isScope = (s: string): s is Scope => Object.hasOwn(SCOPES, s)
+/** The scope each ability path stands for (the inverse of SCOPES). */
+const SCOPE_OF_ABILITY: ReadonlyMap<string, Scope> = new Map(Object.entries(SCOPES).map(([s, p]) => [p as string, s as Scope]))
 
 export const MAX_KEY_DAYS = 365
 const MAX_KEYS_PER_ACCOUNT = 100
@@ -92,8 +94,7 @@ export class ApiKeys {
     } catch (err) {
       throw new InvalidApiKeyError(`the key does not verify: ${(err as Error).message}`, { reason: 'signature' })
     }
-    const paths = new Map(Object.entries(SCOPES).map(([s, p]) => [p as string, s as Scope]))
-    const scopes = verified.abilities.map((a) => paths.get(a.can)).filter((s): s is Scope => s !== undefined)
+    const scopes = verified.abilities.map((a) => SCOPE_OF_ABILITY.get(a.can)).filter((s): s is Scope => s !== undefined)
     // last use is kept to the minute: a durable write per request would cost every call an fsync
     if (row.lastUsedAt === null || now - row.lastUsedAt >= 60_000) this.#store.touchApiKey(row.hash, now)
     return { accountId: row.accountId, keyId: row.id, scopes }

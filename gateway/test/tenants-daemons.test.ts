@@ -141,6 +141,10 @@ t.test('the gateway runs customers\' workloads on a real mesh, and keeps each ac
   const resumed = (await call('GET', `/v1/workloads/${id}/logs`, { key: adaKey, headers: { 'last-event-id': '1' } })).json.text as string
   t.equal(/^id: (\d+)$/m.exec(resumed)?.[1], '2', 'Last-Event-ID 1: the stream resumes at event 2')
   t.notMatch(resumed, /"line":"tick [01]"/, 'without the events already received')
+  for (const [q, headers] of [['?replica=abc', {}], ['?replica=-1', {}], ['?replica=1.5', {}], ['?replica=100000', {}], ['', { 'last-event-id': 'abc' }], ['', { 'last-event-id': '-5' }], ['', { 'last-event-id': '1e400' }], ['', { 'last-event-id': '9007199254740993' }]] as const) {
+    const bad = await call('GET', `/v1/workloads/${id}/logs${q}`, { key: adaKey, headers })
+    t.same([bad.status, bad.json.name], [400, 'InvalidRequestError'], `logs${q} ${JSON.stringify(headers)}: a typed refusal, not a stream`)
+  }
 
   // ---- revocation ----
   const keyId = (listed.json.keys as { id: string }[])[0]!.id
