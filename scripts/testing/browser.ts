@@ -1,0 +1,88 @@
+// A real browser for tests: Debian's headless chromium driven by playwright-core, with a watch that fails the
+// test on any console error, uncaught page error, failed request, or answer >= 400 the test did not say it
+// expects; screenshots go to a temporary folder whose path the test prints.
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { chromium as playwright, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { CHROMIUM } from './requirements.ts'
+
+export interface ExpectedAnswer {
+  method?: string
+  path: RegExp
+  status: number
+}
+
+export interface BrowserRig {
+  browser: Browser
+  context: BrowserContext
+  page: Page
+  /** Everything that went wrong so far (the test asserts it is empty). */
+  problems: string[]
+  /** Answers >= 400 the page is meant to meet (e.g. 401 on GET /v1/account before logging in). */
+  expect(answer: ExpectedAnswer): void
+  /** Console errors matching `pattern` are expected (e.g. the CSP refusing an injected script). */
+  expectConsole(pattern: RegExp): void
+  /** Failed requests matching `pattern` ("METHOD URL (error)") are expected (e.g. a frame the page refused). */
+  expectFailedRequest(pattern: RegExp): void
+  /** Saves a full-page screenshot as NN-name.png in the folder; returns its path. */
+  shot(name: string): Promise<string>
+  shots: string
+}
+
+interface TestLike {
+  teardown(fn: () => Promise<void> | void): void
+  comment(...args: unknown[]): void
+}
+
+export async function openBrowser(t: TestLike, o: { width?: number; height?: number } = {}): Promise<BrowserRig> {
+  const args = ['--disable-dev-shm-usage', '--disable-gpu', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])]
+  const browser = await playwright.launch({ executablePath: CHROMIUM, headless: true, args })
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: o.width ?? 1100, height: o.height ?? 900 } })
+  const page = await context.newPage()
+  const shots = mkdtempSync(join(tmpdir(), 'noir-browser-shots-'))
+  t.comment(`screenshots in ${shots}`)
+  const problems: string[] = []
+  const expected: ExpectedAnswer[] = []
+  const consoleOk: RegExp[] = []
+  const failuresOk: RegExp[] = []
+  const failedLoads: string[] = []
+  let n = 0
+  context.on('console', (m) => {
+    if (m.type() !== 'error') return
+    const text = m.text()
+    // Chromium logs every answer >= 400 as "Failed to load resource": judged with the answer itself below
+    if (/^Failed to load resource: the server responded with a status of \d+/.test(text)) return void failedLoads.push(text)
+    if (consoleOk.some((p) => p.test(text))) return
+    problems.push(`console error: ${text}`)
+  })
+  context.on('weberror', (e) => problems.push(`page error: ${e.error().message}`))
+  context.on('requestfailed', (r) => {
+    const why = r.failure()?.errorText ?? ''
+    // a stream the page closed itself (an EventSource on leaving a page) is aborted, not failed
+    if (why === 'net::ERR_ABORTED' && r.resourceType() === 'eventsource') return
+    const line = `${r.method()} ${r.url()} (${why})`
+    if (!failuresOk.some((p) => p.test(line))) problems.push(`request failed: ${line}`)
+  })
+  context.on('response', (r) => {
+    if (r.status() < 400) return
+    const path = new URL(r.url()).pathname
+    const method = r.request().method()
+    if (expected.some((e) => e.status === r.status() && e.path.test(path) && (e.method === undefined || e.method === method))) return
+    problems.push(`unexpected answer: ${method} ${path} -> ${r.status()}`)
+  })
+  t.teardown(async () => {
+    await browser.close()
+  })
+  return {
+    browser, context, page, problems, shots,
+    expect: (a) => void expected.push(a),
+    expectConsole: (p) => void consoleOk.push(p),
+    expectFailedRequest: (p) => void failuresOk.push(p),
+    async shot(name) {
+      const path = join(shots, `${String(++n).padStart(2, '0')}-${name}.png`)
+      await page.screenshot({ path, fullPage: true })
+      return path
+    },
+  }
+}
