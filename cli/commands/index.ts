@@ -29,6 +29,7 @@ import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
 import { endpointsCommand, exposeCommand } from './ingress.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
+import { consoleCommand } from './console.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -62,5 +63,6 @@ export const commands: Command[] = [
   trustCommand,
   trustShowCommand,
   ...ledgerCommands,
+  consoleCommand,
   demoCommand,
 ]

@@ -29,9 +29,10 @@ export async function freePort(): Promise<number> {
 }
 
 /** Inputs without a label (neither <label for>, a wrapping label, nor aria-label). */
-export const unlabelled = (page: Page): Promise<string[]> => page.evaluate(() => [...document.querySelectorAll('input, textarea, select')]
-  .filter((i) => (i as HTMLInputElement).labels?.length === 0 && !i.getAttribute('aria-label'))
-  .map((i) => i.outerHTML))
+// (page scripts are given as text: this file is type-checked without the DOM's types)
+export const unlabelled = (page: Page): Promise<string[]> => page.evaluate<string[]>(`[...document.querySelectorAll('input, textarea, select')]
+  .filter((i) => i.labels?.length === 0 && !i.getAttribute('aria-label')).map((i) => i.outerHTML)`)
+export const fitsWidth = (page: Page, px: number): Promise<boolean> => page.evaluate<boolean>(`document.documentElement.scrollWidth <= ${px}`)
 
 t.test('the dashboard refuses injected scripts, framing and cross-site writes', async (t) => {
   if (!requireOrSkip(t, chromium)) return
@@ -67,7 +68,7 @@ t.test('the dashboard refuses injected scripts, framing and cross-site writes', 
   t.same(await unlabelled(page), [], 'every input of the sign-up page has a label')
   await page.getByRole('button', { name: 'Sign up' }).click()
   await page.locator('main').getByText('Check your mail').waitFor()
-  t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 375), 'no horizontal scrolling at 375 px')
+  t.ok(await fitsWidth(page, 375), 'no horizontal scrolling at 375 px')
   const link = /https:\/\/\S+\/verify\?token=[A-Za-z0-9_-]+/.exec(await mail.lastMailTo('mallory-target@example.org'))![0]
   await page.goto(link)
   await page.locator('main').getByText('Your email address is verified.').waitFor()
@@ -80,23 +81,23 @@ t.test('the dashboard refuses injected scripts, framing and cross-site writes', 
   await page.getByRole('heading', { name: 'Workloads' }).waitFor()
   const cookie = (await rig.context.cookies()).find((c) => c.name === 'noir_session')!
   t.ok(cookie.httpOnly && cookie.secure && cookie.sameSite === 'Strict', 'the session is an HttpOnly, Secure, SameSite=Strict cookie')
-  t.equal(await page.evaluate(() => document.cookie), '', 'the page cannot read it')
-  t.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0, 'nothing is kept in web storage')
-  t.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 375), 'the workloads page fits 375 px')
+  t.equal(await page.evaluate<string>('document.cookie'), '', 'the page cannot read it')
+  t.equal(await page.evaluate<number>('localStorage.length + sessionStorage.length'), 0, 'nothing is kept in web storage')
+  t.ok(await fitsWidth(page, 375), 'the workloads page fits 375 px')
   await rig.shot('signed-in-375px')
 
   // an injected inline script and an inline event handler do not run
   rig.expectConsole(/Refused to execute inline (script|event handler)|Content Security Policy/)
-  await page.evaluate(() => {
+  await page.evaluate(`{
     const s = document.createElement('script')
     s.textContent = 'window.__injected = "script"'
     document.body.append(s)
     const div = document.createElement('div')
-    div.innerHTML = '<img src="data:," onload="window.__injected2 = \'handler\'" alt="">'
+    div.innerHTML = '<img src="data:," onload="window.__injected2 = 1" alt="">'
     document.body.append(div)
-  })
+  }`)
   await page.waitForTimeout(300)
-  t.same(await page.evaluate(() => [(window as unknown as Record<string, unknown>).__injected ?? null, (window as unknown as Record<string, unknown>).__injected2 ?? null]), [null, null], 'neither injected script ran')
+  t.same(await page.evaluate<unknown[]>('[window.__injected ?? null, window.__injected2 ?? null]'), [null, null], 'neither injected script ran')
 
   // another origin's page: frames the dashboard, and posts a form to make an API key with the victim's cookie
   const attacker = createHttpServer((req, res) => {
