@@ -6,7 +6,7 @@
 // work at 375 px width without horizontal scrolling, and every input has a label.
 import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { createServer as createHttpServer } from 'node:http'
 import { request } from 'node:https'
 import { tmpdir } from 'node:os'
@@ -15,24 +15,9 @@ import { openGateway } from '../gateway.ts'
 import { gatewayCertificate } from '../http/tls.ts'
 import { smtpOnLoopback } from './mail-rig.ts'
 import { chromium, requireOrSkip } from '../../scripts/testing/requirements.ts'
-import { openBrowser } from '../../scripts/testing/browser.ts'
-import type { Page } from 'playwright-core'
+import { fitsWidth, freePort, openBrowser, unlabelled } from '../../scripts/testing/browser.ts'
 
 const PASSWORD = 'correct horse battery staple'
-
-export async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as AddressInfo).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
-
-/** Inputs without a label (neither <label for>, a wrapping label, nor aria-label). */
-// (page scripts are given as text: this file is type-checked without the DOM's types)
-export const unlabelled = (page: Page): Promise<string[]> => page.evaluate<string[]>(`[...document.querySelectorAll('input, textarea, select')]
-  .filter((i) => i.labels?.length === 0 && !i.getAttribute('aria-label')).map((i) => i.outerHTML)`)
-export const fitsWidth = (page: Page, px: number): Promise<boolean> => page.evaluate<boolean>(`document.documentElement.scrollWidth <= ${px}`)
 
 t.test('the dashboard refuses injected scripts, framing and cross-site writes', async (t) => {
   if (!requireOrSkip(t, chromium)) return

@@ -4,6 +4,7 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer, type AddressInfo } from 'node:net'
 import { chromium as playwright, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { CHROMIUM } from './requirements.ts'
 
@@ -86,3 +87,20 @@ export async function openBrowser(t: TestLike, o: { width?: number; height?: num
     },
   }
 }
+
+/** A port free on 127.0.0.1 now (a gateway's public URL must be known before it listens). */
+export async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
+  const port = (s.address() as AddressInfo).port
+  await new Promise<void>((r) => s.close(() => r()))
+  return port
+}
+
+// (page scripts are given as text: the tests are type-checked without the DOM's types)
+/** Inputs without a label (neither <label for>, a wrapping label, nor aria-label). */
+export const unlabelled = (page: Page): Promise<string[]> => page.evaluate<string[]>(`[...document.querySelectorAll('input, textarea, select')]
+  .filter((i) => i.labels?.length === 0 && !i.getAttribute('aria-label')).map((i) => i.outerHTML)`)
+
+/** True when the page needs no horizontal scrolling at `px` wide. */
+export const fitsWidth = (page: Page, px: number): Promise<boolean> => page.evaluate<boolean>(`document.documentElement.scrollWidth <= ${px}`)
