@@ -128,7 +128,7 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
   t.ok(token.length > 40, 'the token is shown once')
   await page.getByRole('button', { name: 'Revoke ci' }).click()
   await page.getByRole('button', { name: 'Revoke ci' }).waitFor({ state: 'detached' })
-  t.pass('the key is revoked')
+  t.equal(await page.getByRole('row', { name: /^ci deploy, logs, usage .* revoked$/ }).count(), 1, 'the key is listed as revoked')
   t.equal(await page.evaluate<number>('localStorage.length + sessionStorage.length'), 0, 'no token kept in web storage')
 
   // ---- a job from YAML ----

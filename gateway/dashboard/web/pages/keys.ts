@@ -2,7 +2,7 @@
 import { call } from '../../../../appliance/web/kit/api.ts'
 import { announce, field, form, h, input, table, when } from '../../../../appliance/web/kit/dom.ts'
 
-interface Key { id: string; name: string; scopes: string[]; createdAt: number; expiresAt: number; lastUsedAt?: number | null; revokedAt?: number | null }
+interface Key { id: string; name: string; scopes: string[]; createdAt: number; expiresAt: number; lastUsedAt: number | null; revoked: boolean }
 const SCOPES = ['deploy', 'logs', 'usage']
 
 export async function keysPage(main: HTMLElement): Promise<void> {
@@ -10,10 +10,10 @@ export async function keysPage(main: HTMLElement): Promise<void> {
   const fresh = h('div', { 'aria-live': 'polite' })
   const draw = async () => {
     const { keys } = await call<{ keys: Key[] }>('GET', '/v1/keys')
-    list.replaceChildren(keys.length === 0 ? h('p', { class: 'muted' }, 'No API keys.') : table(['Name', 'Scopes', 'Created', 'Expires', ''], keys.map((k) => {
+    list.replaceChildren(keys.length === 0 ? h('p', { class: 'muted' }, 'No API keys.') : table(['Name', 'Scopes', 'Created', 'Expires', 'Last used', ''], keys.map((k) => {
       const revoke = h('button', { type: 'button', class: 'secondary', 'aria-label': `Revoke ${k.name}` }, 'Revoke')
       revoke.addEventListener('click', () => void call('DELETE', `/v1/keys/${encodeURIComponent(k.id)}`).then(() => (announce(`Revoked ${k.name}`), draw())))
-      return [k.name, k.scopes.join(', '), when(k.createdAt), when(k.expiresAt), k.revokedAt ? 'revoked' : revoke]
+      return [k.name, k.scopes.join(', '), when(k.createdAt), when(k.expiresAt), when(k.lastUsedAt), k.revoked ? 'revoked' : revoke]
     }), 'Your API keys'))
   }
   const scopes = h('fieldset', {}, h('legend', {}, 'Scopes'), ...SCOPES.map((s) => h('label', { class: 'row' }, h('input', { type: 'checkbox', name: `scope-${s}`, value: s, checked: true }), s)))
