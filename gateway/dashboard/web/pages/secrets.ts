@@ -23,7 +23,7 @@ export async function secretsPage(main: HTMLElement): Promise<void> {
   }
   draw(first.secrets)
   main.append(list, h('h2', {}, 'Set a secret'), form('Set a secret', [
-    field('Name', input('name', 'text', { required: true, pattern: '[A-Za-z0-9_.-]{1,64}' })),
+    field('Name', input('name', 'text', { required: true, pattern: '[A-Za-z0-9_.\\-]{1,64}' })),
     field('Value', input('value', 'password', { required: true, autocomplete: 'off' }), 'Write-only: it is never shown again.'),
   ], 'Save', async (v, f) => {
     await call('PUT', `/v1/secrets/${encodeURIComponent(v.name ?? '')}`, { value: v.value })

@@ -33,7 +33,7 @@ export async function workloadsPage(main: HTMLElement): Promise<void> {
     form('Deploy from YAML', [field('Workload (YAML)', yaml, 'The workload format of spec/workload.schema.json.')], 'Deploy', async (v) => deployed(await call('POST', '/v1/workloads', { workload: v.yaml }))),
     h('h2', {}, 'Deploy a container'),
     form('Deploy a container', [
-      field('Name', input('name', 'text', { required: true, pattern: '[a-z0-9][a-z0-9-]{0,62}' }), 'Lower-case letters, digits and dashes.'),
+      field('Name', input('name', 'text', { required: true, pattern: '[a-z0-9][a-z0-9\\-]{0,62}' }), 'Lower-case letters, digits and dashes.'),
       field('Kind', kind),
       field('Image', input('image', 'text', { required: true, value: 'noir/busybox:latest' })),
       field('Command', input('command', 'text', { required: true }), 'Run with sh -c.'),
