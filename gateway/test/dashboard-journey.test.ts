@@ -190,7 +190,7 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
   await owned.locator('#share-now', { hasText: 'cpu=0.5' }).waitFor()
   t.match(JSON.parse(readFileSync(join(owner.home, 'config.json'), 'utf8')).share, /^cpu=0\.5,memory=512MiB/, 'the new share is kept in config.json')
   t.same(await unlabelled(owned), [], 'every input of the console has a label')
-  await rig.shot('console')
+  await rig.shot('console', owned)
   const again = await rig.context.newPage()
   rig.expect({ method: 'GET', path: /^\/console\/login$/, status: 401 })
   t.equal((await again.goto(consoleUrl!))!.status(), 401, 'the code works once')

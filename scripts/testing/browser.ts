@@ -26,8 +26,8 @@ export interface BrowserRig {
   expectConsole(pattern: RegExp): void
   /** Failed requests matching `pattern` ("METHOD URL (error)") are expected (e.g. a frame the page refused). */
   expectFailedRequest(pattern: RegExp): void
-  /** Saves a full-page screenshot as NN-name.png in the folder; returns its path. */
-  shot(name: string): Promise<string>
+  /** Saves a full-page screenshot (of `of`, default the first page) as NN-name.png in the folder; returns its path. */
+  shot(name: string, of?: Page): Promise<string>
   shots: string
 }
 
@@ -80,9 +80,9 @@ export async function openBrowser(t: TestLike, o: { width?: number; height?: num
     expect: (a) => void expected.push(a),
     expectConsole: (p) => void consoleOk.push(p),
     expectFailedRequest: (p) => void failuresOk.push(p),
-    async shot(name) {
+    async shot(name, of) {
       const path = join(shots, `${String(++n).padStart(2, '0')}-${name}.png`)
-      await page.screenshot({ path, fullPage: true })
+      await (of ?? page).screenshot({ path, fullPage: true })
       return path
     },
   }

@@ -28,12 +28,12 @@ function text(x: number, y: number, s: string, anchor = 'start'): SVGTextElement
 
 export interface StackedPoint { x: string; series: string; y: number }
 
-/** Bars per `x` (e.g. a day), stacked by `series` (e.g. a workload), with a legend. */
-export function stackedBars(points: StackedPoint[], title: string, unit: string): SVGSVGElement {
+/** Bars per `x` (e.g. a day), stacked by `series` (e.g. a workload), with a legend; `axis`: every x to show, in order (default: those with points). */
+export function stackedBars(points: StackedPoint[], title: string, unit: string, axis?: string[]): SVGSVGElement {
   const W = 640
   const H = 240
   const pad = { l: 56, r: 8, t: 10, b: 48 }
-  const xs = [...new Set(points.map((p) => p.x))].sort()
+  const xs = axis ?? [...new Set(points.map((p) => p.x))].sort()
   const series = [...new Set(points.map((p) => p.series))].sort()
   const total = (x: string) => points.filter((p) => p.x === x).reduce((a, p) => a + p.y, 0)
   const max = Math.max(1, ...xs.map(total))

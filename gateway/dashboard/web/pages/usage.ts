@@ -39,7 +39,7 @@ export async function usagePage(main: HTMLElement): Promise<void> {
   const total = days.reduce((a, d) => a + BigInt(d.amount), 0n)
   main.append(
     h('p', {}, 'Total: ', h('strong', { id: 'usage-total' }, `${units(total, 6)} NLC`), ` (${total} µNLC)`),
-    h('figure', {}, stackedBars(points, 'Usage per day and workload', 'µNLC'), h('figcaption', { class: 'muted' }, 'Bars per day, one colour per workload.')),
+    h('figure', {}, stackedBars(points, 'Usage per day and workload', 'µNLC', Array.from({ length: 30 }, (_x, i) => iso(new Date(from.getTime() + i * DAY_MS)))), h('figcaption', { class: 'muted' }, 'Bars per day, one colour per workload.')),
     h('div', { class: 'scroll' }, table(['Day', 'Workload', 'µNLC'], days.map((d) => [d.day, d.workload, d.amount]), 'Usage per day and workload')),
   )
 }
