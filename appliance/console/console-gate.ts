@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ApiRoute } from '../daemon/service.ts'
 import type { PageGate } from '../daemon/api-server.ts'
-import { KIT_DIR, loadBrowserAssets, PAGE_SECURITY_HEADERS, type BrowserAsset } from '../web/browser-assets.ts'
+import { KIT_DIR, loadBrowserAssets, PAGE_SECURITY_HEADERS, withModulePreloads, type BrowserAsset } from '../web/browser-assets.ts'
 
 export const CONSOLE_COOKIE = 'noir_console'
 export const CODE_TTL_MS = 60_000
@@ -41,6 +41,7 @@ export class ConsoleGate implements PageGate {
   readonly #sessions = new Map<string, number>()
   readonly #now: () => number
   #assets: Map<string, BrowserAsset> | undefined
+  #shell: BrowserAsset | undefined
 
   constructor(o: { now?: () => number } = {}) {
     this.#now = o.now ?? Date.now
@@ -98,7 +99,7 @@ export class ConsoleGate implements PageGate {
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(404, undefined)
     if (p === '/console' || p === '/console/') {
       if (!this.#session(req)) return send(401, undefined)
-      return send(200, assets.get('/console/assets/console/index.html'))
+      return send(200, (this.#shell ??= withModulePreloads(assets.get('/console/assets/console/index.html')!, assets)))
     }
     const a = assets.get(p)
     return a && !p.endsWith('.html') ? send(200, a) : send(404, undefined)

@@ -98,5 +98,15 @@ export function loadBrowserAssets(mounts: AssetMount[]): Map<string, BrowserAsse
   return assets
 }
 
+/**
+ * The page shell with a `<link rel="modulepreload">` for every module it will import: the browser fetches the
+ * whole module graph at once instead of one import level per round trip (no bundler; spec/dashboard.md).
+ */
+export function withModulePreloads(shell: BrowserAsset, assets: Map<string, BrowserAsset>): BrowserAsset {
+  const links = [...assets.values()].filter((a) => a.url.endsWith('.js')).map((a) => `<link rel="modulepreload" href="${a.url}">`).join('\n')
+  const body = Buffer.from(shell.body.toString('utf8').replace('</head>', `${links}\n</head>`), 'utf8')
+  return { ...shell, body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` }
+}
+
 /** The shared browser kit (DOM helpers, the API client, the plots, the style sheet), mounted by both pages. */
 export const KIT_DIR = join(dirname(new URL(import.meta.url).pathname), 'kit')

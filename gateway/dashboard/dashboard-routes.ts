@@ -5,7 +5,7 @@
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import { KIT_DIR, loadBrowserAssets, PAGE_SECURITY_HEADERS, type BrowserAsset } from '../../appliance/web/browser-assets.ts'
+import { KIT_DIR, loadBrowserAssets, PAGE_SECURITY_HEADERS, withModulePreloads, type BrowserAsset } from '../../appliance/web/browser-assets.ts'
 import { NotFoundError } from '../errors.ts'
 
 const WEB_DIR = join(dirname(fileURLToPath(import.meta.url)), 'web')
@@ -13,7 +13,7 @@ const SHELL_PATHS = ['/', '/app', '/app/*', '/verify', '/reset']
 
 export function registerDashboard(app: FastifyInstance): void {
   const assets = loadBrowserAssets([{ dir: KIT_DIR, url: '/assets/kit/' }, { dir: WEB_DIR, url: '/assets/app/' }])
-  const shell = assets.get('/assets/app/index.html')!
+  const shell = withModulePreloads(assets.get('/assets/app/index.html')!, assets)
   const send = (reply: FastifyReply, a: BrowserAsset, ifNoneMatch: string | undefined): FastifyReply => {
     void reply.headers(PAGE_SECURITY_HEADERS).header('etag', a.etag).type(a.contentType)
     return ifNoneMatch === a.etag ? reply.status(304).send() : reply.send(a.body)
@@ -22,7 +22,7 @@ export function registerDashboard(app: FastifyInstance): void {
   for (const path of SHELL_PATHS) app.get(path, hidden, async (req, reply) => send(reply, shell, req.headers['if-none-match']))
   app.get('/assets/*', hidden, async (req, reply) => {
     const a = assets.get(req.url.split('?')[0]!)
-    if (!a || a === shell) throw new NotFoundError('no such asset')
+    if (!a || a.url.endsWith('.html')) throw new NotFoundError('no such asset')
     return send(reply, a, req.headers['if-none-match'])
   })
 }
