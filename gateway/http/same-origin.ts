@@ -12,14 +12,18 @@ export function ownOrigin(req: FastifyRequest): string {
   return `${req.protocol}://${req.headers.host ?? ''}`
 }
 
-/** Throws InvalidRequestError (400, data.origin) for a state change a browser sent from another site. */
-export function refuseCrossSite(req: FastifyRequest, allowed: ReadonlySet<string>): void {
+/**
+ * Throws InvalidRequestError (400, data.origin) for a state change a browser sent from another site. The own
+ * origin (`scheme://Host`, or `publicOrigin`) must also come with `Sec-Fetch-Site: same-origin` (or none);
+ * an origin in `allowed` (a dashboard the operator hosts elsewhere) is another site by definition.
+ */
+export function refuseCrossSite(req: FastifyRequest, allowed: ReadonlySet<string>, publicOrigin?: string): void {
   if (SAFE.has(req.method)) return
   const origin = req.headers.origin
   const site = req.headers['sec-fetch-site']
   if (origin !== undefined) {
     if (allowed.has(origin)) return
-    if (origin === ownOrigin(req) && (site === undefined || site === 'same-origin')) return
+    if ((origin === ownOrigin(req) || origin === publicOrigin) && (site === undefined || site === 'same-origin')) return
     throw new InvalidRequestError(`requests from ${origin.slice(0, 200)} may not change state here`, { origin: origin.slice(0, 200) })
   }
   if (site !== undefined && site !== 'same-origin' && site !== 'none') throw new InvalidRequestError(`requests from another site (Sec-Fetch-Site: ${String(site).slice(0, 40)}) may not change state here`, { origin: null })

@@ -15,7 +15,7 @@ import { openGateway } from '../gateway.ts'
 import { gatewayCertificate } from '../http/tls.ts'
 import { smtpOnLoopback } from './mail-rig.ts'
 import { chromium, requireOrSkip } from '../../scripts/testing/requirements.ts'
-import { fitsWidth, freePort, openBrowser, unlabelled } from '../../scripts/testing/browser.ts'
+import { contrastOf, fitsWidth, freePort, openBrowser, unlabelled } from '../../scripts/testing/browser.ts'
 
 const PASSWORD = 'correct horse battery staple'
 
@@ -43,8 +43,25 @@ t.test('the dashboard refuses injected scripts, framing and cross-site writes', 
   t.match(headers['content-security-policy'], /frame-ancestors 'none'/)
   t.equal(headers['x-frame-options'], 'DENY')
   t.equal(headers['referrer-policy'], 'no-referrer')
-  await page.waitForURL(`${url}/app/login`)
   await page.getByRole('heading', { name: 'Log in' }).waitFor()
+  t.equal(new URL(page.url()).pathname, '/app/login', 'no session: / leads to the login page')
+
+  // keyboard: a new page's heading has the focus, so Tab goes to its first field; from the top, the skip link
+  t.equal(await page.evaluate<string>('document.activeElement.tagName'), 'H1', 'the page\'s heading has the focus')
+  await page.keyboard.press('Tab')
+  t.equal(await page.evaluate<string>('document.activeElement.name'), 'email', 'the next Tab is the first field')
+  const stops: string[] = []
+  for (let i = 0; i < 3; i++) {
+    await page.keyboard.press('Shift+Tab')
+    stops.push(await page.evaluate<string>('document.activeElement.textContent'))
+  }
+  t.same(stops, ['Sign up', 'Log in', 'Skip to content'], 'Shift+Tab goes back through the navigation to the skip link, the first stop')
+  await page.keyboard.press('Enter')
+  const landed = await page.waitForFunction('document.activeElement.id === "main"', undefined, { timeout: 5000 }).then(() => 'main', async () => page.evaluate<string>('document.activeElement.outerHTML.slice(0, 80) + " " + location.href'))
+  t.equal(landed, 'main', 'and Enter moves the focus to the content')
+  for (const [what, sel] of [['body text', 'main p'], ['a label', 'label'], ['a link', 'nav a'], ['the primary button', 'button[type=submit]'], ['a hint', '.hint']] as const) {
+    t.ok(await contrastOf(page, sel) >= 4.5, `${what} has WCAG AA contrast (${(await contrastOf(page, sel)).toFixed(1)}:1)`)
+  }
 
   // sign up, the mailed link, log in: through the pages, at phone width
   await page.getByRole('link', { name: 'Sign up' }).first().click()

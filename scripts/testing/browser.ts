@@ -104,3 +104,19 @@ export const unlabelled = (page: Page): Promise<string[]> => page.evaluate<strin
 
 /** True when the page needs no horizontal scrolling at `px` wide. */
 export const fitsWidth = (page: Page, px: number): Promise<boolean> => page.evaluate<boolean>(`document.documentElement.scrollWidth <= ${px}`)
+
+/**
+ * WCAG contrast ratio of the text of the first element matching `selector` against the first opaque background
+ * behind it (computed styles; solid colours only, as the pages use).
+ */
+export const contrastOf = (page: Page, selector: string): Promise<number> => page.evaluate<number>(`(() => {
+  const el = document.querySelector(${JSON.stringify(selector)})
+  if (!el) return 0
+  const rgb = (c) => c.match(/[\\d.]+/g).map(Number)
+  const lum = ([r, g, b]) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4 }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b) }
+  let bgEl = el
+  let bg = getComputedStyle(bgEl).backgroundColor
+  while (bgEl && (bg === 'rgba(0, 0, 0, 0)' || bg === 'transparent')) { bgEl = bgEl.parentElement; bg = bgEl ? getComputedStyle(bgEl).backgroundColor : 'rgb(255, 255, 255)' }
+  const a = lum(rgb(getComputedStyle(el).color)), b = lum(rgb(bg))
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)
+})()`)

@@ -44,14 +44,19 @@ function drawNav(path: string): void {
   nav.replaceChildren(h('ul', {}, ...items.map(([href, label]) => h('li', {}, h('a', { href, ...(path.startsWith(href) ? { 'aria-current': 'page' } : {}) }, label)))))
 }
 
+/** The path and query last drawn. */
+let drawn = ''
+
 async function render(): Promise<void> {
   leavePage()
+  drawn = location.pathname + location.search
   const url = new URL(location.href)
   let path = url.pathname
   if (account() === null) await refreshAccount()
   if (path === '/' || path === '/app' || path === '/app/') {
     path = account() ? '/app/workloads' : '/app/login'
     history.replaceState(null, '', path)
+    drawn = path
   }
   const main = document.getElementById('main')!
   for (const r of ROUTES) {
@@ -78,9 +83,11 @@ document.addEventListener('click', (ev) => {
   if (!a || a.target || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.button !== 0) return
   const url = new URL(a.href, location.href)
   if (url.origin !== location.origin || !(url.pathname.startsWith('/app') || url.pathname === '/')) return
+  if (url.hash && url.pathname === location.pathname) return // a link within the page (the skip link)
   ev.preventDefault()
   go(url.pathname + url.search)
 })
-addEventListener('popstate', () => void render())
+// a jump within the page (the skip link's #main) changes only the hash: nothing to draw again
+addEventListener('popstate', () => void (location.pathname + location.search !== drawn && render()))
 addEventListener('noir:navigate', () => void render())
 void render()
