@@ -16,7 +16,7 @@ interface Info {
   executors: Record<string, { ok: boolean; reason?: string }>
 }
 interface Status { did: string; peerId: string; version: string; uptimeMs: number; peers: number; multiaddrs: string[] }
-interface Allocation { id: string; kind: string; state: string; createdAt?: number; deploymentId?: string }
+interface Allocation { id: string; kind: string; state: string; startedAt: number | null; restarts: number; lastExit: { code: number | null; reason: string } | null }
 interface NodeTrust { node: string; trust: number; uptime: number; valid: number; invalid: number; missed: number; quarantine: unknown }
 interface Trust { thisNode: { quarantined: boolean; reason?: string }; nodes: NodeTrust[] }
 interface Beats { topic: string; intervalMs: number; recent: Array<{ seq: number; at: number; published: boolean; error?: string }> }
@@ -58,7 +58,7 @@ async function draw(main: HTMLElement, shareForm: HTMLFormElement): Promise<void
     section('share', 'Share', h('p', {}, 'Shared now: ', h('strong', { id: 'share-now' }, info.share.text), '. Free for new work: ',
       `${info.capacity.free.cpu} CPU, ${gib(info.capacity.free.memoryBytes)} memory, ${gib(info.capacity.free.diskBytes)} disk, ${info.capacity.free.gpu} GPU.`), keep ?? shareForm),
     section('allocations', 'Allocations', h('p', {}, `${running.length} running of ${allocs.allocations.length}.`), h('div', { class: 'scroll' },
-      table(['Id', 'Kind', 'State', 'Deployment'], allocs.allocations.map((a) => [a.id, a.kind, a.state, a.deploymentId ?? '—']), 'Allocations on this node'))),
+      table(['Id', 'Kind', 'State', 'Started', 'Restarts', 'Last exit'], allocs.allocations.map((a) => [a.id, a.kind, a.state, when(a.startedAt), a.restarts, a.lastExit ? `${a.lastExit.code ?? '—'} (${a.lastExit.reason})` : '—']), 'Allocations on this node'))),
     section('earnings', 'Earnings', h('div', { class: 'cards' },
       h('div', { class: 'card' }, h('div', {}, 'NLR earned (posted)'), h('div', { class: 'big', id: 'nlr-posted' }, `${units(nlr?.posted ?? '0', 6)} NLR`)),
       h('div', { class: 'card' }, h('div', {}, 'Available'), h('div', { class: 'big' }, `${units(nlr?.available ?? '0', 6)} NLR`))),
