@@ -40,6 +40,8 @@ export async function openBrowser(t: TestLike, o: { width?: number; height?: num
   const args = ['--disable-dev-shm-usage', '--disable-gpu', ...(process.getuid?.() === 0 ? ['--no-sandbox'] : [])]
   const browser = await playwright.launch({ executablePath: CHROMIUM, headless: true, args })
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: o.width ?? 1100, height: o.height ?? 900 } })
+  // waits are for conditions, not budgets: a loaded 2-core machine may take long to start a container
+  context.setDefaultTimeout(60_000)
   const page = await context.newPage()
   const shots = mkdtempSync(join(tmpdir(), 'noir-browser-shots-'))
   t.comment(`screenshots in ${shots}`)
