@@ -50,8 +50,7 @@ export function openGateway(o: GatewayInit): Gateway {
   const node = o.nodeHome !== undefined ? ApiClient.forHome(o.nodeHome) : undefined
   const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now })
   const auth = new AuthService({ store, mailer, sealer, publicUrl: o.publicUrl, now, ...(o.times ? { times: o.times } : {}) })
-  // the dashboard's own origin as the public URL names it (a proxy in front may change the Host it sees)
-  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], publicOrigin: new URL(o.publicUrl).origin, ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
+  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
   return {
     app, store, tenants, wallets,
     resume: () => (node ? workloads.resume() : Promise.resolve(0)),

@@ -31,8 +31,6 @@ export interface GatewayAppInit {
    * when none; never the path a caller sent), status, ms.
    */
   onRequest?: (method: string, route: string, status: number, ms: number) => void
-  /** The gateway's origin as its public URL names it: its own pages, like `scheme://Host` (same-origin.ts). */
-  publicOrigin?: string
   /** Serve the customer dashboard at / and /app (spec/dashboard.md); default true. */
   dashboard?: boolean
 }
@@ -79,7 +77,7 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
   app.setErrorHandler((err, _req, reply) => problem(reply, err))
   app.setNotFoundHandler((_req, reply) => problem(reply, new NotFoundError('no such route')))
   // a browser's cross-site request never changes state (CSRF; SameSite=Strict is the first line)
-  app.addHook('onRequest', async (req) => refuseCrossSite(req, allowed, init.publicOrigin))
+  app.addHook('onRequest', async (req) => refuseCrossSite(req, allowed, auth.publicOrigin))
   const onRequest = init.onRequest
   if (onRequest) {
     app.addHook('onResponse', async (req, reply) => {
