@@ -14,6 +14,12 @@ export const RUNTIME_SCHEME = 'noir:runtime/'
 /** The runtime's folders a bundle imports from the provider, never packs. */
 export const RUNTIME_FOLDERS = ['core', 'identity'] as const
 const MAX_BUNDLE_FILES = 500
+/**
+ * The installed package's SDK entry points (package.json `exports`, spec/packaging.md): an actor written in
+ * another project imports `noirledger/sdk`, which the provider resolves to its own runtime, like any
+ * runtime import.
+ */
+const PACKAGE_SDK: Readonly<Record<string, string>> = { 'noirledger/sdk': 'core/index.ts' }
 
 const repoRoot = fileURLToPath(new URL('../', import.meta.url))
 
@@ -53,6 +59,8 @@ export function bundleEntries(entry: string, o: { runtimeRoot?: string } = {}): 
     if (out.size >= MAX_BUNDLE_FILES) throw new ArtifactSourceError(`actor bundle '${entry}' imports more than ${MAX_BUNDLE_FILES} files`)
     let text = readFileSync(file, 'utf8')
     text = text.replace(importRe, (whole, lead: string, q: string, spec: string) => {
+      const sdk = PACKAGE_SDK[spec]
+      if (sdk !== undefined) return `${lead}${q}${RUNTIME_SCHEME}${sdk}${q}`
       if (!isRelative(spec)) return whole
       const target = resolve(dirname(file), spec)
       const rt = runtimePath(target, root)

@@ -24,9 +24,11 @@ import { NodeKey } from '../identity/keys.ts'
 import { defaultConfig, saveConfig, type NodeConfig } from '../appliance/daemon/config.ts'
 import { readApiFile } from '../appliance/daemon/api-file.ts'
 import { ApiClient } from './api-client.ts'
+import { runsBuilt } from '../core/module-url.ts'
 
 /** The `noir` executable (a Node script). */
-export const NOIR_BIN = join(dirname(fileURLToPath(import.meta.url)), 'bin/noir.js')
+/** The `noir` command: beside this file in the sources; the package's cli/bin when this runs built from dist/cli (spec/packaging.md). */
+export const NOIR_BIN = join(dirname(fileURLToPath(import.meta.url)), runsBuilt(import.meta.url) ? '../../cli/bin/noir.js' : 'bin/noir.js')
 /** The cheapest scrypt the keystore accepts (its default is N=2^15): these keys live as long as the mesh. */
 const THROWAWAY_KDF = { N: 2 ** 14, r: 8, p: 1 }
 

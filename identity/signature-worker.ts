@@ -190,7 +190,7 @@ export class SignatureWorker<C> {
     this.#maxPendingSeals = opts.maxPendingSeals ?? 64
     this.#onThreadLost = opts.onThreadLost
     this.#inlineVerifyOver = opts.inlineVerifyOver ?? Infinity
-    this.#threadModule = opts.threadModule ?? new URL('./signature-worker-thread.ts', import.meta.url)
+    this.#threadModule = opts.threadModule ?? new URL(import.meta.url.endsWith('.js') ? './signature-worker-thread.js' : './signature-worker-thread.ts', import.meta.url) // built or source: spec/packaging.md
   }
 
   /**

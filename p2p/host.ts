@@ -46,6 +46,15 @@ export function hasOpenConnection(host: NoirHost, peer: PeerId): boolean {
   return host.getConnections(peer).some((c) => c.status === 'open')
 }
 
+/** Per relayed connection: how long it may stay open and how many bytes it may carry (each way). */
+export interface RelayLimits {
+  durationMs: number
+  dataBytes: number
+}
+
+/** A relayed connection lasts up to an hour and carries up to 256 MiB; then the relay closes it and the peers dial again. */
+export const RELAY_LIMITS: Readonly<RelayLimits> = { durationMs: 3_600_000, dataBytes: 256 * 1024 * 1024 }
+
 export interface HostOptions {
   /** The node key as a libp2p private key (Ed25519): the peer id is the node's did:key. */
   privateKey: PrivateKey
@@ -59,6 +68,12 @@ export interface HostOptions {
   mdns?: boolean
   /** Act as a circuit-relay-v2 server for other nodes. Default false. */
   relayServer?: boolean
+  /**
+   * What one relayed connection may carry before the relay closes it (spec/wire.md "Relays"). Default
+   * RELAY_LIMITS: fit for services (an ingress's streams to a provider behind NAT), where libp2p's own default
+   * (2 minutes, 128 KiB) fits only the hole punching it was made for.
+   */
+  relayLimits?: RelayLimits
   /** libp2p's per-host inbound connection rate limit (connections/s). Default 5 (libp2p's). */
   inboundConnectionThreshold?: number
   /** Persistent peer store / DHT records. Default: in memory. */
@@ -164,7 +179,8 @@ export async function createHost(opts: HostOptions): Promise<NoirHost> {
     services.autonat = autoNAT()
   }
   if (opts.relayServer) {
-    services.relay = circuitRelayServer({ reservations: { maxReservations: 64 } })
+    const limits = opts.relayLimits ?? RELAY_LIMITS
+    services.relay = circuitRelayServer({ reservations: { maxReservations: 64, defaultDurationLimit: limits.durationMs, defaultDataLimit: BigInt(limits.dataBytes) } })
   }
 
   return createLibp2p({

@@ -260,7 +260,14 @@ export class OrchestrationEffects implements DeploymentEffects {
     const rep = i.replica
     if (!rep || rep.state === 'running' || rep.state === 'starting' || rep.state === 'stopped') return out
     const oldNode = rep.node
-    if (rep.contractId) await this.#setStatus(rep.contractId, 'ended', i.why)
+    if (rep.contractId) {
+      await this.#setStatus(rep.contractId, 'ended', i.why)
+      // lost with its node: its escrow hold is released now, not at its timeout (spec/ledger.md "Escrow")
+      if (rep.state === 'lost') {
+        const window = await this.#p.usage?.releaseLost(rep.contractId).catch((err: unknown) => this.#p.log('warn', 'lost contract hold not released', { contractId: rep.contractId, error: errorText(err) }))
+        if (typeof window === 'number') out.notes.push(`released the hold of window ${window} of lost contract ${rep.contractId.slice(0, 8)}`)
+      }
+    }
     // Standby first (protected lane): its capacity is held for exactly this.
     const standby = i.standby
     if (standby && standby.node !== oldNode && !this.#p.lost().has(standby.node)) {

@@ -242,4 +242,31 @@ t.test('escrow and metering between real daemons', async (t) => {
     t.equal((await wallet(a, 'NLC')).posted, after.posted)
     await a.api.post(`/v1/deployments/${d.id}/stop`)
   })
+
+  await t.test('(f) a contract lost with its provider (kill -9) has its open hold voided at once, not at its timeout', async (t) => {
+    const v = await cluster.start({ ...cfg({ role: 'doomed' }, 1000), bootstrap: a.multiaddrs })
+    await eventually(async () => (await a.api.get<{ peers: Array<{ did?: string }> }>('/v1/peers')).peers.length >= 4, 60_000)
+    const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: workload('doomed', 'service', 'doomed', 'trap "exit 0" TERM; while true; do sleep 1 & wait $!; done') })
+    const running = await eventually(async () => {
+      const x = await view(a, d.id)
+      return x.phase === 'running' && x
+    }, 90_000)
+    const cid = running.replicas[0]!.contractId!
+    t.equal(running.replicas[0]!.node, v.did)
+    // a record or two paid, so a later window than the first is the open one
+    await eventually(async () => (await usageOf(a, `deployment=${d.id}`)).filter((u) => u.side === 'consumer' && u.settled === 'paid').length >= 1 || undefined, 60_000)
+    const heldBefore = BigInt((await wallet(a, 'NLC')).held)
+    t.ok(heldBefore > 0n, `the running contract holds a window (${heldBefore} µNLC)`)
+    await v.kill()
+    const voided = await eventually(async () => {
+      const entries = (await a.api.get<{ entries: Array<Record<string, unknown>> }>('/v1/wallet/history?limit=200')).entries
+      return entries.find((e) => JSON.stringify(e).includes(`escrow:${cid}:`) && JSON.stringify(e).includes(':void'))
+    }, 120_000, 250)
+    t.ok(voided, 'the consumer voided the lost contract\'s open hold (a void_pending, not an expiry)')
+    const said = await eventually(async () => (await view(a, d.id)).events.find((e: { msg: string }) => /released the hold of window \d+ of lost contract/.test(e.msg)), 60_000)
+    t.match(said.msg, cid.slice(0, 8), 'the deployment says so in its events')
+    t.ok(BigInt((await wallet(a, 'NLC')).held) < heldBefore, 'and the money it held is available again')
+    t.ok((await a.api.get<{ ok: boolean }>('/v1/ledger/verify')).ok, 'the ledger verifies')
+    await a.api.post(`/v1/deployments/${d.id}/stop`)
+  })
 })

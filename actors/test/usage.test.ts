@@ -165,6 +165,24 @@ t.test('the desk answers a record, pays it from its window and holds the next', 
   t.same([...escrow.holds], [], 'after the final record nothing is held')
 })
 
+t.test('a contract lost with its provider: the open window is released at once; a record that comes after all is paid the late way', async (t) => {
+  const { d, escrow } = await desk()
+  t.equal(await d.releaseLost('c-1'), 0, 'no record yet: window 0 is the open one')
+  t.same([...escrow.holds], [], 'and it is released')
+  const second = await desk()
+  await second.d.receive(signUsage(provider, body()), provider.did)
+  t.same([...second.escrow.holds.keys()], ['c-1:1'])
+  t.equal(await second.d.releaseLost('c-1'), 1, 'after record 0 the open window is 1')
+  t.same([...second.escrow.holds], [], 'released')
+  second.clock.now = T0 + 90_000
+  const late = await second.d.receive(signUsage(provider, body({ seq: 1, from: T0 + 60_000, to: T0 + 80_000, replicaMs: 20_000, amount: '2000' })), provider.did)
+  t.equal(late.answer?.verdict, 'accepted', 'the cut-off provider\'s record is still answered')
+  t.equal((await second.store.get('c-1', 1, 'consumer'))?.settled, 'unpaid', 'its hold is gone: the escrow pays it the late way (a real ledger pays when it can: spec/ledger.md)')
+  const third = await desk()
+  await third.d.receive(signUsage(provider, body({ final: true })), provider.did)
+  t.equal(await third.d.releaseLost('c-1'), undefined, 'after a final record nothing is open')
+})
+
 t.test('the desk refuses what is not a record of this consumer with its sender', async (t) => {
   const { d, escrow } = await desk()
   const r = signUsage(provider, body())

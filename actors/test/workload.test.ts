@@ -183,7 +183,10 @@ t.test('a workload naming a path on the provider\'s disk is refused at validatio
     ['$.runtime.bundle', { type: 'actor', bundle: 'X' }],
     ['$.runtime.kernel', { type: 'microvm', kernel: 'X' }],
     ['$.runtime.rootfs', { type: 'microvm', kernel: 'k', rootfs: 'X' }],
+    ['$.runtime.initrd', { type: 'microvm', kernel: 'k', initrd: 'X' }],
   ]
+  const digest = `sha256:${'ab'.repeat(32)}`
+  t.same(issuesOf({ ...base(), runtime: { type: 'microvm', kernel: digest, initrd: digest, rootfs: 'disk.img', command: ['true'] } }), [], 'a microVM may name its kernel, initramfs and disk by digest or catalog name')
   const attempts = ['../../keystore.json', '/etc/passwd', '/proc/1/environ', './x.wasm', 'a/b', '..', '%2e%2e%2fkeystore.json', 'C:\\x', '~/.noir/keystore.json', '/var/lib/noir/allocations/c-1/state/link', 'x\u0000y']
   for (const [path, runtime] of fields) {
     const reasons = new Set<string>()

@@ -86,6 +86,25 @@ export class UsageDesk {
     await this.#p.escrow?.release(contractId, window)
   }
 
+  /**
+   * A contract lost with its provider (the failure detector holds the node lost and the slot is being
+   * re-placed): the hold of its open window is voided now instead of at its timeout, so the money is free for
+   * the replacement. A record the provider sends after all (it was cut off, not dead) is paid the late way
+   * (spec/ledger.md "Escrow"), from what the wallet has then. Returns the window released; undefined when
+   * nothing was open (a final record came, or no wallet). Serialized with the contract's records.
+   */
+  async releaseLost(contractId: string): Promise<number | undefined> {
+    const escrow = this.#p.escrow
+    if (!escrow) return undefined
+    return this.#serial(contractId, async () => {
+      const records = await this.#p.store.ofContract(contractId, 'consumer')
+      if (records.some((r) => r.record.body.final)) return undefined
+      const open = records.reduce((m, r) => Math.max(m, r.record.body.seq + 1), 0)
+      await escrow.release(contractId, open)
+      return open
+    })
+  }
+
   /** What this node saw of a contract's replica (its own clock): the first running, the first end. */
   observe(o: { contractId: string; deploymentId: string; running?: number; ended?: number }): void {
     void this.#serial(o.contractId, () => this.#p.store.observe(o)).catch((err: Error) => this.#p.log('warn', 'usage observation not stored', { contractId: o.contractId, error: err.message }))

@@ -18,6 +18,8 @@ export interface WorkloadRuntime {
   imageArchive?: string
   command?: string[]
   kernel?: string
+  /** microvm: the initramfs whose /init runs `command` (spec/microvm.md). */
+  initrd?: string
   rootfs?: string
   module?: string
   bundle?: string
@@ -212,22 +214,19 @@ export const ARTIFACT_DIGEST = /^sha256:[0-9a-f]{64}$/
 
 /** The artifacts a workload's runtime names by digest (fetched over the mesh by the provider). */
 export function workloadArtifacts(r: WorkloadRuntime): string[] {
-  const named = r.type === 'wasm' ? [r.module] : r.type === 'actor' ? [r.bundle] : r.type === 'container' ? [r.imageArchive] : []
+  const named = r.type === 'wasm' ? [r.module] : r.type === 'actor' ? [r.bundle] : r.type === 'container' ? [r.imageArchive] : [r.kernel, r.initrd, r.rootfs]
   return named.filter((d): d is string => typeof d === 'string' && ARTIFACT_DIGEST.test(d))
 }
 
-const CATALOG_FIELDS = new Set(['$.runtime.module', '$.runtime.bundle', '$.runtime.kernel', '$.runtime.rootfs'])
+const CATALOG_FIELDS = new Set(['$.runtime.module', '$.runtime.bundle', '$.runtime.kernel', '$.runtime.initrd', '$.runtime.rootfs'])
 
 /** A path where a catalog name belongs gets a reason that says why, and what to do instead. */
 function explainCatalogName(issue: WorkloadIssue): WorkloadIssue {
   if (!CATALOG_FIELDS.has(issue.path) || !issue.reason.startsWith('does not match')) return issue
-  const kind = { '$.runtime.module': 'wasm', '$.runtime.bundle': 'actor', '$.runtime.kernel': 'kernel', '$.runtime.rootfs': 'rootfs' }[issue.path]
-  const artifact = issue.path === '$.runtime.module' || issue.path === '$.runtime.bundle'
+  const kind = { '$.runtime.module': 'wasm', '$.runtime.bundle': 'actor', '$.runtime.kernel': 'kernel', '$.runtime.initrd': 'initrd', '$.runtime.rootfs': 'rootfs' }[issue.path]
   return {
     path: issue.path,
-    reason: artifact
-      ? `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64) or an artifact digest (sha256:<64 hex>), never a path: a workload runs on other parties' nodes and names nothing on their disks (\`noir deploy\` turns a ./path into an artifact; a node's owner installs a catalog entry with \`noir catalog add ${kind} NAME FILE\`)`
-      : `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64), never a path: a workload runs on other parties' nodes and names nothing on their disks (that node's owner installs it with \`noir catalog add ${kind} NAME FILE\`)`,
+    reason: `must name an entry of the provider's catalog (a-z, 0-9, '.', '_', '-'; at most 64) or an artifact digest (sha256:<64 hex>), never a path: a workload runs on other parties' nodes and names nothing on their disks (\`noir deploy\` turns a ./path into an artifact; a node's owner installs a catalog entry with \`noir catalog add ${kind} NAME FILE\`)`,
   }
 }
 

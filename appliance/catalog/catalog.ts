@@ -9,7 +9,7 @@ import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { CatalogEntryCorruptError, CatalogEntryNotFoundError, InvalidCatalogEntryError } from '../errors.ts'
 
-export const CATALOG_KINDS = ['wasm', 'actor', 'kernel', 'rootfs'] as const
+export const CATALOG_KINDS = ['wasm', 'actor', 'kernel', 'initrd', 'rootfs'] as const
 export type CatalogKind = (typeof CATALOG_KINDS)[number]
 
 /** What a catalog name may be: the same pattern spec/workload.schema.json gives the runtime fields. */
@@ -129,12 +129,16 @@ export class Catalog {
 }
 
 /** The catalog entries a workload's runtime names, as [kind, name] pairs (none for a container or an artifact digest). */
-export function catalogNeeds(runtime: { type: string; module?: string; bundle?: string; kernel?: string; rootfs?: string }): [CatalogKind, string][] {
+export function catalogNeeds(runtime: { type: string; module?: string; bundle?: string; kernel?: string; initrd?: string; rootfs?: string }): [CatalogKind, string][] {
   const out: [CatalogKind, string][] = []
   // an artifact digest (sha256:...) is fetched over the mesh, never looked up here
   if (runtime.type === 'wasm' && runtime.module && CATALOG_NAME.test(runtime.module)) out.push(['wasm', runtime.module])
   if (runtime.type === 'actor' && runtime.bundle && CATALOG_NAME.test(runtime.bundle)) out.push(['actor', runtime.bundle])
-  if (runtime.type === 'microvm' && runtime.kernel) out.push(['kernel', runtime.kernel])
-  if (runtime.type === 'microvm' && runtime.rootfs) out.push(['rootfs', runtime.rootfs])
+  if (runtime.type === 'microvm') {
+    for (const kind of ['kernel', 'initrd', 'rootfs'] as const) {
+      const v = runtime[kind]
+      if (v && CATALOG_NAME.test(v)) out.push([kind, v])
+    }
+  }
   return out
 }

@@ -6,6 +6,7 @@ import { ConfigError } from './errors.ts'
 import { DEFAULT_SEAL_WINDOW_MS } from '../../core/remote-contract.ts'
 import { pricePolicyFrom } from '../../actors/placement/price.ts'
 import { InvalidPricePolicyError } from '../../actors/errors.ts'
+import { RELAY_LIMITS } from '../../p2p/host.ts'
 
 export interface NodeConfig {
   /** Multiaddrs to listen on. */
@@ -18,6 +19,8 @@ export interface NodeConfig {
   mdns: boolean
   /** Act as a circuit-relay-v2 server for nodes that cannot be dialled directly. */
   relay: boolean
+  /** What one relayed connection may carry (when `relay`): seconds open, bytes each way. spec/wire.md "Relays". */
+  relayLimits: { durationSeconds: number; dataBytes: number }
   /** DIDs whose capabilities this node accepts (its own DID is always trusted). */
   trustedRoots: string[]
   /** How often connected peers are pinged (latency; two missed pings close a dead connection), ms. */
@@ -64,6 +67,7 @@ export function defaultConfig(): NodeConfig {
     announce: [],
     mdns: true,
     relay: false,
+    relayLimits: { durationSeconds: RELAY_LIMITS.durationMs / 1000, dataBytes: RELAY_LIMITS.dataBytes },
     trustedRoots: [],
     pingIntervalMs: 15_000,
     frameTimeoutMs: 30_000,
@@ -100,6 +104,7 @@ export function loadConfig(home: string): NodeConfig {
   for (const f of ['listen', 'bootstrap', 'announce', 'trustedRoots', 'allowAddresses'] as const) if (f in r) out[f] = strings(r[f], f)
   if ('maxNewIdentitiesPerMinute' in r && (!Number.isInteger(r.maxNewIdentitiesPerMinute) || (r.maxNewIdentitiesPerMinute as number) < 1)) throw new ConfigError("config.json: 'maxNewIdentitiesPerMinute' must be a positive integer")
   for (const f of ['mdns', 'relay', 'sealedStreams'] as const) if (f in r && typeof r[f] !== 'boolean') throw new ConfigError(`config.json: '${f}' must be true or false`)
+  if ('relayLimits' in r) out.relayLimits = relayLimits(r.relayLimits)
   if ('apiPort' in r && (!Number.isInteger(r.apiPort) || (r.apiPort as number) < 0 || (r.apiPort as number) > 65535)) throw new ConfigError("config.json: 'apiPort' must be a port number")
   if ('pingIntervalMs' in r && (!Number.isInteger(r.pingIntervalMs) || (r.pingIntervalMs as number) < 0)) throw new ConfigError("config.json: 'pingIntervalMs' must be a non-negative integer (0: off)")
   if ('frameTimeoutMs' in r && (!Number.isInteger(r.frameTimeoutMs) || (r.frameTimeoutMs as number) < 1)) throw new ConfigError("config.json: 'frameTimeoutMs' must be a positive integer")
@@ -132,4 +137,16 @@ export function saveConfig(home: string, cfg: NodeConfig): void {
   const tmp = `${file}.${process.pid}.tmp`
   writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 })
   renameSync(tmp, file)
+}
+
+/** `relayLimits`: whole seconds (1 s to 1 day) and bytes (64 KiB to 64 GiB); what is left out keeps its default. */
+function relayLimits(v: unknown): NodeConfig['relayLimits'] {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError("config.json: 'relayLimits' must be an object { durationSeconds, dataBytes }")
+  const o = v as Record<string, unknown>
+  for (const k of Object.keys(o)) if (k !== 'durationSeconds' && k !== 'dataBytes') throw new ConfigError(`config.json: 'relayLimits.${k}' is not a field (durationSeconds, dataBytes)`)
+  const durationSeconds = o.durationSeconds ?? RELAY_LIMITS.durationMs / 1000
+  const dataBytes = o.dataBytes ?? RELAY_LIMITS.dataBytes
+  if (!Number.isInteger(durationSeconds) || (durationSeconds as number) < 1 || (durationSeconds as number) > 86_400) throw new ConfigError("config.json: 'relayLimits.durationSeconds' must be a whole number from 1 to 86400")
+  if (!Number.isSafeInteger(dataBytes) || (dataBytes as number) < 65_536 || (dataBytes as number) > 64 * 1024 ** 3) throw new ConfigError("config.json: 'relayLimits.dataBytes' must be a whole number of bytes from 65536 to 68719476736")
+  return { durationSeconds: durationSeconds as number, dataBytes: dataBytes as number }
 }

@@ -151,6 +151,7 @@ export class Daemon {
       bootstrap: c.bootstrap,
       mdns: c.mdns,
       relayServer: c.relay,
+      relayLimits: { durationMs: c.relayLimits.durationSeconds * 1000, dataBytes: c.relayLimits.dataBytes },
       pingIntervalMs: c.pingIntervalMs,
       frameTimeoutMs: c.frameTimeoutMs,
       quarantineMs: c.quarantineMs,

@@ -79,9 +79,13 @@ export async function runtimeSpec(w: Workload, catalog: Catalog, artifacts?: Wor
       if (!r.module) throw new InvalidAllocationError('a wasm workload needs runtime.module')
       if (isDigest(r.module)) return { kind: 'wasm', module: await needArtifacts(artifacts).file(r.module, { from }), ...(r.args ? { args: r.args } : {}) }
       return { kind: 'wasm', module: await catalog.resolve('wasm', r.module), ...(r.args ? { args: r.args } : {}) }
-    case 'microvm':
+    case 'microvm': {
       if (!r.kernel) throw new InvalidAllocationError('a microvm workload needs runtime.kernel')
-      return { kind: 'microvm', kernel: await catalog.resolve('kernel', r.kernel), ...(r.rootfs ? { rootfs: await catalog.resolve('rootfs', r.rootfs) } : {}), ...(r.command ? { command: r.command } : {}) }
+      // each file a catalog name of this node's owner, or an artifact fetched over the mesh and checked
+      const file = (kind: 'kernel' | 'initrd' | 'rootfs', v: string): Promise<string> => (isDigest(v) ? needArtifacts(artifacts).file(v, { from }) : catalog.resolve(kind, v))
+      const [kernel, initrd, rootfs] = await Promise.all([file('kernel', r.kernel), r.initrd ? file('initrd', r.initrd) : undefined, r.rootfs ? file('rootfs', r.rootfs) : undefined])
+      return { kind: 'microvm', kernel, ...(initrd ? { initrd } : {}), ...(rootfs ? { rootfs } : {}), ...(r.command ? { command: r.command } : {}) }
+    }
     case 'actor':
       if (!r.bundle) throw new InvalidAllocationError('an actor workload needs runtime.bundle')
       if (isDigest(r.bundle)) return { kind: 'actor', bundle: await needArtifacts(artifacts).bundle(r.bundle, { from }), ...(r.args ? { args: r.args } : {}) }

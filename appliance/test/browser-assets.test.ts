@@ -31,6 +31,17 @@ t.test('sources become ES modules with rewritten imports', async (t) => {
   t.throws(() => loadBrowserAssets([{ dir: join(dir, 'app'), url: '/a/' }]), AssetSourceError, 'an import of a file no mount serves stops the server at start')
 })
 
+t.test('built sources (.js with .js imports, as the installed package carries them) are served the same way', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noir-assets-built-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  mkdirSync(join(dir, 'kit'))
+  mkdirSync(join(dir, 'app'))
+  writeFileSync(join(dir, 'kit', 'dom.js'), 'export const h = (tag) => tag\n')
+  writeFileSync(join(dir, 'app', 'main.js'), "import { h } from '../kit/dom.js'\nexport const p = h('p')\n")
+  const assets = loadBrowserAssets([{ dir: join(dir, 'kit'), url: '/k/' }, { dir: join(dir, 'app'), url: '/a/' }])
+  t.match(assets.get('/a/main.js')!.body.toString(), /from '\/k\/dom\.js'/)
+})
+
 t.test('the policy allows no inline script, style or framing', async (t) => {
   t.notMatch(CONTENT_SECURITY_POLICY, /unsafe-inline|unsafe-eval|\*/)
   t.match(CONTENT_SECURITY_POLICY, /script-src 'self'/)

@@ -5,8 +5,9 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { RENEW_MS } from './lease.ts'
+import { siblingModule } from '../../core/module-url.ts'
 
-const MAIN = fileURLToPath(new URL('./watchdog-main.ts', import.meta.url))
+const MAIN = fileURLToPath(siblingModule(import.meta.url, './watchdog-main.ts'))
 
 export interface WatchdogKeeperInit {
   home: string

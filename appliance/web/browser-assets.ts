@@ -39,13 +39,15 @@ export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = {
 
 const TYPES: Record<string, string> = {
   '.ts': 'text/javascript; charset=utf-8',
+  // the installed package carries them built (scripts/build-package.ts: types stripped, imports made .js)
+  '.js': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.html': 'text/html; charset=utf-8',
   '.svg': 'image/svg+xml',
 }
 
-/** A relative import of a .ts file: `from './x.ts'`, `import './x.ts'`, `import('./x.ts')`. */
-const IMPORT = /(\bfrom\s*|\bimport\s*\(?\s*)(['"])(\.{1,2}\/[^'"\n]+?\.ts)\2/g
+/** A relative import of a module: `from './x.ts'`, `import './x.ts'`, `import('./x.ts')` (or `.js`, built). */
+const IMPORT = /(\bfrom\s*|\bimport\s*\(?\s*)(['"])(\.{1,2}\/[^'"\n]+?\.[tj]s)\2/g
 
 export class AssetSourceError extends Error {
   override name = 'AssetSourceError'
@@ -85,8 +87,8 @@ export function loadBrowserAssets(mounts: AssetMount[]): Map<string, BrowserAsse
   const assets = new Map<string, BrowserAsset>()
   for (const [file, url] of urlOf) {
     let text = readFileSync(file, 'utf8')
-    if (file.endsWith('.ts')) {
-      text = stripTypes(text).replace(IMPORT, (_all, lead: string, q: string, spec: string) => {
+    if (file.endsWith('.ts') || file.endsWith('.js')) {
+      text = (file.endsWith('.ts') ? stripTypes(text) : text).replace(IMPORT, (_all, lead: string, q: string, spec: string) => {
         const target = urlOf.get(resolve(dirname(file), spec))
         if (target === undefined) throw new AssetSourceError(`${file} imports ${spec}, which no mount serves`)
         return `${lead}${q}${target}${q}`

@@ -15,7 +15,7 @@ import { ArtifactSourceError } from '../../artifacts/errors.ts'
 import { saveImageStream } from '../../appliance/executor/docker/image-archive.ts'
 
 export interface ShippedArtifact {
-  field: 'runtime.module' | 'runtime.bundle' | 'runtime.imageArchive'
+  field: 'runtime.module' | 'runtime.bundle' | 'runtime.imageArchive' | 'runtime.kernel' | 'runtime.initrd' | 'runtime.rootfs'
   source: string
   digest: string
   bytes: number
@@ -39,13 +39,16 @@ export async function shipLocalArtifacts(raw: unknown, o: { baseDir: string; hom
   const st = (): ArtifactStore => (store ??= new ArtifactStore({ dir: join(o.home, 'artifacts') }))
   const scratch = mkdtempSync(join(tmpdir(), 'noir-deploy-'))
   try {
-    if (isLocalPath(r.module)) {
-      const source = resolve(o.baseDir, r.module)
+    // single files: a WASI module; a microVM's kernel, initramfs and disk image
+    for (const f of ['module', 'kernel', 'initrd', 'rootfs'] as const) {
+      const v = r[f]
+      if (!isLocalPath(v)) continue
+      const source = resolve(o.baseDir, v)
       const { digest, bytes } = await st().putFile(source).catch((err: Error) => {
-        throw new ArtifactSourceError(`runtime.module '${String(r.module)}': ${err.message}`)
+        throw new ArtifactSourceError(`runtime.${f} '${v}': ${err.message}`)
       })
-      shipped.push({ field: 'runtime.module', source, digest, bytes })
-      r.module = digest
+      shipped.push({ field: `runtime.${f}`, source, digest, bytes })
+      r[f] = digest
     }
     if (isLocalPath(r.bundle)) {
       const source = resolve(o.baseDir, r.bundle)

@@ -106,7 +106,8 @@ export const deployCommand: Command = {
 Validates FILE (YAML or JSON, spec/workload.schema.json) and asks this node's orchestrator to place it:
 signed bid request, signed bids, contracts, start. Progress is printed while bidding and starting.
 Local files FILE names (runtime.module: ./x.wasm, runtime.bundle: ./actor.ts with its relative imports,
-runtime.imageArchive: local for runtime.image in the local Docker) become artifacts this node serves, and
+runtime.imageArchive: local for runtime.image in the local Docker, a microVM's runtime.kernel, initrd and
+rootfs: ./vmlinuz) become artifacts this node serves, and
 the workload names them by digest (spec/artifacts.md); providers fetch and check them before starting.
   --prepare
            only turn local files into artifacts and print the workload that names them (JSON); deploy

@@ -22,11 +22,12 @@ import { ActorBundleError, ActorWorkloadEndedError } from './errors.ts'
 import { SNAPSHOT_FILE, type FromSandbox, type ToSandbox } from './protocol.ts'
 import { proxyDefinition, type ForwardEvent } from './proxy.ts'
 import { hostPidOf, jailArgs, SANDBOX_GID, SANDBOX_UID } from './sandbox-jail.ts'
+import { siblingModule } from '../../../core/module-url.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const repoRoot = resolve(here, '../../..')
-const HOST = join(here, 'sandbox-host.ts')
-const HOOKS = join(here, 'sandbox-hooks.ts')
+const HOST = fileURLToPath(siblingModule(import.meta.url, './sandbox-host.ts'))
+const HOOKS = fileURLToPath(siblingModule(import.meta.url, './sandbox-hooks.ts'))
 /** The node_modules folder packages resolve from (the repo's own, or the one this package is installed in). */
 function packagesDir(): string {
   const xstate = fileURLToPath(import.meta.resolve('xstate'))

@@ -13,6 +13,7 @@ const stub =
 // `noir:runtime/core/...` or `noir:runtime/identity/...`: this runtime's own copy, nothing else. Its bare
 // imports (`xstate`) resolve from this runtime's packages, since the bundle's folder has none.
 const runtimeRoot = new URL('../../../', import.meta.url)
+const BUILT = import.meta.url.endsWith('.js')
 const RUNTIME_SPEC = /^noir:runtime\/((?:core|identity)\/(?:[A-Za-z0-9_-]+\/)*[A-Za-z0-9_.-]+\.ts)$/
 
 registerHooks({
@@ -21,7 +22,8 @@ registerHooks({
     if (specifier.startsWith('noir:runtime/')) {
       const m = RUNTIME_SPEC.exec(specifier)
       if (!m || m[1]!.split('/').some((s) => s === '..' || s === '.')) throw Object.assign(new Error(`${specifier} is not a module of the runtime (noir:runtime/core/... or noir:runtime/identity/...)`), { code: 'ERR_MODULE_NOT_FOUND' })
-      return next(new URL(m[1]!, runtimeRoot).href, context)
+      // the runtime runs from its sources (.ts) in the repository, as built JavaScript (.js) when installed
+      return next(new URL(BUILT ? m[1]!.replace(/\.ts$/, '.js') : m[1]!, runtimeRoot).href, context)
     }
     try {
       return next(specifier, context)

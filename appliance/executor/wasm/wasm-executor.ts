@@ -14,8 +14,9 @@ import { InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { capModuleMemory, WASM_PAGE } from './memory-limit.ts'
 import { wasmApi } from './wasm-api.ts'
 import type { WasmWorkerData, WasmWorkerMessage } from './wasm-worker.ts'
+import { siblingModule } from '../../../core/module-url.ts'
 
-const workerUrl = new URL('./wasm-worker.ts', import.meta.url)
+const workerUrl = siblingModule(import.meta.url, './wasm-worker.ts')
 const MAX_LOG_LINES = 10_000
 
 interface Instance {
