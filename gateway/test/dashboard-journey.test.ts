@@ -43,7 +43,7 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
   const main = page.locator('main')
   rig.expect({ method: 'GET', path: /^\/v1\/account$/, status: 401 }) // before signing in: the page asks who is there
   // the billing and secrets routes may not be on this gateway: the pages show "not available" on their 404
-  for (const p of [/^\/v1\/wallet$/, /^\/v1\/wallet\/top-ups$/, /^\/v1\/usage$/, /^\/v1\/secrets$/]) rig.expect({ method: 'GET', path: p, status: 404 })
+  for (const p of [/^\/v1\/wallet$/, /^\/v1\/wallet\/top-ups$/, /^\/v1\/usage$/, /^\/v1\/invoices$/, /^\/v1\/secrets$/]) rig.expect({ method: 'GET', path: p, status: 404 })
 
   // ---- sign up, the mail, verify, log in ----
   await page.goto(`${url}/`)

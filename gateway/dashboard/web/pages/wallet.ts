@@ -1,10 +1,11 @@
 // The account's wallet (GET /v1/wallet: available, pending and posted NLC) and its top-ups (on-chain deposits
-// naming the account key, GET /v1/wallet/top-ups), with the deposit instructions. When the gateway has no
+// naming the account key, GET /v1/wallet/top-ups), with the deposit instructions, and the invoices (GET /v1/invoices). When the gateway has no
 // billing routes (404), the page says so instead of showing zeros.
 import { optional, units } from '../../../../appliance/web/kit/api.ts'
 import { h, table, when } from '../../../../appliance/web/kit/dom.ts'
 
 interface Wallet { did: string; currency: string; available: string; pending: string; posted: string; deposit: { chain: string; contract: string; accountKey: string } | null }
+interface Invoices { invoices: Array<{ id: string; period: string; total: string; lines: unknown[]; issuedAt: number | string }> }
 interface TopUps { topUps: Array<{ ref: string; amount: string; at: number | string }> }
 
 export async function walletPage(main: HTMLElement): Promise<void> {
@@ -28,4 +29,8 @@ export async function walletPage(main: HTMLElement): Promise<void> {
   main.append(h('h2', {}, 'Top-ups'), !t || t.topUps.length === 0
     ? h('p', { class: 'muted', id: 'topups-empty' }, 'No top-ups yet.')
     : h('div', { class: 'scroll' }, table(['When', 'Amount', 'Reference'], t.topUps.map((x) => [when(x.at), `${units(x.amount, 6)} ${w.currency}`, x.ref]), 'Top-ups')))
+  const inv = await optional<Invoices>('GET', '/v1/invoices')
+  main.append(h('h2', {}, 'Invoices'), !inv || inv.invoices.length === 0
+    ? h('p', { class: 'muted', id: 'invoices-empty' }, 'No invoices yet.')
+    : h('div', { class: 'scroll' }, table(['Period', 'Total', 'Lines', 'Issued', 'Id'], inv.invoices.map((x) => [x.period, `${units(x.total, 6)} ${w.currency}`, x.lines.length, when(x.issuedAt), x.id]), 'Invoices')))
 }
