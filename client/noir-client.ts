@@ -8,10 +8,11 @@ import { randomUUID } from 'node:crypto'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { ApiKeyView, Scope } from '../gateway/keys/api-keys.ts'
+import type { Rotation, SecretView } from '../gateway/secrets/account-secrets.ts'
 import { GatewayUnreachableError, NoirApiError } from './errors.ts'
 
 export { GatewayUnreachableError, NoirApiError }
-export type { ApiKeyView, Scope }
+export type { ApiKeyView, Rotation, Scope, SecretView }
 
 export interface NoirClientOptions {
   /** The gateway's base URL, e.g. https://gateway.example:8480 */
@@ -103,6 +104,24 @@ export class NoirClient {
 
   async revokeApiKey(id: string): Promise<void> {
     await this.#call('DELETE', `/v1/keys/${encodeURIComponent(id)}`)
+  }
+
+  // ---- secrets (scope `secrets`; spec/secrets.md) ----
+  /**
+   * Creates or rotates secret `name` (at most 64 KiB). A rotation starts the running replicas that name it
+   * again: `rotated` says which did.
+   */
+  setSecret(name: string, value: string): Promise<SecretView & { created: boolean; rotated: Rotation[] }> {
+    return this.#call('PUT', `/v1/secrets/${encodeURIComponent(name)}`, { value }) as Promise<SecretView & { created: boolean; rotated: Rotation[] }>
+  }
+
+  /** The account's secrets: names, versions, when each was last set (never a value). */
+  async secrets(): Promise<SecretView[]> {
+    return ((await this.#call('GET', '/v1/secrets')) as { secrets: SecretView[] }).secrets
+  }
+
+  async deleteSecret(name: string): Promise<void> {
+    await this.#call('DELETE', `/v1/secrets/${encodeURIComponent(name)}`)
   }
 
   // ---- workloads ----

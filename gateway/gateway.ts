@@ -13,6 +13,9 @@ import { GatewayStore } from './store/gateway-store.ts'
 import { TenantStore } from './store/tenant-store.ts'
 import { AccountWallets } from './wallets/account-wallets.ts'
 import { TenantWorkloads } from './workloads/tenant-workloads.ts'
+import { AccountSecrets } from './secrets/account-secrets.ts'
+import { SecretBroker } from './secrets/secret-broker.ts'
+import { SecretStore } from './secrets/secret-store.ts'
 
 export interface GatewayInit {
   /** The gateway's state folder (0700). */
@@ -31,6 +34,7 @@ export interface GatewayInit {
 
 export interface Gateway {
   app: FastifyInstance
+  secrets: AccountSecrets
   store: GatewayStore
   tenants: TenantStore
   wallets: AccountWallets
@@ -48,14 +52,22 @@ export function openGateway(o: GatewayInit): Gateway {
   const wallets = new AccountWallets({ store: tenants, sealer, now })
   const keys = new ApiKeys({ store: tenants, wallets, now })
   const node = o.nodeHome !== undefined ? ApiClient.forHome(o.nodeHome) : undefined
-  const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now })
+  const secrets = new AccountSecrets({
+    store: new SecretStore(store.sharedDatabase()), sealer, now,
+    ...(node ? { restart: (id: string) => node.post<{ restarted: string[]; failed: { contractId: string; error: string }[] }>(`/v1/deployments/${encodeURIComponent(id)}/restart`) } : {}),
+  })
+  // the node's secret requests are answered by this gateway (spec/secrets.md "Delivery")
+  const broker = node ? new SecretBroker({ node, secrets }) : undefined
+  broker?.start()
+  const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now, admit: (accountId, w) => secrets.admit(accountId, w.secrets.map((s) => s.name)) })
   const auth = new AuthService({ store, mailer, sealer, publicUrl: o.publicUrl, now, ...(o.times ? { times: o.times } : {}) })
-  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
+  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads, secrets }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
   return {
-    app, store, tenants, wallets,
+    app, store, tenants, wallets, secrets,
     resume: () => (node ? workloads.resume() : Promise.resolve(0)),
     async close() {
       await app.close()
+      await broker?.close()
       mailer.close()
       store.close()
     },

@@ -186,3 +186,11 @@ export class NonCanonicalValueError extends IdentityError {
   override readonly name: string = 'NonCanonicalValueError'
   override readonly code: string = 'ERR_NON_CANONICAL_VALUE'
 }
+
+// ---- sealed boxes ------------------------------------------------------------------------------------------
+
+/** A sealed box (identity/sealed-box.ts) that does not open: tampered, another recipient's, or other associated data. */
+export class SealedBoxError extends IdentityError {
+  override readonly name: string = 'SealedBoxError'
+  override readonly code: string = 'ERR_SEALED_BOX'
+}

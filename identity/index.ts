@@ -12,6 +12,7 @@ export {
   resolveDidKey,
   x25519FromEd25519PublicKey,
 } from './did-key.ts'
+export { sealTo, openSealed, MAX_SEALED_BYTES } from './sealed-box.ts'
 export { parseAddress, formatAddress, isAddress, MAX_ADDRESS_LENGTH, type ParsedAddress } from './address.ts'
 export { canonicalJson, canonicalJsonBytes, MAX_JSON_DEPTH } from './canonical-json.ts'
 export {

@@ -1,7 +1,7 @@
 // One Ed25519 key = the node's libp2p identity = its did:key. Signing and verifying use node:crypto with
 // cached KeyObjects (creating a KeyObject per call costs ~10%). The seed never leaves this object except
 // through exportSeed() (for the keystore); inspect/JSON/string forms redact it.
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
+import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
 import { inspect } from 'node:util'
 import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -13,6 +13,9 @@ import { BoundedMap } from './lru.ts'
 // DER prefixes of an Ed25519 PKCS#8 private key and SPKI public key (RFC 8410): prefix || 32 raw bytes.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+// The same for X25519 (OID 1.3.101.110).
+export const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
+export const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
 
 function privateKeyObject(seed: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
@@ -40,6 +43,7 @@ export class NodeKey {
   readonly #keyObject: KeyObject
   #peerId: PeerId | undefined
   #libp2pKey: PrivateKey | undefined
+  #x25519: KeyObject | undefined
 
   private constructor(seed: Uint8Array, keyObject: KeyObject) {
     this.publicKey = rawPublicKey(keyObject)
@@ -70,6 +74,21 @@ export class NodeKey {
   /** Ed25519 signature (64 bytes) of `message`. */
   sign(message: Uint8Array): Uint8Array {
     return cryptoSign(null, message, this.#keyObject)
+  }
+
+  /**
+   * X25519 key agreement with this key's Montgomery form (RFC 7748; the scalar is the first half of
+   * SHA-512(seed), as Ed25519 derives it): the shared secret with `peerX25519`. Sealed boxes open with it
+   * (identity/sealed-box.ts); the seed stays inside this object.
+   */
+  agreeX25519(peerX25519: Uint8Array): Uint8Array {
+    if (!this.#x25519) {
+      const scalar = createHash('sha512').update(this.#seed).digest().subarray(0, 32)
+      this.#x25519 = createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, scalar]), format: 'der', type: 'pkcs8' })
+    }
+    if (peerX25519.length !== 32) throw new InvalidKeyError('an X25519 public key is 32 bytes')
+    const peer = createPublicKey({ key: Buffer.concat([X25519_SPKI_PREFIX, peerX25519]), format: 'der', type: 'spki' })
+    return new Uint8Array(diffieHellman({ privateKey: this.#x25519, publicKey: peer }))
   }
 
   /** The same key as a libp2p private key (for `createLibp2p({ privateKey })`). */

@@ -79,7 +79,7 @@ t.test('each schema violation names its JSON path and the reason', async (t) => 
     [{ ...base(), constraints: { minTrust: 2 } }, '$.constraints.minTrust', /<= 1/],
     [{ ...base(), env: { '1BAD': 'x' } }, '$.env["1BAD"]', /name does not match/],
     [{ ...base(), ports: [{ port: 70000 }] }, '$.ports[0].port', /<= 65535/],
-    [{ ...base(), secrets: [{ name: 'db' }] }, '$.secrets[0].env', /required/],
+    [{ ...base(), secrets: [{ name: 'db', file: '/etc/shadow' }] }, '$.secrets[0].file', /does not match/],
     [{ ...base(), extra: true }, '$.extra', /unknown field/],
     [{ ...base(), service: { replicas: 1.5 } }, '$.service.replicas', /integer/],
   ]
@@ -96,6 +96,10 @@ t.test('rules beyond the schema are checked with paths too', async (t) => {
   t.match(issuesOf({ ...base(), job: { retries: 1 } }), [{ path: '$.job', reason: /only for kind: job/ }])
   t.match(issuesOf({ ...base(), kind: 'job', job: { completions: 1, parallelism: 3 } }), [{ path: '$.job.parallelism' }])
   t.match(issuesOf({ ...base(), env: { DB: 'x' }, secrets: [{ name: 'db-pass', env: 'DB' }] }), [{ path: '$.secrets[0].env', reason: /shadowed/ }])
+  t.match(issuesOf({ ...base(), secrets: [{ name: 'db' }] }), [{ path: '$.secrets[0]', reason: /exactly one target/ }], 'a secret needs a target')
+  t.match(issuesOf({ ...base(), secrets: [{ name: 'db', env: 'DB', file: '/run/secrets/db' }] }), [{ path: '$.secrets[0]', reason: /exactly one target/ }], 'and only one')
+  t.match(issuesOf({ ...base(), secrets: [{ name: 'a', file: '/run/secrets/x' }, { name: 'b', file: '/run/secrets/x' }] }), [{ path: '$.secrets[1].file', reason: /two secrets/ }])
+  t.match(issuesOf({ ...base(), runtime: { type: 'wasm', module: 'm' }, secrets: [{ name: 'a', file: '/run/secrets/x' }] }), [{ path: '$.secrets[0].file', reason: /container runtime only/ }])
   t.match(issuesOf({ ...base(), service: { healthCheck: { type: 'http', port: 80 } } }), [{ path: '$.service.healthCheck.path' }])
   t.match(issuesOf({ ...base(), constraints: { owners: { allow: ['did:a'], deny: ['did:a'] } } }), [{ path: '$.constraints.owners' }])
   t.match(issuesOf({ ...base(), resources: { cpu: 1, memory: 1024 } }), [{ path: '$.resources.memory', reason: /at least 4MiB/ }])

@@ -70,6 +70,9 @@ export interface JobSpec {
   deadlineSeconds?: number
 }
 
+/** A secret a workload names (spec/secrets.md): its value is delivered at start to `env` or `file`. */
+export interface SecretRef { name: string; env?: string; file?: string }
+
 /** A validated workload with every default filled in. JSON-serializable (it travels in bid requests). */
 export interface Workload {
   apiVersion: 'noir/v1'
@@ -82,7 +85,8 @@ export interface Workload {
   service?: ServiceSpec
   job?: JobSpec
   env: Record<string, string>
-  secrets: { name: string; env: string }[]
+  /** Each with exactly one target: `env` (a variable) or `file` (a read-only file under /run/secrets; containers). */
+  secrets: SecretRef[]
   /** `public: true` only when the workload opens the port to ingresses (absent: private; spec/ingress.md). */
   ports: { port: number; protocol: 'tcp' | 'udp'; name?: string; public?: true }[]
   stateDir?: string
@@ -178,12 +182,20 @@ export function validateWorkload(value: unknown): Workload {
   }
 
   const env: Record<string, string> = raw.env ?? {}
-  const secrets: { name: string; env: string }[] = raw.secrets ?? []
+  const secrets: SecretRef[] = raw.secrets ?? []
   const seen = new Set<string>()
   secrets.forEach((s, i) => {
-    if (s.env in env) rules.push({ path: `$.secrets[${i}].env`, reason: `${s.env} is also set in env (a secret must not be shadowed by a plain value)` })
-    if (seen.has(s.env)) rules.push({ path: `$.secrets[${i}].env`, reason: `${s.env} is set by two secrets` })
-    seen.add(s.env)
+    if ((s.env === undefined) === (s.file === undefined)) rules.push({ path: `$.secrets[${i}]`, reason: 'needs exactly one target: env or file' })
+    if (s.env !== undefined) {
+      if (s.env in env) rules.push({ path: `$.secrets[${i}].env`, reason: `${s.env} is also set in env (a secret must not be shadowed by a plain value)` })
+      if (seen.has(s.env)) rules.push({ path: `$.secrets[${i}].env`, reason: `${s.env} is set by two secrets` })
+      seen.add(s.env)
+    }
+    if (s.file !== undefined) {
+      if (raw.runtime.type !== 'container') rules.push({ path: `$.secrets[${i}].file`, reason: 'a file target is for a container runtime only' })
+      if (seen.has(s.file)) rules.push({ path: `$.secrets[${i}].file`, reason: `${s.file} is written by two secrets` })
+      seen.add(s.file)
+    }
   })
   const owners = raw.constraints?.owners
   if (owners?.allow && owners?.deny) {

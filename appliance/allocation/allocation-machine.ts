@@ -6,6 +6,7 @@
 //                 |           +-> failed(reason) (oom, cpu-time, error, killed from outside)
 //                 +-> failed(reason)              (could not be prepared or started)
 //   running / starting -> backoff -> starting     (restart policy: always | on-failure, with backoff and a limit)
+//   running -> relaunching -> starting             (RESTART: asked to start again, e.g. a rotated secret)
 //
 // The machine's context is plain data (serializable snapshot); the executor calls are injected as promise
 // actors by `allocationMachine(deps)`. `ATTACH` (instead of `START`) enters `running` with an existing handle:
@@ -57,6 +58,8 @@ export type AllocationEvent =
   | { type: 'START' }
   | { type: 'ATTACH'; handle: ExecHandle }
   | { type: 'STOP'; graceMs?: number }
+  /** Stop the running instance and launch it again (a rotated secret); not counted as a restart of the policy. */
+  | { type: 'RESTART' }
 
 /** The executor operations the machine performs (the executor behind them is the allocation's kind). */
 export interface AllocationDeps {
@@ -166,7 +169,24 @@ export function allocationMachine(deps: AllocationDeps) {
           ],
           onError: { target: 'failed', actions: assign({ reason: ({ event }) => errorText(event.error) }) },
         },
-        on: { STOP: { target: 'stopping', actions: assign({ graceMs: ({ context, event }) => event.graceMs ?? context.graceMs }) } },
+        on: {
+          STOP: { target: 'stopping', actions: assign({ graceMs: ({ context, event }) => event.graceMs ?? context.graceMs }) },
+          RESTART: 'relaunching',
+        },
+      },
+      // asked to start again (a rotated secret): the instance is stopped, then launched anew (launch removes it)
+      relaunching: {
+        entry: { type: 'report', params: { state: 'starting' } },
+        invoke: {
+          src: 'stopInstance',
+          input: ({ context }) => ({ handle: context.handle!, graceMs: context.graceMs }),
+          onDone: [
+            { guard: ({ context }) => context.stopRequested, target: 'stopped', actions: assign({ lastExit: ({ event }) => event.output }) },
+            { target: 'starting', actions: assign({ lastExit: ({ event }) => event.output }) },
+          ],
+          onError: { target: 'failed', actions: assign({ reason: ({ event }) => errorText(event.error) }) },
+        },
+        on: { STOP: { actions: assign({ stopRequested: true }) } },
       },
       backoff: {
         entry: { type: 'report', params: { state: 'backoff' } },

@@ -44,7 +44,15 @@ export interface AllocationRequest {
   /** Commit this (already made) reservation instead of reserving now. */
   reservationId?: string
   labels?: Record<string, string>
+  /**
+   * The secrets (spec/secrets.md): environment variables and files, asked at each launch, the first and every
+   * restart, and handed to the executor only; never in the record, the state folder or a log.
+   */
+  secrets?: () => Promise<SecretDelivery>
 }
+
+/** Secret values by target: environment variable -> value, container path -> value. */
+export interface SecretDelivery { env: Record<string, string>; files: Record<string, string> }
 
 export interface AllocationRecord {
   id: string
@@ -63,6 +71,8 @@ export interface AllocationRecord {
   createdAt: number
   updatedAt: number
   startedAt: number | null
+  /** It has secrets, delivered at each launch by `secrets` (held in this process only). */
+  secrets?: true
 }
 
 export interface AllocationView extends AllocationRecord {
@@ -90,6 +100,7 @@ export const ALLOC_STATUS = '/noir/alloc/status'
 export const ALLOC_STOP = '/noir/alloc/stop'
 export const ALLOC_START = '/noir/alloc/start'
 export const ALLOC_ATTACH = '/noir/alloc/attach'
+export const ALLOC_RESTART = '/noir/alloc/restart'
 
 const isFinal = (s: AllocationState): boolean => finalStates.includes(s)
 
@@ -121,6 +132,8 @@ export class AllocationManager {
   readonly #usage = new Map<string, UsageStats>()
   readonly #waiters = new Map<string, Set<() => void>>()
   readonly #listeners = new Set<(r: AllocationRecord) => void>()
+  /** Where each allocation's secrets come from (memory only: a restarted daemon has none). */
+  readonly #secrets = new Map<string, () => Promise<SecretDelivery>>()
   #writes: Promise<unknown> = Promise.resolve()
   #statsTimer: NodeJS.Timeout | undefined
   #stopped = false
@@ -219,7 +232,9 @@ export class AllocationManager {
       createdAt: now,
       updatedAt: now,
       startedAt: null,
+      ...(req.secrets ? { secrets: true as const } : {}),
     }
+    if (req.secrets) this.#secrets.set(id, req.secrets)
     this.#records.set(id, record)
     await this.#persist(record) // the record exists before anything is created: a crash leaves no orphan unaccounted
     this.#spawnActor(record, { type: 'START' })
@@ -234,6 +249,17 @@ export class AllocationManager {
 
   list(): AllocationView[] {
     return [...this.#records.values()].map((r) => ({ ...r, usage: this.#usage.get(r.id) ?? null }))
+  }
+
+  /** Stops the running instance and launches it again (its secrets asked anew); false when it is not running. */
+  restart(id: string): boolean {
+    const r = this.#records.get(id)
+    if (!r) throw new AllocationNotFoundError(id)
+    if (r.state !== 'running') return false
+    const ref = this.#system.lookup(`${PARENT}/${id}`)
+    if (!ref) return false
+    ref.tell(ALLOC_RESTART, {})
+    return true
   }
 
   /** Stops an allocation (SIGTERM, grace, kill) and resolves with its final record. */
@@ -256,6 +282,7 @@ export class AllocationManager {
     await this.#allocator.release(r.reservationId)
     if (r.portsReservationId) await this.#allocator.release(r.portsReservationId)
     this.#records.delete(id)
+    this.#secrets.delete(id)
     this.#usage.delete(id)
     await this.#enqueue(() => this.#stored.del(id))
     rmSync(join(this.#stateRoot, id), { recursive: true, force: true })
@@ -336,7 +363,7 @@ export class AllocationManager {
     const machine = allocationMachine({
       launch: async (spec, previous) => {
         if (previous) await executor.remove(previous)
-        const handle = await executor.prepare(spec)
+        const handle = await executor.prepare(await this.#withSecrets(record, spec))
         this.#update(record.id, { handle }) // known before start: re-attach can find and judge it
         try {
           await executor.start(handle)
@@ -364,6 +391,7 @@ export class AllocationManager {
       restart: 'temporary',
       behaviors: {
         [ALLOC_START]: { event: (): AllocationEvent => ({ type: 'START' }) },
+        [ALLOC_RESTART]: { event: (): AllocationEvent => ({ type: 'RESTART' }) },
         [ALLOC_ATTACH]: { event: (body: { handle: ExecHandle }): AllocationEvent => ({ type: 'ATTACH', handle: body.handle }) },
         [ALLOC_STOP]: {
           event: (body: { graceMs?: number } | undefined): AllocationEvent =>
@@ -377,6 +405,15 @@ export class AllocationManager {
       if (reason.kind === 'crashed' && !this.#stopped) this.#update(record.id, { state: 'failed', reason: `allocation actor crashed: ${reason.error.message}` })
     })
     ref.tell(first.type === 'START' ? ALLOC_START : ALLOC_ATTACH, first.type === 'ATTACH' ? { handle: first.handle } : {})
+  }
+
+  /** The spec with its secrets added (a copy, for the executor only). */
+  async #withSecrets(record: AllocationRecord, spec: ExecSpec): Promise<ExecSpec> {
+    if (!record.secrets) return spec
+    const source = this.#secrets.get(record.id)
+    if (!source) throw new InvalidAllocationError('its secrets are delivered at start by its orchestrator and this process holds none for it (the daemon restarted): it is placed again')
+    const d = await source()
+    return { ...spec, env: { ...spec.env, ...d.env }, ...(Object.keys(d.files).length > 0 ? { secretFiles: d.files } : {}) }
   }
 
   #fromSnapshot(id: string, state: AllocationState, ctx: AllocationContext): void {

@@ -10,6 +10,7 @@ import { SettlementService } from '../node-services/settlement-service.ts'
 import { TrustService } from '../node-services/trust-service.ts'
 import { ArtifactService } from '../node-services/artifact-service.ts'
 import { IngressService } from '../node-services/ingress-service.ts'
+import { SecretsService } from '../node-services/secrets-service.ts'
 import { MetricsService } from '../observability/metrics-service.ts'
 
 /** Fresh instances for each daemon (tests run several per process). */
@@ -19,7 +20,8 @@ export function nodeServices(): NodeService[] {
   const artifacts = new ArtifactService()
   // trust before orchestration (placement reads it from its first bid round); it reads the orchestrator lazily
   const trust: TrustService = new TrustService({ orchestration: () => orchestration })
-  const orchestration: OrchestrationService = new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, trust: () => trust, artifacts: () => artifacts })
+  const secrets: SecretsService = new SecretsService({ orchestration: () => orchestration, appliance: () => appliance.parts })
+  const orchestration: OrchestrationService = new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, trust: () => trust, artifacts: () => artifacts, secrets: () => secrets })
   return [
     new NodeInfoService(),
     ledger,
@@ -27,6 +29,7 @@ export function nodeServices(): NodeService[] {
     trust,
     artifacts,
     orchestration,
+    secrets,
     new SettlementService({ ledger: () => ledger.ledger }),
     new IngressService({ appliance: () => appliance.parts, orchestration: () => orchestration }),
     new MetricsService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, orchestrator: () => orchestration.orchestrator }),

@@ -58,6 +58,11 @@ export interface ExecSpec {
   readOnlyRoot?: boolean
   /** Extra labels; executors add `noir.allocation` and `noir.node` themselves. */
   labels?: Record<string, string>
+  /**
+   * Secret files, container path (`/run/secrets/NAME`) -> value (docker only; spec/secrets.md): added to the
+   * spec at each launch and never kept in a record; the executor keeps them off every disk.
+   */
+  secretFiles?: Record<string, string>
 }
 
 /** A prepared or running instance. `ref` is the executor's own id (container id, pid, ...). */

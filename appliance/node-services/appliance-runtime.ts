@@ -9,12 +9,12 @@ import { GRACE_MS, LABEL_GRACE } from '../watchdog/lease.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
 import type { Capacity } from '../../actors/placement/offer.ts'
 import { ARTIFACT_DIGEST, workloadArtifacts, type RuntimeType, type Workload } from '../../actors/workload/workload.ts'
-import type { AllocationRecord } from '../allocation/allocation-manager.ts'
+import type { AllocationRecord, SecretDelivery } from '../allocation/allocation-manager.ts'
 import { finalStates } from '../allocation/allocation-machine.ts'
 import type { ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
 import { AllocationNotFoundError, InvalidAllocationError } from '../errors.ts'
-import { InvalidRequestError } from '../daemon/errors.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
+import type { ProviderSecrets } from '../secrets/protocol.ts'
 import { silentLog, type Log } from '../../p2p/log.ts'
 
 /** How long a stopped instance gets between SIGTERM (or the wasm stop request) and the kill. */
@@ -97,8 +97,8 @@ const kindOf: Record<RuntimeType, ExecutorKind> = { container: 'docker', wasm: '
 
 export interface ApplianceRuntimeInit {
   parts: ApplianceParts
-  /** Secret values by name (config `orchestration.secrets`). */
-  secrets?: Record<string, string>
+  /** Where a workload's secrets come from at each start (the secrets service; spec/secrets.md). */
+  secrets?: () => ProviderSecrets | undefined
   /** The owner's catalog: where workloads' modules, bundles, kernels and root filesystems are found by name. */
   catalog: Catalog
   /** Testing only: the free capacity claimed in bids (config `orchestration.claimFree`). */
@@ -113,7 +113,7 @@ export interface ApplianceRuntimeInit {
 /** The appliance as the provider sees it: capacity (the allocator) and a runner (allocations). */
 export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #parts: ApplianceParts
-  readonly #secrets: Record<string, string>
+  readonly #secrets: () => ProviderSecrets | undefined
   readonly #catalog: Catalog
   readonly #claimFree: { cpu?: number; memoryBytes?: number } | undefined
   readonly #log: Log
@@ -127,7 +127,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
 
   constructor(init: ApplianceRuntimeInit) {
     this.#parts = init.parts
-    this.#secrets = init.secrets ?? {}
+    this.#secrets = init.secrets ?? (() => undefined)
     this.#catalog = init.catalog
     this.#claimFree = init.claimFree
     this.#log = init.log ?? silentLog
@@ -188,11 +188,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   async #start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }> {
     const w = o.workload
     const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
-    for (const s of w.secrets) {
-      const v = this.#secrets[s.name]
-      if (v === undefined) throw new InvalidRequestError(`secret '${s.name}' is not configured on this node`)
-      env[s.env] = v
-    }
+    const secrets = await this.#secretDelivery(o)
     const id = allocationIdFor(o.contractId)
     const service = w.kind === 'service' ? w.service! : undefined
     const rec = await this.#parts.allocations.create({
@@ -207,12 +203,43 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       reservationId: o.reservationId,
       // The grace tells the node's watchdog how long this replica may outlive its daemon (appliance/watchdog).
       labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot, [LABEL_GRACE]: String(GRACE_MS[w.lane]) },
+      ...(secrets ? { secrets } : {}),
     })
     if (o.consumer) this.#runs.set(rec.id, { contractId: o.contractId, consumer: o.consumer, workload: w, startedAt: Date.now() })
     const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
     // After the provider has recorded the instance (it maps instance -> contract when start resolves).
     setImmediate(() => void this.#watch(rec.id, first))
     return { instanceId: rec.id }
+  }
+
+  /**
+   * The secrets of a start, by target (spec/secrets.md): fetched now from the contract's orchestrator, so a
+   * refusal fails the start with its typed error, and again at every later launch (a restart in place, a
+   * rotation). Values live in memory only: never in the allocation record, its state folder or a log.
+   */
+  async #secretDelivery(o: { contractId: string; slot: string; workload: Workload; consumer?: string }): Promise<(() => Promise<SecretDelivery>) | undefined> {
+    const w = o.workload
+    if (w.secrets.length === 0) return undefined
+    if (w.runtime.type === 'microvm') throw new InvalidAllocationError('secrets reach container, wasm and actor workloads only (a microvm\'s environment is written into its boot image)')
+    if (w.runtime.type !== 'container' && w.secrets.some((s) => s.file !== undefined)) throw new InvalidAllocationError('a secret file is for a container runtime only')
+    const source = this.#secrets()
+    if (!source || o.consumer === undefined) throw new InvalidAllocationError('this node has no secrets service: it cannot run a workload that names secrets')
+    const ask = { contractId: o.contractId, consumer: o.consumer, deploymentId: o.slot.slice(0, o.slot.lastIndexOf('/')), names: w.secrets.map((s) => s.name) }
+    const fetchEnv = async (): Promise<SecretDelivery> => {
+      const values = await source.fetch(ask)
+      const d: SecretDelivery = { env: {}, files: {} }
+      for (const s of w.secrets) {
+        if (s.env !== undefined) d.env[s.env] = values[s.name]!
+        else if (s.file !== undefined) d.files[s.file] = values[s.name]!
+      }
+      return d
+    }
+    let first: SecretDelivery | undefined = await fetchEnv()
+    return async () => {
+      const d = first ?? (await fetchEnv())
+      first = undefined
+      return d
+    }
   }
 
   /**

@@ -13,6 +13,7 @@ import { HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import { ApplianceRuntime, STOP_GRACE_MS, allocationIdFor, type WorkloadArtifacts } from './appliance-runtime.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
+import type { ProviderSecrets } from '../secrets/protocol.ts'
 import { KvContractStore } from '../../actors/contracts/store.ts'
 import { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
 import { KvDeploymentStore, KvStandbyReplicaStore } from '../../actors/orchestrator/deployment-store.ts'
@@ -71,7 +72,10 @@ interface OrchestrationConfig {
   standby?: string
   /** The nodes this node is the standby orchestrator of (nobody else's snapshots are accepted). */
   standbyFor?: string[]
-  /** Secret values by name; a workload names a secret, only this node's config holds its value. */
+  /**
+   * Secret values by name for this node's own deployments (spec/secrets.md): sealed to the provider of each
+   * replica that names one, at its start. Deployments made through a gateway get theirs from the gateway.
+   */
   secrets?: Record<string, string>
   /**
    * Testing only: the free capacity this node claims in its bids instead of the real one (a node that bids
@@ -99,6 +103,8 @@ export interface OrchestrationServiceInit {
   trust?: () => OrchestrationTrust | undefined
   /** The artifacts service (started before this one): workloads' artifacts fetched by digest, provenance. */
   artifacts?: () => WorkloadArtifacts | undefined
+  /** The secrets service (started after this one, asked at each start): where workloads' secrets come from. */
+  secrets?: () => ProviderSecrets | undefined
 }
 
 export class OrchestrationService implements NodeService {
@@ -107,6 +113,7 @@ export class OrchestrationService implements NodeService {
   readonly #ledger: () => Ledger
   readonly #trust: (() => OrchestrationTrust | undefined) | undefined
   readonly #artifacts: (() => WorkloadArtifacts | undefined) | undefined
+  readonly #secrets: (() => ProviderSecrets | undefined) | undefined
   #usageStore: KvUsageStore | undefined
   #meter: UsageMeter | undefined
   #cosigner: CheckpointCosigner | undefined
@@ -129,6 +136,7 @@ export class OrchestrationService implements NodeService {
     this.#ledger = init.ledger
     this.#trust = init.trust
     this.#artifacts = init.artifacts
+    this.#secrets = init.secrets
   }
 
   /** The orchestrator (after start): the trust service reads the workloads and replicas of job runs it compares. */
@@ -153,7 +161,7 @@ export class OrchestrationService implements NodeService {
     if (armed.length > 0) ctx.log.warn('failpoints armed: this node will kill itself there (testing only)', { failpoints: armed })
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
     this.#runtime = new ApplianceRuntime({
-      parts: this.#appliance(), secrets: cfg.secrets ?? {}, catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
+      parts: this.#appliance(), ...(this.#secrets ? { secrets: this.#secrets } : {}), catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
       log: ctx.log, ...(ctx.tracing ? { span: ctx.tracing.inSpan.bind(ctx.tracing) } : {}), ...(this.#artifacts?.() ? { artifacts: this.#artifacts()! } : {}),
     })
     await this.#runtime.refreshRuntimes()

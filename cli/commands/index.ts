@@ -25,6 +25,7 @@ import { walletCommands } from './wallet.ts'
 import { settleCommands } from './settle.ts'
 import { gatewayCommands } from './gateway.ts'
 import { loginCommand, logoutCommand } from './login.ts'
+import { secretsCommands } from './secrets.ts'
 import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
 import { endpointsCommand, exposeCommand } from './ingress.ts'
@@ -57,6 +58,7 @@ export const commands: Command[] = [
   ...gatewayCommands,
   loginCommand,
   logoutCommand,
+  ...secretsCommands,
   usageCommand,
   exposeCommand,
   endpointsCommand,

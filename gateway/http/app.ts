@@ -8,6 +8,8 @@ import type { Account, Session } from '../store/gateway-store.ts'
 import type { ApiKeys } from '../keys/api-keys.ts'
 import type { TenantWorkloads } from '../workloads/tenant-workloads.ts'
 import { registerWorkloadRoutes } from './workload-routes.ts'
+import { registerSecretRoutes } from './secret-routes.ts'
+import type { AccountSecrets } from '../secrets/account-secrets.ts'
 import { registerOpenApi } from './openapi.ts'
 import { refuseCrossSite } from './same-origin.ts'
 import { registerDashboard } from '../dashboard/dashboard-routes.ts'
@@ -25,7 +27,7 @@ export interface GatewayAppInit {
   /** Serve HTTPS with this key and certificate (the CLI always does; tests of the rules may use plain HTTP). */
   https?: { key: string; cert: string }
   /** The workload and API-key routes (spec/gateway.md); absent in tests of the auth rules alone. */
-  tenants?: { keys: ApiKeys; workloads: TenantWorkloads }
+  tenants?: { keys: ApiKeys; workloads: TenantWorkloads; secrets?: AccountSecrets }
   /**
    * Told of every answered request (metrics, spec/observability.md): method, the route's pattern ('unmatched'
    * when none; never the path a caller sent), status, ms.
@@ -161,6 +163,7 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
 
     if (init.dashboard !== false) registerDashboard(app)
     if (init.tenants) registerWorkloadRoutes(app, { ...init.tenants, sessionAccount: (req) => who(req).account.id })
+    if (init.tenants?.secrets) registerSecretRoutes(app, { keys: init.tenants.keys, secrets: init.tenants.secrets, sessionAccount: (req) => who(req).account.id })
   })
 
   return app

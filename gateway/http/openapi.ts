@@ -7,7 +7,7 @@ import swagger from '@fastify/swagger'
 import type { FastifyInstance } from 'fastify'
 
 type Auth = 'none' | 'session' | 'session-or-key'
-const ROUTES: Record<string, { summary: string; auth: Auth; ok?: number }> = {
+const ROUTES: Record<string, { summary: string; auth: Auth; ok?: number; /** a second success status */ also?: number }> = {
   'POST /v1/auth/signup': { summary: 'Create an account (a verification link is mailed)', auth: 'none', ok: 202 },
   'POST /v1/auth/verify': { summary: 'Verify the email address with the mailed token', auth: 'none' },
   'POST /v1/auth/login': { summary: 'Log in (password, and a TOTP or recovery code when enrolled); sets the session cookie', auth: 'none' },
@@ -29,6 +29,9 @@ const ROUTES: Record<string, { summary: string; auth: Auth; ok?: number }> = {
   'POST /v1/workloads/{id}/stop': { summary: 'Stop a deployment', auth: 'session-or-key' },
   'GET /v1/workloads/{id}/usage': { summary: 'A deployment\'s metered usage', auth: 'session-or-key' },
   'GET /v1/workloads/{id}/logs': { summary: 'A replica\'s log lines as Server-Sent Events (Last-Event-ID resumes)', auth: 'session-or-key' },
+  'PUT /v1/secrets/{name}': { summary: 'Create (201) or rotate (200) a secret; a rotation restarts the running replicas naming it', auth: 'session-or-key', ok: 200, also: 201 },
+  'GET /v1/secrets': { summary: 'The account\'s secrets: names and versions, never values', auth: 'session-or-key' },
+  'DELETE /v1/secrets/{name}': { summary: 'Delete a secret (another account\'s answers 404 like a missing one)', auth: 'session-or-key' },
 }
 
 const PROBLEM = {
@@ -47,7 +50,7 @@ export function registerOpenApi(app: FastifyInstance): void {
   void app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'NoirLedger gateway API', version: '1', description: 'Accounts, API keys and workloads (spec/auth.md, spec/gateway.md). Errors are RFC 9457 problem documents.' },
+      info: { title: 'NoirLedger gateway API', version: '1', description: 'Accounts, API keys, workloads and secrets (spec/auth.md, spec/gateway.md, spec/secrets.md). Errors are RFC 9457 problem documents.' },
       components: {
         securitySchemes: {
           session: { type: 'apiKey', in: 'cookie', name: 'noir_session' },
@@ -68,6 +71,7 @@ export function registerOpenApi(app: FastifyInstance): void {
         [ok]: openUrl.endsWith('/logs')
           ? { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }
           : { description: 'the answer', type: 'object' },
+        ...(doc?.also ? { [doc.also]: { description: 'the answer', type: 'object' } } : {}),
         '4XX': { description: 'a typed error (problem+json)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
         '5XX': { description: 'a typed error (problem+json)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
       }

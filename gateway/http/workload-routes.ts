@@ -23,10 +23,9 @@ export interface WorkloadRoutesInit {
 
 const ALL = new Set(Object.keys(SCOPES) as Scope[])
 
-export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoutesInit): void {
-  const { keys, workloads } = init
-
-  const principal = async (req: FastifyRequest, need: Scope): Promise<Principal> => {
+/** Who is asking, with `need` among their scopes: a session (every scope) or an API key (its own); typed errors otherwise. */
+export function principalResolver(keys: ApiKeys, sessionAccount: (req: FastifyRequest) => string): (req: FastifyRequest, need: Scope) => Promise<Principal> {
+  return async (req, need) => {
     const h = req.headers.authorization
     let p: Principal
     if (h !== undefined) {
@@ -35,11 +34,17 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
       const k = await keys.authenticate(m[1]!)
       p = { accountId: k.accountId, via: k.keyId, scopes: new Set(k.scopes) }
     } else {
-      p = { accountId: init.sessionAccount(req), via: 'session', scopes: ALL }
+      p = { accountId: sessionAccount(req), via: 'session', scopes: ALL }
     }
     if (!p.scopes.has(need)) throw new ScopeDeniedError(`this key is not scoped for ${need}`, { needs: need })
     return p
   }
+}
+
+export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoutesInit): void {
+  const { keys, workloads } = init
+
+  const principal = principalResolver(keys, init.sessionAccount)
   const sessionOnly = (req: FastifyRequest): string => {
     if (req.headers.authorization !== undefined) throw new ScopeDeniedError('API keys are managed with a signed-in session, not with a key', { needs: 'session' })
     return init.sessionAccount(req)

@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import type { ApiClient, Json } from '../../appliance/daemon/api-client.ts'
 import { ApiCallError, NoDaemonError } from '../../appliance/daemon/errors.ts'
 import { InvalidWorkloadError, WorkloadParseError } from '../../actors/errors.ts'
-import { parseWorkloadText, validateWorkload, workloadSpec } from '../../actors/workload/workload.ts'
+import { parseWorkloadText, validateWorkload, workloadSpec, type Workload } from '../../actors/workload/workload.ts'
 import { GatewayError, IdempotencyConflictError, InvalidRequestError, MeshUnavailableError, NodeRefusedError, NotFoundError } from '../errors.ts'
 import type { TenantStore } from '../store/tenant-store.ts'
 
@@ -23,11 +23,14 @@ export class TenantWorkloads {
   readonly #store: TenantStore
   readonly #node: NodeLink | undefined
   readonly #now: () => number
+  readonly #admit: ((accountId: string, w: Workload) => void) | undefined
 
-  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number }) {
+  /** `admit`: checks the account may deploy the workload (its secrets exist); throws a typed error to refuse. */
+  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number; admit?: (accountId: string, w: Workload) => void }) {
     this.#store = o.store
     this.#node = o.node
     this.#now = o.now ?? Date.now
+    this.#admit = o.admit
   }
 
   /** Finishes creates a crash interrupted (recorded, never answered), with their own keys. */
@@ -48,7 +51,9 @@ export class TenantWorkloads {
     const node = this.#link()
     const key = idempotencyKey ?? randomUUID()
     if (!IDEMPOTENCY_KEY.test(key)) throw new InvalidRequestError('an idempotency key is 1-128 characters of A-Z a-z 0-9 . _ : -', { field: 'idempotencyKey' })
-    const spec = JSON.stringify(workloadSpec(this.#validate(workload)))
+    const w = this.#validate(workload)
+    this.#admit?.(accountId, w)
+    const spec = JSON.stringify(workloadSpec(w))
     const recorded = this.#store.recordCreate(accountId, key, spec, this.#now())
     if (recorded.workload !== spec) throw new IdempotencyConflictError(`idempotency key ${key} was used for another workload`, { field: 'idempotencyKey' })
     const view = await this.#call(() => node.post<{ id: string } & Record<string, Json>>('/v1/deployments', { workload: JSON.parse(spec) as Json, idempotencyKey: nodeKey(accountId, key) }))

@@ -24,6 +24,7 @@ import {
   UnknownInstanceError,
 } from '../../errors.ts'
 import { DockerLogParser } from './docker-frames.ts'
+import { removeSecretFiles, secretFilesDir, writeSecretFiles } from './secret-files.ts'
 
 export const LABEL_ALLOCATION = 'noir.allocation'
 export const LABEL_NODE = 'noir.node'
@@ -125,6 +126,8 @@ export class DockerExecutor implements Executor {
       }
     }
     const memory = Math.floor(spec.limits.memoryBytes)
+    const secretDir = secretFilesDir(this.nodeId, spec.allocationId)
+    const secretBinds = spec.secretFiles && Object.keys(spec.secretFiles).length > 0 ? writeSecretFiles(secretDir, spec.secretFiles) : []
     try {
       const container = await this.#docker.createContainer({
         name: `noir-${sanitize(this.nodeId).slice(-12)}-${sanitize(spec.allocationId)}`,
@@ -146,7 +149,7 @@ export class DockerExecutor implements Executor {
           PortBindings: bindings,
           ReadonlyRootfs: spec.readOnlyRoot !== false,
           Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.min(16 * 1024 * 1024, memory)}` },
-          Binds: [`${spec.stateDir}:/state:rw`],
+          Binds: [`${spec.stateDir}:/state:rw`, ...secretBinds],
           CapDrop: ['ALL'],
           SecurityOpt: ['no-new-privileges'],
           LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
@@ -155,6 +158,7 @@ export class DockerExecutor implements Executor {
       })
       return { allocationId: spec.allocationId, kind: 'docker', ref: container.id }
     } catch (err) {
+      if (secretBinds.length > 0) removeSecretFiles(secretDir)
       if (statusCode(err) === 409) throw new DuplicateAllocationError(spec.allocationId)
       if (statusCode(err) === 404) throw new ImageNotFoundError(rt.image)
       throw err
@@ -309,6 +313,7 @@ export class DockerExecutor implements Executor {
       const code = statusCode(err)
       if (code !== 404 && code !== 409) throw err // 409: removal already in progress
     }
+    removeSecretFiles(secretFilesDir(this.nodeId, handle.allocationId))
     this.#exits.delete(handle.ref)
     this.#stops.delete(handle.ref)
     this.#settled.delete(handle.ref)
