@@ -89,4 +89,11 @@ const shareForm = form('Change the share', [
 })
 const refresh = () => draw(main, shareForm).catch((err: unknown) => announce(String(err)))
 void refresh()
-setInterval(() => void refresh(), 5000)
+const timer = setInterval(() => void refresh(), 5000)
+const end = h('button', { type: 'button', class: 'secondary' }, 'End this console session')
+end.addEventListener('click', () => void fetch('/console/logout', { method: 'POST', credentials: 'same-origin' }).then(() => {
+  clearInterval(timer)
+  main.replaceChildren(h('h1', {}, 'Console session ended'), h('p', {}, 'Run noir console again to open it.'))
+  announce('Console session ended')
+}))
+document.querySelector('header.top')?.append(end)
