@@ -231,3 +231,38 @@ export class LogConsistencyError extends OrchestrationError {
   override name = 'LogConsistencyError'
   override readonly code = 'LOG_CONSISTENCY'
 }
+
+/** `noir migrate`: the replica asked for is not running (unknown index, placing, lost, stopped), or the deployment is not live. */
+export class ReplicaNotRunningError extends OrchestrationError {
+  override name = 'ReplicaNotRunningError'
+  override readonly code = 'REPLICA_NOT_RUNNING'
+  override readonly status = 409
+}
+
+/** `noir migrate`: a migration of this deployment is already queued or in flight. */
+export class MigrationInProgressError extends OrchestrationError {
+  override name = 'MigrationInProgressError'
+  override readonly code = 'MIGRATION_IN_PROGRESS'
+  override readonly status = 409
+}
+
+/** `noir migrate`: no node other than the replica's own fits the workload (or the node named declined); nothing moved. */
+export class NoMigrationTargetError extends OrchestrationError {
+  override name = 'NoMigrationTargetError'
+  override readonly code = 'NO_MIGRATION_TARGET'
+  override readonly status = 409
+}
+
+/** `noir migrate`: the move started but did not finish (the new replica did not start); `data` says where the slot stands. */
+export class MigrationFailedError extends OrchestrationError {
+  override name = 'MigrationFailedError'
+  override readonly code = 'MIGRATION_FAILED'
+  override readonly status = 502
+}
+
+/** A provider cannot checkpoint the instance asked for (no instance, a runner without checkpoints, the archive failed). */
+export class CheckpointUnavailableError extends OrchestrationError {
+  override name = 'CheckpointUnavailableError'
+  override readonly code = 'CHECKPOINT_UNAVAILABLE'
+  override readonly status = 409
+}

@@ -21,6 +21,8 @@ export interface StoredContract {
   workload?: Workload
   reservationId?: string
   instanceId?: string
+  /** Provider side: the state archive the instance was started from (spec/migration.md). */
+  restore?: { digest: string; from: string[] }
   /** Last known instance state (both sides). */
   instanceState?: string
   exitCode?: number | null

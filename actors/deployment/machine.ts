@@ -20,7 +20,8 @@ import type { ReplicaReport } from '../provider/provider.ts'
 import { instanceCount, type Workload } from '../workload/workload.ts'
 import {
   edit, enqueue, isActive, newReplica, note, repeatRefusers, replicaOf, runningCount, toView,
-  type BidRound, type DeploymentContext, type DeploymentPhase, type DeploymentView, type Replica, type RepairJob, type StandbyRef,
+  type BidRound, type DeploymentContext, type DeploymentPhase, type DeploymentView, type MigrationRecord, type Replica, type RepairJob,
+  type SlotCheckpoint, type StandbyRef,
 } from './model.ts'
 
 // ---- what the effects are given and report ---------------------------------------------------------------------
@@ -102,6 +103,14 @@ export interface RepairOutcome {
   infeasible: InfeasibleReason | null
   /** Standby jobs: the standby now reserved (or null when none could be). */
   standby: StandbyRef | null
+  /** Move jobs: what happened to the old replica and the state carried. */
+  moved?: {
+    /** The old replica was quiesced (stopped and its state archived): it no longer runs. */
+    oldStopped: boolean
+    checkpoint: SlotCheckpoint | null
+    /** From the old replica quiesced to the new one started (ms). */
+    gapMs: number | null
+  }
 }
 
 export interface ReleaseInput {
@@ -145,6 +154,10 @@ export type DeploymentEvent =
   | { type: 'STOP'; reason?: string }
   /** After a restore: a wait whose timer did not survive the restart ends now. */
   | { type: 'RESUME' }
+  /** A running replica's live checkpoint (protected lane, spec/migration.md "Stateful failover"). */
+  | { type: 'CHECKPOINTED'; slot: string; contractId: string; checkpoint: SlotCheckpoint }
+  /** `noir migrate`: move the replica of `slot` to another node (`to`: that one), `why` shown in status. */
+  | { type: 'MIGRATE'; id: string; slot: string; to?: string; why: string; at: number }
   /** This node (the standby orchestrator) took the deployment over from `from` at orchestrator epoch `epoch`. */
   | { type: 'TAKEN_OVER'; from: string; by: string; epoch: number; at: number; token?: string }
   | { type: 'UP' }
@@ -206,6 +219,67 @@ function markRunning(d: DeploymentContext, rep: Replica, at: number): boolean {
     note(d, at, `slot ${rep.slot} running on ${rep.node}${since !== null ? ` (${at - since} ms after its contract was proposed)` : ''}`)
   }
   return true
+}
+
+/**
+ * The outcome of a `migrate` job (the new node reserved: the `move` job comes next) or a `move` job (the
+ * replica runs on the new node, or where the slot stands if it does not). Returns the health event to raise.
+ */
+function applyMigration(d: DeploymentContext, rep: Replica, job: Extract<RepairJob, { kind: 'migrate' | 'move' }>, out: RepairOutcome, at: number): 'UP' | 'DOWN' | null {
+  const rec = (d.migrations ?? []).find((m) => m.id === job.id)
+  const finish = (ok: boolean, error: string | null): void => {
+    if (!rec) return
+    Object.assign(rec, { doneAt: at, ok, error })
+  }
+  if (job.kind === 'migrate') {
+    if (!out.placed) {
+      const why = `no other node fits: ${out.infeasible?.reason ?? 'no node accepted'}`
+      note(d, at, `migration of slot ${rep.slot} not done: ${why}; the replica stays on ${rep.node}`)
+      finish(false, why)
+      return null
+    }
+    if (rep.state !== 'running' || !rep.node || !rep.contractId) {
+      note(d, at, `migration of slot ${rep.slot} dropped: the replica is ${rep.state} now (its reservation on ${out.placed.terms.provider} lapses)`)
+      finish(false, `replica ${rep.slot} is not running`)
+      return null
+    }
+    rep.moving = { id: job.id, contract: out.placed, from: { node: rep.node, contractId: rep.contractId }, why: job.why, requestedAt: job.at }
+    note(d, at, `migration of slot ${rep.slot}: ${out.placed.terms.provider} reserved (epoch ${out.placed.terms.epoch}); moving`)
+    d.queue.unshift({ kind: 'move', slot: rep.slot, why: job.why, id: job.id })
+    return null
+  }
+  const moving = rep.moving
+  rep.moving = null
+  if (!moving) return null
+  const moved = out.moved ?? { oldStopped: false, checkpoint: null, gapMs: null }
+  if (moved.checkpoint) rep.checkpoint = moved.checkpoint
+  if (rec) {
+    rec.checkpoint = moved.checkpoint ? { digest: moved.checkpoint.digest, bytes: moved.checkpoint.bytes } : null
+    rec.gapMs = moved.gapMs
+  }
+  if (out.started?.ok) {
+    takeContract(d, rep, moving.contract, at)
+    rep.state = 'starting'
+    const up = markRunning(d, rep, at)
+    if (rec) rec.to = rep.node
+    note(d, at, `slot ${rep.slot} migrated from ${moving.from.node} to ${rep.node} (${moving.why})${moved.checkpoint ? `, state ${moved.checkpoint.bytes} bytes carried as ${moved.checkpoint.digest.slice(0, 20)}…` : ', stateless: started before the old one stopped'}`)
+    finish(true, null)
+    return up ? 'UP' : null
+  }
+  const error = out.started && !out.started.ok ? out.started.error : 'the new replica was not started'
+  if (!moved.oldStopped) {
+    note(d, at, `migration of slot ${rep.slot} to ${moving.contract.terms.provider} failed (${error}); the replica keeps running on ${moving.from.node}`)
+    finish(false, error)
+    return null
+  }
+  // the old replica was quiesced for its checkpoint: the slot is placed again from that checkpoint
+  rep.state = 'failed'
+  rep.failedOn.push(moving.contract.terms.provider)
+  d.reason = `migration of slot ${rep.slot} failed: ${error}`
+  note(d, at, `migration of slot ${rep.slot} to ${moving.contract.terms.provider} failed (${error}) after the old replica stopped; placing it again from its checkpoint`)
+  enqueue(d, { kind: 'slot', slot: rep.slot, why: 'migration target did not start' })
+  finish(false, error)
+  return 'DOWN'
 }
 
 function phaseOf(value: unknown): DeploymentPhase {
@@ -382,6 +456,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
       applyRepair: enqueueActions(({ context, event, enqueue: q }) => {
         const out = (event as unknown as { output: RepairOutcome }).output
         let up = false
+        let down = false
         const next = edit(context, (d) => {
           const at = fx.now()
           const job = d.current
@@ -397,6 +472,12 @@ export function deploymentMachine(fx: DeploymentEffects) {
           }
           const rep = replicaOf(d, job.slot)
           if (!rep) return
+          if (job.kind === 'migrate' || job.kind === 'move') {
+            const r = applyMigration(d, rep, job, out, at)
+            if (r === 'UP') up = true
+            else if (r === 'DOWN') down = true
+            return
+          }
           if (out.placed) {
             takeContract(d, rep, out.placed, at)
             if (out.started?.ok) {
@@ -420,6 +501,35 @@ export function deploymentMachine(fx: DeploymentEffects) {
         })
         q.assign(next)
         if (up) q.raise({ type: 'UP' })
+        if (down) q.raise({ type: 'DOWN' })
+      }),
+      takeCheckpoint: assign(({ context, event }) => {
+        if (event.type !== 'CHECKPOINTED') return {}
+        const rep = replicaOf(context, event.slot)
+        // only the slot's current replica's checkpoint counts (a late one from a replaced copy does not)
+        if (!rep || rep.contractId !== event.contractId || rep.state !== 'running') return {}
+        return edit(context, (d) => {
+          replicaOf(d, event.slot)!.checkpoint = event.checkpoint
+        })
+      }),
+      migrateAsked: assign(({ context, event }) => {
+        if (event.type !== 'MIGRATE') return {}
+        return edit(context, (d) => {
+          const rec: MigrationRecord = {
+            id: event.id, slot: event.slot, from: replicaOf(d, event.slot)?.node ?? '', to: null, why: event.why, requestedAt: event.at,
+            doneAt: null, ok: null, checkpoint: null, gapMs: null, error: null,
+          }
+          d.migrations = [...(d.migrations ?? []), rec].slice(-50)
+          const rep = replicaOf(d, event.slot)
+          const busy = d.replicas.some((r) => r.moving) || [d.current, ...d.queue].some((j) => j?.kind === 'migrate' || j?.kind === 'move')
+          const refused = !rep || rep.state !== 'running' ? `replica ${event.slot} is not running` : busy ? 'a migration is already in progress' : null
+          if (refused) {
+            Object.assign(rec, { doneAt: event.at, ok: false, error: refused })
+            return
+          }
+          note(d, event.at, `migration of slot ${event.slot} asked (${event.why})${event.to ? ` to ${event.to}` : ''}`)
+          d.queue.push({ kind: 'migrate', slot: event.slot, why: event.why, id: event.id, at: event.at, ...(event.to ? { to: event.to } : {}) })
+        })
       }),
       repairFailed: assign(({ context, event }) => edit(context, (d) => {
         const e = (event as unknown as { error: unknown }).error
@@ -472,6 +582,8 @@ export function deploymentMachine(fx: DeploymentEffects) {
           }
           if (r.state !== 'exited' && r.state !== 'failed') return
           if (rep.state !== 'running' && rep.state !== 'starting') return
+          // the end of a replica a migration quiesced is the move's to handle (its checkpoint stopped it)
+          if (rep.moving?.from.contractId === r.contractId) return
           rep.lastExitCode = r.code ?? null
           fx.contractEnded(r.contractId, `${r.state}${r.code !== undefined && r.code !== null ? ` ${r.code}` : ''}`)
           const ok = r.state === 'exited' && r.code === 0
@@ -557,6 +669,8 @@ export function deploymentMachine(fx: DeploymentEffects) {
       STOP: { actions: 'requestStop' },
       RESUME: { actions: 'noteResumed' },
       TAKEN_OVER: { actions: 'takenOver' },
+      MIGRATE: { actions: 'migrateAsked' },
+      CHECKPOINTED: { actions: 'takeCheckpoint' },
     },
     states: {
       placing: {
@@ -679,11 +793,11 @@ export function deploymentMachine(fx: DeploymentEffects) {
                   src: 'repair',
                   input: ({ context }) => {
                     const job = context.current!
-                    const replica = job.kind === 'slot' ? replicaOf(context, job.slot) ?? null : null
+                    const replica = 'slot' in job ? replicaOf(context, job.slot) ?? null : null
                     return {
                       deploymentId: context.id, workload: context.workload, job, replica, standby: context.standby,
                       existing: existingOf(context, replica?.slot), used: usedNodes(context), exclude: repeatRefusers(context),
-                      why: job.kind === 'slot' ? job.why : 'standby',
+                      why: 'why' in job ? job.why : 'standby',
                     }
                   },
                   onDone: { target: 'idle', actions: 'applyRepair' },

@@ -31,6 +31,8 @@ export interface ReplicaView {
   failedOn: string[]
   runningSince: number | null
   lastExitCode: number | null
+  /** The slot's last checkpoint (a migration's, or a protected replica's periodic one): its next start restores it. */
+  lastCheckpoint?: { digest: string; bytes: number; at: number } | null
 }
 
 /** A replica as the deployment actor keeps it: the view plus its signed contract. */
@@ -38,6 +40,10 @@ export interface Replica extends ReplicaView {
   contract: Contract | null
   /** When the current placement of this slot began (for the time-to-running figure). */
   placingSince: number | null
+  /** The slot's last checkpoint: every later start of the slot restores it. */
+  checkpoint?: SlotCheckpoint | null
+  /** A migration in flight (between the `migrate` and the `move` jobs). */
+  moving?: Moving | null
 }
 
 export interface DeploymentEventLine {
@@ -70,8 +76,51 @@ export interface StandbyRef {
   contractId: string
 }
 
-/** Work the deployment still has to do on one slot, in order of arrival. */
-export type RepairJob = { kind: 'slot'; slot: string; why: string } | { kind: 'standby' }
+/**
+ * Work the deployment still has to do on one slot, in order of arrival. A migration is two jobs: `migrate`
+ * reserves the new node (nothing is touched yet), `move` checkpoints the old replica, starts the new one from
+ * the checkpoint and releases the old one (its contract is in `Replica.moving`, so a restart re-runs it).
+ */
+export type RepairJob =
+  | { kind: 'slot'; slot: string; why: string }
+  | { kind: 'standby' }
+  | { kind: 'migrate'; slot: string; why: string; id: string; to?: string; at: number }
+  | { kind: 'move'; slot: string; why: string; id: string }
+
+/** A slot's state as an artifact (a tar of its state directory; an SDK actor's snapshot is in it). */
+export interface SlotCheckpoint {
+  digest: string
+  bytes: number
+  /** Where it can be fetched first (the node that made it); any holder the DHT names otherwise. */
+  from: string
+  at: number
+}
+
+/** A migration in flight: the new contract (reserved, not started) and the replica it replaces. */
+export interface Moving {
+  id: string
+  contract: Contract
+  from: { node: string; contractId: string }
+  why: string
+  requestedAt: number
+}
+
+/** One migration, as `noir status` shows it. */
+export interface MigrationRecord {
+  id: string
+  slot: string
+  from: string
+  to: string | null
+  why: string
+  requestedAt: number
+  doneAt: number | null
+  ok: boolean | null
+  /** The state carried (null: a stateless workload, started before the old one stopped). */
+  checkpoint: { digest: string; bytes: number } | null
+  /** From the old replica quiesced to the new one running (ms); null when nothing was quiesced. */
+  gapMs: number | null
+  error: string | null
+}
 
 export interface BidRound {
   requestId: string
@@ -150,6 +199,8 @@ export interface DeploymentContext {
   handoverToken?: string
   /** The key its create was made with (a retried create with it returns this deployment). */
   idempotencyKey?: string | null
+  /** Migrations asked for (`noir migrate`), newest last. Absent in older snapshots. */
+  migrations?: MigrationRecord[]
 }
 
 export interface DeploymentView {
@@ -175,6 +226,8 @@ export interface DeploymentView {
   /** The orchestrator term (1: the creating node; more: a standby took it over) and who it was taken from. */
   orchestratorEpoch: number
   takenOverFrom: string | null
+  /** Each migration: from, to, why, the state carried and the gap. */
+  migrations: MigrationRecord[]
 }
 
 export const MAX_EVENTS = 200
@@ -213,7 +266,7 @@ export function repeatRefusers(d: DeploymentContext): string[] {
 }
 
 export function enqueue(d: DeploymentContext, job: RepairJob): void {
-  const same = (j: RepairJob): boolean => j.kind === job.kind && (j.kind === 'standby' || (job.kind === 'slot' && j.slot === job.slot))
+  const same = (j: RepairJob): boolean => j.kind === job.kind && (j.kind === 'standby' || ('slot' in job && 'slot' in j && j.slot === job.slot))
   if (d.queue.some(same)) return
   d.parked = d.parked.filter((j) => !same(j))
   d.queue.push(job)
@@ -223,9 +276,12 @@ export function toView(c: DeploymentContext, phase: DeploymentPhase): Deployment
   return {
     id: c.id, name: c.workload.name, kind: c.workload.kind, lane: c.workload.lane, phase, reason: c.reason, infeasible: c.infeasible,
     createdAt: c.createdAt, desired: c.desired, succeeded: c.succeeded, failures: c.failures,
-    replicas: c.replicas.map(({ contract: _c, placingSince: _p, ...r }) => ({ ...r, failedOn: [...r.failedOn] })),
+    replicas: c.replicas.map(({ contract: _c, placingSince: _p, checkpoint: k, moving: _m, ...r }) => ({
+      ...r, failedOn: [...r.failedOn], lastCheckpoint: k ? { digest: k.digest, bytes: k.bytes, at: k.at } : null,
+    })),
     standby: c.standby ? { ...c.standby } : null, history: c.history.map((h) => ({ ...h })), events: c.events.map((e) => ({ ...e })),
     failovers: c.failovers.map((f) => ({ ...f })), stopFailures: c.stopFailures.map((f) => ({ ...f })),
     orchestratorEpoch: c.orchestratorEpoch ?? 1, takenOverFrom: c.takenOverFrom ?? null,
+    migrations: (c.migrations ?? []).map((m) => ({ ...m, checkpoint: m.checkpoint ? { ...m.checkpoint } : null })),
   }
 }

@@ -76,6 +76,9 @@ export interface EffectTimings {
   leaseMs?: number
 }
 
+/** Whether a replica's state moves with it: an SDK actor (its snapshot lives in its state directory) or a workload with a `stateDir`. */
+export const carriesState = (w: Workload): boolean => w.runtime.type === 'actor' || w.stateDir !== undefined
+
 const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err))
 
 /**
@@ -257,6 +260,8 @@ export class OrchestrationEffects implements DeploymentEffects {
       out.standby = r.standby
       return out
     }
+    if (i.job.kind === 'migrate') return this.#reserveTarget(i, i.job, out)
+    if (i.job.kind === 'move') return this.#move(i, out)
     const rep = i.replica
     if (!rep || rep.state === 'running' || rep.state === 'starting' || rep.state === 'stopped') return out
     const oldNode = rep.node
@@ -501,11 +506,82 @@ export class OrchestrationEffects implements DeploymentEffects {
     }
   }
 
+  /**
+   * A migration's first step: a node other than the replica's own (or the one named) is reserved by the same
+   * placement rules; nothing runs there yet and the replica is not touched (spec/migration.md).
+   */
+  async #reserveTarget(i: RepairInput, job: Extract<RepairInput['job'], { kind: 'migrate' }>, out: RepairOutcome): Promise<RepairOutcome> {
+    const rep = i.replica
+    if (!rep || rep.state !== 'running' || !rep.node) return out
+    const exclude = new Set<string>([...this.#p.lost(), rep.node, ...i.exclude])
+    const bids = await this.collect(i.deploymentId, i.workload, 1, [...exclude], job.to ? { only: [job.to] } : {})
+    out.notes.push(`migration of slot ${rep.slot}: ${bids.bids.length} bid(s)${job.to ? ` from ${job.to}` : ''}`)
+    const got = await this.#commitOne(i.deploymentId, i.workload, rep, bids, exclude, [...i.existing], out.refusals)
+    if ('contract' in got) out.placed = got.contract
+    else out.infeasible = got.infeasible
+    return out
+  }
+
+  /**
+   * A migration's second step (spec/migration.md): a stateful replica (an SDK actor, a workload with a
+   * `stateDir`) is quiesced and its state archived on its node, the new one started from that archive; a
+   * stateless one is started first (make-before-break). The slot is fenced at the new epoch once the new
+   * replica runs, and the old contract released. Each part is idempotent (the provider answers a repeated
+   * checkpoint with the same archive, a repeated start with its instance), so a restart re-runs it.
+   */
+  async #move(i: RepairInput, out: RepairOutcome): Promise<RepairOutcome> {
+    const rep = i.replica
+    const moving = rep?.moving
+    if (!rep || !moving) return out
+    const c = moving.contract
+    const stateful = carriesState(i.workload)
+    out.moved = { oldStopped: false, checkpoint: null, gapMs: null }
+    let quiesced: number | null = null
+    if (stateful) {
+      try {
+        const r = (await this.#p.askMarket(moving.from.node, MarketBehavior.checkpoint, { contractId: moving.from.contractId }, this.#t.stopTimeoutMs + 60_000)) as { digest?: unknown; bytes?: unknown } | null
+        if (typeof r?.digest !== 'string' || typeof r.bytes !== 'number') throw new InvalidTermsError(`checkpoint answered ${JSON.stringify(r).slice(0, 200)}`)
+        quiesced = performance.now()
+        out.moved.oldStopped = true
+        out.moved.checkpoint = { digest: r.digest, bytes: r.bytes, from: moving.from.node, at: this.#p.now() }
+      } catch (err) {
+        out.notes.push(`checkpoint of slot ${rep.slot} on ${moving.from.node} failed: ${errorText(err)}`)
+        await this.#releaseUnstarted(c, 'migration abandoned: no checkpoint')
+        out.started = { ok: false, error: `no checkpoint from ${moving.from.node}: ${errorText(err)}` }
+        return out
+      }
+    }
+    const restore = out.moved.checkpoint ?? null
+    try {
+      await this.#p.askMarket(c.terms.provider, MarketBehavior.start, { contractId: c.terms.id, ...(restore ? { restore: { digest: restore.digest, from: [restore.from] } } : {}) }, this.#t.commitTimeoutMs + 60_000)
+      await this.#setStatus(c.terms.id, 'active')
+      out.started = { ok: true }
+      if (quiesced !== null) out.moved.gapMs = Math.round(performance.now() - quiesced)
+    } catch (err) {
+      out.started = { ok: false, error: errorText(err) }
+      await this.#releaseUnstarted(c, `migration target did not start: ${errorText(err)}`)
+      return out
+    }
+    // only one replica owns the slot from now on: the fence stops any copy below the new epoch
+    void this.fence({ slot: rep.slot, epoch: c.terms.epoch, deploymentId: c.terms.deploymentId, contractId: c.terms.id })
+    try {
+      const answer = (await this.#p.askMarket(moving.from.node, MarketBehavior.stop, { contractId: moving.from.contractId }, this.#t.stopTimeoutMs)) as { stopped?: unknown } | null
+      if (answer?.stopped !== true) throw new StopFailedError(`node answered ${JSON.stringify(answer)} instead of { stopped: true }`)
+    } catch (err) {
+      out.notes.push(`old replica of slot ${rep.slot} on ${moving.from.node} not confirmed stopped (the fence stops it): ${errorText(err)}`)
+    }
+    this.#p.usage?.observe({ contractId: moving.from.contractId, deploymentId: i.deploymentId, ended: this.#p.now() })
+    await this.#setStatus(moving.from.contractId, 'ended', `migrated to ${c.terms.provider}`)
+    return out
+  }
+
   async #startPlaced(rep: Replica, c: Contract, out: RepairOutcome): Promise<RepairOutcome> {
     out.placed = c
     void this.fence({ slot: rep.slot, epoch: c.terms.epoch, deploymentId: c.terms.deploymentId, contractId: c.terms.id })
+    // a slot with a checkpoint (a migration that did not finish, a protected replica's last one) starts from it
+    const k = rep.checkpoint
     try {
-      await this.#p.askMarket(c.terms.provider, MarketBehavior.start, { contractId: c.terms.id }, this.#t.commitTimeoutMs)
+      await this.#p.askMarket(c.terms.provider, MarketBehavior.start, { contractId: c.terms.id, ...(k ? { restore: { digest: k.digest, from: [k.from] } } : {}) }, this.#t.commitTimeoutMs + (k ? 60_000 : 0))
       await this.#setStatus(c.terms.id, 'active')
       out.started = { ok: true }
     } catch (err) {

@@ -12,7 +12,7 @@ import { ActorSystem, defineActor, registerErrorClass, type ActorDefinition, typ
 import { parseAddress } from '../../identity/address.ts'
 import type { Log } from '../../p2p/log.ts'
 import { DEPLOYMENT_STEPS, deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
-import { finalPhases, type DeploymentContext, type DeploymentView } from '../deployment/model.ts'
+import { finalPhases, type DeploymentContext, type DeploymentView, type MigrationRecord, type SlotCheckpoint } from '../deployment/model.ts'
 import { upgradeDeploymentSnapshot } from '../deployment/upgrade.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
@@ -58,6 +58,10 @@ export const DeploymentBehavior = {
   resume: '/noir/deployment/resume',
   takenOver: '/noir/deployment/taken-over',
   status: '/noir/deployment/status',
+  /** `noir migrate` (local only): move a slot's replica to another node. */
+  migrate: '/noir/deployment/migrate',
+  /** A running replica's live checkpoint (local only): the slot starts from it after a failover. */
+  checkpointed: '/noir/deployment/checkpointed',
 } as const
 
 export interface OrchestratorPorts extends MarketPorts {
@@ -65,6 +69,8 @@ export interface OrchestratorPorts extends MarketPorts {
   deployments?: DeploymentStore
   /** The ActorSystem that hosts the orchestration actors (default: a local one of its own). */
   system?: ActorSystem
+  /** Keeps a copy of an artifact on this node (fetched from `from`, checked by digest): a replica's checkpoint outlives its node. */
+  keepArtifact?(digest: string, from: string[]): Promise<void>
   /** Asks another node's orchestrator inbox (standby replication and questions). */
   askOrchestrator?(did: string, behavior: string, body: unknown, timeoutMs: number): Promise<unknown>
   /** This node's standby orchestrator: another node its owner controls (spec/orchestration.md "Standby orchestrator"). */
@@ -109,6 +115,12 @@ export interface OrchestratorOptions {
   checkIntervalMs?: number
   /** How often fences of live deployments are broadcast again (so a healed partition learns them). Default 2 s. */
   fenceRepeatMs?: number
+  /**
+   * How often each running replica of a protected deployment with a `stateDir` is checkpointed (its state
+   * directory archived while it runs, kept on this node too), so a replica lost with its node resumes from
+   * its last checkpoint elsewhere (spec/migration.md "Stateful failover"). Default 30 s; 0: never.
+   */
+  checkpointEveryMs?: number
   /** How long a degraded deployment waits before it tries again to place a slot no node took. Default 30 s. */
   replaceRetryMs?: number
   /**
@@ -197,6 +209,9 @@ export class Orchestrator {
   #inbox: ActorRef | undefined
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
+  #checkpointTimer: NodeJS.Timeout | undefined
+  #checkpointing = false
+  readonly #checkpointEveryMs: number
   #stopped = false
   /** Since this process started: contracts taken for a slot (placements, first or again) and failovers completed (for metrics). */
   readonly activity = { placements: 0, failovers: 0 }
@@ -215,6 +230,7 @@ export class Orchestrator {
       maxCommitRounds: opts.maxCommitRounds ?? 5,
       phiThreshold: { protected: 3, 'best-effort': 6, ...(opts.phiThreshold ?? {}) },
     }
+    this.#checkpointEveryMs = opts.checkpointEveryMs ?? 30_000
     if (opts.holdReportsUntilRestore) this.#early = []
     this.#ownSystem = ports.system === undefined
     this.#system = ports.system ?? new ActorSystem({ key: ports.key })
@@ -277,6 +293,8 @@ export class Orchestrator {
         [DeploymentBehavior.resume]: { event: (): DeploymentEvent => ({ type: 'RESUME' }) },
         [DeploymentBehavior.takenOver]: { event: (b: { from: string; by: string; epoch: number; at: number; token?: string }): DeploymentEvent => ({ type: 'TAKEN_OVER', ...b }) },
         [DeploymentBehavior.status]: { reply: (s) => viewOf(s as never) },
+        [DeploymentBehavior.checkpointed]: { event: (b: { slot: string; contractId: string; checkpoint: SlotCheckpoint }): DeploymentEvent => ({ type: 'CHECKPOINTED', ...b }) },
+        [DeploymentBehavior.migrate]: { event: (b: { id: string; slot: string; to?: string; why: string; at: number }): DeploymentEvent => ({ type: 'MIGRATE', ...b }) },
       },
     })
   }
@@ -306,6 +324,11 @@ export class Orchestrator {
       void this.#checkHandedOver()
     }, this.#o.fenceRepeatMs)
     this.#fenceTimer.unref()
+    const every = this.#checkpointEveryMs
+    if (every > 0) {
+      this.#checkpointTimer = setInterval(() => void this.#checkpointReplicas(), every)
+      this.#checkpointTimer.unref()
+    }
     this.#renewer.start()
     this.#replicator?.start(this.#p.key, this.#now()).catch((err: Error) => this.#log('warn', 'standby capability not issued', { error: err.name, message: err.message }))
   }
@@ -375,6 +398,7 @@ export class Orchestrator {
     this.#replicator?.stop()
     this.#renewer.stop()
     if (this.#fenceTimer) clearInterval(this.#fenceTimer)
+    if (this.#checkpointTimer) clearInterval(this.#checkpointTimer)
     if (this.#system.running) {
       for (const ref of [this.#detector, this.#inbox]) {
         if (ref) await this.#system.stopActor(ref).catch((err: Error) => this.#log('info', 'orchestration actor not stopped', { actor: ref.address, error: err.name }))
@@ -539,6 +563,43 @@ export class Orchestrator {
       throw new errors.HandedOverError(`deployment ${id} is orchestrated by the standby orchestrator ${this.#replicator?.standby ?? '(unknown)'} now: stop it there`)
     }
     return after
+  }
+
+  /**
+   * Moves replica `replica` (default 0) of deployment `id` to another node (`to`: that one), and resolves
+   * once it runs there (spec/migration.md). Typed refusals: DeploymentNotFoundError, ReplicaNotRunningError,
+   * MigrationInProgressError, NoMigrationTargetError (nothing moved), MigrationFailedError (the move started
+   * and did not finish: `data.slot` says where the slot stands).
+   */
+  async migrate(id: string, o: { replica?: number; to?: string; why?: string } = {}): Promise<MigrationRecord> {
+    const v = this.status(id)
+    const index = o.replica ?? 0
+    if (!Number.isSafeInteger(index) || index < 0) throw new errors.ReplicaNotRunningError(`replica must be a whole number from 0 (got ${String(o.replica)})`)
+    if (o.to !== undefined && (typeof o.to !== 'string' || !o.to.startsWith('did:key:'))) throw new InvalidTermsError('to: a node DID (did:key:...)')
+    const rep = v.replicas.find((r) => r.index === index)
+    if (v.phase !== 'running' && v.phase !== 'degraded') throw new errors.ReplicaNotRunningError(`deployment ${id} is ${v.phase}: only a running deployment's replicas move`)
+    if (!rep || rep.state !== 'running') throw new errors.ReplicaNotRunningError(`replica ${index} of ${id} is ${rep ? rep.state : 'not there'}${rep ? '' : ` (it has ${v.replicas.length})`}`)
+    if (o.to !== undefined && o.to === rep.node) throw new errors.NoMigrationTargetError(`replica ${index} already runs on ${o.to}`)
+    const s = this.#snapshot(id)
+    const ctx = s?.context
+    if (ctx && (ctx.replicas.some((r) => r.moving) || [ctx.current, ...ctx.queue].some((j) => j?.kind === 'migrate' || j?.kind === 'move'))) {
+      throw new errors.MigrationInProgressError(`a migration of ${id} is already in progress`)
+    }
+    const mid = `m-${shortId()}`
+    const done = new Promise<MigrationRecord>((resolve) => {
+      void this.#until(id, (x) => (x.context.migrations ?? []).some((m) => m.id === mid && m.doneAt !== null) || finalPhases.includes(phaseOfSnapshot(x)))
+        .then(() => resolve((this.#snapshot(id)?.context.migrations ?? []).find((m) => m.id === mid) ?? {
+          id: mid, slot: rep.slot, from: rep.node ?? '', to: null, why: '', requestedAt: 0, doneAt: this.#now(), ok: false, checkpoint: null, gapMs: null, error: 'the deployment ended',
+        }))
+    })
+    this.#system.tell(this.#ref(id), DeploymentBehavior.migrate, { id: mid, slot: rep.slot, ...(o.to ? { to: o.to } : {}), why: o.why ?? 'migrated on request', at: this.#now() })
+    const m = await done
+    if (m.ok) return m
+    const data = { deploymentId: id, slot: rep.slot, from: m.from, error: m.error }
+    if (m.error?.startsWith('no other node fits')) throw new errors.NoMigrationTargetError(`replica ${index} of ${id}: ${m.error}`, data)
+    if (m.error === 'a migration is already in progress') throw new errors.MigrationInProgressError(`a migration of ${id} is already in progress`, data)
+    if (m.error?.endsWith('is not running')) throw new errors.ReplicaNotRunningError(`replica ${index} of ${id} is not running`, data)
+    throw new errors.MigrationFailedError(`replica ${index} of ${id} did not move: ${m.error ?? 'unknown'}`, data)
   }
 
   /**
@@ -897,6 +958,39 @@ export class Orchestrator {
   }
 
   /** The contracts the live deployments name: their replicas being placed, started or running, and their standby. */
+  /**
+   * Stateful failover (spec/migration.md): each running replica of a live protected deployment with a
+   * `stateDir` is asked for a live checkpoint (its state directory archived while it runs), the archive is
+   * kept on this node too, and the deployment records it for the slot (its snapshot, which the standby
+   * orchestrator receives, names it): a replacement starts from it. One round at a time; a failure is logged.
+   */
+  async #checkpointReplicas(): Promise<void> {
+    if (this.#checkpointing) return
+    this.#checkpointing = true
+    try {
+      for (const id of this.#ids) {
+        const s = this.#snapshot(id)
+        if (!s || finalPhases.includes(phaseOfSnapshot(s))) continue
+        const w = s.context.workload
+        if (w.lane !== 'protected' || w.stateDir === undefined) continue
+        for (const r of s.context.replicas) {
+          if (r.state !== 'running' || !r.node || !r.contractId || r.moving) continue
+          try {
+            const k = (await this.#p.askMarket(r.node, MarketBehavior.checkpoint, { contractId: r.contractId, live: true }, 60_000)) as { digest?: unknown; bytes?: unknown } | null
+            if (typeof k?.digest !== 'string' || typeof k.bytes !== 'number') throw new InvalidTermsError(`checkpoint answered ${JSON.stringify(k).slice(0, 200)}`)
+            await this.#p.keepArtifact?.(k.digest, [r.node])
+            const ref = this.#system.lookup(`${ORCHESTRATOR_ACTOR}/${id}`)
+            if (ref) this.#system.tell(ref, DeploymentBehavior.checkpointed, { slot: r.slot, contractId: r.contractId, checkpoint: { digest: k.digest, bytes: k.bytes, from: this.did, at: this.#now() } })
+          } catch (err) {
+            this.#log('warn', 'replica not checkpointed', { deployment: id, slot: r.slot, node: r.node, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) })
+          }
+        }
+      }
+    } finally {
+      this.#checkpointing = false
+    }
+  }
+
   #leaseTargets(): LeaseTarget[] {
     const out: LeaseTarget[] = []
     for (const id of this.#ids) {
@@ -904,6 +998,8 @@ export class Orchestrator {
       if (!s || finalPhases.includes(phaseOfSnapshot(s))) continue
       for (const r of s.context.replicas) {
         if (r.contractId && r.node && (r.state === 'placing' || r.state === 'starting' || r.state === 'running')) out.push({ contractId: r.contractId, node: r.node, deploymentId: id })
+        // a migration's new contract, reserved by its first step, is the deployment's until the move settles
+        if (r.moving) out.push({ contractId: r.moving.contract.terms.id, node: r.moving.contract.terms.provider, deploymentId: id })
       }
       const sb = s.context.standby
       if (sb) out.push({ contractId: sb.contractId, node: sb.node, deploymentId: id })
@@ -925,6 +1021,8 @@ export class Orchestrator {
       return
     }
     if (rep.state !== 'running' && rep.state !== 'starting') return
+    // a migration's checkpoint stopped it on purpose: the move replaces it
+    if (rep.moving?.from.contractId === t.contractId) return
     const exited = g.instanceState === 'exited' && typeof g.exitCode === 'number'
     const report: ReplicaReport = {
       contractId: t.contractId, deploymentId: t.deploymentId, slot: rep.slot, epoch: rep.epoch, node: t.node,

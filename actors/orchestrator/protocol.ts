@@ -9,6 +9,8 @@ export const MarketBehavior = {
   stop: '/noir/market/stop',
   logs: '/noir/market/logs',
   fence: '/noir/market/fence',
+  /** A migration: the consumer asks that a contract's instance be quiesced and its state archived: `{ contractId }` -> `{ digest, bytes }`. */
+  checkpoint: '/noir/market/checkpoint',
   /** A standby orchestrator takes a consumer's deployment over: Handover (orchestrator-authority.ts). */
   handover: '/noir/market/handover',
   /** The consumer renews the leases of its contracts on this node, one batch per period: `{ contracts: [id] }` -> RenewAnswer. */

@@ -59,7 +59,8 @@ export const ContractBehavior = {
 /** A request to a contract; `from` is the DID the market verified as the sender. */
 export type ContractRequest =
   | { type: 'PROPOSE'; contract: Contract; from: string }
-  | { type: 'START'; from: string }
+  /** `restore`: start from this state archive (a migration or a failover from a checkpoint; spec/migration.md). */
+  | { type: 'START'; from: string; restore?: { digest: string; from: string[] } }
   | { type: 'STOP'; from: string }
   | { type: 'LOGS'; from: string; since: number; limit: number }
   /** `outranked`: the market found this copy below the fence though its epoch is not lower (another contract named at that epoch, or made by an orchestrator the sender took over from). */
@@ -303,6 +304,8 @@ export function contractMachine(steps: ContractSteps) {
       otherProposal: ({ context, event }) => reqOf(event).reply.fail(new InvalidTermsError(`contract ${termsOf(context).id} is being proposed with other terms`)),
       holdProposal: ({ event }) => hold(reqOf(event).reply, (r) => r.contract),
       holdStart: ({ event }) => hold(reqOf(event).reply, (r) => ({ instanceId: r.instanceId })),
+      /** The state archive a start restores travels in the record (written with it when the start settles). */
+      takeRestore: assign(({ context, event }) => (event.type === 'START' && event.restore && context.record ? { record: { ...context.record, restore: event.restore } } : {})),
       /** The request that asks for a stop gets `answer` once it is done. */
       holdEnd: ({ event }, params: { answer: unknown }) => hold(reqOf(event).reply, () => params.answer),
       beginEnd: assign((_, params: Ending) => ({ ending: { as: params.as, note: params.note } })),
@@ -409,7 +412,7 @@ export function contractMachine(steps: ContractSteps) {
         after: { reservation: 'expiring', lease: leaseOut },
         on: {
           RENEW: { target: 'reserved', reenter: true, actions: 'renew' },
-          START: [stranger, { target: 'starting', actions: 'holdStart' }],
+          START: [stranger, { target: 'starting', actions: ['holdStart', 'takeRestore'] }],
           STOP: [stranger, stopByConsumer],
           FENCE: [stranger, { guard: 'lowerEpoch', target: 'stopping', actions: [{ type: 'holdEnd', params: { answer: { stopped: true } } }, 'beginFence'] }, { actions: 'answer' }],
         },
@@ -528,7 +531,7 @@ export function contractActor(steps: ContractSteps): ActorDefinition {
     restart: 'temporary',
     behaviors: {
       [ContractBehavior.propose]: { deferred: true, event: (b: Body<Extract<ContractRequest, { type: 'PROPOSE' }>>, msg: MessageContext) => ({ type: 'PROPOSE' as const, contract: b.contract, from: b.from, reply: msg }) },
-      [ContractBehavior.start]: { deferred: true, event: (b: { from: string }, msg: MessageContext) => ({ type: 'START' as const, from: b.from, reply: msg }) },
+      [ContractBehavior.start]: { deferred: true, event: (b: { from: string; restore?: { digest: string; from: string[] } }, msg: MessageContext) => ({ type: 'START' as const, from: b.from, ...(b.restore ? { restore: b.restore } : {}), reply: msg }) },
       [ContractBehavior.stop]: { deferred: true, event: (b: { from: string }, msg: MessageContext) => ({ type: 'STOP' as const, from: b.from, reply: msg }) },
       [ContractBehavior.logs]: { deferred: true, event: (b: { from: string; since: number; limit: number }, msg: MessageContext) => ({ type: 'LOGS' as const, from: b.from, since: b.since, limit: b.limit, reply: msg }) },
       [ContractBehavior.fence]: { deferred: true, event: (b: { from: string; epoch: number; outranked?: boolean }, msg: MessageContext) => ({ type: 'FENCE' as const, from: b.from, epoch: b.epoch, outranked: b.outranked === true, reply: msg }) },

@@ -112,7 +112,7 @@ export function contractSteps(p: ContractPorts): ContractSteps {
       }
       let instanceId: string
       try {
-        ;({ instanceId } = await p.runner.start({ contractId: t.id, slot: t.slot, workload: r.workload!, reservationId: r.reservationId!, consumer: t.consumer }))
+        ;({ instanceId } = await p.runner.start({ contractId: t.id, slot: t.slot, workload: r.workload!, reservationId: r.reservationId!, consumer: t.consumer, ...(r.restore ? { restore: r.restore } : {}) }))
       } catch (err) {
         // Nothing runs, so nothing stays held: the reservation goes back at once and the consumer learns why.
         const e = err as Error

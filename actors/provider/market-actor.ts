@@ -17,9 +17,9 @@ import type { SignedBid, SignedDecline } from '../bidding/messages.ts'
 import type { Contract } from '../contracts/contract.ts'
 import type { ContractStore, StoredContract } from '../contracts/store.ts'
 import * as errors from '../errors.ts'
-import { ContractNotFoundError, InvalidTermsError, UnknownSlotError } from '../errors.ts'
+import { CheckpointUnavailableError, ContractNotFoundError, InvalidTermsError, OrchestrationError, UnknownSlotError } from '../errors.ts'
 import { MarketBehavior } from '../orchestrator/protocol.ts'
-import type { Workload } from '../workload/workload.ts'
+import { ARTIFACT_DIGEST, type Workload } from '../workload/workload.ts'
 import { ContractBehavior, answerFromRecord, isLive, requestBehavior, type ContractRequest } from './contract-machine.ts'
 import { MAX_EPOCH, epochKey, validEpoch } from './contract-steps.ts'
 import type { InstanceStatus, LogEntry } from './ports.ts'
@@ -49,6 +49,8 @@ export interface MarketDeps {
   authority: OrchestratorAuthority
   /** The lease a contract's actor holds (leases.ts). */
   lease(contractId: string): LeaseState | undefined
+  /** Quiesces a contract's instance and archives its state (a migration); absent: this node cannot. */
+  checkpoint?(instanceId: string, o: { live: boolean }): Promise<{ digest: string; bytes: number }>
 }
 
 /** How long the market waits for a contract actor's answer (a stop waits for the runner's grace and more). */
@@ -65,6 +67,7 @@ type MarketEvent =
   | { type: 'handover'; body: unknown; from: string; msg: MessageContext }
   | { type: 'renew'; body: unknown; from: string; msg: MessageContext }
   | { type: 'contractsOf'; body: unknown; from: string; msg: MessageContext }
+  | { type: 'checkpoint'; body: unknown; from: string; msg: MessageContext }
 
 const senderDid = (msg: MessageContext): string => parseAddress(msg.from).did
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
@@ -151,6 +154,26 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       return req
     }
     return acts ? { ...req, from: t.consumer } : req
+  }
+
+  /**
+   * A migration's checkpoint (spec/migration.md): the consumer (or the standby orchestrator acting for it)
+   * asks that a running contract's instance be quiesced and its state archived as an artifact. Anyone else,
+   * a contract that is not running here, or a node that cannot checkpoint is answered with a typed error.
+   * The instance stops (its contract ends through its actor, as an instance that stopped); asked again, the
+   * same archive is answered.
+   */
+  async function checkpoint(body: unknown, from: string): Promise<{ digest: string; bytes: number }> {
+    const b = body as { contractId?: unknown; live?: unknown } | null
+    const id = b?.contractId
+    if (!isContractName(id)) throw new ContractNotFoundError(`no contract ${String(id).slice(0, 200)} on this node`)
+    const record = await deps.contracts.get(id, 'provider')
+    if (!record || record.side !== 'provider') throw new ContractNotFoundError(`no contract ${id} on this node`)
+    const t = record.contract.terms
+    if (!(await deps.authority.acts(t.consumer, t.deploymentId, from))) throw new OrchestrationError(`only the consumer of ${id} may do that`)
+    if (!deps.checkpoint) throw new CheckpointUnavailableError('this node cannot checkpoint instances')
+    if (!record.instanceId) throw new CheckpointUnavailableError(`contract ${id} has no instance here (it is ${record.status})`)
+    return deps.checkpoint(record.instanceId, { live: b?.live === true })
   }
 
   /**
@@ -244,6 +267,9 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       fence: ({ event }) => {
         if (event.type === 'fence') answer(event.msg, fence(event.fence, event.from))
       },
+      checkpoint: ({ event }) => {
+        if (event.type === 'checkpoint') answer(event.msg, checkpoint(event.body, event.from))
+      },
       renew: ({ event }) => {
         if (event.type === 'renew') answer(event.msg, leases.renew(event.body, event.from))
       },
@@ -279,6 +305,7 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       propose: { actions: 'propose' },
       request: { actions: 'request' },
       fence: { actions: 'fence' },
+      checkpoint: { actions: 'checkpoint' },
       promote: { actions: 'promote' },
       handover: { actions: 'handover' },
       renew: { actions: 'renew' },
@@ -289,8 +316,16 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
   })
 }
 
+/** A start's `restore` (a migration or a failover from a checkpoint): a digest and at most 4 DIDs to fetch it from; anything else is ignored. */
+function restoreOf(b: { restore?: unknown } | null): { restore?: { digest: string; from: string[] } } {
+  const r = b?.restore as { digest?: unknown; from?: unknown } | undefined
+  if (!r || typeof r.digest !== 'string' || !ARTIFACT_DIGEST.test(r.digest)) return {}
+  const from = Array.isArray(r.from) ? r.from.filter((x): x is string => typeof x === 'string' && x.startsWith('did:key:') && x.length < 200).slice(0, 4) : []
+  return { restore: { digest: r.digest, from } }
+}
+
 export function marketActor(deps: MarketDeps): ActorDefinition {
-  type ById = { contractId?: unknown; since?: number; limit?: number } | null
+  type ById = { contractId?: unknown; since?: number; limit?: number; restore?: unknown } | null
   const request = (req: (b: ById, from: string) => ContractRequest) => ({
     public: true,
     deferred: true,
@@ -302,7 +337,9 @@ export function marketActor(deps: MarketDeps): ActorDefinition {
     behaviors: {
       [MarketBehavior.bid]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'bid', body, msg }) },
       [MarketBehavior.propose]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'propose', body, from: senderDid(msg), msg }) },
-      [MarketBehavior.start]: request((_b, from) => ({ type: 'START', from })),
+      [MarketBehavior.start]: request((b, from) => ({ type: 'START', from, ...restoreOf(b) })),
+      // a migration: quiesce a contract's instance and archive its state (consumer only, checked in `checkpoint`)
+      [MarketBehavior.checkpoint]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'checkpoint', body, from: senderDid(msg), msg }) },
       [MarketBehavior.stop]: request((_b, from) => ({ type: 'STOP', from })),
       [MarketBehavior.logs]: request((b, from) => ({ type: 'LOGS', from, since: b?.since ?? 0, limit: Math.min(b?.limit ?? 500, 2000) })),
       [MarketBehavior.fence]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'fence', fence: body, from: senderDid(msg), msg }) },

@@ -49,8 +49,14 @@ export interface WorkloadRunner {
   /** Why this node cannot run this workload although it has the runtime (e.g. a catalog entry it lacks); undefined when it can. */
   missing?(w: Workload): string | undefined
   /** Starts one instance against a committed reservation; resolves once it is running (or has already ended). `consumer`: the contract's consumer DID (where the workload's artifacts are fetched from first). */
-  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }>
+  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string; restore?: { digest: string; from: string[] } }): Promise<{ instanceId: string }>
   stop(instanceId: string): Promise<void>
+  /**
+   * Optional (a migration, spec/migration.md): stops the instance and archives its state directory as an
+   * artifact; asked again for the same instance, the same archive. Without it the node cannot be migrated from.
+   * `live`: archived while it runs (a copy of the directory at that moment; stateful failover), nothing stops.
+   */
+  checkpoint?(instanceId: string, o?: { live?: boolean }): Promise<{ digest: string; bytes: number }>
   /** Status changes of every instance this runner started. Returns an unsubscribe function. */
   onStatus(listener: (s: InstanceStatus) => void): () => void
   /** After a restart of this node: report the status changes of an instance started before it (re-attached). */

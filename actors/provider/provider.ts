@@ -142,6 +142,7 @@ export class Provider {
       log: (msg, fields) => this.#log(msg, fields),
       authority: this.#authority,
       lease: (id) => this.#leaseOf(id),
+      ...(i.runner.checkpoint ? { checkpoint: (instanceId: string, o: { live: boolean }) => i.runner.checkpoint!(instanceId, o) } : {}),
     }), { name: MARKET_ACTOR })
     const records = await i.contracts.list()
     const downMs = await this.#downMs()

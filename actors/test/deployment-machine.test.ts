@@ -355,3 +355,113 @@ t.test('a stop of a stopped deployment whose node did not confirm asks again', a
   t.same(r.view().stopFailures, [])
   t.equal(r.ctx().replicas[0]!.state, 'stopped')
 })
+
+// ---- migration (spec/migration.md) ------------------------------------------------------------------------
+
+const migrate = (r: Awaited<ReturnType<typeof toRunning>>, id: string, slot = 'd1/0', to?: string) =>
+  r.actor.send({ type: 'MIGRATE', id, slot, why: 'migrated on request', at: 2_000, ...(to ? { to } : {}) })
+
+t.test('a migration reserves another node first, then moves the stateful replica from its checkpoint', async (t) => {
+  const w = workload({ stateDir: '/state' })
+  const r = await toRunning(w, [nodes[0]!])
+  const first = r.ctx().replicas[0]!
+  migrate(r, 'm1')
+  const reserve = await r.fx.next('repair')
+  t.match(reserve.input, { job: { kind: 'migrate', slot: 'd1/0', id: 'm1' }, replica: { node: nodes[0], state: 'running' } }, 'the first step reserves a node')
+  t.equal(r.phase(), 'running', 'the deployment stays running meanwhile')
+  const next = contract(w, 'd1', 'd1/0', 2, nodes[1]!)
+  reserve.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: next, started: null, infeasible: null, standby: null })
+  const move = await r.fx.next('repair')
+  t.match(move.input, { job: { kind: 'move', id: 'm1' }, replica: { node: nodes[0], moving: { from: { node: nodes[0], contractId: first.contractId } } } }, 'the second step moves, naming the reserved contract')
+  t.equal(r.ctx().replicas[0]!.moving?.contract.terms.id, next.terms.id, 'the snapshot names the new contract before the move acts')
+  const checkpoint = { digest: `sha256:${'a'.repeat(64)}`, bytes: 3072, from: nodes[0]!, at: 2_500 }
+  move.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: { ok: true }, infeasible: null, standby: null, moved: { oldStopped: true, checkpoint, gapMs: 120 } })
+  await settle()
+  const rep = r.ctx().replicas[0]!
+  t.same([rep.node, rep.epoch, rep.state, rep.contractId], [nodes[1], 2, 'running', next.terms.id], 'the slot runs on the new node at the next epoch')
+  t.equal(rep.moving, null)
+  t.same(rep.checkpoint, checkpoint, 'the slot keeps its checkpoint for any later start')
+  t.match(r.view().migrations, [{ id: 'm1', from: nodes[0], to: nodes[1], ok: true, why: 'migrated on request', gapMs: 120, checkpoint: { bytes: 3072 } }])
+  t.match(r.ctx().events.at(-1)?.msg, /migrated from .* \(migrated on request\), state 3072 bytes/)
+  t.equal(r.phase(), 'running')
+})
+
+t.test('no other node fits: the migration is recorded as not done and the replica stays', async (t) => {
+  const w = workload()
+  const r = await toRunning(w, [nodes[0]!])
+  migrate(r, 'm1')
+  const reserve = await r.fx.next('repair')
+  reserve.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: null, infeasible: { reason: 'no node meets cpu' } as never, standby: null })
+  await settle()
+  t.equal(r.ctx().replicas[0]!.node, nodes[0])
+  t.match(r.view().migrations, [{ ok: false, error: /^no other node fits: no node meets cpu/ }])
+  t.equal(r.fx.calls.length, 0, 'nothing else is done')
+})
+
+t.test('a second migration while one is in flight, or of a replica that is not running, is refused in the record', async (t) => {
+  const w = workload({ service: { replicas: 2 } })
+  const r = await toRunning(w, [nodes[0]!, nodes[1]!])
+  migrate(r, 'm1')
+  await r.fx.next('repair')
+  migrate(r, 'm2', 'd1/1')
+  migrate(r, 'm3', 'd1/9')
+  await settle()
+  t.match(r.view().migrations, [{ id: 'm1', ok: null }, { id: 'm2', ok: false, error: 'a migration is already in progress' }, { id: 'm3', ok: false, error: 'replica d1/9 is not running' }])
+})
+
+t.test('a stateful move whose new replica does not start places the slot again from its checkpoint', async (t) => {
+  const w = workload({ stateDir: '/state' })
+  const r = await toRunning(w, [nodes[0]!])
+  migrate(r, 'm1')
+  ;(await r.fx.next('repair')).resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', 'd1/0', 2, nodes[1]!), started: null, infeasible: null, standby: null })
+  const move = await r.fx.next('repair')
+  const checkpoint = { digest: `sha256:${'b'.repeat(64)}`, bytes: 10, from: nodes[0]!, at: 2_500 }
+  move.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: { ok: false, error: 'WorkloadStartError: no' }, infeasible: null, standby: null, moved: { oldStopped: true, checkpoint, gapMs: null } })
+  const again = await r.fx.next('repair')
+  t.match(again.input, { job: { kind: 'slot', slot: 'd1/0', why: 'migration target did not start' }, replica: { checkpoint: { digest: checkpoint.digest } } }, 'placed again, with the checkpoint to start from')
+  t.ok(r.ctx().replicas[0]!.failedOn.includes(nodes[1]!), 'not on the node that failed to start it')
+  t.equal(r.phase(), 'degraded')
+  t.match(r.view().migrations, [{ ok: false, error: 'WorkloadStartError: no' }])
+})
+
+t.test('a stateless move whose new replica does not start leaves the old one running', async (t) => {
+  const w = workload()
+  const r = await toRunning(w, [nodes[0]!])
+  migrate(r, 'm1')
+  ;(await r.fx.next('repair')).resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', 'd1/0', 2, nodes[1]!), started: null, infeasible: null, standby: null })
+  ;(await r.fx.next('repair')).resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: { ok: false, error: 'WorkloadStartError: no' }, infeasible: null, standby: null, moved: { oldStopped: false, checkpoint: null, gapMs: null } })
+  await settle()
+  t.same([r.ctx().replicas[0]!.node, r.ctx().replicas[0]!.state, r.ctx().replicas[0]!.epoch], [nodes[0], 'running', 1])
+  t.equal(r.phase(), 'running')
+  t.equal(r.fx.calls.length, 0)
+})
+
+t.test('restored from a snapshot taken during the move, the move runs again with the same contract', async (t) => {
+  const w = workload({ stateDir: '/state' })
+  const r = await toRunning(w, [nodes[0]!])
+  migrate(r, 'm1')
+  const next = contract(w, 'd1', 'd1/0', 2, nodes[1]!)
+  ;(await r.fx.next('repair')).resolve({ notes: [], refusals: [], standbyConsumed: false, placed: next, started: null, infeasible: null, standby: null })
+  await r.fx.next('repair')
+  const saved = JSON.parse(JSON.stringify(r.actor.getPersistedSnapshot())) as unknown
+  r.actor.stop()
+  const back = run(w, { snapshot: saved })
+  const move = await back.fx.next('repair')
+  t.match(move.input, { job: { kind: 'move', id: 'm1' }, replica: { moving: { contract: { terms: { id: next.terms.id } } } } }, 'the same move, with the same new contract')
+})
+
+t.test("the end of the replica a migration quiesced is not a failure of its node (the move replaces it)", async (t) => {
+  const w = workload({ stateDir: '/state' })
+  const r = await toRunning(w, [nodes[0]!])
+  const first = r.ctx().replicas[0]!
+  migrate(r, 'm1')
+  ;(await r.fx.next('repair')).resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', 'd1/0', 2, nodes[1]!), started: null, infeasible: null, standby: null })
+  const move = await r.fx.next('repair')
+  r.actor.send({ type: 'REPORT', report: { contractId: first.contractId!, deploymentId: 'd1', slot: 'd1/0', epoch: 1, node: nodes[0]!, state: 'failed', reason: 'contract ended on the provider', at: 2_600 } })
+  await settle()
+  t.same(r.ctx().replicas[0]!.failedOn, [], 'its node is not marked failed (a later migration may go back there)')
+  t.same(r.ctx().queue, [], 'nothing is queued to replace it')
+  move.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: { ok: true }, infeasible: null, standby: null, moved: { oldStopped: true, checkpoint: null, gapMs: 5 } })
+  await settle()
+  t.same([r.ctx().replicas[0]!.node, r.ctx().replicas[0]!.state], [nodes[1], 'running'])
+})

@@ -49,6 +49,8 @@ export interface AllocationRequest {
    * restart, and handed to the executor only; never in the record, the state folder or a log.
    */
   secrets?: () => Promise<SecretDelivery>
+  /** Fills the fresh state directory before anything runs (a migration's or failover's state archive, spec/migration.md). */
+  seedState?: (stateDir: string) => Promise<void>
 }
 
 /** Secret values by target: environment variable -> value, container path -> value. */
@@ -214,6 +216,17 @@ export class AllocationManager {
       network: ports.length > 0 ? { ports } : 'none',
       stateDir: privateStateDir(this.#stateRoot, id),
       ...(req.labels ? { labels: req.labels } : {}),
+    }
+    if (req.seedState) {
+      try {
+        await req.seedState(spec.stateDir)
+      } catch (err) {
+        // nothing ran: the holds go back and the state directory goes
+        await this.#allocator.release(reservation.id).catch(() => undefined)
+        if (portsReservation) await this.#allocator.release(portsReservation.id).catch(() => undefined)
+        rmSync(join(this.#stateRoot, id), { recursive: true, force: true })
+        throw err
+      }
     }
     const now = Date.now()
     const record: AllocationRecord = {

@@ -4,6 +4,10 @@
 //
 // Retries: a job runs once here (restart policy `never`); a failed run is placed again by the orchestrator,
 // on another node. A service restarts in place a few times, then the orchestrator places it elsewhere.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { cp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { catalogNeeds, type Catalog } from '../catalog/catalog.ts'
 import { GRACE_MS, LABEL_GRACE } from '../watchdog/lease.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
@@ -36,6 +40,10 @@ export interface WorkloadArtifacts {
   image(digest: string, imageId: string, o: { from: string[] }): Promise<string>
   /** A run ended: sign its provenance (and keep a job's output folder as an artifact). */
   runEnded?(r: RunEnded): Promise<void>
+  /** Archives a state directory as an artifact (pinned, announced): a migration's checkpoint. */
+  packState?(dir: string, o?: { pin?: boolean }): Promise<{ digest: string; bytes: number }>
+  /** Fetches a state archive (from `from`, then the DHT), checks its digest and unpacks it into `dir`. */
+  unpackState?(digest: string, dir: string, o: { from: string[] }): Promise<void>
 }
 
 export interface RunEnded {
@@ -93,6 +101,9 @@ export async function runtimeSpec(w: Workload, catalog: Catalog, artifacts?: Wor
   }
 }
 
+/** What the provider asks the runner to start (ports.ts WorkloadRunner.start). */
+type StartOrder = { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string; restore?: { digest: string; from: string[] } }
+
 const kindOf: Record<RuntimeType, ExecutorKind> = { container: 'docker', wasm: 'wasm', microvm: 'microvm', actor: 'actor' }
 
 export interface ApplianceRuntimeInit {
@@ -122,6 +133,8 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #artifacts: WorkloadArtifacts | undefined
   /** Runs started by this process, for their provenance when they end. */
   readonly #runs = new Map<string, { contractId: string; consumer: string; workload: Workload; startedAt: number }>()
+  /** Checkpoints taken by this process, by instance (a repeated ask gets the same archive). */
+  readonly #checkpoints = new Map<string, Promise<{ digest: string; bytes: number }>>()
   #available: RuntimeType[] = []
   #closed = false
 
@@ -179,18 +192,27 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     return gone ? `no ${gone[0]} '${gone[1]}' in this node's catalog` : undefined
   }
 
-  start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }> {
+  start(o: StartOrder): Promise<{ instanceId: string }> {
     const span = this.#span
     if (!span) return this.#start(o)
     return span('noir.executor.start', { 'noir.executor': kindOf[o.workload.runtime.type], 'noir.contract': o.contractId, 'noir.slot': o.slot }, () => this.#start(o))
   }
 
-  async #start(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ instanceId: string }> {
+  async #start(o: StartOrder): Promise<{ instanceId: string }> {
     const w = o.workload
     const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
     const secrets = await this.#secretDelivery(o)
     const id = allocationIdFor(o.contractId)
     const service = w.kind === 'service' ? w.service! : undefined
+    const restore = o.restore
+    let seedState: ((dir: string) => Promise<void>) | undefined
+    if (restore) {
+      const a = this.#artifacts
+      if (!a?.unpackState) throw new InvalidAllocationError('this start restores a state archive, and this node runs no artifacts service')
+      // fetched and checked before anything is reserved; unpacked into the fresh state directory
+      await a.file(restore.digest, { from: restore.from })
+      seedState = (dir) => a.unpackState!(restore.digest, dir, { from: restore.from })
+    }
     const rec = await this.#parts.allocations.create({
       id,
       runtime: await runtimeSpec(w, this.#catalog, this.#artifacts, o.consumer ? [o.consumer] : []),
@@ -204,6 +226,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       // The grace tells the node's watchdog how long this replica may outlive its daemon (appliance/watchdog).
       labels: { 'noir.contract': o.contractId, 'noir.slot': o.slot, [LABEL_GRACE]: String(GRACE_MS[w.lane]) },
       ...(secrets ? { secrets } : {}),
+      ...(seedState ? { seedState } : {}),
     })
     if (o.consumer) this.#runs.set(rec.id, { contractId: o.contractId, consumer: o.consumer, workload: w, startedAt: Date.now() })
     const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
@@ -248,6 +271,46 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
    */
   async stop(instanceId: string): Promise<void> {
     await this.#parts.allocations.remove(instanceId, { graceMs: STOP_GRACE_MS })
+  }
+
+  /**
+   * A migration's checkpoint (spec/migration.md): the instance is stopped (an SDK actor saves its snapshot
+   * into its state directory as it stops; a container's files are at rest), then the state directory is
+   * archived as an artifact. Asked again for the same instance: the same archive.
+   */
+  async checkpoint(instanceId: string, o: { live?: boolean } = {}): Promise<{ digest: string; bytes: number }> {
+    if (o.live) return await this.#liveCheckpoint(instanceId)
+    const kept = this.#checkpoints.get(instanceId)
+    if (kept) return await kept
+    const a = this.#artifacts
+    if (!a?.packState) throw new InvalidAllocationError('this node runs no artifacts service: it cannot checkpoint')
+    const p = (async () => {
+      const rec = this.#parts.allocations.get(instanceId)
+      await this.#parts.allocations.stopAllocation(instanceId, STOP_GRACE_MS)
+      return await a.packState!(rec.spec.stateDir)
+    })()
+    this.#checkpoints.set(instanceId, p)
+    p.catch(() => this.#checkpoints.delete(instanceId))
+    return await p
+  }
+
+  /**
+   * A live checkpoint (stateful failover, spec/migration.md): the state directory is copied as it is at this
+   * moment (the instance keeps running; a file written during the copy may be caught half-written, as after
+   * a power cut) and the copy archived.
+   */
+  async #liveCheckpoint(instanceId: string): Promise<{ digest: string; bytes: number }> {
+    const a = this.#artifacts
+    if (!a?.packState) throw new InvalidAllocationError('this node runs no artifacts service: it cannot checkpoint')
+    const rec = this.#parts.allocations.get(instanceId)
+    if (rec.state !== 'running') throw new InvalidAllocationError(`instance ${instanceId} is ${rec.state}, not running`)
+    const copy = mkdtempSync(join(tmpdir(), 'noir-live-state-'))
+    try {
+      await cp(rec.spec.stateDir, copy, { recursive: true, verbatimSymlinks: true, force: true })
+      return await a.packState(copy, { pin: false })
+    } finally {
+      rmSync(copy, { recursive: true, force: true })
+    }
   }
 
   async liveInstances(): Promise<{ instanceId: string; contractId: string }[]> {

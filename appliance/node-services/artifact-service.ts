@@ -5,7 +5,7 @@
 // runs this node ordered. config.json: `artifacts.maxBytes` (the store's bound, default 10 GiB),
 // `artifacts.hashOffThreadFrom` (bytes from which a fetch is hashed by a worker thread; default never).
 import { join } from 'node:path'
-import { existsSync, rmSync, renameSync, mkdirSync } from 'node:fs'
+import { existsSync, readdirSync, rmSync, renameSync, mkdirSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import type { Libp2p, PeerId } from '@libp2p/interface'
@@ -23,6 +23,8 @@ import { InvalidRequestError, ServiceNotStartedError } from '../daemon/errors.ts
 import { loadImageArchive } from '../executor/docker/image-archive.ts'
 import type { RunEnded, WorkloadArtifacts } from './appliance-runtime.ts'
 
+/** Most bytes of one state archive unpacked (a migration or failover). */
+const MAX_STATE_BYTES = 4 * 1024 ** 3
 /** Most bytes of one bundle unpacked. */
 const MAX_BUNDLE_BYTES = 64 * 1024 ** 2
 /** How long the DHT is asked for holders of an artifact the consumer did not have. */
@@ -169,6 +171,39 @@ export class ArtifactService implements NodeService, WorkloadArtifacts {
   async image(digest: string, imageId: string, o: { from: string[] }): Promise<string> {
     const archive = await this.file(digest, o)
     return await loadImageArchive(archive, imageId)
+  }
+
+  /**
+   * A checkpoint: the state directory as a tar artifact (links left out), announced; pinned unless `pin` is
+   * false (a live checkpoint, taken every interval: its copy on the orchestrating node is the one that counts,
+   * and the store's bound may evict the older ones here).
+   */
+  async packState(dir: string, o: { pin?: boolean } = {}): Promise<{ digest: string; bytes: number }> {
+    const tmp = join(tmpdir(), `noir-state-${randomBytes(8).toString('hex')}.tar`)
+    try {
+      const { entries, skipped } = walkFolder(dir, { skipLinks: true })
+      if (skipped.length > 0) this.#ctx?.log.warn('links in a state directory were left out of its checkpoint', { skipped: skipped.slice(0, 10) })
+      await writeArchive(tmp, entries)
+      const put = await this.store.putFile(tmp)
+      if (o.pin !== false) this.store.pin(put.digest)
+      this.announce(put.digest)
+      return put
+    } finally {
+      rmSync(tmp, { force: true })
+    }
+  }
+
+  /** Unpacks a state archive (fetched and digest-checked) into a fresh state directory; its paths stay inside it. */
+  async unpackState(digest: string, dir: string, o: { from: string[] }): Promise<void> {
+    const archive = await this.file(digest, o)
+    // unpacked beside it (the unpacker wants a fresh folder), then moved in: the folder itself keeps its mode
+    const tmp = `${dir}.restore-${randomBytes(6).toString('hex')}`
+    try {
+      await unpackArchive(archive, tmp, { maxBytes: MAX_STATE_BYTES })
+      for (const name of readdirSync(tmp)) renameSync(join(tmp, name), join(dir, name))
+    } finally {
+      rmSync(tmp, { recursive: true, force: true })
+    }
   }
 
   /** When a run ends: packs a job's output folder as an artifact and signs the run's provenance record. */

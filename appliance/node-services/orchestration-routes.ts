@@ -12,7 +12,7 @@ import { parseWorkloadText, validateWorkload, workloadFromWire, type Workload } 
 import { InvalidWorkloadError } from '../../actors/errors.ts'
 
 /** The orchestrator the deployment routes drive. */
-export type DeploymentRoutesInput = Pick<Orchestrator, 'deploy' | 'list' | 'status' | 'stopDeployment' | 'logs' | 'dryRun'>
+export type DeploymentRoutesInput = Pick<Orchestrator, 'deploy' | 'list' | 'status' | 'stopDeployment' | 'logs' | 'dryRun' | 'migrate'>
 
 export function deploymentRoutes(o: DeploymentRoutesInput): ApiRoute[] {
   return [
@@ -24,6 +24,8 @@ export function deploymentRoutes(o: DeploymentRoutesInput): ApiRoute[] {
     { method: 'GET', path: '/v1/deployments', handler: () => ({ deployments: o.list() as unknown as JsonValue }) },
     { method: 'GET', path: '/v1/deployments/:id', handler: (req) => o.status(req.params.id!) as unknown as JsonValue },
     { method: 'POST', path: '/v1/deployments/:id/stop', handler: async (req) => (await o.stopDeployment(req.params.id!)) as unknown as JsonValue },
+    // `{ replica?, to? }`: answered once the replica runs on its new node (spec/migration.md)
+    { method: 'POST', path: '/v1/deployments/:id/migrate', handler: async (req) => (await o.migrate(req.params.id!, migrateBody(req.body))) as unknown as JsonValue },
     {
       method: 'GET',
       path: '/v1/deployments/:id/logs',
@@ -104,4 +106,12 @@ async function* followLogs(o: Pick<Orchestrator, 'logs' | 'status'>, id: string,
     if (!follow || (r.ended && view.phase !== 'running' && view.phase !== 'degraded' && view.phase !== 'provisioning')) return
     if (r.lines.length < 500) await new Promise((res) => setTimeout(res, 300))
   }
+}
+
+function migrateBody(body: unknown): { replica?: number; to?: string } {
+  const b = (body ?? {}) as { replica?: unknown; to?: unknown }
+  if (typeof b !== 'object' || Array.isArray(b)) throw new InvalidRequestError('body: { replica?, to? }')
+  if (b.replica !== undefined && (typeof b.replica !== 'number' || !Number.isSafeInteger(b.replica) || b.replica < 0)) throw new InvalidRequestError('replica: a whole number from 0')
+  if (b.to !== undefined && (typeof b.to !== 'string' || !/^did:key:z[1-9A-HJ-NP-Za-km-z]{20,100}$/.test(b.to))) throw new InvalidRequestError('to: a node DID (did:key:z...)')
+  return { ...(b.replica !== undefined ? { replica: b.replica as number } : {}), ...(b.to !== undefined ? { to: b.to as string } : {}) }
 }

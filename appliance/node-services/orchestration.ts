@@ -49,6 +49,8 @@ export interface OrchestrationTrust extends TrustView {
 
 /** config.json `orchestration` section. */
 interface OrchestrationConfig {
+  /** How often protected replicas with a stateDir are checkpointed, ms (default 30 s; 0 never; spec/migration.md). */
+  checkpointEveryMs?: number
   region?: string
   labels?: Record<string, string>
   owner?: string
@@ -222,6 +224,9 @@ export class OrchestrationService implements NodeService {
       deployments: new KvDeploymentStore(ctx.store),
       system: ctx.system,
       askOrchestrator: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${ORCHESTRATOR_ACTOR}`).ask(behavior, body, { timeoutMs }),
+      keepArtifact: async (digest, from) => {
+        await this.#artifacts?.()?.file(digest, { from })
+      },
       ...(cfg.standby ? { standby: cfg.standby } : {}),
       standbyFor: cfg.standbyFor ?? [],
       standbyReplicas: new KvStandbyReplicaStore(ctx.store),
@@ -238,6 +243,7 @@ export class OrchestrationService implements NodeService {
       bidWindowMs: cfg.bidWindowMs ?? 1500, heartbeatIntervalMs: cfg.beatMs ?? 250, stopGraceMs: STOP_GRACE_MS, leaseMs: lease.ms, leaseRenewMs: lease.renewMs,
       holdReportsUntilRestore: true,
       ...(cfg.replaceRetryMs !== undefined ? { replaceRetryMs: cfg.replaceRetryMs } : {}),
+      ...(typeof cfg.checkpointEveryMs === 'number' && Number.isSafeInteger(cfg.checkpointEveryMs) && cfg.checkpointEveryMs >= 0 ? { checkpointEveryMs: cfg.checkpointEveryMs } : {}),
     })
     this.#orchestrator.start()
     // A watched node whose process died is convicted when its connections close, not after its silence.

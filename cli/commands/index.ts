@@ -17,6 +17,7 @@ import { psCommand } from './ps.ts'
 import { statusCommand } from './status.ts'
 import { logsCommand } from './logs.ts'
 import { stopCommand } from './stop.ts'
+import { migrateCommand } from './migrate.ts'
 import { bidsCommand } from './bids.ts'
 import { contractsCommand } from './contracts.ts'
 import { demoCommand } from './demo.ts'
@@ -51,6 +52,7 @@ export const commands: Command[] = [
   statusCommand,
   logsCommand,
   stopCommand,
+  migrateCommand,
   bidsCommand,
   contractsCommand,
   ...walletCommands,
