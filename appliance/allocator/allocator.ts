@@ -80,7 +80,8 @@ const EPS = 1e-9
 export class Allocator {
   /** Reservations by id (keys `res/<id>` of the store). */
   readonly #records: KvStore<Reservation>
-  readonly share: Share
+  /** The owner's share; `setShare` changes it for reservations made from then on (running ones keep theirs). */
+  share: Share
   readonly #hostFree: () => Promise<HostFree> | HostFree
   readonly portRange: [number, number]
   readonly #probePorts: boolean
@@ -119,6 +120,11 @@ export class Allocator {
   }
 
   /** Starts the reclaim timer. */
+  /** A new share from the owner: reservations from now on are measured against it; nothing running is evicted. */
+  setShare(share: Share): void {
+    this.share = share
+  }
+
   async start(): Promise<void> {
     if (!this.#opened) await this.open()
     this.#timer = setInterval(() => void this.reclaimExpired().catch(() => undefined), this.#reclaimEveryMs)

@@ -24,6 +24,17 @@ export interface ApiServerOptions {
   requestTimeoutMs?: number
   /** Told of every answered request (metrics): method, the matched route's pattern ('unmatched' if none), status, ms. */
   onRequest?: (method: string, route: string, status: number, ms: number) => void
+  /** Pages served on the loopback TCP listener beside the API, with their own sessions (the worker console). */
+  pages?: PageGate
+}
+
+/** Pages on the API's loopback listener, behind the same Host/Origin checks (appliance/console/console-gate.ts). */
+export interface PageGate {
+  /** Paths it answers itself (no bearer token needed: it has its own login). */
+  serves(pathname: string): boolean
+  serve(req: IncomingMessage, res: ServerResponse, url: URL): void
+  /** A request without the bearer token that a page session may make (a narrow list of routes). */
+  allows(req: IncomingMessage, method: string, pathname: string): boolean
 }
 
 /** The scheme is case-insensitive (RFC 9110 section 11.1); one or more spaces before the token. */
@@ -60,9 +71,11 @@ export class ApiServer {
   readonly #headersTimeoutMs: number
   readonly #requestTimeoutMs: number
   readonly #onRequest: ApiServerOptions['onRequest']
+  readonly #pages: PageGate | undefined
 
   constructor(opts: ApiServerOptions) {
     this.#onRequest = opts.onRequest
+    this.#pages = opts.pages
     this.#token = Buffer.from(opts.token, 'utf8')
     this.#log = opts.log ?? silentLog
     this.#headersTimeoutMs = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS
@@ -226,7 +239,13 @@ export class ApiServer {
     }
     try {
       this.#checkCaller(req, loopbackPort)
-      if (!this.#authorized(req)) throw new UnauthorizedError('missing or wrong bearer token (see api.json in the node home)')
+      // the pages live on the loopback TCP listener only (never the unix socket), after the Host/Origin checks
+      const pages = loopbackPort !== undefined ? this.#pages : undefined
+      if (pages?.serves(url.pathname)) {
+        route = '/console'
+        return pages.serve(req, res, url)
+      }
+      if (!this.#authorized(req) && !pages?.allows(req, req.method ?? 'GET', url.pathname)) throw new UnauthorizedError('missing or wrong bearer token (see api.json in the node home)')
       const m = this.#match(req.method ?? 'GET', url.pathname)
       if (!m) throw new RouteNotFoundError(`no route ${req.method} ${url.pathname} (GET /v1 lists them)`)
       route = m.route.path

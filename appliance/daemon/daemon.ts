@@ -28,6 +28,7 @@ import { countingTransport } from '../observability/counting-transport.ts'
 import { NodeTracing } from '../observability/tracing.ts'
 import type { ApiRoute } from './service.ts'
 import { SpanKind } from '@opentelemetry/api'
+import { ConsoleGate } from '../console/console-gate.ts'
 
 export interface DaemonOptions {
   home: string
@@ -65,6 +66,8 @@ export class Daemon {
   readonly #observability: ObservabilityConfig
   #metricsServer: MetricsServer | undefined
   readonly #api: ApiServer
+  /** The worker console's one-time codes and sessions (spec/dashboard.md). */
+  readonly #console = new ConsoleGate()
   readonly #token = randomBytes(32).toString('base64url')
   readonly #services: NodeService[]
   readonly #started: NodeService[] = []
@@ -82,7 +85,7 @@ export class Daemon {
     const target = this.config.log === 'stderr' || isAbsolute(this.config.log) ? this.config.log : join(this.home, this.config.log)
     this.log = opts.log ?? createJsonLog({ target, level: process.env.NOIR_LOG_LEVEL, base: {}, retention: this.#observability.logs, ...(tracing ? { context: () => tracing.ids() } : {}) })
     const metrics = (this.metrics = this.#observability.metrics ? new NodeMetrics(this.did) : undefined)
-    this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }), ...(metrics ? { onRequest: (m, r, s, ms) => metrics.apiRequest(m, r, s, ms) } : {}) })
+    this.#api = new ApiServer({ token: this.#token, log: this.log.child({ svc: 'api' }), pages: this.#console, ...(metrics ? { onRequest: (m, r, s, ms) => metrics.apiRequest(m, r, s, ms) } : {}) })
     this.#services = (opts.services ?? nodeServices)()
     const names = new Set<string>()
     for (const s of this.#services) {
@@ -218,6 +221,7 @@ export class Daemon {
       ...revocationRoutes(this.revocations),
       ...pubsubRoutes(this.mesh.broadcast),
       ...nodeRoutes({ stop: () => this.stop() }),
+      ...this.#console.routes(),
     ]
     for (const r of own) this.#api.add(this.#traced(r))
     for (const s of this.#services) for (const r of s.routes?.() ?? []) this.#api.add(this.#traced(r))

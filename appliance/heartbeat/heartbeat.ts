@@ -57,6 +57,8 @@ export class HeartbeatPublisher {
   readonly #init: HeartbeatPublisherInit
   #seq = 0
   #timer: NodeJS.Timeout | undefined
+  /** The last beats and whether each was published (the owner's console shows them). */
+  readonly #recent: Array<{ seq: number; at: number; published: boolean; error?: string }> = []
   #inFlight: Promise<void> | undefined
 
   constructor(init: HeartbeatPublisherInit) {
@@ -98,7 +100,14 @@ export class HeartbeatPublisher {
   beat(): Promise<void> {
     this.#inFlight ??= (async () => {
       try {
-        await this.#init.publish(HEARTBEAT_TOPIC, await this.build())
+        const body = await this.build()
+        try {
+          await this.#init.publish(HEARTBEAT_TOPIC, body)
+          this.#remember({ seq: body.seq, at: body.at, published: true })
+        } catch (err) {
+          this.#remember({ seq: body.seq, at: body.at, published: false, error: (err as Error).name })
+          throw err
+        }
       } catch (err) {
         this.#init.onError?.(err)
       } finally {
@@ -106,6 +115,16 @@ export class HeartbeatPublisher {
       }
     })()
     return this.#inFlight
+  }
+
+  /** The last 30 beats, newest last. */
+  recent(): Array<{ seq: number; at: number; published: boolean; error?: string }> {
+    return [...this.#recent]
+  }
+
+  #remember(r: { seq: number; at: number; published: boolean; error?: string }): void {
+    this.#recent.push(r)
+    if (this.#recent.length > 30) this.#recent.shift()
   }
 }
 

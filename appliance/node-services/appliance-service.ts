@@ -24,6 +24,8 @@ import { placementFacts, runtimesOf } from './placement-facts.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import { allocationRoutes, reservationRoutes } from './appliance-routes.ts'
 import { ServiceNotStartedError } from '../daemon/errors.ts'
+import { saveConfig, type NodeConfig } from '../daemon/config.ts'
+import { existsSync, readFileSync } from 'node:fs'
 
 const ENROLLMENT_KEY = 'enrollment'
 
@@ -162,6 +164,26 @@ export class ApplianceService implements NodeService {
     })
   }
 
+  /**
+   * The owner changes the share (`{ share: "cpu=2,memory=4GiB,disk=20GiB,gpu=0" }` or the object form): checked
+   * against the machine, kept in config.json for the next start, applied to reservations from now on.
+   */
+  async changeShare(body: JsonValue | undefined): Promise<JsonValue> {
+    const given = (body as { share?: unknown } | null | undefined)?.share
+    if (typeof given !== 'string' && (typeof given !== 'object' || given === null || Array.isArray(given))) throw new InvalidShareError(String(given), 'the body is { share: "cpu=N,memory=SIZE,disk=SIZE,gpu=N" }')
+    const share = parseShare(given as string | Record<string, unknown>)
+    checkShareFits(share, { cpuCores: this.hardware.cpu.cores, memoryBytes: this.hardware.memory.totalBytes, diskBytes: this.hardware.disk.totalBytes, gpus: this.hardware.gpus.length })
+    // config.json as the owner wrote it (not with the defaults filled in), with the new share
+    const file = join(this.#ctx.home, 'config.json')
+    const raw = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown> : {}
+    saveConfig(this.#ctx.home, { ...raw, share: formatShare(share) } as unknown as NodeConfig)
+    this.share = share
+    this.allocator.setShare(share)
+    this.#ctx.log.info('share changed', { share: formatShare(share) })
+    void this.heartbeat.beat()
+    return jsonCopy({ share: { ...share, text: formatShare(share) }, capacity: await this.allocator.capacity() })
+  }
+
   status(): JsonValue {
     const s = this.manager.summary()
     return jsonCopy({ share: formatShare(this.share), allocations: s.total, byState: s.byState })
@@ -170,6 +192,8 @@ export class ApplianceService implements NodeService {
   routes(): ApiRoute[] {
     return [
       { method: 'GET', path: '/v1/node/info', handler: () => this.info() },
+      { method: 'PUT', path: '/v1/node/share', handler: (req) => this.changeShare(req.body) },
+      { method: 'GET', path: '/v1/node/heartbeats', handler: () => jsonCopy({ topic: HEARTBEAT_TOPIC, intervalMs: typeof this.#ctx.config.heartbeatMs === 'number' ? this.#ctx.config.heartbeatMs : 5000, recent: this.heartbeat.recent() }) },
       ...allocationRoutes(this.manager),
       ...reservationRoutes(this.allocator),
     ]

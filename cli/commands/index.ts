@@ -31,6 +31,7 @@ import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
 import { endpointsCommand, exposeCommand } from './ingress.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
+import { consoleCommand } from './console.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -66,5 +67,6 @@ export const commands: Command[] = [
   trustCommand,
   trustShowCommand,
   ...ledgerCommands,
+  consoleCommand,
   demoCommand,
 ]

@@ -8,6 +8,7 @@
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { request as httpsRequest } from 'node:https'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -190,4 +191,18 @@ t.test('the packed tarball, installed into another project', async (t) => {
   t.equal(out.phase, 'completed', 'the job ran through the gateway of the installed package')
   t.same(out.listed, [out.id], 'the account lists its one workload')
   t.ok(out.lines.includes('packaged 42'), "and the job's log came back through the SDK")
+  // the dashboard of the installed package: its browser modules built beside the code (spec/dashboard.md)
+  const get = (path: string) => new Promise<{ status: number; csp: string; body: string }>((resolve, reject) => {
+    const req = httpsRequest(`${url}${path}`, { ca: readFileSync(caFile, 'utf8') }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => (body += c.toString('utf8')))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, csp: String(res.headers['content-security-policy']), body }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  const shell = await get('/')
+  t.equal(shell.status, 200, 'the installed gateway serves the dashboard')
+  t.match(shell.csp, /script-src 'self'/)
+  t.match((await get('/assets/app/main.js')).body, /from '\/assets\/app\/nav\.js'/, 'its modules, built and linked to their served URLs')
 })

@@ -78,6 +78,11 @@ export class AuthService {
     this.#now = init.now ?? Date.now
   }
 
+  /** The origin of the public URL the mailed links point at: the dashboard's own (a proxy may rewrite Host). */
+  get publicOrigin(): string {
+    return new URL(this.#url).origin
+  }
+
   /**
    * Signs up: the same answer whether or not the email has an account. The mail limit is checked first (no
    * argon2 work for a flood). A new account gets a verification mail; an existing unverified one gets a fresh

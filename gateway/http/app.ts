@@ -3,7 +3,7 @@
 // `noir_session` (HttpOnly, Secure, SameSite=Strict, Path=/), state changes refused from another Origin.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { AuthService } from '../auth/auth-service.ts'
-import { GatewayError, InvalidRequestError, NotFoundError } from '../errors.ts'
+import { GatewayError, NotFoundError } from '../errors.ts'
 import type { Account, Session } from '../store/gateway-store.ts'
 import type { ApiKeys } from '../keys/api-keys.ts'
 import type { TenantWorkloads } from '../workloads/tenant-workloads.ts'
@@ -11,12 +11,17 @@ import { registerWorkloadRoutes } from './workload-routes.ts'
 import { registerSecretRoutes } from './secret-routes.ts'
 import type { AccountSecrets } from '../secrets/account-secrets.ts'
 import { registerOpenApi } from './openapi.ts'
+import { refuseCrossSite } from './same-origin.ts'
+import { registerDashboard } from '../dashboard/dashboard-routes.ts'
 
 export const SESSION_COOKIE = 'noir_session'
 
 export interface GatewayAppInit {
   auth: AuthService
-  /** Origins allowed to change state (the dashboard's); requests without Origin (CLI, SDK) are allowed. */
+  /**
+   * Origins besides the gateway's own allowed to change state; requests without Origin (CLI, SDK) are allowed
+   * (same-origin.ts).
+   */
   allowedOrigins?: string[]
   logger?: boolean
   /** Serve HTTPS with this key and certificate (the CLI always does; tests of the rules may use plain HTTP). */
@@ -28,6 +33,8 @@ export interface GatewayAppInit {
    * when none; never the path a caller sent), status, ms.
    */
   onRequest?: (method: string, route: string, status: number, ms: number) => void
+  /** Serve the customer dashboard at / and /app (spec/dashboard.md); default true. */
+  dashboard?: boolean
 }
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
@@ -72,11 +79,7 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
   app.setErrorHandler((err, _req, reply) => problem(reply, err))
   app.setNotFoundHandler((_req, reply) => problem(reply, new NotFoundError('no such route')))
   // a browser's cross-site request never changes state (CSRF; SameSite=Strict is the first line)
-  app.addHook('onRequest', async (req) => {
-    if (req.method === 'GET' || req.method === 'HEAD') return
-    const origin = req.headers.origin
-    if (origin !== undefined && !allowed.has(origin)) throw new InvalidRequestError(`requests from ${origin} may not change state here`, { origin })
-  })
+  app.addHook('onRequest', async (req) => refuseCrossSite(req, allowed, auth.publicOrigin))
   const onRequest = init.onRequest
   if (onRequest) {
     app.addHook('onResponse', async (req, reply) => {
@@ -158,6 +161,7 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
       return { ok: true, next: 'log in with the new password' }
     })
 
+    if (init.dashboard !== false) registerDashboard(app)
     if (init.tenants) registerWorkloadRoutes(app, { ...init.tenants, sessionAccount: (req) => who(req).account.id })
     if (init.tenants?.secrets) registerSecretRoutes(app, { keys: init.tenants.keys, secrets: init.tenants.secrets, sessionAccount: (req) => who(req).account.id })
   })

@@ -14,6 +14,7 @@ command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v xz >/dev/null || missing+=(xz-utils)
 command -v depmod >/dev/null || missing+=(kmod)
 command -v prometheus >/dev/null || missing+=(prometheus)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${missing[*]}"

@@ -91,3 +91,10 @@ export const anvil: Requirement = {
     return 'missing' in found ? `${found.missing} (npm install brings it with @foundry-rs/anvil)` : undefined
   },
 }
+
+/** Debian's chromium (scripts/ci/setup-system.sh installs it), driven by playwright-core in the browser tests. */
+export const CHROMIUM = process.env.NOIR_CHROMIUM ?? '/usr/bin/chromium'
+export const chromium: Requirement = {
+  name: 'chromium',
+  missing: () => (ok(CHROMIUM, ['--version']) ? undefined : `${CHROMIUM} does not run (Debian package chromium; or set NOIR_CHROMIUM)`),
+}
