@@ -39,6 +39,7 @@ import type { Tolerance } from '../usage/judge.ts'
 import { KvUsageStore, type StoredUsage } from '../usage/store.ts'
 import { defaultPricePolicy } from '../placement/price.ts'
 import type { Handover } from '../provider/orchestrator-authority.ts'
+import { Rebalancer, type RebalancePolicy } from './rebalancer.ts'
 
 export type { DeploymentRecord, DeploymentStore } from './checkpoints.ts'
 export type { BidRound, DeploymentEventLine, DeploymentView, ReplicaState, ReplicaView, StopFailure } from '../deployment/model.ts'
@@ -121,6 +122,11 @@ export interface OrchestratorOptions {
    * its last checkpoint elsewhere (spec/migration.md "Stateful failover"). Default 30 s; 0: never.
    */
   checkpointEveryMs?: number
+  /**
+   * Rebalancing of best-effort service replicas to clearly cheaper nodes (spec/migration.md "Rebalancing"):
+   * off unless given; what is left out takes DEFAULT_REBALANCE_POLICY.
+   */
+  rebalance?: Partial<RebalancePolicy>
   /** How long a degraded deployment waits before it tries again to place a slot no node took. Default 30 s. */
   replaceRetryMs?: number
   /**
@@ -210,6 +216,8 @@ export class Orchestrator {
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
   #checkpointTimer: NodeJS.Timeout | undefined
+  #rebalancer: Rebalancer | undefined
+  readonly #rebalance: Partial<RebalancePolicy> | undefined
   #checkpointing = false
   readonly #checkpointEveryMs: number
   #stopped = false
@@ -231,6 +239,7 @@ export class Orchestrator {
       phiThreshold: { protected: 3, 'best-effort': 6, ...(opts.phiThreshold ?? {}) },
     }
     this.#checkpointEveryMs = opts.checkpointEveryMs ?? 30_000
+    this.#rebalance = opts.rebalance
     if (opts.holdReportsUntilRestore) this.#early = []
     this.#ownSystem = ports.system === undefined
     this.#system = ports.system ?? new ActorSystem({ key: ports.key })
@@ -329,6 +338,23 @@ export class Orchestrator {
       this.#checkpointTimer = setInterval(() => void this.#checkpointReplicas(), every)
       this.#checkpointTimer.unref()
     }
+    if (this.#rebalance) {
+      this.#rebalancer = new Rebalancer({
+        // only the deployments this node orchestrates (not those handed over to its standby)
+        deployments: () => this.list().filter((v) => this.#ids.has(v.id)),
+        quotes: async (view, exclude) => {
+          const w = this.workloadOf(view.id)
+          if (!w) return []
+          // a round of its own, as a dry run's: nothing is reserved; the move bids again with the chosen node only
+          const round = await this.#effects.collect(`rebalance-${shortId()}`, w, 1, exclude)
+          return round.bids.filter((b) => !exclude.includes(b.node) && /^\d+$/.test(b.pricePerHour)).map((b) => ({ node: b.node, pricePerHour: BigInt(b.pricePerHour) }))
+        },
+        migrate: (id, replica, to, why) => this.migrate(id, { replica, to, why }),
+        now: () => this.#now(),
+        log: (level, msg, fields) => this.#log(level, msg, fields),
+      }, this.#rebalance)
+      this.#rebalancer.start()
+    }
     this.#renewer.start()
     this.#replicator?.start(this.#p.key, this.#now()).catch((err: Error) => this.#log('warn', 'standby capability not issued', { error: err.name, message: err.message }))
   }
@@ -399,6 +425,7 @@ export class Orchestrator {
     this.#renewer.stop()
     if (this.#fenceTimer) clearInterval(this.#fenceTimer)
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer)
+    this.#rebalancer?.stop()
     if (this.#system.running) {
       for (const ref of [this.#detector, this.#inbox]) {
         if (ref) await this.#system.stopActor(ref).catch((err: Error) => this.#log('info', 'orchestration actor not stopped', { actor: ref.address, error: err.name }))

@@ -7,6 +7,7 @@ import { DEFAULT_SEAL_WINDOW_MS } from '../../core/remote-contract.ts'
 import { pricePolicyFrom } from '../../actors/placement/price.ts'
 import { InvalidPricePolicyError } from '../../actors/errors.ts'
 import { RELAY_LIMITS } from '../../p2p/host.ts'
+import { rebalancePolicyFrom } from '../../actors/orchestrator/rebalancer.ts'
 
 export interface NodeConfig {
   /** Multiaddrs to listen on. */
@@ -113,6 +114,7 @@ export function loadConfig(home: string): NodeConfig {
   if ('sealWindowMs' in r && (!Number.isInteger(r.sealWindowMs) || (r.sealWindowMs as number) < 0 || (r.sealWindowMs as number) > 1000)) throw new ConfigError("config.json: 'sealWindowMs' must be an integer from 0 to 1000")
   if ('log' in r && typeof r.log !== 'string') throw new ConfigError("config.json: 'log' must be 'stderr' or a file path")
   checkPricePolicy(r.orchestration)
+  checkRebalance(r.orchestration)
   return out
 }
 
@@ -128,6 +130,16 @@ function checkPricePolicy(orchestration: unknown): void {
     if (!(err instanceof InvalidPricePolicyError)) throw err
     const field = String(err.data?.field ?? 'price')
     throw new ConfigError(`config.json: 'orchestration.${field === 'price' ? 'price' : `price.${field}`}': ${err.message}`)
+  }
+}
+
+/** `orchestration.rebalance` (spec/migration.md "Rebalancing"): a bad one stops the daemon, naming the field. */
+function checkRebalance(orchestration: unknown): void {
+  if (typeof orchestration !== 'object' || orchestration === null || !('rebalance' in orchestration)) return
+  try {
+    rebalancePolicyFrom((orchestration as { rebalance?: unknown }).rebalance)
+  } catch (err) {
+    throw new ConfigError(`config.json: 'orchestration.${(err as Error).message.slice(1)}`)
   }
 }
 

@@ -41,6 +41,7 @@ import type { TrustView } from '../../actors/placement/offer.ts'
 import type { ReplicaReport as ContractReport } from '../../actors/provider/contract-machine.ts'
 import { testFaultsFrom } from '../../trust/faults.ts'
 import { cheatingRunner, inflatedCapacity } from './cheating-runner.ts'
+import { rebalancePolicyFrom } from '../../actors/orchestrator/rebalancer.ts'
 
 /** What the trust service (trust-service.ts) gives orchestration: its view of nodes, and the reports it takes. */
 export interface OrchestrationTrust extends TrustView {
@@ -51,6 +52,8 @@ export interface OrchestrationTrust extends TrustView {
 interface OrchestrationConfig {
   /** How often protected replicas with a stateDir are checkpointed, ms (default 30 s; 0 never; spec/migration.md). */
   checkpointEveryMs?: number
+  /** Move best-effort service replicas to clearly cheaper nodes (spec/migration.md "Rebalancing"): true or a policy; off when absent. */
+  rebalance?: unknown
   region?: string
   labels?: Record<string, string>
   owner?: string
@@ -162,6 +165,7 @@ export class OrchestrationService implements NodeService {
     const armed = failpoints().armed
     if (armed.length > 0) ctx.log.warn('failpoints armed: this node will kill itself there (testing only)', { failpoints: armed })
     const cfg = (ctx.config.orchestration ?? {}) as OrchestrationConfig
+    const rebalance = rebalancePolicyFrom(cfg.rebalance)
     this.#runtime = new ApplianceRuntime({
       parts: this.#appliance(), ...(this.#secrets ? { secrets: this.#secrets } : {}), catalog: new Catalog(ctx.home), ...(cfg.claimFree ? { claimFree: cfg.claimFree } : {}),
       log: ctx.log, ...(ctx.tracing ? { span: ctx.tracing.inSpan.bind(ctx.tracing) } : {}), ...(this.#artifacts?.() ? { artifacts: this.#artifacts()! } : {}),
@@ -244,6 +248,8 @@ export class OrchestrationService implements NodeService {
       holdReportsUntilRestore: true,
       ...(cfg.replaceRetryMs !== undefined ? { replaceRetryMs: cfg.replaceRetryMs } : {}),
       ...(typeof cfg.checkpointEveryMs === 'number' && Number.isSafeInteger(cfg.checkpointEveryMs) && cfg.checkpointEveryMs >= 0 ? { checkpointEveryMs: cfg.checkpointEveryMs } : {}),
+      // checked when config.json was read (appliance/daemon/config.ts)
+      ...(rebalance ? { rebalance } : {}),
     })
     this.#orchestrator.start()
     // A watched node whose process died is convicted when its connections close, not after its silence.
