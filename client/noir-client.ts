@@ -10,6 +10,7 @@ import { request as httpsRequest } from 'node:https'
 import type { ApiKeyView, Scope } from '../gateway/keys/api-keys.ts'
 import type { Rotation, SecretView } from '../gateway/secrets/account-secrets.ts'
 import { GatewayUnreachableError, NoirApiError } from './errors.ts'
+import { didBindingMessage, type DidChallenge } from '../gateway/wallets/did-binding.ts'
 
 export { GatewayUnreachableError, NoirApiError }
 export type { ApiKeyView, Rotation, Scope, SecretView }
@@ -104,6 +105,22 @@ export class NoirClient {
 
   async revokeApiKey(id: string): Promise<void> {
     await this.#call('DELETE', `/v1/keys/${encodeURIComponent(id)}`)
+  }
+
+  /** Registers a key your own DID signed (a capability token to the gateway's DID; spec/gateway.md "Your own DID"). */
+  registerApiKey(name: string, token: string): Promise<ApiKeyView> {
+    return this.#call('POST', '/v1/keys/signed', { name, token }) as Promise<ApiKeyView>
+  }
+
+  // ---- your own did:key as the account's wallet (a session only) ----
+  /**
+   * Binds your own did:key: `sign` gets the bytes to sign (didBindingMessage of gateway/wallets/did-binding.ts)
+   * and answers the Ed25519 signature; the private key never leaves you.
+   */
+  async bindOwnDid(did: string, sign: (message: Uint8Array) => Uint8Array | Promise<Uint8Array>): Promise<{ did: string; own: true }> {
+    const c = (await this.#call('POST', '/v1/wallet/did/challenge')) as DidChallenge
+    const signature = Buffer.from(await sign(didBindingMessage({ account: c.account, challenge: c.challenge, did, gateway: c.gateway }))).toString('base64url')
+    return (await this.#call('PUT', '/v1/wallet/did', { did, signature })) as { did: string; own: true }
   }
 
   // ---- secrets (scope `secrets`; spec/secrets.md) ----

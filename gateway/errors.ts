@@ -81,6 +81,20 @@ export class InvalidApiKeyError extends GatewayError {
   override readonly status = 401
 }
 
+/** A binding of the customer's own did:key refused (`data.reason`: no-challenge, expired, not-ed25519, signature, taken). */
+export class InvalidDidBindingError extends GatewayError {
+  override name = 'InvalidDidBindingError'
+  override readonly code = 'ERR_INVALID_DID_BINDING'
+  override readonly status = 400
+}
+
+/** The account's wallet is the customer's own did:key: the gateway holds no key to sign with (sign it yourself). */
+export class OwnDidWalletError extends GatewayError {
+  override name = 'OwnDidWalletError'
+  override readonly code = 'ERR_OWN_DID_WALLET'
+  override readonly status = 409
+}
+
 /** The credentials are valid but do not grant this route (`data.needs`: the scope, or `session`). */
 export class ScopeDeniedError extends GatewayError {
   override name = 'ScopeDeniedError'

@@ -16,6 +16,7 @@ import { TenantWorkloads } from './workloads/tenant-workloads.ts'
 import { AccountSecrets } from './secrets/account-secrets.ts'
 import { SecretBroker } from './secrets/secret-broker.ts'
 import { SecretStore } from './secrets/secret-store.ts'
+import { DidBinding } from './wallets/did-binding.ts'
 
 export interface GatewayInit {
   /** The gateway's state folder (0700). */
@@ -51,6 +52,7 @@ export function openGateway(o: GatewayInit): Gateway {
   const sealer = Sealer.fromFile(join(o.dir, 'secret.key'))
   const wallets = new AccountWallets({ store: tenants, sealer, now })
   const keys = new ApiKeys({ store: tenants, wallets, now })
+  const didBinding = new DidBinding({ wallets, now })
   const node = o.nodeHome !== undefined ? ApiClient.forHome(o.nodeHome) : undefined
   const secrets = new AccountSecrets({
     store: new SecretStore(store.sharedDatabase()), sealer, now,
@@ -61,7 +63,7 @@ export function openGateway(o: GatewayInit): Gateway {
   broker?.start()
   const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now, admit: (accountId, w) => secrets.admit(accountId, w.secrets.map((s) => s.name)) })
   const auth = new AuthService({ store, mailer, sealer, publicUrl: o.publicUrl, now, ...(o.times ? { times: o.times } : {}) })
-  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads, secrets }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
+  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads, secrets, didBinding }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
   return {
     app, store, tenants, wallets, secrets,
     resume: () => (node ? workloads.resume() : Promise.resolve(0)),

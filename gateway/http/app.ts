@@ -13,6 +13,7 @@ import type { AccountSecrets } from '../secrets/account-secrets.ts'
 import { registerOpenApi } from './openapi.ts'
 import { refuseCrossSite } from './same-origin.ts'
 import { registerDashboard } from '../dashboard/dashboard-routes.ts'
+import type { DidBinding } from '../wallets/did-binding.ts'
 
 export const SESSION_COOKIE = 'noir_session'
 
@@ -27,7 +28,7 @@ export interface GatewayAppInit {
   /** Serve HTTPS with this key and certificate (the CLI always does; tests of the rules may use plain HTTP). */
   https?: { key: string; cert: string }
   /** The workload and API-key routes (spec/gateway.md); absent in tests of the auth rules alone. */
-  tenants?: { keys: ApiKeys; workloads: TenantWorkloads; secrets?: AccountSecrets }
+  tenants?: { keys: ApiKeys; workloads: TenantWorkloads; secrets?: AccountSecrets; didBinding?: DidBinding }
   /**
    * Told of every answered request (metrics, spec/observability.md): method, the route's pattern ('unmatched'
    * when none; never the path a caller sent), status, ms.

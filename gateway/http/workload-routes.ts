@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { type ApiKeys, type Scope, MAX_KEY_DAYS, SCOPES } from '../keys/api-keys.ts'
 import { IDEMPOTENCY_KEY, type TenantWorkloads } from '../workloads/tenant-workloads.ts'
 import { InvalidRequestError, ScopeDeniedError } from '../errors.ts'
+import type { DidBinding } from '../wallets/did-binding.ts'
 
 export interface Principal {
   accountId: string
@@ -19,6 +20,8 @@ export interface WorkloadRoutesInit {
   workloads: TenantWorkloads
   /** The account of the request's session (throws AuthRequiredError without one). */
   sessionAccount(req: FastifyRequest): string
+  /** Binding the customer's own did:key as the wallet (spec/gateway.md "Your own DID"). */
+  didBinding?: DidBinding
 }
 
 const ALL = new Set(Object.keys(SCOPES) as Scope[])
@@ -66,11 +69,38 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     const b = req.body as { name: string; scopes: string[]; days?: number }
     return reply.status(201).send(await keys.create(sessionOnly(req), { name: b.name, scopes: b.scopes, days: b.days ?? 90 }))
   })
+  app.post('/v1/keys/signed', {
+    schema: { body: { type: 'object', additionalProperties: false, required: ['name', 'token'], properties: {
+      name: { type: 'string', maxLength: 64 },
+      token: { type: 'string', maxLength: 8192 },
+    } } },
+  }, async (req, reply) => {
+    const b = req.body as { name: string; token: string }
+    return reply.status(201).send(await keys.register(sessionOnly(req), b))
+  })
   app.get('/v1/keys', async (req) => ({ keys: keys.list(sessionOnly(req)) }))
   app.delete('/v1/keys/:id', async (req) => {
     keys.revoke(sessionOnly(req), (req.params as { id: string }).id)
     return { ok: true, revoked: true }
   })
+
+  // ---- the customer's own DID as the wallet ----
+  const binding = init.didBinding
+  if (binding) {
+    app.post('/v1/wallet/did/challenge', async (req) => binding.challenge(sessionOnly(req)))
+    app.put('/v1/wallet/did', {
+      schema: { body: { type: 'object', additionalProperties: false, required: ['did', 'signature'], properties: {
+        did: { type: 'string', maxLength: 256 },
+        signature: { type: 'string', maxLength: 128 },
+      } } },
+    }, async (req) => {
+      const account = sessionOnly(req)
+      const b = req.body as { did: string; signature: string }
+      const bound = binding.bind(account, b.did, b.signature)
+      keys.forgetWallet(account)
+      return bound
+    })
+  }
 
   // ---- workloads ----
   app.post('/v1/workloads', {

@@ -34,7 +34,7 @@ export class ApiKeys {
   readonly #wallets: AccountWallets
   readonly #now: () => number
   readonly #verifiers = new Map<string, CapabilityVerifier>()
-  /** Account id -> wallet DID: a wallet never changes once made, so it is read from the store once. */
+  /** Account id -> wallet DID, read from the store once (forgotten when the customer binds their own DID). */
   readonly #walletDids = new Map<string, string>()
 
   constructor(o: { store: TenantStore; wallets: AccountWallets; now?: () => number }) {
@@ -62,6 +62,40 @@ export class ApiKeys {
     const row: ApiKeyRow = { hash: tokenHash(token), id: `key_${randomBytes(9).toString('base64url')}`, accountId, name: o.name, scopes, createdAt: now, expiresAt: decodeCapabilityChain(token)[0]!.exp * 1000, revokedAt: null, lastUsedAt: null }
     this.#store.addApiKey(row)
     return { ...keyView(row), token }
+  }
+
+  /**
+   * Registers a key the account's owner signed with their own DID (spec/gateway.md "Your own DID"): a
+   * capability token issued by the account's wallet DID to the gateway's DID, every ability one of the scopes'
+   * paths, expiring within MAX_KEY_DAYS. Kept as any key is (its hash; shown once: the owner has it).
+   */
+  async register(accountId: string, o: { name: string; token: string }): Promise<ApiKeyView> {
+    if (!/^[A-Za-z0-9 ._-]{1,64}$/.test(o.name)) throw new InvalidRequestError('a key name is 1-64 letters, digits, spaces, dots, dashes or underscores', { field: 'name' })
+    if (typeof o.token !== 'string' || o.token.length > 8192 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(o.token)) throw new InvalidApiKeyError('not a capability token', { reason: 'malformed' })
+    if (this.#store.apiKeysOf(accountId).filter((k) => k.revokedAt === null).length >= MAX_KEYS_PER_ACCOUNT) throw new InvalidRequestError(`an account holds at most ${MAX_KEYS_PER_ACCOUNT} live keys: revoke one first`, { field: 'token' })
+    if (this.#store.apiKeyByHash(tokenHash(o.token))) throw new InvalidRequestError('that key is registered already', { field: 'token' })
+    const did = this.#wallets.didOf(accountId)
+    const now = this.#now()
+    let verified
+    try {
+      verified = await new CapabilityVerifier({ trustedRoots: [did], now: () => now, clockSkewMs: 0 }).verify(o.token, { audience: this.#wallets.gatewayKey().did })
+    } catch (err) {
+      throw new InvalidApiKeyError(`the key does not verify with the account's DID ${did} as its root and this gateway as its audience: ${(err as Error).message}`, { reason: 'signature' })
+    }
+    const scopes = [...new Set(verified.abilities.map((a) => SCOPE_OF_ABILITY.get(a.can)))]
+    if (scopes.length === 0 || scopes.some((s) => s === undefined)) throw new InvalidRequestError(`every ability must be one of ${Object.values(SCOPES).join(', ')}`, { field: 'token' })
+    const exp = decodeCapabilityChain(o.token)[0]!.exp * 1000
+    if (exp > now + MAX_KEY_DAYS * 86_400_000 + 60_000) throw new InvalidRequestError(`a key expires within ${MAX_KEY_DAYS} days`, { field: 'token' })
+    const row: ApiKeyRow = { hash: tokenHash(o.token), id: `key_${randomBytes(9).toString('base64url')}`, accountId, name: o.name, scopes: scopes as Scope[], createdAt: now, expiresAt: exp, revokedAt: null, lastUsedAt: null }
+    this.#store.addApiKey(row)
+    return keyView(row)
+  }
+
+  /** Forgets what was cached of an account's wallet (its DID changed: keys under the old one stop verifying). */
+  forgetWallet(accountId: string): void {
+    const did = this.#walletDids.get(accountId)
+    this.#walletDids.delete(accountId)
+    if (did !== undefined) this.#verifiers.delete(did)
   }
 
   list(accountId: string): ApiKeyView[] {

@@ -79,6 +79,17 @@ export class TenantStore {
     return this.wallet(w.accountId)!
   }
 
+  /**
+   * The account's wallet becomes the customer's own did:key (spec/gateway.md "Your own DID"): the gateway
+   * keeps no key for it (`sealedSeed` empty). A DID is one account's: false when another account holds it.
+   */
+  bindOwnWallet(accountId: string, did: string, at: number): boolean {
+    const holder = this.walletByDid(did)
+    if (holder && holder.accountId !== accountId) return false
+    this.#sql.get("INSERT INTO wallets (account_id, did, sealed_seed, created_at) VALUES (?, ?, '', ?) ON CONFLICT(account_id) DO UPDATE SET did = excluded.did, sealed_seed = '', created_at = excluded.created_at").run(accountId, did, at)
+    return true
+  }
+
   addApiKey(k: ApiKeyRow): void {
     this.#sql.get('INSERT INTO api_keys (hash, id, account_id, name, scopes, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(k.hash, k.id, k.accountId, k.name, JSON.stringify(k.scopes), k.createdAt, k.expiresAt)

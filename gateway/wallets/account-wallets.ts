@@ -5,6 +5,7 @@
 import { NodeKey } from '../../identity/keys.ts'
 import type { Sealer } from '../auth/sealed.ts'
 import type { TenantStore } from '../store/tenant-store.ts'
+import { InvalidDidBindingError, OwnDidWalletError } from '../errors.ts'
 
 const GATEWAY_KEY = 'gateway-identity'
 
@@ -35,6 +36,7 @@ export class AccountWallets {
     const cached = this.#keys.get(accountId)
     if (cached) return cached
     let row = this.#store.wallet(accountId)
+    if (row && row.sealedSeed === '') throw new OwnDidWalletError(`the account's wallet is its own ${row.did}: the gateway holds no key for it (sign a key yourself and register it: POST /v1/keys/signed)`, { did: row.did })
     if (!row) {
       const key = NodeKey.generate()
       row = this.#store.addWallet({ accountId, did: key.did, sealedSeed: this.#seal(key, `wallet:${accountId}`), createdAt: this.#now() })
@@ -46,7 +48,20 @@ export class AccountWallets {
   }
 
   didOf(accountId: string): string {
+    const row = this.#store.wallet(accountId)
+    if (row && row.sealedSeed === '') return row.did
     return this.keyOf(accountId).did
+  }
+
+  /** True when the account's wallet is the customer's own did:key (bound by a signed challenge). */
+  isOwn(accountId: string): boolean {
+    return this.#store.wallet(accountId)?.sealedSeed === ''
+  }
+
+  /** Makes `did` the account's wallet (the signature was checked by the caller); the gateway's key for it is dropped. */
+  bindOwn(accountId: string, did: string): void {
+    if (!this.#store.bindOwnWallet(accountId, did, this.#now())) throw new InvalidDidBindingError(`${did} is another account's wallet`, { reason: 'taken' })
+    this.#keys.delete(accountId)
   }
 
   #seal(key: NodeKey, context: string): string {
