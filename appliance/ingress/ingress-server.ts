@@ -9,6 +9,7 @@ import { RouteBalancer, type BalancerDeps } from './balancer.ts'
 import { routeNameOfHost, type IngressConfig, type ListenAddress, type RouteSpec } from './config.ts'
 import { IngressError, InvalidIngressRequestError, UnknownRouteError } from './errors.ts'
 import { splice } from './splice.ts'
+import { TrafficClock } from './traffic.ts'
 
 /** The most an HTTP request head may take before its Host is known. */
 const MAX_HEAD_BYTES = 16 * 1024
@@ -29,6 +30,8 @@ export class IngressServer {
   readonly #servers: Server[] = []
   readonly #sockets = new Set<Socket>()
   readonly stats: IngressStats = { connections: 0, routed: 0, refused: {}, active: 0 }
+  /** Per-route open connections and last traffic (the idle clock for scale to zero). */
+  readonly traffic = new TrafficClock()
   /** The HTTP listener's bound address (after start). */
   address: ListenAddress | undefined
   /** The raw TCP listeners' bound addresses, by route (after start). */
@@ -135,6 +138,7 @@ export class IngressServer {
     }
     this.stats.routed++
     this.stats.active++
+    this.traffic.opened(routeName)
     try {
       await splice(s, opened.stream)
     } catch (err) {
@@ -142,6 +146,7 @@ export class IngressServer {
       s.destroy()
     } finally {
       this.stats.active--
+      this.traffic.closed(routeName)
     }
   }
 

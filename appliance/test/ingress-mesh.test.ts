@@ -56,6 +56,10 @@ t.test('HTTP/1.1 keep-alive: requests on one client connection reuse one connect
   t.equal(ports.size, 1, 'one client connection')
   t.equal(b.connections(), 1, 'one connection reached the workload')
   t.equal(pair.forwarder.stats.opened, 1, 'one stream over the mesh')
+  t.equal(pair.ingress.traffic.idleMs('web'), 0, 'the open keep-alive connection keeps the route busy')
+  agent.destroy()
+  for (let i = 0; i < 100 && pair.ingress.traffic.snapshot()[0]?.active !== 0; i++) await new Promise((r) => setTimeout(r, 20))
+  t.match(pair.ingress.traffic.snapshot(), [{ route: 'web', active: 0 }], 'the route is idle once the client leaves')
 })
 
 t.test('a 4 MiB body crosses the mesh both ways unchanged', async (t) => {
