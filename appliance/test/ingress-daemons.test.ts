@@ -164,6 +164,8 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     t.equal(web8080.traffic.active, 0, 'no connection open on the route now')
     t.ok(web8080.traffic.lastTrafficAt !== null && Date.parse(web8080.traffic.lastTrafficAt) <= Date.now(), `the route's last traffic is known (${web8080.traffic.lastTrafficAt})`)
     t.ok((web8080.traffic.idleMs ?? -1) >= 0, `its idle time is counted (${web8080.traffic.idleMs} ms)`)
+    const human = await noir(owner.home, ['endpoints'])
+    t.match(human.out, new RegExp(`web-8080\\.localhost:${ingressPort}/ .* port 8080 {2}\\(idle \\d+ s\\)`), 'the human listing shows how long the route has been idle')
     const st = await noir(owner.home, ['status', d.id])
     t.match(st.out, /replica 0: running .* ready \(HTTP 200\)/, 'each replica\'s health, as its provider reports it')
     t.match(st.out, /port 8080: public/)
