@@ -208,3 +208,20 @@ t.test('a workload naming a path on the provider\'s disk is refused at validatio
   t.throws(() => workloadFromWire({ ...good, runtime: { type: 'wasm', module: '/etc/passwd' } }), InvalidWorkloadError)
   t.equal(workloadFromWire(good).runtime.module, 'hello', 'a catalog name passes')
 })
+
+t.test('service.scale: defaults, bounds against replicas, no scale to zero on the protected lane', async (t) => {
+  const zero = validateWorkload({ ...base(), service: { scale: { min: 0, max: 3 } } })
+  t.same(zero.service?.scale, { min: 0, max: 3, idleSeconds: 300 }, 'idleSeconds defaults to 300')
+  t.equal(zero.service?.replicas, 1, 'replicas stays the count started when active')
+  t.same(validateWorkload({ ...base(), service: { replicas: 2, scale: { idleSeconds: 60 } } }).service?.scale, { min: 2, max: 2, idleSeconds: 60 }, 'min and max default to replicas')
+  t.notOk(validateWorkload(base()).service?.scale, 'no scale unless declared')
+  t.same(workloadFromWire(zero), zero, 'a normalized workload with scale survives the wire check')
+
+  t.match(issuesOf({ ...base(), service: { replicas: 1, scale: { min: 2, max: 3 } } }), [{ path: '$.service.scale.min', reason: /must not exceed service.replicas/ }])
+  t.match(issuesOf({ ...base(), service: { replicas: 3, scale: { min: 0, max: 2 } } }), [{ path: '$.service.scale.max', reason: /at least service.replicas/ }])
+  t.match(issuesOf({ ...base(), lane: 'protected', service: { scale: { min: 0, max: 4 } } }), [{ path: '$.service.scale.min', reason: /cannot scale to zero/ }])
+  t.match(issuesOf({ ...base(), service: { scale: { min: -1 } } }), [{ path: '$.service.scale.min', reason: />= 0/ }])
+  t.match(issuesOf({ ...base(), service: { scale: { max: 0 } } }), [{ path: '$.service.scale.max', reason: />= 1/ }])
+  t.match(issuesOf({ ...base(), service: { scale: { idleSeconds: 1 } } }), [{ path: '$.service.scale.idleSeconds', reason: />= 10/ }])
+  t.match(issuesOf({ ...base(), service: { scale: { min: 0, target: 5 } } }), [{ path: '$.service.scale.target', reason: /unknown field/ }])
+})

@@ -57,10 +57,22 @@ export interface HealthCheck {
   failureThreshold: number
 }
 
+/**
+ * How far a service may shrink and grow (spec/ingress.md, "Scale to zero"): `min` 0 lets its replicas stop after
+ * `idleSeconds` without traffic through the ingresses; `max` bounds scale-out. `replicas` stays the count
+ * started when the service is active, so min <= replicas <= max.
+ */
+export interface ScaleSpec {
+  min: number
+  max: number
+  idleSeconds: number
+}
+
 export interface ServiceSpec {
   replicas: number
   restart: 'always' | 'on-failure' | 'never'
   healthCheck?: HealthCheck
+  scale?: ScaleSpec
 }
 
 export interface JobSpec {
@@ -174,7 +186,16 @@ export function validateWorkload(value: unknown): Workload {
       if (h.type === 'exec' && !(h.command?.length > 0)) rules.push({ path: '$.service.healthCheck.command', reason: 'is required for an exec check' })
       healthCheck = { ...h, intervalSeconds: h.intervalSeconds ?? 10, timeoutSeconds: h.timeoutSeconds ?? 2, failureThreshold: h.failureThreshold ?? 3 }
     }
-    service = { replicas, restart: s.restart ?? 'always', ...(healthCheck ? { healthCheck } : {}) }
+    let scale: ScaleSpec | undefined
+    if (s.scale) {
+      const min: number = s.scale.min ?? replicas
+      const max: number = s.scale.max ?? Math.max(replicas, min)
+      if (min > replicas) rules.push({ path: '$.service.scale.min', reason: `must not exceed service.replicas (${replicas})` })
+      if (max < replicas) rules.push({ path: '$.service.scale.max', reason: `must be at least service.replicas (${replicas})` })
+      if (min === 0 && lane === 'protected') rules.push({ path: '$.service.scale.min', reason: 'the protected lane keeps its replicas running: it cannot scale to zero' })
+      scale = { min, max, idleSeconds: s.scale.idleSeconds ?? 300 }
+    }
+    service = { replicas, restart: s.restart ?? 'always', ...(healthCheck ? { healthCheck } : {}), ...(scale ? { scale } : {}) }
   } else {
     const j = raw.job ?? {}
     job = { completions: j.completions ?? 1, parallelism: j.parallelism ?? 1, retries: j.retries ?? 0, ...(j.deadlineSeconds ? { deadlineSeconds: j.deadlineSeconds } : {}) }

@@ -6,10 +6,12 @@
 //     "listen": "127.0.0.1:8080",              HTTP (Host-routed) listener
 //     "domain": "localhost",                    a route NAME is served as Host NAME.<domain> (and NAME alone)
 //     "routes": [{ "name": "web", "deployment": "ID", "port": 8080, "orchestrators": ["did:key:..."] }],
-//     "tcp": [{ "listen": "127.0.0.1:9000", "route": "web" }]   raw TCP listeners, one route each
+//     "tcp": [{ "listen": "127.0.0.1:9000", "route": "web" }],  raw TCP listeners, one route each
+//     "rateLimit": { "perClient": { "perSecond": 20, "burst": 40 }, "perRoute": { "perSecond": 500, "burst": 1000 } }
 //   }
 import { ConfigError } from '../daemon/errors.ts'
 import { isIP } from 'node:net'
+import type { BucketSpec, RateLimitSpec } from './rate-limit.ts'
 
 export interface RouteSpec {
   /** DNS-label name: the Host an HTTP client uses (`NAME.<domain>`), and what `noir endpoints` lists. */
@@ -30,6 +32,8 @@ export interface IngressConfig {
   domain: string
   routes: RouteSpec[]
   tcp: { listen: ListenAddress; route: string }[]
+  /** New connections per client address and per route (absent: no limit). */
+  rateLimit?: RateLimitSpec
 }
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
@@ -69,7 +73,7 @@ export function parseRoute(r: unknown, at: string): RouteSpec {
 export function parseIngressConfig(v: unknown): IngressConfig | undefined {
   if (v === undefined || v === null) return undefined
   if (!isObject(v)) throw new ConfigError("config.json: 'ingress' must be an object { listen, domain?, routes?, tcp? }")
-  only(v, ['listen', 'domain', 'routes', 'tcp'], '')
+  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit'], '')
   const listen = parseListen(v.listen, 'listen')
   const domain = v.domain ?? 'localhost'
   if (typeof domain !== 'string' || !DOMAIN.test(domain)) throw bad('domain', 'must be a DNS name (e.g. "localhost" or "apps.example.org")')
@@ -87,7 +91,27 @@ export function parseIngressConfig(v: unknown): IngressConfig | undefined {
     if (typeof t.route !== 'string' || !names.has(t.route)) throw bad(`tcp[${i}].route`, 'must name one of ingress.routes')
     return { listen: parseListen(t.listen, `tcp[${i}].listen`), route: t.route }
   })
-  return { listen, domain, routes, tcp }
+  const rateLimit = parseRateLimit(v.rateLimit)
+  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}) }
+}
+
+function parseBucket(v: unknown, at: string): BucketSpec {
+  if (!isObject(v)) throw bad(at, 'must be an object { perSecond, burst }')
+  only(v, ['perSecond', 'burst'], at)
+  const { perSecond, burst } = v
+  if (typeof perSecond !== 'number' || !Number.isFinite(perSecond) || perSecond <= 0 || perSecond > 1_000_000) throw bad(`${at}.perSecond`, 'must be a number of new connections per second (> 0, <= 1000000)')
+  if (!Number.isInteger(burst) || (burst as number) < 1 || (burst as number) > 1_000_000) throw bad(`${at}.burst`, 'must be an integer (1-1000000): the connections let through at once')
+  return { perSecond, burst: burst as number }
+}
+
+function parseRateLimit(v: unknown): RateLimitSpec | undefined {
+  if (v === undefined) return undefined
+  if (!isObject(v)) throw bad('rateLimit', 'must be an object { perClient?, perRoute? }')
+  only(v, ['perClient', 'perRoute'], 'rateLimit')
+  return {
+    ...(v.perClient !== undefined ? { perClient: parseBucket(v.perClient, 'rateLimit.perClient') } : {}),
+    ...(v.perRoute !== undefined ? { perRoute: parseBucket(v.perRoute, 'rateLimit.perRoute') } : {}),
+  }
 }
 
 /** The route name a Host header asks for (`NAME.<domain>[:port]` or `NAME[:port]`), or undefined. */

@@ -7,7 +7,7 @@ import { NoirError, registerErrorClass } from '../../core/index.ts'
 const STATUS: Record<string, number> = {
   ERR_PORT_NOT_EXPOSED: 403, ERR_CONTRACT_NOT_SERVING: 403, ERR_INVALID_EXPOSURE_GRANT: 403, ERR_REPLICA_NOT_READY: 503, ERR_NO_READY_REPLICA: 503,
   ERR_BACKEND_UNREACHABLE: 502, ERR_UPSTREAM_UNREACHABLE: 502, ERR_UNKNOWN_ROUTE: 404, ERR_DEPLOYMENT_NOT_HERE: 404,
-  ERR_INVALID_INGRESS_REQUEST: 400, ERR_ROUTE_EXISTS: 409,
+  ERR_INVALID_INGRESS_REQUEST: 400, ERR_ROUTE_EXISTS: 409, ERR_RATE_LIMITED: 429,
 }
 
 export class IngressError extends NoirError {
@@ -110,7 +110,16 @@ export class DeploymentNotHereError extends IngressError {
   }
 }
 
+/** Too many new connections from this client address, or to this route, for the ingress's rate limit. */
+export class RateLimitedError extends IngressError {
+  constructor(route: string, scope: 'client' | 'route', retryAfterSeconds: number) {
+    super(`too many connections ${scope === 'client' ? 'from this client ' : ''}to '${route}': retry after ${retryAfterSeconds} s`, 'ERR_RATE_LIMITED', { route, scope, retryAfterSeconds })
+    this.name = 'RateLimitedError'
+  }
+}
+
 for (const cls of [
   IngressError, PortNotExposedError, ContractNotServingError, ReplicaNotReadyError, NoReadyReplicaError, BackendUnreachableError,
   UpstreamUnreachableError, UnknownRouteError, InvalidIngressRequestError, RouteExistsError, InvalidExposureGrantError, DeploymentNotHereError,
+  RateLimitedError,
 ]) registerErrorClass(cls as never, cls.name)

@@ -7,8 +7,10 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { errorFields, type Log } from '../../p2p/log.ts'
 import { RouteBalancer, type BalancerDeps } from './balancer.ts'
 import { routeNameOfHost, type IngressConfig, type ListenAddress, type RouteSpec } from './config.ts'
-import { IngressError, InvalidIngressRequestError, UnknownRouteError } from './errors.ts'
+import { IngressError, InvalidIngressRequestError, RateLimitedError, UnknownRouteError } from './errors.ts'
+import { RateLimiter } from './rate-limit.ts'
 import { splice } from './splice.ts'
+import { TrafficClock } from './traffic.ts'
 
 /** The most an HTTP request head may take before its Host is known. */
 const MAX_HEAD_BYTES = 16 * 1024
@@ -29,6 +31,9 @@ export class IngressServer {
   readonly #servers: Server[] = []
   readonly #sockets = new Set<Socket>()
   readonly stats: IngressStats = { connections: 0, routed: 0, refused: {}, active: 0 }
+  /** Per-route open connections and last traffic (the idle clock for scale to zero). */
+  readonly traffic = new TrafficClock()
+  readonly #limiter: RateLimiter | undefined
   /** The HTTP listener's bound address (after start). */
   address: ListenAddress | undefined
   /** The raw TCP listeners' bound addresses, by route (after start). */
@@ -38,6 +43,7 @@ export class IngressServer {
     this.#cfg = cfg
     this.#deps = deps
     this.#log = deps.log
+    this.#limiter = cfg.rateLimit ? new RateLimiter(cfg.rateLimit) : undefined
     for (const r of cfg.routes) this.addRoute(r)
   }
 
@@ -123,6 +129,8 @@ export class IngressServer {
   async #connect(s: Socket, routeName: string, head: Buffer | undefined): Promise<void> {
     const balancer = this.#balancers.get(routeName)
     if (!balancer) return this.#refuse(s, new UnknownRouteError(routeName), head !== undefined)
+    const admitted = this.#limiter?.admit(routeName, s.remoteAddress ?? '?')
+    if (admitted && !admitted.ok) return this.#refuse(s, new RateLimitedError(routeName, admitted.scope, Math.ceil(admitted.retryAfterMs / 1000)), head !== undefined)
     let opened: Awaited<ReturnType<RouteBalancer['open']>>
     try {
       opened = await balancer.open(head)
@@ -135,6 +143,7 @@ export class IngressServer {
     }
     this.stats.routed++
     this.stats.active++
+    this.traffic.opened(routeName)
     try {
       await splice(s, opened.stream)
     } catch (err) {
@@ -142,6 +151,7 @@ export class IngressServer {
       s.destroy()
     } finally {
       this.stats.active--
+      this.traffic.closed(routeName)
     }
   }
 
@@ -156,7 +166,7 @@ export class IngressServer {
   }
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
 
 /** An HTTP/1.1 answer carrying an RFC 9457 problem document for a refused connection. */
 export function problemResponse(err: Error): string {
@@ -165,5 +175,6 @@ export function problemResponse(err: Error): string {
   const body = JSON.stringify({
     type: `https://noirledger.dev/problems/${err.name}`, title: err.name, status, detail: err.message, ...(typeof code === 'string' ? { code } : {}),
   })
-  return `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n${body}`
+  const retry = err instanceof RateLimitedError ? `retry-after: ${(err.data as { retryAfterSeconds: number }).retryAfterSeconds}\r\n` : ''
+  return `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\ncache-control: no-store\r\n${retry}\r\n${body}`
 }

@@ -6,6 +6,7 @@ import { silentLog } from '../../p2p/log.ts'
 import type { StoredContract } from '../../actors/contracts/store.ts'
 import { IngressForwarder, type Readiness } from './forwarder.ts'
 import { IngressServer } from './ingress-server.ts'
+import type { RateLimitSpec } from './rate-limit.ts'
 import { INGRESS_PROTOCOL } from './protocol.ts'
 import type { Backend } from './backends.ts'
 import type { IngressConfig, RouteSpec } from './config.ts'
@@ -37,7 +38,7 @@ export const DEPLOYMENT = 'web-00000001'
  * `relay`: the provider listens on no address, only through a relay (a third host), and the ingress listens on
  * none: every byte between them crosses the relay's circuit (a limited connection), as for a provider behind NAT.
  */
-export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean } = {}): Promise<IngressPair> {
+export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec } = {}): Promise<IngressPair> {
   const providerKey = NodeKey.generate()
   const consumer = NodeKey.generate()
   const relay = o.relay ? await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false, relayServer: true }) : undefined
@@ -68,7 +69,7 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
   })
   await provider.handle(INGRESS_PROTOCOL, (s, c) => forwarder.handle(s, c), { maxInboundStreams: 1024, runOnLimitedConnection: true })
   const route: RouteSpec = { name: 'web', deploymentId: DEPLOYMENT, port: 8080, orchestrators: [] }
-  const cfg: IngressConfig = { listen: { host: '127.0.0.1', port: 0 }, domain: 'localhost', routes: o.routes ?? [route], tcp: o.tcp ? [{ listen: { host: '127.0.0.1', port: 0 }, route: 'web' }] : [] }
+  const cfg: IngressConfig = { listen: { host: '127.0.0.1', port: 0 }, domain: 'localhost', routes: o.routes ?? [route], tcp: o.tcp ? [{ listen: { host: '127.0.0.1', port: 0 }, route: 'web' }] : [], ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}) }
   const addr = provider.getMultiaddrs().find((m) => !relay || m.toString().includes('/p2p-circuit'))!
   const ingress = new IngressServer(cfg, {
     backends: async (r) => ({

@@ -254,7 +254,9 @@ export class IngressService implements NodeService {
     const a = s.address!
     const host = `${r.name}.${s.domain}`
     const replicas = s.routes().find((x) => x.route.name === r.name)?.balancer.replicas() ?? []
-    return jsonCopy({ name: r.name, deploymentId: r.deploymentId, port: r.port, host, url: `http://${host}:${a.port}/`, listen: `${a.host}:${a.port}`, replicas })
+    const t = s.traffic.snapshot().find((x) => x.route === r.name)
+    const traffic = { active: t?.active ?? 0, lastTrafficAt: t ? new Date(t.lastTrafficAt).toISOString() : null, idleMs: s.traffic.idleMs(r.name) ?? null }
+    return jsonCopy({ name: r.name, deploymentId: r.deploymentId, port: r.port, host, url: `http://${host}:${a.port}/`, listen: `${a.host}:${a.port}`, replicas, traffic })
   }
 
   routes(): ApiRoute[] {

@@ -39,6 +39,11 @@ t.test('a bad ingress section is refused with a ConfigError naming the field', a
     [{ listen: '127.0.0.1:80', routes: [{ name: 'web', deployment: 'd', port: 80, secret: 1 }] }, /routes\[0\]\.secret/],
     [{ listen: '127.0.0.1:80', routes: [{ name: 'web', deployment: 'd', port: 80 }, { name: 'web', deployment: 'e', port: 80 }] }, /routes\[1\]\.name.*twice/],
     [{ listen: '127.0.0.1:80', tcp: [{ listen: '127.0.0.1:81', route: 'nope' }] }, /tcp\[0\]\.route/],
+    [{ listen: '127.0.0.1:80', rateLimit: 5 }, /ingress\.rateLimit' must be an object/],
+    [{ listen: '127.0.0.1:80', rateLimit: { perUser: {} } }, /ingress\.rateLimit\.perUser.*not a known field/],
+    [{ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: 0, burst: 1 } } }, /rateLimit\.perClient\.perSecond/],
+    [{ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: Infinity, burst: 1 } } }, /rateLimit\.perClient\.perSecond/],
+    [{ listen: '127.0.0.1:80', rateLimit: { perRoute: { perSecond: 1, burst: 0.5 } } }, /rateLimit\.perRoute\.burst/],
   ]
   for (const [v, why] of cases) t.throws(() => parseIngressConfig(v), { name: 'ConfigError', message: why }, JSON.stringify(v))
   t.throws(() => parseIngressConfig({}), ConfigError)
@@ -103,4 +108,10 @@ t.test("a workload's ports are private unless it says public; the normalized for
   t.same(w.ports, [{ port: 80, protocol: 'tcp', public: true }, { port: 81, protocol: 'tcp' }, { port: 82, protocol: 'tcp' }])
   t.same(workloadFromWire(JSON.parse(JSON.stringify(w))).ports, w.ports, 'it travels unchanged')
   t.throws(() => validateWorkload({ ...base, ports: [{ port: 80, public: 'yes' }] }), { name: 'InvalidWorkloadError' })
+})
+
+t.test('a rate limit section is read as given', async (t) => {
+  const c = parseIngressConfig({ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: 2.5, burst: 5 } } })
+  t.same(c?.rateLimit, { perClient: { perSecond: 2.5, burst: 5 } })
+  t.notOk(parseIngressConfig({ listen: '127.0.0.1:80' })?.rateLimit, 'no section: no limit')
 })

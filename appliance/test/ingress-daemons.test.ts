@@ -155,12 +155,17 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
   await t.test('noir endpoints and noir status show where the service is served', async (t) => {
     const e = await noir(owner.home, ['--json', 'endpoints'])
     t.equal(e.code, 0)
-    const doc = JSON.parse(e.out) as { open: boolean; endpoints: { name: string; replicas: { connections: number }[] }[] }
+    const doc = JSON.parse(e.out) as { open: boolean; endpoints: { name: string; replicas: { connections: number }[]; traffic: { active: number; lastTrafficAt: string | null; idleMs: number | null } }[] }
     t.ok(doc.open)
     t.same(doc.endpoints.map((x) => x.name).sort(), ['web-8080', 'web-9000'])
     const web8080 = doc.endpoints.find((x) => x.name === 'web-8080')!
     t.equal(web8080.replicas.length, 2, 'both replicas, as the ingress sees them')
     t.ok(web8080.replicas.every((r) => r.connections > 0), 'each took connections')
+    t.equal(web8080.traffic.active, 0, 'no connection open on the route now')
+    t.ok(web8080.traffic.lastTrafficAt !== null && Date.parse(web8080.traffic.lastTrafficAt) <= Date.now(), `the route's last traffic is known (${web8080.traffic.lastTrafficAt})`)
+    t.ok((web8080.traffic.idleMs ?? -1) >= 0, `its idle time is counted (${web8080.traffic.idleMs} ms)`)
+    const human = await noir(owner.home, ['endpoints'])
+    t.match(human.out, new RegExp(`web-8080\\.localhost:${ingressPort}/ .* port 8080 {2}\\(idle \\d+ s\\)`), 'the human listing shows how long the route has been idle')
     const st = await noir(owner.home, ['status', d.id])
     t.match(st.out, /replica 0: running .* ready \(HTTP 200\)/, 'each replica\'s health, as its provider reports it')
     t.match(st.out, /port 8080: public/)

@@ -56,6 +56,10 @@ t.test('HTTP/1.1 keep-alive: requests on one client connection reuse one connect
   t.equal(ports.size, 1, 'one client connection')
   t.equal(b.connections(), 1, 'one connection reached the workload')
   t.equal(pair.forwarder.stats.opened, 1, 'one stream over the mesh')
+  t.equal(pair.ingress.traffic.idleMs('web'), 0, 'the open keep-alive connection keeps the route busy')
+  agent.destroy()
+  for (let i = 0; i < 100 && pair.ingress.traffic.snapshot()[0]?.active !== 0; i++) await new Promise((r) => setTimeout(r, 20))
+  t.match(pair.ingress.traffic.snapshot(), [{ route: 'web', active: 0 }], 'the route is idle once the client leaves')
 })
 
 t.test('a 4 MiB body crosses the mesh both ways unchanged', async (t) => {
@@ -152,4 +156,53 @@ t.test('a provider reachable only through a relay (as behind NAT) is served thro
   }
   const conns = pair.client.getConnections(pair.provider.peerId)
   t.ok(conns.length > 0 && conns.every((c) => c.limits != null && c.remoteAddr.toString().includes('/p2p-circuit')), 'only through the relay\'s circuit')
+})
+
+t.test('rate limits: a flood from one client gets 429 with Retry-After over HTTP, and is closed over raw TCP', async (t) => {
+  const b = backend('a')
+  const srv = createTcpServer((s) => s.end('hello'))
+  const pair = await ingressPair([{ contractId: 'c1', hostPort: await listen(b.server) }], { rateLimit: { perClient: { perSecond: 0.2, burst: 3 } } })
+  const tcpPair = await ingressPair([{ contractId: 'c1', hostPort: await listen(srv) }], { tcp: true, rateLimit: { perClient: { perSecond: 0.2, burst: 2 } } })
+  t.teardown(async () => {
+    await pair.stop()
+    await tcpPair.stop()
+    b.server.closeAllConnections()
+    b.server.close()
+    srv.close()
+  })
+  const answers: number[] = []
+  let retryAfter: string | undefined
+  for (let i = 0; i < 6; i++) {
+    const r = await new Promise<{ status: number; retry: string | undefined; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: pair.port, path: '/', headers: { host: 'web.localhost' }, agent: false }, (res) => {
+        let body = ''
+        res.on('data', (c: Buffer) => (body += c.toString()))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, retry: res.headers['retry-after'] as string | undefined, body }))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    answers.push(r.status)
+    if (r.status === 429) {
+      retryAfter = r.retry
+      t.equal(JSON.parse(r.body).title, 'RateLimitedError', 'a problem document names the refusal')
+    }
+  }
+  t.same(answers, [200, 200, 200, 429, 429, 429], 'the burst passes, the rest of the flood is refused')
+  t.ok(Number(retryAfter) >= 1, `Retry-After says when to come back (${retryAfter} s)`)
+  t.equal(b.connections(), 3, 'refused connections never reached the workload')
+  t.equal(pair.ingress.stats.refused.RateLimitedError, 3)
+
+  const tcpPort = tcpPair.ingress.tcpAddresses[0]!.address.port
+  const tcpAnswers: string[] = []
+  for (let i = 0; i < 4; i++) {
+    tcpAnswers.push(await new Promise<string>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: tcpPort })
+      let got = ''
+      s.on('data', (c: Buffer) => (got += c.toString()))
+      s.on('close', () => resolve(got))
+      s.on('error', () => undefined)
+    }))
+  }
+  t.same(tcpAnswers, ['hello', 'hello', '', ''], 'raw TCP: past the burst the connection is closed with no byte')
 })

@@ -11,6 +11,7 @@ interface Endpoint {
   url: string
   listen: string
   replicas: { contractId: string; node: string; index: number; connections: number; lastRefusal: string | null; downUntil: number }[]
+  traffic: { active: number; lastTrafficAt: string | null; idleMs: number | null }
 }
 
 interface ExposeAnswer {
@@ -54,7 +55,7 @@ export const endpointsCommand: Command = {
   usage: `Usage: noir endpoints [--json]
 
 --json prints { open, listen, endpoints: [{ name, deploymentId, port, host, url, listen, replicas: [{ contractId,
-node, index, connections, lastRefusal, downUntil }] }] }.`,
+node, index, connections, lastRefusal, downUntil }], traffic: { active, lastTrafficAt, idleMs } }] }.`,
   async run(ctx, argv) {
     parseCommandArgs(argv, {}, { min: 0, max: 0, usage: 'usage: noir endpoints [--json]' })
     const r = await ApiClient.forHome(ctx.home).get<{ open: boolean; listen: string | null; endpoints: Endpoint[] }>('/v1/endpoints')
@@ -63,7 +64,8 @@ node, index, connections, lastRefusal, downUntil }] }] }.`,
     printLine(ctx, `ingress on ${r.listen}`)
     if (r.endpoints.length === 0) printLine(ctx, '  no services yet (noir expose DEPLOYMENT PORT)')
     for (const e of r.endpoints) {
-      printLine(ctx, `  ${e.url}  -> ${e.deploymentId} port ${e.port}`)
+      const idle = e.traffic.active > 0 ? `${e.traffic.active} open` : e.traffic.idleMs === null ? 'no traffic yet' : `idle ${Math.round(e.traffic.idleMs / 1000)} s`
+      printLine(ctx, `  ${e.url}  -> ${e.deploymentId} port ${e.port}  (${idle})`)
       for (const x of e.replicas) printLine(ctx, `    replica ${x.index} on ${x.node.slice(0, 24)}...  ${x.connections} connection(s)${x.lastRefusal ? `  skipped: ${x.lastRefusal}` : ''}`)
     }
   },
