@@ -46,7 +46,7 @@ const TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
 }
 
-/** A relative import of a module: `from './x.ts'`, `import './x.ts'`, `import('./x.ts')` (or `.js`, built). */
+/** A relative import of a module: a static one (from ./x.ts), a side-effect one, or a dynamic one (or .js, built). */
 const IMPORT = /(\bfrom\s*|\bimport\s*\(?\s*)(['"])(\.{1,2}\/[^'"\n]+?\.[tj]s)\2/g
 
 export class AssetSourceError extends Error {
