@@ -5,8 +5,7 @@
 
 /** The URL of `relative` (written with a `.ts` extension) beside the module at `metaUrl`, as `.js` when that module is built JavaScript. */
 export function siblingModule(metaUrl: string, relative: string): URL {
-  const built = new URL(metaUrl).pathname.endsWith('.js')
-  return new URL(built ? relative.replace(/\.ts$/, '.js') : relative, metaUrl)
+  return new URL(runsBuilt(metaUrl) ? relative.replace(/\.ts$/, '.js') : relative, metaUrl)
 }
 
 /** True when the calling module runs as built JavaScript (dist/), not from the TypeScript sources. */

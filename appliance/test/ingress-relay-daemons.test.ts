@@ -7,7 +7,7 @@
 import t from 'tap'
 import { createHash } from 'node:crypto'
 import { request } from 'node:http'
-import { DaemonCluster, eventually } from '../../scripts/testing/daemons.ts'
+import { clusterFor, eventually } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 
@@ -35,13 +35,7 @@ function get(port: number, host: string, path: string): Promise<{ status: number
 
 t.test('a provider reachable only through a relay serves HTTP through an ingress on another node', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
-  const { removeNodeContainers } = await import('../../cli/commands/demo.ts')
-  const cluster = new DaemonCluster()
-  t.teardown(async () => {
-    const dids = cluster.daemons.map((d) => d.did)
-    await cluster.cleanup()
-    await removeNodeContainers(dids)
-  })
+  const cluster = clusterFor(t)
   const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
   const orchestration = (role: string) => ({ beatMs: 200, bidWindowMs: 1000, labels: { role } })
   const relay = await cluster.start({ relay: true, config: { share, orchestration: orchestration('relay') } as never })

@@ -8,8 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { DaemonCluster, NOIR_BIN, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
-import { removeNodeContainers } from '../../cli/commands/demo.ts'
+import { clusterFor, NOIR_BIN, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import type { MigrationRecord } from '../../actors/deployment/model.ts'
@@ -50,13 +49,8 @@ const failure = async (p: Promise<unknown>): Promise<{ name: string; message: st
 
 t.test('noir migrate between real daemons', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage(BASE_IMAGE))) return
-  const cluster = new DaemonCluster()
-  t.teardown(async () => {
-    const dids = cluster.daemons.map((d) => d.did)
-    await cluster.cleanup()
-    await removeNodeContainers(dids)
-    rmSync(work, { recursive: true, force: true })
-  })
+  t.teardown(() => rmSync(work, { recursive: true, force: true }))
+  const cluster = clusterFor(t)
   const cfg = (role: string) => ({ config: { share, orchestration: { beatMs: 200, bidWindowMs: 1000, labels: { role }, checkpointEveryMs: 1000 } } as never })
   const a = await cluster.start(cfg('consumer'))
   const b = await cluster.start({ ...cfg('worker'), bootstrap: a.multiaddrs })

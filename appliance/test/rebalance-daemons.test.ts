@@ -6,7 +6,7 @@
 // actors/test/rebalancer.test.ts.)
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { DaemonCluster, NOIR_BIN, eventually } from '../../scripts/testing/daemons.ts'
+import { clusterFor, NOIR_BIN, eventually } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 
@@ -22,13 +22,7 @@ function noir(home: string, ...args: string[]): Promise<{ code: number; stdout: 
 
 t.test('a best-effort replica moves to a newly cheaper node, once, and says why', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
-  const { removeNodeContainers } = await import('../../cli/commands/demo.ts')
-  const cluster = new DaemonCluster()
-  t.teardown(async () => {
-    const dids = cluster.daemons.map((d) => d.did)
-    await cluster.cleanup()
-    await removeNodeContainers(dids)
-  })
+  const cluster = clusterFor(t)
   const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
   const orchestration = (role: string, more: Record<string, unknown> = {}) => ({ beatMs: 200, bidWindowMs: 800, labels: { role }, ...more })
   const owner = await cluster.start({ config: { share, orchestration: orchestration('owner', { rebalance: { everyMs: 2000, cooldownMs: 1000 } }) } as never })

@@ -49,7 +49,7 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
 
   const principal = principalResolver(keys, init.sessionAccount)
   const sessionOnly = (req: FastifyRequest): string => {
-    if (req.headers.authorization !== undefined) throw new ScopeDeniedError('API keys are managed with a signed-in session, not with a key', { needs: 'session' })
+    if (req.headers.authorization !== undefined) throw new ScopeDeniedError('keys and the wallet are managed with a signed-in session, not with an API key', { needs: 'session' })
     return init.sessionAccount(req)
   }
   const idParam = (req: FastifyRequest): string => {

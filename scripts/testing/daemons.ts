@@ -89,18 +89,27 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false> | T
 }
 
 /**
+ * A cluster whose daemons the test's teardown stops, then removes the containers they left (a daemon killed
+ * with SIGKILL leaves its containers by design).
+ */
+export function clusterFor(t: { teardown(fn: () => Promise<void>): void }): DaemonCluster {
+  const cluster = new DaemonCluster()
+  t.teardown(async () => {
+    const dids = cluster.daemons.map((d) => d.did)
+    await cluster.cleanup()
+    const { removeNodeContainers } = await import('../../cli/commands/demo.ts')
+    await removeNodeContainers(dids)
+  })
+  return cluster
+}
+
+/**
  * `n` daemons with the same config, all bootstrapped from the first, connected and with their pubsub meshes
  * formed. The test's teardown stops them and removes the containers they left (a daemon killed with SIGKILL
  * leaves its containers by design).
  */
 export async function startConnectedMesh(t: { teardown(fn: () => Promise<void>): void }, n: number, config: Record<string, unknown>, env?: Record<string, string>): Promise<{ cluster: DaemonCluster; nodes: DaemonHandle[] }> {
-  const { removeNodeContainers } = await import('../../cli/commands/demo.ts')
-  const cluster = new DaemonCluster()
-  t.teardown(async () => {
-    const dids = cluster.daemons.map((d) => d.did)
-    await cluster.cleanup()
-    await removeNodeContainers(dids)
-  })
+  const cluster = clusterFor(t)
   const first = await cluster.start({ config: config as never, ...(env ? { env } : {}) })
   const rest = await Promise.all(Array.from({ length: n - 1 }, () => cluster.start({ bootstrap: first.multiaddrs, config: config as never, ...(env ? { env } : {}) })))
   await eventually(async () => (await first.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= n - 1, 20_000)

@@ -2,6 +2,7 @@
 // identity/ and core/ import `level` (a native addon) at module load for their disk stores. The sandboxed
 // actor never uses those stores, so `level` resolves to a stub that throws a clear error if constructed.
 import { registerHooks } from 'node:module'
+import { runsBuilt } from '../../../core/module-url.ts'
 
 const stub =
   'data:text/javascript,' +
@@ -13,7 +14,7 @@ const stub =
 // `noir:runtime/core/...` or `noir:runtime/identity/...`: this runtime's own copy, nothing else. Its bare
 // imports (`xstate`) resolve from this runtime's packages, since the bundle's folder has none.
 const runtimeRoot = new URL('../../../', import.meta.url)
-const BUILT = import.meta.url.endsWith('.js')
+const BUILT = runsBuilt(import.meta.url)
 const RUNTIME_SPEC = /^noir:runtime\/((?:core|identity)\/(?:[A-Za-z0-9_-]+\/)*[A-Za-z0-9_.-]+\.ts)$/
 
 registerHooks({
