@@ -31,6 +31,7 @@ import { ledgerCommands } from './ledger.ts'
 import { usageCommand } from './usage.ts'
 import { endpointsCommand, exposeCommand } from './ingress.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
+import { coreCertifyCommand, ownerCertifyCommand } from './certify.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -65,6 +66,8 @@ export const commands: Command[] = [
   endpointsCommand,
   trustCommand,
   trustShowCommand,
+  ownerCertifyCommand,
+  coreCertifyCommand,
   ...ledgerCommands,
   demoCommand,
 ]
