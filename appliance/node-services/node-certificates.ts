@@ -23,7 +23,7 @@ function read(config: Record<string, unknown>, field: 'owner' | 'core', ability:
   try {
     verifyNodeCertificate(cert, { ability, node: did, issuers: issuers ?? (typeof issuer === 'string' ? [issuer] : []) })
   } catch (err) {
-    if (err instanceof NodeCertificateError) throw new NodeCertificateError(err.reason, `config.json '${field}.certificate': ${err.message}`)
+    if (err instanceof NodeCertificateError) throw new NodeCertificateError(err.reason, `config.json '${field}.certificate' ${err.message.replace(/^node certificate: /, '')}`)
     throw err
   }
   return cert as NodeCertificate
