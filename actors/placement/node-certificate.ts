@@ -7,6 +7,7 @@
 // trusted root), naming this node, within its window. Anything else counts as no owner (the node is its own
 // owner) and no membership. Pure and synchronous: checked for every bid a placement reads.
 import { isDidKey } from '../../identity/did-key.ts'
+import { LruCache } from '../../identity/lru.ts'
 import type { NodeKey } from '../../identity/keys.ts'
 import { signBody, verifyBody } from '../contracts/signed.ts'
 import { InvalidSignatureError, OrchestrationError } from '../errors.ts'
@@ -102,12 +103,31 @@ export interface CertifiedClaims {
  */
 export function certifiedOwner(b: CertifiedClaims, now = Date.now()): string {
   if (b.owner === b.node || b.ownerCert === undefined) return b.node
+  // a node states the same certificate in every bid and heartbeat: one signature check per certificate
+  const key = cacheKey(b.ownerCert)
+  const expiresAt = key === undefined ? undefined : verified.get(key)
+  if (expiresAt !== undefined) {
+    const c = (b.ownerCert as NodeCertificate).body
+    return c.node === b.node && c.issuer === b.owner && c.issuedAt <= now + SKEW_MS && expiresAt > now - SKEW_MS ? b.owner : b.node
+  }
   try {
-    verifyNodeCertificate(b.ownerCert, { ability: OWNER_ABILITY, node: b.node, issuers: [b.owner], now })
+    const c = verifyNodeCertificate(b.ownerCert, { ability: OWNER_ABILITY, node: b.node, issuers: [b.owner], now })
+    if (key !== undefined) verified.set(key, c.expiresAt)
     return b.owner
   } catch {
     return b.node
   }
+}
+
+/** Certificates whose signature verified, by their exact bytes (every body field and the signature). */
+const verified = new LruCache<string, number>(10_000)
+
+function cacheKey(raw: unknown): string | undefined {
+  const r = raw as NodeCertificate
+  if (!r || typeof r !== 'object' || typeof r.sig !== 'string' || !r.body || typeof r.body !== 'object' || Object.keys(r.body).length !== 6) return undefined
+  const b = r.body
+  if (b.ability !== OWNER_ABILITY) return undefined
+  return JSON.stringify([r.sig, b.v, b.ability, b.issuer, b.node, b.issuedAt, b.expiresAt])
 }
 
 /** True when the bid carries a core-membership certificate for its node signed by one of `roots`. */

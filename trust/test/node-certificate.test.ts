@@ -69,6 +69,16 @@ t.test('a claimed owner without a valid certificate is no owner (the node is its
   }
 })
 
+t.test('a certificate checked once (cached) is still refused when replayed by another node, altered, or past its expiry', async (t) => {
+  const cert = ownerCert()
+  t.equal(certifiedOwner({ node, owner: alice.did, ownerCert: cert }, now), alice.did, 'verified, now cached')
+  t.equal(certifiedOwner({ node, owner: alice.did, ownerCert: cert }, now), alice.did, 'from the cache')
+  t.equal(certifiedOwner({ node: other, owner: alice.did, ownerCert: cert }, now), other, 'presented by another node')
+  t.equal(certifiedOwner({ node, owner: mallory.did, ownerCert: cert }, now), node, 'with another owner claimed')
+  t.equal(certifiedOwner({ node, owner: alice.did, ownerCert: { body: { ...cert.body, expiresAt: cert.body.expiresAt + 365 * DAY }, sig: cert.sig } }, now), node, 'its expiry extended')
+  t.equal(certifiedOwner({ node, owner: alice.did, ownerCert: cert }, now + 31 * DAY), node, 'past its expiry')
+})
+
 t.test('core membership: only a trusted root signs it, for this node, in its window', async (t) => {
   t.ok(certifiedCore({ node, owner: node, coreCert: coreCert() }, [root.did], now))
   t.notOk(certifiedCore({ node, owner: node, coreCert: coreCert() }, [], now), 'no roots configured: nobody is core')
