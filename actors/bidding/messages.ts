@@ -5,6 +5,7 @@ import { isMicroNlcText } from '../../ledger/units.ts'
 import { InvalidSignatureError, InvalidTermsError, UnsupportedTermsVersionError } from '../errors.ts'
 import type { Capacity } from '../placement/offer.ts'
 import type { ConstraintFailure } from '../placement/constraints.ts'
+import type { NodeCertificate } from '../placement/node-certificate.ts'
 import type { Arch, RuntimeType, Workload } from '../workload/workload.ts'
 import { BID_REQUEST_TAG, BID_TAG, checkWindow, shown, signBody, verifyBody } from '../contracts/signed.ts'
 
@@ -49,6 +50,10 @@ export interface BidBody {
   free: Capacity
   /** µNLC per replica-hour, from the owner's price policy: decimal digits (read it with bidPricePerHour). */
   pricePerHour: string
+  /** The owner's certificate for this node (spec/trust.md "Owner certification"); without a valid one `owner` is not believed. */
+  ownerCert?: NodeCertificate
+  /** A core-membership certificate (spec/trust.md "The core pool"). */
+  coreCert?: NodeCertificate
   issuedAt: number
   expiresAt: number
 }

@@ -14,6 +14,7 @@ import { withDeclines } from '../deployment/machine.ts'
 import type { BidRound, Replica, StandbyRef } from '../deployment/model.ts'
 import { InvalidSignatureError, InvalidTermsError, StopFailedError } from '../errors.ts'
 import type { NodeOffer, TrustView } from '../placement/offer.ts'
+import { certifiedCore, certifiedOwner } from '../placement/node-certificate.ts'
 import { place, type ExistingReplica, type InfeasibleReason, type PlacementPick } from '../placement/place.ts'
 import type { Workload } from '../workload/workload.ts'
 import type { CapacityIndex } from '../placement/capacity-index.ts'
@@ -414,7 +415,7 @@ export class OrchestrationEffects implements DeploymentEffects {
     const trust = this.#p.trust
     // a quarantined node gets no paid work: its bid is not an offer (spec/trust.md "Quarantine")
     return round.bids.filter((b) => !trust?.quarantined(b.node)).map((b) => ({
-      nodeDid: b.node, ownerDid: b.owner, arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free,
+      nodeDid: b.node, ownerDid: certifiedOwner(b), core: certifiedCore(b, trust?.coreRoots ?? []), arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free,
       pricePerHour: b.pricePerHour,
       latencyMs: b.node === this.#p.key.did ? 0 : Math.min(this.#p.latencyMs(b.node) ?? Infinity, round.rttMs[b.node] ?? Infinity, 10_000),
       trust: trust ? trust.trustOf(b.node) : 0.5,

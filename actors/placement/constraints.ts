@@ -6,11 +6,11 @@ import { formatBytes } from '../workload/quantity.ts'
 import { offerPricePerHour, type Capacity, type NodeOffer } from './offer.ts'
 
 export type ConstraintName =
-  | 'runtime' | 'arch' | 'region' | 'labels' | 'owner' | 'maxLatencyMs' | 'maxPrice' | 'minTrust'
+  | 'runtime' | 'arch' | 'region' | 'labels' | 'owner' | 'maxLatencyMs' | 'maxPrice' | 'minTrust' | 'core'
   | 'cpu' | 'memory' | 'gpu' | 'vram' | 'disk'
 
 export const constraintOrder: readonly ConstraintName[] = [
-  'runtime', 'arch', 'region', 'labels', 'owner', 'maxLatencyMs', 'maxPrice', 'minTrust', 'cpu', 'memory', 'gpu', 'vram', 'disk',
+  'runtime', 'arch', 'region', 'labels', 'owner', 'core', 'maxLatencyMs', 'maxPrice', 'minTrust', 'cpu', 'memory', 'gpu', 'vram', 'disk',
 ]
 
 export interface ConstraintFailure {
@@ -49,6 +49,7 @@ export function constraintFailures(w: Workload, offer: NodeOffer): ConstraintFai
   }
   if (c.owners?.deny?.includes(offer.ownerDid)) out.push({ constraint: 'owner', detail: `owner ${offer.ownerDid} is denied`, gap: 1 })
   else if (c.owners?.allow && !c.owners.allow.includes(offer.ownerDid)) out.push({ constraint: 'owner', detail: `owner ${offer.ownerDid} is not in the allow list`, gap: 1 })
+  if (c.core === true && offer.core !== true) out.push({ constraint: 'core', detail: 'is not a certified core node', gap: 1 })
   if (c.maxLatencyMs !== undefined && offer.latencyMs > c.maxLatencyMs) out.push({ constraint: 'maxLatencyMs', detail: `is ${round(offer.latencyMs)} ms away, limit ${c.maxLatencyMs} ms`, gap: rel(offer.latencyMs, c.maxLatencyMs) })
   const maxPrice = maxPriceOf(c)
   const price = offerPricePerHour(offer)

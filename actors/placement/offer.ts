@@ -29,12 +29,16 @@ export interface NodeOffer {
   latencyMs: number
   /** 0..1: what the orchestrator's trust book says of the node (spec/trust.md); 0.5 without one. */
   trust: number
+  /** A certified member of the operator's core pool (spec/trust.md "The core pool"); absent: not. */
+  core?: boolean
 }
 
 /** What an orchestrator believes of nodes (spec/trust.md): their trust, and which get no paid work. */
 export interface TrustView {
   trustOf(did: string): number
   quarantined(did: string): boolean
+  /** The roots whose core-membership certificates this orchestrator believes (config.json `trustedRoots`). */
+  coreRoots?: readonly string[]
 }
 
 export const emptyCapacity = (): Capacity => ({ cpu: 0, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 })

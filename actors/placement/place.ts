@@ -97,6 +97,7 @@ export function eligibility(w: Workload): EligibilityCheck {
   const maxLatency = c.maxLatencyMs ?? Infinity
   const maxPrice = maxPriceOf(c)
   const minTrust = c.minTrust ?? -Infinity
+  const core = c.core === true
   check = (o: NodeOffer, free: Capacity = o.free): boolean => {
     if (r.cpu > free.cpu + 1e-9 || r.memoryBytes > free.memoryBytes || r.gpu > free.gpu || r.vramBytes > free.vramBytes || r.diskBytes > free.diskBytes) return false
     if (o.latencyMs > maxLatency || o.trust < minTrust) return false
@@ -107,6 +108,7 @@ export function eligibility(w: Workload): EligibilityCheck {
     for (let i = 0; i < labels.length; i++) if (o.labels[labels[i]![0]] !== labels[i]![1]) return false
     if (deny?.has(o.ownerDid)) return false
     if (allow && !allow.has(o.ownerDid)) return false
+    if (core && o.core !== true) return false
     return true
   }
   compiled.set(w, check)
@@ -198,13 +200,17 @@ export function place(req: PlacementRequest): PlacementResult {
   }
   let standby: PlacementPick | undefined
   if (wantStandby) {
+    // a certified core node when any fits (spec/trust.md "The core pool"), the best score among those
     let bestScore = -Infinity
+    let bestCore = false
     for (const c of cands) {
       if (c.onNode > 0 || !fits(w.resources, c.free)) continue
       const s = score(c)
-      if (s > bestScore) {
+      const core = c.offer.core === true
+      if ((core && !bestCore) || (core === bestCore && s > bestScore)) {
         standby = { offer: c.offer, score: s }
         bestScore = s
+        bestCore = core
       }
     }
   }

@@ -1,6 +1,7 @@
 // What the provider side of orchestration needs from the device (the appliance implements these; a unit
 // test may implement them in memory). actors/ never imports appliance/: the appliance adapts itself.
 import type { Capacity } from '../placement/offer.ts'
+import type { NodeCertificate } from '../placement/node-certificate.ts'
 import type { Arch, ResourceRequest, RuntimeType, Workload } from '../workload/workload.ts'
 
 /** Facts a node states in its bids. */
@@ -11,6 +12,9 @@ export interface NodeFacts {
   arch: Arch
   region: string
   labels: Record<string, string>
+  /** Certificates the node carries in its bids (spec/trust.md): its owner's, and core membership. */
+  ownerCert?: NodeCertificate
+  coreCert?: NodeCertificate
 }
 
 /** The owner's share as the allocator sees it: what is free, and two-phase reservations. */

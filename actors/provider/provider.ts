@@ -245,6 +245,8 @@ export class Provider {
       nodeDid: f.did, ownerDid: f.owner, arch: f.arch, region: f.region, labels: f.labels,
       runtimes: await this.#i.runner.runtimes(), free: await this.#i.capacity.free(),
       pricePerHour: String(quote(this.#i.price, w.resources, w.lane)), latencyMs: 0, trust: 0.5,
+      // its own claim: the orchestrator believes it only when the certificate verifies for a root it trusts
+      ...(f.coreCert ? { core: true } : {}),
     }
     // Latency and trust are the orchestrator's to judge; everything else the node knows about itself.
     const failures = constraintFailures(w, offer).filter((x) => x.constraint !== 'maxLatencyMs' && x.constraint !== 'minTrust')
@@ -276,6 +278,7 @@ export class Provider {
         const bid = signBid(this.#i.key, {
           requestId: req.id, deploymentId: req.deploymentId, owner: e.offer.ownerDid, arch: e.offer.arch, region: e.offer.region,
           labels: e.offer.labels, runtimes: e.offer.runtimes, free: e.offer.free, pricePerHour: e.offer.pricePerHour, now: this.#now(),
+          ...(this.#i.facts.ownerCert ? { ownerCert: this.#i.facts.ownerCert } : {}), ...(this.#i.facts.coreCert ? { coreCert: this.#i.facts.coreCert } : {}),
         })
         this.#bids.set(bid.body.id, bid.body)
         answer = { bid }

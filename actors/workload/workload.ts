@@ -45,6 +45,8 @@ export interface Constraints {
   maxPrice?: string
   minTrust?: number
   owners?: { allow?: string[]; deny?: string[] }
+  /** Only on certified members of the operator's core pool (spec/trust.md "The core pool"). */
+  core?: boolean
 }
 
 export interface HealthCheck {

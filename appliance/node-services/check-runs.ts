@@ -4,6 +4,7 @@
 // is the messages of paid work: a replica of a paid job carries the job's own deployment id, slot and
 // workload; a validation task is a job like any other. The trust service uses it for replicas, the run that
 // decides, and validation tasks.
+import { certifiedOwner } from '../../actors/placement/node-certificate.ts'
 import { checkBid, signBidRequest, verifyBidSignature, type SignedBid } from '../../actors/bidding/messages.ts'
 import { proposeContract, verifyContract, workloadDigest } from '../../actors/contracts/contract.ts'
 import { MarketBehavior } from '../../actors/orchestrator/protocol.ts'
@@ -77,17 +78,19 @@ export class CheckRuns {
     const got = given ? { bid: given } : await this.bid(t.node, t)
     if ('refused' in got) return { kind: 'refused', node: t.node, owner: null, reason: got.refused }
     const bid = got.bid.body
+    // the owner its certificate proves (spec/trust.md "Owner certification"): an uncertified claim is no owner
+    const owner = certifiedOwner(bid)
     const w = t.workload
     let contractId: string | undefined
     try {
       const proposal = proposeContract(this.#p.key, {
-        deploymentId: t.deploymentId, workloadName: w.name, kind: w.kind, slot: t.slot, epoch: t.epoch, provider: t.node, providerOwner: bid.owner,
+        deploymentId: t.deploymentId, workloadName: w.name, kind: w.kind, slot: t.slot, epoch: t.epoch, provider: t.node, providerOwner: owner,
         bidId: bid.id, resources: w.resources, pricePerHour: bid.pricePerHour, lane: w.lane, role: 'replica', durationSeconds: w.leaseSeconds,
         workloadDigest: workloadDigest(w), now: this.#p.now(),
       })
       const signed = await this.#p.askMarket(t.node, MarketBehavior.propose, { contract: proposal, workload: w }, 10_000)
       const terms = verifyContract(signed)
-      if (terms.id !== proposal.terms.id || terms.provider !== t.node) return { kind: 'refused', node: t.node, owner: bid.owner, reason: 'countersigned contract differs from the proposal' }
+      if (terms.id !== proposal.terms.id || terms.provider !== t.node) return { kind: 'refused', node: t.node, owner, reason: 'countersigned contract differs from the proposal' }
       const id = (contractId = terms.id)
       const ended = new Promise<ReplicaReport | null>((resolve) => {
         const timer = setTimeout(() => resolve(null), this.#deadlineMs)
@@ -104,15 +107,15 @@ export class CheckRuns {
         await this.#p.askMarket(t.node, MarketBehavior.start, { contractId: id }, 10_000)
         const r = await ended
         // no end by the deadline: accepted and not done (a dropped run)
-        if (r === null) return { kind: 'result', node: t.node, owner: bid.owner, digest: null, contractId: id }
-        if (typeof r.code !== 'number') return { kind: 'refused', node: t.node, owner: bid.owner, reason: `the run ended ${r.state} without an exit code${r.reason ? ` (${r.reason})` : ''}` }
+        if (r === null) return { kind: 'result', node: t.node, owner, digest: null, contractId: id }
+        if (typeof r.code !== 'number') return { kind: 'refused', node: t.node, owner, reason: `the run ended ${r.state} without an exit code${r.reason ? ` (${r.reason})` : ''}` }
         const stdout = await this.stdout(t.node, id)
-        return { kind: 'result', node: t.node, owner: bid.owner, digest: outputDigest(r.code, stdout), contractId: id }
+        return { kind: 'result', node: t.node, owner, digest: outputDigest(r.code, stdout), contractId: id }
       } finally {
         clearInterval(renew)
       }
     } catch (err) {
-      return { kind: 'refused', node: t.node, owner: bid.owner, reason: errorText(err) }
+      return { kind: 'refused', node: t.node, owner, reason: errorText(err) }
     } finally {
       if (contractId !== undefined) {
         this.#pending.delete(contractId)

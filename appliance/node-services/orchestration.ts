@@ -42,6 +42,7 @@ import type { ReplicaReport as ContractReport } from '../../actors/provider/cont
 import { testFaultsFrom } from '../../trust/faults.ts'
 import { cheatingRunner, inflatedCapacity } from './cheating-runner.ts'
 import { rebalancePolicyFrom } from '../../actors/orchestrator/rebalancer.ts'
+import { coreRootsFrom, nodeCertificatesFrom } from './node-certificates.ts'
 
 /** What the trust service (trust-service.ts) gives orchestration: its view of nodes, and the reports it takes. */
 export interface OrchestrationTrust extends TrustView {
@@ -177,10 +178,15 @@ export class OrchestrationService implements NodeService {
     const faults = testFaultsFrom((ctx.config.trust as { testFaults?: unknown } | undefined)?.testFaults, process.env)
     if (faults) ctx.log.warn('test faults armed: this node cheats (testing only)', { ...faults })
     const trust = this.#trust
+    const certs = nodeCertificatesFrom(ctx.config as unknown as Record<string, unknown>, ctx.did, cfg.owner)
+    const coreRoots = coreRootsFrom(ctx.config as unknown as Record<string, unknown>)
 
     this.#provider = new Provider({
       key: ctx.key,
-      facts: { did: ctx.did, owner: cfg.owner ?? ctx.did, arch: archOf(), region: cfg.region ?? 'local', labels: cfg.labels ?? {} },
+      facts: {
+        did: ctx.did, owner: certs.owner ?? cfg.owner ?? ctx.did, arch: archOf(), region: cfg.region ?? 'local', labels: cfg.labels ?? {},
+        ...(certs.ownerCert ? { ownerCert: certs.ownerCert } : {}), ...(certs.coreCert ? { coreCert: certs.coreCert } : {}),
+      },
       capacity: faults ? inflatedCapacity(this.#runtime, faults) : this.#runtime,
       runner: faults ? cheatingRunner(this.#runtime, faults) : this.#runtime,
       contracts: this.#contracts,
@@ -238,9 +244,9 @@ export class OrchestrationService implements NodeService {
       escrow: new LedgerEscrow(this.#ledger),
       usage: usageStore,
       ...(trust ? {
-        trust: { trustOf: (did: string) => trust()?.trustOf(did) ?? 0.5, quarantined: (did: string) => trust()?.quarantined(did) ?? false },
+        trust: { trustOf: (did: string) => trust()?.trustOf(did) ?? 0.5, quarantined: (did: string) => trust()?.quarantined(did) ?? false, coreRoots },
         observeReport: (r: ContractReport) => trust()?.observeReport(r) ?? false,
-      } : {}),
+      } : coreRoots.length > 0 ? { trust: { trustOf: () => 0.5, quarantined: () => false, coreRoots } } : {}),
       log: ctx.log,
     }, {
       escrowWindowMs: metering.escrowWindowMs,

@@ -31,11 +31,17 @@ export function placementFacts(config: Record<string, unknown>, did: string, run
     price = undefined // a bad policy stops the orchestration service, which says why; the heartbeat only leaves the hint out
   }
   return {
-    owner: typeof o.owner === 'string' ? o.owner : did,
+    owner: certifiedIssuer(config.owner) ?? (typeof o.owner === 'string' ? o.owner : did),
     arch: machineArch(),
     region: typeof o.region === 'string' ? o.region : 'local',
     labels,
     runtimes,
     ...(price ? { price } : {}),
   }
+}
+
+/** The issuer of config.json `owner.certificate` (checked when the orchestration service starts). */
+function certifiedIssuer(owner: unknown): string | undefined {
+  const issuer = (owner as { certificate?: { body?: { issuer?: unknown } } } | null | undefined)?.certificate?.body?.issuer
+  return typeof issuer === 'string' ? issuer : undefined
 }

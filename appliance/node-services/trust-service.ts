@@ -4,6 +4,7 @@
 // node's trust and the quarantined nodes (no paid work), quarantines a node past the strike threshold with a
 // record it signs, spreads on pubsub (noir/trust/v1) and tells the node, takes the records of the validators
 // it trusts (config `trust.validators`), and sends quarantined nodes validation tasks until they pass.
+import { certifiedOwner } from '../../actors/placement/node-certificate.ts'
 import { randomBytes } from 'node:crypto'
 import { setup } from 'xstate'
 import { defineActor } from '../../core/index.ts'
@@ -289,7 +290,7 @@ export class TrustService implements NodeService, OrchestrationTrust {
     const candidates = [...new Set([ctx.did, ...ctx.mesh.host.getConnections().map((c) => didOfPeer(c.remotePeer))])]
       .filter((d): d is string => d !== undefined && !tried.has(d) && !this.quarantined(d))
     const bids = await Promise.all(candidates.map(async (node) => ({ node, got: await runs.bid(node, { workload: w, deploymentId: r.deploymentId }) })))
-    const ok = bids.flatMap((b) => ('bid' in b.got && !excludeOwners.has(b.got.bid.body.owner) ? [{ node: b.node, bid: b.got.bid }] : []))
+    const ok = bids.flatMap((b) => ('bid' in b.got && !excludeOwners.has(certifiedOwner(b.got.bid.body)) ? [{ node: b.node, bid: b.got.bid }] : []))
       .sort((a, b) => this.trustOf(b.node) - this.trustOf(a.node))
     for (const c of ok) {
       tried.add(c.node)

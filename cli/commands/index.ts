@@ -32,6 +32,7 @@ import { usageCommand } from './usage.ts'
 import { endpointsCommand, exposeCommand } from './ingress.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
 import { consoleCommand } from './console.ts'
+import { coreCertifyCommand, ownerCertifyCommand } from './certify.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -66,6 +67,8 @@ export const commands: Command[] = [
   endpointsCommand,
   trustCommand,
   trustShowCommand,
+  ownerCertifyCommand,
+  coreCertifyCommand,
   ...ledgerCommands,
   consoleCommand,
   demoCommand,

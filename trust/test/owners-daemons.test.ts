@@ -1,0 +1,123 @@
+// Owner certification and the core pool with real daemons (spec/trust.md "Owner certification", "The core
+// pool"): three daemons on 127.0.0.1, WASI jobs through the market. A orchestrates (it does not run the module)
+// and trusts the operator's root R (config.json trustedRoots). B carries an owner certificate from Alice made
+// with `noir owner certify` (Alice's own key home) and a core-membership certificate R made with `noir core
+// certify`. C merely claims Alice as its owner (orchestration.owner, no certificate), carries a core
+// certificate it signed itself, and undercuts B's price, so any placement that believed its claims would
+// choose it. Shown: `owners.allow: [Alice]` lands on B only; `core: true` lands on B only; a plain job goes to
+// the cheaper C (so C is a real candidate); `owners.deny: [Alice]` never lands on B (C declines it on its own
+// claim); a node given another node's certificate does not start.
+import t from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { spawnSync } from 'node:child_process'
+import { DaemonCluster, NOIR_BIN, TEST_PASSPHRASE, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
+import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
+import { Catalog } from '../../appliance/catalog/catalog.ts'
+import { knownAnswerModule } from '../../appliance/executor/wasm/known-answer-module.ts'
+import { NodeKey } from '../../identity/keys.ts'
+import { Keystore } from '../../identity/keystore.ts'
+import { CORE_ABILITY, OWNER_ABILITY, signNodeCertificate, type NodeCertificate } from '../../actors/placement/node-certificate.ts'
+
+const MODULE = 'noir-kat'
+let jobs = 0
+const job = (constraints: Record<string, unknown> = {}) => ({
+  apiVersion: 'noir/v1', kind: 'job', name: `owned-${++jobs}`,
+  runtime: { type: 'wasm', module: MODULE }, env: { SEED: `owned-${jobs}` },
+  resources: { cpu: 0.1, memory: '32Mi' }, job: { retries: 0, deadlineSeconds: 60 }, constraints,
+})
+const price = (cpuPerHour: number) => ({ cpuPerHour, memoryGiBPerHour: 250_000, minimumPerHour: 10_000 })
+
+async function completed(a: DaemonHandle, w: Record<string, unknown>): Promise<DeploymentView> {
+  const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: w })
+  return eventually(async () => {
+    const v = await a.api.get<DeploymentView>(`/v1/deployments/${d.id}`)
+    return ['completed', 'failed'].includes(v.phase) && v
+  }, 60_000, 100)
+}
+
+/** `noir <section> certify NODE` run with `home`'s key: the config.json section it prints. */
+function certify(home: string, section: 'owner' | 'core', node: string): NodeCertificate {
+  const r = spawnSync(process.execPath, [NOIR_BIN, '--home', home, section, 'certify', node, '--ttl', '30d'], {
+    encoding: 'utf8', timeout: 60_000, env: { ...process.env, NOIR_PASSPHRASE: TEST_PASSPHRASE },
+  })
+  if (r.status !== 0) throw new Error(`noir ${section} certify: ${r.stderr}`)
+  return (JSON.parse(r.stdout) as Record<string, { certificate: NodeCertificate }>)[section]!.certificate
+}
+
+t.test('owners constraints and core: only on nodes with valid certificates', async (t) => {
+  const cluster = new DaemonCluster()
+  const dir = mkdtempSync(join(tmpdir(), 'noir-owners-'))
+  t.teardown(async () => {
+    await cluster.cleanup()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const moduleFile = join(dir, 'kat.wasm')
+  writeFileSync(moduleFile, knownAnswerModule())
+  // Alice's and the operator root's key homes (as their owners keep them)
+  const alice = NodeKey.generate()
+  const root = NodeKey.generate()
+  const aliceHome = join(dir, 'alice')
+  const rootHome = join(dir, 'root')
+  await Keystore.create(aliceHome, TEST_PASSPHRASE, alice, { kdf: { N: 2 ** 14, r: 8, p: 1 } })
+  await Keystore.create(rootHome, TEST_PASSPHRASE, root, { kdf: { N: 2 ** 14, r: 8, p: 1 } })
+
+  const bKey = NodeKey.generate()
+  const cKey = NodeKey.generate()
+  const bOwner = certify(aliceHome, 'owner', bKey.did)
+  t.equal(bOwner.body.issuer, alice.did, 'noir owner certify signs with the home\'s key')
+  t.equal(bOwner.body.ability, OWNER_ABILITY)
+  t.equal(bOwner.body.node, bKey.did)
+  const bCore = certify(rootHome, 'core', bKey.did)
+  t.equal(bCore.body.ability, CORE_ABILITY)
+
+  const trust = { checks: false }
+  const a = await cluster.start({ config: { trustedRoots: [root.did], orchestration: { price: price(5_000_000) }, trust } as never })
+  const b = await cluster.start({
+    key: bKey, bootstrap: a.multiaddrs, emptyWallet: true,
+    config: { owner: { certificate: bOwner }, core: { certificate: bCore }, orchestration: { price: price(5_000_000) }, trust } as never,
+  })
+  const selfMadeCore = signNodeCertificate(cKey, { ability: CORE_ABILITY, node: cKey.did, ttlMs: 86_400_000 })
+  const c = await cluster.start({
+    key: cKey, bootstrap: a.multiaddrs, emptyWallet: true,
+    config: { core: { certificate: selfMadeCore }, orchestration: { owner: alice.did, price: price(100_000) }, trust } as never,
+  })
+  for (const n of [b, c]) new Catalog(n.home).add('wasm', MODULE, moduleFile)
+  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
+
+  await t.test('a plain job goes to the cheaper C: it is a real candidate', async (t) => {
+    const v = await completed(a, job())
+    t.equal(v.phase, 'completed')
+    t.equal(v.replicas[0]!.node, c.did)
+  })
+
+  await t.test('owners.allow [Alice] lands on the node Alice certified, never on the one that claims her', async (t) => {
+    for (let i = 0; i < 2; i++) {
+      const v = await completed(a, job({ owners: { allow: [alice.did] } }))
+      t.equal(v.phase, 'completed')
+      t.equal(v.replicas[0]!.node, b.did, `run ${i + 1} on B`)
+    }
+  })
+
+  await t.test('owners.deny [Alice] excludes B; C declines on its own claim (a false claim hurts only the claimer)', async (t) => {
+    const v = await completed(a, job({ owners: { deny: [alice.did] } }))
+    t.equal(v.phase, 'failed', 'no node takes it')
+    t.notOk(v.replicas.some((r) => r.node === b.did), 'never on the node Alice certified')
+  })
+
+  await t.test('core: true lands only on the root-certified core node, never on a self-made member', async (t) => {
+    for (let i = 0; i < 2; i++) {
+      const v = await completed(a, job({ core: true }))
+      t.equal(v.phase, 'completed')
+      t.equal(v.replicas[0]!.node, b.did, `run ${i + 1} on B`)
+    }
+  })
+
+  await t.test('a node given another node\'s certificate does not start', async (t) => {
+    const stolen = NodeKey.generate()
+    const err = await cluster.start({ key: stolen, bootstrap: a.multiaddrs, emptyWallet: true, readyTimeoutMs: 60_000, config: { owner: { certificate: bOwner } } as never }).then(() => null, (e: unknown) => e as Error)
+    t.ok(err, 'refused')
+    t.match(String(err?.message), /owner\.certificate' names did:key:\w+, presented by/, `says why: ${String(err?.message).slice(0, 300)}`)
+  })
+})
