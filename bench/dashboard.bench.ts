@@ -49,7 +49,7 @@ if (why !== undefined) {
   console.log(`\n## dashboard first load: skipped (${why})`)
 } else {
   const dir = mkdtempSync(join(tmpdir(), 'noir-bench-dashboard-'))
-  const gw = openGateway({ dir, smtp: { host: '127.0.0.1', port: 9, from: 'bench@noir.test' }, publicUrl: 'http://127.0.0.1/' })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: 9, from: 'bench@noir.test' }, publicUrl: 'http://127.0.0.1/' })
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   const gwUrl = `http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}/`
 

@@ -5,7 +5,9 @@
 //   - deploy admission (POST /v1/workloads: key, body schema, workload validation, write-ahead record, node
 //     asked) beside the same bare route taking the same body;
 // with the node answering in-process (a fixed view), so the figures are the gateway's own cost; then the read
-// end to end against a real node daemon beside a GET of the same deployment straight from that daemon's API.
+// end to end against a real node daemon beside a GET of the same deployment straight from that daemon's API;
+// then the read and deploy admission with the gateway's state on PostgreSQL (a fresh local cluster, as several
+// gateways share it) beside the same on the embedded node:sqlite file.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -20,6 +22,8 @@ import { AuthService } from '../gateway/auth/auth-service.ts'
 import { gatewayApp } from '../gateway/http/app.ts'
 import { Mailer } from '../gateway/mail/mailer.ts'
 import { GatewayStore } from '../gateway/store/gateway-store.ts'
+import { PostgresDatabase, SqliteDatabase, type GatewayDatabase } from '../gateway/store/database.ts'
+import { postgresOnLoopback, postgresql } from '../scripts/testing/postgres.ts'
 import { TenantStore } from '../gateway/store/tenant-store.ts'
 import { AccountWallets } from '../gateway/wallets/account-wallets.ts'
 import { TenantWorkloads, type NodeLink } from '../gateway/workloads/tenant-workloads.ts'
@@ -65,9 +69,9 @@ const figures = (what: string, ours: Load, base: Load, baseName: string): Figure
 
 const workload = { apiVersion: 'noir/v1', kind: 'service', name: 'bench', runtime: { type: 'container', image: 'noir/busybox:latest', command: ['sleep', '600'] }, resources: { cpu: 0.1, memory: '16Mi' } }
 
-async function gatewayWith(node: NodeLink, dir: string, smtpPort: number) {
-  const store = new GatewayStore(join(dir, 'gateway.db'))
-  const tenants = new TenantStore(store.sharedDatabase())
+async function gatewayWith(node: NodeLink, dir: string, smtpPort: number, db: GatewayDatabase = new SqliteDatabase(join(dir, 'gateway.db'))) {
+  const store = await GatewayStore.open(db)
+  const tenants = await TenantStore.open(store.database)
   const sealer = Sealer.fromFile(join(dir, 'secret.key'))
   const wallets = new AccountWallets({ store: tenants, sealer })
   const keys = new ApiKeys({ store: tenants, wallets })
@@ -76,9 +80,9 @@ async function gatewayWith(node: NodeLink, dir: string, smtpPort: number) {
   const auth = new AuthService({ store, mailer, sealer, publicUrl: 'https://gw.noir.test/' })
   const app = gatewayApp({ auth, tenants: { keys, workloads } })
   await app.listen({ host: '127.0.0.1', port: 0 })
-  const account = store.createAccount('bench@example.org', 'x', Date.now())!
+  const account = (await store.createAccount('bench@example.org', 'x', Date.now()))!
   const key = (await keys.create(account.id, { name: 'bench', scopes: ['deploy'], days: 1 })).token
-  return { app, store, tenants, key, accountId: account.id, port: (app.server.address() as AddressInfo).port, close: async () => { await app.close(); mailer.close(); store.close() } }
+  return { app, store, tenants, key, accountId: account.id, port: (app.server.address() as AddressInfo).port, close: async () => { await app.close(); mailer.close(); await store.close() } }
 }
 
 const smtp = new SMTPServer({ authOptional: true, disabledCommands: ['STARTTLS'], logger: false, onData: (s, _x, cb) => { s.resume(); s.on('end', () => cb()) } })
@@ -101,8 +105,8 @@ const stub: NodeLink = {
   stream: (async function* () {}) as NodeLink['stream'],
 }
 const gw = await gatewayWith(stub, dir, smtpPort)
-gw.tenants.recordCreate(gw.accountId, 'fixed', '{}', Date.now())
-gw.tenants.settleCreate(gw.accountId, 'fixed', VIEW.id)
+await gw.tenants.recordCreate(gw.accountId, 'fixed', '{}', Date.now())
+await gw.tenants.settleCreate(gw.accountId, 'fixed', VIEW.id)
 const auth = { authorization: `Bearer ${gw.key}` }
 const baseRead = await load(barePort, () => ({ method: 'GET', path: `/v1/bare/${VIEW.id}` }))
 const read = await load(gw.port, () => ({ method: 'GET', path: `/v1/workloads/${VIEW.id}`, headers: auth }))
@@ -124,8 +128,8 @@ if (docker.missing() === undefined && dockerImage('noir/busybox:latest').missing
     const dir2 = mkdtempSync(join(tmpdir(), 'noir-bench-gateway2-'))
     const real = await gatewayWith(ApiClient.forHome(d.home), dir2, smtpPort)
     const view = await d.api.post<{ id: string }>('/v1/deployments', { workload })
-    real.tenants.recordCreate(real.accountId, 'real', '{}', Date.now())
-    real.tenants.settleCreate(real.accountId, 'real', view.id)
+    await real.tenants.recordCreate(real.accountId, 'real', '{}', Date.now())
+    await real.tenants.settleCreate(real.accountId, 'real', view.id)
     await eventually(async () => (await d.api.get<{ phase: string }>(`/v1/deployments/${view.id}`)).phase === 'running', 60_000)
     const info = d.api.info!
     const direct = await load(Number(new URL(info.url).port), () => ({ method: 'GET', path: `/v1/deployments/${view.id}`, headers: { authorization: `Bearer ${info.token}` } }))
@@ -138,6 +142,28 @@ if (docker.missing() === undefined && dockerImage('noir/busybox:latest').missing
     await cluster.cleanup()
   }
 } else console.log('\n(end-to-end figures skipped: Docker or the noir/busybox image is missing)')
+
+// the state on PostgreSQL, beside node:sqlite (both with the node answering in-process)
+if (postgresql.missing() === undefined) {
+  const teardowns: (() => Promise<void> | void)[] = []
+  try {
+    const pg = await postgresOnLoopback({ teardown: (fn) => void teardowns.unshift(fn) })
+    const onPg = await gatewayWith(stub, dir, smtpPort, new PostgresDatabase(pg.url))
+    await onPg.tenants.recordCreate(onPg.accountId, 'fixed', '{}', Date.now())
+    await onPg.tenants.settleCreate(onPg.accountId, 'fixed', VIEW.id)
+    const pgAuth = { authorization: `Bearer ${onPg.key}` }
+    const pgRead = await load(onPg.port, () => ({ method: 'GET', path: `/v1/workloads/${VIEW.id}`, headers: pgAuth }))
+    let j = 0
+    const pgDeploy = await load(onPg.port, () => ({ method: 'POST', path: '/v1/workloads', headers: pgAuth, body: JSON.stringify({ workload, idempotencyKey: `p${++j}` }) }))
+    printSection('gateway API with its state on PostgreSQL (several gateways share it)', [
+      ...figures('read GET /v1/workloads/:id on PostgreSQL', pgRead, read, 'the same on node:sqlite'),
+      ...figures('deploy admission on PostgreSQL', pgDeploy, deploy, 'the same on node:sqlite'),
+    ])
+    await onPg.close()
+  } finally {
+    for (const fn of teardowns) await fn()
+  }
+} else console.log(`\n(PostgreSQL figures skipped: ${postgresql.missing()})`)
 
 await bare.close()
 smtp.close()

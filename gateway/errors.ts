@@ -130,3 +130,10 @@ export class NodeRefusedError extends GatewayError {
     this.status = o.status >= 500 ? 502 : o.status
   }
 }
+
+/** The gateway's database (PostgreSQL) does not answer, or its URL is not one. The URL's password is never in the message. */
+export class GatewayDatabaseError extends GatewayError {
+  override name = 'GatewayDatabaseError'
+  override readonly code = 'ERR_GATEWAY_DATABASE'
+  override readonly status = 503
+}

@@ -1,5 +1,5 @@
-// One gateway, composed (spec/gateway.md): its store in `dir` (node:sqlite `gateway.db`, the sealing key
-// `secret.key`), mail through SMTP, accounts and sessions, wallets and API keys, and — when it has a node to
+// One gateway, composed (spec/gateway.md): its state in `dir` (the sealing key `secret.key`; the database
+// `gateway.db`, node:sqlite, unless `databaseUrl` names a PostgreSQL that several gateways share), mail through SMTP, accounts and sessions, wallets and API keys, and — when it has a node to
 // drive — its customers' workloads. `noir gateway start` and the tests build it here, the same way.
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -9,6 +9,8 @@ import { Sealer } from './auth/sealed.ts'
 import { gatewayApp } from './http/app.ts'
 import { ApiKeys } from './keys/api-keys.ts'
 import { Mailer, type SmtpConfig } from './mail/mailer.ts'
+import { openGatewayDatabase } from './store/database.ts'
+import { GatewayDatabaseError } from './errors.ts'
 import { GatewayStore } from './store/gateway-store.ts'
 import { TenantStore } from './store/tenant-store.ts'
 import { AccountWallets } from './wallets/account-wallets.ts'
@@ -21,6 +23,11 @@ import { DidBinding } from './wallets/did-binding.ts'
 export interface GatewayInit {
   /** The gateway's state folder (0700). */
   dir: string
+  /**
+   * A postgres:// URL: accounts, sessions, keys, secrets and deployments live there, shared by every gateway
+   * given the same URL (each with the same `secret.key` in its dir). None: the node:sqlite file in `dir`.
+   */
+  databaseUrl?: string
   smtp: SmtpConfig
   publicUrl: string
   allowedOrigins?: string[]
@@ -44,18 +51,29 @@ export interface Gateway {
   close(): Promise<void>
 }
 
-export function openGateway(o: GatewayInit): Gateway {
+export async function openGateway(o: GatewayInit): Promise<Gateway> {
   const now = o.now ?? Date.now
-  const store = new GatewayStore(join(o.dir, 'gateway.db'))
-  const tenants = new TenantStore(store.sharedDatabase())
+  const db = await openGatewayDatabase({ ...(o.databaseUrl !== undefined ? { url: o.databaseUrl } : {}), sqlitePath: join(o.dir, 'gateway.db') })
+  const store = await GatewayStore.open(db)
+  const tenants = await TenantStore.open(db)
+  const secretStore = await SecretStore.open(db)
   const mailer = new Mailer(o.smtp)
   const sealer = Sealer.fromFile(join(o.dir, 'secret.key'))
   const wallets = new AccountWallets({ store: tenants, sealer, now })
+  try {
+    // the gateway's identity is sealed under the key of the first gateway on this database: another key
+    // would answer every sealed TOTP secret, wallet and secret with an error, so it does not start at all
+    await wallets.gatewayKey()
+  } catch (err) {
+    await db.close()
+    if ((err as Error).name === 'SealError') throw new GatewayDatabaseError(`this gateway's ${join(o.dir, 'secret.key')} is not the key the database was made with: every gateway on one database needs the same secret.key`)
+    throw err
+  }
   const keys = new ApiKeys({ store: tenants, wallets, now })
   const didBinding = new DidBinding({ wallets, now })
   const node = o.nodeHome !== undefined ? ApiClient.forHome(o.nodeHome) : undefined
   const secrets = new AccountSecrets({
-    store: new SecretStore(store.sharedDatabase()), sealer, now,
+    store: secretStore, sealer, now,
     ...(node ? { restart: (id: string) => node.post<{ restarted: string[]; failed: { contractId: string; error: string }[] }>(`/v1/deployments/${encodeURIComponent(id)}/restart`) } : {}),
   })
   // the node's secret requests are answered by this gateway (spec/secrets.md "Delivery")
@@ -71,7 +89,7 @@ export function openGateway(o: GatewayInit): Gateway {
       await app.close()
       await broker?.close()
       mailer.close()
-      store.close()
+      await store.close()
     },
   }
 }

@@ -54,7 +54,7 @@ t.test('the customer journey through NoirClient', async (t) => {
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-client-journey-'))
   const tls = await gatewayCertificate({ dir, host: '127.0.0.1' })
-  const gw = openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home, https: { key: tls.key, cert: tls.cert } })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home, https: { key: tls.key, cert: tls.cert } })
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await gw.close()

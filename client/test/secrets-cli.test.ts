@@ -17,7 +17,7 @@ const PASSWORD = 'correct horse battery staple'
 t.test('secrets with the SDK and the CLI: set, rotate, list without values, delete', async (t) => {
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-secrets-cli-'))
-  const gw = openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/' })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/' })
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await gw.close()

@@ -1,36 +1,35 @@
-// Counts failed attempts per key (an account's email, a client address) in a sliding window and refuses
-// more than `max` (ASVS V6.3: anti-automation). In memory: a gateway restart forgets (the PostgreSQL store of
-// several gateways will share it: not built yet). Hand-written: a map of timestamps per key is all it needs.
+// Counts failed attempts per subject (an account's email, an account id) in a sliding window and refuses
+// more than `max` (ASVS V6.3: anti-automation). Kept in the gateway's database, so every gateway on one
+// PostgreSQL counts the same attempts (an attacker gains nothing by spreading guesses over gateways) and a
+// restart forgets nothing.
 import { RateLimitedError } from '../errors.ts'
+import type { GatewayStore } from '../store/gateway-store.ts'
 
 export class Attempts {
+  readonly #store: GatewayStore
+  readonly #kind: string
   readonly #max: number
   readonly #windowMs: number
-  readonly #seen = new Map<string, number[]>()
 
-  constructor(max: number, windowMs: number) {
+  /** `kind`: what is counted ('login', 'code', 'mail'), so one subject's kinds are limited apart. */
+  constructor(store: GatewayStore, kind: string, max: number, windowMs: number) {
+    this.#store = store
+    this.#kind = kind
     this.#max = max
     this.#windowMs = windowMs
   }
 
-  #recent(key: string, now: number): number[] {
-    const l = (this.#seen.get(key) ?? []).filter((t) => now - t < this.#windowMs)
-    if (l.length === 0) this.#seen.delete(key)
-    else this.#seen.set(key, l)
-    return l
+  /** Throws RateLimitedError when `subject` failed `max` times within the window. */
+  async check(subject: string, now: number): Promise<void> {
+    const { count, first } = await this.#store.attemptsSince(this.#kind, subject, now - this.#windowMs)
+    if (count >= this.#max) throw new RateLimitedError('too many attempts; try again later', { retryAfterSeconds: Math.max(1, Math.ceil(((first ?? now) + this.#windowMs - now) / 1000)) })
   }
 
-  /** Throws RateLimitedError when `key` failed `max` times within the window. */
-  check(key: string, now: number): void {
-    const l = this.#recent(key, now)
-    if (l.length >= this.#max) throw new RateLimitedError('too many attempts; try again later', { retryAfterSeconds: Math.ceil((l[0]! + this.#windowMs - now) / 1000) })
+  async fail(subject: string, now: number): Promise<void> {
+    await this.#store.addAttempt(this.#kind, subject, now, now - this.#windowMs)
   }
 
-  fail(key: string, now: number): void {
-    this.#seen.set(key, [...this.#recent(key, now), now])
-  }
-
-  clear(key: string): void {
-    this.#seen.delete(key)
+  async clear(subject: string): Promise<void> {
+    await this.#store.clearAttempts(this.#kind, subject)
   }
 }

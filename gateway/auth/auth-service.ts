@@ -65,9 +65,9 @@ export class AuthService {
   readonly #t: AuthTimes
   readonly #now: () => number
   /** Failed logins per email: 10 per 15 min. Failed TOTP codes per account: 10 per 15 min. Mails per email: 5 per hour. */
-  readonly #logins = new Attempts(10, 15 * 60_000)
-  readonly #codes = new Attempts(10, 15 * 60_000)
-  readonly #mails = new Attempts(5, 3600_000)
+  readonly #logins: Attempts
+  readonly #codes: Attempts
+  readonly #mails: Attempts
 
   constructor(init: AuthServiceInit) {
     this.#s = init.store
@@ -76,6 +76,9 @@ export class AuthService {
     this.#url = init.publicUrl.endsWith('/') ? init.publicUrl : `${init.publicUrl}/`
     this.#t = { ...DEFAULT_TIMES, ...init.times }
     this.#now = init.now ?? Date.now
+    this.#logins = new Attempts(init.store, 'login', 10, 15 * 60_000)
+    this.#codes = new Attempts(init.store, 'code', 10, 15 * 60_000)
+    this.#mails = new Attempts(init.store, 'mail', 5, 3600_000)
   }
 
   /** The origin of the public URL the mailed links point at: the dashboard's own (a proxy may rewrite Host). */
@@ -93,27 +96,27 @@ export class AuthService {
     const email = normalEmail(emailIn)
     const password = checkPasswordPolicy(passwordIn)
     const now = this.#now()
-    this.#mails.check(email, now)
-    this.#mails.fail(email, now)
-    const created = this.#s.createAccount(email, await hashPassword(password), now)
+    await this.#mails.check(email, now)
+    await this.#mails.fail(email, now)
+    const created = await this.#s.createAccount(email, await hashPassword(password), now)
     if (created) return this.#sendVerification(created, now)
-    const existing = this.#s.accountByEmail(email)
+    const existing = await this.#s.accountByEmail(email)
     if (existing && existing.verifiedAt === null) return this.#sendVerification(existing, now)
     await this.#mail.send({ to: email, subject: 'NoirLedger: sign-up attempt', text: 'Someone tried to sign up with this address, which already has an account. If it was you, log in or reset your password.' })
   }
 
   async #sendVerification(a: Account, now: number): Promise<void> {
     const token = newToken()
-    this.#s.addEmailToken(tokenHash(token), a.id, 'verify', now + this.#t.verifyMs)
+    await this.#s.addEmailToken(tokenHash(token), a.id, 'verify', now + this.#t.verifyMs)
     await this.#mail.send({ to: a.email, subject: 'NoirLedger: verify your email', text: `Open this link to verify your email address:\n${this.#url}verify?token=${token}\n\nIt works once, for 24 hours.` })
   }
 
   async verifyEmail(token: unknown): Promise<void> {
     if (!isToken(token)) throw new InvalidTokenError('not a verification token')
     const now = this.#now()
-    const id = this.#s.useEmailToken(tokenHash(token), 'verify', now)
+    const id = await this.#s.useEmailToken(tokenHash(token), 'verify', now)
     if (!id) throw new InvalidTokenError('the link is unknown, used or expired')
-    this.#s.markVerified(id, now)
+    await this.#s.markVerified(id, now)
   }
 
   /**
@@ -124,78 +127,78 @@ export class AuthService {
     const email = normalEmail(emailIn)
     if (typeof passwordIn !== 'string' || passwordIn.length > 1024) throw new InvalidCredentialsError('wrong email or password')
     const now = this.#now()
-    this.#logins.check(email, now)
-    const a = this.#s.accountByEmail(email)
+    await this.#logins.check(email, now)
+    const a = await this.#s.accountByEmail(email)
     const ok = await verifyPassword(passwordIn, a?.passwordHash ?? (await decoyHash()))
     if (!a || !ok) {
-      this.#logins.fail(email, now)
+      await this.#logins.fail(email, now)
       throw new InvalidCredentialsError('wrong email or password')
     }
     if (a.verifiedAt === null) throw new EmailNotVerifiedError('verify your email first (see the mail sent at sign-up)')
     if (a.totpSecret !== null) await this.#checkCode(a, totp, now)
-    this.#logins.clear(email)
-    return this.#newSession(a, now)
+    await this.#logins.clear(email)
+    return await this.#newSession(a, now)
   }
 
   /** A current TOTP code, or one unused recovery code (used up by this). */
   async #checkCode(a: Account, code: unknown, now: number): Promise<void> {
-    this.#codes.check(a.id, now)
+    await this.#codes.check(a.id, now)
     if (typeof code === 'string' && RECOVERY.test(code)) {
-      if (!this.#s.useRecoveryCode(a.id, tokenHash(code), now)) {
-        this.#codes.fail(a.id, now)
+      if (!(await this.#s.useRecoveryCode(a.id, tokenHash(code), now))) {
+        await this.#codes.fail(a.id, now)
         throw new TotpRequiredError('the recovery code is wrong or was used before')
       }
-      this.#codes.clear(a.id)
+      await this.#codes.clear(a.id)
       return
     }
     const step = await matchTotp(this.#seal.open(a.totpSecret!, a.id), code, now)
-    if (step === undefined || !this.#s.useTotpStep(a.id, step)) {
-      this.#codes.fail(a.id, now)
+    if (step === undefined || !(await this.#s.useTotpStep(a.id, step))) {
+      await this.#codes.fail(a.id, now)
       throw new TotpRequiredError(code === undefined ? 'this account needs a TOTP code' : 'the TOTP code is wrong or was used before')
     }
-    this.#codes.clear(a.id)
+    await this.#codes.clear(a.id)
   }
 
-  #newSession(a: Account, now: number): LoggedIn {
+  async #newSession(a: Account, now: number): Promise<LoggedIn> {
     const token = newToken()
     const session: Session = { hash: tokenHash(token), id: randomUUID(), accountId: a.id, createdAt: now, lastSeenAt: now, expiresAt: now + this.#t.absoluteMs }
-    this.#s.addSession(session)
+    await this.#s.addSession(session)
     return { token, session, account: a }
   }
 
   /** The session of a cookie's token, renewed (last seen); AuthRequiredError when none, idle or expired. */
-  authenticate(token: unknown): { session: Session; account: Account } {
+  async authenticate(token: unknown): Promise<{ session: Session; account: Account }> {
     if (!isToken(token)) throw new AuthRequiredError('log in first')
     const hash = tokenHash(token)
-    const s = this.#s.session(hash)
+    const s = await this.#s.session(hash)
     const now = this.#now()
     if (!s || now >= s.expiresAt || now - s.lastSeenAt >= this.#t.idleMs) {
-      if (s) this.#s.deleteSession(hash)
+      if (s) await this.#s.deleteSession(hash)
       throw new AuthRequiredError('log in first (the session ended)')
     }
-    const account = this.#s.accountById(s.accountId)
+    const account = await this.#s.accountById(s.accountId)
     if (!account) throw new AuthRequiredError('log in first')
-    this.#s.touchSession(hash, now)
+    await this.#s.touchSession(hash, now)
     return { session: s, account }
   }
 
-  logout(session: Session): void {
-    this.#s.deleteSession(session.hash)
+  async logout(session: Session): Promise<void> {
+    await this.#s.deleteSession(session.hash)
   }
 
-  sessions(accountId: string): Session[] {
-    return this.#s.sessionsOf(accountId).filter((s) => this.#now() < s.expiresAt)
+  async sessions(accountId: string): Promise<Session[]> {
+    return (await this.#s.sessionsOf(accountId)).filter((s) => this.#now() < s.expiresAt)
   }
 
   /** Ends one of the account's own sessions by id; false for an id of no session of this account. */
-  revoke(accountId: string, id: unknown): boolean {
-    return typeof id === 'string' && this.#s.deleteSessionById(accountId, id)
+  async revoke(accountId: string, id: unknown): Promise<boolean> {
+    return typeof id === 'string' && (await this.#s.deleteSessionById(accountId, id))
   }
 
   /** Starts TOTP enrolment: a new secret (not active until confirmed with a code). */
-  enrolTotp(a: Account): { secret: string; uri: string } {
+  async enrolTotp(a: Account): Promise<{ secret: string; uri: string }> {
     const secret = newTotpSecret()
-    this.#s.setTotpPending(a.id, this.#seal.seal(secret, a.id))
+    await this.#s.setTotpPending(a.id, this.#seal.seal(secret, a.id))
     return { secret, uri: totpUri(secret, a.email) }
   }
 
@@ -204,49 +207,49 @@ export class AuthService {
    * account's recovery codes (shown this once: only their hashes are kept).
    */
   async confirmTotp(a: Account, current: Session, code: unknown): Promise<string[]> {
-    const fresh = this.#s.accountById(a.id)
+    const fresh = await this.#s.accountById(a.id)
     if (!fresh?.totpPending) throw new InvalidRequestError('no TOTP enrolment is pending (POST /v1/auth/totp first)')
     const now = this.#now()
-    this.#codes.check(a.id, now)
+    await this.#codes.check(a.id, now)
     const step = await matchTotp(this.#seal.open(fresh.totpPending, a.id), code, now)
     if (step === undefined) {
-      this.#codes.fail(a.id, now)
+      await this.#codes.fail(a.id, now)
       throw new TotpRequiredError('the TOTP code does not match the new secret')
     }
-    this.#s.confirmTotp(a.id, step)
-    this.#s.deleteOtherSessions(a.id, current.hash)
-    return this.#recoveryCodes(a.id)
+    await this.#s.confirmTotp(a.id, step)
+    await this.#s.deleteOtherSessions(a.id, current.hash)
+    return await this.#recoveryCodes(a.id)
   }
 
-  #recoveryCodes(accountId: string): string[] {
+  async #recoveryCodes(accountId: string): Promise<string[]> {
     const codes = newRecoveryCodes()
-    this.#s.setRecoveryCodes(accountId, codes.map((c) => tokenHash(c)))
+    await this.#s.setRecoveryCodes(accountId, codes.map((c) => tokenHash(c)))
     return codes
   }
 
   /** A new set of recovery codes (the old ones stop working); needs a current TOTP code. */
   async renewRecoveryCodes(a: Account, code: unknown): Promise<string[]> {
-    const fresh = this.#s.accountById(a.id)
+    const fresh = await this.#s.accountById(a.id)
     if (!fresh?.totpSecret) throw new InvalidRequestError('this account has no TOTP: enrol first')
     if (typeof code === 'string' && RECOVERY.test(code)) throw new TotpRequiredError('new recovery codes need a current TOTP code, not a recovery code')
     await this.#checkCode(fresh, code, this.#now())
-    return this.#recoveryCodes(a.id)
+    return await this.#recoveryCodes(a.id)
   }
 
-  recoveryCodesLeft(accountId: string): number {
-    return this.#s.recoveryCodesLeft(accountId)
+  async recoveryCodesLeft(accountId: string): Promise<number> {
+    return await this.#s.recoveryCodesLeft(accountId)
   }
 
   /** Sends a reset link when the email has a verified account; the same answer (nothing) either way. */
   async requestReset(emailIn: unknown): Promise<void> {
     const email = normalEmail(emailIn)
     const now = this.#now()
-    this.#mails.check(email, now)
-    this.#mails.fail(email, now)
-    const a = this.#s.accountByEmail(email)
+    await this.#mails.check(email, now)
+    await this.#mails.fail(email, now)
+    const a = await this.#s.accountByEmail(email)
     if (!a || a.verifiedAt === null) return
     const token = newToken()
-    this.#s.addEmailToken(tokenHash(token), a.id, 'reset', now + this.#t.resetMs)
+    await this.#s.addEmailToken(tokenHash(token), a.id, 'reset', now + this.#t.resetMs)
     await this.#mail.send({ to: a.email, subject: 'NoirLedger: reset your password', text: `Open this link to choose a new password:\n${this.#url}reset?token=${token}\n\nIt works once, for 20 minutes. If you did not ask for it, ignore this mail.` })
   }
 
@@ -260,12 +263,12 @@ export class AuthService {
     const now = this.#now()
     const hash = tokenHash(token)
     // checked before it is used: a wrong TOTP code leaves the link usable (for its owner, within its time)
-    const peek = this.#s.accountForToken(hash, 'reset', now)
+    const peek = await this.#s.accountForToken(hash, 'reset', now)
     if (!peek) throw new InvalidTokenError('the link is unknown, used or expired')
     if (peek.totpSecret !== null) await this.#checkCode(peek, totp, now)
-    const id = this.#s.useEmailToken(hash, 'reset', now)
+    const id = await this.#s.useEmailToken(hash, 'reset', now)
     if (id !== peek.id) throw new InvalidTokenError('the link is unknown, used or expired')
-    this.#s.setPassword(id, await hashPassword(password))
-    this.#s.deleteOtherSessions(id, null)
+    await this.#s.setPassword(id, await hashPassword(password))
+    await this.#s.deleteOtherSessions(id, null)
   }
 }

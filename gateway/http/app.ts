@@ -93,7 +93,7 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
     void reply.header('x-content-type-options', 'nosniff')
   })
 
-  const who = (req: FastifyRequest): { session: Session; account: Account } => auth.authenticate(cookieOf(req))
+  const who = (req: FastifyRequest): Promise<{ session: Session; account: Account }> => auth.authenticate(cookieOf(req))
 
   // the routes in a plugin loaded after the OpenAPI generator, so its onRoute hook sees every one of them
   void app.register(async (app) => {
@@ -116,38 +116,38 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
     })
 
     app.post('/v1/auth/logout', async (req, reply) => {
-      const { session } = who(req)
-      auth.logout(session)
+      const { session } = await who(req)
+      await auth.logout(session)
       void reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; Secure; SameSite=Strict; Path=/; Max-Age=0`)
       return { ok: true }
     })
 
     app.get('/v1/account', async (req) => {
-      const { account } = who(req)
-      return accountView(account, account.totpSecret !== null ? auth.recoveryCodesLeft(account.id) : undefined)
+      const { account } = await who(req)
+      return accountView(account, account.totpSecret !== null ? await auth.recoveryCodesLeft(account.id) : undefined)
     })
 
     app.get('/v1/auth/sessions', async (req) => {
-      const { session, account } = who(req)
-      return { sessions: auth.sessions(account.id).map((s) => sessionView(s, session)) }
+      const { session, account } = await who(req)
+      return { sessions: (await auth.sessions(account.id)).map((s) => sessionView(s, session)) }
     })
 
     app.delete('/v1/auth/sessions/:id', async (req) => {
-      const { account } = who(req)
-      if (!auth.revoke(account.id, (req.params as { id: string }).id)) throw new NotFoundError('no such session')
+      const { account } = await who(req)
+      if (!(await auth.revoke(account.id, (req.params as { id: string }).id))) throw new NotFoundError('no such session')
       return { ok: true }
     })
 
-    app.post('/v1/auth/totp', async (req) => auth.enrolTotp(who(req).account))
+    app.post('/v1/auth/totp', async (req) => auth.enrolTotp((await who(req)).account))
 
     app.post('/v1/auth/totp/confirm', { schema: body({ code: str }, ['code']) }, async (req) => {
-      const { account, session } = who(req)
+      const { account, session } = await who(req)
       const recoveryCodes = await auth.confirmTotp(account, session, (req.body as { code: string }).code)
       return { ok: true, totp: true, recoveryCodes }
     })
 
     app.post('/v1/auth/recovery-codes', { schema: body({ code: str }, ['code']) }, async (req) => {
-      const { account } = who(req)
+      const { account } = await who(req)
       return { recoveryCodes: await auth.renewRecoveryCodes(account, (req.body as { code: string }).code) }
     })
 
@@ -163,8 +163,8 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
     })
 
     if (init.dashboard !== false) registerDashboard(app)
-    if (init.tenants) registerWorkloadRoutes(app, { ...init.tenants, sessionAccount: (req) => who(req).account.id })
-    if (init.tenants?.secrets) registerSecretRoutes(app, { keys: init.tenants.keys, secrets: init.tenants.secrets, sessionAccount: (req) => who(req).account.id })
+    if (init.tenants) registerWorkloadRoutes(app, { ...init.tenants, sessionAccount: async (req) => (await who(req)).account.id })
+    if (init.tenants?.secrets) registerSecretRoutes(app, { keys: init.tenants.keys, secrets: init.tenants.secrets, sessionAccount: async (req) => (await who(req)).account.id })
   })
 
   return app

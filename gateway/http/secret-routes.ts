@@ -10,7 +10,7 @@ import { principalResolver } from './workload-routes.ts'
 export interface SecretRoutesInit {
   keys: ApiKeys
   secrets: AccountSecrets
-  sessionAccount(req: FastifyRequest): string
+  sessionAccount(req: FastifyRequest): Promise<string>
 }
 
 const nameParam = { type: 'object', required: ['name'], properties: { name: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,128}$' } } } as const
@@ -30,9 +30,9 @@ export function registerSecretRoutes(app: FastifyInstance, init: SecretRoutesIni
     const r = await secrets.put(p.accountId, (req.params as { name: string }).name, (req.body as { value: string }).value)
     return reply.status(r.created ? 201 : 200).send(r)
   })
-  app.get('/v1/secrets', async (req) => ({ secrets: secrets.list((await principal(req, 'secrets')).accountId) }))
+  app.get('/v1/secrets', async (req) => ({ secrets: await secrets.list((await principal(req, 'secrets')).accountId) }))
   app.delete('/v1/secrets/:name', { schema: { params: nameParam } }, async (req) => {
-    secrets.remove((await principal(req, 'secrets')).accountId, (req.params as { name: string }).name)
+    await secrets.remove((await principal(req, 'secrets')).accountId, (req.params as { name: string }).name)
     return { ok: true, deleted: true }
   })
 }

@@ -19,7 +19,7 @@ export interface WorkloadRoutesInit {
   keys: ApiKeys
   workloads: TenantWorkloads
   /** The account of the request's session (throws AuthRequiredError without one). */
-  sessionAccount(req: FastifyRequest): string
+  sessionAccount(req: FastifyRequest): Promise<string>
   /** Binding the customer's own did:key as the wallet (spec/gateway.md "Your own DID"). */
   didBinding?: DidBinding
 }
@@ -27,7 +27,7 @@ export interface WorkloadRoutesInit {
 const ALL = new Set(Object.keys(SCOPES) as Scope[])
 
 /** Who is asking, with `need` among their scopes: a session (every scope) or an API key (its own); typed errors otherwise. */
-export function principalResolver(keys: ApiKeys, sessionAccount: (req: FastifyRequest) => string): (req: FastifyRequest, need: Scope) => Promise<Principal> {
+export function principalResolver(keys: ApiKeys, sessionAccount: (req: FastifyRequest) => Promise<string>): (req: FastifyRequest, need: Scope) => Promise<Principal> {
   return async (req, need) => {
     const h = req.headers.authorization
     let p: Principal
@@ -37,7 +37,7 @@ export function principalResolver(keys: ApiKeys, sessionAccount: (req: FastifyRe
       const k = await keys.authenticate(m[1]!)
       p = { accountId: k.accountId, via: k.keyId, scopes: new Set(k.scopes) }
     } else {
-      p = { accountId: sessionAccount(req), via: 'session', scopes: ALL }
+      p = { accountId: await sessionAccount(req), via: 'session', scopes: ALL }
     }
     if (!p.scopes.has(need)) throw new ScopeDeniedError(`this key is not scoped for ${need}`, { needs: need })
     return p
@@ -48,7 +48,7 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
   const { keys, workloads } = init
 
   const principal = principalResolver(keys, init.sessionAccount)
-  const sessionOnly = (req: FastifyRequest): string => {
+  const sessionOnly = async (req: FastifyRequest): Promise<string> => {
     if (req.headers.authorization !== undefined) throw new ScopeDeniedError('keys and the wallet are managed with a signed-in session, not with an API key', { needs: 'session' })
     return init.sessionAccount(req)
   }
@@ -67,7 +67,7 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     } } },
   }, async (req, reply) => {
     const b = req.body as { name: string; scopes: string[]; days?: number }
-    return reply.status(201).send(await keys.create(sessionOnly(req), { name: b.name, scopes: b.scopes, days: b.days ?? 90 }))
+    return reply.status(201).send(await keys.create(await sessionOnly(req), { name: b.name, scopes: b.scopes, days: b.days ?? 90 }))
   })
   app.post('/v1/keys/signed', {
     schema: { body: { type: 'object', additionalProperties: false, required: ['name', 'token'], properties: {
@@ -76,29 +76,26 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     } } },
   }, async (req, reply) => {
     const b = req.body as { name: string; token: string }
-    return reply.status(201).send(await keys.register(sessionOnly(req), b))
+    return reply.status(201).send(await keys.register(await sessionOnly(req), b))
   })
-  app.get('/v1/keys', async (req) => ({ keys: keys.list(sessionOnly(req)) }))
+  app.get('/v1/keys', async (req) => ({ keys: await keys.list(await sessionOnly(req)) }))
   app.delete('/v1/keys/:id', async (req) => {
-    keys.revoke(sessionOnly(req), (req.params as { id: string }).id)
+    await keys.revoke(await sessionOnly(req), (req.params as { id: string }).id)
     return { ok: true, revoked: true }
   })
 
   // ---- the customer's own DID as the wallet ----
   const binding = init.didBinding
   if (binding) {
-    app.post('/v1/wallet/did/challenge', async (req) => binding.challenge(sessionOnly(req)))
+    app.post('/v1/wallet/did/challenge', async (req) => binding.challenge(await sessionOnly(req)))
     app.put('/v1/wallet/did', {
       schema: { body: { type: 'object', additionalProperties: false, required: ['did', 'signature'], properties: {
         did: { type: 'string', maxLength: 256 },
         signature: { type: 'string', maxLength: 128 },
       } } },
     }, async (req) => {
-      const account = sessionOnly(req)
       const b = req.body as { did: string; signature: string }
-      const bound = binding.bind(account, b.did, b.signature)
-      keys.forgetWallet(account)
-      return bound
+      return binding.bind(await sessionOnly(req), b.did, b.signature)
     })
   }
 

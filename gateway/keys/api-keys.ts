@@ -34,8 +34,6 @@ export class ApiKeys {
   readonly #wallets: AccountWallets
   readonly #now: () => number
   readonly #verifiers = new Map<string, CapabilityVerifier>()
-  /** Account id -> wallet DID, read from the store once (forgotten when the customer binds their own DID). */
-  readonly #walletDids = new Map<string, string>()
 
   constructor(o: { store: TenantStore; wallets: AccountWallets; now?: () => number }) {
     this.#store = o.store
@@ -51,16 +49,16 @@ export class ApiKeys {
     const unknown = scopes.filter((s) => !isScope(s))
     if (unknown.length > 0) throw new InvalidRequestError(`unknown scope ${JSON.stringify(unknown[0])}: one of ${Object.keys(SCOPES).join(', ')}`, { field: 'scopes' })
     if (!Number.isInteger(o.days) || o.days < 1 || o.days > MAX_KEY_DAYS) throw new InvalidRequestError(`days is a whole number from 1 to ${MAX_KEY_DAYS}`, { field: 'days' })
-    if (this.#store.apiKeysOf(accountId).filter((k) => k.revokedAt === null).length >= MAX_KEYS_PER_ACCOUNT) throw new InvalidRequestError(`an account holds at most ${MAX_KEYS_PER_ACCOUNT} live keys: revoke one first`, { field: 'scopes' })
+    if ((await this.#store.apiKeysOf(accountId)).filter((k) => k.revokedAt === null).length >= MAX_KEYS_PER_ACCOUNT) throw new InvalidRequestError(`an account holds at most ${MAX_KEYS_PER_ACCOUNT} live keys: revoke one first`, { field: 'scopes' })
     const now = this.#now()
-    const token = await issueCapability(this.#wallets.keyOf(accountId), {
-      audience: this.#wallets.gatewayKey().did,
+    const token = await issueCapability(await this.#wallets.keyOf(accountId), {
+      audience: (await this.#wallets.gatewayKey()).did,
       abilities: scopes.map((s) => ({ can: SCOPES[s as Scope] })),
       ttlMs: o.days * 86_400_000,
       now,
     })
     const row: ApiKeyRow = { hash: tokenHash(token), id: `key_${randomBytes(9).toString('base64url')}`, accountId, name: o.name, scopes, createdAt: now, expiresAt: decodeCapabilityChain(token)[0]!.exp * 1000, revokedAt: null, lastUsedAt: null }
-    this.#store.addApiKey(row)
+    await this.#store.addApiKey(row)
     return { ...keyView(row), token }
   }
 
@@ -72,13 +70,13 @@ export class ApiKeys {
   async register(accountId: string, o: { name: string; token: string }): Promise<ApiKeyView> {
     if (!/^[A-Za-z0-9 ._-]{1,64}$/.test(o.name)) throw new InvalidRequestError('a key name is 1-64 letters, digits, spaces, dots, dashes or underscores', { field: 'name' })
     if (typeof o.token !== 'string' || o.token.length > 8192 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(o.token)) throw new InvalidApiKeyError('not a capability token', { reason: 'malformed' })
-    if (this.#store.apiKeysOf(accountId).filter((k) => k.revokedAt === null).length >= MAX_KEYS_PER_ACCOUNT) throw new InvalidRequestError(`an account holds at most ${MAX_KEYS_PER_ACCOUNT} live keys: revoke one first`, { field: 'token' })
-    if (this.#store.apiKeyByHash(tokenHash(o.token))) throw new InvalidRequestError('that key is registered already', { field: 'token' })
-    const did = this.#wallets.didOf(accountId)
+    if ((await this.#store.apiKeysOf(accountId)).filter((k) => k.revokedAt === null).length >= MAX_KEYS_PER_ACCOUNT) throw new InvalidRequestError(`an account holds at most ${MAX_KEYS_PER_ACCOUNT} live keys: revoke one first`, { field: 'token' })
+    if (await this.#store.apiKeyByHash(tokenHash(o.token))) throw new InvalidRequestError('that key is registered already', { field: 'token' })
+    const did = await this.#wallets.didOf(accountId)
     const now = this.#now()
     let verified
     try {
-      verified = await new CapabilityVerifier({ trustedRoots: [did], now: () => now, clockSkewMs: 0 }).verify(o.token, { audience: this.#wallets.gatewayKey().did })
+      verified = await new CapabilityVerifier({ trustedRoots: [did], now: () => now, clockSkewMs: 0 }).verify(o.token, { audience: (await this.#wallets.gatewayKey()).did })
     } catch (err) {
       throw new InvalidApiKeyError(`the key does not verify with the account's DID ${did} as its root and this gateway as its audience: ${(err as Error).message}`, { reason: 'signature' })
     }
@@ -87,50 +85,42 @@ export class ApiKeys {
     const exp = decodeCapabilityChain(o.token)[0]!.exp * 1000
     if (exp > now + MAX_KEY_DAYS * 86_400_000 + 60_000) throw new InvalidRequestError(`a key expires within ${MAX_KEY_DAYS} days`, { field: 'token' })
     const row: ApiKeyRow = { hash: tokenHash(o.token), id: `key_${randomBytes(9).toString('base64url')}`, accountId, name: o.name, scopes: scopes as Scope[], createdAt: now, expiresAt: exp, revokedAt: null, lastUsedAt: null }
-    this.#store.addApiKey(row)
+    await this.#store.addApiKey(row)
     return keyView(row)
   }
 
-  /** Forgets what was cached of an account's wallet (its DID changed: keys under the old one stop verifying). */
-  forgetWallet(accountId: string): void {
-    const did = this.#walletDids.get(accountId)
-    this.#walletDids.delete(accountId)
-    if (did !== undefined) this.#verifiers.delete(did)
+  async list(accountId: string): Promise<ApiKeyView[]> {
+    return (await this.#store.apiKeysOf(accountId)).map(keyView)
   }
 
-  list(accountId: string): ApiKeyView[] {
-    return this.#store.apiKeysOf(accountId).map(keyView)
-  }
-
-  revoke(accountId: string, id: string): void {
-    if (!this.#store.revokeApiKey(accountId, id, this.#now())) throw new NotFoundError('no such live key')
+  async revoke(accountId: string, id: string): Promise<void> {
+    if (!(await this.#store.revokeApiKey(accountId, id, this.#now()))) throw new NotFoundError('no such live key')
   }
 
   /** The account and scopes a presented key grants; InvalidApiKeyError otherwise. */
   async authenticate(token: string): Promise<ApiKeyPrincipal> {
     if (token.length > 8192 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) throw new InvalidApiKeyError('not an API key', { reason: 'malformed' })
-    const row = this.#store.apiKeyByHash(tokenHash(token))
+    const row = await this.#store.apiKeyByHash(tokenHash(token))
     if (!row) throw new InvalidApiKeyError('this gateway did not issue that key', { reason: 'unknown' })
     if (row.revokedAt !== null) throw new InvalidApiKeyError('that key was revoked', { reason: 'revoked' })
     const now = this.#now()
     if (now >= row.expiresAt) throw new InvalidApiKeyError('that key has expired', { reason: 'expired' })
-    let did = this.#walletDids.get(row.accountId)
-    if (did === undefined) {
-      const wallet = this.#store.wallet(row.accountId)
-      if (!wallet) throw new InvalidApiKeyError('the key\'s account has no wallet', { reason: 'unknown' })
-      this.#walletDids.set(row.accountId, (did = wallet.did))
-    }
+    // the wallet's DID read each time: another gateway on the same database may have bound the customer's
+    // own DID, and keys under the old one must stop verifying everywhere at once
+    const wallet = await this.#store.wallet(row.accountId)
+    if (!wallet) throw new InvalidApiKeyError('the key\'s account has no wallet', { reason: 'unknown' })
+    const did = wallet.did
     let v = this.#verifiers.get(did)
     if (!v) this.#verifiers.set(did, (v = new CapabilityVerifier({ trustedRoots: [did], now: this.#now, clockSkewMs: 0 })))
     let verified
     try {
-      verified = await v.verify(token, { audience: this.#wallets.gatewayKey().did })
+      verified = await v.verify(token, { audience: (await this.#wallets.gatewayKey()).did })
     } catch (err) {
       throw new InvalidApiKeyError(`the key does not verify: ${(err as Error).message}`, { reason: 'signature' })
     }
     const scopes = verified.abilities.map((a) => SCOPE_OF_ABILITY.get(a.can)).filter((s): s is Scope => s !== undefined)
     // last use is kept to the minute: a durable write per request would cost every call an fsync
-    if (row.lastUsedAt === null || now - row.lastUsedAt >= 60_000) this.#store.touchApiKey(row.hash, now)
+    if (row.lastUsedAt === null || now - row.lastUsedAt >= 60_000) await this.#store.touchApiKey(row.hash, now)
     return { accountId: row.accountId, keyId: row.id, scopes }
   }
 }

@@ -40,13 +40,13 @@ export class AccountSecrets {
     if (Buffer.byteLength(value, 'utf8') > MAX_SECRET_BYTES) throw new InvalidRequestError(`a secret holds at most ${MAX_SECRET_BYTES} bytes`, { field: 'value' })
     const now = this.#now()
     for (let attempt = 0; attempt < 5; attempt++) {
-      const old = this.#store.get(accountId, name)
-      if (!old && this.#store.count(accountId) >= MAX_SECRETS_PER_ACCOUNT) throw new InvalidRequestError(`an account holds at most ${MAX_SECRETS_PER_ACCOUNT} secrets`, { field: 'name' })
+      const old = await this.#store.get(accountId, name)
+      if (!old && (await this.#store.count(accountId)) >= MAX_SECRETS_PER_ACCOUNT) throw new InvalidRequestError(`an account holds at most ${MAX_SECRETS_PER_ACCOUNT} secrets`, { field: 'name' })
       const version = (old?.version ?? 0) + 1
-      if (!this.#store.put({ accountId, name, version, sealed: this.#sealer.seal(value, atRest(accountId, name, version)), updatedAt: now })) continue
+      if (!(await this.#store.put({ accountId, name, version, sealed: this.#sealer.seal(value, atRest(accountId, name, version)), updatedAt: now }))) continue
       const rotated: Rotation[] = []
       if (old && this.#restart) {
-        for (const deploymentId of this.#store.deploymentsNaming(accountId, name)) {
+        for (const deploymentId of await this.#store.deploymentsNaming(accountId, name)) {
           try {
             rotated.push({ deploymentId, ...(await this.#restart(deploymentId)) })
           } catch (err) {
@@ -59,19 +59,20 @@ export class AccountSecrets {
     throw new InvalidRequestError(`secret ${name} is being written by another request: try again`, { field: 'name' })
   }
 
-  list(accountId: string): SecretView[] {
-    return this.#store.list(accountId).map((r) => ({ name: r.name, version: r.version, updatedAt: r.updatedAt }))
+  async list(accountId: string): Promise<SecretView[]> {
+    return (await this.#store.list(accountId)).map((r) => ({ name: r.name, version: r.version, updatedAt: r.updatedAt }))
   }
 
   /** Another account's secret is answered like a missing one. */
-  remove(accountId: string, name: string): void {
+  async remove(accountId: string, name: string): Promise<void> {
     checkName(name)
-    if (!this.#store.remove(accountId, name)) throw new NotFoundError(`no secret ${name}`)
+    if (!(await this.#store.remove(accountId, name))) throw new NotFoundError(`no secret ${name}`)
   }
 
   /** Admission: every secret the workload names must exist in the account (MissingSecretError). */
-  admit(accountId: string, names: string[]): void {
-    const missing = names.filter((n) => !this.#store.get(accountId, n))
+  async admit(accountId: string, names: string[]): Promise<void> {
+    const missing: string[] = []
+    for (const n of names) if (!(await this.#store.get(accountId, n))) missing.push(n)
     if (missing.length > 0) throw new MissingSecretError(`the workload names secret${missing.length > 1 ? 's' : ''} ${missing.join(', ')} this account does not hold (noir secrets set NAME)`, { missing })
   }
 
@@ -80,15 +81,15 @@ export class AccountSecrets {
    * each sealed to the requesting provider for that contract. A deployment the gateway did not make is
    * `unknown` (the node's own config answers it); a name its workload does not name is refused.
    */
-  answer(r: SecretRequest): SecretAnswer {
-    const dep = this.#store.deployment(r.deploymentId)
+  async answer(r: SecretRequest): Promise<SecretAnswer> {
+    const dep = await this.#store.deployment(r.deploymentId)
     if (!dep) return { unknown: true }
     if (typeof r.provider !== 'string' || !isDidKey(r.provider)) return { error: { name: 'SecretRefusedError', message: 'the provider is not a did:key' } }
     const named = new Set(secretNames(dep.workload))
     const out = []
     for (const name of r.names) {
       if (!named.has(name)) return { error: { name: 'SecretRefusedError', message: `deployment ${r.deploymentId} does not name secret ${name}` } }
-      const row = this.#store.get(dep.accountId, name)
+      const row = await this.#store.get(dep.accountId, name)
       if (!row) return { error: { name: 'SecretUnavailableError', message: `secret ${name} was deleted from the account` } }
       const value = this.#sealer.open(row.sealed, atRest(dep.accountId, name, row.version))
       out.push({ name, version: row.version, box: sealTo(r.provider, value, secretAad(r.contractId, r.provider, name, row.version)) })

@@ -36,7 +36,7 @@ export class SecretBroker {
         for await (const r of this.#node.stream<SecretRequest>('/v1/secret-requests', { signal })) {
           let a: SecretAnswer
           try {
-            a = this.#secrets.answer(r)
+            a = await this.#secrets.answer(r)
           } catch (err) {
             // never the value: only the failure's class and message (which name no value)
             a = { error: { name: 'SecretUnavailableError', message: `the gateway could not seal: ${(err as Error).name}` } }

@@ -1,61 +1,69 @@
 // The gateway's secrets at rest (spec/secrets.md "At rest"): one row per (account, name), the value sealed
 // under the gateway key (gateway/auth/sealed.ts) with the account, the name and the version as associated
-// data, so a row copied to another account, name or version does not open. Same node:sqlite file as the
-// rest of the gateway's state.
-import type { DatabaseSync } from 'node:sqlite'
-import { Statements } from '../store/statements.ts'
+// data, so a row copied to another account, name or version does not open. Same database as the rest of
+// the gateway's state (store/database.ts).
+import type { GatewayDatabase, SqlRow } from '../store/database.ts'
 
 export interface SecretRow { accountId: string; name: string; version: number; sealed: string; updatedAt: number }
 
-interface Row { [k: string]: string | number | null }
+type Row = SqlRow
 const secret = (r: Row): SecretRow => ({ accountId: String(r.account_id), name: String(r.name), version: Number(r.version), sealed: String(r.sealed), updatedAt: Number(r.updated_at) })
 
-export class SecretStore {
-  readonly #sql: Statements
+export const SECRET_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS secrets (
+    account_id TEXT NOT NULL REFERENCES accounts(id), name TEXT NOT NULL, version BIGINT NOT NULL, sealed TEXT NOT NULL, updated_at BIGINT NOT NULL,
+    PRIMARY KEY (account_id, name));
+`
 
-  constructor(db: DatabaseSync) {
-    this.#sql = new Statements(db)
-    db.exec(`CREATE TABLE IF NOT EXISTS secrets (
-      account_id TEXT NOT NULL REFERENCES accounts(id), name TEXT NOT NULL, version INTEGER NOT NULL, sealed TEXT NOT NULL, updated_at INTEGER NOT NULL,
-      PRIMARY KEY (account_id, name));`)
+export class SecretStore {
+  readonly #db: GatewayDatabase
+
+  private constructor(db: GatewayDatabase) {
+    this.#db = db
   }
 
-  get(accountId: string, name: string): SecretRow | undefined {
-    const r = this.#sql.get('SELECT * FROM secrets WHERE account_id = ? AND name = ?').get(accountId, name) as Row | undefined
+  /** The store on `db` (after the auth and tenant stores' tables). */
+  static async open(db: GatewayDatabase): Promise<SecretStore> {
+    await db.migrate(SECRET_SCHEMA)
+    return new SecretStore(db)
+  }
+
+  async get(accountId: string, name: string): Promise<SecretRow | undefined> {
+    const r = await this.#db.get('SELECT * FROM secrets WHERE account_id = ? AND name = ?', [accountId, name])
     return r ? secret(r) : undefined
   }
 
-  list(accountId: string): SecretRow[] {
-    return (this.#sql.get('SELECT * FROM secrets WHERE account_id = ? ORDER BY name').all(accountId) as Row[]).map(secret)
+  async list(accountId: string): Promise<SecretRow[]> {
+    return (await this.#db.all('SELECT * FROM secrets WHERE account_id = ? ORDER BY name', [accountId])).map(secret)
   }
 
-  count(accountId: string): number {
-    return Number((this.#sql.get('SELECT COUNT(*) AS n FROM secrets WHERE account_id = ?').get(accountId) as Row).n)
+  async count(accountId: string): Promise<number> {
+    return Number((await this.#db.get('SELECT COUNT(*) AS n FROM secrets WHERE account_id = ?', [accountId]))!.n)
   }
 
   /** Writes version `version` if the stored one is `version - 1` (or none, for 1); false when another write won. */
-  put(row: SecretRow): boolean {
+  async put(row: SecretRow): Promise<boolean> {
     if (row.version === 1) {
-      return this.#sql.get('INSERT INTO secrets (account_id, name, version, sealed, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id, name) DO NOTHING')
-        .run(row.accountId, row.name, row.version, row.sealed, row.updatedAt).changes === 1
+      return (await this.#db.run('INSERT INTO secrets (account_id, name, version, sealed, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, name) DO NOTHING',
+        [row.accountId, row.name, row.version, row.sealed, row.updatedAt])) === 1
     }
-    return this.#sql.get('UPDATE secrets SET version = ?, sealed = ?, updated_at = ? WHERE account_id = ? AND name = ? AND version = ?')
-      .run(row.version, row.sealed, row.updatedAt, row.accountId, row.name, row.version - 1).changes === 1
+    return (await this.#db.run('UPDATE secrets SET version = ?, sealed = ?, updated_at = ? WHERE account_id = ? AND name = ? AND version = ?',
+      [row.version, row.sealed, row.updatedAt, row.accountId, row.name, row.version - 1])) === 1
   }
 
-  remove(accountId: string, name: string): boolean {
-    return this.#sql.get('DELETE FROM secrets WHERE account_id = ? AND name = ?').run(accountId, name).changes === 1
+  async remove(accountId: string, name: string): Promise<boolean> {
+    return (await this.#db.run('DELETE FROM secrets WHERE account_id = ? AND name = ?', [accountId, name])) === 1
   }
 
   /** The account owning a deployment and the workload it asked for (normalized JSON), if the gateway made it. */
-  deployment(deploymentId: string): { accountId: string; workload: string } | undefined {
-    const r = this.#sql.get('SELECT account_id, workload FROM owned_deployments WHERE deployment_id = ?').get(deploymentId) as Row | undefined
+  async deployment(deploymentId: string): Promise<{ accountId: string; workload: string } | undefined> {
+    const r = await this.#db.get('SELECT account_id, workload FROM owned_deployments WHERE deployment_id = ?', [deploymentId])
     return r ? { accountId: String(r.account_id), workload: String(r.workload) } : undefined
   }
 
   /** The account's deployments whose workload names secret `name`. */
-  deploymentsNaming(accountId: string, name: string): string[] {
-    const rows = this.#sql.get('SELECT deployment_id, workload FROM owned_deployments WHERE account_id = ? AND deployment_id IS NOT NULL').all(accountId) as Row[]
+  async deploymentsNaming(accountId: string, name: string): Promise<string[]> {
+    const rows = await this.#db.all('SELECT deployment_id, workload FROM owned_deployments WHERE account_id = ? AND deployment_id IS NOT NULL', [accountId])
     return rows.filter((r) => secretNames(String(r.workload)).includes(name)).map((r) => String(r.deployment_id))
   }
 }

@@ -20,19 +20,19 @@ import { secretAad } from '../../appliance/secrets/protocol.ts'
 t.test('secrets at rest, and the broker\'s answers', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'noir-account-secrets-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const store = new GatewayStore(join(dir, 'gateway.db'))
-  t.teardown(() => store.close())
-  const tenants = new TenantStore(store.sharedDatabase())
-  const secretStore = new SecretStore(store.sharedDatabase())
+  const store = await GatewayStore.openFile(join(dir, 'gateway.db'))
+  t.teardown(async () => store.close())
+  const tenants = await TenantStore.open(store.database)
+  const secretStore = await SecretStore.open(store.database)
   const restarts: string[] = []
   const secrets = new AccountSecrets({ store: secretStore, sealer: Sealer.fromFile(join(dir, 'secret.key')), restart: async (id) => { restarts.push(id); return { restarted: ['c9'], failed: [] } } })
-  const ada = store.createAccount('ada@example.org', 'x', 1)!.id
-  const bob = store.createAccount('bob@example.org', 'x', 1)!.id
+  const ada = (await store.createAccount('ada@example.org', 'x', 1))!.id
+  const bob = (await store.createAccount('bob@example.org', 'x', 1))!.id
   const workload = (names: string[]) => JSON.stringify({ name: 'w', secrets: names.map((name) => ({ name, env: name })) })
-  tenants.recordCreate(ada, 'k1', workload(['DB']), 1)
-  tenants.settleCreate(ada, 'k1', 'dep-ada')
-  tenants.recordCreate(bob, 'k1', workload(['DB']), 1)
-  tenants.settleCreate(bob, 'k1', 'dep-bob')
+  await tenants.recordCreate(ada, 'k1', workload(['DB']), 1)
+  await tenants.settleCreate(ada, 'k1', 'dep-ada')
+  await tenants.recordCreate(bob, 'k1', workload(['DB']), 1)
+  await tenants.settleCreate(bob, 'k1', 'dep-bob')
 
   t.same((await secrets.put(ada, 'DB', 'ada-db-1')).version, 1)
   t.same((await secrets.put(bob, 'DB', 'bob-db-1')).version, 1, 'bob\'s DB is his own')
@@ -41,9 +41,9 @@ t.test('secrets at rest, and the broker\'s answers', async (t) => {
   t.same(restarts, ['dep-ada'])
   await t.rejects(secrets.put(ada, 'bad name', 'v'), InvalidRequestError)
   await t.rejects(secrets.put(ada, 'BIG', 'é'.repeat(32 * 1024 + 1)), InvalidRequestError, 'the bound is in bytes')
-  t.throws(() => secrets.remove(bob, 'NOPE'), NotFoundError)
-  t.throws(() => secrets.admit(ada, ['DB', 'NOPE']), MissingSecretError)
-  t.doesNotThrow(() => secrets.admit(ada, ['DB']))
+  await t.rejects(secrets.remove(bob, 'NOPE'), NotFoundError)
+  await t.rejects(secrets.admit(ada, ['DB', 'NOPE']), MissingSecretError)
+  await t.resolves(secrets.admit(ada, ['DB']))
 
   // at rest: sealed; a row moved to another account does not open
   for (const f of readdirSync(dir)) {
@@ -51,19 +51,19 @@ t.test('secrets at rest, and the broker\'s answers', async (t) => {
     t.notOk(text.includes('ada-db') || text.includes('bob-db'), `${f} holds no value`)
   }
   const sealer = Sealer.fromFile(join(dir, 'secret.key'))
-  const row = secretStore.get(ada, 'DB')!
+  const row = (await secretStore.get(ada, 'DB'))!
   t.throws(() => sealer.open(row.sealed, `noir:gateway-secret:v1\n${bob}\nDB\n2`), { name: 'SealError' }, 'sealed for ada, name and version')
 
   // the broker
   const provider = NodeKey.generate()
-  const a = secrets.answer({ id: 'r1', deploymentId: 'dep-ada', contractId: 'c1', provider: provider.did, names: ['DB'] })
+  const a = await secrets.answer({ id: 'r1', deploymentId: 'dep-ada', contractId: 'c1', provider: provider.did, names: ['DB'] })
   if (!('secrets' in a)) return t.fail(JSON.stringify(a))
   const s = a.secrets[0]!
   t.equal(s.version, 2)
   t.equal(Buffer.from(openSealed(provider, s.box, secretAad('c1', provider.did, 'DB', 2))).toString(), 'ada-db-2', 'ada\'s deployment gets ada\'s current value, sealed to the provider')
-  t.same(secrets.answer({ id: 'r2', deploymentId: 'dep-bob', contractId: 'c2', provider: provider.did, names: ['OTHER'] }), { error: { name: 'SecretRefusedError', message: 'deployment dep-bob does not name secret OTHER' } })
-  t.same(secrets.answer({ id: 'r3', deploymentId: 'not-ours', contractId: 'c3', provider: provider.did, names: ['DB'] }), { unknown: true })
-  t.same(secrets.answer({ id: 'r4', deploymentId: 'dep-ada', contractId: 'c4', provider: 'did:web:x', names: ['DB'] }).hasOwnProperty('error'), true, 'a provider that is not a did:key')
-  secrets.remove(ada, 'DB')
-  t.same(secrets.answer({ id: 'r5', deploymentId: 'dep-ada', contractId: 'c1', provider: provider.did, names: ['DB'] }), { error: { name: 'SecretUnavailableError', message: 'secret DB was deleted from the account' } })
+  t.same(await secrets.answer({ id: 'r2', deploymentId: 'dep-bob', contractId: 'c2', provider: provider.did, names: ['OTHER'] }), { error: { name: 'SecretRefusedError', message: 'deployment dep-bob does not name secret OTHER' } })
+  t.same(await secrets.answer({ id: 'r3', deploymentId: 'not-ours', contractId: 'c3', provider: provider.did, names: ['DB'] }), { unknown: true })
+  t.same(Object.hasOwn(await secrets.answer({ id: 'r4', deploymentId: 'dep-ada', contractId: 'c4', provider: 'did:web:x', names: ['DB'] }), 'error'), true, 'a provider that is not a did:key')
+  await secrets.remove(ada, 'DB')
+  t.same(await secrets.answer({ id: 'r5', deploymentId: 'dep-ada', contractId: 'c1', provider: provider.did, names: ['DB'] }), { error: { name: 'SecretUnavailableError', message: 'secret DB was deleted from the account' } })
 })

@@ -18,7 +18,7 @@ import { linkToken, smtpOnLoopback } from './mail-rig.ts'
 async function rig(t: { teardown(fn: () => Promise<void> | void): void }, clock = { now: Date.now() }) {
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-'))
-  const store = new GatewayStore(join(dir, 'gateway.db'))
+  const store = await GatewayStore.openFile(join(dir, 'gateway.db'))
   const mailer = new Mailer({ host: '127.0.0.1', port: mail.port, from: 'NoirLedger <noreply@noir.test>' })
   const auth = new AuthService({ store, mailer, sealer: Sealer.fromFile(join(dir, 'secret.key')), publicUrl: 'https://gateway.noir.test/', now: () => clock.now })
   const app = gatewayApp({ auth, allowedOrigins: ['https://gateway.noir.test'] })
@@ -26,7 +26,7 @@ async function rig(t: { teardown(fn: () => Promise<void> | void): void }, clock 
   t.teardown(async () => {
     await app.close()
     mailer.close()
-    store.close()
+    await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
@@ -68,7 +68,7 @@ t.test('sign up, verify by the mailed link, log in, read the account', async (t)
   t.same([me.json.email, me.json.verified, me.json.totp], ['ada@example.org', true, false])
   t.equal((await call('GET', '/v1/account')).json.name, 'AuthRequiredError')
   // stored: argon2id at OWASP's parameters, no password, no token
-  const dump = store.dump()
+  const dump = await store.dump()
   t.match(dump, /\$argon2id\$v=19\$m=19456,t=2,p=1\$/)
   t.notOk(dump.includes(PASSWORD), 'the password is nowhere in the database')
   t.notOk(dump.includes(login.cookie!) || dump.includes(token), 'nor any token (only their hashes)')
@@ -124,8 +124,9 @@ t.test('TOTP: enrolment needs a code, login needs a code, a code works once; oth
   t.equal(confirmed.status, 200)
   const recovery = confirmed.json.recoveryCodes as string[]
   t.equal(new Set(recovery).size, 10, 'ten recovery codes, shown once')
-  t.notOk(store.dump().includes(secret), 'the TOTP secret is sealed at rest')
-  t.notOk(recovery.some((c) => store.dump().includes(c)), 'recovery codes are stored hashed')
+  t.notOk((await store.dump()).includes(secret), 'the TOTP secret is sealed at rest')
+  const dumped = await store.dump()
+  t.notOk(recovery.some((c) => dumped.includes(c)), 'recovery codes are stored hashed')
   t.equal((await call('GET', '/v1/account', { cookie: s2 })).json.name, 'AuthRequiredError', 'the other session ended with the factor change')
   t.equal((await call('GET', '/v1/account', { cookie: s1 })).json.totp, true)
   t.equal((await call('POST', '/v1/auth/login', { body: { email: 'dan@example.org', password: PASSWORD } })).json.name, 'TotpRequiredError', 'password alone is not enough now')

@@ -26,7 +26,7 @@ t.test('the dashboard refuses injected scripts, framing and cross-site writes', 
   const tls = await gatewayCertificate({ dir, host: '127.0.0.1' })
   const port = await freePort()
   const url = `https://127.0.0.1:${port}`
-  const gw = openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: `${url}/`, https: { key: tls.key, cert: tls.cert } })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: `${url}/`, https: { key: tls.key, cert: tls.cert } })
   await gw.app.listen({ host: '127.0.0.1', port })
   t.teardown(async () => {
     await gw.close()

@@ -16,7 +16,7 @@ import { silentLog } from '../../p2p/log.ts'
 
 t.test('gateway requests by route and status, scraped', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-metrics-'))
-  const store = new GatewayStore(join(dir, 'gateway.db'))
+  const store = await GatewayStore.openFile(join(dir, 'gateway.db'))
   const mailer = new Mailer({ host: '127.0.0.1', port: 9, from: 'NoirLedger <noreply@noir.test>' })
   const metrics = new NodeMetrics('gateway')
   const scrape = new MetricsServer(metrics, silentLog)
@@ -28,7 +28,7 @@ t.test('gateway requests by route and status, scraped', async (t) => {
     await app.close()
     await scrape.close()
     mailer.close()
-    store.close()
+    await store.close()
     rmSync(dir, { recursive: true, force: true })
   })
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`

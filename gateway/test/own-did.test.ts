@@ -21,7 +21,7 @@ t.test('binding your own did:key, and the keys that follow from it', async (t) =
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-own-did-'))
   const clock = { now: Date.now() }
-  const gw = openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', now: () => clock.now })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', now: () => clock.now })
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await gw.close()
@@ -43,7 +43,7 @@ t.test('binding your own did:key, and the keys that follow from it', async (t) =
 
   const ada = await account('ada@example.org')
   const mine = NodeKey.generate()
-  const gatewayDid = gw.wallets.gatewayKey().did
+  const gatewayDid = (await gw.wallets.gatewayKey()).did
   const before = await ada.createApiKey('before', ['secrets'], 7)
   await ada.setSecret('TOKEN', 'v1')
   t.equal((await new NoirClient({ url, apiKey: before.token }).secrets()).length, 1, 'a key made under the gateway-held wallet works')
@@ -76,7 +76,7 @@ t.test('binding your own did:key, and the keys that follow from it', async (t) =
   // the binding
   const bound = await ada.bindOwnDid(mine.did, (m) => mine.sign(m))
   t.same(bound, { did: mine.did, own: true })
-  t.equal(gw.wallets.didOf((await ada.account()).id), mine.did, 'the wallet is the customer\'s own DID')
+  t.equal(await gw.wallets.didOf((await ada.account()).id), mine.did, 'the wallet is the customer\'s own DID')
   const bob = await account('bob@example.org')
   t.same(await refusal(bob.bindOwnDid(mine.did, (m) => mine.sign(m))), { name: 'InvalidDidBindingError', reason: 'taken', status: 400 }, 'one DID, one account (even with its key)')
 

@@ -56,7 +56,7 @@ t.test('a secret reaches only the container that names it, sealed to its node, a
   const { nodes } = await startConnectedMesh(t, 3, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600, secrets: { OWNERS_TOKEN: OWN } } })
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-secrets-'))
-  const gw = openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home })
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await gw.close()

@@ -35,7 +35,7 @@ t.test('the gateway runs customers\' workloads on a real mesh, and keeps each ac
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-tenants-'))
   const clock = { skewMs: 0 }
   const open = () => openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home, now: () => Date.now() + clock.skewMs })
-  let gw = open()
+  let gw = await open()
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await gw.close()
@@ -71,8 +71,8 @@ t.test('the gateway runs customers\' workloads on a real mesh, and keeps each ac
   const adaKey = made.json.token as string
   t.match(adaKey, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/, 'a key is a signed capability token')
   const claims = JSON.parse(Buffer.from(adaKey.split('.')[1]!, 'base64url').toString('utf8')) as { iss: string; aud: string; att: { can: string }[]; exp: number }
-  t.equal(claims.iss, gw.wallets.didOf((await call('GET', '/v1/account', { cookie: ada })).json.id as string), 'issued by the account\'s DID wallet')
-  t.equal(claims.aud, gw.wallets.gatewayKey().did, 'to the gateway')
+  t.equal(claims.iss, await gw.wallets.didOf((await call('GET', '/v1/account', { cookie: ada })).json.id as string), 'issued by the account\'s DID wallet')
+  t.equal(claims.aud, (await gw.wallets.gatewayKey()).did, 'to the gateway')
   t.same(claims.att.map((a) => a.can).sort(), ['/noir/gateway/deploy', '/noir/gateway/logs'])
   const listed = await call('GET', '/v1/keys', { cookie: ada })
   t.same((listed.json.keys as { name: string; scopes: string[] }[]).map((k) => [k.name, k.scopes]), [['ci', ['deploy', 'logs']]])
@@ -122,7 +122,7 @@ t.test('the gateway runs customers\' workloads on a real mesh, and keeps each ac
 
   // ---- forged, changed, revoked and unscoped keys ----
   const attacker = NodeKey.generate()
-  const forged = await issueCapability(attacker, { audience: gw.wallets.gatewayKey().did, abilities: [{ can: '/noir/gateway/deploy' }], ttlMs: 3_600_000 })
+  const forged = await issueCapability(attacker, { audience: (await gw.wallets.gatewayKey()).did, abilities: [{ can: '/noir/gateway/deploy' }], ttlMs: 3_600_000 })
   t.same([(await call('GET', '/v1/workloads', { key: forged })).json.name, (await call('GET', '/v1/workloads', { key: forged })).json.data], ['InvalidApiKeyError', { reason: 'unknown' }], 'a token signed by the attacker\'s own DID')
   const flipped = adaKey.slice(0, -2) + (adaKey.at(-2) === 'A' ? 'B' : 'A') + adaKey.at(-1)
   t.equal((await call('GET', '/v1/workloads', { key: flipped })).json.name, 'InvalidApiKeyError', 'one character changed')
@@ -160,16 +160,16 @@ t.test('the gateway runs customers\' workloads on a real mesh, and keeps each ac
   t.pass('the container is gone')
 
   // ---- the store holds no token and no key in clear ----
-  const dump = gw.store.dump() + gw.tenants.dump()
+  const dump = (await gw.store.dump()) + (await gw.tenants.dump())
   t.notOk(dump.includes(adaKey) || dump.includes(bobKey) || dump.includes(logsOnly), 'no API key token in the store (hashes only)')
-  t.match(gw.tenants.dump(), /"sealed_seed":"v1\./, 'wallet seeds sealed')
+  t.match(await gw.tenants.dump(), /"sealed_seed":"v1\./, 'wallet seeds sealed')
 
   // ---- a create the gateway recorded but never sent (it died between the two): finished on restart ----
   const adaId = (await call('GET', '/v1/account', { cookie: ada })).json.id as string
   const { workloadSpec, validateWorkload } = await import('../../actors/workload/workload.ts')
-  gw.tenants.recordCreate(adaId, 'interrupted', JSON.stringify(workloadSpec(validateWorkload(service('late')))), Date.now())
+  await gw.tenants.recordCreate(adaId, 'interrupted', JSON.stringify(workloadSpec(validateWorkload(service('late')))), Date.now())
   await gw.close()
-  gw = open()
+  gw = await open()
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.equal(await gw.resume(), 1, 'the restarted gateway finishes the one create')
   const late = ((await call('GET', '/v1/workloads', { cookie: ada })).json.workloads as { id: string; name: string }[]).find((d) => d.name === 'late')
@@ -190,7 +190,7 @@ t.test('the gateway runs customers\' workloads on a real mesh, and keeps each ac
 t.test('without a node the workload routes answer MeshUnavailableError', async (t) => {
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-nonode-'))
-  const gw = openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/' })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/' })
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await gw.close()

@@ -23,45 +23,53 @@ export class AccountWallets {
   }
 
   /** The gateway's own key (made once, then the same across restarts and across gateways on one store). */
-  gatewayKey(): NodeKey {
+  async gatewayKey(): Promise<NodeKey> {
     if (!this.#gateway) {
-      const sealed = this.#store.meta(GATEWAY_KEY) ?? this.#store.setMetaOnce(GATEWAY_KEY, this.#seal(NodeKey.generate(), GATEWAY_KEY))
+      const sealed = (await this.#store.meta(GATEWAY_KEY)) ?? (await this.#store.setMetaOnce(GATEWAY_KEY, this.#seal(NodeKey.generate(), GATEWAY_KEY)))
       this.#gateway = this.#open(sealed, GATEWAY_KEY)
     }
     return this.#gateway
   }
 
-  /** The account's wallet key, made on first use. */
-  keyOf(accountId: string): NodeKey {
-    const cached = this.#keys.get(accountId)
-    if (cached) return cached
-    let row = this.#store.wallet(accountId)
+  /**
+   * The account's wallet key, made on first use. The row is read each time (another gateway on the same
+   * database may have bound the customer's own DID since); only the opened key is cached, by DID.
+   */
+  async keyOf(accountId: string): Promise<NodeKey> {
+    let row = await this.#store.wallet(accountId)
     if (row && row.sealedSeed === '') throw new OwnDidWalletError(`the account's wallet is its own ${row.did}: the gateway holds no key for it (sign a key yourself and register it: POST /v1/keys/signed)`, { did: row.did })
     if (!row) {
       const key = NodeKey.generate()
-      row = this.#store.addWallet({ accountId, did: key.did, sealedSeed: this.#seal(key, `wallet:${accountId}`), createdAt: this.#now() })
+      row = await this.#store.addWallet({ accountId, did: key.did, sealedSeed: this.#seal(key, `wallet:${accountId}`), createdAt: this.#now() })
     }
+    const cached = this.#keys.get(accountId)
+    if (cached && cached.did === row.did) return cached
     const key = this.#open(row.sealedSeed, `wallet:${accountId}`)
     if (key.did !== row.did) throw new Error(`the wallet of ${accountId} does not match its DID`)
     this.#keys.set(accountId, key)
     return key
   }
 
-  didOf(accountId: string): string {
-    const row = this.#store.wallet(accountId)
+  async didOf(accountId: string): Promise<string> {
+    const row = await this.#store.wallet(accountId)
     if (row && row.sealedSeed === '') return row.did
-    return this.keyOf(accountId).did
+    return (await this.keyOf(accountId)).did
   }
 
   /** True when the account's wallet is the customer's own did:key (bound by a signed challenge). */
-  isOwn(accountId: string): boolean {
-    return this.#store.wallet(accountId)?.sealedSeed === ''
+  async isOwn(accountId: string): Promise<boolean> {
+    return (await this.#store.wallet(accountId))?.sealedSeed === ''
   }
 
   /** Makes `did` the account's wallet (the signature was checked by the caller); the gateway's key for it is dropped. */
-  bindOwn(accountId: string, did: string): void {
-    if (!this.#store.bindOwnWallet(accountId, did, this.#now())) throw new InvalidDidBindingError(`${did} is another account's wallet`, { reason: 'taken' })
+  async bindOwn(accountId: string, did: string): Promise<void> {
+    if (!(await this.#store.bindOwnWallet(accountId, did, this.#now()))) throw new InvalidDidBindingError(`${did} is another account's wallet`, { reason: 'taken' })
     this.#keys.delete(accountId)
+  }
+
+  /** The store's open DID-binding challenges (did-binding.ts): in the database, so any gateway takes them. */
+  get challenges(): Pick<TenantStore, 'setDidChallenge' | 'takeDidChallenge'> {
+    return this.#store
   }
 
   #seal(key: NodeKey, context: string): string {

@@ -26,31 +26,27 @@ export function didBindingMessage(o: { account: string; challenge: string; did: 
 export class DidBinding {
   readonly #wallets: AccountWallets
   readonly #now: () => number
-  /** One outstanding challenge per account; a new one replaces it. */
-  readonly #open = new Map<string, { challenge: string; expiresAt: number }>()
 
   constructor(o: { wallets: AccountWallets; now?: () => number }) {
     this.#wallets = o.wallets
     this.#now = o.now ?? Date.now
   }
 
-  challenge(accountId: string): DidChallenge {
-    const now = this.#now()
-    for (const [k, c] of this.#open) if (c.expiresAt <= now) this.#open.delete(k)
-    const c = { challenge: randomBytes(32).toString('base64url'), expiresAt: now + CHALLENGE_MS }
-    this.#open.set(accountId, c)
-    return { account: accountId, challenge: c.challenge, gateway: this.#wallets.gatewayKey().did, expiresAt: c.expiresAt }
+  /** One outstanding challenge per account (kept in the database: any gateway on it takes the answer); a new one replaces it. */
+  async challenge(accountId: string): Promise<DidChallenge> {
+    const c = { challenge: randomBytes(32).toString('base64url'), expiresAt: this.#now() + CHALLENGE_MS }
+    await this.#wallets.challenges.setDidChallenge(accountId, c.challenge, c.expiresAt)
+    return { account: accountId, challenge: c.challenge, gateway: (await this.#wallets.gatewayKey()).did, expiresAt: c.expiresAt }
   }
 
   /** Checks the signature over the account's open challenge and binds `did`; InvalidDidBindingError (data.reason) otherwise. */
-  bind(accountId: string, did: string, signatureB64u: string): { did: string; own: true } {
-    const open = this.#open.get(accountId)
-    this.#open.delete(accountId) // spent by this attempt, whatever comes of it
+  async bind(accountId: string, did: string, signatureB64u: string): Promise<{ did: string; own: true }> {
+    const open = await this.#wallets.challenges.takeDidChallenge(accountId) // spent by this attempt, whatever comes of it
     if (!open) throw new InvalidDidBindingError('ask for a challenge first (POST /v1/wallet/did/challenge)', { reason: 'no-challenge' })
     if (this.#now() >= open.expiresAt) throw new InvalidDidBindingError('the challenge has expired: ask for another', { reason: 'expired' })
     if (typeof did !== 'string' || !isDidKey(did)) throw new InvalidDidBindingError('did must be an Ed25519 did:key', { reason: 'not-ed25519' })
     const sig = /^[A-Za-z0-9_-]{86}$/.test(signatureB64u) ? Buffer.from(signatureB64u, 'base64url') : Buffer.alloc(0)
-    const message = didBindingMessage({ account: accountId, challenge: open.challenge, did, gateway: this.#wallets.gatewayKey().did })
+    const message = didBindingMessage({ account: accountId, challenge: open.challenge, did, gateway: (await this.#wallets.gatewayKey()).did })
     let ok = false
     try {
       ok = sig.length === 64 && verifyEd25519ForDid(did, message, sig)
@@ -58,7 +54,7 @@ export class DidBinding {
       ok = false
     }
     if (!ok) throw new InvalidDidBindingError('the signature does not verify with that DID over this challenge', { reason: 'signature' })
-    this.#wallets.bindOwn(accountId, did)
+    await this.#wallets.bindOwn(accountId, did)
     return { did, own: true }
   }
 }

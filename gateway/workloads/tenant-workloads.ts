@@ -23,10 +23,10 @@ export class TenantWorkloads {
   readonly #store: TenantStore
   readonly #node: NodeLink | undefined
   readonly #now: () => number
-  readonly #admit: ((accountId: string, w: Workload) => void) | undefined
+  readonly #admit: ((accountId: string, w: Workload) => Promise<void>) | undefined
 
   /** `admit`: checks the account may deploy the workload (its secrets exist); throws a typed error to refuse. */
-  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number; admit?: (accountId: string, w: Workload) => void }) {
+  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number; admit?: (accountId: string, w: Workload) => Promise<void> }) {
     this.#store = o.store
     this.#node = o.node
     this.#now = o.now ?? Date.now
@@ -36,11 +36,11 @@ export class TenantWorkloads {
   /** Finishes creates a crash interrupted (recorded, never answered), with their own keys. */
   async resume(): Promise<number> {
     let n = 0
-    for (const c of this.#store.unsettledCreates()) {
+    for (const c of await this.#store.unsettledCreates()) {
       // the node returns the deployment it recorded under this key, or creates it now: the create was
       // asked for, and the customer's retry with the key will find it
       const view = await this.#call(() => this.#link().post<{ id: string }>('/v1/deployments', { workload: JSON.parse(c.workload) as Json, idempotencyKey: nodeKey(c.accountId, c.key) }))
-      this.#store.settleCreate(c.accountId, c.key, view.id)
+      await this.#store.settleCreate(c.accountId, c.key, view.id)
       n++
     }
     return n
@@ -52,49 +52,49 @@ export class TenantWorkloads {
     const key = idempotencyKey ?? randomUUID()
     if (!IDEMPOTENCY_KEY.test(key)) throw new InvalidRequestError('an idempotency key is 1-128 characters of A-Z a-z 0-9 . _ : -', { field: 'idempotencyKey' })
     const w = this.#validate(workload)
-    this.#admit?.(accountId, w)
+    await this.#admit?.(accountId, w)
     const spec = JSON.stringify(workloadSpec(w))
-    const recorded = this.#store.recordCreate(accountId, key, spec, this.#now())
+    const recorded = await this.#store.recordCreate(accountId, key, spec, this.#now())
     if (recorded.workload !== spec) throw new IdempotencyConflictError(`idempotency key ${key} was used for another workload`, { field: 'idempotencyKey' })
     const view = await this.#call(() => node.post<{ id: string } & Record<string, Json>>('/v1/deployments', { workload: JSON.parse(spec) as Json, idempotencyKey: nodeKey(accountId, key) }))
-    this.#store.settleCreate(accountId, key, view.id)
+    await this.#store.settleCreate(accountId, key, view.id)
     return view
   }
 
   async list(accountId: string): Promise<Json[]> {
-    const mine = new Set(this.#store.deploymentsOf(accountId))
+    const mine = new Set(await this.#store.deploymentsOf(accountId))
     if (mine.size === 0) return []
     const all = await this.#call(() => this.#link().get<{ deployments: ({ id: string } & Record<string, Json>)[] }>('/v1/deployments'))
     return all.deployments.filter((d) => mine.has(d.id))
   }
 
   async status(accountId: string, id: string): Promise<Json> {
-    this.#own(accountId, id)
+    await this.#own(accountId, id)
     return this.#call(() => this.#link().get(`/v1/deployments/${encodeURIComponent(id)}`))
   }
 
   async stop(accountId: string, id: string): Promise<Json> {
-    this.#own(accountId, id)
+    await this.#own(accountId, id)
     return this.#call(() => this.#link().post(`/v1/deployments/${encodeURIComponent(id)}/stop`))
   }
 
   async usage(accountId: string, id: string): Promise<Json> {
-    this.#own(accountId, id)
+    await this.#own(accountId, id)
     return this.#call(() => this.#link().get(`/v1/deployments/${encodeURIComponent(id)}/usage`))
   }
 
   /** The deployment's log lines (following when `follow`), until `signal` aborts or the node ends the stream. */
   async logs(accountId: string, id: string, o: { replica: number; follow: boolean; signal: AbortSignal }): Promise<AsyncGenerator<LogLine>> {
-    this.#own(accountId, id)
+    await this.#own(accountId, id)
     if (!Number.isInteger(o.replica) || o.replica < 0 || o.replica > 999) throw new InvalidRequestError('replica is a whole number from 0', { field: 'replica' })
     const node = this.#link()
     await this.status(accountId, id) // a refusal now, as a status code, rather than inside the stream
     return node.stream<LogLine>(`/v1/deployments/${encodeURIComponent(id)}/logs?replica=${o.replica}${o.follow ? '&follow=1' : ''}`, { signal: o.signal })
   }
 
-  #own(accountId: string, id: string): void {
+  async #own(accountId: string, id: string): Promise<void> {
     // the same answer for "not yours" and "does not exist": nothing about other accounts leaks
-    if (!this.#store.owns(accountId, id)) throw new NotFoundError(`no deployment ${id}`)
+    if (!(await this.#store.owns(accountId, id))) throw new NotFoundError(`no deployment ${id}`)
   }
 
   #validate(workload: unknown) {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the isolation tests need (Docker, QEMU, a kernel, busybox, iproute2), starts dockerd in the
+# Installs what the isolation tests need (Docker, QEMU, a kernel, busybox, iproute2, PostgreSQL, Chromium, Prometheus), starts dockerd in the
 # background when it is not running, and builds the local images (no image registry is reachable here).
 # Runs as root on CI machines; elsewhere it does what it can and the tests that need more say why they skip.
 set -euo pipefail
@@ -15,6 +15,7 @@ command -v xz >/dev/null || missing+=(xz-utils)
 command -v depmod >/dev/null || missing+=(kmod)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v chromium >/dev/null || missing+=(chromium)
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing: ${missing[*]}"
@@ -24,9 +25,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "cannot install ${missing[*]} (not root or no apt-get); tests that need them will say so"
   fi
 fi
-# the prometheus package starts a system service where systemd runs: the tests run their own on loopback
+# the prometheus and postgresql packages start system services where systemd runs: the tests run their own
+# on loopback (scripts/testing/postgres.ts makes a fresh cluster per test)
 if command -v systemctl >/dev/null && systemctl is-enabled prometheus >/dev/null 2>&1; then
   systemctl disable --now prometheus prometheus-node-exporter >/dev/null 2>&1 || true
+fi
+if command -v systemctl >/dev/null && systemctl is-enabled postgresql >/dev/null 2>&1; then
+  systemctl disable --now postgresql >/dev/null 2>&1 || true
 fi
 bash "$here/start-dockerd.sh"
 for s in "$here"/images/*.sh; do
