@@ -147,7 +147,7 @@ if (docker.missing() === undefined && dockerImage('noir/busybox:latest').missing
 if (postgresql.missing() === undefined) {
   const teardowns: (() => Promise<void> | void)[] = []
   try {
-    const pg = await postgresOnLoopback({ teardown: (fn) => void teardowns.unshift(fn) })
+    const pg = await postgresOnLoopback({ teardown: (fn) => void teardowns.unshift(fn) }, { durable: true })
     const onPg = await gatewayWith(stub, dir, smtpPort, new PostgresDatabase(pg.url))
     await onPg.tenants.recordCreate(onPg.accountId, 'fixed', '{}', Date.now())
     await onPg.tenants.settleCreate(onPg.accountId, 'fixed', VIEW.id)

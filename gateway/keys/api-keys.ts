@@ -100,16 +100,16 @@ export class ApiKeys {
   /** The account and scopes a presented key grants; InvalidApiKeyError otherwise. */
   async authenticate(token: string): Promise<ApiKeyPrincipal> {
     if (token.length > 8192 || !/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) throw new InvalidApiKeyError('not an API key', { reason: 'malformed' })
-    const row = await this.#store.apiKeyByHash(tokenHash(token))
-    if (!row) throw new InvalidApiKeyError('this gateway did not issue that key', { reason: 'unknown' })
+    // the key and its account's wallet DID now, in one query: another gateway on the same database may have
+    // bound the customer's own DID, and keys under the old one must stop verifying everywhere at once
+    const found = await this.#store.apiKeyWithWallet(tokenHash(token))
+    if (!found) throw new InvalidApiKeyError('this gateway did not issue that key', { reason: 'unknown' })
+    const row = found.key
     if (row.revokedAt !== null) throw new InvalidApiKeyError('that key was revoked', { reason: 'revoked' })
     const now = this.#now()
     if (now >= row.expiresAt) throw new InvalidApiKeyError('that key has expired', { reason: 'expired' })
-    // the wallet's DID read each time: another gateway on the same database may have bound the customer's
-    // own DID, and keys under the old one must stop verifying everywhere at once
-    const wallet = await this.#store.wallet(row.accountId)
-    if (!wallet) throw new InvalidApiKeyError('the key\'s account has no wallet', { reason: 'unknown' })
-    const did = wallet.did
+    const did = found.walletDid
+    if (did === undefined) throw new InvalidApiKeyError('the key\'s account has no wallet', { reason: 'unknown' })
     let v = this.#verifiers.get(did)
     if (!v) this.#verifiers.set(did, (v = new CapabilityVerifier({ trustedRoots: [did], now: this.#now, clockSkewMs: 0 })))
     let verified

@@ -124,6 +124,12 @@ export class TenantStore {
     return r ? apiKey(r) : undefined
   }
 
+  /** A key by its hash with its account's wallet DID now (one query: a key check reads both on every request). */
+  async apiKeyWithWallet(hash: string): Promise<{ key: ApiKeyRow; walletDid: string | undefined } | undefined> {
+    const r = await this.#db.get('SELECT k.*, w.did AS wallet_did FROM api_keys k LEFT JOIN wallets w ON w.account_id = k.account_id WHERE k.hash = ?', [hash])
+    return r ? { key: apiKey(r), walletDid: r.wallet_did === null || r.wallet_did === undefined ? undefined : String(r.wallet_did) } : undefined
+  }
+
   async apiKeysOf(accountId: string): Promise<ApiKeyRow[]> {
     return (await this.#db.all('SELECT * FROM api_keys WHERE account_id = ? ORDER BY created_at, id', [accountId])).map(apiKey)
   }

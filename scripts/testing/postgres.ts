@@ -51,7 +51,8 @@ export interface PostgresRig {
 }
 
 /** Starts a fresh PostgreSQL cluster on loopback for the test; stopped and removed at its end. */
-export async function postgresOnLoopback(t: { teardown(fn: () => Promise<void> | void): void }): Promise<PostgresRig> {
+/** `durable`: fsync on (benchmarks); tests run with fsync off (a crash of the test's server is not what they test). */
+export async function postgresOnLoopback(t: { teardown(fn: () => Promise<void> | void): void }, o: { durable?: boolean } = {}): Promise<PostgresRig> {
   const bin = postgresBin()
   if (!bin) throw new Error('PostgreSQL is not installed')
   const dir = mkdtempSync(join(tmpdir(), 'noir-pg-'))
@@ -71,7 +72,7 @@ export async function postgresOnLoopback(t: { teardown(fn: () => Promise<void> |
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`)
   rmSync(pwfile, { force: true })
   const port = await freePort()
-  const [pgCmd, pgArgs] = as(join(bin, 'postgres'), ['-D', data, '-k', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=60', '-c', 'fsync=off'])
+  const [pgCmd, pgArgs] = as(join(bin, 'postgres'), ['-D', data, '-k', dir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=60', '-c', `fsync=${o.durable === true ? 'on' : 'off'}`])
   const server: ChildProcess = spawn(pgCmd, pgArgs, { stdio: ['ignore', 'ignore', 'pipe'], detached: false })
   let log = ''
   server.stderr?.on('data', (c: Buffer) => (log = (log + c.toString('utf8')).slice(-4000)))
