@@ -202,6 +202,13 @@ export class AuthService {
     return { secret, uri: totpUri(secret, a.email) }
   }
 
+  /** The otpauth:// URI of the account's pending enrolment (for its QR code); InvalidRequestError when none is pending. */
+  async pendingTotpUri(a: Account): Promise<string> {
+    const fresh = await this.#s.accountById(a.id)
+    if (!fresh?.totpPending) throw new InvalidRequestError('no TOTP enrolment is pending (POST /v1/auth/totp first)')
+    return totpUri(this.#seal.open(fresh.totpPending, a.id), fresh.email)
+  }
+
   /**
    * Confirms the pending secret with a current code; every other session of the account ends. Answers the
    * account's recovery codes (shown this once: only their hashes are kept).

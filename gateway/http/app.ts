@@ -1,6 +1,7 @@
 // The gateway's HTTP API (spec/auth.md, spec/gateway.md): fastify, JSON bodies checked by JSON Schema (fastify's
 // own validator), errors as RFC 9457 problem+json carrying the typed error's name, the session in a cookie
 // `noir_session` (HttpOnly, Secure, SameSite=Strict, Path=/), state changes refused from another Origin.
+import { renderSVG } from 'uqr'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { AuthService } from '../auth/auth-service.ts'
 import { GatewayError, NotFoundError } from '../errors.ts'
@@ -139,6 +140,13 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
     })
 
     app.post('/v1/auth/totp', async (req) => auth.enrolTotp((await who(req)).account))
+
+    // the pending enrolment's otpauth:// URI as a QR code (SVG, drawn here: the page runs no inline script
+    // and loads nothing from elsewhere); a session only, never cached
+    app.get('/v1/auth/totp/qr.svg', async (req, reply) => {
+      const uri = await auth.pendingTotpUri((await who(req)).account)
+      return reply.type('image/svg+xml').send(renderSVG(uri, { border: 2 }))
+    })
 
     app.post('/v1/auth/totp/confirm', { schema: body({ code: str }, ['code']) }, async (req) => {
       const { account, session } = await who(req)

@@ -16,6 +16,7 @@ const ROUTES: Record<string, { summary: string; auth: Auth; ok?: number; /** a s
   'GET /v1/auth/sessions': { summary: 'The account\'s sessions', auth: 'session' },
   'DELETE /v1/auth/sessions/{id}': { summary: 'End one of the account\'s sessions', auth: 'session' },
   'POST /v1/auth/totp': { summary: 'Start TOTP enrolment (secret and otpauth URI)', auth: 'session' },
+  'GET /v1/auth/totp/qr.svg': { summary: 'The pending TOTP enrolment as a QR code (SVG) to scan with an authenticator app', auth: 'session' },
   'POST /v1/auth/totp/confirm': { summary: 'Confirm TOTP with a code; answers the recovery codes once', auth: 'session' },
   'POST /v1/auth/recovery-codes': { summary: 'Replace the recovery codes (needs a TOTP code)', auth: 'session' },
   'POST /v1/auth/reset': { summary: 'Mail a password-reset link', auth: 'none', ok: 202 },
@@ -73,7 +74,9 @@ export function registerOpenApi(app: FastifyInstance): void {
       s.response = {
         [ok]: openUrl.endsWith('/logs')
           ? { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }
-          : { description: 'the answer', type: 'object' },
+          : openUrl.endsWith('.svg')
+            ? { description: 'an SVG image', content: { 'image/svg+xml': { schema: { type: 'string' } } } }
+            : { description: 'the answer', type: 'object' },
         ...(doc?.also ? { [doc.also]: { description: 'the answer', type: 'object' } } : {}),
         '4XX': { description: 'a typed error (problem+json)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
         '5XX': { description: 'a typed error (problem+json)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },

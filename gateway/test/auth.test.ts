@@ -3,6 +3,7 @@
 // mailed link, login, TOTP enrolment and login with a code, sessions listed and revoked, password reset that
 // does not bypass TOTP; each rule tried as an attacker would (spec/auth.md).
 import t from 'tap'
+import { renderSVG } from 'uqr'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,7 +42,7 @@ async function rig(t: { teardown(fn: () => Promise<void> | void): void }, clock 
     return { status: r.status, type: r.headers.get('content-type') ?? '', json: text ? (JSON.parse(text) as Record<string, unknown>) : {}, setCookie, cookie: /noir_session=([A-Za-z0-9_-]*)/.exec(setCookie)?.[1] }
   }
   const lastMailTo = mail.lastMailTo
-  return { call, mail, lastMailTo, store, clock, dir }
+  return { call, mail, lastMailTo, store, clock, dir, base }
 }
 
 const PASSWORD = 'correct horse battery staple'
@@ -110,7 +111,7 @@ t.test('no account enumeration: sign-up, login and reset answer the same for a k
 
 t.test('TOTP: enrolment needs a code, login needs a code, a code works once; other sessions end', async (t) => {
   const clock = { now: Date.now() }
-  const { call, lastMailTo, store } = await rig(t, clock)
+  const { call, lastMailTo, store, base } = await rig(t, clock)
   await call('POST', '/v1/auth/signup', { body: { email: 'dan@example.org', password: PASSWORD } })
   await call('POST', '/v1/auth/verify', { body: { token: linkToken(await lastMailTo('dan@example.org'), 'verify') } })
   const s1 = (await call('POST', '/v1/auth/login', { body: { email: 'dan@example.org', password: PASSWORD } })).cookie!
@@ -118,10 +119,22 @@ t.test('TOTP: enrolment needs a code, login needs a code, a code works once; oth
   const enrol = await call('POST', '/v1/auth/totp', { cookie: s1 })
   const secret = String(enrol.json.secret)
   t.match(String(enrol.json.uri), /^otpauth:\/\/totp\//)
+  // the QR code of the pending enrolment: this account's URI, for a session only
+  const qr = async (cookie?: string) => {
+    const r = await fetch(`${base}/v1/auth/totp/qr.svg`, { headers: cookie ? { cookie: `${SESSION_COOKIE}=${cookie}` } : {} })
+    return { status: r.status, type: r.headers.get('content-type') ?? '', cache: r.headers.get('cache-control'), body: await r.text() }
+  }
+  const svg = await qr(s1)
+  t.equal(svg.status, 200)
+  t.match(svg.type, /^image\/svg\+xml/)
+  t.equal(svg.cache, 'no-store', 'never cached')
+  t.equal(svg.body, renderSVG(String(enrol.json.uri), { border: 2 }), 'the QR code encodes the enrolment\'s otpauth URI')
+  t.equal((await qr()).status, 401, 'no session, no QR code')
   t.equal((await call('POST', '/v1/auth/totp/confirm', { cookie: s1, body: { code: '000000' } })).json.name, 'TotpRequiredError', 'a wrong code enrols nothing')
   const code = await generate({ secret, epoch: Math.floor(clock.now / 1000) })
   const confirmed = await call('POST', '/v1/auth/totp/confirm', { cookie: s1, body: { code } })
   t.equal(confirmed.status, 200)
+  t.equal((await qr(s1)).status, 400, 'once confirmed, no QR code of the secret is served any more')
   const recovery = confirmed.json.recoveryCodes as string[]
   t.equal(new Set(recovery).size, 10, 'ten recovery codes, shown once')
   t.notOk((await store.dump()).includes(secret), 'the TOTP secret is sealed at rest')

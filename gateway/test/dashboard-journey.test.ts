@@ -74,6 +74,8 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
   const secret = (await page.locator('#totp-secret').textContent())!.trim()
   t.match(secret, /^[A-Z2-7]{16,}$/, 'the page shows the base32 secret')
   t.match(await page.locator('#totp-uri').getAttribute('href'), /^otpauth:\/\/totp\//, 'and the otpauth link')
+  await page.waitForFunction("(() => { const img = document.querySelector('#totp-qr'); return img !== null && img.complete && img.naturalWidth > 0 })()")
+  t.pass('and the QR code to scan, loaded as an image from the gateway')
   await page.getByRole('form', { name: 'Confirm two-factor authentication' }).getByLabel('Authentication code').fill(await generate({ secret }))
   await page.getByRole('button', { name: 'Confirm' }).click()
   await page.locator('#recovery-codes li').first().waitFor()

@@ -44,7 +44,8 @@ export async function securityPage(main: HTMLElement): Promise<void> {
       start.remove()
       const uri = h('a', { href: e.uri, id: 'totp-uri' }, 'Open in an authenticator app on this device')
       twoFactor.append(
-        h('p', {}, 'Add this secret to your authenticator app (type it, or open the link), then enter the code it shows.'),
+        h('p', {}, 'Scan this code with your authenticator app (or type the secret, or open the link), then enter the code it shows.'),
+        h('img', { src: '/v1/auth/totp/qr.svg', id: 'totp-qr', width: '180', height: '180', alt: 'QR code of the authentication secret, for an authenticator app' }),
         h('p', { class: 'secret', id: 'totp-secret', 'aria-label': 'TOTP secret' }, e.secret),
         h('p', {}, uri),
         form('Confirm two-factor authentication', [field('Authentication code', input('code', 'text', { autocomplete: 'one-time-code', inputmode: 'numeric', required: true }))], 'Confirm', async (v, f) => {
