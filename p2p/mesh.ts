@@ -1,5 +1,6 @@
 // A node's whole presence on the mesh: the libp2p host, the actor wire + core Transport, broadcast,
 // and the peer table, started and stopped together.
+import type { MessageTracer } from '../core/types.ts'
 import type { PrivateKey } from '@libp2p/interface'
 import { BootstrapKeeper } from './bootstrap-keeper.ts'
 import { createHost, ipOf, type HostOptions, type NoirHost } from './host.ts'
@@ -31,6 +32,8 @@ export interface MeshOptions extends Omit<HostOptions, 'privateKey'> {
   bootstrapRedialMaxMs?: number
   /** Broadcast rate limit per sender. */
   broadcastRate?: { perSecond: number; burst: number }
+  /** Broadcasts carry the active trace and are handled in their publisher's (spec/pubsub.md "Trace"). */
+  tracer?: MessageTracer
   /** How long a peer that sent a badly signed envelope is refused connections, ms. Default 60 s; 0 off. */
   quarantineMs?: number
   /** Admission by source address: new peer ids per address per minute, exempt prefixes (p2p/address-admission.ts). */
@@ -75,7 +78,7 @@ export class Mesh {
       quarantine: quarantinePeer,
     })
     this.broadcast = new Broadcast({
-      host, signer: opts.key, log, rate: opts.broadcastRate, isKnown: connectedDid(host),
+      host, signer: opts.key, log, rate: opts.broadcastRate, isKnown: connectedDid(host), ...(opts.tracer ? { tracer: opts.tracer } : {}),
       // a neighbour flooding pubsub far over its budget: refused for a while, and its connection closed now
       onFlood: (peer) => {
         quarantinePeer(peer)

@@ -9,6 +9,7 @@ import { canonicalJson, canonicalJsonBytes, type JsonValue } from '../identity/c
 import { verifyEd25519ForDid } from '../identity/keys.ts'
 import { isDidKey } from '../identity/did-key.ts'
 import type { NoirHost } from './host.ts'
+import type { MessageTracer } from '../core/types.ts'
 import { InvalidTopicError, MessageTooLargeError, PubsubMessageRejectedError } from './errors.ts'
 import { errorFields, silentLog, type Log } from './log.ts'
 import { BucketTable, RejectionTally } from './admission.ts'
@@ -19,6 +20,8 @@ export const PUBSUB_VERSION = 1
 const SIG_BYTES = 64
 const HEADER_BYTES = 1 + SIG_BYTES
 const TOPIC_RE = /^[a-z0-9][a-z0-9/_.:-]{0,127}$/
+/** W3C Trace Context, version 00 (lower-case hex; an all-zero trace or span id is invalid). */
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/
 
 /** What a node signs with: a NodeKey fits. */
 export interface BroadcastSigner {
@@ -36,6 +39,8 @@ export interface BroadcastMessage {
   iat: number
   exp: number
   nonce: string
+  /** The publisher's W3C traceparent when it published inside a sampled trace (spec/pubsub.md "Trace"). */
+  trace?: string
   /** The peer id of the neighbour that relayed it to us. */
   receivedFrom: string
 }
@@ -65,6 +70,8 @@ export interface BroadcastOptions {
    * quarantines it and hangs up, so nothing more it sends is even decoded.
    */
   onFlood?: (peer: PeerId) => void
+  /** Carries the active trace in what is published and handles what arrives in its sender's trace (spec/observability.md). */
+  tracer?: MessageTracer
   now?: () => number
 }
 
@@ -98,7 +105,7 @@ export function pubsubSigningInput(payload: Uint8Array): Uint8Array {
 }
 
 /** Encodes and signs one broadcast message (wire: version | signature | canonical JSON payload). */
-export function encodeBroadcast(signer: BroadcastSigner, topic: string, body: JsonValue, opts: { ttlMs?: number; now?: number } = {}): Uint8Array {
+export function encodeBroadcast(signer: BroadcastSigner, topic: string, body: JsonValue, opts: { ttlMs?: number; now?: number; trace?: string } = {}): Uint8Array {
   const iat = opts.now ?? Date.now()
   const payload = canonicalJsonBytes({
     body,
@@ -107,6 +114,7 @@ export function encodeBroadcast(signer: BroadcastSigner, topic: string, body: Js
     iat,
     nonce: randomBytes(12).toString('base64url'),
     topic,
+    ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
   })
   const sig = signer.sign(pubsubSigningInput(payload))
   const out = new Uint8Array(HEADER_BYTES + payload.byteLength)
@@ -142,7 +150,8 @@ export function parseBroadcast(data: Uint8Array, topic: string, o: { now: number
   const p = parsed as Record<string, unknown>
   if (typeof p !== 'object' || p === null || Array.isArray(p)) return reject('malformed', 'payload is not an object')
   const keys = Object.keys(p).sort().join(',')
-  if (keys !== 'body,exp,from,iat,nonce,topic') reject('malformed', `payload fields are ${keys}`)
+  if (keys !== 'body,exp,from,iat,nonce,topic' && keys !== 'body,exp,from,iat,nonce,topic,trace') reject('malformed', `payload fields are ${keys}`)
+  if (p.trace !== undefined && (typeof p.trace !== 'string' || !TRACEPARENT.test(p.trace))) reject('malformed', 'trace is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)')
   const { from, iat, exp, nonce } = p
   if (typeof from !== 'string' || !isDidKey(from)) return reject('malformed', 'from is not a did:key')
   if (typeof iat !== 'number' || typeof exp !== 'number' || !Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return reject('malformed', 'iat/exp are not integers')
@@ -151,7 +160,7 @@ export function parseBroadcast(data: Uint8Array, topic: string, o: { now: number
   if (exp <= o.now) reject('expired', `expired ${o.now - exp} ms ago`)
   if (iat > o.now + o.clockSkewMs) reject('not-yet-valid', 'issued in the future')
   if (exp - iat > o.maxTtlMs) reject('malformed', `lifetime ${exp - iat} ms exceeds ${o.maxTtlMs} ms`)
-  return { topic, from, body: p.body as JsonValue, iat, exp, nonce }
+  return { topic, from, body: p.body as JsonValue, iat, exp, nonce, ...(typeof p.trace === 'string' ? { trace: p.trace } : {}) }
 }
 
 /** The one expensive check: the Ed25519 signature of a message `parseBroadcast` accepted. */
@@ -198,6 +207,7 @@ export class Broadcast {
   #started = false
   /** Counters for status and tests. */
   readonly stats = { published: 0, accepted: 0, rejected: {} as Record<string, number> }
+  readonly #tracer: MessageTracer | undefined
 
   constructor(opts: BroadcastOptions) {
     this.#host = opts.host
@@ -213,6 +223,7 @@ export class Broadcast {
     this.#strangers = new BucketTable(opts.strangerRate ?? { perSecond: 20, burst: 50 }, 1)
     this.#isKnown = opts.isKnown ?? (() => false)
     this.#onFlood = opts.onFlood
+    this.#tracer = opts.tracer
     this.#refused = new RejectionTally(this.#log, 'broadcasts refused (counts by reason)', 10_000, this.#now())
   }
 
@@ -235,13 +246,20 @@ export class Broadcast {
     }
     const receivedFrom = evt.detail.propagationSource.toString()
     const out: BroadcastMessage = { ...v, receivedFrom }
-    for (const h of set) {
-      try {
-        h(out)
-      } catch (err) {
-        this.#log.error('broadcast handler threw', { topic: msg.topic, ...errorFields(err) })
+    const deliver = (): void => {
+      for (const h of set) {
+        try {
+          h(out)
+        } catch (err) {
+          this.#log.error('broadcast handler threw', { topic: msg.topic, ...errorFields(err) })
+        }
       }
     }
+    // handled inside a span of the publisher's trace: what the handlers send (a bid, a tell to an actor)
+    // carries it on, so a deploy's trace follows its bid-request broadcast to every node that answered
+    const parent = out.trace !== undefined && this.#tracer !== undefined ? this.#tracer.fromTraceparent(out.trace) : undefined
+    if (parent !== undefined) this.#tracer!.handle(parent, `pubsub ${msg.topic}`, `${out.from}/pubsub/${msg.topic}`, deliver)
+    else deliver()
   }
 
   async start(): Promise<void> {
@@ -269,7 +287,9 @@ export class Broadcast {
   async publish(topic: string, body: JsonValue, opts: { ttlMs?: number } = {}): Promise<{ recipients: number }> {
     checkTopic(topic)
     const ttlMs = Math.min(opts.ttlMs ?? 60_000, this.#maxTtlMs)
-    const data = encodeBroadcast(this.#signer, topic, body, { ttlMs, now: this.#now() })
+    const captured = this.#tracer?.capture()
+    const trace = captured !== undefined ? this.#tracer!.traceparent(captured) : undefined
+    const data = encodeBroadcast(this.#signer, topic, body, { ttlMs, now: this.#now(), ...(trace !== undefined ? { trace } : {}) })
     if (data.byteLength > this.#maxBytes) throw new MessageTooLargeError(`broadcast of ${data.byteLength} bytes exceeds ${this.#maxBytes}`)
     this.#ensureValidator(topic)
     const r = await this.#host.services.pubsub.publish(topic, data)

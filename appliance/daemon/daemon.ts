@@ -146,6 +146,7 @@ export class Daemon {
     this.mesh = await Mesh.create({
       key: this.key,
       log: this.log.child({ svc: 'mesh' }),
+      ...(this.tracing ? { tracer: this.tracing.messages } : {}),
       listen: c.listen,
       announce: c.announce.length > 0 ? c.announce : undefined,
       bootstrap: c.bootstrap,

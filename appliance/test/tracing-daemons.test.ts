@@ -3,7 +3,8 @@
 // asks it makes carry the trace in their envelopes (signed `trace` field), so the bids, the contracts proposed
 // to and started on the two workers (a replica each: each has room for one), and each worker's executor start
 // are all spans of that one trace, each with a parent that is in it (the links cross processes). Log lines
-// written in the trace carry its id.
+// written in the trace carry its id. Broadcasts published in the trace (pubsub, signed `trace` field) are
+// handled in it on every node that receives them.
 import t from 'tap'
 import { createServer, type IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -85,9 +86,9 @@ t.test('one deploy, one trace across three daemon processes', async (t) => {
   const root = await eventually(() => spans.find((s) => s.node === a.did && s.name === 'POST /v1/deployments'), 20_000)
   t.notOk(root.parentSpanId, 'the deploy request is the root of its trace')
   t.equal(root.kind, 2, 'a server span')
-  /** The span's ancestors up to the root of the trace, once they all arrived. */
-  const chainOf = (leaf: Span): Promise<Span[]> => eventually(() => {
-    const mine = new Map(spans.filter((s) => s.traceId === root.traceId).map((s) => [s.spanId, s]))
+  /** The span's ancestors up to the root of its trace, once they all arrived. */
+  const chainOfIn = (traceId: string, leaf: Span): Promise<Span[]> => eventually(() => {
+    const mine = new Map(spans.filter((s) => s.traceId === traceId).map((s) => [s.spanId, s]))
     const path: Span[] = [leaf]
     for (let s = leaf; s.parentSpanId; ) {
       const p = mine.get(s.parentSpanId)
@@ -97,6 +98,7 @@ t.test('one deploy, one trace across three daemon processes', async (t) => {
     }
     return path
   }, 20_000)
+  const chainOf = (leaf: Span): Promise<Span[]> => chainOfIn(root.traceId, leaf)
   for (const worker of [b, c]) {
     const executor = await eventually(() => spans.find((s) => s.traceId === root.traceId && s.name === 'noir.executor.start' && s.node === worker.did), 30_000)
     t.ok(executor, `the executor start on worker ${worker.did.slice(-6)} is in the deploy's trace`)
@@ -114,6 +116,20 @@ t.test('one deploy, one trace across three daemon processes', async (t) => {
   t.same([...new Set(trace.map((s) => s.node))].sort(), [a.did, b.did, c.did].sort(), 'the trace spans all three processes')
   t.same(spans.filter((s) => s.name === 'noir.executor.start' && s.traceId !== root.traceId), [], 'no executor start outside it')
   t.ok([...contentTypes].every((ct) => ct.startsWith('application/json')), 'exported as OTLP/HTTP JSON')
+  // a broadcast published in a trace carries it: a dry run asks every node by a bid-request broadcast, and
+  // each worker handles that broadcast in a span of the request's trace, and its bid (an ask back) in it too
+  await a.api.post('/v1/bids/dry-run', { workload: service })
+  const dry = await eventually(() => spans.find((s) => s.node === a.did && s.name === 'POST /v1/bids/dry-run'), 20_000)
+  for (const worker of [b, c]) {
+    const received = await eventually(() => spans.find((s) => s.traceId === dry.traceId && s.node === worker.did && s.name.startsWith('pubsub ')), 20_000)
+      .catch(() => undefined)
+    t.ok(received, `worker ${worker.did.slice(-6)} handled the bid-request broadcast inside the dry run's trace (${[...new Set(spans.filter((x) => x.traceId === dry.traceId).map((x) => `${x.name}@${x.node.slice(-6)}`))].join(', ')})`)
+    if (!received) continue
+    t.match(received.name, /^pubsub .*bid/, 'the span names the topic')
+    t.equal(received.kind, 2, 'a server span (its parent is remote)')
+    const chain = await chainOfIn(dry.traceId, received)
+    t.equal(chain.at(-1)!.spanId, dry.spanId, 'it leads back to the dry-run request, parent by parent')
+  }
 
   // log lines written inside the trace carry its id
   for (const worker of [b, c]) {

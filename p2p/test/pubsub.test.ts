@@ -39,6 +39,22 @@ t.test('a signed broadcast verifies; each tampering is refused with its reason',
   t.equal(reason(() => verifyBroadcast(new Uint8Array(70_000), 'noir/test/v1', limits())), 'too-large', 'oversize')
 })
 
+t.test('a broadcast may carry its publisher\'s trace: signed, and only as a W3C traceparent', async (t) => {
+  const key = NodeKey.generate()
+  const trace = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'
+  const data = encodeBroadcast(key, 'noir/test/v1', { n: 1 }, { trace })
+  t.equal(verifyBroadcast(data, 'noir/test/v1', limits()).trace, trace, 'the trace comes back')
+  t.equal(verifyBroadcast(encodeBroadcast(key, 'noir/test/v1', { n: 1 }), 'noir/test/v1', limits()).trace, undefined, 'none when none was sent')
+  // a relay that moves the message into another trace (same length, other span id) breaks the signature
+  const moved = Uint8Array.from(data)
+  const at = Buffer.from(moved).indexOf('00f067aa0ba902b7')
+  moved[at] = '1'.charCodeAt(0)
+  t.equal(reason(() => verifyBroadcast(moved, 'noir/test/v1', limits())), 'bad-signature', 'the trace is covered by the signature')
+  for (const bad of ['01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', '00-00000000000000000000000000000000-00f067aa0ba902b7-01', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', 'x'.repeat(55)]) {
+    t.equal(reason(() => verifyBroadcast(encodeBroadcast(key, 'noir/test/v1', { n: 1 }, { trace: bad }), 'noir/test/v1', limits())), 'malformed', `a trace that is not a traceparent is refused: ${bad.slice(0, 20)}...`)
+  }
+})
+
 t.test('on a gossipsub mesh, forged and over-rate broadcasts are not delivered; valid ones are', async (t) => {
   const opts = { mdns: false, natTraversal: false, pingIntervalMs: 0 }
   const a = await Mesh.create({ key: NodeKey.generate(), ...opts, broadcastRate: { perSecond: 0.1, burst: 5 } })
