@@ -6,6 +6,7 @@
 //     asked) beside the same bare route taking the same body;
 // with the node answering in-process (a fixed view), so the figures are the gateway's own cost; then the read
 // end to end against a real node daemon beside a GET of the same deployment straight from that daemon's API;
+// log-line latency from a container's stdout to the SDK's iterator beside a follow of the daemon's API;
 // then the read and deploy admission with the gateway's state on PostgreSQL (a fresh local cluster, as several
 // gateways share it) beside the same on the embedded node:sqlite file.
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -28,6 +29,7 @@ import { TenantStore } from '../gateway/store/tenant-store.ts'
 import { AccountWallets } from '../gateway/wallets/account-wallets.ts'
 import { TenantWorkloads, type NodeLink } from '../gateway/workloads/tenant-workloads.ts'
 import { ApiClient } from '../appliance/daemon/api-client.ts'
+import { NoirClient } from '../client/noir-client.ts'
 import { DaemonCluster, eventually } from '../scripts/testing/daemons.ts'
 import { docker, dockerImage } from '../scripts/testing/requirements.ts'
 
@@ -81,7 +83,7 @@ async function gatewayWith(node: NodeLink, dir: string, smtpPort: number, db: Ga
   const app = gatewayApp({ auth, tenants: { keys, workloads } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const account = (await store.createAccount('bench@example.org', 'x', Date.now()))!
-  const key = (await keys.create(account.id, { name: 'bench', scopes: ['deploy'], days: 1 })).token
+  const key = (await keys.create(account.id, { name: 'bench', scopes: ['deploy', 'logs'], days: 1 })).token
   return { app, store, tenants, key, accountId: account.id, port: (app.server.address() as AddressInfo).port, close: async () => { await app.close(); mailer.close(); await store.close() } }
 }
 
@@ -136,6 +138,40 @@ if (docker.missing() === undefined && dockerImage('noir/busybox:latest').missing
     const through = await load(real.port, () => ({ method: 'GET', path: `/v1/workloads/${view.id}`, headers: { authorization: `Bearer ${real.key}` } }))
     printSection('gateway API end to end, a real node daemon behind it', figures('read through the gateway', through, direct, 'the daemon\'s API directly'))
     await d.api.post(`/v1/deployments/${view.id}/stop`)
+
+    // log-line latency: a container prints its clock (µs, read with busybox adjtimex) every 50 ms; the line's
+    // arrival in the SDK's iterator (NoirClient.logs through the gateway) beside its arrival in a follow of
+    // the daemon's own API. Both include the ~1-2 ms the container's awk takes to print the time it read.
+    const ticks = await d.api.post<{ id: string }>('/v1/deployments', { workload: { ...workload, name: 'ticks', runtime: { type: 'container', image: 'noir/busybox:latest', command: ['sh', '-c', 'trap "exit 0" TERM; while true; do adjtimex | awk \'/tv_sec/{s=$2} /tv_usec/{u=$2} END{printf "t %d%06d\\n", s, u}\'; usleep 50000 & wait $!; done'] } } })
+    await real.tenants.recordCreate(real.accountId, 'ticks', '{}', Date.now())
+    await real.tenants.settleCreate(real.accountId, 'ticks', ticks.id)
+    await eventually(async () => (await d.api.get<{ phase: string }>(`/v1/deployments/${ticks.id}`)).phase === 'running', 60_000)
+    const LINES = 100
+    /** Latency (ms) of the first LINES lines printed after the follow began. */
+    const latencies = async (lines: (signal: AbortSignal) => AsyncIterable<{ line: string }>): Promise<number[]> => {
+      const out: number[] = []
+      const abort = new AbortController()
+      const since = Date.now() * 1000
+      try {
+        for await (const l of lines(abort.signal)) {
+          const m = /^t (\d+)/.exec(l.line)
+          if (!m || Number(m[1]) < since) continue // the backlog a follow starts with
+          out.push((performance.timeOrigin + performance.now()) - Number(m[1]) / 1000)
+          if (out.length >= LINES) break
+        }
+      } finally {
+        abort.abort()
+      }
+      return out
+    }
+    const viaDaemon = await latencies((signal) => d.api.stream<{ line: string }>(`/v1/deployments/${ticks.id}/logs?replica=0&follow=1`, { signal }))
+    const sdk = new NoirClient({ url: `http://127.0.0.1:${real.port}`, apiKey: real.key })
+    const viaSdk = await latencies((signal) => sdk.logs(ticks.id, { follow: true, signal }))
+    printSection(`log-line latency, container stdout to the reader (${LINES} lines)`, [
+      { name: 'SDK iterator through the gateway: p50', value: percentile(viaSdk, 50), unit: 'ms', better: 'lower', baseline: { name: 'a follow of the daemon\'s API', value: percentile(viaDaemon, 50) } },
+      { name: 'SDK iterator through the gateway: p99', value: percentile(viaSdk, 99), unit: 'ms', better: 'lower', baseline: { name: 'a follow of the daemon\'s API', value: percentile(viaDaemon, 99) } },
+    ])
+    await d.api.post(`/v1/deployments/${ticks.id}/stop`)
     await real.close()
     rmSync(dir2, { recursive: true, force: true })
   } finally {
