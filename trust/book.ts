@@ -4,9 +4,10 @@
 import { replicationProbability, type TrustPolicy } from './policy.ts'
 import { reputation, uptimeShare, UPTIME_WINDOW_MINUTES } from './reputation.ts'
 import type { Verdict } from './quorum.ts'
+import type { Enrolment } from './enrolment.ts'
 
 /** How an outcome was verified. */
-export type Evidence = 'replication' | 'known-answer'
+export type Evidence = 'replication' | 'known-answer' | 'enrolment'
 
 export interface HistoryEntry {
   at: number
@@ -46,6 +47,8 @@ export interface NodeRecord {
   beatMinutes: number[]
   /** The last 20 events. */
   history: HistoryEntry[]
+  /** The node measured against its claim (trust/enrolment.ts); absent or null: not enrolled yet (unverified). */
+  enrolment?: Enrolment | null
 }
 
 export interface NodeTrustView extends NodeRecord {
@@ -165,6 +168,19 @@ export class TrustBook {
     }
   }
 
+  /**
+   * The node's enrolment was measured. A claim it could not back (inflated) is a wrong result: a strike, as
+   * a known answer got wrong would be. Returns what it caused.
+   */
+  enrolled(node: string, e: Enrolment): BookEvent[] {
+    const r = this.record(node, e.at)
+    r.enrolment = e
+    if (e.verdict === 'inflated') return this.apply(node, 'invalid', 'enrolment', e.at, e.reason)
+    this.#push(r, { at: e.at, event: 'valid', by: 'enrolment', detail: e.reason })
+    this.#changed?.(r)
+    return []
+  }
+
   /** A validation task was sent to `node`. */
   validationSent(node: string, at: number): void {
     this.record(node, at).validationTasks.sent++
@@ -253,6 +269,7 @@ export class TrustBook {
     return {
       ...r, validationTasks: { ...r.validationTasks }, beatMinutes: [...r.beatMinutes], history: r.history.map((h) => ({ ...h })),
       ...(r.quarantine ? { quarantine: { ...r.quarantine } } : {}),
+      enrolment: r.enrolment ? { ...r.enrolment, claimed: { ...r.enrolment.claimed }, measured: r.enrolment.measured ? { ...r.enrolment.measured } : null } : null,
       trust: this.trust(node, now), uptime: Math.round(this.uptime(r, now) * 1000) / 1000,
       replicationProbability: Math.round(replicationProbability(this.policy, r.streak) * 1000) / 1000,
     }

@@ -30,7 +30,7 @@ export interface CheckRunTarget {
 
 export type CheckRunOutcome =
   /** The run ended: its digest (`null`: accepted and no result by the deadline, a dropped run). */
-  | { kind: 'result'; node: string; owner: string; digest: string | null; contractId: string }
+  | { kind: 'result'; node: string; owner: string; digest: string | null; contractId: string; /** The run's stdout (when it ended). */ stdout?: string[] }
   /** The node did not take the run (a decline, a refused proposal or start, a run stopped by someone else): no verdict. */
   | { kind: 'refused'; node: string; owner: string | null; reason: string }
 
@@ -110,7 +110,7 @@ export class CheckRuns {
         if (r === null) return { kind: 'result', node: t.node, owner, digest: null, contractId: id }
         if (typeof r.code !== 'number') return { kind: 'refused', node: t.node, owner, reason: `the run ended ${r.state} without an exit code${r.reason ? ` (${r.reason})` : ''}` }
         const stdout = await this.stdout(t.node, id)
-        return { kind: 'result', node: t.node, owner, digest: outputDigest(r.code, stdout), contractId: id }
+        return { kind: 'result', node: t.node, owner, digest: outputDigest(r.code, stdout), contractId: id, stdout }
       } finally {
         clearInterval(renew)
       }

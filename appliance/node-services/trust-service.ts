@@ -23,6 +23,7 @@ import { InvalidTrustConfigError, UnknownNodeError } from '../../trust/errors.ts
 import { isDidKey } from '../../identity/did-key.ts'
 import { CheckRuns, type CheckRunOutcome } from './check-runs.ts'
 import { outputDigest } from '../../trust/digest.ts'
+import { ENROL_MAX_WORKERS, enrolmentScript, enrolmentWorkers, judgeEnrolment, parseEnrolment, refusedClaim, type Enrolment } from '../../trust/enrolment.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { jsonCopy } from '../daemon/service.ts'
 import type { OrchestrationService, OrchestrationTrust } from './orchestration.ts'
@@ -46,6 +47,12 @@ interface TrustConfig {
   republishMs?: number
   /** Compare job runs and send validation tasks (default true); false: the book keeps heartbeats and records only. */
   checks?: boolean
+  /** Measure each new node heard from against its claimed capacity (spec/trust.md "Enrolment"; default false: opt in). */
+  enrol?: boolean
+  /** The container image the enrolment benchmark runs in (a local image with a busybox shell; default noir/busybox:latest). */
+  enrolImage?: string
+  /** How long each half of the benchmark runs (ms, default 1000). */
+  enrolMs?: number
   /** tests only (trust/faults.ts), read by the orchestration service */
   testFaults?: unknown
 }
@@ -59,6 +66,9 @@ function trustConfig(raw: unknown): TrustConfig {
   if (c.validators !== undefined && (!Array.isArray(c.validators) || !c.validators.every((v) => typeof v === 'string' && isDidKey(v)))) {
     throw new InvalidTrustConfigError('trust.validators must be a list of did:key strings')
   }
+  if (c.enrol !== undefined && typeof c.enrol !== 'boolean') throw new InvalidTrustConfigError('trust.enrol must be true or false')
+  if (c.enrolImage !== undefined && (typeof c.enrolImage !== 'string' || !/^[a-z0-9][a-z0-9._/:@-]{0,199}$/.test(c.enrolImage))) throw new InvalidTrustConfigError('trust.enrolImage must be an image reference')
+  if (c.enrolMs !== undefined && !(Number.isSafeInteger(c.enrolMs) && c.enrolMs >= 100 && c.enrolMs <= 60_000)) throw new InvalidTrustConfigError('trust.enrolMs must be an integer of ms from 100 to 60000')
   for (const f of ['checkDeadlineMs', 'readmitIntervalMs', 'republishMs'] as const) {
     if (c[f] !== undefined && !(Number.isSafeInteger(c[f]) && (c[f] as number) >= 100)) throw new InvalidTrustConfigError(`trust.${f} must be an integer of ms >= 100`)
   }
@@ -89,7 +99,11 @@ export class TrustService implements NodeService, OrchestrationTrust {
   /** Records refused, by error name (pubsub has nobody to answer). */
   readonly refused: Record<string, number> = {}
   /** Check runs by kind, for status. */
-  readonly checks = { replicas: 0, validationTasks: 0, readmissionTasks: 0, inconclusive: 0, unverified: 0 }
+  readonly checks = { replicas: 0, validationTasks: 0, readmissionTasks: 0, inconclusive: 0, unverified: 0, enrolments: 0 }
+  /** Nodes waiting for their enrolment (one runs at a time), and when each may be tried again after a try without a verdict. */
+  readonly #enrolQueue = new Set<string>()
+  readonly #enrolRetry = new Map<string, { at: number; tries: number }>()
+  #enrolling = false
   /** What this node was told about itself (a record of a validator it trusts). */
   #ownQuarantine: { by: string; reason: string; since: number } | null = null
   #timer: NodeJS.Timeout | undefined
@@ -134,6 +148,7 @@ export class TrustService implements NodeService, OrchestrationTrust {
       ctx.pubsub.subscribe(HEARTBEAT_TOPIC, (msg) => {
         const owner = (msg.body as { facts?: { owner?: unknown } } | null)?.facts?.owner
         book.beat(msg.from, Date.now(), typeof owner === 'string' ? owner : undefined)
+        this.#maybeEnrol(msg.from)
       }),
       ctx.pubsub.subscribe(TRUST_TOPIC, (msg) => {
         if (msg.from === ctx.did) return
@@ -303,6 +318,82 @@ export class TrustService implements NodeService, OrchestrationTrust {
     return undefined
   }
 
+  // ---- enrolment ---------------------------------------------------------------------------------------
+
+  /** A node heard from that this node never measured gets in line for its enrolment. */
+  #maybeEnrol(node: string): void {
+    const cfg = this.#cfg
+    if (cfg.enrol !== true || cfg.checks === false || node === this.#ctx?.did || this.#stopping) return
+    if (this.#book!.view(node, Date.now())?.enrolment || this.#enrolQueue.has(node)) return
+    const retry = this.#enrolRetry.get(node)
+    if (retry && (retry.at > Date.now() || retry.tries >= 5)) return
+    this.#enrolQueue.add(node)
+    void this.#drainEnrolments()
+  }
+
+  async #drainEnrolments(): Promise<void> {
+    if (this.#enrolling) return
+    this.#enrolling = true
+    try {
+      for (const node of this.#enrolQueue) {
+        if (this.#stopping) return
+        await this.enrol(node).catch((err: unknown) => this.#ctx?.log.info('enrolment not done', { node, error: errorText(err) }))
+        this.#enrolQueue.delete(node)
+      }
+    } finally {
+      this.#enrolling = false
+    }
+  }
+
+  /**
+   * Measures `node` against its claim (spec/trust.md "Enrolment"): its bid's free capacity, then a job sized
+   * to that claim running the benchmark (trust/enrolment.ts). A verdict is recorded (a claim it cannot back
+   * is a strike); a try that gives none (the node declined, or is busy) is tried again later, at most 5 times.
+   */
+  async enrol(node: string): Promise<{ enrolment: Enrolment | null; reason?: string }> {
+    const cfg = this.#cfg
+    const runs = this.#runs!
+    const id = `job-${randomBytes(4).toString('hex')}`
+    const job = (cpu: number, memoryBytes: number, script: string) => validateWorkload({
+      apiVersion: 'noir/v1', kind: 'job', name: id,
+      runtime: { type: 'container', image: cfg.enrolImage ?? 'noir/busybox:latest', command: ['sh', '-c', script] },
+      resources: { cpu, memory: memoryBytes }, job: { completions: 1, retries: 0, deadlineSeconds: 120 },
+    })
+    const noVerdict = (reason: string) => {
+      const prev = this.#enrolRetry.get(node)
+      const tries = (prev?.tries ?? 0) + 1
+      this.#enrolRetry.set(node, { at: Date.now() + 30_000 * 2 ** (tries - 1), tries })
+      return { enrolment: null, reason }
+    }
+    // what it claims: the free capacity its bid for a small job signs
+    const probe = await runs.bid(node, { workload: job(0.1, 16 * 1024 * 1024, 'true'), deploymentId: id })
+    if ('refused' in probe) return noVerdict(`no bid: ${probe.refused}`)
+    const free = probe.bid.body.free
+    const claimed = { cpu: free.cpu, memoryBytes: free.memoryBytes }
+    const workers = enrolmentWorkers(free)
+    const w = job(Math.max(0.1, Math.min(free.cpu, ENROL_MAX_WORKERS)), Math.max(16 * 1024 * 1024, free.memoryBytes), enrolmentScript(workers, (cfg.enrolMs ?? 1000) / 1000))
+    this.checks.enrolments++
+    // a bid for the job sized to the claim: a node whose free capacity changed meanwhile declines (no verdict)
+    const sized = await runs.bid(node, { workload: w, deploymentId: id })
+    if ('refused' in sized) return noVerdict(`no bid for its claimed capacity: ${sized.refused}`)
+    const out = await runs.run({ node, workload: w, deploymentId: id, slot: `${id}/0`, epoch: 1 }, sized.bid)
+    let e: Enrolment
+    if (out.kind === 'refused') {
+      // it bid for what it claims, then could not reserve it: the claim was more than it has
+      if (!/capacity|insufficient|reserve/i.test(out.reason)) return noVerdict(`the run was refused: ${out.reason}`)
+      e = refusedClaim(claimed, out.reason, Date.now())
+    } else {
+      const measured = out.digest === null ? undefined : parseEnrolment(out.stdout ?? [], workers)
+      if (!measured) return noVerdict(out.digest === null ? 'the benchmark did not end in time' : 'the benchmark printed no measure')
+      e = judgeEnrolment(claimed, measured, Date.now())
+    }
+    this.#enrolRetry.delete(node)
+    if (out.kind === 'result' && out.owner) this.#book!.record(node, Date.now(), out.owner)
+    for (const ev of this.#book!.enrolled(node, e)) void this.#publish(ev)
+    this.#ctx?.log.info('node enrolled', { node, verdict: e.verdict, reason: e.reason })
+    return { enrolment: e }
+  }
+
   /** A known-answer validation task on `node`: a WASI job like any other, whose answer this node knows. */
   async validationTask(node: string, readmission = false): Promise<CheckRunOutcome> {
     const book = this.#book!
@@ -378,6 +469,14 @@ export class TrustService implements NodeService, OrchestrationTrust {
         },
       },
       { method: 'POST', path: '/v1/trust/records', handler: (req) => this.receive(req.body) },
+      {
+        method: 'POST',
+        path: '/v1/trust/nodes/:did/enrol',
+        handler: async (req) => {
+          if (!isDidKey(req.params.did!)) throw new UnknownNodeError(`${req.params.did} is not a node DID`)
+          return jsonCopy(await this.enrol(req.params.did!))
+        },
+      },
       {
         method: 'POST',
         path: '/v1/trust/nodes/:did/validate',

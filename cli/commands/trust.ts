@@ -18,6 +18,7 @@ interface NodeTrust {
   validationTasks: { sent: number; passed: number; failed: number }
   quarantine: { since: number; reason: string; by: string } | null
   history: { at: number; event: string; by?: string; detail?: string }[]
+  enrolment: { at: number; verdict: string; reason: string; claimed: { cpu: number; memoryBytes: number }; measured: { workers: number; efficiency: number; single: number } | null } | null
 }
 
 interface TrustDoc {
@@ -38,7 +39,9 @@ export const trustCommand: Command = {
 Trust is 0..1, computed from verified results only (spec/trust.md): a node never judged has 0.
 --json prints { self, validators, policy, thisNode: { quarantined, by?, reason?, since? }, nodes: [{ node, owner,
 trust, uptime, valid, invalid, missed, streak, strikes, judged, replicationProbability, validationTasks: { sent,
-passed, failed }, quarantine: { since, reason, by } | null, history: [{ at, event, by?, detail? }], ... }] }.`,
+passed, failed }, quarantine: { since, reason, by } | null, history: [{ at, event, by?, detail? }], enrolment:
+{ at, claimed: { cpu, memoryBytes }, measured: { single, total, workers, efficiency } | null, verdict: passed |
+inflated, reason } | null (null: not measured by this node yet), ... }] }.`,
   async run(ctx, argv) {
     parseCommandArgs(argv, {}, { min: 0, max: 0, usage: 'usage: noir trust [--json]' })
     const r = await ApiClient.forHome(ctx.home).get<TrustDoc>('/v1/trust')
@@ -68,6 +71,8 @@ export const trustShowCommand: Command = {
     printLine(ctx, `trust     ${n.trust}  (uptime ${n.uptime}, streak ${n.streak}, strikes ${n.strikes}; runs replicated with probability ${n.replicationProbability})`)
     printLine(ctx, `results   ${n.valid} valid, ${n.invalid} wrong, ${n.missed} dropped, ${n.judged} judged`)
     printLine(ctx, `tasks     ${n.validationTasks.sent} validation tasks sent, ${n.validationTasks.passed} passed, ${n.validationTasks.failed} failed`)
+    const e = n.enrolment
+    printLine(ctx, `enrolment ${e ? `${e.verdict} ${when(e.at)}: claimed ${e.claimed.cpu} cpu, ${Math.round(e.claimed.memoryBytes / 1048576)} MiB; ${e.reason}` : 'not measured by this node (unverified)'}`)
     printLine(ctx, `state     ${n.quarantine ? `QUARANTINED since ${when(n.quarantine.since)} by ${n.quarantine.by}: ${n.quarantine.reason}` : 'not quarantined'}`)
     for (const h of n.history) printLine(ctx, `  ${when(h.at)}  ${h.event.padEnd(11)} ${h.by ?? ''}${h.detail ? `  ${h.detail}` : ''}`)
   },
