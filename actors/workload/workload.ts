@@ -82,6 +82,8 @@ export interface JobSpec {
   parallelism: number
   retries: number
   deadlineSeconds?: number
+  /** false: its runs are not run again elsewhere to compare outputs (spec/trust.md "Opting out"); absent: they may be. */
+  replicate?: false
 }
 
 /** A secret a workload names (spec/secrets.md): its value is delivered at start to `env` or `file`. */
@@ -200,7 +202,7 @@ export function validateWorkload(value: unknown): Workload {
     service = { replicas, restart: s.restart ?? 'always', ...(healthCheck ? { healthCheck } : {}), ...(scale ? { scale } : {}) }
   } else {
     const j = raw.job ?? {}
-    job = { completions: j.completions ?? 1, parallelism: j.parallelism ?? 1, retries: j.retries ?? 0, ...(j.deadlineSeconds ? { deadlineSeconds: j.deadlineSeconds } : {}) }
+    job = { completions: j.completions ?? 1, parallelism: j.parallelism ?? 1, retries: j.retries ?? 0, ...(j.deadlineSeconds ? { deadlineSeconds: j.deadlineSeconds } : {}), ...(j.replicate === false ? { replicate: false as const } : {}) }
     if (job.parallelism > job.completions) rules.push({ path: '$.job.parallelism', reason: `must not exceed completions (${job.completions})` })
   }
 

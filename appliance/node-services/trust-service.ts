@@ -99,7 +99,7 @@ export class TrustService implements NodeService, OrchestrationTrust {
   /** Records refused, by error name (pubsub has nobody to answer). */
   readonly refused: Record<string, number> = {}
   /** Check runs by kind, for status. */
-  readonly checks = { replicas: 0, validationTasks: 0, readmissionTasks: 0, inconclusive: 0, unverified: 0, enrolments: 0 }
+  readonly checks = { replicas: 0, validationTasks: 0, readmissionTasks: 0, inconclusive: 0, unverified: 0, enrolments: 0, notReplicated: 0 }
   /** Nodes waiting for their enrolment (one runs at a time), and when each may be tried again after a try without a verdict. */
   readonly #enrolQueue = new Set<string>()
   readonly #enrolRetry = new Map<string, { at: number; tries: number }>()
@@ -272,7 +272,9 @@ export class TrustService implements NodeService, OrchestrationTrust {
     const first: RunResult = { node: r.node, owner: rep.owner ?? r.node, digest: outputDigest(r.code ?? null, stdout) }
     book.record(r.node, Date.now(), first.owner)
     book.returned(r.node, Date.now())
-    if (book.shouldReplicate(r.node, Math.random())) await this.#replicate(first, w, r)
+    // the job's owner may opt out of replication (spec/trust.md "Opting out"): nothing to compare, no verdict
+    if (w.job?.replicate === false) this.checks.notReplicated++
+    else if (book.shouldReplicate(r.node, Math.random())) await this.#replicate(first, w, r)
     if (!book.isQuarantined(r.node) && book.shouldValidate(Math.random())) await this.validationTask(r.node)
   }
 

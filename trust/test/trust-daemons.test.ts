@@ -158,6 +158,27 @@ t.test('a node returning wrong results is quarantined and gets no paid work; hon
     }
   })
 
+  await t.test('a job whose owner opts out of replication is not run again', async (t) => {
+    const trustStatus = async () => (await a.api.get<{ services: { trust: { inFlight: number; checks: { replicas: number; notReplicated: number } } } }>('/v1/status')).services.trust
+    const checks = async () => (await trustStatus()).checks
+    // the earlier runs' replicas done: nothing in flight, and the count still for a second
+    const settled = () => eventually(async () => {
+      const one = await trustStatus()
+      await new Promise((r) => setTimeout(r, 1000))
+      const two = await trustStatus()
+      return one.inFlight === 0 && two.inFlight === 0 && one.checks.replicas === two.checks.replicas && two.checks
+    }, 60_000, 100)
+    const before = await settled()
+    const v = await completed(a, job({ job: { retries: 0, deadlineSeconds: 60, replicate: false } }))
+    t.equal(v.phase, 'completed')
+    const after = await eventually(async () => {
+      const c = await checks()
+      return c.notReplicated > before.notReplicated && c
+    }, 30_000, 200)
+    t.equal(after.notReplicated, before.notReplicated + 1, 'the run is counted as not replicated')
+    t.equal((await settled()).replicas, before.replicas, 'and no replica ran (every other run of a young node is replicated here)')
+  })
+
   await t.test('placement honours minTrust', async (t) => {
     const none = await completed(a, job({ constraints: { minTrust: 0.99 } }))
     t.equal(none.phase, 'failed', 'no node has trust 0.99')
