@@ -137,3 +137,17 @@ export class GatewayDatabaseError extends GatewayError {
   override readonly code = 'ERR_GATEWAY_DATABASE'
   override readonly status = 503
 }
+
+/** The account's available funds do not cover the hold a deploy needs (spec/billing.md "Admission"): top up first. */
+export class InsufficientFundsError extends GatewayError {
+  override name = 'InsufficientFundsError'
+  override readonly code = 'ERR_INSUFFICIENT_FUNDS'
+  override readonly status = 402
+}
+
+/** This gateway keeps no books (started without billing): the billing routes do not exist here. */
+export class BillingNotConfiguredError extends GatewayError {
+  override name = 'BillingNotConfiguredError'
+  override readonly code = 'ERR_BILLING_NOT_CONFIGURED'
+  override readonly status = 404
+}

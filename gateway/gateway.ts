@@ -19,6 +19,10 @@ import { AccountSecrets } from './secrets/account-secrets.ts'
 import { SecretBroker } from './secrets/secret-broker.ts'
 import { SecretStore } from './secrets/secret-store.ts'
 import { DidBinding } from './wallets/did-binding.ts'
+import { AccountBilling } from './billing/account-billing.ts'
+import { BillingStore } from './billing/billing-store.ts'
+import { GatewayDeposits, type ChainDeposits } from './billing/deposits.ts'
+import { DEFAULT_HOLD_POLICY, type HoldPolicy } from './billing/hold-size.ts'
 
 export interface GatewayInit {
   /** The gateway's state folder (0700). */
@@ -36,6 +40,11 @@ export interface GatewayInit {
   nodeHome?: string
   times?: Partial<AuthTimes>
   now?: () => number
+  /**
+   * Per-account billing (spec/billing.md): holds at admission, the node's accepted usage charged to the
+   * owning account, invoices; top-ups from a chain's Settlement contract. Absent: no books, no billing routes.
+   */
+  billing?: { chain?: ChainDeposits; policy?: Partial<HoldPolicy>; meterMs?: number; releaseGraceMs?: number }
   /** Told of every answered request (the gateway's metrics, spec/observability.md). */
   onRequest?: (method: string, route: string, status: number, ms: number) => void
 }
@@ -46,6 +55,9 @@ export interface Gateway {
   store: GatewayStore
   tenants: TenantStore
   wallets: AccountWallets
+  /** The books, when billing is on. */
+  billing?: AccountBilling
+  deposits?: GatewayDeposits
   /** Finishes creates a crash interrupted; the count. */
   resume(): Promise<number>
   close(): Promise<void>
@@ -79,14 +91,28 @@ export async function openGateway(o: GatewayInit): Promise<Gateway> {
   // the node's secret requests are answered by this gateway (spec/secrets.md "Delivery")
   const broker = node ? new SecretBroker({ node, secrets }) : undefined
   broker?.start()
-  const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now, admit: (accountId, w) => secrets.admit(accountId, w.secrets.map((s) => s.name)) })
+  const books = o.billing ? await BillingStore.open(db) : undefined
+  const deposits = books && o.billing?.chain ? new GatewayDeposits({ store: books, chain: o.billing.chain, now }) : undefined
+  const billing = books
+    ? new AccountBilling({
+      store: books, wallets, ...(node ? { node } : {}), now, policy: { ...DEFAULT_HOLD_POLICY, ...o.billing!.policy },
+      deposit: deposits ? { chain: await deposits.chain().catch(() => 'evm'), contract: deposits.contract } : null,
+      ...(o.billing!.meterMs !== undefined ? { meterMs: o.billing!.meterMs } : {}),
+      ...(o.billing!.releaseGraceMs !== undefined ? { releaseGraceMs: o.billing!.releaseGraceMs } : {}),
+    })
+    : undefined
+  const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now, admit: (accountId, w) => secrets.admit(accountId, w.secrets.map((s) => s.name)), ...(billing ? { billing } : {}) })
+  billing?.start()
+  deposits?.start()
   const auth = new AuthService({ store, mailer, sealer, publicUrl: o.publicUrl, now, ...(o.times ? { times: o.times } : {}) })
-  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads, secrets, didBinding }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
+  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads, secrets, didBinding, ...(billing ? { billing } : {}) }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
   return {
-    app, store, tenants, wallets, secrets,
+    app, store, tenants, wallets, secrets, ...(billing ? { billing } : {}), ...(deposits ? { deposits } : {}),
     resume: () => (node ? workloads.resume() : Promise.resolve(0)),
     async close() {
       await app.close()
+      await billing?.close()
+      await deposits?.close()
       await broker?.close()
       mailer.close()
       await store.close()

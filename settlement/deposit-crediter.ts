@@ -17,7 +17,7 @@ export interface CreditReport {
   unknownAccount: ExternalRef[]
 }
 
-export async function creditConfirmedDeposits(adapter: SettlementAdapter, ledger: LedgerPort, accounts: AccountDirectory): Promise<CreditReport> {
+export async function creditConfirmedDeposits(adapter: Pick<SettlementAdapter, 'poll'>, ledger: Pick<LedgerPort, 'topup'>, accounts: AccountDirectory): Promise<CreditReport> {
   const poll = await adapter.poll()
   const report: CreditReport = { poll, credited: [], duplicates: [], conflicts: [], unknownAccount: [] }
   for (const d of poll.confirmed) {

@@ -2,7 +2,8 @@
 // email verification, password and TOTP, sessions, DID wallets and API keys over HTTPS, and the customers'
 // workloads run through a node daemon it drives; its state in NOIR_HOME/gateway/ (node:sqlite), or in a
 // PostgreSQL that several gateways share (--database).
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { billingConfig, type BillingConfig } from '../../gateway/billing/billing-config.ts'
 import { join, resolve } from 'node:path'
 import { openGateway } from '../../gateway/gateway.ts'
 import { gatewayCertificate } from '../../gateway/http/tls.ts'
@@ -32,7 +33,7 @@ function redactedUrl(url: string): string {
 export const gatewayStartCommand: Command = {
   path: ['gateway', 'start'],
   summary: 'run the customer gateway (accounts, email verification, TOTP, sessions) in the foreground',
-  usage: `Usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--node HOME] [--listen HOST:PORT] [--origin URL]... [--cert FILE --key FILE] [--metrics IP:PORT] [--database postgres://USER@HOST:PORT/DB]
+  usage: `Usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--node HOME] [--listen HOST:PORT] [--origin URL]... [--cert FILE --key FILE] [--metrics IP:PORT] [--database postgres://USER@HOST:PORT/DB] [--billing FILE]
 
 Serves the gateway's API on --listen (default 127.0.0.1:8480): auth (spec/auth.md: /v1/auth/signup, /verify,
 /login, /logout, /totp, /totp/confirm, /reset, /reset/confirm, /sessions, /v1/account), API keys (/v1/keys)
@@ -45,11 +46,12 @@ fingerprint is printed, for clients to pin). State: NOIR_HOME/gateway/gateway.db
 --database (or the environment variable NOIR_GATEWAY_DATABASE) a PostgreSQL that several gateways share: give
 each the same NOIR_HOME/gateway/secret.key (the key that seals TOTP secrets, wallets and secrets at rest; a
 gateway with another key refuses to start) and put the password in PGPASSWORD or in NOIR_GATEWAY_DATABASE, not
-on the command line. --metrics serves Prometheus
+on the command line. --billing FILE turns on per-account billing (spec/billing.md: holds at deploy
+admission, usage charged to accounts, invoices, top-ups from a chain's Settlement contract). --metrics serves Prometheus
 metrics (requests by route and status; spec/observability.md) at http://IP:PORT/metrics, a loopback address
 only. Stops on Ctrl-C.`,
   async run(ctx, argv) {
-    const { values } = parseCommandArgs(argv, { smtp: { type: 'string' }, from: { type: 'string' }, 'public-url': { type: 'string' }, node: { type: 'string' }, listen: { type: 'string' }, origin: { type: 'string', multiple: true }, cert: { type: 'string' }, key: { type: 'string' }, metrics: { type: 'string' }, database: { type: 'string' } }, { min: 0, max: 0, usage: 'usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--node HOME] [--listen HOST:PORT] [--metrics IP:PORT]' })
+    const { values } = parseCommandArgs(argv, { smtp: { type: 'string' }, from: { type: 'string' }, 'public-url': { type: 'string' }, node: { type: 'string' }, listen: { type: 'string' }, origin: { type: 'string', multiple: true }, cert: { type: 'string' }, key: { type: 'string' }, metrics: { type: 'string' }, database: { type: 'string' }, billing: { type: 'string' } }, { min: 0, max: 0, usage: 'usage: noir gateway start --smtp HOST:PORT --from ADDRESS --public-url URL [--node HOME] [--listen HOST:PORT] [--metrics IP:PORT]' })
     if (typeof values.smtp !== 'string' || typeof values.from !== 'string' || typeof values['public-url'] !== 'string') throw new UsageError('--smtp, --from and --public-url are required')
     if (!URL.canParse(values['public-url'])) throw new UsageError('--public-url must be a URL')
     const smtp = hostPort(values.smtp, '--smtp')
@@ -65,6 +67,14 @@ only. Stops on Ctrl-C.`,
     }
     const databaseUrl = typeof values.database === 'string' ? values.database : ctx.env.NOIR_GATEWAY_DATABASE
     if (databaseUrl !== undefined && !/^postgres(ql)?:\/\/./.test(databaseUrl)) throw new UsageError('--database is a postgres:// URL')
+    let billing: BillingConfig | undefined
+    if (typeof values.billing === 'string') {
+      try {
+        billing = billingConfig(JSON.parse(readFileSync(values.billing, 'utf8')))
+      } catch (err) {
+        throw new UsageError(`--billing ${values.billing}: ${(err as Error).message}`)
+      }
+    }
     const dir = join(ctx.home, 'gateway')
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     const tls = await gatewayCertificate({ dir, host: listen.host, ...(typeof values.cert === 'string' ? { certFile: values.cert } : {}), ...(typeof values.key === 'string' ? { keyFile: values.key } : {}) })
@@ -80,6 +90,7 @@ only. Stops on Ctrl-C.`,
       dir, smtp: { ...smtp, from: values.from }, publicUrl: values['public-url'], allowedOrigins: (values.origin as string[] | undefined) ?? [],
       https: { key: tls.key, cert: tls.cert }, ...(typeof values.node === 'string' ? { nodeHome: resolve(values.node) } : {}),
       ...(databaseUrl !== undefined ? { databaseUrl } : {}),
+      ...(billing ? { billing } : {}),
       ...(m ? { onRequest: (method: string, route: string, status: number, ms: number) => m.apiRequest(method, route, status, ms) } : {}),
     })
     const resumed = await gw.resume()
@@ -87,6 +98,7 @@ only. Stops on Ctrl-C.`,
     const at = await gw.app.listen({ host: listen.host, port: listen.port })
     printLine(ctx, `gateway listening on ${at} (state in ${databaseUrl !== undefined ? `PostgreSQL ${redactedUrl(databaseUrl)}, keys in ${dir}` : dir})`)
     if (metrics) printLine(ctx, `metrics on ${metrics.url}`)
+    if (gw.billing) printLine(ctx, `billing on${gw.deposits ? `: deposits to ${gw.deposits.contract}` : ' (no chain: no top-ups)'}`)
     printLine(ctx, `gateway DID ${(await gw.wallets.gatewayKey()).did} (the audience of its API keys)${typeof values.node === 'string' ? `; workloads run through the node at ${resolve(values.node)}` : '; no --node: workload routes answer MeshUnavailableError'}`)
     printLine(ctx, `certificate${tls.generated ? ' (self-signed, generated now)' : ''} SHA-256 fingerprint ${tls.fingerprint}`)
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })))

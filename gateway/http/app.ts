@@ -15,6 +15,8 @@ import { registerOpenApi } from './openapi.ts'
 import { refuseCrossSite } from './same-origin.ts'
 import { registerDashboard } from '../dashboard/dashboard-routes.ts'
 import type { DidBinding } from '../wallets/did-binding.ts'
+import type { AccountBilling } from '../billing/account-billing.ts'
+import { registerBillingRoutes } from './billing-routes.ts'
 
 export const SESSION_COOKIE = 'noir_session'
 
@@ -29,7 +31,7 @@ export interface GatewayAppInit {
   /** Serve HTTPS with this key and certificate (the CLI always does; tests of the rules may use plain HTTP). */
   https?: { key: string; cert: string }
   /** The workload and API-key routes (spec/gateway.md); absent in tests of the auth rules alone. */
-  tenants?: { keys: ApiKeys; workloads: TenantWorkloads; secrets?: AccountSecrets; didBinding?: DidBinding }
+  tenants?: { keys: ApiKeys; workloads: TenantWorkloads; secrets?: AccountSecrets; didBinding?: DidBinding; billing?: AccountBilling }
   /**
    * Told of every answered request (metrics, spec/observability.md): method, the route's pattern ('unmatched'
    * when none; never the path a caller sent), status, ms.
@@ -172,6 +174,7 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
 
     if (init.dashboard !== false) registerDashboard(app)
     if (init.tenants) registerWorkloadRoutes(app, { ...init.tenants, sessionAccount: async (req) => (await who(req)).account.id })
+    if (init.tenants?.billing) registerBillingRoutes(app, { keys: init.tenants.keys, billing: init.tenants.billing, sessionAccount: async (req) => (await who(req)).account.id })
     if (init.tenants?.secrets) registerSecretRoutes(app, { keys: init.tenants.keys, secrets: init.tenants.secrets, sessionAccount: async (req) => (await who(req)).account.id })
   })
 

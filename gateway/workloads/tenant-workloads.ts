@@ -15,6 +15,13 @@ import type { TenantStore } from '../store/tenant-store.ts'
 /** The node the gateway drives: its local API client (appliance/daemon/api-client.ts). */
 export type NodeLink = Pick<ApiClient, 'get' | 'post' | 'stream'>
 
+/** What billing does around a create (gateway/billing/account-billing.ts): hold at admission, follow or release. */
+export interface CreateBilling {
+  admit(accountId: string, holdKey: string, w: Workload): Promise<void>
+  attached(holdKey: string, deploymentId: string): Promise<void>
+  refused(holdKey: string): Promise<void>
+}
+
 export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/
 
 export interface LogLine { ts: number; stream: string; line: string }
@@ -24,9 +31,11 @@ export class TenantWorkloads {
   readonly #node: NodeLink | undefined
   readonly #now: () => number
   readonly #admit: ((accountId: string, w: Workload) => Promise<void>) | undefined
+  readonly #billing: CreateBilling | undefined
 
   /** `admit`: checks the account may deploy the workload (its secrets exist); throws a typed error to refuse. */
-  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number; admit?: (accountId: string, w: Workload) => Promise<void> }) {
+  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number; admit?: (accountId: string, w: Workload) => Promise<void>; billing?: CreateBilling }) {
+    this.#billing = o.billing
     this.#store = o.store
     this.#node = o.node
     this.#now = o.now ?? Date.now
@@ -39,8 +48,18 @@ export class TenantWorkloads {
     for (const c of await this.#store.unsettledCreates()) {
       // the node returns the deployment it recorded under this key, or creates it now: the create was
       // asked for, and the customer's retry with the key will find it
+      // a crash may have come before the hold: held now (once per key), or the create waits for funds
+      if (this.#billing) {
+        try {
+          await this.#billing.admit(c.accountId, nodeKey(c.accountId, c.key), validateWorkload(JSON.parse(c.workload)))
+        } catch (err) {
+          if (err instanceof GatewayError) continue
+          throw err
+        }
+      }
       const view = await this.#call(() => this.#link().post<{ id: string }>('/v1/deployments', { workload: JSON.parse(c.workload) as Json, idempotencyKey: nodeKey(c.accountId, c.key) }))
       await this.#store.settleCreate(c.accountId, c.key, view.id)
+      await this.#billing?.attached(nodeKey(c.accountId, c.key), view.id)
       n++
     }
     return n
@@ -56,8 +75,19 @@ export class TenantWorkloads {
     const spec = JSON.stringify(workloadSpec(w))
     const recorded = await this.#store.recordCreate(accountId, key, spec, this.#now())
     if (recorded.workload !== spec) throw new IdempotencyConflictError(`idempotency key ${key} was used for another workload`, { field: 'idempotencyKey' })
-    const view = await this.#call(() => node.post<{ id: string } & Record<string, Json>>('/v1/deployments', { workload: JSON.parse(spec) as Json, idempotencyKey: nodeKey(accountId, key) }))
+    // the hold after the record (a retried create finds the same hold key) and before the node is asked
+    const holdKey = nodeKey(accountId, key)
+    await this.#billing?.admit(accountId, holdKey, w)
+    let view: { id: string } & Record<string, Json>
+    try {
+      view = await this.#call(() => node.post<{ id: string } & Record<string, Json>>('/v1/deployments', { workload: JSON.parse(spec) as Json, idempotencyKey: holdKey }))
+    } catch (err) {
+      // the node said no: nothing runs, nothing stays held (a dropped connection keeps it: the create may have happened)
+      if (err instanceof NodeRefusedError) await this.#billing?.refused(holdKey)
+      throw err
+    }
     await this.#store.settleCreate(accountId, key, view.id)
+    await this.#billing?.attached(holdKey, view.id)
     return view
   }
 

@@ -1,0 +1,180 @@
+// Per-account billing at the gateway (spec/billing.md), against a real local chain (Anvil, the Settlement
+// contract), real node daemons with Docker, real SMTP on loopback: an account without funds is refused at
+// deploy with 402 InsufficientFundsError; a deposit on the chain naming the account's key is credited once it
+// is confirmed (once, across restarts); a deploy holds its price cap for the hold window (a retry with the same
+// key holds nothing more); the usage the gateway's node accepted from providers is charged to the account, the
+// hold released when the work ended; usage per day and the month's invoice add up to the charges, and to what
+// the node accepted; another account sees none of it; a restarted gateway charges nothing twice.
+import t from 'tap'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { AddressInfo } from 'node:net'
+import { createPublicClient, createTestClient, createWalletClient, http, type Hex, type PublicClient } from 'viem'
+import { mnemonicToAccount } from 'viem/accounts'
+import { eventually, startConnectedMesh } from '../../scripts/testing/daemons.ts'
+import { anvil as anvilRequirement, docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import { ANVIL_MNEMONIC, startAnvil } from '../../settlement/evm/anvil.ts'
+import { nlcAbi, settlementAbi } from '../../settlement/evm/artifacts.ts'
+import { deploySettlement } from '../../settlement/evm/deploy.ts'
+import { openGateway, type Gateway } from '../gateway.ts'
+import { SESSION_COOKIE } from '../http/app.ts'
+import { linkToken, smtpOnLoopback } from './mail-rig.ts'
+
+const IMAGE = 'noir/busybox:latest'
+const PASSWORD = 'correct horse battery staple'
+const NLC = 10n ** 18n // the token's base units per NLC (18 decimals): 10^12 per µNLC
+const MAX_PRICE = 2_000_000 // µNLC per replica-hour: the hold for one replica for one hour
+const service = (name: string) => ({
+  apiVersion: 'noir/v1', kind: 'service', name,
+  runtime: { type: 'container', image: IMAGE, command: ['sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.2 & wait $!; done'] },
+  resources: { cpu: 0.2, memory: '32Mi' }, constraints: { maxPrice: MAX_PRICE },
+})
+
+interface Answer { status: number; json: Record<string, unknown> }
+interface Wallet { did: string; currency: string; available: string; pending: string; posted: string; deposit: { chain: string; contract: string; accountKey: string } | null }
+
+t.test('billing: top up on a chain, hold at admission, charge the accepted usage, invoice', async (t) => {
+  if (!requireOrSkip(t, anvilRequirement, docker, dockerImage(IMAGE))) return
+  // ---- the chain: Anvil with the Settlement contract and its token ----
+  const anvil = await startAnvil()
+  t.teardown(() => anvil.stop())
+  const transport = http(anvil.url)
+  const client = createPublicClient({ transport, pollingInterval: 20 }) as PublicClient
+  const chainWallet = createWalletClient({ transport, pollingInterval: 20 })
+  const testClient = createTestClient({ mode: 'anvil', transport, pollingInterval: 20 })
+  const operator = mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: 0 })
+  const customer = mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: 1 })
+  const deployed = await deploySettlement(client, chainWallet, operator, operator.address)
+  const send = async (hash: Hex): Promise<void> => {
+    const r = await client.waitForTransactionReceipt({ hash })
+    if (r.status !== 'success') throw new Error(`${hash} reverted`)
+  }
+  await send(await chainWallet.writeContract({ address: deployed.token, abi: nlcAbi, functionName: 'mint', args: [customer.address, 1000n * NLC], account: operator, chain: null }))
+  await send(await chainWallet.writeContract({ address: deployed.token, abi: nlcAbi, functionName: 'approve', args: [deployed.settlement, 1000n * NLC], account: customer, chain: null }))
+  const deposit = async (key: string, amount: bigint): Promise<void> => {
+    await send(await chainWallet.writeContract({ address: deployed.settlement, abi: settlementAbi, functionName: 'deposit', args: [`0x${key}`, amount], account: customer, chain: null }))
+  }
+
+  // ---- the mesh and the gateway ----
+  const { nodes } = await startConnectedMesh(t, 2, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600 }, ledger: { usageIntervalMs: 1000 } })
+  const mail = await smtpOnLoopback(t)
+  const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-billing-'))
+  const open = () => openGateway({
+    dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home,
+    billing: { chain: { rpcUrl: anvil.url, contract: deployed.settlement, startHeight: deployed.settlementBlock, depth: 2, pollMs: 100_000 }, meterMs: 100_000, releaseGraceMs: 3000 },
+  })
+  let gw: Gateway = await open()
+  await gw.app.listen({ host: '127.0.0.1', port: 0 })
+  t.teardown(async () => {
+    await gw.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const call = async (method: string, path: string, o: { body?: unknown; cookie?: string } = {}): Promise<Answer> => {
+    const r = await fetch(`http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}${path}`, {
+      method,
+      headers: { ...(o.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(o.cookie ? { cookie: `${SESSION_COOKIE}=${o.cookie}` } : {}) },
+      ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+    })
+    const text = await r.text()
+    return { status: r.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} }
+  }
+  const account = async (email: string): Promise<string> => {
+    await call('POST', '/v1/auth/signup', { body: { email, password: PASSWORD } })
+    await call('POST', '/v1/auth/verify', { body: { token: linkToken(await mail.lastMailTo(email), 'verify') } })
+    const r = await fetch(`http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password: PASSWORD }) })
+    return /noir_session=([A-Za-z0-9_-]+)/.exec(r.headers.get('set-cookie') ?? '')![1]!
+  }
+  const ada = await account('ada@example.org')
+  const bob = await account('bob@example.org')
+  const wallet = async (cookie: string): Promise<Wallet> => (await call('GET', '/v1/wallet', { cookie })).json as unknown as Wallet
+
+  // ---- no funds: refused at admission ----
+  const empty = await wallet(ada)
+  t.same([empty.currency, empty.available, empty.pending, empty.posted], ['NLC', '0', '0', '0'], 'a new account has nothing')
+  t.equal(empty.deposit?.contract.toLowerCase(), deployed.settlement.toLowerCase(), 'the wallet says where to deposit')
+  t.match(empty.deposit?.accountKey, /^[0-9a-f]{64}$/, 'and the account key to name')
+  const refused = await call('POST', '/v1/workloads', { cookie: ada, body: { workload: service('web'), idempotencyKey: 'web-1' } })
+  t.equal(refused.status, 402, 'a deploy without funds: 402')
+  t.equal(refused.json.name, 'InsufficientFundsError')
+  t.same((refused.json.data as { needed: string }).needed, String(MAX_PRICE), 'it says what the deploy needs: the price cap for an hour')
+  t.same(((await call('GET', '/v1/workloads', { cookie: ada })).json.workloads as unknown[]).length, 0, 'and nothing was deployed')
+
+  // ---- a deposit on the chain: credited once it is confirmed, once ----
+  await deposit(empty.deposit!.accountKey, 5n * NLC + 7n) // 5 NLC and 7 base units of dust
+  await gw.deposits!.poll()
+  t.equal((await wallet(ada)).available, '0', 'not credited before its confirmations')
+  await testClient.mine({ blocks: 2 })
+  await gw.deposits!.poll()
+  const funded = await wallet(ada)
+  t.same([funded.available, funded.posted], ['5000000', '5000000'], 'credited at the depth: 5 NLC (the dust below a µNLC is not)')
+  const topUps = (await call('GET', '/v1/wallet/top-ups', { cookie: ada })).json.topUps as { ref: string; amount: string }[]
+  t.same(topUps.map((x) => x.amount), ['5000000'], 'one top-up')
+  t.match(topUps[0]!.ref, /^evm-31337:0x[0-9a-f]{64}:\d+$/, 'named by its chain reference')
+
+  // ---- a deploy holds its cap; a retry holds nothing more ----
+  const made = await call('POST', '/v1/workloads', { cookie: ada, body: { workload: service('web'), idempotencyKey: 'web-1' } })
+  t.equal(made.status, 201, `funded, the deploy is admitted: ${JSON.stringify(made.json).slice(0, 200)}`)
+  const id = made.json.id as string
+  t.same([(await wallet(ada)).pending, (await wallet(ada)).available], [String(MAX_PRICE), String(5_000_000 - MAX_PRICE)], 'the price cap for an hour is held')
+  t.equal((await call('POST', '/v1/workloads', { cookie: ada, body: { workload: service('web'), idempotencyKey: 'web-1' } })).json.id, id, 'a retry with the key: the same deployment')
+  t.equal((await wallet(ada)).pending, String(MAX_PRICE), 'and nothing more held')
+  const second = await call('POST', '/v1/workloads', { cookie: ada, body: { workload: { ...service('big'), service: { replicas: 2 } }, idempotencyKey: 'big-1' } })
+  t.equal(second.status, 402, 'a second deploy that would hold more than is left (2 replicas x the cap... and more) is refused')
+
+  // ---- it runs; the accepted usage is charged; stopped, the hold is released ----
+  await eventually(async () => (await call('GET', `/v1/workloads/${id}`, { cookie: ada })).json.phase === 'running', 90_000)
+  await eventually(async () => {
+    const u = (await call('GET', `/v1/workloads/${id}/usage`, { cookie: ada })).json as { records: { status: string }[] }
+    return u.records.filter((r) => r.status === 'accepted').length >= 2
+  }, 60_000, 300)
+  await gw.billing!.meter()
+  const running = await wallet(ada)
+  t.ok(BigInt(running.posted) < 5_000_000n, `usage is charged while it runs (posted ${running.posted})`)
+  t.equal(running.pending, String(MAX_PRICE), 'the hold stays while it runs')
+  t.equal((await call('POST', `/v1/workloads/${id}/stop`, { cookie: ada })).status, 200)
+  await eventually(async () => {
+    await gw.billing!.meter()
+    return (await wallet(ada)).pending === '0'
+  }, 60_000, 500).catch(async (err: unknown) => {
+    const v = await nodes[0]!.api.get<{ phase: string }>(`/v1/deployments/${id}`)
+    const u = await nodes[0]!.api.get<{ records: { status: string; note: string | null; record: { body: { contractId: string; seq: number; final?: boolean; from: number; to: number }; answer?: { reason?: string } } }[] }>(`/v1/deployments/${id}/usage`)
+    const ps = (await import('node:child_process')).spawnSync('docker', ['ps', '--format', '{{.Labels}} {{.Status}}'], { encoding: 'utf8' }).stdout
+    throw new Error(`${(err as Error).message}; phase ${v.phase}; containers ${ps}; records ${JSON.stringify(u.records.slice(0, 6).map((r) => [r.record.body.seq, r.record.body.final ?? false, r.status, r.record.body.from, r.record.body.to, r.record.answer?.reason]))}`)
+  })
+  t.pass('stopped, its last records in: the hold is released')
+
+  // ---- the books add up ----
+  const node = await nodes[0]!.api.get<{ totals: { accepted: string } }>(`/v1/deployments/${id}/usage`)
+  const settled = await wallet(ada)
+  const charged = 5_000_000n - BigInt(settled.posted)
+  t.equal(String(charged), node.totals.accepted, `the account paid exactly what the node accepted from providers (${charged} µNLC)`)
+  t.equal(settled.available, settled.posted, 'nothing held')
+  const invoices = (await call('GET', '/v1/invoices', { cookie: ada })).json.invoices as { id: string; total: string; status: string; lines: { deploymentId: string; amount: string }[] }[]
+  t.equal(invoices.length, 1, 'one invoice, this month\'s')
+  t.equal(invoices[0]!.total, String(charged), 'its total is the charges')
+  t.same(invoices[0]!.lines.map((l) => [l.deploymentId, l.amount]), [[id, String(charged)]], 'one line, the deployment')
+  t.equal(invoices[0]!.status, 'open', 'the month is not over: open')
+  const one = await call('GET', `/v1/invoices/${invoices[0]!.id}`, { cookie: ada })
+  t.equal(one.json.total, String(charged), 'read by its id')
+  const usage = (await call('GET', '/v1/usage', { cookie: ada })).json.days as { workload: string; amount: string }[]
+  t.equal(String(usage.reduce((a, d) => a + BigInt(d.amount), 0n)), String(charged), 'usage per day adds up to the charges')
+  t.ok(usage.every((d) => d.workload === 'web'), 'per workload')
+
+  // ---- another account sees none of it ----
+  t.same((await wallet(bob)).posted, '0')
+  t.same((await call('GET', '/v1/invoices', { cookie: bob })).json.invoices, [], 'bob has no invoice')
+  t.equal((await call('GET', `/v1/invoices/${invoices[0]!.id}`, { cookie: bob })).status, 404, 'ada\'s invoice id is not his')
+  t.same((await call('GET', '/v1/wallet/top-ups', { cookie: bob })).json.topUps, [], 'nor her top-ups')
+  t.equal((await call('GET', '/v1/usage?from=2026-13-01', { cookie: ada })).json.name, 'InvalidRequestError', 'a malformed day is refused')
+  t.equal((await call('GET', '/v1/wallet')).status, 401, 'no session, no wallet')
+
+  // ---- restarted, nothing is charged or credited twice ----
+  await gw.close()
+  gw = await open()
+  await gw.app.listen({ host: '127.0.0.1', port: 0 })
+  await gw.deposits!.poll()
+  await gw.billing!.meter()
+  const after = await wallet(ada)
+  t.same([after.posted, after.pending], [settled.posted, '0'], 'the same books after a restart: the deposit and the usage counted once')
+})
