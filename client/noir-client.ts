@@ -33,6 +33,11 @@ export interface ReplicaView { index: number; slot: string; node: string | null;
 export interface DeploymentView { id: string; name: string; kind: 'service' | 'job'; phase: string; reason: string | null; desired: number; replicas: ReplicaView[]; events: { at: number; msg: string }[]; [k: string]: unknown }
 export interface LogLine { ts: number; stream: string; line: string }
 export interface NewApiKey extends ApiKeyView { token: string }
+/** Amounts are µNLC as decimal strings (1 NLC = 1,000,000 µNLC). */
+export interface WalletView { did: string; currency: 'NLC'; available: string; pending: string; posted: string; deposit: { chain: string; contract: string; accountKey: string } | null }
+export interface TopUp { ref: string; amount: string; at: number }
+export interface UsageDay { day: string; workload: string; amount: string }
+export interface Invoice { id: string; period: string; status: 'open' | 'issued'; issuedAt: number | null; currency: 'NLC'; lines: { deploymentId: string; workload: string; records: number; amount: string }[]; total: string }
 
 interface Answer { status: number; headers: IncomingMessage['headers']; body: unknown }
 
@@ -121,6 +126,30 @@ export class NoirClient {
     const c = (await this.#call('POST', '/v1/wallet/did/challenge')) as DidChallenge
     const signature = Buffer.from(await sign(didBindingMessage({ account: c.account, challenge: c.challenge, did, gateway: c.gateway }))).toString('base64url')
     return (await this.#call('PUT', '/v1/wallet/did', { did, signature })) as { did: string; own: true }
+  }
+
+  // ---- billing (scope `usage`; spec/billing.md): present when the gateway keeps books ----
+  /** The account's NLC wallet: available, pending (held by deploys) and posted µNLC, and where to deposit. */
+  wallet(): Promise<WalletView> {
+    return this.#call('GET', '/v1/wallet') as Promise<WalletView>
+  }
+
+  async topUps(): Promise<TopUp[]> {
+    return ((await this.#call('GET', '/v1/wallet/top-ups')) as { topUps: TopUp[] }).topUps
+  }
+
+  /** Usage charged per day (of the usage) and workload, `from`..`to` as YYYY-MM-DD (default: the last 30 days). */
+  async usageByDay(o: { from?: string; to?: string } = {}): Promise<UsageDay[]> {
+    const q = new URLSearchParams({ ...(o.from ? { from: o.from } : {}), ...(o.to ? { to: o.to } : {}) }).toString()
+    return ((await this.#call('GET', `/v1/usage${q ? `?${q}` : ''}`)) as { days: UsageDay[] }).days
+  }
+
+  async invoices(): Promise<Invoice[]> {
+    return ((await this.#call('GET', '/v1/invoices')) as { invoices: Invoice[] }).invoices
+  }
+
+  invoice(id: string): Promise<Invoice> {
+    return this.#call('GET', `/v1/invoices/${encodeURIComponent(id)}`) as Promise<Invoice>
   }
 
   // ---- secrets (scope `secrets`; spec/secrets.md) ----

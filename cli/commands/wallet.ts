@@ -2,6 +2,7 @@
 // what is held by pending transfers, the entries that moved them, and development funding (once per
 // reference). Thin clients of the ledger service's API (spec/cli.md, spec/api.md).
 import { ApiClient } from '../api-client.ts'
+import { clientOf, readLogin } from '../gateway-login.ts'
 import { nlcDecimal } from '../../ledger/units.ts'
 import { intOption, parseCommandArgs, printJson, printLine, UsageError, type Command } from '../command.ts'
 
@@ -49,15 +50,53 @@ export const walletCommand: Command = {
   summary: 'show this node\'s balances (NLC, NLR) and what pending transfers hold',
   usage: `Usage: noir wallet [--json]
 
+After \`noir login --gateway URL\`: the account's wallet at the gateway (spec/billing.md): available, pending
+(held by deploys) and posted NLC, and where to deposit (--json: { did, currency, available, pending, posted,
+deposit: { chain, contract, accountKey } | null }, µNLC). Otherwise this node's:
 NLC is shown in NLC (up to six decimals; --json and the API give whole µNLC); NLR in its smallest unit. available = posted - held; held is what pending
 (two-phase) transfers reserve; incoming is what pending transfers will credit.
 --json prints { did, balances: [{ account, currency, posted, held, incoming, available }], entries,
 checkpoint: { v, log, size, root, ts } | null } (amounts as decimal strings).`,
   async run(ctx, argv) {
     parseCommandArgs(argv, {}, { min: 0, max: 0, usage: 'usage: noir wallet [--json] (see also: noir wallet history, noir wallet topup)' })
+    const login = readLogin(ctx.home)
+    if (login) {
+      const g = await clientOf(login).wallet()
+      if (ctx.json) return printJson(ctx, g)
+      printLine(ctx, `NLC  available ${nlcDecimal(BigInt(g.available))}  (posted ${nlcDecimal(BigInt(g.posted))}, held by deploys ${nlcDecimal(BigInt(g.pending))})  at ${login.url}`)
+      printLine(ctx, `wallet ${g.did}`)
+      if (g.deposit) printLine(ctx, `deposit: call deposit(0x${g.deposit.accountKey}, amount) on ${g.deposit.contract} (${g.deposit.chain})`)
+      return
+    }
     const w = await ApiClient.forHome(ctx.home).get<WalletDoc>('/v1/wallet')
     if (ctx.json) return printJson(ctx, w)
     printWallet((l) => printLine(ctx, l), w)
+  },
+}
+
+export const invoicesCommand: Command = {
+  path: ['invoices'],
+  summary: 'the account\'s monthly invoices at the gateway (after noir login)',
+  usage: `Usage: noir invoices [ID] [--json]
+
+After \`noir login --gateway URL\`: the account's invoices (spec/billing.md), one line each, or one invoice's
+lines by its id (inv-YYYY-MM). Amounts in NLC. --json prints the gateway's answer.`,
+  async run(ctx, argv) {
+    const { positionals } = parseCommandArgs(argv, {}, { min: 0, max: 1, usage: 'usage: noir invoices [ID] [--json]' })
+    const login = readLogin(ctx.home)
+    if (!login) throw new UsageError('invoices are kept by a gateway: noir login --gateway URL first')
+    const c = clientOf(login)
+    if (positionals[0] !== undefined) {
+      const inv = await c.invoice(positionals[0])
+      if (ctx.json) return printJson(ctx, inv)
+      printLine(ctx, `${inv.id}  ${inv.period}  ${inv.status}  total ${nlcDecimal(BigInt(inv.total))} NLC`)
+      for (const l of inv.lines) printLine(ctx, `  ${l.deploymentId}  ${l.workload}  ${l.records} record(s)  ${nlcDecimal(BigInt(l.amount))} NLC`)
+      return
+    }
+    const list = await c.invoices()
+    if (ctx.json) return printJson(ctx, { invoices: list })
+    if (list.length === 0) return printLine(ctx, 'no invoices yet')
+    for (const inv of list) printLine(ctx, `${inv.id}  ${inv.period}  ${inv.status.padEnd(6)}  ${nlcDecimal(BigInt(inv.total))} NLC  ${inv.lines.length} line(s)`)
   },
 }
 
@@ -108,4 +147,4 @@ external reference R: repeating it changes nothing, and R with another amount is
   },
 }
 
-export const walletCommands: Command[] = [walletCommand, walletHistoryCommand, walletTopupCommand]
+export const walletCommands: Command[] = [walletCommand, walletHistoryCommand, walletTopupCommand, invoicesCommand]

@@ -149,6 +149,11 @@ export class TenantStore {
     return owned((await this.#db.get('SELECT * FROM owned_deployments WHERE account_id = ? AND idem_key = ?', [accountId, key]))!)
   }
 
+  /** Forgets a create never sent (refused at admission): nothing finishes it later. */
+  async forgetCreate(accountId: string, key: string): Promise<void> {
+    await this.#db.run('DELETE FROM owned_deployments WHERE account_id = ? AND idem_key = ? AND deployment_id IS NULL', [accountId, key])
+  }
+
   async settleCreate(accountId: string, key: string, deploymentId: string): Promise<void> {
     await this.#db.run('UPDATE owned_deployments SET deployment_id = ? WHERE account_id = ? AND idem_key = ?', [deploymentId, accountId, key])
   }

@@ -6,13 +6,13 @@
 // hold released when the work ended; usage per day and the month's invoice add up to the charges, and to what
 // the node accepted; another account sees none of it; a restarted gateway charges nothing twice.
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { createPublicClient, createTestClient, createWalletClient, http, type Hex, type PublicClient } from 'viem'
 import { mnemonicToAccount } from 'viem/accounts'
-import { eventually, startConnectedMesh } from '../../scripts/testing/daemons.ts'
+import { eventually, NOIR_BIN, startConnectedMesh } from '../../scripts/testing/daemons.ts'
 import { anvil as anvilRequirement, docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { ANVIL_MNEMONIC, startAnvil } from '../../settlement/evm/anvil.ts'
 import { nlcAbi, settlementAbi } from '../../settlement/evm/artifacts.ts'
@@ -20,6 +20,12 @@ import { deploySettlement } from '../../settlement/evm/deploy.ts'
 import { openGateway, type Gateway } from '../gateway.ts'
 import { SESSION_COOKIE } from '../http/app.ts'
 import { linkToken, smtpOnLoopback } from './mail-rig.ts'
+import { NoirClient } from '../../client/noir-client.ts'
+import { spawn } from 'node:child_process'
+import { request as httpsRequest } from 'node:https'
+import { freePort } from '../../scripts/testing/browser.ts'
+import { execFile } from 'node:child_process'
+import { nlcDecimal } from '../../ledger/units.ts'
 
 const IMAGE = 'noir/busybox:latest'
 const PASSWORD = 'correct horse battery staple'
@@ -59,7 +65,9 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   // ---- the mesh and the gateway ----
   const { nodes } = await startConnectedMesh(t, 2, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600 }, ledger: { usageIntervalMs: 1000 } })
   const mail = await smtpOnLoopback(t)
-  const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-billing-'))
+  const gwHome = mkdtempSync(join(tmpdir(), 'noir-gateway-billing-'))
+  const dir = join(gwHome, 'gateway') // where `noir --home gwHome gateway start` keeps its state too
+  mkdirSync(dir, { recursive: true, mode: 0o700 })
   const open = () => openGateway({
     dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home,
     billing: { chain: { rpcUrl: anvil.url, contract: deployed.settlement, startHeight: deployed.settlementBlock, depth: 2, pollMs: 100_000 }, meterMs: 100_000, releaseGraceMs: 3000 },
@@ -67,8 +75,8 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   let gw: Gateway = await open()
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
-    await gw.close()
-    rmSync(dir, { recursive: true, force: true })
+    await gw.close().catch(() => undefined) // closed already, before the gateway process took over
+    rmSync(gwHome, { recursive: true, force: true })
   })
   const call = async (method: string, path: string, o: { body?: unknown; cookie?: string } = {}): Promise<Answer> => {
     const r = await fetch(`http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}${path}`, {
@@ -169,6 +177,25 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   t.equal((await call('GET', '/v1/usage?from=2026-13-01', { cookie: ada })).json.name, 'InvalidRequestError', 'a malformed day is refused')
   t.equal((await call('GET', '/v1/wallet')).status, 401, 'no session, no wallet')
 
+  // ---- the same books through the SDK and the CLI ----
+  const base = `http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}`
+  const sdk = new NoirClient({ url: base })
+  await sdk.login('ada@example.org', PASSWORD)
+  t.same((await sdk.wallet()).posted, settled.posted, 'NoirClient.wallet()')
+  t.same((await sdk.invoices()).map((i) => i.total), [String(charged)], 'NoirClient.invoices()')
+  t.same((await sdk.topUps()).map((x) => x.amount), ['5000000'], 'NoirClient.topUps()')
+  t.equal(String((await sdk.usageByDay()).reduce((a, d) => a + BigInt(d.amount), 0n)), String(charged), 'NoirClient.usageByDay()')
+  const home = mkdtempSync(join(tmpdir(), 'noir-billing-cli-'))
+  t.teardown(() => rmSync(home, { recursive: true, force: true }))
+  const noir = (args: string[], env: Record<string, string> = {}) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [NOIR_BIN, '--home', home, ...args], { encoding: 'utf8', env: { ...process.env, NOIR_PASSWORD: '', ...env } }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }))
+  })
+  t.equal((await noir(['login', '--gateway', base, '--email', 'ada@example.org'], { NOIR_PASSWORD: PASSWORD })).code, 0, 'noir login')
+  const w = await noir(['wallet', '--json'])
+  t.equal((JSON.parse(w.stdout) as Wallet).posted, settled.posted, `noir wallet shows the account's wallet at the gateway ${w.stderr}`)
+  const inv = await noir(['invoices'])
+  t.match(inv.stdout, new RegExp(`${invoices[0]!.id}\\s+\\d{4}-\\d{2}\\s+open\\s+${nlcDecimal(charged).replace('.', '\\.')} NLC`), `noir invoices lists it: ${inv.stdout}${inv.stderr}`)
+
   // ---- restarted, nothing is charged or credited twice ----
   await gw.close()
   gw = await open()
@@ -177,4 +204,51 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   await gw.billing!.meter()
   const after = await wallet(ada)
   t.same([after.posted, after.pending], [settled.posted, '0'], 'the same books after a restart: the deposit and the usage counted once')
+
+  // ---- kill -9 of a gateway process between charges: restarted, every record is charged once ----
+  await gw.close()
+  const billingFile = join(gwHome, 'billing.json')
+  writeFileSync(billingFile, JSON.stringify({ chain: { rpcUrl: anvil.url, contract: deployed.settlement, startHeight: Number(deployed.settlementBlock), depth: 2, pollMs: 500 }, meterMs: 500, releaseGraceMs: 3000 }))
+  const port = await freePort()
+  const startGateway = async (env: Record<string, string> = {}) => {
+    const proc = spawn(process.execPath, [NOIR_BIN, '--home', gwHome, 'gateway', 'start', '--smtp', `127.0.0.1:${mail.port}`, '--from', 'noreply@noir.test', '--public-url', 'https://gw.noir.test/', '--node', nodes[0]!.home, '--listen', `127.0.0.1:${port}`, '--billing', billingFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    let out = ''
+    proc.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')))
+    proc.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')))
+    t.teardown(() => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
+    })
+    await eventually(() => /billing on/.test(out) || proc.exitCode !== null, 60_000, 100)
+    if (proc.exitCode !== null) throw new Error(`the gateway exited: ${out}`)
+    return { proc, out: () => out }
+  }
+  const ca = () => readFileSync(join(dir, 'tls.crt'), 'utf8')
+  const over = (method: string, path: string, body?: unknown) => new Promise<Answer>((resolve, reject) => {
+    const text = body === undefined ? undefined : JSON.stringify(body)
+    const req = httpsRequest({ host: '127.0.0.1', port, path, method, ca: ca(), headers: { cookie: `${SESSION_COOKIE}=${ada}`, ...(text !== undefined ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      let data = ''
+      res.on('data', (c: Buffer) => (data += c.toString('utf8')))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: data ? (JSON.parse(data) as Record<string, unknown>) : {} }))
+    })
+    req.on('error', reject)
+    req.end(text)
+  })
+  let proc = await startGateway({ NOIR_FAILPOINTS: 'gateway.billing.charged' })
+  const before = (await over('GET', '/v1/wallet')).json as unknown as Wallet
+  const killed = await over('POST', '/v1/workloads', { workload: service('crash'), idempotencyKey: 'crash-1' })
+  t.equal(killed.status, 201, `a deploy through the gateway process: ${JSON.stringify(killed.json).slice(0, 200)}`)
+  const crashId = killed.json.id as string
+  const died = await new Promise<string | null>((resolve) => proc.proc.once('exit', (_c, sig) => resolve(sig)))
+  t.equal(died, 'SIGKILL', 'the gateway died (kill -9) right after its first charge of the new deployment')
+  proc = await startGateway()
+  t.equal((await over('POST', '/v1/workloads', { workload: service('crash'), idempotencyKey: 'crash-1' })).json.id, crashId, 'the retried create: the same deployment')
+  t.equal(((await over('GET', '/v1/wallet')).json as unknown as Wallet).pending, String(MAX_PRICE), 'held once')
+  t.equal((await over('POST', `/v1/workloads/${crashId}/stop`)).status, 200)
+  const final = await eventually(async () => {
+    const w2 = (await over('GET', '/v1/wallet')).json as unknown as Wallet
+    return w2.pending === '0' && w2
+  }, 90_000, 500)
+  const crashUsage = await nodes[0]!.api.get<{ totals: { accepted: string } }>(`/v1/deployments/${crashId}/usage`)
+  t.equal(String(BigInt(before.posted) - BigInt(final.posted)), crashUsage.totals.accepted, `across the kill -9, the account paid exactly what the node accepted (${crashUsage.totals.accepted} µNLC), no record twice`)
+  proc.proc.kill('SIGTERM')
 })

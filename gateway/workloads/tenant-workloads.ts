@@ -77,7 +77,13 @@ export class TenantWorkloads {
     if (recorded.workload !== spec) throw new IdempotencyConflictError(`idempotency key ${key} was used for another workload`, { field: 'idempotencyKey' })
     // the hold after the record (a retried create finds the same hold key) and before the node is asked
     const holdKey = nodeKey(accountId, key)
-    await this.#billing?.admit(accountId, holdKey, w)
+    try {
+      await this.#billing?.admit(accountId, holdKey, w)
+    } catch (err) {
+      // refused (402): the create is forgotten, so no restart finishes it once funds arrive; a retry asks again
+      await this.#store.forgetCreate(accountId, key)
+      throw err
+    }
     let view: { id: string } & Record<string, Json>
     try {
       view = await this.#call(() => node.post<{ id: string } & Record<string, Json>>('/v1/deployments', { workload: JSON.parse(spec) as Json, idempotencyKey: holdKey }))
