@@ -10,13 +10,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { createPublicClient, createTestClient, createWalletClient, http, type Hex, type PublicClient } from 'viem'
-import { mnemonicToAccount } from 'viem/accounts'
 import { eventually, NOIR_BIN, startConnectedMesh } from '../../scripts/testing/daemons.ts'
 import { anvil as anvilRequirement, docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
-import { ANVIL_MNEMONIC, startAnvil } from '../../settlement/evm/anvil.ts'
-import { nlcAbi, settlementAbi } from '../../settlement/evm/artifacts.ts'
-import { deploySettlement } from '../../settlement/evm/deploy.ts'
+import { localChain, NLC_UNITS as NLC } from '../../scripts/testing/chain.ts'
 import { openGateway, type Gateway } from '../gateway.ts'
 import { SESSION_COOKIE } from '../http/app.ts'
 import { linkToken, smtpOnLoopback } from './mail-rig.ts'
@@ -29,7 +25,6 @@ import { nlcDecimal } from '../../ledger/units.ts'
 
 const IMAGE = 'noir/busybox:latest'
 const PASSWORD = 'correct horse battery staple'
-const NLC = 10n ** 18n // the token's base units per NLC (18 decimals): 10^12 per µNLC
 const MAX_PRICE = 2_000_000 // µNLC per replica-hour: the hold for one replica for one hour
 const service = (name: string) => ({
   apiVersion: 'noir/v1', kind: 'service', name,
@@ -43,25 +38,8 @@ interface Wallet { did: string; currency: string; available: string; pending: st
 t.test('billing: top up on a chain, hold at admission, charge the accepted usage, invoice', async (t) => {
   if (!requireOrSkip(t, anvilRequirement, docker, dockerImage(IMAGE))) return
   // ---- the chain: Anvil with the Settlement contract and its token ----
-  const anvil = await startAnvil()
-  t.teardown(() => anvil.stop())
-  const transport = http(anvil.url)
-  const client = createPublicClient({ transport, pollingInterval: 20 }) as PublicClient
-  const chainWallet = createWalletClient({ transport, pollingInterval: 20 })
-  const testClient = createTestClient({ mode: 'anvil', transport, pollingInterval: 20 })
-  const operator = mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: 0 })
-  const customer = mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: 1 })
-  const deployed = await deploySettlement(client, chainWallet, operator, operator.address)
-  const send = async (hash: Hex): Promise<void> => {
-    const r = await client.waitForTransactionReceipt({ hash })
-    if (r.status !== 'success') throw new Error(`${hash} reverted`)
-  }
-  await send(await chainWallet.writeContract({ address: deployed.token, abi: nlcAbi, functionName: 'mint', args: [customer.address, 1000n * NLC], account: operator, chain: null }))
-  await send(await chainWallet.writeContract({ address: deployed.token, abi: nlcAbi, functionName: 'approve', args: [deployed.settlement, 1000n * NLC], account: customer, chain: null }))
-  const deposit = async (key: string, amount: bigint): Promise<void> => {
-    await send(await chainWallet.writeContract({ address: deployed.settlement, abi: settlementAbi, functionName: 'deposit', args: [`0x${key}`, amount], account: customer, chain: null }))
-  }
-
+  const chain = await localChain(t)
+  const deposit = chain.deposit
   // ---- the mesh and the gateway ----
   const { nodes } = await startConnectedMesh(t, 2, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600 }, ledger: { usageIntervalMs: 1000 } })
   const mail = await smtpOnLoopback(t)
@@ -70,7 +48,7 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const open = () => openGateway({
     dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', nodeHome: nodes[0]!.home,
-    billing: { chain: { rpcUrl: anvil.url, contract: deployed.settlement, startHeight: deployed.settlementBlock, depth: 2, pollMs: 100_000 }, meterMs: 100_000, releaseGraceMs: 3000 },
+    billing: { chain: { rpcUrl: chain.rpcUrl, contract: chain.settlement, startHeight: chain.startHeight, depth: 2, pollMs: 100_000 }, meterMs: 100_000, releaseGraceMs: 3000 },
   })
   let gw: Gateway = await open()
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
@@ -100,7 +78,7 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   // ---- no funds: refused at admission ----
   const empty = await wallet(ada)
   t.same([empty.currency, empty.available, empty.pending, empty.posted], ['NLC', '0', '0', '0'], 'a new account has nothing')
-  t.equal(empty.deposit?.contract.toLowerCase(), deployed.settlement.toLowerCase(), 'the wallet says where to deposit')
+  t.equal(empty.deposit?.contract.toLowerCase(), chain.settlement.toLowerCase(), 'the wallet says where to deposit')
   t.match(empty.deposit?.accountKey, /^[0-9a-f]{64}$/, 'and the account key to name')
   const refused = await call('POST', '/v1/workloads', { cookie: ada, body: { workload: service('web'), idempotencyKey: 'web-1' } })
   t.equal(refused.status, 402, 'a deploy without funds: 402')
@@ -112,7 +90,7 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   await deposit(empty.deposit!.accountKey, 5n * NLC + 7n) // 5 NLC and 7 base units of dust
   await gw.deposits!.poll()
   t.equal((await wallet(ada)).available, '0', 'not credited before its confirmations')
-  await testClient.mine({ blocks: 2 })
+  await chain.mine(2)
   await gw.deposits!.poll()
   const funded = await wallet(ada)
   t.same([funded.available, funded.posted], ['5000000', '5000000'], 'credited at the depth: 5 NLC (the dust below a µNLC is not)')
@@ -208,7 +186,7 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   // ---- kill -9 of a gateway process between charges: restarted, every record is charged once ----
   await gw.close()
   const billingFile = join(gwHome, 'billing.json')
-  writeFileSync(billingFile, JSON.stringify({ chain: { rpcUrl: anvil.url, contract: deployed.settlement, startHeight: Number(deployed.settlementBlock), depth: 2, pollMs: 500 }, meterMs: 500, releaseGraceMs: 3000 }))
+  writeFileSync(billingFile, JSON.stringify({ chain: { rpcUrl: chain.rpcUrl, contract: chain.settlement, startHeight: Number(chain.startHeight), depth: 2, pollMs: 500 }, meterMs: 500, releaseGraceMs: 3000 }))
   const port = await freePort()
   const startGateway = async (env: Record<string, string> = {}) => {
     const proc = spawn(process.execPath, [NOIR_BIN, '--home', gwHome, 'gateway', 'start', '--smtp', `127.0.0.1:${mail.port}`, '--from', 'noreply@noir.test', '--public-url', 'https://gw.noir.test/', '--node', nodes[0]!.home, '--listen', `127.0.0.1:${port}`, '--billing', billingFile], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })

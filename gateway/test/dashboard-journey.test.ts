@@ -1,9 +1,10 @@
 // The customer journey through the dashboard's pages in headless Chromium, against a gateway over HTTPS in
 // front of three real node daemons, with a real SMTP server on loopback: sign up, open the verification mail
 // and follow its link, log in, enrol TOTP (reading the secret off the page), log out, log in again with a
-// code, see the wallet (or that billing is not there), deploy a service from the form and watch its logs
+// code, top up (a deposit on a real local chain, Anvil, naming the key the wallet page shows) and see it
+// credited, deploy a service from the form and watch its logs
 // arrive as they are written, make and revoke an API key, deploy a job from YAML and read its output, see the
-// usage plot fill in, stop the service (its container goes). Then the owner of the node that ran it opens
+// usage plot fill in, stop the service (its container goes), and read the month's invoice on the wallet page. Then the owner of the node that ran it opens
 // `noir console`'s one-time URL: the console shows the node, its earnings, and changes its share. Any console
 // error, failed request or unexpected answer fails the test; screenshots are saved (the path is printed).
 import t from 'tap'
@@ -13,7 +14,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generate } from 'otplib'
 import { eventually, NOIR_BIN, runningCopies, startConnectedMesh } from '../../scripts/testing/daemons.ts'
-import { chromium, docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import { anvil, chromium, docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
+import { localChain, NLC_UNITS } from '../../scripts/testing/chain.ts'
 import { fitsWidth, freePort, openBrowser, unlabelled } from '../../scripts/testing/browser.ts'
 import { openGateway } from '../gateway.ts'
 import { gatewayCertificate } from '../http/tls.ts'
@@ -24,14 +26,16 @@ const PASSWORD = 'correct horse battery staple'
 const EMAIL = 'grace@example.org'
 
 t.test('a customer\'s journey through the dashboard, and an owner\'s console', async (t) => {
-  if (!requireOrSkip(t, chromium, docker, dockerImage(IMAGE))) return
+  if (!requireOrSkip(t, chromium, docker, dockerImage(IMAGE), anvil)) return
+  const chain = await localChain(t)
   const { nodes } = await startConnectedMesh(t, 3, { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { beatMs: 200, bidWindowMs: 600 }, ledger: { usageIntervalMs: 2000 } })
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-dashboard-journey-'))
   const tls = await gatewayCertificate({ dir, host: '127.0.0.1' })
   const port = await freePort()
   const url = `https://127.0.0.1:${port}`
-  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: `${url}/`, nodeHome: nodes[0]!.home, https: { key: tls.key, cert: tls.cert } })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: `${url}/`, nodeHome: nodes[0]!.home, https: { key: tls.key, cert: tls.cert },
+    billing: { chain: { rpcUrl: chain.rpcUrl, contract: chain.settlement, startHeight: chain.startHeight, depth: 1, pollMs: 300 }, meterMs: 1000, releaseGraceMs: 3000 } })
   await gw.app.listen({ host: '127.0.0.1', port })
   t.teardown(async () => {
     await gw.close()
@@ -42,8 +46,8 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
   const { page } = rig
   const main = page.locator('main')
   rig.expect({ method: 'GET', path: /^\/v1\/account$/, status: 401 }) // before signing in: the page asks who is there
-  // the billing and secrets routes may not be on this gateway: the pages show "not available" on their 404
-  for (const p of [/^\/v1\/wallet$/, /^\/v1\/wallet\/top-ups$/, /^\/v1\/usage$/, /^\/v1\/invoices$/, /^\/v1\/secrets$/]) rig.expect({ method: 'GET', path: p, status: 404 })
+  // the secrets routes may not be on this gateway: the page shows "not available" on their 404
+  rig.expect({ method: 'GET', path: /^\/v1\/secrets$/, status: 404 })
 
   // ---- sign up, the mail, verify, log in ----
   await page.goto(`${url}/`)
@@ -94,12 +98,23 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
   await page.getByRole('heading', { name: 'Workloads' }).waitFor()
   t.pass('logged in with TOTP')
 
-  // ---- wallet ----
+  // ---- wallet: top up on the chain with the key the page shows ----
   await page.getByRole('link', { name: 'Wallet' }).click()
   await page.getByRole('heading', { name: 'Wallet' }).waitFor()
-  const billing = await page.locator('#wallet-unavailable').count() === 0
-  if (billing) await page.locator('#wallet-available').waitFor()
-  else t.comment('this gateway has no billing routes: the wallet page says so')
+  t.equal((await page.locator('#wallet-available').textContent())?.trim(), '0 NLC', 'a new account has nothing')
+  const key = (await page.locator('#deposit-key').textContent())!.trim()
+  t.match(key, /^[0-9a-f]{64}$/, 'the page shows the account key to name in a deposit')
+  t.equal((await page.locator('#deposit-contract').textContent())!.trim().toLowerCase(), chain.settlement.toLowerCase(), 'and the contract')
+  await chain.deposit(key, 5n * NLC_UNITS)
+  await chain.mine(1)
+  const credited = await eventually(async () => {
+    await page.reload()
+    await page.locator('#wallet-available').waitFor()
+    const a = (await page.locator('#wallet-available').textContent())!.trim()
+    return a !== '0 NLC' && a
+  }, 60_000, 1000)
+  t.equal(credited, '5 NLC', 'the deposit is credited once confirmed')
+  t.equal(await page.getByRole('table', { name: 'Top-ups' }).getByRole('row').count(), 2, 'and listed as a top-up (a header and one row)')
   await rig.shot('wallet')
 
   // ---- a service from the form; its logs arrive as it writes them ----
@@ -177,6 +192,17 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
   await page.locator('#phase', { hasText: 'stopped' }).waitFor({ timeout: 60_000 })
   await eventually(() => runningCopies(slot) === 0, 30_000)
   t.pass('stopped from the page: the container is gone')
+  // ---- the month's invoice on the wallet page ----
+  const invoiced = await eventually(async () => {
+    await page.goto(`${url}/app/wallet`)
+    await page.locator('#wallet-pending').waitFor()
+    const pending = (await page.locator('#wallet-pending').textContent())!.trim()
+    return pending === '0 NLC' && (await page.getByRole('table', { name: 'Invoices' }).count()) > 0
+  }, 90_000, 2000)
+  t.ok(invoiced, 'stopped, nothing is held any more, and the invoices list has the month')
+  t.match(await page.getByRole('table', { name: 'Invoices' }).textContent(), /inv-\d{4}-\d{2}/, 'the invoice, by its id')
+  t.not((await page.locator('#wallet-posted').textContent())!.trim(), '5 NLC', 'the usage was charged')
+  await rig.shot('invoice')
   await page.getByRole('link', { name: 'Security' }).click()
   await page.getByText('this session').waitFor()
   t.same(rig.problems, [], 'the customer\'s pages: no console error, failed request or unexpected answer')
