@@ -22,6 +22,8 @@ export interface ContractPorts {
   /** The lease of a contract whose terms name none (made before leases). */
   defaultLeaseMs: number
   report(consumer: string, r: ReplicaReport): void
+  /** The contract's instance was stopped by a stop of the contract (no status follows it): metering ends here. */
+  instanceStopped?(contractId: string, at: number): void
   /** Asks the consumer's standby contracts of the deployment to give their holds back (before a replica of it reserves). */
   handOverStandby(terms: ContractTerms): Promise<void>
   /** From now on the instance's statuses go to the contract's actor. */
@@ -142,6 +144,8 @@ export function contractSteps(p: ContractPorts): ContractSteps {
           }
         }
       }
+      // the runner reports nothing of an instance its contract stopped: the end is told here (the final usage record)
+      if (r.instanceId) p.instanceStopped?.(t.id, p.now())
       await release(r, note)
       return { record: await write(r, { status: as, note, ...(r.instanceId ? { instanceState: 'stopped' } : {}) }) }
     },

@@ -39,6 +39,8 @@ export interface ProviderInit {
   price: PricePolicy
   /** Sends a report to the consumer (its orchestrator actor). Failures are the caller's to log. */
   report(consumerDid: string, r: ReplicaReport): void
+  /** An instance was stopped by a stop of its contract, at `at` (the runner reports nothing after): metering's end. */
+  instanceStopped?(contractId: string, at: number): void
   /** How long a reservation waits for `start` before it expires. Default 30 s. */
   reservationTtlMs?: number
   /** The leases this node accepts (spec/contracts.md "Leases"): a proposal outside [min, max] is refused. */
@@ -128,6 +130,7 @@ export class Provider {
         this.#authority.reportTo(consumer, r.deploymentId).then((to) => i.report(to, r), () => i.report(consumer, r))
       },
       checkOrchestrator: (consumer, deploymentId) => this.#authority.checkProposal(consumer, deploymentId),
+      instanceStopped: (contractId, at) => i.instanceStopped?.(contractId, at),
       handOverStandby: (t) => this.#handOverStandby(t),
       follow: (instanceId, contractId) => void this.#instances.set(instanceId, contractId),
       unfollow: (instanceId) => void this.#instances.delete(instanceId),

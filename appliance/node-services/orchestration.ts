@@ -193,6 +193,8 @@ export class OrchestrationService implements NodeService {
       price: pricePolicyFrom(cfg.price),
       lease: { minMs: lease.minMs, maxMs: lease.maxMs, defaultMs: lease.ms },
       report: (consumer: string, r: ReplicaReport) => this.#report(consumer, r),
+      // a contract stopped by its consumer: its instance's last usage record (final) is issued now
+      instanceStopped: (contractId: string, at: number) => void this.#meter?.ended(contractId, at).catch((err: Error) => ctx.log.warn('final usage record not issued', { contractId, error: err.message })),
       system: ctx.system,
       log: ctx.log,
     })
