@@ -16,7 +16,7 @@ import { finalPhases, type DeploymentContext, type DeploymentView, type Migratio
 import { upgradeDeploymentSnapshot } from '../deployment/upgrade.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
-import { workloadDigest, type ContractTerms } from '../contracts/contract.ts'
+import { verifyContract, workloadDigest, type Contract, type ContractTerms } from '../contracts/contract.ts'
 import { FailureBehavior, failureDetectorActor, type FailureDetectorContext, type NodeGone, type NodeLost } from '../failure/failure-detector.ts'
 import { place } from '../placement/place.ts'
 import type { LogEntry } from '../provider/ports.ts'
@@ -549,6 +549,27 @@ export class Orchestrator {
     if (needed > available) {
       throw new errors.InsufficientFundsError(`the wallet holds ${available} µNLC available; one prepaid window of ${instanceCount(w)} replica(s) needs ${needed} µNLC`, { needed: String(needed), available: String(available) })
     }
+  }
+
+  /**
+   * The trust service's check runs are paid like any replica (spec/trust.md "Paid check runs"): the
+   * countersigned contract kept as this node's, its first prepaid window held before the start (the funds
+   * missing: InsufficientFundsError, nothing starts), its instance observed as it runs and ends, so the
+   * provider's usage records are judged, answered and paid as a paid job's are.
+   */
+  async checkRunProposed(signed: Contract): Promise<void> {
+    const terms = verifyContract(signed)
+    await this.#p.contracts.put({ contract: signed, side: 'consumer', status: 'reserved', updatedAt: this.#now() })
+    await this.#usage.hold(terms, 0)
+  }
+
+  checkRunObserved(o: { contractId: string; deploymentId: string; running?: number; ended?: number }): void {
+    this.#usage.observe(o)
+  }
+
+  async checkRunEnded(contractId: string, why: string): Promise<void> {
+    const s = await this.#p.contracts.get(contractId, 'consumer')
+    if (s && s.status !== 'ended') await this.#p.contracts.put({ ...s, status: 'ended', updatedAt: this.#now(), note: why })
   }
 
   /** The usage records of a deployment (this node's side as its consumer), in contract and seq order. */

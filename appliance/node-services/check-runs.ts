@@ -6,7 +6,7 @@
 // decides, and validation tasks.
 import { certifiedOwner } from '../../actors/placement/node-certificate.ts'
 import { checkBid, signBidRequest, verifyBidSignature, type SignedBid } from '../../actors/bidding/messages.ts'
-import { proposeContract, verifyContract, workloadDigest } from '../../actors/contracts/contract.ts'
+import { proposeContract, verifyContract, workloadDigest, type Contract } from '../../actors/contracts/contract.ts'
 import { MarketBehavior } from '../../actors/orchestrator/protocol.ts'
 import type { ReplicaReport } from '../../actors/provider/contract-machine.ts'
 import type { LogEntry } from '../../actors/provider/ports.ts'
@@ -14,10 +14,19 @@ import type { Workload } from '../../actors/workload/workload.ts'
 import type { NodeKey } from '../../identity/keys.ts'
 import { outputDigest } from '../../trust/digest.ts'
 
+/** Paying a check run as any replica is paid (the orchestrator's consumer side: spec/trust.md "Paid check runs"). */
+export interface CheckRunPayment {
+  proposed(signed: Contract): Promise<void>
+  observed(o: { contractId: string; deploymentId: string; running?: number; ended?: number }): void
+  ended(contractId: string, why: string): Promise<void>
+}
+
 export interface CheckRunPorts {
   key: NodeKey
   askMarket(did: string, behavior: string, body: unknown, timeoutMs: number): Promise<unknown>
   now(): number
+  /** Absent (no orchestrator, unit tests): runs are not paid. */
+  payment?(): CheckRunPayment | undefined
 }
 
 export interface CheckRunTarget {
@@ -46,11 +55,16 @@ export class CheckRuns {
     this.#deadlineMs = o.deadlineMs
   }
 
-  /** A report of one of these runs: taken (true) and not routed to any deployment. */
+  /** A report of one of these runs: taken (true) and not routed to any deployment; observed for its payment. */
   report(r: ReplicaReport): boolean {
     const done = this.#pending.get(r.contractId)
     if (!done) return false
-    if (r.state === 'exited' || r.state === 'failed' || r.state === 'stopped') done(r)
+    const pay = this.#p.payment?.()
+    if (r.state === 'running') pay?.observed({ contractId: r.contractId, deploymentId: r.deploymentId, running: this.#p.now() })
+    if (r.state === 'exited' || r.state === 'failed' || r.state === 'stopped') {
+      pay?.observed({ contractId: r.contractId, deploymentId: r.deploymentId, ended: this.#p.now() })
+      done(r)
+    }
     return true
   }
 
@@ -92,6 +106,15 @@ export class CheckRuns {
       const terms = verifyContract(signed)
       if (terms.id !== proposal.terms.id || terms.provider !== t.node) return { kind: 'refused', node: t.node, owner, reason: 'countersigned contract differs from the proposal' }
       const id = (contractId = terms.id)
+      // paid like any replica: kept as this node's contract, its first window held before the start
+      const pay = this.#p.payment?.()
+      if (pay) {
+        try {
+          await pay.proposed(signed as Contract)
+        } catch (err) {
+          return { kind: 'refused', node: t.node, owner, reason: `not paid for: ${errorText(err)}` }
+        }
+      }
       const ended = new Promise<ReplicaReport | null>((resolve) => {
         const timer = setTimeout(() => resolve(null), this.#deadlineMs)
         timer.unref()
@@ -120,6 +143,9 @@ export class CheckRuns {
       if (contractId !== undefined) {
         this.#pending.delete(contractId)
         await this.#p.askMarket(t.node, MarketBehavior.stop, { contractId }, 15_000).catch(() => {})
+        const pay = this.#p.payment?.()
+        pay?.observed({ contractId, deploymentId: t.deploymentId, ended: this.#p.now() })
+        await pay?.ended(contractId, 'check run done').catch(() => {})
       }
     }
   }

@@ -136,6 +136,11 @@ export class TrustService implements NodeService, OrchestrationTrust {
     this.#runs = new CheckRuns({
       key: ctx.key, now: Date.now,
       askMarket: (did, behavior, body, timeoutMs) => ctx.system.refFor(`${did}/${MARKET_ACTOR}`).ask(behavior, body, { timeoutMs }),
+      // paid like any replica, by this node's orchestrator (spec/trust.md "Paid check runs")
+      payment: () => {
+        const o = this.#orchestration()?.orchestrator
+        return o ? { proposed: (c) => o.checkRunProposed(c), observed: (x) => o.checkRunObserved(x), ended: (id, why) => o.checkRunEnded(id, why) } : undefined
+      },
     }, { deadlineMs: cfg.checkDeadlineMs ?? 60_000 })
     ctx.system.spawn(defineActor(setup({}).createMachine({ id: 'noir-trust' })).with({
       name: 'noir-trust',

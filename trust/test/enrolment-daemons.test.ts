@@ -62,6 +62,23 @@ t.test('a validator enrols the nodes it hears from: the honest one passes, the i
   t.ok(view.history.some((h) => h.by === 'enrolment' && h.event === 'invalid'), 'the history says it was the enrolment')
   t.equal((await trustOf(a, b.did))!.strikes, 0, 'the honest node has none')
 
+  // the enrolment job was paid like any paid run (spec/trust.md "Paid check runs"): the honest node's usage
+  // record of it answered by the validator and paid out of its wallet, on both sides
+  interface UsageDoc { records: { side: string; status: string; settled: string | null; record: { body: { provider: string; consumer: string; final?: boolean; amount: string } } }[] }
+  const paid = await eventually(async () => {
+    const u = await a.api.get<UsageDoc>('/v1/usage?side=consumer')
+    const mine = u.records.filter((r) => r.record.body.provider === b.did)
+    return mine.some((r) => r.record.body.final === true && r.settled !== null) && mine
+  }, 60_000, 300)
+  t.ok(paid.every((r) => r.status === 'accepted'), `the validator accepted the honest node's usage record(s) of its enrolment job (${paid.map((r) => `${r.status}/${r.settled}`).join(', ')})`)
+  t.ok(paid.some((r) => r.settled === 'paid' && BigInt(r.record.body.amount) > 0n), 'and paid it')
+  const earned = await eventually(async () => {
+    const u = await b.api.get<UsageDoc>('/v1/usage?side=provider')
+    const of = u.records.filter((r) => r.record.body.consumer === a.did && r.record.body.final === true)
+    return of.some((r) => r.settled === 'paid') && of
+  }, 60_000, 300)
+  t.ok(earned.length > 0, 'the honest node was credited for it, as for paid work')
+
   // `noir trust show` says it
   const { execFile } = await import('node:child_process')
   const { NOIR_BIN } = await import('../../scripts/testing/daemons.ts')
