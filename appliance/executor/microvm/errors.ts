@@ -31,3 +31,8 @@ export class AcceleratorUnavailableError extends ApplianceError {
     this.accel = accel
   }
 }
+
+/** QMP refused a command, or saving/resuming a guest's state did not complete. */
+export class VmStateError extends ApplianceError {
+  override readonly name = 'VmStateError'
+}
