@@ -19,7 +19,7 @@ interface Doc { openapi: string; paths: Record<string, Record<string, Operation>
 t.test('the OpenAPI document is valid, complete, and the answers match it', async (t) => {
   const mail = await smtpOnLoopback(t)
   const dir = mkdtempSync(join(tmpdir(), 'noir-gateway-openapi-'))
-  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/' })
+  const gw = await openGateway({ dir, smtp: { host: '127.0.0.1', port: mail.port, from: 'noreply@noir.test' }, publicUrl: 'https://gw.noir.test/', billing: {} })
   await gw.app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(async () => {
     await gw.close()
