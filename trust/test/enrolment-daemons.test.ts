@@ -6,8 +6,7 @@
 // scale, and is judged inflated.
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { DaemonCluster, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
-import { removeNodeContainers } from '../../cli/commands/demo.ts'
+import { clusterFor, eventually, type DaemonHandle } from '../../scripts/testing/daemons.ts'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import type { NodeTrustView } from '../book.ts'
 import { enrolmentScript, judgeEnrolment, parseEnrolment } from '../enrolment.ts'
@@ -33,12 +32,7 @@ t.test('the benchmark in a real container: cores that are not there do not scale
 
 t.test('a validator enrols the nodes it hears from: the honest one passes, the inflating one is flagged', async (t) => {
   if (!requireOrSkip(t, docker, dockerImage(IMAGE))) return
-  const cluster = new DaemonCluster()
-  t.teardown(async () => {
-    const dids = cluster.daemons.map((d) => d.did)
-    await cluster.cleanup()
-    await removeNodeContainers(dids)
-  })
+  const cluster = clusterFor(t)
   const share = 'cpu=1,memory=512MiB,disk=2GiB,gpu=0'
   const a = await cluster.start({ config: { share, trust: { enrol: true, enrolMs: 500, checkDeadlineMs: 30_000 } } as never })
   const b = await cluster.start({ bootstrap: a.multiaddrs, config: { share } as never })
