@@ -14,9 +14,22 @@ const args = process.argv.slice(2)
 ensureTapBuilt()
 const child = spawn(process.execPath, [tapBin, ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
 let tail = ''
+// Every `not ok` line with the diagnostic lines after it, repeated just before the summary line, so the end of a
+// long CI log says what failed (a CI reader often sees only the last page).
+const failures = []
+let partial = ''
+let collecting = 0
+const noteLine = (line) => {
+  if (/^\s*not ok \d+/.test(line)) { failures.push(line); collecting = 20; return }
+  if (collecting > 0) { collecting--; failures.push(line) }
+}
 child.stdout.on('data', (chunk) => {
   process.stdout.write(chunk)
-  tail = (tail + chunk.toString('utf8')).slice(-4096)
+  const text = chunk.toString('utf8')
+  tail = (tail + text).slice(-4096)
+  const lines = (partial + text).split('\n')
+  partial = lines.pop() ?? ''
+  for (const line of lines) noteLine(line)
 })
 child.on('close', (code, signal) => {
   const m = /# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?(?:, skip: (\d+))?(?:, todo: (\d+))?/.exec(tail)
@@ -26,6 +39,12 @@ child.on('close', (code, signal) => {
   }
   const pass = Number(m[2]), fail = Number(m[3] ?? 0), skip = Number(m[4] ?? 0)
   const failed = fail + (code !== 0 && fail === 0 ? 1 : 0)
+  if (failures.length > 0) {
+    const shown = failures.slice(0, 240)
+    console.log(`\n== what failed (${failures.filter((l) => /^\s*not ok/.test(l)).length} not-ok lines, with their diagnostics)`)
+    console.log(shown.join('\n'))
+    if (failures.length > shown.length) console.log(`... ${failures.length - shown.length} more lines above in the log`)
+  }
   console.log(`\n${pass} passed, ${failed} failed, ${skip} skipped`)
   process.exit(failed > 0 ? 1 : 0)
 })
