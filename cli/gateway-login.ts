@@ -56,7 +56,8 @@ export interface DeploymentsTarget {
   /** 'this node' or the gateway's URL, for messages. */
   readonly where: string
   readonly remote: boolean
-  create(workload: Workload, idempotencyKey: string): Promise<DeploymentView>
+  /** `reservation`: a gateway's capacity reservation to run inside (spec/capacity.md); only through a gateway. */
+  create(workload: Workload, idempotencyKey: string, reservation?: string): Promise<DeploymentView>
   list(): Promise<DeploymentView[]>
   status(id: string): Promise<DeploymentView>
   stop(id: string): Promise<DeploymentView>
@@ -71,7 +72,7 @@ export function deploymentsTarget(home: string): DeploymentsTarget {
     const c = clientOf(login)
     return {
       where: login.url, remote: true,
-      create: async (w, key) => (await c.deploy(workloadSpec(w), { idempotencyKey: key })) as unknown as DeploymentView,
+      create: async (w, key, reservation) => (await c.deploy(workloadSpec(w), { idempotencyKey: key, ...(reservation !== undefined ? { reservation } : {}) })) as unknown as DeploymentView,
       list: async () => (await c.workloads()) as unknown as DeploymentView[],
       status: async (id) => (await c.status(id)) as unknown as DeploymentView,
       stop: async (id) => (await c.stop(id)) as unknown as DeploymentView,

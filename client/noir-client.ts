@@ -39,6 +39,27 @@ export interface TopUp { ref: string; amount: string; at: number }
 export interface UsageDay { day: string; workload: string; amount: string }
 export interface Invoice { id: string; period: string; status: 'open' | 'issued'; issuedAt: number | null; currency: 'NLC'; lines: { deploymentId: string; workload: string; records: number; amount: string }[]; total: string }
 
+/** A capacity request (spec/capacity.md): resources per slot, slots that may run at once, how long. */
+export interface CapacityRequest {
+  resources: { cpu: number; memory: string | number; gpu?: number; vram?: string | number; disk?: string | number }
+  slots: number
+  durationSeconds: number
+  lane?: 'best-effort' | 'protected'
+  runtime?: 'container' | 'wasm' | 'actor'
+  constraints?: Record<string, unknown>
+}
+interface CapacityTerms {
+  resources: { cpu: number; memoryBytes: number; gpu: number; vramBytes: number; diskBytes: number }
+  slots: number; lane: string; runtime: string; durationSeconds: number; constraints: Record<string, unknown>
+  /** µNLC per hour for every slot (and a protected lane's standby); `total` for the whole duration. */
+  pricePerHour: string; total: string; slotPriceCap: string
+}
+export interface CapacityQuote extends CapacityTerms { id: string; quotedBy: { slots: { node: string; pricePerHour: string }[]; standby: { node: string; pricePerHour: string } | null; asked: number; bids: number }; expiresAt: number }
+export interface Reservation extends CapacityTerms {
+  id: string; quoteId: string; state: 'active' | 'ending' | 'ended'; startsAt: number; endsAt: number; endedAt: number | null
+  charged: string | null; slotsUsed: number; deployments: { deploymentId: string; slots: number; running: boolean }[]
+}
+
 interface Answer { status: number; headers: IncomingMessage['headers']; body: unknown }
 
 export class NoirClient {
@@ -152,6 +173,35 @@ export class NoirClient {
     return this.#call('GET', `/v1/invoices/${encodeURIComponent(id)}`) as Promise<Invoice>
   }
 
+  // ---- capacity (scope `deploy`; spec/capacity.md): present when the gateway keeps books ----
+  /** What the capacity costs now, from the mesh's signed bids; reserve it with `reserveCapacity` before it expires. */
+  quoteCapacity(request: CapacityRequest): Promise<CapacityQuote> {
+    return this.#call('POST', '/v1/capacity/quotes', request) as Promise<CapacityQuote>
+  }
+
+  /** Reserves a quote: its total is held from the wallet and its time starts. Retrying answers the same reservation. */
+  reserveCapacity(quoteId: string): Promise<Reservation> {
+    return this.#call('POST', '/v1/capacity', { quoteId }) as Promise<Reservation>
+  }
+
+  /** Quote and reserve in one go (the quote is in `reservation.quoteId`). */
+  async requestCapacity(request: CapacityRequest): Promise<Reservation> {
+    return this.reserveCapacity((await this.quoteCapacity(request)).id)
+  }
+
+  async reservations(): Promise<Reservation[]> {
+    return ((await this.#call('GET', '/v1/capacity')) as { reservations: Reservation[] }).reservations
+  }
+
+  reservation(id: string): Promise<Reservation> {
+    return this.#call('GET', `/v1/capacity/${encodeURIComponent(id)}`) as Promise<Reservation>
+  }
+
+  /** Ends a reservation now: what runs inside stops, the minutes it lasted are charged, the rest released. */
+  cancelReservation(id: string): Promise<Reservation> {
+    return this.#call('POST', `/v1/capacity/${encodeURIComponent(id)}/cancel`, {}) as Promise<Reservation>
+  }
+
   // ---- secrets (scope `secrets`; spec/secrets.md) ----
   /**
    * Creates or rotates secret `name` (at most 64 KiB). A rotation starts the running replicas that name it
@@ -171,9 +221,12 @@ export class NoirClient {
   }
 
   // ---- workloads ----
-  /** Deploys a workload (an object or YAML text); retried with its idempotency key after a dropped connection. */
-  async deploy(workload: object | string, o: { idempotencyKey?: string } = {}): Promise<DeploymentView> {
-    const body = { workload, idempotencyKey: o.idempotencyKey ?? randomUUID() }
+  /**
+   * Deploys a workload (an object or YAML text), inside capacity reservation `reservation` when given;
+   * retried with its idempotency key after a dropped connection.
+   */
+  async deploy(workload: object | string, o: { idempotencyKey?: string; reservation?: string } = {}): Promise<DeploymentView> {
+    const body = { workload, idempotencyKey: o.idempotencyKey ?? randomUUID(), ...(o.reservation !== undefined ? { reservation: o.reservation } : {}) }
     for (let attempt = 0; ; attempt++) {
       try {
         return (await this.#call('POST', '/v1/workloads', body)) as DeploymentView

@@ -151,3 +151,31 @@ export class BillingNotConfiguredError extends GatewayError {
   override readonly code = 'ERR_BILLING_NOT_CONFIGURED'
   override readonly status = 404
 }
+
+/** The mesh has no room for the capacity asked (spec/capacity.md "Quotes"): no quote; `data.reasons` says why each node declined. */
+export class CapacityUnavailableError extends GatewayError {
+  override name = 'CapacityUnavailableError'
+  override readonly code = 'ERR_CAPACITY_UNAVAILABLE'
+  override readonly status = 409
+}
+
+/** A quote past its time (or already turned into a reservation of another request): ask for a new one. */
+export class QuoteExpiredError extends GatewayError {
+  override name = 'QuoteExpiredError'
+  override readonly code = 'ERR_QUOTE_EXPIRED'
+  override readonly status = 410
+}
+
+/** The reservation has ended (its time is over, or it was cancelled): nothing more runs inside it. */
+export class ReservationEndedError extends GatewayError {
+  override name = 'ReservationEndedError'
+  override readonly code = 'ERR_RESERVATION_ENDED'
+  override readonly status = 409
+}
+
+/** The deploy does not fit what is left of the reservation (its slots, its per-slot resources, its lane or runtime). */
+export class ReservationExceededError extends GatewayError {
+  override name = 'ReservationExceededError'
+  override readonly code = 'ERR_RESERVATION_EXCEEDED'
+  override readonly status = 409
+}

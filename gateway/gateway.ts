@@ -23,6 +23,8 @@ import { AccountBilling } from './billing/account-billing.ts'
 import { BillingStore } from './billing/billing-store.ts'
 import { GatewayDeposits, type ChainDeposits } from './billing/deposits.ts'
 import { DEFAULT_HOLD_POLICY, type HoldPolicy } from './billing/hold-size.ts'
+import { CapacityReservations } from './capacity/capacity-reservations.ts'
+import { CapacityStore } from './capacity/capacity-store.ts'
 
 export interface GatewayInit {
   /** The gateway's state folder (0700). */
@@ -57,6 +59,8 @@ export interface Gateway {
   wallets: AccountWallets
   /** The books, when billing is on. */
   billing?: AccountBilling
+  /** Capacity requests (spec/capacity.md): with billing, since a reservation is paid for up front. */
+  capacity?: CapacityReservations
   deposits?: GatewayDeposits
   /** Finishes creates a crash interrupted; the count. */
   resume(): Promise<number>
@@ -101,17 +105,25 @@ export async function openGateway(o: GatewayInit): Promise<Gateway> {
       ...(o.billing!.releaseGraceMs !== undefined ? { releaseGraceMs: o.billing!.releaseGraceMs } : {}),
     })
     : undefined
-  const workloads = new TenantWorkloads({ store: tenants, ...(node ? { node } : {}), now, admit: (accountId, w) => secrets.admit(accountId, w.secrets.map((s) => s.name)), ...(billing ? { billing } : {}) })
+  const capacity = books
+    ? new CapacityReservations({ store: await CapacityStore.open(db), books, ...(node ? { node } : {}), now, ...(o.billing!.meterMs !== undefined ? { sweepMs: o.billing!.meterMs } : {}) })
+    : undefined
+  const workloads = new TenantWorkloads({
+    store: tenants, ...(node ? { node } : {}), now, admit: (accountId, w) => secrets.admit(accountId, w.secrets.map((s) => s.name)),
+    ...(billing ? { billing } : {}), ...(capacity ? { capacity } : {}),
+  })
   billing?.start()
+  capacity?.start()
   deposits?.start()
   const auth = new AuthService({ store, mailer, sealer, publicUrl: o.publicUrl, now, ...(o.times ? { times: o.times } : {}) })
-  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads, secrets, didBinding, ...(billing ? { billing } : {}) }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
+  const app = gatewayApp({ auth, allowedOrigins: o.allowedOrigins ?? [], ...(o.https ? { https: o.https } : {}), tenants: { keys, workloads, secrets, didBinding, ...(billing ? { billing } : {}), ...(capacity ? { capacity } : {}) }, ...(o.onRequest ? { onRequest: o.onRequest } : {}) })
   return {
-    app, store, tenants, wallets, secrets, ...(billing ? { billing } : {}), ...(deposits ? { deposits } : {}),
+    app, store, tenants, wallets, secrets, ...(billing ? { billing } : {}), ...(capacity ? { capacity } : {}), ...(deposits ? { deposits } : {}),
     resume: () => (node ? workloads.resume() : Promise.resolve(0)),
     async close() {
       await app.close()
       await billing?.close()
+      await capacity?.close()
       await deposits?.close()
       await broker?.close()
       mailer.close()

@@ -69,11 +69,11 @@ const retryable = (err: unknown): boolean => {
  * Sends the create, and sends it again with the same idempotency key while the connection drops before an
  * answer (for up to a minute: a daemon restarting answers again): the daemon returns the same deployment.
  */
-async function createWithRetries(ctx: CommandContext, target: DeploymentsTarget, body: { workload: Workload; idempotencyKey: string }): Promise<DeploymentView> {
+async function createWithRetries(ctx: CommandContext, target: DeploymentsTarget, body: { workload: Workload; idempotencyKey: string; reservation?: string }): Promise<DeploymentView> {
   const deadline = Date.now() + 60_000
   for (let attempt = 1; ; attempt++) {
     try {
-      return await target.create(body.workload, body.idempotencyKey)
+      return await target.create(body.workload, body.idempotencyKey, body.reservation)
     } catch (err) {
       if (!retryable(err) || Date.now() > deadline || ctx.signal.aborted) throw err
       if (!ctx.json) printLine(ctx, `no answer from the daemon (${(err as Error).message}); sending the create again with its idempotency key (attempt ${attempt + 1})`)
@@ -101,7 +101,7 @@ export function maxPriceOption(text: string | undefined): ((w: Workload) => Work
 export const deployCommand: Command = {
   path: ['deploy'],
   summary: 'deploy a workload (service or job) to the network and show its progress',
-  usage: `Usage: noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--prepare] [--json]
+  usage: `Usage: noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--reservation ID] [--prepare] [--json]
 
 Validates FILE (YAML or JSON, spec/workload.schema.json) and asks this node's orchestrator to place it:
 signed bid request, signed bids, contracts, start. Progress is printed while bidding and starting.
@@ -120,12 +120,16 @@ the workload names them by digest (spec/artifacts.md); providers fetch and check
   --max-price NLC
            the most one replica may cost per hour, in NLC with up to 6 decimals (0.5); replaces the file's
            constraints.maxPrice (which is in µNLC: 1 NLC = 1000000 µNLC)
+  --reservation ID
+           after \`noir login --gateway URL\`: run inside that capacity reservation (noir capacity; its lane,
+           runtime and per-slot resources, at its price, nothing held of its own)
   --json   print the deployment (as \`noir status --json\`) once settled`,
   async run(ctx, argv) {
-    const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' }, 'idempotency-key': { type: 'string' }, 'max-price': { type: 'string' }, prepare: { type: 'boolean' } }, allowPositionals: true })
-    if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--prepare]')
+    const { values, positionals } = parseArgs({ args: argv, options: { wait: { type: 'boolean' }, 'idempotency-key': { type: 'string' }, 'max-price': { type: 'string' }, prepare: { type: 'boolean' }, reservation: { type: 'string' } }, allowPositionals: true })
+    if (positionals.length !== 1) throw new UsageError('noir deploy FILE [--wait] [--idempotency-key KEY] [--max-price NLC] [--reservation ID] [--prepare]')
     const withMaxPrice = maxPriceOption(values['max-price'])
     const target = deploymentsTarget(ctx.home)
+    if (values.reservation !== undefined && !target.remote) throw new UsageError('--reservation names a capacity reservation at a gateway: noir login --gateway URL first')
     // Local files become artifacts this node serves; through a gateway there is no node of ours to serve
     // them, so the file must name catalog entries or digests (a ./path is refused by the validator).
     const read = target.remote && !values.prepare ? { workload: readWorkload(positionals[0]), shipped: [] } : await readWorkloadShipping(positionals[0], ctx.home)
@@ -138,7 +142,7 @@ the workload names them by digest (spec/artifacts.md); providers fetch and check
     // announced in the DHT by the daemon (and pinned: kept while this node serves them)
     if (read.shipped.length > 0) await ApiClient.forHome(ctx.home).post('/v1/artifacts/announce', { digests: read.shipped.map((s) => s.digest) })
     const idempotencyKey = values['idempotency-key'] ?? `cli-${randomUUID()}`
-    const started = await createWithRetries(ctx, target, { workload: w, idempotencyKey })
+    const started = await createWithRetries(ctx, target, { workload: w, idempotencyKey, ...(values.reservation !== undefined ? { reservation: values.reservation } : {}) })
     if (!ctx.json) printLine(ctx, `deployment ${started.id}${target.remote ? ` (through the gateway ${target.where})` : ''}`)
     const wait = values.wait === true
     const v = await follow(ctx, target, started.id, (x) => settled(x, wait) && (!wait || x.kind === 'service' || x.phase !== 'running'))

@@ -23,6 +23,7 @@ import { contractsCommand } from './contracts.ts'
 import { demoCommand } from './demo.ts'
 import { catalogCommands } from './catalog.ts'
 import { walletCommands } from './wallet.ts'
+import { capacityCommands } from './capacity.ts'
 import { settleCommands } from './settle.ts'
 import { gatewayCommands } from './gateway.ts'
 import { loginCommand, logoutCommand } from './login.ts'
@@ -57,6 +58,7 @@ export const commands: Command[] = [
   bidsCommand,
   contractsCommand,
   ...walletCommands,
+  ...capacityCommands,
   ...settleCommands,
   ...gatewayCommands,
   loginCommand,

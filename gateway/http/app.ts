@@ -17,6 +17,8 @@ import { registerDashboard } from '../dashboard/dashboard-routes.ts'
 import type { DidBinding } from '../wallets/did-binding.ts'
 import type { AccountBilling } from '../billing/account-billing.ts'
 import { registerBillingRoutes } from './billing-routes.ts'
+import { registerCapacityRoutes } from './capacity-routes.ts'
+import type { CapacityReservations } from '../capacity/capacity-reservations.ts'
 
 export const SESSION_COOKIE = 'noir_session'
 
@@ -31,7 +33,7 @@ export interface GatewayAppInit {
   /** Serve HTTPS with this key and certificate (the CLI always does; tests of the rules may use plain HTTP). */
   https?: { key: string; cert: string }
   /** The workload and API-key routes (spec/gateway.md); absent in tests of the auth rules alone. */
-  tenants?: { keys: ApiKeys; workloads: TenantWorkloads; secrets?: AccountSecrets; didBinding?: DidBinding; billing?: AccountBilling }
+  tenants?: { keys: ApiKeys; workloads: TenantWorkloads; secrets?: AccountSecrets; didBinding?: DidBinding; billing?: AccountBilling; capacity?: CapacityReservations }
   /**
    * Told of every answered request (metrics, spec/observability.md): method, the route's pattern ('unmatched'
    * when none; never the path a caller sent), status, ms.
@@ -175,6 +177,7 @@ export function gatewayApp(init: GatewayAppInit): FastifyInstance {
     if (init.dashboard !== false) registerDashboard(app)
     if (init.tenants) registerWorkloadRoutes(app, { ...init.tenants, sessionAccount: async (req) => (await who(req)).account.id })
     if (init.tenants?.billing) registerBillingRoutes(app, { keys: init.tenants.keys, billing: init.tenants.billing, sessionAccount: async (req) => (await who(req)).account.id })
+    if (init.tenants?.capacity) registerCapacityRoutes(app, { keys: init.tenants.keys, capacity: init.tenants.capacity, sessionAccount: async (req) => (await who(req)).account.id })
     if (init.tenants?.secrets) registerSecretRoutes(app, { keys: init.tenants.keys, secrets: init.tenants.secrets, sessionAccount: async (req) => (await who(req)).account.id })
   })
 

@@ -104,15 +104,16 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     schema: { body: { type: 'object', additionalProperties: false, required: ['workload'], properties: {
       workload: { anyOf: [{ type: 'object' }, { type: 'string', maxLength: 64 * 1024 }] },
       idempotencyKey: { type: 'string', maxLength: 128 },
+      reservation: { type: 'string', maxLength: 64, description: 'a capacity reservation of the account\'s to run inside (spec/capacity.md)' },
     } } },
   }, async (req, reply) => {
     const p = await principal(req, 'deploy')
-    const b = req.body as { workload: unknown; idempotencyKey?: string }
+    const b = req.body as { workload: unknown; idempotencyKey?: string; reservation?: string }
     const header = req.headers['idempotency-key']
     if (typeof header === 'string' && b.idempotencyKey !== undefined && header !== b.idempotencyKey) throw new InvalidRequestError('the Idempotency-Key header and idempotencyKey differ', { field: 'idempotencyKey' })
     const key = b.idempotencyKey ?? (typeof header === 'string' ? header : undefined)
     if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) throw new InvalidRequestError('an idempotency key is 1-128 characters of A-Z a-z 0-9 . _ : -', { field: 'idempotencyKey' })
-    return reply.status(201).send(await workloads.deploy(p.accountId, b.workload, key))
+    return reply.status(201).send(await workloads.deploy(p.accountId, b.workload, key, b.reservation))
   })
   app.get('/v1/workloads', async (req) => ({ workloads: await workloads.list((await principal(req, 'deploy')).accountId) }))
   app.get('/v1/workloads/:id', async (req) => workloads.status((await principal(req, 'deploy')).accountId, idParam(req)))

@@ -4,7 +4,9 @@
 // is confirmed (once, across restarts); a deploy holds its price cap for the hold window (a retry with the same
 // key holds nothing more); the usage the gateway's node accepted from providers is charged to the account, the
 // hold released when the work ended; usage per day and the month's invoice add up to the charges, and to what
-// the node accepted; another account sees none of it; a restarted gateway charges nothing twice.
+// the node accepted; another account sees none of it; a restarted gateway charges nothing twice, and a capacity
+// reservation cut by kill -9 after its hold, and again between stopping its deployments and its charge, is held
+// once and charged once.
 import t from 'tap'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -228,5 +230,37 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   }, 90_000, 500)
   const crashUsage = await nodes[0]!.api.get<{ totals: { accepted: string } }>(`/v1/deployments/${crashId}/usage`)
   t.equal(String(BigInt(before.posted) - BigInt(final.posted)), crashUsage.totals.accepted, `across the kill -9, the account paid exactly what the node accepted (${crashUsage.totals.accepted} µNLC), no record twice`)
+  proc.proc.kill('SIGTERM')
+  await new Promise((r) => proc.proc.once('exit', r))
+
+  // ---- a capacity reservation across kill -9: after its hold, and between stopping what ran inside and the charge ----
+  const dies = (p: typeof proc) => new Promise<string | null>((resolve) => p.proc.once('exit', (_c, sig) => resolve(sig)))
+  proc = await startGateway({ NOIR_FAILPOINTS: 'gateway.capacity.held' })
+  const quoted = await over('POST', '/v1/capacity/quotes', { resources: { cpu: 0.2, memory: '32Mi' }, slots: 1, durationSeconds: 600, constraints: { maxPrice: MAX_PRICE } })
+  t.equal(quoted.status, 201, `quoted: ${JSON.stringify(quoted.json).slice(0, 200)}`)
+  const quoteTotal = BigInt(quoted.json.total as string)
+  let died2 = dies(proc)
+  await t.rejects(over('POST', '/v1/capacity', { quoteId: quoted.json.id }), 'the reserve is cut by the crash')
+  t.equal(await died2, 'SIGKILL', 'the gateway died (kill -9) right after the reservation\'s hold')
+  proc = await startGateway({ NOIR_FAILPOINTS: 'gateway.capacity.stopped' })
+  const res = await over('POST', '/v1/capacity', { quoteId: quoted.json.id })
+  t.same([res.status, res.json.state], [201, 'active'], 'the retried reserve: the reservation, active')
+  t.equal(((await over('GET', '/v1/wallet')).json as unknown as Wallet).pending, String(quoteTotal), 'its total held once across the crash')
+  const inside = await over('POST', '/v1/workloads', { workload: service('inside'), idempotencyKey: 'inside-1', reservation: res.json.id })
+  t.equal(inside.status, 201, `a deploy inside it: ${JSON.stringify(inside.json).slice(0, 200)}`)
+  await eventually(async () => (await over('GET', `/v1/workloads/${inside.json.id as string}`)).json.phase === 'running', 90_000, 300)
+  const paidBefore = BigInt(((await over('GET', '/v1/wallet')).json as unknown as Wallet).posted)
+  died2 = dies(proc)
+  await t.rejects(over('POST', `/v1/capacity/${res.json.id as string}/cancel`), 'the cancel is cut by the crash')
+  t.equal(await died2, 'SIGKILL', 'the gateway died (kill -9) after stopping what ran inside, before the charge')
+  proc = await startGateway()
+  const ended = await eventually(async () => {
+    const v = (await over('GET', `/v1/capacity/${res.json.id as string}`)).json
+    return v.state === 'ended' && v
+  }, 60_000, 300)
+  t.equal(ended.charged, String((quoteTotal * 60n + 599n) / 600n), 'restarted, the sweep finished the end: one minute of its ten charged')
+  t.equal((await over('GET', `/v1/workloads/${inside.json.id as string}`)).json.phase, 'stopped', 'what ran inside is stopped')
+  const w3 = (await over('GET', '/v1/wallet')).json as unknown as Wallet
+  t.same([w3.pending, String(paidBefore - BigInt(w3.posted))], ['0', ended.charged], 'charged once, its hold released')
   proc.proc.kill('SIGTERM')
 })

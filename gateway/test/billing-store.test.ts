@@ -11,6 +11,42 @@ import { GatewayStore } from '../store/gateway-store.ts'
 import { BillingStore } from '../billing/billing-store.ts'
 import { holdFor, DEFAULT_HOLD_POLICY } from '../billing/hold-size.ts'
 import { validateWorkload } from '../../actors/workload/workload.ts'
+import { CapacityStore, type QuoteRow } from '../capacity/capacity-store.ts'
+import { capacityRequest } from '../capacity/capacity-request.ts'
+
+/** Capacity reservations on the same database (gateway/capacity/capacity-store.ts): once per quote, the last slot to one deploy. */
+async function capacity(t: Test, db: GatewayDatabase): Promise<void> {
+  const accounts = await GatewayStore.open(db)
+  const c = await CapacityStore.open(db)
+  const cy = (await accounts.createAccount('cy@example.org', 'h', 1))!.id
+  const q: QuoteRow = {
+    id: 'q-1', accountId: cy, request: capacityRequest({ resources: { cpu: 1, memory: '64Mi' }, slots: 3, durationSeconds: 600 }),
+    pricePerHour: 300n, total: 50n, slotCap: 100n, detail: { slots: [], standby: null, asked: 3, bids: 3 }, createdAt: 1, expiresAt: 1000,
+  }
+  await c.addQuote(q)
+  t.same((await c.quote(cy, 'q-1'))?.request, q.request, 'the quote keeps the request')
+  t.equal(await c.quote('someone-else', 'q-1'), undefined, 'and is its account\'s only')
+  const [r1, r2] = await Promise.all([c.addReservation(q, 'cap-a', 2), c.addReservation(q, 'cap-b', 2)])
+  t.equal(r1.id, r2.id, 'two reserves of one quote at once: one reservation')
+  t.equal(await c.activate(r1.id, 10, 10 + 600_000), true)
+  t.equal(await c.activate(r1.id, 20, 20 + 600_000), false, 'its time starts once')
+  for (const k of ['u1', 'u2', 'u3']) await c.bindUse(k, r1.id, k === 'u1' ? 2 : 1, 30)
+  t.equal(await c.bindUse('u1', 'cap-other', 2, 31), r1.id, 'a create stays bound to its first reservation')
+  t.equal(await c.take('u1', 40), 'taken')
+  t.equal(await c.take('u1', 41), 'taken-before', 'a create takes its slots once')
+  const race = await Promise.all([c.take('u2', 42), c.take('u3', 42)])
+  const loser = race[0] === 'full' ? 'u2' : 'u3'
+  t.same([...race].sort(), ['full', 'taken'], 'two deploys racing for the last slot: one gets it')
+  t.equal((await c.reservation(r1.id))!.used, 3)
+  t.equal(await c.release('u1', 50), true)
+  t.equal(await c.release('u1', 51), false, 'slots come back once')
+  t.equal((await c.reservation(r1.id))!.used, 1)
+  t.equal(await c.take(loser, 10 + 600_000), 'not-active', 'nothing gets in once its time is over')
+  t.equal(await c.beginEnd(r1.id, 60), true)
+  t.equal(await c.beginEnd(r1.id, 70), false, 'its end begins once')
+  await c.finishEnd(r1.id, 42n)
+  t.same([(await c.reservation(r1.id))!.state, (await c.reservation(r1.id))!.charged, (await c.reservation(r1.id))!.endedAt], ['ended', 42n, 60])
+}
 
 async function books(t: Test, db: GatewayDatabase): Promise<void> {
   const accounts = await GatewayStore.open(db)
@@ -51,6 +87,7 @@ t.test('the books on node:sqlite', async (t) => {
   const db = new SqliteDatabase(join(dir, 'gateway.db'))
   t.teardown(() => db.close())
   await books(t, db)
+  await capacity(t, db)
 })
 
 t.test('the books on PostgreSQL', async (t) => {
@@ -59,6 +96,7 @@ t.test('the books on PostgreSQL', async (t) => {
   const db = new PostgresDatabase(pg.url)
   t.teardown(() => db.close())
   await books(t, db)
+  await capacity(t, db)
 })
 
 t.test('hold sizing: the price cap (or the default) x replicas x the window, a job to its deadline', async (t) => {

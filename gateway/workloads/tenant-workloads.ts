@@ -22,6 +22,16 @@ export interface CreateBilling {
   refused(holdKey: string): Promise<void>
 }
 
+/** Deploys inside a capacity reservation (gateway/capacity/capacity-reservations.ts): fitted, bound, slots taken. */
+export interface ReservedCreates {
+  fit(accountId: string, reservationId: string, w: Workload): Promise<Workload>
+  bind(holdKey: string, reservationId: string, w: Workload): Promise<void>
+  reservationOf(holdKey: string): Promise<string | undefined>
+  admit(holdKey: string): Promise<void>
+  attached(holdKey: string, deploymentId: string): Promise<void>
+  refused(holdKey: string): Promise<void>
+}
+
 export const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:-]{1,128}$/
 
 export interface LogLine { ts: number; stream: string; line: string }
@@ -32,10 +42,12 @@ export class TenantWorkloads {
   readonly #now: () => number
   readonly #admit: ((accountId: string, w: Workload) => Promise<void>) | undefined
   readonly #billing: CreateBilling | undefined
+  readonly #capacity: ReservedCreates | undefined
 
   /** `admit`: checks the account may deploy the workload (its secrets exist); throws a typed error to refuse. */
-  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number; admit?: (accountId: string, w: Workload) => Promise<void>; billing?: CreateBilling }) {
+  constructor(o: { store: TenantStore; node?: NodeLink; now?: () => number; admit?: (accountId: string, w: Workload) => Promise<void>; billing?: CreateBilling; capacity?: ReservedCreates }) {
     this.#billing = o.billing
+    this.#capacity = o.capacity
     this.#store = o.store
     this.#node = o.node
     this.#now = o.now ?? Date.now
@@ -49,9 +61,12 @@ export class TenantWorkloads {
       // the node returns the deployment it recorded under this key, or creates it now: the create was
       // asked for, and the customer's retry with the key will find it
       // a crash may have come before the hold: held now (once per key), or the create waits for funds
-      if (this.#billing) {
+      // a create into a reservation takes its slots (once); any other is held like a new deploy
+      const reserved = await this.#capacity?.reservationOf(nodeKey(c.accountId, c.key))
+      if (reserved !== undefined || this.#billing) {
         try {
-          await this.#billing.admit(c.accountId, nodeKey(c.accountId, c.key), validateWorkload(JSON.parse(c.workload)))
+          if (reserved !== undefined) await this.#capacity!.admit(nodeKey(c.accountId, c.key))
+          else await this.#billing!.admit(c.accountId, nodeKey(c.accountId, c.key), validateWorkload(JSON.parse(c.workload)))
         } catch (err) {
           if (err instanceof GatewayError) continue
           throw err
@@ -59,26 +74,39 @@ export class TenantWorkloads {
       }
       const view = await this.#call(() => this.#link().post<{ id: string }>('/v1/deployments', { workload: JSON.parse(c.workload) as Json, idempotencyKey: nodeKey(c.accountId, c.key) }))
       await this.#store.settleCreate(c.accountId, c.key, view.id)
-      await this.#billing?.attached(nodeKey(c.accountId, c.key), view.id)
+      if (reserved !== undefined) await this.#capacity!.attached(nodeKey(c.accountId, c.key), view.id)
+      else await this.#billing?.attached(nodeKey(c.accountId, c.key), view.id)
       n++
     }
     return n
   }
 
-  /** Creates (or, with a key used before, returns) a deployment of `workload` owned by `accountId`. */
-  async deploy(accountId: string, workload: unknown, idempotencyKey?: string): Promise<Json> {
+  /**
+   * Creates (or, with a key used before, returns) a deployment of `workload` owned by `accountId`; with
+   * `reservation`, inside that capacity reservation of the account's (no hold of its own: the reservation's).
+   */
+  async deploy(accountId: string, workload: unknown, idempotencyKey?: string, reservation?: string): Promise<Json> {
     const node = this.#link()
     const key = idempotencyKey ?? randomUUID()
     if (!IDEMPOTENCY_KEY.test(key)) throw new InvalidRequestError('an idempotency key is 1-128 characters of A-Z a-z 0-9 . _ : -', { field: 'idempotencyKey' })
-    const w = this.#validate(workload)
+    let w = this.#validate(workload)
     await this.#admit?.(accountId, w)
+    const holdKey = nodeKey(accountId, key)
+    if (reservation !== undefined) {
+      if (!this.#capacity) throw new InvalidRequestError('this gateway takes no capacity reservations (it keeps no books)', { field: 'reservation' })
+      w = await this.#capacity.fit(accountId, reservation, w)
+      // named before the create is recorded: a restart that finishes the create knows it runs in the reservation
+      await this.#capacity.bind(holdKey, reservation, w)
+    }
     const spec = JSON.stringify(workloadSpec(w))
     const recorded = await this.#store.recordCreate(accountId, key, spec, this.#now())
     if (recorded.workload !== spec) throw new IdempotencyConflictError(`idempotency key ${key} was used for another workload`, { field: 'idempotencyKey' })
-    // the hold after the record (a retried create finds the same hold key) and before the node is asked
-    const holdKey = nodeKey(accountId, key)
+    if (reservation === undefined && (await this.#capacity?.reservationOf(holdKey)) !== undefined) throw new IdempotencyConflictError(`idempotency key ${key} was used for a deploy into a reservation`, { field: 'idempotencyKey' })
+    // the hold (or the reservation's slots) after the record (a retried create finds the same key) and before the node is asked
+    const billing: Pick<CreateBilling, 'attached' | 'refused'> | undefined = reservation !== undefined ? this.#capacity : this.#billing
     try {
-      await this.#billing?.admit(accountId, holdKey, w)
+      if (reservation !== undefined) await this.#capacity!.admit(holdKey)
+      else await this.#billing?.admit(accountId, holdKey, w)
     } catch (err) {
       // refused (402): the create is forgotten, so no restart finishes it once funds arrive; a retry asks again
       await this.#store.forgetCreate(accountId, key)
@@ -89,11 +117,11 @@ export class TenantWorkloads {
       view = await this.#call(() => node.post<{ id: string } & Record<string, Json>>('/v1/deployments', { workload: JSON.parse(spec) as Json, idempotencyKey: holdKey }))
     } catch (err) {
       // the node said no: nothing runs, nothing stays held (a dropped connection keeps it: the create may have happened)
-      if (err instanceof NodeRefusedError) await this.#billing?.refused(holdKey)
+      if (err instanceof NodeRefusedError) await billing?.refused(holdKey)
       throw err
     }
     await this.#store.settleCreate(accountId, key, view.id)
-    await this.#billing?.attached(holdKey, view.id)
+    await billing?.attached(holdKey, view.id)
     return view
   }
 
