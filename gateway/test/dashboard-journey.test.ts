@@ -161,14 +161,38 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
     t.notOk((await page.content()).includes('hunter2-not-shown'), 'the secret is listed by name; its value is nowhere in the page')
   } else t.comment('this gateway has no secrets routes: the secrets page says so')
 
-  // ---- a job from YAML ----
+  // ---- capacity: a quote from the mesh's bids, reserved ----
+  await page.getByRole('link', { name: 'Capacity' }).click()
+  await page.getByRole('heading', { name: 'Capacity', exact: true }).waitFor()
+  t.same(await unlabelled(page), [], 'every input of the capacity page has a label')
+  const request = page.getByRole('form', { name: 'Request capacity' })
+  await request.getByLabel('Minutes').fill('30')
+  await request.getByRole('button', { name: 'Get a quote' }).click()
+  const quoteTotal = (await page.locator('#quote-total').textContent({ timeout: 30_000 }))!.trim()
+  t.match(quoteTotal, /^\d+(\.\d+)? NLC$/, `the quote's total for 30 minutes of one slot: ${quoteTotal}`)
+  await rig.shot('capacity-quote')
+  await page.getByRole('button', { name: 'Reserve' }).click()
+  const reservedRow = page.getByRole('table', { name: 'Your reservations' }).getByRole('row').nth(1)
+  await reservedRow.getByRole('cell', { name: 'active', exact: true }).waitFor({ timeout: 30_000 })
+  const reservationId = (await reservedRow.getByRole('cell').first().textContent())!.trim()
+  t.match(reservationId, /^cap-[0-9a-f]{24}$/, 'the reservation is listed, active')
+
+  // ---- a job from YAML, inside the reservation ----
   await page.getByRole('link', { name: 'Workloads' }).click()
   await page.getByLabel('Workload (YAML)').fill('apiVersion: noir/v1\nkind: job\nname: answer\nruntime: {type: container, image: noir/busybox:latest, command: [sh, -c, "echo the answer is 42"]}\nresources: {cpu: 0.2, memory: 32Mi}\n')
+  await page.getByLabel('Run inside reservation').selectOption(reservationId)
   await page.getByRole('form', { name: 'Deploy from YAML' }).getByRole('button', { name: 'Deploy' }).click()
   await page.getByRole('heading', { name: 'Workload answer' }).waitFor({ timeout: 30_000 })
   await page.locator('#phase', { hasText: 'completed' }).waitFor({ timeout: 90_000 })
   await page.locator('pre.logs', { hasText: 'the answer is 42' }).waitFor({ timeout: 30_000 })
   t.pass('the job\'s output is on its page')
+  const inside = await (await page.request.get(`${url}/v1/capacity/${reservationId}`)).json() as { deployments: { deploymentId: string }[] }
+  t.equal(inside.deployments.length, 1, 'it ran inside the reservation')
+  // ---- cancel the reservation from its row: ended, the minutes it lasted charged ----
+  await page.getByRole('link', { name: 'Capacity' }).click()
+  await page.getByRole('button', { name: `Cancel reservation ${reservationId}` }).click()
+  await page.getByRole('table', { name: 'Your reservations' }).getByRole('row').nth(1).getByRole('cell', { name: 'ended', exact: true }).waitFor({ timeout: 30_000 })
+  t.pass('cancelled from the page: the reservation has ended')
 
   // ---- usage fills in as the service runs ----
   const total = await eventually(async () => {

@@ -8,6 +8,7 @@ import { loginPage, resetPage, signupPage, verifyPage } from './pages/auth.ts'
 import { workloadPage, workloadsPage } from './pages/workloads.ts'
 import { usagePage } from './pages/usage.ts'
 import { walletPage } from './pages/wallet.ts'
+import { capacityPage } from './pages/capacity.ts'
 import { keysPage } from './pages/keys.ts'
 import { secretsPage } from './pages/secrets.ts'
 import { securityPage } from './pages/security.ts'
@@ -28,6 +29,7 @@ const ROUTES: Route[] = [
   route('/reset', resetPage, false),
   route('/app/workloads', workloadsPage, true),
   route('/app/workloads/:id', workloadPage, true),
+  route('/app/capacity', capacityPage, true),
   route('/app/usage', usagePage, true),
   route('/app/wallet', walletPage, true),
   route('/app/keys', keysPage, true),
@@ -35,7 +37,7 @@ const ROUTES: Route[] = [
   route('/app/security', securityPage, true),
 ]
 
-const NAV_IN: Array<[string, string]> = [['/app/workloads', 'Workloads'], ['/app/usage', 'Usage'], ['/app/wallet', 'Wallet'], ['/app/keys', 'API keys'], ['/app/secrets', 'Secrets'], ['/app/security', 'Security']]
+const NAV_IN: Array<[string, string]> = [['/app/workloads', 'Workloads'], ['/app/capacity', 'Capacity'], ['/app/usage', 'Usage'], ['/app/wallet', 'Wallet'], ['/app/keys', 'API keys'], ['/app/secrets', 'Secrets'], ['/app/security', 'Security']]
 const NAV_OUT: Array<[string, string]> = [['/app/login', 'Log in'], ['/app/signup', 'Sign up']]
 
 function drawNav(path: string): void {

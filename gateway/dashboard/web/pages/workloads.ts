@@ -1,7 +1,8 @@
 // Workloads: the list and the deploy forms (YAML text, or a small form for one container), and one
 // deployment's page: its status and event timeline (refreshed every 2 s), its live logs (Server-Sent Events
 // with follow, the session cookie carrying the auth), its usage, and stop.
-import { call } from '../../../../appliance/web/kit/api.ts'
+import { call, optional } from '../../../../appliance/web/kit/api.ts'
+import type { Reservation } from './capacity.ts'
 import { announce, field, form, h, input, table, when } from '../../../../appliance/web/kit/dom.ts'
 import { go, onLeave } from '../nav.ts'
 
@@ -25,12 +26,19 @@ export async function workloadsPage(main: HTMLElement): Promise<void> {
   }
   const yaml = h('textarea', { name: 'yaml', spellcheck: 'false', required: true })
   yaml.value = EXAMPLE
+  // deploys may run inside one of the account's active capacity reservations (none when the gateway keeps no books)
+  const active = ((await optional<{ reservations: Reservation[] }>('GET', '/v1/capacity'))?.reservations ?? []).filter((r) => r.state === 'active')
+  const reservation = h('select', { name: 'reservation' }, h('option', { value: '' }, 'none (placed on its own)'), ...active.map((r) => h('option', { value: r.id }, `${r.id} (${r.slots - r.slotsUsed} of ${r.slots} slots free)`)))
+  const inside = (v: Record<string, string>) => (v.reservation ? { reservation: v.reservation } : {})
   const kind = h('select', { name: 'kind' }, h('option', { value: 'job' }, 'job (runs once)'), h('option', { value: 'service' }, 'service (kept running)'))
   main.append(
     h('h1', {}, 'Workloads'),
     list,
     h('h2', {}, 'Deploy from YAML'),
-    form('Deploy from YAML', [field('Workload (YAML)', yaml, 'The workload format of spec/workload.schema.json.')], 'Deploy', async (v) => deployed(await call('POST', '/v1/workloads', { workload: v.yaml }))),
+    form('Deploy from YAML', [
+      field('Workload (YAML)', yaml, 'The workload format of spec/workload.schema.json.'),
+      ...(active.length > 0 ? [field('Run inside reservation', reservation, 'Its lane, runtime and per-slot resources; its price; nothing held of its own.')] : []),
+    ], 'Deploy', async (v) => deployed(await call('POST', '/v1/workloads', { workload: v.yaml, ...inside(v) }))),
     h('h2', {}, 'Deploy a container'),
     form('Deploy a container', [
       field('Name', input('name', 'text', { required: true, pattern: '[a-z0-9][a-z0-9\\-]{0,62}' }), 'Lower-case letters, digits and dashes.'),
