@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { parseDocument } from 'yaml'
 import { InvalidWorkloadError, WorkloadParseError, type WorkloadIssue } from '../errors.ts'
-import { SchemaValidator, type JsonSchema } from './json-schema.ts'
+import { SchemaValidator, type JsonSchema } from '../../core/schema-check.ts'
 import { parseQuantity } from './quantity.ts'
 
 export type WorkloadKind = 'service' | 'job'

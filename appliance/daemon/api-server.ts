@@ -9,6 +9,7 @@ import type { ApiRoute, HttpMethod, JsonValue } from './service.ts'
 import { isNdjson } from './service.ts'
 import { DuplicateServiceError, ForeignHostError, ForeignOriginError, InvalidRequestError, RequestTooLargeError, RouteNotFoundError, UnauthorizedError, httpStatusFor } from './errors.ts'
 import { errorFields, silentLog, type Log } from '../../p2p/log.ts'
+import { SchemaValidator } from '../../core/schema-check.ts'
 
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024
 /** A client must send its whole header block within this time, and its whole request within the next. */
@@ -45,6 +46,14 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 
 interface CompiledRoute {
   route: ApiRoute
   segments: string[]
+  /** The route's body schema, compiled once. */
+  body: SchemaValidator | undefined
+}
+
+/** A body its route's schema refuses: every issue, by path (InvalidRequestError). */
+export function checkBody(v: SchemaValidator, body: unknown): void {
+  const issues = v.validate(body === undefined ? null : body)
+  if (issues.length > 0) throw new InvalidRequestError(`the request body is not valid: ${issues.map((i) => `${i.path}: ${i.reason}`).join('; ')}`, { issues })
 }
 
 function errorBody(err: unknown): { error: { name: string; code: string; message: string; data?: unknown } } {
@@ -88,7 +97,7 @@ export class ApiServer {
     const segments = route.path.split('/').slice(1)
     const clash = list.find((r) => r.route.path === route.path)
     if (clash) throw new DuplicateServiceError(`route ${route.method} ${route.path} is defined twice`)
-    list.push({ route, segments })
+    list.push({ route, segments, body: route.body ? new SchemaValidator(route.body) : undefined })
     this.#routes.set(route.method, list)
   }
 
@@ -149,7 +158,7 @@ export class ApiServer {
     if (this.#socketPath) rmSync(this.#socketPath, { force: true })
   }
 
-  #match(method: string, pathname: string): { route: ApiRoute; params: Record<string, string> } | undefined {
+  #match(method: string, pathname: string): { route: ApiRoute; body: SchemaValidator | undefined; params: Record<string, string> } | undefined {
     const list = this.#routes.get(method as HttpMethod)
     if (!list) return undefined
     const parts = pathname.split('/').slice(1)
@@ -171,7 +180,7 @@ export class ApiServer {
           break
         }
       }
-      if (ok) return { route: r.route, params }
+      if (ok) return { route: r.route, body: r.body, params }
     }
     return undefined
   }
@@ -250,6 +259,7 @@ export class ApiServer {
       if (!m) throw new RouteNotFoundError(`no route ${req.method} ${url.pathname} (GET /v1 lists them)`)
       route = m.route.path
       const body = await this.#readBody(req)
+      if (m.body) checkBody(m.body, body)
       const out = await m.route.handler({ params: m.params, query: url.searchParams, body, signal: controller.signal })
       if (isNdjson(out)) {
         res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })

@@ -5,6 +5,12 @@ export class DaemonError extends Error {
   override readonly name: string = 'DaemonError'
   readonly code: string = 'ERR_DAEMON'
   readonly status: number = 500
+  /** What the caller can act on (e.g. `issues` of a refused body); answered as `error.data`. */
+  readonly data: unknown
+  constructor(message?: string, data?: unknown) {
+    super(message)
+    if (data !== undefined) this.data = data
+  }
 }
 
 /** config.json is unreadable, not JSON, or has a field of the wrong type. */

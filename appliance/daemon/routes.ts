@@ -16,23 +16,18 @@ import type { NoirHost } from '../../p2p/host.ts'
 
 type Obj = Record<string, JsonValue>
 
-function obj(body: JsonValue | undefined): Obj {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidRequestError('the request body must be a JSON object')
-  return body
-}
-
-function str(o: Obj, field: string): string {
-  const v = o[field]
-  if (typeof v !== 'string' || v.length === 0) throw new InvalidRequestError(`'${field}' must be a non-empty string`)
-  return v
-}
-
-function optInt(o: Obj, field: string, min: number, max: number): number | undefined {
-  const v = o[field]
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new InvalidRequestError(`'${field}' must be an integer in [${min}, ${max}]`)
-  return v
-}
+// The bodies' schemas (checked by the API server before a handler runs: 400 InvalidRequestError by field).
+const text = { type: 'string', minLength: 1, maxLength: 4096 } as const
+const timeout = (max: number) => ({ type: 'integer', minimum: 1, maximum: max }) as const
+const schema = (required: string[], properties: Record<string, unknown>) => ({ type: 'object', additionalProperties: false, required, properties })
+const JOIN = schema(['address'], { address: text, timeoutMs: timeout(120_000) })
+const PING = schema(['target'], { target: text, timeoutMs: timeout(120_000) })
+const SEND = schema(['to', 'behavior'], {
+  to: text, behavior: text, body: {}, ask: { type: 'boolean' }, timeoutMs: timeout(600_000),
+  proofs: { type: 'array', maxItems: 16, items: { type: 'string', minLength: 1, maxLength: 65_535 } },
+})
+const REVOKE = schema(['token'], { token: { type: 'string', minLength: 1, maxLength: 65_536 } })
+const PUBLISH = schema(['topic'], { topic: text, body: {}, ttlMs: timeout(600_000) })
 
 export const VERSION = '0.1.0'
 
@@ -96,17 +91,19 @@ export function peerRoutes(peers: PeerRoutesInput): ApiRoute[] {
     {
       method: 'POST',
       path: '/v1/peers/join',
+      body: JOIN,
       handler: async (req) => {
-        const b = obj(req.body)
-        return await peers.join(str(b, 'address'), optInt(b, 'timeoutMs', 1, 120_000))
+        const b = req.body as { address: string; timeoutMs?: number }
+        return await peers.join(b.address, b.timeoutMs)
       },
     },
     {
       method: 'POST',
       path: '/v1/peers/ping',
+      body: PING,
       handler: async (req) => {
-        const b = obj(req.body)
-        return await peers.ping(str(b, 'target'), optInt(b, 'timeoutMs', 1, 120_000))
+        const b = req.body as { target: string; timeoutMs?: number }
+        return await peers.ping(b.target, b.timeoutMs)
       },
     },
   ]
@@ -132,16 +129,11 @@ export function actorRoutes(system: ActorRoutesInput): ApiRoute[] {
     {
       method: 'POST',
       path: '/v1/actor/send',
+      body: SEND,
       handler: async (req): Promise<JsonValue> => {
-        const b = obj(req.body)
-        const to = str(b, 'to')
-        const behavior = str(b, 'behavior')
+        const b = req.body as Obj & { to: string; behavior: string; timeoutMs?: number; proofs?: string[] }
+        const { to, behavior, timeoutMs, proofs } = b
         const body = b.body === undefined ? null : b.body
-        const timeoutMs = optInt(b, 'timeoutMs', 1, 600_000)
-        const proofs = b.proofs
-        if (proofs !== undefined && (!Array.isArray(proofs) || proofs.length > 16 || !proofs.every((p) => typeof p === 'string' && p.length > 0 && p.length < 65_536))) {
-          throw new InvalidRequestError("'proofs' must be an array of at most 16 capability tokens")
-        }
         const o = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(proofs ? { proofs: proofs as string[] } : {}) }
         if (b.ask === true) {
           const reply = await system.ask(to, behavior, body, o)
@@ -164,8 +156,9 @@ export function revocationRoutes(revocations: RevocationRoutesInput): ApiRoute[]
       // The owner revokes a capability token: signed with the node's key, kept, announced on the mesh.
       method: 'POST',
       path: '/v1/capabilities/revoke',
+      body: REVOKE,
       handler: async (req) => {
-        const token = str(obj(req.body), 'token')
+        const { token } = req.body as { token: string }
         return { revocation: (await revocations.revoke(token)) as unknown as JsonValue }
       },
     },
@@ -181,10 +174,10 @@ export function pubsubRoutes(broadcast: PubsubRoutesInput): ApiRoute[] {
     {
       method: 'POST',
       path: '/v1/pubsub/publish',
+      body: PUBLISH,
       handler: async (req) => {
-        const b = obj(req.body)
-        const topic = str(b, 'topic')
-        const ttlMs = optInt(b, 'ttlMs', 1, 600_000)
+        const b = req.body as Obj & { topic: string; ttlMs?: number }
+        const { topic, ttlMs } = b
         return await broadcast.publish(topic, b.body === undefined ? null : b.body, ttlMs === undefined ? {} : { ttlMs })
       },
     },

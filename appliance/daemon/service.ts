@@ -10,6 +10,7 @@ import type { Log } from '../../p2p/log.ts'
 import type { NodeConfig } from './config.ts'
 import type { NodeMetrics } from '../observability/node-metrics.ts'
 import type { NodeTracing } from '../observability/tracing.ts'
+import type { JsonSchema } from '../../core/schema-check.ts'
 
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue }
 
@@ -72,6 +73,11 @@ export interface ApiRoute {
   readonly method: HttpMethod
   /** Starts with `/v1/`; `:name` segments are parameters, e.g. `/v1/allocations/:id`. */
   readonly path: string
+  /**
+   * The JSON Schema the body must satisfy (draft 2020-12, core/schema-check.ts): checked before the handler
+   * runs; a body that fails is answered 400 InvalidRequestError naming each field (`data.issues`).
+   */
+  readonly body?: JsonSchema
   /** Returns the JSON answer (status 200), or an NDJSON stream. Throw a typed error for a failure. */
   handler(req: ApiRequest): Promise<JsonValue | NdjsonResponse> | JsonValue | NdjsonResponse
 }

@@ -5,11 +5,14 @@ import type { ApiRequest, ApiRoute, JsonValue } from '../service.ts'
 import { isNdjson } from '../service.ts'
 import { actorRoutes, discoveryRoutes, nodeRoutes, pubsubRoutes, revocationRoutes } from '../routes.ts'
 import { InvalidRequestError } from '../errors.ts'
+import { checkBody } from '../api-server.ts'
+import { SchemaValidator } from '../../../core/schema-check.ts'
 import type { BroadcastMessage } from '../../../p2p/pubsub.ts'
 
 function call(routes: ApiRoute[], method: string, path: string, body?: JsonValue, query = ''): ReturnType<ApiRoute['handler']> {
   const route = routes.find((r) => r.method === method && r.path === path)
   if (!route) throw new Error(`no route ${method} ${path}`)
+  if (route.body) checkBody(new SchemaValidator(route.body), body) // as the API server does before the handler
   const req: ApiRequest = { params: {}, query: new URLSearchParams(query), body, signal: new AbortController().signal }
   return route.handler(req)
 }
@@ -28,6 +31,18 @@ t.test('actor messaging asks or sends through the system it is given, and refuse
   t.same(await call(routes, 'POST', '/v1/actor/send', { to: 'did:key:z/x', behavior: '/b', body: 7 }), { sent: true })
   t.same(calls, [['ask', 'did:key:z/x', '/b', null, { timeoutMs: 50 }], ['send', 'did:key:z/x', '/b', 7, undefined]])
   await t.rejects(async () => call(routes, 'POST', '/v1/actor/send', { to: 'x', behavior: '/b', proofs: [1] }), InvalidRequestError)
+  const refused = (body: JsonValue | undefined): InvalidRequestError => {
+    try {
+      void call(routes, 'POST', '/v1/actor/send', body)
+    } catch (err) {
+      return err as InvalidRequestError
+    }
+    throw new Error('not refused')
+  }
+  t.same((refused({ behavior: '/b', timeoutMs: 0, extra: 1 }).data as { issues: { path: string }[] }).issues.map((i) => i.path).sort(), ['$.extra', '$.timeoutMs', '$.to'], 'every issue, each by its field')
+  t.match(refused(undefined).message, /\$: must be object \(got null\)/, 'no body at all')
+  t.match(refused({ to: 'x', behavior: '/b', proofs: Array(17).fill('p') }).message, /\$\.proofs: must have at most 16 items/)
+  t.same(calls.length, 2, 'no refused body reached the system')
 })
 
 t.test('revocations, the stop and the route list need only the revocations, a stop and the route list', async (t) => {
