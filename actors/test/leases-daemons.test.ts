@@ -147,7 +147,11 @@ t.test('reconciliation with real daemons: an unknown contract is stopped, a know
   const a2 = await cluster.start({ home: a.home })
 
   await eventually(async () => runningCopies(lostRep.slot) === 0, 30_000, 100)
-  const c = await providerStatus(b2, lostRep.contractId!)
+  // the container goes first, the contract's record after it (the stop step writes `ended` once it is gone)
+  const c = await eventually(async () => {
+    const x = await providerStatus(b2, lostRep.contractId!)
+    return x?.status === 'ended' && x
+  }, 10_000, 100).catch(async () => providerStatus(b2, lostRep.contractId!))
   t.equal(c?.status, 'ended', 'the contract no deployment names was stopped')
   t.match(c?.note, /stopped by the consumer/, 'by its consumer (reconciliation), not by its lease (30 s)')
   const rec = await eventually(async () => {
