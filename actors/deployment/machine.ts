@@ -162,6 +162,10 @@ export type DeploymentEvent =
   | { type: 'TAKEN_OVER'; from: string; by: string; epoch: number; at: number; token?: string }
   | { type: 'UP' }
   | { type: 'DOWN' }
+  /** No traffic at any ingress for `idleMs` (spec/ingress.md "Scale to zero"): a service with scale.min 0 stops its replicas. */
+  | { type: 'IDLE'; at: number; idleMs: number }
+  /** Traffic arrived for a service at zero (`by`: the ingress that asked): its replicas are placed again. */
+  | { type: 'WAKE'; at: number; by?: string }
 
 export interface DeploymentInput {
   id: string
@@ -285,6 +289,7 @@ function applyMigration(d: DeploymentContext, rep: Replica, job: Extract<RepairJ
 function phaseOf(value: unknown): DeploymentPhase {
   if (typeof value === 'string') {
     if (value === 'stopping' || value === 'failing') return 'stopping'
+    if (value === 'sleeping' || value === 'asleep') return 'idle'
     return value as DeploymentPhase
   }
   const v = value as { placing?: string; live?: { health?: string } }
@@ -329,8 +334,38 @@ export function deploymentMachine(fx: DeploymentEffects) {
       jobDone: ({ context }) => context.workload.kind === 'job' && context.succeeded >= context.completions,
       jobFailedOut: ({ context }) => context.workload.kind === 'job' && context.failures > context.retries,
       roundsLeft: ({ context }) => context.commitRounds + 1 < context.maxCommitRounds,
+      /** A service that may scale to zero, with nothing in flight (no repair, migration or stop). */
+      canSleep: ({ context: d }) => d.workload.kind === 'service' && d.workload.service?.scale?.min === 0 && !d.stopRequested && !d.failNow
+        && d.current === null && d.queue.length === 0 && !d.replicas.some((r) => r.moving),
+      waking: ({ context }) => (context.wokenAt ?? null) !== null,
     },
     actions: {
+      noteIdle: assign(({ context, event }) => edit(context, (d) => {
+        if (event.type !== 'IDLE') return
+        note(d, event.at, `no traffic for ${Math.round(event.idleMs / 1000)} s: scaling to zero (its replicas stop, their capacity is released)`)
+      })),
+      wake: assign(({ context, event }) => edit(context, (d) => {
+        if (event.type !== 'WAKE') return
+        d.wokenAt = event.at
+        d.wokenBy = event.by ?? null
+        d.reason = null
+        d.infeasible = null
+        note(d, event.at, `woken by traffic${event.by ? ` at ingress ${event.by}` : ''}: placing ${d.replicas.length} replica(s) again`)
+        for (const r of d.replicas) {
+          if (r.state !== 'stopped') continue
+          r.state = 'pending'
+          d.queue.push({ kind: 'slot', slot: r.slot, why: 'woken by traffic' })
+        }
+      })),
+      noteWarm: assign(({ context }) => edit(context, (d) => {
+        if (d.wokenAt === undefined || d.wokenAt === null) return
+        const at = fx.now()
+        const by = d.wokenBy ?? null
+        d.coldStarts = [...(d.coldStarts ?? []), { wokenAt: d.wokenAt, runningAt: at, ms: at - d.wokenAt, by }].slice(-20)
+        note(d, at, `cold start: every replica running ${at - d.wokenAt} ms after the wake`)
+        d.wokenAt = null
+        d.wokenBy = null
+      })),
       record: assign(({ context }, params: { phase: DeploymentPhase }) => {
         const last = context.history.at(-1)
         if (last?.phase === params.phase && params.phase !== 'bidding') return {}
@@ -748,6 +783,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
       },
       live: {
         type: 'parallel',
+        on: { IDLE: { guard: 'canSleep', target: 'sleeping', actions: 'noteIdle' } },
         always: [
           { guard: 'jobDone', target: 'completed' },
           { guard: 'jobFailedOut', target: 'failing' },
@@ -760,6 +796,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
               judging: {
                 always: [
                   { guard: 'full', target: 'running' },
+                  { guard: 'waking', target: 'provisioning' },
                   { guard: 'everRan', target: 'degraded' },
                   { target: 'provisioning' },
                 ],
@@ -769,7 +806,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
                 on: { UP: { guard: 'full', target: 'running' } },
               },
               running: {
-                entry: [{ type: 'record', params: { phase: 'running' } }, 'markEverRan'],
+                entry: [{ type: 'record', params: { phase: 'running' } }, 'markEverRan', 'noteWarm'],
                 on: { DOWN: { target: 'degraded' } },
               },
               degraded: {
@@ -815,6 +852,20 @@ export function deploymentMachine(fx: DeploymentEffects) {
             },
           },
         },
+      },
+      // scaled to zero (spec/ingress.md "Scale to zero"): the replicas' contracts end, the deployment stays
+      sleeping: {
+        invoke: {
+          src: 'release',
+          input: ({ context }) => releaseInput(context, 'idle'),
+          onDone: { target: 'asleep', actions: { type: 'applyRelease', params: { why: 'scaled to zero' } } },
+          onError: { target: 'asleep', actions: 'noteError' },
+        },
+      },
+      asleep: {
+        entry: { type: 'record', params: { phase: 'idle' } },
+        always: [{ guard: 'stopRequested', target: 'stopping' }, { guard: 'failRequested', target: 'failing' }],
+        on: { WAKE: { target: 'live', actions: 'wake' } },
       },
       stopping: {
         entry: ['clearStop', { type: 'record', params: { phase: 'stopping' } }],

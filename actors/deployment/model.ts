@@ -10,6 +10,8 @@ import type { Lane, Workload } from '../workload/workload.ts'
 export type DeploymentPhase =
   | 'preparing' | 'bidding' | 'committing' | 'provisioning' | 'running' | 'degraded' | 'stopping'
   | 'completed' | 'failed' | 'stopped' | 'handed-over'
+  /** A service with `scale.min: 0` scaled to zero after `idleSeconds` without traffic: no replica, no contract; traffic wakes it. */
+  | 'idle'
 /** Phases after which this node does nothing more for the deployment (`handed-over`: its standby orchestrates it). */
 export const finalPhases: readonly DeploymentPhase[] = ['completed', 'failed', 'stopped', 'handed-over']
 
@@ -201,7 +203,15 @@ export interface DeploymentContext {
   idempotencyKey?: string | null
   /** Migrations asked for (`noir migrate`), newest last. Absent in older snapshots. */
   migrations?: MigrationRecord[]
+  /** When traffic woke it from `idle` (its replicas not all running again yet); null otherwise. */
+  wokenAt?: number | null
+  /** The ingress whose traffic woke it. */
+  wokenBy?: string | null
+  /** Each wake from zero: when, and how long until every replica ran again (the cold start), newest last. */
+  coldStarts?: ColdStart[]
 }
+
+export interface ColdStart { wokenAt: number; runningAt: number; ms: number; by: string | null }
 
 export interface DeploymentView {
   id: string
@@ -228,6 +238,8 @@ export interface DeploymentView {
   takenOverFrom: string | null
   /** Each migration: from, to, why, the state carried and the gap. */
   migrations: MigrationRecord[]
+  /** Wakes from zero (`service.scale.min: 0`) and their cold starts, newest last. */
+  coldStarts: ColdStart[]
 }
 
 export const MAX_EVENTS = 200
@@ -283,5 +295,6 @@ export function toView(c: DeploymentContext, phase: DeploymentPhase): Deployment
     failovers: c.failovers.map((f) => ({ ...f })), stopFailures: c.stopFailures.map((f) => ({ ...f })),
     orchestratorEpoch: c.orchestratorEpoch ?? 1, takenOverFrom: c.takenOverFrom ?? null,
     migrations: (c.migrations ?? []).map((m) => ({ ...m, checkpoint: m.checkpoint ? { ...m.checkpoint } : null })),
+    coldStarts: (c.coldStarts ?? []).map((x) => ({ ...x })),
   }
 }

@@ -40,6 +40,7 @@ import { KvUsageStore, type StoredUsage } from '../usage/store.ts'
 import { defaultPricePolicy } from '../placement/price.ts'
 import type { Handover } from '../provider/orchestrator-authority.ts'
 import { Rebalancer, type RebalancePolicy } from './rebalancer.ts'
+import { IdleWatch, type TrafficReport } from './idle-watch.ts'
 
 export type { DeploymentRecord, DeploymentStore } from './checkpoints.ts'
 export type { BidRound, DeploymentEventLine, DeploymentView, ReplicaState, ReplicaView, StopFailure } from '../deployment/model.ts'
@@ -63,6 +64,9 @@ export const DeploymentBehavior = {
   migrate: '/noir/deployment/migrate',
   /** A running replica's live checkpoint (local only): the slot starts from it after a failover. */
   checkpointed: '/noir/deployment/checkpointed',
+  /** Scale to zero (local only): no traffic for its idle time; and traffic for a service at zero. */
+  idle: '/noir/deployment/idle',
+  wake: '/noir/deployment/wake',
 } as const
 
 export interface OrchestratorPorts extends MarketPorts {
@@ -215,6 +219,8 @@ export class Orchestrator {
   #inbox: ActorRef | undefined
   #detector: ActorRef | undefined
   #fenceTimer: NodeJS.Timeout | undefined
+  #idleTimer: NodeJS.Timeout | undefined
+  readonly #idle = new IdleWatch()
   #checkpointTimer: NodeJS.Timeout | undefined
   #rebalancer: Rebalancer | undefined
   readonly #rebalance: Partial<RebalancePolicy> | undefined
@@ -303,6 +309,8 @@ export class Orchestrator {
         [DeploymentBehavior.takenOver]: { event: (b: { from: string; by: string; epoch: number; at: number; token?: string }): DeploymentEvent => ({ type: 'TAKEN_OVER', ...b }) },
         [DeploymentBehavior.status]: { reply: (s) => viewOf(s as never) },
         [DeploymentBehavior.checkpointed]: { event: (b: { slot: string; contractId: string; checkpoint: SlotCheckpoint }): DeploymentEvent => ({ type: 'CHECKPOINTED', ...b }) },
+        [DeploymentBehavior.idle]: { event: (b: { at: number; idleMs: number }): DeploymentEvent => ({ type: 'IDLE', at: b.at, idleMs: b.idleMs }) },
+        [DeploymentBehavior.wake]: { event: (b: { at: number; by?: string }): DeploymentEvent => ({ type: 'WAKE', at: b.at, ...(b.by ? { by: b.by } : {}) }) },
         [DeploymentBehavior.migrate]: { event: (b: { id: string; slot: string; to?: string; why: string; at: number }): DeploymentEvent => ({ type: 'MIGRATE', ...b }) },
       },
     })
@@ -333,6 +341,9 @@ export class Orchestrator {
       void this.#checkHandedOver()
     }, this.#o.fenceRepeatMs)
     this.#fenceTimer.unref()
+    // scale to zero: services with scale.min 0 and no traffic for their idle time (spec/ingress.md)
+    this.#idleTimer = setInterval(() => this.#scaleIdleToZero(), 1000)
+    this.#idleTimer.unref()
     const every = this.#checkpointEveryMs
     if (every > 0) {
       this.#checkpointTimer = setInterval(() => void this.#checkpointReplicas(), every)
@@ -424,6 +435,7 @@ export class Orchestrator {
     this.#replicator?.stop()
     this.#renewer.stop()
     if (this.#fenceTimer) clearInterval(this.#fenceTimer)
+    if (this.#idleTimer) clearInterval(this.#idleTimer)
     if (this.#checkpointTimer) clearInterval(this.#checkpointTimer)
     this.#rebalancer?.stop()
     if (this.#system.running) {
@@ -685,6 +697,31 @@ export class Orchestrator {
   }
 
   /** The workload of a deployment this node orchestrates (undefined for another). */
+  /**
+   * An ingress's report of a deployment's traffic through it (spec/ingress.md "Scale to zero"): open
+   * connections and the time of the last one. Counted toward its idle time; ignored for other deployments.
+   */
+  traffic(id: string, ingress: string, r: TrafficReport): void {
+    if (!this.#ids.has(id)) return
+    this.#idle.report(id, ingress, r, this.#now())
+  }
+
+  /** Traffic for a service at zero: its replicas are placed again (nothing happens in any other phase). The view. */
+  wake(id: string, by?: string): DeploymentView {
+    const v = this.status(id)
+    if (v.phase === 'idle') this.#system.tell(this.#ref(id), DeploymentBehavior.wake, { at: this.#now(), ...(by ? { by } : {}) })
+    return v
+  }
+
+  #scaleIdleToZero(): void {
+    if (this.#stopped) return
+    const mine = this.list().filter((v) => this.#ids.has(v.id))
+    for (const d of this.#idle.due(mine, (id) => this.workloadOf(id), this.#now())) {
+      this.#log('info', 'scaling to zero', { deploymentId: d.id, idleMs: d.idleMs })
+      this.#system.tell(this.#ref(d.id), DeploymentBehavior.idle, { at: this.#now(), idleMs: d.idleMs })
+    }
+  }
+
   workloadOf(id: string): Workload | undefined {
     return this.#snapshot(id)?.context.workload
   }

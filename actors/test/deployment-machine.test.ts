@@ -465,3 +465,66 @@ t.test("the end of the replica a migration quiesced is not a failure of its node
   await settle()
   t.same([r.ctx().replicas[0]!.node, r.ctx().replicas[0]!.state], [nodes[1], 'running'])
 })
+
+t.test('scale to zero: IDLE releases every replica and holds the deployment idle; WAKE places each slot again under a higher epoch, and the cold start is recorded', async (t) => {
+  const w = workload({ service: { replicas: 2, scale: { min: 0, max: 2, idleSeconds: 10 } } })
+  const r = await toRunning(w, [nodes[0]!, nodes[1]!])
+  const before = r.ctx().replicas.map((x) => x.contractId)
+  r.actor.send({ type: 'IDLE', at: 20_000, idleMs: 12_000 })
+  const release = await r.fx.next('release')
+  t.same((release.input as { why: string; targets: { contractId: string }[] }).targets.map((x) => x.contractId), before, 'both replicas\' contracts are released')
+  t.equal(r.phase(), 'idle', 'idle while they stop')
+  release.resolve((release.input as { targets: object[] }).targets.map((x) => ({ ...x, ok: true })))
+  await settle()
+  t.equal(r.phase(), 'idle')
+  t.same(r.ctx().replicas.map((x) => x.state), ['stopped', 'stopped'])
+  t.match(r.ctx().events.map((e) => e.msg).join('\n'), /no traffic for 12 s: scaling to zero/)
+  r.actor.send({ type: 'IDLE', at: 21_000, idleMs: 13_000 })
+  await settle()
+  t.equal(r.fx.calls.length, 0, 'idle again changes nothing')
+
+  r.fx.now = () => 30_000
+  r.actor.send({ type: 'WAKE', at: 30_000, by: 'did:key:zIngress' })
+  t.equal(r.phase(), 'provisioning', 'woken: provisioning (not degraded) while it comes back')
+  for (let i = 0; i < 2; i++) {
+    const repair = await r.fx.next('repair')
+    const input = repair.input as { why: string; replica: { slot: string; state: string } }
+    t.equal(input.why, 'woken by traffic')
+    t.equal(input.replica.state, 'pending')
+    r.fx.now = () => 31_500
+    repair.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', input.replica.slot, 2, nodes[2]!), started: { ok: true }, infeasible: null, standby: null })
+    await settle()
+  }
+  t.equal(r.phase(), 'running')
+  t.same(r.ctx().replicas.map((x) => [x.state, x.epoch, x.node]), [['running', 2, nodes[2]], ['running', 2, nodes[2]]], 'each slot runs again under a higher epoch')
+  t.same(r.view().coldStarts, [{ wokenAt: 30_000, runningAt: 31_500, ms: 1_500, by: 'did:key:zIngress' }], 'the cold start: from the wake to every replica running')
+  t.equal(r.ctx().wokenAt, null)
+})
+
+t.test('scale to zero is only for services declaring scale.min 0, and not while a repair is under way; a stop at zero stops', async (t) => {
+  const plain = await toRunning(workload({ service: { replicas: 1 } }), [nodes[0]!])
+  plain.actor.send({ type: 'IDLE', at: 20_000, idleMs: 1e6 })
+  await settle()
+  t.equal(plain.phase(), 'running', 'a service without scale.min 0 ignores IDLE')
+  t.equal(plain.fx.calls.length, 0)
+
+  const w = workload({ service: { replicas: 2, scale: { min: 0, max: 2, idleSeconds: 10 } } })
+  const r = await toRunning(w, [nodes[0]!, nodes[1]!])
+  r.actor.send({ type: 'NODE_LOST', node: nodes[1]!, phi: 9, lastHeartbeatAt: 900, at: 1_000 })
+  await r.fx.next('repair') // a slot being placed again
+  r.actor.send({ type: 'IDLE', at: 20_000, idleMs: 1e6 })
+  await settle()
+  t.equal(r.phase(), 'degraded', 'not while a repair is under way')
+
+  const s = await toRunning(w, [nodes[0]!, nodes[1]!])
+  s.actor.send({ type: 'IDLE', at: 20_000, idleMs: 12_000 })
+  const rel = await s.fx.next('release')
+  rel.resolve((rel.input as { targets: object[] }).targets.map((x) => ({ ...x, ok: true })))
+  await settle()
+  s.actor.send({ type: 'STOP' })
+  const stop = await s.fx.next('release')
+  t.same((stop.input as { targets: unknown[] }).targets, [], 'nothing left to release')
+  stop.resolve([])
+  await settle()
+  t.equal(s.phase(), 'stopped')
+})

@@ -12,6 +12,9 @@ import { signGrant, type ExposureGrant } from './grant.ts'
 
 export const INGRESS_ACTOR = 'ingress'
 export const BACKENDS_BEHAVIOR = '/noir/ingress/backends'
+/** Scale to zero (spec/ingress.md "Scale to zero"): traffic for a service at zero wakes it; ingresses report traffic. */
+export const WAKE_BEHAVIOR = '/noir/ingress/wake'
+export const TRAFFIC_BEHAVIOR = '/noir/ingress/traffic'
 /** A provider's answer to the orchestrator of its contracts: their replicas' health (spec/ingress.md). */
 export const READINESS_BEHAVIOR = '/noir/ingress/readiness'
 
@@ -33,12 +36,22 @@ export interface BackendsAnswer {
   orchestrator: string
   replicas: Backend[]
   grant?: ExposureGrant
+  /** The deployment's phase (`idle`: scaled to zero; traffic wakes it). */
+  phase?: string
+  /** The service may scale to zero (`service.scale.min: 0`): an ingress holds a request while it wakes. */
+  scaleToZero?: boolean
 }
+
+export interface TrafficBody { deploymentId: string; port: number; active: number; lastTrafficAt: number }
 
 /** What the answer reads of the orchestrator. */
 export interface DeploymentSource {
   status(id: string): DeploymentView
   workloadOf(id: string): Workload | undefined
+  /** Traffic for a service at zero: place its replicas again (a no-op in any other phase); the view. */
+  wake(id: string, by?: string): DeploymentView
+  /** An ingress's report of the deployment's traffic through it. */
+  traffic(id: string, ingress: string, r: { active: number; lastTrafficAt: number }): void
 }
 
 export function parseBackendsRequest(x: unknown): BackendsRequest {
@@ -91,7 +104,39 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
     .filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
     .map((r) => ({ index: r.index, node: r.node!, contractId: r.contractId! }))
   return {
-    deploymentId: req.deploymentId, port: req.port, orchestrator: key.did, replicas,
+    deploymentId: req.deploymentId, port: req.port, orchestrator: key.did, replicas, phase: view.phase,
+    ...(w.service?.scale?.min === 0 ? { scaleToZero: true } : {}),
     ...(exposure === 'opened' ? { grant: signGrant(key, req.deploymentId, req.port) } : {}),
   }
+}
+
+/** Who may wake a deployment or report its traffic: anyone who could send it traffic (a public or opened port). */
+function checkReachable(src: DeploymentSource, book: ExposureBook, req: BackendsRequest): void {
+  const w = src.workloadOf(req.deploymentId)
+  if (!w) throw new DeploymentNotHereError(req.deploymentId)
+  const exposure = exposureOf(w, req.deploymentId, req.port, book)
+  if (exposure === 'undeclared') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload declares no such tcp port')
+  if (exposure === 'private') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload keeps it private')
+}
+
+/** A wake from an ingress holding a request: `{ deploymentId, phase }` (the phase before the wake took effect). */
+export function wakeFor(src: DeploymentSource, book: ExposureBook, req: BackendsRequest, by: string): { deploymentId: string; phase: string } {
+  checkReachable(src, book, req)
+  return { deploymentId: req.deploymentId, phase: src.wake(req.deploymentId, by).phase }
+}
+
+export function parseTrafficBody(x: unknown): TrafficBody {
+  const req = parseBackendsRequest(x)
+  const b = x as Partial<TrafficBody>
+  if (!Number.isSafeInteger(b.active) || (b.active as number) < 0 || (b.active as number) > 1_000_000 || !Number.isSafeInteger(b.lastTrafficAt) || (b.lastTrafficAt as number) < 0) {
+    throw new InvalidIngressRequestError('the body must be { deploymentId, port, active: 0-1000000, lastTrafficAt: ms }')
+  }
+  return { ...req, active: b.active as number, lastTrafficAt: b.lastTrafficAt as number }
+}
+
+/** An ingress's traffic report, counted toward the deployment's idle time: `{ ok: true }`. */
+export function trafficFor(src: DeploymentSource, book: ExposureBook, t: TrafficBody, by: string): { ok: true } {
+  checkReachable(src, book, t)
+  src.traffic(t.deploymentId, by, { active: t.active, lastTrafficAt: t.lastTrafficAt })
+  return { ok: true }
 }

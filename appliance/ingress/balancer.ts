@@ -10,6 +10,11 @@ import { DeploymentNotHereError, IngressError, NoReadyReplicaError, PortNotExpos
 import { encodeFrame, parseOpenAnswer, readFrame, type OpenRequest } from './protocol.ts'
 
 export const REFRESH_MS = 1000
+/** How long a request for a service at zero is held while it wakes (placement, start, health check). */
+export const COLD_START_MS = 120_000
+/** While holding: how often the replica set is asked again, and a wake sent again while still idle. */
+const COLD_POLL_MS = 250
+const WAKE_EVERY_MS = 1000
 /** How long a replica that failed is skipped (unless every one is). */
 export const DOWN_MS = 2000
 const ANSWER_TIMEOUT_MS = 10_000
@@ -19,6 +24,8 @@ export interface BalancerDeps {
   backends(route: RouteSpec): Promise<BackendsAnswer>
   /** Opens an `/noir/ingress/1` stream to a node. */
   openStream(node: string): Promise<Stream>
+  /** Asks the route's orchestrators to wake a service at zero (spec/ingress.md "Scale to zero"). */
+  wake?(route: RouteSpec): Promise<void>
   log: Log
 }
 
@@ -58,16 +65,24 @@ export class RouteBalancer {
    * answer). `early` (the request head already read) is sent right behind the open frame, saving a round trip:
    * the provider forwards it only once its checks passed, and a refused attempt sends it again to the next one.
    */
-  async open(early?: Uint8Array): Promise<{ stream: Stream; backend: Backend }> {
+  async open(early?: Uint8Array): Promise<{ stream: Stream; backend: Backend; coldStartMs?: number }> {
     let tried = 0
     let last: Error | undefined
-    for (let round = 0; round < 2; round++) {
+    const t0 = Date.now()
+    // a service that scales to zero is held here while it wakes: polled until a replica takes the connection
+    let cold = false
+    for (let round = 0; round < 2 || (cold && Date.now() - t0 < COLD_START_MS); round++) {
       let answer: BackendsAnswer
       try {
         answer = await this.#current(round > 0)
+        if (answer.replicas.length === 0 && answer.scaleToZero) {
+          cold = true
+          answer = await this.#awaitReplicas(answer, t0 + COLD_START_MS)
+        }
       } catch (err) {
         throw err instanceof IngressError ? err : new UpstreamUnreachableError(`the orchestrator of '${this.route.name}'`, (err as Error).message)
       }
+      if (round > 0 && cold) await new Promise((r) => setTimeout(r, COLD_POLL_MS))
       for (const b of this.#order(answer.replicas)) {
         tried++
         try {
@@ -76,6 +91,11 @@ export class RouteBalancer {
           s.connections++
           s.lastRefusal = null
           s.downUntil = 0
+          if (cold) {
+            const coldStartMs = Date.now() - t0
+            this.#d.log.info('ingress cold start', { route: this.route.name, ms: coldStartMs })
+            return { stream, backend: b, coldStartMs }
+          }
           return { stream, backend: b }
         } catch (err) {
           last = err as Error
@@ -87,6 +107,22 @@ export class RouteBalancer {
       }
     }
     throw new NoReadyReplicaError(this.route.name, tried, last ? `${last.name}: ${last.message}` : undefined)
+  }
+
+  /** Wakes the service and asks again until its replica set is not empty (NoReadyReplicaError at the deadline). */
+  async #awaitReplicas(first: BackendsAnswer, deadline: number): Promise<BackendsAnswer> {
+    let answer = first
+    let wokeAt = 0
+    while (answer.replicas.length === 0) {
+      if (Date.now() >= deadline) throw new NoReadyReplicaError(this.route.name, 0, `the service did not wake within ${COLD_START_MS / 1000} s (phase ${answer.phase ?? 'unknown'})`)
+      if (answer.phase === 'idle' && Date.now() - wokeAt >= WAKE_EVERY_MS && this.#d.wake) {
+        wokeAt = Date.now()
+        await this.#d.wake(this.route).catch((err: unknown) => this.#d.log.info('ingress wake not answered', { route: this.route.name, ...errorFields(err) }))
+      }
+      await new Promise((r) => setTimeout(r, COLD_POLL_MS))
+      answer = await this.#current(true)
+    }
+    return answer
   }
 
   /** Round-robin from the next position; replicas marked down go last (tried only when the others failed). */

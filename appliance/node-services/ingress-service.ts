@@ -22,7 +22,7 @@ import type { Provider } from '../../actors/provider/provider.ts'
 import { HealthMonitor } from '../health/health-monitor.ts'
 import { IngressForwarder } from '../ingress/forwarder.ts'
 import { INGRESS_PROTOCOL } from '../ingress/protocol.ts'
-import { BACKENDS_BEHAVIOR, READINESS_BEHAVIOR, INGRESS_ACTOR, ExposureBook, backendsFor, exposureOf, parseBackendsRequest, type BackendsAnswer } from '../ingress/backends.ts'
+import { BACKENDS_BEHAVIOR, READINESS_BEHAVIOR, INGRESS_ACTOR, TRAFFIC_BEHAVIOR, WAKE_BEHAVIOR, ExposureBook, backendsFor, exposureOf, parseBackendsRequest, parseTrafficBody, trafficFor, wakeFor, type BackendsAnswer } from '../ingress/backends.ts'
 import { parseIngressConfig, parseRoute, type RouteSpec } from '../ingress/config.ts'
 import { IngressServer } from '../ingress/ingress-server.ts'
 import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError, RouteExistsError, UpstreamUnreachableError } from '../ingress/errors.ts'
@@ -40,6 +40,8 @@ export interface IngressServiceInit {
 }
 
 const BACKENDS_TIMEOUT_MS = 3000
+/** How often each route's traffic is told to its orchestrator (a service's idle time is counted in whole seconds). */
+const TRAFFIC_REPORT_MS = 2000
 
 /** A replica's health as its provider tells the deployment's orchestrator (`ready: null`: unknown there). */
 export interface ReplicaReadiness {
@@ -59,6 +61,9 @@ export class IngressService implements NodeService {
   #forwarder: IngressForwarder | undefined
   #book: ExposureBook | undefined
   #server: IngressServer | undefined
+  #trafficTimer: NodeJS.Timeout | undefined
+  /** What was last told per route (a route whose traffic did not change is not told again, except while open). */
+  readonly #told = new Map<string, string>()
 
   constructor(init: IngressServiceInit) {
     this.#init = init
@@ -102,6 +107,30 @@ export class IngressService implements NodeService {
           public: true, // anyone may ask; only a public (or owner-opened) port is answered
           reply: (_s: unknown, body: unknown) => backendsFor(this.#orchestrator(), book, ctx.key, parseBackendsRequest(body)),
         },
+        [WAKE_BEHAVIOR]: {
+          public: true, // anyone who could send the service traffic may wake it (a public or opened port only)
+          deferred: true,
+          event: (body: unknown, msg: MessageContext<{ deploymentId: string; phase: string }>) => {
+            try {
+              msg.respond(wakeFor(this.#orchestrator(), book, parseBackendsRequest(body), didOf(msg.from)))
+            } catch (err) {
+              msg.fail(err as Error)
+            }
+            return { type: 'wake-asked' }
+          },
+        },
+        [TRAFFIC_BEHAVIOR]: {
+          public: true, // counted only for a public or opened port: what anyone could make by sending traffic
+          deferred: true,
+          event: (body: unknown, msg: MessageContext<{ ok: true }>) => {
+            try {
+              msg.respond(trafficFor(this.#orchestrator(), book, parseTrafficBody(body), didOf(msg.from)))
+            } catch (err) {
+              msg.fail(err as Error)
+            }
+            return { type: 'traffic-reported' }
+          },
+        },
         [READINESS_BEHAVIOR]: {
           public: true, // anyone may ask; only the orchestrator of a contract learns its replica's health
           deferred: true,
@@ -117,16 +146,21 @@ export class IngressService implements NodeService {
       this.#server = new IngressServer(cfg, {
         backends: (route) => this.#backends(route),
         openStream: (node) => this.#openStream(node),
+        wake: (route) => this.#ask(route, WAKE_BEHAVIOR, { deploymentId: route.deploymentId, port: route.port }).then(() => undefined),
         log: ctx.log,
       })
       for await (const [, r] of ctx.store.scope<RouteSpec>('routes/').entries()) if (!this.#server.route(r.name)) this.#server.addRoute(r)
       await this.#server.start()
+      // each route's traffic, told to its orchestrator: the idle clock of scale to zero (spec/ingress.md)
+      this.#trafficTimer = setInterval(() => void this.#reportTraffic(), TRAFFIC_REPORT_MS)
+      this.#trafficTimer.unref()
       ctx.log.info('ingress open', { listen: this.#server.address, domain: cfg.domain, routes: this.#server.routes().length })
     }
   }
 
   async stop(): Promise<void> {
     const ctx = this.#ctx
+    if (this.#trafficTimer) clearInterval(this.#trafficTimer)
     await this.#server?.stop()
     this.#health?.stop()
     if (ctx) {
@@ -174,6 +208,40 @@ export class IngressService implements NodeService {
       for (const a of got) answers.set(a.contractId, a)
     }))
     return running.map((r) => ({ index: r.index, node: r.node!, ...(answers.get(r.contractId!) ?? { contractId: r.contractId!, ready: null, detail: 'not answered', since: null, restarts: 0 }) }))
+  }
+
+  /** Asks the route's orchestrators in order (this node when it names none) on its ingress actor; the first answer. */
+  async #ask<T>(route: RouteSpec, behavior: string, body: Record<string, unknown>): Promise<T> {
+    const ctx = this.#ctx!
+    const asked = route.orchestrators.length > 0 ? route.orchestrators : [ctx.did]
+    let last: Error | undefined
+    for (const did of asked) {
+      try {
+        return await ctx.system.refFor(`${did}/${INGRESS_ACTOR}`).ask<T>(behavior, body, { timeoutMs: BACKENDS_TIMEOUT_MS })
+      } catch (err) {
+        last = err as Error
+      }
+    }
+    throw last ?? new UpstreamUnreachableError(`the orchestrators of '${route.name}'`, 'none answered')
+  }
+
+  /** Tells each route's orchestrator its traffic here (routes with open connections every time, others when it changed). */
+  async #reportTraffic(): Promise<void> {
+    const server = this.#server
+    if (!server) return
+    const clocks = new Map(server.traffic.snapshot().map((r) => [r.route, r]))
+    for (const { route } of server.routes()) {
+      const t = clocks.get(route.name)
+      if (!t) continue
+      const key = `${t.active}:${t.lastTrafficAt}`
+      if (t.active === 0 && this.#told.get(route.name) === key) continue
+      try {
+        await this.#ask(route, TRAFFIC_BEHAVIOR, { deploymentId: route.deploymentId, port: route.port, active: t.active, lastTrafficAt: t.lastTrafficAt })
+        this.#told.set(route.name, key)
+      } catch {
+        // the orchestrator does not answer now: told again at the next report
+      }
+    }
   }
 
   /** The replica set of a route, from its orchestrators in order (this node when it names none). */

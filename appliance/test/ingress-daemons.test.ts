@@ -274,6 +274,42 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     t.match(st.out, new RegExp(`replica ${r0.index}: running .* ready \\(HTTP 200\\)`), 'noir status shows it ready again')
   })
 
+  await t.test('scale to zero: idle for its time, the service stops; the next request is held through a cold start, answered, and it scales back to zero', async (t) => {
+    const z = await owner.api.post<DeploymentView>('/v1/deployments', { workload: { ...workload('zero', [{ port: 8080, public: true }], 1, 'best-effort'), service: { ...workload('zero', [], 1, 'best-effort').service, scale: { min: 0, max: 1, idleSeconds: 10 } } } })
+    const first = await running(z.id)
+    const slot = first.replicas[0]!.slot
+    const exposed = await owner.api.post<Exposed>('/v1/ingress/expose', { deploymentId: z.id, port: 8080 })
+    const zhost = exposed.endpoint.host
+    await eventually(async () => (await get(ingressPort, zhost)).status === 200, 60_000, 250)
+    t.pass('it answers while it runs')
+    const idle = async (): Promise<DeploymentView> => eventually(async () => {
+      const v = await owner.api.get<DeploymentView>(`/v1/deployments/${z.id}`)
+      return v.phase === 'idle' && v.replicas.every((r) => r.state === 'stopped') && v
+    }, 60_000, 250)
+    const slept = await idle()
+    t.match(slept.events.map((e) => e.msg).join('\n'), /no traffic for 1\d s: scaling to zero/, 'after its idle time without traffic it scales to zero')
+    await eventually(async () => containersOf(slot).length === 0, 30_000, 250)
+    t.pass('its container is gone (the capacity released)')
+
+    const t0 = Date.now()
+    const cold = await get(ingressPort, zhost)
+    const heldMs = Date.now() - t0
+    t.equal(cold.status, 200, `the first request at zero is held through the cold start and answered (${heldMs} ms)`)
+    t.match(cold.body, new RegExp(`^${slot} `), 'by the slot, running again')
+    const woke = await owner.api.get<DeploymentView>(`/v1/deployments/${z.id}`)
+    t.equal(woke.coldStarts.length, 1, 'the cold start is recorded')
+    t.ok(woke.coldStarts[0]!.ms > 0 && woke.coldStarts[0]!.ms <= heldMs, `cold start ${woke.coldStarts[0]!.ms} ms (the request was held ${heldMs} ms)`)
+    t.comment(`cold start from zero (container, wake to running): ${woke.coldStarts[0]!.ms} ms; first request held ${heldMs} ms`)
+    t.equal(woke.coldStarts[0]!.by, owner.did, 'woken by the ingress')
+    t.equal(containersOf(slot).length, 1)
+
+    const again = await idle()
+    t.ok(again.history.filter((h) => h.phase === 'idle').length >= 2, 'idle again, it scales back to zero')
+    await eventually(async () => containersOf(slot).length === 0, 30_000, 250)
+    await owner.api.post(`/v1/deployments/${z.id}/stop`)
+    t.equal((await owner.api.get<DeploymentView>(`/v1/deployments/${z.id}`)).phase, 'stopped', 'a service at zero stops at once')
+  })
+
   await t.test('kill -9 of a provider: requests keep succeeding through the failover', async (t) => {
     view = await owner.api.get<DeploymentView>(`/v1/deployments/${d.id}`)
     const victimReplica = view.replicas[1]!

@@ -1,0 +1,62 @@
+// Scale to zero, the orchestrator's half (spec/ingress.md "Scale to zero"): the ingresses that route a
+// deployment's traffic report it (open connections, the time of the last one) to the deployment's
+// orchestrator; a service that may scale to zero (`service.scale.min: 0`) and has had no traffic at any
+// ingress for `idleSeconds` since it last became running is told IDLE. Pure bookkeeping: the orchestrator
+// ticks it and tells the deployment actors.
+import type { DeploymentView } from '../deployment/model.ts'
+import type { Workload } from '../workload/workload.ts'
+
+/** One ingress's word on one deployment. */
+export interface TrafficReport {
+  /** Connections open through that ingress now. */
+  active: number
+  /** When the last one opened or closed there (ms; 0: none yet). */
+  lastTrafficAt: number
+}
+
+/** A report older than this no longer counts its open connections (the ingress may be gone). */
+export const REPORT_STALE_MS = 15_000
+
+export class IdleWatch {
+  /** deployment -> ingress DID -> its last report and when it came. */
+  readonly #reports = new Map<string, Map<string, TrafficReport & { at: number }>>()
+
+  report(deploymentId: string, ingress: string, r: TrafficReport, now: number): void {
+    let m = this.#reports.get(deploymentId)
+    if (!m) {
+      if (this.#reports.size >= 10_000) return // bounded: a flood of made-up ids is not kept
+      m = new Map()
+      this.#reports.set(deploymentId, m)
+    }
+    if (!m.has(ingress) && m.size >= 64) return
+    m.set(ingress, { active: r.active, lastTrafficAt: Math.min(r.lastTrafficAt, now), at: now })
+  }
+
+  forget(deploymentId: string): void {
+    this.#reports.delete(deploymentId)
+  }
+
+  /**
+   * The deployments to scale to zero now, with how long each has been idle: services with `scale.min: 0`,
+   * running, no open connection at any ingress that reported lately, and no traffic for `idleSeconds` since
+   * the later of their last traffic and the moment they (last) became running.
+   */
+  due(views: DeploymentView[], workloadOf: (id: string) => Workload | undefined, now: number): { id: string; idleMs: number }[] {
+    const out: { id: string; idleMs: number }[] = []
+    for (const v of views) {
+      if (v.phase !== 'running') continue
+      const scale = workloadOf(v.id)?.service?.scale
+      if (!scale || scale.min !== 0) continue
+      const runningSince = v.history.findLast((h) => h.phase === 'running')?.at ?? v.createdAt
+      let last = runningSince
+      let active = 0
+      for (const r of this.#reports.get(v.id)?.values() ?? []) {
+        if (now - r.at <= REPORT_STALE_MS) active += r.active
+        if (r.lastTrafficAt > last) last = r.lastTrafficAt
+      }
+      const idleMs = now - last
+      if (active === 0 && idleMs >= scale.idleSeconds * 1000) out.push({ id: v.id, idleMs })
+    }
+    return out
+  }
+}

@@ -1,0 +1,29 @@
+// The orchestrator's idle clock for scale to zero (actors/orchestrator/idle-watch.ts): a service with
+// scale.min 0 is due once no ingress has traffic open and none had any for its idle time, counted from the
+// later of its last traffic and when it became running; open connections keep it up; stale reports do not.
+import t from 'tap'
+import { IdleWatch, REPORT_STALE_MS } from '../orchestrator/idle-watch.ts'
+import type { DeploymentView } from '../deployment/model.ts'
+import { validateWorkload, type Workload } from '../workload/workload.ts'
+
+const w = (scale?: object): Workload => validateWorkload({ apiVersion: 'noir/v1', kind: 'service', name: 'web', runtime: { type: 'container', image: 'x' }, resources: { cpu: 0.1, memory: '16Mi' }, service: { replicas: 1, ...(scale ? { scale } : {}) } })
+const view = (id: string, phase: string, runningAt: number): DeploymentView => ({ id, phase, createdAt: 0, history: [{ phase: 'running', at: runningAt }] }) as unknown as DeploymentView
+
+t.test('due after idleSeconds without traffic, from the later of running and the last traffic', async (t) => {
+  const watch = new IdleWatch()
+  const workloads: Record<string, Workload> = { z: w({ min: 0, max: 1, idleSeconds: 10 }), plain: w() }
+  const of = (id: string) => workloads[id]
+  const views = [view('z', 'running', 1_000), view('plain', 'running', 1_000)]
+  t.same(watch.due(views, of, 10_999), [], 'not before its idle time')
+  t.same(watch.due(views, of, 11_000), [{ id: 'z', idleMs: 10_000 }], 'due at it; a service without scale.min 0 never is')
+  watch.report('z', 'did:key:zA', { active: 0, lastTrafficAt: 8_000 }, 9_000)
+  t.same(watch.due(views, of, 17_999), [], 'traffic at 8 s: not before 18 s')
+  t.same(watch.due(views, of, 18_000), [{ id: 'z', idleMs: 10_000 }])
+  watch.report('z', 'did:key:zB', { active: 2, lastTrafficAt: 9_000 }, 9_500)
+  t.same(watch.due(views, of, 19_500), [], 'connections open at another ingress keep it up')
+  t.same(watch.due(views, of, 9_500 + REPORT_STALE_MS + 1), [{ id: 'z', idleMs: 9_500 + REPORT_STALE_MS + 1 - 9_000 }], 'until that ingress stops reporting')
+  watch.report('z', 'did:key:zA', { active: 0, lastTrafficAt: 10 ** 15 }, 20_000)
+  t.same(watch.due(views, of, 29_999), [], 'a report from the future counts as when it came')
+  t.same(watch.due(views, of, 30_000), [{ id: 'z', idleMs: 10_000 }], 'not later')
+  t.same(watch.due([view('z', 'idle', 1_000)], of, 10 ** 9), [], 'only a running deployment is due')
+})
