@@ -109,6 +109,13 @@ export class RouteBalancer {
     throw new NoReadyReplicaError(this.route.name, tried, last ? `${last.name}: ${last.message}` : undefined)
   }
 
+  /** A replica that failed a connection after it was opened (it ended without answering): skipped for a while. */
+  markDown(b: Backend, why: string): void {
+    const s = this.#seenOf(b)
+    s.lastRefusal = why
+    s.downUntil = Date.now() + DOWN_MS
+  }
+
   /** Wakes the service and asks again until its replica set is not empty (NoReadyReplicaError at the deadline). */
   async #awaitReplicas(first: BackendsAnswer, deadline: number): Promise<BackendsAnswer> {
     let answer = first

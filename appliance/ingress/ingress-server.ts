@@ -21,6 +21,27 @@ export interface IngressStats {
   routed: number
   refused: Record<string, number>
   active: number
+  /** Idempotent first requests sent again to another replica after one ended without answering. */
+  retried: number
+}
+
+/** At most this many replicas are tried for one idempotent request that got no answer. */
+export const MAX_REQUEST_TRIES = 3
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+/**
+ * Whether `head` (everything read so far) is exactly one whole request that may be sent again: an idempotent
+ * method (RFC 9110 9.2.2) without a body (no Content-Length above 0, no Transfer-Encoding), nothing after it.
+ */
+export function retryableHead(head: Buffer): boolean {
+  const end = head.indexOf('\r\n\r\n')
+  if (end < 0 || end + 4 !== head.byteLength) return false
+  const text = head.subarray(0, end).toString('latin1')
+  const method = text.slice(0, text.indexOf(' '))
+  if (!IDEMPOTENT.has(method)) return false
+  if (/\r\ntransfer-encoding:/i.test(text)) return false
+  const length = /\r\ncontent-length:[ \t]*(\d+)/i.exec(text)?.[1]
+  return length === undefined || Number(length) === 0
 }
 
 export class IngressServer {
@@ -30,7 +51,7 @@ export class IngressServer {
   readonly #balancers = new Map<string, RouteBalancer>()
   readonly #servers: Server[] = []
   readonly #sockets = new Set<Socket>()
-  readonly stats: IngressStats = { connections: 0, routed: 0, refused: {}, active: 0 }
+  readonly stats: IngressStats = { connections: 0, routed: 0, refused: {}, active: 0, retried: 0 }
   /** Per-route open connections and last traffic (the idle clock for scale to zero). */
   readonly traffic = new TrafficClock()
   readonly #limiter: RateLimiter | undefined
@@ -144,8 +165,21 @@ export class IngressServer {
     this.stats.routed++
     this.stats.active++
     this.traffic.opened(routeName)
+    // an idempotent first request that got no answer at all goes to another replica (the head is sent again)
+    const retryable = head !== undefined && retryableHead(head)
     try {
-      await splice(s, opened.stream)
+      for (let tries = 1; ; tries++) {
+        const r = await splice(s, opened.stream, { retryable: retryable && tries < MAX_REQUEST_TRIES })
+        if (!r.retry) break
+        balancer.markDown(opened.backend, 'ended without answering')
+        this.stats.retried++
+        this.#log.info('ingress request retried on another replica', { route: routeName, after: opened.backend.node, tries })
+        try {
+          opened = await balancer.open(head)
+        } catch (err) {
+          return this.#refuse(s, err as Error, true)
+        }
+      }
     } catch (err) {
       this.#log.debug('ingress connection failed', { route: routeName, ...errorFields(err) })
       s.destroy()

@@ -206,3 +206,43 @@ t.test('rate limits: a flood from one client gets 429 with Retry-After over HTTP
   }
   t.same(tcpAnswers, ['hello', 'hello', '', ''], 'raw TCP: past the burst the connection is closed with no byte')
 })
+
+t.test('a replica that ends a connection without answering: an idempotent request is sent to another, a POST is not', async (t) => {
+  const ok = backend('ok')
+  // a replica that dies with the request in hand: reads it, then resets the connection without a byte back
+  const dead = { seen: 0, server: createTcpServer((s) => s.once('data', () => { dead.seen++; s.destroy() })) }
+  const replicas = [{ contractId: 'c-dead', hostPort: await listen(dead.server) }, { contractId: 'c-ok', hostPort: await listen(ok.server) }]
+  const pair = await ingressPair(replicas)
+  t.teardown(async () => {
+    await pair.stop()
+    ok.server.close()
+    dead.server.close()
+  })
+  for (let i = 0; i < 4; i++) {
+    const r = await call(pair.port)
+    t.same([r.status, r.backend], [200, 'ok'], `GET ${i}: answered, by the replica that answers`)
+  }
+  t.ok(dead.seen >= 1, `the dying replica had the request (${dead.seen} time(s)) and it was sent again`)
+  t.equal(pair.ingress.stats.retried, dead.seen, 'each one retried once, on the other replica')
+  t.match(pair.ingress.routes()[0]!.balancer.replicas().find((r) => r.contractId === 'c-dead')?.lastRefusal, /ended without answering/)
+
+  // a body, or a method that is not idempotent: never sent twice
+  const only = await ingressPair([{ contractId: 'c-dead', hostPort: dead.server.address() ? (dead.server.address() as { port: number }).port : 0 }])
+  t.teardown(() => only.stop())
+  const before = dead.seen
+  const post = await call(only.port, { method: 'POST', body: Buffer.from('pay once') }).then(() => 'answered', (err: Error) => err.message)
+  t.match(post, /socket hang up|ECONNRESET/, 'the POST fails as the replica did')
+  t.equal(dead.seen - before, 1, 'and reached the replica once')
+  t.equal(only.ingress.stats.retried, 0)
+})
+
+t.test('which first requests may be sent again', async (t) => {
+  const { retryableHead } = await import('../ingress/ingress-server.ts')
+  const h = (s: string) => Buffer.from(s, 'latin1')
+  t.ok(retryableHead(h('GET / HTTP/1.1\r\nHost: a\r\n\r\n')))
+  t.ok(retryableHead(h('DELETE /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n')))
+  t.notOk(retryableHead(h('POST / HTTP/1.1\r\nHost: a\r\n\r\n')), 'POST')
+  t.notOk(retryableHead(h('PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc')), 'a body')
+  t.notOk(retryableHead(h('GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n')), 'a chunked body')
+  t.notOk(retryableHead(h('GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\n')), 'a pipelined request behind it')
+})
