@@ -27,9 +27,13 @@ import { ENROL_MAX_WORKERS, enrolmentScript, enrolmentWorkers, judgeEnrolment, p
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { jsonCopy } from '../daemon/service.ts'
 import type { OrchestrationService, OrchestrationTrust } from './orchestration.ts'
+import { signEnrolmentReport, verifyEnrolmentReport } from '../../trust/enrolment-report.ts'
 
 export const TRUST_ACTOR = 'trust'
-export const TrustBehavior = { record: '/noir/trust/record' } as const
+export const TrustBehavior = { record: '/noir/trust/record', enrolment: '/noir/trust/enrolment' } as const
+
+/** An enrolment of this node, as a validator told it. */
+type OwnEnrolment = Enrolment & { validator: string }
 
 /** config.json `trust`. */
 interface TrustConfig {
@@ -99,6 +103,8 @@ export class TrustService implements NodeService, OrchestrationTrust {
   /** Records refused, by error name (pubsub has nobody to answer). */
   readonly refused: Record<string, number> = {}
   /** Check runs by kind, for status. */
+  /** What validators told this node of its enrolment, by validator. */
+  readonly #ownEnrolments = new Map<string, OwnEnrolment>()
   readonly checks = { replicas: 0, validationTasks: 0, readmissionTasks: 0, inconclusive: 0, unverified: 0, enrolments: 0, notReplicated: 0 }
   /** Nodes waiting for their enrolment (one runs at a time), and when each may be tried again after a try without a verdict. */
   readonly #enrolQueue = new Set<string>()
@@ -132,6 +138,10 @@ export class TrustService implements NodeService, OrchestrationTrust {
     for await (const [, v] of store.entries('n/')) records.push(v as NodeRecord)
     book.load(records)
     for await (const [k, v] of store.entries('a/')) this.#applied.set(k.slice(2), v as number)
+    for await (const [, v] of store.entries('e/')) {
+      const r = v as OwnEnrolment
+      this.#ownEnrolments.set(r.validator, r)
+    }
     for (const r of records) if (r.quarantine?.by === ctx.did) this.#readmit.set(r.node, { at: Date.now(), pauseMs: this.#readmitPause() })
     this.#runs = new CheckRuns({
       key: ctx.key, now: Date.now,
@@ -147,6 +157,8 @@ export class TrustService implements NodeService, OrchestrationTrust {
       behaviors: {
         // public: anyone may hand a record over; only a verified record of a trusted validator is applied
         [TrustBehavior.record]: { public: true, reply: (_s, body: unknown) => this.receive(body) },
+        // public: a validator tells a node its enrolment; kept only when about this node, from a validator it trusts, signed
+        [TrustBehavior.enrolment]: { public: true, reply: (_s, body: unknown) => this.receiveEnrolment(body) },
       },
     }), { name: TRUST_ACTOR })
     this.#unsubs.push(
@@ -209,6 +221,19 @@ export class TrustService implements NodeService, OrchestrationTrust {
   }
 
   // ---- records --------------------------------------------------------------------------------------------
+
+  /** A validator's enrolment result about this node: verified and kept (the latest per validator). */
+  receiveEnrolment(raw: unknown): { kept: true; validator: string } {
+    const ctx = this.#ctx!
+    const b = verifyEnrolmentReport(raw, ctx.did, (v) => this.#validators.has(v) && v !== ctx.did)
+    const r: OwnEnrolment = { validator: b.validator, ...b.enrolment }
+    const was = this.#ownEnrolments.get(b.validator)
+    if (was && was.at >= r.at) return { kept: true, validator: b.validator } // an older or repeated report changes nothing
+    this.#ownEnrolments.set(b.validator, r)
+    void ctx.store.put(`e/${b.validator}`, r).catch(() => {})
+    ctx.log.info('enrolled by a validator', { validator: b.validator, verdict: r.verdict, reason: r.reason })
+    return { kept: true, validator: b.validator }
+  }
 
   /** A record handed over (the trust actor, pubsub, the local API): verified, then applied; typed errors otherwise. */
   receive(raw: unknown): { applied: true; kind: string; node: string } {
@@ -397,6 +422,9 @@ export class TrustService implements NodeService, OrchestrationTrust {
     this.#enrolRetry.delete(node)
     if (out.kind === 'result' && out.owner) this.#book!.record(node, Date.now(), out.owner)
     for (const ev of this.#book!.enrolled(node, e)) void this.#publish(ev)
+    // the node is told its result, signed (its owner's console shows it)
+    void this.#ctx?.system.refFor(`${node}/${TRUST_ACTOR}`).ask(TrustBehavior.enrolment, signEnrolmentReport(this.#ctx.key, node, e), { timeoutMs: 5000 })
+      .catch((err: Error) => this.#ctx?.log.info('node not told of its enrolment', { node, error: err.name }))
     this.#ctx?.log.info('node enrolled', { node, verdict: e.verdict, reason: e.reason })
     return { enrolment: e }
   }
@@ -461,7 +489,7 @@ export class TrustService implements NodeService, OrchestrationTrust {
   routes(): ApiRoute[] {
     const list = (): JsonValue => ({
       self: this.#ctx!.did, validators: [...this.#validators], policy: jsonCopy(this.#book!.policy),
-      thisNode: this.#ownQuarantine ? { quarantined: true, ...this.#ownQuarantine } : { quarantined: false },
+      thisNode: { ...(this.#ownQuarantine ? { quarantined: true, ...this.#ownQuarantine } : { quarantined: false }), enrolments: jsonCopy([...this.#ownEnrolments.values()].sort((a, b) => b.at - a.at)) },
       nodes: this.#book!.views(Date.now()).map((v) => jsonCopy(v)),
     })
     return [

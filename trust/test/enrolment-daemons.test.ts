@@ -35,7 +35,8 @@ t.test('a validator enrols the nodes it hears from: the honest one passes, the i
   const cluster = clusterFor(t)
   const share = 'cpu=1,memory=512MiB,disk=2GiB,gpu=0'
   const a = await cluster.start({ config: { share, trust: { enrol: true, enrolMs: 500, checkDeadlineMs: 30_000 } } as never })
-  const b = await cluster.start({ bootstrap: a.multiaddrs, config: { share } as never })
+  // B takes A's records: it keeps what A tells it of its enrolment; C does not
+  const b = await cluster.start({ bootstrap: a.multiaddrs, config: { share, trust: { validators: [a.did] } } as never })
   const c = await cluster.start({
     bootstrap: a.multiaddrs, env: { NOIR_TEST_FAULTS: '1' },
     config: { share, trust: { testFaults: { inflateCapacity: 4 } } } as never,
@@ -45,11 +46,15 @@ t.test('a validator enrols the nodes it hears from: the honest one passes, the i
   t.equal(honest.verdict, 'passed', `the honest node passes: ${honest.reason}`)
   t.equal(honest.claimed.cpu, 1, 'it claimed its one cpu')
   t.ok(honest.measured && honest.measured.workers === 1 && honest.measured.single > 0, 'and ran the benchmark in a job sized to its claim')
+  interface OwnTrust { thisNode: { enrolments: { validator: string; verdict: string; at: number }[] } }
+  const told = await eventually(async () => (await b.api.get<OwnTrust>('/v1/trust')).thisNode.enrolments[0], 30_000, 250)
+  t.same([told.validator, told.verdict, told.at], [a.did, 'passed', honest.at], 'the node was told its enrolment, signed by the validator, and keeps it (its console shows it)')
 
   const liar = await eventually(async () => (await trustOf(a, c.did))?.enrolment ?? undefined, 90_000, 250)
   t.equal(liar.verdict, 'inflated', `the inflating node is flagged: ${liar.reason}`)
   t.equal(liar.claimed.cpu, 4, 'its bid claimed 4 cpu (its share is 1)')
   t.equal(liar.measured, null, 'it could not even reserve what it bid for')
+  t.same((await c.api.get<OwnTrust>('/v1/trust')).thisNode.enrolments, [], 'a node that does not take the validator\'s records keeps none of its reports')
   const view = (await trustOf(a, c.did))!
   t.equal(view.strikes, 1, 'a strike, before any paid work')
   t.equal(view.invalid, 1)

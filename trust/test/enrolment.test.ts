@@ -40,3 +40,25 @@ t.test('in the book: inflated is a strike, passed is not; the record keeps the e
   const events = book.enrolled('did:key:zLiar', refusedClaim(claimed, 'again', 11))
   t.equal(events[0]?.kind, 'quarantined', 'a second inflated enrolment quarantines it')
 })
+
+t.test('an enrolment report is kept only when it is about this node, from a validator it trusts, and signed by it', async (t) => {
+  const { NodeKey } = await import('../../identity/keys.ts')
+  const { signEnrolmentReport, verifyEnrolmentReport } = await import('../enrolment-report.ts')
+  const { InvalidTrustRecordError, TrustRecordSignatureError, UntrustedValidatorError } = await import('../errors.ts')
+  const validator = NodeKey.generate()
+  const attacker = NodeKey.generate()
+  const self = NodeKey.generate().did
+  const e = judgeEnrolment({ cpu: 2, memoryBytes: 2 ** 30 }, { single: 100, total: 190, workers: 2, efficiency: 0.95 }, 5)
+  const trusts = (v: string) => v === validator.did
+  const r = signEnrolmentReport(validator, self, e)
+  t.same(verifyEnrolmentReport(r, self, trusts).enrolment.verdict, 'passed')
+  t.throws(() => verifyEnrolmentReport(signEnrolmentReport(validator, NodeKey.generate().did, e), self, trusts), InvalidTrustRecordError, 'about another node')
+  t.throws(() => verifyEnrolmentReport(signEnrolmentReport(attacker, self, e), self, trusts), UntrustedValidatorError, 'from a validator it does not trust')
+  const forged = { body: { ...r.body, enrolment: { ...r.body.enrolment, verdict: 'inflated' } }, sig: r.sig }
+  t.throws(() => verifyEnrolmentReport(forged, self, trusts), TrustRecordSignatureError, 'a verdict changed after signing')
+  const impostor = { body: r.body, sig: signEnrolmentReport(attacker, self, e).sig }
+  t.throws(() => verifyEnrolmentReport(impostor, self, trusts), TrustRecordSignatureError, 'signed by someone else in the validator\'s name')
+  for (const bad of [null, {}, { body: { ...r.body, extra: 1 }, sig: r.sig }, { body: { ...r.body, enrolment: { ...r.body.enrolment, verdict: 'great' } }, sig: r.sig }]) {
+    t.throws(() => verifyEnrolmentReport(bad, self, trusts), InvalidTrustRecordError, `malformed: ${JSON.stringify(bad)?.slice(0, 60)}`)
+  }
+})

@@ -18,7 +18,8 @@ interface Info {
 interface Status { did: string; peerId: string; version: string; uptimeMs: number; peers: number; multiaddrs: string[] }
 interface Allocation { id: string; kind: string; state: string; startedAt: number | null; restarts: number; lastExit: { code: number | null; reason: string } | null }
 interface NodeTrust { node: string; trust: number; uptime: number; valid: number; invalid: number; missed: number; quarantine: unknown }
-interface Trust { thisNode: { quarantined: boolean; reason?: string }; nodes: NodeTrust[] }
+interface OwnEnrolment { validator: string; at: number; verdict: string; reason: string; claimed: { cpu: number; memoryBytes: number }; measured: { workers: number; efficiency: number } | null }
+interface Trust { thisNode: { quarantined: boolean; reason?: string; enrolments?: OwnEnrolment[] }; nodes: NodeTrust[] }
 interface Beats { topic: string; intervalMs: number; recent: Array<{ seq: number; at: number; published: boolean; error?: string }> }
 
 const GiB = 1024 ** 3
@@ -73,7 +74,13 @@ async function draw(main: HTMLElement, shareForm: HTMLFormElement): Promise<void
       h('dt', {}, 'Memory'), h('dd', {}, gib(info.hardware.memory.totalBytes)),
       h('dt', {}, 'Disk'), h('dd', {}, gib(info.hardware.disk.totalBytes)),
       h('dt', {}, 'GPUs'), h('dd', {}, String(info.hardware.gpus.length)),
-      ...Object.entries(info.enrollment).flatMap(([k, v]) => [h('dt', {}, `Benchmark ${k}`), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))]))),
+      ...Object.entries(info.enrollment).flatMap(([k, v]) => [h('dt', {}, `Benchmark ${k}`), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))])),
+    (trust.thisNode.enrolments ?? []).length === 0
+      ? h('p', { class: 'muted', id: 'no-enrolment' }, 'No validator has told this node of an enrolment yet.')
+      : h('div', { class: 'scroll' }, table(['Validator', 'When', 'Verdict', 'Claimed', 'Measured', 'Why'], (trust.thisNode.enrolments ?? []).map((e) => [
+        `${e.validator.slice(0, 20)}…`, when(e.at), e.verdict, `${e.claimed.cpu} CPU, ${gib(e.claimed.memoryBytes)}`,
+        e.measured ? `${e.measured.workers} worker(s), ${(e.measured.efficiency * 100).toFixed(0)} % of linear` : '—', e.reason,
+      ]), 'Enrolment by validators'))),
   )
   if (focused instanceof HTMLElement && focused.isConnected) focused.focus()
 }
