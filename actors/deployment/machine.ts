@@ -166,6 +166,9 @@ export type DeploymentEvent =
   | { type: 'IDLE'; at: number; idleMs: number }
   /** Traffic arrived for a service at zero (`by`: the ingress that asked): its replicas are placed again. */
   | { type: 'WAKE'; at: number; by?: string }
+  /** More connections open through the ingresses than its replicas are meant to carry: run `to` replicas (<= scale.max). */
+  | { type: 'SCALE_OUT'; to: number; at: number; active: number }
+  | { type: 'RESIZED' }
 
 export interface DeploymentInput {
   id: string
@@ -337,7 +340,9 @@ export function deploymentMachine(fx: DeploymentEffects) {
       /** A service that may scale to zero, with nothing in flight (no repair, migration or stop). */
       canSleep: ({ context: d }) => d.workload.kind === 'service' && d.workload.service?.scale?.min === 0 && !d.stopRequested && !d.failNow
         && d.current === null && d.queue.length === 0 && !d.replicas.some((r) => r.moving),
-      waking: ({ context }) => (context.wokenAt ?? null) !== null,
+      waking: ({ context }) => (context.wokenAt ?? null) !== null || (context.scalingSince ?? null) !== null,
+      canScaleOut: ({ context: d, event }) => event.type === 'SCALE_OUT' && d.workload.kind === 'service' && d.workload.service?.scale !== undefined
+        && event.to > d.replicas.length && event.to <= d.workload.service.scale.max && !d.stopRequested && !d.failNow,
     },
     actions: {
       noteIdle: assign(({ context, event }) => edit(context, (d) => {
@@ -357,7 +362,33 @@ export function deploymentMachine(fx: DeploymentEffects) {
           d.queue.push({ kind: 'slot', slot: r.slot, why: 'woken by traffic' })
         }
       })),
+      scaleOut: enqueueActions(({ context, event, enqueue: q }) => {
+        if (event.type !== 'SCALE_OUT') return
+        q.assign(edit(context, (d) => {
+          const from = d.replicas.length
+          for (let i = from; i < event.to; i++) {
+            d.replicas.push(newReplica(d.id, i))
+            d.queue.push({ kind: 'slot', slot: `${d.id}/${i}`, why: 'scaling out' })
+          }
+          d.desired = event.to
+          d.scalingSince = event.at
+          note(d, event.at, `${event.active} connection(s) open through the ingresses: scaling out from ${from} to ${event.to} replica(s)`)
+        }))
+        q.raise({ type: 'RESIZED' })
+      }),
+      trimToBaseline: assign(({ context }) => edit(context, (d) => {
+        // at zero, the replicas scaled out beyond `replicas` are forgotten: a wake starts the baseline count
+        const baseline = d.workload.service?.replicas ?? 1
+        if (d.replicas.length <= baseline) return
+        d.replicas = d.replicas.slice(0, baseline)
+        d.desired = baseline
+      })),
       noteWarm: assign(({ context }) => edit(context, (d) => {
+        if ((d.scalingSince ?? null) !== null) {
+          const at = fx.now()
+          note(d, at, `scaled out: ${d.replicas.length} replica(s) running ${at - d.scalingSince!} ms after the decision`)
+          d.scalingSince = null
+        }
         if (d.wokenAt === undefined || d.wokenAt === null) return
         const at = fx.now()
         const by = d.wokenBy ?? null
@@ -783,7 +814,10 @@ export function deploymentMachine(fx: DeploymentEffects) {
       },
       live: {
         type: 'parallel',
-        on: { IDLE: { guard: 'canSleep', target: 'sleeping', actions: 'noteIdle' } },
+        on: {
+          IDLE: { guard: 'canSleep', target: 'sleeping', actions: 'noteIdle' },
+          SCALE_OUT: { guard: 'canScaleOut', actions: 'scaleOut' },
+        },
         always: [
           { guard: 'jobDone', target: 'completed' },
           { guard: 'jobFailedOut', target: 'failing' },
@@ -807,7 +841,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
               },
               running: {
                 entry: [{ type: 'record', params: { phase: 'running' } }, 'markEverRan', 'noteWarm'],
-                on: { DOWN: { target: 'degraded' } },
+                on: { DOWN: { target: 'degraded' }, RESIZED: { target: 'judging' } },
               },
               degraded: {
                 entry: { type: 'record', params: { phase: 'degraded' } },
@@ -863,7 +897,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
         },
       },
       asleep: {
-        entry: { type: 'record', params: { phase: 'idle' } },
+        entry: [{ type: 'record', params: { phase: 'idle' } }, 'trimToBaseline'],
         always: [{ guard: 'stopRequested', target: 'stopping' }, { guard: 'failRequested', target: 'failing' }],
         on: { WAKE: { target: 'live', actions: 'wake' } },
       },

@@ -37,6 +37,25 @@ export class IdleWatch {
   }
 
   /**
+   * The running services to scale out now: open connections at the ingresses that reported lately, over
+   * `scale.targetConnections` per replica, give ceil(active / target) replicas, at most `scale.max`; only more
+   * than they run (scaling in happens at zero: a wake starts `replicas` again).
+   */
+  scaleOuts(views: DeploymentView[], workloadOf: (id: string) => Workload | undefined, now: number): { id: string; to: number; active: number }[] {
+    const out: { id: string; to: number; active: number }[] = []
+    for (const v of views) {
+      if (v.phase !== 'running') continue
+      const scale = workloadOf(v.id)?.service?.scale
+      if (!scale || scale.max <= v.desired) continue
+      let active = 0
+      for (const r of this.#reports.get(v.id)?.values() ?? []) if (now - r.at <= REPORT_STALE_MS) active += r.active
+      const to = Math.min(scale.max, Math.ceil(active / (scale.targetConnections ?? 10)))
+      if (to > v.desired) out.push({ id: v.id, to, active })
+    }
+    return out
+  }
+
+  /**
    * The deployments to scale to zero now, with how long each has been idle: services with `scale.min: 0`,
    * running, no open connection at any ingress that reported lately, and no traffic for `idleSeconds` since
    * the later of their last traffic and the moment they (last) became running.

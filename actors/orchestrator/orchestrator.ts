@@ -67,6 +67,7 @@ export const DeploymentBehavior = {
   /** Scale to zero (local only): no traffic for its idle time; and traffic for a service at zero. */
   idle: '/noir/deployment/idle',
   wake: '/noir/deployment/wake',
+  scaleOut: '/noir/deployment/scale-out',
 } as const
 
 export interface OrchestratorPorts extends MarketPorts {
@@ -310,6 +311,7 @@ export class Orchestrator {
         [DeploymentBehavior.status]: { reply: (s) => viewOf(s as never) },
         [DeploymentBehavior.checkpointed]: { event: (b: { slot: string; contractId: string; checkpoint: SlotCheckpoint }): DeploymentEvent => ({ type: 'CHECKPOINTED', ...b }) },
         [DeploymentBehavior.idle]: { event: (b: { at: number; idleMs: number }): DeploymentEvent => ({ type: 'IDLE', at: b.at, idleMs: b.idleMs }) },
+        [DeploymentBehavior.scaleOut]: { event: (b: { to: number; at: number; active: number }): DeploymentEvent => ({ type: 'SCALE_OUT', to: b.to, at: b.at, active: b.active }) },
         [DeploymentBehavior.wake]: { event: (b: { at: number; by?: string }): DeploymentEvent => ({ type: 'WAKE', at: b.at, ...(b.by ? { by: b.by } : {}) }) },
         [DeploymentBehavior.migrate]: { event: (b: { id: string; slot: string; to?: string; why: string; at: number }): DeploymentEvent => ({ type: 'MIGRATE', ...b }) },
       },
@@ -719,6 +721,10 @@ export class Orchestrator {
     for (const d of this.#idle.due(mine, (id) => this.workloadOf(id), this.#now())) {
       this.#log('info', 'scaling to zero', { deploymentId: d.id, idleMs: d.idleMs })
       this.#system.tell(this.#ref(d.id), DeploymentBehavior.idle, { at: this.#now(), idleMs: d.idleMs })
+    }
+    for (const d of this.#idle.scaleOuts(mine, (id) => this.workloadOf(id), this.#now())) {
+      this.#log('info', 'scaling out', { deploymentId: d.id, to: d.to, active: d.active })
+      this.#system.tell(this.#ref(d.id), DeploymentBehavior.scaleOut, { to: d.to, at: this.#now(), active: d.active })
     }
   }
 

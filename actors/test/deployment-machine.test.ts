@@ -528,3 +528,33 @@ t.test('scale to zero is only for services declaring scale.min 0, and not while 
   await settle()
   t.equal(s.phase(), 'stopped')
 })
+
+t.test('scale out: new slots placed while it runs on (provisioning until they do); at zero it trims back to its replicas', async (t) => {
+  const w = workload({ service: { replicas: 1, scale: { min: 0, max: 3, idleSeconds: 10, targetConnections: 2 } } })
+  const r = await toRunning(w, [nodes[0]!])
+  r.actor.send({ type: 'SCALE_OUT', to: 5, at: 2_000, active: 9 })
+  await settle()
+  t.equal(r.ctx().replicas.length, 1, 'beyond max: refused')
+  r.actor.send({ type: 'SCALE_OUT', to: 3, at: 2_000, active: 5 })
+  t.equal(r.phase(), 'provisioning', 'provisioning while the new replicas come')
+  t.same([r.ctx().desired, r.ctx().replicas.map((x) => x.slot)], [3, ['d1/0', 'd1/1', 'd1/2']])
+  t.equal(r.ctx().replicas[0]!.state, 'running', 'the running one goes on')
+  for (const i of [1, 2]) {
+    const repair = await r.fx.next('repair')
+    t.same([(repair.input as { why: string }).why, (repair.input as { replica: { slot: string } }).replica.slot], ['scaling out', `d1/${i}`])
+    r.fx.now = () => 2_400
+    repair.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', `d1/${i}`, 1, nodes[i]!), started: { ok: true }, infeasible: null, standby: null })
+    await settle()
+  }
+  t.equal(r.phase(), 'running')
+  t.match(r.ctx().events.map((e) => e.msg).join('\n'), /5 connection\(s\) open through the ingresses: scaling out from 1 to 3[^]*scaled out: 3 replica\(s\) running 400 ms after the decision/)
+  // idle: all three stop; a wake brings back one (its replicas), not three
+  r.actor.send({ type: 'IDLE', at: 30_000, idleMs: 10_000 })
+  const rel = await r.fx.next('release')
+  t.equal((rel.input as { targets: unknown[] }).targets.length, 3)
+  rel.resolve((rel.input as { targets: object[] }).targets.map((x) => ({ ...x, ok: true })))
+  await settle()
+  t.same([r.phase(), r.ctx().replicas.length, r.ctx().desired], ['idle', 1, 1], 'at zero: back to its one replica')
+  r.actor.send({ type: 'WAKE', at: 40_000 })
+  t.equal(((await r.fx.next('repair')).input as { replica: { slot: string } }).replica.slot, 'd1/0', 'the wake places one slot')
+})

@@ -27,3 +27,22 @@ t.test('due after idleSeconds without traffic, from the later of running and the
   t.same(watch.due(views, of, 30_000), [{ id: 'z', idleMs: 10_000 }], 'not later')
   t.same(watch.due([view('z', 'idle', 1_000)], of, 10 ** 9), [], 'only a running deployment is due')
 })
+
+t.test('scale out: ceil(open connections / targetConnections) replicas, at most max, only more than it runs', async (t) => {
+  const watch = new IdleWatch()
+  const workloads: Record<string, Workload> = { s: w({ min: 1, max: 3, targetConnections: 2 }), plain: w() }
+  const of = (id: string) => workloads[id]
+  const v = (id: string, desired: number, phase = 'running') => ({ ...view(id, phase, 0), desired }) as DeploymentView
+  t.same(watch.scaleOuts([v('s', 1)], of, 1_000), [], 'no traffic, nothing')
+  watch.report('s', 'did:key:zA', { active: 2, lastTrafficAt: 900 }, 1_000)
+  t.same(watch.scaleOuts([v('s', 1)], of, 1_000), [], 'two connections: one replica carries them')
+  watch.report('s', 'did:key:zB', { active: 3, lastTrafficAt: 900 }, 1_000)
+  t.same(watch.scaleOuts([v('s', 1)], of, 1_000), [{ id: 's', to: 3, active: 5 }], 'five across two ingresses: three replicas')
+  t.same(watch.scaleOuts([v('s', 3)], of, 1_000), [], 'already three')
+  watch.report('s', 'did:key:zC', { active: 100, lastTrafficAt: 900 }, 1_000)
+  t.same(watch.scaleOuts([v('s', 1)], of, 1_000), [{ id: 's', to: 3, active: 105 }], 'never beyond max')
+  t.same(watch.scaleOuts([v('s', 1, 'provisioning')], of, 1_000), [], 'not while it is still coming up')
+  t.same(watch.scaleOuts([v('s', 1)], of, 1_000 + REPORT_STALE_MS + 1), [], 'stale reports carry no connections')
+  watch.report('plain', 'did:key:zA', { active: 50, lastTrafficAt: 900 }, 1_000)
+  t.same(watch.scaleOuts([v('plain', 1)], of, 1_000), [], 'a service without scale does not scale')
+})

@@ -211,9 +211,9 @@ t.test('a workload naming a path on the provider\'s disk is refused at validatio
 
 t.test('service.scale: defaults, bounds against replicas, no scale to zero on the protected lane', async (t) => {
   const zero = validateWorkload({ ...base(), service: { scale: { min: 0, max: 3 } } })
-  t.same(zero.service?.scale, { min: 0, max: 3, idleSeconds: 300 }, 'idleSeconds defaults to 300')
+  t.same(zero.service?.scale, { min: 0, max: 3, idleSeconds: 300, targetConnections: 10 }, 'idleSeconds defaults to 300, targetConnections to 10')
   t.equal(zero.service?.replicas, 1, 'replicas stays the count started when active')
-  t.same(validateWorkload({ ...base(), service: { replicas: 2, scale: { idleSeconds: 60 } } }).service?.scale, { min: 2, max: 2, idleSeconds: 60 }, 'min and max default to replicas')
+  t.same(validateWorkload({ ...base(), service: { replicas: 2, scale: { idleSeconds: 60 } } }).service?.scale, { min: 2, max: 2, idleSeconds: 60, targetConnections: 10 }, 'min and max default to replicas')
   t.notOk(validateWorkload(base()).service?.scale, 'no scale unless declared')
   t.same(workloadFromWire(zero), zero, 'a normalized workload with scale survives the wire check')
 

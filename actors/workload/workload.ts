@@ -68,6 +68,8 @@ export interface ScaleSpec {
   min: number
   max: number
   idleSeconds: number
+  /** Open connections one replica is meant to carry: more through the ingresses and it scales out (up to `max`). */
+  targetConnections: number
 }
 
 export interface ServiceSpec {
@@ -197,7 +199,7 @@ export function validateWorkload(value: unknown): Workload {
       if (min > replicas) rules.push({ path: '$.service.scale.min', reason: `must not exceed service.replicas (${replicas})` })
       if (max < replicas) rules.push({ path: '$.service.scale.max', reason: `must be at least service.replicas (${replicas})` })
       if (min === 0 && lane === 'protected') rules.push({ path: '$.service.scale.min', reason: 'the protected lane keeps its replicas running: it cannot scale to zero' })
-      scale = { min, max, idleSeconds: s.scale.idleSeconds ?? 300 }
+      scale = { min, max, idleSeconds: s.scale.idleSeconds ?? 300, targetConnections: s.scale.targetConnections ?? 10 }
     }
     service = { replicas, restart: s.restart ?? 'always', ...(healthCheck ? { healthCheck } : {}), ...(scale ? { scale } : {}) }
   } else {

@@ -310,6 +310,37 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     t.equal((await owner.api.get<DeploymentView>(`/v1/deployments/${z.id}`)).phase, 'stopped', 'a service at zero stops at once')
   })
 
+  await t.test('scale out: more connections open through the ingress than a replica should carry, and a second replica is placed', async (t) => {
+    const base = workload('burst', [{ port: 8080, public: true }, { port: 9000, public: true }], 1, 'best-effort')
+    const b = await owner.api.post<DeploymentView>('/v1/deployments', { workload: { ...base, service: { ...base.service, scale: { min: 1, max: 2, idleSeconds: 600, targetConnections: 1 } } } })
+    await running(b.id)
+    const exposed = await owner.api.post<Exposed>('/v1/ingress/expose', { deploymentId: b.id, port: 9000 })
+    // three long-lived (upgraded) connections through the ingress: httpd closes each connection, nc's upgrade keeps it
+    const open = async (): Promise<void> => {
+      const s = connect({ host: '127.0.0.1', port: ingressPort })
+      t.teardown(() => s.destroy())
+      let got = ''
+      s.setEncoding('utf8')
+      s.on('data', (c: string) => (got += c))
+      s.write(`GET /ws HTTP/1.1\r\nHost: ${exposed.endpoint.host}\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n`)
+      await eventually(() => got.startsWith('HTTP/1.1 101'), 30_000, 50)
+    }
+    await eventually(async () => {
+      await open()
+      return true
+    }, 60_000, 500)
+    await open()
+    await open()
+    t.pass('three connections open through the ingress')
+    const out = await eventually(async () => {
+      const v = await owner.api.get<DeploymentView>(`/v1/deployments/${b.id}`)
+      return v.phase === 'running' && v.replicas.length === 2 && v.replicas.every((r) => r.state === 'running') && v
+    }, 60_000, 250)
+    t.equal(out.desired, 2, 'scaled out to its max of two (three connections, one per replica wanted)')
+    t.match(out.events.map((e) => e.msg).join('\n'), /3 connection\(s\) open through the ingresses: scaling out from 1 to 2[^]*scaled out: 2 replica\(s\) running \d+ ms after the decision/)
+    await owner.api.post(`/v1/deployments/${b.id}/stop`)
+  })
+
   await t.test('kill -9 of a provider: requests keep succeeding through the failover', async (t) => {
     view = await owner.api.get<DeploymentView>(`/v1/deployments/${d.id}`)
     const victimReplica = view.replicas[1]!
