@@ -2,8 +2,11 @@
 // Host header (`NAME.<domain>` or `NAME`) and raw TCP listeners bound to one route each. A connection goes to
 // one replica (its RouteBalancer picks it) and its bytes are carried over the mesh unchanged, so keep-alive,
 // upgrades and any TCP protocol work. A connection that cannot be routed gets an RFC 9457 problem document
-// (HTTP) or is closed (raw TCP).
+// (HTTP) or is closed (raw TCP). With TLS material the HTTP listener speaks HTTPS: TLS ends here and the Host
+// of the decrypted request head picks the route as before (raw TCP listeners stay plain TCP).
 import { createServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import type { TlsMaterial } from '../tls/certificate.ts'
 import { errorFields, type Log } from '../../p2p/log.ts'
 import { RouteBalancer, type BalancerDeps } from './balancer.ts'
 import { routeNameOfHost, type IngressConfig, type ListenAddress, type RouteSpec } from './config.ts'
@@ -15,6 +18,8 @@ import { TrafficClock } from './traffic.ts'
 /** The most an HTTP request head may take before its Host is known. */
 const MAX_HEAD_BYTES = 16 * 1024
 const HEAD_TIMEOUT_MS = 10_000
+/** A TLS handshake not done by then is dropped. */
+const HANDSHAKE_TIMEOUT_MS = 10_000
 
 export interface IngressStats {
   connections: number
@@ -38,9 +43,12 @@ export class IngressServer {
   address: ListenAddress | undefined
   /** The raw TCP listeners' bound addresses, by route (after start). */
   readonly tcpAddresses: { route: string; address: ListenAddress }[] = []
+  readonly #tls: TlsMaterial | undefined
 
-  constructor(cfg: IngressConfig, deps: BalancerDeps) {
+  /** `tls`: the HTTP listener's certificate (config `ingress.tls`, loaded by the caller); absent: plain HTTP. */
+  constructor(cfg: IngressConfig, deps: BalancerDeps, tls?: TlsMaterial) {
     this.#cfg = cfg
+    this.#tls = tls
     this.#deps = deps
     this.#log = deps.log
     this.#limiter = cfg.rateLimit ? new RateLimiter(cfg.rateLimit) : undefined
@@ -49,6 +57,11 @@ export class IngressServer {
 
   get domain(): string {
     return this.#cfg.domain
+  }
+
+  /** The SHA-256 fingerprint of the HTTP listener's certificate (undefined: plain HTTP). */
+  get tlsFingerprint(): string | undefined {
+    return this.#tls?.fingerprint
   }
 
   routes(): { route: RouteSpec; balancer: RouteBalancer }[] {
@@ -64,9 +77,10 @@ export class IngressServer {
   }
 
   async start(): Promise<void> {
-    const http = await this.#listen(this.#cfg.listen, (s) => this.#http(s))
+    const http = await this.#listen(this.#cfg.listen, (s) => this.#http(s), this.#tls)
     const a = http.address()
     if (a && typeof a === 'object') this.address = { host: a.address, port: a.port }
+    if (this.#tls) this.#log.info('ingress tls', { listen: this.address, fingerprint: this.#tls.fingerprint, generated: this.#tls.generated })
     for (const t of this.#cfg.tcp) {
       const srv = await this.#listen(t.listen, (s) => void this.#connect(s, t.route, undefined))
       const ta = srv.address()
@@ -79,15 +93,25 @@ export class IngressServer {
     await Promise.all(this.#servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))))
   }
 
-  #listen(at: ListenAddress, onConnection: (s: Socket) => void): Promise<Server> {
+  #listen(at: ListenAddress, onConnection: (s: Socket) => void, tls?: TlsMaterial): Promise<Server> {
     return new Promise((resolve, reject) => {
-      const srv = createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (s) => {
+      const accepted = (s: Socket): void => {
         this.stats.connections++
-        this.#sockets.add(s)
-        s.on('close', () => this.#sockets.delete(s))
-        s.on('error', () => undefined)
+        this.#track(s)
         onConnection(s)
-      })
+      }
+      let srv: Server
+      if (tls) {
+        const t = createTlsServer({ key: tls.key, cert: tls.cert, allowHalfOpen: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, minVersion: 'TLSv1.2' }, (s) => {
+          s.pause()
+          accepted(s)
+        })
+        t.on('connection', (raw: Socket) => this.#track(raw)) // a handshake in progress is closed by stop() too
+        t.on('tlsClientError', (err) => this.#count(err.name === 'Error' ? 'TlsHandshakeError' : err.name))
+        srv = t
+      } else {
+        srv = createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, accepted)
+      }
       srv.once('error', reject)
       srv.listen(at.port, at.host, () => {
         srv.off('error', reject)
@@ -95,6 +119,16 @@ export class IngressServer {
         resolve(srv)
       })
     })
+  }
+
+  #track(s: Socket): void {
+    this.#sockets.add(s)
+    s.on('close', () => this.#sockets.delete(s))
+    s.on('error', () => undefined)
+  }
+
+  #count(name: string): void {
+    this.stats.refused[name] = (this.stats.refused[name] ?? 0) + 1
   }
 
   /** Reads the request head up to its Host, then routes the connection (the head goes on unchanged). */
@@ -156,7 +190,7 @@ export class IngressServer {
   }
 
   #refuse(s: Socket, err: Error, http: boolean): void {
-    this.stats.refused[err.name] = (this.stats.refused[err.name] ?? 0) + 1
+    this.#count(err.name)
     this.#log.info('ingress connection refused', errorFields(err))
     if (!http || s.destroyed) {
       s.destroy()

@@ -2,7 +2,8 @@
 // 127.0.0.1), the provider's contracts and readiness given directly (unit tests of the surrounding code).
 import { createHost, type NoirHost } from '../../p2p/host.ts'
 import { NodeKey } from '../../identity/keys.ts'
-import { silentLog } from '../../p2p/log.ts'
+import { silentLog, type Log } from '../../p2p/log.ts'
+import type { TlsMaterial } from '../tls/certificate.ts'
 import type { StoredContract } from '../../actors/contracts/store.ts'
 import { IngressForwarder, type Readiness } from './forwarder.ts'
 import { IngressServer } from './ingress-server.ts'
@@ -38,7 +39,7 @@ export const DEPLOYMENT = 'web-00000001'
  * `relay`: the provider listens on no address, only through a relay (a third host), and the ingress listens on
  * none: every byte between them crosses the relay's circuit (a limited connection), as for a provider behind NAT.
  */
-export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec } = {}): Promise<IngressPair> {
+export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec; tls?: TlsMaterial; log?: Log } = {}): Promise<IngressPair> {
   const providerKey = NodeKey.generate()
   const consumer = NodeKey.generate()
   const relay = o.relay ? await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false, relayServer: true }) : undefined
@@ -80,8 +81,8 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
       const conn = client.getConnections(provider.peerId).find((c) => c.status === 'open')
       return conn ? conn.newStream(INGRESS_PROTOCOL, { runOnLimitedConnection: true }) : client.dialProtocol(addr, INGRESS_PROTOCOL, { runOnLimitedConnection: true })
     },
-    log: silentLog,
-  })
+    log: o.log ?? silentLog,
+  }, o.tls)
   await ingress.start()
   return {
     ingress, forwarder, provider, client, replicas, port: ingress.address!.port, providerAddress: addr.toString(),

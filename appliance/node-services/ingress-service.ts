@@ -13,7 +13,7 @@ import { peerIdFromDid } from '../../identity/did-key.ts'
 import type { Stream } from '@libp2p/interface'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { jsonCopy } from '../daemon/service.ts'
-import { InvalidRequestError } from '../daemon/errors.ts'
+import { ConfigError, InvalidRequestError } from '../daemon/errors.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import { allocationIdFor } from './appliance-runtime.ts'
 import type { ContractStore } from '../../actors/contracts/store.ts'
@@ -25,6 +25,8 @@ import { INGRESS_PROTOCOL } from '../ingress/protocol.ts'
 import { BACKENDS_BEHAVIOR, READINESS_BEHAVIOR, INGRESS_ACTOR, ExposureBook, backendsFor, exposureOf, parseBackendsRequest, type BackendsAnswer } from '../ingress/backends.ts'
 import { parseIngressConfig, parseRoute, type RouteSpec } from '../ingress/config.ts'
 import { IngressServer } from '../ingress/ingress-server.ts'
+import { serverCertificate, type TlsMaterial } from '../tls/certificate.ts'
+import { join } from 'node:path'
 import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError, RouteExistsError, UpstreamUnreachableError } from '../ingress/errors.ts'
 
 /** What the ingress reads of the orchestration service (started before it). */
@@ -114,14 +116,24 @@ export class IngressService implements NodeService {
     }), { name: INGRESS_ACTOR })
 
     if (cfg) {
+      let tls: TlsMaterial | undefined
+      if (cfg.tls) {
+        // a self-signed certificate is made once and kept in NOIR_HOME/ingress (tls.crt, tls.key 0600)
+        tls = await serverCertificate({
+          dir: join(ctx.home, 'ingress'), hosts: [cfg.domain, `*.${cfg.domain}`, cfg.listen.host], fileOptions: "'ingress.tls.cert' and 'ingress.tls.key'",
+          ...('cert' in cfg.tls ? { certFile: cfg.tls.cert, keyFile: cfg.tls.key } : {}),
+        }).catch((err: Error) => {
+          throw new ConfigError(`config.json: 'ingress.tls': the certificate cannot be loaded: ${err.message}`)
+        })
+      }
       this.#server = new IngressServer(cfg, {
         backends: (route) => this.#backends(route),
         openStream: (node) => this.#openStream(node),
         log: ctx.log,
-      })
+      }, tls)
       for await (const [, r] of ctx.store.scope<RouteSpec>('routes/').entries()) if (!this.#server.route(r.name)) this.#server.addRoute(r)
       await this.#server.start()
-      ctx.log.info('ingress open', { listen: this.#server.address, domain: cfg.domain, routes: this.#server.routes().length })
+      ctx.log.info('ingress open', { listen: this.#server.address, domain: cfg.domain, routes: this.#server.routes().length, ...(tls ? { tls: tls.fingerprint } : {}) })
     }
   }
 
@@ -256,7 +268,7 @@ export class IngressService implements NodeService {
     const replicas = s.routes().find((x) => x.route.name === r.name)?.balancer.replicas() ?? []
     const t = s.traffic.snapshot().find((x) => x.route === r.name)
     const traffic = { active: t?.active ?? 0, lastTrafficAt: t ? new Date(t.lastTrafficAt).toISOString() : null, idleMs: s.traffic.idleMs(r.name) ?? null }
-    return jsonCopy({ name: r.name, deploymentId: r.deploymentId, port: r.port, host, url: `http://${host}:${a.port}/`, listen: `${a.host}:${a.port}`, replicas, traffic })
+    return jsonCopy({ name: r.name, deploymentId: r.deploymentId, port: r.port, host, url: `${s.tlsFingerprint ? 'https' : 'http'}://${host}:${a.port}/`, listen: `${a.host}:${a.port}`, replicas, traffic })
   }
 
   routes(): ApiRoute[] {
@@ -289,6 +301,7 @@ export class IngressService implements NodeService {
     return jsonCopy({
       open: this.#server !== undefined,
       listen: this.#server?.address ?? null,
+      tlsFingerprint: this.#server?.tlsFingerprint ?? null,
       routes: this.#server?.routes().length ?? 0,
       connections: this.#server?.stats ?? null,
       forwarded: this.#forwarder?.stats ?? null,

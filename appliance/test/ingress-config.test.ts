@@ -44,6 +44,11 @@ t.test('a bad ingress section is refused with a ConfigError naming the field', a
     [{ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: 0, burst: 1 } } }, /rateLimit\.perClient\.perSecond/],
     [{ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: Infinity, burst: 1 } } }, /rateLimit\.perClient\.perSecond/],
     [{ listen: '127.0.0.1:80', rateLimit: { perRoute: { perSecond: 1, burst: 0.5 } } }, /rateLimit\.perRoute\.burst/],
+    [{ listen: '127.0.0.1:80', tls: true }, /ingress\.tls' must be an object/],
+    [{ listen: '127.0.0.1:80', tls: { selfSigned: false } }, /ingress\.tls\.selfSigned' must be true/],
+    [{ listen: '127.0.0.1:80', tls: { selfSigned: true, cert: '/c' } }, /ingress\.tls\.cert.*not a known field/],
+    [{ listen: '127.0.0.1:80', tls: { cert: '/c' } }, /ingress\.tls\.key' must be the path/],
+    [{ listen: '127.0.0.1:80', tls: { cert: 5, key: '/k' } }, /ingress\.tls\.cert' must be the path/],
   ]
   for (const [v, why] of cases) t.throws(() => parseIngressConfig(v), { name: 'ConfigError', message: why }, JSON.stringify(v))
   t.throws(() => parseIngressConfig({}), ConfigError)
@@ -114,4 +119,10 @@ t.test('a rate limit section is read as given', async (t) => {
   const c = parseIngressConfig({ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: 2.5, burst: 5 } } })
   t.same(c?.rateLimit, { perClient: { perSecond: 2.5, burst: 5 } })
   t.notOk(parseIngressConfig({ listen: '127.0.0.1:80' })?.rateLimit, 'no section: no limit')
+})
+
+t.test('the tls section: files or a self-signed certificate', async (t) => {
+  t.same(parseIngressConfig({ listen: '127.0.0.1:443', tls: { selfSigned: true } })?.tls, { selfSigned: true })
+  t.same(parseIngressConfig({ listen: '127.0.0.1:443', tls: { cert: '/etc/c.pem', key: '/etc/k.pem' } })?.tls, { cert: '/etc/c.pem', key: '/etc/k.pem' })
+  t.notOk(parseIngressConfig({ listen: '127.0.0.1:80' })?.tls, 'no section: plain HTTP')
 })

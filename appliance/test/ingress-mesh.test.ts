@@ -3,7 +3,14 @@
 import t from 'tap'
 import { createServer as createHttpServer, request, Agent, type Server as HttpServer } from 'node:http'
 import { createServer as createTcpServer, connect, type Server as TcpServer } from 'node:net'
+import { request as httpsRequest } from 'node:https'
+import type { TLSSocket } from 'node:tls'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ingressPair } from '../ingress/test-mesh.ts'
+import { serverCertificate } from '../tls/certificate.ts'
+import { silentLog } from '../../p2p/log.ts'
 
 function listen(srv: HttpServer | TcpServer): Promise<number> {
   return new Promise((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as { port: number }).port)))
@@ -205,4 +212,55 @@ t.test('rate limits: a flood from one client gets 429 with Retry-After over HTTP
     }))
   }
   t.same(tcpAnswers, ['hello', 'hello', '', ''], 'raw TCP: past the burst the connection is closed with no byte')
+})
+
+t.test('TLS: an HTTPS request reaches the workload; plain HTTP on the TLS port gets nothing; the logged fingerprint is the served certificate', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noir-ingress-tls-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const tls = await serverCertificate({ dir, hosts: ['localhost', '*.localhost', '127.0.0.1'] })
+  t.ok(tls.generated, 'a self-signed certificate was made')
+  t.equal((statSync(join(dir, 'tls.key')).mode & 0o777), 0o600, 'its key is 0600')
+  const again = await serverCertificate({ dir, hosts: ['localhost'] })
+  t.equal(again.fingerprint, tls.fingerprint, 'made once: the next start reuses it')
+  const lines: { msg: string; fields: Record<string, unknown> }[] = []
+  const log = { ...silentLog, info: (msg: string, fields?: Record<string, unknown>) => void lines.push({ msg, fields: fields ?? {} }) }
+  const b = backend('secure')
+  const pair = await ingressPair([{ contractId: 'c1', hostPort: await listen(b.server) }], { tls, log })
+  t.teardown(async () => {
+    await pair.stop()
+    b.server.closeAllConnections()
+    b.server.close()
+  })
+  const logged = lines.find((l) => l.msg === 'ingress tls')?.fields.fingerprint
+  t.equal(logged, tls.fingerprint, `the fingerprint is logged (${String(logged)})`)
+  t.equal(pair.ingress.tlsFingerprint, tls.fingerprint)
+
+  const r = await new Promise<{ status: number; body: string; fingerprint: string }>((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: pair.port, path: '/', servername: 'web.localhost', headers: { host: 'web.localhost' }, agent: false, ca: tls.cert, checkServerIdentity: () => undefined }, (res) => {
+      let body = ''
+      const fingerprint = (res.socket as TLSSocket).getPeerCertificate().fingerprint256
+      res.on('data', (c: Buffer) => (body += c.toString()))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, fingerprint }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.equal(r.status, 200)
+  t.equal(r.body, 'secure', 'the HTTPS request reached the workload')
+  t.equal(r.fingerprint, tls.fingerprint, 'the served certificate is the one whose fingerprint was logged')
+  const strict = await new Promise<string>((resolve) => {
+    const req = httpsRequest({ host: '127.0.0.1', port: pair.port, path: '/', headers: { host: 'web.localhost' }, agent: false }, () => resolve('accepted'))
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+    req.end()
+  })
+  t.match(strict, /SELF_SIGNED|UNABLE_TO_VERIFY|CERT/, `a client that does not pin it refuses the self-signed certificate (${strict})`)
+
+  const before = b.connections()
+  const plain = await new Promise<string>((resolve) => {
+    const req = request({ host: '127.0.0.1', port: pair.port, path: '/', headers: { host: 'web.localhost' }, agent: false }, (res) => resolve(`HTTP ${res.statusCode}`))
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message))
+    req.end()
+  })
+  t.notMatch(plain, /^HTTP/, `plain HTTP on the TLS port gets no HTTP answer (${plain})`)
+  t.equal(b.connections(), before, 'and never reaches the workload')
 })
