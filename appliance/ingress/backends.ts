@@ -6,7 +6,7 @@
 import type { NodeKey } from '../../identity/keys.ts'
 import type { KvStore } from '../../core/index.ts'
 import type { DeploymentView } from '../../actors/deployment/model.ts'
-import type { Workload } from '../../actors/workload/workload.ts'
+import type { PortAccess, Workload } from '../../actors/workload/workload.ts'
 import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError } from './errors.ts'
 import { signGrant, type ExposureGrant } from './grant.ts'
 
@@ -33,6 +33,8 @@ export interface BackendsAnswer {
   orchestrator: string
   replicas: Backend[]
   grant?: ExposureGrant
+  /** The owner's access policy for the port (`ports[].access`): the ingress checks each request against it. */
+  access?: PortAccess
 }
 
 /** What the answer reads of the orchestrator. */
@@ -86,6 +88,7 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
   const exposure = exposureOf(w, req.deploymentId, req.port, book)
   if (exposure === 'undeclared') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload declares no such tcp port')
   if (exposure === 'private') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload keeps it private')
+  const access = w.ports.find((x) => x.port === req.port && x.protocol === 'tcp')?.access
   const view = src.status(req.deploymentId)
   const replicas = view.replicas
     .filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
@@ -93,5 +96,6 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
   return {
     deploymentId: req.deploymentId, port: req.port, orchestrator: key.did, replicas,
     ...(exposure === 'opened' ? { grant: signGrant(key, req.deploymentId, req.port) } : {}),
+    ...(access ? { access } : {}),
   }
 }

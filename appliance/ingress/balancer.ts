@@ -89,6 +89,18 @@ export class RouteBalancer {
     throw new NoReadyReplicaError(this.route.name, tried, last ? `${last.name}: ${last.message}` : undefined)
   }
 
+  /**
+   * The owner's access policy for the route's port, from the replica set (cached as for `open`: asked of the
+   * orchestrator at most once a second per route, however many connections arrive).
+   */
+  async access(): Promise<BackendsAnswer['access']> {
+    try {
+      return (await this.#current(false)).access
+    } catch (err) {
+      throw err instanceof IngressError ? err : new UpstreamUnreachableError(`the orchestrator of '${this.route.name}'`, (err as Error).message)
+    }
+  }
+
   /** Round-robin from the next position; replicas marked down go last (tried only when the others failed). */
   #order(replicas: Backend[]): Backend[] {
     if (replicas.length === 0) return []

@@ -10,7 +10,9 @@ import type { TlsMaterial } from '../tls/certificate.ts'
 import { errorFields, type Log } from '../../p2p/log.ts'
 import { RouteBalancer, type BalancerDeps } from './balancer.ts'
 import { routeNameOfHost, type IngressConfig, type ListenAddress, type RouteSpec } from './config.ts'
-import { IngressError, InvalidIngressRequestError, RateLimitedError, UnknownRouteError } from './errors.ts'
+import { IngressAccessDeniedError, IngressAuthRequiredError, IngressError, InvalidIngressRequestError, RateLimitedError, UnknownRouteError } from './errors.ts'
+import { AccessChecker } from './access.ts'
+import { guardRequest } from './http-guard.ts'
 import { RateLimiter } from './rate-limit.ts'
 import { splice } from './splice.ts'
 import { TrafficClock } from './traffic.ts'
@@ -44,6 +46,7 @@ export class IngressServer {
   /** The raw TCP listeners' bound addresses, by route (after start). */
   readonly tcpAddresses: { route: string; address: ListenAddress }[] = []
   readonly #tls: TlsMaterial | undefined
+  readonly #access = new AccessChecker()
 
   /** `tls`: the HTTP listener's certificate (config `ingress.tls`, loaded by the caller); absent: plain HTTP. */
   constructor(cfg: IngressConfig, deps: BalancerDeps, tls?: TlsMaterial) {
@@ -166,8 +169,20 @@ export class IngressServer {
     const admitted = this.#limiter?.admit(routeName, s.remoteAddress ?? '?')
     if (admitted && !admitted.ok) return this.#refuse(s, new RateLimitedError(routeName, admitted.scope, Math.ceil(admitted.retryAfterMs / 1000)), head !== undefined)
     let opened: Awaited<ReturnType<RouteBalancer['open']>>
+    let early = head
+    let upLimit: number | undefined
     try {
-      opened = await balancer.open(head)
+      // the owner's access policy is checked before any provider is asked for a stream
+      const access = await balancer.access()
+      if (access) {
+        const r = balancer.route
+        if (!head) throw new IngressAuthRequiredError(r.deploymentId, r.port, 'a raw TCP connection cannot carry a key or token')
+        const guarded = guardRequest(head)
+        await this.#access.check(access, guarded.authorization, r.deploymentId, r.port)
+        early = guarded.forward
+        upLimit = guarded.upLimit
+      }
+      opened = await balancer.open(early)
     } catch (err) {
       return this.#refuse(s, err as Error, head !== undefined)
     }
@@ -179,7 +194,7 @@ export class IngressServer {
     this.stats.active++
     this.traffic.opened(routeName)
     try {
-      await splice(s, opened.stream)
+      await splice(s, opened.stream, { upLimit })
     } catch (err) {
       this.#log.debug('ingress connection failed', { route: routeName, ...errorFields(err) })
       s.destroy()
@@ -200,7 +215,7 @@ export class IngressServer {
   }
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
 
 /** An HTTP/1.1 answer carrying an RFC 9457 problem document for a refused connection. */
 export function problemResponse(err: Error): string {
@@ -209,6 +224,8 @@ export function problemResponse(err: Error): string {
   const body = JSON.stringify({
     type: `https://noirledger.dev/problems/${err.name}`, title: err.name, status, detail: err.message, ...(typeof code === 'string' ? { code } : {}),
   })
-  const retry = err instanceof RateLimitedError ? `retry-after: ${(err.data as { retryAfterSeconds: number }).retryAfterSeconds}\r\n` : ''
+  const retry = err instanceof RateLimitedError ? `retry-after: ${(err.data as { retryAfterSeconds: number }).retryAfterSeconds}\r\n`
+    : err instanceof IngressAuthRequiredError ? 'www-authenticate: Bearer realm="noir-ingress"\r\n'
+      : err instanceof IngressAccessDeniedError ? 'www-authenticate: Bearer realm="noir-ingress", error="invalid_token"\r\n' : ''
   return `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\ncache-control: no-store\r\n${retry}\r\n${body}`
 }

@@ -13,8 +13,10 @@ export interface SpliceCounts {
 
 const bytesOf = (d: Uint8Array | { subarray(): Uint8Array }): Uint8Array => (d instanceof Uint8Array ? d : d.subarray())
 
-export function splice(socket: Socket, stream: Stream): Promise<SpliceCounts> {
+/** `upLimit`: the most bytes carried from the socket to the stream (the rest is dropped); default unbounded. */
+export function splice(socket: Socket, stream: Stream, o: { upLimit?: number | undefined } = {}): Promise<SpliceCounts> {
   const counts: SpliceCounts = { up: 0, down: 0 }
+  let upLeft = o.upLimit ?? Infinity
   return new Promise((resolve) => {
     let finished = false
     const finish = (): void => {
@@ -43,7 +45,10 @@ export function splice(socket: Socket, stream: Stream): Promise<SpliceCounts> {
       finish()
     })
     // socket -> stream
-    socket.on('data', (b: Buffer) => {
+    socket.on('data', (data: Buffer) => {
+      if (upLeft <= 0) return
+      const b = data.byteLength > upLeft ? data.subarray(0, upLeft) : data
+      upLeft -= b.byteLength
       counts.up += b.byteLength
       if (stream.status !== 'open' || stream.writeStatus !== 'writable') return
       let ok: boolean

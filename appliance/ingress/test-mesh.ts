@@ -10,6 +10,7 @@ import { IngressServer } from './ingress-server.ts'
 import type { RateLimitSpec } from './rate-limit.ts'
 import { INGRESS_PROTOCOL } from './protocol.ts'
 import type { Backend } from './backends.ts'
+import type { PortAccess } from '../../actors/workload/workload.ts'
 import type { IngressConfig, RouteSpec } from './config.ts'
 
 export interface FakeReplica {
@@ -39,7 +40,7 @@ export const DEPLOYMENT = 'web-00000001'
  * `relay`: the provider listens on no address, only through a relay (a third host), and the ingress listens on
  * none: every byte between them crosses the relay's circuit (a limited connection), as for a provider behind NAT.
  */
-export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec; tls?: TlsMaterial; log?: Log } = {}): Promise<IngressPair> {
+export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec; tls?: TlsMaterial; log?: Log; access?: Record<number, PortAccess> } = {}): Promise<IngressPair> {
   const providerKey = NodeKey.generate()
   const consumer = NodeKey.generate()
   const relay = o.relay ? await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false, relayServer: true }) : undefined
@@ -53,10 +54,11 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
     // the provider's only address: a reservation on the relay
     for (let i = 0; i < 200 && !provider.getMultiaddrs().some((m) => m.toString().includes('/p2p-circuit')); i++) await new Promise((r) => setTimeout(r, 50))
   }
+  const ports = [...new Set([8080, ...(o.routes ?? []).map((r) => r.port)])]
   const contract = (r: FakeReplica): StoredContract => ({
     contract: { terms: { deploymentId: DEPLOYMENT, consumer: consumer.did } as never, consumerSig: '' },
     side: 'provider', status: 'active', updatedAt: 0,
-    workload: { ports: [{ port: 8080, protocol: 'tcp', ...(r.public === false ? {} : { public: true as const }) }] } as never,
+    workload: { ports: ports.map((port) => ({ port, protocol: 'tcp', ...(r.public === false ? {} : { public: true as const }), ...(o.access?.[port] ? { access: o.access[port] } : {}) })) } as never,
   })
   const forwarder = new IngressForwarder({
     contract: async (id) => {
@@ -76,6 +78,7 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
     backends: async (r) => ({
       deploymentId: r.deploymentId, port: r.port, orchestrator: consumer.did,
       replicas: replicas.map((x, index): Backend => ({ index, node: providerKey.did, contractId: x.contractId })),
+      ...(o.access?.[r.port] ? { access: o.access[r.port] } : {}),
     }),
     openStream: async () => {
       const conn = client.getConnections(provider.peerId).find((c) => c.status === 'open')

@@ -10,6 +10,8 @@ import { parseOpenRequest, parseOpenAnswer, refusal } from '../ingress/protocol.
 import { problemResponse } from '../ingress/ingress-server.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { validateWorkload, workloadFromWire } from '../../actors/workload/workload.ts'
+import { ExposureBook, backendsFor } from '../ingress/backends.ts'
+import { MemoryKvStore } from '../../core/kv-store.ts'
 
 const did = NodeKey.generate().did
 
@@ -125,4 +127,31 @@ t.test('the tls section: files or a self-signed certificate', async (t) => {
   t.same(parseIngressConfig({ listen: '127.0.0.1:443', tls: { selfSigned: true } })?.tls, { selfSigned: true })
   t.same(parseIngressConfig({ listen: '127.0.0.1:443', tls: { cert: '/etc/c.pem', key: '/etc/k.pem' } })?.tls, { cert: '/etc/c.pem', key: '/etc/k.pem' })
   t.notOk(parseIngressConfig({ listen: '127.0.0.1:80' })?.tls, 'no section: plain HTTP')
+})
+
+t.test("a port's access policy: hashes of keys and an issuer, checked by the schema; it reaches the ingress with the replica set", async (t) => {
+  const base = { apiVersion: 'noir/v1', kind: 'service', name: 'web', runtime: { type: 'container', image: 'x' }, resources: { cpu: 0.1, memory: '16Mi' } }
+  const h1 = 'b'.repeat(64)
+  const h2 = 'a'.repeat(64)
+  const w = validateWorkload({ ...base, ports: [{ port: 80, public: true, access: { apiKeys: [h1, h2, h1], capability: { issuer: did } } }, { port: 81 }] })
+  t.same(w.ports, [{ port: 80, protocol: 'tcp', public: true, access: { apiKeys: [h2, h1], capability: { issuer: did } } }, { port: 81, protocol: 'tcp' }], 'keys sorted and deduplicated; no access where none is declared')
+  t.same(workloadFromWire(JSON.parse(JSON.stringify(w))).ports, w.ports, 'it travels unchanged')
+  const refused: [unknown, RegExp][] = [
+    [{ apiKeys: ['my-secret-key'] }, /apiKeys/],
+    [{ apiKeys: ['A'.repeat(64)] }, /apiKeys/],
+    [{ apiKeys: [] }, /apiKeys/],
+    [{ capability: { issuer: 'me' } }, /issuer/],
+    [{ capability: {} }, /issuer/],
+    [{ password: 'x' }, /password/],
+    [{}, /needs apiKeys or capability/],
+  ]
+  for (const [access, why] of refused) {
+    t.throws(() => validateWorkload({ ...base, ports: [{ port: 80, access }] }), { name: 'InvalidWorkloadError', message: why }, JSON.stringify(access))
+  }
+  t.throws(() => validateWorkload({ ...base, ports: [{ port: 53, protocol: 'udp', access: { apiKeys: [h1] } }] }), { message: /tcp port only/ })
+
+  const key = NodeKey.generate()
+  const book = new ExposureBook(new MemoryKvStore())
+  const src = { status: () => ({ replicas: [] }) as never, workloadOf: () => w }
+  t.same(backendsFor(src, book, key, { deploymentId: 'web-1', port: 80 }).access, { apiKeys: [h2, h1], capability: { issuer: did } }, 'the replica-set answer carries the policy')
 })

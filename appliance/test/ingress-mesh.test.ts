@@ -2,13 +2,16 @@
 // with real HTTP and TCP servers as the workloads: what crosses the mesh is the connection's bytes, unchanged.
 import t from 'tap'
 import { createServer as createHttpServer, request, Agent, type Server as HttpServer } from 'node:http'
-import { createServer as createTcpServer, connect, type Server as TcpServer } from 'node:net'
+import { createServer as createTcpServer, connect, type Server as TcpServer, type Socket } from 'node:net'
 import { request as httpsRequest } from 'node:https'
 import type { TLSSocket } from 'node:tls'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ingressPair } from '../ingress/test-mesh.ts'
+import { createHash, randomBytes } from 'node:crypto'
+import { ingressPair, DEPLOYMENT } from '../ingress/test-mesh.ts'
+import { NodeKey } from '../../identity/keys.ts'
+import { delegateCapability, issueCapability } from '../../identity/capabilities.ts'
 import { serverCertificate } from '../tls/certificate.ts'
 import { silentLog } from '../../p2p/log.ts'
 
@@ -263,4 +266,131 @@ t.test('TLS: an HTTPS request reaches the workload; plain HTTP on the TLS port g
   })
   t.notMatch(plain, /^HTTP/, `plain HTTP on the TLS port gets no HTTP answer (${plain})`)
   t.equal(b.connections(), before, 'and never reaches the workload')
+})
+
+/** A workload that counts the requests it is handed and remembers the Authorization headers it saw. */
+function countingBackend(): { server: HttpServer; requests: () => number; authorizations: (string | undefined)[]; received: () => string } {
+  let n = 0
+  let received = ''
+  const authorizations: (string | undefined)[] = []
+  const server = createHttpServer((req, res) => {
+    n++
+    authorizations.push(req.headers.authorization)
+    req.resume()
+    req.on('end', () => res.end(`served ${req.url}`))
+  })
+  // every byte that reached the workload, whether or not its HTTP server acted on it
+  server.on('connection', (s: Socket) => s.on('data', (c: Buffer) => (received += c.toString('latin1'))))
+  return { server, requests: () => n, authorizations, received: () => received }
+}
+
+/** Sends `text`, then `later` once the connection is routed (a separate read at the ingress). */
+function raw(port: number, text: string, later?: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port })
+    let got = ''
+    s.on('data', (c: Buffer) => (got += c.toString('latin1')))
+    s.on('close', () => resolve(got))
+    s.on('error', () => undefined)
+    if (later === undefined) s.end(text)
+    else {
+      s.write(text)
+      setTimeout(() => s.end(later), 150)
+    }
+  })
+}
+
+t.test('access control: an attacker\'s attempts are refused before the mesh and never reach the workload; the owner\'s key and token do', async (t) => {
+  const owner = NodeKey.generate()
+  const stranger = NodeKey.generate()
+  const holder = NodeKey.generate()
+  const key = 'k-' + randomBytes(24).toString('base64url')
+  const adminKey = 'a-' + randomBytes(24).toString('base64url')
+  const sha = (k: string): string => createHash('sha256').update(k).digest('hex')
+  const w = countingBackend()
+  const hostPort = await listen(w.server)
+  const pair = await ingressPair([{ contractId: 'c1', hostPort }], {
+    tcp: true,
+    routes: [{ name: 'web', deploymentId: DEPLOYMENT, port: 8080, orchestrators: [] }, { name: 'admin', deploymentId: DEPLOYMENT, port: 9090, orchestrators: [] }],
+    access: { 8080: { apiKeys: [sha(key)], capability: { issuer: owner.did } }, 9090: { apiKeys: [sha(adminKey)] } },
+  })
+  t.teardown(async () => {
+    await pair.stop()
+    w.server.closeAllConnections()
+    w.server.close()
+  })
+  const ability = `/noir/ingress/${DEPLOYMENT}/8080`
+  const good = await issueCapability(owner, { audience: holder.did, abilities: [{ can: ability }], ttlMs: 60_000 })
+  const delegated = await delegateCapability(holder, good, { audience: stranger.did, abilities: [{ can: ability }], ttlMs: 30_000 })
+  const wide = await issueCapability(owner, { audience: holder.did, abilities: [{ can: '/noir/ingress' }], ttlMs: 60_000 })
+  const expired = await issueCapability(owner, { audience: holder.did, abilities: [{ can: ability }], ttlMs: 60_000, now: Date.now() - 3_600_000 })
+  const foreign = await issueCapability(stranger, { audience: holder.did, abilities: [{ can: ability }], ttlMs: 60_000 })
+  const otherDeployment = await issueCapability(owner, { audience: holder.did, abilities: [{ can: '/noir/ingress/web-00000002/8080' }], ttlMs: 60_000 })
+  const otherPort = await issueCapability(owner, { audience: holder.did, abilities: [{ can: `/noir/ingress/${DEPLOYMENT}/9090` }], ttlMs: 60_000 })
+  const forged = `${good.split('.').slice(0, 2).join('.')}.${Buffer.alloc(64, 7).toString('base64url')}`
+
+  const ask = (authorization: string | undefined, host = 'web.localhost'): Promise<{ status: number; body: string; auth: string | undefined }> => new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: pair.port, path: '/x', headers: { host, ...(authorization !== undefined ? { authorization } : {}) }, agent: false }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => (body += c.toString()))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, auth: res.headers['www-authenticate'] as string | undefined }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+
+  const attempts: [string, string | undefined, number, string][] = [
+    ['no Authorization header', undefined, 401, 'IngressAuthRequiredError'],
+    ['another scheme (Basic)', `Basic ${Buffer.from(`u:${key}`).toString('base64')}`, 401, 'IngressAuthRequiredError'],
+    ['a wrong key', 'Bearer not-the-key', 403, 'IngressAccessDeniedError'],
+    ['the key one character short', `Bearer ${key.slice(0, -1)}`, 403, 'IngressAccessDeniedError'],
+    ['the SHA-256 listed in the workload, presented as the key', `Bearer ${sha(key)}`, 403, 'IngressAccessDeniedError'],
+    ['the key of another port', `Bearer ${adminKey}`, 403, 'IngressAccessDeniedError'],
+    ['an expired token', `Bearer ${expired}`, 403, 'IngressAccessDeniedError'],
+    ['a token from another issuer', `Bearer ${foreign}`, 403, 'IngressAccessDeniedError'],
+    ['a token whose ability names another deployment', `Bearer ${otherDeployment}`, 403, 'IngressAccessDeniedError'],
+    ['a token for another port', `Bearer ${otherPort}`, 403, 'IngressAccessDeniedError'],
+    ['a token with a forged signature', `Bearer ${forged}`, 403, 'IngressAccessDeniedError'],
+  ]
+  for (const [what, authorization, status, title] of attempts) {
+    const r = await ask(authorization)
+    t.equal(r.status, status, `${what}: ${status}`)
+    t.equal((JSON.parse(r.body) as { title: string }).title, title, `${what}: ${title}`)
+    t.match(r.auth, /^Bearer/, `${what}: WWW-Authenticate: Bearer`)
+  }
+  const admin = await ask(`Bearer ${key}`, 'admin.localhost')
+  t.equal(admin.status, 403, 'the web key does not open the admin port')
+  t.equal(w.requests(), 0, 'no refused request reached the workload')
+  t.equal(pair.forwarder.stats.opened + Object.values(pair.forwarder.stats.refused).reduce((a, b) => a + b, 0), 0, 'nothing was asked of the provider for them')
+
+  const tcpPort = pair.ingress.tcpAddresses[0]!.address.port
+  t.equal(await raw(tcpPort, 'GET / HTTP/1.1\r\nhost: web\r\nauthorization: Bearer ' + key + '\r\n\r\n'), '', 'raw TCP to a port with access is closed with no byte, even carrying the key')
+  t.equal(w.requests(), 0)
+
+  for (const [what, bearer] of [['the key', key], ['the owner\'s token', good], ['a delegation of it', delegated], ['a token for every ingress path of the owner', wide]] as const) {
+    const r = await ask(`Bearer ${bearer}`)
+    t.equal(r.status, 200, `${what} opens the port`)
+    t.equal(r.body, 'served /x')
+  }
+  t.equal(w.requests(), 4, 'each accepted request reached the workload')
+  t.same(w.authorizations, [undefined, undefined, undefined, undefined], 'the workload never saw the Authorization header')
+
+  // a second request pipelined behind an accepted one was never checked: it must not reach the workload
+  const pipelined = await raw(pair.port, `GET /first HTTP/1.1\r\nhost: web.localhost\r\nauthorization: Bearer ${key}\r\nconnection: keep-alive\r\n\r\nGET /second HTTP/1.1\r\nhost: web.localhost\r\n\r\n`)
+  t.match(pipelined, /served \/first/)
+  t.notMatch(pipelined, /served \/second/, 'the pipelined unchecked request is dropped')
+  t.equal(w.requests(), 5, 'only the checked request reached the workload')
+  t.notMatch(w.received(), /\/second/, 'not one byte of it was forwarded')
+  t.match(w.received(), /connection: close/, 'the forwarded request asks the workload to close after it')
+  t.notMatch(w.received(), /authorization/i, 'no Authorization header crossed the mesh to the workload')
+  const smuggled = await raw(pair.port, `POST /a HTTP/1.1\r\nhost: web.localhost\r\nauthorization: Bearer ${key}\r\ncontent-length: 4\r\n\r\nbodyGET /smuggled HTTP/1.1\r\nhost: web.localhost\r\n\r\n`)
+  t.match(smuggled, /served \/a/)
+  t.notMatch(smuggled, /smuggled/, 'bytes past Content-Length are not answered')
+  t.notMatch(w.received(), /smuggled/, 'nor forwarded')
+  const chunked = await raw(pair.port, `POST /c HTTP/1.1\r\nhost: web.localhost\r\nauthorization: Bearer ${key}\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n`)
+  t.match(chunked, /^HTTP\/1\.1 400/, 'Transfer-Encoding is refused on an access-controlled port (a head read two ways)')
+  const late = await raw(pair.port, `POST /b HTTP/1.1\r\nhost: web.localhost\r\nauthorization: Bearer ${key}\r\ncontent-length: 4\r\n\r\nbo`, `dyGET /late HTTP/1.1\r\nhost: web.localhost\r\n\r\n`)
+  t.match(late, /served \/b/, 'a body that arrives later is carried up to its Content-Length')
+  t.notMatch(w.received(), /\/late/, 'and not one byte past it, even in a later read')
+  t.equal(w.requests(), 7)
 })
