@@ -8,12 +8,11 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { CapabilityVerifier } from '../../identity/capabilities.ts'
 import type { PortAccess } from '../../actors/workload/workload.ts'
 import { IngressAccessDeniedError, IngressAuthRequiredError } from './errors.ts'
+import { MAX_BEARER_CHARS } from './protocol.ts'
 
 /** The ability a token must grant to open port `port` of a deployment. */
 export const accessAbility = (deploymentId: string, port: number): string => `/noir/ingress/${deploymentId}/${port}`
 
-/** The longest bearer accepted (a delegation chain of a few tokens fits). */
-export const MAX_BEARER_CHARS = 8192
 
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 const VERIFIERS_KEPT = 256
@@ -28,21 +27,21 @@ export class AccessChecker {
   }
 
   /**
-   * Resolves when `authorization` (the request's Authorization header values) opens the port; throws
-   * IngressAuthRequiredError or IngressAccessDeniedError otherwise.
+   * Resolves with the bearer when `authorization` (the request's Authorization header values) opens the port;
+   * throws IngressAuthRequiredError or IngressAccessDeniedError otherwise.
    */
-  async check(access: PortAccess, authorization: string[], deploymentId: string, port: number): Promise<void> {
+  async check(access: PortAccess, authorization: string[], deploymentId: string, port: number): Promise<string> {
     if (authorization.length === 0) throw new IngressAuthRequiredError(deploymentId, port, 'no Authorization header')
     if (authorization.length > 1) throw new IngressAccessDeniedError(deploymentId, port, 'more than one Authorization header')
     const m = /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization[0]!)
     if (!m) throw new IngressAuthRequiredError(deploymentId, port, 'the Authorization header is not "Bearer <key or token>"')
     const bearer = m[1]!
     if (bearer.length > MAX_BEARER_CHARS) throw new IngressAccessDeniedError(deploymentId, port, `the bearer is longer than ${MAX_BEARER_CHARS} characters`)
-    if (access.apiKeys && keyListed(bearer, access.apiKeys)) return
+    if (access.apiKeys && keyListed(bearer, access.apiKeys)) return bearer
     if (access.capability && JWT.test(bearer)) {
       try {
         await this.#verifier(access.capability.issuer).verify(bearer, { ability: accessAbility(deploymentId, port) })
-        return
+        return bearer
       } catch (err) {
         throw new IngressAccessDeniedError(deploymentId, port, `the capability token is not accepted (${(err as Error).name}: ${(err as Error).message.slice(0, 200)})`)
       }

@@ -58,7 +58,7 @@ export class RouteBalancer {
    * answer). `early` (the request head already read) is sent right behind the open frame, saving a round trip:
    * the provider forwards it only once its checks passed, and a refused attempt sends it again to the next one.
    */
-  async open(early?: Uint8Array): Promise<{ stream: Stream; backend: Backend }> {
+  async open(early?: Uint8Array, bearer?: string): Promise<{ stream: Stream; backend: Backend }> {
     let tried = 0
     let last: Error | undefined
     for (let round = 0; round < 2; round++) {
@@ -71,7 +71,7 @@ export class RouteBalancer {
       for (const b of this.#order(answer.replicas)) {
         tried++
         try {
-          const stream = await this.#openOn(b, answer, early)
+          const stream = await this.#openOn(b, answer, early, bearer)
           const s = this.#seenOf(b)
           s.connections++
           s.lastRefusal = null
@@ -151,10 +151,10 @@ export class RouteBalancer {
     return this.#refreshing
   }
 
-  async #openOn(b: Backend, answer: BackendsAnswer, early: Uint8Array | undefined): Promise<Stream> {
+  async #openOn(b: Backend, answer: BackendsAnswer, early: Uint8Array | undefined, bearer: string | undefined): Promise<Stream> {
     const stream = await this.#d.openStream(b.node)
     try {
-      const req: OpenRequest = { v: 1, deploymentId: answer.deploymentId, contractId: b.contractId, port: answer.port, ...(answer.grant ? { grant: answer.grant } : {}) }
+      const req: OpenRequest = { v: 1, deploymentId: answer.deploymentId, contractId: b.contractId, port: answer.port, ...(answer.grant ? { grant: answer.grant } : {}), ...(bearer !== undefined ? { bearer } : {}) }
       stream.send(encodeFrame(req))
       if (early && early.byteLength > 0) stream.send(early)
       const refused = parseOpenAnswer(await readFrame(stream, ANSWER_TIMEOUT_MS))

@@ -171,6 +171,7 @@ export class IngressServer {
     let opened: Awaited<ReturnType<RouteBalancer['open']>>
     let early = head
     let upLimit: number | undefined
+    let bearer: string | undefined
     try {
       // the owner's access policy is checked before any provider is asked for a stream
       const access = await balancer.access()
@@ -178,11 +179,11 @@ export class IngressServer {
         const r = balancer.route
         if (!head) throw new IngressAuthRequiredError(r.deploymentId, r.port, 'a raw TCP connection cannot carry a key or token')
         const guarded = guardRequest(head)
-        await this.#access.check(access, guarded.authorization, r.deploymentId, r.port)
+        bearer = await this.#access.check(access, guarded.authorization, r.deploymentId, r.port)
         early = guarded.forward
         upLimit = guarded.upLimit
       }
-      opened = await balancer.open(early)
+      opened = await balancer.open(early, bearer) // the provider checks the bearer again
     } catch (err) {
       return this.#refuse(s, err as Error, head !== undefined)
     }

@@ -90,9 +90,10 @@ t.test('an exposure grant opens one port of one deployment, signed by its orches
 
 t.test('open frames: only a well-formed v1 request is read; a refusal comes back as the typed error', async (t) => {
   t.same(parseOpenRequest({ v: 1, deploymentId: 'd', contractId: 'c', port: 80 }), { v: 1, deploymentId: 'd', contractId: 'c', port: 80 })
-  for (const bad of [null, [], 'x', { v: 2, deploymentId: 'd', contractId: 'c', port: 80 }, { v: 1, deploymentId: '', contractId: 'c', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'a b', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 0 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, grant: 'x' }]) {
+  for (const bad of [null, [], 'x', { v: 2, deploymentId: 'd', contractId: 'c', port: 80 }, { v: 1, deploymentId: '', contractId: 'c', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'a b', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 0 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, grant: 'x' }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, bearer: 5 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, bearer: '' }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, bearer: 'k'.repeat(6145) }]) {
     t.throws(() => parseOpenRequest(bad), InvalidIngressRequestError, JSON.stringify(bad))
   }
+  t.equal(parseOpenRequest({ v: 1, deploymentId: 'd', contractId: 'c', port: 80, bearer: 'k'.repeat(6144) }).bearer, 'k'.repeat(6144), 'a bearer of up to 6144 characters is carried')
   const err = parseOpenAnswer(JSON.parse(JSON.stringify(refusal(new PortNotExposedError('d', 80, 'private')))))
   t.ok(err instanceof PortNotExposedError, 'rebuilt as its class')
   t.equal((err as PortNotExposedError).status, 403, 'with its HTTP status')

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
 import { ingressPair, DEPLOYMENT } from '../ingress/test-mesh.ts'
+import { INGRESS_PROTOCOL, encodeFrame, parseOpenAnswer, readFrame } from '../ingress/protocol.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { delegateCapability, issueCapability } from '../../identity/capabilities.ts'
 import { serverCertificate } from '../tls/certificate.ts'
@@ -393,4 +394,22 @@ t.test('access control: an attacker\'s attempts are refused before the mesh and 
   t.match(late, /served \/b/, 'a body that arrives later is carried up to its Content-Length')
   t.notMatch(w.received(), /\/late/, 'and not one byte past it, even in a later read')
   t.equal(w.requests(), 7)
+
+  // a peer that skips the ingress and opens a stream to the provider itself meets the same check there
+  const direct = async (bearer?: string, port = 8080): Promise<string> => {
+    const conn = pair.client.getConnections(pair.provider.peerId).find((c) => c.status === 'open')!
+    const stream = await conn.newStream(INGRESS_PROTOCOL)
+    stream.send(encodeFrame({ v: 1, deploymentId: DEPLOYMENT, contractId: 'c1', port, ...(bearer !== undefined ? { bearer } : {}) }))
+    stream.send(Buffer.from('GET /direct HTTP/1.1\r\nhost: x\r\n\r\n'))
+    const refused = parseOpenAnswer(await readFrame(stream, 5000))
+    stream.abort(new Error('done'))
+    return refused ? refused.name : 'ok'
+  }
+  t.equal(await direct(), 'IngressAuthRequiredError', 'straight to the provider with no bearer: refused')
+  t.equal(await direct('not-the-key'), 'IngressAccessDeniedError', 'with a wrong key: refused')
+  t.equal(await direct(expired), 'IngressAccessDeniedError', 'with an expired token: refused')
+  t.equal(await direct(key, 9090), 'IngressAccessDeniedError', 'with the key of another port: refused')
+  t.equal(await direct(key), 'ok', 'with the key: opened')
+  await new Promise((r) => setTimeout(r, 100))
+  t.equal(w.received().match(/\/direct/g)?.length ?? 0, 1, 'only the stream with the right key reached the workload')
 })
