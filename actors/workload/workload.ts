@@ -38,6 +38,18 @@ export interface PortAccess {
   capability?: { issuer: string }
 }
 
+/** New connections per second let through at an ingress, and the burst let through at once (spec/ingress.md "Rate limits"). */
+export interface PortRateBucket {
+  perSecond: number
+  burst: number
+}
+
+/** The owner's limits on new connections to a port, per client address and per route, at each ingress. */
+export interface PortRateLimit {
+  perClient?: PortRateBucket
+  perRoute?: PortRateBucket
+}
+
 export interface WorkloadPort {
   port: number
   protocol: 'tcp' | 'udp'
@@ -46,6 +58,8 @@ export interface WorkloadPort {
   public?: true
   /** Present only when the owner restricts who may use the port through an ingress. */
   access?: PortAccess
+  /** Present only when the owner limits new connections (each ingress applies it beside its own limit). */
+  rateLimit?: PortRateLimit
 }
 
 export interface ResourceRequest {
@@ -248,13 +262,19 @@ export function validateWorkload(value: unknown): Workload {
     const both = (owners.allow as string[]).filter((d) => (owners.deny as string[]).includes(d))
     if (both.length > 0) rules.push({ path: '$.constraints.owners', reason: `${both[0]} is both allowed and denied` })
   }
-  const ports: WorkloadPort[] = (raw.ports ?? []).map(({ public: open, access, ...p }: { port: number; protocol?: 'tcp' | 'udp'; name?: string; public?: boolean; access?: PortAccess }) => ({
+  const ports: WorkloadPort[] = (raw.ports ?? []).map(({ public: open, access, rateLimit, ...p }: { port: number; protocol?: 'tcp' | 'udp'; name?: string; public?: boolean; access?: PortAccess; rateLimit?: PortRateLimit }) => ({
     ...p, protocol: p.protocol ?? 'tcp', ...(open === true ? { public: true as const } : {}), ...(access ? { access: normalizedAccess(access) } : {}),
+    ...(rateLimit ? { rateLimit } : {}),
   }))
   ports.forEach((p, i) => {
     if (!p.access) return
     if (p.protocol !== 'tcp') rules.push({ path: `$.ports[${i}].access`, reason: 'is for a tcp port only (it is checked on HTTP requests at the ingress)' })
     if (!p.access.apiKeys && !p.access.capability) rules.push({ path: `$.ports[${i}].access`, reason: 'needs apiKeys or capability (or no access section at all)' })
+  })
+  ports.forEach((p, i) => {
+    if (!p.rateLimit) return
+    if (p.protocol !== 'tcp') rules.push({ path: `$.ports[${i}].rateLimit`, reason: 'is for a tcp port only (it counts connections at the ingress)' })
+    if (!p.rateLimit.perClient && !p.rateLimit.perRoute) rules.push({ path: `$.ports[${i}].rateLimit`, reason: 'needs perClient or perRoute (or no rateLimit section at all)' })
   })
   if (rules.length > 0) throw new InvalidWorkloadError(rules)
 

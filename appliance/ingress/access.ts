@@ -33,8 +33,9 @@ export class AccessChecker {
   async check(access: PortAccess, authorization: string[], deploymentId: string, port: number): Promise<string> {
     if (authorization.length === 0) throw new IngressAuthRequiredError(deploymentId, port, 'no Authorization header')
     if (authorization.length > 1) throw new IngressAccessDeniedError(deploymentId, port, 'more than one Authorization header')
-    const m = /^Bearer +([\x21-\x7e]+) *$/i.exec(authorization[0]!)
-    if (!m) throw new IngressAuthRequiredError(deploymentId, port, 'the Authorization header is not "Bearer <key or token>"')
+    // RFC 6750 b64token: what a key or a JWT is made of (and nothing JSON would escape in the open frame)
+    const m = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(authorization[0]!)
+    if (!m) throw new IngressAuthRequiredError(deploymentId, port, 'the Authorization header is not "Bearer <key or token>" (RFC 6750 characters)')
     const bearer = m[1]!
     if (bearer.length > MAX_BEARER_CHARS) throw new IngressAccessDeniedError(deploymentId, port, `the bearer is longer than ${MAX_BEARER_CHARS} characters`)
     if (access.apiKeys && keyListed(bearer, access.apiKeys)) return bearer

@@ -6,7 +6,7 @@
 import type { NodeKey } from '../../identity/keys.ts'
 import type { KvStore } from '../../core/index.ts'
 import type { DeploymentView } from '../../actors/deployment/model.ts'
-import type { PortAccess, Workload } from '../../actors/workload/workload.ts'
+import type { PortAccess, PortRateLimit, Workload } from '../../actors/workload/workload.ts'
 import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError } from './errors.ts'
 import { signGrant, type ExposureGrant } from './grant.ts'
 
@@ -35,6 +35,8 @@ export interface BackendsAnswer {
   grant?: ExposureGrant
   /** The owner's access policy for the port (`ports[].access`): the ingress checks each request against it. */
   access?: PortAccess
+  /** The owner's limit on new connections to the port (`ports[].rateLimit`), applied by each ingress beside its own. */
+  rateLimit?: PortRateLimit
 }
 
 /** What the answer reads of the orchestrator. */
@@ -88,7 +90,9 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
   const exposure = exposureOf(w, req.deploymentId, req.port, book)
   if (exposure === 'undeclared') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload declares no such tcp port')
   if (exposure === 'private') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload keeps it private')
-  const access = w.ports.find((x) => x.port === req.port && x.protocol === 'tcp')?.access
+  const declared = w.ports.find((x) => x.port === req.port && x.protocol === 'tcp')
+  const access = declared?.access
+  const rateLimit = declared?.rateLimit
   const view = src.status(req.deploymentId)
   const replicas = view.replicas
     .filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
@@ -97,5 +101,6 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
     deploymentId: req.deploymentId, port: req.port, orchestrator: key.did, replicas,
     ...(exposure === 'opened' ? { grant: signGrant(key, req.deploymentId, req.port) } : {}),
     ...(access ? { access } : {}),
+    ...(rateLimit ? { rateLimit } : {}),
   }
 }

@@ -90,12 +90,13 @@ export class RouteBalancer {
   }
 
   /**
-   * The owner's access policy for the route's port, from the replica set (cached as for `open`: asked of the
+   * The owner's access policy and rate limit for the route's port, from the replica set (cached as for `open`: asked of the
    * orchestrator at most once a second per route, however many connections arrive).
    */
-  async access(): Promise<BackendsAnswer['access']> {
+  async policy(): Promise<Pick<BackendsAnswer, 'access' | 'rateLimit'>> {
     try {
-      return (await this.#current(false)).access
+      const a = await this.#current(false)
+      return { ...(a.access ? { access: a.access } : {}), ...(a.rateLimit ? { rateLimit: a.rateLimit } : {}) }
     } catch (err) {
       throw err instanceof IngressError ? err : new UpstreamUnreachableError(`the orchestrator of '${this.route.name}'`, (err as Error).message)
     }

@@ -111,10 +111,11 @@ export class DeploymentNotHereError extends IngressError {
   }
 }
 
-/** Too many new connections from this client address, or to this route, for the ingress's rate limit. */
+/** Too many new connections from this client address, or to this route, for the ingress's or the workload's rate limit. */
 export class RateLimitedError extends IngressError {
-  constructor(route: string, scope: 'client' | 'route', retryAfterSeconds: number) {
-    super(`too many connections ${scope === 'client' ? 'from this client ' : ''}to '${route}': retry after ${retryAfterSeconds} s`, 'ERR_RATE_LIMITED', { route, scope, retryAfterSeconds })
+  /** `limit`: whose limit it is, the ingress operator's (config.json) or the workload owner's (`ports[].rateLimit`). */
+  constructor(route: string, scope: 'client' | 'route', retryAfterSeconds: number, limit: 'ingress' | 'workload' = 'ingress') {
+    super(`too many connections ${scope === 'client' ? 'from this client ' : ''}to '${route}' for the ${limit === 'ingress' ? "ingress's" : "workload's"} limit: retry after ${retryAfterSeconds} s`, 'ERR_RATE_LIMITED', { route, scope, retryAfterSeconds, limit })
     this.name = 'RateLimitedError'
   }
 }

@@ -13,6 +13,7 @@ import { routeNameOfHost, type IngressConfig, type ListenAddress, type RouteSpec
 import { IngressAccessDeniedError, IngressAuthRequiredError, IngressError, InvalidIngressRequestError, RateLimitedError, UnknownRouteError } from './errors.ts'
 import { AccessChecker } from './access.ts'
 import { guardRequest } from './http-guard.ts'
+import type { PortRateLimit } from '../../actors/workload/workload.ts'
 import { RateLimiter } from './rate-limit.ts'
 import { splice } from './splice.ts'
 import { TrafficClock } from './traffic.ts'
@@ -41,6 +42,8 @@ export class IngressServer {
   /** Per-route open connections and last traffic (the idle clock for scale to zero). */
   readonly traffic = new TrafficClock()
   readonly #limiter: RateLimiter | undefined
+  /** Per route, the limit the workload's owner declares for its port (`ports[].rateLimit`), as last answered. */
+  readonly #workloadLimiters = new Map<string, { key: string; limiter: RateLimiter }>()
   /** The HTTP listener's bound address (after start). */
   address: ListenAddress | undefined
   /** The raw TCP listeners' bound addresses, by route (after start). */
@@ -124,6 +127,30 @@ export class IngressServer {
     })
   }
 
+  /**
+   * Takes the connection's token from the ingress's buckets and the workload's (both must have one: the stricter
+   * limit wins; a refused connection takes none). Throws RateLimitedError.
+   */
+  #admit(route: string, client: string, declared: PortRateLimit | undefined): void {
+    const theirs = declared ? this.#workloadLimiter(route, declared) : undefined
+    for (const [limiter, limit] of [[this.#limiter, 'ingress'], [theirs, 'workload']] as const) {
+      const d = limiter?.peek(route, client)
+      if (d && !d.ok) throw new RateLimitedError(route, d.scope, Math.ceil(d.retryAfterMs / 1000), limit)
+    }
+    this.#limiter?.take(route, client)
+    theirs?.take(route, client)
+  }
+
+  /** The route's limiter for the workload's declared limit (a new one, full, when the owner changes it). */
+  #workloadLimiter(route: string, declared: PortRateLimit): RateLimiter {
+    const key = JSON.stringify(declared)
+    const had = this.#workloadLimiters.get(route)
+    if (had?.key === key) return had.limiter
+    const limiter = new RateLimiter(declared)
+    this.#workloadLimiters.set(route, { key, limiter })
+    return limiter
+  }
+
   #track(s: Socket): void {
     this.#sockets.add(s)
     s.on('close', () => this.#sockets.delete(s))
@@ -166,15 +193,17 @@ export class IngressServer {
   async #connect(s: Socket, routeName: string, head: Buffer | undefined): Promise<void> {
     const balancer = this.#balancers.get(routeName)
     if (!balancer) return this.#refuse(s, new UnknownRouteError(routeName), head !== undefined)
-    const admitted = this.#limiter?.admit(routeName, s.remoteAddress ?? '?')
-    if (admitted && !admitted.ok) return this.#refuse(s, new RateLimitedError(routeName, admitted.scope, Math.ceil(admitted.retryAfterMs / 1000)), head !== undefined)
+    const client = s.remoteAddress ?? '?'
+    const ours = this.#limiter?.peek(routeName, client) // before anything is asked of the mesh
+    if (ours && !ours.ok) return this.#refuse(s, new RateLimitedError(routeName, ours.scope, Math.ceil(ours.retryAfterMs / 1000)), head !== undefined)
     let opened: Awaited<ReturnType<RouteBalancer['open']>>
     let early = head
     let upLimit: number | undefined
     let bearer: string | undefined
     try {
-      // the owner's access policy is checked before any provider is asked for a stream
-      const access = await balancer.access()
+      // the owner's rate limit and access policy are checked before any provider is asked for a stream
+      const { access, rateLimit } = await balancer.policy()
+      this.#admit(routeName, client, rateLimit)
       if (access) {
         const r = balancer.route
         if (!head) throw new IngressAuthRequiredError(r.deploymentId, r.port, 'a raw TCP connection cannot carry a key or token')

@@ -10,7 +10,7 @@ import { IngressServer } from './ingress-server.ts'
 import type { RateLimitSpec } from './rate-limit.ts'
 import { INGRESS_PROTOCOL } from './protocol.ts'
 import type { Backend } from './backends.ts'
-import type { PortAccess } from '../../actors/workload/workload.ts'
+import type { PortAccess, PortRateLimit } from '../../actors/workload/workload.ts'
 import type { IngressConfig, RouteSpec } from './config.ts'
 
 export interface FakeReplica {
@@ -40,7 +40,7 @@ export const DEPLOYMENT = 'web-00000001'
  * `relay`: the provider listens on no address, only through a relay (a third host), and the ingress listens on
  * none: every byte between them crosses the relay's circuit (a limited connection), as for a provider behind NAT.
  */
-export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec; tls?: TlsMaterial; log?: Log; access?: Record<number, PortAccess> } = {}): Promise<IngressPair> {
+export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec; tls?: TlsMaterial; log?: Log; access?: Record<number, PortAccess>; workloadRateLimit?: Record<number, PortRateLimit> } = {}): Promise<IngressPair> {
   const providerKey = NodeKey.generate()
   const consumer = NodeKey.generate()
   const relay = o.relay ? await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false, relayServer: true }) : undefined
@@ -79,6 +79,7 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
       deploymentId: r.deploymentId, port: r.port, orchestrator: consumer.did,
       replicas: replicas.map((x, index): Backend => ({ index, node: providerKey.did, contractId: x.contractId })),
       ...(o.access?.[r.port] ? { access: o.access[r.port] } : {}),
+      ...(o.workloadRateLimit?.[r.port] ? { rateLimit: o.workloadRateLimit[r.port] } : {}),
     }),
     openStream: async () => {
       const conn = client.getConnections(provider.peerId).find((c) => c.status === 'open')

@@ -156,3 +156,22 @@ t.test("a port's access policy: hashes of keys and an issuer, checked by the sch
   const src = { status: () => ({ replicas: [] }) as never, workloadOf: () => w }
   t.same(backendsFor(src, book, key, { deploymentId: 'web-1', port: 80 }).access, { apiKeys: [h2, h1], capability: { issuer: did } }, 'the replica-set answer carries the policy')
 })
+
+t.test("a port's rate limit: the operator's bucket shape, checked by the schema; it reaches the ingress with the replica set", async (t) => {
+  const base = { apiVersion: 'noir/v1', kind: 'service', name: 'web', runtime: { type: 'container', image: 'x' }, resources: { cpu: 0.1, memory: '16Mi' } }
+  const rateLimit = { perClient: { perSecond: 2.5, burst: 5 }, perRoute: { perSecond: 100, burst: 200 } }
+  const w = validateWorkload({ ...base, ports: [{ port: 80, public: true, rateLimit }, { port: 81 }] })
+  t.same(w.ports, [{ port: 80, protocol: 'tcp', public: true, rateLimit }, { port: 81, protocol: 'tcp' }])
+  t.same(workloadFromWire(JSON.parse(JSON.stringify(w))).ports, w.ports, 'it travels unchanged')
+  const refused: [unknown, RegExp][] = [
+    [{ perClient: { perSecond: 0, burst: 1 } }, /perSecond/],
+    [{ perClient: { perSecond: 1, burst: 0.5 } }, /burst/],
+    [{ perClient: { perSecond: 1 } }, /burst/],
+    [{ perUser: { perSecond: 1, burst: 1 } }, /perUser/],
+    [{}, /needs perClient or perRoute/],
+  ]
+  for (const [rl, why] of refused) t.throws(() => validateWorkload({ ...base, ports: [{ port: 80, rateLimit: rl }] }), { name: 'InvalidWorkloadError', message: why }, JSON.stringify(rl))
+  t.throws(() => validateWorkload({ ...base, ports: [{ port: 53, protocol: 'udp', rateLimit }] }), { message: /tcp port only/ })
+  const src = { status: () => ({ replicas: [] }) as never, workloadOf: () => w }
+  t.same(backendsFor(src, new ExposureBook(new MemoryKvStore()), NodeKey.generate(), { deploymentId: 'web-1', port: 80 }).rateLimit, rateLimit)
+})

@@ -413,3 +413,70 @@ t.test('access control: an attacker\'s attempts are refused before the mesh and 
   await new Promise((r) => setTimeout(r, 100))
   t.equal(w.received().match(/\/direct/g)?.length ?? 0, 1, 'only the stream with the right key reached the workload')
 })
+
+t.test('rate limits declared by the workload: the stricter of the owner\'s and the operator\'s applies; refused connections never reach the workload', async (t) => {
+  const w = countingBackend()
+  const hostPort = await listen(w.server)
+  const key = 'k-' + randomBytes(24).toString('base64url')
+  const routes = [{ name: 'web', deploymentId: DEPLOYMENT, port: 8080, orchestrators: [] }, { name: 'shared', deploymentId: DEPLOYMENT, port: 8081, orchestrators: [] }, { name: 'locked', deploymentId: DEPLOYMENT, port: 8082, orchestrators: [] }, { name: 'loose', deploymentId: DEPLOYMENT, port: 8083, orchestrators: [] }]
+  const pair = await ingressPair([{ contractId: 'c1', hostPort }], {
+    routes, tcp: true,
+    rateLimit: { perClient: { perSecond: 0.01, burst: 3 } },
+    workloadRateLimit: {
+      8080: { perClient: { perSecond: 0.01, burst: 2 } }, // stricter than the operator's
+      8081: { perRoute: { perSecond: 0.01, burst: 2 } }, // every client together
+      8082: { perClient: { perSecond: 0.01, burst: 3 } },
+      8083: { perClient: { perSecond: 1000, burst: 1000 } }, // looser: the operator's applies
+    },
+    access: { 8082: { apiKeys: [createHash('sha256').update(key).digest('hex')] } },
+  })
+  t.teardown(async () => {
+    await pair.stop()
+    w.server.closeAllConnections()
+    w.server.close()
+  })
+  const ask = (host: string, o: { from?: string; authorization?: string } = {}): Promise<{ status: number; limit: string | undefined; scope: string | undefined; retry: string | undefined }> => new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: pair.port, path: '/', headers: { host, ...(o.authorization ? { authorization: o.authorization } : {}) }, agent: false, ...(o.from ? { localAddress: o.from } : {}) }, (res) => {
+      let body = ''
+      res.on('data', (c: Buffer) => (body += c.toString()))
+      res.on('end', () => {
+        const p = res.statusCode === 429 ? (JSON.parse(body) as { detail: string }) : undefined
+        resolve({ status: res.statusCode ?? 0, limit: p && /workload's limit/.test(p.detail) ? 'workload' : p ? 'ingress' : undefined, scope: p && /from this client/.test(p.detail) ? 'client' : p ? 'route' : undefined, retry: res.headers['retry-after'] as string | undefined })
+      })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  const statuses = async (n: number, host: string, o: { from?: string; authorization?: string } = {}): Promise<number[]> => {
+    const out: number[] = []
+    for (let i = 0; i < n; i++) out.push((await ask(host, o)).status)
+    return out
+  }
+
+  t.same(await statuses(2, 'web.localhost'), [200, 200])
+  const refused = await ask('web.localhost')
+  t.same([refused.status, refused.limit, refused.scope], [429, 'workload', 'client'], 'the workload\'s burst of 2 ends the flood before the operator\'s 3')
+  t.ok(Number(refused.retry) >= 1, `with Retry-After (${refused.retry} s)`)
+  t.equal(w.requests(), 2, 'the refused connection never reached the workload')
+
+  t.same(await statuses(3, 'loose.localhost'), [200, 200, 200])
+  const op = await ask('loose.localhost')
+  t.same([op.status, op.limit], [429, 'ingress'], 'a looser workload limit does not lift the operator\'s')
+  t.equal(w.requests(), 5)
+
+  const a = await ask('shared.localhost', { from: '127.0.0.1' })
+  const b = await ask('shared.localhost', { from: '127.0.0.2' })
+  const c = await ask('shared.localhost', { from: '127.0.0.3' })
+  t.same([a.status, b.status, c.status, c.limit, c.scope], [200, 200, 429, 'workload', 'route'], 'perRoute counts every client together')
+  t.equal(w.requests(), 7)
+
+  // a brute force of keys spends the client's budget: the right key, after it, is refused too
+  t.same(await statuses(3, 'locked.localhost', { from: '127.0.0.4', authorization: 'Bearer guess' }), [403, 403, 403], 'three wrong keys')
+  t.equal((await ask('locked.localhost', { from: '127.0.0.4', authorization: `Bearer ${key}` })).status, 429, 'the limit comes before the key check')
+  t.equal((await ask('locked.localhost', { from: '127.0.0.5', authorization: `Bearer ${key}` })).status, 200, 'another client with the key is served')
+  t.equal(w.requests(), 8)
+
+  const tcpPort = pair.ingress.tcpAddresses[0]!.address.port // route 'web' (the first), already over the workload's burst for 127.0.0.1
+  t.equal(await raw(tcpPort, 'GET / HTTP/1.1\r\nhost: web\r\n\r\n'), '', 'raw TCP past the workload\'s limit: closed with no byte')
+  t.equal(w.requests(), 8)
+})
