@@ -27,6 +27,41 @@ export interface WorkloadRuntime {
 }
 
 /** What one replica needs, in canonical units. */
+/**
+ * Who may reach an exposed port through an ingress (spec/ingress.md "Access control"): HTTP requests carrying
+ * `Authorization: Bearer <key>` whose SHA-256 is listed, or `Bearer <capability token>` issued (directly or by
+ * delegation) by `capability.issuer` with an ability covering `/noir/ingress/<deploymentId>/<port>`.
+ * A key itself never appears in the workload, only its SHA-256 (64 lower-case hex digits).
+ */
+export interface PortAccess {
+  apiKeys?: string[]
+  capability?: { issuer: string }
+}
+
+/** New connections per second let through at an ingress, and the burst let through at once (spec/ingress.md "Rate limits"). */
+export interface PortRateBucket {
+  perSecond: number
+  burst: number
+}
+
+/** The owner's limits on new connections to a port, per client address and per route, at each ingress. */
+export interface PortRateLimit {
+  perClient?: PortRateBucket
+  perRoute?: PortRateBucket
+}
+
+export interface WorkloadPort {
+  port: number
+  protocol: 'tcp' | 'udp'
+  name?: string
+  /** `public: true` only when the workload opens the port to ingresses (absent: private; spec/ingress.md). */
+  public?: true
+  /** Present only when the owner restricts who may use the port through an ingress. */
+  access?: PortAccess
+  /** Present only when the owner limits new connections (each ingress applies it beside its own limit). */
+  rateLimit?: PortRateLimit
+}
+
 export interface ResourceRequest {
   /** cores, fractional */
   cpu: number
@@ -106,7 +141,7 @@ export interface Workload {
   /** Each with exactly one target: `env` (a variable) or `file` (a read-only file under /run/secrets; containers). */
   secrets: SecretRef[]
   /** `public: true` only when the workload opens the port to ingresses (absent: private; spec/ingress.md). */
-  ports: { port: number; protocol: 'tcp' | 'udp'; name?: string; public?: true }[]
+  ports: WorkloadPort[]
   stateDir?: string
   leaseSeconds: number
 }
@@ -229,6 +264,20 @@ export function validateWorkload(value: unknown): Workload {
     const both = (owners.allow as string[]).filter((d) => (owners.deny as string[]).includes(d))
     if (both.length > 0) rules.push({ path: '$.constraints.owners', reason: `${both[0]} is both allowed and denied` })
   }
+  const ports: WorkloadPort[] = (raw.ports ?? []).map(({ public: open, access, rateLimit, ...p }: { port: number; protocol?: 'tcp' | 'udp'; name?: string; public?: boolean; access?: PortAccess; rateLimit?: PortRateLimit }) => ({
+    ...p, protocol: p.protocol ?? 'tcp', ...(open === true ? { public: true as const } : {}), ...(access ? { access: normalizedAccess(access) } : {}),
+    ...(rateLimit ? { rateLimit } : {}),
+  }))
+  ports.forEach((p, i) => {
+    if (!p.access) return
+    if (p.protocol !== 'tcp') rules.push({ path: `$.ports[${i}].access`, reason: 'is for a tcp port only (it is checked on HTTP requests at the ingress)' })
+    if (!p.access.apiKeys && !p.access.capability) rules.push({ path: `$.ports[${i}].access`, reason: 'needs apiKeys or capability (or no access section at all)' })
+  })
+  ports.forEach((p, i) => {
+    if (!p.rateLimit) return
+    if (p.protocol !== 'tcp') rules.push({ path: `$.ports[${i}].rateLimit`, reason: 'is for a tcp port only (it counts connections at the ingress)' })
+    if (!p.rateLimit.perClient && !p.rateLimit.perRoute) rules.push({ path: `$.ports[${i}].rateLimit`, reason: 'needs perClient or perRoute (or no rateLimit section at all)' })
+  })
   if (rules.length > 0) throw new InvalidWorkloadError(rules)
 
   return {
@@ -243,9 +292,17 @@ export function validateWorkload(value: unknown): Workload {
     ...(job ? { job } : {}),
     env,
     secrets,
-    ports: (raw.ports ?? []).map(({ public: open, ...p }: { port: number; protocol?: 'tcp' | 'udp'; name?: string; public?: boolean }) => ({ ...p, protocol: p.protocol ?? 'tcp', ...(open === true ? { public: true as const } : {}) })),
+    ports,
     ...(raw.stateDir ? { stateDir: raw.stateDir } : {}),
     leaseSeconds: raw.leaseSeconds ?? (job?.deadlineSeconds ? Math.max(10, job.deadlineSeconds) : DEFAULT_LEASE_S),
+  }
+}
+
+/** Keys sorted and deduplicated, so one access policy has one form (and one contract digest). */
+function normalizedAccess(a: PortAccess): PortAccess {
+  return {
+    ...(a.apiKeys ? { apiKeys: [...new Set(a.apiKeys)].sort() } : {}),
+    ...(a.capability ? { capability: { issuer: a.capability.issuer } } : {}),
   }
 }
 

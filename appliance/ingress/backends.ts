@@ -6,7 +6,7 @@
 import type { NodeKey } from '../../identity/keys.ts'
 import type { KvStore } from '../../core/index.ts'
 import type { DeploymentView } from '../../actors/deployment/model.ts'
-import type { Workload } from '../../actors/workload/workload.ts'
+import type { PortAccess, PortRateLimit, Workload } from '../../actors/workload/workload.ts'
 import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError } from './errors.ts'
 import { signGrant, type ExposureGrant } from './grant.ts'
 
@@ -40,6 +40,10 @@ export interface BackendsAnswer {
   phase?: string
   /** The service may scale to zero (`service.scale.min: 0`): an ingress holds a request while it wakes. */
   scaleToZero?: boolean
+  /** The owner's access policy for the port (`ports[].access`): the ingress checks each request against it. */
+  access?: PortAccess
+  /** The owner's limit on new connections to the port (`ports[].rateLimit`), applied by each ingress beside its own. */
+  rateLimit?: PortRateLimit
 }
 
 export interface TrafficBody { deploymentId: string; port: number; active: number; lastTrafficAt: number }
@@ -99,6 +103,9 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
   const exposure = exposureOf(w, req.deploymentId, req.port, book)
   if (exposure === 'undeclared') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload declares no such tcp port')
   if (exposure === 'private') throw new PortNotExposedError(req.deploymentId, req.port, 'the workload keeps it private')
+  const declared = w.ports.find((x) => x.port === req.port && x.protocol === 'tcp')
+  const access = declared?.access
+  const rateLimit = declared?.rateLimit
   const view = src.status(req.deploymentId)
   const replicas = view.replicas
     .filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
@@ -107,6 +114,8 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
     deploymentId: req.deploymentId, port: req.port, orchestrator: key.did, replicas, phase: view.phase,
     ...(w.service?.scale?.min === 0 ? { scaleToZero: true } : {}),
     ...(exposure === 'opened' ? { grant: signGrant(key, req.deploymentId, req.port) } : {}),
+    ...(access ? { access } : {}),
+    ...(rateLimit ? { rateLimit } : {}),
   }
 }
 

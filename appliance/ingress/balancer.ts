@@ -65,7 +65,7 @@ export class RouteBalancer {
    * answer). `early` (the request head already read) is sent right behind the open frame, saving a round trip:
    * the provider forwards it only once its checks passed, and a refused attempt sends it again to the next one.
    */
-  async open(early?: Uint8Array): Promise<{ stream: Stream; backend: Backend; coldStartMs?: number }> {
+  async open(early?: Uint8Array, bearer?: string): Promise<{ stream: Stream; backend: Backend; coldStartMs?: number }> {
     let tried = 0
     let last: Error | undefined
     const t0 = Date.now()
@@ -86,7 +86,7 @@ export class RouteBalancer {
       for (const b of this.#order(answer.replicas)) {
         tried++
         try {
-          const stream = await this.#openOn(b, answer, early)
+          const stream = await this.#openOn(b, answer, early, bearer)
           const s = this.#seenOf(b)
           s.connections++
           s.lastRefusal = null
@@ -130,6 +130,19 @@ export class RouteBalancer {
       answer = await this.#current(true)
     }
     return answer
+  }
+
+  /**
+   * The owner's access policy and rate limit for the route's port, from the replica set (cached as for `open`: asked of the
+   * orchestrator at most once a second per route, however many connections arrive).
+   */
+  async policy(): Promise<Pick<BackendsAnswer, 'access' | 'rateLimit'>> {
+    try {
+      const a = await this.#current(false)
+      return { ...(a.access ? { access: a.access } : {}), ...(a.rateLimit ? { rateLimit: a.rateLimit } : {}) }
+    } catch (err) {
+      throw err instanceof IngressError ? err : new UpstreamUnreachableError(`the orchestrator of '${this.route.name}'`, (err as Error).message)
+    }
   }
 
   /** Round-robin from the next position; replicas marked down go last (tried only when the others failed). */
@@ -182,10 +195,10 @@ export class RouteBalancer {
     return this.#refreshing
   }
 
-  async #openOn(b: Backend, answer: BackendsAnswer, early: Uint8Array | undefined): Promise<Stream> {
+  async #openOn(b: Backend, answer: BackendsAnswer, early: Uint8Array | undefined, bearer: string | undefined): Promise<Stream> {
     const stream = await this.#d.openStream(b.node)
     try {
-      const req: OpenRequest = { v: 1, deploymentId: answer.deploymentId, contractId: b.contractId, port: answer.port, ...(answer.grant ? { grant: answer.grant } : {}) }
+      const req: OpenRequest = { v: 1, deploymentId: answer.deploymentId, contractId: b.contractId, port: answer.port, ...(answer.grant ? { grant: answer.grant } : {}), ...(bearer !== undefined ? { bearer } : {}) }
       stream.send(encodeFrame(req))
       if (early && early.byteLength > 0) stream.send(early)
       const refused = parseOpenAnswer(await readFrame(stream, ANSWER_TIMEOUT_MS))

@@ -7,7 +7,8 @@
 //     "domain": "localhost",                    a route NAME is served as Host NAME.<domain> (and NAME alone)
 //     "routes": [{ "name": "web", "deployment": "ID", "port": 8080, "orchestrators": ["did:key:..."] }],
 //     "tcp": [{ "listen": "127.0.0.1:9000", "route": "web" }],  raw TCP listeners, one route each
-//     "rateLimit": { "perClient": { "perSecond": 20, "burst": 40 }, "perRoute": { "perSecond": 500, "burst": 1000 } }
+//     "rateLimit": { "perClient": { "perSecond": 20, "burst": 40 }, "perRoute": { "perSecond": 500, "burst": 1000 } },
+//     "tls": { "cert": "/path/cert.pem", "key": "/path/key.pem" }   or { "selfSigned": true }: the HTTP listener speaks HTTPS
 //   }
 import { ConfigError } from '../daemon/errors.ts'
 import { isIP } from 'node:net'
@@ -34,7 +35,11 @@ export interface IngressConfig {
   tcp: { listen: ListenAddress; route: string }[]
   /** New connections per client address and per route (absent: no limit). */
   rateLimit?: RateLimitSpec
+  /** The HTTP listener terminates TLS: with these files, or a self-signed certificate kept in the node's home. */
+  tls?: IngressTls
 }
+
+export type IngressTls = { cert: string; key: string } | { selfSigned: true }
 
 const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
 const DID = /^did:key:z[1-9A-HJ-NP-Za-km-z]{20,80}$/
@@ -73,7 +78,7 @@ export function parseRoute(r: unknown, at: string): RouteSpec {
 export function parseIngressConfig(v: unknown): IngressConfig | undefined {
   if (v === undefined || v === null) return undefined
   if (!isObject(v)) throw new ConfigError("config.json: 'ingress' must be an object { listen, domain?, routes?, tcp? }")
-  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit'], '')
+  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit', 'tls'], '')
   const listen = parseListen(v.listen, 'listen')
   const domain = v.domain ?? 'localhost'
   if (typeof domain !== 'string' || !DOMAIN.test(domain)) throw bad('domain', 'must be a DNS name (e.g. "localhost" or "apps.example.org")')
@@ -92,7 +97,23 @@ export function parseIngressConfig(v: unknown): IngressConfig | undefined {
     return { listen: parseListen(t.listen, `tcp[${i}].listen`), route: t.route }
   })
   const rateLimit = parseRateLimit(v.rateLimit)
-  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}) }
+  const tls = parseTls(v.tls)
+  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}), ...(tls ? { tls } : {}) }
+}
+
+function parseTls(v: unknown): IngressTls | undefined {
+  if (v === undefined) return undefined
+  if (!isObject(v)) throw bad('tls', 'must be an object { cert, key } or { selfSigned: true }')
+  if ('selfSigned' in v) {
+    only(v, ['selfSigned'], 'tls')
+    if (v.selfSigned !== true) throw bad('tls.selfSigned', 'must be true (omit \'tls\' for plain HTTP)')
+    return { selfSigned: true }
+  }
+  only(v, ['cert', 'key'], 'tls')
+  for (const f of ['cert', 'key'] as const) {
+    if (typeof v[f] !== 'string' || v[f].length === 0 || v[f].length > 4096) throw bad(`tls.${f}`, 'must be the path of a PEM file')
+  }
+  return { cert: v.cert as string, key: v.key as string }
 }
 
 function parseBucket(v: unknown, at: string): BucketSpec {

@@ -8,6 +8,7 @@ const STATUS: Record<string, number> = {
   ERR_PORT_NOT_EXPOSED: 403, ERR_CONTRACT_NOT_SERVING: 403, ERR_INVALID_EXPOSURE_GRANT: 403, ERR_REPLICA_NOT_READY: 503, ERR_NO_READY_REPLICA: 503,
   ERR_BACKEND_UNREACHABLE: 502, ERR_UPSTREAM_UNREACHABLE: 502, ERR_UNKNOWN_ROUTE: 404, ERR_DEPLOYMENT_NOT_HERE: 404,
   ERR_INVALID_INGRESS_REQUEST: 400, ERR_ROUTE_EXISTS: 409, ERR_RATE_LIMITED: 429,
+  ERR_INGRESS_AUTH_REQUIRED: 401, ERR_INGRESS_ACCESS_DENIED: 403,
 }
 
 export class IngressError extends NoirError {
@@ -110,16 +111,33 @@ export class DeploymentNotHereError extends IngressError {
   }
 }
 
-/** Too many new connections from this client address, or to this route, for the ingress's rate limit. */
+/** Too many new connections from this client address, or to this route, for the ingress's or the workload's rate limit. */
 export class RateLimitedError extends IngressError {
-  constructor(route: string, scope: 'client' | 'route', retryAfterSeconds: number) {
-    super(`too many connections ${scope === 'client' ? 'from this client ' : ''}to '${route}': retry after ${retryAfterSeconds} s`, 'ERR_RATE_LIMITED', { route, scope, retryAfterSeconds })
+  /** `limit`: whose limit it is, the ingress operator's (config.json) or the workload owner's (`ports[].rateLimit`). */
+  constructor(route: string, scope: 'client' | 'route', retryAfterSeconds: number, limit: 'ingress' | 'workload' = 'ingress') {
+    super(`too many connections ${scope === 'client' ? 'from this client ' : ''}to '${route}' for the ${limit === 'ingress' ? "ingress's" : "workload's"} limit: retry after ${retryAfterSeconds} s`, 'ERR_RATE_LIMITED', { route, scope, retryAfterSeconds, limit })
     this.name = 'RateLimitedError'
+  }
+}
+
+/** The port has an access policy and the request carries no `Authorization: Bearer` (or comes over raw TCP). */
+export class IngressAuthRequiredError extends IngressError {
+  constructor(deploymentId: string, port: number, why: string) {
+    super(`port ${port} of deployment ${deploymentId} needs a key or a capability token: ${why}`, 'ERR_INGRESS_AUTH_REQUIRED', { deploymentId, port })
+    this.name = 'IngressAuthRequiredError'
+  }
+}
+
+/** The presented key is not listed, or the token is not the declared issuer's, expired, or for another port. */
+export class IngressAccessDeniedError extends IngressError {
+  constructor(deploymentId: string, port: number, why: string) {
+    super(`access to port ${port} of deployment ${deploymentId} denied: ${why}`, 'ERR_INGRESS_ACCESS_DENIED', { deploymentId, port })
+    this.name = 'IngressAccessDeniedError'
   }
 }
 
 for (const cls of [
   IngressError, PortNotExposedError, ContractNotServingError, ReplicaNotReadyError, NoReadyReplicaError, BackendUnreachableError,
   UpstreamUnreachableError, UnknownRouteError, InvalidIngressRequestError, RouteExistsError, InvalidExposureGrantError, DeploymentNotHereError,
-  RateLimitedError,
+  RateLimitedError, IngressAuthRequiredError, IngressAccessDeniedError,
 ]) registerErrorClass(cls as never, cls.name)

@@ -2,7 +2,8 @@
 // streams by forwarding the bytes to a workload's port on its own loopback, and only after every check passed:
 // an active contract with that id on this node, for that deployment, whose workload declares that tcp port
 // and makes it public (or an exposure grant signed by the deployment's orchestrator opens it), a replica
-// whose health check passes, and a published loopback port. Every refusal is answered with a typed error
+// whose health check passes, and a published loopback port. A port with an access policy also needs the key
+// or token the client presented, checked here again (a peer may open a stream without any ingress). Every refusal is answered with a typed error
 // before the stream is closed. Nothing else on the provider's host is reachable this way.
 import { connect, type Socket } from 'node:net'
 import type { Connection, Stream } from '@libp2p/interface'
@@ -10,6 +11,7 @@ import type { StoredContract } from '../../actors/contracts/store.ts'
 import { errorFields, type Log } from '../../p2p/log.ts'
 import { BackendUnreachableError, ContractNotServingError, PortNotExposedError, ReplicaNotReadyError } from './errors.ts'
 import { checkGrant } from './grant.ts'
+import { AccessChecker } from './access.ts'
 import { OPEN_TIMEOUT_MS, encodeFrame, parseOpenRequest, readFrame, refusal, type OpenRequest } from './protocol.ts'
 import { splice } from './splice.ts'
 
@@ -41,6 +43,7 @@ export interface ForwarderStats {
 export class IngressForwarder {
   readonly #d: ForwarderDeps
   readonly stats: ForwarderStats = { opened: 0, refused: {}, active: 0 }
+  readonly #access = new AccessChecker()
 
   constructor(deps: ForwarderDeps) {
     this.#d = deps
@@ -94,6 +97,8 @@ export class IngressForwarder {
       const now = await this.#d.orchestratorOf(terms.consumer, terms.deploymentId).catch(() => terms.consumer)
       checkGrant(req.grant, { deploymentId: req.deploymentId, port: req.port, orchestrators: [...new Set([terms.consumer, now])] })
     }
+    // an ingress checked it already; a peer that opens a stream to this node without one must not get past it
+    if (declared.access) await this.#access.check(declared.access, req.bearer !== undefined ? [`Bearer ${req.bearer}`] : [], req.deploymentId, req.port)
     const r = this.#d.readiness(req.contractId)
     if (!r.ready) throw new ReplicaNotReadyError(req.contractId, r.why ?? 'its health check does not pass')
     const hostPort = this.#d.hostPort(req.contractId, req.port)

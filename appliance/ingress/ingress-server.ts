@@ -2,12 +2,18 @@
 // Host header (`NAME.<domain>` or `NAME`) and raw TCP listeners bound to one route each. A connection goes to
 // one replica (its RouteBalancer picks it) and its bytes are carried over the mesh unchanged, so keep-alive,
 // upgrades and any TCP protocol work. A connection that cannot be routed gets an RFC 9457 problem document
-// (HTTP) or is closed (raw TCP).
+// (HTTP) or is closed (raw TCP). With TLS material the HTTP listener speaks HTTPS: TLS ends here and the Host
+// of the decrypted request head picks the route as before (raw TCP listeners stay plain TCP).
 import { createServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import type { TlsMaterial } from '../tls/certificate.ts'
 import { errorFields, type Log } from '../../p2p/log.ts'
 import { RouteBalancer, type BalancerDeps } from './balancer.ts'
 import { routeNameOfHost, type IngressConfig, type ListenAddress, type RouteSpec } from './config.ts'
-import { IngressError, InvalidIngressRequestError, RateLimitedError, UnknownRouteError } from './errors.ts'
+import { IngressAccessDeniedError, IngressAuthRequiredError, IngressError, InvalidIngressRequestError, RateLimitedError, UnknownRouteError } from './errors.ts'
+import { AccessChecker } from './access.ts'
+import { guardRequest } from './http-guard.ts'
+import type { PortRateLimit } from '../../actors/workload/workload.ts'
 import { RateLimiter } from './rate-limit.ts'
 import { splice } from './splice.ts'
 import { TrafficClock } from './traffic.ts'
@@ -15,6 +21,8 @@ import { TrafficClock } from './traffic.ts'
 /** The most an HTTP request head may take before its Host is known. */
 const MAX_HEAD_BYTES = 16 * 1024
 const HEAD_TIMEOUT_MS = 10_000
+/** A TLS handshake not done by then is dropped. */
+const HANDSHAKE_TIMEOUT_MS = 10_000
 
 export interface IngressStats {
   connections: number
@@ -55,13 +63,19 @@ export class IngressServer {
   /** Per-route open connections and last traffic (the idle clock for scale to zero). */
   readonly traffic = new TrafficClock()
   readonly #limiter: RateLimiter | undefined
+  /** Per route, the limit the workload's owner declares for its port (`ports[].rateLimit`), as last answered. */
+  readonly #workloadLimiters = new Map<string, { key: string; limiter: RateLimiter }>()
   /** The HTTP listener's bound address (after start). */
   address: ListenAddress | undefined
   /** The raw TCP listeners' bound addresses, by route (after start). */
   readonly tcpAddresses: { route: string; address: ListenAddress }[] = []
+  readonly #tls: TlsMaterial | undefined
+  readonly #access = new AccessChecker()
 
-  constructor(cfg: IngressConfig, deps: BalancerDeps) {
+  /** `tls`: the HTTP listener's certificate (config `ingress.tls`, loaded by the caller); absent: plain HTTP. */
+  constructor(cfg: IngressConfig, deps: BalancerDeps, tls?: TlsMaterial) {
     this.#cfg = cfg
+    this.#tls = tls
     this.#deps = deps
     this.#log = deps.log
     this.#limiter = cfg.rateLimit ? new RateLimiter(cfg.rateLimit) : undefined
@@ -70,6 +84,11 @@ export class IngressServer {
 
   get domain(): string {
     return this.#cfg.domain
+  }
+
+  /** The SHA-256 fingerprint of the HTTP listener's certificate (undefined: plain HTTP). */
+  get tlsFingerprint(): string | undefined {
+    return this.#tls?.fingerprint
   }
 
   routes(): { route: RouteSpec; balancer: RouteBalancer }[] {
@@ -85,9 +104,10 @@ export class IngressServer {
   }
 
   async start(): Promise<void> {
-    const http = await this.#listen(this.#cfg.listen, (s) => this.#http(s))
+    const http = await this.#listen(this.#cfg.listen, (s) => this.#http(s), this.#tls)
     const a = http.address()
     if (a && typeof a === 'object') this.address = { host: a.address, port: a.port }
+    if (this.#tls) this.#log.info('ingress tls', { listen: this.address, fingerprint: this.#tls.fingerprint, generated: this.#tls.generated })
     for (const t of this.#cfg.tcp) {
       const srv = await this.#listen(t.listen, (s) => void this.#connect(s, t.route, undefined))
       const ta = srv.address()
@@ -100,15 +120,25 @@ export class IngressServer {
     await Promise.all(this.#servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))))
   }
 
-  #listen(at: ListenAddress, onConnection: (s: Socket) => void): Promise<Server> {
+  #listen(at: ListenAddress, onConnection: (s: Socket) => void, tls?: TlsMaterial): Promise<Server> {
     return new Promise((resolve, reject) => {
-      const srv = createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, (s) => {
+      const accepted = (s: Socket): void => {
         this.stats.connections++
-        this.#sockets.add(s)
-        s.on('close', () => this.#sockets.delete(s))
-        s.on('error', () => undefined)
+        this.#track(s)
         onConnection(s)
-      })
+      }
+      let srv: Server
+      if (tls) {
+        const t = createTlsServer({ key: tls.key, cert: tls.cert, allowHalfOpen: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, minVersion: 'TLSv1.2' }, (s) => {
+          s.pause()
+          accepted(s)
+        })
+        t.on('connection', (raw: Socket) => this.#track(raw)) // a handshake in progress is closed by stop() too
+        t.on('tlsClientError', (err) => this.#count(err.name === 'Error' ? 'TlsHandshakeError' : err.name))
+        srv = t
+      } else {
+        srv = createServer({ pauseOnConnect: true, noDelay: true, allowHalfOpen: true }, accepted)
+      }
       srv.once('error', reject)
       srv.listen(at.port, at.host, () => {
         srv.off('error', reject)
@@ -116,6 +146,40 @@ export class IngressServer {
         resolve(srv)
       })
     })
+  }
+
+  /**
+   * Takes the connection's token from the ingress's buckets and the workload's (both must have one: the stricter
+   * limit wins; a refused connection takes none). Throws RateLimitedError.
+   */
+  #admit(route: string, client: string, declared: PortRateLimit | undefined): void {
+    const theirs = declared ? this.#workloadLimiter(route, declared) : undefined
+    for (const [limiter, limit] of [[this.#limiter, 'ingress'], [theirs, 'workload']] as const) {
+      const d = limiter?.peek(route, client)
+      if (d && !d.ok) throw new RateLimitedError(route, d.scope, Math.ceil(d.retryAfterMs / 1000), limit)
+    }
+    this.#limiter?.take(route, client)
+    theirs?.take(route, client)
+  }
+
+  /** The route's limiter for the workload's declared limit (a new one, full, when the owner changes it). */
+  #workloadLimiter(route: string, declared: PortRateLimit): RateLimiter {
+    const key = JSON.stringify(declared)
+    const had = this.#workloadLimiters.get(route)
+    if (had?.key === key) return had.limiter
+    const limiter = new RateLimiter(declared)
+    this.#workloadLimiters.set(route, { key, limiter })
+    return limiter
+  }
+
+  #track(s: Socket): void {
+    this.#sockets.add(s)
+    s.on('close', () => this.#sockets.delete(s))
+    s.on('error', () => undefined)
+  }
+
+  #count(name: string): void {
+    this.stats.refused[name] = (this.stats.refused[name] ?? 0) + 1
   }
 
   /** Reads the request head up to its Host, then routes the connection (the head goes on unchanged). */
@@ -150,11 +214,26 @@ export class IngressServer {
   async #connect(s: Socket, routeName: string, head: Buffer | undefined): Promise<void> {
     const balancer = this.#balancers.get(routeName)
     if (!balancer) return this.#refuse(s, new UnknownRouteError(routeName), head !== undefined)
-    const admitted = this.#limiter?.admit(routeName, s.remoteAddress ?? '?')
-    if (admitted && !admitted.ok) return this.#refuse(s, new RateLimitedError(routeName, admitted.scope, Math.ceil(admitted.retryAfterMs / 1000)), head !== undefined)
+    const client = s.remoteAddress ?? '?'
+    const ours = this.#limiter?.peek(routeName, client) // before anything is asked of the mesh
+    if (ours && !ours.ok) return this.#refuse(s, new RateLimitedError(routeName, ours.scope, Math.ceil(ours.retryAfterMs / 1000)), head !== undefined)
     let opened: Awaited<ReturnType<RouteBalancer['open']>>
+    let early = head
+    let upLimit: number | undefined
+    let bearer: string | undefined
     try {
-      opened = await balancer.open(head)
+      // the owner's rate limit and access policy are checked before any provider is asked for a stream
+      const { access, rateLimit } = await balancer.policy()
+      this.#admit(routeName, client, rateLimit)
+      if (access) {
+        const r = balancer.route
+        if (!head) throw new IngressAuthRequiredError(r.deploymentId, r.port, 'a raw TCP connection cannot carry a key or token')
+        const guarded = guardRequest(head)
+        bearer = await this.#access.check(access, guarded.authorization, r.deploymentId, r.port)
+        early = guarded.forward
+        upLimit = guarded.upLimit
+      }
+      opened = await balancer.open(early, bearer) // the provider checks the bearer again
     } catch (err) {
       return this.#refuse(s, err as Error, head !== undefined)
     }
@@ -169,13 +248,13 @@ export class IngressServer {
     const retryable = head !== undefined && retryableHead(head)
     try {
       for (let tries = 1; ; tries++) {
-        const r = await splice(s, opened.stream, { retryable: retryable && tries < MAX_REQUEST_TRIES })
+        const r = await splice(s, opened.stream, { retryable: retryable && tries < MAX_REQUEST_TRIES, upLimit })
         if (!r.retry) break
         balancer.markDown(opened.backend, 'ended without answering')
         this.stats.retried++
         this.#log.info('ingress request retried on another replica', { route: routeName, after: opened.backend.node, tries })
         try {
-          opened = await balancer.open(head)
+          opened = await balancer.open(early, bearer)
         } catch (err) {
           return this.#refuse(s, err as Error, true)
         }
@@ -190,7 +269,7 @@ export class IngressServer {
   }
 
   #refuse(s: Socket, err: Error, http: boolean): void {
-    this.stats.refused[err.name] = (this.stats.refused[err.name] ?? 0) + 1
+    this.#count(err.name)
     this.#log.info('ingress connection refused', errorFields(err))
     if (!http || s.destroyed) {
       s.destroy()
@@ -200,7 +279,7 @@ export class IngressServer {
   }
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
 
 /** An HTTP/1.1 answer carrying an RFC 9457 problem document for a refused connection. */
 export function problemResponse(err: Error): string {
@@ -209,6 +288,8 @@ export function problemResponse(err: Error): string {
   const body = JSON.stringify({
     type: `https://noirledger.dev/problems/${err.name}`, title: err.name, status, detail: err.message, ...(typeof code === 'string' ? { code } : {}),
   })
-  const retry = err instanceof RateLimitedError ? `retry-after: ${(err.data as { retryAfterSeconds: number }).retryAfterSeconds}\r\n` : ''
+  const retry = err instanceof RateLimitedError ? `retry-after: ${(err.data as { retryAfterSeconds: number }).retryAfterSeconds}\r\n`
+    : err instanceof IngressAuthRequiredError ? 'www-authenticate: Bearer realm="noir-ingress"\r\n'
+      : err instanceof IngressAccessDeniedError ? 'www-authenticate: Bearer realm="noir-ingress", error="invalid_token"\r\n' : ''
   return `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\ncache-control: no-store\r\n${retry}\r\n${body}`
 }

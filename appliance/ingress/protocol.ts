@@ -9,6 +9,8 @@ import type { ExposureGrant } from './grant.ts'
 
 export const INGRESS_PROTOCOL = '/noir/ingress/1'
 export const MAX_FRAME_BYTES = 8192
+/** The longest key or token an open frame carries (a delegation chain of a few tokens fits; the frame stays under MAX_FRAME_BYTES). */
+export const MAX_BEARER_CHARS = 6144
 /** How long the provider waits for the open frame before it resets the stream. */
 export const OPEN_TIMEOUT_MS = 10_000
 
@@ -21,6 +23,8 @@ export interface OpenRequest {
   port: number
   /** The orchestrator's signed opening of a port the workload keeps private (`noir expose --public`). */
   grant?: ExposureGrant
+  /** The key or capability token the client presented, for a port with an access policy (checked again here). */
+  bearer?: string
 }
 
 export type OpenAnswer = { ok: true } | { ok: false; error: ReturnType<typeof toWireError> }
@@ -87,7 +91,8 @@ export function parseOpenRequest(x: unknown): OpenRequest {
   if (typeof o.contractId !== 'string' || !ID.test(o.contractId)) throw new InvalidIngressRequestError('contractId must be an id string')
   if (!Number.isInteger(o.port) || (o.port as number) < 1 || (o.port as number) > 65535) throw new InvalidIngressRequestError('port must be an integer from 1 to 65535')
   if (o.grant !== undefined && (typeof o.grant !== 'object' || o.grant === null)) throw new InvalidIngressRequestError('grant must be an object')
-  return { v: 1, deploymentId: o.deploymentId, contractId: o.contractId, port: o.port as number, ...(o.grant ? { grant: o.grant } : {}) }
+  if (o.bearer !== undefined && (typeof o.bearer !== 'string' || o.bearer.length === 0 || o.bearer.length > MAX_BEARER_CHARS)) throw new InvalidIngressRequestError(`bearer must be a string of 1-${MAX_BEARER_CHARS} characters`)
+  return { v: 1, deploymentId: o.deploymentId, contractId: o.contractId, port: o.port as number, ...(o.grant ? { grant: o.grant } : {}), ...(o.bearer !== undefined ? { bearer: o.bearer } : {}) }
 }
 
 /** The provider's answer, as an error instance when it refused. */

@@ -61,18 +61,36 @@ export class RateLimiter {
 
   /** Takes a token for a new connection from `client` to `route`, or says how long to wait; takes none when refused. */
   admit(route: string, client: string): RateDecision {
+    const d = this.peek(route, client)
+    if (d.ok) this.take(route, client)
+    return d
+  }
+
+  /** Whether a new connection from `client` to `route` would be let through now (takes nothing). */
+  peek(route: string, client: string): RateDecision {
     const now = this.#now()
-    const r = this.#spec.perRoute ? this.#bucket(this.#routes, route, this.#spec.perRoute, now) : undefined
-    const clients = this.#clients.get(route) ?? new Map<string, TokenBucket>()
-    this.#clients.set(route, clients)
-    const c = this.#spec.perClient ? this.#clientBucket(clients, client, this.#spec.perClient, now) : undefined
+    const { c, r } = this.#buckets(route, client, now)
     const cw = c?.waitMs(now) ?? 0
     if (cw > 0) return { ok: false, scope: 'client', retryAfterMs: cw }
     const rw = r?.waitMs(now) ?? 0
     if (rw > 0) return { ok: false, scope: 'route', retryAfterMs: rw }
+    return { ok: true }
+  }
+
+  /** Takes the connection's token from both buckets (after `peek` said yes, here and at every other limiter asked). */
+  take(route: string, client: string): void {
+    const now = this.#now()
+    const { c, r } = this.#buckets(route, client, now)
     c?.take(now)
     r?.take(now)
-    return { ok: true }
+  }
+
+  #buckets(route: string, client: string, now: number): { c: TokenBucket | undefined; r: TokenBucket | undefined } {
+    const r = this.#spec.perRoute ? this.#bucket(this.#routes, route, this.#spec.perRoute, now) : undefined
+    const clients = this.#clients.get(route) ?? new Map<string, TokenBucket>()
+    this.#clients.set(route, clients)
+    const c = this.#spec.perClient ? this.#clientBucket(clients, client, this.#spec.perClient, now) : undefined
+    return { c, r }
   }
 
   #bucket(m: Map<string, TokenBucket>, key: string, spec: BucketSpec, now: number): TokenBucket {

@@ -2,13 +2,15 @@
 // 127.0.0.1), the provider's contracts and readiness given directly (unit tests of the surrounding code).
 import { createHost, type NoirHost } from '../../p2p/host.ts'
 import { NodeKey } from '../../identity/keys.ts'
-import { silentLog } from '../../p2p/log.ts'
+import { silentLog, type Log } from '../../p2p/log.ts'
+import type { TlsMaterial } from '../tls/certificate.ts'
 import type { StoredContract } from '../../actors/contracts/store.ts'
 import { IngressForwarder, type Readiness } from './forwarder.ts'
 import { IngressServer } from './ingress-server.ts'
 import type { RateLimitSpec } from './rate-limit.ts'
 import { INGRESS_PROTOCOL } from './protocol.ts'
 import type { Backend } from './backends.ts'
+import type { PortAccess, PortRateLimit } from '../../actors/workload/workload.ts'
 import type { IngressConfig, RouteSpec } from './config.ts'
 
 export interface FakeReplica {
@@ -38,7 +40,7 @@ export const DEPLOYMENT = 'web-00000001'
  * `relay`: the provider listens on no address, only through a relay (a third host), and the ingress listens on
  * none: every byte between them crosses the relay's circuit (a limited connection), as for a provider behind NAT.
  */
-export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec } = {}): Promise<IngressPair> {
+export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec; tls?: TlsMaterial; log?: Log; access?: Record<number, PortAccess>; workloadRateLimit?: Record<number, PortRateLimit> } = {}): Promise<IngressPair> {
   const providerKey = NodeKey.generate()
   const consumer = NodeKey.generate()
   const relay = o.relay ? await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false, relayServer: true }) : undefined
@@ -52,10 +54,11 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
     // the provider's only address: a reservation on the relay
     for (let i = 0; i < 200 && !provider.getMultiaddrs().some((m) => m.toString().includes('/p2p-circuit')); i++) await new Promise((r) => setTimeout(r, 50))
   }
+  const ports = [...new Set([8080, ...(o.routes ?? []).map((r) => r.port)])]
   const contract = (r: FakeReplica): StoredContract => ({
     contract: { terms: { deploymentId: DEPLOYMENT, consumer: consumer.did } as never, consumerSig: '' },
     side: 'provider', status: 'active', updatedAt: 0,
-    workload: { ports: [{ port: 8080, protocol: 'tcp', ...(r.public === false ? {} : { public: true as const }) }] } as never,
+    workload: { ports: ports.map((port) => ({ port, protocol: 'tcp', ...(r.public === false ? {} : { public: true as const }), ...(o.access?.[port] ? { access: o.access[port] } : {}) })) } as never,
   })
   const forwarder = new IngressForwarder({
     contract: async (id) => {
@@ -75,13 +78,15 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
     backends: async (r) => ({
       deploymentId: r.deploymentId, port: r.port, orchestrator: consumer.did,
       replicas: replicas.map((x, index): Backend => ({ index, node: providerKey.did, contractId: x.contractId })),
+      ...(o.access?.[r.port] ? { access: o.access[r.port] } : {}),
+      ...(o.workloadRateLimit?.[r.port] ? { rateLimit: o.workloadRateLimit[r.port] } : {}),
     }),
     openStream: async () => {
       const conn = client.getConnections(provider.peerId).find((c) => c.status === 'open')
       return conn ? conn.newStream(INGRESS_PROTOCOL, { runOnLimitedConnection: true }) : client.dialProtocol(addr, INGRESS_PROTOCOL, { runOnLimitedConnection: true })
     },
-    log: silentLog,
-  })
+    log: o.log ?? silentLog,
+  }, o.tls)
   await ingress.start()
   return {
     ingress, forwarder, provider, client, replicas, port: ingress.address!.port, providerAddress: addr.toString(),

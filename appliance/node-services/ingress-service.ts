@@ -13,7 +13,7 @@ import { peerIdFromDid } from '../../identity/did-key.ts'
 import type { Stream } from '@libp2p/interface'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { jsonCopy } from '../daemon/service.ts'
-import { InvalidRequestError } from '../daemon/errors.ts'
+import { ConfigError, InvalidRequestError } from '../daemon/errors.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import { allocationIdFor } from './appliance-runtime.ts'
 import type { ContractStore } from '../../actors/contracts/store.ts'
@@ -25,6 +25,8 @@ import { INGRESS_PROTOCOL } from '../ingress/protocol.ts'
 import { BACKENDS_BEHAVIOR, READINESS_BEHAVIOR, INGRESS_ACTOR, TRAFFIC_BEHAVIOR, WAKE_BEHAVIOR, ExposureBook, backendsFor, exposureOf, parseBackendsRequest, parseTrafficBody, trafficFor, wakeFor, type BackendsAnswer } from '../ingress/backends.ts'
 import { parseIngressConfig, parseRoute, type RouteSpec } from '../ingress/config.ts'
 import { IngressServer } from '../ingress/ingress-server.ts'
+import { serverCertificate, type TlsMaterial } from '../tls/certificate.ts'
+import { join } from 'node:path'
 import { DeploymentNotHereError, InvalidIngressRequestError, PortNotExposedError, RouteExistsError, UpstreamUnreachableError } from '../ingress/errors.ts'
 
 /** What the ingress reads of the orchestration service (started before it). */
@@ -143,18 +145,28 @@ export class IngressService implements NodeService {
     }), { name: INGRESS_ACTOR })
 
     if (cfg) {
+      let tls: TlsMaterial | undefined
+      if (cfg.tls) {
+        // a self-signed certificate is made once and kept in NOIR_HOME/ingress (tls.crt, tls.key 0600)
+        tls = await serverCertificate({
+          dir: join(ctx.home, 'ingress'), hosts: [cfg.domain, `*.${cfg.domain}`, cfg.listen.host], fileOptions: "'ingress.tls.cert' and 'ingress.tls.key'",
+          ...('cert' in cfg.tls ? { certFile: cfg.tls.cert, keyFile: cfg.tls.key } : {}),
+        }).catch((err: Error) => {
+          throw new ConfigError(`config.json: 'ingress.tls': the certificate cannot be loaded: ${err.message}`)
+        })
+      }
       this.#server = new IngressServer(cfg, {
         backends: (route) => this.#backends(route),
         openStream: (node) => this.#openStream(node),
         wake: (route) => this.#ask(route, WAKE_BEHAVIOR, { deploymentId: route.deploymentId, port: route.port }).then(() => undefined),
         log: ctx.log,
-      })
+      }, tls)
       for await (const [, r] of ctx.store.scope<RouteSpec>('routes/').entries()) if (!this.#server.route(r.name)) this.#server.addRoute(r)
       await this.#server.start()
       // each route's traffic, told to its orchestrator: the idle clock of scale to zero (spec/ingress.md)
       this.#trafficTimer = setInterval(() => void this.#reportTraffic(), TRAFFIC_REPORT_MS)
       this.#trafficTimer.unref()
-      ctx.log.info('ingress open', { listen: this.#server.address, domain: cfg.domain, routes: this.#server.routes().length })
+      ctx.log.info('ingress open', { listen: this.#server.address, domain: cfg.domain, routes: this.#server.routes().length, ...(tls ? { tls: tls.fingerprint } : {}) })
     }
   }
 
@@ -324,7 +336,7 @@ export class IngressService implements NodeService {
     const replicas = s.routes().find((x) => x.route.name === r.name)?.balancer.replicas() ?? []
     const t = s.traffic.snapshot().find((x) => x.route === r.name)
     const traffic = { active: t?.active ?? 0, lastTrafficAt: t ? new Date(t.lastTrafficAt).toISOString() : null, idleMs: s.traffic.idleMs(r.name) ?? null }
-    return jsonCopy({ name: r.name, deploymentId: r.deploymentId, port: r.port, host, url: `http://${host}:${a.port}/`, listen: `${a.host}:${a.port}`, replicas, traffic })
+    return jsonCopy({ name: r.name, deploymentId: r.deploymentId, port: r.port, host, url: `${s.tlsFingerprint ? 'https' : 'http'}://${host}:${a.port}/`, listen: `${a.host}:${a.port}`, replicas, traffic })
   }
 
   routes(): ApiRoute[] {
@@ -333,7 +345,7 @@ export class IngressService implements NodeService {
         method: 'GET', path: '/v1/endpoints',
         handler: () => {
           const s = this.#server
-          return { open: s !== undefined, listen: s?.address ? `${s.address.host}:${s.address.port}` : null, endpoints: s ? s.routes().map((r) => this.#endpointOf(r.route)) : [] }
+          return { open: s !== undefined, listen: s?.address ? `${s.address.host}:${s.address.port}` : null, tlsFingerprint: s?.tlsFingerprint ?? null, endpoints: s ? s.routes().map((r) => this.#endpointOf(r.route)) : [] }
         },
       },
       { method: 'POST', path: '/v1/ingress/expose', handler: (req) => this.#expose(req.body) },
@@ -357,6 +369,7 @@ export class IngressService implements NodeService {
     return jsonCopy({
       open: this.#server !== undefined,
       listen: this.#server?.address ?? null,
+      tlsFingerprint: this.#server?.tlsFingerprint ?? null,
       routes: this.#server?.routes().length ?? 0,
       connections: this.#server?.stats ?? null,
       forwarded: this.#forwarder?.stats ?? null,

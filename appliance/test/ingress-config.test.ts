@@ -10,6 +10,8 @@ import { parseOpenRequest, parseOpenAnswer, refusal } from '../ingress/protocol.
 import { problemResponse } from '../ingress/ingress-server.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { validateWorkload, workloadFromWire } from '../../actors/workload/workload.ts'
+import { ExposureBook, backendsFor } from '../ingress/backends.ts'
+import { MemoryKvStore } from '../../core/kv-store.ts'
 
 const did = NodeKey.generate().did
 
@@ -44,6 +46,11 @@ t.test('a bad ingress section is refused with a ConfigError naming the field', a
     [{ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: 0, burst: 1 } } }, /rateLimit\.perClient\.perSecond/],
     [{ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: Infinity, burst: 1 } } }, /rateLimit\.perClient\.perSecond/],
     [{ listen: '127.0.0.1:80', rateLimit: { perRoute: { perSecond: 1, burst: 0.5 } } }, /rateLimit\.perRoute\.burst/],
+    [{ listen: '127.0.0.1:80', tls: true }, /ingress\.tls' must be an object/],
+    [{ listen: '127.0.0.1:80', tls: { selfSigned: false } }, /ingress\.tls\.selfSigned' must be true/],
+    [{ listen: '127.0.0.1:80', tls: { selfSigned: true, cert: '/c' } }, /ingress\.tls\.cert.*not a known field/],
+    [{ listen: '127.0.0.1:80', tls: { cert: '/c' } }, /ingress\.tls\.key' must be the path/],
+    [{ listen: '127.0.0.1:80', tls: { cert: 5, key: '/k' } }, /ingress\.tls\.cert' must be the path/],
   ]
   for (const [v, why] of cases) t.throws(() => parseIngressConfig(v), { name: 'ConfigError', message: why }, JSON.stringify(v))
   t.throws(() => parseIngressConfig({}), ConfigError)
@@ -83,9 +90,10 @@ t.test('an exposure grant opens one port of one deployment, signed by its orches
 
 t.test('open frames: only a well-formed v1 request is read; a refusal comes back as the typed error', async (t) => {
   t.same(parseOpenRequest({ v: 1, deploymentId: 'd', contractId: 'c', port: 80 }), { v: 1, deploymentId: 'd', contractId: 'c', port: 80 })
-  for (const bad of [null, [], 'x', { v: 2, deploymentId: 'd', contractId: 'c', port: 80 }, { v: 1, deploymentId: '', contractId: 'c', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'a b', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 0 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, grant: 'x' }]) {
+  for (const bad of [null, [], 'x', { v: 2, deploymentId: 'd', contractId: 'c', port: 80 }, { v: 1, deploymentId: '', contractId: 'c', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'a b', port: 80 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 0 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, grant: 'x' }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, bearer: 5 }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, bearer: '' }, { v: 1, deploymentId: 'd', contractId: 'c', port: 80, bearer: 'k'.repeat(6145) }]) {
     t.throws(() => parseOpenRequest(bad), InvalidIngressRequestError, JSON.stringify(bad))
   }
+  t.equal(parseOpenRequest({ v: 1, deploymentId: 'd', contractId: 'c', port: 80, bearer: 'k'.repeat(6144) }).bearer, 'k'.repeat(6144), 'a bearer of up to 6144 characters is carried')
   const err = parseOpenAnswer(JSON.parse(JSON.stringify(refusal(new PortNotExposedError('d', 80, 'private')))))
   t.ok(err instanceof PortNotExposedError, 'rebuilt as its class')
   t.equal((err as PortNotExposedError).status, 403, 'with its HTTP status')
@@ -114,4 +122,56 @@ t.test('a rate limit section is read as given', async (t) => {
   const c = parseIngressConfig({ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: 2.5, burst: 5 } } })
   t.same(c?.rateLimit, { perClient: { perSecond: 2.5, burst: 5 } })
   t.notOk(parseIngressConfig({ listen: '127.0.0.1:80' })?.rateLimit, 'no section: no limit')
+})
+
+t.test('the tls section: files or a self-signed certificate', async (t) => {
+  t.same(parseIngressConfig({ listen: '127.0.0.1:443', tls: { selfSigned: true } })?.tls, { selfSigned: true })
+  t.same(parseIngressConfig({ listen: '127.0.0.1:443', tls: { cert: '/etc/c.pem', key: '/etc/k.pem' } })?.tls, { cert: '/etc/c.pem', key: '/etc/k.pem' })
+  t.notOk(parseIngressConfig({ listen: '127.0.0.1:80' })?.tls, 'no section: plain HTTP')
+})
+
+t.test("a port's access policy: hashes of keys and an issuer, checked by the schema; it reaches the ingress with the replica set", async (t) => {
+  const base = { apiVersion: 'noir/v1', kind: 'service', name: 'web', runtime: { type: 'container', image: 'x' }, resources: { cpu: 0.1, memory: '16Mi' } }
+  const h1 = 'b'.repeat(64)
+  const h2 = 'a'.repeat(64)
+  const w = validateWorkload({ ...base, ports: [{ port: 80, public: true, access: { apiKeys: [h1, h2, h1], capability: { issuer: did } } }, { port: 81 }] })
+  t.same(w.ports, [{ port: 80, protocol: 'tcp', public: true, access: { apiKeys: [h2, h1], capability: { issuer: did } } }, { port: 81, protocol: 'tcp' }], 'keys sorted and deduplicated; no access where none is declared')
+  t.same(workloadFromWire(JSON.parse(JSON.stringify(w))).ports, w.ports, 'it travels unchanged')
+  const refused: [unknown, RegExp][] = [
+    [{ apiKeys: ['my-secret-key'] }, /apiKeys/],
+    [{ apiKeys: ['A'.repeat(64)] }, /apiKeys/],
+    [{ apiKeys: [] }, /apiKeys/],
+    [{ capability: { issuer: 'me' } }, /issuer/],
+    [{ capability: {} }, /issuer/],
+    [{ password: 'x' }, /password/],
+    [{}, /needs apiKeys or capability/],
+  ]
+  for (const [access, why] of refused) {
+    t.throws(() => validateWorkload({ ...base, ports: [{ port: 80, access }] }), { name: 'InvalidWorkloadError', message: why }, JSON.stringify(access))
+  }
+  t.throws(() => validateWorkload({ ...base, ports: [{ port: 53, protocol: 'udp', access: { apiKeys: [h1] } }] }), { message: /tcp port only/ })
+
+  const key = NodeKey.generate()
+  const book = new ExposureBook(new MemoryKvStore())
+  const src = { status: () => ({ replicas: [] }) as never, workloadOf: () => w, wake: () => ({}) as never, traffic: () => undefined }
+  t.same(backendsFor(src, book, key, { deploymentId: 'web-1', port: 80 }).access, { apiKeys: [h2, h1], capability: { issuer: did } }, 'the replica-set answer carries the policy')
+})
+
+t.test("a port's rate limit: the operator's bucket shape, checked by the schema; it reaches the ingress with the replica set", async (t) => {
+  const base = { apiVersion: 'noir/v1', kind: 'service', name: 'web', runtime: { type: 'container', image: 'x' }, resources: { cpu: 0.1, memory: '16Mi' } }
+  const rateLimit = { perClient: { perSecond: 2.5, burst: 5 }, perRoute: { perSecond: 100, burst: 200 } }
+  const w = validateWorkload({ ...base, ports: [{ port: 80, public: true, rateLimit }, { port: 81 }] })
+  t.same(w.ports, [{ port: 80, protocol: 'tcp', public: true, rateLimit }, { port: 81, protocol: 'tcp' }])
+  t.same(workloadFromWire(JSON.parse(JSON.stringify(w))).ports, w.ports, 'it travels unchanged')
+  const refused: [unknown, RegExp][] = [
+    [{ perClient: { perSecond: 0, burst: 1 } }, /perSecond/],
+    [{ perClient: { perSecond: 1, burst: 0.5 } }, /burst/],
+    [{ perClient: { perSecond: 1 } }, /burst/],
+    [{ perUser: { perSecond: 1, burst: 1 } }, /perUser/],
+    [{}, /needs perClient or perRoute/],
+  ]
+  for (const [rl, why] of refused) t.throws(() => validateWorkload({ ...base, ports: [{ port: 80, rateLimit: rl }] }), { name: 'InvalidWorkloadError', message: why }, JSON.stringify(rl))
+  t.throws(() => validateWorkload({ ...base, ports: [{ port: 53, protocol: 'udp', rateLimit }] }), { message: /tcp port only/ })
+  const src = { status: () => ({ replicas: [] }) as never, workloadOf: () => w, wake: () => ({}) as never, traffic: () => undefined }
+  t.same(backendsFor(src, new ExposureBook(new MemoryKvStore()), NodeKey.generate(), { deploymentId: 'web-1', port: 80 }).rateLimit, rateLimit)
 })

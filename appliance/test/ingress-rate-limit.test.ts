@@ -36,3 +36,13 @@ t.test('many addresses: the buckets kept stay bounded and a dropped client start
   t.equal(l.admit('web', '10.0.0.0').ok, true, 'the first address was dropped (least recently used), so it starts again with its burst')
   t.equal(l.admit('web', '10.0.0.0').ok, false, 'and is limited again')
 })
+
+t.test('peek takes nothing; take spends what peek saw (two limiters asked before either spends)', async (t) => {
+  let now = 0
+  const l = new RateLimiter({ perClient: { perSecond: 1, burst: 2 }, perRoute: { perSecond: 1, burst: 5 } }, () => now)
+  for (let i = 0; i < 10; i++) t.same(l.peek('web', 'a'), { ok: true })
+  l.take('web', 'a')
+  l.take('web', 'a')
+  t.same(l.peek('web', 'a'), { ok: false, scope: 'client', retryAfterMs: 1000 }, 'two taken: the client bucket is empty')
+  t.same(l.peek('web', 'b'), { ok: true }, 'the route bucket still has three')
+})
