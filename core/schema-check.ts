@@ -84,16 +84,22 @@ const ajv = (): Ajv2020 => (shared ??= new Ajv2020({ allErrors: true, verbose: t
 
 export class SchemaValidator {
   readonly #check: ReturnType<Ajv2020['compile']>
+  readonly #exactIntegers: boolean
 
-  /** Compiles `root` (a schema error, or a keyword Ajv's strict mode does not know, throws here). */
-  constructor(root: JsonSchema) {
+  /**
+   * Compiles `root` (a schema error, or a keyword Ajv's strict mode does not know, throws here).
+   * `exactIntegers`: every integer anywhere in the value must be below 2^53 (for documents whose every number the
+   * schema types, like the workload; not for a body that carries a free-form part another check reads).
+   */
+  constructor(root: JsonSchema, o: { exactIntegers?: boolean } = {}) {
     this.#check = ajv().compile(root)
+    this.#exactIntegers = o.exactIntegers === true
   }
 
   /** Every issue found (empty when the value is valid). */
   validate(value: unknown): SchemaIssue[] {
     const out: SchemaIssue[] = []
-    unsafeIntegers(value, '$', out)
+    if (this.#exactIntegers) unsafeIntegers(value, '$', out)
     if (!this.#check(value)) for (const e of this.#check.errors ?? []) {
       const i = issueOf(e, value)
       // one issue per path for an unsafe integer (its bounds say nothing more); no issue twice

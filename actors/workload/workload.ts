@@ -149,7 +149,7 @@ export interface Workload {
 const schemaUrl = new URL('../../spec/workload.schema.json', import.meta.url)
 let validator: SchemaValidator | undefined
 const schemaValidator = (): SchemaValidator =>
-  (validator ??= new SchemaValidator(JSON.parse(readFileSync(schemaUrl, 'utf8')) as JsonSchema))
+  (validator ??= new SchemaValidator(JSON.parse(readFileSync(schemaUrl, 'utf8')) as JsonSchema, { exactIntegers: true }))
 
 /** The schema itself (for `noir deploy --schema` and tests). */
 export function workloadSchema(): JsonSchema {
