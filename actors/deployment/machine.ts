@@ -349,13 +349,18 @@ export function deploymentMachine(fx: DeploymentEffects) {
         if (event.type !== 'IDLE') return
         note(d, event.at, `no traffic for ${Math.round(event.idleMs / 1000)} s: scaling to zero (its replicas stop, their capacity is released)`)
       })),
+      rememberWake: assign(({ context, event }) => edit(context, (d) => {
+        if (event.type === 'WAKE') d.wakeAsked = { at: event.at, by: event.by ?? null }
+      })),
       wake: assign(({ context, event }) => edit(context, (d) => {
-        if (event.type !== 'WAKE') return
-        d.wokenAt = event.at
-        d.wokenBy = event.by ?? null
+        const asked = event.type === 'WAKE' ? { at: event.at, by: event.by ?? null } : d.wakeAsked
+        if (!asked) return
+        d.wakeAsked = null
+        d.wokenAt = asked.at
+        d.wokenBy = asked.by
         d.reason = null
         d.infeasible = null
-        note(d, event.at, `woken by traffic${event.by ? ` at ingress ${event.by}` : ''}: placing ${d.replicas.length} replica(s) again`)
+        note(d, asked.at, `woken by traffic${asked.by ? ` at ingress ${asked.by}` : ''}: placing ${d.replicas.length} replica(s) again`)
         for (const r of d.replicas) {
           if (r.state !== 'stopped') continue
           r.state = 'pending'
@@ -889,6 +894,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
       },
       // scaled to zero (spec/ingress.md "Scale to zero"): the replicas' contracts end, the deployment stays
       sleeping: {
+        on: { WAKE: { actions: 'rememberWake' } },
         invoke: {
           src: 'release',
           input: ({ context }) => releaseInput(context, 'idle'),
@@ -898,7 +904,11 @@ export function deploymentMachine(fx: DeploymentEffects) {
       },
       asleep: {
         entry: [{ type: 'record', params: { phase: 'idle' } }, 'trimToBaseline'],
-        always: [{ guard: 'stopRequested', target: 'stopping' }, { guard: 'failRequested', target: 'failing' }],
+        always: [
+          { guard: 'stopRequested', target: 'stopping' },
+          { guard: 'failRequested', target: 'failing' },
+          { guard: ({ context }) => (context.wakeAsked ?? null) !== null, target: 'live', actions: 'wake' },
+        ],
         on: { WAKE: { target: 'live', actions: 'wake' } },
       },
       stopping: {

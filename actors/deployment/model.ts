@@ -207,6 +207,8 @@ export interface DeploymentContext {
   wokenAt?: number | null
   /** The ingress whose traffic woke it. */
   wokenBy?: string | null
+  /** A wake that came while its replicas were still stopping: taken as soon as they are. */
+  wakeAsked?: { at: number; by: string | null } | null
   /** When it last scaled out (its new replicas not all running yet); null otherwise. */
   scalingSince?: number | null
   /** Each wake from zero: when, and how long until every replica ran again (the cold start), newest last. */

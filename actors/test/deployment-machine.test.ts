@@ -558,3 +558,17 @@ t.test('scale out: new slots placed while it runs on (provisioning until they do
   r.actor.send({ type: 'WAKE', at: 40_000 })
   t.equal(((await r.fx.next('repair')).input as { replica: { slot: string } }).replica.slot, 'd1/0', 'the wake places one slot')
 })
+
+t.test('a wake that comes while the replicas are still stopping is kept, and taken as soon as they are', async (t) => {
+  const w = workload({ service: { replicas: 1, scale: { min: 0, max: 1, idleSeconds: 10 } } })
+  const r = await toRunning(w, [nodes[0]!])
+  r.actor.send({ type: 'IDLE', at: 20_000, idleMs: 12_000 })
+  const rel = await r.fx.next('release')
+  r.actor.send({ type: 'WAKE', at: 20_100, by: 'did:key:zIngress' })
+  t.equal(r.phase(), 'idle', 'still stopping')
+  rel.resolve((rel.input as { targets: object[] }).targets.map((x) => ({ ...x, ok: true })))
+  const repair = await r.fx.next('repair')
+  t.equal((repair.input as { why: string }).why, 'woken by traffic', 'the kept wake places the slot again at once')
+  t.equal(r.ctx().wokenAt, 20_100)
+  t.equal(r.ctx().wakeAsked, null)
+})

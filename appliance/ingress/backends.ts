@@ -107,7 +107,8 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
   const access = declared?.access
   const rateLimit = declared?.rateLimit
   const view = src.status(req.deploymentId)
-  const replicas = view.replicas
+  // scaling to zero, the replicas still running are on their way out: none is offered (a request waits for the wake)
+  const replicas = view.phase === 'idle' ? [] : view.replicas
     .filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
     .map((r) => ({ index: r.index, node: r.node!, contractId: r.contractId! }))
   return {
