@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Workload } from '../../actors/workload/workload.ts'
 import { workloadSpec } from '../../actors/workload/workload.ts'
 import type { Json } from '../../appliance/daemon/api-client.ts'
-import { ApiCallError, NoDaemonError } from '../../appliance/daemon/errors.ts'
+import { callNode } from '../workloads/node-call.ts'
 import { failpoint } from '../../core/failpoints.ts'
 import type { BillingStore } from '../billing/billing-store.ts'
 import { concurrentReplicas } from '../billing/hold-size.ts'
@@ -318,15 +318,8 @@ export class CapacityReservations {
     return this.#node
   }
 
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      if (err instanceof GatewayError) throw err
-      if (err instanceof NoDaemonError) throw new MeshUnavailableError(`the gateway's node does not answer: ${err.message}`)
-      if (err instanceof ApiCallError) throw new NodeRefusedError({ name: err.name, code: err.code, status: err.status, message: err.message })
-      throw err
-    }
+  #call<T>(fn: () => Promise<T>): Promise<T> {
+    return callNode(fn)
   }
 }
 

@@ -6,7 +6,7 @@
 // same deployment, and two accounts using the same key never meet.
 import { createHash, randomUUID } from 'node:crypto'
 import type { ApiClient, Json } from '../../appliance/daemon/api-client.ts'
-import { ApiCallError, NoDaemonError } from '../../appliance/daemon/errors.ts'
+import { callNode } from './node-call.ts'
 import { InvalidWorkloadError, WorkloadParseError } from '../../actors/errors.ts'
 import { parseWorkloadText, validateWorkload, workloadSpec, type Workload } from '../../actors/workload/workload.ts'
 import { GatewayError, IdempotencyConflictError, InvalidRequestError, MeshUnavailableError, NodeRefusedError, NotFoundError } from '../errors.ts'
@@ -176,15 +176,8 @@ export class TenantWorkloads {
     return this.#node
   }
 
-  async #call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (err) {
-      if (err instanceof GatewayError) throw err
-      if (err instanceof NoDaemonError) throw new MeshUnavailableError(`the gateway's node does not answer: ${err.message}`)
-      if (err instanceof ApiCallError) throw new NodeRefusedError({ name: err.name, code: err.code, status: err.status, message: err.message, ...(isRecord(err.data) ? { data: err.data } : {}) })
-      throw err
-    }
+  #call<T>(fn: () => Promise<T>): Promise<T> {
+    return callNode(fn)
   }
 }
 
@@ -193,4 +186,3 @@ export function nodeKey(accountId: string, key: string): string {
   return `gw:${createHash('sha256').update(`${accountId}\0${key}`).digest('hex')}`
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
