@@ -12,7 +12,7 @@ import { workloadSpec } from '../../actors/workload/workload.ts'
 import type { Json } from '../../appliance/daemon/api-client.ts'
 import { callNode } from '../workloads/node-call.ts'
 import { failpoint } from '../../core/failpoints.ts'
-import type { BillingStore } from '../billing/billing-store.ts'
+import { MAX_AMOUNT, type BillingStore } from '../billing/billing-store.ts'
 import { concurrentReplicas } from '../billing/hold-size.ts'
 import { CapacityUnavailableError, GatewayError, InsufficientFundsError, MeshUnavailableError, NodeRefusedError, NotFoundError, QuoteExpiredError, ReservationEndedError, ReservationExceededError } from '../errors.ts'
 import type { NodeLink } from '../workloads/tenant-workloads.ts'
@@ -101,9 +101,12 @@ export class CapacityReservations {
     const standby = dry.placement.standby === null ? null : { node: dry.placement.standby, pricePerHour: price.get(dry.placement.standby) ?? 0n }
     const perHour = slots.reduce((a, s) => a + s.pricePerHour, 0n) + (standby?.pricePerHour ?? 0n)
     const slotCap = slots.reduce((a, s) => (s.pricePerHour > a ? s.pricePerHour : a), 0n)
+    const total = priceFor(perHour, request.durationSeconds)
+    // a price no book can hold exactly (a bidder's absurd quote): no quote, rather than a total that rounds
+    if (total > MAX_AMOUNT) throw new CapacityUnavailableError(`the bids price this capacity at ${total} µNLC, beyond what an account can hold (${MAX_AMOUNT}): ask for less or for a shorter time`, { total: String(total) })
     const now = this.#now()
     const q: QuoteRow = {
-      id: `q-${randomBytes(12).toString('hex')}`, accountId, request, pricePerHour: perHour, total: priceFor(perHour, request.durationSeconds), slotCap,
+      id: `q-${randomBytes(12).toString('hex')}`, accountId, request, pricePerHour: perHour, total, slotCap,
       detail: {
         slots: slots.map((s) => ({ node: s.node, pricePerHour: String(s.pricePerHour) })),
         standby: standby ? { node: standby.node, pricePerHour: String(standby.pricePerHour) } : null,

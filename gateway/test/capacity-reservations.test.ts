@@ -206,6 +206,10 @@ t.test('cancelled early: the minutes begun are charged, the rest released; a quo
   const late = await capacity.quote(ada, { resources: { cpu: 0.5, memory: '128Mi' }, slots: 1, durationSeconds: 3600 })
   clock.now += QUOTE_TTL_MS + 1
   await t.rejects(capacity.reserve(ada, late.id), { name: 'QuoteExpiredError', status: 410 })
+  // a hostile bidder's absurd price: a typed refusal, no quote whose total the books cannot hold exactly
+  PRICES[A] = String(2n ** 62n)
+  await t.rejects(capacity.quote(ada, { resources: { cpu: 0.5, memory: '128Mi' }, slots: 1, durationSeconds: 3600 }), { name: 'CapacityUnavailableError', status: 409 })
+  PRICES[A] = '100000'
   node.feasible = false
   await t.rejects(capacity.quote(ada, { resources: { cpu: 64, memory: '128Mi' }, slots: 1, durationSeconds: 3600 }), { name: 'CapacityUnavailableError', status: 409 })
 })
