@@ -58,14 +58,19 @@ t.test('a real Prometheus scrapes a 3-daemon mesh after a deploy', async (t) => 
     await cluster.cleanup()
     await removeNodeContainers(dids)
   })
-  const ports = [await freePort(), await freePort(), await freePort()]
   const share = 'cpu=1,memory=1GiB,disk=2GiB,gpu=0'
-  const config = (i: number, labels: Record<string, string>) => ({
-    config: { share, metrics: { listen: `127.0.0.1:${ports[i]}` }, orchestration: { beatMs: 200, bidWindowMs: 1000, labels } } as never,
+  // port 0: each daemon binds an ephemeral port and names it in its status (no free-port race with other tests)
+  const config = (labels: Record<string, string>) => ({
+    config: { share, metrics: { listen: '127.0.0.1:0' }, orchestration: { beatMs: 200, bidWindowMs: 1000, labels } } as never,
   })
-  const a = await cluster.start(config(0, {}))
-  const [b, c] = await Promise.all([cluster.start({ ...config(1, { role: 'worker' }), bootstrap: a.multiaddrs }), cluster.start({ ...config(2, { role: 'worker' }), bootstrap: a.multiaddrs })]) as [DaemonHandle, DaemonHandle]
+  const a = await cluster.start(config({}))
+  const [b, c] = await Promise.all([cluster.start({ ...config({ role: 'worker' }), bootstrap: a.multiaddrs }), cluster.start({ ...config({ role: 'worker' }), bootstrap: a.multiaddrs })]) as [DaemonHandle, DaemonHandle]
   await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
+  const ports = await Promise.all([a, b, c].map(async (d) => {
+    const scrape = (await d.api.get<{ services: { metrics: { scrape: string } } }>('/v1/status')).services.metrics.scrape
+    return Number(new URL(scrape).port)
+  }))
+  t.ok(ports.every((p) => p > 0), `each daemon names its scrape port (${ports.join(', ')})`)
   await new Promise((r) => setTimeout(r, 1500))
 
   await t.test('the scrape endpoint serves /metrics and nothing else', async (t) => {
