@@ -3,13 +3,16 @@
 //   listener, Host routing) -> libp2p stream (TCP, Noise, yamux on loopback) -> provider forwarder -> the
 //   container's published port, vs client -> the container's published port;
 // - the same with a new connection per request (each one opens a stream and passes the provider's checks);
-// - requests/s with 8 keep-alive connections in parallel.
+// - requests/s with 8 keep-alive connections in parallel;
+// - HTTP/2 (h2c) through the ingress: each stream a request routed on its own over a mesh stream of its own,
+//   one at a time and 8 at once on one connection, beside direct HTTP/1.1 keep-alive requests.
 // The workload is busybox httpd in a container (noir/busybox) when Docker is there, else a node:http server
 // (printed). The ingress and the provider run in this process (appliance/ingress/test-mesh.ts); across
 // daemons the path adds only the orchestrator's replica-set answer, cached for a second.
 import { spawnSync } from 'node:child_process'
 import { createServer } from 'node:http'
 import { request, Agent } from 'node:http'
+import { connect as h2connect, type ClientHttp2Session } from 'node:http2'
 import { ingressPair } from '../appliance/ingress/test-mesh.ts'
 import { percentile, printSection, type Figure } from './report.ts'
 
@@ -53,6 +56,49 @@ async function throughput(port: number, host: string, ms: number): Promise<numbe
   const s = (performance.now() - t0) / 1000
   agent.destroy()
   return n / s
+}
+
+function h2get(session: ClientHttp2Session): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = session.request({ ':path': '/index.html', ':authority': 'web.localhost' }, { endStream: true })
+    let status = 0
+    req.on('response', (h) => (status = Number(h[':status'])))
+    req.resume()
+    req.on('end', () => (status === 200 ? resolve() : reject(new Error(`HTTP ${status}`))))
+    req.on('error', reject)
+  })
+}
+
+async function h2section(w: { port: number; what: string }): Promise<void> {
+  const pair = await ingressPair([{ contractId: 'c1', hostPort: w.port }])
+  const session = h2connect(`http://127.0.0.1:${pair.port}`)
+  try {
+    const direct = await latencies(w.port, 'x', true, ROUNDS)
+    const via: number[] = []
+    for (let i = 0; i < ROUNDS + 50; i++) {
+      const t0 = performance.now()
+      await h2get(session)
+      if (i >= 50) via.push(performance.now() - t0)
+    }
+    const figures: Figure[] = []
+    for (const p of [50, 99]) figures.push({ name: `HTTP/2 request p${p} via ingress (one connection)`, value: percentile(via, p), unit: 'ms', better: 'lower', baseline: { name: 'direct HTTP/1.1 keep-alive', value: percentile(direct, p) } })
+    figures.push({ name: 'HTTP/2 p50 overhead of the ingress', value: percentile(via, 50) - percentile(direct, 50), unit: 'ms', better: 'lower', target: '<= 1 ms' })
+    const directRps = await throughput(w.port, 'x', 3000)
+    let n = 0
+    const end = performance.now() + 3000
+    const t0 = performance.now()
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (performance.now() < end) {
+        await h2get(session)
+        n++
+      }
+    }))
+    figures.push({ name: 'HTTP/2 requests/s via ingress (8 streams on one connection)', value: n / ((performance.now() - t0) / 1000), unit: 'req/s', better: 'higher', baseline: { name: 'direct HTTP/1.1, 8 connections', value: directRps }, target: '>= 0.5 of direct' })
+    printSection(`ingress HTTP/2 (h2c) to ${w.what} (each stream routed on its own, over kept-alive mesh streams per replica)`, figures)
+  } finally {
+    session.close()
+    await pair.stop()
+  }
 }
 
 /** The workload: busybox httpd in a container on a published loopback port, or node:http. */
@@ -114,6 +160,7 @@ const kept = createServer({ keepAlive: true }, (_req, res) => res.end('hello\n')
 await new Promise<void>((r) => kept.listen(0, '127.0.0.1', () => r()))
 try {
   await section({ port: (kept.address() as { port: number }).port, what: 'node:http keep-alive server' })
+  await h2section({ port: (kept.address() as { port: number }).port, what: 'node:http keep-alive server' })
 } finally {
   kept.closeAllConnections()
   kept.close()

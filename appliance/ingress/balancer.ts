@@ -66,6 +66,16 @@ export class RouteBalancer {
    * the provider forwards it only once its checks passed, and a refused attempt sends it again to the next one.
    */
   async open(early?: Uint8Array, bearer?: string): Promise<{ stream: Stream; backend: Backend; coldStartMs?: number }> {
+    const r = await this.each((b, answer) => this.openOn(b, answer, early, bearer))
+    return { stream: r.value, backend: r.backend, ...(r.coldStartMs !== undefined ? { coldStartMs: r.coldStartMs } : {}) }
+  }
+
+  /**
+   * Calls `attempt` with one ready replica after another (round-robin, replicas that failed last) until one
+   * resolves: a rejection means the replica refused or could not be reached, nothing was sent to it, and the
+   * next is tried. A service at zero is held here while it wakes. NoReadyReplicaError when every one failed.
+   */
+  async each<T>(attempt: (b: Backend, answer: BackendsAnswer) => Promise<T>): Promise<{ value: T; backend: Backend; coldStartMs?: number }> {
     let tried = 0
     let last: Error | undefined
     const t0 = Date.now()
@@ -86,7 +96,7 @@ export class RouteBalancer {
       for (const b of this.#order(answer.replicas)) {
         tried++
         try {
-          const stream = await this.#openOn(b, answer, early, bearer)
+          const value = await attempt(b, answer)
           const s = this.#seenOf(b)
           s.connections++
           s.lastRefusal = null
@@ -94,14 +104,12 @@ export class RouteBalancer {
           if (cold) {
             const coldStartMs = Date.now() - t0
             this.#d.log.info('ingress cold start', { route: this.route.name, ms: coldStartMs })
-            return { stream, backend: b, coldStartMs }
+            return { value, backend: b, coldStartMs }
           }
-          return { stream, backend: b }
+          return { value, backend: b }
         } catch (err) {
           last = err as Error
-          const s = this.#seenOf(b)
-          s.lastRefusal = `${last.name}: ${last.message}`
-          s.downUntil = Date.now() + DOWN_MS
+          this.markDown(b, `${last.name}: ${last.message}`)
           this.#d.log.info('ingress replica skipped', { route: this.route.name, node: b.node, contractId: b.contractId, ...errorFields(err) })
         }
       }
@@ -195,7 +203,8 @@ export class RouteBalancer {
     return this.#refreshing
   }
 
-  async #openOn(b: Backend, answer: BackendsAnswer, early: Uint8Array | undefined, bearer: string | undefined): Promise<Stream> {
+  /** Opens an ingress stream to replica `b` (its provider's checks passed; paused). Rejects with its refusal. */
+  async openOn(b: Backend, answer: BackendsAnswer, early: Uint8Array | undefined, bearer: string | undefined): Promise<Stream> {
     const stream = await this.#d.openStream(b.node)
     try {
       const req: OpenRequest = { v: 1, deploymentId: answer.deploymentId, contractId: b.contractId, port: answer.port, ...(answer.grant ? { grant: answer.grant } : {}), ...(bearer !== undefined ? { bearer } : {}) }

@@ -9,6 +9,7 @@
 //     "tcp": [{ "listen": "127.0.0.1:9000", "route": "web" }],  raw TCP listeners, one route each
 //     "rateLimit": { "perClient": { "perSecond": 20, "burst": 40 }, "perRoute": { "perSecond": 500, "burst": 1000 } },
 //     "tls": { "cert": "/path/cert.pem", "key": "/path/key.pem" }   or { "selfSigned": true }: the HTTP listener speaks HTTPS
+//     "http2": true                             HTTP/2 beside HTTP/1.1 (ALPN h2 with TLS, h2c prior knowledge without)
 //   }
 import { ConfigError } from '../daemon/errors.ts'
 import { isIP } from 'node:net'
@@ -37,6 +38,8 @@ export interface IngressConfig {
   rateLimit?: RateLimitSpec
   /** The HTTP listener terminates TLS: with these files, or a self-signed certificate kept in the node's home. */
   tls?: IngressTls
+  /** HTTP/2 on the HTTP listener (ALPN h2 with TLS, the h2c preface without); default true. */
+  http2?: boolean
 }
 
 export type IngressTls = { cert: string; key: string } | { selfSigned: true }
@@ -78,7 +81,8 @@ export function parseRoute(r: unknown, at: string): RouteSpec {
 export function parseIngressConfig(v: unknown): IngressConfig | undefined {
   if (v === undefined || v === null) return undefined
   if (!isObject(v)) throw new ConfigError("config.json: 'ingress' must be an object { listen, domain?, routes?, tcp? }")
-  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit', 'tls'], '')
+  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit', 'tls', 'http2'], '')
+  if (v.http2 !== undefined && typeof v.http2 !== 'boolean') throw bad('http2', 'must be true or false (default true)')
   const listen = parseListen(v.listen, 'listen')
   const domain = v.domain ?? 'localhost'
   if (typeof domain !== 'string' || !DOMAIN.test(domain)) throw bad('domain', 'must be a DNS name (e.g. "localhost" or "apps.example.org")')
@@ -98,7 +102,7 @@ export function parseIngressConfig(v: unknown): IngressConfig | undefined {
   })
   const rateLimit = parseRateLimit(v.rateLimit)
   const tls = parseTls(v.tls)
-  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}), ...(tls ? { tls } : {}) }
+  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}), ...(tls ? { tls } : {}), ...(v.http2 === false ? { http2: false } : {}) }
 }
 
 function parseTls(v: unknown): IngressTls | undefined {

@@ -5,14 +5,16 @@
 // (HTTP) or is closed (raw TCP). With TLS material the HTTP listener speaks HTTPS: TLS ends here and the Host
 // of the decrypted request head picks the route as before (raw TCP listeners stay plain TCP).
 import { createServer, type Server, type Socket } from 'node:net'
-import { createServer as createTlsServer } from 'node:tls'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { TlsMaterial } from '../tls/certificate.ts'
 import { errorFields, type Log } from '../../p2p/log.ts'
 import { RouteBalancer, type BalancerDeps } from './balancer.ts'
 import { routeNameOfHost, type IngressConfig, type ListenAddress, type RouteSpec } from './config.ts'
 import { IngressAccessDeniedError, IngressAuthRequiredError, IngressError, InvalidIngressRequestError, RateLimitedError, UnknownRouteError } from './errors.ts'
 import { AccessChecker } from './access.ts'
-import { guardRequest } from './http-guard.ts'
+import { Http1Front } from './h1-front.ts'
+import { Http2Front } from './h2-front.ts'
+import { RequestRouter } from './request-router.ts'
 import type { PortRateLimit } from '../../actors/workload/workload.ts'
 import { RateLimiter } from './rate-limit.ts'
 import { splice } from './splice.ts'
@@ -23,6 +25,8 @@ const MAX_HEAD_BYTES = 16 * 1024
 const HEAD_TIMEOUT_MS = 10_000
 /** A TLS handshake not done by then is dropped. */
 const HANDSHAKE_TIMEOUT_MS = 10_000
+/** What a client that speaks HTTP/2 with prior knowledge (h2c) sends first (RFC 9113 3.4). */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
 
 export interface IngressStats {
   connections: number
@@ -71,6 +75,11 @@ export class IngressServer {
   readonly tcpAddresses: { route: string; address: ListenAddress }[] = []
   readonly #tls: TlsMaterial | undefined
   readonly #access = new AccessChecker()
+  /** HTTP/2 connections (ALPN h2, or the h2c preface), each stream routed as a request of its own. */
+  readonly #h2: Http2Front | undefined
+  /** HTTP/1.1 connections to a port with an access policy: each request checked and routed on its own. */
+  readonly #h1: Http1Front
+  readonly #router: RequestRouter
 
   /** `tls`: the HTTP listener's certificate (config `ingress.tls`, loaded by the caller); absent: plain HTTP. */
   constructor(cfg: IngressConfig, deps: BalancerDeps, tls?: TlsMaterial) {
@@ -80,10 +89,43 @@ export class IngressServer {
     this.#log = deps.log
     this.#limiter = cfg.rateLimit ? new RateLimiter(cfg.rateLimit) : undefined
     for (const r of cfg.routes) this.addRoute(r)
+    const routeOf = (authority: string): string | undefined => {
+      const name = routeNameOfHost(authority, this.#cfg.domain)
+      return name && this.#balancers.has(name) ? name : undefined
+    }
+    const router = this.#router = new RequestRouter({
+      admit: (route, client, authorization) => this.#admitRequest(route, client, authorization),
+      opened: (route) => {
+        this.stats.routed++
+        this.stats.active++
+        this.traffic.opened(route)
+      },
+      closed: (route) => {
+        this.stats.active--
+        this.traffic.closed(route)
+      },
+      retried: (route, node, tries) => {
+        this.stats.retried++
+        this.#log.info('ingress request retried on another replica', { route, after: node, tries })
+      },
+      refused: (err) => {
+        this.#count(err.name)
+        this.#log.info('ingress request refused', errorFields(err))
+      },
+      maxTries: MAX_REQUEST_TRIES,
+      log: this.#log,
+    })
+    this.#h1 = new Http1Front({ router, routeOf, problem: problemParts, refused: (err) => this.#count(err.name), log: this.#log })
+    this.#h2 = cfg.http2 === false ? undefined : new Http2Front({ router, routeOf, problem: problemParts, refused: (err) => this.#count(err.name), log: this.#log })
   }
 
   get domain(): string {
     return this.#cfg.domain
+  }
+
+  /** What the HTTP listener speaks (ALPN names): HTTP/2 as `h2` over TLS, `h2c` in plain text. */
+  get protocols(): string[] {
+    return this.#h2 ? ['http/1.1', this.#tls ? 'h2' : 'h2c'] : ['http/1.1']
   }
 
   /** The SHA-256 fingerprint of the HTTP listener's certificate (undefined: plain HTTP). */
@@ -116,6 +158,7 @@ export class IngressServer {
   }
 
   async stop(): Promise<void> {
+    this.#router.close()
     for (const s of this.#sockets) s.destroy()
     await Promise.all(this.#servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))))
   }
@@ -129,8 +172,15 @@ export class IngressServer {
       }
       let srv: Server
       if (tls) {
-        const t = createTlsServer({ key: tls.key, cert: tls.cert, allowHalfOpen: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, minVersion: 'TLSv1.2' }, (s) => {
+        const alpn = this.#h2 ? ['h2', 'http/1.1'] : ['http/1.1']
+        const t = createTlsServer({ key: tls.key, cert: tls.cert, allowHalfOpen: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, minVersion: 'TLSv1.2', ALPNProtocols: alpn }, (s: TLSSocket) => {
           s.pause()
+          if (s.alpnProtocol === 'h2' && this.#h2) {
+            this.stats.connections++
+            this.#track(s)
+            this.#h2.accept(s)
+            return
+          }
           accepted(s)
         })
         t.on('connection', (raw: Socket) => this.#track(raw)) // a handshake in progress is closed by stop() too
@@ -172,6 +222,22 @@ export class IngressServer {
     return limiter
   }
 
+  /**
+   * For one HTTP/2 request: the rate limits (a request takes a token as a connection does) and the owner's access
+   * policy. Resolves with the route's balancer and the bearer for the provider; throws the typed refusal.
+   */
+  async #admitRequest(route: string, client: string, authorization: string[]): Promise<{ balancer: RouteBalancer; bearer?: string }> {
+    const balancer = this.#balancers.get(route)
+    if (!balancer) throw new UnknownRouteError(route)
+    const ours = this.#limiter?.peek(route, client)
+    if (ours && !ours.ok) throw new RateLimitedError(route, ours.scope, Math.ceil(ours.retryAfterMs / 1000))
+    const { access, rateLimit } = await balancer.policy()
+    this.#admit(route, client, rateLimit)
+    if (!access) return { balancer }
+    const bearer = await this.#access.check(access, authorization, balancer.route.deploymentId, balancer.route.port)
+    return { balancer, bearer }
+  }
+
   #track(s: Socket): void {
     this.#sockets.add(s)
     s.on('close', () => this.#sockets.delete(s))
@@ -193,6 +259,16 @@ export class IngressServer {
     }
     const onData = (b: Buffer): void => {
       head = Buffer.concat([head, b])
+      if (this.#h2 && head.subarray(0, H2_PREFACE.byteLength).equals(H2_PREFACE.subarray(0, Math.min(head.byteLength, H2_PREFACE.byteLength)))) {
+        if (head.byteLength < H2_PREFACE.byteLength) return
+        // HTTP/2 with prior knowledge: the HTTP/2 server reads it from the start
+        clearTimeout(timer)
+        s.off('data', onData)
+        s.pause()
+        s.unshift(head)
+        this.#h2.accept(s)
+        return
+      }
       const end = head.indexOf('\r\n\r\n')
       if (end < 0) {
         if (head.byteLength > MAX_HEAD_BYTES) fail(new InvalidIngressRequestError(`the request head is over ${MAX_HEAD_BYTES} bytes`))
@@ -218,22 +294,19 @@ export class IngressServer {
     const ours = this.#limiter?.peek(routeName, client) // before anything is asked of the mesh
     if (ours && !ours.ok) return this.#refuse(s, new RateLimitedError(routeName, ours.scope, Math.ceil(ours.retryAfterMs / 1000)), head !== undefined)
     let opened: Awaited<ReturnType<RouteBalancer['open']>>
-    let early = head
-    let upLimit: number | undefined
-    let bearer: string | undefined
     try {
       // the owner's rate limit and access policy are checked before any provider is asked for a stream
       const { access, rateLimit } = await balancer.policy()
-      this.#admit(routeName, client, rateLimit)
       if (access) {
         const r = balancer.route
         if (!head) throw new IngressAuthRequiredError(r.deploymentId, r.port, 'a raw TCP connection cannot carry a key or token')
-        const guarded = guardRequest(head)
-        bearer = await this.#access.check(access, guarded.authorization, r.deploymentId, r.port)
-        early = guarded.forward
-        upLimit = guarded.upLimit
+        // each request of the connection is checked (and takes its rate-limit token) on its own
+        s.unshift(head)
+        this.#h1.accept(s)
+        return
       }
-      opened = await balancer.open(early, bearer) // the provider checks the bearer again
+      this.#admit(routeName, client, rateLimit)
+      opened = await balancer.open(head)
     } catch (err) {
       return this.#refuse(s, err as Error, head !== undefined)
     }
@@ -246,15 +319,16 @@ export class IngressServer {
     this.traffic.opened(routeName)
     // an idempotent first request that got no answer at all goes to another replica (the head is sent again)
     const retryable = head !== undefined && retryableHead(head)
+    const early = head
     try {
       for (let tries = 1; ; tries++) {
-        const r = await splice(s, opened.stream, { retryable: retryable && tries < MAX_REQUEST_TRIES, upLimit })
+        const r = await splice(s, opened.stream, { retryable: retryable && tries < MAX_REQUEST_TRIES })
         if (!r.retry) break
         balancer.markDown(opened.backend, 'ended without answering')
         this.stats.retried++
         this.#log.info('ingress request retried on another replica', { route: routeName, after: opened.backend.node, tries })
         try {
-          opened = await balancer.open(early, bearer)
+          opened = await balancer.open(early)
         } catch (err) {
           return this.#refuse(s, err as Error, true)
         }
@@ -281,15 +355,23 @@ export class IngressServer {
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' }
 
-/** An HTTP/1.1 answer carrying an RFC 9457 problem document for a refused connection. */
-export function problemResponse(err: Error): string {
+/** A refusal's status, headers and RFC 9457 problem document (for HTTP/1.1 and HTTP/2 alike). */
+export function problemParts(err: Error): { status: number; headers: Record<string, string>; body: string } {
   const status = err instanceof IngressError ? err.status : 502
   const code = (err as { code?: unknown }).code
   const body = JSON.stringify({
     type: `https://noirledger.dev/problems/${err.name}`, title: err.name, status, detail: err.message, ...(typeof code === 'string' ? { code } : {}),
   })
-  const retry = err instanceof RateLimitedError ? `retry-after: ${(err.data as { retryAfterSeconds: number }).retryAfterSeconds}\r\n`
-    : err instanceof IngressAuthRequiredError ? 'www-authenticate: Bearer realm="noir-ingress"\r\n'
-      : err instanceof IngressAccessDeniedError ? 'www-authenticate: Bearer realm="noir-ingress", error="invalid_token"\r\n' : ''
-  return `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\ncache-control: no-store\r\n${retry}\r\n${body}`
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' }
+  if (err instanceof RateLimitedError) headers['retry-after'] = String((err.data as { retryAfterSeconds: number }).retryAfterSeconds)
+  else if (err instanceof IngressAuthRequiredError) headers['www-authenticate'] = 'Bearer realm="noir-ingress"'
+  else if (err instanceof IngressAccessDeniedError) headers['www-authenticate'] = 'Bearer realm="noir-ingress", error="invalid_token"'
+  return { status, headers, body }
+}
+
+/** An HTTP/1.1 answer carrying an RFC 9457 problem document for a refused connection. */
+export function problemResponse(err: Error): string {
+  const p = problemParts(err)
+  const extra = Object.entries(p.headers).filter(([k]) => k !== 'content-type' && k !== 'cache-control').map(([k, v]) => `${k}: ${v}\r\n`).join('')
+  return `HTTP/1.1 ${p.status} ${REASONS[p.status] ?? 'Error'}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(p.body)}\r\nconnection: close\r\ncache-control: no-store\r\n${extra}\r\n${p.body}`
 }

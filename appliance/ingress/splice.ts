@@ -17,12 +17,10 @@ const bytesOf = (d: Uint8Array | { subarray(): Uint8Array }): Uint8Array => (d i
  * `retryable`: the request already sent (the head the ingress read) may be sent again to another replica (an
  * idempotent request with no body). If the stream then ends before a single byte came back, and the client sent
  * nothing more, the socket is left untouched and the answer says `retry`: the caller opens another replica.
- * `upLimit`: the most bytes carried from the socket to the stream (the rest is dropped); default unbounded.
  */
-export function splice(socket: Socket, stream: Stream, o: { retryable?: boolean; upLimit?: number | undefined } = {}): Promise<SpliceCounts & { retry?: true }> {
+export function splice(socket: Socket, stream: Stream, o: { retryable?: boolean } = {}): Promise<SpliceCounts & { retry?: true }> {
   const counts: SpliceCounts = { up: 0, down: 0 }
   const canRetry = (): boolean => o.retryable === true && counts.down === 0 && counts.up === 0 && !socket.destroyed
-  let upLeft = o.upLimit ?? Infinity
   return new Promise((resolve) => {
     let finished = false
     const finish = (retry = false): void => {
@@ -66,10 +64,7 @@ export function splice(socket: Socket, stream: Stream, o: { retryable?: boolean;
       finish()
     })
     // socket -> stream
-    const onData = (data: Buffer): void => {
-      if (upLeft <= 0) return
-      const b = data.byteLength > upLeft ? data.subarray(0, upLeft) : data
-      upLeft -= b.byteLength
+    const onData = (b: Buffer): void => {
       counts.up += b.byteLength
       if (stream.status !== 'open' || stream.writeStatus !== 'writable') return
       let ok: boolean

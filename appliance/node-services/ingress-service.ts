@@ -345,7 +345,7 @@ export class IngressService implements NodeService {
         method: 'GET', path: '/v1/endpoints',
         handler: () => {
           const s = this.#server
-          return { open: s !== undefined, listen: s?.address ? `${s.address.host}:${s.address.port}` : null, tlsFingerprint: s?.tlsFingerprint ?? null, endpoints: s ? s.routes().map((r) => this.#endpointOf(r.route)) : [] }
+          return { open: s !== undefined, listen: s?.address ? `${s.address.host}:${s.address.port}` : null, tlsFingerprint: s?.tlsFingerprint ?? null, protocols: s?.protocols ?? [], endpoints: s ? s.routes().map((r) => this.#endpointOf(r.route)) : [] }
         },
       },
       { method: 'POST', path: '/v1/ingress/expose', handler: (req) => this.#expose(req.body) },

@@ -47,6 +47,7 @@ t.test('a bad ingress section is refused with a ConfigError naming the field', a
     [{ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: Infinity, burst: 1 } } }, /rateLimit\.perClient\.perSecond/],
     [{ listen: '127.0.0.1:80', rateLimit: { perRoute: { perSecond: 1, burst: 0.5 } } }, /rateLimit\.perRoute\.burst/],
     [{ listen: '127.0.0.1:80', tls: true }, /ingress\.tls' must be an object/],
+    [{ listen: '127.0.0.1:80', http2: 'yes' }, /ingress\.http2' must be true or false/],
     [{ listen: '127.0.0.1:80', tls: { selfSigned: false } }, /ingress\.tls\.selfSigned' must be true/],
     [{ listen: '127.0.0.1:80', tls: { selfSigned: true, cert: '/c' } }, /ingress\.tls\.cert.*not a known field/],
     [{ listen: '127.0.0.1:80', tls: { cert: '/c' } }, /ingress\.tls\.key' must be the path/],
@@ -122,6 +123,12 @@ t.test('a rate limit section is read as given', async (t) => {
   const c = parseIngressConfig({ listen: '127.0.0.1:80', rateLimit: { perClient: { perSecond: 2.5, burst: 5 } } })
   t.same(c?.rateLimit, { perClient: { perSecond: 2.5, burst: 5 } })
   t.notOk(parseIngressConfig({ listen: '127.0.0.1:80' })?.rateLimit, 'no section: no limit')
+})
+
+t.test('http2: on unless the config says false', async (t) => {
+  t.equal(parseIngressConfig({ listen: '127.0.0.1:80' })?.http2, undefined, 'absent: on (the server takes undefined as on)')
+  t.equal(parseIngressConfig({ listen: '127.0.0.1:80', http2: false })?.http2, false)
+  t.equal(parseIngressConfig({ listen: '127.0.0.1:80', http2: true })?.http2, undefined)
 })
 
 t.test('the tls section: files or a self-signed certificate', async (t) => {

@@ -4,6 +4,7 @@
 // from the test through the ingress, over the mesh to a provider, and to the container's loopback port there.
 import t from 'tap'
 import { request, type Agent } from 'node:http'
+import { connect as h2connect } from 'node:http2'
 import { connect } from 'node:net'
 import { spawn, spawnSync } from 'node:child_process'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -130,6 +131,23 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     t.same(slots, view.replicas.map((r) => r.slot).sort(), 'the answers come from the deployment\'s two slots')
   })
 
+  await t.test('HTTP/2 (h2c): the requests of one connection spread over both replicas, each routed on its own', async (t) => {
+    const session = h2connect(`http://127.0.0.1:${ingressPort}`)
+    t.teardown(() => session.close())
+    const answers = await Promise.all(Array.from({ length: 10 }, () => new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = session.request({ ':path': '/', ':authority': host }, { endStream: true })
+      let status = 0
+      let body = ''
+      req.on('response', (h) => (status = Number(h[':status'])))
+      req.on('data', (c: Buffer) => (body += c.toString()))
+      req.on('end', () => resolve({ status, body }))
+      req.on('error', reject)
+    })))
+    t.ok(answers.every((a) => a.status === 200), 'every stream answered')
+    const slots = new Set(answers.map((a) => a.body.split(' ')[0]))
+    t.equal(slots.size, 2, `one HTTP/2 connection reached both replicas (${[...slots].join(', ')})`)
+  })
+
   await t.test('an upgraded connection (101, then both ways) survives through the ingress', async (t) => {
     const cli = await noir(owner.home, ['--json', 'expose', d.id, '9000'])
     t.equal(cli.code, 0, `noir expose: ${cli.out}`)
@@ -155,8 +173,9 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
   await t.test('noir endpoints and noir status show where the service is served', async (t) => {
     const e = await noir(owner.home, ['--json', 'endpoints'])
     t.equal(e.code, 0)
-    const doc = JSON.parse(e.out) as { open: boolean; endpoints: { name: string; replicas: { connections: number }[]; traffic: { active: number; lastTrafficAt: string | null; idleMs: number | null } }[] }
+    const doc = JSON.parse(e.out) as { open: boolean; protocols: string[]; endpoints: { name: string; replicas: { connections: number }[]; traffic: { active: number; lastTrafficAt: string | null; idleMs: number | null } }[] }
     t.ok(doc.open)
+    t.same(doc.protocols, ['http/1.1', 'h2c'], 'the listener speaks HTTP/1.1 and HTTP/2 with prior knowledge')
     t.same(doc.endpoints.map((x) => x.name).sort(), ['web-8080', 'web-9000'])
     const web8080 = doc.endpoints.find((x) => x.name === 'web-8080')!
     t.equal(web8080.replicas.length, 2, 'both replicas, as the ingress sees them')
@@ -165,6 +184,7 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     t.ok(web8080.traffic.lastTrafficAt !== null && Date.parse(web8080.traffic.lastTrafficAt) <= Date.now(), `the route's last traffic is known (${web8080.traffic.lastTrafficAt})`)
     t.ok((web8080.traffic.idleMs ?? -1) >= 0, `its idle time is counted (${web8080.traffic.idleMs} ms)`)
     const human = await noir(owner.home, ['endpoints'])
+    t.match(human.out, /speaking http\/1\.1, h2c/)
     t.match(human.out, new RegExp(`web-8080\\.localhost:${ingressPort}/ .* port 8080 {2}\\(idle \\d+ s\\)`), 'the human listing shows how long the route has been idle')
     const st = await noir(owner.home, ['status', d.id])
     t.match(st.out, /replica 0: running .* ready \(HTTP 200\)/, 'each replica\'s health, as its provider reports it')

@@ -54,14 +54,14 @@ export const endpointsCommand: Command = {
   summary: "list the services this node's ingress serves, with their replicas as the ingress sees them",
   usage: `Usage: noir endpoints [--json]
 
---json prints { open, listen, tlsFingerprint, endpoints: [{ name, deploymentId, port, host, url, listen, replicas: [{ contractId,
+--json prints { open, listen, tlsFingerprint, protocols, endpoints: [{ name, deploymentId, port, host, url, listen, replicas: [{ contractId,
 node, index, connections, lastRefusal, downUntil }], traffic: { active, lastTrafficAt, idleMs } }] }.`,
   async run(ctx, argv) {
     parseCommandArgs(argv, {}, { min: 0, max: 0, usage: 'usage: noir endpoints [--json]' })
-    const r = await ApiClient.forHome(ctx.home).get<{ open: boolean; listen: string | null; tlsFingerprint?: string | null; endpoints: Endpoint[] }>('/v1/endpoints')
+    const r = await ApiClient.forHome(ctx.home).get<{ open: boolean; listen: string | null; tlsFingerprint?: string | null; protocols?: string[]; endpoints: Endpoint[] }>('/v1/endpoints')
     if (ctx.json) return printJson(ctx, r)
     if (!r.open) return printLine(ctx, 'this node opens no ingress (add an "ingress" section to config.json)')
-    printLine(ctx, `ingress on ${r.listen}${r.tlsFingerprint ? ` (HTTPS; certificate SHA-256 ${r.tlsFingerprint})` : ''}`)
+    printLine(ctx, `ingress on ${r.listen}${r.protocols?.length ? ` speaking ${r.protocols.join(', ')}` : ''}${r.tlsFingerprint ? ` (HTTPS; certificate SHA-256 ${r.tlsFingerprint})` : ''}`)
     if (r.endpoints.length === 0) printLine(ctx, '  no services yet (noir expose DEPLOYMENT PORT)')
     for (const e of r.endpoints) {
       const idle = e.traffic.active > 0 ? `${e.traffic.active} open` : e.traffic.idleMs === null ? 'no traffic yet' : `idle ${Math.round(e.traffic.idleMs / 1000)} s`
