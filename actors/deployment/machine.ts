@@ -168,6 +168,8 @@ export type DeploymentEvent =
   | { type: 'WAKE'; at: number; by?: string }
   /** More connections open through the ingresses than its replicas are meant to carry: run `to` replicas (<= scale.max). */
   | { type: 'SCALE_OUT'; to: number; at: number; active: number }
+  /** Fewer connections than its extra replicas are meant for, for a while: run `to` replicas (>= its baseline). */
+  | { type: 'SCALE_IN'; to: number; at: number; active: number }
   | { type: 'RESIZED' }
 
 export interface DeploymentInput {
@@ -343,6 +345,10 @@ export function deploymentMachine(fx: DeploymentEffects) {
       waking: ({ context }) => (context.wokenAt ?? null) !== null || (context.scalingSince ?? null) !== null,
       canScaleOut: ({ context: d, event }) => event.type === 'SCALE_OUT' && d.workload.kind === 'service' && d.workload.service?.scale !== undefined
         && event.to > d.replicas.length && event.to <= d.workload.service.scale.max && !d.stopRequested && !d.failNow,
+      /** Down to `to` (never below the baseline), with no migration in flight and none already retiring. */
+      canScaleIn: ({ context: d, event }) => event.type === 'SCALE_IN' && d.workload.kind === 'service' && d.workload.service?.scale !== undefined
+        && event.to < d.replicas.length && event.to >= Math.max(1, d.workload.service.scale.min, d.workload.service.replicas)
+        && !d.stopRequested && !d.failNow && !d.replicas.some((r) => r.moving || r.retiring),
     },
     actions: {
       noteIdle: assign(({ context, event }) => edit(context, (d) => {
@@ -378,6 +384,23 @@ export function deploymentMachine(fx: DeploymentEffects) {
           d.desired = event.to
           d.scalingSince = event.at
           note(d, event.at, `${event.active} connection(s) open through the ingresses: scaling out from ${from} to ${event.to} replica(s)`)
+        }))
+        q.raise({ type: 'RESIZED' })
+      }),
+      scaleIn: enqueueActions(({ context, event, enqueue: q }) => {
+        if (event.type !== 'SCALE_IN') return
+        q.assign(edit(context, (d) => {
+          const from = d.replicas.length
+          // the highest slots go (slot i is replicas[i]): no longer offered to ingresses, then released, last first
+          const retire: RepairJob[] = []
+          for (let i = from - 1; i >= event.to; i--) {
+            const rep = d.replicas[i]!
+            rep.retiring = true
+            retire.push({ kind: 'retire', slot: rep.slot, why: 'scaling in' })
+          }
+          d.queue.unshift(...retire)
+          d.desired = event.to
+          note(d, event.at, `${event.active} connection(s) open through the ingresses: scaling in from ${from} to ${event.to} replica(s)`)
         }))
         q.raise({ type: 'RESIZED' })
       }),
@@ -543,6 +566,13 @@ export function deploymentMachine(fx: DeploymentEffects) {
           }
           const rep = replicaOf(d, job.slot)
           if (!rep) return
+          if (job.kind === 'retire') {
+            // gone from the deployment whether or not its node confirmed the stop (its lease is not renewed)
+            const i = d.replicas.indexOf(rep)
+            if (i === d.replicas.length - 1) d.replicas.pop()
+            note(d, at, `slot ${rep.slot} retired (scaled in)${rep.node ? ` from ${rep.node}` : ''}`)
+            return
+          }
           if (job.kind === 'migrate' || job.kind === 'move') {
             const r = applyMigration(d, rep, job, out, at)
             if (r === 'UP') up = true
@@ -822,6 +852,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
         on: {
           IDLE: { guard: 'canSleep', target: 'sleeping', actions: 'noteIdle' },
           SCALE_OUT: { guard: 'canScaleOut', actions: 'scaleOut' },
+          SCALE_IN: { guard: 'canScaleIn', actions: 'scaleIn' },
         },
         always: [
           { guard: 'jobDone', target: 'completed' },

@@ -35,6 +35,8 @@ export interface ReplicaView {
   lastExitCode: number | null
   /** The slot's last checkpoint (a migration's, or a protected replica's periodic one): its next start restores it. */
   lastCheckpoint?: { digest: string; bytes: number; at: number } | null
+  /** Scaling in: no longer offered to ingresses, its contract being released; the slot goes once it is. */
+  retiring?: boolean
 }
 
 /** A replica as the deployment actor keeps it: the view plus its signed contract. */
@@ -88,6 +90,7 @@ export type RepairJob =
   | { kind: 'standby' }
   | { kind: 'migrate'; slot: string; why: string; id: string; to?: string; at: number }
   | { kind: 'move'; slot: string; why: string; id: string }
+  | { kind: 'retire'; slot: string; why: string }
 
 /** A slot's state as an artifact (a tar of its state directory; an SDK actor's snapshot is in it). */
 export interface SlotCheckpoint {

@@ -75,6 +75,8 @@ export interface EffectTimings {
   roundPauseMs: number
   /** The lease written in each contract (ms); none: the provider's default. */
   leaseMs?: number
+  /** Scaling in: how long a retiring replica keeps serving what it has after ingresses stop being offered it. Default 2500 ms. */
+  drainMs?: number
 }
 
 /** Whether a replica's state moves with it: an SDK actor (its snapshot lives in its state directory) or a workload with a `stateDir`. */
@@ -263,6 +265,7 @@ export class OrchestrationEffects implements DeploymentEffects {
     }
     if (i.job.kind === 'migrate') return this.#reserveTarget(i, i.job, out)
     if (i.job.kind === 'move') return this.#move(i, out)
+    if (i.job.kind === 'retire') return this.#retire(i, out)
     const rep = i.replica
     if (!rep || rep.state === 'running' || rep.state === 'starting' || rep.state === 'stopped') return out
     const oldNode = rep.node
@@ -290,6 +293,17 @@ export class OrchestrationEffects implements DeploymentEffects {
       out.infeasible = got.infeasible
       await new Promise((r) => setTimeout(r, this.#t.roundPauseMs).unref())
     }
+    return out
+  }
+
+  /** Scaling in: the slot's contract is released (its replica stops there); a node that does not confirm is noted. */
+  async #retire(i: RepairInput, out: RepairOutcome): Promise<RepairOutcome> {
+    const rep = i.replica
+    if (!rep?.node || !rep.contractId || rep.state === 'stopped' || rep.state === 'lost') return out
+    // drained first: ingresses ask for the replica set at least once a second, and stop choosing it
+    await new Promise((r) => setTimeout(r, this.#t.drainMs ?? 2500).unref())
+    const [r] = await this.release({ deploymentId: i.deploymentId, why: 'scaled in', targets: [{ slot: rep.slot, node: rep.node, contractId: rep.contractId, role: 'replica' }] })
+    if (r && !r.ok) out.notes.push(`slot ${rep.slot} on ${rep.node} did not confirm its stop: ${r.error}`)
     return out
   }
 

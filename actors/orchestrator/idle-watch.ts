@@ -20,6 +20,8 @@ export const REPORT_STALE_MS = 15_000
 export class IdleWatch {
   /** deployment -> ingress DID -> its last report and when it came. */
   readonly #reports = new Map<string, Map<string, TrafficReport & { at: number }>>()
+  /** deployment -> since when its open connections have needed fewer replicas than it runs. */
+  readonly #below = new Map<string, number>()
 
   report(deploymentId: string, ingress: string, r: TrafficReport, now: number): void {
     let m = this.#reports.get(deploymentId)
@@ -34,6 +36,13 @@ export class IdleWatch {
 
   forget(deploymentId: string): void {
     this.#reports.delete(deploymentId)
+    this.#below.delete(deploymentId)
+  }
+
+  #active(id: string, now: number): number {
+    let active = 0
+    for (const r of this.#reports.get(id)?.values() ?? []) if (now - r.at <= REPORT_STALE_MS) active += r.active
+    return active
   }
 
   /**
@@ -47,10 +56,41 @@ export class IdleWatch {
       if (v.phase !== 'running') continue
       const scale = workloadOf(v.id)?.service?.scale
       if (!scale || scale.max <= v.desired) continue
-      let active = 0
-      for (const r of this.#reports.get(v.id)?.values() ?? []) if (now - r.at <= REPORT_STALE_MS) active += r.active
+      const active = this.#active(v.id, now)
       const to = Math.min(scale.max, Math.ceil(active / (scale.targetConnections ?? 10)))
       if (to > v.desired) out.push({ id: v.id, to, active })
+    }
+    return out
+  }
+
+  /**
+   * The running services to scale in now: a service that runs more replicas than its baseline (`replicas`, at
+   * least `scale.min` and 1) whose open connections have needed fewer, ceil(active / targetConnections), for a
+   * whole `idleSeconds` goes down to that many (never below the baseline); the clock starts again after each
+   * step, so a service steps down at most once per `idleSeconds` (hysteresis: a burst resets it).
+   */
+  scaleIns(views: DeploymentView[], workloadOf: (id: string) => Workload | undefined, now: number): { id: string; to: number; active: number }[] {
+    const out: { id: string; to: number; active: number }[] = []
+    for (const v of views) {
+      const w = workloadOf(v.id)
+      const scale = w?.service?.scale
+      const baseline = Math.max(1, scale?.min ?? 1, w?.service?.replicas ?? 1)
+      if (v.phase !== 'running' || !scale || v.desired <= baseline || v.replicas.some((r) => r.retiring === true)) {
+        this.#below.delete(v.id)
+        continue
+      }
+      const active = this.#active(v.id, now)
+      const to = Math.max(baseline, Math.ceil(active / (scale.targetConnections ?? 10)))
+      if (to >= v.desired) {
+        this.#below.delete(v.id)
+        continue
+      }
+      const since = this.#below.get(v.id)
+      if (since === undefined) this.#below.set(v.id, now)
+      else if (now - since >= scale.idleSeconds * 1000) {
+        this.#below.set(v.id, now)
+        out.push({ id: v.id, to, active })
+      }
     }
     return out
   }

@@ -68,6 +68,7 @@ export const DeploymentBehavior = {
   idle: '/noir/deployment/idle',
   wake: '/noir/deployment/wake',
   scaleOut: '/noir/deployment/scale-out',
+  scaleIn: '/noir/deployment/scale-in',
 } as const
 
 export interface OrchestratorPorts extends MarketPorts {
@@ -312,6 +313,7 @@ export class Orchestrator {
         [DeploymentBehavior.checkpointed]: { event: (b: { slot: string; contractId: string; checkpoint: SlotCheckpoint }): DeploymentEvent => ({ type: 'CHECKPOINTED', ...b }) },
         [DeploymentBehavior.idle]: { event: (b: { at: number; idleMs: number }): DeploymentEvent => ({ type: 'IDLE', at: b.at, idleMs: b.idleMs }) },
         [DeploymentBehavior.scaleOut]: { event: (b: { to: number; at: number; active: number }): DeploymentEvent => ({ type: 'SCALE_OUT', to: b.to, at: b.at, active: b.active }) },
+        [DeploymentBehavior.scaleIn]: { event: (b: { to: number; at: number; active: number }): DeploymentEvent => ({ type: 'SCALE_IN', to: b.to, at: b.at, active: b.active }) },
         [DeploymentBehavior.wake]: { event: (b: { at: number; by?: string }): DeploymentEvent => ({ type: 'WAKE', at: b.at, ...(b.by ? { by: b.by } : {}) }) },
         [DeploymentBehavior.migrate]: { event: (b: { id: string; slot: string; to?: string; why: string; at: number }): DeploymentEvent => ({ type: 'MIGRATE', ...b }) },
       },
@@ -725,6 +727,10 @@ export class Orchestrator {
     for (const d of this.#idle.scaleOuts(mine, (id) => this.workloadOf(id), this.#now())) {
       this.#log('info', 'scaling out', { deploymentId: d.id, to: d.to, active: d.active })
       this.#system.tell(this.#ref(d.id), DeploymentBehavior.scaleOut, { to: d.to, at: this.#now(), active: d.active })
+    }
+    for (const d of this.#idle.scaleIns(mine, (id) => this.workloadOf(id), this.#now())) {
+      this.#log('info', 'scaling in', { deploymentId: d.id, to: d.to, active: d.active })
+      this.#system.tell(this.#ref(d.id), DeploymentBehavior.scaleIn, { to: d.to, at: this.#now(), active: d.active })
     }
   }
 

@@ -572,3 +572,33 @@ t.test('a wake that comes while the replicas are still stopping is kept, and tak
   t.equal(r.ctx().wokenAt, 20_100)
   t.equal(r.ctx().wakeAsked, null)
 })
+
+t.test('scale in: the highest slots stop being offered, are released last first, and go; never below the baseline', async (t) => {
+  const w = workload({ service: { replicas: 1, scale: { min: 1, max: 3, idleSeconds: 10, targetConnections: 2 } } })
+  const r = await toRunning(w, [nodes[0]!])
+  r.actor.send({ type: 'SCALE_OUT', to: 3, at: 2_000, active: 5 })
+  for (const i of [1, 2]) {
+    const repair = await r.fx.next('repair')
+    repair.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: contract(w, 'd1', `d1/${i}`, 1, nodes[i]!), started: { ok: true }, infeasible: null, standby: null })
+    await settle()
+  }
+  t.equal(r.phase(), 'running')
+  r.actor.send({ type: 'SCALE_IN', to: 0, at: 50_000, active: 0 })
+  await settle()
+  t.equal(r.ctx().replicas.length, 3, 'below the baseline: refused')
+  r.actor.send({ type: 'SCALE_IN', to: 1, at: 50_000, active: 1 })
+  t.same(r.ctx().replicas.map((x) => x.retiring === true), [false, true, true], 'the two highest slots retire')
+  t.equal(r.ctx().desired, 1)
+  t.equal(r.phase(), 'running', 'the deployment runs on')
+  r.actor.send({ type: 'SCALE_IN', to: 2, at: 50_001, active: 3 })
+  await settle()
+  t.same(r.ctx().queue.filter((j) => j.kind === 'retire').length + (r.ctx().current?.kind === 'retire' ? 1 : 0), 2, 'no second scale-in while one is under way')
+  for (const slot of ['d1/2', 'd1/1']) {
+    const job = await r.fx.next('repair')
+    t.same([(job.input as { job: { kind: string } }).job.kind, (job.input as { replica: { slot: string } }).replica.slot], ['retire', slot], `${slot} released (last first)`)
+    job.resolve({ notes: [], refusals: [], standbyConsumed: false, placed: null, started: null, infeasible: null, standby: null })
+    await settle()
+  }
+  t.same([r.phase(), r.ctx().replicas.map((x) => x.slot), r.ctx().desired], ['running', ['d1/0'], 1], 'one replica left, running')
+  t.match(r.ctx().events.map((e) => e.msg).join('\n'), /1 connection\(s\) open through the ingresses: scaling in from 3 to 1[^]*slot d1\/2 retired[^]*slot d1\/1 retired/)
+})

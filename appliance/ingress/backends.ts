@@ -109,7 +109,7 @@ export function backendsFor(src: DeploymentSource, book: ExposureBook, key: Node
   const view = src.status(req.deploymentId)
   // scaling to zero, the replicas still running are on their way out: none is offered (a request waits for the wake)
   const replicas = view.phase === 'idle' ? [] : view.replicas
-    .filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null)
+    .filter((r) => r.state === 'running' && r.node !== null && r.contractId !== null && r.retiring !== true)
     .map((r) => ({ index: r.index, node: r.node!, contractId: r.contractId! }))
   return {
     deploymentId: req.deploymentId, port: req.port, orchestrator: key.did, replicas, phase: view.phase,

@@ -330,14 +330,17 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     t.equal((await owner.api.get<DeploymentView>(`/v1/deployments/${z.id}`)).phase, 'stopped', 'a service at zero stops at once')
   })
 
-  await t.test('scale out: more connections open through the ingress than a replica should carry, and a second replica is placed', async (t) => {
+  await t.test('scale out: more connections open through the ingress than a replica should carry, and a second replica is placed; scale in while requests go on', async (t) => {
     const base = workload('burst', [{ port: 8080, public: true }, { port: 9000, public: true }], 1, 'best-effort')
-    const b = await owner.api.post<DeploymentView>('/v1/deployments', { workload: { ...base, service: { ...base.service, scale: { min: 1, max: 2, idleSeconds: 600, targetConnections: 1 } } } })
+    const b = await owner.api.post<DeploymentView>('/v1/deployments', { workload: { ...base, service: { ...base.service, scale: { min: 1, max: 2, idleSeconds: 10, targetConnections: 1 } } } })
     await running(b.id)
     const exposed = await owner.api.post<Exposed>('/v1/ingress/expose', { deploymentId: b.id, port: 9000 })
+    const web = await owner.api.post<Exposed>('/v1/ingress/expose', { deploymentId: b.id, port: 8080 })
     // three long-lived (upgraded) connections through the ingress: httpd closes each connection, nc's upgrade keeps it
+    const held: ReturnType<typeof connect>[] = []
     const open = async (): Promise<void> => {
       const s = connect({ host: '127.0.0.1', port: ingressPort })
+      held.push(s)
       t.teardown(() => s.destroy())
       let got = ''
       s.setEncoding('utf8')
@@ -358,6 +361,33 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     }, 60_000, 250)
     t.equal(out.desired, 2, 'scaled out to its max of two (three connections, one per replica wanted)')
     t.match(out.events.map((e) => e.msg).join('\n'), /3 connection\(s\) open through the ingresses: scaling out from 1 to 2[^]*scaled out: 2 replica\(s\) running \d+ ms after the decision/)
+
+    // the held connections close; requests go on (one at a time): after idleSeconds with one replica enough, it scales in
+    for (const s of held) s.destroy()
+    let ok = 0
+    const failed: string[] = []
+    let going = true
+    const traffic = (async () => {
+      while (going) {
+        const r = await get(ingressPort, web.endpoint.host).catch((err: Error) => ({ status: 0, body: err.message }))
+        if (r.status === 200) ok++
+        else failed.push(`${r.status} ${r.body.slice(0, 80)}`)
+        await new Promise((res) => setTimeout(res, 50))
+      }
+    })()
+    const after = await eventually(async () => {
+      const v = await owner.api.get<DeploymentView>(`/v1/deployments/${b.id}`)
+      return v.replicas.length === 1 && v
+    }, 90_000, 250)
+    await new Promise((res) => setTimeout(res, 1000))
+    going = false
+    await traffic
+    t.equal(after.phase, 'running', 'running on one replica')
+    t.equal(after.desired, 1)
+    t.match(after.events.map((e) => e.msg).join('\n'), /scaling in from 2 to 1[^]*slot \S+\/1 retired \(scaled in\)/, 'the events say it scaled in')
+    t.comment(`requests during the scale-in: ${ok} answered, ${failed.length} failed${failed.length ? `: ${failed.slice(0, 3).join(' | ')}` : ''}`)
+    t.ok(ok > 20, 'requests went on through it')
+    t.equal(failed.length, 0, 'none failed (the retiring replica was drained before it stopped)')
     await owner.api.post(`/v1/deployments/${b.id}/stop`)
   })
 
