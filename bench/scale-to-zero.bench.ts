@@ -4,9 +4,16 @@
 // - the first request at zero, held through the cold start, vs a request to the running service;
 // - wake to every replica running (the deployment's recorded cold start) vs a fresh deploy of the same workload
 //   to running (what a cold start would cost without the deployment kept).
-// Container only: a WASI module cannot listen on a port, so a wasm service has nothing for an ingress to reach.
+// - a wasm service (a WASI module that runs until stopped): deploy to running, beside the container's. A WASI module
+//   has no network (it cannot declare a port), so no ingress traffic can wake one at zero: its cold start is a
+//   start from nothing, and that is what is printed.
 import { request } from 'node:http'
-import { DaemonCluster, eventually } from '../scripts/testing/daemons.ts'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { wasmFixture } from '../appliance/test/wasm-fixtures.ts'
+import { spawnSync } from 'node:child_process'
+import { DaemonCluster, NOIR_BIN, eventually } from '../scripts/testing/daemons.ts'
 import { removeNodeContainers } from '../cli/commands/demo.ts'
 import type { DeploymentView } from '../actors/orchestrator/orchestrator.ts'
 import { printSection, type Figure } from './report.ts'
@@ -28,10 +35,11 @@ function get(port: number, host: string): Promise<number> {
 }
 
 const cluster = new DaemonCluster()
+const scratch = mkdtempSync(join(tmpdir(), 'noir-bench-zero-'))
 try {
   const orchestration = { beatMs: 200, bidWindowMs: 500 }
   const owner = await cluster.start({ config: { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { ...orchestration, labels: { role: 'owner' } }, ingress: { listen: '127.0.0.1:0' } } as never })
-  await cluster.start({ bootstrap: owner.multiaddrs, config: { share: 'cpu=2,memory=2GiB,disk=4GiB,gpu=0', orchestration: { ...orchestration, labels: { role: 'worker' } } } as never })
+  const worker = await cluster.start({ bootstrap: owner.multiaddrs, config: { share: 'cpu=2,memory=2GiB,disk=4GiB,gpu=0', orchestration: { ...orchestration, labels: { role: 'worker' } } } as never })
   await eventually(async () => (await owner.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 1, 60_000)
   await new Promise((r) => setTimeout(r, 1500))
   const workload = (name: string, scale?: object) => ({
@@ -85,7 +93,29 @@ try {
     { name: 'wake to running (container) p50', value: median(cold), unit: 'ms', baseline: { name: 'a fresh deploy to running', value: median(fresh) }, better: 'lower' },
   ]
   printSection(`Scale to zero (real daemons, container, ${ROUNDS} rounds, same run)`, figures)
+
+  // wasm: a module that sleeps in a loop until stopped, in the worker's catalog (its owner added it)
+  const modPath = join(scratch, 'sleeper.wasm')
+  writeFileSync(modPath, wasmFixture('sleep'))
+  const added = spawnSync(process.execPath, [NOIR_BIN, '--home', worker.home, 'catalog', 'add', 'wasm', 'sleeper', modPath], { encoding: 'utf8' })
+  if (added.status !== 0) throw new Error(`noir catalog add: ${added.stderr}`)
+  const wasm = (name: string) => ({
+    apiVersion: 'noir/v1', kind: 'service', name, runtime: { type: 'wasm', module: 'sleeper' },
+    resources: { cpu: 0.1, memory: '64Mi' }, constraints: { labels: { role: 'worker' } }, service: { replicas: 1 },
+  })
+  const wasmFresh: number[] = []
+  for (let i = 0; i < ROUNDS; i++) {
+    const t0 = performance.now()
+    const d = await owner.api.post<DeploymentView>('/v1/deployments', { workload: wasm(`wasm-fresh-${i}`) })
+    await running(d.id)
+    wasmFresh.push(performance.now() - t0)
+    await owner.api.post(`/v1/deployments/${d.id}/stop`)
+  }
+  printSection(`Cold start of a wasm service (real daemons, ${ROUNDS} rounds, same run)`, [
+    { name: 'wasm: deploy to running (its cold start) p50', value: median(wasmFresh), unit: 'ms', baseline: { name: 'the same for the container', value: median(fresh) }, better: 'lower' },
+  ])
 } finally {
+  rmSync(scratch, { recursive: true, force: true })
   const dids = cluster.daemons.map((d) => d.did)
   await cluster.cleanup()
   await removeNodeContainers(dids)
