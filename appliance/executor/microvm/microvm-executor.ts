@@ -29,6 +29,8 @@ import { CachedProbe, probeCommand } from '../probe.ts'
 
 /** The smallest state disk: 4 MiB (an ext2 file system with room for a few files). */
 export const MIN_STATE_DISK_BYTES = 4 * 1024 * 1024
+/** The largest: 4 GiB, what one state archive may hold when it is carried to another node. */
+export const MAX_STATE_DISK_BYTES = 4 * 1024 ** 3
 
 /** True for a regular file, false when nothing is there; anything else (a link, a folder) is refused. */
 function regularFileOrNothing(path: string): boolean {
@@ -170,7 +172,9 @@ export class MicrovmExecutor implements Executor {
     let stateDisk: string | undefined
     let resumeFrom: string | undefined
     if (rt.stateDiskBytes !== undefined) {
-      if (!Number.isSafeInteger(rt.stateDiskBytes) || rt.stateDiskBytes < MIN_STATE_DISK_BYTES) throw new InvalidExecSpecError(`stateDiskBytes must be a whole number of at least ${MIN_STATE_DISK_BYTES}`)
+      if (!Number.isSafeInteger(rt.stateDiskBytes) || rt.stateDiskBytes < MIN_STATE_DISK_BYTES || rt.stateDiskBytes > MAX_STATE_DISK_BYTES) {
+        throw new InvalidExecSpecError(`stateDiskBytes must be a whole number from ${MIN_STATE_DISK_BYTES} to ${MAX_STATE_DISK_BYTES}`)
+      }
       // Only these two fixed names in the allocation's own state directory, and only regular files: whatever
       // came in a state archive can never point QEMU at another host path (links are refused here too).
       stateDisk = join(spec.stateDir, STATE_DISK_FILE)
