@@ -5,7 +5,8 @@
 // the other worker, which starts QEMU with -incoming on them: the count goes on from where it stopped (not
 // from 1) with the id the guest wrote to its disk. Then the checkpoint's bytes are tampered with on the nodes
 // holding it, and a node fetching it (as a target does before it starts anything) refuses it with
-// ArtifactDigestMismatchError and keeps nothing.
+// ArtifactDigestMismatchError and keeps nothing; when the new node is then lost, the slot's start from that
+// checkpoint on the other worker is refused the same way, and nothing runs from it.
 import t from 'tap'
 import { execFile } from 'node:child_process'
 import { closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs'
@@ -127,5 +128,23 @@ t.test('noir migrate of a state-disk microVM: the guest resumes on the other wor
   t.equal(refused.name, 'ArtifactDigestMismatchError', `a tampered state artifact is refused (${refused.message})`)
   const held = (await a.api.get<{ digest: string }[]>('/v1/artifacts')).map((x) => x.digest)
   t.notOk(held.includes(digest), 'and nothing of it is kept')
+
+  // The node the guest moved to is lost: the slot is placed again from its last checkpoint (the migration's),
+  // on the old node, whose copy was tampered with: its provider refuses to start from it.
+  const now = byDid(m.to)
+  const other = byDid(from.node)
+  await now.kill()
+  let last: DeploymentView | undefined
+  const refusedStart = await eventually(async () => {
+    const s = (last = await a.api.get<DeploymentView>(`/v1/deployments/${v.id}`))
+    const text = JSON.stringify(s.events)
+    return /ArtifactDigestMismatchError|changed on disk/.test(text) ? s : undefined
+  }, 120_000, 500).catch((err: Error) => {
+    throw new Error(`${err.message}; last status: ${JSON.stringify({ phase: last?.phase, replicas: last?.replicas, events: last?.events.slice(-10) })}`)
+  })
+  const said = JSON.stringify(refusedStart.events.find((e) => /ArtifactDigestMismatchError|changed on disk/.test(JSON.stringify(e))))
+  t.ok(said, `a start from the tampered checkpoint is refused as a digest mismatch (the deployment says so: ${said.slice(0, 300)})`)
+  const running = (await allocations(other)).filter((x) => x.spec.labels?.['noir.slot'] === from.slot && x.state === 'running')
+  t.equal(running.length, 0, 'and nothing runs from it')
   await noir(a.home, 'stop', v.id)
 })
