@@ -2,15 +2,17 @@
 // real QEMU guests booted from the noir test image: the guest writes to /state (the disk), suspend() saves its
 // memory beside the disk and stop() ends the paused QEMU; a new instance on a copy of that state directory
 // resumes the guest: its in-memory count goes on from the last number, and its file is there. A state
-// directory whose disk is a link is refused.
+// directory whose disk is a link is refused; a saved state QEMU cannot load fails the start and is dropped (the
+// next launch boots from the disk).
 import t from 'tap'
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { file, microvmStateDisk, qemu, requireOrSkip } from '../../scripts/testing/requirements.ts'
 import { MicrovmExecutor, defaultMicrovmImage } from '../executor/microvm/index.ts'
 import type { ExecHandle, ExecSpec, Executor, LogLine } from '../executor/executor.ts'
 import { InvalidExecSpecError } from '../errors.ts'
+import { MicrovmBootError } from '../executor/microvm/errors.ts'
 
 const image = defaultMicrovmImage()
 const why = 'built by scripts/ci/images/microvm.sh'
@@ -102,4 +104,28 @@ t.test('a state disk that is a link is refused', async (t) => {
   rmSync(join(dir, 'disk.img'))
   symlinkSync('/etc/passwd', join(dir, 'vm.state'))
   await t.rejects(ex.prepare(spec('state-link', dir)), InvalidExecSpecError, 'a vm.state link to a host path is refused')
+})
+
+t.test('a saved state QEMU cannot load fails the start with MicrovmBootError and is dropped; the next launch boots from the disk', async (t) => {
+  if (!requireOrSkip(t, qemu, file(image.kernel, why), file(image.initrd, why), microvmStateDisk(imageEnv))) return
+  const work = mkdtempSync(join(tmpdir(), 'noir-vmdisk-bad-'))
+  t.teardown(() => rmSync(work, { recursive: true, force: true }))
+  const ex = new MicrovmExecutor({ workDir: join(work, 'vm') })
+  const dir = join(work, 'state')
+  mkdirSync(dir)
+  writeFileSync(join(dir, 'vm.state'), 'not a QEMU migration stream\n'.repeat(100))
+  const h1 = await ex.prepare(spec('bad-state', dir))
+  t.teardown(() => ex.remove(h1))
+  const err = await ex.start(h1).then(() => undefined, (e: Error) => e)
+  t.ok(err instanceof MicrovmBootError, `the start fails with MicrovmBootError (${err?.message.slice(0, 200) ?? 'it started'})`)
+  await until(() => !existsSync(join(dir, 'vm.state')), 'the broken saved state to be dropped', 10_000)
+  t.pass('the broken saved state is dropped')
+  const h2 = await ex.prepare(spec('bad-state-again', dir))
+  t.teardown(() => ex.remove(h2))
+  await ex.start(h2)
+  const lines: LogLine[] = []
+  void collect(ex, h2, lines)
+  await until(() => counts(lines).length >= 1, 'the guest booted from the disk to count', 120_000)
+  t.equal(counts(lines)[0]!.n, 1, 'booted afresh from the disk')
+  await ex.stop(h2, { graceMs: 5000 })
 })

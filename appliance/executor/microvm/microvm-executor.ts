@@ -96,6 +96,8 @@ interface Instance {
   qmp?: string
   /** Saved by suspend(): the guest is paused and its state written; stop() ends it at once. */
   suspended: boolean
+  /** Why the saved state did not resume (the QEMU is then killed and the boot fails with it). */
+  resumeError?: string
   log: LineLog
   child?: ChildProcessWithoutNullStreams
   cgroup?: ProcessCgroup
@@ -278,7 +280,10 @@ export class MicrovmExecutor implements Executor {
         inst.workloadStarted = true
         for (const f of inst.onWorkloadStart.splice(0)) f()
       }, (err: Error) => {
-        inst.stderrTail += `\nresume failed: ${err.message}`
+        // not loadable here (another QEMU's stream, a broken file): dropped, so the next launch of this
+        // allocation boots from the disk instead of failing the same way again
+        inst.resumeError = err.message
+        rmSync(from, { force: true })
         this.#kill(inst, 'stop')
       })
     }
@@ -293,6 +298,7 @@ export class MicrovmExecutor implements Executor {
       }
       if (r instanceof Error) throw new ExecutorUnavailableError('microvm', `${this.#qemu} could not start: ${r.message}`)
       // Ended before its workload started: a stop during boot is not a boot failure.
+      if (inst.resumeError !== undefined) throw new MicrovmBootError(inst.handle.allocationId, `its saved state did not resume: ${inst.resumeError}`)
       if (inst.stopRequested) return
       throw new MicrovmBootError(inst.handle.allocationId, r.message ?? `the guest ended (${r.reason}) before its workload started`)
     } finally {
