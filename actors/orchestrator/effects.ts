@@ -79,8 +79,11 @@ export interface EffectTimings {
   drainMs?: number
 }
 
-/** Whether a replica's state moves with it: an SDK actor (its snapshot lives in its state directory) or a workload with a `stateDir`. */
-export const carriesState = (w: Workload): boolean => w.runtime.type === 'actor' || w.stateDir !== undefined
+/**
+ * Whether a replica's state moves with it: an SDK actor (its snapshot lives in its state directory), a
+ * workload with a `stateDir`, or a microVM with a state disk (its disk and its saved memory).
+ */
+export const carriesState = (w: Workload): boolean => w.runtime.type === 'actor' || w.stateDir !== undefined || (w.runtime.type === 'microvm' && w.runtime.stateDisk !== undefined)
 
 const errorText = (err: unknown): string => (err instanceof Error ? `${err.name}: ${err.message}` : String(err))
 

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { validateWorkload, workloadArtifacts, workloadFromWire } from '../workload/workload.ts'
 import { InvalidWorkloadError } from '../errors.ts'
+import { carriesState } from '../orchestrator/effects.ts'
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`
 const base = { apiVersion: 'noir/v1', kind: 'job', name: 'x', resources: { cpu: 0.1, memory: '16Mi' } }
@@ -38,4 +39,17 @@ t.test('an image archive needs the image id, and only for a container', async (t
   t.equal(issues({ ...base, runtime: { type: 'container', image: 'busybox:latest', imageArchive: d('e') } })[0]?.path, '$.runtime.image', 'a tag with an archive is refused: it runs by id')
   t.ok(issues({ ...base, runtime: { type: 'wasm', module: d('a'), imageArchive: d('e') } }).some((i) => i.path === '$.runtime.imageArchive'))
   t.equal(issues({ ...base, runtime: { type: 'container', image: d('c'), imageArchive: 'local' } })[0]?.path, '$.runtime.imageArchive', "'local' is the CLI's word, never sent")
+})
+
+t.test('a microVM state disk: a size from 4MiB to 4GiB, for a microvm with a command; normalized to bytes; its state moves', async (t) => {
+  const vm = { type: 'microvm', kernel: d('a'), initrd: d('b'), command: ['true'] }
+  const w = validateWorkload({ ...base, runtime: { ...vm, stateDisk: '64Mi' } })
+  t.equal(w.runtime.stateDisk, 64 * 1024 * 1024)
+  t.same(workloadFromWire(JSON.parse(JSON.stringify(w))), w, 'unchanged through the wire')
+  t.ok(carriesState(w), 'a migration carries its state (disk and memory)')
+  t.notOk(carriesState(validateWorkload({ ...base, runtime: vm })), 'without it (and without stateDir) a microVM moves stateless')
+  t.equal(issues({ ...base, runtime: { ...vm, stateDisk: '1Mi' } })[0]?.path, '$.runtime.stateDisk', 'too small')
+  t.equal(issues({ ...base, runtime: { ...vm, stateDisk: '5Gi' } })[0]?.path, '$.runtime.stateDisk', 'larger than a state archive')
+  t.equal(issues({ ...base, runtime: { type: 'wasm', module: d('a'), stateDisk: '64Mi' } })[0]?.path, '$.runtime.stateDisk', 'a microvm only')
+  t.equal(issues({ ...base, runtime: { type: 'microvm', kernel: d('a'), stateDisk: '64Mi' } })[0]?.path, '$.runtime.stateDisk', 'needs the noir init (a command)')
 })

@@ -21,6 +21,11 @@ export interface WorkloadRuntime {
   /** microvm: the initramfs whose /init runs `command` (spec/microvm.md). */
   initrd?: string
   rootfs?: string
+  /**
+   * microvm: the guest keeps its state on a virtio-blk disk of this many bytes instead of a 9p share; such a
+   * replica migrates with its memory (QEMU save and resume; spec/migration.md). Normalized to bytes.
+   */
+  stateDisk?: number
   module?: string
   bundle?: string
   args?: string[]
@@ -183,6 +188,9 @@ export function loadWorkloadFile(path: string): Workload {
 }
 
 const DEFAULT_LEASE_S = 3600
+/** A microVM's state disk (runtime.stateDisk): from 4 MiB (a small ext2) to 4 GiB (what one state archive may hold). */
+const STATE_DISK_MIN = 4 * 2 ** 20
+const STATE_DISK_MAX = 4 * 2 ** 30
 
 /** Validates a plain value (schema + rules) and returns the normalized workload; throws InvalidWorkloadError. */
 export function validateWorkload(value: unknown): Workload {
@@ -200,6 +208,14 @@ export function validateWorkload(value: unknown): Workload {
   const lane = (raw.lane ?? 'best-effort') as Lane
   if (raw.runtime.imageArchive !== undefined && !ARTIFACT_DIGEST.test(raw.runtime.image)) rules.push({ path: '$.runtime.image', reason: 'with imageArchive, image must be the image id (sha256:<64 hex>) the archive holds: an image from the mesh runs by its id, never by a tag' })
   if (raw.runtime.imageArchive !== undefined && raw.runtime.type !== 'container') rules.push({ path: '$.runtime.imageArchive', reason: 'is only for a container runtime' })
+  let runtime: WorkloadRuntime = raw.runtime
+  if (raw.runtime.stateDisk !== undefined) {
+    const n = bytes(raw.runtime.stateDisk, '$.runtime.stateDisk')
+    if (raw.runtime.type !== 'microvm') rules.push({ path: '$.runtime.stateDisk', reason: 'is only for a microvm runtime' })
+    else if (raw.runtime.command === undefined) rules.push({ path: '$.runtime.stateDisk', reason: 'needs runtime.command (the noir init mounts the disk at /state)' })
+    if (n < STATE_DISK_MIN || n > STATE_DISK_MAX) rules.push({ path: '$.runtime.stateDisk', reason: `must be from 4MiB to 4GiB (got ${n} bytes)` })
+    runtime = { ...raw.runtime, stateDisk: n }
+  }
   if (kind === 'service' && raw.job !== undefined) rules.push({ path: '$.job', reason: 'is only for kind: job (this is a service)' })
   if (kind === 'job' && raw.service !== undefined) rules.push({ path: '$.service', reason: 'is only for kind: service (this is a job)' })
 
@@ -284,7 +300,7 @@ export function validateWorkload(value: unknown): Workload {
     apiVersion: 'noir/v1',
     kind,
     name: raw.name,
-    runtime: raw.runtime,
+    runtime,
     resources,
     constraints: normalizedConstraints(raw.constraints ?? {}),
     lane,

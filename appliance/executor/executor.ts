@@ -17,6 +17,11 @@ export type RuntimeSpec =
       append?: string
       /** The workload's argv, run in the guest by the noir image's init (spec/microvm.md). */
       command?: string[]
+      /**
+       * The guest's state on a virtio-blk disk of this size (an ext2 image `<stateDir>/disk.img`) instead of a
+       * 9p share of the state directory: such a guest can be suspended and resumed (spec/microvm.md "State disk").
+       */
+      stateDiskBytes?: number
     }
   | { kind: 'actor'; bundle: string; args?: string[] }
 
@@ -135,6 +140,13 @@ export interface Executor {
    * throwing the same typed error prepare() would. Lets a request be refused before resources are reserved.
    */
   validate?(spec: ExecSpec): Promise<void>
+  /**
+   * Optional: saves the running instance's whole state (memory, devices) into its state directory and leaves
+   * it paused; the next stop() ends it at once, and an instance prepared later on that state directory (on
+   * this node or, once the directory is carried over, another) resumes it instead of starting afresh. False
+   * when this instance cannot be saved (then only its files move).
+   */
+  suspend?(handle: ExecHandle): Promise<boolean>
 }
 
 export type InstancePhase = 'created' | 'running' | 'ended'

@@ -92,7 +92,10 @@ export async function runtimeSpec(w: Workload, catalog: Catalog, artifacts?: Wor
       // each file a catalog name of this node's owner, or an artifact fetched over the mesh and checked
       const file = (kind: 'kernel' | 'initrd' | 'rootfs', v: string): Promise<string> => (isDigest(v) ? needArtifacts(artifacts).file(v, { from }) : catalog.resolve(kind, v))
       const [kernel, initrd, rootfs] = await Promise.all([file('kernel', r.kernel), r.initrd ? file('initrd', r.initrd) : undefined, r.rootfs ? file('rootfs', r.rootfs) : undefined])
-      return { kind: 'microvm', kernel, ...(initrd ? { initrd } : {}), ...(rootfs ? { rootfs } : {}), ...(r.command ? { command: r.command } : {}) }
+      return {
+        kind: 'microvm', kernel, ...(initrd ? { initrd } : {}), ...(rootfs ? { rootfs } : {}), ...(r.command ? { command: r.command } : {}),
+        ...(r.stateDisk !== undefined ? { stateDiskBytes: r.stateDisk } : {}),
+      }
     }
     case 'actor':
       if (!r.bundle) throw new InvalidAllocationError('an actor workload needs runtime.bundle')
@@ -275,8 +278,9 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
 
   /**
    * A migration's checkpoint (spec/migration.md): the instance is stopped (an SDK actor saves its snapshot
-   * into its state directory as it stops; a container's files are at rest), then the state directory is
-   * archived as an artifact. Asked again for the same instance: the same archive.
+   * into its state directory as it stops; a container's files are at rest; a microVM with a state disk is
+   * first paused and its memory saved beside the disk, `vm.state`), then the state directory is archived as an
+   * artifact. Asked again for the same instance: the same archive.
    */
   async checkpoint(instanceId: string, o: { live?: boolean } = {}): Promise<{ digest: string; bytes: number }> {
     if (o.live) return await this.#liveCheckpoint(instanceId)
@@ -286,12 +290,29 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     if (!a?.packState) throw new InvalidAllocationError('this node runs no artifacts service: it cannot checkpoint')
     const p = (async () => {
       const rec = this.#parts.allocations.get(instanceId)
+      await this.#suspend(rec)
       await this.#parts.allocations.stopAllocation(instanceId, STOP_GRACE_MS)
       return await a.packState!(rec.spec.stateDir)
     })()
     this.#checkpoints.set(instanceId, p)
     p.catch(() => this.#checkpoints.delete(instanceId))
     return await p
+  }
+
+  /**
+   * Saves a running instance's whole state into its state directory when its executor can (a microVM with a
+   * state disk: QEMU save); a failed save is logged and the checkpoint carries its files only (the disk).
+   */
+  async #suspend(rec: AllocationRecord): Promise<void> {
+    const ex = this.#parts.executors[rec.kind]
+    if (!ex?.suspend || !rec.handle || rec.state !== 'running') return
+    const t0 = Date.now()
+    try {
+      const saved = await ex.suspend(rec.handle)
+      if (saved) this.#log.info('instance suspended for its checkpoint', { instanceId: rec.id, ms: Date.now() - t0 })
+    } catch (err) {
+      this.#log.warn('instance not suspended: its checkpoint carries its files only', { instanceId: rec.id, error: (err as Error).name, message: (err as Error).message })
+    }
   }
 
   /**

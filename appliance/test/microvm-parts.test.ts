@@ -75,6 +75,20 @@ t.test('the QEMU command line carries the limits, the state share, and no networ
   t.match(kernelCommandLine(spec({ runtime: { kind: 'microvm', kernel: '/k', append: 'foo=bar' } }), 'kvm'), /noir\.state=9p foo=bar$/, 'the spec\'s append comes last')
 })
 
+t.test('a state-disk guest gets its disk read-write instead of the 9p share, a QMP socket, and -incoming to resume', async (t) => {
+  const disk = spec({ runtime: { kind: 'microvm', kernel: '/k', initrd: '/i', command: ['true'], stateDiskBytes: 16 << 20 } })
+  const args = qemuArgs(disk, { accel: 'tcg', kernel: '/k', append: '', memoryMiB: 64, cpus: 1, stateDisk: '/tmp/state,dir/disk.img', qmp: '/w/qmp.sock', incoming: '/tmp/state,dir/vm.state' })
+  const at = (flag: string): string | undefined => args[args.indexOf(flag) + 1]
+  t.equal(at('-drive'), 'id=state,file=/tmp/state,,dir/disk.img,format=raw,if=none', 'the disk, read-write (no snapshot overlay), a comma escaped')
+  t.equal(at('-device'), 'virtio-blk-device,drive=state')
+  t.notOk(args.includes('-fsdev'), 'no 9p share: QEMU refuses to migrate a guest with one')
+  t.equal(at('-qmp'), 'unix:/w/qmp.sock,server=on,wait=off')
+  t.equal(at('-incoming'), "exec:cat '/tmp/state,dir/vm.state'", 'the saved state is read back from the file')
+  t.match(kernelCommandLine(disk, 'kvm'), /noir\.state=disk/, 'the init mounts the disk at /state')
+  const share = qemuArgs(spec(), { accel: 'tcg', kernel: '/k', append: '', memoryMiB: 64, cpus: 1 })
+  t.notOk(share.includes('-qmp') || share.includes('-incoming'), 'a 9p guest has neither')
+})
+
 t.test('prepare refuses what it cannot run with typed errors', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'noir-mv-prep-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
@@ -85,6 +99,8 @@ t.test('prepare refuses what it cannot run with typed errors', async (t) => {
   await t.rejects(ex.prepare(spec({ stateDir: dir, runtime: { kind: 'microvm', kernel, command: ['true'] } })), InvalidExecSpecError, 'a command needs the noir initramfs')
   await t.rejects(ex.prepare(spec({ stateDir: dir, runtime: { kind: 'wasm', module: kernel } })), InvalidExecSpecError, 'another kind')
   await t.rejects(ex.prepare(spec({ stateDir: dir, allocationId: '../escape', runtime: { kind: 'microvm', kernel } })), InvalidExecSpecError, 'an allocation id that is not a plain name')
+  await t.rejects(ex.prepare(spec({ stateDir: dir, runtime: { kind: 'microvm', kernel, stateDiskBytes: 1024 } })), InvalidExecSpecError, 'a state disk too small for a file system')
+  await t.rejects(ex.prepare(spec({ stateDir: dir, runtime: { kind: 'microvm', kernel, stateDiskBytes: 5 * 1024 ** 3 } })), InvalidExecSpecError, 'a state disk larger than a state archive may carry')
 })
 
 t.test('auto picks KVM only when a guest boots under it, and says why not; forcing kvm where it cannot boot is a typed error', async (t) => {

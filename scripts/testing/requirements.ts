@@ -2,7 +2,7 @@
 // Where the requirement is missing they skip with the reason; under CI=true a missing requirement is a
 // failure, not a skip (CI installs everything the suite needs).
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { findAnvil } from '../../settlement/evm/anvil.ts'
 
 export interface Requirement {
@@ -46,6 +46,19 @@ export const bwrap: Requirement = {
 export const qemu: Requirement = {
   name: 'qemu',
   missing: () => (ok('qemu-system-x86_64', ['--version']) ? undefined : 'qemu-system-x86_64 is not installed (Debian package qemu-system-x86)'),
+}
+
+/** The noir microVM image built with the state-disk modules (virtio_blk, ext4) and e2fsprogs' mke2fs on the host. */
+export function microvmStateDisk(imageEnv: string): Requirement {
+  return {
+    name: 'microvm state disk',
+    missing: () => {
+      if (!existsSync(imageEnv) || !/^MODULES=.*\bvirtio_blk\b.*\bext4\b/m.test(readFileSync(imageEnv, 'utf8'))) {
+        return `${imageEnv} names no virtio_blk/ext4 modules (rebuild the image: scripts/ci/images/microvm.sh)`
+      }
+      return ok('mke2fs', ['-V']) || ok('/sbin/mke2fs', ['-V']) ? undefined : 'mke2fs is not installed (Debian package e2fsprogs)'
+    },
+  }
 }
 
 export function dockerImage(image: string): Requirement {

@@ -3,7 +3,7 @@
 // exit code on the console (`noir-init: exit N`) and reboots, which ends QEMU (-no-reboot).
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type {
@@ -18,13 +18,41 @@ import type {
 import { DEFAULT_PIDS_LIMIT, MIN_CPU } from '../executor.ts'
 import { ExecutorUnavailableError, InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { detectAccelerator, type Accelerator, type AcceleratorChoice } from './accel.ts'
-import { AcceleratorUnavailableError, MicrovmBootError, MicrovmImageNotFoundError } from './errors.ts'
+import { AcceleratorUnavailableError, MicrovmBootError, MicrovmImageNotFoundError, VmStateError } from './errors.ts'
 import { encodeCpio, workloadScript } from './initramfs.ts'
 import { LineLog, LineSplitter } from './line-log.ts'
 import { ProcessCgroup } from './process-cgroup.ts'
-import { kernelCommandLine, memoryMiB, qemuArgs, vcpus } from './qemu-args.ts'
+import { kernelCommandLine, memoryMiB, qemuArgs, STATE_DISK_FILE, STATE_DISK_LABEL, VM_STATE_FILE, vcpus } from './qemu-args.ts'
+import { QmpClient, resumeVm, saveVmState } from './vm-state.ts'
 import { readProcessUsage } from './proc-usage.ts'
 import { CachedProbe, probeCommand } from '../probe.ts'
+
+/** The smallest state disk: 4 MiB (an ext2 file system with room for a few files). */
+export const MIN_STATE_DISK_BYTES = 4 * 1024 * 1024
+/** The largest: 4 GiB, what one state archive may hold when it is carried to another node. */
+export const MAX_STATE_DISK_BYTES = 4 * 1024 ** 3
+
+/** True for a regular file, false when nothing is there; anything else (a link, a folder) is refused. */
+function regularFileOrNothing(path: string): boolean {
+  let st
+  try {
+    st = lstatSync(path)
+  } catch {
+    return false
+  }
+  if (!st.isFile()) throw new InvalidExecSpecError(`'${path}' is not a regular file (a state disk and a saved state are plain files of the state directory)`)
+  return true
+}
+
+/** A fresh ext2 state disk (e2fsprogs' mke2fs), labelled for the guest init; sparse until the guest writes. */
+function makeStateDisk(path: string, bytes: number): void {
+  const kib = Math.floor(bytes / 1024)
+  const r = spawnSync('mke2fs', ['-q', '-F', '-t', 'ext2', '-L', STATE_DISK_LABEL, '-m', '0', path, `${kib}k`], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/sbin:/usr/sbin` } })
+  if (r.status !== 0) {
+    rmSync(path, { force: true })
+    throw new ExecutorUnavailableError('microvm', `mke2fs could not make the state disk (Debian package e2fsprogs): ${(r.stderr || r.error?.message || '').trim()}`)
+  }
+}
 
 let setprivWorks: boolean | undefined
 /** util-linux's setpriv with --pdeathsig (Debian: always installed). */
@@ -60,6 +88,16 @@ interface Instance {
   spec: ExecSpec
   dir: string
   launchInitrd: string | undefined
+  /** The state disk (`<stateDir>/disk.img`) when the guest keeps its state on one. */
+  stateDisk?: string
+  /** A saved state this instance resumes from instead of booting (`<stateDir>/vm.state`). */
+  resumeFrom?: string
+  /** Its QMP socket (state-disk guests only). */
+  qmp?: string
+  /** Saved by suspend(): the guest is paused and its state written; stop() ends it at once. */
+  suspended: boolean
+  /** Why the saved state did not resume (the QEMU is then killed and the boot fails with it). */
+  resumeError?: string
   log: LineLog
   child?: ChildProcessWithoutNullStreams
   cgroup?: ProcessCgroup
@@ -133,6 +171,20 @@ export class MicrovmExecutor implements Executor {
     if (rt.command !== undefined && rt.initrd === undefined) {
       throw new InvalidExecSpecError('a microvm command needs the noir initramfs (runtime.initrd) whose init runs it')
     }
+    let stateDisk: string | undefined
+    let resumeFrom: string | undefined
+    if (rt.stateDiskBytes !== undefined) {
+      if (!Number.isSafeInteger(rt.stateDiskBytes) || rt.stateDiskBytes < MIN_STATE_DISK_BYTES || rt.stateDiskBytes > MAX_STATE_DISK_BYTES) {
+        throw new InvalidExecSpecError(`stateDiskBytes must be a whole number from ${MIN_STATE_DISK_BYTES} to ${MAX_STATE_DISK_BYTES}`)
+      }
+      // Only these two fixed names in the allocation's own state directory, and only regular files: whatever
+      // came in a state archive can never point QEMU at another host path (links are refused here too).
+      stateDisk = join(spec.stateDir, STATE_DISK_FILE)
+      const disk = regularFileOrNothing(stateDisk)
+      if (!disk) makeStateDisk(stateDisk, rt.stateDiskBytes)
+      const saved = join(spec.stateDir, VM_STATE_FILE)
+      if (regularFileOrNothing(saved)) resumeFrom = saved
+    }
 
     const dir = join(this.#workDir, spec.allocationId)
     mkdirSync(dir, { recursive: true })
@@ -154,7 +206,8 @@ export class MicrovmExecutor implements Executor {
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
     this.#instances.set(handle.ref, {
-      handle, spec, dir, launchInitrd, log: new LineLog(), workloadStarted: false, onWorkloadStart: [],
+      handle, spec, dir, launchInitrd, ...(stateDisk ? { stateDisk } : {}), ...(resumeFrom ? { resumeFrom } : {}), suspended: false,
+      log: new LineLog(), workloadStarted: false, onWorkloadStart: [],
       oomSeen: false, panicSeen: false, stopRequested: false, stderrTail: '', exited, resolveExit,
     })
     return handle
@@ -173,9 +226,18 @@ export class MicrovmExecutor implements Executor {
     if (inst.exit !== undefined) throw new MicrovmBootError(inst.handle.allocationId, `the instance already ended (${inst.exit.reason})`)
     const { accel } = await this.accelerator(rt.kernel)
     inst.accel = accel
+    if (inst.stateDisk !== undefined) {
+      // a unix socket path has at most 107 bytes: a long work directory gets one in the temp folder
+      const near = join(inst.dir, 'qmp.sock')
+      inst.qmp = near.length < 100 ? near : join(tmpdir(), `noir-qmp-${randomUUID().slice(0, 12)}.sock`)
+      rmSync(inst.qmp, { force: true })
+    }
     const args = qemuArgs(inst.spec, {
       accel, kernel: rt.kernel, initrd: inst.launchInitrd, rootfs: rt.rootfs, append: kernelCommandLine(inst.spec, accel),
       memoryMiB: memoryMiB(inst.spec.limits.memoryBytes), cpus: vcpus(inst.spec.limits.cpu),
+      ...(inst.stateDisk !== undefined ? { stateDisk: inst.stateDisk } : {}),
+      ...(inst.qmp !== undefined ? { qmp: inst.qmp } : {}),
+      ...(inst.resumeFrom !== undefined ? { incoming: inst.resumeFrom } : {}),
     })
     // setpriv --pdeathsig: QEMU is killed if this process dies (its exec keeps the pid, so stats stay right).
     const child = hasSetpriv()
@@ -209,6 +271,22 @@ export class MicrovmExecutor implements Executor {
       if (inst.workloadStarted) resolve()
       else inst.onWorkloadStart.push(resolve)
     })
+    // A saved guest is past its init's start line: it runs again once QEMU has loaded it and continues.
+    if (inst.resumeFrom !== undefined) {
+      const from = inst.resumeFrom
+      void this.#resume(inst).then(() => {
+        inst.resumeFrom = undefined
+        rmSync(from, { force: true }) // loaded: a later launch of this allocation boots from the disk
+        inst.workloadStarted = true
+        for (const f of inst.onWorkloadStart.splice(0)) f()
+      }, (err: Error) => {
+        // not loadable here (another QEMU's stream, a broken file): dropped, so the next launch of this
+        // allocation boots from the disk instead of failing the same way again
+        inst.resumeError = err.message
+        rmSync(from, { force: true })
+        this.#kill(inst, 'stop')
+      })
+    }
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.#bootTimeoutMs)))
     try {
@@ -220,10 +298,64 @@ export class MicrovmExecutor implements Executor {
       }
       if (r instanceof Error) throw new ExecutorUnavailableError('microvm', `${this.#qemu} could not start: ${r.message}`)
       // Ended before its workload started: a stop during boot is not a boot failure.
+      if (inst.resumeError !== undefined) throw new MicrovmBootError(inst.handle.allocationId, `its saved state did not resume: ${inst.resumeError}`)
       if (inst.stopRequested) return
       throw new MicrovmBootError(inst.handle.allocationId, r.message ?? `the guest ended (${r.reason}) before its workload started`)
     } finally {
       clearTimeout(timer)
+    }
+  }
+
+  /** Waits for QEMU to load the saved state (`-incoming`), then lets the guest run on (`cont`). */
+  async #resume(inst: Instance): Promise<void> {
+    const qmp = await this.#qmpOf(inst)
+    try {
+      await resumeVm(qmp)
+    } finally {
+      qmp.close()
+    }
+  }
+
+  async #qmpOf(inst: Instance): Promise<QmpClient> {
+    const path = inst.qmp
+    if (path === undefined) throw new VmStateError(`microVM '${inst.handle.allocationId}' has no QMP socket (it keeps no state disk)`)
+    let last: unknown
+    for (let i = 0; i < 200; i++) {
+      if (inst.exit !== undefined) throw new VmStateError(`microVM '${inst.handle.allocationId}' ended`)
+      try {
+        return await QmpClient.connect(path)
+      } catch (err) {
+        last = err
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    throw new VmStateError(`QMP of microVM '${inst.handle.allocationId}' unreachable: ${String(last)}`)
+  }
+
+  /**
+   * Pauses a state-disk guest and writes its whole state to `<stateDir>/vm.state` (written beside it, then
+   * renamed: a failed save leaves no half file to resume from). The guest stays paused; stop() ends it.
+   * False for a guest without a state disk (a 9p share cannot be migrated) or one not running.
+   */
+  async suspend(handle: ExecHandle): Promise<boolean> {
+    const inst = this.#get(handle)
+    if (inst.stateDisk === undefined || inst.child === undefined || inst.exit !== undefined || !inst.workloadStarted) return false
+    if (inst.suspended) return true
+    const target = join(inst.spec.stateDir, VM_STATE_FILE)
+    const tmp = `${target}.part-${randomUUID().slice(0, 8)}`
+    const qmp = await this.#qmpOf(inst)
+    try {
+      await saveVmState(qmp, tmp)
+      renameSync(tmp, target)
+      inst.suspended = true
+      return true
+    } catch (err) {
+      rmSync(tmp, { force: true })
+      // the guest was paused for the save: let it run on, the caller stops it as any other
+      await qmp.execute('cont').catch(() => undefined)
+      throw err
+    } finally {
+      qmp.close()
     }
   }
 
@@ -256,7 +388,9 @@ export class MicrovmExecutor implements Executor {
     clearInterval(inst.cpuWatch)
     const finishedAt = Date.now()
     let status: ExitStatus
-    if (inst.killedBy === 'stop') {
+    if (inst.killedBy === 'stop' && inst.suspended) {
+      status = { code: 0, oomKilled: false, reason: 'stopped', message: 'suspended: its state was saved to resume', finishedAt }
+    } else if (inst.killedBy === 'stop') {
       status = { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'killed', finishedAt }
     } else if (inst.killedBy === 'cpu-time') {
       status = { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'cpu-time', message: 'the VM used up its CPU time budget', finishedAt }
@@ -313,7 +447,8 @@ export class MicrovmExecutor implements Executor {
       this.#settle(inst, { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() })
       return inst.exit!
     }
-    if (opts.graceMs <= 0) {
+    if (opts.graceMs <= 0 || inst.suspended) {
+      // a suspended guest is paused with its state saved: nothing in it would answer the stop line
       this.#kill(inst, 'stop')
       return inst.exited
     }
@@ -367,6 +502,7 @@ export class MicrovmExecutor implements Executor {
     this.#instances.delete(handle.ref)
     inst.cgroup?.remove()
     rmSync(inst.dir, { recursive: true, force: true })
+    if (inst.qmp !== undefined) rmSync(inst.qmp, { force: true })
   }
 
   async list(): Promise<ExecHandle[]> {

@@ -50,11 +50,13 @@ export class QmpClient {
 
   async execute(command: string, args?: Record<string, unknown>): Promise<unknown> {
     if (this.#failed !== null) throw new VmStateError(`QMP connection failed: ${this.#failed.message}`)
+    let onClose: (() => void) | undefined
     const reply = await new Promise<QmpReply>((resolve, reject) => {
       this.#waiting = resolve
-      this.#socket.once('close', () => reject(new VmStateError(`QMP closed during ${command}`)))
+      onClose = () => reject(new VmStateError(`QMP closed during ${command}`))
+      this.#socket.once('close', onClose)
       this.#socket.write(`${JSON.stringify(args === undefined ? { execute: command } : { execute: command, arguments: args })}\n`)
-    })
+    }).finally(() => this.#socket.off('close', onClose!))
     if (reply.error !== undefined) throw new VmStateError(`QMP ${command}: ${reply.error.class}: ${reply.error.desc}`)
     return reply.return
   }

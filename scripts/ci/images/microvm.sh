@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The microVM test image: a Debian kernel (package linux-image-<version>-amd64) and an initramfs made of
-# busybox-static, the few kernel modules the guest needs (virtio-mmio, 9p for the state share, virtio-net)
+# busybox-static, the few kernel modules the guest needs (virtio-mmio, 9p for the state share, virtio-blk and
+# ext4 for a state disk, virtio-net)
 # and the noir init (scripts/ci/images/microvm-init: no .sh suffix, since setup-system.sh runs every *.sh here).
 # Debian packages only, no registry.
 #
@@ -19,7 +20,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 out="${NOIR_IMAGES:-/var/lib/noir/images}/microvm"
 init_src="$here/microvm-init"
 # Modules the init loads, in dependency order (closure computed from modules.dep below).
-want=(virtio_mmio 9pnet_virtio 9p virtio_net)
+want=(virtio_mmio 9pnet_virtio 9p virtio_net virtio_blk crc32c_generic ext4)
 
 mkdir -p "$out" 2>/dev/null && [ -w "$out" ] || { echo "microvm image: cannot write $out (run as root or set NOIR_IMAGES); skipping"; exit 0; }
 work="$(mktemp -d)"
