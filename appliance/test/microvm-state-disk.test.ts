@@ -118,7 +118,7 @@ t.test('a saved state QEMU cannot load fails the start with MicrovmBootError and
   t.teardown(() => ex.remove(h1))
   const err = await ex.start(h1).then(() => undefined, (e: Error) => e)
   t.ok(err instanceof MicrovmBootError, `the start fails with MicrovmBootError (${err?.message.slice(0, 200) ?? 'it started'})`)
-  await until(() => !existsSync(join(dir, 'vm.state')), 'the broken saved state to be dropped', 10_000)
+  await until(() => !existsSync(join(dir, 'vm.state')), 'the broken saved state to be dropped', 60_000)
   t.pass('the broken saved state is dropped')
   const h2 = await ex.prepare(spec('bad-state-again', dir))
   t.teardown(() => ex.remove(h2))
