@@ -135,6 +135,14 @@ export interface Executor {
    * throwing the same typed error prepare() would. Lets a request be refused before resources are reserved.
    */
   validate?(spec: ExecSpec): Promise<void>
+  /**
+   * Optional (the actor executor; a migration's handover, spec/migration.md): spawns the instance of an
+   * allocation not created yet, ready to start (its code loaded) but not started; prepare() of the very same
+   * spec adopts it, and start() only lets it go on. Resolves once it is loaded; the same answer when asked again.
+   */
+  warm?(spec: ExecSpec, o?: { ttlMs?: number }): Promise<void>
+  /** Ends a warm instance no allocation adopted; nothing when there is none. */
+  discardWarm?(allocationId: string): Promise<void>
 }
 
 export type InstancePhase = 'created' | 'running' | 'ended'
