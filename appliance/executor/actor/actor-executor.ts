@@ -285,10 +285,11 @@ export class ActorExecutor implements Executor {
     if (this.#snapshots !== undefined && !existsSync(join(spec.stateDir, SNAPSHOT_FILE))) snapshot = await this.#snapshots.load(spec.allocationId)
     let boot: Booted
     if (inst.boot !== undefined) {
-      boot = inst.boot
+      // the allocation exists now: its proxy's place (and so the actor's address) is known
+      boot = { ...inst.boot, ...this.#where(spec.allocationId) }
       // the state directory was filled (the old replica's snapshot unpacked) after the sandbox was spawned
       if (inst.jailed) chownTree(spec.stateDir, SANDBOX_UID, SANDBOX_GID)
-      this.#send(inst, { t: 'begin', ...(snapshot !== undefined ? { snapshot } : {}) })
+      this.#send(inst, { t: 'begin', ...(snapshot !== undefined ? { snapshot } : {}), ...(boot.address !== undefined ? { address: boot.address } : {}) })
     } else {
       boot = this.#boot(inst, false)
       boot.snapshot = snapshot
@@ -334,6 +335,12 @@ export class ActorExecutor implements Executor {
     }
   }
 
+  #where(allocationId: string): { placement: ActorPlacement | undefined; address: string | undefined } {
+    if (this.#system === undefined) return { placement: undefined, address: undefined }
+    const placement = this.#place(allocationId, this.#system)
+    return { placement, address: `${this.#system.did}/${placement.parent !== undefined ? `${placement.parent}/` : ''}${placement.name}` }
+  }
+
   /**
    * Spawns the sandbox (in the jail when it works) and wires its messages, logs and exit. `hold`: it loads
    * its bundle and waits for `begin` (a warm start) instead of starting its actor at once.
@@ -354,11 +361,8 @@ export class ActorExecutor implements Executor {
       HOST,
       inst.bundle,
     ]
-    let placement: ActorPlacement | undefined
-    if (this.#system !== undefined) placement = this.#place(spec.allocationId, this.#system)
-    const address = this.#system !== undefined && placement !== undefined
-      ? `${this.#system.did}/${placement.parent !== undefined ? `${placement.parent}/` : ''}${placement.name}`
-      : undefined
+    // a warm sandbox learns its address with `begin`: where its proxy goes is known only once its allocation is
+    const { placement, address } = hold ? { placement: undefined, address: undefined } : this.#where(spec.allocationId)
     // Only what the spec gives, plus the sandbox's own variables: the node's environment (and any secret in it) stays out.
     const env: Record<string, string> = {
       PATH: '/usr/local/bin:/usr/bin:/bin',

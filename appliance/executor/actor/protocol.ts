@@ -17,8 +17,11 @@ export type ToSandbox =
    * spec/migration.md "Handover"): load the bundle, say `loaded`, and start the actor only on `begin`.
    */
   | { t: 'go'; snapshot?: StoredSnapshot; hold?: boolean }
-  /** After `loaded`: start the actor now, from this snapshot, or else the state directory's. */
-  | { t: 'begin'; snapshot?: StoredSnapshot }
+  /**
+   * After `loaded`: start the actor now, from this snapshot, or else the state directory's. `address`: the
+   * actor's address on the node (NOIR_ACTOR_ADDRESS, unknown when the warm sandbox was spawned).
+   */
+  | { t: 'begin'; snapshot?: StoredSnapshot; address?: string }
   /** A message for the actor (already authorized by the node). `ask`: an answer is expected. */
   | { t: 'deliver'; id: number; behavior: string; body: unknown; from: string; ask: boolean }
   /** The outcome of a message the actor sent out. */

@@ -170,6 +170,7 @@ async function main(): Promise<void> {
       post({ t: 'loaded' })
     })
     handed = begin.snapshot
+    if (begin.address !== undefined) process.env.NOIR_ACTOR_ADDRESS = begin.address
   }
 
   // 3. Host it, from its snapshot when there is one (the state dir's, or the one the node handed over).
