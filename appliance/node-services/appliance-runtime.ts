@@ -235,6 +235,8 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       ...(secrets ? { secrets } : {}),
       ...(seedState ? { seedState } : {}),
     })
+    // a warm sandbox of this contract is the allocation's now (adopted, or ended for another spec)
+    this.#warmByReservation.delete(o.reservationId)
     if (o.consumer) this.#runs.set(rec.id, { contractId: o.contractId, consumer: o.consumer, workload: w, startedAt: Date.now() })
     const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
     // After the provider has recorded the instance (it maps instance -> contract when start resolves).
