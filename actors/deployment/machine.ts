@@ -110,6 +110,8 @@ export interface RepairOutcome {
     checkpoint: SlotCheckpoint | null
     /** From the old replica quiesced to the new one started (ms). */
     gapMs: number | null
+    /** An SDK actor's handover: the new sandbox was readied (bundle loaded) before the old replica was quiesced. */
+    warm?: boolean
   }
 }
 
@@ -265,6 +267,7 @@ function applyMigration(d: DeploymentContext, rep: Replica, job: Extract<RepairJ
   if (rec) {
     rec.checkpoint = moved.checkpoint ? { digest: moved.checkpoint.digest, bytes: moved.checkpoint.bytes } : null
     rec.gapMs = moved.gapMs
+    if (moved.warm !== undefined) rec.warm = moved.warm
   }
   if (out.started?.ok) {
     takeContract(d, rep, moving.contract, at)

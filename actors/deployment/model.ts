@@ -124,6 +124,8 @@ export interface MigrationRecord {
   checkpoint: { digest: string; bytes: number } | null
   /** From the old replica quiesced to the new one running (ms); null when nothing was quiesced. */
   gapMs: number | null
+  /** An SDK actor's handover: whether the new sandbox was readied (bundle loaded) before the old one was quiesced. */
+  warm?: boolean
   error: string | null
 }
 

@@ -542,7 +542,8 @@ export class OrchestrationEffects implements DeploymentEffects {
 
   /**
    * A migration's second step (spec/migration.md): a stateful replica (an SDK actor, a workload with a
-   * `stateDir`) is quiesced and its state archived on its node, the new one started from that archive; a
+   * `stateDir`) is quiesced and its state archived on its node, the new one started from that archive (an
+   * SDK actor's new sandbox readied first, its bundle loaded, so its start only takes the snapshot); a
    * stateless one is started first (make-before-break). The slot is fenced at the new epoch once the new
    * replica runs, and the old contract released. Each part is idempotent (the provider answers a repeated
    * checkpoint with the same archive, a repeated start with its instance), so a restart re-runs it.
@@ -555,6 +556,18 @@ export class OrchestrationEffects implements DeploymentEffects {
     const stateful = carriesState(i.workload)
     out.moved = { oldStopped: false, checkpoint: null, gapMs: null }
     let quiesced: number | null = null
+    if (stateful && i.workload.runtime.type === 'actor') {
+      // make-before-break (spec/migration.md "Handover"): the new sandbox is spawned and its bundle loaded
+      // before the old one is quiesced; the start below then only hands it the snapshot. Not readied (an old
+      // provider, an error): the start is a cold one, as before.
+      try {
+        const r = (await this.#p.askMarket(c.terms.provider, MarketBehavior.prewarm, { contractId: c.terms.id }, this.#t.commitTimeoutMs + 60_000)) as { warm?: unknown } | null
+        out.moved.warm = r?.warm === true
+      } catch (err) {
+        out.moved.warm = false
+        out.notes.push(`new replica of slot ${rep.slot} on ${c.terms.provider} not readied ahead (a cold start follows): ${errorText(err)}`)
+      }
+    }
     if (stateful) {
       try {
         const r = (await this.#p.askMarket(moving.from.node, MarketBehavior.checkpoint, { contractId: moving.from.contractId }, this.#t.stopTimeoutMs + 60_000)) as { digest?: unknown; bytes?: unknown } | null

@@ -11,6 +11,12 @@ export const MarketBehavior = {
   fence: '/noir/market/fence',
   /** A migration: the consumer asks that a contract's instance be quiesced and its state archived: `{ contractId }` -> `{ digest, bytes }`. */
   checkpoint: '/noir/market/checkpoint',
+  /**
+   * A migration's handover: the consumer asks that a reserved contract's instance be readied ahead of its
+   * start (an SDK actor's sandbox spawned with its bundle loaded, its actor not started): `{ contractId }` ->
+   * `{ warm: boolean }` (false: nothing to ready, the start will be a cold one).
+   */
+  prewarm: '/noir/market/prewarm',
   /** A standby orchestrator takes a consumer's deployment over: Handover (orchestrator-authority.ts). */
   handover: '/noir/market/handover',
   /** The consumer renews the leases of its contracts on this node, one batch per period: `{ contracts: [id] }` -> RenewAnswer. */

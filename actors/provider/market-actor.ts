@@ -51,6 +51,8 @@ export interface MarketDeps {
   lease(contractId: string): LeaseState | undefined
   /** Quiesces a contract's instance and archives its state (a migration); absent: this node cannot. */
   checkpoint?(instanceId: string, o: { live: boolean }): Promise<{ digest: string; bytes: number }>
+  /** Readies a reserved contract's instance ahead of its start (a migration's handover); absent: never warm. */
+  prewarm?(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ warm: boolean }>
 }
 
 /** How long the market waits for a contract actor's answer (a stop waits for the runner's grace and more). */
@@ -68,6 +70,7 @@ type MarketEvent =
   | { type: 'renew'; body: unknown; from: string; msg: MessageContext }
   | { type: 'contractsOf'; body: unknown; from: string; msg: MessageContext }
   | { type: 'checkpoint'; body: unknown; from: string; msg: MessageContext }
+  | { type: 'prewarm'; body: unknown; from: string; msg: MessageContext }
 
 const senderDid = (msg: MessageContext): string => parseAddress(msg.from).did
 const asError = (err: unknown): Error => (err instanceof Error ? err : new Error(String(err)))
@@ -177,6 +180,24 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
   }
 
   /**
+   * A migration's handover (spec/migration.md): the consumer (or the standby orchestrator acting for it) asks
+   * that a contract reserved here be readied ahead of its start: an SDK actor's sandbox is spawned under the
+   * contract's limits with its bundle loaded, its actor not started, and the start that follows adopts it.
+   * Only for a contract still `reserved` (anything else: `{ warm: false }`, nothing done); anyone else than
+   * the consumer is refused. Asked again: the same answer. Never started: ended when its reservation goes.
+   */
+  async function prewarm(body: unknown, from: string): Promise<{ warm: boolean }> {
+    const id = (body as { contractId?: unknown } | null)?.contractId
+    if (!isContractName(id)) throw new ContractNotFoundError(`no contract ${String(id).slice(0, 200)} on this node`)
+    const record = await deps.contracts.get(id, 'provider')
+    if (!record || record.side !== 'provider') throw new ContractNotFoundError(`no contract ${id} on this node`)
+    const t = record.contract.terms
+    if (!(await deps.authority.acts(t.consumer, t.deploymentId, from))) throw new OrchestrationError(`only the consumer of ${id} may do that`)
+    if (!deps.prewarm || record.status !== 'reserved' || !record.workload || !record.reservationId) return { warm: false }
+    return deps.prewarm({ contractId: id, slot: t.slot, workload: record.workload, reservationId: record.reservationId, consumer: t.consumer })
+  }
+
+  /**
    * A fence from the consumer: every copy of `slot` below it stops. Only the slot's consumer can move its
    * epoch, and only for a slot this node holds a contract of theirs for: anything else is answered with
    * UnknownSlotError and changes nothing (so no peer can poison an epoch or grow the store).
@@ -270,6 +291,9 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       checkpoint: ({ event }) => {
         if (event.type === 'checkpoint') answer(event.msg, checkpoint(event.body, event.from))
       },
+      prewarm: ({ event }) => {
+        if (event.type === 'prewarm') answer(event.msg, prewarm(event.body, event.from))
+      },
       renew: ({ event }) => {
         if (event.type === 'renew') answer(event.msg, leases.renew(event.body, event.from))
       },
@@ -306,6 +330,7 @@ function marketMachine(ctx: ActorContext, deps: MarketDeps) {
       request: { actions: 'request' },
       fence: { actions: 'fence' },
       checkpoint: { actions: 'checkpoint' },
+      prewarm: { actions: 'prewarm' },
       promote: { actions: 'promote' },
       handover: { actions: 'handover' },
       renew: { actions: 'renew' },
@@ -340,6 +365,8 @@ export function marketActor(deps: MarketDeps): ActorDefinition {
       [MarketBehavior.start]: request((b, from) => ({ type: 'START', from, ...restoreOf(b) })),
       // a migration: quiesce a contract's instance and archive its state (consumer only, checked in `checkpoint`)
       [MarketBehavior.checkpoint]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'checkpoint', body, from: senderDid(msg), msg }) },
+      // a migration's handover: ready a reserved contract's instance ahead of its start (consumer only, checked in `prewarm`)
+      [MarketBehavior.prewarm]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'prewarm', body, from: senderDid(msg), msg }) },
       [MarketBehavior.stop]: request((_b, from) => ({ type: 'STOP', from })),
       [MarketBehavior.logs]: request((b, from) => ({ type: 'LOGS', from, since: b?.since ?? 0, limit: Math.min(b?.limit ?? 500, 2000) })),
       [MarketBehavior.fence]: { public: true, deferred: true, event: (body: unknown, msg: MessageContext): MarketEvent => ({ type: 'fence', fence: body, from: senderDid(msg), msg }) },

@@ -61,6 +61,13 @@ export interface WorkloadRunner {
    * `live`: archived while it runs (a copy of the directory at that moment; stateful failover), nothing stops.
    */
   checkpoint?(instanceId: string, o?: { live?: boolean }): Promise<{ digest: string; bytes: number }>
+  /**
+   * Optional (a migration's handover, spec/migration.md): readies the instance of a reserved contract ahead
+   * of its start (an SDK actor's sandbox spawned, its bundle loaded, its actor not started), so the start
+   * that follows with the old replica's state is quick. `{ warm: false }` when it has no such thing for
+   * this workload. Asked again, the same answer; not started within a while, the warm instance is ended.
+   */
+  prewarm?(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ warm: boolean }>
   /** Status changes of every instance this runner started. Returns an unsubscribe function. */
   onStatus(listener: (s: InstanceStatus) => void): () => void
   /** After a restart of this node: report the status changes of an instance started before it (re-attached). */

@@ -146,6 +146,7 @@ export class Provider {
       authority: this.#authority,
       lease: (id) => this.#leaseOf(id),
       ...(i.runner.checkpoint ? { checkpoint: (instanceId: string, o: { live: boolean }) => i.runner.checkpoint!(instanceId, o) } : {}),
+      ...(i.runner.prewarm ? { prewarm: (o: Parameters<NonNullable<WorkloadRunner['prewarm']>>[0]) => i.runner.prewarm!(o) } : {}),
     }), { name: MARKET_ACTOR })
     const records = await i.contracts.list()
     const downMs = await this.#downMs()

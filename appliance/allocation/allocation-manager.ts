@@ -136,6 +136,8 @@ export class AllocationManager {
   readonly #listeners = new Set<(r: AllocationRecord) => void>()
   /** Where each allocation's secrets come from (memory only: a restarted daemon has none). */
   readonly #secrets = new Map<string, () => Promise<SecretDelivery>>()
+  /** Warm instances by allocation id (a migration's handover): their state directory, kept for create(). */
+  readonly #warm = new Map<string, { stateDir: string; kind: ExecutorKind; loaded: Promise<void>; timer: NodeJS.Timeout }>()
   #writes: Promise<unknown> = Promise.resolve()
   #statsTimer: NodeJS.Timeout | undefined
   #stopped = false
@@ -165,6 +167,64 @@ export class AllocationManager {
     this.#stopped = true
     if (this.#statsTimer) clearInterval(this.#statsTimer)
     await this.#writes.catch(() => undefined)
+  }
+
+  /**
+   * A migration's handover (spec/migration.md): the instance of allocation `id`, not created yet, is spawned
+   * now by its executor, its code loaded but not started, in the state directory create() will give it.
+   * create() of the same id and spec (within `ttlMs`) adopts it: its start is then only a go-ahead. Resolves
+   * `false` when this runtime has no warm start (or the allocation exists already); asked again, the same.
+   * No resources are taken here: the caller holds the reservation create() commits.
+   */
+  async prewarm(req: Pick<AllocationRequest, 'runtime' | 'env' | 'resources'> & { id: string; ttlMs?: number }): Promise<boolean> {
+    const { id } = req
+    if (!ID.test(id) || id === '.' || id === '..') throw new InvalidAllocationError(`id '${id}' must be 1-128 of A-Z a-z 0-9 . _ ~ : @ + -`)
+    if (this.#records.has(id)) return false
+    const kept = this.#warm.get(id)
+    if (kept) return kept.loaded.then(() => true)
+    const kind = req.runtime.kind
+    const executor = this.#executors[kind]
+    if (!executor?.warm) return false
+    const ttlMs = req.ttlMs ?? 120_000
+    const stateDir = privateStateDir(this.#stateRoot, id)
+    const loaded = executor.warm(this.#execSpec(id, req, 'none', stateDir), { ttlMs })
+    const timer = setTimeout(() => void this.discardWarm(id), ttlMs)
+    timer.unref()
+    this.#warm.set(id, { stateDir, kind, loaded, timer })
+    try {
+      await loaded
+    } catch (err) {
+      await this.discardWarm(id)
+      throw err
+    }
+    return true
+  }
+
+  /** Ends a warm instance create() did not adopt (its migration was abandoned) and removes its state directory. */
+  async discardWarm(id: string): Promise<void> {
+    const w = this.#warm.get(id)
+    if (!w) return
+    this.#warm.delete(id)
+    clearTimeout(w.timer)
+    await this.#executors[w.kind]?.discardWarm?.(id).catch(() => undefined)
+    if (!this.#records.has(id)) rmSync(join(this.#stateRoot, id), { recursive: true, force: true })
+  }
+
+  #execSpec(id: string, req: Pick<AllocationRequest, 'runtime' | 'env' | 'resources' | 'labels'>, network: ExecSpec['network'], stateDir: string): ExecSpec {
+    return {
+      allocationId: id,
+      runtime: req.runtime,
+      env: { ...req.env },
+      limits: {
+        cpu: req.resources.cpu,
+        memoryBytes: req.resources.memoryBytes,
+        ...(req.resources.pids !== undefined ? { pids: req.resources.pids } : {}),
+        ...(req.resources.cpuTimeMs !== undefined ? { cpuTimeMs: req.resources.cpuTimeMs } : {}),
+      },
+      network,
+      stateDir,
+      ...(req.labels ? { labels: req.labels } : {}),
+    }
   }
 
   /** Reserves (or commits the given reservation), records, and starts the allocation. Resolves once it is starting. */
@@ -203,20 +263,14 @@ export class AllocationManager {
     }
     const hostPorts = [...reservation.ports, ...(portsReservation?.ports ?? [])]
     const ports: PortMapping[] = (req.ports ?? []).map((p, i) => ({ containerPort: p.containerPort, hostPort: hostPorts[i]!, protocol: p.protocol ?? 'tcp' }))
-    const spec: ExecSpec = {
-      allocationId: id,
-      runtime: req.runtime,
-      env: { ...req.env },
-      limits: {
-        cpu: req.resources.cpu,
-        memoryBytes: req.resources.memoryBytes,
-        ...(req.resources.pids !== undefined ? { pids: req.resources.pids } : {}),
-        ...(req.resources.cpuTimeMs !== undefined ? { cpuTimeMs: req.resources.cpuTimeMs } : {}),
-      },
-      network: ports.length > 0 ? { ports } : 'none',
-      stateDir: privateStateDir(this.#stateRoot, id),
-      ...(req.labels ? { labels: req.labels } : {}),
+    // a warm instance of this id (a migration's handover) has its state directory already: the executor adopts
+    // it if the spec is the very same, and ends it otherwise
+    const warm = this.#warm.get(id)
+    if (warm) {
+      this.#warm.delete(id)
+      clearTimeout(warm.timer)
     }
+    const spec = this.#execSpec(id, req, ports.length > 0 ? { ports } : 'none', warm?.stateDir ?? privateStateDir(this.#stateRoot, id))
     if (req.seedState) {
       try {
         await req.seedState(spec.stateDir)
@@ -224,6 +278,7 @@ export class AllocationManager {
         // nothing ran: the holds go back and the state directory goes
         await this.#allocator.release(reservation.id).catch(() => undefined)
         if (portsReservation) await this.#allocator.release(portsReservation.id).catch(() => undefined)
+        if (warm) await executor.discardWarm?.(id).catch(() => undefined)
         rmSync(join(this.#stateRoot, id), { recursive: true, force: true })
         throw err
       }

@@ -147,6 +147,14 @@ export interface Executor {
    * when this instance cannot be saved (then only its files move).
    */
   suspend?(handle: ExecHandle): Promise<boolean>
+  /**
+   * Optional (the actor executor; a migration's handover, spec/migration.md): spawns the instance of an
+   * allocation not created yet, ready to start (its code loaded) but not started; prepare() of the very same
+   * spec adopts it, and start() only lets it go on. Resolves once it is loaded; the same answer when asked again.
+   */
+  warm?(spec: ExecSpec, o?: { ttlMs?: number }): Promise<void>
+  /** Ends a warm instance no allocation adopted; nothing when there is none. */
+  discardWarm?(allocationId: string): Promise<void>
 }
 
 export type InstancePhase = 'created' | 'running' | 'ended'

@@ -138,6 +138,8 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   readonly #runs = new Map<string, { contractId: string; consumer: string; workload: Workload; startedAt: number }>()
   /** Checkpoints taken by this process, by instance (a repeated ask gets the same archive). */
   readonly #checkpoints = new Map<string, Promise<{ digest: string; bytes: number }>>()
+  /** Warm starts by the reservation they wait for (a released reservation ends its warm instance). */
+  readonly #warmByReservation = new Map<string, string>()
   #available: RuntimeType[] = []
   #closed = false
 
@@ -181,6 +183,11 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
   }
 
   async release(reservationId: string): Promise<void> {
+    const warm = this.#warmByReservation.get(reservationId)
+    if (warm !== undefined) {
+      this.#warmByReservation.delete(reservationId)
+      await this.#parts.allocations.discardWarm(warm).catch(() => undefined)
+    }
     await this.#parts.allocator.release(reservationId)
   }
 
@@ -231,11 +238,32 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       ...(secrets ? { secrets } : {}),
       ...(seedState ? { seedState } : {}),
     })
+    // a warm sandbox of this contract is the allocation's now (adopted, or ended for another spec)
+    this.#warmByReservation.delete(o.reservationId)
     if (o.consumer) this.#runs.set(rec.id, { contractId: o.contractId, consumer: o.consumer, workload: w, startedAt: Date.now() })
     const first = await this.#parts.allocations.waitFor(rec.id, (s) => s !== 'pending' && s !== 'starting')
     // After the provider has recorded the instance (it maps instance -> contract when start resolves).
     setImmediate(() => void this.#watch(rec.id, first))
     return { instanceId: rec.id }
+  }
+
+  /**
+   * A migration's handover (spec/migration.md): the sandbox of a reserved contract's SDK actor is spawned
+   * now, its bundle loaded, its actor not started; the contract's start (with the old replica's state) then
+   * adopts it and only says go. `{ warm: false }` for what has no warm start (another runtime, a workload with
+   * secrets or ports: their environment is settled at start) and for a contract already started.
+   */
+  async prewarm(o: { contractId: string; slot: string; workload: Workload; reservationId: string; consumer?: string }): Promise<{ warm: boolean }> {
+    const w = o.workload
+    if (w.runtime.type !== 'actor' || w.secrets.length > 0 || w.ports.length > 0) return { warm: false }
+    const id = allocationIdFor(o.contractId)
+    const runtime = await runtimeSpec(w, this.#catalog, this.#artifacts, o.consumer ? [o.consumer] : [])
+    // the very environment #start gives it: the executor adopts the warm sandbox only for the same spec
+    const env: Record<string, string> = { ...w.env, NOIR_SLOT: o.slot }
+    const resources = { cpu: w.resources.cpu, memoryBytes: w.resources.memoryBytes, diskBytes: w.resources.diskBytes, gpu: w.resources.gpu }
+    this.#warmByReservation.set(o.reservationId, id)
+    const warm = await this.#parts.allocations.prewarm({ id, runtime, env, resources })
+    return { warm }
   }
 
   /**

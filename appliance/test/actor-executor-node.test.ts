@@ -4,7 +4,7 @@
 // directory and child processes with a typed error; and its snapshot restores into a new instance.
 import t, { type Test } from 'tap'
 import { fileURLToPath } from 'node:url'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { spawnSync } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -155,6 +155,60 @@ t.test('the actor\'s snapshot is saved on stop and a new instance on the same st
   t.not(addr2, addr1)
   t.equal(await b.system.ask(addr2, '/counter/get'), 6, 'the new instance starts where the old one stopped')
   t.equal(await b.system.ask(addr2, '/counter/increment', { by: 4 }, { proofs: [token] }), 10, 'and continues counting')
+})
+
+t.test('a warm sandbox (bundle loaded, actor not started) is adopted by the same spec and starts from the snapshot put there after it was spawned', async (t) => {
+  const { kit, a, b } = await twoNodes(t)
+  const executor = new ActorExecutor({ system: a.system })
+  const token = await kit.grant(a.key, b.system.did, ['/counter/increment'])
+  const first = await run(t, executor, counter, 'warm-a')
+  for (const by of [2, 3]) await b.system.ask(executor.addressOf(first.handle)!, '/counter/increment', { by }, { proofs: [token] })
+
+  // the new sandbox first: spawned and its bundle loaded while the old instance still runs
+  const dir = mkdtempSync(join(tmpdir(), 'noir-actor-warm-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const spec: ExecSpec = { allocationId: 'warm-b', runtime: { kind: 'actor', bundle: counter }, env: {}, limits: { cpu: 1, memoryBytes: 256 * 1024 * 1024 }, network: 'none', stateDir: dir }
+  await executor.warm(spec)
+  await executor.warm(spec) // asked again: the same sandbox
+  t.ok(executor.isWarm('warm-b'), 'a warm sandbox waits for its allocation')
+  t.equal(await b.system.ask(executor.addressOf(first.handle)!, '/counter/get'), 5, 'the old instance still answers meanwhile')
+
+  // then the old one stops (its snapshot saved), and its snapshot is handed to the new state directory
+  t.equal((await executor.stop(first.handle, { graceMs: 5000 })).reason, 'stopped')
+  copyFileSync(join(first.stateDir, SNAPSHOT_FILE), join(dir, SNAPSHOT_FILE))
+  const handle = await executor.prepare(spec)
+  t.teardown(async () => {
+    await executor.stop(handle, { graceMs: 0 }).catch(() => undefined)
+    await executor.remove(handle)
+  })
+  t.notOk(executor.isWarm('warm-b'), 'prepare() of the same spec adopted it')
+  await executor.start(handle)
+  const addr = executor.addressOf(handle)!
+  t.equal(await b.system.ask(addr, '/counter/get'), 5, 'it starts from the snapshot handed over')
+  t.equal(await b.system.ask(addr, '/counter/increment', { by: 1 }, { proofs: [token] }), 6, 'and counts on')
+})
+
+t.test('a warm sandbox is not adopted by another spec (a cold start instead), and one never adopted can be ended', async (t) => {
+  const { a } = await twoNodes(t)
+  const executor = new ActorExecutor({ system: a.system })
+  const dir = mkdtempSync(join(tmpdir(), 'noir-actor-warm-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const spec: ExecSpec = { allocationId: 'warm-c', runtime: { kind: 'actor', bundle: counter }, env: { A: '1' }, limits: { cpu: 1, memoryBytes: 256 * 1024 * 1024 }, network: 'none', stateDir: dir }
+  await executor.warm(spec)
+  const handle = await executor.prepare({ ...spec, env: { A: '2' } })
+  t.teardown(async () => {
+    await executor.stop(handle, { graceMs: 0 }).catch(() => undefined)
+    await executor.remove(handle)
+  })
+  t.notOk(executor.isWarm('warm-c'), 'the warm sandbox is gone')
+  await executor.start(handle)
+  t.equal(await a.system.ask(executor.addressOf(handle)!, '/counter/get'), 0, 'a cold start of the other spec runs')
+
+  await executor.warm({ ...spec, allocationId: 'warm-d' })
+  t.ok(executor.isWarm('warm-d'))
+  await executor.discardWarm('warm-d')
+  t.notOk(executor.isWarm('warm-d'), 'discarded: ended')
+  await executor.discardWarm('warm-d') // nothing to end: no error
 })
 
 t.test('an actor that allocates beyond its memory limit is ended and reported as OOM', async (t) => {

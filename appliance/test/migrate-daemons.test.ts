@@ -1,7 +1,8 @@
 // `noir migrate` between real daemons (separate `noir node start` processes on 127.0.0.1, real libp2p, real
-// Docker; spec/migration.md): an SDK actor keeps its count, a container's file in its state directory is on
-// the new node, the old node no longer runs it; the refusals are typed; a kill -9 of the orchestrating node
-// in the middle of a migration ends, after its restart, with exactly one running replica.
+// Docker; spec/migration.md): an SDK actor keeps its count (its new sandbox loaded before the old one stops),
+// a container's file in its state directory is on the new node, the old node no longer runs it; the refusals
+// are typed; a kill -9 of the orchestrating node in the middle of a migration ends, after its restart, with
+// exactly one running replica.
 import t from 'tap'
 import { execFile, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -86,6 +87,8 @@ t.test('noir migrate between real daemons', async (t) => {
     const stranger = workers.find((w) => w.did !== from.node)!
     const refused = await failure(stranger.api.post('/v1/actor/send', { to: `${from.node}/${MARKET_ACTOR}`, behavior: MarketBehavior.checkpoint, body: { contractId: from.contractId }, ask: true }))
     t.equal(refused.name, 'OrchestrationError', `another node's checkpoint is refused (${refused.message})`)
+    const warmRefused = await failure(stranger.api.post('/v1/actor/send', { to: `${from.node}/${MARKET_ACTOR}`, behavior: MarketBehavior.prewarm, body: { contractId: from.contractId }, ask: true }))
+    t.equal(warmRefused.name, 'OrchestrationError', `another node's prewarm is refused (${warmRefused.message})`)
     t.equal(await ask(a, old, '/tally/get'), 3, 'and the replica runs on')
 
     const r = await noir(a.home, 'migrate', v.id, '--json')
@@ -109,6 +112,11 @@ t.test('noir migrate between real daemons', async (t) => {
     const moved = tallyOf(after)
     t.equal(await eventually(async () => (await ask(a, moved, '/tally/get').catch(() => undefined)) as number | undefined, 30_000, 300), 3, 'the count continues on the new node')
     t.equal(await ask(a, moved, '/tally/add'), 4, 'and counts on')
+    // make-before-break: the new sandbox had its bundle loaded before the old replica was told to stop
+    t.equal(m.warm, true, 'the new sandbox was readied before the old replica was quiesced (warm handover)')
+    const h = (await ask(a, moved, '/tally/handover')) as { loadedAt: number; stoppedAt: number | null }
+    t.type(h.stoppedAt, 'number', 'the old replica heard it was stopping, and its snapshot carried when')
+    t.ok(h.loadedAt < h.stoppedAt!, `the new replica's bundle was loaded (${h.loadedAt}) before the old one stopped (${h.stoppedAt})`)
     const oldAlloc = (await allocations(byDid(from.node))).find((x) => x.id === `c-${from.contractId}`)
     t.not(oldAlloc?.state ?? 'removed', 'running', `the old node no longer runs it (${oldAlloc?.state ?? 'removed'})`)
     await t.rejects(ask(a, old, '/tally/get'), 'the old address answers no more')
@@ -194,6 +202,8 @@ t.test('noir migrate between real daemons', async (t) => {
     const running = (await Promise.all(workers.map(allocations))).flat().filter((x) => x.spec.labels?.['noir.slot'] === from.slot && x.state === 'running')
     t.equal(running.length, 1, 'exactly one replica of the slot runs')
     t.equal(await eventually(async () => (await ask(back, tallyOf(settled), '/tally/get').catch(() => undefined)) as number | undefined, 30_000, 300), 2, 'with its count')
+    const h = (await ask(back, tallyOf(settled), '/tally/handover')) as { loadedAt: number; stoppedAt: number | null }
+    t.ok(h.stoppedAt !== null && h.loadedAt < h.stoppedAt, 'the replica that runs is the one readied before the old one stopped (the re-run move adopted it)')
     await noir(back.home, 'stop', v.id)
   })
 

@@ -40,7 +40,7 @@ endpoints }\` when the node runs the ingress service (spec/ingress.md).`,
     for (const e of ingress?.endpoints ?? []) printLine(ctx, `  endpoint: ${e.url} (port ${e.port})`)
     for (const f of v.failovers) printLine(ctx, `  failover of ${f.slot}: ${f.from} -> ${f.to ?? '(pending)'}${f.ms !== null ? ` in ${f.ms} ms after detection` : ''}`)
     for (const m of v.migrations ?? []) {
-      const how = m.ok === null ? 'in progress' : m.ok ? `done${m.gapMs !== null ? `, gap ${m.gapMs} ms` : ''}${m.checkpoint ? `, state ${m.checkpoint.bytes} bytes` : ''}` : `not done: ${m.error}`
+      const how = m.ok === null ? 'in progress' : m.ok ? `done${m.gapMs !== null ? `, gap ${m.gapMs} ms` : ''}${m.warm ? ' (warm handover)' : ''}${m.checkpoint ? `, state ${m.checkpoint.bytes} bytes` : ''}` : `not done: ${m.error}`
       printLine(ctx, `  migration of ${m.slot}: ${m.from} -> ${m.to ?? '?'} (${m.why}): ${how}`)
     }
     if (v.infeasible?.nearest) printLine(ctx, `nearest candidate: ${v.infeasible.nearest.nodeDid}: ${v.infeasible.nearest.failures.map((f) => `${f.constraint} ${f.detail}`).join(', ')}`)

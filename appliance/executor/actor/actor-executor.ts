@@ -98,7 +98,24 @@ interface Instance {
   cpuWatch?: NodeJS.Timeout
   checkpointTimer?: NodeJS.Timeout
   storeSave?: Promise<void>
+  /** A warm start's sandbox (spawned by warm(), bundle loaded, actor not started), adopted by prepare(). */
+  boot?: Booted
+  warmTimer?: NodeJS.Timeout
 }
+
+/** A sandbox spawned and wired (messages, exit, logs): what #launch (or warm()) waits on next. */
+interface Booted {
+  ready: Promise<Extract<FromSandbox, { t: 'ready' }>>
+  loaded: Promise<void>
+  spawnError: Promise<Error>
+  placement: ActorPlacement | undefined
+  address: string | undefined
+  /** Set by #launch before `begin`: the snapshot from the store when the state dir has none. */
+  snapshot?: StoredSnapshot
+}
+
+/** How long a warm sandbox waits for its allocation before it is ended. Default 120 s. */
+const WARM_TTL_MS = 120_000
 
 let bwrapWorks: boolean | undefined
 function bwrapAvailable(): boolean {
@@ -123,6 +140,8 @@ function chownTree(dir: string, uid: number, gid: number): void {
 export class ActorExecutor implements Executor {
   readonly kind = 'actor' as const
   readonly #instances = new Map<string, Instance>()
+  /** Warm sandboxes by allocation id (spec/migration.md "Handover"): not yet an instance anyone prepared. */
+  readonly #warm = new Map<string, { inst: Instance; key: string; loaded: Promise<void> }>()
   readonly #system: ActorSystem | undefined
   readonly #place: (allocationId: string, system: ActorSystem) => ActorPlacement
   readonly #snapshots: SnapshotStore | undefined
@@ -151,17 +170,24 @@ export class ActorExecutor implements Executor {
   })
 
   async prepare(spec: ExecSpec): Promise<ExecHandle> {
-    const rt = spec.runtime
-    if (rt.kind !== 'actor') throw new InvalidExecSpecError(`the actor executor cannot run a '${rt.kind}' runtime`)
-    if ([...this.#instances.values()].some((i) => i.spec.allocationId === spec.allocationId)) {
-      throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has an actor instance`)
-    }
-    if (!(spec.limits.memoryBytes >= 64 * 1024 * 1024)) throw new InvalidExecSpecError('an actor needs limits.memoryBytes >= 64 MiB (a Node process)')
-    if (!(spec.limits.cpu >= MIN_CPU)) throw new InvalidExecSpecError(`limits.cpu must be at least ${MIN_CPU}`)
-    const bundle = resolve(rt.bundle)
+    this.#check(spec)
+    const bundle = resolve((spec.runtime as Extract<ExecSpec['runtime'], { kind: 'actor' }>).bundle)
     if (!existsSync(bundle) || !statSync(bundle).isFile()) throw new ActorBundleError(bundle, 'no such file')
     mkdirSync(spec.stateDir, { recursive: true })
     if (!statSync(spec.stateDir).isDirectory()) throw new InvalidExecSpecError(`state directory '${spec.stateDir}' is not a directory`)
+    const warm = this.#warm.get(spec.allocationId)
+    if (warm !== undefined) {
+      this.#warm.delete(spec.allocationId)
+      clearTimeout(warm.inst.warmTimer)
+      // the same sandbox only for the very same spec (bundle, env, limits, state dir); anything else starts cold
+      if (warm.key === warmKey(spec) && warm.inst.exit === undefined && (await warm.loaded.then(() => true, () => false)) && warm.inst.exit === undefined) {
+        this.#instances.set(warm.inst.handle.ref, warm.inst)
+        return warm.inst.handle
+      }
+      warm.inst.stopRequested = true
+      this.#kill(warm.inst, 'stop')
+      await warm.inst.exited // its cgroup is gone before the new instance makes one of the same name
+    }
     const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'actor', ref: `actor-${spec.allocationId}-${randomUUID().slice(0, 8)}` }
     let resolveExit!: (s: ExitStatus) => void
     const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
@@ -170,6 +196,73 @@ export class ActorExecutor implements Executor {
       stopRequested: false, stderrTail: '', exited, resolveExit,
     })
     return handle
+  }
+
+  #check(spec: ExecSpec): void {
+    const rt = spec.runtime
+    if (rt.kind !== 'actor') throw new InvalidExecSpecError(`the actor executor cannot run a '${rt.kind}' runtime`)
+    if ([...this.#instances.values()].some((i) => i.spec.allocationId === spec.allocationId)) {
+      throw new InvalidExecSpecError(`allocation '${spec.allocationId}' already has an actor instance`)
+    }
+    if (!(spec.limits.memoryBytes >= 64 * 1024 * 1024)) throw new InvalidExecSpecError('an actor needs limits.memoryBytes >= 64 MiB (a Node process)')
+    if (!(spec.limits.cpu >= MIN_CPU)) throw new InvalidExecSpecError(`limits.cpu must be at least ${MIN_CPU}`)
+  }
+
+  /**
+   * A migration's warm start (spec/migration.md "Handover"): the sandbox of an allocation that is not created
+   * yet is spawned now, in its cgroup, with its bundle loaded and its ActorSystem up, but its actor not
+   * started. prepare() of the same allocation with the very same spec adopts it, and start() then only says
+   * `begin` (the actor starts from the snapshot its state directory holds by then). Resolves once the bundle
+   * is loaded; asked again for the same allocation, the same answer. Not adopted within `ttlMs`: ended.
+   */
+  warm(spec: ExecSpec, o: { ttlMs?: number } = {}): Promise<void> {
+    const kept = this.#warm.get(spec.allocationId)
+    if (kept !== undefined) return kept.loaded
+    this.#check(spec)
+    const bundle = resolve((spec.runtime as Extract<ExecSpec['runtime'], { kind: 'actor' }>).bundle)
+    if (!existsSync(bundle) || !statSync(bundle).isFile()) return Promise.reject(new ActorBundleError(bundle, 'no such file'))
+    mkdirSync(spec.stateDir, { recursive: true })
+    const handle: ExecHandle = { allocationId: spec.allocationId, kind: 'actor', ref: `actor-${spec.allocationId}-${randomUUID().slice(0, 8)}` }
+    let resolveExit!: (s: ExitStatus) => void
+    const exited = new Promise<ExitStatus>((r) => (resolveExit = r))
+    const inst: Instance = {
+      handle, spec, bundle, log: new LineLog(), pending: new Map(), checkpoints: new Map(), nextId: 0,
+      stopRequested: false, stderrTail: '', exited, resolveExit,
+    }
+    const boot = this.#boot(inst, true)
+    inst.boot = boot
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.#startTimeoutMs)))
+    const loaded = Promise.race([boot.loaded, inst.exited, boot.spawnError, timeout]).then((r) => {
+      clearTimeout(timer)
+      if (r === undefined) return
+      this.#kill(inst, 'stop')
+      if (r === 'timeout') throw new ActorBundleError(bundle, `its bundle did not load within ${this.#startTimeoutMs} ms`)
+      if (r instanceof Error) throw new ActorBundleError(bundle, `the sandbox could not start: ${r.message}`)
+      if (inst.ended?.error !== undefined) throw fromWireError(inst.ended.error)
+      throw new ActorBundleError(bundle, `the sandbox ended before its bundle loaded: ${inst.stderrTail.trim().split('\n').slice(-3).join(' | ')}`)
+    })
+    loaded.catch(() => undefined)
+    this.#warm.set(spec.allocationId, { inst, key: warmKey(spec), loaded })
+    inst.warmTimer = setTimeout(() => void this.discardWarm(spec.allocationId), o.ttlMs ?? WARM_TTL_MS)
+    inst.warmTimer.unref()
+    return loaded
+  }
+
+  /** Ends a warm sandbox no allocation adopted (the migration was abandoned); nothing when there is none. */
+  async discardWarm(allocationId: string): Promise<void> {
+    const w = this.#warm.get(allocationId)
+    if (w === undefined) return
+    this.#warm.delete(allocationId)
+    clearTimeout(w.inst.warmTimer)
+    w.inst.stopRequested = true
+    this.#kill(w.inst, 'stop')
+    await w.inst.exited
+  }
+
+  /** Whether a warm sandbox waits for this allocation (tests, status). */
+  isWarm(allocationId: string): boolean {
+    return this.#warm.has(allocationId)
   }
 
   /** Resolves once the bundle is loaded, its actor runs, and its proxy is addressable on the node. */
@@ -187,75 +280,28 @@ export class ActorExecutor implements Executor {
   async #launch(inst: Instance): Promise<void> {
     if (inst.exit !== undefined) throw new ActorWorkloadEndedError(inst.handle.allocationId, `it already ended (${inst.exit.reason})`)
     const { spec } = inst
-    const rt = spec.runtime as Extract<ExecSpec['runtime'], { kind: 'actor' }>
-    const memMiB = Math.floor(spec.limits.memoryBytes / (1024 * 1024))
-    const reads = [dirname(inst.bundle), spec.stateDir, ...RUNTIME_READ]
-    const nodeArgs = [
-      '--permission',
-      ...reads.map((d) => `--allow-fs-read=${d}`),
-      `--allow-fs-write=${spec.stateDir}`,
-      // V8's heap gets most of the limit; the cgroup holds the whole process to it.
-      `--max-old-space-size=${Math.max(16, Math.floor(memMiB * 0.75))}`,
-      '--disable-warning=ExperimentalWarning',
-      `--import=${HOOKS}`,
-      HOST,
-      inst.bundle,
-    ]
-    let placement: ActorPlacement | undefined
-    if (this.#system !== undefined) placement = this.#place(spec.allocationId, this.#system)
-    const address = this.#system !== undefined && placement !== undefined
-      ? `${this.#system.did}/${placement.parent !== undefined ? `${placement.parent}/` : ''}${placement.name}`
-      : undefined
-    // Only what the spec gives, plus the sandbox's own variables: the node's environment (and any secret in it) stays out.
-    const env: Record<string, string> = {
-      PATH: '/usr/local/bin:/usr/bin:/bin',
-      ...spec.env,
-      NOIR_STATE_DIR: spec.stateDir,
-      NOIR_ALLOCATION_ID: spec.allocationId,
-      ...(address !== undefined ? { NOIR_ACTOR_ADDRESS: address } : {}),
-      ...(rt.args !== undefined ? { NOIR_ACTOR_INPUT: JSON.stringify({ args: rt.args }) } : {}),
-    }
-    const useBwrap = this.#isolateNetwork && bwrapAvailable()
-    // `env -u NODE_OPTIONS`: no preload from the environment reaches the sandbox (test runners and
-    // instrumentation inject NODE_OPTIONS into every child they see spawned, after our env is built).
-    // setpriv --pdeathsig: the sandbox dies with the node (both exec, so the pid stays the Node process').
-    const sandboxed = [...(hasSetpriv() ? ['setpriv', '--pdeathsig', 'SIGKILL', '--'] : []), 'env', '-u', 'NODE_OPTIONS', this.#node, ...nodeArgs]
-    if (useBwrap) chownTree(spec.stateDir, SANDBOX_UID, SANDBOX_GID)
-    inst.jailed = useBwrap
-    const [cmd, args] = useBwrap
-      ? ['bwrap', jailArgs({ readOnly: [...reads.filter((r) => r !== spec.stateDir), dirname(realpathSync(this.#node))], stateDir: spec.stateDir, network: spec.network !== 'none' }, ['env', '-u', 'NODE_OPTIONS', realpathSync(this.#node), ...nodeArgs])]
-      : [sandboxed[0]!, sandboxed.slice(1)]
-    const child = spawn(cmd, args as string[], { cwd: spec.stateDir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' })
-    inst.child = child
-    inst.cgroup = ProcessCgroup.create(`noir-actor-${spec.allocationId}`, { cpu: spec.limits.cpu, memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids ?? DEFAULT_PIDS_LIMIT })
-    const out = new LineSplitter((line) => inst.log.push({ ts: Date.now(), stream: 'stdout', line }))
-    const err = new LineSplitter((line) => {
-      inst.stderrTail = `${inst.stderrTail}${line}\n`.slice(-4000)
-      inst.log.push({ ts: Date.now(), stream: 'stderr', line })
-    })
-    child.stdout?.on('data', (d: Buffer) => out.write(d))
-    child.stderr?.on('data', (d: Buffer) => err.write(d))
-
-    let readyResolve!: (b: Extract<FromSandbox, { t: 'ready' }>) => void
-    const ready = new Promise<Extract<FromSandbox, { t: 'ready' }>>((r) => (readyResolve = r))
+    const warm = inst.boot !== undefined
     let snapshot: StoredSnapshot | undefined
     if (this.#snapshots !== undefined && !existsSync(join(spec.stateDir, SNAPSHOT_FILE))) snapshot = await this.#snapshots.load(spec.allocationId)
-    child.on('message', (m: FromSandbox) => this.#onMessage(inst, m, readyResolve, snapshot))
-    const spawnError = new Promise<Error>((r) => child.once('error', r))
-    child.once('close', (code, signal) => {
-      out.end()
-      err.end()
-      this.#onChildExit(inst, code, signal)
-    })
-    if (spec.limits.cpuTimeMs !== undefined) this.#watchCpuTime(inst, spec.limits.cpuTimeMs)
-
+    let boot: Booted
+    if (inst.boot !== undefined) {
+      // the allocation exists now: its proxy's place (and so the actor's address) is known
+      boot = { ...inst.boot, ...this.#where(spec.allocationId) }
+      // the state directory was filled (the old replica's snapshot unpacked) after the sandbox was spawned
+      if (inst.jailed) chownTree(spec.stateDir, SANDBOX_UID, SANDBOX_GID)
+      this.#send(inst, { t: 'begin', ...(snapshot !== undefined ? { snapshot } : {}), ...(boot.address !== undefined ? { address: boot.address } : {}) })
+    } else {
+      boot = this.#boot(inst, false)
+      boot.snapshot = snapshot
+    }
+    const { ready, spawnError, placement, address } = boot
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), this.#startTimeoutMs)))
     try {
       const r = await Promise.race([ready, inst.exited, spawnError, timeout])
       if (r === 'timeout') {
         this.#kill(inst, 'stop')
-        throw new ActorBundleError(inst.bundle, `it did not start within ${this.#startTimeoutMs} ms`)
+        throw new ActorBundleError(inst.bundle, `it did not start within ${this.#startTimeoutMs} ms${warm ? ' (warm sandbox)' : ''}`)
       }
       if (r instanceof Error) throw new ActorBundleError(inst.bundle, `the sandbox could not start: ${r.message}`)
       if ('reason' in r) {
@@ -289,7 +335,80 @@ export class ActorExecutor implements Executor {
     }
   }
 
-  #onMessage(inst: Instance, m: FromSandbox, ready: (m: Extract<FromSandbox, { t: 'ready' }>) => void, snapshot: StoredSnapshot | undefined): void {
+  #where(allocationId: string): { placement: ActorPlacement | undefined; address: string | undefined } {
+    if (this.#system === undefined) return { placement: undefined, address: undefined }
+    const placement = this.#place(allocationId, this.#system)
+    return { placement, address: `${this.#system.did}/${placement.parent !== undefined ? `${placement.parent}/` : ''}${placement.name}` }
+  }
+
+  /**
+   * Spawns the sandbox (in the jail when it works) and wires its messages, logs and exit. `hold`: it loads
+   * its bundle and waits for `begin` (a warm start) instead of starting its actor at once.
+   */
+  #boot(inst: Instance, hold: boolean): Booted {
+    const { spec } = inst
+    const rt = spec.runtime as Extract<ExecSpec['runtime'], { kind: 'actor' }>
+    const memMiB = Math.floor(spec.limits.memoryBytes / (1024 * 1024))
+    const reads = [dirname(inst.bundle), spec.stateDir, ...RUNTIME_READ]
+    const nodeArgs = [
+      '--permission',
+      ...reads.map((d) => `--allow-fs-read=${d}`),
+      `--allow-fs-write=${spec.stateDir}`,
+      // V8's heap gets most of the limit; the cgroup holds the whole process to it.
+      `--max-old-space-size=${Math.max(16, Math.floor(memMiB * 0.75))}`,
+      '--disable-warning=ExperimentalWarning',
+      `--import=${HOOKS}`,
+      HOST,
+      inst.bundle,
+    ]
+    // a warm sandbox learns its address with `begin`: where its proxy goes is known only once its allocation is
+    const { placement, address } = hold ? { placement: undefined, address: undefined } : this.#where(spec.allocationId)
+    // Only what the spec gives, plus the sandbox's own variables: the node's environment (and any secret in it) stays out.
+    const env: Record<string, string> = {
+      PATH: '/usr/local/bin:/usr/bin:/bin',
+      ...spec.env,
+      NOIR_STATE_DIR: spec.stateDir,
+      NOIR_ALLOCATION_ID: spec.allocationId,
+      ...(address !== undefined ? { NOIR_ACTOR_ADDRESS: address } : {}),
+      ...(rt.args !== undefined ? { NOIR_ACTOR_INPUT: JSON.stringify({ args: rt.args }) } : {}),
+    }
+    const useBwrap = this.#isolateNetwork && bwrapAvailable()
+    // `env -u NODE_OPTIONS`: no preload from the environment reaches the sandbox (test runners and
+    // instrumentation inject NODE_OPTIONS into every child they see spawned, after our env is built).
+    // setpriv --pdeathsig: the sandbox dies with the node (both exec, so the pid stays the Node process').
+    const sandboxed = [...(hasSetpriv() ? ['setpriv', '--pdeathsig', 'SIGKILL', '--'] : []), 'env', '-u', 'NODE_OPTIONS', this.#node, ...nodeArgs]
+    if (useBwrap) chownTree(spec.stateDir, SANDBOX_UID, SANDBOX_GID)
+    inst.jailed = useBwrap
+    const [cmd, args] = useBwrap
+      ? ['bwrap', jailArgs({ readOnly: [...reads.filter((r) => r !== spec.stateDir), dirname(realpathSync(this.#node))], stateDir: spec.stateDir, network: spec.network !== 'none' }, ['env', '-u', 'NODE_OPTIONS', realpathSync(this.#node), ...nodeArgs])]
+      : [sandboxed[0]!, sandboxed.slice(1)]
+    const child = spawn(cmd, args as string[], { cwd: spec.stateDir, env, stdio: ['ignore', 'pipe', 'pipe', 'ipc'], serialization: 'advanced' })
+    inst.child = child
+    inst.cgroup = ProcessCgroup.create(`noir-actor-${spec.allocationId}`, { cpu: spec.limits.cpu, memoryBytes: spec.limits.memoryBytes, pids: spec.limits.pids ?? DEFAULT_PIDS_LIMIT })
+    const out = new LineSplitter((line) => inst.log.push({ ts: Date.now(), stream: 'stdout', line }))
+    const err = new LineSplitter((line) => {
+      inst.stderrTail = `${inst.stderrTail}${line}\n`.slice(-4000)
+      inst.log.push({ ts: Date.now(), stream: 'stderr', line })
+    })
+    child.stdout?.on('data', (d: Buffer) => out.write(d))
+    child.stderr?.on('data', (d: Buffer) => err.write(d))
+
+    let readyResolve!: (b: Extract<FromSandbox, { t: 'ready' }>) => void
+    const ready = new Promise<Extract<FromSandbox, { t: 'ready' }>>((r) => (readyResolve = r))
+    let loadedResolve!: () => void
+    const loaded = new Promise<void>((r) => (loadedResolve = r))
+    const booted: Booted = { ready, loaded, spawnError: new Promise<Error>((r) => child.once('error', r)), placement, address }
+    child.on('message', (m: FromSandbox) => this.#onMessage(inst, m, readyResolve, loadedResolve, booted, hold))
+    child.once('close', (code, signal) => {
+      out.end()
+      err.end()
+      this.#onChildExit(inst, code, signal)
+    })
+    if (spec.limits.cpuTimeMs !== undefined) this.#watchCpuTime(inst, spec.limits.cpuTimeMs)
+    return booted
+  }
+
+  #onMessage(inst: Instance, m: FromSandbox, ready: (m: Extract<FromSandbox, { t: 'ready' }>) => void, loaded: () => void, boot: Booted, hold: boolean): void {
     switch (m.t) {
       case 'hello':
         // In the jail it reports its pid in its own PID namespace: find the host's pid for it.
@@ -299,7 +418,10 @@ export class ActorExecutor implements Executor {
         } catch {
           // it may have exited already; its exit is reported
         }
-        this.#send(inst, { t: 'go', ...(snapshot !== undefined ? { snapshot } : {}) })
+        this.#send(inst, hold ? { t: 'go', hold: true } : { t: 'go', ...(boot.snapshot !== undefined ? { snapshot: boot.snapshot } : {}) })
+        return
+      case 'loaded':
+        loaded()
         return
       case 'ready':
         ready(m)
@@ -507,6 +629,11 @@ export class ActorExecutor implements Executor {
     if (inst === undefined) throw new UnknownInstanceError(handle.ref)
     return inst
   }
+}
+
+/** What a warm sandbox must match to be adopted: everything its process was spawned with. */
+function warmKey(spec: ExecSpec): string {
+  return JSON.stringify([spec.runtime, spec.env, spec.limits, spec.network, spec.stateDir, spec.secretFiles ?? null])
 }
 
 /** Writes a snapshot record into a state directory, so the next instance there starts from it. */

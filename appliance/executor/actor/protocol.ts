@@ -12,8 +12,16 @@ export interface BehaviorInfo {
 
 /** Parent -> child. */
 export type ToSandbox =
-  /** Answer to `hello`: the child is in its cgroup; load the bundle now. */
-  | { t: 'go'; snapshot?: StoredSnapshot }
+  /**
+   * Answer to `hello`: the child is in its cgroup; load the bundle now. `hold` (a migration's warm start,
+   * spec/migration.md "Handover"): load the bundle, say `loaded`, and start the actor only on `begin`.
+   */
+  | { t: 'go'; snapshot?: StoredSnapshot; hold?: boolean }
+  /**
+   * After `loaded`: start the actor now, from this snapshot, or else the state directory's. `address`: the
+   * actor's address on the node (NOIR_ACTOR_ADDRESS, unknown when the warm sandbox was spawned).
+   */
+  | { t: 'begin'; snapshot?: StoredSnapshot; address?: string }
   /** A message for the actor (already authorized by the node). `ask`: an answer is expected. */
   | { t: 'deliver'; id: number; behavior: string; body: unknown; from: string; ask: boolean }
   /** The outcome of a message the actor sent out. */
@@ -27,6 +35,8 @@ export type ToSandbox =
 /** Child -> parent. */
 export type FromSandbox =
   | { t: 'hello'; pid: number }
+  /** The bundle is loaded (after a `go` with `hold`); the actor is not started: it waits for `begin`. */
+  | { t: 'loaded' }
   | { t: 'ready'; behaviors: BehaviorInfo[]; restored: boolean }
   | { t: 'answer'; id: number; ok: true; value: unknown }
   | { t: 'answer'; id: number; ok: false; error: WireError }

@@ -151,14 +151,31 @@ async function main(): Promise<void> {
   const found = pickDefinition(mod)
   if (found === undefined) throw new ActorBundleError(path, 'it exports no actor definition (export default defineActor(machine).with({...}))')
   const def = withSandboxErrors(found)
-
-  // 3. Host it, from its snapshot when there is one (the state dir's, or the one the node handed over).
   const key = NodeKey.generate()
   const store = new MemorySnapshotStore()
   const system = new ActorSystem({ key, transport: ipcTransport(key.did), remote: ipcRemote, snapshots: store, localPolicy: 'trusted' })
   await system.start()
+
+  // 2b. A warm start (a migration's handover): the bundle is loaded and the system up; the actor starts
+  // only once the node says `begin`, by then with the old replica's snapshot in the state directory.
+  let handed: StoredSnapshot | undefined = go.snapshot
+  if (go.hold === true) {
+    const begin = await new Promise<Extract<ToSandbox, { t: 'begin' }>>((resolve) => {
+      const on = (m: ToSandbox): void => {
+        if (m.t !== 'begin') return
+        process.off('message', on)
+        resolve(m)
+      }
+      process.on('message', on)
+      post({ t: 'loaded' })
+    })
+    handed = begin.snapshot
+    if (begin.address !== undefined) process.env.NOIR_ACTOR_ADDRESS = begin.address
+  }
+
+  // 3. Host it, from its snapshot when there is one (the state dir's, or the one the node handed over).
   const file = join(stateDir, SNAPSHOT_FILE)
-  let record: StoredSnapshot | undefined = go.snapshot
+  let record: StoredSnapshot | undefined = handed
   if (record === undefined && existsSync(file)) record = JSON.parse(readFileSync(file, 'utf8')) as StoredSnapshot
   const input = process.env.NOIR_ACTOR_INPUT !== undefined ? (JSON.parse(process.env.NOIR_ACTOR_INPUT) as unknown) : undefined
   let ref: ActorRef
