@@ -366,9 +366,9 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
     for (const s of held) s.destroy()
     let ok = 0
     const failed: string[] = []
-    let going = true
+    const going = { on: true }
     const traffic = (async () => {
-      while (going) {
+      while (going.on) {
         const r = await get(ingressPort, web.endpoint.host).catch((err: Error) => ({ status: 0, body: err.message }))
         if (r.status === 200) ok++
         else failed.push(`${r.status} ${r.body.slice(0, 80)}`)
@@ -380,7 +380,7 @@ t.test('a service reached through an ingress on another node: spread, upgrade, e
       return v.replicas.length === 1 && v
     }, 90_000, 250)
     await new Promise((res) => setTimeout(res, 1000))
-    going = false
+    going.on = false
     await traffic
     t.equal(after.phase, 'running', 'running on one replica')
     t.equal(after.desired, 1)
