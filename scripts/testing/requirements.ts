@@ -43,6 +43,14 @@ export const bwrap: Requirement = {
       : 'bwrap cannot make network and PID namespaces here (Debian package bubblewrap; needs user or root namespaces)',
 }
 
+export const runsc: Requirement = {
+  name: 'runsc',
+  missing: () => {
+    if (process.getuid?.() !== 0) return 'runsc runs sandboxes as root only'
+    return ok('runsc', ['--version']) ? undefined : "gVisor's runsc is not installed (Debian package runsc; scripts/ci/setup-system.sh installs it)"
+  },
+}
+
 export const qemu: Requirement = {
   name: 'qemu',
   missing: () => (ok('qemu-system-x86_64', ['--version']) ? undefined : 'qemu-system-x86_64 is not installed (Debian package qemu-system-x86)'),

@@ -25,6 +25,7 @@ import {
 } from '../../errors.ts'
 import { DockerLogParser } from './docker-frames.ts'
 import { removeSecretFiles, secretFilesDir, writeSecretFiles } from './secret-files.ts'
+import { isRunscRef, RunscError, type RunscRunner } from './runsc.ts'
 
 export const LABEL_ALLOCATION = 'noir.allocation'
 export const LABEL_NODE = 'noir.node'
@@ -34,6 +35,12 @@ export interface DockerExecutorInit {
   nodeId: string
   /** A dockerode client; default: the local socket (/var/run/docker.sock or $DOCKER_HOST). */
   docker?: Docker
+  /**
+   * gVisor's runsc run directly (appliance/executor/docker/runsc.ts): `runtime: 'runsc'` instances go there
+   * when it is available (they can then be checkpointed with their memory); otherwise to Docker's registered
+   * runsc runtime, if any.
+   */
+  runsc?: RunscRunner
 }
 
 interface StopState {
@@ -56,10 +63,41 @@ export class DockerExecutor implements Executor {
   readonly #stops = new Map<string, StopState>()
   /** Status decided without Docker (stopped before it ever started). */
   readonly #settled = new Map<string, ExitStatus>()
+  readonly #runsc: RunscRunner | undefined
+  #runscDirect: Availability | undefined
 
   constructor(init: DockerExecutorInit) {
     this.nodeId = init.nodeId
     this.#docker = init.docker ?? new Docker()
+    this.#runsc = init.runsc
+  }
+
+  /** Whether runsc runs here directly (installed, daemon root): only then can a container be checkpointed with its memory. */
+  processCheckpoints(): Availability {
+    if (!this.#runsc) return { ok: false, reason: 'this node does not run runsc directly (config executors.container.runsc is false)' }
+    this.#runscDirect ??= this.#runsc.available()
+    return this.#runscDirect
+  }
+
+  #direct(): RunscRunner | undefined {
+    return this.processCheckpoints().ok ? this.#runsc : undefined
+  }
+
+  #runner(ref: string): RunscRunner | undefined {
+    if (!isRunscRef(ref)) return undefined
+    if (!this.#runsc) throw new UnknownInstanceError(ref)
+    return this.#runsc
+  }
+
+  /**
+   * The next stop of a runsc instance checkpoints it into `dir` (its whole memory; the sandbox then ends)
+   * instead of SIGTERM. Resolves once the image is written; RunscError when it cannot be (the stop then goes
+   * on as usual).
+   */
+  saveOnStop(handle: ExecHandle, dir: string): Promise<void> {
+    const r = this.#runner(handle.ref)
+    if (!r) return Promise.reject(new RunscError('checkpoint', `instance ${handle.ref} does not run under runsc here`))
+    return r.saveOnStop(handle, dir)
   }
 
   async available(): Promise<Availability> {
@@ -73,6 +111,7 @@ export class DockerExecutor implements Executor {
 
   /** Whether gVisor's runsc is registered with this dockerd. */
   async runscAvailable(): Promise<Availability> {
+    if (this.#direct()) return { ok: true }
     try {
       const info = (await this.#docker.info()) as { Runtimes?: Record<string, unknown> }
       return info.Runtimes && 'runsc' in info.Runtimes ? { ok: true } : { ok: false, reason: 'runsc is not a registered Docker runtime (install gVisor: apt-get install runsc; runsc install)' }
@@ -83,6 +122,7 @@ export class DockerExecutor implements Executor {
 
   async validate(spec: ExecSpec): Promise<void> {
     const rt = this.#checkSpec(spec)
+    if (rt.runtime === 'runsc') this.#direct()?.check(spec)
     try {
       await this.#docker.getImage(rt.image).inspect()
     } catch (err) {
@@ -110,6 +150,8 @@ export class DockerExecutor implements Executor {
     // No image inspect first (validate() has one, for callers that want to refuse before reserving): a missing
     // image is Docker's 404 on create, mapped to the same ImageNotFoundError, one round trip fewer per start.
     const rt = this.#checkSpec(spec)
+    const direct = rt.runtime === 'runsc' ? this.#direct() : undefined
+    if (direct) return await direct.prepare(spec)
     if (rt.runtime === 'runsc') {
       const a = await this.runscAvailable()
       if (!a.ok) throw new ExecutorUnavailableError('docker/runsc', a.reason)
@@ -166,6 +208,8 @@ export class DockerExecutor implements Executor {
   }
 
   async start(handle: ExecHandle): Promise<void> {
+    const r = this.#runner(handle.ref)
+    if (r) return await r.start(handle)
     try {
       await this.#docker.getContainer(handle.ref).start()
     } catch (err) {
@@ -177,6 +221,8 @@ export class DockerExecutor implements Executor {
   }
 
   async stop(handle: ExecHandle, opts: { graceMs: number }): Promise<ExitStatus> {
+    const r = this.#runner(handle.ref)
+    if (r) return await r.stop(handle, opts)
     const settled = this.#settled.get(handle.ref)
     if (settled) return settled
     const c = this.#docker.getContainer(handle.ref)
@@ -205,6 +251,8 @@ export class DockerExecutor implements Executor {
   }
 
   wait(handle: ExecHandle): Promise<ExitStatus> {
+    const r = this.#runner(handle.ref)
+    if (r) return r.wait(handle)
     const settled = this.#settled.get(handle.ref)
     if (settled) return Promise.resolve(settled)
     let p = this.#exits.get(handle.ref)
@@ -244,6 +292,11 @@ export class DockerExecutor implements Executor {
   }
 
   async *logs(handle: ExecHandle, opts: { follow: boolean; since?: number }): AsyncIterable<LogLine> {
+    const r = this.#runner(handle.ref)
+    if (r) {
+      yield* r.logs(handle, opts)
+      return
+    }
     const c = this.#docker.getContainer(handle.ref)
     if (opts.follow) {
       // Docker ends a follow at once for a container that has not started yet: wait for the start.
@@ -272,6 +325,8 @@ export class DockerExecutor implements Executor {
   }
 
   async stats(handle: ExecHandle): Promise<UsageStats> {
+    const r = this.#runner(handle.ref)
+    if (r) return await r.stats(handle)
     let s: DockerStats
     try {
       s = (await this.#docker.getContainer(handle.ref).stats({ stream: false, 'one-shot': true })) as unknown as DockerStats
@@ -307,6 +362,8 @@ export class DockerExecutor implements Executor {
   }
 
   async remove(handle: ExecHandle): Promise<void> {
+    const r = this.#runner(handle.ref)
+    if (r) return await r.remove(handle)
     try {
       await this.#docker.getContainer(handle.ref).remove({ force: true, v: true })
     } catch (err) {
@@ -321,12 +378,16 @@ export class DockerExecutor implements Executor {
 
   async list(): Promise<ExecHandle[]> {
     const cs = await this.#docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${this.nodeId}`] } })
-    return cs
-      .filter((c) => c.Labels[LABEL_ALLOCATION] !== undefined)
-      .map((c) => ({ allocationId: c.Labels[LABEL_ALLOCATION]!, kind: 'docker' as const, ref: c.Id }))
+    const sandboxes = this.#direct() ? await this.#runsc!.list() : []
+    return [
+      ...cs.filter((c) => c.Labels[LABEL_ALLOCATION] !== undefined).map((c) => ({ allocationId: c.Labels[LABEL_ALLOCATION]!, kind: 'docker' as const, ref: c.Id })),
+      ...sandboxes,
+    ]
   }
 
   async phase(handle: ExecHandle): Promise<InstancePhase> {
+    const r = this.#runner(handle.ref)
+    if (r) return await r.phase(handle)
     const st = (await this.#inspect(handle.ref)).State
     return st.Status === 'created' ? 'created' : st.Running || st.Status === 'restarting' || st.Paused ? 'running' : 'ended'
   }

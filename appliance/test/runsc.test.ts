@@ -1,0 +1,150 @@
+// gVisor's runsc run directly from an OCI bundle (appliance/executor/docker/runsc.ts): a shell counting in
+// memory is checkpointed (its sandbox ends) and restored as another allocation, with another state directory,
+// and counts on from its last number; then the refusals, each a typed error.
+import t from 'tap'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
+import Docker from 'dockerode'
+import { docker, dockerImage, requireOrSkip, runsc } from '../../scripts/testing/requirements.ts'
+import { DockerExecutor } from '../executor/docker/docker-executor.ts'
+import { CHECKPOINT_FILE, RESTORE_IMAGE_DIR, RunscError, RunscRunner } from '../executor/docker/runsc.ts'
+import type { ExecHandle, ExecSpec, LogLine } from '../executor/executor.ts'
+import { ImageNotFoundError, InvalidExecSpecError, UnknownInstanceError } from '../errors.ts'
+
+const IMAGE = 'noir/busybox:latest'
+const MiB = 1024 * 1024
+const COUNTER = 'i=0; trap "echo term; exit 0" TERM; while true; do i=$((i+1)); echo "count $i"; sleep 0.1; done'
+
+const work = mkdtempSync(join(tmpdir(), 'noir-runsc-test-'))
+t.teardown(() => rmSync(work, { recursive: true, force: true }))
+const nodeId = `runsc-test-${randomUUID().slice(0, 8)}`
+const runner = new RunscRunner({ nodeId, dir: join(work, 'runsc'), docker: new Docker() })
+const ex = new DockerExecutor({ nodeId, runsc: runner })
+
+/** An allocation's state directory as the allocation manager makes it: <alloc dir>/state-<x>. */
+const stateDirOf = (id: string): string => {
+  const d = join(work, 'allocations', id, 'state-x')
+  mkdirSync(d, { recursive: true })
+  return d
+}
+const spec = (allocationId: string, script: string, over: Partial<ExecSpec> = {}): ExecSpec => ({
+  allocationId,
+  runtime: { kind: 'docker', image: IMAGE, command: ['/bin/sh', '-c', script], runtime: 'runsc' },
+  env: {},
+  limits: { cpu: 0.5, memoryBytes: 256 * MiB },
+  network: 'none',
+  stateDir: stateDirOf(allocationId),
+  ...over,
+})
+const counts = async (h: ExecHandle): Promise<number[]> => {
+  const out: number[] = []
+  for await (const l of ex.logs(h, { follow: false }) as AsyncIterable<LogLine>) {
+    const m = /^count (\d+)$/.exec(l.line)
+    if (m) out.push(Number(m[1]))
+  }
+  return out
+}
+const until = async <T>(f: () => Promise<T | undefined>, ms = 20_000): Promise<T> => {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await f()
+    if (v !== undefined) return v
+    if (Date.now() > end) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+t.test('the refusals are typed (no runsc needed)', async (t) => {
+  const bogus = new RunscRunner({ nodeId, dir: join(work, 'bogus'), docker: new Docker(), bin: join(work, 'no-such-runsc') })
+  const a = bogus.available()
+  t.equal(a.ok, false, 'a missing binary is not available')
+  if (!a.ok) t.match(a.reason, /runsc/, `with the reason (${a.reason})`)
+  const off = new DockerExecutor({ nodeId })
+  t.equal(off.processCheckpoints().ok, false, 'an executor without the runner cannot checkpoint processes')
+  t.throws(() => runner.check(spec('a-ports', 'true', { network: { ports: [{ containerPort: 80, hostPort: 20080, protocol: 'tcp' }] } })), InvalidExecSpecError, 'published ports are refused')
+  t.throws(() => runner.check(spec('a-rw', 'true', { readOnlyRoot: false })), InvalidExecSpecError, 'a writable root is refused')
+  t.throws(() => runner.check({ ...spec('a-wasm', 'true'), runtime: { kind: 'wasm', module: '/x.wasm' } }), InvalidExecSpecError, 'another runtime kind is refused')
+  await t.rejects(ex.saveOnStop({ allocationId: 'x', kind: 'docker', ref: 'a'.repeat(64) }, join(work, 'img')), RunscError, 'a container not under runsc cannot be saved')
+  await t.rejects(ex.wait({ allocationId: 'x', kind: 'docker', ref: 'runsc-nothing-here' }), UnknownInstanceError, 'an unknown sandbox')
+  await t.rejects(off.wait({ allocationId: 'x', kind: 'docker', ref: 'runsc-nothing-here' }), UnknownInstanceError, 'a sandbox ref on an executor without the runner')
+})
+
+t.test('a process counting in memory is checkpointed and restored elsewhere; it counts on', async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE), runsc)) return
+  t.teardown(async () => {
+    for (const h of await ex.list()) await ex.remove(h)
+  })
+  t.ok(ex.processCheckpoints().ok, 'runsc runs directly here')
+  await t.rejects(ex.prepare(spec('a-missing', 'true', { runtime: { kind: 'docker', image: 'noir/no-such-image:1', runtime: 'runsc' } })), ImageNotFoundError, 'a missing image')
+
+  const first = spec(`a-${randomUUID().slice(0, 8)}`, COUNTER)
+  const h = await ex.prepare(first)
+  t.match(h.ref, /^runsc-/, 'a runsc instance')
+  t.equal(await ex.phase(h), 'created')
+  await ex.start(h)
+  t.equal(await ex.phase(h), 'running')
+  t.ok((await until(async () => ((await counts(h)).length >= 5 ? true : undefined))), 'it counts')
+  const s = await ex.stats(h)
+  t.ok(s.cpuNanos > 0 && s.memoryBytes > 0, `stats from runsc (${s.cpuNanos} ns, ${s.memoryBytes} B)`)
+
+  const image = join(work, 'saved')
+  const saved = ex.saveOnStop(h, image)
+  const t0 = performance.now()
+  const st = await ex.stop(h, { graceMs: 2000 })
+  await saved
+  const checkpointMs = performance.now() - t0
+  t.equal(st.reason, 'stopped', `the checkpoint ended the sandbox (${st.message})`)
+  t.ok(existsSync(join(image, CHECKPOINT_FILE)), 'the process image is written')
+  const before = await counts(h)
+  const last = before.at(-1)!
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal((await counts(h)).at(-1), last, 'nothing counts after the checkpoint')
+
+  // another allocation, another state directory, as on the target node of a migration
+  const second = spec(`b-${randomUUID().slice(0, 8)}`, 'echo this command is not run: the image is')
+  renameSync(image, join(second.stateDir, '..', RESTORE_IMAGE_DIR))
+  const h2 = await ex.prepare(second)
+  const t1 = performance.now()
+  await ex.start(h2)
+  const restoreMs = performance.now() - t1
+  const after = await until(async () => {
+    const c = await counts(h2)
+    return c.length >= 3 ? c : undefined
+  })
+  t.equal(after[0], last + 1, `the restored process counts on from ${last} (got ${after.slice(0, 3).join(', ')}), not from 1`)
+  t.notOk(existsSync(join(second.stateDir, '..', RESTORE_IMAGE_DIR)), 'the image is gone once read (a restart in place runs afresh)')
+  t.comment(`checkpoint ${checkpointMs.toFixed(0)} ms, restore ${restoreMs.toFixed(0)} ms`)
+  const end = await ex.stop(h2, { graceMs: 2000 })
+  t.same([end.reason, end.code], ['stopped', 0], 'SIGTERM reaches the restored process (its trap exits 0)')
+  await ex.remove(h)
+  await ex.remove(h2)
+})
+
+t.test('exit codes, and a restore from a damaged image is RunscError', async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE), runsc)) return
+  const h = await ex.prepare(spec(`c-${randomUUID().slice(0, 8)}`, 'echo hello; exit 3'))
+  await ex.start(h)
+  const st = await ex.wait(h)
+  t.same([st.reason, st.code], ['exited', 3], 'its own exit code')
+  t.same((await (async () => { const o: string[] = []; for await (const l of ex.logs(h, { follow: false })) o.push(l.line); return o })()), ['hello'], 'its output')
+  await ex.remove(h)
+
+  const bad = spec(`d-${randomUUID().slice(0, 8)}`, 'true')
+  const dir = join(bad.stateDir, '..', RESTORE_IMAGE_DIR)
+  mkdirSync(dir)
+  writeFileSync(join(dir, CHECKPOINT_FILE), 'not a checkpoint')
+  const hb = await ex.prepare(bad)
+  await t.rejects(ex.start(hb), RunscError, 'a damaged image is refused by runsc')
+  t.notOk(existsSync(dir), 'and deleted')
+  await ex.remove(hb)
+
+  const never = await ex.prepare(spec(`e-${randomUUID().slice(0, 8)}`, 'sleep 60'))
+  const p = ex.saveOnStop(never, join(work, 'never'))
+  const sst = await ex.stop(never, { graceMs: 100 })
+  t.equal(sst.reason, 'stopped', 'a prepared instance stops without running')
+  await t.rejects(p, RunscError, 'and its checkpoint is refused')
+  t.notOk(readFileSync(join(work, 'runsc', 'bundles', never.ref, 'config.json'), 'utf8').includes('"pids"'), 'no host pids limit on the sandbox')
+  await ex.remove(never)
+})
