@@ -251,7 +251,12 @@ export class DockerExecutor implements Executor {
   }
 
   wait(handle: ExecHandle): Promise<ExitStatus> {
-    const r = this.#runner(handle.ref)
+    let r: RunscRunner | undefined
+    try {
+      r = this.#runner(handle.ref)
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
     if (r) return r.wait(handle)
     const settled = this.#settled.get(handle.ref)
     if (settled) return Promise.resolve(settled)
