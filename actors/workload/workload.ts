@@ -29,6 +29,11 @@ export interface WorkloadRuntime {
   module?: string
   bundle?: string
   args?: string[]
+  /**
+   * container: `process` runs it under gVisor's runsc so a migration carries its memory (spec/migration.md
+   * "Process-level checkpoints"); only nodes running runsc bid for it.
+   */
+  checkpoint?: 'process'
 }
 
 /** What one replica needs, in canonical units. */
@@ -216,6 +221,8 @@ export function validateWorkload(value: unknown): Workload {
     if (n < STATE_DISK_MIN || n > STATE_DISK_MAX) rules.push({ path: '$.runtime.stateDisk', reason: `must be from 4MiB to 4GiB (got ${n} bytes)` })
     runtime = { ...raw.runtime, stateDisk: n }
   }
+  if (raw.runtime.checkpoint !== undefined && (raw.ports?.length ?? 0) > 0) rules.push({ path: '$.runtime.checkpoint', reason: 'a container under runsc has no network here: it cannot have ports (not built)' })
+  if (raw.runtime.checkpoint !== undefined && raw.runtime.type !== 'container') rules.push({ path: '$.runtime.checkpoint', reason: 'is only for a container runtime (a microVM is saved by QEMU, an SDK actor by its snapshot)' })
   if (kind === 'service' && raw.job !== undefined) rules.push({ path: '$.job', reason: 'is only for kind: job (this is a service)' })
   if (kind === 'job' && raw.service !== undefined) rules.push({ path: '$.service', reason: 'is only for kind: service (this is a job)' })
 

@@ -4,10 +4,11 @@
 //
 // Retries: a job runs once here (restart policy `never`); a failed run is placed again by the orchestrator,
 // on another node. A service restarts in place a few times, then the orchestrator places it elsewhere.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import { cp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
+import { PROCESS_IMAGE_DIR, RESTORE_IMAGE_DIR } from '../executor/docker/runsc.ts'
 import { catalogNeeds, type Catalog } from '../catalog/catalog.ts'
 import { GRACE_MS, LABEL_GRACE } from '../watchdog/lease.ts'
 import type { CapacityPort, InstanceStatus, LogEntry, WorkloadRunner } from '../../actors/provider/ports.ts'
@@ -15,7 +16,7 @@ import type { Capacity } from '../../actors/placement/offer.ts'
 import { ARTIFACT_DIGEST, workloadArtifacts, type RuntimeType, type Workload } from '../../actors/workload/workload.ts'
 import type { AllocationRecord, SecretDelivery } from '../allocation/allocation-manager.ts'
 import { finalStates } from '../allocation/allocation-machine.ts'
-import type { ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
+import type { Availability, ExecHandle, ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
 import { AllocationNotFoundError, InvalidAllocationError } from '../errors.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import type { ProviderSecrets } from '../secrets/protocol.ts'
@@ -80,9 +81,9 @@ export async function runtimeSpec(w: Workload, catalog: Catalog, artifacts?: Wor
       if (r.imageArchive) {
         if (!isDigest(r.image)) throw new InvalidAllocationError('with imageArchive, runtime.image must be the image id')
         const id = await needArtifacts(artifacts).image(r.imageArchive, r.image, { from })
-        return { kind: 'docker', image: id, ...(r.command ? { command: r.command } : {}) }
+        return { kind: 'docker', image: id, ...(r.command ? { command: r.command } : {}), ...(r.checkpoint === 'process' ? { runtime: 'runsc' as const } : {}) }
       }
-      return { kind: 'docker', image: r.image, ...(r.command ? { command: r.command } : {}) }
+      return { kind: 'docker', image: r.image, ...(r.command ? { command: r.command } : {}), ...(r.checkpoint === 'process' ? { runtime: 'runsc' as const } : {}) }
     case 'wasm':
       if (!r.module) throw new InvalidAllocationError('a wasm workload needs runtime.module')
       if (isDigest(r.module)) return { kind: 'wasm', module: await needArtifacts(artifacts).file(r.module, { from }), ...(r.args ? { args: r.args } : {}) }
@@ -196,8 +197,19 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     return this.#available
   }
 
+  /** Whether this node's containers can be checkpointed with their memory (runsc run directly). */
+  #processCheckpoints(): Availability {
+    const docker = this.#parts.executors.docker as { processCheckpoints?(): Availability } | undefined
+    if (!docker) return { ok: false, reason: 'no docker executor' }
+    return docker.processCheckpoints?.() ?? { ok: false, reason: 'the docker executor does not run runsc directly' }
+  }
+
   /** A catalog entry the workload names that this node's owner has not installed: the node declines to bid. */
   missing(w: Workload): string | undefined {
+    if (w.runtime.checkpoint === 'process') {
+      const a = this.#processCheckpoints()
+      if (!a.ok) return `no process checkpoints of containers here: ${a.reason}`
+    }
     const gone = catalogNeeds(w.runtime).find(([kind, name]) => !this.#catalog.has(kind, name))
     return gone ? `no ${gone[0]} '${gone[1]}' in this node's catalog` : undefined
   }
@@ -221,7 +233,18 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       if (!a?.unpackState) throw new InvalidAllocationError('this start restores a state archive, and this node runs no artifacts service')
       // fetched and checked before anything is reserved; unpacked into the fresh state directory
       await a.file(restore.digest, { from: restore.from })
-      seedState = (dir) => a.unpackState!(restore.digest, dir, { from: restore.from })
+      const processImage = w.runtime.checkpoint === 'process'
+      seedState = async (dir) => {
+        await a.unpackState!(restore.digest, dir, { from: restore.from })
+        // a process image in the archive goes beside the state directory, out of the workload's view, where
+        // only the allocation's first start reads it (spec/migration.md); a workload that does not run
+        // under runsc gets none
+        const img = join(dir, PROCESS_IMAGE_DIR)
+        if (existsSync(img)) {
+          if (processImage) renameSync(img, join(dirname(dir), RESTORE_IMAGE_DIR))
+          else rmSync(img, { recursive: true, force: true })
+        }
+      }
     }
     const rec = await this.#parts.allocations.create({
       id,
@@ -319,8 +342,22 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     const p = (async () => {
       const rec = this.#parts.allocations.get(instanceId)
       await this.#suspend(rec)
+      const stateDir = rec.spec.stateDir
+      // a workload's own file of that name never travels as a process image
+      rmSync(join(stateDir, PROCESS_IMAGE_DIR), { recursive: true, force: true })
+      const saver = this.#parts.executors.docker as { saveOnStop?(h: ExecHandle, dir: string): Promise<void> } | undefined
+      const image = join(dirname(stateDir), 'process-saved')
+      const saved = rec.spec.runtime.kind === 'docker' && rec.spec.runtime.runtime === 'runsc' && rec.handle && saver?.saveOnStop ? saver.saveOnStop(rec.handle, image).then(() => true) : undefined
       await this.#parts.allocations.stopAllocation(instanceId, STOP_GRACE_MS)
-      return await a.packState!(rec.spec.stateDir)
+      if (saved) {
+        // its memory travels in the archive; if runsc could not save it, the files still do (the process restarts)
+        const ok = await saved.catch((err: Error) => {
+          this.#log.warn('process checkpoint not made: the state directory moves alone', { instanceId, error: err.name, message: err.message })
+          return false
+        })
+        if (ok) renameSync(image, join(stateDir, PROCESS_IMAGE_DIR))
+      }
+      return await a.packState!(stateDir)
     })()
     this.#checkpoints.set(instanceId, p)
     p.catch(() => this.#checkpoints.delete(instanceId))
@@ -356,6 +393,7 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     const copy = mkdtempSync(join(tmpdir(), 'noir-live-state-'))
     try {
       await cp(rec.spec.stateDir, copy, { recursive: true, verbatimSymlinks: true, force: true })
+      rmSync(join(copy, PROCESS_IMAGE_DIR), { recursive: true, force: true }) // only a migration's checkpoint makes one
       return await a.packState(copy, { pin: false })
     } finally {
       rmSync(copy, { recursive: true, force: true })

@@ -16,6 +16,8 @@ import { AllocationManager } from '../allocation/allocation-manager.ts'
 import { HeartbeatPublisher, HEARTBEAT_TOPIC } from '../heartbeat/heartbeat.ts'
 import { WasmExecutor } from '../executor/wasm/wasm-executor.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
+import { RunscRunner } from '../executor/docker/runsc.ts'
+import Docker from 'dockerode'
 import { ActorExecutor } from '../executor/actor/index.ts'
 import { MicrovmExecutor } from '../executor/microvm/index.ts'
 import type { Availability, Executor, ExecutorKind } from '../executor/executor.ts'
@@ -23,7 +25,7 @@ import { InvalidResourceRequestError, InvalidShareError } from '../errors.ts'
 import { placementFacts, runtimesOf } from './placement-facts.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import { allocationRoutes, reservationRoutes } from './appliance-routes.ts'
-import { ServiceNotStartedError } from '../daemon/errors.ts'
+import { ConfigError, ServiceNotStartedError } from '../daemon/errors.ts'
 import { saveConfig, type NodeConfig } from '../daemon/config.ts'
 import { existsSync, readFileSync } from 'node:fs'
 
@@ -85,7 +87,12 @@ export class ApplianceService implements NodeService {
 
     // the runtimes are probed at once (each probe runs a command: qemu, node --permission)
     const wasm = new WasmExecutor({ warm: true })
-    const docker = new DockerExecutor({ nodeId: ctx.did })
+    // containers with `runtime.checkpoint: process` run under gVisor's runsc directly where it is installed
+    // (config `executors.container.runsc`: absent or true = where installed, false = never; spec/executor.md)
+    const runscCfg = (cfg.executors as { container?: { runsc?: unknown } } | undefined)?.container?.runsc
+    if (runscCfg !== undefined && typeof runscCfg !== 'boolean') throw new ConfigError(`config.json 'executors.container.runsc' must be true or false (got ${JSON.stringify(runscCfg)})`)
+    const runsc = runscCfg === false ? undefined : new RunscRunner({ nodeId: ctx.did, dir: join(ctx.home, 'runsc'), docker: new Docker() })
+    const docker = new DockerExecutor({ nodeId: ctx.did, ...(runsc ? { runsc } : {}) })
     // SDK actors join this node's ActorSystem (at alloc/<id>/workload); microVMs need qemu-system-x86_64.
     const actor = new ActorExecutor({ system: ctx.system })
     const microvm = new MicrovmExecutor({ nodeDid: ctx.did, workDir: join(ctx.home, 'microvm') })
