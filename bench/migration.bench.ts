@@ -7,7 +7,10 @@
 //   allocation's stop and a fresh one of the same image running);
 // - a microVM with a state disk (QEMU save and resume): the orchestrator's gap and the whole migrate call vs a
 //   fresh boot of the same guest on one node (the allocation's stop and a new one running its workload).
-// NOIR_BENCH_MIGRATION=microvm (a comma list of actor, container, microvm) runs only those sections.
+// - a container under gVisor's runsc counting in memory (runtime.checkpoint: process), where runsc is
+//   installed: the orchestrator's gap (sandbox checkpointed, archived, fetched, restored on the new node) vs a
+//   restart of the same sandbox on one node (stopped, a fresh one running: the count starts again from 1).
+// NOIR_BENCH_MIGRATION=microvm (a comma list of actor, container, microvm, runsc) runs only those sections.
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { execFile } from 'node:child_process'
 import { tmpdir } from 'node:os'
@@ -19,14 +22,15 @@ import type { DeploymentView } from '../actors/orchestrator/orchestrator.ts'
 import type { MigrationRecord } from '../actors/deployment/model.ts'
 import { printSection, type Figure } from './report.ts'
 import { defaultMicrovmImage } from '../appliance/executor/microvm/index.ts'
+import { runsc } from '../scripts/testing/requirements.ts'
 
 const ROUNDS = 5
 const STATE_MIB = 100
 const IMAGE = 'noir/busybox:latest'
 const VM_MEMORY_MIB = 128
 const VM_DISK_MIB = 16
-/** Which sections run: NOIR_BENCH_MIGRATION=actor,container,microvm (default all). */
-const parts = (process.env.NOIR_BENCH_MIGRATION ?? 'actor,container,microvm').split(',').map((x) => x.trim())
+/** Which sections run: NOIR_BENCH_MIGRATION=actor,container,microvm,runsc (default all). */
+const parts = (process.env.NOIR_BENCH_MIGRATION ?? 'actor,container,microvm,runsc').split(',').map((x) => x.trim())
 const tally = fileURLToPath(new URL('../appliance/test/fixtures/actor/tally.ts', import.meta.url))
 const work = mkdtempSync(join(tmpdir(), 'noir-migration-bench-'))
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
@@ -229,6 +233,54 @@ try {
       ])
       console.log(`  (gap of each round, ms: ${vmGap.map((x) => Math.round(x)).join(', ')}; fresh boots, ms: ${vmBoot.map((x) => Math.round(x)).join(', ')}; checkpoint bytes: ${vmBytes.join(', ')})`)
     }
+  }
+
+  // 4. a container under runsc counting in memory: the orchestrator's gap, its memory carried
+  const noRunsc = runsc.missing()
+  if (parts.includes('runsc') && noRunsc) console.log(`  runsc section skipped: ${noRunsc}`)
+  if (parts.includes('runsc') && !noRunsc) {
+    const script = "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo $i > /state/count; sleep 0.1; done"
+    writeFileSync(join(work, 'counter.yaml'), [
+      'apiVersion: noir/v1', 'kind: service', 'name: counter',
+      `runtime: { type: container, image: ${JSON.stringify(IMAGE)}, checkpoint: process, command: [sh, -c, ${JSON.stringify(script)}] }`,
+      'resources: { cpu: 0.5, memory: 128Mi }', 'constraints: { labels: { role: worker } }', 'stateDir: /state', '',
+    ].join('\n'))
+    const ctr = JSON.parse((await noir(a.home, 'deploy', join(work, 'counter.yaml'), '--wait', '--json')).stdout) as DeploymentView
+    const runscGap: number[] = []
+    const runscWall: number[] = []
+    const runscBytes: number[] = []
+    for (let i = 0; i < ROUNDS; i++) {
+      const t0 = performance.now()
+      const m = await a.api.post<MigrationRecord>(`/v1/deployments/${ctr.id}/migrate`, {}).catch(async (err: Error) => {
+        const s = await a.api.get<DeploymentView>(`/v1/deployments/${ctr.id}`)
+        console.log(`  runsc migration ${i} refused: ${err.name}: ${err.message}\n  ${JSON.stringify(s.events.slice(-6))}`)
+        return undefined
+      })
+      if (!m) continue
+      runscWall.push(performance.now() - t0)
+      if (m.gapMs !== null) runscGap.push(m.gapMs)
+      runscBytes.push(m.checkpoint?.bytes ?? 0)
+    }
+    await noir(a.home, 'stop', ctr.id)
+    // baseline: the same sandbox stopped and a fresh one running on one node (its count lost)
+    const runscRestart: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const id = `bench-runsc-${i}`
+      const spec = { runtime: { kind: 'docker', image: IMAGE, runtime: 'runsc', command: ['sh', '-c', script] }, resources: { cpu: 0.5, memory: '128MiB' } }
+      await b.api.post('/v1/allocations', { id, ...spec })
+      await eventually(async () => (await b.api.get<{ state: string }>(`/v1/allocations/${id}`)).state === 'running', 60_000, 100)
+      const t0 = performance.now()
+      await b.api.post(`/v1/allocations/${id}/stop`, { graceMs: 2000 })
+      await b.api.post('/v1/allocations', { id: `${id}-again`, ...spec })
+      await eventually(async () => (await b.api.get<{ state: string }>(`/v1/allocations/${id}-again`)).state === 'running', 60_000, 20)
+      runscRestart.push(performance.now() - t0)
+      for (const x of [id, `${id}-again`]) await b.api.request('DELETE', `/v1/allocations/${x}`).catch(() => undefined)
+    }
+    printSection('Migration of a container under runsc with its memory (real daemons, same run)', [
+      { name: 'runsc container migration gap p50 (memory carried)', value: median(runscGap), unit: 'ms', baseline: { name: 'runsc restart on one node (memory lost)', value: median(runscRestart) }, better: 'lower' },
+      { name: 'runsc container migrate call p50', value: median(runscWall), unit: 'ms', baseline: { name: 'runsc restart on one node (memory lost)', value: median(runscRestart) }, better: 'lower' },
+    ])
+    console.log(`  (gap of each round, ms: ${runscGap.map((x) => Math.round(x)).join(', ')}; restarts, ms: ${runscRestart.map((x) => Math.round(x)).join(', ')}; checkpoint bytes: ${runscBytes.join(', ')})`)
   }
 } finally {
   const dids = cluster.daemons.map((d) => d.did)

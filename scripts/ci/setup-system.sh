@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the isolation tests need (Docker, QEMU, a kernel, busybox, iproute2, PostgreSQL, Chromium, Prometheus), starts dockerd in the
+# Installs what the isolation tests need (Docker, gVisor's runsc, QEMU, a kernel, busybox, iproute2, PostgreSQL, Chromium, Prometheus), starts dockerd in the
 # background when it is not running, and builds the local images (no image registry is reachable here).
 # Runs as root on CI machines; elsewhere it does what it can and the tests that need more say why they skip.
 set -euo pipefail
@@ -11,6 +11,8 @@ command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v iptables >/dev/null || missing+=(iptables)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+# gVisor: containers with runtime.checkpoint: process run under it, directly (no Docker runtime registration)
+command -v runsc >/dev/null || missing+=(runsc)
 command -v xz >/dev/null || missing+=(xz-utils)
 command -v depmod >/dev/null || missing+=(kmod)
 # mke2fs makes a microVM's state disk (appliance/executor/microvm, spec/microvm.md "State disk")
