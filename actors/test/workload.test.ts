@@ -105,6 +105,13 @@ t.test('rules beyond the schema are checked with paths too', async (t) => {
   t.match(issuesOf({ ...base(), resources: { cpu: 1, memory: 1024 } }), [{ path: '$.resources.memory', reason: /at least 4MiB/ }])
 })
 
+t.test('runtime.checkpoint: process is for a container without ports (it runs under runsc, no network)', async (t) => {
+  t.equal(validateWorkload({ ...base(), runtime: { ...base().runtime, checkpoint: 'process' } }).runtime.checkpoint, 'process')
+  t.match(issuesOf({ ...base(), runtime: { type: 'wasm', module: 'm', checkpoint: 'process' } }), [{ path: '$.runtime.checkpoint', reason: /container runtime/ }])
+  t.match(issuesOf({ ...base(), runtime: { ...base().runtime, checkpoint: 'process' }, ports: [{ port: 80 }] }), [{ path: '$.runtime.checkpoint', reason: /ports/ }])
+  t.match(issuesOf({ ...base(), runtime: { ...base().runtime, checkpoint: 'memory' } }), [{ path: '$.runtime.checkpoint' }], 'process is the only level')
+})
+
 t.test('a protected service defaults to two replicas', async (t) => {
   t.equal(validateWorkload({ ...base(), lane: 'protected' }).service?.replicas, 2)
 })

@@ -21,6 +21,7 @@ import { ApplianceService } from '../node-services/appliance-service.ts'
 import { nodeServices } from '../daemon/services.ts'
 import { ServiceNotStartedError } from '../daemon/errors.ts'
 import { wasmFixture } from './wasm-fixtures.ts'
+import { DockerExecutor } from '../executor/docker/docker-executor.ts'
 import { AllocationNotFoundError, InsufficientCapacityError } from '../errors.ts'
 
 const MiB = 1024 * 1024
@@ -79,6 +80,15 @@ t.test('a workload replica runs as an allocation against a committed reservation
   const later = await runtime.logs(instanceId, { since: lines[2]!.ts, limit: 10 })
   t.same(later.lines.map((l) => l.line), ['tick 4', 'tick 5'], 'lines after `since` only')
   t.equal((await runtime.free()).cpu, 1, 'the reservation is released when the replica ends')
+})
+
+t.test('a node that does not run runsc directly declines a container with checkpoint: process', async (t) => {
+  const { allocator, allocations, runtime, home } = await appliance(t)
+  const w = validateWorkload({ apiVersion: 'noir/v1', kind: 'service', name: 'c', runtime: { type: 'container', image: 'noir/busybox:latest', checkpoint: 'process' }, resources: { cpu: 0.1, memory: '64MiB' } })
+  t.match(runtime.missing(w), /no process checkpoints of containers here: no docker executor/, 'without Docker')
+  const off = new ApplianceRuntime({ parts: { allocator, allocations, executors: { docker: new DockerExecutor({ nodeId: 'n' }) } }, catalog: new Catalog(home) })
+  t.match(off.missing(w), /no process checkpoints of containers here: .*executors\.container\.runsc/, 'with Docker but runsc turned off')
+  t.equal(off.missing({ ...w, runtime: { type: 'container', image: 'noir/busybox:latest' } }), undefined, 'a plain container is not declined for it')
 })
 
 t.test('stop resolves once the instance is stopped and removed, and again for one already gone', async (t) => {

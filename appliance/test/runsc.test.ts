@@ -12,6 +12,7 @@ import { DockerExecutor } from '../executor/docker/docker-executor.ts'
 import { CHECKPOINT_FILE, RESTORE_IMAGE_DIR, RunscError, RunscRunner } from '../executor/docker/runsc.ts'
 import type { ExecHandle, ExecSpec, LogLine } from '../executor/executor.ts'
 import { ImageNotFoundError, InvalidExecSpecError, UnknownInstanceError } from '../errors.ts'
+import { COMPLIANCE_ENV_NAME, COMPLIANCE_EXIT_CODE, runExecutorCompliance, type ComplianceScenario } from './executor-compliance.ts'
 
 const IMAGE = 'noir/busybox:latest'
 const MiB = 1024 * 1024
@@ -147,4 +148,28 @@ t.test('exit codes, and a restore from a damaged image is RunscError', async (t)
   await t.rejects(p, RunscError, 'and its checkpoint is refused')
   t.notOk(readFileSync(join(work, 'runsc', 'bundles', never.ref, 'config.json'), 'utf8').includes('"pids"'), 'no host pids limit on the sandbox')
   await ex.remove(never)
+})
+
+const fixtures: Record<ComplianceScenario, string> = {
+  'exit-zero': 'echo hello',
+  'exit-code': `exit ${COMPLIANCE_EXIT_CODE}`,
+  env: `echo "$${COMPLIANCE_ENV_NAME}"`,
+  'log-stream': 'for i in 1 2 3 4 5; do echo "tick $i"; sleep 0.2; done',
+  graceful: "trap 'echo term; exit 0' TERM; while :; do sleep 0.1; done",
+  'ignore-term': "trap '' TERM; while :; do sleep 0.1; done",
+  busy: 'x=$(head -c 1048576 /dev/zero | tr "\\0" a); while :; do :; done',
+  'state-write': 'echo persisted > /state/out.txt',
+  'state-read': 'cat /state/out.txt',
+  sleep: 'sleep 300',
+}
+
+t.test('the executor compliance suite, under runsc run directly', async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE), runsc)) return
+  t.teardown(async () => {
+    for (const h of await ex.list()) await ex.remove(h)
+  })
+  runExecutorCompliance(t, {
+    executor: ex,
+    makeSpec: (scenario, ctx) => ({ ...spec(ctx.allocationId, fixtures[scenario]), stateDir: ctx.stateDir, env: ctx.env }),
+  })
 })

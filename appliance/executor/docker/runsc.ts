@@ -10,7 +10,7 @@
 // with `runsc-`); Docker's own registered runsc runtime (which cannot be checkpointed by us) is the fallback.
 import type Docker from 'dockerode'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { Availability, ExecHandle, ExecSpec, ExitStatus, InstancePhase, LogLine, UsageStats } from '../executor.ts'
 import { ApplianceError, DuplicateAllocationError, ImageNotFoundError, InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
@@ -524,21 +524,17 @@ export class RunscRunner {
     this.#instances.delete(handle.ref)
   }
 
+  /** The instances this node prepared that still exist (their bundles), prepared, running or ended. */
   async list(): Promise<ExecHandle[]> {
     const mine = `${RUNSC_REF_PREFIX}${sanitize(this.nodeId).slice(-12)}-`
-    let all: { id: string }[]
-    try {
-      all = (JSON.parse(await this.#run('list', ['list', '-format=json'], { timeoutMs: 10_000 })) as { id: string }[] | null) ?? []
-    } catch {
-      return []
-    }
+    const dir = join(this.#dir, 'bundles')
     const out: ExecHandle[] = []
-    for (const c of all) {
-      if (!c.id.startsWith(mine)) continue
+    for (const id of existsSync(dir) ? readdirSync(dir) : []) {
+      if (!id.startsWith(mine)) continue
       try {
-        out.push({ allocationId: readFileSync(join(this.#dir, 'bundles', c.id, 'allocation'), 'utf8'), kind: 'docker', ref: c.id })
+        out.push({ allocationId: readFileSync(join(dir, id, 'allocation'), 'utf8'), kind: 'docker', ref: id })
       } catch {
-        // a sandbox whose bundle is gone: not ours to report
+        // a bundle being written or removed right now
       }
     }
     return out
