@@ -347,14 +347,19 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
       rmSync(join(stateDir, PROCESS_IMAGE_DIR), { recursive: true, force: true })
       const saver = this.#parts.executors.docker as { saveOnStop?(h: ExecHandle, dir: string): Promise<void> } | undefined
       const image = join(dirname(stateDir), 'process-saved')
-      const saved = rec.spec.runtime.kind === 'docker' && rec.spec.runtime.runtime === 'runsc' && rec.handle && saver?.saveOnStop ? saver.saveOnStop(rec.handle, image).then(() => true) : undefined
+      const underRunsc = rec.spec.runtime.kind === 'docker' && rec.spec.runtime.runtime === 'runsc'
+      const saved = underRunsc && rec.state === 'running' && rec.handle && saver?.saveOnStop ? saver.saveOnStop(rec.handle, image).then(() => true) : undefined
       await this.#parts.allocations.stopAllocation(instanceId, STOP_GRACE_MS)
-      if (saved) {
-        // its memory travels in the archive; if runsc could not save it, the files still do (the process restarts)
-        const ok = await saved.catch((err: Error) => {
-          this.#log.warn('process checkpoint not made: the state directory moves alone', { instanceId, error: err.name, message: err.message })
+      if (underRunsc) {
+        // its memory travels in the archive; if runsc could not save it (or the instance had ended, so no stop
+        // reached the executor), the files still do and the process starts afresh on the new node
+        const notSaved = (why: string): false => {
+          this.#log.warn('process checkpoint not made: the state directory moves alone', { instanceId, why })
           return false
-        })
+        }
+        const ok = saved
+          ? await Promise.race([saved, new Promise<false>((r) => setImmediate(() => r(false)))]).then((v) => v || notSaved('the instance had ended'), (err: Error) => notSaved(`${err.name}: ${err.message}`))
+          : notSaved(`the instance was ${rec.state}`)
         if (ok) renameSync(image, join(stateDir, PROCESS_IMAGE_DIR))
       }
       return await a.packState!(stateDir)

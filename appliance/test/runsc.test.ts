@@ -12,6 +12,16 @@ import { DockerExecutor } from '../executor/docker/docker-executor.ts'
 import { CHECKPOINT_FILE, RESTORE_IMAGE_DIR, RunscError, RunscRunner } from '../executor/docker/runsc.ts'
 import type { ExecHandle, ExecSpec, LogLine } from '../executor/executor.ts'
 import { ImageNotFoundError, InvalidExecSpecError, UnknownInstanceError } from '../errors.ts'
+import { Level } from 'level'
+import { cpSync, readdirSync } from 'node:fs'
+import { ActorSystem, LevelKvStore } from '../../core/index.ts'
+import { NodeKey } from '../../identity/keys.ts'
+import { validateWorkload } from '../../actors/workload/workload.ts'
+import { Allocator } from '../allocator/allocator.ts'
+import { AllocationManager } from '../allocation/allocation-manager.ts'
+import { parseShare } from '../share/share.ts'
+import { ApplianceRuntime, type WorkloadArtifacts } from '../node-services/appliance-runtime.ts'
+import { Catalog } from '../catalog/catalog.ts'
 import { COMPLIANCE_ENV_NAME, COMPLIANCE_EXIT_CODE, runExecutorCompliance, type ComplianceScenario } from './executor-compliance.ts'
 
 const IMAGE = 'noir/busybox:latest'
@@ -172,4 +182,97 @@ t.test('the executor compliance suite, under runsc run directly', async (t) => {
     executor: ex,
     makeSpec: (scenario, ctx) => ({ ...spec(ctx.allocationId, fixtures[scenario]), stateDir: ctx.stateDir, env: ctx.env }),
   })
+})
+
+t.test("the appliance's checkpoint: the process image goes into the archive; without one the files go alone", async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE), runsc)) return
+  const home = mkdtempSync(join(tmpdir(), 'noir-runsc-runtime-'))
+  t.teardown(() => rmSync(home, { recursive: true, force: true }))
+  const db = new Level<string, unknown>(join(home, 'data'), { valueEncoding: 'json' })
+  await db.open()
+  const system = new ActorSystem({ key: NodeKey.generate() })
+  await system.start()
+  const store = new LevelKvStore(db.sublevel<string, unknown>('svc:appliance', { valueEncoding: 'json' }))
+  const allocator = new Allocator({ store, share: parseShare('cpu=2,memory=1GiB,disk=1GiB') })
+  await allocator.open()
+  const allocations = new AllocationManager({ system, executors: { docker: ex }, allocator, store, stateRoot: join(home, 'allocations') })
+  await allocations.start()
+  // the archive is a copy of the directory as it was packed; a restore copies it back
+  const packed = new Map<string, string>()
+  const files = (dir: string, pre = ''): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name), `${pre}${e.name}/`) : [`${pre}${e.name}`])).sort()
+  const artifacts: WorkloadArtifacts = {
+    file: async () => '/dev/null',
+    bundle: async () => '/dev/null',
+    image: async (_d, id) => id,
+    packState: async (dir) => {
+      const digest = `sha256:${String(packed.size).padStart(64, '0')}`
+      const copy = join(home, `packed-${packed.size}`)
+      cpSync(dir, copy, { recursive: true })
+      packed.set(digest, copy)
+      return { digest, bytes: 1 }
+    },
+    unpackState: async (digest, dir) => cpSync(packed.get(digest)!, dir, { recursive: true }),
+  }
+  const runtime = new ApplianceRuntime({ parts: { allocator, allocations, executors: { docker: ex } }, catalog: new Catalog(home), artifacts })
+  await runtime.refreshRuntimes()
+  t.teardown(async () => {
+    runtime.close()
+    for (const a of allocations.list()) await allocations.remove(a.id).catch(() => undefined)
+    await allocations.stop()
+    await system.stop()
+    await db.close()
+  })
+  const workload = (name: string, script: string, o: { kind?: 'service' | 'job'; process?: boolean } = {}) => validateWorkload({
+    apiVersion: 'noir/v1', kind: o.kind ?? 'service', name, stateDir: '/state',
+    runtime: { type: 'container', image: IMAGE, command: ['/bin/sh', '-c', script], ...(o.process === false ? {} : { checkpoint: 'process' }) },
+    resources: { cpu: 0.5, memory: '128Mi' },
+  })
+  const start = async (w: ReturnType<typeof workload>, n: string, restore?: string) => {
+    const { reservationId } = await runtime.reserve({ id: `r-${n}`, resources: w.resources, ttlMs: 10_000 })
+    return (await runtime.start({ contractId: n, slot: `d/${n}`, workload: w, reservationId, ...(restore ? { restore: { digest: restore, from: [] } } : {}) })).instanceId
+  }
+  const countOf = (d: string): number => {
+    try {
+      return Number(readFileSync(join(d, 'count'), 'utf8').trim() || 0)
+    } catch {
+      return 0
+    }
+  }
+  t.equal(runtime.missing(workload('x', 'true')), undefined, 'this node takes checkpoint: process workloads')
+
+  // a counter that also plants a fake image of its own in /state
+  const counter = workload('counter', 'mkdir -p /state/.noir-process; echo planted > /state/.noir-process/checkpoint.img; i=0; while true; do i=$((i+1)); echo $i > /state/count; sleep 0.1; done')
+  const id = await start(counter, `k1-${randomUUID().slice(0, 6)}`)
+  const dir = allocations.get(id).spec.stateDir
+  await until(async () => (countOf(dir) >= 10 ? true : undefined))
+  const k = await runtime.checkpoint(id)
+  const archive = packed.get(k.digest)!
+  t.same(files(join(archive, '.noir-process')), [CHECKPOINT_FILE], 'the archive holds the process image')
+  t.not(readFileSync(join(archive, '.noir-process', CHECKPOINT_FILE), 'utf8'), 'planted\n', "runsc's, not the one the workload planted")
+  const at = Number(readFileSync(join(archive, 'count'), 'utf8').trim())
+  t.same(await runtime.checkpoint(id), k, 'asked again: the same archive')
+
+  const id2 = await start(counter, `k2-${randomUUID().slice(0, 6)}`, k.digest)
+  const dir2 = allocations.get(id2).spec.stateDir
+  t.notOk(existsSync(join(dir2, '.noir-process')), "the image is out of the workload's view")
+  const seen: number[] = []
+  for (let i = 0; i < 8; i++) {
+    await new Promise((r) => setTimeout(r, 100))
+    seen.push(countOf(dir2))
+  }
+  t.ok(seen.every((v) => v >= at) && seen.at(-1)! > at, `restored: it counts on from ${at} (${seen.join(', ')}), never from 1`)
+  await runtime.stop(id2)
+
+  // a job that has ended: nothing to save, the files go alone (no wait for a stop that never comes)
+  const ended = await start(workload('done', 'echo here > /state/file; exit 0', { kind: 'job' }), `k3-${randomUUID().slice(0, 6)}`)
+  await allocations.waitFor(ended, (st) => st === 'exited' || st === 'failed')
+  const k3 = await runtime.checkpoint(ended)
+  t.same(files(packed.get(k3.digest)!), ['file'], 'an ended instance: the state directory alone')
+
+  // a workload not under runsc restored from an archive that holds an image: the image is dropped
+  const plain = workload('plain', 'sleep 60', { process: false })
+  const id4 = await start(plain, `k4-${randomUUID().slice(0, 6)}`, k.digest)
+  const dir4 = allocations.get(id4).spec.stateDir
+  t.notOk(existsSync(join(dir4, '.noir-process')) || existsSync(join(dir4, '..', RESTORE_IMAGE_DIR)), 'a plain container gets no process image')
+  await runtime.stop(id4)
 })
