@@ -13,6 +13,9 @@ import { CHECKPOINT_FILE, RESTORE_IMAGE_DIR, RunscError, RunscRunner } from '../
 import type { ExecHandle, ExecSpec, LogLine } from '../executor/executor.ts'
 import { ImageNotFoundError, InvalidExecSpecError, UnknownInstanceError } from '../errors.ts'
 import { Level } from 'level'
+import { spawn, spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { LABEL_GRACE } from '../watchdog/lease.ts'
 import { cpSync, readdirSync } from 'node:fs'
 import { ActorSystem, LevelKvStore } from '../../core/index.ts'
 import { NodeKey } from '../../identity/keys.ts'
@@ -275,4 +278,33 @@ t.test("the appliance's checkpoint: the process image goes into the archive; wit
   const dir4 = allocations.get(id4).spec.stateDir
   t.notOk(existsSync(join(dir4, '.noir-process')) || existsSync(join(dir4, '..', RESTORE_IMAGE_DIR)), 'a plain container gets no process image')
   await runtime.stop(id4)
+})
+
+t.test("the node's watchdog kills a runsc replica once its daemon has been silent past the grace", async (t) => {
+  if (!requireOrSkip(t, docker, dockerImage(IMAGE), runsc)) return
+  const home = mkdtempSync(join(tmpdir(), 'noir-runsc-watchdog-'))
+  t.teardown(() => rmSync(home, { recursive: true, force: true }))
+  const did = `did:key:runsc-watchdog-${randomUUID().slice(0, 6)}`
+  const wx = new DockerExecutor({ nodeId: did, runsc: new RunscRunner({ nodeId: did, dir: join(home, 'runsc'), docker: new Docker() }) })
+  const replica = await wx.prepare({ ...spec(`w-${randomUUID().slice(0, 6)}`, 'while true; do sleep 0.1; done'), labels: { [LABEL_GRACE]: '1000' } })
+  const owners = await wx.prepare(spec(`o-${randomUUID().slice(0, 6)}`, 'while true; do sleep 0.1; done'))
+  t.teardown(async () => {
+    await wx.remove(replica)
+    await wx.remove(owners)
+  })
+  await wx.start(replica)
+  await wx.start(owners)
+  // a daemon that is gone, whose last renewal was 5 s ago
+  const gone = spawnSync('true').pid
+  mkdirSync(join(home, 'watchdog'), { recursive: true })
+  writeFileSync(join(home, 'watchdog', 'lease.json'), JSON.stringify({ pid: gone, at: Date.now() - 5000 }))
+  const main = fileURLToPath(new URL('../watchdog/watchdog-main.ts', import.meta.url))
+  const w = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', main, home, did, String(gone)], { stdio: 'ignore' })
+  const exited = new Promise<number | null>((r) => w.on('exit', (code) => r(code)))
+  t.teardown(() => void w.kill('SIGKILL'))
+  const st = await wx.wait(replica)
+  t.equal(st.code, 137, `the replica's sandbox was killed (${st.reason} ${st.code})`)
+  t.match(readFileSync(join(home, 'watchdog', 'watchdog.log'), 'utf8'), new RegExp(`stopped a replica its daemon stopped renewing.*${replica.ref}`), 'the watchdog says so')
+  t.equal(await exited, 0, 'then the watchdog exits (no replica of the gone daemon runs)')
+  t.equal(await wx.phase(owners), 'running', "a sandbox without a grace (not a contract replica) is left alone")
 })

@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path'
 import type { Availability, ExecHandle, ExecSpec, ExitStatus, InstancePhase, LogLine, UsageStats } from '../executor.ts'
 import { ApplianceError, DuplicateAllocationError, ImageNotFoundError, InvalidExecSpecError, UnknownInstanceError } from '../../errors.ts'
 import { removeSecretFiles, secretFilesDir, writeSecretFiles } from './secret-files.ts'
+import { LABEL_GRACE } from '../../watchdog/lease.ts'
 
 /** Refs of instances this runner made start with this; Docker's container ids are 64 hex digits. */
 export const RUNSC_REF_PREFIX = 'runsc-'
@@ -273,6 +274,9 @@ export class RunscRunner {
     }
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(config, null, 1))
     writeFileSync(join(bundle, 'allocation'), spec.allocationId)
+    // a contract replica's grace: the node's watchdog kills the sandbox once its daemon is silent that long
+    const grace = spec.labels?.[LABEL_GRACE]
+    if (grace !== undefined) writeFileSync(join(bundle, 'grace'), grace)
     this.#instances.set(id, { id, allocationId: spec.allocationId, bundle, stateDir: spec.stateDir, logFile: join(bundle, 'out.log'), started: false, logs: [], logOffset: 0, logRest: '' })
     return { allocationId: spec.allocationId, kind: 'docker', ref: id }
   }
