@@ -89,9 +89,7 @@ export class ApplianceService implements NodeService {
     const wasm = new WasmExecutor({ warm: true })
     // containers with `runtime.checkpoint: process` run under gVisor's runsc directly where it is installed
     // (config `executors.container.runsc`: absent or true = where installed, false = never; spec/executor.md)
-    const runscCfg = (cfg.executors as { container?: { runsc?: unknown } } | undefined)?.container?.runsc
-    if (runscCfg !== undefined && typeof runscCfg !== 'boolean') throw new ConfigError(`config.json 'executors.container.runsc' must be true or false (got ${JSON.stringify(runscCfg)})`)
-    const runsc = runscCfg === false ? undefined : new RunscRunner({ nodeId: ctx.did, dir: join(ctx.home, 'runsc'), docker: new Docker() })
+    const runsc = !runscEnabled(cfg.executors) ? undefined : new RunscRunner({ nodeId: ctx.did, dir: join(ctx.home, 'runsc'), docker: new Docker() })
     const docker = new DockerExecutor({ nodeId: ctx.did, ...(runsc ? { runsc } : {}) })
     // SDK actors join this node's ActorSystem (at alloc/<id>/workload); microVMs need qemu-system-x86_64.
     const actor = new ActorExecutor({ system: ctx.system })
@@ -214,4 +212,19 @@ export class ApplianceService implements NodeService {
 function claimed<C extends { free: { cpu: number; memoryBytes: number } }>(c: C, orchestration: unknown): C {
   const claim = (orchestration as { claimFree?: { cpu?: number; memoryBytes?: number } } | undefined)?.claimFree
   return claim ? { ...c, free: { ...c.free, ...claim } } : c
+}
+
+/**
+ * config.json `executors.container.runsc`: absent or `true` = run `checkpoint: process` containers under runsc
+ * where it is installed, `false` = never; anything else is a ConfigError naming the field.
+ */
+export function runscEnabled(executors: unknown): boolean {
+  if (executors === undefined) return true
+  if (typeof executors !== 'object' || executors === null || Array.isArray(executors)) throw new ConfigError(`config.json 'executors' must be an object (got ${JSON.stringify(executors)})`)
+  const container = (executors as { container?: unknown }).container
+  if (container === undefined) return true
+  if (typeof container !== 'object' || container === null || Array.isArray(container)) throw new ConfigError(`config.json 'executors.container' must be an object (got ${JSON.stringify(container)})`)
+  const v = (container as { runsc?: unknown }).runsc
+  if (v !== undefined && typeof v !== 'boolean') throw new ConfigError(`config.json 'executors.container.runsc' must be true or false (got ${JSON.stringify(v)})`)
+  return v !== false
 }

@@ -16,6 +16,7 @@ import { Level } from 'level'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { LABEL_GRACE } from '../watchdog/lease.ts'
+import { runscEnabled } from '../node-services/appliance-service.ts'
 import { cpSync, readdirSync } from 'node:fs'
 import { ActorSystem, LevelKvStore } from '../../core/index.ts'
 import { NodeKey } from '../../identity/keys.ts'
@@ -83,6 +84,14 @@ t.test('the refusals are typed (no runsc needed)', async (t) => {
   await t.rejects(ex.saveOnStop({ allocationId: 'x', kind: 'docker', ref: 'a'.repeat(64) }, join(work, 'img')), RunscError, 'a container not under runsc cannot be saved')
   await t.rejects(ex.wait({ allocationId: 'x', kind: 'docker', ref: 'runsc-nothing-here' }), UnknownInstanceError, 'an unknown sandbox')
   await t.rejects(off.wait({ allocationId: 'x', kind: 'docker', ref: 'runsc-nothing-here' }), UnknownInstanceError, 'a sandbox ref on an executor without the runner')
+})
+
+t.test('config.json executors.container.runsc: absent or true = where installed, false = never, else ConfigError', async (t) => {
+  t.equal(runscEnabled(undefined), true)
+  t.equal(runscEnabled({}), true)
+  t.equal(runscEnabled({ container: { runsc: true } }), true)
+  t.equal(runscEnabled({ container: { runsc: false } }), false)
+  for (const bad of [{ container: { runsc: 'yes' } }, { container: 1 }, [], 'x']) t.throws(() => runscEnabled(bad), { name: 'ConfigError', message: /executors/ }, JSON.stringify(bad))
 })
 
 t.test('a process counting in memory is checkpointed and restored elsewhere; it counts on', async (t) => {
