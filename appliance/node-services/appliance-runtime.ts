@@ -16,7 +16,7 @@ import type { Capacity } from '../../actors/placement/offer.ts'
 import { ARTIFACT_DIGEST, workloadArtifacts, type RuntimeType, type Workload } from '../../actors/workload/workload.ts'
 import type { AllocationRecord, SecretDelivery } from '../allocation/allocation-manager.ts'
 import { finalStates } from '../allocation/allocation-machine.ts'
-import type { Availability, ExecHandle, ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
+import type { Availability, ExecutorKind, RuntimeSpec } from '../executor/executor.ts'
 import { AllocationNotFoundError, InvalidAllocationError } from '../errors.ts'
 import type { ApplianceParts } from './appliance-parts.ts'
 import type { ProviderSecrets } from '../secrets/protocol.ts'
@@ -341,28 +341,12 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
     if (!a?.packState) throw new InvalidAllocationError('this node runs no artifacts service: it cannot checkpoint')
     const p = (async () => {
       const rec = this.#parts.allocations.get(instanceId)
-      await this.#suspend(rec)
-      const stateDir = rec.spec.stateDir
-      // a workload's own file of that name never travels as a process image
-      rmSync(join(stateDir, PROCESS_IMAGE_DIR), { recursive: true, force: true })
-      const saver = this.#parts.executors.docker as { saveOnStop?(h: ExecHandle, dir: string): Promise<void> } | undefined
-      const image = join(dirname(stateDir), 'process-saved')
-      const underRunsc = rec.spec.runtime.kind === 'docker' && rec.spec.runtime.runtime === 'runsc'
-      const saved = underRunsc && rec.state === 'running' && rec.handle && saver?.saveOnStop ? saver.saveOnStop(rec.handle, image).then(() => true) : undefined
+      // a runsc container's suspend writes its process image into the state directory (.noir-process)
+      const suspended = await this.#suspend(rec)
       await this.#parts.allocations.stopAllocation(instanceId, STOP_GRACE_MS)
-      if (underRunsc) {
-        // its memory travels in the archive; if runsc could not save it (or the instance had ended, so no stop
-        // reached the executor), the files still do and the process starts afresh on the new node
-        const notSaved = (why: string): false => {
-          this.#log.warn('process checkpoint not made: the state directory moves alone', { instanceId, why })
-          return false
-        }
-        const ok = saved
-          ? await Promise.race([saved, new Promise<false>((r) => setImmediate(() => r(false)))]).then((v) => v || notSaved('the instance had ended'), (err: Error) => notSaved(`${err.name}: ${err.message}`))
-          : notSaved(`the instance was ${rec.state}`)
-        if (ok) renameSync(image, join(stateDir, PROCESS_IMAGE_DIR))
-      }
-      return await a.packState!(stateDir)
+      // not suspended: a workload's own file of that name never travels as a process image
+      if (!suspended) rmSync(join(rec.spec.stateDir, PROCESS_IMAGE_DIR), { recursive: true, force: true })
+      return await a.packState!(rec.spec.stateDir)
     })()
     this.#checkpoints.set(instanceId, p)
     p.catch(() => this.#checkpoints.delete(instanceId))
@@ -373,15 +357,17 @@ export class ApplianceRuntime implements CapacityPort, WorkloadRunner {
    * Saves a running instance's whole state into its state directory when its executor can (a microVM with a
    * state disk: QEMU save); a failed save is logged and the checkpoint carries its files only (the disk).
    */
-  async #suspend(rec: AllocationRecord): Promise<void> {
+  async #suspend(rec: AllocationRecord): Promise<boolean> {
     const ex = this.#parts.executors[rec.kind]
-    if (!ex?.suspend || !rec.handle || rec.state !== 'running') return
+    if (!ex?.suspend || !rec.handle || rec.state !== 'running') return false
     const t0 = Date.now()
     try {
       const saved = await ex.suspend(rec.handle)
       if (saved) this.#log.info('instance suspended for its checkpoint', { instanceId: rec.id, ms: Date.now() - t0 })
+      return saved
     } catch (err) {
       this.#log.warn('instance not suspended: its checkpoint carries its files only', { instanceId: rec.id, error: (err as Error).name, message: (err as Error).message })
+      return false
     }
   }
 

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto'
 import Docker from 'dockerode'
 import { docker, dockerImage, requireOrSkip, runsc } from '../../scripts/testing/requirements.ts'
 import { DockerExecutor } from '../executor/docker/docker-executor.ts'
-import { CHECKPOINT_FILE, RESTORE_IMAGE_DIR, RunscError, RunscRunner } from '../executor/docker/runsc.ts'
+import { CHECKPOINT_FILE, PROCESS_IMAGE_DIR, RESTORE_IMAGE_DIR, RunscError, RunscRunner } from '../executor/docker/runsc.ts'
 import type { ExecHandle, ExecSpec, LogLine } from '../executor/executor.ts'
 import { ImageNotFoundError, InvalidExecSpecError, UnknownInstanceError } from '../errors.ts'
 import { Level } from 'level'
@@ -81,7 +81,7 @@ t.test('the refusals are typed (no runsc needed)', async (t) => {
   t.throws(() => runner.check(spec('a-ports', 'true', { network: { ports: [{ containerPort: 80, hostPort: 20080, protocol: 'tcp' }] } })), InvalidExecSpecError, 'published ports are refused')
   t.throws(() => runner.check(spec('a-rw', 'true', { readOnlyRoot: false })), InvalidExecSpecError, 'a writable root is refused')
   t.throws(() => runner.check({ ...spec('a-wasm', 'true'), runtime: { kind: 'wasm', module: '/x.wasm' } }), InvalidExecSpecError, 'another runtime kind is refused')
-  await t.rejects(ex.saveOnStop({ allocationId: 'x', kind: 'docker', ref: 'a'.repeat(64) }, join(work, 'img')), RunscError, 'a container not under runsc cannot be saved')
+  t.equal(await ex.suspend({ allocationId: 'x', kind: 'docker', ref: 'a'.repeat(64) }), false, 'a container not under runsc is not suspended (its files move alone)')
   await t.rejects(ex.wait({ allocationId: 'x', kind: 'docker', ref: 'runsc-nothing-here' }), UnknownInstanceError, 'an unknown sandbox')
   await t.rejects(off.wait({ allocationId: 'x', kind: 'docker', ref: 'runsc-nothing-here' }), UnknownInstanceError, 'a sandbox ref on an executor without the runner')
 })
@@ -112,14 +112,19 @@ t.test('a process counting in memory is checkpointed and restored elsewhere; it 
   const s = await ex.stats(h)
   t.ok(s.cpuNanos > 0 && s.memoryBytes > 0, `stats from runsc (${s.cpuNanos} ns, ${s.memoryBytes} B)`)
 
-  const image = join(work, 'saved')
-  const saved = ex.saveOnStop(h, image)
+  writeFileSync(join(first.stateDir, 'planted'), 'x')
+  mkdirSync(join(first.stateDir, PROCESS_IMAGE_DIR))
+  writeFileSync(join(first.stateDir, PROCESS_IMAGE_DIR, 'evil'), 'planted by the workload')
   const t0 = performance.now()
-  const st = await ex.stop(h, { graceMs: 2000 })
-  await saved
+  t.equal(await ex.suspend(h), true, 'suspended')
   const checkpointMs = performance.now() - t0
-  t.equal(st.reason, 'stopped', `the checkpoint ended the sandbox (${st.message})`)
-  t.ok(existsSync(join(image, CHECKPOINT_FILE)), 'the process image is written')
+  const image = join(first.stateDir, PROCESS_IMAGE_DIR)
+  t.same(readdirSync(image), [CHECKPOINT_FILE], "the process image is in its state directory (the workload's own files there are gone)")
+  const held = await Promise.race([ex.wait(h).then(() => 'ended'), new Promise((r) => setTimeout(() => r('held'), 300))])
+  t.equal(held, 'held', 'to the allocation it is paused: its exit waits for the stop (no restart in place)')
+  t.equal(await ex.suspend(h), false, 'suspended twice: nothing more')
+  const st = await ex.stop(h, { graceMs: 2000 })
+  t.equal(st.reason, 'stopped', `the stop ends it at once (${st.message})`)
   const before = await counts(h)
   const last = before.at(-1)!
   await new Promise((r) => setTimeout(r, 300))
@@ -164,10 +169,9 @@ t.test('exit codes, and a restore from a damaged image is RunscError', async (t)
   await ex.remove(hb)
 
   const never = await ex.prepare(spec(`e-${randomUUID().slice(0, 8)}`, 'sleep 60'))
-  const p = ex.saveOnStop(never, join(work, 'never'))
+  t.equal(await ex.suspend(never), false, 'a prepared instance is not suspended')
   const sst = await ex.stop(never, { graceMs: 100 })
   t.equal(sst.reason, 'stopped', 'a prepared instance stops without running')
-  await t.rejects(p, RunscError, 'and its checkpoint is refused')
   t.notOk(readFileSync(join(work, 'runsc', 'bundles', never.ref, 'config.json'), 'utf8').includes('"pids"'), 'no host pids limit on the sandbox')
   await ex.remove(never)
 })

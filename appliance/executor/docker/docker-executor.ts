@@ -25,7 +25,7 @@ import {
 } from '../../errors.ts'
 import { DockerLogParser } from './docker-frames.ts'
 import { removeSecretFiles, secretFilesDir, writeSecretFiles } from './secret-files.ts'
-import { isRunscRef, RunscError, type RunscRunner } from './runsc.ts'
+import { isRunscRef, type RunscRunner } from './runsc.ts'
 
 export const LABEL_ALLOCATION = 'noir.allocation'
 export const LABEL_NODE = 'noir.node'
@@ -90,14 +90,12 @@ export class DockerExecutor implements Executor {
   }
 
   /**
-   * The next stop of a runsc instance checkpoints it into `dir` (its whole memory; the sandbox then ends)
-   * instead of SIGTERM. Resolves once the image is written; RunscError when it cannot be (the stop then goes
-   * on as usual).
+   * The executor contract's suspend: a runsc instance is checkpointed with its memory into its state directory
+   * (runsc.ts); a container under Docker cannot be (false: its files move alone).
    */
-  saveOnStop(handle: ExecHandle, dir: string): Promise<void> {
+  async suspend(handle: ExecHandle): Promise<boolean> {
     const r = this.#runner(handle.ref)
-    if (!r) return Promise.reject(new RunscError('checkpoint', `instance ${handle.ref} does not run under runsc here`))
-    return r.saveOnStop(handle, dir)
+    return r ? await r.suspend(handle) : false
   }
 
   async available(): Promise<Availability> {

@@ -64,9 +64,10 @@ interface Instance {
   exit?: Promise<ExitStatus>
   started: boolean
   stop?: { killed: boolean }
-  /** A checkpoint asked for at the next stop: where the image goes, and its outcome. */
-  save?: { dir: string; resolve: () => void; reject: (err: Error) => void }
+  /** Suspended: its image is saved and its sandbox ended; the exit is held until stop() (as a paused instance's). */
   saved?: boolean
+  held?: Promise<void>
+  release?: () => void
   settled?: ExitStatus
   logs: LogLine[]
   logOffset: number
@@ -330,7 +331,11 @@ export class RunscRunner {
       })
       child.on('close', (code, signal) => resolve({ code, signal }))
     })
-    inst.exit = ended.then((e) => this.#exitStatus(inst, e.code, e.signal, failure || this.#lastLine(inst)))
+    inst.exit = ended.then(async (e) => {
+      // a suspended sandbox has ended; to the allocation it is paused until stopped (no restart in between)
+      if (inst.saved) await inst.held
+      return this.#exitStatus(inst, e.code, e.signal, failure || this.#lastLine(inst))
+    })
     // running once runsc says so; a sandbox that ended first is the start's answer (a workload that exits at
     // once is a run; a restore that did not get as far as running is RunscError)
     for (;;) {
@@ -376,46 +381,48 @@ export class RunscRunner {
   }
 
   /**
-   * Asks that the next stop of this instance checkpoint it into `dir` instead of SIGTERM: the promise settles
-   * once the image is written (the sandbox then ends), or rejects with RunscError (the stop then goes on as
-   * usual, SIGTERM, grace, kill).
+   * The executor contract's suspend (executor.ts): `runsc checkpoint` saves the sandbox's whole state (memory,
+   * threads, open files) and ends it; the image goes into the state directory as `.noir-process/` (any file
+   * of that name the workload wrote is replaced), where a migration's archive carries it. To the allocation
+   * the instance stays as a paused one: its exit is held until the next stop(), which ends it at once. False
+   * when it is not running; RunscError when runsc cannot save it (it then runs on).
    */
-  saveOnStop(handle: ExecHandle, dir: string): Promise<void> {
+  async suspend(handle: ExecHandle): Promise<boolean> {
     const inst = this.#get(handle.ref)
-    return new Promise((resolve, reject) => {
-      inst.save = { dir, resolve, reject }
-    })
+    if (!inst.started || inst.saved || (await this.#status(inst.id)) !== 'running') return false
+    const out = join(dirname(inst.stateDir), 'process-saved')
+    rmSync(out, { recursive: true, force: true })
+    mkdirSync(out, { recursive: true, mode: 0o700 })
+    inst.saved = true
+    inst.held = new Promise<void>((r) => (inst.release = r))
+    try {
+      await this.#run('checkpoint', ['checkpoint', `--image-path=${out}`, inst.id], { timeoutMs: 120_000 })
+      if (!existsSync(join(out, CHECKPOINT_FILE))) throw new RunscError('checkpoint', `no ${CHECKPOINT_FILE} was written`)
+    } catch (err) {
+      inst.saved = false
+      inst.release?.()
+      rmSync(out, { recursive: true, force: true })
+      throw err instanceof RunscError ? err : new RunscError('checkpoint', (err as Error).message)
+    }
+    const dest = join(inst.stateDir, PROCESS_IMAGE_DIR)
+    rmSync(dest, { recursive: true, force: true })
+    renameSync(out, dest)
+    return true
   }
 
   async stop(handle: ExecHandle, opts: { graceMs: number }): Promise<ExitStatus> {
     const inst = this.#get(handle.ref)
-    const save = inst.save
-    inst.save = undefined
     if (!inst.started) {
       const st: ExitStatus = { code: null, oomKilled: false, reason: 'stopped', finishedAt: Date.now() }
       inst.settled = st
-      save?.reject(new RunscError('checkpoint', 'the instance never started'))
       return st
     }
-    if ((await this.#status(inst.id)) !== 'running') {
-      save?.reject(new RunscError('checkpoint', 'the instance is not running'))
+    if (inst.saved) {
+      // suspended: its sandbox has ended already; now its exit is let through
+      inst.release?.()
       return this.wait(handle)
     }
-    if (save) {
-      try {
-        rmSync(save.dir, { recursive: true, force: true })
-        mkdirSync(save.dir, { recursive: true, mode: 0o700 })
-        inst.saved = true
-        await this.#run('checkpoint', ['checkpoint', `--image-path=${save.dir}`, inst.id], { timeoutMs: 120_000 })
-        if (!existsSync(join(save.dir, CHECKPOINT_FILE))) throw new RunscError('checkpoint', `no ${CHECKPOINT_FILE} was written`)
-        save.resolve()
-        return await this.wait(handle)
-      } catch (err) {
-        inst.saved = false
-        rmSync(save.dir, { recursive: true, force: true })
-        save.reject(err instanceof RunscError ? err : new RunscError('checkpoint', (err as Error).message))
-      }
-    }
+    if ((await this.#status(inst.id)) !== 'running') return this.wait(handle)
     inst.stop = { killed: false }
     const exit = this.wait(handle)
     await this.#run('kill', ['kill', inst.id, 'TERM'], { timeoutMs: 10_000 }).catch(() => undefined)
