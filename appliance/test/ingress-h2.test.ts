@@ -311,3 +311,21 @@ t.test('HTTP/1.1 on an access-controlled port (per-request routing): an Upgrade 
   await new Promise((r) => setTimeout(r, 300))
   t.equal([...w.sockets].filter((s) => !s.destroyed).length, 0, 'the client gone, its end reached the workload, which closed its side')
 })
+
+t.test('a kept stream the workload closed while idle is not reused: a POST after it is answered', async (t) => {
+  const w = backend('w')
+  w.server.keepAliveTimeout = 200 // the workload closes an idle connection quickly
+  const pair = await ingressPair([{ contractId: 'c1', hostPort: await listen(w.server) }])
+  const session = h2connect(`http://127.0.0.1:${pair.port}`)
+  t.teardown(async () => {
+    await closeSession(session)
+    await pair.stop()
+    w.server.close()
+  })
+  t.equal((await ask(session, { ':path': '/warm', ':authority': 'web.localhost' })).status, 200)
+  await new Promise((r) => setTimeout(r, 600))
+  t.ok([...w.sockets].every((s) => s.destroyed), 'the workload closed its idle connection')
+  const post = await ask(session, { ':method': 'POST', ':path': '/pay', ':authority': 'web.localhost' }, 'once')
+  t.same([post.status, post.body], [200, 'w:once'], 'the POST went on a fresh stream and was answered')
+  t.equal(w.seen.filter((s) => s.url === '/pay').length, 1, 'once')
+})
