@@ -286,6 +286,11 @@ export class MicrovmExecutor implements Executor {
         rmSync(from, { force: true })
         this.#kill(inst, 'stop')
       })
+      // QEMU that ends before the state was loaded (it refused the stream at once) drops it too, whether or
+      // not the QMP side noticed first; a stop asked meanwhile keeps it (it may be loaded next time)
+      void inst.exited.then(() => {
+        if (inst.resumeFrom === from && !inst.stopRequested) rmSync(from, { force: true })
+      })
     }
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), this.#bootTimeoutMs)))
