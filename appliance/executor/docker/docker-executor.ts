@@ -278,10 +278,16 @@ export class DockerExecutor implements Executor {
       await sleep(100)
     }
     await c.wait({ condition: 'not-running' })
-    const info = await this.#inspect(id)
+    let info = await this.#inspect(id)
+    const stop = this.#stops.get(id)
+    // Killed (137) with no stop asked: Docker records an OOM kill from the kernel's event, which can land just
+    // after the exit is seen; asked again a few times before it is taken as a plain kill
+    for (let i = 0; i < 5 && !stop && !info.State.OOMKilled && info.State.ExitCode === 137; i++) {
+      await sleep(100)
+      info = await this.#inspect(id)
+    }
     const st = info.State
     const finishedAt = Number.isNaN(Date.parse(st.FinishedAt)) ? Date.now() : Date.parse(st.FinishedAt)
-    const stop = this.#stops.get(id)
     if (st.OOMKilled) return { code: null, signal: 'SIGKILL', oomKilled: true, reason: 'oom', finishedAt }
     if (stop?.killed) return { code: null, signal: 'SIGKILL', oomKilled: false, reason: 'killed', finishedAt }
     if (stop) {
