@@ -3,6 +3,7 @@
 // daemon finds them again (list()). Logs come from Docker's own json-file log with Docker's timestamps
 // (stamped when the line was produced), so they survive a daemon restart and need no attach-before-start.
 import Docker from 'dockerode'
+import { killAfterGrace } from '../grace.ts'
 import { mkdirSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
 import type {
@@ -235,16 +236,10 @@ export class DockerExecutor implements Executor {
     this.#stops.set(handle.ref, state)
     const exit = this.wait(handle)
     await c.kill({ signal: 'SIGTERM' }).catch(ignoreNotRunning)
-    let timer: NodeJS.Timeout | undefined
-    const graceOver = new Promise<'grace'>((r) => {
-      timer = setTimeout(() => r('grace'), Math.max(0, opts.graceMs))
-    })
-    const first = await Promise.race([exit.then(() => 'exit' as const), graceOver])
-    clearTimeout(timer)
-    if (first === 'grace') {
+    await killAfterGrace(exit, opts.graceMs, async () => {
       state.killed = true
       await c.kill({ signal: 'SIGKILL' }).catch(ignoreNotRunning)
-    }
+    })
     return exit
   }
 
@@ -282,9 +277,11 @@ export class DockerExecutor implements Executor {
     const stop = this.#stops.get(id)
     // Killed (137) with no stop asked: Docker records an OOM kill from the kernel's event, which can land just
     // after the exit is seen; asked again a few times before it is taken as a plain kill
-    for (let i = 0; i < 5 && !stop && !info.State.OOMKilled && info.State.ExitCode === 137; i++) {
-      await sleep(100)
-      info = await this.#inspect(id)
+    if (!stop) {
+      for (let i = 0; i < 5 && !info.State.OOMKilled && info.State.ExitCode === 137; i++) {
+        await sleep(100)
+        info = await this.#inspect(id)
+      }
     }
     const st = info.State
     const finishedAt = Number.isNaN(Date.parse(st.FinishedAt)) ? Date.now() : Date.parse(st.FinishedAt)

@@ -9,6 +9,7 @@
 // The DockerExecutor hands every `runtime: 'runsc'` instance here when this runner is available (refs start
 // with `runsc-`); Docker's own registered runsc runtime (which cannot be checkpointed by us) is the fallback.
 import type Docker from 'dockerode'
+import { killAfterGrace } from '../grace.ts'
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -426,16 +427,11 @@ export class RunscRunner {
     inst.stop = { killed: false }
     const exit = this.wait(handle)
     await this.#run('kill', ['kill', inst.id, 'TERM'], { timeoutMs: 10_000 }).catch(() => undefined)
-    let timer: NodeJS.Timeout | undefined
-    const graceOver = new Promise<'grace'>((r) => {
-      timer = setTimeout(() => r('grace'), Math.max(0, opts.graceMs))
-    })
-    const first = await Promise.race([exit.then(() => 'exit' as const), graceOver])
-    clearTimeout(timer)
-    if (first === 'grace') {
-      inst.stop.killed = true
+    const stop = inst.stop
+    await killAfterGrace(exit, opts.graceMs, async () => {
+      stop.killed = true
       await this.#run('kill', ['kill', inst.id, 'KILL'], { timeoutMs: 10_000 }).catch(() => undefined)
-    }
+    })
     return exit
   }
 

@@ -6,6 +6,7 @@
 // `noir.stop_requested()` turn 1 and its sleeps wake (our SIGTERM); after the grace period the worker is
 // terminated (reason `killed`). Instances live in this process: they do not survive a daemon restart.
 import { Worker } from 'node:worker_threads'
+import { killAfterGrace } from '../grace.ts'
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { isAbsolute } from 'node:path'
@@ -204,16 +205,11 @@ export class WasmExecutor implements Executor {
     const ctl = new Int32Array(inst.control)
     Atomics.store(ctl, 0, 1)
     Atomics.notify(ctl, 0)
-    let timer: NodeJS.Timeout | undefined
-    const graceOver = new Promise<'grace'>((r) => {
-      timer = setTimeout(() => r('grace'), Math.max(0, opts.graceMs))
-    })
-    const first = await Promise.race([inst.exited.promise.then(() => 'exit' as const), graceOver])
-    clearTimeout(timer)
-    if (first === 'grace' && inst.state === 'running') {
+    await killAfterGrace(inst.exited.promise, opts.graceMs, async () => {
+      if (inst.state !== 'running') return
       inst.killed = true
       await inst.worker?.terminate()
-    }
+    })
     return inst.exited.promise
   }
 
