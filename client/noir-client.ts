@@ -34,7 +34,9 @@ export interface DeploymentView { id: string; name: string; kind: 'service' | 'j
 export interface LogLine { ts: number; stream: string; line: string }
 export interface NewApiKey extends ApiKeyView { token: string }
 /** Amounts are µNLC as decimal strings (1 NLC = 1,000,000 µNLC). */
-export interface WalletView { did: string; currency: 'NLC'; available: string; pending: string; posted: string; deposit: { chain: string; contract: string; accountKey: string } | null }
+/** An open hold at the gateway (spec/billing.md "Running out"): µNLC as decimal strings, times in ms. */
+export interface WalletHold { deploymentId: string | null; workload: string; held: string; used: string; short: boolean; stopsAt: number | null; stoppedAt: number | null }
+export interface WalletView { did: string; currency: 'NLC'; available: string; pending: string; posted: string; holds: WalletHold[]; deposit: { chain: string; contract: string; accountKey: string } | null }
 export interface TopUp { ref: string; amount: string; at: number }
 export interface UsageDay { day: string; workload: string; amount: string }
 export interface Invoice { id: string; period: string; status: 'open' | 'issued'; issuedAt: number | null; currency: 'NLC'; lines: { deploymentId: string; workload: string; records: number; amount: string }[]; total: string }

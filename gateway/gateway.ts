@@ -20,6 +20,7 @@ import { SecretBroker } from './secrets/secret-broker.ts'
 import { SecretStore } from './secrets/secret-store.ts'
 import { DidBinding } from './wallets/did-binding.ts'
 import { AccountBilling } from './billing/account-billing.ts'
+import { fundsMail } from './billing/funds-mail.ts'
 import { BillingStore } from './billing/billing-store.ts'
 import { GatewayDeposits, type ChainDeposits } from './billing/deposits.ts'
 import { DEFAULT_HOLD_POLICY, type HoldPolicy } from './billing/hold-size.ts'
@@ -46,7 +47,7 @@ export interface GatewayInit {
    * Per-account billing (spec/billing.md): holds at admission, the node's accepted usage charged to the
    * owning account, invoices; top-ups from a chain's Settlement contract. Absent: no books, no billing routes.
    */
-  billing?: { chain?: ChainDeposits; policy?: Partial<HoldPolicy>; meterMs?: number; releaseGraceMs?: number }
+  billing?: { chain?: ChainDeposits; policy?: Partial<HoldPolicy>; meterMs?: number; releaseGraceMs?: number; fundsGraceMs?: number }
   /** Told of every answered request (the gateway's metrics, spec/observability.md). */
   onRequest?: (method: string, route: string, status: number, ms: number) => void
 }
@@ -103,6 +104,11 @@ export async function openGateway(o: GatewayInit): Promise<Gateway> {
       deposit: deposits ? { chain: await deposits.chain().catch(() => 'evm'), contract: deposits.contract } : null,
       ...(o.billing!.meterMs !== undefined ? { meterMs: o.billing!.meterMs } : {}),
       ...(o.billing!.releaseGraceMs !== undefined ? { releaseGraceMs: o.billing!.releaseGraceMs } : {}),
+      ...(o.billing!.fundsGraceMs !== undefined ? { fundsGraceMs: o.billing!.fundsGraceMs } : {}),
+      notify: async (accountId, n) => {
+        const to = (await store.accountById(accountId))?.email
+        if (to) await mailer.send(fundsMail(to, n))
+      },
     })
     : undefined
   const capacity = books

@@ -51,7 +51,8 @@ export const walletCommand: Command = {
   usage: `Usage: noir wallet [--json]
 
 After \`noir login --gateway URL\`: the account's wallet at the gateway (spec/billing.md): available, pending
-(held by deploys) and posted NLC, and where to deposit (--json: { did, currency, available, pending, posted,
+(held by deploys) and posted NLC, each open hold (SHORT when the account cannot refill it, with when its
+deployment stops), and where to deposit (--json: { did, currency, available, pending, posted, holds,
 deposit: { chain, contract, accountKey } | null }, µNLC). Otherwise this node's:
 NLC is shown in NLC (up to six decimals; --json and the API give whole µNLC); NLR in its smallest unit. available = posted - held; held is what pending
 (two-phase) transfers reserve; incoming is what pending transfers will credit.
@@ -65,6 +66,10 @@ checkpoint: { v, log, size, root, ts } | null } (amounts as decimal strings).`,
       if (ctx.json) return printJson(ctx, g)
       printLine(ctx, `NLC  available ${nlcDecimal(BigInt(g.available))}  (posted ${nlcDecimal(BigInt(g.posted))}, held by deploys ${nlcDecimal(BigInt(g.pending))})  at ${login.url}`)
       printLine(ctx, `wallet ${g.did}`)
+      for (const h of g.holds ?? []) {
+        const state = h.stoppedAt !== null ? 'stopped for want of funds' : h.short ? `SHORT of funds: stops at ${new Date(h.stopsAt ?? 0).toISOString()} unless you top up` : 'covered'
+        printLine(ctx, `hold  ${h.workload} (${h.deploymentId ?? 'not deployed yet'})  holds ${nlcDecimal(BigInt(h.held))}, used ${nlcDecimal(BigInt(h.used))}  ${state}`)
+      }
       if (g.deposit) printLine(ctx, `deposit: call deposit(0x${g.deposit.accountKey}, amount) on ${g.deposit.contract} (${g.deposit.chain})`)
       return
     }

@@ -3,7 +3,9 @@
 // gateway's node accepted from providers charged to the account that owns the deployment (once per usage
 // record), the hold released when the deployment's work has ended and its last records are in, usage per day
 // and workload, and monthly invoices computed from the charges. Every money movement is an idempotent entry in
-// the gateway's database (billing-store.ts), so a crash or a second gateway repeats nothing.
+// the gateway's database (billing-store.ts), so a crash or a second gateway repeats nothing. While a deployment
+// runs its hold is drawn down by the charges and refilled to its window from what the account has; an account
+// that cannot refill it is told, and after `fundsGraceMs` its deployment is stopped (spec/billing.md "Running out").
 import { accountKey } from '../../settlement/accounts.ts'
 import { failpoint } from '../../core/failpoints.ts'
 import type { Workload } from '../../actors/workload/workload.ts'
@@ -11,7 +13,7 @@ import { InsufficientFundsError, InvalidRequestError, NotFoundError } from '../e
 import type { AccountWallets } from '../wallets/account-wallets.ts'
 import type { NodeLink } from '../workloads/tenant-workloads.ts'
 import type { BillingStore, ChargeRow, HoldRow } from './billing-store.ts'
-import { holdFor, type HoldPolicy } from './hold-size.ts'
+import { holdFor, holdSecondsFor, type HoldPolicy } from './hold-size.ts'
 
 export interface DepositTarget {
   /** The chain's name, e.g. evm-31337. */
@@ -27,8 +29,30 @@ export interface WalletView {
   available: string
   pending: string
   posted: string
+  /** The account's open holds: what each deployment still holds, and whether it is short of funds. */
+  holds: HoldView[]
   deposit: (DepositTarget & { accountKey: string }) | null
 }
+
+/** An open hold as the wallet shows it: µNLC as decimal strings. */
+export interface HoldView {
+  deploymentId: string | null
+  workload: string
+  /** Still held (its amount less what charges drew). */
+  held: string
+  /** Drawn by charges so far. */
+  used: string
+  /** The account could not refill it: its deployment stops at `stopsAt` (ms) unless funds arrive. */
+  short: boolean
+  stopsAt: number | null
+  /** Stopped for want of funds at (ms). */
+  stoppedAt: number | null
+}
+
+/** What the account's owner is told (by mail, when the gateway has a mailer). */
+export type FundsNotice =
+  | { kind: 'funds-low'; deploymentId: string; workload: string; needed: bigint; available: bigint; stopsAt: number }
+  | { kind: 'stopped-for-funds'; deploymentId: string; workload: string }
 
 export interface InvoiceLine { deploymentId: string; workload: string; records: number; amount: string }
 export interface Invoice { id: string; period: string; status: 'open' | 'issued'; issuedAt: number | null; currency: 'NLC'; lines: InvoiceLine[]; total: string }
@@ -40,6 +64,8 @@ const DAY = /^\d{4}-\d{2}-\d{2}$/
 const INVOICE = /^inv-(\d{4})-(\d{2})$/
 /** After its work ended, a deployment's hold is released once its last records are in, or after this long. */
 export const RELEASE_GRACE_MS = 5 * 60_000
+/** A hold released before its deployment's last usage records were all in is still metered this long. */
+export const LATE_RECORDS_MS = 24 * 3_600_000
 
 const monthOf = (ms: number): string => new Date(ms).toISOString().slice(0, 7)
 const monthStart = (period: string): number => Date.parse(`${period}-01T00:00:00Z`)
@@ -58,13 +84,27 @@ export class AccountBilling {
   readonly #now: () => number
   readonly #meterMs: number
   readonly #releaseGraceMs: number
+  readonly #fundsGraceMs: number
+  readonly #lateMs: number
+  readonly #notify: ((accountId: string, n: FundsNotice) => Promise<void>) | undefined
   /** When each deployment was first seen ended (its grace starts). */
   readonly #endedAt = new Map<string, number>()
   #timer: NodeJS.Timeout | undefined
   #metering: Promise<void> | undefined
 
-  constructor(o: { store: BillingStore; wallets: AccountWallets; node?: NodeLink; policy: HoldPolicy; deposit?: DepositTarget | null; now?: () => number; meterMs?: number; releaseGraceMs?: number }) {
+  constructor(o: {
+    store: BillingStore; wallets: AccountWallets; node?: NodeLink; policy: HoldPolicy; deposit?: DepositTarget | null; now?: () => number; meterMs?: number; releaseGraceMs?: number
+    /** How long a deployment whose hold the account cannot refill keeps running before it is stopped (default: half the hold window). */
+    fundsGraceMs?: number
+    /** How long a hold released before its last records came in is still metered (default 24 h). */
+    lateRecordsMs?: number
+    /** Tells the account's owner (a failure is not retried: the wallet shows the same). */
+    notify?: (accountId: string, n: FundsNotice) => Promise<void>
+  }) {
     this.#releaseGraceMs = o.releaseGraceMs ?? RELEASE_GRACE_MS
+    this.#fundsGraceMs = o.fundsGraceMs ?? Math.floor(o.policy.holdSeconds * 1000 / 2)
+    this.#lateMs = o.lateRecordsMs ?? LATE_RECORDS_MS
+    this.#notify = o.notify
     this.#store = o.store
     this.#wallets = o.wallets
     this.#node = o.node
@@ -84,7 +124,11 @@ export class AccountBilling {
     const key = accountKey(did)
     await this.#store.addDepositKey(key, accountId)
     const b = await this.#store.balance(accountId)
-    return { did, currency: 'NLC', available: String(b.available), pending: String(b.pending), posted: String(b.posted), deposit: this.#deposit ? { ...this.#deposit, accountKey: key } : null }
+    const holds = (await this.#store.holdsOf(accountId)).filter((h) => h.state === 'open').map((h): HoldView => ({
+      deploymentId: h.deploymentId, workload: h.workload, held: String(h.amount - h.captured), used: String(h.captured),
+      short: h.shortSince !== null, stopsAt: h.shortSince !== null && h.stoppedAt === null ? h.shortSince + this.#fundsGraceMs : null, stoppedAt: h.stoppedAt,
+    }))
+    return { did, currency: 'NLC', available: String(b.available), pending: String(b.pending), posted: String(b.posted), holds, deposit: this.#deposit ? { ...this.#deposit, accountKey: key } : null }
   }
 
   /** Admission: holds what the workload may cost in the hold window, once per create (`holdKey`); InsufficientFundsError otherwise. */
@@ -93,7 +137,7 @@ export class AccountBilling {
     const r = await this.#store.hold(holdKey, accountId, w.name, need, this.#now())
     if (r === 'insufficient') {
       const b = await this.#store.balance(accountId)
-      throw new InsufficientFundsError(`this deploy holds ${need} µNLC (its price cap for ${this.#policy.holdHours} h); the account has ${b.available} µNLC available: top up first (GET /v1/wallet)`, { needed: String(need), available: String(b.available) })
+      throw new InsufficientFundsError(`this deploy holds ${need} µNLC (its price cap for ${holdSecondsFor(w, this.#policy)} s); the account has ${b.available} µNLC available: top up first (GET /v1/wallet)`, { needed: String(need), available: String(b.available) })
     }
   }
 
@@ -180,7 +224,7 @@ export class AccountBilling {
   async #meterOnce(): Promise<void> {
     const node = this.#node
     if (!node) return
-    for (const h of await this.#store.openHolds()) {
+    for (const h of await this.#store.meteredHolds(this.#now())) {
       if (h.deploymentId === null) continue
       try {
         await this.#meterHold(node, h as HoldRow & { deploymentId: string })
@@ -202,17 +246,45 @@ export class AccountBilling {
       // answered: accepted, or disputed with the amount the node accepted (what it paid the provider)
       if ((u.status !== 'accepted' && u.status !== 'disputed') || !u.record.answer) continue
       if (b.final === true) finals.add(b.contractId)
-      const charged = await this.#store.charge(`${b.contractId}:${b.seq}`, h.accountId, h.deploymentId, h.workload, BigInt(u.record.answer.acceptedAmount), new Date(b.from).toISOString().slice(0, 10), this.#now())
+      const charged = await this.#store.charge(`${b.contractId}:${b.seq}`, h.accountId, h.deploymentId, h.workload, BigInt(u.record.answer.acceptedAmount), new Date(b.from).toISOString().slice(0, 10), this.#now(), h.holdKey)
       if (charged) failpoint('gateway.billing.charged') // a crash here: the next pass charges the rest, this one not again
     }
-    if (!FINAL_PHASES.has(view.phase)) return
+    const allIn = [...contracts].every((c) => finals.has(c))
+    if (h.state === 'released') {
+      // a late record after the release is charged all the same (the account may owe); metered until all are in
+      if (allIn) await this.#store.settled(h.holdKey)
+      return
+    }
+    if (!FINAL_PHASES.has(view.phase)) {
+      await this.#keepFunded(node, h)
+      return
+    }
     const now = this.#now()
     const since = this.#endedAt.get(h.deploymentId) ?? now
     this.#endedAt.set(h.deploymentId, since)
-    const allIn = [...contracts].every((c) => finals.has(c))
     if (allIn || now - since >= this.#releaseGraceMs) {
-      await this.#store.release(h.holdKey, now)
+      await this.#store.release(h.holdKey, now, allIn ? undefined : now + this.#lateMs)
       this.#endedAt.delete(h.deploymentId)
     }
+  }
+
+  /** A running deployment: its hold refilled while the account can pay; short past the grace, it is stopped. */
+  async #keepFunded(node: NodeLink, h: HoldRow & { deploymentId: string }): Promise<void> {
+    const now = this.#now()
+    const r = await this.#store.refill(h.holdKey, now)
+    if (r.kind !== 'short') return
+    if (r.now) {
+      const b = await this.#store.balance(h.accountId)
+      await this.#tell(h.accountId, { kind: 'funds-low', deploymentId: h.deploymentId, workload: h.workload, needed: r.needed, available: b.available, stopsAt: r.since + this.#fundsGraceMs })
+    }
+    if (now - r.since < this.#fundsGraceMs) return
+    // marked first, then stopped: a crash in between stops it on the next pass (a stop asked again is idempotent)
+    const first = await this.#store.markStopped(h.holdKey, now)
+    await node.post(`/v1/deployments/${encodeURIComponent(h.deploymentId)}/stop`)
+    if (first) await this.#tell(h.accountId, { kind: 'stopped-for-funds', deploymentId: h.deploymentId, workload: h.workload })
+  }
+
+  async #tell(accountId: string, n: FundsNotice): Promise<void> {
+    await this.#notify?.(accountId, n).catch(() => undefined)
   }
 }

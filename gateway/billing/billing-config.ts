@@ -1,12 +1,13 @@
 // The gateway's billing configuration (`noir gateway start --billing FILE`, spec/billing.md "Config"): a JSON
 // file, every field checked, a wrong one refused with its name (never a silent default).
 //   { "chain": { "rpcUrl", "contract", "startHeight", "depth"?, "decimals"?, "pollMs"? },
-//     "policy": { "defaultHourlyPrice"?: µNLC per replica-hour (digits), "holdHours"? }, "meterMs"? }
+//     "policy": { "defaultHourlyPrice"?: µNLC per replica-hour (digits), "holdHours"? | "holdSeconds"? },
+//     "meterMs"?, "releaseGraceMs"?, "fundsGraceMs"? }
 import { InvalidRequestError } from '../errors.ts'
 import type { ChainDeposits } from './deposits.ts'
 import type { HoldPolicy } from './hold-size.ts'
 
-export interface BillingConfig { chain?: ChainDeposits; policy?: Partial<HoldPolicy>; meterMs?: number; releaseGraceMs?: number }
+export interface BillingConfig { chain?: ChainDeposits; policy?: Partial<HoldPolicy>; meterMs?: number; releaseGraceMs?: number; fundsGraceMs?: number }
 
 const fail = (field: string, why: string): never => {
   throw new InvalidRequestError(`billing config: ${field} ${why}`, { field })
@@ -19,7 +20,7 @@ const int = (v: unknown, field: string, min: number, max: number): number => (Nu
 
 export function billingConfig(raw: unknown): BillingConfig {
   const c = obj(raw, '(the file)')
-  only(c, ['chain', 'policy', 'meterMs', 'releaseGraceMs'], '')
+  only(c, ['chain', 'policy', 'meterMs', 'releaseGraceMs', 'fundsGraceMs'], '')
   const out: BillingConfig = {}
   if (c.chain !== undefined) {
     const ch = obj(c.chain, 'chain')
@@ -37,16 +38,19 @@ export function billingConfig(raw: unknown): BillingConfig {
   }
   if (c.policy !== undefined) {
     const p = obj(c.policy, 'policy')
-    only(p, ['defaultHourlyPrice', 'holdHours'], 'policy.')
+    only(p, ['defaultHourlyPrice', 'holdHours', 'holdSeconds'], 'policy.')
     out.policy = {}
     if (p.defaultHourlyPrice !== undefined) {
       const v = p.defaultHourlyPrice
       if (!(typeof v === 'string' && /^(0|[1-9][0-9]{0,15})$/.test(v)) && !(Number.isSafeInteger(v) && (v as number) >= 0)) fail('policy.defaultHourlyPrice', 'must be µNLC as digits')
       out.policy.defaultHourlyPrice = BigInt(v as string | number)
     }
-    if (p.holdHours !== undefined) out.policy.holdHours = int(p.holdHours, 'policy.holdHours', 1, 24 * 31)
+    if (p.holdHours !== undefined && p.holdSeconds !== undefined) fail('policy.holdSeconds', 'and policy.holdHours say the same thing: give one')
+    if (p.holdHours !== undefined) out.policy.holdSeconds = int(p.holdHours, 'policy.holdHours', 1, 24 * 31) * 3600
+    if (p.holdSeconds !== undefined) out.policy.holdSeconds = int(p.holdSeconds, 'policy.holdSeconds', 1, 24 * 31 * 3600)
   }
   if (c.meterMs !== undefined) out.meterMs = int(c.meterMs, 'meterMs', 100, 3_600_000)
   if (c.releaseGraceMs !== undefined) out.releaseGraceMs = int(c.releaseGraceMs, 'releaseGraceMs', 0, 86_400_000)
+  if (c.fundsGraceMs !== undefined) out.fundsGraceMs = int(c.fundsGraceMs, 'fundsGraceMs', 0, 31 * 86_400_000)
   return out
 }

@@ -5,11 +5,11 @@ import { maxPriceOf, type Workload } from '../../actors/workload/workload.ts'
 export interface HoldPolicy {
   /** µNLC per replica-hour assumed for a workload without `constraints.maxPrice`. */
   defaultHourlyPrice: bigint
-  /** Hours of running the hold covers for a service (default 1); a job is held for its deadline, rounded up to hours, at most this. */
-  holdHours: number
+  /** Seconds of running the hold covers for a service (default an hour); a job is held for its deadline, rounded up to hours, at most this. */
+  holdSeconds: number
 }
 
-export const DEFAULT_HOLD_POLICY: HoldPolicy = { defaultHourlyPrice: 1_000_000n, holdHours: 1 }
+export const DEFAULT_HOLD_POLICY: HoldPolicy = { defaultHourlyPrice: 1_000_000n, holdSeconds: 3600 }
 
 /** Replicas that may run at once: a service's replicas (its scale max when it scales), a job's parallelism. */
 export function concurrentReplicas(w: Workload): number {
@@ -17,9 +17,15 @@ export function concurrentReplicas(w: Workload): number {
   return w.job?.parallelism ?? 1
 }
 
-/** The hold: price cap × replicas × hours (a job: its deadline's hours when shorter than the window). */
+/** The seconds a workload's hold covers: the window, or a job's deadline rounded up to hours when that is shorter. */
+export function holdSecondsFor(w: Workload, p: HoldPolicy): number {
+  const window = Math.max(1, Math.floor(p.holdSeconds))
+  return w.kind === 'job' && w.job?.deadlineSeconds ? Math.min(window, Math.ceil(w.job.deadlineSeconds / 3600) * 3600) : window
+}
+
+/** The hold: price cap × replicas × the window's share of an hour, rounded up to a whole µNLC. */
 export function holdFor(w: Workload, p: HoldPolicy): bigint {
   const price = maxPriceOf(w.constraints) ?? p.defaultHourlyPrice
-  const hours = w.kind === 'job' && w.job?.deadlineSeconds ? Math.min(p.holdHours, Math.ceil(w.job.deadlineSeconds / 3600)) : p.holdHours
-  return price * BigInt(concurrentReplicas(w)) * BigInt(Math.max(1, hours))
+  const units = price * BigInt(concurrentReplicas(w)) * BigInt(holdSecondsFor(w, p))
+  return (units + 3599n) / 3600n
 }

@@ -301,7 +301,7 @@ export class CapacityReservations {
     const amount = priceFor(r.pricePerHour, chargedSeconds(r.startsAt!, r.endedAt!, r.request.durationSeconds))
     const charge = amount > r.total ? r.total : amount
     const at = this.#now()
-    await this.#books.charge(holdKeyOf(id), r.accountId, id, `capacity ${id}`, charge, new Date(r.startsAt!).toISOString().slice(0, 10), at)
+    await this.#books.charge(holdKeyOf(id), r.accountId, id, `capacity ${id}`, charge, new Date(r.startsAt!).toISOString().slice(0, 10), at, holdKeyOf(id))
     await this.#books.release(holdKeyOf(id), at)
     await this.#store.finishEnd(id, charge)
   }

@@ -33,7 +33,7 @@ const ROUTES: Record<string, { summary: string; auth: Auth; ok?: number; /** a s
   'POST /v1/workloads/{id}/stop': { summary: 'Stop a deployment', auth: 'session-or-key' },
   'GET /v1/workloads/{id}/usage': { summary: 'A deployment\'s metered usage', auth: 'session-or-key' },
   'GET /v1/workloads/{id}/logs': { summary: 'A replica\'s log lines as Server-Sent Events (Last-Event-ID resumes)', auth: 'session-or-key' },
-  'GET /v1/wallet': { summary: 'The account\'s NLC wallet: available, pending (held) and posted µNLC, and where to deposit', auth: 'session-or-key' },
+  'GET /v1/wallet': { summary: 'The account\'s NLC wallet: available, pending (held) and posted µNLC, its open holds (short of funds: when each deployment stops), and where to deposit', auth: 'session-or-key' },
   'GET /v1/wallet/top-ups': { summary: 'The account\'s top-ups (confirmed chain deposits), newest first', auth: 'session-or-key' },
   'GET /v1/usage': { summary: 'Usage charged to the account per day and workload (from, to: YYYY-MM-DD)', auth: 'session-or-key' },
   'GET /v1/invoices': { summary: 'Monthly invoices of the account\'s charges, newest first', auth: 'session-or-key' },

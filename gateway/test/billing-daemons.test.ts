@@ -119,7 +119,8 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   await gw.billing!.meter()
   const running = await wallet(ada)
   t.ok(BigInt(running.posted) < 5_000_000n, `usage is charged while it runs (posted ${running.posted})`)
-  t.equal(running.pending, String(MAX_PRICE), 'the hold stays while it runs')
+  t.equal(running.pending, String(BigInt(MAX_PRICE) - (5_000_000n - BigInt(running.posted))), 'the charges drew on the hold while it runs')
+  t.equal(running.available, String(5_000_000 - MAX_PRICE), 'so what is available did not move')
   t.equal((await call('POST', `/v1/workloads/${id}/stop`, { cookie: ada })).status, 200)
   await eventually(async () => {
     await gw.billing!.meter()
@@ -222,7 +223,8 @@ t.test('billing: top up on a chain, hold at admission, charge the accepted usage
   t.equal(died, 'SIGKILL', 'the gateway died (kill -9) right after its first charge of the new deployment')
   proc = await startGateway()
   t.equal((await over('POST', '/v1/workloads', { workload: service('crash'), idempotencyKey: 'crash-1' })).json.id, crashId, 'the retried create: the same deployment')
-  t.equal(((await over('GET', '/v1/wallet')).json as unknown as Wallet).pending, String(MAX_PRICE), 'held once')
+  const held = (await over('GET', '/v1/wallet')).json as unknown as Wallet
+  t.equal(String(BigInt(held.pending) + BigInt(before.posted) - BigInt(held.posted)), String(MAX_PRICE), 'held once (what it still holds and what its charges drew add up to one hold)')
   t.equal((await over('POST', `/v1/workloads/${crashId}/stop`)).status, 200)
   const final = await eventually(async () => {
     const w2 = (await over('GET', '/v1/wallet')).json as unknown as Wallet
