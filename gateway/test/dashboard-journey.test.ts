@@ -205,6 +205,12 @@ t.test('a customer\'s journey through the dashboard, and an owner\'s console', a
   t.ok(await page.locator('svg.plot rect[data-series="counter"]').count() > 0, 'the plot has a bar for the service')
   await rig.shot('usage')
 
+  // ---- what is held for it, on the wallet page ----
+  await page.goto(`${url}/app/wallet`)
+  const holdRow = page.getByRole('table', { name: 'Holds' }).getByRole('row', { name: /counter/ })
+  await holdRow.waitFor()
+  t.match(await holdRow.textContent(), /counter.*NLC.*NLC.*covered/, 'the wallet page lists the running service\'s hold, covered')
+
   // ---- stop the service from its page ----
   await page.goto(serviceUrl)
   await page.locator('#phase', { hasText: 'running' }).waitFor()
