@@ -10,6 +10,7 @@
 //     "rateLimit": { "perClient": { "perSecond": 20, "burst": 40 }, "perRoute": { "perSecond": 500, "burst": 1000 } },
 //     "tls": { "cert": "/path/cert.pem", "key": "/path/key.pem" }   or { "selfSigned": true }: the HTTP listener speaks HTTPS
 //     "http2": true                             HTTP/2 beside HTTP/1.1 (ALPN h2 with TLS, h2c prior knowledge without)
+//     "upstreamIdleMs": 30000                   a kept stream to a replica unused this long is closed (100..3600000)
 //   }
 import { ConfigError } from '../daemon/errors.ts'
 import { isIP } from 'node:net'
@@ -40,7 +41,12 @@ export interface IngressConfig {
   tls?: IngressTls
   /** HTTP/2 on the HTTP listener (ALPN h2 with TLS, the h2c preface without); default true. */
   http2?: boolean
+  /** A kept-alive stream to a replica (per-request routing) unused this long is closed; default 30 s. */
+  upstreamIdleMs?: number
 }
+
+/** How long an unused kept stream to a replica stays open when the config does not say. */
+export const DEFAULT_UPSTREAM_IDLE_MS = 30_000
 
 export type IngressTls = { cert: string; key: string } | { selfSigned: true }
 
@@ -81,8 +87,10 @@ export function parseRoute(r: unknown, at: string): RouteSpec {
 export function parseIngressConfig(v: unknown): IngressConfig | undefined {
   if (v === undefined || v === null) return undefined
   if (!isObject(v)) throw new ConfigError("config.json: 'ingress' must be an object { listen, domain?, routes?, tcp? }")
-  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit', 'tls', 'http2'], '')
+  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit', 'tls', 'http2', 'upstreamIdleMs'], '')
   if (v.http2 !== undefined && typeof v.http2 !== 'boolean') throw bad('http2', 'must be true or false (default true)')
+  const idle = v.upstreamIdleMs
+  if (idle !== undefined && !(Number.isSafeInteger(idle) && (idle as number) >= 100 && (idle as number) <= 3_600_000)) throw bad('upstreamIdleMs', 'must be whole milliseconds from 100 to 3600000 (default 30000)')
   const listen = parseListen(v.listen, 'listen')
   const domain = v.domain ?? 'localhost'
   if (typeof domain !== 'string' || !DOMAIN.test(domain)) throw bad('domain', 'must be a DNS name (e.g. "localhost" or "apps.example.org")')
@@ -102,7 +110,7 @@ export function parseIngressConfig(v: unknown): IngressConfig | undefined {
   })
   const rateLimit = parseRateLimit(v.rateLimit)
   const tls = parseTls(v.tls)
-  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}), ...(tls ? { tls } : {}), ...(v.http2 === false ? { http2: false } : {}) }
+  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}), ...(tls ? { tls } : {}), ...(v.http2 === false ? { http2: false } : {}), ...(idle !== undefined ? { upstreamIdleMs: idle as number } : {}) }
 }
 
 function parseTls(v: unknown): IngressTls | undefined {

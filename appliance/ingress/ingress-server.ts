@@ -114,7 +114,7 @@ export class IngressServer {
       },
       maxTries: MAX_REQUEST_TRIES,
       log: this.#log,
-    })
+    }, cfg.upstreamIdleMs !== undefined ? { idleMs: cfg.upstreamIdleMs } : {})
     this.#h1 = new Http1Front({ router, routeOf, problem: problemParts, refused: (err) => this.#count(err.name), log: this.#log })
     this.#h2 = cfg.http2 === false ? undefined : new Http2Front({ router, routeOf, problem: problemParts, refused: (err) => this.#count(err.name), log: this.#log })
   }

@@ -15,6 +15,7 @@ import type { RouteBalancer } from './balancer.ts'
 import type { Backend, BackendsAnswer } from './backends.ts'
 import { InvalidIngressRequestError, UpstreamUnreachableError } from './errors.ts'
 import { streamDuplex } from './stream-duplex.ts'
+import { DEFAULT_UPSTREAM_IDLE_MS } from './config.ts'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Headers that belong to one hop (RFC 9110 7.6.1, RFC 9113 8.2.2): never carried from one side to the other. */
@@ -90,8 +91,12 @@ export class RequestRouter {
   /** Kept-alive ingress streams, by replica contract and credential. */
   readonly #pools = new Map<string, Pool>()
 
-  constructor(gate: RequestGate) {
+  /** A kept stream unused this long is closed (the Agent's free-socket timeout). */
+  readonly #idleMs: number
+
+  constructor(gate: RequestGate, o: { idleMs?: number } = {}) {
     this.#gate = gate
+    this.#idleMs = o.idleMs ?? DEFAULT_UPSTREAM_IDLE_MS
   }
 
   /** Closes every kept stream. */
@@ -154,7 +159,7 @@ export class RequestRouter {
       balancer.openOn(b, answer, undefined, bearer).then((stream) => cb(null, streamDuplex(stream)), (err: Error) => cb(new NotOpened(err), undefined as never))
       return undefined
     }
-    const agent = new Agent({ keepAlive: true, maxSockets: POOL_SOCKETS, maxFreeSockets: POOL_FREE, scheduling: 'lifo' })
+    const agent = new Agent({ keepAlive: true, maxSockets: POOL_SOCKETS, maxFreeSockets: POOL_FREE, scheduling: 'lifo', timeout: this.#idleMs })
     Object.assign(agent, { createConnection: connect })
     pool = { agent, connect }
     this.#pools.set(key, pool)

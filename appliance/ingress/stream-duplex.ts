@@ -2,7 +2,8 @@
 // each HTTP/2 request as one HTTP/1.1 request on a mesh stream of its own: spec/ingress.md "HTTP/2").
 // Back-pressure both ways: a full readable side pauses the stream; a write waits for the stream's drain.
 // Ending the writable side closes the stream for writing (the answer still comes); the stream's end ends
-// the readable side; a stream closed with an error destroys the Duplex with it.
+// the readable side; a stream closed with an error destroys the Duplex with it. `setTimeout(ms)` works as a
+// socket's: 'timeout' once nothing was read or written for ms (Node's http.Agent closes a kept one then).
 import { Duplex } from 'node:stream'
 import type { Stream } from '@libp2p/interface'
 
@@ -10,6 +11,21 @@ const bytesOf = (d: Uint8Array | { subarray(): Uint8Array }): Uint8Array => (d i
 
 /** The stream must be open and paused (as RouteBalancer.open hands it over); the Duplex resumes it when read. */
 export function streamDuplex(stream: Stream): Duplex {
+  let idle: NodeJS.Timeout | undefined
+  /** Something moved: the idle clock starts again. */
+  const touch = (): void => {
+    idle?.refresh()
+  }
+  const setIdle = (ms: number, cb?: () => void): Duplex => {
+    if (cb) duplex.once('timeout', cb)
+    clearTimeout(idle)
+    idle = undefined
+    if (ms > 0 && Number.isFinite(ms)) {
+      idle = setTimeout(() => duplex.emit('timeout'), ms)
+      idle.unref()
+    }
+    return duplex
+  }
   let ended = false
   const end = (): void => {
     if (ended) return
@@ -22,6 +38,7 @@ export function streamDuplex(stream: Stream): Duplex {
       stream.resume()
     },
     write(chunk: Buffer, _encoding, callback) {
+      touch()
       if (stream.status !== 'open' || stream.writeStatus !== 'writable') return callback(new Error('the mesh stream is closed for writing'))
       try {
         if (stream.send(chunk)) callback()
@@ -35,20 +52,23 @@ export function streamDuplex(stream: Stream): Duplex {
       stream.close().then(() => callback(), callback)
     },
     destroy(err, callback) {
+      clearTimeout(idle)
       if (stream.status === 'open') stream.abort(err ?? new Error('the connection was closed'))
       callback(err)
     },
   })
   stream.addEventListener('message', ((e: { data: Uint8Array | { subarray(): Uint8Array } }) => {
+    touch()
     if (!duplex.push(bytesOf(e.data))) stream.pause()
   }) as never)
   stream.addEventListener('remoteCloseWrite', end)
   stream.addEventListener('close', (e) => {
     const err = (e as { error?: Error }).error
+    clearTimeout(idle)
     if (err && !duplex.destroyed) duplex.destroy(err)
     else end()
   })
   // what Node's HTTP client asks of a socket beyond a Duplex
-  Object.assign(duplex, { setNoDelay: () => duplex, setKeepAlive: () => duplex, setTimeout: () => duplex, ref: () => duplex, unref: () => duplex })
+  Object.assign(duplex, { setNoDelay: () => duplex, setKeepAlive: () => duplex, setTimeout: setIdle, ref: () => duplex, unref: () => duplex })
   return duplex
 }

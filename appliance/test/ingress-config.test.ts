@@ -125,6 +125,12 @@ t.test('a rate limit section is read as given', async (t) => {
   t.notOk(parseIngressConfig({ listen: '127.0.0.1:80' })?.rateLimit, 'no section: no limit')
 })
 
+t.test('upstreamIdleMs: whole milliseconds, 100 to an hour', async (t) => {
+  t.equal(parseIngressConfig({ listen: '127.0.0.1:80' })?.upstreamIdleMs, undefined, 'absent: the default (30 s)')
+  t.equal(parseIngressConfig({ listen: '127.0.0.1:80', upstreamIdleMs: 5000 })?.upstreamIdleMs, 5000)
+  for (const bad of [50, 1.5, '5000', 3_600_001]) t.throws(() => parseIngressConfig({ listen: '127.0.0.1:80', upstreamIdleMs: bad }), /ingress\.upstreamIdleMs' must be whole milliseconds/, `${JSON.stringify(bad)} refused`)
+})
+
 t.test('http2: on unless the config says false', async (t) => {
   t.equal(parseIngressConfig({ listen: '127.0.0.1:80' })?.http2, undefined, 'absent: on (the server takes undefined as on)')
   t.equal(parseIngressConfig({ listen: '127.0.0.1:80', http2: false })?.http2, false)

@@ -329,3 +329,23 @@ t.test('a kept stream the workload closed while idle is not reused: a POST after
   t.same([post.status, post.body], [200, 'w:once'], 'the POST went on a fresh stream and was answered')
   t.equal(w.seen.filter((s) => s.url === '/pay').length, 1, 'once')
 })
+
+t.test('a kept stream unused for upstreamIdleMs is closed: the workload sees its connection end, the next request opens another', async (t) => {
+  const w = backend('w')
+  w.server.keepAliveTimeout = 120_000 // the workload keeps an idle connection for two minutes: a close sooner is the ingress's
+  const pair = await ingressPair([{ contractId: 'c1', hostPort: await listen(w.server) }], { upstreamIdleMs: 400 })
+  const session = h2connect(`http://127.0.0.1:${pair.port}`)
+  t.teardown(async () => {
+    await closeSession(session)
+    await pair.stop()
+    w.server.close()
+  })
+  t.equal((await ask(session, { ':path': '/one', ':authority': 'web.localhost' })).status, 200)
+  t.equal((await ask(session, { ':path': '/two', ':authority': 'web.localhost' })).status, 200)
+  t.equal([...w.sockets].filter((s) => !s.destroyed).length, 1, 'two requests in a row: one kept connection to the workload')
+  const until = Date.now() + 20_000 // far past the 400 ms asked, far short of the workload's two minutes
+  while (Date.now() < until && ![...w.sockets].every((s) => s.destroyed)) await new Promise((r) => setTimeout(r, 50))
+  t.ok([...w.sockets].every((s) => s.destroyed), 'unused, the kept stream was closed by the ingress (the workload would have kept it two minutes), and the provider closed its connection')
+  t.equal((await ask(session, { ':path': '/three', ':authority': 'web.localhost' })).status, 200, 'the next request is answered on a new stream')
+  t.equal(w.sockets.size, 2, 'over a second connection')
+})
