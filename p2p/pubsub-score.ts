@@ -15,7 +15,7 @@ export function decayToOnePercentIn(ms: number): number {
 }
 
 /** The topics our nodes use (actors/orchestrator/protocol.ts Topics, heartbeats, liveness, revocations, trust records). */
-export const SCORED_TOPICS: readonly string[] = ['noir/bids/v1', 'noir/fence/v1', 'noir/heartbeat/v1', 'noir/alive/v1', 'noir/revocation/v1', 'noir/trust/v1']
+export const SCORED_TOPICS: readonly string[] = ['noir/bids/v1', 'noir/fence/v1', 'noir/heartbeat/v1', 'noir/alive/v1', 'noir/revocation/v1', 'noir/cert-revocation/v1', 'noir/trust/v1']
 
 export const SCORE_THRESHOLDS: PeerScoreThresholds = createPeerScoreThresholds({
   // below: no gossip (IHAVE/IWANT) to or from the peer

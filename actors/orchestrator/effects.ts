@@ -430,9 +430,10 @@ export class OrchestrationEffects implements DeploymentEffects {
 
   #offers(round: BidRound): NodeOffer[] {
     const trust = this.#p.trust
+    const revoked = trust?.certificateRevoked ? (c: Parameters<NonNullable<typeof trust.certificateRevoked>>[0]) => trust.certificateRevoked!(c) : undefined
     // a quarantined node gets no paid work: its bid is not an offer (spec/trust.md "Quarantine")
     return round.bids.filter((b) => !trust?.quarantined(b.node)).map((b) => ({
-      nodeDid: b.node, ownerDid: certifiedOwner(b), core: certifiedCore(b, trust?.coreRoots ?? []), arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free,
+      nodeDid: b.node, ownerDid: certifiedOwner(b, Date.now(), revoked), core: certifiedCore(b, trust?.coreRoots ?? [], Date.now(), revoked), arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free,
       pricePerHour: b.pricePerHour,
       latencyMs: b.node === this.#p.key.did ? 0 : Math.min(this.#p.latencyMs(b.node) ?? Infinity, round.rttMs[b.node] ?? Infinity, 10_000),
       trust: trust ? trust.trustOf(b.node) : 0.5,

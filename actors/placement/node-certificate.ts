@@ -97,12 +97,16 @@ export interface CertifiedClaims {
   coreCert?: unknown
 }
 
+/** True when a certificate was revoked by its issuer (actors/placement/cert-revocation.ts `CertRevocations.revokes`). */
+export type RevokedCheck = (c: NodeCertificateBody) => boolean
+
 /**
  * The owner placement believes: the claimed owner when the bid carries a valid certificate of that owner for
- * this node; otherwise the node itself (no owner: it spreads and filters as a device of its own).
+ * this node, not revoked; otherwise the node itself (no owner: it spreads and filters as a device of its own).
  */
-export function certifiedOwner(b: CertifiedClaims, now = Date.now()): string {
+export function certifiedOwner(b: CertifiedClaims, now = Date.now(), revoked?: RevokedCheck): string {
   if (b.owner === b.node || b.ownerCert === undefined) return b.node
+  if (revoked && typeof b.ownerCert === 'object' && b.ownerCert !== null && revoked((b.ownerCert as NodeCertificate).body)) return b.node
   // a node states the same certificate in every bid and heartbeat: one signature check per certificate
   const key = cacheKey(b.ownerCert)
   const expiresAt = key === undefined ? undefined : verified.get(key)
@@ -131,11 +135,11 @@ function cacheKey(raw: unknown): string | undefined {
 }
 
 /** True when the bid carries a core-membership certificate for its node signed by one of `roots`. */
-export function certifiedCore(b: CertifiedClaims, roots: readonly string[], now = Date.now()): boolean {
+export function certifiedCore(b: CertifiedClaims, roots: readonly string[], now = Date.now(), revoked?: RevokedCheck): boolean {
   if (b.coreCert === undefined || roots.length === 0) return false
   try {
-    verifyNodeCertificate(b.coreCert, { ability: CORE_ABILITY, node: b.node, issuers: roots, now })
-    return true
+    const c = verifyNodeCertificate(b.coreCert, { ability: CORE_ABILITY, node: b.node, issuers: roots, now })
+    return !revoked?.(c)
   } catch {
     return false
   }

@@ -2,6 +2,7 @@
 // signed bid (capacity, arch, region, labels, owner, price quote) plus what the orchestrator measured itself
 // (latency) and what it believes (trust). Placement is pure over these values.
 import type { Arch, RuntimeType } from '../workload/workload.ts'
+import type { NodeCertificateBody } from './node-certificate.ts'
 
 /** Free capacity in canonical units. */
 export interface Capacity {
@@ -39,6 +40,8 @@ export interface TrustView {
   quarantined(did: string): boolean
   /** The roots whose core-membership certificates this orchestrator believes (config.json `trustedRoots`). */
   coreRoots?: readonly string[]
+  /** True when the issuer of a node certificate revoked it (spec/trust.md "Revoking a certificate"). */
+  certificateRevoked?(c: NodeCertificateBody): boolean
 }
 
 export const emptyCapacity = (): Capacity => ({ cpu: 0, memoryBytes: 0, gpu: 0, vramBytes: 0, diskBytes: 0 })

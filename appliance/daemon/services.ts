@@ -8,6 +8,7 @@ import { OrchestrationService } from '../node-services/orchestration.ts'
 import { LedgerService } from '../node-services/ledger-service.ts'
 import { SettlementService } from '../node-services/settlement-service.ts'
 import { TrustService } from '../node-services/trust-service.ts'
+import { CertRevocationService } from '../node-services/cert-revocation-service.ts'
 import { ArtifactService } from '../node-services/artifact-service.ts'
 import { IngressService } from '../node-services/ingress-service.ts'
 import { SecretsService } from '../node-services/secrets-service.ts'
@@ -20,13 +21,15 @@ export function nodeServices(): NodeService[] {
   const artifacts = new ArtifactService()
   // trust before orchestration (placement reads it from its first bid round); it reads the orchestrator lazily
   const trust: TrustService = new TrustService({ orchestration: () => orchestration })
+  const certRevocations = new CertRevocationService()
   const secrets: SecretsService = new SecretsService({ orchestration: () => orchestration, appliance: () => appliance.parts })
-  const orchestration: OrchestrationService = new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, trust: () => trust, artifacts: () => artifacts, secrets: () => secrets })
+  const orchestration: OrchestrationService = new OrchestrationService({ appliance: () => appliance.parts, ledger: () => ledger.ledger, trust: () => trust, artifacts: () => artifacts, secrets: () => secrets, certRevocations: () => certRevocations })
   return [
     new NodeInfoService(),
     ledger,
     appliance,
     trust,
+    certRevocations,
     artifacts,
     orchestration,
     secrets,

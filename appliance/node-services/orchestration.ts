@@ -43,6 +43,7 @@ import { testFaultsFrom } from '../../trust/faults.ts'
 import { cheatingRunner, inflatedCapacity } from './cheating-runner.ts'
 import { rebalancePolicyFrom } from '../../actors/orchestrator/rebalancer.ts'
 import { coreRootsFrom, nodeCertificatesFrom } from './node-certificates.ts'
+import type { NodeCertificateBody } from '../../actors/placement/node-certificate.ts'
 
 /** What the trust service (trust-service.ts) gives orchestration: its view of nodes, and the reports it takes. */
 export interface OrchestrationTrust extends TrustView {
@@ -111,12 +112,15 @@ export interface OrchestrationServiceInit {
   artifacts?: () => WorkloadArtifacts | undefined
   /** The secrets service (started after this one, asked at each start): where workloads' secrets come from. */
   secrets?: () => ProviderSecrets | undefined
+  /** Revocations of node certificates this node holds (started before this one): placement believes no revoked certificate. */
+  certRevocations?: () => { revokes(c: NodeCertificateBody): boolean } | undefined
 }
 
 export class OrchestrationService implements NodeService {
   readonly name = 'orchestration'
   readonly #appliance: () => ApplianceParts
   readonly #ledger: () => Ledger
+  readonly #certRevocations: OrchestrationServiceInit['certRevocations']
   readonly #trust: (() => OrchestrationTrust | undefined) | undefined
   readonly #artifacts: (() => WorkloadArtifacts | undefined) | undefined
   readonly #secrets: (() => ProviderSecrets | undefined) | undefined
@@ -143,6 +147,7 @@ export class OrchestrationService implements NodeService {
     this.#trust = init.trust
     this.#artifacts = init.artifacts
     this.#secrets = init.secrets
+    this.#certRevocations = init.certRevocations
   }
 
   /** The orchestrator (after start): the trust service reads the workloads and replicas of job runs it compares. */
@@ -180,6 +185,8 @@ export class OrchestrationService implements NodeService {
     const trust = this.#trust
     const certs = nodeCertificatesFrom(ctx.config as unknown as Record<string, unknown>, ctx.did, cfg.owner)
     const coreRoots = coreRootsFrom(ctx.config as unknown as Record<string, unknown>)
+    const revocations = this.#certRevocations
+    const certificateRevoked = (c: NodeCertificateBody): boolean => revocations?.()?.revokes(c) ?? false
 
     this.#provider = new Provider({
       key: ctx.key,
@@ -246,9 +253,9 @@ export class OrchestrationService implements NodeService {
       escrow: new LedgerEscrow(this.#ledger),
       usage: usageStore,
       ...(trust ? {
-        trust: { trustOf: (did: string) => trust()?.trustOf(did) ?? 0.5, quarantined: (did: string) => trust()?.quarantined(did) ?? false, coreRoots },
+        trust: { trustOf: (did: string) => trust()?.trustOf(did) ?? 0.5, quarantined: (did: string) => trust()?.quarantined(did) ?? false, coreRoots, certificateRevoked },
         observeReport: (r: ContractReport) => trust()?.observeReport(r) ?? false,
-      } : coreRoots.length > 0 ? { trust: { trustOf: () => 0.5, quarantined: () => false, coreRoots } } : {}),
+      } : { trust: { trustOf: () => 0.5, quarantined: () => false, coreRoots, certificateRevoked } }),
       log: ctx.log,
     }, {
       escrowWindowMs: metering.escrowWindowMs,

@@ -33,7 +33,7 @@ import { usageCommand } from './usage.ts'
 import { endpointsCommand, exposeCommand } from './ingress.ts'
 import { trustCommand, trustShowCommand } from './trust.ts'
 import { consoleCommand } from './console.ts'
-import { coreCertifyCommand, ownerCertifyCommand } from './certify.ts'
+import { coreCertifyCommand, coreRevokeCommand, ownerCertifyCommand, ownerRevokeCommand } from './certify.ts'
 
 export const commands: Command[] = [
   ...idCommands,
@@ -70,6 +70,8 @@ export const commands: Command[] = [
   trustCommand,
   trustShowCommand,
   ownerCertifyCommand,
+  ownerRevokeCommand,
+  coreRevokeCommand,
   coreCertifyCommand,
   ...ledgerCommands,
   consoleCommand,

@@ -114,6 +114,26 @@ t.test('owners constraints and core: only on nodes with valid certificates', asy
     }
   })
 
+  await t.test('Alice revokes B\'s certificate: handed to C, it reaches the orchestrator over pubsub, and owners.allow [Alice] no longer lands on B', async (t) => {
+    const r = spawnSync(process.execPath, [NOIR_BIN, '--home', aliceHome, 'owner', 'revoke', b.did, '--reason', 'sold', '--publish', c.home], {
+      encoding: 'utf8', timeout: 60_000, env: { ...process.env, NOIR_PASSPHRASE: TEST_PASSPHRASE },
+    })
+    t.equal(r.status, 0, `noir owner revoke --publish: ${r.stderr}`)
+    t.match(r.stdout, /handed to the node/, r.stdout)
+    const heard = await eventually(async () => {
+      const held = (await a.api.get<{ revocations: { body: { issuer: string; node: string; reason?: string } }[] }>('/v1/certificates/revocations')).revocations
+      return held.length > 0 && held
+    }, 30_000, 200)
+    t.same(heard.map((x) => [x.body.issuer, x.body.node, x.body.reason]), [[alice.did, b.did, 'sold']], 'the orchestrator heard Alice\'s revocation on the mesh')
+    const forged = await a.api.post('/v1/certificates/revocations', { revocation: { ...heard[0], body: { ...heard[0]!.body, node: c.did } } }).then(() => null, (e: unknown) => e as { name?: string; status?: number })
+    t.equal(forged?.name, 'InvalidCertRevocationError', 'an altered copy handed to the API is refused with a typed error')
+    const v = await completed(a, job({ owners: { allow: [alice.did] } }))
+    t.equal(v.phase, 'failed', 'no node certified by Alice is left, so nothing takes it')
+    t.notOk(v.replicas.some((x) => x.node === b.did), 'never on B')
+    const core = await completed(a, job({ core: true }))
+    t.equal(core.replicas[0]?.node, b.did, 'B\'s core certificate (another issuer, another ability) still counts')
+  })
+
   await t.test('a node given another node\'s certificate does not start', async (t) => {
     const stolen = NodeKey.generate()
     const err = await cluster.start({ key: stolen, bootstrap: a.multiaddrs, emptyWallet: true, readyTimeoutMs: 60_000, config: { owner: { certificate: bOwner } } as never }).then(() => null, (e: unknown) => e as Error)
