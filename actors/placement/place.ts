@@ -56,7 +56,7 @@ export interface InfeasibleReason {
   /** One sentence for people. */
   reason: string
   /** The constraint that ruled out the most nodes (every node when `noneMet`), or `distinct-nodes`. */
-  constraint?: ConstraintName | 'distinct-nodes' | 'no-offers'
+  constraint?: ConstraintName | 'distinct-nodes' | 'distinct-owners' | 'no-offers'
   /** True when not a single node met `constraint`. */
   noneMet: boolean
   offers: number
@@ -138,6 +138,8 @@ export function place(req: PlacementRequest): PlacementResult {
   const weights = req.weights ?? laneWeights[lane]
   const exclude = req.exclude
   const distinctNodes = lane === 'protected'
+  /** constraints.owners.distinct: no two replicas on nodes of one owner (hard). */
+  const distinctOwners = w.constraints?.owners?.distinct === true
   const existing = req.existing ?? []
   const usedNodes = new Map<string, number>()
   const usedOwners = new Map<string, number>()
@@ -182,16 +184,21 @@ export function place(req: PlacementRequest): PlacementResult {
   for (let k = 0; k < req.count; k++) {
     let best: Candidate | undefined
     let bestScore = -Infinity
+    let ownerTaken = false
     for (const c of cands) {
       if (distinctNodes && c.onNode > 0) continue
       if (!fits(w.resources, c.free)) continue
+      if (distinctOwners && usedOwners.has(c.offer.ownerDid)) {
+        ownerTaken = true
+        continue
+      }
       const s = score(c)
       if (s > bestScore || (s === bestScore && best && c.offer.nodeDid < best.offer.nodeDid)) {
         best = c
         bestScore = s
       }
     }
-    if (!best) return { ok: false, infeasible: explain(req, cands.length) }
+    if (!best) return { ok: false, infeasible: ownerTaken ? distinctOwnersShort(req, cands, usedOwners) : explain(req, cands.length) }
     picks.push({ offer: best.offer, score: bestScore })
     best.free = subtract(best.free, w.resources)
     best.onNode++
@@ -205,6 +212,8 @@ export function place(req: PlacementRequest): PlacementResult {
     let bestCore = false
     for (const c of cands) {
       if (c.onNode > 0 || !fits(w.resources, c.free)) continue
+      // with distinct owners, the standby (a replica once it takes over) is of an owner no replica has
+      if (distinctOwners && usedOwners.has(c.offer.ownerDid)) continue
       const s = score(c)
       const core = c.offer.core === true
       if ((core && !bestCore) || (core === bestCore && s > bestScore)) {
@@ -215,6 +224,17 @@ export function place(req: PlacementRequest): PlacementResult {
     }
   }
   return { ok: true, picks, ...(standby ? { standby } : {}), eligible: cands.length }
+}
+
+/** Why a placement with `owners.distinct` found no replica of an owner not used yet. */
+function distinctOwnersShort(req: PlacementRequest, cands: readonly Candidate[], used: ReadonlyMap<string, number>): InfeasibleReason {
+  const owners = new Set(cands.map((c) => c.offer.ownerDid))
+  const fresh = [...owners].filter((o) => !used.has(o)).length
+  const needed = req.count + (req.existing?.length ?? 0)
+  return {
+    reason: `owners.distinct: ${needed} replica(s) need as many owners; the eligible nodes belong to ${owners.size} owner(s), ${fresh} of them without a replica here`,
+    constraint: 'distinct-owners', noneMet: false, offers: req.offers.length, eligible: cands.length, needed, ruledOut: {},
+  }
 }
 
 /** Why a placement cannot be made: the constraint no node met (or that ruled out most), and the nearest node. */

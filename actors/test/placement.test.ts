@@ -41,6 +41,36 @@ t.test('the protected lane needs distinct nodes, prefers distinct owners, and pi
   t.notOk(r.picks.some((p) => p.offer.nodeDid === r.standby!.offer.nodeDid), 'the standby is not a replica node')
 })
 
+t.test('owners.distinct: no two replicas of one owner (hard), the standby of another owner too, a replacement avoids the owners still running', async (t) => {
+  // Alice's two nodes are the cheapest: spreading alone would still put two replicas on them when Bob's is full
+  const offers = [
+    offer(1, { ownerDid: 'did:key:alice', pricePerHour: '100000' }), offer(2, { ownerDid: 'did:key:alice', pricePerHour: '100000' }),
+    offer(3, { ownerDid: 'did:key:bob', pricePerHour: '900000' }), offer(4, { ownerDid: 'did:key:carol', pricePerHour: '950000' }),
+  ]
+  const distinct = workload({ constraints: { owners: { distinct: true } }, service: { replicas: 3 } })
+  const r = place({ workload: distinct, count: 3, offers })
+  t.ok(r.ok)
+  if (r.ok) t.same(r.picks.map((p) => p.offer.ownerDid).sort(), ['did:key:alice', 'did:key:bob', 'did:key:carol'], 'three replicas, three owners')
+  const spread = place({ workload: workload({ service: { replicas: 3 } }), count: 3, offers })
+  t.ok(spread.ok && spread.picks.filter((p) => p.offer.ownerDid === 'did:key:alice').length === 2, 'without it, spreading lets the cheap owner take two (the rule is what changes that)')
+  const four = place({ workload: distinct, count: 4, offers })
+  t.notOk(four.ok, 'four replicas, three owners: infeasible')
+  if (!four.ok) {
+    t.equal(four.infeasible.constraint, 'distinct-owners')
+    t.match(four.infeasible.reason, /owners\.distinct: 4 replica\(s\) need as many owners; the eligible nodes belong to 3 owner\(s\)/)
+  }
+  const replacing = place({ workload: distinct, count: 1, offers, existing: [{ nodeDid: offers[0]!.nodeDid, ownerDid: 'did:key:alice' }, { nodeDid: offers[2]!.nodeDid, ownerDid: 'did:key:bob' }] })
+  t.ok(replacing.ok && replacing.picks[0]!.offer.ownerDid === 'did:key:carol', 'a lost replica is replaced on the one owner no running replica has')
+  const protectedTwo = place({ workload: workload({ lane: 'protected', constraints: { owners: { distinct: true } } }), count: 2, offers, standby: true })
+  t.ok(protectedTwo.ok)
+  if (protectedTwo.ok) {
+    const owners = [...protectedTwo.picks.map((p) => p.offer.ownerDid), protectedTwo.standby?.offer.ownerDid]
+    t.equal(new Set(owners).size, 3, `the standby is of a third owner (${owners.join(', ')})`)
+  }
+  const capacity = place({ workload: workload({ constraints: { owners: { distinct: true } }, resources: { cpu: 64, memory: '1Gi' } }), count: 1, offers })
+  t.ok(!capacity.ok && capacity.infeasible.constraint === 'cpu', 'a placement short of capacity says so, not owners')
+})
+
 t.test('the protected lane with one eligible node is infeasible: distinct-nodes', async (t) => {
   const r = place({ workload: workload({ lane: 'protected', constraints: { arch: ['amd64'] } }), count: 2, offers: [offer(1), offer(2, { arch: 'arm64' })] })
   t.notOk(r.ok)

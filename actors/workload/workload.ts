@@ -89,7 +89,7 @@ export interface Constraints {
   /** µNLC per replica-hour: decimal digits (normalized from a decimal string or a safe integer). Read it with maxPriceOf. */
   maxPrice?: string
   minTrust?: number
-  owners?: { allow?: string[]; deny?: string[] }
+  owners?: { allow?: string[]; deny?: string[]; distinct?: boolean }
   /** Only on certified members of the operator's core pool (spec/trust.md "The core pool"). */
   core?: boolean
 }
