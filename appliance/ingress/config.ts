@@ -11,6 +11,7 @@
 //     "tls": { "cert": "/path/cert.pem", "key": "/path/key.pem" }   or { "selfSigned": true }: the HTTP listener speaks HTTPS
 //     "http2": true                             HTTP/2 beside HTTP/1.1 (ALPN h2 with TLS, h2c prior knowledge without)
 //     "upstreamIdleMs": 30000                   a kept stream to a replica unused this long is closed (100..3600000)
+//     "balance": "connection"                   HTTP/1.1: each connection to one replica, or "request": each request on its own
 //   }
 import { ConfigError } from '../daemon/errors.ts'
 import { isIP } from 'node:net'
@@ -43,6 +44,11 @@ export interface IngressConfig {
   http2?: boolean
   /** A kept-alive stream to a replica (per-request routing) unused this long is closed; default 30 s. */
   upstreamIdleMs?: number
+  /**
+   * How plain HTTP/1.1 connections are balanced: `connection` (absent; the connection spliced to one replica) or
+   * `request` (each request of a keep-alive connection routed on its own, as HTTP/2 and ports with access are).
+   */
+  balance?: 'request'
 }
 
 /** How long an unused kept stream to a replica stays open when the config does not say. */
@@ -87,7 +93,8 @@ export function parseRoute(r: unknown, at: string): RouteSpec {
 export function parseIngressConfig(v: unknown): IngressConfig | undefined {
   if (v === undefined || v === null) return undefined
   if (!isObject(v)) throw new ConfigError("config.json: 'ingress' must be an object { listen, domain?, routes?, tcp? }")
-  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit', 'tls', 'http2', 'upstreamIdleMs'], '')
+  only(v, ['listen', 'domain', 'routes', 'tcp', 'rateLimit', 'tls', 'http2', 'upstreamIdleMs', 'balance'], '')
+  if (v.balance !== undefined && v.balance !== 'request' && v.balance !== 'connection') throw bad('balance', 'must be "connection" (default) or "request"')
   if (v.http2 !== undefined && typeof v.http2 !== 'boolean') throw bad('http2', 'must be true or false (default true)')
   const idle = v.upstreamIdleMs
   if (idle !== undefined && !(Number.isSafeInteger(idle) && (idle as number) >= 100 && (idle as number) <= 3_600_000)) throw bad('upstreamIdleMs', 'must be whole milliseconds from 100 to 3600000 (default 30000)')
@@ -110,7 +117,7 @@ export function parseIngressConfig(v: unknown): IngressConfig | undefined {
   })
   const rateLimit = parseRateLimit(v.rateLimit)
   const tls = parseTls(v.tls)
-  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}), ...(tls ? { tls } : {}), ...(v.http2 === false ? { http2: false } : {}), ...(idle !== undefined ? { upstreamIdleMs: idle as number } : {}) }
+  return { listen, domain, routes, tcp, ...(rateLimit ? { rateLimit } : {}), ...(tls ? { tls } : {}), ...(v.http2 === false ? { http2: false } : {}), ...(idle !== undefined ? { upstreamIdleMs: idle as number } : {}), ...(v.balance === 'request' ? { balance: 'request' as const } : {}) }
 }
 
 function parseTls(v: unknown): IngressTls | undefined {

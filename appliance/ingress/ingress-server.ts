@@ -297,10 +297,12 @@ export class IngressServer {
     try {
       // the owner's rate limit and access policy are checked before any provider is asked for a stream
       const { access, rateLimit } = await balancer.policy()
-      if (access) {
+      if (access && !head) {
         const r = balancer.route
-        if (!head) throw new IngressAuthRequiredError(r.deploymentId, r.port, 'a raw TCP connection cannot carry a key or token')
-        // each request of the connection is checked (and takes its rate-limit token) on its own
+        throw new IngressAuthRequiredError(r.deploymentId, r.port, 'a raw TCP connection cannot carry a key or token')
+      }
+      if (head && (access || this.#cfg.balance === 'request')) {
+        // each request of the connection is routed (checked, and takes its rate-limit token) on its own
         s.unshift(head)
         this.#h1.accept(s)
         return

@@ -40,7 +40,7 @@ export const DEPLOYMENT = 'web-00000001'
  * `relay`: the provider listens on no address, only through a relay (a third host), and the ingress listens on
  * none: every byte between them crosses the relay's circuit (a limited connection), as for a provider behind NAT.
  */
-export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec; tls?: TlsMaterial; log?: Log; access?: Record<number, PortAccess>; workloadRateLimit?: Record<number, PortRateLimit>; http2?: boolean; upstreamIdleMs?: number } = {}): Promise<IngressPair> {
+export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; routes?: RouteSpec[]; relay?: boolean; rateLimit?: RateLimitSpec; tls?: TlsMaterial; log?: Log; access?: Record<number, PortAccess>; workloadRateLimit?: Record<number, PortRateLimit>; http2?: boolean; upstreamIdleMs?: number; balance?: 'request' } = {}): Promise<IngressPair> {
   const providerKey = NodeKey.generate()
   const consumer = NodeKey.generate()
   const relay = o.relay ? await createHost({ privateKey: NodeKey.generate().toLibp2pPrivateKey(), listen: ['/ip4/127.0.0.1/tcp/0'], mdns: false, natTraversal: false, relayServer: true }) : undefined
@@ -72,7 +72,7 @@ export async function ingressPair(replicas: FakeReplica[], o: { tcp?: boolean; r
   })
   await provider.handle(INGRESS_PROTOCOL, (s, c) => forwarder.handle(s, c), { maxInboundStreams: 1024, runOnLimitedConnection: true })
   const route: RouteSpec = { name: 'web', deploymentId: DEPLOYMENT, port: 8080, orchestrators: [] }
-  const cfg: IngressConfig = { listen: { host: '127.0.0.1', port: 0 }, domain: 'localhost', routes: o.routes ?? [route], tcp: o.tcp ? [{ listen: { host: '127.0.0.1', port: 0 }, route: 'web' }] : [], ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}), ...(o.http2 === false ? { http2: false } : {}), ...(o.upstreamIdleMs !== undefined ? { upstreamIdleMs: o.upstreamIdleMs } : {}) }
+  const cfg: IngressConfig = { listen: { host: '127.0.0.1', port: 0 }, domain: 'localhost', routes: o.routes ?? [route], tcp: o.tcp ? [{ listen: { host: '127.0.0.1', port: 0 }, route: 'web' }] : [], ...(o.rateLimit ? { rateLimit: o.rateLimit } : {}), ...(o.http2 === false ? { http2: false } : {}), ...(o.upstreamIdleMs !== undefined ? { upstreamIdleMs: o.upstreamIdleMs } : {}), ...(o.balance ? { balance: o.balance } : {}) }
   const addr = provider.getMultiaddrs().find((m) => !relay || m.toString().includes('/p2p-circuit'))!
   const ingress = new IngressServer(cfg, {
     backends: async (r) => ({

@@ -131,6 +131,13 @@ t.test('upstreamIdleMs: whole milliseconds, 100 to an hour', async (t) => {
   for (const bad of [50, 1.5, '5000', 3_600_001]) t.throws(() => parseIngressConfig({ listen: '127.0.0.1:80', upstreamIdleMs: bad }), /ingress\.upstreamIdleMs' must be whole milliseconds/, `${JSON.stringify(bad)} refused`)
 })
 
+t.test('balance: by connection unless the config says request', async (t) => {
+  t.equal(parseIngressConfig({ listen: '127.0.0.1:80' })?.balance, undefined)
+  t.equal(parseIngressConfig({ listen: '127.0.0.1:80', balance: 'connection' })?.balance, undefined)
+  t.equal(parseIngressConfig({ listen: '127.0.0.1:80', balance: 'request' })?.balance, 'request')
+  t.throws(() => parseIngressConfig({ listen: '127.0.0.1:80', balance: 'round-robin' }), /ingress\.balance' must be "connection" \(default\) or "request"/)
+})
+
 t.test('http2: on unless the config says false', async (t) => {
   t.equal(parseIngressConfig({ listen: '127.0.0.1:80' })?.http2, undefined, 'absent: on (the server takes undefined as on)')
   t.equal(parseIngressConfig({ listen: '127.0.0.1:80', http2: false })?.http2, false)

@@ -73,6 +73,42 @@ t.test('HTTP/1.1 keep-alive: requests on one client connection reuse one connect
   t.match(pair.ingress.traffic.snapshot(), [{ route: 'web', active: 0 }], 'the route is idle once the client leaves')
 })
 
+t.test('balance: "request": the requests of one keep-alive HTTP/1.1 connection spread over the replicas', async (t) => {
+  const a = backend('a')
+  const b = backend('b')
+  const replicas = [{ contractId: 'c1', hostPort: await listen(a.server) }, { contractId: 'c2', hostPort: await listen(b.server) }]
+  const perConnection = await ingressPair(replicas)
+  const perRequest = await ingressPair(replicas, { balance: 'request' })
+  t.teardown(async () => {
+    await perConnection.stop()
+    await perRequest.stop()
+    for (const x of [a, b]) {
+      x.server.closeAllConnections()
+      x.server.close()
+    }
+  })
+  const over = async (port: number): Promise<{ backends: Record<string, number>; ports: Set<number | undefined> }> => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    const backends: Record<string, number> = {}
+    const ports = new Set<number | undefined>()
+    for (let i = 0; i < 6; i++) {
+      const r = await call(port, { agent, method: i % 2 === 0 ? 'GET' : 'POST', ...(i % 2 === 0 ? {} : { body: Buffer.from(`posted ${i}`) }) })
+      t.equal(r.status, 200)
+      if (i % 2 === 1) t.equal(r.body.toString(), `posted ${i}`, 'a POST body through')
+      backends[r.backend!] = (backends[r.backend!] ?? 0) + 1
+      ports.add(r.localPort)
+    }
+    agent.destroy()
+    return { backends, ports }
+  }
+  const sticky = await over(perConnection.port)
+  t.equal(sticky.ports.size, 1, 'by connection (the default): one client connection')
+  t.equal(Object.keys(sticky.backends).length, 1, `and all six requests on one replica (${JSON.stringify(sticky.backends)})`)
+  const spread = await over(perRequest.port)
+  t.equal(spread.ports.size, 1, 'by request: still one client connection')
+  t.same(spread.backends, { a: 3, b: 3 }, 'and its six requests spread over both replicas')
+})
+
 t.test('a 4 MiB body crosses the mesh both ways unchanged', async (t) => {
   const b = backend('a')
   const pair = await ingressPair([{ contractId: 'c1', hostPort: await listen(b.server) }])
