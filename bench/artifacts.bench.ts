@@ -50,6 +50,12 @@ function cpuMs(pid: number): number {
   const f = readFileSync(stat, 'utf8').split(') ')[1]!.split(' ')
   return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS
 }
+/** A process's peak resident memory (MiB), from /proc (Linux); NaN elsewhere. */
+function peakRssMiB(pid: number): number {
+  const status = `/proc/${pid}/status`
+  if (!existsSync(status)) return Number.NaN
+  return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(status, 'utf8'))?.[1] ?? Number.NaN) / 1024
+}
 /** Runs `fn` and measures the CPU each of `pids` used meanwhile: [ms of wall time, the busier one's CPU ms, each one's]. */
 async function timed(pids: number[], fn: () => Promise<void>): Promise<{ ms: number; busiest: number; each: number[] }> {
   const c0 = pids.map(cpuMs)
@@ -80,7 +86,7 @@ function peerProcess(args: string[]): { pid: number; first: Promise<unknown>; as
 }
 
 // 1. protocol vs raw, to a node in another process
-const holder = peerProcess(['holder', String(SIZE), String(ROUNDS * 2)])
+const holder = peerProcess(['holder', String(SIZE), String(ROUNDS * 2 + 2)])
 const ready = (await holder.first) as { multiaddrs: string[]; digests: string[] }
 const mesh = await daemonLikeMesh()
 const host = mesh.host as unknown as Libp2p
@@ -96,6 +102,9 @@ const fetchOnce = async (digest: string, dir: string, hashOffThreadFrom?: number
   await fetchArtifact(host, peer, digest, store)
   return performance.now() - t0
 }
+// and one fetch of each kind not counted either (the code paths of both sides warm up)
+await fetchOnce(ready.digests[ROUNDS * 2]!, 'warm-off-thread', 8 * MiB)
+await fetchOnce(ready.digests[ROUNDS * 2 + 1]!, 'warm-inline')
 for (let i = 0; i < ROUNDS; i++) {
   raw.push(await rawOnce(host, peer))
   ours.push(await fetchOnce(ready.digests[i]!, `fetch-${i}`, 8 * MiB))
@@ -155,7 +164,7 @@ try {
     })
   }
   const show = (rs: Array<{ ms: number; each: number[] }>): string => rs.map((r) => `${Math.round(r.ms)} (cpu ${r.each.map(Math.round).join('/')})`).join(', ')
-  daemonRounds = `raw ${show(rawRuns)}; daemons ${show(daemonRuns)} (cpu holder/fetcher)`
+  daemonRounds = `raw ${show(rawRuns)}; daemons ${show(daemonRuns)} (cpu holder/fetcher); peak RSS MiB: daemons ${Math.round(peakRssMiB(a.pid))}/${Math.round(peakRssMiB(b.pid))}, bare ${Math.round(peakRssMiB(holder.pid))}/${Math.round(peakRssMiB(fetcher.pid))}`
 
   // 3. an image: a throwaway one with a 48 MiB layer
   const tag = `noir-bench/artifact-${randomBytes(4).toString('hex')}:latest`
