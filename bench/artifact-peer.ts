@@ -7,6 +7,7 @@
 //                                         SIZE bytes from memory on a bare stream (the baseline)
 //   artifact-peer.ts fetcher              reads RAW_BLOB_PROTOCOL streams: for each stdin line
 //                                         `{"from":"<multiaddr>","bytes":N}` prints `{"ms":...}` (N bytes read)
+//                                         or `{"error":"..."}`
 //
 // Each prints one JSON line `{ multiaddrs, digests? }` when ready and exits when stdin closes.
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -71,9 +72,13 @@ if (import.meta.main) {
       void (async () => {
         const ask = JSON.parse(l) as { from: string; bytes: number }
         const t0 = performance.now()
-        const n = await readRaw(host, multiaddr(ask.from))
-        if (n !== ask.bytes) throw new Error(`raw stream: ${n} of ${ask.bytes} bytes`)
-        process.stdout.write(JSON.stringify({ ms: performance.now() - t0 }) + '\n')
+        try {
+          const n = await readRaw(host, multiaddr(ask.from))
+          if (n !== ask.bytes) throw new Error(`raw stream: ${n} of ${ask.bytes} bytes`)
+          process.stdout.write(JSON.stringify({ ms: performance.now() - t0 }) + '\n')
+        } catch (err) {
+          process.stdout.write(JSON.stringify({ error: (err as Error).message }) + '\n')
+        }
       })()
     })
   } else {

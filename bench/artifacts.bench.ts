@@ -125,7 +125,9 @@ await fetcher.first
 const rawBetweenPeers = async (): Promise<{ ms: number; busiest: number; each: number[] }> => {
   let inside = 0
   const r = await timed([holder.pid, fetcher.pid], async () => {
-    inside = ((await fetcher.ask({ from: ready.multiaddrs[0], bytes: SIZE })) as { ms: number }).ms
+    const answer = (await fetcher.ask({ from: ready.multiaddrs[0], bytes: SIZE })) as { ms?: number; error?: string }
+    if (answer.ms === undefined) throw new Error(`raw stream between the bare processes: ${answer.error}`)
+    inside = answer.ms
   })
   return { ...r, ms: inside } // timed in the fetcher: the stream only, not the pipe to it
 }
