@@ -14,6 +14,7 @@ import { Mesh } from '../../p2p/mesh.ts'
 import { LevelDatastore } from '../../p2p/level-datastore.ts'
 import { errorFields } from '../../p2p/log.ts'
 import { loadConfig, type NodeConfig } from './config.ts'
+import { meshOptionsOf } from './mesh-options.ts'
 import { createJsonLog, type JsonLog } from './log.ts'
 import { ApiServer } from './api-server.ts'
 import { processAlive, readApiFile, removeApiFile, writeApiFile } from './api-file.ts'
@@ -147,17 +148,7 @@ export class Daemon {
       key: this.key,
       log: this.log.child({ svc: 'mesh' }),
       ...(this.tracing ? { tracer: this.tracing.messages } : {}),
-      listen: c.listen,
-      announce: c.announce.length > 0 ? c.announce : undefined,
-      bootstrap: c.bootstrap,
-      mdns: c.mdns,
-      relayServer: c.relay,
-      relayLimits: { durationMs: c.relayLimits.durationSeconds * 1000, dataBytes: c.relayLimits.dataBytes },
-      pingIntervalMs: c.pingIntervalMs,
-      frameTimeoutMs: c.frameTimeoutMs,
-      quarantineMs: c.quarantineMs,
-      addressAdmission: { allow: c.allowAddresses, maxNewIdentitiesPerMinute: c.maxNewIdentitiesPerMinute },
-      inboundConnectionThreshold: 100,
+      ...meshOptionsOf(c),
       // the peer store and DHT records persist in the node's level store
       datastore: new LevelDatastore(this.db.sublevel<string, Uint8Array>('libp2p', { valueEncoding: 'view' })),
     })

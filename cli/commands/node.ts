@@ -71,6 +71,9 @@ Log lines are JSON (stderr by default). Once ready it prints one line (with --js
     const { applyClockOffset } = await import('../../appliance/daemon/clock-offset.ts')
     const skew = applyClockOffset(ctx.env)
     if (skew !== 0) process.stderr.write(`${JSON.stringify({ level: 'warn', msg: 'wall clock skewed for testing (NOIR_CLOCK_OFFSET_MS)', offsetMs: skew })}\n`)
+    // before the daemon allocates: buffers count by what they hold, not by what passed through them
+    const { countBuffersInHeapLimit } = await import('../../appliance/daemon/heap-limits.ts')
+    countBuffersInHeapLimit()
     // loaded here, not at the top: every other command stays quick to start (no libp2p / xstate / level)
     const { Daemon } = await import('../../appliance/daemon/daemon.ts')
     const daemon = await Daemon.start({ home: ctx.home, key, overrides })
