@@ -64,8 +64,8 @@ t.test('a node that bids for capacity it does not have fails to reserve and the 
   t.ok(tried || placedElsewhere)
 })
 
-t.test('a forged bid that would win is verified before anything is proposed, refused, and the next best bid is placed', async (t) => {
-  const m = new SimMarket(4)
+for (const onThread of [false, true]) t.test(`a forged bid that would win is verified before anything is proposed (${onThread ? 'on the signature thread' : 'inline'}), refused, and the next best bid is placed`, async (t) => {
+  const m = new SimMarket(4, { signatures: onThread })
   t.teardown(() => m.close())
   const forger = m.nodes[2]!.did
   // The forger's answers claim a price no one beats, under the signature of its true bid: the body no longer verifies.
@@ -83,14 +83,15 @@ t.test('a forged bid that would win is verified before anything is proposed, ref
   t.not(v.replicas[0]!.node, forger, 'placed on a genuine bid')
   t.same(m.asks.filter((a) => a.behavior === MarketBehavior.propose && a.to === forger), [], 'nothing was proposed to the forger')
   t.ok(v.events.some((e) => e.msg.includes(`node ${forger} refused`) && e.msg.includes('InvalidSignatureError')), 'its bid was verified (it would have won) and refused')
+  if (onThread) t.ok(m.signatureWorkers[0]!.signatureChecks >= 2, 'the picks were verified by the signature worker')
   // a dry run verifies every bid it shows: the forged one is reported as no answer
   const dry = await o.dryRun(svc())
   t.notOk(dry.round.bids.some((b) => b.node === forger))
   t.match(dry.round.silent.find((s) => s.node === forger)?.reason ?? '', /InvalidSignatureError/)
 })
 
-t.test('bids never picked are never verified: an orchestrator verifies one bid signature per slot placed, not one per answer', async (t) => {
-  const m = new SimMarket(6)
+for (const onThread of [false, true]) t.test(`bids never picked are never verified (${onThread ? 'on the signature thread' : 'inline'}): an orchestrator verifies one bid signature per slot placed, not one per answer`, async (t) => {
+  const m = new SimMarket(6, { signatures: onThread })
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
   const d = await o.deploy(svc({ service: { replicas: 2 } }))
