@@ -500,7 +500,10 @@ export class OrchestrationEffects implements DeploymentEffects {
   }
 
   async #propose(deploymentId: string, w: Workload, rep: { slot: string; epoch: number }, pick: PlacementPick, round: BidRound, bid: BidBody, role: 'replica' | 'standby'): Promise<Contract> {
-    // nothing is proposed on a bid whose signature was not verified (a no-op when placeVerified did it)
+    // nothing is proposed on a bid whose signature was not verified (a no-op when placeVerified did it); a
+    // standby's bid is verified here, on the signature thread when there is one
+    const worker = this.#p.signatures
+    if (worker) await new Promise<void>((resolve, reject) => this.#verifyOnThread(worker, round, bid, (error) => (error ? reject(error) : resolve())))
     this.verifySignature(round, bid)
     const proposal = proposeContract(this.#p.key, {
       deploymentId, workloadName: w.name, kind: w.kind, slot: rep.slot, epoch: role === 'replica' ? rep.epoch + 1 : 1,

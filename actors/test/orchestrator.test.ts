@@ -159,6 +159,31 @@ t.test('a lost node puts its protected replica on the standby, fenced by a highe
   t.equal(old.runner.running(), 0, 'the stale copy is stopped')
 })
 
+t.test('on the signature thread: a protected deployment\'s standby is not reserved on a forged bid', async (t) => {
+  const m = new SimMarket(5, { signatures: true })
+  t.teardown(() => m.close())
+  // two nodes forge their bids (cheaper than any): three genuine ones hold the two replicas and the standby
+  const forgers = new Set(m.nodes.slice(3).map((n) => n.did))
+  const ask = m.ask.bind(m)
+  m.ask = async (from, to, behavior, body) => {
+    const r = await ask(from, to, behavior, body)
+    const bid = (r as { bid?: { body: { pricePerHour: string } } }).bid
+    if (behavior === MarketBehavior.bid && forgers.has(to) && bid) bid.body.pricePerHour = '1000'
+    return r
+  }
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc({ lane: 'protected' }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.standby !== null && s }, 5000, 'running with standby').catch((err: Error) => {
+    t.comment(o.status(d.id).events.map((e) => e.msg).join('\n'))
+    throw err
+  })
+  t.notOk(v.replicas.some((r) => r.node !== undefined && r.node !== null && forgers.has(r.node)), 'no replica on a forged bid')
+  t.notOk(forgers.has(v.standby!.node), `the standby on a genuine bid (${v.standby!.node})`)
+  t.ok(v.events.some((e) => e.msg.includes('InvalidSignatureError')), 'the forged bids (they would have won) were verified and refused')
+  t.same(m.asks.filter((a) => a.behavior === MarketBehavior.propose && forgers.has(a.to)), [], 'nothing was proposed to a forger')
+  t.ok(m.signatureWorkers[0]!.signatureChecks >= 2, 'verified by the signature worker')
+})
+
 t.test('stopping a deployment stops its replicas and ends its contracts', async (t) => {
   const m = new SimMarket(2)
   t.teardown(() => m.close())
