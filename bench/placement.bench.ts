@@ -10,10 +10,22 @@
 //    real rate (every node every 5 s, staggered), only the sampled nodes evaluate and answer (signed as
 //    above, or unsigned), rounds widen by actors/placement/sample.ts `runRounds`, place.ts scores the
 //    sample's bids, and each placement reserves on its nodes and notes it in the index (index.note).
-//  - signed and sampled, three ways in the same run: every answer verified (the design before), the picks
-//    verified inline (placeVerified), and the picks verified on the signature thread with placements
-//    pipelined (actors/placement/pipelined-place.ts; figure per CPU-second of the busier of the two threads,
-//    and each thread's CPU per placement).
+//  - signed and sampled, five ways in the same run: every answer verified (the design before), the picks
+//    verified inline (placeVerified), the picks verified on the signature thread with placements pipelined
+//    one at a time (actors/placement/pipelined-place.ts), and a busy orchestrator's model: BATCH (--batch,
+//    32) placements asked at a time, every pick verified on the signature thread, then the same with the two
+//    threads balanced (SignatureWorker inlineShare: the share of the picks verified on the orchestrator's
+//    thread that evens out the two threads' CPU per placement, computed from the run before it). Figures
+//    with two threads are per CPU-second of the busier one, with each thread's CPU per placement.
+//  Why batches: in a real mesh the nodes answer on their own machines while the orchestrator reads other
+//  answers and the signature thread verifies the picks handed to it. Here the nodes are simulated on the
+//  orchestrator's thread (about 1 ms of their work per placement against ~0.2 ms of the orchestrator's), so
+//  one placement at a time starves the signature thread: it gets a pick or two every millisecond, runs dry
+//  and pays a timed wait for each. In the batched model the orchestrator chooses and signs the requests of a
+//  batch (sample.ts runRounds, each ask waiting), the simulated nodes answer all of them (their CPU time
+//  measured on this thread's clock around their work and left out of the orchestrator's), then the
+//  orchestrator reads the answers, places and hands the picks over; the signature thread verifies them while
+//  the nodes work on the next batch. Same code, same work per placement; only the interleaving differs.
 // Every path reserves what it places, as a contract would. Nothing ends during a run: in
 // a live cluster work outlives many heartbeat intervals, while a run lasts a fraction of one, so work that
 // ended within the run would be seen by nobody's index and would only measure the bench's time compression.
@@ -25,13 +37,17 @@
 // Time: this machine is shared, so each figure is given per CPU-second of the bench's thread
 // (process.threadCpuUsage; GC helper threads not counted) and, for reference, per wall-clock second. A run
 // lasts --ms of CPU time and heartbeats arrive at their rate per CPU-second (as on a core of its own). The
-// nodes' share of a run is measured on the wall clock and taken off the CPU time in the same proportion.
+// nodes' share of a run is measured on the wall clock and taken off the CPU time in the same proportion
+// (batched paths: on this thread's CPU clock around the nodes' work). The signature thread's key cache is
+// warmed with every node's key before its runs (in chunks it takes whole: a warm-up handed over at once
+// went mostly to this thread past inlineVerifyOver, leaving the thread to decode a key per verification).
 // Every simulated node has its own Ed25519 key (100,000 of them take 5-25 s to make here; not timed).
-// Options: --sizes 1000,10000 --ms 1500
+// Options: --sizes 1000,10000 --ms 1500 --batch 32 --inline-share 0.2 (default: computed in the run) --only PATH
 import { generateKeyPairSync } from 'node:crypto'
 import { availableParallelism, loadavg } from 'node:os'
 import { printSection, type Figure } from './report.ts'
-import { NodeKey, publicKeyObjectForDid, sizePublicKeyCacheFor } from '../identity/keys.ts'
+import { NodeKey, publicKeyObjectForDid, sizePublicKeyCacheFor, verifyEd25519ForDid } from '../identity/keys.ts'
+import { BID_TAG, fromB64u, signingBytes } from '../actors/contracts/signed.ts'
 import { didFromPublicKey } from '../identity/did-key.ts'
 import type { HeartbeatBody } from '../appliance/heartbeat/heartbeat.ts'
 import { checkBid, signBid, signBidRequest, signDecline, verifyBid, verifyBidRequest, verifyBidSignature, verifyDecline, type BidBody, type SignedBid, type SignedBidRequest, type SignedDecline } from '../actors/bidding/messages.ts'
@@ -126,7 +142,7 @@ function heartbeatBody(n: SimNode): HeartbeatBody {
  * of sample-signed, measured in the same run). sample-signed verifies only the bids picked (placeVerified), with
  * the key cache sized to the index (sizePublicKeyCacheFor), as the orchestrator now does.
  */
-type Path = 'broadcast-unsigned' | 'broadcast-signed' | 'sample-unsigned' | 'sample-signed-eager' | 'sample-signed' | 'sample-signed-thread'
+type Path = 'broadcast-unsigned' | 'broadcast-signed' | 'sample-unsigned' | 'sample-signed-eager' | 'sample-signed' | 'sample-signed-thread' | 'sample-signed-batch' | 'sample-signed-balanced'
 /**
  * sample-signed-thread: as sample-signed, but the picks are verified on the signature thread
  * (identity/signature-worker.ts verifyDetached, its key cache sized to the nodes and warm) while this thread
@@ -137,6 +153,29 @@ type Path = 'broadcast-unsigned' | 'broadcast-signed' | 'sample-unsigned' | 'sam
 const PIPELINE_DEPTH = 16
 /** Past this many picks waiting on the signature thread, this thread verifies the next itself (SignatureWorker inlineVerifyOver). */
 const INLINE_VERIFY_OVER = 16
+/**
+ * sample-signed-batch: a busy orchestrator, BATCH placements asked at a time. Its nodes are on other
+ * machines, so while they answer one batch the orchestrator's thread reads another's answers, and the
+ * signature thread verifies the picks handed to it meanwhile. Here the nodes are simulated on this thread,
+ * so a batch goes: the orchestrator chooses the candidates and signs the bid request of each of BATCH
+ * placements (runRounds, each ask waiting); the nodes answer them all (their CPU time measured apart on this
+ * thread's clock and left out of the orchestrator's); the orchestrator reads the answers, places and hands
+ * the picks to the signature thread (PlacementPipeline), which verifies them while the nodes work on the
+ * next batch. At most BATCH_DEPTH placements in flight; past BATCH_INLINE_OVER picks waiting on the thread,
+ * this thread verifies the next itself. The difference from sample-signed-thread is only the order the
+ * simulated nodes' work and the orchestrator's are interleaved in: one placement at a time there, so the
+ * signature thread runs dry between placements and pays a wait (and a cold cache) every couple of jobs.
+ */
+const BATCH = Number(arg('batch') ?? 32)
+const BATCH_DEPTH = 2 * BATCH
+const BATCH_INLINE_OVER = Number(arg('inline-over') ?? 4096)
+/**
+ * sample-signed-balanced: as sample-signed-batch, with a share of the picks verified on this thread
+ * (SignatureWorker inlineShare) so that both threads do the same work per placement. The share is computed
+ * from sample-signed-batch's per-thread CPU in the same run (all picks on the thread: T µs there, M here;
+ * verifying a share s here moves about s x T: s = (T - M) / 2T), or given with --inline-share.
+ */
+const INLINE_SHARE = arg('inline-share')
 
 interface Result {
   path: Path
@@ -249,6 +288,71 @@ class Run {
     return { bid: signBid(key, { requestId: req.id, deploymentId: req.deploymentId, owner: o.ownerDid, arch: o.arch, region: o.region, labels: o.labels, runtimes: o.runtimes, free: o.free, pricePerHour: o.pricePerHour, now }) }
   }
 
+  /**
+   * The batched model of a busy orchestrator (sample-signed-batch): the bid request is signed now and the
+   * ask waits; `answerPending` later has the nodes answer every waiting ask (their work, timed apart on this
+   * thread's CPU clock), then reads the answers (the orchestrator's work) and resolves each ask's offers.
+   */
+  askLater(targets: SimNode[], w: Workload, count: number): Promise<NodeOffer[]> {
+    const now = Date.now()
+    const t = performance.now()
+    const req = signBidRequest(orchestratorKey, { deploymentId: 'bench', workload: w, count, ttlMs: 30_000, now })
+    this.steps.signRequest += performance.now() - t
+    return new Promise((resolve) => {
+      this.#waiting.push({ targets, req, now, resolve })
+      const arrived = this.#askArrived
+      this.#askArrived = undefined
+      arrived?.()
+    })
+  }
+
+  readonly #waiting: { targets: SimNode[]; req: SignedBidRequest; now: number; resolve: (offers: NodeOffer[]) => void }[] = []
+  #askArrived: (() => void) | undefined
+  /** The nodes' CPU time (ms) in the batched model, measured on this thread's clock around their work. */
+  nodeCpuMs = 0
+
+  /** Resolves when an ask waits (at once if one does). */
+  askArrived(): Promise<void> {
+    if (this.#waiting.length > 0) return Promise.resolve()
+    return new Promise((resolve) => (this.#askArrived = resolve))
+  }
+
+  /** The nodes answer every ask waiting (all of them first: their share of the run), then the orchestrator reads the answers. */
+  answerPending(): void {
+    const asks = this.#waiting.splice(0)
+    if (asks.length === 0) return
+    const t = performance.now()
+    const c = cpuMs()
+    const setup0 = this.setupMs
+    const setupCpu0 = this.setupCpuMs
+    const answers = asks.map((a) => a.targets.map((n) => this.answer(n, this.keyOf(n), a.req, a.now)))
+    this.nodeCpuMs += cpuMs() - c - (this.setupCpuMs - setupCpu0)
+    this.nodeMs += performance.now() - t - (this.setupMs - setup0)
+    const t1 = performance.now()
+    for (let i = 0; i < asks.length; i++) {
+      const a = asks[i]!
+      const offers: NodeOffer[] = []
+      const got = answers[i]!
+      for (let j = 0; j < got.length; j++) {
+        const n = a.targets[j]!
+        this.messages += 2
+        const ans = got[j]!
+        if ('bid' in ans) {
+          const b = checkBid(ans.bid, { requestId: a.req.body.id, now: a.now })
+          if (b.node !== n.did) throw new Error('bid relayed by another node')
+          const offer: NodeOffer = { nodeDid: b.node, ownerDid: b.owner, arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free, pricePerHour: b.pricePerHour, latencyMs: n.offer.latencyMs, trust: 0.5 }
+          this.bidOfOffer.set(offer, ans.bid)
+          offers.push(offer)
+        } else {
+          verifyDecline(ans.decline)
+          this.verifications++
+        }
+      }
+      a.resolve(offers)
+    }
+    this.steps.verify += performance.now() - t1
+  }
+
   /** Asks `targets`; returns the offers of those that bid (signed: every answer checked, and verified when eager). */
   ask(targets: Iterable<SimNode>, w: Workload, count: number, signed: boolean): NodeOffer[] {
     const t0 = performance.now()
@@ -326,36 +430,48 @@ class Run {
   beats(elapsedMs: number): void {
     this.clockMs = elapsedMs
     const due = Math.floor((elapsedMs / HEARTBEAT_MS) * this.nodes.length)
+    if (this.heartbeats >= due) return
+    // the nodes build their heartbeats (their work), then the orchestrator indexes them
+    const t = performance.now()
+    const c = cpuMs()
+    const beats: [string, HeartbeatBody][] = []
     while (this.heartbeats < due) {
       const n = this.nodes[this.heartbeats++ % this.nodes.length]!
-      const t = performance.now()
-      const body = heartbeatBody(n)
-      const t1 = performance.now()
-      this.nodeMs += t1 - t
-      this.index.observe(n.did, body)
-      this.steps.heartbeats += performance.now() - t1
+      beats.push([n.did, heartbeatBody(n)])
     }
+    const t1 = performance.now()
+    this.nodeCpuMs += cpuMs() - c
+    this.nodeMs += t1 - t
+    for (const [did, body] of beats) this.index.observe(did, body)
+    this.steps.heartbeats += performance.now() - t1
   }
 }
 
 /** One signature thread per cluster, its key cache sized to the nodes and warmed with every node's key (untimed, as the main thread's). */
-const threads = new Map<SimNode[], SignatureWorker<unknown>>()
-async function threadFor(nodes: SimNode[]): Promise<SignatureWorker<unknown>> {
-  let worker = threads.get(nodes)
+const threads = new Map<string, SignatureWorker<unknown>>()
+async function threadFor(nodes: SimNode[], inlineVerifyOver: number, inlineShare = 0): Promise<SignatureWorker<unknown>> {
+  const key = `${nodes.length}/${inlineVerifyOver}/${inlineShare}`
+  let worker = threads.get(key)
   if (worker) return worker
-  worker = new SignatureWorker<unknown>({ onFailure: () => {}, inlineVerifyOver: INLINE_VERIFY_OVER, onThreadLost: (err) => console.log(`  (signature thread lost: ${err.message})`) })
+  worker = new SignatureWorker<unknown>({ onFailure: () => {}, inlineVerifyOver, inlineShare, onThreadLost: (err) => console.log(`  (signature thread lost: ${err.message})`) })
   worker.sizeKeyCacheFor(nodes.length)
   worker.start()
   const zero = new Uint8Array(64)
-  for (const n of nodes) worker.verifyDetached(n.did, zero, zero, 'warm-up', () => {})
-  await worker.drained()
-  threads.set(nodes, worker)
+  // in chunks the thread takes whole: past inlineVerifyOver waiting, verifyDetached verifies here instead
+  // (before, all but the first 16 keys were warmed on this thread, so the thread decoded a key per verification)
+  const chunk = Math.max(1, Math.min(inlineVerifyOver, 4096))
+  for (let i = 0; i < nodes.length; i += chunk) {
+    for (const n of nodes.slice(i, i + chunk)) worker.verifyDetached(n.did, zero, zero, 'warm-up', () => {})
+    await worker.drained()
+  }
+  threads.set(key, worker)
   return worker
 }
 
-async function measure(path: Path, nodes: SimNode[], byDid: Map<string, SimNode>, ms: number, maxPlacements = Infinity): Promise<Result> {
-  const threaded = path === 'sample-signed-thread'
-  const worker = threaded ? await threadFor(nodes) : undefined
+async function measure(path: Path, nodes: SimNode[], byDid: Map<string, SimNode>, ms: number, maxPlacements = Infinity, inlineShare = 0): Promise<Result> {
+  const batched = path === 'sample-signed-batch' || path === 'sample-signed-balanced'
+  const threaded = path === 'sample-signed-thread' || batched
+  const worker = threaded ? await threadFor(nodes, batched ? BATCH_INLINE_OVER : INLINE_VERIFY_OVER, inlineShare) : undefined
   const lazy = path === 'sample-signed' || threaded
   // the key cache as each design has it (process-wide: set before every run of a path)
   sizePublicKeyCacheFor(lazy ? nodes.length : 0)
@@ -408,6 +524,49 @@ async function measure(path: Path, nodes: SimNode[], byDid: Map<string, SimNode>
   const thread0 = worker?.threadCpuMicros ?? 0
   // Runs and heartbeats follow the thread's CPU time, so a loaded machine slows the run, not the figures.
   let cpuElapsed = 0
+  if (batched && pipe && worker) {
+    // BATCH placements asked at a time: the nodes answer a batch while the signature thread verifies the last one's picks
+    let started = 0
+    const placeOne = async (w: Workload): Promise<void> => {
+      const count = slots(w)
+      const standby = w.lane === 'protected'
+      const r = await runRounds<NodeOffer>({
+        index: run.index, workload: w, count, standby,
+        ask: (dids) => run.askLater(dids.map((d) => byDid.get(d)!), w, count),
+        broadcast: (_plan, asked) => run.askLater(nodes.filter((n) => !asked.has(n.did)), w, count),
+      })
+      if (r.rounds.length > 1) widened++
+      if (r.broadcast) broadcasts++
+      const t = performance.now()
+      const hand0 = handMs
+      const commit0 = commitMs
+      pipe.submit({ workload: w, count, offers: r.bids, standby }, w)
+      run.steps.place += performance.now() - t - (handMs - hand0) - (commitMs - commit0)
+      run.steps.verify += handMs - hand0
+    }
+    while (cpuElapsed < ms && started < maxPlacements) {
+      run.beats(cpuElapsed)
+      const batch: Promise<void>[] = []
+      for (let k = 0; k < BATCH; k++) batch.push(placeOne(workloads[started++ % workloads.length]!))
+      const all = Promise.all(batch).then(() => true as const)
+      for (;;) {
+        run.answerPending()
+        if ((await Promise.race([all, run.askArrived()])) === true) break
+      }
+      // the batch's picks were handed over without waking the thread per pick: one wake-up for them all
+      worker.flush()
+      worker.poll()
+      while (pipe.inFlight >= BATCH_DEPTH) {
+        const tw = performance.now()
+        const c1 = commitMs
+        worker.awaitOutcomes(2)
+        waitMs += performance.now() - tw - (commitMs - c1)
+      }
+      cpuElapsed = cpuMs() - c0 - run.setupCpuMs
+    }
+    placements = started // (counted again once the placements in flight are done, below)
+  }
+  // one placement at a time (batched: the loop above ran the whole run, so this one does not start)
   while (cpuElapsed < ms && placements < maxPlacements) {
     const w = workloads[placements % workloads.length]!
     const count = slots(w)
@@ -495,7 +654,9 @@ async function measure(path: Path, nodes: SimNode[], byDid: Map<string, SimNode>
   const seconds = (elapsed - run.setupMs) / 1000
   // the nodes' share of this thread's busy time (time blocked waiting for the signature thread left out)
   const busySeconds = seconds - waitMs / 1000
-  const nodeShare = run.nodeMs / 1000 / busySeconds
+  // batched: the nodes' CPU time is measured on this thread's clock around their work; otherwise their
+  // share of the busy wall-clock time is taken off the CPU time
+  const nodeShare = batched ? run.nodeCpuMs / 1000 / cpuSeconds : run.nodeMs / 1000 / busySeconds
   const mainSeconds = cpuSeconds * (1 - nodeShare)
   return {
     path, nodes: nodes.length, placements, perSec: placements / cpuSeconds, perWallSec: placements / seconds, orchestratorPerSec: placements / mainSeconds,
@@ -503,26 +664,66 @@ async function measure(path: Path, nodes: SimNode[], byDid: Map<string, SimNode>
     messagesPerPlacement: run.messages / placements, verificationsPerPlacement: run.verifications / placements, widenedShare: widened / placements, broadcastShare: broadcasts / placements,
     infeasibleShare: infeasible / placements, heartbeatsPerSec: run.heartbeats / cpuSeconds, nodeShare,
     // each step's wall share of the run, applied to the CPU time (a loaded machine stretches the wall clock)
-    stepsUs: Object.fromEntries([...Object.entries(run.steps), ['nodes answering', run.nodeMs]].map(([k, v]) => [k, (((1000 * (v as number)) / placements) * cpuSeconds) / busySeconds])),
+    stepsUs: batched
+      ? stepsOfBatch(run, placements, mainSeconds, busySeconds)
+      : Object.fromEntries([...Object.entries(run.steps), ['nodes answering', run.nodeMs]].map(([k, v]) => [k, (((1000 * (v as number)) / placements) * cpuSeconds) / busySeconds])),
   }
 }
+
+/**
+ * Batched: the orchestrator's CPU µs per placement by step, by their shares of its wall-clock time (the nodes'
+ * time, measured on the CPU clock, apart). Choosing candidates runs interleaved with the other placements of
+ * the batch, so it is what is left.
+ */
+function stepsOfBatch(run: Run, placements: number, mainSeconds: number, busySeconds: number): Record<string, number> {
+  const orchestratorWallMs = 1000 * busySeconds - run.nodeMs
+  const perUs = (v: number): number => ((1000 * v) / placements) * ((1000 * mainSeconds) / orchestratorWallMs)
+  const steps: Record<string, number> = Object.fromEntries(Object.entries(run.steps).map(([k, v]) => [k, perUs(v)]))
+  steps.choose = Math.max(0, (1e6 * mainSeconds) / placements - Object.values(steps).reduce((a, b) => a + b, 0))
+  steps['nodes answering'] = (1000 * run.nodeCpuMs) / placements
+  return steps
+}
+
+/**
+ * The floor, in the same run: CPU µs of one Ed25519 verification of a signed bid (node:crypto, key cached),
+ * in a bare loop on this thread over distinct nodes' bids. What a placement's 2.33 verifications cost at the
+ * least on whichever thread does them; on this shared machine it moves with the load (82-115 µs seen).
+ */
+function bareVerify(nodes: SimNode[]): number {
+  const n = Math.min(nodes.length, 2000)
+  const now = Date.now()
+  const bids = nodes.slice(0, n).map((x) => {
+    const o = x.offer
+    return signBid(NodeKey.fromSeed(x.seed), { requestId: 'calibration', deploymentId: 'bench', owner: o.ownerDid, arch: o.arch, region: o.region, labels: o.labels, runtimes: o.runtimes, free: o.free, pricePerHour: '1000000', now })
+  })
+  const jobs = bids.map((b) => ({ did: b.body.node, message: signingBytes(BID_TAG, b.body), sig: fromB64u(b.sig) }))
+  sizePublicKeyCacheFor(nodes.length)
+  for (const j of jobs) publicKeyObjectForDid(j.did)
+  const c = cpuMs()
+  for (const j of jobs) if (!verifyEd25519ForDid(j.did, j.message, j.sig)) throw new Error('calibration: a genuine bid does not verify')
+  return (1000 * (cpuMs() - c)) / jobs.length
+}
+const bareVerifyUs = new Map<number, number>()
 
 // ---- the runs --------------------------------------------------------------------------------------------------
 
 const results: Result[] = []
+/** The inline share of sample-signed-balanced, by cluster size. */
+const shares = new Map<number, number>()
 for (const size of SIZES) {
   const t = performance.now()
   const nodes = makeNodes(size)
   const byDid = new Map(nodes.map((n) => [n.did, n]))
   console.log(`  (${size.toLocaleString('en-US')} nodes and their keys made in ${Math.round(performance.now() - t)} ms)`)
   if (ONLY) {
-    console.log(JSON.stringify(await measure(ONLY as Path, nodes, byDid, RUN_MS)))
+    console.log(JSON.stringify(await measure(ONLY as Path, nodes, byDid, RUN_MS, Infinity, Number(INLINE_SHARE ?? 0))))
     continue
   }
   // Warm-up (JIT) on every path but the signed broadcast, which is too slow to repeat.
   await measure('sample-signed-eager', nodes, byDid, 200)
   await measure('sample-signed', nodes, byDid, 200)
   await measure('sample-signed-thread', nodes, byDid, 200)
+  await measure('sample-signed-batch', nodes, byDid, 200)
   await measure('sample-unsigned', nodes, byDid, 200)
   await measure('broadcast-unsigned', nodes, byDid, 200, 20)
   results.push(await measure('broadcast-unsigned', nodes, byDid, RUN_MS))
@@ -531,8 +732,15 @@ for (const size of SIZES) {
   results.push(await measure('sample-signed-eager', nodes, byDid, RUN_MS))
   results.push(await measure('sample-signed', nodes, byDid, RUN_MS))
   results.push(await measure('sample-signed-thread', nodes, byDid, RUN_MS))
-  await threads.get(nodes)?.stop()
-  threads.delete(nodes)
+  bareVerifyUs.set(size, bareVerify(nodes))
+  const allOnThread = await measure('sample-signed-batch', nodes, byDid, RUN_MS)
+  results.push(allOnThread)
+  const share = INLINE_SHARE !== undefined ? Number(INLINE_SHARE) : Math.min(0.9, Math.max(0, (allOnThread.threadUs - allOnThread.mainUs) / (2 * allOnThread.threadUs)))
+  shares.set(size, share)
+  await measure('sample-signed-balanced', nodes, byDid, 200, Infinity, share)
+  results.push(await measure('sample-signed-balanced', nodes, byDid, RUN_MS, Infinity, share))
+  for (const w of threads.values()) await w.stop()
+  threads.clear()
 }
 if (ONLY) process.exit(0)
 
@@ -552,6 +760,9 @@ for (const n of SIZES) {
   const ss = get('sample-signed', n)!
   const se = get('sample-signed-eager', n)!
   const ts = get('sample-signed-thread', n)!
+  const tb = get('sample-signed-batch', n)!
+  const bb = get('sample-signed-balanced', n)!
+  const share = `${(100 * (shares.get(n) ?? 0)).toFixed(0)}% of the picks verified here`
   const eagerBase = (v: (r: Result) => number) => ({ name: 'every answer verified, 4,096 keys cached', value: v(se) })
   const signedBase = (v: (r: Result) => number) => (bs ? { name: 'broadcast, signed', value: v(bs) } : undefined)
   throughput.push(
@@ -567,7 +778,10 @@ for (const n of SIZES) {
     { name: `${fmtN(n)} nodes: index + sample, signed, every answer verified`, value: se.orchestratorPerSec, unit: 'place/s', ...(bs ? { baseline: signedBase((r) => r.orchestratorPerSec)! } : {}), better: 'higher' },
     { name: `${fmtN(n)} nodes: index + sample, signed, verified when picked`, value: ss.orchestratorPerSec, unit: 'place/s', baseline: eagerBase((r) => r.orchestratorPerSec), better: 'higher' },
     // two threads: the figure is bound by the busier one (per CPU-second of it), what two cores of their own sustain
-    { name: `${fmtN(n)} nodes: index + sample, signed, picks verified on the signature thread, pipelined (busier thread)`, value: ts.boundPerSec, unit: 'place/s', baseline: { name: 'verified when picked, inline', value: ss.orchestratorPerSec }, better: 'higher', ...(n === 10_000 ? { target: '>= 5,000/s (Nomad C1M 3,750/s)' } : {}) },
+    { name: `${fmtN(n)} nodes: index + sample, signed, picks verified on the signature thread, pipelined (busier thread)`, value: ts.boundPerSec, unit: 'place/s', baseline: { name: 'verified when picked, inline', value: ss.orchestratorPerSec }, better: 'higher' },
+    { name: `${fmtN(n)} nodes: index + sample, signed, ${BATCH} placements asked at a time, every pick verified on the signature thread (busier thread)`, value: tb.boundPerSec, unit: 'place/s', baseline: { name: 'verified when picked, inline', value: ss.orchestratorPerSec }, better: 'higher' },
+    { name: `${fmtN(n)} nodes: index + sample, signed, ${BATCH} placements asked at a time, the two threads balanced (${share}; busier thread)`, value: bb.boundPerSec, unit: 'place/s', baseline: { name: 'verified when picked, inline', value: ss.orchestratorPerSec }, better: 'higher', ...(n === 10_000 ? { target: '>= 5,000/s (Nomad C1M 3,750/s)' } : {}) },
+    { name: `${fmtN(n)} nodes: the same, against one placement at a time on the signature thread (busier thread)`, value: bb.boundPerSec, unit: 'place/s', baseline: { name: 'pipelined one at a time', value: ts.boundPerSec }, better: 'higher' },
     // Unsigned, the orchestrator's work is the decision alone: what placement costs if the sampled nodes' binding
     // statement is their contract countersignature (made in both designs) rather than a bid.
     { name: `${fmtN(n)} nodes: index + sample, no bid signatures`, value: su.orchestratorPerSec, unit: 'place/s', baseline: { name: 'broadcast, unsigned', value: bu.orchestratorPerSec }, better: 'higher', ...(n === 10_000 ? { target: '>= 5,000/s' } : {}) },
@@ -576,11 +790,17 @@ for (const n of SIZES) {
     { name: `${fmtN(n)} nodes: index + sample, unsigned bids`, value: su.perWallSec, unit: 'place/s', baseline: { name: 'broadcast, unsigned', value: bu.perWallSec }, better: 'higher' },
     { name: `${fmtN(n)} nodes: index + sample, signed bids, verified when picked`, value: ss.perWallSec, unit: 'place/s', baseline: eagerBase((r) => r.perWallSec), better: 'higher' },
     { name: `${fmtN(n)} nodes: index + sample, signed bids, picks verified on the signature thread`, value: ts.perWallSec, unit: 'place/s', baseline: { name: 'verified when picked, inline', value: ss.perWallSec }, better: 'higher' },
+    { name: `${fmtN(n)} nodes: index + sample, signed bids, ${BATCH} at a time, balanced`, value: bb.perWallSec, unit: 'place/s', baseline: { name: 'verified when picked, inline', value: ss.perWallSec }, better: 'higher' },
   )
   byThread.push(
     { name: `${fmtN(n)} nodes: this thread (orchestrator's own), picks verified on the signature thread`, value: ts.mainUs, unit: 'µs', baseline: { name: 'verified inline', value: ss.mainUs }, better: 'lower' },
     { name: `${fmtN(n)} nodes: the signature thread, picks verified on it (${(100 * (1 - ts.verifiedHereShare)).toFixed(0)}% of them; the rest here, the thread being behind)`, value: ts.threadUs, unit: 'µs', better: 'lower' },
     { name: `${fmtN(n)} nodes: GC helper threads, picks verified on the signature thread`, value: ts.otherUs, unit: 'µs', baseline: { name: 'verified inline', value: ss.otherUs }, better: 'lower' },
+    { name: `${fmtN(n)} nodes: this thread (orchestrator's own), ${BATCH} placements at a time`, value: tb.mainUs, unit: 'µs', baseline: { name: 'one at a time', value: ts.mainUs }, better: 'lower' },
+    { name: `${fmtN(n)} nodes: the signature thread, ${BATCH} at a time (${(100 * (1 - tb.verifiedHereShare)).toFixed(0)}% of the picks; ${(tb.threadUs / Math.max(1e-9, tb.verificationsPerPlacement * (1 - tb.verifiedHereShare))).toFixed(0)} µs per verification there)`, value: tb.threadUs, unit: 'µs', baseline: { name: `one at a time (${(ts.threadUs / Math.max(1e-9, ts.verificationsPerPlacement * (1 - ts.verifiedHereShare))).toFixed(0)} µs per verification)`, value: ts.threadUs }, better: 'lower' },
+    { name: `${fmtN(n)} nodes: this thread (orchestrator's own), ${BATCH} at a time, balanced (${share})`, value: bb.mainUs, unit: 'µs', baseline: { name: 'one at a time', value: ts.mainUs }, better: 'lower' },
+    { name: `${fmtN(n)} nodes: the signature thread, ${BATCH} at a time, balanced`, value: bb.threadUs, unit: 'µs', baseline: { name: 'one at a time', value: ts.threadUs }, better: 'lower' },
+    { name: `${fmtN(n)} nodes: GC helper threads, ${BATCH} at a time, balanced`, value: bb.otherUs, unit: 'µs', baseline: { name: 'one at a time', value: ts.otherUs }, better: 'lower' },
   )
   messages.push({ name: `${fmtN(n)} nodes: index + sample`, value: ss.messagesPerPlacement, unit: 'msg', baseline: { name: 'broadcast', value: bu.messagesPerPlacement }, better: 'lower' })
   verifications.push({ name: `${fmtN(n)} nodes: index + sample, verified when picked`, value: ss.verificationsPerPlacement, unit: 'verif', baseline: { name: 'every answer', value: se.verificationsPerPlacement }, better: 'lower' })
@@ -591,12 +811,14 @@ for (const n of SIZES) {
     { name: `${fmtN(n)} nodes: heartbeats indexed per CPU-second`, value: ss.heartbeatsPerSec, unit: 'beats/s', better: 'higher' },
     { name: `${fmtN(n)} nodes: the nodes' share of the run`, value: 100 * ss.nodeShare, unit: '%', better: 'lower' },
     { name: `${fmtN(n)} nodes: picks refused at reservation (capacity taken by a placement in flight), pipelined`, value: 100 * ts.refusedShare, unit: '%', baseline: { name: 'inline', value: 100 * ss.refusedShare }, better: 'lower' },
+    { name: `${fmtN(n)} nodes: picks refused at reservation, ${BATCH} at a time, balanced`, value: 100 * bb.refusedShare, unit: '%', baseline: { name: 'inline', value: 100 * ss.refusedShare }, better: 'lower' },
   )
 }
 printSection('placements per CPU-second, in-process (the orchestrator and the nodes it asks on one thread)', throughput)
 printSection("placements per CPU-second of the orchestrator's own work (the nodes' share left out)", orchestratorOnly)
 printSection(`placements per wall-clock second (this machine is shared: load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores)`, wall)
 printSection('CPU µs per signed sampled placement, by thread (the orchestrator\'s own work; the nodes\' share left out)', byThread)
+printSection('the floor: one Ed25519 verification of a bid, bare loop on this thread, same run (CPU µs)', SIZES.map((n) => ({ name: `${fmtN(n)} nodes' keys`, value: bareVerifyUs.get(n) ?? 0, unit: 'µs', better: 'lower' as const })))
 printSection('messages per placement (bid requests delivered + answers)', messages)
 printSection("signature verifications per placement by the orchestrator (bids and declines)", verifications)
 printSection('the sampled path, signed bids', rounds)
@@ -605,7 +827,7 @@ const stepNames: Record<string, string> = {
   place: 'place.ts scoring (threaded: and collecting answers)', commit: 'reservation noted', 'nodes answering': 'the nodes (verify, read, evaluate, sign)',
 }
 for (const n of SIZES) {
-  for (const [r, how] of [[get('sample-signed', n)!, 'picks verified inline'], [get('sample-signed-thread', n)!, 'picks handed to the signature thread; its work not included']] as const) {
+  for (const [r, how] of [[get('sample-signed', n)!, 'picks verified inline'], [get('sample-signed-thread', n)!, 'picks handed to the signature thread; its work not included'], [get('sample-signed-balanced', n)!, `${BATCH} at a time, balanced, the signature thread's work not included; the nodes' CPU measured apart`]] as const) {
     const total = Object.values(r.stepsUs).reduce((a, b) => a + b, 0)
     printSection(`where a signed sampled placement's time goes at ${fmtN(n)} nodes, ${how} (this thread's CPU µs per placement by wall-clock shares; ${Math.round(total)} in all)`,
       Object.entries(r.stepsUs).map(([k, v]) => ({ name: `${stepNames[k] ?? k} (${((100 * v) / total).toFixed(0)}%)`, value: v, unit: 'µs', better: 'lower' as const })))

@@ -89,6 +89,14 @@ export interface SignatureWorkerOptions<C> {
    * it bound a pipelined caller. Default: never (everything goes to the thread while the ring has room).
    */
   inlineVerifyOver?: number
+  /**
+   * Of the detached verifications the thread could take, this fraction (0..1) is verified inline anyway,
+   * spread evenly (every 1/share-th one): a caller whose own work per job is lighter than the thread's
+   * (a busy orchestrator handing it a placement's picks) balances the two cores with it, where
+   * `inlineVerifyOver` only helps once a queue has built up (work handed over in bursts builds one every
+   * burst, though the thread catches up before the next). Default 0.
+   */
+  inlineShare?: number
 }
 
 /** A check handed to the thread, kept until the thread has done it (undefined for a signing job). */
@@ -149,6 +157,9 @@ export class SignatureWorker<C> {
   readonly #maxPendingSeals: number
   readonly #onThreadLost: ((reason: Error) => void) | undefined
   readonly #inlineVerifyOver: number
+  readonly #inlineShare: number
+  /** Accumulates `inlineShare` per detached verification; at 1 the next is verified inline. */
+  #inlineCredit = 0
   /** Detached verifications queued on the thread and not yet answered. */
   #verifying = 0
   readonly #threadModule: URL
@@ -190,6 +201,9 @@ export class SignatureWorker<C> {
     this.#maxPendingSeals = opts.maxPendingSeals ?? 64
     this.#onThreadLost = opts.onThreadLost
     this.#inlineVerifyOver = opts.inlineVerifyOver ?? Infinity
+    const share = opts.inlineShare ?? 0
+    if (!(share >= 0 && share <= 1)) throw new RangeError(`inlineShare must be within 0..1 (got ${String(share)})`)
+    this.#inlineShare = share
     this.#threadModule = opts.threadModule ?? new URL(import.meta.url.endsWith('.js') ? './signature-worker-thread.js' : './signature-worker-thread.ts', import.meta.url) // built or source: spec/packaging.md
   }
 
@@ -280,7 +294,7 @@ export class SignatureWorker<C> {
    */
   verifyDetached(did: string, message: Uint8Array, signature: Uint8Array, what: string, done: DetachedVerdict, urgent = true): CheckRoute {
     if (this.#state === 'idle') this.#startWorker()
-    const fits = signature.byteLength === 64 && this.#state === 'worker' && this.#verifying < this.#inlineVerifyOver && this.#write(JOB_VERIFY, did, 4 + pad4(message.byteLength) + 64, (at) => {
+    const fits = signature.byteLength === 64 && this.#state === 'worker' && this.#verifying < this.#inlineVerifyOver && !this.#shareInline() && this.#write(JOB_VERIFY, did, 4 + pad4(message.byteLength) + 64, (at) => {
       // the slot of this job's ticket is cleared before the thread can see the job
       Atomics.store(this.#outcomes!, (this.#headTicket + this.#queue.length - this.#head) & (OUTCOME_SLOTS - 1), OUTCOME_PENDING)
       this.#putBytes(at, message)
@@ -297,6 +311,26 @@ export class SignatureWorker<C> {
     if (urgent) this.#wakeUrgently()
     this.#poll()
     return 'queued'
+  }
+
+  /** `inlineShare`: true for every 1/share-th detached verification (verified inline). */
+  #shareInline(): boolean {
+    if (this.#inlineShare === 0) return false
+    this.#inlineCredit += this.#inlineShare
+    if (this.#inlineCredit < 1) return false
+    this.#inlineCredit -= 1
+    return true
+  }
+
+  /**
+   * Wakes the thread now if it sleeps or waits lazily (one futex call; nothing when it is working): for a
+   * caller that handed over a batch of non-urgent jobs (`verifyDetached(..., urgent = false)`) and wants them
+   * started at once rather than within the thread's lazy wait, without a wake-up per job.
+   */
+  flush(): void {
+    if (this.#state !== 'worker') return
+    this.#urgent = true
+    this.#wake()
   }
 
   /**

@@ -20,7 +20,10 @@ import type { Workload } from '../workload/workload.ts'
 import type { CapacityIndex } from '../placement/capacity-index.ts'
 import { chooseCandidates, neededBids } from '../placement/sample.ts'
 import { isEligible } from '../placement/place.ts'
-import { placeVerified } from '../placement/verified-place.ts'
+import { placeVerified, type VerifiedPlacement } from '../placement/verified-place.ts'
+import { placeVerifiedAsync } from '../placement/pipelined-place.ts'
+import { verifyBidOnWorker } from '../bidding/bid-verifier.ts'
+import type { SignatureWorker } from '../../identity/signature-worker.ts'
 import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 import type { LeaseTarget } from './lease-renewer.ts'
 import type { UsageDesk } from '../usage/desk.ts'
@@ -64,6 +67,11 @@ export interface EffectPorts extends MarketPorts {
   usage?: UsageDesk
   /** The handover a deployment's fences carry (this node took it over as standby orchestrator), if any. */
   handoverOf?(deploymentId: string): Handover | undefined
+  /**
+   * The signature thread (spec/orchestration.md "Bids verified on the signature thread"): the picks' bid
+   * signatures are verified there while this thread serves other deployments. Absent: verified inline.
+   */
+  signatures?: SignatureWorker<unknown>
 }
 
 export interface EffectTimings {
@@ -428,6 +436,31 @@ export class OrchestrationEffects implements DeploymentEffects {
     this.#verified.add(bid)
   }
 
+  /**
+   * verifySignature on the signature thread: `done(error)` once, with undefined when the bid verified (it is
+   * then remembered as verified), else an InvalidSignatureError. Inline (before it returns) when verified
+   * already, with no signature kept, or when the worker has no thread.
+   */
+  #verifyOnThread(worker: SignatureWorker<unknown>, round: BidRound, bid: BidBody, done: (error: Error | undefined) => void): void {
+    if (this.#verified.has(bid)) return done(undefined)
+    const sig = round.sigs?.[bid.node]
+    if (sig === undefined) return done(new InvalidSignatureError(`bid: no signature kept for ${bid.node}`))
+    this.bidSignaturesChecked++
+    verifyBidOnWorker(worker, bid, sig, (error) => {
+      if (error === undefined) this.#verified.add(bid)
+      done(error)
+    })
+  }
+
+  /** One slot placed over verified picks: on the signature thread when there is one, else inline (placeVerified). */
+  async #placeOne(w: Workload, round: BidRound, exclude: Set<string>, existing: ExistingReplica[]): Promise<VerifiedPlacement> {
+    const req = { workload: w, count: 1, offers: round.offers, exclude, existing }
+    const bidOf = (offer: NodeOffer): BidBody => round.bids.find((b) => b.node === offer.nodeDid)!
+    const worker = this.#p.signatures
+    if (worker) return placeVerifiedAsync(req, (offer, done) => this.#verifyOnThread(worker, round, bidOf(offer), done))
+    return placeVerified(req, (offer) => this.verifySignature(round, bidOf(offer)))
+  }
+
   #offers(round: BidRound): NodeOffer[] {
     const trust = this.#p.trust
     const revoked = trust?.certificateRevoked ? (c: Parameters<NonNullable<typeof trust.certificateRevoked>>[0]) => trust.certificateRevoked!(c) : undefined
@@ -446,9 +479,7 @@ export class OrchestrationEffects implements DeploymentEffects {
   ): Promise<{ contract: Contract } | { infeasible: InfeasibleReason }> {
     for (;;) {
       // the pick's bid signature is verified before it is proposed to; a bad one is dropped and the next best taken
-      const v = placeVerified({ workload: w, count: 1, offers: round.offers, exclude: new Set([...exclude, ...rep.failedOn]), existing }, (offer) => {
-        this.verifySignature(round, round.bids.find((b) => b.node === offer.nodeDid)!)
-      })
+      const v = await this.#placeOne(w, round, new Set([...exclude, ...rep.failedOn]), existing)
       for (const r of v.refused) {
         exclude.add(r.node) // for the slots after this one too
         refusals.push({ node: r.node, slot: rep.slot, error: errorText(r.error) })
@@ -469,7 +500,10 @@ export class OrchestrationEffects implements DeploymentEffects {
   }
 
   async #propose(deploymentId: string, w: Workload, rep: { slot: string; epoch: number }, pick: PlacementPick, round: BidRound, bid: BidBody, role: 'replica' | 'standby'): Promise<Contract> {
-    // nothing is proposed on a bid whose signature was not verified (a no-op when placeVerified did it)
+    // nothing is proposed on a bid whose signature was not verified (a no-op when placeVerified did it); a
+    // standby's bid is verified here, on the signature thread when there is one
+    const worker = this.#p.signatures
+    if (worker) await new Promise<void>((resolve, reject) => this.#verifyOnThread(worker, round, bid, (error) => (error ? reject(error) : resolve())))
     this.verifySignature(round, bid)
     const proposal = proposeContract(this.#p.key, {
       deploymentId, workloadName: w.name, kind: w.kind, slot: rep.slot, epoch: role === 'replica' ? rep.epoch + 1 : 1,

@@ -5,6 +5,7 @@
 //   <did>/failure-detector             heartbeats in, convictions out (../failure/failure-detector.ts)
 // Every deployment snapshot is written before the step it starts sends anything (write-ahead, effects.ts),
 // and a restarted orchestrator spawns each deployment from its last snapshot: the step in flight runs again.
+import type { SignatureWorker } from '../../identity/signature-worker.ts'
 import { randomBytes } from 'node:crypto'
 import { setup, type AnyActorLogic } from 'xstate'
 import { failpoint, withFailpoints } from '../../core/failpoints.ts'
@@ -88,6 +89,8 @@ export interface OrchestratorPorts extends MarketPorts {
   standbyReplicas?: StandbyReplicaStore
   /** The capacity index fed by signed heartbeats: bid rounds ask a sample of it first (spec/orchestration.md "Placement at scale"). */
   capacityIndex?: CapacityIndex
+  /** The signature thread the picks' bid signatures are verified on (spec/orchestration.md "Bids verified on the signature thread"); absent: inline. */
+  signatures?: SignatureWorker<unknown>
   /**
    * The node's wallet (spec/ledger.md "Escrow"): contracts hold prepaid windows of NLC, usage is paid from
    * them. Absent (unit tests of placement): nothing is held or paid.
@@ -286,6 +289,7 @@ export class Orchestrator {
       stepSettled: (id) => this.#renewer.settled(id),
       handoverOf: (id) => this.#handoverOf(id),
       ...(ports.capacityIndex ? { index: ports.capacityIndex } : {}),
+      ...(ports.signatures ? { signatures: ports.signatures } : {}),
       ...(ports.trust ? { trust: ports.trust } : {}),
     }, { bidWindowMs: this.#o.bidWindowMs, commitTimeoutMs: this.#o.commitTimeoutMs, stopTimeoutMs: this.#o.stopTimeoutMs, replaceRetryMs: this.#o.replaceRetryMs, roundPauseMs: 1000, leaseMs })
     const ask = ports.askOrchestrator

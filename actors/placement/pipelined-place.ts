@@ -107,3 +107,13 @@ export class PlacementPipeline<T> {
     this.#onPlaced(p.tag, placement)
   }
 }
+
+/**
+ * placeVerified's rule with an asynchronous verifier (the picks verified on the signature thread): resolves
+ * once every pick (and the standby) answered, the refused ones excluded and replaced as placeVerified does.
+ * For a caller that places one request at a time and awaits it (the orchestrator's deployment steps): its
+ * thread serves other deployments meanwhile, so concurrent deployments' picks reach the thread together.
+ */
+export function placeVerifiedAsync(req: PlacementRequest, verify: AsyncOfferVerifier): Promise<VerifiedPlacement> {
+  return new Promise((resolve) => new PlacementPipeline<null>({ verify, onPlaced: (_tag, placement) => resolve(placement) }).submit(req, null))
+}

@@ -64,8 +64,8 @@ t.test('a node that bids for capacity it does not have fails to reserve and the 
   t.ok(tried || placedElsewhere)
 })
 
-t.test('a forged bid that would win is verified before anything is proposed, refused, and the next best bid is placed', async (t) => {
-  const m = new SimMarket(4)
+for (const onThread of [false, true]) t.test(`a forged bid that would win is verified before anything is proposed (${onThread ? 'on the signature thread' : 'inline'}), refused, and the next best bid is placed`, async (t) => {
+  const m = new SimMarket(4, { signatures: onThread })
   t.teardown(() => m.close())
   const forger = m.nodes[2]!.did
   // The forger's answers claim a price no one beats, under the signature of its true bid: the body no longer verifies.
@@ -83,14 +83,15 @@ t.test('a forged bid that would win is verified before anything is proposed, ref
   t.not(v.replicas[0]!.node, forger, 'placed on a genuine bid')
   t.same(m.asks.filter((a) => a.behavior === MarketBehavior.propose && a.to === forger), [], 'nothing was proposed to the forger')
   t.ok(v.events.some((e) => e.msg.includes(`node ${forger} refused`) && e.msg.includes('InvalidSignatureError')), 'its bid was verified (it would have won) and refused')
+  if (onThread) t.ok(m.signatureWorkers[0]!.signatureChecks >= 2, 'the picks were verified by the signature worker')
   // a dry run verifies every bid it shows: the forged one is reported as no answer
   const dry = await o.dryRun(svc())
   t.notOk(dry.round.bids.some((b) => b.node === forger))
   t.match(dry.round.silent.find((s) => s.node === forger)?.reason ?? '', /InvalidSignatureError/)
 })
 
-t.test('bids never picked are never verified: an orchestrator verifies one bid signature per slot placed, not one per answer', async (t) => {
-  const m = new SimMarket(6)
+for (const onThread of [false, true]) t.test(`bids never picked are never verified (${onThread ? 'on the signature thread' : 'inline'}): an orchestrator verifies one bid signature per slot placed, not one per answer`, async (t) => {
+  const m = new SimMarket(6, { signatures: onThread })
   t.teardown(() => m.close())
   const o = m.nodes[0]!.orchestrator
   const d = await o.deploy(svc({ service: { replicas: 2 } }))
@@ -156,6 +157,31 @@ t.test('a lost node puts its protected replica on the standby, fenced by a highe
   const old = m.byDid(victim.node!)!
   await old.provider.fence({ slot: moved.slot, epoch: moved.epoch }, m.nodes[0]!.did)
   t.equal(old.runner.running(), 0, 'the stale copy is stopped')
+})
+
+t.test('on the signature thread: a protected deployment\'s standby is not reserved on a forged bid', async (t) => {
+  const m = new SimMarket(5, { signatures: true })
+  t.teardown(() => m.close())
+  // two nodes forge their bids (cheaper than any): three genuine ones hold the two replicas and the standby
+  const forgers = new Set(m.nodes.slice(3).map((n) => n.did))
+  const ask = m.ask.bind(m)
+  m.ask = async (from, to, behavior, body) => {
+    const r = await ask(from, to, behavior, body)
+    const bid = (r as { bid?: { body: { pricePerHour: string } } }).bid
+    if (behavior === MarketBehavior.bid && forgers.has(to) && bid) bid.body.pricePerHour = '1000'
+    return r
+  }
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc({ lane: 'protected' }))
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s.standby !== null && s }, 5000, 'running with standby').catch((err: Error) => {
+    t.comment(o.status(d.id).events.map((e) => e.msg).join('\n'))
+    throw err
+  })
+  t.notOk(v.replicas.some((r) => r.node !== undefined && r.node !== null && forgers.has(r.node)), 'no replica on a forged bid')
+  t.notOk(forgers.has(v.standby!.node), `the standby on a genuine bid (${v.standby!.node})`)
+  t.ok(v.events.some((e) => e.msg.includes('InvalidSignatureError')), 'the forged bids (they would have won) were verified and refused')
+  t.same(m.asks.filter((a) => a.behavior === MarketBehavior.propose && forgers.has(a.to)), [], 'nothing was proposed to a forger')
+  t.ok(m.signatureWorkers[0]!.signatureChecks >= 2, 'verified by the signature worker')
 })
 
 t.test('stopping a deployment stops its replicas and ends its contracts', async (t) => {

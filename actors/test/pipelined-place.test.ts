@@ -169,3 +169,39 @@ t.test('an infeasible placement is handed out at once; when every pickable bid i
   t.equal(placed[1]!.refused.length, 2)
   t.equal(pipe.inFlight, 0)
 })
+
+t.test('a batch handed over at once, with a share verified inline (inlineShare): forged picks are refused on either side, none handed out', async (t) => {
+  const worker = new SignatureWorker<unknown>({ onFailure: () => {}, inlineShare: 0.5 })
+  t.teardown(() => worker.stop())
+  worker.start()
+  const m = market(12, (i) => 2 + i)
+  // the two cheapest bids are forged (cheaper still): each placement picks them first
+  const forgers = [m.keys[0]!.did, m.keys[1]!.did]
+  let offers = forge(m, forgers[0]!, 0.01)
+  offers = forge({ ...m, offers }, forgers[1]!, 0.02)
+  const routes: string[] = []
+  const placed: [number, VerifiedPlacement][] = []
+  const pipe = new PlacementPipeline<number>({
+    verify: (offer, done) => {
+      const b = m.bids.get(offer.nodeDid)!
+      routes.push(verifyBidOnWorker(worker, b.body, b.sig, done, false))
+    },
+    onPlaced: (tag, v) => placed.push([tag, v]),
+  })
+  const w = workload({ service: { replicas: 2 } })
+  for (let i = 0; i < 8; i++) pipe.submit({ workload: w, count: 2, offers }, i)
+  worker.flush()
+  await until(() => placed.length === 8, worker)
+  t.ok(routes.includes('checked') && routes.includes('queued'), 'picks verified on both sides')
+  t.equal(placed.length, 8, 'every placement handed out once')
+  t.same(placed.map(([tag]) => tag).sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7])
+  for (const [tag, v] of placed) {
+    t.ok(v.result.ok, `placement ${tag} placed`)
+    if (!v.result.ok) continue
+    t.notOk(v.result.picks.some((p) => forgers.includes(p.offer.nodeDid)), `placement ${tag}: no forged pick`)
+    t.same(v.refused.map((r) => r.node).sort(), [...forgers].sort(), `placement ${tag}: both forged bids refused`)
+    for (const r of v.refused) t.type(r.error, InvalidSignatureError)
+    for (const p of v.result.picks) t.doesNotThrow(() => verifyBidSignature(m.bids.get(p.offer.nodeDid)!.body, m.bids.get(p.offer.nodeDid)!.sig), 'each pick holds a genuine bid')
+  }
+  t.equal(pipe.inFlight, 0)
+})

@@ -3,6 +3,7 @@
 // contracts, in-memory capacity, a scripted runner instead of executors, and a simulated network (asks go
 // through a JSON round trip to the provider, whose facade asks its market actor; a node can be cut off).
 // The must-show tests use real daemons.
+import { SignatureWorker } from '../../identity/signature-worker.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { MemoryContractStore } from './memory-contract-store.ts'
 import { MemoryCapacity } from '../provider/memory-capacity.ts'
@@ -91,7 +92,10 @@ export class SimMarket {
   readonly asks: { from: string; to: string; behavior: string; timeoutMs: number }[] = []
   #beats: NodeJS.Timeout | undefined
 
-  constructor(count: number, o: { share?: Partial<Capacity>; capacity?: (i: number, share: Capacity) => CapacityPort; orchestrator?: OrchestratorOptions; owners?: (i: number) => string } = {}) {
+  /** Each node's signature thread (the `signatures` option), stopped by close(). */
+  readonly signatureWorkers: SignatureWorker<unknown>[] = []
+
+  constructor(count: number, o: { share?: Partial<Capacity>; capacity?: (i: number, share: Capacity) => CapacityPort; orchestrator?: OrchestratorOptions; owners?: (i: number) => string; signatures?: boolean } = {}) {
     for (let i = 0; i < count; i++) {
       const key = NodeKey.generate()
       const runner = new ScriptedRunner(key.did)
@@ -116,6 +120,7 @@ export class SimMarket {
         candidates: () => this.nodes.map((n) => n.did).filter((d) => d !== key.did && !this.down.has(d)),
         latencyMs: () => 1,
         contracts, // one store per node, both sides (as on a daemon)
+        ...(o.signatures ? { signatures: this.#signatureWorker() } : {}),
       }, { bidWindowMs: 300, heartbeatIntervalMs: 50, checkIntervalMs: 20, ...(o.orchestrator ?? {}) })
       void node.provider.start()
       node.orchestrator.start()
@@ -125,6 +130,12 @@ export class SimMarket {
     this.#beats = setInterval(() => {
       for (const n of this.nodes) if (!this.down.has(n.did)) for (const m of this.nodes) if (!this.down.has(m.did)) m.orchestrator.heartbeat(n.did)
     }, 50)
+  }
+
+  #signatureWorker(): SignatureWorker<unknown> {
+    const w = new SignatureWorker<unknown>({ onFailure: () => {} })
+    this.signatureWorkers.push(w)
+    return w
   }
 
   byDid(did: string): SimNode | undefined {
@@ -153,6 +164,7 @@ export class SimMarket {
 
   close(): void {
     clearInterval(this.#beats)
+    for (const w of this.signatureWorkers) void w.stop()
     for (const n of this.nodes) {
       void n.orchestrator.stop()
       void n.provider.stop()

@@ -44,6 +44,7 @@ import { cheatingRunner, inflatedCapacity } from './cheating-runner.ts'
 import { rebalancePolicyFrom } from '../../actors/orchestrator/rebalancer.ts'
 import { coreRootsFrom, nodeCertificatesFrom } from './node-certificates.ts'
 import type { NodeCertificateBody } from '../../actors/placement/node-certificate.ts'
+import { SignatureWorker } from '../../identity/signature-worker.ts'
 
 /** What the trust service (trust-service.ts) gives orchestration: its view of nodes, and the reports it takes. */
 export interface OrchestrationTrust extends TrustView {
@@ -140,6 +141,12 @@ export class OrchestrationService implements NodeService {
   #latency = new Map<string, number>()
   /** The mesh's heartbeat bodies, for placement at scale (spec/orchestration.md, "Placement at scale"). */
   readonly capacityIndex = new CapacityIndex()
+  /**
+   * The orchestrator's signature thread: the picks' bid signatures are verified there while the orchestrator
+   * serves other deployments (spec/orchestration.md "Bids verified on the signature thread"). Its thread
+   * starts at the first bid verified; past 16 picks waiting on it, the orchestrator verifies the next itself.
+   */
+  #signatures: SignatureWorker<unknown> | undefined
 
   constructor(init: OrchestrationServiceInit) {
     this.#appliance = init.appliance
@@ -250,6 +257,11 @@ export class OrchestrationService implements NodeService {
       standbyFor: cfg.standbyFor ?? [],
       standbyReplicas: new KvStandbyReplicaStore(ctx.store),
       capacityIndex: this.capacityIndex,
+      signatures: (this.#signatures = new SignatureWorker<unknown>({
+        onFailure: () => {}, // it only verifies detached bid signatures, answered through their callbacks
+        inlineVerifyOver: 16,
+        onThreadLost: (err) => ctx.log.warn('signature thread lost: bids are verified inline', { error: err.message }),
+      })),
       escrow: new LedgerEscrow(this.#ledger),
       usage: usageStore,
       ...(trust ? {
@@ -361,6 +373,7 @@ export class OrchestrationService implements NodeService {
       this.capacityIndex.prune()
       // the bids acted on come from any node of the index: their keys must stay cached (identity/keys.ts)
       sizePublicKeyCacheFor(this.capacityIndex.size)
+      this.#signatures?.sizeKeyCacheFor(this.capacityIndex.size)
     }, 5000)
     prune.unref()
     this.#timers.push(beat, lat, rt, prune)
@@ -373,6 +386,7 @@ export class OrchestrationService implements NodeService {
     for (const t of this.#timers) clearInterval(t)
     for (const u of this.#unsubs) u()
     await this.#orchestrator?.stop()
+    await this.#signatures?.stop()
     // Stops the market actor and its contract actors (an actor already gone is stopped with the system right after).
     await this.#provider?.stop()
     this.#runtime?.close()

@@ -148,3 +148,45 @@ t.test('a thread that dies with jobs in flight: the one it answered keeps its ve
   t.equal(w.verifyDetached(alice.did, after.message, after.signature, 'after', c2.done(0)), 'checked', 'from then on inline')
   t.type(c2.verdicts[0], BadSignatureError)
 })
+
+t.test('inlineShare: that share of the jobs is verified inline, spread evenly; a forged signature is refused either way', async (t) => {
+  t.throws(() => new SignatureWorker<unknown>({ onFailure: () => {}, inlineShare: 1.5 }), RangeError, 'a share past 1 is refused')
+  t.throws(() => new SignatureWorker<unknown>({ onFailure: () => {}, inlineShare: Number.NaN }), RangeError)
+  const w = new SignatureWorker<unknown>({ onFailure: () => t.fail('no envelope failure expected'), inlineShare: 0.5 })
+  t.teardown(() => w.stop())
+  w.start()
+  const n = 8
+  const c = collector(n)
+  const routes: string[] = []
+  for (let i = 0; i < n; i++) {
+    const s = signed(alice, `bid ${i}`)
+    // jobs 0, 1 (one of each route) and 6, 7 are forged
+    if (i < 2 || i >= 6) s.message[0]! ^= 1
+    routes.push(w.verifyDetached(alice.did, s.message, s.signature, `bid ${i}`, c.done(i), false))
+  }
+  t.same(routes, ['queued', 'checked', 'queued', 'checked', 'queued', 'checked', 'queued', 'checked'], 'every second one verified here')
+  t.same(c.answered.filter((_, i) => routes[i] === 'queued'), [0, 0, 0, 0], 'nothing handed to the thread answered before it did it')
+  w.flush()
+  await settle(w, c.answered)
+  t.same(c.answered, new Array(n).fill(1), 'each answered exactly once')
+  for (const i of [0, 1, 6, 7]) t.type(c.verdicts[i], BadSignatureError, `forged bid ${i} refused (${routes[i]})`)
+  for (const i of [2, 3, 4, 5]) t.equal(c.verdicts[i], undefined, `bid ${i} passes (${routes[i]})`)
+})
+
+t.test('flush: wakes the thread for jobs handed over without waking it; a no-op with no thread', async (t) => {
+  const w = new SignatureWorker<unknown>({ onFailure: () => {} })
+  t.teardown(() => w.stop())
+  w.flush() // idle: nothing to wake, nothing started
+  t.equal(w.mode, 'idle')
+  w.start()
+  const c = collector(3)
+  const jobs = [signed(alice, 'a'), signed(alice, 'b'), { ...signed(alice, 'c'), signature: signed(bob, 'c').signature }]
+  jobs.forEach((j, i) => w.verifyDetached(alice.did, j.message, j.signature, `bid ${i}`, c.done(i), false))
+  w.flush()
+  await settle(w, c.answered)
+  t.same(c.answered, [1, 1, 1])
+  t.same(c.verdicts.map((v) => v?.name), [undefined, undefined, 'BadSignatureError'])
+  await w.stop()
+  w.flush() // stopped: a no-op
+  t.equal(w.mode, 'stopped')
+})
