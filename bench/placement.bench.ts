@@ -50,7 +50,7 @@ import { NodeKey, publicKeyObjectForDid, sizePublicKeyCacheFor, verifyEd25519For
 import { BID_TAG, fromB64u, signingBytes } from '../actors/contracts/signed.ts'
 import { didFromPublicKey } from '../identity/did-key.ts'
 import type { HeartbeatBody } from '../appliance/heartbeat/heartbeat.ts'
-import { checkBid, signBid, signBidRequest, signDecline, verifyBid, verifyBidRequest, verifyBidSignature, verifyDecline, type BidBody, type SignedBid, type SignedBidRequest, type SignedDecline } from '../actors/bidding/messages.ts'
+import { checkBid, checkDecline, signBid, signBidRequest, signDecline, verifyBid, verifyBidRequest, verifyBidSignature, verifyDecline, type BidBody, type SignedBid, type SignedBidRequest, type SignedDecline } from '../actors/bidding/messages.ts'
 import { placeVerified, type VerifiedPlacement } from '../actors/placement/verified-place.ts'
 import { PlacementPipeline } from '../actors/placement/pipelined-place.ts'
 import { verifyBidOnWorker } from '../actors/bidding/bid-verifier.ts'
@@ -344,8 +344,7 @@ class Run {
           this.bidOfOffer.set(offer, ans.bid)
           offers.push(offer)
         } else {
-          verifyDecline(ans.decline)
-          this.verifications++
+          checkDecline(ans.decline, n.did) // as the orchestrator: shape and sender (authenticated by the transport), no signature
         }
       }
       a.resolve(offers)
@@ -400,9 +399,11 @@ class Run {
         const offer: NodeOffer = { nodeDid: b.node, ownerDid: b.owner, arch: b.arch, region: b.region, labels: b.labels, runtimes: b.runtimes, free: b.free, pricePerHour: b.pricePerHour, latencyMs: n.offer.latencyMs, trust: 0.5 }
         if (!this.eager) this.bidOfOffer.set(offer, a.bid)
         offers.push(offer)
-      } else {
-        verifyDecline(a.decline) // declines are verified as they arrive in both designs (rare, they explain)
+      } else if (this.eager) {
+        verifyDecline(a.decline) // the design before: every answer verified, declines too
         this.verifications++
+      } else {
+        checkDecline(a.decline, n.did) // as the orchestrator: shape and sender (authenticated by the transport), no signature
       }
       this.steps.verify += performance.now() - t1
     }

@@ -155,6 +155,23 @@ export function signDecline(key: NodeKey, requestId: string, failures: Constrain
   return { body, sig: signBody(key, DECLINE_TAG, body) }
 }
 
+/**
+ * A decline's shape and sender, without its signature: what the orchestrator needs of one. A decline grants
+ * nothing and binds nothing (it only narrows the round and explains an infeasible placement), and it arrives
+ * from a sender the transport authenticated (an ask answered over a sealed stream, or a signed tell): it is
+ * taken only when it names that sender. Its Ed25519 signature (~110 µs) is left unchecked; `verifyDecline`
+ * checks it where a decline is shown to a third party.
+ */
+export function checkDecline(x: unknown, fromDid: string): DeclineBody {
+  const d = x as SignedDecline
+  if (!d || typeof d !== 'object' || !d.body || d.body.v !== 1 || typeof d.body.node !== 'string' || typeof d.body.requestId !== 'string' ||
+    !Array.isArray(d.body.reasons) || !Array.isArray(d.body.failures) || typeof d.sig !== 'string') {
+    throw new InvalidTermsError('decline: malformed')
+  }
+  if (d.body.node !== fromDid) throw new InvalidTermsError('decline relayed by another node')
+  return d.body
+}
+
 export function verifyDecline(x: unknown): DeclineBody {
   const d = x as SignedDecline
   if (!d || typeof d !== 'object' || !d.body || d.body.v !== 1 || typeof d.body.node !== 'string') throw new InvalidTermsError('decline: malformed')

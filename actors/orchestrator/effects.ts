@@ -3,7 +3,7 @@
 // waits until the deployment's latest snapshot is on disk (`durable`): nothing leaves the node before the
 // step that sends it is recorded, so a restart re-runs the step instead of forgetting it.
 import type { NodeKey } from '../../identity/keys.ts'
-import { checkBid, signBidRequest, verifyBidSignature, verifyDecline, type BidBody, type SignedBid, type SignedBidRequest } from '../bidding/messages.ts'
+import { checkBid, checkDecline, signBidRequest, verifyBidSignature, type BidBody, type SignedBid, type SignedBidRequest } from '../bidding/messages.ts'
 import { proposeContract, verifyContract, workloadDigest, type Contract } from '../contracts/contract.ts'
 import type { ContractStore } from '../contracts/store.ts'
 import type {
@@ -127,9 +127,10 @@ export class OpenRounds {
         ;(round.sigs ??= {})[bid.node] = (b.bid as SignedBid).sig
       }
     } else if (b?.decline) {
-      const d = verifyDecline(b.decline)
+      // the sender is authenticated by the transport; a decline binds nothing, so its signature is not checked
+      const d = checkDecline(b.decline, fromDid)
       const round = this.#rounds.get(d.requestId)
-      if (round && d.node === fromDid && !round.declines.some((x) => x.node === d.node)) round.declines.push(d)
+      if (round && !round.declines.some((x) => x.node === d.node)) round.declines.push(d)
     } else {
       throw new InvalidTermsError('a bid answer carries { bid } or { decline }')
     }
