@@ -459,7 +459,7 @@ export function deploymentMachine(fx: DeploymentEffects) {
         const round = (event as unknown as { output: BidRound }).output
         return edit(context, (d) => {
           const at = fx.now()
-          note(d, at, `bid round ${d.commitRounds + 1}: asked ${round.asked.length} node(s), ${round.bids.length} bid(s), ${round.declines.length} decline(s)`)
+          note(d, at, `bid round ${d.commitRounds + 1}: asked ${round.asked.length} node(s), ${round.bids.length} bid(s), ${round.declines.length} decline(s)${round.unawaited?.length ? `, ${round.unawaited.length} answer(s) not awaited (the bids in hand decided the placement)` : ''}`)
           const plan = place({ workload: d.workload, count: unplaced(d).length, offers: round.offers, exclude: new Set(repeatRefusers(d)), standby: d.workload.lane === 'protected' })
           if (!plan.ok) {
             d.infeasible = withDeclines(plan.infeasible, round)

@@ -145,6 +145,11 @@ export interface BidRound {
    * spec/orchestration.md "Bids verified when acted on". A bid without one here is never acted on.
    */
   sigs?: Record<string, string>
+  /**
+   * Nodes asked whose answers the round did not wait for: the bids in hand already decided the placement,
+   * whatever those nodes would say (spec/orchestration.md "Placement at scale").
+   */
+  unawaited?: string[]
 }
 
 export interface DeploymentContext {

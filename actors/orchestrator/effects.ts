@@ -24,6 +24,7 @@ import { placeVerified, type VerifiedPlacement } from '../placement/verified-pla
 import { placeVerifiedAsync } from '../placement/pipelined-place.ts'
 import { verifyBidOnWorker } from '../bidding/bid-verifier.ts'
 import type { SignatureWorker } from '../../identity/signature-worker.ts'
+import { placementSettled, type PendingNode } from '../placement/settled.ts'
 import { MarketBehavior, Topics, type MarketBehaviorPath } from './protocol.ts'
 import type { LeaseTarget } from './lease-renewer.ts'
 import type { UsageDesk } from '../usage/desk.ts'
@@ -169,7 +170,7 @@ export class OrchestrationEffects implements DeploymentEffects {
 
   async bidRound(i: BidRoundInput): Promise<BidRound> {
     await this.#p.durable(i.deploymentId)
-    return this.collect(i.deploymentId, i.workload, i.count, i.exclude)
+    return this.collect(i.deploymentId, i.workload, i.count, i.exclude, { settle: true })
   }
 
   commit(i: CommitInput): Promise<CommitOutcome> {
@@ -357,7 +358,7 @@ export class OrchestrationEffects implements DeploymentEffects {
    * of the nodes it holds is asked directly (this node too), a bigger sample when too few bids were feasible,
    * and the broadcast round only as the last resort; without one (or with `broadcast`), the broadcast round.
    */
-  async collect(deploymentId: string, w: Workload, count: number, exclude: string[], o: { only?: string[]; broadcast?: boolean; verifyAll?: boolean } = {}): Promise<BidRound> {
+  async collect(deploymentId: string, w: Workload, count: number, exclude: string[], o: { only?: string[]; broadcast?: boolean; verifyAll?: boolean; settle?: boolean } = {}): Promise<BidRound> {
     const req: SignedBidRequest = signBidRequest(this.#p.key, { deploymentId, workload: w, count, exclude, ttlMs: this.#t.bidWindowMs + 10_000, now: this.#p.now() })
     const round: BidRound = { requestId: req.body.id, asked: [], bids: [], declines: [], silent: [], rttMs: {}, offers: [] }
     this.rounds.open(round)
@@ -377,7 +378,10 @@ export class OrchestrationEffects implements DeploymentEffects {
             await this.#broadcastRound(round, req, exclude)
             break
           }
-          await this.#ask(round, req, r === 0 ? [this.#p.key.did, ...choice.dids].filter((n) => !exclude.includes(n)) : choice.dids)
+          await this.#ask(round, req, r === 0 ? [this.#p.key.did, ...choice.dids].filter((n) => !exclude.includes(n)) : choice.dids, o.settle ? (pending) => placementSettled({
+            workload: w, count, standby, offers: this.#offers(round), pending, exclude: new Set(exclude), index,
+            latencyMs: (did) => (did === this.#p.key.did ? 0 : this.#p.latencyMs(did)), ...(this.#p.trust ? { trust: this.#p.trust } : {}),
+          }) : undefined)
           if (this.#offers(round).filter((x) => isEligible(w, x)).length >= needed) break
         }
       }
@@ -409,19 +413,50 @@ export class OrchestrationEffects implements DeploymentEffects {
     await this.#ask(round, req, targets)
   }
 
-  /** Asks each node directly for a bid (answers to a broadcast arrive as tells to the inbox meanwhile). */
-  async #ask(round: BidRound, req: SignedBidRequest, nodes: string[]): Promise<void> {
+  /**
+   * Asks each node directly for a bid (answers to a broadcast arrive as tells to the inbox meanwhile), and
+   * waits for every answer or time-out; with `settled`, only until it says the answers in hand decide the
+   * placement (asked after each answer with the nodes still out and how long each has been awaited). The
+   * answers still out then change nothing: the round no longer takes them (`unawaited`).
+   */
+  async #ask(round: BidRound, req: SignedBidRequest, nodes: string[], settled?: (pending: PendingNode[]) => boolean): Promise<void> {
     round.asked.push(...nodes)
-    await Promise.all(nodes.map(async (node) => {
-      const t0 = performance.now()
-      try {
-        const answer = await this.#p.askMarket(node, MarketBehavior.bid, req, this.#t.bidWindowMs)
-        round.rttMs[node] = performance.now() - t0
-        this.rounds.arrived(answer, node, this.#p.now())
-      } catch (err) {
-        round.silent.push({ node, reason: errorText(err) })
+    if (nodes.length === 0) return
+    const out = new Map<string, number>()
+    let open = true
+    await new Promise<void>((resolve) => {
+      const answered = (node: string): void => {
+        if (!open) return
+        out.delete(node)
+        const now = performance.now()
+        if (out.size > 0 && !this.#settled(settled, [...out].map(([did, t0]) => ({ did, waitedMs: now - t0 })))) return
+        open = false
+        if (out.size > 0) round.unawaited = [...(round.unawaited ?? []), ...out.keys()]
+        resolve()
       }
-    }))
+      for (const node of nodes) {
+        const t0 = performance.now()
+        out.set(node, t0)
+        this.#p.askMarket(node, MarketBehavior.bid, req, this.#t.bidWindowMs).then((answer) => {
+          if (!open) return
+          round.rttMs[node] = performance.now() - t0
+          this.rounds.arrived(answer, node, this.#p.now())
+        }).catch((err: unknown) => {
+          if (open) round.silent.push({ node, reason: errorText(err) })
+        }).finally(() => answered(node))
+      }
+    })
+  }
+
+  /** Whether the answers in hand decide the placement; a check that throws decides nothing (the round waits on). */
+  #settled(settled: ((pending: PendingNode[]) => boolean) | undefined, pending: PendingNode[]): boolean {
+    if (!settled) return false
+    try {
+      return settled(pending)
+    } catch (err) {
+      this.#p.log('warn', 'bid round: could not judge whether the bids in hand decide the placement', { error: errorText(err) })
+      return false
+    }
   }
 
   /**
