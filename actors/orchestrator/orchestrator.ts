@@ -766,6 +766,34 @@ export class Orchestrator {
     }
   }
 
+  /**
+   * A long poll (`GET /v1/deployments/:id?until=PHASES`): the deployment's view as soon as its phase is one of
+   * `phases`, or as it stands after `waitMs`. Told by the deployment's own snapshots, not found by polling.
+   */
+  async awaitPhase(id: string, phases: readonly DeploymentView['phase'][], waitMs: number): Promise<DeploymentView> {
+    const v = this.status(id)
+    if (phases.includes(v.phase) || !this.#ids.has(id) || waitMs <= 0) return v
+    await new Promise<void>((resolve) => {
+      let set = this.#waiters.get(id)
+      if (!set) this.#waiters.set(id, (set = new Set()))
+      const waiters = set
+      const done = (): void => {
+        clearTimeout(timer)
+        waiters.delete(check)
+        resolve()
+      }
+      const check = (): void => {
+        const s = this.#snapshot(id)
+        if (!s || !this.#ids.has(id) || phases.includes(phaseOfSnapshot(s))) done()
+      }
+      const timer = setTimeout(done, waitMs)
+      timer.unref()
+      waiters.add(check)
+      check()
+    })
+    return this.status(id)
+  }
+
   /** Resolves when the deployment's snapshot satisfies `pred` (tests and commands that wait for a phase). */
   until(id: string, pred: (v: DeploymentView) => boolean): Promise<DeploymentView> {
     return this.#until(id, (s) => pred(viewOf(s))).then(() => this.status(id))

@@ -462,3 +462,65 @@ t.test('with a capacity index a placement asks a small sample for bids, not ever
   // (this node is not in its own index: it asks itself directly)
   for (const r of v.replicas.filter((x) => x.node !== n0.did)) t.ok(index.get(r.node!)!.free.cpu < 2, 'the reservation was noted in the index')
 })
+
+t.test('a sampled round stops waiting once the bids in hand decide the placement: a node still out could only lose', async (t) => {
+  const { Orchestrator } = await import('../orchestrator/orchestrator.ts')
+  const { CapacityIndex } = await import('../placement/capacity-index.ts')
+  const { defaultPricePolicy } = await import('../placement/price.ts')
+  const GiB = 2 ** 30
+  const m = new SimMarket(3)
+  t.teardown(() => m.close())
+  const n0 = m.nodes[0]!
+  const index = new CapacityIndex()
+  const free = { cpu: 2, memoryBytes: 4 * GiB, diskBytes: 50 * GiB, gpu: 0 }
+  for (const n of m.nodes.slice(1)) {
+    index.observe(n.did, {
+      v: 1, node: n.did, seq: 1, at: Date.now(), intervalMs: 60_000,
+      capacity: { share: free, used: { cpu: 0, memoryBytes: 0, diskBytes: 0, gpu: 0 }, free, ports: { range: [20000, 20999], used: 0, free: 1000 } },
+      allocations: { total: 0, byState: {}, running: [] }, load: { loadavg1: 0, cpuNanos: 0, memoryBytes: 0 },
+      facts: { owner: n.did, arch: 'amd64', region: 'eu', labels: {}, runtimes: ['container', 'wasm'], price: defaultPricePolicy },
+    })
+  }
+  // the other nodes' bids are held until the deployment runs: a round that waited for them would never end
+  let release!: () => void
+  const held = new Promise<void>((r) => (release = r))
+  const lateAnswers: string[] = []
+  const o = new Orchestrator({
+    key: n0.key,
+    askMarket: async (to, b, body) => {
+      if (b === MarketBehavior.bid && to !== n0.did) {
+        await held
+        lateAnswers.push(to)
+      }
+      return m.ask(n0.did, to, b, body)
+    },
+    publish: async () => {}, candidates: () => m.nodes.map((n) => n.did).filter((d) => d !== n0.did), latencyMs: () => 1, contracts: n0.contracts, capacityIndex: index,
+  }, { bidWindowMs: 60_000, heartbeatIntervalMs: 50, checkIntervalMs: 20 })
+  o.start()
+  t.teardown(() => o.stop())
+  const d = await o.deploy(svc())
+  const v = await until(() => { const s = o.status(d.id); return s.phase === 'running' && s }, 30_000, 'running')
+  t.equal(v.replicas[0]!.node, n0.did, 'placed on this node: as cheap as the others and nearer than they can be')
+  t.ok(v.events.some((e) => /bid round 1: asked 3 node\(s\), 1 bid\(s\), 0 decline\(s\), 2 answer\(s\) not awaited/.test(e.msg)), 'the round says which answers it did not wait for')
+  release()
+  await until(() => lateAnswers.length === 2, 5000, 'the late answers')
+  await new Promise((r) => setTimeout(r, 50))
+  t.equal(o.status(d.id).phase, 'running', 'the late answers change nothing')
+  await o.stopDeployment(d.id)
+})
+
+t.test('awaitPhase answers as soon as the deployment reaches a phase asked for, or as it stands after the wait', async (t) => {
+  const m = new SimMarket(2)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc())
+  const v = await o.awaitPhase(d.id, ['running', 'failed'], 60_000)
+  t.equal(v.phase, 'running', 'told by the deployment\'s snapshot')
+  const same = await o.awaitPhase(d.id, ['stopped'], 20)
+  t.equal(same.phase, 'running', 'not reached within the wait: the view as it stands')
+  const stopped = o.awaitPhase(d.id, ['stopped'], 60_000)
+  await o.stopDeployment(d.id)
+  t.equal((await stopped).phase, 'stopped')
+  t.equal((await o.awaitPhase(d.id, ['running'], 0)).phase, 'stopped', 'no wait: at once')
+  await t.rejects(o.awaitPhase('nope', ['running'], 10), { name: 'DeploymentNotFoundError' })
+})

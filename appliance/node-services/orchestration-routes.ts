@@ -5,14 +5,14 @@ import { InvalidRequestError } from '../daemon/errors.ts'
 import type { ApiRoute, JsonValue } from '../daemon/service.ts'
 import { ndjson } from '../daemon/service.ts'
 import { contractSummary, type ContractStore } from '../../actors/contracts/store.ts'
-import type { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
+import type { DeploymentView, Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
 import type { LogEntry } from '../../actors/provider/ports.ts'
 import type { Provider } from '../../actors/provider/provider.ts'
 import { parseWorkloadText, validateWorkload, workloadFromWire, type Workload } from '../../actors/workload/workload.ts'
 import { InvalidWorkloadError } from '../../actors/errors.ts'
 
 /** The orchestrator the deployment routes drive. */
-export type DeploymentRoutesInput = Pick<Orchestrator, 'deploy' | 'list' | 'status' | 'stopDeployment' | 'logs' | 'dryRun' | 'migrate'>
+export type DeploymentRoutesInput = Pick<Orchestrator, 'deploy' | 'list' | 'status' | 'awaitPhase' | 'stopDeployment' | 'logs' | 'dryRun' | 'migrate'>
 
 export function deploymentRoutes(o: DeploymentRoutesInput): ApiRoute[] {
   return [
@@ -22,7 +22,15 @@ export function deploymentRoutes(o: DeploymentRoutesInput): ApiRoute[] {
       handler: (req) => o.deploy(workloadFromBody(req.body), idempotencyKeyOf(req.body)) as unknown as JsonValue,
     },
     { method: 'GET', path: '/v1/deployments', handler: () => ({ deployments: o.list() as unknown as JsonValue }) },
-    { method: 'GET', path: '/v1/deployments/:id', handler: (req) => o.status(req.params.id!) as unknown as JsonValue },
+    {
+      method: 'GET', path: '/v1/deployments/:id',
+      // `?until=running,failed&waitMs=N`: answered once the phase is one of those (or after N ms, default 30 s, at most 60 s)
+      handler: async (req) => {
+        const until = req.query.get('until')
+        if (until === null) return o.status(req.params.id!) as unknown as JsonValue
+        return (await o.awaitPhase(req.params.id!, phasesOf(until), waitMsOf(req.query.get('waitMs')))) as unknown as JsonValue
+      },
+    },
     { method: 'POST', path: '/v1/deployments/:id/stop', handler: async (req) => (await o.stopDeployment(req.params.id!)) as unknown as JsonValue },
     // `{ replica?, to? }`: answered once the replica runs on its new node (spec/migration.md)
     { method: 'POST', path: '/v1/deployments/:id/migrate', handler: async (req) => (await o.migrate(req.params.id!, migrateBody(req.body))) as unknown as JsonValue },
@@ -114,4 +122,22 @@ function migrateBody(body: unknown): { replica?: number; to?: string } {
   if (b.replica !== undefined && (typeof b.replica !== 'number' || !Number.isSafeInteger(b.replica) || b.replica < 0)) throw new InvalidRequestError('replica: a whole number from 0')
   if (b.to !== undefined && (typeof b.to !== 'string' || !/^did:key:z[1-9A-HJ-NP-Za-km-z]{20,100}$/.test(b.to))) throw new InvalidRequestError('to: a node DID (did:key:z...)')
   return { ...(b.replica !== undefined ? { replica: b.replica as number } : {}), ...(b.to !== undefined ? { to: b.to as string } : {}) }
+}
+
+const PHASES: readonly DeploymentView['phase'][] = ['preparing', 'bidding', 'committing', 'provisioning', 'running', 'degraded', 'stopping', 'completed', 'failed', 'stopped', 'handed-over', 'idle']
+
+/** `until=running,failed`: the phases a long poll waits for (at least one, each a deployment phase). */
+function phasesOf(q: string): DeploymentView['phase'][] {
+  const list = q.split(',').map((x) => x.trim()).filter((x) => x !== '')
+  const bad = list.find((x) => !PHASES.includes(x as DeploymentView['phase']))
+  if (list.length === 0 || bad !== undefined) throw new InvalidRequestError(`'until' names deployment phases (${PHASES.join(', ')})${bad !== undefined ? `: not '${bad.slice(0, 40)}'` : ''}`)
+  return list as DeploymentView['phase'][]
+}
+
+/** `waitMs`: how long a long poll may wait, ms (default 30 s, at most 60 s). */
+function waitMsOf(q: string | null): number {
+  if (q === null) return 30_000
+  const n = Number(q)
+  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidRequestError("'waitMs' must be a whole number of ms from 0")
+  return Math.min(n, 60_000)
 }
