@@ -72,8 +72,9 @@ export function contractSteps(p: ContractPorts): ContractSteps {
       const slotKey = epochKey(terms.consumer, terms.slot)
       const current = await p.contracts.epoch(slotKey)
       if (current > terms.epoch) throw new StaleEpochError(`slot ${terms.slot} is at epoch ${current}, contract has ${terms.epoch}`, { held: current, epoch: terms.epoch })
-      // Promotion of a standby: the hold made for this deployment's standby is given back first.
-      if (terms.role === 'replica') await p.handOverStandby(terms)
+      // Promotion of a standby: the hold made for this deployment's standby is given back first. Only the
+      // protected lane has standbys (spec/orchestration.md): a best-effort proposal skips the scan of the store.
+      if (terms.role === 'replica' && terms.lane === 'protected') await p.handOverStandby(terms)
       let reservationId: string
       try {
         reservationId = (await p.capacity.reserve({ id: terms.id, resources: workload.resources, ttlMs: p.reservationTtlMs, ports: workload.ports.length })).reservationId
