@@ -110,6 +110,21 @@ if (requireOrSkip(t, docker, dockerImage(IMAGE))) {
     await t.rejects(executor.prepare(spec('missing-image', tempState(t), 'true', { runtime: { kind: 'docker', image: 'noir/does-not-exist:1' } })), ImageNotFoundError)
   })
 
+  t.test('validate asks Docker for an image once in a while; a create that finds it gone refuses it and forgets it', async (t) => {
+    const tag = `noir/validate-cache-${randomUUID().slice(0, 8)}:1`
+    const d = new Docker()
+    await d.getImage(IMAGE).tag({ repo: tag.split(':')[0]!, tag: '1' })
+    t.teardown(() => d.getImage(tag).remove().catch(() => undefined))
+    const ex = new DockerExecutor({ nodeId })
+    const s = spec(`cache-${randomUUID().slice(0, 8)}`, tempState(t), 'true', { runtime: { kind: 'docker', image: tag } })
+    await ex.validate(s)
+    await d.getImage(tag).remove()
+    await ex.validate(s) // found a moment ago: not asked again
+    await t.rejects(ex.prepare(s), ImageNotFoundError, 'the create refuses it')
+    await t.rejects(ex.validate(s), ImageNotFoundError, 'and validate asks Docker again from then on')
+    await t.rejects(new DockerExecutor({ nodeId }).validate(s), ImageNotFoundError, 'a fresh executor asks at once')
+  })
+
   t.test('containers carry their allocation and node labels, a read-only root and the state dir at /state', async (t) => {
     const dir = tempState(t)
     const h = await executor.prepare(spec(`labels-${randomUUID().slice(0, 8)}`, dir, 'touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly; touch /state/ok && echo state-writable'))

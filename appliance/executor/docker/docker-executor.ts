@@ -51,6 +51,12 @@ interface StopState {
 const statusCode = (err: unknown): number | undefined =>
   typeof err === 'object' && err !== null && 'statusCode' in err && typeof err.statusCode === 'number' ? err.statusCode : undefined
 
+/**
+ * How long an image validate() found is taken as present without asking Docker again. An image removed
+ * meanwhile is still refused: create answers 404, ImageNotFoundError, after the reservation instead of before.
+ */
+const IMAGE_SEEN_MS = 30_000
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
 /** Docker container names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*. */
@@ -66,6 +72,8 @@ export class DockerExecutor implements Executor {
   readonly #settled = new Map<string, ExitStatus>()
   readonly #runsc: RunscRunner | undefined
   #runscDirect: Availability | undefined
+  /** Images an inspect found, until when (performance.now() ms): validate() asks Docker again after that. */
+  readonly #images = new Map<string, number>()
 
   constructor(init: DockerExecutorInit) {
     this.nodeId = init.nodeId
@@ -122,16 +130,28 @@ export class DockerExecutor implements Executor {
   async validate(spec: ExecSpec): Promise<void> {
     const rt = this.#checkSpec(spec)
     if (rt.runtime === 'runsc') this.#direct()?.check(spec)
-    try {
-      await this.#docker.getImage(rt.image).inspect()
-    } catch (err) {
-      if (statusCode(err) === 404) throw new ImageNotFoundError(rt.image)
-      throw err
+    if (!this.#imageSeen(rt.image)) {
+      try {
+        await this.#docker.getImage(rt.image).inspect()
+      } catch (err) {
+        if (statusCode(err) === 404) throw new ImageNotFoundError(rt.image)
+        throw err
+      }
+      this.#images.set(rt.image, performance.now() + IMAGE_SEEN_MS)
     }
     if (rt.runtime === 'runsc') {
       const a = await this.runscAvailable()
       if (!a.ok) throw new ExecutorUnavailableError('docker/runsc', a.reason)
     }
+  }
+
+  /** Whether `image` was found by an inspect less than IMAGE_SEEN_MS ago (and not missing at a create since). */
+  #imageSeen(image: string): boolean {
+    const until = this.#images.get(image)
+    if (until === undefined) return false
+    if (until > performance.now()) return true
+    this.#images.delete(image)
+    return false
   }
 
   /** The checks that need no daemon round trip. */
@@ -201,7 +221,10 @@ export class DockerExecutor implements Executor {
     } catch (err) {
       if (secretBinds.length > 0) removeSecretFiles(secretDir)
       if (statusCode(err) === 409) throw new DuplicateAllocationError(spec.allocationId)
-      if (statusCode(err) === 404) throw new ImageNotFoundError(rt.image)
+      if (statusCode(err) === 404) {
+        this.#images.delete(rt.image)
+        throw new ImageNotFoundError(rt.image)
+      }
       throw err
     }
   }
