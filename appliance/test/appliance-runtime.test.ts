@@ -124,7 +124,7 @@ t.test('a stop the appliance could not carry out rejects with its reason instead
 t.test("the daemon's composition hands the appliance's own parts to orchestration, and none before the appliance started", async (t) => {
   const services = nodeServices()
   const names = services.map((s) => s.name)
-  t.same(names, ['node-actor', 'ledger', 'appliance', 'trust', 'artifacts', 'orchestration', 'secrets', 'settlement', 'ingress', 'metrics'], 'the appliance starts before the orchestration that reads its parts')
+  t.same(names, ['node-actor', 'ledger', 'appliance', 'trust', 'cert-revocations', 'artifacts', 'orchestration', 'secrets', 'settlement', 'ingress', 'metrics'], 'the appliance starts before the orchestration that reads its parts')
   t.ok(names.indexOf('appliance') < names.indexOf('orchestration'))
   const appliance = services[names.indexOf('appliance')]
   if (!(appliance instanceof ApplianceService)) return t.fail('the service named appliance is the ApplianceService')
