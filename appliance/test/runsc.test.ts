@@ -274,7 +274,13 @@ t.test("the appliance's checkpoint: the process image goes into the archive; wit
   const seen: number[] = []
   for (let i = 0; i < 8; i++) {
     await new Promise((r) => setTimeout(r, 100))
-    seen.push(countOf(dir2))
+    // `echo $i > count` truncates before it writes: a read in between finds the file empty, so read again
+    let v = countOf(dir2)
+    for (let tries = 0; v === 0 && tries < 20; tries++) {
+      await new Promise((r) => setTimeout(r, 5))
+      v = countOf(dir2)
+    }
+    seen.push(v)
   }
   t.ok(seen.every((v) => v >= at) && seen.at(-1)! > at, `restored: it counts on from ${at} (${seen.join(', ')}), never from 1`)
   await runtime.stop(id2)
