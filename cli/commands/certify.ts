@@ -4,29 +4,32 @@
 // `noir owner revoke NODE_DID` and `noir core revoke NODE_DID` sign a revocation of every such certificate
 // issued so far (spec/trust.md "Revoking a certificate"); `--publish HOME` hands it to the daemon of that home,
 // which keeps it and spreads it on the mesh.
-import { parseArgs } from 'node:util'
+import type { ParseArgsOptionsConfig } from 'node:util'
 import { CORE_ABILITY, OWNER_ABILITY, signNodeCertificate, type NodeCertAbility } from '../../actors/placement/node-certificate.ts'
 import { signCertRevocation } from '../../actors/placement/cert-revocation.ts'
 import { ApiClient } from '../api-client.ts'
-import { printJson, printLine, UsageError, type Command, type CommandContext } from '../command.ts'
+import { parseCommandArgs, printJson, printLine, UsageError, type Command, type CommandArgs, type CommandContext } from '../command.ts'
+import type { NodeKey } from '../../identity/keys.ts'
 import { parseDuration } from './cap.ts'
 
 const identity = (): Promise<typeof import('../../identity/index.ts')> => import('../../identity/index.ts')
 
-async function certify(ctx: CommandContext, argv: string[], ability: NodeCertAbility, section: 'owner' | 'core', usage: string): Promise<number> {
-  let r: { values: { ttl?: string }; positionals: string[] }
-  try {
-    r = parseArgs({ args: argv, options: { ttl: { type: 'string' } }, allowPositionals: true, strict: true }) as typeof r
-  } catch (err) {
-    throw new UsageError(`${err instanceof Error ? err.message : String(err)} (usage: ${usage})`)
-  }
-  if (r.positionals.length !== 1) throw new UsageError(`expected NODE_DID (usage: ${usage})`)
+/**
+ * What both commands read first: their flags (parseCommandArgs), the one NODE_DID, the flags' own checks
+ * (`read`, before any passphrase is asked), then this home's key.
+ */
+async function signerAndNode<T>(ctx: CommandContext, argv: string[], options: ParseArgsOptionsConfig, usage: string, read: (values: CommandArgs['values']) => T): Promise<{ read: T; node: string; key: NodeKey }> {
+  const r = parseCommandArgs(argv, options, { min: 1, max: 1, usage: `expected NODE_DID (usage: ${usage})` })
   const id = await identity()
   const node = r.positionals[0]!
   if (!id.isDidKey(node)) throw new UsageError(`NODE_DID must be an Ed25519 did:key: ${JSON.stringify(node.slice(0, 100))}`)
-  const ttlMs = parseDuration(r.values.ttl ?? '30d')
+  const flags = read(r.values)
   if (!id.Keystore.exists(ctx.home)) id.Keystore.publicDid(ctx.home) // throws NoIdentityError with the hint
-  const key = await id.Keystore.load(ctx.home, await id.passphraseFrom(ctx.env))
+  return { read: flags, node, key: await id.Keystore.load(ctx.home, await id.passphraseFrom(ctx.env)) }
+}
+
+async function certify(ctx: CommandContext, argv: string[], ability: NodeCertAbility, section: 'owner' | 'core', usage: string): Promise<number> {
+  const { read: ttlMs, node, key } = await signerAndNode(ctx, argv, { ttl: { type: 'string' } }, usage, (v) => parseDuration(typeof v.ttl === 'string' ? v.ttl : '30d'))
   const certificate = signNodeCertificate(key, { ability, node, ttlMs })
   // text and --json alike: the JSON section itself, ready to merge into the node's config.json
   printJson(ctx, { [section]: { certificate } })
@@ -55,27 +58,19 @@ trustedRoots list this home's DID place \`constraints.core: true\` workloads onl
 }
 
 async function revoke(ctx: CommandContext, argv: string[], ability: NodeCertAbility, usage: string): Promise<number> {
-  let r: { values: { reason?: string; publish?: string }; positionals: string[] }
-  try {
-    r = parseArgs({ args: argv, options: { reason: { type: 'string' }, publish: { type: 'string' } }, allowPositionals: true, strict: true }) as typeof r
-  } catch (err) {
-    throw new UsageError(`${err instanceof Error ? err.message : String(err)} (usage: ${usage})`)
-  }
-  if (r.positionals.length !== 1) throw new UsageError(`expected NODE_DID (usage: ${usage})`)
-  const id = await identity()
-  const node = r.positionals[0]!
-  if (!id.isDidKey(node)) throw new UsageError(`NODE_DID must be an Ed25519 did:key: ${JSON.stringify(node.slice(0, 100))}`)
-  if (r.values.reason !== undefined && r.values.reason.length > 200) throw new UsageError('--reason is at most 200 characters')
-  if (!id.Keystore.exists(ctx.home)) id.Keystore.publicDid(ctx.home) // throws NoIdentityError with the hint
-  const key = await id.Keystore.load(ctx.home, await id.passphraseFrom(ctx.env))
-  const revocation = signCertRevocation(key, { ability, node, ...(r.values.reason !== undefined ? { reason: r.values.reason } : {}) })
-  if (r.values.publish === undefined) {
+  const { read, node, key } = await signerAndNode(ctx, argv, { reason: { type: 'string' }, publish: { type: 'string' } }, usage, (v) => {
+    if (typeof v.reason === 'string' && v.reason.length > 200) throw new UsageError('--reason is at most 200 characters')
+    return { why: typeof v.reason === 'string' ? v.reason : undefined, publish: typeof v.publish === 'string' ? v.publish : undefined }
+  })
+  const { why, publish } = read
+  const revocation = signCertRevocation(key, { ability, node, ...(why !== undefined ? { reason: why } : {}) })
+  if (publish === undefined) {
     printJson(ctx, { revocation })
     return 0
   }
-  const answer = await ApiClient.forHome(r.values.publish).post<{ added: boolean }>('/v1/certificates/revocations', { revocation })
+  const answer = await ApiClient.forHome(publish).post<{ added: boolean }>('/v1/certificates/revocations', { revocation })
   if (ctx.json) printJson(ctx, { ...answer, revocation })
-  else printLine(ctx, `revoked every ${ability} certificate of ${node} signed by ${key.did} until now; ${answer.added ? 'handed to' : 'already held by'} the node at ${r.values.publish}, which spreads it on the mesh`)
+  else printLine(ctx, `revoked every ${ability} certificate of ${node} signed by ${key.did} until now; ${answer.added ? 'handed to' : 'already held by'} the node at ${publish}, which spreads it on the mesh`)
   return 0
 }
 
