@@ -1,5 +1,7 @@
 // Identity benchmarks: envelope sign+verify beside raw node:crypto Ed25519 on the same bytes, batch-signed
-// envelopes, @noble/ed25519, and capability verification cold vs cached. One core, same run, as ratios.
+// envelopes, @noble/ed25519, capability verification cold vs cached, and the Ed25519 this process uses
+// (identity/ed25519.ts: libsodium where it loads) against node:crypto's, sign and verify apart. One core,
+// same run, as ratios.
 import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto'
 import * as ed from '@noble/ed25519'
 import { printSection, opsPerSecond } from './report.ts'
@@ -13,6 +15,7 @@ import {
   signEnvelopeBatch,
   type EnvelopeInit,
 } from '../identity/index.ts'
+import { ed25519, nodeCryptoEd25519 } from '../identity/ed25519.ts'
 
 ed.hashes.sha512 = (m) => new Uint8Array(createHash('sha512').update(m).digest())
 
@@ -78,6 +81,24 @@ const noble = await opsPerSecond(() => {
 }, MS, 10)
 seed.fill(0)
 
+// ---- the chosen Ed25519 against node:crypto's, sign and verify apart --------------------------------------------
+const edSeed = alice.exportSeed()
+const chosenSign = ed25519.signer(edSeed, alice.publicKey)
+const nodeSign = nodeCryptoEd25519.signer(edSeed, alice.publicKey)
+edSeed.fill(0)
+const edSig = chosenSign(signed)
+const chosenKey = ed25519.prepare(alice.publicKey)
+const nodeKey = nodeCryptoEd25519.prepare(alice.publicKey)
+const [chosenSigns, nodeSigns] = await interleaved(() => void chosenSign(signed), () => void nodeSign(signed))
+const [chosenVerifies, nodeVerifies] = await interleaved(
+  () => {
+    if (!ed25519.verify(chosenKey, signed, edSig)) throw new Error('verify failed')
+  },
+  () => {
+    if (!nodeCryptoEd25519.verify(nodeKey, signed, edSig)) throw new Error('verify failed')
+  },
+)
+
 // ---- capabilities -------------------------------------------------------------------------------------------------
 const root = NodeKey.generate()
 const parent = await issueCapability(root, { audience: alice.did, abilities: [{ can: '/noir' }], ttlMs: 3_600_000 })
@@ -91,6 +112,10 @@ printSection('identity: envelopes (one core)', [
   { name: 'batch-signed envelopes verified (64/batch)', value: batchVerify, unit: 'msg/s', better: 'higher', baseline: { name: 'raw node:crypto verify', value: rawVerify } },
   { name: 'batch sign+verify per message (64/batch)', value: batchBoth, unit: 'msg/s', better: 'higher', baseline: { name: 'raw node:crypto sign+verify', value: raw } },
   { name: '@noble/ed25519 sign+verify', value: noble, unit: 'ops/s', better: 'higher', baseline: { name: 'raw node:crypto sign+verify', value: raw } },
+])
+printSection(`identity: Ed25519 in use (${ed25519.name}) against node:crypto's, same key and bytes (one core)`, [
+  { name: `${ed25519.name} sign`, value: chosenSigns, unit: 'ops/s', better: 'higher', baseline: { name: 'node:crypto sign', value: nodeSigns } },
+  { name: `${ed25519.name} verify`, value: chosenVerifies, unit: 'ops/s', better: 'higher', baseline: { name: 'node:crypto verify', value: nodeVerifies } },
 ])
 printSection('identity: capabilities (2-link chain)', [
   { name: 'capability verify, cached chain', value: capCached, unit: 'ops/s', better: 'higher', baseline: { name: 'cold (did-jwt verifyJWT x2)', value: capCold } },

@@ -46,7 +46,7 @@
 import { generateKeyPairSync } from 'node:crypto'
 import { availableParallelism, loadavg } from 'node:os'
 import { printSection, type Figure } from './report.ts'
-import { NodeKey, publicKeyObjectForDid, sizePublicKeyCacheFor, verifyEd25519ForDid } from '../identity/keys.ts'
+import { NodeKey, verifyKeyForDid, sizePublicKeyCacheFor, verifyEd25519ForDid } from '../identity/keys.ts'
 import { BID_TAG, fromB64u, signingBytes } from '../actors/contracts/signed.ts'
 import { didFromPublicKey } from '../identity/did-key.ts'
 import type { HeartbeatBody } from '../appliance/heartbeat/heartbeat.ts'
@@ -478,7 +478,7 @@ async function measure(path: Path, nodes: SimNode[], byDid: Map<string, SimNode>
   sizePublicKeyCacheFor(lazy ? nodes.length : 0)
   // A long-running orchestrator's cache holds the keys of the nodes it has bid with: warm it (untimed), as a
   // run of a few seconds would otherwise measure the cold start of each key.
-  if (lazy) for (const n of nodes) publicKeyObjectForDid(n.did)
+  if (lazy) for (const n of nodes) verifyKeyForDid(n.did)
   const run = new Run(nodes, byDid, !lazy)
   run.setupMs = run.setupCpuMs = 0 // the first fill of the index came before the clock started
   const signed = path.includes('-signed')
@@ -699,7 +699,7 @@ function bareVerify(nodes: SimNode[]): number {
   })
   const jobs = bids.map((b) => ({ did: b.body.node, message: signingBytes(BID_TAG, b.body), sig: fromB64u(b.sig) }))
   sizePublicKeyCacheFor(nodes.length)
-  for (const j of jobs) publicKeyObjectForDid(j.did)
+  for (const j of jobs) verifyKeyForDid(j.did)
   const c = cpuMs()
   for (const j of jobs) if (!verifyEd25519ForDid(j.did, j.message, j.sig)) throw new Error('calibration: a genuine bid does not verify')
   return (1000 * (cpuMs() - c)) / jobs.length

@@ -1,6 +1,6 @@
 // identity/: keys, did:key, addresses, envelopes, capability tokens, keystore. The layer everything else uses.
 export * from './errors.ts'
-export { NodeKey, verifyEd25519, verifyEd25519ForDid, publicKeyObjectForDid } from './keys.ts'
+export { NodeKey, verifyEd25519, verifyEd25519ForDid, verifyKeyForDid } from './keys.ts'
 export {
   didFromPublicKey,
   publicKeyFromDid,

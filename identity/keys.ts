@@ -1,7 +1,8 @@
-// One Ed25519 key = the node's libp2p identity = its did:key. Signing and verifying use node:crypto with
-// cached KeyObjects (creating a KeyObject per call costs ~10%). The seed never leaves this object except
-// through exportSeed() (for the keystore); inspect/JSON/string forms redact it.
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
+// One Ed25519 key = the node's libp2p identity = its did:key. Signing and verifying go through
+// identity/ed25519.ts (libsodium where it loads, else node:crypto) with public keys cached ready for use. The
+// seed never leaves this object except through exportSeed() (for the keystore); inspect/JSON/string forms
+// redact it.
+import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto'
 import { inspect } from 'node:util'
 import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
@@ -9,20 +10,16 @@ import type { PeerId, PrivateKey } from '@libp2p/interface'
 import { didFromPublicKey, publicKeyFromDid } from './did-key.ts'
 import { InvalidKeyError } from './errors.ts'
 import { BoundedMap } from './lru.ts'
+import { ed25519, type Sign, type VerifyKey } from './ed25519.ts'
 
 // DER prefixes of an Ed25519 PKCS#8 private key and SPKI public key (RFC 8410): prefix || 32 raw bytes.
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
-const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 // The same for X25519 (OID 1.3.101.110).
 export const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex')
 export const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex')
 
 function privateKeyObject(seed: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
-}
-
-function publicKeyObject(pub: Uint8Array): KeyObject {
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pub]), format: 'der', type: 'spki' })
 }
 
 function rawPublicKey(priv: KeyObject): Uint8Array {
@@ -40,7 +37,7 @@ export class NodeKey {
   readonly publicKey: Uint8Array
   // Private names: out of reach of enumeration, inspection and JSON.
   readonly #seed: Uint8Array
-  readonly #keyObject: KeyObject
+  readonly #sign: Sign
   #peerId: PeerId | undefined
   #libp2pKey: PrivateKey | undefined
   #x25519: KeyObject | undefined
@@ -49,7 +46,7 @@ export class NodeKey {
     this.publicKey = rawPublicKey(keyObject)
     this.did = didFromPublicKey(this.publicKey)
     this.#seed = Uint8Array.from(seed)
-    this.#keyObject = keyObject
+    this.#sign = ed25519.signer(this.#seed, this.publicKey)
   }
 
   static generate(): NodeKey {
@@ -73,7 +70,7 @@ export class NodeKey {
 
   /** Ed25519 signature (64 bytes) of `message`. */
   sign(message: Uint8Array): Uint8Array {
-    return cryptoSign(null, message, this.#keyObject)
+    return this.#sign(message)
   }
 
   /**
@@ -125,16 +122,17 @@ export class NodeKey {
   }
 }
 
-// ---- verification with cached public KeyObjects --------------------------------------------------------------
+// ---- verification with cached public keys --------------------------------------------------------------------
 
-// A miss costs decoding the key into a KeyObject (~30-50 µs, a third of a verification); each entry holds ~0.8 KB.
-// 4,096 is enough for the peers a node talks to; an orchestrator whose bids come from the whole mesh sizes
-// the did cache to the nodes it knows (sizePublicKeyCacheFor), else past 4,096 nodes most bids miss.
+// A miss costs decoding the did:key (base58) and preparing the key (node:crypto: a KeyObject, ~30-50 µs, a
+// third of a verification, ~0.8 KB held; libsodium: a 32-byte copy). 4,096 is enough for the peers a node
+// talks to; an orchestrator whose bids come from the whole mesh sizes the did cache to the nodes it knows
+// (sizePublicKeyCacheFor), else past 4,096 nodes most bids miss.
 export const DEFAULT_KEY_CACHE_SIZE = 4096
-/** The most keys the did cache grows to (~200 MB): a capacity index holds at most 250,000 nodes. */
+/** The most keys the did cache grows to: a capacity index holds at most 250,000 nodes. */
 export const MAX_KEY_CACHE_SIZE = 262_144
-const keyObjectsByHex = new BoundedMap<string, KeyObject>(DEFAULT_KEY_CACHE_SIZE)
-const keyObjectsByDid = new BoundedMap<string, KeyObject>(DEFAULT_KEY_CACHE_SIZE)
+const keysByHex = new BoundedMap<string, VerifyKey>(DEFAULT_KEY_CACHE_SIZE)
+const keysByDid = new BoundedMap<string, VerifyKey>(DEFAULT_KEY_CACHE_SIZE)
 
 /**
  * Sizes the cache of public keys by did:key (this thread's) to hold `activeSigners` keys with a quarter to
@@ -143,40 +141,40 @@ const keyObjectsByDid = new BoundedMap<string, KeyObject>(DEFAULT_KEY_CACHE_SIZE
  */
 export function sizePublicKeyCacheFor(activeSigners: number): number {
   const n = Math.min(MAX_KEY_CACHE_SIZE, Math.max(DEFAULT_KEY_CACHE_SIZE, Math.ceil((Number.isFinite(activeSigners) ? Math.max(0, activeSigners) : 0) * 1.25)))
-  keyObjectsByDid.resize(n)
+  keysByDid.resize(n)
   return n
 }
 
 /** Entries held and the bound of the did:key public-key cache. */
 export function publicKeyCacheStats(): { size: number; max: number } {
-  return { size: keyObjectsByDid.size, max: keyObjectsByDid.max }
+  return { size: keysByDid.size, max: keysByDid.max }
 }
 
-function cachedPublicKeyObject(pub: Uint8Array): KeyObject {
+function cachedVerifyKey(pub: Uint8Array): VerifyKey {
   const hex = Buffer.from(pub.buffer, pub.byteOffset, pub.byteLength).toString('hex')
-  let ko = keyObjectsByHex.get(hex)
-  if (!ko) {
-    ko = publicKeyObject(pub)
-    keyObjectsByHex.set(hex, ko)
+  let key = keysByHex.get(hex)
+  if (!key) {
+    key = ed25519.prepare(pub)
+    keysByHex.set(hex, key)
   }
-  return ko
+  return key
 }
 
-/** A cached public KeyObject for a did:key (throws InvalidDidError). */
-export function publicKeyObjectForDid(did: string): KeyObject {
-  let ko = keyObjectsByDid.get(did)
-  if (!ko) {
-    ko = publicKeyObject(publicKeyFromDid(did))
-    keyObjectsByDid.set(did, ko)
+/** The did:key's public key, cached ready for verification (throws InvalidDidError). */
+export function verifyKeyForDid(did: string): VerifyKey {
+  let key = keysByDid.get(did)
+  if (!key) {
+    key = ed25519.prepare(publicKeyFromDid(did))
+    keysByDid.set(did, key)
   }
-  return ko
+  return key
 }
 
-/** Ed25519 verification with node:crypto; false (never a throw) for a wrong-length key or signature. */
+/** Ed25519 verification; false (never a throw) for a wrong-length key or signature. */
 export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false
   try {
-    return cryptoVerify(null, message, cachedPublicKeyObject(publicKey), signature)
+    return ed25519.verify(cachedVerifyKey(publicKey), message, signature)
   } catch {
     return false
   }
@@ -184,11 +182,7 @@ export function verifyEd25519(publicKey: Uint8Array, message: Uint8Array, signat
 
 /** Like verifyEd25519, keyed by a did:key (throws InvalidDidError for a bad DID). */
 export function verifyEd25519ForDid(did: string, message: Uint8Array, signature: Uint8Array): boolean {
-  const ko = publicKeyObjectForDid(did)
+  const key = verifyKeyForDid(did)
   if (signature.length !== 64) return false
-  try {
-    return cryptoVerify(null, message, ko, signature)
-  } catch {
-    return false
-  }
+  return ed25519.verify(key, message, signature)
 }

@@ -117,7 +117,7 @@ t.test('addresses format and parse back; bad ones are refused with InvalidAddres
 })
 
 t.test('the did:key public-key cache is sized to the active signers, within its bounds, and a shrink evicts at once', async (t) => {
-  const { DEFAULT_KEY_CACHE_SIZE, MAX_KEY_CACHE_SIZE, publicKeyCacheStats, publicKeyObjectForDid, sizePublicKeyCacheFor, verifyEd25519ForDid } = await import('../keys.ts')
+  const { DEFAULT_KEY_CACHE_SIZE, MAX_KEY_CACHE_SIZE, publicKeyCacheStats, verifyKeyForDid, sizePublicKeyCacheFor, verifyEd25519ForDid } = await import('../keys.ts')
   t.teardown(() => void sizePublicKeyCacheFor(0))
   t.equal(sizePublicKeyCacheFor(0), DEFAULT_KEY_CACHE_SIZE, 'never below the default')
   t.equal(sizePublicKeyCacheFor(10_000), 12_500, 'the active signers and a quarter to spare')
@@ -125,7 +125,7 @@ t.test('the did:key public-key cache is sized to the active signers, within its 
   t.equal(sizePublicKeyCacheFor(10_000_000), MAX_KEY_CACHE_SIZE, 'never above the bound')
   t.equal(sizePublicKeyCacheFor(Number.NaN), DEFAULT_KEY_CACHE_SIZE)
   const keys = Array.from({ length: 5 }, () => NodeKey.generate())
-  for (const k of keys) publicKeyObjectForDid(k.did)
+  for (const k of keys) verifyKeyForDid(k.did)
   t.ok(publicKeyCacheStats().size >= 5)
   sizePublicKeyCacheFor(0)
   t.ok(publicKeyCacheStats().size <= DEFAULT_KEY_CACHE_SIZE)
