@@ -17,8 +17,13 @@ import { Probe } from '../probe.ts'
 const IMAGE = 'noir/busybox:latest'
 /** Bid requests per flood phase (one with a fresh key each, one with a single key). */
 const N = Number(process.env.NOIR_FLOOD_N ?? 20_000)
-/** How long after the flood the memory is measured again (the issue asks for 60 s). */
+/**
+ * How long after the flood the live heap may take to come back (the issue asks for 60 s): it is measured
+ * (after a full collection) every 2 s from then on, and the first measure back at the baseline ends the wait.
+ */
 const SETTLE_MS = Number(process.env.NOIR_FLOOD_SETTLE_MS ?? 60_000)
+/** The live heap counts as back when it is within this much of its baseline. */
+const HEAP_BACK_MIB = 16
 const BEAT_MS = 250
 
 const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024
@@ -147,8 +152,13 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
   await legit
   const s = await victim.api.get<Status>('/v1/status')
   const after3 = await memOf(victim)
-  await new Promise((r) => setTimeout(r, SETTLE_MS))
-  const heap = await memOf(victim) // a full collection first (--expose-gc): then the RSS too
+  const settleFrom = Date.now()
+  let heap = after3
+  while (heap.heapUsed - before.heap.heapUsed >= HEAP_BACK_MIB && Date.now() - settleFrom < SETTLE_MS) {
+    await new Promise((r) => setTimeout(r, 2000))
+    heap = await memOf(victim) // a full collection first (--expose-gc): then the RSS too
+  }
+  const settledS = ((Date.now() - settleFrom) / 1000).toFixed(0)
   const after = { victim: rssMiB(victim.pid), relay: rssMiB(relay.pid), log: logBytes(victim), heap }
   clearInterval(sampler)
 
@@ -175,8 +185,8 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
   const p99 = sorted[Math.floor(sorted.length * 0.99)] ?? NaN
   const phases = lines.filter((l) => l.phase).map((l) => `${String(l.phase)} ${String(l.sent)}/${String(l.n)} in ${String(l.ms)} ms`).join(', ')
   t.comment(`flood: ${phases}`)
-  t.comment(`victim RSS MiB: before ${before.victim.toFixed(0)}, peak ${peak.victim.toFixed(0)}, ${SETTLE_MS / 1000} s after ${after.victim.toFixed(0)}; relay: ${before.relay.toFixed(0)} / ${peak.relay.toFixed(0)} / ${after.relay.toFixed(0)}`)
-  t.comment(`victim heap MiB (used/external/arrayBuffers): before ${before.heap.heapUsed}/${before.heap.external}/${before.heap.arrayBuffers}, 3 s after ${after3.heapUsed}/${after3.external}/${after3.arrayBuffers}, ${SETTLE_MS / 1000} s after ${after.heap.heapUsed}/${after.heap.external}/${after.heap.arrayBuffers}`)
+  t.comment(`victim RSS MiB: before ${before.victim.toFixed(0)}, peak ${peak.victim.toFixed(0)}, ${settledS} s after ${after.victim.toFixed(0)}; relay: ${before.relay.toFixed(0)} / ${peak.relay.toFixed(0)} / ${after.relay.toFixed(0)}`)
+  t.comment(`victim heap MiB (used/external/arrayBuffers): before ${before.heap.heapUsed}/${before.heap.external}/${before.heap.arrayBuffers}, 3 s after ${after3.heapUsed}/${after3.external}/${after3.arrayBuffers}, ${settledS} s after ${after.heap.heapUsed}/${after.heap.external}/${after.heap.arrayBuffers}`)
   t.comment(`legit ping+ask during the flood: ${pings.length} ok, ${failed.length} failed, p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms`)
   t.comment(`victim's beats: longest silence ${silence} ms from ${silenceAt} ms into the flood (beat every ${BEAT_MS} ms; the second attacker came at ${secondAt - floodStart} ms), ${during.length} beats heard`)
   t.comment(`bid answers sent ${s.services.orchestration.bidAnswers.sent}, dropped ${JSON.stringify(s.services.orchestration.bidAnswers.dropped)}; broadcasts accepted ${s.broadcast.accepted}, refused ${JSON.stringify(s.broadcast.refused)}; log grew ${after.log - before.log} bytes`)
@@ -203,7 +213,7 @@ t.test('a stranger\'s flood of bid requests (fresh keys, then one key), junk and
   t.ok((s.services.orchestration.bidAnswers.dropped['orchestrator-not-connected'] ?? 0) > 0, 'requests from orchestrators the victim has no connection to were refused before any work (spec/orchestration.md "Who is answered")')
   t.ok(after.log - before.log < 200_000, `its log grew by counts, not a line per message (${after.log - before.log} bytes)`)
   t.ok(after.heap.afterGc, 'the heap was measured after a full collection')
-  t.ok(after.heap.heapUsed - before.heap.heapUsed < 16, `the victim's live heap came back to its baseline (${before.heap.heapUsed} -> ${after.heap.heapUsed} MiB): nothing of the flood is held`)
+  t.ok(after.heap.heapUsed - before.heap.heapUsed < HEAP_BACK_MIB, `the victim's live heap came back to its baseline within ${SETTLE_MS / 1000} s (${before.heap.heapUsed} -> ${after.heap.heapUsed} MiB, ${settledS} s after the flood's end + 3 s): nothing of the flood is held`)
   t.ok(peak.victim - before.victim < 300, `its RSS stayed bounded during the flood (+${(peak.victim - before.victim).toFixed(0)} MiB at peak)`)
 })
 
