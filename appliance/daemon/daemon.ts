@@ -1,6 +1,7 @@
 // The node daemon: one process per node home. Loads the node key from the keystore, opens the node's
 // level store, joins the mesh, starts the actor system and the node services, and serves the local API.
 // Ready when api.json is written; stops cleanly (reverse order) on SIGINT/SIGTERM or `POST /v1/node/stop`.
+import { ed25519 } from '../../identity/ed25519.ts'
 import { mkdirSync, chmodSync } from 'node:fs'
 import { join, isAbsolute } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -243,6 +244,7 @@ export class Daemon {
       multiaddrs: this.mesh.multiaddrs(),
       api: this.apiUrl,
       services: this.#services.map((s) => s.name),
+      ed25519: ed25519.name,
       startMs: Math.round(performance.now() - t0),
     })
   }

@@ -2,6 +2,7 @@
 // would try (a signature of another message or key, a small-order key with a signature that holds for every
 // message, a non-canonical S, wrong lengths), and libsodium is the one chosen where it loads.
 import t from 'tap'
+import { Worker } from 'node:worker_threads'
 import { chooseEd25519, ed25519, loadLibsodiumEd25519, nodeCryptoEd25519, type Ed25519 } from '../ed25519.ts'
 import { NodeKey, verifyEd25519, verifyEd25519ForDid } from '../keys.ts'
 
@@ -28,6 +29,16 @@ t.test('libsodium loads on this platform and is the one chosen', { skip: skipCho
   t.equal(chooseEd25519('libsodium').name, 'libsodium')
   t.equal(chooseEd25519('node-crypto').name, 'node:crypto')
   t.throws(() => chooseEd25519('openssl'), /NOIR_ED25519="openssl": use libsodium or node-crypto/)
+  // the signature worker's thread chooses on its own: the binding must load there too, not fall back
+  const inThread = await new Promise<unknown>((resolve, reject) => {
+    const w = new Worker(`import(${JSON.stringify(new URL('../ed25519.ts', import.meta.url).href)}).then((m) => require('node:worker_threads').parentPort.postMessage(m.ed25519.name))`, { eval: true })
+    w.once('message', (m) => {
+      resolve(m)
+      void w.terminate()
+    })
+    w.once('error', reject)
+  })
+  t.equal(inThread, ed25519.name, 'a worker thread uses the same implementation')
 })
 
 for (const impl of impls) {
