@@ -5,7 +5,9 @@
 // - the same with a new connection per request (each one opens a stream and passes the provider's checks);
 // - requests/s with 8 keep-alive connections in parallel;
 // - HTTP/2 (h2c) through the ingress: each stream a request routed on its own over a mesh stream of its own,
-//   one at a time and 8 at once on one connection, beside direct HTTP/1.1 keep-alive requests.
+//   one at a time and 8 at once on one connection, beside direct HTTP/1.1 keep-alive requests;
+// - plain HTTP/1.1 balanced per request (`ingress.balance: "request"`: each request of a keep-alive connection
+//   sent to a replica of its own) beside balanced per connection (the default), two replicas, same run.
 // The workload is busybox httpd in a container (noir/busybox) when Docker is there, else a node:http server
 // (printed). The ingress and the provider run in this process (appliance/ingress/test-mesh.ts); across
 // daemons the path adds only the orchestrator's replica-set answer, cached for a second.
@@ -101,6 +103,25 @@ async function h2section(w: { port: number; what: string }): Promise<void> {
   }
 }
 
+async function balanceSection(w: { port: number; what: string }): Promise<void> {
+  const replicas = [{ contractId: 'c1', hostPort: w.port }, { contractId: 'c2', hostPort: w.port }]
+  const byConnection = await ingressPair(replicas)
+  const byRequest = await ingressPair(replicas, { balance: 'request' })
+  try {
+    const figures: Figure[] = []
+    const conn = await latencies(byConnection.port, 'web.localhost', true, ROUNDS)
+    const req = await latencies(byRequest.port, 'web.localhost', true, ROUNDS)
+    for (const p of [50, 99]) figures.push({ name: `request p${p}, balanced per request (keep-alive agent)`, value: percentile(req, p), unit: 'ms', better: 'lower', baseline: { name: 'per connection', value: percentile(conn, p) } })
+    const connRps = await throughput(byConnection.port, 'web.localhost', 3000)
+    const reqRps = await throughput(byRequest.port, 'web.localhost', 3000)
+    figures.push({ name: 'requests/s, balanced per request (8 connections)', value: reqRps, unit: 'req/s', better: 'higher', baseline: { name: 'per connection', value: connRps } })
+    printSection(`ingress HTTP/1.1 balanced per request to ${w.what} (two replicas)`, figures)
+  } finally {
+    await byConnection.stop()
+    await byRequest.stop()
+  }
+}
+
 /** The workload: busybox httpd in a container on a published loopback port, or node:http. */
 async function workload(): Promise<{ port: number; what: string; stop: () => void }> {
   const img = spawnSync('docker', ['image', 'inspect', 'noir/busybox:latest'], { stdio: 'ignore' })
@@ -161,6 +182,7 @@ await new Promise<void>((r) => kept.listen(0, '127.0.0.1', () => r()))
 try {
   await section({ port: (kept.address() as { port: number }).port, what: 'node:http keep-alive server' })
   await h2section({ port: (kept.address() as { port: number }).port, what: 'node:http keep-alive server' })
+  await balanceSection({ port: (kept.address() as { port: number }).port, what: 'node:http keep-alive server' })
 } finally {
   kept.closeAllConnections()
   kept.close()

@@ -16,8 +16,13 @@ export function streamDuplex(stream: Stream): Duplex {
   const touch = (): void => {
     idle?.refresh()
   }
+  // as net.Socket#setTimeout: a callback is added as a 'timeout' listener once, and removed by a 0 (Node's HTTP
+  // client adds one per request and takes it off with setTimeout(0, cb) as the response ends)
   const setIdle = (ms: number, cb?: () => void): Duplex => {
-    if (cb) duplex.once('timeout', cb)
+    if (cb) {
+      if (ms === 0) duplex.removeListener('timeout', cb)
+      else duplex.once('timeout', cb)
+    }
     clearTimeout(idle)
     idle = undefined
     if (ms > 0 && Number.isFinite(ms)) {

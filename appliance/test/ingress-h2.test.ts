@@ -349,3 +349,23 @@ t.test('a kept stream unused for upstreamIdleMs is closed: the workload sees its
   t.equal((await ask(session, { ':path': '/three', ':authority': 'web.localhost' })).status, 200, 'the next request is answered on a new stream')
   t.equal(w.sockets.size, 2, 'over a second connection')
 })
+
+t.test('a kept stream carries request after request without piling up listeners (Node\'s client removes its timeout listener with setTimeout(0, cb))', async (t) => {
+  const w = backend('w')
+  w.server.keepAliveTimeout = 120_000
+  const pair = await ingressPair([{ contractId: 'c1', hostPort: await listen(w.server) }])
+  const session = h2connect(`http://127.0.0.1:${pair.port}`)
+  const warnings: string[] = []
+  const onWarning = (e: Error): void => void warnings.push(`${e.name}: ${e.message}`)
+  process.on('warning', onWarning)
+  t.teardown(async () => {
+    process.off('warning', onWarning)
+    await closeSession(session)
+    await pair.stop()
+    w.server.close()
+  })
+  for (let i = 0; i < 40; i++) t.equal((await ask(session, { ':path': `/k${i}`, ':authority': 'web.localhost' })).status, 200)
+  t.equal([...w.sockets].filter((s) => !s.destroyed).length, 1, 'forty requests in a row over one kept connection to the workload')
+  await new Promise((r) => setImmediate(r))
+  t.same(warnings.filter((x) => /MaxListenersExceeded/.test(x)), [], 'no listener leak warned of (each request used to leave two timeout listeners on the kept stream)')
+})
