@@ -269,7 +269,7 @@ export class TrustBook {
     return {
       ...r, validationTasks: { ...r.validationTasks }, beatMinutes: [...r.beatMinutes], history: r.history.map((h) => ({ ...h })),
       ...(r.quarantine ? { quarantine: { ...r.quarantine } } : {}),
-      enrolment: r.enrolment ? { ...r.enrolment, claimed: { ...r.enrolment.claimed }, measured: r.enrolment.measured ? { ...r.enrolment.measured } : null } : null,
+      enrolment: r.enrolment ? structuredClone(r.enrolment) : null,
       trust: this.trust(node, now), uptime: Math.round(this.uptime(r, now) * 1000) / 1000,
       replicationProbability: Math.round(replicationProbability(this.policy, r.streak) * 1000) / 1000,
     }

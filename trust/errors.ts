@@ -68,4 +68,11 @@ export class InvalidTrustConfigError extends TrustError {
   override readonly status = 400
 }
 
-for (const cls of [TrustError, InvalidTrustRecordError, TrustRecordSignatureError, UntrustedValidatorError, ReplayedTrustRecordError, ExpiredTrustRecordError, UnknownNodeError, FaultInjectionRefusedError, InvalidTrustConfigError]) registerErrorClass(cls)
+/** The enrolment benchmark's output is not a measure (missing, malformed, or for another plan): never a pass. */
+export class EnrolmentOutputError extends TrustError {
+  override name = 'EnrolmentOutputError'
+  override readonly code = 'TRUST_ENROLMENT_OUTPUT'
+  override readonly status = 502
+}
+
+for (const cls of [TrustError, InvalidTrustRecordError, TrustRecordSignatureError, UntrustedValidatorError, ReplayedTrustRecordError, ExpiredTrustRecordError, UnknownNodeError, FaultInjectionRefusedError, InvalidTrustConfigError, EnrolmentOutputError]) registerErrorClass(cls)

@@ -11,6 +11,11 @@ export interface TestFaults {
   dropWork: number
   /** Claims this many times its free capacity in bids (its reservations still fail). 1: honest. */
   inflateCapacity: number
+  /**
+   * Claims and reserves this many times its memory (its allocator believes the claim), while its containers
+   * get only their share of the memory it has: each one's memory limit is what was reserved divided by this. 1: honest.
+   */
+  shortMemory: number
 }
 
 export const TEST_FAULTS_ENV = 'NOIR_TEST_FAULTS'
@@ -24,16 +29,18 @@ export function testFaultsFrom(raw: unknown, env: NodeJS.ProcessEnv): TestFaults
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new FaultInjectionRefusedError('trust.testFaults must be an object')
   const r = raw as Record<string, unknown>
   const problems: string[] = []
-  for (const k of Object.keys(r)) if (!['wrongResults', 'dropWork', 'inflateCapacity'].includes(k)) problems.push(`${k}: unknown fault`)
+  for (const k of Object.keys(r)) if (!['wrongResults', 'dropWork', 'inflateCapacity', 'shortMemory'].includes(k)) problems.push(`${k}: unknown fault`)
   const share = (k: string): number => {
     const v = r[k] ?? 0
     if (typeof v !== 'number' || !(v >= 0 && v <= 1)) problems.push(`${k}: a share from 0 to 1`)
     return typeof v === 'number' ? v : 0
   }
-  const f: TestFaults = { wrongResults: share('wrongResults'), dropWork: share('dropWork'), inflateCapacity: 1 }
-  const inflate = r.inflateCapacity ?? 1
-  if (typeof inflate !== 'number' || !(inflate >= 1 && inflate <= 1000)) problems.push('inflateCapacity: a factor from 1 to 1000')
-  else f.inflateCapacity = inflate
+  const factor = (k: 'inflateCapacity' | 'shortMemory'): number => {
+    const v = r[k] ?? 1
+    if (typeof v !== 'number' || !(v >= 1 && v <= 1000)) problems.push(`${k}: a factor from 1 to 1000`)
+    return typeof v === 'number' && v >= 1 && v <= 1000 ? v : 1
+  }
+  const f: TestFaults = { wrongResults: share('wrongResults'), dropWork: share('dropWork'), inflateCapacity: factor('inflateCapacity'), shortMemory: factor('shortMemory') }
   if (problems.length > 0) throw new FaultInjectionRefusedError(`trust.testFaults: ${problems.join('; ')}`, { problems })
   return f
 }

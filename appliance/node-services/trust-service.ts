@@ -23,7 +23,7 @@ import { InvalidTrustConfigError, UnknownNodeError } from '../../trust/errors.ts
 import { isDidKey } from '../../identity/did-key.ts'
 import { CheckRuns, type CheckRunOutcome } from './check-runs.ts'
 import { outputDigest } from '../../trust/digest.ts'
-import { ENROL_MAX_WORKERS, enrolmentScript, enrolmentWorkers, judgeEnrolment, parseEnrolment, refusedClaim, type Enrolment } from '../../trust/enrolment.ts'
+import { ENROL_MAX_WORKERS, enrolmentPlan, enrolmentScript, judgeEnrolment, memoryKilled, parseEnrolment, refusedClaim, type Enrolment } from '../../trust/enrolment.ts'
 import type { ApiRoute, JsonValue, NodeContext, NodeService } from '../daemon/service.ts'
 import { jsonCopy } from '../daemon/service.ts'
 import type { OrchestrationService, OrchestrationTrust } from './orchestration.ts'
@@ -57,6 +57,10 @@ interface TrustConfig {
   enrolImage?: string
   /** How long each half of the benchmark runs (ms, default 1000). */
   enrolMs?: number
+  /** Memory the benchmark writes and reads back at most (bytes, default 1 GiB; 0: memory not measured). */
+  enrolMemoryBytes?: number
+  /** Disk the benchmark writes, fsyncs and reads back at most (bytes, default 256 MiB; 0: disk not measured). */
+  enrolDiskBytes?: number
   /** tests only (trust/faults.ts), read by the orchestration service */
   testFaults?: unknown
 }
@@ -73,6 +77,8 @@ function trustConfig(raw: unknown): TrustConfig {
   if (c.enrol !== undefined && typeof c.enrol !== 'boolean') throw new InvalidTrustConfigError('trust.enrol must be true or false')
   if (c.enrolImage !== undefined && (typeof c.enrolImage !== 'string' || !/^[a-z0-9][a-z0-9._/:@-]{0,199}$/.test(c.enrolImage))) throw new InvalidTrustConfigError('trust.enrolImage must be an image reference')
   if (c.enrolMs !== undefined && !(Number.isSafeInteger(c.enrolMs) && c.enrolMs >= 100 && c.enrolMs <= 60_000)) throw new InvalidTrustConfigError('trust.enrolMs must be an integer of ms from 100 to 60000')
+  if (c.enrolMemoryBytes !== undefined && !(Number.isSafeInteger(c.enrolMemoryBytes) && c.enrolMemoryBytes >= 0 && c.enrolMemoryBytes <= 16 * 2 ** 30)) throw new InvalidTrustConfigError('trust.enrolMemoryBytes must be an integer of bytes from 0 to 16 GiB')
+  if (c.enrolDiskBytes !== undefined && !(Number.isSafeInteger(c.enrolDiskBytes) && c.enrolDiskBytes >= 0 && c.enrolDiskBytes <= 4 * 2 ** 30)) throw new InvalidTrustConfigError('trust.enrolDiskBytes must be an integer of bytes from 0 to 4 GiB')
   for (const f of ['checkDeadlineMs', 'readmitIntervalMs', 'republishMs'] as const) {
     if (c[f] !== undefined && !(Number.isSafeInteger(c[f]) && (c[f] as number) >= 100)) throw new InvalidTrustConfigError(`trust.${f} must be an integer of ms >= 100`)
   }
@@ -386,10 +392,10 @@ export class TrustService implements NodeService, OrchestrationTrust {
     const cfg = this.#cfg
     const runs = this.#runs!
     const id = `job-${randomBytes(4).toString('hex')}`
-    const job = (cpu: number, memoryBytes: number, script: string) => validateWorkload({
+    const job = (cpu: number, memoryBytes: number, script: string, diskBytes?: number) => validateWorkload({
       apiVersion: 'noir/v1', kind: 'job', name: id,
       runtime: { type: 'container', image: cfg.enrolImage ?? 'noir/busybox:latest', command: ['sh', '-c', script] },
-      resources: { cpu, memory: memoryBytes }, job: { completions: 1, retries: 0, deadlineSeconds: 120 },
+      resources: { cpu, memory: memoryBytes, ...(diskBytes ? { disk: diskBytes } : {}) }, job: { completions: 1, retries: 0, deadlineSeconds: 120 },
     })
     const noVerdict = (reason: string) => {
       const prev = this.#enrolRetry.get(node)
@@ -401,9 +407,15 @@ export class TrustService implements NodeService, OrchestrationTrust {
     const probe = await runs.bid(node, { workload: job(0.1, 16 * 1024 * 1024, 'true'), deploymentId: id })
     if ('refused' in probe) return noVerdict(`no bid: ${probe.refused}`)
     const free = probe.bid.body.free
-    const claimed = { cpu: free.cpu, memoryBytes: free.memoryBytes }
-    const workers = enrolmentWorkers(free)
-    const w = job(Math.max(0.1, Math.min(free.cpu, ENROL_MAX_WORKERS)), Math.max(16 * 1024 * 1024, free.memoryBytes), enrolmentScript(workers, (cfg.enrolMs ?? 1000) / 1000))
+    const claimed = { cpu: free.cpu, memoryBytes: free.memoryBytes, diskBytes: free.diskBytes }
+    // memory and disk written are bounded (trust.enrolMemoryBytes, trust.enrolDiskBytes); the container's
+    // memory limit is the claim, so a node that does not have it fails the write (or is OOM-killed)
+    const plan = enrolmentPlan(free, {
+      seconds: (cfg.enrolMs ?? 1000) / 1000,
+      ...(cfg.enrolMemoryBytes !== undefined ? { memoryCapBytes: cfg.enrolMemoryBytes } : {}),
+      ...(cfg.enrolDiskBytes !== undefined ? { diskCapBytes: cfg.enrolDiskBytes } : {}),
+    })
+    const w = job(Math.max(0.1, Math.min(free.cpu, ENROL_MAX_WORKERS)), Math.max(16 * 1024 * 1024, free.memoryBytes), enrolmentScript(plan), plan.diskMiB * 1024 * 1024)
     this.checks.enrolments++
     // a bid for the job sized to the claim: a node whose free capacity changed meanwhile declines (no verdict)
     const sized = await runs.bid(node, { workload: w, deploymentId: id })
@@ -411,12 +423,20 @@ export class TrustService implements NodeService, OrchestrationTrust {
     const out = await runs.run({ node, workload: w, deploymentId: id, slot: `${id}/0`, epoch: 1 }, sized.bid)
     let e: Enrolment
     if (out.kind === 'refused') {
+      // killed for memory while writing into a container limited to its claim: the memory is not there
+      if (plan.memoryMiB > 0 && /\boom\b|out of memory/i.test(out.reason)) e = memoryKilled(claimed, plan.memoryMiB, out.reason, Date.now())
       // it bid for what it claims, then could not reserve it: the claim was more than it has
-      if (!/capacity|insufficient|reserve/i.test(out.reason)) return noVerdict(`the run was refused: ${out.reason}`)
-      e = refusedClaim(claimed, out.reason, Date.now())
+      else if (!/capacity|insufficient|reserve/i.test(out.reason)) return noVerdict(`the run was refused: ${out.reason}`)
+      else e = refusedClaim(claimed, out.reason, Date.now())
     } else {
-      const measured = out.digest === null ? undefined : parseEnrolment(out.stdout ?? [], workers)
-      if (!measured) return noVerdict(out.digest === null ? 'the benchmark did not end in time' : 'the benchmark printed no measure')
+      if (out.digest === null) return noVerdict('the benchmark did not end in time')
+      let measured
+      try {
+        measured = parseEnrolment(out.stdout ?? [], plan)
+      } catch (err) {
+        // output that is not a measure is never a pass: no verdict, tried again later
+        return noVerdict(`the benchmark's output is not a measure: ${errorText(err)}`)
+      }
       e = judgeEnrolment(claimed, measured, Date.now())
     }
     this.#enrolRetry.delete(node)

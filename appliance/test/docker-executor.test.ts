@@ -1,5 +1,5 @@
 // The docker executor against the real dockerd: the compliance suite, then what only containers do
-// (OOM, CPU quota, missing image, labels, read-only root).
+// (OOM, CPU quota, missing image, labels, read-only root, /dev/shm).
 import t, { type Test } from 'tap'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { randomUUID } from 'node:crypto'
 import Docker from 'dockerode'
 import { docker, dockerImage, requireOrSkip } from '../../scripts/testing/requirements.ts'
-import { DockerExecutor, LABEL_ALLOCATION, LABEL_NODE } from '../executor/docker/docker-executor.ts'
+import { DockerExecutor, LABEL_ALLOCATION, LABEL_NODE, shmBytes } from '../executor/docker/docker-executor.ts'
 import { DEFAULT_PIDS_LIMIT, type ExecSpec, type LogLine } from '../executor/executor.ts'
 import { COMPLIANCE_ENV_NAME, COMPLIANCE_EXIT_CODE, runExecutorCompliance, type ComplianceScenario } from './executor-compliance.ts'
 import { ImageNotFoundError } from '../errors.ts'
@@ -139,6 +139,24 @@ if (requireOrSkip(t, docker, dockerImage(IMAGE))) {
     t.equal((await executor.wait(h)).code, 0)
     const out = await lines(executor.logs(h, { follow: false }))
     t.same(out, ['root-readonly', 'state-writable'])
+  })
+
+  t.test('/dev/shm is the memory limit less 32 MiB: a full one fails a write (ENOSPC) before the container is OOM-killed', async (t) => {
+    t.equal(shmBytes(32 * MiB), 64 * MiB, 'never below Docker\'s default 64 MiB')
+    t.equal(shmBytes(1024 * MiB), 992 * MiB, 'the limit less 32 MiB')
+    const h = await executor.prepare(spec(`shm-${randomUUID().slice(0, 8)}`, tempState(t), 'df -k /dev/shm | tail -1; dd if=/dev/zero of=/dev/shm/f bs=1M count=256 2>/dev/null; echo "dd=$?"; ls -l /dev/shm/f', {
+      limits: { cpu: 1, memoryBytes: 128 * MiB },
+    }))
+    t.teardown(() => executor.remove(h))
+    const info = await new Docker().getContainer(h.ref).inspect()
+    t.equal(info.HostConfig.ShmSize, 96 * MiB, 'Docker was asked for it')
+    await executor.start(h)
+    const status = await executor.wait(h)
+    t.same([status.code, status.oomKilled], [0, false], 'the container ended on its own')
+    const out = await lines(executor.logs(h, { follow: false }))
+    t.match(out[0], /\s98304\s/, 'a 96 MiB /dev/shm')
+    t.equal(out[1], 'dd=1', 'writing 256 MiB into it fails (ENOSPC)')
+    t.match(out[2], new RegExp(`\\s${96 * MiB}\\s`), 'after 96 MiB')
   })
 
   t.test('a CPU request below the floor is refused, never run unlimited (Docker reads NanoCpus 0 as no limit)', async (t) => {

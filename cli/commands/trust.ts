@@ -18,8 +18,14 @@ interface NodeTrust {
   validationTasks: { sent: number; passed: number; failed: number }
   quarantine: { since: number; reason: string; by: string } | null
   history: { at: number; event: string; by?: string; detail?: string }[]
-  enrolment: { at: number; verdict: string; reason: string; claimed: { cpu: number; memoryBytes: number }; measured: { workers: number; efficiency: number; single: number } | null } | null
+  enrolment: {
+    at: number; verdict: string; reason: string; failed?: string[]; claimed: { cpu: number; memoryBytes: number; diskBytes?: number }
+    measured: { workers: number; efficiency: number; single: number; memory?: StoreMeasure; disk?: StoreMeasure } | null
+  } | null
 }
+
+/** A bounded write and read-back of an enrolment (trust/enrolment.ts EnrolmentStore). */
+interface StoreMeasure { mib: number; written: number; read: number; intact: boolean; writeMiBps: number; readMiBps: number; direct?: boolean }
 
 interface TrustDoc {
   self: string
@@ -40,8 +46,10 @@ Trust is 0..1, computed from verified results only (spec/trust.md): a node never
 --json prints { self, validators, policy, thisNode: { quarantined, by?, reason?, since? }, nodes: [{ node, owner,
 trust, uptime, valid, invalid, missed, streak, strikes, judged, replicationProbability, validationTasks: { sent,
 passed, failed }, quarantine: { since, reason, by } | null, history: [{ at, event, by?, detail? }], enrolment:
-{ at, claimed: { cpu, memoryBytes }, measured: { single, total, workers, efficiency } | null, verdict: passed |
-inflated, reason } | null (null: not measured by this node yet), ... }] }.`,
+{ at, claimed: { cpu, memoryBytes, diskBytes? }, measured: { single, total, workers, efficiency, memory?, disk? }
+| null, verdict: passed | inflated, reason, failed?: [reservation | cpu | memory | disk] } | null (null: not
+measured by this node yet), ... }] }; memory and disk (absent: not measured) are { mib, written, read, intact,
+writeMiBps, readMiBps, direct? (disk: read back from the disk, not the page cache) }.`,
   async run(ctx, argv) {
     parseCommandArgs(argv, {}, { min: 0, max: 0, usage: 'usage: noir trust [--json]' })
     const r = await ApiClient.forHome(ctx.home).get<TrustDoc>('/v1/trust')
@@ -72,7 +80,13 @@ export const trustShowCommand: Command = {
     printLine(ctx, `results   ${n.valid} valid, ${n.invalid} wrong, ${n.missed} dropped, ${n.judged} judged`)
     printLine(ctx, `tasks     ${n.validationTasks.sent} validation tasks sent, ${n.validationTasks.passed} passed, ${n.validationTasks.failed} failed`)
     const e = n.enrolment
-    printLine(ctx, `enrolment ${e ? `${e.verdict} ${when(e.at)}: claimed ${e.claimed.cpu} cpu, ${Math.round(e.claimed.memoryBytes / 1048576)} MiB; ${e.reason}` : 'not measured by this node (unverified)'}`)
+    const disk = e?.claimed.diskBytes !== undefined ? `, ${Math.round(e.claimed.diskBytes / 1048576)} MiB disk` : ''
+    printLine(ctx, `enrolment ${e ? `${e.verdict}${e.failed ? ` (${e.failed.join(', ')})` : ''} ${when(e.at)}: claimed ${e.claimed.cpu} cpu, ${Math.round(e.claimed.memoryBytes / 1048576)} MiB${disk}; ${e.reason}` : 'not measured by this node (unverified)'}`)
+    if (e?.measured) {
+      const m = e.measured
+      const store = (s: StoreMeasure | undefined): string => (s ? `${s.written}/${s.mib} MiB written at ${s.writeMiBps} MiB/s, ${s.read} read back at ${s.readMiBps} MiB/s${s.intact ? '' : ' (content wrong)'}${s.direct === false ? ' (from cache)' : ''}` : 'not measured')
+      printLine(ctx, `measured  cpu ${m.workers} worker(s) at ${m.efficiency} of linear; memory ${store(m.memory)}; disk ${store(m.disk)}`)
+    }
     printLine(ctx, `state     ${n.quarantine ? `QUARANTINED since ${when(n.quarantine.since)} by ${n.quarantine.by}: ${n.quarantine.reason}` : 'not quarantined'}`)
     for (const h of n.history) printLine(ctx, `  ${when(h.at)}  ${h.event.padEnd(11)} ${h.by ?? ''}${h.detail ? `  ${h.detail}` : ''}`)
   },

@@ -18,7 +18,9 @@ interface Info {
 interface Status { did: string; peerId: string; version: string; uptimeMs: number; peers: number; multiaddrs: string[] }
 interface Allocation { id: string; kind: string; state: string; startedAt: number | null; restarts: number; lastExit: { code: number | null; reason: string } | null }
 interface NodeTrust { node: string; trust: number; uptime: number; valid: number; invalid: number; missed: number; quarantine: unknown }
-interface OwnEnrolment { validator: string; at: number; verdict: string; reason: string; claimed: { cpu: number; memoryBytes: number }; measured: { workers: number; efficiency: number } | null }
+interface StoreMeasure { mib: number; written: number; writeMiBps: number; readMiBps: number }
+interface OwnEnrolment { validator: string; at: number; verdict: string; reason: string; claimed: { cpu: number; memoryBytes: number }; measured: { workers: number; efficiency: number; memory?: StoreMeasure; disk?: StoreMeasure } | null }
+const storeText = (what: string, s: StoreMeasure | undefined): string => (s ? `; ${what} ${s.written}/${s.mib} MiB at ${s.writeMiBps}/${s.readMiBps} MiB/s` : '')
 interface Trust { thisNode: { quarantined: boolean; reason?: string; enrolments?: OwnEnrolment[] }; nodes: NodeTrust[] }
 interface Beats { topic: string; intervalMs: number; recent: Array<{ seq: number; at: number; published: boolean; error?: string }> }
 
@@ -79,7 +81,7 @@ async function draw(main: HTMLElement, shareForm: HTMLFormElement): Promise<void
       ? h('p', { class: 'muted', id: 'no-enrolment' }, 'No validator has told this node of an enrolment yet.')
       : h('div', { class: 'scroll' }, table(['Validator', 'When', 'Verdict', 'Claimed', 'Measured', 'Why'], (trust.thisNode.enrolments ?? []).map((e) => [
         `${e.validator.slice(0, 20)}…`, when(e.at), e.verdict, `${e.claimed.cpu} CPU, ${gib(e.claimed.memoryBytes)}`,
-        e.measured ? `${e.measured.workers} worker(s), ${(e.measured.efficiency * 100).toFixed(0)} % of linear` : '—', e.reason,
+        e.measured ? `${e.measured.workers} worker(s), ${(e.measured.efficiency * 100).toFixed(0)} % of linear${storeText('memory', e.measured.memory)}${storeText('disk', e.measured.disk)}` : '—', e.reason,
       ]), 'Enrolment by validators'))),
   )
   if (focused instanceof HTMLElement && focused.isConnected) focused.focus()

@@ -62,6 +62,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** Docker container names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*. */
 const sanitize = (s: string): string => s.replace(/[^a-zA-Z0-9_.-]/g, '_')
 
+/** The /dev/shm of a container limited to `memory` bytes: the limit less 32 MiB, at least Docker's default 64 MiB. */
+export function shmBytes(memory: number): number {
+  return Math.max(64 * 1024 * 1024, memory - 32 * 1024 * 1024)
+}
+
 export class DockerExecutor implements Executor {
   readonly kind = 'docker' as const
   readonly nodeId: string
@@ -210,6 +215,9 @@ export class DockerExecutor implements Executor {
           PortBindings: bindings,
           ReadonlyRootfs: spec.readOnlyRoot !== false,
           Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.min(16 * 1024 * 1024, memory)}` },
+          // /dev/shm (a tmpfs whose pages count against the memory limit) as large as the limit less 32 MiB,
+          // never below Docker's 64 MiB: a full /dev/shm fails a write (ENOSPC) before the container is OOM-killed
+          ShmSize: shmBytes(memory),
           Binds: [`${spec.stateDir}:/state:rw`, ...secretBinds],
           CapDrop: ['ALL'],
           SecurityOpt: ['no-new-privileges'],
