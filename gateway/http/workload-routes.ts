@@ -7,6 +7,7 @@ import { type ApiKeys, type Scope, MAX_KEY_DAYS, SCOPES } from '../keys/api-keys
 import { IDEMPOTENCY_KEY, type TenantWorkloads } from '../workloads/tenant-workloads.ts'
 import { InvalidRequestError, ScopeDeniedError } from '../errors.ts'
 import type { DidBinding } from '../wallets/did-binding.ts'
+import { deploymentWaitOf, DeploymentWaitQueryError, type DeploymentWait } from '../../actors/orchestrator/deployment-wait.ts'
 
 export interface Principal {
   accountId: string
@@ -56,6 +57,15 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     const id = (req.params as { id: string }).id
     if (!/^[A-Za-z0-9._-]{1,200}$/.test(id)) throw new InvalidRequestError('not a deployment id', { field: 'id' })
     return id
+  }
+
+  const waitParam = (req: FastifyRequest): DeploymentWait | null => {
+    try {
+      return deploymentWaitOf(new URLSearchParams(req.query as Record<string, string>))
+    } catch (err) {
+      if (err instanceof DeploymentWaitQueryError) throw new InvalidRequestError(err.message, { field: err.field })
+      throw err
+    }
   }
 
   // ---- API keys ----
@@ -116,7 +126,22 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     return reply.status(201).send(await workloads.deploy(p.accountId, b.workload, key, b.reservation))
   })
   app.get('/v1/workloads', async (req) => ({ workloads: await workloads.list((await principal(req, 'deploy')).accountId) }))
-  app.get('/v1/workloads/:id', async (req) => workloads.status((await principal(req, 'deploy')).accountId, idParam(req)))
+  // `?until=running,failed&events=N&waitMs=N`: the node's long poll (spec/orchestration.md "Local API"), ended
+  // when the customer goes away
+  app.get('/v1/workloads/:id', async (req, reply) => {
+    const p = await principal(req, 'deploy')
+    const id = idParam(req)
+    const wait = waitParam(req)
+    if (wait === null) return workloads.status(p.accountId, id)
+    const abort = new AbortController()
+    const gone = (): void => abort.abort()
+    reply.raw.once('close', gone)
+    try {
+      return await workloads.status(p.accountId, id, wait, abort.signal)
+    } finally {
+      reply.raw.off('close', gone)
+    }
+  })
   app.post('/v1/workloads/:id/stop', async (req) => workloads.stop((await principal(req, 'deploy')).accountId, idParam(req)))
   app.get('/v1/workloads/:id/usage', async (req) => workloads.usage((await principal(req, 'usage')).accountId, idParam(req)))
   app.get('/v1/workloads/:id/logs', async (req, reply) => {
