@@ -2,8 +2,9 @@
 // daemon or the gateway (spec/orchestration.md "Local API"), asked to answer as soon as the phase is one of
 // `until` or the deployment has had more events than were printed, so each event is printed as it happens
 // and the wait ends as soon as the phase is reached. An older server answers every poll at once: an answer
-// with nothing new is followed by a short pause, never by a busy loop. Ctrl-C (ctx.signal) aborts the
-// request in flight.
+// with nothing new is followed by a short pause, never by a busy loop; one that waits for the phase but does
+// not count events (its views have no `eventsDropped`) is polled for its events as before. Ctrl-C
+// (ctx.signal) aborts the request in flight.
 import type { CommandContext } from './command.ts'
 import type { DeploymentsTarget } from './gateway-login.ts'
 import { eventCount, type DeploymentPhase, type DeploymentView } from '../actors/deployment/model.ts'
@@ -38,22 +39,28 @@ const pause = (ms: number, signal: AbortSignal): Promise<void> => new Promise((r
 /** Follows deployment `id` until its phase is one of `until` (or ctx.signal aborts): its last view. */
 export async function followDeployment(ctx: CommandContext, target: DeploymentsTarget, id: string, until: readonly DeploymentPhase[], o: FollowOptions): Promise<DeploymentView> {
   const sleep = o.sleep ?? pause
-  let seen = 0
-  let last: DeploymentView | undefined
+  // a plain status first: it also tells whether the server counts events (`eventsDropped`, which came with
+  // `?events=`); one that does not would answer a poll only on the phase, so its events are polled as before
+  let last = await target.status(id)
+  let seen = o.quiet ? 0 : o.print(last, 0)
+  const counts = 'eventsDropped' in last
+  const polling = !o.quiet && !counts
   for (;;) {
+    if (until.includes(last.phase) || ctx.signal.aborted) return last
     const asked = seen
-    let v: DeploymentView
+    if (polling) await sleep(o.idleMs ?? FOLLOW_IDLE_MS, ctx.signal)
     try {
-      v = await target.watch(id, { until: [...until], ...(o.quiet ? {} : { events: asked }), waitMs: o.waitMs ?? FOLLOW_WAIT_MS }, ctx.signal)
+      last = polling
+        ? await target.status(id)
+        : await target.watch(id, { until: [...until], ...(o.quiet ? {} : { events: asked }), waitMs: o.waitMs ?? FOLLOW_WAIT_MS }, ctx.signal)
     } catch (err) {
-      // Ctrl-C while the poll waited: the deployment as last seen (asked once more if never seen)
-      if (!ctx.signal.aborted) throw err
-      return last ?? target.status(id)
+      // Ctrl-C while the poll waited: the deployment as last seen
+      if (ctx.signal.aborted) return last
+      throw err
     }
-    last = v
-    if (!o.quiet) seen = o.print(v, seen)
-    if (until.includes(v.phase) || ctx.signal.aborted) return v
+    if (!o.quiet) seen = o.print(last, seen)
+    if (until.includes(last.phase)) return last
     // an answer with nothing new: the wait ran out, or the server does not wait (then it would be a busy loop)
-    if (o.quiet || eventCount(v) <= asked) await sleep(o.idleMs ?? FOLLOW_IDLE_MS, ctx.signal)
+    if (!polling && (o.quiet || eventCount(last) <= asked)) await sleep(o.idleMs ?? FOLLOW_IDLE_MS, ctx.signal)
   }
 }

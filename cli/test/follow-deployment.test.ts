@@ -80,7 +80,7 @@ t.test('with the long poll: one answer per event, each printed once as it comes,
   t.equal(v.phase, 'running')
   t.same(printed(out()), ALL, 'every event printed once, in order')
   t.ok(asked.length <= ALL.length, `${asked.length} poll(s) for ${ALL.length} events`)
-  t.equal(asked[0]!.events, 0, 'the first poll: none printed yet')
+  t.equal(asked[0]!.events, 1, 'the first poll: the event of the first (plain) status printed')
   t.ok(asked.every((w, i) => i === 0 || w.events! > asked[i - 1]!.events!), 'and that count grows with each answer')
   t.same(asked[0]!.until, ['running', 'completed', 'failed', 'stopped'])
   t.equal(sleeps, 0, 'no pause: every answer brought something new')
@@ -110,7 +110,8 @@ t.test('an older server that answers at once: a pause after each answer with not
   const v = await followDeployment(ctx, target(old, () => d.view()), 'd1', settledPhases('service', true), { quiet: false, print: (x, seen) => printEvents(ctx, x, seen), sleep })
   t.equal(v.phase, 'running')
   t.same(printed(out()), ALL, 'every event printed once')
-  t.equal(polls - ALL.length, sleeps, `${polls} polls, ${ALL.length} with a new event: each of the other ${sleeps} was followed by a pause`)
+  // the first event came with the plain status before the polls
+  t.equal(polls - (ALL.length - 1), sleeps, `${polls} polls, ${ALL.length - 1} with a new event: each of the other ${sleeps} was followed by a pause`)
   t.ok(worstRun <= 3, `at most 3 answers in a row with nothing new (${worstRun}): one per pause between steps`)
 })
 
@@ -133,17 +134,31 @@ t.test('Ctrl-C aborts the poll in flight and ends the follow with the deployment
   const { ctx, abort } = context()
   const d = new Timeline()
   const signals: AbortSignal[] = []
-  const following = followDeployment(ctx, target(async (_id, w, signal) => {
+  const following = followDeployment(ctx, target(async (_id, _w, signal) => {
     signals.push(signal)
-    if (w.events === 0) return d.view()
     await d.changed(signal) // nothing changes: only the abort ends it (else this test times out)
     return d.view()
   }, () => d.view()), 'd1', ['running'], { quiet: false, print: (v, seen) => printEvents(ctx, v, seen), sleep: async () => {} })
-  while (signals.length < 2) await new Promise((r) => setImmediate(r))
+  while (signals.length < 1) await new Promise((r) => setImmediate(r))
   abort()
   const v = await following
   t.equal(v.phase, 'preparing', 'the view last seen')
   t.ok(signals.at(-1)!.aborted, 'the request in flight was aborted')
+})
+
+t.test('a server that waits for the phase but does not count events (no eventsDropped): its events are polled as before', async (t) => {
+  const { ctx, out } = context()
+  const d = new Timeline()
+  let statuses = 0
+  let sleeps = 0
+  const v = await followDeployment(ctx, target(() => Promise.reject(new Error('a poll that would wait 25 s for the phase, printing nothing meanwhile')), () => {
+    statuses++
+    const { eventsDropped: _e, ...older } = d.view()
+    return older as DeploymentView
+  }), 'd1', settledPhases('service', true), { quiet: false, print: (x, seen) => printEvents(ctx, x, seen), sleep: async () => { sleeps++; d.advance() } })
+  t.equal(v.phase, 'running')
+  t.same(printed(out()), ALL, 'every event printed once, in order')
+  t.same([statuses, sleeps], [ALL.length, ALL.length - 1], 'a plain status after each pause')
 })
 
 t.test('printEvents counts events from the deployment\'s first, also past the ones no longer kept', async (t) => {
