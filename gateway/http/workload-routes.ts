@@ -27,6 +27,9 @@ export interface WorkloadRoutesInit {
 
 const ALL = new Set(Object.keys(SCOPES) as Scope[])
 
+/** Status long polls an account may hold open at once; one more is answered at once (a plain status). */
+export const MAX_WAITS_PER_ACCOUNT = 16
+
 /** Who is asking, with `need` among their scopes: a session (every scope) or an API key (its own); typed errors otherwise. */
 export function principalResolver(keys: ApiKeys, sessionAccount: (req: FastifyRequest) => Promise<string>): (req: FastifyRequest, need: Scope) => Promise<Principal> {
   return async (req, need) => {
@@ -128,18 +131,29 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
   app.get('/v1/workloads', async (req) => ({ workloads: await workloads.list((await principal(req, 'deploy')).accountId) }))
   // `?until=running,failed&events=N&waitMs=N`: the node's long poll (spec/orchestration.md "Local API"), ended
   // when the customer goes away
+  // (at most MAX_WAITS_PER_ACCOUNT at once per account: one more is answered at once, as a plain status)
+  const waiting = new Map<string, number>()
   app.get('/v1/workloads/:id', async (req, reply) => {
     const p = await principal(req, 'deploy')
     const id = idParam(req)
     const wait = waitParam(req)
-    if (wait === null) return workloads.status(p.accountId, id)
+    const held = waiting.get(p.accountId) ?? 0
+    if (wait === null || held >= MAX_WAITS_PER_ACCOUNT) return workloads.status(p.accountId, id)
+    waiting.set(p.accountId, held + 1)
     const abort = new AbortController()
     const gone = (): void => abort.abort()
     reply.raw.once('close', gone)
     try {
       return await workloads.status(p.accountId, id, wait, abort.signal)
+    } catch (err) {
+      // the customer hung up and the node call ended with it: nothing to answer, and no server error
+      if (abort.signal.aborted) return reply.status(499).send()
+      throw err
     } finally {
       reply.raw.off('close', gone)
+      const n = (waiting.get(p.accountId) ?? 1) - 1
+      if (n > 0) waiting.set(p.accountId, n)
+      else waiting.delete(p.accountId)
     }
   })
   app.post('/v1/workloads/:id/stop', async (req) => workloads.stop((await principal(req, 'deploy')).accountId, idParam(req)))

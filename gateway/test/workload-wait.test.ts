@@ -2,7 +2,7 @@
 // real HTTP with NoirClient, in front of a stand-in for the gateway's node (an HTTP server that records what it is
 // asked): the wait is passed on to the node's long poll bounded and in its one spelling, bad values are the
 // gateway's own 400 naming the parameter (the node never asked), another account's deployment is a 404 as
-// always, and a customer who goes away ends the node call too.
+// always, a customer who goes away ends the node call too, and an account holds at most 16 waits open.
 import t from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { NoirClient, NoirApiError } from '../../client/noir-client.ts'
 import { openGateway } from '../gateway.ts'
+import { MAX_WAITS_PER_ACCOUNT } from '../http/workload-routes.ts'
 import { writeApiFile } from '../../appliance/daemon/api-file.ts'
 import { linkToken, smtpOnLoopback } from './mail-rig.ts'
 
@@ -95,4 +96,23 @@ t.test('the status long poll through the gateway', async (t) => {
   t.equal(await waiting, 'AbortError', 'the client gave up')
   while (closed.length === before) await new Promise((r) => setTimeout(r, 10))
   t.match(closed.at(-1), /until=running/, 'and the gateway\'s call to the node ended with it (else this test times out)')
+
+  // an account holds at most MAX_WAITS_PER_ACCOUNT waits open: one more is answered at once, as a plain status
+  const parked: ServerResponse[] = []
+  holding = (res) => void parked.push(res)
+  const enders = Array.from({ length: MAX_WAITS_PER_ACCOUNT }, () => new AbortController())
+  const open = enders.map((a) => ada.status(dep.id, { until: ['running'], waitMs: 60_000, signal: a.signal }).catch(() => null))
+  while (parked.length < MAX_WAITS_PER_ACCOUNT) await new Promise((r) => setTimeout(r, 10))
+  const plainBefore = gets.filter((g) => !g.includes('?')).length
+  const over = await ada.status(dep.id, { until: ['running'], waitMs: 60_000 })
+  t.equal(over.phase, 'bidding', `the ${MAX_WAITS_PER_ACCOUNT + 1}th wait is answered at once`)
+  t.equal(gets.filter((g) => !g.includes('?')).length, plainBefore + 1, 'as a plain status of the node')
+  const closedBefore = closed.length
+  for (const a of enders) a.abort()
+  await Promise.all(open)
+  while (closed.length < closedBefore + MAX_WAITS_PER_ACCOUNT) await new Promise((r) => setTimeout(r, 10))
+  holding = undefined
+  const waitsBefore = gets.filter((g) => g.includes('until=')).length
+  await ada.status(dep.id, { until: ['running'], waitMs: 100 })
+  t.equal(gets.filter((g) => g.includes('until=')).length, waitsBefore + 1, 'once they end, a wait is a wait again')
 })
