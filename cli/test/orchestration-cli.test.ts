@@ -85,7 +85,7 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
 
   // in text, a job that takes seconds: one answer per new event (each printed once, as it happens), not dozens
   const slow = join(tmp, 'slow.yaml')
-  writeFileSync(slow, `apiVersion: noir/v1\nkind: job\nname: slow-job\nruntime: {type: container, image: ${IMAGE}, command: [sh, -c, 'for i in 1 2 3; do echo step $i; sleep 1; done']}\nresources: {cpu: 0.1, memory: 16Mi}\n`)
+  writeFileSync(slow, `apiVersion: noir/v1\nkind: job\nname: slow-job\nruntime: {type: container, image: ${IMAGE}, command: [sh, -c, 'echo step 1; sleep 2; echo step 2']}\nresources: {cpu: 0.1, memory: 16Mi}\n`)
   const polledText = await statusRequests()
   const text = noir(d.home, ['deploy', slow, '--wait'])
   t.equal(text.code, 0, text.err)
@@ -99,6 +99,24 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
   const askedText = (await statusRequests()) - polledText - 1 // less the status just asked
   t.ok(askedText >= 1 && askedText <= 1 + textView.events.length + Math.ceil(textMs / 25_000), `--wait in text: ${askedText} status request(s) for ${textView.events.length} events over ${textMs} ms`)
   t.match(text.out, new RegExp(`${textId}: completed\\n$`), 'and the phase once reached')
+
+  // Ctrl-C while the poll waits at the daemon: the request is aborted and the command ends at once, with the
+  // deployment as last seen (its replica running); a poll left to run would have ended when the job completed (8 s, within
+  // its 25 s wait), and printed that
+  const ctrlC = join(tmp, 'ctrlc.yaml')
+  writeFileSync(ctrlC, `apiVersion: noir/v1\nkind: job\nname: ctrlc-job\nruntime: {type: container, image: ${IMAGE}, command: [sh, -c, 'trap "exit 0" TERM; sleep 8 & wait']}\nresources: {cpu: 0.1, memory: 16Mi}\n`)
+  const child = spawn(process.execPath, [NOIR_BIN, '--home', d.home, 'deploy', ctrlC, '--wait'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let seenOut = ''
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
+    seenOut += c
+    if (/running on /.test(seenOut) && child.exitCode === null && !child.killed) child.kill('SIGINT')
+  })
+  const [exitCode] = await new Promise<[number | null]>((res) => child.once('close', (c) => res([c])))
+  const ctrlId = /deployment (ctrlc-job-\w+)/.exec(seenOut)?.[1]
+  t.equal(exitCode, 0, 'Ctrl-C: exit 0')
+  t.match(seenOut, new RegExp(`${ctrlId}: (provisioning|running)\\n$`), 'it ended with the deployment as last seen (its replica running), not completed')
+  t.equal((JSON.parse(noir(d.home, ['--json', 'status', ctrlId!]).out) as { phase: string }).phase, 'running', 'the job was still running')
+  noir(d.home, ['stop', ctrlId!])
 
   const ps = JSON.parse(noir(d.home, ['--json', 'ps']).out) as { deployments: { id: string }[] }
   t.ok(ps.deployments.some((x) => x.id === v.id))
