@@ -10,6 +10,7 @@ import type { DeploymentView } from '../actors/orchestrator/orchestrator.ts'
 import type { Workload } from '../actors/workload/workload.ts'
 import { workloadSpec } from '../actors/workload/workload.ts'
 import { UsageError } from './command.ts'
+import { deploymentWaitQuery, type DeploymentWait } from '../actors/orchestrator/deployment-wait.ts'
 
 export const LOGIN_FILE = 'gateway-login.json'
 
@@ -60,6 +61,12 @@ export interface DeploymentsTarget {
   create(workload: Workload, idempotencyKey: string, reservation?: string): Promise<DeploymentView>
   list(): Promise<DeploymentView[]>
   status(id: string): Promise<DeploymentView>
+  /**
+   * The long poll (spec/orchestration.md "Local API"): the view once its phase is one of `wait.until`, it has
+   * had more than `wait.events` events, or after `wait.waitMs`; an older server answers at once. `signal`
+   * aborts the request in flight.
+   */
+  watch(id: string, wait: DeploymentWait, signal: AbortSignal): Promise<DeploymentView>
   stop(id: string): Promise<DeploymentView>
   logs(id: string, o: { replica: number; follow: boolean; signal: AbortSignal }): AsyncIterable<LogDoc>
   /** The deployment's signed usage records and totals (spec/ledger.md "Metering"). */
@@ -75,6 +82,7 @@ export function deploymentsTarget(home: string): DeploymentsTarget {
       create: async (w, key, reservation) => (await c.deploy(workloadSpec(w), { idempotencyKey: key, ...(reservation !== undefined ? { reservation } : {}) })) as unknown as DeploymentView,
       list: async () => (await c.workloads()) as unknown as DeploymentView[],
       status: async (id) => (await c.status(id)) as unknown as DeploymentView,
+      watch: async (id, w, signal) => (await c.status(id, { ...w, signal })) as unknown as DeploymentView,
       stop: async (id) => (await c.stop(id)) as unknown as DeploymentView,
       logs: (id, o) => c.logs(id, o),
       usage: (id) => c.usage(id),
@@ -87,6 +95,7 @@ export function deploymentsTarget(home: string): DeploymentsTarget {
     create: (w, key) => api().post<DeploymentView>('/v1/deployments', { workload: w, idempotencyKey: key }),
     list: async () => (await api().get<{ deployments: DeploymentView[] }>('/v1/deployments')).deployments,
     status: (id) => api().get<DeploymentView>(path(id)),
+    watch: (id, w, signal) => api().get<DeploymentView>(`${path(id)}?${deploymentWaitQuery(w)}`, { signal }),
     stop: (id) => api().post<DeploymentView>(`${path(id)}/stop`),
     logs: (id, o) => api().stream<LogDoc>(`${path(id)}/logs?${new URLSearchParams({ replica: String(o.replica), follow: o.follow ? '1' : '0' })}`, { signal: o.signal }),
     usage: (id) => api().get(`${path(id)}/usage`),

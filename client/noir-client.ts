@@ -30,7 +30,7 @@ export interface NoirClientOptions {
 
 export interface Account { id: string; email: string; verified: boolean; totp: boolean; recoveryCodesLeft?: number }
 export interface ReplicaView { index: number; slot: string; node: string | null; state: string; [k: string]: unknown }
-export interface DeploymentView { id: string; name: string; kind: 'service' | 'job'; phase: string; reason: string | null; desired: number; replicas: ReplicaView[]; events: { at: number; msg: string }[]; [k: string]: unknown }
+export interface DeploymentView { id: string; name: string; kind: 'service' | 'job'; phase: string; reason: string | null; desired: number; replicas: ReplicaView[]; events: { at: number; msg: string }[]; eventsDropped?: number; [k: string]: unknown }
 export interface LogLine { ts: number; stream: string; line: string }
 export interface NewApiKey extends ApiKeyView { token: string }
 /** Amounts are µNLC as decimal strings (1 NLC = 1,000,000 µNLC). */
@@ -243,8 +243,18 @@ export class NoirClient {
     return ((await this.#call('GET', '/v1/workloads')) as { workloads: DeploymentView[] }).workloads
   }
 
-  status(id: string): Promise<DeploymentView> {
-    return this.#call('GET', `/v1/workloads/${encodeURIComponent(id)}`) as Promise<DeploymentView>
+  /**
+   * The deployment's view. With `until` or `events`, a long poll: answered once its phase is one of `until`,
+   * or it has had more than `events` events (`eventsDropped + events.length` of a view), or after `waitMs`
+   * (default 30 s, at most 60 s); `signal` ends it early (an AbortError).
+   */
+  async status(id: string, o: { until?: readonly string[]; events?: number; waitMs?: number; signal?: AbortSignal } = {}): Promise<DeploymentView> {
+    const q = new URLSearchParams()
+    if (o.until !== undefined && o.until.length > 0) q.set('until', o.until.join(','))
+    if (o.events !== undefined) q.set('events', String(o.events))
+    if (o.waitMs !== undefined && q.size > 0) q.set('waitMs', String(o.waitMs))
+    const path = `/v1/workloads/${encodeURIComponent(id)}${q.size > 0 ? `?${q}` : ''}`
+    return (await this.#send('GET', path, undefined, o.signal)).body as DeploymentView
   }
 
   stop(id: string): Promise<DeploymentView> {
@@ -309,8 +319,8 @@ export class NoirClient {
     return r.body
   }
 
-  async #send(method: string, path: string, body?: unknown): Promise<Answer> {
-    const res = await this.#open(method, path, body, {})
+  async #send(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Answer> {
+    const res = await this.#open(method, path, body, {}, signal)
     const doc = await readJson(res)
     const status = res.statusCode ?? 0
     if (status < 200 || status >= 300) throw problemOf(status, doc)

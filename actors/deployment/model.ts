@@ -179,7 +179,10 @@ export interface DeploymentContext {
   infeasible: InfeasibleReason | null
   /** Every phase entered, with the time (ms). */
   history: { phase: DeploymentPhase; at: number; note?: string }[]
+  /** The newest MAX_EVENTS events. */
   events: DeploymentEventLine[]
+  /** Events dropped from the front of `events` (beyond MAX_EVENTS). Absent in snapshots older than this field (0). */
+  eventsDropped?: number
   failovers: Failover[]
   /** Nodes that refused a contract for this deployment, and how often (twice: left out of later rounds). */
   refusals: Record<string, number>
@@ -242,7 +245,10 @@ export interface DeploymentView {
   replicas: ReplicaView[]
   standby: StandbyRef | null
   history: DeploymentContext['history']
+  /** The newest MAX_EVENTS events; the deployment has had `eventsDropped + events.length` in all. */
   events: DeploymentEventLine[]
+  /** How many older events are no longer kept: `events[0]` is the deployment's event number `eventsDropped`. */
+  eventsDropped: number
   /** Each failover: when the node was found lost and when the replacement ran. */
   failovers: Failover[]
   /** After a stop: the replicas whose node did not confirm they stopped (empty when every one did). */
@@ -274,7 +280,15 @@ export function edit(c: DeploymentContext, fn: (draft: DeploymentContext) => voi
 
 export function note(d: DeploymentContext, at: number, msg: string): void {
   d.events.push({ at, msg })
-  if (d.events.length > MAX_EVENTS) d.events.splice(0, d.events.length - MAX_EVENTS)
+  if (d.events.length > MAX_EVENTS) {
+    d.eventsDropped = (d.eventsDropped ?? 0) + d.events.length - MAX_EVENTS
+    d.events.splice(0, d.events.length - MAX_EVENTS)
+  }
+}
+
+/** How many events the deployment has had in all (the ones kept and the ones dropped beyond MAX_EVENTS). */
+export function eventCount(c: Pick<DeploymentContext, 'events' | 'eventsDropped'>): number {
+  return (c.eventsDropped ?? 0) + c.events.length
 }
 
 export function replicaOf(d: DeploymentContext, slot: string): Replica | undefined {
@@ -305,7 +319,7 @@ export function toView(c: DeploymentContext, phase: DeploymentPhase): Deployment
     replicas: c.replicas.map(({ contract: _c, placingSince: _p, checkpoint: k, moving: _m, ...r }) => ({
       ...r, failedOn: [...r.failedOn], lastCheckpoint: k ? { digest: k.digest, bytes: k.bytes, at: k.at } : null,
     })),
-    standby: c.standby ? { ...c.standby } : null, history: c.history.map((h) => ({ ...h })), events: c.events.map((e) => ({ ...e })),
+    standby: c.standby ? { ...c.standby } : null, history: c.history.map((h) => ({ ...h })), events: c.events.map((e) => ({ ...e })), eventsDropped: c.eventsDropped ?? 0,
     failovers: c.failovers.map((f) => ({ ...f })), stopFailures: c.stopFailures.map((f) => ({ ...f })),
     orchestratorEpoch: c.orchestratorEpoch ?? 1, takenOverFrom: c.takenOverFrom ?? null,
     migrations: (c.migrations ?? []).map((m) => ({ ...m, checkpoint: m.checkpoint ? { ...m.checkpoint } : null })),

@@ -13,7 +13,7 @@ import { ActorSystem, defineActor, registerErrorClass, type ActorDefinition, typ
 import { parseAddress } from '../../identity/address.ts'
 import type { Log } from '../../p2p/log.ts'
 import { DEPLOYMENT_STEPS, deploymentMachine, phaseOfSnapshot, viewOf, type DeploymentEvent, type DeploymentMachine } from '../deployment/machine.ts'
-import { finalPhases, type DeploymentContext, type DeploymentView, type MigrationRecord, type SlotCheckpoint } from '../deployment/model.ts'
+import { eventCount, finalPhases, type DeploymentContext, type DeploymentView, type MigrationRecord, type SlotCheckpoint } from '../deployment/model.ts'
 import { upgradeDeploymentSnapshot } from '../deployment/upgrade.ts'
 import * as errors from '../errors.ts'
 import { DeploymentNotFoundError, IdempotencyConflictError, InvalidTermsError, OrchestrationError } from '../errors.ts'
@@ -767,27 +767,34 @@ export class Orchestrator {
   }
 
   /**
-   * A long poll (`GET /v1/deployments/:id?until=PHASES`): the deployment's view as soon as its phase is one of
-   * `phases`, or as it stands after `waitMs`. Told by the deployment's own snapshots, not found by polling.
+   * A long poll (`GET /v1/deployments/:id?until=PHASES&events=N`): the deployment's view as soon as its phase
+   * is one of `phases` or it has had more than `o.events` events in all (when given), or as it stands after
+   * `waitMs` or once `o.signal` aborts (the caller went away). Told by the deployment's own snapshots, not
+   * found by polling.
    */
-  async awaitPhase(id: string, phases: readonly DeploymentView['phase'][], waitMs: number): Promise<DeploymentView> {
+  async awaitPhase(id: string, phases: readonly DeploymentView['phase'][], waitMs: number, o: { events?: number; signal?: AbortSignal } = {}): Promise<DeploymentView> {
+    const reached = (s: { value: unknown; context: DeploymentContext }): boolean =>
+      phases.includes(phaseOfSnapshot(s)) || (o.events !== undefined && eventCount(s.context) > o.events)
     const v = this.status(id)
-    if (phases.includes(v.phase) || !this.#ids.has(id) || waitMs <= 0) return v
+    const now = this.#snapshot(id)
+    if (!now || reached(now) || !this.#ids.has(id) || waitMs <= 0 || o.signal?.aborted) return v
     await new Promise<void>((resolve) => {
       let set = this.#waiters.get(id)
       if (!set) this.#waiters.set(id, (set = new Set()))
       const waiters = set
       const done = (): void => {
         clearTimeout(timer)
+        o.signal?.removeEventListener('abort', done)
         waiters.delete(check)
         resolve()
       }
       const check = (): void => {
         const s = this.#snapshot(id)
-        if (!s || !this.#ids.has(id) || phases.includes(phaseOfSnapshot(s))) done()
+        if (!s || !this.#ids.has(id) || reached(s)) done()
       }
       const timer = setTimeout(done, waitMs)
       timer.unref()
+      o.signal?.addEventListener('abort', done, { once: true })
       waiters.add(check)
       check()
     })

@@ -9,6 +9,7 @@ import type { CapacityPort } from '../provider/ports.ts'
 import { MarketBehavior } from '../orchestrator/protocol.ts'
 import { SimMarket, until } from './sim.ts'
 import { workload } from './helpers.ts'
+import { eventCount, MAX_EVENTS, note } from '../deployment/model.ts'
 
 const svc = (over: Record<string, unknown> = {}) => workload({ resources: { cpu: 0.5, memory: '256Mi' }, ...over })
 
@@ -523,4 +524,36 @@ t.test('awaitPhase answers as soon as the deployment reaches a phase asked for, 
   t.equal((await stopped).phase, 'stopped')
   t.equal((await o.awaitPhase(d.id, ['running'], 0)).phase, 'stopped', 'no wait: at once')
   await t.rejects(o.awaitPhase('nope', ['running'], 10), { name: 'DeploymentNotFoundError' })
+})
+
+t.test('awaitPhase with events: answered on the deployment\'s next event; a caller that goes away ends the wait', async (t) => {
+  const m = new SimMarket(2)
+  t.teardown(() => m.close())
+  const o = m.nodes[0]!.orchestrator
+  const d = await o.deploy(svc())
+  // no phase to wait for and the longest wait: only a new event can answer it (else the test times out)
+  let seen = eventCount(o.status(d.id))
+  const next = await o.awaitPhase(d.id, [], 60_000, { events: seen })
+  t.ok(eventCount(next) > seen, `answered with a new event (${seen} seen, ${eventCount(next)} now: ${next.events.at(-1)?.msg})`)
+  await o.until(d.id, (v) => v.phase === 'running')
+  seen = eventCount(o.status(d.id))
+  t.equal(eventCount(await o.awaitPhase(d.id, ['stopped'], 0, { events: seen - 1 })), seen, 'fewer seen than it has: at once')
+  const quiet = await o.awaitPhase(d.id, ['stopped'], 20, { events: seen })
+  t.same([quiet.phase, eventCount(quiet)], ['running', seen], 'nothing new within the wait: the view as it stands')
+  const ac = new AbortController()
+  const waiting = o.awaitPhase(d.id, ['stopped'], 60_000, { events: seen, signal: ac.signal })
+  ac.abort()
+  t.equal((await waiting).phase, 'running', 'the caller went away: answered at once (else the test times out)')
+  t.equal((await o.awaitPhase(d.id, ['stopped'], 60_000, { signal: ac.signal })).phase, 'running', 'an aborted caller does not wait at all')
+  await o.stopDeployment(d.id)
+})
+
+t.test('eventsDropped counts the events no longer kept, so a count of events seen stays true past MAX_EVENTS', async (t) => {
+  const c = { events: [] as { at: number; msg: string }[], eventsDropped: undefined as number | undefined }
+  for (let i = 0; i < MAX_EVENTS + 7; i++) note(c as never, i, `e${i}`)
+  t.equal(c.events.length, MAX_EVENTS)
+  t.equal(c.eventsDropped, 7)
+  t.equal(eventCount(c), MAX_EVENTS + 7)
+  t.equal(c.events[0]!.msg, 'e7', 'events[0] is event number eventsDropped')
+  t.equal(eventCount({ events: [{ at: 1, msg: 'x' }] }), 1, 'a snapshot older than the field: none dropped')
 })

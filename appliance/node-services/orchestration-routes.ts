@@ -5,7 +5,8 @@ import { InvalidRequestError } from '../daemon/errors.ts'
 import type { ApiRoute, JsonValue } from '../daemon/service.ts'
 import { ndjson } from '../daemon/service.ts'
 import { contractSummary, type ContractStore } from '../../actors/contracts/store.ts'
-import type { DeploymentView, Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
+import type { Orchestrator } from '../../actors/orchestrator/orchestrator.ts'
+import { deploymentWaitOf, DeploymentWaitQueryError, type DeploymentWait } from '../../actors/orchestrator/deployment-wait.ts'
 import type { LogEntry } from '../../actors/provider/ports.ts'
 import type { Provider } from '../../actors/provider/provider.ts'
 import { parseWorkloadText, validateWorkload, workloadFromWire, type Workload } from '../../actors/workload/workload.ts'
@@ -24,11 +25,12 @@ export function deploymentRoutes(o: DeploymentRoutesInput): ApiRoute[] {
     { method: 'GET', path: '/v1/deployments', handler: () => ({ deployments: o.list() as unknown as JsonValue }) },
     {
       method: 'GET', path: '/v1/deployments/:id',
-      // `?until=running,failed&waitMs=N`: answered once the phase is one of those (or after N ms, default 30 s, at most 60 s)
+      // `?until=running,failed&events=N&waitMs=N`: answered once the phase is one of those or the deployment
+      // has had more than N events (or after waitMs, default 30 s, at most 60 s, or when the caller goes away)
       handler: async (req) => {
-        const until = req.query.get('until')
-        if (until === null) return o.status(req.params.id!) as unknown as JsonValue
-        return (await o.awaitPhase(req.params.id!, phasesOf(until), waitMsOf(req.query.get('waitMs')))) as unknown as JsonValue
+        const wait = waitOf(req.query)
+        if (wait === null) return o.status(req.params.id!) as unknown as JsonValue
+        return (await o.awaitPhase(req.params.id!, wait.until, wait.waitMs, { ...(wait.events !== undefined ? { events: wait.events } : {}), signal: req.signal })) as unknown as JsonValue
       },
     },
     { method: 'POST', path: '/v1/deployments/:id/stop', handler: async (req) => (await o.stopDeployment(req.params.id!)) as unknown as JsonValue },
@@ -124,20 +126,12 @@ function migrateBody(body: unknown): { replica?: number; to?: string } {
   return { ...(b.replica !== undefined ? { replica: b.replica as number } : {}), ...(b.to !== undefined ? { to: b.to as string } : {}) }
 }
 
-const PHASES: readonly DeploymentView['phase'][] = ['preparing', 'bidding', 'committing', 'provisioning', 'running', 'degraded', 'stopping', 'completed', 'failed', 'stopped', 'handed-over', 'idle']
-
-/** `until=running,failed`: the phases a long poll waits for (at least one, each a deployment phase). */
-function phasesOf(q: string): DeploymentView['phase'][] {
-  const list = q.split(',').map((x) => x.trim()).filter((x) => x !== '')
-  const bad = list.find((x) => !PHASES.includes(x as DeploymentView['phase']))
-  if (list.length === 0 || bad !== undefined) throw new InvalidRequestError(`'until' names deployment phases (${PHASES.join(', ')})${bad !== undefined ? `: not '${bad.slice(0, 40)}'` : ''}`)
-  return list as DeploymentView['phase'][]
-}
-
-/** `waitMs`: how long a long poll may wait, ms (default 30 s, at most 60 s). */
-function waitMsOf(q: string | null): number {
-  if (q === null) return 30_000
-  const n = Number(q)
-  if (!Number.isSafeInteger(n) || n < 0) throw new InvalidRequestError("'waitMs' must be a whole number of ms from 0")
-  return Math.min(n, 60_000)
+/** The long poll a query asks for (deployment-wait.ts), its bad parameters a 400 naming them. */
+function waitOf(query: URLSearchParams): DeploymentWait | null {
+  try {
+    return deploymentWaitOf(query)
+  } catch (err) {
+    if (err instanceof DeploymentWaitQueryError) throw new InvalidRequestError(err.message, { field: err.field })
+    throw err
+  }
 }

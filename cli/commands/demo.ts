@@ -12,7 +12,9 @@ import { printLine, UsageError, type Command, type CommandContext } from '../com
 import { LocalMesh, type LocalNode } from '../local-mesh.ts'
 import { demoJobModule, demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
 import { Catalog } from '../../appliance/catalog/catalog.ts'
-import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
+import { eventCount, type DeploymentPhase, type DeploymentView } from '../../actors/deployment/model.ts'
+import { deploymentWaitQuery } from '../../actors/orchestrator/deployment-wait.ts'
+import { FOLLOW_WAIT_MS } from '../follow-deployment.ts'
 import { printEvents } from './deploy.ts'
 import { formatNlcText } from '../../ledger/units.ts'
 
@@ -48,14 +50,20 @@ async function dockerReady(): Promise<boolean> {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 const tag = (did: string | null): string => (did ? did.slice(-6) : '------')
 
-async function until(ctx: CommandContext, api: LocalNode['api'], id: string, done: (v: DeploymentView) => boolean, seen: { n: number }, timeoutMs: number): Promise<DeploymentView> {
+/**
+ * Follows a deployment with the status long poll (spec/orchestration.md "Local API") until `done`: answered
+ * on each new event (printed as it comes) or one of `phases`; an answer with nothing new is followed by a pause.
+ */
+async function until(ctx: CommandContext, api: LocalNode['api'], id: string, done: (v: DeploymentView) => boolean, phases: DeploymentPhase[], seen: { n: number }, timeoutMs: number): Promise<DeploymentView> {
   const end = Date.now() + timeoutMs
   for (;;) {
-    const v = await api.get<DeploymentView>(`/v1/deployments/${id}`)
+    const asked = seen.n
+    const waitMs = Math.max(0, Math.min(FOLLOW_WAIT_MS, end - Date.now()))
+    const v = await api.get<DeploymentView>(`/v1/deployments/${id}?${deploymentWaitQuery({ until: phases, events: asked, waitMs })}`, { signal: ctx.signal })
     seen.n = printEvents(ctx, v, seen.n)
     if (done(v)) return v
     if (Date.now() > end || ctx.signal.aborted) throw new Error(`deployment ${id} did not get there in ${timeoutMs} ms (phase ${v.phase}${v.reason ? `: ${v.reason}` : ''})`)
-    await sleep(100)
+    if (eventCount(v) <= asked) await sleep(100)
   }
 }
 
@@ -142,13 +150,13 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
       say('\n== deploying a two-replica service (protected lane: distinct nodes, a standby, fast failure detection)')
       const sd = await a.api.post<DeploymentView>('/v1/deployments', { workload: service })
       const sSeen = { n: 0 }
-      let sv = await until(ctx, a.api, sd.id, (v) => v.phase === 'running' || v.phase === 'failed', sSeen, 60_000)
+      let sv = await until(ctx, a.api, sd.id, (v) => v.phase === 'running' || v.phase === 'failed', ['running', 'failed'], sSeen, 60_000)
       if (sv.phase === 'failed') throw new Error(`the service failed: ${sv.reason}`)
 
       say('\n== deploying a finite job')
       const jd = await a.api.post<DeploymentView>('/v1/deployments', { workload: job })
       const jSeen = { n: 0 }
-      const jv = await until(ctx, a.api, jd.id, (v) => v.phase === 'completed' || v.phase === 'failed', jSeen, 60_000)
+      const jv = await until(ctx, a.api, jd.id, (v) => v.phase === 'completed' || v.phase === 'failed', ['completed', 'failed'], jSeen, 60_000)
       say(`job ${jv.phase}; its log, read over the mesh from node ${tag(jv.replicas[0]!.node)}:`)
       await streamLogs(ctx, a.api, jd.id, 0, 1500, '  job |')
 
@@ -161,7 +169,8 @@ otherwise (--wasm forces it). Needs nothing beyond \`npm install\`.`,
       say(`\n== kill -9 node ${tag(victim.did)} (pid ${victim.pid}), which runs replica ${victimRep.index}`)
       const killedAt = Date.now()
       await victim.kill()
-      sv = await until(ctx, a.api, sd.id, (v) => v.phase === 'running' && v.failovers.some((f) => f.from === victim.did && f.runningAt !== null), sSeen, 60_000)
+      // answered at once while it is still running (polled until the loss is seen), then on its events and the phase
+      sv = await until(ctx, a.api, sd.id, (v) => v.phase === 'running' && v.failovers.some((f) => f.from === victim.did && f.runningAt !== null), ['running', 'failed'], sSeen, 60_000)
       const f = sv.failovers.find((x) => x.from === victim.did)!
       say(`replica ${victimRep.index} is running again on node ${tag(f.to)}: ${f.runningAt! - killedAt} ms after the kill (failure detected after ${f.lostAt - killedAt} ms)`)
       await streamLogs(ctx, a.api, sd.id, victimRep.index, 1500, '  svc |')

@@ -9,7 +9,8 @@ import { printJson, printLine, UsageError, type Command, type CommandContext } f
 import { dirname } from 'node:path'
 import { parseWorkload, parseWorkloadText, validateWorkload, workloadSpec, type Workload } from '../../actors/workload/workload.ts'
 import { shipLocalArtifacts, type ShippedArtifact } from './deploy-artifacts.ts'
-import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
+import { eventCount, type DeploymentPhase, type DeploymentView } from '../../actors/deployment/model.ts'
+import { followDeployment } from '../follow-deployment.ts'
 import { InvalidAmountError } from '../../ledger/errors.ts'
 import { parseNlc } from '../../ledger/units.ts'
 
@@ -38,24 +39,31 @@ export { short as shortDid }
 
 const time = (at: number): string => new Date(at).toISOString().slice(11, 23)
 
-/** Prints events not printed yet; returns how many were printed in all. */
+/**
+ * Prints the events not printed yet (`seen`: how many of the deployment's events were printed before, counted
+ * from its first, including those no longer kept); returns how many have been printed in all.
+ */
 export function printEvents(ctx: CommandContext, v: DeploymentView, seen: number): number {
-  for (const e of v.events.slice(seen)) printLine(ctx, `${time(e.at)}  ${e.msg}`)
-  return v.events.length
+  const total = eventCount(v)
+  const first = total - v.events.length
+  v.events.forEach((e, i) => {
+    if (first + i >= seen) printLine(ctx, `${time(e.at)}  ${e.msg}`)
+  })
+  return Math.max(seen, total)
 }
 
-const settled = (v: DeploymentView, wait: boolean): boolean =>
-  ['running', 'completed', 'failed', 'stopped'].includes(v.phase) || (!wait && ['provisioning', 'degraded'].includes(v.phase))
+/**
+ * The phases `noir deploy` follows a deployment to: with `--wait`, running (a job: completed) or an end;
+ * without, as soon as the work is being provisioned.
+ */
+export function settledPhases(kind: DeploymentView['kind'], wait: boolean): DeploymentPhase[] {
+  if (wait) return kind === 'service' ? ['running', 'completed', 'failed', 'stopped'] : ['completed', 'failed', 'stopped']
+  return ['running', 'completed', 'failed', 'stopped', 'provisioning', 'degraded']
+}
 
-/** Polls a deployment until `done`, printing its events (text mode). */
-export async function follow(ctx: CommandContext, target: DeploymentsTarget, id: string, done: (v: DeploymentView) => boolean, quiet = ctx.json): Promise<DeploymentView> {
-  let seen = 0
-  for (;;) {
-    const v = await target.status(id)
-    if (!quiet) seen = printEvents(ctx, v, seen)
-    if (done(v) || ctx.signal.aborted) return v
-    await new Promise((r) => setTimeout(r, 150))
-  }
+/** Follows a deployment until its phase is one of `until`, printing its events as they happen (text mode). */
+export function follow(ctx: CommandContext, target: DeploymentsTarget, id: string, until: readonly DeploymentPhase[], quiet = ctx.json): Promise<DeploymentView> {
+  return followDeployment(ctx, target, id, until, { quiet, print: (v, seen) => printEvents(ctx, v, seen) })
 }
 
 /** Errors that mean the daemon may not have answered (the connection dropped, it is restarting). */
@@ -145,7 +153,7 @@ the workload names them by digest (spec/artifacts.md); providers fetch and check
     const started = await createWithRetries(ctx, target, { workload: w, idempotencyKey, ...(values.reservation !== undefined ? { reservation: values.reservation } : {}) })
     if (!ctx.json) printLine(ctx, `deployment ${started.id}${target.remote ? ` (through the gateway ${target.where})` : ''}`)
     const wait = values.wait === true
-    const v = await follow(ctx, target, started.id, (x) => settled(x, wait) && (!wait || x.kind === 'service' || x.phase !== 'running'))
+    const v = await follow(ctx, target, started.id, settledPhases(started.kind, wait))
     if (ctx.json) printJson(ctx, v)
     else {
       printLine(ctx, `${v.id}: ${v.phase}${v.reason ? ` (${v.reason})` : ''}`)

@@ -3,6 +3,7 @@
 import t from 'tap'
 import { formatNlc } from '../../ledger/units.ts'
 import { spawn, spawnSync } from 'node:child_process'
+import { get } from 'node:http'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,7 +30,21 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
     await removeNodeContainers(dids)
     rmSync(tmp, { recursive: true, force: true })
   })
-  const d = await cluster.start({ config: { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: { bidWindowMs: 500 } } as never })
+  const d = await cluster.start({ config: { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', metrics: { listen: '127.0.0.1:0' }, orchestration: { bidWindowMs: 500 } } as never })
+  // the daemon's own count of status requests (GET /v1/deployments/:id), as its metrics say
+  const scrape = (await d.api.get<{ services: { metrics: { scrape: string } } }>('/v1/status')).services.metrics.scrape
+  const statusRequests = async (): Promise<number> => {
+    // a fresh connection each time (a kept-alive one the scrape server has closed would fail the read)
+    const text = await new Promise<string>((resolve, reject) => {
+      get(scrape, { agent: false }, (res) => {
+        let body = ''
+        res.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => resolve(body)).on('error', reject)
+      }).on('error', reject)
+    })
+    return [...text.matchAll(/^noir_api_requests_total\{([^}]*)\} (\d+)/gm)]
+      .filter((m) => /method="GET"/.test(m[1]!) && /route="\/v1\/deployments\/:id"/.test(m[1]!))
+      .reduce((n, m) => n + Number(m[2]), 0)
+  }
 
   const bad = join(tmp, 'bad.yaml')
   writeFileSync(bad, 'apiVersion: noir/v1\nkind: job\nname: x\nruntime: {type: container}\nresources: {cpu: 0, memory: 1Gi}\n')
@@ -55,14 +70,53 @@ t.test('the customer commands drive this node\'s orchestrator', async (t) => {
   const dr = JSON.parse(dry.out) as { round: { bids: { node: string }[] }; placement: { ok: boolean; nodes: string[] } }
   t.same(dr.placement, { ok: true, nodes: [d.did], standby: null })
 
+  const polled = await statusRequests()
   const dep = noir(d.home, ['--json', 'deploy', join(examples, 'job/job.yaml'), '--wait'])
   t.equal(dep.code, 0, dep.err)
-  const v = JSON.parse(dep.out) as { id: string; phase: string; history: { phase: string }[] }
+  const v = JSON.parse(dep.out) as { id: string; phase: string; history: { phase: string; at: number }[]; createdAt: number }
   t.equal(v.phase, 'completed')
   t.same(v.history.map((h) => h.phase), ['preparing', 'bidding', 'committing', 'provisioning', 'running', 'completed'].filter((p) => v.history.some((h) => h.phase === p)))
+  // a plain status, then the long poll, which waits at the daemon and is answered when the phase is reached:
+  // two requests (and one more for each 25 s wait that runs out), where polling every 150 ms asked several
+  // times a second
+  const runMs = v.history.at(-1)!.at - v.createdAt
+  const asked = (await statusRequests()) - polled
+  t.ok(asked >= 1 && asked <= 2 + Math.ceil(runMs / 25_000), `--wait --json: ${asked} status request(s) over the ${runMs} ms the deployment took`)
 
-  const text = noir(d.home, ['deploy', join(examples, 'job/job.yaml')])
-  t.match(text.out, /deployment count-job-\w+\n.*bid round 1: asked 1 node\(s\), 1 bid\(s\)/s, 'progress is printed while bidding')
+  // in text, a job that takes seconds: one answer per new event (each printed once, as it happens), not dozens
+  const slow = join(tmp, 'slow.yaml')
+  writeFileSync(slow, `apiVersion: noir/v1\nkind: job\nname: slow-job\nruntime: {type: container, image: ${IMAGE}, command: [sh, -c, 'echo step 1; sleep 2; echo step 2']}\nresources: {cpu: 0.1, memory: 16Mi}\n`)
+  const polledText = await statusRequests()
+  const text = noir(d.home, ['deploy', slow, '--wait'])
+  t.equal(text.code, 0, text.err)
+  t.match(text.out, /deployment slow-job-\w+\n.*bid round 1: asked 1 node\(s\), 1 bid\(s\)/s, 'progress is printed while bidding')
+  const textId = /deployment (slow-job-\w+)/.exec(text.out)![1]!
+  const textView = JSON.parse(noir(d.home, ['--json', 'status', textId]).out) as { events: { msg: string }[]; history: { at: number }[]; createdAt: number }
+  const lines = text.out.trim().split('\n').slice(1, -1).map((l) => l.replace(/^\S+\s+/, ''))
+  // (events noted after the phase was reached are not waited for)
+  t.same(lines, textView.events.slice(0, lines.length).map((e) => e.msg), `each event printed once, in order (${lines.length} of ${textView.events.length})`)
+  const textMs = textView.history.at(-1)!.at - textView.createdAt
+  const askedText = (await statusRequests()) - polledText - 1 // less the status just asked
+  t.ok(askedText >= 1 && askedText <= 1 + textView.events.length + Math.ceil(textMs / 25_000), `--wait in text: ${askedText} status request(s) for ${textView.events.length} events over ${textMs} ms`)
+  t.match(text.out, new RegExp(`${textId}: completed\\n$`), 'and the phase once reached')
+
+  // Ctrl-C while the poll waits at the daemon: the request is aborted and the command ends at once, with the
+  // deployment as last seen (its replica running); a poll left to run would have ended when the job completed (8 s, within
+  // its 25 s wait), and printed that
+  const ctrlC = join(tmp, 'ctrlc.yaml')
+  writeFileSync(ctrlC, `apiVersion: noir/v1\nkind: job\nname: ctrlc-job\nruntime: {type: container, image: ${IMAGE}, command: [sh, -c, 'trap "exit 0" TERM; sleep 8 & wait']}\nresources: {cpu: 0.1, memory: 16Mi}\n`)
+  const child = spawn(process.execPath, [NOIR_BIN, '--home', d.home, 'deploy', ctrlC, '--wait'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let seenOut = ''
+  child.stdout.setEncoding('utf8').on('data', (c: string) => {
+    seenOut += c
+    if (/running on /.test(seenOut) && child.exitCode === null && !child.killed) child.kill('SIGINT')
+  })
+  const [exitCode] = await new Promise<[number | null]>((res) => child.once('close', (c) => res([c])))
+  const ctrlId = /deployment (ctrlc-job-\w+)/.exec(seenOut)?.[1]
+  t.equal(exitCode, 0, 'Ctrl-C: exit 0')
+  t.match(seenOut, new RegExp(`${ctrlId}: (provisioning|running)\\n$`), 'it ended with the deployment as last seen (its replica running), not completed')
+  t.equal((JSON.parse(noir(d.home, ['--json', 'status', ctrlId!]).out) as { phase: string }).phase, 'running', 'the job was still running')
+  noir(d.home, ['stop', ctrlId!])
 
   const ps = JSON.parse(noir(d.home, ['--json', 'ps']).out) as { deployments: { id: string }[] }
   t.ok(ps.deployments.some((x) => x.id === v.id))

@@ -7,6 +7,7 @@ import { type ApiKeys, type Scope, MAX_KEY_DAYS, SCOPES } from '../keys/api-keys
 import { IDEMPOTENCY_KEY, type TenantWorkloads } from '../workloads/tenant-workloads.ts'
 import { InvalidRequestError, ScopeDeniedError } from '../errors.ts'
 import type { DidBinding } from '../wallets/did-binding.ts'
+import { deploymentWaitOf, DeploymentWaitQueryError, type DeploymentWait } from '../../actors/orchestrator/deployment-wait.ts'
 
 export interface Principal {
   accountId: string
@@ -25,6 +26,9 @@ export interface WorkloadRoutesInit {
 }
 
 const ALL = new Set(Object.keys(SCOPES) as Scope[])
+
+/** Status long polls an account may hold open at once; one more is answered at once (a plain status). */
+export const MAX_WAITS_PER_ACCOUNT = 16
 
 /** Who is asking, with `need` among their scopes: a session (every scope) or an API key (its own); typed errors otherwise. */
 export function principalResolver(keys: ApiKeys, sessionAccount: (req: FastifyRequest) => Promise<string>): (req: FastifyRequest, need: Scope) => Promise<Principal> {
@@ -56,6 +60,15 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     const id = (req.params as { id: string }).id
     if (!/^[A-Za-z0-9._-]{1,200}$/.test(id)) throw new InvalidRequestError('not a deployment id', { field: 'id' })
     return id
+  }
+
+  const waitParam = (req: FastifyRequest): DeploymentWait | null => {
+    try {
+      return deploymentWaitOf(new URLSearchParams(req.query as Record<string, string>))
+    } catch (err) {
+      if (err instanceof DeploymentWaitQueryError) throw new InvalidRequestError(err.message, { field: err.field })
+      throw err
+    }
   }
 
   // ---- API keys ----
@@ -116,7 +129,33 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     return reply.status(201).send(await workloads.deploy(p.accountId, b.workload, key, b.reservation))
   })
   app.get('/v1/workloads', async (req) => ({ workloads: await workloads.list((await principal(req, 'deploy')).accountId) }))
-  app.get('/v1/workloads/:id', async (req) => workloads.status((await principal(req, 'deploy')).accountId, idParam(req)))
+  // `?until=running,failed&events=N&waitMs=N`: the node's long poll (spec/orchestration.md "Local API"), ended
+  // when the customer goes away
+  // (at most MAX_WAITS_PER_ACCOUNT at once per account: one more is answered at once, as a plain status)
+  const waiting = new Map<string, number>()
+  app.get('/v1/workloads/:id', async (req, reply) => {
+    const p = await principal(req, 'deploy')
+    const id = idParam(req)
+    const wait = waitParam(req)
+    const held = waiting.get(p.accountId) ?? 0
+    if (wait === null || held >= MAX_WAITS_PER_ACCOUNT) return workloads.status(p.accountId, id)
+    waiting.set(p.accountId, held + 1)
+    const abort = new AbortController()
+    const gone = (): void => abort.abort()
+    reply.raw.once('close', gone)
+    try {
+      return await workloads.status(p.accountId, id, wait, abort.signal)
+    } catch (err) {
+      // the customer hung up and the node call ended with it: nothing to answer, and no server error
+      if (abort.signal.aborted) return reply.status(499).send()
+      throw err
+    } finally {
+      reply.raw.off('close', gone)
+      const n = (waiting.get(p.accountId) ?? 1) - 1
+      if (n > 0) waiting.set(p.accountId, n)
+      else waiting.delete(p.accountId)
+    }
+  })
   app.post('/v1/workloads/:id/stop', async (req) => workloads.stop((await principal(req, 'deploy')).accountId, idParam(req)))
   app.get('/v1/workloads/:id/usage', async (req) => workloads.usage((await principal(req, 'usage')).accountId, idParam(req)))
   app.get('/v1/workloads/:id/logs', async (req, reply) => {

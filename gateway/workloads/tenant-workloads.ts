@@ -7,6 +7,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { ApiClient, Json } from '../../appliance/daemon/api-client.ts'
 import { callNode } from './node-call.ts'
+import { deploymentWaitQuery, type DeploymentWait } from '../../actors/orchestrator/deployment-wait.ts'
 import { InvalidWorkloadError, WorkloadParseError } from '../../actors/errors.ts'
 import { parseWorkloadText, validateWorkload, workloadSpec, type Workload } from '../../actors/workload/workload.ts'
 import { GatewayError, IdempotencyConflictError, InvalidRequestError, MeshUnavailableError, NodeRefusedError, NotFoundError } from '../errors.ts'
@@ -132,9 +133,15 @@ export class TenantWorkloads {
     return all.deployments.filter((d) => mine.has(d.id))
   }
 
-  async status(accountId: string, id: string): Promise<Json> {
+  /**
+   * The deployment's view; with `wait`, the node's long poll (answered once the phase is one of `wait.until`,
+   * the deployment has had more than `wait.events` events, or after `wait.waitMs`), ended early when `signal`
+   * aborts (the customer went away).
+   */
+  async status(accountId: string, id: string, wait?: DeploymentWait, signal?: AbortSignal): Promise<Json> {
     await this.#own(accountId, id)
-    return this.#call(() => this.#link().get(`/v1/deployments/${encodeURIComponent(id)}`))
+    const path = `/v1/deployments/${encodeURIComponent(id)}${wait ? `?${deploymentWaitQuery(wait)}` : ''}`
+    return this.#call(() => this.#link().get(path, signal ? { signal } : {}))
   }
 
   async stop(accountId: string, id: string): Promise<Json> {

@@ -6,7 +6,12 @@
 // certificate it signed itself, and undercuts B's price, so any placement that believed its claims would
 // choose it. Shown: `owners.allow: [Alice]` lands on B only; `core: true` lands on B only; a plain job goes to
 // the cheaper C (so C is a real candidate); `owners.deny: [Alice]` never lands on B (C declines it on its own
-// claim); a node given another node's certificate does not start.
+// claim); a node given another node's certificate does not start. Then `owners.distinct: true` with two more
+// nodes, D (certified by Alice, cheap) and E (certified by Bob, by far the dearest), which run only a WASI
+// service: two replicas among Alice's and Bob's nodes land on one of each (the score alone would put both on
+// Alice's); three are infeasible with `distinct-owners`; and when the node of the replica that is not on
+// Alice's is killed, the replacement does not go to a node of Alice's (the score alone would pick her other
+// node when C is the one killed).
 import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -16,12 +21,19 @@ import { DaemonCluster, NOIR_BIN, TEST_PASSPHRASE, eventually, type DaemonHandle
 import type { DeploymentView } from '../../actors/orchestrator/orchestrator.ts'
 import { Catalog } from '../../appliance/catalog/catalog.ts'
 import { knownAnswerModule } from '../../appliance/executor/wasm/known-answer-module.ts'
+import { demoServiceModule } from '../../appliance/executor/wasm/demo-modules.ts'
 import { NodeKey } from '../../identity/keys.ts'
 import { Keystore } from '../../identity/keystore.ts'
 import { CORE_ABILITY, OWNER_ABILITY, signNodeCertificate, type NodeCertificate } from '../../actors/placement/node-certificate.ts'
 
 const MODULE = 'noir-kat'
+const SERVICE = 'noir-svc'
 let jobs = 0
+let services = 0
+const service = (replicas: number, constraints: Record<string, unknown>) => ({
+  apiVersion: 'noir/v1', kind: 'service', name: `spread-${++services}`,
+  runtime: { type: 'wasm', module: SERVICE }, resources: { cpu: 0.1, memory: '32Mi' }, service: { replicas }, constraints,
+})
 const job = (constraints: Record<string, unknown> = {}) => ({
   apiVersion: 'noir/v1', kind: 'job', name: `owned-${++jobs}`,
   runtime: { type: 'wasm', module: MODULE }, env: { SEED: `owned-${jobs}` },
@@ -30,10 +42,15 @@ const job = (constraints: Record<string, unknown> = {}) => ({
 const price = (cpuPerHour: number) => ({ cpuPerHour, memoryGiBPerHour: 250_000, minimumPerHour: 10_000 })
 
 async function completed(a: DaemonHandle, w: Record<string, unknown>): Promise<DeploymentView> {
+  return settled(a, w, ['completed', 'failed'])
+}
+
+/** Deploys `w` and waits (the status long poll) until its phase is one of `phases`. */
+async function settled(a: DaemonHandle, w: Record<string, unknown>, phases: string[]): Promise<DeploymentView> {
   const d = await a.api.post<DeploymentView>('/v1/deployments', { workload: w })
   return eventually(async () => {
-    const v = await a.api.get<DeploymentView>(`/v1/deployments/${d.id}`)
-    return ['completed', 'failed'].includes(v.phase) && v
+    const v = await a.api.get<DeploymentView>(`/v1/deployments/${d.id}?until=${phases.join(',')}&waitMs=20000`)
+    return phases.includes(v.phase) && v
   }, 60_000, 100)
 }
 
@@ -55,8 +72,11 @@ t.test('owners constraints and core: only on nodes with valid certificates', asy
   })
   const moduleFile = join(dir, 'kat.wasm')
   writeFileSync(moduleFile, knownAnswerModule())
+  const serviceFile = join(dir, 'svc.wasm')
+  writeFileSync(serviceFile, demoServiceModule())
   // Alice's and the operator root's key homes (as their owners keep them)
   const alice = NodeKey.generate()
+  const bob = NodeKey.generate()
   const root = NodeKey.generate()
   const aliceHome = join(dir, 'alice')
   const rootHome = join(dir, 'root')
@@ -74,17 +94,27 @@ t.test('owners constraints and core: only on nodes with valid certificates', asy
 
   const trust = { checks: false }
   const a = await cluster.start({ config: { trustedRoots: [root.did], orchestration: { price: price(5_000_000) }, trust } as never })
-  const b = await cluster.start({
-    key: bKey, bootstrap: a.multiaddrs, emptyWallet: true,
-    config: { owner: { certificate: bOwner }, core: { certificate: bCore }, orchestration: { price: price(5_000_000) }, trust } as never,
-  })
   const selfMadeCore = signNodeCertificate(cKey, { ability: CORE_ABILITY, node: cKey.did, ttlMs: 86_400_000 })
-  const c = await cluster.start({
-    key: cKey, bootstrap: a.multiaddrs, emptyWallet: true,
-    config: { core: { certificate: selfMadeCore }, orchestration: { owner: alice.did, price: price(100_000) }, trust } as never,
-  })
+  // D and E: certified by Alice and by Bob (signed here: B's certificate is the one made with the CLI), the
+  // cheapest and the dearest of all; they run only the service
+  const dKey = NodeKey.generate()
+  const eKey = NodeKey.generate()
+  const ownedBy = (owner: NodeKey, node: NodeKey) => ({ certificate: signNodeCertificate(owner, { ability: OWNER_ABILITY, node: node.did, ttlMs: 86_400_000 }) })
+  const [b, c, d, e] = await Promise.all([
+    cluster.start({
+      key: bKey, bootstrap: a.multiaddrs, emptyWallet: true,
+      config: { owner: { certificate: bOwner }, core: { certificate: bCore }, orchestration: { price: price(5_000_000) }, trust } as never,
+    }),
+    cluster.start({
+      key: cKey, bootstrap: a.multiaddrs, emptyWallet: true,
+      config: { core: { certificate: selfMadeCore }, orchestration: { owner: alice.did, price: price(100_000) }, trust } as never,
+    }),
+    cluster.start({ key: dKey, bootstrap: a.multiaddrs, emptyWallet: true, config: { owner: ownedBy(alice, dKey), orchestration: { price: price(100_000) }, trust } as never }),
+    cluster.start({ key: eKey, bootstrap: a.multiaddrs, emptyWallet: true, config: { owner: ownedBy(bob, eKey), orchestration: { price: price(50_000_000) }, trust } as never }),
+  ]) as [DaemonHandle, DaemonHandle, DaemonHandle, DaemonHandle]
   for (const n of [b, c]) new Catalog(n.home).add('wasm', MODULE, moduleFile)
-  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 2, 20_000)
+  for (const n of [b, c, d, e]) new Catalog(n.home).add('wasm', SERVICE, serviceFile)
+  await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 4, 20_000)
 
   await t.test('a plain job goes to the cheaper C: it is a real candidate', async (t) => {
     const v = await completed(a, job())
@@ -114,8 +144,49 @@ t.test('owners constraints and core: only on nodes with valid certificates', asy
     }
   })
 
-  await t.test('Alice revokes B\'s certificate: handed to C, it reaches the orchestrator over pubsub, and owners.allow [Alice] no longer lands on B', async (t) => {
-    const r = spawnSync(process.execPath, [NOIR_BIN, '--home', aliceHome, 'owner', 'revoke', b.did, '--reason', 'sold', '--publish', c.home], {
+  await t.test('owners.distinct: two replicas among the nodes of Alice and Bob land on one of each', async (t) => {
+    // Alice's D and B would both score far above Bob's E (the dearest) without it
+    const v = await settled(a, service(2, { owners: { allow: [alice.did, bob.did], distinct: true } }), ['running', 'failed'])
+    t.equal(v.phase, 'running', v.reason ?? '')
+    t.same(v.replicas.map((r) => r.owner).sort(), [alice.did, bob.did].sort(), 'one replica on a node of each owner')
+    t.ok(v.replicas.some((r) => r.node === e.did) && v.replicas.some((r) => r.node === d.did || r.node === b.did), 'Bob\'s E and one of Alice\'s')
+    await a.api.post(`/v1/deployments/${v.id}/stop`)
+  })
+
+  await t.test('owners.distinct: three replicas among two owners\' nodes are infeasible with distinct-owners', async (t) => {
+    const v = await settled(a, service(3, { owners: { allow: [alice.did, bob.did], distinct: true } }), ['running', 'failed'])
+    t.equal(v.phase, 'failed', 'nothing is placed')
+    t.equal(v.infeasible?.constraint, 'distinct-owners')
+    t.match(v.infeasible?.reason, /owners\.distinct: 3 replica\(s\) need as many owners; the eligible nodes belong to 2 owner\(s\)/, v.infeasible?.reason ?? '')
+    t.ok(v.events.some((x) => /infeasible: owners\.distinct/.test(x.msg)), 'said in its events too')
+    t.notOk(v.replicas.some((r) => r.state === 'running'), 'no replica runs')
+  })
+
+  await t.test('owners.distinct: a killed replica\'s replacement avoids the owner of the one still running', async (t) => {
+    // the cheapest of distinct owners: C (its own owner: its claim of Alice is not believed) and one of Alice's
+    const v = await settled(a, service(2, { owners: { distinct: true } }), ['running', 'failed'])
+    t.equal(v.phase, 'running', v.reason ?? '')
+    const survivor = v.replicas.find((r) => r.owner === alice.did)
+    const victim = [c, e].find((n) => v.replicas.some((r) => r.node === n.did))
+    t.ok(survivor && victim, `a replica on one of Alice's nodes, the other on C or E (${v.replicas.map((r) => r.node).join(', ')})`)
+    if (!survivor || !victim) return
+    await victim.kill()
+    // without distinct, Alice's other node would take it when C is the one killed (its score is far above E's)
+    let seen = 0
+    const after = await eventually(async () => {
+      const x = await a.api.get<DeploymentView>(`/v1/deployments/${v.id}?until=failed&events=${seen}&waitMs=20000`)
+      seen = x.eventsDropped + x.events.length
+      return (x.failovers.some((f) => f.from === victim.did && f.runningAt !== null) || x.phase === 'failed') && x
+    }, 60_000, 100)
+    const f = after.failovers.find((x) => x.from === victim.did)
+    const to = after.replicas.find((r) => r.node === f?.to)
+    t.ok(to !== undefined && to.owner !== alice.did, `replaced on ${f?.to === e.did ? 'Bob\'s E' : f?.to === c.did ? 'C' : f?.to} (${f?.ms} ms after ${victim === c ? 'C' : 'E'} was found lost), not on a node of Alice, who owns the survivor`)
+    t.same(after.replicas.filter((r) => r.state === 'running').map((r) => r.owner).sort(), [alice.did, to?.owner].sort(), 'two owners again')
+    await a.api.post(`/v1/deployments/${v.id}/stop`)
+  })
+
+  await t.test('Alice revokes B\'s certificate: handed to D, it reaches the orchestrator over pubsub, and owners.allow [Alice] no longer lands on B', async (t) => {
+    const r = spawnSync(process.execPath, [NOIR_BIN, '--home', aliceHome, 'owner', 'revoke', b.did, '--reason', 'sold', '--publish', d.home], {
       encoding: 'utf8', timeout: 60_000, env: { ...process.env, NOIR_PASSPHRASE: TEST_PASSPHRASE },
     })
     t.equal(r.status, 0, `noir owner revoke --publish: ${r.stderr}`)
@@ -128,7 +199,7 @@ t.test('owners constraints and core: only on nodes with valid certificates', asy
     const forged = await a.api.post('/v1/certificates/revocations', { revocation: { ...heard[0], body: { ...heard[0]!.body, node: c.did } } }).then(() => null, (e: unknown) => e as { name?: string; status?: number })
     t.equal(forged?.name, 'InvalidCertRevocationError', 'an altered copy handed to the API is refused with a typed error')
     const v = await completed(a, job({ owners: { allow: [alice.did] } }))
-    t.equal(v.phase, 'failed', 'no node certified by Alice is left, so nothing takes it')
+    t.equal(v.phase, 'failed', 'no node certified by Alice that runs the job is left (D runs only the service), so nothing takes it')
     t.notOk(v.replicas.some((x) => x.node === b.did), 'never on B')
     const core = await completed(a, job({ core: true }))
     t.equal(core.replicas[0]?.node, b.did, 'B\'s core certificate (another issuer, another ability) still counts')
