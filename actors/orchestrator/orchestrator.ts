@@ -779,13 +779,10 @@ export class Orchestrator {
     const now = this.#snapshot(id)
     if (!now || reached(now) || !this.#ids.has(id) || waitMs <= 0 || o.signal?.aborted) return v
     await new Promise<void>((resolve) => {
-      let set = this.#waiters.get(id)
-      if (!set) this.#waiters.set(id, (set = new Set()))
-      const waiters = set
       const done = (): void => {
         clearTimeout(timer)
         o.signal?.removeEventListener('abort', done)
-        waiters.delete(check)
+        this.#unwait(id, check)
         resolve()
       }
       const check = (): void => {
@@ -795,10 +792,15 @@ export class Orchestrator {
       const timer = setTimeout(done, waitMs)
       timer.unref()
       o.signal?.addEventListener('abort', done, { once: true })
-      waiters.add(check)
+      this.#wait(id, check)
       check()
     })
     return this.status(id)
+  }
+
+  /** Deployments someone waits on now (long polls, `until`); each one's waiters are dropped with the last. */
+  get deploymentsWaitedOn(): number {
+    return this.#waiters.size
   }
 
   /** Resolves when the deployment's snapshot satisfies `pred` (tests and commands that wait for a phase). */
@@ -1044,15 +1046,28 @@ export class Orchestrator {
       const check = (): void => {
         const s = this.#snapshot(id)
         if (s && pred(s)) {
-          this.#waiters.get(id)?.delete(check)
+          this.#unwait(id, check)
           resolve()
         }
       }
-      let set = this.#waiters.get(id)
-      if (!set) this.#waiters.set(id, (set = new Set()))
-      set.add(check)
+      this.#wait(id, check)
       check()
     })
+  }
+
+  /** `check` runs after each of the deployment's snapshots until #unwait. */
+  #wait(id: string, check: () => void): void {
+    let set = this.#waiters.get(id)
+    if (!set) this.#waiters.set(id, (set = new Set()))
+    set.add(check)
+  }
+
+  /** Removes a waiter, and the deployment's set with its last one (ids come and go with deployments). */
+  #unwait(id: string, check: () => void): void {
+    const set = this.#waiters.get(id)
+    if (!set) return
+    set.delete(check)
+    if (set.size === 0) this.#waiters.delete(id)
   }
 
   #ref(id: string): ActorRef {

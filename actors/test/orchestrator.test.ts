@@ -545,7 +545,12 @@ t.test('awaitPhase with events: answered on the deployment\'s next event; a call
   ac.abort()
   t.equal((await waiting).phase, 'running', 'the caller went away: answered at once (else the test times out)')
   t.equal((await o.awaitPhase(d.id, ['stopped'], 60_000, { signal: ac.signal })).phase, 'running', 'an aborted caller does not wait at all')
+  t.equal(o.deploymentsWaitedOn, 0, 'every wait ended: no deployment keeps a set of waiters')
+  const stopping = o.awaitPhase(d.id, ['stopped'], 60_000)
+  t.equal(o.deploymentsWaitedOn, 1, 'one deployment waited on')
   await o.stopDeployment(d.id)
+  await stopping
+  t.equal(o.deploymentsWaitedOn, 0, 'and none once it answered')
 })
 
 t.test('eventsDropped counts the events no longer kept, so a count of events seen stays true past MAX_EVENTS', async (t) => {
