@@ -407,7 +407,15 @@ async function dies(d: DaemonHandle, ms = 30_000): Promise<boolean> {
 /** Which of `dids` `d`'s failure detector holds lost now: each was logged `node lost` more often than `node is back`. */
 function lostAt(d: DaemonHandle, dids: readonly string[]): string[] {
   const count = new Map<string, number>()
-  for (const l of d.logLines()) {
+  // only the detector's lines are parsed (the log of a node that ran a while is long, and this is polled)
+  for (const line of d.logs().split('\n')) {
+    if (!line.includes('"node lost"') && !line.includes('"node is back"')) continue
+    let l: { msg?: unknown; node?: unknown }
+    try {
+      l = JSON.parse(line) as { msg?: unknown; node?: unknown }
+    } catch {
+      continue
+    }
     const node = typeof l.node === 'string' ? l.node : undefined
     if (node === undefined || !dids.includes(node)) continue
     if (l.msg === 'node lost') count.set(node, (count.get(node) ?? 0) + 1)
