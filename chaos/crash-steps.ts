@@ -42,6 +42,17 @@ export const CRASH_CASES: readonly CrashCase[] = [
 
 const IMAGE = 'noir/busybox:latest'
 const LEASE = { ms: 3000, renewMs: 1000 }
+/**
+ * Heartbeats (capacity reports) every second rather than the default five: a restarted node is back in its
+ * peers' capacity indexes, and they in its, within a second, which is what #connected waits for.
+ */
+const HEARTBEAT_MS = 1000
+/**
+ * The service's command. A shell that is PID 1 ignores SIGTERM unless it traps it, so without the trap every
+ * stop waited out the whole stop grace (2 s) before its SIGKILL; `sleep & wait` lets the trap run at once.
+ * It ends with 143, as SIGTERM's default action would (a failure to the restart policy, like the kill before).
+ */
+const COMMAND = ['sh', '-c', "trap 'exit 143' TERM; while true; do sleep 1 & wait $!; done"]
 
 export interface CaseResult {
   point: string
@@ -57,6 +68,8 @@ export interface CaseResult {
   /** After the stop: containers and live provider contracts of the deployment left. */
   leftContainers: number
   leftContracts: number
+  /** Where the case's time went, in order (ms): each restart's boot and mesh, the crash, the settling, the stop... */
+  laps: string
 }
 
 type Node = 'A' | 'B' | 'C' | 'D'
@@ -72,6 +85,8 @@ export class CrashRig {
    */
   #faults: FaultWindow[] = []
   readonly #downSince = new Map<Node, number>()
+  #laps: Array<[string, number]> = []
+  #lapFrom = Date.now()
 
   /** Starts the four daemons, connected, with their pubsub meshes formed. */
   async start(): Promise<void> {
@@ -79,13 +94,13 @@ export class CrashRig {
     // No price floor, and cpu prices far apart: the quotes differ (with the default floor all three quoted the
     // floor, so which provider was picked first was left to latency, and a provider case could miss its point)
     const orchestration = (cpuPerHour: number) => ({ beatMs: 200, bidWindowMs: 1000, replaceRetryMs: 1000, lease: LEASE, price: { cpuPerHour, minimumPerHour: 0 } })
-    const a = await this.cluster.start({ config: { share: 'cpu=0.1,memory=1GiB,disk=2GiB,gpu=0', orchestration: orchestration(1_000_000) } as never })
+    const a = await this.cluster.start({ config: { share: 'cpu=0.1,memory=1GiB,disk=2GiB,gpu=0', heartbeatMs: HEARTBEAT_MS, orchestration: orchestration(1_000_000) } as never })
     this.#set('A', a)
-    const [b, c, d] = await Promise.all([1_000_000, 3_000_000, 6_000_000].map((p) => this.cluster.start({ bootstrap: a.multiaddrs, config: { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', orchestration: orchestration(p) } as never })))
+    const [b, c, d] = await Promise.all([1_000_000, 3_000_000, 6_000_000].map((p) => this.cluster.start({ bootstrap: a.multiaddrs, config: { share: 'cpu=1,memory=1GiB,disk=2GiB,gpu=0', heartbeatMs: HEARTBEAT_MS, orchestration: orchestration(p) } as never })))
     this.#set('B', b!)
     this.#set('C', c!)
     this.#set('D', d!)
-    await this.#connected()
+    await this.#connected(['A', 'B', 'C', 'D'])
   }
 
   async stop(): Promise<void> {
@@ -113,10 +128,19 @@ export class CrashRig {
     const bootstrap = n === 'A' ? [...this.#nodes.values()].filter((x) => x !== old && x.running).flatMap((x) => x.multiaddrs).slice(0, 3) : a.multiaddrs
     const d = await this.cluster.start({ home: this.#homes.get(n)!, bootstrap, ...(failpoint ? { env: { [FAILPOINTS_ENV]: failpoint } } : {}) })
     this.#set(n, d)
+    this.#lap(`boot ${n}`)
     if (wasDown) this.#faults.push({ kind: 'cut', nodes: [old.did], from: downFrom, to: Date.now() })
     this.#downSince.delete(n)
-    await this.#connected()
+    await this.#connected([n])
+    this.#lap(`mesh ${n}`)
     return d
+  }
+
+  /** Notes the time since the last lap under `label`. */
+  #lap(label: string): void {
+    const now = Date.now()
+    this.#laps.push([label, now - this.#lapFrom])
+    this.#lapFrom = now
   }
 
   /** How many of B, C and D run now (A waits for those; one the test killed is started again later). */
@@ -124,7 +148,15 @@ export class CrashRig {
     return (['B', 'C', 'D'] as const).filter((n) => this.#nodes.get(n)?.running).length
   }
 
-  async #connected(): Promise<void> {
+  /**
+   * A sees every node that runs, and `fresh` (just started) are in the pubsub meshes both ways: A's peers, A's
+   * capacity index holds every other node that runs (placement samples it; a restarted A starts with an empty
+   * one, and a convicted node is forgotten until its next heartbeat), A's failure detector holds none of them
+   * lost, and each fresh node's own capacity index (empty at its start) holds every other node that runs: it
+   * has heard their heartbeats, so each side has the other's subscriptions (beats, fences) and both directions
+   * carry pubsub.
+   */
+  async #connected(fresh: readonly Node[]): Promise<void> {
     const a = this.#nodes.get('A')!
     try {
       await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= this.#othersUp(), 30_000, 100)
@@ -133,13 +165,24 @@ export class CrashRig {
       const said = [...this.#nodes.entries()].map(([n, d]) => `${n}: ${d.logs().split('\n').filter((l) => /violation|quarantin|refus/i.test(l)).slice(-3).join(' / ').slice(0, 800)}`)
       throw new Error(`A is not connected to the others that run: ${(err as Error).message}; A's peers ${peers}; ${said.join('; ')}`, { cause: err })
     }
-    await new Promise((r) => setTimeout(r, 1200)) // pubsub meshes: beats, fences
-    // placement samples the nodes A's capacity index holds (fed by heartbeats; not A itself): all three, so a restarted
-    // provider is a candidate again (a convicted node is forgotten until its next heartbeat)
-    await eventually(async () => {
-      const s = await a.api.get<{ services: { orchestration?: { capacityIndex?: { nodes: number } } } }>('/v1/status')
-      return (s.services.orchestration?.capacityIndex?.nodes ?? 0) >= this.#othersUp()
-    }, 30_000, 200)
+    const indexed = async (d: DaemonHandle) =>
+      (await d.api.get<{ services: { orchestration?: { capacityIndex?: { nodes: number } } } }>('/v1/status')).services.orchestration?.capacityIndex?.nodes ?? 0
+    const up = () => [...this.#nodes.values()].filter((d) => d.running)
+    let waitingFor = ''
+    try {
+      await eventually(async () => {
+        if ((await indexed(a)) < this.#othersUp()) return (waitingFor = "A's capacity index"), false
+        const lost = lostAt(a, up().filter((d) => d !== a).map((d) => d.did))
+        if (lost.length > 0) return (waitingFor = `A's failure detector, which holds ${lost.map((x) => x.slice(-6)).join(', ')} lost`), false
+        for (const n of fresh) {
+          const d = this.#nodes.get(n)!
+          if (d.running && (await indexed(d)) < up().length - 1) return (waitingFor = `${n}'s capacity index`), false
+        }
+        return true
+      }, 30_000, 100)
+    } catch (err) {
+      throw new Error(`the meshes did not form: waiting for ${waitingFor} (${(err as Error).message})`, { cause: err })
+    }
   }
 
   /**
@@ -159,7 +202,7 @@ export class CrashRig {
   async create(key: string): Promise<DeploymentView | undefined> {
     const workload = {
       apiVersion: 'noir/v1', kind: 'service', name: `crash-${++this.#seq}`, lane: 'protected',
-      runtime: { type: 'container', image: IMAGE, command: ['sh', '-c', 'while true; do sleep 1; done'] },
+      runtime: { type: 'container', image: IMAGE, command: COMMAND },
       resources: { cpu: 0.2, memory: '16Mi' }, service: { replicas: 2 },
     }
     try {
@@ -173,10 +216,10 @@ export class CrashRig {
   async recreate(key: string, name: string): Promise<DeploymentView> {
     const workload = {
       apiVersion: 'noir/v1', kind: 'service', name, lane: 'protected',
-      runtime: { type: 'container', image: IMAGE, command: ['sh', '-c', 'while true; do sleep 1; done'] },
+      runtime: { type: 'container', image: IMAGE, command: COMMAND },
       resources: { cpu: 0.2, memory: '16Mi' }, service: { replicas: 2 },
     }
-    return eventually(() => this.node('A').api.post<DeploymentView>('/v1/deployments', { workload, idempotencyKey: key }), 30_000, 200)
+    return eventually(() => this.node('A').api.post<DeploymentView>('/v1/deployments', { workload, idempotencyKey: key }), 30_000, 100)
   }
 
   get nextName(): string {
@@ -194,7 +237,7 @@ export class CrashRig {
       return await eventually(async () => {
         const v = (last = await this.view(id))
         return v.phase === 'running' && v.replicas.filter((r) => r.state === 'running').length === v.desired && v.standby !== null && v
-      }, timeoutMs, 200)
+      }, timeoutMs, 100)
     } catch (err) {
       const seen = last ? `${last.phase}; replicas ${JSON.stringify(last.replicas.map((r) => [r.slot, r.state, r.node?.slice(-6)]))}; standby ${last.standby?.node.slice(-6) ?? 'none'}; reason ${last.reason}; last events ${last.events.slice(-6).map((e) => e.msg).join(' | ')}` : 'never seen'
       const status = await this.node('A').api.get<{ services: { orchestration?: unknown } }>('/v1/status').then((x) => JSON.stringify(x.services.orchestration).slice(0, 1500), (e: Error) => e.message)
@@ -207,11 +250,11 @@ export class CrashRig {
 
   /** Asks A to stop `id` until it answers (A may be restarting), then waits for `stopped`. */
   async stopDeployment(id: string, timeoutMs = 60_000): Promise<DeploymentView> {
-    await eventually(() => this.node('A').api.post(`/v1/deployments/${id}/stop`).then(() => true), timeoutMs, 200)
+    await eventually(() => this.node('A').api.post(`/v1/deployments/${id}/stop`).then(() => true), timeoutMs, 100)
     return eventually(async () => {
       const v = await this.view(id)
       return v.phase === 'stopped' && v
-    }, timeoutMs, 200)
+    }, timeoutMs, 100)
   }
 
   /** What the checker reads, now. */
@@ -250,6 +293,8 @@ export class CrashRig {
     const armed = this.#armedNode(c.role)
     this.#faults = []
     this.#downSince.clear()
+    this.#laps = []
+    this.#lapFrom = Date.now()
     const sampler = new DoubleRunSampler([...this.#nodes.values()].map((d) => d.did)).start(250)
     let key = `crash-${c.point}-${Date.now()}`
     let trialDied: { name: string; made: DeploymentView | undefined } | undefined
@@ -276,6 +321,7 @@ export class CrashRig {
           creates.push({ key, id: trial.id, via: 0, at: Date.now(), stopAckedAt: null, replayedId: null })
           await this.settled(trial.id)
           await this.stopDeployment(trial.id)
+          this.#lap('trial')
           creates.at(-1)!.stopAckedAt = Date.now()
           key = `${key}-again`
         }
@@ -299,11 +345,13 @@ export class CrashRig {
         else await this.node('A').api.post(`/v1/deployments/${id}/stop`).catch(() => undefined)
       }
       died = await dies(victim)
+      this.#lap('crash')
       this.#downSince.set(armed, Date.now())
       await this.restart(armed)
       if (c.phase === 'failover' && !this.node('B').running) await this.restart('B')
       // the CLI's retry with the same key: the same deployment, whether or not the first answer arrived
       const again = await this.recreate(key, name)
+      this.#lap('retry')
       if (id !== undefined && again.id !== id) throw new Error(`create ${key} retried answered ${again.id}, not ${id}`)
       id = again.id
       creates.push({ key, id, via: 0, at: Date.now(), stopAckedAt: null, replayedId: again.id })
@@ -315,17 +363,22 @@ export class CrashRig {
       const violations: Violation[] = []
       if (c.phase === 'stop') {
         await this.stopDeployment(id)
+        this.#lap('stop')
         mine.stopAckedAt = Date.now()
       } else {
         const v = await this.settled(id)
         settledMs = Date.now() - t0
+        this.#lap('settle')
         // judged once the invariants hold (a returned node's stale copy ends with the fence or its lease)
         violations.push(...(await this.#checkUntilClean(creates, sampler, LEASE.ms * 2)))
+        this.#lap('check')
         // a stale copy a restarted node took up again runs beside its replacement until the fence or its lease
         // ends it (the invariants' bound): counted once that bound has had its time
         const count = async () => (await runningContainers([...this.#nodes.values()].map((d) => d.did))).filter((x) => x.slot.startsWith(`${id}/`)).length
         running = await eventually(async () => { const n = await count(); return n === 2 && n }, LEASE.ms * 2, 250).catch(count)
+        this.#lap('count')
         await this.stopDeployment(v.id)
+        this.#lap('stop')
         mine.stopAckedAt = Date.now()
       }
       // whatever a crash orphaned ends within its lease (3 s) and a renewal period
@@ -333,8 +386,10 @@ export class CrashRig {
         const l = await this.leftOf(id!)
         return l.containers === 0 && l.contracts === 0 && l
       }, LEASE.ms * 4, 250).catch(() => this.leftOf(id!))
+      this.#lap('release')
       violations.push(...(await this.#checkUntilClean(creates, sampler, LEASE.ms * 2)))
-      return { point: c.point, died, ackedBeforeCrash, settledMs, violations, running, leftContainers: left.containers, leftContracts: left.contracts }
+      this.#lap('check')
+      return { point: c.point, died, ackedBeforeCrash, settledMs, violations, running, leftContainers: left.containers, leftContracts: left.contracts, laps: this.#laps.map(([l, ms]) => `${l} ${ms}`).join(', ') }
     } finally {
       sampler.stop()
     }
@@ -347,4 +402,24 @@ async function dies(d: DaemonHandle, ms = 30_000): Promise<boolean> {
   const r = await Promise.race([d.exited, new Promise<null>((res) => (timer = setTimeout(() => res(null), ms)))])
   clearTimeout(timer)
   return r !== null && r.signal === 'SIGKILL' && /failpoint reached/.test(d.logs())
+}
+
+/** Which of `dids` `d`'s failure detector holds lost now: each was logged `node lost` more often than `node is back`. */
+function lostAt(d: DaemonHandle, dids: readonly string[]): string[] {
+  const count = new Map<string, number>()
+  // only the detector's lines are parsed (the log of a node that ran a while is long, and this is polled)
+  for (const line of d.logs().split('\n')) {
+    if (!line.includes('"node lost"') && !line.includes('"node is back"')) continue
+    let l: { msg?: unknown; node?: unknown }
+    try {
+      l = JSON.parse(line) as { msg?: unknown; node?: unknown }
+    } catch {
+      continue
+    }
+    const node = typeof l.node === 'string' ? l.node : undefined
+    if (node === undefined || !dids.includes(node)) continue
+    if (l.msg === 'node lost') count.set(node, (count.get(node) ?? 0) + 1)
+    else if (l.msg === 'node is back') count.set(node, (count.get(node) ?? 0) - 1)
+  }
+  return dids.filter((x) => (count.get(x) ?? 0) > 0)
 }

@@ -21,7 +21,7 @@ export async function walk(t: Test, pick: (c: CrashCase) => boolean): Promise<vo
       if (c.phase !== 'stop') t.equal(r.running, 2, 'two replicas run once it settled, none doubled')
       t.equal(r.leftContainers, 0, 'after the stop no container of it runs anywhere')
       t.equal(r.leftContracts, 0, 'after the stop no provider holds a live contract of it')
-      t.comment(`${c.point}: create acknowledged before the crash: ${r.ackedBeforeCrash}; settled ${r.settledMs} ms after the restart`)
+      t.comment(`${c.point}: create acknowledged before the crash: ${r.ackedBeforeCrash}; settled ${r.settledMs} ms after the restart; ms spent: ${r.laps}`)
     })
   }
 }

@@ -77,6 +77,11 @@ Log lines are JSON (stderr by default). Once ready it prints one line (with --js
     // loaded here, not at the top: every other command stays quick to start (no libp2p / xstate / level)
     const { Daemon } = await import('../../appliance/daemon/daemon.ts')
     const daemon = await Daemon.start({ home: ctx.home, key, overrides })
+    // A module compile cache (NODE_COMPILE_CACHE, Node's own) is written when the process exits, which a node
+    // that is killed never does: written now that the modules are loaded, so the next start finds them compiled
+    // (a no-op without the variable; write errors are ignored by Node, the cache being only a speed-up)
+    const { flushCompileCache } = await import('node:module')
+    flushCompileCache()
     const ready = { did: daemon.did, peerId: daemon.mesh.peerId, multiaddrs: daemon.mesh.multiaddrs(), api: daemon.apiUrl, pid: process.pid }
     if (ctx.json) printJson(ctx, ready)
     else printLine(ctx, `node ${daemon.did} ready; api ${daemon.apiUrl}; listening on ${ready.multiaddrs.join(' ') || '(no addresses)'}`)

@@ -2,7 +2,7 @@
 // join, ping, actor send (tell and --ask, --json outputs of spec/cli.md), and a clear error without a daemon.
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NOIR_BIN, DaemonCluster, eventually } from '../../scripts/testing/daemons.ts'
@@ -84,4 +84,16 @@ t.test('noir node start runs a node in the foreground; the CLI drives it; SIGINT
   proc.kill('SIGINT')
   t.equal(await exited, 0, 'SIGINT stops the node cleanly')
   t.notOk(existsSync(join(home, 'api.json')), 'and removes api.json')
+})
+
+t.test('noir node start writes Node\'s module compile cache once ready, so a node killed later still leaves it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'noir-compile-cache-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const cached = () => readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile() && statSync(join(e.parentPath, e.name)).size > 0).length
+  const node = await cluster.start({ env: { NODE_COMPILE_CACHE: dir } })
+  // Node itself writes the cache only at exit: what is there while the node runs was flushed by the command
+  const entries = await eventually(() => cached() > 0 && cached(), 20_000, 100)
+  t.ok(entries > 0, `${entries} compiled modules cached while the node runs`)
+  await node.kill()
+  t.ok(cached() >= entries, 'the cache stays after a kill -9 (the exit Node would write it at never came)')
 })

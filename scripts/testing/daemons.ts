@@ -10,6 +10,8 @@
 //   await b.api.post('/v1/actor/send', { to: `${a.did}/node`, behavior: '/noir/node/ping', ask: true })
 import { spawnSync } from 'node:child_process'
 import { request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { LocalMesh, type LocalNode, type LocalNodeOptions } from '../../cli/local-mesh.ts'
 
 export { NOIR_BIN } from '../../cli/local-mesh.ts'
@@ -25,6 +27,9 @@ export interface DaemonStartOptions extends LocalNodeOptions {
 }
 export type DaemonHandle = LocalNode
 
+/** Where test daemons keep Node's module compile cache (under the temp dir, as Node advises). */
+export const TEST_COMPILE_CACHE = join(tmpdir(), 'noir-test-compile-cache')
+
 /** µNLC each test daemon is funded with: 1,000 NLC. */
 export const TEST_FUNDING = 1_000_000_000n
 
@@ -35,8 +40,11 @@ export class DaemonCluster extends LocalMesh {
 
   override async start(opts: DaemonStartOptions = {}): Promise<DaemonHandle> {
     const { emptyWallet, ...rest } = opts
+    // Node's module compile cache, shared by every test daemon of this machine: a daemon compiles the sources
+    // it loads (type stripping, then V8) once, not at every start (`noir node start` writes the cache once ready)
+    const env = { NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? TEST_COMPILE_CACHE, ...rest.env }
     // a shared machine can take long to start a daemon (its enrollment benchmark): tests wait, they do not time out
-    const node = await super.start({ readyTimeoutMs: 180_000, ...rest })
+    const node = await super.start({ readyTimeoutMs: 180_000, ...rest, env })
     if (!emptyWallet && opts.home === undefined) await topup(node, TEST_FUNDING, `test-funding-${node.did}`)
     return node
   }
