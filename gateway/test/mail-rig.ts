@@ -1,7 +1,9 @@
 // A real SMTP server on loopback (smtp-server) that keeps what it receives, for the gateway's tests, and the
-// reading of a mail's body as a person's client would show it (quoted-printable undone).
+// reading of a mail's body as a person's client would show it (quoted-printable undone), and an account signed up
+// through it.
 import type { AddressInfo } from 'node:net'
 import { SMTPServer } from 'smtp-server'
+import { NoirClient } from '../../client/noir-client.ts'
 
 export interface Received { to: string; body: string }
 export interface MailRig { port: number; mails: Received[]; lastMailTo(to: string, after?: number): Promise<string> }
@@ -34,3 +36,12 @@ export async function smtpOnLoopback(t: { teardown(fn: () => Promise<void> | voi
 }
 
 export const linkToken = (body: string, path: string): string => new RegExp(`${path}\\?token=([A-Za-z0-9_-]{43})`).exec(body)![1]!
+
+/** A client of a new account at the gateway at `url`: signed up, its email verified through `mail`, logged in. */
+export async function signedUpClient(url: string, mail: MailRig, email: string, password: string): Promise<NoirClient> {
+  const c = new NoirClient({ url, retries: 0 })
+  await c.signUp(email, password)
+  await c.verifyEmail(linkToken(await mail.lastMailTo(email), 'verify'))
+  await c.login(email, password)
+  return c
+}

@@ -13,7 +13,7 @@ import { issueCapability } from '../../identity/capabilities.ts'
 import { NoirClient, NoirApiError } from '../../client/noir-client.ts'
 import { openGateway } from '../gateway.ts'
 import { didBindingMessage } from '../wallets/did-binding.ts'
-import { linkToken, smtpOnLoopback } from './mail-rig.ts'
+import { signedUpClient, smtpOnLoopback } from './mail-rig.ts'
 
 const PASSWORD = 'correct horse battery staple'
 
@@ -28,13 +28,7 @@ t.test('binding your own did:key, and the keys that follow from it', async (t) =
     rmSync(dir, { recursive: true, force: true })
   })
   const url = `http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}`
-  const account = async (email: string): Promise<NoirClient> => {
-    const c = new NoirClient({ url, retries: 0 })
-    await c.signUp(email, PASSWORD)
-    await c.verifyEmail(linkToken(await mail.lastMailTo(email), 'verify'))
-    await c.login(email, PASSWORD)
-    return c
-  }
+  const account = (email: string): Promise<NoirClient> => signedUpClient(url, mail, email, PASSWORD)
   const refusal = async (p: Promise<unknown>): Promise<{ name: string; reason?: unknown; status: number }> => {
     const e = await p.then(() => undefined, (err: unknown) => err)
     if (!(e instanceof NoirApiError)) throw new Error(`expected a typed refusal, got ${String(e)}`)

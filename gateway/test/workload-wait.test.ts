@@ -13,7 +13,7 @@ import { NoirClient, NoirApiError } from '../../client/noir-client.ts'
 import { openGateway } from '../gateway.ts'
 import { MAX_WAITS_PER_ACCOUNT } from '../http/workload-routes.ts'
 import { writeApiFile } from '../../appliance/daemon/api-file.ts'
-import { linkToken, smtpOnLoopback } from './mail-rig.ts'
+import { signedUpClient, smtpOnLoopback } from './mail-rig.ts'
 
 const PASSWORD = 'correct horse battery staple'
 const TOKEN = 'c'.repeat(43)
@@ -50,13 +50,7 @@ t.test('the status long poll through the gateway', async (t) => {
     rmSync(nodeHome, { recursive: true, force: true })
   })
   const url = `http://127.0.0.1:${(gw.app.server.address() as AddressInfo).port}`
-  const account = async (email: string): Promise<NoirClient> => {
-    const c = new NoirClient({ url, retries: 0 })
-    await c.signUp(email, PASSWORD)
-    await c.verifyEmail(linkToken(await mail.lastMailTo(email), 'verify'))
-    await c.login(email, PASSWORD)
-    return c
-  }
+  const account = (email: string): Promise<NoirClient> => signedUpClient(url, mail, email, PASSWORD)
   const ada = await account('ada@example.org')
   const dep = await ada.deploy({ apiVersion: 'noir/v1', kind: 'job', name: 'waits', runtime: { type: 'container', image: 'noir/busybox:latest' }, resources: { cpu: 0.1, memory: '16Mi' } })
 
