@@ -115,6 +115,11 @@ t.test('owners constraints and core: only on nodes with valid certificates', asy
   for (const n of [b, c]) new Catalog(n.home).add('wasm', MODULE, moduleFile)
   for (const n of [b, c, d, e]) new Catalog(n.home).add('wasm', SERVICE, serviceFile)
   await eventually(async () => (await a.api.get<{ peers: unknown[] }>('/v1/peers')).peers.length >= 4, 20_000)
+  // connected is not yet a candidate: placement samples A's capacity index, fed by each node's heartbeats (CI once
+  // placed the plain job on B because C's first beat had not reached A yet)
+  const indexed = async (): Promise<number> =>
+    (await a.api.get<{ services: { orchestration?: { capacityIndex?: { nodes: number } } } }>('/v1/status')).services.orchestration?.capacityIndex?.nodes ?? 0
+  await eventually(async () => (await indexed()) >= 4, 30_000, 100)
 
   await t.test('a plain job goes to the cheaper C: it is a real candidate', async (t) => {
     const v = await completed(a, job())
