@@ -5,7 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { type ApiKeys, type Scope, MAX_KEY_DAYS, SCOPES } from '../keys/api-keys.ts'
 import { IDEMPOTENCY_KEY, type TenantWorkloads } from '../workloads/tenant-workloads.ts'
-import { InvalidRequestError, ScopeDeniedError } from '../errors.ts'
+import { InvalidRequestError, RateLimitedError, ScopeDeniedError } from '../errors.ts'
 import type { DidBinding } from '../wallets/did-binding.ts'
 import { deploymentWaitOf, DeploymentWaitQueryError, type DeploymentWait } from '../../actors/orchestrator/deployment-wait.ts'
 
@@ -29,6 +29,8 @@ const ALL = new Set(Object.keys(SCOPES) as Scope[])
 
 /** Status long polls an account may hold open at once; one more is answered at once (a plain status). */
 export const MAX_WAITS_PER_ACCOUNT = 16
+/** Log streams one account may follow at once (each holds a stream from the node open); one more is 429. */
+export const MAX_FOLLOWS_PER_ACCOUNT = 16
 
 /** Who is asking, with `need` among their scopes: a session (every scope) or an API key (its own); typed errors otherwise. */
 export function principalResolver(keys: ApiKeys, sessionAccount: (req: FastifyRequest) => Promise<string>): (req: FastifyRequest, need: Scope) => Promise<Principal> {
@@ -158,6 +160,8 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
   })
   app.post('/v1/workloads/:id/stop', async (req) => workloads.stop((await principal(req, 'deploy')).accountId, idParam(req)))
   app.get('/v1/workloads/:id/usage', async (req) => workloads.usage((await principal(req, 'usage')).accountId, idParam(req)))
+  // (at most MAX_FOLLOWS_PER_ACCOUNT followed at once per account: one more is 429 RateLimitedError)
+  const following = new Map<string, number>()
   app.get('/v1/workloads/:id/logs', async (req, reply) => {
     const p = await principal(req, 'logs')
     const q = req.query as Record<string, string | undefined>
@@ -166,24 +170,37 @@ export function registerWorkloadRoutes(app: FastifyInstance, init: WorkloadRoute
     const last = req.headers['last-event-id']
     const after = last === undefined ? -1 : Number(last)
     if (!Number.isSafeInteger(after) || after < -1) throw new InvalidRequestError('Last-Event-ID is the id of the last event received', { field: 'last-event-id' })
-    const abort = new AbortController()
-    req.raw.once('close', () => abort.abort())
-    const lines = await workloads.logs(p.accountId, idParam(req), { replica, follow, signal: abort.signal })
-    reply.hijack()
-    const out = reply.raw
-    out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', connection: 'keep-alive' })
-    let n = -1
+    const held = following.get(p.accountId) ?? 0
+    if (follow && held >= MAX_FOLLOWS_PER_ACCOUNT) {
+      throw new RateLimitedError(`at most ${MAX_FOLLOWS_PER_ACCOUNT} log streams are followed at once per account: close one first`, { limit: MAX_FOLLOWS_PER_ACCOUNT, retryAfterSeconds: 5 })
+    }
+    if (follow) following.set(p.accountId, held + 1)
     try {
-      for await (const l of lines) {
-        n++
-        if (n <= after) continue
-        out.write(`id: ${n}\nevent: log\ndata: ${JSON.stringify({ ts: l.ts, stream: l.stream, line: l.line })}\n\n`)
+      const abort = new AbortController()
+      req.raw.once('close', () => abort.abort())
+      const lines = await workloads.logs(p.accountId, idParam(req), { replica, follow, signal: abort.signal })
+      reply.hijack()
+      const out = reply.raw
+      out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', connection: 'keep-alive' })
+      let n = -1
+      try {
+        for await (const l of lines) {
+          n++
+          if (n <= after) continue
+          out.write(`id: ${n}\nevent: log\ndata: ${JSON.stringify({ ts: l.ts, stream: l.stream, line: l.line })}\n\n`)
+        }
+        out.write('event: end\ndata: {}\n\n')
+      } catch (err) {
+        out.write(`event: error\ndata: ${JSON.stringify({ name: (err as Error).name, detail: (err as Error).message })}\n\n`)
+      } finally {
+        out.end()
       }
-      out.write('event: end\ndata: {}\n\n')
-    } catch (err) {
-      out.write(`event: error\ndata: ${JSON.stringify({ name: (err as Error).name, detail: (err as Error).message })}\n\n`)
     } finally {
-      out.end()
+      if (follow) {
+        const n = (following.get(p.accountId) ?? 1) - 1
+        if (n > 0) following.set(p.accountId, n)
+        else following.delete(p.accountId)
+      }
     }
   })
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { NoirClient, NoirApiError } from '../../client/noir-client.ts'
 import { openGateway } from '../gateway.ts'
-import { MAX_WAITS_PER_ACCOUNT } from '../http/workload-routes.ts'
+import { MAX_FOLLOWS_PER_ACCOUNT, MAX_WAITS_PER_ACCOUNT } from '../http/workload-routes.ts'
 import { writeApiFile } from '../../appliance/daemon/api-file.ts'
 import { signedUpClient, smtpOnLoopback } from './mail-rig.ts'
 
@@ -31,6 +31,12 @@ t.test('the status long poll through the gateway', async (t) => {
     if (!req.url?.startsWith('/v1/deployments/')) return send({ requests: [] }) // the gateway's own background calls
     gets.push(req.url)
     res.once('close', () => closed.push(req.url ?? ''))
+    if (/\/logs\?/.test(req.url)) {
+      // a log: one line, then kept open while followed (as the node's follow), ended at once otherwise
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' }).write(`${JSON.stringify({ ts: '2026-12-05T00:00:00Z', stream: 'stdout', line: 'hello' })}\n`)
+      if (!req.url.includes('follow=1')) res.end()
+      return
+    }
     if (holding && req.url?.includes('until=')) return holding(res)
     send({ id: /dep-\d+/.exec(req.url ?? '')?.[0], phase: 'bidding', events: [{ at: 1, msg: 'created' }], eventsDropped: 0 })
   })
@@ -109,4 +115,44 @@ t.test('the status long poll through the gateway', async (t) => {
   const waitsBefore = gets.filter((g) => g.includes('until=')).length
   await ada.status(dep.id, { until: ['running'], waitMs: 100 })
   t.equal(gets.filter((g) => g.includes('until=')).length, waitsBefore + 1, 'once they end, a wait is a wait again')
+
+  // an account follows at most MAX_FOLLOWS_PER_ACCOUNT log streams at once: one more is a 429 it can read
+  const logs = (follow: boolean, signal?: AbortSignal): Promise<Response> =>
+    fetch(`${url}/v1/workloads/${dep.id}/logs${follow ? '?follow=1' : ''}`, { headers: { cookie: `noir_session=${ada.session}` }, ...(signal ? { signal } : {}) })
+  const firstEvent = async (r: Response): Promise<string> => {
+    const reader = r.body!.getReader()
+    const { value } = await reader.read()
+    reader.releaseLock()
+    return new TextDecoder().decode(value)
+  }
+  const followers = Array.from({ length: MAX_FOLLOWS_PER_ACCOUNT }, () => new AbortController())
+  const streams = await Promise.all(followers.map((a) => logs(true, a.signal)))
+  t.ok(streams.every((r) => r.status === 200), `${MAX_FOLLOWS_PER_ACCOUNT} followed`)
+  t.match(await firstEvent(streams[0]!), /event: log\ndata: \{"ts":"2026-12-05T00:00:00Z","stream":"stdout","line":"hello"\}/, 'each one streaming')
+  const followsAtNode = gets.filter((g) => g.includes('follow=1')).length
+  const oneMore = await logs(true)
+  const problem = (await oneMore.json()) as { name: string; detail: string; data?: { limit?: number } }
+  t.same([oneMore.status, problem.name, problem.data?.limit], [429, 'RateLimitedError', MAX_FOLLOWS_PER_ACCOUNT], `one more: 429 (${problem.detail})`)
+  t.equal(gets.filter((g) => g.includes('follow=1')).length, followsAtNode, 'and it never reached the node')
+  const plain = await logs(false)
+  t.equal(plain.status, 200, 'a log read without following is still answered')
+  t.match(await plain.text(), /event: end/)
+  const otherFollows = await fetch(`${url}/v1/workloads/${dep.id}/logs?follow=1`, { headers: { cookie: `noir_session=${bob.session}` } })
+  t.equal(otherFollows.status, 404, 'another account following it: 404, as for any deployment not its own')
+  await otherFollows.body?.cancel()
+  const closedFollows = (): number => closed.filter((c) => c.includes('follow=1')).length
+  const endedBefore = closedFollows()
+  followers[0]!.abort()
+  while (closedFollows() === endedBefore) await new Promise((r) => setTimeout(r, 10))
+  let again: Response | undefined
+  for (let i = 0; i < 100; i++) {
+    again = await logs(true)
+    if (again.status === 200) break
+    await again.body?.cancel()
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  t.equal(again?.status, 200, 'once one ends, following is allowed again')
+  await again?.body?.cancel()
+  for (const a of followers) a.abort()
+  for (const r of streams.slice(1)) await r.body?.cancel().catch(() => {})
 })
